@@ -1,0 +1,32 @@
+/* cli.h — the parasim command's subcommands and their shared helpers. */
+#ifndef PS_CLI_H
+#define PS_CLI_H
+
+#include <stdio.h>
+
+#include "err.h"
+
+/* Exit codes: 0 ok, 1 bad input or failed work, 2 bad command line. */
+enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2 };
+
+int cmd_plan(int argc, char **argv);
+int cmd_infer(int argc, char **argv);
+int cmd_devices(int argc, char **argv);
+
+/* Output destination: stdout, or a file written atomically (-o FILE). */
+typedef struct {
+    FILE *f;
+    void *priv;
+} cli_out;
+
+int cli_out_open(cli_out *o, const char *path, ps_err *err);
+int cli_out_close(cli_out *o, ps_err *err);
+
+/* Parse a positive integer option value; prints the error itself. */
+int cli_int_arg(const char *cmd, const char *opt, const char *value, long long min, long long max,
+                long long *out);
+
+/* Print "parasim CMD: message" to stderr and return code. */
+int cli_fail(const char *cmd, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+#endif

@@ -1,0 +1,52 @@
+/* cli_util.c — output files and argument helpers shared by subcommands. */
+#include <stdarg.h>
+#include <stdlib.h>
+
+#include "atomic_file.h"
+#include "cli.h"
+#include "yget.h"
+
+int cli_out_open(cli_out *o, const char *path, ps_err *err) {
+    o->priv = NULL;
+    o->f = stdout;
+    if (!path || !path[0] || (path[0] == '-' && !path[1])) return 0;
+    atomic_file *a = malloc(sizeof *a);
+    if (!a) return ps_err_set(err, "out of memory");
+    if (atomic_file_open(a, path, err)) {
+        free(a);
+        return -1;
+    }
+    o->priv = a;
+    o->f = a->f;
+    return 0;
+}
+
+int cli_out_close(cli_out *o, ps_err *err) {
+    if (!o->priv) return fflush(stdout) ? ps_err_set(err, "cannot write to standard output") : 0;
+    int rc = atomic_file_commit(o->priv, err);
+    free(o->priv);
+    o->priv = NULL;
+    return rc;
+}
+
+int cli_fail(const char *cmd, int code, const char *fmt, ...) {
+    va_list ap;
+    fprintf(stderr, "parasim %s: ", cmd);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    return code;
+}
+
+int cli_int_arg(const char *cmd, const char *opt, const char *value, long long min, long long max,
+                long long *out) {
+    int64_t v;
+    if (!value)
+        return cli_fail(cmd, CLI_USAGE, "%s: expected a value, found the end of the arguments", opt);
+    if (yget_parse_int(value, &v) || v < min || v > max)
+        return cli_fail(cmd, CLI_USAGE, "%s: expected an integer from %lld to %lld, found \"%s\"",
+                        opt, min, max, value);
+    *out = v;
+    return 0;
+}

@@ -1,0 +1,56 @@
+/* main.c — the parasim command: dispatch to subcommands. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+#ifndef PARASIM_VERSION
+#define PARASIM_VERSION "0.0.0"
+#endif
+
+typedef struct {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+} command;
+
+static const command commands[] = {
+    {"plan", cmd_plan, "memory, communication and FLOPs of one training plan (closed form)"},
+    {"infer", cmd_infer, "memory to serve a model at batch B and context S"},
+    {"devices", cmd_devices, "CUDA devices the runtime can use (needs a CUDA build)"},
+    {NULL, NULL, NULL}};
+
+static void help(FILE *f) {
+    fprintf(f, "parasim %s — predict (and later run) LLM training parallelism plans\n\n"
+               "usage: parasim <command> [options]    parasim <command> --help\n\ncommands:\n",
+            PARASIM_VERSION);
+    for (int i = 0; commands[i].name; i++)
+        fprintf(f, "  %-9s %s\n", commands[i].name, commands[i].summary);
+    fprintf(f, "  %-9s %s\n", "help", "this text");
+    fprintf(f, "\nSpecs: models/*.yaml, plans/*.yaml, plans/clusters/*.yaml (docs/specs.md).\n"
+               "Formulas and their sources: docs/memory.md.\n");
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2 || !strcmp(argv[1], "help") || !strcmp(argv[1], "--help") ||
+        !strcmp(argv[1], "-h")) {
+        if (argc >= 3 && strcmp(argv[1], "help") == 0) {
+            for (int i = 0; commands[i].name; i++)
+                if (!strcmp(argv[2], commands[i].name)) {
+                    char *sub[] = {argv[2], "--help", NULL};
+                    return commands[i].run(2, sub);
+                }
+        }
+        help(stdout);
+        return argc < 2 ? CLI_USAGE : CLI_OK;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        printf("parasim %s\n", PARASIM_VERSION);
+        return CLI_OK;
+    }
+    for (int i = 0; commands[i].name; i++)
+        if (!strcmp(argv[1], commands[i].name)) return commands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "parasim: unknown command \"%s\" (commands: plan, infer, devices, help)\n",
+            argv[1]);
+    return CLI_USAGE;
+}

@@ -1,0 +1,55 @@
+/* rt_device_cuda.cu — CUDA device discovery (see rt_device.h). */
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+#include <nccl.h>
+#include <stdio.h>
+#include <string.h>
+
+extern "C" {
+#include "rt_device.h"
+}
+
+extern "C" int rt_device_cuda_built(void) { return 1; }
+
+extern "C" int rt_device_list(rt_device_info *out, int max, int *count, char *why, int why_len) {
+    int n = 0;
+    *count = 0;
+    cudaError_t e = cudaGetDeviceCount(&n);
+    if (e != cudaSuccess) {
+        snprintf(why, (size_t)why_len, "no usable CUDA device: %s (%s)", cudaGetErrorString(e),
+                 cudaGetErrorName(e));
+        return -1;
+    }
+    if (n == 0) {
+        snprintf(why, (size_t)why_len, "no CUDA device: the driver reports 0 devices");
+        return -1;
+    }
+    for (int i = 0; i < n && i < max; i++) {
+        cudaDeviceProp prop;
+        memset(&out[i], 0, sizeof out[i]);
+        if (cudaGetDeviceProperties(&prop, i) != cudaSuccess) continue;
+        snprintf(out[i].name, sizeof out[i].name, "%s", prop.name);
+        out[i].memory_bytes = (int64_t)prop.totalGlobalMem;
+        out[i].sm_count = prop.multiProcessorCount;
+        out[i].cc_major = prop.major;
+        out[i].cc_minor = prop.minor;
+        size_t free_b = 0, total_b = 0;
+        if (cudaSetDevice(i) == cudaSuccess && cudaMemGetInfo(&free_b, &total_b) == cudaSuccess)
+            out[i].free_bytes = (int64_t)free_b;
+        *count = i + 1;
+    }
+    return 0;
+}
+
+extern "C" void rt_device_versions(char *buf, int len) {
+    int rt = 0, nccl = 0;
+    cudaRuntimeGetVersion(&rt);
+    ncclGetVersion(&nccl);
+    int cb_major = 0, cb_minor = 0, cb_patch = 0; /* no handle needed, so no GPU either */
+    cublasGetProperty(MAJOR_VERSION, &cb_major);
+    cublasGetProperty(MINOR_VERSION, &cb_minor);
+    cublasGetProperty(PATCH_LEVEL, &cb_patch);
+    snprintf(buf, (size_t)len, "CUDA runtime %d.%d, cuBLAS %d.%d.%d, NCCL %d.%d.%d", rt / 1000,
+             (rt % 1000) / 10, cb_major, cb_minor, cb_patch, nccl / 10000, (nccl / 100) % 100,
+             nccl % 100);
+}

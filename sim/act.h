@@ -1,0 +1,72 @@
+/* act.h — activation memory, derived from the tensors each op saves for its
+ * backward pass (docs/memory.md §3).
+ *
+ * act_layer_tensors lists, for one transformer layer of a given block shape,
+ * every tensor kept for backward: its width per token, its dtype and how it
+ * is split under tensor/sequence parallelism. Sums over that list give the
+ * per-layer bytes; with a GPT-3 block they reproduce Korthikanti et al. 2022
+ * Table 2 term by term, plus the per-token norm statistics that the paper
+ * leaves out. Recomputation decides which of them stay.
+ */
+#ifndef PS_ACT_H
+#define PS_ACT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "model.h"
+#include "plan.h"
+
+typedef enum {
+    AW_HIDDEN, /* h */
+    AW_Q,      /* heads * head_dim */
+    AW_KV,     /* kv_heads * head_dim */
+    AW_FFN,    /* ffn_hidden */
+    AW_SCORES, /* heads * seq: the attention score matrix row of one token */
+    AW_HEADS,  /* heads: one value per head (flash attention's log-sum-exp) */
+    AW_ONE,    /* one value per token (norm statistics, token ids) */
+    AW_VOCAB   /* vocabulary (padded to a multiple of tp) */
+} act_width;
+
+typedef enum { AD_ACT, AD_FP32, AD_BYTE, AD_INT64 } act_dtype;
+
+typedef enum {
+    AS_SEQ,  /* replicated across tp ranks, split by tp under sequence parallelism */
+    AS_TP,   /* split across tp ranks (heads, ffn or vocab dimension) */
+    AS_NONE  /* full on every tp rank (token ids) */
+} act_split;
+
+typedef struct {
+    const char *name;     /* e.g. "attn_norm.input" */
+    const char *saved_by; /* the op whose backward needs it */
+    act_width width;
+    act_dtype dtype;
+    act_split split;
+    bool score;     /* attention-score tensor: dropped by selective recompute */
+    bool stat;      /* per-token statistic Korthikanti et al. leave out */
+} act_tensor;
+
+#define ACT_MAX_TENSORS 24
+
+/* Tensors one layer saves for backward with no recomputation. Returns count. */
+int act_layer_tensors(const model_cfg *m, act_tensor *out);
+/* Extra tensors of the first stage (embedding) and of the last (final norm,
+ * output head, cross-entropy), per micro-batch. */
+int act_first_stage_tensors(const model_cfg *m, act_tensor *out);
+int act_last_stage_tensors(const model_cfg *m, act_tensor *out);
+
+/* Bytes of one tensor for one micro-batch on one tp rank. */
+int64_t act_tensor_bytes(const model_cfg *m, const plan_cfg *p, const act_tensor *t);
+
+typedef struct {
+    int64_t layer_full;      /* one layer, one micro-batch, nothing recomputed */
+    int64_t layer_saved;     /* one layer, one micro-batch, after the recompute policy */
+    int64_t layer_working;   /* transient: what one layer's recompute rebuilds in backward */
+    int64_t first_stage;     /* embedding extras, per micro-batch */
+    int64_t last_stage;      /* final norm + head + loss extras, per micro-batch */
+    int64_t logits_transient; /* the head's output logits before the loss consumes them */
+} act_bytes;
+
+void act_compute(const model_cfg *m, const plan_cfg *p, act_bytes *out);
+
+#endif

@@ -1,0 +1,36 @@
+/* cluster.h — the hardware a plan runs on: one GPU kind, nodes of it, and the
+ * two link levels (inside a node, between nodes). */
+#ifndef PS_CLUSTER_H
+#define PS_CLUSTER_H
+
+#include <stdint.h>
+
+#include "dtype.h"
+#include "err.h"
+#include "ynode.h"
+
+typedef struct {
+    int64_t gpu_memory_bytes;   /* device memory */
+    int64_t gpu_reserved_bytes; /* not available to the allocator: CUDA context, NCCL */
+    double peak_flops_per_s[DT_COUNT]; /* dense peak by math dtype (0 = not given) */
+    double hbm_bytes_per_s;
+    int64_t gpus_per_node, nodes;
+    double intra_bytes_per_s, intra_latency_s; /* per GPU, per direction */
+    double inter_bytes_per_s, inter_latency_s; /* per GPU, per direction */
+} cluster_cfg;
+
+typedef struct {
+    char name[64];
+    char gpu_name[64];
+    char source[256];
+    char path[PS_LOC_FILE_MAX];
+    cluster_cfg cfg;
+    ps_loc self, gpus_per_node, nodes, memory;
+} cluster_spec;
+
+static inline int64_t cluster_gpus(const cluster_cfg *c) { return c->gpus_per_node * c->nodes; }
+
+int cluster_from_node(const ynode *root, const char *path, cluster_spec *out, ps_err *err);
+int cluster_load_file(const char *path, cluster_spec *out, ps_err *err);
+
+#endif

@@ -1,0 +1,63 @@
+/* comm.h — bytes each GPU sends per training step, per group and per
+ * collective (docs/memory.md §5; docs/comm.md).
+ *
+ * A collective on n ranks over a buffer of S bytes (S = the full, unsharded
+ * size, as nccl-tests reports "size") sends, per rank, with ring algorithms:
+ * all-reduce 2(n-1)/n S, reduce-scatter and all-gather (n-1)/n S, broadcast and
+ * reduce S — the factors nccl-tests uses for busbw. The buffer is split into
+ * n equal chunks (ceil), so bytes are whole numbers.
+ */
+#ifndef PS_COMM_H
+#define PS_COMM_H
+
+#include <stdint.h>
+
+#include "model.h"
+#include "plan.h"
+
+typedef enum { GROUP_DP, GROUP_TP, GROUP_PP, GROUP_CP, GROUP_COUNT } comm_group;
+typedef enum {
+    COLL_ALL_REDUCE,
+    COLL_REDUCE_SCATTER,
+    COLL_ALL_GATHER,
+    COLL_BROADCAST,
+    COLL_REDUCE,
+    COLL_SEND
+} comm_coll;
+
+typedef struct {
+    comm_group group;
+    comm_coll coll;
+    const char *what;       /* e.g. "gradients", "layer outputs (fwd)" */
+    int64_t group_size;     /* ranks in the collective */
+    int64_t calls;          /* per step */
+    int64_t bytes_per_call; /* S */
+    int64_t bytes_sent;     /* per GPU per step, all calls */
+} comm_entry;
+
+#define COMM_MAX_ENTRIES 32
+
+typedef struct {
+    comm_entry e[COMM_MAX_ENTRIES];
+    int n;
+    int64_t group_bytes[GROUP_COUNT];
+} comm_list;
+
+/* Bytes one rank sends for one call. */
+int64_t comm_bytes_sent(comm_coll coll, int64_t n, int64_t bytes);
+
+typedef struct {
+    int64_t stage;
+    int64_t layers;        /* on this stage */
+    int64_t rank_params;   /* elements held by this (stage, tp rank) before ZeRO */
+    int64_t largest_unit;  /* elements of the largest ZeRO-3 gather unit on this stage */
+    int64_t units;         /* ZeRO-3 gather units on this stage (layers + embedding/head) */
+    int64_t tied_rows_params; /* elements of the word embedding shared first<->last stage */
+} comm_stage_info;
+
+void comm_stage(const model_cfg *m, const plan_cfg *p, const comm_stage_info *s, comm_list *out);
+
+extern const char *const comm_group_names[GROUP_COUNT];
+extern const char *const comm_coll_names[];
+
+#endif

@@ -1,0 +1,120 @@
+/* eval.c — combine the formula modules into one plan's numbers (see eval.h). */
+#include "eval.h"
+
+#include <string.h>
+
+#include "act.h"
+#include "flops.h"
+#include "params.h"
+#include "pipe.h"
+#include "plan_check.h"
+#include "states.h"
+
+static int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
+static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+
+typedef struct {
+    params_count pc;
+    act_bytes act;
+} eval_shared;
+
+static void eval_stage_one(const model_cfg *m, const cluster_cfg *c, const plan_cfg *p,
+                           const eval_shared *sh, int64_t s, eval_stage *st, comm_list *comm) {
+    const params_count *pc = &sh->pc;
+    const act_bytes *ab = &sh->act;
+    const int first = s == 0, last = s == p->pp - 1;
+    const int64_t pb = dtype_bytes(p->precision.params), gb = dtype_bytes(p->precision.grads);
+    /* the last stage keeps its own copy of a tied word embedding (Megatron-LM) */
+    const int64_t head = m->tied_embeddings ? (p->pp > 1 ? pc->embedding : 0) : pc->output;
+    memset(st, 0, sizeof *st);
+    st->stage = s;
+    st->layers = pipe_stage_layers(m, p, s);
+    st->param_elems = st->layers * pc->layer + (first ? pc->embedding + pc->position : 0) +
+                      (last ? pc->final_norm + head : 0);
+
+    states_bytes sb;
+    states_compute(st->param_elems, p, &sb);
+    st->params = sb.params;
+    st->grads = sb.grads;
+    st->master = sb.master;
+    st->optimizer = sb.optimizer;
+    st->host = sb.host;
+
+    pipe_inflight in;
+    pipe_stage_inflight(m, p, s, &in);
+    st->inflight = in.inflight;
+    int64_t layer_act = in.layer_units * ab->layer_saved;
+    if (p->offload_activations) { /* keep the layer computing and the one in transfer */
+        int64_t on_device = min64(layer_act, 2 * ab->layer_saved);
+        st->host += layer_act - on_device;
+        layer_act = on_device;
+    }
+    st->act_saved = layer_act + in.first_extra * ab->first_stage + in.last_extra * ab->last_stage;
+    st->act_working = st->layers ? ab->layer_working : 0;
+    st->activations = st->act_saved + st->act_working;
+
+    const int64_t d = p->dp * p->cp;
+    int64_t largest = max64(pc->layer, max64(first ? pc->embedding + pc->position : 0,
+                                             last ? pc->final_norm + head : 0));
+    st->buf_comm = d > 1 ? p->bucket_bytes : 0;
+    st->buf_zero3 = p->zero == 3 && d > 1 ? largest * (2 * pb + gb) : 0;
+    st->buf_logits = last ? ab->logits_transient : 0;
+    if (p->cp > 1)
+        st->buf_cp = 4 * 2 * p->micro_batch * (p->seq / p->cp) * (model_kv_width(m) / p->tp) *
+                     dtype_bytes(p->precision.activations);
+    st->buf_workspace = p->workspace_bytes;
+    st->reserved = c->gpu_reserved_bytes;
+    int64_t allocated = st->params + st->grads + st->master + st->optimizer + st->activations +
+                        st->buf_comm + st->buf_zero3 + st->buf_logits + st->buf_cp +
+                        st->buf_workspace;
+    st->fragmentation = (int64_t)(p->fragmentation * (double)allocated);
+    st->other = st->buf_comm + st->buf_zero3 + st->buf_logits + st->buf_cp + st->buf_workspace +
+                st->reserved + st->fragmentation;
+    st->total = allocated + st->reserved + st->fragmentation;
+
+    comm_stage_info ci = {.stage = s,
+                          .layers = st->layers,
+                          .rank_params = st->param_elems,
+                          .largest_unit = largest,
+                          .units = st->layers + (first ? 1 : 0) + (last ? 1 : 0),
+                          .tied_rows_params = pc->embedding};
+    comm_stage(m, p, &ci, comm);
+    for (int g = 0; g < GROUP_COUNT; g++) st->comm_bytes[g] = comm->group_bytes[g];
+}
+
+void eval_plan(const model_cfg *m, const cluster_cfg *c, const plan_cfg *p, eval_result *out,
+               eval_stage *stages) {
+    eval_shared sh;
+    params_count_rank(m, p->tp, &sh.pc);
+    act_compute(m, p, &sh.act);
+    out->model_params = params_total(m);
+    out->micro_batches = plan_micro_batches(p);
+    out->stages = p->pp;
+    out->heaviest = -1;
+    /* With an even split, a middle stage holds the same parameters and buffers
+     * as any other middle stage and never more live micro-batches than stage 0
+     * (every schedule's in-flight count is non-increasing in the stage index),
+     * while stage 0 adds the embedding: so the heaviest stage is 0 or the last.
+     * When the caller does not ask for every stage, only those two are
+     * evaluated (tests hold this equal to the full scan). */
+    const int shortcut = !stages && !p->stage_layers[0] && p->pp > 2;
+    for (int64_t s = 0; s < p->pp; s++) {
+        eval_stage st;
+        comm_list comm;
+        if (shortcut && s == 1) s = p->pp - 1;
+        eval_stage_one(m, c, p, &sh, s, &st, &comm);
+        if (stages) stages[s] = st;
+        if (out->heaviest < 0 || st.total > out->heavy.total) {
+            out->heaviest = s;
+            out->heavy = st;
+            out->comm = comm;
+        }
+    }
+    flops_step f;
+    flops_compute(m, p, &f);
+    out->tokens_per_step = f.tokens;
+    out->flops_model_per_step = f.model_per_step;
+    out->flops_hardware_per_step = f.hardware_per_step;
+    out->capacity_bytes = c->gpu_memory_bytes;
+    out->fits = out->heavy.total <= c->gpu_memory_bytes;
+}

@@ -1,0 +1,68 @@
+/* model.h — a decoder-only transformer: its shape, as read from a model spec.
+ *
+ * model_cfg holds only numbers (cheap to copy into sweeps); model_spec adds
+ * the name, the citation and where each field was written, for errors that
+ * involve a plan (a tp that does not divide heads names both files).
+ */
+#ifndef PS_MODEL_H
+#define PS_MODEL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "err.h"
+#include "ynode.h"
+
+typedef enum { NORM_RMSNORM, NORM_LAYERNORM } model_norm;
+typedef enum { MLP_SWIGLU, MLP_GELU } model_mlp;
+typedef enum { ATTN_FLASH, ATTN_STANDARD } model_attn;
+typedef enum { POS_ROPE, POS_LEARNED } model_pos;
+typedef enum { BIAS_NONE, BIAS_ALL, BIAS_QKV } model_bias;
+
+typedef struct {
+    int64_t layers, hidden, heads, kv_heads, head_dim, ffn_hidden, vocab;
+    int64_t max_position; /* learned position table rows; 0 for rope */
+    bool tied_embeddings;
+    model_norm norm;
+    model_mlp mlp;
+    model_attn attention;
+    model_pos position;
+    model_bias bias;
+    double dropout;
+} model_cfg;
+
+typedef struct {
+    ps_loc self, layers, hidden, heads, kv_heads, ffn_hidden, vocab, max_position, attention;
+} model_locs;
+
+#define MODEL_NAME_MAX 64
+#define MODEL_SOURCE_MAX 256
+
+typedef struct {
+    char name[MODEL_NAME_MAX];
+    char source[MODEL_SOURCE_MAX]; /* citation for the numbers */
+    char path[PS_LOC_FILE_MAX];
+    model_cfg cfg;
+    model_locs locs;
+} model_spec;
+
+/* Query width (heads * head_dim) and key/value width (kv_heads * head_dim). */
+static inline int64_t model_q_width(const model_cfg *m) { return m->heads * m->head_dim; }
+static inline int64_t model_kv_width(const model_cfg *m) { return m->kv_heads * m->head_dim; }
+
+/* A parasim model spec mapping (a models/ YAML file, or inline in a plan). */
+int model_from_node(const ynode *root, const char *path, model_spec *out, ps_err *err);
+
+/* A Hugging Face config.json (llama, mistral, qwen2, gpt2 families). */
+int model_from_hf(const ynode *root, const char *path, model_spec *out, ps_err *err);
+
+/* Load either kind of file: a mapping with "model_type" is a Hugging Face config. */
+int model_load_file(const char *path, model_spec *out, ps_err *err);
+
+/* Cross-field checks shared by both readers (head_dim, GQA groups, dropout). */
+int model_check(model_spec *m, ps_err *err);
+
+extern const char *const model_norm_names[], *const model_mlp_names[],
+    *const model_attn_names[], *const model_pos_names[], *const model_bias_names[];
+
+#endif

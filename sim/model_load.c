@@ -1,0 +1,130 @@
+/* model_load.c — read a parasim model spec (a YAML file in models/) into a model_spec.
+ *
+ * Every field the memory model depends on is required: a guessed block shape
+ * is exactly how estimators go wrong. Only head_dim (default hidden/heads),
+ * max_position (required for learned positions) and the descriptive fields
+ * source/description are optional.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "model.h"
+#include "yget.h"
+
+const char *const model_norm_names[] = {"rmsnorm", "layernorm", NULL};
+const char *const model_mlp_names[] = {"swiglu", "gelu", NULL};
+const char *const model_attn_names[] = {"flash", "standard", NULL};
+const char *const model_pos_names[] = {"rope", "learned", NULL};
+const char *const model_bias_names[] = {"false", "true", "qkv", NULL};
+
+static const char *const model_keys[] = {
+    "name",  "layers",  "hidden",   "heads",     "kv_heads",        "head_dim",
+    "ffn_hidden", "vocab", "tied_embeddings", "norm", "mlp", "attention",
+    "dropout", "position", "max_position", "bias", "source", "description", NULL};
+
+static void set_loc(ps_loc *loc, const ynode *map, const char *key) {
+    const ynode *n = ynode_get(map, key);
+    *loc = n ? n->loc : map->loc;
+}
+
+/* bias accepts a YAML boolean or "qkv". */
+static int read_bias(const ynode *root, model_bias *out, ps_err *err) {
+    const ynode *n = ynode_get(root, "bias");
+    bool b;
+    if (n && n->kind == YN_SCALAR && !strcmp(n->str, "qkv")) {
+        *out = BIAS_QKV;
+        return 0;
+    }
+    if (n && n->kind == YN_SCALAR && n->plain &&
+        strcmp(n->str, "true") && strcmp(n->str, "false") && strcmp(n->str, "yes") &&
+        strcmp(n->str, "no"))
+        return ps_err_at(err, &n->loc, "bias", "expected true, false or qkv, found \"%s\"",
+                         n->str);
+    if (yget_bool(root, "", "bias", true, &b, err)) return -1;
+    *out = b ? BIAS_ALL : BIAS_NONE;
+    return 0;
+}
+
+int model_from_node(const ynode *root, const char *path, model_spec *out, ps_err *err) {
+    char found[128];
+    memset(out, 0, sizeof *out);
+    snprintf(out->path, sizeof out->path, "%s", path);
+    if (root->kind != YN_MAP)
+        return ps_err_at(err, &root->loc, "model", "expected a mapping of model fields, found %s",
+                         ynode_describe(root, found, sizeof found));
+    model_cfg *c = &out->cfg;
+    int norm = 0, mlp = 0, attn = 0, pos = 0;
+    double dropout = 0;
+    if (yget_check_keys(root, "", model_keys, err) ||
+        yget_str(root, "", "name", true, out->name, sizeof out->name, err) ||
+        yget_int(root, "", "layers", true, 1, 100000, &c->layers, err) ||
+        yget_int(root, "", "hidden", true, 1, INT64_MAX, &c->hidden, err) ||
+        yget_int(root, "", "heads", true, 1, INT64_MAX, &c->heads, err) ||
+        yget_int(root, "", "kv_heads", true, 1, INT64_MAX, &c->kv_heads, err) ||
+        yget_int(root, "", "head_dim", false, 1, INT64_MAX, &c->head_dim, err) ||
+        yget_int(root, "", "ffn_hidden", true, 1, INT64_MAX, &c->ffn_hidden, err) ||
+        yget_int(root, "", "vocab", true, 1, INT64_MAX, &c->vocab, err) ||
+        yget_bool(root, "", "tied_embeddings", true, &c->tied_embeddings, err) ||
+        yget_enum(root, "", "norm", true, model_norm_names, &norm, err) ||
+        yget_enum(root, "", "mlp", true, model_mlp_names, &mlp, err) ||
+        yget_enum(root, "", "attention", true, model_attn_names, &attn, err) ||
+        yget_quantity(root, "", "dropout", true, UNIT_NONE, 0, &dropout, err) ||
+        yget_enum(root, "", "position", true, model_pos_names, &pos, err) ||
+        yget_int(root, "", "max_position", false, 1, INT64_MAX, &c->max_position, err) ||
+        read_bias(root, &c->bias, err) ||
+        yget_str(root, "", "source", false, out->source, sizeof out->source, err))
+        return -1;
+    c->norm = (model_norm)norm;
+    c->mlp = (model_mlp)mlp;
+    c->attention = (model_attn)attn;
+    c->position = (model_pos)pos;
+    c->dropout = dropout;
+    out->locs.self = root->loc;
+    set_loc(&out->locs.layers, root, "layers");
+    set_loc(&out->locs.hidden, root, "hidden");
+    set_loc(&out->locs.heads, root, "heads");
+    set_loc(&out->locs.kv_heads, root, "kv_heads");
+    set_loc(&out->locs.ffn_hidden, root, "ffn_hidden");
+    set_loc(&out->locs.vocab, root, "vocab");
+    set_loc(&out->locs.max_position, root, "max_position");
+    set_loc(&out->locs.attention, root, "attention");
+    if (c->position == POS_LEARNED && !c->max_position)
+        return ps_err_at(err, &root->loc, "max_position",
+                         "missing field (expected the number of learned position rows, "
+                         "required with position: learned)");
+    if (c->position == POS_ROPE && c->max_position)
+        return ps_err_at(err, &out->locs.max_position, "max_position",
+                         "expected no max_position with position: rope (rotary embeddings have "
+                         "no parameters), found %lld",
+                         (long long)c->max_position);
+    return model_check(out, err);
+}
+
+int model_check(model_spec *m, ps_err *err) {
+    model_cfg *c = &m->cfg;
+    if (!c->head_dim) {
+        if (c->hidden % c->heads)
+            return ps_err_at(err, &m->locs.heads, "heads",
+                             "expected a divisor of hidden = %lld (or give head_dim), found %lld",
+                             (long long)c->hidden, (long long)c->heads);
+        c->head_dim = c->hidden / c->heads;
+    }
+    if (c->kv_heads > c->heads || c->heads % c->kv_heads)
+        return ps_err_at(err, &m->locs.kv_heads, "kv_heads",
+                         "expected a divisor of heads = %lld (grouped-query attention shares each "
+                         "key/value head among heads/kv_heads query heads), found %lld",
+                         (long long)c->heads, (long long)c->kv_heads);
+    if (c->dropout >= 1.0)
+        return ps_err_at(err, &m->locs.self, "dropout",
+                         "expected a probability in [0, 1), found %g", c->dropout);
+    return 0;
+}
+
+int model_load_file(const char *path, model_spec *out, ps_err *err) {
+    ynode *root = NULL;
+    if (ynode_load_file(path, &root, err)) return -1;
+    int rc = ynode_get(root, "model_type") ? model_from_hf(root, path, out, err)
+                                           : model_from_node(root, path, out, err);
+    ynode_free(root);
+    return rc;
+}

@@ -1,0 +1,86 @@
+/* plan.h — a parallelism plan: how one training step of a model is laid out
+ * on a cluster (docs/specs.md describes the YAML).
+ *
+ * plan_cfg holds only numbers and enums so that sweeps can vary it cheaply;
+ * plan_spec adds the loaded model and cluster, and where each field was
+ * written for errors.
+ */
+#ifndef PS_PLAN_H
+#define PS_PLAN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "cluster.h"
+#include "dtype.h"
+#include "model.h"
+
+typedef enum { SCHED_AFAB, SCHED_1F1B, SCHED_INTERLEAVED, SCHED_ZERO_BUBBLE } plan_schedule;
+typedef enum { RECOMPUTE_NONE, RECOMPUTE_SELECTIVE, RECOMPUTE_FULL } plan_recompute;
+typedef enum { OPT_ADAMW, OPT_SGD, OPT_SGD_MOMENTUM } plan_optimizer;
+
+#define PLAN_MAX_STAGES 256
+
+typedef struct {
+    ps_dtype params, grads, master, optimizer, activations;
+} plan_precision;
+
+typedef struct {
+    int64_t gpus;
+    int64_t dp, tp, pp, cp;
+    int zero; /* 0..3 */
+    bool sp;  /* sequence parallelism (needs tp > 1) */
+    int64_t global_batch, micro_batch, seq; /* sequences, sequences per dp rank, tokens */
+    plan_schedule schedule;
+    int64_t virtual_stages; /* model chunks per pipeline rank (interleaved) */
+    int32_t stage_layers[PLAN_MAX_STAGES]; /* explicit split; all 0 = even */
+    plan_recompute recompute;
+    plan_precision precision;
+    plan_optimizer optimizer;
+    bool offload_optimizer, offload_activations;
+    int64_t bucket_bytes;    /* gradient-communication bucket */
+    int64_t workspace_bytes; /* GEMM / kernel workspaces */
+    double fragmentation;    /* allocator reserve as a fraction of allocated bytes */
+} plan_cfg;
+
+typedef struct {
+    ps_loc self, gpus, parallel, dp, tp, pp, cp, zero, sp, global, micro, seq, schedule,
+        virtual_stages, stage_layers, recompute, precision;
+} plan_locs;
+
+typedef struct {
+    char name[128];
+    char path[PS_LOC_FILE_MAX];
+    char precision_name[32]; /* preset name, or "custom" */
+    model_spec model;
+    cluster_spec cluster;
+    plan_cfg cfg;
+    plan_locs locs;
+} plan_spec;
+
+/* A command-line override "key.path=value"; value is parsed as YAML. */
+typedef struct {
+    const char *text;
+} plan_override;
+
+/* Load a plan from a file (or, with path NULL, the built-in default plan),
+ * apply overrides in order, load its model and cluster, and check it. */
+int plan_load(const char *path, const plan_override *overrides, int n_overrides,
+              plan_spec *out, ps_err *err);
+
+/* The same from YAML text; origin names it in errors. Model and cluster
+ * paths are resolved relative to the current directory. */
+int plan_load_text(const char *text, const char *origin, const plan_override *overrides,
+                   int n_overrides, plan_spec *out, ps_err *err);
+
+/* Resolve a named precision preset (bf16-mixed, fp16-mixed, bf16-fp32grad, fp32).
+ * Returns 0 on success, -1 for an unknown name. */
+int plan_precision_preset(const char *name, plan_precision *out);
+
+/* The built-in default plan text (YAML), also shown by `parasim plan --help`. */
+extern const char plan_default_yaml[];
+
+extern const char *const plan_schedule_names[], *const plan_recompute_names[],
+    *const plan_optimizer_names[];
+
+#endif

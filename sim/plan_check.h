@@ -1,0 +1,49 @@
+/* plan_check.h — is a plan possible at all? (docs/specs.md §Checks)
+ *
+ * plan_check_cfg is the fast test a sweep runs on every candidate: it returns
+ * the first reason the plan cannot run, as a code the sweep can count.
+ * plan_check explains that same reason for a loaded plan, naming the plan
+ * field and the model or cluster field it conflicts with. Memory fit is not
+ * checked here: a plan that does not fit is valid and reported with fits=false.
+ */
+#ifndef PS_PLAN_CHECK_H
+#define PS_PLAN_CHECK_H
+
+#include "plan.h"
+
+typedef enum {
+    PLAN_OK = 0,
+    PLAN_GPUS_EXCEED_CLUSTER,
+    PLAN_DEGREES_PRODUCT,
+    PLAN_TP_HEADS,
+    PLAN_TP_KV_HEADS,
+    PLAN_TP_FFN,
+    PLAN_SP_NEEDS_TP,
+    PLAN_SP_SEQ,
+    PLAN_CP_ATTENTION,
+    PLAN_CP_SEQ,
+    PLAN_SEQ_POSITIONS,
+    PLAN_BATCH_DIVISION,
+    PLAN_PP_LAYERS,
+    PLAN_STAGE_SPLIT,
+    PLAN_VIRTUAL_SCHEDULE,
+    PLAN_INTERLEAVED_PP,
+    PLAN_INTERLEAVED_LAYERS,
+    PLAN_INTERLEAVED_MICRO,
+    PLAN_REASON_COUNT
+} plan_reason;
+
+/* Short stable identifier of a reason ("tp-heads"), for sweep tallies. */
+const char *plan_reason_id(plan_reason r);
+
+plan_reason plan_check_cfg(const model_cfg *m, const cluster_cfg *c, const plan_cfg *p);
+
+/* Check a loaded plan; on failure err explains with locations. */
+int plan_check(const plan_spec *s, ps_err *err);
+
+/* Micro-batches per step per pipeline: global / (micro * dp). */
+static inline int64_t plan_micro_batches(const plan_cfg *p) {
+    return p->global_batch / (p->micro_batch * p->dp);
+}
+
+#endif

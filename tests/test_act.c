@@ -1,0 +1,144 @@
+/* test_act.c — activation memory per layer against Korthikanti et al. 2022
+ * Table 2 and a by-hand count for the Llama block (docs/memory.md §3). */
+#include "act.h"
+#include "tu.h"
+
+/* GPT-3 175B, s = 2048, b = 1, t = 8, fp16 (Korthikanti et al. 2022 §4, Table 2). */
+static const int64_t S = 2048, B = 1, H = 12288, A = 96, T = 8;
+
+static plan_cfg gpt3_cfg(int64_t tp, bool sp, plan_recompute rc) {
+    plan_cfg p = tu_cfg(1, tp, 1, 1);
+    plan_precision_preset("fp16-mixed", &p.precision);
+    p.seq = S;
+    p.micro_batch = B;
+    p.sp = sp;
+    p.recompute = rc;
+    return p;
+}
+
+/* The paper omits the per-token LayerNorm statistics (mean and 1/sigma in fp32
+ * for each of the two norms): 16 bytes per token, sequence-split under SP. */
+static int64_t ln_stats(bool sp) { return 16 * S * B / (sp ? T : 1); }
+
+static void check_row(const char *row, int64_t tp, bool sp, plan_recompute rc, int64_t table,
+                      int64_t stats) {
+    model_spec m = tu_model("gpt3-175b");
+    plan_cfg p = gpt3_cfg(tp, sp, rc);
+    act_bytes a;
+    act_compute(&m.cfg, &p, &a);
+    if (a.layer_saved != table + stats)
+        fail_msg("%s: %lld bytes per layer, Table 2 gives %lld (+%lld statistics)", row,
+                 (long long)a.layer_saved, (long long)table, (long long)stats);
+}
+
+static void test_korthikanti_table2(void **state) {
+    (void)state;
+    const int64_t sbh = S * B * H, as2b = A * S * S * B;
+    /* sbh(34 + 5as/h) */
+    check_row("no parallelism", 1, false, RECOMPUTE_NONE, 34 * sbh + 5 * as2b, ln_stats(false));
+    /* sbh(10 + 24/t + 5as/(ht)) */
+    check_row("tensor parallel", T, false, RECOMPUTE_NONE, 10 * sbh + 24 * sbh / T + 5 * as2b / T,
+              ln_stats(false));
+    /* sbh(34/t + 5as/(ht)) */
+    check_row("tensor + sequence parallel", T, true, RECOMPUTE_NONE, 34 * sbh / T + 5 * as2b / T,
+              ln_stats(true));
+    /* sbh(10 + 24/t) */
+    check_row("tensor parallel + selective", T, false, RECOMPUTE_SELECTIVE, 10 * sbh + 24 * sbh / T,
+              ln_stats(false));
+    /* sbh(34/t) */
+    check_row("tensor + sequence parallel + selective", T, true, RECOMPUTE_SELECTIVE, 34 * sbh / T,
+              ln_stats(true));
+    /* sbh(2): only the layer input is kept */
+    check_row("full recompute", T, false, RECOMPUTE_FULL, 2 * sbh, 0);
+}
+
+/* The statistics are the only tensors outside the paper's terms. */
+static void test_stats_are_the_difference(void **state) {
+    (void)state;
+    model_spec m = tu_model("gpt3-175b");
+    plan_cfg p = gpt3_cfg(1, false, RECOMPUTE_NONE);
+    act_tensor t[ACT_MAX_TENSORS];
+    int n = act_layer_tensors(&m.cfg, t);
+    int64_t stats = 0, scores = 0;
+    for (int i = 0; i < n; i++) {
+        if (t[i].stat) stats += act_tensor_bytes(&m.cfg, &p, &t[i]);
+        if (t[i].score) scores += act_tensor_bytes(&m.cfg, &p, &t[i]);
+    }
+    assert_int_equal(stats, ln_stats(false));
+    assert_int_equal(scores, 5 * A * S * S * B);
+}
+
+/* Llama block, bf16, by hand: per token the two norm inputs (2h each), q/k/v
+ * linear input (2h), w1/w3 input (2h), q (2h), attention output (2h), k and v
+ * (2 kv each), w1 out, w3 out, w2 input (2f each), flash log-sum-exp (4 per
+ * head) and two fp32 1/rms: 12h + 4kv + 6f + 4a + 8 bytes. */
+static void test_llama_block(void **state) {
+    (void)state;
+    model_spec m = tu_model("llama3-8b");
+    const int64_t h = 4096, kv = 1024, f = 14336, a = 32, s = 8192, b = 2;
+    plan_cfg p = tu_cfg(1, 1, 1, 1);
+    p.seq = s;
+    p.micro_batch = b;
+    act_bytes ab;
+    act_compute(&m.cfg, &p, &ab);
+    assert_int_equal(ab.layer_full, s * b * (12 * h + 4 * kv + 6 * f + 4 * a + 8));
+    assert_int_equal(ab.layer_saved, ab.layer_full);
+
+    /* TP 4 without SP: replicated 8h + 8 (norm inputs, linear inputs, stats); the rest / t */
+    p = tu_cfg(1, 4, 1, 1);
+    p.seq = s;
+    p.micro_batch = b;
+    act_compute(&m.cfg, &p, &ab);
+    assert_int_equal(ab.layer_full, s * b * (8 * h + 8 + (4 * h + 4 * kv + 6 * f + 4 * a) / 4));
+    /* with SP everything is split */
+    p.sp = true;
+    act_compute(&m.cfg, &p, &ab);
+    assert_int_equal(ab.layer_full, s * b * (12 * h + 4 * kv + 6 * f + 4 * a + 8) / 4);
+    /* selective recompute frees nothing with flash attention (no score matrix) */
+    p.recompute = RECOMPUTE_SELECTIVE;
+    act_compute(&m.cfg, &p, &ab);
+    assert_int_equal(ab.layer_saved, ab.layer_full);
+    assert_int_equal(ab.layer_working, 0);
+    /* full recompute: keep the (sequence-split) input, rebuild the rest one layer at a time */
+    p.recompute = RECOMPUTE_FULL;
+    act_compute(&m.cfg, &p, &ab);
+    assert_int_equal(ab.layer_saved, s * b * 2 * h / 4);
+    assert_int_equal(ab.layer_saved + ab.layer_working, ab.layer_full);
+}
+
+/* Context parallelism divides the tokens each rank holds. */
+static void test_cp_divides_sequence(void **state) {
+    (void)state;
+    model_spec m = tu_model("llama3-8b");
+    plan_cfg p = tu_cfg(1, 1, 1, 4);
+    p.seq = 32768;
+    act_bytes ab;
+    act_compute(&m.cfg, &p, &ab);
+    assert_int_equal(ab.layer_full, 32768 / 4 * (12 * 4096 + 4 * 1024 + 6 * 14336 + 4 * 32 + 8));
+}
+
+/* Last stage: final norm input + 1/rms, head input, fp32 softmax of the loss
+ * over a vocab split by tp (padded), int64 labels; first stage: int64 ids. */
+static void test_stage_extras(void **state) {
+    (void)state;
+    model_spec m = tu_model("gpt2-124m");
+    plan_cfg p = tu_cfg(1, 2, 1, 1);
+    p.seq = 1024;
+    p.micro_batch = 4;
+    act_bytes ab;
+    act_compute(&m.cfg, &p, &ab);
+    const int64_t tok = 1024 * 4, h = 768, vpad = 50258;
+    /* GPT-2 has dropout 0.1: the embedding output's dropout mask, 1 byte per element */
+    assert_int_equal(ab.first_stage, tok * 8 + tok * h);
+    assert_int_equal(ab.last_stage, tok * (2 * h + 8) + tok * 2 * h + tok * (vpad / 2) * 4 + tok * 8);
+    assert_int_equal(ab.logits_transient, tok * (vpad / 2) * 2);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_korthikanti_table2), cmocka_unit_test(test_stats_are_the_difference),
+        cmocka_unit_test(test_llama_block),        cmocka_unit_test(test_cp_divides_sequence),
+        cmocka_unit_test(test_stage_extras),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

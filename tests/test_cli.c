@@ -1,0 +1,159 @@
+/* test_cli.c — the parasim command end to end: the README's main job, JSON
+ * that parses back, overrides, errors and exit codes, atomic -o. The binary's
+ * path is argv[1]; the working directory is the source tree. */
+#define _DEFAULT_SOURCE /* mkdtemp */
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "tu.h"
+#include "yget.h"
+#include "ynode.h"
+
+static const char *parasim;
+
+/* Run "parasim ARGS", capture stdout+stderr; returns the exit status. */
+static int run(const char *args, char *out, size_t len) {
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "%s %s 2>&1", parasim, args);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    size_t n = fread(out, 1, len - 1, p);
+    out[n] = 0;
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static int64_t json_int(const ynode *root, const char *dotted) {
+    char path[256], *save = NULL;
+    snprintf(path, sizeof path, "%s", dotted);
+    const ynode *n = root;
+    for (char *k = strtok_r(path, ".", &save); k; k = strtok_r(NULL, ".", &save)) {
+        n = ynode_get(n, k);
+        if (!n) fail_msg("JSON lacks %s", dotted);
+    }
+    int64_t v;
+    if (n->kind != YN_SCALAR || yget_parse_int(n->str, &v)) fail_msg("%s is not an integer", dotted);
+    return v;
+}
+
+static ynode *parse(const char *text) {
+    ynode *root = NULL;
+    ps_err err = {{0}};
+    if (ynode_load_string(text, "output.json", &root, &err)) fail_msg("%s\n%s", err.msg, text);
+    return root;
+}
+
+static char out[1 << 20];
+
+/* The README's main job: the built-in default plan. */
+static void test_default_plan_json(void **state) {
+    (void)state;
+    assert_int_equal(run("plan --format json", out, sizeof out), 0);
+    ynode *j = parse(out);
+    assert_int_equal(json_int(j, "model.params"), 8030261248LL);
+    int64_t parts = 0;
+    const char *cats[] = {"params", "grads", "master", "optimizer", "activations", "other"};
+    for (int i = 0; i < 6; i++) {
+        char k[64];
+        snprintf(k, sizeof k, "memory.%s", cats[i]);
+        parts += json_int(j, k);
+    }
+    assert_int_equal(json_int(j, "memory.total"), parts);
+    /* ZeRO-1 over 8: 2 + 2 + 12/8 bytes per parameter of model states */
+    assert_int_equal(json_int(j, "memory.params") + json_int(j, "memory.grads") +
+                         json_int(j, "memory.master") + json_int(j, "memory.optimizer"),
+                     8030261248LL * 2 + 8030261248LL * 2 + 8030261248LL * 12 / 8);
+    const ynode *fits = ynode_get(j, "fits");
+    assert_string_equal(fits->str, "true");
+    const ynode *stages = ynode_get(ynode_get(j, "memory"), "stages");
+    assert_int_equal(stages->n, 1);
+    assert_true(json_int(j, "comm.dp_bytes") > 0);
+    assert_int_equal(json_int(j, "comm.tp_bytes"), 0);
+    ynode_free(j);
+}
+
+static void test_table_and_overrides(void **state) {
+    (void)state;
+    assert_int_equal(run("plan", out, sizeof out), 0);
+    tu_contains(out, "Memory per GPU", "optimizer states", "fits", "Communication", "reduce-scatter",
+                NULL);
+    assert_int_equal(run("plan plans/llama3-70b-256xh100.yaml --format json --set batch.micro=2",
+                         out, sizeof out),
+                     0);
+    ynode *j = parse(out);
+    assert_int_equal(json_int(j, "plan.batch.micro"), 2);
+    assert_int_equal(ynode_get(ynode_get(j, "memory"), "stages")->n, 4);
+    assert_int_equal(json_int(j, "memory.heaviest_stage"), 0);
+    ynode_free(j);
+}
+
+static void test_errors_and_exit_codes(void **state) {
+    (void)state;
+    assert_int_equal(run("plan --set parallel.tp=3", out, sizeof out), 1);
+    tu_contains(out, "parasim plan:", "--set parallel.tp=3", "parallel", NULL);
+    assert_int_equal(run("plan no/such/plan.yaml", out, sizeof out), 1);
+    tu_contains(out, "no/such/plan.yaml", "cannot open", NULL);
+    assert_int_equal(run("plan --bogus", out, sizeof out), 2);
+    tu_contains(out, "unknown option", NULL);
+    assert_int_equal(run("frobnicate", out, sizeof out), 2);
+    assert_int_equal(run("help", out, sizeof out), 0);
+    tu_contains(out, "plan", "infer", NULL);
+    assert_int_equal(run("plan --help", out, sizeof out), 0);
+    tu_contains(out, "--set", "Built-in default plan", NULL);
+    assert_int_equal(run("infer --tp 3", out, sizeof out), 1);
+    tu_contains(out, "--tp", "found 3", NULL);
+}
+
+static void test_output_file_is_atomic(void **state) {
+    (void)state;
+    char dir[] = "/tmp/parasim-cli-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char args[1024], path[512];
+    snprintf(path, sizeof path, "%s/plan.json", dir);
+    snprintf(args, sizeof args, "plan --format json -o %s", path);
+    assert_int_equal(run(args, out, sizeof out), 0);
+    assert_string_equal(out, "");
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    size_t n = fread(out, 1, sizeof out - 1, f);
+    out[n] = 0;
+    fclose(f);
+    ynode *j = parse(out);
+    assert_int_equal(json_int(j, "model.params"), 8030261248LL);
+    ynode_free(j);
+    /* no temporary left behind */
+    snprintf(args, sizeof args, "ls -A %s", dir);
+    FILE *ls = popen(args, "r");
+    n = fread(out, 1, sizeof out - 1, ls);
+    out[n] = 0;
+    pclose(ls);
+    assert_string_equal(out, "plan.json\n");
+    unlink(path);
+    rmdir(dir);
+}
+
+static void test_infer(void **state) {
+    (void)state;
+    assert_int_equal(run("infer --model llama3-70b --tp 8 --batch 32 --context 8192 --format json",
+                         out, sizeof out),
+                     0);
+    ynode *j = parse(out);
+    /* 2 * 80 layers * 1 kv head per GPU * 128 * 2 bytes */
+    assert_int_equal(json_int(j, "memory.kv_per_token"), 2 * 80 * 1 * 128 * 2);
+    assert_int_equal(json_int(j, "memory.kv_cache"), 40960LL * 32 * 8192);
+    ynode_free(j);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        fprintf(stderr, "usage: test_cli PATH-TO-PARASIM\n");
+        return 1;
+    }
+    parasim = argv[1];
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_default_plan_json), cmocka_unit_test(test_table_and_overrides),
+        cmocka_unit_test(test_errors_and_exit_codes), cmocka_unit_test(test_output_file_is_atomic),
+        cmocka_unit_test(test_infer),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

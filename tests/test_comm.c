@@ -1,0 +1,129 @@
+/* test_comm.c — communication volume per GPU per step (docs/memory.md §5).
+ * Expected values are written out from the ring algorithms' definitions
+ * (nccl-tests busbw factors) and the ZeRO paper's 2Ψ/2Ψ/3Ψ. */
+#include "comm.h"
+#include "tu.h"
+
+static const int64_t N8B = 8030261248LL;
+
+static void test_ring_factors(void **state) {
+    (void)state;
+    assert_int_equal(comm_bytes_sent(COLL_ALL_REDUCE, 4, 1000), 2 * 3 * 250);
+    assert_int_equal(comm_bytes_sent(COLL_REDUCE_SCATTER, 4, 1000), 3 * 250);
+    assert_int_equal(comm_bytes_sent(COLL_ALL_GATHER, 8, 800), 7 * 100);
+    assert_int_equal(comm_bytes_sent(COLL_BROADCAST, 8, 800), 800);
+    assert_int_equal(comm_bytes_sent(COLL_ALL_REDUCE, 1, 800), 0);
+    assert_int_equal(comm_bytes_sent(COLL_ALL_REDUCE, 3, 10), 2 * 2 * 4); /* chunks of ceil(10/3) */
+}
+
+static comm_list dp_run(int zero, int64_t micro_batches) {
+    model_spec m = tu_model("llama3-8b");
+    plan_cfg p = tu_cfg(8, 1, 1, 1);
+    p.zero = zero;
+    p.global_batch = 8 * micro_batches;
+    comm_stage_info si = {.stage = 0, .layers = 32, .rank_params = N8B, .units = 34};
+    comm_list l;
+    comm_stage(&m.cfg, &p, &si, &l);
+    return l;
+}
+
+/* Naive DP and ZeRO-1/2 move 2Ψ per step in 2-byte elements (7/8 each way at
+ * d = 8); ZeRO-3 moves 3Ψ per micro-batch. */
+static void test_dp_volumes(void **state) {
+    (void)state;
+    const int64_t psi_bytes = 2 * N8B, share = 7 * (psi_bytes / 8);
+    assert_int_equal(dp_run(0, 1).group_bytes[GROUP_DP], 2 * share);
+    assert_int_equal(dp_run(1, 1).group_bytes[GROUP_DP], 2 * share);
+    assert_int_equal(dp_run(2, 1).group_bytes[GROUP_DP], 2 * share);
+    assert_int_equal(dp_run(3, 1).group_bytes[GROUP_DP], 3 * share);
+    /* with 4 micro-batches: DP/ZeRO-1 reduce once, ZeRO-2 reduce-scatters every
+     * micro-batch, ZeRO-3 gathers and scatters every micro-batch */
+    assert_int_equal(dp_run(0, 4).group_bytes[GROUP_DP], 2 * share);
+    assert_int_equal(dp_run(1, 4).group_bytes[GROUP_DP], 2 * share);
+    assert_int_equal(dp_run(2, 4).group_bytes[GROUP_DP], 4 * share + share);
+    assert_int_equal(dp_run(3, 4).group_bytes[GROUP_DP], 4 * 3 * share);
+    comm_list z3 = dp_run(3, 4);
+    assert_int_equal(z3.e[0].calls, 4 * 34); /* one gather per unit per micro-batch */
+}
+
+/* TP without SP: 4 all-reduces of s*b*h per layer per micro-batch (2 forward,
+ * 2 backward), plus the embedding output (first stage) and the head's input
+ * gradient and 3 fp32 loss reductions (last stage). */
+static void test_tp_volumes(void **state) {
+    (void)state;
+    model_spec m = tu_model("llama3-8b");
+    plan_cfg p = tu_cfg(1, 8, 1, 1);
+    p.seq = 4096;
+    p.global_batch = 2; /* m = 2 */
+    comm_stage_info si = {.stage = 0, .layers = 32, .rank_params = 1, .units = 34};
+    comm_list l;
+    comm_stage(&m.cfg, &p, &si, &l);
+    const int64_t S = 4096 * 4096 * 2, ar = 2 * 7 * (S / 8), tokens = 4096;
+    const int64_t loss = 2 * 7 * ((tokens * 4 + 7) / 8);
+    assert_int_equal(l.group_bytes[GROUP_TP], 2 * (4 * 32 + 2) * ar + 2 * 3 * loss);
+
+    /* SP: each all-reduce becomes reduce-scatter + all-gather (same bytes), plus
+     * the backward re-gather of the sequence-sharded q/k/v and w1 inputs. */
+    p.sp = true;
+    comm_stage(&m.cfg, &p, &si, &l);
+    const int64_t half = 7 * (S / 8);
+    assert_int_equal(l.group_bytes[GROUP_TP], 2 * (4 * 32 + 2) * 2 * half + 2 * (2 * 32 + 1) * half +
+                                                  2 * 3 * loss);
+    /* full recompute replays the two forward collectives per layer */
+    p.sp = false;
+    p.recompute = RECOMPUTE_FULL;
+    comm_stage(&m.cfg, &p, &si, &l);
+    assert_int_equal(l.group_bytes[GROUP_TP], 2 * (6 * 32 + 2) * ar + 2 * 3 * loss);
+}
+
+/* PP: a middle stage sends m activations forward and m gradients backward;
+ * interleaving multiplies by v. CP: 3 (cp-1) K/V-sized blocks per layer. */
+static void test_pp_cp_volumes(void **state) {
+    (void)state;
+    model_spec m = tu_model("llama3-8b");
+    plan_cfg p = tu_cfg(1, 1, 4, 1);
+    p.global_batch = 8;
+    p.seq = 4096;
+    const int64_t P = 4096 * 4096 * 2;
+    comm_stage_info mid = {.stage = 1, .layers = 8, .rank_params = 1, .units = 8};
+    comm_list l;
+    comm_stage(&m.cfg, &p, &mid, &l);
+    assert_int_equal(l.group_bytes[GROUP_PP], 2 * 8 * P);
+    comm_stage_info last = {.stage = 3, .layers = 8, .rank_params = 1, .units = 9};
+    comm_stage(&m.cfg, &p, &last, &l);
+    assert_int_equal(l.group_bytes[GROUP_PP], 8 * P);
+    p.schedule = SCHED_INTERLEAVED;
+    p.virtual_stages = 2;
+    comm_stage(&m.cfg, &p, &mid, &l);
+    assert_int_equal(l.group_bytes[GROUP_PP], 2 * 2 * 8 * P);
+
+    plan_cfg c = tu_cfg(1, 1, 1, 4);
+    c.seq = 32768;
+    comm_stage_info one = {.stage = 0, .layers = 32, .rank_params = 1, .units = 34};
+    comm_stage(&m.cfg, &c, &one, &l);
+    const int64_t kv_block = 2 * (32768 / 4) * 1024 * 2;
+    assert_int_equal(l.group_bytes[GROUP_CP], 3 * 3 * 32 * kv_block);
+}
+
+/* Tied embeddings across pipeline stages: one all-reduce of the embedding
+ * gradient between first and last stage (2 ranks: each sends the buffer once). */
+static void test_tied_embedding_sync(void **state) {
+    (void)state;
+    model_spec m = tu_model("llama3.2-1b");
+    plan_cfg p = tu_cfg(1, 1, 2, 1);
+    comm_stage_info first = {.stage = 0, .layers = 8, .rank_params = 1, .units = 9,
+                             .tied_rows_params = 128256LL * 2048};
+    comm_list l;
+    comm_stage(&m.cfg, &p, &first, &l);
+    const int64_t P = 2048 * 2048 * 2;
+    assert_int_equal(l.group_bytes[GROUP_PP], P + 2 * (128256LL * 2048 * 2) / 2);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_ring_factors),  cmocka_unit_test(test_dp_volumes),
+        cmocka_unit_test(test_tp_volumes),    cmocka_unit_test(test_pp_cp_volumes),
+        cmocka_unit_test(test_tied_embedding_sync),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

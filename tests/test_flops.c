@@ -1,0 +1,60 @@
+/* test_flops.c — FLOPs per step against Narayanan et al. 2021's closed forms
+ * (docs/memory.md §7). */
+#include <math.h>
+
+#include "flops.h"
+#include "tu.h"
+
+static void assert_close(double got, double want) {
+    if (fabs(got - want) > 1e-12 * fabs(want)) fail_msg("got %.17g, want %.17g", got, want);
+}
+
+/* Narayanan et al. 2021 eq. (3): with full recomputation a step of B sequences
+ * costs 96 B s l h^2 (1 + s/(6h) + V/(16 l h)); without it the factor is 72 and
+ * the last term V/(12 l h). GPT-3 175B uses standard attention. */
+static void test_narayanan_formula(void **state) {
+    (void)state;
+    model_spec m = tu_model("gpt3-175b");
+    const double B = 1536, s = 2048, l = 96, h = 12288, V = 50257;
+    plan_cfg p = tu_cfg(1, 1, 1, 1);
+    p.global_batch = 1536;
+    p.seq = 2048;
+    p.recompute = RECOMPUTE_FULL;
+    flops_step f;
+    flops_compute(&m.cfg, &p, &f);
+    assert_close(f.model_per_step, 72 * B * s * l * h * h * (1 + s / (6 * h) + V / (12 * l * h)));
+    assert_close(f.hardware_per_step, 96 * B * s * l * h * h * (1 + s / (6 * h) + V / (16 * l * h)));
+    assert_close(f.tokens, B * s);
+    p.recompute = RECOMPUTE_NONE;
+    flops_compute(&m.cfg, &p, &f);
+    assert_close(f.hardware_per_step, f.model_per_step);
+    /* selective recompute redoes QK^T and PV: 4 s h per layer per token */
+    p.recompute = RECOMPUTE_SELECTIVE;
+    flops_compute(&m.cfg, &p, &f);
+    assert_close(f.hardware_per_step - f.model_per_step, B * s * l * 4 * s * h);
+}
+
+/* Llama 3 8B: 6 x (matmul weights + head) + 12 l s (heads x head_dim) per token;
+ * flash attention's backward recomputes QK^T: + 2 l s q per token. */
+static void test_llama_6n(void **state) {
+    (void)state;
+    model_spec m = tu_model("llama3-8b");
+    plan_cfg p = tu_cfg(1, 1, 1, 1);
+    p.global_batch = 1;
+    p.seq = 8192;
+    flops_step f;
+    flops_compute(&m.cfg, &p, &f);
+    const double weights = 32.0 * (2 * 4096.0 * 4096 + 2 * 4096.0 * 1024 + 3 * 4096.0 * 14336) +
+                           128256.0 * 4096;
+    const double per_token = 6 * weights + 12 * 32.0 * 8192 * 4096;
+    assert_close(f.model_per_token, per_token);
+    assert_close(f.hardware_per_step, 8192 * (per_token + 2 * 32.0 * 8192 * 4096));
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_narayanan_formula),
+        cmocka_unit_test(test_llama_6n),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

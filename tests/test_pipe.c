@@ -1,0 +1,142 @@
+/* test_pipe.c — stage splits, in-flight micro-batches per schedule, and the
+ * heaviest stage (docs/memory.md §4). */
+#include "act.h"
+#include "pipe.h"
+#include "plan_check.h"
+#include "tu.h"
+
+static void test_afab_and_1f1b(void **state) {
+    (void)state;
+    model_spec m = tu_model("llama3-8b"); /* 32 layers */
+    plan_cfg p = tu_cfg(1, 1, 4, 1);
+    p.global_batch = 8; /* m = 8 */
+    pipe_inflight in;
+    for (int64_t s = 0; s < 4; s++) {
+        p.schedule = SCHED_AFAB;
+        pipe_stage_inflight(&m.cfg, &p, s, &in);
+        assert_int_equal(in.inflight, 8);
+        assert_int_equal(in.layer_units, 8 * 8);
+        p.schedule = SCHED_1F1B;
+        pipe_stage_inflight(&m.cfg, &p, s, &in);
+        assert_int_equal(in.inflight, 4 - s); /* min(p - s, m) */
+        assert_int_equal(in.first_extra, s == 0 ? 4 : 0);
+        assert_int_equal(in.last_extra, s == 3 ? 1 : 0);
+        p.schedule = SCHED_ZERO_BUBBLE; /* ZB-H1 keeps the 1F1B peak */
+        pipe_stage_inflight(&m.cfg, &p, s, &in);
+        assert_int_equal(in.inflight, 4 - s);
+    }
+    p.global_batch = 2; /* fewer micro-batches than stages */
+    p.schedule = SCHED_1F1B;
+    pipe_stage_inflight(&m.cfg, &p, 0, &in);
+    assert_int_equal(in.inflight, 2);
+}
+
+/* Interleaved: stage 0 holds L (1 + (p-1)/(p v)) layer-activations of
+ * micro-batches (Korthikanti et al. 2022 §4.2.3, after Narayanan et al. 2021). */
+static void test_interleaved_first_stage(void **state) {
+    (void)state;
+    model_spec m = tu_model("llama3-8b");
+    const int64_t L = 32;
+    struct {
+        int64_t p, v;
+    } t[] = {{4, 2}, {4, 4}, {8, 2}, {2, 8}};
+    for (size_t i = 0; i < 4; i++) {
+        plan_cfg p = tu_cfg(1, 1, t[i].p, 1);
+        p.schedule = SCHED_INTERLEAVED;
+        p.virtual_stages = t[i].v;
+        p.global_batch = 4 * t[i].p; /* m = 4p: enough to reach the steady state */
+        pipe_inflight in;
+        pipe_stage_inflight(&m.cfg, &p, 0, &in);
+        /* L (1 + (p-1)/(pv)) = (L/p) * (p v + p - 1) / v */
+        int64_t expect = L * (t[i].p * t[i].v + t[i].p - 1) / (t[i].p * t[i].v);
+        assert_int_equal(in.layer_units, expect);
+        /* embedding: chunk 0 of stage 0 has 2p - 1 micro-batches live */
+        assert_int_equal(in.first_extra, 2 * t[i].p - 1);
+        pipe_stage_inflight(&m.cfg, &p, t[i].p - 1, &in);
+        assert_int_equal(in.last_extra, 1);
+    }
+}
+
+static void test_uneven_split(void **state) {
+    (void)state;
+    plan_spec *s = tu_plan("model: llama3-405b\ncluster: dgx-h100\ngpus: 4\n"
+                           "parallel: {dp: 1, pp: 4}\nbatch: {global: 8, micro: 1, seq: 4096}\n"
+                           "pipeline: {layers: [30, 32, 33, 31]}\n"
+                           "recompute: full\nprecision: bf16-mixed\noptimizer: adamw\n");
+    int64_t expect[4] = {30, 32, 33, 31};
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(pipe_stage_layers(&s->model.cfg, &s->cfg, i), expect[i]);
+    free(s);
+}
+
+/* The reported memory is the heaviest stage's, not the average. */
+static void test_heaviest_stage(void **state) {
+    (void)state;
+    plan_spec *s = tu_plan("model: llama3-70b\ncluster: dgx-h100\ngpus: 32\n"
+                           "parallel: {dp: 1, tp: 8, pp: 4, sp: true}\n"
+                           "batch: {global: 16, micro: 1, seq: 8192}\n"
+                           "recompute: none\nprecision: bf16-mixed\noptimizer: adamw\n");
+    eval_stage st[4];
+    eval_result r;
+    eval_plan(&s->model.cfg, &s->cluster.cfg, &s->cfg, &r, st);
+    int64_t max = 0, sum = 0;
+    for (int i = 0; i < 4; i++) {
+        sum += st[i].total;
+        if (st[i].total > max) max = st[i].total;
+    }
+    assert_int_equal(r.heavy.total, max);
+    assert_int_equal(r.heaviest, 0); /* 1F1B: stage 0 keeps p micro-batches */
+    assert_true(max > sum / 4);
+    /* stage 0: 4 in flight x 20 layers, stage 3: 1 x 20 */
+    act_bytes ab;
+    act_compute(&s->model.cfg, &s->cfg, &ab);
+    assert_int_equal(st[0].act_saved, 4 * 20 * ab.layer_saved + 4 * ab.first_stage);
+    assert_int_equal(st[3].act_saved, 1 * 20 * ab.layer_saved + ab.last_stage);
+    free(s);
+}
+
+/* eval_plan without a stage array looks only at the first and last stage of an
+ * even split: it must report what a scan of every stage reports. */
+static void test_heaviest_shortcut_matches_scan(void **state) {
+    (void)state;
+    plan_spec *s = tu_plan("model: gpt3-175b\ncluster: dgx-a100\ngpus: 512\n"
+                           "parallel: {dp: 8, tp: 8, pp: 8}\n"
+                           "batch: {global: 128, micro: 1, seq: 2048}\n"
+                           "recompute: none\nprecision: bf16-mixed\noptimizer: adamw\n");
+    static eval_stage st[PLAN_MAX_STAGES];
+    const int64_t pps[] = {3, 4, 8, 16, 32, 48, 96};
+    int checked = 0;
+    for (size_t i = 0; i < sizeof pps / sizeof pps[0]; i++)
+        for (int sch = 0; sch < 4; sch++)
+            for (int rc = 0; rc < 3; rc++)
+                for (int64_t micro = 1; micro <= 4; micro *= 2) {
+                    plan_cfg p = s->cfg;
+                    p.pp = pps[i];
+                    p.tp = 1;
+                    p.dp = 1;
+                    p.gpus = p.pp;
+                    p.micro_batch = micro;
+                    p.global_batch = 4 * p.pp * micro;
+                    p.schedule = (plan_schedule)sch;
+                    p.virtual_stages = sch == SCHED_INTERLEAVED ? 2 : 1;
+                    p.recompute = (plan_recompute)rc;
+                    if (plan_check_cfg(&s->model.cfg, &s->cluster.cfg, &p) != PLAN_OK) continue;
+                    eval_result full, quick;
+                    eval_plan(&s->model.cfg, &s->cluster.cfg, &p, &full, st);
+                    eval_plan(&s->model.cfg, &s->cluster.cfg, &p, &quick, NULL);
+                    assert_int_equal(full.heaviest, quick.heaviest);
+                    assert_memory_equal(&full.heavy, &quick.heavy, sizeof full.heavy);
+                    checked++;
+                }
+    assert_true(checked > 100);
+    free(s);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_afab_and_1f1b), cmocka_unit_test(test_interleaved_first_stage),
+        cmocka_unit_test(test_uneven_split), cmocka_unit_test(test_heaviest_stage),
+        cmocka_unit_test(test_heaviest_shortcut_matches_scan),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,94 @@
+/* test_states.c — the 16 bytes/parameter breakdown and ZeRO sharding
+ * (docs/memory.md §2; Rajbhandari et al. 2020 Figure 1). */
+#include "states.h"
+#include "tu.h"
+
+static const int64_t N8B = 8030261248LL; /* Llama 3 8B */
+
+static int64_t states_total(const states_bytes *s) {
+    return s->params + s->grads + s->master + s->optimizer;
+}
+
+static void test_presets_bytes_per_param(void **state) {
+    (void)state;
+    struct {
+        const char *preset;
+        int64_t per_param; /* params + grads + master + m + v */
+    } t[] = {{"bf16-mixed", 2 + 2 + 4 + 4 + 4},
+             {"fp16-mixed", 2 + 2 + 4 + 4 + 4},
+             {"bf16-fp32grad", 2 + 4 + 4 + 4 + 4},
+             {"fp32", 4 + 4 + 0 + 4 + 4}};
+    for (size_t i = 0; i < 4; i++) {
+        plan_cfg p = tu_cfg(1, 1, 1, 1);
+        assert_int_equal(plan_precision_preset(t[i].preset, &p.precision), 0);
+        states_bytes s;
+        states_compute(N8B, &p, &s);
+        assert_int_equal(states_total(&s), t[i].per_param * N8B);
+    }
+}
+
+/* ZeRO at dp = 8: 2+2+12/8, 2+14/8 and 16/8 bytes per parameter, to the byte
+ * (8,030,261,248 is a multiple of 8, so no padding). */
+static void test_zero_stages_llama8b(void **state) {
+    (void)state;
+    const int64_t expect[4] = {16 * N8B, 2 * N8B + 2 * N8B + 12 * N8B / 8, 2 * N8B + 14 * N8B / 8,
+                               16 * N8B / 8};
+    for (int z = 0; z <= 3; z++) {
+        plan_cfg p = tu_cfg(8, 1, 1, 1);
+        p.zero = z;
+        states_bytes s;
+        states_compute(N8B, &p, &s);
+        assert_int_equal(states_total(&s), expect[z]);
+        assert_int_equal(s.host, 0);
+    }
+    plan_cfg p = tu_cfg(8, 1, 1, 1);
+    p.zero = 2;
+    states_bytes s;
+    states_compute(N8B, &p, &s);
+    assert_int_equal(s.params, 2 * N8B);
+    assert_int_equal(s.grads, 2 * N8B / 8);
+    assert_int_equal(s.master, 4 * N8B / 8);
+    assert_int_equal(s.optimizer, 8 * N8B / 8);
+}
+
+/* Shards are ceil(N/d): 10 parameters over 4 ranks hold 3 each. Context
+ * parallel ranks join the sharding group (d = dp * cp). */
+static void test_padding_and_cp(void **state) {
+    (void)state;
+    plan_cfg p = tu_cfg(4, 1, 1, 1);
+    p.zero = 3;
+    states_bytes s;
+    states_compute(10, &p, &s);
+    assert_int_equal(s.params, 3 * 2);
+    assert_int_equal(s.optimizer, 3 * 8);
+    p = tu_cfg(2, 1, 1, 2);
+    p.zero = 1;
+    states_compute(N8B, &p, &s);
+    assert_int_equal(s.master, 4 * N8B / 4);
+}
+
+static void test_optimizers_and_offload(void **state) {
+    (void)state;
+    plan_cfg p = tu_cfg(1, 1, 1, 1);
+    states_bytes s;
+    p.optimizer = OPT_SGD;
+    states_compute(1000, &p, &s);
+    assert_int_equal(s.optimizer, 0);
+    p.optimizer = OPT_SGD_MOMENTUM;
+    states_compute(1000, &p, &s);
+    assert_int_equal(s.optimizer, 4000);
+    p.optimizer = OPT_ADAMW;
+    p.offload_optimizer = true; /* ZeRO-Offload: master + Adam on the host */
+    states_compute(1000, &p, &s);
+    assert_int_equal(s.master + s.optimizer, 0);
+    assert_int_equal(s.host, 12000);
+    assert_int_equal(s.params + s.grads, 4000);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_presets_bytes_per_param), cmocka_unit_test(test_zero_stages_llama8b),
+        cmocka_unit_test(test_padding_and_cp), cmocka_unit_test(test_optimizers_and_offload),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

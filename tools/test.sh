@@ -1,0 +1,18 @@
+#!/bin/sh
+# Set up as tools/setup.sh does, then run the whole test suite twice: on the
+# release build, and on a debug build with AddressSanitizer + UndefinedBehavior-
+# Sanitizer. Tests that need a GPU are reported as skipped where there is none.
+set -eu
+cd "$(dirname "$0")/.."
+sh tools/setup.sh
+if [ -x /usr/local/cuda/bin/nvcc ]; then PATH=/usr/local/cuda/bin:$PATH; export PATH; fi
+
+meson test -C build --print-errorlogs
+
+if [ ! -f build-asan/build.ninja ]; then
+    meson setup build-asan --buildtype=debug -Db_sanitize=address,undefined -Db_lundef=false \
+        -Dwerror=true
+fi
+ninja -C build-asan
+meson test -C build-asan --print-errorlogs
+echo "test: all suites passed (release and ASan+UBSan builds)"
