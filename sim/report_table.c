@@ -57,10 +57,12 @@ static void header(FILE *f, const plan_spec *s, const eval_result *r) {
 static void memory(FILE *f, const plan_spec *s, const eval_result *r) {
     const eval_stage *h = &r->heavy;
     char b1[32], b2[32];
+    const int chunks = s->cfg.schedule == SCHED_INTERLEAVED;
     fprintf(f, "\nMemory per GPU at the step's peak, heaviest rank: pipeline stage %lld of %lld "
-               "(%lld layers, %lld micro-batch%s in flight)\n",
+               "(%lld layers; %lld %s in flight)\n",
             (long long)r->heaviest, (long long)r->stages, (long long)h->layers,
-            (long long)h->inflight, h->inflight == 1 ? "" : "es");
+            (long long)h->inflight,
+            chunks ? "model-chunk micro-batches" : h->inflight == 1 ? "micro-batch" : "micro-batches");
     fprintf(f, "  %-22s %12s  %7s\n", "category", "bytes", "B/param");
     int64_t max = h->total;
     row(f, "params", h->params, h->param_elems, max);
@@ -85,12 +87,13 @@ static void memory(FILE *f, const plan_spec *s, const eval_result *r) {
     else
         fprintf(f, " (short by %s)\n", fmt_bytes(h->total - r->capacity_bytes, b1, sizeof b1));
     if (h->host) fprintf(f, "  %-22s %12s\n", "host (offloaded)", fmt_bytes(h->host, b1, sizeof b1));
-    (void)s;
 }
 
-static void stage_table(FILE *f, const eval_result *r, const eval_stage *stages) {
+static void stage_table(FILE *f, const plan_spec *sp, const eval_result *r,
+                        const eval_stage *stages) {
     char c[8][32];
     if (r->stages <= 1) return;
+
     fprintf(f, "\nPer pipeline stage\n  %5s %6s %8s %11s %11s %11s %11s %11s %11s %11s\n", "stage",
             "layers", "inflight", "params", "grads", "master", "optimizer", "activations",
             "other", "total");
@@ -103,6 +106,9 @@ static void stage_table(FILE *f, const eval_result *r, const eval_stage *stages)
                 fmt_bytes(s->other, c[5], 32), fmt_bytes(s->total, c[6], 32),
                 i == r->heaviest ? "  <- heaviest" : "");
     }
+    if (sp->cfg.schedule == SCHED_INTERLEAVED)
+        fprintf(f, "  (interleaved: inflight counts model-chunk micro-batches of %lld layers)\n",
+                (long long)(sp->model.cfg.layers / (sp->cfg.pp * sp->cfg.virtual_stages)));
 }
 
 static void comm(FILE *f, const eval_result *r) {
@@ -145,7 +151,7 @@ static void flops(FILE *f, const plan_spec *s, const eval_result *r) {
 void report_plan_table(FILE *f, const plan_spec *s, const eval_result *r, const eval_stage *stages) {
     header(f, s, r);
     memory(f, s, r);
-    stage_table(f, r, stages);
+    stage_table(f, s, r, stages);
     comm(f, r);
     flops(f, s, r);
 }
