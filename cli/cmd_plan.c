@@ -11,8 +11,8 @@
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: parasim plan [PLAN.yaml] [--set key.path=value]... [--format table|json] "
-            "[-o FILE]\n"
+            "usage: parasim plan [PLAN.yaml] [--model M] [--cluster C] [--set key.path=value]...\n"
+            "                    [--format table|json] [-o FILE]\n"
             "\n"
             "Per-GPU memory (params, grads, master weights, optimizer states, activations,\n"
             "buffers) of the heaviest pipeline stage, communication bytes per collective and\n"
@@ -21,6 +21,9 @@ static void usage(FILE *f) {
             "\n"
             "  --set k=v        override a plan field, e.g. --set parallel.tp=2 --set batch.micro=2;\n"
             "                   the value is YAML (--set pipeline.layers=[9,10,10,9])\n"
+            "  --model M        the plan's model: a name in models/, a spec path, or a Hugging\n"
+            "                   Face config.json (same as --set model=M)\n"
+            "  --cluster C      the plan's cluster (same as --set cluster=C)\n"
             "  --format FMT     table (default, for people) or json (docs/output.md)\n"
             "  -o FILE          write to FILE atomically instead of standard output\n"
             "\n"
@@ -43,6 +46,15 @@ int cmd_plan(int argc, char **argv) {
             if (n_over == MAX_OVERRIDES)
                 return cli_fail("plan", CLI_USAGE, "--set: at most %d overrides", MAX_OVERRIDES);
             overrides[n_over++].text = v;
+        } else if (!strcmp(a, "--model") || !strcmp(a, "--cluster")) {
+            /* shorthand for --set model=... / --set cluster=... */
+            static char texts[2][1100];
+            int k = a[2] == 'm' ? 0 : 1;
+            if (i + 1 >= argc) return cli_fail("plan", CLI_USAGE, "%s: expected a name or path", a);
+            if (n_over == MAX_OVERRIDES)
+                return cli_fail("plan", CLI_USAGE, "--set: at most %d overrides", MAX_OVERRIDES);
+            snprintf(texts[k], sizeof texts[k], "%s=%.1000s", a + 2, argv[++i]);
+            overrides[n_over++].text = texts[k];
         } else if (!strcmp(a, "--format") || !strncmp(a, "--format=", 9)) {
             format = a[8] == '=' ? a + 9 : (i + 1 < argc ? argv[++i] : "");
             if (strcmp(format, "table") && strcmp(format, "json"))

@@ -85,6 +85,12 @@ static void test_table_and_overrides(void **state) {
     assert_int_equal(ynode_get(ynode_get(j, "memory"), "stages")->n, 4);
     assert_int_equal(json_int(j, "memory.heaviest_stage"), 0);
     ynode_free(j);
+    /* a Hugging Face config.json as the model */
+    assert_int_equal(run("plan --model tests/data/hf/gpt2/config.json --set batch.seq=1024 "
+                         "--format json", out, sizeof out), 0);
+    j = parse(out);
+    assert_int_equal(json_int(j, "model.params"), 124439808LL);
+    ynode_free(j);
 }
 
 static void test_errors_and_exit_codes(void **state) {
