@@ -59,6 +59,16 @@ int model_from_hf(const ynode *root, const char *path, model_spec *out, ps_err *
 /* Load either kind of file: a mapping with "model_type" is a Hugging Face config. */
 int model_load_file(const char *path, model_spec *out, ps_err *err);
 
+/* The keys a spec format uses for the shape fields, so that errors about them
+ * point at the right line (NULL: the field is not written in that format). */
+typedef struct {
+    const char *layers, *hidden, *heads, *kv_heads, *ffn_hidden, *vocab, *max_position,
+        *attention;
+} model_keys;
+
+/* Record where each shape field was written; an absent key points at root. */
+void model_set_locs(model_spec *m, const ynode *root, const model_keys *keys);
+
 /* Cross-field checks shared by both readers (head_dim, GQA groups, dropout). */
 int model_check(model_spec *m, ps_err *err);
 

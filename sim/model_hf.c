@@ -28,11 +28,6 @@ static void name_from_path(const char *path, char *buf, int len) {
     }
 }
 
-static void set_loc(ps_loc *loc, const ynode *map, const char *key) {
-    const ynode *n = ynode_get(map, key);
-    *loc = n ? n->loc : map->loc;
-}
-
 static int read_llama(const ynode *root, model_spec *out, int is_qwen2, ps_err *err) {
     model_cfg *c = &out->cfg;
     bool attn_bias = false, mlp_bias = false;
@@ -65,12 +60,10 @@ static int read_llama(const ynode *root, model_spec *out, int is_qwen2, ps_err *
     c->attention = ATTN_FLASH;
     c->dropout = dropout;
     c->bias = (attn_bias && mlp_bias) ? BIAS_ALL : (attn_bias || is_qwen2) ? BIAS_QKV : BIAS_NONE;
-    set_loc(&out->locs.layers, root, "num_hidden_layers");
-    set_loc(&out->locs.hidden, root, "hidden_size");
-    set_loc(&out->locs.heads, root, "num_attention_heads");
-    set_loc(&out->locs.kv_heads, root, "num_key_value_heads");
-    set_loc(&out->locs.ffn_hidden, root, "intermediate_size");
-    set_loc(&out->locs.vocab, root, "vocab_size");
+    static const model_keys keys = {"num_hidden_layers",   "hidden_size",       "num_attention_heads",
+                                    "num_key_value_heads", "intermediate_size", "vocab_size",
+                                    NULL,                  NULL};
+    model_set_locs(out, root, &keys);
     return 0;
 }
 
@@ -96,13 +89,9 @@ static int read_gpt2(const ynode *root, model_spec *out, ps_err *err) {
     c->attention = ATTN_STANDARD;
     c->bias = BIAS_ALL;
     c->dropout = dropout;
-    set_loc(&out->locs.layers, root, "n_layer");
-    set_loc(&out->locs.hidden, root, "n_embd");
-    set_loc(&out->locs.heads, root, "n_head");
-    set_loc(&out->locs.kv_heads, root, "n_head");
-    set_loc(&out->locs.ffn_hidden, root, "n_inner");
-    set_loc(&out->locs.vocab, root, "vocab_size");
-    set_loc(&out->locs.max_position, root, "n_positions");
+    static const model_keys keys = {"n_layer", "n_embd",     "n_head",      "n_head",
+                                    "n_inner", "vocab_size", "n_positions", NULL};
+    model_set_locs(out, root, &keys);
     return 0;
 }
 
@@ -111,13 +100,10 @@ int model_from_hf(const ynode *root, const char *path, model_spec *out, ps_err *
     int type = 0;
     memset(out, 0, sizeof *out);
     snprintf(out->path, sizeof out->path, "%s", path);
-    out->locs.self = root->loc;
     if (yget_enum(root, "", "model_type", true, types, &type, err)) return -1;
     name_from_path(path, out->name, sizeof out->name);
     snprintf(out->source, sizeof out->source, "Hugging Face config.json (%s): %s", types[type],
              path);
     int rc = type == 3 ? read_gpt2(root, out, err) : read_llama(root, out, type == 2, err);
-    if (rc) return rc;
-    out->locs.attention = root->loc;
-    return model_check(out, err);
+    return rc ? rc : model_check(out, err);
 }

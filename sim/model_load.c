@@ -17,14 +17,27 @@ const char *const model_attn_names[] = {"flash", "standard", NULL};
 const char *const model_pos_names[] = {"rope", "learned", NULL};
 const char *const model_bias_names[] = {"false", "true", "qkv", NULL};
 
-static const char *const model_keys[] = {
+static const char *const spec_keys[] = {
     "name",  "layers",  "hidden",   "heads",     "kv_heads",        "head_dim",
     "ffn_hidden", "vocab", "tied_embeddings", "norm", "mlp", "attention",
     "dropout", "position", "max_position", "bias", "source", "description", NULL};
 
 static void set_loc(ps_loc *loc, const ynode *map, const char *key) {
-    const ynode *n = ynode_get(map, key);
+    const ynode *n = key ? ynode_get(map, key) : NULL;
     *loc = n ? n->loc : map->loc;
+}
+
+void model_set_locs(model_spec *m, const ynode *root, const model_keys *k) {
+    model_locs *l = &m->locs;
+    l->self = root->loc;
+    set_loc(&l->layers, root, k->layers);
+    set_loc(&l->hidden, root, k->hidden);
+    set_loc(&l->heads, root, k->heads);
+    set_loc(&l->kv_heads, root, k->kv_heads);
+    set_loc(&l->ffn_hidden, root, k->ffn_hidden);
+    set_loc(&l->vocab, root, k->vocab);
+    set_loc(&l->max_position, root, k->max_position);
+    set_loc(&l->attention, root, k->attention);
 }
 
 /* bias accepts a YAML boolean or "qkv". */
@@ -55,7 +68,7 @@ int model_from_node(const ynode *root, const char *path, model_spec *out, ps_err
     model_cfg *c = &out->cfg;
     int norm = 0, mlp = 0, attn = 0, pos = 0;
     double dropout = 0;
-    if (yget_check_keys(root, "", model_keys, err) ||
+    if (yget_check_keys(root, "", spec_keys, err) ||
         yget_str(root, "", "name", true, out->name, sizeof out->name, err) ||
         yget_int(root, "", "layers", true, 1, 100000, &c->layers, err) ||
         yget_int(root, "", "hidden", true, 1, INT64_MAX, &c->hidden, err) ||
@@ -79,15 +92,9 @@ int model_from_node(const ynode *root, const char *path, model_spec *out, ps_err
     c->attention = (model_attn)attn;
     c->position = (model_pos)pos;
     c->dropout = dropout;
-    out->locs.self = root->loc;
-    set_loc(&out->locs.layers, root, "layers");
-    set_loc(&out->locs.hidden, root, "hidden");
-    set_loc(&out->locs.heads, root, "heads");
-    set_loc(&out->locs.kv_heads, root, "kv_heads");
-    set_loc(&out->locs.ffn_hidden, root, "ffn_hidden");
-    set_loc(&out->locs.vocab, root, "vocab");
-    set_loc(&out->locs.max_position, root, "max_position");
-    set_loc(&out->locs.attention, root, "attention");
+    static const model_keys own = {"layers",     "hidden", "heads",        "kv_heads",
+                                   "ffn_hidden", "vocab",  "max_position", "attention"};
+    model_set_locs(out, root, &own);
     if (c->position == POS_LEARNED && !c->max_position)
         return ps_err_at(err, &root->loc, "max_position",
                          "missing field (expected the number of learned position rows, "
