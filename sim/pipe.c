@@ -10,15 +10,6 @@ int64_t pipe_stage_layers(const model_cfg *m, const plan_cfg *p, int64_t stage) 
 
 static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 
-/* Among the first n forward chunk-micro-batches of Megatron's interleaved
- * order (groups of p micro-batches cycle through chunks 0..v-1), how many
- * belong to chunk c. */
-static int64_t chunk_count(int64_t n, int64_t p, int64_t v, int64_t c) {
-    int64_t cycle = p * v;
-    int64_t rem = n % cycle - c * p;
-    return n / cycle * p + (rem < 0 ? 0 : rem > p ? p : rem);
-}
-
 void pipe_stage_inflight(const model_cfg *m, const plan_cfg *p, int64_t stage,
                          pipe_inflight *out) {
     const int64_t mb = plan_micro_batches(p);
@@ -35,8 +26,15 @@ void pipe_stage_inflight(const model_cfg *m, const plan_cfg *p, int64_t stage,
         int64_t peak = min64(2 * (pp - stage - 1) + (v - 1) * pp + 1, mb * v);
         out->inflight = peak;
         out->layer_units = peak * (m->layers / (pp * v));
-        out->first_extra = stage == 0 ? chunk_count(peak, pp, v, 0) : 0;
-        out->last_extra = stage == pp - 1 ? chunk_count(peak, pp, v, v - 1) : 0;
+        /* Megatron runs groups of p micro-batches through chunks 0..v-1 in turn.
+         * Stage 0's chunk 0 (the embedding) has its first group and all but
+         * one of its second group live at the end of warm-up; the first
+         * steady-state step adds that one more before any chunk-0 backward
+         * (those start at backward (v-1)p): min(m, 2p). The last stage's last
+         * chunk (the head) runs each micro-batch's backward right after its
+         * forward: 1. */
+        out->first_extra = stage == 0 ? min64(mb, 2 * pp) : 0;
+        out->last_extra = stage == pp - 1 ? 1 : 0;
         return;
     }
     case SCHED_1F1B:

@@ -6,7 +6,7 @@
  * interleaved 1F1B with v chunks keeps min(2(p - stage - 1) + (v - 1)p + 1, m v)
  * chunk-micro-batches of L/(p v) layers (Narayanan et al. 2021 §2.2; Megatron's
  * num_warmup_microbatches + 1); ZB-H1 zero-bubble keeps the 1F1B peak (Qi et al.
- * 2023 §3.1). With pp = 1 one micro-batch is live at a time (gradient
+ * 2023 §2.1, Table 2). With pp = 1 one micro-batch is live at a time (gradient
  * accumulation runs them one after another).
  */
 #ifndef PS_PIPE_H
