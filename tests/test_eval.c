@@ -1,0 +1,117 @@
+/* test_eval.c — the buffers in "other", offload and the fit decision, against
+ * values written out by hand (docs/memory.md §6). */
+#include "act.h"
+#include "params.h"
+#include "tu.h"
+
+static const char *plan_text(const char *parallel, const char *extra) {
+    static char buf[2048];
+    snprintf(buf, sizeof buf,
+             "model: llama3-8b\ncluster: dgx-h100\ngpus: 8\nparallel: %s\n"
+             "batch: {global: 16, micro: 1, seq: 4096}\nrecompute: none\n"
+             "precision: bf16-mixed\noptimizer: adamw\n%s\n",
+             parallel, extra ? extra : "");
+    return buf;
+}
+
+static void eval_text(const char *parallel, const char *extra, plan_spec **s, eval_result *r) {
+    *s = tu_plan(plan_text(parallel, extra));
+    eval_plan(&(*s)->model.cfg, &(*s)->cluster.cfg, &(*s)->cfg, r, NULL);
+}
+
+static void test_sums_and_defaults(void **state) {
+    (void)state;
+    plan_spec *s;
+    eval_result r;
+    eval_text("{dp: 8, zero: 1}", NULL, &s, &r);
+    const eval_stage *h = &r.heavy;
+    assert_int_equal(h->buf_comm, 25LL << 20);     /* one DDP bucket */
+    assert_int_equal(h->buf_workspace, 32LL << 20); /* cuBLAS on Hopper */
+    assert_int_equal(h->reserved, 1LL << 30);       /* dgx-h100.yaml */
+    /* logits of the head before the loss: 4096 tokens x 128256 x 2 bytes */
+    assert_int_equal(h->buf_logits, 4096LL * 128256 * 2);
+    assert_int_equal(h->other, h->buf_comm + h->buf_workspace + h->reserved + h->buf_logits);
+    assert_int_equal(h->total, h->params + h->grads + h->master + h->optimizer + h->activations +
+                                   h->other);
+    assert_int_equal(r.capacity_bytes, 81559LL << 20);
+    assert_true(r.fits);
+    free(s);
+    /* no data parallelism: no bucket */
+    s = tu_plan("model: llama3-8b\ncluster: dgx-h100\ngpus: 1\nparallel: {dp: 1}\n"
+                "batch: {global: 1, micro: 1, seq: 512}\nrecompute: none\n"
+                "precision: bf16-mixed\noptimizer: adamw\n");
+    eval_plan(&s->model.cfg, &s->cluster.cfg, &s->cfg, &r, NULL);
+    assert_int_equal(r.heavy.buf_comm, 0);
+    free(s);
+}
+
+/* ZeRO-3 holds the unit being computed, the prefetched one and one unit's
+ * unsharded gradients; Llama 3 8B's largest unit is the output head with the
+ * final norm (the untied embedding is h elements smaller). */
+static void test_zero3_buffers(void **state) {
+    (void)state;
+    plan_spec *s;
+    eval_result r;
+    eval_text("{dp: 8, zero: 3}", NULL, &s, &r);
+    assert_int_equal(r.heavy.buf_zero3, (128256LL * 4096 + 4096) * (2 + 2 + 2));
+    free(s);
+}
+
+static void test_fragmentation_and_fit(void **state) {
+    (void)state;
+    plan_spec *s;
+    eval_result r0, r1;
+    eval_text("{dp: 8, zero: 1}", NULL, &s, &r0);
+    free(s);
+    eval_text("{dp: 8, zero: 1}", "memory: {fragmentation: 0.25}", &s, &r1);
+    const eval_stage *a = &r0.heavy;
+    int64_t allocated = a->total - a->reserved;
+    assert_int_equal(r1.heavy.fragmentation, (int64_t)(0.25 * (double)allocated));
+    free(s);
+    /* fits is total <= capacity: shrink the GPU around the total */
+    char extra[128];
+    snprintf(extra, sizeof extra, "memory: {workspace: %lld}",
+             (long long)((32LL << 20) + (81559LL << 20) - a->total + 1));
+    eval_text("{dp: 8, zero: 1}", extra, &s, &r1);
+    assert_false(r1.fits);
+    assert_int_equal(r1.heavy.total, (81559LL << 20) + 1);
+    free(s);
+}
+
+/* Offloaded activations keep two layers' worth on the GPU (the one computing
+ * and the one in transfer); the rest is host memory. */
+static void test_offload_activations(void **state) {
+    (void)state;
+    plan_spec *s;
+    eval_result r;
+    eval_text("{dp: 8, zero: 1}", "offload: activations", &s, &r);
+    act_bytes ab;
+    act_compute(&s->model.cfg, &s->cfg, &ab);
+    assert_int_equal(r.heavy.act_saved, 2 * ab.layer_saved + ab.first_stage + ab.last_stage);
+    assert_int_equal(r.heavy.host, 30 * ab.layer_saved);
+    free(s);
+    eval_text("{dp: 8, zero: 1}", "offload: {optimizer: true}", &s, &r);
+    assert_int_equal(r.heavy.master + r.heavy.optimizer, 0);
+    assert_int_equal(r.heavy.host, 12 * 8030261248LL / 8);
+    free(s);
+}
+
+/* Context parallelism: ring buffers for K/V and dK/dV, double-buffered. */
+static void test_cp_ring(void **state) {
+    (void)state;
+    plan_spec *s;
+    eval_result r;
+    eval_text("{dp: 2, cp: 4}", NULL, &s, &r);
+    const int64_t kv_block = 2 * (4096 / 4) * 1024 * 2; /* K and V, 1024 tokens, bf16 */
+    assert_int_equal(r.heavy.buf_cp, 4 * kv_block);
+    free(s);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_sums_and_defaults),   cmocka_unit_test(test_zero3_buffers),
+        cmocka_unit_test(test_fragmentation_and_fit), cmocka_unit_test(test_offload_activations),
+        cmocka_unit_test(test_cp_ring),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
