@@ -112,38 +112,36 @@ int64_t act_tensor_bytes(const model_cfg *m, const plan_cfg *p, const act_tensor
     return tokens * width * dtype_size(p, t->dtype);
 }
 
-static int64_t sum_bytes(const model_cfg *m, const plan_cfg *p, const act_tensor *t, int n,
-                         int only_scores) {
+bool act_tensor_kept(const act_tensor *t, int index, plan_recompute rc) {
+    switch (rc) {
+    case RECOMPUTE_NONE: return true;
+    case RECOMPUTE_SELECTIVE: return !t->score;
+    case RECOMPUTE_FULL: return index == 0; /* attn_norm.input: the layer input */
+    }
+    return true;
+}
+
+static int64_t sum_bytes(const model_cfg *m, const plan_cfg *p, const act_tensor *t, int n) {
     int64_t total = 0;
-    for (int i = 0; i < n; i++)
-        if (!only_scores || t[i].score) total += act_tensor_bytes(m, p, &t[i]);
+    for (int i = 0; i < n; i++) total += act_tensor_bytes(m, p, &t[i]);
     return total;
 }
 
 void act_compute(const model_cfg *m, const plan_cfg *p, act_bytes *out) {
     act_tensor t[ACT_MAX_TENSORS];
     int n = act_layer_tensors(m, t);
-    out->layer_full = sum_bytes(m, p, t, n, 0);
-    int64_t scores = sum_bytes(m, p, t, n, 1);
-    int64_t input = act_tensor_bytes(m, p, &t[0]); /* the layer input = attn_norm.input */
-    switch (p->recompute) {
-    case RECOMPUTE_NONE:
-        out->layer_saved = out->layer_full;
-        out->layer_working = 0;
-        break;
-    case RECOMPUTE_SELECTIVE: /* Korthikanti et al. 2022 §5: recompute the score part */
-        out->layer_saved = out->layer_full - scores;
-        out->layer_working = scores;
-        break;
-    case RECOMPUTE_FULL: /* keep the layer input; rebuild the rest one layer at a time */
-        out->layer_saved = input;
-        out->layer_working = out->layer_full - input;
-        break;
+    out->layer_full = out->layer_saved = 0;
+    for (int i = 0; i < n; i++) {
+        int64_t b = act_tensor_bytes(m, p, &t[i]);
+        out->layer_full += b;
+        if (act_tensor_kept(&t[i], i, p->recompute)) out->layer_saved += b;
     }
+    /* what a recomputed layer rebuilds is live while that layer runs backward */
+    out->layer_working = out->layer_full - out->layer_saved;
     n = act_first_stage_tensors(m, t);
-    out->first_stage = sum_bytes(m, p, t, n, 0);
+    out->first_stage = sum_bytes(m, p, t, n);
     n = act_last_stage_tensors(m, t);
-    out->last_stage = sum_bytes(m, p, t, n, 0);
+    out->last_stage = sum_bytes(m, p, t, n);
     out->logits_transient = p->micro_batch * (p->seq / p->cp) * ((m->vocab + p->tp - 1) / p->tp) *
                             dtype_bytes(p->precision.activations);
 }

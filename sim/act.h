@@ -55,6 +55,11 @@ int act_layer_tensors(const model_cfg *m, act_tensor *out);
 int act_first_stage_tensors(const model_cfg *m, act_tensor *out);
 int act_last_stage_tensors(const model_cfg *m, act_tensor *out);
 
+/* Does the recompute policy keep tensor `index` of act_layer_tensors()'s list
+ * for backward? none: all; selective: all but the attention scores
+ * (Korthikanti et al. 2022 §5); full: only the layer input (index 0). */
+bool act_tensor_kept(const act_tensor *t, int index, plan_recompute rc);
+
 /* Bytes of one tensor for one micro-batch on one tp rank. */
 int64_t act_tensor_bytes(const model_cfg *m, const plan_cfg *p, const act_tensor *t);
 

@@ -50,7 +50,6 @@ typedef struct {
     int64_t stage;
     int64_t layers;        /* on this stage */
     int64_t rank_params;   /* elements held by this (stage, tp rank) before ZeRO */
-    int64_t largest_unit;  /* elements of the largest ZeRO-3 gather unit on this stage */
     int64_t units;         /* ZeRO-3 gather units on this stage (layers + embedding/head) */
     int64_t tied_rows_params; /* elements of the word embedding shared first<->last stage */
 } comm_stage_info;

@@ -75,7 +75,6 @@ static void eval_stage_one(const model_cfg *m, const cluster_cfg *c, const plan_
     comm_stage_info ci = {.stage = s,
                           .layers = st->layers,
                           .rank_params = st->param_elems,
-                          .largest_unit = largest,
                           .units = st->layers + (first ? 1 : 0) + (last ? 1 : 0),
                           .tied_rows_params = pc->embedding};
     comm_stage(m, p, &ci, comm);

@@ -1,4 +1,5 @@
 /* report_json.c — a plan's evaluation as JSON (see report.h, docs/output.md). */
+#include "act.h"
 #include "jsonw.h"
 #include "report.h"
 
@@ -27,6 +28,23 @@ static void json_breakdown(jsonw *w, const eval_stage *st) {
     jsonw_int(w, "reserved", st->reserved);
     jsonw_int(w, "fragmentation", st->fragmentation);
     jsonw_obj_end(w);
+}
+
+/* What one layer keeps for backward, per micro-batch on one tp rank, and
+ * whether the recompute policy keeps it (docs/memory.md §3). */
+static void json_layer_tensors(jsonw *w, const plan_spec *s) {
+    act_tensor t[ACT_MAX_TENSORS];
+    int n = act_layer_tensors(&s->model.cfg, t);
+    jsonw_arr(w, "layer_tensors");
+    for (int i = 0; i < n; i++) {
+        jsonw_obj(w, NULL);
+        jsonw_str(w, "name", t[i].name);
+        jsonw_str(w, "saved_by", t[i].saved_by);
+        jsonw_int(w, "bytes", act_tensor_bytes(&s->model.cfg, &s->cfg, &t[i]));
+        jsonw_bool(w, "kept", act_tensor_kept(&t[i], i, s->cfg.recompute));
+        jsonw_obj_end(w);
+    }
+    jsonw_arr_end(w);
 }
 
 static void json_plan(jsonw *w, const plan_spec *s) {
@@ -118,6 +136,7 @@ void report_plan_json(FILE *f, const plan_spec *s, const eval_result *r, const e
     jsonw_int(&w, "capacity", r->capacity_bytes);
     jsonw_int(&w, "headroom", r->capacity_bytes - r->heavy.total);
     json_breakdown(&w, &r->heavy);
+    json_layer_tensors(&w, s);
     jsonw_arr(&w, "stages");
     for (int64_t i = 0; i < r->stages; i++) {
         const eval_stage *st = &stages[i];

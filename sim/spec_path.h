@@ -17,7 +17,7 @@ int spec_path_resolve(const char *name, const char *dir, const char *from_file,
                       const ps_loc *where, const char *field, char *out, int out_len,
                       ps_err *err);
 
-/* The data directories searched for bare names, for help text. */
+/* The source tree's data directory compiled in (tests find fixtures there). */
 const char *spec_path_data_dir(void);
 
 #endif

@@ -65,6 +65,14 @@ static void test_default_plan_json(void **state) {
                      8030261248LL * 2 + 8030261248LL * 2 + 8030261248LL * 12 / 8);
     const ynode *fits = ynode_get(j, "fits");
     assert_string_equal(fits->str, "true");
+    /* one Llama 3 8B layer keeps 12h + 4k + 6f + 4a + 8 bytes per token (docs/memory.md §3) */
+    const ynode *tensors = ynode_get(ynode_get(j, "memory"), "layer_tensors");
+    int64_t layer = 0, v;
+    for (int i = 0; i < tensors->n; i++) {
+        assert_int_equal(yget_parse_int(ynode_get(tensors->items[i], "bytes")->str, &v), 0);
+        layer += v;
+    }
+    assert_int_equal(layer, 4096LL * (12 * 4096 + 4 * 1024 + 6 * 14336 + 4 * 32 + 8));
     const ynode *stages = ynode_get(ynode_get(j, "memory"), "stages");
     assert_int_equal(stages->n, 1);
     assert_true(json_int(j, "comm.dp_bytes") > 0);
