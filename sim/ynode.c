@@ -2,6 +2,7 @@
 #include "ynode.h"
 
 #include <errno.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -125,8 +126,11 @@ static int load_with(yaml_parser_t *parser, const char *origin, ynode **out, ps_
 }
 
 int ynode_load_file(const char *path, ynode **out, ps_err *err) {
-    FILE *f = fopen(path, "rb");
+    struct stat st;
     *out = NULL;
+    if (!stat(path, &st) && S_ISDIR(st.st_mode))
+        return ps_err_set(err, "%s: expected a YAML or JSON file, found a directory", path);
+    FILE *f = fopen(path, "rb");
     if (!f) return ps_err_set(err, "%s: cannot open: %s", path, strerror(errno));
     yaml_parser_t parser;
     yaml_parser_initialize(&parser);
