@@ -89,7 +89,7 @@ static int64_t width_elems(const model_cfg *m, const plan_cfg *p, act_width w) {
     case AW_SCORES: return m->heads * p->seq;
     case AW_HEADS: return m->heads;
     case AW_ONE: return 1;
-    case AW_VOCAB: return (m->vocab + p->tp - 1) / p->tp * p->tp;
+    case AW_VOCAB: return model_vocab_rows(m, p->tp) * p->tp;
     }
     return 0;
 }
@@ -105,7 +105,7 @@ static int64_t dtype_size(const plan_cfg *p, act_dtype d) {
 }
 
 int64_t act_tensor_bytes(const model_cfg *m, const plan_cfg *p, const act_tensor *t) {
-    int64_t tokens = p->micro_batch * (p->seq / p->cp);
+    int64_t tokens = plan_tokens_per_rank(p);
     int64_t width = width_elems(m, p, t->width);
     if (t->split == AS_TP) width /= p->tp;
     if (t->split == AS_SEQ && p->sp) tokens /= p->tp;
@@ -142,6 +142,11 @@ void act_compute(const model_cfg *m, const plan_cfg *p, act_bytes *out) {
     out->first_stage = sum_bytes(m, p, t, n);
     n = act_last_stage_tensors(m, t);
     out->last_stage = sum_bytes(m, p, t, n);
-    out->logits_transient = p->micro_batch * (p->seq / p->cp) * ((m->vocab + p->tp - 1) / p->tp) *
+    out->logits_transient = plan_tokens_per_rank(p) * model_vocab_rows(m, p->tp) *
                             dtype_bytes(p->precision.activations);
+}
+
+int64_t act_kv_block_bytes(const model_cfg *m, const plan_cfg *p) {
+    return 2 * plan_tokens_per_rank(p) * (model_kv_width(m) / p->tp) *
+           dtype_bytes(p->precision.activations);
 }

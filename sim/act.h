@@ -74,4 +74,9 @@ typedef struct {
 
 void act_compute(const model_cfg *m, const plan_cfg *p, act_bytes *out);
 
+/* One ring-attention block: K and V of one micro-batch's local tokens on one
+ * tp rank. Context parallelism sends it around the ring (comm.c) and double-
+ * buffers it and its gradient (eval.c; docs/memory.md §3, §5). */
+int64_t act_kv_block_bytes(const model_cfg *m, const plan_cfg *p);
+
 #endif

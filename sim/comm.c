@@ -1,6 +1,7 @@
 /* comm.c — per-collective communication volume (see comm.h, docs/memory.md §5). */
 #include "comm.h"
 
+#include "act.h"
 #include "plan_check.h"
 #include "states.h"
 
@@ -86,7 +87,7 @@ static void tp_comm(const model_cfg *m, const plan_cfg *p, const comm_stage_info
                     comm_list *l) {
     const int64_t t = p->tp, mb = plan_micro_batches(p);
     if (t <= 1) return;
-    const int64_t tokens = p->micro_batch * (p->seq / p->cp);
+    const int64_t tokens = plan_tokens_per_rank(p);
     const int64_t T = tokens * m->hidden * dtype_bytes(p->precision.activations);
     const int64_t replay = p->recompute == RECOMPUTE_FULL ? 1 : 0;
     const int64_t L = s->layers;
@@ -121,7 +122,7 @@ static void pp_comm(const model_cfg *m, const plan_cfg *p, const comm_stage_info
                     comm_list *l) {
     const int64_t pp = p->pp, v = p->virtual_stages, mb = plan_micro_batches(p);
     if (pp <= 1) return;
-    const int64_t tokens = p->micro_batch * (p->seq / p->cp) / (p->sp ? p->tp : 1);
+    const int64_t tokens = plan_tokens_per_rank(p) / (p->sp ? p->tp : 1);
     const int64_t P = tokens * m->hidden * dtype_bytes(p->precision.activations);
     const int first = s->stage == 0, last = s->stage == pp - 1;
     add(l, GROUP_PP, COLL_SEND, "activations (forward)", pp, mb * v - (last ? mb : 0), P);
@@ -139,8 +140,7 @@ static void cp_comm(const model_cfg *m, const plan_cfg *p, const comm_stage_info
                     comm_list *l) {
     const int64_t c = p->cp, mb = plan_micro_batches(p);
     if (c <= 1) return;
-    const int64_t tokens = p->micro_batch * (p->seq / c);
-    const int64_t KV = 2 * tokens * (model_kv_width(m) / p->tp) * dtype_bytes(p->precision.activations);
+    const int64_t KV = act_kv_block_bytes(m, p);
     const int64_t replay = p->recompute == RECOMPUTE_FULL ? 1 : 0;
     add(l, GROUP_CP, COLL_SEND, "K/V blocks (forward)", c, mb * s->layers * (c - 1) * (1 + replay), KV);
     add(l, GROUP_CP, COLL_SEND, "K/V blocks (backward)", c, mb * s->layers * (c - 1), KV);

@@ -65,7 +65,7 @@ void infer_compute(const model_cfg *m, const cluster_cfg *c, const infer_cfg *ic
     const int64_t width = 2 * m->hidden + model_q_width(m) / tp + 2 * kv_heads_rank * m->head_dim +
                           3 * (m->ffn_hidden / tp);
     out->activations = chunk * width * 2;
-    const int64_t logits_per_seq = ((m->vocab + tp - 1) / tp) * 4;
+    const int64_t logits_per_seq = model_vocab_rows(m, tp) * 4;
     out->logits = ic->batch * logits_per_seq;
     out->reserved = c->gpu_reserved_bytes;
     const int64_t fixed = out->weights + out->activations + out->reserved;

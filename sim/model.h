@@ -46,6 +46,12 @@ typedef struct {
     model_locs locs;
 } model_spec;
 
+/* Rows of a vocab-parallel table on one of tp ranks: the vocabulary padded up
+ * to a multiple of tp, as Megatron-LM pads it (docs/memory.md §1). */
+static inline int64_t model_vocab_rows(const model_cfg *m, int64_t tp) {
+    return (m->vocab + tp - 1) / tp;
+}
+
 /* Query width (heads * head_dim) and key/value width (kv_heads * head_dim). */
 static inline int64_t model_q_width(const model_cfg *m) { return m->heads * m->head_dim; }
 static inline int64_t model_kv_width(const model_cfg *m) { return m->kv_heads * m->head_dim; }

@@ -5,7 +5,7 @@ void params_count_rank(const model_cfg *m, int64_t tp, params_count *out) {
     const int64_t h = m->hidden;
     const int64_t q = model_q_width(m) / tp, kv = model_kv_width(m) / tp;
     const int64_t f = m->ffn_hidden / tp;
-    const int64_t vocab_rows = (m->vocab + tp - 1) / tp;
+    const int64_t vocab_rows = model_vocab_rows(m, tp);
     const int all_bias = m->bias == BIAS_ALL, qkv_bias = m->bias != BIAS_NONE;
     const int64_t norm_params = m->norm == NORM_LAYERNORM && all_bias ? 2 * h : h;
 

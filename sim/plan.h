@@ -63,6 +63,11 @@ typedef struct {
     const char *text;
 } plan_override;
 
+/* Tokens of one micro-batch held by one rank: b * s / cp (docs/memory.md §3). */
+static inline int64_t plan_tokens_per_rank(const plan_cfg *p) {
+    return p->micro_batch * (p->seq / p->cp);
+}
+
 /* Load a plan from a file (or, with path NULL, the built-in default plan),
  * apply overrides in order, load its model and cluster, and check it. */
 int plan_load(const char *path, const plan_override *overrides, int n_overrides,
