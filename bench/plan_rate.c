@@ -26,7 +26,8 @@ static double now_s(void) {
 
 #define MAX_PLANS 200000
 
-static plan_cfg plans[MAX_PLANS];
+static plan_cfg plans[MAX_PLANS];      /* sorted by pipeline depth */
+static plan_cfg in_order[MAX_PLANS];   /* as a sweep walks them */
 
 static const char base_yaml[] =
     "model: gpt3-175b\ncluster: dgx-a100\ngpus: 512\n"
@@ -62,14 +63,21 @@ static int by_depth(const void *a, const void *b) {
     return (x->pp > y->pp) - (x->pp < y->pp);
 }
 
-/* Evaluate plans[from..to) round-robin for about `seconds`; returns evals/s. */
-static double rate(const plan_spec *s, int from, int to, double seconds, double *fits_share) {
+/* Evaluate list[from..to) round-robin for about `seconds`; returns evals/s.
+ * cached: reuse per-shape work across consecutive plans, as sweeps do. */
+static double rate(const plan_spec *s, const plan_cfg *list, int from, int to, double seconds,
+                   double *fits_share, int cached) {
     eval_result r;
+    eval_cache cache;
     long evals = 0, fits = 0;
     double t0 = now_s(), t;
     do {
+        cache.valid = false;
         for (int i = from; i < to; i++) {
-            eval_plan(&s->model.cfg, &s->cluster.cfg, &plans[i], &r, NULL);
+            if (cached)
+                eval_plan_cached(&s->model.cfg, &s->cluster.cfg, &list[i], &r, NULL, &cache);
+            else
+                eval_plan(&s->model.cfg, &s->cluster.cfg, &list[i], &r, NULL);
             fits += r.fits;
         }
         evals += to - from;
@@ -101,13 +109,16 @@ int main(int argc, char **argv) {
     }
     int candidates = 0;
     int n = enumerate(s, &candidates);
+    memcpy(in_order, plans, (size_t)n * sizeof plans[0]);
     qsort(plans, (size_t)n, sizeof plans[0], by_depth); /* contiguous ranges per depth */
     printf("# parasim closed-form plan evaluation rate, one core\n");
     printf("# GPT-3 175B on 512 A100: %d candidate plans, %d valid\n", candidates, n);
     double fits = 0;
-    double all = rate(s, 0, n, seconds, &fits);
+    double all = rate(s, plans, 0, n, seconds, &fits, 0);
+    double swept = rate(s, in_order, 0, n, seconds, NULL, 1);
     printf("# %-28s %14s %10s\n", "set", "evals_per_s", "ns_each");
-    printf("  %-28s %14.0f %10.1f\n", "all valid plans", all, 1e9 / all);
+    printf("  %-28s %14.0f %10.1f\n", "all valid plans, no cache", all, 1e9 / all);
+    printf("  %-28s %14.0f %10.1f\n", "sweep order, eval_cache", swept, 1e9 / swept);
     printf("  %-28s %14.0f %10.1f\n", "plan_check_cfg only", check_rate(s, n, seconds),
            1e9 / check_rate(s, n, seconds));
     int64_t depths[] = {1, 8, 32, 96};
@@ -121,7 +132,7 @@ int main(int argc, char **argv) {
         if (from < 0) continue;
         char name[48];
         snprintf(name, sizeof name, "pp = %lld (%d plans)", (long long)depths[d], to - from);
-        double r = rate(s, from, to, seconds / 2, NULL);
+        double r = rate(s, plans, from, to, seconds / 2, NULL, 0);
         printf("  %-28s %14.0f %10.1f\n", name, r, 1e9 / r);
     }
     printf("# share of valid plans that fit in 80 GiB: %.1f%%\n", 100.0 * fits);

@@ -12,6 +12,7 @@ enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2 };
 int cmd_plan(int argc, char **argv);
 int cmd_infer(int argc, char **argv);
 int cmd_devices(int argc, char **argv);
+int cmd_sweep(int argc, char **argv);
 
 /* Output destination: stdout, or a file written atomically (-o FILE). */
 typedef struct {

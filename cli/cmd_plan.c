@@ -92,10 +92,15 @@ int cmd_plan(int argc, char **argv) {
         rc = cli_fail("plan", CLI_FAIL, "%s", err.msg);
         goto done;
     }
+    step_sim sim;
+    step_sim_input *sin = malloc(sizeof *sin);
+    const step_sim *simp = sin && !step_sim_run(&spec->cfg, stages, &r.time, NULL, sin, &sim)
+                               ? &sim : NULL;
     if (!strcmp(format, "json"))
-        report_plan_json(out.f, spec, &r, stages);
+        report_plan_json(out.f, spec, &r, stages, simp);
     else
-        report_plan_table(out.f, spec, &r, stages);
+        report_plan_table(out.f, spec, &r, stages, simp);
+    free(sin);
     if (cli_out_close(&out, &err)) rc = cli_fail("plan", CLI_FAIL, "%s", err.msg);
 done:
     free(spec);

@@ -1,4 +1,5 @@
 /* cluster_load.c — read a cluster spec from plans/clusters/ (see cluster.h, docs/specs.md). */
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -8,12 +9,53 @@
 static const char *const top_keys[] = {"name", "source", "description", "gpu",
                                        "gpus_per_node", "nodes", "links", NULL};
 static const char *const gpu_keys[] = {"name", "memory", "reserved", "peak_flops",
-                                       "hbm_bandwidth", NULL};
+                                       "hbm_bandwidth", "efficiency", NULL};
+static const char *const eff_keys[] = {"gemm", "attention", "hbm", "overlap", NULL};
+static const char *const attn_keys[] = {"forward", "backward", NULL};
 static const char *const flops_keys[] = {"fp8", "bf16", "fp16", "fp32", NULL};
 static const char *const links_keys[] = {"intra_node", "inter_node", NULL};
-static const char *const link_keys[] = {"bandwidth", "latency", NULL};
+static const char *const link_keys[] = {"bandwidth", "latency", "efficiency", NULL};
 
-static int read_link(const ynode *links, const char *key, double *bw, double *lat,
+/* Defaults: docs/time.md §1 gives the measurements they come from. */
+void cluster_eff_default(cluster_eff *e) {
+    static const double dim[] = {32, 64, 128, 256, 512, 1024, 2048, 4096};
+    static const double frac[] = {0.20, 0.35, 0.50, 0.60, 0.66, 0.70, 0.72, 0.73};
+    e->gemm_n = (int)(sizeof dim / sizeof dim[0]);
+    for (int i = 0; i < e->gemm_n; i++) {
+        e->gemm_dim[i] = dim[i];
+        e->gemm_frac[i] = frac[i];
+    }
+    e->attn_fwd = 0.60;
+    e->attn_bwd = 0.45;
+    e->hbm = 0.80;
+    e->intra = 0.78;
+    e->inter = 0.90;
+    e->overlap = 1.0;
+    cluster_eff_prepare(e);
+}
+
+void cluster_eff_prepare(cluster_eff *e) {
+    e->gemm_slope[0] = 0;
+    for (int i = 1; i < e->gemm_n; i++)
+        e->gemm_slope[i] = log(e->gemm_frac[i] / e->gemm_frac[i - 1]) /
+                           log(e->gemm_dim[i] / e->gemm_dim[i - 1]);
+}
+
+/* A fraction in (0, 1]. */
+static int read_frac(const ynode *map, const char *path, const char *key, double *out,
+                     ps_err *err) {
+    double v = *out;
+    if (yget_quantity(map, path, key, false, UNIT_NONE, 0, &v, err)) return -1;
+    if (v <= 0 || v > 1) {
+        char field[64];
+        return ps_err_at(err, &ynode_get(map, key)->loc, yget_field(path, key, field, sizeof field),
+                         "expected a fraction of the datasheet value in (0, 1], found %g", v);
+    }
+    *out = v;
+    return 0;
+}
+
+static int read_link(const ynode *links, const char *key, double *bw, double *lat, double *eff,
                      ps_err *err) {
     const ynode *l;
     char path[64];
@@ -21,7 +63,55 @@ static int read_link(const ynode *links, const char *key, double *bw, double *la
     return yget_map(links, "links", key, true, &l, err) ||
            yget_check_keys(l, path, link_keys, err) ||
            yget_quantity(l, path, "bandwidth", true, UNIT_BYTES_PER_S, 1, bw, err) ||
-           yget_quantity(l, path, "latency", true, UNIT_SECONDS, 0, lat, err);
+           yget_quantity(l, path, "latency", true, UNIT_SECONDS, 0, lat, err) ||
+           read_frac(l, path, "efficiency", eff, err);
+}
+
+/* gpu.efficiency.gemm: [[smallest dimension, fraction], ...], dimensions increasing. */
+static int read_gemm_curve(const ynode *eff, cluster_eff *e, ps_err *err) {
+    const ynode *n = ynode_get(eff, "gemm");
+    const char *field = "gpu.efficiency.gemm";
+    char found[128];
+    if (!n || n->kind == YN_NULL) return 0;
+    if (n->kind != YN_SEQ || n->n < 1 || n->n > CLUSTER_GEMM_POINTS)
+        return ps_err_at(err, &n->loc, field,
+                         "expected a list of 1 to %d [smallest GEMM dimension, fraction of peak] "
+                         "pairs, "
+                         "found %s", CLUSTER_GEMM_POINTS, ynode_describe(n, found, sizeof found));
+    for (int i = 0; i < n->n; i++) {
+        const ynode *pt = n->items[i];
+        double f, x;
+        ps_err sub = {{0}};
+        if (pt->kind != YN_SEQ || pt->n != 2 || pt->items[0]->kind != YN_SCALAR ||
+            pt->items[1]->kind != YN_SCALAR)
+            return ps_err_at(err, &pt->loc, field, "expected a pair such as [1024, 0.70], found %s",
+                             ynode_describe(pt, found, sizeof found));
+        if (yget_parse_quantity(pt->items[0]->str, UNIT_NONE, &f, &sub) ||
+            yget_parse_quantity(pt->items[1]->str, UNIT_NONE, &x, &sub))
+            return ps_err_at(err, &pt->loc, field, "%s", sub.msg);
+        if (f <= 0 || x <= 0 || x > 1 || (i && f <= e->gemm_dim[i - 1]))
+            return ps_err_at(err, &pt->loc, field,
+                             "expected dimensions > 0 increasing down the list and a fraction in "
+                             "(0, 1], found [%g, %g]", f, x);
+        e->gemm_dim[i] = f;
+        e->gemm_frac[i] = x;
+    }
+    e->gemm_n = n->n;
+    cluster_eff_prepare(e);
+    return 0;
+}
+
+static int read_efficiency(const ynode *gpu, cluster_eff *e, ps_err *err) {
+    const ynode *eff, *attn;
+    return yget_map(gpu, "gpu", "efficiency", false, &eff, err) ||
+           yget_check_keys(eff, "gpu.efficiency", eff_keys, err) ||
+           read_gemm_curve(eff, e, err) ||
+           yget_map(eff, "gpu.efficiency", "attention", false, &attn, err) ||
+           yget_check_keys(attn, "gpu.efficiency.attention", attn_keys, err) ||
+           read_frac(attn, "gpu.efficiency.attention", "forward", &e->attn_fwd, err) ||
+           read_frac(attn, "gpu.efficiency.attention", "backward", &e->attn_bwd, err) ||
+           read_frac(eff, "gpu.efficiency", "hbm", &e->hbm, err) ||
+           read_frac(eff, "gpu.efficiency", "overlap", &e->overlap, err);
 }
 
 int cluster_from_node(const ynode *root, const char *path, cluster_spec *out, ps_err *err) {
@@ -34,6 +124,7 @@ int cluster_from_node(const ynode *root, const char *path, cluster_spec *out, ps
                          "expected a mapping of cluster fields, found %s",
                          ynode_describe(root, found, sizeof found));
     cluster_cfg *c = &out->cfg;
+    cluster_eff_default(&c->eff);
     out->self = root->loc;
     if (yget_check_keys(root, "", top_keys, err) ||
         yget_str(root, "", "name", true, out->name, sizeof out->name, err) ||
@@ -55,12 +146,15 @@ int cluster_from_node(const ynode *root, const char *path, cluster_spec *out, ps
                       &c->peak_flops_per_s[DT_FP32], err) ||
         yget_quantity(gpu, "gpu", "hbm_bandwidth", true, UNIT_BYTES_PER_S, 1,
                       &c->hbm_bytes_per_s, err) ||
+        read_efficiency(gpu, &c->eff, err) ||
         yget_int(root, "", "gpus_per_node", true, 1, 1 << 20, &c->gpus_per_node, err) ||
         yget_int(root, "", "nodes", true, 1, 1 << 24, &c->nodes, err) ||
         yget_map(root, "", "links", true, &links, err) ||
         yget_check_keys(links, "links", links_keys, err) ||
-        read_link(links, "intra_node", &c->intra_bytes_per_s, &c->intra_latency_s, err) ||
-        read_link(links, "inter_node", &c->inter_bytes_per_s, &c->inter_latency_s, err))
+        read_link(links, "intra_node", &c->intra_bytes_per_s, &c->intra_latency_s,
+                  &c->eff.intra, err) ||
+        read_link(links, "inter_node", &c->inter_bytes_per_s, &c->inter_latency_s,
+                  &c->eff.inter, err))
         return -1;
     const ynode *n;
     out->gpus_per_node = (n = ynode_get(root, "gpus_per_node")) ? n->loc : root->loc;

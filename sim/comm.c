@@ -26,12 +26,13 @@ int64_t comm_bytes_sent(comm_coll coll, int64_t n, int64_t bytes) {
 /* Record `rounds` passes over a buffer of bytes_total split into `units`
  * calls each (ZeRO-3 gathers a stage unit by unit; everything else has
  * units = 1). */
-static void add_split(comm_list *l, comm_group g, comm_coll c, const char *what, int64_t n,
-                      int64_t rounds, int64_t units, int64_t bytes_total) {
+static void add_split(comm_list *l, comm_group g, comm_coll c, comm_phase ph, const char *what,
+                      int64_t n, int64_t rounds, int64_t units, int64_t bytes_total) {
     if (rounds <= 0 || bytes_total <= 0 || n <= 1 || l->n >= COMM_MAX_ENTRIES) return;
     comm_entry *e = &l->e[l->n++];
     e->group = g;
     e->coll = c;
+    e->phase = ph;
     e->what = what;
     e->group_size = n;
     e->calls = rounds * units;
@@ -40,9 +41,9 @@ static void add_split(comm_list *l, comm_group g, comm_coll c, const char *what,
     l->group_bytes[g] += e->bytes_sent;
 }
 
-static void add(comm_list *l, comm_group g, comm_coll c, const char *what, int64_t n,
-                int64_t calls, int64_t bytes) {
-    add_split(l, g, c, what, n, calls, 1, bytes);
+static void add(comm_list *l, comm_group g, comm_coll c, comm_phase ph, const char *what,
+                int64_t n, int64_t calls, int64_t bytes) {
+    add_split(l, g, c, ph, what, n, calls, 1, bytes);
 }
 
 /* Data parallel (group dp x cp): naive DP all-reduces gradients once per step
@@ -58,19 +59,19 @@ static void dp_comm(const model_cfg *m, const plan_cfg *p, const comm_stage_info
     const int64_t n = states_shard(s->rank_params, d) * d; /* padded flat buffer */
     const int64_t pb = dtype_bytes(p->precision.params), gb = dtype_bytes(p->precision.grads);
     switch (p->zero) {
-    case 0: add(l, GROUP_DP, COLL_ALL_REDUCE, "gradients", d, 1, n * gb); break;
+    case 0: add(l, GROUP_DP, COLL_ALL_REDUCE, COMM_GRADS, "gradients", d, 1, n * gb); break;
     case 1:
-        add(l, GROUP_DP, COLL_REDUCE_SCATTER, "gradients", d, 1, n * gb);
-        add(l, GROUP_DP, COLL_ALL_GATHER, "updated parameters", d, 1, n * pb);
+        add(l, GROUP_DP, COLL_REDUCE_SCATTER, COMM_GRADS, "gradients", d, 1, n * gb);
+        add(l, GROUP_DP, COLL_ALL_GATHER, COMM_PARAMS, "updated parameters", d, 1, n * pb);
         break;
     case 2:
-        add(l, GROUP_DP, COLL_REDUCE_SCATTER, "gradients (every micro-batch)", d, mb, n * gb);
-        add(l, GROUP_DP, COLL_ALL_GATHER, "updated parameters", d, 1, n * pb);
+        add(l, GROUP_DP, COLL_REDUCE_SCATTER, COMM_BWD, "gradients (every micro-batch)", d, mb, n * gb);
+        add(l, GROUP_DP, COLL_ALL_GATHER, COMM_PARAMS, "updated parameters", d, 1, n * pb);
         break;
     default:
-        add_split(l, GROUP_DP, COLL_ALL_GATHER, "parameters (forward)", d, mb, s->units, n * pb);
-        add_split(l, GROUP_DP, COLL_ALL_GATHER, "parameters (backward)", d, mb, s->units, n * pb);
-        add_split(l, GROUP_DP, COLL_REDUCE_SCATTER, "gradients", d, mb, s->units, n * gb);
+        add_split(l, GROUP_DP, COLL_ALL_GATHER, COMM_FWD, "parameters (forward)", d, mb, s->units, n * pb);
+        add_split(l, GROUP_DP, COLL_ALL_GATHER, COMM_BWD, "parameters (backward)", d, mb, s->units, n * pb);
+        add_split(l, GROUP_DP, COLL_REDUCE_SCATTER, COMM_BWD, "gradients", d, mb, s->units, n * gb);
         break;
     }
 }
@@ -93,23 +94,23 @@ static void tp_comm(const model_cfg *m, const plan_cfg *p, const comm_stage_info
     const int64_t L = s->layers;
     const int first = s->stage == 0, last = s->stage == p->pp - 1;
     if (!p->sp) {
-        add(l, GROUP_TP, COLL_ALL_REDUCE, "layer outputs (forward)", t, mb * L * 2 * (1 + replay), T);
-        add(l, GROUP_TP, COLL_ALL_REDUCE, "input gradients (backward)", t, mb * L * 2, T);
-        add(l, GROUP_TP, COLL_ALL_REDUCE, "embedding output", t, first ? mb : 0, T);
-        add(l, GROUP_TP, COLL_ALL_REDUCE, "head input gradient", t, last ? mb : 0, T);
+        add(l, GROUP_TP, COLL_ALL_REDUCE, COMM_FWD, "layer outputs (forward)", t, mb * L * 2 * (1 + replay), T);
+        add(l, GROUP_TP, COLL_ALL_REDUCE, COMM_BWD, "input gradients (backward)", t, mb * L * 2, T);
+        add(l, GROUP_TP, COLL_ALL_REDUCE, COMM_FWD, "embedding output", t, first ? mb : 0, T);
+        add(l, GROUP_TP, COLL_ALL_REDUCE, COMM_BWD, "head input gradient", t, last ? mb : 0, T);
     } else {
-        add(l, GROUP_TP, COLL_ALL_GATHER, "sequence gather (forward)", t,
+        add(l, GROUP_TP, COLL_ALL_GATHER, COMM_FWD, "sequence gather (forward)", t,
             mb * (L * 2 * (1 + replay) + (last ? 1 : 0)), T);
-        add(l, GROUP_TP, COLL_REDUCE_SCATTER, "sequence scatter (forward)", t,
+        add(l, GROUP_TP, COLL_REDUCE_SCATTER, COMM_FWD, "sequence scatter (forward)", t,
             mb * (L * 2 * (1 + replay) + (first ? 1 : 0)), T);
-        add(l, GROUP_TP, COLL_REDUCE_SCATTER, "gradient scatter (backward)", t,
+        add(l, GROUP_TP, COLL_REDUCE_SCATTER, COMM_BWD, "gradient scatter (backward)", t,
             mb * (L * 2 + (last ? 1 : 0)), T);
-        add(l, GROUP_TP, COLL_ALL_GATHER, "gradient gather (backward)", t,
+        add(l, GROUP_TP, COLL_ALL_GATHER, COMM_BWD, "gradient gather (backward)", t,
             mb * (L * 2 + (first ? 1 : 0)), T);
-        add(l, GROUP_TP, COLL_ALL_GATHER, "input re-gather for weight grads", t,
+        add(l, GROUP_TP, COLL_ALL_GATHER, COMM_BWD, "input re-gather for weight grads", t,
             mb * (L * 2 + (last ? 1 : 0)), T);
     }
-    add(l, GROUP_TP, COLL_ALL_REDUCE, "cross-entropy max/sum/target (fp32)", t,
+    add(l, GROUP_TP, COLL_ALL_REDUCE, COMM_FWD, "cross-entropy max/sum/target (fp32)", t,
         last ? 3 * mb : 0, tokens * 4);
 }
 
@@ -125,10 +126,10 @@ static void pp_comm(const model_cfg *m, const plan_cfg *p, const comm_stage_info
     const int64_t tokens = plan_tokens_per_rank(p) / (p->sp ? p->tp : 1);
     const int64_t P = tokens * m->hidden * dtype_bytes(p->precision.activations);
     const int first = s->stage == 0, last = s->stage == pp - 1;
-    add(l, GROUP_PP, COLL_SEND, "activations (forward)", pp, mb * v - (last ? mb : 0), P);
-    add(l, GROUP_PP, COLL_SEND, "activation gradients (backward)", pp, mb * v - (first ? mb : 0), P);
+    add(l, GROUP_PP, COLL_SEND, COMM_P2P, "activations (forward)", pp, mb * v - (last ? mb : 0), P);
+    add(l, GROUP_PP, COLL_SEND, COMM_P2P, "activation gradients (backward)", pp, mb * v - (first ? mb : 0), P);
     if (m->tied_embeddings && (first || last))
-        add(l, GROUP_PP, COLL_ALL_REDUCE, "tied embedding gradients", 2, 1,
+        add(l, GROUP_PP, COLL_ALL_REDUCE, COMM_GRADS, "tied embedding gradients", 2, 1,
             s->tied_rows_params * dtype_bytes(p->precision.grads));
 }
 
@@ -142,9 +143,9 @@ static void cp_comm(const model_cfg *m, const plan_cfg *p, const comm_stage_info
     if (c <= 1) return;
     const int64_t KV = act_kv_block_bytes(m, p);
     const int64_t replay = p->recompute == RECOMPUTE_FULL ? 1 : 0;
-    add(l, GROUP_CP, COLL_SEND, "K/V blocks (forward)", c, mb * s->layers * (c - 1) * (1 + replay), KV);
-    add(l, GROUP_CP, COLL_SEND, "K/V blocks (backward)", c, mb * s->layers * (c - 1), KV);
-    add(l, GROUP_CP, COLL_SEND, "dK/dV blocks (backward)", c, mb * s->layers * (c - 1), KV);
+    add(l, GROUP_CP, COLL_SEND, COMM_FWD, "K/V blocks (forward)", c, mb * s->layers * (c - 1) * (1 + replay), KV);
+    add(l, GROUP_CP, COLL_SEND, COMM_BWD, "K/V blocks (backward)", c, mb * s->layers * (c - 1), KV);
+    add(l, GROUP_CP, COLL_SEND, COMM_BWD, "dK/dV blocks (backward)", c, mb * s->layers * (c - 1), KV);
 }
 
 void comm_stage(const model_cfg *m, const plan_cfg *p, const comm_stage_info *s, comm_list *out) {

@@ -25,9 +25,19 @@ typedef enum {
     COLL_SEND
 } comm_coll;
 
+/* When a collective runs (docs/time.md §4 decides what hides it). */
+typedef enum {
+    COMM_FWD,    /* during a micro-batch's forward */
+    COMM_BWD,    /* during a micro-batch's backward */
+    COMM_GRADS,  /* once per step, when the last backward has produced the gradients */
+    COMM_PARAMS, /* once per step, after the optimizer (updated-parameter gather) */
+    COMM_P2P     /* at a pipeline stage boundary, per micro-batch */
+} comm_phase;
+
 typedef struct {
     comm_group group;
     comm_coll coll;
+    comm_phase phase;
     const char *what;       /* e.g. "gradients", "layer outputs (fwd)" */
     int64_t group_size;     /* ranks in the collective */
     int64_t calls;          /* per step */

@@ -13,10 +13,54 @@
 static int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
 static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 
-typedef struct {
-    params_count pc;
-    act_bytes act;
-} eval_shared;
+typedef eval_cache eval_shared;
+
+static int cache_matches(const eval_cache *k, const model_cfg *m, const cluster_cfg *c,
+                         const plan_cfg *p) {
+    return k->valid && k->m == m && k->c == c && k->tp == p->tp && k->cp == p->cp &&
+           k->seq == p->seq && k->micro == p->micro_batch && k->sp == p->sp &&
+           k->recompute == p->recompute && !memcmp(&k->precision, &p->precision, sizeof k->precision);
+}
+
+static void cache_fill(eval_cache *k, const model_cfg *m, const cluster_cfg *c, const plan_cfg *p) {
+    if (cache_matches(k, m, c, p)) {
+        time_ctx_links(c, p, &k->time);
+        return;
+    }
+    k->m = m, k->c = c, k->tp = p->tp, k->cp = p->cp, k->seq = p->seq;
+    k->micro = p->micro_batch, k->sp = p->sp, k->recompute = p->recompute;
+    k->precision = p->precision;
+    params_count_rank(m, p->tp, &k->pc);
+    act_compute(m, p, &k->act);
+    time_ctx_init(m, c, p, &k->time);
+    k->valid = true;
+}
+
+/* Parameters a stage holds on one tp rank before ZeRO sharding. */
+static int64_t stage_param_elems(const model_cfg *m, const plan_cfg *p, const params_count *pc,
+                                 int64_t s, int64_t layers) {
+    const int first = s == 0, last = s == p->pp - 1;
+    /* the last stage keeps its own copy of a tied word embedding (Megatron-LM) */
+    const int64_t head = m->tied_embeddings ? (p->pp > 1 ? pc->embedding : 0) : pc->output;
+    return layers * pc->layer + (first ? pc->embedding + pc->position : 0) +
+           (last ? pc->final_norm + head : 0);
+}
+
+/* A stage's collectives and its time (step_time.h). */
+static void stage_comm_time(const model_cfg *m, const cluster_cfg *c, const plan_cfg *p,
+                            const eval_shared *sh, int64_t s, int64_t layers, int64_t elems,
+                            comm_list *comm, stage_time *out) {
+    const int first = s == 0, last = s == p->pp - 1;
+    comm_stage_info ci = {.stage = s,
+                          .layers = layers,
+                          .rank_params = elems,
+                          .units = layers + (first ? 1 : 0) + (last ? 1 : 0),
+                          .tied_rows_params = sh->pc.embedding};
+    comm_stage(m, p, &ci, comm);
+    const int64_t d = p->dp * p->cp;
+    const int64_t opt_elems = p->zero >= 1 ? states_shard(elems, d) : elems;
+    stage_time_compute(&sh->time, c, p, s, layers, opt_elems, comm, out);
+}
 
 static void eval_stage_one(const model_cfg *m, const cluster_cfg *c, const plan_cfg *p,
                            const eval_shared *sh, int64_t s, eval_stage *st, comm_list *comm) {
@@ -24,13 +68,11 @@ static void eval_stage_one(const model_cfg *m, const cluster_cfg *c, const plan_
     const act_bytes *ab = &sh->act;
     const int first = s == 0, last = s == p->pp - 1;
     const int64_t pb = dtype_bytes(p->precision.params), gb = dtype_bytes(p->precision.grads);
-    /* the last stage keeps its own copy of a tied word embedding (Megatron-LM) */
     const int64_t head = m->tied_embeddings ? (p->pp > 1 ? pc->embedding : 0) : pc->output;
     memset(st, 0, sizeof *st);
     st->stage = s;
     st->layers = pipe_stage_layers(m, p, s);
-    st->param_elems = st->layers * pc->layer + (first ? pc->embedding + pc->position : 0) +
-                      (last ? pc->final_norm + head : 0);
+    st->param_elems = stage_param_elems(m, p, pc, s, st->layers);
 
     states_bytes sb;
     states_compute(st->param_elems, p, &sb);
@@ -70,20 +112,21 @@ static void eval_stage_one(const model_cfg *m, const cluster_cfg *c, const plan_
                 st->reserved + st->fragmentation;
     st->total = allocated + st->reserved + st->fragmentation;
 
-    comm_stage_info ci = {.stage = s,
-                          .layers = st->layers,
-                          .rank_params = st->param_elems,
-                          .units = st->layers + (first ? 1 : 0) + (last ? 1 : 0),
-                          .tied_rows_params = pc->embedding};
-    comm_stage(m, p, &ci, comm);
+    stage_comm_time(m, c, p, sh, s, st->layers, st->param_elems, comm, &st->time);
     for (int g = 0; g < GROUP_COUNT; g++) st->comm_bytes[g] = comm->group_bytes[g];
 }
 
 void eval_plan(const model_cfg *m, const cluster_cfg *c, const plan_cfg *p, eval_result *out,
                eval_stage *stages) {
-    eval_shared sh;
-    params_count_rank(m, p->tp, &sh.pc);
-    act_compute(m, p, &sh.act);
+    eval_cache k;
+    k.valid = false;
+    eval_plan_cached(m, c, p, out, stages, &k);
+}
+
+void eval_plan_cached(const model_cfg *m, const cluster_cfg *c, const plan_cfg *p,
+                      eval_result *out, eval_stage *stages, eval_cache *cache) {
+    cache_fill(cache, m, c, p);
+    const eval_shared *sh = cache;
     out->model_params = params_total(m);
     out->micro_batches = plan_micro_batches(p);
     out->stages = p->pp;
@@ -92,21 +135,33 @@ void eval_plan(const model_cfg *m, const cluster_cfg *c, const plan_cfg *p, eval
      * as any other middle stage and never more live micro-batches than stage 0
      * (every schedule's in-flight count is non-increasing in the stage index),
      * while stage 0 adds the embedding: so the heaviest stage is 0 or the last.
-     * When the caller does not ask for every stage, only those two are
-     * evaluated (tests hold this equal to the full scan). */
+     * Middle stages also take the same time. When the caller does not ask for
+     * every stage, only stages 0 and p-1 are evaluated, plus the time of stage
+     * 1 standing for the middle (tests hold this equal to the full scan). */
     const int shortcut = !stages && !p->stage_layers[0] && p->pp > 2;
+    stage_time times[PLAN_MAX_STAGES];
+    const stage_time *by_stage[PLAN_MAX_STAGES];
+    if (shortcut) { /* a middle stage: time only */
+        comm_list comm;
+        const int64_t layers = pipe_stage_layers(m, p, 1);
+        stage_comm_time(m, c, p, sh, 1, layers, stage_param_elems(m, p, &sh->pc, 1, layers), &comm,
+                        &times[1]);
+    }
     for (int64_t s = 0; s < p->pp; s++) {
         eval_stage st;
         comm_list comm;
         if (shortcut && s == 1) s = p->pp - 1;
-        eval_stage_one(m, c, p, &sh, s, &st, &comm);
+        eval_stage_one(m, c, p, sh, s, &st, &comm);
         if (stages) stages[s] = st;
+        times[s] = st.time;
         if (out->heaviest < 0 || st.total > out->heavy.total) {
             out->heaviest = s;
             out->heavy = st;
             out->comm = comm;
         }
     }
+    for (int64_t s = 0; s < p->pp; s++)
+        by_stage[s] = &times[shortcut && s > 0 && s < p->pp - 1 ? 1 : s];
     flops_step f;
     flops_compute(m, p, &f);
     out->tokens_per_step = f.tokens;
@@ -114,4 +169,6 @@ void eval_plan(const model_cfg *m, const cluster_cfg *c, const plan_cfg *p, eval
     out->flops_hardware_per_step = f.hardware_per_step;
     out->capacity_bytes = c->gpu_memory_bytes;
     out->fits = out->heavy.total <= c->gpu_memory_bytes;
+    step_time_combine(c, p, by_stage, f.tokens, f.model_per_step, f.hardware_per_step,
+                      &out->time);
 }

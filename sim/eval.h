@@ -12,10 +12,13 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "act.h"
 #include "cluster.h"
 #include "comm.h"
 #include "model.h"
+#include "params.h"
 #include "plan.h"
+#include "step_time.h"
 
 typedef struct {
     int64_t stage, layers;
@@ -36,6 +39,7 @@ typedef struct {
     int64_t total;
     int64_t host;           /* bytes offloaded to host memory */
     int64_t comm_bytes[GROUP_COUNT];
+    stage_time time;        /* per chunk-micro-batch and per-step seconds (step_time.h) */
 } eval_stage;
 
 typedef struct {
@@ -49,12 +53,32 @@ typedef struct {
     double flops_model_per_step, flops_hardware_per_step;
     int64_t capacity_bytes; /* GPU memory */
     bool fits;
+    step_time time;         /* step time, its split, tokens/s, MFU, HFU */
 } eval_result;
 
+/* What eval_plan derives from the model, the cluster and the per-micro-batch
+ * shape of a plan (tp, cp, sp, seq, micro-batch, recompute, precision): a sweep
+ * passes one cache to consecutive calls, which reuse it while those agree. */
+typedef struct {
+    const model_cfg *m;
+    const cluster_cfg *c;
+    int64_t tp, cp, seq, micro;
+    bool sp, valid;
+    plan_recompute recompute;
+    plan_precision precision;
+    params_count pc;
+    act_bytes act;
+    time_ctx time;
+} eval_cache;
+
 /* Evaluate a checked plan. stages, if not NULL, receives pp entries; when it
- * is NULL and the layers are split evenly, only the first and last stage are
- * evaluated (the heaviest is always one of them, see eval.c). */
+ * is NULL and the layers are split evenly, only the first, second and last
+ * stages are evaluated (the heaviest is the first or the last, and the middle
+ * stages are all alike; see eval.c). */
 void eval_plan(const model_cfg *m, const cluster_cfg *c, const plan_cfg *p, eval_result *out,
                eval_stage *stages);
+/* The same with a cache (zero-initialise it before the first call). */
+void eval_plan_cached(const model_cfg *m, const cluster_cfg *c, const plan_cfg *p,
+                      eval_result *out, eval_stage *stages, eval_cache *cache);
 
 #endif

@@ -20,6 +20,8 @@ typedef enum { RECOMPUTE_NONE, RECOMPUTE_SELECTIVE, RECOMPUTE_FULL } plan_recomp
 typedef enum { OPT_ADAMW, OPT_SGD, OPT_SGD_MOMENTUM } plan_optimizer;
 
 #define PLAN_MAX_STAGES 256
+/* Parallel groups in comm_group order (comm.h): dp, tp, pp, cp. */
+#define PLAN_GROUPS 4
 
 typedef struct {
     ps_dtype params, grads, master, optimizer, activations;
@@ -41,11 +43,16 @@ typedef struct {
     int64_t bucket_bytes;    /* gradient-communication bucket */
     int64_t workspace_bytes; /* GEMM / kernel workspaces */
     double fragmentation;    /* allocator reserve as a fraction of allocated bytes */
+    /* Rank layout, innermost (consecutive ranks) first, as comm_group values;
+     * default tp, cp, pp, dp (Megatron-LM's order; docs/time.md §3). */
+    uint8_t placement[PLAN_GROUPS];
+    /* Which communication hides behind compute (docs/time.md §4). */
+    bool overlap_dp, overlap_tp, overlap_pp;
 } plan_cfg;
 
 typedef struct {
     ps_loc self, gpus, parallel, dp, tp, pp, cp, zero, sp, global, micro, seq, schedule,
-        virtual_stages, stage_layers, recompute, precision;
+        virtual_stages, stage_layers, recompute, precision, placement;
 } plan_locs;
 
 typedef struct {
@@ -78,6 +85,11 @@ int plan_load(const char *path, const plan_override *overrides, int n_overrides,
 int plan_load_text(const char *text, const char *origin, const plan_override *overrides,
                    int n_overrides, plan_spec *out, ps_err *err);
 
+/* Decode a parsed plan document (taking ownership of root) and load its
+ * model and cluster; check it only when asked (a sweep's base plan holds
+ * fields the sweep will replace). origin names the document. */
+int plan_load_node(ynode *root, const char *origin, bool check, plan_spec *out, ps_err *err);
+
 /* Resolve a named precision preset (bf16-mixed, fp16-mixed, bf16-fp32grad, fp32).
  * Returns 0 on success, -1 for an unknown name. */
 int plan_precision_preset(const char *name, plan_precision *out);
@@ -85,6 +97,11 @@ int plan_precision_preset(const char *name, plan_precision *out);
 /* The built-in default plan text (YAML), also shown by `parasim plan --help`. */
 extern const char plan_default_yaml[];
 
+/* Set the defaults of the fields a plan may leave out (plan_load does this;
+ * sweeps that build plan_cfg by hand call it first). */
+void plan_cfg_defaults(plan_cfg *c);
+
+extern const char *const plan_group_names[]; /* "dp", "tp", "pp", "cp", NULL */
 extern const char *const plan_schedule_names[], *const plan_recompute_names[],
     *const plan_optimizer_names[];
 

@@ -10,6 +10,30 @@ static const char *const reason_ids[PLAN_REASON_COUNT] = {
     "pp-layers",    "stage-split",         "virtual-schedule", "interleaved-pp",
     "interleaved-layers", "interleaved-micro"};
 
+static const char *const reason_texts[PLAN_REASON_COUNT] = {
+    "valid",
+    "more GPUs than the cluster has",
+    "dp*tp*pp*cp is not the GPU count",
+    "tp does not divide the attention heads",
+    "tp does not divide the key/value heads",
+    "tp does not divide the MLP width",
+    "sequence parallelism without tp > 1",
+    "tp does not divide the sequence (sequence parallelism)",
+    "context parallelism needs flash attention",
+    "2*cp does not divide the sequence",
+    "sequence longer than the learned position table",
+    "micro-batch * dp does not divide the global batch",
+    "pp does not divide the layers",
+    "explicit stage split does not match pp or the layers",
+    "virtual stages without the interleaved schedule",
+    "interleaved schedule needs pp > 1 and virtual > 1",
+    "pp * virtual does not divide the layers",
+    "interleaved schedule needs micro-batches a multiple of pp"};
+
+const char *plan_reason_text(plan_reason r) {
+    return r >= 0 && r < PLAN_REASON_COUNT ? reason_texts[r] : "unknown";
+}
+
 const char *plan_reason_id(plan_reason r) {
     return r >= 0 && r < PLAN_REASON_COUNT ? reason_ids[r] : "unknown";
 }

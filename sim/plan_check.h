@@ -35,6 +35,8 @@ typedef enum {
 
 /* Short stable identifier of a reason ("tp-heads"), for sweep tallies. */
 const char *plan_reason_id(plan_reason r);
+/* What the reason means, in a few words ("tp does not divide the attention heads"). */
+const char *plan_reason_text(plan_reason r);
 
 plan_reason plan_check_cfg(const model_cfg *m, const cluster_cfg *c, const plan_cfg *p);
 

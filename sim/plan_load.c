@@ -9,6 +9,7 @@
 #include "spec_path.h"
 #include "yget.h"
 
+const char *const plan_group_names[] = {"dp", "tp", "pp", "cp", NULL};
 const char *const plan_schedule_names[] = {"afab", "1f1b", "interleaved", "zero-bubble", NULL};
 const char *const plan_recompute_names[] = {"none", "selective", "full", NULL};
 const char *const plan_optimizer_names[] = {"adamw", "sgd", "sgd-momentum", NULL};
@@ -31,7 +32,7 @@ const char plan_default_yaml[] =
 static const char *const top_keys[] = {"name",     "description", "model",     "cluster",
                                        "gpus",     "parallel",    "batch",     "pipeline",
                                        "recompute", "precision",  "optimizer", "offload",
-                                       "memory",   NULL};
+                                       "memory",   "placement",   "overlap",   NULL};
 static const char *const parallel_keys[] = {"dp", "tp", "pp", "cp", "zero", "sp", NULL};
 static const char *const batch_keys[] = {"global", "micro", "seq", NULL};
 static const char *const pipeline_keys[] = {"schedule", "virtual", "layers", NULL};
@@ -39,6 +40,53 @@ static const char *const precision_keys[] = {"params", "grads", "master", "optim
                                              "activations", NULL};
 static const char *const offload_keys[] = {"optimizer", "activations", NULL};
 static const char *const memory_keys[] = {"bucket", "workspace", "fragmentation", NULL};
+static const char *const overlap_keys[] = {"dp", "tp", "pp", NULL};
+
+void plan_cfg_defaults(plan_cfg *c) {
+    c->tp = c->pp = c->cp = 1;
+    c->virtual_stages = 1;
+    c->schedule = SCHED_1F1B;
+    c->bucket_bytes = 25LL << 20;    /* PyTorch DDP bucket_cap_mb default */
+    c->workspace_bytes = 32LL << 20; /* cuBLAS workspace on Hopper (docs/memory.md §6) */
+    const uint8_t order[PLAN_GROUPS] = {1, 3, 2, 0}; /* tp, cp, pp, dp */
+    memcpy(c->placement, order, sizeof order);
+    c->overlap_dp = c->overlap_pp = true; /* Megatron-LM --overlap-grad-reduce, p2p overlap */
+    c->overlap_tp = false;
+}
+
+/* placement: [tp, cp, pp, dp] — each group once, innermost first. */
+static int read_placement(const ynode *root, plan_cfg *c, ps_err *err) {
+    const ynode *n = ynode_get(root, "placement");
+    char found[128];
+    if (!n || n->kind == YN_NULL) return 0;
+    if (n->kind != YN_SEQ || n->n != PLAN_GROUPS)
+        return ps_err_at(err, &n->loc, "placement",
+                         "expected the four groups innermost first, such as [tp, cp, pp, dp], "
+                         "found %s", ynode_describe(n, found, sizeof found));
+    unsigned seen = 0;
+    for (int i = 0; i < n->n; i++) {
+        const ynode *g = n->items[i];
+        int k = -1;
+        for (int j = 0; g->kind == YN_SCALAR && plan_group_names[j]; j++)
+            if (!strcmp(g->str, plan_group_names[j])) k = j;
+        if (k < 0 || (seen >> k & 1u))
+            return ps_err_at(err, &g->loc, "placement",
+                             "expected each of dp, tp, pp, cp exactly once, found %s",
+                             k < 0 ? ynode_describe(g, found, sizeof found) : "a repeat");
+        seen |= 1u << k;
+        c->placement[i] = (uint8_t)k;
+    }
+    return 0;
+}
+
+static int read_overlap(const ynode *root, plan_cfg *c, ps_err *err) {
+    const ynode *o;
+    return yget_map(root, "", "overlap", false, &o, err) ||
+           yget_check_keys(o, "overlap", overlap_keys, err) ||
+           yget_bool(o, "overlap", "dp", false, &c->overlap_dp, err) ||
+           yget_bool(o, "overlap", "tp", false, &c->overlap_tp, err) ||
+           yget_bool(o, "overlap", "pp", false, &c->overlap_pp, err);
+}
 
 typedef struct {
     const char *name;
@@ -224,10 +272,7 @@ static int decode(const ynode *root, plan_spec *out, bool *dp_auto, ps_err *err)
     if (root->kind != YN_MAP)
         return ps_err_at(err, &root->loc, NULL, "expected a plan (a mapping of fields), found %s",
                          ynode_describe(root, found, sizeof found));
-    c->tp = c->pp = c->cp = 1;
-    c->virtual_stages = 1;
-    c->bucket_bytes = 25LL << 20;   /* PyTorch DDP bucket_cap_mb default */
-    c->workspace_bytes = 32LL << 20; /* cuBLAS workspace on Hopper (docs/memory.md §6) */
+    plan_cfg_defaults(c);
     if (yget_check_keys(root, "", top_keys, err) ||
         yget_str(root, "", "name", false, out->name, sizeof out->name, err) ||
         yget_int(root, "", "gpus", false, 1, 1 << 24, &c->gpus, err) ||
@@ -256,7 +301,8 @@ static int decode(const ynode *root, plan_spec *out, bool *dp_auto, ps_err *err)
         yget_bytes(mem, "memory", "bucket", false, 0, &c->bucket_bytes, err) ||
         yget_bytes(mem, "memory", "workspace", false, 0, &c->workspace_bytes, err) ||
         yget_quantity(mem, "memory", "fragmentation", false, UNIT_NONE, 0, &c->fragmentation,
-                      err))
+                      err) ||
+        read_placement(root, c, err) || read_overlap(root, c, err))
         return -1;
     c->zero = (int)zero;
     c->schedule = (plan_schedule)sched;
@@ -280,6 +326,7 @@ static int decode(const ynode *root, plan_spec *out, bool *dp_auto, ps_err *err)
     loc_of(&l->stage_layers, pipe, "layers");
     loc_of(&l->recompute, root, "recompute");
     loc_of(&l->precision, root, "precision");
+    loc_of(&l->placement, root, "placement");
     if (c->fragmentation >= 1.0) {
         const ynode *n = ynode_get(mem, "fragmentation");
         return ps_err_at(err, &n->loc, "memory.fragmentation",
@@ -288,7 +335,7 @@ static int decode(const ynode *root, plan_spec *out, bool *dp_auto, ps_err *err)
     return 0;
 }
 
-static int load_from(ynode *root, const plan_override *overrides, int n_overrides,
+static int load_from(ynode *root, const plan_override *overrides, int n_overrides, bool check,
                      plan_spec *out, ps_err *err) {
     bool dp_auto = false;
     int rc = 0;
@@ -310,7 +357,13 @@ static int load_from(ynode *root, const plan_override *overrides, int n_override
                              (long long)rest, (long long)c->gpus, (long long)(c->gpus % rest));
         c->dp = c->gpus / rest;
     }
-    return plan_check(out, err);
+    return check ? plan_check(out, err) : 0;
+}
+
+int plan_load_node(ynode *root, const char *origin, bool check, plan_spec *out, ps_err *err) {
+    memset(out, 0, sizeof *out);
+    snprintf(out->path, sizeof out->path, "%s", origin);
+    return load_from(root, NULL, 0, check, out, err);
 }
 
 int plan_load(const char *path, const plan_override *overrides, int n_overrides,
@@ -320,7 +373,7 @@ int plan_load(const char *path, const plan_override *overrides, int n_overrides,
     memset(out, 0, sizeof *out);
     snprintf(out->path, sizeof out->path, "%s", path);
     if (ynode_load_file(path, &root, err)) return -1;
-    return load_from(root, overrides, n_overrides, out, err);
+    return load_from(root, overrides, n_overrides, true, out, err);
 }
 
 int plan_load_text(const char *text, const char *origin, const plan_override *overrides,
@@ -329,5 +382,5 @@ int plan_load_text(const char *text, const char *origin, const plan_override *ov
     memset(out, 0, sizeof *out);
     snprintf(out->path, sizeof out->path, "%s", origin);
     if (ynode_load_string(text, origin, &root, err)) return -1;
-    return load_from(root, overrides, n_overrides, out, err);
+    return load_from(root, overrides, n_overrides, true, out, err);
 }

@@ -7,10 +7,26 @@
 
 #include "eval.h"
 #include "infer.h"
+#include "jsonw.h"
 #include "plan.h"
+#include "step_sim.h"
+#include "sweep_rank.h"
 
-void report_plan_table(FILE *f, const plan_spec *s, const eval_result *r, const eval_stage *stages);
-void report_plan_json(FILE *f, const plan_spec *s, const eval_result *r, const eval_stage *stages);
+/* sim (the event-simulated step) may be NULL. */
+void report_plan_table(FILE *f, const plan_spec *s, const eval_result *r, const eval_stage *stages,
+                       const step_sim *sim);
+void report_plan_json(FILE *f, const plan_spec *s, const eval_result *r, const eval_stage *stages,
+                      const step_sim *sim);
+/* The step-time section of each (report_time.c). */
+void report_time_table(FILE *f, const plan_spec *s, const eval_result *r, const eval_stage *stages,
+                       const step_sim *sim);
+void report_time_json(jsonw *w, const plan_spec *s, const eval_result *r, const step_sim *sim);
+
+/* A sweep: the ranking with why each plan beats the next, and the tallies
+ * (report_sweep.c); seconds is the sweep's wall time. */
+void report_sweep_table(FILE *f, const sweep_spec *s, const sweep_rank *r, double seconds);
+void report_sweep_csv(FILE *f, const sweep_rank *r);
+void report_sweep_json(FILE *f, const sweep_spec *s, const sweep_rank *r, double seconds);
 
 void report_infer_table(FILE *f, const model_spec *m, const cluster_spec *c, const infer_cfg *ic,
                         const infer_result *r);

@@ -120,7 +120,8 @@ static void json_cluster(jsonw *w, const cluster_spec *cs) {
     jsonw_obj_end(w);
 }
 
-void report_plan_json(FILE *f, const plan_spec *s, const eval_result *r, const eval_stage *stages) {
+void report_plan_json(FILE *f, const plan_spec *s, const eval_result *r, const eval_stage *stages,
+                      const step_sim *sim) {
     jsonw w;
     jsonw_init(&w, f);
     jsonw_obj(&w, NULL);
@@ -192,6 +193,7 @@ void report_plan_json(FILE *f, const plan_spec *s, const eval_result *r, const e
     jsonw_num(&w, "model_per_gpu_per_step", r->flops_model_per_step / (double)s->cfg.gpus);
     jsonw_num(&w, "hardware_per_gpu_per_step", r->flops_hardware_per_step / (double)s->cfg.gpus);
     jsonw_obj_end(&w);
+    report_time_json(&w, s, r, sim);
     jsonw_bool(&w, "fits", r->fits);
     jsonw_obj_end(&w);
     jsonw_end(&w);

@@ -148,10 +148,12 @@ static void flops(FILE *f, const plan_spec *s, const eval_result *r) {
             fmt_si(r->flops_hardware_per_step / (double)s->cfg.gpus, "FLOP", c, sizeof c));
 }
 
-void report_plan_table(FILE *f, const plan_spec *s, const eval_result *r, const eval_stage *stages) {
+void report_plan_table(FILE *f, const plan_spec *s, const eval_result *r, const eval_stage *stages,
+                       const step_sim *sim) {
     header(f, s, r);
     memory(f, s, r);
     stage_table(f, s, r, stages);
     comm(f, r);
     flops(f, s, r);
+    report_time_table(f, s, r, stages, sim);
 }

@@ -1,0 +1,91 @@
+/* report_time.c — the step-time part of a plan report, as a table and as
+ * JSON (see report.h; fields in docs/output.md). */
+#include "fmt.h"
+#include "report.h"
+
+#define BAR_WIDTH 30
+
+static void part(FILE *f, const char *name, double s, double step) {
+    char bar[BAR_WIDTH * 4 + 8];
+    if (s <= 0) return;
+    fprintf(f, "  %-26s %10.4f  %5.1f%%  %s\n", name, s, 100 * s / step,
+            fmt_bar(s, step, BAR_WIDTH, bar, sizeof bar));
+}
+
+static const char *link_name(const coll_link *l) { return l->inter_node ? "inter-node" : "intra-node"; }
+
+void report_time_table(FILE *f, const plan_spec *s, const eval_result *r, const eval_stage *stages,
+                       const step_sim *sim) {
+    const step_time *t = &r->time;
+    const plan_cfg *p = &s->cfg;
+    char n1[32], n2[32];
+    fprintf(f, "\nStep time (docs/time.md): %.4f s; %s tokens/s (%s per GPU); MFU %.1f%%, HFU "
+               "%.1f%%\n",
+            t->step, fmt_count((int64_t)t->tokens_per_s, n1, sizeof n1),
+            fmt_count((int64_t)(t->tokens_per_s / (double)p->gpus), n2, sizeof n2), 100 * t->mfu,
+            100 * t->hfu);
+    fprintf(f, "  %-26s %10s  %6s\n", "part", "seconds", "share");
+    part(f, "compute", t->compute, t->step);
+    part(f, "pipeline bubble", t->bubble, t->step);
+    for (int g = 0; g < GROUP_COUNT; g++) {
+        char name[40];
+        snprintf(name, sizeof name, "exposed %s communication", comm_group_names[g]);
+        part(f, name, t->exposed[g], t->step);
+    }
+    part(f, "optimizer step", t->optimizer, t->step);
+    fprintf(f, "  hidden behind compute:");
+    for (int g = 0; g < GROUP_COUNT; g++)
+        if (t->hidden[g] > 0) fprintf(f, " %s %.4f s;", comm_group_names[g], t->hidden[g]);
+    fprintf(f, " pace set by stage %lld\n", (long long)t->slowest);
+    if (stages) {
+        const stage_time *x = &stages[t->slowest].time;
+        fprintf(f, "  per %s on stage %lld: forward %.2f ms, backward %.2f ms, weight grad "
+                   "%.2f ms (incl. exposed comm)\n",
+                p->schedule == SCHED_INTERLEAVED && p->pp > 1 ? "model-chunk micro-batch"
+                                                              : "micro-batch",
+                (long long)t->slowest, 1e3 * x->f, 1e3 * x->b, 1e3 * x->w);
+    }
+    fprintf(f, "  links:");
+    const int64_t size[GROUP_COUNT] = {p->dp, p->tp, p->pp, p->cp};
+    for (int g = 0; g < GROUP_COUNT; g++) {
+        if (size[g] <= 1) continue;
+        coll_link l;
+        coll_group_link(&s->cluster.cfg, p, (comm_group)g, &l);
+        fprintf(f, " %s %s %.0f GB/s;", comm_group_names[g], link_name(&l), l.bytes_per_s / 1e9);
+    }
+    fprintf(f, "\n");
+    if (sim && p->pp > 1)
+        fprintf(f, "  event simulation of the %s schedule: pipeline %.4f s (closed form %.4f s), "
+                   "step %.4f s, bubble %.1f%% of busy time\n",
+                plan_schedule_names[p->schedule], sim->pipeline, t->pipeline, sim->step,
+                100 * sim->bubble_fraction);
+}
+
+void report_time_json(jsonw *w, const plan_spec *s, const eval_result *r, const step_sim *sim) {
+    const step_time *t = &r->time;
+    (void)s;
+    jsonw_obj(w, "time");
+    jsonw_num(w, "step_s", t->step);
+    jsonw_num(w, "tokens_per_s", t->tokens_per_s);
+    jsonw_num(w, "mfu", t->mfu);
+    jsonw_num(w, "hfu", t->hfu);
+    jsonw_num(w, "compute_s", t->compute);
+    jsonw_num(w, "bubble_s", t->bubble);
+    jsonw_num(w, "optimizer_s", t->optimizer);
+    jsonw_num(w, "pipeline_s", t->pipeline);
+    jsonw_int(w, "slowest_stage", t->slowest);
+    jsonw_obj(w, "exposed_s");
+    for (int g = 0; g < GROUP_COUNT; g++) jsonw_num(w, comm_group_names[g], t->exposed[g]);
+    jsonw_obj_end(w);
+    jsonw_obj(w, "hidden_s");
+    for (int g = 0; g < GROUP_COUNT; g++) jsonw_num(w, comm_group_names[g], t->hidden[g]);
+    jsonw_obj_end(w);
+    if (sim) {
+        jsonw_obj(w, "event_simulation");
+        jsonw_num(w, "pipeline_s", sim->pipeline);
+        jsonw_num(w, "step_s", sim->step);
+        jsonw_num(w, "bubble_fraction", sim->bubble_fraction);
+        jsonw_obj_end(w);
+    }
+    jsonw_obj_end(w);
+}

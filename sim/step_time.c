@@ -1,0 +1,161 @@
+/* step_time.c — stage and step time (see step_time.h, docs/time.md §4–§5). */
+#include "step_time.h"
+
+#include <string.h>
+
+#include "plan_check.h"
+
+static double maxd(double a, double b) { return a > b ? a : b; }
+static double mind(double a, double b) { return a < b ? a : b; }
+
+void time_ctx_init(const model_cfg *m, const cluster_cfg *c, const plan_cfg *p, time_ctx *out) {
+    kt_layer(m, c, p, &out->layer);
+    kt_first(m, c, p, &out->first);
+    kt_last(m, c, p, &out->last);
+    time_ctx_links(c, p, out);
+}
+
+void time_ctx_links(const cluster_cfg *c, const plan_cfg *p, time_ctx *out) {
+    for (int g = 0; g < GROUP_COUNT; g++) coll_group_link(c, p, (comm_group)g, &out->link[g]);
+    out->overlap = c->eff.overlap;
+}
+
+/* Exposed part of `t` seconds of communication that can hide behind `budget`
+ * seconds of compute but not below `floor` (what cannot start early); of what
+ * overlaps, only the share `eff` actually hides (communication kernels take
+ * SMs and memory bandwidth from the compute they overlap; docs/time.md §4). */
+static double exposed_after(double t, double budget, double floor, double eff) {
+    const double ex = maxd(t - budget, mind(t, floor));
+    return ex + (1.0 - eff) * (t - ex);
+}
+
+typedef struct {
+    double f, b, w, attn; /* one micro-batch of the whole stage, compute only */
+} stage_work;
+
+/* One entry's seconds per micro-batch (phase FWD/BWD) or per step. */
+static void per_mb_comm(const time_ctx *x, const plan_cfg *p, const comm_entry *e,
+                        const stage_work *k, int64_t mb, stage_time *o) {
+    const coll_link *ln = &x->link[e->group];
+    const double t = (double)e->calls * coll_time(e->coll, e->group_size, e->bytes_per_call, ln) /
+                     (double)mb;
+    const int fwd = e->phase == COMM_FWD;
+    const double phase = fwd ? k->f : k->b + k->w;
+    double ex = t;
+    const double eff = x->overlap;
+    if (e->group == GROUP_TP && p->overlap_tp) ex = exposed_after(t, phase, 0, eff);
+    if (e->group == GROUP_CP) ex = exposed_after(t, (fwd ? 1.0 : 2.0) * k->attn, 0, eff);
+    if (e->group == GROUP_DP && p->overlap_dp) {
+        /* ZeRO-3: the first unit's gather waits; ZeRO-2: the last bucket */
+        double unit = p->zero == 3 ? t / (double)(e->calls / mb)
+                                   : coll_time(e->coll, e->group_size, p->bucket_bytes, ln);
+        ex = exposed_after(t, phase, unit, eff);
+    }
+    o->exposed[e->group] += ex;
+    o->hidden[e->group] += t - ex;
+    if (fwd)
+        o->f += ex;
+    else
+        o->b += ex;
+}
+
+static void per_step_comm(const time_ctx *x, const plan_cfg *p, const comm_entry *e,
+                          const stage_work *k, stage_time *o) {
+    const coll_link *ln = &x->link[e->group];
+    const double t = (double)e->calls * coll_time(e->coll, e->group_size, e->bytes_per_call, ln);
+    double ex = t;
+    if (e->group == GROUP_DP && p->overlap_dp) {
+        double bucket = coll_time(e->coll, e->group_size, p->bucket_bytes, ln);
+        ex = exposed_after(t, e->phase == COMM_GRADS ? k->b + k->w : k->f, bucket, x->overlap);
+    }
+    o->step_exposed[e->group] += ex;
+    o->step_hidden[e->group] += t - ex;
+}
+
+void stage_time_compute(const time_ctx *x, const cluster_cfg *c, const plan_cfg *p,
+                        int64_t stage, int64_t layers, int64_t opt_elems, const comm_list *l,
+                        stage_time *o) {
+    memset(o, 0, sizeof *o);
+    const double L = (double)layers;
+    const int first = stage == 0, last = stage == p->pp - 1;
+    const kt_part *ly = &x->layer;
+    stage_work k = {
+        L * ly->fwd + (first ? x->first.fwd : 0) + (last ? x->last.fwd : 0),
+        L * (ly->bwd_in + ly->recompute) + (first ? x->first.bwd_in : 0) +
+            (last ? x->last.bwd_in : 0),
+        L * ly->bwd_w + (first ? x->first.bwd_w : 0) + (last ? x->last.bwd_w : 0),
+        L * ly->attn_core_fwd};
+    o->f = k.f;
+    o->b = k.b;
+    o->w = k.w;
+    const int64_t mb = plan_micro_batches(p);
+    for (int i = 0; i < l->n; i++) {
+        const comm_entry *e = &l->e[i];
+        if (e->phase == COMM_FWD || e->phase == COMM_BWD)
+            per_mb_comm(x, p, e, &k, mb, o);
+        else if (e->phase == COMM_P2P)
+            o->p2p = coll_time(COLL_SEND, e->group_size, e->bytes_per_call, &x->link[GROUP_PP]);
+        else
+            per_step_comm(x, p, e, &k, o);
+    }
+    if (!p->overlap_pp && p->pp > 1) { /* each chunk waits for its send and receive */
+        double v = (double)p->virtual_stages;
+        o->f += v * o->p2p;
+        o->b += v * o->p2p;
+        o->exposed[GROUP_PP] += 2 * v * o->p2p;
+    }
+    const double v = (double)p->virtual_stages;
+    o->f /= v;
+    o->b /= v;
+    o->w /= v;
+    for (int g = 0; g < GROUP_COUNT; g++) {
+        o->exposed[g] /= v;
+        o->hidden[g] /= v;
+    }
+    o->compute = (k.f + k.b + k.w) / v;
+    o->optimizer = kt_optimizer(c, p, opt_elems);
+}
+
+void step_time_combine(const cluster_cfg *c, const plan_cfg *p, const stage_time *const *st,
+                       double tokens, double flops_model, double flops_hardware, step_time *o) {
+    memset(o, 0, sizeof *o);
+    const int64_t pp = p->pp;
+    const double mv = (double)(plan_micro_batches(p) * p->virtual_stages);
+    int64_t slow = 0, tail_s = 0;
+    double tmax = -1, fill = 0, tail = -1, opt = 0;
+    for (int64_t s = 0; s < pp; s++) {
+        double t = st[s]->f + st[s]->b + st[s]->w;
+        if (t > tmax) tmax = t, slow = s;
+        double ex = 0;
+        for (int g = 0; g < GROUP_COUNT; g++) ex += st[s]->step_exposed[g];
+        if (ex > tail) tail = ex, tail_s = s;
+        opt = maxd(opt, st[s]->optimizer);
+    }
+    /* ZB-H1 fills the drain with deferred weight-gradient work: with equal
+     * stages its bubble is (p-1)(f+b) - (min(m,p)-1) min(w,f,b) (sched.h) */
+    const int zb = p->schedule == SCHED_ZERO_BUBBLE && pp > 1;
+    const int64_t m = plan_micro_batches(p);
+    const double fill_w = pp > 1 ? (double)((m < pp ? m : pp) - 1) / (double)(pp - 1) : 0;
+    for (int64_t s = 0; s < pp; s++) {
+        if (s == slow) continue;
+        const stage_time *x = st[s];
+        fill += zb ? x->f + x->b - fill_w * mind(x->w, mind(x->f, x->b)) : x->f + x->b + x->w;
+    }
+    if (pp > 1 && p->overlap_pp) fill += 2.0 * (double)(pp - 1) * st[0]->p2p;
+    const stage_time *x = st[slow];
+    o->slowest = slow;
+    o->pipeline = mv * tmax + fill;
+    o->bubble = fill;
+    o->compute = mv * x->compute;
+    o->optimizer = opt;
+    /* step-level communication: the stage with the longest tail sets it */
+    for (int g = 0; g < GROUP_COUNT; g++) {
+        o->exposed[g] = mv * x->exposed[g] + st[tail_s]->step_exposed[g];
+        o->hidden[g] = mv * x->hidden[g] + st[tail_s]->step_hidden[g];
+    }
+    o->step = o->pipeline + tail + opt;
+    o->tokens_per_s = tokens / o->step;
+    const double peak = kt_peak(c, p) * (double)p->gpus;
+    o->mfu = flops_model / (o->step * peak);
+    o->hfu = flops_hardware / (o->step * peak);
+}
