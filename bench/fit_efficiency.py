@@ -8,13 +8,21 @@ spec's value is kept.
 Coordinate search minimises the sum of squared relative step-time errors that
 bench/calibrate reports, then rewrites the spec's `gemm:` and `overlap:` lines.
 
-usage: bench/fit_efficiency.py BUILD_DIR CLUSTER.yaml FILE.yaml...
+With --d-half D the shape is held at d_half = D and only e_max is fitted (for
+a GPU with too few published cases to pin the shape down: a new ceiling on the
+same curve).
+
+usage: bench/fit_efficiency.py [--d-half D] BUILD_DIR CLUSTER.yaml FILE.yaml...
 """
 import re
 import subprocess
 import sys
 
-build, cluster, files = sys.argv[1], sys.argv[2], sys.argv[3:]
+args = sys.argv[1:]
+fixed_dhalf = None
+if args and args[0] == "--d-half":
+    fixed_dhalf, args = float(args[1]), args[2:]
+build, cluster, files = args[0], args[1], args[2:]
 dims = [64, 128, 256, 512, 1024, 2048, 4096]
 text = open(cluster).read()
 
@@ -43,13 +51,14 @@ def cost(x):
     return sum(e * e for e in errors())
 
 
-x = [0.75, 64.0, float(re.search(r"overlap: ([0-9.]+)", text).group(1))]
+x = [0.75, fixed_dhalf or 64.0, float(re.search(r"overlap: ([0-9.]+)", text).group(1))]
+free = 1 if fixed_dhalf else 2
 scale = [1.0, 400.0, 1.0]
 best = cost(x)
 step = 0.05
 while step > 0.0005:
     improved = False
-    for i in range(2):
+    for i in range(free):
         for d in (step, -step):
             y = list(x)
             y[i] = y[i] + d * scale[i]

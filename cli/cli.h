@@ -13,6 +13,7 @@ int cmd_plan(int argc, char **argv);
 int cmd_infer(int argc, char **argv);
 int cmd_devices(int argc, char **argv);
 int cmd_sweep(int argc, char **argv);
+int cmd_plot(int argc, char **argv);
 
 /* Output destination: stdout, or a file written atomically (-o FILE). */
 typedef struct {

@@ -165,7 +165,7 @@ int cmd_sweep(int argc, char **argv) {
     x.start = x.last = now_s();
     sweep_run(spec, visit, &x);
     double secs = now_s() - x.start;
-    if (x.shown) progress(&x, 1);
+    if (x.progress) progress(&x, 1); /* a summary line even for short sweeps */
     if (x.csv && atomic_file_commit(&all, &err)) {
         x.csv = NULL;
         rc = cli_fail("sweep", CLI_FAIL, "%s", err.msg);

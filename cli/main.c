@@ -17,6 +17,7 @@ typedef struct {
 static const command commands[] = {
     {"plan", cmd_plan, "memory, communication and FLOPs of one training plan (closed form)"},
     {"sweep", cmd_sweep, "rank every plan of a space by predicted tokens/s (closed form)"},
+    {"plot", cmd_plot, "draw a schedule's Gantt chart or a sweep's memory/throughput (gnuplot)"},
     {"infer", cmd_infer, "memory to serve a model at batch B and context S"},
     {"devices", cmd_devices, "CUDA devices the runtime can use (needs a CUDA build)"},
     {NULL, NULL, NULL}};
@@ -51,7 +52,7 @@ int main(int argc, char **argv) {
     }
     for (int i = 0; commands[i].name; i++)
         if (!strcmp(argv[1], commands[i].name)) return commands[i].run(argc - 1, argv + 1);
-    fprintf(stderr, "parasim: unknown command \"%s\" (commands: plan, sweep, infer, devices, help)\n",
+    fprintf(stderr, "parasim: unknown command \"%s\" (commands: plan, sweep, plot, infer, devices, help)\n",
             argv[1]);
     return CLI_USAGE;
 }

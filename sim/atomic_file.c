@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 int atomic_file_open(atomic_file *a, const char *path, ps_err *err) {
@@ -14,6 +15,15 @@ int atomic_file_open(atomic_file *a, const char *path, ps_err *err) {
     snprintf(a->tmp, sizeof a->tmp, "%s.tmp.XXXXXX", path);
     int fd = mkstemp(a->tmp);
     if (fd < 0) return ps_err_set(err, "%s: cannot create a temporary file: %s", path, strerror(errno));
+    /* mkstemp creates 0600; give the file the mode open() would (0666 & ~umask) */
+    mode_t mask = umask(0);
+    umask(mask);
+    if (fchmod(fd, 0666 & ~mask)) {
+        int e = errno;
+        close(fd);
+        unlink(a->tmp);
+        return ps_err_set(err, "%s: cannot set the file mode: %s", path, strerror(e));
+    }
     a->f = fdopen(fd, "w");
     if (!a->f) {
         close(fd);

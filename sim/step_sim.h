@@ -1,4 +1,4 @@
-/* step_sim.h — the step replayed by the event simulation of sched.h with
+/* step_sim.h — the step replayed by the event simulation of pipe_sched.h with
  * each stage's own forward, backward and weight-gradient times (step_time.h):
  * a check on the closed-form pipeline term for uneven stages, and the data of
  * the Gantt chart (docs/time.md §5). */
@@ -6,7 +6,7 @@
 #define PS_STEP_SIM_H
 
 #include "eval.h"
-#include "sched.h"
+#include "pipe_sched.h"
 
 typedef struct {
     double t_f[PLAN_MAX_STAGES], t_b[PLAN_MAX_STAGES], t_w[PLAN_MAX_STAGES];

@@ -132,7 +132,7 @@ void step_time_combine(const cluster_cfg *c, const plan_cfg *p, const stage_time
         opt = maxd(opt, st[s]->optimizer);
     }
     /* ZB-H1 fills the drain with deferred weight-gradient work: with equal
-     * stages its bubble is (p-1)(f+b) - (min(m,p)-1) min(w,f,b) (sched.h) */
+     * stages its bubble is (p-1)(f+b) - (min(m,p)-1) min(w,f,b) (pipe_sched.h) */
     const int zb = p->schedule == SCHED_ZERO_BUBBLE && pp > 1;
     const int64_t m = plan_micro_batches(p);
     const double fill_w = pp > 1 ? (double)((m < pp ? m : pp) - 1) / (double)(pp - 1) : 0;

@@ -140,7 +140,7 @@ static int read_placements(const ynode *space, sweep_space *sp, ps_err *err) {
                 if (!strcmp(o->items[j]->str, plan_group_names[g])) k = g;
             if (k < 0 || (seen >> k & 1u))
                 return ps_err_at(err, &o->items[j]->loc, "space.placement",
-                                 "expected each of dp, tp, pp, cp once, found %s",
+                                 "expected each of dp, tp, pp, cp exactly once, found %s",
                                  k < 0 ? ynode_describe(o->items[j], found, sizeof found)
                                        : "a repeat");
             seen |= 1u << k;

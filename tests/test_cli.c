@@ -158,6 +158,64 @@ static void test_infer(void **state) {
     ynode_free(j);
 }
 
+/* parasim sweep: ranking as JSON, every point to CSV atomically, the step
+ * time in the plan's JSON, and bad input. */
+static void test_sweep(void **state) {
+    (void)state;
+    char dir[] = "/tmp/parasim-sweep-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char args[1024], spec[128], csv[128];
+    snprintf(spec, sizeof spec, "%s/s.yaml", dir);
+    snprintf(csv, sizeof csv, "%s/all.csv", dir);
+    FILE *f = fopen(spec, "w");
+    assert_non_null(f);
+    fputs("model: gpt-1.7b\ncluster: dgx-a100\ngpus: 16\nbatch: {global: 64, seq: 2048}\n"
+          "precision: bf16-mixed\noptimizer: adamw\n"
+          "space: {tp: auto, pp: [1, 2], zero: auto, micro: [1, 2], recompute: auto}\n", f);
+    fclose(f);
+    snprintf(args, sizeof args, "sweep %s --top 3 --format json --all %s --quiet", spec, csv);
+    assert_int_equal(run(args, out, sizeof out), 0);
+    ynode *j = parse(out);
+    const int64_t points = json_int(j, "points");
+    assert_true(points > 0);
+    assert_int_equal(ynode_get(j, "top")->n, 3);
+    const ynode *top = ynode_get(j, "top")->items[0];
+    assert_non_null(ynode_get(top, "beats_next"));
+    ynode_free(j);
+    /* one CSV row per point after the header */
+    f = fopen(csv, "r");
+    assert_non_null(f);
+    int64_t lines = 0;
+    for (int ch; (ch = fgetc(f)) != EOF;) lines += ch == '\n';
+    fclose(f);
+    assert_int_equal(lines, points + 1);
+    snprintf(args, sizeof args, "ls -A %s", dir);
+    FILE *ls = popen(args, "r");
+    size_t n = fread(out, 1, sizeof out - 1, ls);
+    out[n] = 0;
+    pclose(ls);
+    assert_string_equal(out, "all.csv\ns.yaml\n");
+    /* the table explains the winner */
+    snprintf(args, sizeof args, "sweep %s --top 2 --quiet", spec);
+    assert_int_equal(run(args, out, sizeof out), 0);
+    tu_contains(out, "Top 2 plans by predicted throughput", "beats #2", "Points by outcome", NULL);
+    /* bad input */
+    assert_int_equal(run("sweep --top -1", out, sizeof out), 2);
+    assert_int_equal(run("sweep /nonexistent.yaml", out, sizeof out), 1);
+    tu_contains(out, "/nonexistent.yaml", NULL);
+    unlink(csv);
+    unlink(spec);
+    rmdir(dir);
+    /* the plan's JSON carries the step time */
+    assert_int_equal(run("plan --format json", out, sizeof out), 0);
+    j = parse(out);
+    const ynode *t = ynode_get(j, "time");
+    assert_non_null(t);
+    assert_true(strtod(ynode_get(t, "step_s")->str, NULL) > 0);
+    assert_true(strtod(ynode_get(t, "mfu")->str, NULL) > 0.1);
+    ynode_free(j);
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) {
         fprintf(stderr, "usage: test_cli PATH-TO-PARASIM\n");
@@ -167,7 +225,7 @@ int main(int argc, char **argv) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_default_plan_json), cmocka_unit_test(test_table_and_overrides),
         cmocka_unit_test(test_errors_and_exit_codes), cmocka_unit_test(test_output_file_is_atomic),
-        cmocka_unit_test(test_infer),
+        cmocka_unit_test(test_infer), cmocka_unit_test(test_sweep),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -201,6 +201,37 @@ static void test_set_overrides(void **state) {
     free(s);
 }
 
+/* Placement, overlap and the cluster's efficiency block (docs/specs.md). */
+static void test_time_fields(void **state) {
+    (void)state;
+    tu_contains(tu_plan_error(variant(0, NULL, "placement: [tp, cp, pp, tp]")), "bad.yaml:9:25:",
+                "placement", "each of dp, tp, pp, cp exactly once", "a repeat", NULL);
+    tu_contains(tu_plan_error(variant(0, NULL, "placement: [tp, pp, dp]")), "bad.yaml:9:12:",
+                "placement", "innermost first", NULL);
+    tu_contains(tu_plan_error(variant(0, NULL, "overlap: {dp: true, ep: false}")), "bad.yaml:9:",
+                "overlap.ep", "unknown key", NULL);
+    const char *cl = "cluster: {name: c, gpus_per_node: 8, nodes: 1, "
+                     "links: {intra_node: {bandwidth: 1 GB/s, latency: 1 us}, "
+                     "inter_node: {bandwidth: 1 GB/s, latency: 1 us%s}}, "
+                     "gpu: {name: g, memory: 80 GiB, hbm_bandwidth: 2 TB/s, "
+                     "peak_flops: {bf16: 1 TFLOP/s, fp16: 1 TFLOP/s, fp32: 1 TFLOP/s}%s}}";
+    char line[1024];
+    snprintf(line, sizeof line, cl, "", ", efficiency: {gemm: [[128, 0.5], [64, 0.6]]}");
+    tu_contains(tu_plan_error(variant(2, line, NULL)), "bad.yaml:2:", "gpu.efficiency.gemm",
+                "increasing", "[64, 0.6]", NULL);
+    snprintf(line, sizeof line, cl, "", ", efficiency: {gemm: [[128, 1.5]]}");
+    tu_contains(tu_plan_error(variant(2, line, NULL)), "gpu.efficiency.gemm", "(0, 1]", NULL);
+    snprintf(line, sizeof line, cl, "", ", efficiency: {gemm: [128, 0.5]}");
+    tu_contains(tu_plan_error(variant(2, line, NULL)), "gpu.efficiency.gemm", "expected a pair",
+                NULL);
+    snprintf(line, sizeof line, cl, ", efficiency: 1.2", "");
+    tu_contains(tu_plan_error(variant(2, line, NULL)), "links.inter_node.efficiency",
+                "expected a fraction", "found 1.2", NULL);
+    snprintf(line, sizeof line, cl, "", ", efficiency: {overlap: 0, hbm: 0.8}");
+    tu_contains(tu_plan_error(variant(2, line, NULL)), "gpu.efficiency.overlap",
+                "expected a fraction", NULL);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_good_plan_loads),
@@ -212,6 +243,7 @@ int main(void) {
         cmocka_unit_test(test_other_impossible_plans),
         cmocka_unit_test(test_yaml_syntax_and_files),
         cmocka_unit_test(test_set_overrides),
+        cmocka_unit_test(test_time_fields),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

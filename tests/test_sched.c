@@ -5,7 +5,7 @@
 #include <time.h>
 
 #include "pipe.h"
-#include "sched.h"
+#include "pipe_sched.h"
 #include "tu.h"
 
 #if defined(__SANITIZE_ADDRESS__)

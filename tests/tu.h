@@ -65,6 +65,7 @@ static inline void tu_contains(const char *msg, ...) {
 static inline plan_cfg tu_cfg(int64_t dp, int64_t tp, int64_t pp, int64_t cp) {
     plan_cfg p;
     memset(&p, 0, sizeof p);
+    plan_cfg_defaults(&p);
     p.dp = dp, p.tp = tp, p.pp = pp, p.cp = cp;
     p.gpus = dp * tp * pp * cp;
     p.global_batch = dp, p.micro_batch = 1, p.seq = 2048;

@@ -1,4 +1,4 @@
-/* sched.h — pipeline schedules as explicit per-stage op sequences, simulated
+/* pipe_sched.h — pipeline schedules as explicit per-stage op sequences, simulated
  * event by event (docs/schedule.md).
  *
  * Each stage runs a fixed list of ops — forward (F), backward (B) and, for the

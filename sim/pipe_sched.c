@@ -1,6 +1,6 @@
-/* sched.c — pipeline op orders and their event simulation (see sched.h and
+/* pipe_sched.c — pipeline op orders and their event simulation (see sched.h and
  * docs/schedule.md). */
-#include "sched.h"
+#include "pipe_sched.h"
 
 #include <math.h>
 #include <stdbool.h>

@@ -1,0 +1,622 @@
+/* test_plot.c — `parasim plot`: the Pareto front against a hand-worked set and
+ * against its definition, the scatter thinning's bounds, the sweep CSV reader
+ * and its errors, the Gantt table, and (when gnuplot is installed) the
+ * command end to end: PNG and SVG files, atomic replacement, no temporaries
+ * left. argv[1] is the parasim binary; the working directory is the source tree. */
+#define _DEFAULT_SOURCE /* mkdtemp */
+#include <math.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "plot.h"
+#include "pipe_sched.h"
+#include "tu.h"
+
+static const char *parasim;
+
+/* ---- Pareto front ---- */
+
+static void test_pareto_hand_made(void **state) {
+    (void)state;
+    /* x = GiB, y = tokens/s */
+    const plot_pt pts[] = {
+        {10, 100, 0}, /* 0: front */
+        {20, 150, 0}, /* 1: front */
+        {15, 90, 1},  /* 2: dominated by 0 (less memory, more throughput) */
+        {20, 140, 1}, /* 3: dominated by 1 (same memory, more throughput) */
+        {30, 150, 2}, /* 4: dominated by 1 (less memory, same throughput) */
+        {5, 50, 2},   /* 5: front: the least memory */
+        {40, 300, 0}, /* 6: front: the most throughput */
+        {10, 100, 1}, /* 7: duplicate of 0: the first is kept */
+        {25, 200, 1}, /* 8: front */
+    };
+    int64_t idx[9];
+    int64_t n = plot_pareto(pts, 9, idx);
+    assert_int_equal(n, 5);
+    const int64_t want[] = {5, 0, 1, 8, 6}; /* increasing memory */
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(idx[i], want[i]);
+
+    /* the streamed front holds the same points, in the same order */
+    plot_front f = {0};
+    int joined[9];
+    for (int i = 0; i < 9; i++)
+        joined[i] = plot_front_add(&f, pts[i]);
+    assert_int_equal(f.n, 5);
+    for (int i = 0; i < 5; i++) {
+        assert_true(f.pt[i].x == pts[want[i]].x && f.pt[i].y == pts[want[i]].y);
+        assert_int_equal(f.pt[i].group, pts[want[i]].group);
+    }
+    /* 2 was dominated on arrival; 7 duplicated 0; 4 was dominated by 1 */
+    assert_int_equal(joined[2], 0);
+    assert_int_equal(joined[4], 0);
+    assert_int_equal(joined[7], 0);
+    assert_int_equal(joined[8], 1);
+    assert_true(plot_front_has(&f, pts[0]));
+    assert_false(plot_front_has(&f, pts[7])); /* same place, other group */
+    assert_false(plot_front_has(&f, pts[3]));
+    plot_front_free(&f);
+    assert_int_equal(plot_pareto(pts, 0, idx), 0);
+}
+
+/* The definition, O(n^2): i is kept unless some j is at least as good in both and strictly
+ * better in one, or equal in both with j < i. */
+static int dominated(const plot_pt *p, int64_t n, int64_t i) {
+    for (int64_t j = 0; j < n; j++) {
+        if (j == i || p[j].x > p[i].x || p[j].y < p[i].y) continue;
+        if (p[j].x < p[i].x || p[j].y > p[i].y || j < i) return 1;
+    }
+    return 0;
+}
+
+static void test_pareto_matches_definition(void **state) {
+    (void)state;
+    enum { N = 3000 };
+    plot_pt *p = malloc(N * sizeof *p);
+    int64_t *idx = malloc(N * sizeof *idx);
+    assert_non_null(p);
+    assert_non_null(idx);
+    srand(7);
+    /* a coarse integer grid, so ties in memory, throughput and both are common */
+    for (int i = 0; i < N; i++)
+        p[i] = (plot_pt){rand() % 60, rand() % 50 + (rand() % 60) * 0.5, rand() % 4};
+    int64_t n = plot_pareto(p, N, idx);
+    int64_t expect = 0;
+    for (int64_t i = 0; i < N; i++)
+        expect += !dominated(p, N, i);
+    assert_int_equal(n, expect);
+    plot_front f = {0};
+    for (int i = 0; i < N; i++)
+        assert_true(plot_front_add(&f, p[i]) >= 0);
+    assert_int_equal(f.n, n);
+    for (int64_t k = 0; k < n; k++) {
+        assert_false(dominated(p, N, idx[k]));
+        if (k) assert_true(p[idx[k]].x > p[idx[k - 1]].x && p[idx[k]].y > p[idx[k - 1]].y);
+        assert_true(f.pt[k].x == p[idx[k]].x && f.pt[k].y == p[idx[k]].y);
+        assert_int_equal(f.pt[k].group, p[idx[k]].group); /* the first of equal points */
+    }
+    plot_front_free(&f);
+    free(p);
+    free(idx);
+}
+
+/* ---- thinning ---- */
+
+static void test_thinning_bounds_and_keeps_front(void **state) {
+    (void)state;
+    enum { N = 50000, NX = 10, NY = 8, G = 3 };
+    plot_pt *p = malloc(N * sizeof *p);
+    assert_non_null(p);
+    srand(11);
+    for (int i = 0; i < N; i++) {
+        double x = 100.0 * rand() / RAND_MAX;
+        p[i] = (plot_pt){x, 1000 * sqrt(x) * rand() / RAND_MAX, rand() % G};
+    }
+    plot_front f = {0};
+    for (int i = 0; i < N; i++)
+        assert_true(plot_front_add(&f, p[i]) >= 0);
+    assert_true(f.n >= 5);
+    plot_thin t;
+    assert_int_equal(plot_thin_init(&t, 0, 100, 0, 10000, NX, NY, G), 0);
+    int64_t kept = 0, per_cell_hits = 0;
+    for (int i = 0; i < N; i++) {
+        if (plot_front_has(&f, p[i])) continue;
+        int k = plot_thin_add(&t, p[i]);
+        kept += k;
+        per_cell_hits += !k;
+    }
+    /* at most one point per (group, cell): 3 * 10 * 8 */
+    assert_true(kept <= G * NX * NY);
+    assert_true(kept >= NX); /* the points spread over many cells */
+    assert_true(per_cell_hits > 0);
+    /* a point in an occupied cell is refused; outside the box it is clamped */
+    plot_thin_free(&t);
+    assert_int_equal(plot_thin_init(&t, 0, 100, 0, 10000, NX, NY, G), 0);
+    assert_int_equal(plot_thin_add(&t, (plot_pt){99.9, 9999, 0}), 1);
+    assert_int_equal(plot_thin_add(&t, (plot_pt){1e9, 1e9, 0}), 0); /* clamped: same cell */
+    assert_int_equal(plot_thin_add(&t, (plot_pt){1e9, 1e9, 1}), 1); /* another group */
+    assert_int_equal(plot_thin_add(&t, (plot_pt){-5, -5, 0}), 1);   /* the first cell */
+    assert_int_equal(plot_thin_add(&t, (plot_pt){5, 600, 0}), 0);   /* 0.5 cell, 0.48 cell */
+    plot_thin_free(&t);
+    plot_front_free(&f);
+    free(p);
+}
+
+/* Write text to a fresh file under dir; returns the path (static). */
+static const char *write_temp(const char *dir, const char *name, const char *text) {
+    static char path[4][512];
+    static int k;
+    char *p = path[k++ % 4];
+    snprintf(p, 512, "%s/%s", dir, name);
+    FILE *f = fopen(p, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+    return p;
+}
+
+static char tmp_dir[64];
+
+static void make_tmp_dir(void) {
+    snprintf(tmp_dir, sizeof tmp_dir, "/tmp/parasim-test-plot-XXXXXX");
+    assert_non_null(mkdtemp(tmp_dir));
+}
+
+static void remove_tmp_dir(void) {
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", tmp_dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+static void test_sweep_load_thins_and_keeps_front(void **state) {
+    (void)state;
+    make_tmp_dir();
+    char path[256];
+    snprintf(path, sizeof path, "%s/big.csv", tmp_dir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("dp,strategy,status,peak_gib,headroom_gib,tokens_per_s\n", f);
+    srand(5);
+    const char *strat[] = {"dp", "tp+dp", "pp+dp zero-1", "tp+pp"};
+    enum { N = 40000 };
+    plot_pt *all = malloc(N * sizeof *all);
+    int64_t *idx = malloc(N * sizeof *idx);
+    int64_t n_fit = 0;
+    for (int i = 0; i < N; i++) {
+        int g = rand() % 4;
+        double mem = (rand() % 80000) / 1000.0, tps = (rand() % 1000000) / 10.0;
+        int fits = mem <= 70;
+        if (rand() % 10 == 0) {
+            fprintf(f, "8,%s,degrees-product,,,\n", strat[g]);
+            continue;
+        }
+        fprintf(f, "8,%s,%s,%.3f,%.3f,%.1f\n", strat[g], fits ? "ok" : "no-fit", mem, 80.0 - mem,
+                tps);
+        if (fits) all[n_fit++] = (plot_pt){mem, tps, g};
+    }
+    fclose(f);
+    plot_sweep s;
+    ps_err err = {{0}};
+    plot_sweep_opts o = {.show_nofit = 1, .nx = 20, .ny = 10};
+    if (plot_sweep_load(path, &o, &s, &err)) fail_msg("%s", err.msg);
+    assert_int_equal(s.groups, 4);
+    int named = 0; /* in the order first seen */
+    for (int g = 0; g < 4; g++)
+        for (int k = 0; k < 4; k++)
+            named += !strcmp(s.names[g], strat[k]);
+    assert_int_equal(named, 4);
+    assert_int_equal(s.rows_fit, n_fit);
+    assert_true(s.rows_skipped > 0);
+    assert_true(fabs(s.capacity_gib - 80) < 1e-9);
+    /* the front of every fitting row, whatever the thinning */
+    int64_t nf = plot_pareto(all, n_fit, idx);
+    assert_int_equal(s.front.n, nf);
+    for (int64_t k = 0; k < nf; k++) {
+        assert_true(s.front.pt[k].x == all[idx[k]].x && s.front.pt[k].y == all[idx[k]].y);
+        int found = 0;
+        for (int64_t i = 0; i < s.n_fit && !found; i++)
+            found = s.fit[i].x == all[idx[k]].x && s.fit[i].y == all[idx[k]].y;
+        assert_true(found);
+    }
+    assert_true(s.n_fit <= 4 * 20 * 10 + nf);
+    assert_true(s.n_fit < n_fit / 10);
+    assert_true(s.n_nofit > 0 && s.n_nofit <= 20 * 10);
+    for (int64_t i = 0; i < s.n_nofit; i++)
+        assert_true(s.nofit[i].x > 70);
+    /* without the no-fit points */
+    plot_sweep_free(&s);
+    o.show_nofit = 0;
+    if (plot_sweep_load(path, &o, &s, &err)) fail_msg("%s", err.msg);
+    assert_int_equal(s.n_nofit, 0);
+    assert_true(s.x_max <= 70);
+    /* the data file: one block per series, front first */
+    FILE *d = tmpfile();
+    assert_int_equal(plot_sweep_write_data(d, &s), 0);
+    rewind(d);
+    char line[256];
+    int64_t points = 0, blanks = 0;
+    while (fgets(line, sizeof line, d)) {
+        if (line[0] == '\n')
+            blanks++;
+        else if (line[0] != '#')
+            points++;
+    }
+    fclose(d);
+    assert_int_equal(points, s.front.n + s.n_fit);
+    assert_int_equal(blanks, 2 * 4); /* front + 4 strategies = 5 blocks */
+    plot_sweep_free(&s);
+    free(all);
+    free(idx);
+    remove_tmp_dir();
+}
+
+/* ---- the CSV reader ---- */
+
+static void test_csv_reader(void **state) {
+    (void)state;
+    make_tmp_dir();
+    /* columns found by name, in another order, with extra ones and a quoted field */
+    const char *p = write_temp(tmp_dir, "ok.csv",
+                               "tokens_per_s,extra,strategy,status,peak_gib\r\n"
+                               "1234.5,x,\"tp+dp, \"\"odd\"\"\",ok,12.25\r\n"
+                               "# a comment\n"
+                               "\n"
+                               ",y,pp,batch-division,\n"
+                               "99,z,dp zero-1,no-fit,90.5\n"
+                               ",z,dp,ok,\n");
+    plot_csv c;
+    plot_csv_row r;
+    ps_err err = {{0}};
+    if (plot_csv_open(&c, p, &err)) fail_msg("%s", err.msg);
+    assert_int_equal(c.col_tps, 0);
+    assert_int_equal(c.col_peak, 4);
+    assert_int_equal(c.col_headroom, -1);
+    assert_int_equal(plot_csv_next(&c, &r, &err), 1);
+    assert_true(r.peak_gib == 12.25 && r.tokens_per_s == 1234.5 && r.fits);
+    assert_string_equal(r.strategy, "tp+dp, \"odd\"");
+    assert_true(isnan(r.capacity_gib));
+    assert_int_equal(plot_csv_next(&c, &r, &err), 1);
+    assert_int_equal(c.line, 6);
+    assert_true(r.peak_gib == 90.5 && r.tokens_per_s == 99 && !r.fits);
+    assert_string_equal(r.strategy, "dp zero-1");
+    assert_int_equal(plot_csv_next(&c, &r, &err), 0);
+    assert_int_equal(c.rows, 4);
+    assert_int_equal(c.skipped, 2); /* the invalid plan and the empty numbers */
+    plot_csv_close(&c);
+
+    /* a missing column: file, line 1, its name */
+    p = write_temp(tmp_dir, "nocol.csv", "dp,strategy,status,peak_gib\n8,dp,ok,1\n");
+    assert_int_equal(plot_csv_open(&c, p, &err), -1);
+    tu_contains(err.msg, "nocol.csv:1", "missing column", "tokens_per_s", NULL);
+    assert_null(c.f);
+
+    /* a bad number: file:line and the column */
+    p = write_temp(tmp_dir, "bad.csv",
+                   "strategy,status,peak_gib,headroom_gib,tokens_per_s\n"
+                   "dp,ok,1.5,78.5,100\n"
+                   "dp,ok,2.0x,78,100\n");
+    if (plot_csv_open(&c, p, &err)) fail_msg("%s", err.msg);
+    assert_int_equal(plot_csv_next(&c, &r, &err), 1);
+    assert_true(r.capacity_gib == 80);
+    assert_int_equal(plot_csv_next(&c, &r, &err), -1);
+    tu_contains(err.msg, "bad.csv:3", "column peak_gib", "expected a number", "\"2.0x\"", NULL);
+    plot_csv_close(&c);
+
+    p = write_temp(tmp_dir, "short.csv", "strategy,status,peak_gib,tokens_per_s\ndp,ok\n");
+    if (plot_csv_open(&c, p, &err)) fail_msg("%s", err.msg);
+    assert_int_equal(plot_csv_next(&c, &r, &err), -1);
+    tu_contains(err.msg, "short.csv:2", "expected 4", "found 2", NULL);
+    plot_csv_close(&c);
+
+    p = write_temp(tmp_dir, "empty.csv", "");
+    assert_int_equal(plot_csv_open(&c, p, &err), -1);
+    tu_contains(err.msg, "empty.csv:1", "header", NULL);
+    assert_int_equal(plot_csv_open(&c, "no/such/file.csv", &err), -1);
+    tu_contains(err.msg, "no/such/file.csv", "cannot open", NULL);
+
+    /* a sweep with nothing to draw */
+    plot_sweep s;
+    plot_sweep_opts o = {.show_nofit = 0};
+    p = write_temp(tmp_dir, "none.csv",
+                   "strategy,status,peak_gib,tokens_per_s\n"
+                   "dp,no-fit,100,5\n");
+    assert_int_equal(plot_sweep_load(p, &o, &s, &err), -1);
+    tu_contains(err.msg, "none.csv", "no fitting plans", NULL);
+    remove_tmp_dir();
+}
+
+/* ---- the Gantt table and script ---- */
+
+static void check_gantt(plan_schedule kind, int64_t p, int64_t m, int64_t v, double unit_step) {
+    double t_f[8], t_b[8], t_w[8];
+    for (int s = 0; s < 8; s++)
+        t_f[s] = 1 * unit_step, t_b[s] = 2 * unit_step, t_w[s] = unit_step;
+    sched_in in = {kind, p, m, v, t_f, t_b, t_w, 0};
+    int64_t n = sched_ops_per_stage(&in);
+    sched_op *ops = calloc((size_t)(p * n), sizeof *ops);
+    sched_out so;
+    assert_int_equal(sched_simulate(&in, ops, &so), 0);
+    plot_gantt g = {.in = &in,
+                    .ops = ops,
+                    .pipeline_s = so.step_time,
+                    .step_s = so.step_time * 1.1,
+                    .bubble_fraction = so.bubble_fraction,
+                    .plan_name = "test \"plan\"",
+                    .fits = 1};
+    plot_gantt_layout(&g);
+    assert_true(g.unit == (g.step_s < 1 ? 1e3 : 1));
+    FILE *f = tmpfile();
+    assert_int_equal(plot_gantt_write_data(f, &g), 0);
+    rewind(f);
+    char line[256];
+    int64_t lines = 0, per_stage[8] = {0}, kinds[3] = {0}, labelled = 0;
+    while (fgets(line, sizeof line, f)) {
+        if (line[0] == '#') continue;
+        long long st, mb;
+        int k, chunk, label;
+        double a, b;
+        assert_int_equal(
+            sscanf(line, "%lld %d %d %lld %lf %lf %d", &st, &k, &chunk, &mb, &a, &b, &label), 7);
+        assert_true(st >= 0 && st < p);
+        assert_true(k >= 0 && k < 3);
+        assert_true(chunk >= 0 && chunk < v);
+        assert_true(mb >= 0 && mb < m);
+        assert_true(a >= 0 && a < b);
+        assert_true(b <= so.step_time * g.unit * (1 + 1e-9));
+        per_stage[st]++, kinds[k]++, lines++, labelled += label;
+    }
+    fclose(f);
+    assert_int_equal(lines, p * n);
+    for (int64_t s = 0; s < p; s++)
+        assert_int_equal(per_stage[s], n);
+    assert_int_equal(kinds[0], m * v * p);
+    assert_int_equal(kinds[1], m * v * p);
+    assert_int_equal(kinds[2], kind == SCHED_ZERO_BUBBLE ? m * p : 0);
+    assert_int_equal(labelled, g.labels ? p * n : 0); /* every box of these is wide enough */
+
+    /* the script: both terminals, the outputs quoted, one idle object per stage */
+    static char text[1 << 16];
+    f = tmpfile();
+    plot_outputs out = {"/tmp/a b.png", "/tmp/c\"d.svg"};
+    assert_int_equal(plot_gantt_script(f, &g, "/tmp/x/data.txt", &out), 0);
+    rewind(f);
+    size_t len = fread(text, 1, sizeof text - 1, f);
+    text[len] = 0;
+    fclose(f);
+    tu_contains(text, "pngcairo", "set terminal svg", "set output \"/tmp/a b.png\"",
+                "set output \"/tmp/c\\\"d.svg\"", "\"/tmp/x/data.txt\"", "boxxyerror",
+                "test \\\"plan\\\"", "forward (F)", "backward (B)", NULL);
+    char obj[64];
+    snprintf(obj, sizeof obj, "set object %lld rectangle", (long long)p);
+    tu_contains(text, obj, g.unit == 1 ? "time (s)" : "time (ms)", NULL);
+    if (kind == SCHED_ZERO_BUBBLE) tu_contains(text, "weight gradient (W)", NULL);
+    free(ops);
+}
+
+static void test_gantt_data(void **state) {
+    (void)state;
+    check_gantt(SCHED_1F1B, 4, 8, 1, 0.01);
+    check_gantt(SCHED_AFAB, 4, 8, 1, 1.0);
+    check_gantt(SCHED_INTERLEAVED, 4, 8, 2, 0.01);
+    check_gantt(SCHED_ZERO_BUBBLE, 4, 8, 1, 0.01);
+    check_gantt(SCHED_1F1B, 1, 8, 1, 0.01);
+    /* bad input */
+    double t[1] = {1};
+    sched_in in = {SCHED_1F1B, 1, 0, 1, t, t, t, 0};
+    plot_gantt g = {.in = &in, .ops = NULL, .step_s = 1, .unit = 1};
+    FILE *f = tmpfile();
+    assert_int_equal(plot_gantt_write_data(f, &g), -1);
+    fclose(f);
+}
+
+static void test_put_string(void **state) {
+    (void)state;
+    FILE *f = tmpfile();
+    plot_put_string(f, "a\"b\\c\nd@");
+    rewind(f);
+    char buf[64] = {0};
+    assert_non_null(fgets(buf, sizeof buf, f));
+    fclose(f);
+    assert_string_equal(buf, "\"a\\\"b\\\\c d@\"");
+}
+
+/* ---- the command end to end ---- */
+
+static char out[1 << 16];
+
+/* Run "ENV parasim ARGS" through the shell, capture stdout+stderr; returns the exit status. */
+static int run_env(const char *env, const char *args) {
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "%s %s %s 2>&1", env, parasim, args);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    size_t n = fread(out, 1, sizeof out - 1, p);
+    out[n] = 0;
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static int run(const char *args) {
+    return run_env("", args);
+}
+
+static int have_gnuplot(void) {
+    return system("gnuplot --version >/dev/null 2>&1") == 0;
+}
+
+/* The names in dir, sorted, one per line. */
+static const char *listing(const char *dir) {
+    static char buf[4096];
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "ls -A %s | sort", dir);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    size_t n = fread(buf, 1, sizeof buf - 1, p);
+    buf[n] = 0;
+    pclose(p);
+    return buf;
+}
+
+static void assert_png(const char *path) {
+    static const unsigned char sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+    unsigned char head[8] = {0};
+    FILE *f = fopen(path, "rb");
+    if (!f) fail_msg("%s was not written", path);
+    assert_int_equal(fread(head, 1, 8, f), 8);
+    fclose(f);
+    assert_memory_equal(head, sig, 8);
+}
+
+static void assert_svg(const char *path) {
+    static char buf[1 << 16];
+    FILE *f = fopen(path, "r");
+    if (!f) fail_msg("%s was not written", path);
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    buf[n] = 0;
+    fclose(f);
+    assert_non_null(strstr(buf, "<svg"));
+}
+
+static void test_cli_schedule(void **state) {
+    (void)state;
+    if (!have_gnuplot()) {
+        print_message("gnuplot is not installed (Debian: gnuplot-nox): skipping\n");
+        skip();
+    }
+    make_tmp_dir();
+    char args[1024], path[512];
+    /* the default plan, pipelined: both formats from one -o */
+    snprintf(args, sizeof args,
+             "plot schedule --set parallel.pp=4 --set parallel.dp=2 --format both -o %s/s.png",
+             tmp_dir);
+    if (run(args)) fail_msg("%s\n%s", args, out);
+    tu_contains(out, "parasim plot: wrote ", "/s.png\n", "/s.svg\n", NULL);
+    snprintf(path, sizeof path, "%s/s.png", tmp_dir);
+    assert_png(path);
+    snprintf(path, sizeof path, "%s/s.svg", tmp_dir);
+    assert_svg(path);
+    assert_string_equal(listing(tmp_dir), "s.png\ns.svg\n");
+    /* the tiny CPU plan (pp = 1), svg from the name; interleaved and zero-bubble */
+    snprintf(args, sizeof args, "plot schedule plans/tiny-1m-cpu.yaml -o %s/tiny.svg", tmp_dir);
+    if (run(args)) fail_msg("%s\n%s", args, out);
+    snprintf(path, sizeof path, "%s/tiny.svg", tmp_dir);
+    assert_svg(path);
+    snprintf(args, sizeof args,
+             "plot schedule --set parallel.pp=4 --set parallel.dp=2 --set pipeline.schedule="
+             "interleaved --set pipeline.virtual=2 -o %s/i.png",
+             tmp_dir);
+    if (run(args)) fail_msg("%s\n%s", args, out);
+    snprintf(args, sizeof args,
+             "plot schedule --set parallel.pp=4 --set parallel.dp=2 --set pipeline.schedule="
+             "zero-bubble --format svg -o %s/zb.svg",
+             tmp_dir);
+    if (run(args)) fail_msg("%s\n%s", args, out);
+    assert_string_equal(listing(tmp_dir), "i.png\ns.png\ns.svg\ntiny.svg\nzb.svg\n");
+    remove_tmp_dir();
+}
+
+static void test_cli_sweep(void **state) {
+    (void)state;
+    if (!have_gnuplot()) {
+        print_message("gnuplot is not installed (Debian: gnuplot-nox): skipping\n");
+        skip();
+    }
+    make_tmp_dir();
+    write_temp(tmp_dir, "sweep.yaml",
+               "model: tiny-1m\ncluster: local-cpu\ngpus: 2\nbatch: {global: 8, seq: 256}\n"
+               "precision: fp32\noptimizer: adamw\n"
+               "space: {tp: auto, pp: auto, zero: auto, micro: auto, recompute: auto, "
+               "schedule: auto}\n");
+    char args[1024], path[512];
+    snprintf(args, sizeof args, "sweep %s/sweep.yaml --quiet --all %s/all.csv -o %s/top.txt",
+             tmp_dir, tmp_dir, tmp_dir);
+    if (run(args)) fail_msg("%s\n%s", args, out);
+    snprintf(args, sizeof args, "plot sweep %s/all.csv -o %s/sweep.png", tmp_dir, tmp_dir);
+    if (run(args)) fail_msg("%s\n%s", args, out);
+    snprintf(path, sizeof path, "%s/sweep.png", tmp_dir);
+    assert_png(path);
+    snprintf(args, sizeof args, "plot sweep %s/all.csv --fit-only --format svg -o %s/sweep",
+             tmp_dir, tmp_dir);
+    if (run(args)) fail_msg("%s\n%s", args, out);
+    snprintf(path, sizeof path, "%s/sweep", tmp_dir);
+    assert_svg(path);
+    assert_string_equal(listing(tmp_dir), "all.csv\nsweep\nsweep.png\nsweep.yaml\ntop.txt\n");
+    remove_tmp_dir();
+}
+
+static void test_cli_errors(void **state) {
+    (void)state;
+    make_tmp_dir();
+    char args[1024], path[512];
+    assert_int_equal(run("plot"), 2);
+    tu_contains(out, "usage: parasim plot", NULL);
+    assert_int_equal(run("plot pie"), 2);
+    tu_contains(out, "unknown chart \"pie\"", NULL);
+    assert_int_equal(run("plot sweep"), 2);
+    assert_int_equal(run("plot schedule --format gif"), 2);
+    tu_contains(out, "png, svg or both", NULL);
+    assert_int_equal(run("help plot"), 0);
+    tu_contains(out, "gnuplot-nox", "--format", NULL);
+    assert_int_equal(run("plot sweep no/such.csv"), 1);
+    tu_contains(out, "parasim plot sweep:", "no/such.csv", "cannot open", NULL);
+    write_temp(tmp_dir, "bad.csv", "strategy,status,peak_gib,tokens_per_s\ndp,ok,1,fast\n");
+    snprintf(args, sizeof args, "plot sweep %s/bad.csv -o %s/x.png", tmp_dir, tmp_dir);
+    assert_int_equal(run(args), 1);
+    tu_contains(out, "bad.csv:2", "tokens_per_s", "\"fast\"", NULL);
+    assert_int_equal(run("plot schedule --set parallel.tp=3"), 1);
+    tu_contains(out, "parasim plot schedule:", "parallel.tp=3", NULL);
+
+    /* no gnuplot: a clear message naming the package; no image, no temporary */
+    write_temp(tmp_dir, "old.png", "old image");
+    snprintf(args, sizeof args, "plot schedule -o %s/old.png", tmp_dir);
+    char env[600];
+    assert_int_equal(run_env("PARASIM_GNUPLOT=/no/such/gnuplot", args), 1);
+    tu_contains(out, "/no/such/gnuplot", "gnuplot-nox", NULL);
+    /* gnuplot failing: its status and messages reported, the old image kept whole */
+    write_temp(tmp_dir, "fake-gnuplot",
+               "#!/bin/sh\necho \"line 7: undefined variable: x\" >&2\nexit 3\n");
+    snprintf(path, sizeof path, "%s/fake-gnuplot", tmp_dir);
+    assert_int_equal(chmod(path, 0755), 0);
+    snprintf(env, sizeof env, "PARASIM_GNUPLOT=%s", path);
+    assert_int_equal(run_env(env, args), 1);
+    tu_contains(out, "gnuplot failed", "exit status 3", "no image written",
+                "gnuplot said:", "line 7: undefined variable: x", NULL);
+    assert_int_equal(unlink(path), 0);
+    snprintf(path, sizeof path, "%s/old.png", tmp_dir);
+    FILE *f = fopen(path, "r");
+    char buf[32] = {0};
+    assert_non_null(fgets(buf, sizeof buf, f));
+    fclose(f);
+    assert_string_equal(buf, "old image");
+    assert_string_equal(listing(tmp_dir), "bad.csv\nold.png\n");
+    /* the private temporary directory is removed as well */
+    if (have_gnuplot()) {
+        snprintf(env, sizeof env, "TMPDIR=%s", tmp_dir);
+        if (run_env(env, args)) fail_msg("%s", out);
+        assert_png(path);
+        assert_string_equal(listing(tmp_dir), "bad.csv\nold.png\n");
+    }
+    remove_tmp_dir();
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        fprintf(stderr, "usage: test_plot PATH-TO-PARASIM\n");
+        return 1;
+    }
+    parasim = argv[1];
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_pareto_hand_made),
+        cmocka_unit_test(test_pareto_matches_definition),
+        cmocka_unit_test(test_thinning_bounds_and_keeps_front),
+        cmocka_unit_test(test_sweep_load_thins_and_keeps_front),
+        cmocka_unit_test(test_csv_reader),
+        cmocka_unit_test(test_gantt_data),
+        cmocka_unit_test(test_put_string),
+        cmocka_unit_test(test_cli_schedule),
+        cmocka_unit_test(test_cli_sweep),
+        cmocka_unit_test(test_cli_errors),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,222 @@
+/* test_sweep.c — sweep specs, the walk, the ranking and the CSV rows. */
+#include <stdio.h>
+
+#include "report.h"
+#include "sweep.h"
+#include "sweep_csv.h"
+#include "sweep_rank.h"
+#include "tu.h"
+
+static const char small[] =
+    "name: small\nmodel: gpt-1.7b\ncluster: dgx-a100\ngpus: 16\n"
+    "batch: {global: 64, seq: 2048}\nprecision: bf16-mixed\noptimizer: adamw\n"
+    "space:\n  tp: auto\n  pp: [1, 2, 4]\n  zero: [0, 3]\n  micro: [1, 2, 4]\n"
+    "  recompute: [none, full]\n  schedule: [1f1b, interleaved]\n  virtual: [2, 3]\n";
+
+static sweep_spec *load(const char *text) {
+    sweep_spec *s = calloc(1, sizeof *s);
+    ps_err err = {{0}};
+    assert_non_null(s);
+    if (sweep_load_text(text, "sweep.yaml", s, &err)) fail_msg("%s", err.msg);
+    return s;
+}
+
+static const char *load_error(const char *text) {
+    static ps_err err;
+    sweep_spec *s = calloc(1, sizeof *s);
+    memset(&err, 0, sizeof err);
+    int rc = sweep_load_text(text, "bad.yaml", s, &err);
+    free(s);
+    if (!rc) fail_msg("expected an error for:\n%s", text);
+    return err.msg;
+}
+
+typedef struct {
+    int64_t visits, ok, fit;
+    sweep_entry all[4096];
+    int n;
+} collect;
+
+static void visit(void *ctx, const sweep_point *pt) {
+    collect *c = ctx;
+    c->visits++;
+    if (pt->reason != PLAN_OK) return;
+    c->ok++;
+    /* every point the walk evaluates is a valid plan with dp derived */
+    assert_int_equal(pt->cfg->dp * pt->cfg->tp * pt->cfg->pp * pt->cfg->cp, pt->cfg->gpus);
+    if (!pt->eval->fits) return;
+    c->fit++;
+    if (c->n < 4096)
+        c->all[c->n++] = (sweep_entry){*pt->cfg, pt->eval->time, pt->eval->heavy.total,
+                                        pt->eval->capacity_bytes};
+}
+
+static void rank_visit(void *ctx, const sweep_point *pt) { sweep_rank_add(ctx, pt); }
+static void csv_visit(void *ctx, const sweep_point *pt) { sweep_csv_row(ctx, pt); }
+
+static int by_tokens(const void *a, const void *b) {
+    const sweep_entry *x = a, *y = b;
+    if (x->time.tokens_per_s != y->time.tokens_per_s)
+        return x->time.tokens_per_s > y->time.tokens_per_s ? -1 : 1;
+    return (x->peak_bytes > y->peak_bytes) - (x->peak_bytes < y->peak_bytes);
+}
+
+/* Counting, tallies and the bounded ranking agree with a brute-force pass. */
+static void test_walk_and_rank(void **state) {
+    (void)state;
+    sweep_spec *s = load(small);
+    /* auto tp = divisors of 16 */
+    assert_int_equal(s->space.tp.n, 5);
+    assert_int_equal(s->space.tp.v[4], 16);
+    collect *c = calloc(1, sizeof *c);
+    sweep_run(s, visit, c);
+    assert_int_equal(c->visits, sweep_count(s));
+    /* by hand: per (tp, pp) with dp = 16/(tp pp) >= 1: zero varies only if dp > 1,
+     * sp only if tp > 1 (space default: the base's false), schedules only if
+     * pp > 1, virtual only for interleaved */
+    int64_t expect = 0;
+    for (int64_t tp = 1; tp <= 16; tp *= 2)
+        for (int64_t pp = 1; pp <= 4; pp *= 2) {
+            int64_t dp = 16 % (tp * pp) ? 0 : 16 / (tp * pp);
+            int64_t zero = dp > 1 ? 2 : 1, sched = pp > 1 ? 1 + 2 : 1;
+            expect += zero * 3 * 2 * sched;
+        }
+    assert_int_equal(c->visits, expect);
+    sweep_rank r;
+    assert_int_equal(sweep_rank_init(&r, 7), 0);
+    sweep_spec *s2 = load(small);
+    /* the ranking is fed by the same walk */
+    sweep_run(s2, rank_visit, &r);
+    sweep_rank_sort(&r);
+    int64_t rejected = 0;
+    for (int k = 0; k < PLAN_REASON_COUNT; k++) rejected += r.rejected[k];
+    assert_int_equal(r.points, c->visits);
+    assert_int_equal(r.evaluated, c->ok);
+    assert_int_equal(r.fit, c->fit);
+    assert_int_equal(r.points, r.evaluated + rejected);
+    assert_int_equal(r.fit + r.no_fit, r.evaluated);
+    qsort(c->all, (size_t)c->n, sizeof c->all[0], by_tokens);
+    assert_int_equal(r.n, 7);
+    for (int i = 0; i < r.n; i++)
+        assert_float_equal(r.e[i].time.tokens_per_s, c->all[i].time.tokens_per_s, 0);
+    char why[400];
+    sweep_rank_why(&r.e[0], &r.e[1], why, sizeof why);
+    assert_true(strstr(why, "less") || strstr(why, "identical") || strstr(why, "memory"));
+    sweep_rank_free(&r);
+    free(c);
+    free(s);
+    free(s2);
+}
+
+/* The explanation names the part that differs most and the fields. */
+static void test_why(void **state) {
+    (void)state;
+    sweep_entry a, b;
+    memset(&a, 0, sizeof a);
+    plan_cfg_defaults(&a.cfg);
+    a.cfg.dp = 8, a.cfg.micro_batch = 1;
+    b = a;
+    b.cfg.tp = 2, b.cfg.dp = 4;
+    a.time.compute = 10, b.time.compute = 10.5;
+    a.time.exposed[GROUP_TP] = 0, b.time.exposed[GROUP_TP] = 2;
+    char buf[400];
+    sweep_rank_why(&a, &b, buf, sizeof buf);
+    tu_contains(buf, "2.000 s less exposed tp communication", "dp 8 vs 4", "tp 1 vs 2", NULL);
+}
+
+/* Every CSV row has as many fields as the header, invalid points included. */
+static void test_csv(void **state) {
+    (void)state;
+    sweep_spec *s = load(small);
+    FILE *f = tmpfile();
+    assert_non_null(f);
+    sweep_csv_header(f);
+    sweep_run(s, csv_visit, f);
+    rewind(f);
+    char line[1024];
+    int header_fields = -1, rows = 0, ok = 0;
+    while (fgets(line, sizeof line, f)) {
+        int fields = 1;
+        for (char *p = line; *p; p++) fields += *p == ',';
+        if (header_fields < 0)
+            header_fields = fields;
+        else
+            assert_int_equal(fields, header_fields), rows++;
+        if (strstr(line, ",ok,")) ok++;
+    }
+    fclose(f);
+    assert_int_equal(rows, sweep_count(s));
+    assert_true(ok > 0);
+    free(s);
+}
+
+/* A CSV number survives a round trip to its printed precision. */
+static void test_csv_numbers(void **state) {
+    (void)state;
+    plan_spec *p = tu_plan("model: gpt-1.7b\ncluster: dgx-a100\ngpus: 8\nparallel: {dp: 8}\n"
+                           "batch: {global: 64, micro: 2, seq: 2048}\nrecompute: none\n"
+                           "precision: bf16-mixed\noptimizer: adamw\n");
+    eval_result r;
+    eval_plan(&p->model.cfg, &p->cluster.cfg, &p->cfg, &r, NULL);
+    sweep_point pt = {&p->cfg, PLAN_OK, &r};
+    char line[1024];
+    FILE *f = tmpfile();
+    sweep_csv_row(f, &pt);
+    rewind(f);
+    assert_non_null(fgets(line, sizeof line, f));
+    fclose(f);
+    char *field = line;
+    for (int i = 0; i < 15; i++) field = strchr(field, ',') + 1; /* step_s is column 16 */
+    assert_float_equal(strtod(field, NULL), r.time.step, 1e-6);
+    field = strchr(field, ',') + 1;
+    assert_float_equal(strtod(field, NULL), r.time.tokens_per_s, 0.05);
+    free(p);
+}
+
+static void test_errors(void **state) {
+    (void)state;
+    tu_contains(load_error("model: gpt-1.7b\ncluster: dgx-a100\nbatch: {global: 8, seq: 2048}\n"
+                           "precision: fp32\noptimizer: adamw\n"),
+                "bad.yaml:1:1", "gpus", "missing field", NULL);
+    tu_contains(load_error("model: gpt-1.7b\ncluster: dgx-a100\ngpus: 8\n"
+                           "batch: {global: 8, seq: 2048}\nprecision: fp32\noptimizer: adamw\n"
+                           "space: {tpp: [1, 2]}\n"),
+                "bad.yaml:7", "space", "did you mean 'tp'", NULL);
+    tu_contains(load_error("model: gpt-1.7b\ncluster: dgx-a100\ngpus: 8\n"
+                           "batch: {global: 8, seq: 2048}\nprecision: fp32\noptimizer: adamw\n"
+                           "space: {recompute: [none, some]}\n"),
+                "bad.yaml:7", "space.recompute", "expected one of none, selective, full",
+                "\"some\"", NULL);
+    tu_contains(load_error("model: gpt-1.7b\ncluster: dgx-a100\ngpus: 8\n"
+                           "batch: {global: 8, seq: 2048}\nprecision: fp32\noptimizer: adamw\n"
+                           "space: {placement: [[tp, tp, pp, dp]]}\n"),
+                "bad.yaml:7", "space.placement", "exactly once", NULL);
+    tu_contains(load_error("model: gpt-1.7b\ncluster: dgx-a100\ngpus: 8\n"
+                           "batch: {global: 8, seq: 2048}\nprecision: fp32\noptimizer: adamw\n"
+                           "space: {micro: [1, -2]}\n"),
+                "bad.yaml:7", "space.micro", NULL);
+}
+
+/* The built-in default sweep loads and has plans that fit. */
+static void test_default(void **state) {
+    (void)state;
+    sweep_spec *s = calloc(1, sizeof *s);
+    ps_err err = {{0}};
+    assert_int_equal(sweep_load(NULL, s, &err), 0);
+    sweep_rank r;
+    assert_int_equal(sweep_rank_init(&r, 3), 0);
+    sweep_run(s, rank_visit, &r);
+    assert_true(r.fit > 0);
+    assert_int_equal(r.n, 3);
+    sweep_rank_free(&r);
+    free(s);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_walk_and_rank), cmocka_unit_test(test_why),
+        cmocka_unit_test(test_csv),           cmocka_unit_test(test_csv_numbers),
+        cmocka_unit_test(test_errors),        cmocka_unit_test(test_default),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
