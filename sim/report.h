@@ -21,6 +21,8 @@ void report_plan_json(FILE *f, const plan_spec *s, const eval_result *r, const e
 void report_time_table(FILE *f, const plan_spec *s, const eval_result *r, const eval_stage *stages,
                        const step_sim *sim);
 void report_time_json(jsonw *w, const plan_spec *s, const eval_result *r, const step_sim *sim);
+/* One stage's times (per chunk-micro-batch), inside memory.stages[]. */
+void report_stage_time_json(jsonw *w, const stage_time *t);
 
 /* A sweep: the ranking with why each plan beats the next, and the tallies
  * (report_sweep.c); seconds is the sweep's wall time. */

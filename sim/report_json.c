@@ -155,6 +155,7 @@ void report_plan_json(FILE *f, const plan_spec *s, const eval_result *r, const e
             jsonw_int(&w, key, st->comm_bytes[g]);
         }
         jsonw_obj_end(&w);
+        report_stage_time_json(&w, &st->time);
         jsonw_obj_end(&w);
     }
     jsonw_arr_end(&w);

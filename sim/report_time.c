@@ -61,6 +61,19 @@ void report_time_table(FILE *f, const plan_spec *s, const eval_result *r, const 
                 100 * sim->bubble_fraction);
 }
 
+void report_stage_time_json(jsonw *w, const stage_time *t) {
+    jsonw_obj(w, "time");
+    jsonw_num(w, "forward_s", t->f);
+    jsonw_num(w, "backward_s", t->b);
+    jsonw_num(w, "weight_grad_s", t->w);
+    jsonw_num(w, "compute_s", t->compute);
+    jsonw_obj(w, "exposed_s");
+    for (int g = 0; g < GROUP_COUNT; g++) jsonw_num(w, comm_group_names[g], t->exposed[g]);
+    jsonw_obj_end(w);
+    jsonw_num(w, "optimizer_s", t->optimizer);
+    jsonw_obj_end(w);
+}
+
 void report_time_json(jsonw *w, const plan_spec *s, const eval_result *r, const step_sim *sim) {
     const step_time *t = &r->time;
     (void)s;
