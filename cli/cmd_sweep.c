@@ -52,9 +52,7 @@ static void progress(sweep_ctx *x, int final) {
     double t = now_s() - x->start;
     const sweep_rank *r = &x->rank;
     double frac = x->total ? (double)r->points / (double)x->total : 1;
-    double best = 0;
-    for (int i = 0; i < r->n; i++)
-        if (r->e[i].time.tokens_per_s > best) best = r->e[i].time.tokens_per_s;
+    const double best = r->best_tokens_per_s;
     fprintf(stderr, "%ssweep: %lld/%lld points (%.0f%%), %lld fit, best %.0f tokens/s, %.1f s",
             x->tty ? "\r" : "", (long long)r->points, (long long)x->total, 100 * frac,
             (long long)r->fit, best, t);

@@ -22,7 +22,7 @@ typedef struct {
     double gemm_slope[CLUSTER_GEMM_POINTS]; /* log-log slope into point i (cluster_eff_prepare) */
     double attn_fwd, attn_bwd;
     double hbm;
-    double intra, inter;
+    double intra, inter, host;
     double overlap; /* share of overlapped communication that actually hides */
 } cluster_eff;
 
@@ -34,6 +34,7 @@ typedef struct {
     int64_t gpus_per_node, nodes;
     double intra_bytes_per_s, intra_latency_s; /* per GPU, per direction */
     double inter_bytes_per_s, inter_latency_s; /* per GPU, per direction */
+    double host_bytes_per_s, host_latency_s;   /* GPU <-> host memory (PCIe), per GPU */
     cluster_eff eff;
 } cluster_cfg;
 

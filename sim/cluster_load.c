@@ -13,7 +13,7 @@ static const char *const gpu_keys[] = {"name", "memory", "reserved", "peak_flops
 static const char *const eff_keys[] = {"gemm", "attention", "hbm", "overlap", NULL};
 static const char *const attn_keys[] = {"forward", "backward", NULL};
 static const char *const flops_keys[] = {"fp8", "bf16", "fp16", "fp32", NULL};
-static const char *const links_keys[] = {"intra_node", "inter_node", NULL};
+static const char *const links_keys[] = {"intra_node", "inter_node", "host", NULL};
 static const char *const link_keys[] = {"bandwidth", "latency", "efficiency", NULL};
 
 /* Defaults (docs/time.md §1): the GEMM curve is the A100 calibration
@@ -31,6 +31,7 @@ void cluster_eff_default(cluster_eff *e) {
     e->hbm = 0.80;
     e->intra = 0.78;
     e->inter = 0.90;
+    e->host = 1.0; /* links.host.bandwidth is already an achieved rate */
     e->overlap = 0.80; /* Lee et al. 2025: overlapped compute runs 18.9% slower on average */
     cluster_eff_prepare(e);
 }
@@ -60,8 +61,10 @@ static int read_link(const ynode *links, const char *key, double *bw, double *la
                      ps_err *err) {
     const ynode *l;
     char path[64];
+    const bool required = strcmp(key, "host") != 0;
     snprintf(path, sizeof path, "links.%s", key);
-    return yget_map(links, "links", key, true, &l, err) ||
+    if (!required && !ynode_get(links, key)) return 0;
+    return yget_map(links, "links", key, required, &l, err) ||
            yget_check_keys(l, path, link_keys, err) ||
            yget_quantity(l, path, "bandwidth", true, UNIT_BYTES_PER_S, 1, bw, err) ||
            yget_quantity(l, path, "latency", true, UNIT_SECONDS, 0, lat, err) ||
@@ -126,6 +129,9 @@ int cluster_from_node(const ynode *root, const char *path, cluster_spec *out, ps
                          ynode_describe(root, found, sizeof found));
     cluster_cfg *c = &out->cfg;
     cluster_eff_default(&c->eff);
+    /* PCIe Gen4 x16 as measured by bandwidthTest (~25 GB/s per direction) */
+    c->host_bytes_per_s = 25e9;
+    c->host_latency_s = 10e-6;
     out->self = root->loc;
     if (yget_check_keys(root, "", top_keys, err) ||
         yget_str(root, "", "name", true, out->name, sizeof out->name, err) ||
@@ -155,7 +161,8 @@ int cluster_from_node(const ynode *root, const char *path, cluster_spec *out, ps
         read_link(links, "intra_node", &c->intra_bytes_per_s, &c->intra_latency_s,
                   &c->eff.intra, err) ||
         read_link(links, "inter_node", &c->inter_bytes_per_s, &c->inter_latency_s,
-                  &c->eff.inter, err))
+                  &c->eff.inter, err) ||
+        read_link(links, "host", &c->host_bytes_per_s, &c->host_latency_s, &c->eff.host, err))
         return -1;
     const ynode *n;
     out->gpus_per_node = (n = ynode_get(root, "gpus_per_node")) ? n->loc : root->loc;

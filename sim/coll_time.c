@@ -10,16 +10,43 @@ static int64_t group_size(const plan_cfg *p, int g) {
     }
 }
 
-void coll_group_link(const cluster_cfg *c, const plan_cfg *p, comm_group g, coll_link *out) {
+/* Rank distance between neighbours along dimension g: the product of the
+ * dimensions placed inside it. */
+static int64_t stride_of(const plan_cfg *p, int g) {
     int64_t stride = 1;
     for (int i = 0; i < PLAN_GROUPS && p->placement[i] != g; i++)
         stride *= group_size(p, p->placement[i]);
-    const int64_t span = stride * group_size(p, g);
-    out->stride = stride;
-    out->inter_node = span > c->gpus_per_node || c->gpus_per_node % span != 0;
-    if (group_size(p, g) <= 1) out->inter_node = false;
-    out->bytes_per_s = out->inter_node ? c->inter_bytes_per_s * c->eff.inter
-                                       : c->intra_bytes_per_s * c->eff.intra;
+    return stride;
+}
+
+void coll_group_link(const cluster_cfg *c, const plan_cfg *p, comm_group g, coll_link *out) {
+    if (g == GROUP_HOST) { /* each GPU's own PCIe link */
+        *out = (coll_link){c->host_bytes_per_s * c->eff.host, c->host_bytes_per_s * c->eff.host,
+                           c->host_latency_s, false, 1, 1};
+        return;
+    }
+    /* data-parallel collectives run over dp x cp (comm.c): both dimensions */
+    const int dims[2] = {g, g == GROUP_DP ? GROUP_CP : -1};
+    const int64_t gpn = c->gpus_per_node;
+    int64_t n = 1, block = 1, per_node = 1;
+    out->stride = stride_of(p, g);
+    for (int i = 0; i < 2 && dims[i] >= 0; i++) {
+        const int64_t size = group_size(p, dims[i]), stride = stride_of(p, dims[i]);
+        if (size <= 1) continue;
+        n *= size;
+        if (stride * size > block) block = stride * size;
+        per_node *= stride >= gpn ? 1 : (size < gpn / stride ? size : gpn / stride);
+    }
+    /* Ranks are laid out in aligned blocks of `block`; the group stays in a
+     * node when its block divides the node, or the whole job fits in one. */
+    out->inter_node = n > 1 && p->gpus > gpn && (block > gpn || gpn % block != 0);
+    out->members_per_node = out->inter_node ? per_node : n;
+    const double intra = c->intra_bytes_per_s * c->eff.intra;
+    const double nic = c->inter_bytes_per_s * c->eff.inter;
+    /* NCCL runs one ring per rail: k members of a group in a node drive k NICs */
+    const double multi = nic * (double)out->members_per_node;
+    out->bytes_per_s = out->inter_node ? (multi < intra ? multi : intra) : intra;
+    out->p2p_bytes_per_s = out->inter_node ? nic : intra;
     out->latency_s = out->inter_node ? c->inter_latency_s : c->intra_latency_s;
 }
 
@@ -32,9 +59,9 @@ static int64_t ceil_log2(int64_t n) {
 double coll_time(comm_coll coll, int64_t n, int64_t bytes, const coll_link *l) {
     if (n <= 1 || bytes <= 0) return 0;
     const double sent = (double)comm_bytes_sent(coll, n, bytes), a = l->latency_s;
+    if (coll == COLL_SEND) return a + sent / l->p2p_bytes_per_s;
     double steps = (double)(n - 1);
     if (coll == COLL_ALL_REDUCE) steps *= 2;
-    if (coll == COLL_SEND) steps = 1;
     double t = steps * a + sent / l->bytes_per_s;
     if (coll == COLL_ALL_REDUCE) {
         double tree = 2.0 * (double)ceil_log2(n) * a + 2.0 * (double)bytes / l->bytes_per_s;

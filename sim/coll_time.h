@@ -2,10 +2,13 @@
  * (rank placement) and an alpha-beta cost per algorithm (docs/time.md §3).
  *
  * Ranks are laid out with the plan's placement order, innermost first
- * (default tp, cp, pp, dp): a group of n ranks at stride `stride` (the product
- * of the groups inside it) stays inside a node when stride * n divides the
- * GPUs per node, and otherwise crosses the inter-node link, which then bounds
- * the ring (one NIC per GPU, rail-optimised, as on DGX clusters).
+ * (default tp, cp, dp, pp, Megatron-LM's): a group of n ranks at stride
+ * `stride` (the product of the groups inside it) stays inside a node when
+ * stride * n divides the GPUs per node (or the whole job fits in one node);
+ * data-parallel collectives span dp x cp. A group that crosses nodes with k
+ * members in each node drives k NICs (one per GPU, rail-optimised, as on DGX
+ * clusters; NCCL runs a ring per rail): its bus bandwidth is min(k x NIC,
+ * NVLink). A send between two ranks uses one NIC.
  *
  * Ring algorithms take (n-1) steps per pass: all-reduce 2(n-1) steps and
  * 2(n-1)/n S bytes per rank, reduce-scatter and all-gather (n-1) steps and
@@ -26,10 +29,12 @@
 #include "plan.h"
 
 typedef struct {
-    double bytes_per_s; /* bus bandwidth achieved */
+    double bytes_per_s;     /* collectives: bus bandwidth achieved */
+    double p2p_bytes_per_s; /* send/recv between two ranks */
     double latency_s;
     bool inter_node;
-    int64_t stride;     /* rank distance between group neighbours */
+    int64_t stride;           /* rank distance between group neighbours */
+    int64_t members_per_node; /* of one group instance, when it crosses nodes */
 } coll_link;
 
 /* The link group g's collectives cross under p's placement on cluster c. */

@@ -5,7 +5,7 @@
 #include "plan_check.h"
 #include "states.h"
 
-const char *const comm_group_names[GROUP_COUNT] = {"dp", "tp", "pp", "cp"};
+const char *const comm_group_names[GROUP_COUNT] = {"dp", "tp", "pp", "cp", "host"};
 const char *const comm_coll_names[] = {"all-reduce", "reduce-scatter", "all-gather",
                                        "broadcast",  "reduce",         "send/recv"};
 
@@ -148,6 +148,17 @@ static void cp_comm(const model_cfg *m, const plan_cfg *p, const comm_stage_info
     add(l, GROUP_CP, COLL_SEND, COMM_BWD, "dK/dV blocks (backward)", c, mb * s->layers * (c - 1), KV);
 }
 
+/* Activation offload: each micro-batch's saved activations go to host memory
+ * as the forward produces them and come back for the backward, over PCIe
+ * (all but the two layers kept on the device; docs/memory.md §3). */
+static void host_comm(const plan_cfg *p, const comm_stage_info *s, comm_list *l) {
+    const int64_t mb = plan_micro_batches(p);
+    if (!p->offload_activations || s->offload_bytes <= 0) return;
+    add(l, GROUP_HOST, COLL_SEND, COMM_FWD, "activations to host (offload)", 2, mb, s->offload_bytes);
+    add(l, GROUP_HOST, COLL_SEND, COMM_BWD, "activations from host (offload)", 2, mb,
+        s->offload_bytes);
+}
+
 void comm_stage(const model_cfg *m, const plan_cfg *p, const comm_stage_info *s, comm_list *out) {
     out->n = 0;
     for (int g = 0; g < GROUP_COUNT; g++) out->group_bytes[g] = 0;
@@ -155,4 +166,5 @@ void comm_stage(const model_cfg *m, const plan_cfg *p, const comm_stage_info *s,
     tp_comm(m, p, s, out);
     pp_comm(m, p, s, out);
     cp_comm(m, p, s, out);
+    host_comm(p, s, out);
 }

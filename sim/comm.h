@@ -15,7 +15,8 @@
 #include "model.h"
 #include "plan.h"
 
-typedef enum { GROUP_DP, GROUP_TP, GROUP_PP, GROUP_CP, GROUP_COUNT } comm_group;
+/* The four parallel groups, then the host link (PCIe) that offload uses. */
+typedef enum { GROUP_DP, GROUP_TP, GROUP_PP, GROUP_CP, GROUP_HOST, GROUP_COUNT } comm_group;
 typedef enum {
     COLL_ALL_REDUCE,
     COLL_REDUCE_SCATTER,
@@ -62,6 +63,7 @@ typedef struct {
     int64_t rank_params;   /* elements held by this (stage, tp rank) before ZeRO */
     int64_t units;         /* ZeRO-3 gather units on this stage (layers + embedding/head) */
     int64_t tied_rows_params; /* elements of the word embedding shared first<->last stage */
+    int64_t offload_bytes;    /* activations one micro-batch moves to the host and back */
 } comm_stage_info;
 
 void comm_stage(const model_cfg *m, const plan_cfg *p, const comm_stage_info *s, comm_list *out);

@@ -55,7 +55,10 @@ static void stage_comm_time(const model_cfg *m, const cluster_cfg *c, const plan
                           .layers = layers,
                           .rank_params = elems,
                           .units = layers + (first ? 1 : 0) + (last ? 1 : 0),
-                          .tied_rows_params = sh->pc.embedding};
+                          .tied_rows_params = sh->pc.embedding,
+                          .offload_bytes = p->offload_activations
+                                               ? sh->act.layer_saved * max64(0, layers - 2)
+                                               : 0};
     comm_stage(m, p, &ci, comm);
     const int64_t d = p->dp * p->cp;
     const int64_t opt_elems = p->zero >= 1 ? states_shard(elems, d) : elems;

@@ -151,9 +151,8 @@ void kt_last(const model_cfg *m, const cluster_cfg *c, const plan_cfg *p, kt_par
 }
 
 /* Offloaded optimizer (ZeRO-Offload, Ren et al. 2021): gradients to the host
- * and parameters back over PCIe, the step on the CPU. Neither rate is in the
- * cluster spec yet: docs/time.md §2 gives the assumed figures. */
-#define KT_PCIE_BYTES_PER_S 25e9
+ * and parameters back over the host link, the step on the CPU at an assumed
+ * 50 GB/s of host memory traffic (docs/time.md §2). */
 #define KT_HOST_BYTES_PER_S 50e9
 
 double kt_optimizer(const cluster_cfg *c, const plan_cfg *p, int64_t elems) {
@@ -164,6 +163,6 @@ double kt_optimizer(const cluster_cfg *c, const plan_cfg *p, int64_t elems) {
     /* read grads, zero them; read+write master (or the params), states; write params */
     const double bytes = n * (2 * gb + (mb > 0 ? 2 * mb + pb : 2 * pb) + 2 * k * ob);
     if (p->offload_optimizer)
-        return n * (gb + pb) / KT_PCIE_BYTES_PER_S + bytes / KT_HOST_BYTES_PER_S;
+        return n * (gb + pb) / (c->host_bytes_per_s * c->eff.host) + bytes / KT_HOST_BYTES_PER_S;
     return kt_mem(c, bytes);
 }

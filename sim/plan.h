@@ -22,6 +22,7 @@ typedef enum { OPT_ADAMW, OPT_SGD, OPT_SGD_MOMENTUM } plan_optimizer;
 #define PLAN_MAX_STAGES 256
 /* Parallel groups in comm_group order (comm.h): dp, tp, pp, cp. */
 #define PLAN_GROUPS 4
+enum { GROUP_ORDER_DP, GROUP_ORDER_TP, GROUP_ORDER_PP, GROUP_ORDER_CP };
 
 typedef struct {
     ps_dtype params, grads, master, optimizer, activations;
@@ -44,7 +45,7 @@ typedef struct {
     int64_t workspace_bytes; /* GEMM / kernel workspaces */
     double fragmentation;    /* allocator reserve as a fraction of allocated bytes */
     /* Rank layout, innermost (consecutive ranks) first, as comm_group values;
-     * default tp, cp, pp, dp (Megatron-LM's order; docs/time.md §3). */
+     * default tp, cp, dp, pp (Megatron-LM's order; docs/time.md §3). */
     uint8_t placement[PLAN_GROUPS];
     /* Which communication hides behind compute (docs/time.md §4). */
     bool overlap_dp, overlap_tp, overlap_pp;

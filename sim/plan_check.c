@@ -8,7 +8,7 @@ static const char *const reason_ids[PLAN_REASON_COUNT] = {
     "tp-kv-heads",  "tp-ffn",              "sp-needs-tp",     "sp-seq",
     "cp-attention", "cp-seq",              "seq-positions",   "batch-division",
     "pp-layers",    "stage-split",         "virtual-schedule", "interleaved-pp",
-    "interleaved-layers", "interleaved-micro"};
+    "interleaved-layers", "interleaved-micro", "pp-max"};
 
 static const char *const reason_texts[PLAN_REASON_COUNT] = {
     "valid",
@@ -28,7 +28,8 @@ static const char *const reason_texts[PLAN_REASON_COUNT] = {
     "virtual stages without the interleaved schedule",
     "interleaved schedule needs pp > 1 and virtual > 1",
     "pp * virtual does not divide the layers",
-    "interleaved schedule needs micro-batches a multiple of pp"};
+    "interleaved schedule needs micro-batches a multiple of pp",
+    "more pipeline stages than parasim models (256)"};
 
 const char *plan_reason_text(plan_reason r) {
     return r >= 0 && r < PLAN_REASON_COUNT ? reason_texts[r] : "unknown";
@@ -60,6 +61,7 @@ plan_reason plan_check_cfg(const model_cfg *m, const cluster_cfg *c, const plan_
     if (p->sp && (p->seq % p->cp || seq_local % p->tp)) return PLAN_SP_SEQ;
     if (m->position == POS_LEARNED && p->seq > m->max_position) return PLAN_SEQ_POSITIONS;
     if (p->global_batch % (p->micro_batch * p->dp)) return PLAN_BATCH_DIVISION;
+    if (p->pp > PLAN_MAX_STAGES) return PLAN_PP_MAX;
     if (has_split(p)) {
         if (!split_ok(m, p)) return PLAN_STAGE_SPLIT;
     } else if (p->pp > m->layers || m->layers % p->pp) {
@@ -151,6 +153,9 @@ int plan_check(const plan_spec *s, ps_err *err) {
                          "expected a multiple of micro*dp = %lld*%lld = %lld sequences, found %lld",
                          (long long)p->micro_batch, (long long)p->dp, (long long)mb,
                          (long long)p->global_batch);
+    case PLAN_PP_MAX:
+        return ps_err_at(err, &l->pp, "parallel.pp", "expected at most %d stages, found %lld",
+                         PLAN_MAX_STAGES, (long long)p->pp);
     case PLAN_PP_LAYERS:
         return ps_err_at(err, &l->pp, "parallel.pp",
                          "expected a divisor of the model's layers = %lld (%s), found %lld "

@@ -30,6 +30,7 @@ typedef enum {
     PLAN_INTERLEAVED_PP,
     PLAN_INTERLEAVED_LAYERS,
     PLAN_INTERLEAVED_MICRO,
+    PLAN_PP_MAX,
     PLAN_REASON_COUNT
 } plan_reason;
 

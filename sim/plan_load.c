@@ -48,7 +48,9 @@ void plan_cfg_defaults(plan_cfg *c) {
     c->schedule = SCHED_1F1B;
     c->bucket_bytes = 25LL << 20;    /* PyTorch DDP bucket_cap_mb default */
     c->workspace_bytes = 32LL << 20; /* cuBLAS workspace on Hopper (docs/memory.md §6) */
-    const uint8_t order[PLAN_GROUPS] = {1, 3, 2, 0}; /* tp, cp, pp, dp */
+    /* tp, cp, dp, pp: Megatron-LM's default order "tp-cp-ep-dp-pp" */
+    const uint8_t order[PLAN_GROUPS] = {GROUP_ORDER_TP, GROUP_ORDER_CP, GROUP_ORDER_DP,
+                                        GROUP_ORDER_PP};
     memcpy(c->placement, order, sizeof order);
     c->overlap_dp = c->overlap_pp = true; /* Megatron-LM --overlap-grad-reduce, p2p overlap */
     c->overlap_tp = false;

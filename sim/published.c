@@ -89,47 +89,83 @@ static int read_published(const ynode *c, const char *path, published_case *info
                      "expected tflops_per_gpu, step_time_s or mfu, found none of them");
 }
 
+/* The case's fields, checked where they are written (so errors name the
+ * file's own lines) before the plan text is generated from them. */
+typedef struct {
+    int64_t gpus, global, micro, seq, virt;
+    int schedule, recompute;
+    bool sp;
+    const ynode *model, *parallel, *layers;
+} case_fields;
+
+static int read_case(const ynode *c, case_fields *k, ps_err *err) {
+    static const char *const schedules[] = {"afab", "1f1b", "interleaved", "zero-bubble",
+                                            "unknown", NULL};
+    char found[128];
+    memset(k, 0, sizeof *k);
+    k->micro = k->virt = 1;
+    k->schedule = SCHED_1F1B;
+    k->model = ynode_get(c, "model");
+    k->layers = ynode_get(c, "layers");
+    if (yget_int(c, "case", "gpus", true, 1, 1 << 24, &k->gpus, err) ||
+        yget_map(c, "case", "parallel", true, &k->parallel, err) ||
+        yget_int(c, "case", "global_batch", true, 1, INT64_MAX, &k->global, err) ||
+        yget_int(c, "case", "micro_batch", false, 1, INT64_MAX, &k->micro, err) ||
+        yget_int(c, "case", "virtual", false, 1, 1024, &k->virt, err) ||
+        yget_enum(c, "case", "schedule", false, schedules, &k->schedule, err) ||
+        yget_enum(c, "case", "recompute", true, plan_recompute_names, &k->recompute, err) ||
+        yget_bool(c, "case", "sp", false, &k->sp, err) ||
+        yget_int(c, "case", "seq", false, 1, INT64_MAX, &k->seq, err))
+        return -1;
+    if (k->schedule == 4) k->schedule = SCHED_1F1B; /* unknown: the non-interleaved default */
+    if (!k->model || (k->model->kind != YN_SCALAR && k->model->kind != YN_MAP))
+        return ps_err_at(err, k->model ? &k->model->loc : &c->loc, "case.model",
+                         "expected a model name or a shape mapping, found %s",
+                         ynode_describe(k->model, found, sizeof found));
+    if (k->model->kind == YN_MAP &&
+        yget_int(k->model, "case.model", "seq", false, 1, INT64_MAX, &k->seq, err))
+        return -1;
+    if (!k->seq)
+        return ps_err_at(err, &c->loc, "case.seq",
+                         "missing field (expected the sequence length, in the case or its model)");
+    if (k->layers && k->layers->kind != YN_SEQ)
+        return ps_err_at(err, &k->layers->loc, "case.layers",
+                         "expected a list of layers per stage, found %s",
+                         ynode_describe(k->layers, found, sizeof found));
+    return 0;
+}
+
 int published_plan(const ynode *root, const ynode *c, const char *path, plan_spec *out,
                    published_case *info, ps_err *err) {
     char text[8192] = "";
-    const ynode *model = ynode_get(c, "model"), *cluster = ynode_get(root, "cluster");
-    int64_t seq = 0;
+    case_fields k;
     memset(info, 0, sizeof *info);
     if (yget_str(c, "case", "name", true, info->name, sizeof info->name, err) ||
-        read_published(c, "case", info, err))
+        read_published(c, "case", info, err) || read_case(c, &k, err))
         return -1;
-    if (yget_int(c, "case", "seq", false, 1, INT64_MAX, &seq, err) ||
-        yget_int(model, "model", "seq", false, 1, INT64_MAX, &seq, err))
-        return -1;
-    line(text, sizeof text, "name", ynode_get(c, "name"));
-    line(text, sizeof text, "cluster", cluster);
-    line(text, sizeof text, "gpus", ynode_get(c, "gpus"));
-    if (model && model->kind == YN_MAP)
-        gpt_model(model, seq, text, sizeof text);
+    line(text, sizeof text, "cluster", ynode_get(root, "cluster"));
+    snprintf(text + strlen(text), sizeof text - strlen(text), "gpus: %lld\n", (long long)k.gpus);
+    if (k.model->kind == YN_MAP)
+        gpt_model(k.model, k.seq, text, sizeof text);
     else
-        line(text, sizeof text, "model", model);
+        line(text, sizeof text, "model", k.model);
     size_t len = strlen(text);
     snprintf(text + len, sizeof text - len, "parallel: ");
-    flow(ynode_get(c, "parallel"), text, sizeof text);
+    flow(k.parallel, text, sizeof text);
     len = strlen(text) - 1; /* drop "}" to add sp */
-    const ynode *sp = ynode_get(c, "sp");
-    snprintf(text + len, sizeof text - len, ", sp: %s}\n", sp && sp->str ? sp->str : "false");
-    const ynode *micro = ynode_get(c, "micro_batch"), *sched = ynode_get(c, "schedule");
-    const ynode *virt = ynode_get(c, "virtual"), *layers = ynode_get(c, "layers");
+    snprintf(text + len, sizeof text - len, "%ssp: %s}\n", k.parallel->n ? ", " : "",
+             k.sp ? "true" : "false");
     len = strlen(text);
-    snprintf(text + len, sizeof text - len, "batch: {global: %s, micro: %s, seq: %lld}\n",
-             ynode_get(c, "global_batch") ? ynode_get(c, "global_batch")->str : "null",
-             micro ? micro->str : "1", (long long)seq);
-    len = strlen(text);
-    snprintf(text + len, sizeof text - len, "pipeline: {schedule: %s, virtual: %s",
-             sched && strcmp(sched->str, "unknown") ? sched->str : "1f1b",
-             virt ? virt->str : "1");
-    if (layers) {
+    snprintf(text + len, sizeof text - len,
+             "batch: {global: %lld, micro: %lld, seq: %lld}\npipeline: {schedule: %s, virtual: %lld",
+             (long long)k.global, (long long)k.micro, (long long)k.seq,
+             plan_schedule_names[k.schedule], (long long)k.virt);
+    if (k.layers) {
         snprintf(text + strlen(text), sizeof text - strlen(text), ", layers: ");
-        flow(layers, text, sizeof text);
+        flow(k.layers, text, sizeof text);
     }
-    snprintf(text + strlen(text), sizeof text - strlen(text), "}\n");
-    line(text, sizeof text, "recompute", ynode_get(c, "recompute"));
+    snprintf(text + strlen(text), sizeof text - strlen(text), "}\nrecompute: %s\n",
+             plan_recompute_names[k.recompute]);
     /* plan fields for every case (file "plan:"), unless the case sets its own */
     const ynode *fp = ynode_get(root, "plan"), *cp = ynode_get(c, "plan");
     for (int i = 0; fp && i < fp->n; i++)
@@ -140,7 +176,7 @@ int published_plan(const ynode *root, const ynode *c, const char *path, plan_spe
     if (!ynode_get(fp, "optimizer") && !ynode_get(cp, "optimizer"))
         snprintf(text + strlen(text), sizeof text - strlen(text), "optimizer: adamw\n");
     char origin[PS_LOC_FILE_MAX];
-    snprintf(origin, sizeof origin, "%s (case %.60s)", path, info->name);
+    snprintf(origin, sizeof origin, "%s (case %.60s, as a plan)", path, info->name);
     if (plan_load_text(text, origin, NULL, 0, out, err)) return -1;
     const plan_cfg *p = &out->cfg;
     const model_cfg *m = &out->model.cfg;

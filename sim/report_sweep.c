@@ -16,10 +16,6 @@ static void space_list(FILE *f, const char *name, const sweep_list *l, const cha
 
 static const char *const bool_words[] = {"false", "true"};
 
-static void placement_str(const uint8_t *pl, char *buf, int len) {
-    snprintf(buf, (size_t)len, "%s-%s-%s-%s", plan_group_names[pl[0]], plan_group_names[pl[1]],
-             plan_group_names[pl[2]], plan_group_names[pl[3]]);
-}
 
 void report_sweep_table(FILE *f, const sweep_spec *s, const sweep_rank *r, double seconds) {
     const plan_cfg *b = &s->base.cfg;
@@ -49,37 +45,39 @@ void report_sweep_table(FILE *f, const sweep_spec *s, const sweep_rank *r, doubl
             fmt_count((int64_t)(seconds > 0 ? (double)r->points / seconds : 0), n2, sizeof n2),
             fmt_count(r->fit, n3, sizeof n3), fmt_count(r->no_fit, n4, sizeof n4),
             fmt_count(r->points - r->evaluated, n5, sizeof n5));
-    if (!r->n) {
+    if (!r->fit) {
         fprintf(f, "\nNo plan fits: see the rejections below, or widen the space.\n");
+    } else if (!r->n) {
+        fprintf(f, "\nBest predicted throughput %.0f tokens/s (--top 0: no ranking kept).\n",
+                r->best_tokens_per_s);
     } else {
         fprintf(f, "\nTop %d plans by predicted throughput\n", r->n);
-        fprintf(f, "  %4s %12s %9s %6s %9s %9s  %4s %3s %3s %3s %4s %3s %5s %-9s %-11s %2s\n",
+        fprintf(f, "  %4s %12s %9s %6s %9s %9s  %4s %3s %3s %3s %4s %3s %5s %-9s %-11s %2s "
+                   "%-11s %-8s %s\n",
                 "rank", "tokens/s", "step s", "MFU", "mem GiB", "headroom", "dp", "tp", "pp",
-                "cp", "zero", "sp", "micro", "recompute", "schedule", "v");
+                "cp", "zero", "sp", "micro", "recompute", "schedule", "v", "offload", "overlap",
+                "placement");
         for (int i = 0; i < r->n; i++) {
             const sweep_entry *e = &r->e[i];
             const plan_cfg *p = &e->cfg;
             const double gib = 1024.0 * 1024.0 * 1024.0;
+            char ov[16], pl[32];
             fprintf(f, "  %4d %12s %9.4f %5.1f%% %9.2f %9.2f  %4lld %3lld %3lld %3lld %4d %3s %5lld "
-                       "%-9s %-11s %2lld\n",
+                       "%-9s %-11s %2lld %-11s %-8s %s\n",
                     i + 1, fmt_count((int64_t)e->time.tokens_per_s, n1, sizeof n1), e->time.step,
                     100 * e->time.mfu, (double)e->peak_bytes / gib,
                     (double)(e->capacity_bytes - e->peak_bytes) / gib, (long long)p->dp,
                     (long long)p->tp, (long long)p->pp, (long long)p->cp, p->zero,
                     p->sp ? "on" : "off", (long long)p->micro_batch,
                     plan_recompute_names[p->recompute], plan_schedule_names[p->schedule],
-                    (long long)p->virtual_stages);
+                    (long long)p->virtual_stages, sweep_offload_name(p),
+                    sweep_overlap_name(p, ov, sizeof ov), sweep_placement_name(p, pl, sizeof pl));
             if (i + 1 < r->n) {
                 char why[400];
                 fprintf(f, "       beats #%d by %.1f%%: %s\n", i + 2,
                         100 * (e->time.tokens_per_s / r->e[i + 1].time.tokens_per_s - 1),
                         sweep_rank_why(e, &r->e[i + 1], why, sizeof why));
             }
-        }
-        if (sp->n_placement > 1) {
-            char pl[64];
-            placement_str(r->e[0].cfg.placement, pl, sizeof pl);
-            fprintf(f, "  best placement (innermost first): %s\n", pl);
         }
     }
     fprintf(f, "\nPoints by outcome\n  %-20s %12s  %s\n", "outcome", "points", "meaning");
@@ -95,20 +93,21 @@ void report_sweep_table(FILE *f, const sweep_spec *s, const sweep_rank *r, doubl
 
 void report_sweep_csv(FILE *f, const sweep_rank *r) {
     fprintf(f, "rank,tokens_per_s,step_s,mfu,hfu,peak_gib,headroom_gib,dp,tp,pp,cp,zero,sp,micro,"
-               "recompute,schedule,virtual,placement\n");
+               "recompute,schedule,virtual,placement,offload,overlap\n");
     for (int i = 0; i < r->n; i++) {
         const sweep_entry *e = &r->e[i];
         const plan_cfg *p = &e->cfg;
         const double gib = 1024.0 * 1024.0 * 1024.0;
-        char pl[64];
-        placement_str(p->placement, pl, sizeof pl);
-        fprintf(f, "%d,%.1f,%.6f,%.4f,%.4f,%.3f,%.3f,%lld,%lld,%lld,%lld,%d,%s,%lld,%s,%s,%lld,%s\n",
+        char pl[64], ov[16];
+        sweep_placement_name(p, pl, sizeof pl);
+        fprintf(f, "%d,%.1f,%.6f,%.4f,%.4f,%.3f,%.3f,%lld,%lld,%lld,%lld,%d,%s,%lld,%s,%s,%lld,%s,%s,%s\n",
                 i + 1, e->time.tokens_per_s, e->time.step, e->time.mfu, e->time.hfu,
                 (double)e->peak_bytes / gib, (double)(e->capacity_bytes - e->peak_bytes) / gib,
                 (long long)p->dp, (long long)p->tp, (long long)p->pp, (long long)p->cp, p->zero,
                 p->sp ? "true" : "false", (long long)p->micro_batch,
                 plan_recompute_names[p->recompute], plan_schedule_names[p->schedule],
-                (long long)p->virtual_stages, pl);
+                (long long)p->virtual_stages, pl, sweep_offload_name(p),
+                sweep_overlap_name(p, ov, sizeof ov));
     }
 }
 
@@ -132,8 +131,8 @@ void report_sweep_json(FILE *f, const sweep_spec *s, const sweep_rank *r, double
     for (int i = 0; i < r->n; i++) {
         const sweep_entry *e = &r->e[i];
         const plan_cfg *p = &e->cfg;
-        char pl[64], why[400];
-        placement_str(p->placement, pl, sizeof pl);
+        char pl[64], why[400], ov[16];
+        sweep_placement_name(p, pl, sizeof pl);
         jsonw_obj(&w, NULL);
         jsonw_int(&w, "rank", i + 1);
         jsonw_num(&w, "tokens_per_s", e->time.tokens_per_s);
@@ -153,6 +152,8 @@ void report_sweep_json(FILE *f, const sweep_spec *s, const sweep_rank *r, double
         jsonw_str(&w, "schedule", plan_schedule_names[p->schedule]);
         jsonw_int(&w, "virtual", p->virtual_stages);
         jsonw_str(&w, "placement", pl);
+        jsonw_str(&w, "offload", sweep_offload_name(p));
+        jsonw_str(&w, "overlap", sweep_overlap_name(p, ov, sizeof ov));
         if (i + 1 < r->n) jsonw_str(&w, "beats_next", sweep_rank_why(e, &r->e[i + 1], why, sizeof why));
         jsonw_obj_end(&w);
     }

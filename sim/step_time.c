@@ -20,56 +20,62 @@ void time_ctx_links(const cluster_cfg *c, const plan_cfg *p, time_ctx *out) {
     out->overlap = c->eff.overlap;
 }
 
-/* Exposed part of `t` seconds of communication that can hide behind `budget`
- * seconds of compute but not below `floor` (what cannot start early); of what
- * overlaps, only the share `eff` actually hides (communication kernels take
- * SMs and memory bandwidth from the compute they overlap; docs/time.md §4). */
-static double exposed_after(double t, double budget, double floor, double eff) {
-    const double ex = maxd(t - budget, mind(t, floor));
-    return ex + (1.0 - eff) * (t - ex);
-}
-
 typedef struct {
     double f, b, w, attn; /* one micro-batch of the whole stage, compute only */
 } stage_work;
 
-/* One entry's seconds per micro-batch (phase FWD/BWD) or per step. */
-static void per_mb_comm(const time_ctx *x, const plan_cfg *p, const comm_entry *e,
-                        const stage_work *k, int64_t mb, stage_time *o) {
-    const coll_link *ln = &x->link[e->group];
-    const double t = (double)e->calls * coll_time(e->coll, e->group_size, e->bytes_per_call, ln) /
-                     (double)mb;
-    const int fwd = e->phase == COMM_FWD;
-    const double phase = fwd ? k->f : k->b + k->w;
-    double ex = t;
-    const double eff = x->overlap;
-    if (e->group == GROUP_TP && p->overlap_tp) ex = exposed_after(t, phase, 0, eff);
-    if (e->group == GROUP_CP) ex = exposed_after(t, (fwd ? 1.0 : 2.0) * k->attn, 0, eff);
-    if (e->group == GROUP_DP && p->overlap_dp) {
-        /* ZeRO-3: the first unit's gather waits; ZeRO-2: the last bucket */
-        double unit = p->zero == 3 ? t / (double)(e->calls / mb)
-                                   : coll_time(e->coll, e->group_size, p->bucket_bytes, ln);
-        ex = exposed_after(t, phase, unit, eff);
+/* Communication of one phase, by group: what may hide behind compute, what
+ * can never (not overlapped, or the part that cannot start early). */
+typedef struct {
+    double hide[GROUP_COUNT], fixed[GROUP_COUNT];
+} phase_comm;
+
+enum { PH_FWD, PH_BWD, PH_GRADS, PH_PARAMS, PH_COUNT };
+
+/* Hide each group's overlappable seconds behind `budget` seconds of compute
+ * (ring attention's blocks only behind the attention core, `attn`). Each
+ * group is on its own link, so groups overlap one another, but a group's
+ * collectives run one after another: its total meets the budget once. Of
+ * what overlaps, only the share `eff` hides: communication kernels take SMs
+ * and memory bandwidth from the compute they overlap (docs/time.md §4). */
+static void settle(const phase_comm *pc, double budget, double attn, double eff,
+                   double ex[GROUP_COUNT], double hid[GROUP_COUNT]) {
+    for (int g = 0; g < GROUP_COUNT; g++) {
+        const double over = mind(pc->hide[g], g == GROUP_CP ? attn : budget);
+        hid[g] = eff * over;
+        ex[g] = pc->fixed[g] + pc->hide[g] - hid[g];
     }
-    o->exposed[e->group] += ex;
-    o->hidden[e->group] += t - ex;
-    if (fwd)
-        o->f += ex;
-    else
-        o->b += ex;
 }
 
-static void per_step_comm(const time_ctx *x, const plan_cfg *p, const comm_entry *e,
-                          const stage_work *k, stage_time *o) {
+/* File one collective's seconds (per micro-batch for FWD/BWD, per step
+ * otherwise) under its phase and group, split into hideable and fixed. */
+static void classify(const time_ctx *x, const plan_cfg *p, const comm_entry *e, int64_t mb,
+                     phase_comm ph[PH_COUNT]) {
     const coll_link *ln = &x->link[e->group];
-    const double t = (double)e->calls * coll_time(e->coll, e->group_size, e->bytes_per_call, ln);
-    double ex = t;
+    const int per_mb = e->phase == COMM_FWD || e->phase == COMM_BWD;
+    const int k = e->phase == COMM_FWD ? PH_FWD : e->phase == COMM_BWD ? PH_BWD
+                : e->phase == COMM_GRADS ? PH_GRADS : PH_PARAMS;
+    double t = (double)e->calls * coll_time(e->coll, e->group_size, e->bytes_per_call, ln);
+    if (per_mb) t /= (double)mb;
+    double floor = t; /* nothing hides unless a rule below says so */
+    if (e->group == GROUP_CP || e->group == GROUP_HOST) floor = 0;
+    if (e->group == GROUP_TP && p->overlap_tp) floor = 0;
     if (e->group == GROUP_DP && p->overlap_dp) {
-        double bucket = coll_time(e->coll, e->group_size, p->bucket_bytes, ln);
-        ex = exposed_after(t, e->phase == COMM_GRADS ? k->b + k->w : k->f, bucket, x->overlap);
+        /* ZeRO-3 gathers wait for the first unit; bucketed reductions for the last bucket */
+        const double bucket = coll_time(e->coll, e->group_size, p->bucket_bytes, ln);
+        floor = mind(t, p->zero == 3 && per_mb ? t / (double)(e->calls / mb) : bucket);
     }
-    o->step_exposed[e->group] += ex;
-    o->step_hidden[e->group] += t - ex;
+    ph[k].fixed[e->group] += floor;
+    ph[k].hide[e->group] += t - floor;
+}
+
+static void add_phase(const double ex[GROUP_COUNT], const double hid[GROUP_COUNT],
+                      double *time, double exposed[GROUP_COUNT], double hidden[GROUP_COUNT]) {
+    for (int g = 0; g < GROUP_COUNT; g++) {
+        exposed[g] += ex[g];
+        hidden[g] += hid[g];
+        if (time) *time += ex[g];
+    }
 }
 
 void stage_time_compute(const time_ctx *x, const cluster_cfg *c, const plan_cfg *p,
@@ -89,15 +95,27 @@ void stage_time_compute(const time_ctx *x, const cluster_cfg *c, const plan_cfg 
     o->b = k.b;
     o->w = k.w;
     const int64_t mb = plan_micro_batches(p);
+    phase_comm ph[PH_COUNT];
+    memset(ph, 0, sizeof ph);
     for (int i = 0; i < l->n; i++) {
         const comm_entry *e = &l->e[i];
-        if (e->phase == COMM_FWD || e->phase == COMM_BWD)
-            per_mb_comm(x, p, e, &k, mb, o);
-        else if (e->phase == COMM_P2P)
+        if (e->phase == COMM_P2P)
             o->p2p = coll_time(COLL_SEND, e->group_size, e->bytes_per_call, &x->link[GROUP_PP]);
         else
-            per_step_comm(x, p, e, &k, o);
+            classify(x, p, e, mb, ph);
     }
+    double ex[GROUP_COUNT], hid[GROUP_COUNT];
+    const double eff = x->overlap;
+    settle(&ph[PH_FWD], k.f, k.attn, eff, ex, hid);
+    add_phase(ex, hid, &o->f, o->exposed, o->hidden);
+    settle(&ph[PH_BWD], k.b + k.w, 2 * k.attn, eff, ex, hid);
+    add_phase(ex, hid, &o->b, o->exposed, o->hidden);
+    /* gradients reduce behind the last micro-batch's backward, updated
+     * parameters gather behind the next step's first forward */
+    settle(&ph[PH_GRADS], k.b + k.w, 0, eff, ex, hid);
+    add_phase(ex, hid, NULL, o->step_exposed, o->step_hidden);
+    settle(&ph[PH_PARAMS], k.f, 0, eff, ex, hid);
+    add_phase(ex, hid, NULL, o->step_exposed, o->step_hidden);
     if (!p->overlap_pp && p->pp > 1) { /* each chunk waits for its send and receive */
         double v = (double)p->virtual_stages;
         o->f += v * o->p2p;

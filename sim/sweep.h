@@ -19,7 +19,7 @@
 #include "plan.h"
 #include "plan_check.h"
 
-#define SWEEP_MAX_VALUES 64
+#define SWEEP_MAX_VALUES 512
 #define SWEEP_MAX_PLACEMENTS 24
 
 typedef struct {

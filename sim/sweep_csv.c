@@ -8,9 +8,10 @@
 #include "sweep_rank.h"
 
 void sweep_csv_header(FILE *f) {
-    fputs("dp,tp,pp,cp,zero,sp,micro,recompute,schedule,virtual,placement,strategy,status,"
+    fputs("dp,tp,pp,cp,zero,sp,micro,recompute,schedule,virtual,placement,offload,overlap,"
+          "strategy,status,"
           "peak_gib,headroom_gib,step_s,tokens_per_s,mfu,hfu,compute_s,bubble_s,exposed_dp_s,"
-          "exposed_tp_s,exposed_pp_s,exposed_cp_s,optimizer_s\n",
+          "exposed_tp_s,exposed_pp_s,exposed_cp_s,exposed_host_s,optimizer_s\n",
           f);
 }
 
@@ -65,15 +66,14 @@ void sweep_csv_row(FILE *f, const sweep_point *pt) {
     o = put_s(o, plan_recompute_names[p->recompute]), *o++ = ',';
     o = put_s(o, plan_schedule_names[p->schedule]), *o++ = ',';
     o = put_i(o, p->virtual_stages), *o++ = ',';
-    for (int i = 0; i < PLAN_GROUPS; i++) {
-        o = put_s(o, plan_group_names[p->placement[i]]);
-        *o++ = i + 1 < PLAN_GROUPS ? '-' : ',';
-    }
+    o = put_s(o, sweep_placement_name(p, label, sizeof label)), *o++ = ',';
+    o = put_s(o, sweep_offload_name(p)), *o++ = ',';
+    o = put_s(o, sweep_overlap_name(p, label, sizeof label)), *o++ = ',';
     o = put_s(o, sweep_strategy(p, label, sizeof label)), *o++ = ',';
     const eval_result *r = pt->eval;
     if (!r) {
         o = put_s(o, plan_reason_id(pt->reason));
-        o = put_s(o, ",,,,,,,,,,,,,\n");
+        o = put_s(o, ",,,,,,,,,,,,,,\n");
     } else {
         const step_time *t = &r->time;
         const double gib = 1024.0 * 1024.0 * 1024.0;

@@ -64,7 +64,8 @@ static int set_default(ynode *root, const char *path, const char *value, ps_err 
     return ynode_set_path(root, path, v, err);
 }
 
-/* Divisors of n (for "auto" degrees). */
+/* Divisors of n (for "auto" degrees): at most SWEEP_MAX_VALUES, which every
+ * n below 2^24 respects (the most divisors such an n has is 448). */
 static void divisors(int64_t n, sweep_list *l) {
     l->n = 0;
     for (int64_t d = 1; d <= n && l->n < SWEEP_MAX_VALUES; d++)
@@ -81,9 +82,11 @@ static void one(sweep_list *l, int64_t v) {
     l->v[0] = v;
 }
 
-/* A list field: `auto`, one value, or a list. names != NULL: enum words. */
-static int read_list(const ynode *space, const char *key, const char *const *names,
-                     const sweep_list *autov, sweep_list *out, ps_err *err) {
+/* A list field: `auto`, one value, or a list of values in [lo, hi] (names !=
+ * NULL: enum words). Repeated values are kept once. */
+static int read_list_in(const ynode *space, const char *key, const char *const *names,
+                        int64_t lo, int64_t hi, const sweep_list *autov, sweep_list *out,
+                        ps_err *err) {
     const ynode *n = ynode_get(space, key);
     char field[48], found[128];
     snprintf(field, sizeof field, "space.%s", key);
@@ -110,12 +113,20 @@ static int read_list(const ynode *space, const char *key, const char *const *nam
                                  yget_join(names, list, sizeof list),
                                  ynode_describe(it, found, sizeof found));
             }
-        } else if (yget_node_int(it, field, 0, 1 << 24, &v, err)) {
+        } else if (yget_node_int(it, field, lo, hi, &v, err)) {
             return -1;
         }
-        out->v[out->n++] = v;
+        int seen = 0;
+        for (int j = 0; j < out->n; j++) seen |= out->v[j] == v;
+        if (!seen) out->v[out->n++] = v;
     }
     return 0;
+}
+
+/* Degrees, micro-batches and virtual stages: positive integers. */
+static int read_list(const ynode *space, const char *key, const char *const *names,
+                     const sweep_list *autov, sweep_list *out, ps_err *err) {
+    return read_list_in(space, key, names, 1, 1 << 24, autov, out, err);
 }
 
 static int read_placements(const ynode *space, sweep_space *sp, ps_err *err) {
@@ -179,11 +190,11 @@ static int read_space(const ynode *space, sweep_spec *s, ps_err *err) {
     if (yget_check_keys(space, "space", space_keys, err)) return -1;
     divisors(b->gpus, &a);
     if (read_list(space, "tp", NULL, &a, &sp->tp, err) ||
-        read_list(space, "pp", NULL, &a, &sp->pp, err) ||
+        read_list_in(space, "pp", NULL, 1, PLAN_MAX_STAGES, &a, &sp->pp, err) ||
         read_list(space, "cp", NULL, &a, &sp->cp, err))
         return -1;
     range(&a, 0, 3);
-    if (read_list(space, "zero", NULL, &a, &sp->zero, err)) return -1;
+    if (read_list_in(space, "zero", NULL, 0, 3, &a, &sp->zero, err)) return -1;
     a.n = 0;
     for (int64_t v = 1; v <= 16; v *= 2) a.v[a.n++] = v;
     if (read_list(space, "micro", NULL, &a, &sp->micro, err)) return -1;
@@ -194,7 +205,7 @@ static int read_space(const ynode *space, sweep_spec *s, ps_err *err) {
     a.n = 0;
     for (int64_t v = 2; v <= 8; v++)
         if (v != 5 && v != 7) a.v[a.n++] = v;
-    if (read_list(space, "virtual", NULL, &a, &sp->virt, err)) return -1;
+    if (read_list_in(space, "virtual", NULL, 1, 1024, &a, &sp->virt, err)) return -1;
     range(&a, 0, 1);
     if (read_list(space, "sp", bool_names, &a, &sp->sp, err) ||
         read_list(space, "overlap_dp", bool_names, &a, &sp->overlap_dp, err) ||

@@ -54,6 +54,7 @@ void sweep_rank_add(sweep_rank *r, const sweep_point *pt) {
         return;
     }
     r->fit++;
+    if (ev->time.tokens_per_s > r->best_tokens_per_s) r->best_tokens_per_s = ev->time.tokens_per_s;
     if (r->cap <= 0) return;
     sweep_entry x = {*pt->cfg, ev->time, ev->heavy.total, ev->capacity_bytes};
     if (r->n < r->cap) {
@@ -95,17 +96,13 @@ const char *sweep_rank_why(const sweep_entry *a, const sweep_entry *b, char *buf
     const step_time *x = &a->time, *y = &b->time;
     const char *what = "compute";
     double gain = y->compute - x->compute;
-    struct {
-        const char *name;
-        double d;
-    } parts[] = {{"pipeline bubble", y->bubble - x->bubble},
-                 {"optimizer time", y->optimizer - x->optimizer},
-                 {"exposed dp communication", y->exposed[GROUP_DP] - x->exposed[GROUP_DP]},
-                 {"exposed tp communication", y->exposed[GROUP_TP] - x->exposed[GROUP_TP]},
-                 {"exposed pp communication", y->exposed[GROUP_PP] - x->exposed[GROUP_PP]},
-                 {"exposed cp communication", y->exposed[GROUP_CP] - x->exposed[GROUP_CP]}};
-    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++)
-        if (parts[i].d > gain) gain = parts[i].d, what = parts[i].name;
+    static const char *const exposed[GROUP_COUNT] = {
+        "exposed dp communication", "exposed tp communication", "exposed pp communication",
+        "exposed cp communication", "exposed host transfer (offload)"};
+    if (y->bubble - x->bubble > gain) gain = y->bubble - x->bubble, what = "pipeline bubble";
+    if (y->optimizer - x->optimizer > gain) gain = y->optimizer - x->optimizer, what = "optimizer time";
+    for (int g = 0; g < GROUP_COUNT; g++)
+        if (y->exposed[g] - x->exposed[g] > gain) gain = y->exposed[g] - x->exposed[g], what = exposed[g];
     char fields[256] = "";
     const plan_cfg *p = &a->cfg, *q = &b->cfg;
     diff(fields, sizeof fields, "dp", p->dp, q->dp);
@@ -118,9 +115,19 @@ const char *sweep_rank_why(const sweep_entry *a, const sweep_entry *b, char *buf
     diff_name(fields, sizeof fields, "recompute", plan_recompute_names, p->recompute, q->recompute);
     diff_name(fields, sizeof fields, "schedule", plan_schedule_names, p->schedule, q->schedule);
     diff(fields, sizeof fields, "v", p->virtual_stages, q->virtual_stages);
+    static const char *const offload[] = {"none", "optimizer", "activations", "both"};
+    diff_name(fields, sizeof fields, "offload", offload,
+              (p->offload_optimizer ? 1 : 0) | (p->offload_activations ? 2 : 0),
+              (q->offload_optimizer ? 1 : 0) | (q->offload_activations ? 2 : 0));
+    static const char *const onoff[] = {"off", "on"};
+    diff_name(fields, sizeof fields, "overlap.dp", onoff, p->overlap_dp, q->overlap_dp);
+    diff_name(fields, sizeof fields, "overlap.tp", onoff, p->overlap_tp, q->overlap_tp);
+    diff_name(fields, sizeof fields, "overlap.pp", onoff, p->overlap_pp, q->overlap_pp);
     if (memcmp(p->placement, q->placement, PLAN_GROUPS)) {
+        char x[32], y[32];
         size_t n = strlen(fields);
-        snprintf(fields + n, sizeof fields - n, "%splacement differs", n ? ", " : "");
+        snprintf(fields + n, sizeof fields - n, "%splacement %s vs %s", n ? ", " : "",
+                 sweep_placement_name(p, x, sizeof x), sweep_placement_name(q, y, sizeof y));
     }
     if (gain <= 0 && a->peak_bytes == b->peak_bytes)
         snprintf(buf, (size_t)len, "identical prediction (%s)", fields);
@@ -145,5 +152,25 @@ const char *sweep_strategy(const plan_cfg *p, char *buf, int len) {
     if (!n) snprintf(buf, (size_t)len, "single");
     n = strlen(buf);
     if (p->zero && p->dp * p->cp > 1) snprintf(buf + n, (size_t)len - n, " zero-%d", p->zero);
+    return buf;
+}
+
+const char *sweep_offload_name(const plan_cfg *p) {
+    static const char *const names[] = {"none", "optimizer", "activations", "both"};
+    return names[(p->offload_optimizer ? 1 : 0) | (p->offload_activations ? 2 : 0)];
+}
+
+const char *sweep_overlap_name(const plan_cfg *p, char *buf, int len) {
+    snprintf(buf, (size_t)len, "%s%s%s%s%s", p->overlap_dp ? "dp" : "",
+             p->overlap_dp && (p->overlap_tp || p->overlap_pp) ? "+" : "", p->overlap_tp ? "tp" : "",
+             p->overlap_tp && p->overlap_pp ? "+" : "", p->overlap_pp ? "pp" : "");
+    if (!buf[0]) snprintf(buf, (size_t)len, "-");
+    return buf;
+}
+
+const char *sweep_placement_name(const plan_cfg *p, char *buf, int len) {
+    snprintf(buf, (size_t)len, "%s-%s-%s-%s", plan_group_names[p->placement[0]],
+             plan_group_names[p->placement[1]], plan_group_names[p->placement[2]],
+             plan_group_names[p->placement[3]]);
     return buf;
 }

@@ -15,6 +15,7 @@ typedef struct {
     int cap, n;
     sweep_entry *e;  /* a min-heap on tokens/s while adding; best first after sort */
     int64_t points, evaluated, fit, no_fit;
+    double best_tokens_per_s; /* of every plan that fits, kept or not */
     int64_t rejected[PLAN_REASON_COUNT];
 } sweep_rank;
 
@@ -32,5 +33,12 @@ const char *sweep_rank_why(const sweep_entry *a, const sweep_entry *b, char *buf
 
 /* A short label of the parallel strategy ("tp+pp+dp zero-1"), for plots. */
 const char *sweep_strategy(const plan_cfg *p, char *buf, int len);
+
+/* "none", "optimizer", "activations" or "both". */
+const char *sweep_offload_name(const plan_cfg *p);
+/* Overlap switches that are on, "dp+tp+pp" style, or "-" for none. */
+const char *sweep_overlap_name(const plan_cfg *p, char *buf, int len);
+/* The placement as "tp-cp-dp-pp". */
+const char *sweep_placement_name(const plan_cfg *p, char *buf, int len);
 
 #endif

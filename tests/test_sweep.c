@@ -159,17 +159,32 @@ static void test_csv_numbers(void **state) {
     eval_result r;
     eval_plan(&p->model.cfg, &p->cluster.cfg, &p->cfg, &r, NULL);
     sweep_point pt = {&p->cfg, PLAN_OK, &r};
-    char line[1024];
+    char header[1024], line[1024];
     FILE *f = tmpfile();
+    sweep_csv_header(f);
     sweep_csv_row(f, &pt);
     rewind(f);
+    assert_non_null(fgets(header, sizeof header, f));
     assert_non_null(fgets(line, sizeof line, f));
     fclose(f);
-    char *field = line;
-    for (int i = 0; i < 15; i++) field = strchr(field, ',') + 1; /* step_s is column 16 */
-    assert_float_equal(strtod(field, NULL), r.time.step, 1e-6);
-    field = strchr(field, ',') + 1;
-    assert_float_equal(strtod(field, NULL), r.time.tokens_per_s, 0.05);
+    /* the field under a header name */
+    const char *names[] = {"step_s", "tokens_per_s", "offload", "overlap", "status"};
+    char fields[5][64];
+    for (int k = 0; k < 5; k++) {
+        int col = 0;
+        for (char *h = header; h; h = strchr(h, ',') ? strchr(h, ',') + 1 : NULL, col++)
+            if (!strncmp(h, names[k], strlen(names[k])) &&
+                (h[strlen(names[k])] == ',' || h[strlen(names[k])] == '\n'))
+                break;
+        char *v = line;
+        for (int i = 0; i < col; i++) v = strchr(v, ',') + 1;
+        snprintf(fields[k], sizeof fields[k], "%.*s", (int)strcspn(v, ",\n"), v);
+    }
+    assert_float_equal(strtod(fields[0], NULL), r.time.step, 1e-6);
+    assert_float_equal(strtod(fields[1], NULL), r.time.tokens_per_s, 0.05);
+    assert_string_equal(fields[2], "none");
+    assert_string_equal(fields[3], "dp+pp");
+    assert_string_equal(fields[4], "ok");
     free(p);
 }
 
@@ -195,6 +210,29 @@ static void test_errors(void **state) {
                            "batch: {global: 8, seq: 2048}\nprecision: fp32\noptimizer: adamw\n"
                            "space: {micro: [1, -2]}\n"),
                 "bad.yaml:7", "space.micro", NULL);
+    tu_contains(load_error("model: gpt-1.7b\ncluster: dgx-a100\ngpus: 8\n"
+                           "batch: {global: 8, seq: 2048}\nprecision: fp32\noptimizer: adamw\n"
+                           "space: {tp: [0, 2]}\n"),
+                "bad.yaml:7", "space.tp", "expected an integer from 1", "found 0", NULL);
+    tu_contains(load_error("model: gpt-1.7b\ncluster: dgx-a100\ngpus: 8\n"
+                           "batch: {global: 8, seq: 2048}\nprecision: fp32\noptimizer: adamw\n"
+                           "space: {zero: [1, 7]}\n"),
+                "space.zero", "from 0 to 3", "found 7", NULL);
+    tu_contains(load_error("model: gpt-1.7b\ncluster: dgx-a100\ngpus: 8\n"
+                           "batch: {global: 8, seq: 2048}\nprecision: fp32\noptimizer: adamw\n"
+                           "space: {pp: [1, 512]}\n"),
+                "space.pp", "from 1 to 256", "found 512", NULL);
+}
+
+/* Repeated values are kept once. */
+static void test_dedupe(void **state) {
+    (void)state;
+    sweep_spec *s = load("model: gpt-1.7b\ncluster: dgx-a100\ngpus: 8\n"
+                         "batch: {global: 8, seq: 2048}\nprecision: fp32\noptimizer: adamw\n"
+                         "space: {tp: [2, 2, 1], micro: [1, 1]}\n");
+    assert_int_equal(s->space.tp.n, 2);
+    assert_int_equal(s->space.micro.n, 1);
+    free(s);
 }
 
 /* The built-in default sweep loads and has plans that fit. */
@@ -217,6 +255,7 @@ int main(void) {
         cmocka_unit_test(test_walk_and_rank), cmocka_unit_test(test_why),
         cmocka_unit_test(test_csv),           cmocka_unit_test(test_csv_numbers),
         cmocka_unit_test(test_errors),        cmocka_unit_test(test_default),
+        cmocka_unit_test(test_dedupe),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
