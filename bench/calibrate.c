@@ -1,7 +1,7 @@
 /* calibrate.c — predicted against published step times (docs/accuracy.md).
  *
- * For each file given (default: the ones in bench/published/), loads every
- * case as a plan, predicts its step time with the closed-form model and
+ * For each file given (`meson test --benchmark` passes the ones in
+ * bench/published/), loads every case as a plan, predicts its step time with the closed-form model and
  * prints published vs predicted with the error, then the mean and maximum
  * absolute error per file. Lines starting with '#' are comments (gnuplot).
  *

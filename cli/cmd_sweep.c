@@ -23,7 +23,7 @@ static void usage(FILE *f) {
             "rest by the reason they are invalid or do not fit (docs/sweep.md). Without\n"
             "SWEEP.yaml the built-in default sweep below is used.\n"
             "\n"
-            "  --top N          how many plans to rank (default 10)\n"
+            "  --top N          how many plans to rank (default 10, at most 100,000)\n"
             "  --format FMT     table (default), csv or json for the ranking\n"
             "  -o FILE          write the ranking to FILE atomically instead of standard output\n"
             "  --all FILE.csv   stream every point (valid or not) to FILE.csv, written atomically\n"
@@ -88,7 +88,7 @@ static int parse(int argc, char **argv, sweep_args *a) {
             usage(stdout);
             return -2;
         } else if (!strcmp(s, "--top")) {
-            if (cli_int_arg("sweep", "--top", next, 0, 1000000, &a->top)) return CLI_USAGE;
+            if (cli_int_arg("sweep", "--top", next, 0, 100000, &a->top)) return CLI_USAGE;
             i++;
         } else if (!strcmp(s, "--format")) {
             a->format = next ? next : "";

@@ -20,7 +20,7 @@ static const char *const link_keys[] = {"bandwidth", "latency", "efficiency", NU
  * (docs/accuracy.md §2), used for every GPU that has no curve of its own. */
 void cluster_eff_default(cluster_eff *e) {
     static const double dim[] = {64, 128, 256, 512, 1024, 2048, 4096};
-    static const double frac[] = {0.256, 0.380, 0.502, 0.597, 0.660, 0.697, 0.716};
+    static const double frac[] = {0.282, 0.407, 0.523, 0.610, 0.665, 0.697, 0.713};
     e->gemm_n = (int)(sizeof dim / sizeof dim[0]);
     for (int i = 0; i < e->gemm_n; i++) {
         e->gemm_dim[i] = dim[i];
@@ -43,18 +43,24 @@ void cluster_eff_prepare(cluster_eff *e) {
                            log(e->gemm_dim[i] / e->gemm_dim[i - 1]);
 }
 
-/* A fraction in (0, 1]. */
-static int read_frac(const ynode *map, const char *path, const char *key, double *out,
-                     ps_err *err) {
+/* A fraction in (0, 1] ([0, 1] with zero_ok). */
+static int read_frac_in(const ynode *map, const char *path, const char *key, bool zero_ok,
+                        double *out, ps_err *err) {
     double v = *out;
     if (yget_quantity(map, path, key, false, UNIT_NONE, 0, &v, err)) return -1;
-    if (v <= 0 || v > 1) {
+    if (v < 0 || (v == 0 && !zero_ok) || v > 1) {
         char field[64];
         return ps_err_at(err, &ynode_get(map, key)->loc, yget_field(path, key, field, sizeof field),
-                         "expected a fraction of the datasheet value in (0, 1], found %g", v);
+                         "expected a fraction of the datasheet value in %s, 1], found %g",
+                         zero_ok ? "[0" : "(0", v);
     }
     *out = v;
     return 0;
+}
+
+static int read_frac(const ynode *map, const char *path, const char *key, double *out,
+                     ps_err *err) {
+    return read_frac_in(map, path, key, false, out, err);
 }
 
 static int read_link(const ynode *links, const char *key, double *bw, double *lat, double *eff,
@@ -115,7 +121,7 @@ static int read_efficiency(const ynode *gpu, cluster_eff *e, ps_err *err) {
            read_frac(attn, "gpu.efficiency.attention", "forward", &e->attn_fwd, err) ||
            read_frac(attn, "gpu.efficiency.attention", "backward", &e->attn_bwd, err) ||
            read_frac(eff, "gpu.efficiency", "hbm", &e->hbm, err) ||
-           read_frac(eff, "gpu.efficiency", "overlap", &e->overlap, err);
+           read_frac_in(eff, "gpu.efficiency", "overlap", true, &e->overlap, err);
 }
 
 int cluster_from_node(const ynode *root, const char *path, cluster_spec *out, ps_err *err) {

@@ -1,6 +1,8 @@
 /* comm.c — per-collective communication volume (see comm.h, docs/memory.md §5). */
 #include "comm.h"
 
+#include <string.h>
+
 #include "act.h"
 #include "plan_check.h"
 #include "states.h"
@@ -167,4 +169,10 @@ void comm_stage(const model_cfg *m, const plan_cfg *p, const comm_stage_info *s,
     pp_comm(m, p, s, out);
     cp_comm(m, p, s, out);
     host_comm(p, s, out);
+}
+
+void comm_list_copy(comm_list *dst, const comm_list *src) {
+    dst->n = src->n;
+    memcpy(dst->e, src->e, (size_t)src->n * sizeof src->e[0]);
+    memcpy(dst->group_bytes, src->group_bytes, sizeof dst->group_bytes);
 }

@@ -68,6 +68,9 @@ typedef struct {
 
 void comm_stage(const model_cfg *m, const plan_cfg *p, const comm_stage_info *s, comm_list *out);
 
+/* Copy the entries in use and the totals (cheaper than the whole struct). */
+void comm_list_copy(comm_list *dst, const comm_list *src);
+
 extern const char *const comm_group_names[GROUP_COUNT];
 extern const char *const comm_coll_names[];
 

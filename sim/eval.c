@@ -150,19 +150,26 @@ void eval_plan_cached(const model_cfg *m, const cluster_cfg *c, const plan_cfg *
         stage_comm_time(m, c, p, sh, 1, layers, stage_param_elems(m, p, &sh->pc, 1, layers), &comm,
                         &times[1]);
     }
+    /* two buffers each: the heaviest stage so far stays in one while the next
+     * stage is evaluated into the other (sweeps call this millions of times,
+     * and a comm_list is 2 KiB) */
+    eval_stage st_buf[2];
+    comm_list comm_buf[2];
+    int cur = 0, heavy = -1;
     for (int64_t s = 0; s < p->pp; s++) {
-        eval_stage st;
-        comm_list comm;
         if (shortcut && s == 1) s = p->pp - 1;
-        eval_stage_one(m, c, p, sh, s, &st, &comm);
-        if (stages) stages[s] = st;
-        times[s] = st.time;
-        if (out->heaviest < 0 || st.total > out->heavy.total) {
-            out->heaviest = s;
-            out->heavy = st;
-            out->comm = comm;
+        eval_stage *st = &st_buf[cur];
+        eval_stage_one(m, c, p, sh, s, st, &comm_buf[cur]);
+        if (stages) stages[s] = *st;
+        times[s] = st->time;
+        if (heavy < 0 || st->total > st_buf[heavy].total) {
+            heavy = cur;
+            cur ^= 1;
         }
     }
+    out->heaviest = st_buf[heavy].stage;
+    out->heavy = st_buf[heavy];
+    comm_list_copy(&out->comm, &comm_buf[heavy]);
     for (int64_t s = 0; s < p->pp; s++)
         by_stage[s] = &times[shortcut && s > 0 && s < p->pp - 1 ? 1 : s];
     flops_step f;

@@ -84,6 +84,14 @@ static void json_plan(jsonw *w, const plan_spec *s) {
     jsonw_bool(w, "optimizer", p->offload_optimizer);
     jsonw_bool(w, "activations", p->offload_activations);
     jsonw_obj_end(w);
+    jsonw_arr(w, "placement");
+    for (int i = 0; i < PLAN_GROUPS; i++) jsonw_str(w, NULL, plan_group_names[p->placement[i]]);
+    jsonw_arr_end(w);
+    jsonw_obj(w, "overlap");
+    jsonw_bool(w, "dp", p->overlap_dp);
+    jsonw_bool(w, "tp", p->overlap_tp);
+    jsonw_bool(w, "pp", p->overlap_pp);
+    jsonw_obj_end(w);
     jsonw_obj_end(w);
 }
 

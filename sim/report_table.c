@@ -36,8 +36,12 @@ static void header(FILE *f, const plan_spec *s, const eval_result *r) {
             s->cluster.name, (long long)p->gpus, (long long)cluster_gpus(c), (long long)c->nodes,
             (long long)c->gpus_per_node, s->cluster.gpu_name,
             fmt_bytes(c->gpu_memory_bytes, n2, sizeof n2));
-    fprintf(f, "  parallel   dp=%lld tp=%lld pp=%lld cp=%lld zero=%d sp=%s\n", (long long)p->dp,
-            (long long)p->tp, (long long)p->pp, (long long)p->cp, p->zero, p->sp ? "on" : "off");
+    char pl[32], ov[16];
+    fprintf(f, "  parallel   dp=%lld tp=%lld pp=%lld cp=%lld zero=%d sp=%s; placement %s (innermost "
+               "first); overlap %s\n",
+            (long long)p->dp, (long long)p->tp, (long long)p->pp, (long long)p->cp, p->zero,
+            p->sp ? "on" : "off", sweep_placement_name(p, pl, sizeof pl),
+            sweep_overlap_name(p, ov, sizeof ov));
     fprintf(f, "  batch      global %lld x seq %lld = %s tokens/step; micro %lld -> %lld "
                "micro-batches per step\n",
             (long long)p->global_batch, (long long)p->seq,

@@ -62,8 +62,9 @@ static void classify(const time_ctx *x, const plan_cfg *p, const comm_entry *e, 
     if (e->group == GROUP_TP && p->overlap_tp) floor = 0;
     if (e->group == GROUP_DP && p->overlap_dp) {
         /* ZeRO-3 gathers wait for the first unit; bucketed reductions for the last bucket */
-        const double bucket = coll_time(e->coll, e->group_size, p->bucket_bytes, ln);
-        floor = mind(t, p->zero == 3 && per_mb ? t / (double)(e->calls / mb) : bucket);
+        floor = mind(t, p->zero == 3 && per_mb
+                            ? t / (double)(e->calls / mb)
+                            : coll_time(e->coll, e->group_size, p->bucket_bytes, ln));
     }
     ph[k].fixed[e->group] += floor;
     ph[k].hide[e->group] += t - floor;
@@ -134,6 +135,50 @@ void stage_time_compute(const time_ctx *x, const cluster_cfg *c, const plan_cfg 
     o->optimizer = kt_optimizer(c, p, opt_elems);
 }
 
+/* AFAB and interleaved: m v max(t) + the other stages' t once each (fill and
+ * drain), exact for equal stages: (m + p - 1) t and (m v + p - 1) t_chunk. */
+static double fill_even(const stage_time *const *st, int64_t slow, int64_t pp, double q) {
+    double fill = 0;
+    for (int64_t s = 0; s < pp; s++)
+        if (s != slow) fill += st[s]->f + st[s]->b + st[s]->w;
+    return fill + 2.0 * (double)(pp - 1) * q;
+}
+
+/* 1F1B and ZB-H1 over stages of unequal time (docs/time.md §5). Stage s
+ * starts after the first micro-batch's forward reaches it and ends after the
+ * last backward has gone back through the stages before it; in between it
+ * works m t_s and waits only while its warm-up forwards (w_s = min(p-s-1,
+ * m-1) of them) are shorter than the first micro-batch's round trip through
+ * the stages after it:
+ *   T = max_s  sum_{j<s} (g_j + 2q) + m t_s + max(0, sum_{j>s} (g_j + 2q) - w_s f_s)
+ * with g = f + b + w for 1F1B and g = f + b for ZB-H1, which also fills the
+ * drain with deferred weight gradients: (min(m,p)-1)/(p-1) sum_{j!=s} min(w,f,b)
+ * less (Qi et al. 2023). With equal stages the maximum is at the last stage:
+ * (m + p - 1) t, and the ZB-H1 value of pipe_sched.h. */
+static double fill_1f1b(const plan_cfg *p, const stage_time *const *st, int64_t m, double q) {
+    const int64_t pp = p->pp;
+    const int zb = p->schedule == SCHED_ZERO_BUBBLE;
+    const double fill_w = (double)((m < pp ? m : pp) - 1) / (double)(pp - 1);
+    double total = 0, credit_all = 0;
+    for (int64_t s = 0; s < pp; s++) {
+        const stage_time *x = st[s];
+        total += (zb ? x->f + x->b : x->f + x->b + x->w) + 2 * q;
+        if (zb) credit_all += fill_w * mind(x->w, mind(x->f, x->b));
+    }
+    double best = 0, before = 0;
+    for (int64_t s = 0; s < pp; s++) {
+        const stage_time *x = st[s];
+        const double g = (zb ? x->f + x->b : x->f + x->b + x->w) + 2 * q;
+        const double after = total - before - g, t = x->f + x->b + x->w;
+        const double warm = (double)((pp - s - 1 < m - 1) ? pp - s - 1 : m - 1) * x->f;
+        double ts = before + (double)m * t + maxd(0, after - warm);
+        if (zb) ts -= credit_all - fill_w * mind(x->w, mind(x->f, x->b));
+        best = maxd(best, maxd(ts, (double)m * t));
+        before += g;
+    }
+    return best;
+}
+
 void step_time_combine(const cluster_cfg *c, const plan_cfg *p, const stage_time *const *st,
                        double tokens, double flops_model, double flops_hardware, step_time *o) {
     memset(o, 0, sizeof *o);
@@ -149,17 +194,12 @@ void step_time_combine(const cluster_cfg *c, const plan_cfg *p, const stage_time
         if (ex > tail) tail = ex, tail_s = s;
         opt = maxd(opt, st[s]->optimizer);
     }
-    /* ZB-H1 fills the drain with deferred weight-gradient work: with equal
-     * stages its bubble is (p-1)(f+b) - (min(m,p)-1) min(w,f,b) (pipe_sched.h) */
-    const int zb = p->schedule == SCHED_ZERO_BUBBLE && pp > 1;
     const int64_t m = plan_micro_batches(p);
-    const double fill_w = pp > 1 ? (double)((m < pp ? m : pp) - 1) / (double)(pp - 1) : 0;
-    for (int64_t s = 0; s < pp; s++) {
-        if (s == slow) continue;
-        const stage_time *x = st[s];
-        fill += zb ? x->f + x->b - fill_w * mind(x->w, mind(x->f, x->b)) : x->f + x->b + x->w;
-    }
-    if (pp > 1 && p->overlap_pp) fill += 2.0 * (double)(pp - 1) * st[0]->p2p;
+    const double q = pp > 1 && p->overlap_pp ? st[0]->p2p : 0;
+    if (pp > 1 && (p->schedule == SCHED_1F1B || p->schedule == SCHED_ZERO_BUBBLE))
+        fill = fill_1f1b(p, st, m, q) - mv * tmax;
+    else
+        fill = fill_even(st, slow, pp, q);
     const stage_time *x = st[slow];
     o->slowest = slow;
     o->pipeline = mv * tmax + fill;

@@ -233,8 +233,10 @@ static int load_root(ynode *root, const char *origin, sweep_spec *out, ps_err *e
         return rc;
     }
     ynode *space = detach(root, "space");
+    /* batch.micro only inside a batch the spec gives: a missing batch is
+     * reported at the spec's root, not at an injected default */
     int rc = set_default(root, "parallel.dp", "auto", err) ||
-             set_default(root, "batch.micro", "1", err) ||
+             (ynode_get(root, "batch") && set_default(root, "batch.micro", "1", err)) ||
              set_default(root, "recompute", "none", err);
     if (!rc) rc = plan_load_node(root, origin, false, &out->base, err);
     else ynode_free(root);

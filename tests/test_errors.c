@@ -227,9 +227,11 @@ static void test_time_fields(void **state) {
     snprintf(line, sizeof line, cl, ", efficiency: 1.2", "");
     tu_contains(tu_plan_error(variant(2, line, NULL)), "links.inter_node.efficiency",
                 "expected a fraction", "found 1.2", NULL);
-    snprintf(line, sizeof line, cl, "", ", efficiency: {overlap: 0, hbm: 0.8}");
+    snprintf(line, sizeof line, cl, "", ", efficiency: {overlap: 1.5, hbm: 0.8}");
     tu_contains(tu_plan_error(variant(2, line, NULL)), "gpu.efficiency.overlap",
-                "expected a fraction", NULL);
+                "expected a fraction", "[0, 1]", "found 1.5", NULL);
+    snprintf(line, sizeof line, cl, "", ", efficiency: {hbm: 0}");
+    tu_contains(tu_plan_error(variant(2, line, NULL)), "gpu.efficiency.hbm", "(0, 1]", NULL);
 }
 
 int main(void) {
