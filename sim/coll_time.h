@@ -8,7 +8,8 @@
  * data-parallel collectives span dp x cp. A group that crosses nodes with k
  * members in each node drives k NICs (one per GPU, rail-optimised, as on DGX
  * clusters; NCCL runs a ring per rail): its bus bandwidth is min(k x NIC,
- * NVLink). A send between two ranks uses one NIC.
+ * NVLink), k the fewest members any node holds. A send between two ranks
+ * uses one NIC.
  *
  * Ring algorithms take (n-1) steps per pass: all-reduce 2(n-1) steps and
  * 2(n-1)/n S bytes per rank, reduce-scatter and all-gather (n-1) steps and
@@ -28,13 +29,17 @@
 #include "comm.h"
 #include "plan.h"
 
+/* The physical link a group's traffic uses: groups on the same one share it. */
+typedef enum { LINK_NVLINK, LINK_NIC, LINK_HOST, LINK_COUNT } coll_link_kind;
+
 typedef struct {
     double bytes_per_s;     /* collectives: bus bandwidth achieved */
     double p2p_bytes_per_s; /* send/recv between two ranks */
     double latency_s;
     bool inter_node;
     int64_t stride;           /* rank distance between group neighbours */
-    int64_t members_per_node; /* of one group instance, when it crosses nodes */
+    int64_t members_per_node; /* of one group instance, when it crosses nodes: the fewest in a node */
+    coll_link_kind link;
 } coll_link;
 
 /* The link group g's collectives cross under p's placement on cluster c. */

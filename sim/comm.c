@@ -95,16 +95,23 @@ static void tp_comm(const model_cfg *m, const plan_cfg *p, const comm_stage_info
     const int64_t replay = p->recompute == RECOMPUTE_FULL ? 1 : 0;
     const int64_t L = s->layers;
     const int first = s->stage == 0, last = s->stage == p->pp - 1;
+    /* a full-recompute replay runs its forward collectives again during the backward */
     if (!p->sp) {
-        add(l, GROUP_TP, COLL_ALL_REDUCE, COMM_FWD, "layer outputs (forward)", t, mb * L * 2 * (1 + replay), T);
+        add(l, GROUP_TP, COLL_ALL_REDUCE, COMM_FWD, "layer outputs (forward)", t, mb * L * 2, T);
+        add(l, GROUP_TP, COLL_ALL_REDUCE, COMM_BWD, "layer outputs (recompute)", t,
+            mb * L * 2 * replay, T);
         add(l, GROUP_TP, COLL_ALL_REDUCE, COMM_BWD, "input gradients (backward)", t, mb * L * 2, T);
         add(l, GROUP_TP, COLL_ALL_REDUCE, COMM_FWD, "embedding output", t, first ? mb : 0, T);
         add(l, GROUP_TP, COLL_ALL_REDUCE, COMM_BWD, "head input gradient", t, last ? mb : 0, T);
     } else {
         add(l, GROUP_TP, COLL_ALL_GATHER, COMM_FWD, "sequence gather (forward)", t,
-            mb * (L * 2 * (1 + replay) + (last ? 1 : 0)), T);
+            mb * (L * 2 + (last ? 1 : 0)), T);
         add(l, GROUP_TP, COLL_REDUCE_SCATTER, COMM_FWD, "sequence scatter (forward)", t,
-            mb * (L * 2 * (1 + replay) + (first ? 1 : 0)), T);
+            mb * (L * 2 + (first ? 1 : 0)), T);
+        add(l, GROUP_TP, COLL_ALL_GATHER, COMM_BWD, "sequence gather (recompute)", t,
+            mb * L * 2 * replay, T);
+        add(l, GROUP_TP, COLL_REDUCE_SCATTER, COMM_BWD, "sequence scatter (recompute)", t,
+            mb * L * 2 * replay, T);
         add(l, GROUP_TP, COLL_REDUCE_SCATTER, COMM_BWD, "gradient scatter (backward)", t,
             mb * (L * 2 + (last ? 1 : 0)), T);
         add(l, GROUP_TP, COLL_ALL_GATHER, COMM_BWD, "gradient gather (backward)", t,
@@ -145,7 +152,9 @@ static void cp_comm(const model_cfg *m, const plan_cfg *p, const comm_stage_info
     if (c <= 1) return;
     const int64_t KV = act_kv_block_bytes(m, p);
     const int64_t replay = p->recompute == RECOMPUTE_FULL ? 1 : 0;
-    add(l, GROUP_CP, COLL_SEND, COMM_FWD, "K/V blocks (forward)", c, mb * s->layers * (c - 1) * (1 + replay), KV);
+    add(l, GROUP_CP, COLL_SEND, COMM_FWD, "K/V blocks (forward)", c, mb * s->layers * (c - 1), KV);
+    add(l, GROUP_CP, COLL_SEND, COMM_BWD, "K/V blocks (recompute)", c,
+        mb * s->layers * (c - 1) * replay, KV);
     add(l, GROUP_CP, COLL_SEND, COMM_BWD, "K/V blocks (backward)", c, mb * s->layers * (c - 1), KV);
     add(l, GROUP_CP, COLL_SEND, COMM_BWD, "dK/dV blocks (backward)", c, mb * s->layers * (c - 1), KV);
 }

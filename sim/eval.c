@@ -46,6 +46,18 @@ static int64_t stage_param_elems(const model_cfg *m, const plan_cfg *p, const pa
            (last ? pc->final_norm + head : 0);
 }
 
+/* Activations one micro-batch sends to the host and back under activation
+ * offload, consistent with the memory model (eval_stage_one keeps two layer
+ * sets on the device in all): with one micro-batch in flight, all but the
+ * last two layers go out; with several, every layer does. */
+static int64_t offload_bytes(const model_cfg *m, const plan_cfg *p, const eval_shared *sh,
+                             int64_t s, int64_t layers) {
+    if (!p->offload_activations) return 0;
+    pipe_inflight in;
+    pipe_stage_inflight(m, p, s, &in);
+    return sh->act.layer_saved * (in.layer_units > layers ? layers : max64(0, layers - 2));
+}
+
 /* A stage's collectives and its time (step_time.h). */
 static void stage_comm_time(const model_cfg *m, const cluster_cfg *c, const plan_cfg *p,
                             const eval_shared *sh, int64_t s, int64_t layers, int64_t elems,
@@ -56,9 +68,7 @@ static void stage_comm_time(const model_cfg *m, const cluster_cfg *c, const plan
                           .rank_params = elems,
                           .units = layers + (first ? 1 : 0) + (last ? 1 : 0),
                           .tied_rows_params = sh->pc.embedding,
-                          .offload_bytes = p->offload_activations
-                                               ? sh->act.layer_saved * max64(0, layers - 2)
-                                               : 0};
+                          .offload_bytes = offload_bytes(m, p, sh, s, layers)};
     comm_stage(m, p, &ci, comm);
     const int64_t d = p->dp * p->cp;
     const int64_t opt_elems = p->zero >= 1 ? states_shard(elems, d) : elems;

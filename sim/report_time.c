@@ -46,12 +46,21 @@ void report_time_table(FILE *f, const plan_spec *s, const eval_result *r, const 
                 (long long)t->slowest, 1e3 * x->f, 1e3 * x->b, 1e3 * x->w);
     }
     fprintf(f, "  links:");
-    const int64_t size[GROUP_COUNT] = {p->dp, p->tp, p->pp, p->cp};
-    for (int g = 0; g < GROUP_COUNT; g++) {
+    const int64_t size[GROUP_COUNT] = {p->dp * p->cp, p->tp, p->pp, p->cp, 0};
+    static const char *const label[GROUP_COUNT] = {"dp", "tp", "pp", "cp", "host"};
+    for (int g = 0; g < GROUP_HOST; g++) {
         if (size[g] <= 1) continue;
         coll_link l;
         coll_group_link(&s->cluster.cfg, p, (comm_group)g, &l);
-        fprintf(f, " %s %s %.0f GB/s;", comm_group_names[g], link_name(&l), l.bytes_per_s / 1e9);
+        const int sends = g == GROUP_PP || g == GROUP_CP; /* their traffic is send/recv */
+        fprintf(f, " %s%s %s %.0f GB/s%s;", label[g], g == GROUP_DP && p->cp > 1 ? "(x cp)" : "",
+                link_name(&l), (sends ? l.p2p_bytes_per_s : l.bytes_per_s) / 1e9,
+                !sends && l.inter_node && l.members_per_node > 1 ? " (multi-rail)" : "");
+    }
+    if (p->offload_activations || p->offload_optimizer) {
+        coll_link l;
+        coll_group_link(&s->cluster.cfg, p, GROUP_HOST, &l);
+        fprintf(f, " host %.0f GB/s;", l.bytes_per_s / 1e9);
     }
     fprintf(f, "\n");
     if (sim && p->pp > 1)

@@ -33,16 +33,29 @@ typedef struct {
 enum { PH_FWD, PH_BWD, PH_GRADS, PH_PARAMS, PH_COUNT };
 
 /* Hide each group's overlappable seconds behind `budget` seconds of compute
- * (ring attention's blocks only behind the attention core, `attn`). Each
- * group is on its own link, so groups overlap one another, but a group's
- * collectives run one after another: its total meets the budget once. Of
- * what overlaps, only the share `eff` hides: communication kernels take SMs
- * and memory bandwidth from the compute they overlap (docs/time.md §4). */
-static void settle(const phase_comm *pc, double budget, double attn, double eff,
+ * (ring attention's blocks only behind the attention core, `attn`). Groups on
+ * the same physical link (NVLink, the NICs, PCIe) run one after another, so
+ * per link the compute budget is spent once, shared in proportion; different
+ * links overlap one another. Of what overlaps, only the share `eff` hides:
+ * communication kernels take SMs and memory bandwidth from the compute they
+ * overlap (docs/time.md §4). */
+static void settle(const time_ctx *x, const phase_comm *pc, double budget, double attn,
                    double ex[GROUP_COUNT], double hid[GROUP_COUNT]) {
+    double over[GROUP_COUNT] = {0};
+    for (int l = 0; l < LINK_COUNT; l++) {
+        double left = budget, rest = 0;
+        if (x->link[GROUP_CP].link == (coll_link_kind)l) {
+            over[GROUP_CP] = mind(pc->hide[GROUP_CP], mind(attn, budget));
+            left -= over[GROUP_CP];
+        }
+        for (int g = 0; g < GROUP_COUNT; g++)
+            if (g != GROUP_CP && x->link[g].link == (coll_link_kind)l) rest += pc->hide[g];
+        const double share = rest > 0 ? mind(1.0, left / rest) : 0;
+        for (int g = 0; g < GROUP_COUNT; g++)
+            if (g != GROUP_CP && x->link[g].link == (coll_link_kind)l) over[g] = pc->hide[g] * share;
+    }
     for (int g = 0; g < GROUP_COUNT; g++) {
-        const double over = mind(pc->hide[g], g == GROUP_CP ? attn : budget);
-        hid[g] = eff * over;
+        hid[g] = x->overlap * over[g];
         ex[g] = pc->fixed[g] + pc->hide[g] - hid[g];
     }
 }
@@ -106,16 +119,17 @@ void stage_time_compute(const time_ctx *x, const cluster_cfg *c, const plan_cfg 
             classify(x, p, e, mb, ph);
     }
     double ex[GROUP_COUNT], hid[GROUP_COUNT];
-    const double eff = x->overlap;
-    settle(&ph[PH_FWD], k.f, k.attn, eff, ex, hid);
+    settle(x, &ph[PH_FWD], k.f, k.attn, ex, hid);
     add_phase(ex, hid, &o->f, o->exposed, o->hidden);
-    settle(&ph[PH_BWD], k.b + k.w, 2 * k.attn, eff, ex, hid);
+    /* backward attention: its own two passes, plus the forward again under full recompute */
+    const double attn_bwd = (p->recompute == RECOMPUTE_FULL ? 3 : 2) * k.attn;
+    settle(x, &ph[PH_BWD], k.b + k.w, attn_bwd, ex, hid);
     add_phase(ex, hid, &o->b, o->exposed, o->hidden);
     /* gradients reduce behind the last micro-batch's backward, updated
      * parameters gather behind the next step's first forward */
-    settle(&ph[PH_GRADS], k.b + k.w, 0, eff, ex, hid);
+    settle(x, &ph[PH_GRADS], k.b + k.w, 0, ex, hid);
     add_phase(ex, hid, NULL, o->step_exposed, o->step_hidden);
-    settle(&ph[PH_PARAMS], k.f, 0, eff, ex, hid);
+    settle(x, &ph[PH_PARAMS], k.f, 0, ex, hid);
     add_phase(ex, hid, NULL, o->step_exposed, o->step_hidden);
     if (!p->overlap_pp && p->pp > 1) { /* each chunk waits for its send and receive */
         double v = (double)p->virtual_stages;
@@ -145,34 +159,44 @@ static double fill_even(const stage_time *const *st, int64_t slow, int64_t pp, d
 }
 
 /* 1F1B and ZB-H1 over stages of unequal time (docs/time.md §5). Stage s
- * starts after the first micro-batch's forward reaches it and ends after the
- * last backward has gone back through the stages before it; in between it
- * works m t_s and waits only while its warm-up forwards (w_s = min(p-s-1,
- * m-1) of them) are shorter than the first micro-batch's round trip through
- * the stages after it:
- *   T = max_s  sum_{j<s} (g_j + 2q) + m t_s + max(0, sum_{j>s} (g_j + 2q) - w_s f_s)
- * with g = f + b + w for 1F1B and g = f + b for ZB-H1, which also fills the
- * drain with deferred weight gradients: (min(m,p)-1)/(p-1) sum_{j!=s} min(w,f,b)
- * less (Qi et al. 2023). With equal stages the maximum is at the last stage:
- * (m + p - 1) t, and the ZB-H1 value of pipe_sched.h. */
+ * starts once the first micro-batch's forward reaches it, works m t_s, and
+ * waits only while its w_s = min(p-s-1, m-1) warm-up forwards are shorter
+ * than the first micro-batch's round trip through the stages after it; after
+ * its last backward, the gradient still goes back through the stages before
+ * it. For 1F1B:
+ *   T_s = sum_{j<s} (t_j + 2q) + m t_s + max(0, sum_{j>s} (t_j + 2q) - w_s f_s)
+ * ZB-H1 defers d_j = min(j, m) weight-gradient ops on stage j to the drain
+ * (pipe_sched.c's order), so the drain after stage s is the longest of the
+ * backward chain down to a stage j plus j's deferred W's:
+ *   T_s = sum_{j<s} (f_j + q) + max(0, sum_{j>s} (f_j + b_j + 2q) - w_s f_s)
+ *         + m (f_s + b_s) + (m - d_s) w_s + max_{j<=s} (sum_{j<=i<s} (b_i + q) + d_j w_j)
+ * T = max_s T_s. With equal stages both give the closed forms of pipe_sched.h
+ * at s = p-1 (for ZB-H1 when w <= b). */
 static double fill_1f1b(const plan_cfg *p, const stage_time *const *st, int64_t m, double q) {
     const int64_t pp = p->pp;
     const int zb = p->schedule == SCHED_ZERO_BUBBLE;
-    const double fill_w = (double)((m < pp ? m : pp) - 1) / (double)(pp - 1);
-    double total = 0, credit_all = 0;
+    double total_after = 0;
+    for (int64_t s = 0; s < pp; s++)
+        total_after += (zb ? st[s]->f + st[s]->b : st[s]->f + st[s]->b + st[s]->w) + 2 * q;
+    double best = 0, before = 0, start = 0, chain = 0, tail_max = -1e300;
     for (int64_t s = 0; s < pp; s++) {
         const stage_time *x = st[s];
-        total += (zb ? x->f + x->b : x->f + x->b + x->w) + 2 * q;
-        if (zb) credit_all += fill_w * mind(x->w, mind(x->f, x->b));
-    }
-    double best = 0, before = 0;
-    for (int64_t s = 0; s < pp; s++) {
-        const stage_time *x = st[s];
-        const double g = (zb ? x->f + x->b : x->f + x->b + x->w) + 2 * q;
-        const double after = total - before - g, t = x->f + x->b + x->w;
+        const double t = x->f + x->b + x->w;
+        const double g = (zb ? x->f + x->b : t) + 2 * q;
+        const double after = total_after - before - g;
         const double warm = (double)((pp - s - 1 < m - 1) ? pp - s - 1 : m - 1) * x->f;
-        double ts = before + (double)m * t + maxd(0, after - warm);
-        if (zb) ts -= credit_all - fill_w * mind(x->w, mind(x->f, x->b));
+        const double idle = maxd(0, after - warm);
+        double ts;
+        if (zb) {
+            const double d = (double)(s < m ? s : m);
+            /* chain = sum_{i<s} (b_i + q); tail_max = max_{j<=s} (d_j w_j - chain_j) */
+            tail_max = maxd(tail_max, d * x->w - chain);
+            ts = start + idle + (double)m * (x->f + x->b) + ((double)m - d) * x->w + chain + tail_max;
+            start += x->f + q;
+            chain += x->b + q;
+        } else {
+            ts = before + (double)m * t + idle;
+        }
         best = maxd(best, maxd(ts, (double)m * t));
         before += g;
     }

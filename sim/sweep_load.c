@@ -138,6 +138,7 @@ static int read_placements(const ynode *space, sweep_space *sp, ps_err *err) {
                          "expected a list of up to %d orders such as [[tp, cp, pp, dp], "
                          "[dp, cp, pp, tp]], found %s",
                          SWEEP_MAX_PLACEMENTS, ynode_describe(n, found, sizeof found));
+    sp->n_placement = 0;
     for (int i = 0; i < n->n; i++) {
         const ynode *o = n->items[i];
         unsigned seen = 0;
@@ -155,10 +156,13 @@ static int read_placements(const ynode *space, sweep_space *sp, ps_err *err) {
                                  k < 0 ? ynode_describe(o->items[j], found, sizeof found)
                                        : "a repeat");
             seen |= 1u << k;
-            sp->placement[i][j] = (uint8_t)k;
+            sp->placement[sp->n_placement][j] = (uint8_t)k;
         }
+        int repeat = 0; /* a repeated order counts once */
+        for (int r = 0; r < sp->n_placement; r++)
+            repeat |= !memcmp(sp->placement[r], sp->placement[sp->n_placement], PLAN_GROUPS);
+        if (!repeat) sp->n_placement++;
     }
-    sp->n_placement = n->n;
     return 0;
 }
 

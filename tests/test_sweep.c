@@ -229,9 +229,11 @@ static void test_dedupe(void **state) {
     (void)state;
     sweep_spec *s = load("model: gpt-1.7b\ncluster: dgx-a100\ngpus: 8\n"
                          "batch: {global: 8, seq: 2048}\nprecision: fp32\noptimizer: adamw\n"
-                         "space: {tp: [2, 2, 1], micro: [1, 1]}\n");
+                         "space: {tp: [2, 2, 1], micro: [1, 1], "
+                         "placement: [[tp, cp, dp, pp], [dp, cp, pp, tp], [tp, cp, dp, pp]]}\n");
     assert_int_equal(s->space.tp.n, 2);
     assert_int_equal(s->space.micro.n, 1);
+    assert_int_equal(s->space.n_placement, 2);
     free(s);
 }
 

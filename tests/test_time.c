@@ -102,7 +102,7 @@ static void test_layer_bytes(void **state) {
 /* Alpha-beta costs, computed by hand. */
 static void test_coll_time(void **state) {
     (void)state;
-    coll_link l = {100e9, 100e9, 5e-6, false, 1, 1};
+    coll_link l = {100e9, 100e9, 5e-6, false, 1, 1, LINK_NVLINK};
     /* ring all-reduce: 2(n-1) steps, 2(n-1)/n S */
     assert_float_equal(coll_time(COLL_ALL_REDUCE, 8, 800000000, &l),
                        14 * 5e-6 + 2.0 * 7 / 8 * 8e8 / 100e9, 1e-12);
@@ -152,6 +152,18 @@ static void test_placement(void **state) {
     assert_int_equal(l.members_per_node, 8);
     assert_float_equal(l.bytes_per_s, 80e9, 1);
     assert_float_equal(l.p2p_bytes_per_s, 10e9, 1);
+    /* dp 12 on 1.5 nodes: the second node holds 4, so 4 NICs; tp 3 does not
+     * divide the node: one NIC (conservative) */
+    plan_cfg twelve = tu_cfg(12, 1, 1, 1);
+    c.nodes = 2;
+    coll_group_link(&c, &twelve, GROUP_DP, &l);
+    assert_int_equal(l.members_per_node, 4);
+    assert_float_equal(l.bytes_per_s, 40e9, 1);
+    plan_cfg odd = tu_cfg(4, 3, 1, 1);
+    coll_group_link(&c, &odd, GROUP_DP, &l);
+    assert_true(l.inter_node);
+    assert_int_equal(l.members_per_node, 1);
+    c.nodes = 16;
     /* a 6-GPU job inside one node stays on NVLink */
     plan_cfg six = tu_cfg(6, 1, 1, 1);
     coll_group_link(&c, &six, GROUP_DP, &l);
@@ -319,6 +331,34 @@ static void test_overlap_budget(void **state) {
     free(s);
 }
 
+/* Two groups on the same link share one compute budget; on different links
+ * each has its own. */
+static void test_link_sharing(void **state) {
+    (void)state;
+    model_spec ms = tu_model("gpt3-175b");
+    cluster_cfg c = flat_cluster();
+    plan_cfg p = tu_cfg(4, 8, 1, 1);
+    p.overlap_tp = p.overlap_dp = true;
+    p.zero = 2; /* per-micro-batch reduce-scatter: all but the last bucket may hide */
+    p.global_batch = 4; /* one micro-batch */
+    time_ctx x;
+    time_ctx_init(&ms.cfg, &c, &p, &x);
+    comm_list l = {0};
+    l.n = 2;
+    /* 10 GB each, far more than one layer's forward can hide */
+    l.e[0] = (comm_entry){GROUP_TP, COLL_ALL_REDUCE, COMM_FWD, "tp", 8, 1, 10000000000, 0};
+    l.e[1] = (comm_entry){GROUP_DP, COLL_REDUCE_SCATTER, COMM_FWD, "dp", 4, 1, 10000000000, 0};
+    stage_time a, b;
+    x.link[GROUP_TP].link = x.link[GROUP_DP].link = LINK_NIC; /* shared */
+    stage_time_compute(&x, &c, &p, 0, 1, 1, &l, &a);
+    x.link[GROUP_TP].link = LINK_NVLINK; /* separate */
+    stage_time_compute(&x, &c, &p, 0, 1, 1, &l, &b);
+    const double f = x.layer.fwd + x.first.fwd + x.last.fwd; /* stage 0 of 1: both extras */
+    assert_float_equal(a.hidden[GROUP_TP] + a.hidden[GROUP_DP], 0.8 * f, 1e-12);
+    assert_float_equal(b.hidden[GROUP_TP], 0.8 * f, 1e-12);
+    assert_float_equal(b.hidden[GROUP_DP], 0.8 * f, 1e-12);
+}
+
 /* Tensor parallelism across nodes loses to tensor parallelism inside one
  * (Narayanan et al. 2021 §3.3, Figure 13). */
 static void test_tp_inside_node_wins(void **state) {
@@ -454,7 +494,7 @@ int main(void) {
         cmocka_unit_test(test_conservation),       cmocka_unit_test(test_tp_inside_node_wins),
         cmocka_unit_test(test_table2_ptdp_held_out), cmocka_unit_test(test_published_accuracy),
         cmocka_unit_test(test_published_errors), cmocka_unit_test(test_uneven_stages),
-        cmocka_unit_test(test_overlap_budget),
+        cmocka_unit_test(test_overlap_budget), cmocka_unit_test(test_link_sharing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
