@@ -94,14 +94,19 @@ static int64_t ceil_log2(int64_t n) {
 
 double coll_time(comm_coll coll, int64_t n, int64_t bytes, const coll_link *l) {
     if (n <= 1 || bytes <= 0) return 0;
-    const double sent = (double)comm_bytes_sent(coll, n, bytes), a = l->latency_s;
-    if (coll == COLL_SEND) return a + sent / l->p2p_bytes_per_s;
-    double steps = (double)(n - 1);
-    if (coll == COLL_ALL_REDUCE) steps *= 2;
-    double t = steps * a + sent / l->bytes_per_s;
-    if (coll == COLL_ALL_REDUCE) {
-        double tree = 2.0 * (double)ceil_log2(n) * a + 2.0 * (double)bytes / l->bytes_per_s;
-        if (tree < t) t = tree;
+    const double a = l->latency_s;
+    if (coll == COLL_SEND) return a + (double)bytes / l->p2p_bytes_per_s;
+    /* the bytes of comm_bytes_sent: chunks of ceil(S / n) */
+    const double chunk = (double)((bytes + n - 1) / n), n1 = (double)(n - 1);
+    const double inv_bw = 1.0 / l->bytes_per_s;
+    switch (coll) {
+    case COLL_ALL_REDUCE: {
+        const double ring = 2 * n1 * a + 2 * n1 * chunk * inv_bw;
+        const double tree = 2.0 * (double)ceil_log2(n) * a + 2.0 * (double)bytes * inv_bw;
+        return tree < ring ? tree : ring;
     }
-    return t;
+    case COLL_REDUCE_SCATTER:
+    case COLL_ALL_GATHER: return n1 * a + n1 * chunk * inv_bw;
+    default: return n1 * a + (double)bytes * inv_bw; /* broadcast, reduce */
+    }
 }

@@ -70,15 +70,20 @@ void report_time_table(FILE *f, const plan_spec *s, const eval_result *r, const 
                 100 * sim->bubble_fraction);
 }
 
+/* {"dp": ..., "tp": ..., "pp": ..., "cp": ..., "host": ...} seconds */
+static void json_groups(jsonw *w, const char *key, const double v[GROUP_COUNT]) {
+    jsonw_obj(w, key);
+    for (int g = 0; g < GROUP_COUNT; g++) jsonw_num(w, comm_group_names[g], v[g]);
+    jsonw_obj_end(w);
+}
+
 void report_stage_time_json(jsonw *w, const stage_time *t) {
     jsonw_obj(w, "time");
     jsonw_num(w, "forward_s", t->f);
     jsonw_num(w, "backward_s", t->b);
     jsonw_num(w, "weight_grad_s", t->w);
     jsonw_num(w, "compute_s", t->compute);
-    jsonw_obj(w, "exposed_s");
-    for (int g = 0; g < GROUP_COUNT; g++) jsonw_num(w, comm_group_names[g], t->exposed[g]);
-    jsonw_obj_end(w);
+    json_groups(w, "exposed_s", t->exposed);
     jsonw_num(w, "optimizer_s", t->optimizer);
     jsonw_obj_end(w);
 }
@@ -96,12 +101,8 @@ void report_time_json(jsonw *w, const plan_spec *s, const eval_result *r, const 
     jsonw_num(w, "optimizer_s", t->optimizer);
     jsonw_num(w, "pipeline_s", t->pipeline);
     jsonw_int(w, "slowest_stage", t->slowest);
-    jsonw_obj(w, "exposed_s");
-    for (int g = 0; g < GROUP_COUNT; g++) jsonw_num(w, comm_group_names[g], t->exposed[g]);
-    jsonw_obj_end(w);
-    jsonw_obj(w, "hidden_s");
-    for (int g = 0; g < GROUP_COUNT; g++) jsonw_num(w, comm_group_names[g], t->hidden[g]);
-    jsonw_obj_end(w);
+    json_groups(w, "exposed_s", t->exposed);
+    json_groups(w, "hidden_s", t->hidden);
     if (sim) {
         jsonw_obj(w, "event_simulation");
         jsonw_num(w, "pipeline_s", sim->pipeline);

@@ -41,20 +41,17 @@ enum { PH_FWD, PH_BWD, PH_GRADS, PH_PARAMS, PH_COUNT };
  * overlap (docs/time.md §4). */
 static void settle(const time_ctx *x, const phase_comm *pc, double budget, double attn,
                    double ex[GROUP_COUNT], double hid[GROUP_COUNT]) {
+    double left[LINK_COUNT] = {budget, budget, budget}, rest[LINK_COUNT] = {0, 0, 0};
     double over[GROUP_COUNT] = {0};
-    for (int l = 0; l < LINK_COUNT; l++) {
-        double left = budget, rest = 0;
-        if (x->link[GROUP_CP].link == (coll_link_kind)l) {
-            over[GROUP_CP] = mind(pc->hide[GROUP_CP], mind(attn, budget));
-            left -= over[GROUP_CP];
-        }
-        for (int g = 0; g < GROUP_COUNT; g++)
-            if (g != GROUP_CP && x->link[g].link == (coll_link_kind)l) rest += pc->hide[g];
-        const double share = rest > 0 ? mind(1.0, left / rest) : 0;
-        for (int g = 0; g < GROUP_COUNT; g++)
-            if (g != GROUP_CP && x->link[g].link == (coll_link_kind)l) over[g] = pc->hide[g] * share;
-    }
+    const coll_link_kind cp_link = x->link[GROUP_CP].link;
+    over[GROUP_CP] = mind(pc->hide[GROUP_CP], mind(attn, budget)); /* served first */
+    left[cp_link] -= over[GROUP_CP];
+    for (int g = 0; g < GROUP_COUNT; g++)
+        if (g != GROUP_CP) rest[x->link[g].link] += pc->hide[g];
+    double share[LINK_COUNT];
+    for (int l = 0; l < LINK_COUNT; l++) share[l] = rest[l] > left[l] ? left[l] / rest[l] : 1.0;
     for (int g = 0; g < GROUP_COUNT; g++) {
+        if (g != GROUP_CP) over[g] = pc->hide[g] * share[x->link[g].link];
         hid[g] = x->overlap * over[g];
         ex[g] = pc->fixed[g] + pc->hide[g] - hid[g];
     }
@@ -62,14 +59,14 @@ static void settle(const time_ctx *x, const phase_comm *pc, double budget, doubl
 
 /* File one collective's seconds (per micro-batch for FWD/BWD, per step
  * otherwise) under its phase and group, split into hideable and fixed. */
-static void classify(const time_ctx *x, const plan_cfg *p, const comm_entry *e, int64_t mb,
-                     phase_comm ph[PH_COUNT]) {
+static int classify(const time_ctx *x, const plan_cfg *p, const comm_entry *e, int64_t mb,
+                    double inv_mb, phase_comm ph[PH_COUNT]) {
     const coll_link *ln = &x->link[e->group];
     const int per_mb = e->phase == COMM_FWD || e->phase == COMM_BWD;
     const int k = e->phase == COMM_FWD ? PH_FWD : e->phase == COMM_BWD ? PH_BWD
                 : e->phase == COMM_GRADS ? PH_GRADS : PH_PARAMS;
     double t = (double)e->calls * coll_time(e->coll, e->group_size, e->bytes_per_call, ln);
-    if (per_mb) t /= (double)mb;
+    if (per_mb) t *= inv_mb;
     double floor = t; /* nothing hides unless a rule below says so */
     if (e->group == GROUP_CP || e->group == GROUP_HOST) floor = 0;
     if (e->group == GROUP_TP && p->overlap_tp) floor = 0;
@@ -81,6 +78,7 @@ static void classify(const time_ctx *x, const plan_cfg *p, const comm_entry *e, 
     }
     ph[k].fixed[e->group] += floor;
     ph[k].hide[e->group] += t - floor;
+    return k;
 }
 
 static void add_phase(const double ex[GROUP_COUNT], const double hid[GROUP_COUNT],
@@ -111,14 +109,18 @@ void stage_time_compute(const time_ctx *x, const cluster_cfg *c, const plan_cfg 
     const int64_t mb = plan_micro_batches(p);
     phase_comm ph[PH_COUNT];
     memset(ph, 0, sizeof ph);
+    unsigned used = 0;
+    const double inv_mb = 1.0 / (double)mb;
     for (int i = 0; i < l->n; i++) {
         const comm_entry *e = &l->e[i];
         if (e->phase == COMM_P2P)
             o->p2p = coll_time(COLL_SEND, e->group_size, e->bytes_per_call, &x->link[GROUP_PP]);
         else
-            classify(x, p, e, mb, ph);
+            used |= 1u << classify(x, p, e, mb, inv_mb, ph);
     }
     double ex[GROUP_COUNT], hid[GROUP_COUNT];
+    /* (every plan has forward and backward traffic or none; the per-step
+     * phases are often empty and skipped) */
     settle(x, &ph[PH_FWD], k.f, k.attn, ex, hid);
     add_phase(ex, hid, &o->f, o->exposed, o->hidden);
     /* backward attention: its own two passes, plus the forward again under full recompute */
@@ -127,10 +129,14 @@ void stage_time_compute(const time_ctx *x, const cluster_cfg *c, const plan_cfg 
     add_phase(ex, hid, &o->b, o->exposed, o->hidden);
     /* gradients reduce behind the last micro-batch's backward, updated
      * parameters gather behind the next step's first forward */
-    settle(x, &ph[PH_GRADS], k.b + k.w, 0, ex, hid);
-    add_phase(ex, hid, NULL, o->step_exposed, o->step_hidden);
-    settle(x, &ph[PH_PARAMS], k.f, 0, ex, hid);
-    add_phase(ex, hid, NULL, o->step_exposed, o->step_hidden);
+    if (used & 1u << PH_GRADS) {
+        settle(x, &ph[PH_GRADS], k.b + k.w, 0, ex, hid);
+        add_phase(ex, hid, NULL, o->step_exposed, o->step_hidden);
+    }
+    if (used & 1u << PH_PARAMS) {
+        settle(x, &ph[PH_PARAMS], k.f, 0, ex, hid);
+        add_phase(ex, hid, NULL, o->step_exposed, o->step_hidden);
+    }
     if (!p->overlap_pp && p->pp > 1) { /* each chunk waits for its send and receive */
         double v = (double)p->virtual_stages;
         o->f += v * o->p2p;
