@@ -15,7 +15,7 @@ typedef struct {
 } command;
 
 static const command commands[] = {
-    {"plan", cmd_plan, "memory, communication and FLOPs of one training plan (closed form)"},
+    {"plan", cmd_plan, "memory, communication, FLOPs and step time of one training plan"},
     {"sweep", cmd_sweep, "rank every plan of a space by predicted tokens/s (closed form)"},
     {"plot", cmd_plot, "draw a schedule's Gantt chart or a sweep's memory/throughput (gnuplot)"},
     {"infer", cmd_infer, "memory to serve a model at batch B and context S"},
@@ -29,8 +29,9 @@ static void help(FILE *f) {
     for (int i = 0; commands[i].name; i++)
         fprintf(f, "  %-9s %s\n", commands[i].name, commands[i].summary);
     fprintf(f, "  %-9s %s\n", "help", "this text");
-    fprintf(f, "\nSpecs: models/*.yaml, plans/*.yaml, plans/clusters/*.yaml (docs/specs.md).\n"
-               "Formulas and their sources: docs/memory.md.\n");
+    fprintf(f, "\nSpecs: models/*.yaml, plans/*.yaml, plans/sweeps/*.yaml, plans/clusters/*.yaml\n"
+               "(docs/specs.md, docs/sweep.md). Formulas and their sources: docs/memory.md,\n"
+               "docs/time.md; accuracy against published runs: docs/accuracy.md.\n");
 }
 
 int main(int argc, char **argv) {
