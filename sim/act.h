@@ -74,6 +74,10 @@ typedef struct {
 
 void act_compute(const model_cfg *m, const plan_cfg *p, act_bytes *out);
 
+/* Layer sets activation offload keeps on the device: the layer computing and
+ * the one in transfer (docs/memory.md §3). */
+#define ACT_OFFLOAD_ON_DEVICE 2
+
 /* One ring-attention block: K and V of one micro-batch's local tokens on one
  * tp rank. Context parallelism sends it around the ring (comm.c) and double-
  * buffers it and its gradient (eval.c; docs/memory.md §3, §5). */

@@ -47,15 +47,16 @@ static int64_t stage_param_elems(const model_cfg *m, const plan_cfg *p, const pa
 }
 
 /* Activations one micro-batch sends to the host and back under activation
- * offload, consistent with the memory model (eval_stage_one keeps two layer
- * sets on the device in all): with one micro-batch in flight, all but the
- * last two layers go out; with several, every layer does. */
+ * offload, consistent with the memory model (eval_stage_one keeps
+ * ACT_OFFLOAD_ON_DEVICE layer sets on the device in all): with one micro-batch
+ * in flight, all but those last layers go out; with several, every layer does. */
 static int64_t offload_bytes(const model_cfg *m, const plan_cfg *p, const eval_shared *sh,
                              int64_t s, int64_t layers) {
     if (!p->offload_activations) return 0;
     pipe_inflight in;
     pipe_stage_inflight(m, p, s, &in);
-    return sh->act.layer_saved * (in.layer_units > layers ? layers : max64(0, layers - 2));
+    return sh->act.layer_saved *
+           (in.layer_units > layers ? layers : max64(0, layers - ACT_OFFLOAD_ON_DEVICE));
 }
 
 /* A stage's collectives and its time (step_time.h). */
@@ -100,7 +101,7 @@ static void eval_stage_one(const model_cfg *m, const cluster_cfg *c, const plan_
     st->inflight = in.inflight;
     int64_t layer_act = in.layer_units * ab->layer_saved;
     if (p->offload_activations) { /* keep the layer computing and the one in transfer */
-        int64_t on_device = min64(layer_act, 2 * ab->layer_saved);
+        int64_t on_device = min64(layer_act, ACT_OFFLOAD_ON_DEVICE * ab->layer_saved);
         st->host += layer_act - on_device;
         layer_act = on_device;
     }

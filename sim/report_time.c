@@ -88,9 +88,31 @@ void report_stage_time_json(jsonw *w, const stage_time *t) {
     jsonw_obj_end(w);
 }
 
+/* One layer's ops (kernel_time.h): FLOPs and bytes per micro-batch on one
+ * rank, and their times. */
+static void json_layer_ops(jsonw *w, const plan_spec *s) {
+    static const char *const kinds[] = {"gemm", "attention", "memory"};
+    kt_part k;
+    kt_layer(&s->model.cfg, &s->cluster.cfg, &s->cfg, &k);
+    jsonw_arr(w, "layer_ops");
+    for (int i = 0; i < k.n; i++) {
+        const kt_op *op = &k.op[i];
+        jsonw_obj(w, NULL);
+        jsonw_str(w, "name", op->name);
+        jsonw_str(w, "kind", kinds[op->kind]);
+        jsonw_num(w, "flops_fwd", op->flops_fwd);
+        jsonw_num(w, "bytes_fwd", op->bytes_fwd);
+        jsonw_num(w, "forward_s", op->fwd);
+        jsonw_num(w, "backward_input_s", op->bwd_in);
+        jsonw_num(w, "backward_weight_s", op->bwd_w);
+        jsonw_obj_end(w);
+    }
+    jsonw_arr_end(w);
+    jsonw_num(w, "layer_recompute_s", k.recompute);
+}
+
 void report_time_json(jsonw *w, const plan_spec *s, const eval_result *r, const step_sim *sim) {
     const step_time *t = &r->time;
-    (void)s;
     jsonw_obj(w, "time");
     jsonw_num(w, "step_s", t->step);
     jsonw_num(w, "tokens_per_s", t->tokens_per_s);
@@ -103,6 +125,7 @@ void report_time_json(jsonw *w, const plan_spec *s, const eval_result *r, const 
     jsonw_int(w, "slowest_stage", t->slowest);
     json_groups(w, "exposed_s", t->exposed);
     json_groups(w, "hidden_s", t->hidden);
+    json_layer_ops(w, s);
     if (sim) {
         jsonw_obj(w, "event_simulation");
         jsonw_num(w, "pipeline_s", sim->pipeline);

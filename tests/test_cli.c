@@ -213,6 +213,14 @@ static void test_sweep(void **state) {
     assert_non_null(t);
     assert_true(strtod(ynode_get(t, "step_s")->str, NULL) > 0);
     assert_true(strtod(ynode_get(t, "mfu")->str, NULL) > 0.1);
+    /* the layer's GEMMs: 2 T (h (q + 2kv) + q h + h 2f + f h) FLOPs, Llama 3 8B, T = 4096 */
+    const ynode *ops = ynode_get(t, "layer_ops");
+    double gemm = 0;
+    for (int i = 0; i < ops->n; i++)
+        if (!strcmp(ynode_get(ops->items[i], "kind")->str, "gemm"))
+            gemm += strtod(ynode_get(ops->items[i], "flops_fwd")->str, NULL);
+    const double T = 4096, h = 4096, q = 4096, kv = 1024, ffn = 14336;
+    assert_float_equal(gemm, 2 * T * (h * (q + 2 * kv) + q * h + h * 2 * ffn + ffn * h), 1.0);
     ynode_free(j);
 }
 
