@@ -89,6 +89,20 @@ static void test_offload_activations(void **state) {
     act_compute(&s->model.cfg, &s->cfg, &ab);
     assert_int_equal(r.heavy.act_saved, 2 * ab.layer_saved + ab.first_stage + ab.last_stage);
     assert_int_equal(r.heavy.host, 30 * ab.layer_saved);
+    /* PCIe traffic matches: one micro-batch in flight, so each of the 2
+     * (global 16 / dp 8) sends all but the two layers kept on the device out
+     * and back */
+    assert_int_equal(r.comm.group_bytes[GROUP_HOST], 2 * 2 * 30 * ab.layer_saved);
+    free(s);
+    /* two stages of 16 layers, 4 micro-batches (16 / dp 4): stage 0 has two in
+     * flight, so every layer goes out; the last stage has one, so all but two */
+    s = tu_plan(plan_text("{dp: 4, pp: 2, zero: 1}", "offload: activations"));
+    eval_stage *st = calloc(PLAN_MAX_STAGES, sizeof *st);
+    eval_plan(&s->model.cfg, &s->cluster.cfg, &s->cfg, &r, st);
+    act_compute(&s->model.cfg, &s->cfg, &ab);
+    assert_int_equal(st[0].comm_bytes[GROUP_HOST], 2 * 4 * 16 * ab.layer_saved);
+    assert_int_equal(st[1].comm_bytes[GROUP_HOST], 2 * 4 * 14 * ab.layer_saved);
+    free(st);
     free(s);
     eval_text("{dp: 8, zero: 1}", "offload: {optimizer: true}", &s, &r);
     assert_int_equal(r.heavy.master + r.heavy.optimizer, 0);
