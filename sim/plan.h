@@ -103,6 +103,11 @@ extern const char plan_default_yaml[];
 void plan_cfg_defaults(plan_cfg *c);
 
 extern const char *const plan_group_names[]; /* "dp", "tp", "pp", "cp", NULL */
+
+/* Short names of plan fields for tables, CSV and explanations. */
+const char *plan_offload_name(const plan_cfg *p); /* none, optimizer, activations, both */
+const char *plan_overlap_name(const plan_cfg *p, char *buf, int len); /* "dp+pp", or "-" */
+const char *plan_placement_name(const plan_cfg *p, char *buf, int len); /* "tp-cp-dp-pp" */
 extern const char *const plan_schedule_names[], *const plan_recompute_names[],
     *const plan_optimizer_names[];
 

@@ -56,7 +56,27 @@ void plan_cfg_defaults(plan_cfg *c) {
     c->overlap_tp = false;
 }
 
-/* placement: [tp, cp, pp, dp] — each group once, innermost first. */
+const char *plan_offload_name(const plan_cfg *p) {
+    static const char *const names[] = {"none", "optimizer", "activations", "both"};
+    return names[(p->offload_optimizer ? 1 : 0) | (p->offload_activations ? 2 : 0)];
+}
+
+const char *plan_overlap_name(const plan_cfg *p, char *buf, int len) {
+    snprintf(buf, (size_t)len, "%s%s%s%s%s", p->overlap_dp ? "dp" : "",
+             p->overlap_dp && (p->overlap_tp || p->overlap_pp) ? "+" : "", p->overlap_tp ? "tp" : "",
+             p->overlap_tp && p->overlap_pp ? "+" : "", p->overlap_pp ? "pp" : "");
+    if (!buf[0]) snprintf(buf, (size_t)len, "-");
+    return buf;
+}
+
+const char *plan_placement_name(const plan_cfg *p, char *buf, int len) {
+    snprintf(buf, (size_t)len, "%s-%s-%s-%s", plan_group_names[p->placement[0]],
+             plan_group_names[p->placement[1]], plan_group_names[p->placement[2]],
+             plan_group_names[p->placement[3]]);
+    return buf;
+}
+
+/* placement: [tp, cp, dp, pp] — each group once, innermost first. */
 static int read_placement(const ynode *root, plan_cfg *c, ps_err *err) {
     const ynode *n = ynode_get(root, "placement");
     char found[128];

@@ -70,8 +70,8 @@ void report_sweep_table(FILE *f, const sweep_spec *s, const sweep_rank *r, doubl
                     (long long)p->tp, (long long)p->pp, (long long)p->cp, p->zero,
                     p->sp ? "on" : "off", (long long)p->micro_batch,
                     plan_recompute_names[p->recompute], plan_schedule_names[p->schedule],
-                    (long long)p->virtual_stages, sweep_offload_name(p),
-                    sweep_overlap_name(p, ov, sizeof ov), sweep_placement_name(p, pl, sizeof pl));
+                    (long long)p->virtual_stages, plan_offload_name(p),
+                    plan_overlap_name(p, ov, sizeof ov), plan_placement_name(p, pl, sizeof pl));
             if (i + 1 < r->n) {
                 char why[400];
                 fprintf(f, "       beats #%d by %.1f%%: %s\n", i + 2,
@@ -99,15 +99,15 @@ void report_sweep_csv(FILE *f, const sweep_rank *r) {
         const plan_cfg *p = &e->cfg;
         const double gib = 1024.0 * 1024.0 * 1024.0;
         char pl[64], ov[16];
-        sweep_placement_name(p, pl, sizeof pl);
+        plan_placement_name(p, pl, sizeof pl);
         fprintf(f, "%d,%.1f,%.6f,%.4f,%.4f,%.3f,%.3f,%lld,%lld,%lld,%lld,%d,%s,%lld,%s,%s,%lld,%s,%s,%s\n",
                 i + 1, e->time.tokens_per_s, e->time.step, e->time.mfu, e->time.hfu,
                 (double)e->peak_bytes / gib, (double)(e->capacity_bytes - e->peak_bytes) / gib,
                 (long long)p->dp, (long long)p->tp, (long long)p->pp, (long long)p->cp, p->zero,
                 p->sp ? "true" : "false", (long long)p->micro_batch,
                 plan_recompute_names[p->recompute], plan_schedule_names[p->schedule],
-                (long long)p->virtual_stages, pl, sweep_offload_name(p),
-                sweep_overlap_name(p, ov, sizeof ov));
+                (long long)p->virtual_stages, pl, plan_offload_name(p),
+                plan_overlap_name(p, ov, sizeof ov));
     }
 }
 
@@ -132,7 +132,7 @@ void report_sweep_json(FILE *f, const sweep_spec *s, const sweep_rank *r, double
         const sweep_entry *e = &r->e[i];
         const plan_cfg *p = &e->cfg;
         char pl[64], why[400], ov[16];
-        sweep_placement_name(p, pl, sizeof pl);
+        plan_placement_name(p, pl, sizeof pl);
         jsonw_obj(&w, NULL);
         jsonw_int(&w, "rank", i + 1);
         jsonw_num(&w, "tokens_per_s", e->time.tokens_per_s);
@@ -152,8 +152,8 @@ void report_sweep_json(FILE *f, const sweep_spec *s, const sweep_rank *r, double
         jsonw_str(&w, "schedule", plan_schedule_names[p->schedule]);
         jsonw_int(&w, "virtual", p->virtual_stages);
         jsonw_str(&w, "placement", pl);
-        jsonw_str(&w, "offload", sweep_offload_name(p));
-        jsonw_str(&w, "overlap", sweep_overlap_name(p, ov, sizeof ov));
+        jsonw_str(&w, "offload", plan_offload_name(p));
+        jsonw_str(&w, "overlap", plan_overlap_name(p, ov, sizeof ov));
         if (i + 1 < r->n) jsonw_str(&w, "beats_next", sweep_rank_why(e, &r->e[i + 1], why, sizeof why));
         jsonw_obj_end(&w);
     }

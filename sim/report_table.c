@@ -40,8 +40,8 @@ static void header(FILE *f, const plan_spec *s, const eval_result *r) {
     fprintf(f, "  parallel   dp=%lld tp=%lld pp=%lld cp=%lld zero=%d sp=%s; placement %s (innermost "
                "first); overlap %s\n",
             (long long)p->dp, (long long)p->tp, (long long)p->pp, (long long)p->cp, p->zero,
-            p->sp ? "on" : "off", sweep_placement_name(p, pl, sizeof pl),
-            sweep_overlap_name(p, ov, sizeof ov));
+            p->sp ? "on" : "off", plan_placement_name(p, pl, sizeof pl),
+            plan_overlap_name(p, ov, sizeof ov));
     fprintf(f, "  batch      global %lld x seq %lld = %s tokens/step; micro %lld -> %lld "
                "micro-batches per step\n",
             (long long)p->global_batch, (long long)p->seq,

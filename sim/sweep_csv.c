@@ -66,9 +66,9 @@ void sweep_csv_row(FILE *f, const sweep_point *pt) {
     o = put_s(o, plan_recompute_names[p->recompute]), *o++ = ',';
     o = put_s(o, plan_schedule_names[p->schedule]), *o++ = ',';
     o = put_i(o, p->virtual_stages), *o++ = ',';
-    o = put_s(o, sweep_placement_name(p, label, sizeof label)), *o++ = ',';
-    o = put_s(o, sweep_offload_name(p)), *o++ = ',';
-    o = put_s(o, sweep_overlap_name(p, label, sizeof label)), *o++ = ',';
+    o = put_s(o, plan_placement_name(p, label, sizeof label)), *o++ = ',';
+    o = put_s(o, plan_offload_name(p)), *o++ = ',';
+    o = put_s(o, plan_overlap_name(p, label, sizeof label)), *o++ = ',';
     o = put_s(o, sweep_strategy(p, label, sizeof label)), *o++ = ',';
     const eval_result *r = pt->eval;
     if (!r) {

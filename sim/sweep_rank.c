@@ -84,12 +84,16 @@ static void diff(char *buf, int len, const char *name, int64_t a, int64_t b) {
                  (long long)a, (long long)b);
 }
 
+/* Append "name a vs b" when the two names differ. */
+static void diff_str(char *buf, int len, const char *name, const char *a, const char *b) {
+    size_t n = strlen(buf);
+    if (strcmp(a, b) && (int)n < len)
+        snprintf(buf + n, (size_t)len - n, "%s%s %s vs %s", n ? ", " : "", name, a, b);
+}
+
 static void diff_name(char *buf, int len, const char *name, const char *const *names, int a,
                       int b) {
-    size_t n = strlen(buf);
-    if (a != b && (int)n < len)
-        snprintf(buf + n, (size_t)len - n, "%s%s %s vs %s", n ? ", " : "", name, names[a],
-                 names[b]);
+    diff_str(buf, len, name, names[a], names[b]);
 }
 
 const char *sweep_rank_why(const sweep_entry *a, const sweep_entry *b, char *buf, int len) {
@@ -115,20 +119,14 @@ const char *sweep_rank_why(const sweep_entry *a, const sweep_entry *b, char *buf
     diff_name(fields, sizeof fields, "recompute", plan_recompute_names, p->recompute, q->recompute);
     diff_name(fields, sizeof fields, "schedule", plan_schedule_names, p->schedule, q->schedule);
     diff(fields, sizeof fields, "v", p->virtual_stages, q->virtual_stages);
-    static const char *const offload[] = {"none", "optimizer", "activations", "both"};
-    diff_name(fields, sizeof fields, "offload", offload,
-              (p->offload_optimizer ? 1 : 0) | (p->offload_activations ? 2 : 0),
-              (q->offload_optimizer ? 1 : 0) | (q->offload_activations ? 2 : 0));
+    diff_str(fields, sizeof fields, "offload", plan_offload_name(p), plan_offload_name(q));
     static const char *const onoff[] = {"off", "on"};
     diff_name(fields, sizeof fields, "overlap.dp", onoff, p->overlap_dp, q->overlap_dp);
     diff_name(fields, sizeof fields, "overlap.tp", onoff, p->overlap_tp, q->overlap_tp);
     diff_name(fields, sizeof fields, "overlap.pp", onoff, p->overlap_pp, q->overlap_pp);
-    if (memcmp(p->placement, q->placement, PLAN_GROUPS)) {
-        char x[32], y[32];
-        size_t n = strlen(fields);
-        snprintf(fields + n, sizeof fields - n, "%splacement %s vs %s", n ? ", " : "",
-                 sweep_placement_name(p, x, sizeof x), sweep_placement_name(q, y, sizeof y));
-    }
+    char pa[32], pb[32];
+    diff_str(fields, sizeof fields, "placement", plan_placement_name(p, pa, sizeof pa),
+             plan_placement_name(q, pb, sizeof pb));
     if (gain <= 0 && a->peak_bytes == b->peak_bytes)
         snprintf(buf, (size_t)len, "identical prediction (%s)", fields);
     else if (gain <= 0)
@@ -152,25 +150,5 @@ const char *sweep_strategy(const plan_cfg *p, char *buf, int len) {
     if (!n) snprintf(buf, (size_t)len, "single");
     n = strlen(buf);
     if (p->zero && p->dp * p->cp > 1) snprintf(buf + n, (size_t)len - n, " zero-%d", p->zero);
-    return buf;
-}
-
-const char *sweep_offload_name(const plan_cfg *p) {
-    static const char *const names[] = {"none", "optimizer", "activations", "both"};
-    return names[(p->offload_optimizer ? 1 : 0) | (p->offload_activations ? 2 : 0)];
-}
-
-const char *sweep_overlap_name(const plan_cfg *p, char *buf, int len) {
-    snprintf(buf, (size_t)len, "%s%s%s%s%s", p->overlap_dp ? "dp" : "",
-             p->overlap_dp && (p->overlap_tp || p->overlap_pp) ? "+" : "", p->overlap_tp ? "tp" : "",
-             p->overlap_tp && p->overlap_pp ? "+" : "", p->overlap_pp ? "pp" : "");
-    if (!buf[0]) snprintf(buf, (size_t)len, "-");
-    return buf;
-}
-
-const char *sweep_placement_name(const plan_cfg *p, char *buf, int len) {
-    snprintf(buf, (size_t)len, "%s-%s-%s-%s", plan_group_names[p->placement[0]],
-             plan_group_names[p->placement[1]], plan_group_names[p->placement[2]],
-             plan_group_names[p->placement[3]]);
     return buf;
 }

@@ -34,11 +34,4 @@ const char *sweep_rank_why(const sweep_entry *a, const sweep_entry *b, char *buf
 /* A short label of the parallel strategy ("tp+pp+dp zero-1"), for plots. */
 const char *sweep_strategy(const plan_cfg *p, char *buf, int len);
 
-/* "none", "optimizer", "activations" or "both". */
-const char *sweep_offload_name(const plan_cfg *p);
-/* Overlap switches that are on, "dp+tp+pp" style, or "-" for none. */
-const char *sweep_overlap_name(const plan_cfg *p, char *buf, int len);
-/* The placement as "tp-cp-dp-pp". */
-const char *sweep_placement_name(const plan_cfg *p, char *buf, int len);
-
 #endif
