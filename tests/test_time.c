@@ -200,6 +200,9 @@ static void check_pipeline(plan_schedule kind, int64_t p, int64_t m, int64_t v, 
     assert_float_equal(t.pipeline, expect, 1e-9);
     assert_float_equal(t.step, expect, 1e-9);
     assert_float_equal(t.bubble, expect - (double)(m * v) * (f + b + w), 1e-9);
+    /* the same bubble as pipe_sched.h's closed form (one expression in two places, held equal) */
+    assert_float_equal(t.bubble / ((double)(m * v) * (f + b + w)),
+                       sched_bubble_closed_form(kind, p, m, v, f, b, w), 1e-12);
     double tf[PLAN_MAX_STAGES], tb[PLAN_MAX_STAGES], tw[PLAN_MAX_STAGES];
     for (int64_t s = 0; s < p; s++) tf[s] = f, tb[s] = b, tw[s] = w;
     sched_in in = {kind, p, m, v, tf, tb, tw, 0};
