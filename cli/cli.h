@@ -14,6 +14,9 @@ int cmd_infer(int argc, char **argv);
 int cmd_devices(int argc, char **argv);
 int cmd_sweep(int argc, char **argv);
 int cmd_plot(int argc, char **argv);
+int cmd_emit(int argc, char **argv);
+int cmd_replay(int argc, char **argv);
+int cmd_run(int argc, char **argv);
 
 /* Output destination: stdout, or a file written atomically (-o FILE). */
 typedef struct {

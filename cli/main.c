@@ -18,6 +18,9 @@ static const command commands[] = {
     {"plan", cmd_plan, "memory, communication, FLOPs and step time of one training plan"},
     {"sweep", cmd_sweep, "rank every plan of a space by predicted tokens/s (closed form)"},
     {"plot", cmd_plot, "draw a schedule's Gantt chart or a sweep's memory/throughput (gnuplot)"},
+    {"emit", cmd_emit, "lower a plan to its execution plan: the ordered ops of each rank role"},
+    {"run", cmd_run, "execute a plan for real (mpirun -np N parasim run PLAN) and measure it"},
+    {"replay", cmd_replay, "memory timeline, communication bytes and time of an execution plan"},
     {"infer", cmd_infer, "memory to serve a model at batch B and context S"},
     {"devices", cmd_devices, "CUDA devices the runtime can use (needs a CUDA build)"},
     {NULL, NULL, NULL}};
@@ -53,7 +56,7 @@ int main(int argc, char **argv) {
     }
     for (int i = 0; commands[i].name; i++)
         if (!strcmp(argv[1], commands[i].name)) return commands[i].run(argc - 1, argv + 1);
-    fprintf(stderr, "parasim: unknown command \"%s\" (commands: plan, sweep, plot, infer, devices, help)\n",
+    fprintf(stderr, "parasim: unknown command \"%s\" (commands: plan, sweep, plot, emit, replay, run, infer, devices, help)\n",
             argv[1]);
     return CLI_USAGE;
 }

@@ -33,9 +33,14 @@ typedef struct {
 
 typedef struct {
     ps_loc self, layers, hidden, heads, kv_heads, ffn_hidden, vocab, max_position, attention;
+    ps_loc tied_embeddings, norm, mlp, position, bias, dropout;
 } model_locs;
 
 #define MODEL_NAME_MAX 64
+/* Defaults of norm_eps and rope_theta for parasim model specs (Hugging Face
+ * configs take their transformers class's defaults instead; docs/specs.md). */
+#define MODEL_NORM_EPS_DEFAULT 1e-5
+#define MODEL_ROPE_THETA_DEFAULT 10000.0
 #define MODEL_SOURCE_MAX 256
 
 typedef struct {
@@ -43,6 +48,9 @@ typedef struct {
     char source[MODEL_SOURCE_MAX]; /* citation for the numbers */
     char path[PS_LOC_FILE_MAX];
     model_cfg cfg;
+    /* What only the runtime needs (the closed form does not depend on it):
+     * the norm's epsilon and the RoPE base. */
+    double norm_eps, rope_theta;
     model_locs locs;
 } model_spec;
 
@@ -70,10 +78,14 @@ int model_load_file(const char *path, model_spec *out, ps_err *err);
 typedef struct {
     const char *layers, *hidden, *heads, *kv_heads, *ffn_hidden, *vocab, *max_position,
         *attention;
+    const char *tied_embeddings, *norm, *mlp, *position, *bias, *dropout;
 } model_keys;
 
 /* Record where each shape field was written; an absent key points at root. */
 void model_set_locs(model_spec *m, const ynode *root, const model_keys *keys);
+
+/* Read an optional positive number (norm_eps, rope_theta) into *out. */
+int model_read_positive(const ynode *root, const char *key, double *out, ps_err *err);
 
 /* Cross-field checks shared by both readers (head_dim, GQA groups, dropout). */
 int model_check(model_spec *m, ps_err *err);

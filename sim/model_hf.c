@@ -3,9 +3,10 @@
  * Supported model_type values: llama, mistral, qwen2 (SwiGLU, RMSNorm, RoPE,
  * GQA; Qwen2 has q/k/v biases) and gpt2 (GeLU MLP, LayerNorm, learned
  * positions, biases, tied embeddings). Defaults are those of the matching
- * transformers Config class when a key is absent; keys parasim does not model
- * (rope_theta, initializer_range, ...) are ignored because a config.json
- * carries many. Attention is taken as flash for the Llama family (SDPA/flash
+ * transformers Config class when a key is absent (rms_norm_eps 1e-6 and
+ * rope_theta 10000 for the Llama family, layer_norm_epsilon 1e-5 for GPT-2);
+ * keys parasim does not model (initializer_range, rope_scaling, ...) are
+ * ignored because a config.json carries many. Attention is taken as flash for the Llama family (SDPA/flash
  * kernels are the transformers default) and standard for GPT-2.
  */
 #include <stdio.h>
@@ -34,6 +35,8 @@ static int read_llama(const ynode *root, model_spec *out, int is_qwen2, ps_err *
     double dropout = 0;
     char act[32] = "silu";
     c->tied_embeddings = false;
+    out->norm_eps = 1e-6; /* LlamaConfig, MistralConfig, Qwen2Config */
+    out->rope_theta = 10000.0;
     if (yget_int(root, "", "num_hidden_layers", true, 1, 100000, &c->layers, err) ||
         yget_int(root, "", "hidden_size", true, 1, INT64_MAX, &c->hidden, err) ||
         yget_int(root, "", "num_attention_heads", true, 1, INT64_MAX, &c->heads, err) ||
@@ -44,7 +47,9 @@ static int read_llama(const ynode *root, model_spec *out, int is_qwen2, ps_err *
         yget_bool(root, "", "attention_bias", false, &attn_bias, err) ||
         yget_bool(root, "", "mlp_bias", false, &mlp_bias, err) ||
         yget_quantity(root, "", "attention_dropout", false, UNIT_NONE, 0, &dropout, err) ||
-        yget_str(root, "", "hidden_act", false, act, sizeof act, err))
+        yget_str(root, "", "hidden_act", false, act, sizeof act, err) ||
+        model_read_positive(root, "rms_norm_eps", &out->norm_eps, err) ||
+        model_read_positive(root, "rope_theta", &out->rope_theta, err))
         return -1;
     c->kv_heads = c->heads;
     if (yget_int(root, "", "num_key_value_heads", false, 1, INT64_MAX, &c->kv_heads, err))
@@ -62,7 +67,9 @@ static int read_llama(const ynode *root, model_spec *out, int is_qwen2, ps_err *
     c->bias = (attn_bias && mlp_bias) ? BIAS_ALL : (attn_bias || is_qwen2) ? BIAS_QKV : BIAS_NONE;
     static const model_keys keys = {"num_hidden_layers",   "hidden_size",       "num_attention_heads",
                                     "num_key_value_heads", "intermediate_size", "vocab_size",
-                                    NULL,                  NULL};
+                                    NULL,                  NULL,                "tie_word_embeddings",
+                                    NULL,                  "hidden_act",        NULL,
+                                    "attention_bias",      "attention_dropout"};
     model_set_locs(out, root, &keys);
     return 0;
 }
@@ -72,6 +79,8 @@ static int read_gpt2(const ynode *root, model_spec *out, ps_err *err) {
     double dropout = 0.1;
     c->tied_embeddings = true;
     c->ffn_hidden = 0;
+    out->norm_eps = 1e-5; /* GPT2Config.layer_norm_epsilon */
+    out->rope_theta = MODEL_ROPE_THETA_DEFAULT; /* unused: learned positions */
     if (yget_int(root, "", "n_layer", true, 1, 100000, &c->layers, err) ||
         yget_int(root, "", "n_embd", true, 1, INT64_MAX, &c->hidden, err) ||
         yget_int(root, "", "n_head", true, 1, INT64_MAX, &c->heads, err) ||
@@ -79,7 +88,8 @@ static int read_gpt2(const ynode *root, model_spec *out, ps_err *err) {
         yget_int(root, "", "vocab_size", true, 1, INT64_MAX, &c->vocab, err) ||
         yget_int(root, "", "n_positions", true, 1, INT64_MAX, &c->max_position, err) ||
         yget_bool(root, "", "tie_word_embeddings", false, &c->tied_embeddings, err) ||
-        yget_quantity(root, "", "resid_pdrop", false, UNIT_NONE, 0, &dropout, err))
+        yget_quantity(root, "", "resid_pdrop", false, UNIT_NONE, 0, &dropout, err) ||
+        model_read_positive(root, "layer_norm_epsilon", &out->norm_eps, err))
         return -1;
     if (!c->ffn_hidden) c->ffn_hidden = 4 * c->hidden;
     c->kv_heads = c->heads;
@@ -89,8 +99,10 @@ static int read_gpt2(const ynode *root, model_spec *out, ps_err *err) {
     c->attention = ATTN_STANDARD;
     c->bias = BIAS_ALL;
     c->dropout = dropout;
-    static const model_keys keys = {"n_layer", "n_embd",     "n_head",      "n_head",
-                                    "n_inner", "vocab_size", "n_positions", NULL};
+    static const model_keys keys = {"n_layer",     "n_embd",     "n_head",      "n_head",
+                                    "n_inner",     "vocab_size", "n_positions", NULL,
+                                    "tie_word_embeddings", NULL, NULL,           "n_positions",
+                                    NULL,          "resid_pdrop"};
     model_set_locs(out, root, &keys);
     return 0;
 }

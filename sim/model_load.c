@@ -20,7 +20,8 @@ const char *const model_bias_names[] = {"false", "true", "qkv", NULL};
 static const char *const spec_keys[] = {
     "name",  "layers",  "hidden",   "heads",     "kv_heads",        "head_dim",
     "ffn_hidden", "vocab", "tied_embeddings", "norm", "mlp", "attention",
-    "dropout", "position", "max_position", "bias", "source", "description", NULL};
+    "dropout", "position", "max_position", "bias", "norm_eps", "rope_theta",
+    "source", "description", NULL};
 
 static void set_loc(ps_loc *loc, const ynode *map, const char *key) {
     const ynode *n = key ? ynode_get(map, key) : NULL;
@@ -38,6 +39,21 @@ void model_set_locs(model_spec *m, const ynode *root, const model_keys *k) {
     set_loc(&l->vocab, root, k->vocab);
     set_loc(&l->max_position, root, k->max_position);
     set_loc(&l->attention, root, k->attention);
+    set_loc(&l->tied_embeddings, root, k->tied_embeddings);
+    set_loc(&l->norm, root, k->norm);
+    set_loc(&l->mlp, root, k->mlp);
+    set_loc(&l->position, root, k->position);
+    set_loc(&l->bias, root, k->bias);
+    set_loc(&l->dropout, root, k->dropout);
+}
+
+/* A positive real number (norm_eps, rope_theta), left untouched when absent. */
+int model_read_positive(const ynode *root, const char *key, double *out, ps_err *err) {
+    const ynode *n = ynode_get(root, key);
+    if (yget_quantity(root, "", key, false, UNIT_NONE, 0, out, err)) return -1;
+    if (n && n->kind != YN_NULL && !(*out > 0))
+        return ps_err_at(err, &n->loc, key, "expected a positive number, found %s", n->str);
+    return 0;
 }
 
 /* bias accepts a YAML boolean or "qkv". */
@@ -68,6 +84,8 @@ int model_from_node(const ynode *root, const char *path, model_spec *out, ps_err
     model_cfg *c = &out->cfg;
     int norm = 0, mlp = 0, attn = 0, pos = 0;
     double dropout = 0;
+    out->norm_eps = MODEL_NORM_EPS_DEFAULT;
+    out->rope_theta = MODEL_ROPE_THETA_DEFAULT;
     if (yget_check_keys(root, "", spec_keys, err) ||
         yget_str(root, "", "name", true, out->name, sizeof out->name, err) ||
         yget_int(root, "", "layers", true, 1, 100000, &c->layers, err) ||
@@ -85,6 +103,8 @@ int model_from_node(const ynode *root, const char *path, model_spec *out, ps_err
         yget_enum(root, "", "position", true, model_pos_names, &pos, err) ||
         yget_int(root, "", "max_position", false, 1, INT64_MAX, &c->max_position, err) ||
         read_bias(root, &c->bias, err) ||
+        model_read_positive(root, "norm_eps", &out->norm_eps, err) ||
+        model_read_positive(root, "rope_theta", &out->rope_theta, err) ||
         yget_str(root, "", "source", false, out->source, sizeof out->source, err))
         return -1;
     c->norm = (model_norm)norm;
@@ -92,8 +112,10 @@ int model_from_node(const ynode *root, const char *path, model_spec *out, ps_err
     c->attention = (model_attn)attn;
     c->position = (model_pos)pos;
     c->dropout = dropout;
-    static const model_keys own = {"layers",     "hidden", "heads",        "kv_heads",
-                                   "ffn_hidden", "vocab",  "max_position", "attention"};
+    static const model_keys own = {"layers",     "hidden",   "heads",        "kv_heads",
+                                   "ffn_hidden", "vocab",    "max_position", "attention",
+                                   "tied_embeddings", "norm", "mlp",         "position",
+                                   "bias",       "dropout"};
     model_set_locs(out, root, &own);
     if (c->position == POS_LEARNED && !c->max_position)
         return ps_err_at(err, &root->loc, "max_position",

@@ -56,6 +56,22 @@ typedef struct {
         virtual_stages, stage_layers, recompute, precision, placement;
 } plan_locs;
 
+/* Training settings the runtime uses (the `train:` section; docs/specs.md).
+ * The closed form does not depend on them; the execution plan carries them
+ * (program.h). */
+typedef struct {
+    int32_t steps;          /* optimizer steps to run (default 10) */
+    uint64_t seed;          /* initialisation and synthetic data (default 1234) */
+    double lr;              /* AdamW learning rate, constant (default 1e-3) */
+    double beta1, beta2;    /* AdamW betas (default 0.9, 0.95) */
+    double eps;             /* AdamW epsilon (default 1e-8) */
+    double weight_decay;    /* decoupled weight decay (default 0.1) */
+    char data[PS_LOC_FILE_MAX]; /* "synthetic", or a text file or directory, as written */
+} plan_train;
+
+/* The defaults above. */
+void plan_train_defaults(plan_train *t);
+
 typedef struct {
     char name[128];
     char path[PS_LOC_FILE_MAX];
@@ -63,6 +79,7 @@ typedef struct {
     model_spec model;
     cluster_spec cluster;
     plan_cfg cfg;
+    plan_train train;
     plan_locs locs;
 } plan_spec;
 

@@ -32,7 +32,8 @@ const char plan_default_yaml[] =
 static const char *const top_keys[] = {"name",     "description", "model",     "cluster",
                                        "gpus",     "parallel",    "batch",     "pipeline",
                                        "recompute", "precision",  "optimizer", "offload",
-                                       "memory",   "placement",   "overlap",   NULL};
+                                       "memory",   "placement",   "overlap",   "train",
+                                       NULL};
 static const char *const parallel_keys[] = {"dp", "tp", "pp", "cp", "zero", "sp", NULL};
 static const char *const batch_keys[] = {"global", "micro", "seq", NULL};
 static const char *const pipeline_keys[] = {"schedule", "virtual", "layers", NULL};
@@ -41,6 +42,8 @@ static const char *const precision_keys[] = {"params", "grads", "master", "optim
 static const char *const offload_keys[] = {"optimizer", "activations", NULL};
 static const char *const memory_keys[] = {"bucket", "workspace", "fragmentation", NULL};
 static const char *const overlap_keys[] = {"dp", "tp", "pp", NULL};
+static const char *const train_keys[] = {"steps", "seed",         "lr",   "betas",
+                                         "eps",   "weight_decay", "data", NULL};
 
 void plan_cfg_defaults(plan_cfg *c) {
     c->tp = c->pp = c->cp = 1;
@@ -54,6 +57,18 @@ void plan_cfg_defaults(plan_cfg *c) {
     memcpy(c->placement, order, sizeof order);
     c->overlap_dp = c->overlap_pp = true; /* Megatron-LM --overlap-grad-reduce, p2p overlap */
     c->overlap_tp = false;
+}
+
+void plan_train_defaults(plan_train *t) {
+    memset(t, 0, sizeof *t);
+    t->steps = 10;
+    t->seed = 1234;
+    t->lr = 1.0e-3;
+    t->beta1 = 0.9;
+    t->beta2 = 0.95;
+    t->eps = 1.0e-8;
+    t->weight_decay = 0.1;
+    snprintf(t->data, sizeof t->data, "synthetic");
 }
 
 const char *plan_offload_name(const plan_cfg *p) {
@@ -108,6 +123,71 @@ static int read_overlap(const ynode *root, plan_cfg *c, ps_err *err) {
            yget_bool(o, "overlap", "dp", false, &c->overlap_dp, err) ||
            yget_bool(o, "overlap", "tp", false, &c->overlap_tp, err) ||
            yget_bool(o, "overlap", "pp", false, &c->overlap_pp, err);
+}
+
+/* train.betas: [beta1, beta2], each in [0, 1). */
+static int read_betas(const ynode *train, plan_train *t, ps_err *err) {
+    const ynode *n = ynode_get(train, "betas");
+    char found[128];
+    double b[2];
+    if (!n || n->kind == YN_NULL) return 0;
+    if (n->kind != YN_SEQ || n->n != 2)
+        return ps_err_at(err, &n->loc, "train.betas",
+                         "expected two numbers [beta1, beta2] such as [0.9, 0.95], found %s",
+                         n->kind == YN_SEQ ? "a list of another length"
+                                           : ynode_describe(n, found, sizeof found));
+    for (int i = 0; i < 2; i++) {
+        const ynode *x = n->items[i];
+        char field[32];
+        snprintf(field, sizeof field, "train.betas[%d]", i);
+        if (x->kind != YN_SCALAR || yget_parse_quantity(x->str, UNIT_NONE, &b[i], err) ||
+            b[i] < 0 || b[i] >= 1)
+            return ps_err_at(err, &x->loc, field, "expected a number in [0, 1), found %s",
+                             ynode_describe(x, found, sizeof found));
+    }
+    t->beta1 = b[0];
+    t->beta2 = b[1];
+    return 0;
+}
+
+/* A number >= min (or > min when open), left untouched when absent. */
+static int read_real(const ynode *train, const char *key, double min, bool open, double *out,
+                     ps_err *err) {
+    const ynode *n = ynode_get(train, key);
+    char field[48];
+    if (yget_quantity(train, "train", key, false, UNIT_NONE, -1e308, out, err)) return -1;
+    if (n && n->kind != YN_NULL && (*out < min || (open && *out == min)))
+        return ps_err_at(err, &n->loc, yget_field("train", key, field, sizeof field),
+                         "expected a number %s %g, found %s", open ? ">" : ">=", min, n->str);
+    return 0;
+}
+
+/* train.data: "synthetic" or a path (not required to exist here: the runtime
+ * opens it); an empty value is an error. */
+static int read_data(const ynode *train, plan_train *t, ps_err *err) {
+    const ynode *n = ynode_get(train, "data");
+    if (!n) return 0;
+    if (n->kind == YN_NULL || (n->kind == YN_SCALAR && !n->str[0]))
+        return ps_err_at(err, &n->loc, "train.data",
+                         "expected synthetic or the path of a text file or directory, found "
+                         "an empty value");
+    return yget_str(train, "train", "data", true, t->data, sizeof t->data, err);
+}
+
+static int read_train(const ynode *root, plan_train *t, ps_err *err) {
+    const ynode *tr;
+    int64_t steps = t->steps, seed = (int64_t)t->seed;
+    if (yget_map(root, "", "train", false, &tr, err) ||
+        yget_check_keys(tr, "train", train_keys, err) ||
+        yget_int(tr, "train", "steps", false, 1, INT32_MAX, &steps, err) ||
+        yget_int(tr, "train", "seed", false, 0, INT64_MAX, &seed, err) ||
+        read_real(tr, "lr", 0, false, &t->lr, err) || read_betas(tr, t, err) ||
+        read_real(tr, "eps", 0, true, &t->eps, err) ||
+        read_real(tr, "weight_decay", 0, false, &t->weight_decay, err) || read_data(tr, t, err))
+        return -1;
+    t->steps = (int32_t)steps;
+    t->seed = (uint64_t)seed;
+    return 0;
 }
 
 typedef struct {
@@ -295,6 +375,7 @@ static int decode(const ynode *root, plan_spec *out, bool *dp_auto, ps_err *err)
         return ps_err_at(err, &root->loc, NULL, "expected a plan (a mapping of fields), found %s",
                          ynode_describe(root, found, sizeof found));
     plan_cfg_defaults(c);
+    plan_train_defaults(&out->train);
     if (yget_check_keys(root, "", top_keys, err) ||
         yget_str(root, "", "name", false, out->name, sizeof out->name, err) ||
         yget_int(root, "", "gpus", false, 1, 1 << 24, &c->gpus, err) ||
@@ -324,7 +405,8 @@ static int decode(const ynode *root, plan_spec *out, bool *dp_auto, ps_err *err)
         yget_bytes(mem, "memory", "workspace", false, 0, &c->workspace_bytes, err) ||
         yget_quantity(mem, "memory", "fragmentation", false, UNIT_NONE, 0, &c->fragmentation,
                       err) ||
-        read_placement(root, c, err) || read_overlap(root, c, err))
+        read_placement(root, c, err) || read_overlap(root, c, err) ||
+        read_train(root, &out->train, err))
         return -1;
     c->zero = (int)zero;
     c->schedule = (plan_schedule)sched;

@@ -224,6 +224,79 @@ static void test_sweep(void **state) {
     ynode_free(j);
 }
 
+/* parasim emit and replay: a program to a file (atomically) and to standard
+ * output, its replay as a table and as JSON, and bad input. */
+static void test_emit_replay(void **state) {
+    (void)state;
+    char dir[] = "/tmp/parasim-emit-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char args[1024], prog[256];
+    snprintf(prog, sizeof prog, "%s/p.json", dir);
+    snprintf(args, sizeof args, "emit plans/tiny-1m-cpu.yaml --steps 2 -o %s", prog);
+    assert_int_equal(run(args, out, sizeof out), 0);
+    assert_string_equal(out, "");
+    /* to standard output, with overrides */
+    assert_int_equal(run("emit plans/tiny-1m-cpu.yaml --steps 1 --set parallel.zero=3 "
+                         "--set train.lr=3.0e-4", out, sizeof out), 0);
+    ynode *j = parse(out);
+    assert_int_equal(json_int(j, "version"), 1);
+    assert_int_equal(json_int(j, "header.parallel.zero"), 3);
+    assert_int_equal(json_int(j, "header.train.steps"), 1);
+    assert_string_equal(ynode_get(ynode_get(ynode_get(j, "header"), "train"), "lr")->str, "0.00029999999999999997");
+    const ynode *role = ynode_get(j, "roles")->items[0];
+    assert_int_equal(json_int(role, "flat_elems"), 1049728);
+    assert_int_equal(ynode_get(role, "units")->n, 6);
+    ynode_free(j);
+    /* the replay as a table */
+    snprintf(args, sizeof args, "replay %s", prog);
+    assert_int_equal(run(args, out, sizeof out), 0);
+    tu_contains(out, "end of step 0", "optimizer", "alloc adam.v (step 0)",
+                "dp reduce-scatter (bwd)", "dp all-gather (params)", "step 1", NULL);
+    /* as JSON, with the whole timeline */
+    snprintf(args, sizeof args, "replay %s --format json", prog);
+    assert_int_equal(run(args, out, sizeof out), 0);
+    j = parse(out);
+    role = ynode_get(j, "roles")->items[0];
+    assert_int_equal(json_int(role, "end_of_step0.params"), 1049728LL * 4);
+    assert_int_equal(json_int(role, "end_of_step0.optimizer"), 524864LL * 4 * 2);
+    assert_int_equal(ynode_get(role, "timeline")->n, 130);
+    assert_int_equal(ynode_get(role, "steps")->n, 2);
+    assert_int_equal(json_int(ynode_get(role, "steps")->items[0], "sent_bytes.dp"), 3 * 2099456LL);
+    ynode_free(j);
+    /* a program with a wrong field: the error names file:line:col and the field */
+    FILE *f = fopen(prog, "r");
+    assert_non_null(f);
+    size_t n = fread(out, 1, sizeof out - 1, f);
+    out[n] = 0;
+    fclose(f);
+    char *at = strstr(out, "\"buf\": \"grads\"");
+    assert_non_null(at);
+    int line = 1;
+    for (char *c = out; c < at; c++) line += *c == '\n';
+    memcpy(at, "\"buf\": \"gradz\"", 14);
+    f = fopen(prog, "w");
+    fputs(out, f);
+    fclose(f);
+    snprintf(args, sizeof args, "replay %s", prog);
+    assert_int_equal(run(args, out, sizeof out), 1);
+    char where[300];
+    snprintf(where, sizeof where, "%s:%d:", prog, line);
+    tu_contains(out, "parasim replay: ", where, "roles[0].ops[1].buf", "found \"gradz\"", NULL);
+    /* plans the execution plan cannot express yet, and usage errors */
+    assert_int_equal(run("emit plans/tiny-1m-cpu.yaml --set parallel.dp=1 --set parallel.tp=2",
+                         out, sizeof out), 1);
+    tu_contains(out, "parasim emit: tensor/pipeline/context parallelism are not in the execution "
+                     "plan yet: tp = 2 at --set parallel.tp=2", NULL);
+    assert_int_equal(run("emit", out, sizeof out), 2);
+    assert_int_equal(run("emit plans/tiny-1m-cpu.yaml --steps 0", out, sizeof out), 2);
+    assert_int_equal(run("replay /nonexistent.json", out, sizeof out), 1);
+    tu_contains(out, "/nonexistent.json", NULL);
+    snprintf(args, sizeof args, "replay %s --format xml", prog);
+    assert_int_equal(run(args, out, sizeof out), 2);
+    unlink(prog);
+    rmdir(dir);
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) {
         fprintf(stderr, "usage: test_cli PATH-TO-PARASIM\n");
@@ -234,6 +307,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_default_plan_json), cmocka_unit_test(test_table_and_overrides),
         cmocka_unit_test(test_errors_and_exit_codes), cmocka_unit_test(test_output_file_is_atomic),
         cmocka_unit_test(test_infer), cmocka_unit_test(test_sweep),
+        cmocka_unit_test(test_emit_replay),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -121,11 +121,11 @@ static void test_degrees_that_do_not_divide(void **state) {
                 "bad.yaml:5:17:", "batch.global", "expected a multiple of micro*dp = 1*8 = 8",
                 "found 60", NULL);
     /* more GPUs than the cluster has */
-    tu_contains(tu_plan_error("model: tiny-1m\ncluster: local-cpu\ngpus: 4\nparallel: {dp: 4}\n"
-                              "batch: {global: 4, micro: 1, seq: 64}\nrecompute: none\n"
+    tu_contains(tu_plan_error("model: tiny-1m\ncluster: local-cpu\ngpus: 16\nparallel: {dp: 16}\n"
+                              "batch: {global: 16, micro: 1, seq: 64}\nrecompute: none\n"
                               "precision: fp32\noptimizer: adamw\n"),
-                "bad.yaml:3:7:", "gpus", "expected at most the 2 GPUs of cluster local-cpu",
-                "found 4", NULL);
+                "bad.yaml:3:7:", "gpus", "expected at most the 8 GPUs of cluster local-cpu",
+                "found 16", NULL);
 }
 
 static void test_other_impossible_plans(void **state) {

@@ -4,7 +4,8 @@
 set -eu
 cd "$(dirname "$0")/.."
 
-PKGS="gcc libc6-dev meson ninja-build pkg-config libyaml-dev libcmocka-dev gnuplot-nox"
+PKGS="gcc libc6-dev meson ninja-build pkg-config libyaml-dev libcmocka-dev gnuplot-nox
+      libopenmpi-dev openmpi-bin libopenblas-dev fortunes"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

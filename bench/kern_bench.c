@@ -1,0 +1,183 @@
+/* kern_bench.c — speed of the CPU GEMM kernels at the tiny-10m shapes
+ * (kernels/kern.h, docs/runtime.md "Kernels").
+ *
+ * Times kern_matmul_fwd/bwd (N = 8*256 tokens, C = 384, OC = 1024: the
+ * SwiGLU up-projections) and kern_attn_fwd/bwd (B = 8, T = 256, H = 6,
+ * KVH = 2, D = 64) and prints one row per kernel in the nccl-tests manner:
+ * header lines start with '#' (gnuplot skips them), then time, GFLOP/s and a
+ * correctness column, the largest error of sampled outputs against a naive
+ * double-precision reference, relative to the output's scale.
+ *
+ * FLOPs: matmul 2*N*C*OC forward, twice that backward. Attention counts the
+ * causal triangle only, 4*B*H*D*T(T+1)/2 per forward (Q K^T and P V), and
+ * 2.5x that backward (S recomputed, dV, dP, dQ, dK: FlashAttention-2's
+ * convention, Dao 2023 §4).
+ *
+ * usage: kern_bench [seconds per kernel, default 0.5]
+ * Threads: OMP_NUM_THREADS (the kernels run OpenBLAS single-threaded inside
+ * their own OpenMP loops).
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+#include <cblas.h>
+
+#include "kern.h"
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static uint64_t rng = 88172645463325252ull;
+
+static float rnd(void) {
+    rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+    return (float)((double)(rng >> 11) / 9007199254740992.0 * 2.0 - 1.0);
+}
+
+static float *rand_f(int64_t n) {
+    float *p = malloc((size_t)n * sizeof *p);
+    if (!p) {
+        fprintf(stderr, "kern_bench: out of memory\n");
+        exit(1);
+    }
+    for (int64_t i = 0; i < n; i++)
+        p[i] = rnd();
+    return p;
+}
+
+typedef struct {
+    float *out, *inp, *w, *dout, *dinp, *dw;
+    float *q, *k, *v, *ao, *lse, *dao, *dq, *dk, *dv, *scratch;
+} bufs;
+
+enum { MM_N = 8 * 256, MM_C = 384, MM_OC = 1024 };
+enum { AT_B = 8, AT_T = 256, AT_H = 6, AT_KVH = 2, AT_D = 64 };
+
+static void run_matmul_fwd(bufs *b) {
+    kern_matmul_fwd(b->out, b->inp, b->w, MM_N, MM_C, MM_OC);
+}
+static void run_matmul_bwd(bufs *b) {
+    kern_matmul_bwd(b->dinp, b->dw, b->dout, b->inp, b->w, MM_N, MM_C, MM_OC);
+}
+static void run_attn_fwd(bufs *b) {
+    kern_attn_fwd(b->ao, b->lse, b->q, b->k, b->v, AT_B, AT_T, AT_H, AT_KVH, AT_D, b->scratch);
+}
+static void run_attn_bwd(bufs *b) {
+    kern_attn_bwd(b->dq, b->dk, b->dv, b->dao, b->q, b->k, b->v, b->ao, b->lse, AT_B, AT_T, AT_H,
+                  AT_KVH, AT_D, b->scratch);
+}
+
+/* Mean seconds per call over at least `seconds` (and 5 calls), after 2 warm-ups. */
+static double time_it(void (*fn)(bufs *), bufs *b, double seconds) {
+    fn(b), fn(b);
+    int64_t iters = 0;
+    const double t0 = now_s();
+    double t = t0;
+    while (iters < 5 || t - t0 < seconds) {
+        fn(b);
+        iters++;
+        t = now_s();
+    }
+    return (t - t0) / (double)iters;
+}
+
+/* Sampled out[n][o] against a naive dot product. */
+static double check_matmul_fwd(const bufs *b) {
+    double err = 0.0;
+    for (int s = 0; s < 64; s++) {
+        const int64_t n = (s * 7919) % MM_N, o = (s * 104729) % MM_OC;
+        double ref = 0.0;
+        for (int64_t c = 0; c < MM_C; c++)
+            ref += (double)b->inp[n * MM_C + c] * b->w[o * MM_C + c];
+        err = fmax(err, fabs(b->out[n * MM_OC + o] - ref) / sqrt((double)MM_C));
+    }
+    return err;
+}
+
+/* Sampled rows of the attention output against a naive double softmax. */
+static double check_attn_fwd(const bufs *b) {
+    static double s[AT_T];
+    double err = 0.0;
+    for (int r = 0; r < 16; r++) {
+        const int64_t bb = r % AT_B, h = (r * 5) % AT_H, i = (r * 37 + 11) % AT_T;
+        const int64_t g = h / (AT_H / AT_KVH);
+        const float *qi = b->q + ((bb * AT_T + i) * AT_H + h) * AT_D;
+        double mx = -INFINITY, sum = 0.0;
+        for (int64_t j = 0; j <= i; j++) {
+            const float *kj = b->k + ((bb * AT_T + j) * AT_KVH + g) * AT_D;
+            double d = 0.0;
+            for (int64_t x = 0; x < AT_D; x++)
+                d += (double)qi[x] * kj[x];
+            s[j] = d / sqrt((double)AT_D);
+            mx = fmax(mx, s[j]);
+        }
+        for (int64_t j = 0; j <= i; j++)
+            sum += exp(s[j] - mx);
+        for (int64_t x = 0; x < AT_D; x++) {
+            double o = 0.0;
+            for (int64_t j = 0; j <= i; j++)
+                o += exp(s[j] - mx) / sum * b->v[((bb * AT_T + j) * AT_KVH + g) * AT_D + x];
+            err = fmax(err, fabs(b->ao[((bb * AT_T + i) * AT_H + h) * AT_D + x] - o));
+        }
+    }
+    return err;
+}
+
+static void row(const char *name, const char *shape, double sec, double flops, double err) {
+    if (err >= 0)
+        printf("%14s %30s %12.1f %10.2f %10.2e\n", name, shape, sec * 1e6, flops / sec * 1e-9, err);
+    else
+        printf("%14s %30s %12.1f %10.2f %10s\n", name, shape, sec * 1e6, flops / sec * 1e-9, "N/A");
+}
+
+int main(int argc, char **argv) {
+    const double seconds = argc > 1 ? atof(argv[1]) : 0.5;
+    bufs b;
+    const int64_t nq = (int64_t)AT_B * AT_T * AT_H * AT_D,
+                  nk = (int64_t)AT_B * AT_T * AT_KVH * AT_D;
+    b.inp = rand_f(MM_N * MM_C), b.w = rand_f(MM_OC * MM_C), b.out = rand_f(MM_N * MM_OC);
+    b.dout = rand_f(MM_N * MM_OC), b.dinp = rand_f(MM_N * MM_C), b.dw = rand_f(MM_OC * MM_C);
+    b.q = rand_f(nq), b.k = rand_f(nk), b.v = rand_f(nk), b.ao = rand_f(nq), b.dao = rand_f(nq);
+    b.lse = rand_f(AT_B * AT_T * AT_H), b.dq = rand_f(nq), b.dk = rand_f(nk), b.dv = rand_f(nk);
+    b.scratch = rand_f(kern_attn_scratch_floats(AT_T));
+
+    int omp_threads = 1;
+#ifdef _OPENMP
+    omp_threads = omp_get_max_threads();
+#endif
+    printf("# kern_bench: CPU kernels at the tiny-10m shapes\n");
+    printf("# threads: %d (OpenMP; OpenBLAS single-threaded inside: %s)\n", omp_threads,
+           openblas_get_config());
+    printf("# matmul: N %d, C %d, OC %d; attention: B %d, T %d, H %d, KVH %d, D %d (causal)\n",
+           MM_N, MM_C, MM_OC, AT_B, AT_T, AT_H, AT_KVH, AT_D);
+    printf("# err: largest sampled |out - naive double| (matmul: / sqrt(C)); N/A: not checked\n");
+    printf("#\n");
+    printf("# %12s %30s %12s %10s %10s\n", "kernel", "shape", "time(us)", "GFLOP/s", "err");
+
+    const double mm = 2.0 * MM_N * MM_C * MM_OC;
+    const double at = 4.0 * AT_B * AT_H * AT_D * (double)AT_T * (AT_T + 1) / 2.0;
+    char shape[64];
+    snprintf(shape, sizeof shape, "%dx%d @ %dx%d^T", MM_N, MM_C, MM_OC, MM_C);
+    double t = time_it(run_matmul_fwd, &b, seconds);
+    row("matmul_fwd", shape, t, mm, check_matmul_fwd(&b));
+    t = time_it(run_matmul_bwd, &b, seconds);
+    row("matmul_bwd", shape, t, 2 * mm, -1);
+    snprintf(shape, sizeof shape, "B%d T%d H%d KVH%d D%d", AT_B, AT_T, AT_H, AT_KVH, AT_D);
+    t = time_it(run_attn_fwd, &b, seconds);
+    row("attn_fwd", shape, t, at, check_attn_fwd(&b));
+    t = time_it(run_attn_bwd, &b, seconds);
+    row("attn_bwd", shape, t, 2.5 * at, -1);
+
+    free(b.inp), free(b.w), free(b.out), free(b.dout), free(b.dinp), free(b.dw);
+    free(b.q), free(b.k), free(b.v), free(b.ao), free(b.dao), free(b.lse);
+    free(b.dq), free(b.dk), free(b.dv), free(b.scratch);
+    return 0;
+}

@@ -1,0 +1,214 @@
+/* cmd_run.c — `parasim run`: execute a plan for real on the runtime and
+ * measure it (docs/runtime.md). Launched with mpirun, one process per rank. */
+#include <mpi.h>
+#include <stdlib.h>
+#include <string.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "fmt.h"
+#include "program.h"
+#include "replay.h"
+#include "rt_backend.h"
+#include "rt_exec.h"
+#include "rt_group.h"
+#include "run_profile.h"
+
+#define MAX_OVERRIDES 64
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: mpirun -np N parasim run PLAN.yaml [--backend cpu|cuda|auto] [--steps K]\n"
+            "                                [--threads T] [--set key.path=value]... [-o PROFILE.json]\n"
+            "\n"
+            "Lower the plan to its execution plan (parasim emit) and run it for real: one\n"
+            "process per rank, N = the plan's gpus. Prints per step the loss (mean over the\n"
+            "global batch), the step time of the slowest rank, tokens/s and memory; the\n"
+            "profile holds the measured event per op (time, bytes per category), the\n"
+            "collectives (calls, bytes) and the losses, next to the replay's prediction\n"
+            "(docs/runtime.md).\n"
+            "\n"
+            "  --backend B   cpu (OpenBLAS + MPI), cuda, or auto (default: cpu where no CUDA\n"
+            "                executor is available)\n"
+            "  --steps K     training steps (default: the plan's train.steps)\n"
+            "  --threads T   compute threads per rank (default: cores / ranks on this node)\n"
+            "  --set k=v     override a plan field (as parasim plan)\n"
+            "  -o FILE       write the profile (JSON) atomically\n"
+            "  --quiet       no per-step lines\n");
+}
+
+typedef struct {
+    int rank, quiet;
+    double tokens_per_step;
+} step_ctx;
+
+static void on_step(void *ctx, int step, double loss, double seconds, const rt_mem *mem) {
+    step_ctx *c = ctx;
+    if (c->rank != 0 || c->quiet) return;
+    char cur[32], peak[32];
+    fmt_bytes(rt_mem_total(mem), cur, sizeof cur);
+    fmt_bytes(mem->peak_total, peak, sizeof peak);
+    printf("step %4d  loss %.4f  %8.3f s  %10.0f tokens/s  memory %s (peak %s)\n", step + 1, loss,
+           seconds, c->tokens_per_step / seconds, cur, peak);
+    fflush(stdout);
+}
+
+/* Ranks on this node (they share its cores and memory). */
+static int local_ranks(void) {
+    MPI_Comm local;
+    int n = 1;
+    MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &local);
+    MPI_Comm_size(local, &n);
+    MPI_Comm_free(&local);
+    return n;
+}
+
+static void restore_stderr(int saved) {
+    if (saved < 0) return;
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+}
+
+static int run_main(int argc, char **argv, int rank, int world) {
+    const char *path = NULL, *out_path = NULL, *backend = "auto";
+    long long steps = 0, threads = 0;
+    int quiet = 0;
+    plan_override overrides[MAX_OVERRIDES];
+    int n_over = 0;
+    /* every rank parses the same arguments and checks the same input; only
+     * rank 0's messages are shown */
+    int saved_err = -1;
+    if (rank != 0) {
+        fflush(stderr);
+        saved_err = dup(2);
+        int null = open("/dev/null", O_WRONLY);
+        if (null >= 0) dup2(null, 2), close(null);
+    }
+    int rc = CLI_OK;
+    for (int i = 1; i < argc && rc == CLI_OK; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            if (rank == 0) usage(stdout);
+            rc = -1;
+        } else if (!strcmp(a, "--set")) {
+            if (i + 1 >= argc) rc = cli_fail("run", CLI_USAGE, "--set: expected key.path=value");
+            else if (n_over == MAX_OVERRIDES) rc = cli_fail("run", CLI_USAGE, "--set: too many");
+            else overrides[n_over++].text = argv[++i];
+        } else if (!strcmp(a, "--backend")) {
+            backend = i + 1 < argc ? argv[++i] : "";
+            if (strcmp(backend, "cpu") && strcmp(backend, "cuda") && strcmp(backend, "auto"))
+                rc = cli_fail("run", CLI_USAGE, "--backend: expected cpu, cuda or auto, found \"%s\"",
+                              backend);
+        } else if (!strcmp(a, "--steps")) {
+            if (i + 1 >= argc || cli_int_arg("run", a, argv[++i], 1, 1000000, &steps))
+                rc = rc ? rc : CLI_USAGE;
+        } else if (!strcmp(a, "--threads")) {
+            if (i + 1 >= argc || cli_int_arg("run", a, argv[++i], 1, 4096, &threads))
+                rc = rc ? rc : CLI_USAGE;
+        } else if (!strcmp(a, "-o") || !strcmp(a, "--output")) {
+            if (i + 1 >= argc) rc = cli_fail("run", CLI_USAGE, "%s: expected a file name", a);
+            else out_path = argv[++i];
+        } else if (!strcmp(a, "--quiet")) {
+            quiet = 1;
+        } else if (a[0] == '-' && a[1]) {
+            rc = cli_fail("run", CLI_USAGE, "unknown option \"%s\" (see parasim run --help)", a);
+        } else if (path) {
+            rc = cli_fail("run", CLI_USAGE, "expected one plan file, found \"%s\" and \"%s\"", path, a);
+        } else {
+            path = a;
+        }
+    }
+    if (rc == CLI_OK && !path)
+        rc = cli_fail("run", CLI_USAGE, "expected a plan file (e.g. plans/tiny-1m-cpu.yaml)");
+    if (rc == CLI_OK && !strcmp(backend, "cuda"))
+        rc = cli_fail("run", CLI_FAIL, "--backend cuda: the CUDA executor is not built yet; the "
+                                       "CPU backend runs every plan (--backend cpu)");
+    if (rc != CLI_OK) {
+        restore_stderr(saved_err);
+        return rc < 0 ? CLI_OK : rc;
+    }
+
+    ps_err err = {{0}};
+    plan_spec *spec = calloc(1, sizeof *spec);
+    program prog;
+    memset(&prog, 0, sizeof prog);
+    int status = spec ? plan_load(path, overrides, n_over, spec, &err) : ps_err_set(&err, "out of memory");
+    if (status == 0) status = program_emit(spec, steps > 0 ? (int)steps : spec->train.steps, &prog, &err);
+    if (status == 0 && prog.world != world)
+        status = ps_err_set(&err, "%s: the plan has %lld ranks (gpus: %lld) but mpirun started %d; "
+                                  "run it with mpirun -np %lld", path, (long long)prog.world,
+                            (long long)prog.world, world, (long long)prog.world);
+    replay_result rp;
+    memset(&rp, 0, sizeof rp);
+    const int local = local_ranks();
+    if (status == 0) status = replay_program(&prog, &rp, &err);
+    if (status == 0) status = run_profile_check_memory(&prog, &rp, local, &err);
+    free(spec);
+    restore_stderr(saved_err);
+    if (status != 0) { /* every rank read the same input: every rank knows */
+        if (rank == 0) fprintf(stderr, "parasim run: %s\n", err.msg);
+        replay_free(&rp);
+        program_free(&prog);
+        return CLI_FAIL;
+    }
+
+    const rt_backend *be = &rt_backend_cpu;
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    if (threads <= 0) threads = cores / local > 0 ? cores / local : 1;
+    be->set_threads((int)threads);
+    rt_groups groups;
+    status = rt_groups_init(&groups, &prog, &err);
+    if (rt_groups_agree(&groups, status, &err) != 0) {
+        if (rank == 0) fprintf(stderr, "parasim run: %s\n", err.msg);
+        rt_groups_free(&groups);
+        replay_free(&rp);
+        program_free(&prog);
+        return CLI_FAIL;
+    }
+    if (rank == 0 && !quiet) {
+        printf("parasim run: %s (%s), %lld ranks x %lld threads, backend %s, %d steps of %lld "
+               "tokens\n", prog.plan_name, prog.model_name, (long long)prog.world,
+               (long long)threads, be->name, prog.steps, (long long)(prog.global_batch * prog.seq));
+        fflush(stdout);
+    }
+    step_ctx ctx = {.rank = rank, .quiet = quiet,
+                    .tokens_per_step = (double)prog.global_batch * (double)prog.seq};
+    rt_options opt = {.on_step = on_step, .ctx = &ctx};
+    rt_result res;
+    status = rt_exec_run(&prog, be, &groups, &opt, &res, &err);
+    if (status != 0) {
+        /* a rank failed mid-step: the others may wait in a collective for it */
+        fprintf(stderr, "parasim run: rank %d: %s\n", rank, err.msg);
+        fflush(stderr);
+        MPI_Abort(MPI_COMM_WORLD, CLI_FAIL);
+    }
+    if (rank == 0 && !quiet) run_profile_print_summary(stdout, &prog, &groups, &rp, &res);
+    if (rank == 0 && out_path &&
+        run_profile_write(out_path, &prog, &groups, &rp, &res, (int)threads, &err) != 0) {
+        fprintf(stderr, "parasim run: %s\n", err.msg);
+        status = -1;
+    }
+    rt_result_free(&res);
+    rt_groups_free(&groups);
+    replay_free(&rp);
+    program_free(&prog);
+    return status ? CLI_FAIL : CLI_OK;
+}
+
+int cmd_run(int argc, char **argv) {
+    int provided = 0, rank = 0, world = 1;
+    if (MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS) {
+        fprintf(stderr, "parasim run: MPI could not start (launch with mpirun -np N)\n");
+        return CLI_FAIL;
+    }
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &world);
+    int rc = run_main(argc, argv, rank, world);
+    /* all ranks agree on the exit code */
+    int worst = rc;
+    MPI_Allreduce(&rc, &worst, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+    MPI_Finalize();
+    return worst;
+}

@@ -1,0 +1,194 @@
+/* run_profile.c — measured vs predicted reports of `parasim run` (see
+ * run_profile.h). */
+#include "run_profile.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "atomic_file.h"
+#include "fmt.h"
+#include "jsonw.h"
+
+static int64_t mem_available_bytes(void) {
+    FILE *f = fopen("/proc/meminfo", "r");
+    char line[256];
+    long long kb = -1;
+    if (!f) return -1;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "MemAvailable: %lld kB", &kb) == 1) break;
+    fclose(f);
+    return kb < 0 ? -1 : kb * 1024;
+}
+
+int run_profile_check_memory(const program *p, const replay_result *rp, int local_ranks,
+                             ps_err *err) {
+    int64_t worst = 0;
+    for (int r = 0; r < rp->n_roles; r++)
+        if (rp->roles[r].peak_total.bytes > worst) worst = rp->roles[r].peak_total.bytes;
+    const int64_t avail = mem_available_bytes();
+    if (avail < 0) return 0; /* not Linux: nothing to compare with */
+    if (worst * local_ranks > avail) {
+        char a[32], b[32], c[32];
+        fmt_bytes(worst, a, sizeof a);
+        fmt_bytes(worst * local_ranks, b, sizeof b);
+        fmt_bytes(avail, c, sizeof c);
+        return ps_err_set(err, "%s (%s) does not fit in host memory: the replay predicts a peak "
+                               "of %s per rank, %s for the %d ranks on this node, and %s is "
+                               "available (MemAvailable); use a smaller model or batch, more "
+                               "ranks, ZeRO or recomputation (parasim plan shows the breakdown)",
+                          p->plan_name, p->model_name, a, b, local_ranks, c);
+    }
+    return 0;
+}
+
+static const replay_coll *find_coll(const replay_role *rr, comm_group g, comm_coll c,
+                                    int64_t *bytes, int64_t *calls) {
+    *bytes = *calls = 0;
+    const replay_coll *any = NULL;
+    for (int i = 0; i < rr->n_colls; i++)
+        if (rr->colls[i].group == g && rr->colls[i].coll == c) {
+            *bytes += rr->colls[i].bytes;
+            *calls += rr->colls[i].calls;
+            any = &rr->colls[i];
+        }
+    return any;
+}
+
+/* Steady-state step time: the mean over the steps after the first (the
+ * first one also creates the optimizer states and warms the caches). */
+static double steady_seconds(const rt_result *r) {
+    if (r->steps < 2) return r->step_seconds[0];
+    double s = 0;
+    for (int i = 1; i < r->steps; i++) s += r->step_seconds[i];
+    return s / (r->steps - 1);
+}
+
+void run_profile_print_summary(FILE *f, const program *p, const rt_groups *g,
+                               const replay_result *rp, const rt_result *r) {
+    const replay_role *rr = &rp->roles[g->role];
+    char b1[32], b2[32], b3[32], b4[32];
+    fprintf(f, "\nmemory per rank (rank %d)     end of step 1            peak\n", g->world.rank);
+    fprintf(f, "%-12s %13s %13s %13s %13s\n", "category", "measured", "predicted", "measured",
+            "predicted");
+    for (int c = 0; c < MEM_COUNT; c++)
+        fprintf(f, "%-12s %13s %13s %13s %13s\n", mem_cat_names[c],
+                fmt_bytes(r->end_of_step0[c], b1, sizeof b1),
+                fmt_bytes(rp->n_roles ? rr->steps[0].end_bytes[c] : 0, b2, sizeof b2),
+                fmt_bytes(r->peak[c], b3, sizeof b3), fmt_bytes(rr->peak[c].bytes, b4, sizeof b4));
+    fprintf(f, "%-12s %13s %13s %13s %13s\n", "total", "", "", fmt_bytes(r->peak_total, b3, sizeof b3),
+            fmt_bytes(rr->peak_total.bytes, b4, sizeof b4));
+    int any = 0;
+    for (int gi = 0; gi < GROUP_COUNT; gi++)
+        for (int c = 0; c <= COLL_SEND; c++) {
+            const rt_coll_stat *s = &r->coll[gi][c];
+            int64_t pb, pc;
+            find_coll(rr, (comm_group)gi, (comm_coll)c, &pb, &pc);
+            if (!s->calls && !pc) continue;
+            if (!any++)
+                fprintf(f, "\ncollectives (all steps)  calls  measured bytes  predicted bytes   "
+                           "seconds   algbw\n");
+            fprintf(f, "%-3s %-18s %7lld %15lld %16lld %9.4f %7s/s\n", comm_group_names[gi],
+                    comm_coll_names[c], (long long)s->calls, (long long)s->bytes, (long long)pb,
+                    s->seconds, fmt_bytes(s->seconds > 0 ? (int64_t)(s->bytes / s->seconds) : 0, b1, sizeof b1));
+        }
+    const double steady = steady_seconds(r);
+    double pred = rp->n_roles && rr->n_steps > 1 ? rr->steps[1].seconds : rr->end_s;
+    fprintf(f, "\nstep time (steps 2..%d)  measured %.3f s (%.0f tokens/s)   predicted %.3f s "
+               "on the plan's cluster (%s)\n",
+            r->steps, steady, r->tokens_per_step / steady, pred, p->cluster_name);
+}
+
+static void mem_obj(jsonw *w, const char *key, const int64_t *b) {
+    jsonw_obj(w, key);
+    for (int c = 0; c < MEM_COUNT; c++) jsonw_int(w, mem_cat_names[c], b[c]);
+    jsonw_obj_end(w);
+}
+
+int run_profile_write(const char *path, const program *p, const rt_groups *g,
+                      const replay_result *rp, const rt_result *r, int threads, ps_err *err) {
+    atomic_file af;
+    if (atomic_file_open(&af, path, err)) return -1;
+    const prog_role *role = &p->roles[g->role];
+    const replay_role *rr = &rp->roles[g->role];
+    jsonw w;
+    jsonw_init(&w, af.f);
+    jsonw_obj(&w, NULL);
+    jsonw_str(&w, "format", "parasim-profile");
+    jsonw_int(&w, "version", 1);
+    jsonw_str(&w, "plan", p->plan_name);
+    jsonw_str(&w, "model", p->model_name);
+    jsonw_str(&w, "cluster", p->cluster_name);
+    jsonw_str(&w, "backend", "cpu");
+    jsonw_int(&w, "ranks", g->world.size);
+    jsonw_int(&w, "threads_per_rank", threads);
+    jsonw_int(&w, "rank", g->world.rank);
+    jsonw_int(&w, "role", g->role);
+    jsonw_num(&w, "tokens_per_step", r->tokens_per_step);
+    jsonw_arr(&w, "steps");
+    for (int s = 0; s < r->steps; s++) {
+        jsonw_obj(&w, NULL);
+        jsonw_int(&w, "step", s + 1);
+        jsonw_num(&w, "loss", r->loss[s]);
+        jsonw_num(&w, "seconds", r->step_seconds[s]);
+        jsonw_num(&w, "tokens_per_s", r->tokens_per_step / r->step_seconds[s]);
+        if (s < rr->n_steps) jsonw_num(&w, "predicted_seconds", rr->steps[s].seconds);
+        jsonw_obj_end(&w);
+    }
+    jsonw_arr_end(&w);
+    jsonw_obj(&w, "memory");
+    mem_obj(&w, "measured_end_of_step1", r->end_of_step0);
+    mem_obj(&w, "predicted_end_of_step1", rr->steps[0].end_bytes);
+    mem_obj(&w, "measured_peak", r->peak);
+    int64_t pp[MEM_COUNT];
+    for (int c = 0; c < MEM_COUNT; c++) pp[c] = rr->peak[c].bytes;
+    mem_obj(&w, "predicted_peak", pp);
+    jsonw_int(&w, "measured_peak_total", r->peak_total);
+    jsonw_int(&w, "predicted_peak_total", rr->peak_total.bytes);
+    jsonw_obj_end(&w);
+    jsonw_arr(&w, "collectives");
+    for (int gi = 0; gi < GROUP_COUNT; gi++)
+        for (int c = 0; c <= COLL_SEND; c++) {
+            const rt_coll_stat *s = &r->coll[gi][c];
+            int64_t pb, pc;
+            find_coll(rr, (comm_group)gi, (comm_coll)c, &pb, &pc);
+            if (!s->calls && !pc) continue;
+            jsonw_obj(&w, NULL);
+            jsonw_str(&w, "group", comm_group_names[gi]);
+            jsonw_str(&w, "coll", comm_coll_names[c]);
+            jsonw_int(&w, "calls", s->calls);
+            jsonw_int(&w, "bytes", s->bytes);
+            jsonw_num(&w, "seconds", s->seconds);
+            jsonw_int(&w, "predicted_calls", pc);
+            jsonw_int(&w, "predicted_bytes", pb);
+            jsonw_obj_end(&w);
+        }
+    jsonw_arr_end(&w);
+    jsonw_arr(&w, "events");
+    for (int i = 0; i < r->n_events; i++) {
+        const rt_event *e = &r->events[i];
+        const prog_op *o = &role->ops[e->op];
+        const replay_op *po = &rr->ops[e->op];
+        jsonw_obj(&w, NULL);
+        jsonw_int(&w, "op", e->op);
+        jsonw_str(&w, "kind", prog_kind_names[o->kind]);
+        jsonw_int(&w, "step", o->step);
+        if (o->mb >= 0) jsonw_int(&w, "mb", o->mb);
+        if (o->unit >= 0) jsonw_str(&w, "unit", role->units[o->unit].name);
+        jsonw_num(&w, "start", e->start);
+        jsonw_num(&w, "seconds", e->end - e->start);
+        jsonw_num(&w, "predicted_seconds", o->seconds);
+        if (o->kind == OP_COLL) {
+            jsonw_int(&w, "bytes", e->coll_bytes);
+            jsonw_int(&w, "predicted_bytes", o->bytes);
+        }
+        mem_obj(&w, "measured", e->current);
+        mem_obj(&w, "predicted", po->bytes);
+        jsonw_int(&w, "measured_peak_total", e->peak_total);
+        jsonw_int(&w, "predicted_peak_total", po->peak_total);
+        jsonw_obj_end(&w);
+    }
+    jsonw_arr_end(&w);
+    jsonw_obj_end(&w);
+    jsonw_end(&w);
+    return atomic_file_commit(&af, err);
+}

@@ -1,0 +1,187 @@
+/* attention.c — causal grouped-query attention that saves only the output and
+ * the log-sum-exp of each score row (the memory-efficient form of Rabe &
+ * Staats 2021 and FlashAttention, Dao et al. 2022, Algorithms 1-2; GQA:
+ * Ainslie et al. 2023). Per batch b and query head h, with kv head
+ * g = h / (H / KVH) and scale = 1/sqrt(D) (Vaswani et al. 2017, eq. 1):
+ *   S = scale Q K^T,  S[i][j] = -inf for j > i,
+ *   lse[i] = log sum_j exp S[i][j],  P = exp(S - lse),  O = P V.
+ * Backward (P is recomputed from Q, K and lse, so nothing T x T is saved):
+ *   dV += P^T dO,  dP = dO V^T,  Drow[i] = sum_d dO[i][d] O[i][d],
+ *   dS = P o (dP - Drow),  dQ += scale dS K,  dK += scale dS^T Q.
+ * Why this way: the four products per head are GEMMs (cblas_sgemm), which
+ * read the strided heads in place (row stride H*D for q/out, KVH*D for k/v:
+ * sgemm's leading dimension). Queries are taken in blocks of ATTN_BQ rows;
+ * a block only needs the keys up to its last row, so the masked upper
+ * triangle is (mostly) not computed, and the scores of a block fit in
+ * ATTN_BQ x T floats of scratch. The softmax rows are vectorised loops
+ * (kern_expf). Threads (OpenMP; single-threaded sgemm inside, see matmul.c)
+ * split the forward over (b, h, query block), which are independent, and
+ * the backward over (b, g), since the query heads of a group and all query
+ * blocks add into the same dK, dV rows.
+ */
+#include <cblas.h>
+#include <math.h>
+
+#include "kern.h"
+#include "kern_math.h"
+
+/* Query rows per block. */
+#ifndef ATTN_BQ
+#define ATTN_BQ 64
+#endif
+
+static int64_t attn_bq(int64_t T) {
+    return T < ATTN_BQ ? T : ATTN_BQ;
+}
+
+/* Per thread: the scores/probabilities of one query block and their
+ * gradient (ATTN_BQ x T each). One copy per OpenMP thread: the thread count
+ * must not grow between sizing the scratch and calling the kernels. */
+int64_t kern_attn_scratch_floats(int64_t T) {
+    return (int64_t)kern_max_threads() * 2 * attn_bq(T) * T;
+}
+
+/* S = scale Q[i0:i0+bs] K[0:nk]^T into s (bs x nk, row stride nk). */
+static void attn_scores(float *s, const float *qh, const float *kh, int64_t i0, int64_t bs,
+                        int64_t nk, int64_t D, int64_t qs, int64_t ks, float scale) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (blasint)bs, (blasint)nk, (blasint)D,
+                scale, qh + i0 * qs, (blasint)qs, kh, (blasint)ks, 0.0f, s, (blasint)nk);
+}
+
+/* One score row: row[0..n) = softmax(row[0..n)), row[n..nk) = 0 (the causal
+ * mask); returns the row's log-sum-exp. */
+KERN_SIMD_CLONES static float attn_softmax_row(float *row, int64_t n, int64_t nk) {
+    float mx = -INFINITY;
+#pragma omp simd reduction(max : mx)
+    for (int64_t j = 0; j < n; j++)
+        mx = row[j] > mx ? row[j] : mx;
+    float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+    for (int64_t j = 0; j < n; j++) {
+        const float e = kern_expf(row[j] - mx);
+        row[j] = e;
+        sum += e;
+    }
+    const float inv = 1.0f / sum;
+#pragma omp simd
+    for (int64_t j = 0; j < n; j++)
+        row[j] *= inv;
+    for (int64_t j = n; j < nk; j++)
+        row[j] = 0.0f;
+    return mx + logf(sum);
+}
+
+/* P recomputed: row[0..n) = exp(row - lse), row[n..nk) = 0. */
+KERN_SIMD_CLONES static void attn_exp_row(float *row, int64_t n, int64_t nk, float lse) {
+#pragma omp simd
+    for (int64_t j = 0; j < n; j++)
+        row[j] = kern_expf(row[j] - lse);
+    for (int64_t j = n; j < nk; j++)
+        row[j] = 0.0f;
+}
+
+/* dS = P o (dP - Drow) in place of dP, Drow = dO . O (this query's row). */
+KERN_SIMD_CLONES static void attn_ds_row(float *ds, const float *p, int64_t n, int64_t nk,
+                                         const float *dO, const float *o, int64_t D) {
+    float drow = 0.0f;
+#pragma omp simd reduction(+ : drow)
+    for (int64_t d = 0; d < D; d++)
+        drow += dO[d] * o[d];
+#pragma omp simd
+    for (int64_t j = 0; j < n; j++)
+        ds[j] = p[j] * (ds[j] - drow);
+    for (int64_t j = n; j < nk; j++)
+        ds[j] = 0.0f;
+}
+
+/* Rows [i0, i0 + bs) of one (b, h): their out rows and lse, against kv head g. */
+static void attn_fwd_block(float *oh, float *lseh, const float *qh, const float *kh,
+                           const float *vh, int64_t i0, int64_t bs, int64_t H, int64_t D,
+                           int64_t qs, int64_t ks, float *s) {
+    const int64_t nk = i0 + bs; /* the keys these rows see */
+    attn_scores(s, qh, kh, i0, bs, nk, D, qs, ks, 1.0f / sqrtf((float)D));
+    for (int64_t r = 0; r < bs; r++)
+        lseh[(i0 + r) * H] = attn_softmax_row(s + r * nk, i0 + r + 1, nk);
+    /* O[i0:i0+bs] = P V[0:nk] */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (blasint)bs, (blasint)D, (blasint)nk,
+                1.0f, s, (blasint)nk, vh, (blasint)ks, 0.0f, oh + i0 * qs, (blasint)qs);
+}
+
+/* The forward's units of work are (b, h, query block), independent of each
+ * other; the last blocks (the most keys) are handed out first. */
+void kern_attn_fwd(float *out, float *lse, const float *q, const float *k, const float *v,
+                   int64_t B, int64_t T, int64_t H, int64_t KVH, int64_t D, float *scratch) {
+    if (B <= 0 || T <= 0 || H <= 0 || D <= 0) return;
+    const int64_t qs = H * D, ks = KVH * D, group = H / KVH;
+    const int64_t bq = attn_bq(T), nblk = (T + bq - 1) / bq, units = B * H * nblk;
+    const int64_t per_thread = 2 * bq * T;
+    kern_blas_single_thread();
+#pragma omp parallel for schedule(dynamic, 1) if (units > 1)
+    for (int64_t u = 0; u < units; u++) {
+        const int64_t blk = nblk - 1 - u % nblk, bh = u / nblk, b = bh / H, h = bh % H;
+        const int64_t g = h / group, i0 = blk * bq, bs = i0 + bq < T ? bq : T - i0;
+        attn_fwd_block(out + b * T * qs + h * D, lse + b * T * H + h, q + b * T * qs + h * D,
+                       k + b * T * ks + g * D, v + b * T * ks + g * D, i0, bs, H, D, qs, ks,
+                       scratch + kern_thread_num() * per_thread);
+    }
+}
+
+/* One (b, h): adds its share into dq (its own rows), dk and dv (the group's). */
+static void attn_bwd_head(float *dqh, float *dkh, float *dvh, const float *doh, const float *qh,
+                          const float *kh, const float *vh, const float *oh, const float *lseh,
+                          int64_t T, int64_t H, int64_t D, int64_t qs, int64_t ks, float *s,
+                          float *dp) {
+    const float scale = 1.0f / sqrtf((float)D);
+    const int64_t bq = attn_bq(T);
+    for (int64_t i0 = 0; i0 < T; i0 += bq) {
+        const int64_t bs = i0 + bq < T ? bq : T - i0, nk = i0 + bs;
+        /* P = exp(S - lse), recomputed */
+        attn_scores(s, qh, kh, i0, bs, nk, D, qs, ks, scale);
+        for (int64_t r = 0; r < bs; r++)
+            attn_exp_row(s + r * nk, i0 + r + 1, nk, lseh[(i0 + r) * H]);
+        /* dV[0:nk] += P^T dO[i0:i0+bs] */
+        if (dvh)
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (blasint)nk, (blasint)D,
+                        (blasint)bs, 1.0f, s, (blasint)nk, doh + i0 * qs, (blasint)qs, 1.0f, dvh,
+                        (blasint)ks);
+        if (!dqh && !dkh) continue;
+        /* dP = dO[i0:i0+bs] V[0:nk]^T */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (blasint)bs, (blasint)nk, (blasint)D,
+                    1.0f, doh + i0 * qs, (blasint)qs, vh, (blasint)ks, 0.0f, dp, (blasint)nk);
+        /* dS = P o (dP - Drow), in dp */
+        for (int64_t r = 0; r < bs; r++) {
+            const int64_t i = i0 + r;
+            attn_ds_row(dp + r * nk, s + r * nk, i + 1, nk, doh + i * qs, oh + i * qs, D);
+        }
+        /* dQ[i0:i0+bs] += scale dS K[0:nk] */
+        if (dqh)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (blasint)bs, (blasint)D,
+                        (blasint)nk, scale, dp, (blasint)nk, kh, (blasint)ks, 1.0f, dqh + i0 * qs,
+                        (blasint)qs);
+        /* dK[0:nk] += scale dS^T Q[i0:i0+bs] */
+        if (dkh)
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (blasint)nk, (blasint)D,
+                        (blasint)bs, scale, dp, (blasint)nk, qh + i0 * qs, (blasint)qs, 1.0f, dkh,
+                        (blasint)ks);
+    }
+}
+
+void kern_attn_bwd(float *dq, float *dk, float *dv, const float *dout, const float *q,
+                   const float *k, const float *v, const float *out, const float *lse, int64_t B,
+                   int64_t T, int64_t H, int64_t KVH, int64_t D, float *scratch) {
+    if (B <= 0 || T <= 0 || H <= 0 || D <= 0 || (!dq && !dk && !dv)) return;
+    const int64_t qs = H * D, ks = KVH * D, group = H / KVH, units = B * KVH;
+    const int64_t bqT = attn_bq(T) * T, per_thread = 2 * bqT;
+    kern_blas_single_thread();
+#pragma omp parallel for schedule(dynamic, 1) if (units > 1)
+    for (int64_t u = 0; u < units; u++) {
+        const int64_t b = u / KVH, g = u % KVH;
+        float *s = scratch + kern_thread_num() * per_thread;
+        for (int64_t h = g * group; h < (g + 1) * group; h++) {
+            const int64_t qo = b * T * qs + h * D, ko = b * T * ks + g * D;
+            attn_bwd_head(dq ? dq + qo : NULL, dk ? dk + ko : NULL, dv ? dv + ko : NULL, dout + qo,
+                          q + qo, k + ko, v + ko, out + qo, lse + b * T * H + h, T, H, D, qs, ks, s,
+                          s + bqT);
+        }
+    }
+}

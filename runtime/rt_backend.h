@@ -1,0 +1,87 @@
+/* rt_backend.h — what the executor needs from a machine, as a table of
+ * function pointers (ggml's backend idea): raw memory, the model's kernels
+ * (GEMMs included), a clock, and collectives on process groups. The CPU
+ * backend maps them to OpenBLAS + the C kernels (kernels/kern.h) and MPI;
+ * callers never branch on the backend.
+ *
+ * Compute takes fp32 operands (kern.h's shapes and accumulate-into-gradient
+ * convention); storage dtypes (bf16) are converted at the edges by the model.
+ * Collectives take a group, a dtype and element counts; all of them block
+ * (the CPU backend has one stream per rank; comm/compute overlap is left to
+ * the CUDA backend's streams).
+ */
+#ifndef PS_RT_BACKEND_H
+#define PS_RT_BACKEND_H
+
+#include <stdint.h>
+
+#include "program.h"
+
+typedef enum { RT_F32, RT_BF16 } rt_dtype;
+
+static inline int64_t rt_dtype_bytes(rt_dtype t) { return t == RT_BF16 ? 2 : 4; }
+
+typedef struct rt_group rt_group; /* a process group (an MPI sub-communicator) */
+
+typedef struct {
+    const char *name; /* "cpu", "cuda" */
+    /* raw memory: zero-filled, 64-byte aligned (the tracked allocator sits on top) */
+    void *(*mem_alloc)(int64_t bytes);
+    void (*mem_free)(void *p);
+    void (*synchronize)(void);
+    double (*now_seconds)(void);
+    void (*set_threads)(int threads); /* compute threads of this rank */
+
+    /* kernels (kern.h) */
+    void (*matmul_fwd)(float *out, const float *inp, const float *w, int64_t N, int64_t C,
+                       int64_t OC);
+    void (*matmul_bwd)(float *dinp, float *dw, const float *dout, const float *inp,
+                       const float *w, int64_t N, int64_t C, int64_t OC);
+    void (*embed_fwd)(float *out, const int32_t *tokens, const float *wte, int64_t N, int64_t C);
+    void (*embed_bwd)(float *dwte, const float *dout, const int32_t *tokens, int64_t N,
+                      int64_t C);
+    void (*rmsnorm_fwd)(float *out, float *rstd, const float *inp, const float *w, int64_t N,
+                        int64_t C, float eps);
+    void (*rmsnorm_bwd)(float *dinp, float *dw, const float *dout, const float *inp,
+                        const float *w, const float *rstd, int64_t N, int64_t C);
+    void (*rope_fwd)(float *x, int64_t B, int64_t T, int64_t NH, int64_t D, float theta);
+    void (*rope_bwd)(float *dx, int64_t B, int64_t T, int64_t NH, int64_t D, float theta);
+    int64_t (*attn_scratch_floats)(int64_t T);
+    void (*attn_fwd)(float *out, float *lse, const float *q, const float *k, const float *v,
+                     int64_t B, int64_t T, int64_t H, int64_t KVH, int64_t D, float *scratch);
+    void (*attn_bwd)(float *dq, float *dk, float *dv, const float *dout, const float *q,
+                     const float *k, const float *v, const float *out, const float *lse,
+                     int64_t B, int64_t T, int64_t H, int64_t KVH, int64_t D, float *scratch);
+    void (*swiglu_fwd)(float *out, const float *a, const float *b, int64_t n);
+    void (*swiglu_bwd)(float *da, float *db, const float *dout, const float *a, const float *b,
+                       int64_t n);
+    void (*xent_fwd)(float *probs, float *losses, const float *logits, const int32_t *targets,
+                     int64_t N, int64_t V);
+    void (*xent_bwd)(float *dlogits, const float *probs, const int32_t *targets, float scale,
+                     int64_t N, int64_t V);
+    void (*add)(float *out, const float *a, const float *b, int64_t n);
+    void (*adamw)(float *p, float *m, float *v, const float *g, int64_t n, float lr, float b1,
+                  float b2, float eps, float wd, int step);
+    void (*to_bf16)(uint16_t *out, const float *in, int64_t n);
+    void (*from_bf16)(float *out, const uint16_t *in, int64_t n);
+
+    /* collectives on a group; counts in elements of dtype; 0 or -1 (error text in why) */
+    int (*all_reduce)(rt_group *g, void *buf, int64_t n, rt_dtype t);
+    /* reduce the n-element send range; rank r receives counts[r] elements (the
+     * ranks' parts are consecutive in send) into recv */
+    int (*reduce_scatter)(rt_group *g, const void *send, void *recv, const int64_t *counts,
+                          rt_dtype t);
+    /* rank r's counts[r] elements (send) land at offset displs[r] of recv;
+     * send == NULL: in place (already at recv + displs[rank]) */
+    int (*all_gather)(rt_group *g, const void *send, void *recv, const int64_t *counts,
+                      const int64_t *displs, rt_dtype t);
+    int (*broadcast)(rt_group *g, void *buf, int64_t n, rt_dtype t, int root);
+    int (*reduce)(rt_group *g, const void *send, void *recv, int64_t n, rt_dtype t, int root);
+    int (*send)(rt_group *g, const void *buf, int64_t n, rt_dtype t, int peer);
+    int (*recv)(rt_group *g, void *buf, int64_t n, rt_dtype t, int peer);
+} rt_backend;
+
+/* The CPU backend (OpenBLAS, C kernels, MPI). */
+extern const rt_backend rt_backend_cpu;
+
+#endif

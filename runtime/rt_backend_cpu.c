@@ -1,0 +1,69 @@
+/* rt_backend_cpu.c — the CPU backend: host memory, the C kernels with
+ * OpenBLAS GEMMs (kernels/kern.h), a monotonic clock and MPI collectives. */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cblas.h>
+#include <omp.h>
+
+#include "kern.h"
+#include "rt_backend.h"
+#include "rt_group.h"
+
+static void *cpu_alloc(int64_t bytes) {
+    void *p = NULL;
+    size_t n = ((size_t)bytes + 63) & ~(size_t)63;
+    if (posix_memalign(&p, 64, n ? n : 64) != 0) return NULL;
+    memset(p, 0, n);
+    return p;
+}
+
+static void cpu_free(void *p) { free(p); }
+static void cpu_sync(void) {}
+
+static void cpu_threads(int n) {
+    openblas_set_num_threads(n);
+    omp_set_num_threads(n);
+}
+
+static double cpu_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+const rt_backend rt_backend_cpu = {
+    .name = "cpu",
+    .mem_alloc = cpu_alloc,
+    .mem_free = cpu_free,
+    .synchronize = cpu_sync,
+    .now_seconds = cpu_now,
+    .set_threads = cpu_threads,
+    .matmul_fwd = kern_matmul_fwd,
+    .matmul_bwd = kern_matmul_bwd,
+    .embed_fwd = kern_embed_fwd,
+    .embed_bwd = kern_embed_bwd,
+    .rmsnorm_fwd = kern_rmsnorm_fwd,
+    .rmsnorm_bwd = kern_rmsnorm_bwd,
+    .rope_fwd = kern_rope_fwd,
+    .rope_bwd = kern_rope_bwd,
+    .attn_scratch_floats = kern_attn_scratch_floats,
+    .attn_fwd = kern_attn_fwd,
+    .attn_bwd = kern_attn_bwd,
+    .swiglu_fwd = kern_swiglu_fwd,
+    .swiglu_bwd = kern_swiglu_bwd,
+    .xent_fwd = kern_xent_fwd,
+    .xent_bwd = kern_xent_bwd,
+    .add = kern_add,
+    .adamw = kern_adamw,
+    .to_bf16 = kern_f32_to_bf16,
+    .from_bf16 = kern_bf16_to_f32,
+    .all_reduce = rt_mpi_all_reduce,
+    .reduce_scatter = rt_mpi_reduce_scatter,
+    .all_gather = rt_mpi_all_gather,
+    .broadcast = rt_mpi_broadcast,
+    .reduce = rt_mpi_reduce,
+    .send = rt_mpi_send,
+    .recv = rt_mpi_recv,
+};

@@ -1,0 +1,176 @@
+/* rt_comm_mpi.c — the CPU backend's collectives on MPI sub-communicators,
+ * and the process groups. bf16 travels as 16-bit words and is summed by a
+ * user-defined MPI operation that adds in fp32 and rounds to nearest even,
+ * as NCCL's bf16 reductions do per step. */
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kern.h"
+#include "rt_group.h"
+
+static MPI_Op bf16_sum_op = MPI_OP_NULL;
+
+static void bf16_sum(void *in, void *inout, int *len, MPI_Datatype *dt) {
+    (void)dt;
+    const uint16_t *a = in;
+    uint16_t *b = inout;
+    for (int i = 0; i < *len; i++) {
+        float x, y, s;
+        kern_bf16_to_f32(&x, &a[i], 1);
+        kern_bf16_to_f32(&y, &b[i], 1);
+        s = x + y;
+        kern_f32_to_bf16(&b[i], &s, 1);
+    }
+}
+
+static MPI_Datatype mpi_type(rt_dtype t) { return t == RT_BF16 ? MPI_UINT16_T : MPI_FLOAT; }
+
+static MPI_Op sum_op(rt_dtype t) {
+    if (t != RT_BF16) return MPI_SUM;
+    if (bf16_sum_op == MPI_OP_NULL) MPI_Op_create(bf16_sum, 1, &bf16_sum_op);
+    return bf16_sum_op;
+}
+
+static int fits_int(int64_t n) { return n >= 0 && n <= INT_MAX; }
+
+int rt_mpi_all_reduce(rt_group *g, void *buf, int64_t n, rt_dtype t) {
+    if (!fits_int(n)) return -1;
+    return MPI_Allreduce(MPI_IN_PLACE, buf, (int)n, mpi_type(t), sum_op(t), g->comm) == MPI_SUCCESS
+               ? 0 : -1;
+}
+
+int rt_mpi_reduce_scatter(rt_group *g, const void *send, void *recv, const int64_t *counts,
+                          rt_dtype t) {
+    int *c = malloc(sizeof(int) * (size_t)g->size);
+    if (!c) return -1;
+    int64_t total = 0;
+    for (int r = 0; r < g->size; r++) {
+        total += counts[r];
+        c[r] = (int)counts[r];
+    }
+    int rc = -1;
+    if (fits_int(total))
+        rc = MPI_Reduce_scatter(send, recv, c, mpi_type(t), sum_op(t), g->comm) == MPI_SUCCESS
+                 ? 0 : -1;
+    free(c);
+    return rc;
+}
+
+int rt_mpi_all_gather(rt_group *g, const void *send, void *recv, const int64_t *counts,
+                      const int64_t *displs, rt_dtype t) {
+    int *c = malloc(sizeof(int) * 2 * (size_t)g->size);
+    if (!c) return -1;
+    int *d = c + g->size, ok = 1;
+    for (int r = 0; r < g->size; r++) {
+        ok &= fits_int(counts[r]) && fits_int(displs[r]) && fits_int(displs[r] + counts[r]);
+        c[r] = (int)counts[r];
+        d[r] = (int)displs[r];
+    }
+    int rc = -1;
+    if (ok) {
+        const void *s = send ? send : MPI_IN_PLACE;
+        rc = MPI_Allgatherv(s, c[g->rank], mpi_type(t), recv, c, d, mpi_type(t), g->comm) ==
+                     MPI_SUCCESS ? 0 : -1;
+    }
+    free(c);
+    return rc;
+}
+
+int rt_mpi_broadcast(rt_group *g, void *buf, int64_t n, rt_dtype t, int root) {
+    if (!fits_int(n)) return -1;
+    return MPI_Bcast(buf, (int)n, mpi_type(t), root, g->comm) == MPI_SUCCESS ? 0 : -1;
+}
+
+int rt_mpi_reduce(rt_group *g, const void *send, void *recv, int64_t n, rt_dtype t, int root) {
+    if (!fits_int(n)) return -1;
+    const void *s = send ? send : MPI_IN_PLACE;
+    if (!send && g->rank != root) s = recv; /* MPI_IN_PLACE is only valid at the root */
+    return MPI_Reduce(s, recv, (int)n, mpi_type(t), sum_op(t), root, g->comm) == MPI_SUCCESS
+               ? 0 : -1;
+}
+
+int rt_mpi_send(rt_group *g, const void *buf, int64_t n, rt_dtype t, int peer) {
+    if (!fits_int(n)) return -1;
+    return MPI_Send(buf, (int)n, mpi_type(t), peer, 0, g->comm) == MPI_SUCCESS ? 0 : -1;
+}
+
+int rt_mpi_recv(rt_group *g, void *buf, int64_t n, rt_dtype t, int peer) {
+    if (!fits_int(n)) return -1;
+    return MPI_Recv(buf, (int)n, mpi_type(t), peer, 0, g->comm, MPI_STATUS_IGNORE) == MPI_SUCCESS
+               ? 0 : -1;
+}
+
+/* ---- groups ---------------------------------------------------------------- */
+
+static void group_set(rt_group *g, MPI_Comm c, const char *name) {
+    g->comm = c;
+    g->name = name;
+    MPI_Comm_rank(c, &g->rank);
+    MPI_Comm_size(c, &g->size);
+}
+
+int rt_groups_init(rt_groups *g, const program *p, ps_err *err) {
+    memset(g, 0, sizeof *g);
+    for (int i = 0; i < GROUP_COUNT; i++) g->group[i].comm = MPI_COMM_NULL;
+    group_set(&g->world, MPI_COMM_WORLD, "world");
+    g->role = -1;
+    for (int r = 0; r < p->n_roles && g->role < 0; r++)
+        for (int k = 0; k < p->roles[r].n_ranks; k++)
+            if (p->roles[r].ranks[k] == g->world.rank) {
+                g->role = r;
+                g->dp_rank = k;
+            }
+    /* every rank takes part in the splits, even one without a role */
+    int color = g->role < 0 ? MPI_UNDEFINED : g->role;
+    MPI_Comm dp;
+    MPI_Comm_split(MPI_COMM_WORLD, color, g->dp_rank, &dp);
+    if (g->role < 0)
+        return ps_err_set(err, "rank %d of %d plays no role in the program (%d ranks in its roles)",
+                          g->world.rank, g->world.size, (int)p->world);
+    group_set(&g->group[GROUP_DP], dp, "dp");
+    /* tensor, pipeline and context groups are single ranks until the runtime
+     * runs those plans */
+    static const char *names[] = {"dp", "tp", "pp", "cp"};
+    for (int i = GROUP_TP; i <= GROUP_CP; i++) {
+        MPI_Comm self;
+        MPI_Comm_dup(MPI_COMM_SELF, &self);
+        group_set(&g->group[i], self, names[i]);
+    }
+    return 0;
+}
+
+void rt_groups_free(rt_groups *g) {
+    for (int i = 0; i < GROUP_COUNT; i++)
+        if (g->group[i].comm != MPI_COMM_NULL) MPI_Comm_free(&g->group[i].comm);
+    if (bf16_sum_op != MPI_OP_NULL) MPI_Op_free(&bf16_sum_op);
+}
+
+int rt_groups_agree(const rt_groups *g, int status, ps_err *err) {
+    int mine = status ? g->world.rank : g->world.size, first = 0;
+    MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+    if (first == g->world.size) return 0;
+    char msg[PS_ERR_MSG_MAX];
+    if (g->world.rank == first) memcpy(msg, err->msg, sizeof msg);
+    MPI_Bcast(msg, (int)sizeof msg, MPI_CHAR, first, MPI_COMM_WORLD);
+    msg[sizeof msg - 1] = 0;
+    /* "rank N: " then as much of the message as fits */
+    int k = g->world.size > 1 ? snprintf(err->msg, sizeof err->msg, "rank %d: ", first) : 0;
+    size_t room = sizeof err->msg - (size_t)k - 1, len = strlen(msg);
+    memcpy(err->msg + k, msg, len < room ? len : room);
+    err->msg[k + (len < room ? len : room)] = 0;
+    return -1;
+}
+
+double rt_groups_sum(const rt_group *g, double v) {
+    double out = v;
+    MPI_Allreduce(&v, &out, 1, MPI_DOUBLE, MPI_SUM, g->comm);
+    return out;
+}
+
+double rt_groups_max(const rt_groups *g, double v) {
+    double out = v;
+    MPI_Allreduce(&v, &out, 1, MPI_DOUBLE, MPI_MAX, g->world.comm);
+    return out;
+}

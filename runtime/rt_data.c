@@ -1,0 +1,121 @@
+/* rt_data.c — synthetic and byte-level text data (see rt_data.h). */
+#include "rt_data.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static uint64_t mix64(uint64_t z) {
+    z += 0x9e3779b97f4a7c15ULL;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+static int append_file(rt_data *d, const char *path, ps_err *err) {
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return ps_err_set(err, "train.data: cannot read \"%s\": %s (expected a text file or a "
+                               "directory of text files)", path, strerror(errno));
+    char buf[1 << 16];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, f)) > 0) {
+        uint8_t *t = realloc(d->text, (size_t)d->len + n);
+        if (!t) {
+            fclose(f);
+            return ps_err_set(err, "train.data: out of memory reading \"%s\"", path);
+        }
+        d->text = t;
+        memcpy(d->text + d->len, buf, n);
+        d->len += (int64_t)n;
+    }
+    int bad = ferror(f);
+    fclose(f);
+    if (bad) return ps_err_set(err, "train.data: error reading \"%s\"", path);
+    d->files++;
+    return 0;
+}
+
+static int cmp_str(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Every regular file of a directory, in name order (not recursive; the
+ * fortune packages' *.dat index files are binary and skipped). */
+static int append_dir(rt_data *d, const char *dir, ps_err *err) {
+    DIR *dp = opendir(dir);
+    if (!dp) return ps_err_set(err, "train.data: cannot open directory \"%s\": %s", dir, strerror(errno));
+    char **names = NULL;
+    int n = 0, rc = 0;
+    struct dirent *e;
+    while ((e = readdir(dp))) {
+        size_t l = strlen(e->d_name);
+        if (e->d_name[0] == '.' || (l > 4 && !strcmp(e->d_name + l - 4, ".dat"))) continue;
+        char **t = realloc(names, sizeof *names * (size_t)(n + 1));
+        if (!t) break;
+        names = t;
+        names[n++] = strdup(e->d_name);
+    }
+    closedir(dp);
+    qsort(names, (size_t)n, sizeof *names, cmp_str);
+    for (int i = 0; i < n && rc == 0; i++) {
+        char path[2048];
+        struct stat st;
+        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+        if (stat(path, &st) == 0 && S_ISREG(st.st_mode)) rc = append_file(d, path, err);
+    }
+    for (int i = 0; i < n; i++) free(names[i]);
+    free(names);
+    return rc;
+}
+
+int rt_data_open(rt_data *d, const program *p, ps_err *err) {
+    memset(d, 0, sizeof *d);
+    d->kind = p->data;
+    d->seed = p->seed;
+    d->vocab = p->vocab;
+    d->seq = p->seq;
+    if (p->data == DATA_SYNTHETIC) return 0;
+    if (p->vocab < 256)
+        return ps_err_set(err, "train.data: a text corpus needs a byte-level vocabulary of at "
+                               "least 256 tokens; the model has vocab = %lld", (long long)p->vocab);
+    struct stat st;
+    if (stat(p->data_path, &st) != 0)
+        return ps_err_set(err, "train.data: cannot read \"%s\": %s (expected a text file or a "
+                               "directory of text files)", p->data_path, strerror(errno));
+    int rc = S_ISDIR(st.st_mode) ? append_dir(d, p->data_path, err) : append_file(d, p->data_path, err);
+    if (rc == 0 && d->len < p->seq + 1)
+        rc = ps_err_set(err, "train.data: \"%s\" holds %lld bytes; a sequence needs %lld",
+                        p->data_path, (long long)d->len, (long long)(p->seq + 1));
+    if (rc) rt_data_close(d);
+    return rc;
+}
+
+void rt_data_close(rt_data *d) {
+    free(d->text);
+    d->text = NULL;
+    d->len = 0;
+}
+
+void rt_data_batch(const rt_data *d, int64_t first, int64_t n, int32_t *tokens, int32_t *targets) {
+    const int64_t T = d->seq;
+    for (int64_t j = 0; j < n; j++) {
+        uint64_t g = (uint64_t)(first + j);
+        int32_t *tk = tokens + j * T, *tg = targets + j * T;
+        if (d->kind == DATA_SYNTHETIC) {
+            uint64_t base = mix64(d->seed ^ mix64(g));
+            int32_t prev = (int32_t)(mix64(base) % (uint64_t)d->vocab);
+            for (int64_t t = 0; t < T; t++) {
+                int32_t next = (int32_t)(mix64(base + (uint64_t)t + 1) % (uint64_t)d->vocab);
+                tk[t] = prev, tg[t] = next, prev = next;
+            }
+        } else {
+            /* a random window of the corpus: T tokens and the T that follow by one */
+            int64_t start = (int64_t)(mix64(d->seed ^ mix64(g)) % (uint64_t)(d->len - T));
+            for (int64_t t = 0; t < T; t++) tk[t] = d->text[start + t], tg[t] = d->text[start + t + 1];
+        }
+    }
+}

@@ -1,0 +1,409 @@
+/* rt_exec.c — the executor (see rt_exec.h). */
+#include "rt_exec.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rt_data.h"
+#include "rt_model.h"
+
+typedef struct {
+    const program *p;
+    const prog_role *r;
+    const rt_backend *be;
+    rt_groups *g;
+    rt_mem mem;
+    rt_model model;
+    rt_data data;
+    void *buf[BUF_COUNT];
+    void **unit_buf[BUF_COUNT]; /* BUF_UNIT_PARAMS / BUF_UNIT_GRADS: per unit */
+    rt_dtype dt[BUF_COUNT];
+    int dp, dp_rank;
+    int64_t lo, shard; /* this rank's shard of the flat space */
+    double t0;
+} exec;
+
+/* ---- buffers ------------------------------------------------------------------ */
+
+static bool buf_full(const exec *x, prog_buf b) {
+    const int z = x->p->zero;
+    switch (b) {
+    case BUF_PARAMS: return z < 3;
+    case BUF_GRADS: return z < 2;
+    default: return z < 1; /* master and optimizer states */
+    }
+}
+
+/* Elements buffer b (unit u) must hold on this rank. */
+static int64_t buf_elems(const exec *x, prog_buf b, int32_t u) {
+    if (b == BUF_UNIT_PARAMS || b == BUF_UNIT_GRADS) return x->r->units[u].elems;
+    return buf_full(x, b) ? x->r->flat_elems : x->shard;
+}
+
+static void **buf_slot(exec *x, prog_buf b, int32_t u) {
+    if (b == BUF_UNIT_PARAMS || b == BUF_UNIT_GRADS) return &x->unit_buf[b][u];
+    return &x->buf[b];
+}
+
+/* Flat element i of a whole-space buffer b: its address (NULL if this rank's
+ * buffer does not hold it). */
+static void *buf_at(exec *x, prog_buf b, int64_t i) {
+    void *base = x->buf[b];
+    if (!base) return NULL;
+    int64_t k = buf_full(x, b) ? i : i - x->lo;
+    if (k < 0 || k > buf_elems(x, b, -1)) return NULL;
+    return (char *)base + k * rt_dtype_bytes(x->dt[b]);
+}
+
+static int fail(ps_err *err, const exec *x, int32_t i, const char *what) {
+    const prog_op *o = &x->r->ops[i];
+    return ps_err_set(err, "op %d (%s, step %d%s%s): %s", (int)i, prog_kind_names[o->kind],
+                      (int)o->step, o->unit >= 0 ? ", unit " : "",
+                      o->unit >= 0 ? x->r->units[o->unit].name : "", what);
+}
+
+static int op_alloc(exec *x, int32_t i, ps_err *err) {
+    const prog_op *o = &x->r->ops[i];
+    void **slot = buf_slot(x, o->buf, o->unit);
+    const int64_t want = buf_elems(x, o->buf, o->unit) * rt_dtype_bytes(x->dt[o->buf]);
+    char msg[256];
+    if (*slot) return fail(err, x, i, "the buffer is already allocated");
+    if (o->bytes != want) {
+        snprintf(msg, sizeof msg, "%s is %lld bytes in the program; the runtime's model needs "
+                                  "%lld (program and runtime disagree)",
+                 prog_buf_names[o->buf], (long long)o->bytes, (long long)want);
+        return fail(err, x, i, msg);
+    }
+    *slot = rt_mem_alloc(&x->mem, o->cat, o->bytes);
+    if (!*slot) {
+        snprintf(msg, sizeof msg, "out of memory allocating %lld bytes of %s (in use: %lld bytes)",
+                 (long long)o->bytes, prog_buf_names[o->buf], (long long)rt_mem_total(&x->mem));
+        return fail(err, x, i, msg);
+    }
+    /* the model's initial weights: fp32 master and the working copy agree */
+    if (o->buf == BUF_PARAMS || o->buf == BUF_MASTER) {
+        const int64_t n = buf_elems(x, o->buf, -1), first = buf_full(x, o->buf) ? 0 : x->lo;
+        float *v = x->dt[o->buf] == RT_F32 ? *slot : malloc((size_t)n * 4);
+        if (!v) return fail(err, x, i, "out of host memory for the initial weights");
+        rt_model_init_values(x->p, x->p->seed, first, n, v);
+        if (v != *slot) {
+            x->be->to_bf16(*slot, v, n);
+            free(v);
+        }
+    }
+    return 0;
+}
+
+static int op_free(exec *x, int32_t i, ps_err *err) {
+    const prog_op *o = &x->r->ops[i];
+    void **slot = buf_slot(x, o->buf, o->unit);
+    if (!*slot) return fail(err, x, i, "the buffer is not allocated");
+    rt_mem_free(&x->mem, *slot);
+    *slot = NULL;
+    return 0;
+}
+
+/* ---- compute ---------------------------------------------------------------------- */
+
+static void stage_batch(exec *x, int32_t step, int32_t mb) {
+    const program *p = x->p;
+    const int64_t first = (int64_t)step * p->global_batch +
+                          ((int64_t)x->dp_rank * p->micro_batches + mb) * p->micro_batch;
+    const int64_t N = p->micro_batch * p->seq;
+    rt_data_batch(&x->data, first, p->micro_batch, x->model.tokens + mb * N,
+                  x->model.targets + mb * N);
+}
+
+static const void *unit_weights(exec *x, int32_t u) {
+    if (x->unit_buf[BUF_UNIT_PARAMS][u]) return x->unit_buf[BUF_UNIT_PARAMS][u];
+    if (!buf_full(x, BUF_PARAMS)) return NULL;
+    return buf_at(x, BUF_PARAMS, x->r->units[u].offset);
+}
+
+static void *unit_grads(exec *x, int32_t u) {
+    if (x->unit_buf[BUF_UNIT_GRADS][u]) return x->unit_buf[BUF_UNIT_GRADS][u];
+    if (!buf_full(x, BUF_GRADS)) return NULL;
+    return buf_at(x, BUF_GRADS, x->r->units[u].offset);
+}
+
+static int op_fwd(exec *x, int32_t i, ps_err *err) {
+    const prog_op *o = &x->r->ops[i];
+    const void *w = unit_weights(x, o->unit);
+    if (!w) return fail(err, x, i, "the unit's parameters are not gathered");
+    if (o->unit == 0) stage_batch(x, o->step, o->mb);
+    if (o->unit == 0 && o->mb == 0) x->model.loss_sum = 0;
+    const bool save = x->p->recompute != RECOMPUTE_FULL || o->unit == 0 ||
+                      o->unit == x->r->n_units - 1;
+    return rt_model_fwd(&x->model, o->unit, o->mb, w, x->dt[BUF_PARAMS], save, err);
+}
+
+static int op_bwd(exec *x, int32_t i, ps_err *err) {
+    const prog_op *o = &x->r->ops[i];
+    const void *w = unit_weights(x, o->unit);
+    void *g = unit_grads(x, o->unit);
+    if (!w) return fail(err, x, i, "the unit's parameters are not gathered");
+    if (!g) return fail(err, x, i, "the unit has no gradient buffer");
+    return rt_model_bwd(&x->model, o->unit, o->mb, w, x->dt[BUF_PARAMS], g, x->dt[BUF_GRADS],
+                        o->recompute, err);
+}
+
+/* ---- collectives ------------------------------------------------------------------ */
+
+static int64_t overlap(int64_t a0, int64_t a1, int64_t b0, int64_t b1) {
+    int64_t lo = a0 > b0 ? a0 : b0, hi = a1 < b1 ? a1 : b1;
+    return hi > lo ? hi - lo : 0;
+}
+
+/* dst[0..n) += src (fp32) in dst's dtype */
+static void accumulate(exec *x, void *dst, rt_dtype t, const void *src, int64_t n, float *tmp) {
+    if (t == RT_F32) {
+        x->be->add(dst, dst, src, n);
+        return;
+    }
+    float *a = tmp, *b = tmp + n;
+    x->be->from_bf16(a, dst, n);
+    x->be->from_bf16(b, src, n);
+    x->be->add(a, a, b, n);
+    x->be->to_bf16(dst, a, n);
+}
+
+/* The start of [off, off+n) in the op's source buffer. */
+static void *range_ptr(exec *x, prog_buf b, int32_t u, int64_t off) {
+    if (b == BUF_UNIT_PARAMS || b == BUF_UNIT_GRADS) {
+        void *base = x->unit_buf[b][u];
+        int64_t k = off - x->r->units[u].offset;
+        return base ? (char *)base + k * rt_dtype_bytes(x->dt[b]) : NULL;
+    }
+    return buf_at(x, b, off);
+}
+
+static int op_coll(exec *x, int32_t i, int64_t *bytes, ps_err *err) {
+    const prog_op *o = &x->r->ops[i];
+    rt_group *grp = &x->g->group[o->group];
+    const int d = grp->size;
+    const int64_t off = o->offset, end = o->offset + o->elems, S = x->shard;
+    const rt_dtype t = x->dt[o->src];
+    int64_t *counts = calloc((size_t)(2 * d), sizeof *counts), *displs = counts + d;
+    if (!counts) return fail(err, x, i, "out of host memory");
+    int64_t total = 0;
+    for (int q = 0; q < d; q++) {
+        counts[q] = overlap(off, end, (int64_t)q * S, (int64_t)(q + 1) * S);
+        displs[q] = total;
+        total += counts[q];
+    }
+    const int64_t mine = counts[grp->rank], mine_at = off + (mine ? displs[grp->rank] : 0);
+    int rc = 0;
+    /* reductions read the whole range; a gather reads only this rank's part */
+    void *src = o->coll == COLL_ALL_GATHER ? NULL : range_ptr(x, o->src, o->unit, off);
+    if (!src && o->coll != COLL_ALL_GATHER) {
+        free(counts);
+        return fail(err, x, i, "the source buffer does not hold the range");
+    }
+    switch (o->coll) {
+    case COLL_ALL_REDUCE:
+        rc = x->be->all_reduce(grp, src, o->elems, t);
+        total = o->elems;
+        break;
+    case COLL_REDUCE_SCATTER: {
+        float *tmp = rt_mem_alloc(&x->mem, MEM_BUFFERS, (mine + 1) * 4 * 3);
+        if (!tmp) {
+            free(counts);
+            return fail(err, x, i, "out of memory for the reduce-scatter's receive buffer");
+        }
+        rc = x->be->reduce_scatter(grp, src, tmp, counts, t);
+        void *dst = buf_at(x, o->dst, mine_at);
+        if (rc == 0 && mine > 0) {
+            if (!dst) rc = -1;
+            else if (o->dst == o->src && o->unit < 0) /* in place: the own part is the sum */
+                memcpy(dst, tmp, (size_t)(mine * rt_dtype_bytes(t)));
+            else /* into the sharded gradient, accumulating over micro-batches */
+                accumulate(x, dst, x->dt[o->dst], tmp, mine, tmp + mine + 1);
+        }
+        rt_mem_free(&x->mem, tmp);
+        break;
+    }
+    case COLL_ALL_GATHER: {
+        void *mine_src = buf_at(x, o->src, mine_at);
+        void *dst = range_ptr(x, o->dst, o->unit, off);
+        if (!dst || (mine > 0 && !mine_src)) rc = -1;
+        else if (o->src == o->dst) rc = x->be->all_gather(grp, NULL, dst, counts, displs, t);
+        else rc = x->be->all_gather(grp, mine_src, dst, counts, displs, t);
+        break;
+    }
+    default: rc = -1;
+    }
+    free(counts);
+    *bytes = total * rt_dtype_bytes(t);
+    if (rc) return fail(err, x, i, "the collective failed");
+    return 0;
+}
+
+/* ---- optimizer ---------------------------------------------------------------------- */
+
+static int op_optim(exec *x, int32_t i, ps_err *err) {
+    const prog_op *o = &x->r->ops[i];
+    const program *p = x->p;
+    /* the range is relative to what this rank holds: its shard for ZeRO >= 1 */
+    const int64_t base = p->zero >= 1 ? x->lo : 0;
+    int64_t lo = base + o->offset, hi = base + o->offset + o->elems;
+    if (hi > x->r->flat_elems) hi = x->r->flat_elems; /* the padding is not trained */
+    if (hi <= lo) return 0;
+    const int64_t n = hi - lo;
+    const bool master = x->buf[BUF_MASTER] != NULL;
+    float *pw = master ? buf_at(x, BUF_MASTER, lo) : buf_at(x, BUF_PARAMS, lo);
+    float *m = buf_at(x, BUF_ADAM_M, lo), *v = buf_at(x, BUF_ADAM_V, lo);
+    void *g = buf_at(x, BUF_GRADS, lo);
+    if (!pw || !m || !v || !g) return fail(err, x, i, "a buffer does not hold the optimizer's range");
+    if (!master && x->dt[BUF_PARAMS] != RT_F32)
+        return fail(err, x, i, "bf16 parameters without fp32 master weights");
+    float *gf = g, *tmp = NULL;
+    if (x->dt[BUF_GRADS] != RT_F32) {
+        tmp = rt_mem_alloc(&x->mem, MEM_WORKSPACE, n * 4);
+        if (!tmp) return fail(err, x, i, "out of memory for the optimizer's gradient copy");
+        x->be->from_bf16(tmp, g, n);
+        gf = tmp;
+    }
+    x->be->adamw(pw, m, v, gf, n, (float)p->lr, (float)p->beta1, (float)p->beta2, (float)p->eps,
+                 (float)p->weight_decay, o->step + 1);
+    rt_mem_free(&x->mem, tmp);
+    if (master) { /* the working copy follows the master weights */
+        void *pp = buf_at(x, BUF_PARAMS, lo);
+        if (!pp) return fail(err, x, i, "the parameter buffer does not hold the optimizer's range");
+        if (x->dt[BUF_PARAMS] == RT_F32) memcpy(pp, pw, (size_t)n * 4);
+        else x->be->to_bf16(pp, pw, n);
+    }
+    return 0;
+}
+
+/* ---- the run ------------------------------------------------------------------------ */
+
+static int run_op(exec *x, int32_t i, int64_t *coll_bytes, ps_err *err) {
+    const prog_op *o = &x->r->ops[i];
+    switch (o->kind) {
+    case OP_ALLOC: return op_alloc(x, i, err);
+    case OP_FREE: return op_free(x, i, err);
+    case OP_ZERO_GRAD:
+        if (!x->buf[BUF_GRADS]) return fail(err, x, i, "no gradient buffer");
+        memset(x->buf[BUF_GRADS], 0,
+               (size_t)(buf_elems(x, BUF_GRADS, -1) * rt_dtype_bytes(x->dt[BUF_GRADS])));
+        return 0;
+    case OP_FWD: return op_fwd(x, i, err);
+    case OP_BWD: return op_bwd(x, i, err);
+    case OP_COLL: return op_coll(x, i, coll_bytes, err);
+    case OP_OPTIM: return op_optim(x, i, err);
+    default: return fail(err, x, i, "this op is not supported by the runtime yet");
+    }
+}
+
+static rt_dtype dt_of(ps_dtype d) { return d == DT_BF16 ? RT_BF16 : RT_F32; }
+
+static int exec_init(exec *x, const program *p, const rt_backend *be, rt_groups *g,
+                     const rt_options *opt, ps_err *err) {
+    memset(x, 0, sizeof *x);
+    x->p = p, x->be = be, x->g = g;
+    x->r = &p->roles[g->role];
+    x->dp = g->group[GROUP_DP].size;
+    x->dp_rank = g->dp_rank;
+    x->shard = x->r->shard_elems;
+    x->lo = (int64_t)x->dp_rank * x->shard;
+    x->dt[BUF_PARAMS] = x->dt[BUF_UNIT_PARAMS] = dt_of(p->precision.params);
+    x->dt[BUF_GRADS] = x->dt[BUF_UNIT_GRADS] = dt_of(p->precision.grads);
+    x->dt[BUF_MASTER] = x->dt[BUF_ADAM_M] = x->dt[BUF_ADAM_V] = RT_F32;
+    if (rt_mem_init(&x->mem, be->mem_alloc, be->mem_free) != 0)
+        return ps_err_set(err, "out of host memory");
+    x->mem.limit_bytes = opt ? opt->memory_limit_bytes : 0;
+    x->unit_buf[BUF_UNIT_PARAMS] = calloc((size_t)x->r->n_units, sizeof(void *));
+    x->unit_buf[BUF_UNIT_GRADS] = calloc((size_t)x->r->n_units, sizeof(void *));
+    if (!x->unit_buf[BUF_UNIT_PARAMS] || !x->unit_buf[BUF_UNIT_GRADS])
+        return ps_err_set(err, "out of host memory");
+    for (int32_t u = 0; u < x->r->n_units; u++)
+        if (x->r->units[u].elems != rt_model_unit_elems(p, u))
+            return ps_err_set(err, "unit %s has %lld parameters in the program; the runtime's "
+                                   "model has %lld", x->r->units[u].name,
+                              (long long)x->r->units[u].elems,
+                              (long long)rt_model_unit_elems(p, u));
+    if (rt_data_open(&x->data, p, err) != 0) return -1;
+    return rt_model_init(&x->model, p, be, &x->mem, err);
+}
+
+static void exec_free(exec *x) {
+    rt_model_free(&x->model);
+    rt_data_close(&x->data);
+    rt_mem_release(&x->mem);
+    free(x->unit_buf[BUF_UNIT_PARAMS]);
+    free(x->unit_buf[BUF_UNIT_GRADS]);
+}
+
+/* End of a step: the global mean loss and the slowest rank's time. */
+static void end_step(exec *x, int step, double t_begin, const rt_options *opt, rt_result *out) {
+    const program *p = x->p;
+    double loss = rt_groups_sum(&x->g->group[GROUP_DP], x->model.loss_sum);
+    double secs = rt_groups_max(x->g, x->be->now_seconds() - t_begin);
+    out->loss[step] = loss / ((double)p->global_batch * (double)p->seq);
+    out->step_seconds[step] = secs;
+    if (step == 0) memcpy(out->end_of_step0, x->mem.current, sizeof out->end_of_step0);
+    if (opt && opt->on_step) opt->on_step(opt->ctx, step, out->loss[step], secs, &x->mem);
+}
+
+int rt_exec_run(const program *p, const rt_backend *be, rt_groups *g, const rt_options *opt,
+                rt_result *out, ps_err *err) {
+    memset(out, 0, sizeof *out);
+    exec x;
+    int rc = exec_init(&x, p, be, g, opt, err);
+    /* set-up problems (a missing corpus on one node) stop every rank, with the message */
+    if (rt_groups_agree(g, rc, err) != 0) {
+        exec_free(&x);
+        return -1;
+    }
+    const prog_role *r = x.r;
+    out->steps = p->steps;
+    out->loss = calloc((size_t)p->steps, sizeof *out->loss);
+    out->step_seconds = calloc((size_t)p->steps, sizeof *out->step_seconds);
+    out->events = calloc((size_t)r->n_ops, sizeof *out->events);
+    out->tokens_per_step = (double)p->global_batch * (double)p->seq;
+    if (!out->loss || !out->step_seconds || !out->events) {
+        exec_free(&x);
+        return ps_err_set(err, "out of host memory for the profile");
+    }
+    x.t0 = be->now_seconds();
+    double t_step = x.t0;
+    for (int32_t i = 0; i < r->n_ops && rc == 0; i++) {
+        const prog_op *o = &r->ops[i];
+        rt_event *e = &out->events[out->n_events++];
+        int64_t coll_bytes = 0;
+        rt_mem_op_begin(&x.mem);
+        be->synchronize();
+        e->op = i;
+        e->start = be->now_seconds() - x.t0;
+        rc = run_op(&x, i, &coll_bytes, err);
+        be->synchronize();
+        e->end = be->now_seconds() - x.t0;
+        memcpy(e->current, x.mem.current, sizeof e->current);
+        memcpy(e->peak, x.mem.op_peak, sizeof e->peak);
+        e->peak_total = x.mem.op_peak_total;
+        e->coll_bytes = coll_bytes;
+        if (o->kind == OP_COLL) {
+            rt_coll_stat *s = &out->coll[o->group][o->coll];
+            s->calls++;
+            s->bytes += coll_bytes;
+            s->seconds += e->end - e->start;
+        }
+        if (rc) break;
+        if (i + 1 == r->n_ops || r->ops[i + 1].step != o->step) {
+            end_step(&x, o->step, x.t0 + (i ? t_step - x.t0 : 0), opt, out);
+            t_step = be->now_seconds();
+        }
+    }
+    memcpy(out->peak, x.mem.peak, sizeof out->peak);
+    out->peak_total = x.mem.peak_total;
+    exec_free(&x);
+    return rc;
+}
+
+void rt_result_free(rt_result *r) {
+    free(r->loss);
+    free(r->step_seconds);
+    free(r->events);
+    memset(r, 0, sizeof *r);
+}

@@ -1,0 +1,59 @@
+/* rt_exec.h — the executor: runs this rank's role of an execution plan for
+ * real and measures it (docs/runtime.md).
+ *
+ * Ops run in program order. Allocations and frees go to the tracked
+ * allocator with the op's category; forward and backward ops call the model;
+ * collectives call the backend on the op's group and range of the flat
+ * parameter space; the optimizer step runs AdamW on the op's range. After
+ * each op the executor records the op's measured time, the bytes per
+ * category now and the peak inside the op: one event per op, so the profile
+ * lines up with the replay event by event.
+ */
+#ifndef PS_RT_EXEC_H
+#define PS_RT_EXEC_H
+
+#include <stdint.h>
+
+#include "program.h"
+#include "rt_backend.h"
+#include "rt_group.h"
+#include "rt_mem.h"
+
+typedef struct {
+    int32_t op;           /* index in the role's op list */
+    double start, end;    /* seconds since the run began */
+    int64_t current[MEM_COUNT]; /* after the op */
+    int64_t peak[MEM_COUNT];    /* inside the op */
+    int64_t peak_total;         /* all categories together, inside the op */
+    int64_t coll_bytes;         /* collective: the size S handed to the backend */
+} rt_event;
+
+typedef struct {
+    int64_t calls, bytes; /* bytes: the sizes S handed to the backend, summed */
+    double seconds;
+} rt_coll_stat;
+
+typedef struct {
+    int32_t steps;
+    double *loss;         /* [steps] mean token loss over the global batch */
+    double *step_seconds; /* [steps] slowest rank */
+    double tokens_per_step;
+    rt_event *events;     /* [n_events] this rank's */
+    int32_t n_events;
+    rt_coll_stat coll[GROUP_COUNT][COLL_SEND + 1];
+    int64_t peak[MEM_COUNT], peak_total;
+    int64_t end_of_step0[MEM_COUNT]; /* bytes per category after step 0's last op */
+} rt_result;
+
+typedef struct {
+    /* called on every rank after each step (rank 0 prints) */
+    void (*on_step)(void *ctx, int step, double loss, double seconds, const rt_mem *mem);
+    void *ctx;
+    int64_t memory_limit_bytes; /* 0: none (fault tests set one) */
+} rt_options;
+
+int rt_exec_run(const program *p, const rt_backend *be, rt_groups *g, const rt_options *opt,
+                rt_result *out, ps_err *err);
+void rt_result_free(rt_result *r);
+
+#endif

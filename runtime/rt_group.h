@@ -1,0 +1,50 @@
+/* rt_group.h — process groups: the world and, for this rank, its data-,
+ * tensor-, pipeline- and context-parallel groups as MPI sub-communicators
+ * (the program's roles say which world ranks play which part). */
+#ifndef PS_RT_GROUP_H
+#define PS_RT_GROUP_H
+
+#include <mpi.h>
+
+#include "program.h"
+#include "rt_backend.h"
+
+struct rt_group {
+    MPI_Comm comm;
+    int rank, size;
+    const char *name;
+};
+
+typedef struct {
+    rt_group world;
+    rt_group group[GROUP_COUNT]; /* indexed by comm_group; GROUP_HOST unused */
+    int role;                    /* index into program.roles */
+    int dp_rank;                 /* this rank's place in its role's rank list */
+} rt_groups;
+
+/* Split the world by the program's roles. Every rank calls it; -1 with err
+ * set when this rank plays no role (the caller has checked the world size). */
+int rt_groups_init(rt_groups *g, const program *p, ps_err *err);
+void rt_groups_free(rt_groups *g);
+
+/* Sum a metric (not a counted collective: losses, token counts) over a
+ * group, or take its maximum over the world (step times). */
+double rt_groups_sum(const rt_group *g, double v);
+double rt_groups_max(const rt_groups *g, double v);
+
+/* Every rank passes its status (0 ok, -1 failed with err); returns -1 on every
+ * rank when any failed, with the lowest failing rank's message in err. */
+int rt_groups_agree(const rt_groups *g, int status, ps_err *err);
+
+/* The collectives of the MPI backends (rt_backend.h semantics). */
+int rt_mpi_all_reduce(rt_group *g, void *buf, int64_t n, rt_dtype t);
+int rt_mpi_reduce_scatter(rt_group *g, const void *send, void *recv, const int64_t *counts,
+                          rt_dtype t);
+int rt_mpi_all_gather(rt_group *g, const void *send, void *recv, const int64_t *counts,
+                      const int64_t *displs, rt_dtype t);
+int rt_mpi_broadcast(rt_group *g, void *buf, int64_t n, rt_dtype t, int root);
+int rt_mpi_reduce(rt_group *g, const void *send, void *recv, int64_t n, rt_dtype t, int root);
+int rt_mpi_send(rt_group *g, const void *buf, int64_t n, rt_dtype t, int peer);
+int rt_mpi_recv(rt_group *g, void *buf, int64_t n, rt_dtype t, int peer);
+
+#endif

@@ -1,0 +1,537 @@
+/* rt_model.c — forward and backward of the decoder's units (see rt_model.h;
+ * the math and its sources: docs/runtime.md). */
+#include "rt_model.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Saved-tensor slots, in act.h's order (act_layer_tensors for a flash,
+ * RMSNorm, SwiGLU block; act_first/last_stage_tensors). */
+enum {
+    L_X_IN, L_RSTD1, L_XN1, L_Q, L_K, L_V, L_O, L_LSE, L_X_MID, L_RSTD2, L_XN2, L_A, L_B, L_G,
+    L_COUNT
+};
+enum { E_IDS };
+enum { H_X, H_RSTD, H_XN, H_PROBS, H_LABELS };
+
+/* ---- layout ------------------------------------------------------------------ */
+
+void rt_model_layer_layout(const program *p, rt_layer_layout *o) {
+    const int64_t h = p->hidden, qw = p->heads * p->head_dim, kvw = p->kv_heads * p->head_dim,
+                  f = p->ffn_hidden;
+    int64_t at = 0;
+    o->attn_norm = at, at += h;
+    o->wq = at, at += qw * h;
+    o->wk = at, at += kvw * h;
+    o->wv = at, at += kvw * h;
+    o->wo = at, at += h * qw;
+    o->mlp_norm = at, at += h;
+    o->w1 = at, at += f * h;
+    o->w3 = at, at += f * h;
+    o->w2 = at, at += h * f;
+    o->elems = at;
+}
+
+int64_t rt_model_unit_elems(const program *p, int64_t unit) {
+    if (unit == 0) return p->vocab * p->hidden;
+    if (unit == p->layers + 1) return p->hidden + p->vocab * p->hidden;
+    rt_layer_layout l;
+    rt_model_layer_layout(p, &l);
+    return l.elems;
+}
+
+/* ---- deterministic initialisation --------------------------------------------- */
+
+static uint64_t mix64(uint64_t z) { /* splitmix64's finaliser */
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+/* A standard normal that depends only on (seed, i): Box-Muller on two
+ * counter-based uniforms in (0, 1]. */
+static double normal_at(uint64_t seed, int64_t i) {
+    uint64_t a = mix64(seed * 0x9e3779b97f4a7c15ULL + 2 * (uint64_t)i + 1);
+    uint64_t b = mix64(a ^ 0xd1b54a32d192ed03ULL);
+    double u1 = ((double)(a >> 11) + 1.0) / 9007199254740992.0;
+    double u2 = (double)(b >> 11) / 9007199254740992.0;
+    return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
+}
+
+/* The standard deviation of flat element i (0 for a norm weight: it is 1). */
+static double init_std(const program *p, const rt_layer_layout *l, int64_t i, int *is_norm) {
+    const double std = 0.02, resid = 0.02 / sqrt(2.0 * (double)p->layers);
+    const int64_t embed = p->vocab * p->hidden, layers_end = embed + p->layers * l->elems;
+    *is_norm = 0;
+    if (i < embed) return std;
+    if (i < layers_end) {
+        int64_t j = (i - embed) % l->elems;
+        if (j < l->wq || (j >= l->mlp_norm && j < l->w1)) return *is_norm = 1, 0;
+        if ((j >= l->wo && j < l->mlp_norm) || j >= l->w2) return resid;
+        return std;
+    }
+    if (i < layers_end + p->hidden) return *is_norm = 1, 0;
+    return std;
+}
+
+void rt_model_init_values(const program *p, uint64_t seed, int64_t first, int64_t n, float *out) {
+    rt_layer_layout l;
+    rt_model_layer_layout(p, &l);
+    const int64_t total = rt_model_unit_elems(p, 0) + p->layers * l.elems +
+                          rt_model_unit_elems(p, p->layers + 1);
+    for (int64_t k = 0; k < n; k++) {
+        int64_t i = first + k;
+        int is_norm;
+        if (i >= total) {
+            out[k] = 0.0f;
+            continue;
+        }
+        double s = init_std(p, &l, i, &is_norm);
+        out[k] = is_norm ? 1.0f : (float)(s * normal_at(seed, i));
+    }
+}
+
+/* ---- set-up -------------------------------------------------------------------- */
+
+static rt_dtype dt_of(ps_dtype d) { return d == DT_BF16 ? RT_BF16 : RT_F32; }
+
+int rt_model_init(rt_model *m, const program *p, const rt_backend *be, rt_mem *mem,
+                  ps_err *err) {
+    memset(m, 0, sizeof *m);
+    m->be = be;
+    m->mem = mem;
+    m->L = p->layers, m->h = p->hidden, m->H = p->heads, m->KVH = p->kv_heads;
+    m->D = p->head_dim, m->f = p->ffn_hidden, m->V = p->vocab;
+    m->B = p->micro_batch, m->T = p->seq, m->N = m->B * m->T;
+    m->eps = (float)p->norm_eps, m->theta = (float)p->rope_theta;
+    m->act_dt = dt_of(p->precision.activations);
+    m->param_dt = dt_of(p->precision.params);
+    m->grad_dt = dt_of(p->precision.grads);
+    m->units = p->layers + 2;
+    m->micro_batches = p->micro_batches;
+    rt_model_layer_layout(p, &m->lay);
+    m->loss_scale = (float)(1.0 / ((double)p->global_batch * (double)p->seq));
+    m->saved = calloc((size_t)(m->units * m->micro_batches), sizeof *m->saved);
+    m->hidden = calloc((size_t)m->micro_batches, sizeof *m->hidden);
+    m->dhidden = calloc((size_t)m->micro_batches, sizeof *m->dhidden);
+    m->tokens = calloc((size_t)(2 * m->micro_batches * m->N), sizeof *m->tokens);
+    if (!m->saved || !m->hidden || !m->dhidden || !m->tokens) {
+        rt_model_free(m);
+        return ps_err_set(err, "out of host memory for the model's bookkeeping");
+    }
+    m->targets = m->tokens + m->micro_batches * m->N;
+    return 0;
+}
+
+void rt_model_free(rt_model *m) {
+    if (m->saved && m->mem)
+        for (int64_t i = 0; i < m->units * m->micro_batches; i++)
+            for (int k = 0; k < RT_SAVED_MAX; k++) rt_mem_free(m->mem, m->saved[i].t[k]);
+    if (m->hidden)
+        for (int64_t i = 0; i < m->micro_batches; i++) rt_mem_free(m->mem, m->hidden[i]);
+    if (m->dhidden)
+        for (int64_t i = 0; i < m->micro_batches; i++) rt_mem_free(m->mem, m->dhidden[i]);
+    free(m->saved);
+    free(m->hidden);
+    free(m->dhidden);
+    free(m->tokens);
+    m->saved = NULL, m->hidden = NULL, m->dhidden = NULL, m->tokens = NULL;
+}
+
+/* ---- per-op memory ------------------------------------------------------------- */
+
+typedef struct {
+    rt_model *m;
+    ps_err *err;
+    int failed;
+} op_ctx;
+
+static void *tmp_alloc(op_ctx *c, int64_t bytes) {
+    rt_model *m = c->m;
+    void *p = NULL;
+    if (!c->failed && m->n_tmp < (int)(sizeof m->tmp / sizeof m->tmp[0]))
+        p = rt_mem_alloc(m->mem, MEM_WORKSPACE, bytes);
+    if (!p) {
+        if (!c->failed)
+            ps_err_set(c->err, "out of memory: %lld bytes of workspace (in use: %lld bytes)",
+                       (long long)bytes, (long long)rt_mem_total(m->mem));
+        c->failed = 1;
+        return NULL;
+    }
+    m->tmp[m->n_tmp++] = p;
+    return p;
+}
+
+static void tmp_free(op_ctx *c, void *p) {
+    rt_model *m = c->m;
+    for (int i = 0; i < m->n_tmp; i++)
+        if (m->tmp[i] == p) {
+            rt_mem_free(m->mem, p);
+            m->tmp[i] = m->tmp[--m->n_tmp];
+            return;
+        }
+}
+
+static int op_end(op_ctx *c) {
+    rt_model *m = c->m;
+    for (int i = 0; i < m->n_tmp; i++) rt_mem_free(m->mem, m->tmp[i]);
+    m->n_tmp = 0;
+    return c->failed ? -1 : 0;
+}
+
+static float *zeros(op_ctx *c, int64_t n) { return tmp_alloc(c, n * 4); } /* zero-filled */
+
+/* A tracked block that outlives the op (saved tensor or stream). */
+static void *keep_alloc(op_ctx *c, mem_cat cat, int64_t bytes) {
+    if (c->failed) return NULL;
+    void *p = rt_mem_alloc(c->m->mem, cat, bytes);
+    if (!p) {
+        ps_err_set(c->err, "out of memory: %lld bytes of %s (in use: %lld bytes)",
+                   (long long)bytes, mem_cat_names[cat], (long long)rt_mem_total(c->m->mem));
+        c->failed = 1;
+    }
+    return p;
+}
+
+/* An act-dtype tensor: `store` keeps it (saved or streamed), `f` is the fp32
+ * view the kernels write; for fp32 they are the same block. */
+typedef struct {
+    void *store;
+    float *f;
+    int64_t n;
+} view;
+
+static view act_new(op_ctx *c, mem_cat cat, bool keep, int64_t n) {
+    view v = {.n = n};
+    rt_model *m = c->m;
+    int64_t bytes = n * rt_dtype_bytes(m->act_dt);
+    v.store = keep ? keep_alloc(c, cat, bytes) : tmp_alloc(c, bytes);
+    v.f = m->act_dt == RT_F32 ? v.store : tmp_alloc(c, n * 4);
+    return v;
+}
+
+/* fp32 statistics (1/rms, log-sum-exp, softmax) are kept in fp32. */
+static float *f32_new(op_ctx *c, bool keep, int64_t n) {
+    return keep ? keep_alloc(c, MEM_ACTIVATIONS, n * 4) : tmp_alloc(c, n * 4);
+}
+
+/* Round the fp32 view to the storage dtype, and the view to what is stored,
+ * so forward and backward see the same values. */
+static void act_seal(op_ctx *c, view v) {
+    rt_model *m = c->m;
+    if (c->failed || m->act_dt == RT_F32) return;
+    m->be->to_bf16(v.store, v.f, v.n);
+    m->be->from_bf16(v.f, v.store, v.n);
+}
+
+static float *act_load(op_ctx *c, const void *store, int64_t n) {
+    rt_model *m = c->m;
+    if (m->act_dt == RT_F32 || !store) return (float *)(uintptr_t)store;
+    float *f = tmp_alloc(c, n * 4);
+    if (f) m->be->from_bf16(f, store, n);
+    return f;
+}
+
+static const float *weights(op_ctx *c, const void *w, rt_dtype t, int64_t n) {
+    if (t == RT_F32) return w;
+    float *f = tmp_alloc(c, n * 4);
+    if (f) c->m->be->from_bf16(f, w, n);
+    return f;
+}
+
+static float *grads_begin(op_ctx *c, void *g, rt_dtype t, int64_t n) {
+    return t == RT_F32 ? g : zeros(c, n);
+}
+
+/* bf16 gradient buffer += the fp32 gradient of this op (rounded once). */
+static void grads_end(op_ctx *c, void *g, rt_dtype t, float *f, int64_t n) {
+    if (t == RT_F32 || c->failed) return;
+    const rt_backend *be = c->m->be;
+    float *old = tmp_alloc(c, n * 4);
+    if (!old) return;
+    be->from_bf16(old, g, n);
+    be->add(f, f, old, n);
+    be->to_bf16(g, f, n);
+}
+
+/* ---- embedding ----------------------------------------------------------------- */
+
+static int embed_fwd(op_ctx *c, int64_t mb, const float *wte) {
+    rt_model *m = c->m;
+    rt_saved *s = &m->saved[0 * m->micro_batches + mb];
+    const int32_t *tok = m->tokens + mb * m->N;
+    int64_t *ids = keep_alloc(c, MEM_ACTIVATIONS, m->N * 8); /* input_ids (int64, as PyTorch) */
+    view out = act_new(c, MEM_WORKSPACE, true, m->N * m->h);
+    if (c->failed) return -1;
+    for (int64_t i = 0; i < m->N; i++) ids[i] = tok[i];
+    s->t[E_IDS] = ids;
+    m->be->embed_fwd(out.f, tok, wte, m->N, m->h);
+    act_seal(c, out);
+    m->hidden[mb] = out.store;
+    return 0;
+}
+
+static int embed_bwd(op_ctx *c, int64_t mb, float *dwte) {
+    rt_model *m = c->m;
+    rt_saved *s = &m->saved[mb];
+    int32_t *tok = tmp_alloc(c, m->N * 4);
+    if (c->failed) return -1;
+    const int64_t *ids = s->t[E_IDS];
+    for (int64_t i = 0; i < m->N; i++) tok[i] = (int32_t)ids[i];
+    m->be->embed_bwd(dwte, m->dhidden[mb], tok, m->N, m->h);
+    return 0;
+}
+
+/* ---- transformer layer ------------------------------------------------------- */
+
+typedef struct {
+    const float *attn_norm, *wq, *wk, *wv, *wo, *mlp_norm, *w1, *w3, *w2;
+} layer_w;
+
+static layer_w layer_weights(const rt_layer_layout *l, const float *w) {
+    return (layer_w){w + l->attn_norm, w + l->wq, w + l->wk, w + l->wv, w + l->wo,
+                     w + l->mlp_norm, w + l->w1, w + l->w3, w + l->w2};
+}
+
+/* The layer body. x_in is the saved input (act dtype, slot 0 already set).
+ * keep: save the tensors (MEM_ACTIVATIONS) in s; otherwise they are op
+ * workspace. out: where the layer output goes (NULL: not needed, as in a
+ * recompute pass). */
+static void layer_body(op_ctx *c, rt_saved *s, const float *w, bool keep, void **out) {
+    rt_model *m = c->m;
+    const rt_backend *be = m->be;
+    const int64_t N = m->N, h = m->h, qw = m->H * m->D, kvw = m->KVH * m->D, f = m->f;
+    layer_w W = layer_weights(&m->lay, w);
+    const float *x = act_load(c, s->t[L_X_IN], N * h);
+    const mem_cat A = MEM_ACTIVATIONS;
+
+    view xn1 = act_new(c, A, keep, N * h);
+    float *rstd1 = f32_new(c, keep, N);
+    if (c->failed) return;
+    be->rmsnorm_fwd(xn1.f, rstd1, x, W.attn_norm, N, h, m->eps);
+    act_seal(c, xn1);
+    view q = act_new(c, A, keep, N * qw), k = act_new(c, A, keep, N * kvw),
+         v = act_new(c, A, keep, N * kvw);
+    if (c->failed) return;
+    be->matmul_fwd(q.f, xn1.f, W.wq, N, h, qw);
+    be->matmul_fwd(k.f, xn1.f, W.wk, N, h, kvw);
+    be->matmul_fwd(v.f, xn1.f, W.wv, N, h, kvw);
+    be->rope_fwd(q.f, m->B, m->T, m->H, m->D, m->theta);
+    be->rope_fwd(k.f, m->B, m->T, m->KVH, m->D, m->theta);
+    act_seal(c, q), act_seal(c, k), act_seal(c, v);
+    view o = act_new(c, A, keep, N * qw);
+    float *lse = f32_new(c, keep, N * m->H);
+    float *scratch = tmp_alloc(c, be->attn_scratch_floats(m->T) * 4);
+    if (c->failed) return;
+    be->attn_fwd(o.f, lse, q.f, k.f, v.f, m->B, m->T, m->H, m->KVH, m->D, scratch);
+    tmp_free(c, scratch);
+    act_seal(c, o);
+    view xm = act_new(c, A, keep, N * h);
+    if (c->failed) return;
+    be->matmul_fwd(xm.f, o.f, W.wo, N, qw, h);
+    be->add(xm.f, xm.f, x, N * h);
+    act_seal(c, xm);
+    view xn2 = act_new(c, A, keep, N * h);
+    float *rstd2 = f32_new(c, keep, N);
+    if (c->failed) return;
+    be->rmsnorm_fwd(xn2.f, rstd2, xm.f, W.mlp_norm, N, h, m->eps);
+    act_seal(c, xn2);
+    view a = act_new(c, A, keep, N * f), b = act_new(c, A, keep, N * f),
+         g = act_new(c, A, keep, N * f);
+    if (c->failed) return;
+    be->matmul_fwd(a.f, xn2.f, W.w1, N, h, f);
+    be->matmul_fwd(b.f, xn2.f, W.w3, N, h, f);
+    act_seal(c, a), act_seal(c, b);
+    be->swiglu_fwd(g.f, a.f, b.f, N * f);
+    act_seal(c, g);
+    if (keep) {
+        void *t[L_COUNT] = {s->t[L_X_IN], rstd1, xn1.store, q.store, k.store, v.store, o.store,
+                            lse, xm.store, rstd2, xn2.store, a.store, b.store, g.store};
+        memcpy(s->t, t, sizeof t);
+        s->n = L_COUNT;
+    }
+    if (out) {
+        view y = act_new(c, MEM_WORKSPACE, true, N * h);
+        if (c->failed) return;
+        be->matmul_fwd(y.f, g.f, W.w2, N, f, h);
+        be->add(y.f, y.f, xm.f, N * h);
+        act_seal(c, y);
+        *out = y.store;
+    }
+}
+
+static void layer_backward(op_ctx *c, rt_saved *s, const float *w, float *dw, float *dx_out,
+                           float **dx_in) {
+    rt_model *m = c->m;
+    const rt_backend *be = m->be;
+    const int64_t N = m->N, h = m->h, qw = m->H * m->D, kvw = m->KVH * m->D, f = m->f;
+    layer_w W = layer_weights(&m->lay, w);
+    layer_w G = layer_weights(&m->lay, dw);
+    float *x = act_load(c, s->t[L_X_IN], N * h), *xn1 = act_load(c, s->t[L_XN1], N * h),
+          *q = act_load(c, s->t[L_Q], N * qw), *k = act_load(c, s->t[L_K], N * kvw),
+          *v = act_load(c, s->t[L_V], N * kvw), *o = act_load(c, s->t[L_O], N * qw),
+          *xm = act_load(c, s->t[L_X_MID], N * h), *xn2 = act_load(c, s->t[L_XN2], N * h),
+          *a = act_load(c, s->t[L_A], N * f), *b = act_load(c, s->t[L_B], N * f),
+          *g = act_load(c, s->t[L_G], N * f);
+    const float *rstd1 = s->t[L_RSTD1], *rstd2 = s->t[L_RSTD2], *lse = s->t[L_LSE];
+    /* the residual stream's gradient: dx_mid starts as dx_out and becomes dx_in */
+    float *dxm = keep_alloc(c, MEM_WORKSPACE, N * h * 4);
+    float *dg = zeros(c, N * f);
+    if (c->failed) return;
+    memcpy(dxm, dx_out, (size_t)(N * h) * 4);
+    be->matmul_bwd(dg, (float *)G.w2, dx_out, g, W.w2, N, f, h);
+    float *da = zeros(c, N * f), *db = zeros(c, N * f);
+    if (c->failed) return;
+    be->swiglu_bwd(da, db, dg, a, b, N * f);
+    tmp_free(c, dg);
+    float *dxn2 = zeros(c, N * h);
+    if (c->failed) return;
+    be->matmul_bwd(dxn2, (float *)G.w1, da, xn2, W.w1, N, h, f);
+    be->matmul_bwd(dxn2, (float *)G.w3, db, xn2, W.w3, N, h, f);
+    tmp_free(c, da), tmp_free(c, db);
+    be->rmsnorm_bwd(dxm, (float *)G.mlp_norm, dxn2, xm, W.mlp_norm, rstd2, N, h);
+    tmp_free(c, dxn2);
+    float *dout = zeros(c, N * qw);
+    if (c->failed) return;
+    be->matmul_bwd(dout, (float *)G.wo, dxm, o, W.wo, N, qw, h);
+    float *dq = zeros(c, N * qw), *dk = zeros(c, N * kvw), *dv = zeros(c, N * kvw);
+    float *scratch = tmp_alloc(c, be->attn_scratch_floats(m->T) * 4);
+    if (c->failed) return;
+    be->attn_bwd(dq, dk, dv, dout, q, k, v, o, lse, m->B, m->T, m->H, m->KVH, m->D, scratch);
+    tmp_free(c, scratch), tmp_free(c, dout);
+    be->rope_bwd(dq, m->B, m->T, m->H, m->D, m->theta);
+    be->rope_bwd(dk, m->B, m->T, m->KVH, m->D, m->theta);
+    float *dxn1 = zeros(c, N * h);
+    if (c->failed) return;
+    be->matmul_bwd(dxn1, (float *)G.wq, dq, xn1, W.wq, N, h, qw);
+    be->matmul_bwd(dxn1, (float *)G.wk, dk, xn1, W.wk, N, h, kvw);
+    be->matmul_bwd(dxn1, (float *)G.wv, dv, xn1, W.wv, N, h, kvw);
+    be->rmsnorm_bwd(dxm, (float *)G.attn_norm, dxn1, x, W.attn_norm, rstd1, N, h);
+    *dx_in = dxm;
+}
+
+/* ---- head: final norm, output projection, cross-entropy ------------------------- */
+
+static int head_fwd(op_ctx *c, int64_t mb, const float *w) {
+    rt_model *m = c->m;
+    const rt_backend *be = m->be;
+    const int64_t N = m->N, h = m->h, V = m->V;
+    rt_saved *s = &m->saved[(m->units - 1) * m->micro_batches + mb];
+    const float *norm_w = w, *lm = w + h;
+    const float *x = act_load(c, s->t[H_X], N * h);
+    view xn = act_new(c, MEM_ACTIVATIONS, true, N * h);
+    float *rstd = f32_new(c, true, N);
+    float *probs = f32_new(c, true, N * V);
+    int64_t *labels = keep_alloc(c, MEM_ACTIVATIONS, N * 8);
+    /* the logits live only until the loss has turned them into probabilities */
+    view logits = act_new(c, MEM_WORKSPACE, false, N * V);
+    float *losses = tmp_alloc(c, N * 4);
+    if (c->failed) return -1;
+    be->rmsnorm_fwd(xn.f, rstd, x, norm_w, N, h, m->eps);
+    act_seal(c, xn);
+    be->matmul_fwd(logits.f, xn.f, lm, N, h, V);
+    act_seal(c, logits);
+    const int32_t *tgt = m->targets + mb * N;
+    be->xent_fwd(probs, losses, logits.f, tgt, N, V);
+    double sum = 0;
+    for (int64_t i = 0; i < N; i++) sum += losses[i], labels[i] = tgt[i];
+    m->loss_sum += sum;
+    s->t[H_RSTD] = rstd, s->t[H_XN] = xn.store, s->t[H_PROBS] = probs, s->t[H_LABELS] = labels;
+    s->n = 5;
+    return 0;
+}
+
+static int head_bwd(op_ctx *c, int64_t mb, const float *w, float *dw) {
+    rt_model *m = c->m;
+    const rt_backend *be = m->be;
+    const int64_t N = m->N, h = m->h, V = m->V;
+    rt_saved *s = &m->saved[(m->units - 1) * m->micro_batches + mb];
+    const float *x = act_load(c, s->t[H_X], N * h), *xn = act_load(c, s->t[H_XN], N * h);
+    int32_t *tgt = tmp_alloc(c, N * 4);
+    float *dlogits = zeros(c, N * V), *dxn = zeros(c, N * h);
+    float *dx = keep_alloc(c, MEM_WORKSPACE, N * h * 4);
+    if (c->failed) return -1;
+    const int64_t *labels = s->t[H_LABELS];
+    for (int64_t i = 0; i < N; i++) tgt[i] = (int32_t)labels[i];
+    be->xent_bwd(dlogits, s->t[H_PROBS], tgt, m->loss_scale, N, V);
+    be->matmul_bwd(dxn, dw + h, dlogits, xn, w + h, N, h, V);
+    be->rmsnorm_bwd(dx, dw, dxn, x, w, s->t[H_RSTD], N, h);
+    m->dhidden[mb] = dx;
+    return 0;
+}
+
+/* ---- entry points ------------------------------------------------------------- */
+
+static void saved_free(rt_model *m, rt_saved *s) {
+    for (int k = 0; k < RT_SAVED_MAX; k++) {
+        rt_mem_free(m->mem, s->t[k]);
+        s->t[k] = NULL;
+    }
+    s->n = 0;
+}
+
+int rt_model_fwd(rt_model *m, int64_t unit, int64_t mb, const void *w, rt_dtype wdt, bool save,
+                 ps_err *err) {
+    op_ctx c = {.m = m, .err = err};
+    const int64_t n = unit == 0 ? m->V * m->h : unit == m->units - 1 ? m->h + m->V * m->h
+                                                                     : m->lay.elems;
+    const float *wf = weights(&c, w, wdt, n);
+    if (c.failed) return op_end(&c);
+    if (unit == 0) {
+        embed_fwd(&c, mb, wf);
+        return op_end(&c);
+    }
+    /* the consumer adopts the stream as its saved input */
+    rt_saved *s = &m->saved[unit * m->micro_batches + mb];
+    s->t[0] = m->hidden[mb];
+    m->hidden[mb] = NULL;
+    rt_mem_retag(m->mem, s->t[0], MEM_ACTIVATIONS);
+    if (unit == m->units - 1) {
+        head_fwd(&c, mb, wf);
+        return op_end(&c);
+    }
+    void *out = NULL;
+    layer_body(&c, s, wf, save, &out);
+    if (!save) s->n = 1; /* full recompute keeps the layer input only */
+    m->hidden[mb] = out;
+    return op_end(&c);
+}
+
+int rt_model_bwd(rt_model *m, int64_t unit, int64_t mb, const void *w, rt_dtype wdt, void *g,
+                 rt_dtype gdt, bool recompute, ps_err *err) {
+    op_ctx c = {.m = m, .err = err};
+    const int64_t n = unit == 0 ? m->V * m->h : unit == m->units - 1 ? m->h + m->V * m->h
+                                                                     : m->lay.elems;
+    const float *wf = weights(&c, w, wdt, n);
+    float *gf = grads_begin(&c, g, gdt, n);
+    rt_saved *s = &m->saved[unit * m->micro_batches + mb];
+    if (c.failed) return op_end(&c);
+    if (unit == m->units - 1) {
+        head_bwd(&c, mb, wf, gf);
+    } else if (unit == 0) {
+        embed_bwd(&c, mb, gf);
+        rt_mem_free(m->mem, m->dhidden[mb]);
+        m->dhidden[mb] = NULL;
+    } else {
+        rt_saved rs = {{0}, 0}, *use = s;
+        if (recompute) { /* rebuild the layer's tensors from its saved input */
+            rs.t[0] = s->t[0];
+            layer_body(&c, &rs, wf, true, NULL);
+            use = &rs;
+        }
+        float *dx = NULL;
+        if (!c.failed) layer_backward(&c, use, wf, gf, m->dhidden[mb], &dx);
+        if (recompute) {
+            rs.t[0] = NULL;
+            saved_free(m, &rs);
+        }
+        if (!c.failed) {
+            rt_mem_free(m->mem, m->dhidden[mb]);
+            m->dhidden[mb] = dx;
+        }
+    }
+    grads_end(&c, g, gdt, gf, n);
+    if (!c.failed) saved_free(m, s);
+    return op_end(&c);
+}

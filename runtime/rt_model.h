@@ -1,0 +1,86 @@
+/* rt_model.h — the Llama-style decoder the runtime trains, one unit at a
+ * time (the program's units: "embed", "layer.i", "head").
+ *
+ * Each forward saves exactly the tensors act.h lists for a flash-attention
+ * RMSNorm/SwiGLU block (attn_norm.input, its 1/rms, q/k/v after RoPE, the
+ * attention output and log-sum-exp, ...), in the plan's activation dtype,
+ * through the tracked allocator as MEM_ACTIVATIONS, and its backward frees
+ * them; so the measured activation memory is the predicted one tensor by
+ * tensor. Compute is fp32; bf16 storage is converted at the edges (weights
+ * and saved tensors to fp32 workspace, gradients rounded back), so a
+ * bf16-mixed plan keeps bf16 bytes where the plan says bf16.
+ *
+ * The hidden state passes from one unit's forward to the next as a
+ * workspace block that the consumer adopts as its saved input; the gradient
+ * passes backward as an fp32 workspace block.
+ */
+#ifndef PS_RT_MODEL_H
+#define PS_RT_MODEL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "program.h"
+#include "rt_backend.h"
+#include "rt_mem.h"
+
+/* Offsets of one layer's tensors inside its unit, in elements. */
+typedef struct {
+    int64_t attn_norm, wq, wk, wv, wo, mlp_norm, w1, w3, w2, elems;
+} rt_layer_layout;
+
+#define RT_SAVED_MAX 16
+
+typedef struct {
+    void *t[RT_SAVED_MAX]; /* saved blocks (tracked), NULL when absent */
+    int n;
+} rt_saved;
+
+typedef struct {
+    const rt_backend *be;
+    rt_mem *mem;
+    /* shape */
+    int64_t L, h, H, KVH, D, f, V, B, T, N;
+    float eps, theta;
+    rt_dtype act_dt, param_dt, grad_dt;
+    int64_t units, micro_batches;
+    rt_layer_layout lay;
+    /* per (unit, micro-batch) saved tensors, and the streams between units */
+    rt_saved *saved;   /* [units * micro_batches] */
+    void **hidden;     /* [micro_batches]: output of the last forward (workspace) */
+    float **dhidden;   /* [micro_batches]: gradient for the next backward (workspace) */
+    int32_t *tokens, *targets; /* [micro_batches][N]: this step's batch (workspace-free: staged
+                                  by the executor from the data loader) */
+    float loss_scale;          /* d(loss)/d(token loss): 1 / tokens in the global batch */
+    double loss_sum;           /* sum of token losses this rank computed since reset */
+    /* per-op workspace, freed at the op's end */
+    void *tmp[64];
+    int n_tmp;
+} rt_model;
+
+/* Elements of unit u (0 embed, 1..L layers, L+1 head). */
+int64_t rt_model_unit_elems(const program *p, int64_t unit);
+void rt_model_layer_layout(const program *p, rt_layer_layout *out);
+
+int rt_model_init(rt_model *m, const program *p, const rt_backend *be, rt_mem *mem,
+                  ps_err *err);
+void rt_model_free(rt_model *m);
+
+/* Deterministic initial value of flat parameter i (independent of sharding):
+ * N(0, 0.02) for matrices, 0.02/sqrt(2L) for wo and w2 (GPT-2's scaled
+ * residual init), 1 for norm weights, 0 for the padding. Fills out[0..n) with
+ * elements [first, first + n) as fp32. */
+void rt_model_init_values(const program *p, uint64_t seed, int64_t first, int64_t n, float *out);
+
+/* Forward of unit for micro-batch mb with the unit's weights w (dtype wdt).
+ * save: keep the saved tensors (false under full recompute: only the layer
+ * input stays). Returns 0 or -1 (out of memory) with err set. */
+int rt_model_fwd(rt_model *m, int64_t unit, int64_t mb, const void *w, rt_dtype wdt, bool save,
+                 ps_err *err);
+/* Backward: accumulates the unit's weight gradient into g (dtype gdt, the
+ * unit's slice of the gradient buffer). recompute: rebuild the forward's
+ * tensors first (full recomputation). */
+int rt_model_bwd(rt_model *m, int64_t unit, int64_t mb, const void *w, rt_dtype wdt, void *g,
+                 rt_dtype gdt, bool recompute, ps_err *err);
+
+#endif

@@ -1,0 +1,746 @@
+/* test_program.c — the execution plan (program_emit), its JSON (write, load,
+ * errors) and its replay, held against the closed form (eval.c) over a grid
+ * of plans, and against numbers worked out by hand for one small plan
+ * (docs/plan-format.md). */
+#define _DEFAULT_SOURCE /* mkdtemp */
+#include <math.h>
+#include <stdlib.h>
+
+#include "act.h"
+#include "comm.h"
+#include "params.h"
+#include "plan_check.h"
+#include "program.h"
+#include "replay.h"
+#include "states.h"
+#include "tu.h"
+
+/* ---- helpers ----------------------------------------------------------------------- */
+
+typedef struct {
+    const char *model;
+    int64_t dp, zero, mbs, seq;
+    const char *recompute, *precision;
+    const char *extra; /* appended YAML */
+} grid_plan;
+
+static plan_spec *load_grid(const grid_plan *g) {
+    char text[2048];
+    snprintf(text, sizeof text,
+             "model: %s\ncluster: dgx-h100\ngpus: %lld\n"
+             "parallel: {dp: %lld, zero: %lld}\n"
+             "batch: {global: %lld, micro: 1, seq: %lld}\n"
+             "recompute: %s\nprecision: %s\noptimizer: adamw\n%s\n",
+             g->model, (long long)g->dp, (long long)g->dp, (long long)g->zero,
+             (long long)(g->mbs * g->dp), (long long)g->seq, g->recompute, g->precision,
+             g->extra ? g->extra : "");
+    return tu_plan(text);
+}
+
+static void emit_ok(const plan_spec *s, int steps, program *p) {
+    ps_err err = {{0}};
+    if (program_emit(s, steps, p, &err)) fail_msg("emit: %s", err.msg);
+}
+
+static void replay_ok(const program *p, replay_result *r) {
+    ps_err err = {{0}};
+    if (replay_program(p, r, &err)) fail_msg("replay: %s", err.msg);
+}
+
+static const char *emit_error(const char *yaml) {
+    static ps_err err;
+    plan_spec *s = tu_plan(yaml);
+    program p;
+    memset(&err, 0, sizeof err);
+    int rc = program_emit(s, 1, &p, &err);
+    free(s);
+    if (!rc) {
+        program_free(&p);
+        fail_msg("expected program_emit to refuse:\n%s", yaml);
+    }
+    return err.msg;
+}
+
+static int64_t largest_unit(const prog_role *r) {
+    int64_t m = 0;
+    for (int32_t u = 0; u < r->n_units; u++)
+        if (r->units[u].elems > m) m = r->units[u].elems;
+    return m;
+}
+
+/* ---- the closed form and the replay agree ------------------------------------------- */
+
+/* Model states at the end of step 0 equal eval's heavy stage, to the byte. */
+static void check_states(const program *p, const replay_result *rr, const eval_result *e) {
+    const int64_t *end = rr->roles[0].steps[0].end_bytes;
+    assert_int_equal(end[MEM_PARAMS], e->heavy.params);
+    assert_int_equal(end[MEM_GRADS], e->heavy.grads);
+    assert_int_equal(end[MEM_MASTER], e->heavy.master);
+    assert_int_equal(end[MEM_OPTIMIZER], e->heavy.optimizer);
+    /* the flat space is params.c's count */
+    assert_int_equal(p->roles[0].flat_elems, e->heavy.param_elems);
+}
+
+/* Peak activations: eval adds one layer's recompute working set on top of
+ * everything kept at the peak; in the op order the head's saved tensors are
+ * freed (its bwd) before any layer rebuilds its tensors, so the replay's peak
+ * is eval's minus min(last_stage, layer_working): equal with no recompute. */
+static void check_activations(const plan_spec *s, const program *p, const replay_result *rr,
+                              const eval_result *e) {
+    act_bytes ab;
+    act_compute(&s->model.cfg, &s->cfg, &ab);
+    const int64_t overlap = ab.last_stage < ab.layer_working ? ab.last_stage : ab.layer_working;
+    const replay_role *r = &rr->roles[0];
+    assert_int_equal(r->peak[MEM_ACTIVATIONS].bytes, e->heavy.act_saved + e->heavy.act_working - overlap);
+    if (s->cfg.recompute == RECOMPUTE_NONE)
+        assert_int_equal(r->peak[MEM_ACTIVATIONS].bytes, e->heavy.activations);
+    assert_int_equal(r->peak[MEM_WORKSPACE].bytes, e->heavy.buf_logits);
+    /* nothing stays behind after a step */
+    assert_int_equal(r->steps[0].end_bytes[MEM_ACTIVATIONS], 0);
+    assert_int_equal(r->steps[0].end_bytes[MEM_BUFFERS], 0);
+    /* buffers: one gathered unit and one unit gradient (eval adds a prefetched
+     * unit, which this op order does not have) */
+    const int64_t d = s->cfg.dp, big = largest_unit(&p->roles[0]);
+    const int64_t pb = dtype_bytes(s->cfg.precision.params), gb = dtype_bytes(s->cfg.precision.grads);
+    int64_t want = 0;
+    if (d > 1 && s->cfg.zero == 3) want = big * (pb + gb);
+    if (d > 1 && s->cfg.zero == 2) want = big * gb;
+    assert_int_equal(r->peak[MEM_BUFFERS].bytes, want);
+    if (d > 1 && s->cfg.zero == 3) assert_int_equal(e->heavy.buf_zero3 - big * pb, want);
+}
+
+/* Bytes sent per step per group: comm.c's group_bytes, up to the per-call
+ * chunking. A call of S bytes over d ranks sends (d-1) ceil(S/d); comm.c
+ * counts one pass over the padded flat space. Per pass (one collective kind
+ * over the whole space, or over every unit once), the difference is below
+ * (d-1) max(U, e) bytes, U the units and e the element size: each unit call
+ * rounds up by less than 1 byte per rank, and the padding (< d elements) is
+ * never sent. Exact for ZeRO-0/1 when d divides the flat space. */
+static void check_comm(const plan_spec *s, const program *p, const replay_result *rr,
+                       const eval_result *e) {
+    const replay_role *r = &rr->roles[0];
+    const int64_t d = s->cfg.dp, U = p->roles[0].n_units, m = plan_micro_batches(&s->cfg);
+    const int64_t pb = dtype_bytes(s->cfg.precision.params), gb = dtype_bytes(s->cfg.precision.grads);
+    const int64_t wide = U > 4 ? U : 4;
+    int64_t passes = 0;
+    switch (s->cfg.zero) {
+    case 0: passes = 1; break;
+    case 1: passes = 2; break;
+    case 2: passes = m + 1; break;
+    default: passes = 3 * m; break;
+    }
+    const int64_t bound = passes * (d - 1) * wide;
+    (void)pb, (void)gb;
+    for (int32_t k = 0; k < r->n_steps; k++)
+        for (int g = 0; g < GROUP_COUNT; g++) {
+            const int64_t got = r->steps[k].sent_bytes[g], want = e->heavy.comm_bytes[g];
+            if (llabs(got - want) > bound)
+                fail_msg("step %d group %s: replay %lld, comm.c %lld, bound %lld", (int)k,
+                         comm_group_names[g], (long long)got, (long long)want, (long long)bound);
+            if (s->cfg.zero <= 1 && p->roles[0].flat_elems % d == 0) assert_int_equal(got, want);
+        }
+    if (d == 1) {
+        assert_int_equal(r->n_colls, 0);
+        for (int32_t i = 0; i < p->roles[0].n_ops; i++) assert_int_not_equal(p->roles[0].ops[i].kind, OP_COLL);
+    }
+    /* ZeRO-3: comm.c's calls, unit by unit */
+    if (d > 1 && s->cfg.zero == 3) {
+        int64_t calls = 0;
+        for (int i = 0; i < r->n_colls; i++) calls += r->colls[i].calls;
+        assert_int_equal(calls, 3 * m * U * r->n_steps);
+    }
+}
+
+/* AdamW's m and v appear right before step 0's optimizer step, not before,
+ * and later steps allocate no model state. */
+static void check_adam(const program *p, const replay_result *rr) {
+    const prog_role *r = &p->roles[0];
+    const replay_role *rp = &rr->roles[0];
+    int32_t first = -1, optim = -1;
+    for (int32_t i = 0; i < r->n_ops; i++) {
+        if (first < 0 && rp->ops[i].bytes[MEM_OPTIMIZER] > 0) first = i;
+        if (optim < 0 && r->ops[i].kind == OP_OPTIM) optim = i;
+    }
+    assert_true(first > 0);
+    assert_int_equal(r->ops[first].kind, OP_ALLOC);
+    assert_int_equal(r->ops[first].buf, BUF_ADAM_M);
+    assert_int_equal(r->ops[first + 1].buf, BUF_ADAM_V);
+    assert_int_equal(optim, first + 2);
+    assert_int_equal(r->ops[optim].step, 0);
+    for (int32_t i = 0; i < r->n_ops; i++) {
+        const prog_op *o = &r->ops[i];
+        if (o->step > 0 && (o->kind == OP_ALLOC || o->kind == OP_FREE))
+            assert_true(o->buf == BUF_UNIT_PARAMS || o->buf == BUF_UNIT_GRADS);
+    }
+    for (int32_t k = 1; k < rp->n_steps; k++)
+        assert_memory_equal(rp->steps[k].end_bytes, rp->steps[0].end_bytes, sizeof rp->steps[0].end_bytes);
+}
+
+/* With dp = 1 there is no communication: the replay is the sum of the op
+ * times, which are eval's per-layer times, so it equals eval's step time up
+ * to the order of floating-point additions (relative 1e-9 is far above that
+ * rounding, ~n_ops x 1e-16, and far below any modelling difference). */
+static void check_time(const plan_spec *s, const replay_result *rr, const eval_result *e) {
+    const replay_role *r = &rr->roles[0];
+    for (int32_t k = 0; k < r->n_steps; k++) {
+        const replay_step *st = &r->steps[k];
+        assert_true(st->seconds >= st->compute_s * (1 - 1e-12));
+        assert_true(st->seconds <= (st->compute_s + st->comm_s) * (1 + 1e-12));
+        if (s->cfg.dp == 1 && fabs(st->seconds - e->time.step) > 1e-9 * e->time.step)
+            fail_msg("step %d: replay %.12g s, eval %.12g s", (int)k, st->seconds, e->time.step);
+    }
+}
+
+static void test_grid_agrees_with_closed_form(void **state) {
+    (void)state;
+    const char *models[] = {"tiny-1m", "llama3-8b"};
+    const int64_t seqs[] = {256, 1024};
+    const int64_t dps[] = {1, 2, 4}, mbs[] = {1, 3};
+    const char *recomputes[] = {"none", "full"}, *precisions[] = {"bf16-mixed", "fp32"};
+    int n = 0;
+    for (int mi = 0; mi < 2; mi++)
+        for (int di = 0; di < 3; di++)
+            for (int64_t z = 0; z <= 3; z++)
+                for (int bi = 0; bi < 2; bi++)
+                    for (int ri = 0; ri < 2; ri++)
+                        for (int pi = 0; pi < 2; pi++) {
+                            grid_plan g = {models[mi], dps[di], z, mbs[bi], seqs[mi],
+                                           recomputes[ri], precisions[pi], NULL};
+                            plan_spec *s = load_grid(&g);
+                            program p;
+                            replay_result rr;
+                            eval_result e;
+                            emit_ok(s, 2, &p);
+                            replay_ok(&p, &rr);
+                            eval_plan(&s->model.cfg, &s->cluster.cfg, &s->cfg, &e, NULL);
+                            check_states(&p, &rr, &e);
+                            check_activations(s, &p, &rr, &e);
+                            check_comm(s, &p, &rr, &e);
+                            check_adam(&p, &rr);
+                            check_time(s, &rr, &e);
+                            replay_free(&rr);
+                            program_free(&p);
+                            free(s);
+                            n++;
+                        }
+    assert_int_equal(n, 192);
+}
+
+/* Without overlap every collective blocks the compute stream: a step is the
+ * sum of all its op times. */
+static void test_no_overlap_serialises(void **state) {
+    (void)state;
+    grid_plan g = {"tiny-1m", 4, 3, 2, 256, "none", "bf16-mixed", "overlap: {dp: false}"};
+    plan_spec *s = load_grid(&g);
+    program p;
+    replay_result rr;
+    emit_ok(s, 2, &p);
+    assert_false(p.overlap_dp);
+    replay_ok(&p, &rr);
+    for (int32_t k = 0; k < 2; k++) {
+        const replay_step *st = &rr.roles[0].steps[k];
+        assert_true(fabs(st->seconds - (st->compute_s + st->comm_s)) <= 1e-12 * st->seconds);
+    }
+    replay_free(&rr);
+    program_free(&p);
+    free(s);
+    /* with overlap a ZeRO-0 bucket hides behind the backward that follows it */
+    grid_plan o = {"llama3-8b", 4, 0, 1, 1024, "none", "bf16-mixed", NULL};
+    s = load_grid(&o);
+    emit_ok(s, 1, &p);
+    replay_ok(&p, &rr);
+    const replay_step *st = &rr.roles[0].steps[0];
+    assert_true(st->seconds < st->compute_s + st->comm_s - 0.5 * st->comm_s);
+    replay_free(&rr);
+    program_free(&p);
+    free(s);
+}
+
+/* ---- one plan worked out by hand ----------------------------------------------------- */
+
+/* plans/tiny-1m-cpu.yaml: tiny-1m (L 4, h 128, 4 heads, 2 kv heads of 32, f 512,
+ * V 256), dp 2, ZeRO-2, fp32, 16 sequences of 256 tokens in micro-batches of 4:
+ * 2 micro-batches of 1,024 tokens per rank. */
+static void test_tiny_zero2_by_hand(void **state) {
+    (void)state;
+    plan_spec *s = calloc(1, sizeof *s);
+    ps_err err = {{0}};
+    if (plan_load("plans/tiny-1m-cpu.yaml", NULL, 0, s, &err)) fail_msg("%s", err.msg);
+    program p;
+    emit_ok(s, 2, &p);
+    const prog_role *r = &p.roles[0];
+    /* units: embed V h = 32,768; a layer 2h + 2qh + 2kvh + 3fh = 128 + 128 + 16,384 x 2
+     * + 8,192 x 2 + 65,536 x 3 = 246,016; head h + V h = 32,896 */
+    const char *names[] = {"embed", "layer.0", "layer.1", "layer.2", "layer.3", "head"};
+    const int64_t offs[] = {0, 32768, 278784, 524800, 770816, 1016832};
+    const int64_t elems[] = {32768, 246016, 246016, 246016, 246016, 32896};
+    assert_int_equal(r->n_units, 6);
+    for (int u = 0; u < 6; u++) {
+        assert_string_equal(r->units[u].name, names[u]);
+        assert_int_equal(r->units[u].offset, offs[u]);
+        assert_int_equal(r->units[u].elems, elems[u]);
+    }
+    assert_int_equal(r->flat_elems, 1049728); /* the spec's 1,049,728 parameters */
+    assert_int_equal(r->shard_elems, 524864);
+    assert_int_equal(r->flat_padded, 1049728);
+    assert_int_equal(r->n_ranks, 2);
+    /* layer.2 straddles the shard boundary at 524,864: 64 elements on rank 0,
+     * 245,952 on rank 1 */
+    int64_t first = -1;
+    assert_int_equal(program_shard_part(r, 524800, 246016, 0, &first), 64);
+    assert_int_equal(first, 524800);
+    assert_int_equal(program_shard_part(r, 524800, 246016, 1, &first), 245952);
+    assert_int_equal(first, 524864);
+    assert_int_equal(program_shard_part(r, 0, 32768, 1, NULL), 0);
+    /* buffers (fp32, no master): params whole, grads and Adam states the shard */
+    assert_int_equal(program_buf_bytes(&p, r, BUF_PARAMS, -1), 1049728 * 4);
+    assert_int_equal(program_buf_bytes(&p, r, BUF_GRADS, -1), 524864 * 4);
+    assert_int_equal(program_buf_bytes(&p, r, BUF_MASTER, -1), 0);
+    assert_int_equal(program_buf_bytes(&p, r, BUF_ADAM_M, -1), 524864 * 4);
+    assert_int_equal(program_buf_bytes(&p, r, BUF_UNIT_GRADS, 3), 246016 * 4);
+    /* ops: step 0 = 2 allocs + zero_grad + 2 x (6 fwd + 6 x (alloc, bwd, coll, free))
+     * + 2 allocs + optim + all-gather = 67; step 1 = 63 */
+    assert_int_equal(r->n_ops, 130);
+    assert_int_equal(r->ops[0].kind, OP_ALLOC);
+    assert_int_equal(r->ops[0].bytes, 4198912);
+    assert_int_equal(r->ops[2].kind, OP_ZERO_GRAD);
+    /* the first backward: the head's, then its reduce-scatter on its range */
+    const prog_op *o = &r->ops[3 + 6 + 1];
+    assert_int_equal(o->kind, OP_BWD);
+    assert_int_equal(o->unit, 5);
+    assert_int_equal(o->dst, BUF_UNIT_GRADS);
+    /* head saves per token: final norm input 4h + 1/rms 4 + head input 4h + fp32 softmax 4V
+     * + int64 label 8 = 2,060 bytes; x 1,024 tokens */
+    assert_int_equal(o->bytes, 2060 * 1024);
+    assert_int_equal(o->workspace_bytes, 1024 * 256 * 4); /* the logits */
+    /* layer.2's reduce-scatter: S = 246,016 x 4, each rank sends one of two chunks */
+    const prog_op *rs = NULL;
+    for (int32_t i = 0; i < r->n_ops && !rs; i++)
+        if (r->ops[i].kind == OP_COLL && r->ops[i].unit == 3) rs = &r->ops[i];
+    assert_non_null(rs);
+    assert_int_equal(rs->coll, COLL_REDUCE_SCATTER);
+    assert_int_equal(rs->offset, 524800);
+    assert_int_equal(rs->elems, 246016);
+    assert_int_equal(rs->bytes, 984064);
+    assert_int_equal(rs->sent_bytes, 492032);
+    /* a layer saves 4(4h + 2q + 2kv + 3f) + 4 + 4 + 4 heads = 9,752 bytes per token */
+    const prog_op *fwd = &r->ops[3 + 1];
+    assert_int_equal(fwd->kind, OP_FWD);
+    assert_int_equal(fwd->bytes, 9752 * 1024);
+    replay_result rr;
+    replay_ok(&p, &rr);
+    const replay_role *x = &rr.roles[0];
+    assert_int_equal(x->steps[0].end_bytes[MEM_PARAMS], 4198912);
+    assert_int_equal(x->steps[0].end_bytes[MEM_GRADS], 2099456);
+    assert_int_equal(x->steps[0].end_bytes[MEM_OPTIMIZER], 2 * 2099456);
+    assert_int_equal(x->peak[MEM_ACTIVATIONS].bytes, 4 * 9752 * 1024 + 8 * 1024 + 2060 * 1024);
+    assert_int_equal(x->peak[MEM_BUFFERS].bytes, 246016 * 4);
+    /* per step: reduce-scatter 2 x 1,049,728 x 4 / 2 + all-gather 1,049,728 x 4 / 2 */
+    assert_int_equal(x->steps[0].sent_bytes[GROUP_DP], 3 * 2099456);
+    assert_int_equal(x->steps[1].sent_bytes[GROUP_DP], 3 * 2099456);
+    replay_free(&rr);
+    program_free(&p);
+    free(s);
+}
+
+/* ---- JSON round trip and errors ------------------------------------------------------ */
+
+static void compare_programs(const program *a, const program *b) {
+#define EQ(f) assert_true(a->f == b->f)
+    EQ(layers), EQ(hidden), EQ(heads), EQ(kv_heads), EQ(head_dim), EQ(ffn_hidden), EQ(vocab);
+    EQ(tied_embeddings), EQ(norm_eps), EQ(rope_theta), EQ(seq), EQ(micro_batch);
+    EQ(micro_batches), EQ(global_batch), EQ(world), EQ(dp), EQ(tp), EQ(pp), EQ(cp), EQ(zero);
+    EQ(recompute), EQ(precision.params), EQ(precision.grads), EQ(precision.master);
+    EQ(precision.optimizer), EQ(precision.activations), EQ(steps), EQ(seed), EQ(lr), EQ(beta1);
+    EQ(beta2), EQ(eps), EQ(weight_decay), EQ(data), EQ(bucket_bytes), EQ(overlap_dp), EQ(n_roles);
+#undef EQ
+    assert_string_equal(a->data_path, b->data_path);
+    assert_string_equal(a->plan_name, b->plan_name);
+    assert_string_equal(a->model_name, b->model_name);
+    assert_string_equal(a->cluster_name, b->cluster_name);
+    for (int32_t i = 0; i < a->n_roles; i++) {
+        const prog_role *x = &a->roles[i], *y = &b->roles[i];
+#define EQ(f) assert_true(x->f == y->f)
+        EQ(stage), EQ(tp_rank), EQ(cp_rank), EQ(n_ranks), EQ(n_units), EQ(flat_elems);
+        EQ(flat_padded), EQ(shard_elems), EQ(n_ops);
+#undef EQ
+        assert_memory_equal(x->ranks, y->ranks, (size_t)x->n_ranks * sizeof *x->ranks);
+        for (int32_t u = 0; u < x->n_units; u++) {
+            assert_string_equal(x->units[u].name, y->units[u].name);
+            assert_int_equal(x->units[u].offset, y->units[u].offset);
+            assert_int_equal(x->units[u].elems, y->units[u].elems);
+        }
+        for (int32_t k = 0; k < x->n_ops; k++) {
+            const prog_op *o = &x->ops[k], *q = &y->ops[k];
+#define EQ(f) if (o->f != q->f) fail_msg("role %d op %d: field " #f " differs", (int)i, (int)k)
+            EQ(kind); EQ(step); EQ(mb); EQ(unit); EQ(buf); EQ(src); EQ(dst); EQ(cat); EQ(coll);
+            EQ(group); EQ(phase); EQ(peer); EQ(recompute); EQ(offset); EQ(elems); EQ(bytes);
+            EQ(transient_bytes); EQ(workspace_bytes); EQ(sent_bytes); EQ(flops); EQ(seconds);
+#undef EQ
+        }
+    }
+}
+
+static char tmpdir[64];
+
+static const char *tmp_path(const char *name) {
+    static char buf[256];
+    if (!tmpdir[0]) {
+        snprintf(tmpdir, sizeof tmpdir, "/tmp/test_program.XXXXXX");
+        assert_non_null(mkdtemp(tmpdir));
+    }
+    snprintf(buf, sizeof buf, "%s/%s", tmpdir, name);
+    return buf;
+}
+
+static void test_json_round_trip(void **state) {
+    (void)state;
+    const grid_plan plans[] = {
+        {"tiny-1m", 2, 0, 3, 256, "none", "bf16-mixed", "memory: {bucket: 1 MiB}"},
+        {"tiny-1m", 2, 1, 1, 256, "full", "fp32", "train: {data: corpus/, lr: 3.0e-4, seed: 7}"},
+        {"tiny-1m", 4, 2, 3, 256, "selective", "bf16-mixed", NULL},
+        {"tiny-1m", 4, 3, 3, 256, "full", "bf16-mixed", "overlap: {dp: false}"},
+        {"llama3-8b", 4, 3, 1, 1024, "none", "bf16-mixed", NULL},
+    };
+    for (size_t i = 0; i < sizeof plans / sizeof plans[0]; i++) {
+        plan_spec *s = load_grid(&plans[i]);
+        program a, b;
+        ps_err err = {{0}};
+        emit_ok(s, 3, &a);
+        const char *path = tmp_path("p.json");
+        if (program_write_json(&a, path, &err)) fail_msg("write: %s", err.msg);
+        if (program_load_json(path, &b, &err)) fail_msg("load: %s", err.msg);
+        compare_programs(&a, &b);
+        program_free(&a);
+        program_free(&b);
+        free(s);
+    }
+}
+
+/* Replace the first occurrence of `from` in file path by `to`. */
+static void edit_file(const char *path, const char *from, const char *to) {
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    static char text[1 << 20], out[1 << 20];
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    fclose(f);
+    text[n] = 0;
+    char *at = strstr(text, from);
+    assert_non_null(at);
+    snprintf(out, sizeof out, "%.*s%s%s", (int)(at - text), text, to, at + strlen(from));
+    f = fopen(path, "w");
+    fputs(out, f);
+    fclose(f);
+}
+
+static const char *load_error(const program *p, const char *from, const char *to) {
+    static ps_err err;
+    program q;
+    const char *path = tmp_path("bad.json");
+    memset(&err, 0, sizeof err);
+    if (program_write_json(p, path, &err)) fail_msg("%s", err.msg);
+    edit_file(path, from, to);
+    if (!program_load_json(path, &q, &err)) {
+        program_free(&q);
+        fail_msg("expected an error after replacing %s by %s", from, to);
+    }
+    return err.msg;
+}
+
+static void test_json_errors(void **state) {
+    (void)state;
+    grid_plan g = {"tiny-1m", 2, 3, 1, 256, "none", "bf16-mixed", NULL};
+    plan_spec *s = load_grid(&g);
+    program p;
+    emit_ok(s, 1, &p);
+    tu_contains(load_error(&p, "\"buf\": \"params\"", "\"buf\": \"paramz\""), "bad.json:",
+                "roles[0].ops[0].buf", "expected one of params, grads", "found \"paramz\"", NULL);
+    tu_contains(load_error(&p, "\"op\": \"zero_grad\", \"step\": 0",
+                           "\"op\": \"zero_grad\", \"step\": 4"),
+                "roles[0].ops[", "step", "below header.train.steps = 1, found 4", NULL);
+    tu_contains(load_error(&p, "\"unit\": \"layer.1\"", "\"unit\": \"layer.9\""),
+                "expected a unit of this role (embed ... head), found \"layer.9\"", NULL);
+    tu_contains(load_error(&p, "\"saves\": ", "\"bytes\": "), "unknown key for a fwd op", NULL);
+    tu_contains(load_error(&p, "\"mb\": 0", "\"mb\": 5"), ".mb: ",
+                "expected a micro-batch below header.batch.micro_batches = 1, found 5", NULL);
+    tu_contains(load_error(&p, "\"offset\": 1016832, \"elems\": 32896, \"bytes\"",
+                           "\"offset\": 1016832, \"elems\": 32897, \"bytes\""), ".elems: ",
+                "expected the range to end within flat_elems = 1049728", NULL);
+    tu_contains(load_error(&p, "\"shard_elems\": 524864", "\"shard_elems\": 524865"),
+                "roles[0].shard_elems", "expected ceil(flat_elems / (dp*cp)) = 524864", NULL);
+    tu_contains(load_error(&p, "\"version\": 1", "\"version\": 2"), "version",
+                "expected an integer from 1 to 1, found 2", NULL);
+    tu_contains(load_error(&p, "\"offset\": 32768", "\"offset\": 32769"), "units[1].offset",
+                "expected 32768", NULL);
+    /* the line is named: the first op's line */
+    const char *msg = load_error(&p, "\"buf\": \"params\"", "\"buf\": 7");
+    char want[64];
+    FILE *f = fopen(tmp_path("bad.json"), "r");
+    char line[4096];
+    int ln = 0, found = 0;
+    while (!found && fgets(line, sizeof line, f)) {
+        ln++;
+        found = strstr(line, "\"buf\": 7") != NULL;
+    }
+    fclose(f);
+    snprintf(want, sizeof want, "bad.json:%d:", ln);
+    tu_contains(msg, want, NULL);
+    program_free(&p);
+    free(s);
+}
+
+/* The replay refuses an inconsistent program, naming the op. */
+static void test_replay_checks(void **state) {
+    (void)state;
+    grid_plan g = {"tiny-1m", 2, 3, 1, 256, "none", "bf16-mixed", NULL};
+    plan_spec *s = load_grid(&g);
+    program p;
+    replay_result rr;
+    ps_err err = {{0}};
+    emit_ok(s, 2, &p);
+    prog_role *r = &p.roles[0];
+    /* drop the first free: the next step's alloc of that unit finds it live */
+    int32_t i = 0;
+    while (r->ops[i].kind != OP_FREE) i++;
+    memmove(&r->ops[i], &r->ops[i + 1], (size_t)(r->n_ops - i - 1) * sizeof *r->ops);
+    r->n_ops--;
+    assert_int_equal(replay_program(&p, &rr, &err), -1);
+    tu_contains(err.msg, "alloc unit_params", "unit embed", "already allocated", NULL);
+    program_free(&p);
+    /* a backward that frees other bytes than its forward saved */
+    emit_ok(s, 1, &p);
+    r = &p.roles[0];
+    for (i = 0; r->ops[i].kind != OP_BWD; i++) {}
+    r->ops[i].bytes++;
+    assert_int_equal(replay_program(&p, &rr, &err), -1);
+    tu_contains(err.msg, "bwd", "unit head", "frees other bytes", NULL);
+    program_free(&p);
+    free(s);
+}
+
+/* The event rules on a program built by hand: two units of 10 elements, two
+ * micro-batches. A collective on u1's gradient range starts when the op
+ * before it ends; a fwd reading u1's parameters (another buffer) and a bwd
+ * writing u0's gradients (another range) run beside it; the bwd writing
+ * u1's gradients waits for it; the optimizer waits for every collective. */
+static void test_replay_events_by_hand(void **state) {
+    (void)state;
+    prog_unit units[2] = {{"embed", 0, 10}, {"head", 10, 10}};
+    prog_op ops[7];
+    const struct {
+        prog_kind kind;
+        int32_t mb, unit;
+        double seconds;
+    } list[7] = {{OP_FWD, 0, 0, 0.5}, {OP_FWD, 0, 1, 1},   {OP_COLL, -1, -1, 2},
+                 {OP_FWD, 1, 1, 0.5}, {OP_BWD, 0, 0, 1},   {OP_BWD, 0, 1, 1},
+                 {OP_OPTIM, -1, -1, 0.25}};
+    for (int i = 0; i < 7; i++) {
+        memset(&ops[i], 0, sizeof ops[i]);
+        ops[i].kind = list[i].kind, ops[i].mb = list[i].mb, ops[i].unit = list[i].unit;
+        ops[i].seconds = list[i].seconds;
+        ops[i].src = BUF_PARAMS, ops[i].dst = BUF_GRADS;
+    }
+    ops[2].src = BUF_GRADS, ops[2].offset = 10, ops[2].elems = 10;
+    ops[2].bytes = 40, ops[2].sent_bytes = 20;
+    int32_t ranks[2] = {0, 1};
+    prog_role role = {.n_ranks = 2, .ranks = ranks, .n_units = 2, .units = units,
+                      .flat_elems = 20, .flat_padded = 20, .shard_elems = 10, .n_ops = 7, .ops = ops};
+    program p = {.micro_batches = 2, .dp = 2, .tp = 1, .pp = 1, .cp = 1, .steps = 1,
+                 .overlap_dp = true, .n_roles = 1, .roles = &role};
+    replay_result rr;
+    replay_ok(&p, &rr);
+    const replay_op *t = rr.roles[0].ops;
+    const double want[7][2] = {{0, 0.5}, {0.5, 1.5}, {1.5, 3.5}, {1.5, 2},
+                               {2, 3},   {3.5, 4.5}, {4.5, 4.75}};
+    for (int i = 0; i < 7; i++)
+        if (t[i].start_s != want[i][0] || t[i].end_s != want[i][1])
+            fail_msg("op %d: %g..%g, expected %g..%g", i, t[i].start_s, t[i].end_s, want[i][0],
+                     want[i][1]);
+    assert_true(rr.roles[0].steps[0].seconds == 4.75);
+    assert_true(rr.roles[0].steps[0].compute_s == 4.25 && rr.roles[0].steps[0].comm_s == 2);
+    assert_int_equal(rr.roles[0].steps[0].sent_bytes[GROUP_DP], 20);
+    replay_free(&rr);
+    /* without overlap the collective holds the compute stream */
+    p.overlap_dp = false;
+    replay_ok(&p, &rr);
+    assert_true(rr.roles[0].ops[3].start_s == 3.5);
+    assert_true(rr.roles[0].steps[0].seconds == 6.25);
+    replay_free(&rr);
+    /* the optimizer touches every buffer: it waits for a collective no op used */
+    p.overlap_dp = true;
+    ops[3] = ops[6];
+    role.n_ops = 4;
+    replay_ok(&p, &rr);
+    assert_true(rr.roles[0].ops[3].start_s == 3.5);
+    replay_free(&rr);
+    /* in an emitted ZeRO-3 program every fwd/bwd starts after its unit's gather */
+    grid_plan g = {"tiny-1m", 4, 3, 2, 256, "none", "bf16-mixed", NULL};
+    plan_spec *s = load_grid(&g);
+    program q;
+    emit_ok(s, 1, &q);
+    replay_ok(&q, &rr);
+    const prog_role *r = &q.roles[0];
+    int checked = 0;
+    for (int32_t i = 0; i < r->n_ops; i++) {
+        if (r->ops[i].kind != OP_FWD && r->ops[i].kind != OP_BWD) continue;
+        int32_t k = i - 1;
+        while (!(r->ops[k].kind == OP_COLL && r->ops[k].dst == BUF_UNIT_PARAMS)) k--;
+        assert_int_equal(r->ops[k].unit, r->ops[i].unit);
+        assert_true(rr.roles[0].ops[i].start_s >= rr.roles[0].ops[k].end_s);
+        checked++;
+    }
+    assert_int_equal(checked, 2 * 2 * r->n_units);
+    replay_free(&rr);
+    program_free(&q);
+    free(s);
+}
+
+/* ---- what the execution plan refuses ---------------------------------------------------- */
+
+static void test_refusals(void **state) {
+    (void)state;
+    tu_contains(emit_error("model: tiny-1m\ncluster: dgx-h100\ngpus: 2\n"
+                           "parallel: {dp: 1,\n  tp: 2}\nbatch: {global: 1, micro: 1, seq: 64}\n"
+                           "recompute: none\nprecision: bf16-mixed\noptimizer: adamw\n"),
+                "tensor/pipeline/context parallelism are not in the execution plan yet: tp = 2 "
+                "at test.yaml:5:7",
+                NULL);
+    tu_contains(emit_error("model: tiny-1m\ncluster: dgx-h100\ngpus: 2\nparallel: {dp: 1, pp: 2}\n"
+                           "batch: {global: 2, micro: 1, seq: 64}\nrecompute: none\n"
+                           "precision: bf16-mixed\noptimizer: adamw\n"),
+                "pp = 2 at test.yaml:4:", NULL);
+    /* Llama 3.2 1B ties its embeddings: the model file and the field are named */
+    tu_contains(emit_error("model: llama3.2-1b\ncluster: dgx-h100\ngpus: 1\nparallel: {dp: 1}\n"
+                           "batch: {global: 1, micro: 1, seq: 64}\nrecompute: none\n"
+                           "precision: bf16-mixed\noptimizer: adamw\n"),
+                "models/llama3.2-1b.yaml:", "tied_embeddings: ", "the execution plan builds only "
+                "the Llama-style block", "expected false, found true", NULL);
+    const char *inline_model =
+        "model: {name: m, layers: 2, hidden: 64, heads: 4, kv_heads: 4, ffn_hidden: 128,\n"
+        "        vocab: 256, tied_embeddings: false, norm: %s, mlp: %s, attention: %s,\n"
+        "        dropout: %s, position: rope, bias: %s}\n"
+        "cluster: dgx-h100\ngpus: 1\nparallel: {dp: 1}\nbatch: {global: 1, micro: 1, seq: 64}\n"
+        "recompute: none\nprecision: %s\noptimizer: %s\n";
+    char text[1024];
+    snprintf(text, sizeof text, inline_model, "layernorm", "swiglu", "flash", "0", "false",
+             "bf16-mixed", "adamw");
+    tu_contains(emit_error(text), "test.yaml:2:", "norm: ", "expected rmsnorm, found layernorm", NULL);
+    snprintf(text, sizeof text, inline_model, "rmsnorm", "gelu", "flash", "0", "false",
+             "bf16-mixed", "adamw");
+    tu_contains(emit_error(text), "mlp: ", "expected swiglu, found gelu", NULL);
+    snprintf(text, sizeof text, inline_model, "rmsnorm", "swiglu", "standard", "0", "false",
+             "bf16-mixed", "adamw");
+    tu_contains(emit_error(text), "attention: ", "expected flash, found standard", NULL);
+    snprintf(text, sizeof text, inline_model, "rmsnorm", "swiglu", "flash", "0.1", "false",
+             "bf16-mixed", "adamw");
+    tu_contains(emit_error(text), "test.yaml:3:18: dropout: ", "expected 0, found 0.1", NULL);
+    snprintf(text, sizeof text, inline_model, "rmsnorm", "swiglu", "flash", "0", "qkv",
+             "bf16-mixed", "adamw");
+    tu_contains(emit_error(text), "bias: ", "expected false, found qkv", NULL);
+    snprintf(text, sizeof text, inline_model, "rmsnorm", "swiglu", "flash", "0", "false",
+             "fp16-mixed", "adamw");
+    tu_contains(emit_error(text), "precision: ", "bf16-mixed and fp32", "found fp16-mixed", NULL);
+    snprintf(text, sizeof text, inline_model, "rmsnorm", "swiglu", "flash", "0", "false",
+             "bf16-mixed", "sgd");
+    tu_contains(emit_error(text), "optimizer: ", "adamw", "found sgd", NULL);
+}
+
+/* ---- the train: section and the runtime's model fields ----------------------------------- */
+
+static void test_train_section(void **state) {
+    (void)state;
+    const char *base = "model: tiny-1m\ncluster: local-cpu\ngpus: 1\nparallel: {dp: 1}\n"
+                       "batch: {global: 1, micro: 1, seq: 64}\nrecompute: none\n"
+                       "precision: fp32\noptimizer: adamw\n";
+    char text[1024];
+    plan_spec *s = tu_plan(base);
+    assert_int_equal(s->train.steps, 10);
+    assert_int_equal(s->train.seed, 1234);
+    assert_true(s->train.lr == 1.0e-3 && s->train.beta1 == 0.9 && s->train.beta2 == 0.95);
+    assert_true(s->train.eps == 1.0e-8 && s->train.weight_decay == 0.1);
+    assert_string_equal(s->train.data, "synthetic");
+    assert_true(s->model.norm_eps == 1e-5 && s->model.rope_theta == 10000);
+    program p;
+    emit_ok(s, 4, &p); /* the argument wins over train.steps */
+    assert_int_equal(p.steps, 4);
+    assert_int_equal(p.data, DATA_SYNTHETIC);
+    assert_true(p.norm_eps == 1e-5 && p.rope_theta == 10000);
+    program_free(&p);
+    free(s);
+    snprintf(text, sizeof text, "%strain: {steps: 3, seed: 9, lr: 3.0e-4, betas: [0.8, 0.99], "
+                                "eps: 1.0e-6, weight_decay: 0, data: no/such/dir}\n", base);
+    s = tu_plan(text); /* the data path need not exist at plan load */
+    assert_int_equal(s->train.steps, 3);
+    assert_true(s->train.lr == 3.0e-4 && s->train.beta1 == 0.8 && s->train.beta2 == 0.99);
+    assert_true(s->train.eps == 1.0e-6 && s->train.weight_decay == 0);
+    emit_ok(s, s->train.steps, &p);
+    assert_int_equal(p.data, DATA_TEXT);
+    assert_string_equal(p.data_path, "no/such/dir");
+    assert_int_equal(p.seed, 9);
+    program_free(&p);
+    free(s);
+    const struct {
+        const char *train, *frags[3];
+    } bad[] = {
+        {"{lr: -1}", {"bad.yaml:9:13: train.lr: ", "expected a number >= 0, found -1", NULL}},
+        {"{betas: [0.9, 1.0]}", {"train.betas[1]", "expected a number in [0, 1), found \"1.0\"", NULL}},
+        {"{betas: 0.9}", {"train.betas", "expected two numbers", NULL}},
+        {"{steps: 0}", {"train.steps", "expected an integer from 1", NULL}},
+        {"{eps: 0}", {"train.eps", "expected a number > 0", NULL}},
+        {"{data: \"\"}", {"train.data", "found an empty value", NULL}},
+        {"{data: }", {"train.data", "found an empty value", NULL}},
+        {"{lrr: 1}", {"bad.yaml:9:9: train.lrr: unknown key", "did you mean 'lr'?", NULL}},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        snprintf(text, sizeof text, "%strain: %s\n", base, bad[i].train);
+        const char *msg = tu_plan_error(text);
+        for (int k = 0; bad[i].frags[k]; k++) tu_contains(msg, bad[i].frags[k], NULL);
+    }
+}
+
+static void test_model_runtime_fields(void **state) {
+    (void)state;
+    plan_spec *s = tu_plan(
+        "model: {name: m, layers: 2, hidden: 64, heads: 4, kv_heads: 2, ffn_hidden: 128,\n"
+        "        vocab: 256, tied_embeddings: false, norm: rmsnorm, mlp: swiglu,\n"
+        "        attention: flash, dropout: 0, position: rope, bias: false,\n"
+        "        norm_eps: 1.0e-6, rope_theta: 500000}\n"
+        "cluster: dgx-h100\ngpus: 1\nparallel: {dp: 1}\nbatch: {global: 1, micro: 1, seq: 64}\n"
+        "recompute: none\nprecision: bf16-mixed\noptimizer: adamw\n");
+    assert_true(s->model.norm_eps == 1.0e-6 && s->model.rope_theta == 500000);
+    free(s);
+    model_spec m;
+    ps_err err = {{0}};
+    if (model_load_file("tests/data/hf/llama3-8b/config.json", &m, &err)) fail_msg("%s", err.msg);
+    assert_true(m.norm_eps == 1e-5 && m.rope_theta == 500000.0);
+    tu_contains(tu_plan_error("model: {name: m, layers: 2, hidden: 64, heads: 4, kv_heads: 2,\n"
+                              "  ffn_hidden: 128, vocab: 256, tied_embeddings: false,\n"
+                              "  norm: rmsnorm, mlp: swiglu, attention: flash, dropout: 0,\n"
+                              "  position: rope, bias: false, norm_eps: 0}\n"
+                              "cluster: dgx-h100\nparallel: {dp: 1}\n"
+                              "batch: {global: 1, micro: 1, seq: 64}\nrecompute: none\n"
+                              "precision: bf16-mixed\noptimizer: adamw\n"),
+                "bad.yaml:4:42: norm_eps: expected a positive number, found 0", NULL);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_grid_agrees_with_closed_form),
+        cmocka_unit_test(test_no_overlap_serialises),
+        cmocka_unit_test(test_tiny_zero2_by_hand),
+        cmocka_unit_test(test_json_round_trip),
+        cmocka_unit_test(test_json_errors),
+        cmocka_unit_test(test_replay_checks),
+        cmocka_unit_test(test_replay_events_by_hand),
+        cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_train_section),
+        cmocka_unit_test(test_model_runtime_fields),
+    };
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    if (tmpdir[0]) {
+        char cmd[128];
+        snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
+        if (system(cmd)) rc = rc ? rc : 1;
+    }
+    return rc;
+}

@@ -1,0 +1,194 @@
+/* test_run.c — `mpirun -np N parasim run` end to end on the CPU backend:
+ *  - data parallelism is correct: naive DP and ZeRO-1/2/3 on 2 and 4 ranks
+ *    (oversubscribed) give the loss curve of one rank with the same global
+ *    batch, within fp32 tolerance;
+ *  - the measurement equals the prediction: params, grads, master and
+ *    optimizer bytes exactly, peak activations within 2%, bytes per
+ *    collective exactly;
+ *  - bad input stops every rank with one clear message, no hang.
+ * argv[1] = the parasim binary, argv[2] = mpirun. */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include <cmocka.h>
+
+#include "ynode.h"
+
+static const char *parasim, *mpirun;
+static char out[1 << 16];
+
+#define PLAN "tests/data/run-tiny.yaml"
+#define STEPS 10
+
+/* Run a command (stdout+stderr captured); returns the exit status. */
+static int sh(const char *cmd) {
+    char full[4096];
+    snprintf(full, sizeof full, "timeout 300 %s 2>&1", cmd);
+    FILE *p = popen(full, "r");
+    assert_non_null(p);
+    size_t n = fread(out, 1, sizeof out - 1, p);
+    out[n] = 0;
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static int run_np(int np, const char *sets, const char *profile) {
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd,
+             "%s -np %d --oversubscribe %s run " PLAN " --steps %d --threads 1 --quiet "
+             "--set gpus=%d --set parallel.dp=%d %s -o %s",
+             mpirun, np, parasim, STEPS, np, np, sets, profile);
+    return sh(cmd);
+}
+
+static ynode *load(const char *path) {
+    ynode *root = NULL;
+    ps_err err = {{0}};
+    if (ynode_load_file(path, &root, &err)) fail_msg("%s", err.msg);
+    return root;
+}
+
+static const ynode *at(const ynode *n, const char *dotted) {
+    char path[256], *save = NULL;
+    snprintf(path, sizeof path, "%s", dotted);
+    for (char *k = strtok_r(path, ".", &save); k && n; k = strtok_r(NULL, ".", &save))
+        n = ynode_get(n, k);
+    if (!n) fail_msg("profile lacks %s", dotted);
+    return n;
+}
+
+static double num(const ynode *n, const char *dotted) {
+    const ynode *v = at(n, dotted);
+    char *end = NULL;
+    double d = v->kind == YN_SCALAR ? strtod(v->str, &end) : 0;
+    if (!end || *end) fail_msg("%s: not a number", dotted);
+    return d;
+}
+
+static void losses(const ynode *root, double *l) {
+    const ynode *s = at(root, "steps");
+    assert_int_equal(s->n, STEPS);
+    for (int i = 0; i < STEPS; i++) l[i] = num(s->items[i], "loss");
+}
+
+/* Measured vs predicted inside one profile. */
+static void check_prediction(const ynode *root, const char *what) {
+    static const char *exact[] = {"params", "grads", "master", "optimizer"};
+    for (int i = 0; i < 4; i++) {
+        char m[128], p[128];
+        snprintf(m, sizeof m, "memory.measured_end_of_step1.%s", exact[i]);
+        snprintf(p, sizeof p, "memory.predicted_end_of_step1.%s", exact[i]);
+        if (num(root, m) != num(root, p))
+            fail_msg("%s: %s measured %.0f bytes, predicted %.0f", what, exact[i], num(root, m),
+                     num(root, p));
+    }
+    double ma = num(root, "memory.measured_peak.activations"),
+           pa = num(root, "memory.predicted_peak.activations");
+    if (fabs(ma - pa) > 0.02 * pa)
+        fail_msg("%s: peak activations measured %.0f, predicted %.0f", what, ma, pa);
+    const ynode *c = at(root, "collectives");
+    for (int i = 0; i < c->n; i++) {
+        double b = num(c->items[i], "bytes"), pb = num(c->items[i], "predicted_bytes");
+        double k = num(c->items[i], "calls"), pk = num(c->items[i], "predicted_calls");
+        if (b != pb || k != pk)
+            fail_msg("%s: collective %s: %.0f calls / %.0f bytes measured, %.0f / %.0f predicted",
+                     what, at(c->items[i], "coll")->str, k, b, pk, pb);
+    }
+}
+
+static double ref[STEPS];
+
+static void test_single_rank_reference(void **state) {
+    (void)state;
+    if (run_np(1, "", "/tmp/parasim-run-ref.json")) fail_msg("%s", out);
+    ynode *r = load("/tmp/parasim-run-ref.json");
+    losses(r, ref);
+    check_prediction(r, "1 rank");
+    /* it learns: synthetic tokens are uniform, so the loss falls towards ln 256 from above */
+    assert_true(ref[0] > 5.0 && ref[0] < 6.5);
+    assert_true(ref[STEPS - 1] < ref[0]);
+    ynode_free(r);
+}
+
+static void data_parallel(int np, int zero) {
+    char sets[128], path[128], what[64];
+    snprintf(sets, sizeof sets, "--set parallel.zero=%d", zero);
+    snprintf(path, sizeof path, "/tmp/parasim-run-%d-%d.json", np, zero);
+    snprintf(what, sizeof what, "%d ranks, ZeRO-%d", np, zero);
+    if (run_np(np, sets, path)) fail_msg("%s: %s", what, out);
+    ynode *r = load(path);
+    double l[STEPS];
+    losses(r, l);
+    for (int i = 0; i < STEPS; i++)
+        if (fabs(l[i] - ref[i]) > 1e-6 * ref[i]) /* fp32: measured 5e-9 */
+            fail_msg("%s: step %d loss %.7f, one rank %.7f", what, i + 1, l[i], ref[i]);
+    check_prediction(r, what);
+    ynode_free(r);
+}
+
+static void test_dp2_zero0(void **s) { (void)s, data_parallel(2, 0); }
+static void test_dp2_zero1(void **s) { (void)s, data_parallel(2, 1); }
+static void test_dp2_zero2(void **s) { (void)s, data_parallel(2, 2); }
+static void test_dp2_zero3(void **s) { (void)s, data_parallel(2, 3); }
+static void test_dp4_zero0(void **s) { (void)s, data_parallel(4, 0); }
+static void test_dp4_zero1(void **s) { (void)s, data_parallel(4, 1); }
+static void test_dp4_zero2(void **s) { (void)s, data_parallel(4, 2); }
+static void test_dp4_zero3(void **s) { (void)s, data_parallel(4, 3); }
+
+/* The ranks do not match -np: refused before any work, by every rank. */
+static void test_rank_mismatch(void **state) {
+    (void)state;
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "%s -np 2 --oversubscribe %s run " PLAN " --quiet", mpirun, parasim);
+    assert_int_equal(sh(cmd), 1);
+    assert_non_null(strstr(out, "the plan has 1 ranks"));
+    assert_non_null(strstr(out, "mpirun started 2"));
+    /* printed once, by rank 0 */
+    assert_null(strstr(strstr(out, "mpirun started 2") + 1, "mpirun started 2"));
+}
+
+/* A missing corpus: every rank stops with the path in the message. */
+static void test_missing_corpus(void **state) {
+    (void)state;
+    assert_int_equal(run_np(2, "--set train.data=/nonexistent/corpus.txt", "/tmp/parasim-x.json"), 1);
+    assert_non_null(strstr(out, "/nonexistent/corpus.txt"));
+    assert_non_null(strstr(out, "No such file"));
+}
+
+/* A model that cannot fit in host memory is refused up front with the
+ * predicted number. */
+static void test_too_large(void **state) {
+    (void)state;
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "%s run plans/tiny-1m-cpu.yaml --set gpus=1 --set parallel.dp=1 "
+             "--set model=llama3-405b --quiet", parasim);
+    assert_int_equal(sh(cmd), 1);
+    assert_non_null(strstr(out, "does not fit in host memory"));
+    assert_non_null(strstr(out, "predicts a peak of"));
+}
+
+int main(int argc, char **argv) {
+    if (argc < 3) {
+        fprintf(stderr, "usage: test_run PARASIM MPIRUN\n");
+        return 2;
+    }
+    parasim = argv[1];
+    mpirun = argv[2];
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_single_rank_reference),
+        cmocka_unit_test(test_dp2_zero0), cmocka_unit_test(test_dp2_zero1),
+        cmocka_unit_test(test_dp2_zero2), cmocka_unit_test(test_dp2_zero3),
+        cmocka_unit_test(test_dp4_zero0), cmocka_unit_test(test_dp4_zero1),
+        cmocka_unit_test(test_dp4_zero2), cmocka_unit_test(test_dp4_zero3),
+        cmocka_unit_test(test_rank_mismatch), cmocka_unit_test(test_missing_corpus),
+        cmocka_unit_test(test_too_large),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
