@@ -5,6 +5,7 @@
 #include <stdio.h>
 
 #include "err.h"
+#include "plan.h"
 
 /* Exit codes: 0 ok, 1 bad input or failed work, 2 bad command line. */
 enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2 };
@@ -30,6 +31,21 @@ int cli_out_close(cli_out *o, ps_err *err);
 /* Parse a positive integer option value; prints the error itself. */
 int cli_int_arg(const char *cmd, const char *opt, const char *value, long long min, long long max,
                 long long *out);
+
+/* Plan overrides from the command line: --set k=v (or --set=k=v), and the
+ * shorthands --model M / --cluster C for --set model=M / --set cluster=C. */
+#define CLI_MAX_OVERRIDES 64
+typedef struct {
+    plan_override ov[CLI_MAX_OVERRIDES];
+    int n;
+    char shorthand[2][1100];
+} cli_overrides;
+
+/* If argv[*i] is an override option, take it (and its value, advancing *i):
+ * returns 1; 0 when it is some other argument; -1 after printing a usage
+ * error. with_shorthand: accept --model/--cluster too. */
+int cli_override_arg(const char *cmd, cli_overrides *o, int argc, char **argv, int *i,
+                     int with_shorthand);
 
 /* Print "parasim CMD: message" to stderr and return code. */
 int cli_fail(const char *cmd, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

@@ -1,6 +1,7 @@
 /* cli_util.c — output files and argument helpers shared by subcommands. */
 #include <stdarg.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "atomic_file.h"
 #include "cli.h"
@@ -49,4 +50,29 @@ int cli_int_arg(const char *cmd, const char *opt, const char *value, long long m
                         opt, min, max, value);
     *out = v;
     return 0;
+}
+
+int cli_override_arg(const char *cmd, cli_overrides *o, int argc, char **argv, int *i,
+                     int with_shorthand) {
+    const char *a = argv[*i];
+    const int set = !strcmp(a, "--set") || !strncmp(a, "--set=", 6);
+    const int shorthand = with_shorthand && (!strcmp(a, "--model") || !strcmp(a, "--cluster"));
+    if (!set && !shorthand) return 0;
+    const char *v = set && a[5] == '=' ? a + 6 : (*i + 1 < argc ? argv[++*i] : NULL);
+    if (!v) {
+        cli_fail(cmd, CLI_USAGE, "%s: expected %s", set ? "--set" : a,
+                 set ? "key.path=value" : "a name or path");
+        return -1;
+    }
+    if (o->n == CLI_MAX_OVERRIDES) {
+        cli_fail(cmd, CLI_USAGE, "--set: at most %d overrides", CLI_MAX_OVERRIDES);
+        return -1;
+    }
+    if (shorthand) { /* --model M is --set model=M */
+        int k = a[2] == 'm' ? 0 : 1;
+        snprintf(o->shorthand[k], sizeof o->shorthand[k], "%s=%.1000s", a + 2, v);
+        v = o->shorthand[k];
+    }
+    o->ov[o->n++].text = v;
+    return 1;
 }

@@ -7,7 +7,6 @@
 #include "plan.h"
 #include "program.h"
 
-#define MAX_OVERRIDES 64
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -28,20 +27,15 @@ static void usage(FILE *f) {
 
 int cmd_emit(int argc, char **argv) {
     const char *path = NULL, *out_path = NULL;
-    plan_override overrides[MAX_OVERRIDES];
-    int n_over = 0;
+    cli_overrides ov = {.n = 0};
     long long steps = 0;
-    for (int i = 1; i < argc; i++) {
+    for (int i = 1, took; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             usage(stdout);
             return CLI_OK;
-        } else if (!strcmp(a, "--set") || !strncmp(a, "--set=", 6)) {
-            const char *v = a[5] == '=' ? a + 6 : (i + 1 < argc ? argv[++i] : NULL);
-            if (!v) return cli_fail("emit", CLI_USAGE, "--set: expected key.path=value");
-            if (n_over == MAX_OVERRIDES)
-                return cli_fail("emit", CLI_USAGE, "--set: at most %d overrides", MAX_OVERRIDES);
-            overrides[n_over++].text = v;
+        } else if ((took = cli_override_arg("emit", &ov, argc, argv, &i, 0)) != 0) {
+            if (took < 0) return CLI_USAGE;
         } else if (!strcmp(a, "--steps")) {
             if (cli_int_arg("emit", a, i + 1 < argc ? argv[++i] : NULL, 1, 1000000, &steps))
                 return CLI_USAGE;
@@ -66,7 +60,7 @@ int cmd_emit(int argc, char **argv) {
     int rc = CLI_OK;
     if (!spec)
         rc = cli_fail("emit", CLI_FAIL, "out of memory");
-    else if (plan_load(path, overrides, n_over, spec, &err) ||
+    else if (plan_load(path, ov.ov, ov.n, spec, &err) ||
              program_emit(spec, steps > 0 ? (int)steps : spec->train.steps, &prog, &err) ||
              program_write_json(&prog, out_path, &err))
         rc = cli_fail("emit", CLI_FAIL, "%s", err.msg);

@@ -7,7 +7,6 @@
 #include "plan.h"
 #include "report.h"
 
-#define MAX_OVERRIDES 64
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -35,28 +34,14 @@ static void usage(FILE *f) {
 
 int cmd_plan(int argc, char **argv) {
     const char *path = NULL, *out_path = NULL, *format = "table";
-    plan_override overrides[MAX_OVERRIDES];
-    int n_over = 0;
-    for (int i = 1; i < argc; i++) {
+    cli_overrides ov = {.n = 0};
+    for (int i = 1, took; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             usage(stdout);
             return CLI_OK;
-        } else if (!strcmp(a, "--set") || !strncmp(a, "--set=", 6)) {
-            const char *v = a[5] == '=' ? a + 6 : (i + 1 < argc ? argv[++i] : NULL);
-            if (!v) return cli_fail("plan", CLI_USAGE, "--set: expected key.path=value");
-            if (n_over == MAX_OVERRIDES)
-                return cli_fail("plan", CLI_USAGE, "--set: at most %d overrides", MAX_OVERRIDES);
-            overrides[n_over++].text = v;
-        } else if (!strcmp(a, "--model") || !strcmp(a, "--cluster")) {
-            /* shorthand for --set model=... / --set cluster=... */
-            static char texts[2][1100];
-            int k = a[2] == 'm' ? 0 : 1;
-            if (i + 1 >= argc) return cli_fail("plan", CLI_USAGE, "%s: expected a name or path", a);
-            if (n_over == MAX_OVERRIDES)
-                return cli_fail("plan", CLI_USAGE, "--set: at most %d overrides", MAX_OVERRIDES);
-            snprintf(texts[k], sizeof texts[k], "%s=%.1000s", a + 2, argv[++i]);
-            overrides[n_over++].text = texts[k];
+        } else if ((took = cli_override_arg("plan", &ov, argc, argv, &i, 1)) != 0) {
+            if (took < 0) return CLI_USAGE;
         } else if (!strcmp(a, "--format") || !strncmp(a, "--format=", 9)) {
             format = a[8] == '=' ? a + 9 : (i + 1 < argc ? argv[++i] : "");
             if (strcmp(format, "table") && strcmp(format, "json"))
@@ -82,7 +67,7 @@ int cmd_plan(int argc, char **argv) {
         rc = cli_fail("plan", CLI_FAIL, "out of memory");
         goto done;
     }
-    if (plan_load(path, overrides, n_over, spec, &err)) {
+    if (plan_load(path, ov.ov, ov.n, spec, &err)) {
         fprintf(stderr, "parasim plan: %s\n", err.msg);
         rc = CLI_FAIL;
         goto done;

@@ -23,7 +23,6 @@
 #include "plot.h"
 #include "step_sim.h"
 
-#define MAX_OVERRIDES 64
 #define PATH_MAX_LEN  1024
 
 static void usage(FILE *f) {
@@ -298,16 +297,15 @@ done:
 
 typedef struct {
     const char *out, *format, *input;
-    plan_override overrides[MAX_OVERRIDES];
-    char model_cluster[2][1100];
-    int n_over, fit_only;
+    cli_overrides ov;
+    int fit_only;
 } plot_args;
 
 /* Parse argv[2..]; schedule allows plan options, sweep --fit-only. Returns 0, -2 after --help,
  * or an exit code. */
 static int parse(int argc, char **argv, int schedule, plot_args *a) {
     const char *cmd = schedule ? "plot schedule" : "plot sweep";
-    for (int i = 2; i < argc; i++) {
+    for (int i = 2, took; i < argc; i++) {
         const char *s = argv[i];
         const char *next = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(s, "--help") || !strcmp(s, "-h")) {
@@ -321,20 +319,8 @@ static int parse(int argc, char **argv, int schedule, plot_args *a) {
             if (strcmp(a->format, "png") && strcmp(a->format, "svg") && strcmp(a->format, "both"))
                 return cli_fail(cmd, CLI_USAGE, "--format: expected png, svg or both, found \"%s\"",
                                 a->format);
-        } else if (schedule && (!strcmp(s, "--set") || !strncmp(s, "--set=", 6))) {
-            const char *v = s[5] == '=' ? s + 6 : next ? argv[++i] : NULL;
-            if (!v) return cli_fail(cmd, CLI_USAGE, "--set: expected key.path=value");
-            if (a->n_over == MAX_OVERRIDES)
-                return cli_fail(cmd, CLI_USAGE, "--set: at most %d overrides", MAX_OVERRIDES);
-            a->overrides[a->n_over++].text = v;
-        } else if (schedule && (!strcmp(s, "--model") || !strcmp(s, "--cluster"))) {
-            int k = s[2] == 'm' ? 0 : 1;
-            if (!next) return cli_fail(cmd, CLI_USAGE, "%s: expected a name or path", s);
-            if (a->n_over == MAX_OVERRIDES)
-                return cli_fail(cmd, CLI_USAGE, "--set: at most %d overrides", MAX_OVERRIDES);
-            snprintf(a->model_cluster[k], sizeof a->model_cluster[k], "%s=%.1000s", s + 2,
-                     argv[++i]);
-            a->overrides[a->n_over++].text = a->model_cluster[k];
+        } else if (schedule && (took = cli_override_arg(cmd, &a->ov, argc, argv, &i, 1)) != 0) {
+            if (took < 0) return CLI_USAGE;
         } else if (!schedule && !strcmp(s, "--fit-only")) {
             a->fit_only = 1;
         } else if (s[0] == '-' && s[1]) {
@@ -380,7 +366,7 @@ static int plot_schedule(int argc, char **argv) {
     }
     if ((rc = job_targets(j, cmd, a->out, a->format, "schedule.png"))) goto done;
     ps_err err = {{0}};
-    if (plan_load(a->input, a->overrides, a->n_over, spec, &err)) {
+    if (plan_load(a->input, a->ov.ov, a->ov.n, spec, &err)) {
         rc = cli_fail(cmd, CLI_FAIL, "%s", err.msg);
         goto done;
     }
@@ -406,7 +392,7 @@ static int plot_schedule(int argc, char **argv) {
     }
     char title[300];
     snprintf(title, sizeof title, "%.200s%s", spec->name,
-             a->n_over ? " (with command-line overrides)" : "");
+             a->ov.n ? " (with command-line overrides)" : "");
     plot_gantt g = {.in = &input->in,
                     .ops = ops,
                     .pipeline_s = sim.pipeline,

@@ -8,6 +8,7 @@
 
 #include "cli.h"
 #include "fmt.h"
+#include "yget.h"
 #include "program.h"
 #include "replay.h"
 #include "rt_backend.h"
@@ -15,7 +16,6 @@
 #include "rt_group.h"
 #include "run_profile.h"
 
-#define MAX_OVERRIDES 64
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -33,6 +33,8 @@ static void usage(FILE *f) {
             "                executor is available)\n"
             "  --steps K     training steps (default: the plan's train.steps)\n"
             "  --threads T   compute threads per rank (default: cores / ranks on this node)\n"
+            "  --memory-limit SIZE  refuse allocations past SIZE per rank (e.g. \"80 GiB\"):\n"
+            "                a smaller device; the rank that hits it stops every rank\n"
             "  --set k=v     override a plan field (as parasim plan)\n"
             "  -o FILE       write the profile (JSON) atomically\n"
             "  --quiet       no per-step lines\n");
@@ -74,9 +76,9 @@ static void restore_stderr(int saved) {
 static int run_main(int argc, char **argv, int rank, int world) {
     const char *path = NULL, *out_path = NULL, *backend = "auto";
     long long steps = 0, threads = 0;
+    double limit = 0;
     int quiet = 0;
-    plan_override overrides[MAX_OVERRIDES];
-    int n_over = 0;
+    cli_overrides ov = {.n = 0};
     /* every rank parses the same arguments and checks the same input; only
      * rank 0's messages are shown */
     int saved_err = -1;
@@ -87,15 +89,13 @@ static int run_main(int argc, char **argv, int rank, int world) {
         if (null >= 0) dup2(null, 2), close(null);
     }
     int rc = CLI_OK;
-    for (int i = 1; i < argc && rc == CLI_OK; i++) {
+    for (int i = 1, took; i < argc && rc == CLI_OK; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             if (rank == 0) usage(stdout);
             rc = -1;
-        } else if (!strcmp(a, "--set")) {
-            if (i + 1 >= argc) rc = cli_fail("run", CLI_USAGE, "--set: expected key.path=value");
-            else if (n_over == MAX_OVERRIDES) rc = cli_fail("run", CLI_USAGE, "--set: too many");
-            else overrides[n_over++].text = argv[++i];
+        } else if ((took = cli_override_arg("run", &ov, argc, argv, &i, 0)) != 0) {
+            if (took < 0) rc = CLI_USAGE;
         } else if (!strcmp(a, "--backend")) {
             backend = i + 1 < argc ? argv[++i] : "";
             if (strcmp(backend, "cpu") && strcmp(backend, "cuda") && strcmp(backend, "auto"))
@@ -107,6 +107,13 @@ static int run_main(int argc, char **argv, int rank, int world) {
         } else if (!strcmp(a, "--threads")) {
             if (i + 1 >= argc || cli_int_arg("run", a, argv[++i], 1, 4096, &threads))
                 rc = rc ? rc : CLI_USAGE;
+        } else if (!strcmp(a, "--memory-limit")) {
+            ps_err perr = {{0}};
+            if (i + 1 >= argc) rc = cli_fail("run", CLI_USAGE, "%s: expected a size such as 2 GiB", a);
+            else if (yget_parse_quantity(argv[++i], UNIT_BYTES, &limit, &perr) || limit < 1)
+                rc = cli_fail("run", CLI_USAGE, "--memory-limit: expected a size such as \"2 GiB\", "
+                                                "found \"%s\"%s%s", argv[i], perr.msg[0] ? ": " : "",
+                              perr.msg);
         } else if (!strcmp(a, "-o") || !strcmp(a, "--output")) {
             if (i + 1 >= argc) rc = cli_fail("run", CLI_USAGE, "%s: expected a file name", a);
             else out_path = argv[++i];
@@ -134,7 +141,7 @@ static int run_main(int argc, char **argv, int rank, int world) {
     plan_spec *spec = calloc(1, sizeof *spec);
     program prog;
     memset(&prog, 0, sizeof prog);
-    int status = spec ? plan_load(path, overrides, n_over, spec, &err) : ps_err_set(&err, "out of memory");
+    int status = spec ? plan_load(path, ov.ov, ov.n, spec, &err) : ps_err_set(&err, "out of memory");
     if (status == 0) status = program_emit(spec, steps > 0 ? (int)steps : spec->train.steps, &prog, &err);
     if (status == 0 && prog.world != world)
         status = ps_err_set(&err, "%s: the plan has %lld ranks (gpus: %lld) but mpirun started %d; "
@@ -175,7 +182,7 @@ static int run_main(int argc, char **argv, int rank, int world) {
     }
     step_ctx ctx = {.rank = rank, .quiet = quiet,
                     .tokens_per_step = (double)prog.global_batch * (double)prog.seq};
-    rt_options opt = {.on_step = on_step, .ctx = &ctx};
+    rt_options opt = {.on_step = on_step, .ctx = &ctx, .memory_limit_bytes = (int64_t)limit};
     rt_result res;
     status = rt_exec_run(&prog, be, &groups, &opt, &res, &err);
     if (status != 0) {

@@ -63,6 +63,16 @@ static int fail(ps_err *err, const exec *x, int32_t i, const char *what) {
                       o->unit >= 0 ? x->r->units[o->unit].name : "", what);
 }
 
+/* The model's own message, prefixed with the op. */
+static int fail_with(ps_err *err, const exec *x, int32_t i) {
+    char msg[PS_ERR_MSG_MAX - 128];
+    size_t n = strlen(err->msg);
+    if (n >= sizeof msg) n = sizeof msg - 1;
+    memcpy(msg, err->msg, n);
+    msg[n] = 0;
+    return fail(err, x, i, msg);
+}
+
 static int op_alloc(exec *x, int32_t i, ps_err *err) {
     const prog_op *o = &x->r->ops[i];
     void **slot = buf_slot(x, o->buf, o->unit);
@@ -135,7 +145,8 @@ static int op_fwd(exec *x, int32_t i, ps_err *err) {
     if (o->unit == 0 && o->mb == 0) x->model.loss_sum = 0;
     const bool save = x->p->recompute != RECOMPUTE_FULL || o->unit == 0 ||
                       o->unit == x->r->n_units - 1;
-    return rt_model_fwd(&x->model, o->unit, o->mb, w, x->dt[BUF_PARAMS], save, err);
+    if (rt_model_fwd(&x->model, o->unit, o->mb, w, x->dt[BUF_PARAMS], save, err) == 0) return 0;
+    return fail_with(err, x, i);
 }
 
 static int op_bwd(exec *x, int32_t i, ps_err *err) {
@@ -144,8 +155,10 @@ static int op_bwd(exec *x, int32_t i, ps_err *err) {
     void *g = unit_grads(x, o->unit);
     if (!w) return fail(err, x, i, "the unit's parameters are not gathered");
     if (!g) return fail(err, x, i, "the unit has no gradient buffer");
-    return rt_model_bwd(&x->model, o->unit, o->mb, w, x->dt[BUF_PARAMS], g, x->dt[BUF_GRADS],
-                        o->recompute, err);
+    if (rt_model_bwd(&x->model, o->unit, o->mb, w, x->dt[BUF_PARAMS], g, x->dt[BUF_GRADS],
+                     o->recompute, err) == 0)
+        return 0;
+    return fail_with(err, x, i);
 }
 
 /* ---- collectives ------------------------------------------------------------------ */
@@ -206,7 +219,10 @@ static int op_coll(exec *x, int32_t i, int64_t *bytes, ps_err *err) {
         total = o->elems;
         break;
     case COLL_REDUCE_SCATTER: {
-        float *tmp = rt_mem_alloc(&x->mem, MEM_BUFFERS, (mine + 1) * 4 * 3);
+        /* the rank's part lands here, then adds into the shard; bf16 adds in fp32 */
+        const int64_t recv = (mine * rt_dtype_bytes(t) + 63) / 64 * 64,
+                      widen = t == RT_F32 ? 0 : 2 * mine * 4;
+        char *tmp = rt_mem_alloc(&x->mem, MEM_WORKSPACE, recv + widen);
         if (!tmp) {
             free(counts);
             return fail(err, x, i, "out of memory for the reduce-scatter's receive buffer");
@@ -218,7 +234,7 @@ static int op_coll(exec *x, int32_t i, int64_t *bytes, ps_err *err) {
             else if (o->dst == o->src && o->unit < 0) /* in place: the own part is the sum */
                 memcpy(dst, tmp, (size_t)(mine * rt_dtype_bytes(t)));
             else /* into the sharded gradient, accumulating over micro-batches */
-                accumulate(x, dst, x->dt[o->dst], tmp, mine, tmp + mine + 1);
+                accumulate(x, dst, x->dt[o->dst], tmp, mine, (float *)(tmp + recv));
         }
         rt_mem_free(&x->mem, tmp);
         break;

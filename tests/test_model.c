@@ -24,6 +24,8 @@
 typedef struct {
     golden g;
     program p;
+    rt_mem mem;
+    rt_model m;
     int64_t n;      /* parameters */
     int64_t off[4]; /* unit offsets: embed, layer.0, layer.1, head */
 } fixture;
@@ -50,6 +52,22 @@ static void setup_fixture(fixture *f, ps_dtype act, ps_dtype par, ps_dtype grad)
     f->off[0] = 0;
     for (int u = 1; u < 4; u++) f->off[u] = f->off[u - 1] + rt_model_unit_elems(p, u - 1);
     f->n = f->off[3] + rt_model_unit_elems(p, 3);
+    ps_err e = {{0}};
+    assert_int_equal(rt_mem_init(&f->mem, rt_backend_cpu.mem_alloc, rt_backend_cpu.mem_free), 0);
+    if (rt_model_init(&f->m, p, &rt_backend_cpu, &f->mem, &e)) fail_msg("%s", e.msg);
+}
+
+static void close_fixture(fixture *f) {
+    rt_model_free(&f->m);
+    rt_mem_release(&f->mem);
+    golden_free(&f->g);
+}
+
+/* The golden batch into the model's micro-batch 0. */
+static void stage_golden_batch(fixture *f) {
+    const int64_t N = f->p.micro_batch * f->p.seq;
+    memcpy(f->m.tokens, golden_get(&f->g, "tokens")->u.i32, (size_t)N * 4);
+    memcpy(f->m.targets, golden_get(&f->g, "targets")->u.i32, (size_t)N * 4);
 }
 
 static const float *gt(fixture *f, const char *name, int64_t count) {
@@ -103,9 +121,7 @@ static double fwd_bwd(fixture *f, rt_model *m, rt_mem *mem, const void *params, 
     const program *p = &f->p;
     const int64_t N = p->micro_batch * p->seq, pb = rt_dtype_bytes(m->param_dt),
                   gb = rt_dtype_bytes(m->grad_dt);
-    const golden_tensor *tok = golden_get(&f->g, "tokens"), *tgt = golden_get(&f->g, "targets");
-    memcpy(m->tokens, tok->u.i32, (size_t)N * 4);
-    memcpy(m->targets, tgt->u.i32, (size_t)N * 4);
+    stage_golden_batch(f);
     ps_err err = {{0}};
     m->loss_sum = 0;
     for (int u = 0; u < 4; u++)
@@ -125,18 +141,15 @@ static void test_fp32_matches_pytorch(void **state) {
     fixture f;
     setup_fixture(&f, DT_FP32, DT_FP32, DT_FP32);
     const program *p = &f.p;
-    rt_mem mem;
-    rt_model m;
-    ps_err err = {{0}};
-    assert_int_equal(rt_mem_init(&mem, rt_backend_cpu.mem_alloc, rt_backend_cpu.mem_free), 0);
-    assert_int_equal(rt_model_init(&m, p, &rt_backend_cpu, &mem, &err), 0);
+    rt_mem *mem = &f.mem;
+    rt_model *m = &f.m;
     const int64_t n = f.n, N = p->micro_batch * p->seq;
     float *params = malloc((size_t)n * 4), *grads = calloc((size_t)n, 4);
     float *mv = calloc((size_t)(2 * n), 4);
     memcpy(params, gt(&f, "params", n), (size_t)n * 4);
 
     int64_t act = 0;
-    double loss = fwd_bwd(&f, &m, &mem, params, grads, &act);
+    double loss = fwd_bwd(&f, m, mem, params, grads, &act);
     const float *gl = gt(&f, "loss", 1);
     assert_true(fabs(loss - gl[0]) <= 1e-5 * fabs(gl[0]));
     assert_close("gradients", grads, gt(&f, "grads", n), n, 1e-4, 1e-7);
@@ -159,14 +172,12 @@ static void test_fp32_matches_pytorch(void **state) {
         if (step == 1) assert_params_close("params after step 1", params, gt(&f, "params.step1", n), g0, n, 1);
         if (step == 3) assert_params_close("params after step 3", params, gt(&f, "params.step3", n), g0, n, 3);
         memset(grads, 0, (size_t)n * 4);
-        loss = fwd_bwd(&f, &m, &mem, params, grads, NULL);
+        loss = fwd_bwd(&f, m, mem, params, grads, NULL);
         if (fabs(loss - losses[step]) > 1e-5 * fabs(losses[step]))
             fail_msg("loss after step %d: %.7f vs reference %.7f", step, loss, losses[step]);
     }
     free(params), free(grads), free(mv);
-    rt_model_free(&m);
-    rt_mem_release(&mem);
-    golden_free(&f.g);
+    close_fixture(&f);
 }
 
 /* The softmax the loss saved equals softmax(reference logits). */
@@ -175,18 +186,14 @@ static void test_fp32_logits(void **state) {
     fixture f;
     setup_fixture(&f, DT_FP32, DT_FP32, DT_FP32);
     const program *p = &f.p;
-    rt_mem mem;
-    rt_model m;
+    rt_model *m = &f.m;
     ps_err err = {{0}};
-    assert_int_equal(rt_mem_init(&mem, rt_backend_cpu.mem_alloc, rt_backend_cpu.mem_free), 0);
-    assert_int_equal(rt_model_init(&m, p, &rt_backend_cpu, &mem, &err), 0);
     const int64_t n = f.n, N = p->micro_batch * p->seq, V = p->vocab;
     const float *params = gt(&f, "params", n);
-    memcpy(m.tokens, golden_get(&f.g, "tokens")->u.i32, (size_t)N * 4);
-    memcpy(m.targets, golden_get(&f.g, "targets")->u.i32, (size_t)N * 4);
+    stage_golden_batch(&f);
     for (int u = 0; u < 4; u++)
-        assert_int_equal(rt_model_fwd(&m, u, 0, params + f.off[u], RT_F32, true, &err), 0);
-    const float *probs = m.saved[3].t[3]; /* head: final_norm.input, stats, head.input, softmax */
+        assert_int_equal(rt_model_fwd(m, u, 0, params + f.off[u], RT_F32, true, &err), 0);
+    const float *probs = m->saved[3].t[3]; /* head: final_norm.input, stats, head.input, softmax */
     const float *logits = gt(&f, "logits", N * V);
     float *ref = malloc((size_t)(N * V) * 4);
     for (int64_t t = 0; t < N; t++) {
@@ -197,9 +204,7 @@ static void test_fp32_logits(void **state) {
     }
     assert_close("softmax of the logits", probs, ref, N * V, 1e-5, 1e-7);
     free(ref);
-    rt_model_free(&m);
-    rt_mem_release(&mem);
-    golden_free(&f.g);
+    close_fixture(&f);
 }
 
 /* bf16-mixed: bf16 weights, gradients and activations, fp32 compute. The
@@ -209,17 +214,14 @@ static void test_bf16_close_to_pytorch(void **state) {
     fixture f;
     setup_fixture(&f, DT_BF16, DT_BF16, DT_BF16);
     const program *p = &f.p;
-    rt_mem mem;
-    rt_model m;
-    ps_err err = {{0}};
-    assert_int_equal(rt_mem_init(&mem, rt_backend_cpu.mem_alloc, rt_backend_cpu.mem_free), 0);
-    assert_int_equal(rt_model_init(&m, p, &rt_backend_cpu, &mem, &err), 0);
+    rt_mem *mem = &f.mem;
+    rt_model *m = &f.m;
     const int64_t n = f.n, N = p->micro_batch * p->seq;
     uint16_t *params = malloc((size_t)n * 2), *grads = calloc((size_t)n, 2);
     float *g32 = malloc((size_t)n * 4);
     rt_backend_cpu.to_bf16(params, gt(&f, "params", n), n);
     int64_t act = 0;
-    double loss = fwd_bwd(&f, &m, &mem, params, grads, &act);
+    double loss = fwd_bwd(&f, m, mem, params, grads, &act);
     const float *gl = gt(&f, "loss", 1);
     if (fabs(loss - gl[0]) > 1e-2 * fabs(gl[0])) fail_msg("bf16 loss %.5f vs %.5f", loss, gl[0]);
     rt_backend_cpu.from_bf16(g32, grads, n);
@@ -239,9 +241,7 @@ static void test_bf16_close_to_pytorch(void **state) {
     const int64_t layer = N * ((4 * h + 2 * q + 2 * kv + 3 * ff) * 2 + (2 + H) * 4);
     assert_int_equal(act, 2 * layer + N * 8 + N * (h * 2 + 4 + h * 2 + V * 4 + 8));
     free(params), free(grads), free(g32);
-    rt_model_free(&m);
-    rt_mem_release(&mem);
-    golden_free(&f.g);
+    close_fixture(&f);
 }
 
 /* Full recomputation: the forward keeps only each layer's input, the
@@ -251,31 +251,26 @@ static void test_full_recompute_same_gradients(void **state) {
     fixture f;
     setup_fixture(&f, DT_FP32, DT_FP32, DT_FP32);
     const program *p = &f.p;
-    rt_mem mem;
-    rt_model m;
+    rt_mem *mem = &f.mem;
+    rt_model *m = &f.m;
     ps_err err = {{0}};
-    assert_int_equal(rt_mem_init(&mem, rt_backend_cpu.mem_alloc, rt_backend_cpu.mem_free), 0);
-    assert_int_equal(rt_model_init(&m, p, &rt_backend_cpu, &mem, &err), 0);
     const int64_t n = f.n, N = p->micro_batch * p->seq;
     const float *params = gt(&f, "params", n);
     float *grads = calloc((size_t)n, 4);
-    memcpy(m.tokens, golden_get(&f.g, "tokens")->u.i32, (size_t)N * 4);
-    memcpy(m.targets, golden_get(&f.g, "targets")->u.i32, (size_t)N * 4);
+    stage_golden_batch(&f);
     for (int u = 0; u < 4; u++)
-        assert_int_equal(rt_model_fwd(&m, u, 0, params + f.off[u], RT_F32, u == 0 || u == 3, &err), 0);
+        assert_int_equal(rt_model_fwd(m, u, 0, params + f.off[u], RT_F32, u == 0 || u == 3, &err), 0);
     const int64_t h = 64, V = 64;
     /* two layer inputs, the token ids, the head's tensors */
-    assert_int_equal(mem.current[MEM_ACTIVATIONS], 2 * N * h * 4 + N * 8 + N * (h * 4 + 4 + h * 4 + V * 4 + 8));
+    assert_int_equal(mem->current[MEM_ACTIVATIONS], 2 * N * h * 4 + N * 8 + N * (h * 4 + 4 + h * 4 + V * 4 + 8));
     for (int u = 3; u >= 0; u--) {
-        rt_mem_op_begin(&mem);
-        assert_int_equal(rt_model_bwd(&m, u, 0, params + f.off[u], RT_F32, grads + f.off[u], RT_F32,
+        rt_mem_op_begin(mem);
+        assert_int_equal(rt_model_bwd(m, u, 0, params + f.off[u], RT_F32, grads + f.off[u], RT_F32,
                                       u == 1 || u == 2, &err), 0);
     }
     assert_close("gradients with full recompute", grads, gt(&f, "grads", n), n, 1e-4, 1e-7);
     free(grads);
-    rt_model_free(&m);
-    rt_mem_release(&mem);
-    golden_free(&f.g);
+    close_fixture(&f);
 }
 
 int main(void) {

@@ -117,21 +117,26 @@ static void test_single_rank_reference(void **state) {
     ynode_free(r);
 }
 
-static void data_parallel(int np, int zero) {
-    char sets[128], path[128], what[64];
-    snprintf(sets, sizeof sets, "--set parallel.zero=%d", zero);
-    snprintf(path, sizeof path, "/tmp/parasim-run-%d-%d.json", np, zero);
-    snprintf(what, sizeof what, "%d ranks, ZeRO-%d", np, zero);
+/* Run np ranks with extra settings; the loss curve must stay within rtol of
+ * the one-rank fp32 reference, and the measurement equal the prediction. */
+static void run_and_compare(int np, int zero, const char *extra, double rtol) {
+    char sets[256], path[128], what[160];
+    snprintf(sets, sizeof sets, "--set parallel.zero=%d %s", zero, extra);
+    snprintf(path, sizeof path, "/tmp/parasim-run-%d-%d%s.json", np, zero, extra[0] ? "-x" : "");
+    snprintf(what, sizeof what, "%d ranks, ZeRO-%d %s", np, zero, extra);
     if (run_np(np, sets, path)) fail_msg("%s: %s", what, out);
     ynode *r = load(path);
     double l[STEPS];
     losses(r, l);
     for (int i = 0; i < STEPS; i++)
-        if (fabs(l[i] - ref[i]) > 1e-6 * ref[i]) /* fp32: measured 5e-9 */
+        if (fabs(l[i] - ref[i]) > rtol * ref[i])
             fail_msg("%s: step %d loss %.7f, one rank %.7f", what, i + 1, l[i], ref[i]);
     check_prediction(r, what);
     ynode_free(r);
 }
+
+/* fp32: summation order is all that differs (measured 5e-9 relative) */
+static void data_parallel(int np, int zero) { run_and_compare(np, zero, "", 1e-6); }
 
 static void test_dp2_zero0(void **s) { (void)s, data_parallel(2, 0); }
 static void test_dp2_zero1(void **s) { (void)s, data_parallel(2, 1); }
@@ -141,6 +146,41 @@ static void test_dp4_zero0(void **s) { (void)s, data_parallel(4, 0); }
 static void test_dp4_zero1(void **s) { (void)s, data_parallel(4, 1); }
 static void test_dp4_zero2(void **s) { (void)s, data_parallel(4, 2); }
 static void test_dp4_zero3(void **s) { (void)s, data_parallel(4, 3); }
+
+/* Full recomputation rebuilds the same values: the fp32 curve is unchanged. */
+static void test_recompute_full(void **s) {
+    (void)s, run_and_compare(2, 1, "--set recompute=full", 1e-6);
+}
+
+/* bf16-mixed: bf16 weights, gradients, activations and reductions; fp32
+ * master weights and Adam. The curve tracks fp32 (measured 4e-5 relative
+ * after 10 steps); memory and bytes are exactly as predicted. */
+static void test_bf16_zero2(void **s) {
+    (void)s, run_and_compare(2, 2, "--set precision=bf16-mixed", 5e-3);
+}
+static void test_bf16_zero3(void **s) {
+    (void)s, run_and_compare(2, 3, "--set precision=bf16-mixed --set memory.bucket=4KiB", 5e-3);
+}
+
+/* A real corpus: byte-level fortunes (Debian "fortunes", installed by
+ * tools/setup.sh). Ten steps take the loss well below uniform (ln 256 = 5.55). */
+static void test_text_corpus(void **state) {
+    (void)state;
+    const char *dir = "/usr/share/games/fortunes";
+    FILE *f = fopen("/usr/share/games/fortunes/fortunes", "r");
+    if (!f) skip();
+    fclose(f);
+    char sets[256];
+    snprintf(sets, sizeof sets, "--set train.data=%s --set parallel.zero=2", dir);
+    if (run_np(2, sets, "/tmp/parasim-run-text.json")) fail_msg("%s", out);
+    ynode *r = load("/tmp/parasim-run-text.json");
+    double l[STEPS];
+    losses(r, l);
+    if (!(l[0] > 5.0 && l[STEPS - 1] < l[0] - 1.0))
+        fail_msg("text corpus: loss %.4f at step 1, %.4f at step %d", l[0], l[STEPS - 1], STEPS);
+    check_prediction(r, "text corpus");
+    ynode_free(r);
+}
 
 /* The ranks do not match -np: refused before any work, by every rank. */
 static void test_rank_mismatch(void **state) {
@@ -160,6 +200,33 @@ static void test_missing_corpus(void **state) {
     assert_int_equal(run_np(2, "--set train.data=/nonexistent/corpus.txt", "/tmp/parasim-x.json"), 1);
     assert_non_null(strstr(out, "/nonexistent/corpus.txt"));
     assert_non_null(strstr(out, "No such file"));
+}
+
+/* A rank that fails during a step (out of memory under --memory-limit)
+ * stops every rank, with its message; nobody waits forever in a collective. */
+static void test_failure_mid_run(void **state) {
+    (void)state;
+    int rc = run_np(2, "--memory-limit 1MiB", "/tmp/parasim-x.json");
+    assert_int_not_equal(rc, 0);
+    assert_non_null(strstr(out, "out of memory"));
+    assert_non_null(strstr(out, "rank "));
+}
+
+static void test_bad_arguments(void **state) {
+    (void)state;
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "%s run " PLAN " --memory-limit lots", parasim);
+    assert_int_equal(sh(cmd), 2);
+    assert_non_null(strstr(out, "--memory-limit: expected a size"));
+    snprintf(cmd, sizeof cmd, "%s run", parasim);
+    assert_int_equal(sh(cmd), 2);
+    assert_non_null(strstr(out, "expected a plan file"));
+    snprintf(cmd, sizeof cmd, "%s run " PLAN " --backend tpu", parasim);
+    assert_int_equal(sh(cmd), 2);
+    assert_non_null(strstr(out, "expected cpu, cuda or auto"));
+    snprintf(cmd, sizeof cmd, "%s run " PLAN " --set parallel.tp=2 --set gpus=2", parasim);
+    assert_int_equal(sh(cmd), 1);
+    assert_non_null(strstr(out, "tensor"));
 }
 
 /* A model that cannot fit in host memory is refused up front with the
@@ -187,8 +254,11 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_dp2_zero2), cmocka_unit_test(test_dp2_zero3),
         cmocka_unit_test(test_dp4_zero0), cmocka_unit_test(test_dp4_zero1),
         cmocka_unit_test(test_dp4_zero2), cmocka_unit_test(test_dp4_zero3),
+        cmocka_unit_test(test_recompute_full), cmocka_unit_test(test_bf16_zero2),
+        cmocka_unit_test(test_bf16_zero3), cmocka_unit_test(test_text_corpus),
         cmocka_unit_test(test_rank_mismatch), cmocka_unit_test(test_missing_corpus),
-        cmocka_unit_test(test_too_large),
+        cmocka_unit_test(test_too_large), cmocka_unit_test(test_failure_mid_run),
+        cmocka_unit_test(test_bad_arguments),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
