@@ -154,7 +154,10 @@ static int run_main(int argc, char **argv, int rank, int world) {
     if (status == 0) status = run_profile_check_memory(&prog, &rp, local, &err);
     free(spec);
     restore_stderr(saved_err);
-    if (status != 0) { /* every rank read the same input: every rank knows */
+    /* the ranks may see different files or free memory: agree before any
+     * collective work, so that one rank's refusal stops them all */
+    status = rt_world_agree(status, &err);
+    if (status != 0) {
         if (rank == 0) fprintf(stderr, "parasim run: %s\n", err.msg);
         replay_free(&rp);
         program_free(&prog);
@@ -167,7 +170,7 @@ static int run_main(int argc, char **argv, int rank, int world) {
     be->set_threads((int)threads);
     rt_groups groups;
     status = rt_groups_init(&groups, &prog, &err);
-    if (rt_groups_agree(&groups, status, &err) != 0) {
+    if (rt_world_agree(status, &err) != 0) {
         if (rank == 0) fprintf(stderr, "parasim run: %s\n", err.msg);
         rt_groups_free(&groups);
         replay_free(&rp);
@@ -185,7 +188,15 @@ static int run_main(int argc, char **argv, int rank, int world) {
     rt_options opt = {.on_step = on_step, .ctx = &ctx, .memory_limit_bytes = (int64_t)limit};
     rt_result res;
     status = rt_exec_run(&prog, be, &groups, &opt, &res, &err);
-    if (status != 0) {
+    if (status > 0) { /* set-up failed; every rank has the message */
+        if (rank == 0) fprintf(stderr, "parasim run: %s\n", err.msg);
+        rt_result_free(&res);
+        rt_groups_free(&groups);
+        replay_free(&rp);
+        program_free(&prog);
+        return CLI_FAIL;
+    }
+    if (status < 0) {
         /* a rank failed mid-step: the others may wait in a collective for it */
         fprintf(stderr, "parasim run: rank %d: %s\n", rank, err.msg);
         fflush(stderr);

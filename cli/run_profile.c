@@ -77,6 +77,9 @@ void run_profile_print_summary(FILE *f, const program *p, const rt_groups *g,
                 fmt_bytes(r->peak[c], b3, sizeof b3), fmt_bytes(rr->peak[c].bytes, b4, sizeof b4));
     fprintf(f, "%-12s %13s %13s %13s %13s\n", "total", "", "", fmt_bytes(r->peak_total, b3, sizeof b3),
             fmt_bytes(rr->peak_total.bytes, b4, sizeof b4));
+    fprintf(f, "(workspace: the prediction holds the logits only; the runtime's other temporaries\n"
+               " -- activation gradients, attention scratch, bf16 widening, the hidden state\n"
+               " between ops -- are measured, not predicted)\n");
     int any = 0;
     for (int gi = 0; gi < GROUP_COUNT; gi++)
         for (int c = 0; c <= COLL_SEND; c++) {
@@ -93,9 +96,12 @@ void run_profile_print_summary(FILE *f, const program *p, const rt_groups *g,
         }
     const double steady = steady_seconds(r);
     double pred = rp->n_roles && rr->n_steps > 1 ? rr->steps[1].seconds : rr->end_s;
-    fprintf(f, "\nstep time (steps 2..%d)  measured %.3f s (%.0f tokens/s)   predicted %.3f s "
+    char which[32];
+    if (r->steps > 1) snprintf(which, sizeof which, "steps 2..%d", r->steps);
+    else snprintf(which, sizeof which, "step 1");
+    fprintf(f, "\nstep time (%s)  measured %.3f s (%.0f tokens/s)   predicted %.3f s "
                "on the plan's cluster (%s)\n",
-            r->steps, steady, r->tokens_per_step / steady, pred, p->cluster_name);
+            which, steady, r->tokens_per_step / steady, pred, p->cluster_name);
 }
 
 static void mem_obj(jsonw *w, const char *key, const int64_t *b) {

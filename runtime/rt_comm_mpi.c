@@ -149,16 +149,21 @@ void rt_groups_free(rt_groups *g) {
     if (bf16_sum_op != MPI_OP_NULL) MPI_Op_free(&bf16_sum_op);
 }
 
-int rt_groups_agree(const rt_groups *g, int status, ps_err *err) {
-    int mine = status ? g->world.rank : g->world.size, first = 0;
+int rt_world_agree(int status, ps_err *err) {
+    int rank = 0, size = 1;
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &size);
+    int mine = status ? rank : size, first = 0, failed = status ? 1 : 0, failures = 0;
     MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
-    if (first == g->world.size) return 0;
+    if (first == size) return 0;
+    MPI_Allreduce(&failed, &failures, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
     char msg[PS_ERR_MSG_MAX];
-    if (g->world.rank == first) memcpy(msg, err->msg, sizeof msg);
+    if (rank == first) memcpy(msg, err->msg, sizeof msg);
     MPI_Bcast(msg, (int)sizeof msg, MPI_CHAR, first, MPI_COMM_WORLD);
     msg[sizeof msg - 1] = 0;
-    /* "rank N: " then as much of the message as fits */
-    int k = g->world.size > 1 ? snprintf(err->msg, sizeof err->msg, "rank %d: ", first) : 0;
+    /* when only some ranks failed, "rank N: " says which (then as much of the
+     * message as fits); when all did, they read the same input */
+    int k = failures < size ? snprintf(err->msg, sizeof err->msg, "rank %d: ", first) : 0;
     size_t room = sizeof err->msg - (size_t)k - 1, len = strlen(msg);
     memcpy(err->msg + k, msg, len < room ? len : room);
     err->msg[k + (len < room ? len : room)] = 0;

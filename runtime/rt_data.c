@@ -44,7 +44,8 @@ static int cmp_str(const void *a, const void *b) {
 }
 
 /* Every regular file of a directory, in name order (not recursive; the
- * fortune packages' *.dat index files are binary and skipped). */
+ * fortune packages' *.dat index files are binary and skipped, and symlinks
+ * are skipped so that no file is read twice). */
 static int append_dir(rt_data *d, const char *dir, ps_err *err) {
     DIR *dp = opendir(dir);
     if (!dp) return ps_err_set(err, "train.data: cannot open directory \"%s\": %s", dir, strerror(errno));
@@ -65,7 +66,8 @@ static int append_dir(rt_data *d, const char *dir, ps_err *err) {
         char path[2048];
         struct stat st;
         snprintf(path, sizeof path, "%s/%s", dir, names[i]);
-        if (stat(path, &st) == 0 && S_ISREG(st.st_mode)) rc = append_file(d, path, err);
+        /* regular files only: symlinks (fortunes' X.u8 -> X) would read a file twice */
+        if (lstat(path, &st) == 0 && S_ISREG(st.st_mode)) rc = append_file(d, path, err);
     }
     for (int i = 0; i < n; i++) free(names[i]);
     free(names);

@@ -1,6 +1,7 @@
 /* rt_exec.c — the executor (see rt_exec.h). */
 #include "rt_exec.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,7 +53,7 @@ static void *buf_at(exec *x, prog_buf b, int64_t i) {
     void *base = x->buf[b];
     if (!base) return NULL;
     int64_t k = buf_full(x, b) ? i : i - x->lo;
-    if (k < 0 || k > buf_elems(x, b, -1)) return NULL;
+    if (k < 0 || k >= buf_elems(x, b, -1)) return NULL;
     return (char *)base + k * rt_dtype_bytes(x->dt[b]);
 }
 
@@ -125,16 +126,23 @@ static void stage_batch(exec *x, int32_t step, int32_t mb) {
                   x->model.targets + mb * N);
 }
 
+/* Does whole-space buffer b on this rank hold all of unit u (a whole buffer,
+ * or a shard that covers it: every shard does when dp = 1)? */
+static bool holds_unit(const exec *x, prog_buf b, int32_t u) {
+    if (!x->buf[b]) return false;
+    if (buf_full(x, b)) return true;
+    const prog_unit *un = &x->r->units[u];
+    return un->offset >= x->lo && un->offset + un->elems <= x->lo + x->shard;
+}
+
 static const void *unit_weights(exec *x, int32_t u) {
     if (x->unit_buf[BUF_UNIT_PARAMS][u]) return x->unit_buf[BUF_UNIT_PARAMS][u];
-    if (!buf_full(x, BUF_PARAMS)) return NULL;
-    return buf_at(x, BUF_PARAMS, x->r->units[u].offset);
+    return holds_unit(x, BUF_PARAMS, u) ? buf_at(x, BUF_PARAMS, x->r->units[u].offset) : NULL;
 }
 
 static void *unit_grads(exec *x, int32_t u) {
     if (x->unit_buf[BUF_UNIT_GRADS][u]) return x->unit_buf[BUF_UNIT_GRADS][u];
-    if (!buf_full(x, BUF_GRADS)) return NULL;
-    return buf_at(x, BUF_GRADS, x->r->units[u].offset);
+    return holds_unit(x, BUF_GRADS, u) ? buf_at(x, BUF_GRADS, x->r->units[u].offset) : NULL;
 }
 
 static int op_fwd(exec *x, int32_t i, ps_err *err) {
@@ -204,6 +212,11 @@ static int op_coll(exec *x, int32_t i, int64_t *bytes, ps_err *err) {
         counts[q] = overlap(off, end, (int64_t)q * S, (int64_t)(q + 1) * S);
         displs[q] = total;
         total += counts[q];
+    }
+    if (total > INT_MAX) { /* MPI counts are int */
+        free(counts);
+        return fail(err, x, i, "the collective's range exceeds 2^31 elements (MPI's int counts); "
+                               "use smaller buckets (memory.bucket)");
     }
     const int64_t mine = counts[grp->rank], mine_at = off + (mine ? displs[grp->rank] : 0);
     int rc = 0;
@@ -368,9 +381,9 @@ int rt_exec_run(const program *p, const rt_backend *be, rt_groups *g, const rt_o
     exec x;
     int rc = exec_init(&x, p, be, g, opt, err);
     /* set-up problems (a missing corpus on one node) stop every rank, with the message */
-    if (rt_groups_agree(g, rc, err) != 0) {
+    if (rt_world_agree(rc, err) != 0) {
         exec_free(&x);
-        return -1;
+        return 1; /* every rank knows, with the same message */
     }
     const prog_role *r = x.r;
     out->steps = p->steps;

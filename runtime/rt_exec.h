@@ -52,6 +52,9 @@ typedef struct {
     int64_t memory_limit_bytes; /* 0: none (fault tests set one) */
 } rt_options;
 
+/* 0: done. 1: set-up failed on some rank (a missing corpus, say) and every
+ * rank returns 1 with the same message. -1: this rank failed during a step;
+ * the others may be waiting for it in a collective (the caller aborts). */
 int rt_exec_run(const program *p, const rt_backend *be, rt_groups *g, const rt_options *opt,
                 rt_result *out, ps_err *err);
 void rt_result_free(rt_result *r);

@@ -32,9 +32,10 @@ void rt_groups_free(rt_groups *g);
 double rt_groups_sum(const rt_group *g, double v);
 double rt_groups_max(const rt_groups *g, double v);
 
-/* Every rank passes its status (0 ok, -1 failed with err); returns -1 on every
- * rank when any failed, with the lowest failing rank's message in err. */
-int rt_groups_agree(const rt_groups *g, int status, ps_err *err);
+/* Every rank of the world passes its status (0 ok, nonzero failed with err);
+ * returns -1 on every rank when any failed, with the lowest failing rank's
+ * message in err, prefixed "rank N: " unless every rank failed. */
+int rt_world_agree(int status, ps_err *err);
 
 /* The collectives of the MPI backends (rt_backend.h semantics). */
 int rt_mpi_all_reduce(rt_group *g, void *buf, int64_t n, rt_dtype t);

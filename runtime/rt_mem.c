@@ -24,6 +24,7 @@ int rt_mem_init(rt_mem *m, void *(*raw_alloc)(int64_t), void (*raw_free)(void *)
 }
 
 static int64_t find(const rt_mem *m, const void *p) {
+    if (!p) return -1;
     for (uint64_t i = slot_of(m, p);; i = (i + 1) & (uint64_t)(m->table_size - 1)) {
         if (m->table[i].ptr == p) return (int64_t)i;
         if (!m->table[i].ptr) return -1;
@@ -125,6 +126,7 @@ void rt_mem_op_begin(rt_mem *m) {
 }
 
 void rt_mem_release(rt_mem *m) {
+    if (!m->table) return;
     for (int64_t i = 0; i < m->table_size; i++)
         if (m->table[i].ptr) {
             account(m, m->table[i].cat, -m->table[i].bytes);

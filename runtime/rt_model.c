@@ -484,6 +484,11 @@ int rt_model_fwd(rt_model *m, int64_t unit, int64_t mb, const void *w, rt_dtype 
     }
     /* the consumer adopts the stream as its saved input */
     rt_saved *s = &m->saved[unit * m->micro_batches + mb];
+    if (!m->hidden[mb]) {
+        op_end(&c);
+        return ps_err_set(err, "forward of unit %lld, micro-batch %lld: the unit before it has "
+                               "not run its forward (op order)", (long long)unit, (long long)mb);
+    }
     s->t[0] = m->hidden[mb];
     m->hidden[mb] = NULL;
     rt_mem_retag(m->mem, s->t[0], MEM_ACTIVATIONS);
@@ -507,6 +512,12 @@ int rt_model_bwd(rt_model *m, int64_t unit, int64_t mb, const void *w, rt_dtype 
     float *gf = grads_begin(&c, g, gdt, n);
     rt_saved *s = &m->saved[unit * m->micro_batches + mb];
     if (c.failed) return op_end(&c);
+    if (!s->t[0] || (unit < m->units - 1 && !m->dhidden[mb])) {
+        op_end(&c);
+        return ps_err_set(err, "backward of unit %lld, micro-batch %lld: its forward, or the "
+                               "backward of the unit after it, has not run (op order)",
+                          (long long)unit, (long long)mb);
+    }
     if (unit == m->units - 1) {
         head_bwd(&c, mb, wf, gf);
     } else if (unit == 0) {
