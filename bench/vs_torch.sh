@@ -26,7 +26,12 @@
 # rounds. ratio = parasim ms / torch ms: <= 1.0 means parasim is at least as
 # fast. Needs torch (python3-torch), which CI does not install: the bench is
 # run by hand. Both sides use the system OpenBLAS; OMP_NUM_THREADS and
-# OPENBLAS_NUM_THREADS are set to THREADS for both.
+# OPENBLAS_NUM_THREADS are set to THREADS for both, and OMP_WAIT_POLICY to
+# PASSIVE unless set: torch runs its elementwise ops in OpenMP and its GEMMs
+# in OpenBLAS's own pthread pool, and with OpenMP's default spin-wait its idle
+# OpenMP threads take the cores from the GEMM threads (Debian torch 1.13 on 2
+# cores: 2 threads ~1.9 s/step, slower than 1 thread; PASSIVE ~1.0 s). parasim
+# measured the same either way.
 set -eu
 
 usage() {
@@ -67,6 +72,7 @@ fi
 # single rank: no mpirun; Open MPI refuses root unless told
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 export OMP_NUM_THREADS="$THREADS" OPENBLAS_NUM_THREADS="$THREADS" MKL_NUM_THREADS="$THREADS"
+export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}"
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/vs_torch.XXXXXX")
 trap 'rm -rf "$TMP"' EXIT
@@ -162,8 +168,8 @@ print("# plan %s: model %s L=%d h=%d H=%d KVH=%d D=%d f=%d V=%d, %d params; batc
          c["vocab"], nparam, c["batch"], c["seq"], tok))
 print("# parasim: %s run --threads %d (threads_per_rank %d)" % (parasim, threads, rows[-1][3]))
 print("# torch %s: torch.get_num_threads() %d; attention %s" % (t["torch_version"], t["threads"], t["attention"]))
-print("# both: OMP_NUM_THREADS=OPENBLAS_NUM_THREADS=MKL_NUM_THREADS=%d; %s cores online; BLAS %s (torch: %s)"
-      % (threads, cores, blaslib, t["blas"]))
+print("# both: OMP_NUM_THREADS=OPENBLAS_NUM_THREADS=MKL_NUM_THREADS=%d, OMP_WAIT_POLICY=%s; %s cores online;"
+      " BLAS %s (torch: %s)" % (threads, os.environ.get("OMP_WAIT_POLICY", "?"), cores, blaslib, t["blas"]))
 print("# %d round(s), sides alternating; per run %d timed steps after %d warm-up (parasim: steps 1..%d"
       " ignored; torch: --warmup %d); load average at start %s" % (rounds, steps, warmup, warmup, warmup, load))
 print("# ms/step: median of the run's timed steps; last row: median over rounds")
