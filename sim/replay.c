@@ -257,7 +257,7 @@ static int replay_role_ops(replay_state *s, ps_err *err) {
     replay_role *out = s->out;
     for (int32_t i = 0; i < r->n_ops; i++) {
         const prog_op *o = &r->ops[i];
-        int64_t during[MEM_COUNT];
+        int64_t during[MEM_COUNT] = {0};
         if (o->step < 0 || o->step >= s->p->steps)
             return op_err(err, s, i, "expected a step of the program");
         if (mem_op(s, o, i, during, err) || time_op(s, o, &out->ops[i], err)) return -1;

@@ -29,7 +29,7 @@ static char out[1 << 16];
 
 /* Run a command (stdout+stderr captured); returns the exit status. */
 static int sh(const char *cmd) {
-    char full[4096];
+    char full[4200];
     snprintf(full, sizeof full, "timeout 300 %s 2>&1", cmd);
     FILE *p = popen(full, "r");
     assert_non_null(p);
