@@ -25,9 +25,11 @@ typedef struct rt_group rt_group; /* a process group (an MPI sub-communicator) *
 
 typedef struct {
     const char *name; /* "cpu", "cuda" */
-    /* raw memory: zero-filled, 64-byte aligned (the tracked allocator sits on top) */
+    /* raw memory: zero-filled, 64-byte aligned (the tracked allocator sits on
+     * top); free takes the size that was asked for; trim returns cached blocks */
     void *(*mem_alloc)(int64_t bytes);
-    void (*mem_free)(void *p);
+    void (*mem_free)(void *p, int64_t bytes);
+    void (*mem_trim)(void);
     void (*synchronize)(void);
     double (*now_seconds)(void);
     void (*set_threads)(int threads); /* compute threads of this rank */

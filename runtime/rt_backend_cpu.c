@@ -1,5 +1,6 @@
 /* rt_backend_cpu.c — the CPU backend: host memory, the C kernels with
- * OpenBLAS GEMMs (kernels/kern.h), a monotonic clock and MPI collectives. */
+ * OpenBLAS GEMMs (kernels/kern.h), a monotonic clock and MPI collectives;
+ * memory comes from a caching allocator (rt_host_cache.h). */
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -10,16 +11,8 @@
 #include "kern.h"
 #include "rt_backend.h"
 #include "rt_group.h"
+#include "rt_host_cache.h"
 
-static void *cpu_alloc(int64_t bytes) {
-    void *p = NULL;
-    size_t n = ((size_t)bytes + 63) & ~(size_t)63;
-    if (posix_memalign(&p, 64, n ? n : 64) != 0) return NULL;
-    memset(p, 0, n);
-    return p;
-}
-
-static void cpu_free(void *p) { free(p); }
 static void cpu_sync(void) {}
 
 static void cpu_threads(int n) {
@@ -35,8 +28,9 @@ static double cpu_now(void) {
 
 const rt_backend rt_backend_cpu = {
     .name = "cpu",
-    .mem_alloc = cpu_alloc,
-    .mem_free = cpu_free,
+    .mem_alloc = rt_host_alloc,
+    .mem_free = rt_host_free,
+    .mem_trim = rt_host_trim,
     .synchronize = cpu_sync,
     .now_seconds = cpu_now,
     .set_threads = cpu_threads,

@@ -360,6 +360,7 @@ static void exec_free(exec *x) {
     rt_model_free(&x->model);
     rt_data_close(&x->data);
     rt_mem_release(&x->mem);
+    if (x->be) x->be->mem_trim();
     free(x->unit_buf[BUF_UNIT_PARAMS]);
     free(x->unit_buf[BUF_UNIT_GRADS]);
 }

@@ -14,7 +14,7 @@ static uint64_t slot_of(const rt_mem *m, const void *p) {
     return h & (uint64_t)(m->table_size - 1);
 }
 
-int rt_mem_init(rt_mem *m, void *(*raw_alloc)(int64_t), void (*raw_free)(void *)) {
+int rt_mem_init(rt_mem *m, void *(*raw_alloc)(int64_t), void (*raw_free)(void *, int64_t)) {
     memset(m, 0, sizeof *m);
     m->raw_alloc = raw_alloc;
     m->raw_free = raw_free;
@@ -100,10 +100,11 @@ void rt_mem_free(rt_mem *m, void *p) {
     if (!p) return;
     int64_t i = find(m, p);
     if (i < 0) abort(); /* not ours, or freed twice: a runtime bug, never input */
-    account(m, m->table[i].cat, -m->table[i].bytes);
+    const int64_t bytes = m->table[i].bytes;
+    account(m, m->table[i].cat, -bytes);
     erase(m, i);
     m->frees++;
-    m->raw_free(p);
+    m->raw_free(p, bytes);
 }
 
 void rt_mem_retag(rt_mem *m, void *p, mem_cat cat) {
@@ -130,7 +131,7 @@ void rt_mem_release(rt_mem *m) {
     for (int64_t i = 0; i < m->table_size; i++)
         if (m->table[i].ptr) {
             account(m, m->table[i].cat, -m->table[i].bytes);
-            m->raw_free(m->table[i].ptr);
+            m->raw_free(m->table[i].ptr, m->table[i].bytes);
         }
     free(m->table);
     m->table = NULL;

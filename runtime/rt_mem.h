@@ -25,7 +25,7 @@ typedef struct {
 
 typedef struct {
     void *(*raw_alloc)(int64_t bytes); /* zero-filled */
-    void (*raw_free)(void *p);
+    void (*raw_free)(void *p, int64_t bytes);
     rt_mem_block *table; /* open addressing, power-of-two size */
     int64_t table_size, live;
     int64_t current[MEM_COUNT];
@@ -38,7 +38,7 @@ typedef struct {
 } rt_mem;
 
 /* raw_alloc/raw_free: the backend's memory (rt_backend.mem_alloc/mem_free). */
-int rt_mem_init(rt_mem *m, void *(*raw_alloc)(int64_t), void (*raw_free)(void *));
+int rt_mem_init(rt_mem *m, void *(*raw_alloc)(int64_t), void (*raw_free)(void *, int64_t));
 /* Free every live block (end of run) and the table. */
 void rt_mem_release(rt_mem *m);
 /* bytes in category cat, zero-filled; NULL when out of memory or over the limit. */

@@ -60,6 +60,7 @@ static void setup_fixture(fixture *f, ps_dtype act, ps_dtype par, ps_dtype grad)
 static void close_fixture(fixture *f) {
     rt_model_free(&f->m);
     rt_mem_release(&f->mem);
+    rt_backend_cpu.mem_trim();
     golden_free(&f->g);
 }
 

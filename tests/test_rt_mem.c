@@ -10,11 +10,13 @@
 #include <cmocka.h>
 
 #include "rt_backend.h"
+#include "rt_host_cache.h"
 #include "rt_mem.h"
 
 static void *raw_alloc(int64_t n) { return calloc(1, n ? (size_t)n : 1); }
 static int raw_frees;
-static void raw_free(void *p) {
+static void raw_free(void *p, int64_t bytes) {
+    (void)bytes;
     raw_frees++;
     free(p);
 }
@@ -96,6 +98,28 @@ static void test_limit_and_release(void **state) {
     assert_int_equal(rt_mem_total(&m), 0);
 }
 
+/* The host cache hands a freed block back for the same size, zeroed again,
+ * and keeps count of what it holds. */
+static void test_host_cache_reuse(void **state) {
+    (void)state;
+    rt_host_trim();
+    unsigned char *a = rt_host_alloc(1000);
+    memset(a, 0xab, 1000);
+    rt_host_free(a, 1000);
+    assert_int_equal(rt_host_cached_bytes(), 1024); /* rounded to 64 bytes */
+    unsigned char *b = rt_host_alloc(1000);
+    assert_ptr_equal(a, b);
+    for (int i = 0; i < 1000; i++) assert_int_equal(b[i], 0);
+    assert_int_equal(rt_host_cached_bytes(), 0);
+    unsigned char *c = rt_host_alloc(5000); /* another size: a new block */
+    assert_ptr_not_equal(b, c);
+    rt_host_free(b, 1000);
+    rt_host_free(c, 5000);
+    assert_int_equal(rt_host_cached_bytes(), 1024 + 5056);
+    rt_host_trim();
+    assert_int_equal(rt_host_cached_bytes(), 0);
+}
+
 /* The CPU backend's raw memory is zeroed and 64-byte aligned. */
 static void test_cpu_backend_memory(void **state) {
     (void)state;
@@ -106,6 +130,7 @@ static void test_cpu_backend_memory(void **state) {
     for (int i = 0; i < 1000; i++) assert_int_equal(p[i], 0);
     rt_mem_free(&m, p);
     rt_mem_release(&m);
+    rt_backend_cpu.mem_trim();
 }
 
 int main(void) {
@@ -114,6 +139,7 @@ int main(void) {
         cmocka_unit_test(test_table_churn),
         cmocka_unit_test(test_limit_and_release),
         cmocka_unit_test(test_cpu_backend_memory),
+        cmocka_unit_test(test_host_cache_reuse),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
