@@ -50,24 +50,10 @@ static void attn_scores(float *s, const float *qh, const float *kh, int64_t i0, 
 
 /* One score row: row[0..n) = softmax(row[0..n)), row[n..nk) = 0 (the causal
  * mask); returns the row's log-sum-exp. */
-KERN_SIMD_CLONES static float attn_softmax_row(float *row, int64_t n, int64_t nk) {
-    float mx = -INFINITY;
-#pragma omp simd reduction(max : mx)
-    for (int64_t j = 0; j < n; j++)
-        mx = row[j] > mx ? row[j] : mx;
-    float sum = 0.0f;
-#pragma omp simd reduction(+ : sum)
-    for (int64_t j = 0; j < n; j++) {
-        const float e = kern_expf(row[j] - mx);
-        row[j] = e;
-        sum += e;
-    }
-    const float inv = 1.0f / sum;
-#pragma omp simd
-    for (int64_t j = 0; j < n; j++)
-        row[j] *= inv;
-    for (int64_t j = n; j < nk; j++)
-        row[j] = 0.0f;
+static float attn_softmax_row(float *row, int64_t n, int64_t nk) {
+    float mx, sum;
+    kern_softmax_row(row, row, n, &mx, &sum);
+    for (int64_t j = n; j < nk; j++) row[j] = 0.0f;
     return mx + logf(sum);
 }
 

@@ -100,4 +100,9 @@ static inline float kern_expf(float x) {
     return x != x ? x : res;
 }
 
+/* p[0..n) = softmax(x[0..n)) (p may be x); *max and *sum give the row's
+ * log-sum-exp as max + log(sum). Shared by attention and cross-entropy
+ * (kernels/cpu/softmax.c). */
+void kern_softmax_row(float *p, const float *x, int64_t n, float *max, float *sum);
+
 #endif

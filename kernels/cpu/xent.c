@@ -15,22 +15,11 @@
 #include "kern.h"
 #include "kern_math.h"
 
-KERN_SIMD_CLONES static float xent_row(float *p, const float *l, int32_t target, int64_t V) {
-    float m = -INFINITY;
-#pragma omp simd reduction(max : m)
-    for (int64_t v = 0; v < V; v++)
-        m = l[v] > m ? l[v] : m;
-    float sum = 0.0f;
-#pragma omp simd reduction(+ : sum)
-    for (int64_t v = 0; v < V; v++) {
-        const float e = kern_expf(l[v] - m);
-        p[v] = e;
-        sum += e;
-    }
-    const float inv = 1.0f / sum;
-#pragma omp simd
-    for (int64_t v = 0; v < V; v++)
-        p[v] *= inv;
+/* probs = softmax(logits row); the loss -log p[target] = log-sum-exp - l[target],
+ * finite even when p[target] underflows. */
+static float xent_row(float *p, const float *l, int32_t target, int64_t V) {
+    float m, sum;
+    kern_softmax_row(p, l, V, &m, &sum);
     return (float)((double)m + log((double)sum) - (double)l[target]);
 }
 
