@@ -39,6 +39,12 @@
 #include "plan.h"
 
 #define PROGRAM_FORMAT_VERSION 1
+/* Bounds that keep a program (and its replay) a reasonable size: ops per
+ * role, steps, micro-batches per step, and any byte count of one op. */
+#define PROGRAM_MAX_OPS (1 << 24)
+#define PROGRAM_MAX_STEPS 1000000
+#define PROGRAM_MAX_MICRO_BATCHES (1 << 20)
+#define PROGRAM_MAX_OP_BYTES (1LL << 50)
 
 /* Memory categories the replay predicts and the runtime's tracked allocator
  * measures (docs/plan-format.md §4). */

@@ -49,6 +49,7 @@ typedef struct {
     prog_role *r;
     int32_t cap;
     bool oom;
+    bool too_long; /* PROGRAM_MAX_OPS reached */
     prog_op scratch;  /* written to when the op array cannot grow (oom is set) */
     int64_t d, mbs;   /* ZeRO's group (dp x cp), micro-batches per step */
     bool gather;      /* ZeRO-3 over d > 1: a unit's parameters are gathered for use */
@@ -134,6 +135,11 @@ static int refuse_training(const plan_spec *s, ps_err *err) {
 
 static prog_op *push(emit_ctx *x, prog_kind kind, int32_t step) {
     prog_role *r = x->r;
+    if (r->n_ops == PROGRAM_MAX_OPS) { /* too long to write, replay or run sensibly */
+        x->too_long = true;
+        prog_op_init(&x->scratch, kind, step);
+        return &x->scratch;
+    }
     if (r->n_ops == x->cap) {
         int32_t cap = x->cap ? 2 * x->cap : 1024;
         prog_op *ops = cap > x->cap ? realloc(r->ops, (size_t)cap * sizeof *ops) : NULL;
@@ -414,7 +420,11 @@ static int emit_role(emit_ctx *x, int steps, ps_err *err) {
     for (int32_t i = 0; i < r->n_ranks; i++) r->ranks[i] = i; /* dp is the only dimension */
     if (layout_units(x, err) || layout_buckets(x, err)) return -1;
     unit_costs(x);
-    for (int32_t step = 0; step < steps && !x->oom; step++) emit_step(x, step);
+    for (int32_t step = 0; step < steps && !x->oom && !x->too_long; step++) emit_step(x, step);
+    if (x->too_long)
+        return ps_err_set(err, "the execution plan would exceed %d ops per rank role (%d steps); "
+                               "emit fewer steps (--steps) or use larger buckets (memory.bucket)",
+                          PROGRAM_MAX_OPS, steps);
     if (x->oom) return ps_err_set(err, "out of memory for %d ops", (int)r->n_ops);
     return 0;
 }

@@ -6,6 +6,7 @@
  */
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "atomic_file.h"
@@ -107,12 +108,17 @@ static void write_role(jsonw *w, const prog_role *r) {
     jsonw_int(w, "stage", r->stage);
     jsonw_int(w, "tp_rank", r->tp_rank);
     jsonw_int(w, "cp_rank", r->cp_rank);
-    l.s[0] = '[';
-    l.n = 1;
-    for (int32_t i = 0; i < r->n_ranks && l.n < (int)sizeof l.s - 16; i++)
-        l.n += snprintf(l.s + l.n, sizeof l.s - (size_t)l.n, "%s%d", i ? ", " : "", (int)r->ranks[i]);
-    snprintf(l.s + l.n, sizeof l.s - (size_t)l.n, "]");
-    put_line(w, "ranks", l.s);
+    /* the rank list on one line, however long (dp can be thousands) */
+    size_t cap = 16 + 12 * (size_t)r->n_ranks, n = 1;
+    char *ranks = malloc(cap);
+    if (ranks) {
+        ranks[0] = '[';
+        for (int32_t i = 0; i < r->n_ranks; i++)
+            n += (size_t)snprintf(ranks + n, cap - n, "%s%d", i ? ", " : "", (int)r->ranks[i]);
+        snprintf(ranks + n, cap - n, "]");
+        put_line(w, "ranks", ranks);
+        free(ranks);
+    }
     jsonw_int(w, "flat_elems", r->flat_elems);
     jsonw_int(w, "flat_padded", r->flat_padded);
     jsonw_int(w, "shard_elems", r->shard_elems);

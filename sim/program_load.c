@@ -90,7 +90,8 @@ static int read_parallel(const ynode *h, program *p, ps_err *err) {
         yget_check_keys(b, "header.batch", batch_keys, err) ||
         yget_int(b, "header.batch", "seq", true, 1, INT64_MAX, &p->seq, err) ||
         yget_int(b, "header.batch", "micro", true, 1, INT64_MAX, &p->micro_batch, err) ||
-        yget_int(b, "header.batch", "micro_batches", true, 1, INT32_MAX, &p->micro_batches, err) ||
+        yget_int(b, "header.batch", "micro_batches", true, 1, PROGRAM_MAX_MICRO_BATCHES,
+                 &p->micro_batches, err) ||
         yget_int(b, "header.batch", "global", true, 1, INT64_MAX, &p->global_batch, err) ||
         yget_map(h, "header", "parallel", true, &par, err) ||
         yget_check_keys(par, "header.parallel", parallel_keys, err) ||
@@ -104,6 +105,16 @@ static int read_parallel(const ynode *h, program *p, ps_err *err) {
         yget_bool(par, "header.parallel", "overlap_dp", true, &p->overlap_dp, err))
         return -1;
     p->zero = (int)zero;
+    if (p->world != p->dp * p->tp * p->pp * p->cp)
+        return ps_err_at(err, &ynode_get(par, "world")->loc, "header.parallel.world",
+                         "expected dp*tp*pp*cp = %lld, found %lld",
+                         (long long)(p->dp * p->tp * p->pp * p->cp), (long long)p->world);
+    if (p->micro_batch > INT64_MAX / p->micro_batches / p->dp ||
+        p->global_batch != p->micro_batch * p->micro_batches * p->dp)
+        return ps_err_at(err, &ynode_get(b, "global")->loc, "header.batch.global",
+                         "expected micro * micro_batches * dp = %lld * %lld * %lld, found %lld",
+                         (long long)p->micro_batch, (long long)p->micro_batches, (long long)p->dp,
+                         (long long)p->global_batch);
     return 0;
 }
 
@@ -127,7 +138,7 @@ static int read_train(const ynode *h, program *p, ps_err *err) {
     char data[PS_LOC_FILE_MAX];
     if (yget_map(h, "header", "train", true, &t, err) ||
         yget_check_keys(t, "header.train", train_keys, err) ||
-        yget_int(t, "header.train", "steps", true, 1, INT32_MAX, &steps, err) ||
+        yget_int(t, "header.train", "steps", true, 1, PROGRAM_MAX_STEPS, &steps, err) ||
         yget_int(t, "header.train", "seed", true, 0, INT64_MAX, &seed, err) ||
         read_num(t, "header.train", "lr", &p->lr, err) ||
         read_num(t, "header.train", "beta1", &p->beta1, err) ||
@@ -183,8 +194,8 @@ static int read_units(const ynode *role, const char *path, prog_role *r, ps_err 
                              ynode_describe(n, found, sizeof found));
         if (yget_check_keys(n, upath, unit_keys, err) ||
             yget_str(n, upath, "name", true, un->name, sizeof un->name, err) ||
-            yget_int(n, upath, "offset", true, 0, INT64_MAX, &un->offset, err) ||
-            yget_int(n, upath, "elems", true, 1, INT64_MAX, &un->elems, err))
+            yget_int(n, upath, "offset", true, 0, PROGRAM_MAX_OP_BYTES, &un->offset, err) ||
+            yget_int(n, upath, "elems", true, 1, PROGRAM_MAX_OP_BYTES, &un->elems, err))
             return -1;
         if (un->offset != off)
             return ps_err_at(err, &ynode_get(n, "offset")->loc, yget_field(upath, "offset", field, sizeof field),
@@ -199,7 +210,8 @@ static int read_units(const ynode *role, const char *path, prog_role *r, ps_err 
     return 0;
 }
 
-static int read_ranks(const ynode *role, const char *path, prog_role *r, ps_err *err) {
+static int read_ranks(const ynode *role, const char *path, const program *p, prog_role *r,
+                      ps_err *err) {
     const ynode *n = ynode_get(role, "ranks");
     char field[FIELD_MAX], found[128];
     yget_field(path, "ranks", field, sizeof field);
@@ -210,11 +222,18 @@ static int read_ranks(const ynode *role, const char *path, prog_role *r, ps_err 
     r->ranks = calloc((size_t)n->n, sizeof *r->ranks);
     if (!r->ranks) return ps_err_set(err, "out of memory");
     r->n_ranks = n->n;
+    if (n->n != p->dp)
+        return ps_err_at(err, &n->loc, field, "expected dp = %lld ranks, found %d",
+                         (long long)p->dp, n->n);
     for (int i = 0; i < n->n; i++) {
         int64_t v;
         char item[FIELD_MAX + 16];
         snprintf(item, sizeof item, "%s[%d]", field, i);
-        if (yget_node_int(n->items[i], item, 0, 1 << 24, &v, err)) return -1;
+        if (yget_node_int(n->items[i], item, 0, p->world - 1, &v, err)) return -1;
+        for (int k = 0; k < i; k++)
+            if (r->ranks[k] == v)
+                return ps_err_at(err, &n->items[i]->loc, item, "expected distinct ranks, found %lld twice",
+                                 (long long)v);
         r->ranks[i] = (int32_t)v;
     }
     return 0;
@@ -243,7 +262,7 @@ static int read_field(const ynode *n, const char *path, const prog_field *f, con
     yget_field(path, f->key, field, sizeof field);
     switch (f->type) {
     case PF_I32: return read_i32(n, path, f->key, -1, INT32_MAX, (int32_t *)dst, err);
-    case PF_I64: return yget_int(n, path, f->key, true, 0, INT64_MAX, (int64_t *)dst, err);
+    case PF_I64: return yget_int(n, path, f->key, true, 0, PROGRAM_MAX_OP_BYTES, (int64_t *)dst, err);
     case PF_F64: return read_num(n, path, f->key, (double *)dst, err);
     case PF_BOOL: return yget_bool(n, path, f->key, true, (bool *)dst, err);
     case PF_UNIT: return read_unit_name(v, field, r, (int32_t *)dst, err);
@@ -257,6 +276,16 @@ static int check_op(const ynode *n, const char *path, const program *p, const pr
                     const prog_op *o, ps_err *err) {
     char field[FIELD_MAX];
     const bool unit_buf = o->buf == BUF_UNIT_PARAMS || o->buf == BUF_UNIT_GRADS;
+    const bool per_mb = o->kind == OP_FWD || o->kind == OP_BWD;
+    if (o->step < 0)
+        return ps_err_at(err, &ynode_get(n, "step")->loc, yget_field(path, "step", field, sizeof field),
+                         "expected a step of 0 or more, found %d", (int)o->step);
+    if (per_mb && o->mb < 0)
+        return ps_err_at(err, &n->loc, yget_field(path, "mb", field, sizeof field),
+                         "expected the micro-batch of this %s, found none", prog_kind_names[o->kind]);
+    if (per_mb && o->unit < 0)
+        return ps_err_at(err, &n->loc, yget_field(path, "unit", field, sizeof field),
+                         "expected the unit of this %s, found none", prog_kind_names[o->kind]);
     if (o->step >= p->steps)
         return ps_err_at(err, &ynode_get(n, "step")->loc, yget_field(path, "step", field, sizeof field),
                          "expected a step below header.train.steps = %d, found %d", (int)p->steps,
@@ -269,11 +298,28 @@ static int check_op(const ynode *n, const char *path, const program *p, const pr
         return ps_err_at(err, &n->loc, yget_field(path, "unit", field, sizeof field),
                          "expected a unit with buf %s and only then, found %s",
                          prog_buf_names[o->buf], o->unit >= 0 ? "one" : "none");
-    if (o->kind == OP_COLL && o->offset + o->elems > r->flat_elems)
-        return ps_err_at(err, &ynode_get(n, "elems")->loc, yget_field(path, "elems", field, sizeof field),
-                         "expected the range to end within flat_elems = %lld, found offset %lld + "
-                         "elems %lld", (long long)r->flat_elems, (long long)o->offset,
-                         (long long)o->elems);
+    if (o->kind == OP_COLL || o->kind == OP_OPTIM) {
+        /* a collective's range lies in the flat space, and in its unit when it
+         * reads or writes a unit buffer; the optimizer's in what the rank holds */
+        const bool src_unit = o->src == BUF_UNIT_PARAMS || o->src == BUF_UNIT_GRADS,
+                   dst_unit = o->dst == BUF_UNIT_PARAMS || o->dst == BUF_UNIT_GRADS;
+        int64_t lo = 0, hi = r->flat_elems;
+        const char *within = "flat_elems";
+        if (o->kind == OP_OPTIM && p->zero >= 1) hi = r->shard_elems, within = "shard_elems";
+        if (o->kind == OP_COLL && (src_unit || dst_unit)) {
+            if (o->unit < 0)
+                return ps_err_at(err, &n->loc, yget_field(path, "unit", field, sizeof field),
+                                 "expected the unit whose buffer the collective uses, found none");
+            lo = r->units[o->unit].offset, hi = lo + r->units[o->unit].elems;
+            within = "its unit";
+        }
+        if (o->offset < lo || o->offset > hi || o->elems > hi - o->offset)
+            return ps_err_at(err, &ynode_get(n, "elems")->loc,
+                             yget_field(path, "elems", field, sizeof field),
+                             "expected the range to lie within %s [%lld, %lld), found offset %lld, "
+                             "elems %lld", within, (long long)lo, (long long)hi,
+                             (long long)o->offset, (long long)o->elems);
+    }
     return 0;
 }
 
@@ -319,7 +365,7 @@ static int read_role(const ynode *n, int ri, const program *p, prog_role *r, ps_
         read_i32(n, path, "stage", 0, p->pp - 1, &r->stage, err) ||
         read_i32(n, path, "tp_rank", 0, p->tp - 1, &r->tp_rank, err) ||
         read_i32(n, path, "cp_rank", 0, p->cp - 1, &r->cp_rank, err) ||
-        read_ranks(n, path, r, err) ||
+        read_ranks(n, path, p, r, err) ||
         yget_int(n, path, "flat_elems", true, 1, INT64_MAX, &r->flat_elems, err) ||
         yget_int(n, path, "flat_padded", true, 1, INT64_MAX, &r->flat_padded, err) ||
         yget_int(n, path, "shard_elems", true, 1, INT64_MAX, &r->shard_elems, err) ||

@@ -465,7 +465,19 @@ static void test_json_errors(void **state) {
                 "expected a micro-batch below header.batch.micro_batches = 1, found 5", NULL);
     tu_contains(load_error(&p, "\"offset\": 1016832, \"elems\": 32896, \"bytes\"",
                            "\"offset\": 1016832, \"elems\": 32897, \"bytes\""), ".elems: ",
-                "expected the range to end within flat_elems = 1049728", NULL);
+                "expected the range to lie within its unit [1016832, 1049728)", NULL);
+    /* the loader also holds the header together and every range in bounds */
+    tu_contains(load_error(&p, "\"world\": 2", "\"world\": 3"), "header.parallel.world",
+                "expected dp*tp*pp*cp = 2, found 3", NULL);
+    tu_contains(load_error(&p, "\"ranks\": [0, 1]", "\"ranks\": [0, 0]"), "expected distinct ranks",
+                NULL);
+    tu_contains(load_error(&p, "\"ranks\": [0, 1]", "\"ranks\": [0]"), "expected dp = 2 ranks, found 1",
+                NULL);
+    tu_contains(load_error(&p, "\"step\": 0, \"mb\": 0", "\"step\": -1, \"mb\": 0"),
+                "expected a step of 0 or more, found -1", NULL);
+    tu_contains(load_error(&p, "\"offset\": 1016832, \"elems\": 32896, \"bytes\"",
+                           "\"offset\": 9000000000000000000, \"elems\": 32896, \"bytes\""),
+                ".offset: ", NULL);
     tu_contains(load_error(&p, "\"shard_elems\": 524864", "\"shard_elems\": 524865"),
                 "roles[0].shard_elems", "expected ceil(flat_elems / (dp*cp)) = 524864", NULL);
     tu_contains(load_error(&p, "\"version\": 1", "\"version\": 2"), "version",
