@@ -202,7 +202,12 @@ static int run_main(int argc, char **argv, int rank, int world) {
         fflush(stderr);
         MPI_Abort(MPI_COMM_WORLD, CLI_FAIL);
     }
-    if (rank == 0 && !quiet) run_profile_print_summary(stdout, &prog, &groups, &rp, &res);
+    if (rank == 0 && !quiet) {
+        run_profile_print_summary(stdout, &prog, &groups, &rp, &res);
+        if ((long)local * threads > cores)
+            printf("note: %d ranks x %lld threads on %ld cores here: oversubscribed, so the "
+                   "measured times are inflated\n", local, (long long)threads, cores);
+    }
     if (rank == 0 && out_path &&
         run_profile_write(out_path, &prog, &groups, &rp, &res, (int)threads, &err) != 0) {
         fprintf(stderr, "parasim run: %s\n", err.msg);

@@ -97,7 +97,8 @@ void run_profile_print_summary(FILE *f, const program *p, const rt_groups *g,
     const double steady = steady_seconds(r);
     double pred = rp->n_roles && rr->n_steps > 1 ? rr->steps[1].seconds : rr->end_s;
     char which[32];
-    if (r->steps > 1) snprintf(which, sizeof which, "steps 2..%d", r->steps);
+    if (r->steps > 2) snprintf(which, sizeof which, "steps 2..%d", r->steps);
+    else if (r->steps == 2) snprintf(which, sizeof which, "step 2");
     else snprintf(which, sizeof which, "step 1");
     fprintf(f, "\nstep time (%s)  measured %.3f s (%.0f tokens/s)   predicted %.3f s "
                "on the plan's cluster (%s)\n",
