@@ -421,7 +421,7 @@ int rt_exec_run(const program *p, const rt_backend *be, rt_groups *g, const rt_o
         }
         if (rc) break;
         if (i + 1 == r->n_ops || r->ops[i + 1].step != o->step) {
-            end_step(&x, o->step, x.t0 + (i ? t_step - x.t0 : 0), opt, out);
+            end_step(&x, o->step, t_step, opt, out);
             t_step = be->now_seconds();
         }
     }
