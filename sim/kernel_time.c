@@ -44,8 +44,9 @@ static void add_gemm(kt_part *o, const cluster_cfg *c, const plan_cfg *p, const 
                      double batch, double tokens, double in, double out, int has_weight) {
     kt_op *op = &o->op[o->n++];
     double t = kt_gemm(c, p, batch, tokens, out, in);
-    *op = (kt_op){name, KT_GEMM, 2.0 * batch * tokens * in * out, 0, t,
-                  has_weight ? t : 2 * t, has_weight ? t : 0};
+    const double flops = 2.0 * batch * tokens * in * out;
+    *op = (kt_op){name, KT_GEMM, flops, 0, 2 * flops, t, has_weight ? t : 2 * t,
+                  has_weight ? t : 0};
 }
 
 /* A memory-bound op moving `fwd` bytes forward and `bwd` bytes backward
@@ -54,7 +55,7 @@ static void add_gemm(kt_part *o, const cluster_cfg *c, const plan_cfg *p, const 
 static void add_mem(kt_part *o, const cluster_cfg *c, const char *name, double fwd, double bwd) {
     if (fwd <= 0) return;
     kt_op *op = &o->op[o->n++];
-    *op = (kt_op){name, KT_MEM, 0, fwd, kt_mem(c, fwd), kt_mem(c, bwd), 0};
+    *op = (kt_op){name, KT_MEM, 0, fwd, 0, kt_mem(c, fwd), kt_mem(c, bwd), 0};
 }
 
 static void sum_part(kt_part *o) {
@@ -78,10 +79,10 @@ static void add_attention(kt_part *o, const model_cfg *m, const cluster_cfg *c,
     double before = 0;
     for (int i = 0; i < o->n; i++) before += o->op[i].fwd;
     if (m->attention == ATTN_FLASH) {
-        const double flops = 2.0 * square * 0.5, peak = kt_peak(c, p);
+        const double flops = 2.0 * square * 0.5, bwd = 2.5 * flops, peak = kt_peak(c, p);
         kt_op *op = &o->op[o->n++];
-        *op = (kt_op){"flash_attention", KT_ATTN, flops, 0, flops / (peak * c->eff.attn_fwd),
-                      2.5 * flops / (peak * c->eff.attn_bwd), 0};
+        *op = (kt_op){"flash_attention", KT_ATTN, flops, 0, bwd,
+                      flops / (peak * c->eff.attn_fwd), bwd / (peak * c->eff.attn_bwd), 0};
     } else {
         const double elems = b * heads * sq * sk;
         add_gemm(o, c, p, "attn_scores", b * heads, sq, d, sk, 0);   /* (sq x d)(d x sk) */

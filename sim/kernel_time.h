@@ -38,6 +38,8 @@ typedef struct {
     const char *name;
     kt_kind kind;
     double flops_fwd, bytes_fwd; /* one micro-batch on one rank */
+    double flops_bwd;            /* its backward: 2x a GEMM's (input and weight or both
+                                    operand gradients), 2.5x flash attention's, 0 memory-bound */
     double fwd, bwd_in, bwd_w;   /* seconds */
 } kt_op;
 

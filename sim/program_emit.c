@@ -321,17 +321,13 @@ static int layout_units(emit_ctx *x, ps_err *err) {
     return 0;
 }
 
-/* FLOPs of one unit's forward and backward from kernel_time's per-op table,
- * with its rules: a matmul's backward is two products of its size (input and
- * weight gradient), flash attention's backward 2.5x its forward (it rebuilds
- * the scores), memory-bound ops count no FLOPs, and a full recompute replays
- * the forward. */
+/* FLOPs of one unit's forward and backward: kernel_time's per-op counts
+ * (its rules), plus the replayed forward under full recompute. */
 static void part_flops(const kt_part *k, bool replay, double *fwd, double *bwd) {
     *fwd = *bwd = 0;
     for (int i = 0; i < k->n; i++) {
         *fwd += k->op[i].flops_fwd;
-        *bwd += (k->op[i].kind == KT_ATTN ? 2.5 : k->op[i].kind == KT_GEMM ? 2.0 : 0.0) *
-                k->op[i].flops_fwd;
+        *bwd += k->op[i].flops_bwd;
     }
     if (replay) *bwd += *fwd;
 }
