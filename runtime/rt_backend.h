@@ -20,6 +20,8 @@
 typedef enum { RT_F32, RT_BF16 } rt_dtype;
 
 static inline int64_t rt_dtype_bytes(rt_dtype t) { return t == RT_BF16 ? 2 : 4; }
+/* The runtime stores a plan dtype as fp32 or bf16 (fp16/fp8 plans are refused by emit). */
+static inline rt_dtype rt_dtype_of(ps_dtype d) { return d == DT_BF16 ? RT_BF16 : RT_F32; }
 
 typedef struct rt_group rt_group; /* a process group (an MPI sub-communicator) */
 

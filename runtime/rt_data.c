@@ -8,12 +8,10 @@
 #include <string.h>
 #include <sys/stat.h>
 
-static uint64_t mix64(uint64_t z) {
-    z += 0x9e3779b97f4a7c15ULL;
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
+#include "rt_hash.h"
+
+/* splitmix64: the golden-ratio step, then its finaliser */
+static uint64_t mix64(uint64_t z) { return rt_mix64(z + 0x9e3779b97f4a7c15ULL); }
 
 static int append_file(rt_data *d, const char *path, ps_err *err) {
     FILE *f = fopen(path, "rb");

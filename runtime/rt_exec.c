@@ -20,26 +20,19 @@ typedef struct {
     void *buf[BUF_COUNT];
     void **unit_buf[BUF_COUNT]; /* BUF_UNIT_PARAMS / BUF_UNIT_GRADS: per unit */
     rt_dtype dt[BUF_COUNT];
-    int dp, dp_rank;
-    int64_t lo, shard; /* this rank's shard of the flat space */
+    int dp_rank;
+    /* whole-space buffers: the flat elements [first, first + held) this rank
+     * holds (program_buf_held: the whole space or the rank's shard) */
+    int64_t first[BUF_COUNT], held[BUF_COUNT];
     double t0;
 } exec;
 
 /* ---- buffers ------------------------------------------------------------------ */
 
-static bool buf_full(const exec *x, prog_buf b) {
-    const int z = x->p->zero;
-    switch (b) {
-    case BUF_PARAMS: return z < 3;
-    case BUF_GRADS: return z < 2;
-    default: return z < 1; /* master and optimizer states */
-    }
-}
-
-/* Elements buffer b (unit u) must hold on this rank. */
+/* Elements buffer b (unit u) holds on this rank. */
 static int64_t buf_elems(const exec *x, prog_buf b, int32_t u) {
     if (b == BUF_UNIT_PARAMS || b == BUF_UNIT_GRADS) return x->r->units[u].elems;
-    return buf_full(x, b) ? x->r->flat_elems : x->shard;
+    return x->held[b];
 }
 
 static void **buf_slot(exec *x, prog_buf b, int32_t u) {
@@ -52,8 +45,8 @@ static void **buf_slot(exec *x, prog_buf b, int32_t u) {
 static void *buf_at(exec *x, prog_buf b, int64_t i) {
     void *base = x->buf[b];
     if (!base) return NULL;
-    int64_t k = buf_full(x, b) ? i : i - x->lo;
-    if (k < 0 || k >= buf_elems(x, b, -1)) return NULL;
+    const int64_t k = i - x->first[b];
+    if (k < 0 || k >= x->held[b]) return NULL;
     return (char *)base + k * rt_dtype_bytes(x->dt[b]);
 }
 
@@ -94,7 +87,7 @@ static int op_alloc(exec *x, int32_t i, ps_err *err) {
     }
     /* the model's initial weights: fp32 master and the working copy agree */
     if (o->buf == BUF_PARAMS || o->buf == BUF_MASTER) {
-        const int64_t n = buf_elems(x, o->buf, -1), first = buf_full(x, o->buf) ? 0 : x->lo;
+        const int64_t n = x->held[o->buf], first = x->first[o->buf];
         float *v = x->dt[o->buf] == RT_F32 ? *slot : malloc((size_t)n * 4);
         if (!v) return fail(err, x, i, "out of host memory for the initial weights");
         rt_model_init_values(x->p, x->p->seed, first, n, v);
@@ -129,10 +122,9 @@ static void stage_batch(exec *x, int32_t step, int32_t mb) {
 /* Does whole-space buffer b on this rank hold all of unit u (a whole buffer,
  * or a shard that covers it: every shard does when dp = 1)? */
 static bool holds_unit(const exec *x, prog_buf b, int32_t u) {
-    if (!x->buf[b]) return false;
-    if (buf_full(x, b)) return true;
     const prog_unit *un = &x->r->units[u];
-    return un->offset >= x->lo && un->offset + un->elems <= x->lo + x->shard;
+    return x->buf[b] && un->offset >= x->first[b] &&
+           un->offset + un->elems <= x->first[b] + x->held[b];
 }
 
 static const void *unit_weights(exec *x, int32_t u) {
@@ -171,11 +163,6 @@ static int op_bwd(exec *x, int32_t i, ps_err *err) {
 
 /* ---- collectives ------------------------------------------------------------------ */
 
-static int64_t overlap(int64_t a0, int64_t a1, int64_t b0, int64_t b1) {
-    int64_t lo = a0 > b0 ? a0 : b0, hi = a1 < b1 ? a1 : b1;
-    return hi > lo ? hi - lo : 0;
-}
-
 /* dst[0..n) += src (fp32) in dst's dtype */
 static void accumulate(exec *x, void *dst, rt_dtype t, const void *src, int64_t n, float *tmp) {
     if (t == RT_F32) {
@@ -203,13 +190,13 @@ static int op_coll(exec *x, int32_t i, int64_t *bytes, ps_err *err) {
     const prog_op *o = &x->r->ops[i];
     rt_group *grp = &x->g->group[o->group];
     const int d = grp->size;
-    const int64_t off = o->offset, end = o->offset + o->elems, S = x->shard;
+    const int64_t off = o->offset;
     const rt_dtype t = x->dt[o->src];
     int64_t *counts = calloc((size_t)(2 * d), sizeof *counts), *displs = counts + d;
     if (!counts) return fail(err, x, i, "out of host memory");
     int64_t total = 0;
     for (int q = 0; q < d; q++) {
-        counts[q] = overlap(off, end, (int64_t)q * S, (int64_t)(q + 1) * S);
+        counts[q] = program_shard_part(x->r, off, o->elems, q, NULL);
         displs[q] = total;
         total += counts[q];
     }
@@ -273,8 +260,8 @@ static int op_coll(exec *x, int32_t i, int64_t *bytes, ps_err *err) {
 static int op_optim(exec *x, int32_t i, ps_err *err) {
     const prog_op *o = &x->r->ops[i];
     const program *p = x->p;
-    /* the range is relative to what this rank holds: its shard for ZeRO >= 1 */
-    const int64_t base = p->zero >= 1 ? x->lo : 0;
+    /* the range is relative to what this rank holds of the optimizer states */
+    const int64_t base = x->first[BUF_ADAM_M];
     int64_t lo = base + o->offset, hi = base + o->offset + o->elems;
     if (hi > x->r->flat_elems) hi = x->r->flat_elems; /* the padding is not trained */
     if (hi <= lo) return 0;
@@ -325,19 +312,16 @@ static int run_op(exec *x, int32_t i, int64_t *coll_bytes, ps_err *err) {
     }
 }
 
-static rt_dtype dt_of(ps_dtype d) { return d == DT_BF16 ? RT_BF16 : RT_F32; }
-
 static int exec_init(exec *x, const program *p, const rt_backend *be, rt_groups *g,
                      const rt_options *opt, ps_err *err) {
     memset(x, 0, sizeof *x);
     x->p = p, x->be = be, x->g = g;
     x->r = &p->roles[g->role];
-    x->dp = g->group[GROUP_DP].size;
     x->dp_rank = g->dp_rank;
-    x->shard = x->r->shard_elems;
-    x->lo = (int64_t)x->dp_rank * x->shard;
-    x->dt[BUF_PARAMS] = x->dt[BUF_UNIT_PARAMS] = dt_of(p->precision.params);
-    x->dt[BUF_GRADS] = x->dt[BUF_UNIT_GRADS] = dt_of(p->precision.grads);
+    for (int b = 0; b < BUF_COUNT; b++)
+        x->held[b] = program_buf_held(p, x->r, (prog_buf)b, -1, x->dp_rank, &x->first[b]);
+    x->dt[BUF_PARAMS] = x->dt[BUF_UNIT_PARAMS] = rt_dtype_of(p->precision.params);
+    x->dt[BUF_GRADS] = x->dt[BUF_UNIT_GRADS] = rt_dtype_of(p->precision.grads);
     x->dt[BUF_MASTER] = x->dt[BUF_ADAM_M] = x->dt[BUF_ADAM_V] = RT_F32;
     if (rt_mem_init(&x->mem, be->mem_alloc, be->mem_free) != 0)
         return ps_err_set(err, "out of host memory");

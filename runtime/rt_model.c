@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "rt_hash.h"
+
 /* Saved-tensor slots, in act.h's order (act_layer_tensors for a flash,
  * RMSNorm, SwiGLU block; act_first/last_stage_tensors). */
 enum {
@@ -43,17 +45,11 @@ int64_t rt_model_unit_elems(const program *p, int64_t unit) {
 
 /* ---- deterministic initialisation --------------------------------------------- */
 
-static uint64_t mix64(uint64_t z) { /* splitmix64's finaliser */
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
 /* A standard normal that depends only on (seed, i): Box-Muller on two
  * counter-based uniforms in (0, 1]. */
 static double normal_at(uint64_t seed, int64_t i) {
-    uint64_t a = mix64(seed * 0x9e3779b97f4a7c15ULL + 2 * (uint64_t)i + 1);
-    uint64_t b = mix64(a ^ 0xd1b54a32d192ed03ULL);
+    uint64_t a = rt_mix64(seed * 0x9e3779b97f4a7c15ULL + 2 * (uint64_t)i + 1);
+    uint64_t b = rt_mix64(a ^ 0xd1b54a32d192ed03ULL);
     double u1 = ((double)(a >> 11) + 1.0) / 9007199254740992.0;
     double u2 = (double)(b >> 11) / 9007199254740992.0;
     return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
@@ -94,8 +90,6 @@ void rt_model_init_values(const program *p, uint64_t seed, int64_t first, int64_
 
 /* ---- set-up -------------------------------------------------------------------- */
 
-static rt_dtype dt_of(ps_dtype d) { return d == DT_BF16 ? RT_BF16 : RT_F32; }
-
 int rt_model_init(rt_model *m, const program *p, const rt_backend *be, rt_mem *mem,
                   ps_err *err) {
     memset(m, 0, sizeof *m);
@@ -105,12 +99,14 @@ int rt_model_init(rt_model *m, const program *p, const rt_backend *be, rt_mem *m
     m->D = p->head_dim, m->f = p->ffn_hidden, m->V = p->vocab;
     m->B = p->micro_batch, m->T = p->seq, m->N = m->B * m->T;
     m->eps = (float)p->norm_eps, m->theta = (float)p->rope_theta;
-    m->act_dt = dt_of(p->precision.activations);
-    m->param_dt = dt_of(p->precision.params);
-    m->grad_dt = dt_of(p->precision.grads);
+    m->act_dt = rt_dtype_of(p->precision.activations);
+    m->param_dt = rt_dtype_of(p->precision.params);
+    m->grad_dt = rt_dtype_of(p->precision.grads);
     m->units = p->layers + 2;
     m->micro_batches = p->micro_batches;
     rt_model_layer_layout(p, &m->lay);
+    m->embed_elems = rt_model_unit_elems(p, 0);
+    m->head_elems = rt_model_unit_elems(p, p->layers + 1);
     m->loss_scale = (float)(1.0 / ((double)p->global_batch * (double)p->seq));
     m->saved = calloc((size_t)(m->units * m->micro_batches), sizeof *m->saved);
     m->hidden = calloc((size_t)m->micro_batches, sizeof *m->hidden);
@@ -471,11 +467,15 @@ static void saved_free(rt_model *m, rt_saved *s) {
     s->n = 0;
 }
 
+/* Parameters of a unit (rt_model_unit_elems, kept at init). */
+static int64_t unit_elems(const rt_model *m, int64_t unit) {
+    return unit == 0 ? m->embed_elems : unit == m->units - 1 ? m->head_elems : m->lay.elems;
+}
+
 int rt_model_fwd(rt_model *m, int64_t unit, int64_t mb, const void *w, rt_dtype wdt, bool save,
                  ps_err *err) {
     op_ctx c = {.m = m, .err = err};
-    const int64_t n = unit == 0 ? m->V * m->h : unit == m->units - 1 ? m->h + m->V * m->h
-                                                                     : m->lay.elems;
+    const int64_t n = unit_elems(m, unit);
     const float *wf = weights(&c, w, wdt, n);
     if (c.failed) return op_end(&c);
     if (unit == 0) {
@@ -506,8 +506,7 @@ int rt_model_fwd(rt_model *m, int64_t unit, int64_t mb, const void *w, rt_dtype 
 int rt_model_bwd(rt_model *m, int64_t unit, int64_t mb, const void *w, rt_dtype wdt, void *g,
                  rt_dtype gdt, bool recompute, ps_err *err) {
     op_ctx c = {.m = m, .err = err};
-    const int64_t n = unit == 0 ? m->V * m->h : unit == m->units - 1 ? m->h + m->V * m->h
-                                                                     : m->lay.elems;
+    const int64_t n = unit_elems(m, unit);
     const float *wf = weights(&c, w, wdt, n);
     float *gf = grads_begin(&c, g, gdt, n);
     rt_saved *s = &m->saved[unit * m->micro_batches + mb];

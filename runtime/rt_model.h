@@ -45,6 +45,7 @@ typedef struct {
     rt_dtype act_dt, param_dt, grad_dt;
     int64_t units, micro_batches;
     rt_layer_layout lay;
+    int64_t embed_elems, head_elems; /* parameters of the first and last unit */
     /* per (unit, micro-batch) saved tensors, and the streams between units */
     rt_saved *saved;   /* [units * micro_batches] */
     void **hidden;     /* [micro_batches]: output of the last forward (workspace) */

@@ -68,6 +68,32 @@ int64_t program_buf_bytes(const program *p, const prog_role *r, prog_buf b, int3
     }
 }
 
+/* Bytes of one element of buffer b. */
+static int64_t buf_elem_bytes(const program *p, prog_buf b) {
+    switch (b) {
+    case BUF_PARAMS:
+    case BUF_UNIT_PARAMS: return dtype_bytes(p->precision.params);
+    case BUF_GRADS:
+    case BUF_UNIT_GRADS: return dtype_bytes(p->precision.grads);
+    case BUF_MASTER: return dtype_bytes(p->precision.master);
+    default: return dtype_bytes(p->precision.optimizer);
+    }
+}
+
+int64_t program_buf_held(const program *p, const prog_role *r, prog_buf b, int32_t unit,
+                         int32_t dp_rank, int64_t *first) {
+    *first = 0;
+    if (b == BUF_UNIT_PARAMS || b == BUF_UNIT_GRADS) {
+        if (unit < 0 || unit >= r->n_units) return 0;
+        *first = r->units[unit].offset;
+        return r->units[unit].elems;
+    }
+    const int64_t eb = buf_elem_bytes(p, b);
+    const int64_t held = eb ? program_buf_bytes(p, r, b, unit) / eb : 0;
+    if (held && held != r->flat_elems) *first = (int64_t)dp_rank * r->shard_elems; /* a shard */
+    return held;
+}
+
 int64_t program_shard_part(const prog_role *r, int64_t offset, int64_t elems, int32_t dp_rank,
                            int64_t *first) {
     const int64_t s0 = (int64_t)dp_rank * r->shard_elems, s1 = s0 + r->shard_elems;

@@ -176,6 +176,14 @@ void program_free(program *p);
 /* Bytes of a buffer on one rank of a role (ZeRO decides whole or shard). */
 int64_t program_buf_bytes(const program *p, const prog_role *r, prog_buf b, int32_t unit);
 
+/* The elements of the flat space that buffer b (unit u for unit buffers) holds
+ * on dp rank `dp_rank`: [*first, *first + return value). The whole space, or
+ * the rank's shard, as states.c decides by ZeRO stage (read off
+ * program_buf_bytes, so no second copy of that rule); 0 for a buffer the plan
+ * does not keep (master weights in fp32). */
+int64_t program_buf_held(const program *p, const prog_role *r, prog_buf b, int32_t unit,
+                         int32_t dp_rank, int64_t *first);
+
 /* The part of the flat range [offset, offset+elems) that data-parallel rank
  * dp_rank's shard holds: its element count, and in *first (if not NULL) the
  * flat index where it starts. The counts of a reduce-scatter / all-gather on

@@ -351,7 +351,8 @@ static void unit_costs(emit_ctx *x) {
     x->cost[UK_HEAD].saved = ab.last_stage;
     x->cost[UK_HEAD].workspace = ab.logits_transient; /* logits, then their gradient */
     x->link = tc.link[GROUP_DP];
-    x->optim_elems = x->p->zero >= 1 ? x->r->shard_elems : x->r->flat_elems;
+    int64_t first;
+    x->optim_elems = program_buf_held(x->prog, x->r, BUF_ADAM_M, -1, 0, &first);
     x->optim_s = kt_optimizer(x->c, x->p, x->optim_elems);
 }
 

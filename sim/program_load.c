@@ -305,7 +305,11 @@ static int check_op(const ynode *n, const char *path, const program *p, const pr
                    dst_unit = o->dst == BUF_UNIT_PARAMS || o->dst == BUF_UNIT_GRADS;
         int64_t lo = 0, hi = r->flat_elems;
         const char *within = "flat_elems";
-        if (o->kind == OP_OPTIM && p->zero >= 1) hi = r->shard_elems, within = "shard_elems";
+        if (o->kind == OP_OPTIM) {
+            int64_t first;
+            hi = program_buf_held(p, r, BUF_ADAM_M, -1, 0, &first);
+            within = "what the rank holds of the optimizer states";
+        }
         if (o->kind == OP_COLL && (src_unit || dst_unit)) {
             if (o->unit < 0)
                 return ps_err_at(err, &n->loc, yget_field(path, "unit", field, sizeof field),

@@ -298,6 +298,17 @@ static void test_tiny_zero2_by_hand(void **state) {
     assert_int_equal(program_buf_bytes(&p, r, BUF_MASTER, -1), 0);
     assert_int_equal(program_buf_bytes(&p, r, BUF_ADAM_M, -1), 524864 * 4);
     assert_int_equal(program_buf_bytes(&p, r, BUF_UNIT_GRADS, 3), 246016 * 4);
+    /* what each buffer holds on dp rank 1: params all of it, grads and Adam
+     * states the second half, no master, a unit buffer its unit */
+    assert_int_equal(program_buf_held(&p, r, BUF_PARAMS, -1, 1, &first), 1049728);
+    assert_int_equal(first, 0);
+    assert_int_equal(program_buf_held(&p, r, BUF_GRADS, -1, 1, &first), 524864);
+    assert_int_equal(first, 524864);
+    assert_int_equal(program_buf_held(&p, r, BUF_ADAM_V, -1, 1, &first), 524864);
+    assert_int_equal(first, 524864);
+    assert_int_equal(program_buf_held(&p, r, BUF_MASTER, -1, 1, &first), 0);
+    assert_int_equal(program_buf_held(&p, r, BUF_UNIT_GRADS, 3, 1, &first), 246016);
+    assert_int_equal(first, 32768 + 2 * 246016);
     /* ops: step 0 = 2 allocs + zero_grad + 2 x (6 fwd + 6 x (alloc, bwd, coll, free))
      * + 2 allocs + optim + all-gather = 67; step 1 = 63 */
     assert_int_equal(r->n_ops, 130);
