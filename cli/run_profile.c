@@ -41,17 +41,29 @@ int run_profile_check_memory(const program *p, const replay_result *rp, int loca
     return 0;
 }
 
-static const replay_coll *find_coll(const replay_role *rr, comm_group g, comm_coll c,
-                                    int64_t *bytes, int64_t *calls) {
-    *bytes = *calls = 0;
-    const replay_coll *any = NULL;
-    for (int i = 0; i < rr->n_colls; i++)
-        if (rr->colls[i].group == g && rr->colls[i].coll == c) {
-            *bytes += rr->colls[i].bytes;
-            *calls += rr->colls[i].calls;
-            any = &rr->colls[i];
+/* One collective kind of one group, measured and predicted side by side. */
+typedef struct {
+    comm_group group;
+    comm_coll coll;
+    const rt_coll_stat *measured;
+    int64_t predicted_calls, predicted_bytes; /* summed over the replay's phases */
+} coll_row;
+
+/* The kinds either side saw, in group then collective order. Returns the count. */
+static int coll_rows(const replay_role *rr, const rt_result *r,
+                     coll_row out[GROUP_COUNT * (COLL_SEND + 1)]) {
+    int n = 0;
+    for (int g = 0; g < GROUP_COUNT; g++)
+        for (int c = 0; c <= COLL_SEND; c++) {
+            coll_row row = {(comm_group)g, (comm_coll)c, &r->coll[g][c], 0, 0};
+            for (int i = 0; i < rr->n_colls; i++)
+                if (rr->colls[i].group == row.group && rr->colls[i].coll == row.coll) {
+                    row.predicted_bytes += rr->colls[i].bytes;
+                    row.predicted_calls += rr->colls[i].calls;
+                }
+            if (row.measured->calls || row.predicted_calls) out[n++] = row;
         }
-    return any;
+    return n;
 }
 
 /* Steady-state step time: the mean over the steps after the first (the
@@ -80,20 +92,18 @@ void run_profile_print_summary(FILE *f, const program *p, const rt_groups *g,
     fprintf(f, "(workspace: the prediction holds the logits only; the runtime's other temporaries\n"
                " -- activation gradients, attention scratch, bf16 widening, the hidden state\n"
                " between ops -- are measured, not predicted)\n");
-    int any = 0;
-    for (int gi = 0; gi < GROUP_COUNT; gi++)
-        for (int c = 0; c <= COLL_SEND; c++) {
-            const rt_coll_stat *s = &r->coll[gi][c];
-            int64_t pb, pc;
-            find_coll(rr, (comm_group)gi, (comm_coll)c, &pb, &pc);
-            if (!s->calls && !pc) continue;
-            if (!any++)
-                fprintf(f, "\ncollectives (all steps)  calls  measured bytes  predicted bytes   "
-                           "seconds   algbw\n");
-            fprintf(f, "%-3s %-18s %7lld %15lld %16lld %9.4f %7s/s\n", comm_group_names[gi],
-                    comm_coll_names[c], (long long)s->calls, (long long)s->bytes, (long long)pb,
-                    s->seconds, fmt_bytes(s->seconds > 0 ? (int64_t)(s->bytes / s->seconds) : 0, b1, sizeof b1));
-        }
+    coll_row rows[GROUP_COUNT * (COLL_SEND + 1)];
+    const int n_rows = coll_rows(rr, r, rows);
+    if (n_rows)
+        fprintf(f, "\ncollectives (all steps)  calls  measured bytes  predicted bytes   "
+                   "seconds   algbw\n");
+    for (int i = 0; i < n_rows; i++) {
+        const rt_coll_stat *s = rows[i].measured;
+        fprintf(f, "%-3s %-18s %7lld %15lld %16lld %9.4f %7s/s\n", comm_group_names[rows[i].group],
+                comm_coll_names[rows[i].coll], (long long)s->calls, (long long)s->bytes,
+                (long long)rows[i].predicted_bytes, s->seconds,
+                fmt_bytes(s->seconds > 0 ? (int64_t)(s->bytes / s->seconds) : 0, b1, sizeof b1));
+    }
     const double steady = steady_seconds(r);
     double pred = rp->n_roles && rr->n_steps > 1 ? rr->steps[1].seconds : rr->end_s;
     char which[32];
@@ -153,22 +163,19 @@ int run_profile_write(const char *path, const program *p, const rt_groups *g,
     jsonw_int(&w, "predicted_peak_total", rr->peak_total.bytes);
     jsonw_obj_end(&w);
     jsonw_arr(&w, "collectives");
-    for (int gi = 0; gi < GROUP_COUNT; gi++)
-        for (int c = 0; c <= COLL_SEND; c++) {
-            const rt_coll_stat *s = &r->coll[gi][c];
-            int64_t pb, pc;
-            find_coll(rr, (comm_group)gi, (comm_coll)c, &pb, &pc);
-            if (!s->calls && !pc) continue;
-            jsonw_obj(&w, NULL);
-            jsonw_str(&w, "group", comm_group_names[gi]);
-            jsonw_str(&w, "coll", comm_coll_names[c]);
-            jsonw_int(&w, "calls", s->calls);
-            jsonw_int(&w, "bytes", s->bytes);
-            jsonw_num(&w, "seconds", s->seconds);
-            jsonw_int(&w, "predicted_calls", pc);
-            jsonw_int(&w, "predicted_bytes", pb);
-            jsonw_obj_end(&w);
-        }
+    coll_row rows[GROUP_COUNT * (COLL_SEND + 1)];
+    const int n_rows = coll_rows(rr, r, rows);
+    for (int i = 0; i < n_rows; i++) {
+        jsonw_obj(&w, NULL);
+        jsonw_str(&w, "group", comm_group_names[rows[i].group]);
+        jsonw_str(&w, "coll", comm_coll_names[rows[i].coll]);
+        jsonw_int(&w, "calls", rows[i].measured->calls);
+        jsonw_int(&w, "bytes", rows[i].measured->bytes);
+        jsonw_num(&w, "seconds", rows[i].measured->seconds);
+        jsonw_int(&w, "predicted_calls", rows[i].predicted_calls);
+        jsonw_int(&w, "predicted_bytes", rows[i].predicted_bytes);
+        jsonw_obj_end(&w);
+    }
     jsonw_arr_end(&w);
     jsonw_arr(&w, "events");
     for (int i = 0; i < r->n_events; i++) {
