@@ -5,6 +5,7 @@ set -eu
 cd "$(dirname "$0")/.."
 
 PKGS="gcc libc6-dev meson ninja-build pkg-config libyaml-dev libcmocka-dev gnuplot-nox
+      clang libclang-rt-dev
       libopenmpi-dev openmpi-bin libopenblas-dev fortunes"
 missing=""
 for p in $PKGS; do
