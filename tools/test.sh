@@ -1,7 +1,9 @@
 #!/bin/sh
 # Set up as tools/setup.sh does, then run the whole test suite twice: on the
 # release build, and on a debug build with AddressSanitizer + UndefinedBehavior-
-# Sanitizer. Tests that need a GPU are reported as skipped where there is none.
+# Sanitizer, then fuzz every input reader for a bounded time (tools/fuzz.sh,
+# clang + libFuzzer). Tests that need a GPU are reported as skipped where there
+# is none.
 set -eu
 cd "$(dirname "$0")/.."
 sh tools/setup.sh
@@ -15,4 +17,5 @@ if [ ! -f build-asan/build.ninja ]; then
 fi
 ninja -C build-asan
 meson test -C build-asan --print-errorlogs
-echo "test: all suites passed (release and ASan+UBSan builds)"
+sh tools/fuzz.sh "${FUZZ_SECONDS:-60}"
+echo "test: all suites passed (release and ASan+UBSan builds, fuzzing)"
