@@ -52,7 +52,7 @@ fuzz_one() {
         echo "fuzz $t: $runs executions in $(($(date +%s) - start)) s, no crash"
     else
         echo "fuzz $t: FAILED"
-        grep -E "ERROR|SUMMARY|runtime error|Test unit written" "$work/$t/log" | head -20
+        grep -E "^fuzz:|ERROR|SUMMARY|runtime error|Test unit written" "$work/$t/log" | head -20
         for a in "$work/$t"/crash-* "$work/$t"/leak-* "$work/$t"/timeout-* "$work/$t"/oom-*; do
             [ -f "$a" ] || continue
             echo "input $(basename "$a") ($(wc -c <"$a") bytes), as hex:"

@@ -1,6 +1,7 @@
 /* fuzz_common.c — helpers shared by the fuzz targets (see fuzz.h). */
 #include "fuzz.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +32,30 @@ const plan_spec *fuzz_default_plan(void) {
     return spec;
 }
 
+/* What any accepted plan's prediction must satisfy: no negative or wrapped
+ * sizes, finite positive times whose parts add up, MFU within (0, 1]. A
+ * violation is "exit 0 with nonsense", so it stops the fuzzer like a crash. */
+static void check_sane(const eval_result *r) {
+    const eval_stage *s = &r->heavy;
+    const int64_t parts[] = {s->params, s->grads,     s->master,         s->optimizer,
+                             s->activations, s->other, s->reserved, s->fragmentation,
+                             s->total,  s->host,      r->model_params,   r->capacity_bytes};
+    for (size_t i = 0; i < sizeof parts / sizeof *parts; i++)
+        if (parts[i] < 0) {
+            fprintf(stderr, "fuzz: negative size (part %zu): %lld\n", i, (long long)parts[i]);
+            abort();
+        }
+    const step_time *t = &r->time;
+    double sum = t->compute + t->bubble + t->optimizer;
+    for (int g = 0; g < GROUP_COUNT; g++) sum += t->exposed[g];
+    if (!(isfinite(t->step) && t->step > 0 && isfinite(t->tokens_per_s) && t->tokens_per_s > 0 &&
+          t->mfu > 0 && t->mfu <= 1 && isfinite(sum) && fabs(sum - t->step) <= 1e-6 * t->step)) {
+        fprintf(stderr, "fuzz: nonsense time: step %g s (parts add to %g), %g tokens/s, MFU %g\n",
+                t->step, sum, t->tokens_per_s, t->mfu);
+        abort();
+    }
+}
+
 void fuzz_evaluate(const plan_spec *spec) {
     static FILE *sink;
     static eval_stage *stages;
@@ -42,6 +67,7 @@ void fuzz_evaluate(const plan_spec *spec) {
     if (plan_check_cfg(&spec->model.cfg, &spec->cluster.cfg, &spec->cfg) != PLAN_OK) return;
     eval_result r;
     eval_plan(&spec->model.cfg, &spec->cluster.cfg, &spec->cfg, &r, stages);
+    check_sane(&r);
     step_sim sim;
     const step_sim *simp =
         !step_sim_run(&spec->cfg, stages, &r.time, NULL, sin, &sim) ? &sim : NULL;
