@@ -1,6 +1,6 @@
 /* test_plot.c — `parasim plot`: the Pareto front against a hand-worked set and
  * against its definition, the scatter thinning's bounds, the sweep CSV reader
- * and its errors, the Gantt table, and (when gnuplot is installed) the
+ * and its errors, strategy families and the sweep legend, the Gantt table, and (when gnuplot is installed) the
  * command end to end: PNG and SVG files, atomic replacement, no temporaries
  * left. argv[1] is the parasim binary; the working directory is the source tree. */
 #define _DEFAULT_SOURCE /* mkdtemp */
@@ -11,6 +11,7 @@
 
 #include "plot.h"
 #include "pipe_sched.h"
+#include "sweep_rank.h"
 #include "tu.h"
 
 static const char *parasim;
@@ -193,19 +194,25 @@ static void test_sweep_load_thins_and_keeps_front(void **state) {
         }
         fprintf(f, "8,%s,%s,%.3f,%.3f,%.1f\n", strat[g], fits ? "ok" : "no-fit", mem, 80.0 - mem,
                 tps);
-        if (fits) all[n_fit++] = (plot_pt){mem, tps, g};
+        if (fits) all[n_fit++] = (plot_pt){mem, tps, plot_strategy_group(strat[g])};
     }
     fclose(f);
     plot_sweep s;
     ps_err err = {{0}};
     plot_sweep_opts o = {.show_nofit = 1, .nx = 20, .ny = 10};
     if (plot_sweep_load(path, &o, &s, &err)) fail_msg("%s", err.msg);
-    assert_int_equal(s.groups, 4);
-    int named = 0; /* in the order first seen */
-    for (int g = 0; g < 4; g++)
-        for (int k = 0; k < 4; k++)
-            named += !strcmp(s.names[g], strat[k]);
-    assert_int_equal(named, 4);
+    /* the four labels fall in four groups: DP, TP, PP with ZeRO-1, TP+PP */
+    const int want_group[4] = {PLOT_FAMILY_DP * PLOT_ZERO_STAGES, PLOT_FAMILY_TP * PLOT_ZERO_STAGES,
+                               PLOT_FAMILY_PP * PLOT_ZERO_STAGES + 1,
+                               PLOT_FAMILY_TP_PP * PLOT_ZERO_STAGES};
+    int64_t in_groups = 0;
+    for (int g = 0; g < PLOT_GROUPS; g++) {
+        int wanted = 0;
+        for (int k = 0; k < 4; k++) wanted |= g == want_group[k];
+        assert_true(wanted ? s.group_fit[g] > 0 : s.group_fit[g] == 0);
+        in_groups += s.group_fit[g];
+    }
+    assert_int_equal(in_groups, n_fit);
     assert_int_equal(s.rows_fit, n_fit);
     assert_true(s.rows_skipped > 0);
     assert_true(fabs(s.capacity_gib - 80) < 1e-9);
@@ -252,6 +259,80 @@ static void test_sweep_load_thins_and_keeps_front(void **state) {
 }
 
 /* ---- the CSV reader ---- */
+
+/* Every label `parasim sweep` writes (sweep_strategy) falls in the family of the degrees
+ * above 1 and the ZeRO stage it names; anything else is "other". */
+static void test_strategy_groups(void **state) {
+    (void)state;
+    plan_cfg p;
+    plan_cfg_defaults(&p);
+    int families_seen[PLOT_FAMILIES] = {0};
+    for (int mask = 0; mask < 16; mask++)
+        for (int zero = 0; zero < 4; zero++) {
+            p.dp = mask & 1 ? 2 : 1, p.tp = mask & 2 ? 2 : 1, p.pp = mask & 4 ? 2 : 1;
+            p.cp = mask & 8 ? 2 : 1, p.zero = zero;
+            char label[64];
+            sweep_strategy(&p, label, sizeof label);
+            int g = plot_strategy_group(label);
+            int family = p.cp > 1    ? (p.tp > 1 || p.pp > 1 ? PLOT_FAMILY_CP_MP : PLOT_FAMILY_CP)
+                         : p.tp > 1 ? (p.pp > 1 ? PLOT_FAMILY_TP_PP : PLOT_FAMILY_TP)
+                         : p.pp > 1 ? PLOT_FAMILY_PP
+                                    : PLOT_FAMILY_DP;
+            int shown_zero = p.dp * p.cp > 1 ? zero : 0; /* nothing to shard: no ZeRO */
+            if (g != family * PLOT_ZERO_STAGES + shown_zero)
+                fail_msg("\"%s\": group %d, expected family %d ZeRO %d", label, g, family,
+                         shown_zero);
+            families_seen[family] = 1;
+        }
+    for (int k = 0; k < PLOT_FAMILY_OTHER; k++) assert_true(families_seen[k]);
+    const char *other[] = {"", "(none)", "ep+dp", "tp+tp", "dp zero-4", "dp zero-1x", "tp+",
+                           "dp  zero-1", "singles", "TP"};
+    for (size_t k = 0; k < sizeof other / sizeof other[0]; k++)
+        assert_int_equal(plot_strategy_group(other[k]), PLOT_FAMILY_OTHER * PLOT_ZERO_STAGES);
+    assert_int_equal(plot_strategy_group("single"), PLOT_FAMILY_DP * PLOT_ZERO_STAGES);
+    assert_int_equal(plot_strategy_group("cp+pp zero-3"), PLOT_FAMILY_CP_MP * PLOT_ZERO_STAGES + 3);
+}
+
+/* The sweep chart's legend: one swatch per family present and one shape per ZeRO stage
+ * present, whatever the number of strategy labels; the points themselves untitled. */
+static void test_sweep_legend(void **state) {
+    (void)state;
+    make_tmp_dir();
+    char path[256];
+    snprintf(path, sizeof path, "%s/legend.csv", tmp_dir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("strategy,status,peak_gib,headroom_gib,tokens_per_s\n", f);
+    /* 12 labels in 3 families, ZeRO 0, 1 and 3 */
+    const char *labels[] = {"tp+dp", "tp+dp zero-1", "tp", "tp+dp zero-3", "tp+pp+dp",
+                            "tp+pp", "tp+pp+dp zero-1", "tp+pp+dp zero-3", "cp+dp zero-1",
+                            "cp+dp", "cp", "cp+dp zero-3"};
+    for (int i = 0; i < 12; i++) fprintf(f, "%s,ok,%d,%d,%d\n", labels[i], 10 + i, 70 - i, 100 + i);
+    fclose(f);
+    plot_sweep s;
+    ps_err err = {{0}};
+    plot_sweep_opts o = {.show_nofit = 1};
+    if (plot_sweep_load(path, &o, &s, &err)) fail_msg("%s", err.msg);
+    char *text = NULL;
+    size_t len = 0;
+    FILE *m = open_memstream(&text, &len);
+    plot_outputs out = {"/tmp/x.png", NULL};
+    assert_int_equal(plot_sweep_script(m, &s, "/tmp/x/data.txt", "legend.csv", &out), 0);
+    fclose(m);
+    tu_contains(text, "title \"TP (+DP)\"", "title \"TP+PP (+DP)\"", "title \"CP (+DP)\"",
+                "pt 7 ps 1 lc rgb \"#505050\" title \"ZeRO-0", "pt 5 ps 1 lc rgb \"#505050\" title \"ZeRO-1\"",
+                "pt 13 ps 1 lc rgb \"#505050\" title \"ZeRO-3\"", "title \"Pareto front", NULL);
+    assert_null(strstr(text, "title \"ZeRO-2\""));
+    assert_null(strstr(text, "title \"DP only\""));
+    assert_null(strstr(text, "title \"tp")); /* no label of its own */
+    int titles = 0;
+    for (const char *t = strstr(text, "\nplot "); t && (t = strstr(t, " title \"")); t++) titles++;
+    /* 3 families + 3 stages + 2 headings + 2 spacers + front; no no-fit rows */
+    assert_int_equal(titles, 3 + 3 + 2 + 2 + 1);
+    free(text);
+    plot_sweep_free(&s);
+    remove_tmp_dir();
+}
 
 static void test_csv_reader(void **state) {
     (void)state;
@@ -611,6 +692,8 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_pareto_matches_definition),
         cmocka_unit_test(test_thinning_bounds_and_keeps_front),
         cmocka_unit_test(test_sweep_load_thins_and_keeps_front),
+        cmocka_unit_test(test_strategy_groups),
+        cmocka_unit_test(test_sweep_legend),
         cmocka_unit_test(test_csv_reader),
         cmocka_unit_test(test_gantt_data),
         cmocka_unit_test(test_put_string),
