@@ -11,6 +11,7 @@
 
 #include "plot.h"
 #include "pipe_sched.h"
+#include "step_sim.h"
 #include "sweep_rank.h"
 #include "tu.h"
 
@@ -491,6 +492,50 @@ static void test_gantt_data(void **state) {
     fclose(f);
 }
 
+/* The README draws plans/llama3-8b-pp4.yaml: a real pipeline (4 stages, 8 micro-batches),
+ * fitting in memory, every box labelled with its micro-batch. */
+static void test_readme_schedule_plan(void **state) {
+    (void)state;
+    plan_spec *spec = calloc(1, sizeof *spec);
+    eval_stage *stages = calloc(PLAN_MAX_STAGES, sizeof *stages);
+    step_sim_input *input = calloc(1, sizeof *input);
+    ps_err err = {{0}};
+    assert_true(spec && stages && input);
+    if (plan_load("plans/llama3-8b-pp4.yaml", NULL, 0, spec, &err)) fail_msg("%s", err.msg);
+    eval_result r;
+    eval_plan(&spec->model.cfg, &spec->cluster.cfg, &spec->cfg, &r, stages);
+    assert_true(r.fits);
+    step_sim_prepare(&spec->cfg, stages, input);
+    assert_int_equal(input->in.p, 4);
+    assert_int_equal(input->in.m, 8);
+    int64_t n = sched_ops_per_stage(&input->in);
+    sched_op *ops = calloc((size_t)(4 * n), sizeof *ops);
+    step_sim sim;
+    assert_int_equal(step_sim_run(&spec->cfg, stages, &r.time, ops, input, &sim), 0);
+    assert_true(sim.bubble_fraction > 0.1); /* fill and drain show */
+    plot_gantt g = {.in = &input->in, .ops = ops, .pipeline_s = sim.pipeline, .step_s = sim.step,
+                    .bubble_fraction = sim.bubble_fraction, .fits = r.fits};
+    plot_gantt_layout(&g);
+    assert_true(g.labels);
+    FILE *f = tmpfile();
+    assert_int_equal(plot_gantt_write_data(f, &g), 0);
+    rewind(f);
+    char line[256];
+    int64_t boxes = 0, labelled = 0;
+    while (fgets(line, sizeof line, f)) {
+        if (line[0] == '#') continue;
+        boxes++;
+        labelled += line[strlen(line) - 2] == '1';
+    }
+    fclose(f);
+    assert_int_equal(boxes, 4 * n);
+    assert_int_equal(labelled, boxes);
+    free(ops);
+    free(input);
+    free(stages);
+    free(spec);
+}
+
 static void test_put_string(void **state) {
     (void)state;
     FILE *f = tmpfile();
@@ -578,6 +623,12 @@ static void test_cli_schedule(void **state) {
     snprintf(path, sizeof path, "%s/s.svg", tmp_dir);
     assert_svg(path);
     assert_string_equal(listing(tmp_dir), "s.png\ns.svg\n");
+    /* the README's command */
+    snprintf(args, sizeof args, "plot schedule plans/llama3-8b-pp4.yaml -o %s/readme.png",
+             tmp_dir);
+    if (run(args)) fail_msg("%s\n%s", args, out);
+    snprintf(path, sizeof path, "%s/readme.png", tmp_dir);
+    assert_png(path);
     /* the tiny CPU plan (pp = 1), svg from the name; interleaved and zero-bubble */
     snprintf(args, sizeof args, "plot schedule plans/tiny-1m-cpu.yaml -o %s/tiny.svg", tmp_dir);
     if (run(args)) fail_msg("%s\n%s", args, out);
@@ -593,7 +644,7 @@ static void test_cli_schedule(void **state) {
              "zero-bubble --format svg -o %s/zb.svg",
              tmp_dir);
     if (run(args)) fail_msg("%s\n%s", args, out);
-    assert_string_equal(listing(tmp_dir), "i.png\ns.png\ns.svg\ntiny.svg\nzb.svg\n");
+    assert_string_equal(listing(tmp_dir), "i.png\nreadme.png\ns.png\ns.svg\ntiny.svg\nzb.svg\n");
     remove_tmp_dir();
 }
 
@@ -696,6 +747,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_sweep_legend),
         cmocka_unit_test(test_csv_reader),
         cmocka_unit_test(test_gantt_data),
+        cmocka_unit_test(test_readme_schedule_plan),
         cmocka_unit_test(test_put_string),
         cmocka_unit_test(test_cli_schedule),
         cmocka_unit_test(test_cli_sweep),
