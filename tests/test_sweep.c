@@ -190,6 +190,7 @@ static void test_equivalents_bounded(void **state) {
     sweep_rank r;
     assert_int_equal(sweep_rank_init(&r, 2), 0);
     plan_cfg cfg;
+    memset(&cfg, 0, sizeof cfg);
     plan_cfg_defaults(&cfg);
     cfg.dp = 8, cfg.micro_batch = 1;
     eval_result ev;
