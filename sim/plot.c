@@ -316,7 +316,8 @@ int plot_strategy_group(const char *label) {
     } else {
         for (;;) {
             int k = 0;
-            while (k < 4 && strncmp(p, deg[k], 2)) k++;
+            while (k < 4 && strncmp(p, deg[k], 2))
+                k++;
             if (k == 4 || has[k]) return PLOT_FAMILY_OTHER * PLOT_ZERO_STAGES;
             has[k] = 1, p += 2;
             if (*p != '+') break;
@@ -326,7 +327,7 @@ int plot_strategy_group(const char *label) {
     int zero = 0;
     if (!strncmp(p, " zero-", 6) && p[6] >= '1' && p[6] <= '3') zero = p[6] - '0', p += 7;
     if (*p) return PLOT_FAMILY_OTHER * PLOT_ZERO_STAGES;
-    int family = has[3]            ? (has[1] || has[2] ? PLOT_FAMILY_CP_MP : PLOT_FAMILY_CP)
+    int family = has[3]             ? (has[1] || has[2] ? PLOT_FAMILY_CP_MP : PLOT_FAMILY_CP)
                  : has[1] && has[2] ? PLOT_FAMILY_TP_PP
                  : has[1]           ? PLOT_FAMILY_TP
                  : has[2]           ? PLOT_FAMILY_PP
@@ -717,11 +718,11 @@ int plot_gantt_script(FILE *f, const plot_gantt *g, const char *data_path,
 /* One colour per family (plot_family_names), one filled shape per ZeRO stage. */
 static const char *const sweep_colour[PLOT_FAMILIES] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728",
                                                         "#9467bd", "#17becf", "#e377c2"};
-static const int sweep_pointtype[PLOT_ZERO_STAGES] = {7, 5, 9, 13}; /* circle square triangle
-                                                                       diamond */
+/* filled circle, square, triangle, diamond */
+static const int sweep_pointtype[PLOT_ZERO_STAGES] = {7, 5, 9, 13};
 #define PLOT_DENSE_POINTS 10000
-static const char *const sweep_zero_name[PLOT_ZERO_STAGES] = {
-    "ZeRO-0 (or no DP/CP)", "ZeRO-1", "ZeRO-2", "ZeRO-3"};
+static const char *const sweep_zero_name[PLOT_ZERO_STAGES] = {"ZeRO-0 (or no DP/CP)", "ZeRO-1",
+                                                              "ZeRO-2", "ZeRO-3"};
 
 typedef struct {
     const plot_sweep *s;

@@ -99,7 +99,8 @@ void report_sweep_table(FILE *f, const sweep_spec *s, const sweep_rank *r, doubl
 
 void report_sweep_csv(FILE *f, const sweep_rank *r) {
     fprintf(f, "rank,tokens_per_s,step_s,mfu,hfu,peak_gib,headroom_gib,dp,tp,pp,cp,zero,sp,micro,"
-               "recompute,schedule,virtual,placement,offload,overlap,equivalents,equivalent_values\n");
+               "recompute,schedule,virtual,placement,offload,overlap,equivalents,"
+               "equivalent_values\n");
     for (int i = 0; i < r->n; i++) {
         const sweep_entry *e = &r->e[i];
         const plan_cfg *p = &e->cfg;
@@ -107,8 +108,9 @@ void report_sweep_csv(FILE *f, const sweep_rank *r) {
         char pl[64], ov[16], eq[600];
         plan_placement_name(p, pl, sizeof pl);
         sweep_rank_equiv(e, eq, sizeof eq); /* no quote inside: field names and values only */
-        fprintf(f, "%d,%.1f,%.6f,%.4f,%.4f,%.3f,%.3f,%lld,%lld,%lld,%lld,%d,%s,%lld,%s,%s,%lld,%s,%s,%s,"
-                   "%lld,\"%s\"\n",
+        fprintf(f,
+                "%d,%.1f,%.6f,%.4f,%.4f,%.3f,%.3f,%lld,%lld,%lld,%lld,%d,%s,%lld,%s,%s,%lld,%s,%s,"
+                "%s,%lld,\"%s\"\n",
                 i + 1, e->time.tokens_per_s, e->time.step, e->time.mfu, e->time.hfu,
                 (double)e->peak_bytes / gib, (double)(e->capacity_bytes - e->peak_bytes) / gib,
                 (long long)p->dp, (long long)p->tp, (long long)p->pp, (long long)p->cp, p->zero,

@@ -9,26 +9,39 @@
 /* ---- fields ---------------------------------------------------------------------------- */
 
 const char *const sweep_field_names[SWEEP_FIELD_COUNT] = {
-    "dp", "tp", "pp", "cp", "zero", "sp", "micro", "recompute", "schedule", "virtual",
-    "offload", "overlap", "placement"};
+    "dp",        "tp",       "pp",      "cp",      "zero",    "sp",       "micro",
+    "recompute", "schedule", "virtual", "offload", "overlap", "placement"};
 
 int64_t sweep_field_key(const plan_cfg *p, int field) {
     switch (field) {
-    case SWEEP_F_DP: return p->dp;
-    case SWEEP_F_TP: return p->tp;
-    case SWEEP_F_PP: return p->pp;
-    case SWEEP_F_CP: return p->cp;
-    case SWEEP_F_ZERO: return p->zero;
-    case SWEEP_F_SP: return p->sp;
-    case SWEEP_F_MICRO: return p->micro_batch;
-    case SWEEP_F_RECOMPUTE: return p->recompute;
-    case SWEEP_F_SCHEDULE: return p->schedule;
-    case SWEEP_F_VIRTUAL: return p->virtual_stages;
-    case SWEEP_F_OFFLOAD: return p->offload_optimizer | p->offload_activations << 1;
-    case SWEEP_F_OVERLAP: return p->overlap_dp | p->overlap_tp << 1 | p->overlap_pp << 2;
+    case SWEEP_F_DP:
+        return p->dp;
+    case SWEEP_F_TP:
+        return p->tp;
+    case SWEEP_F_PP:
+        return p->pp;
+    case SWEEP_F_CP:
+        return p->cp;
+    case SWEEP_F_ZERO:
+        return p->zero;
+    case SWEEP_F_SP:
+        return p->sp;
+    case SWEEP_F_MICRO:
+        return p->micro_batch;
+    case SWEEP_F_RECOMPUTE:
+        return p->recompute;
+    case SWEEP_F_SCHEDULE:
+        return p->schedule;
+    case SWEEP_F_VIRTUAL:
+        return p->virtual_stages;
+    case SWEEP_F_OFFLOAD:
+        return p->offload_optimizer | p->offload_activations << 1;
+    case SWEEP_F_OVERLAP:
+        return p->overlap_dp | p->overlap_tp << 1 | p->overlap_pp << 2;
     case SWEEP_F_PLACEMENT: {
         int64_t k = 0;
-        for (int i = 0; i < PLAN_GROUPS; i++) k |= (int64_t)p->placement[i] << 8 * i;
+        for (int i = 0; i < PLAN_GROUPS; i++)
+            k |= (int64_t)p->placement[i] << 8 * i;
         return k;
     }
     }
@@ -38,9 +51,15 @@ int64_t sweep_field_key(const plan_cfg *p, int field) {
 const char *sweep_field_text(int field, int64_t key, char *buf, int len) {
     plan_cfg c; /* the packed fields' names come from plan_cfg: only those fields are set */
     switch (field) {
-    case SWEEP_F_SP: snprintf(buf, (size_t)len, "%s", key ? "on" : "off"); break;
-    case SWEEP_F_RECOMPUTE: snprintf(buf, (size_t)len, "%s", plan_recompute_names[key]); break;
-    case SWEEP_F_SCHEDULE: snprintf(buf, (size_t)len, "%s", plan_schedule_names[key]); break;
+    case SWEEP_F_SP:
+        snprintf(buf, (size_t)len, "%s", key ? "on" : "off");
+        break;
+    case SWEEP_F_RECOMPUTE:
+        snprintf(buf, (size_t)len, "%s", plan_recompute_names[key]);
+        break;
+    case SWEEP_F_SCHEDULE:
+        snprintf(buf, (size_t)len, "%s", plan_schedule_names[key]);
+        break;
     case SWEEP_F_OFFLOAD:
         c.offload_optimizer = key & 1, c.offload_activations = key >> 1 & 1;
         snprintf(buf, (size_t)len, "%s", plan_offload_name(&c));
@@ -50,10 +69,12 @@ const char *sweep_field_text(int field, int64_t key, char *buf, int len) {
         plan_overlap_name(&c, buf, len);
         break;
     case SWEEP_F_PLACEMENT:
-        for (int i = 0; i < PLAN_GROUPS; i++) c.placement[i] = (uint8_t)(key >> 8 * i & 0xff);
+        for (int i = 0; i < PLAN_GROUPS; i++)
+            c.placement[i] = (uint8_t)(key >> 8 * i & 0xff);
         plan_placement_name(&c, buf, len);
         break;
-    default: snprintf(buf, (size_t)len, "%lld", (long long)key);
+    default:
+        snprintf(buf, (size_t)len, "%lld", (long long)key);
     }
     return buf;
 }
@@ -64,7 +85,8 @@ int sweep_rank_init(sweep_rank *r, int cap) {
     memset(r, 0, sizeof *r);
     r->cap = cap > 0 ? cap : 0;
     r->n_bucket = 1;
-    while (r->n_bucket < 2 * r->cap) r->n_bucket *= 2;
+    while (r->n_bucket < 2 * r->cap)
+        r->n_bucket *= 2;
     size_t n = (size_t)(r->cap > 0 ? r->cap : 1);
     r->e = calloc(n, sizeof *r->e);
     r->heap = malloc(n * sizeof *r->heap);
@@ -74,7 +96,8 @@ int sweep_rank_init(sweep_rank *r, int cap) {
         sweep_rank_free(r);
         return -1;
     }
-    for (int i = 0; i < r->n_bucket; i++) r->bucket[i] = -1;
+    for (int i = 0; i < r->n_bucket; i++)
+        r->bucket[i] = -1;
     return 0;
 }
 
@@ -113,7 +136,8 @@ static void hash_insert(sweep_rank *r, int slot) {
 
 static void hash_remove(sweep_rank *r, int slot) {
     int *at = &r->bucket[bucket_of(r, r->e[slot].peak_bytes)];
-    while (*at != slot) at = &r->next[*at];
+    while (*at != slot)
+        at = &r->next[*at];
     *at = r->next[slot];
 }
 
@@ -160,7 +184,8 @@ static void equiv_add(sweep_entry *e, const plan_cfg *p) {
         int64_t k = sweep_field_key(p, f);
         if (k == sweep_field_key(&e->cfg, f)) continue;
         int i = 0;
-        while (i < q->n_val[f] && q->val[f][i] != k) i++;
+        while (i < q->n_val[f] && q->val[f][i] != k)
+            i++;
         if (i < q->n_val[f]) continue;
         if (i < SWEEP_EQUIV_VALUES)
             q->val[f][q->n_val[f]++] = k;
@@ -188,8 +213,7 @@ void sweep_rank_add(sweep_rank *r, const sweep_point *pt) {
     const int full = r->n == r->cap;
     /* Every kept plan is at least as fast as the root, so a point slower than it by more
      * than the tolerance neither enters nor matches one: most points stop here. */
-    if (full && t->tokens_per_s < r->e[r->heap[0]].time.tokens_per_s * (1 - SWEEP_SAME_REL))
-        return;
+    if (full && t->tokens_per_s < r->e[r->heap[0]].time.tokens_per_s * (1 - SWEEP_SAME_REL)) return;
     for (int s = r->bucket[bucket_of(r, ev->heavy.total)]; s >= 0; s = r->next[s])
         if (same_numbers(&r->e[s], t, ev->heavy.total, ev->capacity_bytes)) {
             equiv_add(&r->e[s], pt->cfg);
@@ -228,7 +252,8 @@ static int better_first(const void *a, const void *b) {
 
 void sweep_rank_sort(sweep_rank *r) {
     qsort(r->e, (size_t)r->n, sizeof *r->e, better_first);
-    for (int i = 0; i < r->n_bucket; i++) r->bucket[i] = -1; /* slots moved: no more adds */
+    for (int i = 0; i < r->n_bucket; i++)
+        r->bucket[i] = -1; /* slots moved: no more adds */
 }
 
 /* ---- explanations ------------------------------------------------------------------------ */
@@ -253,9 +278,11 @@ const char *sweep_rank_why(const sweep_entry *a, const sweep_entry *b, char *buf
         "exposed dp communication", "exposed tp communication", "exposed pp communication",
         "exposed cp communication", "exposed host transfer (offload)"};
     if (y->bubble - x->bubble > gain) gain = y->bubble - x->bubble, what = "pipeline bubble";
-    if (y->optimizer - x->optimizer > gain) gain = y->optimizer - x->optimizer, what = "optimizer time";
+    if (y->optimizer - x->optimizer > gain)
+        gain = y->optimizer - x->optimizer, what = "optimizer time";
     for (int g = 0; g < GROUP_COUNT; g++)
-        if (y->exposed[g] - x->exposed[g] > gain) gain = y->exposed[g] - x->exposed[g], what = exposed[g];
+        if (y->exposed[g] - x->exposed[g] > gain)
+            gain = y->exposed[g] - x->exposed[g], what = exposed[g];
     char fields[256] = "";
     fields_diff(fields, sizeof fields, &a->cfg, &b->cfg);
     if (gain <= 0 && a->peak_bytes == b->peak_bytes)
@@ -274,7 +301,8 @@ const char *sweep_rank_equiv(const sweep_entry *e, char *buf, int len) {
     for (int f = 0; f < SWEEP_FIELD_COUNT; f++) {
         if (!q->n_val[f]) continue;
         size_t n = strlen(buf);
-        if ((int)n < len) snprintf(buf + n, (size_t)len - n, "%s%s", n ? "; " : "", sweep_field_names[f]);
+        if ((int)n < len)
+            snprintf(buf + n, (size_t)len - n, "%s%s", n ? "; " : "", sweep_field_names[f]);
         for (int i = 0; i < q->n_val[f]; i++) {
             char t[32];
             n = strlen(buf);

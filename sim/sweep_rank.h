@@ -10,9 +10,20 @@
  * the keys of the sweep's JSON and CSV ("dp", ..., "virtual", "offload", "overlap",
  * "placement"). */
 enum {
-    SWEEP_F_DP, SWEEP_F_TP, SWEEP_F_PP, SWEEP_F_CP, SWEEP_F_ZERO, SWEEP_F_SP, SWEEP_F_MICRO,
-    SWEEP_F_RECOMPUTE, SWEEP_F_SCHEDULE, SWEEP_F_VIRTUAL, SWEEP_F_OFFLOAD, SWEEP_F_OVERLAP,
-    SWEEP_F_PLACEMENT, SWEEP_FIELD_COUNT
+    SWEEP_F_DP,
+    SWEEP_F_TP,
+    SWEEP_F_PP,
+    SWEEP_F_CP,
+    SWEEP_F_ZERO,
+    SWEEP_F_SP,
+    SWEEP_F_MICRO,
+    SWEEP_F_RECOMPUTE,
+    SWEEP_F_SCHEDULE,
+    SWEEP_F_VIRTUAL,
+    SWEEP_F_OFFLOAD,
+    SWEEP_F_OVERLAP,
+    SWEEP_F_PLACEMENT,
+    SWEEP_FIELD_COUNT
 };
 extern const char *const sweep_field_names[SWEEP_FIELD_COUNT];
 
@@ -29,9 +40,9 @@ const char *sweep_field_text(int field, int64_t key, char *buf, int len);
 /* Values the equivalents of a ranked plan take, per field, where they differ from it. */
 #define SWEEP_EQUIV_VALUES 4 /* kept per field; more are counted as "more" */
 typedef struct {
-    int64_t n;                             /* other plans with the same prediction */
-    uint8_t n_val[SWEEP_FIELD_COUNT];      /* values kept */
-    bool more[SWEEP_FIELD_COUNT];          /* some values were not kept */
+    int64_t n;                                          /* other plans with the same prediction */
+    uint8_t n_val[SWEEP_FIELD_COUNT];                   /* values kept */
+    bool more[SWEEP_FIELD_COUNT];                       /* some values were not kept */
     int64_t val[SWEEP_FIELD_COUNT][SWEEP_EQUIV_VALUES]; /* sweep_field_key values */
 } sweep_equiv;
 

@@ -1,8 +1,9 @@
 /* test_plot.c — `parasim plot`: the Pareto front against a hand-worked set and
  * against its definition, the scatter thinning's bounds, the sweep CSV reader
- * and its errors, strategy families and the sweep legend, the Gantt table, and (when gnuplot is installed) the
- * command end to end: PNG and SVG files, atomic replacement, no temporaries
- * left. argv[1] is the parasim binary; the working directory is the source tree. */
+ * and its errors, strategy families and the sweep legend, the Gantt table and
+ * the README's plan, and (when gnuplot is installed) the command end to end:
+ * PNG and SVG files, atomic replacement, no temporaries left. argv[1] is the
+ * parasim binary; the working directory is the source tree. */
 #define _DEFAULT_SOURCE /* mkdtemp */
 #include <math.h>
 #include <sys/stat.h>
@@ -321,7 +322,8 @@ static void test_sweep_legend(void **state) {
     assert_int_equal(plot_sweep_script(m, &s, "/tmp/x/data.txt", "legend.csv", &out), 0);
     fclose(m);
     tu_contains(text, "title \"TP (+DP)\"", "title \"TP+PP (+DP)\"", "title \"CP (+DP)\"",
-                "pt 7 ps 1 lc rgb \"#505050\" title \"ZeRO-0", "pt 5 ps 1 lc rgb \"#505050\" title \"ZeRO-1\"",
+                "pt 7 ps 1 lc rgb \"#505050\" title \"ZeRO-0",
+                "pt 5 ps 1 lc rgb \"#505050\" title \"ZeRO-1\"",
                 "pt 13 ps 1 lc rgb \"#505050\" title \"ZeRO-3\"", "title \"Pareto front", NULL);
     assert_null(strstr(text, "title \"ZeRO-2\""));
     assert_null(strstr(text, "title \"DP only\""));
