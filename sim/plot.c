@@ -304,22 +304,35 @@ void plot_thin_free(plot_thin *t) {
 
 /* ==== the sweep chart ========================================================================= */
 
-#define OTHER_GROUP "other strategies"
+const char *const plot_family_names[PLOT_FAMILIES] = {
+    "DP only", "TP (+DP)", "PP (+DP)", "TP+PP (+DP)", "CP (+DP)", "CP+TP/PP (+DP)", "other"};
 
-/* The group of a strategy label: its own for the first PLOT_MAX_GROUPS labels seen, then
- * OTHER_GROUP; with add, new labels are registered (pass 1). */
-static int sweep_group(plot_sweep *s, const char *label, int add) {
-    const char *name = label[0] ? label : "(none)";
-    int named = s->groups < PLOT_MAX_GROUPS ? s->groups : PLOT_MAX_GROUPS;
-    for (int g = 0; g < named; g++)
-        if (!strncmp(s->names[g], name, PLOT_GROUP_NAME_MAX - 1)) return g;
-    if (add && s->groups < PLOT_MAX_GROUPS) {
-        snprintf(s->names[s->groups], PLOT_GROUP_NAME_MAX, "%s", name);
-        return s->groups++;
+int plot_strategy_group(const char *label) {
+    int has[4] = {0}; /* dp, tp, pp, cp */
+    static const char *const deg[4] = {"dp", "tp", "pp", "cp"};
+    const char *p = label;
+    if (!strncmp(p, "single", 6)) {
+        p += 6;
+    } else {
+        for (;;) {
+            int k = 0;
+            while (k < 4 && strncmp(p, deg[k], 2))
+                k++;
+            if (k == 4 || has[k]) return PLOT_FAMILY_OTHER * PLOT_ZERO_STAGES;
+            has[k] = 1, p += 2;
+            if (*p != '+') break;
+            p++;
+        }
     }
-    if (add && s->groups == PLOT_MAX_GROUPS)
-        snprintf(s->names[s->groups++], PLOT_GROUP_NAME_MAX, "%s", OTHER_GROUP);
-    return PLOT_MAX_GROUPS;
+    int zero = 0;
+    if (!strncmp(p, " zero-", 6) && p[6] >= '1' && p[6] <= '3') zero = p[6] - '0', p += 7;
+    if (*p) return PLOT_FAMILY_OTHER * PLOT_ZERO_STAGES;
+    int family = has[3]             ? (has[1] || has[2] ? PLOT_FAMILY_CP_MP : PLOT_FAMILY_CP)
+                 : has[1] && has[2] ? PLOT_FAMILY_TP_PP
+                 : has[1]           ? PLOT_FAMILY_TP
+                 : has[2]           ? PLOT_FAMILY_PP
+                                    : PLOT_FAMILY_DP;
+    return family * PLOT_ZERO_STAGES + zero;
 }
 
 static int push_pt(plot_pt **a, int64_t *n, int64_t *cap, plot_pt p) {
@@ -352,14 +365,15 @@ int plot_sweep_load(const char *path, const plot_sweep_opts *o, plot_sweep *s, p
     int rc;
     double fit_x_max = -INFINITY, nofit_x_max = -INFINITY;
 
-    /* pass 1: strategies, ranges, capacity, the front */
+    /* pass 1: groups, ranges, capacity, the front */
     if (plot_csv_open(&c, path, err)) return -1;
     while ((rc = plot_csv_next(&c, &row, err)) == 1) {
-        int g = sweep_group(s, row.strategy, 1);
+        int g = plot_strategy_group(row.strategy);
         if (isfinite(row.capacity_gib) && !(row.capacity_gib <= s->capacity_gib))
             s->capacity_gib = row.capacity_gib;
         if (row.fits) {
             s->rows_fit++;
+            s->group_fit[g]++;
             if (plot_front_add(&s->front, (plot_pt){row.peak_gib, row.tokens_per_s, g}) < 0) {
                 rc = ps_err_set(err, "out of memory");
                 break;
@@ -394,14 +408,14 @@ int plot_sweep_load(const char *path, const plot_sweep_opts *o, plot_sweep *s, p
     if (!isfinite(s->x_max)) s->x_max = s->x_min;
 
     /* pass 2: the thinned scatter; front points are added whole at the end */
-    if (plot_thin_init(&thin, s->x_min, s->x_max, s->y_min, s->y_max, nx, ny, s->groups) ||
+    if (plot_thin_init(&thin, s->x_min, s->x_max, s->y_min, s->y_max, nx, ny, PLOT_GROUPS) ||
         plot_thin_init(&thin_nofit, s->x_min, s->x_max, s->y_min, s->y_max, nx, ny, 1)) {
         ps_err_set(err, "out of memory");
         goto fail;
     }
     if (plot_csv_open(&c, path, err)) goto fail;
     while ((rc = plot_csv_next(&c, &row, err)) == 1) {
-        plot_pt p = {row.peak_gib, row.tokens_per_s, sweep_group(s, row.strategy, 0)};
+        plot_pt p = {row.peak_gib, row.tokens_per_s, plot_strategy_group(row.strategy)};
         if (row.fits) {
             if (plot_front_has(&s->front, p) || !plot_thin_add(&thin, p)) continue;
             if (push_pt(&s->fit, &s->n_fit, &s->cap_fit, p)) rc = -2;
@@ -465,15 +479,16 @@ static int sweep_blocks(const plot_sweep *s, sweep_block *b) {
 }
 
 int plot_sweep_write_data(FILE *f, const plot_sweep *s) {
-    sweep_block b[PLOT_MAX_GROUPS + 3];
+    sweep_block b[PLOT_GROUPS + 2];
     int nb = sweep_blocks(s, b);
     fprintf(f, "# parasim plot sweep: peak_gib tokens_per_s, one block per series\n");
     for (int k = 0; k < nb; k++) {
         if (k) fputs("\n\n", f);
-        fprintf(f, "# %s\n",
-                b[k].kind == 0   ? "Pareto front"
-                : b[k].kind == 1 ? "does not fit"
-                                 : s->names[b[k].group]);
+        if (b[k].kind == 2)
+            fprintf(f, "# %s, ZeRO-%d\n", plot_family_names[b[k].group / PLOT_ZERO_STAGES],
+                    b[k].group % PLOT_ZERO_STAGES);
+        else
+            fprintf(f, "# %s\n", b[k].kind == 0 ? "Pareto front" : "does not fit");
         for (int64_t i = 0; i < b[k].n; i++)
             fprintf(f, "%.6g %.9g\n", b[k].pt[i].x, b[k].pt[i].y);
     }
@@ -700,12 +715,14 @@ int plot_gantt_script(FILE *f, const plot_gantt *g, const char *data_path,
 
 /* ---- sweep ---- */
 
-static const char *const sweep_colour[] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
-                                           "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf",
-                                           "#393b79", "#ad494a", "#637939", "#8c6d31", "#7b4173",
-                                           "#3182bd", "#e6550d", "#31a354", "#756bb1", "#636363"};
-static const int sweep_pointtype[] = {7, 5, 9, 11, 13};
-#define N_COLOUR ((int)(sizeof sweep_colour / sizeof sweep_colour[0]))
+/* One colour per family (plot_family_names), one filled shape per ZeRO stage. */
+static const char *const sweep_colour[PLOT_FAMILIES] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728",
+                                                        "#9467bd", "#17becf", "#e377c2"};
+/* filled circle, square, triangle, diamond */
+static const int sweep_pointtype[PLOT_ZERO_STAGES] = {7, 5, 9, 13};
+#define PLOT_DENSE_POINTS 10000
+static const char *const sweep_zero_name[PLOT_ZERO_STAGES] = {"ZeRO-0 (or no DP/CP)", "ZeRO-1",
+                                                              "ZeRO-2", "ZeRO-3"};
 
 typedef struct {
     const plot_sweep *s;
@@ -715,38 +732,71 @@ typedef struct {
 static void sweep_body(FILE *f, const void *ctx, const char *data) {
     const plot_sweep *s = ((const sweep_ctx *)ctx)->s;
     double ys = ((const sweep_ctx *)ctx)->y_scale;
-    sweep_block b[PLOT_MAX_GROUPS + 3];
+    sweep_block b[PLOT_GROUPS + 2];
     int nb = sweep_blocks(s, b);
-    const char *sep = "plot ";
-    /* no-fit first (underneath), then the groups, then the front on top */
-    for (int pass = 0; pass < 3; pass++)
-        for (int k = 0; k < nb; k++) {
-            if ((pass == 0 && b[k].kind != 1) || (pass == 1 && b[k].kind != 2) ||
-                (pass == 2 && b[k].kind != 0))
-                continue;
-            fputs(sep, f);
-            plot_put_string(f, data);
-            fprintf(f, " index %d using 1:($2 / %g)", k, ys);
-            if (b[k].kind == 1) {
-                fprintf(f, " with points pt 7 ps 0.5 lc rgb \"#c8c8c8\" title \"does not fit\"");
-            } else if (b[k].kind == 2) {
-                int g = b[k].group;
-                fprintf(f, " with points pt %d ps 0.8 lc rgb \"%s\" title ",
-                        sweep_pointtype[(g / N_COLOUR) % 5], sweep_colour[g % N_COLOUR]);
-                plot_put_string(f, s->names[g]);
-            } else {
-                fprintf(f,
-                        " with steps lc rgb \"black\" lw 1.5 title \"Pareto front (%lld plans)\", "
-                        "\\\n     ",
-                        (long long)b[k].n);
-                plot_put_string(f, data);
-                fprintf(f,
-                        " index %d using 1:($2 / %g) with points pt 6 ps 1.4 lc rgb \"black\" "
-                        "notitle",
-                        k, ys);
-            }
-            sep = ", \\\n     ";
+    /* no-fit first (underneath), then the families, the one with most points first so that
+     * the small ones stay visible, then the front on top */
+    int64_t drawn[PLOT_FAMILIES] = {0};
+    for (int k = 0; k < nb; k++)
+        if (b[k].kind == 2) drawn[b[k].group / PLOT_ZERO_STAGES] += b[k].n;
+    int order[PLOT_GROUPS + 2], n = 0;
+    for (int kind = 1; kind <= 2; kind++)
+        for (int k = 0; k < nb; k++)
+            if (b[k].kind == kind) order[n++] = k;
+    for (int i = 1; i < n; i++) /* insertion sort of the groups, stable */
+        for (int j = i; j > 0 && b[order[j - 1]].kind == 2 &&
+                        drawn[b[order[j]].group / PLOT_ZERO_STAGES] >
+                            drawn[b[order[j - 1]].group / PLOT_ZERO_STAGES];
+             j--) {
+            int t = order[j];
+            order[j] = order[j - 1], order[j - 1] = t;
         }
+    for (int k = 0; k < nb; k++)
+        if (b[k].kind == 0) order[n++] = k;
+    const double ps = s->n_fit > PLOT_DENSE_POINTS ? 0.6 : 1; /* dense charts: smaller points */
+    const char *sep = "plot ";
+    for (int i = 0; i < n; i++) {
+        int k = order[i];
+        fputs(sep, f);
+        plot_put_string(f, data);
+        fprintf(f, " index %d using 1:($2 / %g)", k, ys);
+        if (b[k].kind == 1) {
+            fprintf(f, " with points pt 7 ps 0.5 lc rgb \"#c8c8c8\" title \"does not fit\"");
+        } else if (b[k].kind == 2) {
+            int g = b[k].group;
+            fprintf(f, " with points pt %d ps %g lc rgb \"%s\" notitle",
+                    sweep_pointtype[g % PLOT_ZERO_STAGES], ps, sweep_colour[g / PLOT_ZERO_STAGES]);
+        } else {
+            fprintf(f,
+                    " with steps lc rgb \"black\" lw 1.5 title \"Pareto front (%lld plans)\", "
+                    "\\\n     ",
+                    (long long)b[k].n);
+            plot_put_string(f, data);
+            fprintf(f,
+                    " index %d using 1:($2 / %g) with points pt 6 ps 1.7 lc rgb \"black\" "
+                    "notitle",
+                    k, ys);
+        }
+        sep = ", \\\n     ";
+    }
+    /* the legend: a swatch per family and a grey shape per ZeRO stage that has points */
+    int64_t fam[PLOT_FAMILIES] = {0}, zero[PLOT_ZERO_STAGES] = {0};
+    for (int g = 0; g < PLOT_GROUPS; g++)
+        fam[g / PLOT_ZERO_STAGES] += s->group_fit[g], zero[g % PLOT_ZERO_STAGES] += s->group_fit[g];
+    fprintf(f, "%sNaN with points ps 0 lc rgb \"white\" title \" \"", sep);
+    fprintf(f, "%sNaN with points ps 0 lc rgb \"white\" title \"colour: strategy\"", sep);
+    for (int k = 0; k < PLOT_FAMILIES; k++)
+        if (fam[k]) {
+            fprintf(f, "%sNaN with boxes fc rgb \"%s\" fs solid 1.0 noborder title ", sep,
+                    sweep_colour[k]);
+            plot_put_string(f, plot_family_names[k]);
+        }
+    fprintf(f, "%sNaN with points ps 0 lc rgb \"white\" title \" \"", sep);
+    fprintf(f, "%sNaN with points ps 0 lc rgb \"white\" title \"shape: ZeRO stage\"", sep);
+    for (int k = 0; k < PLOT_ZERO_STAGES; k++)
+        if (zero[k])
+            fprintf(f, "%sNaN with points pt %d ps 1 lc rgb \"#505050\" title \"%s\"", sep,
+                    sweep_pointtype[k], sweep_zero_name[k]);
     fputc('\n', f);
 }
 

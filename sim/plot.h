@@ -54,7 +54,8 @@ void plot_csv_close(plot_csv *c);
 
 /* --- Pareto front and thinning ---------------------------------------------------------- */
 
-/* A point of the memory-throughput plane: x = peak GiB, y = tokens/s, group = strategy. */
+/* A point of the memory-throughput plane: x = peak GiB, y = tokens/s, group = strategy
+ * group (plot_strategy_group). */
 typedef struct {
     double x, y;
     int group;
@@ -96,11 +97,28 @@ void plot_thin_free(plot_thin *t);
 
 /* --- the sweep chart ---------------------------------------------------------------------- */
 
-/* Strategy labels drawn in their own colour; the rest are "other strategies". */
-#define PLOT_MAX_GROUPS     40
-#define PLOT_GROUP_NAME_MAX 64
-#define PLOT_GRID_X         120 /* thinning cells across the memory axis */
-#define PLOT_GRID_Y         90  /* and along the throughput axis */
+/* The fitting points are grouped by strategy family, drawn in its own colour, and by ZeRO
+ * stage, drawn as a point shape. The family of a label `parasim sweep` writes ("tp+pp+dp
+ * zero-1", "single") is the model-parallel degrees it names; dp may be there or not. */
+enum {
+    PLOT_FAMILY_DP,    /* "dp", "single" */
+    PLOT_FAMILY_TP,    /* tp, with or without dp */
+    PLOT_FAMILY_PP,    /* pp, with or without dp */
+    PLOT_FAMILY_TP_PP, /* tp and pp */
+    PLOT_FAMILY_CP,    /* cp without tp or pp */
+    PLOT_FAMILY_CP_MP, /* cp with tp, pp or both */
+    PLOT_FAMILY_OTHER, /* a label not of that form */
+    PLOT_FAMILIES
+};
+#define PLOT_ZERO_STAGES 4 /* 0 (also: nothing to shard over) to 3 */
+#define PLOT_GROUPS      (PLOT_FAMILIES * PLOT_ZERO_STAGES)
+extern const char *const plot_family_names[PLOT_FAMILIES]; /* legend names */
+/* A strategy label's group: family * PLOT_ZERO_STAGES + ZeRO stage (other labels: the
+ * PLOT_FAMILY_OTHER group of stage 0). */
+int plot_strategy_group(const char *label);
+
+#define PLOT_GRID_X 120 /* thinning cells across the memory axis */
+#define PLOT_GRID_Y 90  /* and along the throughput axis */
 
 typedef struct {
     int show_nofit; /* draw the no-fit points in grey */
@@ -108,10 +126,9 @@ typedef struct {
 } plot_sweep_opts;
 
 typedef struct {
-    char names[PLOT_MAX_GROUPS + 1][PLOT_GROUP_NAME_MAX]; /* last: "other strategies" */
-    int groups;           /* named labels, + 1 for "other strategies" when used */
-    plot_front front;     /* of the fitting points */
-    plot_pt *fit, *nofit; /* thinned scatter (fit includes every front point) */
+    int64_t group_fit[PLOT_GROUPS]; /* fitting rows per group (the legend shows those used) */
+    plot_front front;               /* of the fitting points */
+    plot_pt *fit, *nofit;           /* thinned scatter (fit includes every front point) */
     int64_t n_fit, n_nofit, cap_fit, cap_nofit;
     int64_t rows_fit, rows_nofit, rows_skipped; /* what the CSV held */
     double capacity_gib;                        /* NAN if no row had a headroom */
@@ -123,8 +140,9 @@ typedef struct {
 int plot_sweep_load(const char *path, const plot_sweep_opts *o, plot_sweep *out, ps_err *err);
 void plot_sweep_free(plot_sweep *s);
 
-/* The data table: index 0 the Pareto front, index 1 the no-fit points, index 2 + g the fitting
- * points of group g ("x y" lines, blocks separated by two blank lines, '#' comments). */
+/* The data table: the Pareto front, the no-fit points, then the fitting points of each group
+ * that has some, in group order (blocks of "x y" lines separated by two blank lines, each
+ * after a '#' comment naming it; empty series are left out). */
 int plot_sweep_write_data(FILE *f, const plot_sweep *s);
 
 /* --- the schedule chart ------------------------------------------------------------------- */

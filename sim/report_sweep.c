@@ -51,7 +51,8 @@ void report_sweep_table(FILE *f, const sweep_spec *s, const sweep_rank *r, doubl
         fprintf(f, "\nBest predicted throughput %.0f tokens/s (--top 0: no ranking kept).\n",
                 r->best_tokens_per_s);
     } else {
-        fprintf(f, "\nTop %d plans by predicted throughput\n", r->n);
+        fprintf(f, "\nTop %d plans by predicted throughput (each prediction once, docs/sweep.md)\n",
+                r->n);
         fprintf(f, "  %4s %12s %9s %6s %9s %9s  %4s %3s %3s %3s %4s %3s %5s %-9s %-11s %2s "
                    "%-11s %-8s %s\n",
                 "rank", "tokens/s", "step s", "MFU", "mem GiB", "headroom", "dp", "tp", "pp",
@@ -72,6 +73,11 @@ void report_sweep_table(FILE *f, const sweep_spec *s, const sweep_rank *r, doubl
                     plan_recompute_names[p->recompute], plan_schedule_names[p->schedule],
                     (long long)p->virtual_stages, plan_offload_name(p),
                     plan_overlap_name(p, ov, sizeof ov), plan_placement_name(p, pl, sizeof pl));
+            if (e->equiv.n) {
+                char eq[600];
+                fprintf(f, "       +%s equivalent: %s\n", fmt_count(e->equiv.n, n1, sizeof n1),
+                        sweep_rank_equiv(e, eq, sizeof eq));
+            }
             if (i + 1 < r->n) {
                 char why[400];
                 fprintf(f, "       beats #%d by %.1f%%: %s\n", i + 2,
@@ -93,22 +99,52 @@ void report_sweep_table(FILE *f, const sweep_spec *s, const sweep_rank *r, doubl
 
 void report_sweep_csv(FILE *f, const sweep_rank *r) {
     fprintf(f, "rank,tokens_per_s,step_s,mfu,hfu,peak_gib,headroom_gib,dp,tp,pp,cp,zero,sp,micro,"
-               "recompute,schedule,virtual,placement,offload,overlap\n");
+               "recompute,schedule,virtual,placement,offload,overlap,equivalents,"
+               "equivalent_values\n");
     for (int i = 0; i < r->n; i++) {
         const sweep_entry *e = &r->e[i];
         const plan_cfg *p = &e->cfg;
         const double gib = 1024.0 * 1024.0 * 1024.0;
-        char pl[64], ov[16];
+        char pl[64], ov[16], eq[600];
         plan_placement_name(p, pl, sizeof pl);
-        fprintf(f, "%d,%.1f,%.6f,%.4f,%.4f,%.3f,%.3f,%lld,%lld,%lld,%lld,%d,%s,%lld,%s,%s,%lld,%s,%s,%s\n",
+        sweep_rank_equiv(e, eq, sizeof eq); /* no quote inside: field names and values only */
+        fprintf(f,
+                "%d,%.1f,%.6f,%.4f,%.4f,%.3f,%.3f,%lld,%lld,%lld,%lld,%d,%s,%lld,%s,%s,%lld,%s,%s,"
+                "%s,%lld,\"%s\"\n",
                 i + 1, e->time.tokens_per_s, e->time.step, e->time.mfu, e->time.hfu,
                 (double)e->peak_bytes / gib, (double)(e->capacity_bytes - e->peak_bytes) / gib,
                 (long long)p->dp, (long long)p->tp, (long long)p->pp, (long long)p->cp, p->zero,
                 p->sp ? "true" : "false", (long long)p->micro_batch,
                 plan_recompute_names[p->recompute], plan_schedule_names[p->schedule],
                 (long long)p->virtual_stages, pl, plan_offload_name(p),
-                plan_overlap_name(p, ov, sizeof ov));
+                plan_overlap_name(p, ov, sizeof ov), (long long)e->equiv.n, eq);
     }
+}
+
+/* "equivalents": how many, "equivalent_values": {field: [values that differ]}, and whether
+ * every value was kept. */
+static void json_equiv(jsonw *w, const sweep_entry *e) {
+    const sweep_equiv *q = &e->equiv;
+    bool complete = true;
+    jsonw_int(w, "equivalents", q->n);
+    jsonw_obj(w, "equivalent_values");
+    for (int k = 0; k < SWEEP_FIELD_COUNT; k++) {
+        if (!q->n_val[k]) continue;
+        complete = complete && !q->more[k];
+        jsonw_arr(w, sweep_field_names[k]);
+        for (int i = 0; i < q->n_val[k]; i++) {
+            char t[32];
+            if (k == SWEEP_F_SP)
+                jsonw_bool(w, NULL, q->val[k][i]);
+            else if (k == SWEEP_F_RECOMPUTE || k == SWEEP_F_SCHEDULE || k >= SWEEP_F_OFFLOAD)
+                jsonw_str(w, NULL, sweep_field_text(k, q->val[k][i], t, sizeof t));
+            else
+                jsonw_int(w, NULL, q->val[k][i]);
+        }
+        jsonw_arr_end(w);
+    }
+    jsonw_obj_end(w);
+    jsonw_bool(w, "equivalent_values_complete", complete);
 }
 
 void report_sweep_json(FILE *f, const sweep_spec *s, const sweep_rank *r, double seconds) {
@@ -154,6 +190,7 @@ void report_sweep_json(FILE *f, const sweep_spec *s, const sweep_rank *r, double
         jsonw_str(&w, "placement", pl);
         jsonw_str(&w, "offload", plan_offload_name(p));
         jsonw_str(&w, "overlap", plan_overlap_name(p, ov, sizeof ov));
+        json_equiv(&w, e);
         if (i + 1 < r->n) jsonw_str(&w, "beats_next", sweep_rank_why(e, &r->e[i + 1], why, sizeof why));
         jsonw_obj_end(&w);
     }

@@ -1,8 +1,9 @@
 /* test_plot.c — `parasim plot`: the Pareto front against a hand-worked set and
  * against its definition, the scatter thinning's bounds, the sweep CSV reader
- * and its errors, the Gantt table, and (when gnuplot is installed) the
- * command end to end: PNG and SVG files, atomic replacement, no temporaries
- * left. argv[1] is the parasim binary; the working directory is the source tree. */
+ * and its errors, strategy families and the sweep legend, the Gantt table and
+ * the README's plan, and (when gnuplot is installed) the command end to end:
+ * PNG and SVG files, atomic replacement, no temporaries left. argv[1] is the
+ * parasim binary; the working directory is the source tree. */
 #define _DEFAULT_SOURCE /* mkdtemp */
 #include <math.h>
 #include <sys/stat.h>
@@ -11,6 +12,8 @@
 
 #include "plot.h"
 #include "pipe_sched.h"
+#include "step_sim.h"
+#include "sweep_rank.h"
 #include "tu.h"
 
 static const char *parasim;
@@ -193,19 +196,25 @@ static void test_sweep_load_thins_and_keeps_front(void **state) {
         }
         fprintf(f, "8,%s,%s,%.3f,%.3f,%.1f\n", strat[g], fits ? "ok" : "no-fit", mem, 80.0 - mem,
                 tps);
-        if (fits) all[n_fit++] = (plot_pt){mem, tps, g};
+        if (fits) all[n_fit++] = (plot_pt){mem, tps, plot_strategy_group(strat[g])};
     }
     fclose(f);
     plot_sweep s;
     ps_err err = {{0}};
     plot_sweep_opts o = {.show_nofit = 1, .nx = 20, .ny = 10};
     if (plot_sweep_load(path, &o, &s, &err)) fail_msg("%s", err.msg);
-    assert_int_equal(s.groups, 4);
-    int named = 0; /* in the order first seen */
-    for (int g = 0; g < 4; g++)
-        for (int k = 0; k < 4; k++)
-            named += !strcmp(s.names[g], strat[k]);
-    assert_int_equal(named, 4);
+    /* the four labels fall in four groups: DP, TP, PP with ZeRO-1, TP+PP */
+    const int want_group[4] = {PLOT_FAMILY_DP * PLOT_ZERO_STAGES, PLOT_FAMILY_TP * PLOT_ZERO_STAGES,
+                               PLOT_FAMILY_PP * PLOT_ZERO_STAGES + 1,
+                               PLOT_FAMILY_TP_PP * PLOT_ZERO_STAGES};
+    int64_t in_groups = 0;
+    for (int g = 0; g < PLOT_GROUPS; g++) {
+        int wanted = 0;
+        for (int k = 0; k < 4; k++) wanted |= g == want_group[k];
+        assert_true(wanted ? s.group_fit[g] > 0 : s.group_fit[g] == 0);
+        in_groups += s.group_fit[g];
+    }
+    assert_int_equal(in_groups, n_fit);
     assert_int_equal(s.rows_fit, n_fit);
     assert_true(s.rows_skipped > 0);
     assert_true(fabs(s.capacity_gib - 80) < 1e-9);
@@ -252,6 +261,81 @@ static void test_sweep_load_thins_and_keeps_front(void **state) {
 }
 
 /* ---- the CSV reader ---- */
+
+/* Every label `parasim sweep` writes (sweep_strategy) falls in the family of the degrees
+ * above 1 and the ZeRO stage it names; anything else is "other". */
+static void test_strategy_groups(void **state) {
+    (void)state;
+    plan_cfg p;
+    plan_cfg_defaults(&p);
+    int families_seen[PLOT_FAMILIES] = {0};
+    for (int mask = 0; mask < 16; mask++)
+        for (int zero = 0; zero < 4; zero++) {
+            p.dp = mask & 1 ? 2 : 1, p.tp = mask & 2 ? 2 : 1, p.pp = mask & 4 ? 2 : 1;
+            p.cp = mask & 8 ? 2 : 1, p.zero = zero;
+            char label[64];
+            sweep_strategy(&p, label, sizeof label);
+            int g = plot_strategy_group(label);
+            int family = p.cp > 1    ? (p.tp > 1 || p.pp > 1 ? PLOT_FAMILY_CP_MP : PLOT_FAMILY_CP)
+                         : p.tp > 1 ? (p.pp > 1 ? PLOT_FAMILY_TP_PP : PLOT_FAMILY_TP)
+                         : p.pp > 1 ? PLOT_FAMILY_PP
+                                    : PLOT_FAMILY_DP;
+            int shown_zero = p.dp * p.cp > 1 ? zero : 0; /* nothing to shard: no ZeRO */
+            if (g != family * PLOT_ZERO_STAGES + shown_zero)
+                fail_msg("\"%s\": group %d, expected family %d ZeRO %d", label, g, family,
+                         shown_zero);
+            families_seen[family] = 1;
+        }
+    for (int k = 0; k < PLOT_FAMILY_OTHER; k++) assert_true(families_seen[k]);
+    const char *other[] = {"", "(none)", "ep+dp", "tp+tp", "dp zero-4", "dp zero-1x", "tp+",
+                           "dp  zero-1", "singles", "TP"};
+    for (size_t k = 0; k < sizeof other / sizeof other[0]; k++)
+        assert_int_equal(plot_strategy_group(other[k]), PLOT_FAMILY_OTHER * PLOT_ZERO_STAGES);
+    assert_int_equal(plot_strategy_group("single"), PLOT_FAMILY_DP * PLOT_ZERO_STAGES);
+    assert_int_equal(plot_strategy_group("cp+pp zero-3"), PLOT_FAMILY_CP_MP * PLOT_ZERO_STAGES + 3);
+}
+
+/* The sweep chart's legend: one swatch per family present and one shape per ZeRO stage
+ * present, whatever the number of strategy labels; the points themselves untitled. */
+static void test_sweep_legend(void **state) {
+    (void)state;
+    make_tmp_dir();
+    char path[256];
+    snprintf(path, sizeof path, "%s/legend.csv", tmp_dir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("strategy,status,peak_gib,headroom_gib,tokens_per_s\n", f);
+    /* 12 labels in 3 families, ZeRO 0, 1 and 3 */
+    const char *labels[] = {"tp+dp", "tp+dp zero-1", "tp", "tp+dp zero-3", "tp+pp+dp",
+                            "tp+pp", "tp+pp+dp zero-1", "tp+pp+dp zero-3", "cp+dp zero-1",
+                            "cp+dp", "cp", "cp+dp zero-3"};
+    for (int i = 0; i < 12; i++) fprintf(f, "%s,ok,%d,%d,%d\n", labels[i], 10 + i, 70 - i, 100 + i);
+    fclose(f);
+    plot_sweep s;
+    ps_err err = {{0}};
+    plot_sweep_opts o = {.show_nofit = 1};
+    if (plot_sweep_load(path, &o, &s, &err)) fail_msg("%s", err.msg);
+    char *text = NULL;
+    size_t len = 0;
+    FILE *m = open_memstream(&text, &len);
+    plot_outputs out = {"/tmp/x.png", NULL};
+    assert_int_equal(plot_sweep_script(m, &s, "/tmp/x/data.txt", "legend.csv", &out), 0);
+    fclose(m);
+    tu_contains(text, "title \"TP (+DP)\"", "title \"TP+PP (+DP)\"", "title \"CP (+DP)\"",
+                "pt 7 ps 1 lc rgb \"#505050\" title \"ZeRO-0",
+                "pt 5 ps 1 lc rgb \"#505050\" title \"ZeRO-1\"",
+                "pt 13 ps 1 lc rgb \"#505050\" title \"ZeRO-3\"", "title \"Pareto front", NULL);
+    assert_null(strstr(text, "title \"ZeRO-2\""));
+    assert_null(strstr(text, "title \"DP only\""));
+    assert_null(strstr(text, "title \"tp")); /* no label of its own */
+    int titles = 0;
+    for (const char *t = strstr(text, "\nplot "); t && (t = strstr(t, " title \"")); t++) titles++;
+    /* 3 families + 3 stages + 2 headings + 2 spacers + front; no no-fit rows */
+    assert_int_equal(titles, 3 + 3 + 2 + 2 + 1);
+    free(text);
+    plot_sweep_free(&s);
+    remove_tmp_dir();
+}
 
 static void test_csv_reader(void **state) {
     (void)state;
@@ -410,6 +494,50 @@ static void test_gantt_data(void **state) {
     fclose(f);
 }
 
+/* The README draws plans/llama3-8b-pp4.yaml: a real pipeline (4 stages, 8 micro-batches),
+ * fitting in memory, every box labelled with its micro-batch. */
+static void test_readme_schedule_plan(void **state) {
+    (void)state;
+    plan_spec *spec = calloc(1, sizeof *spec);
+    eval_stage *stages = calloc(PLAN_MAX_STAGES, sizeof *stages);
+    step_sim_input *input = calloc(1, sizeof *input);
+    ps_err err = {{0}};
+    assert_true(spec && stages && input);
+    if (plan_load("plans/llama3-8b-pp4.yaml", NULL, 0, spec, &err)) fail_msg("%s", err.msg);
+    eval_result r;
+    eval_plan(&spec->model.cfg, &spec->cluster.cfg, &spec->cfg, &r, stages);
+    assert_true(r.fits);
+    step_sim_prepare(&spec->cfg, stages, input);
+    assert_int_equal(input->in.p, 4);
+    assert_int_equal(input->in.m, 8);
+    int64_t n = sched_ops_per_stage(&input->in);
+    sched_op *ops = calloc((size_t)(4 * n), sizeof *ops);
+    step_sim sim;
+    assert_int_equal(step_sim_run(&spec->cfg, stages, &r.time, ops, input, &sim), 0);
+    assert_true(sim.bubble_fraction > 0.1); /* fill and drain show */
+    plot_gantt g = {.in = &input->in, .ops = ops, .pipeline_s = sim.pipeline, .step_s = sim.step,
+                    .bubble_fraction = sim.bubble_fraction, .fits = r.fits};
+    plot_gantt_layout(&g);
+    assert_true(g.labels);
+    FILE *f = tmpfile();
+    assert_int_equal(plot_gantt_write_data(f, &g), 0);
+    rewind(f);
+    char line[256];
+    int64_t boxes = 0, labelled = 0;
+    while (fgets(line, sizeof line, f)) {
+        if (line[0] == '#') continue;
+        boxes++;
+        labelled += line[strlen(line) - 2] == '1';
+    }
+    fclose(f);
+    assert_int_equal(boxes, 4 * n);
+    assert_int_equal(labelled, boxes);
+    free(ops);
+    free(input);
+    free(stages);
+    free(spec);
+}
+
 static void test_put_string(void **state) {
     (void)state;
     FILE *f = tmpfile();
@@ -497,6 +625,12 @@ static void test_cli_schedule(void **state) {
     snprintf(path, sizeof path, "%s/s.svg", tmp_dir);
     assert_svg(path);
     assert_string_equal(listing(tmp_dir), "s.png\ns.svg\n");
+    /* the README's command */
+    snprintf(args, sizeof args, "plot schedule plans/llama3-8b-pp4.yaml -o %s/readme.png",
+             tmp_dir);
+    if (run(args)) fail_msg("%s\n%s", args, out);
+    snprintf(path, sizeof path, "%s/readme.png", tmp_dir);
+    assert_png(path);
     /* the tiny CPU plan (pp = 1), svg from the name; interleaved and zero-bubble */
     snprintf(args, sizeof args, "plot schedule plans/tiny-1m-cpu.yaml -o %s/tiny.svg", tmp_dir);
     if (run(args)) fail_msg("%s\n%s", args, out);
@@ -512,7 +646,7 @@ static void test_cli_schedule(void **state) {
              "zero-bubble --format svg -o %s/zb.svg",
              tmp_dir);
     if (run(args)) fail_msg("%s\n%s", args, out);
-    assert_string_equal(listing(tmp_dir), "i.png\ns.png\ns.svg\ntiny.svg\nzb.svg\n");
+    assert_string_equal(listing(tmp_dir), "i.png\nreadme.png\ns.png\ns.svg\ntiny.svg\nzb.svg\n");
     remove_tmp_dir();
 }
 
@@ -611,8 +745,11 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_pareto_matches_definition),
         cmocka_unit_test(test_thinning_bounds_and_keeps_front),
         cmocka_unit_test(test_sweep_load_thins_and_keeps_front),
+        cmocka_unit_test(test_strategy_groups),
+        cmocka_unit_test(test_sweep_legend),
         cmocka_unit_test(test_csv_reader),
         cmocka_unit_test(test_gantt_data),
+        cmocka_unit_test(test_readme_schedule_plan),
         cmocka_unit_test(test_put_string),
         cmocka_unit_test(test_cli_schedule),
         cmocka_unit_test(test_cli_sweep),

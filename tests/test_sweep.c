@@ -48,7 +48,7 @@ static void visit(void *ctx, const sweep_point *pt) {
     c->fit++;
     if (c->n < 4096)
         c->all[c->n++] = (sweep_entry){*pt->cfg, pt->eval->time, pt->eval->heavy.total,
-                                        pt->eval->capacity_bytes};
+                                        pt->eval->capacity_bytes, {0}};
 }
 
 static void rank_visit(void *ctx, const sweep_point *pt) { sweep_rank_add(ctx, pt); }
@@ -59,6 +59,19 @@ static int by_tokens(const void *a, const void *b) {
     if (x->time.tokens_per_s != y->time.tokens_per_s)
         return x->time.tokens_per_s > y->time.tokens_per_s ? -1 : 1;
     return (x->peak_bytes > y->peak_bytes) - (x->peak_bytes < y->peak_bytes);
+}
+
+/* Sort the collected fitting plans best first and keep the first of each prediction;
+ * returns how many are left. */
+static int distinct_best(collect *c) {
+    qsort(c->all, (size_t)c->n, sizeof c->all[0], by_tokens);
+    int k = 0;
+    for (int i = 0; i < c->n; i++) {
+        int seen = 0;
+        for (int j = 0; j < k && !seen; j++) seen = sweep_same_prediction(&c->all[j], &c->all[i]);
+        if (!seen) c->all[k++] = c->all[i];
+    }
+    return k;
 }
 
 /* Counting, tallies and the bounded ranking agree with a brute-force pass. */
@@ -95,10 +108,13 @@ static void test_walk_and_rank(void **state) {
     assert_int_equal(r.fit, c->fit);
     assert_int_equal(r.points, r.evaluated + rejected);
     assert_int_equal(r.fit + r.no_fit, r.evaluated);
-    qsort(c->all, (size_t)c->n, sizeof c->all[0], by_tokens);
+    assert_true(c->n < 4096);
+    assert_true(distinct_best(c) >= 7);
     assert_int_equal(r.n, 7);
-    for (int i = 0; i < r.n; i++)
+    for (int i = 0; i < r.n; i++) {
         assert_float_equal(r.e[i].time.tokens_per_s, c->all[i].time.tokens_per_s, 0);
+        assert_int_equal(r.e[i].peak_bytes, c->all[i].peak_bytes);
+    }
     char why[400];
     sweep_rank_why(&r.e[0], &r.e[1], why, sizeof why);
     assert_true(strstr(why, "less") || strstr(why, "identical") || strstr(why, "memory"));
@@ -106,6 +122,115 @@ static void test_walk_and_rank(void **state) {
     free(c);
     free(s);
     free(s2);
+}
+
+/* Plans whose predictions provably agree are ranked once, with their equivalents. Llama
+ * uses flash attention, which keeps no score matrix: selective recomputation frees and
+ * recomputes nothing (docs/memory.md). With pp = cp = 1 both placements lay the ranks out
+ * as tp inside dp. So each prediction is made by exactly 4 plans. */
+static const char equal_space[] =
+    "model: llama3-8b\ncluster: dgx-h100\ngpus: 16\nbatch: {global: 64, seq: 4096}\n"
+    "precision: bf16-mixed\noptimizer: adamw\n"
+    "space: {tp: [1, 2, 4], pp: 1, zero: [0, 1, 3], micro: [1, 2], recompute: [none, selective],\n"
+    "        placement: [[tp, cp, dp, pp], [cp, tp, pp, dp]]}\n";
+
+static void test_equivalents(void **state) {
+    (void)state;
+    sweep_spec *s = load(equal_space);
+    collect *c = calloc(1, sizeof *c);
+    sweep_run(s, visit, c);
+    assert_int_equal(c->fit % 4, 0);
+    const int distinct = distinct_best(c);
+    assert_int_equal(distinct, c->fit / 4);
+    assert_true(distinct > 5);
+    /* every prediction once, each with its 3 equivalents; the first plan visited is shown */
+    for (int cap = 5; cap <= 1000; cap += 995) {
+        sweep_rank r;
+        assert_int_equal(sweep_rank_init(&r, cap), 0);
+        sweep_run(s, rank_visit, &r);
+        sweep_rank_sort(&r);
+        assert_int_equal(r.n, cap < distinct ? cap : distinct);
+        char eq[600];
+        for (int i = 0; i < r.n; i++) {
+            const sweep_entry *e = &r.e[i];
+            assert_float_equal(e->time.tokens_per_s, c->all[i].time.tokens_per_s, 0);
+            assert_int_equal(e->peak_bytes, c->all[i].peak_bytes);
+            assert_int_equal(e->equiv.n, 3);
+            assert_int_equal(e->cfg.recompute, RECOMPUTE_NONE);
+            assert_string_equal(sweep_rank_equiv(e, eq, sizeof eq),
+                                "recompute selective; placement cp-tp-pp-dp");
+            for (int j = 0; j < i; j++) assert_false(sweep_same_prediction(&r.e[j], e));
+        }
+        /* the reports carry them */
+        char *text = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&text, &len);
+        report_sweep_table(f, s, &r, 1);
+        report_sweep_csv(f, &r);
+        report_sweep_json(f, s, &r, 1);
+        fclose(f);
+        tu_contains(text, "+3 equivalent: recompute selective; placement cp-tp-pp-dp\n",
+                    ",equivalents,equivalent_values\n",
+                    ",3,\"recompute selective; placement cp-tp-pp-dp\"\n", "\"equivalents\": 3",
+                    "\"recompute\": [\n          \"selective\"\n        ]",
+                    "\"equivalent_values_complete\": true", NULL);
+        assert_null(strstr(text, "identical prediction"));
+        free(text);
+        sweep_rank_free(&r);
+    }
+    free(c);
+    free(s);
+}
+
+/* A point merges into the kept plan it matches, even a hair below the worst kept one; a
+ * plan pushed out takes its equivalents with it; field values past the kept few are
+ * "more". */
+static void test_equivalents_bounded(void **state) {
+    (void)state;
+    sweep_rank r;
+    assert_int_equal(sweep_rank_init(&r, 2), 0);
+    plan_cfg cfg;
+    memset(&cfg, 0, sizeof cfg);
+    plan_cfg_defaults(&cfg);
+    cfg.dp = 8, cfg.micro_batch = 1;
+    eval_result ev;
+    memset(&ev, 0, sizeof ev);
+    ev.fits = true, ev.capacity_bytes = 80, ev.heavy.total = 40;
+    sweep_point pt = {&cfg, PLAN_OK, &ev};
+    const double tps[] = {100, 90, 90 * (1 - 1e-12), 90 * (1 + 1e-12), 90 * (1 - 1e-6)};
+    for (int i = 0; i < 5; i++) {
+        cfg.micro_batch = i + 1;
+        ev.time.tokens_per_s = tps[i];
+        sweep_rank_add(&r, &pt);
+    }
+    /* the 90s are one prediction; 90 (1 - 1e-6) is not and is worse than both kept */
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(r.e[r.heap[i]].equiv.n, r.e[r.heap[i]].time.tokens_per_s == 90 ? 2 : 0);
+    }
+    for (int m = 6; m <= 12; m++) { /* 7 more micro sizes for the 90 */
+        cfg.micro_batch = m;
+        ev.time.tokens_per_s = 90;
+        sweep_rank_add(&r, &pt);
+    }
+    sweep_rank_sort(&r);
+    char eq[200];
+    assert_int_equal(r.e[1].equiv.n, 9);
+    assert_string_equal(sweep_rank_equiv(&r.e[1], eq, sizeof eq), "micro 3, 4, 6, 7, …");
+    sweep_rank_free(&r);
+    /* pushed out: 90 and its equivalent go when 95 comes, and a later 90 stays out */
+    assert_int_equal(sweep_rank_init(&r, 2), 0);
+    const double later[] = {100, 90, 90, 95, 90};
+    for (int i = 0; i < 5; i++) {
+        cfg.micro_batch = i + 1;
+        ev.time.tokens_per_s = later[i];
+        sweep_rank_add(&r, &pt);
+    }
+    sweep_rank_sort(&r);
+    assert_int_equal(r.n, 2);
+    assert_float_equal(r.e[1].time.tokens_per_s, 95, 0);
+    assert_int_equal(r.e[0].equiv.n + r.e[1].equiv.n, 0);
+    assert_int_equal(r.fit, 5);
+    sweep_rank_free(&r);
 }
 
 /* The explanation names the part that differs most and the fields. */
@@ -257,7 +382,8 @@ int main(void) {
         cmocka_unit_test(test_walk_and_rank), cmocka_unit_test(test_why),
         cmocka_unit_test(test_csv),           cmocka_unit_test(test_csv_numbers),
         cmocka_unit_test(test_errors),        cmocka_unit_test(test_default),
-        cmocka_unit_test(test_dedupe),
+        cmocka_unit_test(test_dedupe),        cmocka_unit_test(test_equivalents),
+        cmocka_unit_test(test_equivalents_bounded),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
