@@ -68,6 +68,11 @@ void report_time_table(FILE *f, const plan_spec *s, const eval_result *r, const 
                    "step %.4f s, bubble %.1f%% of busy time\n",
                 plan_schedule_names[p->schedule], sim->pipeline, t->pipeline, sim->step,
                 100 * sim->bubble_fraction);
+    else if (p->pp > 1 && step_sim_ops(p) > SCHED_MAX_OPS)
+        fprintf(f, "  event simulation of the %s schedule: skipped, its %lld ops exceed the limit "
+                   "of %lld (the closed form above stands)\n",
+                plan_schedule_names[p->schedule], (long long)step_sim_ops(p),
+                (long long)SCHED_MAX_OPS);
 }
 
 /* {"dp": ..., "tp": ..., "pp": ..., "cp": ..., "host": ...} seconds */

@@ -31,7 +31,7 @@ static void test_two_bytes_per_param(void **state) {
         model_spec m = tu_model(names[i]);
         infer_cfg ic = base();
         infer_result r;
-        infer_compute(&m.cfg, &c, &ic, &r);
+        infer_compute(&m.cfg, &c, &ic, &r, NULL);
         assert_int_equal(r.weights, 2 * params_total(&m.cfg));
         assert_int_equal(r.weight_scales, 0);
         double got = (double)r.weights / 1e9;
@@ -49,18 +49,18 @@ static void test_kv_cache(void **state) {
     ic.batch = 16;
     ic.context = 4096;
     infer_result r;
-    infer_compute(&m.cfg, &c, &ic, &r);
+    infer_compute(&m.cfg, &c, &ic, &r, NULL);
     assert_int_equal(r.kv_per_token, 131072);
     assert_int_equal(r.kv_cache, 131072LL * 16 * 4096);
     ic.tp = 2;
-    infer_compute(&m.cfg, &c, &ic, &r);
+    infer_compute(&m.cfg, &c, &ic, &r, NULL);
     assert_int_equal(r.kv_per_token, 65536);
     ic.tp = 16; /* more ranks than kv heads: each keeps one whole head */
-    infer_compute(&m.cfg, &c, &ic, &r);
+    infer_compute(&m.cfg, &c, &ic, &r, NULL);
     assert_int_equal(r.kv_per_token, 2 * 32 * 1 * 128 * 2);
     ic.tp = 1;
     ic.kv_dtype = DT_FP8;
-    infer_compute(&m.cfg, &c, &ic, &r);
+    infer_compute(&m.cfg, &c, &ic, &r, NULL);
     assert_int_equal(r.kv_per_token, 65536);
 }
 
@@ -78,7 +78,7 @@ static void test_quantized(void **state) {
     infer_cfg ic = base();
     ic.weights = WQ_INT8;
     infer_result r;
-    infer_compute(&m.cfg, &c, &ic, &r);
+    infer_compute(&m.cfg, &c, &ic, &r, NULL);
     const int64_t linear = 32LL * (2 * 4096 * 4096 + 2 * 4096 * 1024 + 3 * 4096 * 14336);
     const int64_t rows = 32LL * (4096 + 1024 + 1024 + 4096 + 14336 + 14336 + 4096);
     assert_int_equal(r.weights, linear + 4 * rows + 2 * (params_total(&m.cfg) - linear));
@@ -92,14 +92,14 @@ static void test_max_batch(void **state) {
     cluster_cfg c = h100();
     infer_cfg ic = base();
     infer_result r;
-    infer_compute(&m.cfg, &c, &ic, &r);
+    infer_compute(&m.cfg, &c, &ic, &r, NULL);
     assert_true(r.max_batch > 1);
     ic.batch = r.max_batch;
     infer_result at;
-    infer_compute(&m.cfg, &c, &ic, &at);
+    infer_compute(&m.cfg, &c, &ic, &at, NULL);
     assert_true(at.fits);
     ic.batch = r.max_batch + 1;
-    infer_compute(&m.cfg, &c, &ic, &at);
+    infer_compute(&m.cfg, &c, &ic, &at, NULL);
     assert_false(at.fits);
 }
 
