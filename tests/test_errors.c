@@ -406,6 +406,10 @@ static void test_cluster_limits(void **state) {
     snprintf(text, sizeof text, "%s", cluster_variant("", ok));
     subst(text, "3.35 TB/s", "3350 TB/s");
     tu_contains(tu_plan_error(text), "gpu.hbm_bandwidth", "from 1 MB/s to 1 PB/s", NULL);
+    /* the 1e300 PFLOP/s: past any range (and past a double after the unit) */
+    snprintf(text, sizeof text, "%s", cluster_variant("", ok));
+    subst(text, "bf16: 989 TFLOP/s", "bf16: 1e300 PFLOP/s");
+    tu_contains(tu_plan_error(text), "gpu.peak_flops.bf16", NULL);
     /* within the ranges the time model stays finite: the slowest links */
     plan_spec *s = tu_plan(cluster_variant("", "{bandwidth: 1 MB/s, latency: 1 s}"));
     eval_result r;
