@@ -90,6 +90,7 @@ typedef struct {
     plan_cfg cfg;
     plan_train train;
     plan_locs locs;
+    bool gpus_derived; /* no gpus: given; gpus = dp*tp*pp*cp (locs.gpus = locs.parallel) */
 } plan_spec;
 
 /* A command-line override "key.path=value"; value is parsed as YAML. */

@@ -169,10 +169,10 @@ int plan_check(const plan_spec *s, ps_err *err) {
     case PLAN_GPUS_EXCEED_CLUSTER:
         return ps_err_at(err, &l->gpus, "gpus",
                          "expected at most the %lld GPUs of cluster %s (%lld nodes x %lld, %s), "
-                         "found %lld",
+                         "found %s%lld",
                          (long long)cluster_gpus(c), s->cluster.name, (long long)c->nodes,
                          (long long)c->gpus_per_node, ps_loc_str(&s->cluster.nodes, at, sizeof at),
-                         (long long)p->gpus);
+                         s->gpus_derived ? "dp*tp*pp*cp = " : "", (long long)p->gpus);
     case PLAN_DEGREES_PRODUCT: {
         char locs[4][PS_LOC_FILE_MAX + 32], product[32];
         int64_t degrees;

@@ -461,6 +461,7 @@ static int load_from(ynode *root, const plan_override *overrides, int n_override
      * cluster */
     if (!c->gpus) {
         out->locs.gpus = out->locs.parallel; /* errors about the count point at the degrees */
+        out->gpus_derived = !dp_auto;
         if (dp_auto) {
             c->gpus = cluster_gpus(&out->cluster.cfg);
         } else if (!plan_degrees_product(c, &c->gpus) || c->gpus > PLAN_GPUS_MAX) {

@@ -451,7 +451,7 @@ static void test_plan_defaults(void **state) {
                               "batch: {global: 16, micro: 1, seq: 64}\nrecompute: none\n"
                               "precision: fp32\n"),
                 "bad.yaml:3:11:", "gpus", "expected at most the 8 GPUs of cluster local-cpu",
-                "found 16", NULL);
+                "found dp*tp*pp*cp = 16", NULL);
 }
 
 int main(void) {
