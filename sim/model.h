@@ -53,6 +53,10 @@ typedef struct {
  * configs take their transformers class's defaults instead; docs/specs.md). */
 #define MODEL_NORM_EPS_DEFAULT 1e-5
 #define MODEL_ROPE_THETA_DEFAULT 10000.0
+/* Their upper bounds: an epsilon is a small guard (1e-6 .. 1e-5 in practice),
+ * RoPE bases run to ~1e7 (Llama 3: 5e5). */
+#define MODEL_NORM_EPS_MAX 1.0
+#define MODEL_ROPE_THETA_MAX 1e12
 #define MODEL_SOURCE_MAX 256
 
 typedef struct {
@@ -96,8 +100,9 @@ typedef struct {
 /* Record where each shape field was written; an absent key points at root. */
 void model_set_locs(model_spec *m, const ynode *root, const model_keys *keys);
 
-/* Read an optional positive number (norm_eps, rope_theta) into *out. */
-int model_read_positive(const ynode *root, const char *key, double *out, ps_err *err);
+/* Read an optional number in (0, max] (norm_eps, rope_theta) into *out. */
+int model_read_positive(const ynode *root, const char *key, double max, double *out,
+                        ps_err *err);
 
 /* Cross-field checks shared by both readers (head_dim, GQA groups, dropout,
  * the query width and the parameter count against their limits). */

@@ -48,8 +48,8 @@ static int read_llama(const ynode *root, model_spec *out, int is_qwen2, ps_err *
         yget_bool(root, "", "mlp_bias", false, &mlp_bias, err) ||
         yget_quantity(root, "", "attention_dropout", false, UNIT_NONE, 0, &dropout, err) ||
         yget_str(root, "", "hidden_act", false, act, sizeof act, err) ||
-        model_read_positive(root, "rms_norm_eps", &out->norm_eps, err) ||
-        model_read_positive(root, "rope_theta", &out->rope_theta, err))
+        model_read_positive(root, "rms_norm_eps", MODEL_NORM_EPS_MAX, &out->norm_eps, err) ||
+        model_read_positive(root, "rope_theta", MODEL_ROPE_THETA_MAX, &out->rope_theta, err))
         return -1;
     c->kv_heads = c->heads;
     if (yget_int(root, "", "num_key_value_heads", false, 1, MODEL_HEADS_MAX, &c->kv_heads, err))
@@ -89,7 +89,8 @@ static int read_gpt2(const ynode *root, model_spec *out, ps_err *err) {
         yget_int(root, "", "n_positions", true, 1, MODEL_POSITIONS_MAX, &c->max_position, err) ||
         yget_bool(root, "", "tie_word_embeddings", false, &c->tied_embeddings, err) ||
         yget_quantity(root, "", "resid_pdrop", false, UNIT_NONE, 0, &dropout, err) ||
-        model_read_positive(root, "layer_norm_epsilon", &out->norm_eps, err))
+        model_read_positive(root, "layer_norm_epsilon", MODEL_NORM_EPS_MAX, &out->norm_eps,
+                            err))
         return -1;
     if (!c->ffn_hidden) c->ffn_hidden = 4 * c->hidden;
     c->kv_heads = c->heads;

@@ -48,12 +48,16 @@ void model_set_locs(model_spec *m, const ynode *root, const model_keys *k) {
     set_loc(&l->dropout, root, k->dropout);
 }
 
-/* A positive real number (norm_eps, rope_theta), left untouched when absent. */
-int model_read_positive(const ynode *root, const char *key, double *out, ps_err *err) {
+/* A real number in (0, max] (norm_eps, rope_theta), left untouched when absent. */
+int model_read_positive(const ynode *root, const char *key, double max, double *out,
+                        ps_err *err) {
     const ynode *n = ynode_get(root, key);
     if (yget_quantity(root, "", key, false, UNIT_NONE, 0, out, err)) return -1;
     if (n && n->kind != YN_NULL && !(*out > 0))
         return ps_err_at(err, &n->loc, key, "expected a positive number, found %s", n->str);
+    if (n && n->kind != YN_NULL && !(*out <= max))
+        return ps_err_at(err, &n->loc, key, "expected a positive number up to %g, found %s", max,
+                         n->str);
     return 0;
 }
 
@@ -105,8 +109,9 @@ int model_from_node(const ynode *root, const char *path, model_spec *out, ps_err
         yget_int(root, "", "max_position", false, 1, MODEL_POSITIONS_MAX, &c->max_position,
                  err) ||
         read_bias(root, &c->bias, err) ||
-        model_read_positive(root, "norm_eps", &out->norm_eps, err) ||
-        model_read_positive(root, "rope_theta", &out->rope_theta, err) ||
+        model_read_positive(root, "norm_eps", MODEL_NORM_EPS_MAX, &out->norm_eps, err) ||
+        model_read_positive(root, "rope_theta", MODEL_ROPE_THETA_MAX, &out->rope_theta,
+                            err) ||
         yget_str(root, "", "source", false, out->source, sizeof out->source, err))
         return -1;
     c->norm = (model_norm)norm;
@@ -158,8 +163,11 @@ int model_check(model_spec *m, ps_err *err) {
     const int64_t params = params_total(c);
     if (params > MODEL_PARAMS_MAX)
         return ps_err_at(err, &m->locs.self, "model",
-                         "model too large: %lld parameters exceeds the limit of %lld (2^48)",
-                         (long long)params, (long long)MODEL_PARAMS_MAX);
+                         "model too large: %lld parameters (layers = %lld, hidden = %lld, "
+                         "ffn_hidden = %lld, vocab = %lld) exceeds the limit of %lld (2^48)",
+                         (long long)params, (long long)c->layers, (long long)c->hidden,
+                         (long long)c->ffn_hidden, (long long)c->vocab,
+                         (long long)MODEL_PARAMS_MAX);
     return 0;
 }
 

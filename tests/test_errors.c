@@ -294,7 +294,12 @@ static void test_model_limits(void **state) {
     free(tu_plan(huge));
     subst(huge, "hidden: 64", "hidden: 128");
     tu_contains(tu_plan_error(huge), "bad.yaml:2:3:", "model", "model too large",
-                "parameters exceeds the limit of 281474976710656", NULL);
+                "parameters (layers = 65536, hidden = 128, ffn_hidden = 16777216",
+                "exceeds the limit of 281474976710656", NULL);
+    tu_contains(tu_plan_error(model_variant(15, "bias: false\n  rope_theta: 1e300", NULL)),
+                "bad.yaml:16:15:", "rope_theta", "expected a positive number up to 1e+12", NULL);
+    tu_contains(tu_plan_error(model_variant(15, "bias: false\n  norm_eps: 2", NULL)),
+                "bad.yaml:16:13:", "norm_eps", "expected a positive number up to 1", NULL);
 }
 
 /* Issue 9: an out-of-range dropout was located at 1:1 (the model's start). */
