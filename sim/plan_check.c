@@ -55,8 +55,8 @@ static int64_t sat_add(int64_t a, int64_t b) {
 static int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
 
 bool plan_degrees_product(const plan_cfg *p, int64_t *out) {
-    return !__builtin_mul_overflow(p->dp, p->tp, out) && !__builtin_mul_overflow(*out, p->pp, out) &&
-           !__builtin_mul_overflow(*out, p->cp, out);
+    return !__builtin_mul_overflow(p->dp, p->tp, out) &&
+           !__builtin_mul_overflow(*out, p->pp, out) && !__builtin_mul_overflow(*out, p->cp, out);
 }
 
 /* Each term names the formula it bounds. Activation dtypes are at most 8 bytes
