@@ -137,6 +137,12 @@ void report_time_json(jsonw *w, const plan_spec *s, const eval_result *r, const 
         jsonw_num(w, "step_s", sim->step);
         jsonw_num(w, "bubble_fraction", sim->bubble_fraction);
         jsonw_obj_end(w);
+    } else if (step_sim_ops(&s->cfg) > SCHED_MAX_OPS) {
+        jsonw_obj(w, "event_simulation");
+        jsonw_bool(w, "skipped", true);
+        jsonw_int(w, "ops", step_sim_ops(&s->cfg));
+        jsonw_int(w, "max_ops", SCHED_MAX_OPS);
+        jsonw_obj_end(w);
     }
     jsonw_obj_end(w);
 }

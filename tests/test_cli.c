@@ -329,6 +329,14 @@ static void test_bounds(void **state) {
                      0);
     tu_contains(out, "event simulation of the 1f1b schedule: skipped, its 16777216 ops exceed the "
                      "limit of 4194304", NULL);
+    assert_int_equal(run("plan --set batch.global=16777216 --set parallel.pp=2 "
+                         "--set parallel.dp=4 --format json",
+                         out, sizeof out),
+                     0);
+    ynode *j = parse(out);
+    assert_int_equal(json_int(j, "time.event_simulation.ops"), 16777216);
+    assert_int_equal(json_int(j, "time.event_simulation.max_ops"), 4194304);
+    ynode_free(j);
     assert_int_equal(run("plan --set batch.global=2147483648", out, sizeof out), 1);
     tu_contains(out, "batch.global: expected an integer from 1 to 16777216", NULL);
     /* emit counts its ops before building them */
