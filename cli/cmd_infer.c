@@ -63,11 +63,11 @@ int cmd_infer(int argc, char **argv) {
         else if (!strcmp(a, "--cluster") && v) cluster = v;
         else if (!strcmp(a, "--format") && v) format = v;
         else if (!strcmp(a, "-o") && v) out_path = v;
-        else if (!strcmp(a, "--tp")) { if (cli_int_arg("infer", a, v, 1, 1 << 16, &n)) return CLI_USAGE; ic.tp = n; }
-        else if (!strcmp(a, "--batch")) { if (cli_int_arg("infer", a, v, 1, 1LL << 32, &n)) return CLI_USAGE; ic.batch = n; }
-        else if (!strcmp(a, "--context")) { if (cli_int_arg("infer", a, v, 1, 1LL << 32, &n)) return CLI_USAGE; ic.context = n; }
-        else if (!strcmp(a, "--group-size")) { if (cli_int_arg("infer", a, v, 1, 1 << 20, &n)) return CLI_USAGE; ic.group_size = n; }
-        else if (!strcmp(a, "--prefill-chunk")) { if (cli_int_arg("infer", a, v, 1, 1LL << 32, &n)) return CLI_USAGE; ic.prefill_chunk = n; }
+        else if (!strcmp(a, "--tp")) { if (cli_int_arg("infer", a, v, 1, INFER_TP_MAX, &n)) return CLI_USAGE; ic.tp = n; }
+        else if (!strcmp(a, "--batch")) { if (cli_int_arg("infer", a, v, 1, INFER_BATCH_MAX, &n)) return CLI_USAGE; ic.batch = n; }
+        else if (!strcmp(a, "--context")) { if (cli_int_arg("infer", a, v, 1, INFER_CONTEXT_MAX, &n)) return CLI_USAGE; ic.context = n; }
+        else if (!strcmp(a, "--group-size")) { if (cli_int_arg("infer", a, v, 1, INFER_GROUP_MAX, &n)) return CLI_USAGE; ic.group_size = n; }
+        else if (!strcmp(a, "--prefill-chunk")) { if (cli_int_arg("infer", a, v, 1, INFER_CONTEXT_MAX, &n)) return CLI_USAGE; ic.prefill_chunk = n; }
         else if (!strcmp(a, "--weights")) { if (pick(a, v, infer_weights_names, &k)) return CLI_USAGE; ic.weights = (infer_weights)k; }
         else if (!strcmp(a, "--kv-cache")) {
             if (pick(a, v, kv_names, &k)) return CLI_USAGE;
@@ -93,8 +93,8 @@ int cmd_infer(int argc, char **argv) {
         return cli_fail("infer", CLI_FAIL, "--tp: expected at most the %lld GPUs of %s, found %lld",
                         (long long)cluster_gpus(&c.cfg), c.name, (long long)ic.tp);
     infer_result r;
-    infer_compute(mc, &c.cfg, &ic, &r);
     ps_err err = {{0}};
+    if (infer_compute(mc, &c.cfg, &ic, &r, &err)) return cli_fail("infer", CLI_FAIL, "%s", err.msg);
     cli_out out;
     if (cli_out_open(&out, out_path, &err)) return cli_fail("infer", CLI_FAIL, "%s", err.msg);
     if (!strcmp(format, "json"))

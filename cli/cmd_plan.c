@@ -74,6 +74,10 @@ int cmd_plan(int argc, char **argv) {
     }
     eval_result r;
     eval_plan(&spec->model.cfg, &spec->cluster.cfg, &spec->cfg, &r, stages);
+    if (eval_check_finite(&r, &err)) {
+        rc = cli_fail("plan", CLI_FAIL, "%s", err.msg);
+        goto done;
+    }
     cli_out out;
     if (cli_out_open(&out, out_path, &err)) {
         rc = cli_fail("plan", CLI_FAIL, "%s", err.msg);

@@ -1,9 +1,11 @@
 /* cluster_load.c — read a cluster spec from plans/clusters/ (see cluster.h, docs/specs.md). */
 #include <math.h>
 #include <stdio.h>
+#include <stdbool.h>
 #include <string.h>
 
 #include "cluster.h"
+#include "spec_limit.h"
 #include "yget.h"
 
 static const char *const top_keys[] = {"name", "source", "description", "gpu",
@@ -63,6 +65,21 @@ static int read_frac(const ynode *map, const char *path, const char *key, double
     return read_frac_in(map, path, key, false, out, err);
 }
 
+/* Ranges of the physical quantities (docs/specs.md "Limits"): wide enough for
+ * a CPU core and for hardware decades ahead, narrow enough that a typo (or
+ * 1e308) cannot make the time model's sums overflow or a link free. */
+#define RANGE_BANDWIDTH "a link bandwidth from 1 MB/s to 100 TB/s"
+#define RANGE_LATENCY "a latency from 0 to 1 s"
+#define RANGE_FLOPS "a peak from 1 MFLOP/s to 1 EFLOP/s"
+#define RANGE_HBM "a memory bandwidth from 1 MB/s to 1 PB/s"
+#define RANGE_MEMORY "a device memory from 1 MiB to 1 PiB"
+
+static int read_flops(const ynode *flops, const char *key, bool required, double *out,
+                      ps_err *err) {
+    return yget_quantity(flops, "gpu.peak_flops", key, required, UNIT_FLOPS_PER_S, 1, out, err) ||
+           spec_limit(flops, "gpu.peak_flops", key, *out, 1e6, 1e18, RANGE_FLOPS, err);
+}
+
 static int read_link(const ynode *links, const char *key, double *bw, double *lat, double *eff,
                      ps_err *err) {
     const ynode *l;
@@ -73,7 +90,9 @@ static int read_link(const ynode *links, const char *key, double *bw, double *la
     return yget_map(links, "links", key, required, &l, err) ||
            yget_check_keys(l, path, link_keys, err) ||
            yget_quantity(l, path, "bandwidth", true, UNIT_BYTES_PER_S, 1, bw, err) ||
+           spec_limit(l, path, "bandwidth", *bw, 1e6, 1e14, RANGE_BANDWIDTH, err) ||
            yget_quantity(l, path, "latency", true, UNIT_SECONDS, 0, lat, err) ||
+           spec_limit(l, path, "latency", *lat, 0, 1, RANGE_LATENCY, err) ||
            read_frac(l, path, "efficiency", eff, err);
 }
 
@@ -99,10 +118,10 @@ static int read_gemm_curve(const ynode *eff, cluster_eff *e, ps_err *err) {
         if (yget_parse_quantity(pt->items[0]->str, UNIT_NONE, &f, &sub) ||
             yget_parse_quantity(pt->items[1]->str, UNIT_NONE, &x, &sub))
             return ps_err_at(err, &pt->loc, field, "%s", sub.msg);
-        if (f <= 0 || x <= 0 || x > 1 || (i && f <= e->gemm_dim[i - 1]))
+        if (!(f > 0 && f <= 1 << 24) || !(x > 0 && x <= 1) || (i && f <= e->gemm_dim[i - 1]))
             return ps_err_at(err, &pt->loc, field,
-                             "expected dimensions > 0 increasing down the list and a fraction in "
-                             "(0, 1], found [%g, %g]", f, x);
+                             "expected dimensions in (0, 2^24] increasing down the list and a "
+                             "fraction in (0, 1], found [%g, %g]", f, x);
         e->gemm_dim[i] = f;
         e->gemm_frac[i] = x;
     }
@@ -146,19 +165,18 @@ int cluster_from_node(const ynode *root, const char *path, cluster_spec *out, ps
         yget_check_keys(gpu, "gpu", gpu_keys, err) ||
         yget_str(gpu, "gpu", "name", true, out->gpu_name, sizeof out->gpu_name, err) ||
         yget_bytes(gpu, "gpu", "memory", true, 1, &c->gpu_memory_bytes, err) ||
+        spec_limit(gpu, "gpu", "memory", (double)c->gpu_memory_bytes, 1 << 20, 0x1p50,
+                   RANGE_MEMORY, err) ||
         yget_bytes(gpu, "gpu", "reserved", false, 0, &c->gpu_reserved_bytes, err) ||
         yget_map(gpu, "gpu", "peak_flops", true, &flops, err) ||
         yget_check_keys(flops, "gpu.peak_flops", flops_keys, err) ||
-        yget_quantity(flops, "gpu.peak_flops", "fp8", false, UNIT_FLOPS_PER_S, 1,
-                      &c->peak_flops_per_s[DT_FP8], err) ||
-        yget_quantity(flops, "gpu.peak_flops", "bf16", true, UNIT_FLOPS_PER_S, 1,
-                      &c->peak_flops_per_s[DT_BF16], err) ||
-        yget_quantity(flops, "gpu.peak_flops", "fp16", true, UNIT_FLOPS_PER_S, 1,
-                      &c->peak_flops_per_s[DT_FP16], err) ||
-        yget_quantity(flops, "gpu.peak_flops", "fp32", true, UNIT_FLOPS_PER_S, 1,
-                      &c->peak_flops_per_s[DT_FP32], err) ||
+        read_flops(flops, "fp8", false, &c->peak_flops_per_s[DT_FP8], err) ||
+        read_flops(flops, "bf16", true, &c->peak_flops_per_s[DT_BF16], err) ||
+        read_flops(flops, "fp16", true, &c->peak_flops_per_s[DT_FP16], err) ||
+        read_flops(flops, "fp32", true, &c->peak_flops_per_s[DT_FP32], err) ||
         yget_quantity(gpu, "gpu", "hbm_bandwidth", true, UNIT_BYTES_PER_S, 1,
                       &c->hbm_bytes_per_s, err) ||
+        spec_limit(gpu, "gpu", "hbm_bandwidth", c->hbm_bytes_per_s, 1e6, 1e15, RANGE_HBM, err) ||
         read_efficiency(gpu, &c->eff, err) ||
         yget_int(root, "", "gpus_per_node", true, 1, 1 << 20, &c->gpus_per_node, err) ||
         yget_int(root, "", "nodes", true, 1, 1 << 24, &c->nodes, err) ||

@@ -1,6 +1,7 @@
 /* eval.c — combine the formula modules into one plan's numbers (see eval.h). */
 #include "eval.h"
 
+#include <math.h>
 #include <string.h>
 
 #include "act.h"
@@ -192,4 +193,42 @@ void eval_plan_cached(const model_cfg *m, const cluster_cfg *c, const plan_cfg *
     out->fits = out->heavy.total <= c->gpu_memory_bytes;
     step_time_combine(c, p, by_stage, f.tokens, f.model_per_step, f.hardware_per_step,
                       &out->time);
+}
+
+int eval_check_finite(const eval_result *r, ps_err *err) {
+    const step_time *t = &r->time;
+    const struct {
+        const char *name;
+        double v;
+    } parts[] = {{"step time", t->step},
+                 {"pipeline time", t->pipeline},
+                 {"compute time", t->compute},
+                 {"pipeline bubble", t->bubble},
+                 {"optimizer time", t->optimizer},
+                 {"exposed dp communication", t->exposed[GROUP_DP]},
+                 {"exposed tp communication", t->exposed[GROUP_TP]},
+                 {"exposed pp communication", t->exposed[GROUP_PP]},
+                 {"exposed cp communication", t->exposed[GROUP_CP]},
+                 {"exposed host transfers", t->exposed[GROUP_HOST]},
+                 {"hidden dp communication", t->hidden[GROUP_DP]},
+                 {"hidden tp communication", t->hidden[GROUP_TP]},
+                 {"hidden pp communication", t->hidden[GROUP_PP]},
+                 {"hidden cp communication", t->hidden[GROUP_CP]},
+                 {"hidden host transfers", t->hidden[GROUP_HOST]},
+                 {"tokens per second", t->tokens_per_s},
+                 {"MFU", t->mfu},
+                 {"HFU", t->hfu},
+                 {"model FLOPs per step", r->flops_model_per_step},
+                 {"hardware FLOPs per step", r->flops_hardware_per_step}};
+    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++)
+        if (!isfinite(parts[i].v) || parts[i].v < 0)
+            return ps_err_set(err,
+                              "the time model computed %g for the %s of this plan (expected a "
+                              "finite number >= 0): a spec value lies outside the ranges the "
+                              "model holds (docs/specs.md \"Limits\")",
+                              parts[i].v, parts[i].name);
+    if (!(t->step > 0))
+        return ps_err_set(err, "the time model computed a step time of %g s for this plan "
+                               "(expected > 0)", t->step);
+    return 0;
 }

@@ -81,4 +81,10 @@ void eval_plan(const model_cfg *m, const cluster_cfg *c, const plan_cfg *p, eval
 void eval_plan_cached(const model_cfg *m, const cluster_cfg *c, const plan_cfg *p,
                       eval_result *out, eval_stage *stages, eval_cache *cache);
 
+/* The step time, its parts and the FLOP and token counts are finite and not
+ * negative: a check before anything is reported (the inputs' limits are meant
+ * to guarantee it; this says so rather than printing "nan"). Returns 0, or -1
+ * with err naming the first bad part. */
+int eval_check_finite(const eval_result *r, ps_err *err);
+
 #endif

@@ -1,6 +1,7 @@
 /* infer.c — serving memory (see infer.h, docs/memory.md §8). */
 #include "infer.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "params.h"
@@ -44,8 +45,16 @@ static int64_t layer_linear_bytes(const model_cfg *m, int64_t tp, infer_weights 
            linear_bytes(w, h, f, g, scales);
 }
 
-void infer_compute(const model_cfg *m, const cluster_cfg *c, const infer_cfg *ic,
-                   infer_result *out) {
+/* a*b into *out, false when it exceeds INFER_BYTES_MAX (operands >= 0) */
+static bool mul_ok(int64_t a, int64_t b, int64_t *out) {
+    return !__builtin_mul_overflow(a, b, out) && *out <= INFER_BYTES_MAX;
+}
+static bool add_ok(int64_t a, int64_t b, int64_t *out) {
+    return !__builtin_add_overflow(a, b, out) && *out <= INFER_BYTES_MAX;
+}
+
+int infer_compute(const model_cfg *m, const cluster_cfg *c, const infer_cfg *ic,
+                  infer_result *out, ps_err *err) {
     const int64_t tp = ic->tp;
     const int64_t kv_heads_rank = m->kv_heads >= tp ? m->kv_heads / tp : 1;
     params_count pc;
@@ -57,8 +66,16 @@ void infer_compute(const model_cfg *m, const cluster_cfg *c, const infer_cfg *ic
     out->weights = m->layers * lin + 2 * rest_elems;
     out->weight_scales =
         m->layers * (lin - layer_linear_bytes(m, tp, ic->weights, ic->group_size, 0));
+    /* within the model's limits (2 * 2^16 layers * 2^20 wide * 4 B = 2^39) */
     out->kv_per_token = 2 * m->layers * kv_heads_rank * m->head_dim * dtype_bytes(ic->kv_dtype);
-    out->kv_cache = out->kv_per_token * ic->batch * ic->context;
+    int64_t kv_per_seq;
+    if (!mul_ok(out->kv_per_token, ic->context, &kv_per_seq) ||
+        !mul_ok(kv_per_seq, ic->batch, &out->kv_cache))
+        return ps_err_set(err,
+                          "--batch, --context: KV cache too large: %lld bytes per token x batch "
+                          "%lld x context %lld exceeds the limit of 2^60 bytes (1 EiB)",
+                          (long long)out->kv_per_token, (long long)ic->batch,
+                          (long long)ic->context);
     /* prefill working set of one layer in bf16: residual, norm output, q/k/v,
      * and the MLP's two up projections and their product */
     const int64_t chunk = ic->prefill_chunk < ic->context ? ic->prefill_chunk : ic->context;
@@ -68,10 +85,15 @@ void infer_compute(const model_cfg *m, const cluster_cfg *c, const infer_cfg *ic
     const int64_t logits_per_seq = model_vocab_rows(m, tp) * 4;
     out->logits = ic->batch * logits_per_seq;
     out->reserved = c->gpu_reserved_bytes;
+    /* weights <= 2 B x 2^48 parameters, activations and logits <= 2^51: no overflow */
     const int64_t fixed = out->weights + out->activations + out->reserved;
-    out->total = fixed + out->kv_cache + out->logits;
+    if (!add_ok(fixed + out->logits, out->kv_cache, &out->total))
+        return ps_err_set(err, "--batch, --context: memory too large: %lld bytes of KV cache and "
+                               "%lld of the rest exceed the limit of 2^60 bytes (1 EiB)",
+                          (long long)out->kv_cache, (long long)(fixed + out->logits));
     out->capacity = c->gpu_memory_bytes;
     out->fits = out->total <= out->capacity;
-    const int64_t per_seq = out->kv_per_token * ic->context + logits_per_seq;
+    const int64_t per_seq = kv_per_seq + logits_per_seq; /* both <= 2^60 */
     out->max_batch = fixed >= out->capacity ? 0 : (out->capacity - fixed) / per_seq;
+    return 0;
 }

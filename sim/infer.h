@@ -11,7 +11,18 @@
 
 #include "cluster.h"
 #include "dtype.h"
+#include "err.h"
 #include "model.h"
+
+/* Bounds on the serving inputs (docs/specs.md "Limits"; the command line
+ * holds them): far above real serving, small enough that the per-token and
+ * per-sequence sizes fit in 64 bits. What they still allow to overflow
+ * (kv_per_token * batch * context) infer_compute refuses. */
+#define INFER_BATCH_MAX (1LL << 24)
+#define INFER_CONTEXT_MAX (1LL << 24) /* context, prefill chunk (tokens) */
+#define INFER_TP_MAX (1LL << 16)
+#define INFER_GROUP_MAX (1LL << 20)
+#define INFER_BYTES_MAX (1LL << 60)
 
 typedef enum { WQ_BF16, WQ_FP16, WQ_FP8, WQ_INT8, WQ_INT4 } infer_weights;
 
@@ -46,7 +57,9 @@ extern const char *const infer_weights_names[];
 int64_t infer_linear_bytes(infer_weights w, int64_t out_features, int64_t in_features,
                            int64_t group_size);
 
-void infer_compute(const model_cfg *m, const cluster_cfg *c, const infer_cfg *ic,
-                   infer_result *out);
+/* ic's fields within the limits above and m a checked model. Returns 0, or -1
+ * with err when a total exceeds INFER_BYTES_MAX (2^60 bytes). */
+int infer_compute(const model_cfg *m, const cluster_cfg *c, const infer_cfg *ic,
+                  infer_result *out, ps_err *err);
 
 #endif

@@ -36,11 +36,27 @@ typedef struct {
     ps_loc tied_embeddings, norm, mlp, position, bias, dropout;
 } model_locs;
 
+/* Bounds on a model's shape (docs/specs.md "Limits"): far above any real
+ * model, and small enough that every product the formulas form (parameters,
+ * bytes, FLOPs) fits in 64 bits. heads*head_dim (the query width) is held to
+ * MODEL_WIDTH_MAX as hidden is, and the parameter count to MODEL_PARAMS_MAX. */
+#define MODEL_LAYERS_MAX (1LL << 16)
+#define MODEL_WIDTH_MAX (1LL << 20)  /* hidden, heads*head_dim */
+#define MODEL_HEADS_MAX (1LL << 16)  /* heads, kv_heads, head_dim */
+#define MODEL_FFN_MAX (1LL << 24)
+#define MODEL_VOCAB_MAX (1LL << 24)
+#define MODEL_POSITIONS_MAX (1LL << 24)
+#define MODEL_PARAMS_MAX (1LL << 48)
+
 #define MODEL_NAME_MAX 64
 /* Defaults of norm_eps and rope_theta for parasim model specs (Hugging Face
  * configs take their transformers class's defaults instead; docs/specs.md). */
 #define MODEL_NORM_EPS_DEFAULT 1e-5
 #define MODEL_ROPE_THETA_DEFAULT 10000.0
+/* Their upper bounds: an epsilon is a small guard (1e-6 .. 1e-5 in practice),
+ * RoPE bases run to ~1e7 (Llama 3: 5e5). */
+#define MODEL_NORM_EPS_MAX 1.0
+#define MODEL_ROPE_THETA_MAX 1e12
 #define MODEL_SOURCE_MAX 256
 
 typedef struct {
@@ -84,10 +100,12 @@ typedef struct {
 /* Record where each shape field was written; an absent key points at root. */
 void model_set_locs(model_spec *m, const ynode *root, const model_keys *keys);
 
-/* Read an optional positive number (norm_eps, rope_theta) into *out. */
-int model_read_positive(const ynode *root, const char *key, double *out, ps_err *err);
+/* Read an optional number in (0, max] (norm_eps, rope_theta) into *out. */
+int model_read_positive(const ynode *root, const char *key, double max, double *out,
+                        ps_err *err);
 
-/* Cross-field checks shared by both readers (head_dim, GQA groups, dropout). */
+/* Cross-field checks shared by both readers (head_dim, GQA groups, dropout,
+ * the query width and the parameter count against their limits). */
 int model_check(model_spec *m, ps_err *err);
 
 extern const char *const model_norm_names[], *const model_mlp_names[],

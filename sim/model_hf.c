@@ -37,22 +37,22 @@ static int read_llama(const ynode *root, model_spec *out, int is_qwen2, ps_err *
     c->tied_embeddings = false;
     out->norm_eps = 1e-6; /* LlamaConfig, MistralConfig, Qwen2Config */
     out->rope_theta = 10000.0;
-    if (yget_int(root, "", "num_hidden_layers", true, 1, 100000, &c->layers, err) ||
-        yget_int(root, "", "hidden_size", true, 1, INT64_MAX, &c->hidden, err) ||
-        yget_int(root, "", "num_attention_heads", true, 1, INT64_MAX, &c->heads, err) ||
-        yget_int(root, "", "intermediate_size", true, 1, INT64_MAX, &c->ffn_hidden, err) ||
-        yget_int(root, "", "vocab_size", true, 1, INT64_MAX, &c->vocab, err) ||
-        yget_int(root, "", "head_dim", false, 1, INT64_MAX, &c->head_dim, err) ||
+    if (yget_int(root, "", "num_hidden_layers", true, 1, MODEL_LAYERS_MAX, &c->layers, err) ||
+        yget_int(root, "", "hidden_size", true, 1, MODEL_WIDTH_MAX, &c->hidden, err) ||
+        yget_int(root, "", "num_attention_heads", true, 1, MODEL_HEADS_MAX, &c->heads, err) ||
+        yget_int(root, "", "intermediate_size", true, 1, MODEL_FFN_MAX, &c->ffn_hidden, err) ||
+        yget_int(root, "", "vocab_size", true, 1, MODEL_VOCAB_MAX, &c->vocab, err) ||
+        yget_int(root, "", "head_dim", false, 1, MODEL_HEADS_MAX, &c->head_dim, err) ||
         yget_bool(root, "", "tie_word_embeddings", false, &c->tied_embeddings, err) ||
         yget_bool(root, "", "attention_bias", false, &attn_bias, err) ||
         yget_bool(root, "", "mlp_bias", false, &mlp_bias, err) ||
         yget_quantity(root, "", "attention_dropout", false, UNIT_NONE, 0, &dropout, err) ||
         yget_str(root, "", "hidden_act", false, act, sizeof act, err) ||
-        model_read_positive(root, "rms_norm_eps", &out->norm_eps, err) ||
-        model_read_positive(root, "rope_theta", &out->rope_theta, err))
+        model_read_positive(root, "rms_norm_eps", MODEL_NORM_EPS_MAX, &out->norm_eps, err) ||
+        model_read_positive(root, "rope_theta", MODEL_ROPE_THETA_MAX, &out->rope_theta, err))
         return -1;
     c->kv_heads = c->heads;
-    if (yget_int(root, "", "num_key_value_heads", false, 1, INT64_MAX, &c->kv_heads, err))
+    if (yget_int(root, "", "num_key_value_heads", false, 1, MODEL_HEADS_MAX, &c->kv_heads, err))
         return -1;
     if (strcmp(act, "silu") && strcmp(act, "swish")) {
         const ynode *n = ynode_get(root, "hidden_act");
@@ -81,15 +81,16 @@ static int read_gpt2(const ynode *root, model_spec *out, ps_err *err) {
     c->ffn_hidden = 0;
     out->norm_eps = 1e-5; /* GPT2Config.layer_norm_epsilon */
     out->rope_theta = MODEL_ROPE_THETA_DEFAULT; /* unused: learned positions */
-    if (yget_int(root, "", "n_layer", true, 1, 100000, &c->layers, err) ||
-        yget_int(root, "", "n_embd", true, 1, INT64_MAX, &c->hidden, err) ||
-        yget_int(root, "", "n_head", true, 1, INT64_MAX, &c->heads, err) ||
-        yget_int(root, "", "n_inner", false, 1, INT64_MAX, &c->ffn_hidden, err) ||
-        yget_int(root, "", "vocab_size", true, 1, INT64_MAX, &c->vocab, err) ||
-        yget_int(root, "", "n_positions", true, 1, INT64_MAX, &c->max_position, err) ||
+    if (yget_int(root, "", "n_layer", true, 1, MODEL_LAYERS_MAX, &c->layers, err) ||
+        yget_int(root, "", "n_embd", true, 1, MODEL_WIDTH_MAX, &c->hidden, err) ||
+        yget_int(root, "", "n_head", true, 1, MODEL_HEADS_MAX, &c->heads, err) ||
+        yget_int(root, "", "n_inner", false, 1, MODEL_FFN_MAX, &c->ffn_hidden, err) ||
+        yget_int(root, "", "vocab_size", true, 1, MODEL_VOCAB_MAX, &c->vocab, err) ||
+        yget_int(root, "", "n_positions", true, 1, MODEL_POSITIONS_MAX, &c->max_position, err) ||
         yget_bool(root, "", "tie_word_embeddings", false, &c->tied_embeddings, err) ||
         yget_quantity(root, "", "resid_pdrop", false, UNIT_NONE, 0, &dropout, err) ||
-        model_read_positive(root, "layer_norm_epsilon", &out->norm_eps, err))
+        model_read_positive(root, "layer_norm_epsilon", MODEL_NORM_EPS_MAX, &out->norm_eps,
+                            err))
         return -1;
     if (!c->ffn_hidden) c->ffn_hidden = 4 * c->hidden;
     c->kv_heads = c->heads;

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "model.h"
+#include "params.h"
 #include "yget.h"
 
 const char *const model_norm_names[] = {"rmsnorm", "layernorm", NULL};
@@ -47,12 +48,16 @@ void model_set_locs(model_spec *m, const ynode *root, const model_keys *k) {
     set_loc(&l->dropout, root, k->dropout);
 }
 
-/* A positive real number (norm_eps, rope_theta), left untouched when absent. */
-int model_read_positive(const ynode *root, const char *key, double *out, ps_err *err) {
+/* A real number in (0, max] (norm_eps, rope_theta), left untouched when absent. */
+int model_read_positive(const ynode *root, const char *key, double max, double *out,
+                        ps_err *err) {
     const ynode *n = ynode_get(root, key);
     if (yget_quantity(root, "", key, false, UNIT_NONE, 0, out, err)) return -1;
     if (n && n->kind != YN_NULL && !(*out > 0))
         return ps_err_at(err, &n->loc, key, "expected a positive number, found %s", n->str);
+    if (n && n->kind != YN_NULL && !(*out <= max))
+        return ps_err_at(err, &n->loc, key, "expected a positive number up to %g, found %s", max,
+                         n->str);
     return 0;
 }
 
@@ -88,23 +93,25 @@ int model_from_node(const ynode *root, const char *path, model_spec *out, ps_err
     out->rope_theta = MODEL_ROPE_THETA_DEFAULT;
     if (yget_check_keys(root, "", spec_keys, err) ||
         yget_str(root, "", "name", true, out->name, sizeof out->name, err) ||
-        yget_int(root, "", "layers", true, 1, 100000, &c->layers, err) ||
-        yget_int(root, "", "hidden", true, 1, INT64_MAX, &c->hidden, err) ||
-        yget_int(root, "", "heads", true, 1, INT64_MAX, &c->heads, err) ||
-        yget_int(root, "", "kv_heads", true, 1, INT64_MAX, &c->kv_heads, err) ||
-        yget_int(root, "", "head_dim", false, 1, INT64_MAX, &c->head_dim, err) ||
-        yget_int(root, "", "ffn_hidden", true, 1, INT64_MAX, &c->ffn_hidden, err) ||
-        yget_int(root, "", "vocab", true, 1, INT64_MAX, &c->vocab, err) ||
+        yget_int(root, "", "layers", true, 1, MODEL_LAYERS_MAX, &c->layers, err) ||
+        yget_int(root, "", "hidden", true, 1, MODEL_WIDTH_MAX, &c->hidden, err) ||
+        yget_int(root, "", "heads", true, 1, MODEL_HEADS_MAX, &c->heads, err) ||
+        yget_int(root, "", "kv_heads", true, 1, MODEL_HEADS_MAX, &c->kv_heads, err) ||
+        yget_int(root, "", "head_dim", false, 1, MODEL_HEADS_MAX, &c->head_dim, err) ||
+        yget_int(root, "", "ffn_hidden", true, 1, MODEL_FFN_MAX, &c->ffn_hidden, err) ||
+        yget_int(root, "", "vocab", true, 1, MODEL_VOCAB_MAX, &c->vocab, err) ||
         yget_bool(root, "", "tied_embeddings", true, &c->tied_embeddings, err) ||
         yget_enum(root, "", "norm", true, model_norm_names, &norm, err) ||
         yget_enum(root, "", "mlp", true, model_mlp_names, &mlp, err) ||
         yget_enum(root, "", "attention", true, model_attn_names, &attn, err) ||
         yget_quantity(root, "", "dropout", true, UNIT_NONE, 0, &dropout, err) ||
         yget_enum(root, "", "position", true, model_pos_names, &pos, err) ||
-        yget_int(root, "", "max_position", false, 1, INT64_MAX, &c->max_position, err) ||
+        yget_int(root, "", "max_position", false, 1, MODEL_POSITIONS_MAX, &c->max_position,
+                 err) ||
         read_bias(root, &c->bias, err) ||
-        model_read_positive(root, "norm_eps", &out->norm_eps, err) ||
-        model_read_positive(root, "rope_theta", &out->rope_theta, err) ||
+        model_read_positive(root, "norm_eps", MODEL_NORM_EPS_MAX, &out->norm_eps, err) ||
+        model_read_positive(root, "rope_theta", MODEL_ROPE_THETA_MAX, &out->rope_theta,
+                            err) ||
         yget_str(root, "", "source", false, out->source, sizeof out->source, err))
         return -1;
     c->norm = (model_norm)norm;
@@ -144,8 +151,23 @@ int model_check(model_spec *m, ps_err *err) {
                          "key/value head among heads/kv_heads query heads), found %lld",
                          (long long)c->heads, (long long)c->kv_heads);
     if (c->dropout >= 1.0)
-        return ps_err_at(err, &m->locs.self, "dropout",
+        return ps_err_at(err, &m->locs.dropout, "dropout",
                          "expected a probability in [0, 1), found %g", c->dropout);
+    if (model_q_width(c) > MODEL_WIDTH_MAX)
+        return ps_err_at(err, &m->locs.heads, "heads",
+                         "model too large: heads*head_dim = %lld*%lld = %lld exceeds the limit "
+                         "of %lld on the query width",
+                         (long long)c->heads, (long long)c->head_dim,
+                         (long long)model_q_width(c), (long long)MODEL_WIDTH_MAX);
+    /* with every field within its limit the count itself fits (about 2^62 at most) */
+    const int64_t params = params_total(c);
+    if (params > MODEL_PARAMS_MAX)
+        return ps_err_at(err, &m->locs.self, "model",
+                         "model too large: %lld parameters (layers = %lld, hidden = %lld, "
+                         "ffn_hidden = %lld, vocab = %lld) exceeds the limit of %lld (2^48)",
+                         (long long)params, (long long)c->layers, (long long)c->hidden,
+                         (long long)c->ffn_hidden, (long long)c->vocab,
+                         (long long)MODEL_PARAMS_MAX);
     return 0;
 }
 

@@ -40,6 +40,14 @@ int64_t sched_ops_per_stage(const sched_in *in) {
     return in->m * in->v * (in->kind == SCHED_ZERO_BUBBLE ? 3 : 2);
 }
 
+int64_t sched_ops_total(plan_schedule kind, int64_t p, int64_t m, int64_t v) {
+    int64_t n;
+    if (__builtin_mul_overflow(p, m, &n) || __builtin_mul_overflow(n, v, &n) ||
+        __builtin_mul_overflow(n, kind == SCHED_ZERO_BUBBLE ? 3 : 2, &n))
+        return INT64_MAX;
+    return n;
+}
+
 /* --- op orders ------------------------------------------------------------ */
 
 /* Forwards stage s runs before its first backward. With one stage every
@@ -195,7 +203,8 @@ static void summarize(const sim *x, sched_out *out) {
 
 int sched_simulate(const sched_in *in, sched_op *ops, sched_out *out) {
     const int64_t n = sched_ops_per_stage(in);
-    if (n < 0 || !out) return -1;
+    if (n < 0 || !out || sched_ops_total(in->kind, in->p, in->m, in->v) > SCHED_MAX_OPS)
+        return -1;
     const uint64_t n_ops = (uint64_t)(in->p * n), cells = (uint64_t)(in->p * in->v * in->m);
     if (n_ops > SIZE_MAX / sizeof *ops || cells > SIZE_MAX / (2 * sizeof(double))) return -1;
     sched_op *scratch = ops ? NULL : malloc((size_t)n_ops * sizeof *ops);

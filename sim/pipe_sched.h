@@ -55,11 +55,20 @@ typedef struct {
 /* Ops stage s runs: m*v*2, or m*3 for zero-bubble; -1 if in is invalid. */
 int64_t sched_ops_per_stage(const sched_in *in);
 
+/* The most ops (all stages) sched_simulate takes: 2^22, about 100 MiB of ops
+ * and 100 MiB of event times, a second or so of simulation. Larger schedules
+ * are refused before anything is allocated (the closed forms cover them). */
+#define SCHED_MAX_OPS (1LL << 22)
+
+/* Ops of a schedule with p stages, m micro-batches and v chunks (p*m*v*2, or
+ * p*m*3 for zero-bubble), saturating at INT64_MAX; for limits and notes. */
+int64_t sched_ops_total(plan_schedule kind, int64_t p, int64_t m, int64_t v);
+
 /* Build each stage's op order into ops[s*n + i] (n = sched_ops_per_stage) and simulate it,
  * filling start/end and *out. ops may be NULL (a scratch buffer is used). Returns 0, or -1
  * for invalid input: p outside 1..PLAN_MAX_STAGES, m or v < 1, v != 1 outside the
  * interleaved schedule, interleaved with m % p != 0, a NULL or negative or non-finite time,
- * or no memory. */
+ * more than SCHED_MAX_OPS ops, or no memory. */
 int sched_simulate(const sched_in *in, sched_op *ops, sched_out *out);
 
 /* Bubble fraction (idle / busy) for uniform times and t_p2p = 0: AFAB and 1F1B (p-1)/m;

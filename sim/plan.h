@@ -20,6 +20,15 @@ typedef enum { RECOMPUTE_NONE, RECOMPUTE_SELECTIVE, RECOMPUTE_FULL } plan_recomp
 typedef enum { OPT_ADAMW, OPT_SGD, OPT_SGD_MOMENTUM } plan_optimizer;
 
 #define PLAN_MAX_STAGES 256
+/* Bounds on a plan's numbers (docs/specs.md "Limits"): far above any real
+ * run, small enough that the products the formulas form fit in 64 bits; what
+ * bounded inputs can still make too large, plan_check refuses (too-large). */
+#define PLAN_GPUS_MAX (1LL << 24)   /* gpus, dp */
+#define PLAN_DEGREE_MAX (1LL << 16) /* tp, cp */
+#define PLAN_BATCH_MAX (1LL << 24)  /* batch.global, batch.micro (sequences) */
+#define PLAN_SEQ_MAX (1LL << 24)    /* batch.seq (tokens) */
+#define PLAN_BUFFER_MAX (1LL << 40) /* memory.bucket, memory.workspace (bytes) */
+#define PLAN_SIZE_MAX (1LL << 60)   /* per-GPU memory and per-step communication bounds */
 /* Parallel groups in comm_group order (comm.h): dp, tp, pp, cp. */
 #define PLAN_GROUPS 4
 enum { GROUP_ORDER_DP, GROUP_ORDER_TP, GROUP_ORDER_PP, GROUP_ORDER_CP };
@@ -81,6 +90,7 @@ typedef struct {
     plan_cfg cfg;
     plan_train train;
     plan_locs locs;
+    bool gpus_derived; /* no gpus: given; gpus = dp*tp*pp*cp (locs.gpus = locs.parallel) */
 } plan_spec;
 
 /* A command-line override "key.path=value"; value is parsed as YAML. */

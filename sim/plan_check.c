@@ -3,12 +3,15 @@
 
 #include <stdio.h>
 
+#include "act.h"
+#include "params.h"
+
 static const char *const reason_ids[PLAN_REASON_COUNT] = {
     "ok",           "gpus-exceed-cluster", "degrees-product", "tp-heads",
     "tp-kv-heads",  "tp-ffn",              "sp-needs-tp",     "sp-seq",
     "cp-attention", "cp-seq",              "seq-positions",   "batch-division",
     "pp-layers",    "stage-split",         "virtual-schedule", "interleaved-pp",
-    "interleaved-layers", "interleaved-micro", "pp-max"};
+    "interleaved-layers", "interleaved-micro", "pp-max", "too-large"};
 
 static const char *const reason_texts[PLAN_REASON_COUNT] = {
     "valid",
@@ -29,7 +32,8 @@ static const char *const reason_texts[PLAN_REASON_COUNT] = {
     "interleaved schedule needs pp > 1 and virtual > 1",
     "pp * virtual does not divide the layers",
     "interleaved schedule needs micro-batches a multiple of pp",
-    "more pipeline stages than parasim models (256)"};
+    "more pipeline stages than parasim models (256)",
+    "sizes beyond what parasim computes (2^60 bytes)"};
 
 const char *plan_reason_text(plan_reason r) {
     return r >= 0 && r < PLAN_REASON_COUNT ? reason_texts[r] : "unknown";
@@ -37,6 +41,77 @@ const char *plan_reason_text(plan_reason r) {
 
 const char *plan_reason_id(plan_reason r) {
     return r >= 0 && r < PLAN_REASON_COUNT ? reason_ids[r] : "unknown";
+}
+
+/* Checked arithmetic, saturating at INT64_MAX (operands are never negative). */
+static int64_t sat_mul(int64_t a, int64_t b) {
+    int64_t r;
+    return __builtin_mul_overflow(a, b, &r) ? INT64_MAX : r;
+}
+static int64_t sat_add(int64_t a, int64_t b) {
+    int64_t r;
+    return __builtin_add_overflow(a, b, &r) ? INT64_MAX : r;
+}
+static int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
+
+bool plan_degrees_product(const plan_cfg *p, int64_t *out) {
+    return !__builtin_mul_overflow(p->dp, p->tp, out) &&
+           !__builtin_mul_overflow(*out, p->pp, out) && !__builtin_mul_overflow(*out, p->cp, out);
+}
+
+/* Each term names the formula it bounds. Activation dtypes are at most 8 bytes
+ * (int64 labels), parameter dtypes at most 4, and a collective sends at most
+ * twice its buffer plus one element per rank (comm_bytes_sent). Valid degrees
+ * are assumed (dp*tp*pp*cp = gpus <= 2^24, so mb fits). */
+void plan_size_bound(const model_cfg *m, const cluster_cfg *c, const plan_cfg *p,
+                     plan_size *out) {
+    const int64_t mb = p->global_batch / max64(1, sat_mul(p->micro_batch, p->dp));
+    const int64_t L = m->layers, v = p->virtual_stages, cp = p->cp;
+    const int64_t tok = sat_mul(p->micro_batch, p->seq / cp + 1); /* plan_tokens_per_rank */
+    const int64_t params = params_total(m); /* <= 2^48: model_check */
+    /* act.c: a layer's saved tensors (the score matrix under standard
+     * attention is heads*seq wide) and the first and last stages' (the vocab) */
+    int64_t w_layer = max64(max64(m->hidden, model_q_width(m)), m->ffn_hidden);
+    w_layer = max64(w_layer, m->attention == ATTN_STANDARD ? sat_mul(m->heads, p->seq) : m->heads);
+    const int64_t w_edge = sat_add(w_layer, m->vocab + p->tp);
+    const int64_t layer = sat_mul(sat_mul(tok, w_layer), 8 * ACT_MAX_TENSORS);
+    const int64_t edge = sat_mul(sat_mul(tok, w_edge), 8 * ACT_MAX_TENSORS);
+    /* pipe.c: micro-batches a stage holds (AFAB: all; 1F1B, zero-bubble: pp;
+     * interleaved: 2(pp-1) + (v-1)pp + 1; the first stage's extras: 2pp) */
+    const int64_t inflight = p->pp == 1                     ? 1
+                             : p->schedule == SCHED_AFAB    ? mb
+                                                            : sat_mul(v + 1, p->pp) + 1;
+    /* eval.c: states (<= 20 B/param of a stage, which holds at most the model
+     * and a second copy of a tied embedding) and the ZeRO-3 unit buffers, the
+     * in-flight layers and stage extras, the working layer, cp's K/V buffers,
+     * logits, buffers and the reserve */
+    int64_t mem = sat_mul(params, 64);
+    mem = sat_add(mem, sat_mul(inflight, sat_add(sat_mul(L, layer), sat_mul(edge, 2))));
+    mem = sat_add(mem, sat_add(sat_mul(layer, 2), edge));
+    mem = sat_add(mem, sat_add(sat_add(p->bucket_bytes, p->workspace_bytes),
+                               c->gpu_reserved_bytes));
+    /* comm.c: dp (3 collectives of the padded parameters, mb rounds under
+     * ZeRO-2/3, else 1), tp (8 of b*s*h, mb*(2L+1) rounds), pp (2 of b*s*h,
+     * mb*v rounds, and the tied embedding), cp (4 of the K/V block,
+     * mb*L*(cp-1) rounds) and host (2 of the offloaded layers, mb rounds); a
+     * group of one sends nothing */
+    const int64_t d = sat_mul(p->dp, cp), ranks = max64(d, max64(p->tp, max64(p->pp, cp)));
+    const int64_t t_bytes = sat_add(sat_mul(sat_mul(tok, m->hidden), 4), ranks);
+    const int64_t kv_bytes = sat_add(sat_mul(sat_mul(tok, model_kv_width(m)), 8), ranks);
+    const int64_t padded = sat_add(sat_mul(params, 2), d); /* a stage's flat buffer */
+    int64_t comm = 0;
+    if (d > 1)
+        comm = sat_mul(sat_mul(p->zero >= 2 ? mb : 1, 6), sat_add(sat_mul(padded, 4), ranks));
+    if (p->tp > 1) comm = sat_add(comm, sat_mul(sat_mul(mb, 16 * (2 * L + 1)), t_bytes));
+    if (p->pp > 1) {
+        comm = sat_add(comm, sat_mul(sat_mul(mb, 4 * v), t_bytes));
+        comm = sat_add(comm, sat_mul(sat_mul(m->vocab + p->tp, m->hidden), 8));
+    }
+    if (cp > 1) comm = sat_add(comm, sat_mul(sat_mul(sat_mul(mb, 8 * L), cp), kv_bytes));
+    if (p->offload_activations)
+        comm = sat_add(comm, sat_mul(sat_mul(mb, 4), sat_add(sat_mul(L, layer), ranks)));
+    out->memory = mem;
+    out->comm = comm;
 }
 
 static int has_split(const plan_cfg *p) { return p->stage_layers[0] != 0; }
@@ -51,7 +126,8 @@ static int split_ok(const model_cfg *m, const plan_cfg *p) {
 plan_reason plan_check_cfg(const model_cfg *m, const cluster_cfg *c, const plan_cfg *p) {
     const int64_t seq_local = p->seq / p->cp;
     if (p->gpus > cluster_gpus(c)) return PLAN_GPUS_EXCEED_CLUSTER;
-    if (p->dp * p->tp * p->pp * p->cp != p->gpus) return PLAN_DEGREES_PRODUCT;
+    int64_t degrees;
+    if (!plan_degrees_product(p, &degrees) || degrees != p->gpus) return PLAN_DEGREES_PRODUCT;
     if (m->heads % p->tp) return PLAN_TP_HEADS;
     if (m->kv_heads % p->tp) return PLAN_TP_KV_HEADS;
     if (m->ffn_hidden % p->tp) return PLAN_TP_FFN;
@@ -74,6 +150,9 @@ plan_reason plan_check_cfg(const model_cfg *m, const cluster_cfg *c, const plan_
     } else if (p->virtual_stages != 1) {
         return PLAN_VIRTUAL_SCHEDULE;
     }
+    plan_size size;
+    plan_size_bound(m, c, p, &size);
+    if (size.memory > PLAN_SIZE_MAX || size.comm > PLAN_SIZE_MAX) return PLAN_TOO_LARGE;
     return PLAN_OK;
 }
 
@@ -90,19 +169,23 @@ int plan_check(const plan_spec *s, ps_err *err) {
     case PLAN_GPUS_EXCEED_CLUSTER:
         return ps_err_at(err, &l->gpus, "gpus",
                          "expected at most the %lld GPUs of cluster %s (%lld nodes x %lld, %s), "
-                         "found %lld",
+                         "found %s%lld",
                          (long long)cluster_gpus(c), s->cluster.name, (long long)c->nodes,
                          (long long)c->gpus_per_node, ps_loc_str(&s->cluster.nodes, at, sizeof at),
-                         (long long)p->gpus);
+                         s->gpus_derived ? "dp*tp*pp*cp = " : "", (long long)p->gpus);
     case PLAN_DEGREES_PRODUCT: {
-        char locs[4][PS_LOC_FILE_MAX + 32];
+        char locs[4][PS_LOC_FILE_MAX + 32], product[32];
+        int64_t degrees;
+        if (plan_degrees_product(p, &degrees))
+            snprintf(product, sizeof product, "%lld", (long long)degrees);
+        else
+            snprintf(product, sizeof product, "more than 2^63");
         return ps_err_at(err, &l->parallel, "parallel",
                          "expected dp*tp*pp*cp to equal the %lld GPUs of the plan, found "
-                         "%lld*%lld*%lld*%lld = %lld (dp from %s, tp from %s, pp from %s, cp "
+                         "%lld*%lld*%lld*%lld = %s (dp from %s, tp from %s, pp from %s, cp "
                          "from %s)",
                          (long long)p->gpus, (long long)p->dp, (long long)p->tp,
-                         (long long)p->pp, (long long)p->cp,
-                         (long long)(p->dp * p->tp * p->pp * p->cp),
+                         (long long)p->pp, (long long)p->cp, product,
                          ps_loc_str(&l->dp, locs[0], sizeof locs[0]),
                          ps_loc_str(&l->tp, locs[1], sizeof locs[1]),
                          ps_loc_str(&l->pp, locs[2], sizeof locs[2]),
@@ -193,6 +276,23 @@ int plan_check(const plan_spec *s, ps_err *err) {
                          "multiple of pp = %lld for the interleaved schedule (Megatron-LM's "
                          "rule)",
                          (long long)plan_micro_batches(p), (long long)p->pp);
+    case PLAN_TOO_LARGE: {
+        plan_size size;
+        plan_size_bound(m, c, p, &size);
+        const bool mem = size.memory > PLAN_SIZE_MAX;
+        return ps_err_at(err, mem ? &l->micro : &l->global, mem ? "batch.micro" : "batch.global",
+                         "plan too large: its %s, bounded by %lld*%lld tokens per micro-batch "
+                         "(batch.micro*batch.seq), %lld micro-batches per step and the model's "
+                         "%lld layers of width up to %lld, reaches %s%lld bytes, which exceeds "
+                         "the limit of 2^60 bytes (1 EiB) that keeps parasim's 64-bit sizes "
+                         "exact",
+                         mem ? "memory per GPU" : "communication per GPU per step",
+                         (long long)p->micro_batch, (long long)p->seq,
+                         (long long)plan_micro_batches(p), (long long)m->layers,
+                         (long long)(m->ffn_hidden > m->hidden ? m->ffn_hidden : m->hidden),
+                         (mem ? size.memory : size.comm) == INT64_MAX ? "more than " : "",
+                         (long long)(mem ? size.memory : size.comm));
+    }
     default: return ps_err_set(err, "internal error: unknown plan check result");
     }
 }

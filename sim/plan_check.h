@@ -9,6 +9,8 @@
 #ifndef PS_PLAN_CHECK_H
 #define PS_PLAN_CHECK_H
 
+#include <stdbool.h>
+
 #include "plan.h"
 
 typedef enum {
@@ -31,6 +33,7 @@ typedef enum {
     PLAN_INTERLEAVED_LAYERS,
     PLAN_INTERLEAVED_MICRO,
     PLAN_PP_MAX,
+    PLAN_TOO_LARGE,
     PLAN_REASON_COUNT
 } plan_reason;
 
@@ -43,6 +46,21 @@ plan_reason plan_check_cfg(const model_cfg *m, const cluster_cfg *c, const plan_
 
 /* Check a loaded plan; on failure err explains with locations. */
 int plan_check(const plan_spec *s, ps_err *err);
+
+/* dp*tp*pp*cp into *out; false when it does not fit in 64 bits. */
+bool plan_degrees_product(const plan_cfg *p, int64_t *out);
+
+/* Upper bounds, in bytes, on what the formulas compute for a plan: one GPU's
+ * memory at its peak and one GPU's communication per step. Each is a sum of
+ * products of the inputs that dominates the matching formula (act.c, eval.c,
+ * comm.c), computed with checked arithmetic and saturating at INT64_MAX. Both
+ * at most PLAN_SIZE_MAX (2^60) means every size the formulas form fits in 64
+ * bits with room for their sums; more is the too-large reason. */
+typedef struct {
+    int64_t memory, comm;
+} plan_size;
+void plan_size_bound(const model_cfg *m, const cluster_cfg *c, const plan_cfg *p,
+                     plan_size *out);
 
 /* Micro-batches per step per pipeline: global / (micro * dp). */
 static inline int64_t plan_micro_batches(const plan_cfg *p) {

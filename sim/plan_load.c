@@ -6,6 +6,7 @@
 
 #include "plan.h"
 #include "plan_check.h"
+#include "spec_limit.h"
 #include "spec_path.h"
 #include "yget.h"
 
@@ -310,7 +311,7 @@ static int read_dp(const ynode *par, plan_cfg *c, bool *dp_auto, ps_err *err) {
     const ynode *n = ynode_get(par, "dp");
     *dp_auto = n && n->kind == YN_SCALAR && !strcmp(n->str, "auto");
     if (*dp_auto) return 0;
-    return yget_int(par, "parallel", "dp", true, 1, 1 << 24, &c->dp, err);
+    return yget_int(par, "parallel", "dp", true, 1, PLAN_GPUS_MAX, &c->dp, err);
 }
 
 static int load_model_and_cluster(const ynode *root, plan_spec *out, ps_err *err) {
@@ -369,7 +370,7 @@ static int decode(const ynode *root, plan_spec *out, bool *dp_auto, ps_err *err)
     plan_cfg *c = &out->cfg;
     const ynode *par, *batch, *pipe, *mem;
     char found[128];
-    int sched = SCHED_1F1B, recompute = 0, opt = 0;
+    int sched = SCHED_1F1B, recompute = 0, opt = OPT_ADAMW; /* Megatron-LM's, DeepSpeed's */
     int64_t zero = 0;
     if (root->kind != YN_MAP)
         return ps_err_at(err, &root->loc, NULL, "expected a plan (a mapping of fields), found %s",
@@ -378,19 +379,19 @@ static int decode(const ynode *root, plan_spec *out, bool *dp_auto, ps_err *err)
     plan_train_defaults(&out->train);
     if (yget_check_keys(root, "", top_keys, err) ||
         yget_str(root, "", "name", false, out->name, sizeof out->name, err) ||
-        yget_int(root, "", "gpus", false, 1, 1 << 24, &c->gpus, err) ||
+        yget_int(root, "", "gpus", false, 1, PLAN_GPUS_MAX, &c->gpus, err) ||
         yget_map(root, "", "parallel", true, &par, err) ||
         yget_check_keys(par, "parallel", parallel_keys, err) || read_dp(par, c, dp_auto, err) ||
-        yget_int(par, "parallel", "tp", false, 1, 1 << 16, &c->tp, err) ||
+        yget_int(par, "parallel", "tp", false, 1, PLAN_DEGREE_MAX, &c->tp, err) ||
         yget_int(par, "parallel", "pp", false, 1, PLAN_MAX_STAGES, &c->pp, err) ||
-        yget_int(par, "parallel", "cp", false, 1, 1 << 16, &c->cp, err) ||
+        yget_int(par, "parallel", "cp", false, 1, PLAN_DEGREE_MAX, &c->cp, err) ||
         yget_int(par, "parallel", "zero", false, 0, 3, &zero, err) ||
         yget_bool(par, "parallel", "sp", false, &c->sp, err) ||
         yget_map(root, "", "batch", true, &batch, err) ||
         yget_check_keys(batch, "batch", batch_keys, err) ||
-        yget_int(batch, "batch", "global", true, 1, INT64_MAX, &c->global_batch, err) ||
-        yget_int(batch, "batch", "micro", true, 1, INT64_MAX, &c->micro_batch, err) ||
-        yget_int(batch, "batch", "seq", true, 1, INT64_MAX, &c->seq, err) ||
+        yget_int(batch, "batch", "global", true, 1, PLAN_BATCH_MAX, &c->global_batch, err) ||
+        yget_int(batch, "batch", "micro", true, 1, PLAN_BATCH_MAX, &c->micro_batch, err) ||
+        yget_int(batch, "batch", "seq", true, 1, PLAN_SEQ_MAX, &c->seq, err) ||
         yget_map(root, "", "pipeline", false, &pipe, err) ||
         yget_check_keys(pipe, "pipeline", pipeline_keys, err) ||
         yget_enum(pipe, "pipeline", "schedule", false, plan_schedule_names, &sched, err) ||
@@ -398,11 +399,15 @@ static int decode(const ynode *root, plan_spec *out, bool *dp_auto, ps_err *err)
         read_stage_layers(pipe, c, err) ||
         yget_enum(root, "", "recompute", true, plan_recompute_names, &recompute, err) ||
         read_precision(root, out, err) ||
-        yget_enum(root, "", "optimizer", true, plan_optimizer_names, &opt, err) ||
+        yget_enum(root, "", "optimizer", false, plan_optimizer_names, &opt, err) ||
         read_offload(root, c, err) || yget_map(root, "", "memory", false, &mem, err) ||
         yget_check_keys(mem, "memory", memory_keys, err) ||
         yget_bytes(mem, "memory", "bucket", false, 0, &c->bucket_bytes, err) ||
+        spec_limit(mem, "memory", "bucket", (double)c->bucket_bytes, 0, PLAN_BUFFER_MAX,
+                   "a bucket of at most 1 TiB", err) ||
         yget_bytes(mem, "memory", "workspace", false, 0, &c->workspace_bytes, err) ||
+        spec_limit(mem, "memory", "workspace", (double)c->workspace_bytes, 0, PLAN_BUFFER_MAX,
+                   "a workspace of at most 1 TiB", err) ||
         yget_quantity(mem, "memory", "fragmentation", false, UNIT_NONE, 0, &c->fragmentation,
                       err) ||
         read_placement(root, c, err) || read_overlap(root, c, err) ||
@@ -451,7 +456,22 @@ static int load_from(ynode *root, const plan_override *overrides, int n_override
     if (rc) return -1;
     plan_cfg *c = &out->cfg;
     if (!out->name[0]) snprintf(out->name, sizeof out->name, "%.127s", out->path);
-    if (!c->gpus) c->gpus = cluster_gpus(&out->cluster.cfg);
+    /* gpus: left out, the plan's own degrees (the cluster's size is a limit, not
+     * a request); with dp: auto there are no degrees to multiply, so the whole
+     * cluster */
+    if (!c->gpus) {
+        out->locs.gpus = out->locs.parallel; /* errors about the count point at the degrees */
+        out->gpus_derived = !dp_auto;
+        if (dp_auto) {
+            c->gpus = cluster_gpus(&out->cluster.cfg);
+        } else if (!plan_degrees_product(c, &c->gpus) || c->gpus > PLAN_GPUS_MAX) {
+            return ps_err_at(err, &out->locs.parallel, "parallel",
+                             "expected dp*tp*pp*cp (the GPUs of a plan without gpus:) to be at "
+                             "most %lld, found %lld*%lld*%lld*%lld",
+                             (long long)PLAN_GPUS_MAX, (long long)c->dp, (long long)c->tp,
+                             (long long)c->pp, (long long)c->cp);
+        }
+    }
     if (dp_auto) {
         int64_t rest = c->tp * c->pp * c->cp;
         if (c->gpus % rest)

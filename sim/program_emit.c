@@ -362,13 +362,24 @@ static void unit_costs(emit_ctx *x) {
  * head's gradients are produced first), the top one ending at flat_elems.
  * Every bucket but the top one is a multiple of the group size, so per-call
  * chunking adds no bytes to comm.c's volume but in the top bucket. */
-static int layout_buckets(emit_ctx *x, ps_err *err) {
+static int64_t bucket_elems(const emit_ctx *x) {
     const int64_t n = x->r->flat_elems, e = dtype_bytes(x->p->precision.grads);
-    if (x->d <= 1 || x->p->zero >= 2) return 0;
     int64_t B = x->p->bucket_bytes / e / x->d * x->d;
     if (x->p->bucket_bytes <= 0 || B >= n) B = n; /* memory.bucket 0: one bucket */
     if (B < x->d) B = x->d;
-    const int64_t nb = (n + B - 1) / B;
+    return B;
+}
+
+static int64_t bucket_count(const emit_ctx *x) {
+    if (x->d <= 1 || x->p->zero >= 2) return 0;
+    const int64_t B = bucket_elems(x);
+    return (x->r->flat_elems + B - 1) / B;
+}
+
+static int layout_buckets(emit_ctx *x, ps_err *err) {
+    const int64_t n = x->r->flat_elems;
+    if (x->d <= 1 || x->p->zero >= 2) return 0;
+    const int64_t B = bucket_elems(x), nb = bucket_count(x);
     x->buckets = calloc((size_t)nb, sizeof *x->buckets);
     if (!x->buckets) return ps_err_set(err, "out of memory");
     for (int64_t i = 0; i < nb; i++) {
@@ -409,13 +420,45 @@ static void fill_header(const plan_spec *s, int steps, program *out) {
     snprintf(out->cluster_name, sizeof out->cluster_name, "%s", s->cluster.name);
 }
 
+/* The ops emit_step pushes in `steps` steps, counted in closed form so that a
+ * program over PROGRAM_MAX_OPS is refused before anything is built: per step a
+ * zero-grad, the optimizer (and ZeRO-1/2's parameter all-gather), the last
+ * micro-batch's bucket reductions, and per micro-batch and unit a forward and
+ * a backward (ZeRO-3: alloc, gather, free around each; ZeRO-2/3: alloc,
+ * reduce-scatter, free of the unit's gradient); the first step adds the
+ * parameter, gradient, master and Adam allocations. Saturates at INT64_MAX. */
+static int64_t emit_op_count(const emit_ctx *x, int64_t n_buckets, int steps) {
+    const plan_cfg *p = x->p;
+    const int64_t per_unit = 2 + (x->gather ? 6 : 0) + (x->unit_grads ? 3 : 0);
+    const int64_t gather_params = x->d > 1 && (p->zero == 1 || p->zero == 2) ? 1 : 0;
+    int64_t per_step, total;
+    if (__builtin_mul_overflow(x->mbs, x->r->n_units * per_unit, &per_step) ||
+        __builtin_add_overflow(per_step, 2 + gather_params + n_buckets, &per_step) ||
+        __builtin_mul_overflow(per_step, (int64_t)steps, &total) ||
+        __builtin_add_overflow(total, 4 + (p->precision.master != DT_NONE ? 1 : 0), &total))
+        return INT64_MAX;
+    return total;
+}
+
 static int emit_role(emit_ctx *x, int steps, ps_err *err) {
     prog_role *r = x->r;
     r->n_ranks = (int32_t)x->p->dp;
     r->ranks = calloc((size_t)r->n_ranks, sizeof *r->ranks);
     if (!r->ranks) return ps_err_set(err, "out of memory");
     for (int32_t i = 0; i < r->n_ranks; i++) r->ranks[i] = i; /* dp is the only dimension */
-    if (layout_units(x, err) || layout_buckets(x, err)) return -1;
+    if (layout_units(x, err)) return -1;
+    const int64_t n_ops = emit_op_count(x, bucket_count(x), steps);
+    if (n_ops > PROGRAM_MAX_OPS)
+        return ps_err_set(err,
+                          "the execution plan would have %s%lld ops per rank role (%d steps x "
+                          "%lld micro-batches x %d units, plus %lld gradient buckets per step), "
+                          "more than the limit of %d; emit fewer steps (--steps) or micro-batches "
+                          "(batch.global / (batch.micro * dp)), or use larger buckets "
+                          "(memory.bucket)",
+                          n_ops == INT64_MAX ? "more than " : "", (long long)n_ops, steps,
+                          (long long)x->mbs, (int)r->n_units, (long long)bucket_count(x),
+                          PROGRAM_MAX_OPS);
+    if (layout_buckets(x, err)) return -1;
     unit_costs(x);
     for (int32_t step = 0; step < steps && !x->oom && !x->too_long; step++) emit_step(x, step);
     if (x->too_long)
@@ -423,6 +466,9 @@ static int emit_role(emit_ctx *x, int steps, ps_err *err) {
                                "emit fewer steps (--steps) or use larger buckets (memory.bucket)",
                           PROGRAM_MAX_OPS, steps);
     if (x->oom) return ps_err_set(err, "out of memory for %d ops", (int)r->n_ops);
+    if (r->n_ops != n_ops)
+        return ps_err_set(err, "internal error: %lld ops emitted, %lld counted",
+                          (long long)r->n_ops, (long long)n_ops);
     return 0;
 }
 

@@ -68,6 +68,11 @@ void report_time_table(FILE *f, const plan_spec *s, const eval_result *r, const 
                    "step %.4f s, bubble %.1f%% of busy time\n",
                 plan_schedule_names[p->schedule], sim->pipeline, t->pipeline, sim->step,
                 100 * sim->bubble_fraction);
+    else if (p->pp > 1 && step_sim_ops(p) > SCHED_MAX_OPS)
+        fprintf(f, "  event simulation of the %s schedule: skipped, its %lld ops exceed the limit "
+                   "of %lld (the closed form above stands)\n",
+                plan_schedule_names[p->schedule], (long long)step_sim_ops(p),
+                (long long)SCHED_MAX_OPS);
 }
 
 /* {"dp": ..., "tp": ..., "pp": ..., "cp": ..., "host": ...} seconds */
@@ -131,6 +136,12 @@ void report_time_json(jsonw *w, const plan_spec *s, const eval_result *r, const 
         jsonw_num(w, "pipeline_s", sim->pipeline);
         jsonw_num(w, "step_s", sim->step);
         jsonw_num(w, "bubble_fraction", sim->bubble_fraction);
+        jsonw_obj_end(w);
+    } else if (step_sim_ops(&s->cfg) > SCHED_MAX_OPS) {
+        jsonw_obj(w, "event_simulation");
+        jsonw_bool(w, "skipped", true);
+        jsonw_int(w, "ops", step_sim_ops(&s->cfg));
+        jsonw_int(w, "max_ops", SCHED_MAX_OPS);
         jsonw_obj_end(w);
     }
     jsonw_obj_end(w);

@@ -3,6 +3,15 @@
 
 #include "plan_check.h"
 
+static plan_schedule sim_kind(const plan_cfg *p) { return p->pp > 1 ? p->schedule : SCHED_1F1B; }
+static int64_t sim_chunks(const plan_cfg *p) {
+    return p->pp > 1 && p->schedule == SCHED_INTERLEAVED ? p->virtual_stages : 1;
+}
+
+int64_t step_sim_ops(const plan_cfg *p) {
+    return sched_ops_total(sim_kind(p), p->pp, plan_micro_batches(p), sim_chunks(p));
+}
+
 void step_sim_prepare(const plan_cfg *p, const eval_stage *stages, step_sim_input *o) {
     for (int64_t s = 0; s < p->pp; s++) {
         const stage_time *t = &stages[s].time;
@@ -10,10 +19,10 @@ void step_sim_prepare(const plan_cfg *p, const eval_stage *stages, step_sim_inpu
         o->t_b[s] = t->b;
         o->t_w[s] = t->w;
     }
-    o->in = (sched_in){.kind = p->pp > 1 ? p->schedule : SCHED_1F1B,
+    o->in = (sched_in){.kind = sim_kind(p),
                        .p = p->pp,
                        .m = plan_micro_batches(p),
-                       .v = p->pp > 1 && p->schedule == SCHED_INTERLEAVED ? p->virtual_stages : 1,
+                       .v = sim_chunks(p),
                        .t_f = o->t_f,
                        .t_b = o->t_b,
                        .t_w = o->t_w,

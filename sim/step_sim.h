@@ -23,6 +23,10 @@ typedef struct {
     sched_out sched;
 } step_sim;
 
+/* Ops the event simulation of the plan's schedule runs (sched_ops_total);
+ * above SCHED_MAX_OPS it is not run. */
+int64_t step_sim_ops(const plan_cfg *p);
+
 /* Simulate; ops as for sched_simulate (may be NULL). Returns 0 or -1. */
 int step_sim_run(const plan_cfg *p, const eval_stage *stages, const step_time *closed,
                  sched_op *ops, step_sim_input *in, step_sim *out);

@@ -297,6 +297,56 @@ static void test_emit_replay(void **state) {
     rmdir(dir);
 }
 
+/* Issue 9's reproducers end to end: no nonsense with exit 0, no huge
+ * allocation, and each in well under a second. */
+static void test_bounds(void **state) {
+    (void)state;
+    char dir[] = "/tmp/parasim-bounds-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char args[1024], path[256];
+    /* sed 's/^hidden: 128/hidden: 2147483648/' models/tiny-1m.yaml > h.yaml */
+    snprintf(path, sizeof path, "%s/h.yaml", dir);
+    snprintf(args, sizeof args, "sed 's/^hidden: 128/hidden: 2147483648/' models/tiny-1m.yaml > %s",
+             path);
+    assert_int_equal(system(args), 0);
+    snprintf(args, sizeof args, "plan --model %s", path);
+    assert_int_equal(run(args, out, sizeof out), 1);
+    tu_contains(out, "h.yaml:", "hidden: expected an integer from 1 to 1048576",
+                "found 2147483648", NULL);
+    assert_null(strstr(out, "YFLOP"));
+    unlink(path);
+    rmdir(dir);
+    /* infer: the command line holds batch and context, the product is checked */
+    assert_int_equal(run("infer --batch 4294967296 --context 2147483648", out, sizeof out), 2);
+    tu_contains(out, "--batch", "4294967296", NULL);
+    assert_int_equal(run("infer --batch 16777216 --context 16777216", out, sizeof out), 1);
+    tu_contains(out, "parasim infer: --batch, --context: KV cache too large", NULL);
+    assert_null(strstr(out, "KV cache            0 B"));
+    /* the event simulation past its op limit is skipped with a note */
+    assert_int_equal(run("plan --set batch.global=16777216 --set parallel.pp=2 "
+                         "--set parallel.dp=4",
+                         out, sizeof out),
+                     0);
+    tu_contains(out, "event simulation of the 1f1b schedule: skipped, its 16777216 ops exceed the "
+                     "limit of 4194304", NULL);
+    assert_int_equal(run("plan --set batch.global=16777216 --set parallel.pp=2 "
+                         "--set parallel.dp=4 --format json",
+                         out, sizeof out),
+                     0);
+    ynode *j = parse(out);
+    assert_int_equal(json_int(j, "time.event_simulation.ops"), 16777216);
+    assert_int_equal(json_int(j, "time.event_simulation.max_ops"), 4194304);
+    ynode_free(j);
+    assert_int_equal(run("plan --set batch.global=2147483648", out, sizeof out), 1);
+    tu_contains(out, "batch.global: expected an integer from 1 to 16777216", NULL);
+    /* emit counts its ops before building them */
+    assert_int_equal(run("emit plans/tiny-1m-cpu.yaml --set batch.global=16777216", out,
+                         sizeof out),
+                     1);
+    tu_contains(out, "parasim emit: the execution plan would have 1887436894 ops per rank role",
+                "more than the limit of 16777216", NULL);
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) {
         fprintf(stderr, "usage: test_cli PATH-TO-PARASIM\n");
@@ -307,7 +357,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_default_plan_json), cmocka_unit_test(test_table_and_overrides),
         cmocka_unit_test(test_errors_and_exit_codes), cmocka_unit_test(test_output_file_is_atomic),
         cmocka_unit_test(test_infer), cmocka_unit_test(test_sweep),
-        cmocka_unit_test(test_emit_replay),
+        cmocka_unit_test(test_emit_replay), cmocka_unit_test(test_bounds),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -4,6 +4,9 @@
 #define _DEFAULT_SOURCE /* mkstemps */
 #include <unistd.h>
 
+#include <math.h>
+
+#include "plan_check.h"
 #include "tu.h"
 
 /* Lines of a good plan; tests replace one line at a time. */
@@ -47,7 +50,7 @@ static void test_unknown_keys(void **state) {
 static void test_wrong_types(void **state) {
     (void)state;
     tu_contains(tu_plan_error(variant(5, "batch: {global: sixty-four, micro: 1, seq: 4096}", NULL)),
-                "bad.yaml:5:17:", "batch.global", "expected a positive integer",
+                "bad.yaml:5:17:", "batch.global", "expected an integer from 1 to 16777216",
                 "found \"sixty-four\"", NULL);
     tu_contains(tu_plan_error(variant(5, "batch: {global: \"64\", micro: 1, seq: 4096}", NULL)),
                 "batch.global", "found the string \"64\"", NULL);
@@ -65,7 +68,6 @@ static void test_missing_fields(void **state) {
     (void)state;
     tu_contains(tu_plan_error(variant(5, "batch: {global: 64, micro: 1}", NULL)), "bad.yaml:5:8:",
                 "batch.seq", "missing field", "expected a positive integer", NULL);
-    tu_contains(tu_plan_error(variant(8, NULL, NULL)), "optimizer", "missing field", NULL);
     tu_contains(tu_plan_error(variant(1, NULL, NULL)), "model", "missing field", NULL);
     tu_contains(tu_plan_error(variant(4, "parallel: {tp: 1}", NULL)), "parallel.dp", "missing field",
                 NULL);
@@ -74,7 +76,8 @@ static void test_missing_fields(void **state) {
 static void test_non_positive(void **state) {
     (void)state;
     tu_contains(tu_plan_error(variant(5, "batch: {global: 64, micro: 0, seq: 4096}", NULL)),
-                "bad.yaml:5:28:", "batch.micro", "expected a positive integer", "found 0", NULL);
+                "bad.yaml:5:28:", "batch.micro", "expected an integer from 1 to 16777216",
+                "found 0", NULL);
     tu_contains(tu_plan_error(variant(4, "parallel: {dp: -8}", NULL)), "parallel.dp",
                 "found -8", NULL);
     tu_contains(tu_plan_error(variant(4, "parallel: {dp: 8, zero: 4}", NULL)), "parallel.zero",
@@ -234,6 +237,228 @@ static void test_time_fields(void **state) {
     tu_contains(tu_plan_error(variant(2, line, NULL)), "gpu.efficiency.hbm", "(0, 1]", NULL);
 }
 
+
+/* A plan around an inline model whose line `line` (1-based, "name: t" is line
+ * 2 of the file) is replaced by `with`; the model's fields start at column 3. */
+static const char *const tiny_model[] = {
+    "name: t",    "layers: 4",          "hidden: 128",   "heads: 4",        "kv_heads: 2",
+    "ffn_hidden: 512", "vocab: 256",    "tied_embeddings: false", "norm: rmsnorm",
+    "mlp: swiglu", "attention: flash",  "dropout: 0",    "position: rope",  "bias: false",
+    NULL};
+
+/* Replace the first `from` in buf (of sizeof 4096) by `to`. */
+static void subst(char *buf, const char *from, const char *to) {
+    char tail[4096];
+    char *at = strstr(buf, from);
+    assert_non_null(at);
+    snprintf(tail, sizeof tail, "%s", at + strlen(from));
+    snprintf(at, 4096 - (size_t)(at - buf), "%s%s", to, tail);
+}
+
+static const char *model_variant(int line, const char *with, const char *batch) {
+    static char buf[4096];
+    int o = snprintf(buf, sizeof buf, "model:\n");
+    for (int i = 0; tiny_model[i]; i++)
+        o += snprintf(buf + o, sizeof buf - (size_t)o, "  %s\n",
+                      i + 2 == line ? with : tiny_model[i]);
+    snprintf(buf + o, sizeof buf - (size_t)o,
+             "cluster: dgx-h100\ngpus: 1\nparallel: {dp: 1}\nbatch: %s\nrecompute: none\n"
+             "precision: bf16-mixed\n",
+             batch ? batch : "{global: 8, micro: 1, seq: 256}");
+    return buf;
+}
+
+/* Issue 9: values the loader used to accept overflowed the formulas ("model
+ * -29 YFLOP"); every shape field now has a limit, and what the limits still
+ * allow to overflow is refused with the numbers. */
+static void test_model_limits(void **state) {
+    (void)state;
+    free(tu_plan(model_variant(0, NULL, NULL)));
+    tu_contains(tu_plan_error(model_variant(4, "hidden: 2147483648", NULL)), "bad.yaml:4:11:",
+                "hidden", "expected an integer from 1 to 1048576", "found 2147483648", NULL);
+    tu_contains(tu_plan_error(model_variant(3, "layers: 100000", NULL)), "bad.yaml:3:11:",
+                "layers", "expected an integer from 1 to 65536", NULL);
+    tu_contains(tu_plan_error(model_variant(8, "vocab: 33554432", NULL)), "bad.yaml:8:10:",
+                "vocab", "expected an integer from 1 to 16777216", NULL);
+    tu_contains(tu_plan_error(model_variant(7, "ffn_hidden: 1e12", NULL)), "ffn_hidden", NULL);
+    /* heads * head_dim past the width limit */
+    tu_contains(tu_plan_error(model_variant(5, "heads: 32\n  head_dim: 65536", NULL)),
+                "bad.yaml:5:10:", "heads", "model too large", "heads*head_dim = 32*65536",
+                "exceeds the limit of 1048576", NULL);
+    /* every field within its limit, the parameter count past 2^48: 65536
+     * layers of 3*h*2^24-parameter MLPs is 2^47.6 at h = 64, 2^48.6 at 128 */
+    char huge[4096];
+    snprintf(huge, sizeof huge, "%s", model_variant(7, "ffn_hidden: 16777216", NULL));
+    subst(huge, "layers: 4", "layers: 65536");
+    subst(huge, "hidden: 128", "hidden: 64");
+    free(tu_plan(huge));
+    subst(huge, "hidden: 64", "hidden: 128");
+    tu_contains(tu_plan_error(huge), "bad.yaml:2:3:", "model", "model too large",
+                "parameters (layers = 65536, hidden = 128, ffn_hidden = 16777216",
+                "exceeds the limit of 281474976710656", NULL);
+    tu_contains(tu_plan_error(model_variant(15, "bias: false\n  rope_theta: 1e300", NULL)),
+                "bad.yaml:16:15:", "rope_theta", "expected a positive number up to 1e+12", NULL);
+    tu_contains(tu_plan_error(model_variant(15, "bias: false\n  norm_eps: 2", NULL)),
+                "bad.yaml:16:13:", "norm_eps", "expected a positive number up to 1", NULL);
+}
+
+/* Issue 9: an out-of-range dropout was located at 1:1 (the model's start). */
+static void test_dropout_located(void **state) {
+    (void)state;
+    tu_contains(tu_plan_error(model_variant(13, "dropout: 1.5", NULL)), "bad.yaml:13:12:",
+                "dropout", "expected a probability in [0, 1), found 1.5", NULL);
+    ynode *root = NULL;
+    ps_err err = {{0}};
+    model_spec m;
+    assert_int_equal(ynode_load_string("{\"model_type\": \"llama\", \"hidden_size\": 64,\n"
+                                       " \"num_hidden_layers\": 2, \"num_attention_heads\": 4,\n"
+                                       " \"intermediate_size\": 128, \"vocab_size\": 10,\n"
+                                       " \"attention_dropout\": 1.0}",
+                                       "cfg/config.json", &root, &err),
+                     0);
+    assert_int_not_equal(model_from_hf(root, "cfg/config.json", &m, &err), 0);
+    tu_contains(err.msg, "cfg/config.json:4:23:", "dropout", "found 1", NULL);
+    ynode_free(root);
+}
+
+/* Issue 9: batch.global = 2^31 made the event simulation allocate 96 GiB;
+ * sizes now have limits, and a plan whose memory or communication bound
+ * passes 2^60 bytes is too large (its 64-bit sizes would overflow). */
+static void test_plan_limits(void **state) {
+    (void)state;
+    tu_contains(tu_plan_error(variant(5, "batch: {global: 2147483648, micro: 1, seq: 4096}", NULL)),
+                "bad.yaml:5:17:", "batch.global", "expected an integer from 1 to 16777216",
+                "found 2147483648", NULL);
+    tu_contains(tu_plan_error(variant(5, "batch: {global: 64, micro: 1, seq: 33554432}", NULL)),
+                "batch.seq", "expected an integer from 1 to 16777216", NULL);
+    tu_contains(tu_plan_error(variant(0, NULL, "memory: {bucket: 2 TiB}")), "bad.yaml:9:18:",
+                "memory.bucket", "expected a bucket of at most 1 TiB", NULL);
+    /* standard attention keeps micro*heads*seq^2 scores per layer */
+    tu_contains(tu_plan_error(model_variant(12, "attention: standard",
+                                            "{global: 1024, micro: 1024, seq: 16777216}")),
+                "batch.micro", "plan too large: its memory per GPU",
+                "1024*16777216 tokens per micro-batch", "exceeds the limit of 2^60 bytes", NULL);
+    /* ZeRO-3 gathers the model every micro-batch: 2^23 of them */
+    tu_contains(tu_plan_error("model: llama3-8b\ncluster: dgx-h100\nparallel: {dp: 2, zero: 3}\n"
+                              "batch: {global: 16777216, micro: 1, seq: 4096}\n"
+                              "recompute: none\nprecision: bf16-mixed\n"),
+                "bad.yaml:4:17:", "batch.global", "plan too large: its communication", NULL);
+    /* degrees whose product does not fit in 64 bits */
+    tu_contains(tu_plan_error(variant(4, "parallel: {dp: 16777216, tp: 65536, pp: 256, cp: 65536}",
+                                      NULL)),
+                "parallel", "more than 2^63", NULL);
+    plan_cfg p = tu_cfg(8, 1, 1, 1);
+    plan_size size;
+    const model_spec m = tu_model("llama3-8b");
+    cluster_spec c;
+    ps_err err = {{0}};
+    char path[1024];
+    ps_loc loc;
+    ps_loc_set(&loc, "test", 0, 0);
+    assert_int_equal(spec_path_resolve("dgx-h100", "plans/clusters", NULL, &loc, "cluster", path,
+                                       sizeof path, &err), 0);
+    assert_int_equal(cluster_load_file(path, &c, &err), 0);
+    plan_size_bound(&m.cfg, &c.cfg, &p, &size);
+    assert_true(size.memory > 0 && size.memory < PLAN_SIZE_MAX);
+    assert_true(size.comm > 0 && size.comm < PLAN_SIZE_MAX);
+    /* the bound holds the evaluated plan */
+    eval_result r;
+    eval_plan(&m.cfg, &c.cfg, &p, &r, NULL);
+    assert_true(r.heavy.total <= size.memory);
+    int64_t sent = 0;
+    for (int g = 0; g < GROUP_COUNT; g++) sent += r.heavy.comm_bytes[g];
+    assert_true(sent <= size.comm);
+}
+
+/* A plan around an inline cluster with one link line replaced. */
+static const char *cluster_variant(const char *gpu_extra, const char *inter) {
+    static char buf[2048];
+    snprintf(buf, sizeof buf,
+             "model: tiny-1m\ncluster:\n  name: c\n  gpu:\n    name: g\n    memory: 80 GiB\n"
+             "    peak_flops: {bf16: 989 TFLOP/s, fp16: 989 TFLOP/s, fp32: 67 TFLOP/s}\n"
+             "    hbm_bandwidth: 3.35 TB/s\n%s  gpus_per_node: 8\n  nodes: 2\n  links:\n"
+             "    intra_node: {bandwidth: 450 GB/s, latency: 3 us}\n"
+             "    inter_node: %s\n"
+             "parallel: {dp: 16}\nbatch: {global: 16, micro: 1, seq: 64}\nrecompute: none\n"
+             "precision: bf16-mixed\n",
+             gpu_extra, inter);
+    return buf;
+}
+
+/* Issue 9: latency 1e308 gave a step shorter than its compute, "-nan"
+ * exposed communication and 87.9% MFU. Physical quantities have ranges. */
+static void test_cluster_limits(void **state) {
+    (void)state;
+    const char *ok = "{bandwidth: 400 Gbit/s, latency: 5 us}";
+    free(tu_plan(cluster_variant("", ok)));
+    tu_contains(tu_plan_error(cluster_variant("", "{bandwidth: 400 Gbit/s, latency: 1e308}")),
+                "bad.yaml:13:50:", "links.inter_node.latency",
+                "expected a latency from 0 to 1 s", "1e308", NULL);
+    tu_contains(tu_plan_error(cluster_variant("", "{bandwidth: 1000 TB/s, latency: 5 us}")),
+                "bad.yaml:13:29:", "links.inter_node.bandwidth",
+                "expected a link bandwidth from 1 MB/s to 100 TB/s", NULL);
+    tu_contains(tu_plan_error(cluster_variant("", "{bandwidth: 1 kB/s, latency: 5 us}")),
+                "links.inter_node.bandwidth", "from 1 MB/s", NULL);
+    char text[4096];
+    snprintf(text, sizeof text, "%s", cluster_variant("", ok));
+    subst(text, "80 GiB", "2048 TiB");
+    tu_contains(tu_plan_error(text), "bad.yaml:6:13:", "gpu.memory",
+                "expected a device memory from 1 MiB to 1 PiB", NULL);
+    snprintf(text, sizeof text, "%s", cluster_variant("", ok));
+    subst(text, "fp32: 67 TFLOP/s", "fp32: 6700 PFLOP/s");
+    tu_contains(tu_plan_error(text), "gpu.peak_flops.fp32",
+                "expected a peak from 1 MFLOP/s to 1 EFLOP/s", NULL);
+    snprintf(text, sizeof text, "%s", cluster_variant("", ok));
+    subst(text, "3.35 TB/s", "3350 TB/s");
+    tu_contains(tu_plan_error(text), "gpu.hbm_bandwidth", "from 1 MB/s to 1 PB/s", NULL);
+    /* the issue's 1e300 PFLOP/s: past any range (and past a double after the unit) */
+    snprintf(text, sizeof text, "%s", cluster_variant("", ok));
+    subst(text, "bf16: 989 TFLOP/s", "bf16: 1e300 PFLOP/s");
+    tu_contains(tu_plan_error(text), "gpu.peak_flops.bf16", NULL);
+    /* within the ranges the time model stays finite: the slowest links */
+    plan_spec *s = tu_plan(cluster_variant("", "{bandwidth: 1 MB/s, latency: 1 s}"));
+    eval_result r;
+    eval_plan(&s->model.cfg, &s->cluster.cfg, &s->cfg, &r, NULL);
+    ps_err err = {{0}};
+    assert_int_equal(eval_check_finite(&r, &err), 0);
+    assert_true(r.time.step > r.time.compute);
+    r.time.exposed[GROUP_DP] = NAN;
+    assert_int_equal(eval_check_finite(&r, &err), -1);
+    tu_contains(err.msg, "exposed dp communication", "nan", NULL);
+    free(s);
+}
+
+/* Issue 9 (newcomer friction): gpus defaults to dp*tp*pp*cp, not the whole
+ * cluster; optimizer to AdamW. */
+static void test_plan_defaults(void **state) {
+    (void)state;
+    plan_spec *s = tu_plan(variant(3, NULL, NULL));
+    assert_int_equal(s->cfg.gpus, 8);
+    free(s);
+    s = tu_plan(variant(8, NULL, NULL));
+    assert_int_equal(s->cfg.optimizer, OPT_ADAMW);
+    free(s);
+    /* no gpus, dp: 2, tp: 4 -> 8 GPUs */
+    s = tu_plan("model: llama3-8b\ncluster: dgx-h100\nparallel: {dp: 2, tp: 4}\n"
+                "batch: {global: 64, micro: 1, seq: 4096}\nrecompute: none\n"
+                "precision: bf16-mixed\n");
+    assert_int_equal(s->cfg.gpus, 8);
+    assert_int_equal(s->cfg.optimizer, OPT_ADAMW);
+    free(s);
+    /* dp: auto without gpus: the whole cluster, as before */
+    s = tu_plan("model: tiny-1m\ncluster: local-cpu\nparallel: {dp: auto}\n"
+                "batch: {global: 16, micro: 1, seq: 64}\nrecompute: none\nprecision: fp32\n");
+    assert_int_equal(s->cfg.gpus, 8);
+    assert_int_equal(s->cfg.dp, 8);
+    free(s);
+    /* more than the cluster: the error points at the degrees */
+    tu_contains(tu_plan_error("model: tiny-1m\ncluster: local-cpu\nparallel: {dp: 16}\n"
+                              "batch: {global: 16, micro: 1, seq: 64}\nrecompute: none\n"
+                              "precision: fp32\n"),
+                "bad.yaml:3:11:", "gpus", "expected at most the 8 GPUs of cluster local-cpu",
+                "found dp*tp*pp*cp = 16", NULL);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_good_plan_loads),
@@ -246,6 +471,11 @@ int main(void) {
         cmocka_unit_test(test_yaml_syntax_and_files),
         cmocka_unit_test(test_set_overrides),
         cmocka_unit_test(test_time_fields),
+        cmocka_unit_test(test_model_limits),
+        cmocka_unit_test(test_dropout_located),
+        cmocka_unit_test(test_plan_limits),
+        cmocka_unit_test(test_cluster_limits),
+        cmocka_unit_test(test_plan_defaults),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -2,6 +2,7 @@
  * values written out by hand (docs/memory.md §6). */
 #include "act.h"
 #include "params.h"
+#include "plan_check.h"
 #include "tu.h"
 
 static const char *plan_text(const char *parallel, const char *extra) {
@@ -121,11 +122,66 @@ static void test_cp_ring(void **state) {
     free(s);
 }
 
+/* plan_size_bound (plan_check.h) must dominate what eval computes, for every
+ * stage of every valid plan: a grid over models (flash and standard
+ * attention, tied embeddings), degrees, ZeRO stages, schedules, recompute and
+ * offload. */
+static void test_size_bound_dominates(void **state) {
+    (void)state;
+    const char *models[] = {"llama3-8b", "gpt2-124m", "tiny-1m"};
+    const char *scheds[] = {"afab", "1f1b", "zero-bubble", "interleaved"};
+    const char *offloads[] = {"none", "both"};
+    eval_stage *stages = calloc(PLAN_MAX_STAGES, sizeof *stages);
+    plan_spec *s = calloc(1, sizeof *s);
+    assert_non_null(stages);
+    assert_non_null(s);
+    int checked = 0;
+    for (int mi = 0; mi < 3; mi++)
+        for (int tp = 1; tp <= 4; tp *= 2)
+            for (int pp = 1; pp <= 4; pp *= 2)
+                for (int cp = 1; cp <= 2; cp++)
+                    for (int zero = 0; zero <= 3; zero++)
+                        for (int si = 0; si < 4; si++)
+                            for (int oi = 0; oi < 2; oi++) {
+                                char text[1024];
+                                snprintf(text, sizeof text,
+                                         "model: %s\ncluster: dgx-h100\n"
+                                         "parallel: {dp: 2, tp: %d, pp: %d, cp: %d, zero: %d}\n"
+                                         "batch: {global: 32, micro: 2, seq: 1024}\n"
+                                         "pipeline: {schedule: %s, virtual: %d}\n"
+                                         "recompute: %s\nprecision: bf16-mixed\noffload: %s\n",
+                                         models[mi], tp, pp, cp, zero, scheds[si],
+                                         si == 3 ? 2 : 1, si == 2 ? "full" : "none",
+                                         offloads[oi]);
+                                ps_err err = {{0}};
+                                if (plan_load_text(text, "grid.yaml", NULL, 0, s, &err)) continue;
+                                plan_size size;
+                                plan_size_bound(&s->model.cfg, &s->cluster.cfg, &s->cfg, &size);
+                                eval_result r;
+                                eval_plan(&s->model.cfg, &s->cluster.cfg, &s->cfg, &r, stages);
+                                for (int64_t k = 0; k < s->cfg.pp; k++) {
+                                    int64_t sent = 0;
+                                    for (int g = 0; g < GROUP_COUNT; g++)
+                                        sent += stages[k].comm_bytes[g];
+                                    if (stages[k].total + stages[k].host > size.memory ||
+                                        sent > size.comm)
+                                        fail_msg("bound %lld/%lld below stage %lld's %lld/%lld:\n%s",
+                                                 (long long)size.memory, (long long)size.comm,
+                                                 (long long)k, (long long)stages[k].total,
+                                                 (long long)sent, text);
+                                }
+                                checked++;
+                            }
+    assert_true(checked > 100);
+    free(s);
+    free(stages);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sums_and_defaults),   cmocka_unit_test(test_zero3_buffers),
         cmocka_unit_test(test_fragmentation_and_fit), cmocka_unit_test(test_offload_activations),
-        cmocka_unit_test(test_cp_ring),
+        cmocka_unit_test(test_cp_ring),           cmocka_unit_test(test_size_bound_dominates),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

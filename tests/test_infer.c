@@ -31,7 +31,7 @@ static void test_two_bytes_per_param(void **state) {
         model_spec m = tu_model(names[i]);
         infer_cfg ic = base();
         infer_result r;
-        infer_compute(&m.cfg, &c, &ic, &r);
+        assert_int_equal(infer_compute(&m.cfg, &c, &ic, &r, NULL), 0);
         assert_int_equal(r.weights, 2 * params_total(&m.cfg));
         assert_int_equal(r.weight_scales, 0);
         double got = (double)r.weights / 1e9;
@@ -49,18 +49,18 @@ static void test_kv_cache(void **state) {
     ic.batch = 16;
     ic.context = 4096;
     infer_result r;
-    infer_compute(&m.cfg, &c, &ic, &r);
+    assert_int_equal(infer_compute(&m.cfg, &c, &ic, &r, NULL), 0);
     assert_int_equal(r.kv_per_token, 131072);
     assert_int_equal(r.kv_cache, 131072LL * 16 * 4096);
     ic.tp = 2;
-    infer_compute(&m.cfg, &c, &ic, &r);
+    assert_int_equal(infer_compute(&m.cfg, &c, &ic, &r, NULL), 0);
     assert_int_equal(r.kv_per_token, 65536);
     ic.tp = 16; /* more ranks than kv heads: each keeps one whole head */
-    infer_compute(&m.cfg, &c, &ic, &r);
+    assert_int_equal(infer_compute(&m.cfg, &c, &ic, &r, NULL), 0);
     assert_int_equal(r.kv_per_token, 2 * 32 * 1 * 128 * 2);
     ic.tp = 1;
     ic.kv_dtype = DT_FP8;
-    infer_compute(&m.cfg, &c, &ic, &r);
+    assert_int_equal(infer_compute(&m.cfg, &c, &ic, &r, NULL), 0);
     assert_int_equal(r.kv_per_token, 65536);
 }
 
@@ -78,7 +78,7 @@ static void test_quantized(void **state) {
     infer_cfg ic = base();
     ic.weights = WQ_INT8;
     infer_result r;
-    infer_compute(&m.cfg, &c, &ic, &r);
+    assert_int_equal(infer_compute(&m.cfg, &c, &ic, &r, NULL), 0);
     const int64_t linear = 32LL * (2 * 4096 * 4096 + 2 * 4096 * 1024 + 3 * 4096 * 14336);
     const int64_t rows = 32LL * (4096 + 1024 + 1024 + 4096 + 14336 + 14336 + 4096);
     assert_int_equal(r.weights, linear + 4 * rows + 2 * (params_total(&m.cfg) - linear));
@@ -92,21 +92,44 @@ static void test_max_batch(void **state) {
     cluster_cfg c = h100();
     infer_cfg ic = base();
     infer_result r;
-    infer_compute(&m.cfg, &c, &ic, &r);
+    assert_int_equal(infer_compute(&m.cfg, &c, &ic, &r, NULL), 0);
     assert_true(r.max_batch > 1);
     ic.batch = r.max_batch;
     infer_result at;
-    infer_compute(&m.cfg, &c, &ic, &at);
+    assert_int_equal(infer_compute(&m.cfg, &c, &ic, &at, NULL), 0);
     assert_true(at.fits);
     ic.batch = r.max_batch + 1;
-    infer_compute(&m.cfg, &c, &ic, &at);
+    assert_int_equal(infer_compute(&m.cfg, &c, &ic, &at, NULL), 0);
     assert_false(at.fits);
+}
+
+/* Issue 9: --batch 2^32 --context 2^31 wrapped the KV cache to "0 B". Within
+ * the inputs' limits the product can still pass 2^60 bytes: refused. */
+static void test_too_large(void **state) {
+    (void)state;
+    model_spec m = tu_model("llama3-8b");
+    cluster_cfg c = h100();
+    infer_cfg ic = base();
+    infer_result r;
+    ps_err err = {{0}};
+    ic.batch = INFER_BATCH_MAX;
+    ic.context = INFER_CONTEXT_MAX;
+    assert_int_equal(infer_compute(&m.cfg, &c, &ic, &r, &err), -1);
+    tu_contains(err.msg, "--batch, --context", "KV cache too large", "131072 bytes per token",
+                "batch 16777216 x context 16777216", "2^60", NULL);
+    /* just under: 2^17 B/token * 2^24 * 2^18 = 2^59 */
+    ic.context = 1LL << 18;
+    assert_int_equal(infer_compute(&m.cfg, &c, &ic, &r, &err), 0);
+    assert_int_equal(r.kv_cache, 1LL << 59);
+    assert_false(r.fits);
+    assert_true(r.total > r.kv_cache);
 }
 
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_two_bytes_per_param), cmocka_unit_test(test_kv_cache),
         cmocka_unit_test(test_quantized), cmocka_unit_test(test_max_batch),
+        cmocka_unit_test(test_too_large),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -357,6 +357,15 @@ static void test_invalid(void **state) {
     u.in.t_w = NULL; /* allowed: no weight-grad time */
     assert_int_equal(sched_simulate(&u.in, NULL, &out), 0);
     assert_int_equal(sched_simulate(&u.in, NULL, NULL), -1);
+    /* Issue 9: 2^31 micro-batches made this allocate 96 GiB; over
+     * SCHED_MAX_OPS ops it is refused before allocating */
+    assert_int_equal(sched_ops_total(SCHED_1F1B, 4, SCHED_MAX_OPS / 8, 1), SCHED_MAX_OPS);
+    assert_int_equal(sched_ops_total(SCHED_ZERO_BUBBLE, 4, 8, 1), 96);
+    assert_int_equal(sched_ops_total(SCHED_INTERLEAVED, 256, INT64_MAX / 2, 4), INT64_MAX);
+    uniform(&u, SCHED_1F1B, 4, SCHED_MAX_OPS / 8 + 1, 1, 1, 2, 0);
+    assert_int_equal(sched_simulate(&u.in, NULL, &out), -1);
+    uniform(&u, SCHED_1F1B, 4, INT32_MAX, 1, 1, 2, 0);
+    assert_int_equal(sched_simulate(&u.in, NULL, &out), -1);
     assert_true(isnan(sched_bubble_closed_form(SCHED_1F1B, 0, 8, 1, 1, 1, 1)));
     assert_true(isnan(sched_bubble_closed_form(SCHED_ZERO_BUBBLE, 4, 8, 1, 0, 0, 0)));
 }
