@@ -373,10 +373,21 @@ static int plot_schedule(int argc, char **argv) {
     }
     eval_result r;
     eval_plan(&spec->model.cfg, &spec->cluster.cfg, &spec->cfg, &r, stages);
+    if (eval_check_finite(&r, &err)) {
+        rc = cli_fail(cmd, CLI_FAIL, "%s", err.msg);
+        goto done;
+    }
     step_sim_prepare(&spec->cfg, stages, input);
     int64_t per_stage = sched_ops_per_stage(&input->in);
     if (per_stage < 1) {
         rc = cli_fail(cmd, CLI_FAIL, "the plan's pipeline schedule cannot be simulated");
+        goto done;
+    }
+    if (step_sim_ops(&spec->cfg) > SCHED_MAX_OPS) {
+        rc = cli_fail(cmd, CLI_FAIL,
+                      "the schedule has %lld ops, more than the %lld the event simulation draws "
+                      "(docs/time.md §6): use fewer micro-batches (batch.global / batch.micro)",
+                      (long long)step_sim_ops(&spec->cfg), (long long)SCHED_MAX_OPS);
         goto done;
     }
     ops = calloc((size_t)(spec->cfg.pp * per_stage), sizeof *ops);

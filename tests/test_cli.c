@@ -339,6 +339,13 @@ static void test_bounds(void **state) {
     ynode_free(j);
     assert_int_equal(run("plan --set batch.global=2147483648", out, sizeof out), 1);
     tu_contains(out, "batch.global: expected an integer from 1 to 16777216", NULL);
+    /* plot schedule checks the same op limit before allocating the Gantt's ops */
+    assert_int_equal(run("plot schedule --set batch.global=16777216 --set parallel.pp=2 "
+                         "--set parallel.dp=4 -o /tmp/parasim-bounds-never.png",
+                         out, sizeof out),
+                     1);
+    tu_contains(out, "the schedule has 16777216 ops, more than the 4194304", NULL);
+    assert_int_equal(access("/tmp/parasim-bounds-never.png", F_OK), -1);
     /* emit counts its ops before building them */
     assert_int_equal(run("emit plans/tiny-1m-cpu.yaml --set batch.global=16777216", out,
                          sizeof out),
