@@ -63,8 +63,10 @@ const char *ps_path_short(const char *path, char *buf, int buf_len) {
     if (tail > room * 2 / 3) tail = room * 2 / 3; /* keep a third for the start */
     size_t head = room - tail;
     /* cut between UTF-8 characters */
-    while (head > 0 && ((unsigned char)path[head] & 0xC0) == 0x80) head--;
-    while (tail > 0 && ((unsigned char)path[len - tail] & 0xC0) == 0x80) tail--;
+    while (head > 0 && ((unsigned char)path[head] & 0xC0) == 0x80)
+        head--;
+    while (tail > 0 && ((unsigned char)path[len - tail] & 0xC0) == 0x80)
+        tail--;
     memcpy(buf, path, head);
     memcpy(buf + head, "...", 3);
     memcpy(buf + head + 3, path + len - tail, tail);

@@ -55,7 +55,8 @@ typedef struct {
 
 static size_t name_hash(const char *s) {
     size_t h = 14695981039346656037ULL; /* FNV-1a */
-    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
     return h;
 }
 
@@ -76,14 +77,16 @@ static void name_put(name_table *t, char *const *names, int index) {
         for (size_t i = 0; i < t->cap; i++) {
             if (!t->slots[i]) continue;
             size_t h = name_hash(names[t->slots[i] - 1]) & (g.cap - 1);
-            while (g.slots[h]) h = (h + 1) & (g.cap - 1);
+            while (g.slots[h])
+                h = (h + 1) & (g.cap - 1);
             g.slots[h] = t->slots[i];
         }
         free(t->slots);
         *t = g;
     }
     size_t h = name_hash(names[index]) & (t->cap - 1);
-    while (t->slots[h] && strcmp(names[t->slots[h] - 1], names[index])) h = (h + 1) & (t->cap - 1);
+    while (t->slots[h] && strcmp(names[t->slots[h] - 1], names[index]))
+        h = (h + 1) & (t->cap - 1);
     if (!t->slots[h]) t->used++;
     t->slots[h] = index + 1;
 }
@@ -184,7 +187,7 @@ static int check_tag(builder *b, const yaml_char_t *tag, yaml_event_type_t type,
             (type == YAML_MAPPING_START_EVENT && !strcmp(name, "map")))
             return 0;
     }
-    const char *allowed = type == YAML_SCALAR_EVENT           ? "!!str, !!int, !!float, !!bool or !!null"
+    const char *allowed = type == YAML_SCALAR_EVENT ? "!!str, !!int, !!float, !!bool or !!null"
                           : type == YAML_SEQUENCE_START_EVENT ? "!!seq"
                                                               : "!!map";
     char shown[72];
@@ -212,8 +215,8 @@ static int fill_scalar(builder *b, const yaml_event_t *ev, int tag, ynode *n) {
     int plain = ev->data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
     if (tag == TAG_NULL || (tag == TAG_NONE && plain && is_null_text(v))) {
         if (!is_null_text(v))
-            return ps_err_at(b->err, &n->loc, NULL, "expected nothing after !!null, found \"%.60s\"",
-                             v);
+            return ps_err_at(b->err, &n->loc, NULL,
+                             "expected nothing after !!null, found \"%.60s\"", v);
         n->kind = YN_NULL;
         return 0;
     }
@@ -318,8 +321,10 @@ static int build_alias(builder *b, const yaml_event_t *ev, const ps_loc *loc, in
     const char *name = (const char *)ev->data.alias.anchor;
     int i = name_find(&b->anchor_index, b->anchor_names, name);
     if (i < 0)
-        return ps_err_at(b->err, loc, NULL, "expected an alias of an anchor defined before it, "
-                         "found *%.60s with no &%.60s above", name, name);
+        return ps_err_at(b->err, loc, NULL,
+                         "expected an alias of an anchor defined before it, "
+                         "found *%.60s with no &%.60s above",
+                         name, name);
     const anchor *a = &b->anchors[i];
     if (!a->node)
         return ps_err_at(b->err, loc, NULL,
@@ -411,8 +416,8 @@ static int load_document(builder *b, ynode **out) {
     return rc;
 }
 
-int ynode_load_bytes(const char *data, size_t len, const char *origin,
-                     const ynode_limits *limits, ynode **out, ps_err *err) {
+int ynode_load_bytes(const char *data, size_t len, const char *origin, const ynode_limits *limits,
+                     ynode **out, ps_err *err) {
     builder b;
     memset(&b, 0, sizeof b);
     *out = NULL;
@@ -423,7 +428,8 @@ int ynode_load_bytes(const char *data, size_t len, const char *origin,
     b.err = err;
     ps_path_short(origin ? origin : "", b.origin, sizeof b.origin);
     if (len > (uint64_t)b.lim.max_bytes)
-        return ps_err_set(err, "%s: expected at most %lld bytes (the limit for one file), found %zu",
+        return ps_err_set(err,
+                          "%s: expected at most %lld bytes (the limit for one file), found %zu",
                           b.origin, (long long)b.lim.max_bytes, len);
     if (!yaml_parser_initialize(&b.parser)) return ps_err_set(err, "%s: out of memory", b.origin);
     yaml_parser_set_input_string(&b.parser, b.text, len);
@@ -456,8 +462,7 @@ static const char *file_kind(mode_t mode) {
                             : "something that is not a file";
 }
 
-int ynode_load_file_limits(const char *path, const ynode_limits *limits, ynode **out,
-                           ps_err *err) {
+int ynode_load_file_limits(const char *path, const ynode_limits *limits, ynode **out, ps_err *err) {
     const ynode_limits *lim = limits ? limits : &ynode_spec_limits;
     char shown[PS_LOC_FILE_MAX];
     struct stat st;
@@ -468,17 +473,20 @@ int ynode_load_file_limits(const char *path, const ynode_limits *limits, ynode *
     if (S_ISDIR(st.st_mode))
         return ps_err_set(err, "%s: expected a YAML or JSON file, found a directory", shown);
     if (!S_ISREG(st.st_mode))
-        return ps_err_set(err, "%s: expected a regular file, found %s", shown, file_kind(st.st_mode));
+        return ps_err_set(err, "%s: expected a regular file, found %s", shown,
+                          file_kind(st.st_mode));
     /* non-blocking, in case it was swapped for a FIFO since */
     int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
     if (fd < 0) return ps_err_set(err, "%s: cannot open: %s", shown, strerror(errno));
     if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
         close(fd);
-        return ps_err_set(err, "%s: expected a regular file, found %s", shown, file_kind(st.st_mode));
+        return ps_err_set(err, "%s: expected a regular file, found %s", shown,
+                          file_kind(st.st_mode));
     }
     if (st.st_size > lim->max_bytes) {
         close(fd);
-        return ps_err_set(err, "%s: expected at most %lld bytes (the limit for one file), found %lld",
+        return ps_err_set(err,
+                          "%s: expected at most %lld bytes (the limit for one file), found %lld",
                           shown, (long long)lim->max_bytes, (long long)st.st_size);
     }
     /* one byte more than the size, to see a file that grew past the limit */
@@ -568,7 +576,8 @@ static ynode *unshare(ynode *n) {
     if (n->keys) {
         c->keys = xcalloc((size_t)n->n, sizeof *c->keys);
         c->key_locs = xcalloc((size_t)n->n, sizeof *c->key_locs);
-        for (int i = 0; i < n->n; i++) c->keys[i] = xstrdup(n->keys[i]);
+        for (int i = 0; i < n->n; i++)
+            c->keys[i] = xstrdup(n->keys[i]);
         memcpy(c->key_locs, n->key_locs, (size_t)n->n * sizeof *c->key_locs);
     }
     ynode_free(n);

@@ -187,8 +187,8 @@ static void test_misread_values(void **state) {
     tu_contains(tu_plan_error(variant(5, "batch: {global: !!str 64, micro: 1, seq: 4096}", NULL)),
                 "bad.yaml:5:17:", "batch.global", "found the string \"64\"", NULL);
     tu_contains(tu_plan_error(variant(0, NULL, "memory: {fragmentation: \"0.1\"}")),
-                "bad.yaml:9:", "memory.fragmentation", "expected a number, found the string \"0.1\"",
-                NULL);
+                "bad.yaml:9:", "memory.fragmentation",
+                "expected a number, found the string \"0.1\"", NULL);
     const char *cl = "cluster: {name: c, gpus_per_node: 8, nodes: 1, "
                      "links: {intra_node: {bandwidth: 1 GB/s, latency: 1 us}, "
                      "inter_node: {bandwidth: 1 GB/s, latency: 1 us}}, "
@@ -207,7 +207,8 @@ static void test_misread_values(void **state) {
     const char *want[][2] = {{":1:16:", "found a NUL (\\u0000) after \"llama\""},
                              {":1:65:", "num_hidden_layers: expected an integer from 1 to 100000, "
                                         "found the string \"2\""},
-                             {":3:23:", "attention_dropout: expected a number, found the string \"0.1\""}};
+                             {":3:23:", "attention_dropout: expected a number, "
+                                        "found the string \"0.1\""}};
     for (int i = 0; i < 3; i++) {
         int fd = mkstemps(path, 5);
         assert_true(fd >= 0);

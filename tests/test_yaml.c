@@ -22,7 +22,8 @@ static const char *load_error(const char *text) {
     static ps_err err;
     ynode *root = NULL;
     memset(&err, 0, sizeof err);
-    if (!ynode_load_string(text, "t.yaml", &root, &err)) fail_msg("expected an error for:\n%s", text);
+    if (!ynode_load_string(text, "t.yaml", &root, &err))
+        fail_msg("expected an error for:\n%s", text);
     assert_null(root);
     return err.msg;
 }
@@ -65,8 +66,10 @@ static void test_recursive_alias_is_an_error(void **state) {
     /* deep nesting must not overflow the stack */
     char deep[400];
     int o = 0;
-    for (int i = 0; i < 100; i++) deep[o++] = '[';
-    for (int i = 0; i < 100; i++) deep[o++] = ']';
+    for (int i = 0; i < 100; i++)
+        deep[o++] = '[';
+    for (int i = 0; i < 100; i++)
+        deep[o++] = ']';
     deep[o] = 0;
     assert_int_not_equal(ynode_load_string(deep, "deep.yaml", &root, &err), 0);
     tu_contains(err.msg, "deep.yaml:", "nesting deeper than", NULL);
@@ -77,7 +80,8 @@ static void test_recursive_alias_is_an_error(void **state) {
 static void test_alias_bomb_fails_fast(void **state) {
     (void)state;
     char bomb[2048];
-    int o = snprintf(bomb, sizeof bomb, "unused:\n  a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n");
+    int o = snprintf(bomb, sizeof bomb,
+                     "unused:\n  a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n");
     for (char c = 'b'; c <= 'i'; c++) {
         o += snprintf(bomb + o, sizeof bomb - (size_t)o, "  %c: &%c [", c, c);
         for (int i = 0; i < 9; i++)
@@ -117,8 +121,10 @@ static void test_deep_nesting_fails_fast(void **state) {
     ynode_free(root);
     char deep_alias[400];
     int o = snprintf(deep_alias, sizeof deep_alias, "a: &x ");
-    for (int i = 0; i < 62; i++) deep_alias[o++] = '['; /* 61 levels below a */
-    for (int i = 0; i < 62; i++) deep_alias[o++] = ']';
+    for (int i = 0; i < 62; i++)
+        deep_alias[o++] = '['; /* 61 levels below a */
+    for (int i = 0; i < 62; i++)
+        deep_alias[o++] = ']';
     snprintf(deep_alias + o, sizeof deep_alias - (size_t)o, "\nb: {c: {d: {e: {f: *x}}}}\n");
     tu_contains(load_error(deep_alias), "t.yaml:2:", "nesting deeper than 64 levels", NULL);
 }
@@ -127,9 +133,9 @@ static void test_aliases(void **state) {
     (void)state;
     ynode *root = NULL, *v = NULL;
     ps_err err = {{0}};
-    assert_int_equal(ynode_load_string("a: &x {b: 1, c: [2]}\nd: *x\ne: &x 5\nf: *x\n", "t.yaml",
-                                       &root, &err),
-                     0);
+    assert_int_equal(
+        ynode_load_string("a: &x {b: 1, c: [2]}\nd: *x\ne: &x 5\nf: *x\n", "t.yaml", &root, &err),
+        0);
     const ynode *d = ynode_get(root, "d");
     assert_int_equal(d->kind, YN_MAP);
     assert_string_equal(ynode_get(d, "b")->str, "1");
@@ -159,8 +165,8 @@ static void test_second_document_is_an_error(void **state) {
 
 static void test_nul_in_text_is_an_error(void **state) {
     (void)state;
-    tu_contains(load_error("{\"model_type\": \"llama\\u0000x\"}"), "t.yaml:1:16:",
-                "found a NUL (\\u0000) after \"llama\"", NULL);
+    tu_contains(load_error("{\"model_type\": \"llama\\u0000x\"}"),
+                "t.yaml:1:16:", "found a NUL (\\u0000) after \"llama\"", NULL);
     tu_contains(load_error("\"a\\0b\": 1\n"), "t.yaml:1:1:", "NUL", NULL); /* in a key */
     /* a raw NUL byte, through the entry point that takes a length */
     ynode *root = NULL;
@@ -171,8 +177,8 @@ static void test_nul_in_text_is_an_error(void **state) {
 
 static void test_bad_utf8_is_located(void **state) {
     (void)state;
-    tu_contains(load_error("a: 1\nbb: \"x\xff\"\n"), "t.yaml:2:7:", "invalid leading UTF-8",
-                "0xFF", "at byte 11", NULL);
+    tu_contains(load_error("a: 1\nbb: \"x\xff\"\n"), "t.yaml:2:7:", "invalid leading UTF-8", "0xFF",
+                "at byte 11", NULL);
     /* columns count characters: the \xc3\xa9 before the bad byte is one */
     tu_contains(load_error("a: \"\xc3\xa9\xff\"\n"), "t.yaml:1:6:", "at byte 6", NULL);
 }
@@ -216,9 +222,8 @@ static void test_size_limits(void **state) {
     ynode *root = NULL;
     ps_err err = {{0}};
     ynode_limits small = {.max_bytes = 16, .max_nodes = 5, .max_depth = 2};
-    assert_int_not_equal(ynode_load_bytes("a: [1, 2, 3, 4, 5, 6]\n", 22, "t.yaml", &small, &root,
-                                          &err),
-                         0);
+    assert_int_not_equal(
+        ynode_load_bytes("a: [1, 2, 3, 4, 5, 6]\n", 22, "t.yaml", &small, &root, &err), 0);
     tu_contains(err.msg, "t.yaml:", "expected at most 16 bytes", "found 22", NULL);
     assert_int_not_equal(ynode_load_bytes("a: [1, 2, 3]\n", 13, "t.yaml", &small, &root, &err), 0);
     tu_contains(err.msg, "t.yaml:1:11:", "more than 5 values", NULL);
@@ -270,14 +275,15 @@ static void test_files_that_are_not_specs(void **state) {
     char out[256];
     ps_loc loc;
     ps_loc_set(&loc, "plan.yaml", 1, 8);
-    assert_int_not_equal(spec_path_resolve("tests/test_yaml.c/x.yaml", "models", NULL, &loc, "model",
-                                           out, sizeof out, &err),
+    assert_int_not_equal(spec_path_resolve("tests/test_yaml.c/x.yaml", "models", NULL, &loc,
+                                           "model", out, sizeof out, &err),
                          0);
-    tu_contains(err.msg, "plan.yaml:1:8: model:", "cannot read tests/test_yaml.c/x.yaml: Not a directory",
+    tu_contains(err.msg,
+                "plan.yaml:1:8: model:", "cannot read tests/test_yaml.c/x.yaml: Not a directory",
                 NULL);
-    assert_int_not_equal(spec_path_resolve("no-such-model", "models", NULL, &loc, "model", out,
-                                           sizeof out, &err),
-                         0);
+    assert_int_not_equal(
+        spec_path_resolve("no-such-model", "models", NULL, &loc, "model", out, sizeof out, &err),
+        0);
     tu_contains(err.msg, "no readable file at:", "no-such-model.yaml", NULL);
 }
 
@@ -287,7 +293,8 @@ static void test_long_path_keeps_reason(void **state) {
     (void)state;
     char path[4200];
     int o = snprintf(path, sizeof path, "/tmp");
-    while (o < 4000) o += snprintf(path + o, sizeof path - (size_t)o, "/%s", "dir-of-a-very-long-path");
+    while (o < 4000)
+        o += snprintf(path + o, sizeof path - (size_t)o, "/%s", "dir-of-a-very-long-path");
     snprintf(path + o, sizeof path - (size_t)o, "/plan.yaml");
     ynode *root = NULL;
     ps_err err = {{0}};
@@ -298,8 +305,8 @@ static void test_long_path_keeps_reason(void **state) {
     ps_loc loc;
     ps_loc_set(&loc, path, 3, 7); /* a location in a file with a long name */
     assert_true(strlen(loc.file) < PS_LOC_FILE_MAX);
-    assert_int_not_equal(spec_path_resolve(path, "models", path, &loc, "model", out, sizeof out, &err),
-                         0);
+    assert_int_not_equal(
+        spec_path_resolve(path, "models", path, &loc, "model", out, sizeof out, &err), 0);
     tu_contains(err.msg, "/tmp/dir-of", "/plan.yaml:3:7: model: expected the name of a spec",
                 "no readable file at:", NULL);
     assert_true(strstr(err.msg, "/plan.yaml (") || strstr(err.msg, "/plan.yaml)"));
@@ -351,8 +358,10 @@ static void test_integers(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_locations),     cmocka_unit_test(test_set_path_creates_maps),
-        cmocka_unit_test(test_recursive_alias_is_an_error), cmocka_unit_test(test_quantities),
+        cmocka_unit_test(test_locations),
+        cmocka_unit_test(test_set_path_creates_maps),
+        cmocka_unit_test(test_recursive_alias_is_an_error),
+        cmocka_unit_test(test_quantities),
         cmocka_unit_test(test_integers),
         cmocka_unit_test(test_alias_bomb_fails_fast),
         cmocka_unit_test(test_deep_nesting_fails_fast),
