@@ -151,6 +151,36 @@ static void test_aliases(void **state) {
     tu_contains(load_error("a: *nothing\n"), "t.yaml:1:4:", "found *nothing", NULL);
 }
 
+/* What the event-built tree keeps from the document-built one: key rules,
+ * nulls, the plain flag. */
+static void test_keys_nulls_and_plain(void **state) {
+    (void)state;
+    tu_contains(load_error("{[1]: 2}"), "t.yaml:1:2:", "expected a plain key, found a list", NULL);
+    tu_contains(load_error("? {a: 1}\n: 2\n"),
+                "t.yaml:1:3:", "expected a plain key, found a mapping", NULL);
+    tu_contains(load_error("a: &m {b: 1}\n*m : 2\n"),
+                "t.yaml:2:1:", "expected a plain key, found a mapping", NULL);
+    tu_contains(load_error("a: 1\nb: 2\na: 3\n"), "t.yaml:3:1:", "a: duplicate key",
+                "first given at t.yaml:1:1", NULL);
+    ynode *root = NULL;
+    ps_err err = {{0}};
+    assert_int_equal(ynode_load_string("k: &k name\n*k : 1\nn1: ~\nn2:\nn3: null\ns: \"null\"\n"
+                                       "q: 'x'\np: x\n",
+                                       "t.yaml", &root, &err),
+                     0);
+    assert_string_equal(ynode_get(root, "name")->str, "1");
+    assert_int_equal(ynode_get(root, "n1")->kind, YN_NULL);
+    assert_int_equal(ynode_get(root, "n2")->kind, YN_NULL);
+    assert_int_equal(ynode_get(root, "n3")->kind, YN_NULL);
+    assert_int_equal(ynode_get(root, "s")->kind, YN_SCALAR);
+    assert_int_equal(ynode_get(root, "q")->plain, 0);
+    assert_int_equal(ynode_get(root, "p")->plain, 1);
+    assert_int_equal(ynode_get(root, "p")->loc.line, 8);
+    assert_int_equal(ynode_get(root, "p")->loc.col, 4);
+    assert_int_equal(root->key_locs[7].line, 8);
+    ynode_free(root);
+}
+
 static void test_second_document_is_an_error(void **state) {
     (void)state;
     tu_contains(load_error("a: 1\n---\nb: [\n"), "t.yaml:2:1:", "found a second one", NULL);
@@ -366,6 +396,7 @@ int main(void) {
         cmocka_unit_test(test_alias_bomb_fails_fast),
         cmocka_unit_test(test_deep_nesting_fails_fast),
         cmocka_unit_test(test_aliases),
+        cmocka_unit_test(test_keys_nulls_and_plain),
         cmocka_unit_test(test_second_document_is_an_error),
         cmocka_unit_test(test_nul_in_text_is_an_error),
         cmocka_unit_test(test_bad_utf8_is_located),
