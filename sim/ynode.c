@@ -137,7 +137,7 @@ static int parse_error(builder *b) {
         char value[32] = "";
         loc_of_offset(b, p->problem_offset, &loc);
         if (p->problem_value >= 0) snprintf(value, sizeof value, " 0x%02X", p->problem_value);
-        return ps_err_at(b->err, &loc, NULL, "not valid YAML/JSON: %s%s at byte %zu",
+        return ps_err_at(b->err, &loc, NULL, "not valid YAML/JSON: %s%s at byte offset %zu",
                          p->problem ? p->problem : "unreadable input", value, p->problem_offset);
     }
     ps_loc_set(&loc, b->origin, (int)p->problem_mark.line + 1, (int)p->problem_mark.column + 1);

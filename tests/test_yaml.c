@@ -202,15 +202,15 @@ static void test_nul_in_text_is_an_error(void **state) {
     ynode *root = NULL;
     ps_err err = {{0}};
     assert_int_not_equal(ynode_load_bytes("a: 1\nb: x\0y\n", 13, "t.yaml", NULL, &root, &err), 0);
-    tu_contains(err.msg, "t.yaml:2:5:", "at byte 9", NULL);
+    tu_contains(err.msg, "t.yaml:2:5:", "at byte offset 9", NULL);
 }
 
 static void test_bad_utf8_is_located(void **state) {
     (void)state;
     tu_contains(load_error("a: 1\nbb: \"x\xff\"\n"), "t.yaml:2:7:", "invalid leading UTF-8", "0xFF",
-                "at byte 11", NULL);
+                "at byte offset 11", NULL);
     /* columns count characters: the \xc3\xa9 before the bad byte is one */
-    tu_contains(load_error("a: \"\xc3\xa9\xff\"\n"), "t.yaml:1:6:", "at byte 6", NULL);
+    tu_contains(load_error("a: \"\xc3\xa9\xff\"\n"), "t.yaml:1:6:", "at byte offset 6", NULL);
 }
 
 static void test_tags(void **state) {
