@@ -50,8 +50,32 @@ int ps_err_set(ps_err *err, const char *fmt, ...) {
     return -1;
 }
 
+const char *ps_path_short(const char *path, char *buf, int buf_len) {
+    size_t len = strlen(path), cap = buf_len > 0 ? (size_t)buf_len : 0;
+    if (!cap) return buf;
+    if (len < cap || cap < 16) {
+        snprintf(buf, cap, "%s", path);
+        return buf;
+    }
+    size_t room = cap - 1 - 3; /* bytes of path kept around the "..." */
+    const char *slash = strrchr(path, '/');
+    size_t tail = slash ? len - (size_t)(slash - path) : len;
+    if (tail > room * 2 / 3) tail = room * 2 / 3; /* keep a third for the start */
+    size_t head = room - tail;
+    /* cut between UTF-8 characters */
+    while (head > 0 && ((unsigned char)path[head] & 0xC0) == 0x80)
+        head--;
+    while (tail > 0 && ((unsigned char)path[len - tail] & 0xC0) == 0x80)
+        tail--;
+    memcpy(buf, path, head);
+    memcpy(buf + head, "...", 3);
+    memcpy(buf + head + 3, path + len - tail, tail);
+    buf[head + 3 + tail] = 0;
+    return buf;
+}
+
 void ps_loc_set(ps_loc *loc, const char *file, int line, int col) {
-    snprintf(loc->file, sizeof loc->file, "%s", file ? file : "");
+    ps_path_short(file ? file : "", loc->file, (int)sizeof loc->file);
     loc->line = line;
     loc->col = col;
 }

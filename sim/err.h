@@ -36,7 +36,13 @@ int ps_err_at(ps_err *err, const ps_loc *loc, const char *field, const char *fmt
 /* Set err to a plain message. Returns -1. */
 int ps_err_set(ps_err *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* Set a location from its parts (file is truncated if too long). */
+/* Set a location from its parts; a file name too long for ps_loc keeps its
+ * start and its last component (see ps_path_short). */
 void ps_loc_set(ps_loc *loc, const char *file, int line, int col);
+
+/* path into buf, its middle replaced by "..." when it does not fit, keeping
+ * the start and the file name, so that a message quoting a long path still has
+ * room for its reason. Returns buf. */
+const char *ps_path_short(const char *path, char *buf, int buf_len);
 
 #endif

@@ -84,9 +84,12 @@ static const char *unit_example(ps_unit unit) {
     }
 }
 
-int yget_parse_quantity(const char *text, ps_unit unit, double *out, ps_err *err) {
+/* The quantity in text; *had_unit says whether a unit followed the number. */
+static int parse_quantity(const char *text, ps_unit unit, double *out, int *had_unit,
+                          ps_err *err) {
     char clean[128];
     size_t j = 0;
+    *had_unit = 0;
     for (const char *p = text; *p && j + 1 < sizeof clean; p++)
         if (*p != '_') clean[j++] = *p;
     clean[j] = 0;
@@ -102,11 +105,21 @@ int yget_parse_quantity(const char *text, ps_unit unit, double *out, ps_err *err
     const unit_entry *units = units_for(unit);
     for (int i = 0; units && units[i].name; i++)
         if (!strcmp(end, units[i].name)) {
+            /* finite before and after the unit: 1e300 PFLOP/s is not a rate */
+            if (!isfinite(v * units[i].scale))
+                return ps_err_set(err, "expected %s, found \"%s\" (too large to compute with)",
+                                  unit_example(unit), text);
             *out = v * units[i].scale;
+            *had_unit = 1;
             return 0;
         }
     return ps_err_set(err, "expected %s, found \"%s\" (unknown unit \"%s\")", unit_example(unit),
                       text, end);
+}
+
+int yget_parse_quantity(const char *text, ps_unit unit, double *out, ps_err *err) {
+    int had_unit;
+    return parse_quantity(text, unit, out, &had_unit, err);
 }
 
 static int need_scalar(const ynode *n, const char *field, const char *expected, ps_err *err) {
@@ -159,22 +172,32 @@ int yget_int(const ynode *map, const char *path, const char *key, bool required,
     return yget_node_int(n, field, min, max, out, err);
 }
 
-int yget_quantity(const ynode *map, const char *path, const char *key, bool required,
-                  ps_unit unit, double min, double *out, ps_err *err) {
-    const ynode *n;
-    char field[FIELD_MAX];
+int yget_node_quantity(const ynode *n, const char *field, ps_unit unit, double min, double *out,
+                       ps_err *err) {
     double v;
-    int rc = lookup(map, path, key, required, unit_example(unit), &n, field, err);
-    if (rc <= 0) return rc;
+    int had_unit;
     if (need_scalar(n, field, unit_example(unit), err)) return -1;
-    if (yget_parse_quantity(n->str, unit, &v, err)) {
+    if (parse_quantity(n->str, unit, &v, &had_unit, err)) {
         ps_err inner = *err;
         return ps_err_at(err, &n->loc, field, "%s", inner.msg);
     }
+    /* "80 GiB" may be quoted; a quoted "7" is a string, not a number */
+    if (!n->plain && !had_unit)
+        return ps_err_at(err, &n->loc, field, "expected %s, found the string \"%s\"",
+                         unit_example(unit), n->str);
     if (v < min)
         return ps_err_at(err, &n->loc, field, "expected a value >= %g, found %s", min, n->str);
     *out = v;
     return 0;
+}
+
+int yget_quantity(const ynode *map, const char *path, const char *key, bool required,
+                  ps_unit unit, double min, double *out, ps_err *err) {
+    const ynode *n;
+    char field[FIELD_MAX];
+    int rc = lookup(map, path, key, required, unit_example(unit), &n, field, err);
+    if (rc <= 0) return rc;
+    return yget_node_quantity(n, field, unit, min, out, err);
 }
 
 int yget_bytes(const ynode *map, const char *path, const char *key, bool required, int64_t min,
@@ -204,7 +227,8 @@ int yget_bool(const ynode *map, const char *path, const char *key, bool required
         if (!strcasecmp(n->str, yes[i])) return *out = true, 0;
     for (int i = 0; n->plain && no[i]; i++)
         if (!strcasecmp(n->str, no[i])) return *out = false, 0;
-    return ps_err_at(err, &n->loc, field, "expected true or false, found \"%s\"", n->str);
+    return ps_err_at(err, &n->loc, field, "expected true or false, found %s\"%s\"",
+                     n->plain ? "" : "the string ", n->str);
 }
 
 int yget_enum(const ynode *map, const char *path, const char *key, bool required,

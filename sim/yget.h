@@ -5,7 +5,10 @@
  * leaves *out untouched (callers set the documented default first); a missing
  * required field is an error at the enclosing mapping. Quantities accept units
  * ("80 GiB", "900 GB/s", "2 us", "989 TFLOP/s"); a bare number is in the base
- * unit (bytes, bytes/s, seconds, FLOP/s).
+ * unit (bytes, bytes/s, seconds, FLOP/s). Numbers must be plain scalars: a
+ * quoted or !!str value ("7" in JSON) is a string and is refused with "found
+ * the string", except a quantity written with its unit ("80 GiB"). Every
+ * quantity read is finite, its unit multiplier applied.
  */
 #ifndef PS_YGET_H
 #define PS_YGET_H
@@ -18,8 +21,8 @@
 
 typedef enum { UNIT_NONE, UNIT_BYTES, UNIT_BYTES_PER_S, UNIT_SECONDS, UNIT_FLOPS_PER_S } ps_unit;
 
-/* Parse a quantity string in the given unit kind. Returns 0 and *out, or -1
- * with a message (no location) in err. */
+/* Parse a quantity string in the given unit kind. Returns 0 and a finite
+ * *out, or -1 with a message (no location) in err. */
 int yget_parse_quantity(const char *text, ps_unit unit, double *out, ps_err *err);
 
 /* Parse a decimal integer (digits, optional sign and '_' separators). */
@@ -28,6 +31,10 @@ int yget_parse_int(const char *text, int64_t *out);
 /* Read a scalar node as an integer in [min, max]; field names it in errors. */
 int yget_node_int(const ynode *n, const char *field, int64_t min, int64_t max, int64_t *out,
                   ps_err *err);
+
+/* Read a scalar node as a quantity >= min; field names it in errors. */
+int yget_node_quantity(const ynode *n, const char *field, ps_unit unit, double min, double *out,
+                       ps_err *err);
 
 int yget_int(const ynode *map, const char *path, const char *key, bool required, int64_t min,
              int64_t max, int64_t *out, ps_err *err);

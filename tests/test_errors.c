@@ -178,6 +178,54 @@ static void test_yaml_syntax_and_files(void **state) {
     unlink(path);
 }
 
+/* Values the YAML layer used to misread (issue 9): a second document, tags,
+ * a quoted or !!str number, a NUL inside a string, a rate that is finite only
+ * before its unit. */
+static void test_misread_values(void **state) {
+    (void)state;
+    tu_contains(tu_plan_error(variant(0, NULL, "---\nmodel: [")), "bad.yaml:9:1:",
+                "expected one YAML document, found a second one", NULL);
+    tu_contains(tu_plan_error(variant(3, "gpus: !custom 8", NULL)), "bad.yaml:3:7:",
+                "found the tag \"!custom\"", NULL);
+    tu_contains(tu_plan_error(variant(5, "batch: {global: !!str 64, micro: 1, seq: 4096}", NULL)),
+                "bad.yaml:5:17:", "batch.global", "found the string \"64\"", NULL);
+    tu_contains(tu_plan_error(variant(0, NULL, "memory: {fragmentation: \"0.1\"}")),
+                "bad.yaml:9:", "memory.fragmentation",
+                "expected a number, found the string \"0.1\"", NULL);
+    const char *cl = "cluster: {name: c, gpus_per_node: 8, nodes: 1, "
+                     "links: {intra_node: {bandwidth: 1 GB/s, latency: 1 us}, "
+                     "inter_node: {bandwidth: 1 GB/s, latency: 1 us}}, "
+                     "gpu: {name: g, memory: \"80 GiB\", hbm_bandwidth: 2 TB/s, "
+                     "peak_flops: {bf16: 1e300 PFLOP/s, fp16: 1 TFLOP/s, fp32: 1 TFLOP/s}}}";
+    tu_contains(tu_plan_error(variant(2, cl, NULL)), "bad.yaml:2:", "gpu.peak_flops.bf16",
+                "found \"1e300 PFLOP/s\" (too large", NULL);
+    /* an HF config.json: a NUL in model_type, a quoted number */
+    char path[] = "/tmp/parasim-hf-XXXXXX.json";
+    const char *cfgs[] = {
+        "{\"model_type\": \"llama\\u0000x\", \"hidden_size\": 64}",
+        "{\"model_type\": \"llama\", \"hidden_size\": 64, \"num_hidden_layers\": \"2\"}",
+        "{\"model_type\": \"llama\", \"hidden_size\": 64, \"num_hidden_layers\": 2,\n"
+        " \"num_attention_heads\": 4, \"intermediate_size\": 128, \"vocab_size\": 10,\n"
+        " \"attention_dropout\": \"0.1\"}"};
+    const char *want[][2] = {{":1:16:", "found a NUL (\\u0000) after \"llama\""},
+                             {":1:65:", "num_hidden_layers: expected an integer from 1 to 100000, "
+                                        "found the string \"2\""},
+                             {":3:23:", "attention_dropout: expected a number, "
+                                        "found the string \"0.1\""}};
+    for (int i = 0; i < 3; i++) {
+        int fd = mkstemps(path, 5);
+        assert_true(fd >= 0);
+        assert_true(write(fd, cfgs[i], strlen(cfgs[i])) == (ssize_t)strlen(cfgs[i]));
+        close(fd);
+        model_spec m;
+        ps_err err = {{0}};
+        assert_int_not_equal(model_load_file(path, &m, &err), 0);
+        tu_contains(err.msg, path, want[i][0], want[i][1], NULL);
+        unlink(path);
+        memcpy(path + strlen(path) - 11, "XXXXXX", 6);
+    }
+}
+
 static void test_set_overrides(void **state) {
     (void)state;
     plan_spec *s = calloc(1, sizeof *s);
@@ -469,6 +517,7 @@ int main(void) {
         cmocka_unit_test(test_degrees_that_do_not_divide),
         cmocka_unit_test(test_other_impossible_plans),
         cmocka_unit_test(test_yaml_syntax_and_files),
+        cmocka_unit_test(test_misread_values),
         cmocka_unit_test(test_set_overrides),
         cmocka_unit_test(test_time_fields),
         cmocka_unit_test(test_model_limits),
