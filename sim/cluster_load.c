@@ -110,14 +110,12 @@ static int read_gemm_curve(const ynode *eff, cluster_eff *e, ps_err *err) {
     for (int i = 0; i < n->n; i++) {
         const ynode *pt = n->items[i];
         double f, x;
-        ps_err sub = {{0}};
-        if (pt->kind != YN_SEQ || pt->n != 2 || pt->items[0]->kind != YN_SCALAR ||
-            pt->items[1]->kind != YN_SCALAR)
+        if (pt->kind != YN_SEQ || pt->n != 2)
             return ps_err_at(err, &pt->loc, field, "expected a pair such as [1024, 0.70], found %s",
                              ynode_describe(pt, found, sizeof found));
-        if (yget_parse_quantity(pt->items[0]->str, UNIT_NONE, &f, &sub) ||
-            yget_parse_quantity(pt->items[1]->str, UNIT_NONE, &x, &sub))
-            return ps_err_at(err, &pt->loc, field, "%s", sub.msg);
+        if (yget_node_quantity(pt->items[0], field, UNIT_NONE, -HUGE_VAL, &f, err) ||
+            yget_node_quantity(pt->items[1], field, UNIT_NONE, -HUGE_VAL, &x, err))
+            return -1;
         if (!(f > 0 && f <= 1 << 24) || !(x > 0 && x <= 1) || (i && f <= e->gemm_dim[i - 1]))
             return ps_err_at(err, &pt->loc, field,
                              "expected dimensions in (0, 2^24] increasing down the list and a "

@@ -141,8 +141,8 @@ static int read_betas(const ynode *train, plan_train *t, ps_err *err) {
         const ynode *x = n->items[i];
         char field[32];
         snprintf(field, sizeof field, "train.betas[%d]", i);
-        if (x->kind != YN_SCALAR || yget_parse_quantity(x->str, UNIT_NONE, &b[i], err) ||
-            b[i] < 0 || b[i] >= 1)
+        if (yget_node_quantity(x, field, UNIT_NONE, 0, &b[i], err)) return -1;
+        if (b[i] >= 1)
             return ps_err_at(err, &x->loc, field, "expected a number in [0, 1), found %s",
                              ynode_describe(x, found, sizeof found));
     }

@@ -199,6 +199,16 @@ static void test_misread_values(void **state) {
                      "peak_flops: {bf16: 1e300 PFLOP/s, fp16: 1 TFLOP/s, fp32: 1 TFLOP/s}}}";
     tu_contains(tu_plan_error(variant(2, cl, NULL)), "bad.yaml:2:", "gpu.peak_flops.bf16",
                 "found \"1e300 PFLOP/s\" (too large", NULL);
+    tu_contains(tu_plan_error(variant(0, NULL, "train: {betas: [\"0.9\", 0.95]}")), "bad.yaml:9:",
+                "train.betas[0]", "expected a number, found the string \"0.9\"", NULL);
+    const char *gemm = "cluster: {name: c, gpus_per_node: 8, nodes: 1, "
+                       "links: {intra_node: {bandwidth: 1 GB/s, latency: 1 us}, "
+                       "inter_node: {bandwidth: 1 GB/s, latency: 1 us}}, "
+                       "gpu: {name: g, memory: 80 GiB, hbm_bandwidth: 2 TB/s, "
+                       "peak_flops: {bf16: 1 PFLOP/s, fp16: 1 TFLOP/s, fp32: 1 TFLOP/s}, "
+                       "efficiency: {gemm: [[\"64\", 0.5]]}}}";
+    tu_contains(tu_plan_error(variant(2, gemm, NULL)), "bad.yaml:2:", "gpu.efficiency.gemm",
+                "expected a number, found the string \"64\"", NULL);
     /* an HF config.json: a NUL in model_type, a quoted number */
     char path[] = "/tmp/parasim-hf-XXXXXX.json";
     const char *cfgs[] = {
@@ -208,7 +218,7 @@ static void test_misread_values(void **state) {
         " \"num_attention_heads\": 4, \"intermediate_size\": 128, \"vocab_size\": 10,\n"
         " \"attention_dropout\": \"0.1\"}"};
     const char *want[][2] = {{":1:16:", "found a NUL (\\u0000) after \"llama\""},
-                             {":1:65:", "num_hidden_layers: expected an integer from 1 to 100000, "
+                             {":1:65:", "num_hidden_layers: expected an integer from 1 to 65536, "
                                         "found the string \"2\""},
                              {":3:23:", "attention_dropout: expected a number, "
                                         "found the string \"0.1\""}};
