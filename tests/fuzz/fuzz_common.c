@@ -32,7 +32,7 @@ const plan_spec *fuzz_default_plan(void) {
     return spec;
 }
 
-/* What any accepted plan's prediction must satisfy: no negative or wrapped
+/* What any prediction `plan` would print must satisfy: no negative or wrapped
  * sizes, finite positive times whose parts add up, MFU within (0, 1]. A
  * violation is "exit 0 with nonsense", so it stops the fuzzer like a crash. */
 static void check_sane(const eval_result *r) {
@@ -67,6 +67,8 @@ void fuzz_evaluate(const plan_spec *spec) {
     if (plan_check_cfg(&spec->model.cfg, &spec->cluster.cfg, &spec->cfg) != PLAN_OK) return;
     eval_result r;
     eval_plan(&spec->model.cfg, &spec->cluster.cfg, &spec->cfg, &r, stages);
+    ps_err err = {{0}};
+    if (eval_check_finite(&r, &err)) return; /* refused with a message, as `plan` does */
     check_sane(&r);
     step_sim sim;
     const step_sim *simp =

@@ -1,20 +1,16 @@
 /* fuzz_model.c — a model spec (YAML), evaluated in the default plan's layout. */
-#include <stdlib.h>
-
 #include "fuzz.h"
 #include "model.h"
 #include "ynode.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     static plan_spec spec;
-    char *text = fuzz_text(data, size);
     ps_err err = {{0}};
     ynode *root = NULL;
-    if (!ynode_load_string(text, "fuzz-model.yaml", &root, &err)) {
+    if (!ynode_load_bytes((const char *)data, size, "fuzz-model.yaml", NULL, &root, &err)) {
         spec = *fuzz_default_plan();
         if (!model_from_node(root, "fuzz-model.yaml", &spec.model, &err)) fuzz_evaluate(&spec);
     }
     ynode_free(root);
-    free(text);
     return 0;
 }
