@@ -59,23 +59,37 @@ static void *buf_at(exec *x, prog_buf b, int64_t i) {
 
 /* "op I (kind, step S, mb M, unit U)": a collective's kind is its group and
  * collective ("dp all-reduce"); steps count from 1, as the per-step lines do
- * (the program's op field counts from 0). */
-static void op_label(const prog_role *r, int32_t i, char *buf, size_t len) {
+ * (the program's op field counts from 0). Async-signal-safe (rt_text): the
+ * watchdog's messages use it too. */
+static void op_label(const prog_role *r, int32_t i, rt_text *t) {
     const prog_op *o = &r->ops[i];
-    char kind[64], mb[32] = "";
-    if (o->kind == OP_COLL)
-        snprintf(kind, sizeof kind, "%s %s", comm_group_names[o->group], comm_coll_names[o->coll]);
-    else
-        snprintf(kind, sizeof kind, "%s", prog_kind_names[o->kind]);
-    if (o->mb >= 0 && (o->kind == OP_FWD || o->kind == OP_BWD))
-        snprintf(mb, sizeof mb, ", mb %d", (int)o->mb);
-    snprintf(buf, len, "op %d (%s, step %d%s%s%s)", (int)i, kind, (int)o->step + 1, mb,
-             o->unit >= 0 ? ", unit " : "", o->unit >= 0 ? r->units[o->unit].name : "");
+    rt_text_str(t, "op ");
+    rt_text_int(t, i);
+    rt_text_str(t, " (");
+    if (o->kind == OP_COLL) {
+        rt_text_str(t, comm_group_names[o->group]);
+        rt_text_str(t, " ");
+        rt_text_str(t, comm_coll_names[o->coll]);
+    } else {
+        rt_text_str(t, prog_kind_names[o->kind]);
+    }
+    rt_text_str(t, ", step ");
+    rt_text_int(t, (long long)o->step + 1);
+    if (o->mb >= 0 && (o->kind == OP_FWD || o->kind == OP_BWD)) {
+        rt_text_str(t, ", mb ");
+        rt_text_int(t, o->mb);
+    }
+    if (o->unit >= 0) {
+        rt_text_str(t, ", unit ");
+        rt_text_str(t, r->units[o->unit].name);
+    }
+    rt_text_str(t, ")");
 }
 
 static int fail(ps_err *err, const exec *x, int32_t i, const char *what) {
     char label[256];
-    op_label(x->r, i, label, sizeof label);
+    rt_text t = {label, sizeof label, 0};
+    op_label(x->r, i, &t);
     return ps_err_set(err, "%s: %s", label, what);
 }
 
@@ -85,7 +99,8 @@ static void diverged(exec *x, int32_t i, const char *what, double v) {
     if (x->diverged) return;
     x->diverged = 1;
     char label[256];
-    op_label(x->r, i, label, sizeof label);
+    rt_text t = {label, sizeof label, 0};
+    op_label(x->r, i, &t);
     ps_err_set(&x->diverged_err, "rank %d: %s: %s is %s: training diverged (train.lr = %g); "
                                  "lower the learning rate, or check the data and the initial "
                                  "weights", x->g->world.rank, label, what,
@@ -415,11 +430,14 @@ static int end_step(exec *x, int step, double t_begin, const rt_options *opt, rt
 }
 
 /* For the watchdog: what >= 0 is an op, -1 - s the end of step s. */
-static void describe(const void *ctx, int32_t what, char *buf, size_t len) {
-    const prog_role *r = ctx;
-    if (what >= 0) op_label(r, what, buf, len);
-    else snprintf(buf, len, "the end of step %d (the ranks' loss and time reductions)",
-                  (int)(-what));
+static void describe(const void *ctx, int32_t what, rt_text *t) {
+    if (what >= 0) {
+        op_label(ctx, what, t);
+        return;
+    }
+    rt_text_str(t, "the end of step ");
+    rt_text_int(t, -(long long)what);
+    rt_text_str(t, " (the ranks' loss and time reductions)");
 }
 
 int rt_exec_run(const program *p, const rt_backend *be, rt_groups *g, const rt_options *opt,
