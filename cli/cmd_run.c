@@ -23,7 +23,8 @@ static void usage(FILE *f) {
     fprintf(f,
             "usage: mpirun -np N parasim run PLAN.yaml [--backend cpu|cuda|auto] [--steps K]\n"
             "                                [--threads T] [--set key.path=value]... [-o PROFILE.json]\n"
-            "                                [--timeout SECONDS] [--memory-limit SIZE] [--data-limit SIZE]\n"
+            "                                [--timeout SECONDS] [--memory-limit SIZE]\n"
+            "                                [--data-limit SIZE]\n"
             "\n"
             "Lower the plan to its execution plan (parasim emit) and run it for real: one\n"
             "process per rank, N = the plan's gpus. Prints per step the loss (mean over the\n"

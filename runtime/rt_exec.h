@@ -51,7 +51,7 @@ typedef struct {
     void *ctx;
     int64_t memory_limit_bytes; /* 0: none (fault tests set one) */
     int64_t data_limit_bytes;   /* the most a text corpus may hold; 0: RT_DATA_LIMIT_BYTES */
-    double timeout_s;           /* one op's limit before the job is ended (rt_watchdog.h); 0: none */
+    double timeout_s;           /* one op's time limit (rt_watchdog.h); 0: none */
 } rt_options;
 
 /* 0: done. 1: every rank stops with the same message: set-up failed on some
