@@ -6,12 +6,14 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include "atomic_file.h"
 #include "cli.h"
 #include "fmt.h"
 #include "yget.h"
 #include "program.h"
 #include "replay.h"
 #include "rt_backend.h"
+#include "rt_data.h"
 #include "rt_exec.h"
 #include "rt_group.h"
 #include "run_profile.h"
@@ -21,6 +23,8 @@ static void usage(FILE *f) {
     fprintf(f,
             "usage: mpirun -np N parasim run PLAN.yaml [--backend cpu|cuda|auto] [--steps K]\n"
             "                                [--threads T] [--set key.path=value]... [-o PROFILE.json]\n"
+            "                                [--timeout SECONDS] [--memory-limit SIZE]\n"
+            "                                [--data-limit SIZE]\n"
             "\n"
             "Lower the plan to its execution plan (parasim emit) and run it for real: one\n"
             "process per rank, N = the plan's gpus. Prints per step the loss (mean over the\n"
@@ -35,6 +39,11 @@ static void usage(FILE *f) {
             "  --threads T   compute threads per rank (default: cores / ranks on this node)\n"
             "  --memory-limit SIZE  refuse allocations past SIZE per rank (e.g. \"80 GiB\"):\n"
             "                a smaller device; the rank that hits it stops every rank\n"
+            "                (from 1 MiB to 1 PiB)\n"
+            "  --timeout S   end the job when one op (a collective waiting for a stopped or\n"
+            "                dead rank) runs longer than S seconds (default 600; 0: no limit)\n"
+            "  --data-limit SIZE  the most a text corpus (train.data) may hold; it is read\n"
+            "                into memory (default 1 GiB)\n"
             "  --set k=v     override a plan field (as parasim plan)\n"
             "  -o FILE       write the profile (JSON) atomically\n"
             "  --quiet       no per-step lines\n");
@@ -73,10 +82,23 @@ static void restore_stderr(int saved) {
     close(saved);
 }
 
+/* A size option from 1 MiB to 1 PiB (2^50 bytes): past that a limit means none. */
+static int size_arg(const char *opt, const char *v, double *out) {
+    ps_err perr = {{0}};
+    if (!v) return cli_fail("run", CLI_USAGE, "%s: expected a size such as \"2 GiB\"", opt);
+    if (yget_parse_quantity(v, UNIT_BYTES, out, &perr))
+        return cli_fail("run", CLI_USAGE, "%s: expected a size such as \"2 GiB\", found \"%s\": %s",
+                        opt, v, perr.msg);
+    if (!(*out >= 1048576.0 && *out <= 1125899906842624.0))
+        return cli_fail("run", CLI_USAGE, "%s: expected a size from 1 MiB to 1 PiB, found \"%s\"",
+                        opt, v);
+    return CLI_OK;
+}
+
 static int run_main(int argc, char **argv, int rank, int world) {
     const char *path = NULL, *out_path = NULL, *backend = "auto";
-    long long steps = 0, threads = 0;
-    double limit = 0;
+    long long steps = 0, threads = 0, timeout_s = 600;
+    double limit = 0, data_limit = (double)RT_DATA_LIMIT_BYTES;
     int quiet = 0;
     cli_overrides ov = {.n = 0};
     /* every rank parses the same arguments and checks the same input; only
@@ -107,13 +129,13 @@ static int run_main(int argc, char **argv, int rank, int world) {
         } else if (!strcmp(a, "--threads")) {
             if (i + 1 >= argc || cli_int_arg("run", a, argv[++i], 1, 4096, &threads))
                 rc = rc ? rc : CLI_USAGE;
+        } else if (!strcmp(a, "--timeout")) {
+            if (i + 1 >= argc || cli_int_arg("run", a, argv[++i], 0, 7 * 24 * 3600, &timeout_s))
+                rc = rc ? rc : CLI_USAGE;
         } else if (!strcmp(a, "--memory-limit")) {
-            ps_err perr = {{0}};
-            if (i + 1 >= argc) rc = cli_fail("run", CLI_USAGE, "%s: expected a size such as 2 GiB", a);
-            else if (yget_parse_quantity(argv[++i], UNIT_BYTES, &limit, &perr) || limit < 1)
-                rc = cli_fail("run", CLI_USAGE, "--memory-limit: expected a size such as \"2 GiB\", "
-                                                "found \"%s\"%s%s", argv[i], perr.msg[0] ? ": " : "",
-                              perr.msg);
+            rc = size_arg(a, i + 1 < argc ? argv[++i] : NULL, &limit);
+        } else if (!strcmp(a, "--data-limit")) {
+            rc = size_arg(a, i + 1 < argc ? argv[++i] : NULL, &data_limit);
         } else if (!strcmp(a, "-o") || !strcmp(a, "--output")) {
             if (i + 1 >= argc) rc = cli_fail("run", CLI_USAGE, "%s: expected a file name", a);
             else out_path = argv[++i];
@@ -152,6 +174,8 @@ static int run_main(int argc, char **argv, int rank, int world) {
     const int local = local_ranks();
     if (status == 0) status = replay_program(&prog, &rp, &err);
     if (status == 0) status = run_profile_check_memory(&prog, &rp, local, &err);
+    /* the profile is written at the end, by rank 0: check now that it can be */
+    if (status == 0 && rank == 0 && out_path) status = run_profile_check_output(out_path, &err);
     free(spec);
     restore_stderr(saved_err);
     /* the ranks may see different files or free memory: agree before any
@@ -185,10 +209,11 @@ static int run_main(int argc, char **argv, int rank, int world) {
     }
     step_ctx ctx = {.rank = rank, .quiet = quiet,
                     .tokens_per_step = (double)prog.global_batch * (double)prog.seq};
-    rt_options opt = {.on_step = on_step, .ctx = &ctx, .memory_limit_bytes = (int64_t)limit};
+    rt_options opt = {.on_step = on_step, .ctx = &ctx, .memory_limit_bytes = (int64_t)limit,
+                      .data_limit_bytes = (int64_t)data_limit, .timeout_s = (double)timeout_s};
     rt_result res;
     status = rt_exec_run(&prog, be, &groups, &opt, &res, &err);
-    if (status > 0) { /* set-up failed; every rank has the message */
+    if (status > 0) { /* set-up failed or training diverged; every rank has the message */
         if (rank == 0) fprintf(stderr, "parasim run: %s\n", err.msg);
         rt_result_free(&res);
         rt_groups_free(&groups);
@@ -200,6 +225,7 @@ static int run_main(int argc, char **argv, int rank, int world) {
         /* a rank failed mid-step: the others may wait in a collective for it */
         fprintf(stderr, "parasim run: rank %d: %s\n", rank, err.msg);
         fflush(stderr);
+        atomic_file_remove_temporaries();
         MPI_Abort(MPI_COMM_WORLD, CLI_FAIL);
     }
     if (rank == 0 && !quiet) {

@@ -143,6 +143,14 @@ int cmd_sweep(int argc, char **argv) {
         rc = cli_fail("sweep", CLI_FAIL, "out of memory");
         goto done;
     }
+    /* two outputs on one file: the ranking's rename would replace the CSV */
+    if (a.all_path && a.out_path && strcmp(a.out_path, "-") &&
+        atomic_file_same_target(a.all_path, a.out_path)) {
+        rc = cli_fail("sweep", CLI_USAGE, "--all %s and -o %s name the same file; the ranking "
+                                          "would replace every point's row: give two names",
+                      a.all_path, a.out_path);
+        goto done;
+    }
     if (sweep_load(a.path, spec, &err)) {
         rc = cli_fail("sweep", CLI_FAIL, "%s", err.msg);
         goto done;

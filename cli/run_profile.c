@@ -41,6 +41,13 @@ int run_profile_check_memory(const program *p, const replay_result *rp, int loca
     return 0;
 }
 
+int run_profile_check_output(const char *path, ps_err *err) {
+    atomic_file af;
+    if (atomic_file_open(&af, path, err)) return -1;
+    atomic_file_abort(&af);
+    return 0;
+}
+
 /* One collective kind of one group, measured and predicted side by side. */
 typedef struct {
     comm_group group;

@@ -16,6 +16,11 @@
 int run_profile_check_memory(const program *p, const replay_result *rp, int local_ranks,
                              ps_err *err);
 
+/* Can the profile be written to path? Creates (and removes) the temporary the
+ * write will use, so that a missing directory, a read-only one or a target
+ * that is not a regular file is refused before the training, not after it. */
+int run_profile_check_output(const char *path, ps_err *err);
+
 /* Measured vs predicted: memory per category (end of step 1, peak),
  * collectives (calls, bytes), step time and throughput. Rank 0's role. */
 void run_profile_print_summary(FILE *f, const program *p, const rt_groups *g,

@@ -66,10 +66,13 @@ typedef struct {
     void (*add)(float *out, const float *a, const float *b, int64_t n);
     void (*adamw)(float *p, float *m, float *v, const float *g, int64_t n, float lr, float b1,
                   float b2, float eps, float wd, int step);
+    /* sum of x[i]^2 in double: the gradient norm's square (not finite when an x is not) */
+    double (*sum_squares)(const float *x, int64_t n);
     void (*to_bf16)(uint16_t *out, const float *in, int64_t n);
     void (*from_bf16)(float *out, const uint16_t *in, int64_t n);
 
-    /* collectives on a group; counts in elements of dtype; 0 or -1 (error text in why) */
+    /* collectives on a group; counts in elements of dtype; 0 or -1, with the reason
+     * (the communication library's error text) from coll_error */
     int (*all_reduce)(rt_group *g, void *buf, int64_t n, rt_dtype t);
     /* reduce the n-element send range; rank r receives counts[r] elements (the
      * ranks' parts are consecutive in send) into recv */
@@ -83,6 +86,7 @@ typedef struct {
     int (*reduce)(rt_group *g, const void *send, void *recv, int64_t n, rt_dtype t, int root);
     int (*send)(rt_group *g, const void *buf, int64_t n, rt_dtype t, int peer);
     int (*recv)(rt_group *g, void *buf, int64_t n, rt_dtype t, int peer);
+    const char *(*coll_error)(void); /* why the last collective returned -1 */
 } rt_backend;
 
 /* The CPU backend (OpenBLAS, C kernels, MPI). */

@@ -26,6 +26,13 @@ static double cpu_now(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+static double cpu_sum_squares(const float *x, int64_t n) {
+    double s = 0;
+#pragma omp parallel for reduction(+ : s) if (n > (1 << 16))
+    for (int64_t i = 0; i < n; i++) s += (double)x[i] * x[i];
+    return s;
+}
+
 const rt_backend rt_backend_cpu = {
     .name = "cpu",
     .mem_alloc = rt_host_alloc,
@@ -51,6 +58,7 @@ const rt_backend rt_backend_cpu = {
     .xent_bwd = kern_xent_bwd,
     .add = kern_add,
     .adamw = kern_adamw,
+    .sum_squares = cpu_sum_squares,
     .to_bf16 = kern_f32_to_bf16,
     .from_bf16 = kern_bf16_to_f32,
     .all_reduce = rt_mpi_all_reduce,
@@ -60,4 +68,5 @@ const rt_backend rt_backend_cpu = {
     .reduce = rt_mpi_reduce,
     .send = rt_mpi_send,
     .recv = rt_mpi_recv,
+    .coll_error = rt_mpi_error,
 };

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "atomic_file.h"
 #include "kern.h"
 #include "rt_group.h"
 
@@ -35,27 +36,60 @@ static MPI_Op sum_op(rt_dtype t) {
     return bf16_sum_op;
 }
 
+/* ---- errors ----------------------------------------------------------------- */
+
+static char last_error[MPI_MAX_ERROR_STRING + 64];
+
+const char *rt_mpi_error(void) { return last_error; }
+
+/* 0 on MPI_SUCCESS; otherwise -1 with MPI's text kept for rt_mpi_error. */
+static int mpi_rc(int rc) {
+    if (rc == MPI_SUCCESS) return 0;
+    char text[MPI_MAX_ERROR_STRING] = "";
+    int len = 0;
+    MPI_Error_string(rc, text, &len);
+    snprintf(last_error, sizeof last_error, "%s (MPI error %d)", text, rc);
+    return -1;
+}
+
+static int too_large(void) {
+    snprintf(last_error, sizeof last_error, "a count exceeds 2^31 elements (MPI's int counts)");
+    return -1;
+}
+
+/* The reductions of metrics and agreements are not ops: when one fails (a
+ * peer died), say so and end the job, as a failed op does. */
+static void mpi_or_abort(int rc, const char *what) {
+    if (rc == MPI_SUCCESS) return;
+    mpi_rc(rc);
+    int rank = -1;
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    fprintf(stderr, "parasim run: rank %d: %s failed: %s -- a peer rank died or its link broke\n",
+            rank, what, last_error);
+    fflush(stderr);
+    atomic_file_remove_temporaries();
+    MPI_Abort(MPI_COMM_WORLD, 1);
+}
+
 static int fits_int(int64_t n) { return n >= 0 && n <= INT_MAX; }
 
 int rt_mpi_all_reduce(rt_group *g, void *buf, int64_t n, rt_dtype t) {
-    if (!fits_int(n)) return -1;
-    return MPI_Allreduce(MPI_IN_PLACE, buf, (int)n, mpi_type(t), sum_op(t), g->comm) == MPI_SUCCESS
-               ? 0 : -1;
+    if (!fits_int(n)) return too_large();
+    return mpi_rc(MPI_Allreduce(MPI_IN_PLACE, buf, (int)n, mpi_type(t), sum_op(t), g->comm));
 }
 
 int rt_mpi_reduce_scatter(rt_group *g, const void *send, void *recv, const int64_t *counts,
                           rt_dtype t) {
     int *c = malloc(sizeof(int) * (size_t)g->size);
-    if (!c) return -1;
+    if (!c) return snprintf(last_error, sizeof last_error, "out of host memory"), -1;
     int64_t total = 0;
     for (int r = 0; r < g->size; r++) {
         total += counts[r];
         c[r] = (int)counts[r];
     }
-    int rc = -1;
-    if (fits_int(total))
-        rc = MPI_Reduce_scatter(send, recv, c, mpi_type(t), sum_op(t), g->comm) == MPI_SUCCESS
-                 ? 0 : -1;
+    int rc = fits_int(total) ? mpi_rc(MPI_Reduce_scatter(send, recv, c, mpi_type(t), sum_op(t),
+                                                         g->comm))
+                             : too_large();
     free(c);
     return rc;
 }
@@ -63,45 +97,42 @@ int rt_mpi_reduce_scatter(rt_group *g, const void *send, void *recv, const int64
 int rt_mpi_all_gather(rt_group *g, const void *send, void *recv, const int64_t *counts,
                       const int64_t *displs, rt_dtype t) {
     int *c = malloc(sizeof(int) * 2 * (size_t)g->size);
-    if (!c) return -1;
+    if (!c) return snprintf(last_error, sizeof last_error, "out of host memory"), -1;
     int *d = c + g->size, ok = 1;
     for (int r = 0; r < g->size; r++) {
         ok &= fits_int(counts[r]) && fits_int(displs[r]) && fits_int(displs[r] + counts[r]);
         c[r] = (int)counts[r];
         d[r] = (int)displs[r];
     }
-    int rc = -1;
+    int rc = too_large();
     if (ok) {
         const void *s = send ? send : MPI_IN_PLACE;
-        rc = MPI_Allgatherv(s, c[g->rank], mpi_type(t), recv, c, d, mpi_type(t), g->comm) ==
-                     MPI_SUCCESS ? 0 : -1;
+        rc = mpi_rc(MPI_Allgatherv(s, c[g->rank], mpi_type(t), recv, c, d, mpi_type(t), g->comm));
     }
     free(c);
     return rc;
 }
 
 int rt_mpi_broadcast(rt_group *g, void *buf, int64_t n, rt_dtype t, int root) {
-    if (!fits_int(n)) return -1;
-    return MPI_Bcast(buf, (int)n, mpi_type(t), root, g->comm) == MPI_SUCCESS ? 0 : -1;
+    if (!fits_int(n)) return too_large();
+    return mpi_rc(MPI_Bcast(buf, (int)n, mpi_type(t), root, g->comm));
 }
 
 int rt_mpi_reduce(rt_group *g, const void *send, void *recv, int64_t n, rt_dtype t, int root) {
-    if (!fits_int(n)) return -1;
+    if (!fits_int(n)) return too_large();
     const void *s = send ? send : MPI_IN_PLACE;
     if (!send && g->rank != root) s = recv; /* MPI_IN_PLACE is only valid at the root */
-    return MPI_Reduce(s, recv, (int)n, mpi_type(t), sum_op(t), root, g->comm) == MPI_SUCCESS
-               ? 0 : -1;
+    return mpi_rc(MPI_Reduce(s, recv, (int)n, mpi_type(t), sum_op(t), root, g->comm));
 }
 
 int rt_mpi_send(rt_group *g, const void *buf, int64_t n, rt_dtype t, int peer) {
-    if (!fits_int(n)) return -1;
-    return MPI_Send(buf, (int)n, mpi_type(t), peer, 0, g->comm) == MPI_SUCCESS ? 0 : -1;
+    if (!fits_int(n)) return too_large();
+    return mpi_rc(MPI_Send(buf, (int)n, mpi_type(t), peer, 0, g->comm));
 }
 
 int rt_mpi_recv(rt_group *g, void *buf, int64_t n, rt_dtype t, int peer) {
-    if (!fits_int(n)) return -1;
-    return MPI_Recv(buf, (int)n, mpi_type(t), peer, 0, g->comm, MPI_STATUS_IGNORE) == MPI_SUCCESS
-               ? 0 : -1;
+    if (!fits_int(n)) return too_large();
+    return mpi_rc(MPI_Recv(buf, (int)n, mpi_type(t), peer, 0, g->comm, MPI_STATUS_IGNORE));
 }
 
 /* ---- groups ---------------------------------------------------------------- */
@@ -116,6 +147,8 @@ static void group_set(rt_group *g, MPI_Comm c, const char *name) {
 int rt_groups_init(rt_groups *g, const program *p, ps_err *err) {
     memset(g, 0, sizeof *g);
     for (int i = 0; i < GROUP_COUNT; i++) g->group[i].comm = MPI_COMM_NULL;
+    /* errors come back (splits inherit the handler): a failed collective names its op */
+    MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
     group_set(&g->world, MPI_COMM_WORLD, "world");
     g->role = -1;
     for (int r = 0; r < p->n_roles && g->role < 0; r++)
@@ -138,6 +171,7 @@ int rt_groups_init(rt_groups *g, const program *p, ps_err *err) {
     for (int i = GROUP_TP; i <= GROUP_CP; i++) {
         MPI_Comm self;
         MPI_Comm_dup(MPI_COMM_SELF, &self);
+        MPI_Comm_set_errhandler(self, MPI_ERRORS_RETURN);
         group_set(&g->group[i], self, names[i]);
     }
     return 0;
@@ -149,35 +183,44 @@ void rt_groups_free(rt_groups *g) {
     if (bf16_sum_op != MPI_OP_NULL) MPI_Op_free(&bf16_sum_op);
 }
 
-int rt_world_agree(int status, ps_err *err) {
+static int world_agree(int status, ps_err *err, int name_rank) {
     int rank = 0, size = 1;
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     MPI_Comm_size(MPI_COMM_WORLD, &size);
     int mine = status ? rank : size, first = 0, failed = status ? 1 : 0, failures = 0;
-    MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+    mpi_or_abort(MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD),
+                 "the ranks' agreement (all-reduce)");
     if (first == size) return 0;
-    MPI_Allreduce(&failed, &failures, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
+    mpi_or_abort(MPI_Allreduce(&failed, &failures, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD),
+                 "the ranks' agreement (all-reduce)");
     char msg[PS_ERR_MSG_MAX];
     if (rank == first) memcpy(msg, err->msg, sizeof msg);
-    MPI_Bcast(msg, (int)sizeof msg, MPI_CHAR, first, MPI_COMM_WORLD);
+    mpi_or_abort(MPI_Bcast(msg, (int)sizeof msg, MPI_CHAR, first, MPI_COMM_WORLD),
+                 "the ranks' agreement (broadcast)");
     msg[sizeof msg - 1] = 0;
     /* when only some ranks failed, "rank N: " says which (then as much of the
      * message as fits); when all did, they read the same input */
-    int k = failures < size ? snprintf(err->msg, sizeof err->msg, "rank %d: ", first) : 0;
+    int k = name_rank && failures < size ? snprintf(err->msg, sizeof err->msg, "rank %d: ", first)
+                                         : 0;
     size_t room = sizeof err->msg - (size_t)k - 1, len = strlen(msg);
     memcpy(err->msg + k, msg, len < room ? len : room);
     err->msg[k + (len < room ? len : room)] = 0;
     return -1;
 }
 
+int rt_world_agree(int status, ps_err *err) { return world_agree(status, err, 1); }
+int rt_world_agree_first(int status, ps_err *err) { return world_agree(status, err, 0); }
+
 double rt_groups_sum(const rt_group *g, double v) {
     double out = v;
-    MPI_Allreduce(&v, &out, 1, MPI_DOUBLE, MPI_SUM, g->comm);
+    mpi_or_abort(MPI_Allreduce(&v, &out, 1, MPI_DOUBLE, MPI_SUM, g->comm),
+                 "the step's loss (all-reduce)");
     return out;
 }
 
 double rt_groups_max(const rt_groups *g, double v) {
     double out = v;
-    MPI_Allreduce(&v, &out, 1, MPI_DOUBLE, MPI_MAX, g->world.comm);
+    mpi_or_abort(MPI_Allreduce(&v, &out, 1, MPI_DOUBLE, MPI_MAX, g->world.comm),
+                 "the step's time (all-reduce)");
     return out;
 }

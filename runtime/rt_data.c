@@ -3,36 +3,79 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include "fmt.h"
 #include "rt_hash.h"
 
 /* splitmix64: the golden-ratio step, then its finaliser */
 static uint64_t mix64(uint64_t z) { return rt_mix64(z + 0x9e3779b97f4a7c15ULL); }
 
-static int append_file(rt_data *d, const char *path, ps_err *err) {
-    FILE *f = fopen(path, "rb");
-    if (!f)
+static const char *file_kind(mode_t m) {
+    if (S_ISCHR(m)) return "a character device";
+    if (S_ISBLK(m)) return "a block device";
+    if (S_ISFIFO(m)) return "a FIFO";
+    if (S_ISSOCK(m)) return "a socket";
+    if (S_ISDIR(m)) return "a directory";
+    return "not a regular file";
+}
+
+static int too_large(const char *path, int64_t limit, ps_err *err) {
+    char b[32];
+    fmt_bytes(limit, b, sizeof b);
+    return ps_err_set(err, "train.data: \"%s\": the corpus would exceed %s (it is read into "
+                           "memory); use a smaller corpus or raise run --data-limit", path, b);
+}
+
+/* Append a regular file. Opened without blocking and checked on the open
+ * descriptor: a FIFO or device (named directly, or swapped in after a stat)
+ * is refused, not read. */
+static int append_file(rt_data *d, const char *path, int64_t limit, ps_err *err) {
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0)
         return ps_err_set(err, "train.data: cannot read \"%s\": %s (expected a text file or a "
                                "directory of text files)", path, strerror(errno));
-    char buf[1 << 16];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof buf, f)) > 0) {
-        uint8_t *t = realloc(d->text, (size_t)d->len + n);
-        if (!t) {
-            fclose(f);
-            return ps_err_set(err, "train.data: out of memory reading \"%s\"", path);
-        }
-        d->text = t;
-        memcpy(d->text + d->len, buf, n);
-        d->len += (int64_t)n;
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        int e = errno;
+        close(fd);
+        return ps_err_set(err, "train.data: cannot read \"%s\": %s", path, strerror(e));
     }
-    int bad = ferror(f);
-    fclose(f);
-    if (bad) return ps_err_set(err, "train.data: error reading \"%s\"", path);
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        return ps_err_set(err, "train.data: \"%s\" is %s; expected a regular text file or a "
+                               "directory of them", path, file_kind(st.st_mode));
+    }
+    if (st.st_size > limit - d->len) {
+        close(fd);
+        return too_large(path, limit, err);
+    }
+    uint8_t *t = realloc(d->text, (size_t)(d->len + st.st_size + 1));
+    if (!t) {
+        close(fd);
+        return ps_err_set(err, "train.data: out of memory reading \"%s\"", path);
+    }
+    d->text = t;
+    /* read what stat said; a file that grew meanwhile is read up to that size */
+    int64_t got = 0;
+    while (got < st.st_size) {
+        ssize_t n = read(fd, d->text + d->len + got, (size_t)(st.st_size - got));
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) {
+            int e = errno;
+            close(fd);
+            return ps_err_set(err, "train.data: error reading \"%s\": %s", path, strerror(e));
+        }
+        if (n == 0) break; /* it shrank */
+        got += n;
+    }
+    close(fd);
+    d->len += got;
     d->files++;
     return 0;
 }
@@ -44,7 +87,7 @@ static int cmp_str(const void *a, const void *b) {
 /* Every regular file of a directory, in name order (not recursive; the
  * fortune packages' *.dat index files are binary and skipped, and symlinks
  * are skipped so that no file is read twice). */
-static int append_dir(rt_data *d, const char *dir, ps_err *err) {
+static int append_dir(rt_data *d, const char *dir, int64_t limit, ps_err *err) {
     DIR *dp = opendir(dir);
     if (!dp) return ps_err_set(err, "train.data: cannot open directory \"%s\": %s", dir, strerror(errno));
     char **names = NULL;
@@ -56,7 +99,8 @@ static int append_dir(rt_data *d, const char *dir, ps_err *err) {
         char **t = realloc(names, sizeof *names * (size_t)(n + 1));
         if (!t) break;
         names = t;
-        names[n++] = strdup(e->d_name);
+        if (!(names[n] = strdup(e->d_name))) break;
+        n++;
     }
     closedir(dp);
     qsort(names, (size_t)n, sizeof *names, cmp_str);
@@ -65,14 +109,14 @@ static int append_dir(rt_data *d, const char *dir, ps_err *err) {
         struct stat st;
         snprintf(path, sizeof path, "%s/%s", dir, names[i]);
         /* regular files only: symlinks (fortunes' X.u8 -> X) would read a file twice */
-        if (lstat(path, &st) == 0 && S_ISREG(st.st_mode)) rc = append_file(d, path, err);
+        if (lstat(path, &st) == 0 && S_ISREG(st.st_mode)) rc = append_file(d, path, limit, err);
     }
     for (int i = 0; i < n; i++) free(names[i]);
     free(names);
     return rc;
 }
 
-int rt_data_open(rt_data *d, const program *p, ps_err *err) {
+int rt_data_open(rt_data *d, const program *p, int64_t limit_bytes, ps_err *err) {
     memset(d, 0, sizeof *d);
     d->kind = p->data;
     d->seed = p->seed;
@@ -86,7 +130,9 @@ int rt_data_open(rt_data *d, const program *p, ps_err *err) {
     if (stat(p->data_path, &st) != 0)
         return ps_err_set(err, "train.data: cannot read \"%s\": %s (expected a text file or a "
                                "directory of text files)", p->data_path, strerror(errno));
-    int rc = S_ISDIR(st.st_mode) ? append_dir(d, p->data_path, err) : append_file(d, p->data_path, err);
+    const int64_t limit = limit_bytes > 0 ? limit_bytes : RT_DATA_LIMIT_BYTES;
+    int rc = S_ISDIR(st.st_mode) ? append_dir(d, p->data_path, limit, err)
+                                 : append_file(d, p->data_path, limit, err);
     if (rc == 0 && d->len < p->seq + 1)
         rc = ps_err_set(err, "train.data: \"%s\" holds %lld bytes; a sequence needs %lld",
                         p->data_path, (long long)d->len, (long long)(p->seq + 1));

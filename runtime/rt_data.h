@@ -22,8 +22,15 @@ typedef struct {
     int64_t vocab, seq;
 } rt_data;
 
-/* Open the program's data source; errors name the path and what was found. */
-int rt_data_open(rt_data *d, const program *p, ps_err *err);
+/* The most a text corpus may hold by default (it is read into host memory). */
+#define RT_DATA_LIMIT_BYTES ((int64_t)1 << 30)
+
+/* Open the program's data source; errors name the path and what was found.
+ * A corpus is a regular file, or a directory whose regular files are read in
+ * name order; anything else (a device such as /dev/zero, a FIFO, a socket)
+ * is refused without reading, and so is a corpus over limit_bytes (0: the
+ * default RT_DATA_LIMIT_BYTES). */
+int rt_data_open(rt_data *d, const program *p, int64_t limit_bytes, ps_err *err);
 void rt_data_close(rt_data *d);
 
 /* Sequences first .. first+n-1: seq tokens each into tokens, and the next

@@ -2,12 +2,14 @@
 #include "rt_exec.h"
 
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "rt_data.h"
 #include "rt_model.h"
+#include "rt_watchdog.h"
 
 typedef struct {
     const program *p;
@@ -25,6 +27,11 @@ typedef struct {
      * holds (program_buf_held: the whole space or the rank's shard) */
     int64_t first[BUF_COUNT], held[BUF_COUNT];
     double t0;
+    /* the first non-finite loss or gradient norm on this rank (the ranks agree
+     * on it at the end of the step) */
+    int diverged;
+    ps_err diverged_err;
+    rt_watchdog *watchdog;
 } exec;
 
 /* ---- buffers ------------------------------------------------------------------ */
@@ -50,11 +57,54 @@ static void *buf_at(exec *x, prog_buf b, int64_t i) {
     return (char *)base + k * rt_dtype_bytes(x->dt[b]);
 }
 
+/* "op I (kind, step S, mb M, unit U)": a collective's kind is its group and
+ * collective ("dp all-reduce"); steps count from 1, as the per-step lines do
+ * (the program's op field counts from 0). Async-signal-safe (rt_text): the
+ * watchdog's messages use it too. */
+static void op_label(const prog_role *r, int32_t i, rt_text *t) {
+    const prog_op *o = &r->ops[i];
+    rt_text_str(t, "op ");
+    rt_text_int(t, i);
+    rt_text_str(t, " (");
+    if (o->kind == OP_COLL) {
+        rt_text_str(t, comm_group_names[o->group]);
+        rt_text_str(t, " ");
+        rt_text_str(t, comm_coll_names[o->coll]);
+    } else {
+        rt_text_str(t, prog_kind_names[o->kind]);
+    }
+    rt_text_str(t, ", step ");
+    rt_text_int(t, (long long)o->step + 1);
+    if (o->mb >= 0 && (o->kind == OP_FWD || o->kind == OP_BWD)) {
+        rt_text_str(t, ", mb ");
+        rt_text_int(t, o->mb);
+    }
+    if (o->unit >= 0) {
+        rt_text_str(t, ", unit ");
+        rt_text_str(t, r->units[o->unit].name);
+    }
+    rt_text_str(t, ")");
+}
+
 static int fail(ps_err *err, const exec *x, int32_t i, const char *what) {
-    const prog_op *o = &x->r->ops[i];
-    return ps_err_set(err, "op %d (%s, step %d%s%s): %s", (int)i, prog_kind_names[o->kind],
-                      (int)o->step, o->unit >= 0 ? ", unit " : "",
-                      o->unit >= 0 ? x->r->units[o->unit].name : "", what);
+    char label[256];
+    rt_text t = {label, sizeof label, 0};
+    op_label(x->r, i, &t);
+    return ps_err_set(err, "%s: %s", label, what);
+}
+
+/* Training diverged at op i: keep the first such op of this rank; the step
+ * goes on (every rank runs the same collectives) and its end stops them all. */
+static void diverged(exec *x, int32_t i, const char *what, double v) {
+    if (x->diverged) return;
+    x->diverged = 1;
+    char label[256];
+    rt_text t = {label, sizeof label, 0};
+    op_label(x->r, i, &t);
+    ps_err_set(&x->diverged_err, "rank %d: %s: %s is %s: training diverged (train.lr = %g); "
+                                 "lower the learning rate, or check the data and the initial "
+                                 "weights", x->g->world.rank, label, what,
+               isnan(v) ? "nan" : v > 0 ? "inf" : "-inf", x->p->lr);
 }
 
 /* The model's own message, prefixed with the op. */
@@ -145,8 +195,12 @@ static int op_fwd(exec *x, int32_t i, ps_err *err) {
     if (o->unit == 0 && o->mb == 0) x->model.loss_sum = 0;
     const bool save = x->p->recompute != RECOMPUTE_FULL || o->unit == 0 ||
                       o->unit == x->r->n_units - 1;
-    if (rt_model_fwd(&x->model, o->unit, o->mb, w, x->dt[BUF_PARAMS], save, err) == 0) return 0;
-    return fail_with(err, x, i);
+    if (rt_model_fwd(&x->model, o->unit, o->mb, w, x->dt[BUF_PARAMS], save, err) != 0)
+        return fail_with(err, x, i);
+    if (o->unit == x->r->n_units - 1 && !isfinite(x->model.loss_sum))
+        diverged(x, i, "the loss (summed over this rank's micro-batches so far)",
+                 x->model.loss_sum);
+    return 0;
 }
 
 static int op_bwd(exec *x, int32_t i, ps_err *err) {
@@ -251,7 +305,12 @@ static int op_coll(exec *x, int32_t i, int64_t *bytes, ps_err *err) {
     }
     free(counts);
     *bytes = total * rt_dtype_bytes(t);
-    if (rc) return fail(err, x, i, "the collective failed");
+    if (rc) {
+        char why[PS_ERR_MSG_MAX / 2];
+        snprintf(why, sizeof why, "the collective failed: %s -- a peer rank died, or its link "
+                                  "broke", x->be->coll_error ? x->be->coll_error() : "");
+        return fail(err, x, i, why);
+    }
     return 0;
 }
 
@@ -280,6 +339,9 @@ static int op_optim(exec *x, int32_t i, ps_err *err) {
         x->be->from_bf16(tmp, g, n);
         gf = tmp;
     }
+    /* a non-finite element makes the norm non-finite (squares of floats stay finite in double) */
+    const double norm2 = x->be->sum_squares(gf, n);
+    if (!isfinite(norm2)) diverged(x, i, "the gradient norm (of this rank's range)", norm2);
     x->be->adamw(pw, m, v, gf, n, (float)p->lr, (float)p->beta1, (float)p->beta2, (float)p->eps,
                  (float)p->weight_decay, o->step + 1);
     rt_mem_free(&x->mem, tmp);
@@ -336,11 +398,13 @@ static int exec_init(exec *x, const program *p, const rt_backend *be, rt_groups 
                                    "model has %lld", x->r->units[u].name,
                               (long long)x->r->units[u].elems,
                               (long long)rt_model_unit_elems(p, u));
-    if (rt_data_open(&x->data, p, err) != 0) return -1;
+    if (rt_data_open(&x->data, p, opt ? opt->data_limit_bytes : 0, err) != 0) return -1;
     return rt_model_init(&x->model, p, be, &x->mem, err);
 }
 
 static void exec_free(exec *x) {
+    rt_watchdog_stop(x->watchdog);
+    x->watchdog = NULL;
     rt_model_free(&x->model);
     rt_data_close(&x->data);
     rt_mem_release(&x->mem);
@@ -349,15 +413,31 @@ static void exec_free(exec *x) {
     free(x->unit_buf[BUF_UNIT_GRADS]);
 }
 
-/* End of a step: the global mean loss and the slowest rank's time. */
-static void end_step(exec *x, int step, double t_begin, const rt_options *opt, rt_result *out) {
+/* End of a step: stop every rank if one diverged (1, with its message in
+ * err); else the global mean loss and the slowest rank's time. */
+static int end_step(exec *x, int step, double t_begin, const rt_options *opt, rt_result *out,
+                    ps_err *err) {
     const program *p = x->p;
+    if (x->diverged) *err = x->diverged_err;
+    if (rt_world_agree_first(x->diverged, err) != 0) return 1;
     double loss = rt_groups_sum(&x->g->group[GROUP_DP], x->model.loss_sum);
     double secs = rt_groups_max(x->g, x->be->now_seconds() - t_begin);
     out->loss[step] = loss / ((double)p->global_batch * (double)p->seq);
     out->step_seconds[step] = secs;
     if (step == 0) memcpy(out->end_of_step0, x->mem.current, sizeof out->end_of_step0);
     if (opt && opt->on_step) opt->on_step(opt->ctx, step, out->loss[step], secs, &x->mem);
+    return 0;
+}
+
+/* For the watchdog: what >= 0 is an op, -1 - s the end of step s. */
+static void describe(const void *ctx, int32_t what, rt_text *t) {
+    if (what >= 0) {
+        op_label(ctx, what, t);
+        return;
+    }
+    rt_text_str(t, "the end of step ");
+    rt_text_int(t, -(long long)what);
+    rt_text_str(t, " (the ranks' loss and time reductions)");
 }
 
 int rt_exec_run(const program *p, const rt_backend *be, rt_groups *g, const rt_options *opt,
@@ -380,6 +460,7 @@ int rt_exec_run(const program *p, const rt_backend *be, rt_groups *g, const rt_o
         exec_free(&x);
         return ps_err_set(err, "out of host memory for the profile");
     }
+    x.watchdog = rt_watchdog_start(opt ? opt->timeout_s : 0, g->world.rank, describe, r);
     x.t0 = be->now_seconds();
     double t_step = x.t0;
     for (int32_t i = 0; i < r->n_ops && rc == 0; i++) {
@@ -390,8 +471,10 @@ int rt_exec_run(const program *p, const rt_backend *be, rt_groups *g, const rt_o
         be->synchronize();
         e->op = i;
         e->start = be->now_seconds() - x.t0;
+        rt_watchdog_begin(x.watchdog, i);
         rc = run_op(&x, i, &coll_bytes, err);
         be->synchronize();
+        rt_watchdog_end(x.watchdog);
         e->end = be->now_seconds() - x.t0;
         memcpy(e->current, x.mem.current, sizeof e->current);
         memcpy(e->peak, x.mem.op_peak, sizeof e->peak);
@@ -405,7 +488,9 @@ int rt_exec_run(const program *p, const rt_backend *be, rt_groups *g, const rt_o
         }
         if (rc) break;
         if (i + 1 == r->n_ops || r->ops[i + 1].step != o->step) {
-            end_step(&x, o->step, t_step, opt, out);
+            rt_watchdog_begin(x.watchdog, -1 - o->step);
+            rc = end_step(&x, o->step, t_step, opt, out, err);
+            rt_watchdog_end(x.watchdog);
             t_step = be->now_seconds();
         }
     }

@@ -50,11 +50,15 @@ typedef struct {
     void (*on_step)(void *ctx, int step, double loss, double seconds, const rt_mem *mem);
     void *ctx;
     int64_t memory_limit_bytes; /* 0: none (fault tests set one) */
+    int64_t data_limit_bytes;   /* the most a text corpus may hold; 0: RT_DATA_LIMIT_BYTES */
+    double timeout_s;           /* one op's time limit (rt_watchdog.h); 0: none */
 } rt_options;
 
-/* 0: done. 1: set-up failed on some rank (a missing corpus, say) and every
- * rank returns 1 with the same message. -1: this rank failed during a step;
- * the others may be waiting for it in a collective (the caller aborts). */
+/* 0: done. 1: every rank stops with the same message: set-up failed on some
+ * rank (a missing corpus, say), or training diverged (a loss or gradient norm
+ * that is not finite: the first such op, with its rank). -1: this rank
+ * failed during a step; the others may be waiting for it in a collective
+ * (the caller aborts). */
 int rt_exec_run(const program *p, const rt_backend *be, rt_groups *g, const rt_options *opt,
                 rt_result *out, ps_err *err);
 void rt_result_free(rt_result *r);

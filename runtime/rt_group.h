@@ -23,7 +23,9 @@ typedef struct {
 } rt_groups;
 
 /* Split the world by the program's roles. Every rank calls it; -1 with err
- * set when this rank plays no role (the caller has checked the world size). */
+ * set when this rank plays no role (the caller has checked the world size).
+ * The world and the groups return MPI errors (MPI_ERRORS_RETURN) so that a
+ * failed collective is reported with its op instead of MPI's abort alone. */
 int rt_groups_init(rt_groups *g, const program *p, ps_err *err);
 void rt_groups_free(rt_groups *g);
 
@@ -36,6 +38,8 @@ double rt_groups_max(const rt_groups *g, double v);
  * returns -1 on every rank when any failed, with the lowest failing rank's
  * message in err, prefixed "rank N: " unless every rank failed. */
 int rt_world_agree(int status, ps_err *err);
+/* The same, with the lowest failing rank's message as it is (it names its rank). */
+int rt_world_agree_first(int status, ps_err *err);
 
 /* The collectives of the MPI backends (rt_backend.h semantics). */
 int rt_mpi_all_reduce(rt_group *g, void *buf, int64_t n, rt_dtype t);
@@ -47,5 +51,7 @@ int rt_mpi_broadcast(rt_group *g, void *buf, int64_t n, rt_dtype t, int root);
 int rt_mpi_reduce(rt_group *g, const void *send, void *recv, int64_t n, rt_dtype t, int root);
 int rt_mpi_send(rt_group *g, const void *buf, int64_t n, rt_dtype t, int peer);
 int rt_mpi_recv(rt_group *g, void *buf, int64_t n, rt_dtype t, int peer);
+/* Why the last of them failed: MPI's error text, or the count that did not fit. */
+const char *rt_mpi_error(void);
 
 #endif

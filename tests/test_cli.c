@@ -1,8 +1,13 @@
 /* test_cli.c — the parasim command end to end: the README's main job, JSON
  * that parses back, overrides, errors and exit codes, atomic -o. The binary's
  * path is argv[1]; the working directory is the source tree. */
-#define _DEFAULT_SOURCE /* mkdtemp */
+#define _DEFAULT_SOURCE /* mkdtemp, makedev */
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "tu.h"
@@ -144,6 +149,147 @@ static void test_output_file_is_atomic(void **state) {
     assert_string_equal(out, "plan.json\n");
     unlink(path);
     rmdir(dir);
+}
+
+/* The files in dir, one name a line, sorted (ls -A). */
+static const char *dir_list(const char *dir) {
+    static char list[4096];
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "ls -A %s", dir);
+    FILE *ls = popen(cmd, "r");
+    assert_non_null(ls);
+    size_t n = fread(list, 1, sizeof list - 1, ls);
+    list[n] = 0;
+    pclose(ls);
+    return list;
+}
+
+/* -o and --all never replace a symbolic link, a FIFO or a device node with a
+ * regular file: they are refused (docs/output.md), promptly, and left as they
+ * were. (Never tried on /dev/null itself: a regression would destroy it.) */
+static void test_output_refuses_special_files(void **state) {
+    (void)state;
+    char dir[] = "/tmp/parasim-special-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char target[512], link[512], fifo[512], dev[512], args[1024];
+    snprintf(target, sizeof target, "%s/target.txt", dir);
+    snprintf(link, sizeof link, "%s/link.json", dir);
+    snprintf(fifo, sizeof fifo, "%s/fifo", dir);
+    snprintf(dev, sizeof dev, "%s/null", dir);
+    FILE *f = fopen(target, "w");
+    assert_non_null(f);
+    fputs("keep me\n", f);
+    fclose(f);
+    assert_int_equal(symlink("target.txt", link), 0);
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    /* a character device like /dev/null (1, 3), made here when we may (root) */
+    const int have_dev = mknod(dev, S_IFCHR | 0666, makedev(1, 3)) == 0;
+    const char *cmds[] = {"plan --format json -o %s", "infer -o %s",
+                          "emit plans/tiny-1m-cpu.yaml --steps 1 -o %s",
+                          "sweep plans/sweeps/gpt3-175b-512xa100.yaml --all %s --quiet"};
+    const char *paths[] = {link, fifo, dev};
+    const char *kinds[] = {"is a symbolic link", "is a FIFO", "is a character device"};
+    for (int p = 0; p < 3; p++) {
+        if (p == 2 && !have_dev) continue;
+        for (size_t c = 0; c < sizeof cmds / sizeof *cmds; c++) {
+            char cmd[1024];
+            snprintf(cmd, sizeof cmd, cmds[c], paths[p]);
+            snprintf(args, sizeof args, "%s", cmd);
+            const time_t t0 = time(NULL);
+            /* timeout: a FIFO opened for writing would block without a reader */
+            char full[2200];
+            snprintf(full, sizeof full, "timeout 20 %s %s 2>&1", parasim, args);
+            FILE *pp = popen(full, "r");
+            assert_non_null(pp);
+            size_t n = fread(out, 1, sizeof out - 1, pp);
+            out[n] = 0;
+            int st = pclose(pp);
+            if (!WIFEXITED(st) || WEXITSTATUS(st) != 1)
+                fail_msg("%s: expected exit 1, got status %d:\n%s", cmd, st, out);
+            assert_true(time(NULL) - t0 < 10);
+            tu_contains(out, paths[p], kinds[p], "not a regular file", NULL);
+            struct stat st_after;
+            assert_int_equal(lstat(paths[p], &st_after), 0);
+            assert_true(p == 0 ? S_ISLNK(st_after.st_mode)
+                               : p == 1 ? S_ISFIFO(st_after.st_mode) : S_ISCHR(st_after.st_mode));
+        }
+    }
+    /* the link's target is untouched */
+    f = fopen(target, "r");
+    assert_non_null(f);
+    char buf[64] = {0};
+    assert_non_null(fgets(buf, sizeof buf, f));
+    fclose(f);
+    assert_string_equal(buf, "keep me\n");
+    /* and no temporary is left next to them */
+    assert_string_equal(dir_list(dir), have_dev ? "fifo\nlink.json\nnull\ntarget.txt\n"
+                                                : "fifo\nlink.json\ntarget.txt\n");
+    unlink(link), unlink(fifo), unlink(dev), unlink(target);
+    rmdir(dir);
+}
+
+/* sweep --all X -o X: two outputs on one file are refused before any work,
+ * however the paths are spelled. */
+static void test_sweep_same_output_twice(void **state) {
+    (void)state;
+    char dir[] = "/tmp/parasim-twice-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char args[1024];
+    snprintf(args, sizeof args, "sweep --all %s/x.csv -o %s//./x.csv --quiet", dir, dir);
+    assert_int_equal(run(args, out, sizeof out), 2);
+    tu_contains(out, "parasim sweep: --all", "name the same file", NULL);
+    assert_string_equal(dir_list(dir), "");
+    /* an existing file, reached by two names (a hard link) */
+    char a[128], b[128];
+    snprintf(a, sizeof a, "%s/a.csv", dir);
+    snprintf(b, sizeof b, "%s/b.csv", dir);
+    FILE *f = fopen(a, "w");
+    assert_non_null(f);
+    fclose(f);
+    assert_int_equal(link(a, b), 0);
+    snprintf(args, sizeof args, "sweep --all %s -o %s --quiet", a, b);
+    assert_int_equal(run(args, out, sizeof out), 2);
+    tu_contains(out, "name the same file", NULL);
+    unlink(a), unlink(b);
+    rmdir(dir);
+}
+
+/* SIGINT (or SIGTERM) during a long sweep --all removes the temporary: no
+ * OUT.csv.tmp.* is left, and OUT.csv is not created. */
+static void interrupt_sweep(int sig) {
+    char dir[] = "/tmp/parasim-sigint-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char cwd[1024], spec[1200];
+    assert_non_null(getcwd(cwd, sizeof cwd));
+    snprintf(spec, sizeof spec, "%s/plans/sweeps/gpt3-175b-512xa100.yaml", cwd);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        /* the default action, as from a terminal (a test runner may ignore SIGINT) */
+        signal(sig, SIG_DFL);
+        if (chdir(dir)) _exit(126);
+        int null = open("/dev/null", O_WRONLY);
+        dup2(null, 1);
+        execl(parasim, parasim, "sweep", spec, "--all", "OUT.csv", "--quiet", (char *)NULL);
+        _exit(127);
+    }
+    /* until the temporary exists (the sweep is writing), at most 10 s */
+    for (int i = 0; i < 1000 && !strstr(dir_list(dir), "OUT.csv.tmp."); i++) usleep(10000);
+    tu_contains(dir_list(dir), "OUT.csv.tmp.", NULL);
+    usleep(500000);
+    assert_int_equal(kill(pid, sig), 0);
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    if (!WIFSIGNALED(st) || WTERMSIG(st) != sig)
+        fail_msg("expected death by signal %d, status %d (finished before the signal?)", sig, st);
+    assert_string_equal(dir_list(dir), "");
+    rmdir(dir);
+}
+
+static void test_sweep_interrupted(void **state) {
+    (void)state;
+    interrupt_sweep(SIGINT);
+    interrupt_sweep(SIGTERM);
 }
 
 static void test_infer(void **state) {
@@ -365,6 +511,8 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_errors_and_exit_codes), cmocka_unit_test(test_output_file_is_atomic),
         cmocka_unit_test(test_infer), cmocka_unit_test(test_sweep),
         cmocka_unit_test(test_emit_replay), cmocka_unit_test(test_bounds),
+        cmocka_unit_test(test_output_refuses_special_files),
+        cmocka_unit_test(test_sweep_same_output_twice), cmocka_unit_test(test_sweep_interrupted),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -7,18 +7,26 @@
  *    collective exactly;
  *  - bad input stops every rank with one clear message, no hang.
  * argv[1] = the parasim binary, argv[2] = mpirun. */
+#define _DEFAULT_SOURCE /* mkdtemp, usleep */
+#include <dirent.h>
+#include <fcntl.h>
 #include <math.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
+#include "tu.h"
 #include "ynode.h"
 
 static const char *parasim, *mpirun;
@@ -228,6 +236,13 @@ static void test_bad_arguments(void **state) {
     snprintf(cmd, sizeof cmd, "%s run", parasim);
     assert_int_equal(sh(cmd), 2);
     assert_non_null(strstr(out, "expected a plan file"));
+    snprintf(cmd, sizeof cmd, "%s run " PLAN " --memory-limit \"1e308 GiB\"", parasim);
+    assert_int_equal(sh(cmd), 2);
+    tu_contains(out, "--memory-limit: expected a size from 1 MiB to 1 PiB, found \"1e308 GiB\"",
+                NULL);
+    snprintf(cmd, sizeof cmd, "%s run " PLAN " --timeout -1", parasim);
+    assert_int_equal(sh(cmd), 2);
+    assert_non_null(strstr(out, "--timeout: expected an integer"));
     snprintf(cmd, sizeof cmd, "%s run " PLAN " --backend tpu", parasim);
     assert_int_equal(sh(cmd), 2);
     assert_non_null(strstr(out, "expected cpu, cuda or auto"));
@@ -248,6 +263,193 @@ static void test_too_large(void **state) {
     assert_non_null(strstr(out, "predicts a peak of"));
 }
 
+/* --set train.lr=1e3 diverges: the first non-finite loss or gradient norm
+ * stops every rank (exit 1, no abort, no hang) with the op, step and rank. */
+static void test_diverged(void **state) {
+    (void)state;
+    int rc = run_np(2, "--set train.lr=1e3", "/tmp/parasim-x.json");
+    if (rc != 1) fail_msg("expected exit 1, got %d:\n%s", rc, out);
+    const char *m = strstr(out, "parasim run: rank ");
+    if (!m) fail_msg("%s", out);
+    tu_contains(m, ": op ", ", step ", "training diverged (train.lr = 1000)", NULL);
+    if (!strstr(m, "is nan") && !strstr(m, "is inf") && !strstr(m, "is -inf")) fail_msg("%s", m);
+    if (!strstr(m, "the loss") && !strstr(m, "the gradient norm")) fail_msg("%s", m);
+    assert_null(strstr(out, "MPI_ABORT"));
+    assert_null(strstr(out, "loss -nan"));
+}
+
+/* -o into a missing directory is refused before step 1, not after the training. */
+static void test_profile_checked_first(void **state) {
+    (void)state;
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "%s -np 2 --oversubscribe %s run " PLAN " --steps 1000 --threads 1 "
+             "--set gpus=2 --set parallel.dp=2 -o /nonexistent-dir/profile.json", mpirun, parasim);
+    assert_int_equal(sh(cmd), 1);
+    tu_contains(out, "parasim run: rank 0: /nonexistent-dir/profile.json: cannot create a "
+                     "temporary file: No such file or directory", NULL);
+    assert_null(strstr(out, "step    1"));
+}
+
+/* A corpus is read only from regular files, under a size bound: /dev/zero,
+ * a FIFO (which must not block) and an oversized file are refused. */
+static void test_corpus_not_regular(void **state) {
+    (void)state;
+    char dir[] = "/tmp/parasim-corpus-XXXXXX", fifo[128], big[128], sets[512];
+    assert_non_null(mkdtemp(dir));
+    snprintf(fifo, sizeof fifo, "%s/fifo", dir);
+    snprintf(big, sizeof big, "%s/big.txt", dir);
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    FILE *f = fopen(big, "w");
+    assert_non_null(f);
+    for (int i = 0; i < 3 << 16; i++) fputs("0123456789abcde\n", f); /* 3 MiB */
+    fclose(f);
+    assert_int_equal(run_np(1, "--set train.data=/dev/zero", "/tmp/parasim-x.json"), 1);
+    tu_contains(out, "train.data: \"/dev/zero\" is a character device; expected a regular text "
+                     "file", NULL);
+    const time_t t0 = time(NULL);
+    snprintf(sets, sizeof sets, "--set train.data=%s", fifo);
+    assert_int_equal(run_np(1, sets, "/tmp/parasim-x.json"), 1);
+    tu_contains(out, "is a FIFO; expected a regular text file", NULL);
+    assert_true(time(NULL) - t0 < 30);
+    snprintf(sets, sizeof sets, "--set train.data=%s --data-limit 2MiB", big);
+    assert_int_equal(run_np(1, sets, "/tmp/parasim-x.json"), 1);
+    tu_contains(out, "the corpus would exceed 2.00 MiB", "--data-limit", NULL);
+    /* under the bound it trains */
+    snprintf(sets, sizeof sets, "--set train.data=%s --data-limit 4MiB", big);
+    if (run_np(1, sets, "/tmp/parasim-x.json")) fail_msg("%s", out);
+    unlink(fifo), unlink(big);
+    rmdir(dir);
+}
+
+/* The pid of world rank `rank` among the processes carrying tag in their
+ * environment (mpirun passes its environment on); 0 if none. */
+static pid_t rank_pid(const char *tag, int rank) {
+    char want[64];
+    snprintf(want, sizeof want, "OMPI_COMM_WORLD_RANK=%d", rank);
+    DIR *d = opendir("/proc");
+    pid_t found = 0;
+    for (struct dirent *e; d && !found && (e = readdir(d));) {
+        char path[300], env[1 << 15];
+        if (e->d_name[0] < '1' || e->d_name[0] > '9') continue;
+        snprintf(path, sizeof path, "/proc/%s/environ", e->d_name);
+        int fd = open(path, O_RDONLY);
+        if (fd < 0) continue;
+        ssize_t n = read(fd, env, sizeof env - 1);
+        close(fd);
+        if (n <= 0) continue;
+        int has_tag = 0, has_rank = 0;
+        for (ssize_t i = 0; i < n; i += (ssize_t)strlen(env + i) + 1) {
+            env[n] = 0;
+            has_tag |= !strcmp(env + i, tag);
+            has_rank |= !strcmp(env + i, want);
+        }
+        if (has_tag && has_rank) found = (pid_t)atoi(e->d_name);
+    }
+    if (d) closedir(d);
+    return found;
+}
+
+static int file_has(const char *path, const char *what) {
+    FILE *f = fopen(path, "r");
+    if (!f) return 0;
+    size_t n = fread(out, 1, sizeof out - 1, f);
+    out[n] = 0;
+    fclose(f);
+    return strstr(out, what) != NULL;
+}
+
+/* Start a long 2-rank run, send sig to rank 1 once it trains (then job_sig to
+ * mpirun, unless 0), and wait for the job to end (at most 30 s). Returns the
+ * exit status; the output is in out. */
+static int signal_rank1(int sig, const char *extra, int job_sig, double *seconds) {
+    char log[] = "/tmp/parasim-fault-XXXXXX", tag[64], cmd[2048];
+    int fd = mkstemp(log);
+    assert_true(fd >= 0);
+    snprintf(tag, sizeof tag, "PARASIM_TEST_TAG=%d", (int)getpid());
+    snprintf(cmd, sizeof cmd, "exec %s -np 2 --oversubscribe %s run " PLAN " --steps 20000 "
+             "--threads 1 --set gpus=2 --set parallel.dp=2 %s", mpirun, parasim, extra);
+    pid_t job = fork();
+    assert_true(job >= 0);
+    if (job == 0) {
+        setpgid(0, 0);
+        putenv(tag);
+        dup2(fd, 1), dup2(fd, 2);
+        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+        _exit(127);
+    }
+    close(fd);
+    pid_t victim = 0;
+    for (int i = 0; i < 600 && !victim; i++) { /* training has started: step 1 printed */
+        usleep(50000);
+        if (file_has(log, "step    1")) victim = rank_pid(tag, 1);
+    }
+    if (!victim) {
+        kill(-job, SIGKILL);
+        waitpid(job, NULL, 0);
+        file_has(log, "");
+        unlink(log);
+        fail_msg("rank 1 not found running:\n%s", out);
+    }
+    usleep(200000);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    kill(victim, sig);
+    if (job_sig) { /* then interrupt the job, as a user would after a while */
+        usleep(1500000);
+        kill(job, job_sig);
+    }
+    int st = 0, done = 0;
+    for (int i = 0; i < 600 && !done; i++) {
+        usleep(50000);
+        done = waitpid(job, &st, WNOHANG) == job;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    *seconds = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+    /* leftovers: continue and kill the rank, then the job's process group */
+    kill(victim, SIGCONT);
+    kill(victim, SIGKILL);
+    if (!done) {
+        kill(-job, SIGKILL);
+        waitpid(job, &st, 0);
+    }
+    file_has(log, "");
+    unlink(log);
+    if (!done) fail_msg("the job did not end within 30 s of signal %d:\n%s", sig, out);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* A rank that stops (SIGSTOP) would hang the job: the others' watchdog ends
+ * it after --timeout with the op they waited in. */
+static void test_stopped_rank_times_out(void **state) {
+    (void)state;
+    double secs;
+    int rc = signal_rank1(SIGSTOP, "--timeout 2", 0, &secs);
+    assert_int_not_equal(rc, 0);
+    if (secs > 20) fail_msg("took %.1f s:\n%s", secs, out);
+    tu_contains(out, "parasim run: rank 0: ", "did not finish within 2 s -- a rank stopped", NULL);
+}
+
+/* A rank killed mid-run: the job ends (no hang) and says so. */
+static void test_killed_rank(void **state) {
+    (void)state;
+    double secs;
+    int rc = signal_rank1(SIGKILL, "--timeout 10", 0, &secs);
+    assert_int_not_equal(rc, 0);
+    if (secs > 25) fail_msg("took %.1f s:\n%s", secs, out);
+    tu_contains(out, "rank 1", NULL);
+}
+
+/* A job that hangs without a time limit (--timeout 0), interrupted: every
+ * rank names the op it was waiting in. */
+static void test_interrupted_hang_names_ops(void **state) {
+    (void)state;
+    double secs;
+    int rc = signal_rank1(SIGSTOP, "--timeout 0", SIGTERM, &secs);
+    assert_int_not_equal(rc, 0);
+    tu_contains(out, "parasim run: rank 0: ended by SIGTERM in ", NULL);
+    assert_null(strstr(out, "did not finish within"));
+}
+
 int main(int argc, char **argv) {
     if (argc < 3) {
         fprintf(stderr, "usage: test_run PARASIM MPIRUN\n");
@@ -266,7 +468,10 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_dp1_zero2), cmocka_unit_test(test_dp1_zero3),
         cmocka_unit_test(test_rank_mismatch), cmocka_unit_test(test_missing_corpus),
         cmocka_unit_test(test_too_large), cmocka_unit_test(test_failure_mid_run),
-        cmocka_unit_test(test_bad_arguments),
+        cmocka_unit_test(test_bad_arguments), cmocka_unit_test(test_diverged),
+        cmocka_unit_test(test_profile_checked_first), cmocka_unit_test(test_corpus_not_regular),
+        cmocka_unit_test(test_stopped_rank_times_out), cmocka_unit_test(test_killed_rank),
+        cmocka_unit_test(test_interrupted_hang_names_ops),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
