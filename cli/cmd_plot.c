@@ -17,6 +17,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "atomic_file.h"
 #include "cli.h"
 #include "eval.h"
 #include "plan.h"
@@ -56,7 +57,7 @@ static void usage(FILE *f) {
 
 typedef struct {
     char png[PATH_MAX_LEN], svg[PATH_MAX_LEN];                   /* targets; "" if not drawn */
-    char png_tmp[PATH_MAX_LEN + 16], svg_tmp[PATH_MAX_LEN + 16]; /* next to them */
+    atomic_file png_out, svg_out; /* the temporaries next to them, which gnuplot draws into */
     char dir[PATH_MAX_LEN], data[PATH_MAX_LEN + 16], script[PATH_MAX_LEN + 16],
         log[PATH_MAX_LEN + 16]; /* the private temporary directory and its files */
 } plot_job;
@@ -88,27 +89,6 @@ static int job_targets(plot_job *j, const char *cmd, const char *out, const char
 
 /* ---- the temporary directory and the temporaries next to the targets -------------------- */
 
-static int make_temp_next_to(const char *target, char *tmp, size_t len, ps_err *err) {
-    snprintf(tmp, len, "%s.tmp.XXXXXX", target);
-    int fd = mkstemp(tmp);
-    if (fd < 0) {
-        tmp[0] = 0;
-        return ps_err_set(err, "%s: cannot create a temporary file: %s", target, strerror(errno));
-    }
-    /* mkstemp creates 0600; give the image the mode open() would (0666 & ~umask) */
-    mode_t mask = umask(0);
-    umask(mask);
-    int rc = fchmod(fd, 0666 & ~mask);
-    int e = errno;
-    close(fd);
-    if (rc) {
-        unlink(tmp);
-        tmp[0] = 0;
-        return ps_err_set(err, "%s: cannot set the file mode: %s", target, strerror(e));
-    }
-    return 0;
-}
-
 static int job_begin(plot_job *j, ps_err *err) {
     const char *tmpdir = getenv("TMPDIR");
     if (!tmpdir || !tmpdir[0]) tmpdir = "/tmp";
@@ -123,15 +103,15 @@ static int job_begin(plot_job *j, ps_err *err) {
     snprintf(j->data, sizeof j->data, "%s/data.txt", j->dir);
     snprintf(j->script, sizeof j->script, "%s/plot.gp", j->dir);
     snprintf(j->log, sizeof j->log, "%s/gnuplot.log", j->dir);
-    if (j->png[0] && make_temp_next_to(j->png, j->png_tmp, sizeof j->png_tmp, err)) return -1;
-    if (j->svg[0] && make_temp_next_to(j->svg, j->svg_tmp, sizeof j->svg_tmp, err)) return -1;
+    if (j->png[0] && atomic_file_open(&j->png_out, j->png, err)) return -1;
+    if (j->svg[0] && atomic_file_open(&j->svg_out, j->svg, err)) return -1;
     return 0;
 }
 
 /* Remove what is left: the temporaries of images not renamed, and the directory. */
 static void job_end(plot_job *j) {
-    if (j->png_tmp[0]) unlink(j->png_tmp);
-    if (j->svg_tmp[0]) unlink(j->svg_tmp);
+    if (j->png_out.f) atomic_file_abort(&j->png_out);
+    if (j->svg_out.f) atomic_file_abort(&j->svg_out);
     if (j->dir[0]) {
         unlink(j->data);
         unlink(j->script);
@@ -140,26 +120,21 @@ static void job_end(plot_job *j) {
     }
 }
 
-/* Flush the drawn image to disk and rename it over its target. */
-static int commit_one(char *tmp, const char *target, ps_err *err) {
-    int fd = open(tmp, O_RDONLY);
-    if (fd < 0) return ps_err_set(err, "%s: cannot reopen: %s", tmp, strerror(errno));
+/* Rename the drawn image over its target (fsynced first, as every output is). */
+static int commit_one(atomic_file *a, ps_err *err) {
     struct stat st;
-    int bad = fstat(fd, &st) ? errno : 0;
-    if (!bad && fsync(fd)) bad = errno;
-    close(fd);
-    if (bad) return ps_err_set(err, "%s: cannot write: %s", target, strerror(bad));
-    if (st.st_size == 0) return ps_err_set(err, "%s: gnuplot drew nothing", target);
-    if (rename(tmp, target))
-        return ps_err_set(err, "%s: cannot write: %s", target, strerror(errno));
-    tmp[0] = 0;
-    printf("parasim plot: wrote %s\n", target);
+    if (stat(a->tmp, &st) || st.st_size == 0) {
+        atomic_file_abort(a);
+        return ps_err_set(err, "%s: gnuplot drew nothing", a->path);
+    }
+    if (atomic_file_commit(a, err)) return -1;
+    printf("parasim plot: wrote %s\n", a->path);
     return 0;
 }
 
 static int job_commit(plot_job *j, ps_err *err) {
-    if (j->png[0] && commit_one(j->png_tmp, j->png, err)) return -1;
-    if (j->svg[0] && commit_one(j->svg_tmp, j->svg, err)) return -1;
+    if (j->png[0] && commit_one(&j->png_out, err)) return -1;
+    if (j->svg[0] && commit_one(&j->svg_out, err)) return -1;
     return 0;
 }
 
@@ -281,7 +256,7 @@ static int draw(const char *cmd, plot_job *j, write_fn data, write_fn script, co
         rc = cli_fail(cmd, CLI_FAIL, "%s", err.msg);
         goto done;
     }
-    plot_outputs out = {j->png[0] ? j->png_tmp : NULL, j->svg[0] ? j->svg_tmp : NULL};
+    plot_outputs out = {j->png[0] ? j->png_out.tmp : NULL, j->svg[0] ? j->svg_out.tmp : NULL};
     if (write_file(j->data, data, ctx, j, &out, &err) ||
         write_file(j->script, script, ctx, j, &out, &err)) {
         rc = cli_fail(cmd, CLI_FAIL, "%s", err.msg);

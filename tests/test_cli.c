@@ -186,7 +186,8 @@ static void test_output_refuses_special_files(void **state) {
     const int have_dev = mknod(dev, S_IFCHR | 0666, makedev(1, 3)) == 0;
     const char *cmds[] = {"plan --format json -o %s", "infer -o %s",
                           "emit plans/tiny-1m-cpu.yaml --steps 1 -o %s",
-                          "sweep plans/sweeps/gpt3-175b-512xa100.yaml --all %s --quiet"};
+                          "sweep plans/sweeps/gpt3-175b-512xa100.yaml --all %s --quiet",
+                          "plot schedule --format png -o %s"};
     const char *paths[] = {link, fifo, dev};
     const char *kinds[] = {"is a symbolic link", "is a FIFO", "is a character device"};
     for (int p = 0; p < 3; p++) {
