@@ -28,6 +28,11 @@ typedef struct {
 int cli_out_open(cli_out *o, const char *path, ps_err *err);
 int cli_out_close(cli_out *o, ps_err *err);
 
+/* An output must not replace the input it is made from (`sweep S.yaml -o
+ * S.yaml`): CLI_USAGE after printing why when out names the same file as in
+ * (atomic_file_same_target), else CLI_OK. NULL or "-" (stdout) never clash. */
+int cli_check_not_input(const char *cmd, const char *in, const char *out);
+
 /* Parse a positive integer option value; prints the error itself. */
 int cli_int_arg(const char *cmd, const char *opt, const char *value, long long min, long long max,
                 long long *out);

@@ -7,6 +7,12 @@
 #include "cli.h"
 #include "yget.h"
 
+int cli_check_not_input(const char *cmd, const char *in, const char *out) {
+    if (!in || !out || !strcmp(out, "-") || !atomic_file_same_target(in, out)) return CLI_OK;
+    return cli_fail(cmd, CLI_USAGE, "the output %s would replace the input %s: give it another name",
+                    out, in);
+}
+
 int cli_out_open(cli_out *o, const char *path, ps_err *err) {
     o->priv = NULL;
     o->f = stdout;

@@ -53,6 +53,7 @@ int cmd_emit(int argc, char **argv) {
     }
     if (!path)
         return cli_fail("emit", CLI_USAGE, "expected a plan file (e.g. plans/tiny-1m-cpu.yaml)");
+    if (cli_check_not_input("emit", path, out_path)) return CLI_USAGE;
     ps_err err = {{0}};
     plan_spec *spec = calloc(1, sizeof *spec);
     program prog;

@@ -59,6 +59,7 @@ int cmd_plan(int argc, char **argv) {
             path = a;
         }
     }
+    if (cli_check_not_input("plan", path, out_path)) return CLI_USAGE;
     ps_err err = {{0}};
     plan_spec *spec = calloc(1, sizeof *spec);
     eval_stage *stages = calloc(PLAN_MAX_STAGES, sizeof *stages);

@@ -233,6 +233,7 @@ int cmd_replay(int argc, char **argv) {
     if (!path)
         return cli_fail("replay", CLI_USAGE,
                         "expected a program file (written by parasim emit PLAN.yaml -o FILE)");
+    if (cli_check_not_input("replay", path, out_path)) return CLI_USAGE;
     ps_err err = {{0}};
     program p;
     replay_result res;

@@ -151,6 +151,7 @@ static int run_main(int argc, char **argv, int rank, int world) {
     }
     if (rc == CLI_OK && !path)
         rc = cli_fail("run", CLI_USAGE, "expected a plan file (e.g. plans/tiny-1m-cpu.yaml)");
+    if (rc == CLI_OK) rc = cli_check_not_input("run", path, out_path);
     if (rc == CLI_OK && !strcmp(backend, "cuda"))
         rc = cli_fail("run", CLI_FAIL, "--backend cuda: the CUDA executor is not built yet; the "
                                        "CPU backend runs every plan (--backend cpu)");

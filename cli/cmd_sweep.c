@@ -143,6 +143,11 @@ int cmd_sweep(int argc, char **argv) {
         rc = cli_fail("sweep", CLI_FAIL, "out of memory");
         goto done;
     }
+    if (cli_check_not_input("sweep", a.path, a.out_path) ||
+        cli_check_not_input("sweep", a.path, a.all_path)) {
+        rc = CLI_USAGE;
+        goto done;
+    }
     /* two outputs on one file: the ranking's rename would replace the CSV */
     if (a.all_path && a.out_path && strcmp(a.out_path, "-") &&
         atomic_file_same_target(a.all_path, a.out_path)) {

@@ -255,6 +255,31 @@ static void test_sweep_same_output_twice(void **state) {
     rmdir(dir);
 }
 
+/* An output never replaces the input it is made from, however spelled. */
+static void test_output_is_not_the_input(void **state) {
+    (void)state;
+    char dir[] = "/tmp/parasim-inout-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char in[512], args[1400];
+    snprintf(in, sizeof in, "%s/in.yaml", dir);
+    snprintf(args, sizeof args, "cp plans/tiny-1m-cpu.yaml %s", in);
+    assert_int_equal(system(args), 0);
+    const char *cmds[] = {"plan %s -o %s", "emit %s -o %s", "sweep %s --all %s", "sweep %s -o %s",
+                          "run %s -o %s"};
+    for (size_t c = 0; c < sizeof cmds / sizeof *cmds; c++) {
+        char spelled[600];
+        snprintf(spelled, sizeof spelled, "%s/.//in.yaml", dir);
+        snprintf(args, sizeof args, cmds[c], in, spelled);
+        assert_int_equal(run(args, out, sizeof out), 2);
+        tu_contains(out, "would replace the input", in, NULL);
+    }
+    snprintf(args, sizeof args, "cmp -s plans/tiny-1m-cpu.yaml %s", in);
+    assert_int_equal(system(args), 0);
+    assert_string_equal(dir_list(dir), "in.yaml\n");
+    unlink(in);
+    rmdir(dir);
+}
+
 /* SIGINT (or SIGTERM) during a long sweep --all removes the temporary: no
  * OUT.csv.tmp.* is left, and OUT.csv is not created. */
 static void interrupt_sweep(int sig) {
@@ -514,6 +539,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_emit_replay), cmocka_unit_test(test_bounds),
         cmocka_unit_test(test_output_refuses_special_files),
         cmocka_unit_test(test_sweep_same_output_twice), cmocka_unit_test(test_sweep_interrupted),
+        cmocka_unit_test(test_output_is_not_the_input),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
