@@ -87,8 +87,7 @@ static int size_arg(const char *opt, const char *v, double *out) {
     ps_err perr = {{0}};
     if (!v) return cli_fail("run", CLI_USAGE, "%s: expected a size such as \"2 GiB\"", opt);
     if (yget_parse_quantity(v, UNIT_BYTES, out, &perr))
-        return cli_fail("run", CLI_USAGE, "%s: expected a size such as \"2 GiB\", found \"%s\": %s",
-                        opt, v, perr.msg);
+        return cli_fail("run", CLI_USAGE, "%s: %s", opt, perr.msg);
     if (!(*out >= 1048576.0 && *out <= 1125899906842624.0))
         return cli_fail("run", CLI_USAGE, "%s: expected a size from 1 MiB to 1 PiB, found \"%s\"",
                         opt, v);
