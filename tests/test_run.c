@@ -243,6 +243,9 @@ static void test_bad_arguments(void **state) {
     snprintf(cmd, sizeof cmd, "%s run " PLAN " --memory-limit \"1e308 GiB\"", parasim);
     assert_int_equal(sh(cmd), 2);
     tu_contains(out, "--memory-limit: ", "found \"1e308 GiB\" (too large", NULL);
+    snprintf(cmd, sizeof cmd, "%s run " PLAN " -o " PLAN, parasim);
+    assert_int_equal(sh(cmd), 2);
+    tu_contains(out, "would replace the input", NULL);
     snprintf(cmd, sizeof cmd, "%s run " PLAN " --timeout -1", parasim);
     assert_int_equal(sh(cmd), 2);
     assert_non_null(strstr(out, "--timeout: expected an integer"));
