@@ -52,6 +52,9 @@
 #define PROGRAM_MAX_WIDTH (1 << 24)
 #define PROGRAM_MAX_HEADS (1 << 16)
 #define PROGRAM_MAX_MB_TOKENS (1 << 24)
+/* An op's FLOPs and seconds: 2^24 ops of at most 10^6 s sum to a finite time. */
+#define PROGRAM_MAX_OP_FLOPS 1e24
+#define PROGRAM_MAX_OP_SECONDS 1e6
 
 /* Memory categories the replay predicts and the runtime's tracked allocator
  * measures (docs/plan-format.md §4). */

@@ -115,7 +115,7 @@ static int spans_tile(spans *s, int64_t lo, int64_t hi, int64_t *g0, int64_t *g1
     int64_t at = lo;
     int32_t at_op = -1;
     *twice = -1;
-    qsort(s->v, (size_t)s->n, sizeof *s->v, span_cmp);
+    if (s->n > 1) qsort(s->v, (size_t)s->n, sizeof *s->v, span_cmp);
     for (int32_t k = 0; k < s->n; k++) {
         const span *x = &s->v[k];
         if (x->lo < at) {
@@ -469,6 +469,10 @@ static int op_sane(chk *c, int32_t i, const prog_op *o) {
         return bad(c, i, "expected the range within the flat space");
     if (o->bytes < 0 || o->sent_bytes < 0 || o->transient_bytes < 0 || o->workspace_bytes < 0)
         return bad(c, i, "a negative byte count");
+    if (!(o->seconds >= 0 && o->seconds <= PROGRAM_MAX_OP_SECONDS && o->flops >= 0 &&
+          o->flops <= PROGRAM_MAX_OP_FLOPS))
+        return bad(c, i, "expected seconds in [0, %g] and flops in [0, %g]",
+                   PROGRAM_MAX_OP_SECONDS, PROGRAM_MAX_OP_FLOPS);
     return 0;
 }
 

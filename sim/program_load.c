@@ -80,10 +80,6 @@ static int read_real(const ynode *map, const char *path, const char *key, double
     return 0;
 }
 
-/* Op numbers: FLOPs and seconds, 0 or more and bounded (2^24 ops of at most
- * 10^6 s sum to a finite time). */
-#define OP_MAX_FLOPS 1e24
-#define OP_MAX_SECONDS 1e6
 
 /* ---- header ---------------------------------------------------------------------- */
 
@@ -319,7 +315,7 @@ static int read_field(const ynode *n, const char *path, const prog_field *f, con
     case PF_I64: return yget_int(n, path, f->key, true, 0, PROGRAM_MAX_OP_BYTES, (int64_t *)dst, err);
     case PF_F64:
         return read_real(n, path, f->key, 0, CLOSED,
-                         !strcmp(f->key, "flops") ? OP_MAX_FLOPS : OP_MAX_SECONDS, (double *)dst,
+                         !strcmp(f->key, "flops") ? PROGRAM_MAX_OP_FLOPS : PROGRAM_MAX_OP_SECONDS, (double *)dst,
                          err);
     case PF_BOOL: return yget_bool(n, path, f->key, true, (bool *)dst, err);
     case PF_UNIT: return read_unit_name(n, v, field, r, (int32_t *)dst, err);
