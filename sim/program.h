@@ -46,6 +46,8 @@
 #define PROGRAM_MAX_STEPS 1000000
 #define PROGRAM_MAX_MICRO_BATCHES (1 << 20)
 #define PROGRAM_MAX_OP_BYTES (1LL << 50)
+/* All byte counts on a role's ops together (so no total of the replay overflows). */
+#define PROGRAM_MAX_BYTE_SUM (1LL << 62)
 /* Bounds on the header's shapes: widths (hidden, ffn_hidden, head_dim, vocab,
  * seq, micro) and heads, and the tokens of one micro-batch (micro * seq), so
  * that every product the replay and the runtime form fits in int64_t. */

@@ -59,6 +59,7 @@ typedef struct {
     int32_t complete;         /* units [complete, U) have every micro-batch's backward */
     int n_zero_grad, n_optim;
     bool any_bwd;
+    int64_t byte_sum;         /* of every byte count on the ops so far */
     spans red;                /* in-place gradient reductions of the step */
 } chk;
 
@@ -467,8 +468,15 @@ static int op_sane(chk *c, int32_t i, const prog_op *o) {
     if (o->kind == OP_COLL && (o->offset < 0 || o->elems < 0 || o->elems > c->r->flat_elems ||
                                o->offset > c->r->flat_elems - o->elems))
         return bad(c, i, "expected the range within the flat space");
-    if (o->bytes < 0 || o->sent_bytes < 0 || o->transient_bytes < 0 || o->workspace_bytes < 0)
-        return bad(c, i, "a negative byte count");
+    if (o->bytes < 0 || o->sent_bytes < 0 || o->transient_bytes < 0 || o->workspace_bytes < 0 ||
+        o->bytes > PROGRAM_MAX_OP_BYTES || o->sent_bytes > PROGRAM_MAX_OP_BYTES ||
+        o->transient_bytes > PROGRAM_MAX_OP_BYTES || o->workspace_bytes > PROGRAM_MAX_OP_BYTES)
+        return bad(c, i, "expected byte counts in [0, %lld]", (long long)PROGRAM_MAX_OP_BYTES);
+    /* each count is at most 2^50; their sum bounds every total the replay forms */
+    const int64_t sum = o->bytes + o->sent_bytes + o->transient_bytes + o->workspace_bytes;
+    if (sum > PROGRAM_MAX_BYTE_SUM - c->byte_sum)
+        return bad(c, i, "the ops' byte counts add up to more than %lld", (long long)PROGRAM_MAX_BYTE_SUM);
+    c->byte_sum += sum;
     if (!(o->seconds >= 0 && o->seconds <= PROGRAM_MAX_OP_SECONDS && o->flops >= 0 &&
           o->flops <= PROGRAM_MAX_OP_FLOPS))
         return bad(c, i, "expected seconds in [0, %g] and flops in [0, %g]",

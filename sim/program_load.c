@@ -243,6 +243,11 @@ static int read_units(const ynode *role, const char *path, const program *p, pro
                 return ps_err_at(err, &ynode_get(n, "name")->loc,
                                  yget_field(upath, "name", field, sizeof field),
                                  "expected distinct unit names, found \"%s\" twice", un->name);
+        if (un->elems > PROGRAM_MAX_OP_BYTES - off)
+            return ps_err_at(err, &ynode_get(n, "elems")->loc, yget_field(upath, "elems", field, sizeof field),
+                             "expected the units to add up to at most %lld elements, found %lld "
+                             "more after %lld", (long long)PROGRAM_MAX_OP_BYTES,
+                             (long long)un->elems, (long long)off);
         if (un->offset != off)
             return ps_err_at(err, &ynode_get(n, "offset")->loc, yget_field(upath, "offset", field, sizeof field),
                              "expected %lld (units are contiguous, in order), found %lld",
@@ -424,9 +429,9 @@ static int read_role(const ynode *n, int ri, const program *p, prog_role *r, uns
         read_i32(n, path, "tp_rank", 0, p->tp - 1, &r->tp_rank, err) ||
         read_i32(n, path, "cp_rank", 0, p->cp - 1, &r->cp_rank, err) ||
         read_ranks(n, path, p, r, seen, err) ||
-        yget_int(n, path, "flat_elems", true, 1, INT64_MAX, &r->flat_elems, err) ||
-        yget_int(n, path, "flat_padded", true, 1, INT64_MAX, &r->flat_padded, err) ||
-        yget_int(n, path, "shard_elems", true, 1, INT64_MAX, &r->shard_elems, err) ||
+        yget_int(n, path, "flat_elems", true, 1, PROGRAM_MAX_OP_BYTES, &r->flat_elems, err) ||
+        yget_int(n, path, "flat_padded", true, 1, PROGRAM_MAX_OP_BYTES, &r->flat_padded, err) ||
+        yget_int(n, path, "shard_elems", true, 1, PROGRAM_MAX_OP_BYTES, &r->shard_elems, err) ||
         read_units(n, path, p, r, err))
         return -1;
     if (r->shard_elems != states_shard(r->flat_elems, d) || r->flat_padded != r->shard_elems * d) {
