@@ -231,6 +231,9 @@ static int read_params(chk *c, int32_t i, const prog_op *o) {
     int32_t twice;
     if (o->src == BUF_PARAMS) {
         if (need_live(c, i, BUF_PARAMS, -1)) return -1;
+        if (*slot(c, BUF_UNIT_PARAMS, u) >= 0) /* the runtime reads a unit's own buffer first */
+            return bad(c, i, "reads params while unit_params[%s] is allocated: expected src "
+                       "unit_params", c->r->units[u].name);
         if (!c->params_whole)
             return bad(c, i, "params holds only the rank's shard (ZeRO-3 over %lld ranks): read "
                        "unit_params after an all-gather", (long long)c->d);
@@ -278,6 +281,9 @@ static int write_grads(chk *c, int32_t i, const prog_op *o) {
                    prog_buf_names[c->bwd_dst], prog_buf_names[o->dst]);
     if (o->dst == BUF_GRADS) {
         if (need_live(c, i, BUF_GRADS, -1)) return -1;
+        if (*slot(c, BUF_UNIT_GRADS, o->unit) >= 0) /* the runtime writes it first */
+            return bad(c, i, "writes grads while unit_grads[%s] is allocated: expected dst "
+                       "unit_grads", c->r->units[o->unit].name);
         if (!c->grads_whole)
             return bad(c, i, "grads holds only the rank's shard (ZeRO-%d over %lld ranks): write "
                        "unit_grads and reduce-scatter it", c->p->zero, (long long)c->d);
