@@ -818,6 +818,13 @@ static void test_load_checks_ops(void **state) {
     tu_contains(mutated_error(&p, i), "fwd layer.0 (step 0, mb 0): reads unit_params[layer.0] "
                 "before an all-gather filled it ([32768, 278784) missing)", NULL);
     program_free(&p);
+    /* a forward that names params while its unit's gathered buffer exists */
+    p = emit_grid(&z3, 1), r = &p.roles[0];
+    i = find_op(r, 0, OP_FWD, 0, 0);
+    r->ops[i].src = BUF_PARAMS;
+    tu_contains(mutated_error(&p, i), "fwd embed (step 0, mb 0): reads params while "
+                "unit_params[embed] is allocated: expected src unit_params", NULL);
+    program_free(&p);
     /* a step without its ops, located at the list */
     p = emit_grid(&z3, 2), r = &p.roles[0];
     r->n_ops = find_op(r, 0, OP_ZERO_GRAD, -2, -2) + 1;
