@@ -3,7 +3,10 @@
  * every error names file:line:col, the field (e.g. roles[0].ops[12].bytes),
  * what was expected and what was found. Unknown keys are errors, and so are
  * values that contradict the header (a step past train.steps, a unit the
- * role does not have, a range outside the flat space).
+ * role does not have, a range outside the flat space). Every size is bounded
+ * before anything is allocated for it; then program_check (program_check.c)
+ * walks the ops for what the replay and the runtime rely on, and its error
+ * is located at the op's line.
  */
 #include <math.h>
 #include <stdio.h>
@@ -60,9 +63,9 @@ static int read_i32(const ynode *map, const char *path, const char *key, int64_t
     return 0;
 }
 
-/* A required real number in [min, max], or (min, max] when min_open: every
+/* A required real number in [min, max], (min, max] or [min, max): every
  * number of a program is bounded, so that no sum or product the replay or
- * the runtime forms overflows or divides by zero. */
+ * the runtime forms overflows or divides by zero (docs/plan-format.md §1). */
 typedef enum { CLOSED, MIN_OPEN, MAX_OPEN } interval;
 
 static int read_real(const ynode *map, const char *path, const char *key, double min,
@@ -79,7 +82,6 @@ static int read_real(const ynode *map, const char *path, const char *key, double
     *out = v;
     return 0;
 }
-
 
 /* ---- header ---------------------------------------------------------------------- */
 
