@@ -106,8 +106,8 @@ static int read_model(const ynode *h, program *p, ps_err *err) {
            yget_int(m, "header.model", "ffn_hidden", true, 1, PROGRAM_MAX_WIDTH, &p->ffn_hidden, err) ||
            yget_int(m, "header.model", "vocab", true, 1, PROGRAM_MAX_WIDTH, &p->vocab, err) ||
            yget_bool(m, "header.model", "tied_embeddings", true, &p->tied_embeddings, err) ||
-           read_real(m, "header.model", "norm_eps", 0, MIN_OPEN, 0.1, &p->norm_eps, err) ||
-           read_real(m, "header.model", "rope_theta", 1, CLOSED, 1e12, &p->rope_theta, err) ||
+           read_real(m, "header.model", "norm_eps", 0, MIN_OPEN, 1, &p->norm_eps, err) ||
+           read_real(m, "header.model", "rope_theta", 0, MIN_OPEN, 1e12, &p->rope_theta, err) ||
            check_heads(m, p, err);
 }
 
@@ -178,7 +178,7 @@ static int read_train(const ynode *h, program *p, ps_err *err) {
         read_real(t, "header.train", "lr", 0, MIN_OPEN, 1, &p->lr, err) ||
         read_real(t, "header.train", "beta1", 0, MAX_OPEN, 1, &p->beta1, err) ||
         read_real(t, "header.train", "beta2", 0, MAX_OPEN, 1, &p->beta2, err) ||
-        read_real(t, "header.train", "eps", 0, MIN_OPEN, 0.1, &p->eps, err) ||
+        read_real(t, "header.train", "eps", 0, MIN_OPEN, 1, &p->eps, err) ||
         read_real(t, "header.train", "weight_decay", 0, CLOSED, 1, &p->weight_decay, err) ||
         yget_str(t, "header.train", "data", true, data, sizeof data, err))
         return -1;
