@@ -31,6 +31,7 @@
 #define PS_PROGRAM_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "comm.h"
@@ -45,6 +46,17 @@
 #define PROGRAM_MAX_STEPS 1000000
 #define PROGRAM_MAX_MICRO_BATCHES (1 << 20)
 #define PROGRAM_MAX_OP_BYTES (1LL << 50)
+/* All byte counts on a role's ops together (so no total of the replay overflows). */
+#define PROGRAM_MAX_BYTE_SUM (1LL << 62)
+/* Bounds on the header's shapes: widths (hidden, ffn_hidden, head_dim, vocab,
+ * seq, micro) and heads, and the tokens of one micro-batch (micro * seq), so
+ * that every product the replay and the runtime form fits in int64_t. */
+#define PROGRAM_MAX_WIDTH (1 << 24)
+#define PROGRAM_MAX_HEADS (1 << 16)
+#define PROGRAM_MAX_MB_TOKENS (1 << 24)
+/* An op's FLOPs and seconds: 2^24 ops of at most 10^6 s sum to a finite time. */
+#define PROGRAM_MAX_OP_FLOPS 1e24
+#define PROGRAM_MAX_OP_SECONDS 1e6
 
 /* Memory categories the replay predicts and the runtime's tracked allocator
  * measures (docs/plan-format.md §4). */
@@ -196,6 +208,24 @@ int64_t program_shard_part(const prog_role *r, int64_t offset, int64_t elems, in
  * and what was found. */
 int program_write_json(const program *p, const char *path, ps_err *err);
 int program_load_json(const char *path, program *out, ps_err *err);
+/* The same from memory (len bytes, no terminator needed; a fuzzer's input):
+ * origin names the text in locations. Every size is bounded before it is
+ * allocated, and the ops pass program_check. */
+int program_load_text(const char *data, size_t len, const char *origin, program *out,
+                      ps_err *err);
+
+/* Check the structural invariants the replay and the runtime rely on
+ * (docs/plan-format.md §1, "What the loader checks"): buffers allocated with
+ * their header-implied size before use and freed at most once; per step and
+ * micro-batch the forward in unit order, then the backward in reverse; one
+ * zero_grad before the step's first backward and one optim after its last,
+ * over all the rank holds; every gradient element reduced as the ZeRO stage
+ * requires before the optim, and updated parameters gathered before they are
+ * read; collectives consistent with the header. program_load_* runs it; the
+ * emitter's programs pass it. Returns 0, or -1 with err saying what is wrong
+ * and *role, *op (either may be NULL) naming where (op -1: the role's list as
+ * a whole). */
+int program_check(const program *p, int32_t *role, int32_t *op, ps_err *err);
 
 extern const char *const mem_cat_names[MEM_COUNT];   /* "params", "grads", ... */
 extern const char *const prog_buf_names[BUF_COUNT];  /* "params", ..., "unit_grads" */

@@ -159,17 +159,21 @@ static bool conflict(const access *a, const access *b) {
 }
 
 /* When a compute op may start: after the compute stream and after every
- * running collective it touches. */
+ * running collective it touches. The communication stream runs one
+ * collective after another (durations are >= 0), so the pending ends rise
+ * with their order: scanning from the newest, the first one it touches, or
+ * the first that ends by then, settles it. */
 static double compute_ready(replay_state *s, const prog_op *o) {
     access a[2];
     const int n = accesses(s, o, a);
     double t = s->t_compute;
-    for (int k = 0; k < s->n_pend; k++) {
+    for (int k = s->n_pend - 1; k >= 0; k--) {
         const pending *q = &s->pend[k];
         bool hit = n < 0;
+        if (q->end <= t) break;
         for (int i = 0; i < n && !hit; i++)
             for (int j = 0; j < 2 && !hit; j++) hit = conflict(&a[i], &q->a[j]);
-        if (hit && q->end > t) t = q->end;
+        if (hit) return q->end;
     }
     return t;
 }

@@ -396,6 +396,38 @@ static void test_sweep(void **state) {
     ynode_free(j);
 }
 
+/* Issue 9: programs edited into inconsistency get a located error, never a
+ * crash (a fwd without its unit segfaulted) or a silent replay (a deleted
+ * reduce-scatter was replayed as if nothing were missing). */
+static void test_replay_broken_program(void **state) {
+    (void)state;
+    char dir[] = "/tmp/parasim-broken-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char args[1024], cmd[1024], prog[256];
+    snprintf(prog, sizeof prog, "%s/q.json", dir);
+    snprintf(args, sizeof args, "emit plans/tiny-1m-cpu.yaml --steps 1 -o %s", prog);
+    assert_int_equal(run(args, out, sizeof out), 0);
+    snprintf(cmd, sizeof cmd, "sed -i '0,/\"unit\": \"embed\", \"src\"/s//\"src\"/' %s", prog);
+    assert_int_equal(system(cmd), 0);
+    snprintf(args, sizeof args, "replay %s", prog);
+    assert_int_equal(run(args, out, sizeof out), 1);
+    tu_contains(out, "parasim replay: ", prog, "roles[0].ops[3].unit: missing field (expected a "
+                "unit of this role, embed ... head)", NULL);
+    /* ZeRO-2: layer.2's reduce-scatter deleted; its gradient buffer is freed unreduced */
+    snprintf(args, sizeof args, "emit plans/tiny-1m-cpu.yaml --steps 1 -o %s", prog);
+    assert_int_equal(run(args, out, sizeof out), 0);
+    snprintf(cmd, sizeof cmd, "sed -i '0,/\"unit\": \"layer.2\", \"coll\": \"reduce-scatter\"/{//d}' %s",
+             prog);
+    assert_int_equal(system(cmd), 0);
+    snprintf(args, sizeof args, "replay %s", prog);
+    assert_int_equal(run(args, out, sizeof out), 1);
+    tu_contains(out, "roles[0].ops[", "free unit_grads layer.2 (step 0): the gradient in "
+                "unit_grads[layer.2] is not reduce-scattered into grads ([524800, 770816) missing) "
+                "before it is freed", NULL);
+    unlink(prog);
+    rmdir(dir);
+}
+
 /* parasim emit and replay: a program to a file (atomically) and to standard
  * output, its replay as a table and as JSON, and bad input. */
 static void test_emit_replay(void **state) {
@@ -533,6 +565,7 @@ int main(int argc, char **argv) {
     }
     parasim = argv[1];
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_replay_broken_program),
         cmocka_unit_test(test_default_plan_json), cmocka_unit_test(test_table_and_overrides),
         cmocka_unit_test(test_errors_and_exit_codes), cmocka_unit_test(test_output_file_is_atomic),
         cmocka_unit_test(test_infer), cmocka_unit_test(test_sweep),
