@@ -526,30 +526,21 @@ static int load_tree(ynode *root, program *out, ps_err *err) {
     return rc;
 }
 
+/* Execution plans are larger than specs: about 9 bytes of JSON per value, a
+ * line per op, up to PROG_MAX_OPS ops a role (docs/plan-format.md §1). */
+static const ynode_limits program_json_limits = {256LL << 20, 32000000, YNODE_MAX_DEPTH};
+
 int program_load_text(const char *data, size_t len, const char *origin, program *out,
                       ps_err *err) {
     ynode *root = NULL;
     memset(out, 0, sizeof *out);
-    const char *nul = memchr(data, 0, len);
-    if (nul) { /* YAML and JSON text has none; the parser would stop there */
-        int line = 1, col = 1;
-        for (const char *c = data; c < nul; c++) col = *c == '\n' ? (line++, 1) : col + 1;
-        ps_loc loc;
-        ps_loc_set(&loc, origin, line, col);
-        return ps_err_at(err, &loc, NULL, "expected JSON text, found a NUL byte");
-    }
-    char *text = malloc(len + 1);
-    if (!text) return ps_err_set(err, "out of memory");
-    memcpy(text, data, len);
-    text[len] = 0;
-    int rc = ynode_load_string(text, origin, &root, err);
-    free(text);
-    return rc ? -1 : load_tree(root, out, err);
+    if (ynode_load_bytes(data, len, origin, &program_json_limits, &root, err)) return -1;
+    return load_tree(root, out, err);
 }
 
 int program_load_json(const char *path, program *out, ps_err *err) {
     ynode *root = NULL;
     memset(out, 0, sizeof *out);
-    if (ynode_load_file(path, &root, err)) return -1;
+    if (ynode_load_file_limits(path, &program_json_limits, &root, err)) return -1;
     return load_tree(root, out, err);
 }
