@@ -11,19 +11,11 @@
 #include <unistd.h>
 
 #include "fmt.h"
+#include "regular_file.h"
 #include "rt_hash.h"
 
 /* splitmix64: the golden-ratio step, then its finaliser */
 static uint64_t mix64(uint64_t z) { return rt_mix64(z + 0x9e3779b97f4a7c15ULL); }
-
-static const char *file_kind(mode_t m) {
-    if (S_ISCHR(m)) return "a character device";
-    if (S_ISBLK(m)) return "a block device";
-    if (S_ISFIFO(m)) return "a FIFO";
-    if (S_ISSOCK(m)) return "a socket";
-    if (S_ISDIR(m)) return "a directory";
-    return "not a regular file";
-}
 
 static int too_large(const char *path, int64_t limit, ps_err *err) {
     char b[32];
@@ -32,25 +24,17 @@ static int too_large(const char *path, int64_t limit, ps_err *err) {
                            "memory); use a smaller corpus or raise run --data-limit", path, b);
 }
 
-/* Append a regular file. Opened without blocking and checked on the open
- * descriptor: a FIFO or device (named directly, or swapped in after a stat)
- * is refused, not read. */
+/* Append a regular file (regular_file_open: a FIFO or device, named
+ * directly or swapped in after a stat, is refused, not read). */
 static int append_file(rt_data *d, const char *path, int64_t limit, ps_err *err) {
-    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-    if (fd < 0)
+    struct stat st;
+    int fd = regular_file_open(path, &st);
+    if (fd == -1)
         return ps_err_set(err, "train.data: cannot read \"%s\": %s (expected a text file or a "
                                "directory of text files)", path, strerror(errno));
-    struct stat st;
-    if (fstat(fd, &st) != 0) {
-        int e = errno;
-        close(fd);
-        return ps_err_set(err, "train.data: cannot read \"%s\": %s", path, strerror(e));
-    }
-    if (!S_ISREG(st.st_mode)) {
-        close(fd);
+    if (fd == -2)
         return ps_err_set(err, "train.data: \"%s\" is %s; expected a regular text file or a "
-                               "directory of them", path, file_kind(st.st_mode));
-    }
+                               "directory of them", path, regular_file_kind(st.st_mode));
     if (st.st_size > limit - d->len) {
         close(fd);
         return too_large(path, limit, err);

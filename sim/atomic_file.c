@@ -12,6 +12,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "regular_file.h"
+
 /* ---- the registry of open temporaries, for signal handlers ------------------------ */
 
 enum { REG_SLOTS = 16 };
@@ -74,16 +76,6 @@ static void reg_drop(atomic_file *a) {
 
 /* ---- the target ------------------------------------------------------------------ */
 
-static const char *file_kind(mode_t m) {
-    if (S_ISLNK(m)) return "symbolic link";
-    if (S_ISCHR(m)) return "character device";
-    if (S_ISBLK(m)) return "block device";
-    if (S_ISFIFO(m)) return "FIFO";
-    if (S_ISSOCK(m)) return "socket";
-    if (S_ISDIR(m)) return "directory";
-    return "special file";
-}
-
 int atomic_file_check_target(const char *path, ps_err *err) {
     struct stat st;
     if (lstat(path, &st) != 0) {
@@ -91,10 +83,10 @@ int atomic_file_check_target(const char *path, ps_err *err) {
         return ps_err_set(err, "%s: cannot check the output file: %s", path, strerror(errno));
     }
     if (S_ISREG(st.st_mode)) return 0;
-    const char *kind = file_kind(st.st_mode);
-    return ps_err_set(err, "%s: is a %s, not a regular file; outputs are written to a temporary "
-                           "and renamed over the target, which would replace the %s itself: "
-                           "name a regular file or a new path", path, kind, kind);
+    return ps_err_set(err, "%s: is %s, not a regular file; outputs are written to a temporary "
+                           "and renamed over the target, which would replace it (not write "
+                           "through it): name a regular file or a new path",
+                      path, regular_file_kind(st.st_mode));
 }
 
 /* The resolved directory of path and its last component, as "dir/name". */

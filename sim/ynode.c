@@ -23,6 +23,8 @@
 #include <unistd.h>
 #include <yaml.h>
 
+#include "regular_file.h"
+
 const ynode_limits ynode_spec_limits = {YNODE_SPEC_MAX_BYTES, YNODE_SPEC_MAX_NODES,
                                         YNODE_MAX_DEPTH};
 
@@ -453,36 +455,19 @@ int ynode_load_string(const char *text, const char *origin, ynode **out, ps_err 
     return ynode_load_bytes(text, strlen(text), origin, NULL, out, err);
 }
 
-static const char *file_kind(mode_t mode) {
-    return S_ISDIR(mode)    ? "a directory"
-           : S_ISFIFO(mode) ? "a FIFO"
-           : S_ISCHR(mode)  ? "a character device"
-           : S_ISBLK(mode)  ? "a block device"
-           : S_ISSOCK(mode) ? "a socket"
-                            : "something that is not a file";
-}
-
 int ynode_load_file_limits(const char *path, const ynode_limits *limits, ynode **out, ps_err *err) {
     const ynode_limits *lim = limits ? limits : &ynode_spec_limits;
     char shown[PS_LOC_FILE_MAX];
     struct stat st;
     *out = NULL;
     ps_path_short(path, shown, sizeof shown);
-    /* stat first: a FIFO or device is refused without opening it */
-    if (stat(path, &st)) return ps_err_set(err, "%s: cannot open: %s", shown, strerror(errno));
-    if (S_ISDIR(st.st_mode))
+    int fd = regular_file_open(path, &st);
+    if (fd == -1) return ps_err_set(err, "%s: cannot open: %s", shown, strerror(errno));
+    if (fd == -2 && S_ISDIR(st.st_mode))
         return ps_err_set(err, "%s: expected a YAML or JSON file, found a directory", shown);
-    if (!S_ISREG(st.st_mode))
+    if (fd == -2)
         return ps_err_set(err, "%s: expected a regular file, found %s", shown,
-                          file_kind(st.st_mode));
-    /* non-blocking, in case it was swapped for a FIFO since */
-    int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
-    if (fd < 0) return ps_err_set(err, "%s: cannot open: %s", shown, strerror(errno));
-    if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
-        close(fd);
-        return ps_err_set(err, "%s: expected a regular file, found %s", shown,
-                          file_kind(st.st_mode));
-    }
+                          regular_file_kind(st.st_mode));
     if (st.st_size > lim->max_bytes) {
         close(fd);
         return ps_err_set(err,
