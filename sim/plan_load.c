@@ -397,7 +397,7 @@ static int decode(const ynode *root, plan_spec *out, bool *dp_auto, ps_err *err)
         yget_enum(pipe, "pipeline", "schedule", false, plan_schedule_names, &sched, err) ||
         yget_int(pipe, "pipeline", "virtual", false, 1, 1024, &c->virtual_stages, err) ||
         read_stage_layers(pipe, c, err) ||
-        yget_enum(root, "", "recompute", true, plan_recompute_names, &recompute, err) ||
+        yget_enum(root, "", "recompute", false, plan_recompute_names, &recompute, err) ||
         read_precision(root, out, err) ||
         yget_enum(root, "", "optimizer", false, plan_optimizer_names, &opt, err) ||
         read_offload(root, c, err) || yget_map(root, "", "memory", false, &mem, err) ||

@@ -496,12 +496,12 @@ static void test_plan_defaults(void **state) {
     s = tu_plan(variant(8, NULL, NULL));
     assert_int_equal(s->cfg.optimizer, OPT_ADAMW);
     free(s);
-    /* no gpus, dp: 2, tp: 4 -> 8 GPUs */
+    /* no gpus, dp: 2, tp: 4 -> 8 GPUs; no optimizer, no recompute: AdamW, none */
     s = tu_plan("model: llama3-8b\ncluster: dgx-h100\nparallel: {dp: 2, tp: 4}\n"
-                "batch: {global: 64, micro: 1, seq: 4096}\nrecompute: none\n"
-                "precision: bf16-mixed\n");
+                "batch: {global: 64, micro: 1, seq: 4096}\nprecision: bf16-mixed\n");
     assert_int_equal(s->cfg.gpus, 8);
     assert_int_equal(s->cfg.optimizer, OPT_ADAMW);
+    assert_int_equal(s->cfg.recompute, RECOMPUTE_NONE);
     free(s);
     /* dp: auto without gpus: the whole cluster, as before */
     s = tu_plan("model: tiny-1m\ncluster: local-cpu\nparallel: {dp: auto}\n"
