@@ -37,9 +37,9 @@ const plan_spec *fuzz_default_plan(void) {
  * violation is "exit 0 with nonsense", so it stops the fuzzer like a crash. */
 static void check_sane(const eval_result *r) {
     const eval_stage *s = &r->heavy;
-    const int64_t parts[] = {s->params, s->grads,     s->master,         s->optimizer,
-                             s->activations, s->other, s->reserved, s->fragmentation,
-                             s->total,  s->host,      r->model_params,   r->capacity_bytes};
+    const int64_t parts[] = {s->params,      s->grads, s->master,       s->optimizer,
+                             s->activations, s->other, s->reserved,     s->fragmentation,
+                             s->total,       s->host,  r->model_params, r->capacity_bytes};
     for (size_t i = 0; i < sizeof parts / sizeof *parts; i++)
         if (parts[i] < 0) {
             fprintf(stderr, "fuzz: negative size (part %zu): %lld\n", i, (long long)parts[i]);
@@ -47,7 +47,8 @@ static void check_sane(const eval_result *r) {
         }
     const step_time *t = &r->time;
     double sum = t->compute + t->bubble + t->optimizer;
-    for (int g = 0; g < GROUP_COUNT; g++) sum += t->exposed[g];
+    for (int g = 0; g < GROUP_COUNT; g++)
+        sum += t->exposed[g];
     if (!(isfinite(t->step) && t->step > 0 && isfinite(t->tokens_per_s) && t->tokens_per_s > 0 &&
           t->mfu > 0 && t->mfu <= 1 && isfinite(sum) && fabs(sum - t->step) <= 1e-6 * t->step)) {
         fprintf(stderr, "fuzz: nonsense time: step %g s (parts add to %g), %g tokens/s, MFU %g\n",
