@@ -423,6 +423,9 @@ static int op_optim(chk *c, int32_t i, const prog_op *o) {
         c->params_stale = true;
         c->pgather.n = 0;
     }
+    /* the update makes every gathered unit stale: a ZeRO-3 unit kept across the
+     * step must be gathered again before it is read */
+    for (int32_t u = 0; u < c->U; u++) c->up_filled[u] = false, c->up_spans[u].n = 0;
     return 0;
 }
 

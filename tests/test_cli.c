@@ -403,7 +403,7 @@ static void test_replay_broken_program(void **state) {
     (void)state;
     char dir[] = "/tmp/parasim-broken-XXXXXX";
     assert_non_null(mkdtemp(dir));
-    char args[1024], cmd[1024], prog[256];
+    char args[1024], cmd[2048], prog[256];
     snprintf(prog, sizeof prog, "%s/q.json", dir);
     snprintf(args, sizeof args, "emit plans/tiny-1m-cpu.yaml --steps 1 -o %s", prog);
     assert_int_equal(run(args, out, sizeof out), 0);
@@ -424,6 +424,25 @@ static void test_replay_broken_program(void **state) {
     tu_contains(out, "roles[0].ops[", "free unit_grads layer.2 (step 0): the gradient in "
                 "unit_grads[layer.2] is not reduce-scattered into grads ([524800, 770816) missing) "
                 "before it is freed", NULL);
+    /* ZeRO-3: embed's gathered unit kept across the optimizer step and read
+     * again without a new all-gather (step 0's last free, step 1's alloc and
+     * all-gather of unit_params[embed] deleted): the weights it reads are stale */
+    snprintf(args, sizeof args,
+             "emit plans/tiny-1m-cpu.yaml --steps 2 --set parallel.zero=3 -o %s", prog);
+    assert_int_equal(run(args, out, sizeof out), 0);
+    snprintf(cmd, sizeof cmd,
+             "awk '/\"op\": \"free\", \"step\": 0, \"buf\": \"unit_params\", \"unit\": "
+             "\"embed\"/ {last = NR} {line[NR] = $0} END {for (i = 1; i <= NR; i++) {"
+             "if (i == last) continue; if (!a && line[i] ~ /\"op\": \"alloc\", \"step\": 1, "
+             "\"buf\": \"unit_params\", \"unit\": \"embed\"/) {a = 1; continue} "
+             "if (!g && line[i] ~ /\"step\": 1, \"mb\": 0, \"unit\": \"embed\", \"coll\": "
+             "\"all-gather\"/) {g = 1; continue} print line[i]}}' %s > %s.x && mv %s.x %s",
+             prog, prog, prog, prog);
+    assert_int_equal(system(cmd), 0);
+    snprintf(args, sizeof args, "replay %s", prog);
+    assert_int_equal(run(args, out, sizeof out), 1);
+    tu_contains(out, "fwd embed (step 1, mb 0): reads unit_params[embed] before an all-gather "
+                "filled it", NULL);
     unlink(prog);
     rmdir(dir);
 }
