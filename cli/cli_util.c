@@ -1,4 +1,5 @@
 /* cli_util.c — output files and argument helpers shared by subcommands. */
+#define _DEFAULT_SOURCE /* realpath */
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,7 +9,13 @@
 #include "yget.h"
 
 int cli_check_not_input(const char *cmd, const char *in, const char *out) {
-    if (!in || !out || !strcmp(out, "-") || !atomic_file_same_target(in, out)) return CLI_OK;
+    if (!in || !out || !strcmp(out, "-")) return CLI_OK;
+    /* the input is read through its links: compare the file they lead to (an
+     * output that is itself a link is refused when it is opened) */
+    char *real_in = realpath(in, NULL);
+    const int same = atomic_file_same_target(real_in ? real_in : in, out);
+    free(real_in);
+    if (!same) return CLI_OK;
     return cli_fail(cmd, CLI_USAGE, "the output %s would replace the input %s: give it another name",
                     out, in);
 }

@@ -273,6 +273,14 @@ static void test_output_is_not_the_input(void **state) {
         assert_int_equal(run(args, out, sizeof out), 2);
         tu_contains(out, "would replace the input", in, NULL);
     }
+    /* the input named through a symbolic link, the output by the file's own name */
+    char link[512];
+    snprintf(link, sizeof link, "%s/link.yaml", dir);
+    assert_int_equal(symlink("in.yaml", link), 0);
+    snprintf(args, sizeof args, "emit %s --steps 1 -o %s", link, in);
+    assert_int_equal(run(args, out, sizeof out), 2);
+    tu_contains(out, "would replace the input", NULL);
+    unlink(link);
     snprintf(args, sizeof args, "cmp -s plans/tiny-1m-cpu.yaml %s", in);
     assert_int_equal(system(args), 0);
     assert_string_equal(dir_list(dir), "in.yaml\n");
