@@ -90,8 +90,13 @@ static int parse_quantity(const char *text, ps_unit unit, double *out, int *had_
     char clean[128];
     size_t j = 0;
     *had_unit = 0;
-    for (const char *p = text; *p && j + 1 < sizeof clean; p++)
-        if (*p != '_') clean[j++] = *p;
+    for (const char *p = text; *p; p++) {
+        if (*p == '_') continue;
+        if (j + 1 == sizeof clean) /* no quantity is this long: never cut one short */
+            return ps_err_set(err, "expected %s, found \"%.60s...\" (over %zu characters)",
+                              unit_example(unit), text, sizeof clean - 1);
+        clean[j++] = *p;
+    }
     clean[j] = 0;
     char *end = NULL;
     double v = strtod(clean, &end);

@@ -358,6 +358,11 @@ static void test_quantities(void **state) {
     assert_true(v == 3e-6);
     assert_int_equal(yget_parse_quantity("989.4 TFLOP/s", UNIT_FLOPS_PER_S, &v, &err), 0);
     assert_true(v == 989.4e12);
+    /* a long text is refused, never cut short: "2" + 130 spaces + "GiB" is not 2 bytes */
+    char spaced[160];
+    snprintf(spaced, sizeof spaced, "2%130sGiB", "");
+    assert_int_equal(yget_parse_quantity(spaced, UNIT_BYTES, &v, &err), -1);
+    assert_non_null(strstr(err.msg, "(over 127 characters)"));
     assert_int_equal(yget_parse_quantity("1_000", UNIT_BYTES, &v, &err), 0);
     assert_true(v == 1000);
     assert_int_not_equal(yget_parse_quantity("80 GB/s", UNIT_BYTES, &v, &err), 0);
