@@ -425,6 +425,7 @@ static int end_step(exec *x, int step, double t_begin, const rt_options *opt, rt
     out->loss[step] = loss / ((double)p->global_batch * (double)p->seq);
     out->step_seconds[step] = secs;
     if (step == 0) memcpy(out->end_of_step0, x->mem.current, sizeof out->end_of_step0);
+    rt_watchdog_end(x->watchdog); /* the reductions are done; printing is not timed */
     if (opt && opt->on_step) opt->on_step(opt->ctx, step, out->loss[step], secs, &x->mem);
     return 0;
 }

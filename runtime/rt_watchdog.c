@@ -2,6 +2,7 @@
 #include "rt_watchdog.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -87,7 +88,11 @@ static void *watch(void *arg) {
 
 /* ---- the SIGTERM report ----------------------------------------------------------- */
 
+/* One watchdog at a time, never freed: a handler on another thread may still
+ * read it while rt_watchdog_stop runs; stop waits for handlers that entered. */
+static rt_watchdog the_watchdog;
 static rt_watchdog *_Atomic current;
+static atomic_int handlers_in;
 static struct sigaction old_term, old_int;
 
 /* mpirun ends the ranks with SIGTERM when it is interrupted (Ctrl-C on a hung
@@ -95,6 +100,7 @@ static struct sigaction old_term, old_int;
  * let the signal act as before. (In the second case Open MPI 4.1 stops
  * forwarding the ranks' output first, so the line is often lost.) */
 static void on_term(int sig) {
+    atomic_fetch_add(&handlers_in, 1); /* before reading current: see rt_watchdog_stop */
     rt_watchdog *w = atomic_load(&current);
     if (w) {
         char buf[768];
@@ -111,6 +117,7 @@ static void on_term(int sig) {
         ssize_t k = write(2, buf, t.n);
         (void)k;
     }
+    atomic_fetch_sub(&handlers_in, 1); /* done with w */
     atomic_file_remove_temporaries();
     sigaction(sig, sig == SIGTERM ? &old_term : &old_int, NULL);
     raise(sig); /* delivered when this handler returns */
@@ -131,8 +138,8 @@ static void catch_signal(int sig, struct sigaction *old) {
 
 rt_watchdog *rt_watchdog_start(double timeout_s, int rank, rt_watchdog_describe describe,
                                const void *ctx) {
-    rt_watchdog *w = calloc(1, sizeof *w);
-    if (!w) return NULL;
+    rt_watchdog *w = &the_watchdog;
+    memset(w, 0, sizeof *w);
     w->timeout_s = timeout_s, w->rank = rank, w->describe = describe, w->ctx = ctx;
     if (timeout_s > 0) w->has_thread = pthread_create(&w->thread, NULL, watch, w) == 0;
     atomic_store(&current, w);
@@ -160,7 +167,9 @@ void rt_watchdog_stop(rt_watchdog *w) {
     if (sigaction(SIGINT, NULL, &now) == 0 && now.sa_handler == on_term)
         sigaction(SIGINT, &old_int, NULL);
     atomic_store(&current, NULL);
+    /* a handler that entered before current was cleared may still be describing
+     * an op with the caller's data: wait for it rather than free that data */
+    while (atomic_load(&handlers_in) > 0) sched_yield();
     atomic_store(&w->stop, 1);
     if (w->has_thread) pthread_join(w->thread, NULL);
-    free(w);
 }

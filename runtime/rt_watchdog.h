@@ -35,8 +35,9 @@ typedef struct rt_watchdog rt_watchdog;
  * does not change during the run. */
 typedef void (*rt_watchdog_describe)(const void *ctx, int32_t what, rt_text *t);
 
-/* timeout_s <= 0: no time limit (the SIGTERM report stays). NULL when out of
- * memory; the other calls accept NULL. One watchdog at a time. */
+/* timeout_s <= 0: no time limit (the SIGTERM report stays). One watchdog at
+ * a time (static storage: a signal handler may read it until stop returns);
+ * the other calls accept NULL. */
 rt_watchdog *rt_watchdog_start(double timeout_s, int rank, rt_watchdog_describe describe,
                                const void *ctx);
 void rt_watchdog_begin(rt_watchdog *w, int32_t what);
