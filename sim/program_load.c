@@ -526,9 +526,11 @@ static int load_tree(ynode *root, program *out, ps_err *err) {
     return rc;
 }
 
-/* Execution plans are larger than specs: about 9 bytes of JSON per value, a
- * line per op, up to PROG_MAX_OPS ops a role (docs/plan-format.md §1). */
-static const ynode_limits program_json_limits = {256LL << 20, 32000000, YNODE_MAX_DEPTH};
+/* Execution plans are larger than specs: about 9 bytes of JSON per value. The
+ * tree costs about 450 bytes of memory per value (every node keeps its file
+ * name for messages), so 8 M values bound reading to about 3.6 GB
+ * (docs/plan-format.md §1). */
+static const ynode_limits program_json_limits = {128LL << 20, 8000000, YNODE_MAX_DEPTH};
 
 int program_load_text(const char *data, size_t len, const char *origin, program *out,
                       ps_err *err) {
