@@ -5,6 +5,7 @@
 #include <stddef.h>
 
 #include "params.h"
+#include "sat_int.h"
 
 const char *const infer_weights_names[] = {"bf16", "fp16", "fp8", "int8", "int4", NULL};
 
@@ -45,13 +46,6 @@ static int64_t layer_linear_bytes(const model_cfg *m, int64_t tp, infer_weights 
            linear_bytes(w, h, f, g, scales);
 }
 
-/* a*b into *out, false when it exceeds INFER_BYTES_MAX (operands >= 0) */
-static bool mul_ok(int64_t a, int64_t b, int64_t *out) {
-    return !__builtin_mul_overflow(a, b, out) && *out <= INFER_BYTES_MAX;
-}
-static bool add_ok(int64_t a, int64_t b, int64_t *out) {
-    return !__builtin_add_overflow(a, b, out) && *out <= INFER_BYTES_MAX;
-}
 
 int infer_compute(const model_cfg *m, const cluster_cfg *c, const infer_cfg *ic,
                   infer_result *out, ps_err *err) {
@@ -68,9 +62,9 @@ int infer_compute(const model_cfg *m, const cluster_cfg *c, const infer_cfg *ic,
         m->layers * (lin - layer_linear_bytes(m, tp, ic->weights, ic->group_size, 0));
     /* within the model's limits (2 * 2^16 layers * 2^20 wide * 4 B = 2^39) */
     out->kv_per_token = 2 * m->layers * kv_heads_rank * m->head_dim * dtype_bytes(ic->kv_dtype);
-    int64_t kv_per_seq;
-    if (!mul_ok(out->kv_per_token, ic->context, &kv_per_seq) ||
-        !mul_ok(kv_per_seq, ic->batch, &out->kv_cache))
+    const int64_t kv_per_seq = sat_mul(out->kv_per_token, ic->context);
+    out->kv_cache = sat_mul(kv_per_seq, ic->batch);
+    if (out->kv_cache > INFER_BYTES_MAX)
         return ps_err_set(err,
                           "--batch, --context: KV cache too large: %lld bytes per token x batch "
                           "%lld x context %lld exceeds the limit of 2^60 bytes (1 EiB)",
@@ -87,7 +81,8 @@ int infer_compute(const model_cfg *m, const cluster_cfg *c, const infer_cfg *ic,
     out->reserved = c->gpu_reserved_bytes;
     /* weights <= 2 B x 2^48 parameters, activations and logits <= 2^51: no overflow */
     const int64_t fixed = out->weights + out->activations + out->reserved;
-    if (!add_ok(fixed + out->logits, out->kv_cache, &out->total))
+    out->total = sat_add(fixed + out->logits, out->kv_cache);
+    if (out->total > INFER_BYTES_MAX)
         return ps_err_set(err, "--batch, --context: memory too large: %lld bytes of KV cache and "
                                "%lld of the rest exceed the limit of 2^60 bytes (1 EiB)",
                           (long long)out->kv_cache, (long long)(fixed + out->logits));

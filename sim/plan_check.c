@@ -5,6 +5,7 @@
 
 #include "act.h"
 #include "params.h"
+#include "sat_int.h"
 
 static const char *const reason_ids[PLAN_REASON_COUNT] = {
     "ok",           "gpus-exceed-cluster", "degrees-product", "tp-heads",
@@ -43,15 +44,6 @@ const char *plan_reason_id(plan_reason r) {
     return r >= 0 && r < PLAN_REASON_COUNT ? reason_ids[r] : "unknown";
 }
 
-/* Checked arithmetic, saturating at INT64_MAX (operands are never negative). */
-static int64_t sat_mul(int64_t a, int64_t b) {
-    int64_t r;
-    return __builtin_mul_overflow(a, b, &r) ? INT64_MAX : r;
-}
-static int64_t sat_add(int64_t a, int64_t b) {
-    int64_t r;
-    return __builtin_add_overflow(a, b, &r) ? INT64_MAX : r;
-}
 static int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
 
 bool plan_degrees_product(const plan_cfg *p, int64_t *out) {
