@@ -6,7 +6,8 @@
 # fails the run and prints the input as hex; copy it into the corpus folder to
 # keep it as a regression (docs/security.md §4). Called by tools/test.sh;
 # bench/fuzz/run.sh runs longer campaigns (FUZZ_RUNS=N: N executions per
-# target instead of a time limit).
+# target instead of a time limit). The random seed is fixed (FUZZ_SEED, default
+# 1) so that a CI failure replays the same way here; 0 draws a new one.
 #   sh tools/fuzz.sh [SECONDS] [TARGET...]
 set -eu
 cd "$(dirname "$0")/.."
@@ -45,7 +46,7 @@ fuzz_one() {
     done
     start=$(date +%s)
     if build-fuzz/tests/fuzz/fuzz_"$t" "$work/$t/new" "$work/$t/seeds" \
-        -dict=tests/fuzz/spec.dict $limit -timeout=5 -rss_limit_mb=2048 \
+        -dict=tests/fuzz/spec.dict $limit -seed="${FUZZ_SEED:-1}" -timeout=5 -rss_limit_mb=2048 \
         -max_len=65536 -artifact_prefix="$work/$t/" -print_final_stats=1 \
         >"$work/$t/log" 2>&1; then
         runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$work/$t/log")

@@ -7,4 +7,5 @@ set -eu
 cd "$(dirname "$0")/../.."
 runs=${1:-10000000}
 [ $# -gt 0 ] && shift
-FUZZ_RUNS=$runs exec sh tools/fuzz.sh 0 "$@"
+# a new random seed each campaign (FUZZ_SEED=N to repeat one)
+FUZZ_RUNS=$runs FUZZ_SEED=${FUZZ_SEED:-0} exec sh tools/fuzz.sh 0 "$@"
