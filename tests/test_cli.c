@@ -151,19 +151,6 @@ static void test_output_file_is_atomic(void **state) {
     rmdir(dir);
 }
 
-/* The files in dir, one name a line, sorted (ls -A). */
-static const char *dir_list(const char *dir) {
-    static char list[4096];
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "ls -A %s", dir);
-    FILE *ls = popen(cmd, "r");
-    assert_non_null(ls);
-    size_t n = fread(list, 1, sizeof list - 1, ls);
-    list[n] = 0;
-    pclose(ls);
-    return list;
-}
-
 /* -o and --all never replace a symbolic link, a FIFO or a device node with a
  * regular file: they are refused (docs/output.md), promptly, and left as they
  * were. (Never tried on /dev/null itself: a regression would destroy it.) */
@@ -223,7 +210,7 @@ static void test_output_refuses_special_files(void **state) {
     fclose(f);
     assert_string_equal(buf, "keep me\n");
     /* and no temporary is left next to them */
-    assert_string_equal(dir_list(dir), have_dev ? "fifo\nlink.json\nnull\ntarget.txt\n"
+    assert_string_equal(tu_dir_list(dir), have_dev ? "fifo\nlink.json\nnull\ntarget.txt\n"
                                                 : "fifo\nlink.json\ntarget.txt\n");
     unlink(link), unlink(fifo), unlink(dev), unlink(target);
     rmdir(dir);
@@ -239,7 +226,7 @@ static void test_sweep_same_output_twice(void **state) {
     snprintf(args, sizeof args, "sweep --all %s/x.csv -o %s//./x.csv --quiet", dir, dir);
     assert_int_equal(run(args, out, sizeof out), 2);
     tu_contains(out, "parasim sweep: --all", "name the same file", NULL);
-    assert_string_equal(dir_list(dir), "");
+    assert_string_equal(tu_dir_list(dir), "");
     /* an existing file, reached by two names (a hard link) */
     char a[128], b[128];
     snprintf(a, sizeof a, "%s/a.csv", dir);
@@ -283,7 +270,7 @@ static void test_output_is_not_the_input(void **state) {
     unlink(link);
     snprintf(args, sizeof args, "cmp -s plans/tiny-1m-cpu.yaml %s", in);
     assert_int_equal(system(args), 0);
-    assert_string_equal(dir_list(dir), "in.yaml\n");
+    assert_string_equal(tu_dir_list(dir), "in.yaml\n");
     unlink(in);
     rmdir(dir);
 }
@@ -308,15 +295,15 @@ static void interrupt_sweep(int sig) {
         _exit(127);
     }
     /* until the temporary exists (the sweep is writing), at most 10 s */
-    for (int i = 0; i < 1000 && !strstr(dir_list(dir), "OUT.csv.tmp."); i++) usleep(10000);
-    tu_contains(dir_list(dir), "OUT.csv.tmp.", NULL);
+    for (int i = 0; i < 1000 && !strstr(tu_dir_list(dir), "OUT.csv.tmp."); i++) usleep(10000);
+    tu_contains(tu_dir_list(dir), "OUT.csv.tmp.", NULL);
     usleep(500000);
     assert_int_equal(kill(pid, sig), 0);
     int st;
     assert_int_equal(waitpid(pid, &st, 0), pid);
     if (!WIFSIGNALED(st) || WTERMSIG(st) != sig)
         fail_msg("expected death by signal %d, status %d (finished before the signal?)", sig, st);
-    assert_string_equal(dir_list(dir), "");
+    assert_string_equal(tu_dir_list(dir), "");
     rmdir(dir);
 }
 

@@ -573,19 +573,6 @@ static int have_gnuplot(void) {
     return system("gnuplot --version >/dev/null 2>&1") == 0;
 }
 
-/* The names in dir, sorted, one per line. */
-static const char *listing(const char *dir) {
-    static char buf[4096];
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "ls -A %s | sort", dir);
-    FILE *p = popen(cmd, "r");
-    assert_non_null(p);
-    size_t n = fread(buf, 1, sizeof buf - 1, p);
-    buf[n] = 0;
-    pclose(p);
-    return buf;
-}
-
 static void assert_png(const char *path) {
     static const unsigned char sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
     unsigned char head[8] = {0};
@@ -624,7 +611,7 @@ static void test_cli_schedule(void **state) {
     assert_png(path);
     snprintf(path, sizeof path, "%s/s.svg", tmp_dir);
     assert_svg(path);
-    assert_string_equal(listing(tmp_dir), "s.png\ns.svg\n");
+    assert_string_equal(tu_dir_list(tmp_dir), "s.png\ns.svg\n");
     /* the README's command */
     snprintf(args, sizeof args, "plot schedule plans/llama3-8b-pp4.yaml -o %s/readme.png",
              tmp_dir);
@@ -646,7 +633,7 @@ static void test_cli_schedule(void **state) {
              "zero-bubble --format svg -o %s/zb.svg",
              tmp_dir);
     if (run(args)) fail_msg("%s\n%s", args, out);
-    assert_string_equal(listing(tmp_dir), "i.png\nreadme.png\ns.png\ns.svg\ntiny.svg\nzb.svg\n");
+    assert_string_equal(tu_dir_list(tmp_dir), "i.png\nreadme.png\ns.png\ns.svg\ntiny.svg\nzb.svg\n");
     remove_tmp_dir();
 }
 
@@ -675,7 +662,7 @@ static void test_cli_sweep(void **state) {
     if (run(args)) fail_msg("%s\n%s", args, out);
     snprintf(path, sizeof path, "%s/sweep", tmp_dir);
     assert_svg(path);
-    assert_string_equal(listing(tmp_dir), "all.csv\nsweep\nsweep.png\nsweep.yaml\ntop.txt\n");
+    assert_string_equal(tu_dir_list(tmp_dir), "all.csv\nsweep\nsweep.png\nsweep.yaml\ntop.txt\n");
     remove_tmp_dir();
 }
 
@@ -723,13 +710,13 @@ static void test_cli_errors(void **state) {
     assert_non_null(fgets(buf, sizeof buf, f));
     fclose(f);
     assert_string_equal(buf, "old image");
-    assert_string_equal(listing(tmp_dir), "bad.csv\nold.png\n");
+    assert_string_equal(tu_dir_list(tmp_dir), "bad.csv\nold.png\n");
     /* the private temporary directory is removed as well */
     if (have_gnuplot()) {
         snprintf(env, sizeof env, "TMPDIR=%s", tmp_dir);
         if (run_env(env, args)) fail_msg("%s", out);
         assert_png(path);
-        assert_string_equal(listing(tmp_dir), "bad.csv\nold.png\n");
+        assert_string_equal(tu_dir_list(tmp_dir), "bad.csv\nold.png\n");
     }
     remove_tmp_dir();
 }

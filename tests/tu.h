@@ -18,6 +18,19 @@
 #include "plan.h"
 #include "spec_path.h"
 
+/* The names in dir, sorted, one a line (ls -A), in a static buffer. */
+static inline const char *tu_dir_list(const char *dir) {
+    static char list[4096];
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd, "ls -A %s", dir);
+    FILE *ls = popen(cmd, "r");
+    assert_non_null(ls);
+    size_t n = fread(list, 1, sizeof list - 1, ls);
+    list[n] = 0;
+    pclose(ls);
+    return list;
+}
+
 /* Load models/<name>.yaml. */
 static inline model_spec tu_model(const char *name) {
     model_spec m;
