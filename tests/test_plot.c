@@ -633,7 +633,8 @@ static void test_cli_schedule(void **state) {
              "zero-bubble --format svg -o %s/zb.svg",
              tmp_dir);
     if (run(args)) fail_msg("%s\n%s", args, out);
-    assert_string_equal(tu_dir_list(tmp_dir), "i.png\nreadme.png\ns.png\ns.svg\ntiny.svg\nzb.svg\n");
+    assert_string_equal(tu_dir_list(tmp_dir),
+                        "i.png\nreadme.png\ns.png\ns.svg\ntiny.svg\nzb.svg\n");
     remove_tmp_dir();
 }
 
