@@ -152,14 +152,17 @@ static int read_betas(const ynode *train, plan_train *t, ps_err *err) {
 }
 
 /* A number >= min (or > min when open), left untouched when absent. */
-static int read_real(const ynode *train, const char *key, double min, bool open, double *out,
-                     ps_err *err) {
+/* The same ranges as an execution plan's header (docs/plan-format.md §1), so
+ * that every plan emits a program the loader accepts. */
+static int read_real(const ynode *train, const char *key, double min, bool open, double max,
+                     double *out, ps_err *err) {
     const ynode *n = ynode_get(train, key);
     char field[48];
     if (yget_quantity(train, "train", key, false, UNIT_NONE, -1e308, out, err)) return -1;
-    if (n && n->kind != YN_NULL && (*out < min || (open && *out == min)))
+    if (n && n->kind != YN_NULL && (*out < min || (open && *out == min) || *out > max))
         return ps_err_at(err, &n->loc, yget_field("train", key, field, sizeof field),
-                         "expected a number %s %g, found %s", open ? ">" : ">=", min, n->str);
+                         "expected a number in %c%g, %g], found %s", open ? '(' : '[', min, max,
+                         n->str);
     return 0;
 }
 
@@ -182,9 +185,10 @@ static int read_train(const ynode *root, plan_train *t, ps_err *err) {
         yget_check_keys(tr, "train", train_keys, err) ||
         yget_int(tr, "train", "steps", false, 1, INT32_MAX, &steps, err) ||
         yget_int(tr, "train", "seed", false, 0, INT64_MAX, &seed, err) ||
-        read_real(tr, "lr", 0, false, &t->lr, err) || read_betas(tr, t, err) ||
-        read_real(tr, "eps", 0, true, &t->eps, err) ||
-        read_real(tr, "weight_decay", 0, false, &t->weight_decay, err) || read_data(tr, t, err))
+        read_real(tr, "lr", 0, true, 1e3, &t->lr, err) || read_betas(tr, t, err) ||
+        read_real(tr, "eps", 0, true, 1, &t->eps, err) ||
+        read_real(tr, "weight_decay", 0, false, 1, &t->weight_decay, err) ||
+        read_data(tr, t, err))
         return -1;
     t->steps = (int32_t)steps;
     t->seed = (uint64_t)seed;

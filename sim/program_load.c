@@ -175,7 +175,7 @@ static int read_train(const ynode *h, program *p, ps_err *err) {
         yget_check_keys(t, "header.train", train_keys, err) ||
         yget_int(t, "header.train", "steps", true, 1, PROGRAM_MAX_STEPS, &steps, err) ||
         yget_int(t, "header.train", "seed", true, 0, INT64_MAX, &seed, err) ||
-        read_real(t, "header.train", "lr", 0, MIN_OPEN, 1, &p->lr, err) ||
+        read_real(t, "header.train", "lr", 0, MIN_OPEN, 1e3, &p->lr, err) ||
         read_real(t, "header.train", "beta1", 0, MAX_OPEN, 1, &p->beta1, err) ||
         read_real(t, "header.train", "beta2", 0, MAX_OPEN, 1, &p->beta2, err) ||
         read_real(t, "header.train", "eps", 0, MIN_OPEN, 1, &p->eps, err) ||

@@ -921,8 +921,8 @@ static void test_load_header_ranges(void **state) {
         {"eps", "0", "header.train.eps: expected a number in (0, 1], found 0"},
         {"norm_eps", "0", "header.model.norm_eps: expected a number in (0, 1], found 0"},
         {"rope_theta", "0", "header.model.rope_theta: expected a number in (0, 1e+12], found 0"},
-        {"lr", "0", "header.train.lr: expected a number in (0, 1], found 0"},
-        {"lr", "1e3", "header.train.lr: expected a number in (0, 1], found 1e3"},
+        {"lr", "0", "header.train.lr: expected a number in (0, 1000], found 0"},
+        {"lr", "1e4", "header.train.lr: expected a number in (0, 1000], found 1e4"},
         {"weight_decay", "-0.1", "header.train.weight_decay: expected a number in [0, 1], found -0.1"},
         {"lr", "nan", "header.train.lr: expected a number"},
         {"seed", "-1", "header.train.seed: expected an integer >= 0, found -1"},
@@ -1080,11 +1080,13 @@ static void test_train_section(void **state) {
     const struct {
         const char *train, *frags[3];
     } bad[] = {
-        {"{lr: -1}", {"bad.yaml:9:13: train.lr: ", "expected a number >= 0, found -1", NULL}},
+        {"{lr: -1}", {"bad.yaml:9:13: train.lr: ", "expected a number in (0, 1000], found -1", NULL}},
+        {"{lr: 1e4}", {"train.lr: ", "expected a number in (0, 1000], found 1e4", NULL}},
+        {"{weight_decay: 2}", {"train.weight_decay: ", "expected a number in [0, 1], found 2", NULL}},
         {"{betas: [0.9, 1.0]}", {"train.betas[1]", "expected a number in [0, 1), found \"1.0\"", NULL}},
         {"{betas: 0.9}", {"train.betas", "expected two numbers", NULL}},
         {"{steps: 0}", {"train.steps", "expected an integer from 1", NULL}},
-        {"{eps: 0}", {"train.eps", "expected a number > 0", NULL}},
+        {"{eps: 0}", {"train.eps", "expected a number in (0, 1], found 0", NULL}},
         {"{data: \"\"}", {"train.data", "found an empty value", NULL}},
         {"{data: }", {"train.data", "found an empty value", NULL}},
         {"{lrr: 1}", {"bad.yaml:9:9: train.lrr: unknown key", "did you mean 'lr'?", NULL}},
