@@ -365,8 +365,10 @@ static int file_has(const char *path, const char *what) {
 }
 
 /* Start a long 2-rank run, send sig to rank 1 once it trains (then job_sig to
- * mpirun, unless 0), and wait for the job to end (at most 30 s). Returns the
- * exit status; the output is in out. */
+ * rank 0, unless 0), and wait for the job to end (at most 30 s). Returns the
+ * exit status; the output is in out. job_sig goes to the rank, not to mpirun:
+ * Open MPI's mpirun follows its SIGTERM to the ranks with a SIGKILL after
+ * odls_base_sigkill_timeout (1 s by default), which may cut the report short on a busy machine. */
 static int signal_rank1(int sig, const char *extra, int job_sig, double *seconds) {
     char log[] = "/tmp/parasim-fault-XXXXXX", tag[64], cmd[2048];
     int fd = mkstemp(log);
@@ -400,9 +402,11 @@ static int signal_rank1(int sig, const char *extra, int job_sig, double *seconds
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     kill(victim, sig);
-    if (job_sig) { /* then interrupt the job, as a user would after a while */
+    if (job_sig) { /* then interrupt rank 0, as mpirun does after a while */
         usleep(1500000);
-        kill(job, job_sig);
+        pid_t first = rank_pid(tag, 0);
+        if (first) kill(first, job_sig);
+        else kill(job, job_sig);
     }
     int st = 0, done = 0;
     for (int i = 0; i < 600 && !done; i++) {
