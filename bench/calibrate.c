@@ -12,8 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "eval.h"
-#include "published.h"
+#include "time/eval.h"
+#include "spec/published.h"
 
 static int show_breakdown;
 

@@ -18,10 +18,10 @@
 #include <string.h>
 #include <time.h>
 
-#include "eval.h"
-#include "plan.h"
-#include "plan_check.h"
-#include "sweep.h"
+#include "time/eval.h"
+#include "spec/plan.h"
+#include "spec/plan_check.h"
+#include "sweep/sweep.h"
 
 static double now_s(void) {
     struct timespec t;

@@ -4,8 +4,8 @@
 
 #include <stdio.h>
 
-#include "err.h"
-#include "plan.h"
+#include "base/err.h"
+#include "spec/plan.h"
 
 /* Exit codes: 0 ok, 1 bad input or failed work, 2 bad command line. */
 enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2 };

@@ -4,9 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "atomic_file.h"
+#include "base/atomic_file.h"
 #include "cli.h"
-#include "yget.h"
+#include "spec/yget.h"
 
 int cli_check_not_input(const char *cmd, const char *in, const char *out) {
     if (!in || !out || !strcmp(out, "-")) return CLI_OK;

@@ -2,7 +2,7 @@
 #include <string.h>
 
 #include "cli.h"
-#include "fmt.h"
+#include "base/fmt.h"
 #include "rt_device.h"
 
 int cmd_devices(int argc, char **argv) {

@@ -4,8 +4,8 @@
 #include <string.h>
 
 #include "cli.h"
-#include "plan.h"
-#include "program.h"
+#include "spec/plan.h"
+#include "program/program.h"
 
 
 static void usage(FILE *f) {

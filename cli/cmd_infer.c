@@ -3,9 +3,9 @@
 #include <string.h>
 
 #include "cli.h"
-#include "infer.h"
-#include "report.h"
-#include "spec_path.h"
+#include "cost/infer.h"
+#include "report/report.h"
+#include "spec/spec_path.h"
 
 static void usage(FILE *f) {
     fprintf(f,

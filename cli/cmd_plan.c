@@ -3,9 +3,9 @@
 #include <string.h>
 
 #include "cli.h"
-#include "eval.h"
-#include "plan.h"
-#include "report.h"
+#include "time/eval.h"
+#include "spec/plan.h"
+#include "report/report.h"
 
 
 static void usage(FILE *f) {

@@ -2,7 +2,7 @@
  * schedule, and the memory-vs-throughput chart of a sweep's CSV, drawn by
  * gnuplot (docs/plots.md).
  *
- * sim/plot.c writes the data and the gnuplot script into a private temporary
+ * sim/report/plot.c writes the data and the gnuplot script into a private temporary
  * directory; this file runs gnuplot on them (fork and execvp, no shell), has it
  * draw into temporaries next to the targets, and renames those over the
  * targets only once gnuplot has exited 0 — a reader sees the old image or the
@@ -17,12 +17,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "atomic_file.h"
+#include "base/atomic_file.h"
 #include "cli.h"
-#include "eval.h"
-#include "plan.h"
-#include "plot.h"
-#include "step_sim.h"
+#include "time/eval.h"
+#include "spec/plan.h"
+#include "report/plot.h"
+#include "time/step_sim.h"
 
 #define PATH_MAX_LEN  1024
 

@@ -6,10 +6,10 @@
 #include <string.h>
 
 #include "cli.h"
-#include "fmt.h"
-#include "jsonw.h"
-#include "program.h"
-#include "replay.h"
+#include "base/fmt.h"
+#include "base/jsonw.h"
+#include "program/program.h"
+#include "program/replay.h"
 
 static void usage(FILE *f) {
     fprintf(f,

@@ -6,12 +6,12 @@
 #include <fcntl.h>
 #include <unistd.h>
 
-#include "atomic_file.h"
+#include "base/atomic_file.h"
 #include "cli.h"
-#include "fmt.h"
-#include "yget.h"
-#include "program.h"
-#include "replay.h"
+#include "base/fmt.h"
+#include "spec/yget.h"
+#include "program/program.h"
+#include "program/replay.h"
 #include "rt_backend.h"
 #include "rt_data.h"
 #include "rt_exec.h"

@@ -5,12 +5,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "atomic_file.h"
+#include "base/atomic_file.h"
 #include "cli.h"
-#include "report.h"
-#include "sweep.h"
-#include "sweep_csv.h"
-#include "sweep_rank.h"
+#include "report/report.h"
+#include "sweep/sweep.h"
+#include "sweep/sweep_csv.h"
+#include "sweep/sweep_rank.h"
 
 static void usage(FILE *f) {
     fprintf(f,

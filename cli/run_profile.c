@@ -5,9 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "atomic_file.h"
-#include "fmt.h"
-#include "jsonw.h"
+#include "base/atomic_file.h"
+#include "base/fmt.h"
+#include "base/jsonw.h"
 
 static int64_t mem_available_bytes(void) {
     FILE *f = fopen("/proc/meminfo", "r");

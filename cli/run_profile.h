@@ -5,9 +5,9 @@
 
 #include <stdio.h>
 
-#include "plan.h"
-#include "program.h"
-#include "replay.h"
+#include "spec/plan.h"
+#include "program/program.h"
+#include "program/replay.h"
 #include "rt_exec.h"
 #include "rt_group.h"
 

@@ -15,7 +15,7 @@
 
 #include <stdint.h>
 
-#include "program.h"
+#include "program/program.h"
 
 typedef enum { RT_F32, RT_BF16 } rt_dtype;
 

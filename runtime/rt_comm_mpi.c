@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "atomic_file.h"
+#include "base/atomic_file.h"
 #include "kern.h"
 #include "rt_group.h"
 

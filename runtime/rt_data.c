@@ -10,8 +10,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "fmt.h"
-#include "regular_file.h"
+#include "base/fmt.h"
+#include "base/regular_file.h"
 #include "rt_hash.h"
 
 /* splitmix64: the golden-ratio step, then its finaliser */

@@ -11,7 +11,7 @@
 
 #include <stdint.h>
 
-#include "program.h"
+#include "program/program.h"
 
 typedef struct {
     prog_data_kind kind;

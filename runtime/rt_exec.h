@@ -14,7 +14,7 @@
 
 #include <stdint.h>
 
-#include "program.h"
+#include "program/program.h"
 #include "rt_backend.h"
 #include "rt_group.h"
 #include "rt_mem.h"

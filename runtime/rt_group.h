@@ -6,7 +6,7 @@
 
 #include <mpi.h>
 
-#include "program.h"
+#include "program/program.h"
 #include "rt_backend.h"
 
 struct rt_group {

@@ -15,7 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "program.h"
+#include "program/program.h"
 
 typedef struct {
     void *ptr;

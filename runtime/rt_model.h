@@ -20,7 +20,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "program.h"
+#include "program/program.h"
 #include "rt_backend.h"
 #include "rt_mem.h"
 

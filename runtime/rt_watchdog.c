@@ -11,7 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "atomic_file.h"
+#include "base/atomic_file.h"
 
 struct rt_watchdog {
     pthread_t thread;

@@ -1,6 +1,6 @@
 /* test_act.c — activation memory per layer against Korthikanti et al. 2022
  * Table 2 and a by-hand count for the Llama block (docs/memory.md §3). */
-#include "act.h"
+#include "cost/act.h"
 #include "tu.h"
 
 /* GPT-3 175B, s = 2048, b = 1, t = 8, fp16 (Korthikanti et al. 2022 §4, Table 2). */

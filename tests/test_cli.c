@@ -11,8 +11,8 @@
 #include <unistd.h>
 
 #include "tu.h"
-#include "yget.h"
-#include "ynode.h"
+#include "spec/yget.h"
+#include "spec/ynode.h"
 
 static const char *parasim;
 

@@ -1,7 +1,7 @@
 /* test_comm.c — communication volume per GPU per step (docs/memory.md §5).
  * Expected values are written out from the ring algorithms' definitions
  * (nccl-tests busbw factors) and the ZeRO paper's 2Ψ/2Ψ/3Ψ. */
-#include "comm.h"
+#include "cost/comm.h"
 #include "tu.h"
 
 static const int64_t N8B = 8030261248LL;

@@ -6,7 +6,7 @@
 
 #include <math.h>
 
-#include "plan_check.h"
+#include "spec/plan_check.h"
 #include "tu.h"
 
 /* Lines of a good plan; tests replace one line at a time. */

@@ -1,8 +1,8 @@
 /* test_eval.c — the buffers in "other", offload and the fit decision, against
  * values written out by hand (docs/memory.md §6). */
-#include "act.h"
-#include "params.h"
-#include "plan_check.h"
+#include "cost/act.h"
+#include "cost/params.h"
+#include "spec/plan_check.h"
 #include "tu.h"
 
 static const char *plan_text(const char *parallel, const char *extra) {

@@ -2,7 +2,7 @@
  * (docs/memory.md §7). */
 #include <math.h>
 
-#include "flops.h"
+#include "cost/flops.h"
 #include "tu.h"
 
 static void assert_close(double got, double want) {

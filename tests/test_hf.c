@@ -1,6 +1,6 @@
 /* test_hf.c — Hugging Face config.json files read as model specs give the same
  * model as parasim's own YAML (copies of the public configs in tests/data/hf). */
-#include "params.h"
+#include "cost/params.h"
 #include "tu.h"
 
 static model_spec load(const char *rel) {

@@ -1,8 +1,8 @@
 /* test_infer.c — serving memory: the "2x model size" rule of thumb, GQA KV
  * cache, quantization overheads (docs/memory.md §8). */
-#include "cluster.h"
-#include "infer.h"
-#include "params.h"
+#include "spec/cluster.h"
+#include "cost/infer.h"
+#include "cost/params.h"
 #include "tu.h"
 
 static cluster_cfg h100(void) {

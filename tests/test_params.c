@@ -1,6 +1,6 @@
 /* test_params.c — parameter counts against published totals and closed forms
  * computed here by hand (docs/memory.md §1). */
-#include "params.h"
+#include "cost/params.h"
 #include "tu.h"
 
 /* Totals published with the checkpoints (Hugging Face model cards / configs). */

@@ -1,8 +1,8 @@
 /* test_pipe.c — stage splits, in-flight micro-batches per schedule, and the
  * heaviest stage (docs/memory.md §4). */
-#include "act.h"
-#include "pipe.h"
-#include "plan_check.h"
+#include "cost/act.h"
+#include "cost/pipe.h"
+#include "spec/plan_check.h"
 #include "tu.h"
 
 static void test_afab_and_1f1b(void **state) {

@@ -10,10 +10,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "plot.h"
-#include "pipe_sched.h"
-#include "step_sim.h"
-#include "sweep_rank.h"
+#include "report/plot.h"
+#include "time/pipe_sched.h"
+#include "time/step_sim.h"
+#include "sweep/sweep_rank.h"
 #include "tu.h"
 
 static const char *parasim;

@@ -6,16 +6,16 @@
 #include <math.h>
 #include <stdlib.h>
 
-#include "act.h"
-#include "comm.h"
-#include "params.h"
-#include "plan_check.h"
-#include "program.h"
-#include "replay.h"
-#include "states.h"
+#include "cost/act.h"
+#include "cost/comm.h"
+#include "cost/params.h"
+#include "spec/plan_check.h"
+#include "program/program.h"
+#include "program/replay.h"
+#include "cost/states.h"
 #include "tu.h"
-#include "yget.h"
-#include "ynode.h"
+#include "spec/yget.h"
+#include "spec/ynode.h"
 
 /* ---- helpers ----------------------------------------------------------------------- */
 

@@ -27,7 +27,7 @@
 #include <cmocka.h>
 
 #include "tu.h"
-#include "ynode.h"
+#include "spec/ynode.h"
 
 static const char *parasim, *mpirun;
 static char out[1 << 16];

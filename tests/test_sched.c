@@ -1,11 +1,11 @@
 /* test_sched.c — explicit pipeline op orders and their event simulation
  * (docs/schedule.md): bubbles against the closed forms, peaks against
- * sim/pipe.c, dependencies, and hand-computed timelines. */
+ * sim/cost/pipe.c, dependencies, and hand-computed timelines. */
 #include <math.h>
 #include <time.h>
 
-#include "pipe.h"
-#include "pipe_sched.h"
+#include "cost/pipe.h"
+#include "time/pipe_sched.h"
 #include "tu.h"
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -186,7 +186,7 @@ static int64_t chunk_peak(const sched_op *o, int64_t n, int64_t chunk) {
     return peak;
 }
 
-/* Peak activation sets per stage equal sim/pipe.c's in-flight counts for the
+/* Peak activation sets per stage equal sim/cost/pipe.c's in-flight counts for the
  * same plan, and so do the embedding chunk's (stage 0, chunk 0) and the head
  * chunk's (stage p-1, chunk v-1) peaks. Interleaving needs p >= 2 and v >= 2 to
  * be a valid plan: with p = 1 it is skipped, with v = 1 only the stage totals

@@ -1,6 +1,6 @@
 /* test_states.c — the 16 bytes/parameter breakdown and ZeRO sharding
  * (docs/memory.md §2; Rajbhandari et al. 2020 Figure 1). */
-#include "states.h"
+#include "cost/states.h"
 #include "tu.h"
 
 static const int64_t N8B = 8030261248LL; /* Llama 3 8B */

@@ -1,10 +1,10 @@
 /* test_sweep.c — sweep specs, the walk, the ranking and the CSV rows. */
 #include <stdio.h>
 
-#include "report.h"
-#include "sweep.h"
-#include "sweep_csv.h"
-#include "sweep_rank.h"
+#include "report/report.h"
+#include "sweep/sweep.h"
+#include "sweep/sweep_csv.h"
+#include "sweep/sweep_rank.h"
 #include "tu.h"
 
 static const char small[] =

@@ -5,12 +5,12 @@
  * rank orders. */
 #include <math.h>
 
-#include "coll_time.h"
-#include "kernel_time.h"
-#include "published.h"
-#include "pipe_sched.h"
-#include "step_sim.h"
-#include "step_time.h"
+#include "time/coll_time.h"
+#include "time/kernel_time.h"
+#include "spec/published.h"
+#include "time/pipe_sched.h"
+#include "time/step_sim.h"
+#include "time/step_time.h"
 #include "tu.h"
 
 static cluster_cfg flat_cluster(void) {

@@ -8,8 +8,8 @@
 #include <unistd.h>
 
 #include "tu.h"
-#include "yget.h"
-#include "ynode.h"
+#include "spec/yget.h"
+#include "spec/ynode.h"
 
 static double now_s(void) {
     struct timespec t;

@@ -13,10 +13,10 @@
 
 #include <cmocka.h>
 
-#include "eval.h"
-#include "model.h"
-#include "plan.h"
-#include "spec_path.h"
+#include "time/eval.h"
+#include "spec/model.h"
+#include "spec/plan.h"
+#include "spec/spec_path.h"
 
 /* The names in dir, sorted, one a line (ls -A), in a static buffer. */
 static inline const char *tu_dir_list(const char *dir) {

@@ -13,7 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "plan.h"
+#include "spec/plan.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

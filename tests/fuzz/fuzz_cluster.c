@@ -1,7 +1,7 @@
 /* fuzz_cluster.c — a cluster spec (YAML), evaluated with the default plan's model and layout. */
-#include "cluster.h"
+#include "spec/cluster.h"
 #include "fuzz.h"
-#include "ynode.h"
+#include "spec/ynode.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     static plan_spec spec;

@@ -6,10 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "eval.h"
-#include "plan_check.h"
-#include "report.h"
-#include "step_sim.h"
+#include "time/eval.h"
+#include "spec/plan_check.h"
+#include "report/report.h"
+#include "time/step_sim.h"
 
 char *fuzz_text(const uint8_t *data, size_t size) {
     char *text = malloc(size + 1);

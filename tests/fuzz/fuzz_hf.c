@@ -1,7 +1,7 @@
 /* fuzz_hf.c — a Hugging Face config.json, evaluated in the default plan's layout. */
 #include "fuzz.h"
-#include "model.h"
-#include "ynode.h"
+#include "spec/model.h"
+#include "spec/ynode.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     static plan_spec spec;

@@ -2,8 +2,8 @@
  * runtime relies on (program_check), then replayed (memory timeline, bytes,
  * event times). */
 #include "fuzz.h"
-#include "program.h"
-#include "replay.h"
+#include "program/program.h"
+#include "program/replay.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     ps_err err = {{0}};

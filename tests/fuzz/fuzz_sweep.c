@@ -3,7 +3,7 @@
 #include <stdlib.h>
 
 #include "fuzz.h"
-#include "sweep.h"
+#include "sweep/sweep.h"
 
 #define FUZZ_SWEEP_MAX_POINTS 2000
 

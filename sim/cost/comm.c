@@ -1,0 +1,187 @@
+/* comm.c — per-collective communication volume (see comm.h, docs/memory.md §5). */
+#include "cost/comm.h"
+
+#include <string.h>
+
+#include "cost/act.h"
+#include "spec/plan_check.h"
+#include "cost/states.h"
+
+const char *const comm_group_names[GROUP_COUNT] = {"dp", "tp", "pp", "cp", "host"};
+const char *const comm_coll_names[] = {"all-reduce", "reduce-scatter", "all-gather",
+                                       "broadcast",  "reduce",         "send/recv"};
+
+int64_t comm_bytes_sent(comm_coll coll, int64_t n, int64_t bytes) {
+    if (n <= 1 || bytes <= 0) return 0;
+    int64_t chunk = (bytes + n - 1) / n;
+    switch (coll) {
+    case COLL_ALL_REDUCE: return 2 * (n - 1) * chunk;
+    case COLL_REDUCE_SCATTER:
+    case COLL_ALL_GATHER: return (n - 1) * chunk;
+    case COLL_BROADCAST:
+    case COLL_REDUCE:
+    case COLL_SEND: return bytes;
+    }
+    return 0;
+}
+
+/* Record `rounds` passes over a buffer of bytes_total split into `units`
+ * calls each (ZeRO-3 gathers a stage unit by unit; everything else has
+ * units = 1). */
+static void add_split(comm_list *l, comm_group g, comm_coll c, comm_phase ph, const char *what,
+                      int64_t n, int64_t rounds, int64_t units, int64_t bytes_total) {
+    if (rounds <= 0 || bytes_total <= 0 || n <= 1 || l->n >= COMM_MAX_ENTRIES) return;
+    comm_entry *e = &l->e[l->n++];
+    e->group = g;
+    e->coll = c;
+    e->phase = ph;
+    e->what = what;
+    e->group_size = n;
+    e->calls = rounds * units;
+    e->bytes_per_call = (bytes_total + units - 1) / units;
+    e->bytes_sent = rounds * comm_bytes_sent(c, n, bytes_total);
+    l->group_bytes[g] += e->bytes_sent;
+}
+
+static void add(comm_list *l, comm_group g, comm_coll c, comm_phase ph, const char *what,
+                int64_t n, int64_t calls, int64_t bytes) {
+    add_split(l, g, c, ph, what, n, calls, 1, bytes);
+}
+
+/* Data parallel (group dp x cp): naive DP all-reduces gradients once per step
+ * (accumulation runs without sync); ZeRO-1 reduce-scatters them once and
+ * all-gathers updated parameters; ZeRO-2 reduce-scatters every micro-batch
+ * (DeepSpeed: the partitioned gradient has no full buffer to accumulate in);
+ * ZeRO-3 all-gathers each unit in forward and again in backward and
+ * reduce-scatters its gradients, every micro-batch. */
+static void dp_comm(const model_cfg *m, const plan_cfg *p, const comm_stage_info *s,
+                    comm_list *l) {
+    (void)m;
+    const int64_t d = p->dp * p->cp, mb = plan_micro_batches(p);
+    const int64_t n = states_shard(s->rank_params, d) * d; /* padded flat buffer */
+    const int64_t pb = dtype_bytes(p->precision.params), gb = dtype_bytes(p->precision.grads);
+    switch (p->zero) {
+    case 0: add(l, GROUP_DP, COLL_ALL_REDUCE, COMM_GRADS, "gradients", d, 1, n * gb); break;
+    case 1:
+        add(l, GROUP_DP, COLL_REDUCE_SCATTER, COMM_GRADS, "gradients", d, 1, n * gb);
+        add(l, GROUP_DP, COLL_ALL_GATHER, COMM_PARAMS, "updated parameters", d, 1, n * pb);
+        break;
+    case 2:
+        add(l, GROUP_DP, COLL_REDUCE_SCATTER, COMM_BWD, "gradients (every micro-batch)", d, mb, n * gb);
+        add(l, GROUP_DP, COLL_ALL_GATHER, COMM_PARAMS, "updated parameters", d, 1, n * pb);
+        break;
+    default:
+        add_split(l, GROUP_DP, COLL_ALL_GATHER, COMM_FWD, "parameters (forward)", d, mb, s->units, n * pb);
+        add_split(l, GROUP_DP, COLL_ALL_GATHER, COMM_BWD, "parameters (backward)", d, mb, s->units, n * pb);
+        add_split(l, GROUP_DP, COLL_REDUCE_SCATTER, COMM_BWD, "gradients", d, mb, s->units, n * gb);
+        break;
+    }
+}
+
+/* Tensor parallel, per layer and micro-batch (Megatron-LM; Korthikanti et al.
+ * 2022 §4.2.2): without SP, two all-reduces in forward (after o and w2) and two
+ * in backward (before q/k/v and w1); with SP each becomes an all-gather plus a
+ * reduce-scatter, and backward all-gathers the saved sequence-sharded inputs of
+ * q/k/v and w1 once more for the weight gradients. Full recompute replays the
+ * forward collectives. The first stage adds the vocab-parallel embedding's
+ * reduction, the last the head's input/gradient collectives and the three
+ * per-token fp32 all-reduces of the vocab-parallel cross-entropy. */
+static void tp_comm(const model_cfg *m, const plan_cfg *p, const comm_stage_info *s,
+                    comm_list *l) {
+    const int64_t t = p->tp, mb = plan_micro_batches(p);
+    if (t <= 1) return;
+    const int64_t tokens = plan_tokens_per_rank(p);
+    const int64_t T = tokens * m->hidden * dtype_bytes(p->precision.activations);
+    const int64_t replay = p->recompute == RECOMPUTE_FULL ? 1 : 0;
+    const int64_t L = s->layers;
+    const int first = s->stage == 0, last = s->stage == p->pp - 1;
+    /* a full-recompute replay runs its forward collectives again during the backward */
+    if (!p->sp) {
+        add(l, GROUP_TP, COLL_ALL_REDUCE, COMM_FWD, "layer outputs (forward)", t, mb * L * 2, T);
+        add(l, GROUP_TP, COLL_ALL_REDUCE, COMM_BWD, "layer outputs (recompute)", t,
+            mb * L * 2 * replay, T);
+        add(l, GROUP_TP, COLL_ALL_REDUCE, COMM_BWD, "input gradients (backward)", t, mb * L * 2, T);
+        add(l, GROUP_TP, COLL_ALL_REDUCE, COMM_FWD, "embedding output", t, first ? mb : 0, T);
+        add(l, GROUP_TP, COLL_ALL_REDUCE, COMM_BWD, "head input gradient", t, last ? mb : 0, T);
+    } else {
+        add(l, GROUP_TP, COLL_ALL_GATHER, COMM_FWD, "sequence gather (forward)", t,
+            mb * (L * 2 + (last ? 1 : 0)), T);
+        add(l, GROUP_TP, COLL_REDUCE_SCATTER, COMM_FWD, "sequence scatter (forward)", t,
+            mb * (L * 2 + (first ? 1 : 0)), T);
+        add(l, GROUP_TP, COLL_ALL_GATHER, COMM_BWD, "sequence gather (recompute)", t,
+            mb * L * 2 * replay, T);
+        add(l, GROUP_TP, COLL_REDUCE_SCATTER, COMM_BWD, "sequence scatter (recompute)", t,
+            mb * L * 2 * replay, T);
+        add(l, GROUP_TP, COLL_REDUCE_SCATTER, COMM_BWD, "gradient scatter (backward)", t,
+            mb * (L * 2 + (last ? 1 : 0)), T);
+        add(l, GROUP_TP, COLL_ALL_GATHER, COMM_BWD, "gradient gather (backward)", t,
+            mb * (L * 2 + (first ? 1 : 0)), T);
+        add(l, GROUP_TP, COLL_ALL_GATHER, COMM_BWD, "input re-gather for weight grads", t,
+            mb * (L * 2 + (last ? 1 : 0)), T);
+    }
+    add(l, GROUP_TP, COLL_ALL_REDUCE, COMM_FWD, "cross-entropy max/sum/target (fp32)", t,
+        last ? 3 * mb : 0, tokens * 4);
+}
+
+/* Pipeline: each micro-batch crosses every stage boundary once forward
+ * (activations) and once backward (their gradients); interleaving multiplies
+ * the boundaries by v. Messages are b*s*h (divided by tp under SP, where the
+ * tensor is sequence-sharded). Tied embeddings add an all-reduce of the
+ * word-embedding gradient between the first and last stage once per step. */
+static void pp_comm(const model_cfg *m, const plan_cfg *p, const comm_stage_info *s,
+                    comm_list *l) {
+    const int64_t pp = p->pp, v = p->virtual_stages, mb = plan_micro_batches(p);
+    if (pp <= 1) return;
+    const int64_t tokens = plan_tokens_per_rank(p) / (p->sp ? p->tp : 1);
+    const int64_t P = tokens * m->hidden * dtype_bytes(p->precision.activations);
+    const int first = s->stage == 0, last = s->stage == pp - 1;
+    add(l, GROUP_PP, COLL_SEND, COMM_P2P, "activations (forward)", pp, mb * v - (last ? mb : 0), P);
+    add(l, GROUP_PP, COLL_SEND, COMM_P2P, "activation gradients (backward)", pp, mb * v - (first ? mb : 0), P);
+    if (m->tied_embeddings && (first || last))
+        add(l, GROUP_PP, COLL_ALL_REDUCE, COMM_GRADS, "tied embedding gradients", 2, 1,
+            s->tied_rows_params * dtype_bytes(p->precision.grads));
+}
+
+/* Context parallel, ring attention (Liu et al. 2023; Megatron-LM/TE
+ * implementation): per layer and micro-batch each rank passes its K and V
+ * blocks cp-1 times in forward; backward passes K/V again and the dK/dV
+ * partial sums, cp-1 times each. Recomputing the layer replays the forward. */
+static void cp_comm(const model_cfg *m, const plan_cfg *p, const comm_stage_info *s,
+                    comm_list *l) {
+    const int64_t c = p->cp, mb = plan_micro_batches(p);
+    if (c <= 1) return;
+    const int64_t KV = act_kv_block_bytes(m, p);
+    const int64_t replay = p->recompute == RECOMPUTE_FULL ? 1 : 0;
+    add(l, GROUP_CP, COLL_SEND, COMM_FWD, "K/V blocks (forward)", c, mb * s->layers * (c - 1), KV);
+    add(l, GROUP_CP, COLL_SEND, COMM_BWD, "K/V blocks (recompute)", c,
+        mb * s->layers * (c - 1) * replay, KV);
+    add(l, GROUP_CP, COLL_SEND, COMM_BWD, "K/V blocks (backward)", c, mb * s->layers * (c - 1), KV);
+    add(l, GROUP_CP, COLL_SEND, COMM_BWD, "dK/dV blocks (backward)", c, mb * s->layers * (c - 1), KV);
+}
+
+/* Activation offload: each micro-batch's saved activations go to host memory
+ * as the forward produces them and come back for the backward, over PCIe
+ * (all but the two layers kept on the device; docs/memory.md §3). */
+static void host_comm(const plan_cfg *p, const comm_stage_info *s, comm_list *l) {
+    const int64_t mb = plan_micro_batches(p);
+    if (!p->offload_activations || s->offload_bytes <= 0) return;
+    add(l, GROUP_HOST, COLL_SEND, COMM_FWD, "activations to host (offload)", 2, mb, s->offload_bytes);
+    add(l, GROUP_HOST, COLL_SEND, COMM_BWD, "activations from host (offload)", 2, mb,
+        s->offload_bytes);
+}
+
+void comm_stage(const model_cfg *m, const plan_cfg *p, const comm_stage_info *s, comm_list *out) {
+    out->n = 0;
+    for (int g = 0; g < GROUP_COUNT; g++) out->group_bytes[g] = 0;
+    if (p->dp * p->cp > 1) dp_comm(m, p, s, out);
+    tp_comm(m, p, s, out);
+    pp_comm(m, p, s, out);
+    cp_comm(m, p, s, out);
+    host_comm(p, s, out);
+}
+
+void comm_list_copy(comm_list *dst, const comm_list *src) {
+    dst->n = src->n;
+    memcpy(dst->e, src->e, (size_t)src->n * sizeof src->e[0]);
+    memcpy(dst->group_bytes, src->group_bytes, sizeof dst->group_bytes);
+}

@@ -1,0 +1,77 @@
+/* comm.h — bytes each GPU sends per training step, per group and per
+ * collective (docs/memory.md §5; docs/comm.md).
+ *
+ * A collective on n ranks over a buffer of S bytes (S = the full, unsharded
+ * size, as nccl-tests reports "size") sends, per rank, with ring algorithms:
+ * all-reduce 2(n-1)/n S, reduce-scatter and all-gather (n-1)/n S, broadcast and
+ * reduce S — the factors nccl-tests uses for busbw. The buffer is split into
+ * n equal chunks (ceil), so bytes are whole numbers.
+ */
+#ifndef PS_COMM_H
+#define PS_COMM_H
+
+#include <stdint.h>
+
+#include "spec/model.h"
+#include "spec/plan.h"
+
+/* The four parallel groups, then the host link (PCIe) that offload uses. */
+typedef enum { GROUP_DP, GROUP_TP, GROUP_PP, GROUP_CP, GROUP_HOST, GROUP_COUNT } comm_group;
+typedef enum {
+    COLL_ALL_REDUCE,
+    COLL_REDUCE_SCATTER,
+    COLL_ALL_GATHER,
+    COLL_BROADCAST,
+    COLL_REDUCE,
+    COLL_SEND
+} comm_coll;
+
+/* When a collective runs (docs/time.md §4 decides what hides it). */
+typedef enum {
+    COMM_FWD,    /* during a micro-batch's forward */
+    COMM_BWD,    /* during a micro-batch's backward */
+    COMM_GRADS,  /* once per step, when the last backward has produced the gradients */
+    COMM_PARAMS, /* once per step, after the optimizer (updated-parameter gather) */
+    COMM_P2P     /* at a pipeline stage boundary, per micro-batch */
+} comm_phase;
+
+typedef struct {
+    comm_group group;
+    comm_coll coll;
+    comm_phase phase;
+    const char *what;       /* e.g. "gradients", "layer outputs (fwd)" */
+    int64_t group_size;     /* ranks in the collective */
+    int64_t calls;          /* per step */
+    int64_t bytes_per_call; /* S */
+    int64_t bytes_sent;     /* per GPU per step, all calls */
+} comm_entry;
+
+#define COMM_MAX_ENTRIES 32
+
+typedef struct {
+    comm_entry e[COMM_MAX_ENTRIES];
+    int n;
+    int64_t group_bytes[GROUP_COUNT];
+} comm_list;
+
+/* Bytes one rank sends for one call. */
+int64_t comm_bytes_sent(comm_coll coll, int64_t n, int64_t bytes);
+
+typedef struct {
+    int64_t stage;
+    int64_t layers;        /* on this stage */
+    int64_t rank_params;   /* elements held by this (stage, tp rank) before ZeRO */
+    int64_t units;         /* ZeRO-3 gather units on this stage (layers + embedding/head) */
+    int64_t tied_rows_params; /* elements of the word embedding shared first<->last stage */
+    int64_t offload_bytes;    /* activations one micro-batch moves to the host and back */
+} comm_stage_info;
+
+void comm_stage(const model_cfg *m, const plan_cfg *p, const comm_stage_info *s, comm_list *out);
+
+/* Copy the entries in use and the totals (cheaper than the whole struct). */
+void comm_list_copy(comm_list *dst, const comm_list *src);
+
+extern const char *const comm_group_names[GROUP_COUNT];
+extern const char *const comm_coll_names[];
+
+#endif

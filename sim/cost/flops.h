@@ -1,0 +1,28 @@
+/* flops.h — floating-point operations per training step (docs/memory.md §7).
+ *
+ * Model FLOPs (what MFU divides): 6 per matmul weight per token (forward 2,
+ * backward 4; Kaplan et al. 2020, Narayanan et al. 2021 Appendix) over every
+ * layer's weights and the output head, plus attention 12 * L * s * (heads *
+ * head_dim) per token (QK^T and PV, forward and backward, the full s x s
+ * square as PaLM, Chowdhery et al. 2022 Appendix B, and Megatron-LM count it).
+ * Hardware FLOPs (HFU) add what is executed again: a full-recompute replay of
+ * each layer's forward, the score matmuls that selective recompute redoes, and
+ * flash attention's backward recomputation of QK^T (Dao 2023: 5 matmuls in
+ * backward instead of 4).
+ */
+#ifndef PS_FLOPS_H
+#define PS_FLOPS_H
+
+#include "spec/model.h"
+#include "spec/plan.h"
+
+typedef struct {
+    double tokens;            /* tokens per step: global batch x seq */
+    double model_per_step;    /* whole job */
+    double hardware_per_step; /* whole job, with recomputation */
+    double model_per_token;
+} flops_step;
+
+void flops_compute(const model_cfg *m, const plan_cfg *p, flops_step *out);
+
+#endif

@@ -1,0 +1,33 @@
+/* pipe.h — pipeline stages: which layers each holds, and how many
+ * micro-batches' activations each keeps at its peak (docs/memory.md §4).
+ *
+ * Peak in-flight counts follow the schedules as Megatron-LM implements them:
+ * AFAB (GPipe) keeps all m micro-batches; 1F1B keeps min(p - stage, m);
+ * interleaved 1F1B with v chunks keeps min(2(p - stage - 1) + (v - 1)p + 1, m v)
+ * chunk-micro-batches of L/(p v) layers (Narayanan et al. 2021 §2.2; Megatron's
+ * num_warmup_microbatches + 1); ZB-H1 zero-bubble keeps the 1F1B peak (Qi et al.
+ * 2023 §2.1, Table 2). With pp = 1 one micro-batch is live at a time (gradient
+ * accumulation runs them one after another).
+ */
+#ifndef PS_PIPE_H
+#define PS_PIPE_H
+
+#include <stdint.h>
+
+#include "spec/model.h"
+#include "spec/plan.h"
+
+/* Layers held by pipeline stage s. */
+int64_t pipe_stage_layers(const model_cfg *m, const plan_cfg *p, int64_t stage);
+
+typedef struct {
+    int64_t layer_units;  /* (layer x micro-batch) activation sets held at the peak */
+    int64_t inflight;     /* micro-batches (chunk-micro-batches when interleaved) live */
+    int64_t first_extra;  /* micro-batches whose embedding tensors are live (stage 0) */
+    int64_t last_extra;   /* micro-batches whose head/loss tensors are live (last stage) */
+} pipe_inflight;
+
+void pipe_stage_inflight(const model_cfg *m, const plan_cfg *p, int64_t stage,
+                         pipe_inflight *out);
+
+#endif

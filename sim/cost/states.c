@@ -1,0 +1,27 @@
+/* states.c — ZeRO-sharded model states (see states.h, docs/memory.md §2). */
+#include "cost/states.h"
+
+int states_per_param(plan_optimizer opt) {
+    switch (opt) {
+    case OPT_ADAMW: return 2;
+    case OPT_SGD: return 0;
+    case OPT_SGD_MOMENTUM: return 1;
+    }
+    return 0;
+}
+
+void states_compute(int64_t n, const plan_cfg *p, states_bytes *out) {
+    const int64_t d = p->dp * p->cp;
+    const int64_t shard = states_shard(n, d);
+    const plan_precision *pr = &p->precision;
+    out->params = (p->zero >= 3 ? shard : n) * dtype_bytes(pr->params);
+    out->grads = (p->zero >= 2 ? shard : n) * dtype_bytes(pr->grads);
+    out->master = (p->zero >= 1 ? shard : n) * dtype_bytes(pr->master);
+    out->optimizer = (p->zero >= 1 ? shard : n) * states_per_param(p->optimizer) *
+                     dtype_bytes(pr->optimizer);
+    out->host = 0;
+    if (p->offload_optimizer) { /* ZeRO-Offload: master weights and Adam states on the CPU */
+        out->host = out->master + out->optimizer;
+        out->master = out->optimizer = 0;
+    }
+}

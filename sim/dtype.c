@@ -1,6 +1,0 @@
-/* dtype.c — dtype names (see dtype.h). */
-#include <stddef.h>
-
-#include "dtype.h"
-
-const char *const dtype_names[] = {"none", "fp8", "bf16", "fp16", "fp32", NULL};

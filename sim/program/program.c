@@ -1,0 +1,159 @@
+/* program.c — names, buffer sizes, shard arithmetic and the op field table of
+ * an execution plan (see program.h, program_int.h, docs/plan-format.md). */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "program/program_int.h"
+#include "cost/states.h"
+
+const char *const mem_cat_names[MEM_COUNT] = {"params",      "grads",   "master",   "optimizer",
+                                              "activations", "buffers", "workspace"};
+const char *const prog_buf_names[BUF_COUNT] = {"params", "grads",       "master",    "adam.m",
+                                               "adam.v", "unit_params", "unit_grads"};
+const char *const prog_kind_names[OP_KIND_COUNT] = {"alloc", "free", "zero_grad", "fwd", "bwd",
+                                                    "coll",  "send", "recv",      "optim"};
+const char *const prog_phase_names[] = {"fwd", "bwd", "grads", "params", "p2p"};
+
+void prog_op_init(prog_op *o, prog_kind kind, int32_t step) {
+    memset(o, 0, sizeof *o);
+    o->kind = kind;
+    o->step = step;
+    o->mb = -1;
+    o->unit = -1;
+    o->peer = -1;
+}
+
+void program_free(program *p) {
+    if (!p) return;
+    for (int32_t i = 0; p->roles && i < p->n_roles; i++) {
+        free(p->roles[i].ranks);
+        free(p->roles[i].units);
+        free(p->roles[i].ops);
+    }
+    free(p->roles);
+    p->roles = NULL;
+    p->n_roles = 0;
+}
+
+/* The model states of a role, from the module that owns the formula. */
+static void role_states(const program *p, const prog_role *r, states_bytes *out) {
+    plan_cfg c;
+    memset(&c, 0, sizeof c);
+    plan_cfg_defaults(&c);
+    c.dp = p->dp, c.tp = p->tp, c.pp = p->pp, c.cp = p->cp;
+    c.zero = p->zero;
+    c.precision = p->precision;
+    c.optimizer = OPT_ADAMW;
+    states_compute(r->flat_elems, &c, out);
+}
+
+int64_t program_buf_bytes(const program *p, const prog_role *r, prog_buf b, int32_t unit) {
+    states_bytes sb;
+    const int unit_ok = unit >= 0 && unit < r->n_units;
+    switch (b) {
+    case BUF_UNIT_PARAMS: return unit_ok ? r->units[unit].elems * dtype_bytes(p->precision.params) : 0;
+    case BUF_UNIT_GRADS: return unit_ok ? r->units[unit].elems * dtype_bytes(p->precision.grads) : 0;
+    default: break;
+    }
+    role_states(p, r, &sb);
+    switch (b) {
+    case BUF_PARAMS: return sb.params;
+    case BUF_GRADS: return sb.grads;
+    case BUF_MASTER: return sb.master;
+    case BUF_ADAM_M:
+    case BUF_ADAM_V: return sb.optimizer / states_per_param(OPT_ADAMW);
+    default: return 0;
+    }
+}
+
+/* Bytes of one element of buffer b. */
+static int64_t buf_elem_bytes(const program *p, prog_buf b) {
+    switch (b) {
+    case BUF_PARAMS:
+    case BUF_UNIT_PARAMS: return dtype_bytes(p->precision.params);
+    case BUF_GRADS:
+    case BUF_UNIT_GRADS: return dtype_bytes(p->precision.grads);
+    case BUF_MASTER: return dtype_bytes(p->precision.master);
+    default: return dtype_bytes(p->precision.optimizer);
+    }
+}
+
+int64_t program_buf_held(const program *p, const prog_role *r, prog_buf b, int32_t unit,
+                         int32_t dp_rank, int64_t *first) {
+    *first = 0;
+    if (b == BUF_UNIT_PARAMS || b == BUF_UNIT_GRADS) {
+        if (unit < 0 || unit >= r->n_units) return 0;
+        *first = r->units[unit].offset;
+        return r->units[unit].elems;
+    }
+    const int64_t eb = buf_elem_bytes(p, b);
+    const int64_t held = eb ? program_buf_bytes(p, r, b, unit) / eb : 0;
+    if (held && held != r->flat_elems) *first = (int64_t)dp_rank * r->shard_elems; /* a shard */
+    return held;
+}
+
+int64_t program_shard_part(const prog_role *r, int64_t offset, int64_t elems, int32_t dp_rank,
+                           int64_t *first) {
+    const int64_t s0 = (int64_t)dp_rank * r->shard_elems, s1 = s0 + r->shard_elems;
+    const int64_t lo = offset > s0 ? offset : s0, end = offset + elems;
+    const int64_t hi = end < s1 ? end : s1;
+    if (first) *first = hi > lo ? lo : s0;
+    return hi > lo ? hi - lo : 0;
+}
+
+const char *prog_fmt_num(double v, char *buf, int len) {
+    if (!isfinite(v))
+        snprintf(buf, (size_t)len, "null");
+    else if (v == floor(v) && fabs(v) < 9e15)
+        snprintf(buf, (size_t)len, "%.0f", v);
+    else
+        snprintf(buf, (size_t)len, "%.17g", v);
+    return buf;
+}
+
+/* ---- the op fields of the JSON format (docs/plan-format.md §1) ---------------------- */
+
+#define K(k) (1u << (k))
+#define ALL ((1u << OP_KIND_COUNT) - 1)
+#define COMPUTE (K(OP_FWD) | K(OP_BWD))
+#define P2P (K(OP_SEND) | K(OP_RECV))
+#define F(key, type, field, names, n, kinds, req) \
+    {key, type, offsetof(prog_op, field), names, n, kinds, req}
+
+const prog_field prog_fields[] = {
+    F("step", PF_I32, step, NULL, 0, ALL, ALL),
+    F("mb", PF_I32, mb, NULL, 0, COMPUTE | K(OP_COLL) | P2P, COMPUTE | P2P),
+    F("buf", PF_ENUM, buf, prog_buf_names, BUF_COUNT, K(OP_ALLOC) | K(OP_FREE),
+      K(OP_ALLOC) | K(OP_FREE)),
+    F("unit", PF_UNIT, unit, NULL, 0, K(OP_ALLOC) | K(OP_FREE) | COMPUTE | K(OP_COLL) | P2P,
+      COMPUTE),
+    F("cat", PF_ENUM, cat, mem_cat_names, MEM_COUNT, K(OP_ALLOC), K(OP_ALLOC)),
+    F("coll", PF_ENUM, coll, comm_coll_names, COLL_SEND + 1, K(OP_COLL), K(OP_COLL)),
+    F("group", PF_ENUM, group, comm_group_names, GROUP_COUNT, K(OP_COLL) | P2P, K(OP_COLL) | P2P),
+    F("phase", PF_ENUM, phase, prog_phase_names, PROG_PHASE_COUNT, K(OP_COLL) | P2P, K(OP_COLL)),
+    F("src", PF_ENUM, src, prog_buf_names, BUF_COUNT, COMPUTE | K(OP_COLL), COMPUTE | K(OP_COLL)),
+    F("dst", PF_ENUM, dst, prog_buf_names, BUF_COUNT, K(OP_BWD) | K(OP_COLL),
+      K(OP_BWD) | K(OP_COLL)),
+    F("peer", PF_I32, peer, NULL, 0, P2P, P2P),
+    F("offset", PF_I64, offset, NULL, 0, K(OP_COLL) | K(OP_OPTIM), K(OP_COLL) | K(OP_OPTIM)),
+    F("elems", PF_I64, elems, NULL, 0, K(OP_COLL) | K(OP_OPTIM), K(OP_COLL) | K(OP_OPTIM)),
+    F("bytes", PF_I64, bytes, NULL, 0, K(OP_ALLOC) | K(OP_FREE) | K(OP_COLL) | P2P,
+      K(OP_ALLOC) | K(OP_FREE) | K(OP_COLL) | P2P),
+    F("saves", PF_I64, bytes, NULL, 0, K(OP_FWD), K(OP_FWD)),
+    F("frees", PF_I64, bytes, NULL, 0, K(OP_BWD), K(OP_BWD)),
+    F("sent", PF_I64, sent_bytes, NULL, 0, K(OP_COLL) | P2P, K(OP_COLL) | P2P),
+    F("transient", PF_I64, transient_bytes, NULL, 0, COMPUTE, 0),
+    F("workspace", PF_I64, workspace_bytes, NULL, 0, COMPUTE, 0),
+    F("recompute", PF_BOOL, recompute, NULL, 0, K(OP_BWD), 0),
+    F("flops", PF_F64, flops, NULL, 0, COMPUTE | K(OP_OPTIM), COMPUTE | K(OP_OPTIM)),
+    F("seconds", PF_F64, seconds, NULL, 0, ALL, COMPUTE | K(OP_COLL) | P2P | K(OP_OPTIM)),
+};
+const int prog_n_fields = (int)(sizeof prog_fields / sizeof prog_fields[0]);
+
+#undef F
+#undef P2P
+#undef COMPUTE
+#undef ALL
+#undef K

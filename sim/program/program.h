@@ -1,0 +1,234 @@
+/* program.h — an execution plan: the explicit, ordered ops of one or more
+ * training steps for each rank role (docs/plan-format.md).
+ *
+ * The planner lowers a checked plan to a program (program_emit), the replay
+ * walks it to predict the memory timeline, the communication bytes and the
+ * time (replay.h), and the runtime executes the same ops for real. The runtime
+ * reads this header and nothing else of sim/: everything it needs to build
+ * and train the model (shapes, batch, precision, optimizer settings, data)
+ * is in the program.
+ *
+ * Flat parameter space. The parameters one role holds are laid out as one
+ * flat vector of `flat_elems` elements: the units in order (embedding, layer
+ * 0 .. L-1, head), each unit's tensors in the order of docs/plan-format.md §2,
+ * then zeros up to `flat_padded` = dp_size * shard_elems. Data-parallel rank
+ * r owns the contiguous shard [r * shard_elems, (r + 1) * shard_elems), as
+ * DeepSpeed's and FSDP's flat buffers do (states.h); only a sharded buffer
+ * holds padding (the last rank's shard ends in it), a whole one is
+ * flat_elems long. Collectives name a range [offset, offset + elems) of this
+ * space within [0, flat_elems); a unit's range may straddle shards, so its
+ * reduce-scatter / all-gather has uneven per-rank counts (program_shard_part).
+ *
+ * Buffers (prog_buf) are named storage the ops allocate, use and free:
+ *   params, grads, master, adam.m, adam.v — the model states, whole or sharded
+ *   (program_buf_bytes says which); unit_params[u] — a ZeRO-3 unit gathered for
+ *   use; unit_grads[u] — a unit's full gradient before it is reduce-scattered
+ *   (ZeRO-2/3). Activations are not buffers: a fwd op saves them and the bwd
+ *   op of the same (unit, micro-batch) frees them; their predicted bytes ride
+ *   on those ops.
+ */
+#ifndef PS_PROGRAM_H
+#define PS_PROGRAM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cost/comm.h"
+#include "base/dtype.h"
+#include "base/err.h"
+#include "spec/plan.h"
+
+#define PROGRAM_FORMAT_VERSION 1
+/* Bounds that keep a program (and its replay) a reasonable size: ops per
+ * role, steps, micro-batches per step, and any byte count of one op. */
+#define PROGRAM_MAX_OPS (1 << 24)
+#define PROGRAM_MAX_STEPS 1000000
+#define PROGRAM_MAX_MICRO_BATCHES (1 << 20)
+#define PROGRAM_MAX_OP_BYTES (1LL << 50)
+/* All byte counts on a role's ops together (so no total of the replay overflows). */
+#define PROGRAM_MAX_BYTE_SUM (1LL << 62)
+/* Bounds on the header's shapes: widths (hidden, ffn_hidden, head_dim, vocab,
+ * seq, micro) and heads, and the tokens of one micro-batch (micro * seq), so
+ * that every product the replay and the runtime form fits in int64_t. */
+#define PROGRAM_MAX_WIDTH (1 << 24)
+#define PROGRAM_MAX_HEADS (1 << 16)
+#define PROGRAM_MAX_MB_TOKENS (1 << 24)
+/* An op's FLOPs and seconds: 2^24 ops of at most 10^6 s sum to a finite time. */
+#define PROGRAM_MAX_OP_FLOPS 1e24
+#define PROGRAM_MAX_OP_SECONDS 1e6
+
+/* Memory categories the replay predicts and the runtime's tracked allocator
+ * measures (docs/plan-format.md §4). */
+typedef enum {
+    MEM_PARAMS,
+    MEM_GRADS,
+    MEM_MASTER,
+    MEM_OPTIMIZER,
+    MEM_ACTIVATIONS, /* tensors saved for backward (act.h), and a recomputed layer's */
+    MEM_BUFFERS,     /* communication buffers: gathered units, unit gradients, buckets */
+    MEM_WORKSPACE,   /* transient compute memory: logits, activation gradients, scratch */
+    MEM_COUNT
+} mem_cat;
+
+typedef enum {
+    BUF_PARAMS,
+    BUF_GRADS,
+    BUF_MASTER,
+    BUF_ADAM_M,
+    BUF_ADAM_V,
+    BUF_UNIT_PARAMS, /* with op.unit */
+    BUF_UNIT_GRADS,  /* with op.unit */
+    BUF_COUNT
+} prog_buf;
+
+typedef enum {
+    OP_ALLOC,     /* buf (unit) of `bytes`, category `cat` */
+    OP_FREE,      /* buf (unit); `bytes` repeats what its alloc took */
+    OP_ZERO_GRAD, /* set the gradient buffer to zero (step start) */
+    OP_FWD,       /* forward of `unit` for micro-batch `mb`, reading parameters from `src`
+                     (params, or unit_params[unit] under ZeRO-3); saves `bytes` of activations */
+    OP_BWD,       /* backward of `unit` for `mb`: reads `src` as fwd does, writes the unit's
+                     gradient to `dst` (grads, accumulating, or unit_grads[unit]); frees what
+                     its fwd saved */
+    OP_COLL,      /* collective `coll` over `group` on [offset, offset+elems) of src -> dst */
+    OP_SEND,      /* pipeline send to `peer` (not emitted before tensor/pipeline support) */
+    OP_RECV,      /* pipeline receive from `peer` */
+    OP_OPTIM,     /* optimizer step `step` on [offset, offset+elems) of what this rank holds
+                     of the optimizer states: ZeRO-0 the flat space, ZeRO >= 1 its shard, so
+                     dp rank r updates flat elements r * shard_elems + [offset, offset+elems)
+                     (clipped to flat_elems: the padding is not trained) */
+    OP_KIND_COUNT
+} prog_kind;
+
+typedef struct {
+    prog_kind kind;
+    int32_t step;       /* 0-based training step the op belongs to */
+    int32_t mb;         /* micro-batch, -1 if none */
+    int32_t unit;       /* unit index, -1 if none */
+    prog_buf buf;       /* alloc/free: the buffer */
+    prog_buf src, dst;  /* coll: source and destination buffers (may be equal: in place) */
+    mem_cat cat;        /* alloc: category */
+    comm_coll coll;     /* coll */
+    comm_group group;   /* coll */
+    comm_phase phase;   /* coll: when it runs (comm.h) */
+    int32_t peer;       /* send/recv: the other stage */
+    bool recompute;     /* bwd: rebuilds the forward first (full recompute) */
+    int64_t offset;     /* coll: first element in the flat space (a range never reaches
+                           into the padding: [offset, offset+elems) lies in [0, flat_elems));
+                           optim: first element relative to the rank's holding (see OP_OPTIM) */
+    int64_t elems;      /* coll / optim: elements in the range */
+    int64_t bytes;      /* alloc/free: bytes; fwd: activation bytes saved; bwd: bytes freed;
+                           coll: the collective's size S (full range, nccl-tests "size") */
+    int64_t transient_bytes; /* fwd/bwd: activation bytes live only during the op
+                                (a recomputed layer's tensors) */
+    int64_t workspace_bytes; /* fwd/bwd: predicted transient workspace (the logits) */
+    int64_t sent_bytes;      /* coll: bytes this rank sends (comm_bytes_sent) */
+    double flops;            /* fwd/bwd/optim: FLOPs */
+    double seconds;          /* predicted duration on the plan's cluster */
+} prog_op;
+
+/* One unit of the flat parameter space. */
+typedef struct {
+    char name[32];  /* "embed", "layer.0", ..., "head" */
+    int64_t offset; /* first element in the flat space */
+    int64_t elems;
+} prog_unit;
+
+/* The ops of one rank role (pipeline stage x tp rank x cp rank); every
+ * data-parallel rank of the role runs the same list on its own shard. */
+typedef struct {
+    int32_t stage, tp_rank, cp_rank;
+    int32_t n_ranks;
+    int32_t *ranks;  /* world ranks playing this role, by dp rank */
+    int32_t n_units;
+    prog_unit *units;
+    int64_t flat_elems, flat_padded, shard_elems;
+    int32_t n_ops;
+    prog_op *ops;
+} prog_role;
+
+typedef enum { DATA_SYNTHETIC, DATA_TEXT } prog_data_kind;
+
+typedef struct {
+    /* model (the runtime builds exactly this) */
+    int64_t layers, hidden, heads, kv_heads, head_dim, ffn_hidden, vocab;
+    bool tied_embeddings;
+    double norm_eps, rope_theta;
+    /* batch */
+    int64_t seq, micro_batch, micro_batches, global_batch;
+    /* parallelism */
+    int64_t world, dp, tp, pp, cp;
+    int zero;
+    plan_recompute recompute;
+    plan_precision precision;
+    /* training */
+    int32_t steps;
+    uint64_t seed;
+    double lr, beta1, beta2, eps, weight_decay;
+    prog_data_kind data;
+    char data_path[PS_LOC_FILE_MAX]; /* DATA_TEXT: a plain-text file, byte tokens */
+    int64_t bucket_bytes;
+    bool overlap_dp; /* data-parallel collectives overlap compute (plan overlap.dp; replay.h) */
+    /* what it came from */
+    char plan_name[128];
+    char model_name[64];
+    char cluster_name[64];
+    int32_t n_roles;
+    prog_role *roles;
+} program;
+
+/* Lower a checked plan to a program of `steps` training steps. Returns 0, or
+ * -1 with err set (a plan the runtime cannot express yet, for instance). */
+int program_emit(const plan_spec *plan, int steps, program *out, ps_err *err);
+
+/* Release what program_emit / program_load allocated. */
+void program_free(program *p);
+
+/* Bytes of a buffer on one rank of a role (ZeRO decides whole or shard). */
+int64_t program_buf_bytes(const program *p, const prog_role *r, prog_buf b, int32_t unit);
+
+/* The elements of the flat space that buffer b (unit u for unit buffers) holds
+ * on dp rank `dp_rank`: [*first, *first + return value). The whole space, or
+ * the rank's shard, as states.c decides by ZeRO stage (read off
+ * program_buf_bytes, so no second copy of that rule); 0 for a buffer the plan
+ * does not keep (master weights in fp32). */
+int64_t program_buf_held(const program *p, const prog_role *r, prog_buf b, int32_t unit,
+                         int32_t dp_rank, int64_t *first);
+
+/* The part of the flat range [offset, offset+elems) that data-parallel rank
+ * dp_rank's shard holds: its element count, and in *first (if not NULL) the
+ * flat index where it starts. The counts of a reduce-scatter / all-gather on
+ * a range that straddles shards (docs/plan-format.md §3). */
+int64_t program_shard_part(const prog_role *r, int64_t offset, int64_t elems, int32_t dp_rank,
+                           int64_t *first);
+
+/* Write as JSON (atomically; path NULL, "" or "-": standard output) / read
+ * it back, with errors naming file:line:col, the field, what was expected
+ * and what was found. */
+int program_write_json(const program *p, const char *path, ps_err *err);
+int program_load_json(const char *path, program *out, ps_err *err);
+/* The same from memory (len bytes, no terminator needed; a fuzzer's input):
+ * origin names the text in locations. Every size is bounded before it is
+ * allocated, and the ops pass program_check. */
+int program_load_text(const char *data, size_t len, const char *origin, program *out,
+                      ps_err *err);
+
+/* Check the structural invariants the replay and the runtime rely on
+ * (docs/plan-format.md §1, "What the loader checks"): buffers allocated with
+ * their header-implied size before use and freed at most once; per step and
+ * micro-batch the forward in unit order, then the backward in reverse; one
+ * zero_grad before the step's first backward and one optim after its last,
+ * over all the rank holds; every gradient element reduced as the ZeRO stage
+ * requires before the optim, and updated parameters gathered before they are
+ * read; collectives consistent with the header. program_load_* runs it; the
+ * emitter's programs pass it. Returns 0, or -1 with err saying what is wrong
+ * and *role, *op (either may be NULL) naming where (op -1: the role's list as
+ * a whole). */
+int program_check(const program *p, int32_t *role, int32_t *op, ps_err *err);
+
+extern const char *const mem_cat_names[MEM_COUNT];   /* "params", "grads", ... */
+extern const char *const prog_buf_names[BUF_COUNT];  /* "params", ..., "unit_grads" */
+extern const char *const prog_kind_names[OP_KIND_COUNT]; /* "alloc", "free", ... */
+
+#endif

@@ -1,0 +1,498 @@
+/* program_emit.c — lower a checked plan to an execution plan: the flat
+ * parameter space, the buffers and the ordered ops of K training steps for
+ * each rank role (see program.h; docs/plan-format.md §2–§3 give the layout
+ * and the op order per ZeRO stage).
+ *
+ * Every number on an op comes from the module that owns its formula: buffer
+ * sizes from states.c (program_buf_bytes), activation bytes from act.c,
+ * compute seconds and FLOPs from kernel_time.c (through step_time's
+ * time_ctx), collective sizes from comm.c and their seconds from coll_time.c.
+ *
+ * Scope: data parallelism with ZeRO 0-3, gradient accumulation, recompute
+ * none/selective/full, fp32 and bf16-mixed, AdamW, the Llama-style block.
+ * Roles are one per (pipeline stage x tp rank x cp rank); with tp = pp = cp
+ * = 1 there is one. Tensor, pipeline and context parallelism will add roles
+ * and SEND/RECV ops; until then they are refused with the plan's location.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cost/act.h"
+#include "time/coll_time.h"
+#include "cost/comm.h"
+#include "cost/params.h"
+#include "spec/plan_check.h"
+#include "program/program_int.h"
+#include "cost/states.h"
+#include "time/step_time.h"
+
+typedef enum { UK_EMBED, UK_LAYER, UK_HEAD, UK_COUNT } unit_kind;
+
+/* What one op of a unit kind carries, per micro-batch. */
+typedef struct {
+    double fwd_s, bwd_s, fwd_flops, bwd_flops;
+    int64_t saved, transient, workspace;
+    bool recompute;
+} unit_cost;
+
+typedef struct {
+    int64_t lo, hi;
+} range;
+
+typedef struct {
+    const plan_spec *s;
+    const model_cfg *m;
+    const cluster_cfg *c;
+    const plan_cfg *p;
+    const program *prog;
+    prog_role *r;
+    int32_t cap;
+    bool oom;
+    bool too_long; /* PROGRAM_MAX_OPS reached */
+    prog_op scratch;  /* written to when the op array cannot grow (oom is set) */
+    int64_t d, mbs;   /* ZeRO's group (dp x cp), micro-batches per step */
+    bool gather;      /* ZeRO-3 over d > 1: a unit's parameters are gathered for use */
+    bool unit_grads;  /* ZeRO-2/3 over d > 1: a unit's gradient is reduce-scattered */
+    unit_cost cost[UK_COUNT];
+    coll_link link;   /* the data-parallel group's */
+    range *buckets;   /* ZeRO-0/1 gradient buckets, the top of the flat space first */
+    int32_t n_buckets;
+    double optim_s;
+    int64_t optim_elems;
+} emit_ctx;
+
+/* ---- what the execution plan cannot express yet --------------------------------- */
+
+static int refuse_parallel(const plan_spec *s, ps_err *err) {
+    const plan_cfg *p = &s->cfg;
+    const struct {
+        const char *name;
+        int64_t v;
+        const ps_loc *loc;
+    } g[] = {{"tp", p->tp, &s->locs.tp}, {"pp", p->pp, &s->locs.pp}, {"cp", p->cp, &s->locs.cp}};
+    char at[PS_LOC_FILE_MAX + 32];
+    for (int i = 0; i < 3; i++)
+        if (g[i].v != 1)
+            return ps_err_set(err,
+                              "tensor/pipeline/context parallelism are not in the execution plan "
+                              "yet: %s = %lld at %s",
+                              g[i].name, (long long)g[i].v, ps_loc_str(g[i].loc, at, sizeof at));
+    return 0;
+}
+
+static int not_llama(const model_spec *ms, const ps_loc *loc, const char *field,
+                     const char *expected, const char *found, ps_err *err) {
+    return ps_err_at(err, loc, field,
+                     "the execution plan builds only the Llama-style block (untied embeddings, "
+                     "RMSNorm, SwiGLU, flash attention, RoPE, no biases, no dropout): expected "
+                     "%s, found %s (model %s)",
+                     expected, found, ms->name);
+}
+
+static int refuse_model(const model_spec *ms, ps_err *err) {
+    const model_cfg *m = &ms->cfg;
+    const model_locs *l = &ms->locs;
+    char found[32];
+    if (m->tied_embeddings)
+        return not_llama(ms, &l->tied_embeddings, "tied_embeddings", "false", "true", err);
+    if (m->norm != NORM_RMSNORM)
+        return not_llama(ms, &l->norm, "norm", "rmsnorm", model_norm_names[m->norm], err);
+    if (m->mlp != MLP_SWIGLU)
+        return not_llama(ms, &l->mlp, "mlp", "swiglu", model_mlp_names[m->mlp], err);
+    if (m->attention != ATTN_FLASH)
+        return not_llama(ms, &l->attention, "attention", "flash",
+                         model_attn_names[m->attention], err);
+    if (m->position != POS_ROPE)
+        return not_llama(ms, &l->position, "position", "rope", model_pos_names[m->position], err);
+    if (m->bias != BIAS_NONE)
+        return not_llama(ms, &l->bias, "bias", "false", model_bias_names[m->bias], err);
+    snprintf(found, sizeof found, "%g", m->dropout);
+    if (m->dropout > 0) return not_llama(ms, &l->dropout, "dropout", "0", found, err);
+    return 0;
+}
+
+static int refuse_training(const plan_spec *s, ps_err *err) {
+    const plan_cfg *p = &s->cfg;
+    plan_precision bf16, fp32;
+    plan_precision_preset("bf16-mixed", &bf16);
+    plan_precision_preset("fp32", &fp32);
+    if (memcmp(&p->precision, &bf16, sizeof bf16) && memcmp(&p->precision, &fp32, sizeof fp32))
+        return ps_err_at(err, &s->locs.precision, "precision",
+                         "the execution plan supports bf16-mixed and fp32 for now, found %s",
+                         s->precision_name);
+    if (p->optimizer != OPT_ADAMW)
+        return ps_err_at(err, &s->locs.self, "optimizer",
+                         "the execution plan supports adamw for now, found %s",
+                         plan_optimizer_names[p->optimizer]);
+    if (p->offload_optimizer || p->offload_activations)
+        return ps_err_at(err, &s->locs.self, "offload",
+                         "the execution plan has no offload yet, found %s", plan_offload_name(p));
+    return 0;
+}
+
+/* ---- op construction ------------------------------------------------------------ */
+
+static prog_op *push(emit_ctx *x, prog_kind kind, int32_t step) {
+    prog_role *r = x->r;
+    if (r->n_ops == PROGRAM_MAX_OPS) { /* too long to write, replay or run sensibly */
+        x->too_long = true;
+        prog_op_init(&x->scratch, kind, step);
+        return &x->scratch;
+    }
+    if (r->n_ops == x->cap) {
+        int32_t cap = x->cap ? 2 * x->cap : 1024;
+        prog_op *ops = cap > x->cap ? realloc(r->ops, (size_t)cap * sizeof *ops) : NULL;
+        if (!ops) {
+            x->oom = true;
+            prog_op_init(&x->scratch, kind, step);
+            return &x->scratch;
+        }
+        r->ops = ops;
+        x->cap = cap;
+    }
+    prog_op *o = &r->ops[r->n_ops++];
+    prog_op_init(o, kind, step);
+    return o;
+}
+
+static void emit_alloc(emit_ctx *x, int32_t step, prog_buf b, int32_t unit, mem_cat cat) {
+    prog_op *o = push(x, OP_ALLOC, step);
+    o->buf = b;
+    o->unit = unit;
+    o->cat = cat;
+    o->bytes = program_buf_bytes(x->prog, x->r, b, unit);
+}
+
+static void emit_free(emit_ctx *x, int32_t step, prog_buf b, int32_t unit) {
+    prog_op *o = push(x, OP_FREE, step);
+    o->buf = b;
+    o->unit = unit;
+    o->bytes = program_buf_bytes(x->prog, x->r, b, unit);
+}
+
+/* A data-parallel collective on [off, off + elems) of the flat space. */
+static void emit_coll(emit_ctx *x, int32_t step, int32_t mb, int32_t unit, comm_coll coll,
+                      comm_phase phase, prog_buf src, prog_buf dst, int64_t off, int64_t elems,
+                      ps_dtype dt) {
+    prog_op *o = push(x, OP_COLL, step);
+    o->mb = mb;
+    o->unit = unit;
+    o->coll = coll;
+    o->group = GROUP_DP;
+    o->phase = phase;
+    o->src = src;
+    o->dst = dst;
+    o->offset = off;
+    o->elems = elems;
+    o->bytes = elems * dtype_bytes(dt);
+    o->sent_bytes = comm_bytes_sent(coll, x->d, o->bytes);
+    o->seconds = coll_time(coll, x->d, o->bytes, &x->link);
+}
+
+static unit_kind kind_of(const emit_ctx *x, int32_t u) {
+    return u == 0 ? UK_EMBED : u == x->r->n_units - 1 ? UK_HEAD : UK_LAYER;
+}
+
+static void emit_compute(emit_ctx *x, prog_kind kind, int32_t step, int32_t mb, int32_t u) {
+    const unit_cost *k = &x->cost[kind_of(x, u)];
+    prog_op *o = push(x, kind, step);
+    o->mb = mb;
+    o->unit = u;
+    o->src = x->gather ? BUF_UNIT_PARAMS : BUF_PARAMS;
+    o->bytes = k->saved;
+    o->workspace_bytes = k->workspace;
+    if (kind == OP_FWD) {
+        o->flops = k->fwd_flops;
+        o->seconds = k->fwd_s;
+    } else {
+        o->dst = x->unit_grads ? BUF_UNIT_GRADS : BUF_GRADS;
+        o->transient_bytes = k->transient;
+        o->recompute = k->recompute;
+        o->flops = k->bwd_flops;
+        o->seconds = k->bwd_s;
+    }
+}
+
+/* ---- one step ------------------------------------------------------------------- */
+
+static void emit_gather(emit_ctx *x, int32_t step, int32_t mb, int32_t u, comm_phase ph) {
+    const prog_unit *un = &x->r->units[u];
+    emit_alloc(x, step, BUF_UNIT_PARAMS, u, MEM_BUFFERS);
+    emit_coll(x, step, mb, u, COLL_ALL_GATHER, ph, BUF_PARAMS, BUF_UNIT_PARAMS, un->offset,
+              un->elems, x->p->precision.params);
+}
+
+static void emit_forward(emit_ctx *x, int32_t step, int32_t mb) {
+    for (int32_t u = 0; u < x->r->n_units; u++) {
+        if (x->gather) emit_gather(x, step, mb, u, COMM_FWD);
+        emit_compute(x, OP_FWD, step, mb, u);
+        if (x->gather) emit_free(x, step, BUF_UNIT_PARAMS, u);
+    }
+}
+
+/* Backward in reverse unit order. In the step's last micro-batch, ZeRO-0/1
+ * reduce each gradient bucket as soon as the units it covers are done, as
+ * PyTorch DDP and Megatron-LM do (earlier micro-batches accumulate without
+ * communicating). */
+static void emit_backward(emit_ctx *x, int32_t step, int32_t mb, bool last) {
+    const prog_role *r = x->r;
+    const ps_dtype gt = x->p->precision.grads;
+    int32_t next = 0;
+    for (int32_t u = r->n_units - 1; u >= 0; u--) {
+        const prog_unit *un = &r->units[u];
+        if (x->gather) emit_gather(x, step, mb, u, COMM_BWD);
+        if (x->unit_grads) emit_alloc(x, step, BUF_UNIT_GRADS, u, MEM_BUFFERS);
+        emit_compute(x, OP_BWD, step, mb, u);
+        if (x->unit_grads) {
+            emit_coll(x, step, mb, u, COLL_REDUCE_SCATTER, COMM_BWD, BUF_UNIT_GRADS, BUF_GRADS,
+                      un->offset, un->elems, gt);
+            emit_free(x, step, BUF_UNIT_GRADS, u);
+        }
+        if (x->gather) emit_free(x, step, BUF_UNIT_PARAMS, u);
+        for (; last && next < x->n_buckets && x->buckets[next].lo >= un->offset; next++)
+            emit_coll(x, step, mb, -1, x->p->zero == 0 ? COLL_ALL_REDUCE : COLL_REDUCE_SCATTER,
+                      COMM_GRADS, BUF_GRADS, BUF_GRADS, x->buckets[next].lo,
+                      x->buckets[next].hi - x->buckets[next].lo, gt);
+    }
+}
+
+static void emit_step(emit_ctx *x, int32_t step) {
+    const plan_cfg *p = x->p;
+    if (step == 0) {
+        emit_alloc(x, step, BUF_PARAMS, -1, MEM_PARAMS);
+        emit_alloc(x, step, BUF_GRADS, -1, MEM_GRADS);
+        if (p->precision.master != DT_NONE) emit_alloc(x, step, BUF_MASTER, -1, MEM_MASTER);
+    }
+    push(x, OP_ZERO_GRAD, step); /* its memory pass is in the optimizer's (kernel_time.c) */
+    for (int32_t mb = 0; mb < x->mbs; mb++) {
+        emit_forward(x, step, mb);
+        emit_backward(x, step, mb, mb == x->mbs - 1);
+    }
+    if (step == 0) { /* created by the first step, as torch.optim does */
+        emit_alloc(x, step, BUF_ADAM_M, -1, MEM_OPTIMIZER);
+        emit_alloc(x, step, BUF_ADAM_V, -1, MEM_OPTIMIZER);
+    }
+    prog_op *o = push(x, OP_OPTIM, step);
+    o->offset = 0;
+    o->elems = x->optim_elems;
+    o->seconds = x->optim_s;
+    if (x->d > 1 && (p->zero == 1 || p->zero == 2))
+        emit_coll(x, step, -1, -1, COLL_ALL_GATHER, COMM_PARAMS, BUF_PARAMS, BUF_PARAMS, 0,
+                  x->r->flat_elems, p->precision.params);
+}
+
+/* ---- layout and costs ------------------------------------------------------------ */
+
+static int layout_units(emit_ctx *x, ps_err *err) {
+    const model_cfg *m = x->m;
+    prog_role *r = x->r;
+    const int64_t h = m->hidden, q = model_q_width(m), kv = model_kv_width(m);
+    const int64_t f = m->ffn_hidden, V = m->vocab;
+    /* tensors in docs/plan-format.md §2 order, nn.Linear weights [out, in] */
+    const int64_t elems[UK_COUNT] = {
+        V * h,                                                     /* wte */
+        h + q * h + kv * h + kv * h + h * q + h + f * h + f * h + h * f, /* attn_norm .. w2 */
+        h + V * h};                                                /* final_norm, lm_head */
+    r->n_units = (int32_t)m->layers + 2;
+    r->units = calloc((size_t)r->n_units, sizeof *r->units);
+    if (!r->units) return ps_err_set(err, "out of memory");
+    int64_t off = 0;
+    for (int32_t u = 0; u < r->n_units; u++) {
+        prog_unit *un = &r->units[u];
+        const unit_kind k = kind_of(x, u);
+        if (k == UK_LAYER)
+            snprintf(un->name, sizeof un->name, "layer.%d", (int)(u - 1));
+        else
+            snprintf(un->name, sizeof un->name, "%s", k == UK_EMBED ? "embed" : "head");
+        un->offset = off;
+        un->elems = elems[k];
+        off += un->elems;
+    }
+    params_count pc;
+    params_count_rank(m, 1, &pc);
+    if (off != pc.total)
+        return ps_err_set(err, "internal error: the flat parameter space holds %lld elements, "
+                               "params.c counts %lld for the stage",
+                          (long long)off, (long long)pc.total);
+    r->flat_elems = off;
+    r->shard_elems = states_shard(off, x->d);
+    r->flat_padded = r->shard_elems * x->d;
+    return 0;
+}
+
+/* FLOPs of one unit's forward and backward: kernel_time's per-op counts
+ * (its rules), plus the replayed forward under full recompute. */
+static void part_flops(const kt_part *k, bool replay, double *fwd, double *bwd) {
+    *fwd = *bwd = 0;
+    for (int i = 0; i < k->n; i++) {
+        *fwd += k->op[i].flops_fwd;
+        *bwd += k->op[i].flops_bwd;
+    }
+    if (replay) *bwd += *fwd;
+}
+
+static void unit_costs(emit_ctx *x) {
+    time_ctx tc;
+    act_bytes ab;
+    time_ctx_init(x->m, x->c, x->p, &tc);
+    act_compute(x->m, x->p, &ab);
+    const kt_part *parts[UK_COUNT] = {&tc.first, &tc.layer, &tc.last};
+    for (int k = 0; k < UK_COUNT; k++) {
+        unit_cost *c = &x->cost[k];
+        c->recompute = k == UK_LAYER && x->p->recompute == RECOMPUTE_FULL;
+        c->fwd_s = parts[k]->fwd;
+        c->bwd_s = parts[k]->bwd_in + parts[k]->recompute + parts[k]->bwd_w;
+        part_flops(parts[k], c->recompute, &c->fwd_flops, &c->bwd_flops);
+    }
+    x->cost[UK_EMBED].saved = ab.first_stage;
+    x->cost[UK_LAYER].saved = ab.layer_saved;
+    x->cost[UK_LAYER].transient = ab.layer_working;
+    x->cost[UK_HEAD].saved = ab.last_stage;
+    x->cost[UK_HEAD].workspace = ab.logits_transient; /* logits, then their gradient */
+    x->link = tc.link[GROUP_DP];
+    int64_t first;
+    x->optim_elems = program_buf_held(x->prog, x->r, BUF_ADAM_M, -1, 0, &first);
+    x->optim_s = kt_optimizer(x->c, x->p, x->optim_elems);
+}
+
+/* ZeRO-0/1 gradient buckets: ranges of B elements (memory.bucket bytes of
+ * gradients, rounded down to a multiple of the group size) aligned at
+ * multiples of B from the bottom of the flat space, listed from the top (the
+ * head's gradients are produced first), the top one ending at flat_elems.
+ * Every bucket but the top one is a multiple of the group size, so per-call
+ * chunking adds no bytes to comm.c's volume but in the top bucket. */
+static int64_t bucket_elems(const emit_ctx *x) {
+    const int64_t n = x->r->flat_elems, e = dtype_bytes(x->p->precision.grads);
+    int64_t B = x->p->bucket_bytes / e / x->d * x->d;
+    if (x->p->bucket_bytes <= 0 || B >= n) B = n; /* memory.bucket 0: one bucket */
+    if (B < x->d) B = x->d;
+    return B;
+}
+
+static int64_t bucket_count(const emit_ctx *x) {
+    if (x->d <= 1 || x->p->zero >= 2) return 0;
+    const int64_t B = bucket_elems(x);
+    return (x->r->flat_elems + B - 1) / B;
+}
+
+static int layout_buckets(emit_ctx *x, ps_err *err) {
+    const int64_t n = x->r->flat_elems;
+    if (x->d <= 1 || x->p->zero >= 2) return 0;
+    const int64_t B = bucket_elems(x), nb = bucket_count(x);
+    x->buckets = calloc((size_t)nb, sizeof *x->buckets);
+    if (!x->buckets) return ps_err_set(err, "out of memory");
+    for (int64_t i = 0; i < nb; i++) {
+        const int64_t k = nb - 1 - i;
+        x->buckets[i] = (range){k * B, (k + 1) * B < n ? (k + 1) * B : n};
+    }
+    x->n_buckets = (int32_t)nb;
+    return 0;
+}
+
+/* ---- the program ------------------------------------------------------------------ */
+
+static void fill_header(const plan_spec *s, int steps, program *out) {
+    const model_cfg *m = &s->model.cfg;
+    const plan_cfg *p = &s->cfg;
+    const plan_train *t = &s->train;
+    out->layers = m->layers, out->hidden = m->hidden, out->heads = m->heads;
+    out->kv_heads = m->kv_heads, out->head_dim = m->head_dim, out->ffn_hidden = m->ffn_hidden;
+    out->vocab = m->vocab;
+    out->tied_embeddings = m->tied_embeddings;
+    out->norm_eps = s->model.norm_eps, out->rope_theta = s->model.rope_theta;
+    out->seq = p->seq, out->micro_batch = p->micro_batch;
+    out->micro_batches = plan_micro_batches(p), out->global_batch = p->global_batch;
+    out->world = p->gpus, out->dp = p->dp, out->tp = p->tp, out->pp = p->pp, out->cp = p->cp;
+    out->zero = p->zero;
+    out->recompute = p->recompute;
+    out->precision = p->precision;
+    out->steps = steps;
+    out->seed = t->seed;
+    out->lr = t->lr, out->beta1 = t->beta1, out->beta2 = t->beta2;
+    out->eps = t->eps, out->weight_decay = t->weight_decay;
+    out->data = strcmp(t->data, "synthetic") ? DATA_TEXT : DATA_SYNTHETIC;
+    snprintf(out->data_path, sizeof out->data_path, "%s", out->data == DATA_TEXT ? t->data : "");
+    out->bucket_bytes = p->bucket_bytes;
+    out->overlap_dp = p->overlap_dp;
+    snprintf(out->plan_name, sizeof out->plan_name, "%s", s->name);
+    snprintf(out->model_name, sizeof out->model_name, "%s", s->model.name);
+    snprintf(out->cluster_name, sizeof out->cluster_name, "%s", s->cluster.name);
+}
+
+/* The ops emit_step pushes in `steps` steps, counted in closed form so that a
+ * program over PROGRAM_MAX_OPS is refused before anything is built: per step a
+ * zero-grad, the optimizer (and ZeRO-1/2's parameter all-gather), the last
+ * micro-batch's bucket reductions, and per micro-batch and unit a forward and
+ * a backward (ZeRO-3: alloc, gather, free around each; ZeRO-2/3: alloc,
+ * reduce-scatter, free of the unit's gradient); the first step adds the
+ * parameter, gradient, master and Adam allocations. Saturates at INT64_MAX. */
+static int64_t emit_op_count(const emit_ctx *x, int64_t n_buckets, int steps) {
+    const plan_cfg *p = x->p;
+    const int64_t per_unit = 2 + (x->gather ? 6 : 0) + (x->unit_grads ? 3 : 0);
+    const int64_t gather_params = x->d > 1 && (p->zero == 1 || p->zero == 2) ? 1 : 0;
+    int64_t per_step, total;
+    if (__builtin_mul_overflow(x->mbs, x->r->n_units * per_unit, &per_step) ||
+        __builtin_add_overflow(per_step, 2 + gather_params + n_buckets, &per_step) ||
+        __builtin_mul_overflow(per_step, (int64_t)steps, &total) ||
+        __builtin_add_overflow(total, 4 + (p->precision.master != DT_NONE ? 1 : 0), &total))
+        return INT64_MAX;
+    return total;
+}
+
+static int emit_role(emit_ctx *x, int steps, ps_err *err) {
+    prog_role *r = x->r;
+    r->n_ranks = (int32_t)x->p->dp;
+    r->ranks = calloc((size_t)r->n_ranks, sizeof *r->ranks);
+    if (!r->ranks) return ps_err_set(err, "out of memory");
+    for (int32_t i = 0; i < r->n_ranks; i++) r->ranks[i] = i; /* dp is the only dimension */
+    if (layout_units(x, err)) return -1;
+    const int64_t n_ops = emit_op_count(x, bucket_count(x), steps);
+    if (n_ops > PROGRAM_MAX_OPS)
+        return ps_err_set(err,
+                          "the execution plan would have %s%lld ops per rank role (%d steps x "
+                          "%lld micro-batches x %d units, plus %lld gradient buckets per step), "
+                          "more than the limit of %d; emit fewer steps (--steps) or micro-batches "
+                          "(batch.global / (batch.micro * dp)), or use larger buckets "
+                          "(memory.bucket)",
+                          n_ops == INT64_MAX ? "more than " : "", (long long)n_ops, steps,
+                          (long long)x->mbs, (int)r->n_units, (long long)bucket_count(x),
+                          PROGRAM_MAX_OPS);
+    if (layout_buckets(x, err)) return -1;
+    unit_costs(x);
+    for (int32_t step = 0; step < steps && !x->oom && !x->too_long; step++) emit_step(x, step);
+    if (x->too_long)
+        return ps_err_set(err, "the execution plan would exceed %d ops per rank role (%d steps); "
+                               "emit fewer steps (--steps) or use larger buckets (memory.bucket)",
+                          PROGRAM_MAX_OPS, steps);
+    if (x->oom) return ps_err_set(err, "out of memory for %d ops", (int)r->n_ops);
+    if (r->n_ops != n_ops)
+        return ps_err_set(err, "internal error: %lld ops emitted, %lld counted",
+                          (long long)r->n_ops, (long long)n_ops);
+    return 0;
+}
+
+int program_emit(const plan_spec *plan, int steps, program *out, ps_err *err) {
+    memset(out, 0, sizeof *out);
+    if (refuse_parallel(plan, err) || refuse_model(&plan->model, err) ||
+        refuse_training(plan, err))
+        return -1;
+    if (steps < 1) return ps_err_set(err, "steps: expected at least 1, found %d", steps);
+    fill_header(plan, steps, out);
+    out->roles = calloc(1, sizeof *out->roles);
+    if (!out->roles) return ps_err_set(err, "out of memory");
+    out->n_roles = 1;
+    emit_ctx x;
+    memset(&x, 0, sizeof x);
+    x.s = plan, x.m = &plan->model.cfg, x.c = &plan->cluster.cfg, x.p = &plan->cfg;
+    x.prog = out;
+    x.r = &out->roles[0];
+    x.d = plan->cfg.dp * plan->cfg.cp;
+    x.mbs = plan_micro_batches(&plan->cfg);
+    x.gather = plan->cfg.zero == 3 && x.d > 1;
+    x.unit_grads = plan->cfg.zero >= 2 && x.d > 1;
+    int rc = emit_role(&x, steps, err);
+    free(x.buckets);
+    if (rc) program_free(out);
+    return rc;
+}

@@ -1,0 +1,335 @@
+/* replay.c — memory timeline, communication bytes and event-driven time of an
+ * execution plan (see replay.h, docs/plan-format.md §5). */
+#include "program/replay.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- state ---------------------------------------------------------------------- */
+
+/* A buffer (or a range of a flat one) an op reads or writes. */
+typedef struct {
+    prog_buf buf;
+    int32_t unit;  /* unit buffers */
+    int64_t lo, hi; /* flat buffers: the range in the flat space */
+} access;
+
+/* A collective still running on the communication stream. */
+typedef struct {
+    access a[2];
+    double end;
+} pending;
+
+typedef struct {
+    const program *p;
+    const prog_role *r;
+    replay_role *out;
+    /* memory */
+    int64_t *live;     /* [BUF_COUNT x (units + 1)]: a live buffer's bytes, -1 when not */
+    mem_cat *live_cat;
+    int64_t *saved;    /* [micro-batches x units]: a fwd's saved bytes until its bwd, -1 */
+    int64_t cur[MEM_COUNT];
+    /* time */
+    double t_compute, t_comm, prev_end;
+    pending *pend;
+    int n_pend, cap_pend;
+} replay_state;
+
+static int op_err(ps_err *err, const replay_state *s, int32_t i, const char *what) {
+    const prog_op *o = &s->r->ops[i];
+    const bool unit = o->unit >= 0 && o->unit < s->r->n_units;
+    return ps_err_set(err, "op %d (%s%s%s, step %d%s%s): %s", (int)i, prog_kind_names[o->kind],
+                      o->kind == OP_ALLOC || o->kind == OP_FREE ? " " : "",
+                      o->kind == OP_ALLOC || o->kind == OP_FREE ? prog_buf_names[o->buf] : "",
+                      (int)o->step, unit ? ", unit " : "", unit ? s->r->units[o->unit].name : "",
+                      what);
+}
+
+static int64_t *live_slot(replay_state *s, prog_buf b, int32_t unit) {
+    const int32_t n = s->r->n_units + 1;
+    return &s->live[b * n + (unit >= 0 ? unit : n - 1)];
+}
+
+static bool is_unit_buf(prog_buf b) { return b == BUF_UNIT_PARAMS || b == BUF_UNIT_GRADS; }
+
+/* ---- memory ----------------------------------------------------------------------- */
+
+static int mem_alloc(replay_state *s, const prog_op *o, int32_t i, ps_err *err) {
+    int64_t *slot = live_slot(s, o->buf, o->unit);
+    if (*slot >= 0) return op_err(err, s, i, "the buffer is already allocated");
+    *slot = o->bytes;
+    s->live_cat[slot - s->live] = o->cat;
+    s->cur[o->cat] += o->bytes;
+    return 0;
+}
+
+static int mem_free(replay_state *s, const prog_op *o, int32_t i, ps_err *err) {
+    int64_t *slot = live_slot(s, o->buf, o->unit);
+    char msg[128];
+    if (*slot < 0) return op_err(err, s, i, "the buffer is not allocated");
+    if (*slot != o->bytes) {
+        snprintf(msg, sizeof msg, "frees %lld bytes; its alloc took %lld", (long long)o->bytes,
+                 (long long)*slot);
+        return op_err(err, s, i, msg);
+    }
+    s->cur[s->live_cat[slot - s->live]] -= *slot;
+    *slot = -1;
+    return 0;
+}
+
+/* Apply op i to the live bytes; `during` receives what is live inside it. */
+static int mem_op(replay_state *s, const prog_op *o, int32_t i, int64_t during[MEM_COUNT],
+                  ps_err *err) {
+    const bool compute = o->kind == OP_FWD || o->kind == OP_BWD;
+    int64_t *saved = NULL;
+    if (compute) {
+        if (o->unit < 0 || o->unit >= s->r->n_units || o->mb < 0 || o->mb >= s->p->micro_batches)
+            return op_err(err, s, i, "expected a unit and a micro-batch of the program");
+        saved = &s->saved[(int64_t)o->mb * s->r->n_units + o->unit];
+    }
+    if ((o->kind == OP_ALLOC || o->kind == OP_FREE) &&
+        (is_unit_buf(o->buf) ? o->unit < 0 || o->unit >= s->r->n_units : o->unit >= 0))
+        return op_err(err, s, i, "expected a unit exactly with unit_params and unit_grads");
+    memcpy(during, s->cur, sizeof s->cur);
+    switch (o->kind) {
+    case OP_ALLOC:
+        if (mem_alloc(s, o, i, err)) return -1;
+        memcpy(during, s->cur, sizeof s->cur);
+        return 0;
+    case OP_FREE: return mem_free(s, o, i, err); /* inside: still live */
+    case OP_FWD:
+        if (*saved >= 0) return op_err(err, s, i, "the micro-batch's forward already ran");
+        *saved = o->bytes;
+        s->cur[MEM_ACTIVATIONS] += o->bytes;
+        memcpy(during, s->cur, sizeof s->cur);
+        break;
+    case OP_BWD:
+        if (*saved < 0) return op_err(err, s, i, "no forward saved activations for it");
+        if (*saved != o->bytes) return op_err(err, s, i, "frees other bytes than its forward saved");
+        s->cur[MEM_ACTIVATIONS] -= o->bytes;
+        *saved = -1;
+        break;
+    default: return 0;
+    }
+    during[MEM_ACTIVATIONS] += o->transient_bytes;
+    during[MEM_WORKSPACE] += o->workspace_bytes;
+    return 0;
+}
+
+static void mem_record(replay_state *s, int32_t i, const int64_t during[MEM_COUNT]) {
+    replay_role *out = s->out;
+    int64_t total = 0;
+    for (int c = 0; c < MEM_COUNT; c++) {
+        total += during[c];
+        if (during[c] > out->peak[c].bytes) out->peak[c] = (replay_peak){during[c], i};
+    }
+    if (total > out->peak_total.bytes) out->peak_total = (replay_peak){total, i};
+    memcpy(out->ops[i].bytes, s->cur, sizeof s->cur);
+    out->ops[i].peak_total = total;
+}
+
+/* ---- time ------------------------------------------------------------------------ */
+
+/* The buffers a compute or collective op touches; -1 for "all of them"
+ * (optimizer, zero_grad). */
+static int accesses(const replay_state *s, const prog_op *o, access a[2]) {
+    const prog_unit *un = o->unit >= 0 && o->unit < s->r->n_units ? &s->r->units[o->unit] : NULL;
+    const int64_t lo = un ? un->offset : 0, hi = un ? un->offset + un->elems : 0;
+    switch (o->kind) {
+    case OP_FWD: a[0] = (access){o->src, o->unit, lo, hi}; return 1;
+    case OP_BWD:
+        a[0] = (access){o->src, o->unit, lo, hi};
+        a[1] = (access){o->dst, o->unit, lo, hi};
+        return 2;
+    case OP_COLL:
+        a[0] = (access){o->src, o->unit, o->offset, o->offset + o->elems};
+        a[1] = (access){o->dst, o->unit, o->offset, o->offset + o->elems};
+        return 2;
+    case OP_OPTIM:
+    case OP_ZERO_GRAD: return -1;
+    default: return 0;
+    }
+}
+
+static bool conflict(const access *a, const access *b) {
+    if (a->buf != b->buf) return false;
+    if (is_unit_buf(a->buf)) return a->unit == b->unit;
+    return a->lo < b->hi && b->lo < a->hi;
+}
+
+/* When a compute op may start: after the compute stream and after every
+ * running collective it touches. The communication stream runs one
+ * collective after another (durations are >= 0), so the pending ends rise
+ * with their order: scanning from the newest, the first one it touches, or
+ * the first that ends by then, settles it. */
+static double compute_ready(replay_state *s, const prog_op *o) {
+    access a[2];
+    const int n = accesses(s, o, a);
+    double t = s->t_compute;
+    for (int k = s->n_pend - 1; k >= 0; k--) {
+        const pending *q = &s->pend[k];
+        bool hit = n < 0;
+        if (q->end <= t) break;
+        for (int i = 0; i < n && !hit; i++)
+            for (int j = 0; j < 2 && !hit; j++) hit = conflict(&a[i], &q->a[j]);
+        if (hit) return q->end;
+    }
+    return t;
+}
+
+/* Forget collectives that end before the compute stream's time: nothing later waits on them. */
+static void prune(replay_state *s) {
+    int k = 0;
+    for (int i = 0; i < s->n_pend; i++)
+        if (s->pend[i].end > s->t_compute) s->pend[k++] = s->pend[i];
+    s->n_pend = k;
+}
+
+static int time_op(replay_state *s, const prog_op *o, replay_op *t, ps_err *err) {
+    switch (o->kind) {
+    case OP_ALLOC:
+    case OP_FREE:
+        t->start_s = t->end_s = s->prev_end = s->t_compute;
+        return 0;
+    case OP_COLL:
+    case OP_SEND:
+    case OP_RECV: {
+        t->start_s = s->t_comm > s->prev_end ? s->t_comm : s->prev_end;
+        t->end_s = s->t_comm = s->prev_end = t->start_s + o->seconds;
+        if (!s->p->overlap_dp) {
+            if (t->end_s > s->t_compute) s->t_compute = t->end_s;
+            return 0;
+        }
+        if (s->n_pend == s->cap_pend) {
+            int cap = s->cap_pend ? 2 * s->cap_pend : 64;
+            pending *q = realloc(s->pend, (size_t)cap * sizeof *q);
+            if (!q) return ps_err_set(err, "out of memory");
+            s->pend = q;
+            s->cap_pend = cap;
+        }
+        pending *q = &s->pend[s->n_pend++];
+        accesses(s, o, q->a);
+        q->end = t->end_s;
+        return 0;
+    }
+    default: /* zero_grad, fwd, bwd, optim */
+        t->start_s = compute_ready(s, o);
+        t->end_s = s->t_compute = s->prev_end = t->start_s + o->seconds;
+        prune(s);
+        return 0;
+    }
+}
+
+/* ---- communication and steps ------------------------------------------------------ */
+
+static void comm_op(replay_role *out, const prog_op *o) {
+    int k = 0;
+    while (k < out->n_colls && !(out->colls[k].group == o->group && out->colls[k].coll == o->coll &&
+                                 out->colls[k].phase == o->phase))
+        k++;
+    if (k == out->n_colls) {
+        if (k == REPLAY_MAX_COLLS) k--; /* more kinds than any program has: pool in the last */
+        else out->colls[out->n_colls++] = (replay_coll){o->group, o->coll, o->phase, 0, 0, 0, 0};
+    }
+    replay_coll *c = &out->colls[k];
+    c->calls++;
+    c->bytes += o->bytes;
+    c->sent_bytes += o->sent_bytes;
+    c->seconds += o->seconds;
+}
+
+static void step_op(replay_state *s, const prog_op *o, const replay_op *t) {
+    replay_step *st = &s->out->steps[o->step];
+    if (t->end_s > st->end_s) st->end_s = t->end_s;
+    memcpy(st->end_bytes, s->cur, sizeof s->cur);
+    if (o->kind == OP_COLL || o->kind == OP_SEND || o->kind == OP_RECV) {
+        st->comm_s += o->seconds;
+        s->out->comm_s += o->seconds;
+        st->sent_bytes[o->group] += o->sent_bytes;
+        comm_op(s->out, o);
+    } else {
+        st->compute_s += o->seconds;
+        s->out->compute_s += o->seconds;
+    }
+}
+
+/* ---- a role ------------------------------------------------------------------------- */
+
+static int replay_role_ops(replay_state *s, ps_err *err) {
+    const prog_role *r = s->r;
+    replay_role *out = s->out;
+    for (int32_t i = 0; i < r->n_ops; i++) {
+        const prog_op *o = &r->ops[i];
+        int64_t during[MEM_COUNT] = {0};
+        if (o->step < 0 || o->step >= s->p->steps)
+            return op_err(err, s, i, "expected a step of the program");
+        if (mem_op(s, o, i, during, err) || time_op(s, o, &out->ops[i], err)) return -1;
+        mem_record(s, i, during);
+        step_op(s, o, &out->ops[i]);
+        if (out->ops[i].end_s > out->end_s) out->end_s = out->ops[i].end_s;
+    }
+    double prev = 0;
+    for (int32_t k = 0; k < out->n_steps; k++) {
+        replay_step *st = &out->steps[k];
+        if (st->end_s < prev) st->end_s = prev; /* a step without ops ends where the last did */
+        st->seconds = st->end_s - prev;
+        prev = st->end_s;
+    }
+    return 0;
+}
+
+static int replay_one(const program *p, const prog_role *r, replay_role *out, ps_err *err) {
+    replay_state s;
+    memset(&s, 0, sizeof s);
+    s.p = p, s.r = r, s.out = out;
+    const size_t n_live = (size_t)BUF_COUNT * (size_t)(r->n_units + 1);
+    const size_t n_saved = (size_t)p->micro_batches * (size_t)r->n_units;
+    s.live = malloc(n_live * sizeof *s.live);
+    s.live_cat = calloc(n_live, sizeof *s.live_cat);
+    s.saved = malloc((n_saved ? n_saved : 1) * sizeof *s.saved);
+    out->ops = calloc((size_t)(r->n_ops ? r->n_ops : 1), sizeof *out->ops);
+    out->steps = calloc((size_t)(p->steps > 0 ? p->steps : 1), sizeof *out->steps);
+    out->n_ops = r->n_ops;
+    out->n_steps = p->steps;
+    for (int c = 0; c < MEM_COUNT; c++) out->peak[c].op = -1;
+    out->peak_total.op = -1;
+    int rc;
+    if (!s.live || !s.live_cat || !s.saved || !out->ops || !out->steps) {
+        rc = ps_err_set(err, "out of memory");
+    } else {
+        for (size_t i = 0; i < n_live; i++) s.live[i] = -1;
+        for (size_t i = 0; i < n_saved; i++) s.saved[i] = -1;
+        rc = replay_role_ops(&s, err);
+    }
+    free(s.live);
+    free(s.live_cat);
+    free(s.saved);
+    free(s.pend);
+    return rc;
+}
+
+int replay_program(const program *p, replay_result *out, ps_err *err) {
+    memset(out, 0, sizeof *out);
+    out->roles = calloc((size_t)(p->n_roles ? p->n_roles : 1), sizeof *out->roles);
+    if (!out->roles) return ps_err_set(err, "out of memory");
+    out->n_roles = p->n_roles;
+    for (int32_t i = 0; i < p->n_roles; i++) {
+        if (replay_one(p, &p->roles[i], &out->roles[i], err)) {
+            replay_free(out);
+            return -1;
+        }
+        if (out->roles[i].end_s > out->end_s) out->end_s = out->roles[i].end_s;
+    }
+    return 0;
+}
+
+void replay_free(replay_result *r) {
+    if (!r) return;
+    for (int32_t i = 0; r->roles && i < r->n_roles; i++) {
+        free(r->roles[i].ops);
+        free(r->roles[i].steps);
+    }
+    free(r->roles);
+    memset(r, 0, sizeof *r);
+}

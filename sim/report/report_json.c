@@ -1,0 +1,209 @@
+/* report_json.c — a plan's evaluation as JSON (see report.h, docs/output.md). */
+#include "cost/act.h"
+#include "base/jsonw.h"
+#include "report/report.h"
+
+#define PARASIM_JSON_VERSION 1
+
+static void json_memory_fields(jsonw *w, const eval_stage *st) {
+    jsonw_int(w, "params", st->params);
+    jsonw_int(w, "grads", st->grads);
+    jsonw_int(w, "master", st->master);
+    jsonw_int(w, "optimizer", st->optimizer);
+    jsonw_int(w, "activations", st->activations);
+    jsonw_int(w, "other", st->other);
+    jsonw_int(w, "total", st->total);
+    jsonw_int(w, "host", st->host);
+}
+
+static void json_breakdown(jsonw *w, const eval_stage *st) {
+    jsonw_obj(w, "breakdown");
+    jsonw_int(w, "activations_saved", st->act_saved);
+    jsonw_int(w, "activations_recompute_working", st->act_working);
+    jsonw_int(w, "comm_bucket", st->buf_comm);
+    jsonw_int(w, "zero3_gather", st->buf_zero3);
+    jsonw_int(w, "logits", st->buf_logits);
+    jsonw_int(w, "cp_ring", st->buf_cp);
+    jsonw_int(w, "workspace", st->buf_workspace);
+    jsonw_int(w, "reserved", st->reserved);
+    jsonw_int(w, "fragmentation", st->fragmentation);
+    jsonw_obj_end(w);
+}
+
+/* What one layer keeps for backward, per micro-batch on one tp rank, and
+ * whether the recompute policy keeps it (docs/memory.md §3). */
+static void json_layer_tensors(jsonw *w, const plan_spec *s) {
+    act_tensor t[ACT_MAX_TENSORS];
+    int n = act_layer_tensors(&s->model.cfg, t);
+    jsonw_arr(w, "layer_tensors");
+    for (int i = 0; i < n; i++) {
+        jsonw_obj(w, NULL);
+        jsonw_str(w, "name", t[i].name);
+        jsonw_str(w, "saved_by", t[i].saved_by);
+        jsonw_int(w, "bytes", act_tensor_bytes(&s->model.cfg, &s->cfg, &t[i]));
+        jsonw_bool(w, "kept", act_tensor_kept(&t[i], i, s->cfg.recompute));
+        jsonw_obj_end(w);
+    }
+    jsonw_arr_end(w);
+}
+
+static void json_plan(jsonw *w, const plan_spec *s) {
+    const plan_cfg *p = &s->cfg;
+    jsonw_obj(w, "plan");
+    jsonw_str(w, "name", s->name);
+    jsonw_str(w, "path", s->path);
+    jsonw_int(w, "gpus", p->gpus);
+    jsonw_obj(w, "parallel");
+    jsonw_int(w, "dp", p->dp);
+    jsonw_int(w, "tp", p->tp);
+    jsonw_int(w, "pp", p->pp);
+    jsonw_int(w, "cp", p->cp);
+    jsonw_int(w, "zero", p->zero);
+    jsonw_bool(w, "sp", p->sp);
+    jsonw_obj_end(w);
+    jsonw_obj(w, "batch");
+    jsonw_int(w, "global", p->global_batch);
+    jsonw_int(w, "micro", p->micro_batch);
+    jsonw_int(w, "seq", p->seq);
+    jsonw_obj_end(w);
+    jsonw_obj(w, "pipeline");
+    jsonw_str(w, "schedule", plan_schedule_names[p->schedule]);
+    jsonw_int(w, "virtual", p->virtual_stages);
+    jsonw_obj_end(w);
+    jsonw_str(w, "recompute", plan_recompute_names[p->recompute]);
+    jsonw_obj(w, "precision");
+    jsonw_str(w, "name", s->precision_name);
+    jsonw_str(w, "params", dtype_names[p->precision.params]);
+    jsonw_str(w, "grads", dtype_names[p->precision.grads]);
+    jsonw_str(w, "master", dtype_names[p->precision.master]);
+    jsonw_str(w, "optimizer", dtype_names[p->precision.optimizer]);
+    jsonw_str(w, "activations", dtype_names[p->precision.activations]);
+    jsonw_obj_end(w);
+    jsonw_str(w, "optimizer", plan_optimizer_names[p->optimizer]);
+    jsonw_obj(w, "offload");
+    jsonw_bool(w, "optimizer", p->offload_optimizer);
+    jsonw_bool(w, "activations", p->offload_activations);
+    jsonw_obj_end(w);
+    jsonw_arr(w, "placement");
+    for (int i = 0; i < PLAN_GROUPS; i++) jsonw_str(w, NULL, plan_group_names[p->placement[i]]);
+    jsonw_arr_end(w);
+    jsonw_obj(w, "overlap");
+    jsonw_bool(w, "dp", p->overlap_dp);
+    jsonw_bool(w, "tp", p->overlap_tp);
+    jsonw_bool(w, "pp", p->overlap_pp);
+    jsonw_obj_end(w);
+    jsonw_obj_end(w);
+}
+
+static void json_model(jsonw *w, const model_spec *ms, int64_t params) {
+    const model_cfg *m = &ms->cfg;
+    jsonw_obj(w, "model");
+    jsonw_str(w, "name", ms->name);
+    jsonw_str(w, "path", ms->path);
+    jsonw_int(w, "params", params);
+    jsonw_int(w, "layers", m->layers);
+    jsonw_int(w, "hidden", m->hidden);
+    jsonw_int(w, "heads", m->heads);
+    jsonw_int(w, "kv_heads", m->kv_heads);
+    jsonw_int(w, "head_dim", m->head_dim);
+    jsonw_int(w, "ffn_hidden", m->ffn_hidden);
+    jsonw_int(w, "vocab", m->vocab);
+    jsonw_bool(w, "tied_embeddings", m->tied_embeddings);
+    jsonw_str(w, "norm", model_norm_names[m->norm]);
+    jsonw_str(w, "mlp", model_mlp_names[m->mlp]);
+    jsonw_str(w, "attention", model_attn_names[m->attention]);
+    jsonw_str(w, "position", model_pos_names[m->position]);
+    jsonw_str(w, "source", ms->source);
+    jsonw_obj_end(w);
+}
+
+static void json_cluster(jsonw *w, const cluster_spec *cs) {
+    const cluster_cfg *c = &cs->cfg;
+    jsonw_obj(w, "cluster");
+    jsonw_str(w, "name", cs->name);
+    jsonw_str(w, "gpu", cs->gpu_name);
+    jsonw_int(w, "gpu_memory_bytes", c->gpu_memory_bytes);
+    jsonw_int(w, "gpus_per_node", c->gpus_per_node);
+    jsonw_int(w, "nodes", c->nodes);
+    jsonw_obj_end(w);
+}
+
+void report_plan_json(FILE *f, const plan_spec *s, const eval_result *r, const eval_stage *stages,
+                      const step_sim *sim) {
+    jsonw w;
+    jsonw_init(&w, f);
+    jsonw_obj(&w, NULL);
+    jsonw_int(&w, "format_version", PARASIM_JSON_VERSION);
+    json_plan(&w, s);
+    json_model(&w, &s->model, r->model_params);
+    json_cluster(&w, &s->cluster);
+    jsonw_int(&w, "micro_batches", r->micro_batches);
+
+    jsonw_obj(&w, "memory");
+    jsonw_int(&w, "heaviest_stage", r->heaviest);
+    json_memory_fields(&w, &r->heavy);
+    jsonw_int(&w, "capacity", r->capacity_bytes);
+    jsonw_int(&w, "headroom", r->capacity_bytes - r->heavy.total);
+    json_breakdown(&w, &r->heavy);
+    json_layer_tensors(&w, s);
+    jsonw_arr(&w, "stages");
+    for (int64_t i = 0; i < r->stages; i++) {
+        const eval_stage *st = &stages[i];
+        jsonw_obj(&w, NULL);
+        jsonw_int(&w, "stage", st->stage);
+        jsonw_int(&w, "layers", st->layers);
+        jsonw_int(&w, "inflight", st->inflight);
+        jsonw_int(&w, "param_elems", st->param_elems);
+        json_memory_fields(&w, st);
+        json_breakdown(&w, st);
+        jsonw_obj(&w, "comm");
+        for (int g = 0; g < GROUP_COUNT; g++) {
+            char key[16];
+            snprintf(key, sizeof key, "%s_bytes", comm_group_names[g]);
+            jsonw_int(&w, key, st->comm_bytes[g]);
+        }
+        jsonw_obj_end(&w);
+        report_stage_time_json(&w, &st->time);
+        jsonw_obj_end(&w);
+    }
+    jsonw_arr_end(&w);
+    jsonw_obj_end(&w);
+
+    jsonw_obj(&w, "comm");
+    jsonw_int(&w, "stage", r->heaviest);
+    int64_t total = 0;
+    for (int g = 0; g < GROUP_COUNT; g++) {
+        char key[16];
+        snprintf(key, sizeof key, "%s_bytes", comm_group_names[g]);
+        jsonw_int(&w, key, r->comm.group_bytes[g]);
+        total += r->comm.group_bytes[g];
+    }
+    jsonw_int(&w, "total_bytes", total);
+    jsonw_arr(&w, "collectives");
+    for (int i = 0; i < r->comm.n; i++) {
+        const comm_entry *e = &r->comm.e[i];
+        jsonw_obj(&w, NULL);
+        jsonw_str(&w, "group", comm_group_names[e->group]);
+        jsonw_str(&w, "collective", comm_coll_names[e->coll]);
+        jsonw_str(&w, "what", e->what);
+        jsonw_int(&w, "group_size", e->group_size);
+        jsonw_int(&w, "calls", e->calls);
+        jsonw_int(&w, "bytes_per_call", e->bytes_per_call);
+        jsonw_int(&w, "bytes_sent", e->bytes_sent);
+        jsonw_obj_end(&w);
+    }
+    jsonw_arr_end(&w);
+    jsonw_obj_end(&w);
+
+    jsonw_obj(&w, "flops");
+    jsonw_num(&w, "tokens_per_step", r->tokens_per_step);
+    jsonw_num(&w, "model_per_step", r->flops_model_per_step);
+    jsonw_num(&w, "hardware_per_step", r->flops_hardware_per_step);
+    jsonw_num(&w, "model_per_gpu_per_step", r->flops_model_per_step / (double)s->cfg.gpus);
+    jsonw_num(&w, "hardware_per_gpu_per_step", r->flops_hardware_per_step / (double)s->cfg.gpus);
+    jsonw_obj_end(&w);
+    report_time_json(&w, s, r, sim);
+    jsonw_bool(&w, "fits", r->fits);
+    jsonw_obj_end(&w);
+    jsonw_end(&w);
+}

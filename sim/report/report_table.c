@@ -1,0 +1,163 @@
+/* report_table.c — a plan's evaluation as aligned text for people (see report.h). */
+#include <string.h>
+
+#include "base/fmt.h"
+#include "report/report.h"
+
+#define BAR_WIDTH 30
+
+static void row(FILE *f, const char *name, int64_t bytes, int64_t per_param_of, int64_t max) {
+    char b[32], bar[BAR_WIDTH * 4 + 8];
+    fprintf(f, "  %-22s %12s", name, fmt_bytes(bytes, b, sizeof b));
+    if (per_param_of > 0)
+        fprintf(f, "  %7.3f", (double)bytes / (double)per_param_of);
+    else
+        fprintf(f, "  %7s", "");
+    fprintf(f, "  %s\n", fmt_bar((double)bytes, (double)max, BAR_WIDTH, bar, sizeof bar));
+}
+
+static void sub(FILE *f, const char *name, int64_t bytes) {
+    char b[32];
+    if (bytes) fprintf(f, "    %-20s %12s\n", name, fmt_bytes(bytes, b, sizeof b));
+}
+
+static void header(FILE *f, const plan_spec *s, const eval_result *r) {
+    const plan_cfg *p = &s->cfg;
+    const model_cfg *m = &s->model.cfg;
+    const cluster_cfg *c = &s->cluster.cfg;
+    char n1[32], n2[32];
+    fprintf(f, "parasim plan: %s\n", s->name);
+    fprintf(f, "  model      %s: %s parameters; %lld layers, hidden %lld, %lld heads (%lld kv), "
+               "ffn %lld, vocab %lld\n",
+            s->model.name, fmt_count(r->model_params, n1, sizeof n1), (long long)m->layers,
+            (long long)m->hidden, (long long)m->heads, (long long)m->kv_heads,
+            (long long)m->ffn_hidden, (long long)m->vocab);
+    fprintf(f, "  cluster    %s: %lld of %lld GPUs (%lld node(s) x %lld %s, %s each)\n",
+            s->cluster.name, (long long)p->gpus, (long long)cluster_gpus(c), (long long)c->nodes,
+            (long long)c->gpus_per_node, s->cluster.gpu_name,
+            fmt_bytes(c->gpu_memory_bytes, n2, sizeof n2));
+    char pl[32], ov[16];
+    fprintf(f, "  parallel   dp=%lld tp=%lld pp=%lld cp=%lld zero=%d sp=%s; placement %s (innermost "
+               "first); overlap %s\n",
+            (long long)p->dp, (long long)p->tp, (long long)p->pp, (long long)p->cp, p->zero,
+            p->sp ? "on" : "off", plan_placement_name(p, pl, sizeof pl),
+            plan_overlap_name(p, ov, sizeof ov));
+    fprintf(f, "  batch      global %lld x seq %lld = %s tokens/step; micro %lld -> %lld "
+               "micro-batches per step\n",
+            (long long)p->global_batch, (long long)p->seq,
+            fmt_count((int64_t)r->tokens_per_step, n1, sizeof n1), (long long)p->micro_batch,
+            (long long)r->micro_batches);
+    fprintf(f, "  schedule   %s", plan_schedule_names[p->schedule]);
+    if (p->schedule == SCHED_INTERLEAVED) fprintf(f, " (v=%lld)", (long long)p->virtual_stages);
+    fprintf(f, "; recompute %s; optimizer %s%s%s\n", plan_recompute_names[p->recompute],
+            plan_optimizer_names[p->optimizer], p->offload_optimizer ? "; optimizer offloaded" : "",
+            p->offload_activations ? "; activations offloaded" : "");
+    fprintf(f, "  precision  %s: params %s, grads %s, master %s, optimizer %s, activations %s\n",
+            s->precision_name, dtype_names[p->precision.params], dtype_names[p->precision.grads],
+            dtype_names[p->precision.master], dtype_names[p->precision.optimizer],
+            dtype_names[p->precision.activations]);
+}
+
+static void memory(FILE *f, const plan_spec *s, const eval_result *r) {
+    const eval_stage *h = &r->heavy;
+    char b1[32], b2[32];
+    const int chunks = s->cfg.schedule == SCHED_INTERLEAVED;
+    fprintf(f, "\nMemory per GPU at the step's peak, heaviest rank: pipeline stage %lld of %lld "
+               "(%lld layers; %lld %s in flight)\n",
+            (long long)r->heaviest, (long long)r->stages, (long long)h->layers,
+            (long long)h->inflight,
+            chunks ? "model-chunk micro-batches" : h->inflight == 1 ? "micro-batch" : "micro-batches");
+    fprintf(f, "  %-22s %12s  %7s\n", "category", "bytes", "B/param");
+    int64_t max = h->total;
+    row(f, "params", h->params, h->param_elems, max);
+    row(f, "grads", h->grads, h->param_elems, max);
+    row(f, "master weights", h->master, h->param_elems, max);
+    row(f, "optimizer states", h->optimizer, h->param_elems, max);
+    row(f, "activations", h->activations, 0, max);
+    sub(f, "saved for backward", h->act_saved);
+    sub(f, "recompute working set", h->act_working);
+    row(f, "other", h->other, 0, max);
+    sub(f, "comm bucket", h->buf_comm);
+    sub(f, "ZeRO-3 gather buffers", h->buf_zero3);
+    sub(f, "logits (transient)", h->buf_logits);
+    sub(f, "ring K/V buffers", h->buf_cp);
+    sub(f, "workspace", h->buf_workspace);
+    sub(f, "reserved (context)", h->reserved);
+    sub(f, "fragmentation", h->fragmentation);
+    fprintf(f, "  %-22s %12s of %s: %s", "total", fmt_bytes(h->total, b1, sizeof b1),
+            fmt_bytes(r->capacity_bytes, b2, sizeof b2), r->fits ? "fits" : "DOES NOT FIT");
+    if (r->fits)
+        fprintf(f, " (headroom %s)\n", fmt_bytes(r->capacity_bytes - h->total, b1, sizeof b1));
+    else
+        fprintf(f, " (short by %s)\n", fmt_bytes(h->total - r->capacity_bytes, b1, sizeof b1));
+    if (h->host) fprintf(f, "  %-22s %12s\n", "host (offloaded)", fmt_bytes(h->host, b1, sizeof b1));
+}
+
+static void stage_table(FILE *f, const plan_spec *sp, const eval_result *r,
+                        const eval_stage *stages) {
+    char c[8][32];
+    if (r->stages <= 1) return;
+
+    fprintf(f, "\nPer pipeline stage\n  %5s %6s %8s %11s %11s %11s %11s %11s %11s %11s\n", "stage",
+            "layers", "inflight", "params", "grads", "master", "optimizer", "activations",
+            "other", "total");
+    for (int64_t i = 0; i < r->stages; i++) {
+        const eval_stage *s = &stages[i];
+        fprintf(f, "  %5lld %6lld %8lld %11s %11s %11s %11s %11s %11s %11s%s\n", (long long)s->stage,
+                (long long)s->layers, (long long)s->inflight, fmt_bytes(s->params, c[0], 32),
+                fmt_bytes(s->grads, c[1], 32), fmt_bytes(s->master, c[2], 32),
+                fmt_bytes(s->optimizer, c[3], 32), fmt_bytes(s->activations, c[4], 32),
+                fmt_bytes(s->other, c[5], 32), fmt_bytes(s->total, c[6], 32),
+                i == r->heaviest ? "  <- heaviest" : "");
+    }
+    if (sp->cfg.schedule == SCHED_INTERLEAVED)
+        fprintf(f, "  (interleaved: inflight counts model-chunk micro-batches of %lld layers)\n",
+                (long long)(sp->model.cfg.layers / (sp->cfg.pp * sp->cfg.virtual_stages)));
+}
+
+static void comm(FILE *f, const eval_result *r) {
+    char b1[32], b2[32], n1[32];
+    fprintf(f, "\nCommunication sent per GPU per step (stage %lld; ring algorithms, nccl-tests "
+               "busbw factors)\n",
+            (long long)r->heaviest);
+    if (!r->comm.n) {
+        fprintf(f, "  none (one GPU per model replica and no data parallelism)\n");
+        return;
+    }
+    fprintf(f, "  %-5s %-15s %5s %9s %12s %12s  %s\n", "group", "collective", "ranks", "calls",
+            "bytes/call", "sent", "what");
+    for (int i = 0; i < r->comm.n; i++) {
+        const comm_entry *e = &r->comm.e[i];
+        fprintf(f, "  %-5s %-15s %5lld %9s %12s %12s  %s\n", comm_group_names[e->group],
+                comm_coll_names[e->coll], (long long)e->group_size,
+                fmt_count(e->calls, n1, sizeof n1), fmt_bytes(e->bytes_per_call, b1, sizeof b1),
+                fmt_bytes(e->bytes_sent, b2, sizeof b2), e->what);
+    }
+    int64_t total = 0;
+    fprintf(f, "  per group:");
+    for (int g = 0; g < GROUP_COUNT; g++) {
+        total += r->comm.group_bytes[g];
+        if (r->comm.group_bytes[g])
+            fprintf(f, " %s %s;", comm_group_names[g], fmt_bytes(r->comm.group_bytes[g], b1, sizeof b1));
+    }
+    fprintf(f, " total %s\n", fmt_bytes(total, b1, sizeof b1));
+}
+
+static void flops(FILE *f, const plan_spec *s, const eval_result *r) {
+    char a[32], b[32], c[32];
+    fprintf(f, "\nFLOPs per step: model %s (6N per token + attention), hardware %s (with "
+               "recomputation); per GPU %s\n",
+            fmt_si(r->flops_model_per_step, "FLOP", a, sizeof a),
+            fmt_si(r->flops_hardware_per_step, "FLOP", b, sizeof b),
+            fmt_si(r->flops_hardware_per_step / (double)s->cfg.gpus, "FLOP", c, sizeof c));
+}
+
+void report_plan_table(FILE *f, const plan_spec *s, const eval_result *r, const eval_stage *stages,
+                       const step_sim *sim) {
+    header(f, s, r);
+    memory(f, s, r);
+    stage_table(f, s, r, stages);
+    comm(f, r);
+    flops(f, s, r);
+    report_time_table(f, s, r, stages, sim);
+}

@@ -1,0 +1,60 @@
+/* cluster.h — the hardware a plan runs on: one GPU kind, nodes of it, and the
+ * two link levels (inside a node, between nodes). */
+#ifndef PS_CLUSTER_H
+#define PS_CLUSTER_H
+
+#include <stdint.h>
+
+#include "base/dtype.h"
+#include "base/err.h"
+#include "spec/ynode.h"
+
+#define CLUSTER_GEMM_POINTS 12
+
+/* Achieved fractions of the datasheet numbers (docs/time.md §1): a GEMM's
+ * efficiency as a function of its smallest dimension (its arithmetic
+ * intensity; log-interpolated),
+ * flash attention's forward and backward, memory-bound kernels, and each
+ * link's bus bandwidth as nccl-tests measures it. */
+typedef struct {
+    int gemm_n;
+    double gemm_dim[CLUSTER_GEMM_POINTS], gemm_frac[CLUSTER_GEMM_POINTS];
+    double gemm_slope[CLUSTER_GEMM_POINTS]; /* log-log slope into point i (cluster_eff_prepare) */
+    double attn_fwd, attn_bwd;
+    double hbm;
+    double intra, inter, host;
+    double overlap; /* share of overlapped communication that actually hides */
+} cluster_eff;
+
+typedef struct {
+    int64_t gpu_memory_bytes;   /* device memory */
+    int64_t gpu_reserved_bytes; /* not available to the allocator: CUDA context, NCCL */
+    double peak_flops_per_s[DT_COUNT]; /* dense peak by math dtype (0 = not given) */
+    double hbm_bytes_per_s;
+    int64_t gpus_per_node, nodes;
+    double intra_bytes_per_s, intra_latency_s; /* per GPU, per direction */
+    double inter_bytes_per_s, inter_latency_s; /* per GPU, per direction */
+    double host_bytes_per_s, host_latency_s;   /* GPU <-> host memory (PCIe), per GPU */
+    cluster_eff eff;
+} cluster_cfg;
+
+typedef struct {
+    char name[64];
+    char gpu_name[64];
+    char source[256];
+    char path[PS_LOC_FILE_MAX];
+    cluster_cfg cfg;
+    ps_loc self, gpus_per_node, nodes, memory;
+} cluster_spec;
+
+static inline int64_t cluster_gpus(const cluster_cfg *c) { return c->gpus_per_node * c->nodes; }
+
+/* The default efficiencies (docs/time.md §1), used for any not given. */
+void cluster_eff_default(cluster_eff *e);
+/* Recompute the derived slopes after changing the GEMM curve. */
+void cluster_eff_prepare(cluster_eff *e);
+
+int cluster_from_node(const ynode *root, const char *path, cluster_spec *out, ps_err *err);
+int cluster_load_file(const char *path, cluster_spec *out, ps_err *err);
+
+#endif

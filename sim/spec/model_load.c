@@ -1,0 +1,181 @@
+/* model_load.c — read a parasim model spec (a YAML file in models/) into a model_spec.
+ *
+ * Every field the memory model depends on is required: a guessed block shape
+ * is exactly how estimators go wrong. Only head_dim (default hidden/heads),
+ * max_position (required for learned positions) and the descriptive fields
+ * source/description are optional.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "spec/model.h"
+#include "cost/params.h"
+#include "spec/yget.h"
+
+const char *const model_norm_names[] = {"rmsnorm", "layernorm", NULL};
+const char *const model_mlp_names[] = {"swiglu", "gelu", NULL};
+const char *const model_attn_names[] = {"flash", "standard", NULL};
+const char *const model_pos_names[] = {"rope", "learned", NULL};
+const char *const model_bias_names[] = {"false", "true", "qkv", NULL};
+
+static const char *const spec_keys[] = {
+    "name",  "layers",  "hidden",   "heads",     "kv_heads",        "head_dim",
+    "ffn_hidden", "vocab", "tied_embeddings", "norm", "mlp", "attention",
+    "dropout", "position", "max_position", "bias", "norm_eps", "rope_theta",
+    "source", "description", NULL};
+
+static void set_loc(ps_loc *loc, const ynode *map, const char *key) {
+    const ynode *n = key ? ynode_get(map, key) : NULL;
+    *loc = n ? n->loc : map->loc;
+}
+
+void model_set_locs(model_spec *m, const ynode *root, const model_keys *k) {
+    model_locs *l = &m->locs;
+    l->self = root->loc;
+    set_loc(&l->layers, root, k->layers);
+    set_loc(&l->hidden, root, k->hidden);
+    set_loc(&l->heads, root, k->heads);
+    set_loc(&l->kv_heads, root, k->kv_heads);
+    set_loc(&l->ffn_hidden, root, k->ffn_hidden);
+    set_loc(&l->vocab, root, k->vocab);
+    set_loc(&l->max_position, root, k->max_position);
+    set_loc(&l->attention, root, k->attention);
+    set_loc(&l->tied_embeddings, root, k->tied_embeddings);
+    set_loc(&l->norm, root, k->norm);
+    set_loc(&l->mlp, root, k->mlp);
+    set_loc(&l->position, root, k->position);
+    set_loc(&l->bias, root, k->bias);
+    set_loc(&l->dropout, root, k->dropout);
+}
+
+/* A real number in (0, max] (norm_eps, rope_theta), left untouched when absent. */
+int model_read_positive(const ynode *root, const char *key, double max, double *out,
+                        ps_err *err) {
+    const ynode *n = ynode_get(root, key);
+    if (yget_quantity(root, "", key, false, UNIT_NONE, 0, out, err)) return -1;
+    if (n && n->kind != YN_NULL && !(*out > 0))
+        return ps_err_at(err, &n->loc, key, "expected a positive number, found %s", n->str);
+    if (n && n->kind != YN_NULL && !(*out <= max))
+        return ps_err_at(err, &n->loc, key, "expected a positive number up to %g, found %s", max,
+                         n->str);
+    return 0;
+}
+
+/* bias accepts a YAML boolean or "qkv". */
+static int read_bias(const ynode *root, model_bias *out, ps_err *err) {
+    const ynode *n = ynode_get(root, "bias");
+    bool b;
+    if (n && n->kind == YN_SCALAR && !strcmp(n->str, "qkv")) {
+        *out = BIAS_QKV;
+        return 0;
+    }
+    if (n && n->kind == YN_SCALAR && n->plain &&
+        strcmp(n->str, "true") && strcmp(n->str, "false") && strcmp(n->str, "yes") &&
+        strcmp(n->str, "no"))
+        return ps_err_at(err, &n->loc, "bias", "expected true, false or qkv, found \"%s\"",
+                         n->str);
+    if (yget_bool(root, "", "bias", true, &b, err)) return -1;
+    *out = b ? BIAS_ALL : BIAS_NONE;
+    return 0;
+}
+
+int model_from_node(const ynode *root, const char *path, model_spec *out, ps_err *err) {
+    char found[128];
+    memset(out, 0, sizeof *out);
+    snprintf(out->path, sizeof out->path, "%s", path);
+    if (root->kind != YN_MAP)
+        return ps_err_at(err, &root->loc, "model", "expected a mapping of model fields, found %s",
+                         ynode_describe(root, found, sizeof found));
+    model_cfg *c = &out->cfg;
+    int norm = 0, mlp = 0, attn = 0, pos = 0;
+    double dropout = 0;
+    out->norm_eps = MODEL_NORM_EPS_DEFAULT;
+    out->rope_theta = MODEL_ROPE_THETA_DEFAULT;
+    if (yget_check_keys(root, "", spec_keys, err) ||
+        yget_str(root, "", "name", true, out->name, sizeof out->name, err) ||
+        yget_int(root, "", "layers", true, 1, MODEL_LAYERS_MAX, &c->layers, err) ||
+        yget_int(root, "", "hidden", true, 1, MODEL_WIDTH_MAX, &c->hidden, err) ||
+        yget_int(root, "", "heads", true, 1, MODEL_HEADS_MAX, &c->heads, err) ||
+        yget_int(root, "", "kv_heads", true, 1, MODEL_HEADS_MAX, &c->kv_heads, err) ||
+        yget_int(root, "", "head_dim", false, 1, MODEL_HEADS_MAX, &c->head_dim, err) ||
+        yget_int(root, "", "ffn_hidden", true, 1, MODEL_FFN_MAX, &c->ffn_hidden, err) ||
+        yget_int(root, "", "vocab", true, 1, MODEL_VOCAB_MAX, &c->vocab, err) ||
+        yget_bool(root, "", "tied_embeddings", true, &c->tied_embeddings, err) ||
+        yget_enum(root, "", "norm", true, model_norm_names, &norm, err) ||
+        yget_enum(root, "", "mlp", true, model_mlp_names, &mlp, err) ||
+        yget_enum(root, "", "attention", true, model_attn_names, &attn, err) ||
+        yget_quantity(root, "", "dropout", true, UNIT_NONE, 0, &dropout, err) ||
+        yget_enum(root, "", "position", true, model_pos_names, &pos, err) ||
+        yget_int(root, "", "max_position", false, 1, MODEL_POSITIONS_MAX, &c->max_position,
+                 err) ||
+        read_bias(root, &c->bias, err) ||
+        model_read_positive(root, "norm_eps", MODEL_NORM_EPS_MAX, &out->norm_eps, err) ||
+        model_read_positive(root, "rope_theta", MODEL_ROPE_THETA_MAX, &out->rope_theta,
+                            err) ||
+        yget_str(root, "", "source", false, out->source, sizeof out->source, err))
+        return -1;
+    c->norm = (model_norm)norm;
+    c->mlp = (model_mlp)mlp;
+    c->attention = (model_attn)attn;
+    c->position = (model_pos)pos;
+    c->dropout = dropout;
+    static const model_keys own = {"layers",     "hidden",   "heads",        "kv_heads",
+                                   "ffn_hidden", "vocab",    "max_position", "attention",
+                                   "tied_embeddings", "norm", "mlp",         "position",
+                                   "bias",       "dropout"};
+    model_set_locs(out, root, &own);
+    if (c->position == POS_LEARNED && !c->max_position)
+        return ps_err_at(err, &root->loc, "max_position",
+                         "missing field (expected the number of learned position rows, "
+                         "required with position: learned)");
+    if (c->position == POS_ROPE && c->max_position)
+        return ps_err_at(err, &out->locs.max_position, "max_position",
+                         "expected no max_position with position: rope (rotary embeddings have "
+                         "no parameters), found %lld",
+                         (long long)c->max_position);
+    return model_check(out, err);
+}
+
+int model_check(model_spec *m, ps_err *err) {
+    model_cfg *c = &m->cfg;
+    if (!c->head_dim) {
+        if (c->hidden % c->heads)
+            return ps_err_at(err, &m->locs.heads, "heads",
+                             "expected a divisor of hidden = %lld (or give head_dim), found %lld",
+                             (long long)c->hidden, (long long)c->heads);
+        c->head_dim = c->hidden / c->heads;
+    }
+    if (c->kv_heads > c->heads || c->heads % c->kv_heads)
+        return ps_err_at(err, &m->locs.kv_heads, "kv_heads",
+                         "expected a divisor of heads = %lld (grouped-query attention shares each "
+                         "key/value head among heads/kv_heads query heads), found %lld",
+                         (long long)c->heads, (long long)c->kv_heads);
+    if (c->dropout >= 1.0)
+        return ps_err_at(err, &m->locs.dropout, "dropout",
+                         "expected a probability in [0, 1), found %g", c->dropout);
+    if (model_q_width(c) > MODEL_WIDTH_MAX)
+        return ps_err_at(err, &m->locs.heads, "heads",
+                         "model too large: heads*head_dim = %lld*%lld = %lld exceeds the limit "
+                         "of %lld on the query width",
+                         (long long)c->heads, (long long)c->head_dim,
+                         (long long)model_q_width(c), (long long)MODEL_WIDTH_MAX);
+    /* with every field within its limit the count itself fits (about 2^62 at most) */
+    const int64_t params = params_total(c);
+    if (params > MODEL_PARAMS_MAX)
+        return ps_err_at(err, &m->locs.self, "model",
+                         "model too large: %lld parameters (layers = %lld, hidden = %lld, "
+                         "ffn_hidden = %lld, vocab = %lld) exceeds the limit of %lld (2^48)",
+                         (long long)params, (long long)c->layers, (long long)c->hidden,
+                         (long long)c->ffn_hidden, (long long)c->vocab,
+                         (long long)MODEL_PARAMS_MAX);
+    return 0;
+}
+
+int model_load_file(const char *path, model_spec *out, ps_err *err) {
+    ynode *root = NULL;
+    if (ynode_load_file(path, &root, err)) return -1;
+    int rc = ynode_get(root, "model_type") ? model_from_hf(root, path, out, err)
+                                           : model_from_node(root, path, out, err);
+    ynode_free(root);
+    return rc;
+}

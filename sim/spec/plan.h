@@ -1,0 +1,141 @@
+/* plan.h — a parallelism plan: how one training step of a model is laid out
+ * on a cluster (docs/specs.md describes the YAML).
+ *
+ * plan_cfg holds only numbers and enums so that sweeps can vary it cheaply;
+ * plan_spec adds the loaded model and cluster, and where each field was
+ * written for errors.
+ */
+#ifndef PS_PLAN_H
+#define PS_PLAN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "spec/cluster.h"
+#include "base/dtype.h"
+#include "spec/model.h"
+
+typedef enum { SCHED_AFAB, SCHED_1F1B, SCHED_INTERLEAVED, SCHED_ZERO_BUBBLE } plan_schedule;
+typedef enum { RECOMPUTE_NONE, RECOMPUTE_SELECTIVE, RECOMPUTE_FULL } plan_recompute;
+typedef enum { OPT_ADAMW, OPT_SGD, OPT_SGD_MOMENTUM } plan_optimizer;
+
+#define PLAN_MAX_STAGES 256
+/* Bounds on a plan's numbers (docs/specs.md "Limits"): far above any real
+ * run, small enough that the products the formulas form fit in 64 bits; what
+ * bounded inputs can still make too large, plan_check refuses (too-large). */
+#define PLAN_GPUS_MAX (1LL << 24)   /* gpus, dp */
+#define PLAN_DEGREE_MAX (1LL << 16) /* tp, cp */
+#define PLAN_BATCH_MAX (1LL << 24)  /* batch.global, batch.micro (sequences) */
+#define PLAN_SEQ_MAX (1LL << 24)    /* batch.seq (tokens) */
+#define PLAN_BUFFER_MAX (1LL << 40) /* memory.bucket, memory.workspace (bytes) */
+#define PLAN_SIZE_MAX (1LL << 60)   /* per-GPU memory and per-step communication bounds */
+/* Parallel groups in comm_group order (comm.h): dp, tp, pp, cp. */
+#define PLAN_GROUPS 4
+enum { GROUP_ORDER_DP, GROUP_ORDER_TP, GROUP_ORDER_PP, GROUP_ORDER_CP };
+
+typedef struct {
+    ps_dtype params, grads, master, optimizer, activations;
+} plan_precision;
+
+typedef struct {
+    int64_t gpus;
+    int64_t dp, tp, pp, cp;
+    int zero; /* 0..3 */
+    bool sp;  /* sequence parallelism (needs tp > 1) */
+    int64_t global_batch, micro_batch, seq; /* sequences, sequences per dp rank, tokens */
+    plan_schedule schedule;
+    int64_t virtual_stages; /* model chunks per pipeline rank (interleaved) */
+    int32_t stage_layers[PLAN_MAX_STAGES]; /* explicit split; all 0 = even */
+    plan_recompute recompute;
+    plan_precision precision;
+    plan_optimizer optimizer;
+    bool offload_optimizer, offload_activations;
+    int64_t bucket_bytes;    /* gradient-communication bucket */
+    int64_t workspace_bytes; /* GEMM / kernel workspaces */
+    double fragmentation;    /* allocator reserve as a fraction of allocated bytes */
+    /* Rank layout, innermost (consecutive ranks) first, as comm_group values;
+     * default tp, cp, dp, pp (Megatron-LM's order; docs/time.md §3). */
+    uint8_t placement[PLAN_GROUPS];
+    /* Which communication hides behind compute (docs/time.md §4). */
+    bool overlap_dp, overlap_tp, overlap_pp;
+} plan_cfg;
+
+typedef struct {
+    ps_loc self, gpus, parallel, dp, tp, pp, cp, zero, sp, global, micro, seq, schedule,
+        virtual_stages, stage_layers, recompute, precision, placement;
+} plan_locs;
+
+/* Training settings the runtime uses (the `train:` section; docs/specs.md).
+ * The closed form does not depend on them; the execution plan carries them
+ * (program.h). */
+typedef struct {
+    int32_t steps;          /* optimizer steps to run (default 10) */
+    uint64_t seed;          /* initialisation and synthetic data (default 1234) */
+    double lr;              /* AdamW learning rate, constant (default 1e-3) */
+    double beta1, beta2;    /* AdamW betas (default 0.9, 0.95) */
+    double eps;             /* AdamW epsilon (default 1e-8) */
+    double weight_decay;    /* decoupled weight decay (default 0.1) */
+    char data[PS_LOC_FILE_MAX]; /* "synthetic", or a text file or directory, as written */
+} plan_train;
+
+/* The defaults above. */
+void plan_train_defaults(plan_train *t);
+
+typedef struct {
+    char name[128];
+    char path[PS_LOC_FILE_MAX];
+    char precision_name[32]; /* preset name, or "custom" */
+    model_spec model;
+    cluster_spec cluster;
+    plan_cfg cfg;
+    plan_train train;
+    plan_locs locs;
+    bool gpus_derived; /* no gpus: given; gpus = dp*tp*pp*cp (locs.gpus = locs.parallel) */
+} plan_spec;
+
+/* A command-line override "key.path=value"; value is parsed as YAML. */
+typedef struct {
+    const char *text;
+} plan_override;
+
+/* Tokens of one micro-batch held by one rank: b * s / cp (docs/memory.md §3). */
+static inline int64_t plan_tokens_per_rank(const plan_cfg *p) {
+    return p->micro_batch * (p->seq / p->cp);
+}
+
+/* Load a plan from a file (or, with path NULL, the built-in default plan),
+ * apply overrides in order, load its model and cluster, and check it. */
+int plan_load(const char *path, const plan_override *overrides, int n_overrides,
+              plan_spec *out, ps_err *err);
+
+/* The same from YAML text; origin names it in errors. Model and cluster
+ * paths are resolved relative to the current directory. */
+int plan_load_text(const char *text, const char *origin, const plan_override *overrides,
+                   int n_overrides, plan_spec *out, ps_err *err);
+
+/* Decode a parsed plan document (taking ownership of root) and load its
+ * model and cluster; check it only when asked (a sweep's base plan holds
+ * fields the sweep will replace). origin names the document. */
+int plan_load_node(ynode *root, const char *origin, bool check, plan_spec *out, ps_err *err);
+
+/* Resolve a named precision preset (bf16-mixed, fp16-mixed, bf16-fp32grad, fp32).
+ * Returns 0 on success, -1 for an unknown name. */
+int plan_precision_preset(const char *name, plan_precision *out);
+
+/* The built-in default plan text (YAML), also shown by `parasim plan --help`. */
+extern const char plan_default_yaml[];
+
+/* Set the defaults of the fields a plan may leave out (plan_load does this;
+ * sweeps that build plan_cfg by hand call it first). */
+void plan_cfg_defaults(plan_cfg *c);
+
+extern const char *const plan_group_names[]; /* "dp", "tp", "pp", "cp", NULL */
+
+/* Short names of plan fields for tables, CSV and explanations. */
+const char *plan_offload_name(const plan_cfg *p); /* none, optimizer, activations, both */
+const char *plan_overlap_name(const plan_cfg *p, char *buf, int len); /* "dp+pp", or "-" */
+const char *plan_placement_name(const plan_cfg *p, char *buf, int len); /* "tp-cp-dp-pp" */
+extern const char *const plan_schedule_names[], *const plan_recompute_names[],
+    *const plan_optimizer_names[];
+
+#endif

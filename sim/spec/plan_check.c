@@ -1,0 +1,290 @@
+/* plan_check.c — plan validity rules and their explanations (see plan_check.h). */
+#include "spec/plan_check.h"
+
+#include <stdio.h>
+
+#include "cost/act.h"
+#include "cost/params.h"
+#include "base/sat_int.h"
+
+static const char *const reason_ids[PLAN_REASON_COUNT] = {
+    "ok",           "gpus-exceed-cluster", "degrees-product", "tp-heads",
+    "tp-kv-heads",  "tp-ffn",              "sp-needs-tp",     "sp-seq",
+    "cp-attention", "cp-seq",              "seq-positions",   "batch-division",
+    "pp-layers",    "stage-split",         "virtual-schedule", "interleaved-pp",
+    "interleaved-layers", "interleaved-micro", "pp-max", "too-large"};
+
+static const char *const reason_texts[PLAN_REASON_COUNT] = {
+    "valid",
+    "more GPUs than the cluster has",
+    "dp*tp*pp*cp is not the GPU count",
+    "tp does not divide the attention heads",
+    "tp does not divide the key/value heads",
+    "tp does not divide the MLP width",
+    "sequence parallelism without tp > 1",
+    "tp does not divide the sequence (sequence parallelism)",
+    "context parallelism needs flash attention",
+    "2*cp does not divide the sequence",
+    "sequence longer than the learned position table",
+    "micro-batch * dp does not divide the global batch",
+    "pp does not divide the layers",
+    "explicit stage split does not match pp or the layers",
+    "virtual stages without the interleaved schedule",
+    "interleaved schedule needs pp > 1 and virtual > 1",
+    "pp * virtual does not divide the layers",
+    "interleaved schedule needs micro-batches a multiple of pp",
+    "more pipeline stages than parasim models (256)",
+    "sizes beyond what parasim computes (2^60 bytes)"};
+
+const char *plan_reason_text(plan_reason r) {
+    return r >= 0 && r < PLAN_REASON_COUNT ? reason_texts[r] : "unknown";
+}
+
+const char *plan_reason_id(plan_reason r) {
+    return r >= 0 && r < PLAN_REASON_COUNT ? reason_ids[r] : "unknown";
+}
+
+static int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
+
+bool plan_degrees_product(const plan_cfg *p, int64_t *out) {
+    return !__builtin_mul_overflow(p->dp, p->tp, out) &&
+           !__builtin_mul_overflow(*out, p->pp, out) && !__builtin_mul_overflow(*out, p->cp, out);
+}
+
+/* Each term names the formula it bounds. Activation dtypes are at most 8 bytes
+ * (int64 labels), parameter dtypes at most 4, and a collective sends at most
+ * twice its buffer plus one element per rank (comm_bytes_sent). Valid degrees
+ * are assumed (dp*tp*pp*cp = gpus <= 2^24, so mb fits). */
+void plan_size_bound(const model_cfg *m, const cluster_cfg *c, const plan_cfg *p,
+                     plan_size *out) {
+    const int64_t mb = p->global_batch / max64(1, sat_mul(p->micro_batch, p->dp));
+    const int64_t L = m->layers, v = p->virtual_stages, cp = p->cp;
+    const int64_t tok = sat_mul(p->micro_batch, p->seq / cp + 1); /* plan_tokens_per_rank */
+    const int64_t params = params_total(m); /* <= 2^48: model_check */
+    /* act.c: a layer's saved tensors (the score matrix under standard
+     * attention is heads*seq wide) and the first and last stages' (the vocab) */
+    int64_t w_layer = max64(max64(m->hidden, model_q_width(m)), m->ffn_hidden);
+    w_layer = max64(w_layer, m->attention == ATTN_STANDARD ? sat_mul(m->heads, p->seq) : m->heads);
+    const int64_t w_edge = sat_add(w_layer, m->vocab + p->tp);
+    const int64_t layer = sat_mul(sat_mul(tok, w_layer), 8 * ACT_MAX_TENSORS);
+    const int64_t edge = sat_mul(sat_mul(tok, w_edge), 8 * ACT_MAX_TENSORS);
+    /* pipe.c: micro-batches a stage holds (AFAB: all; 1F1B, zero-bubble: pp;
+     * interleaved: 2(pp-1) + (v-1)pp + 1; the first stage's extras: 2pp) */
+    const int64_t inflight = p->pp == 1                     ? 1
+                             : p->schedule == SCHED_AFAB    ? mb
+                                                            : sat_mul(v + 1, p->pp) + 1;
+    /* eval.c: states (<= 20 B/param of a stage, which holds at most the model
+     * and a second copy of a tied embedding) and the ZeRO-3 unit buffers, the
+     * in-flight layers and stage extras, the working layer, cp's K/V buffers,
+     * logits, buffers and the reserve */
+    int64_t mem = sat_mul(params, 64);
+    mem = sat_add(mem, sat_mul(inflight, sat_add(sat_mul(L, layer), sat_mul(edge, 2))));
+    mem = sat_add(mem, sat_add(sat_mul(layer, 2), edge));
+    mem = sat_add(mem, sat_add(sat_add(p->bucket_bytes, p->workspace_bytes),
+                               c->gpu_reserved_bytes));
+    /* comm.c: dp (3 collectives of the padded parameters, mb rounds under
+     * ZeRO-2/3, else 1), tp (8 of b*s*h, mb*(2L+1) rounds), pp (2 of b*s*h,
+     * mb*v rounds, and the tied embedding), cp (4 of the K/V block,
+     * mb*L*(cp-1) rounds) and host (2 of the offloaded layers, mb rounds); a
+     * group of one sends nothing */
+    const int64_t d = sat_mul(p->dp, cp), ranks = max64(d, max64(p->tp, max64(p->pp, cp)));
+    const int64_t t_bytes = sat_add(sat_mul(sat_mul(tok, m->hidden), 4), ranks);
+    const int64_t kv_bytes = sat_add(sat_mul(sat_mul(tok, model_kv_width(m)), 8), ranks);
+    const int64_t padded = sat_add(sat_mul(params, 2), d); /* a stage's flat buffer */
+    int64_t comm = 0;
+    if (d > 1)
+        comm = sat_mul(sat_mul(p->zero >= 2 ? mb : 1, 6), sat_add(sat_mul(padded, 4), ranks));
+    if (p->tp > 1) comm = sat_add(comm, sat_mul(sat_mul(mb, 16 * (2 * L + 1)), t_bytes));
+    if (p->pp > 1) {
+        comm = sat_add(comm, sat_mul(sat_mul(mb, 4 * v), t_bytes));
+        comm = sat_add(comm, sat_mul(sat_mul(m->vocab + p->tp, m->hidden), 8));
+    }
+    if (cp > 1) comm = sat_add(comm, sat_mul(sat_mul(sat_mul(mb, 8 * L), cp), kv_bytes));
+    if (p->offload_activations)
+        comm = sat_add(comm, sat_mul(sat_mul(mb, 4), sat_add(sat_mul(L, layer), ranks)));
+    out->memory = mem;
+    out->comm = comm;
+}
+
+static int has_split(const plan_cfg *p) { return p->stage_layers[0] != 0; }
+
+static int split_ok(const model_cfg *m, const plan_cfg *p) {
+    int64_t sum = 0;
+    int n = 0;
+    while (n < PLAN_MAX_STAGES && p->stage_layers[n]) sum += p->stage_layers[n++];
+    return n == p->pp && sum == m->layers;
+}
+
+plan_reason plan_check_cfg(const model_cfg *m, const cluster_cfg *c, const plan_cfg *p) {
+    const int64_t seq_local = p->seq / p->cp;
+    if (p->gpus > cluster_gpus(c)) return PLAN_GPUS_EXCEED_CLUSTER;
+    int64_t degrees;
+    if (!plan_degrees_product(p, &degrees) || degrees != p->gpus) return PLAN_DEGREES_PRODUCT;
+    if (m->heads % p->tp) return PLAN_TP_HEADS;
+    if (m->kv_heads % p->tp) return PLAN_TP_KV_HEADS;
+    if (m->ffn_hidden % p->tp) return PLAN_TP_FFN;
+    if (p->sp && p->tp == 1) return PLAN_SP_NEEDS_TP;
+    if (p->cp > 1 && m->attention != ATTN_FLASH) return PLAN_CP_ATTENTION;
+    if (p->cp > 1 && p->seq % (2 * p->cp)) return PLAN_CP_SEQ;
+    if (p->sp && (p->seq % p->cp || seq_local % p->tp)) return PLAN_SP_SEQ;
+    if (m->position == POS_LEARNED && p->seq > m->max_position) return PLAN_SEQ_POSITIONS;
+    if (p->global_batch % (p->micro_batch * p->dp)) return PLAN_BATCH_DIVISION;
+    if (p->pp > PLAN_MAX_STAGES) return PLAN_PP_MAX;
+    if (has_split(p)) {
+        if (!split_ok(m, p)) return PLAN_STAGE_SPLIT;
+    } else if (p->pp > m->layers || m->layers % p->pp) {
+        return PLAN_PP_LAYERS;
+    }
+    if (p->schedule == SCHED_INTERLEAVED) {
+        if (p->pp < 2 || p->virtual_stages < 2) return PLAN_INTERLEAVED_PP;
+        if (has_split(p) || m->layers % (p->pp * p->virtual_stages)) return PLAN_INTERLEAVED_LAYERS;
+        if (plan_micro_batches(p) % p->pp) return PLAN_INTERLEAVED_MICRO;
+    } else if (p->virtual_stages != 1) {
+        return PLAN_VIRTUAL_SCHEDULE;
+    }
+    plan_size size;
+    plan_size_bound(m, c, p, &size);
+    if (size.memory > PLAN_SIZE_MAX || size.comm > PLAN_SIZE_MAX) return PLAN_TOO_LARGE;
+    return PLAN_OK;
+}
+
+int plan_check(const plan_spec *s, ps_err *err) {
+    const model_cfg *m = &s->model.cfg;
+    const model_locs *ml = &s->model.locs;
+    const cluster_cfg *c = &s->cluster.cfg;
+    const plan_cfg *p = &s->cfg;
+    const plan_locs *l = &s->locs;
+    char at[PS_LOC_FILE_MAX + 32];
+    const int64_t mb = p->micro_batch * p->dp;
+    switch (plan_check_cfg(m, c, p)) {
+    case PLAN_OK: return 0;
+    case PLAN_GPUS_EXCEED_CLUSTER:
+        return ps_err_at(err, &l->gpus, "gpus",
+                         "expected at most the %lld GPUs of cluster %s (%lld nodes x %lld, %s), "
+                         "found %s%lld",
+                         (long long)cluster_gpus(c), s->cluster.name, (long long)c->nodes,
+                         (long long)c->gpus_per_node, ps_loc_str(&s->cluster.nodes, at, sizeof at),
+                         s->gpus_derived ? "dp*tp*pp*cp = " : "", (long long)p->gpus);
+    case PLAN_DEGREES_PRODUCT: {
+        char locs[4][PS_LOC_FILE_MAX + 32], product[32];
+        int64_t degrees;
+        if (plan_degrees_product(p, &degrees))
+            snprintf(product, sizeof product, "%lld", (long long)degrees);
+        else
+            snprintf(product, sizeof product, "more than 2^63");
+        return ps_err_at(err, &l->parallel, "parallel",
+                         "expected dp*tp*pp*cp to equal the %lld GPUs of the plan, found "
+                         "%lld*%lld*%lld*%lld = %s (dp from %s, tp from %s, pp from %s, cp "
+                         "from %s)",
+                         (long long)p->gpus, (long long)p->dp, (long long)p->tp,
+                         (long long)p->pp, (long long)p->cp, product,
+                         ps_loc_str(&l->dp, locs[0], sizeof locs[0]),
+                         ps_loc_str(&l->tp, locs[1], sizeof locs[1]),
+                         ps_loc_str(&l->pp, locs[2], sizeof locs[2]),
+                         ps_loc_str(&l->cp, locs[3], sizeof locs[3]));
+    }
+    case PLAN_TP_HEADS:
+        return ps_err_at(err, &l->tp, "parallel.tp",
+                         "expected a divisor of the model's heads = %lld (%s), found %lld",
+                         (long long)m->heads, ps_loc_str(&ml->heads, at, sizeof at),
+                         (long long)p->tp);
+    case PLAN_TP_KV_HEADS:
+        return ps_err_at(err, &l->tp, "parallel.tp",
+                         "expected a divisor of the model's kv_heads = %lld (%s; Megatron needs "
+                         "whole key/value groups per rank), found %lld",
+                         (long long)m->kv_heads, ps_loc_str(&ml->kv_heads, at, sizeof at),
+                         (long long)p->tp);
+    case PLAN_TP_FFN:
+        return ps_err_at(err, &l->tp, "parallel.tp",
+                         "expected a divisor of the model's ffn_hidden = %lld (%s), found %lld",
+                         (long long)m->ffn_hidden, ps_loc_str(&ml->ffn_hidden, at, sizeof at),
+                         (long long)p->tp);
+    case PLAN_SP_NEEDS_TP:
+        return ps_err_at(err, &l->sp, "parallel.sp",
+                         "expected false with tp = 1 (sequence parallelism splits the tensor-"
+                         "parallel group's replicated activations), found true");
+    case PLAN_CP_ATTENTION:
+        return ps_err_at(err, &l->cp, "parallel.cp",
+                         "expected 1 for a model with attention: standard (%s): ring attention "
+                         "needs flash-style attention that keeps no score matrix, found %lld",
+                         ps_loc_str(&ml->attention, at, sizeof at), (long long)p->cp);
+    case PLAN_CP_SEQ:
+        return ps_err_at(err, &l->seq, "batch.seq",
+                         "expected a multiple of 2*cp = %lld (the load-balanced causal layout "
+                         "gives each cp rank two chunks), found %lld",
+                         (long long)(2 * p->cp), (long long)p->seq);
+    case PLAN_SP_SEQ:
+        return ps_err_at(err, &l->seq, "batch.seq",
+                         "expected a multiple of cp*tp = %lld with sequence parallelism, found %lld",
+                         (long long)(p->cp * p->tp), (long long)p->seq);
+    case PLAN_SEQ_POSITIONS:
+        return ps_err_at(err, &l->seq, "batch.seq",
+                         "expected at most the model's max_position = %lld (%s: learned "
+                         "positions), found %lld",
+                         (long long)m->max_position, ps_loc_str(&ml->max_position, at, sizeof at),
+                         (long long)p->seq);
+    case PLAN_BATCH_DIVISION:
+        return ps_err_at(err, &l->global, "batch.global",
+                         "expected a multiple of micro*dp = %lld*%lld = %lld sequences, found %lld",
+                         (long long)p->micro_batch, (long long)p->dp, (long long)mb,
+                         (long long)p->global_batch);
+    case PLAN_PP_MAX:
+        return ps_err_at(err, &l->pp, "parallel.pp", "expected at most %d stages, found %lld",
+                         PLAN_MAX_STAGES, (long long)p->pp);
+    case PLAN_PP_LAYERS:
+        return ps_err_at(err, &l->pp, "parallel.pp",
+                         "expected a divisor of the model's layers = %lld (%s), found %lld "
+                         "(give pipeline.layers for an uneven split)",
+                         (long long)m->layers, ps_loc_str(&ml->layers, at, sizeof at),
+                         (long long)p->pp);
+    case PLAN_STAGE_SPLIT: {
+        int64_t sum = 0;
+        int n = 0;
+        for (; n < PLAN_MAX_STAGES && p->stage_layers[n]; n++) sum += p->stage_layers[n];
+        return ps_err_at(err, &l->stage_layers, "pipeline.layers",
+                         "expected pp = %lld stage sizes summing to the model's layers = %lld "
+                         "(%s), found %d stages summing to %lld",
+                         (long long)p->pp, (long long)m->layers,
+                         ps_loc_str(&ml->layers, at, sizeof at), n, (long long)sum);
+    }
+    case PLAN_VIRTUAL_SCHEDULE:
+        return ps_err_at(err, &l->virtual_stages, "pipeline.virtual",
+                         "expected 1 unless pipeline.schedule is interleaved, found %lld",
+                         (long long)p->virtual_stages);
+    case PLAN_INTERLEAVED_PP:
+        return ps_err_at(err, &l->schedule, "pipeline.schedule",
+                         "expected pp >= 2 and pipeline.virtual >= 2 for the interleaved "
+                         "schedule, found pp = %lld, virtual = %lld",
+                         (long long)p->pp, (long long)p->virtual_stages);
+    case PLAN_INTERLEAVED_LAYERS:
+        return ps_err_at(err, &l->virtual_stages, "pipeline.virtual",
+                         "expected pp*virtual to divide the model's layers = %lld evenly (%s; "
+                         "interleaving takes no uneven split), found %lld*%lld",
+                         (long long)m->layers, ps_loc_str(&ml->layers, at, sizeof at),
+                         (long long)p->pp, (long long)p->virtual_stages);
+    case PLAN_INTERLEAVED_MICRO:
+        return ps_err_at(err, &l->global, "batch.global",
+                         "expected the micro-batches per step, global/(micro*dp) = %lld, to be a "
+                         "multiple of pp = %lld for the interleaved schedule (Megatron-LM's "
+                         "rule)",
+                         (long long)plan_micro_batches(p), (long long)p->pp);
+    case PLAN_TOO_LARGE: {
+        plan_size size;
+        plan_size_bound(m, c, p, &size);
+        const bool mem = size.memory > PLAN_SIZE_MAX;
+        return ps_err_at(err, mem ? &l->micro : &l->global, mem ? "batch.micro" : "batch.global",
+                         "plan too large: its %s, bounded by %lld*%lld tokens per micro-batch "
+                         "(batch.micro*batch.seq), %lld micro-batches per step and the model's "
+                         "%lld layers of width up to %lld, reaches %s%lld bytes, which exceeds "
+                         "the limit of 2^60 bytes (1 EiB) that keeps parasim's 64-bit sizes "
+                         "exact",
+                         mem ? "memory per GPU" : "communication per GPU per step",
+                         (long long)p->micro_batch, (long long)p->seq,
+                         (long long)plan_micro_batches(p), (long long)m->layers,
+                         (long long)(m->ffn_hidden > m->hidden ? m->ffn_hidden : m->hidden),
+                         (mem ? size.memory : size.comm) == INT64_MAX ? "more than " : "",
+                         (long long)(mem ? size.memory : size.comm));
+    }
+    default: return ps_err_set(err, "internal error: unknown plan check result");
+    }
+}

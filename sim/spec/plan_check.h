@@ -1,0 +1,70 @@
+/* plan_check.h — is a plan possible at all? (docs/specs.md §Checks)
+ *
+ * plan_check_cfg is the fast test a sweep runs on every candidate: it returns
+ * the first reason the plan cannot run, as a code the sweep can count.
+ * plan_check explains that same reason for a loaded plan, naming the plan
+ * field and the model or cluster field it conflicts with. Memory fit is not
+ * checked here: a plan that does not fit is valid and reported with fits=false.
+ */
+#ifndef PS_PLAN_CHECK_H
+#define PS_PLAN_CHECK_H
+
+#include <stdbool.h>
+
+#include "spec/plan.h"
+
+typedef enum {
+    PLAN_OK = 0,
+    PLAN_GPUS_EXCEED_CLUSTER,
+    PLAN_DEGREES_PRODUCT,
+    PLAN_TP_HEADS,
+    PLAN_TP_KV_HEADS,
+    PLAN_TP_FFN,
+    PLAN_SP_NEEDS_TP,
+    PLAN_SP_SEQ,
+    PLAN_CP_ATTENTION,
+    PLAN_CP_SEQ,
+    PLAN_SEQ_POSITIONS,
+    PLAN_BATCH_DIVISION,
+    PLAN_PP_LAYERS,
+    PLAN_STAGE_SPLIT,
+    PLAN_VIRTUAL_SCHEDULE,
+    PLAN_INTERLEAVED_PP,
+    PLAN_INTERLEAVED_LAYERS,
+    PLAN_INTERLEAVED_MICRO,
+    PLAN_PP_MAX,
+    PLAN_TOO_LARGE,
+    PLAN_REASON_COUNT
+} plan_reason;
+
+/* Short stable identifier of a reason ("tp-heads"), for sweep tallies. */
+const char *plan_reason_id(plan_reason r);
+/* What the reason means, in a few words ("tp does not divide the attention heads"). */
+const char *plan_reason_text(plan_reason r);
+
+plan_reason plan_check_cfg(const model_cfg *m, const cluster_cfg *c, const plan_cfg *p);
+
+/* Check a loaded plan; on failure err explains with locations. */
+int plan_check(const plan_spec *s, ps_err *err);
+
+/* dp*tp*pp*cp into *out; false when it does not fit in 64 bits. */
+bool plan_degrees_product(const plan_cfg *p, int64_t *out);
+
+/* Upper bounds, in bytes, on what the formulas compute for a plan: one GPU's
+ * memory at its peak and one GPU's communication per step. Each is a sum of
+ * products of the inputs that dominates the matching formula (act.c, eval.c,
+ * comm.c), computed with checked arithmetic and saturating at INT64_MAX. Both
+ * at most PLAN_SIZE_MAX (2^60) means every size the formulas form fits in 64
+ * bits with room for their sums; more is the too-large reason. */
+typedef struct {
+    int64_t memory, comm;
+} plan_size;
+void plan_size_bound(const model_cfg *m, const cluster_cfg *c, const plan_cfg *p,
+                     plan_size *out);
+
+/* Micro-batches per step per pipeline: global / (micro * dp). */
+static inline int64_t plan_micro_batches(const plan_cfg *p) {
+    return p->global_batch / (p->micro_batch * p->dp);
+}
+
+#endif

@@ -1,0 +1,112 @@
+/* coll_time.c — placement and alpha-beta collective cost (see coll_time.h, docs/time.md §3). */
+#include "time/coll_time.h"
+
+static int64_t group_size(const plan_cfg *p, int g) {
+    switch (g) {
+    case GROUP_DP: return p->dp;
+    case GROUP_TP: return p->tp;
+    case GROUP_PP: return p->pp;
+    default: return p->cp;
+    }
+}
+
+/* Rank distance between neighbours along dimension g: the product of the
+ * dimensions placed inside it. */
+static int64_t stride_of(const plan_cfg *p, int g) {
+    int64_t stride = 1;
+    for (int i = 0; i < PLAN_GROUPS && p->placement[i] != g; i++)
+        stride *= group_size(p, p->placement[i]);
+    return stride;
+}
+
+/* Members of one instance of a dimension (stride st, size n) in the node
+ * that holds the fewest of them, for an instance that crosses nodes: full
+ * nodes hold gpn / st, the last one the remainder. Layouts where st does not
+ * divide the node are counted as one per node (conservative). */
+static int64_t fewest_per_node(int64_t gpn, int64_t st, int64_t n) {
+    if (n <= 1) return 1;
+    if (st >= gpn || gpn % st) return 1;
+    const int64_t per = gpn / st, r = n % per;
+    if (n <= per) return n;
+    return r ? r : per;
+}
+
+/* Are dimensions a and b next to each other in the placement (nothing of
+ * size > 1 between them)? */
+static int adjacent(const plan_cfg *p, int a, int b) {
+    int ia = -1, ib = -1;
+    for (int i = 0; i < PLAN_GROUPS; i++) {
+        if (p->placement[i] == a) ia = i;
+        if (p->placement[i] == b) ib = i;
+    }
+    if (ia > ib) {
+        int t = ia;
+        ia = ib, ib = t;
+    }
+    for (int i = ia + 1; i < ib; i++)
+        if (group_size(p, p->placement[i]) > 1) return 0;
+    return 1;
+}
+
+void coll_group_link(const cluster_cfg *c, const plan_cfg *p, comm_group g, coll_link *out) {
+    if (g == GROUP_HOST) { /* each GPU's own PCIe link */
+        *out = (coll_link){c->host_bytes_per_s * c->eff.host, c->host_bytes_per_s * c->eff.host,
+                           c->host_latency_s, false, 1, 1, LINK_HOST};
+        return;
+    }
+    /* data-parallel collectives run over dp x cp (comm.c): both dimensions */
+    const int dims[2] = {g, g == GROUP_DP ? GROUP_CP : -1};
+    const int64_t gpn = c->gpus_per_node;
+    int64_t n = 1, block = 1, inner = 0;
+    out->stride = stride_of(p, g);
+    for (int i = 0; i < 2 && dims[i] >= 0; i++) {
+        const int64_t size = group_size(p, dims[i]), stride = stride_of(p, dims[i]);
+        if (size <= 1) continue;
+        n *= size;
+        if (stride * size > block) block = stride * size;
+        if (!inner || stride < inner) inner = stride;
+    }
+    /* Ranks are laid out in aligned blocks of `block`; the group stays in a
+     * node when its block divides the node, or the whole job fits in one. */
+    out->inter_node = n > 1 && p->gpus > gpn && (block > gpn || gpn % block != 0);
+    if (!out->inter_node)
+        out->members_per_node = n;
+    else if (g == GROUP_DP && p->dp > 1 && p->cp > 1 && !adjacent(p, GROUP_DP, GROUP_CP))
+        out->members_per_node = fewest_per_node(gpn, stride_of(p, GROUP_DP), p->dp) *
+                                fewest_per_node(gpn, stride_of(p, GROUP_CP), p->cp);
+    else
+        out->members_per_node = fewest_per_node(gpn, inner, n);
+    const double intra = c->intra_bytes_per_s * c->eff.intra;
+    const double nic = c->inter_bytes_per_s * c->eff.inter;
+    /* NCCL runs one ring per rail: k members of a group in a node drive k NICs */
+    const double multi = nic * (double)out->members_per_node;
+    out->bytes_per_s = out->inter_node ? (multi < intra ? multi : intra) : intra;
+    out->p2p_bytes_per_s = out->inter_node ? nic : intra;
+    out->latency_s = out->inter_node ? c->inter_latency_s : c->intra_latency_s;
+    out->link = out->inter_node ? LINK_NIC : LINK_NVLINK;
+}
+
+static int64_t ceil_log2(int64_t n) {
+    int64_t k = 0;
+    while ((1LL << k) < n) k++;
+    return k;
+}
+
+double coll_time(comm_coll coll, int64_t n, int64_t bytes, const coll_link *l) {
+    if (n <= 1 || bytes <= 0) return 0;
+    const double a = l->latency_s;
+    if (coll == COLL_SEND) return a + (double)bytes / l->p2p_bytes_per_s;
+    /* the bytes of comm_bytes_sent: chunks of ceil(S / n) */
+    const double chunk = (double)((bytes + n - 1) / n), n1 = (double)(n - 1);
+    const double inv_bw = 1.0 / l->bytes_per_s;
+    switch (coll) {
+    case COLL_ALL_REDUCE: {
+        const double ring = 2 * n1 * a + 2 * n1 * chunk * inv_bw;
+        const double tree = 2.0 * (double)ceil_log2(n) * a + 2.0 * (double)bytes * inv_bw;
+        return tree < ring ? tree : ring;
+    }
+    case COLL_REDUCE_SCATTER:
+    case COLL_ALL_GATHER: return n1 * a + n1 * chunk * inv_bw;
+    default: return n1 * a + (double)bytes * inv_bw; /* broadcast, reduce */
+    }
+}

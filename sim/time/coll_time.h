@@ -1,0 +1,52 @@
+/* coll_time.h — how long a collective takes: the link its group crosses
+ * (rank placement) and an alpha-beta cost per algorithm (docs/time.md §3).
+ *
+ * Ranks are laid out with the plan's placement order, innermost first
+ * (default tp, cp, dp, pp, Megatron-LM's): a group of n ranks at stride
+ * `stride` (the product of the groups inside it) stays inside a node when
+ * stride * n divides the GPUs per node (or the whole job fits in one node);
+ * data-parallel collectives span dp x cp. A group that crosses nodes with k
+ * members in each node drives k NICs (one per GPU, rail-optimised, as on DGX
+ * clusters; NCCL runs a ring per rail): its bus bandwidth is min(k x NIC,
+ * NVLink), k the fewest members any node holds. A send between two ranks
+ * uses one NIC.
+ *
+ * Ring algorithms take (n-1) steps per pass: all-reduce 2(n-1) steps and
+ * 2(n-1)/n S bytes per rank, reduce-scatter and all-gather (n-1) steps and
+ * (n-1)/n S, broadcast and reduce (pipelined) (n-1) steps and S, send/recv one
+ * step and S; each step pays the link latency, bytes move at the link's bus
+ * bandwidth (datasheet x efficiency, as nccl-tests measures busbw). All-reduce
+ * may use a tree instead: 2 ceil(log2 n) latencies and 2 S bytes, chosen
+ * when cheaper, as NCCL does for small messages.
+ */
+#ifndef PS_COLL_TIME_H
+#define PS_COLL_TIME_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "spec/cluster.h"
+#include "cost/comm.h"
+#include "spec/plan.h"
+
+/* The physical link a group's traffic uses: groups on the same one share it. */
+typedef enum { LINK_NVLINK, LINK_NIC, LINK_HOST, LINK_COUNT } coll_link_kind;
+
+typedef struct {
+    double bytes_per_s;     /* collectives: bus bandwidth achieved */
+    double p2p_bytes_per_s; /* send/recv between two ranks */
+    double latency_s;
+    bool inter_node;
+    int64_t stride;           /* rank distance between group neighbours */
+    int64_t members_per_node; /* of one group instance, when it crosses nodes: the fewest in a node */
+    coll_link_kind link;
+} coll_link;
+
+/* The link group g's collectives cross under p's placement on cluster c. */
+void coll_group_link(const cluster_cfg *c, const plan_cfg *p, comm_group g, coll_link *out);
+
+/* Seconds for one call of coll over a buffer of `bytes` (the full size, as in
+ * comm_entry) on n ranks. */
+double coll_time(comm_coll coll, int64_t n, int64_t bytes, const coll_link *l);
+
+#endif

@@ -1,0 +1,234 @@
+/* eval.c — combine the formula modules into one plan's numbers (see eval.h). */
+#include "time/eval.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "cost/act.h"
+#include "cost/flops.h"
+#include "cost/params.h"
+#include "cost/pipe.h"
+#include "spec/plan_check.h"
+#include "cost/states.h"
+
+static int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
+static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+
+typedef eval_cache eval_shared;
+
+static int cache_matches(const eval_cache *k, const model_cfg *m, const cluster_cfg *c,
+                         const plan_cfg *p) {
+    return k->valid && k->m == m && k->c == c && k->tp == p->tp && k->cp == p->cp &&
+           k->seq == p->seq && k->micro == p->micro_batch && k->sp == p->sp &&
+           k->recompute == p->recompute && !memcmp(&k->precision, &p->precision, sizeof k->precision);
+}
+
+static void cache_fill(eval_cache *k, const model_cfg *m, const cluster_cfg *c, const plan_cfg *p) {
+    if (cache_matches(k, m, c, p)) {
+        time_ctx_links(c, p, &k->time);
+        return;
+    }
+    k->m = m, k->c = c, k->tp = p->tp, k->cp = p->cp, k->seq = p->seq;
+    k->micro = p->micro_batch, k->sp = p->sp, k->recompute = p->recompute;
+    k->precision = p->precision;
+    params_count_rank(m, p->tp, &k->pc);
+    act_compute(m, p, &k->act);
+    time_ctx_init(m, c, p, &k->time);
+    k->valid = true;
+}
+
+/* Parameters a stage holds on one tp rank before ZeRO sharding. */
+static int64_t stage_param_elems(const model_cfg *m, const plan_cfg *p, const params_count *pc,
+                                 int64_t s, int64_t layers) {
+    const int first = s == 0, last = s == p->pp - 1;
+    /* the last stage keeps its own copy of a tied word embedding (Megatron-LM) */
+    const int64_t head = m->tied_embeddings ? (p->pp > 1 ? pc->embedding : 0) : pc->output;
+    return layers * pc->layer + (first ? pc->embedding + pc->position : 0) +
+           (last ? pc->final_norm + head : 0);
+}
+
+/* Activations one micro-batch sends to the host and back under activation
+ * offload, consistent with the memory model (eval_stage_one keeps
+ * ACT_OFFLOAD_ON_DEVICE layer sets on the device in all): with one micro-batch
+ * in flight, all but those last layers go out; with several, every layer does. */
+static int64_t offload_bytes(const model_cfg *m, const plan_cfg *p, const eval_shared *sh,
+                             int64_t s, int64_t layers) {
+    if (!p->offload_activations) return 0;
+    pipe_inflight in;
+    pipe_stage_inflight(m, p, s, &in);
+    return sh->act.layer_saved *
+           (in.layer_units > layers ? layers : max64(0, layers - ACT_OFFLOAD_ON_DEVICE));
+}
+
+/* A stage's collectives and its time (step_time.h). */
+static void stage_comm_time(const model_cfg *m, const cluster_cfg *c, const plan_cfg *p,
+                            const eval_shared *sh, int64_t s, int64_t layers, int64_t elems,
+                            comm_list *comm, stage_time *out) {
+    const int first = s == 0, last = s == p->pp - 1;
+    comm_stage_info ci = {.stage = s,
+                          .layers = layers,
+                          .rank_params = elems,
+                          .units = layers + (first ? 1 : 0) + (last ? 1 : 0),
+                          .tied_rows_params = sh->pc.embedding,
+                          .offload_bytes = offload_bytes(m, p, sh, s, layers)};
+    comm_stage(m, p, &ci, comm);
+    const int64_t d = p->dp * p->cp;
+    const int64_t opt_elems = p->zero >= 1 ? states_shard(elems, d) : elems;
+    stage_time_compute(&sh->time, c, p, s, layers, opt_elems, comm, out);
+}
+
+static void eval_stage_one(const model_cfg *m, const cluster_cfg *c, const plan_cfg *p,
+                           const eval_shared *sh, int64_t s, eval_stage *st, comm_list *comm) {
+    const params_count *pc = &sh->pc;
+    const act_bytes *ab = &sh->act;
+    const int first = s == 0, last = s == p->pp - 1;
+    const int64_t pb = dtype_bytes(p->precision.params), gb = dtype_bytes(p->precision.grads);
+    const int64_t head = m->tied_embeddings ? (p->pp > 1 ? pc->embedding : 0) : pc->output;
+    memset(st, 0, sizeof *st);
+    st->stage = s;
+    st->layers = pipe_stage_layers(m, p, s);
+    st->param_elems = stage_param_elems(m, p, pc, s, st->layers);
+
+    states_bytes sb;
+    states_compute(st->param_elems, p, &sb);
+    st->params = sb.params;
+    st->grads = sb.grads;
+    st->master = sb.master;
+    st->optimizer = sb.optimizer;
+    st->host = sb.host;
+
+    pipe_inflight in;
+    pipe_stage_inflight(m, p, s, &in);
+    st->inflight = in.inflight;
+    int64_t layer_act = in.layer_units * ab->layer_saved;
+    if (p->offload_activations) { /* keep the layer computing and the one in transfer */
+        int64_t on_device = min64(layer_act, ACT_OFFLOAD_ON_DEVICE * ab->layer_saved);
+        st->host += layer_act - on_device;
+        layer_act = on_device;
+    }
+    st->act_saved = layer_act + in.first_extra * ab->first_stage + in.last_extra * ab->last_stage;
+    st->act_working = st->layers ? ab->layer_working : 0;
+    st->activations = st->act_saved + st->act_working;
+
+    const int64_t d = p->dp * p->cp;
+    int64_t largest = max64(pc->layer, max64(first ? pc->embedding + pc->position : 0,
+                                             last ? pc->final_norm + head : 0));
+    st->buf_comm = d > 1 ? p->bucket_bytes : 0;
+    st->buf_zero3 = p->zero == 3 && d > 1 ? largest * (2 * pb + gb) : 0;
+    st->buf_logits = last ? ab->logits_transient : 0;
+    if (p->cp > 1) st->buf_cp = 4 * act_kv_block_bytes(m, p); /* K/V and dK/dV, double-buffered */
+    st->buf_workspace = p->workspace_bytes;
+    st->reserved = c->gpu_reserved_bytes;
+    int64_t allocated = st->params + st->grads + st->master + st->optimizer + st->activations +
+                        st->buf_comm + st->buf_zero3 + st->buf_logits + st->buf_cp +
+                        st->buf_workspace;
+    st->fragmentation = (int64_t)(p->fragmentation * (double)allocated);
+    st->other = st->buf_comm + st->buf_zero3 + st->buf_logits + st->buf_cp + st->buf_workspace +
+                st->reserved + st->fragmentation;
+    st->total = allocated + st->reserved + st->fragmentation;
+
+    stage_comm_time(m, c, p, sh, s, st->layers, st->param_elems, comm, &st->time);
+    for (int g = 0; g < GROUP_COUNT; g++) st->comm_bytes[g] = comm->group_bytes[g];
+}
+
+void eval_plan(const model_cfg *m, const cluster_cfg *c, const plan_cfg *p, eval_result *out,
+               eval_stage *stages) {
+    eval_cache k;
+    k.valid = false;
+    eval_plan_cached(m, c, p, out, stages, &k);
+}
+
+void eval_plan_cached(const model_cfg *m, const cluster_cfg *c, const plan_cfg *p,
+                      eval_result *out, eval_stage *stages, eval_cache *cache) {
+    cache_fill(cache, m, c, p);
+    const eval_shared *sh = cache;
+    out->model_params = params_total(m);
+    out->micro_batches = plan_micro_batches(p);
+    out->stages = p->pp;
+    out->heaviest = -1;
+    /* With an even split, a middle stage holds the same parameters and buffers
+     * as any other middle stage and never more live micro-batches than stage 0
+     * (every schedule's in-flight count is non-increasing in the stage index),
+     * while stage 0 adds the embedding: so the heaviest stage is 0 or the last.
+     * Middle stages also take the same time. When the caller does not ask for
+     * every stage, only stages 0 and p-1 are evaluated, plus the time of stage
+     * 1 standing for the middle (tests hold this equal to the full scan). */
+    const int shortcut = !stages && !p->stage_layers[0] && p->pp > 2;
+    stage_time times[PLAN_MAX_STAGES];
+    const stage_time *by_stage[PLAN_MAX_STAGES];
+    if (shortcut) { /* a middle stage: time only */
+        comm_list comm;
+        const int64_t layers = pipe_stage_layers(m, p, 1);
+        stage_comm_time(m, c, p, sh, 1, layers, stage_param_elems(m, p, &sh->pc, 1, layers), &comm,
+                        &times[1]);
+    }
+    /* two buffers each: the heaviest stage so far stays in one while the next
+     * stage is evaluated into the other (sweeps call this millions of times,
+     * and a comm_list is 2 KiB) */
+    eval_stage st_buf[2];
+    comm_list comm_buf[2];
+    int cur = 0, heavy = -1;
+    for (int64_t s = 0; s < p->pp; s++) {
+        if (shortcut && s == 1) s = p->pp - 1;
+        eval_stage *st = &st_buf[cur];
+        eval_stage_one(m, c, p, sh, s, st, &comm_buf[cur]);
+        if (stages) stages[s] = *st;
+        times[s] = st->time;
+        if (heavy < 0 || st->total > st_buf[heavy].total) {
+            heavy = cur;
+            cur ^= 1;
+        }
+    }
+    out->heaviest = st_buf[heavy].stage;
+    out->heavy = st_buf[heavy];
+    comm_list_copy(&out->comm, &comm_buf[heavy]);
+    for (int64_t s = 0; s < p->pp; s++)
+        by_stage[s] = &times[shortcut && s > 0 && s < p->pp - 1 ? 1 : s];
+    flops_step f;
+    flops_compute(m, p, &f);
+    out->tokens_per_step = f.tokens;
+    out->flops_model_per_step = f.model_per_step;
+    out->flops_hardware_per_step = f.hardware_per_step;
+    out->capacity_bytes = c->gpu_memory_bytes;
+    out->fits = out->heavy.total <= c->gpu_memory_bytes;
+    step_time_combine(c, p, by_stage, f.tokens, f.model_per_step, f.hardware_per_step,
+                      &out->time);
+}
+
+int eval_check_finite(const eval_result *r, ps_err *err) {
+    const step_time *t = &r->time;
+    const struct {
+        const char *name;
+        double v;
+    } parts[] = {{"step time", t->step},
+                 {"pipeline time", t->pipeline},
+                 {"compute time", t->compute},
+                 {"pipeline bubble", t->bubble},
+                 {"optimizer time", t->optimizer},
+                 {"exposed dp communication", t->exposed[GROUP_DP]},
+                 {"exposed tp communication", t->exposed[GROUP_TP]},
+                 {"exposed pp communication", t->exposed[GROUP_PP]},
+                 {"exposed cp communication", t->exposed[GROUP_CP]},
+                 {"exposed host transfers", t->exposed[GROUP_HOST]},
+                 {"hidden dp communication", t->hidden[GROUP_DP]},
+                 {"hidden tp communication", t->hidden[GROUP_TP]},
+                 {"hidden pp communication", t->hidden[GROUP_PP]},
+                 {"hidden cp communication", t->hidden[GROUP_CP]},
+                 {"hidden host transfers", t->hidden[GROUP_HOST]},
+                 {"tokens per second", t->tokens_per_s},
+                 {"MFU", t->mfu},
+                 {"HFU", t->hfu},
+                 {"model FLOPs per step", r->flops_model_per_step},
+                 {"hardware FLOPs per step", r->flops_hardware_per_step}};
+    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++)
+        if (!isfinite(parts[i].v) || parts[i].v < 0)
+            return ps_err_set(err,
+                              "the time model computed %g for the %s of this plan (expected a "
+                              "finite number >= 0): a spec value lies outside the ranges the "
+                              "model holds (docs/specs.md \"Limits\")",
+                              parts[i].v, parts[i].name);
+    if (!(t->step > 0))
+        return ps_err_set(err, "the time model computed a step time of %g s for this plan "
+                               "(expected > 0)", t->step);
+    return 0;
+}

@@ -1,0 +1,90 @@
+/* eval.h — the closed-form evaluation of one plan: memory per pipeline stage
+ * (the heaviest one reported), communication per GPU per step, FLOPs, fit.
+ *
+ * This is the only place that combines the formula modules (params, states,
+ * act, pipe, comm, flops); each of those owns its formula. It allocates
+ * nothing and reads only numeric configs, so sweeps can call it millions of
+ * times a second. The plan must have passed plan_check_cfg.
+ */
+#ifndef PS_EVAL_H
+#define PS_EVAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "cost/act.h"
+#include "spec/cluster.h"
+#include "cost/comm.h"
+#include "spec/model.h"
+#include "cost/params.h"
+#include "spec/plan.h"
+#include "time/step_time.h"
+
+typedef struct {
+    int64_t stage, layers;
+    int64_t inflight;       /* micro-batches (chunk-micro-batches if interleaved) live at peak */
+    int64_t param_elems;    /* parameters held before ZeRO sharding */
+    int64_t params, grads, master, optimizer; /* bytes */
+    int64_t act_saved;      /* tensors kept for backward at the peak */
+    int64_t act_working;    /* one layer rebuilt by recomputation during backward */
+    int64_t activations;    /* act_saved + act_working */
+    int64_t buf_comm;       /* gradient-communication bucket */
+    int64_t buf_zero3;      /* ZeRO-3 gathered unit + prefetch + unsharded unit grads */
+    int64_t buf_logits;     /* head output before the loss consumes it (last stage) */
+    int64_t buf_cp;         /* ring attention K/V and dK/dV double buffers */
+    int64_t buf_workspace;
+    int64_t reserved;       /* outside the allocator: CUDA context, NCCL (cluster spec) */
+    int64_t fragmentation;  /* allocator reserve over allocated */
+    int64_t other;          /* sum of the buffers above */
+    int64_t total;
+    int64_t host;           /* bytes offloaded to host memory */
+    int64_t comm_bytes[GROUP_COUNT];
+    stage_time time;        /* per chunk-micro-batch and per-step seconds (step_time.h) */
+} eval_stage;
+
+typedef struct {
+    int64_t model_params;
+    int64_t micro_batches;
+    int64_t stages;
+    int64_t heaviest;     /* stage index with the largest total */
+    eval_stage heavy;     /* copy of that stage */
+    comm_list comm;       /* collectives of the heaviest stage */
+    double tokens_per_step;
+    double flops_model_per_step, flops_hardware_per_step;
+    int64_t capacity_bytes; /* GPU memory */
+    bool fits;
+    step_time time;         /* step time, its split, tokens/s, MFU, HFU */
+} eval_result;
+
+/* What eval_plan derives from the model, the cluster and the per-micro-batch
+ * shape of a plan (tp, cp, sp, seq, micro-batch, recompute, precision): a sweep
+ * passes one cache to consecutive calls, which reuse it while those agree. */
+typedef struct {
+    const model_cfg *m;
+    const cluster_cfg *c;
+    int64_t tp, cp, seq, micro;
+    bool sp, valid;
+    plan_recompute recompute;
+    plan_precision precision;
+    params_count pc;
+    act_bytes act;
+    time_ctx time;
+} eval_cache;
+
+/* Evaluate a checked plan. stages, if not NULL, receives pp entries; when it
+ * is NULL and the layers are split evenly, only the first, second and last
+ * stages are evaluated (the heaviest is the first or the last, and the middle
+ * stages are all alike; see eval.c). */
+void eval_plan(const model_cfg *m, const cluster_cfg *c, const plan_cfg *p, eval_result *out,
+               eval_stage *stages);
+/* The same with a cache (zero-initialise it before the first call). */
+void eval_plan_cached(const model_cfg *m, const cluster_cfg *c, const plan_cfg *p,
+                      eval_result *out, eval_stage *stages, eval_cache *cache);
+
+/* The step time, its parts and the FLOP and token counts are finite and not
+ * negative: a check before anything is reported (the inputs' limits are meant
+ * to guarantee it; this says so rather than printing "nan"). Returns 0, or -1
+ * with err naming the first bad part. */
+int eval_check_finite(const eval_result *r, ps_err *err);
+
+#endif

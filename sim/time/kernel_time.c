@@ -1,0 +1,169 @@
+/* kernel_time.c — per-op compute time (see kernel_time.h, docs/time.md §1–§2). */
+#include "time/kernel_time.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "cost/states.h"
+
+double kt_gemm_efficiency(const cluster_eff *e, double dim) {
+    const int n = e->gemm_n;
+    if (n <= 0) return 1.0;
+    if (dim <= e->gemm_dim[0]) return e->gemm_frac[0] * dim / e->gemm_dim[0];
+    if (dim >= e->gemm_dim[n - 1]) return e->gemm_frac[n - 1];
+    int i = 1;
+    while (dim > e->gemm_dim[i]) i++;
+    /* log-log interpolation: frac = f0 (dim / d0)^slope */
+    return e->gemm_frac[i - 1] * pow(dim / e->gemm_dim[i - 1], e->gemm_slope[i]);
+}
+
+double kt_peak(const cluster_cfg *c, const plan_cfg *p) {
+    double peak = c->peak_flops_per_s[p->precision.activations];
+    return peak > 0 ? peak : c->peak_flops_per_s[DT_BF16];
+}
+
+double kt_gemm(const cluster_cfg *c, const plan_cfg *p, double batch, double M, double N,
+               double K) {
+    const double flops = 2.0 * batch * M * N * K;
+    if (flops <= 0) return 0;
+    double dim = M < N ? M : N;
+    if (K < dim) dim = K;
+    return flops / (kt_peak(c, p) * kt_gemm_efficiency(&c->eff, dim));
+}
+
+double kt_mem(const cluster_cfg *c, double bytes) {
+    return bytes / (c->hbm_bytes_per_s * c->eff.hbm);
+}
+
+/* A matmul (tokens x in) x (in x out), batch of them. With weights, the
+ * backward is an input gradient (tokens x out)(out x in) and a weight gradient
+ * (in x tokens)(tokens x out): the same three dimensions, so the same time
+ * each. Without weights (attention's batched products) both backward
+ * products go to the input gradient. */
+static void add_gemm(kt_part *o, const cluster_cfg *c, const plan_cfg *p, const char *name,
+                     double batch, double tokens, double in, double out, int has_weight) {
+    kt_op *op = &o->op[o->n++];
+    double t = kt_gemm(c, p, batch, tokens, out, in);
+    const double flops = 2.0 * batch * tokens * in * out;
+    *op = (kt_op){name, KT_GEMM, flops, 0, 2 * flops, t, has_weight ? t : 2 * t,
+                  has_weight ? t : 0};
+}
+
+/* A memory-bound op moving `fwd` bytes forward and `bwd` bytes backward
+ * (reads of the saved inputs and the output gradient, writes of the input
+ * gradient; docs/time.md §2 counts each op). */
+static void add_mem(kt_part *o, const cluster_cfg *c, const char *name, double fwd, double bwd) {
+    if (fwd <= 0) return;
+    kt_op *op = &o->op[o->n++];
+    *op = (kt_op){name, KT_MEM, 0, fwd, 0, kt_mem(c, fwd), kt_mem(c, bwd), 0};
+}
+
+static void sum_part(kt_part *o) {
+    o->fwd = o->bwd_in = o->bwd_w = 0;
+    for (int i = 0; i < o->n; i++) {
+        o->fwd += o->op[i].fwd;
+        o->bwd_in += o->op[i].bwd_in;
+        o->bwd_w += o->op[i].bwd_w;
+    }
+}
+
+/* Attention core: flash attention computes the causal half of the square in
+ * one fused kernel, and its backward recomputes the scores (2.5x the forward
+ * FLOPs; Dao 2023); standard attention materialises the full square with two
+ * batched GEMMs around a softmax (+ dropout) pass over the scores. */
+static void add_attention(kt_part *o, const model_cfg *m, const cluster_cfg *c,
+                          const plan_cfg *p, double a) {
+    const double b = (double)p->micro_batch, sq = (double)(p->seq / p->cp), sk = (double)p->seq;
+    const double heads = (double)(m->heads / p->tp), d = (double)m->head_dim;
+    const double square = 2.0 * b * heads * sq * sk * d; /* FLOPs of one of QK^T, PV */
+    double before = 0;
+    for (int i = 0; i < o->n; i++) before += o->op[i].fwd;
+    if (m->attention == ATTN_FLASH) {
+        const double flops = 2.0 * square * 0.5, bwd = 2.5 * flops, peak = kt_peak(c, p);
+        kt_op *op = &o->op[o->n++];
+        *op = (kt_op){"flash_attention", KT_ATTN, flops, 0, bwd,
+                      flops / (peak * c->eff.attn_fwd), bwd / (peak * c->eff.attn_bwd), 0};
+    } else {
+        const double elems = b * heads * sq * sk;
+        add_gemm(o, c, p, "attn_scores", b * heads, sq, d, sk, 0);   /* (sq x d)(d x sk) */
+        const double drop = m->dropout > 0 ? 2 * a + 1 : 0; /* r, w, 1-byte mask */
+        add_mem(o, c, "softmax_dropout", elems * (2 * a + drop), elems * (3 * a + drop));
+        add_gemm(o, c, p, "attn_context", b * heads, sq, sk, d, 0);  /* (sq x sk)(sk x d) */
+    }
+    double after = 0;
+    for (int i = 0; i < o->n; i++) after += o->op[i].fwd;
+    o->attn_core_fwd = after - before;
+}
+
+void kt_layer(const model_cfg *m, const cluster_cfg *c, const plan_cfg *p, kt_part *o) {
+    memset(o, 0, sizeof *o);
+    const double a = (double)dtype_bytes(p->precision.activations);
+    const double T = (double)plan_tokens_per_rank(p), t = (double)p->tp, h = (double)m->hidden;
+    const double hs = p->sp ? h / t : h; /* residual stream width per rank */
+    const double qw = (double)model_q_width(m), kvw = (double)model_kv_width(m);
+    const double f = (double)m->ffn_hidden;
+    const double drop = m->dropout > 0 ? 1 : 0;
+    /* norm: r x, w y; backward r x, dy, w dx */
+    add_mem(o, c, "attn_norm", 2 * T * hs * a, 3 * T * hs * a);
+    add_gemm(o, c, p, "qkv", 1, T, h, (qw + 2 * kvw) / t, 1);
+    if (m->position == POS_ROPE)
+        add_mem(o, c, "rope", 2 * T * (qw + kvw) / t * a, 2 * T * (qw + kvw) / t * a);
+    add_attention(o, m, c, p, a);
+    add_gemm(o, c, p, "attn_out", 1, T, qw / t, h, 1);
+    /* bias-dropout-add: r x, r residual, w y (+ mask); backward r dy (+ mask), w dx */
+    add_mem(o, c, "attn_residual", T * hs * (3 * a + drop), T * hs * (2 * a + drop));
+    add_mem(o, c, "mlp_norm", 2 * T * hs * a, 3 * T * hs * a);
+    const int swiglu = m->mlp == MLP_SWIGLU;
+    add_gemm(o, c, p, "mlp_up", 1, T, h, (swiglu ? 2 : 1) * f / t, 1);
+    /* gelu: r x, w y; backward r x, dy, w dx. swiglu: r g, u, w y; backward r g, u, dy, w dg, du */
+    add_mem(o, c, swiglu ? "swiglu" : "gelu", (swiglu ? 3 : 2) * T * f / t * a,
+            (swiglu ? 5 : 3) * T * f / t * a);
+    add_gemm(o, c, p, "mlp_down", 1, T, f / t, h, 1);
+    add_mem(o, c, "mlp_residual", T * hs * (3 * a + drop), T * hs * (2 * a + drop));
+    sum_part(o);
+    if (p->recompute == RECOMPUTE_FULL)
+        o->recompute = o->fwd;
+    else if (p->recompute == RECOMPUTE_SELECTIVE && m->attention == ATTN_STANDARD)
+        o->recompute = o->attn_core_fwd;
+}
+
+void kt_first(const model_cfg *m, const cluster_cfg *c, const plan_cfg *p, kt_part *o) {
+    memset(o, 0, sizeof *o);
+    const double a = (double)dtype_bytes(p->precision.activations);
+    const double T = (double)plan_tokens_per_rank(p), h = (double)m->hidden;
+    /* gather rows and write them; a learned position table adds a read and an add */
+    const double pos = m->position == POS_LEARNED ? 3 : 0;
+    add_mem(o, c, "embedding", T * h * a * (2 + pos), T * h * a * (3 + pos));
+    sum_part(o);
+}
+
+void kt_last(const model_cfg *m, const cluster_cfg *c, const plan_cfg *p, kt_part *o) {
+    memset(o, 0, sizeof *o);
+    const double a = (double)dtype_bytes(p->precision.activations);
+    const double T = (double)plan_tokens_per_rank(p), t = (double)p->tp, h = (double)m->hidden;
+    const double V = (double)model_vocab_rows(m, p->tp);
+    const double hs = p->sp ? h / t : h;
+    add_mem(o, c, "final_norm", 2 * T * hs * a, 3 * T * hs * a);
+    add_gemm(o, c, p, "output_head", 1, T, h, V, 1);
+    /* vocab-parallel cross-entropy: read the logits, write fp32 softmax (Megatron);
+     * backward reads it and writes the logits' gradient */
+    add_mem(o, c, "cross_entropy", T * V * (a + 4), T * V * (4 + a));
+    sum_part(o);
+}
+
+/* Offloaded optimizer (ZeRO-Offload, Ren et al. 2021): gradients to the host
+ * and parameters back over the host link, the step on the CPU at an assumed
+ * 50 GB/s of host memory traffic (docs/time.md §2). */
+#define KT_HOST_BYTES_PER_S 50e9
+
+double kt_optimizer(const cluster_cfg *c, const plan_cfg *p, int64_t elems) {
+    const plan_precision *pr = &p->precision;
+    const double k = states_per_param(p->optimizer), n = (double)elems;
+    const double gb = (double)dtype_bytes(pr->grads), pb = (double)dtype_bytes(pr->params);
+    const double mb = (double)dtype_bytes(pr->master), ob = (double)dtype_bytes(pr->optimizer);
+    /* read grads, zero them; read+write master (or the params), states; write params */
+    const double bytes = n * (2 * gb + (mb > 0 ? 2 * mb + pb : 2 * pb) + 2 * k * ob);
+    if (p->offload_optimizer)
+        return n * (gb + pb) / (c->host_bytes_per_s * c->eff.host) + bytes / KT_HOST_BYTES_PER_S;
+    return kt_mem(c, bytes);
+}

@@ -1,0 +1,266 @@
+/* pipe_sched.c — pipeline op orders and their event simulation (see sched.h and
+ * docs/schedule.md). */
+#include "time/pipe_sched.h"
+
+#include <math.h>
+#include <stdbool.h>
+#include <stdlib.h>
+
+static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+
+static bool times_ok(const double *t, int64_t p, bool may_be_null) {
+    if (!t) return may_be_null;
+    for (int64_t s = 0; s < p; s++)
+        if (!isfinite(t[s]) || t[s] < 0) return false;
+    return true;
+}
+
+static bool sched_valid(const sched_in *in) {
+    if (!in || in->p < 1 || in->p > PLAN_MAX_STAGES || in->m < 1 || in->m > INT32_MAX ||
+        in->v < 1 || in->v > INT16_MAX)
+        return false;
+    switch (in->kind) {
+    case SCHED_AFAB:
+    case SCHED_1F1B:
+    case SCHED_ZERO_BUBBLE:
+        if (in->v != 1) return false;
+        break;
+    case SCHED_INTERLEAVED:
+        if (in->m % in->p) return false; /* Megatron-LM's groups of p micro-batches */
+        break;
+    default: return false;
+    }
+    if (!isfinite(in->t_p2p) || in->t_p2p < 0) return false;
+    return times_ok(in->t_f, in->p, false) && times_ok(in->t_b, in->p, false) &&
+           times_ok(in->t_w, in->p, true);
+}
+
+int64_t sched_ops_per_stage(const sched_in *in) {
+    if (!sched_valid(in)) return -1;
+    return in->m * in->v * (in->kind == SCHED_ZERO_BUBBLE ? 3 : 2);
+}
+
+int64_t sched_ops_total(plan_schedule kind, int64_t p, int64_t m, int64_t v) {
+    int64_t n;
+    if (__builtin_mul_overflow(p, m, &n) || __builtin_mul_overflow(n, v, &n) ||
+        __builtin_mul_overflow(n, kind == SCHED_ZERO_BUBBLE ? 3 : 2, &n))
+        return INT64_MAX;
+    return n;
+}
+
+/* --- op orders ------------------------------------------------------------ */
+
+/* Forwards stage s runs before its first backward. With one stage every
+ * schedule is gradient accumulation: F, B per micro-batch (Megatron-LM's
+ * forward_backward_no_pipelining). */
+static int64_t warmup(const sched_in *in, int64_t s) {
+    const int64_t p = in->p, m = in->m, v = in->v;
+    switch (in->kind) {
+    case SCHED_AFAB: return p == 1 ? 0 : m;
+    case SCHED_INTERLEAVED: return min64(2 * (p - s - 1) + (v - 1) * p, m * v);
+    case SCHED_1F1B:
+    case SCHED_ZERO_BUBBLE:
+    default: return min64(p - s - 1, m);
+    }
+}
+
+/* Append the k-th op of a kind. Micro-batches go through the chunks in groups
+ * of p: forward k runs chunk (k mod pv) / p, backward k the mirror chunk, both
+ * on micro-batch (k / pv) p + k mod p (Megatron-LM's get_model_chunk_id and
+ * microbatch id helpers). With v = 1 this is micro-batch k. */
+static void put(sched_op **o, sched_op_kind kind, const sched_in *in, int64_t k) {
+    const int64_t p = in->p, v = in->v, group = p * v;
+    int64_t chunk = (k % group) / p;
+    if (kind != SCHED_OP_F) chunk = v - 1 - chunk;
+    **o = (sched_op){.kind = (uint8_t)kind, .chunk = (int16_t)chunk,
+                     .mb = (int32_t)((k / group) * p + k % p)};
+    (*o)++;
+}
+
+/* Warm-up forwards, then one forward and one backward per step, then the
+ * remaining backwards. ZB-H1: the W's follow the B's first-in-first-out, s
+ * places behind on stage s — the first W after the (s+1)-th B, the last s after
+ * the last B, where the 1F1B cool-down would wait (Qi et al. 2023 §3.1, Fig. 3). */
+static void build_stage(const sched_in *in, int64_t s, sched_op *o) {
+    const int64_t total = in->m * in->v, w = warmup(in, s);
+    const bool zb = in->kind == SCHED_ZERO_BUBBLE;
+    int64_t f = 0, b = 0, wg = 0;
+    while (f < w) put(&o, SCHED_OP_F, in, f++);
+    while (b < total) {
+        if (f < total) put(&o, SCHED_OP_F, in, f++);
+        put(&o, SCHED_OP_B, in, b++);
+        if (zb && b > s) put(&o, SCHED_OP_W, in, wg++);
+    }
+    while (zb && wg < total) put(&o, SCHED_OP_W, in, wg++);
+}
+
+/* --- event simulation ----------------------------------------------------- */
+
+typedef struct {
+    const sched_in *in;
+    sched_op *ops;
+    int64_t n, stages_v;   /* ops per stage; virtual stages p v */
+    double *f_end, *b_end; /* [g m + mb]: end of F / B on virtual stage g, -1 until done */
+    int64_t next[PLAN_MAX_STAGES];
+    double free_at[PLAN_MAX_STAGES];
+} sim;
+
+static double op_time(const sched_in *in, int64_t s, int kind) {
+    const double t_w = in->t_w ? in->t_w[s] : 0;
+    switch (kind) {
+    case SCHED_OP_F: return in->t_f[s];
+    case SCHED_OP_B: return in->kind == SCHED_ZERO_BUBBLE ? in->t_b[s] : in->t_b[s] + t_w;
+    default: return t_w;
+    }
+}
+
+/* When op's inputs are all on stage s, or -1 while one is not done. */
+static double ready_at(const sim *x, int64_t s, const sched_op *op) {
+    const int64_t p = x->in->p, m = x->in->m, g = op->chunk * p + s, i = g * m + op->mb;
+    const double hop = p > 1 ? x->in->t_p2p : 0; /* g-1 and g+1 are on other stages */
+    if (op->kind == SCHED_OP_W) return x->b_end[i];
+    if (op->kind == SCHED_OP_F) {
+        if (g == 0) return 0;
+        return x->f_end[i - m] < 0 ? -1 : x->f_end[i - m] + hop;
+    }
+    if (x->f_end[i] < 0) return -1;
+    if (g == x->stages_v - 1) return x->f_end[i]; /* the loss: B follows F */
+    if (x->b_end[i + m] < 0) return -1;
+    return fmax(x->f_end[i], x->b_end[i + m] + hop);
+}
+
+/* Run stage s's ops while their inputs are ready; returns how many ran. */
+static int64_t advance(sim *x, int64_t s) {
+    const int64_t p = x->in->p, m = x->in->m;
+    int64_t ran = 0;
+    for (; x->next[s] < x->n; x->next[s]++, ran++) {
+        sched_op *op = &x->ops[s * x->n + x->next[s]];
+        const double r = ready_at(x, s, op);
+        if (r < 0) break;
+        op->start = fmax(r, x->free_at[s]);
+        op->end = op->start + op_time(x->in, s, op->kind);
+        x->free_at[s] = op->end;
+        const int64_t i = (op->chunk * p + s) * m + op->mb;
+        if (op->kind == SCHED_OP_F) x->f_end[i] = op->end;
+        if (op->kind == SCHED_OP_B) x->b_end[i] = op->end;
+    }
+    return ran;
+}
+
+/* Each stage runs as far as it can; a stage that ran wakes its neighbours,
+ * the only stages its ops feed. -1 if some order waits on itself. */
+static int run(sim *x) {
+    const int64_t p = x->in->p;
+    int64_t stack[PLAN_MAX_STAGES], top = 0;
+    bool queued[PLAN_MAX_STAGES];
+    for (int64_t s = p - 1; s >= 0; s--) {
+        stack[top++] = s;
+        queued[s] = true;
+    }
+    while (top > 0) {
+        const int64_t s = stack[--top];
+        queued[s] = false;
+        if (!advance(x, s)) continue;
+        const int64_t wake[2] = {(s + 1) % p, (s + p - 1) % p};
+        for (int k = 0; k < 2; k++)
+            if (!queued[wake[k]]) {
+                queued[wake[k]] = true;
+                stack[top++] = wake[k];
+            }
+    }
+    for (int64_t s = 0; s < p; s++)
+        if (x->next[s] != x->n) return -1;
+    return 0;
+}
+
+/* Peak activation sets on one stage: released at B, and at W. */
+static void stage_peaks(const sched_in *in, const sched_op *o, int64_t n, int64_t *to_b,
+                        int64_t *to_w) {
+    const bool zb = in->kind == SCHED_ZERO_BUBBLE;
+    int64_t live_b = 0, live_w = 0;
+    *to_b = *to_w = 0;
+    for (int64_t i = 0; i < n; i++) {
+        if (o[i].kind == SCHED_OP_F) live_b++, live_w++;
+        if (o[i].kind == SCHED_OP_B) live_b--, live_w -= !zb;
+        if (o[i].kind == SCHED_OP_W) live_w--;
+        if (live_b > *to_b) *to_b = live_b;
+        if (live_w > *to_w) *to_w = live_w;
+    }
+}
+
+static void summarize(const sim *x, sched_out *out) {
+    const sched_in *in = x->in;
+    *out = (sched_out){0};
+    for (int64_t s = 0; s < in->p; s++) {
+        const double busy = (double)(in->m * in->v) *
+                            (in->t_f[s] + in->t_b[s] + (in->t_w ? in->t_w[s] : 0));
+        out->step_time = fmax(out->step_time, x->free_at[s]);
+        out->busy_max = fmax(out->busy_max, busy);
+        stage_peaks(in, x->ops + s * x->n, x->n, &out->peak_inflight[s], &out->peak_until_w[s]);
+    }
+    if (out->busy_max > 0) out->bubble_fraction = (out->step_time - out->busy_max) / out->busy_max;
+}
+
+int sched_simulate(const sched_in *in, sched_op *ops, sched_out *out) {
+    const int64_t n = sched_ops_per_stage(in);
+    if (n < 0 || !out || sched_ops_total(in->kind, in->p, in->m, in->v) > SCHED_MAX_OPS)
+        return -1;
+    const uint64_t n_ops = (uint64_t)(in->p * n), cells = (uint64_t)(in->p * in->v * in->m);
+    if (n_ops > SIZE_MAX / sizeof *ops || cells > SIZE_MAX / (2 * sizeof(double))) return -1;
+    sched_op *scratch = ops ? NULL : malloc((size_t)n_ops * sizeof *ops);
+    double *ends = malloc((size_t)cells * 2 * sizeof *ends);
+    int rc = -1;
+    if ((ops || scratch) && ends) {
+        sim x = {.in = in, .ops = ops ? ops : scratch, .n = n, .stages_v = in->p * in->v,
+                 .f_end = ends, .b_end = ends + cells};
+        for (uint64_t i = 0; i < 2 * cells; i++) ends[i] = -1;
+        for (int64_t s = 0; s < in->p; s++) build_stage(in, s, x.ops + s * n);
+        rc = run(&x);
+        if (rc == 0) summarize(&x, out);
+    }
+    free(ends);
+    free(scratch);
+    return rc;
+}
+
+/* --- closed forms and output ------------------------------------------------ */
+
+double sched_bubble_closed_form(plan_schedule kind, int64_t p, int64_t m, int64_t v, double t_f,
+                                double t_b, double t_w) {
+    if (p < 1 || m < 1 || v < 1) return NAN;
+    switch (kind) {
+    case SCHED_AFAB:
+    case SCHED_1F1B: return (double)(p - 1) / (double)m;
+    case SCHED_INTERLEAVED: return (double)(p - 1) / (double)(v * m);
+    case SCHED_ZERO_BUBBLE: {
+        const double total = t_f + t_b + t_w;
+        if (!(total > 0)) return NAN;
+        const double hidden = fmin(t_w, fmin(t_f, t_b)); /* W time hidden per stage boundary */
+        return ((double)(p - 1) * (t_f + t_b) - (double)(min64(m, p) - 1) * hidden) /
+               ((double)m * total);
+    }
+    default: return NAN;
+    }
+}
+
+int sched_write_gantt(FILE *f, const sched_in *in, const sched_op *ops) {
+    static const char kind_letter[] = "FBW";
+    const int64_t n = sched_ops_per_stage(in);
+    if (!f || !ops || n < 0) return -1;
+    if (fprintf(f,
+                "# %s pipeline: p = %lld stages, m = %lld micro-batches, v = %lld chunks\n"
+                "# kind: F forward, B backward%s; times in the unit of t_f\n"
+                "# stage kind chunk mb start end\n",
+                plan_schedule_names[in->kind], (long long)in->p, (long long)in->m,
+                (long long)in->v,
+                in->kind == SCHED_ZERO_BUBBLE ? " (input grad), W weight grad" : "") < 0)
+        return -1;
+    for (int64_t s = 0; s < in->p; s++)
+        for (int64_t i = 0; i < n; i++) {
+            const sched_op *o = &ops[s * n + i];
+            if (fprintf(f, "%lld %c %d %ld %.9g %.9g\n", (long long)s, kind_letter[o->kind % 3],
+                        o->chunk, (long)o->mb, o->start, o->end) < 0)
+                return -1;
+        }
+    return ferror(f) ? -1 : 0;
+}

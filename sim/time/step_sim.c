@@ -1,0 +1,40 @@
+/* step_sim.c — event-simulated step from per-stage times (see step_sim.h). */
+#include "time/step_sim.h"
+
+#include "spec/plan_check.h"
+
+static plan_schedule sim_kind(const plan_cfg *p) { return p->pp > 1 ? p->schedule : SCHED_1F1B; }
+static int64_t sim_chunks(const plan_cfg *p) {
+    return p->pp > 1 && p->schedule == SCHED_INTERLEAVED ? p->virtual_stages : 1;
+}
+
+int64_t step_sim_ops(const plan_cfg *p) {
+    return sched_ops_total(sim_kind(p), p->pp, plan_micro_batches(p), sim_chunks(p));
+}
+
+void step_sim_prepare(const plan_cfg *p, const eval_stage *stages, step_sim_input *o) {
+    for (int64_t s = 0; s < p->pp; s++) {
+        const stage_time *t = &stages[s].time;
+        o->t_f[s] = t->f;
+        o->t_b[s] = t->b;
+        o->t_w[s] = t->w;
+    }
+    o->in = (sched_in){.kind = sim_kind(p),
+                       .p = p->pp,
+                       .m = plan_micro_batches(p),
+                       .v = sim_chunks(p),
+                       .t_f = o->t_f,
+                       .t_b = o->t_b,
+                       .t_w = o->t_w,
+                       .t_p2p = p->overlap_pp && p->pp > 1 ? stages[0].time.p2p : 0};
+}
+
+int step_sim_run(const plan_cfg *p, const eval_stage *stages, const step_time *closed,
+                 sched_op *ops, step_sim_input *in, step_sim *out) {
+    step_sim_prepare(p, stages, in);
+    if (sched_simulate(&in->in, ops, &out->sched)) return -1;
+    out->pipeline = out->sched.step_time;
+    out->step = out->pipeline + (closed->step - closed->pipeline);
+    out->bubble_fraction = out->sched.bubble_fraction;
+    return 0;
+}

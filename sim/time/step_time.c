@@ -1,0 +1,249 @@
+/* step_time.c — stage and step time (see step_time.h, docs/time.md §4–§5). */
+#include "time/step_time.h"
+
+#include <string.h>
+
+#include "spec/plan_check.h"
+
+static double maxd(double a, double b) { return a > b ? a : b; }
+static double mind(double a, double b) { return a < b ? a : b; }
+
+void time_ctx_init(const model_cfg *m, const cluster_cfg *c, const plan_cfg *p, time_ctx *out) {
+    kt_layer(m, c, p, &out->layer);
+    kt_first(m, c, p, &out->first);
+    kt_last(m, c, p, &out->last);
+    time_ctx_links(c, p, out);
+}
+
+void time_ctx_links(const cluster_cfg *c, const plan_cfg *p, time_ctx *out) {
+    for (int g = 0; g < GROUP_COUNT; g++) coll_group_link(c, p, (comm_group)g, &out->link[g]);
+    out->overlap = c->eff.overlap;
+}
+
+typedef struct {
+    double f, b, w, attn; /* one micro-batch of the whole stage, compute only */
+} stage_work;
+
+/* Communication of one phase, by group: what may hide behind compute, what
+ * can never (not overlapped, or the part that cannot start early). */
+typedef struct {
+    double hide[GROUP_COUNT], fixed[GROUP_COUNT];
+} phase_comm;
+
+enum { PH_FWD, PH_BWD, PH_GRADS, PH_PARAMS, PH_COUNT };
+
+/* Hide each group's overlappable seconds behind `budget` seconds of compute
+ * (ring attention's blocks only behind the attention core, `attn`). Groups on
+ * the same physical link (NVLink, the NICs, PCIe) run one after another, so
+ * per link the compute budget is spent once, shared in proportion; different
+ * links overlap one another. Of what overlaps, only the share `eff` hides:
+ * communication kernels take SMs and memory bandwidth from the compute they
+ * overlap (docs/time.md §4). */
+static void settle(const time_ctx *x, const phase_comm *pc, double budget, double attn,
+                   double ex[GROUP_COUNT], double hid[GROUP_COUNT]) {
+    double left[LINK_COUNT] = {budget, budget, budget}, rest[LINK_COUNT] = {0, 0, 0};
+    double over[GROUP_COUNT] = {0};
+    const coll_link_kind cp_link = x->link[GROUP_CP].link;
+    over[GROUP_CP] = mind(pc->hide[GROUP_CP], mind(attn, budget)); /* served first */
+    left[cp_link] -= over[GROUP_CP];
+    for (int g = 0; g < GROUP_COUNT; g++)
+        if (g != GROUP_CP) rest[x->link[g].link] += pc->hide[g];
+    double share[LINK_COUNT];
+    for (int l = 0; l < LINK_COUNT; l++) share[l] = rest[l] > left[l] ? left[l] / rest[l] : 1.0;
+    for (int g = 0; g < GROUP_COUNT; g++) {
+        if (g != GROUP_CP) over[g] = pc->hide[g] * share[x->link[g].link];
+        hid[g] = x->overlap * over[g];
+        ex[g] = pc->fixed[g] + pc->hide[g] - hid[g];
+    }
+}
+
+/* File one collective's seconds (per micro-batch for FWD/BWD, per step
+ * otherwise) under its phase and group, split into hideable and fixed. */
+static int classify(const time_ctx *x, const plan_cfg *p, const comm_entry *e, int64_t mb,
+                    double inv_mb, phase_comm ph[PH_COUNT]) {
+    const coll_link *ln = &x->link[e->group];
+    const int per_mb = e->phase == COMM_FWD || e->phase == COMM_BWD;
+    const int k = e->phase == COMM_FWD ? PH_FWD : e->phase == COMM_BWD ? PH_BWD
+                : e->phase == COMM_GRADS ? PH_GRADS : PH_PARAMS;
+    double t = (double)e->calls * coll_time(e->coll, e->group_size, e->bytes_per_call, ln);
+    if (per_mb) t *= inv_mb;
+    double floor = t; /* nothing hides unless a rule below says so */
+    if (e->group == GROUP_CP || e->group == GROUP_HOST) floor = 0;
+    if (e->group == GROUP_TP && p->overlap_tp) floor = 0;
+    if (e->group == GROUP_DP && p->overlap_dp) {
+        /* ZeRO-3 gathers wait for the first unit; bucketed reductions for the last bucket */
+        floor = mind(t, p->zero == 3 && per_mb
+                            ? t / (double)(e->calls / mb)
+                            : coll_time(e->coll, e->group_size, p->bucket_bytes, ln));
+    }
+    ph[k].fixed[e->group] += floor;
+    ph[k].hide[e->group] += t - floor;
+    return k;
+}
+
+static void add_phase(const double ex[GROUP_COUNT], const double hid[GROUP_COUNT],
+                      double *time, double exposed[GROUP_COUNT], double hidden[GROUP_COUNT]) {
+    for (int g = 0; g < GROUP_COUNT; g++) {
+        exposed[g] += ex[g];
+        hidden[g] += hid[g];
+        if (time) *time += ex[g];
+    }
+}
+
+void stage_time_compute(const time_ctx *x, const cluster_cfg *c, const plan_cfg *p,
+                        int64_t stage, int64_t layers, int64_t opt_elems, const comm_list *l,
+                        stage_time *o) {
+    memset(o, 0, sizeof *o);
+    const double L = (double)layers;
+    const int first = stage == 0, last = stage == p->pp - 1;
+    const kt_part *ly = &x->layer;
+    stage_work k = {
+        L * ly->fwd + (first ? x->first.fwd : 0) + (last ? x->last.fwd : 0),
+        L * (ly->bwd_in + ly->recompute) + (first ? x->first.bwd_in : 0) +
+            (last ? x->last.bwd_in : 0),
+        L * ly->bwd_w + (first ? x->first.bwd_w : 0) + (last ? x->last.bwd_w : 0),
+        L * ly->attn_core_fwd};
+    o->f = k.f;
+    o->b = k.b;
+    o->w = k.w;
+    const int64_t mb = plan_micro_batches(p);
+    phase_comm ph[PH_COUNT];
+    memset(ph, 0, sizeof ph);
+    unsigned used = 0;
+    const double inv_mb = 1.0 / (double)mb;
+    for (int i = 0; i < l->n; i++) {
+        const comm_entry *e = &l->e[i];
+        if (e->phase == COMM_P2P)
+            o->p2p = coll_time(COLL_SEND, e->group_size, e->bytes_per_call, &x->link[GROUP_PP]);
+        else
+            used |= 1u << classify(x, p, e, mb, inv_mb, ph);
+    }
+    double ex[GROUP_COUNT], hid[GROUP_COUNT];
+    /* (every plan has forward and backward traffic or none; the per-step
+     * phases are often empty and skipped) */
+    settle(x, &ph[PH_FWD], k.f, k.attn, ex, hid);
+    add_phase(ex, hid, &o->f, o->exposed, o->hidden);
+    /* backward attention: its own two passes, plus the forward again under full recompute */
+    const double attn_bwd = (p->recompute == RECOMPUTE_FULL ? 3 : 2) * k.attn;
+    settle(x, &ph[PH_BWD], k.b + k.w, attn_bwd, ex, hid);
+    add_phase(ex, hid, &o->b, o->exposed, o->hidden);
+    /* gradients reduce behind the last micro-batch's backward, updated
+     * parameters gather behind the next step's first forward */
+    if (used & 1u << PH_GRADS) {
+        settle(x, &ph[PH_GRADS], k.b + k.w, 0, ex, hid);
+        add_phase(ex, hid, NULL, o->step_exposed, o->step_hidden);
+    }
+    if (used & 1u << PH_PARAMS) {
+        settle(x, &ph[PH_PARAMS], k.f, 0, ex, hid);
+        add_phase(ex, hid, NULL, o->step_exposed, o->step_hidden);
+    }
+    if (!p->overlap_pp && p->pp > 1) { /* each chunk waits for its send and receive */
+        double v = (double)p->virtual_stages;
+        o->f += v * o->p2p;
+        o->b += v * o->p2p;
+        o->exposed[GROUP_PP] += 2 * v * o->p2p;
+    }
+    const double v = (double)p->virtual_stages;
+    o->f /= v;
+    o->b /= v;
+    o->w /= v;
+    for (int g = 0; g < GROUP_COUNT; g++) {
+        o->exposed[g] /= v;
+        o->hidden[g] /= v;
+    }
+    o->compute = (k.f + k.b + k.w) / v;
+    o->optimizer = kt_optimizer(c, p, opt_elems);
+}
+
+/* AFAB and interleaved: m v max(t) + the other stages' t once each (fill and
+ * drain), exact for equal stages: (m + p - 1) t and (m v + p - 1) t_chunk. */
+static double fill_even(const stage_time *const *st, int64_t slow, int64_t pp, double q) {
+    double fill = 0;
+    for (int64_t s = 0; s < pp; s++)
+        if (s != slow) fill += st[s]->f + st[s]->b + st[s]->w;
+    return fill + 2.0 * (double)(pp - 1) * q;
+}
+
+/* 1F1B and ZB-H1 over stages of unequal time (docs/time.md §5). Stage s
+ * starts once the first micro-batch's forward reaches it, works m t_s, and
+ * waits only while its w_s = min(p-s-1, m-1) warm-up forwards are shorter
+ * than the first micro-batch's round trip through the stages after it; after
+ * its last backward, the gradient still goes back through the stages before
+ * it. For 1F1B:
+ *   T_s = sum_{j<s} (t_j + 2q) + m t_s + max(0, sum_{j>s} (t_j + 2q) - w_s f_s)
+ * ZB-H1 defers d_j = min(j, m) weight-gradient ops on stage j to the drain
+ * (pipe_sched.c's order), so the drain after stage s is the longest of the
+ * backward chain down to a stage j plus j's deferred W's:
+ *   T_s = sum_{j<s} (f_j + q) + max(0, sum_{j>s} (f_j + b_j + 2q) - w_s f_s)
+ *         + m (f_s + b_s) + (m - d_s) w_s + max_{j<=s} (sum_{j<=i<s} (b_i + q) + d_j w_j)
+ * T = max_s T_s. With equal stages both give the closed forms of pipe_sched.h
+ * at s = p-1 (for ZB-H1 when w <= b). */
+static double fill_1f1b(const plan_cfg *p, const stage_time *const *st, int64_t m, double q) {
+    const int64_t pp = p->pp;
+    const int zb = p->schedule == SCHED_ZERO_BUBBLE;
+    double total_after = 0;
+    for (int64_t s = 0; s < pp; s++)
+        total_after += (zb ? st[s]->f + st[s]->b : st[s]->f + st[s]->b + st[s]->w) + 2 * q;
+    double best = 0, before = 0, start = 0, chain = 0, tail_max = -1e300;
+    for (int64_t s = 0; s < pp; s++) {
+        const stage_time *x = st[s];
+        const double t = x->f + x->b + x->w;
+        const double g = (zb ? x->f + x->b : t) + 2 * q;
+        const double after = total_after - before - g;
+        const double warm = (double)((pp - s - 1 < m - 1) ? pp - s - 1 : m - 1) * x->f;
+        const double idle = maxd(0, after - warm);
+        double ts;
+        if (zb) {
+            const double d = (double)(s < m ? s : m);
+            /* chain = sum_{i<s} (b_i + q); tail_max = max_{j<=s} (d_j w_j - chain_j) */
+            tail_max = maxd(tail_max, d * x->w - chain);
+            ts = start + idle + (double)m * (x->f + x->b) + ((double)m - d) * x->w + chain + tail_max;
+            start += x->f + q;
+            chain += x->b + q;
+        } else {
+            ts = before + (double)m * t + idle;
+        }
+        best = maxd(best, maxd(ts, (double)m * t));
+        before += g;
+    }
+    return best;
+}
+
+void step_time_combine(const cluster_cfg *c, const plan_cfg *p, const stage_time *const *st,
+                       double tokens, double flops_model, double flops_hardware, step_time *o) {
+    memset(o, 0, sizeof *o);
+    const int64_t pp = p->pp;
+    const double mv = (double)(plan_micro_batches(p) * p->virtual_stages);
+    int64_t slow = 0, tail_s = 0;
+    double tmax = -1, fill = 0, tail = -1, opt = 0;
+    for (int64_t s = 0; s < pp; s++) {
+        double t = st[s]->f + st[s]->b + st[s]->w;
+        if (t > tmax) tmax = t, slow = s;
+        double ex = 0;
+        for (int g = 0; g < GROUP_COUNT; g++) ex += st[s]->step_exposed[g];
+        if (ex > tail) tail = ex, tail_s = s;
+        opt = maxd(opt, st[s]->optimizer);
+    }
+    const int64_t m = plan_micro_batches(p);
+    const double q = pp > 1 && p->overlap_pp ? st[0]->p2p : 0;
+    if (pp > 1 && (p->schedule == SCHED_1F1B || p->schedule == SCHED_ZERO_BUBBLE))
+        fill = fill_1f1b(p, st, m, q) - mv * tmax;
+    else
+        fill = fill_even(st, slow, pp, q);
+    const stage_time *x = st[slow];
+    o->slowest = slow;
+    o->pipeline = mv * tmax + fill;
+    o->bubble = fill;
+    o->compute = mv * x->compute;
+    o->optimizer = opt;
+    /* step-level communication: the stage with the longest tail sets it */
+    for (int g = 0; g < GROUP_COUNT; g++) {
+        o->exposed[g] = mv * x->exposed[g] + st[tail_s]->step_exposed[g];
+        o->hidden[g] = mv * x->hidden[g] + st[tail_s]->step_hidden[g];
+    }
+    o->step = o->pipeline + tail + opt;
+    o->tokens_per_s = tokens / o->step;
+    const double peak = kt_peak(c, p) * (double)p->gpus;
+    o->mfu = flops_model / (o->step * peak);
+    o->hfu = flops_hardware / (o->step * peak);
+}

@@ -1,0 +1,72 @@
+/* step_time.h — time of one training step (docs/time.md §4–§5).
+ *
+ * Per pipeline stage: the compute of one (chunk-)micro-batch from
+ * kernel_time, plus the communication each collective of comm.c adds once
+ * what hides it is taken away: tensor-parallel collectives are exposed unless
+ * overlap.tp; ring attention hides K/V blocks behind the attention core;
+ * ZeRO-3 gathers are prefetched behind the previous layer's compute (the first
+ * unit is exposed); bucketed gradient reduction hides behind the last
+ * micro-batch's backward (the last bucket is exposed); the updated-parameter
+ * gather hides behind the next step's first forward; pipeline sends hide in
+ * the steady state and sit on the fill/drain path.
+ *
+ * Per step: the pipeline closed form over stage times t_s (forward +
+ * backward per chunk-micro-batch): m v max(t) + sum over the other stages of
+ * t_s (AFAB, 1F1B, interleaved: (p-1)/m and (p-1)/(v m) bubbles for equal
+ * stages) or of f + b - w (ZB-H1), then the exposed step-level communication
+ * and the optimizer.
+ */
+#ifndef PS_STEP_TIME_H
+#define PS_STEP_TIME_H
+
+#include <stdint.h>
+
+#include "spec/cluster.h"
+#include "time/coll_time.h"
+#include "cost/comm.h"
+#include "time/kernel_time.h"
+#include "spec/model.h"
+#include "spec/plan.h"
+
+/* What every stage shares: per-layer op times and each group's link. */
+typedef struct {
+    kt_part layer, first, last;
+    coll_link link[GROUP_COUNT];
+    double overlap; /* cluster_eff.overlap */
+} time_ctx;
+
+void time_ctx_init(const model_cfg *m, const cluster_cfg *c, const plan_cfg *p, time_ctx *out);
+/* Only the parts that depend on the group sizes and placement (the links). */
+void time_ctx_links(const cluster_cfg *c, const plan_cfg *p, time_ctx *out);
+
+typedef struct {
+    /* one chunk-micro-batch (a micro-batch when v = 1), with exposed comm */
+    double f, b, w;     /* forward; backward input-gradient (+ recompute); weight-gradient */
+    double compute;     /* f + b + w without communication */
+    double exposed[GROUP_COUNT], hidden[GROUP_COUNT];
+    /* once per step */
+    double step_exposed[GROUP_COUNT], step_hidden[GROUP_COUNT];
+    double optimizer;
+    double p2p; /* one stage-boundary send */
+} stage_time;
+
+/* A stage of `layers` layers holding opt_elems optimizer-updated parameters,
+ * with its collectives l (comm_stage). */
+void stage_time_compute(const time_ctx *x, const cluster_cfg *c, const plan_cfg *p,
+                        int64_t stage, int64_t layers, int64_t opt_elems, const comm_list *l,
+                        stage_time *out);
+
+typedef struct {
+    double step;       /* seconds */
+    double pipeline;   /* forward/backward of all micro-batches incl. fill and drain */
+    double compute, bubble, optimizer;
+    double exposed[GROUP_COUNT], hidden[GROUP_COUNT];
+    double tokens_per_s, mfu, hfu;
+    int64_t slowest;   /* stage that sets the pace */
+} step_time;
+
+/* Combine per-stage times (stages[s] for s < pp) into the step. */
+void step_time_combine(const cluster_cfg *c, const plan_cfg *p, const stage_time *const *stages,
+                       double tokens, double flops_model, double flops_hardware, step_time *out);
+
+#endif
