@@ -128,12 +128,16 @@ static void tp_comm(const model_cfg *m, const plan_cfg *p, const comm_stage_info
  * the boundaries by v. Messages are b*s*h (divided by tp under SP, where the
  * tensor is sequence-sharded). Tied embeddings add an all-reduce of the
  * word-embedding gradient between the first and last stage once per step. */
+int64_t comm_p2p_bytes(const model_cfg *m, const plan_cfg *p) {
+    const int64_t tokens = plan_tokens_per_rank(p) / (p->sp ? p->tp : 1);
+    return tokens * m->hidden * dtype_bytes(p->precision.activations);
+}
+
 static void pp_comm(const model_cfg *m, const plan_cfg *p, const comm_stage_info *s,
                     comm_list *l) {
     const int64_t pp = p->pp, v = p->virtual_stages, mb = plan_micro_batches(p);
     if (pp <= 1) return;
-    const int64_t tokens = plan_tokens_per_rank(p) / (p->sp ? p->tp : 1);
-    const int64_t P = tokens * m->hidden * dtype_bytes(p->precision.activations);
+    const int64_t P = comm_p2p_bytes(m, p);
     const int first = s->stage == 0, last = s->stage == pp - 1;
     add(l, GROUP_PP, COLL_SEND, COMM_P2P, "activations (forward)", pp, mb * v - (last ? mb : 0), P);
     add(l, GROUP_PP, COLL_SEND, COMM_P2P, "activation gradients (backward)", pp, mb * v - (first ? mb : 0), P);

@@ -54,6 +54,10 @@ typedef struct {
     int64_t group_bytes[GROUP_COUNT];
 } comm_list;
 
+/* Bytes of one pipeline send: a micro-batch's activation at a stage boundary
+ * (b s h in the activation dtype; / tp under SP), or its gradient. */
+int64_t comm_p2p_bytes(const model_cfg *m, const plan_cfg *p);
+
 /* Bytes one rank sends for one call. */
 int64_t comm_bytes_sent(comm_coll coll, int64_t n, int64_t bytes);
 

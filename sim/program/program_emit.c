@@ -23,6 +23,7 @@
 #include "cost/comm.h"
 #include "cost/params.h"
 #include "spec/plan_check.h"
+#include "program/emit_pipe.h"
 #include "program/program_int.h"
 #include "cost/states.h"
 #include "time/step_time.h"
@@ -60,6 +61,9 @@ typedef struct {
     int32_t n_buckets;
     double optim_s;
     int64_t optim_elems;
+    emit_pipe pipe;   /* the stage's units and schedule (emit_pipe.h) */
+    int64_t p2p_bytes; /* one activation (or its gradient) between stages */
+    double p2p_s;
 } emit_ctx;
 
 /* ---- what the execution plan cannot express yet --------------------------------- */
@@ -70,12 +74,12 @@ static int refuse_parallel(const plan_spec *s, ps_err *err) {
         const char *name;
         int64_t v;
         const ps_loc *loc;
-    } g[] = {{"tp", p->tp, &s->locs.tp}, {"pp", p->pp, &s->locs.pp}, {"cp", p->cp, &s->locs.cp}};
+    } g[] = {{"tp", p->tp, &s->locs.tp}, {"cp", p->cp, &s->locs.cp}};
     char at[PS_LOC_FILE_MAX + 32];
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < 2; i++)
         if (g[i].v != 1)
             return ps_err_set(err,
-                              "tensor/pipeline/context parallelism are not in the execution plan "
+                              "tensor/context parallelism are not in the execution plan "
                               "yet: %s = %lld at %s",
                               g[i].name, (long long)g[i].v, ps_loc_str(g[i].loc, at, sizeof at));
     return 0;
@@ -191,7 +195,8 @@ static void emit_coll(emit_ctx *x, int32_t step, int32_t mb, int32_t unit, comm_
 }
 
 static unit_kind kind_of(const emit_ctx *x, int32_t u) {
-    return u == 0 ? UK_EMBED : u == x->r->n_units - 1 ? UK_HEAD : UK_LAYER;
+    const int32_t g = x->pipe.global[u];
+    return g == 0 ? UK_EMBED : g == x->m->layers + 1 ? UK_HEAD : UK_LAYER;
 }
 
 static void emit_compute(emit_ctx *x, prog_kind kind, int32_t step, int32_t mb, int32_t u) {
@@ -223,8 +228,9 @@ static void emit_gather(emit_ctx *x, int32_t step, int32_t mb, int32_t u, comm_p
               un->elems, x->p->precision.params);
 }
 
-static void emit_forward(emit_ctx *x, int32_t step, int32_t mb) {
-    for (int32_t u = 0; u < x->r->n_units; u++) {
+/* The forward of units [lo, hi) (a pipeline chunk; all units without pp). */
+static void emit_forward(emit_ctx *x, int32_t step, int32_t mb, int32_t lo, int32_t hi) {
+    for (int32_t u = lo; u < hi; u++) {
         if (x->gather) emit_gather(x, step, mb, u, COMM_FWD);
         emit_compute(x, OP_FWD, step, mb, u);
         if (x->gather) emit_free(x, step, BUF_UNIT_PARAMS, u);
@@ -235,11 +241,12 @@ static void emit_forward(emit_ctx *x, int32_t step, int32_t mb) {
  * reduce each gradient bucket as soon as the units it covers are done, as
  * PyTorch DDP and Megatron-LM do (earlier micro-batches accumulate without
  * communicating). */
-static void emit_backward(emit_ctx *x, int32_t step, int32_t mb, bool last) {
+static void emit_backward(emit_ctx *x, int32_t step, int32_t mb, int32_t lo, int32_t hi,
+                          bool last) {
     const prog_role *r = x->r;
     const ps_dtype gt = x->p->precision.grads;
     int32_t next = 0;
-    for (int32_t u = r->n_units - 1; u >= 0; u--) {
+    for (int32_t u = hi - 1; u >= lo; u--) {
         const prog_unit *un = &r->units[u];
         if (x->gather) emit_gather(x, step, mb, u, COMM_BWD);
         if (x->unit_grads) emit_alloc(x, step, BUF_UNIT_GRADS, u, MEM_BUFFERS);
@@ -257,6 +264,42 @@ static void emit_backward(emit_ctx *x, int32_t step, int32_t mb, bool last) {
     }
 }
 
+/* A pipeline send or receive of micro-batch mb's activation (phase fwd) or
+ * its gradient (phase bwd) to or from the stage of virtual stage g; unit is
+ * the local unit that produces or consumes it. */
+static void emit_p2p(emit_ctx *x, prog_kind kind, int32_t step, int32_t mb, int32_t unit,
+                     comm_phase phase, int64_t g) {
+    prog_op *o = push(x, kind, step);
+    o->mb = mb;
+    o->unit = unit;
+    o->group = GROUP_PP;
+    o->phase = phase;
+    o->peer = (int32_t)(g % x->pipe.p);
+    o->bytes = x->p2p_bytes;
+    o->sent_bytes = kind == OP_SEND ? comm_bytes_sent(COLL_SEND, 2, o->bytes) : 0;
+    o->seconds = x->p2p_s;
+}
+
+/* One op of the stage's schedule: F receives its chunk's input from the
+ * virtual stage before (none on the first), runs the chunk's forward and
+ * sends the output on (none from the last); B mirrors it with gradients.
+ * The step's last B reduces the gradient buckets (ZeRO-0/1): every unit's
+ * backward is done by then. */
+static void emit_sched_op(emit_ctx *x, int32_t step, const sched_op *so, bool last) {
+    const emit_pipe *e = &x->pipe;
+    const int64_t g = emit_pipe_virtual(e, so->chunk), pv = e->p * e->v;
+    const int32_t lo = e->chunk_lo[so->chunk], hi = e->chunk_lo[so->chunk + 1], mb = so->mb;
+    if (so->kind == SCHED_OP_F) {
+        if (g > 0) emit_p2p(x, OP_RECV, step, mb, lo, COMM_FWD, g - 1);
+        emit_forward(x, step, mb, lo, hi);
+        if (g < pv - 1) emit_p2p(x, OP_SEND, step, mb, hi - 1, COMM_FWD, g + 1);
+    } else {
+        if (g < pv - 1) emit_p2p(x, OP_RECV, step, mb, hi - 1, COMM_BWD, g + 1);
+        emit_backward(x, step, mb, lo, hi, last);
+        if (g > 0) emit_p2p(x, OP_SEND, step, mb, lo, COMM_BWD, g - 1);
+    }
+}
+
 static void emit_step(emit_ctx *x, int32_t step) {
     const plan_cfg *p = x->p;
     if (step == 0) {
@@ -265,10 +308,8 @@ static void emit_step(emit_ctx *x, int32_t step) {
         if (p->precision.master != DT_NONE) emit_alloc(x, step, BUF_MASTER, -1, MEM_MASTER);
     }
     push(x, OP_ZERO_GRAD, step); /* its memory pass is in the optimizer's (kernel_time.c) */
-    for (int32_t mb = 0; mb < x->mbs; mb++) {
-        emit_forward(x, step, mb);
-        emit_backward(x, step, mb, mb == x->mbs - 1);
-    }
+    for (int64_t k = 0; k < x->pipe.n_ops; k++) emit_sched_op(x, step, &x->pipe.ops[k],
+                                                               k == x->pipe.n_ops - 1);
     if (step == 0) { /* created by the first step, as torch.optim does */
         emit_alloc(x, step, BUF_ADAM_M, -1, MEM_OPTIMIZER);
         emit_alloc(x, step, BUF_ADAM_V, -1, MEM_OPTIMIZER);
@@ -294,15 +335,16 @@ static int layout_units(emit_ctx *x, ps_err *err) {
         V * h,                                                     /* wte */
         h + q * h + kv * h + kv * h + h * q + h + f * h + f * h + h * f, /* attn_norm .. w2 */
         h + V * h};                                                /* final_norm, lm_head */
-    r->n_units = (int32_t)m->layers + 2;
+    r->n_units = x->pipe.n_units;
     r->units = calloc((size_t)r->n_units, sizeof *r->units);
     if (!r->units) return ps_err_set(err, "out of memory");
-    int64_t off = 0;
+    int64_t off = 0, n_kind[UK_COUNT] = {0};
     for (int32_t u = 0; u < r->n_units; u++) {
         prog_unit *un = &r->units[u];
         const unit_kind k = kind_of(x, u);
-        if (k == UK_LAYER)
-            snprintf(un->name, sizeof un->name, "layer.%d", (int)(u - 1));
+        n_kind[k]++;
+        if (k == UK_LAYER) /* global names: "layer.7" on whichever stage holds it */
+            snprintf(un->name, sizeof un->name, "layer.%d", (int)(x->pipe.global[u] - 1));
         else
             snprintf(un->name, sizeof un->name, "%s", k == UK_EMBED ? "embed" : "head");
         un->offset = off;
@@ -311,10 +353,13 @@ static int layout_units(emit_ctx *x, ps_err *err) {
     }
     params_count pc;
     params_count_rank(m, 1, &pc);
-    if (off != pc.total)
+    const int64_t stage_total = n_kind[UK_EMBED] * (pc.embedding + pc.position) +
+                                n_kind[UK_LAYER] * pc.layer +
+                                n_kind[UK_HEAD] * (pc.final_norm + pc.output);
+    if (off != stage_total)
         return ps_err_set(err, "internal error: the flat parameter space holds %lld elements, "
                                "params.c counts %lld for the stage",
-                          (long long)off, (long long)pc.total);
+                          (long long)off, (long long)stage_total);
     r->flat_elems = off;
     r->shard_elems = states_shard(off, x->d);
     r->flat_padded = r->shard_elems * x->d;
@@ -351,6 +396,8 @@ static void unit_costs(emit_ctx *x) {
     x->cost[UK_HEAD].saved = ab.last_stage;
     x->cost[UK_HEAD].workspace = ab.logits_transient; /* logits, then their gradient */
     x->link = tc.link[GROUP_DP];
+    x->p2p_bytes = comm_p2p_bytes(x->m, x->p);
+    x->p2p_s = coll_time(COLL_SEND, 2, x->p2p_bytes, &tc.link[GROUP_PP]);
     int64_t first;
     x->optim_elems = program_buf_held(x->prog, x->r, BUF_ADAM_M, -1, 0, &first);
     x->optim_s = kt_optimizer(x->c, x->p, x->optim_elems);
@@ -423,7 +470,8 @@ static void fill_header(const plan_spec *s, int steps, program *out) {
 /* The ops emit_step pushes in `steps` steps, counted in closed form so that a
  * program over PROGRAM_MAX_OPS is refused before anything is built: per step a
  * zero-grad, the optimizer (and ZeRO-1/2's parameter all-gather), the last
- * micro-batch's bucket reductions, and per micro-batch and unit a forward and
+ * micro-batch's bucket reductions, the pipeline's sends and receives
+ * (emit_pipe_p2p_per_step), and per micro-batch and unit a forward and
  * a backward (ZeRO-3: alloc, gather, free around each; ZeRO-2/3: alloc,
  * reduce-scatter, free of the unit's gradient); the first step adds the
  * parameter, gradient, master and Adam allocations. Saturates at INT64_MAX. */
@@ -434,18 +482,35 @@ static int64_t emit_op_count(const emit_ctx *x, int64_t n_buckets, int steps) {
     int64_t per_step, total;
     if (__builtin_mul_overflow(x->mbs, x->r->n_units * per_unit, &per_step) ||
         __builtin_add_overflow(per_step, 2 + gather_params + n_buckets, &per_step) ||
+        __builtin_add_overflow(per_step, emit_pipe_p2p_per_step(&x->pipe), &per_step) ||
         __builtin_mul_overflow(per_step, (int64_t)steps, &total) ||
         __builtin_add_overflow(total, 4 + (p->precision.master != DT_NONE ? 1 : 0), &total))
         return INT64_MAX;
     return total;
 }
 
+/* The world rank of (stage, tp rank, cp rank, dp rank), by the plan's
+ * placement (innermost first; default tp, cp, dp, pp). */
+static int32_t world_rank(const plan_cfg *p, int64_t stage, int64_t t, int64_t c, int64_t k) {
+    const int64_t size[GROUP_COUNT] = {[GROUP_DP] = p->dp, [GROUP_TP] = p->tp,
+                                       [GROUP_PP] = p->pp, [GROUP_CP] = p->cp};
+    const int64_t at[GROUP_COUNT] = {[GROUP_DP] = k, [GROUP_TP] = t, [GROUP_PP] = stage,
+                                     [GROUP_CP] = c};
+    int64_t rank = 0, stride = 1;
+    for (int i = 0; i < PLAN_GROUPS; i++) {
+        rank += at[p->placement[i]] * stride;
+        stride *= size[p->placement[i]];
+    }
+    return (int32_t)rank;
+}
+
 static int emit_role(emit_ctx *x, int steps, ps_err *err) {
     prog_role *r = x->r;
+    r->stage = (int32_t)x->pipe.stage;
     r->n_ranks = (int32_t)x->p->dp;
     r->ranks = calloc((size_t)r->n_ranks, sizeof *r->ranks);
     if (!r->ranks) return ps_err_set(err, "out of memory");
-    for (int32_t i = 0; i < r->n_ranks; i++) r->ranks[i] = i; /* dp is the only dimension */
+    for (int32_t i = 0; i < r->n_ranks; i++) r->ranks[i] = world_rank(x->p, r->stage, 0, 0, i);
     if (layout_units(x, err)) return -1;
     const int64_t n_ops = emit_op_count(x, bucket_count(x), steps);
     if (n_ops > PROGRAM_MAX_OPS)
@@ -479,20 +544,27 @@ int program_emit(const plan_spec *plan, int steps, program *out, ps_err *err) {
         return -1;
     if (steps < 1) return ps_err_set(err, "steps: expected at least 1, found %d", steps);
     fill_header(plan, steps, out);
-    out->roles = calloc(1, sizeof *out->roles);
+    /* one role per stage (tp = cp = 1: refuse_parallel), role index = stage */
+    const int64_t pp = plan->cfg.pp;
+    out->roles = calloc((size_t)pp, sizeof *out->roles);
     if (!out->roles) return ps_err_set(err, "out of memory");
-    out->n_roles = 1;
-    emit_ctx x;
-    memset(&x, 0, sizeof x);
-    x.s = plan, x.m = &plan->model.cfg, x.c = &plan->cluster.cfg, x.p = &plan->cfg;
-    x.prog = out;
-    x.r = &out->roles[0];
-    x.d = plan->cfg.dp * plan->cfg.cp;
-    x.mbs = plan_micro_batches(&plan->cfg);
-    x.gather = plan->cfg.zero == 3 && x.d > 1;
-    x.unit_grads = plan->cfg.zero >= 2 && x.d > 1;
-    int rc = emit_role(&x, steps, err);
-    free(x.buckets);
+    out->n_roles = (int32_t)pp;
+    int rc = 0;
+    for (int64_t st = 0; st < pp && rc == 0; st++) {
+        emit_ctx x;
+        memset(&x, 0, sizeof x);
+        x.s = plan, x.m = &plan->model.cfg, x.c = &plan->cluster.cfg, x.p = &plan->cfg;
+        x.prog = out;
+        x.r = &out->roles[st];
+        x.d = plan->cfg.dp * plan->cfg.cp;
+        x.mbs = plan_micro_batches(&plan->cfg);
+        x.gather = plan->cfg.zero == 3 && x.d > 1;
+        x.unit_grads = plan->cfg.zero >= 2 && x.d > 1;
+        rc = emit_pipe_init(plan, st, &x.pipe, err);
+        if (rc == 0) rc = emit_role(&x, steps, err);
+        free(x.buckets);
+        emit_pipe_free(&x.pipe);
+    }
     if (rc) program_free(out);
     return rc;
 }

@@ -224,13 +224,14 @@ static int time_op(replay_state *s, const prog_op *o, replay_op *t, ps_err *err)
 /* ---- communication and steps ------------------------------------------------------ */
 
 static void comm_op(replay_role *out, const prog_op *o) {
+    const comm_coll coll = o->kind == OP_COLL ? o->coll : COLL_SEND; /* send and recv: p2p */
     int k = 0;
-    while (k < out->n_colls && !(out->colls[k].group == o->group && out->colls[k].coll == o->coll &&
+    while (k < out->n_colls && !(out->colls[k].group == o->group && out->colls[k].coll == coll &&
                                  out->colls[k].phase == o->phase))
         k++;
     if (k == out->n_colls) {
         if (k == REPLAY_MAX_COLLS) k--; /* more kinds than any program has: pool in the last */
-        else out->colls[out->n_colls++] = (replay_coll){o->group, o->coll, o->phase, 0, 0, 0, 0};
+        else out->colls[out->n_colls++] = (replay_coll){o->group, coll, o->phase, 0, 0, 0, 0};
     }
     replay_coll *c = &out->colls[k];
     c->calls++;

@@ -15,7 +15,8 @@ static bool times_ok(const double *t, int64_t p, bool may_be_null) {
     return true;
 }
 
-static bool sched_valid(const sched_in *in) {
+/* p, m, v and the kind (times aside). */
+static bool shape_valid(const sched_in *in) {
     if (!in || in->p < 1 || in->p > PLAN_MAX_STAGES || in->m < 1 || in->m > INT32_MAX ||
         in->v < 1 || in->v > INT16_MAX)
         return false;
@@ -30,6 +31,11 @@ static bool sched_valid(const sched_in *in) {
         break;
     default: return false;
     }
+    return true;
+}
+
+static bool sched_valid(const sched_in *in) {
+    if (!shape_valid(in)) return false;
     if (!isfinite(in->t_p2p) || in->t_p2p < 0) return false;
     return times_ok(in->t_f, in->p, false) && times_ok(in->t_b, in->p, false) &&
            times_ok(in->t_w, in->p, true);
@@ -92,6 +98,12 @@ static void build_stage(const sched_in *in, int64_t s, sched_op *o) {
         if (zb && b > s) put(&o, SCHED_OP_W, in, wg++);
     }
     while (zb && wg < total) put(&o, SCHED_OP_W, in, wg++);
+}
+
+int sched_stage_order(const sched_in *in, int64_t s, sched_op *o) {
+    if (!shape_valid(in) || s < 0 || s >= in->p || !o) return -1;
+    build_stage(in, s, o);
+    return 0;
 }
 
 /* --- event simulation ----------------------------------------------------- */

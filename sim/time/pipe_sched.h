@@ -55,6 +55,13 @@ typedef struct {
 /* Ops stage s runs: m*v*2, or m*3 for zero-bubble; -1 if in is invalid. */
 int64_t sched_ops_per_stage(const sched_in *in);
 
+/* Stage s's op order (sched_ops_per_stage(in) ops into o; start/end zero): the
+ * one definition of each schedule, which sched_simulate times and the
+ * execution plan's emitter lowers to ops (program_emit.c). The times in `in`
+ * are not read and may be NULL. Returns 0, or -1 for invalid p, m, v, kind or
+ * s (the conditions of sched_simulate). */
+int sched_stage_order(const sched_in *in, int64_t s, sched_op *o);
+
 /* The most ops (all stages) sched_simulate takes: 2^22, about 100 MiB of ops
  * and 100 MiB of event times, a second or so of simulation. Larger schedules
  * are refused before anything is allocated (the closed forms cover them). */
