@@ -86,6 +86,14 @@ typedef struct {
     int (*reduce)(rt_group *g, const void *send, void *recv, int64_t n, rt_dtype t, int root);
     int (*send)(rt_group *g, const void *buf, int64_t n, rt_dtype t, int peer);
     int (*recv)(rt_group *g, void *buf, int64_t n, rt_dtype t, int peer);
+    /* pipeline point-to-point (rt_pipe.c): isend starts sending n elements to
+     * group rank peer under tag and returns a handle in *req; recv_tag blocks
+     * until the matching message is in buf; wait finishes a send (block 0:
+     * only tests): 1 done (the handle is released), 0 still pending, -1 failed */
+    int (*isend)(rt_group *g, const void *buf, int64_t n, rt_dtype t, int peer, int tag,
+                 void **req);
+    int (*recv_tag)(rt_group *g, void *buf, int64_t n, rt_dtype t, int peer, int tag);
+    int (*wait)(void **req, int block);
     const char *(*coll_error)(void); /* why the last collective returned -1 */
 } rt_backend;
 

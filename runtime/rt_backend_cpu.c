@@ -68,5 +68,8 @@ const rt_backend rt_backend_cpu = {
     .reduce = rt_mpi_reduce,
     .send = rt_mpi_send,
     .recv = rt_mpi_recv,
+    .isend = rt_mpi_isend,
+    .recv_tag = rt_mpi_recv_tag,
+    .wait = rt_mpi_wait,
     .coll_error = rt_mpi_error,
 };

@@ -135,6 +135,36 @@ int rt_mpi_recv(rt_group *g, void *buf, int64_t n, rt_dtype t, int peer) {
     return mpi_rc(MPI_Recv(buf, (int)n, mpi_type(t), peer, 0, g->comm, MPI_STATUS_IGNORE));
 }
 
+/* Pipeline sends do not block (rt_pipe.c): a stage that sends an activation
+ * and then waits for a gradient never waits for its peer to receive first. */
+int rt_mpi_isend(rt_group *g, const void *buf, int64_t n, rt_dtype t, int peer, int tag,
+                 void **req) {
+    if (!fits_int(n)) return too_large();
+    MPI_Request *r = malloc(sizeof *r);
+    if (!r) return snprintf(last_error, sizeof last_error, "out of host memory"), -1;
+    int rc = mpi_rc(MPI_Isend(buf, (int)n, mpi_type(t), peer, tag, g->comm, r));
+    if (rc) free(r);
+    else *req = r;
+    return rc;
+}
+
+int rt_mpi_recv_tag(rt_group *g, void *buf, int64_t n, rt_dtype t, int peer, int tag) {
+    if (!fits_int(n)) return too_large();
+    return mpi_rc(MPI_Recv(buf, (int)n, mpi_type(t), peer, tag, g->comm, MPI_STATUS_IGNORE));
+}
+
+int rt_mpi_wait(void **req, int block) {
+    MPI_Request *r = *req;
+    int done = 1, rc;
+    if (block) rc = mpi_rc(MPI_Wait(r, MPI_STATUS_IGNORE));
+    else rc = mpi_rc(MPI_Test(r, &done, MPI_STATUS_IGNORE));
+    if (rc) return -1;
+    if (!done) return 0;
+    free(r);
+    *req = NULL;
+    return 1;
+}
+
 /* ---- groups ---------------------------------------------------------------- */
 
 static void group_set(rt_group *g, MPI_Comm c, const char *name) {

@@ -9,6 +9,7 @@
 
 #include "rt_data.h"
 #include "rt_model.h"
+#include "rt_pipe.h"
 #include "rt_watchdog.h"
 
 typedef struct {
@@ -32,6 +33,7 @@ typedef struct {
     int diverged;
     ps_err diverged_err;
     rt_watchdog *watchdog;
+    rt_pipe pipe; /* the role's global units; pipeline sends (rt_pipe.h) */
 } exec;
 
 /* ---- buffers ------------------------------------------------------------------ */
@@ -140,7 +142,7 @@ static int op_alloc(exec *x, int32_t i, ps_err *err) {
         const int64_t n = x->held[o->buf], first = x->first[o->buf];
         float *v = x->dt[o->buf] == RT_F32 ? *slot : malloc((size_t)n * 4);
         if (!v) return fail(err, x, i, "out of host memory for the initial weights");
-        rt_model_init_values(x->p, x->p->seed, first, n, v);
+        rt_pipe_init_values(&x->pipe, x->p, x->r, first, n, v);
         if (v != *slot) {
             x->be->to_bf16(*slot, v, n);
             free(v);
@@ -190,14 +192,16 @@ static void *unit_grads(exec *x, int32_t u) {
 static int op_fwd(exec *x, int32_t i, ps_err *err) {
     const prog_op *o = &x->r->ops[i];
     const void *w = unit_weights(x, o->unit);
+    const int32_t gu = x->pipe.global[o->unit]; /* the model's unit */
+    const bool head = gu == x->p->layers + 1;
     if (!w) return fail(err, x, i, "the unit's parameters are not gathered");
-    if (o->unit == 0) stage_batch(x, o->step, o->mb);
-    if (o->unit == 0 && o->mb == 0) x->model.loss_sum = 0;
-    const bool save = x->p->recompute != RECOMPUTE_FULL || o->unit == 0 ||
-                      o->unit == x->r->n_units - 1;
-    if (rt_model_fwd(&x->model, o->unit, o->mb, w, x->dt[BUF_PARAMS], save, err) != 0)
+    /* the first stage reads the tokens, the last the targets */
+    if (gu == 0 || (head && !x->pipe.has_embed)) stage_batch(x, o->step, o->mb);
+    if (head && o->mb == 0) x->model.loss_sum = 0;
+    const bool save = x->p->recompute != RECOMPUTE_FULL || gu == 0 || head;
+    if (rt_model_fwd(&x->model, gu, o->mb, w, x->dt[BUF_PARAMS], save, err) != 0)
         return fail_with(err, x, i);
-    if (o->unit == x->r->n_units - 1 && !isfinite(x->model.loss_sum))
+    if (head && !isfinite(x->model.loss_sum))
         diverged(x, i, "the loss (summed over this rank's micro-batches so far)",
                  x->model.loss_sum);
     return 0;
@@ -209,7 +213,8 @@ static int op_bwd(exec *x, int32_t i, ps_err *err) {
     void *g = unit_grads(x, o->unit);
     if (!w) return fail(err, x, i, "the unit's parameters are not gathered");
     if (!g) return fail(err, x, i, "the unit has no gradient buffer");
-    if (rt_model_bwd(&x->model, o->unit, o->mb, w, x->dt[BUF_PARAMS], g, x->dt[BUF_GRADS],
+    if (rt_model_bwd(&x->model, x->pipe.global[o->unit], o->mb, w, x->dt[BUF_PARAMS], g,
+                     x->dt[BUF_GRADS],
                      o->recompute, err) == 0)
         return 0;
     return fail_with(err, x, i);
@@ -370,6 +375,9 @@ static int run_op(exec *x, int32_t i, int64_t *coll_bytes, ps_err *err) {
     case OP_BWD: return op_bwd(x, i, err);
     case OP_COLL: return op_coll(x, i, coll_bytes, err);
     case OP_OPTIM: return op_optim(x, i, err);
+    case OP_SEND:
+    case OP_RECV: return rt_pipe_op(&x->pipe, &x->model, o, coll_bytes, err) ? fail_with(err, x, i)
+                                                                             : 0;
     default: return fail(err, x, i, "this op is not supported by the runtime yet");
     }
 }
@@ -392,12 +400,13 @@ static int exec_init(exec *x, const program *p, const rt_backend *be, rt_groups 
     x->unit_buf[BUF_UNIT_GRADS] = calloc((size_t)x->r->n_units, sizeof(void *));
     if (!x->unit_buf[BUF_UNIT_PARAMS] || !x->unit_buf[BUF_UNIT_GRADS])
         return ps_err_set(err, "out of host memory");
+    if (rt_pipe_init(&x->pipe, p, x->r, be, &x->mem, &g->group[GROUP_PP], err)) return -1;
     for (int32_t u = 0; u < x->r->n_units; u++)
-        if (x->r->units[u].elems != rt_model_unit_elems(p, u))
+        if (x->r->units[u].elems != rt_model_unit_elems(p, x->pipe.global[u]))
             return ps_err_set(err, "unit %s has %lld parameters in the program; the runtime's "
                                    "model has %lld", x->r->units[u].name,
                               (long long)x->r->units[u].elems,
-                              (long long)rt_model_unit_elems(p, u));
+                              (long long)rt_model_unit_elems(p, x->pipe.global[u]));
     if (rt_data_open(&x->data, p, opt ? opt->data_limit_bytes : 0, err) != 0) return -1;
     return rt_model_init(&x->model, p, be, &x->mem, err);
 }
@@ -406,6 +415,7 @@ static void exec_free(exec *x) {
     rt_watchdog_stop(x->watchdog);
     x->watchdog = NULL;
     rt_model_free(&x->model);
+    rt_pipe_free(&x->pipe);
     rt_data_close(&x->data);
     rt_mem_release(&x->mem);
     if (x->be) x->be->mem_trim();
@@ -418,9 +428,11 @@ static void exec_free(exec *x) {
 static int end_step(exec *x, int step, double t_begin, const rt_options *opt, rt_result *out,
                     ps_err *err) {
     const program *p = x->p;
+    if (rt_pipe_drain(&x->pipe, err)) return -1; /* this rank's sends of the step are done */
     if (x->diverged) *err = x->diverged_err;
     if (rt_world_agree_first(x->diverged, err) != 0) return 1;
-    double loss = rt_groups_sum(&x->g->group[GROUP_DP], x->model.loss_sum);
+    /* the loss is on the last stage's ranks (each tp rank has all of it) */
+    double loss = rt_groups_sum(&x->g->world, x->r->tp_rank == 0 ? x->model.loss_sum : 0);
     double secs = rt_groups_max(x->g, x->be->now_seconds() - t_begin);
     out->loss[step] = loss / ((double)p->global_batch * (double)p->seq);
     out->step_seconds[step] = secs;
@@ -481,8 +493,8 @@ int rt_exec_run(const program *p, const rt_backend *be, rt_groups *g, const rt_o
         memcpy(e->peak, x.mem.op_peak, sizeof e->peak);
         e->peak_total = x.mem.op_peak_total;
         e->coll_bytes = coll_bytes;
-        if (o->kind == OP_COLL) {
-            rt_coll_stat *s = &out->coll[o->group][o->coll];
+        if (o->kind == OP_COLL || o->kind == OP_SEND || o->kind == OP_RECV) {
+            rt_coll_stat *s = &out->coll[o->group][o->kind == OP_COLL ? o->coll : COLL_SEND];
             s->calls++;
             s->bytes += coll_bytes;
             s->seconds += e->end - e->start;
