@@ -45,7 +45,8 @@ static void usage(FILE *f) {
             "  --data-limit SIZE  the most a text corpus (train.data) may hold; it is read\n"
             "                into memory (default 1 GiB)\n"
             "  --set k=v     override a plan field (as parasim plan)\n"
-            "  -o FILE       write the profile (JSON) atomically\n"
+            "  -o FILE       write the profile (JSON) atomically (rank 0's; a FILE with %%r:\n"
+            "                every rank writes its own, %%r replaced by its rank)\n"
             "  --quiet       no per-step lines\n");
 }
 
@@ -150,6 +151,14 @@ static int run_main(int argc, char **argv, int rank, int world) {
     }
     if (rc == CLI_OK && !path)
         rc = cli_fail("run", CLI_USAGE, "expected a plan file (e.g. plans/tiny-1m-cpu.yaml)");
+    /* -o with %r: every rank writes its own profile (a pipeline's stages differ) */
+    char own_path[4096];
+    const char *pct = out_path ? strstr(out_path, "%r") : NULL;
+    if (pct && strlen(out_path) < sizeof own_path - 16)
+        snprintf(own_path, sizeof own_path, "%.*s%d%s", (int)(pct - out_path), out_path, rank,
+                 pct + 2);
+    const bool writes = out_path && (rank == 0 || pct);
+    if (pct) out_path = own_path;
     if (rc == CLI_OK) rc = cli_check_not_input("run", path, out_path);
     if (rc == CLI_OK && !strcmp(backend, "cuda"))
         rc = cli_fail("run", CLI_FAIL, "--backend cuda: the CUDA executor is not built yet; the "
@@ -175,7 +184,7 @@ static int run_main(int argc, char **argv, int rank, int world) {
     if (status == 0) status = replay_program(&prog, &rp, &err);
     if (status == 0) status = run_profile_check_memory(&prog, &rp, local, &err);
     /* the profile is written at the end, by rank 0: check now that it can be */
-    if (status == 0 && rank == 0 && out_path) status = run_profile_check_output(out_path, &err);
+    if (status == 0 && writes) status = run_profile_check_output(out_path, &err);
     free(spec);
     restore_stderr(saved_err);
     /* the ranks may see different files or free memory: agree before any
@@ -234,7 +243,7 @@ static int run_main(int argc, char **argv, int rank, int world) {
             printf("note: %d ranks x %lld threads on %ld cores here: oversubscribed, so the "
                    "measured times are inflated\n", local, (long long)threads, cores);
     }
-    if (rank == 0 && out_path &&
+    if (writes &&
         run_profile_write(out_path, &prog, &groups, &rp, &res, (int)threads, &err) != 0) {
         fprintf(stderr, "parasim run: %s\n", err.msg);
         status = -1;

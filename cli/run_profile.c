@@ -184,6 +184,10 @@ int run_profile_write(const char *path, const program *p, const rt_groups *g,
         jsonw_obj_end(&w);
     }
     jsonw_arr_end(&w);
+    jsonw_obj(&w, "unit_grad_sq_step1"); /* this rank's part of each unit's gradient */
+    for (int32_t u = 0; u < r->n_units; u++)
+        jsonw_num(&w, role->units[u].name, r->unit_grad_sq[u]);
+    jsonw_obj_end(&w);
     jsonw_arr(&w, "events");
     for (int i = 0; i < r->n_events; i++) {
         const rt_event *e = &r->events[i];
@@ -198,7 +202,7 @@ int run_profile_write(const char *path, const program *p, const rt_groups *g,
         jsonw_num(&w, "start", e->start);
         jsonw_num(&w, "seconds", e->end - e->start);
         jsonw_num(&w, "predicted_seconds", o->seconds);
-        if (o->kind == OP_COLL) {
+        if (o->kind == OP_COLL || o->kind == OP_SEND || o->kind == OP_RECV) {
             jsonw_int(&w, "bytes", e->coll_bytes);
             jsonw_int(&w, "predicted_bytes", o->bytes);
         }

@@ -34,6 +34,7 @@ typedef struct {
     ps_err diverged_err;
     rt_watchdog *watchdog;
     rt_pipe pipe; /* the role's global units; pipeline sends (rt_pipe.h) */
+    double *unit_grad_sq; /* rt_result's, filled by step 0's optimizer */
 } exec;
 
 /* ---- buffers ------------------------------------------------------------------ */
@@ -346,6 +347,12 @@ static int op_optim(exec *x, int32_t i, ps_err *err) {
     }
     /* a non-finite element makes the norm non-finite (squares of floats stay finite in double) */
     const double norm2 = x->be->sum_squares(gf, n);
+    for (int32_t u = 0; o->step == 0 && x->unit_grad_sq && u < x->r->n_units; u++) {
+        const prog_unit *un = &x->r->units[u]; /* the unit's part of [lo, hi) */
+        const int64_t a = un->offset > lo ? un->offset : lo;
+        const int64_t b = un->offset + un->elems < hi ? un->offset + un->elems : hi;
+        if (a < b) x->unit_grad_sq[u] += x->be->sum_squares(gf + (a - lo), b - a);
+    }
     if (!isfinite(norm2)) diverged(x, i, "the gradient norm (of this rank's range)", norm2);
     x->be->adamw(pw, m, v, gf, n, (float)p->lr, (float)p->beta1, (float)p->beta2, (float)p->eps,
                  (float)p->weight_decay, o->step + 1);
@@ -468,8 +475,11 @@ int rt_exec_run(const program *p, const rt_backend *be, rt_groups *g, const rt_o
     out->loss = calloc((size_t)p->steps, sizeof *out->loss);
     out->step_seconds = calloc((size_t)p->steps, sizeof *out->step_seconds);
     out->events = calloc((size_t)r->n_ops, sizeof *out->events);
+    out->unit_grad_sq = calloc((size_t)r->n_units, sizeof *out->unit_grad_sq);
+    out->n_units = r->n_units;
+    x.unit_grad_sq = out->unit_grad_sq;
     out->tokens_per_step = (double)p->global_batch * (double)p->seq;
-    if (!out->loss || !out->step_seconds || !out->events) {
+    if (!out->loss || !out->step_seconds || !out->events || !out->unit_grad_sq) {
         exec_free(&x);
         return ps_err_set(err, "out of host memory for the profile");
     }
@@ -517,5 +527,6 @@ void rt_result_free(rt_result *r) {
     free(r->loss);
     free(r->step_seconds);
     free(r->events);
+    free(r->unit_grad_sq);
     memset(r, 0, sizeof *r);
 }
