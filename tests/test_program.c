@@ -5,10 +5,12 @@
 #define _DEFAULT_SOURCE /* mkdtemp */
 #include <math.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "cost/act.h"
 #include "cost/comm.h"
 #include "cost/params.h"
+#include "cost/pipe.h"
 #include "spec/plan_check.h"
 #include "program/program.h"
 #include "program/replay.h"
@@ -1032,8 +1034,10 @@ static void test_refusals(void **state) {
                 NULL);
     tu_contains(emit_error("model: tiny-1m\ncluster: dgx-h100\ngpus: 2\nparallel: {dp: 1, pp: 2}\n"
                            "batch: {global: 2, micro: 1, seq: 64}\nrecompute: none\n"
+                           "pipeline: {schedule: zero-bubble}\n"
                            "precision: bf16-mixed\noptimizer: adamw\n"),
-                "pp = 2 at test.yaml:4:", NULL);
+                "test.yaml:7:", "schedule: ", "zero-bubble needs a separate weight-gradient op",
+                "found zero-bubble with pp = 2", NULL);
     /* Llama 3.2 1B ties its embeddings: the model file and the field are named */
     tu_contains(emit_error("model: llama3.2-1b\ncluster: dgx-h100\ngpus: 1\nparallel: {dp: 1}\n"
                            "batch: {global: 1, micro: 1, seq: 64}\nrecompute: none\n"
@@ -1068,6 +1072,190 @@ static void test_refusals(void **state) {
     snprintf(text, sizeof text, inline_model, "rmsnorm", "swiglu", "flash", "0", "false",
              "bf16-mixed", "sgd");
     tu_contains(emit_error(text), "optimizer: ", "adamw", "found sgd", NULL);
+}
+
+/* ---- pipeline parallelism ------------------------------------------------------------ */
+
+/* tiny-1m (4 layers) over pp stages with m micro-batches; extra: pipeline: etc. */
+static plan_spec *pipe_plan(int64_t dp, int64_t pp, int64_t m, int zero, const char *extra) {
+    char text[1024];
+    snprintf(text, sizeof text,
+             "model: tiny-1m\ncluster: dgx-h100\ngpus: %lld\n"
+             "parallel: {dp: %lld, pp: %lld, zero: %d}\n"
+             "batch: {global: %lld, micro: 1, seq: 64}\nrecompute: none\n"
+             "precision: fp32\noptimizer: adamw\nmemory: {bucket: 64KiB}\n%s\n",
+             (long long)(dp * pp), (long long)dp, (long long)pp, zero, (long long)(m * dp),
+             extra);
+    return tu_plan(text);
+}
+
+/* Stage s's forwards and backwards of the units named, as "F<i>.<mb>" /
+ * "B<i>.<mb>" (i: the unit's place in names), in program order. */
+static void stage_order(const prog_role *r, const char *const *names, int n_names, char *out,
+                        size_t len) {
+    size_t at = 0;
+    out[0] = 0;
+    for (int32_t i = 0; i < r->n_ops; i++) {
+        const prog_op *o = &r->ops[i];
+        if ((o->kind != OP_FWD && o->kind != OP_BWD) || o->step != 0) continue;
+        for (int k = 0; k < n_names; k++)
+            if (!strcmp(r->units[o->unit].name, names[k]))
+                at += (size_t)snprintf(out + at, len - at, "%s%c%d.%d", at ? " " : "",
+                                       o->kind == OP_FWD ? 'F' : 'B', k, (int)o->mb);
+    }
+}
+
+/* The op orders are the schedules' (worked out by hand from Megatron-LM's
+ * definitions, docs/schedule.md), each stage holds its layers with global
+ * names, and every send has its receive on the peer, in order, same bytes. */
+static void test_pipe_emit_order(void **state) {
+    (void)state;
+    static const struct {
+        const char *extra;
+        const char *units[2];
+        int n_units;
+        const char *stage0;
+    } cases[] = {
+        {"pipeline: {schedule: afab}", {"embed"}, 1, "F0.0 F0.1 F0.2 F0.3 B0.0 B0.1 B0.2 B0.3"},
+        {"pipeline: {schedule: 1f1b}", {"embed"}, 1, "F0.0 F0.1 B0.0 F0.2 B0.1 F0.3 B0.2 B0.3"},
+        /* v = 2: stage 0 holds embed + layer.0 (virtual stage 0) and layer.2 (virtual 2) */
+        {"pipeline: {schedule: interleaved, virtual: 2}", {"embed", "layer.2"}, 2,
+         "F0.0 F0.1 F1.0 F1.1 F0.2 B1.0 F0.3 B1.1 F1.2 B0.0 F1.3 B0.1 B1.2 B1.3 B0.2 B0.3"},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        plan_spec *s = pipe_plan(1, 2, 4, 0, cases[c].extra);
+        program p;
+        emit_ok(s, 2, &p);
+        check_ok(&p);
+        char got[512];
+        stage_order(&p.roles[0], cases[c].units, cases[c].n_units, got, sizeof got);
+        if (strcmp(got, cases[c].stage0))
+            fail_msg("%s: stage 0 runs %s, expected %s", cases[c].extra, got, cases[c].stage0);
+        assert_int_equal(p.n_roles, 2);
+        if (c < 2) { /* stage 0: embed, layer.0, layer.1; stage 1: layer.2, layer.3, head */
+            assert_int_equal(p.roles[0].n_units, 3);
+            assert_string_equal(p.roles[1].units[0].name, "layer.2");
+            assert_string_equal(p.roles[1].units[2].name, "head");
+        } else { /* virtual stages 0..3 hold layer 0..3: stage 1 has layer.1, layer.3, head */
+            assert_string_equal(p.roles[1].units[0].name, "layer.1");
+            assert_string_equal(p.roles[1].units[1].name, "layer.3");
+        }
+        /* sends match receives between each pair of stages, in order */
+        const int64_t P = comm_p2p_bytes(&s->model.cfg, &s->cfg);
+        assert_int_equal(P, 64 * 128 * 4); /* micro 1 x seq 64 x hidden 128, fp32 */
+        for (int a = 0; a < 2; a++) {
+            const prog_role *from = &p.roles[a], *to = &p.roles[1 - a];
+            int32_t j = 0, sends = 0;
+            for (int32_t i = 0; i < from->n_ops; i++) {
+                const prog_op *o = &from->ops[i];
+                if (o->kind != OP_SEND) continue;
+                sends++;
+                while (j < to->n_ops && to->ops[j].kind != OP_RECV) j++;
+                assert_true(j < to->n_ops);
+                const prog_op *q = &to->ops[j++];
+                assert_int_equal(o->peer, 1 - a);
+                assert_int_equal(q->peer, a);
+                assert_int_equal(o->mb, q->mb);
+                assert_int_equal(o->phase, q->phase);
+                assert_int_equal(o->bytes, P);
+                assert_int_equal(q->bytes, P);
+                assert_int_equal(o->sent_bytes, P);
+                assert_int_equal(q->sent_bytes, 0);
+            }
+            /* 2 steps x 4 micro-batches x (v chunks' activations and gradients) */
+            assert_int_equal(sends, 2 * 4 * (c < 2 ? 1 : 3));
+        }
+        /* the bytes each stage sends per step are comm.c's pipeline volume */
+        replay_result rr;
+        replay_ok(&p, &rr);
+        for (int st = 0; st < 2; st++) {
+            comm_list l;
+            comm_stage_info si = {.stage = st, .layers = 2};
+            comm_stage(&s->model.cfg, &s->cfg, &si, &l);
+            assert_int_equal(rr.roles[st].steps[1].sent_bytes[GROUP_PP], l.group_bytes[GROUP_PP]);
+        }
+        replay_free(&rr);
+        program_free(&p);
+        free(s);
+    }
+}
+
+/* The replay's peak activations per stage follow the schedule: pipe.c's
+ * in-flight micro-batches (AFAB m, 1F1B p - s, interleaved
+ * 2(p-s-1)+(v-1)p+1 chunks) times act.c's per-micro-batch bytes, plus the
+ * embedding's and the head's extras. */
+static void test_pipe_inflight_matches_closed_form(void **state) {
+    (void)state;
+    static const struct {
+        int64_t pp, m;
+        const char *extra;
+    } cases[] = {
+        {2, 4, "pipeline: {schedule: afab}"},
+        {2, 4, "pipeline: {schedule: 1f1b}"},
+        {4, 8, "pipeline: {schedule: 1f1b}"},
+        {2, 2, "pipeline: {schedule: 1f1b}"},
+        {2, 8, "pipeline: {schedule: interleaved, virtual: 2}"},
+        {2, 4, "pipeline: {schedule: 1f1b, layers: [3, 1]}"},
+        {2, 4, "pipeline: {schedule: afab, layers: [1, 3]}"},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++)
+        for (int zero = 0; zero <= 3; zero += 3) {
+            plan_spec *s = pipe_plan(2, cases[c].pp, cases[c].m, zero, cases[c].extra);
+            program p;
+            replay_result rr;
+            emit_ok(s, 1, &p);
+            check_ok(&p);
+            replay_ok(&p, &rr);
+            act_bytes ab;
+            act_compute(&s->model.cfg, &s->cfg, &ab);
+            for (int64_t st = 0; st < cases[c].pp; st++) {
+                pipe_inflight in;
+                pipe_stage_inflight(&s->model.cfg, &s->cfg, st, &in);
+                const int64_t want = in.layer_units * ab.layer_saved +
+                                     in.first_extra * ab.first_stage +
+                                     in.last_extra * ab.last_stage;
+                const int64_t got = rr.roles[st].peak[MEM_ACTIVATIONS].bytes;
+                if (got != want)
+                    fail_msg("%s, pp %lld, m %lld, stage %lld: replay peak activations %lld, "
+                             "pipe.c's in-flight count gives %lld", cases[c].extra,
+                             (long long)cases[c].pp, (long long)cases[c].m, (long long)st,
+                             (long long)got, (long long)want);
+            }
+            replay_free(&rr);
+            program_free(&p);
+            free(s);
+        }
+}
+
+/* A pipeline program survives its JSON (write, load, check) unchanged. */
+static void test_pipe_json_round_trip(void **state) {
+    (void)state;
+    plan_spec *s = pipe_plan(2, 2, 4, 1, "pipeline: {schedule: interleaved, virtual: 2}");
+    program p, q;
+    ps_err err = {{0}};
+    emit_ok(s, 2, &p);
+    char dir[] = "/tmp/parasim-pipe-XXXXXX", path[64];
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/p.json", dir);
+    if (program_write_json(&p, path, &err) || program_load_json(path, &q, &err))
+        fail_msg("%s", err.msg);
+    assert_int_equal(q.n_roles, 2);
+    for (int r = 0; r < 2; r++) {
+        assert_int_equal(q.roles[r].n_ops, p.roles[r].n_ops);
+        assert_int_equal(q.roles[r].stage, r);
+        for (int32_t i = 0; i < p.roles[r].n_ops; i++) {
+            const prog_op *a = &p.roles[r].ops[i], *b = &q.roles[r].ops[i];
+            assert_int_equal(a->kind, b->kind);
+            assert_int_equal(a->peer, b->peer);
+            assert_int_equal(a->phase, b->phase);
+            assert_int_equal(a->bytes, b->bytes);
+        }
+    }
+    remove(path);
+    rmdir(dir);
+    program_free(&q);
+    program_free(&p);
+    free(s);
 }
 
 /* ---- the train: section and the runtime's model fields ----------------------------------- */
@@ -1167,6 +1355,9 @@ int main(void) {
         cmocka_unit_test(test_world_rank), cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_train_section),
         cmocka_unit_test(test_model_runtime_fields),
+        cmocka_unit_test(test_pipe_emit_order),
+        cmocka_unit_test(test_pipe_inflight_matches_closed_form),
+        cmocka_unit_test(test_pipe_json_round_trip),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     if (tmpdir[0]) {
