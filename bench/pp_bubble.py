@@ -1,0 +1,72 @@
+#!/usr/bin/env python3
+"""pp_bubble.py — the measured pipeline bubble of `parasim run` against the
+schedule's prediction (docs/runtime.md, "Pipeline parallelism").
+
+Trains tiny-1m (4 layers) as pp = 2 stages on 2 ranks (one thread each), one
+run per schedule and micro-batch count, every rank writing its profile
+(-o with %r). Per step after the first, the bubble is
+
+    (step span - busiest stage's compute) / busiest stage's compute
+
+where the span runs from the first fwd/bwd/send/recv of the step on any rank
+to the last one's end, and a stage's compute is its fwd and bwd ops; the
+median over the steps is printed next to the schedule's bubble for equal
+stages: (p-1)/m for AFAB and 1F1B, (p-1)/(v m) interleaved (pipe_sched.c's
+closed forms, equal to its event simulation). The two stages are nearly
+uniform (the embedding and the head are small next to a layer at seq 128).
+Needs 2 idle cores: oversubscribed ranks spin in MPI and inflate the bubble.
+
+usage: bench/pp_bubble.py BUILD_DIR [STEPS]   (default 8 steps)
+"""
+import glob
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+
+def bubble(files):
+    profs = [json.load(open(f)) for f in files]
+    steps = max(e["step"] for e in profs[0]["events"]) + 1
+    out = []
+    for s in range(1, steps):
+        lo, hi, busy = [], [], []
+        for pr in profs:
+            ev = [e for e in pr["events"]
+                  if e["step"] == s and e["kind"] in ("fwd", "bwd", "send", "recv")]
+            lo.append(min(e["start"] for e in ev))
+            hi.append(max(e["start"] + e["seconds"] for e in ev))
+            busy.append(sum(e["seconds"] for e in ev if e["kind"] in ("fwd", "bwd")))
+        out.append((max(hi) - min(lo) - max(busy)) / max(busy))
+    out.sort()
+    return out[len(out) // 2]
+
+
+def main():
+    if len(sys.argv) < 2:
+        sys.exit(__doc__)
+    parasim = os.path.join(sys.argv[1], "parasim")
+    steps = int(sys.argv[2]) if len(sys.argv) > 2 else 8
+    p = 2
+    cases = [("afab", 1, 4), ("1f1b", 1, 4), ("1f1b", 1, 8), ("interleaved", 2, 4),
+             ("interleaved", 2, 8)]
+    print("schedule      v  m   measured  predicted  measured/predicted")
+    with tempfile.TemporaryDirectory() as d:
+        for sched, v, m in cases:
+            out = os.path.join(d, "%s-%d-%d-%%r.json" % (sched, v, m))
+            cmd = ["mpirun", "-np", "2", "--oversubscribe", parasim, "run",
+                   "plans/tiny-1m-cpu.yaml", "--steps", str(steps), "--threads", "1", "--quiet",
+                   "--set", "gpus=2", "--set", "parallel.dp=1", "--set", "parallel.pp=2",
+                   "--set", "parallel.zero=0", "--set", "batch.global=%d" % m,
+                   "--set", "batch.micro=1", "--set", "batch.seq=128",
+                   "--set", "train.data=synthetic", "--set", "pipeline.schedule=" + sched,
+                   "--set", "pipeline.virtual=%d" % v, "-o", out]
+            subprocess.run(cmd, check=True)
+            got = bubble(sorted(glob.glob(out.replace("%r", "*"))))
+            want = (p - 1) / (v * m)
+            print("%-12s %2d %2d %10.3f %10.3f %10.2f" % (sched, v, m, got, want, got / want))
+
+
+if __name__ == "__main__":
+    main()
