@@ -11,6 +11,7 @@
 #include "cost/comm.h"
 #include "cost/params.h"
 #include "cost/pipe.h"
+#include "time/pipe_sched.h"
 #include "spec/plan_check.h"
 #include "program/program.h"
 #include "program/replay.h"
@@ -1227,6 +1228,80 @@ static void test_pipe_inflight_matches_closed_form(void **state) {
         }
 }
 
+/* The replay is the pipeline's event simulation: a receive waits for its
+ * send, so with stage times taken from the program's ops the replayed span
+ * of a step's forwards and backwards is pipe_sched.c's simulated step time
+ * (the closed forms' reference), bubble included. */
+static void test_pipe_replay_is_the_schedule(void **state) {
+    (void)state;
+    static const struct {
+        int64_t pp, m;
+        const char *extra;
+        plan_schedule kind;
+    } cases[] = {
+        {2, 4, "pipeline: {schedule: afab}", SCHED_AFAB},
+        {2, 4, "pipeline: {schedule: 1f1b}", SCHED_1F1B},
+        {4, 8, "pipeline: {schedule: 1f1b}", SCHED_1F1B},
+        {2, 8, "pipeline: {schedule: 1f1b, layers: [3, 1]}", SCHED_1F1B},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        plan_spec *s = pipe_plan(1, cases[c].pp, cases[c].m, 0, cases[c].extra);
+        program p;
+        replay_result rr;
+        emit_ok(s, 1, &p);
+        replay_ok(&p, &rr);
+        double t_f[PLAN_MAX_STAGES] = {0}, t_b[PLAN_MAX_STAGES] = {0}, t_p2p = 0, span = 0;
+        for (int32_t r = 0; r < p.n_roles; r++)
+            for (int32_t i = 0; i < p.roles[r].n_ops; i++) {
+                const prog_op *o = &p.roles[r].ops[i];
+                if (o->kind == OP_FWD && o->mb == 0) t_f[r] += o->seconds;
+                if (o->kind == OP_BWD && o->mb == 0) t_b[r] += o->seconds;
+                if (o->kind == OP_SEND) t_p2p = o->seconds;
+                if ((o->kind == OP_FWD || o->kind == OP_BWD) && rr.roles[r].ops[i].end_s > span)
+                    span = rr.roles[r].ops[i].end_s;
+            }
+        sched_in in = {.kind = cases[c].kind, .p = cases[c].pp, .m = cases[c].m, .v = 1,
+                       .t_f = t_f, .t_b = t_b, .t_p2p = t_p2p};
+        sched_out so;
+        assert_int_equal(sched_simulate(&in, NULL, &so), 0);
+        if (fabs(span - so.step_time) > 1e-9 * so.step_time)
+            fail_msg("%s, pp %lld, m %lld: replayed span %.12g s, schedule simulation %.12g s",
+                     cases[c].extra, (long long)cases[c].pp, (long long)cases[c].m, span,
+                     so.step_time);
+        assert_true(t_p2p > 0);
+        replay_free(&rr);
+        program_free(&p);
+        free(s);
+    }
+}
+
+/* Sends and receives that do not pair up are replay errors naming the op. */
+static void test_pipe_replay_pairs(void **state) {
+    (void)state;
+    plan_spec *s = pipe_plan(1, 2, 4, 0, "pipeline: {schedule: 1f1b}");
+    program p;
+    replay_result rr;
+    ps_err err = {{0}};
+    emit_ok(s, 1, &p);
+    prog_op *first_send = NULL;
+    for (int32_t i = 0; i < p.roles[0].n_ops && !first_send; i++)
+        if (p.roles[0].ops[i].kind == OP_SEND) first_send = &p.roles[0].ops[i];
+    assert_non_null(first_send);
+    first_send->mb = 1; /* stage 0 sends micro-batch 1 where stage 1 expects 0 */
+    assert_int_equal(replay_program(&p, &rr, &err), -1);
+    tu_contains(err.msg, "receives micro-batch 0 where stage 0's next send of that kind carries "
+                         "micro-batch 1", NULL);
+    /* stage 0 waits for micro-batch 0's gradient before sending its activation: both wait */
+    first_send->mb = 0;
+    first_send->kind = OP_RECV;
+    first_send->phase = COMM_BWD;
+    memset(&err, 0, sizeof err);
+    assert_int_equal(replay_program(&p, &rr, &err), -1);
+    tu_contains(err.msg, "recv", "waits for a send that never comes", NULL);
+    program_free(&p);
+    free(s);
+}
+
 /* A pipeline program survives its JSON (write, load, check) unchanged. */
 static void test_pipe_json_round_trip(void **state) {
     (void)state;
@@ -1358,6 +1433,8 @@ int main(void) {
         cmocka_unit_test(test_pipe_emit_order),
         cmocka_unit_test(test_pipe_inflight_matches_closed_form),
         cmocka_unit_test(test_pipe_json_round_trip),
+        cmocka_unit_test(test_pipe_replay_is_the_schedule),
+        cmocka_unit_test(test_pipe_replay_pairs),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     if (tmpdir[0]) {

@@ -21,10 +21,30 @@ typedef struct {
     double end;
 } pending;
 
+/* A pipeline send replayed so far: to which role, what, when it arrives. */
+typedef struct {
+    int32_t to, mb;
+    comm_phase phase;
+    double end;
+} p2p_sent;
+
+/* Where a role's receives from one peer role in one phase have got to in the
+ * peer's sends. */
+typedef struct {
+    int32_t from;
+    comm_phase phase;
+    int32_t at;
+} p2p_cursor;
+
 typedef struct {
     const program *p;
     const prog_role *r;
     replay_role *out;
+    int32_t index, next; /* the role's index; its next op to replay */
+    p2p_sent *sent;
+    int32_t n_sent, cap_sent;
+    p2p_cursor *cursors;
+    int n_cursors, cap_cursors;
     /* memory */
     int64_t *live;     /* [BUF_COUNT x (units + 1)]: a live buffer's bytes, -1 when not */
     mem_cat *live_cat;
@@ -186,7 +206,18 @@ static void prune(replay_state *s) {
     s->n_pend = k;
 }
 
-static int time_op(replay_state *s, const prog_op *o, replay_op *t, ps_err *err) {
+static int time_op(replay_state *s, const prog_op *o, replay_op *t, double p2p_arrival,
+                   ps_err *err) {
+    if ((o->kind == OP_SEND || o->kind == OP_RECV) && o->group == GROUP_PP) {
+        /* a send leaves when the stage's compute is there and does not hold it up (the
+         * runtime's sends do not block); a receive holds the compute stream until the
+         * matching send has arrived (pipe_sched.c's hop: its end is the send's) */
+        t->start_s = s->t_compute;
+        t->end_s = o->kind == OP_SEND ? t->start_s + o->seconds
+                   : p2p_arrival > t->start_s ? p2p_arrival : t->start_s;
+        if (o->kind == OP_RECV) s->t_compute = s->prev_end = t->end_s;
+        return 0;
+    }
     switch (o->kind) {
     case OP_ALLOC:
     case OP_FREE:
@@ -255,21 +286,102 @@ static void step_op(replay_state *s, const prog_op *o, const replay_op *t) {
     }
 }
 
+/* ---- pipeline sends and receives between roles ----------------------------------- */
+
+/* The role index of the stage `stage` with s's tp and cp ranks (role_at maps
+ * program_role_index to the role's place in the list), or -1. */
+static int32_t peer_role(const replay_state *s, const int32_t *role_at, int32_t stage) {
+    if (stage < 0 || stage >= s->p->pp) return -1;
+    return role_at[program_role_index(s->p, stage, s->r->tp_rank, s->r->cp_rank)];
+}
+
+static int grow(void **v, int32_t *cap, size_t size) {
+    const int32_t n = *cap ? 2 * *cap : 16;
+    void *w = realloc(*v, (size_t)n * size);
+    if (!w) return -1;
+    *v = w, *cap = n;
+    return 0;
+}
+
+/* A receive's arrival: the end of the next send the peer role has replayed
+ * to this role in the same phase (they pair in order, as MPI's matching does);
+ * 1 when that send is not replayed yet, -1 on a mismatch or no memory. */
+static int p2p_match(replay_state *s, replay_state *all, const int32_t *role_at, int32_t i,
+                     double *arrival, ps_err *err) {
+    const prog_op *o = &s->r->ops[i];
+    const int32_t from = peer_role(s, role_at, o->peer);
+    if (from < 0) return op_err(err, s, i, "no role plays the peer stage");
+    p2p_cursor *c = NULL;
+    for (int k = 0; k < s->n_cursors && !c; k++)
+        if (s->cursors[k].from == from && s->cursors[k].phase == o->phase) c = &s->cursors[k];
+    if (!c) {
+        int32_t cap = s->cap_cursors;
+        if (s->n_cursors == cap && grow((void **)&s->cursors, &cap, sizeof *s->cursors))
+            return ps_err_set(err, "out of memory");
+        s->cap_cursors = cap;
+        c = &s->cursors[s->n_cursors++];
+        *c = (p2p_cursor){from, o->phase, 0};
+    }
+    const replay_state *f = &all[from];
+    while (c->at < f->n_sent && (f->sent[c->at].to != s->index || f->sent[c->at].phase != o->phase))
+        c->at++;
+    if (c->at == f->n_sent) return 1;
+    const p2p_sent *x = &f->sent[c->at++];
+    if (x->mb != o->mb) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "receives micro-batch %d where stage %d's next send of that "
+                                  "kind carries micro-batch %d (they pair in order)",
+                 (int)o->mb, (int)o->peer, (int)x->mb);
+        return op_err(err, s, i, msg);
+    }
+    *arrival = x->end;
+    return 0;
+}
+
+static int p2p_record(replay_state *s, const int32_t *role_at, int32_t i, ps_err *err) {
+    const prog_op *o = &s->r->ops[i];
+    const int32_t to = peer_role(s, role_at, o->peer);
+    if (to < 0) return op_err(err, s, i, "no role plays the peer stage");
+    if (s->n_sent == s->cap_sent && grow((void **)&s->sent, &s->cap_sent, sizeof *s->sent))
+        return ps_err_set(err, "out of memory");
+    s->sent[s->n_sent++] = (p2p_sent){to, o->mb, o->phase, s->out->ops[i].end_s};
+    return 0;
+}
+
 /* ---- a role ------------------------------------------------------------------------- */
 
-static int replay_role_ops(replay_state *s, ps_err *err) {
+/* Replay role s's ops until a pipeline receive waits for a send its peer has
+ * not reached yet. Returns the ops replayed, or -1 with err set. */
+static int64_t replay_role_ops(replay_state *s, replay_state *all, const int32_t *role_at,
+                               ps_err *err) {
     const prog_role *r = s->r;
     replay_role *out = s->out;
-    for (int32_t i = 0; i < r->n_ops; i++) {
+    int64_t ran = 0;
+    for (; s->next < r->n_ops; s->next++, ran++) {
+        const int32_t i = s->next;
         const prog_op *o = &r->ops[i];
+        const bool p2p = (o->kind == OP_SEND || o->kind == OP_RECV) && o->group == GROUP_PP;
         int64_t during[MEM_COUNT] = {0};
+        double arrival = 0;
         if (o->step < 0 || o->step >= s->p->steps)
             return op_err(err, s, i, "expected a step of the program");
-        if (mem_op(s, o, i, during, err) || time_op(s, o, &out->ops[i], err)) return -1;
+        if (p2p && o->kind == OP_RECV) {
+            const int m = p2p_match(s, all, role_at, i, &arrival, err);
+            if (m < 0) return -1;
+            if (m > 0) break; /* its send is not replayed yet */
+        }
+        if (mem_op(s, o, i, during, err) || time_op(s, o, &out->ops[i], arrival, err)) return -1;
+        if (p2p && o->kind == OP_SEND && p2p_record(s, role_at, i, err)) return -1;
         mem_record(s, i, during);
         step_op(s, o, &out->ops[i]);
         if (out->ops[i].end_s > out->end_s) out->end_s = out->ops[i].end_s;
     }
+    return ran;
+}
+
+/* Each step's seconds, once the role's ops are all replayed. */
+static void replay_steps(replay_state *s) {
+    replay_role *out = s->out;
     double prev = 0;
     for (int32_t k = 0; k < out->n_steps; k++) {
         replay_step *st = &out->steps[k];
@@ -277,51 +389,90 @@ static int replay_role_ops(replay_state *s, ps_err *err) {
         st->seconds = st->end_s - prev;
         prev = st->end_s;
     }
-    return 0;
 }
 
-static int replay_one(const program *p, const prog_role *r, replay_role *out, ps_err *err) {
-    replay_state s;
-    memset(&s, 0, sizeof s);
-    s.p = p, s.r = r, s.out = out;
+static int state_init(replay_state *s, const program *p, int32_t index, replay_role *out,
+                      ps_err *err) {
+    const prog_role *r = &p->roles[index];
+    memset(s, 0, sizeof *s);
+    s->p = p, s->r = r, s->out = out, s->index = index;
     const size_t n_live = (size_t)BUF_COUNT * (size_t)(r->n_units + 1);
     const size_t n_saved = (size_t)p->micro_batches * (size_t)r->n_units;
-    s.live = malloc(n_live * sizeof *s.live);
-    s.live_cat = calloc(n_live, sizeof *s.live_cat);
-    s.saved = malloc((n_saved ? n_saved : 1) * sizeof *s.saved);
+    s->live = malloc(n_live * sizeof *s->live);
+    s->live_cat = calloc(n_live, sizeof *s->live_cat);
+    s->saved = malloc((n_saved ? n_saved : 1) * sizeof *s->saved);
     out->ops = calloc((size_t)(r->n_ops ? r->n_ops : 1), sizeof *out->ops);
     out->steps = calloc((size_t)(p->steps > 0 ? p->steps : 1), sizeof *out->steps);
     out->n_ops = r->n_ops;
     out->n_steps = p->steps;
     for (int c = 0; c < MEM_COUNT; c++) out->peak[c].op = -1;
     out->peak_total.op = -1;
-    int rc;
-    if (!s.live || !s.live_cat || !s.saved || !out->ops || !out->steps) {
-        rc = ps_err_set(err, "out of memory");
-    } else {
-        for (size_t i = 0; i < n_live; i++) s.live[i] = -1;
-        for (size_t i = 0; i < n_saved; i++) s.saved[i] = -1;
-        rc = replay_role_ops(&s, err);
+    if (!s->live || !s->live_cat || !s->saved || !out->ops || !out->steps)
+        return ps_err_set(err, "out of memory");
+    for (size_t i = 0; i < n_live; i++) s->live[i] = -1;
+    for (size_t i = 0; i < n_saved; i++) s->saved[i] = -1;
+    return 0;
+}
+
+static void state_free(replay_state *s) {
+    free(s->live);
+    free(s->live_cat);
+    free(s->saved);
+    free(s->pend);
+    free(s->sent);
+    free(s->cursors);
+}
+
+/* All roles in lockstep: each runs as far as its receives allow, until all
+ * are done; a round in which none moves is a deadlock (or a receive without
+ * its send), named by the first role that waits. */
+static int replay_roles(const program *p, replay_state *st, const int32_t *role_at,
+                        ps_err *err) {
+    bool moved = true, done = false;
+    while (moved && !done) {
+        moved = false, done = true;
+        for (int32_t i = 0; i < p->n_roles; i++) {
+            const int64_t ran = replay_role_ops(&st[i], st, role_at, err);
+            if (ran < 0) return -1;
+            moved |= ran > 0;
+            done &= st[i].next == p->roles[i].n_ops;
+        }
     }
-    free(s.live);
-    free(s.live_cat);
-    free(s.saved);
-    free(s.pend);
-    return rc;
+    for (int32_t i = 0; i < p->n_roles && !done; i++)
+        if (st[i].next < p->roles[i].n_ops)
+            return op_err(err, &st[i], st[i].next,
+                          "waits for a send that never comes (the stages' sends and receives "
+                          "wait on each other, or do not pair up)");
+    for (int32_t i = 0; i < p->n_roles; i++) replay_steps(&st[i]);
+    return 0;
 }
 
 int replay_program(const program *p, replay_result *out, ps_err *err) {
     memset(out, 0, sizeof *out);
-    out->roles = calloc((size_t)(p->n_roles ? p->n_roles : 1), sizeof *out->roles);
-    if (!out->roles) return ps_err_set(err, "out of memory");
-    out->n_roles = p->n_roles;
-    for (int32_t i = 0; i < p->n_roles; i++) {
-        if (replay_one(p, &p->roles[i], &out->roles[i], err)) {
-            replay_free(out);
-            return -1;
-        }
-        if (out->roles[i].end_s > out->end_s) out->end_s = out->roles[i].end_s;
+    const size_t n = (size_t)(p->n_roles ? p->n_roles : 1);
+    out->roles = calloc(n, sizeof *out->roles);
+    replay_state *st = calloc(n, sizeof *st);
+    int32_t *role_at = malloc(n * sizeof *role_at);
+    int rc = 0;
+    if (!out->roles || !st || !role_at) rc = ps_err_set(err, "out of memory");
+    out->n_roles = out->roles ? p->n_roles : 0;
+    for (int32_t i = 0; rc == 0 && i < p->n_roles; i++) role_at[i] = -1;
+    for (int32_t i = 0; rc == 0 && i < p->n_roles; i++) {
+        const prog_role *r = &p->roles[i];
+        const int64_t k = program_role_index(p, r->stage, r->tp_rank, r->cp_rank);
+        if (k >= 0 && k < p->n_roles) role_at[k] = i;
+        rc = state_init(&st[i], p, i, &out->roles[i], err);
     }
+    if (rc == 0) rc = replay_roles(p, st, role_at, err);
+    for (int32_t i = 0; st && i < p->n_roles; i++) state_free(&st[i]);
+    free(st);
+    free(role_at);
+    if (rc) {
+        replay_free(out);
+        return -1;
+    }
+    for (int32_t i = 0; i < p->n_roles; i++)
+        if (out->roles[i].end_s > out->end_s) out->end_s = out->roles[i].end_s;
     return 0;
 }
 
