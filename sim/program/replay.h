@@ -21,8 +21,12 @@
  * instead. Op durations are the program's predicted seconds, so the replay
  * needs no cluster: emit again to replay on another one. Every data-parallel
  * rank of a role runs the same ops on equal-sized collectives, so one
- * timeline per role stands for all of them; pipeline send/recv matching
- * between roles comes with pipeline parallelism.
+ * timeline per role stands for all of them. Pipeline sends and receives
+ * (group pp) pair up between the roles, which are replayed in lockstep: a
+ * receive holds its stage's compute until the matching send (the peer's next
+ * one to it in the same phase) has arrived; a send does not hold its stage.
+ * The replay is thereby the pipeline's event simulation, bubble included
+ * (docs/plan-format.md §5); unpaired or deadlocked sends/receives are errors.
  *
  * The replay checks the program as it walks: an alloc of a live buffer, a
  * free of a dead one or with other bytes than its alloc, a bwd without its
