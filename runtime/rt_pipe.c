@@ -30,8 +30,9 @@ int rt_pipe_init(rt_pipe *pp, const program *p, const prog_role *r, const rt_bac
     for (int32_t u = 0; u < r->n_units; u++) {
         const int32_t g = global_unit(p, r->units[u].name);
         if (g < 0 || (u > 0 && g <= pp->global[u - 1]))
-            return ps_err_set(err, "unit %d is \"%s\"; the runtime's model has embed, layer.0 .. "
-                                   "layer.%lld and head, each once, in order",
+            return ps_err_set(err,
+                              "unit %d is \"%s\"; the runtime's model has embed, layer.0 .. "
+                              "layer.%lld and head, each once, in order",
                               (int)u, r->units[u].name, (long long)(p->layers - 1));
         pp->global[u] = g;
         pp->global_off[u] = g == 0 ? 0 : embed + (int64_t)(g - 1) * layer;
@@ -69,21 +70,29 @@ static int reap(rt_pipe *pp, int block, ps_err *err) {
     for (int i = 0; i < pp->n_pend; i++) {
         const int done = rc ? 0 : pp->be->wait(&pp->pend[i].req, block);
         if (done < 0)
-            rc = ps_err_set(err, "a pipeline send failed: %s -- a peer rank died, or its link "
-                                 "broke", pp->be->coll_error ? pp->be->coll_error() : "");
-        if (done == 1) rt_mem_free(pp->mem, pp->pend[i].block);
-        else pp->pend[k++] = pp->pend[i];
+            rc = ps_err_set(err,
+                            "a pipeline send failed: %s -- a peer rank died, or its link "
+                            "broke",
+                            pp->be->coll_error ? pp->be->coll_error() : "");
+        if (done == 1)
+            rt_mem_free(pp->mem, pp->pend[i].block);
+        else
+            pp->pend[k++] = pp->pend[i];
     }
     pp->n_pend = k;
     return rc ? -1 : 0;
 }
 
-int rt_pipe_drain(rt_pipe *pp, ps_err *err) { return reap(pp, 1, err); }
+int rt_pipe_drain(rt_pipe *pp, ps_err *err) {
+    return reap(pp, 1, err);
+}
 
 /* Messages between two stages match by tag: the micro-batch and the
  * direction (MPI keeps the order of equal tags between two ranks, and both
  * ends run a stage's chunks of one micro-batch in the same order). */
-static int tag_of(const prog_op *o) { return (int)((o->mb % 16000) * 2 + (o->phase == COMM_BWD)); }
+static int tag_of(const prog_op *o) {
+    return (int)((o->mb % 16000) * 2 + (o->phase == COMM_BWD));
+}
 
 static int send(rt_pipe *pp, rt_model *m, const prog_op *o, int64_t n, ps_err *err) {
     const rt_backend *be = pp->be;
@@ -103,9 +112,10 @@ static int send(rt_pipe *pp, rt_model *m, const prog_op *o, int64_t n, ps_err *e
         m->dhidden[o->mb] = NULL;
     }
     if (!block)
-        return ps_err_set(err, "nothing to send: the %s of micro-batch %d is not computed (op "
-                               "order)", o->phase == COMM_FWD ? "output" : "input gradient",
-                          (int)o->mb);
+        return ps_err_set(err,
+                          "nothing to send: the %s of micro-batch %d is not computed (op "
+                          "order)",
+                          o->phase == COMM_FWD ? "output" : "input gradient", (int)o->mb);
     if (pp->n_pend == pp->cap_pend) {
         int cap = pp->cap_pend ? 2 * pp->cap_pend : 16;
         rt_pipe_pending *q = realloc(pp->pend, (size_t)cap * sizeof *q);
@@ -151,11 +161,14 @@ int rt_pipe_op(rt_pipe *pp, rt_model *m, const prog_op *o, int64_t *bytes, ps_er
     *bytes = 0;
     if (o->mb < 0 || o->mb >= m->micro_batches || o->peer < 0 || o->peer >= pp->group->size ||
         o->peer == pp->group->rank)
-        return ps_err_set(err, "expected a micro-batch of the step and another stage of the %d, "
-                               "found mb %d, peer %d", pp->group->size, (int)o->mb, (int)o->peer);
+        return ps_err_set(err,
+                          "expected a micro-batch of the step and another stage of the %d, "
+                          "found mb %d, peer %d",
+                          pp->group->size, (int)o->mb, (int)o->peer);
     if (o->bytes != want)
-        return ps_err_set(err, "the message is %lld bytes in the program; the runtime's model "
-                               "sends %lld (program and runtime disagree)",
+        return ps_err_set(err,
+                          "the message is %lld bytes in the program; the runtime's model "
+                          "sends %lld (program and runtime disagree)",
                           (long long)o->bytes, (long long)want);
     if (reap(pp, 0, err)) return -1;
     const int rc = o->kind == OP_SEND ? send(pp, m, o, n, err) : recv(pp, m, o, n, err);

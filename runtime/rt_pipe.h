@@ -33,12 +33,12 @@ typedef struct {
 
 typedef struct {
     int32_t n_units;
-    int32_t *global;      /* [n_units]: global unit of each local unit */
-    int64_t *global_off;  /* [n_units]: its first element in the one-rank flat space */
+    int32_t *global;     /* [n_units]: global unit of each local unit */
+    int64_t *global_off; /* [n_units]: its first element in the one-rank flat space */
     bool has_embed, has_head;
     const rt_backend *be;
     rt_mem *mem;
-    rt_group *group;      /* the pipeline group: rank = stage */
+    rt_group *group; /* the pipeline group: rank = stage */
     rt_pipe_pending *pend;
     int n_pend, cap_pend;
 } rt_pipe;

@@ -17,11 +17,14 @@ static void virtual_layers(const plan_spec *s, int64_t g, int64_t *first, int64_
         return;
     }
     *first = 0;
-    for (int64_t k = 0; k < g; k++) *first += pipe_stage_layers(m, p, k);
+    for (int64_t k = 0; k < g; k++)
+        *first += pipe_stage_layers(m, p, k);
     *n = pipe_stage_layers(m, p, g);
 }
 
-int64_t emit_pipe_virtual(const emit_pipe *e, int64_t chunk) { return chunk * e->p + e->stage; }
+int64_t emit_pipe_virtual(const emit_pipe *e, int64_t chunk) {
+    return chunk * e->p + e->stage;
+}
 
 int64_t emit_pipe_p2p_per_step(const emit_pipe *e) {
     int64_t n = 0;
@@ -41,7 +44,8 @@ int emit_pipe_init(const plan_spec *s, int64_t stage, emit_pipe *e, ps_err *err)
         return ps_err_at(err, &s->locs.schedule, "schedule",
                          "the execution plan runs afab, 1f1b and interleaved pipelines; "
                          "zero-bubble needs a separate weight-gradient op, which it has not yet "
-                         "(found zero-bubble with pp = %lld)", (long long)p->pp);
+                         "(found zero-bubble with pp = %lld)",
+                         (long long)p->pp);
     const int64_t pv = e->p * e->v;
     e->chunk_lo = calloc((size_t)e->v + 1, sizeof *e->chunk_lo);
     e->global = calloc((size_t)(L + 2), sizeof *e->global);
@@ -52,7 +56,8 @@ int emit_pipe_init(const plan_spec *s, int64_t stage, emit_pipe *e, ps_err *err)
         virtual_layers(s, g, &first, &n);
         e->chunk_lo[c] = e->n_units;
         if (g == 0) e->global[e->n_units++] = 0;
-        for (int64_t l = 0; l < n; l++) e->global[e->n_units++] = (int32_t)(1 + first + l);
+        for (int64_t l = 0; l < n; l++)
+            e->global[e->n_units++] = (int32_t)(1 + first + l);
         if (g == pv - 1) e->global[e->n_units++] = (int32_t)(L + 1);
         if (e->n_units == e->chunk_lo[c]) {
             emit_pipe_free(e);
@@ -69,9 +74,11 @@ int emit_pipe_init(const plan_spec *s, int64_t stage, emit_pipe *e, ps_err *err)
     if (!e->ops) return emit_pipe_free(e), ps_err_set(err, "out of memory");
     if (sched_stage_order(&in, stage, e->ops)) {
         emit_pipe_free(e);
-        return ps_err_set(err, "internal error: no %s schedule for pp = %lld, %lld micro-batches, "
-                               "v = %lld", plan_schedule_names[in.kind], (long long)e->p,
-                          (long long)e->m, (long long)e->v);
+        return ps_err_set(err,
+                          "internal error: no %s schedule for pp = %lld, %lld micro-batches, "
+                          "v = %lld",
+                          plan_schedule_names[in.kind], (long long)e->p, (long long)e->m,
+                          (long long)e->v);
     }
     return 0;
 }

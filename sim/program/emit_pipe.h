@@ -20,13 +20,13 @@
 #include "time/pipe_sched.h"
 
 typedef struct {
-    int64_t p, v, m;     /* stages, chunks per stage, micro-batches per step */
+    int64_t p, v, m; /* stages, chunks per stage, micro-batches per step */
     int64_t stage;
-    int32_t n_units;     /* units this stage holds */
-    int32_t *global;     /* [n_units]: the global unit of each local one */
-    int32_t *chunk_lo;   /* [v + 1]: chunk c holds local units [chunk_lo[c], chunk_lo[c+1]) */
-    int64_t n_ops;       /* schedule ops of one step */
-    sched_op *ops;       /* [n_ops]: F and B (chunk, micro-batch) in run order */
+    int32_t n_units;   /* units this stage holds */
+    int32_t *global;   /* [n_units]: the global unit of each local one */
+    int32_t *chunk_lo; /* [v + 1]: chunk c holds local units [chunk_lo[c], chunk_lo[c+1]) */
+    int64_t n_ops;     /* schedule ops of one step */
+    sched_op *ops;     /* [n_ops]: F and B (chunk, micro-batch) in run order */
 } emit_pipe;
 
 /* Lay out stage `stage` of a checked plan (pp = 1: one stage, gradient
