@@ -199,6 +199,8 @@ int run_profile_write(const char *path, const program *p, const rt_groups *g,
         jsonw_int(&w, "step", o->step);
         if (o->mb >= 0) jsonw_int(&w, "mb", o->mb);
         if (o->unit >= 0) jsonw_str(&w, "unit", role->units[o->unit].name);
+        if (o->kind == OP_BWD && o->part != BWD_ALL)
+            jsonw_str(&w, "part", prog_bwd_part_names[o->part]);
         jsonw_num(&w, "start", e->start);
         jsonw_num(&w, "seconds", e->end - e->start);
         jsonw_num(&w, "predicted_seconds", o->seconds);

@@ -214,9 +214,8 @@ static int op_bwd(exec *x, int32_t i, ps_err *err) {
     void *g = unit_grads(x, o->unit);
     if (!w) return fail(err, x, i, "the unit's parameters are not gathered");
     if (!g) return fail(err, x, i, "the unit has no gradient buffer");
-    if (rt_model_bwd(&x->model, x->pipe.global[o->unit], o->mb, w, x->dt[BUF_PARAMS], g,
-                     x->dt[BUF_GRADS],
-                     o->recompute, err) == 0)
+    if (rt_model_bwd_part(&x->model, x->pipe.global[o->unit], o->mb, w, x->dt[BUF_PARAMS], g,
+                          x->dt[BUF_GRADS], o->recompute, o->part, err) == 0)
         return 0;
     return fail_with(err, x, i);
 }

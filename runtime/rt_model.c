@@ -122,8 +122,10 @@ int rt_model_init(rt_model *m, const program *p, const rt_backend *be, rt_mem *m
 
 void rt_model_free(rt_model *m) {
     if (m->saved && m->mem)
-        for (int64_t i = 0; i < m->units * m->micro_batches; i++)
+        for (int64_t i = 0; i < m->units * m->micro_batches; i++) {
             for (int k = 0; k < RT_SAVED_MAX; k++) rt_mem_free(m->mem, m->saved[i].t[k]);
+            rt_mem_free(m->mem, m->saved[i].stash);
+        }
     if (m->hidden)
         for (int64_t i = 0; i < m->micro_batches; i++) rt_mem_free(m->mem, m->hidden[i]);
     if (m->dhidden)
@@ -357,8 +359,45 @@ static void layer_body(op_ctx *c, rt_saved *s, const float *w, bool keep, void *
     }
 }
 
+/* Zero-bubble's stash: the output gradients of the layer's GEMMs, in elements
+ * from its start: dy (w2), da (w1), db (w3), dxm (wo), dq, dk, dv (wq, wk, wv). */
+typedef struct {
+    int64_t dy, da, db, dxm, dq, dk, dv, n;
+} stash_layout;
+
+static stash_layout stash_of(const rt_model *m) {
+    const int64_t N = m->N, h = m->h, f = m->f, qw = m->H * m->D, kvw = m->KVH * m->D;
+    stash_layout l;
+    l.dy = 0, l.da = N * h, l.db = l.da + N * f, l.dxm = l.db + N * f, l.dq = l.dxm + N * h;
+    l.dk = l.dq + N * qw, l.dv = l.dk + N * kvw, l.n = l.dv + N * kvw;
+    return l;
+}
+
+/* The weight part: every GEMM's weight gradient from its saved input and the
+ * stashed output gradient. */
+static void layer_backward_weights(op_ctx *c, rt_saved *s, float *dw) {
+    rt_model *m = c->m;
+    const rt_backend *be = m->be;
+    const int64_t N = m->N, h = m->h, qw = m->H * m->D, kvw = m->KVH * m->D, f = m->f;
+    const stash_layout l = stash_of(m);
+    layer_w G = layer_weights(&m->lay, dw);
+    const float *st = s->stash;
+    float *xn1 = act_load(c, s->t[L_XN1], N * h), *o = act_load(c, s->t[L_O], N * qw),
+          *xn2 = act_load(c, s->t[L_XN2], N * h), *g = act_load(c, s->t[L_G], N * f);
+    if (c->failed) return;
+    be->matmul_bwd(NULL, (float *)G.w2, st + l.dy, g, NULL, N, f, h);
+    be->matmul_bwd(NULL, (float *)G.w1, st + l.da, xn2, NULL, N, h, f);
+    be->matmul_bwd(NULL, (float *)G.w3, st + l.db, xn2, NULL, N, h, f);
+    be->matmul_bwd(NULL, (float *)G.wo, st + l.dxm, o, NULL, N, qw, h);
+    be->matmul_bwd(NULL, (float *)G.wq, st + l.dq, xn1, NULL, N, h, qw);
+    be->matmul_bwd(NULL, (float *)G.wk, st + l.dk, xn1, NULL, N, h, kvw);
+    be->matmul_bwd(NULL, (float *)G.wv, st + l.dv, xn1, NULL, N, h, kvw);
+}
+
+/* part BWD_INPUT: no GEMM weight gradient (dw = NULL for them); their output
+ * gradients go to a new stash in s. */
 static void layer_backward(op_ctx *c, rt_saved *s, const float *w, float *dw, float *dx_out,
-                           float **dx_in) {
+                           float **dx_in, prog_bwd_part part) {
     rt_model *m = c->m;
     const rt_backend *be = m->be;
     const int64_t N = m->N, h = m->h, qw = m->H * m->D, kvw = m->KVH * m->D, f = m->f;
@@ -371,26 +410,37 @@ static void layer_backward(op_ctx *c, rt_saved *s, const float *w, float *dw, fl
           *a = act_load(c, s->t[L_A], N * f), *b = act_load(c, s->t[L_B], N * f),
           *g = act_load(c, s->t[L_G], N * f);
     const float *rstd1 = s->t[L_RSTD1], *rstd2 = s->t[L_RSTD2], *lse = s->t[L_LSE];
+    const bool split = part == BWD_INPUT;
+    const stash_layout sl = stash_of(m);
+    float *st = split ? keep_alloc(c, MEM_WORKSPACE, sl.n * 4) : NULL;
     /* the residual stream's gradient: dx_mid starts as dx_out and becomes dx_in */
     float *dxm = keep_alloc(c, MEM_WORKSPACE, N * h * 4);
     float *dg = zeros(c, N * f);
     if (c->failed) return;
+    if (split) s->stash = st;
+#define GW(x) (split ? NULL : (float *)G.x) /* a GEMM's weight gradient, unless W does it */
+#define STASH(at, src, n) \
+    if (split) memcpy(st + sl.at, src, (size_t)(n) * 4)
     memcpy(dxm, dx_out, (size_t)(N * h) * 4);
-    be->matmul_bwd(dg, (float *)G.w2, dx_out, g, W.w2, N, f, h);
+    STASH(dy, dx_out, N * h);
+    be->matmul_bwd(dg, GW(w2), dx_out, g, W.w2, N, f, h);
     float *da = zeros(c, N * f), *db = zeros(c, N * f);
     if (c->failed) return;
     be->swiglu_bwd(da, db, dg, a, b, N * f);
     tmp_free(c, dg);
+    STASH(da, da, N * f);
+    STASH(db, db, N * f);
     float *dxn2 = zeros(c, N * h);
     if (c->failed) return;
-    be->matmul_bwd(dxn2, (float *)G.w1, da, xn2, W.w1, N, h, f);
-    be->matmul_bwd(dxn2, (float *)G.w3, db, xn2, W.w3, N, h, f);
+    be->matmul_bwd(dxn2, GW(w1), da, xn2, W.w1, N, h, f);
+    be->matmul_bwd(dxn2, GW(w3), db, xn2, W.w3, N, h, f);
     tmp_free(c, da), tmp_free(c, db);
     be->rmsnorm_bwd(dxm, (float *)G.mlp_norm, dxn2, xm, W.mlp_norm, rstd2, N, h);
     tmp_free(c, dxn2);
     float *dout = zeros(c, N * qw);
     if (c->failed) return;
-    be->matmul_bwd(dout, (float *)G.wo, dxm, o, W.wo, N, qw, h);
+    STASH(dxm, dxm, N * h);
+    be->matmul_bwd(dout, GW(wo), dxm, o, W.wo, N, qw, h);
     float *dq = zeros(c, N * qw), *dk = zeros(c, N * kvw), *dv = zeros(c, N * kvw);
     float *scratch = tmp_alloc(c, be->attn_scratch_floats(m->T) * 4);
     if (c->failed) return;
@@ -398,11 +448,16 @@ static void layer_backward(op_ctx *c, rt_saved *s, const float *w, float *dw, fl
     tmp_free(c, scratch), tmp_free(c, dout);
     be->rope_bwd(dq, m->B, m->T, m->H, m->D, m->theta);
     be->rope_bwd(dk, m->B, m->T, m->KVH, m->D, m->theta);
+    STASH(dq, dq, N * qw);
+    STASH(dk, dk, N * kvw);
+    STASH(dv, dv, N * kvw);
+#undef STASH
     float *dxn1 = zeros(c, N * h);
     if (c->failed) return;
-    be->matmul_bwd(dxn1, (float *)G.wq, dq, xn1, W.wq, N, h, qw);
-    be->matmul_bwd(dxn1, (float *)G.wk, dk, xn1, W.wk, N, h, kvw);
-    be->matmul_bwd(dxn1, (float *)G.wv, dv, xn1, W.wv, N, h, kvw);
+    be->matmul_bwd(dxn1, GW(wq), dq, xn1, W.wq, N, h, qw);
+    be->matmul_bwd(dxn1, GW(wk), dk, xn1, W.wk, N, h, kvw);
+    be->matmul_bwd(dxn1, GW(wv), dv, xn1, W.wv, N, h, kvw);
+#undef GW
     be->rmsnorm_bwd(dxm, (float *)G.attn_norm, dxn1, x, W.attn_norm, rstd1, N, h);
     *dx_in = dxm;
 }
@@ -464,6 +519,8 @@ static void saved_free(rt_model *m, rt_saved *s) {
         rt_mem_free(m->mem, s->t[k]);
         s->t[k] = NULL;
     }
+    rt_mem_free(m->mem, s->stash);
+    s->stash = NULL;
     s->n = 0;
 }
 
@@ -505,6 +562,29 @@ int rt_model_fwd(rt_model *m, int64_t unit, int64_t mb, const void *w, rt_dtype 
 
 int rt_model_bwd(rt_model *m, int64_t unit, int64_t mb, const void *w, rt_dtype wdt, void *g,
                  rt_dtype gdt, bool recompute, ps_err *err) {
+    return rt_model_bwd_part(m, unit, mb, w, wdt, g, gdt, recompute, BWD_ALL, err);
+}
+
+int rt_model_bwd_part(rt_model *m, int64_t unit, int64_t mb, const void *w, rt_dtype wdt,
+                      void *g, rt_dtype gdt, bool recompute, prog_bwd_part part, ps_err *err) {
+    const bool layer = unit > 0 && unit < m->units - 1;
+    if (part != BWD_ALL && (!layer || recompute))
+        return ps_err_set(err, "backward of unit %lld, micro-batch %lld: the runtime splits only "
+                               "a layer's backward without full recompute into input and weight "
+                               "parts", (long long)unit, (long long)mb);
+    if (part == BWD_WEIGHT) { /* from what B kept: no weights, no incoming gradient */
+        op_ctx c = {.m = m, .err = err};
+        rt_saved *s = &m->saved[unit * m->micro_batches + mb];
+        if (!s->stash) {
+            return ps_err_set(err, "weight part of unit %lld, micro-batch %lld: its input part "
+                                   "has not run (op order)", (long long)unit, (long long)mb);
+        }
+        float *gf = grads_begin(&c, g, gdt, m->lay.elems);
+        if (!c.failed) layer_backward_weights(&c, s, gf);
+        grads_end(&c, g, gdt, gf, m->lay.elems);
+        if (!c.failed) saved_free(m, s);
+        return op_end(&c);
+    }
     op_ctx c = {.m = m, .err = err};
     const int64_t n = unit_elems(m, unit);
     const float *wf = weights(&c, w, wdt, n);
@@ -524,14 +604,14 @@ int rt_model_bwd(rt_model *m, int64_t unit, int64_t mb, const void *w, rt_dtype 
         rt_mem_free(m->mem, m->dhidden[mb]);
         m->dhidden[mb] = NULL;
     } else {
-        rt_saved rs = {{0}, 0}, *use = s;
+        rt_saved rs = {{0}, 0, NULL}, *use = s;
         if (recompute) { /* rebuild the layer's tensors from its saved input */
             rs.t[0] = s->t[0];
             layer_body(&c, &rs, wf, true, NULL);
             use = &rs;
         }
         float *dx = NULL;
-        if (!c.failed) layer_backward(&c, use, wf, gf, m->dhidden[mb], &dx);
+        if (!c.failed) layer_backward(&c, use, wf, gf, m->dhidden[mb], &dx, part);
         if (recompute) {
             rs.t[0] = NULL;
             saved_free(m, &rs);
@@ -542,6 +622,6 @@ int rt_model_bwd(rt_model *m, int64_t unit, int64_t mb, const void *w, rt_dtype 
         }
     }
     grads_end(&c, g, gdt, gf, n);
-    if (!c.failed) saved_free(m, s);
+    if (!c.failed && part == BWD_ALL) saved_free(m, s); /* B keeps them for W */
     return op_end(&c);
 }

@@ -34,6 +34,7 @@ typedef struct {
 typedef struct {
     void *t[RT_SAVED_MAX]; /* saved blocks (tracked), NULL when absent */
     int n;
+    float *stash; /* zero-bubble: the layer's GEMM output gradients, from B until W (workspace) */
 } rt_saved;
 
 typedef struct {
@@ -83,5 +84,13 @@ int rt_model_fwd(rt_model *m, int64_t unit, int64_t mb, const void *w, rt_dtype 
  * tensors first (full recomputation). */
 int rt_model_bwd(rt_model *m, int64_t unit, int64_t mb, const void *w, rt_dtype wdt, void *g,
                  rt_dtype gdt, bool recompute, ps_err *err);
+/* The same for one part of a layer's backward (zero-bubble, Qi et al. 2023):
+ * BWD_INPUT computes the input gradient and the norm weights' gradients, and
+ * keeps the saved tensors and the GEMMs' output gradients (the stash,
+ * workspace); BWD_WEIGHT then computes the GEMMs' weight gradients from them
+ * and frees both. BWD_ALL is rt_model_bwd. The embedding and the head run
+ * whole. */
+int rt_model_bwd_part(rt_model *m, int64_t unit, int64_t mb, const void *w, rt_dtype wdt,
+                      void *g, rt_dtype gdt, bool recompute, prog_bwd_part part, ps_err *err);
 
 #endif

@@ -1034,11 +1034,18 @@ static void test_refusals(void **state) {
                 "tensor parallelism is not in the execution plan yet: tp = 2 at test.yaml:5:7",
                 NULL);
     tu_contains(emit_error("model: tiny-1m\ncluster: dgx-h100\ngpus: 2\nparallel: {dp: 1, pp: 2}\n"
-                           "batch: {global: 2, micro: 1, seq: 64}\nrecompute: none\n"
+                           "batch: {global: 2, micro: 1, seq: 64}\nrecompute: full\n"
                            "pipeline: {schedule: zero-bubble}\n"
                            "precision: bf16-mixed\noptimizer: adamw\n"),
-                "test.yaml:7:", "schedule: ", "zero-bubble needs a separate weight-gradient op",
-                "found zero-bubble with pp = 2", NULL);
+                "recompute: ", "zero-bubble schedule keeps a layer's activations", "found full",
+                NULL);
+    tu_contains(emit_error("model: tiny-1m\ncluster: dgx-h100\ngpus: 4\n"
+                           "parallel: {dp: 2, pp: 2, zero: 2}\n"
+                           "batch: {global: 4, micro: 1, seq: 64}\nrecompute: none\n"
+                           "pipeline: {schedule: zero-bubble}\n"
+                           "precision: bf16-mixed\noptimizer: adamw\n"),
+                "test.yaml:4:", "parallel.zero: ", "runs with ZeRO-0 or ZeRO-1",
+                "found ZeRO-2 over dp*cp = 2", NULL);
     /* Llama 3.2 1B ties its embeddings: the model file and the field are named */
     tu_contains(emit_error("model: llama3.2-1b\ncluster: dgx-h100\ngpus: 1\nparallel: {dp: 1}\n"
                            "batch: {global: 1, micro: 1, seq: 64}\nrecompute: none\n"
@@ -1102,7 +1109,10 @@ static void stage_order(const prog_role *r, const char *const *names, int n_name
         for (int k = 0; k < n_names; k++)
             if (!strcmp(r->units[o->unit].name, names[k]))
                 at += (size_t)snprintf(out + at, len - at, "%s%c%d.%d", at ? " " : "",
-                                       o->kind == OP_FWD ? 'F' : 'B', k, (int)o->mb);
+                                       o->kind == OP_FWD         ? 'F'
+                                       : o->part == BWD_WEIGHT ? 'W'
+                                                               : 'B',
+                                       k, (int)o->mb);
     }
 }
 
@@ -1122,6 +1132,9 @@ static void test_pipe_emit_order(void **state) {
         /* v = 2: stage 0 holds embed + layer.0 (virtual stage 0) and layer.2 (virtual 2) */
         {"pipeline: {schedule: interleaved, virtual: 2}", {"embed", "layer.2"}, 2,
          "F0.0 F0.1 F1.0 F1.1 F0.2 B1.0 F0.3 B1.1 F1.2 B0.0 F1.3 B0.1 B1.2 B1.3 B0.2 B0.3"},
+        /* ZB-H1: stage 0's W's follow its B's at once (s = 0 places behind) */
+        {"pipeline: {schedule: zero-bubble}", {"layer.0"}, 1,
+         "F0.0 F0.1 B0.0 W0.0 F0.2 B0.1 W0.1 F0.3 B0.2 W0.2 B0.3 W0.3"},
     };
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         plan_spec *s = pipe_plan(1, 2, 4, 0, cases[c].extra);
@@ -1133,7 +1146,7 @@ static void test_pipe_emit_order(void **state) {
         if (strcmp(got, cases[c].stage0))
             fail_msg("%s: stage 0 runs %s, expected %s", cases[c].extra, got, cases[c].stage0);
         assert_int_equal(p.n_roles, 2);
-        if (c < 2) { /* stage 0: embed, layer.0, layer.1; stage 1: layer.2, layer.3, head */
+        if (c != 2) { /* stage 0: embed, layer.0, layer.1; stage 1: layer.2, layer.3, head */
             assert_int_equal(p.roles[0].n_units, 3);
             assert_string_equal(p.roles[1].units[0].name, "layer.2");
             assert_string_equal(p.roles[1].units[2].name, "head");
@@ -1164,7 +1177,7 @@ static void test_pipe_emit_order(void **state) {
                 assert_int_equal(q->sent_bytes, 0);
             }
             /* 2 steps x 4 micro-batches x (v chunks' activations and gradients) */
-            assert_int_equal(sends, 2 * 4 * (c < 2 ? 1 : 3));
+            assert_int_equal(sends, 2 * 4 * (c != 2 ? 1 : 3));
         }
         /* the bytes each stage sends per step are comm.c's pipeline volume */
         replay_result rr;
@@ -1198,9 +1211,13 @@ static void test_pipe_inflight_matches_closed_form(void **state) {
         {2, 8, "pipeline: {schedule: interleaved, virtual: 2}"},
         {2, 4, "pipeline: {schedule: 1f1b, layers: [3, 1]}"},
         {2, 4, "pipeline: {schedule: afab, layers: [1, 3]}"},
+        {2, 4, "pipeline: {schedule: zero-bubble}"},
+        {4, 8, "pipeline: {schedule: zero-bubble}"},
     };
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++)
         for (int zero = 0; zero <= 3; zero += 3) {
+            const bool zb = strstr(cases[c].extra, "zero-bubble") != NULL;
+            if (zb && zero == 3) continue; /* refused (test_refusals) */
             plan_spec *s = pipe_plan(2, cases[c].pp, cases[c].m, zero, cases[c].extra);
             program p;
             replay_result rr;
@@ -1209,9 +1226,23 @@ static void test_pipe_inflight_matches_closed_form(void **state) {
             replay_ok(&p, &rr);
             act_bytes ab;
             act_compute(&s->model.cfg, &s->cfg, &ab);
+            /* zero-bubble keeps a micro-batch's layer activations until its W: pipe_sched.c's
+             * peak_until_w, more than pipe.c's 1F1B count on the later stages; the
+             * embedding and the head run whole in B (peak_inflight) */
+            sched_out so;
+            sched_in si = {.kind = SCHED_ZERO_BUBBLE, .p = cases[c].pp, .m = cases[c].m, .v = 1,
+                           .t_f = (double[PLAN_MAX_STAGES]){1, 1, 1, 1},
+                           .t_b = (double[PLAN_MAX_STAGES]){1, 1, 1, 1}};
+            if (zb) assert_int_equal(sched_simulate(&si, NULL, &so), 0);
             for (int64_t st = 0; st < cases[c].pp; st++) {
                 pipe_inflight in;
                 pipe_stage_inflight(&s->model.cfg, &s->cfg, st, &in);
+                if (zb) {
+                    const int64_t L = pipe_stage_layers(&s->model.cfg, &s->cfg, st);
+                    in.layer_units = so.peak_until_w[st] * L;
+                    in.first_extra = st == 0 ? so.peak_inflight[st] : 0;
+                    in.last_extra = st == cases[c].pp - 1 ? so.peak_inflight[st] : 0;
+                }
                 const int64_t want = in.layer_units * ab.layer_saved +
                                      in.first_extra * ab.first_stage +
                                      in.last_extra * ab.last_stage;
@@ -1243,6 +1274,8 @@ static void test_pipe_replay_is_the_schedule(void **state) {
         {2, 4, "pipeline: {schedule: 1f1b}", SCHED_1F1B},
         {4, 8, "pipeline: {schedule: 1f1b}", SCHED_1F1B},
         {2, 8, "pipeline: {schedule: 1f1b, layers: [3, 1]}", SCHED_1F1B},
+        {2, 4, "pipeline: {schedule: zero-bubble}", SCHED_ZERO_BUBBLE},
+        {4, 8, "pipeline: {schedule: zero-bubble}", SCHED_ZERO_BUBBLE},
     };
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         plan_spec *s = pipe_plan(1, cases[c].pp, cases[c].m, 0, cases[c].extra);
@@ -1250,18 +1283,20 @@ static void test_pipe_replay_is_the_schedule(void **state) {
         replay_result rr;
         emit_ok(s, 1, &p);
         replay_ok(&p, &rr);
-        double t_f[PLAN_MAX_STAGES] = {0}, t_b[PLAN_MAX_STAGES] = {0}, t_p2p = 0, span = 0;
+        double t_f[PLAN_MAX_STAGES] = {0}, t_b[PLAN_MAX_STAGES] = {0}, t_w[PLAN_MAX_STAGES] = {0};
+        double t_p2p = 0, span = 0;
         for (int32_t r = 0; r < p.n_roles; r++)
             for (int32_t i = 0; i < p.roles[r].n_ops; i++) {
                 const prog_op *o = &p.roles[r].ops[i];
                 if (o->kind == OP_FWD && o->mb == 0) t_f[r] += o->seconds;
-                if (o->kind == OP_BWD && o->mb == 0) t_b[r] += o->seconds;
+                if (o->kind == OP_BWD && o->mb == 0) /* zero-bubble: B and W apart */
+                    *(o->part == BWD_WEIGHT ? &t_w[r] : &t_b[r]) += o->seconds;
                 if (o->kind == OP_SEND) t_p2p = o->seconds;
                 if ((o->kind == OP_FWD || o->kind == OP_BWD) && rr.roles[r].ops[i].end_s > span)
                     span = rr.roles[r].ops[i].end_s;
             }
         sched_in in = {.kind = cases[c].kind, .p = cases[c].pp, .m = cases[c].m, .v = 1,
-                       .t_f = t_f, .t_b = t_b, .t_p2p = t_p2p};
+                       .t_f = t_f, .t_b = t_b, .t_w = t_w, .t_p2p = t_p2p};
         sched_out so;
         assert_int_equal(sched_simulate(&in, NULL, &so), 0);
         if (fabs(span - so.step_time) > 1e-9 * so.step_time)
@@ -1298,6 +1333,55 @@ static void test_pipe_replay_pairs(void **state) {
     memset(&err, 0, sizeof err);
     assert_int_equal(replay_program(&p, &rr, &err), -1);
     tu_contains(err.msg, "recv", "waits for a send that never comes", NULL);
+    program_free(&p);
+    free(s);
+}
+
+/* Zero-bubble's split backward: the loader's rules (a W after its B, every B's W
+ * before the optimizer) and the JSON's `part`. */
+static void test_pipe_zero_bubble_parts(void **state) {
+    (void)state;
+    plan_spec *s = pipe_plan(1, 2, 4, 0, "pipeline: {schedule: zero-bubble}");
+    program p, q;
+    ps_err err = {{0}};
+    int32_t role = -1, op = -1;
+    emit_ok(s, 1, &p);
+    check_ok(&p);
+    prog_role *r = &p.roles[1];
+    int32_t b = -1, w = -1;
+    for (int32_t i = 0; i < r->n_ops; i++) {
+        if (b < 0 && r->ops[i].kind == OP_BWD && r->ops[i].part == BWD_INPUT) b = i;
+        if (w < 0 && r->ops[i].kind == OP_BWD && r->ops[i].part == BWD_WEIGHT) w = i;
+    }
+    assert_true(b >= 0 && w > b);
+    assert_int_equal(r->ops[b].bytes, 0);
+    assert_true(r->ops[w].bytes > 0); /* what its forward saved */
+    /* a W before its B */
+    r->ops[b].part = BWD_WEIGHT;
+    assert_int_equal(program_check(&p, &role, &op, &err), -1);
+    tu_contains(err.msg, "bwd layer.3 (step 0, mb 0): no input-gradient part of layer.3's backward "
+                         "in micro-batch 0 waits for this weight part", NULL);
+    r->ops[b].part = BWD_INPUT;
+    /* a B whose W never comes: the optimizer is too early */
+    memmove(&r->ops[w], &r->ops[w + 1], (size_t)(r->n_ops - w - 1) * sizeof *r->ops);
+    r->n_ops--;
+    memset(&err, 0, sizeof err);
+    assert_int_equal(program_check(&p, &role, &op, &err), -1);
+    tu_contains(err.msg, "optim (step 0): before the weight-gradient part of 1 backwards", NULL);
+    program_free(&p);
+    emit_ok(s, 1, &p);
+    /* the parts survive the JSON */
+    char dir[] = "/tmp/parasim-zb-XXXXXX", path[64];
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/p.json", dir);
+    if (program_write_json(&p, path, &err) || program_load_json(path, &q, &err))
+        fail_msg("%s", err.msg);
+    for (int k = 0; k < 2; k++)
+        for (int32_t i = 0; i < p.roles[k].n_ops; i++)
+            assert_int_equal(p.roles[k].ops[i].part, q.roles[k].ops[i].part);
+    remove(path);
+    rmdir(dir);
+    program_free(&q);
     program_free(&p);
     free(s);
 }
@@ -1435,6 +1519,7 @@ int main(void) {
         cmocka_unit_test(test_pipe_json_round_trip),
         cmocka_unit_test(test_pipe_replay_is_the_schedule),
         cmocka_unit_test(test_pipe_replay_pairs),
+        cmocka_unit_test(test_pipe_zero_bubble_parts),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     if (tmpdir[0]) {

@@ -527,18 +527,23 @@ static ynode *pp_run(int dp, int zero, const char *extra, double rtol, double gt
     return first;
 }
 
-/* Stage 0's forwards and backwards of its first unit, "F0 F1 B0 ..." */
-static void first_unit_order(const ynode *prof, char *buf, size_t len) {
+/* Stage 0's forwards and backwards of unit `unit`, "F0 F1 B0 ..." (zero-bubble's
+ * weight parts: W) */
+static void unit_order(const ynode *prof, const char *unit, char *buf, size_t len) {
     const ynode *ev = at(prof, "events");
     size_t n = 0;
     buf[0] = 0;
     for (int i = 0; i < ev->n; i++) {
         const ynode *e = ev->items[i], *u = ynode_get(e, "unit");
         const char *kind = at(e, "kind")->str;
-        if (num(e, "step") != 0 || !u || strcmp(u->str, "embed")) continue;
+        const ynode *part = ynode_get(e, "part");
+        if (num(e, "step") != 0 || !u || strcmp(u->str, unit)) continue;
         if (!strcmp(kind, "fwd") || !strcmp(kind, "bwd"))
             n += (size_t)snprintf(buf + n, len - n, "%s%c%.0f", n ? " " : "",
-                                  kind[0] == 'f' ? 'F' : 'B', num(e, "mb"));
+                                  kind[0] == 'f'                           ? 'F'
+                                  : part && !strcmp(part->str, "weight") ? 'W'
+                                                                           : 'B',
+                                  num(e, "mb"));
     }
 }
 
@@ -546,13 +551,18 @@ static void pp_schedule(const char *schedule, const char *stage0) {
     char extra[128], got[256];
     snprintf(extra, sizeof extra, "--set pipeline.schedule=%s", schedule);
     ynode *p = pp_run(1, 0, extra, 1e-5, 1e-5);
-    first_unit_order(p, got, sizeof got);
+    unit_order(p, strcmp(schedule, "zero-bubble") ? "embed" : "layer.0", got, sizeof got);
     if (strcmp(got, stage0)) fail_msg("%s: stage 0 ran %s, expected %s", schedule, got, stage0);
     ynode_free(p);
 }
 
 static void test_pp_afab(void **s) { (void)s, pp_schedule("afab", "F0 F1 F2 F3 B0 B1 B2 B3"); }
 static void test_pp_1f1b(void **s) { (void)s, pp_schedule("1f1b", "F0 F1 B0 F2 B1 F3 B2 B3"); }
+/* ZB-H1: each layer's backward is split into its input part B and its weight
+ * part W, which fills the bubbles */
+static void test_pp_zero_bubble(void **s) {
+    (void)s, pp_schedule("zero-bubble", "F0 F1 B0 W0 F2 B1 W1 F3 B2 W2 B3 W3");
+}
 static void test_pp_interleaved(void **s) {
     (void)s, ynode_free(pp_run(1, 0, "--set pipeline.schedule=interleaved --set pipeline.virtual=2",
                                1e-5, 1e-5));
@@ -579,9 +589,10 @@ static void test_pp_refused(void **state) {
     if (!m || !strstr(m, "parallel.pp")) fail_msg("%s", out);
     assert_null(strstr(m + 1, "parasim run: ")); /* once */
     snprintf(cmd, sizeof cmd, "%s -np 2 --oversubscribe %s run " PLAN " --quiet --set gpus=2 "
-             "--set parallel.pp=2 --set pipeline.schedule=zero-bubble", mpirun, parasim);
+             "--set parallel.pp=2 --set pipeline.schedule=zero-bubble --set recompute=full",
+             mpirun, parasim);
     assert_int_equal(sh(cmd), 1);
-    tu_contains(out, "schedule: ", "zero-bubble needs a separate weight-gradient op", NULL);
+    tu_contains(out, "recompute: ", "zero-bubble schedule keeps a layer's activations", NULL);
 }
 
 int main(int argc, char **argv) {
@@ -607,7 +618,8 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_stopped_rank_times_out), cmocka_unit_test(test_killed_rank),
         cmocka_unit_test(test_interrupted_hang_names_ops),
         cmocka_unit_test(test_pp_reference), cmocka_unit_test(test_pp_afab),
-        cmocka_unit_test(test_pp_1f1b), cmocka_unit_test(test_pp_interleaved),
+        cmocka_unit_test(test_pp_1f1b), cmocka_unit_test(test_pp_zero_bubble),
+        cmocka_unit_test(test_pp_interleaved),
         cmocka_unit_test(test_pp_uneven), cmocka_unit_test(test_pp_dp2_zero1),
         cmocka_unit_test(test_pp_dp2_zero3), cmocka_unit_test(test_pp_bf16),
         cmocka_unit_test(test_pp_refused),

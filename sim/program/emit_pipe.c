@@ -40,12 +40,20 @@ int emit_pipe_init(const plan_spec *s, int64_t stage, emit_pipe *e, ps_err *err)
     const int64_t L = s->model.cfg.layers;
     memset(e, 0, sizeof *e);
     e->p = p->pp, e->v = p->virtual_stages, e->m = plan_micro_batches(p), e->stage = stage;
-    if (p->pp > 1 && p->schedule == SCHED_ZERO_BUBBLE)
-        return ps_err_at(err, &s->locs.schedule, "schedule",
-                         "the execution plan runs afab, 1f1b and interleaved pipelines; "
-                         "zero-bubble needs a separate weight-gradient op, which it has not yet "
-                         "(found zero-bubble with pp = %lld)",
-                         (long long)p->pp);
+    e->zero_bubble = p->pp > 1 && p->schedule == SCHED_ZERO_BUBBLE;
+    if (e->zero_bubble && p->recompute == RECOMPUTE_FULL)
+        return ps_err_at(err, &s->locs.recompute, "recompute",
+                         "the execution plan's zero-bubble schedule keeps a layer's activations "
+                         "from its input-gradient part B to its weight-gradient part W; with full "
+                         "recompute they are rebuilt in B and gone by W: use 1f1b, or recompute "
+                         "none or selective (found full)");
+    if (e->zero_bubble && p->zero >= 2 && p->dp * p->cp > 1)
+        return ps_err_at(err, &s->locs.zero, "parallel.zero",
+                         "the execution plan's zero-bubble schedule runs with ZeRO-0 or ZeRO-1 "
+                         "(DeepSpeed too refuses ZeRO-2/3 with pipelines): a unit's gradient "
+                         "buffer would be reduce-scattered between its B and W parts; found "
+                         "ZeRO-%d over dp*cp = %lld",
+                         p->zero, (long long)(p->dp * p->cp));
     const int64_t pv = e->p * e->v;
     e->chunk_lo = calloc((size_t)e->v + 1, sizeof *e->chunk_lo);
     e->global = calloc((size_t)(L + 2), sizeof *e->global);
@@ -69,7 +77,8 @@ int emit_pipe_init(const plan_spec *s, int64_t stage, emit_pipe *e, ps_err *err)
     e->chunk_lo[e->v] = e->n_units;
     /* one stage: any schedule is gradient accumulation (pipe_sched.c's warm-up 0) */
     sched_in in = {.kind = p->pp > 1 ? p->schedule : SCHED_AFAB, .p = e->p, .m = e->m, .v = e->v};
-    e->n_ops = e->m * e->v * 2;
+    for (int32_t u = 0; u < e->n_units; u++) e->n_layers += e->global[u] >= 1 && e->global[u] <= L;
+    e->n_ops = e->m * e->v * (e->zero_bubble ? 3 : 2);
     e->ops = calloc((size_t)e->n_ops, sizeof *e->ops);
     if (!e->ops) return emit_pipe_free(e), ps_err_set(err, "out of memory");
     if (sched_stage_order(&in, stage, e->ops)) {

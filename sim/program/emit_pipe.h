@@ -25,14 +25,17 @@ typedef struct {
     int32_t n_units;   /* units this stage holds */
     int32_t *global;   /* [n_units]: the global unit of each local one */
     int32_t *chunk_lo; /* [v + 1]: chunk c holds local units [chunk_lo[c], chunk_lo[c+1]) */
+    int32_t n_layers;  /* of them, layers (zero-bubble splits their backwards) */
+    bool zero_bubble;  /* ops hold W (weight-gradient) entries after the B's */
     int64_t n_ops;     /* schedule ops of one step */
     sched_op *ops;     /* [n_ops]: F and B (chunk, micro-batch) in run order */
 } emit_pipe;
 
 /* Lay out stage `stage` of a checked plan (pp = 1: one stage, gradient
- * accumulation F0 B0 F1 B1 ...). Returns 0, or -1 with err set: the
- * zero-bubble schedule (the execution plan has no separate weight-gradient op
- * yet), a stage without units, or no memory. */
+ * accumulation F0 B0 F1 B1 ...). Returns 0, or -1 with err set: zero-bubble
+ * with full recompute or with ZeRO-2/3 over several ranks (a layer's weight
+ * gradient would outlive its rebuilt tensors / its unit-gradient buffer), a
+ * stage without units, or no memory. */
 int emit_pipe_init(const plan_spec *s, int64_t stage, emit_pipe *out, ps_err *err);
 void emit_pipe_free(emit_pipe *e);
 

@@ -12,6 +12,7 @@ const char *const mem_cat_names[MEM_COUNT] = {"params",      "grads",   "master"
                                               "activations", "buffers", "workspace"};
 const char *const prog_buf_names[BUF_COUNT] = {"params", "grads",       "master",    "adam.m",
                                                "adam.v", "unit_params", "unit_grads"};
+const char *const prog_bwd_part_names[BWD_PART_COUNT] = {"all", "input", "weight"};
 const char *const prog_kind_names[OP_KIND_COUNT] = {"alloc", "free", "zero_grad", "fwd", "bwd",
                                                     "coll",  "send", "recv",      "optim"};
 const char *const prog_phase_names[] = {"fwd", "bwd", "grads", "params", "p2p"};
@@ -147,6 +148,7 @@ const prog_field prog_fields[] = {
     F("transient", PF_I64, transient_bytes, NULL, 0, COMPUTE, 0),
     F("workspace", PF_I64, workspace_bytes, NULL, 0, COMPUTE, 0),
     F("recompute", PF_BOOL, recompute, NULL, 0, K(OP_BWD), 0),
+    F("part", PF_ENUM, part, prog_bwd_part_names, BWD_PART_COUNT, K(OP_BWD), 0),
     F("flops", PF_F64, flops, NULL, 0, COMPUTE | K(OP_OPTIM), COMPUTE | K(OP_OPTIM)),
     F("seconds", PF_F64, seconds, NULL, 0, ALL, COMPUTE | K(OP_COLL) | P2P | K(OP_OPTIM)),
 };

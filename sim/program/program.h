@@ -101,6 +101,12 @@ typedef enum {
     OP_KIND_COUNT
 } prog_kind;
 
+/* Which part of a unit's backward a bwd op runs: all of it, or (zero-bubble
+ * pipelines, Qi et al. 2023) the input gradient B, then later the weight
+ * gradient W. An input part frees nothing (its forward's activations stay for
+ * W); the weight part frees them. */
+typedef enum { BWD_ALL, BWD_INPUT, BWD_WEIGHT, BWD_PART_COUNT } prog_bwd_part;
+
 typedef struct {
     prog_kind kind;
     int32_t step;       /* 0-based training step the op belongs to */
@@ -114,6 +120,7 @@ typedef struct {
     comm_phase phase;   /* coll: when it runs (comm.h) */
     int32_t peer;       /* send/recv: the other stage */
     bool recompute;     /* bwd: rebuilds the forward first (full recompute) */
+    prog_bwd_part part; /* bwd: all, or the zero-bubble input / weight part */
     int64_t offset;     /* coll: first element in the flat space (a range never reaches
                            into the padding: [offset, offset+elems) lies in [0, flat_elems));
                            optim: first element relative to the rank's holding (see OP_OPTIM) */
@@ -240,5 +247,6 @@ int program_check(const program *p, int32_t *role, int32_t *op, ps_err *err);
 extern const char *const mem_cat_names[MEM_COUNT];   /* "params", "grads", ... */
 extern const char *const prog_buf_names[BUF_COUNT];  /* "params", ..., "unit_grads" */
 extern const char *const prog_kind_names[OP_KIND_COUNT]; /* "alloc", "free", ... */
+extern const char *const prog_bwd_part_names[BWD_PART_COUNT]; /* "all", "input", "weight" */
 
 #endif

@@ -56,6 +56,8 @@ typedef struct {
     int32_t *pos;             /* [mbs]: 0..U-1 next forward, U..2U-1 next backward, 2U done */
     int64_t *saved;           /* [mbs x U]: what a forward saved */
     int32_t *done_bwd;        /* [U]: micro-batches whose backward of u ran */
+    bool *w_pending;          /* [mbs x U]: an input-gradient part waits for its weight part */
+    int64_t n_w_pending;
     int32_t complete;         /* units [complete, U) have every micro-batch's backward */
     int n_zero_grad, n_optim;
     bool any_bwd;
@@ -296,7 +298,34 @@ static int write_grads(chk *c, int32_t i, const prog_op *o) {
     return 0;
 }
 
+/* A unit's backward is complete for micro-batch mb: its gradient may be reduced
+ * once every micro-batch's is. */
+static void bwd_done(chk *c, int32_t u) {
+    c->done_bwd[u]++;
+    while (c->complete > 0 && c->done_bwd[c->complete - 1] == c->mbs) c->complete--;
+}
+
+/* The weight-gradient part of a zero-bubble backward: after its input part,
+ * freeing what the forward saved. */
+static int op_bwd_weight(chk *c, int32_t i, const prog_op *o) {
+    bool *pending = &c->w_pending[(int64_t)o->mb * c->U + o->unit];
+    const int64_t saved = c->saved[(int64_t)o->mb * c->U + o->unit];
+    if (c->n_optim) return bad(c, i, "after the step's optim");
+    if (!*pending)
+        return bad(c, i, "no input-gradient part of %s's backward in micro-batch %d waits for this "
+                   "weight part", c->r->units[o->unit].name, (int)o->mb);
+    if (o->bytes != saved)
+        return bad(c, i, "frees %lld bytes of activations; its forward saved %lld",
+                   (long long)o->bytes, (long long)saved);
+    if (read_params(c, i, o) || write_grads(c, i, o)) return -1;
+    *pending = false;
+    c->n_w_pending--;
+    bwd_done(c, o->unit);
+    return 0;
+}
+
 static int op_bwd(chk *c, int32_t i, const prog_op *o) {
+    if (o->part == BWD_WEIGHT) return op_bwd_weight(c, i, o);
     int32_t *pos = &c->pos[o->mb];
     const int32_t U = c->U;
     if (c->n_optim) return bad(c, i, "after the step's optim");
@@ -312,14 +341,21 @@ static int op_bwd(chk *c, int32_t i, const prog_op *o) {
                    "order), found %s", c->r->units[2 * U - 1 - *pos].name, (int)o->mb,
                    c->r->units[o->unit].name);
     const int64_t saved = c->saved[(int64_t)o->mb * U + o->unit];
-    if (o->bytes != saved)
+    if (o->part == BWD_INPUT && o->bytes != 0)
+        return bad(c, i, "an input-gradient part frees no activations (its weight part frees "
+                   "them), found %lld bytes", (long long)o->bytes);
+    if (o->part == BWD_ALL && o->bytes != saved)
         return bad(c, i, "frees %lld bytes of activations; its forward saved %lld",
                    (long long)o->bytes, (long long)saved);
     if (read_params(c, i, o) || write_grads(c, i, o)) return -1;
     (*pos)++;
     c->any_bwd = true;
-    c->done_bwd[o->unit]++;
-    while (c->complete > 0 && c->done_bwd[c->complete - 1] == c->mbs) c->complete--;
+    if (o->part == BWD_INPUT) {
+        c->w_pending[(int64_t)o->mb * U + o->unit] = true;
+        c->n_w_pending++;
+    } else {
+        bwd_done(c, o->unit);
+    }
     return 0;
 }
 
@@ -400,6 +436,9 @@ static int op_optim(chk *c, int32_t i, const prog_op *o) {
     for (int32_t m = 0; m < c->mbs; m++)
         if (c->pos[m] != 2 * c->U)
             return bad(c, i, "before micro-batch %d's backward finished", (int)m);
+    if (c->n_w_pending)
+        return bad(c, i, "before the weight-gradient part of %lld backwards",
+                   (long long)c->n_w_pending);
     for (size_t k = 0; k < sizeof needs / sizeof needs[0]; k++)
         if ((needs[k] != BUF_MASTER || c->held[BUF_MASTER]) && need_live(c, i, needs[k], -1))
             return -1;
@@ -445,6 +484,8 @@ static int end_step(chk *c, int32_t i) {
     c->any_bwd = false;
     memset(c->pos, 0, (size_t)c->mbs * sizeof *c->pos);
     memset(c->done_bwd, 0, (size_t)c->U * sizeof *c->done_bwd);
+    memset(c->w_pending, 0, (size_t)(c->mbs * c->U) * sizeof *c->w_pending);
+    c->n_w_pending = 0;
     c->complete = c->U;
     c->red.n = 0;
     return 0;
@@ -457,7 +498,8 @@ static int op_sane(chk *c, int32_t i, const prog_op *o) {
     if ((unsigned)o->kind >= OP_KIND_COUNT || (unsigned)o->buf >= BUF_COUNT ||
         (unsigned)o->src >= BUF_COUNT || (unsigned)o->dst >= BUF_COUNT ||
         (unsigned)o->cat >= MEM_COUNT || (unsigned)o->coll > COLL_SEND ||
-        (unsigned)o->group >= GROUP_COUNT || (unsigned)o->phase >= PROG_PHASE_COUNT)
+        (unsigned)o->group >= GROUP_COUNT || (unsigned)o->phase >= PROG_PHASE_COUNT ||
+        (unsigned)o->part >= BWD_PART_COUNT)
         return bad(c, i, "a field outside its enumeration");
     if (o->step < 0 || o->step >= c->p->steps)
         return bad(c, i, "expected a step below %d, found %d", (int)c->p->steps, (int)o->step);
@@ -547,8 +589,9 @@ static int check_role(chk *c) {
     c->pos = calloc((size_t)c->mbs, sizeof *c->pos);
     c->saved = calloc((size_t)(c->mbs * c->U), sizeof *c->saved);
     c->done_bwd = calloc((size_t)c->U, sizeof *c->done_bwd);
+    c->w_pending = calloc((size_t)(c->mbs * c->U), sizeof *c->w_pending);
     if (!c->live || !c->ug_dirty || !c->up_filled || !c->ug_spans || !c->up_spans || !c->pos ||
-        !c->saved || !c->done_bwd)
+        !c->saved || !c->done_bwd || !c->w_pending)
         return c->oom = true, ps_err_set(c->err, "out of memory");
     for (size_t k = 0; k < nl; k++) c->live[k] = -1;
     c->complete = c->U;
@@ -580,6 +623,7 @@ static void chk_free(chk *c) {
     free(c->pos);
     free(c->saved);
     free(c->done_bwd);
+    free(c->w_pending);
     free(c->pgather.v);
     free(c->red.v);
 }

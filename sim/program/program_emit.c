@@ -34,6 +34,7 @@ typedef enum { UK_EMBED, UK_LAYER, UK_HEAD, UK_COUNT } unit_kind;
 /* What one op of a unit kind carries, per micro-batch. */
 typedef struct {
     double fwd_s, bwd_s, fwd_flops, bwd_flops;
+    double bwd_w_s, bwd_w_flops; /* the weight-gradient part (zero-bubble W), in bwd_s too */
     int64_t saved, transient, workspace;
     bool recompute;
 } unit_cost;
@@ -65,6 +66,7 @@ typedef struct {
     emit_pipe pipe;   /* the stage's units and schedule (emit_pipe.h) */
     int64_t p2p_bytes; /* one activation (or its gradient) between stages */
     double p2p_s;
+    prog_bwd_part layer_part; /* what emit_backward runs of each layer (zero-bubble: B or W) */
 } emit_ctx;
 
 /* ---- what the execution plan cannot express yet --------------------------------- */
@@ -201,7 +203,8 @@ static unit_kind kind_of(const emit_ctx *x, int32_t u) {
     return g == 0 ? UK_EMBED : g == x->m->layers + 1 ? UK_HEAD : UK_LAYER;
 }
 
-static void emit_compute(emit_ctx *x, prog_kind kind, int32_t step, int32_t mb, int32_t u) {
+static void emit_compute(emit_ctx *x, prog_kind kind, prog_bwd_part part, int32_t step,
+                         int32_t mb, int32_t u) {
     const unit_cost *k = &x->cost[kind_of(x, u)];
     prog_op *o = push(x, kind, step);
     o->mb = mb;
@@ -218,6 +221,15 @@ static void emit_compute(emit_ctx *x, prog_kind kind, int32_t step, int32_t mb, 
         o->recompute = k->recompute;
         o->flops = k->bwd_flops;
         o->seconds = k->bwd_s;
+        o->part = part;
+        if (part == BWD_INPUT) { /* the weight part frees the activations, and does its GEMMs */
+            o->bytes = 0;
+            o->flops -= k->bwd_w_flops, o->seconds -= k->bwd_w_s;
+        } else if (part == BWD_WEIGHT) {
+            o->transient_bytes = o->workspace_bytes = 0;
+            o->recompute = false;
+            o->flops = k->bwd_w_flops, o->seconds = k->bwd_w_s;
+        }
     }
 }
 
@@ -234,7 +246,7 @@ static void emit_gather(emit_ctx *x, int32_t step, int32_t mb, int32_t u, comm_p
 static void emit_forward(emit_ctx *x, int32_t step, int32_t mb, int32_t lo, int32_t hi) {
     for (int32_t u = lo; u < hi; u++) {
         if (x->gather) emit_gather(x, step, mb, u, COMM_FWD);
-        emit_compute(x, OP_FWD, step, mb, u);
+        emit_compute(x, OP_FWD, BWD_ALL, step, mb, u);
         if (x->gather) emit_free(x, step, BUF_UNIT_PARAMS, u);
     }
 }
@@ -250,15 +262,18 @@ static void emit_backward(emit_ctx *x, int32_t step, int32_t mb, int32_t lo, int
     int32_t next = 0;
     for (int32_t u = hi - 1; u >= lo; u--) {
         const prog_unit *un = &r->units[u];
-        if (x->gather) emit_gather(x, step, mb, u, COMM_BWD);
-        if (x->unit_grads) emit_alloc(x, step, BUF_UNIT_GRADS, u, MEM_BUFFERS);
-        emit_compute(x, OP_BWD, step, mb, u);
-        if (x->unit_grads) {
+        /* zero-bubble splits the layers' backwards; the embedding's and head's run whole in B */
+        const prog_bwd_part part = kind_of(x, u) == UK_LAYER ? x->layer_part : BWD_ALL;
+        const bool run = x->layer_part != BWD_WEIGHT || part == BWD_WEIGHT;
+        if (x->gather && run) emit_gather(x, step, mb, u, COMM_BWD);
+        if (x->unit_grads && run) emit_alloc(x, step, BUF_UNIT_GRADS, u, MEM_BUFFERS);
+        if (run) emit_compute(x, OP_BWD, part, step, mb, u);
+        if (x->unit_grads && run) {
             emit_coll(x, step, mb, u, COLL_REDUCE_SCATTER, COMM_BWD, BUF_UNIT_GRADS, BUF_GRADS,
                       un->offset, un->elems, gt);
             emit_free(x, step, BUF_UNIT_GRADS, u);
         }
-        if (x->gather) emit_free(x, step, BUF_UNIT_PARAMS, u);
+        if (x->gather && run) emit_free(x, step, BUF_UNIT_PARAMS, u);
         for (; last && next < x->n_buckets && x->buckets[next].lo >= un->offset; next++)
             emit_coll(x, step, mb, -1, x->p->zero == 0 ? COLL_ALL_REDUCE : COLL_REDUCE_SCATTER,
                       COMM_GRADS, BUF_GRADS, BUF_GRADS, x->buckets[next].lo,
@@ -295,10 +310,14 @@ static void emit_sched_op(emit_ctx *x, int32_t step, const sched_op *so, bool la
         if (g > 0) emit_p2p(x, OP_RECV, step, mb, lo, COMM_FWD, g - 1);
         emit_forward(x, step, mb, lo, hi);
         if (g < pv - 1) emit_p2p(x, OP_SEND, step, mb, hi - 1, COMM_FWD, g + 1);
-    } else {
+    } else if (so->kind == SCHED_OP_B) {
         if (g < pv - 1) emit_p2p(x, OP_RECV, step, mb, hi - 1, COMM_BWD, g + 1);
+        x->layer_part = e->zero_bubble ? BWD_INPUT : BWD_ALL;
         emit_backward(x, step, mb, lo, hi, last);
         if (g > 0) emit_p2p(x, OP_SEND, step, mb, lo, COMM_BWD, g - 1);
+    } else { /* zero-bubble W: the layers' weight gradients, in a bubble */
+        x->layer_part = BWD_WEIGHT;
+        emit_backward(x, step, mb, lo, hi, last);
     }
 }
 
@@ -391,6 +410,9 @@ static void unit_costs(emit_ctx *x) {
         c->fwd_s = parts[k]->fwd;
         c->bwd_s = parts[k]->bwd_in + parts[k]->recompute + parts[k]->bwd_w;
         part_flops(parts[k], c->recompute, &c->fwd_flops, &c->bwd_flops);
+        c->bwd_w_s = parts[k]->bwd_w;
+        for (int i = 0; i < parts[k]->n; i++) /* a GEMM's weight gradient: one more GEMM */
+            if (parts[k]->op[i].kind == KT_GEMM) c->bwd_w_flops += parts[k]->op[i].flops_fwd;
     }
     x->cost[UK_EMBED].saved = ab.first_stage;
     x->cost[UK_LAYER].saved = ab.layer_saved;
@@ -485,6 +507,8 @@ static int64_t emit_op_count(const emit_ctx *x, int64_t n_buckets, int steps) {
     if (__builtin_mul_overflow(x->mbs, x->r->n_units * per_unit, &per_step) ||
         __builtin_add_overflow(per_step, 2 + gather_params + n_buckets, &per_step) ||
         __builtin_add_overflow(per_step, emit_pipe_p2p_per_step(&x->pipe), &per_step) ||
+        __builtin_add_overflow(per_step, x->pipe.zero_bubble ? x->mbs * x->pipe.n_layers : 0,
+                               &per_step) ||
         __builtin_mul_overflow(per_step, (int64_t)steps, &total) ||
         __builtin_add_overflow(total, 4 + (p->precision.master != DT_NONE ? 1 : 0), &total))
         return INT64_MAX;

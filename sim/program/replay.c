@@ -126,6 +126,10 @@ static int mem_op(replay_state *s, const prog_op *o, int32_t i, int64_t during[M
         break;
     case OP_BWD:
         if (*saved < 0) return op_err(err, s, i, "no forward saved activations for it");
+        if (o->part == BWD_INPUT) { /* the weight part frees them */
+            if (o->bytes) return op_err(err, s, i, "an input-gradient part frees activations");
+            break;
+        }
         if (*saved != o->bytes) return op_err(err, s, i, "frees other bytes than its forward saved");
         s->cur[MEM_ACTIVATIONS] -= o->bytes;
         *saved = -1;
