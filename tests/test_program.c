@@ -1333,6 +1333,19 @@ static void test_pipe_replay_pairs(void **state) {
     memset(&err, 0, sizeof err);
     assert_int_equal(replay_program(&p, &rr, &err), -1);
     tu_contains(err.msg, "recv", "waits for a send that never comes", NULL);
+    /* a send nobody receives (the runtime would wait for it at the end of the step) */
+    first_send->kind = OP_SEND;
+    first_send->phase = COMM_FWD;
+    prog_role *r1 = &p.roles[1];
+    for (int32_t i = 0; i < r1->n_ops; i++)
+        if (r1->ops[i].kind == OP_RECV && r1->ops[i].phase == COMM_FWD && r1->ops[i].mb == 3) {
+            memmove(&r1->ops[i], &r1->ops[i + 1], (size_t)(r1->n_ops - i - 1) * sizeof *r1->ops);
+            r1->n_ops--;
+            break;
+        }
+    memset(&err, 0, sizeof err);
+    assert_int_equal(replay_program(&p, &rr, &err), -1);
+    tu_contains(err.msg, "role 0 (stage 0): 1 of its 4 pipeline sends have no receive", NULL);
     program_free(&p);
     free(s);
 }

@@ -42,7 +42,7 @@ typedef struct {
     replay_role *out;
     int32_t index, next; /* the role's index; its next op to replay */
     p2p_sent *sent;
-    int32_t n_sent, cap_sent;
+    int32_t n_sent, cap_sent, n_taken; /* sends so far; of them, paired with a receive */
     p2p_cursor *cursors;
     int n_cursors, cap_cursors;
     /* memory */
@@ -331,6 +331,7 @@ static int p2p_match(replay_state *s, replay_state *all, const int32_t *role_at,
         c->at++;
     if (c->at == f->n_sent) return 1;
     const p2p_sent *x = &f->sent[c->at++];
+    all[from].n_taken++;
     if (x->mb != o->mb) {
         char msg[160];
         snprintf(msg, sizeof msg, "receives micro-batch %d where stage %d's next send of that "
@@ -447,7 +448,13 @@ static int replay_roles(const program *p, replay_state *st, const int32_t *role_
             return op_err(err, &st[i], st[i].next,
                           "waits for a send that never comes (the stages' sends and receives "
                           "wait on each other, or do not pair up)");
-    for (int32_t i = 0; i < p->n_roles; i++) replay_steps(&st[i]);
+    for (int32_t i = 0; i < p->n_roles; i++) {
+        if (st[i].n_taken != st[i].n_sent) /* the runtime's end of step would wait for them */
+            return ps_err_set(err, "role %d (stage %d): %d of its %d pipeline sends have no "
+                                   "receive on their peer stage", (int)i, (int)p->roles[i].stage,
+                              (int)(st[i].n_sent - st[i].n_taken), (int)st[i].n_sent);
+        replay_steps(&st[i]);
+    }
     return 0;
 }
 
