@@ -78,9 +78,13 @@ static void op_label(const prog_role *r, int32_t i, rt_text *t) {
     }
     rt_text_str(t, ", step ");
     rt_text_int(t, (long long)o->step + 1);
-    if (o->mb >= 0 && (o->kind == OP_FWD || o->kind == OP_BWD)) {
-        rt_text_str(t, ", mb ");
+    if (o->mb >= 0 && o->kind >= OP_FWD && o->kind != OP_COLL && o->kind != OP_OPTIM) {
+        rt_text_str(t, ", mb "); /* fwd, bwd, send, recv */
         rt_text_int(t, o->mb);
+    }
+    if (o->kind == OP_SEND || o->kind == OP_RECV) {
+        rt_text_str(t, o->kind == OP_SEND ? ", to stage " : ", from stage ");
+        rt_text_int(t, o->peer);
     }
     if (o->unit >= 0) {
         rt_text_str(t, ", unit ");
