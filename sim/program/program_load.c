@@ -120,7 +120,7 @@ static int check_tp(const ynode *par, const program *p, ps_err *err) {
         const char *name;
         int64_t v;
     } w[] = {{"heads", p->heads}, {"kv_heads", p->kv_heads}, {"ffn_hidden", p->ffn_hidden},
-             {"micro * seq (sequence parallelism)", p->sp ? p->micro_batch * p->seq : 1}};
+             {"micro * seq (sequence parallelism)", p->sp ? p->micro_batch * p->seq : 0}};
     if (p->sp && p->tp < 2)
         return ps_err_at(err, &ynode_get(par, "sp")->loc, "header.parallel.sp",
                          "expected false with tp = 1 (sequence parallelism splits over tp ranks)");
