@@ -140,7 +140,7 @@ static int op_alloc(exec *x, int32_t i, ps_err *err) {
         const int64_t n = x->held[o->buf], first = x->first[o->buf];
         float *v = x->dt[o->buf] == RT_F32 ? *slot : malloc((size_t)n * 4);
         if (!v) return fail(err, x, i, "out of host memory for the initial weights");
-        rt_model_init_values(x->p, x->p->seed, first, n, v);
+        rt_tp_init_values(x->p, x->r, x->p->seed, first, n, v); /* the one-rank model's */
         if (v != *slot) {
             x->be->to_bf16(*slot, v, n);
             free(v);
@@ -342,8 +342,10 @@ static int op_optim(exec *x, int32_t i, ps_err *err) {
     /* a non-finite element makes the norm non-finite (squares of floats stay finite in double) */
     const double norm2 = x->be->sum_squares(gf, n);
     if (!isfinite(norm2)) diverged(x, i, "the gradient norm (of this rank's range)", norm2);
+    if (o->step == 0) rt_tp_dump(p, x->r, "grads", x->g->world.rank, lo, gf, n);
     x->be->adamw(pw, m, v, gf, n, (float)p->lr, (float)p->beta1, (float)p->beta2, (float)p->eps,
                  (float)p->weight_decay, o->step + 1);
+    if (o->step == p->steps - 1) rt_tp_dump(p, x->r, "params", x->g->world.rank, lo, pw, n);
     rt_mem_free(&x->mem, tmp);
     if (master) { /* the working copy follows the master weights */
         void *pp = buf_at(x, BUF_PARAMS, lo);
@@ -461,6 +463,7 @@ int rt_exec_run(const program *p, const rt_backend *be, rt_groups *g, const rt_o
         exec_free(&x);
         return ps_err_set(err, "out of host memory for the profile");
     }
+    if (p->tp > 1) rt_model_set_tp(&x.model, &g->group[GROUP_TP], out->coll[GROUP_TP]);
     x.watchdog = rt_watchdog_start(opt ? opt->timeout_s : 0, g->world.rank, describe, r);
     x.t0 = be->now_seconds();
     double t_step = x.t0;
