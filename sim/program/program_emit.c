@@ -8,12 +8,15 @@
  * compute seconds and FLOPs from kernel_time.c (through step_time's
  * time_ctx), collective sizes from comm.c and their seconds from coll_time.c.
  *
- * Scope: data parallelism with ZeRO 0-3, gradient accumulation, recompute
- * none/selective/full, fp32 and bf16-mixed, AdamW, the Llama-style block.
+ * Scope: data parallelism with ZeRO 0-3, tensor parallelism (with or without
+ * sequence parallelism: each role holds its tp rank's shard of every unit,
+ * params.c's counts, and its fwd/bwd ops carry the tp collectives that run
+ * inside them), gradient accumulation, recompute none/selective/full, fp32
+ * and bf16-mixed, AdamW, the Llama-style block.
  * Roles are one per (pipeline stage x tp rank x cp rank), their ranks laid
  * out by the plan's placement (program_ranks.c); with tp = pp = cp = 1 there
- * is one. Each of tensor, pipeline and context parallelism is refused with
- * the plan's location until its ops are emitted.
+ * is one. Pipeline and context parallelism are refused with the plan's
+ * location until their ops are emitted.
  */
 #include <stdio.h>
 #include <stdlib.h>
