@@ -10,7 +10,9 @@
 
 /* ---- vocabulary split ------------------------------------------------------------ */
 
-int64_t rt_tp_vocab_rows(const program *p) { return (p->vocab + p->tp - 1) / p->tp; }
+int64_t rt_tp_vocab_rows(const program *p) {
+    return (p->vocab + p->tp - 1) / p->tp;
+}
 
 void rt_tp_vocab_range(const program *p, int rank, int64_t *first, int64_t *valid) {
     const int64_t rows = rt_tp_vocab_rows(p), lo = rank * rows;
@@ -59,8 +61,12 @@ static int all_reduce_dt(rt_tp *tp, float *x, int64_t n, rt_dtype dt) {
     return 0;
 }
 
-int rt_tp_all_reduce(rt_tp *tp, float *x, int64_t n) { return all_reduce_dt(tp, x, n, tp->act_dt); }
-int rt_tp_all_reduce_f32(rt_tp *tp, float *x, int64_t n) { return all_reduce_dt(tp, x, n, RT_F32); }
+int rt_tp_all_reduce(rt_tp *tp, float *x, int64_t n) {
+    return all_reduce_dt(tp, x, n, tp->act_dt);
+}
+int rt_tp_all_reduce_f32(rt_tp *tp, float *x, int64_t n) {
+    return all_reduce_dt(tp, x, n, RT_F32);
+}
 
 int rt_tp_all_reduce_max(rt_tp *tp, float *x, int64_t n) {
     const double t0 = tp->be->now_seconds();
@@ -74,7 +80,8 @@ int rt_tp_all_reduce_max(rt_tp *tp, float *x, int64_t n) {
 static int64_t *equal_parts(const rt_tp *tp, int64_t n_local) {
     int64_t *c = malloc(2 * (size_t)tp->size * sizeof *c);
     if (c)
-        for (int r = 0; r < tp->size; r++) c[r] = n_local, c[tp->size + r] = r * n_local;
+        for (int r = 0; r < tp->size; r++)
+            c[r] = n_local, c[tp->size + r] = r * n_local;
     return c;
 }
 
@@ -129,8 +136,10 @@ void rt_tp_embed_fwd(const rt_tp *tp, const program *p, float *out, const int32_
     rt_tp_vocab_range(p, tp->rank, &lo, &valid);
     for (int64_t n = 0; n < N; n++) {
         const int64_t r = (int64_t)tokens[n] - lo;
-        if (r >= 0 && r < valid) memcpy(out + n * h, wte + r * h, (size_t)h * 4);
-        else memset(out + n * h, 0, (size_t)h * 4);
+        if (r >= 0 && r < valid)
+            memcpy(out + n * h, wte + r * h, (size_t)h * 4);
+        else
+            memset(out + n * h, 0, (size_t)h * 4);
     }
 }
 
@@ -142,7 +151,8 @@ void rt_tp_embed_bwd(const rt_tp *tp, const program *p, float *dwte, const float
     for (int64_t n = 0; n < N; n++) {
         const int64_t r = (int64_t)tokens[n] - lo;
         if (r < 0 || r >= valid) continue;
-        for (int64_t c = 0; c < h; c++) dwte[r * h + c] += dout[n * h + c];
+        for (int64_t c = 0; c < h; c++)
+            dwte[r * h + c] += dout[n * h + c];
     }
 }
 
@@ -155,7 +165,8 @@ int rt_tp_xent_fwd(rt_tp *tp, const program *p, float *probs, float *losses, con
     for (int64_t n = 0; n < N; n++) {
         const float *l = logits + n * V;
         float m = -INFINITY;
-        for (int64_t v = 0; v < V; v++) m = l[v] > m ? l[v] : m;
+        for (int64_t v = 0; v < V; v++)
+            m = l[v] > m ? l[v] : m;
         mx[n] = m;
         const int64_t t = (int64_t)targets[n] - lo;
         tl[n] = t >= 0 && t < V ? l[t] : 0.0f;
@@ -165,13 +176,15 @@ int rt_tp_xent_fwd(rt_tp *tp, const program *p, float *probs, float *losses, con
     for (int64_t n = 0; n < N && !rc; n++) {
         const float *l = logits + n * V;
         float *pr = probs + n * V, s = 0;
-        for (int64_t v = 0; v < V; v++) s += pr[v] = expf(l[v] - mx[n]);
+        for (int64_t v = 0; v < V; v++)
+            s += pr[v] = expf(l[v] - mx[n]);
         sum[n] = s;
     }
     rc = rc || rt_tp_all_reduce_f32(tp, sum, N);
     for (int64_t n = 0; n < N && !rc; n++) {
         const float inv = 1.0f / sum[n];
-        for (int64_t v = 0; v < V; v++) probs[n * V + v] *= inv;
+        for (int64_t v = 0; v < V; v++)
+            probs[n * V + v] *= inv;
         losses[n] = (float)((double)mx[n] + log((double)sum[n]) - (double)tl[n]);
     }
     rt_mem_free(tp->mem, mx);
@@ -183,7 +196,8 @@ void rt_tp_xent_bwd(const rt_tp *tp, const program *p, float *dlogits, const flo
     int64_t lo, V;
     rt_tp_vocab_range(p, tp->rank, &lo, &V);
     for (int64_t n = 0; n < N; n++) {
-        for (int64_t v = 0; v < V; v++) dlogits[n * V + v] += scale * probs[n * V + v];
+        for (int64_t v = 0; v < V; v++)
+            dlogits[n * V + v] += scale * probs[n * V + v];
         const int64_t t = (int64_t)targets[n] - lo;
         if (t >= 0 && t < V) dlogits[n * V + t] -= scale;
     }
@@ -261,8 +275,10 @@ void rt_tp_init_values(const program *p, const prog_role *r, uint64_t seed, int6
     }
     for (int64_t k = 0; k < n; k++) {
         const int64_t j = rt_tp_full_index(p, r, first + k);
-        if (j < 0) out[k] = 0.0f;
-        else rt_model_init_values(p, seed, j, 1, out + k);
+        if (j < 0)
+            out[k] = 0.0f;
+        else
+            rt_model_init_values(p, seed, j, 1, out + k);
     }
 }
 

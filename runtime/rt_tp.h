@@ -36,13 +36,13 @@
 
 typedef struct {
     const rt_backend *be;
-    rt_group *g;          /* the tp group (NULL: tp = 1) */
-    rt_mem *mem;          /* temporaries are workspace */
-    int size, rank;       /* tp degree, this rank's place */
-    bool sp;              /* sequence parallelism */
-    rt_dtype act_dt;      /* what activation collectives carry */
-    rt_coll_stat *stats;  /* [COLL_SEND + 1]: the measured tp collectives (may be NULL) */
-    int failed;           /* a collective or an allocation failed; why in `why` */
+    rt_group *g;         /* the tp group (NULL: tp = 1) */
+    rt_mem *mem;         /* temporaries are workspace */
+    int size, rank;      /* tp degree, this rank's place */
+    bool sp;             /* sequence parallelism */
+    rt_dtype act_dt;     /* what activation collectives carry */
+    rt_coll_stat *stats; /* [COLL_SEND + 1]: the measured tp collectives (may be NULL) */
+    int failed;          /* a collective or an allocation failed; why in `why` */
     char why[256];
 } rt_tp;
 
