@@ -211,6 +211,22 @@ static void test_workspace_per_rank(void **state) {
     assert_int_equal(ws_stage_compute(&w, false, 0, true), w.head_bwd);
 }
 
+/* A block the runtime does not build (GPT-2 124M: GeLU, standard attention),
+ * fp32, 1,024 tokens: the two streams, then attention is the largest moment:
+ * dout, dq and the expanded dk, dv (4 x N h fp32) and the fp32 gradients of
+ * the 12 x 1,024 scores and probabilities per token. */
+static void test_workspace_standard_attention(void **state) {
+    (void)state;
+    model_spec m = tu_model("gpt2-124m");
+    plan_cfg p = tu_cfg(1, 1, 1, 1);
+    plan_precision_preset("fp32", &p.precision);
+    p.seq = 1024;
+    ws_bytes w;
+    ws_compute(&m.cfg, &p, &w);
+    const int64_t N = 1024, h = 768;
+    assert_int_equal(w.layer_bwd, 8 * N * h + 16 * N * h + 8 * N * 12 * 1024);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_korthikanti_table2), cmocka_unit_test(test_stats_are_the_difference),
@@ -218,6 +234,7 @@ int main(void) {
         cmocka_unit_test(test_stage_extras),       cmocka_unit_test(test_workspace_measured),
         cmocka_unit_test(test_workspace_ops_by_hand),
         cmocka_unit_test(test_workspace_per_rank),
+        cmocka_unit_test(test_workspace_standard_attention),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

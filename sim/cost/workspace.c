@@ -26,8 +26,11 @@ static saved_set layer_saved_set(const model_cfg *m, const plan_cfg *p) {
     const int64_t a = dtype_bytes(p->precision.activations);
     saved_set s = {0, 0, act_tensor_bytes(m, p, &t[0]) / a};
     for (int i = 0; i < n; i++) {
-        if (t[i].dtype == AD_ACT) s.act_elems += act_tensor_bytes(m, p, &t[i]) / a;
-        else s.other_bytes += act_tensor_bytes(m, p, &t[i]);
+        const int64_t b = act_tensor_bytes(m, p, &t[i]);
+        if (t[i].dtype == AD_ACT)
+            s.act_elems += b / a;
+        else
+            s.other_bytes += b;
     }
     return s;
 }
@@ -69,10 +72,10 @@ void ws_compute(const model_cfg *m, const plan_cfg *p, ws_bytes *o) {
      * tensors are workspace themselves (stored and viewed, statistics too). */
     const int64_t attn_in = N * (h + 2 * q + 2 * kv); /* normed input, q, k, v, output */
     if (full)
-        o->layer_fwd = pw * Pl + w * sv.input_elems +
-                       max64((a + w) * attn_in + 4 * N + 4 * N * H + S,
-                             (a + w) * (sv.act_elems - sv.input_elems) + sv.other_bytes +
-                                 (a + w) * N * h);
+        o->layer_fwd =
+            pw * Pl + w * sv.input_elems +
+            max64((a + w) * attn_in + 4 * N + 4 * N * H + S,
+                  (a + w) * (sv.act_elems - sv.input_elems) + sv.other_bytes + (a + w) * N * h);
     else
         o->layer_fwd = pw * Pl + max64(w * (N * h + attn_in) + S,
                                        w * sv.act_elems + (a + w) * N * h);

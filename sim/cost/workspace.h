@@ -34,7 +34,9 @@ typedef struct {
     int64_t head_fwd, head_bwd;
     int64_t stream_fwd;   /* the hidden state between two forward ops (activation dtype) */
     int64_t stream_bwd;   /* its gradient between two backward ops (fp32) */
-    int64_t attn_scratch; /* one thread's attention scratch */
+    int64_t attn_scratch; /* flash: one thread's block of scores and their gradient;
+                             standard attention: the scores' and probabilities' fp32
+                             gradients (an estimate: the runtime builds flash only) */
 } ws_bytes;
 
 /* The peak workspace of each compute op of one micro-batch on one rank. */
