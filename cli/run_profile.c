@@ -96,9 +96,9 @@ void run_profile_print_summary(FILE *f, const program *p, const rt_groups *g,
                 fmt_bytes(r->peak[c], b3, sizeof b3), fmt_bytes(rr->peak[c].bytes, b4, sizeof b4));
     fprintf(f, "%-12s %13s %13s %13s %13s\n", "total", "", "", fmt_bytes(r->peak_total, b3, sizeof b3),
             fmt_bytes(rr->peak_total.bytes, b4, sizeof b4));
-    fprintf(f, "(workspace: the prediction holds the logits only; the runtime's other temporaries\n"
-               " -- activation gradients, attention scratch, bf16 widening, the hidden state\n"
-               " between ops -- are measured, not predicted)\n");
+    fprintf(f, "(workspace: each op's temporaries -- activation gradients, logits, fp32 copies of\n"
+               " bf16 tensors, attention scratch, receive buffers -- predicted per op,\n"
+               " docs/memory.md §6)\n");
     coll_row rows[GROUP_COUNT * (COLL_SEND + 1)];
     const int n_rows = coll_rows(rr, r, rows);
     if (n_rows)

@@ -145,7 +145,7 @@ const prog_field prog_fields[] = {
     F("frees", PF_I64, bytes, NULL, 0, K(OP_BWD), K(OP_BWD)),
     F("sent", PF_I64, sent_bytes, NULL, 0, K(OP_COLL) | P2P, K(OP_COLL) | P2P),
     F("transient", PF_I64, transient_bytes, NULL, 0, COMPUTE, 0),
-    F("workspace", PF_I64, workspace_bytes, NULL, 0, COMPUTE, 0),
+    F("workspace", PF_I64, workspace_bytes, NULL, 0, COMPUTE | K(OP_COLL) | K(OP_OPTIM), 0),
     F("recompute", PF_BOOL, recompute, NULL, 0, K(OP_BWD), 0),
     F("flops", PF_F64, flops, NULL, 0, COMPUTE | K(OP_OPTIM), COMPUTE | K(OP_OPTIM)),
     F("seconds", PF_F64, seconds, NULL, 0, ALL, COMPUTE | K(OP_COLL) | P2P | K(OP_OPTIM)),
