@@ -99,11 +99,11 @@ typedef struct {
 } box;
 
 static box panel_box(const plot_memory *m, int32_t row, int side) {
-    const double top_px = 80, row_px = 300, pad_top = 30, pad_bottom = 52;
+    const double top_px = 80, row_px = 300, pad_top = 38, pad_bottom = 50;
     const double h = m->height;
     box b;
-    b.l = side ? 0.49 : 0.055;
-    b.r = side ? 0.855 : 0.42;
+    b.l = side ? 0.475 : 0.05;
+    b.r = side ? 0.835 : 0.41;
     b.t = 1.0 - (top_px + row * row_px + pad_top) / h;
     b.b = 1.0 - (top_px + (row + 1) * row_px - pad_bottom) / h;
     return b;
@@ -156,7 +156,7 @@ static void panel(FILE *f, const plot_memory *m, int32_t row, int side, const ch
                    "tc rgb \"%s\" front\n",
                 (int)e->step, (int)e->op, plot_mem_colour[MEM_OPTIMIZER]);
     }
-    if (first) fputs("set key at screen 0.862, screen 0.97 left top Left reverse box opaque\n", f);
+    if (first) fputs("set key at screen 0.845, screen 0.97 left top Left reverse box opaque font \",9\" width -2\n", f);
     else fputs("unset key\n", f);
     fputs("plot ", f);
     plot_put_string(f, data_path);
@@ -193,13 +193,16 @@ static void body(FILE *f, const void *ctx, const char *data_path) {
             phase_pale[1] + 1, phase_pale[2] + 1, phase_pale[3] + 1);
     fprintf(f, "phase_strong(p) = p == 1 ? 0x%s : p == 2 ? 0x%s : p == 3 ? 0x%s : 0xffffff\n",
             phase_strong[1] + 1, phase_strong[2] + 1, phase_strong[3] + 1);
-    char title[512];
+    char title[256], plan[400];
     snprintf(title, sizeof title,
-             "Memory per rank, predicted (left) vs measured (right), stacked by category: %s (%s), "
-             "first %d steps",
-             m->p->plan, m->p->model, (int)m->p->event_steps);
+             "Memory per rank, predicted (left) vs measured (right), stacked by category, first "
+             "%d steps",
+             (int)m->p->event_steps);
+    snprintf(plan, sizeof plan, "%s (%s)", m->p->plan, m->p->model);
     fputs("set multiplot title ", f);
     plot_put_string(f, title);
+    fputs(" . \"\\n\" . ", f);
+    plot_put_string(f, plan);
     if (m->per_role) {
         fputs(" . \"\\n\" . ", f);
         plot_put_string(f, m->left_out ? "one row per role (its rank with the highest measured "
