@@ -115,8 +115,8 @@ static int slowest_predicted_role(const replay_result *rp) {
 static void print_ranks(FILE *f, const program *p, const replay_result *rp, const run_gather *x) {
     if (!x || x->n_ranks < 1) return;
     char b1[32], b2[32];
-    fprintf(f, "\nheaviest rank per category (peak; %d ranks, %d roles)\n", (int)x->n_ranks,
-            (int)p->n_roles);
+    fprintf(f, "\nheaviest rank per category (peak; %d ranks, %d role%s)\n", (int)x->n_ranks,
+            (int)p->n_roles, p->n_roles == 1 ? "" : "s");
     fprintf(f, "%-12s %5s %5s %13s %13s\n", "category", "rank", "role", "measured", "predicted");
     for (int c = 0; c <= MEM_COUNT; c++) {
         const run_rank *k = &x->ranks[heaviest_rank(x, c)];

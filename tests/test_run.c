@@ -483,7 +483,7 @@ static void test_profile_every_rank(void **state) {
              "--set parallel.dp=2 --set parallel.zero=3 -o %s",
              mpirun, parasim, path);
     if (sh(cmd)) fail_msg("%s", out);
-    tu_contains(out, "heaviest rank per category (peak; 2 ranks, 1 roles)", "\nactivations ",
+    tu_contains(out, "heaviest rank per category (peak; 2 ranks, 1 role)", "\nactivations ",
                 "slowest stage: role 0 (stage 0, tp 0, cp 0) on rank ", NULL);
     ynode *r = load(path);
     assert_int_equal(num(r, "version"), 2);
