@@ -26,18 +26,24 @@ static int chart_data(FILE *f, const void *ctx, const plot_job *j, const plot_ou
     const chart_job *c = ctx;
     (void)j, (void)out;
     switch (c->which) {
-    case CHART_MEMORY: return plot_memory_write_data(f, &c->memory);
-    case CHART_PEAKS: return plot_peaks_write_data(f, &c->peaks);
-    default: return plot_measured_write_data(f, &c->gantt);
+    case CHART_MEMORY:
+        return plot_memory_write_data(f, &c->memory);
+    case CHART_PEAKS:
+        return plot_peaks_write_data(f, &c->peaks);
+    default:
+        return plot_measured_write_data(f, &c->gantt);
     }
 }
 
 static int chart_script(FILE *f, const void *ctx, const plot_job *j, const plot_outputs *out) {
     const chart_job *c = ctx;
     switch (c->which) {
-    case CHART_MEMORY: return plot_memory_script(f, &c->memory, j->data, out);
-    case CHART_PEAKS: return plot_peaks_script(f, &c->peaks, j->data, out);
-    default: return plot_measured_script(f, &c->gantt, j->data, out);
+    case CHART_MEMORY:
+        return plot_memory_script(f, &c->memory, j->data, out);
+    case CHART_PEAKS:
+        return plot_peaks_script(f, &c->peaks, j->data, out);
+    default:
+        return plot_measured_script(f, &c->gantt, j->data, out);
     }
 }
 
@@ -54,16 +60,17 @@ static int plot_chart(int argc, char **argv, chart which, void (*usage)(FILE *))
         goto done;
     }
     /* schedule comes here with a .json input; its plan options make no sense then */
-    rc = plot_args_parse(argc, argv, cmd, which == CHART_SCHEDULE ? PLOT_ARGS_PLAN : PLOT_ARGS_PROFILE,
-                         a);
+    rc = plot_args_parse(argc, argv, cmd,
+                         which == CHART_SCHEDULE ? PLOT_ARGS_PLAN : PLOT_ARGS_PROFILE, a);
     if (rc == -2) usage(stdout);
     if (rc) {
         rc = rc == -2 ? CLI_OK : rc;
         goto done;
     }
     if (a->ov.n) {
-        rc = cli_fail(cmd, CLI_USAGE, "--set, --model and --cluster change a plan; %s is a run "
-                                      "profile, which records the plan it ran",
+        rc = cli_fail(cmd, CLI_USAGE,
+                      "--set, --model and --cluster change a plan; %s is a run "
+                      "profile, which records the plan it ran",
                       a->input);
         goto done;
     }
@@ -85,7 +92,8 @@ static int plot_chart(int argc, char **argv, chart which, void (*usage)(FILE *))
     if (which == CHART_PEAKS) plot_peaks_layout(&c->peaks, &c->prof);
     if (which == CHART_SCHEDULE) plot_measured_layout(&c->gantt, &c->prof);
     int events = 0;
-    for (int32_t i = 0; i < c->prof.n_ranks; i++) events += c->prof.ranks[i].n_events > 0;
+    for (int32_t i = 0; i < c->prof.n_ranks; i++)
+        events += c->prof.ranks[i].n_events > 0;
     if (which != CHART_PEAKS && !events) {
         rc = cli_fail(cmd, CLI_FAIL, "%s holds no events (event_steps 0): nothing to draw",
                       a->input);

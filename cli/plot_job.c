@@ -27,7 +27,7 @@ static int ends_with(const char *s, const char *suffix) {
 
 /* Resolve the target names from -o and --format (format NULL: from OUT's ending). */
 int plot_job_targets(plot_job *j, const char *cmd, const char *out, const char *format,
-                       const char *base) {
+                     const char *base) {
     if (!format) format = out && ends_with(out, ".svg") ? "svg" : "png";
     int png = strcmp(format, "svg") != 0, svg = strcmp(format, "png") != 0;
     if (out && !out[0]) return cli_fail(cmd, CLI_USAGE, "-o: expected a file name");

@@ -1,7 +1,6 @@
 /* run_gather.c — every rank's measurements to rank 0 (see run_gather.h). */
 #include "run_gather.h"
 
-#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -28,8 +27,10 @@ static void rank_record(const program *p, const rt_groups *g, const rt_result *r
     for (int32_t i = 0; i < r->n_events; i++) {
         const rt_event *e = &r->events[i];
         const prog_kind k = role->ops[e->op].kind;
-        if (k == OP_FWD || k == OP_BWD || k == OP_OPTIM) out->compute_s += e->end - e->start;
-        else if (k == OP_COLL || k == OP_SEND || k == OP_RECV) out->comm_s += e->end - e->start;
+        if (k == OP_FWD || k == OP_BWD || k == OP_OPTIM)
+            out->compute_s += e->end - e->start;
+        else if (k == OP_COLL || k == OP_SEND || k == OP_RECV)
+            out->comm_s += e->end - e->start;
     }
 }
 
@@ -37,8 +38,8 @@ int run_gather_all(const program *p, const rt_groups *g, const rt_result *r, run
                    ps_err *err) {
     memset(out, 0, sizeof *out);
     const int world = g->world.size, root = g->world.rank == 0;
-    /* the gathered events' bytes must fit MPI's int counts */
-    int64_t max = (INT_MAX / 2) / ((int64_t)world * (int64_t)sizeof(rt_event));
+    /* a bounded profile, whose events' bytes also fit MPI's int counts */
+    int64_t max = RUN_PROFILE_MAX_EVENTS_TOTAL / world;
     if (max > RUN_PROFILE_MAX_EVENTS) max = RUN_PROFILE_MAX_EVENTS;
     run_rank me;
     rank_record(p, g, r, (int32_t)max, &me);
@@ -54,31 +55,36 @@ int run_gather_all(const program *p, const rt_groups *g, const rt_result *r, run
     }
     /* rank 0's allocation decides for all: nobody enters a gather alone */
     MPI_Bcast(&bad, 1, MPI_INT, 0, g->world.comm);
-    int rc = bad ? -2 : MPI_Gather(&me, (int)sizeof me, MPI_BYTE, out->ranks, (int)sizeof me,
-                                   MPI_BYTE, 0, g->world.comm);
-    int64_t total = 0;
-    if (root && rc == MPI_SUCCESS) {
-        for (int i = 0; i < world; i++) {
-            counts[i] = out->ranks[i].n_events * (int)sizeof(rt_event);
-            displs[i] = (int)(total * (int64_t)sizeof(rt_event));
-            total += out->ranks[i].n_events;
+    int rc = MPI_SUCCESS;
+    if (!bad)
+        rc = MPI_Gather(&me, (int)sizeof me, MPI_BYTE, out->ranks, (int)sizeof me, MPI_BYTE, 0,
+                        g->world.comm);
+    if (!bad && rc == MPI_SUCCESS) {
+        if (root) {
+            int64_t total = 0;
+            for (int i = 0; i < world; i++) {
+                counts[i] = out->ranks[i].n_events * (int)sizeof(rt_event);
+                displs[i] = (int)(total * (int64_t)sizeof(rt_event));
+                total += out->ranks[i].n_events;
+            }
+            out->block = malloc((size_t)(total ? total : 1) * sizeof *out->block);
+            bad = !out->block;
         }
-        out->block = malloc((size_t)(total ? total : 1) * sizeof *out->block);
-        bad = !out->block;
+        MPI_Bcast(&bad, 1, MPI_INT, 0, g->world.comm);
+        if (!bad)
+            rc = MPI_Gatherv(r->events, me.n_events * (int)sizeof(rt_event), MPI_BYTE, out->block,
+                             counts, displs, MPI_BYTE, 0, g->world.comm);
+        if (root && !bad && rc == MPI_SUCCESS)
+            for (int i = 0, at = 0; i < world; at += out->ranks[i].n_events, i++)
+                out->events[i] = out->block + at;
     }
-    if (rc == MPI_SUCCESS) MPI_Bcast(&bad, 1, MPI_INT, 0, g->world.comm);
-    if (rc == MPI_SUCCESS && !bad)
-        rc = MPI_Gatherv(r->events, me.n_events * (int)sizeof(rt_event), MPI_BYTE, out->block,
-                         counts, displs, MPI_BYTE, 0, g->world.comm);
-    if (root && rc == MPI_SUCCESS && !bad)
-        for (int i = 0, at = 0; i < world; at += out->ranks[i].n_events, i++)
-            out->events[i] = out->block + at;
     free(counts);
     free(displs);
-    int status = rc == MPI_SUCCESS && !bad ? 0
-                 : rc == -2 || bad          ? ps_err_set(err, "out of host memory for the profile")
-                                            : ps_err_set(err, "gathering the ranks' profiles: %s",
-                                                         "an MPI error");
+    int status = 0;
+    if (bad)
+        status = ps_err_set(err, "out of host memory for the profile");
+    else if (rc != MPI_SUCCESS)
+        status = ps_err_set(err, "gathering the ranks' profiles failed (MPI error %d)", rc);
     if (rt_world_agree(status, err)) {
         run_gather_free(out);
         return -1;

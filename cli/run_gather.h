@@ -16,8 +16,12 @@
 #include "rt_exec.h"
 #include "rt_group.h"
 
-#define RUN_PROFILE_EVENT_STEPS 3      /* steps whose events the profile keeps */
-#define RUN_PROFILE_MAX_EVENTS  20000  /* events kept per rank, at most */
+#define RUN_PROFILE_EVENT_STEPS 3 /* steps whose events the profile keeps */
+/* Events kept per rank, and over all ranks (a rank keeps the total / ranks when that is
+ * less): about 550 bytes of JSON and 40 values each, so a profile stays under 20 MB and
+ * within what `parasim plot` reads (PLOT_PROFILE_MAX_NODES). */
+#define RUN_PROFILE_MAX_EVENTS       8192
+#define RUN_PROFILE_MAX_EVENTS_TOTAL 32768
 
 typedef struct {
     int32_t rank, role;

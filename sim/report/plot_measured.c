@@ -6,13 +6,17 @@
 
 /* Drawn kinds: their colour (0: not drawn) and legend name. */
 static const unsigned kind_colour[OP_KIND_COUNT] = {
-    [OP_FWD] = 0x4a90d9, [OP_BWD] = 0x3cae5a, [OP_OPTIM] = 0xf08c2e,
+    [OP_FWD] = 0x4a90d9,  [OP_BWD] = 0x3cae5a,  [OP_OPTIM] = 0xf08c2e,
     [OP_COLL] = 0x9467bd, [OP_SEND] = 0x8c564b, [OP_RECV] = 0x8c564b};
-static const char *const kind_label[OP_KIND_COUNT] = {
-    [OP_FWD] = "forward", [OP_BWD] = "backward", [OP_OPTIM] = "optimizer step",
-    [OP_COLL] = "collective", [OP_SEND] = "send / recv"};
+static const char *const kind_label[OP_KIND_COUNT] = {[OP_FWD] = "forward",
+                                                      [OP_BWD] = "backward",
+                                                      [OP_OPTIM] = "optimizer step",
+                                                      [OP_COLL] = "collective",
+                                                      [OP_SEND] = "send / recv"};
 
-static int is_comm(prog_kind k) { return k == OP_COLL || k == OP_SEND || k == OP_RECV; }
+static int is_comm(prog_kind k) {
+    return k == OP_COLL || k == OP_SEND || k == OP_RECV;
+}
 
 void plot_measured_layout(plot_measured *g, const plot_profile *p) {
     memset(g, 0, sizeof *g);
@@ -38,7 +42,8 @@ void plot_measured_layout(plot_measured *g, const plot_profile *p) {
             g->present[r->events[i].kind == OP_RECV ? OP_SEND : r->events[i].kind] = 1;
         }
     }
-    for (int side = 0; side < 2; side++) g->unit[side] = g->span[side] < 1.0 ? 1e3 : 1.0;
+    for (int side = 0; side < 2; side++)
+        g->unit[side] = g->span[side] < 1.0 ? 1e3 : 1.0;
     g->width = 1500;
     int row = 640 / (g->n_stages ? g->n_stages : 1);
     row = row < 14 ? 14 : row > 70 ? 70 : row;
@@ -47,9 +52,8 @@ void plot_measured_layout(plot_measured *g, const plot_profile *p) {
 
 int plot_measured_write_data(FILE *f, const plot_measured *g) {
     for (int side = 0; side < 2; side++) {
-        fprintf(f, "%s# %s: stage kind start end y half_height colour (%s)\n",
-                side ? "\n\n" : "", side ? "measured" : "predicted",
-                g->unit[side] > 1 ? "ms" : "s");
+        fprintf(f, "%s# %s: stage kind start end y half_height colour (%s)\n", side ? "\n\n" : "",
+                side ? "measured" : "predicted", g->unit[side] > 1 ? "ms" : "s");
         for (int32_t s = 0; s < g->n_stages; s++) {
             if (g->rank[s] < 0) continue;
             const prof_rank *r = &g->p->ranks[g->rank[s]];
@@ -93,23 +97,26 @@ static void body(FILE *f, const void *ctx, const char *data_path) {
     fprintf(f, "is_comm(k) = k == %d || k == %d || k == %d\n", OP_COLL, OP_SEND, OP_RECV);
     const double top = 1.0 - 75.0 / g->height, bottom = 60.0 / g->height;
     for (int side = 0; side < 2; side++) {
-        fprintf(f, "set lmargin at screen %.4f\nset rmargin at screen %.4f\n",
-                side ? 0.54 : 0.1, side ? 0.87 : 0.47);
+        fprintf(f, "set lmargin at screen %.4f\nset rmargin at screen %.4f\n", side ? 0.54 : 0.1,
+                side ? 0.87 : 0.47);
         fprintf(f, "set tmargin at screen %.4f\nset bmargin at screen %.4f\n", top, bottom);
         fprintf(f, "set title \"%s\"\n", side ? "measured" : "predicted (replay)");
         fprintf(f, "set xlabel \"time (%s)\"\n", g->unit[side] > 1 ? "ms" : "s");
         fprintf(f, "set xrange [0:%.9g]\n",
                 g->span[side] > 0 ? g->span[side] * g->unit[side] * 1.01 : 1.0);
         if (side) fputs("unset ytics\n", f);
-        if (side) fputs("set key at screen 0.88, screen 0.9 left top Left reverse box\n", f);
-        else fputs("unset key\n", f);
+        if (side)
+            fputs("set key at screen 0.88, screen 0.9 left top Left reverse box\n", f);
+        else
+            fputs("unset key\n", f);
         fputs("plot ", f);
         plot_put_string(f, data_path);
         /* compute ops with a border, the thin communication bars without */
-        fprintf(f, " index %d using (($3+$4)/2):(is_comm($2) ? NaN : $5):(($4-$3)/2):6:7 with "
-                   "boxxyerror lc rgb variable notitle, \\\n  '' index %d using "
-                   "(($3+$4)/2):(is_comm($2) ? $5 : NaN):(($4-$3)/2):6:7 with boxxyerror fs "
-                   "solid 1.0 noborder lc rgb variable notitle",
+        fprintf(f,
+                " index %d using (($3+$4)/2):(is_comm($2) ? NaN : $5):(($4-$3)/2):6:7 with "
+                "boxxyerror lc rgb variable notitle, \\\n  '' index %d using "
+                "(($3+$4)/2):(is_comm($2) ? $5 : NaN):(($4-$3)/2):6:7 with boxxyerror fs "
+                "solid 1.0 noborder lc rgb variable notitle",
                 side, side);
         if (side)
             for (int k = 0; k < OP_KIND_COUNT; k++)

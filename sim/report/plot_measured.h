@@ -23,12 +23,12 @@
 
 typedef struct {
     const plot_profile *p;
-    int32_t n_stages;                        /* rows drawn (stages past the 64th: left out) */
-    int32_t stages;                          /* stages in the profile */
-    int32_t rank[PLOT_MEASURED_MAX_STAGES];  /* the rank drawn for each stage */
-    int present[OP_KIND_COUNT];              /* kinds drawn (recv counted as send) */
-    double span[2];                          /* predicted, measured: the last op's end, s */
-    double unit[2];                          /* 1 (s) or 1e3 (ms: spans under a second) */
+    int32_t n_stages;                       /* rows drawn (stages past the 64th: left out) */
+    int32_t stages;                         /* stages in the profile */
+    int32_t rank[PLOT_MEASURED_MAX_STAGES]; /* the rank drawn for each stage */
+    int present[OP_KIND_COUNT];             /* kinds drawn (recv counted as send) */
+    double span[2];                         /* predicted, measured: the last op's end, s */
+    double unit[2];                         /* 1 (s) or 1e3 (ms: spans under a second) */
     int width, height;
 } plot_measured;
 

@@ -23,7 +23,8 @@ static int64_t rank_max(const prof_rank *r) {
     for (int32_t i = 0; i < r->n_events; i++) {
         const prof_event *e = &r->events[i];
         int64_t m = 0, p = 0;
-        for (int c = 0; c < MEM_COUNT; c++) m += e->mem[c], p += e->pmem[c];
+        for (int c = 0; c < MEM_COUNT; c++)
+            m += e->mem[c], p += e->pmem[c];
         if (m > top) top = m;
         if (p > top) top = p;
         if (e->peak_total > top) top = e->peak_total;
@@ -38,10 +39,10 @@ void plot_memory_layout(plot_memory *m, const plot_profile *p) {
     m->per_role = p->n_ranks > PLOT_MEMORY_MAX_PANELS;
     if (!m->per_role) {
         m->n_panels = p->n_ranks;
-        for (int32_t i = 0; i < p->n_ranks; i++) m->rank[i] = i;
+        for (int32_t i = 0; i < p->n_ranks; i++)
+            m->rank[i] = i;
     } else {
-        for (int32_t role = 0; role < p->n_roles && m->n_panels < PLOT_MEMORY_MAX_PANELS;
-             role++) {
+        for (int32_t role = 0; role < p->n_roles && m->n_panels < PLOT_MEMORY_MAX_PANELS; role++) {
             int32_t best = -1;
             for (int32_t i = 0; i < p->n_ranks; i++)
                 if (p->ranks[i].role == role &&
@@ -71,8 +72,9 @@ int plot_memory_phase(int prev, const prof_event *before, const prof_event *e) {
 int plot_memory_write_data(FILE *f, const plot_memory *m) {
     for (int32_t k = 0; k < m->n_panels; k++) {
         const prof_rank *r = &m->p->ranks[m->rank[k]];
-        fprintf(f, "%s# rank %d (role %d): op phase step measured[cumulative %s] "
-                   "predicted[cumulative] measured_peak predicted_peak\n",
+        fprintf(f,
+                "%s# rank %d (role %d): op phase step measured[cumulative %s] "
+                "predicted[cumulative] measured_peak predicted_peak\n",
                 k ? "\n\n" : "", (int)m->rank[k], (int)r->role, m->unit_name);
         int phase = PLOT_PHASE_NONE;
         for (int32_t i = 0; i < r->n_events; i++) {
@@ -138,8 +140,9 @@ static void panel(FILE *f, const plot_memory *m, int32_t row, int side, const ch
     for (int32_t i = 0; i < r->n_events; i++)
         if (i == 0 || r->events[i].step != r->events[i - 1].step) {
             if (i > 0)
-                fprintf(f, "set arrow from %d, graph 0 to %d, graph 1 nohead dt 2 lc rgb "
-                           "\"#444444\" front\n",
+                fprintf(f,
+                        "set arrow from %d, graph 0 to %d, graph 1 nohead dt 2 lc rgb "
+                        "\"#444444\" front\n",
                         (int)r->events[i].op, (int)r->events[i].op);
             fprintf(f, "set label \"step %d\" at %d, graph 0.87 offset 0.4,0 front\n",
                     (int)r->events[i].step, (int)r->events[i].op);
@@ -148,34 +151,46 @@ static void panel(FILE *f, const plot_memory *m, int32_t row, int side, const ch
     if (a >= 0) {
         const prof_event *e = &r->events[a];
         double y = 0;
-        for (int c = 0; c <= MEM_OPTIMIZER; c++) y += (double)(side ? e->mem : e->pmem)[c];
-        fprintf(f, "set arrow from %d, graph 0.74 to %.1f, first %.6g head filled lw 1.5 lc rgb "
-                   "\"%s\" front\n",
+        for (int c = 0; c <= MEM_OPTIMIZER; c++)
+            y += (double)(side ? e->mem : e->pmem)[c];
+        fprintf(f,
+                "set arrow from %d, graph 0.74 to %.1f, first %.6g head filled lw 1.5 lc rgb "
+                "\"%s\" front\n",
                 (int)e->op, e->op + 0.5, y / m->unit, plot_mem_colour[MEM_OPTIMIZER]);
-        fprintf(f, "set label \"Adam states (step %d)\" at %d, graph 0.77 right offset -0.3,0 "
-                   "tc rgb \"%s\" front\n",
+        fprintf(f,
+                "set label \"Adam states (step %d)\" at %d, graph 0.77 right offset -0.3,0 "
+                "tc rgb \"%s\" front\n",
                 (int)e->step, (int)e->op, plot_mem_colour[MEM_OPTIMIZER]);
     }
-    if (first) fputs("set key at screen 0.845, screen 0.97 left top Left reverse box opaque font \",9\" width -2\n", f);
-    else fputs("unset key\n", f);
+    if (first)
+        fputs("set key at screen 0.845, screen 0.97 left top Left reverse box opaque font \",9\" "
+              "width -2\n",
+              f);
+    else
+        fputs("unset key\n", f);
     fputs("plot ", f);
     plot_put_string(f, data_path);
-    fprintf(f, " index %d using ($1+0.5):(%.6g):(0.51):(%.6g):(phase_pale($2)) with boxxyerror "
-               "fs solid 1.0 noborder lc rgb variable notitle, \\\n",
+    fprintf(f,
+            " index %d using ($1+0.5):(%.6g):(0.51):(%.6g):(phase_pale($2)) with boxxyerror "
+            "fs solid 1.0 noborder lc rgb variable notitle, \\\n",
             (int)row, ymax * 0.46, ymax * 0.46);
-    fprintf(f, "  '' index %d using ($1+0.5):(%.6g):(0.51):(%.6g):(phase_strong($2)) with "
-               "boxxyerror fs solid 1.0 noborder lc rgb variable notitle",
+    fprintf(f,
+            "  '' index %d using ($1+0.5):(%.6g):(0.51):(%.6g):(phase_strong($2)) with "
+            "boxxyerror fs solid 1.0 noborder lc rgb variable notitle",
             (int)row, ymax * 0.965, ymax * 0.035);
     for (int c = MEM_COUNT - 1; c >= 0; c--)
-        fprintf(f, ", \\\n  '' index %d using 1:%d with fillsteps fs solid 0.9 noborder lc rgb "
-                   "\"%s\" title \"%s\"",
+        fprintf(f,
+                ", \\\n  '' index %d using 1:%d with fillsteps fs solid 0.9 noborder lc rgb "
+                "\"%s\" title \"%s\"",
                 (int)row, col0 + c, plot_mem_colour[c], mem_cat_names[c]);
-    fprintf(f, ", \\\n  '' index %d using 1:%d with steps lw 1.2 lc rgb \"#222222\" dt 3 title "
-               "\"peak inside the op\"",
+    fprintf(f,
+            ", \\\n  '' index %d using 1:%d with steps lw 1.2 lc rgb \"#222222\" dt 3 title "
+            "\"peak inside the op\"",
             (int)row, side ? 18 : 19);
     if (side)
-        fprintf(f, ", \\\n  '' index %d using 1:17 with steps lw 1.5 lc rgb \"black\" title "
-                   "\"predicted total (right)\"",
+        fprintf(f,
+                ", \\\n  '' index %d using 1:17 with steps lw 1.5 lc rgb \"black\" title "
+                "\"predicted total (right)\"",
                 (int)row);
     if (first)
         fputs(", \\\n  NaN with lines lw 1.5 lc rgb \"black\" title \"predicted total (right)\"",
@@ -214,7 +229,8 @@ static void body(FILE *f, const void *ctx, const char *data_path) {
     fputs("set grid ytics lc rgb \"#dddddd\"\nset tics front\nset xtics out nomirror\n", f);
     fputs("set format y \"%g\"\n", f);
     for (int32_t row = 0; row < m->n_panels; row++)
-        for (int side = 0; side < 2; side++) panel(f, m, row, side, data_path);
+        for (int side = 0; side < 2; side++)
+            panel(f, m, row, side, data_path);
     fputs("unset multiplot\n", f);
 }
 

@@ -31,8 +31,9 @@ void plot_peaks_layout(plot_peaks *k, const plot_profile *p) {
 }
 
 int plot_peaks_write_data(FILE *f, const plot_peaks *k) {
-    fprintf(f, "# rank predicted[params..workspace] measured[params..workspace] "
-               "predicted_total measured_total (%s)\n",
+    fprintf(f,
+            "# rank predicted[params..workspace] measured[params..workspace] "
+            "predicted_total measured_total (%s)\n",
             k->unit_name);
     for (int32_t i = 0; i < k->p->n_ranks; i++) {
         fprintf(f, "%d", (int)i);
@@ -70,9 +71,10 @@ static void body(FILE *f, const void *ctx, const char *data_path) {
         fprintf(f, "set yrange [0:%.6g]\n", top > 0 ? top * 1.25 : 1.0);
         fputs("plot ", f);
         plot_put_string(f, data_path);
-        fprintf(f, " using ($1-0.2):%d with boxes fs solid 0.3 lc rgb \"%s\" title \"predicted\", "
-                   "\\\n  '' using ($1+0.2):%d with boxes fs solid 1.0 lc rgb \"%s\" title "
-                   "\"measured\"\n",
+        fprintf(f,
+                " using ($1-0.2):%d with boxes fs solid 0.3 lc rgb \"%s\" title \"predicted\", "
+                "\\\n  '' using ($1+0.2):%d with boxes fs solid 1.0 lc rgb \"%s\" title "
+                "\"measured\"\n",
                 c < MEM_COUNT ? 2 + c : 16, colour, c < MEM_COUNT ? 9 + c : 17, colour);
     }
     fputs("unset multiplot\n", f);

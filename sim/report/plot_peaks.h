@@ -27,7 +27,6 @@ void plot_peaks_layout(plot_peaks *k, const plot_profile *p);
  * 0, or -1 on a write error. */
 int plot_peaks_write_data(FILE *f, const plot_peaks *k);
 
-int plot_peaks_script(FILE *f, const plot_peaks *k, const char *data_path,
-                      const plot_outputs *out);
+int plot_peaks_script(FILE *f, const plot_peaks *k, const char *data_path, const plot_outputs *out);
 
 #endif

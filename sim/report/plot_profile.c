@@ -50,8 +50,7 @@ static int get_mem(const ynode *map, const char *path, const char *key, const in
                          "expected %d byte counts (one per category), found %d", MEM_COUNT, n->n);
     for (int i = 0; i < MEM_COUNT; i++) {
         snprintf(item, sizeof item, "%s[%d]", field, i);
-        if (yget_node_int(n->items[i], item, 0, PROGRAM_MAX_BYTE_SUM, &out[cat[i]], err))
-            return -1;
+        if (yget_node_int(n->items[i], item, 0, PROGRAM_MAX_BYTE_SUM, &out[cat[i]], err)) return -1;
     }
     return 0;
 }
@@ -150,7 +149,8 @@ static int read_event(const ynode *m, const char *path, const int *cat, prof_eve
     char field[FIELD];
     int kind = 0;
     const char *kinds[OP_KIND_COUNT + 1] = {NULL};
-    for (int k = 0; k < OP_KIND_COUNT; k++) kinds[k] = prog_kind_names[k];
+    for (int k = 0; k < OP_KIND_COUNT; k++)
+        kinds[k] = prog_kind_names[k];
     e->mb = -1;
     int64_t mb = -1;
     if (get_i32(m, path, "op", 0, PROGRAM_MAX_OPS, &e->op, err) ||
@@ -235,14 +235,16 @@ int plot_profile_load(const char *path, plot_profile *out, ps_err *err) {
                        (int)out->n_ranks, s->n);
     if (!rc && !(out->ranks = calloc((size_t)out->n_ranks, sizeof *out->ranks)))
         rc = ps_err_set(err, "out of memory");
-    for (int i = 0; !rc && i < out->n_ranks; i++) rc = read_rank(s, i, out, cat, err);
+    for (int i = 0; !rc && i < out->n_ranks; i++)
+        rc = read_rank(s, i, out, cat, err);
     ynode_free(root);
     if (rc) plot_profile_free(out);
     return rc;
 }
 
 void plot_profile_free(plot_profile *p) {
-    for (int i = 0; p->ranks && i < p->n_ranks; i++) free(p->ranks[i].events);
+    for (int i = 0; p->ranks && i < p->n_ranks; i++)
+        free(p->ranks[i].events);
     free(p->ranks);
     free(p->roles);
     memset(p, 0, sizeof *p);

@@ -26,8 +26,8 @@ typedef struct {
     int32_t step; /* 1-based */
     int32_t mb;   /* -1 if none */
     prog_kind kind;
-    double start, end;   /* measured, seconds since the rank's run began */
-    double pstart, pend; /* predicted by the replay of the rank's role */
+    double start, end;                       /* measured, seconds since the rank's run began */
+    double pstart, pend;                     /* predicted by the replay of the rank's role */
     int64_t mem[MEM_COUNT], pmem[MEM_COUNT]; /* bytes per category after the op */
     int64_t peak_total, ppeak_total;         /* all categories together, inside the op */
 } prof_event;
