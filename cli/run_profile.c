@@ -375,6 +375,11 @@ int run_profile_write(const char *path, const program *p, const replay_result *r
     jsonw_str(&w, "cluster", p->cluster_name);
     jsonw_str(&w, "backend", "cpu");
     jsonw_int(&w, "ranks", x->n_ranks);
+    line par = {.n = 0};
+    line_put(&par, "{\"dp\": %lld, \"tp\": %lld, \"pp\": %lld, \"cp\": %lld, \"zero\": %d}",
+             (long long)p->dp, (long long)p->tp, (long long)p->pp, (long long)p->cp, p->zero);
+    jsonw_raw(&w, "parallel", par.s);
+    jsonw_str(&w, "params_dtype", dtype_names[p->precision.params]);
     jsonw_int(&w, "threads_per_rank", threads);
     jsonw_num(&w, "tokens_per_step", r->tokens_per_step);
     line cats = {.n = 0};

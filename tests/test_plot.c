@@ -741,7 +741,9 @@ static void test_cli_errors(void **state) {
     ", \"predicted_peak_total\": " #ppk "}"
 static const char *const small_profile =
     "{\"format\": \"parasim-profile\", \"version\": 2, \"plan\": \"small\", \"model\": \"m\",\n"
-    " \"cluster\": \"c\", \"backend\": \"cpu\", \"ranks\": 2, \"threads_per_rank\": 1,\n"
+    " \"cluster\": \"c\", \"backend\": \"cpu\", \"ranks\": 2, \"threads_per_rank\": 1,"
+    " \"parallel\": {\"dp\": 1, \"tp\": 1, \"pp\": 2, \"cp\": 1, \"zero\": 0},"
+    " \"params_dtype\": \"fp32\",\n"
     " \"categories\": [\"params\", \"grads\", \"master\", \"optimizer\", \"activations\","
     " \"buffers\", \"workspace\"],\n"
     " \"event_steps\": 2,\n"
@@ -828,6 +830,9 @@ static void test_profile_load(void **state) {
     assert_true(e->start == 0.5 && e->end == 1.3 && e->pend == 0.006);
     assert_int_equal(p.ranks[0].events[0].mb, -1);
     assert_int_equal(p.roles[0].ppeak[MEM_ACTIVATIONS], 1024);
+    char d[256];
+    assert_string_equal(plot_profile_describe(&p, d, sizeof d),
+                        "small (m): dp 1 x tp 1 x pp 2 x cp 1, ZeRO-0, fp32 weights");
     assert_int_equal(p.ranks[0].peak[MEM_ACTIVATIONS], 2048);
     plot_profile_free(&p);
 }
@@ -940,6 +945,8 @@ static void test_profile_errors(void **state) {
                 "found a list", NULL);
     tu_contains(profile_error(edited("\"version\": 2", "\"version\": 1")),
                 "bad.json:1:42: version: expected 2, found 1", "older profile", NULL);
+    tu_contains(profile_error(edited("\"zero\": 0}", "\"zero\": 4}")),
+                "bad.json:2:", "parallel.zero: expected an integer from 0 to 3, found 4", NULL);
     tu_contains(profile_error(edited("\"ranks\": 2,", "\"ranks\": 3,")),
                 "rank_profiles: expected 3 (ranks), found 2", NULL);
     tu_contains(profile_error(edited("\"buffers\", \"workspace\"]", "\"buffers\", \"buffers\"]")),
@@ -1001,6 +1008,19 @@ static void test_cli_profile_charts(void **state) {
         assert_string_equal(tu_dir_list(tmp_dir),
                             "k.png\nm.png\nm.svg\np.json\nplan.json\ns.svg\n");
     }
+    /* gnuplot failing: exit 1, the old image kept whole, no temporary left */
+    write_temp(tmp_dir, "old.png", "old image");
+    snprintf(args, sizeof args, "plot memory %s -o %s/old.png", prof, tmp_dir);
+    assert_int_equal(run_env("PARASIM_GNUPLOT=false", args), 1);
+    tu_contains(out, "parasim plot memory: gnuplot failed (exit status 1); no image written", NULL);
+    snprintf(path, sizeof path, "%s/old.png", tmp_dir);
+    FILE *f = fopen(path, "r");
+    char buf[32] = {0};
+    assert_non_null(f);
+    assert_non_null(fgets(buf, sizeof buf, f));
+    fclose(f);
+    assert_string_equal(buf, "old image");
+    assert_null(strstr(tu_dir_list(tmp_dir), ".tmp."));
     remove_tmp_dir();
 }
 

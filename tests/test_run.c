@@ -487,6 +487,8 @@ static void test_profile_every_rank(void **state) {
                 "slowest stage: role 0 (stage 0, tp 0, cp 0) on rank ", NULL);
     ynode *r = load(path);
     assert_int_equal(num(r, "version"), 2);
+    assert_int_equal(num(r, "parallel.dp"), 2);
+    assert_int_equal(num(r, "parallel.zero"), 3);
     const int steps = (int)num(r, "event_steps");
     assert_int_equal(steps, 3);
     const ynode *roles = at(r, "roles"), *ranks = at(r, "rank_profiles");

@@ -73,13 +73,14 @@ int plot_measured_write_data(FILE *f, const plot_measured *g) {
 
 static void body(FILE *f, const void *ctx, const char *data_path) {
     const plot_measured *g = ctx;
-    char line1[400], line2[400];
+    char line1[400], line2[500];
     snprintf(line1, sizeof line1,
              "Schedule per stage, predicted (left: the replay, on %s) vs measured (right: %s "
              "backend, %d ranks)",
              g->p->cluster, g->p->backend, (int)g->p->n_ranks);
-    snprintf(line2, sizeof line2, "%s (%s), first %d steps%s", g->p->plan, g->p->model,
-             (int)g->p->event_steps,
+    char plan[400];
+    snprintf(line2, sizeof line2, "%s, first %d steps%s",
+             plot_profile_describe(g->p, plan, sizeof plan), (int)g->p->event_steps,
              g->n_stages < g->stages ? "; stages past the 64th left out" : "");
     fputs("set multiplot title ", f);
     plot_put_string(f, line1);

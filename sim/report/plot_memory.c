@@ -213,7 +213,7 @@ static void body(FILE *f, const void *ctx, const char *data_path) {
              "Memory per rank, predicted (left) vs measured (right), stacked by category, first "
              "%d steps",
              (int)m->p->event_steps);
-    snprintf(plan, sizeof plan, "%s (%s)", m->p->plan, m->p->model);
+    plot_profile_describe(m->p, plan, sizeof plan);
     fputs("set multiplot title ", f);
     plot_put_string(f, title);
     fputs(" . \"\\n\" . ", f);

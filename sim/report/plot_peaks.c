@@ -49,13 +49,14 @@ int plot_peaks_write_data(FILE *f, const plot_peaks *k) {
 static void body(FILE *f, const void *ctx, const char *data_path) {
     const plot_peaks *k = ctx;
     const int32_t n = k->p->n_ranks;
-    char title[800];
+    char title[200], plan[400];
     snprintf(title, sizeof title,
-             "Peak memory per rank, predicted (pale, left) vs measured (solid, right): %s (%s), "
-             "%d ranks",
-             k->p->plan, k->p->model, (int)n);
+             "Peak memory per rank, predicted (pale, left) vs measured (solid, right), %d ranks",
+             (int)n);
     fputs("set multiplot layout 2,4 title ", f);
     plot_put_string(f, title);
+    fputs(" . \"\\n\" . ", f);
+    plot_put_string(f, plot_profile_describe(k->p, plan, sizeof plan));
     fputs(" font \",12\"\n", f);
     fputs("set style fill solid 1.0 border lc rgb \"#555555\"\nset boxwidth 0.38\n", f);
     fputs("set grid ytics lc rgb \"#dddddd\"\nset xtics out nomirror\nset format y \"%g\"\n", f);

@@ -87,8 +87,17 @@ static int read_header(const ynode *root, plot_profile *p, int *cat, ps_err *err
         yget_str(root, "", "model", true, p->model, sizeof p->model, err) ||
         yget_str(root, "", "cluster", true, p->cluster, sizeof p->cluster, err) ||
         yget_str(root, "", "backend", true, p->backend, sizeof p->backend, err) ||
+        yget_str(root, "", "params_dtype", true, p->params_dtype, sizeof p->params_dtype, err) ||
         get_i32(root, "", "ranks", 1, PLOT_PROFILE_MAX_RANKS, &p->n_ranks, err) ||
         get_i32(root, "", "event_steps", 0, PROGRAM_MAX_STEPS, &p->event_steps, err))
+        return -1;
+    const ynode *par = NULL;
+    if (yget_map(root, "", "parallel", true, &par, err) ||
+        get_i32(par, "parallel", "dp", 1, INT32_MAX, &p->dp, err) ||
+        get_i32(par, "parallel", "tp", 1, INT32_MAX, &p->tp, err) ||
+        get_i32(par, "parallel", "pp", 1, INT32_MAX, &p->pp, err) ||
+        get_i32(par, "parallel", "cp", 1, INT32_MAX, &p->cp, err) ||
+        get_i32(par, "parallel", "zero", 0, 3, &p->zero, err))
         return -1;
     const ynode *c = NULL;
     if (get_seq(root, "", "categories", &c, err)) return -1;
@@ -240,6 +249,13 @@ int plot_profile_load(const char *path, plot_profile *out, ps_err *err) {
     ynode_free(root);
     if (rc) plot_profile_free(out);
     return rc;
+}
+
+const char *plot_profile_describe(const plot_profile *p, char *buf, int buf_len) {
+    snprintf(buf, (size_t)buf_len, "%s (%s): dp %d x tp %d x pp %d x cp %d, ZeRO-%d, %s weights",
+             p->plan, p->model, (int)p->dp, (int)p->tp, (int)p->pp, (int)p->cp, (int)p->zero,
+             p->params_dtype);
+    return buf;
 }
 
 void plot_profile_free(plot_profile *p) {

@@ -45,7 +45,8 @@ typedef struct {
 } prof_rank;
 
 typedef struct {
-    char plan[128], model[64], cluster[64], backend[16];
+    char plan[128], model[64], cluster[64], backend[16], params_dtype[16];
+    int32_t dp, tp, pp, cp, zero;
     int32_t n_roles, n_ranks, event_steps;
     prof_role *roles; /* by role index */
     prof_rank *ranks; /* by world rank */
@@ -54,5 +55,8 @@ typedef struct {
 /* Read and check path. 0, or -1 with err naming file:line:col and the field. */
 int plot_profile_load(const char *path, plot_profile *out, ps_err *err);
 void plot_profile_free(plot_profile *p);
+
+/* "PLAN (MODEL): dp 2 x tp 1 x pp 1 x cp 1, ZeRO-3, bf16 weights" into buf, for titles. */
+const char *plot_profile_describe(const plot_profile *p, char *buf, int buf_len);
 
 #endif
