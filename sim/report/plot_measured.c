@@ -47,7 +47,7 @@ void plot_measured_layout(plot_measured *g, const plot_profile *p) {
     g->width = 1500;
     int row = 640 / (g->n_stages ? g->n_stages : 1);
     row = row < 14 ? 14 : row > 70 ? 70 : row;
-    g->height = 200 + row * (g->n_stages ? g->n_stages : 1);
+    g->height = 225 + row * (g->n_stages ? g->n_stages : 1);
 }
 
 int plot_measured_write_data(FILE *f, const plot_measured *g) {
@@ -96,7 +96,7 @@ static void body(FILE *f, const void *ctx, const char *data_path) {
           f);
     fputs("set style fill solid 1.0 border lc rgb \"#333333\"\n", f);
     fprintf(f, "is_comm(k) = k == %d || k == %d || k == %d\n", OP_COLL, OP_SEND, OP_RECV);
-    const double top = 1.0 - 75.0 / g->height, bottom = 60.0 / g->height;
+    const double top = 1.0 - 100.0 / g->height, bottom = 60.0 / g->height;
     for (int side = 0; side < 2; side++) {
         fprintf(f, "set lmargin at screen %.4f\nset rmargin at screen %.4f\n", side ? 0.54 : 0.1,
                 side ? 0.87 : 0.47);
