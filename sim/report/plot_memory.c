@@ -157,10 +157,13 @@ static void panel(FILE *f, const plot_memory *m, int32_t row, int side, const ch
                 "set arrow from %d, graph 0.74 to %.1f, first %.6g head filled lw 1.5 lc rgb "
                 "\"%s\" front\n",
                 (int)e->op, e->op + 0.5, y / m->unit, plot_mem_colour[MEM_OPTIMIZER]);
+        /* the label left of the arrow when it fits there, else right: inside the panel */
+        const int left = 10 * (e->op - x0) > 3 * (x1 - x0); /* the label is ~25% wide */
         fprintf(f,
-                "set label \"Adam states (step %d)\" at %d, graph 0.77 right offset -0.3,0 "
+                "set label \"Adam states (step %d)\" at %d, graph 0.77 %s offset %s0.3,0 "
                 "tc rgb \"%s\" front\n",
-                (int)e->step, (int)e->op, plot_mem_colour[MEM_OPTIMIZER]);
+                (int)e->step, (int)e->op, left ? "right" : "left", left ? "-" : "",
+                plot_mem_colour[MEM_OPTIMIZER]);
     }
     if (first)
         fputs("set key at screen 0.845, screen 0.97 left top Left reverse box opaque font \",9\" "
