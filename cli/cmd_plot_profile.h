@@ -1,5 +1,5 @@
 /* cmd_plot_profile.h — the charts of a run profile: `parasim plot memory`,
- * `plot peaks` and `plot schedule PROFILE.json` (docs/plots.md §4-6). */
+ * `plot peaks` and `plot schedule PROFILE.json` (docs/plots.md §3-5). */
 #ifndef PS_CMD_PLOT_PROFILE_H
 #define PS_CMD_PLOT_PROFILE_H
 

@@ -1,5 +1,5 @@
 /* plot_job.c — drawing one chart with gnuplot, atomically (see plot_job.h,
- * docs/plots.md §7).
+ * docs/plots.md §6).
  *
  * sim/report/ writes the data and the gnuplot script into a private temporary
  * directory; this file runs gnuplot on them (fork and execvp, no shell), has it

@@ -1,6 +1,6 @@
 /* plot_job.h — what every `parasim plot` chart shares: the options, the
  * output names, and drawing with gnuplot into temporaries that are renamed
- * over the targets once gnuplot succeeds (docs/plots.md §7). */
+ * over the targets once gnuplot succeeds (docs/plots.md §6). */
 #ifndef PS_PLOT_JOB_H
 #define PS_PLOT_JOB_H
 

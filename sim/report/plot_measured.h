@@ -1,6 +1,6 @@
 /* plot_measured.h — `parasim plot schedule PROFILE.json`: each pipeline
  * stage's ops over the profile's first steps as the replay predicts them
- * (left) and as they ran (right), one row per stage (docs/plots.md §6).
+ * (left) and as they ran (right), one row per stage (docs/plots.md §5).
  *
  * A stage is drawn by one rank: the lowest world rank whose role has that
  * stage and tensor- and context-parallel rank 0 (or, failing that, the lowest

@@ -1,6 +1,6 @@
 /* plot_memory.h — `parasim plot memory PROFILE.json`: each rank's memory over
  * the profile's first steps, predicted (the replay of its role) next to
- * measured, stacked by category, phases marked (docs/plots.md §4).
+ * measured, stacked by category, phases marked (docs/plots.md §3).
  *
  * x is the op index in the rank's op list (one op per unit; the profile has a
  * measured and a predicted value after every op, so the two panels line up op

@@ -1,6 +1,6 @@
 /* plot_peaks.h — `parasim plot peaks PROFILE.json`: every rank's peak memory
  * per category, predicted (the replay of the rank's role) next to measured
- * (docs/plots.md §5). One panel per category and one for the total; in each,
+ * (docs/plots.md §4). One panel per category and one for the total; in each,
  * one pair of bars per world rank. A category's peak is its own highest
  * value, wherever in the run it happens, so the panels do not add up to the
  * total (the peak of all categories at once).

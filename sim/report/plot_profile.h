@@ -1,5 +1,5 @@
 /* plot_profile.h — a run profile (`parasim run -o PROFILE.json`, docs/runtime.md
- * §Profile) read back for the charts of docs/plots.md §4–6.
+ * §Profile) read back for the charts of docs/plots.md §3–5.
  *
  * Only what the charts draw is kept: every role's coordinates and predicted
  * peaks, and every rank's role, measured peaks and events (measured and
