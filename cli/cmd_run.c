@@ -29,9 +29,10 @@ static void usage(FILE *f) {
             "Lower the plan to its execution plan (parasim emit) and run it for real: one\n"
             "process per rank, N = the plan's gpus. Prints per step the loss (mean over the\n"
             "global batch), the step time of the slowest rank, tokens/s and memory; the\n"
-            "profile holds the measured event per op (time, bytes per category), the\n"
-            "collectives (calls, bytes) and the losses, next to the replay's prediction\n"
-            "(docs/runtime.md).\n"
+            "profile holds every rank's memory, collectives (calls, bytes) and the events of\n"
+            "its first steps (time, bytes per category), next to the replay's prediction of\n"
+            "its role, and the losses (docs/runtime.md); parasim plot memory|peaks|schedule\n"
+            "PROFILE.json draws it.\n"
             "\n"
             "  --backend B   cpu (OpenBLAS + MPI), cuda, or auto (default: cpu where no CUDA\n"
             "                executor is available)\n"
@@ -45,8 +46,7 @@ static void usage(FILE *f) {
             "  --data-limit SIZE  the most a text corpus (train.data) may hold; it is read\n"
             "                into memory (default 1 GiB)\n"
             "  --set k=v     override a plan field (as parasim plan)\n"
-            "  -o FILE       write the profile (JSON) atomically (rank 0's; a FILE with %%r:\n"
-            "                every rank writes its own, %%r replaced by its rank)\n"
+            "  -o FILE       write the profile (JSON) atomically\n"
             "  --quiet       no per-step lines\n");
 }
 
@@ -151,14 +151,6 @@ static int run_main(int argc, char **argv, int rank, int world) {
     }
     if (rc == CLI_OK && !path)
         rc = cli_fail("run", CLI_USAGE, "expected a plan file (e.g. plans/tiny-1m-cpu.yaml)");
-    /* -o with %r: every rank writes its own profile (a pipeline's stages differ) */
-    char own_path[4096];
-    const char *pct = out_path ? strstr(out_path, "%r") : NULL;
-    if (pct && strlen(out_path) < sizeof own_path - 16)
-        snprintf(own_path, sizeof own_path, "%.*s%d%s", (int)(pct - out_path), out_path, rank,
-                 pct + 2);
-    const bool writes = out_path && (rank == 0 || pct);
-    if (pct) out_path = own_path;
     if (rc == CLI_OK) rc = cli_check_not_input("run", path, out_path);
     if (rc == CLI_OK && !strcmp(backend, "cuda"))
         rc = cli_fail("run", CLI_FAIL, "--backend cuda: the CUDA executor is not built yet; the "
@@ -184,7 +176,7 @@ static int run_main(int argc, char **argv, int rank, int world) {
     if (status == 0) status = replay_program(&prog, &rp, &err);
     if (status == 0) status = run_profile_check_memory(&prog, &rp, local, &err);
     /* the profile is written at the end, by rank 0: check now that it can be */
-    if (status == 0 && writes) status = run_profile_check_output(out_path, &err);
+    if (status == 0 && rank == 0 && out_path) status = run_profile_check_output(out_path, &err);
     free(spec);
     restore_stderr(saved_err);
     /* the ranks may see different files or free memory: agree before any
@@ -237,17 +229,28 @@ static int run_main(int argc, char **argv, int rank, int world) {
         atomic_file_remove_temporaries();
         MPI_Abort(MPI_COMM_WORLD, CLI_FAIL);
     }
+    /* every rank's measurements to rank 0, for the summary and the profile */
+    run_gather all;
+    if (run_gather_all(&prog, &groups, &res, &all, &err) != 0) {
+        if (rank == 0) fprintf(stderr, "parasim run: %s\n", err.msg);
+        rt_result_free(&res);
+        rt_groups_free(&groups);
+        replay_free(&rp);
+        program_free(&prog);
+        return CLI_FAIL;
+    }
     if (rank == 0 && !quiet) {
-        run_profile_print_summary(stdout, &prog, &groups, &rp, &res);
+        run_profile_print_summary(stdout, &prog, &groups, &rp, &res, &all);
         if ((long)local * threads > cores)
             printf("note: %d ranks x %lld threads on %ld cores here: oversubscribed, so the "
                    "measured times are inflated\n", local, (long long)threads, cores);
     }
-    if (writes &&
-        run_profile_write(out_path, &prog, &groups, &rp, &res, (int)threads, &err) != 0) {
+    if (rank == 0 && out_path &&
+        run_profile_write(out_path, &prog, &rp, &res, &all, (int)threads, &err) != 0) {
         fprintf(stderr, "parasim run: %s\n", err.msg);
         status = -1;
     }
+    run_gather_free(&all);
     rt_result_free(&res);
     rt_groups_free(&groups);
     replay_free(&rp);

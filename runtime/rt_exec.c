@@ -34,7 +34,6 @@ typedef struct {
     ps_err diverged_err;
     rt_watchdog *watchdog;
     rt_pipe pipe; /* the role's global units; pipeline sends (rt_pipe.h) */
-    double *unit_grad_sq; /* rt_result's, filled by step 0's optimizer */
 } exec;
 
 /* ---- buffers ------------------------------------------------------------------ */
@@ -147,7 +146,7 @@ static int op_alloc(exec *x, int32_t i, ps_err *err) {
         const int64_t n = x->held[o->buf], first = x->first[o->buf];
         float *v = x->dt[o->buf] == RT_F32 ? *slot : malloc((size_t)n * 4);
         if (!v) return fail(err, x, i, "out of host memory for the initial weights");
-        rt_pipe_init_values(&x->pipe, x->p, x->r, first, n, v);
+        rt_tp_init_values(x->p, x->r, x->p->seed, first, n, v); /* the one-rank model's */
         if (v != *slot) {
             x->be->to_bf16(*slot, v, n);
             free(v);
@@ -350,15 +349,11 @@ static int op_optim(exec *x, int32_t i, ps_err *err) {
     }
     /* a non-finite element makes the norm non-finite (squares of floats stay finite in double) */
     const double norm2 = x->be->sum_squares(gf, n);
-    for (int32_t u = 0; o->step == 0 && x->unit_grad_sq && u < x->r->n_units; u++) {
-        const prog_unit *un = &x->r->units[u]; /* the unit's part of [lo, hi) */
-        const int64_t a = un->offset > lo ? un->offset : lo;
-        const int64_t b = un->offset + un->elems < hi ? un->offset + un->elems : hi;
-        if (a < b) x->unit_grad_sq[u] += x->be->sum_squares(gf + (a - lo), b - a);
-    }
     if (!isfinite(norm2)) diverged(x, i, "the gradient norm (of this rank's range)", norm2);
+    if (o->step == 0) rt_tp_dump(p, x->r, "grads", x->g->world.rank, lo, gf, n);
     x->be->adamw(pw, m, v, gf, n, (float)p->lr, (float)p->beta1, (float)p->beta2, (float)p->eps,
                  (float)p->weight_decay, o->step + 1);
+    if (o->step == p->steps - 1) rt_tp_dump(p, x->r, "params", x->g->world.rank, lo, pw, n);
     rt_mem_free(&x->mem, tmp);
     if (master) { /* the working copy follows the master weights */
         void *pp = buf_at(x, BUF_PARAMS, lo);
@@ -478,14 +473,12 @@ int rt_exec_run(const program *p, const rt_backend *be, rt_groups *g, const rt_o
     out->loss = calloc((size_t)p->steps, sizeof *out->loss);
     out->step_seconds = calloc((size_t)p->steps, sizeof *out->step_seconds);
     out->events = calloc((size_t)r->n_ops, sizeof *out->events);
-    out->unit_grad_sq = calloc((size_t)r->n_units, sizeof *out->unit_grad_sq);
-    out->n_units = r->n_units;
-    x.unit_grad_sq = out->unit_grad_sq;
     out->tokens_per_step = (double)p->global_batch * (double)p->seq;
-    if (!out->loss || !out->step_seconds || !out->events || !out->unit_grad_sq) {
+    if (!out->loss || !out->step_seconds || !out->events) {
         exec_free(&x);
         return ps_err_set(err, "out of host memory for the profile");
     }
+    if (p->tp > 1) rt_model_set_tp(&x.model, &g->group[GROUP_TP], out->coll[GROUP_TP]);
     x.watchdog = rt_watchdog_start(opt ? opt->timeout_s : 0, g->world.rank, describe, r);
     x.t0 = be->now_seconds();
     double t_step = x.t0;
@@ -530,6 +523,5 @@ void rt_result_free(rt_result *r) {
     free(r->loss);
     free(r->step_seconds);
     free(r->events);
-    free(r->unit_grad_sq);
     memset(r, 0, sizeof *r);
 }

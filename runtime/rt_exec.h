@@ -43,11 +43,6 @@ typedef struct {
     rt_coll_stat coll[GROUP_COUNT][COLL_SEND + 1];
     int64_t peak[MEM_COUNT], peak_total;
     int64_t end_of_step0[MEM_COUNT]; /* bytes per category after step 0's last op */
-    /* per unit of the role: the sum of squares of step 1's gradient, over the
-     * elements this rank holds once it is reduced (at the optimizer step); the
-     * sum over a role's ranks is the unit's whole gradient, for any split */
-    double *unit_grad_sq;
-    int32_t n_units;
 } rt_result;
 
 typedef struct {

@@ -24,9 +24,7 @@ int rt_pipe_init(rt_pipe *pp, const program *p, const prog_role *r, const rt_bac
     pp->be = be, pp->mem = mem, pp->group = group;
     pp->n_units = r->n_units;
     pp->global = calloc((size_t)r->n_units, sizeof *pp->global);
-    pp->global_off = calloc((size_t)r->n_units, sizeof *pp->global_off);
-    if (!pp->global || !pp->global_off) return ps_err_set(err, "out of host memory");
-    const int64_t embed = rt_model_unit_elems(p, 0), layer = rt_model_unit_elems(p, 1);
+    if (!pp->global) return ps_err_set(err, "out of host memory");
     for (int32_t u = 0; u < r->n_units; u++) {
         const int32_t g = global_unit(p, r->units[u].name);
         if (g < 0 || (u > 0 && g <= pp->global[u - 1]))
@@ -35,7 +33,6 @@ int rt_pipe_init(rt_pipe *pp, const program *p, const prog_role *r, const rt_bac
                               "layer.%lld and head, each once, in order",
                               (int)u, r->units[u].name, (long long)(p->layers - 1));
         pp->global[u] = g;
-        pp->global_off[u] = g == 0 ? 0 : embed + (int64_t)(g - 1) * layer;
     }
     pp->has_embed = pp->global[0] == 0;
     pp->has_head = pp->global[r->n_units - 1] == p->layers + 1;
@@ -47,21 +44,7 @@ void rt_pipe_free(rt_pipe *pp) {
         if (pp->pend[i].req && pp->be->wait(&pp->pend[i].req, 0) != 1) free(pp->pend[i].req);
     free(pp->pend);
     free(pp->global);
-    free(pp->global_off);
     memset(pp, 0, sizeof *pp);
-}
-
-void rt_pipe_init_values(const rt_pipe *pp, const program *p, const prog_role *r, int64_t first,
-                         int64_t n, float *out) {
-    memset(out, 0, (size_t)n * sizeof *out); /* the padding */
-    for (int32_t u = 0; u < r->n_units; u++) {
-        const prog_unit *un = &r->units[u];
-        const int64_t lo = un->offset > first ? un->offset : first;
-        const int64_t hi = un->offset + un->elems < first + n ? un->offset + un->elems : first + n;
-        if (lo < hi)
-            rt_model_init_values(p, p->seed, pp->global_off[u] + (lo - un->offset), hi - lo,
-                                 out + (lo - first));
-    }
 }
 
 /* Release the blocks of finished sends (block: wait for all). */

@@ -4,9 +4,8 @@
  *
  * A role lists only its stage's units (program.h); their names keep the
  * global index ("embed" = 0, "layer.i" = i + 1, "head" = L + 1), which is how
- * the runtime's model (rt_model.h) numbers them. The initial weights of a
- * local flat element are those of its global element, so every split trains
- * the one-rank model.
+ * the runtime's model (rt_model.h) numbers them. (The initial weights of a
+ * local flat element are those of its global element: rt_tp_init_values.)
  *
  * The executor runs the ops in program order; it never schedules. A send
  * does not block (MPI_Isend): the stage goes on, and the block it sent is
@@ -33,8 +32,7 @@ typedef struct {
 
 typedef struct {
     int32_t n_units;
-    int32_t *global;     /* [n_units]: global unit of each local unit */
-    int64_t *global_off; /* [n_units]: its first element in the one-rank flat space */
+    int32_t *global; /* [n_units]: global unit of each local unit */
     bool has_embed, has_head;
     const rt_backend *be;
     rt_mem *mem;
@@ -48,11 +46,6 @@ int rt_pipe_init(rt_pipe *pp, const program *p, const prog_role *r, const rt_bac
                  rt_mem *mem, rt_group *group, ps_err *err);
 /* Release what init took (blocks of unfinished sends stay with rt_mem). */
 void rt_pipe_free(rt_pipe *pp);
-
-/* Initial values of the role's flat elements [first, first + n): those of the
- * global elements the units map to (rt_model_init_values), 0 in the padding. */
-void rt_pipe_init_values(const rt_pipe *pp, const program *p, const prog_role *r, int64_t first,
-                         int64_t n, float *out);
 
 /* A send or recv op: micro-batch o->mb's activation (phase fwd: the model's
  * hidden stream) or its gradient (phase bwd: the fp32 gradient stream, sent

@@ -16,6 +16,7 @@
 #include "program/program.h"
 #include "program/replay.h"
 #include "cost/states.h"
+#include "cost/workspace.h"
 #include "tu.h"
 #include "spec/yget.h"
 #include "spec/ynode.h"
@@ -93,6 +94,41 @@ static void check_states(const program *p, const replay_result *rr, const eval_r
     assert_int_equal(p->roles[0].flat_elems, e->heavy.param_elems);
 }
 
+/* Workspace (docs/memory.md §6): every compute op carries workspace.c's
+ * working set, so the replay's peak is at least the stage's largest; with
+ * one rank (no reduce-scatter) it is that or the optimizer's gradient copy,
+ * exactly. eval counts the compute ops' working set (and a bound on the
+ * reduce-scatters') on top of the activations, the optimizer's beyond them.
+ * So the closed form never predicts less than the replay: at every op the
+ * replay's activations, workspace and buffers are within eval's. */
+static void check_workspace(const plan_spec *s, const program *p, const replay_result *rr,
+                            const eval_result *e) {
+    ws_bytes ws;
+    ws_compute(&s->model.cfg, &s->cfg, &ws);
+    const replay_role *r = &rr->roles[0];
+    const int64_t compute = ws_stage_compute(&ws, true, s->model.cfg.layers, true);
+    const int64_t opt = ws_optimizer_bytes(&s->cfg, p->roles[0].shard_elems);
+    assert_true(r->peak[MEM_WORKSPACE].bytes >= compute);
+    assert_true(e->heavy.buf_temps >= compute);
+    if (s->cfg.dp == 1) {
+        assert_int_equal(r->peak[MEM_WORKSPACE].bytes, compute > opt ? compute : opt);
+        assert_int_equal(e->heavy.activations + e->heavy.buf_temps,
+                         e->heavy.activations + compute > opt ? e->heavy.activations + compute
+                                                              : opt);
+    }
+    assert_true(r->peak[MEM_WORKSPACE].bytes <= e->heavy.activations + e->heavy.buf_temps);
+    /* eval counts no unit-gradient buffer under ZeRO-2 (see check_activations) */
+    const int64_t gb = dtype_bytes(s->cfg.precision.grads);
+    const int64_t unit_grads =
+        s->cfg.dp > 1 && s->cfg.zero == 2 ? largest_unit(&p->roles[0]) * gb : 0;
+    const int64_t eval_allocated = e->heavy.total - e->heavy.reserved - e->heavy.fragmentation -
+                                   e->heavy.buf_workspace + unit_grads;
+    if (r->peak_total.bytes > eval_allocated)
+        fail_msg("%s dp %lld zero %d: replay peak %lld > closed form %lld", s->model.name,
+                 (long long)s->cfg.dp, s->cfg.zero, (long long)r->peak_total.bytes,
+                 (long long)eval_allocated);
+}
+
 /* Peak activations: eval adds one layer's recompute working set on top of
  * everything kept at the peak; in the op order the head's saved tensors are
  * freed (its bwd) before any layer rebuilds its tensors, so the replay's peak
@@ -106,7 +142,7 @@ static void check_activations(const plan_spec *s, const program *p, const replay
     assert_int_equal(r->peak[MEM_ACTIVATIONS].bytes, e->heavy.act_saved + e->heavy.act_working - overlap);
     if (s->cfg.recompute == RECOMPUTE_NONE)
         assert_int_equal(r->peak[MEM_ACTIVATIONS].bytes, e->heavy.activations);
-    assert_int_equal(r->peak[MEM_WORKSPACE].bytes, e->heavy.buf_logits);
+    check_workspace(s, p, rr, e);
     /* nothing stays behind after a step */
     assert_int_equal(r->steps[0].end_bytes[MEM_ACTIVATIONS], 0);
     assert_int_equal(r->steps[0].end_bytes[MEM_BUFFERS], 0);
@@ -336,7 +372,9 @@ static void test_tiny_zero2_by_hand(void **state) {
     /* head saves per token: final norm input 4h + 1/rms 4 + head input 4h + fp32 softmax 4V
      * + int64 label 8 = 2,060 bytes; x 1,024 tokens */
     assert_int_equal(o->bytes, 2060 * 1024);
-    assert_int_equal(o->workspace_bytes, 1024 * 256 * 4); /* the logits */
+    /* its working set (fp32): int32 labels, the logits' gradient, the normed
+     * input's gradient and the hidden gradient it passes on */
+    assert_int_equal(o->workspace_bytes, 1024 * 4 + 1024 * 256 * 4 + 2 * 1024 * 128 * 4);
     /* layer.2's reduce-scatter: S = 246,016 x 4, each rank sends one of two chunks */
     const prog_op *rs = NULL;
     for (int32_t i = 0; i < r->n_ops && !rs; i++)
@@ -347,6 +385,9 @@ static void test_tiny_zero2_by_hand(void **state) {
     assert_int_equal(rs->elems, 246016);
     assert_int_equal(rs->bytes, 984064);
     assert_int_equal(rs->sent_bytes, 492032);
+    /* its receive buffer on the rank that gets the most (rank 1: 245,952
+     * elements), beside the hidden gradient passed to layer.1's bwd */
+    assert_int_equal(rs->workspace_bytes, 245952 * 4 + 1024 * 128 * 4);
     /* a layer saves 4(4h + 2q + 2kv + 3f) + 4 + 4 + 4 heads = 9,752 bytes per token */
     const prog_op *fwd = &r->ops[3 + 1];
     assert_int_equal(fwd->kind, OP_FWD);
@@ -373,7 +414,7 @@ static void compare_programs(const program *a, const program *b) {
 #define EQ(f) assert_true(a->f == b->f)
     EQ(layers), EQ(hidden), EQ(heads), EQ(kv_heads), EQ(head_dim), EQ(ffn_hidden), EQ(vocab);
     EQ(tied_embeddings), EQ(norm_eps), EQ(rope_theta), EQ(seq), EQ(micro_batch);
-    EQ(micro_batches), EQ(global_batch), EQ(world), EQ(dp), EQ(tp), EQ(pp), EQ(cp), EQ(zero);
+    EQ(micro_batches), EQ(global_batch), EQ(world), EQ(dp), EQ(tp), EQ(pp), EQ(cp), EQ(sp), EQ(zero);
     EQ(recompute), EQ(precision.params), EQ(precision.grads), EQ(precision.master);
     EQ(precision.optimizer), EQ(precision.activations), EQ(steps), EQ(seed), EQ(lr), EQ(beta1);
     EQ(beta2), EQ(eps), EQ(weight_decay), EQ(data), EQ(bucket_bytes), EQ(overlap_dp), EQ(n_roles);
@@ -400,6 +441,9 @@ static void compare_programs(const program *a, const program *b) {
             EQ(kind); EQ(step); EQ(mb); EQ(unit); EQ(buf); EQ(src); EQ(dst); EQ(cat); EQ(coll);
             EQ(group); EQ(phase); EQ(peer); EQ(recompute); EQ(offset); EQ(elems); EQ(bytes);
             EQ(transient_bytes); EQ(workspace_bytes); EQ(sent_bytes); EQ(flops); EQ(seconds);
+            for (int c = 0; c < PROG_TP_COLLS; c++) {
+                EQ(tp_calls[c]); EQ(tp_bytes[c]); EQ(tp_sent[c]); EQ(tp_seconds[c]);
+            }
 #undef EQ
         }
     }
@@ -1028,11 +1072,6 @@ static void test_world_rank(void **state) {
 
 static void test_refusals(void **state) {
     (void)state;
-    tu_contains(emit_error("model: tiny-1m\ncluster: dgx-h100\ngpus: 2\n"
-                           "parallel: {dp: 1,\n  tp: 2}\nbatch: {global: 1, micro: 1, seq: 64}\n"
-                           "recompute: none\nprecision: bf16-mixed\noptimizer: adamw\n"),
-                "tensor parallelism is not in the execution plan yet: tp = 2 at test.yaml:5:7",
-                NULL);
     tu_contains(emit_error("model: tiny-1m\ncluster: dgx-h100\ngpus: 2\nparallel: {dp: 1, pp: 2}\n"
                            "batch: {global: 2, micro: 1, seq: 64}\nrecompute: full\n"
                            "pipeline: {schedule: zero-bubble}\n"
@@ -1510,6 +1549,196 @@ static void test_model_runtime_fields(void **state) {
                 "bad.yaml:4:42: norm_eps: expected a positive number, found 0", NULL);
 }
 
+/* ---- tensor and sequence parallelism -------------------------------------------------- */
+
+/* The replay's count of one (group tp, collective, phase): calls and sum of S. */
+static void tp_colls(const replay_role *r, comm_coll c, comm_phase ph, int64_t *calls,
+                     int64_t *bytes) {
+    *calls = *bytes = 0;
+    for (int i = 0; i < r->n_colls; i++)
+        if (r->colls[i].group == GROUP_TP && r->colls[i].coll == c && r->colls[i].phase == ph)
+            *calls += r->colls[i].calls, *bytes += r->colls[i].bytes;
+}
+
+/* tiny-1m (L 4, h 128, 4 heads and 2 kv heads of 32, f 512, V 256) on tp 2,
+ * fp32, one micro-batch of 256 tokens, worked out by hand: each tp rank's
+ * units (Megatron-LM's split), and per step the tp collectives the replay
+ * counts (T = 256 x 128 x 4 = 131,072 bytes; the cross-entropy's per-token
+ * fp32 statistics 1,024; sp's norm gradients 2 x 128 x 4 per layer, 128 x 4
+ * for the head). comm.c's closed form sends the same bytes per step. */
+static void test_tp_by_hand(void **state) {
+    (void)state;
+    const int64_t T = 131072;
+    for (int sp = 0; sp < 2; sp++) {
+        char text[512];
+        snprintf(text, sizeof text,
+                 "model: tiny-1m\ncluster: dgx-h100\ngpus: 2\n"
+                 "parallel: {dp: 1, tp: 2, sp: %s}\nbatch: {global: 1, micro: 1, seq: 256}\n"
+                 "recompute: none\nprecision: fp32\noptimizer: adamw\n", sp ? "true" : "false");
+        plan_spec *s = tu_plan(text);
+        program p;
+        replay_result rr;
+        eval_result e;
+        emit_ok(s, 2, &p);
+        check_ok(&p);
+        replay_ok(&p, &rr);
+        eval_plan(&s->model.cfg, &s->cluster.cfg, &s->cfg, &e, NULL);
+        assert_int_equal(p.n_roles, 2);
+        for (int32_t k = 0; k < 2; k++) {
+            const prog_role *r = &p.roles[k];
+            assert_int_equal(r->tp_rank, k);
+            assert_int_equal(r->ranks[0], k); /* placement tp innermost */
+            /* embed 128 rows x 128; a layer: 2 norms, q 64 + k 32 + v 32 rows and o 64
+             * columns of 128, w1, w3 256 rows and w2 256 columns of 128; head: norm + 128 rows */
+            assert_int_equal(r->units[0].elems, 16384);
+            for (int u = 1; u <= 4; u++) assert_int_equal(r->units[u].elems, 123136);
+            assert_int_equal(r->units[5].elems, 16512);
+            assert_int_equal(r->flat_elems, 525440);
+            const replay_role *rp = &rr.roles[k];
+            int64_t n, b;
+            if (!sp) {
+                tp_colls(rp, COLL_ALL_REDUCE, COMM_FWD, &n, &b); /* embed 1, layers 2 each, loss 3 */
+                assert_int_equal(n, 2 * 12), assert_int_equal(b, 2 * (9 * T + 3 * 1024));
+                tp_colls(rp, COLL_ALL_REDUCE, COMM_BWD, &n, &b); /* layers 2 each, head 1 */
+                assert_int_equal(n, 2 * 9), assert_int_equal(b, 2 * 9 * T);
+                assert_int_equal(rp->steps[0].sent_bytes[GROUP_TP], 18 * T + 3 * 1024);
+            } else {
+                tp_colls(rp, COLL_ALL_GATHER, COMM_FWD, &n, &b); /* layers 2 each, head 1 */
+                assert_int_equal(n, 2 * 9), assert_int_equal(b, 2 * 9 * T);
+                tp_colls(rp, COLL_REDUCE_SCATTER, COMM_FWD, &n, &b); /* embed 1, layers 2 each */
+                assert_int_equal(n, 2 * 9), assert_int_equal(b, 2 * 9 * T);
+                tp_colls(rp, COLL_ALL_REDUCE, COMM_FWD, &n, &b);
+                assert_int_equal(n, 2 * 3), assert_int_equal(b, 2 * 3 * 1024);
+                /* layers: 2 output-gradient gathers, 2 input re-gathers; head 1, embed 1 */
+                tp_colls(rp, COLL_ALL_GATHER, COMM_BWD, &n, &b);
+                assert_int_equal(n, 2 * 18), assert_int_equal(b, 2 * 18 * T);
+                tp_colls(rp, COLL_REDUCE_SCATTER, COMM_BWD, &n, &b);
+                assert_int_equal(n, 2 * 9), assert_int_equal(b, 2 * 9 * T);
+                tp_colls(rp, COLL_ALL_REDUCE, COMM_BWD, &n, &b);
+                assert_int_equal(n, 2 * 5), assert_int_equal(b, 2 * (4 * 1024 + 512));
+                /* a ring all-gather / reduce-scatter on 2 ranks sends S / 2 */
+                assert_int_equal(rp->steps[0].sent_bytes[GROUP_TP],
+                                 45 * T / 2 + 3 * 1024 + 4 * 1024 + 512);
+            }
+            assert_int_equal(rp->steps[0].sent_bytes[GROUP_TP], e.heavy.comm_bytes[GROUP_TP]);
+            /* the tp seconds are part of the op's */
+            for (int32_t i = 0; i < r->n_ops; i++) {
+                const prog_op *o = &r->ops[i];
+                double t = 0;
+                for (int c = 0; c < PROG_TP_COLLS; c++) t += o->tp_seconds[c];
+                assert_true(t <= o->seconds);
+                if (o->kind == OP_FWD && o->unit == 1) assert_true(t > 0);
+            }
+        }
+        /* the closed form's parameter count per tp rank (params.c) */
+        params_count pc;
+        params_count_rank(&s->model.cfg, 2, &pc);
+        assert_int_equal(p.roles[0].flat_elems, pc.total);
+        replay_free(&rr);
+        program_free(&p);
+        free(s);
+    }
+}
+
+/* tp 2 over a grid (dp 1/2, ZeRO 0-3, sp, recompute none/full, both
+ * precisions, 2 micro-batches): the states, activations and Adam states of
+ * the closed form, every role the same; with dp 1 the step time too (the tp
+ * collectives block compute in both); tp bytes per step comm.c's. */
+static void test_tp_grid_agrees_with_closed_form(void **state) {
+    (void)state;
+    int n = 0;
+    for (int64_t dp = 1; dp <= 2; dp++)
+        for (int64_t z = 0; z <= 3; z++)
+            for (int sp = 0; sp < 2; sp++)
+                for (int ri = 0; ri < 2; ri++)
+                    for (int pi = 0; pi < 2; pi++) {
+                        char text[512];
+                        snprintf(text, sizeof text,
+                                 "model: tiny-1m\ncluster: dgx-h100\ngpus: %lld\n"
+                                 "parallel: {dp: %lld, tp: 2, sp: %s, zero: %lld}\n"
+                                 "batch: {global: %lld, micro: 1, seq: 256}\nrecompute: %s\n"
+                                 "precision: %s\noptimizer: adamw\n",
+                                 (long long)(2 * dp), (long long)dp, sp ? "true" : "false",
+                                 (long long)z, (long long)(2 * dp), ri ? "full" : "none",
+                                 pi ? "fp32" : "bf16-mixed");
+                        plan_spec *s = tu_plan(text);
+                        program p;
+                        replay_result rr;
+                        eval_result e;
+                        emit_ok(s, 2, &p);
+                        check_ok(&p);
+                        replay_ok(&p, &rr);
+                        eval_plan(&s->model.cfg, &s->cluster.cfg, &s->cfg, &e, NULL);
+                        check_states(&p, &rr, &e);
+                        check_activations(s, &p, &rr, &e);
+                        check_adam(&p, &rr);
+                        check_time(s, &rr, &e);
+                        for (int32_t k = 0; k < rr.roles[0].n_steps; k++)
+                            assert_int_equal(rr.roles[0].steps[k].sent_bytes[GROUP_TP],
+                                             e.heavy.comm_bytes[GROUP_TP]);
+                        assert_int_equal(rr.roles[1].steps[0].end_bytes[MEM_PARAMS],
+                                         rr.roles[0].steps[0].end_bytes[MEM_PARAMS]);
+                        assert_int_equal(rr.roles[1].peak_total.bytes, rr.roles[0].peak_total.bytes);
+                        replay_free(&rr);
+                        program_free(&p);
+                        free(s);
+                        n++;
+                    }
+    assert_int_equal(n, 64);
+}
+
+/* The loader's tp rules: tp divides heads, kv heads and the MLP width
+ * (and micro * seq under sp), sp needs tp > 1, and tp collectives appear
+ * only with tp > 1; the JSON round trip keeps the tp fields. */
+static void test_tp_load(void **state) {
+    (void)state;
+    plan_spec *s = tu_plan("model: tiny-1m\ncluster: dgx-h100\ngpus: 2\n"
+                           "parallel: {dp: 1, tp: 2, sp: true}\n"
+                           "batch: {global: 1, micro: 1, seq: 256}\n"
+                           "recompute: full\nprecision: bf16-mixed\noptimizer: adamw\n");
+    program p, q;
+    ps_err err = {{0}};
+    emit_ok(s, 1, &p);
+    const char *path = tmp_path("tp.json");
+    if (program_write_json(&p, path, &err) || program_load_json(path, &q, &err))
+        fail_msg("%s", err.msg);
+    compare_programs(&p, &q);
+    assert_true(q.sp);
+    program_free(&q);
+    tu_contains(header_error(&p, "tp", "3"), "header.parallel.world", NULL);
+    program_free(&p);
+    free(s);
+    /* kv_heads 2 on tp 4: world and roles agree, the split does not */
+    s = tu_plan("model: tiny-1m\ncluster: dgx-h100\ngpus: 2\nparallel: {dp: 1, tp: 2}\n"
+                "batch: {global: 1, micro: 1, seq: 256}\nrecompute: none\nprecision: fp32\n"
+                "optimizer: adamw\n");
+    emit_ok(s, 1, &p);
+    tu_contains(header_error(&p, "kv_heads", "1"),
+                "header.parallel.tp: expected a divisor of the model's kv_heads (1), found 2", NULL);
+    tu_contains(header_error(&p, "ffn_hidden", "511"),
+                "header.parallel.tp: expected a divisor of the model's ffn_hidden (511), found 2",
+                NULL);
+    /* a tp collective on a tp = 1 program */
+    free(s);
+    program_free(&p);
+    s = tu_plan("model: tiny-1m\ncluster: dgx-h100\ngpus: 1\nparallel: {dp: 1}\n"
+                "batch: {global: 1, micro: 1, seq: 256}\nrecompute: none\nprecision: fp32\n"
+                "optimizer: adamw\n");
+    emit_ok(s, 1, &p);
+    for (int32_t i = 0; i < p.roles[0].n_ops; i++)
+        if (p.roles[0].ops[i].kind == OP_FWD) {
+            p.roles[0].ops[i].tp_calls[COLL_ALL_REDUCE] = 1;
+            p.roles[0].ops[i].tp_bytes[COLL_ALL_REDUCE] = 4;
+            break;
+        }
+    int32_t role, op;
+    assert_int_equal(program_check(&p, &role, &op, &err), -1);
+    tu_contains(err.msg, "expected no tensor-parallel collectives with tp = 1, found tp_all-reduce",
+                NULL);
+    program_free(&p);
+    free(s);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_grid_agrees_with_closed_form),
@@ -1533,6 +1762,8 @@ int main(void) {
         cmocka_unit_test(test_pipe_replay_is_the_schedule),
         cmocka_unit_test(test_pipe_replay_pairs),
         cmocka_unit_test(test_pipe_zero_bubble_parts),
+        cmocka_unit_test(test_tp_by_hand), cmocka_unit_test(test_tp_load),
+        cmocka_unit_test(test_tp_grid_agrees_with_closed_form),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     if (tmpdir[0]) {

@@ -3,14 +3,15 @@
  *    (oversubscribed) give the loss curve of one rank with the same global
  *    batch, within fp32 tolerance;
  *  - the measurement equals the prediction: params, grads, master and
- *    optimizer bytes exactly, peak activations within 2%, bytes per
- *    collective exactly;
+ *    optimizer bytes exactly, peak activations within 2%, peak workspace and
+ *    the total peak within 3%, bytes per collective exactly;
  *  - bad input stops every rank with one clear message, no hang.
  * argv[1] = the parasim binary, argv[2] = mpirun. */
 #define _DEFAULT_SOURCE /* mkdtemp, usleep */
 #include <dirent.h>
 #include <fcntl.h>
 #include <math.h>
+#include <stdbool.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -101,6 +102,17 @@ static void check_prediction(const ynode *root, const char *what) {
            pa = num(root, "memory.predicted_peak.activations");
     if (fabs(ma - pa) > 0.02 * pa)
         fail_msg("%s: peak activations measured %.0f, predicted %.0f", what, ma, pa);
+    /* the op temporaries are predicted (docs/memory.md §6): the workspace
+     * category and the total peak within 3% (measured: equal, for every plan
+     * here) */
+    double mw = num(root, "memory.measured_peak.workspace"),
+           pw = num(root, "memory.predicted_peak.workspace");
+    if (fabs(mw - pw) > 0.03 * mw)
+        fail_msg("%s: peak workspace measured %.0f, predicted %.0f", what, mw, pw);
+    double mt = num(root, "memory.measured_peak_total"),
+           pt = num(root, "memory.predicted_peak_total");
+    if (fabs(mt - pt) > 0.03 * mt)
+        fail_msg("%s: total peak measured %.0f, predicted %.0f", what, mt, pt);
     const ynode *c = at(root, "collectives");
     for (int i = 0; i < c->n; i++) {
         double b = num(c->items[i], "bytes"), pb = num(c->items[i], "predicted_bytes");
@@ -254,7 +266,7 @@ static void test_bad_arguments(void **state) {
     assert_non_null(strstr(out, "expected cpu, cuda or auto"));
     snprintf(cmd, sizeof cmd, "%s run " PLAN " --set parallel.tp=2 --set gpus=2", parasim);
     assert_int_equal(sh(cmd), 1);
-    assert_non_null(strstr(out, "tensor"));
+    assert_non_null(strstr(out, "the plan has 2 ranks (gpus: 2) but mpirun started 1"));
 }
 
 /* A model that cannot fit in host memory is refused up front with the
@@ -460,84 +472,313 @@ static void test_interrupted_hang_names_ops(void **state) {
     assert_null(strstr(out, "did not finish within"));
 }
 
+/* ---- tensor and sequence parallelism (docs/runtime.md, "Tensor parallelism") ---- */
+
+/* Megatron-LM's layout on tp 2 (the test model: 4 heads, 2 kv heads, GQA):
+ * the loss curve of the one-rank run (fp32: summation order differs,
+ * measured 8e-9), and the measurement equal to the replay, tp collectives
+ * included (check_prediction). Later --set options override run_np's dp. */
+static void tp_run(int np, const char *sets, double rtol) {
+    char all[256];
+    snprintf(all, sizeof all, "--set parallel.tp=2 --set parallel.dp=%d %s", np / 2, sets);
+    run_and_compare(np, 0, all, rtol);
+}
+
+static void test_tp2(void **s) { (void)s, tp_run(2, "", 1e-5); }
+static void test_tp2_sp(void **s) { (void)s, tp_run(2, "--set parallel.sp=true", 1e-5); }
+static void test_tp2_dp2_zero1(void **s) {
+    (void)s, tp_run(4, "--set parallel.zero=1 --set recompute=full", 1e-5);
+}
+static void test_tp2_dp2_zero3(void **s) {
+    (void)s, tp_run(4, "--set parallel.zero=3 --set parallel.sp=true", 1e-5);
+}
+static void test_tp2_bf16(void **s) { (void)s, tp_run(2, "--set precision=bf16-mixed", 5e-3); }
+
+/* The records (int64 full-model index, float32) that PARASIM_DUMP_GRADS
+ * makes the ranks write (runtime/rt_tp.h) into dir: what.<rank>.bin for
+ * rank < np, into v[index] (n elements). Returns the records read; *dups
+ * counts indices seen twice, *differ those seen twice with different values. */
+static int64_t dump_read(const char *dir, const char *what, int np, float *v, bool *seen,
+                         int64_t n, int64_t *dups, int64_t *differ) {
+    int64_t records = 0;
+    *dups = *differ = 0;
+    memset(seen, 0, (size_t)n);
+    for (int r = 0; r < np; r++) {
+        char path[512];
+        snprintf(path, sizeof path, "%s/%s.%d.bin", dir, what, r);
+        FILE *f = fopen(path, "rb");
+        if (!f) fail_msg("%s: not written", path);
+        int64_t i;
+        float x;
+        while (fread(&i, sizeof i, 1, f) == 1 && fread(&x, sizeof x, 1, f) == 1) {
+            if (i < 0 || i >= n) fail_msg("%s: index %lld out of range", path, (long long)i);
+            if (seen[i]) *dups += 1, *differ += v[i] != x;
+            seen[i] = true, v[i] = x, records++;
+        }
+        fclose(f);
+        unlink(path);
+    }
+    return records;
+}
+
+/* One step's reduced gradient of every parameter matches the one-rank run's
+ * (padding aside: vocab 255 leaves tp rank 1 one padding row, which no token
+ * reads and no dump lists)
+ * (fp32: within 1e-5 of the largest, measured 4e-7), each element is held
+ * by some rank, and the replicated norm weights, held by both tp ranks, are
+ * bit-identical across them: gradients (summed over tp under sp, computed
+ * from identical inputs without) and weights after the last step. */
+static void test_tp_gradients(void **state) {
+    (void)state;
+    /* the test model with vocab 255, so that tp rank 1's last vocabulary row is padding:
+     * its parameters, and its norm weights */
+    enum { N = 119104 - 2 * 64, NORMS = (2 * 2 + 1) * 64 };
+    char dir[] = "/tmp/parasim-tp-XXXXXX", cmd[4096];
+    assert_non_null(mkdtemp(dir));
+    float *ref = calloc(N, sizeof *ref), *v = calloc(N, sizeof *v);
+    bool *seen = calloc(N, 1);
+    int64_t dups, differ;
+    snprintf(cmd, sizeof cmd, "env PARASIM_DUMP_GRADS=%s %s -np 1 -x PARASIM_DUMP_GRADS %s run " PLAN
+             " --steps 2 --threads 1 --quiet --set model.vocab=255", dir, mpirun, parasim);
+    if (sh(cmd)) fail_msg("%s", out);
+    assert_int_equal(dump_read(dir, "grads", 1, ref, seen, N, &dups, &differ), N);
+    dump_read(dir, "params", 1, v, seen, N, &dups, &differ); /* (and removes them) */
+    double big = 0;
+    for (int i = 0; i < N; i++) big = fmax(big, fabs(ref[i]));
+    const char *plans[] = {"", "--set parallel.sp=true"};
+    for (int k = 0; k < 2; k++) {
+        snprintf(cmd, sizeof cmd, "env PARASIM_DUMP_GRADS=%s %s -np 2 --oversubscribe -x "
+                 "PARASIM_DUMP_GRADS %s run " PLAN " --steps 2 --threads 1 --quiet --set gpus=2 "
+                 "--set model.vocab=255 --set parallel.tp=2 %s", dir, mpirun, parasim, plans[k]);
+        if (sh(cmd)) fail_msg("%s", out);
+        assert_int_equal(dump_read(dir, "grads", 2, v, seen, N, &dups, &differ), N + NORMS);
+        assert_int_equal(dups, NORMS);
+        assert_int_equal(differ, 0);
+        for (int i = 0; i < N; i++)
+            if (!seen[i] || fabs(v[i] - ref[i]) > 1e-5 * big)
+                fail_msg("tp 2 %s: gradient of parameter %d: %g, one rank %g", plans[k], i,
+                         (double)v[i], (double)ref[i]);
+        dump_read(dir, "params", 2, v, seen, N, &dups, &differ);
+        assert_int_equal(dups, NORMS);
+        assert_int_equal(differ, 0);
+    }
+    rmdir(dir);
+    free(ref), free(v), free(seen);
+}
+
+/* tp must divide the heads and the kv heads: refused before any collective,
+ * one message (rank 0's), naming the model's field. */
+static void test_tp_refused(void **state) {
+    (void)state;
+    const char *cases[][2] = {{"3", "expected a divisor of the model's heads = 4"},
+                              {"4", "expected a divisor of the model's kv_heads = 2"}};
+    for (int k = 0; k < 2; k++) {
+        char cmd[2048];
+        snprintf(cmd, sizeof cmd, "%s -np %s --oversubscribe %s run " PLAN " --quiet --set gpus=%s "
+                 "--set parallel.tp=%s", mpirun, cases[k][0], parasim, cases[k][0], cases[k][0]);
+        assert_int_equal(sh(cmd), 1);
+        const char *m = strstr(out, cases[k][1]);
+        if (!m) fail_msg("%s", out);
+        assert_null(strstr(m + 1, cases[k][1])); /* once */
+        assert_null(strstr(out, "MPI_ABORT"));
+    }
+}
+
+/* The i-th byte count of a memory array (the profile's "categories" order, which is
+ * mem_cat order: params, grads, master, optimizer, ...). */
+static double mem_at(const ynode *arr, int i) {
+    if (arr->kind != YN_SEQ || arr->n != 7) fail_msg("a memory array of 7 byte counts expected");
+    return strtod(arr->items[i]->str, NULL);
+}
+
+/* Every rank's profile (docs/runtime.md §Profile): each rank's memory after
+ * every op of the first steps, the model states (params, grads, master,
+ * optimizer) equal to the replay of its role op by op; its end of step 1 and
+ * collectives equal to the prediction; events bounded to event_steps; the
+ * summary names the heaviest rank and the slowest stage. The profile then
+ * draws (plot memory, peaks, schedule) when gnuplot is installed. */
+static void test_profile_every_rank(void **state) {
+    (void)state;
+    char dir[] = "/tmp/parasim-run-prof-XXXXXX", cmd[4096], path[256];
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/profile.json", dir);
+    snprintf(cmd, sizeof cmd,
+             "%s -np 2 --oversubscribe %s run " PLAN " --steps 4 --threads 1 --set gpus=2 "
+             "--set parallel.dp=2 --set parallel.zero=3 -o %s",
+             mpirun, parasim, path);
+    if (sh(cmd)) fail_msg("%s", out);
+    tu_contains(out, "heaviest rank per category (peak; 2 ranks, 1 role)", "\nactivations ",
+                "slowest stage: role 0 (stage 0, tp 0, cp 0) on rank ", NULL);
+    ynode *r = load(path);
+    assert_int_equal(num(r, "version"), 2);
+    assert_int_equal(num(r, "parallel.dp"), 2);
+    assert_int_equal(num(r, "parallel.zero"), 3);
+    const int steps = (int)num(r, "event_steps");
+    assert_int_equal(steps, 3);
+    const ynode *roles = at(r, "roles"), *ranks = at(r, "rank_profiles");
+    assert_int_equal(roles->n, 1);
+    assert_int_equal(ranks->n, 2);
+    const int ops = (int)num(roles->items[0], "ops");
+    for (int i = 0; i < 2; i++) {
+        const ynode *k = ranks->items[i];
+        assert_int_equal(num(k, "rank"), i);
+        const ynode *role = roles->items[(int)num(k, "role")];
+        const ynode *ev = at(k, "events");
+        /* the ops of steps 1..3 of the 4: a prefix of the role's list, ending in step 3
+         * (step 1 also allocates the states, so a bit over three quarters) */
+        assert_true(ev->n > ops / 4 * 3 && ev->n < ops);
+        assert_int_equal(num(ev->items[ev->n - 1], "step"), 3);
+        for (int c = 0; c < 4; c++)
+            assert_true(mem_at(at(k, "measured.end_of_step1"), c) ==
+                        mem_at(at(role, "predicted.end_of_step1"), c));
+        for (int e = 0; e < ev->n; e++) {
+            assert_int_equal(num(ev->items[e], "op"), e);
+            assert_true(num(ev->items[e], "step") <= steps);
+            assert_true(num(ev->items[e], "end") >= num(ev->items[e], "start"));
+            for (int c = 0; c < 4; c++)
+                if (mem_at(at(ev->items[e], "memory"), c) !=
+                    mem_at(at(ev->items[e], "predicted_memory"), c))
+                    fail_msg("rank %d op %d category %d: measured %.0f, predicted %.0f", i, e, c,
+                             mem_at(at(ev->items[e], "memory"), c),
+                             mem_at(at(ev->items[e], "predicted_memory"), c));
+        }
+        const ynode *c = at(k, "collectives");
+        assert_true(c->n >= 2); /* ZeRO-3: all-gathers and reduce-scatters */
+        for (int j = 0; j < c->n; j++)
+            assert_true(num(c->items[j], "bytes") == num(c->items[j], "predicted_bytes"));
+    }
+    assert_int_equal(num(r, "summary.slowest.role"), 0);
+    const double heavy = num(r, "summary.heaviest.total.rank");
+    assert_true(heavy == 0 || heavy == 1);
+    ynode_free(r);
+    if (system("gnuplot --version >/dev/null 2>&1") == 0) {
+        static const char *const charts[] = {"memory", "peaks", "schedule"};
+        for (int i = 0; i < 3; i++) {
+            snprintf(cmd, sizeof cmd, "%s plot %s %s -o %s/%s.png", parasim, charts[i], path, dir,
+                     charts[i]);
+            if (sh(cmd)) fail_msg("%s\n%s", cmd, out);
+        }
+        assert_string_equal(tu_dir_list(dir), "memory.png\npeaks.png\nprofile.json\nschedule.png\n");
+    }
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 /* ---- pipeline parallelism: the 4-layer variant of the test model, 4 micro-batches ---- */
 
 #define PP_SETS "--set model.layers=4 --set memory.bucket=16KiB"
+/* parameters of the 4-layer test model: 2 x 256 x 64 (embed, lm_head) + 64 (final norm) +
+ * 4 layers of 2 x 64 + (2 x 64 + 2 x 32 + 3 x 160) x 64 */
+enum { PP_N = 2 * 256 * 64 + 64 + 4 * (2 * 64 + (2 * 64 + 2 * 32 + 3 * 160) * 64) };
 static double pp_ref[STEPS];
-static ynode *pp_ref_profile;
+static float pp_ref_grads[PP_N];
+static char pp_dir[] = "/tmp/parasim-pp-XXXXXX";
 
 static void test_pp_reference(void **state) {
     (void)state;
-    char cmd[2048];
-    snprintf(cmd, sizeof cmd, "%s -np 1 %s run " PLAN " --steps %d --threads 1 --quiet " PP_SETS
-             " -o /tmp/parasim-pp-ref.json", mpirun, parasim, STEPS);
+    char cmd[2048], path[300];
+    assert_non_null(mkdtemp(pp_dir));
+    snprintf(path, sizeof path, "%s/ref.json", pp_dir);
+    snprintf(cmd, sizeof cmd, "env PARASIM_DUMP_GRADS=%s %s -np 1 -x PARASIM_DUMP_GRADS %s run "
+             PLAN " --steps %d --threads 1 --quiet " PP_SETS " -o %s", pp_dir, mpirun, parasim,
+             STEPS, path);
     if (sh(cmd)) fail_msg("%s", out);
-    pp_ref_profile = load("/tmp/parasim-pp-ref.json");
-    losses(pp_ref_profile, pp_ref);
+    ynode *r = load(path);
+    losses(r, pp_ref);
+    ynode_free(r);
+    bool *seen = calloc(PP_N, 1);
+    float *v = calloc(PP_N, sizeof *v);
+    int64_t dups, differ;
+    assert_int_equal(dump_read(pp_dir, "grads", 1, pp_ref_grads, seen, PP_N, &dups, &differ),
+                     PP_N);
+    dump_read(pp_dir, "params", 1, v, seen, PP_N, &dups, &differ); /* (removes it) */
+    free(seen), free(v);
 }
 
-/* Run pp 2 x dp on np = 2 dp ranks (every rank writes its profile). The loss
- * curve is the one-rank run's within rtol; each rank's model states are
- * exactly, its peak activations within 2% and its send/recv bytes exactly as
- * predicted; step 1's gradient of every unit, summed over the ranks that
- * hold its parts, is the one-rank gradient within gtol; each rank ran its
- * ops in the emitted order. Returns rank 0's profile (stage 0). */
+/* One rank's measured vs predicted (its role's replay): model states at the end
+ * of step 1 exactly, peak activations within 2%, bytes and calls per collective
+ * (send/recv included) exactly, and its events in the program's op order. */
+static void pp_check_rank(const ynode *k, const ynode *roles, const char *what) {
+    const ynode *role = roles->items[(int)num(k, "role")];
+    const int rank = (int)num(k, "rank");
+    for (int c = 0; c < 4; c++)
+        if (mem_at(at(k, "measured.end_of_step1"), c) != mem_at(at(role, "predicted.end_of_step1"), c))
+            fail_msg("%s: rank %d: model state %d measured %.0f bytes, predicted %.0f", what, rank,
+                     c, mem_at(at(k, "measured.end_of_step1"), c),
+                     mem_at(at(role, "predicted.end_of_step1"), c));
+    enum { ACTIVATIONS = 4 }; /* the profile's memory arrays: params, grads, master, optimizer, activations, ... */
+    const double ma = mem_at(at(k, "measured.peak"), ACTIVATIONS),
+                 pa = mem_at(at(role, "predicted.peak"), ACTIVATIONS);
+    if (fabs(ma - pa) > 0.02 * pa)
+        fail_msg("%s: rank %d: peak activations measured %.0f, predicted %.0f", what, rank, ma, pa);
+    const ynode *c = at(k, "collectives");
+    bool p2p = false;
+    for (int j = 0; j < c->n; j++) {
+        double b = num(c->items[j], "bytes"), pb = num(c->items[j], "predicted_bytes");
+        double n = num(c->items[j], "calls"), pn = num(c->items[j], "predicted_calls");
+        if (b != pb || n != pn)
+            fail_msg("%s: rank %d: %s %s: %.0f calls / %.0f bytes measured, %.0f / %.0f predicted",
+                     what, rank, at(c->items[j], "group")->str, at(c->items[j], "coll")->str, n, b,
+                     pn, pb);
+        p2p |= !strcmp(at(c->items[j], "group")->str, "pp");
+    }
+    if (!p2p) fail_msg("%s: rank %d: no pipeline send/recv counted", what, rank);
+    const ynode *ev = at(k, "events");
+    for (int e = 0; e < ev->n; e++) /* measured op order = the program's */
+        if (num(ev->items[e], "op") != e)
+            fail_msg("%s: rank %d ran op %.0f as its op %d", what, rank, num(ev->items[e], "op"), e);
+}
+
+/* Run pp 2 x dp (np = 2 dp ranks): the loss curve is the one-rank run's
+ * within rtol; every rank's measurement is its prediction (pp_check_rank);
+ * step 1's reduced gradient of every parameter, from the ranks that hold it,
+ * is the one-rank gradient within gtol of the largest. Returns the profile. */
 static ynode *pp_run(int dp, int zero, const char *extra, double rtol, double gtol) {
-    char cmd[4096], path[128], what[256];
+    char cmd[4096], path[300], what[256];
     const int np = 2 * dp;
     snprintf(what, sizeof what, "pp 2 x dp %d, ZeRO-%d %s", dp, zero, extra);
+    snprintf(path, sizeof path, "%s/pp.json", pp_dir);
     snprintf(cmd, sizeof cmd,
-             "%s -np %d --oversubscribe %s run " PLAN " --steps %d --threads 1 --quiet "
-             "--set gpus=%d --set parallel.dp=%d --set parallel.pp=2 --set parallel.zero=%d "
-             PP_SETS " %s -o /tmp/parasim-pp-%%r.json",
-             mpirun, np, parasim, STEPS, np, dp, zero, extra);
+             "env PARASIM_DUMP_GRADS=%s %s -np %d --oversubscribe -x PARASIM_DUMP_GRADS %s run "
+             PLAN " --steps %d --threads 1 --quiet --set gpus=%d --set parallel.dp=%d "
+             "--set parallel.pp=2 --set parallel.zero=%d " PP_SETS " %s -o %s",
+             pp_dir, mpirun, np, parasim, STEPS, np, dp, zero, extra, path);
     if (sh(cmd)) fail_msg("%s: %s", what, out);
-    const ynode *rg = at(pp_ref_profile, "unit_grad_sq_step1");
-    double grad_sq[16] = {0};
-    ynode *first = NULL;
-    for (int r = 0; r < np; r++) {
-        snprintf(path, sizeof path, "/tmp/parasim-pp-%d.json", r);
-        ynode *p = load(path);
-        check_prediction(p, what);
-        /* measured op order = the program's: one event per op, in order */
-        const ynode *ev = at(p, "events");
-        for (int i = 0; i < ev->n; i++)
-            if (num(ev->items[i], "op") != i) fail_msg("%s: rank %d ran op %.0f as its op %d",
-                                                        what, r, num(ev->items[i], "op"), i);
-        /* ZeRO-0: every dp rank holds the whole gradient; count dp rank 0's */
-        const ynode *g = at(p, "unit_grad_sq_step1");
-        for (int u = 0; u < g->n && (zero > 0 || r % dp == 0); u++)
-            for (int k = 0; k < rg->n; k++)
-                if (!strcmp(rg->keys[k], g->keys[u])) grad_sq[k] += num(g->items[u], "");
-        if (r == 0) first = p;
-        else ynode_free(p);
-    }
+    ynode *r = load(path);
+    const ynode *roles = at(r, "roles"), *ranks = at(r, "rank_profiles");
+    assert_int_equal(roles->n, 2);
+    assert_int_equal(ranks->n, np);
+    for (int i = 0; i < np; i++) pp_check_rank(ranks->items[i], roles, what);
     double l[STEPS];
-    losses(first, l);
+    losses(r, l);
     for (int i = 0; i < STEPS; i++)
         if (fabs(l[i] - pp_ref[i]) > rtol * pp_ref[i])
             fail_msg("%s: step %d loss %.7f, one rank %.7f", what, i + 1, l[i], pp_ref[i]);
-    assert_true(rg->n <= 16);
-    for (int k = 0; k < rg->n; k++) {
-        const double want = num(rg->items[k], "");
-        if (!(fabs(grad_sq[k] - want) <= gtol * want))
-            fail_msg("%s: step 1 gradient of %s: |g|^2 = %.9g, one rank %.9g", what, rg->keys[k],
-                     grad_sq[k], want);
-    }
-    return first;
+    float *v = calloc(PP_N, sizeof *v);
+    bool *seen = calloc(PP_N, 1);
+    int64_t dups, differ;
+    dump_read(pp_dir, "grads", np, v, seen, PP_N, &dups, &differ);
+    double big = 0;
+    for (int i = 0; i < PP_N; i++) big = fmax(big, fabs(pp_ref_grads[i]));
+    for (int i = 0; i < PP_N; i++)
+        if (!seen[i] || fabs(v[i] - pp_ref_grads[i]) > gtol * big)
+            fail_msg("%s: step 1 gradient of parameter %d: %g%s, one rank %g", what, i,
+                     (double)v[i], seen[i] ? "" : " (no rank holds it)", (double)pp_ref_grads[i]);
+    dump_read(pp_dir, "params", np, v, seen, PP_N, &dups, &differ); /* (removes them) */
+    free(v), free(seen);
+    return r;
 }
 
-/* Stage 0's forwards and backwards of unit `unit`, "F0 F1 B0 ..." (zero-bubble's
- * weight parts: W) */
+/* Stage 0's (rank 0's) forwards and backwards of unit `unit` in step 1, "F0 F1 B0 ..."
+ * (zero-bubble's weight parts: W) */
 static void unit_order(const ynode *prof, const char *unit, char *buf, size_t len) {
-    const ynode *ev = at(prof, "events");
+    const ynode *ev = at(at(prof, "rank_profiles")->items[0], "events");
     size_t n = 0;
     buf[0] = 0;
     for (int i = 0; i < ev->n; i++) {
-        const ynode *e = ev->items[i], *u = ynode_get(e, "unit");
+        const ynode *e = ev->items[i], *u = ynode_get(e, "unit"), *part = ynode_get(e, "part");
         const char *kind = at(e, "kind")->str;
-        const ynode *part = ynode_get(e, "part");
-        if (num(e, "step") != 0 || !u || strcmp(u->str, unit)) continue;
+        if (num(e, "step") != 1 || !u || strcmp(u->str, unit)) continue;
         if (!strcmp(kind, "fwd") || !strcmp(kind, "bwd"))
             n += (size_t)snprintf(buf + n, len - n, "%s%c%.0f", n ? " " : "",
                                   kind[0] == 'f'                           ? 'F'
@@ -593,6 +834,10 @@ static void test_pp_refused(void **state) {
              mpirun, parasim);
     assert_int_equal(sh(cmd), 1);
     tu_contains(out, "recompute: ", "zero-bubble schedule keeps a layer's activations", NULL);
+    char path[300];
+    snprintf(path, sizeof path, "%s/pp.json", pp_dir), unlink(path);
+    snprintf(path, sizeof path, "%s/ref.json", pp_dir), unlink(path);
+    rmdir(pp_dir);
 }
 
 int main(int argc, char **argv) {
@@ -617,6 +862,11 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_profile_checked_first), cmocka_unit_test(test_corpus_not_regular),
         cmocka_unit_test(test_stopped_rank_times_out), cmocka_unit_test(test_killed_rank),
         cmocka_unit_test(test_interrupted_hang_names_ops),
+        cmocka_unit_test(test_tp2), cmocka_unit_test(test_tp2_sp),
+        cmocka_unit_test(test_tp2_dp2_zero1), cmocka_unit_test(test_tp2_dp2_zero3),
+        cmocka_unit_test(test_tp2_bf16), cmocka_unit_test(test_tp_gradients),
+        cmocka_unit_test(test_tp_refused),
+        cmocka_unit_test(test_profile_every_rank),
         cmocka_unit_test(test_pp_reference), cmocka_unit_test(test_pp_afab),
         cmocka_unit_test(test_pp_1f1b), cmocka_unit_test(test_pp_zero_bubble),
         cmocka_unit_test(test_pp_interleaved),

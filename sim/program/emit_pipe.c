@@ -47,6 +47,11 @@ int emit_pipe_init(const plan_spec *s, int64_t stage, emit_pipe *e, ps_err *err)
                          "from its input-gradient part B to its weight-gradient part W; with full "
                          "recompute they are rebuilt in B and gone by W: use 1f1b, or recompute "
                          "none or selective (found full)");
+    if (e->zero_bubble && p->sp)
+        return ps_err_at(err, &s->locs.sp, "parallel.sp",
+                         "the execution plan's zero-bubble schedule runs without sequence "
+                         "parallelism: a layer's weight-gradient part W would gather its "
+                         "sequence-sharded inputs again (found sp: true)");
     if (e->zero_bubble && p->zero >= 2 && p->dp * p->cp > 1)
         return ps_err_at(err, &s->locs.zero, "parallel.zero",
                          "the execution plan's zero-bubble schedule runs with ZeRO-0 or ZeRO-1 "
@@ -77,7 +82,8 @@ int emit_pipe_init(const plan_spec *s, int64_t stage, emit_pipe *e, ps_err *err)
     e->chunk_lo[e->v] = e->n_units;
     /* one stage: any schedule is gradient accumulation (pipe_sched.c's warm-up 0) */
     sched_in in = {.kind = p->pp > 1 ? p->schedule : SCHED_AFAB, .p = e->p, .m = e->m, .v = e->v};
-    for (int32_t u = 0; u < e->n_units; u++) e->n_layers += e->global[u] >= 1 && e->global[u] <= L;
+    for (int32_t u = 0; u < e->n_units; u++)
+        e->n_layers += e->global[u] >= 1 && e->global[u] <= L;
     e->n_ops = e->m * e->v * (e->zero_bubble ? 3 : 2);
     e->ops = calloc((size_t)e->n_ops, sizeof *e->ops);
     if (!e->ops) return emit_pipe_free(e), ps_err_set(err, "out of memory");

@@ -107,6 +107,10 @@ typedef enum {
  * W); the weight part frees them. */
 typedef enum { BWD_ALL, BWD_INPUT, BWD_WEIGHT, BWD_PART_COUNT } prog_bwd_part;
 
+/* The collective kinds an op's tensor-parallel traffic is counted by:
+ * COLL_ALL_REDUCE, COLL_REDUCE_SCATTER, COLL_ALL_GATHER. */
+#define PROG_TP_COLLS 3
+
 typedef struct {
     prog_kind kind;
     int32_t step;       /* 0-based training step the op belongs to */
@@ -129,10 +133,20 @@ typedef struct {
                            coll: the collective's size S (full range, nccl-tests "size") */
     int64_t transient_bytes; /* fwd/bwd: activation bytes live only during the op
                                 (a recomputed layer's tensors) */
-    int64_t workspace_bytes; /* fwd/bwd: predicted transient workspace (the logits) */
+    int64_t workspace_bytes; /* fwd/bwd/coll/optim: the most workspace live inside the op
+                                (workspace.h: activation gradients, logits, fp32 copies,
+                                receive buffers) */
     int64_t sent_bytes;      /* coll: bytes this rank sends (comm_bytes_sent) */
     double flops;            /* fwd/bwd/optim: FLOPs */
     double seconds;          /* predicted duration on the plan's cluster */
+    /* fwd/bwd under tensor parallelism: the collectives of group tp inside the
+       op (phase: the op's), by kind, indexed by comm_coll (all-reduce,
+       reduce-scatter, all-gather): calls, the sum of their sizes S, of what
+       this rank sends, and of their predicted seconds, which are part of
+       `seconds` (they block the compute stream, as Megatron-LM's do);
+       docs/plan-format.md §4 lists them per unit */
+    int64_t tp_calls[PROG_TP_COLLS], tp_bytes[PROG_TP_COLLS], tp_sent[PROG_TP_COLLS];
+    double tp_seconds[PROG_TP_COLLS];
 } prog_op;
 
 /* One unit of the flat parameter space. */
@@ -166,6 +180,7 @@ typedef struct {
     int64_t seq, micro_batch, micro_batches, global_batch;
     /* parallelism */
     int64_t world, dp, tp, pp, cp;
+    bool sp; /* sequence parallelism (tp > 1): norm regions sharded along the tokens */
     int zero;
     plan_recompute recompute;
     plan_precision precision;

@@ -8,12 +8,15 @@
  * compute seconds and FLOPs from kernel_time.c (through step_time's
  * time_ctx), collective sizes from comm.c and their seconds from coll_time.c.
  *
- * Scope: data parallelism with ZeRO 0-3, gradient accumulation, recompute
- * none/selective/full, fp32 and bf16-mixed, AdamW, the Llama-style block.
+ * Scope: data parallelism with ZeRO 0-3, tensor parallelism (with or without
+ * sequence parallelism: each role holds its tp rank's shard of every unit,
+ * params.c's counts, and its fwd/bwd ops carry the tp collectives that run
+ * inside them), gradient accumulation, recompute none/selective/full, fp32
+ * and bf16-mixed, AdamW, the Llama-style block.
  * Roles are one per (pipeline stage x tp rank x cp rank), their ranks laid
  * out by the plan's placement (program_ranks.c); with tp = pp = cp = 1 there
- * is one. Each of tensor, pipeline and context parallelism is refused with
- * the plan's location until its ops are emitted.
+ * is one. Pipeline and context parallelism are refused with the plan's
+ * location until their ops are emitted.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +30,7 @@
 #include "program/emit_pipe.h"
 #include "program/program_int.h"
 #include "cost/states.h"
+#include "cost/workspace.h"
 #include "time/step_time.h"
 
 typedef enum { UK_EMBED, UK_LAYER, UK_HEAD, UK_COUNT } unit_kind;
@@ -35,8 +39,9 @@ typedef enum { UK_EMBED, UK_LAYER, UK_HEAD, UK_COUNT } unit_kind;
 typedef struct {
     double fwd_s, bwd_s, fwd_flops, bwd_flops;
     double bwd_w_s, bwd_w_flops; /* the weight-gradient part (zero-bubble W), in bwd_s too */
-    int64_t saved, transient, workspace;
+    int64_t saved, transient, ws_fwd, ws_bwd; /* ws: workspace.c's op working set */
     bool recompute;
+    prog_op tp[2]; /* the tensor-parallel collectives (tp_* fields) of the fwd, the bwd */
 } unit_cost;
 
 typedef struct {
@@ -58,6 +63,8 @@ typedef struct {
     bool gather;      /* ZeRO-3 over d > 1: a unit's parameters are gathered for use */
     bool unit_grads;  /* ZeRO-2/3 over d > 1: a unit's gradient is reduce-scattered */
     unit_cost cost[UK_COUNT];
+    int64_t stream_bwd; /* workspace.c: the activation gradient passed between bwd ops */
+    int64_t stream;     /* of it, what is live now (between the ops being emitted) */
     coll_link link;   /* the data-parallel group's */
     range *buckets;   /* ZeRO-0/1 gradient buckets, the top of the flat space first */
     int32_t n_buckets;
@@ -78,8 +85,7 @@ static int refuse_parallel(const plan_spec *s, ps_err *err) {
         const char *what, *name;
         int64_t v;
         const ps_loc *loc;
-    } g[] = {{"tensor", "tp", p->tp, &s->locs.tp},
-             {"context", "cp", p->cp, &s->locs.cp}};
+    } g[] = {{"context", "cp", p->cp, &s->locs.cp}};
     char at[PS_LOC_FILE_MAX + 32];
     for (size_t i = 0; i < sizeof g / sizeof g[0]; i++)
         if (g[i].v != 1)
@@ -179,6 +185,18 @@ static void emit_free(emit_ctx *x, int32_t step, prog_buf b, int32_t unit) {
     o->bytes = program_buf_bytes(x->prog, x->r, b, unit);
 }
 
+/* The receive workspace of a reduce-scatter of [off, off + elems): on the
+ * rank whose part is largest (the first or last shard it touches, or a whole
+ * shard in between), since one op list stands for every dp rank. */
+static int64_t rs_workspace(const emit_ctx *x, int64_t off, int64_t elems) {
+    const int64_t sh = x->r->shard_elems, q0 = off / sh, q1 = (off + elems - 1) / sh;
+    int64_t part = program_shard_part(x->r, off, elems, (int32_t)q0, NULL);
+    const int64_t last = program_shard_part(x->r, off, elems, (int32_t)q1, NULL);
+    if (last > part) part = last;
+    if (q1 - q0 >= 2) part = sh;
+    return ws_reduce_scatter_bytes(x->p, part);
+}
+
 /* A data-parallel collective on [off, off + elems) of the flat space. */
 static void emit_coll(emit_ctx *x, int32_t step, int32_t mb, int32_t unit, comm_coll coll,
                       comm_phase phase, prog_buf src, prog_buf dst, int64_t off, int64_t elems,
@@ -194,6 +212,7 @@ static void emit_coll(emit_ctx *x, int32_t step, int32_t mb, int32_t unit, comm_
     o->offset = off;
     o->elems = elems;
     o->bytes = elems * dtype_bytes(dt);
+    if (coll == COLL_REDUCE_SCATTER) o->workspace_bytes = rs_workspace(x, off, elems) + x->stream;
     o->sent_bytes = comm_bytes_sent(coll, x->d, o->bytes);
     o->seconds = coll_time(coll, x->d, o->bytes, &x->link);
 }
@@ -201,6 +220,13 @@ static void emit_coll(emit_ctx *x, int32_t step, int32_t mb, int32_t unit, comm_
 static unit_kind kind_of(const emit_ctx *x, int32_t u) {
     const int32_t g = x->pipe.global[u];
     return g == 0 ? UK_EMBED : g == x->m->layers + 1 ? UK_HEAD : UK_LAYER;
+}
+
+static void tp_copy(prog_op *o, const prog_op *from) {
+    memcpy(o->tp_calls, from->tp_calls, sizeof o->tp_calls);
+    memcpy(o->tp_bytes, from->tp_bytes, sizeof o->tp_bytes);
+    memcpy(o->tp_sent, from->tp_sent, sizeof o->tp_sent);
+    memcpy(o->tp_seconds, from->tp_seconds, sizeof o->tp_seconds);
 }
 
 static void emit_compute(emit_ctx *x, prog_kind kind, prog_bwd_part part, int32_t step,
@@ -211,7 +237,8 @@ static void emit_compute(emit_ctx *x, prog_kind kind, prog_bwd_part part, int32_
     o->unit = u;
     o->src = x->gather ? BUF_UNIT_PARAMS : BUF_PARAMS;
     o->bytes = k->saved;
-    o->workspace_bytes = k->workspace;
+    o->workspace_bytes = kind == OP_FWD ? k->ws_fwd : k->ws_bwd;
+    tp_copy(o, &k->tp[kind == OP_BWD]);
     if (kind == OP_FWD) {
         o->flops = k->fwd_flops;
         o->seconds = k->fwd_s;
@@ -268,6 +295,8 @@ static void emit_backward(emit_ctx *x, int32_t step, int32_t mb, int32_t lo, int
         if (x->gather && run) emit_gather(x, step, mb, u, COMM_BWD);
         if (x->unit_grads && run) emit_alloc(x, step, BUF_UNIT_GRADS, u, MEM_BUFFERS);
         if (run) emit_compute(x, OP_BWD, part, step, mb, u);
+        /* the embedding's bwd frees the gradient stream */
+        if (run) x->stream = kind_of(x, u) != UK_EMBED ? x->stream_bwd : 0;
         if (x->unit_grads && run) {
             emit_coll(x, step, mb, u, COLL_REDUCE_SCATTER, COMM_BWD, BUF_UNIT_GRADS, BUF_GRADS,
                       un->offset, un->elems, gt);
@@ -338,6 +367,7 @@ static void emit_step(emit_ctx *x, int32_t step) {
     prog_op *o = push(x, OP_OPTIM, step);
     o->offset = 0;
     o->elems = x->optim_elems;
+    o->workspace_bytes = ws_optimizer_bytes(p, o->elems);
     o->seconds = x->optim_s;
     if (x->d > 1 && (p->zero == 1 || p->zero == 2))
         emit_coll(x, step, -1, -1, COLL_ALL_GATHER, COMM_PARAMS, BUF_PARAMS, BUF_PARAMS, 0,
@@ -349,13 +379,12 @@ static void emit_step(emit_ctx *x, int32_t step) {
 static int layout_units(emit_ctx *x, ps_err *err) {
     const model_cfg *m = x->m;
     prog_role *r = x->r;
-    const int64_t h = m->hidden, q = model_q_width(m), kv = model_kv_width(m);
-    const int64_t f = m->ffn_hidden, V = m->vocab;
-    /* tensors in docs/plan-format.md §2 order, nn.Linear weights [out, in] */
-    const int64_t elems[UK_COUNT] = {
-        V * h,                                                     /* wte */
-        h + q * h + kv * h + kv * h + h * q + h + f * h + f * h + h * f, /* attn_norm .. w2 */
-        h + V * h};                                                /* final_norm, lm_head */
+    /* one tp rank's shard of each unit (params.c: Megatron-LM's split; the
+     * tensors of docs/plan-format.md §2) */
+    params_count pc;
+    params_count_rank(m, x->p->tp, &pc);
+    const int64_t elems[UK_COUNT] = {pc.embedding + pc.position, pc.layer,
+                                     pc.final_norm + pc.output};
     r->n_units = x->pipe.n_units;
     r->units = calloc((size_t)r->n_units, sizeof *r->units);
     if (!r->units) return ps_err_set(err, "out of memory");
@@ -372,8 +401,6 @@ static int layout_units(emit_ctx *x, ps_err *err) {
         un->elems = elems[k];
         off += un->elems;
     }
-    params_count pc;
-    params_count_rank(m, 1, &pc);
     const int64_t stage_total = n_kind[UK_EMBED] * (pc.embedding + pc.position) +
                                 n_kind[UK_LAYER] * pc.layer +
                                 n_kind[UK_HEAD] * (pc.final_norm + pc.output);
@@ -398,6 +425,31 @@ static void part_flops(const kt_part *k, bool replay, double *fwd, double *bwd) 
     if (replay) *bwd += *fwd;
 }
 
+/* The tensor-parallel collectives of each unit kind's fwd and bwd (comm.c:
+ * comm_tp_unit), their bytes sent (comm_bytes_sent) and seconds (coll_time on
+ * the tp group's link), added to the op's seconds: Megatron-LM's tensor-
+ * parallel collectives block the compute that needs their result. */
+static void tp_costs(emit_ctx *x, const coll_link *link) {
+    static const comm_unit cu[UK_COUNT] = {COMM_UNIT_EMBED, COMM_UNIT_LAYER, COMM_UNIT_HEAD};
+    for (int k = 0; k < UK_COUNT; k++)
+        for (int b = 0; b < 2; b++) {
+            comm_tp_call calls[COMM_TP_UNIT_MAX];
+            const int n = comm_tp_unit(x->m, x->p, cu[k], b, calls);
+            prog_op *o = &x->cost[k].tp[b];
+            for (int i = 0; i < n; i++) {
+                const int c = calls[i].coll;
+                const double t = (double)calls[i].calls *
+                                 coll_time(calls[i].coll, x->p->tp, calls[i].bytes_per_call, link);
+                o->tp_calls[c] += calls[i].calls;
+                o->tp_bytes[c] += calls[i].calls * calls[i].bytes_per_call;
+                o->tp_sent[c] +=
+                    calls[i].calls * comm_bytes_sent(calls[i].coll, x->p->tp, calls[i].bytes_per_call);
+                o->tp_seconds[c] += t;
+                *(b ? &x->cost[k].bwd_s : &x->cost[k].fwd_s) += t;
+            }
+        }
+}
+
 static void unit_costs(emit_ctx *x) {
     time_ctx tc;
     act_bytes ab;
@@ -418,7 +470,13 @@ static void unit_costs(emit_ctx *x) {
     x->cost[UK_LAYER].saved = ab.layer_saved;
     x->cost[UK_LAYER].transient = ab.layer_working;
     x->cost[UK_HEAD].saved = ab.last_stage;
-    x->cost[UK_HEAD].workspace = ab.logits_transient; /* logits, then their gradient */
+    tp_costs(x, &tc.link[GROUP_TP]);
+    ws_bytes ws;
+    ws_compute(x->m, x->p, &ws);
+    x->cost[UK_EMBED].ws_fwd = ws.embed_fwd, x->cost[UK_EMBED].ws_bwd = ws.embed_bwd;
+    x->cost[UK_LAYER].ws_fwd = ws.layer_fwd, x->cost[UK_LAYER].ws_bwd = ws.layer_bwd;
+    x->cost[UK_HEAD].ws_fwd = ws.head_fwd, x->cost[UK_HEAD].ws_bwd = ws.head_bwd;
+    x->stream_bwd = ws.stream_bwd;
     x->link = tc.link[GROUP_DP];
     x->p2p_bytes = comm_p2p_bytes(x->m, x->p);
     x->p2p_s = coll_time(COLL_SEND, 2, x->p2p_bytes, &tc.link[GROUP_PP]);
@@ -475,6 +533,7 @@ static void fill_header(const plan_spec *s, int steps, program *out) {
     out->seq = p->seq, out->micro_batch = p->micro_batch;
     out->micro_batches = plan_micro_batches(p), out->global_batch = p->global_batch;
     out->world = p->gpus, out->dp = p->dp, out->tp = p->tp, out->pp = p->pp, out->cp = p->cp;
+    out->sp = p->sp;
     out->zero = p->zero;
     out->recompute = p->recompute;
     out->precision = p->precision;

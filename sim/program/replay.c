@@ -134,7 +134,9 @@ static int mem_op(replay_state *s, const prog_op *o, int32_t i, int64_t during[M
         s->cur[MEM_ACTIVATIONS] -= o->bytes;
         *saved = -1;
         break;
-    default: return 0;
+    default: /* a collective's or the optimizer's temporaries */
+        during[MEM_WORKSPACE] += o->workspace_bytes;
+        return 0;
     }
     during[MEM_ACTIVATIONS] += o->transient_bytes;
     during[MEM_WORKSPACE] += o->workspace_bytes;
@@ -258,21 +260,43 @@ static int time_op(replay_state *s, const prog_op *o, replay_op *t, double p2p_a
 
 /* ---- communication and steps ------------------------------------------------------ */
 
-static void comm_op(replay_role *out, const prog_op *o) {
-    const comm_coll coll = o->kind == OP_COLL ? o->coll : COLL_SEND; /* send and recv: p2p */
+static void comm_add(replay_role *out, comm_group g, comm_coll coll, comm_phase ph, int64_t calls,
+                     int64_t bytes, int64_t sent, double seconds) {
     int k = 0;
-    while (k < out->n_colls && !(out->colls[k].group == o->group && out->colls[k].coll == coll &&
-                                 out->colls[k].phase == o->phase))
+    while (k < out->n_colls && !(out->colls[k].group == g && out->colls[k].coll == coll &&
+                                 out->colls[k].phase == ph))
         k++;
     if (k == out->n_colls) {
         if (k == REPLAY_MAX_COLLS) k--; /* more kinds than any program has: pool in the last */
-        else out->colls[out->n_colls++] = (replay_coll){o->group, coll, o->phase, 0, 0, 0, 0};
+        else out->colls[out->n_colls++] = (replay_coll){g, coll, ph, 0, 0, 0, 0};
     }
     replay_coll *c = &out->colls[k];
-    c->calls++;
-    c->bytes += o->bytes;
-    c->sent_bytes += o->sent_bytes;
-    c->seconds += o->seconds;
+    c->calls += calls;
+    c->bytes += bytes;
+    c->sent_bytes += sent;
+    c->seconds += seconds;
+}
+
+static void comm_op(replay_role *out, const prog_op *o) {
+    const comm_coll coll = o->kind == OP_COLL ? o->coll : COLL_SEND; /* send and recv: p2p */
+    comm_add(out, o->group, coll, o->phase, 1, o->bytes, o->sent_bytes, o->seconds);
+}
+
+/* The tensor-parallel collectives inside a fwd/bwd (program.h): counted under
+ * group tp and the op's phase; their seconds move from compute to comm (they
+ * are part of the op's seconds). Returns those seconds. */
+static double tp_comm_op(replay_state *s, const prog_op *o, replay_step *st) {
+    double t = 0;
+    for (int k = 0; k < PROG_TP_COLLS; k++) {
+        if (!o->tp_calls[k]) continue;
+        comm_add(s->out, GROUP_TP, (comm_coll)k, o->kind == OP_FWD ? COMM_FWD : COMM_BWD,
+                 o->tp_calls[k], o->tp_bytes[k], o->tp_sent[k], o->tp_seconds[k]);
+        st->sent_bytes[GROUP_TP] += o->tp_sent[k];
+        t += o->tp_seconds[k];
+    }
+    st->comm_s += t;
+    s->out->comm_s += t;
+    return t;
 }
 
 static void step_op(replay_state *s, const prog_op *o, const replay_op *t) {
@@ -285,8 +309,9 @@ static void step_op(replay_state *s, const prog_op *o, const replay_op *t) {
         st->sent_bytes[o->group] += o->sent_bytes;
         comm_op(s->out, o);
     } else {
-        st->compute_s += o->seconds;
-        s->out->compute_s += o->seconds;
+        const double tp = o->kind == OP_FWD || o->kind == OP_BWD ? tp_comm_op(s, o, st) : 0;
+        st->compute_s += o->seconds - tp;
+        s->out->compute_s += o->seconds - tp;
     }
 }
 
