@@ -3,8 +3,8 @@
 schedule's prediction (docs/runtime.md, "Pipeline parallelism").
 
 Trains tiny-1m (4 layers) as pp = 2 stages on 2 ranks (one thread each), one
-run per schedule and micro-batch count, every rank writing its profile
-(-o with %r). Per step after the first, the bubble is
+run per schedule and micro-batch count, with every rank's events in the
+profile (-o). Per step after the first, the bubble is
 
     (step span - busiest stage's compute) / busiest stage's compute
 
@@ -20,7 +20,6 @@ Needs 2 idle cores: oversubscribed ranks spin in MPI and inflate the bubble.
 
 usage: bench/pp_bubble.py BUILD_DIR [STEPS]   (default 8 steps)
 """
-import glob
 import json
 import os
 import subprocess
@@ -28,32 +27,36 @@ import sys
 import tempfile
 
 
-def bubble(files):
-    profs = [json.load(open(f)) for f in files]
-    steps = max(e["step"] for e in profs[0]["events"]) + 1
+def rank_events(path):
+    return [k["events"] for k in json.load(open(path))["rank_profiles"]]
+
+
+def bubble(path):
+    ranks = rank_events(path)
+    steps = max(e["step"] for e in ranks[0])  # 1-based; the events cover the first steps
     out = []
-    for s in range(1, steps):
+    for s in range(2, steps + 1):
         lo, hi, busy = [], [], []
-        for pr in profs:
-            ev = [e for e in pr["events"]
-                  if e["step"] == s and e["kind"] in ("fwd", "bwd", "send", "recv")]
+        for evs in ranks:
+            ev = [e for e in evs if e["step"] == s and e["kind"] in ("fwd", "bwd", "send", "recv")]
             lo.append(min(e["start"] for e in ev))
-            hi.append(max(e["start"] + e["seconds"] for e in ev))
-            busy.append(sum(e["seconds"] for e in ev if e["kind"] in ("fwd", "bwd")))
+            hi.append(max(e["end"] for e in ev))
+            busy.append(sum(e["end"] - e["start"] for e in ev if e["kind"] in ("fwd", "bwd")))
         out.append((max(hi) - min(lo) - max(busy)) / max(busy))
     out.sort()
     return out[len(out) // 2]
 
 
-def zb_predicted(files, p, m):
+def zb_predicted(path, p, m):
     """The ZB-H1 closed form with the busiest stage's measured f, b, w per micro-batch."""
     best = None
-    for f in files:
-        ev = [e for e in json.load(open(f))["events"] if e["step"] >= 1]
+    for evs in rank_events(path):
+        ev = [e for e in evs if e["step"] >= 2]
         steps = len({e["step"] for e in ev})
-        t = [sum(e["seconds"] for e in ev if e["kind"] == "fwd"),
-             sum(e["seconds"] for e in ev if e["kind"] == "bwd" and e.get("part") != "weight"),
-             sum(e["seconds"] for e in ev if e["kind"] == "bwd" and e.get("part") == "weight")]
+        d = lambda e: e["end"] - e["start"]
+        t = [sum(d(e) for e in ev if e["kind"] == "fwd"),
+             sum(d(e) for e in ev if e["kind"] == "bwd" and e.get("part") != "weight"),
+             sum(d(e) for e in ev if e["kind"] == "bwd" and e.get("part") == "weight")]
         t = [x / (steps * m) for x in t]
         if best is None or sum(t) > sum(best):
             best = t
@@ -72,7 +75,7 @@ def main():
     print("schedule      v  m   measured  predicted  measured/predicted")
     with tempfile.TemporaryDirectory() as d:
         for sched, v, m in cases:
-            out = os.path.join(d, "%s-%d-%d-%%r.json" % (sched, v, m))
+            out = os.path.join(d, "%s-%d-%d.json" % (sched, v, m))
             cmd = ["mpirun", "-np", "2", "--oversubscribe", parasim, "run",
                    "plans/tiny-1m-cpu.yaml", "--steps", str(steps), "--threads", "1", "--quiet",
                    "--set", "gpus=2", "--set", "parallel.dp=1", "--set", "parallel.pp=2",
@@ -81,9 +84,8 @@ def main():
                    "--set", "train.data=synthetic", "--set", "pipeline.schedule=" + sched,
                    "--set", "pipeline.virtual=%d" % v, "-o", out]
             subprocess.run(cmd, check=True)
-            files = sorted(glob.glob(out.replace("%r", "*")))
-            got = bubble(files)
-            want = zb_predicted(files, p, m) if sched == "zero-bubble" else (p - 1) / (v * m)
+            got = bubble(out)
+            want = zb_predicted(out, p, m) if sched == "zero-bubble" else (p - 1) / (v * m)
             print("%-12s %2d %2d %10.3f %10.3f %10.2f" % (sched, v, m, got, want, got / want))
 
 
