@@ -144,6 +144,15 @@ static void group_set(rt_group *g, MPI_Comm c, const char *name) {
     MPI_Comm_size(c, &g->size);
 }
 
+/* Split the world into one group of each kind: the ranks that share every
+ * other coordinate, ordered by their own (rt_group.h). Every rank takes part
+ * in every split, even one without a role (MPI_UNDEFINED). */
+static void split(rt_group *out, const char *name, int has_role, int64_t color, int64_t key) {
+    MPI_Comm c;
+    MPI_Comm_split(MPI_COMM_WORLD, has_role ? (int)color : MPI_UNDEFINED, (int)key, &c);
+    if (has_role) group_set(out, c, name);
+}
+
 int rt_groups_init(rt_groups *g, const program *p, ps_err *err) {
     memset(g, 0, sizeof *g);
     for (int i = 0; i < GROUP_COUNT; i++) g->group[i].comm = MPI_COMM_NULL;
@@ -151,29 +160,25 @@ int rt_groups_init(rt_groups *g, const program *p, ps_err *err) {
     MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
     group_set(&g->world, MPI_COMM_WORLD, "world");
     g->role = -1;
+    int k = 0;
     for (int r = 0; r < p->n_roles && g->role < 0; r++)
-        for (int k = 0; k < p->roles[r].n_ranks; k++)
-            if (p->roles[r].ranks[k] == g->world.rank) {
-                g->role = r;
-                g->dp_rank = k;
-            }
-    /* every rank takes part in the splits, even one without a role */
-    int color = g->role < 0 ? MPI_UNDEFINED : g->role;
-    MPI_Comm dp;
-    MPI_Comm_split(MPI_COMM_WORLD, color, g->dp_rank, &dp);
-    if (g->role < 0)
+        for (int i = 0; i < p->roles[r].n_ranks; i++)
+            if (p->roles[r].ranks[i] == g->world.rank) g->role = r, k = i;
+    const int has = g->role >= 0;
+    const prog_role *r = has ? &p->roles[g->role] : NULL;
+    const int64_t s = has ? r->stage : 0, t = has ? r->tp_rank : 0, c = has ? r->cp_rank : 0;
+    const int64_t tp = p->tp, cp = p->cp, dp = p->dp;
+    g->coord[GROUP_DP] = k, g->coord[GROUP_TP] = (int)t, g->coord[GROUP_PP] = (int)s;
+    g->coord[GROUP_CP] = (int)c;
+    g->dp_rank = (int)(k * cp + c);
+    /* dp: the gradient / ZeRO group over dp x cp; the others: one coordinate varies */
+    split(&g->group[GROUP_DP], "dp", has, s * tp + t, g->dp_rank);
+    split(&g->group[GROUP_TP], "tp", has, (s * cp + c) * dp + k, t);
+    split(&g->group[GROUP_PP], "pp", has, (t * cp + c) * dp + k, s);
+    split(&g->group[GROUP_CP], "cp", has, (s * tp + t) * dp + k, c);
+    if (!has)
         return ps_err_set(err, "rank %d of %d plays no role in the program (%d ranks in its roles)",
                           g->world.rank, g->world.size, (int)p->world);
-    group_set(&g->group[GROUP_DP], dp, "dp");
-    /* tensor, pipeline and context groups are single ranks until the runtime
-     * runs those plans */
-    static const char *names[] = {"dp", "tp", "pp", "cp"};
-    for (int i = GROUP_TP; i <= GROUP_CP; i++) {
-        MPI_Comm self;
-        MPI_Comm_dup(MPI_COMM_SELF, &self);
-        MPI_Comm_set_errhandler(self, MPI_ERRORS_RETURN);
-        group_set(&g->group[i], self, names[i]);
-    }
     return 0;
 }
 

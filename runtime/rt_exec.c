@@ -163,7 +163,7 @@ static int op_free(exec *x, int32_t i, ps_err *err) {
 static void stage_batch(exec *x, int32_t step, int32_t mb) {
     const program *p = x->p;
     const int64_t first = (int64_t)step * p->global_batch +
-                          ((int64_t)x->dp_rank * p->micro_batches + mb) * p->micro_batch;
+                          ((int64_t)x->g->coord[GROUP_DP] * p->micro_batches + mb) * p->micro_batch;
     const int64_t N = p->micro_batch * p->seq;
     rt_data_batch(&x->data, first, p->micro_batch, x->model.tokens + mb * N,
                   x->model.targets + mb * N);

@@ -19,10 +19,21 @@ typedef struct {
     rt_group world;
     rt_group group[GROUP_COUNT]; /* indexed by comm_group; GROUP_HOST unused */
     int role;                    /* index into program.roles */
-    int dp_rank;                 /* this rank's place in its role's rank list */
+    /* this rank's coordinates by comm_group: its data-parallel index k (its
+     * place in its role's rank list), tp rank, pipeline stage, cp rank */
+    int coord[GROUP_COUNT];
+    /* its place in group[GROUP_DP], the gradient / ZeRO group over dp x cp
+     * (Megatron's dp-cp group): the shard index k * cp + cp rank */
+    int dp_rank;
 } rt_groups;
 
-/* Split the world by the program's roles. Every rank calls it; -1 with err
+/* Split the world by the program's roles (program.h: one role per stage, tp
+ * rank and cp rank, ranks by data-parallel index): group[GROUP_DP] holds the
+ * ranks of the same (stage, tp rank) ordered by shard index; group[GROUP_TP]
+ * those of the same (stage, cp rank, k) by tp rank; group[GROUP_PP] the same
+ * (tp rank, cp rank, k) by stage; group[GROUP_CP] the same (stage, tp rank, k)
+ * by cp rank. With tp = pp = cp = 1 the dp group is the role and the others
+ * are single ranks. Every rank calls it; -1 with err
  * set when this rank plays no role (the caller has checked the world size).
  * The world and the groups return MPI errors (MPI_ERRORS_RETURN) so that a
  * failed collective is reported with its op instead of MPI's abort alone. */

@@ -993,6 +993,34 @@ static void test_load_text_robust(void **state) {
     }
 }
 
+/* ---- where roles sit in the world ------------------------------------------------------- */
+
+/* Mixed radix by placement, innermost first: Megatron's default tp, cp, dp,
+ * pp puts a tp group on consecutive ranks; a custom order moves it. Every
+ * coordinate maps to a distinct rank in [0, world). */
+static void test_world_rank(void **state) {
+    (void)state;
+    plan_cfg c;
+    memset(&c, 0, sizeof c);
+    plan_cfg_defaults(&c);
+    c.dp = 2, c.tp = 2, c.pp = 2, c.cp = 3;
+    /* tp stride 1, cp stride 2, dp stride 6, pp stride 12 */
+    assert_int_equal(program_world_rank(&c, 0, 1, 0, 0), 1);
+    assert_int_equal(program_world_rank(&c, 0, 0, 0, 2), 4);
+    assert_int_equal(program_world_rank(&c, 1, 1, 1, 2), 1 + 4 + 6 + 12);
+    const uint8_t order[PLAN_GROUPS] = {GROUP_DP, GROUP_PP, GROUP_CP, GROUP_TP};
+    memcpy(c.placement, order, sizeof order);
+    /* dp stride 1, pp stride 2, cp stride 4, tp stride 12 */
+    assert_int_equal(program_world_rank(&c, 1, 0, 1, 0), 3);
+    assert_int_equal(program_world_rank(&c, 0, 1, 0, 2), 12 + 8);
+    unsigned char seen[24] = {0};
+    for (int d = 0; d < 2; d++)
+        for (int t = 0; t < 2; t++)
+            for (int s = 0; s < 2; s++)
+                for (int k = 0; k < 3; k++) seen[program_world_rank(&c, d, t, s, k)]++;
+    for (int i = 0; i < 24; i++) assert_int_equal(seen[i], 1);
+}
+
 /* ---- what the execution plan refuses ---------------------------------------------------- */
 
 static void test_refusals(void **state) {
@@ -1000,8 +1028,7 @@ static void test_refusals(void **state) {
     tu_contains(emit_error("model: tiny-1m\ncluster: dgx-h100\ngpus: 2\n"
                            "parallel: {dp: 1,\n  tp: 2}\nbatch: {global: 1, micro: 1, seq: 64}\n"
                            "recompute: none\nprecision: bf16-mixed\noptimizer: adamw\n"),
-                "tensor/pipeline/context parallelism are not in the execution plan yet: tp = 2 "
-                "at test.yaml:5:7",
+                "tensor parallelism is not in the execution plan yet: tp = 2 at test.yaml:5:7",
                 NULL);
     tu_contains(emit_error("model: tiny-1m\ncluster: dgx-h100\ngpus: 2\nparallel: {dp: 1, pp: 2}\n"
                            "batch: {global: 2, micro: 1, seq: 64}\nrecompute: none\n"
@@ -1137,7 +1164,7 @@ int main(void) {
         cmocka_unit_test(test_load_header_quoted_number),
         cmocka_unit_test(test_load_text_robust),
         cmocka_unit_test(test_replay_events_by_hand),
-        cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_world_rank), cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_train_section),
         cmocka_unit_test(test_model_runtime_fields),
     };

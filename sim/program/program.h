@@ -203,6 +203,16 @@ int64_t program_buf_held(const program *p, const prog_role *r, prog_buf b, int32
 int64_t program_shard_part(const prog_role *r, int64_t offset, int64_t elems, int32_t dp_rank,
                            int64_t *first);
 
+/* Rank roles and the world (program_ranks.c). A program has one role per
+ * (pipeline stage, tp rank, cp rank), at index program_role_index =
+ * (stage * tp + tp_rank) * cp + cp_rank; a role's ranks[k] is the world rank
+ * of data-parallel index k, laid out by the plan's placement (innermost
+ * first): program_world_rank. The runtime's groups follow from the roles
+ * alone (runtime/rt_group.h), so the JSON needs no placement. */
+int64_t program_world_rank(const plan_cfg *p, int64_t dp_i, int64_t tp_i, int64_t pp_i,
+                           int64_t cp_i);
+int32_t program_role_index(const program *p, int64_t stage, int64_t tp_rank, int64_t cp_rank);
+
 /* Write as JSON (atomically; path NULL, "" or "-": standard output) / read
  * it back, with errors naming file:line:col, the field, what was expected
  * and what was found. */

@@ -10,9 +10,10 @@
  *
  * Scope: data parallelism with ZeRO 0-3, gradient accumulation, recompute
  * none/selective/full, fp32 and bf16-mixed, AdamW, the Llama-style block.
- * Roles are one per (pipeline stage x tp rank x cp rank); with tp = pp = cp
- * = 1 there is one. Tensor, pipeline and context parallelism will add roles
- * and SEND/RECV ops; until then they are refused with the plan's location.
+ * Roles are one per (pipeline stage x tp rank x cp rank), their ranks laid
+ * out by the plan's placement (program_ranks.c); with tp = pp = cp = 1 there
+ * is one. Each of tensor, pipeline and context parallelism is refused with
+ * the plan's location until its ops are emitted.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -66,18 +67,20 @@ typedef struct {
 
 static int refuse_parallel(const plan_spec *s, ps_err *err) {
     const plan_cfg *p = &s->cfg;
+    /* one line per strategy the emitter cannot lower yet */
     const struct {
-        const char *name;
+        const char *what, *name;
         int64_t v;
         const ps_loc *loc;
-    } g[] = {{"tp", p->tp, &s->locs.tp}, {"pp", p->pp, &s->locs.pp}, {"cp", p->cp, &s->locs.cp}};
+    } g[] = {{"tensor", "tp", p->tp, &s->locs.tp},
+             {"pipeline", "pp", p->pp, &s->locs.pp},
+             {"context", "cp", p->cp, &s->locs.cp}};
     char at[PS_LOC_FILE_MAX + 32];
-    for (int i = 0; i < 3; i++)
+    for (size_t i = 0; i < sizeof g / sizeof g[0]; i++)
         if (g[i].v != 1)
-            return ps_err_set(err,
-                              "tensor/pipeline/context parallelism are not in the execution plan "
-                              "yet: %s = %lld at %s",
-                              g[i].name, (long long)g[i].v, ps_loc_str(g[i].loc, at, sizeof at));
+            return ps_err_set(err, "%s parallelism is not in the execution plan yet: %s = %lld at %s",
+                              g[i].what, g[i].name, (long long)g[i].v,
+                              ps_loc_str(g[i].loc, at, sizeof at));
     return 0;
 }
 
@@ -445,7 +448,8 @@ static int emit_role(emit_ctx *x, int steps, ps_err *err) {
     r->n_ranks = (int32_t)x->p->dp;
     r->ranks = calloc((size_t)r->n_ranks, sizeof *r->ranks);
     if (!r->ranks) return ps_err_set(err, "out of memory");
-    for (int32_t i = 0; i < r->n_ranks; i++) r->ranks[i] = i; /* dp is the only dimension */
+    for (int32_t i = 0; i < r->n_ranks; i++)
+        r->ranks[i] = (int32_t)program_world_rank(x->p, i, r->tp_rank, r->stage, r->cp_rank);
     if (layout_units(x, err)) return -1;
     const int64_t n_ops = emit_op_count(x, bucket_count(x), steps);
     if (n_ops > PROGRAM_MAX_OPS)
@@ -479,20 +483,29 @@ int program_emit(const plan_spec *plan, int steps, program *out, ps_err *err) {
         return -1;
     if (steps < 1) return ps_err_set(err, "steps: expected at least 1, found %d", steps);
     fill_header(plan, steps, out);
-    out->roles = calloc(1, sizeof *out->roles);
+    const plan_cfg *p = &plan->cfg;
+    const int64_t n_roles = p->pp * p->tp * p->cp; /* <= 2^24: plan_check */
+    out->roles = calloc((size_t)n_roles, sizeof *out->roles);
     if (!out->roles) return ps_err_set(err, "out of memory");
-    out->n_roles = 1;
-    emit_ctx x;
-    memset(&x, 0, sizeof x);
-    x.s = plan, x.m = &plan->model.cfg, x.c = &plan->cluster.cfg, x.p = &plan->cfg;
-    x.prog = out;
-    x.r = &out->roles[0];
-    x.d = plan->cfg.dp * plan->cfg.cp;
-    x.mbs = plan_micro_batches(&plan->cfg);
-    x.gather = plan->cfg.zero == 3 && x.d > 1;
-    x.unit_grads = plan->cfg.zero >= 2 && x.d > 1;
-    int rc = emit_role(&x, steps, err);
-    free(x.buckets);
+    out->n_roles = (int32_t)n_roles;
+    int rc = 0;
+    for (int64_t s = 0; s < p->pp && !rc; s++)
+        for (int64_t t = 0; t < p->tp && !rc; t++)
+            for (int64_t c = 0; c < p->cp && !rc; c++) {
+                prog_role *r = &out->roles[program_role_index(out, s, t, c)];
+                r->stage = (int32_t)s, r->tp_rank = (int32_t)t, r->cp_rank = (int32_t)c;
+                emit_ctx x;
+                memset(&x, 0, sizeof x);
+                x.s = plan, x.m = &plan->model.cfg, x.c = &plan->cluster.cfg, x.p = p;
+                x.prog = out;
+                x.r = r;
+                x.d = p->dp * p->cp;
+                x.mbs = plan_micro_batches(p);
+                x.gather = p->zero == 3 && x.d > 1;
+                x.unit_grads = p->zero >= 2 && x.d > 1;
+                rc = emit_role(&x, steps, err);
+                free(x.buckets);
+            }
     if (rc) program_free(out);
     return rc;
 }
