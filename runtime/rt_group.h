@@ -62,6 +62,8 @@ int rt_mpi_broadcast(rt_group *g, void *buf, int64_t n, rt_dtype t, int root);
 int rt_mpi_reduce(rt_group *g, const void *send, void *recv, int64_t n, rt_dtype t, int root);
 int rt_mpi_send(rt_group *g, const void *buf, int64_t n, rt_dtype t, int peer);
 int rt_mpi_recv(rt_group *g, void *buf, int64_t n, rt_dtype t, int peer);
+int rt_mpi_sendrecv(rt_group *g, const void *send, int to, void *recv, int from, int64_t n,
+                    rt_dtype t);
 /* Why the last of them failed: MPI's error text, or the count that did not fit. */
 const char *rt_mpi_error(void);
 

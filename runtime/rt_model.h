@@ -36,11 +36,17 @@ typedef struct {
     int n;
 } rt_saved;
 
-typedef struct {
+struct rt_ring;
+
+typedef struct rt_model {
     const rt_backend *be;
     rt_mem *mem;
-    /* shape */
+    /* shape: T and N = B * T are this rank's tokens (seq / cp per sequence) */
     int64_t L, h, H, KVH, D, f, V, B, T, N;
+    /* context parallelism (rt_ring.h; NULL when cp = 1): the ring, and the
+     * global positions of this rank's T rows */
+    struct rt_ring *ring;
+    const int64_t *pos;
     float eps, theta;
     rt_dtype act_dt, param_dt, grad_dt;
     int64_t units, micro_batches;

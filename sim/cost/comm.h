@@ -10,6 +10,7 @@
 #ifndef PS_COMM_H
 #define PS_COMM_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "spec/model.h"
@@ -67,6 +68,12 @@ typedef struct {
 } comm_stage_info;
 
 void comm_stage(const model_cfg *m, const plan_cfg *p, const comm_stage_info *s, comm_list *out);
+
+/* Context parallelism: the blocks one layer passes around the cp ring for one
+ * micro-batch (each act_kv_block_bytes): forward cp-1 K/V passes; backward
+ * cp-1 K/V and cp-1 dK/dV passes, and the forward's cp-1 again when full
+ * recomputation replays the layer. 0 when cp = 1 (docs/memory.md §5). */
+int64_t comm_cp_passes(const plan_cfg *p, bool backward);
 
 /* Copy the entries in use and the totals (cheaper than the whole struct). */
 void comm_list_copy(comm_list *dst, const comm_list *src);

@@ -12,8 +12,11 @@
  * none/selective/full, fp32 and bf16-mixed, AdamW, the Llama-style block.
  * Roles are one per (pipeline stage x tp rank x cp rank), their ranks laid
  * out by the plan's placement (program_ranks.c); with tp = pp = cp = 1 there
- * is one. Each of tensor, pipeline and context parallelism is refused with
- * the plan's location until its ops are emitted.
+ * is one. Context parallelism: every cp rank's role runs the same ops on its
+ * seq/cp tokens (the zig-zag chunks), its layers' fwd/bwd ops carrying the
+ * ring's passes and buffers, gradients reduced over dp x cp. Tensor and
+ * pipeline parallelism are each refused with the plan's location until
+ * their ops are emitted.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,6 +38,9 @@ typedef struct {
     double fwd_s, bwd_s, fwd_flops, bwd_flops;
     int64_t saved, transient, workspace;
     bool recompute;
+    /* context parallelism: ring passes and buffers of the fwd / bwd op ([0] / [1]) */
+    int32_t ring_passes[2];
+    int64_t ring_bytes, ring_buffers[2];
 } unit_cost;
 
 typedef struct {
@@ -73,8 +79,7 @@ static int refuse_parallel(const plan_spec *s, ps_err *err) {
         int64_t v;
         const ps_loc *loc;
     } g[] = {{"tensor", "tp", p->tp, &s->locs.tp},
-             {"pipeline", "pp", p->pp, &s->locs.pp},
-             {"context", "cp", p->cp, &s->locs.cp}};
+             {"pipeline", "pp", p->pp, &s->locs.pp}};
     char at[PS_LOC_FILE_MAX + 32];
     for (size_t i = 0; i < sizeof g / sizeof g[0]; i++)
         if (g[i].v != 1)
@@ -205,6 +210,9 @@ static void emit_compute(emit_ctx *x, prog_kind kind, int32_t step, int32_t mb, 
     o->src = x->gather ? BUF_UNIT_PARAMS : BUF_PARAMS;
     o->bytes = k->saved;
     o->workspace_bytes = k->workspace;
+    o->ring_passes = k->ring_passes[kind == OP_BWD];
+    o->ring_bytes = o->ring_passes ? k->ring_bytes : 0;
+    o->buffer_bytes = k->ring_buffers[kind == OP_BWD];
     if (kind == OP_FWD) {
         o->flops = k->fwd_flops;
         o->seconds = k->fwd_s;
@@ -335,6 +343,17 @@ static void part_flops(const kt_part *k, bool replay, double *fwd, double *bwd) 
     if (replay) *bwd += *fwd;
 }
 
+/* Context parallelism: a layer's attention passes K/V (and in backward dK/dV)
+ * blocks around the cp ring inside its fwd / bwd op (comm.c's passes, act.c's
+ * block and buffers; docs/plan-format.md §3). */
+static void cp_costs(const emit_ctx *x, unit_cost *c) {
+    for (int bwd = 0; bwd < 2; bwd++) {
+        c->ring_passes[bwd] = (int32_t)comm_cp_passes(x->p, bwd);
+        c->ring_buffers[bwd] = act_cp_ring_buffer_bytes(x->m, x->p, bwd);
+    }
+    c->ring_bytes = act_kv_block_bytes(x->m, x->p);
+}
+
 static void unit_costs(emit_ctx *x) {
     time_ctx tc;
     act_bytes ab;
@@ -353,6 +372,7 @@ static void unit_costs(emit_ctx *x) {
     x->cost[UK_LAYER].transient = ab.layer_working;
     x->cost[UK_HEAD].saved = ab.last_stage;
     x->cost[UK_HEAD].workspace = ab.logits_transient; /* logits, then their gradient */
+    cp_costs(x, &x->cost[UK_LAYER]);
     x->link = tc.link[GROUP_DP];
     int64_t first;
     x->optim_elems = program_buf_held(x->prog, x->r, BUF_ADAM_M, -1, 0, &first);

@@ -114,6 +114,7 @@ static int mem_op(replay_state *s, const prog_op *o, int32_t i, int64_t during[M
     }
     during[MEM_ACTIVATIONS] += o->transient_bytes;
     during[MEM_WORKSPACE] += o->workspace_bytes;
+    during[MEM_BUFFERS] += o->buffer_bytes;
     return 0;
 }
 
@@ -223,20 +224,26 @@ static int time_op(replay_state *s, const prog_op *o, replay_op *t, ps_err *err)
 
 /* ---- communication and steps ------------------------------------------------------ */
 
-static void comm_op(replay_role *out, const prog_op *o) {
+/* Count `calls` collectives of one kind, `bytes` (S) and `sent` in all. */
+static void comm_add(replay_role *out, comm_group group, comm_coll coll, comm_phase phase,
+                     int64_t calls, int64_t bytes, int64_t sent, double seconds) {
     int k = 0;
-    while (k < out->n_colls && !(out->colls[k].group == o->group && out->colls[k].coll == o->coll &&
-                                 out->colls[k].phase == o->phase))
+    while (k < out->n_colls && !(out->colls[k].group == group && out->colls[k].coll == coll &&
+                                 out->colls[k].phase == phase))
         k++;
     if (k == out->n_colls) {
         if (k == REPLAY_MAX_COLLS) k--; /* more kinds than any program has: pool in the last */
-        else out->colls[out->n_colls++] = (replay_coll){o->group, o->coll, o->phase, 0, 0, 0, 0};
+        else out->colls[out->n_colls++] = (replay_coll){group, coll, phase, 0, 0, 0, 0};
     }
     replay_coll *c = &out->colls[k];
-    c->calls++;
-    c->bytes += o->bytes;
-    c->sent_bytes += o->sent_bytes;
-    c->seconds += o->seconds;
+    c->calls += calls;
+    c->bytes += bytes;
+    c->sent_bytes += sent;
+    c->seconds += seconds;
+}
+
+static void comm_op(replay_role *out, const prog_op *o) {
+    comm_add(out, o->group, o->coll, o->phase, 1, o->bytes, o->sent_bytes, o->seconds);
 }
 
 static void step_op(replay_state *s, const prog_op *o, const replay_op *t) {
@@ -251,6 +258,12 @@ static void step_op(replay_state *s, const prog_op *o, const replay_op *t) {
     } else {
         st->compute_s += o->seconds;
         s->out->compute_s += o->seconds;
+    }
+    if (o->ring_passes > 0) { /* the cp ring's sends inside a layer's fwd / bwd */
+        const int64_t bytes = o->ring_passes * o->ring_bytes;
+        st->sent_bytes[GROUP_CP] += bytes;
+        comm_add(s->out, GROUP_CP, COLL_SEND, o->kind == OP_FWD ? COMM_FWD : COMM_BWD,
+                 o->ring_passes, bytes, bytes, 0);
     }
 }
 
