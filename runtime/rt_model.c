@@ -98,7 +98,7 @@ int rt_model_init(rt_model *m, const program *p, const rt_backend *be, rt_mem *m
     m->mem = mem;
     m->L = p->layers, m->h = p->hidden, m->H = p->heads, m->KVH = p->kv_heads;
     m->D = p->head_dim, m->f = p->ffn_hidden, m->V = p->vocab;
-    m->B = p->micro_batch, m->T = p->seq / p->cp, m->N = m->B * m->T;
+    m->B = p->micro_batch, m->T = p->seq / (p->cp > 1 ? p->cp : 1), m->N = m->B * m->T;
     m->eps = (float)p->norm_eps, m->theta = (float)p->rope_theta;
     m->act_dt = rt_dtype_of(p->precision.activations);
     m->param_dt = rt_dtype_of(p->precision.params);
