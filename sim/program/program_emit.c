@@ -345,13 +345,27 @@ static void part_flops(const kt_part *k, bool replay, double *fwd, double *bwd) 
 
 /* Context parallelism: a layer's attention passes K/V (and in backward dK/dV)
  * blocks around the cp ring inside its fwd / bwd op (comm.c's passes, act.c's
- * block and buffers; docs/plan-format.md §3). */
-static void cp_costs(const emit_ctx *x, unit_cost *c) {
+ * block and buffers; docs/plan-format.md §3). The passes hide behind the
+ * attention core as step_time.c's settle() hides them (the forward's core
+ * once, the backward's twice, three times under full recompute; the share
+ * `overlap` of what overlaps): the rest adds to the op's seconds. */
+static void cp_costs(const emit_ctx *x, const time_ctx *tc, unit_cost *c) {
+    const double core = tc->layer.attn_core_fwd;
     for (int bwd = 0; bwd < 2; bwd++) {
         c->ring_passes[bwd] = (int32_t)comm_cp_passes(x->p, bwd);
         c->ring_buffers[bwd] = act_cp_ring_buffer_bytes(x->m, x->p, bwd);
     }
     c->ring_bytes = act_kv_block_bytes(x->m, x->p);
+    if (x->p->cp <= 1) return;
+    const double pass = coll_time(COLL_SEND, x->p->cp, c->ring_bytes, &tc->link[GROUP_CP]);
+    const double attn[2] = {core, (x->p->recompute == RECOMPUTE_FULL ? 3 : 2) * core};
+    double *secs[2] = {&c->fwd_s, &c->bwd_s};
+    for (int bwd = 0; bwd < 2; bwd++) {
+        const double ring = (double)c->ring_passes[bwd] * pass;
+        double over = ring < attn[bwd] ? ring : attn[bwd];
+        if (over > *secs[bwd]) over = *secs[bwd];
+        *secs[bwd] += ring - tc->overlap * over;
+    }
 }
 
 static void unit_costs(emit_ctx *x) {
@@ -372,7 +386,7 @@ static void unit_costs(emit_ctx *x) {
     x->cost[UK_LAYER].transient = ab.layer_working;
     x->cost[UK_HEAD].saved = ab.last_stage;
     x->cost[UK_HEAD].workspace = ab.logits_transient; /* logits, then their gradient */
-    cp_costs(x, &x->cost[UK_LAYER]);
+    cp_costs(x, &tc, &x->cost[UK_LAYER]);
     x->link = tc.link[GROUP_DP];
     int64_t first;
     x->optim_elems = program_buf_held(x->prog, x->r, BUF_ADAM_M, -1, 0, &first);
