@@ -462,7 +462,8 @@ static int cp_ring(chk *c, int32_t i, const prog_op *o) {
         return bad(c, i, "expected ring bytes exactly with ring passes, found passes %d and ring "
                    "%lld", (int)o->ring_passes, (long long)o->ring_bytes);
     if (o->ring_passes > 0 && o->ring_bytes > PROGRAM_MAX_OP_BYTES / o->ring_passes)
-        return bad(c, i, "expected passes x ring bytes at most %lld", (long long)PROGRAM_MAX_OP_BYTES);
+        return bad(c, i, "expected passes x ring bytes at most %lld",
+                   (long long)PROGRAM_MAX_OP_BYTES);
     return 0;
 }
 
