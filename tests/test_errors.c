@@ -141,8 +141,8 @@ static void test_other_impossible_plans(void **state) {
     tu_contains(tu_plan_error(gpt2), "parallel.cp", "attention: standard", "gpt2-124m.yaml", NULL);
     /* context parallelism cuts the sequence into 2*cp equal chunks (the zig-zag layout) */
     tu_contains(tu_plan_error("model: tiny-1m\ncluster: dgx-h100\ngpus: 3\n"
-                              "parallel: {dp: 1, cp: 3}\nbatch: {global: 1, micro: 1, seq: 256}\nrecompute: none\n"
-                              "precision: fp32\noptimizer: adamw\n"),
+                              "parallel: {dp: 1, cp: 3}\nbatch: {global: 1, micro: 1, seq: 256}\n"
+                              "recompute: none\nprecision: fp32\noptimizer: adamw\n"),
                 "bad.yaml:5:35: batch.seq: expected a multiple of 2*cp = 6", "found 256", NULL);
     tu_contains(tu_plan_error("model: gpt2-124m\ncluster: dgx-h100\ngpus: 1\nparallel: {dp: 1}\n"
                               "batch: {global: 4, micro: 1, seq: 2048}\nrecompute: none\n"
