@@ -397,7 +397,7 @@ static void compare_programs(const program *a, const program *b) {
             EQ(kind); EQ(step); EQ(mb); EQ(unit); EQ(buf); EQ(src); EQ(dst); EQ(cat); EQ(coll);
             EQ(group); EQ(phase); EQ(peer); EQ(recompute); EQ(offset); EQ(elems); EQ(bytes);
             EQ(transient_bytes); EQ(workspace_bytes); EQ(sent_bytes); EQ(flops); EQ(seconds);
-            EQ(ring_passes); EQ(ring_bytes); EQ(buffer_bytes);
+            EQ(ring_passes); EQ(ring_bytes); EQ(buffer_bytes); EQ(ring_seconds);
 #undef EQ
         }
     }
@@ -1145,13 +1145,19 @@ static void test_cp_emit_and_replay(void **state) {
                 assert_int_equal(rp->steps[k].sent_bytes[GROUP_CP], e.heavy.comm_bytes[GROUP_CP]);
             assert_int_equal(e.heavy.comm_bytes[GROUP_CP], passes / 2 * blk);
             int64_t calls = 0, bytes = 0;
+            double secs = 0;
             for (int k = 0; k < rp->n_colls; k++)
                 if (rp->colls[k].group == GROUP_CP) {
                     assert_int_equal(rp->colls[k].coll, COLL_SEND);
                     calls += rp->colls[k].calls, bytes += rp->colls[k].bytes;
+                    secs += rp->colls[k].seconds;
                 }
             assert_int_equal(calls, passes);
             assert_int_equal(bytes, passes * blk);
+            /* the passes' seconds: eval's cp time (exposed + hidden) per micro-batch, x 2 x 2 */
+            const double cp_s = 4 * (e.heavy.time.exposed[GROUP_CP] + e.heavy.time.hidden[GROUP_CP]);
+            if (!(secs > 0) || fabs(secs - cp_s) > 1e-9 * cp_s)
+                fail_msg("cp: the ring's seconds %.12g, eval %.12g", secs, cp_s);
             /* the states are sharded over dp x cp = 4, as eval's; activations of 128 tokens */
             assert_int_equal(rp->steps[0].end_bytes[MEM_PARAMS], e.heavy.params);
             assert_int_equal(rp->steps[0].end_bytes[MEM_OPTIMIZER], e.heavy.optimizer);

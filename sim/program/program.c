@@ -149,6 +149,7 @@ const prog_field prog_fields[] = {
     F("buffers", PF_I64, buffer_bytes, NULL, 0, COMPUTE, 0),
     F("ring", PF_I64, ring_bytes, NULL, 0, COMPUTE, 0),
     F("passes", PF_I32, ring_passes, NULL, 0, COMPUTE, 0),
+    F("ring_seconds", PF_F64, ring_seconds, NULL, 0, COMPUTE, 0),
     F("recompute", PF_BOOL, recompute, NULL, 0, K(OP_BWD), 0),
     F("flops", PF_F64, flops, NULL, 0, COMPUTE | K(OP_OPTIM), COMPUTE | K(OP_OPTIM)),
     F("seconds", PF_F64, seconds, NULL, 0, ALL, COMPUTE | K(OP_COLL) | P2P | K(OP_OPTIM)),

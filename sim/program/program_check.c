@@ -507,9 +507,10 @@ static int op_sane(chk *c, int32_t i, const prog_op *o) {
     if (sum > PROGRAM_MAX_BYTE_SUM - c->byte_sum)
         return bad(c, i, "the ops' byte counts add up to more than %lld", (long long)PROGRAM_MAX_BYTE_SUM);
     c->byte_sum += sum;
-    if (!(o->seconds >= 0 && o->seconds <= PROGRAM_MAX_OP_SECONDS && o->flops >= 0 &&
+    if (!(o->seconds >= 0 && o->seconds <= PROGRAM_MAX_OP_SECONDS && o->ring_seconds >= 0 &&
+          o->ring_seconds <= PROGRAM_MAX_OP_SECONDS && o->flops >= 0 &&
           o->flops <= PROGRAM_MAX_OP_FLOPS))
-        return bad(c, i, "expected seconds in [0, %g] and flops in [0, %g]",
+        return bad(c, i, "expected seconds and ring_seconds in [0, %g] and flops in [0, %g]",
                    PROGRAM_MAX_OP_SECONDS, PROGRAM_MAX_OP_FLOPS);
     return 0;
 }

@@ -41,6 +41,7 @@ typedef struct {
     /* context parallelism: ring passes and buffers of the fwd / bwd op ([0] / [1]) */
     int32_t ring_passes[2];
     int64_t ring_bytes, ring_buffers[2];
+    double ring_s[2];
 } unit_cost;
 
 typedef struct {
@@ -213,6 +214,7 @@ static void emit_compute(emit_ctx *x, prog_kind kind, int32_t step, int32_t mb, 
     o->ring_passes = k->ring_passes[kind == OP_BWD];
     o->ring_bytes = o->ring_passes ? k->ring_bytes : 0;
     o->buffer_bytes = k->ring_buffers[kind == OP_BWD];
+    o->ring_seconds = k->ring_s[kind == OP_BWD];
     if (kind == OP_FWD) {
         o->flops = k->fwd_flops;
         o->seconds = k->fwd_s;
@@ -361,7 +363,7 @@ static void cp_costs(const emit_ctx *x, const time_ctx *tc, unit_cost *c) {
     const double attn[2] = {core, (x->p->recompute == RECOMPUTE_FULL ? 3 : 2) * core};
     double *secs[2] = {&c->fwd_s, &c->bwd_s};
     for (int bwd = 0; bwd < 2; bwd++) {
-        const double ring = (double)c->ring_passes[bwd] * pass;
+        const double ring = c->ring_s[bwd] = (double)c->ring_passes[bwd] * pass;
         double over = ring < attn[bwd] ? ring : attn[bwd];
         if (over > *secs[bwd]) over = *secs[bwd];
         *secs[bwd] += ring - tc->overlap * over;

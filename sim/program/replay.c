@@ -263,7 +263,7 @@ static void step_op(replay_state *s, const prog_op *o, const replay_op *t) {
         const int64_t bytes = o->ring_passes * o->ring_bytes;
         st->sent_bytes[GROUP_CP] += bytes;
         comm_add(s->out, GROUP_CP, COLL_SEND, o->kind == OP_FWD ? COMM_FWD : COMM_BWD,
-                 o->ring_passes, bytes, bytes, 0);
+                 o->ring_passes, bytes, bytes, o->ring_seconds);
     }
 }
 
