@@ -159,12 +159,6 @@ int run_profile_write(const char *path, const program *p, const rt_groups *g,
         jsonw_obj_end(&w);
     }
     jsonw_arr_end(&w);
-    /* step 1's gradient norm per unit, reduced: the check that a parallel plan
-     * computes the one-rank gradients */
-    jsonw_obj(&w, "grad_norm_step1");
-    for (int32_t u = 0; u < r->n_units && u < role->n_units; u++)
-        jsonw_num(&w, role->units[u].name, r->unit_grad_norm[u]);
-    jsonw_obj_end(&w);
     jsonw_obj(&w, "memory");
     mem_obj(&w, "measured_end_of_step1", r->end_of_step0);
     mem_obj(&w, "predicted_end_of_step1", rr->steps[0].end_bytes);

@@ -87,6 +87,8 @@ typedef struct {
     /* collectives on a group; counts in elements of dtype; 0 or -1, with the reason
      * (the communication library's error text) from coll_error */
     int (*all_reduce)(rt_group *g, void *buf, int64_t n, rt_dtype t);
+    /* in-place elementwise maximum of n fp32 values (vocab-parallel cross-entropy) */
+    int (*all_reduce_max)(rt_group *g, float *buf, int64_t n);
     /* reduce the n-element send range; rank r receives counts[r] elements (the
      * ranks' parts are consecutive in send) into recv */
     int (*reduce_scatter)(rt_group *g, const void *send, void *recv, const int64_t *counts,

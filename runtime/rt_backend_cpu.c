@@ -65,6 +65,7 @@ const rt_backend rt_backend_cpu = {
     .to_bf16 = kern_f32_to_bf16,
     .from_bf16 = kern_bf16_to_f32,
     .all_reduce = rt_mpi_all_reduce,
+    .all_reduce_max = rt_mpi_all_reduce_max,
     .reduce_scatter = rt_mpi_reduce_scatter,
     .all_gather = rt_mpi_all_gather,
     .broadcast = rt_mpi_broadcast,

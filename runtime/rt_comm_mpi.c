@@ -78,6 +78,11 @@ int rt_mpi_all_reduce(rt_group *g, void *buf, int64_t n, rt_dtype t) {
     return mpi_rc(MPI_Allreduce(MPI_IN_PLACE, buf, (int)n, mpi_type(t), sum_op(t), g->comm));
 }
 
+int rt_mpi_all_reduce_max(rt_group *g, float *buf, int64_t n) {
+    if (!fits_int(n)) return too_large();
+    return mpi_rc(MPI_Allreduce(MPI_IN_PLACE, buf, (int)n, MPI_FLOAT, MPI_MAX, g->comm));
+}
+
 int rt_mpi_reduce_scatter(rt_group *g, const void *send, void *recv, const int64_t *counts,
                           rt_dtype t) {
     int *c = malloc(sizeof(int) * (size_t)g->size);

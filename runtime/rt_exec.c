@@ -34,7 +34,6 @@ typedef struct {
     int diverged;
     ps_err diverged_err;
     rt_watchdog *watchdog;
-    double *unit_sq; /* [units]: step 0's squared gradient per unit, this rank's range */
 } exec;
 
 /* ---- buffers ------------------------------------------------------------------ */
@@ -143,7 +142,7 @@ static int op_alloc(exec *x, int32_t i, ps_err *err) {
         const int64_t n = x->held[o->buf], first = x->first[o->buf];
         float *v = x->dt[o->buf] == RT_F32 ? *slot : malloc((size_t)n * 4);
         if (!v) return fail(err, x, i, "out of host memory for the initial weights");
-        rt_model_init_values(x->p, x->p->seed, first, n, v);
+        rt_tp_init_values(x->p, x->r, x->p->seed, first, n, v); /* the one-rank model's */
         if (v != *slot) {
             x->be->to_bf16(*slot, v, n);
             free(v);
@@ -323,27 +322,6 @@ static int op_coll(exec *x, int32_t i, int64_t *bytes, ps_err *err) {
 
 /* ---- optimizer ---------------------------------------------------------------------- */
 
-/* Step 0's gradient per unit, from the fp32 gradient g of flat range [lo, hi). */
-static void unit_grad_sq(exec *x, int64_t lo, int64_t hi, const float *g) {
-    for (int32_t u = 0; u < x->r->n_units; u++) {
-        const prog_unit *un = &x->r->units[u];
-        const int64_t a = un->offset > lo ? un->offset : lo,
-                      b = un->offset + un->elems < hi ? un->offset + un->elems : hi;
-        if (b > a) x->unit_sq[u] += x->be->sum_squares(g + (a - lo), b - a);
-    }
-}
-
-/* The norms of step 0: a sharded optimizer (ZeRO >= 1) holds one shard of
- * each gradient per rank of the data-parallel group, so the squares add over it. */
-static void unit_grad_norms(exec *x, rt_result *out) {
-    const bool sharded = x->p->zero >= 1 && x->g->group[GROUP_DP].size > 1;
-    for (int32_t u = 0; u < x->r->n_units; u++) {
-        const double sq = sharded ? rt_groups_sum(&x->g->group[GROUP_DP], x->unit_sq[u])
-                                  : x->unit_sq[u];
-        out->unit_grad_norm[u] = sqrt(sq);
-    }
-}
-
 static int op_optim(exec *x, int32_t i, ps_err *err) {
     const prog_op *o = &x->r->ops[i];
     const program *p = x->p;
@@ -369,10 +347,11 @@ static int op_optim(exec *x, int32_t i, ps_err *err) {
     }
     /* a non-finite element makes the norm non-finite (squares of floats stay finite in double) */
     const double norm2 = x->be->sum_squares(gf, n);
-    if (o->step == 0) unit_grad_sq(x, lo, hi, gf);
     if (!isfinite(norm2)) diverged(x, i, "the gradient norm (of this rank's range)", norm2);
+    if (o->step == 0) rt_tp_dump(p, x->r, "grads", x->g->world.rank, lo, gf, n);
     x->be->adamw(pw, m, v, gf, n, (float)p->lr, (float)p->beta1, (float)p->beta2, (float)p->eps,
                  (float)p->weight_decay, o->step + 1);
+    if (o->step == p->steps - 1) rt_tp_dump(p, x->r, "params", x->g->world.rank, lo, pw, n);
     rt_mem_free(&x->mem, tmp);
     if (master) { /* the working copy follows the master weights */
         void *pp = buf_at(x, BUF_PARAMS, lo);
@@ -419,8 +398,7 @@ static int exec_init(exec *x, const program *p, const rt_backend *be, rt_groups 
     x->mem.limit_bytes = opt ? opt->memory_limit_bytes : 0;
     x->unit_buf[BUF_UNIT_PARAMS] = calloc((size_t)x->r->n_units, sizeof(void *));
     x->unit_buf[BUF_UNIT_GRADS] = calloc((size_t)x->r->n_units, sizeof(void *));
-    x->unit_sq = calloc((size_t)x->r->n_units, sizeof *x->unit_sq);
-    if (!x->unit_buf[BUF_UNIT_PARAMS] || !x->unit_buf[BUF_UNIT_GRADS] || !x->unit_sq)
+    if (!x->unit_buf[BUF_UNIT_PARAMS] || !x->unit_buf[BUF_UNIT_GRADS])
         return ps_err_set(err, "out of host memory");
     for (int32_t u = 0; u < x->r->n_units; u++)
         if (x->r->units[u].elems != rt_model_unit_elems(p, u))
@@ -443,7 +421,6 @@ static void exec_free(exec *x) {
     if (x->be) x->be->mem_trim();
     free(x->unit_buf[BUF_UNIT_PARAMS]);
     free(x->unit_buf[BUF_UNIT_GRADS]);
-    free(x->unit_sq);
 }
 
 /* End of a step: stop every rank if one diverged (1, with its message in
@@ -458,7 +435,6 @@ static int end_step(exec *x, int step, double t_begin, const rt_options *opt, rt
     out->loss[step] = loss / ((double)p->global_batch * (double)p->seq);
     out->step_seconds[step] = secs;
     if (step == 0) memcpy(out->end_of_step0, x->mem.current, sizeof out->end_of_step0);
-    if (step == 0) unit_grad_norms(x, out);
     rt_watchdog_end(x->watchdog); /* the reductions are done; printing is not timed */
     if (opt && opt->on_step) opt->on_step(opt->ctx, step, out->loss[step], secs, &x->mem);
     return 0;
@@ -503,13 +479,12 @@ int rt_exec_run(const program *p, const rt_backend *be, rt_groups *g, const rt_o
     out->loss = calloc((size_t)p->steps, sizeof *out->loss);
     out->step_seconds = calloc((size_t)p->steps, sizeof *out->step_seconds);
     out->events = calloc((size_t)r->n_ops, sizeof *out->events);
-    out->unit_grad_norm = calloc((size_t)r->n_units, sizeof *out->unit_grad_norm);
-    out->n_units = r->n_units;
     out->tokens_per_step = (double)p->global_batch * (double)p->seq;
-    if (!out->loss || !out->step_seconds || !out->events || !out->unit_grad_norm) {
+    if (!out->loss || !out->step_seconds || !out->events) {
         exec_free(&x);
         return ps_err_set(err, "out of host memory for the profile");
     }
+    if (p->tp > 1) rt_model_set_tp(&x.model, &g->group[GROUP_TP], out->coll[GROUP_TP]);
     x.watchdog = rt_watchdog_start(opt ? opt->timeout_s : 0, g->world.rank, describe, r);
     x.t0 = be->now_seconds();
     double t_step = x.t0;
@@ -555,6 +530,5 @@ void rt_result_free(rt_result *r) {
     free(r->loss);
     free(r->step_seconds);
     free(r->events);
-    free(r->unit_grad_norm);
     memset(r, 0, sizeof *r);
 }

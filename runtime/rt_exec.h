@@ -43,10 +43,6 @@ typedef struct {
     rt_coll_stat coll[GROUP_COUNT][COLL_SEND + 1];
     int64_t peak[MEM_COUNT], peak_total;
     int64_t end_of_step0[MEM_COUNT]; /* bytes per category after step 0's last op */
-    /* [units of the role]: the L2 norm of each unit's gradient in step 0, as the
-     * optimizer reads it (reduced over the data-parallel group; fp32) */
-    double *unit_grad_norm;
-    int32_t n_units;
 } rt_result;
 
 typedef struct {

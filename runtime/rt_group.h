@@ -54,6 +54,7 @@ int rt_world_agree_first(int status, ps_err *err);
 
 /* The collectives of the MPI backends (rt_backend.h semantics). */
 int rt_mpi_all_reduce(rt_group *g, void *buf, int64_t n, rt_dtype t);
+int rt_mpi_all_reduce_max(rt_group *g, float *buf, int64_t n);
 int rt_mpi_reduce_scatter(rt_group *g, const void *send, void *recv, const int64_t *counts,
                           rt_dtype t);
 int rt_mpi_all_gather(rt_group *g, const void *send, void *recv, const int64_t *counts,

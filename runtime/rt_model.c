@@ -20,9 +20,11 @@ enum { H_X, H_RSTD, H_XN, H_PROBS, H_LABELS };
 
 /* ---- layout ------------------------------------------------------------------ */
 
-void rt_model_layer_layout(const program *p, rt_layer_layout *o) {
-    const int64_t h = p->hidden, qw = p->heads * p->head_dim, kvw = p->kv_heads * p->head_dim,
-                  f = p->ffn_hidden;
+/* One layer's tensors as a tp rank of tp holds them (rt_tp.h: q/k/v and w1/w3
+ * split by rows, wo and w2 by columns, norms whole). */
+static void layout_tp(const program *p, int64_t tp, rt_layer_layout *o) {
+    const int64_t h = p->hidden, qw = p->heads * p->head_dim / tp,
+                  kvw = p->kv_heads * p->head_dim / tp, f = p->ffn_hidden / tp;
     int64_t at = 0;
     o->attn_norm = at, at += h;
     o->wq = at, at += qw * h;
@@ -36,9 +38,12 @@ void rt_model_layer_layout(const program *p, rt_layer_layout *o) {
     o->elems = at;
 }
 
+void rt_model_layer_layout(const program *p, rt_layer_layout *o) { layout_tp(p, p->tp, o); }
+
 int64_t rt_model_unit_elems(const program *p, int64_t unit) {
-    if (unit == 0) return p->vocab * p->hidden;
-    if (unit == p->layers + 1) return p->hidden + p->vocab * p->hidden;
+    const int64_t rows = rt_tp_vocab_rows(p); /* the vocab-parallel tables' rows */
+    if (unit == 0) return rows * p->hidden;
+    if (unit == p->layers + 1) return p->hidden + rows * p->hidden;
     rt_layer_layout l;
     rt_model_layer_layout(p, &l);
     return l.elems;
@@ -74,9 +79,8 @@ static double init_std(const program *p, const rt_layer_layout *l, int64_t i, in
 
 void rt_model_init_values(const program *p, uint64_t seed, int64_t first, int64_t n, float *out) {
     rt_layer_layout l;
-    rt_model_layer_layout(p, &l);
-    const int64_t total = rt_model_unit_elems(p, 0) + p->layers * l.elems +
-                          rt_model_unit_elems(p, p->layers + 1);
+    layout_tp(p, 1, &l); /* the one-rank model's flat space */
+    const int64_t total = 2 * p->vocab * p->hidden + p->layers * l.elems + p->hidden;
     for (int64_t k = 0; k < n; k++) {
         int64_t i = first + k;
         int is_norm;
@@ -96,11 +100,14 @@ int rt_model_init(rt_model *m, const program *p, const rt_backend *be, rt_mem *m
     memset(m, 0, sizeof *m);
     m->be = be;
     m->mem = mem;
-    m->L = p->layers, m->h = p->hidden, m->H = p->heads, m->KVH = p->kv_heads;
-    m->D = p->head_dim, m->f = p->ffn_hidden, m->V = p->vocab;
+    m->p = p;
+    m->L = p->layers, m->h = p->hidden, m->H = p->heads / p->tp, m->KVH = p->kv_heads / p->tp;
+    m->D = p->head_dim, m->f = p->ffn_hidden / p->tp, m->V = p->vocab;
     m->B = p->micro_batch, m->T = p->seq / (p->cp > 1 ? p->cp : 1), m->N = m->B * m->T;
+    m->Nl = p->sp ? m->N / p->tp : m->N;
+    m->tp = (rt_tp){.be = be, .mem = mem, .size = (int)p->tp, .sp = p->sp};
     m->eps = (float)p->norm_eps, m->theta = (float)p->rope_theta;
-    m->act_dt = rt_dtype_of(p->precision.activations);
+    m->act_dt = m->tp.act_dt = rt_dtype_of(p->precision.activations);
     m->param_dt = rt_dtype_of(p->precision.params);
     m->grad_dt = rt_dtype_of(p->precision.grads);
     m->units = p->layers + 2;
@@ -119,6 +126,14 @@ int rt_model_init(rt_model *m, const program *p, const rt_backend *be, rt_mem *m
     }
     m->targets = m->tokens + m->micro_batches * m->N;
     return 0;
+}
+
+void rt_model_set_tp(rt_model *m, rt_group *g, rt_coll_stat *stats) {
+    int64_t first;
+    m->tp.g = g;
+    m->tp.rank = g->rank;
+    m->tp.stats = stats;
+    rt_tp_vocab_range(m->p, g->rank, &first, &m->V);
 }
 
 void rt_model_free(rt_model *m) {
@@ -252,6 +267,77 @@ static void grads_end(op_ctx *c, void *g, rt_dtype t, float *f, int64_t n) {
     be->to_bf16(g, f, n);
 }
 
+/* ---- tensor-parallel steps (rt_tp.h); each is the one-rank computation at tp = 1 -- */
+
+static bool tp_on(const rt_model *m) { return m->tp.size > 1; }
+
+static void tp_check(op_ctx *c) {
+    if (c->m->tp.failed && !c->failed) {
+        ps_err_set(c->err, "%s", c->m->tp.why);
+        c->failed = 1;
+    }
+}
+
+/* Sequence parallelism: x[Nl, h] (the rank's tokens) gathered to [N, h], before
+ * a column-parallel linear (its input) or in the backward of a row-parallel
+ * one (its output gradient); x itself without sp. */
+static const float *seq_gather(op_ctx *c, const float *x) {
+    rt_model *m = c->m;
+    if (!m->tp.sp || c->failed) return x;
+    float *full = tmp_alloc(c, m->N * m->h * 4);
+    if (full) rt_tp_all_gather(&m->tp, full, x, m->Nl * m->h);
+    tp_check(c);
+    return full;
+}
+
+/* A row-parallel linear's output: y[Nl, h] = in[N, C] @ w^T summed over tp
+ * (Megatron's g: all-reduce, or reduce-scatter under sp). */
+static void row_parallel_out(op_ctx *c, float *y, const float *in, const float *w, int64_t C) {
+    rt_model *m = c->m;
+    const int64_t Nh = m->N * m->h;
+    float *part = m->tp.sp ? tmp_alloc(c, Nh * 4) : y;
+    if (c->failed) return;
+    m->be->matmul_fwd(part, in, w, m->N, C, m->h);
+    if (!tp_on(m)) return;
+    if (m->tp.sp) {
+        rt_tp_reduce_scatter(&m->tp, y, part, m->Nl * m->h);
+        tmp_free(c, part);
+    } else {
+        rt_tp_all_reduce(&m->tp, y, Nh);
+    }
+    tp_check(c);
+}
+
+/* A column-parallel linear's input gradient: the partial sums d[N, h] of this
+ * rank's columns, summed over tp (Megatron's f backward: all-reduce, or
+ * reduce-scatter to [Nl, h] under sp). */
+static float *column_parallel_grad(op_ctx *c, float *d) {
+    rt_model *m = c->m;
+    if (!tp_on(m) || c->failed) return d;
+    float *out = d;
+    if (m->tp.sp) {
+        out = zeros(c, m->Nl * m->h);
+        if (out) rt_tp_reduce_scatter(&m->tp, out, d, m->Nl * m->h);
+        tmp_free(c, d);
+    } else {
+        rt_tp_all_reduce(&m->tp, d, m->N * m->h);
+    }
+    tp_check(c);
+    return out;
+}
+
+/* Under sp a norm weight's gradient sums only the rank's tokens: g[n] (fp32,
+ * this op's contribution) is summed over tp, then added into dw (Megatron-LM
+ * all-reduces the sequence-parallel norm gradients over tp likewise). */
+static void norm_grads_sum(op_ctx *c, float *g, int64_t n, float *const dw[], int parts) {
+    rt_model *m = c->m;
+    if (c->failed) return;
+    rt_tp_all_reduce_f32(&m->tp, g, n);
+    tp_check(c);
+    const int64_t each = n / parts;
+    for (int i = 0; i < parts && !c->failed; i++) m->be->add(dw[i], dw[i], g + i * each, each);
+}
+
 /* ---- embedding ----------------------------------------------------------------- */
 
 static int embed_fwd(op_ctx *c, int64_t mb, const float *wte) {
@@ -259,14 +345,23 @@ static int embed_fwd(op_ctx *c, int64_t mb, const float *wte) {
     rt_saved *s = &m->saved[0 * m->micro_batches + mb];
     const int32_t *tok = m->tokens + mb * m->N;
     int64_t *ids = keep_alloc(c, MEM_ACTIVATIONS, m->N * 8); /* input_ids (int64, as PyTorch) */
-    view out = act_new(c, MEM_WORKSPACE, true, m->N * m->h);
+    view out = act_new(c, MEM_WORKSPACE, true, m->Nl * m->h);
     if (c->failed) return -1;
     for (int64_t i = 0; i < m->N; i++) ids[i] = tok[i];
     s->t[E_IDS] = ids;
-    m->be->embed_fwd(out.f, tok, wte, m->N, m->h);
+    if (!tp_on(m)) {
+        m->be->embed_fwd(out.f, tok, wte, m->N, m->h);
+    } else { /* vocab-parallel: this rank's rows, summed over tp */
+        float *part = m->tp.sp ? tmp_alloc(c, m->N * m->h * 4) : out.f;
+        if (c->failed) return -1;
+        rt_tp_embed_fwd(&m->tp, m->p, part, tok, wte, m->N);
+        if (m->tp.sp) rt_tp_reduce_scatter(&m->tp, out.f, part, m->Nl * m->h);
+        else rt_tp_all_reduce(&m->tp, out.f, m->N * m->h);
+        tp_check(c);
+    }
     act_seal(c, out);
     m->hidden[mb] = out.store;
-    return 0;
+    return c->failed ? -1 : 0;
 }
 
 static int embed_bwd(op_ctx *c, int64_t mb, float *dwte) {
@@ -276,8 +371,13 @@ static int embed_bwd(op_ctx *c, int64_t mb, float *dwte) {
     if (c->failed) return -1;
     const int64_t *ids = s->t[E_IDS];
     for (int64_t i = 0; i < m->N; i++) tok[i] = (int32_t)ids[i];
-    m->be->embed_bwd(dwte, m->dhidden[mb], tok, m->N, m->h);
-    return 0;
+    if (!tp_on(m)) {
+        m->be->embed_bwd(dwte, m->dhidden[mb], tok, m->N, m->h);
+        return 0;
+    }
+    const float *d = seq_gather(c, m->dhidden[mb]);
+    if (!c->failed) rt_tp_embed_bwd(&m->tp, m->p, dwte, d, tok, m->N);
+    return c->failed ? -1 : 0;
 }
 
 /* ---- transformer layer ------------------------------------------------------- */
@@ -294,26 +394,31 @@ static layer_w layer_weights(const rt_layer_layout *l, const float *w) {
 /* The layer body. x_in is the saved input (act dtype, slot 0 already set).
  * keep: save the tensors (MEM_ACTIVATIONS) in s; otherwise they are op
  * workspace. out: where the layer output goes (NULL: not needed, as in a
- * recompute pass). */
+ * recompute pass, which under tensor parallelism still runs the output's
+ * collective, as Megatron-LM's recomputed forward does). Heads, kv heads and
+ * the MLP width are this tp rank's; the norm regions hold Nl tokens. */
 static void layer_body(op_ctx *c, rt_saved *s, const float *w, bool keep, void **out) {
     rt_model *m = c->m;
     const rt_backend *be = m->be;
-    const int64_t N = m->N, h = m->h, qw = m->H * m->D, kvw = m->KVH * m->D, f = m->f;
+    const int64_t N = m->N, Nl = m->Nl, h = m->h, qw = m->H * m->D, kvw = m->KVH * m->D,
+                  f = m->f;
     layer_w W = layer_weights(&m->lay, w);
-    const float *x = act_load(c, s->t[L_X_IN], N * h);
+    const float *x = act_load(c, s->t[L_X_IN], Nl * h);
     const mem_cat A = MEM_ACTIVATIONS;
 
-    view xn1 = act_new(c, A, keep, N * h);
-    float *rstd1 = f32_new(c, keep, N);
+    view xn1 = act_new(c, A, keep, Nl * h);
+    float *rstd1 = f32_new(c, keep, Nl);
     if (c->failed) return;
-    be->rmsnorm_fwd(xn1.f, rstd1, x, W.attn_norm, N, h, m->eps);
+    be->rmsnorm_fwd(xn1.f, rstd1, x, W.attn_norm, Nl, h, m->eps);
     act_seal(c, xn1);
+    const float *in1 = seq_gather(c, xn1.f);
     view q = act_new(c, A, keep, N * qw), k = act_new(c, A, keep, N * kvw),
          v = act_new(c, A, keep, N * kvw);
     if (c->failed) return;
-    be->matmul_fwd(q.f, xn1.f, W.wq, N, h, qw);
-    be->matmul_fwd(k.f, xn1.f, W.wk, N, h, kvw);
-    be->matmul_fwd(v.f, xn1.f, W.wv, N, h, kvw);
+    be->matmul_fwd(q.f, in1, W.wq, N, h, qw);
+    be->matmul_fwd(k.f, in1, W.wk, N, h, kvw);
+    be->matmul_fwd(v.f, in1, W.wv, N, h, kvw);
+    if (in1 != xn1.f) tmp_free(c, (void *)(uintptr_t)in1);
     be->rope_fwd(q.f, m->pos, m->B, m->T, m->H, m->D, m->theta);
     be->rope_fwd(k.f, m->pos, m->B, m->T, m->KVH, m->D, m->theta);
     act_seal(c, q), act_seal(c, k), act_seal(c, v);
@@ -329,21 +434,24 @@ static void layer_body(op_ctx *c, rt_saved *s, const float *w, bool keep, void *
     tmp_free(c, scratch);
     if (c->failed) return;
     act_seal(c, o);
-    view xm = act_new(c, A, keep, N * h);
+    view xm = act_new(c, A, keep, Nl * h);
     if (c->failed) return;
-    be->matmul_fwd(xm.f, o.f, W.wo, N, qw, h);
-    be->add(xm.f, xm.f, x, N * h);
+    row_parallel_out(c, xm.f, o.f, W.wo, qw);
+    if (c->failed) return;
+    be->add(xm.f, xm.f, x, Nl * h);
     act_seal(c, xm);
-    view xn2 = act_new(c, A, keep, N * h);
-    float *rstd2 = f32_new(c, keep, N);
+    view xn2 = act_new(c, A, keep, Nl * h);
+    float *rstd2 = f32_new(c, keep, Nl);
     if (c->failed) return;
-    be->rmsnorm_fwd(xn2.f, rstd2, xm.f, W.mlp_norm, N, h, m->eps);
+    be->rmsnorm_fwd(xn2.f, rstd2, xm.f, W.mlp_norm, Nl, h, m->eps);
     act_seal(c, xn2);
+    const float *in2 = seq_gather(c, xn2.f);
     view a = act_new(c, A, keep, N * f), b = act_new(c, A, keep, N * f),
          g = act_new(c, A, keep, N * f);
     if (c->failed) return;
-    be->matmul_fwd(a.f, xn2.f, W.w1, N, h, f);
-    be->matmul_fwd(b.f, xn2.f, W.w3, N, h, f);
+    be->matmul_fwd(a.f, in2, W.w1, N, h, f);
+    be->matmul_fwd(b.f, in2, W.w3, N, h, f);
+    if (in2 != xn2.f) tmp_free(c, (void *)(uintptr_t)in2);
     act_seal(c, a), act_seal(c, b);
     be->swiglu_fwd(g.f, a.f, b.f, N * f);
     act_seal(c, g);
@@ -353,13 +461,14 @@ static void layer_body(op_ctx *c, rt_saved *s, const float *w, bool keep, void *
         memcpy(s->t, t, sizeof t);
         s->n = L_COUNT;
     }
-    if (out) {
-        view y = act_new(c, MEM_WORKSPACE, true, N * h);
+    if (out || tp_on(m)) {
+        view y = act_new(c, MEM_WORKSPACE, out != NULL, Nl * h);
         if (c->failed) return;
-        be->matmul_fwd(y.f, g.f, W.w2, N, f, h);
-        be->add(y.f, y.f, xm.f, N * h);
+        row_parallel_out(c, y.f, g.f, W.w2, f);
+        if (c->failed) return;
+        be->add(y.f, y.f, xm.f, Nl * h);
         act_seal(c, y);
-        *out = y.store;
+        if (out) *out = y.store;
     }
 }
 
@@ -367,36 +476,51 @@ static void layer_backward(op_ctx *c, rt_saved *s, const float *w, float *dw, fl
                            float **dx_in) {
     rt_model *m = c->m;
     const rt_backend *be = m->be;
-    const int64_t N = m->N, h = m->h, qw = m->H * m->D, kvw = m->KVH * m->D, f = m->f;
+    const int64_t N = m->N, Nl = m->Nl, h = m->h, qw = m->H * m->D, kvw = m->KVH * m->D,
+                  f = m->f;
     layer_w W = layer_weights(&m->lay, w);
     layer_w G = layer_weights(&m->lay, dw);
-    float *x = act_load(c, s->t[L_X_IN], N * h), *xn1 = act_load(c, s->t[L_XN1], N * h),
+    float *x = act_load(c, s->t[L_X_IN], Nl * h), *xn1 = act_load(c, s->t[L_XN1], Nl * h),
           *q = act_load(c, s->t[L_Q], N * qw), *k = act_load(c, s->t[L_K], N * kvw),
           *v = act_load(c, s->t[L_V], N * kvw), *o = act_load(c, s->t[L_O], N * qw),
-          *xm = act_load(c, s->t[L_X_MID], N * h), *xn2 = act_load(c, s->t[L_XN2], N * h),
+          *xm = act_load(c, s->t[L_X_MID], Nl * h), *xn2 = act_load(c, s->t[L_XN2], Nl * h),
           *a = act_load(c, s->t[L_A], N * f), *b = act_load(c, s->t[L_B], N * f),
           *g = act_load(c, s->t[L_G], N * f);
     const float *rstd1 = s->t[L_RSTD1], *rstd2 = s->t[L_RSTD2], *lse = s->t[L_LSE];
+    /* sequence parallelism: the norms' weight gradients of this rank's tokens,
+     * summed over tp at the end */
+    float *norm_g = m->tp.sp ? zeros(c, 2 * h) : NULL;
+    float *d_attn_norm = norm_g ? norm_g : (float *)G.attn_norm,
+          *d_mlp_norm = norm_g ? norm_g + h : (float *)G.mlp_norm;
     /* the residual stream's gradient: dx_mid starts as dx_out and becomes dx_in */
-    float *dxm = keep_alloc(c, MEM_WORKSPACE, N * h * 4);
+    float *dxm = keep_alloc(c, MEM_WORKSPACE, Nl * h * 4);
     float *dg = zeros(c, N * f);
     if (c->failed) return;
-    memcpy(dxm, dx_out, (size_t)(N * h) * 4);
-    be->matmul_bwd(dg, (float *)G.w2, dx_out, g, W.w2, N, f, h);
+    memcpy(dxm, dx_out, (size_t)(Nl * h) * 4);
+    const float *dy = seq_gather(c, dx_out);
+    if (c->failed) return;
+    be->matmul_bwd(dg, (float *)G.w2, dy, g, W.w2, N, f, h);
+    if (dy != dx_out) tmp_free(c, (void *)(uintptr_t)dy);
     float *da = zeros(c, N * f), *db = zeros(c, N * f);
     if (c->failed) return;
     be->swiglu_bwd(da, db, dg, a, b, N * f);
     tmp_free(c, dg);
     float *dxn2 = zeros(c, N * h);
+    const float *in2 = seq_gather(c, xn2); /* re-gathered for the weight gradients */
     if (c->failed) return;
-    be->matmul_bwd(dxn2, (float *)G.w1, da, xn2, W.w1, N, h, f);
-    be->matmul_bwd(dxn2, (float *)G.w3, db, xn2, W.w3, N, h, f);
+    be->matmul_bwd(dxn2, (float *)G.w1, da, in2, W.w1, N, h, f);
+    be->matmul_bwd(dxn2, (float *)G.w3, db, in2, W.w3, N, h, f);
+    if (in2 != xn2) tmp_free(c, (void *)(uintptr_t)in2);
     tmp_free(c, da), tmp_free(c, db);
-    be->rmsnorm_bwd(dxm, (float *)G.mlp_norm, dxn2, xm, W.mlp_norm, rstd2, N, h);
+    dxn2 = column_parallel_grad(c, dxn2);
+    if (c->failed) return;
+    be->rmsnorm_bwd(dxm, d_mlp_norm, dxn2, xm, W.mlp_norm, rstd2, Nl, h);
     tmp_free(c, dxn2);
     float *dout = zeros(c, N * qw);
+    const float *dxmf = seq_gather(c, dxm);
     if (c->failed) return;
-    be->matmul_bwd(dout, (float *)G.wo, dxm, o, W.wo, N, qw, h);
+    be->matmul_bwd(dout, (float *)G.wo, dxmf, o, W.wo, N, qw, h);
+    if (dxmf != dxm) tmp_free(c, (void *)(uintptr_t)dxmf);
     float *dq = zeros(c, N * qw), *dk = zeros(c, N * kvw), *dv = zeros(c, N * kvw);
     float *scratch = m->ring ? NULL : tmp_alloc(c, be->attn_scratch_floats(m->T) * 4);
     if (c->failed) return;
@@ -411,11 +535,20 @@ static void layer_backward(op_ctx *c, rt_saved *s, const float *w, float *dw, fl
     be->rope_bwd(dq, m->pos, m->B, m->T, m->H, m->D, m->theta);
     be->rope_bwd(dk, m->pos, m->B, m->T, m->KVH, m->D, m->theta);
     float *dxn1 = zeros(c, N * h);
+    const float *in1 = seq_gather(c, xn1);
     if (c->failed) return;
-    be->matmul_bwd(dxn1, (float *)G.wq, dq, xn1, W.wq, N, h, qw);
-    be->matmul_bwd(dxn1, (float *)G.wk, dk, xn1, W.wk, N, h, kvw);
-    be->matmul_bwd(dxn1, (float *)G.wv, dv, xn1, W.wv, N, h, kvw);
-    be->rmsnorm_bwd(dxm, (float *)G.attn_norm, dxn1, x, W.attn_norm, rstd1, N, h);
+    be->matmul_bwd(dxn1, (float *)G.wq, dq, in1, W.wq, N, h, qw);
+    be->matmul_bwd(dxn1, (float *)G.wk, dk, in1, W.wk, N, h, kvw);
+    be->matmul_bwd(dxn1, (float *)G.wv, dv, in1, W.wv, N, h, kvw);
+    if (in1 != xn1) tmp_free(c, (void *)(uintptr_t)in1);
+    tmp_free(c, dq), tmp_free(c, dk), tmp_free(c, dv);
+    dxn1 = column_parallel_grad(c, dxn1);
+    if (c->failed) return;
+    be->rmsnorm_bwd(dxm, d_attn_norm, dxn1, x, W.attn_norm, rstd1, Nl, h);
+    if (norm_g) {
+        float *const dst[2] = {(float *)G.attn_norm, (float *)G.mlp_norm};
+        norm_grads_sum(c, norm_g, 2 * h, dst, 2);
+    }
     *dx_in = dxm;
 }
 
@@ -424,24 +557,30 @@ static void layer_backward(op_ctx *c, rt_saved *s, const float *w, float *dw, fl
 static int head_fwd(op_ctx *c, int64_t mb, const float *w) {
     rt_model *m = c->m;
     const rt_backend *be = m->be;
-    const int64_t N = m->N, h = m->h, V = m->V;
+    const int64_t N = m->N, Nl = m->Nl, h = m->h, V = m->V;
+    /* this rank's columns of the probabilities, padding included (act.c's size) */
+    const int64_t probs_n = N * (tp_on(m) ? rt_tp_vocab_rows(m->p) : V);
     rt_saved *s = &m->saved[(m->units - 1) * m->micro_batches + mb];
     const float *norm_w = w, *lm = w + h;
-    const float *x = act_load(c, s->t[H_X], N * h);
-    view xn = act_new(c, MEM_ACTIVATIONS, true, N * h);
-    float *rstd = f32_new(c, true, N);
-    float *probs = f32_new(c, true, N * V);
+    const float *x = act_load(c, s->t[H_X], Nl * h);
+    view xn = act_new(c, MEM_ACTIVATIONS, true, Nl * h);
+    float *rstd = f32_new(c, true, Nl);
+    float *probs = f32_new(c, true, probs_n);
     int64_t *labels = keep_alloc(c, MEM_ACTIVATIONS, N * 8);
     /* the logits live only until the loss has turned them into probabilities */
-    view logits = act_new(c, MEM_WORKSPACE, false, N * V);
+    view logits = act_new(c, MEM_WORKSPACE, false, probs_n);
     float *losses = tmp_alloc(c, N * 4);
     if (c->failed) return -1;
-    be->rmsnorm_fwd(xn.f, rstd, x, norm_w, N, h, m->eps);
+    be->rmsnorm_fwd(xn.f, rstd, x, norm_w, Nl, h, m->eps);
     act_seal(c, xn);
-    be->matmul_fwd(logits.f, xn.f, lm, N, h, V);
+    const float *in = seq_gather(c, xn.f);
+    if (c->failed) return -1;
+    be->matmul_fwd(logits.f, in, lm, N, h, V);
     act_seal(c, logits);
     const int32_t *tgt = m->targets + mb * N;
-    be->xent_fwd(probs, losses, logits.f, tgt, N, V);
+    if (!tp_on(m)) be->xent_fwd(probs, losses, logits.f, tgt, N, V);
+    else if (rt_tp_xent_fwd(&m->tp, m->p, probs, losses, logits.f, tgt, N)) tp_check(c);
+    if (c->failed) return -1;
     double sum = 0;
     for (int64_t i = 0; i < N; i++) sum += losses[i], labels[i] = tgt[i];
     m->loss_sum += sum;
@@ -453,20 +592,30 @@ static int head_fwd(op_ctx *c, int64_t mb, const float *w) {
 static int head_bwd(op_ctx *c, int64_t mb, const float *w, float *dw) {
     rt_model *m = c->m;
     const rt_backend *be = m->be;
-    const int64_t N = m->N, h = m->h, V = m->V;
+    const int64_t N = m->N, Nl = m->Nl, h = m->h, V = m->V;
     rt_saved *s = &m->saved[(m->units - 1) * m->micro_batches + mb];
-    const float *x = act_load(c, s->t[H_X], N * h), *xn = act_load(c, s->t[H_XN], N * h);
+    const float *x = act_load(c, s->t[H_X], Nl * h), *xn = act_load(c, s->t[H_XN], Nl * h);
     int32_t *tgt = tmp_alloc(c, N * 4);
     float *dlogits = zeros(c, N * V), *dxn = zeros(c, N * h);
-    float *dx = keep_alloc(c, MEM_WORKSPACE, N * h * 4);
+    float *dx = keep_alloc(c, MEM_WORKSPACE, Nl * h * 4);
+    float *norm_g = m->tp.sp ? zeros(c, h) : NULL; /* sp: summed over tp below */
     if (c->failed) return -1;
     const int64_t *labels = s->t[H_LABELS];
     for (int64_t i = 0; i < N; i++) tgt[i] = (int32_t)labels[i];
-    be->xent_bwd(dlogits, s->t[H_PROBS], tgt, m->loss_scale, N, V);
-    be->matmul_bwd(dxn, dw + h, dlogits, xn, w + h, N, h, V);
-    be->rmsnorm_bwd(dx, dw, dxn, x, w, s->t[H_RSTD], N, h);
+    if (!tp_on(m)) be->xent_bwd(dlogits, s->t[H_PROBS], tgt, m->loss_scale, N, V);
+    else rt_tp_xent_bwd(&m->tp, m->p, dlogits, s->t[H_PROBS], tgt, m->loss_scale, N);
+    const float *in = seq_gather(c, xn); /* re-gathered for the weight gradient */
+    if (c->failed) return -1;
+    be->matmul_bwd(dxn, dw + h, dlogits, in, w + h, N, h, V);
+    dxn = column_parallel_grad(c, dxn);
+    if (c->failed) return -1;
+    be->rmsnorm_bwd(dx, norm_g ? norm_g : dw, dxn, x, w, s->t[H_RSTD], Nl, h);
+    if (norm_g) {
+        float *const dst[1] = {dw};
+        norm_grads_sum(c, norm_g, h, dst, 1);
+    }
     m->dhidden[mb] = dx;
-    return 0;
+    return c->failed ? -1 : 0;
 }
 
 /* ---- entry points ------------------------------------------------------------- */

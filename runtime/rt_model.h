@@ -23,6 +23,7 @@
 #include "program/program.h"
 #include "rt_backend.h"
 #include "rt_mem.h"
+#include "rt_tp.h"
 
 /* Offsets of one layer's tensors inside its unit, in elements. */
 typedef struct {
@@ -41,8 +42,13 @@ struct rt_ring;
 typedef struct rt_model {
     const rt_backend *be;
     rt_mem *mem;
-    /* shape: T and N = B * T are this rank's tokens (seq / cp per sequence) */
-    int64_t L, h, H, KVH, D, f, V, B, T, N;
+    /* shape: H, KVH, f are this tp rank's heads, kv heads and MLP width; V its
+     * vocabulary columns that are real (rt_tp_vocab_range); T and N = B * T this
+     * rank's tokens of a micro-batch (seq / cp per sequence), Nl those of the
+     * norm regions (N / tp under sequence parallelism, else N) */
+    int64_t L, h, H, KVH, D, f, V, B, T, N, Nl;
+    const program *p;
+    rt_tp tp;
     /* context parallelism (rt_ring.h; NULL when cp = 1): the ring, and the
      * global positions of this rank's T rows */
     struct rt_ring *ring;
@@ -65,7 +71,8 @@ typedef struct rt_model {
     int n_tmp;
 } rt_model;
 
-/* Elements of unit u (0 embed, 1..L layers, L+1 head). */
+/* Elements of unit u (0 embed, 1..L layers, L+1 head): one tp rank's shard
+ * (the program header's tp; params.c's counts). */
 int64_t rt_model_unit_elems(const program *p, int64_t unit);
 void rt_model_layer_layout(const program *p, rt_layer_layout *out);
 
@@ -73,7 +80,13 @@ int rt_model_init(rt_model *m, const program *p, const rt_backend *be, rt_mem *m
                   ps_err *err);
 void rt_model_free(rt_model *m);
 
-/* Deterministic initial value of flat parameter i (independent of sharding):
+/* The tensor-parallel hook: the tp group (its rank is this rank's tp rank)
+ * and where its collectives are counted. Call after rt_model_init when the
+ * program's tp > 1. */
+void rt_model_set_tp(rt_model *m, rt_group *g, rt_coll_stat *stats);
+
+/* Deterministic initial value of flat parameter i of the one-rank model
+ * (independent of sharding; rt_tp_init_values maps a tp shard's elements):
  * N(0, 0.02) for matrices, 0.02/sqrt(2L) for wo and w2 (GPT-2's scaled
  * residual init), 1 for norm weights, 0 for the padding. Fills out[0..n) with
  * elements [first, first + n) as fp32. */

@@ -501,10 +501,6 @@ static void test_emit_replay(void **state) {
     snprintf(where, sizeof where, "%s:%d:", prog, line);
     tu_contains(out, "parasim replay: ", where, "roles[0].ops[1].buf", "found \"gradz\"", NULL);
     /* plans the execution plan cannot express yet, and usage errors */
-    assert_int_equal(run("emit plans/tiny-1m-cpu.yaml --set parallel.dp=1 --set parallel.tp=2",
-                         out, sizeof out), 1);
-    tu_contains(out, "parasim emit: tensor parallelism is not in the execution plan yet: tp = 2 at "
-                     "--set parallel.tp=2", NULL);
     assert_int_equal(run("emit", out, sizeof out), 2);
     assert_int_equal(run("emit plans/tiny-1m-cpu.yaml --steps 0", out, sizeof out), 2);
     assert_int_equal(run("replay /nonexistent.json", out, sizeof out), 1);

@@ -63,12 +63,15 @@ static void test_tp_volumes(void **state) {
     assert_int_equal(l.group_bytes[GROUP_TP], 2 * (4 * 32 + 2) * ar + 2 * 3 * loss);
 
     /* SP: each all-reduce becomes reduce-scatter + all-gather (same bytes), plus
-     * the backward re-gather of the sequence-sharded q/k/v and w1 inputs. */
+     * the backward re-gather of the sequence-sharded q/k/v and w1 inputs, and
+     * the fp32 all-reduce of the norm weights' gradients (2h per layer, h for
+     * the final norm) per backward. */
     p.sp = true;
     comm_stage(&m.cfg, &p, &si, &l);
     const int64_t half = 7 * (S / 8);
+    const int64_t norms = 2 * 32 * 2 * 7 * (2 * 4096 * 4 / 8) + 2 * 2 * 7 * (4096 * 4 / 8);
     assert_int_equal(l.group_bytes[GROUP_TP], 2 * (4 * 32 + 2) * 2 * half + 2 * (2 * 32 + 1) * half +
-                                                  2 * 3 * loss);
+                                                  2 * 3 * loss + norms);
     /* full recompute replays the two forward collectives per layer */
     p.sp = false;
     p.recompute = RECOMPUTE_FULL;

@@ -45,6 +45,7 @@ static void setup_fixture(fixture *f, ps_dtype act, ps_dtype par, ps_dtype grad)
     p->micro_batch = p->global_batch = golden_config(&f->g, "B");
     p->seq = golden_config(&f->g, "T");
     p->micro_batches = 1;
+    p->world = p->dp = p->tp = p->pp = p->cp = 1; /* one rank: the whole model */
     p->norm_eps = 1e-5;
     p->rope_theta = 10000.0;
     p->precision = (plan_precision){par, grad, DT_FP32, DT_FP32, act};

@@ -370,7 +370,7 @@ static void compare_programs(const program *a, const program *b) {
 #define EQ(f) assert_true(a->f == b->f)
     EQ(layers), EQ(hidden), EQ(heads), EQ(kv_heads), EQ(head_dim), EQ(ffn_hidden), EQ(vocab);
     EQ(tied_embeddings), EQ(norm_eps), EQ(rope_theta), EQ(seq), EQ(micro_batch);
-    EQ(micro_batches), EQ(global_batch), EQ(world), EQ(dp), EQ(tp), EQ(pp), EQ(cp), EQ(zero);
+    EQ(micro_batches), EQ(global_batch), EQ(world), EQ(dp), EQ(tp), EQ(pp), EQ(cp), EQ(sp), EQ(zero);
     EQ(recompute), EQ(precision.params), EQ(precision.grads), EQ(precision.master);
     EQ(precision.optimizer), EQ(precision.activations), EQ(steps), EQ(seed), EQ(lr), EQ(beta1);
     EQ(beta2), EQ(eps), EQ(weight_decay), EQ(data), EQ(bucket_bytes), EQ(overlap_dp), EQ(n_roles);
@@ -398,6 +398,9 @@ static void compare_programs(const program *a, const program *b) {
             EQ(group); EQ(phase); EQ(peer); EQ(recompute); EQ(offset); EQ(elems); EQ(bytes);
             EQ(transient_bytes); EQ(workspace_bytes); EQ(sent_bytes); EQ(flops); EQ(seconds);
             EQ(ring_passes); EQ(ring_bytes); EQ(buffer_bytes); EQ(ring_seconds);
+            for (int c = 0; c < PROG_TP_COLLS; c++) {
+                EQ(tp_calls[c]); EQ(tp_bytes[c]); EQ(tp_sent[c]); EQ(tp_seconds[c]);
+            }
 #undef EQ
         }
     }
@@ -1026,11 +1029,6 @@ static void test_world_rank(void **state) {
 
 static void test_refusals(void **state) {
     (void)state;
-    tu_contains(emit_error("model: tiny-1m\ncluster: dgx-h100\ngpus: 2\n"
-                           "parallel: {dp: 1,\n  tp: 2}\nbatch: {global: 1, micro: 1, seq: 64}\n"
-                           "recompute: none\nprecision: bf16-mixed\noptimizer: adamw\n"),
-                "tensor parallelism is not in the execution plan yet: tp = 2 at test.yaml:5:7",
-                NULL);
     tu_contains(emit_error("model: tiny-1m\ncluster: dgx-h100\ngpus: 2\nparallel: {dp: 1, pp: 2}\n"
                            "batch: {global: 2, micro: 1, seq: 64}\nrecompute: none\n"
                            "precision: bf16-mixed\noptimizer: adamw\n"),
@@ -1268,6 +1266,196 @@ static void test_model_runtime_fields(void **state) {
                 "bad.yaml:4:42: norm_eps: expected a positive number, found 0", NULL);
 }
 
+/* ---- tensor and sequence parallelism -------------------------------------------------- */
+
+/* The replay's count of one (group tp, collective, phase): calls and sum of S. */
+static void tp_colls(const replay_role *r, comm_coll c, comm_phase ph, int64_t *calls,
+                     int64_t *bytes) {
+    *calls = *bytes = 0;
+    for (int i = 0; i < r->n_colls; i++)
+        if (r->colls[i].group == GROUP_TP && r->colls[i].coll == c && r->colls[i].phase == ph)
+            *calls += r->colls[i].calls, *bytes += r->colls[i].bytes;
+}
+
+/* tiny-1m (L 4, h 128, 4 heads and 2 kv heads of 32, f 512, V 256) on tp 2,
+ * fp32, one micro-batch of 256 tokens, worked out by hand: each tp rank's
+ * units (Megatron-LM's split), and per step the tp collectives the replay
+ * counts (T = 256 x 128 x 4 = 131,072 bytes; the cross-entropy's per-token
+ * fp32 statistics 1,024; sp's norm gradients 2 x 128 x 4 per layer, 128 x 4
+ * for the head). comm.c's closed form sends the same bytes per step. */
+static void test_tp_by_hand(void **state) {
+    (void)state;
+    const int64_t T = 131072;
+    for (int sp = 0; sp < 2; sp++) {
+        char text[512];
+        snprintf(text, sizeof text,
+                 "model: tiny-1m\ncluster: dgx-h100\ngpus: 2\n"
+                 "parallel: {dp: 1, tp: 2, sp: %s}\nbatch: {global: 1, micro: 1, seq: 256}\n"
+                 "recompute: none\nprecision: fp32\noptimizer: adamw\n", sp ? "true" : "false");
+        plan_spec *s = tu_plan(text);
+        program p;
+        replay_result rr;
+        eval_result e;
+        emit_ok(s, 2, &p);
+        check_ok(&p);
+        replay_ok(&p, &rr);
+        eval_plan(&s->model.cfg, &s->cluster.cfg, &s->cfg, &e, NULL);
+        assert_int_equal(p.n_roles, 2);
+        for (int32_t k = 0; k < 2; k++) {
+            const prog_role *r = &p.roles[k];
+            assert_int_equal(r->tp_rank, k);
+            assert_int_equal(r->ranks[0], k); /* placement tp innermost */
+            /* embed 128 rows x 128; a layer: 2 norms, q 64 + k 32 + v 32 rows and o 64
+             * columns of 128, w1, w3 256 rows and w2 256 columns of 128; head: norm + 128 rows */
+            assert_int_equal(r->units[0].elems, 16384);
+            for (int u = 1; u <= 4; u++) assert_int_equal(r->units[u].elems, 123136);
+            assert_int_equal(r->units[5].elems, 16512);
+            assert_int_equal(r->flat_elems, 525440);
+            const replay_role *rp = &rr.roles[k];
+            int64_t n, b;
+            if (!sp) {
+                tp_colls(rp, COLL_ALL_REDUCE, COMM_FWD, &n, &b); /* embed 1, layers 2 each, loss 3 */
+                assert_int_equal(n, 2 * 12), assert_int_equal(b, 2 * (9 * T + 3 * 1024));
+                tp_colls(rp, COLL_ALL_REDUCE, COMM_BWD, &n, &b); /* layers 2 each, head 1 */
+                assert_int_equal(n, 2 * 9), assert_int_equal(b, 2 * 9 * T);
+                assert_int_equal(rp->steps[0].sent_bytes[GROUP_TP], 18 * T + 3 * 1024);
+            } else {
+                tp_colls(rp, COLL_ALL_GATHER, COMM_FWD, &n, &b); /* layers 2 each, head 1 */
+                assert_int_equal(n, 2 * 9), assert_int_equal(b, 2 * 9 * T);
+                tp_colls(rp, COLL_REDUCE_SCATTER, COMM_FWD, &n, &b); /* embed 1, layers 2 each */
+                assert_int_equal(n, 2 * 9), assert_int_equal(b, 2 * 9 * T);
+                tp_colls(rp, COLL_ALL_REDUCE, COMM_FWD, &n, &b);
+                assert_int_equal(n, 2 * 3), assert_int_equal(b, 2 * 3 * 1024);
+                /* layers: 2 output-gradient gathers, 2 input re-gathers; head 1, embed 1 */
+                tp_colls(rp, COLL_ALL_GATHER, COMM_BWD, &n, &b);
+                assert_int_equal(n, 2 * 18), assert_int_equal(b, 2 * 18 * T);
+                tp_colls(rp, COLL_REDUCE_SCATTER, COMM_BWD, &n, &b);
+                assert_int_equal(n, 2 * 9), assert_int_equal(b, 2 * 9 * T);
+                tp_colls(rp, COLL_ALL_REDUCE, COMM_BWD, &n, &b);
+                assert_int_equal(n, 2 * 5), assert_int_equal(b, 2 * (4 * 1024 + 512));
+                /* a ring all-gather / reduce-scatter on 2 ranks sends S / 2 */
+                assert_int_equal(rp->steps[0].sent_bytes[GROUP_TP],
+                                 45 * T / 2 + 3 * 1024 + 4 * 1024 + 512);
+            }
+            assert_int_equal(rp->steps[0].sent_bytes[GROUP_TP], e.heavy.comm_bytes[GROUP_TP]);
+            /* the tp seconds are part of the op's */
+            for (int32_t i = 0; i < r->n_ops; i++) {
+                const prog_op *o = &r->ops[i];
+                double t = 0;
+                for (int c = 0; c < PROG_TP_COLLS; c++) t += o->tp_seconds[c];
+                assert_true(t <= o->seconds);
+                if (o->kind == OP_FWD && o->unit == 1) assert_true(t > 0);
+            }
+        }
+        /* the closed form's parameter count per tp rank (params.c) */
+        params_count pc;
+        params_count_rank(&s->model.cfg, 2, &pc);
+        assert_int_equal(p.roles[0].flat_elems, pc.total);
+        replay_free(&rr);
+        program_free(&p);
+        free(s);
+    }
+}
+
+/* tp 2 over a grid (dp 1/2, ZeRO 0-3, sp, recompute none/full, both
+ * precisions, 2 micro-batches): the states, activations and Adam states of
+ * the closed form, every role the same; with dp 1 the step time too (the tp
+ * collectives block compute in both); tp bytes per step comm.c's. */
+static void test_tp_grid_agrees_with_closed_form(void **state) {
+    (void)state;
+    int n = 0;
+    for (int64_t dp = 1; dp <= 2; dp++)
+        for (int64_t z = 0; z <= 3; z++)
+            for (int sp = 0; sp < 2; sp++)
+                for (int ri = 0; ri < 2; ri++)
+                    for (int pi = 0; pi < 2; pi++) {
+                        char text[512];
+                        snprintf(text, sizeof text,
+                                 "model: tiny-1m\ncluster: dgx-h100\ngpus: %lld\n"
+                                 "parallel: {dp: %lld, tp: 2, sp: %s, zero: %lld}\n"
+                                 "batch: {global: %lld, micro: 1, seq: 256}\nrecompute: %s\n"
+                                 "precision: %s\noptimizer: adamw\n",
+                                 (long long)(2 * dp), (long long)dp, sp ? "true" : "false",
+                                 (long long)z, (long long)(2 * dp), ri ? "full" : "none",
+                                 pi ? "fp32" : "bf16-mixed");
+                        plan_spec *s = tu_plan(text);
+                        program p;
+                        replay_result rr;
+                        eval_result e;
+                        emit_ok(s, 2, &p);
+                        check_ok(&p);
+                        replay_ok(&p, &rr);
+                        eval_plan(&s->model.cfg, &s->cluster.cfg, &s->cfg, &e, NULL);
+                        check_states(&p, &rr, &e);
+                        check_activations(s, &p, &rr, &e);
+                        check_adam(&p, &rr);
+                        check_time(s, &rr, &e);
+                        for (int32_t k = 0; k < rr.roles[0].n_steps; k++)
+                            assert_int_equal(rr.roles[0].steps[k].sent_bytes[GROUP_TP],
+                                             e.heavy.comm_bytes[GROUP_TP]);
+                        assert_int_equal(rr.roles[1].steps[0].end_bytes[MEM_PARAMS],
+                                         rr.roles[0].steps[0].end_bytes[MEM_PARAMS]);
+                        assert_int_equal(rr.roles[1].peak_total.bytes, rr.roles[0].peak_total.bytes);
+                        replay_free(&rr);
+                        program_free(&p);
+                        free(s);
+                        n++;
+                    }
+    assert_int_equal(n, 64);
+}
+
+/* The loader's tp rules: tp divides heads, kv heads and the MLP width
+ * (and micro * seq under sp), sp needs tp > 1, and tp collectives appear
+ * only with tp > 1; the JSON round trip keeps the tp fields. */
+static void test_tp_load(void **state) {
+    (void)state;
+    plan_spec *s = tu_plan("model: tiny-1m\ncluster: dgx-h100\ngpus: 2\n"
+                           "parallel: {dp: 1, tp: 2, sp: true}\n"
+                           "batch: {global: 1, micro: 1, seq: 256}\n"
+                           "recompute: full\nprecision: bf16-mixed\noptimizer: adamw\n");
+    program p, q;
+    ps_err err = {{0}};
+    emit_ok(s, 1, &p);
+    const char *path = tmp_path("tp.json");
+    if (program_write_json(&p, path, &err) || program_load_json(path, &q, &err))
+        fail_msg("%s", err.msg);
+    compare_programs(&p, &q);
+    assert_true(q.sp);
+    program_free(&q);
+    tu_contains(header_error(&p, "tp", "3"), "header.parallel.world", NULL);
+    program_free(&p);
+    free(s);
+    /* kv_heads 2 on tp 4: world and roles agree, the split does not */
+    s = tu_plan("model: tiny-1m\ncluster: dgx-h100\ngpus: 2\nparallel: {dp: 1, tp: 2}\n"
+                "batch: {global: 1, micro: 1, seq: 256}\nrecompute: none\nprecision: fp32\n"
+                "optimizer: adamw\n");
+    emit_ok(s, 1, &p);
+    tu_contains(header_error(&p, "kv_heads", "1"),
+                "header.parallel.tp: expected a divisor of the model's kv_heads (1), found 2", NULL);
+    tu_contains(header_error(&p, "ffn_hidden", "511"),
+                "header.parallel.tp: expected a divisor of the model's ffn_hidden (511), found 2",
+                NULL);
+    /* a tp collective on a tp = 1 program */
+    free(s);
+    program_free(&p);
+    s = tu_plan("model: tiny-1m\ncluster: dgx-h100\ngpus: 1\nparallel: {dp: 1}\n"
+                "batch: {global: 1, micro: 1, seq: 256}\nrecompute: none\nprecision: fp32\n"
+                "optimizer: adamw\n");
+    emit_ok(s, 1, &p);
+    for (int32_t i = 0; i < p.roles[0].n_ops; i++)
+        if (p.roles[0].ops[i].kind == OP_FWD) {
+            p.roles[0].ops[i].tp_calls[COLL_ALL_REDUCE] = 1;
+            p.roles[0].ops[i].tp_bytes[COLL_ALL_REDUCE] = 4;
+            break;
+        }
+    int32_t role, op;
+    assert_int_equal(program_check(&p, &role, &op, &err), -1);
+    tu_contains(err.msg, "expected no tensor-parallel collectives with tp = 1, found tp_all-reduce",
+                NULL);
+    program_free(&p);
+    free(s);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_grid_agrees_with_closed_form),
@@ -1285,6 +1473,8 @@ int main(void) {
         cmocka_unit_test(test_world_rank), cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_train_section),
         cmocka_unit_test(test_model_runtime_fields),
+        cmocka_unit_test(test_tp_by_hand), cmocka_unit_test(test_tp_load),
+        cmocka_unit_test(test_tp_grid_agrees_with_closed_form),
         cmocka_unit_test(test_cp_emit_and_replay),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);

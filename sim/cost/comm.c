@@ -121,6 +121,44 @@ static void tp_comm(const model_cfg *m, const plan_cfg *p, const comm_stage_info
     }
     add(l, GROUP_TP, COLL_ALL_REDUCE, COMM_FWD, "cross-entropy max/sum/target (fp32)", t,
         last ? 3 * mb : 0, tokens * 4);
+    /* under SP a replicated norm weight sees only its rank's tokens: its gradient
+     * is summed over tp (fp32), per backward of a layer (2 norms) and of the head */
+    add(l, GROUP_TP, COLL_ALL_REDUCE, COMM_BWD, "norm weight gradients (SP, fp32)", t,
+        p->sp ? mb * L : 0, 2 * m->hidden * 4);
+    add(l, GROUP_TP, COLL_ALL_REDUCE, COMM_BWD, "final norm weight gradient (SP, fp32)", t,
+        p->sp && last ? mb : 0, m->hidden * 4);
+}
+
+int comm_tp_unit(const model_cfg *m, const plan_cfg *p, comm_unit u, bool bwd,
+                 comm_tp_call out[COMM_TP_UNIT_MAX]) {
+    const int64_t T = plan_tokens_per_rank(p) * m->hidden * dtype_bytes(p->precision.activations);
+    const int64_t replay = p->recompute == RECOMPUTE_FULL ? 2 : 0, h4 = m->hidden * 4;
+    const comm_coll AR = COLL_ALL_REDUCE, RS = COLL_REDUCE_SCATTER, AG = COLL_ALL_GATHER;
+    int n = 0;
+#define CALL(c, k, b) \
+    if ((k) > 0) out[n++] = (comm_tp_call){c, k, b}
+    if (p->tp <= 1) return 0;
+    if (!p->sp) {
+        if (u == COMM_UNIT_EMBED && !bwd) CALL(AR, 1, T);
+        if (u == COMM_UNIT_LAYER) CALL(AR, bwd ? 2 + replay : 2, T);
+        if (u == COMM_UNIT_HEAD) CALL(AR, bwd ? 1 : 0, T);
+    } else if (u == COMM_UNIT_EMBED) {
+        CALL(bwd ? AG : RS, 1, T);
+    } else if (u == COMM_UNIT_LAYER) {
+        /* forward: gather before q/k/v and w1/w3, scatter after o and w2;
+         * backward: gather the output gradients and re-gather the inputs,
+         * scatter the input gradients, and replay the forward under recompute */
+        CALL(AG, bwd ? 4 + replay : 2, T);
+        CALL(RS, bwd ? 2 + replay : 2, T);
+        CALL(AR, bwd ? 1 : 0, 2 * h4);
+    } else {
+        CALL(AG, 1, T); /* forward: gather the head input; backward: re-gather it */
+        CALL(RS, bwd ? 1 : 0, T);
+        CALL(AR, bwd ? 1 : 0, h4);
+    }
+    if (u == COMM_UNIT_HEAD && !bwd) CALL(AR, 3, plan_tokens_per_rank(p) * 4);
+#undef CALL
+    return n;
 }
 
 /* Pipeline: each micro-batch crosses every stage boundary once forward

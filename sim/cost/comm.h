@@ -75,6 +75,19 @@ void comm_stage(const model_cfg *m, const plan_cfg *p, const comm_stage_info *s,
  * recomputation replays the layer. 0 when cp = 1 (docs/memory.md §5). */
 int64_t comm_cp_passes(const plan_cfg *p, bool backward);
 
+/* The tensor-parallel collectives inside one unit's forward or backward of
+ * one micro-batch: tp_comm's entries seen per op (the execution plan puts
+ * them on its fwd/bwd ops; tests/test_program.c holds the two to each other).
+ * Fills out with (collective, calls, S per call) and returns how many. */
+typedef enum { COMM_UNIT_EMBED, COMM_UNIT_LAYER, COMM_UNIT_HEAD } comm_unit;
+typedef struct {
+    comm_coll coll;
+    int64_t calls, bytes_per_call;
+} comm_tp_call;
+#define COMM_TP_UNIT_MAX 4
+int comm_tp_unit(const model_cfg *m, const plan_cfg *p, comm_unit u, bool bwd,
+                 comm_tp_call out[COMM_TP_UNIT_MAX]);
+
 /* Copy the entries in use and the totals (cheaper than the whole struct). */
 void comm_list_copy(comm_list *dst, const comm_list *src);
 

@@ -153,6 +153,15 @@ const prog_field prog_fields[] = {
     F("recompute", PF_BOOL, recompute, NULL, 0, K(OP_BWD), 0),
     F("flops", PF_F64, flops, NULL, 0, COMPUTE | K(OP_OPTIM), COMPUTE | K(OP_OPTIM)),
     F("seconds", PF_F64, seconds, NULL, 0, ALL, COMPUTE | K(OP_COLL) | P2P | K(OP_OPTIM)),
+#define TP(name, k)                                                          \
+    F("tp_" name, PF_I64, tp_calls[k], NULL, 0, COMPUTE, 0),                 \
+        F("tp_" name "_bytes", PF_I64, tp_bytes[k], NULL, 0, COMPUTE, 0),    \
+        F("tp_" name "_sent", PF_I64, tp_sent[k], NULL, 0, COMPUTE, 0),      \
+        F("tp_" name "_seconds", PF_F64, tp_seconds[k], NULL, 0, COMPUTE, 0)
+    TP("all_reduce", COLL_ALL_REDUCE),
+    TP("reduce_scatter", COLL_REDUCE_SCATTER),
+    TP("all_gather", COLL_ALL_GATHER),
+#undef TP
 };
 const int prog_n_fields = (int)(sizeof prog_fields / sizeof prog_fields[0]);
 

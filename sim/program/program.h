@@ -101,6 +101,10 @@ typedef enum {
     OP_KIND_COUNT
 } prog_kind;
 
+/* The collective kinds an op's tensor-parallel traffic is counted by:
+ * COLL_ALL_REDUCE, COLL_REDUCE_SCATTER, COLL_ALL_GATHER. */
+#define PROG_TP_COLLS 3
+
 typedef struct {
     prog_kind kind;
     int32_t step;       /* 0-based training step the op belongs to */
@@ -136,6 +140,14 @@ typedef struct {
     double ring_seconds;
     double flops;            /* fwd/bwd/optim: FLOPs */
     double seconds;          /* predicted duration on the plan's cluster */
+    /* fwd/bwd under tensor parallelism: the collectives of group tp inside the
+       op (phase: the op's), by kind, indexed by comm_coll (all-reduce,
+       reduce-scatter, all-gather): calls, the sum of their sizes S, of what
+       this rank sends, and of their predicted seconds, which are part of
+       `seconds` (they block the compute stream, as Megatron-LM's do);
+       docs/plan-format.md §4 lists them per unit */
+    int64_t tp_calls[PROG_TP_COLLS], tp_bytes[PROG_TP_COLLS], tp_sent[PROG_TP_COLLS];
+    double tp_seconds[PROG_TP_COLLS];
 } prog_op;
 
 /* One unit of the flat parameter space. */
@@ -169,6 +181,7 @@ typedef struct {
     int64_t seq, micro_batch, micro_batches, global_batch;
     /* parallelism */
     int64_t world, dp, tp, pp, cp;
+    bool sp; /* sequence parallelism (tp > 1): norm regions sharded along the tokens */
     int zero;
     plan_recompute recompute;
     plan_precision precision;

@@ -467,6 +467,34 @@ static int cp_ring(chk *c, int32_t i, const prog_op *o) {
     return 0;
 }
 
+/* The tensor-parallel collectives a fwd/bwd carries (program.h): only with
+ * tp > 1; calls and bytes both zero or both positive; byte counts in range
+ * (added to *sum), seconds within the op's. */
+static int op_tp(chk *c, int32_t i, const prog_op *o, int64_t *sum) {
+    double seconds = 0;
+    for (int k = 0; k < PROG_TP_COLLS; k++) {
+        const int64_t n = o->tp_calls[k], b = o->tp_bytes[k], s = o->tp_sent[k];
+        const double t = o->tp_seconds[k];
+        if (!n && !b && !s && !t) continue;
+        if (c->p->tp < 2)
+            return bad(c, i, "expected no tensor-parallel collectives with tp = 1, found tp_%s",
+                       comm_coll_names[k]);
+        if (n < 1 || n > PROGRAM_MAX_OPS || b < 1 || s < 0 || b > PROGRAM_MAX_OP_BYTES ||
+            s > PROGRAM_MAX_OP_BYTES)
+            return bad(c, i, "tp_%s: expected 1 to %d calls and bytes in [1, %lld]",
+                       comm_coll_names[k], PROGRAM_MAX_OPS, (long long)PROGRAM_MAX_OP_BYTES);
+        if (!(t >= 0 && t <= PROGRAM_MAX_OP_SECONDS))
+            return bad(c, i, "tp_%s_seconds: expected [0, %g]", comm_coll_names[k],
+                       PROGRAM_MAX_OP_SECONDS);
+        seconds += t;
+        *sum += b + s;
+    }
+    if (seconds > o->seconds * (1 + 1e-12))
+        return bad(c, i, "expected the tensor-parallel collectives' seconds (%g) within the op's (%g)",
+                   seconds, o->seconds);
+    return 0;
+}
+
 /* Fields in range, so that the rules above can index by them (the loader
  * ensures this; a program built in memory might not). */
 static int op_sane(chk *c, int32_t i, const prog_op *o) {
@@ -502,8 +530,9 @@ static int op_sane(chk *c, int32_t i, const prog_op *o) {
         return bad(c, i, "expected byte counts in [0, %lld]", (long long)PROGRAM_MAX_OP_BYTES);
     if (cp_ring(c, i, o)) return -1;
     /* each count is at most 2^50; their sum bounds every total the replay forms */
-    const int64_t sum = o->bytes + o->sent_bytes + o->transient_bytes + o->workspace_bytes +
-                        o->buffer_bytes + o->ring_passes * o->ring_bytes;
+    int64_t sum = o->bytes + o->sent_bytes + o->transient_bytes + o->workspace_bytes +
+                  o->buffer_bytes + o->ring_passes * o->ring_bytes;
+    if (op_tp(c, i, o, &sum)) return -1;
     if (sum > PROGRAM_MAX_BYTE_SUM - c->byte_sum)
         return bad(c, i, "the ops' byte counts add up to more than %lld", (long long)PROGRAM_MAX_BYTE_SUM);
     c->byte_sum += sum;

@@ -8,15 +8,17 @@
  * compute seconds and FLOPs from kernel_time.c (through step_time's
  * time_ctx), collective sizes from comm.c and their seconds from coll_time.c.
  *
- * Scope: data parallelism with ZeRO 0-3, gradient accumulation, recompute
- * none/selective/full, fp32 and bf16-mixed, AdamW, the Llama-style block.
+ * Scope: data parallelism with ZeRO 0-3, tensor parallelism (with or without
+ * sequence parallelism: each role holds its tp rank's shard of every unit,
+ * params.c's counts, and its fwd/bwd ops carry the tp collectives that run
+ * inside them), gradient accumulation, recompute none/selective/full, fp32
+ * and bf16-mixed, AdamW, the Llama-style block.
  * Roles are one per (pipeline stage x tp rank x cp rank), their ranks laid
  * out by the plan's placement (program_ranks.c); with tp = pp = cp = 1 there
  * is one. Context parallelism: every cp rank's role runs the same ops on its
  * seq/cp tokens (the zig-zag chunks), its layers' fwd/bwd ops carrying the
- * ring's passes and buffers, gradients reduced over dp x cp. Tensor and
- * pipeline parallelism are each refused with the plan's location until
- * their ops are emitted.
+ * ring's passes and buffers, gradients reduced over dp x cp. Pipeline
+ * parallelism is refused with the plan's location until its ops are emitted.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,6 +44,7 @@ typedef struct {
     int32_t ring_passes[2];
     int64_t ring_bytes, ring_buffers[2];
     double ring_s[2];
+    prog_op tp[2]; /* the tensor-parallel collectives (tp_* fields) of the fwd, the bwd */
 } unit_cost;
 
 typedef struct {
@@ -79,8 +82,7 @@ static int refuse_parallel(const plan_spec *s, ps_err *err) {
         const char *what, *name;
         int64_t v;
         const ps_loc *loc;
-    } g[] = {{"tensor", "tp", p->tp, &s->locs.tp},
-             {"pipeline", "pp", p->pp, &s->locs.pp}};
+    } g[] = {{"pipeline", "pp", p->pp, &s->locs.pp}};
     char at[PS_LOC_FILE_MAX + 32];
     for (size_t i = 0; i < sizeof g / sizeof g[0]; i++)
         if (g[i].v != 1)
@@ -203,6 +205,13 @@ static unit_kind kind_of(const emit_ctx *x, int32_t u) {
     return u == 0 ? UK_EMBED : u == x->r->n_units - 1 ? UK_HEAD : UK_LAYER;
 }
 
+static void tp_copy(prog_op *o, const prog_op *from) {
+    memcpy(o->tp_calls, from->tp_calls, sizeof o->tp_calls);
+    memcpy(o->tp_bytes, from->tp_bytes, sizeof o->tp_bytes);
+    memcpy(o->tp_sent, from->tp_sent, sizeof o->tp_sent);
+    memcpy(o->tp_seconds, from->tp_seconds, sizeof o->tp_seconds);
+}
+
 static void emit_compute(emit_ctx *x, prog_kind kind, int32_t step, int32_t mb, int32_t u) {
     const unit_cost *k = &x->cost[kind_of(x, u)];
     prog_op *o = push(x, kind, step);
@@ -215,6 +224,7 @@ static void emit_compute(emit_ctx *x, prog_kind kind, int32_t step, int32_t mb, 
     o->ring_bytes = o->ring_passes ? k->ring_bytes : 0;
     o->buffer_bytes = k->ring_buffers[kind == OP_BWD];
     o->ring_seconds = k->ring_s[kind == OP_BWD];
+    tp_copy(o, &k->tp[kind == OP_BWD]);
     if (kind == OP_FWD) {
         o->flops = k->fwd_flops;
         o->seconds = k->fwd_s;
@@ -300,13 +310,12 @@ static void emit_step(emit_ctx *x, int32_t step) {
 static int layout_units(emit_ctx *x, ps_err *err) {
     const model_cfg *m = x->m;
     prog_role *r = x->r;
-    const int64_t h = m->hidden, q = model_q_width(m), kv = model_kv_width(m);
-    const int64_t f = m->ffn_hidden, V = m->vocab;
-    /* tensors in docs/plan-format.md §2 order, nn.Linear weights [out, in] */
-    const int64_t elems[UK_COUNT] = {
-        V * h,                                                     /* wte */
-        h + q * h + kv * h + kv * h + h * q + h + f * h + f * h + h * f, /* attn_norm .. w2 */
-        h + V * h};                                                /* final_norm, lm_head */
+    /* one tp rank's shard of each unit (params.c: Megatron-LM's split; the
+     * tensors of docs/plan-format.md §2) */
+    params_count pc;
+    params_count_rank(m, x->p->tp, &pc);
+    const int64_t elems[UK_COUNT] = {pc.embedding + pc.position, pc.layer,
+                                     pc.final_norm + pc.output};
     r->n_units = (int32_t)m->layers + 2;
     r->units = calloc((size_t)r->n_units, sizeof *r->units);
     if (!r->units) return ps_err_set(err, "out of memory");
@@ -322,8 +331,6 @@ static int layout_units(emit_ctx *x, ps_err *err) {
         un->elems = elems[k];
         off += un->elems;
     }
-    params_count pc;
-    params_count_rank(m, 1, &pc);
     if (off != pc.total)
         return ps_err_set(err, "internal error: the flat parameter space holds %lld elements, "
                                "params.c counts %lld for the stage",
@@ -370,6 +377,31 @@ static void cp_costs(const emit_ctx *x, const time_ctx *tc, unit_cost *c) {
     }
 }
 
+/* The tensor-parallel collectives of each unit kind's fwd and bwd (comm.c:
+ * comm_tp_unit), their bytes sent (comm_bytes_sent) and seconds (coll_time on
+ * the tp group's link), added to the op's seconds: Megatron-LM's tensor-
+ * parallel collectives block the compute that needs their result. */
+static void tp_costs(emit_ctx *x, const coll_link *link) {
+    static const comm_unit cu[UK_COUNT] = {COMM_UNIT_EMBED, COMM_UNIT_LAYER, COMM_UNIT_HEAD};
+    for (int k = 0; k < UK_COUNT; k++)
+        for (int b = 0; b < 2; b++) {
+            comm_tp_call calls[COMM_TP_UNIT_MAX];
+            const int n = comm_tp_unit(x->m, x->p, cu[k], b, calls);
+            prog_op *o = &x->cost[k].tp[b];
+            for (int i = 0; i < n; i++) {
+                const int c = calls[i].coll;
+                const double t = (double)calls[i].calls *
+                                 coll_time(calls[i].coll, x->p->tp, calls[i].bytes_per_call, link);
+                o->tp_calls[c] += calls[i].calls;
+                o->tp_bytes[c] += calls[i].calls * calls[i].bytes_per_call;
+                o->tp_sent[c] +=
+                    calls[i].calls * comm_bytes_sent(calls[i].coll, x->p->tp, calls[i].bytes_per_call);
+                o->tp_seconds[c] += t;
+                *(b ? &x->cost[k].bwd_s : &x->cost[k].fwd_s) += t;
+            }
+        }
+}
+
 static void unit_costs(emit_ctx *x) {
     time_ctx tc;
     act_bytes ab;
@@ -388,7 +420,8 @@ static void unit_costs(emit_ctx *x) {
     x->cost[UK_LAYER].transient = ab.layer_working;
     x->cost[UK_HEAD].saved = ab.last_stage;
     x->cost[UK_HEAD].workspace = ab.logits_transient; /* logits, then their gradient */
-    cp_costs(x, &tc, &x->cost[UK_LAYER]);
+    cp_costs(x, &tc, &x->cost[UK_LAYER]); /* before tp's: its budget is the compute */
+    tp_costs(x, &tc.link[GROUP_TP]);
     x->link = tc.link[GROUP_DP];
     int64_t first;
     x->optim_elems = program_buf_held(x->prog, x->r, BUF_ADAM_M, -1, 0, &first);
@@ -443,6 +476,7 @@ static void fill_header(const plan_spec *s, int steps, program *out) {
     out->seq = p->seq, out->micro_batch = p->micro_batch;
     out->micro_batches = plan_micro_batches(p), out->global_batch = p->global_batch;
     out->world = p->gpus, out->dp = p->dp, out->tp = p->tp, out->pp = p->pp, out->cp = p->cp;
+    out->sp = p->sp;
     out->zero = p->zero;
     out->recompute = p->recompute;
     out->precision = p->precision;

@@ -171,6 +171,7 @@ static void write_header(jsonw *w, const program *p) {
     jsonw_int(w, "tp", p->tp);
     jsonw_int(w, "pp", p->pp);
     jsonw_int(w, "cp", p->cp);
+    if (p->sp) jsonw_bool(w, "sp", p->sp); /* optional: false when absent */
     jsonw_int(w, "zero", p->zero);
     jsonw_int(w, "bucket_bytes", p->bucket_bytes);
     jsonw_bool(w, "overlap_dp", p->overlap_dp);

@@ -27,7 +27,7 @@ static const char *const hdr_model_keys[] = {"name",       "layers", "hidden",  
                                          "tied_embeddings", "norm_eps", "rope_theta", NULL};
 static const char *const batch_keys[] = {"seq", "micro", "micro_batches", "global", NULL};
 static const char *const parallel_keys[] = {"world", "dp",   "tp",           "pp",
-                                            "cp",    "zero", "bucket_bytes", "overlap_dp", NULL};
+                                            "cp",    "sp",   "zero", "bucket_bytes", "overlap_dp", NULL};
 static const char *const precision_keys[] = {"params", "grads", "master", "optimizer",
                                              "activations", NULL};
 static const char *const train_keys[] = {"steps", "seed",         "lr",   "beta1", "beta2",
@@ -111,6 +111,27 @@ static int read_model(const ynode *h, program *p, ps_err *err) {
            check_heads(m, p, err);
 }
 
+/* Tensor parallelism splits the heads, the kv heads and the MLP width over tp
+ * ranks (Megatron-LM's column-parallel q/k/v and w1/w3); sequence parallelism
+ * splits a micro-batch's tokens over them (docs/plan-format.md §2). */
+static int check_tp(const ynode *par, const program *p, ps_err *err) {
+    const ynode *at = ynode_get(par, "tp");
+    const struct {
+        const char *name;
+        int64_t v;
+    } w[] = {{"heads", p->heads}, {"kv_heads", p->kv_heads}, {"ffn_hidden", p->ffn_hidden},
+             {"micro * seq (sequence parallelism)", p->sp ? p->micro_batch * p->seq : 0}};
+    if (p->sp && p->tp < 2)
+        return ps_err_at(err, &ynode_get(par, "sp")->loc, "header.parallel.sp",
+                         "expected false with tp = 1 (sequence parallelism splits over tp ranks)");
+    for (int i = 0; i < 4; i++)
+        if (w[i].v % p->tp)
+            return ps_err_at(err, &at->loc, "header.parallel.tp",
+                             "expected a divisor of the model's %s (%lld), found %lld", w[i].name,
+                             (long long)w[i].v, (long long)p->tp);
+    return 0;
+}
+
 static int read_parallel(const ynode *h, program *p, ps_err *err) {
     const ynode *b, *par;
     int64_t zero = 0;
@@ -131,7 +152,8 @@ static int read_parallel(const ynode *h, program *p, ps_err *err) {
         yget_int(par, "header.parallel", "zero", true, 0, 3, &zero, err) ||
         yget_int(par, "header.parallel", "bucket_bytes", true, 0, PROGRAM_MAX_OP_BYTES,
                  &p->bucket_bytes, err) ||
-        yget_bool(par, "header.parallel", "overlap_dp", true, &p->overlap_dp, err))
+        yget_bool(par, "header.parallel", "overlap_dp", true, &p->overlap_dp, err) ||
+        yget_bool(par, "header.parallel", "sp", false, &p->sp, err))
         return -1;
     p->zero = (int)zero;
     /* dp <= 2^24 and tp, pp, cp <= 2^10: the product fits; micro, seq <= 2^24 */
@@ -140,6 +162,7 @@ static int read_parallel(const ynode *h, program *p, ps_err *err) {
         return ps_err_at(err, &ynode_get(par, "world")->loc, "header.parallel.world",
                          "expected dp*tp*pp*cp = %lld, found %lld", (long long)ranks,
                          (long long)p->world);
+    if (check_tp(par, p, err)) return -1;
     if (p->micro_batch * p->seq > PROGRAM_MAX_MB_TOKENS)
         return ps_err_at(err, &ynode_get(b, "micro")->loc, "header.batch.micro",
                          "expected micro * seq at most %d tokens, found %lld * %lld",

@@ -224,16 +224,15 @@ static int time_op(replay_state *s, const prog_op *o, replay_op *t, ps_err *err)
 
 /* ---- communication and steps ------------------------------------------------------ */
 
-/* Count `calls` collectives of one kind, `bytes` (S) and `sent` in all. */
-static void comm_add(replay_role *out, comm_group group, comm_coll coll, comm_phase phase,
-                     int64_t calls, int64_t bytes, int64_t sent, double seconds) {
+static void comm_add(replay_role *out, comm_group g, comm_coll coll, comm_phase ph, int64_t calls,
+                     int64_t bytes, int64_t sent, double seconds) {
     int k = 0;
-    while (k < out->n_colls && !(out->colls[k].group == group && out->colls[k].coll == coll &&
-                                 out->colls[k].phase == phase))
+    while (k < out->n_colls && !(out->colls[k].group == g && out->colls[k].coll == coll &&
+                                 out->colls[k].phase == ph))
         k++;
     if (k == out->n_colls) {
         if (k == REPLAY_MAX_COLLS) k--; /* more kinds than any program has: pool in the last */
-        else out->colls[out->n_colls++] = (replay_coll){group, coll, phase, 0, 0, 0, 0};
+        else out->colls[out->n_colls++] = (replay_coll){g, coll, ph, 0, 0, 0, 0};
     }
     replay_coll *c = &out->colls[k];
     c->calls += calls;
@@ -246,6 +245,23 @@ static void comm_op(replay_role *out, const prog_op *o) {
     comm_add(out, o->group, o->coll, o->phase, 1, o->bytes, o->sent_bytes, o->seconds);
 }
 
+/* The tensor-parallel collectives inside a fwd/bwd (program.h): counted under
+ * group tp and the op's phase; their seconds move from compute to comm (they
+ * are part of the op's seconds). Returns those seconds. */
+static double tp_comm_op(replay_state *s, const prog_op *o, replay_step *st) {
+    double t = 0;
+    for (int k = 0; k < PROG_TP_COLLS; k++) {
+        if (!o->tp_calls[k]) continue;
+        comm_add(s->out, GROUP_TP, (comm_coll)k, o->kind == OP_FWD ? COMM_FWD : COMM_BWD,
+                 o->tp_calls[k], o->tp_bytes[k], o->tp_sent[k], o->tp_seconds[k]);
+        st->sent_bytes[GROUP_TP] += o->tp_sent[k];
+        t += o->tp_seconds[k];
+    }
+    st->comm_s += t;
+    s->out->comm_s += t;
+    return t;
+}
+
 static void step_op(replay_state *s, const prog_op *o, const replay_op *t) {
     replay_step *st = &s->out->steps[o->step];
     if (t->end_s > st->end_s) st->end_s = t->end_s;
@@ -256,8 +272,9 @@ static void step_op(replay_state *s, const prog_op *o, const replay_op *t) {
         st->sent_bytes[o->group] += o->sent_bytes;
         comm_op(s->out, o);
     } else {
-        st->compute_s += o->seconds;
-        s->out->compute_s += o->seconds;
+        const double tp = o->kind == OP_FWD || o->kind == OP_BWD ? tp_comm_op(s, o, st) : 0;
+        st->compute_s += o->seconds - tp;
+        s->out->compute_s += o->seconds - tp;
     }
     if (o->ring_passes > 0) { /* the cp ring's sends inside a layer's fwd / bwd */
         const int64_t bytes = o->ring_passes * o->ring_bytes;

@@ -1,0 +1,300 @@
+/* rt_tp.c — tensor and sequence parallelism in the runtime (see rt_tp.h). */
+#include "rt_tp.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rt_model.h"
+
+/* ---- vocabulary split ------------------------------------------------------------ */
+
+int64_t rt_tp_vocab_rows(const program *p) {
+    return (p->vocab + p->tp - 1) / p->tp;
+}
+
+void rt_tp_vocab_range(const program *p, int rank, int64_t *first, int64_t *valid) {
+    const int64_t rows = rt_tp_vocab_rows(p), lo = rank * rows;
+    *first = lo;
+    *valid = lo >= p->vocab ? 0 : lo + rows <= p->vocab ? rows : p->vocab - lo;
+}
+
+/* ---- collectives ------------------------------------------------------------------- */
+
+static int tp_fail(rt_tp *tp, const char *what) {
+    if (!tp->failed)
+        snprintf(tp->why, sizeof tp->why, "tensor-parallel %s failed: %s", what,
+                 tp->be->coll_error ? tp->be->coll_error() : "out of memory");
+    tp->failed = 1;
+    return -1;
+}
+
+static void tp_count(rt_tp *tp, comm_coll c, int64_t bytes, double t0) {
+    if (!tp->stats) return;
+    tp->stats[c].calls++;
+    tp->stats[c].bytes += bytes;
+    tp->stats[c].seconds += tp->be->now_seconds() - t0;
+}
+
+/* A bf16 copy of n fp32 values (workspace), or NULL when out of memory. */
+static uint16_t *bf16_copy(rt_tp *tp, const float *x, int64_t n) {
+    uint16_t *b = rt_mem_alloc(tp->mem, MEM_WORKSPACE, (n > 0 ? n : 1) * 2);
+    if (b && x) tp->be->to_bf16(b, x, n);
+    return b;
+}
+
+static int all_reduce_dt(rt_tp *tp, float *x, int64_t n, rt_dtype dt) {
+    const double t0 = tp->be->now_seconds();
+    int rc;
+    if (dt == RT_F32) {
+        rc = tp->be->all_reduce(tp->g, x, n, RT_F32);
+    } else {
+        uint16_t *b = bf16_copy(tp, x, n);
+        if (!b) return tp_fail(tp, "all-reduce");
+        rc = tp->be->all_reduce(tp->g, b, n, RT_BF16);
+        if (!rc) tp->be->from_bf16(x, b, n);
+        rt_mem_free(tp->mem, b);
+    }
+    if (rc) return tp_fail(tp, "all-reduce");
+    tp_count(tp, COLL_ALL_REDUCE, n * rt_dtype_bytes(dt), t0);
+    return 0;
+}
+
+int rt_tp_all_reduce(rt_tp *tp, float *x, int64_t n) {
+    return all_reduce_dt(tp, x, n, tp->act_dt);
+}
+int rt_tp_all_reduce_f32(rt_tp *tp, float *x, int64_t n) {
+    return all_reduce_dt(tp, x, n, RT_F32);
+}
+
+int rt_tp_all_reduce_max(rt_tp *tp, float *x, int64_t n) {
+    const double t0 = tp->be->now_seconds();
+    if (!tp->be->all_reduce_max || tp->be->all_reduce_max(tp->g, x, n))
+        return tp_fail(tp, "all-reduce (max)");
+    tp_count(tp, COLL_ALL_REDUCE, n * 4, t0);
+    return 0;
+}
+
+/* Equal parts of n_local elements, one per rank. */
+static int64_t *equal_parts(const rt_tp *tp, int64_t n_local) {
+    int64_t *c = malloc(2 * (size_t)tp->size * sizeof *c);
+    if (c)
+        for (int r = 0; r < tp->size; r++)
+            c[r] = n_local, c[tp->size + r] = r * n_local;
+    return c;
+}
+
+int rt_tp_all_gather(rt_tp *tp, float *full, const float *local, int64_t n_local) {
+    const double t0 = tp->be->now_seconds();
+    const int64_t n = n_local * tp->size;
+    int64_t *c = equal_parts(tp, n_local);
+    if (!c) return tp_fail(tp, "all-gather");
+    int rc;
+    if (tp->act_dt == RT_F32) {
+        rc = tp->be->all_gather(tp->g, local, full, c, c + tp->size, RT_F32);
+    } else {
+        uint16_t *bl = bf16_copy(tp, local, n_local), *bf = bf16_copy(tp, NULL, n);
+        rc = !bl || !bf ? -1 : tp->be->all_gather(tp->g, bl, bf, c, c + tp->size, RT_BF16);
+        if (!rc) tp->be->from_bf16(full, bf, n);
+        rt_mem_free(tp->mem, bl);
+        rt_mem_free(tp->mem, bf);
+    }
+    free(c);
+    if (rc) return tp_fail(tp, "all-gather");
+    tp_count(tp, COLL_ALL_GATHER, n * rt_dtype_bytes(tp->act_dt), t0);
+    return 0;
+}
+
+int rt_tp_reduce_scatter(rt_tp *tp, float *local, const float *full, int64_t n_local) {
+    const double t0 = tp->be->now_seconds();
+    const int64_t n = n_local * tp->size;
+    int64_t *c = equal_parts(tp, n_local);
+    if (!c) return tp_fail(tp, "reduce-scatter");
+    int rc;
+    if (tp->act_dt == RT_F32) {
+        rc = tp->be->reduce_scatter(tp->g, full, local, c, RT_F32);
+    } else {
+        uint16_t *bf = bf16_copy(tp, full, n), *bl = bf16_copy(tp, NULL, n_local);
+        rc = !bl || !bf ? -1 : tp->be->reduce_scatter(tp->g, bf, bl, c, RT_BF16);
+        if (!rc) tp->be->from_bf16(local, bl, n_local);
+        rt_mem_free(tp->mem, bl);
+        rt_mem_free(tp->mem, bf);
+    }
+    free(c);
+    if (rc) return tp_fail(tp, "reduce-scatter");
+    tp_count(tp, COLL_REDUCE_SCATTER, n * rt_dtype_bytes(tp->act_dt), t0);
+    return 0;
+}
+
+/* ---- vocab-parallel embedding and cross-entropy ------------------------------------- */
+
+void rt_tp_embed_fwd(const rt_tp *tp, const program *p, float *out, const int32_t *tokens,
+                     const float *wte, int64_t N) {
+    int64_t lo, valid;
+    const int64_t h = p->hidden;
+    rt_tp_vocab_range(p, tp->rank, &lo, &valid);
+    for (int64_t n = 0; n < N; n++) {
+        const int64_t r = (int64_t)tokens[n] - lo;
+        if (r >= 0 && r < valid)
+            memcpy(out + n * h, wte + r * h, (size_t)h * 4);
+        else
+            memset(out + n * h, 0, (size_t)h * 4);
+    }
+}
+
+void rt_tp_embed_bwd(const rt_tp *tp, const program *p, float *dwte, const float *dout,
+                     const int32_t *tokens, int64_t N) {
+    int64_t lo, valid;
+    const int64_t h = p->hidden;
+    rt_tp_vocab_range(p, tp->rank, &lo, &valid);
+    for (int64_t n = 0; n < N; n++) {
+        const int64_t r = (int64_t)tokens[n] - lo;
+        if (r < 0 || r >= valid) continue;
+        for (int64_t c = 0; c < h; c++)
+            dwte[r * h + c] += dout[n * h + c];
+    }
+}
+
+int rt_tp_xent_fwd(rt_tp *tp, const program *p, float *probs, float *losses, const float *logits,
+                   const int32_t *targets, int64_t N) {
+    int64_t lo, V;
+    rt_tp_vocab_range(p, tp->rank, &lo, &V);
+    float *mx = rt_mem_alloc(tp->mem, MEM_WORKSPACE, 3 * N * 4), *sum = mx + N, *tl = sum + N;
+    if (!mx) return tp_fail(tp, "cross-entropy");
+    for (int64_t n = 0; n < N; n++) {
+        const float *l = logits + n * V;
+        float m = -INFINITY;
+        for (int64_t v = 0; v < V; v++)
+            m = l[v] > m ? l[v] : m;
+        mx[n] = m;
+        const int64_t t = (int64_t)targets[n] - lo;
+        tl[n] = t >= 0 && t < V ? l[t] : 0.0f;
+    }
+    /* as Megatron-LM: the maximum, the target logit, the sum of exponentials */
+    int rc = rt_tp_all_reduce_max(tp, mx, N) || rt_tp_all_reduce_f32(tp, tl, N);
+    for (int64_t n = 0; n < N && !rc; n++) {
+        const float *l = logits + n * V;
+        float *pr = probs + n * V, s = 0;
+        for (int64_t v = 0; v < V; v++)
+            s += pr[v] = expf(l[v] - mx[n]);
+        sum[n] = s;
+    }
+    rc = rc || rt_tp_all_reduce_f32(tp, sum, N);
+    for (int64_t n = 0; n < N && !rc; n++) {
+        const float inv = 1.0f / sum[n];
+        for (int64_t v = 0; v < V; v++)
+            probs[n * V + v] *= inv;
+        losses[n] = (float)((double)mx[n] + log((double)sum[n]) - (double)tl[n]);
+    }
+    rt_mem_free(tp->mem, mx);
+    return rc ? -1 : 0;
+}
+
+void rt_tp_xent_bwd(const rt_tp *tp, const program *p, float *dlogits, const float *probs,
+                    const int32_t *targets, float scale, int64_t N) {
+    int64_t lo, V;
+    rt_tp_vocab_range(p, tp->rank, &lo, &V);
+    for (int64_t n = 0; n < N; n++) {
+        for (int64_t v = 0; v < V; v++)
+            dlogits[n * V + v] += scale * probs[n * V + v];
+        const int64_t t = (int64_t)targets[n] - lo;
+        if (t >= 0 && t < V) dlogits[n * V + t] -= scale;
+    }
+}
+
+/* ---- shard -> full model ------------------------------------------------------------- */
+
+/* One tensor of a layer: replicated, split by rows (column-parallel: output
+ * features) or by columns (row-parallel: input features); rows x cols whole. */
+typedef enum { T_REPL, T_ROWS, T_COLS } split;
+typedef struct {
+    split how;
+    int64_t rows, cols;
+} tensor;
+
+/* The global unit of a role's unit: 0 embed, 1 + i layer.i, L + 1 head. */
+static int64_t global_unit(const program *p, const prog_unit *u) {
+    if (!strcmp(u->name, "embed")) return 0;
+    if (!strcmp(u->name, "head")) return p->layers + 1;
+    return 1 + strtoll(u->name + 6, NULL, 10); /* "layer.N": the loader checked the names */
+}
+
+/* Element k of a tp shard of the tensors t[0..n) (laid out one after another,
+ * each split by its rule), as an index of the whole tensors; -1 past them. */
+static int64_t tensors_full(const tensor *t, int n, int64_t tp, int64_t rank, int64_t k) {
+    int64_t full = 0;
+    for (int i = 0; i < n; i++) {
+        const int64_t R = t[i].how == T_ROWS ? t[i].rows / tp : t[i].rows;
+        const int64_t C = t[i].how == T_COLS ? t[i].cols / tp : t[i].cols;
+        if (k < R * C) {
+            const int64_t r = k / C, c = k % C;
+            if (t[i].how == T_ROWS) return full + (rank * R + r) * t[i].cols + c;
+            if (t[i].how == T_COLS) return full + r * t[i].cols + rank * C + c;
+            return full + k;
+        }
+        k -= R * C;
+        full += t[i].rows * t[i].cols;
+    }
+    return -1;
+}
+
+int64_t rt_tp_full_index(const program *p, const prog_role *r, int64_t i) {
+    const int64_t h = p->hidden, q = p->heads * p->head_dim, kv = p->kv_heads * p->head_dim;
+    const int64_t f = p->ffn_hidden, V = p->vocab, tp = p->tp, t = r->tp_rank;
+    const tensor layer[] = {{T_REPL, 1, h},  {T_ROWS, q, h}, {T_ROWS, kv, h},
+                            {T_ROWS, kv, h}, {T_COLS, h, q}, {T_REPL, 1, h},
+                            {T_ROWS, f, h},  {T_ROWS, f, h}, {T_COLS, h, f}};
+    const int64_t layer_elems = 2 * h + (2 * q + 2 * kv + 3 * f) * h;
+    for (int32_t u = 0; u < r->n_units; u++) {
+        const prog_unit *un = &r->units[u];
+        if (i < un->offset || i >= un->offset + un->elems) continue;
+        int64_t k = i - un->offset;
+        const int64_t g = global_unit(p, un);
+        if (g >= 1 && g <= p->layers) {
+            const int64_t j = tensors_full(layer, 9, tp, t, k);
+            return j < 0 ? -1 : V * h + (g - 1) * layer_elems + j;
+        }
+        int64_t base = 0;
+        if (g > p->layers) { /* final_norm (replicated), then lm_head like the embedding */
+            base = V * h + p->layers * layer_elems;
+            if (k < h) return base + k;
+            k -= h, base += h;
+        }
+        const int64_t row = t * rt_tp_vocab_rows(p) + k / h; /* vocab-parallel rows */
+        return row < V ? base + row * h + k % h : -1;
+    }
+    return -1;
+}
+
+void rt_tp_init_values(const program *p, const prog_role *r, uint64_t seed, int64_t first,
+                       int64_t n, float *out) {
+    if (p->tp == 1 && p->pp == 1) { /* the role holds the model as the one-rank run does */
+        rt_model_init_values(p, seed, first, n, out);
+        return;
+    }
+    for (int64_t k = 0; k < n; k++) {
+        const int64_t j = rt_tp_full_index(p, r, first + k);
+        if (j < 0)
+            out[k] = 0.0f;
+        else
+            rt_model_init_values(p, seed, j, 1, out + k);
+    }
+}
+
+void rt_tp_dump(const program *p, const prog_role *r, const char *what, int rank, int64_t lo,
+                const float *v, int64_t n) {
+    const char *dir = getenv("PARASIM_DUMP_GRADS");
+    if (!dir || !*dir) return;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s.%d.bin", dir, what, rank);
+    FILE *f = fopen(path, "ab");
+    if (!f) return; /* a test hook: the test notices the missing file */
+    for (int64_t k = 0; k < n; k++) {
+        const int64_t j = rt_tp_full_index(p, r, lo + k);
+        if (j < 0) continue;
+        fwrite(&j, sizeof j, 1, f);
+        fwrite(&v[k], sizeof v[k], 1, f);
+    }
+    fclose(f);
+}
