@@ -29,9 +29,10 @@ static void usage(FILE *f) {
             "Lower the plan to its execution plan (parasim emit) and run it for real: one\n"
             "process per rank, N = the plan's gpus. Prints per step the loss (mean over the\n"
             "global batch), the step time of the slowest rank, tokens/s and memory; the\n"
-            "profile holds the measured event per op (time, bytes per category), the\n"
-            "collectives (calls, bytes) and the losses, next to the replay's prediction\n"
-            "(docs/runtime.md).\n"
+            "profile holds every rank's memory, collectives (calls, bytes) and the events of\n"
+            "its first steps (time, bytes per category), next to the replay's prediction of\n"
+            "its role, and the losses (docs/runtime.md); parasim plot memory|peaks|schedule\n"
+            "PROFILE.json draws it.\n"
             "\n"
             "  --backend B   cpu (OpenBLAS + MPI), cuda, or auto (default: cpu where no CUDA\n"
             "                executor is available)\n"
@@ -228,17 +229,28 @@ static int run_main(int argc, char **argv, int rank, int world) {
         atomic_file_remove_temporaries();
         MPI_Abort(MPI_COMM_WORLD, CLI_FAIL);
     }
+    /* every rank's measurements to rank 0, for the summary and the profile */
+    run_gather all;
+    if (run_gather_all(&prog, &groups, &res, &all, &err) != 0) {
+        if (rank == 0) fprintf(stderr, "parasim run: %s\n", err.msg);
+        rt_result_free(&res);
+        rt_groups_free(&groups);
+        replay_free(&rp);
+        program_free(&prog);
+        return CLI_FAIL;
+    }
     if (rank == 0 && !quiet) {
-        run_profile_print_summary(stdout, &prog, &groups, &rp, &res);
+        run_profile_print_summary(stdout, &prog, &groups, &rp, &res, &all);
         if ((long)local * threads > cores)
             printf("note: %d ranks x %lld threads on %ld cores here: oversubscribed, so the "
                    "measured times are inflated\n", local, (long long)threads, cores);
     }
     if (rank == 0 && out_path &&
-        run_profile_write(out_path, &prog, &groups, &rp, &res, (int)threads, &err) != 0) {
+        run_profile_write(out_path, &prog, &rp, &res, &all, (int)threads, &err) != 0) {
         fprintf(stderr, "parasim run: %s\n", err.msg);
         status = -1;
     }
+    run_gather_free(&all);
     rt_result_free(&res);
     rt_groups_free(&groups);
     replay_free(&rp);

@@ -29,9 +29,15 @@ static void test_sums_and_defaults(void **state) {
     assert_int_equal(h->buf_comm, 25LL << 20);     /* one DDP bucket */
     assert_int_equal(h->buf_workspace, 32LL << 20); /* cuBLAS on Hopper */
     assert_int_equal(h->reserved, 1LL << 30);       /* dgx-h100.yaml */
-    /* logits of the head before the loss: 4096 tokens x 128256 x 2 bytes */
-    assert_int_equal(h->buf_logits, 4096LL * 128256 * 2);
-    assert_int_equal(h->other, h->buf_comm + h->buf_workspace + h->reserved + h->buf_logits);
+    /* op temporaries: the head's backward is the largest working set here.
+     * Head (final norm + output) 4096 + 128256 x 4096 parameters, widened
+     * from bf16 three times (weights, the gradient, the old gradient to add
+     * to); the two saved inputs widened (4096 x 4096 fp32 each); int32
+     * labels; the logits' fp32 gradient; the normed input's gradient and the
+     * outgoing hidden gradient (fp32) -- docs/memory.md §6. */
+    const int64_t N = 4096, hid = 4096, V = 128256, head = hid + V * hid;
+    assert_int_equal(h->buf_temps, 12 * head + 2 * 4 * N * hid + 4 * N + 4 * N * V + 8 * N * hid);
+    assert_int_equal(h->other, h->buf_comm + h->buf_workspace + h->reserved + h->buf_temps);
     assert_int_equal(h->total, h->params + h->grads + h->master + h->optimizer + h->activations +
                                    h->other);
     assert_int_equal(r.capacity_bytes, 81559LL << 20);

@@ -2,7 +2,9 @@
  * against its definition, the scatter thinning's bounds, the sweep CSV reader
  * and its errors, strategy families and the sweep legend, the Gantt table and
  * the README's plan, and (when gnuplot is installed) the command end to end:
- * PNG and SVG files, atomic replacement, no temporaries left. argv[1] is the
+ * PNG and SVG files, atomic replacement, no temporaries left; the charts of a
+ * run profile: its reader and errors, the memory, peak and schedule series of a
+ * small known profile, and the commands. argv[1] is the
  * parasim binary; the working directory is the source tree. */
 #define _DEFAULT_SOURCE /* mkdtemp */
 #include <math.h>
@@ -11,6 +13,10 @@
 #include <unistd.h>
 
 #include "report/plot.h"
+#include "report/plot_measured.h"
+#include "report/plot_memory.h"
+#include "report/plot_peaks.h"
+#include "report/plot_profile.h"
 #include "time/pipe_sched.h"
 #include "time/step_sim.h"
 #include "sweep/sweep_rank.h"
@@ -722,6 +728,315 @@ static void test_cli_errors(void **state) {
     remove_tmp_dir();
 }
 
+/* ---- run profiles: plot memory, peaks, schedule PROFILE.json ---- */
+
+/* A small known profile: 2 ranks of 2 roles (pipeline stages 0 and 1), 2 steps kept.
+ * Rank 0 (stage 0) in KiB: params 4 from op 0; a forward keeps 2 of activations
+ * (predicted 1); the backward frees them and leaves 2 of grads and 1 of workspace
+ * (predicted 0); the optimizer step creates 8 of Adam states; step 2 repeats the
+ * forward. Rank 1 (stage 1) sends its collective. */
+#define EV(op, kind, step, times, mem, pmem, pk, ppk)                                            \
+    "{\"op\": " #op ", \"kind\": \"" kind "\", \"step\": " #step ", " times                     \
+    ", \"memory\": " mem ", \"predicted_memory\": " pmem ", \"peak_total\": " #pk               \
+    ", \"predicted_peak_total\": " #ppk "}"
+static const char *const small_profile =
+    "{\"format\": \"parasim-profile\", \"version\": 2, \"plan\": \"small\", \"model\": \"m\",\n"
+    " \"cluster\": \"c\", \"backend\": \"cpu\", \"ranks\": 2, \"threads_per_rank\": 1,"
+    " \"parallel\": {\"dp\": 1, \"tp\": 1, \"pp\": 2, \"cp\": 1, \"zero\": 0},"
+    " \"params_dtype\": \"fp32\",\n"
+    " \"categories\": [\"params\", \"grads\", \"master\", \"optimizer\", \"activations\","
+    " \"buffers\", \"workspace\"],\n"
+    " \"event_steps\": 2,\n"
+    " \"roles\": [\n"
+    "  {\"role\": 0, \"stage\": 0, \"tp_rank\": 0, \"cp_rank\": 0, \"ranks\": [0],\n"
+    "   \"predicted\": {\"peak\": [4096, 2048, 0, 8192, 1024, 0, 0], \"peak_total\": 14336}},\n"
+    "  {\"role\": 1, \"stage\": 1, \"tp_rank\": 0, \"cp_rank\": 0, \"ranks\": [1],\n"
+    "   \"predicted\": {\"peak\": [2048, 0, 0, 0, 0, 0, 0], \"peak_total\": 2048}}],\n"
+    " \"rank_profiles\": [\n"
+    "  {\"rank\": 0, \"role\": 0,\n"
+    "   \"measured\": {\"peak\": [4096, 2048, 0, 8192, 2048, 0, 1024], \"peak_total\": 15360},\n"
+    "   \"events\": [\n"
+    "    " EV(0, "alloc", 1, "\"start\": 0, \"end\": 0.1, \"predicted_start\": 0, \"predicted_end\": 0",
+              "[4096, 0, 0, 0, 0, 0, 0]", "[4096, 0, 0, 0, 0, 0, 0]", 4096, 4096) ",\n"
+    "    " EV(1, "fwd", 1, "\"mb\": 0, \"start\": 0.1, \"end\": 0.5, \"predicted_start\": 0, "
+              "\"predicted_end\": 0.002",
+              "[4096, 0, 0, 0, 2048, 0, 0]", "[4096, 0, 0, 0, 1024, 0, 0]", 7168, 5120) ",\n"
+    "    " EV(2, "bwd", 1, "\"mb\": 0, \"start\": 0.5, \"end\": 1.3, \"predicted_start\": 0.002, "
+              "\"predicted_end\": 0.006",
+              "[4096, 2048, 0, 0, 0, 0, 1024]", "[4096, 2048, 0, 0, 0, 0, 0]", 9216, 7168) ",\n"
+    "    " EV(3, "optim", 1, "\"start\": 1.3, \"end\": 1.5, \"predicted_start\": 0.006, "
+              "\"predicted_end\": 0.007",
+              "[4096, 2048, 0, 8192, 0, 0, 0]", "[4096, 2048, 0, 8192, 0, 0, 0]", 14336, 14336) ",\n"
+    "    " EV(4, "zero_grad", 2, "\"start\": 1.5, \"end\": 1.5, \"predicted_start\": 0.007, "
+              "\"predicted_end\": 0.007",
+              "[4096, 2048, 0, 8192, 0, 0, 0]", "[4096, 2048, 0, 8192, 0, 0, 0]", 14336, 14336) ",\n"
+    "    " EV(5, "fwd", 2, "\"mb\": 0, \"start\": 1.5, \"end\": 1.9, \"predicted_start\": 0.007, "
+              "\"predicted_end\": 0.009",
+              "[4096, 2048, 0, 8192, 2048, 0, 0]", "[4096, 2048, 0, 8192, 1024, 0, 0]", 16384, 15360)
+    "]},\n"
+    "  {\"rank\": 1, \"role\": 1,\n"
+    "   \"measured\": {\"peak\": [2048, 0, 0, 0, 0, 0, 0], \"peak_total\": 2048},\n"
+    "   \"events\": [\n"
+    "    " EV(0, "coll", 1, "\"start\": 0, \"end\": 0.25, \"predicted_start\": 0, "
+              "\"predicted_end\": 0.001",
+              "[2048, 0, 0, 0, 0, 0, 0]", "[2048, 0, 0, 0, 0, 0, 0]", 2048, 2048) "]}]}\n";
+
+/* Load text as a profile; fails the test on error. */
+static void load_profile(const char *text, plot_profile *p) {
+    ps_err err = {{0}};
+    make_tmp_dir();
+    const char *path = write_temp(tmp_dir, "p.json", text);
+    if (plot_profile_load(path, p, &err)) fail_msg("%s", err.msg);
+    remove_tmp_dir();
+}
+
+/* What writer wrote, in a static buffer. */
+static const char *written(int (*fn)(FILE *, const void *), const void *chart) {
+    static char buf[1 << 16];
+    FILE *f = tmpfile();
+    assert_non_null(f);
+    assert_int_equal(fn(f, chart), 0);
+    rewind(f);
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    buf[n] = 0;
+    fclose(f);
+    return buf;
+}
+
+static int memory_data(FILE *f, const void *m) { return plot_memory_write_data(f, m); }
+static int peaks_data(FILE *f, const void *k) { return plot_peaks_write_data(f, k); }
+static int measured_data(FILE *f, const void *g) { return plot_measured_write_data(f, g); }
+static int memory_script(FILE *f, const void *m) {
+    plot_outputs o = {"out.png", NULL};
+    return plot_memory_script(f, m, "data.txt", &o);
+}
+
+static void test_profile_load(void **state) {
+    (void)state;
+    plot_profile p;
+    load_profile(small_profile, &p);
+    assert_string_equal(p.plan, "small");
+    assert_int_equal(p.n_ranks, 2);
+    assert_int_equal(p.n_roles, 2);
+    assert_int_equal(p.event_steps, 2);
+    assert_int_equal(p.roles[1].stage, 1);
+    assert_int_equal(p.ranks[1].role, 1);
+    assert_int_equal(p.ranks[0].n_events, 6);
+    const prof_event *e = &p.ranks[0].events[2];
+    assert_int_equal(e->kind, OP_BWD);
+    assert_int_equal(e->mb, 0);
+    assert_int_equal(e->mem[MEM_WORKSPACE], 1024);
+    assert_int_equal(e->pmem[MEM_GRADS], 2048);
+    assert_true(e->start == 0.5 && e->end == 1.3 && e->pend == 0.006);
+    assert_int_equal(p.ranks[0].events[0].mb, -1);
+    assert_int_equal(p.roles[0].ppeak[MEM_ACTIVATIONS], 1024);
+    char d[256];
+    assert_string_equal(plot_profile_describe(&p, d, sizeof d),
+                        "small (m): dp 1 x tp 1 x pp 2 x cp 1, ZeRO-0, fp32 weights");
+    assert_int_equal(p.ranks[0].peak[MEM_ACTIVATIONS], 2048);
+    plot_profile_free(&p);
+}
+
+/* The memory chart's series: the bytes after each op summed up the categories, in KiB. */
+static void test_memory_series(void **state) {
+    (void)state;
+    plot_profile p;
+    load_profile(small_profile, &p);
+    plot_memory m;
+    plot_memory_layout(&m, &p);
+    assert_int_equal(m.n_panels, 2); /* one per rank: 2 ranks */
+    assert_int_equal(m.per_role, 0);
+    assert_string_equal(m.unit_name, "KiB");
+    const char *d = written(memory_data, &m);
+    /* op phase step | measured cumulative params..workspace | predicted | peaks */
+    tu_contains(d, "# rank 0 (role 0)",
+                "\n0 0 1 4 4 4 4 4 4 4 4 4 4 4 4 4 4 4 4\n",
+                "\n1 1 1 4 4 4 4 6 6 6 4 4 4 4 5 5 5 7 5\n",
+                "\n2 2 1 4 6 6 6 6 6 7 4 6 6 6 6 6 6 9 7\n",
+                "\n3 3 1 4 6 6 14 14 14 14 4 6 6 14 14 14 14 14 14\n",
+                "\n4 0 2 4 6 6 14 14 14 14 4 6 6 14 14 14 14 14 14\n", /* step 2 before its fwd */
+                "\n5 1 2 4 6 6 14 16 16 16 4 6 6 14 15 15 15 16 15\n",
+                "\n\n\n# rank 1 (role 1)", "\n0 0 1 2 2 2 2 2 2 2 2 2 2 2 2 2 2 2 2\n", NULL);
+    const char *s = written(memory_script, &m);
+    /* the optimizer states appear at op 3, step 1, on both sides; step 2 starts at op 4 */
+    tu_contains(s, "set multiplot title", "Adam states (step 1)\" at 3,",
+                "set arrow from 4, graph 0 to 4, graph 1", "set label \"step 2\" at 4,",
+                "rank 1 (role 1: stage 1, tp 0, cp 0): measured", "with fillsteps",
+                "\"data.txt\" index 1", NULL);
+    plot_profile_free(&p);
+}
+
+/* Above 8 ranks: one row per role, its rank with the highest measured peak. */
+static void test_memory_rows_per_role(void **state) {
+    (void)state;
+    plot_profile p;
+    memset(&p, 0, sizeof p);
+    prof_role roles[2] = {{.stage = 0}, {.stage = 1}};
+    prof_rank ranks[10];
+    memset(ranks, 0, sizeof ranks);
+    for (int i = 0; i < 10; i++) {
+        ranks[i].role = i % 2;
+        ranks[i].peak_total = i == 7 ? 100 : i == 4 ? 90 : 10;
+    }
+    p.n_ranks = 10, p.n_roles = 2, p.roles = roles, p.ranks = ranks;
+    plot_memory m;
+    plot_memory_layout(&m, &p);
+    assert_int_equal(m.per_role, 1);
+    assert_int_equal(m.n_panels, 2);
+    assert_int_equal(m.rank[0], 4); /* role 0: ranks 0 2 4 6 8, 4 the heaviest */
+    assert_int_equal(m.rank[1], 7); /* role 1: ranks 1 3 5 7 9 */
+    assert_int_equal(m.left_out, 0);
+}
+
+static void test_peaks_and_schedule_series(void **state) {
+    (void)state;
+    plot_profile p;
+    load_profile(small_profile, &p);
+    plot_peaks k;
+    plot_peaks_layout(&k, &p);
+    assert_string_equal(k.unit_name, "KiB");
+    /* rank predicted[7] measured[7] predicted_total measured_total: each rank its role's */
+    tu_contains(written(peaks_data, &k), "\n0 4 2 0 8 1 0 0 4 2 0 8 2 0 1 14 15\n",
+                "\n1 2 0 0 0 0 0 0 2 0 0 0 0 0 0 2 2\n", NULL);
+    plot_measured g;
+    plot_measured_layout(&g, &p);
+    assert_int_equal(g.n_stages, 2);
+    assert_int_equal(g.rank[0], 0);
+    assert_int_equal(g.rank[1], 1);
+    assert_true(g.unit[0] == 1e3 && g.unit[1] == 1); /* predicted 9 ms, measured 1.9 s */
+    /* stage kind start end y half_height colour; alloc and zero_grad are not drawn */
+    const char *d = written(measured_data, &g);
+    tu_contains(d, "# predicted", "\n0 3 0 2 -0.080 0.300 ", "\n0 4 2 6 -0.080 0.300 ",
+                "\n0 8 6 7 ", "\n0 3 7 9 ", "\n1 5 0 1 1.300 0.100 ", "# measured",
+                "\n0 3 0.1 0.5 ", "\n0 4 0.5 1.3 ", "\n1 5 0 0.25 ", NULL);
+    assert_null(strstr(d, "\n0 0 ")); /* alloc */
+    assert_null(strstr(d, "\n0 2 ")); /* zero_grad */
+    plot_profile_free(&p);
+}
+
+/* Bad profiles: the message names file:line:col, the field, what was expected and found. */
+static const char *profile_error(const char *text) {
+    static ps_err err;
+    plot_profile p;
+    memset(&err, 0, sizeof err);
+    make_tmp_dir();
+    const char *path = write_temp(tmp_dir, "bad.json", text);
+    int rc = plot_profile_load(path, &p, &err);
+    remove_tmp_dir();
+    if (!rc) fail_msg("expected an error for:\n%s", text);
+    return err.msg;
+}
+
+/* small_profile with its first `from` replaced by `to`. */
+static const char *edited(const char *from, const char *to) {
+    static char buf[8192];
+    const char *at = strstr(small_profile, from);
+    assert_non_null(at);
+    snprintf(buf, sizeof buf, "%.*s%s%s", (int)(at - small_profile), small_profile, to,
+             at + strlen(from));
+    return buf;
+}
+
+static void test_profile_errors(void **state) {
+    (void)state;
+    tu_contains(profile_error("{\"model\": \"llama3-8b\"}\n"), "bad.json:1:1: format: expected "
+                "\"parasim-profile\"", "found no format field", NULL);
+    tu_contains(profile_error("[1, 2]\n"), "bad.json:1:1: expected a parasim profile",
+                "found a list", NULL);
+    tu_contains(profile_error(edited("\"version\": 2", "\"version\": 1")),
+                "bad.json:1:42: version: expected 2, found 1", "older profile", NULL);
+    tu_contains(profile_error(edited("\"zero\": 0}", "\"zero\": 4}")),
+                "bad.json:2:", "parallel.zero: expected an integer from 0 to 3, found 4", NULL);
+    tu_contains(profile_error(edited("\"ranks\": 2,", "\"ranks\": 3,")),
+                "rank_profiles: expected 3 (ranks), found 2", NULL);
+    tu_contains(profile_error(edited("\"buffers\", \"workspace\"]", "\"buffers\", \"buffers\"]")),
+                "bad.json:3:", "categories[6]: expected one of params", "\"buffers\"", NULL);
+    /* a missing field of the second event of rank 0, on line 15 */
+    tu_contains(profile_error(edited("\"end\": 0.5, ", "")), "bad.json:15:5: ",
+                "rank_profiles[0].events[1].end: missing field (expected a time", NULL);
+    tu_contains(profile_error(edited("\"end\": 1.3, ", "\"end\": 0.4, ")), "bad.json:16:",
+                "rank_profiles[0].events[2].end: expected a time >= start (0.5 s), found 0.4 s",
+                NULL);
+    tu_contains(profile_error(edited("[4096, 0, 0, 0, 2048, 0, 0]", "[4096, 0, 2048, 0, 0]")),
+                "bad.json:15:", "rank_profiles[0].events[1].memory: expected 7 byte counts (one "
+                "per category), found 5", NULL);
+    tu_contains(profile_error(edited("\"kind\": \"fwd\"", "\"kind\": \"forward\"")),
+                "rank_profiles[0].events[1].kind", "\"forward\"", NULL);
+    tu_contains(profile_error(edited("{\"rank\": 1, \"role\": 1,", "{\"rank\": 1, \"role\": 2,")),
+                "rank_profiles[1].role: expected an integer from 0 to 1, found 2", NULL);
+    tu_contains(profile_error(edited("\"op\": 5,", "\"op\": 3,")),
+                "rank_profiles[0].events[5].op: expected an op after 4", NULL);
+    tu_contains(profile_error("{\"format\": \"parasim-profile\", \"version\": 2\n"),
+                "bad.json:2:", NULL); /* broken JSON: the parser's location */
+}
+
+static void test_cli_profile_charts(void **state) {
+    (void)state;
+    make_tmp_dir();
+    char args[1024], path[512];
+    const char *prof = write_temp(tmp_dir, "p.json", small_profile);
+    /* usage and input errors need no gnuplot */
+    assert_int_equal(run("plot memory"), 2);
+    tu_contains(out, "parasim plot memory: expected the profile", NULL);
+    snprintf(args, sizeof args, "plot memory %s --set parallel.tp=2", prof);
+    assert_int_equal(run(args), 2);
+    tu_contains(out, "unknown option \"--set\"", NULL);
+    snprintf(args, sizeof args, "plot schedule %s --set parallel.tp=2", prof);
+    assert_int_equal(run(args), 2);
+    tu_contains(out, "is a run profile", NULL);
+    assert_int_equal(run("plot peaks no/such.json"), 1);
+    tu_contains(out, "parasim plot peaks: ", "no/such.json", NULL);
+    write_temp(tmp_dir, "plan.json", "{\"model\": \"tiny-1m\"}\n");
+    snprintf(args, sizeof args, "plot memory %s/plan.json -o %s/m.png", tmp_dir, tmp_dir);
+    assert_int_equal(run(args), 1);
+    tu_contains(out, "plan.json:1:1: format: expected \"parasim-profile\"", NULL);
+    if (have_gnuplot()) {
+        snprintf(args, sizeof args, "plot memory %s --format both -o %s/m.png", prof, tmp_dir);
+        if (run(args)) fail_msg("%s\n%s", args, out);
+        snprintf(path, sizeof path, "%s/m.png", tmp_dir);
+        assert_png(path);
+        snprintf(path, sizeof path, "%s/m.svg", tmp_dir);
+        assert_svg(path);
+        snprintf(args, sizeof args, "plot peaks %s -o %s/k.png", prof, tmp_dir);
+        if (run(args)) fail_msg("%s\n%s", args, out);
+        snprintf(args, sizeof args, "plot schedule -o %s/s.svg %s", tmp_dir, prof);
+        if (run(args)) fail_msg("%s\n%s", args, out);
+        tu_contains(out, "wrote ", "/s.svg", NULL);
+        snprintf(path, sizeof path, "%s/s.svg", tmp_dir);
+        assert_svg(path);
+        /* atomic: no temporaries left beside the images */
+        assert_string_equal(tu_dir_list(tmp_dir),
+                            "k.png\nm.png\nm.svg\np.json\nplan.json\ns.svg\n");
+    }
+    /* gnuplot failing: exit 1, the old image kept whole, no temporary left */
+    write_temp(tmp_dir, "old.png", "old image");
+    snprintf(args, sizeof args, "plot memory %s -o %s/old.png", prof, tmp_dir);
+    assert_int_equal(run_env("PARASIM_GNUPLOT=false", args), 1);
+    tu_contains(out, "parasim plot memory: gnuplot failed (exit status 1); no image written", NULL);
+    snprintf(path, sizeof path, "%s/old.png", tmp_dir);
+    FILE *f = fopen(path, "r");
+    char buf[32] = {0};
+    assert_non_null(f);
+    assert_non_null(fgets(buf, sizeof buf, f));
+    fclose(f);
+    assert_string_equal(buf, "old image");
+    assert_null(strstr(tu_dir_list(tmp_dir), ".tmp."));
+    remove_tmp_dir();
+}
+
+/* The README's first command ends by drawing the memory chart of its run. */
+static void test_readme_draws_memory(void **state) {
+    (void)state;
+    FILE *f = fopen("README.md", "r");
+    assert_non_null(f);
+    static char line[4096];
+    while (fgets(line, sizeof line, f) && strncmp(line, "sh tools/setup.sh", 17))
+        continue;
+    fclose(f);
+    tu_contains(line, "run plans/tiny-1m-cpu.yaml -o profile.json && ./build/parasim plot memory "
+                      "profile.json\n", NULL);
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) {
         fprintf(stderr, "usage: test_plot PATH-TO-PARASIM\n");
@@ -742,6 +1057,13 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_cli_schedule),
         cmocka_unit_test(test_cli_sweep),
         cmocka_unit_test(test_cli_errors),
+        cmocka_unit_test(test_profile_load),
+        cmocka_unit_test(test_memory_series),
+        cmocka_unit_test(test_memory_rows_per_role),
+        cmocka_unit_test(test_peaks_and_schedule_series),
+        cmocka_unit_test(test_profile_errors),
+        cmocka_unit_test(test_cli_profile_charts),
+        cmocka_unit_test(test_readme_draws_memory),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

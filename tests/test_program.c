@@ -13,6 +13,7 @@
 #include "program/program.h"
 #include "program/replay.h"
 #include "cost/states.h"
+#include "cost/workspace.h"
 #include "tu.h"
 #include "spec/yget.h"
 #include "spec/ynode.h"
@@ -90,6 +91,41 @@ static void check_states(const program *p, const replay_result *rr, const eval_r
     assert_int_equal(p->roles[0].flat_elems, e->heavy.param_elems);
 }
 
+/* Workspace (docs/memory.md §6): every compute op carries workspace.c's
+ * working set, so the replay's peak is at least the stage's largest; with
+ * one rank (no reduce-scatter) it is that or the optimizer's gradient copy,
+ * exactly. eval counts the compute ops' working set (and a bound on the
+ * reduce-scatters') on top of the activations, the optimizer's beyond them.
+ * So the closed form never predicts less than the replay: at every op the
+ * replay's activations, workspace and buffers are within eval's. */
+static void check_workspace(const plan_spec *s, const program *p, const replay_result *rr,
+                            const eval_result *e) {
+    ws_bytes ws;
+    ws_compute(&s->model.cfg, &s->cfg, &ws);
+    const replay_role *r = &rr->roles[0];
+    const int64_t compute = ws_stage_compute(&ws, true, s->model.cfg.layers, true);
+    const int64_t opt = ws_optimizer_bytes(&s->cfg, p->roles[0].shard_elems);
+    assert_true(r->peak[MEM_WORKSPACE].bytes >= compute);
+    assert_true(e->heavy.buf_temps >= compute);
+    if (s->cfg.dp == 1) {
+        assert_int_equal(r->peak[MEM_WORKSPACE].bytes, compute > opt ? compute : opt);
+        assert_int_equal(e->heavy.activations + e->heavy.buf_temps,
+                         e->heavy.activations + compute > opt ? e->heavy.activations + compute
+                                                              : opt);
+    }
+    assert_true(r->peak[MEM_WORKSPACE].bytes <= e->heavy.activations + e->heavy.buf_temps);
+    /* eval counts no unit-gradient buffer under ZeRO-2 (see check_activations) */
+    const int64_t gb = dtype_bytes(s->cfg.precision.grads);
+    const int64_t unit_grads =
+        s->cfg.dp > 1 && s->cfg.zero == 2 ? largest_unit(&p->roles[0]) * gb : 0;
+    const int64_t eval_allocated = e->heavy.total - e->heavy.reserved - e->heavy.fragmentation -
+                                   e->heavy.buf_workspace + unit_grads;
+    if (r->peak_total.bytes > eval_allocated)
+        fail_msg("%s dp %lld zero %d: replay peak %lld > closed form %lld", s->model.name,
+                 (long long)s->cfg.dp, s->cfg.zero, (long long)r->peak_total.bytes,
+                 (long long)eval_allocated);
+}
+
 /* Peak activations: eval adds one layer's recompute working set on top of
  * everything kept at the peak; in the op order the head's saved tensors are
  * freed (its bwd) before any layer rebuilds its tensors, so the replay's peak
@@ -103,7 +139,7 @@ static void check_activations(const plan_spec *s, const program *p, const replay
     assert_int_equal(r->peak[MEM_ACTIVATIONS].bytes, e->heavy.act_saved + e->heavy.act_working - overlap);
     if (s->cfg.recompute == RECOMPUTE_NONE)
         assert_int_equal(r->peak[MEM_ACTIVATIONS].bytes, e->heavy.activations);
-    assert_int_equal(r->peak[MEM_WORKSPACE].bytes, e->heavy.buf_logits);
+    check_workspace(s, p, rr, e);
     /* nothing stays behind after a step */
     assert_int_equal(r->steps[0].end_bytes[MEM_ACTIVATIONS], 0);
     assert_int_equal(r->steps[0].end_bytes[MEM_BUFFERS], 0);
@@ -333,7 +369,9 @@ static void test_tiny_zero2_by_hand(void **state) {
     /* head saves per token: final norm input 4h + 1/rms 4 + head input 4h + fp32 softmax 4V
      * + int64 label 8 = 2,060 bytes; x 1,024 tokens */
     assert_int_equal(o->bytes, 2060 * 1024);
-    assert_int_equal(o->workspace_bytes, 1024 * 256 * 4); /* the logits */
+    /* its working set (fp32): int32 labels, the logits' gradient, the normed
+     * input's gradient and the hidden gradient it passes on */
+    assert_int_equal(o->workspace_bytes, 1024 * 4 + 1024 * 256 * 4 + 2 * 1024 * 128 * 4);
     /* layer.2's reduce-scatter: S = 246,016 x 4, each rank sends one of two chunks */
     const prog_op *rs = NULL;
     for (int32_t i = 0; i < r->n_ops && !rs; i++)
@@ -344,6 +382,9 @@ static void test_tiny_zero2_by_hand(void **state) {
     assert_int_equal(rs->elems, 246016);
     assert_int_equal(rs->bytes, 984064);
     assert_int_equal(rs->sent_bytes, 492032);
+    /* its receive buffer on the rank that gets the most (rank 1: 245,952
+     * elements), beside the hidden gradient passed to layer.1's bwd */
+    assert_int_equal(rs->workspace_bytes, 245952 * 4 + 1024 * 128 * 4);
     /* a layer saves 4(4h + 2q + 2kv + 3f) + 4 + 4 + 4 heads = 9,752 bytes per token */
     const prog_op *fwd = &r->ops[3 + 1];
     assert_int_equal(fwd->kind, OP_FWD);

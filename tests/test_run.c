@@ -3,8 +3,8 @@
  *    (oversubscribed) give the loss curve of one rank with the same global
  *    batch, within fp32 tolerance;
  *  - the measurement equals the prediction: params, grads, master and
- *    optimizer bytes exactly, peak activations within 2%, bytes per
- *    collective exactly;
+ *    optimizer bytes exactly, peak activations within 2%, peak workspace and
+ *    the total peak within 3%, bytes per collective exactly;
  *  - bad input stops every rank with one clear message, no hang.
  * argv[1] = the parasim binary, argv[2] = mpirun. */
 #define _DEFAULT_SOURCE /* mkdtemp, usleep */
@@ -104,6 +104,17 @@ static void check_prediction(const ynode *root, const char *what) {
            pa = num(root, "memory.predicted_peak.activations");
     if (fabs(ma - pa) > 0.02 * pa)
         fail_msg("%s: peak activations measured %.0f, predicted %.0f", what, ma, pa);
+    /* the op temporaries are predicted (docs/memory.md §6): the workspace
+     * category and the total peak within 3% (measured: equal, for every plan
+     * here) */
+    double mw = num(root, "memory.measured_peak.workspace"),
+           pw = num(root, "memory.predicted_peak.workspace");
+    if (fabs(mw - pw) > 0.03 * mw)
+        fail_msg("%s: peak workspace measured %.0f, predicted %.0f", what, mw, pw);
+    double mt = num(root, "memory.measured_peak_total"),
+           pt = num(root, "memory.predicted_peak_total");
+    if (fabs(mt - pt) > 0.03 * mt)
+        fail_msg("%s: total peak measured %.0f, predicted %.0f", what, mt, pt);
     const ynode *c = at(root, "collectives");
     for (int i = 0; i < c->n; i++) {
         double b = num(c->items[i], "bytes"), pb = num(c->items[i], "predicted_bytes");
@@ -575,6 +586,86 @@ static void test_tp_refused(void **state) {
     }
 }
 
+/* The i-th byte count of a memory array (the profile's "categories" order, which is
+ * mem_cat order: params, grads, master, optimizer, ...). */
+static double mem_at(const ynode *arr, int i) {
+    if (arr->kind != YN_SEQ || arr->n != 7) fail_msg("a memory array of 7 byte counts expected");
+    return strtod(arr->items[i]->str, NULL);
+}
+
+/* Every rank's profile (docs/runtime.md §Profile): each rank's memory after
+ * every op of the first steps, the model states (params, grads, master,
+ * optimizer) equal to the replay of its role op by op; its end of step 1 and
+ * collectives equal to the prediction; events bounded to event_steps; the
+ * summary names the heaviest rank and the slowest stage. The profile then
+ * draws (plot memory, peaks, schedule) when gnuplot is installed. */
+static void test_profile_every_rank(void **state) {
+    (void)state;
+    char dir[] = "/tmp/parasim-run-prof-XXXXXX", cmd[4096], path[256];
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/profile.json", dir);
+    snprintf(cmd, sizeof cmd,
+             "%s -np 2 --oversubscribe %s run " PLAN " --steps 4 --threads 1 --set gpus=2 "
+             "--set parallel.dp=2 --set parallel.zero=3 -o %s",
+             mpirun, parasim, path);
+    if (sh(cmd)) fail_msg("%s", out);
+    tu_contains(out, "heaviest rank per category (peak; 2 ranks, 1 role)", "\nactivations ",
+                "slowest stage: role 0 (stage 0, tp 0, cp 0) on rank ", NULL);
+    ynode *r = load(path);
+    assert_int_equal(num(r, "version"), 2);
+    assert_int_equal(num(r, "parallel.dp"), 2);
+    assert_int_equal(num(r, "parallel.zero"), 3);
+    const int steps = (int)num(r, "event_steps");
+    assert_int_equal(steps, 3);
+    const ynode *roles = at(r, "roles"), *ranks = at(r, "rank_profiles");
+    assert_int_equal(roles->n, 1);
+    assert_int_equal(ranks->n, 2);
+    const int ops = (int)num(roles->items[0], "ops");
+    for (int i = 0; i < 2; i++) {
+        const ynode *k = ranks->items[i];
+        assert_int_equal(num(k, "rank"), i);
+        const ynode *role = roles->items[(int)num(k, "role")];
+        const ynode *ev = at(k, "events");
+        /* the ops of steps 1..3 of the 4: a prefix of the role's list, ending in step 3
+         * (step 1 also allocates the states, so a bit over three quarters) */
+        assert_true(ev->n > ops / 4 * 3 && ev->n < ops);
+        assert_int_equal(num(ev->items[ev->n - 1], "step"), 3);
+        for (int c = 0; c < 4; c++)
+            assert_true(mem_at(at(k, "measured.end_of_step1"), c) ==
+                        mem_at(at(role, "predicted.end_of_step1"), c));
+        for (int e = 0; e < ev->n; e++) {
+            assert_int_equal(num(ev->items[e], "op"), e);
+            assert_true(num(ev->items[e], "step") <= steps);
+            assert_true(num(ev->items[e], "end") >= num(ev->items[e], "start"));
+            for (int c = 0; c < 4; c++)
+                if (mem_at(at(ev->items[e], "memory"), c) !=
+                    mem_at(at(ev->items[e], "predicted_memory"), c))
+                    fail_msg("rank %d op %d category %d: measured %.0f, predicted %.0f", i, e, c,
+                             mem_at(at(ev->items[e], "memory"), c),
+                             mem_at(at(ev->items[e], "predicted_memory"), c));
+        }
+        const ynode *c = at(k, "collectives");
+        assert_true(c->n >= 2); /* ZeRO-3: all-gathers and reduce-scatters */
+        for (int j = 0; j < c->n; j++)
+            assert_true(num(c->items[j], "bytes") == num(c->items[j], "predicted_bytes"));
+    }
+    assert_int_equal(num(r, "summary.slowest.role"), 0);
+    const double heavy = num(r, "summary.heaviest.total.rank");
+    assert_true(heavy == 0 || heavy == 1);
+    ynode_free(r);
+    if (system("gnuplot --version >/dev/null 2>&1") == 0) {
+        static const char *const charts[] = {"memory", "peaks", "schedule"};
+        for (int i = 0; i < 3; i++) {
+            snprintf(cmd, sizeof cmd, "%s plot %s %s -o %s/%s.png", parasim, charts[i], path, dir,
+                     charts[i]);
+            if (sh(cmd)) fail_msg("%s\n%s", cmd, out);
+        }
+        assert_string_equal(tu_dir_list(dir), "memory.png\npeaks.png\nprofile.json\nschedule.png\n");
+    }
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 /* ---- context parallelism (docs/runtime.md, "Context parallelism") ---------------- */
 
 /* cp ranks (and dp x cp ranks) against the one-rank reference: the loss curve,
@@ -689,6 +780,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_tp2_dp2_zero1), cmocka_unit_test(test_tp2_dp2_zero3),
         cmocka_unit_test(test_tp2_bf16), cmocka_unit_test(test_tp_gradients),
         cmocka_unit_test(test_tp_refused),
+        cmocka_unit_test(test_profile_every_rank),
         cmocka_unit_test(test_cp2_zigzag), cmocka_unit_test(test_cp2_dp2_zero1),
         cmocka_unit_test(test_cp2_recompute_zero3), cmocka_unit_test(test_cp2_bf16_zero2),
         cmocka_unit_test(test_cp2_tp2), cmocka_unit_test(test_cp_gradients),

@@ -54,6 +54,12 @@ static void close_(jsonw *w, char c) {
 }
 
 void jsonw_obj(jsonw *w, const char *key) { open_(w, key, '{'); }
+
+void jsonw_raw(jsonw *w, const char *key, const char *json) {
+    prefix(w, key);
+    fputs(json, w->f);
+}
+
 void jsonw_obj_end(jsonw *w) { close_(w, '}'); }
 void jsonw_arr(jsonw *w, const char *key) { open_(w, key, '['); }
 void jsonw_arr_end(jsonw *w) { close_(w, ']'); }

@@ -25,6 +25,9 @@ void jsonw_int(jsonw *w, const char *key, int64_t v);
 void jsonw_num(jsonw *w, const char *key, double v);
 void jsonw_str(jsonw *w, const char *key, const char *v);
 void jsonw_bool(jsonw *w, const char *key, bool v);
+/* A value already written as JSON text (a one-line object, say), placed with the
+ * separators and indentation of the other values. */
+void jsonw_raw(jsonw *w, const char *key, const char *json);
 /* Finish the document with a newline. */
 void jsonw_end(jsonw *w);
 

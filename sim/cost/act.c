@@ -142,8 +142,6 @@ void act_compute(const model_cfg *m, const plan_cfg *p, act_bytes *out) {
     out->first_stage = sum_bytes(m, p, t, n);
     n = act_last_stage_tensors(m, t);
     out->last_stage = sum_bytes(m, p, t, n);
-    out->logits_transient = plan_tokens_per_rank(p) * model_vocab_rows(m, p->tp) *
-                            dtype_bytes(p->precision.activations);
 }
 
 int64_t act_kv_block_bytes(const model_cfg *m, const plan_cfg *p) {

@@ -69,7 +69,6 @@ typedef struct {
     int64_t layer_working;   /* transient: what one layer's recompute rebuilds in backward */
     int64_t first_stage;     /* embedding extras, per micro-batch */
     int64_t last_stage;      /* final norm + head + loss extras, per micro-batch */
-    int64_t logits_transient; /* the head's output logits before the loss consumes them */
 } act_bytes;
 
 void act_compute(const model_cfg *m, const plan_cfg *p, act_bytes *out);

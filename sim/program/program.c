@@ -145,7 +145,7 @@ const prog_field prog_fields[] = {
     F("frees", PF_I64, bytes, NULL, 0, K(OP_BWD), K(OP_BWD)),
     F("sent", PF_I64, sent_bytes, NULL, 0, K(OP_COLL) | P2P, K(OP_COLL) | P2P),
     F("transient", PF_I64, transient_bytes, NULL, 0, COMPUTE, 0),
-    F("workspace", PF_I64, workspace_bytes, NULL, 0, COMPUTE, 0),
+    F("workspace", PF_I64, workspace_bytes, NULL, 0, COMPUTE | K(OP_COLL) | K(OP_OPTIM), 0),
     F("buffers", PF_I64, buffer_bytes, NULL, 0, COMPUTE, 0),
     F("ring", PF_I64, ring_bytes, NULL, 0, COMPUTE, 0),
     F("passes", PF_I32, ring_passes, NULL, 0, COMPUTE, 0),

@@ -126,7 +126,9 @@ typedef struct {
                            coll: the collective's size S (full range, nccl-tests "size") */
     int64_t transient_bytes; /* fwd/bwd: activation bytes live only during the op
                                 (a recomputed layer's tensors) */
-    int64_t workspace_bytes; /* fwd/bwd: predicted transient workspace (the logits) */
+    int64_t workspace_bytes; /* fwd/bwd/coll/optim: the most workspace live inside the op
+                                (workspace.h: activation gradients, logits, fp32 copies,
+                                receive buffers) */
     int64_t sent_bytes;      /* coll: bytes this rank sends (comm_bytes_sent) */
     /* fwd/bwd of a layer under context parallelism (docs/plan-format.md §3, "Context
      * parallelism"): the op passes ring_passes blocks of ring_bytes each to the next

@@ -31,6 +31,7 @@
 #include "spec/plan_check.h"
 #include "program/program_int.h"
 #include "cost/states.h"
+#include "cost/workspace.h"
 #include "time/step_time.h"
 
 typedef enum { UK_EMBED, UK_LAYER, UK_HEAD, UK_COUNT } unit_kind;
@@ -38,7 +39,7 @@ typedef enum { UK_EMBED, UK_LAYER, UK_HEAD, UK_COUNT } unit_kind;
 /* What one op of a unit kind carries, per micro-batch. */
 typedef struct {
     double fwd_s, bwd_s, fwd_flops, bwd_flops;
-    int64_t saved, transient, workspace;
+    int64_t saved, transient, ws_fwd, ws_bwd; /* ws: workspace.c's op working set */
     bool recompute;
     /* context parallelism: ring passes and buffers of the fwd / bwd op ([0] / [1]) */
     int32_t ring_passes[2];
@@ -66,6 +67,8 @@ typedef struct {
     bool gather;      /* ZeRO-3 over d > 1: a unit's parameters are gathered for use */
     bool unit_grads;  /* ZeRO-2/3 over d > 1: a unit's gradient is reduce-scattered */
     unit_cost cost[UK_COUNT];
+    int64_t stream_bwd; /* workspace.c: the activation gradient passed between bwd ops */
+    int64_t stream;     /* of it, what is live now (between the ops being emitted) */
     coll_link link;   /* the data-parallel group's */
     range *buckets;   /* ZeRO-0/1 gradient buckets, the top of the flat space first */
     int32_t n_buckets;
@@ -182,6 +185,18 @@ static void emit_free(emit_ctx *x, int32_t step, prog_buf b, int32_t unit) {
     o->bytes = program_buf_bytes(x->prog, x->r, b, unit);
 }
 
+/* The receive workspace of a reduce-scatter of [off, off + elems): on the
+ * rank whose part is largest (the first or last shard it touches, or a whole
+ * shard in between), since one op list stands for every dp rank. */
+static int64_t rs_workspace(const emit_ctx *x, int64_t off, int64_t elems) {
+    const int64_t sh = x->r->shard_elems, q0 = off / sh, q1 = (off + elems - 1) / sh;
+    int64_t part = program_shard_part(x->r, off, elems, (int32_t)q0, NULL);
+    const int64_t last = program_shard_part(x->r, off, elems, (int32_t)q1, NULL);
+    if (last > part) part = last;
+    if (q1 - q0 >= 2) part = sh;
+    return ws_reduce_scatter_bytes(x->p, part);
+}
+
 /* A data-parallel collective on [off, off + elems) of the flat space. */
 static void emit_coll(emit_ctx *x, int32_t step, int32_t mb, int32_t unit, comm_coll coll,
                       comm_phase phase, prog_buf src, prog_buf dst, int64_t off, int64_t elems,
@@ -197,6 +212,7 @@ static void emit_coll(emit_ctx *x, int32_t step, int32_t mb, int32_t unit, comm_
     o->offset = off;
     o->elems = elems;
     o->bytes = elems * dtype_bytes(dt);
+    if (coll == COLL_REDUCE_SCATTER) o->workspace_bytes = rs_workspace(x, off, elems) + x->stream;
     o->sent_bytes = comm_bytes_sent(coll, x->d, o->bytes);
     o->seconds = coll_time(coll, x->d, o->bytes, &x->link);
 }
@@ -219,7 +235,7 @@ static void emit_compute(emit_ctx *x, prog_kind kind, int32_t step, int32_t mb, 
     o->unit = u;
     o->src = x->gather ? BUF_UNIT_PARAMS : BUF_PARAMS;
     o->bytes = k->saved;
-    o->workspace_bytes = k->workspace;
+    o->workspace_bytes = kind == OP_FWD ? k->ws_fwd : k->ws_bwd;
     o->ring_passes = k->ring_passes[kind == OP_BWD];
     o->ring_bytes = o->ring_passes ? k->ring_bytes : 0;
     o->buffer_bytes = k->ring_buffers[kind == OP_BWD];
@@ -267,6 +283,7 @@ static void emit_backward(emit_ctx *x, int32_t step, int32_t mb, bool last) {
         if (x->gather) emit_gather(x, step, mb, u, COMM_BWD);
         if (x->unit_grads) emit_alloc(x, step, BUF_UNIT_GRADS, u, MEM_BUFFERS);
         emit_compute(x, OP_BWD, step, mb, u);
+        x->stream = u > 0 ? x->stream_bwd : 0; /* the embedding's bwd frees it */
         if (x->unit_grads) {
             emit_coll(x, step, mb, u, COLL_REDUCE_SCATTER, COMM_BWD, BUF_UNIT_GRADS, BUF_GRADS,
                       un->offset, un->elems, gt);
@@ -299,6 +316,7 @@ static void emit_step(emit_ctx *x, int32_t step) {
     prog_op *o = push(x, OP_OPTIM, step);
     o->offset = 0;
     o->elems = x->optim_elems;
+    o->workspace_bytes = ws_optimizer_bytes(p, o->elems);
     o->seconds = x->optim_s;
     if (x->d > 1 && (p->zero == 1 || p->zero == 2))
         emit_coll(x, step, -1, -1, COLL_ALL_GATHER, COMM_PARAMS, BUF_PARAMS, BUF_PARAMS, 0,
@@ -419,9 +437,14 @@ static void unit_costs(emit_ctx *x) {
     x->cost[UK_LAYER].saved = ab.layer_saved;
     x->cost[UK_LAYER].transient = ab.layer_working;
     x->cost[UK_HEAD].saved = ab.last_stage;
-    x->cost[UK_HEAD].workspace = ab.logits_transient; /* logits, then their gradient */
     cp_costs(x, &tc, &x->cost[UK_LAYER]); /* before tp's: its budget is the compute */
     tp_costs(x, &tc.link[GROUP_TP]);
+    ws_bytes ws;
+    ws_compute(x->m, x->p, &ws);
+    x->cost[UK_EMBED].ws_fwd = ws.embed_fwd, x->cost[UK_EMBED].ws_bwd = ws.embed_bwd;
+    x->cost[UK_LAYER].ws_fwd = ws.layer_fwd, x->cost[UK_LAYER].ws_bwd = ws.layer_bwd;
+    x->cost[UK_HEAD].ws_fwd = ws.head_fwd, x->cost[UK_HEAD].ws_bwd = ws.head_bwd;
+    x->stream_bwd = ws.stream_bwd;
     x->link = tc.link[GROUP_DP];
     int64_t first;
     x->optim_elems = program_buf_held(x->prog, x->r, BUF_ADAM_M, -1, 0, &first);

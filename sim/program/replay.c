@@ -110,7 +110,9 @@ static int mem_op(replay_state *s, const prog_op *o, int32_t i, int64_t during[M
         s->cur[MEM_ACTIVATIONS] -= o->bytes;
         *saved = -1;
         break;
-    default: return 0;
+    default: /* a collective's or the optimizer's temporaries */
+        during[MEM_WORKSPACE] += o->workspace_bytes;
+        return 0;
     }
     during[MEM_ACTIVATIONS] += o->transient_bytes;
     during[MEM_WORKSPACE] += o->workspace_bytes;

@@ -5,7 +5,8 @@
  * Memory: the live bytes per category after every op, and the peak of each
  * category with the op where it first happens. Inside a fwd/bwd op the
  * op's transient_bytes (activations) and workspace_bytes (workspace) are live
- * on top of what is kept; a fwd's saved bytes count from the op on, a bwd's
+ * on top of what is kept (inside a collective or the optimizer, its
+ * workspace_bytes); a fwd's saved bytes count from the op on, a bwd's
  * freed bytes until the op ends.
  *
  * Communication: per (group, collective, phase) the calls, the sizes S and

@@ -532,9 +532,7 @@ static void script_terminal(FILE *f, int svg, int w, int h, const char *path) {
     fputc('\n', f);
 }
 
-typedef void (*plot_body)(FILE *f, const void *ctx, const char *data_path);
-
-static int script_outputs(FILE *f, const plot_outputs *out, int w, int h, plot_body body,
+int plot_script_outputs(FILE *f, const plot_outputs *out, int w, int h, plot_body body,
                           const void *ctx, const char *data_path) {
     if (!out->png && !out->svg) return -1;
     for (int svg = 0; svg < 2; svg++) {
@@ -710,7 +708,7 @@ int plot_gantt_script(FILE *f, const plot_gantt *g, const char *data_path,
                 "set object %lld rectangle from %.9g, %g to %.9g, %g fc rgb \"%s\" fs solid 1.0 "
                 "noborder behind\n",
                 (long long)in->p + 1, pipe, -0.45, step, (double)in->p - 0.55, GANTT_TAIL);
-    return script_outputs(f, out, g->width, g->height, gantt_body, g, data_path);
+    return plot_script_outputs(f, out, g->width, g->height, gantt_body, g, data_path);
 }
 
 /* ---- sweep ---- */
@@ -846,5 +844,5 @@ int plot_sweep_script(FILE *f, const plot_sweep *s, const char *data_path, const
                 "tc rgb \"#cc0000\" front\n",
                 cap, cap, cap, cap);
     sweep_ctx ctx = {s, ys};
-    return script_outputs(f, out, 1400, 800, sweep_body, &ctx, data_path);
+    return plot_script_outputs(f, out, 1400, 800, sweep_body, &ctx, data_path);
 }

@@ -182,6 +182,14 @@ int plot_gantt_script(FILE *f, const plot_gantt *g, const char *data_path, const
 int plot_sweep_script(FILE *f, const plot_sweep *s, const char *data_path, const char *csv_name,
                       const plot_outputs *out);
 
+/* The body of a script for one output: everything after `set terminal` and `set output`. */
+typedef void (*plot_body)(FILE *f, const void *ctx, const char *data_path);
+
+/* Write the script: for each output, its terminal (w x h pixels), then body(ctx). Returns 0,
+ * or -1 with no output or on a write error. */
+int plot_script_outputs(FILE *f, const plot_outputs *out, int w, int h, plot_body body,
+                        const void *ctx, const char *data_path);
+
 /* Write s as a gnuplot double-quoted string (backslashes and quotes escaped, control
  * characters as spaces). */
 void plot_put_string(FILE *f, const char *s);

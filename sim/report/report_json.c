@@ -22,7 +22,7 @@ static void json_breakdown(jsonw *w, const eval_stage *st) {
     jsonw_int(w, "activations_recompute_working", st->act_working);
     jsonw_int(w, "comm_bucket", st->buf_comm);
     jsonw_int(w, "zero3_gather", st->buf_zero3);
-    jsonw_int(w, "logits", st->buf_logits);
+    jsonw_int(w, "temporaries", st->buf_temps);
     jsonw_int(w, "cp_ring", st->buf_cp);
     jsonw_int(w, "workspace", st->buf_workspace);
     jsonw_int(w, "reserved", st->reserved);

@@ -79,7 +79,7 @@ static void memory(FILE *f, const plan_spec *s, const eval_result *r) {
     row(f, "other", h->other, 0, max);
     sub(f, "comm bucket", h->buf_comm);
     sub(f, "ZeRO-3 gather buffers", h->buf_zero3);
-    sub(f, "logits (transient)", h->buf_logits);
+    sub(f, "op temporaries", h->buf_temps);
     sub(f, "ring K/V buffers", h->buf_cp);
     sub(f, "workspace", h->buf_workspace);
     sub(f, "reserved (context)", h->reserved);

@@ -33,6 +33,7 @@ static void cache_fill(eval_cache *k, const model_cfg *m, const cluster_cfg *c, 
     k->precision = p->precision;
     params_count_rank(m, p->tp, &k->pc);
     act_compute(m, p, &k->act);
+    ws_compute(m, p, &k->ws);
     time_ctx_init(m, c, p, &k->time);
     k->valid = true;
 }
@@ -77,6 +78,29 @@ static void stage_comm_time(const model_cfg *m, const cluster_cfg *c, const plan
     stage_time_compute(&sh->time, c, p, s, layers, opt_elems, comm, out);
 }
 
+/* The op temporaries counted on top of a stage's activation peak
+ * (docs/memory.md §6): the largest working set of the stage's compute ops;
+ * under ZeRO >= 1 over d > 1 a reduce-scatter's receive buffer for the
+ * largest part one rank receives (a unit under ZeRO-2/3, a bucket under
+ * ZeRO-1; at most a shard), with the gradient stream live beside it; the
+ * optimizer's gradient copy only where it exceeds the activations, since it
+ * runs when none are live. */
+static int64_t stage_temps(const plan_cfg *p, const eval_shared *sh, const eval_stage *st,
+                           int first, int last, int64_t largest_unit) {
+    const int64_t d = p->dp * p->cp;
+    const int64_t shard = states_shard(st->param_elems, d);
+    int64_t t = ws_stage_compute(&sh->ws, first, st->layers, last);
+    if (d > 1 && p->zero >= 1) {
+        const int64_t gb = dtype_bytes(p->precision.grads);
+        int64_t part = largest_unit; /* ZeRO-2/3 */
+        if (p->zero == 1) /* a bucket of at least d elements; memory.bucket 0: one bucket */
+            part = p->bucket_bytes > 0 ? max64(p->bucket_bytes / gb, d) : st->param_elems;
+        t = max64(t, ws_reduce_scatter_bytes(p, min64(part, shard)) + sh->ws.stream_bwd);
+    }
+    const int64_t opt_elems = p->zero >= 1 ? shard : st->param_elems;
+    return max64(t, ws_optimizer_bytes(p, opt_elems) - st->activations);
+}
+
 static void eval_stage_one(const model_cfg *m, const cluster_cfg *c, const plan_cfg *p,
                            const eval_shared *sh, int64_t s, eval_stage *st, comm_list *comm) {
     const params_count *pc = &sh->pc;
@@ -115,15 +139,15 @@ static void eval_stage_one(const model_cfg *m, const cluster_cfg *c, const plan_
                                              last ? pc->final_norm + head : 0));
     st->buf_comm = d > 1 ? p->bucket_bytes : 0;
     st->buf_zero3 = p->zero == 3 && d > 1 ? largest * (2 * pb + gb) : 0;
-    st->buf_logits = last ? ab->logits_transient : 0;
+    st->buf_temps = stage_temps(p, sh, st, first, last, largest);
     st->buf_cp = act_cp_ring_buffer_bytes(m, p, true); /* K/V and dK/dV, double-buffered */
     st->buf_workspace = p->workspace_bytes;
     st->reserved = c->gpu_reserved_bytes;
     int64_t allocated = st->params + st->grads + st->master + st->optimizer + st->activations +
-                        st->buf_comm + st->buf_zero3 + st->buf_logits + st->buf_cp +
+                        st->buf_comm + st->buf_zero3 + st->buf_temps + st->buf_cp +
                         st->buf_workspace;
     st->fragmentation = (int64_t)(p->fragmentation * (double)allocated);
-    st->other = st->buf_comm + st->buf_zero3 + st->buf_logits + st->buf_cp + st->buf_workspace +
+    st->other = st->buf_comm + st->buf_zero3 + st->buf_temps + st->buf_cp + st->buf_workspace +
                 st->reserved + st->fragmentation;
     st->total = allocated + st->reserved + st->fragmentation;
 

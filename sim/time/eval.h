@@ -17,6 +17,7 @@
 #include "cost/comm.h"
 #include "spec/model.h"
 #include "cost/params.h"
+#include "cost/workspace.h"
 #include "spec/plan.h"
 #include "time/step_time.h"
 
@@ -30,7 +31,10 @@ typedef struct {
     int64_t activations;    /* act_saved + act_working */
     int64_t buf_comm;       /* gradient-communication bucket */
     int64_t buf_zero3;      /* ZeRO-3 gathered unit + prefetch + unsharded unit grads */
-    int64_t buf_logits;     /* head output before the loss consumes it (last stage) */
+    int64_t buf_temps;      /* op temporaries on top of the activations (workspace.h): the
+                               largest op working set (activation gradients, logits, fp32
+                               copies, a reduce-scatter's receive buffer); the optimizer's
+                               only beyond the activations (none are live then) */
     int64_t buf_cp;         /* ring attention K/V and dK/dV double buffers */
     int64_t buf_workspace;
     int64_t reserved;       /* outside the allocator: CUDA context, NCCL (cluster spec) */
@@ -68,6 +72,7 @@ typedef struct {
     plan_precision precision;
     params_count pc;
     act_bytes act;
+    ws_bytes ws;
     time_ctx time;
 } eval_cache;
 

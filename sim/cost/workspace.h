@@ -1,0 +1,58 @@
+/* workspace.h — the op working set: memory a training op holds only while it
+ * runs (docs/memory.md §6): activation gradients, the head's logits and
+ * their gradient, fp32 copies of bf16 weights, gradients and saved tensors,
+ * attention scratch, and the hidden state (forward) or its gradient
+ * (backward) handed from one unit's op to the next.
+ *
+ * One number per op kind: the most workspace live at once inside the op,
+ * derived allocation by allocation from the runtime's ops (runtime/rt_model.c
+ * and rt_exec.c), so that the replay (on the execution plan's ops) and the
+ * closed form (eval.c) decide "does not fit" on the peak the runtime
+ * measures. Every width is the one a rank holds: q, kv, ffn, heads and
+ * vocabulary rows divided by tp, tokens b*s/cp, a unit's parameters as
+ * params.c counts them per tp rank; the first pipeline stage runs the
+ * embedding's ops, the last the head's.
+ */
+#ifndef PS_WORKSPACE_H
+#define PS_WORKSPACE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "spec/model.h"
+#include "spec/plan.h"
+
+/* Query rows of one flash-attention block: the scores of a block and their
+ * gradient (2 x rows x keys fp32) are the attention scratch of one compute
+ * thread (the CPU kernel's ATTN_BQ, kernels/cpu/attention.c). */
+#define WS_ATTN_BLOCK_ROWS 64
+
+typedef struct {
+    int64_t embed_fwd, embed_bwd;
+    int64_t layer_fwd;    /* saving its tensors, or (full recompute) keeping them as workspace */
+    int64_t layer_bwd;    /* after rebuilding its tensors first under full recompute */
+    int64_t head_fwd, head_bwd;
+    int64_t stream_fwd;   /* the hidden state between two forward ops (activation dtype) */
+    int64_t stream_bwd;   /* its gradient between two backward ops (fp32) */
+    int64_t attn_scratch; /* flash: one thread's block of scores and their gradient;
+                             standard attention: the scores' and probabilities' fp32
+                             gradients (an estimate: the runtime builds flash only) */
+} ws_bytes;
+
+/* The peak workspace of each compute op of one micro-batch on one rank. */
+void ws_compute(const model_cfg *m, const plan_cfg *p, ws_bytes *out);
+
+/* The largest of them on a pipeline stage: the embedding's ops on the first,
+ * the layers' when it holds any, the head's on the last. */
+int64_t ws_stage_compute(const ws_bytes *w, bool first, int64_t layers, bool last);
+
+/* The optimizer step over `elems` elements: bf16 (any non-fp32) gradients
+ * are widened to fp32 for the update. */
+int64_t ws_optimizer_bytes(const plan_cfg *p, int64_t elems);
+
+/* A reduce-scatter that lands `part_elems` gradient elements on this rank:
+ * the receive buffer (64-byte aligned) and, for non-fp32 gradients, the two
+ * fp32 operands of the accumulation. */
+int64_t ws_reduce_scatter_bytes(const plan_cfg *p, int64_t part_elems);
+
+#endif
