@@ -215,6 +215,32 @@ static void test_workspace_per_rank(void **state) {
  * fp32, 1,024 tokens: the two streams, then attention is the largest moment:
  * dout, dq and the expanded dk, dv (4 x N h fp32) and the fp32 gradients of
  * the 12 x 1,024 scores and probabilities per token. */
+/* Context parallelism: ring attention's block kernel keeps, per thread, a
+ * block's scores and their gradient (2 x 64 x T) and a block of output rows
+ * (64 x d_h), T = s/c keys of one rank. tiny-1m (d_h 32), one sequence of 256
+ * tokens, fp32: cp 2 holds N = 128 tokens, T = 128: 4 (2·64·128 + 64·32) =
+ * 73,728 bytes, above the output stream (4·128·128 = 65,536), so the layer's
+ * forward peaks at attention; cp 4: N = T = 64, 4 (2·64·64 + 64·32) = 40,960
+ * above 32,768. */
+static void test_workspace_ring(void **state) {
+    (void)state;
+    model_spec m = tu_model("tiny-1m");
+    ws_bytes w;
+    plan_cfg p = tiny_cfg("fp32", RECOMPUTE_NONE, 1, 2);
+    p.micro_batch = 1, p.global_batch = 1;
+    ws_compute(&m.cfg, &p, &w);
+    assert_int_equal(w.layer_fwd, 73728);
+    p = tiny_cfg("fp32", RECOMPUTE_NONE, 1, 4);
+    p.micro_batch = 1, p.global_batch = 1;
+    ws_compute(&m.cfg, &p, &w);
+    assert_int_equal(w.layer_fwd, 40960);
+    /* without cp the causal kernel's scratch, 2·64·256·4 = 131,072 */
+    p = tiny_cfg("fp32", RECOMPUTE_NONE, 1, 1);
+    p.micro_batch = 1, p.global_batch = 1;
+    ws_compute(&m.cfg, &p, &w);
+    assert_int_equal(w.layer_fwd, 131072);
+}
+
 static void test_workspace_standard_attention(void **state) {
     (void)state;
     model_spec m = tu_model("gpt2-124m");
@@ -234,7 +260,7 @@ int main(void) {
         cmocka_unit_test(test_stage_extras),       cmocka_unit_test(test_workspace_measured),
         cmocka_unit_test(test_workspace_ops_by_hand),
         cmocka_unit_test(test_workspace_per_rank),
-        cmocka_unit_test(test_workspace_standard_attention),
+        cmocka_unit_test(test_workspace_ring), cmocka_unit_test(test_workspace_standard_attention),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
