@@ -149,7 +149,7 @@ static int64_t tiny_peak(const char *precision, plan_recompute rc) {
     model_spec m = tu_model("tiny-1m");
     plan_cfg p = tiny_cfg(precision, rc, 1, 1);
     ws_bytes w;
-    ws_compute(&m.cfg, &p, &w);
+    ws_compute(&m.cfg, &p, true, &w);
     return ws_stage_compute(&w, true, m.cfg.layers, true);
 }
 
@@ -174,7 +174,7 @@ static void test_workspace_ops_by_hand(void **state) {
     const int64_t N = 1024, h = 128, f = 512, V = 256;
     plan_cfg p = tiny_cfg("fp32", RECOMPUTE_NONE, 1, 1);
     ws_bytes w;
-    ws_compute(&m.cfg, &p, &w);
+    ws_compute(&m.cfg, &p, true, &w);
     assert_int_equal(w.embed_fwd, 4 * N * h);              /* the output stream */
     assert_int_equal(w.embed_bwd, 4 * N + 4 * N * h);      /* int32 ids, the incoming gradient */
     assert_int_equal(w.attn_scratch, 2 * 64 * 256 * 4);    /* one block's scores and gradient */
@@ -186,10 +186,10 @@ static void test_workspace_ops_by_hand(void **state) {
     assert_int_equal(w.stream_bwd, 4 * N * h);
     /* bf16 gradients: the optimizer widens its range, a reduce-scatter its part twice */
     assert_int_equal(ws_optimizer_bytes(&p, 1000), 0);
-    assert_int_equal(ws_reduce_scatter_bytes(&p, 1000), 4032); /* 4,000 rounded up to 64 */
+    assert_int_equal(ws_reduce_scatter_bytes(&p, true, 1000), 4032); /* 4,000 rounded up to 64 */
     plan_precision_preset("bf16-mixed", &p.precision);
     assert_int_equal(ws_optimizer_bytes(&p, 1000), 4000);
-    assert_int_equal(ws_reduce_scatter_bytes(&p, 1000), 2048 + 8000);
+    assert_int_equal(ws_reduce_scatter_bytes(&p, true, 1000), 2048 + 8000);
 }
 
 /* Per-rank widths: tensor parallelism halves the MLP's gradients (f/t),
@@ -200,11 +200,13 @@ static void test_workspace_per_rank(void **state) {
     const int64_t h = 128, f = 512, V = 256;
     ws_bytes w;
     plan_cfg p = tiny_cfg("fp32", RECOMPUTE_NONE, 2, 1);
-    ws_compute(&m.cfg, &p, &w);
+    ws_compute(&m.cfg, &p, true, &w);
     assert_int_equal(w.layer_bwd, 4 * 1024 * (2 * h + 3 * f / 2));
-    assert_int_equal(w.head_fwd, 4 * 1024 * (V / 2) + 4 * 1024);
+    /* logits, losses, the vocab-parallel loss's per-token maximum, target
+     * logit and sum of exponentials (fp32, rt_tp.c) */
+    assert_int_equal(w.head_fwd, 4 * 1024 * (V / 2) + 4 * 1024 + 3 * 4 * 1024);
     p = tiny_cfg("fp32", RECOMPUTE_NONE, 1, 2);
-    ws_compute(&m.cfg, &p, &w);
+    ws_compute(&m.cfg, &p, true, &w);
     assert_int_equal(w.layer_bwd, 4 * 512 * (2 * h + 3 * f));
     /* a stage without the embedding or the head */
     assert_int_equal(ws_stage_compute(&w, false, 2, false), w.layer_bwd);
@@ -222,7 +224,7 @@ static void test_workspace_standard_attention(void **state) {
     plan_precision_preset("fp32", &p.precision);
     p.seq = 1024;
     ws_bytes w;
-    ws_compute(&m.cfg, &p, &w);
+    ws_compute(&m.cfg, &p, true, &w);
     const int64_t N = 1024, h = 768;
     assert_int_equal(w.layer_bwd, 8 * N * h + 16 * N * h + 8 * N * 12 * 1024);
 }

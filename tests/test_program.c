@@ -101,7 +101,7 @@ static void check_states(const program *p, const replay_result *rr, const eval_r
 static void check_workspace(const plan_spec *s, const program *p, const replay_result *rr,
                             const eval_result *e) {
     ws_bytes ws;
-    ws_compute(&s->model.cfg, &s->cfg, &ws);
+    ws_compute(&s->model.cfg, &s->cfg, s->cluster.cfg.kernels_fp32, &ws);
     const replay_role *r = &rr->roles[0];
     const int64_t compute = ws_stage_compute(&ws, true, s->model.cfg.layers, true);
     const int64_t opt = ws_optimizer_bytes(&s->cfg, p->roles[0].shard_elems);
