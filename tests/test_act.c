@@ -213,6 +213,62 @@ static void test_workspace_per_rank(void **state) {
     assert_int_equal(ws_stage_compute(&w, false, 0, true), w.head_bwd);
 }
 
+/* tp 2 + sp, bf16-mixed, fp32 kernels (the CPU runtime), N = 1,024 tokens,
+ * Nl = 512 per rank in the norm regions; per rank q = 64, kv = 32, f = 256,
+ * a layer's Pl = 2h + 3 x 64 h (q, k, v, o: 64 + 32 + 32 + 64 = 192 h) +
+ * 3 f h = 123,136 parameters. A layer's backward peaks when the
+ * up-projections' input gradient is re-gathered for the weight gradients
+ * (rt_model.c layer_backward, rt_tp.c rt_tp_all_gather): the weights' and
+ * gradients' fp32 copies, the incoming stream (Nl h fp32), fp32 copies of
+ * every saved tensor (x, xn1, x_mid, xn2: Nl h each; q, o: N q; k, v: N kv;
+ * a, b, g: N f), the two norms' weight gradients (2h fp32), dx_mid (Nl h),
+ * da and db (2 N f), dxn2 (N h), the gathered xn2 (N h) and the gather's
+ * bf16 staging copies (its Nl h input and N h output). */
+static void test_workspace_tp_sp_by_hand(void **state) {
+    (void)state;
+    model_spec m = tu_model("tiny-1m");
+    const int64_t N = 1024, Nl = 512, h = 128, q = 64, kv = 32, f = 256, V = 128;
+    const int64_t Pl = 2 * h + 192 * h + 3 * f * h;
+    assert_int_equal(Pl, 123136);
+    plan_cfg p = tiny_cfg("bf16-mixed", RECOMPUTE_NONE, 2, 1);
+    p.sp = true;
+    ws_bytes w;
+    ws_compute(&m.cfg, &p, true, &w);
+    const int64_t saved = 4 * Nl * h + 2 * N * q + 2 * N * kv + 3 * N * f;
+    assert_int_equal(w.layer_bwd, 8 * Pl + 4 * Nl * h + 4 * saved + 4 * 2 * h + 4 * Nl * h +
+                                      4 * 2 * N * f + 4 * N * h + 4 * N * h +
+                                      2 * (Nl + N) * h);
+    assert_int_equal(w.layer_bwd, 10030080);
+    /* the head's forward: the weights' fp32 copy (final norm + 128 vocabulary
+     * rows), the input's and the normed input's copies, the logits (bf16 and
+     * fp32), the losses, the gathered normed input (N h fp32) and, the
+     * larger of the two moments after it, the gather's bf16 staging (Nl h +
+     * N h) over the loss's per-token statistics (3 N fp32) */
+    assert_int_equal(w.head_fwd, 4 * (h + V * h) + 2 * 4 * Nl * h + (2 + 4) * N * V + 4 * N +
+                                     4 * N * h + 2 * (Nl + N) * h);
+    assert_int_equal(w.stream_fwd, 2 * Nl * h);
+    assert_int_equal(w.stream_bwd, 4 * Nl * h);
+
+    /* The same plan on kernels that read bf16 (a GPU cluster): no fp32
+     * copies of weights, gradients or saved tensors, no staging copies,
+     * activation gradients in bf16. The layer's backward peaks with dg, da
+     * and db live (a tie with the moment xn2 is re-gathered beside dxn2):
+     * the incoming stream and dx_mid (Nl h each), the norms' weight
+     * gradients (fp32), 3 N f. */
+    ws_compute(&m.cfg, &p, false, &w);
+    assert_int_equal(w.layer_bwd, 2 * 2 * Nl * h + 4 * 2 * h + 2 * 3 * N * f);
+    assert_int_equal(w.layer_bwd, 1836032);
+    /* the head still holds the logits and their fp32 copy (Megatron-LM's
+     * cross entropy widens them), the losses, the gathered normed input
+     * (bf16) and the loss's per-token statistics */
+    assert_int_equal(w.head_fwd, (2 + 4) * N * V + 4 * N + 2 * N * h + 3 * 4 * N);
+    assert_int_equal(w.stream_bwd, 2 * Nl * h);
+    /* the optimizer's gradient copy stays (Megatron-LM's main grads are
+     * fp32); a reduce-scatter keeps its receive buffer only */
+    assert_int_equal(ws_optimizer_bytes(&p, 1000), 4000);
+    assert_int_equal(ws_reduce_scatter_bytes(&p, false, 1000), 2048);
+}
+
 /* A block the runtime does not build (GPT-2 124M: GeLU, standard attention),
  * fp32, 1,024 tokens: the two streams, then attention is the largest moment:
  * dout, dq and the expanded dk, dv (4 x N h fp32) and the fp32 gradients of
@@ -234,7 +290,7 @@ int main(void) {
         cmocka_unit_test(test_korthikanti_table2), cmocka_unit_test(test_stats_are_the_difference),
         cmocka_unit_test(test_llama_block),        cmocka_unit_test(test_cp_divides_sequence),
         cmocka_unit_test(test_stage_extras),       cmocka_unit_test(test_workspace_measured),
-        cmocka_unit_test(test_workspace_ops_by_hand),
+        cmocka_unit_test(test_workspace_ops_by_hand), cmocka_unit_test(test_workspace_tp_sp_by_hand),
         cmocka_unit_test(test_workspace_per_rank),
         cmocka_unit_test(test_workspace_standard_attention),
     };
