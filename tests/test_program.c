@@ -236,6 +236,23 @@ static void check_time(const plan_spec *s, const replay_result *rr, const eval_r
     }
 }
 
+/* The same plan on the other kind of kernels (gpu.kernel_dtype: fp32 or
+ * absent): the op working set changes (docs/memory.md §6), and the replay
+ * still stays within the closed form, both reading the cluster's field. */
+static void check_other_kernels(plan_spec *s) {
+    s->cluster.cfg.kernels_fp32 = !s->cluster.cfg.kernels_fp32;
+    program p;
+    replay_result rr;
+    eval_result e;
+    emit_ok(s, 2, &p);
+    replay_ok(&p, &rr);
+    eval_plan(&s->model.cfg, &s->cluster.cfg, &s->cfg, &e, NULL);
+    check_activations(s, &p, &rr, &e);
+    replay_free(&rr);
+    program_free(&p);
+    s->cluster.cfg.kernels_fp32 = !s->cluster.cfg.kernels_fp32;
+}
+
 static void test_grid_agrees_with_closed_form(void **state) {
     (void)state;
     const char *models[] = {"tiny-1m", "llama3-8b"};
@@ -264,6 +281,7 @@ static void test_grid_agrees_with_closed_form(void **state) {
                             check_comm(s, &p, &rr, &e);
                             check_adam(&p, &rr);
                             check_time(s, &rr, &e);
+                            check_other_kernels(s);
                             replay_free(&rr);
                             program_free(&p);
                             free(s);
@@ -1313,6 +1331,7 @@ static void test_tp_grid_agrees_with_closed_form(void **state) {
                         check_activations(s, &p, &rr, &e);
                         check_adam(&p, &rr);
                         check_time(s, &rr, &e);
+                        check_other_kernels(s);
                         for (int32_t k = 0; k < rr.roles[0].n_steps; k++)
                             assert_int_equal(rr.roles[0].steps[k].sent_bytes[GROUP_TP],
                                              e.heavy.comm_bytes[GROUP_TP]);

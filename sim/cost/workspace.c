@@ -8,7 +8,9 @@
 #include "cost/act.h"
 #include "cost/params.h"
 
-static int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
+static int64_t max64(int64_t a, int64_t b) {
+    return a > b ? a : b;
+}
 
 /* Bytes of the fp32 copy that fp32 kernels make of a tensor stored in dtype
  * t: 0 when t is fp32 already, or when kernels read the storage dtype. */
@@ -27,8 +29,12 @@ static void add(trace *t, int64_t b) {
     t->live += b;
     t->peak = max64(t->peak, t->live);
 }
-static void drop(trace *t, int64_t b) { t->live -= b; }
-static void spike(trace *t, int64_t b) { add(t, b), drop(t, b); }
+static void drop(trace *t, int64_t b) {
+    t->live -= b;
+}
+static void spike(trace *t, int64_t b) {
+    add(t, b), drop(t, b);
+}
 
 /* One layer's saved tensors on this rank (act.c's list: what a recomputing
  * backward rebuilds too), split where the MLP sub-block starts
@@ -109,18 +115,18 @@ static int64_t column_grad(const shapes *s, trace *t) {
 static void layer_body(const shapes *s, trace *t, bool keep, bool out) {
     const int64_t K = keep ? s->w : s->a + s->w, F = keep ? 0 : 1;
     const int64_t N = s->N, Nl = s->Nl, h = s->h;
-    add(t, s->w * Nl * h);                  /* the input's copy */
-    add(t, K * Nl * h + F * 4 * Nl);        /* normed input, 1/rms */
-    gather(s, t);                           /* (sp) the normed input gathered */
-    add(t, K * N * (s->q + 2 * s->kv));     /* q, k, v */
+    add(t, s->w * Nl * h);              /* the input's copy */
+    add(t, K * Nl * h + F * 4 * Nl);    /* normed input, 1/rms */
+    gather(s, t);                       /* (sp) the normed input gathered */
+    add(t, K * N * (s->q + 2 * s->kv)); /* q, k, v */
     gather_free(s, t);
     /* the rest of attention's tensors (its output; standard attention's
      * scores), the log-sum-exp, then the flash scratch */
-    add(t, K * (s->sv.attn_elems - Nl * h - N * (s->q + 2 * s->kv)) +
-               F * (s->sv.attn_other - 4 * Nl));
+    add(t,
+        K * (s->sv.attn_elems - Nl * h - N * (s->q + 2 * s->kv)) + F * (s->sv.attn_other - 4 * Nl));
     spike(t, s->S);
-    add(t, K * Nl * h); /* the residual sum x_mid */
-    tp_sum(s, t);       /* o's output summed over tp */
+    add(t, K * Nl * h);                       /* the residual sum x_mid */
+    tp_sum(s, t);                             /* o's output summed over tp */
     add(t, K * Nl * h + F * s->sv.mlp_other); /* normed input, its statistics */
     gather(s, t);
     add(t, K * s->up * N * s->f); /* the up-projections' outputs */
@@ -137,18 +143,18 @@ static void layer_body(const shapes *s, trace *t, bool keep, bool out) {
 static void layer_backward(const shapes *s, trace *t) {
     const int64_t N = s->N, Nl = s->Nl, h = s->h, c = s->c, nf = c * N * s->f;
     add(t, s->w * (s->sv.input_elems + s->sv.attn_elems + s->sv.mlp_elems)); /* loads */
-    if (s->sp) add(t, 4 * 2 * h);   /* the norms' weight gradients of this rank's tokens */
-    add(t, c * Nl * h);             /* dx_mid, becoming dx_in: the outgoing stream */
-    add(t, nf);                     /* the down-projection input's gradient */
+    if (s->sp) add(t, 4 * 2 * h);    /* the norms' weight gradients of this rank's tokens */
+    add(t, c * Nl * h);              /* dx_mid, becoming dx_in: the outgoing stream */
+    add(t, nf);                      /* the down-projection input's gradient */
     gather(s, t), gather_free(s, t); /* (sp) the incoming gradient gathered */
     add(t, s->up * nf), drop(t, nf); /* the up-projections' output gradients */
     add(t, c * N * h);               /* their input's gradient */
     gather(s, t), gather_free(s, t); /* (sp) the normed input re-gathered */
     drop(t, s->up * nf);
     drop(t, column_grad(s, t));
-    add(t, c * N * s->q);                /* attention output's gradient */
-    gather(s, t), gather_free(s, t);     /* (sp) dx_mid gathered */
-    add(t, c * N * (s->q + 2 * s->kv));  /* dq, dk, dv */
+    add(t, c * N * s->q);               /* attention output's gradient */
+    gather(s, t), gather_free(s, t);    /* (sp) dx_mid gathered */
+    add(t, c * N * (s->q + 2 * s->kv)); /* dq, dk, dv */
     spike(t, s->S);
     drop(t, c * N * s->q);
     add(t, c * N * h); /* q/k/v's input gradient */
@@ -164,15 +170,22 @@ void ws_compute(const model_cfg *m, const plan_cfg *p, bool kernels_fp32, ws_byt
      * head and materialises the scores (one row of H*T per token) */
     const bool flash = m->attention == ATTN_FLASH;
     const ps_dtype act = p->precision.activations;
-    shapes s = {.N = plan_tokens_per_rank(p), .h = m->hidden, .q = model_q_width(m) / p->tp,
-                .f = m->ffn_hidden / p->tp, .H = m->heads / p->tp,
-                .V = model_vocab_rows(m, p->tp), .up = m->mlp == MLP_SWIGLU ? 2 : 1,
-                .a = dtype_bytes(act), .w = widen(kernels_fp32, act),
+    shapes s = {.N = plan_tokens_per_rank(p),
+                .h = m->hidden,
+                .q = model_q_width(m) / p->tp,
+                .f = m->ffn_hidden / p->tp,
+                .H = m->heads / p->tp,
+                .V = model_vocab_rows(m, p->tp),
+                .up = m->mlp == MLP_SWIGLU ? 2 : 1,
+                .a = dtype_bytes(act),
+                .w = widen(kernels_fp32, act),
                 .c = kernels_fp32 ? 4 : dtype_bytes(act),
                 .cb = kernels_fp32 && dtype_bytes(act) != 4 ? 2 : 0,
                 .pw = widen(kernels_fp32, p->precision.params),
-                .gw = widen(kernels_fp32, p->precision.grads), .tp = p->tp > 1,
-                .sp = p->tp > 1 && p->sp, .sv = layer_saved_set(m, p)};
+                .gw = widen(kernels_fp32, p->precision.grads),
+                .tp = p->tp > 1,
+                .sp = p->tp > 1 && p->sp,
+                .sv = layer_saved_set(m, p)};
     s.kv = flash ? model_kv_width(m) / p->tp : s.q;
     s.Nl = s.sp ? s.N / p->tp : s.N;
     const int64_t T = p->seq / p->cp, N = s.N, Nl = s.Nl, h = s.h, V = s.V;
