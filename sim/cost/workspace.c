@@ -189,8 +189,10 @@ void ws_compute(const model_cfg *m, const plan_cfg *p, bool kernels_fp32, ws_byt
     s.kv = flash ? model_kv_width(m) / p->tp : s.q;
     s.Nl = s.sp ? s.N / p->tp : s.N;
     const int64_t T = p->seq / p->cp, N = s.N, Nl = s.Nl, h = s.h, V = s.V;
-    /* flash: one block's scores and their gradient; standard: the score matrix's two gradients */
-    s.S = flash ? 2 * (T < WS_ATTN_BLOCK_ROWS ? T : WS_ATTN_BLOCK_ROWS) * T * 4 : 8 * N * s.H * T;
+    /* flash: one block's scores and their gradient (the CPU kernel's fp32 scratch);
+     * standard: the score matrix's two gradients, activation gradients (c) */
+    s.S = flash ? 2 * (T < WS_ATTN_BLOCK_ROWS ? T : WS_ATTN_BLOCK_ROWS) * T * 4
+                : 2 * s.c * N * s.H * T;
     const int64_t Pe = pc.embedding + pc.position, Pl = pc.layer, Ph = pc.final_norm + pc.output;
     o->attn_scratch = s.S;
     o->stream_fwd = s.a * Nl * h;

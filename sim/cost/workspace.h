@@ -35,7 +35,7 @@ typedef struct {
     int64_t stream_fwd;   /* the hidden state between two forward ops (activation dtype) */
     int64_t stream_bwd;   /* its gradient between two backward ops (fp32) */
     int64_t attn_scratch; /* flash: one thread's block of scores and their gradient;
-                             standard attention: the scores' and probabilities' fp32
+                             standard attention: the scores' and probabilities'
                              gradients (an estimate: the runtime builds flash only) */
 } ws_bytes;
 
