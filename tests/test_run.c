@@ -181,6 +181,13 @@ static void test_bf16_zero3(void **s) {
     (void)s, run_and_compare(2, 3, "--set precision=bf16-mixed --set memory.bucket=4KiB", 5e-3);
 }
 
+/* A plan on a GPU cluster (no gpu.kernel_dtype: its closed form charges no
+ * fp32 copies) still runs on this runtime's fp32 kernels, and `run`
+ * predicts the copies it makes: the workspace peak exactly. */
+static void test_gpu_cluster_plan(void **s) {
+    (void)s, run_and_compare(2, 2, "--set precision=bf16-mixed --set cluster=dgx-h100", 5e-3);
+}
+
 /* A real corpus: byte-level fortunes (Debian "fortunes", installed by
  * tools/setup.sh). Ten steps take the loss well below uniform (ln 256 = 5.55). */
 static void test_text_corpus(void **state) {
@@ -677,7 +684,8 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_dp4_zero0), cmocka_unit_test(test_dp4_zero1),
         cmocka_unit_test(test_dp4_zero2), cmocka_unit_test(test_dp4_zero3),
         cmocka_unit_test(test_recompute_full), cmocka_unit_test(test_bf16_zero2),
-        cmocka_unit_test(test_bf16_zero3), cmocka_unit_test(test_text_corpus),
+        cmocka_unit_test(test_bf16_zero3), cmocka_unit_test(test_gpu_cluster_plan),
+        cmocka_unit_test(test_text_corpus),
         cmocka_unit_test(test_dp1_zero2), cmocka_unit_test(test_dp1_zero3),
         cmocka_unit_test(test_rank_mismatch), cmocka_unit_test(test_missing_corpus),
         cmocka_unit_test(test_too_large), cmocka_unit_test(test_failure_mid_run),
