@@ -101,7 +101,7 @@ static void check_states(const program *p, const replay_result *rr, const eval_r
 static void check_workspace(const plan_spec *s, const program *p, const replay_result *rr,
                             const eval_result *e) {
     ws_bytes ws;
-    ws_compute(&s->model.cfg, &s->cfg, &ws);
+    ws_compute(&s->model.cfg, &s->cfg, s->cluster.cfg.kernels_fp32, &ws);
     const replay_role *r = &rr->roles[0];
     const int64_t compute = ws_stage_compute(&ws, true, s->model.cfg.layers, true);
     const int64_t opt = ws_optimizer_bytes(&s->cfg, p->roles[0].shard_elems);
@@ -236,6 +236,23 @@ static void check_time(const plan_spec *s, const replay_result *rr, const eval_r
     }
 }
 
+/* The same plan on the other kind of kernels (gpu.kernel_dtype: fp32 or
+ * absent): the op working set changes (docs/memory.md §6), and the replay
+ * still stays within the closed form, both reading the cluster's field. */
+static void check_other_kernels(plan_spec *s) {
+    s->cluster.cfg.kernels_fp32 = !s->cluster.cfg.kernels_fp32;
+    program p;
+    replay_result rr;
+    eval_result e;
+    emit_ok(s, 2, &p);
+    replay_ok(&p, &rr);
+    eval_plan(&s->model.cfg, &s->cluster.cfg, &s->cfg, &e, NULL);
+    check_activations(s, &p, &rr, &e);
+    replay_free(&rr);
+    program_free(&p);
+    s->cluster.cfg.kernels_fp32 = !s->cluster.cfg.kernels_fp32;
+}
+
 static void test_grid_agrees_with_closed_form(void **state) {
     (void)state;
     const char *models[] = {"tiny-1m", "llama3-8b"};
@@ -264,6 +281,7 @@ static void test_grid_agrees_with_closed_form(void **state) {
                             check_comm(s, &p, &rr, &e);
                             check_adam(&p, &rr);
                             check_time(s, &rr, &e);
+                            check_other_kernels(s);
                             replay_free(&rr);
                             program_free(&p);
                             free(s);
@@ -1431,6 +1449,7 @@ static void test_tp_grid_agrees_with_closed_form(void **state) {
                         check_activations(s, &p, &rr, &e);
                         check_adam(&p, &rr);
                         check_time(s, &rr, &e);
+                        check_other_kernels(s);
                         for (int32_t k = 0; k < rr.roles[0].n_steps; k++)
                             assert_int_equal(rr.roles[0].steps[k].sent_bytes[GROUP_TP],
                                              e.heavy.comm_bytes[GROUP_TP]);

@@ -194,7 +194,7 @@ static int64_t rs_workspace(const emit_ctx *x, int64_t off, int64_t elems) {
     const int64_t last = program_shard_part(x->r, off, elems, (int32_t)q1, NULL);
     if (last > part) part = last;
     if (q1 - q0 >= 2) part = sh;
-    return ws_reduce_scatter_bytes(x->p, part);
+    return ws_reduce_scatter_bytes(x->p, x->c->kernels_fp32, part);
 }
 
 /* A data-parallel collective on [off, off + elems) of the flat space. */
@@ -440,7 +440,7 @@ static void unit_costs(emit_ctx *x) {
     cp_costs(x, &tc, &x->cost[UK_LAYER]); /* before tp's: its budget is the compute */
     tp_costs(x, &tc.link[GROUP_TP]);
     ws_bytes ws;
-    ws_compute(x->m, x->p, &ws);
+    ws_compute(x->m, x->p, x->c->kernels_fp32, &ws);
     x->cost[UK_EMBED].ws_fwd = ws.embed_fwd, x->cost[UK_EMBED].ws_bwd = ws.embed_bwd;
     x->cost[UK_LAYER].ws_fwd = ws.layer_fwd, x->cost[UK_LAYER].ws_bwd = ws.layer_bwd;
     x->cost[UK_HEAD].ws_fwd = ws.head_fwd, x->cost[UK_HEAD].ws_bwd = ws.head_bwd;
