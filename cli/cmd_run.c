@@ -165,6 +165,9 @@ static int run_main(int argc, char **argv, int rank, int world) {
     program prog;
     memset(&prog, 0, sizeof prog);
     int status = spec ? plan_load(path, ov.ov, ov.n, spec, &err) : ps_err_set(&err, "out of memory");
+    /* this runtime's kernels compute in fp32 whatever the plan's cluster says
+     * (gpu.kernel_dtype, docs/specs.md): predict the fp32 copies it makes */
+    if (status == 0) spec->cluster.cfg.kernels_fp32 = true;
     if (status == 0) status = program_emit(spec, steps > 0 ? (int)steps : spec->train.steps, &prog, &err);
     if (status == 0 && prog.world != world)
         status = ps_err_set(&err, "%s: the plan has %lld ranks (gpus: %lld) but mpirun started %d; "

@@ -248,6 +248,11 @@ static void write_event(jsonw *w, const prog_role *role, const replay_role *rr, 
                  comm_group_names[o->group],
                  comm_coll_names[o->kind == OP_COLL ? o->coll : COLL_SEND],
                  (long long)e->coll_bytes, (long long)o->bytes);
+    else if (o->ring_passes > 0) /* the cp ring's passes inside a layer's fwd / bwd */
+        line_put(&l, ", \"group\": \"cp\", \"coll\": \"%s\", \"bytes\": %lld, "
+                     "\"predicted_bytes\": %lld",
+                 comm_coll_names[COLL_SEND], (long long)e->coll_bytes,
+                 (long long)(o->ring_passes * o->ring_bytes));
     line_mem(&l, "memory", e->current);
     line_mem(&l, "predicted_memory", po->bytes);
     line_put(&l, ", \"peak_total\": %lld, \"predicted_peak_total\": %lld}", (long long)e->peak_total,

@@ -49,6 +49,12 @@ void kern_rmsnorm_bwd(float *dinp, float *dw, const float *dout, const float *in
  * The backward rotates dx in place by the opposite angle. */
 void kern_rope_fwd(float *x, int64_t B, int64_t T, int64_t NH, int64_t D, float theta);
 void kern_rope_bwd(float *dx, int64_t B, int64_t T, int64_t NH, int64_t D, float theta);
+/* The same with row t at position pos[t] (pos[T]; context parallelism's rows
+ * are zig-zag chunks of the sequence). */
+void kern_rope_pos_fwd(float *x, const int64_t *pos, int64_t B, int64_t T, int64_t NH, int64_t D,
+                       float theta);
+void kern_rope_pos_bwd(float *dx, const int64_t *pos, int64_t B, int64_t T, int64_t NH,
+                       int64_t D, float theta);
 
 /* Causal grouped-query attention, softmax scale 1/sqrt(D), memory-efficient:
  * only the output and the log-sum-exp of each score row are saved.
@@ -65,6 +71,24 @@ void kern_attn_fwd(float *out, float *lse, const float *q, const float *k, const
 void kern_attn_bwd(float *dq, float *dk, float *dv, const float *dout, const float *q,
                    const float *k, const float *v, const float *out, const float *lse,
                    int64_t B, int64_t T, int64_t H, int64_t KVH, int64_t D, float *scratch);
+
+/* One block of ring attention (context parallelism; attention_block.c):
+ * Tq query rows against Tk key/value rows, query i seeing key j iff
+ * kpos[j] <= qpos[i] (global positions, each ascending; per batch row the
+ * same). q, out: [B][Tq][H][D]; k, v: [B][Tk][KVH][D]; lse: [B][Tq][H].
+ * Forward merges the block into the running (out, lse) by the log-sum-exp
+ * rule; start from out = 0, lse = -inf. Backward, given the final out and
+ * lse: dq += ..., dk += ..., dv += ... (the block's share; NULL skipped).
+ * scratch: kern_attn_block_scratch_floats(Tq, Tk, D) floats (per OpenMP
+ * thread, as kern_attn_scratch_floats). */
+int64_t kern_attn_block_scratch_floats(int64_t Tq, int64_t Tk, int64_t D);
+void kern_attn_block_fwd(float *out, float *lse, const float *q, const float *k, const float *v,
+                         const int64_t *qpos, const int64_t *kpos, int64_t B, int64_t Tq,
+                         int64_t Tk, int64_t H, int64_t KVH, int64_t D, float *scratch);
+void kern_attn_block_bwd(float *dq, float *dk, float *dv, const float *dout, const float *q,
+                         const float *k, const float *v, const float *out, const float *lse,
+                         const int64_t *qpos, const int64_t *kpos, int64_t B, int64_t Tq,
+                         int64_t Tk, int64_t H, int64_t KVH, int64_t D, float *scratch);
 
 /* SwiGLU (Shazeer 2020): out = silu(a) * b, silu(a) = a / (1 + exp(-a)). */
 void kern_swiglu_fwd(float *out, const float *a, const float *b, int64_t n);

@@ -48,14 +48,27 @@ typedef struct {
                         int64_t C, float eps);
     void (*rmsnorm_bwd)(float *dinp, float *dw, const float *dout, const float *inp,
                         const float *w, const float *rstd, int64_t N, int64_t C);
-    void (*rope_fwd)(float *x, int64_t B, int64_t T, int64_t NH, int64_t D, float theta);
-    void (*rope_bwd)(float *dx, int64_t B, int64_t T, int64_t NH, int64_t D, float theta);
+    /* pos[T]: each row's position (NULL: row t is at t) */
+    void (*rope_fwd)(float *x, const int64_t *pos, int64_t B, int64_t T, int64_t NH, int64_t D,
+                     float theta);
+    void (*rope_bwd)(float *dx, const int64_t *pos, int64_t B, int64_t T, int64_t NH, int64_t D,
+                     float theta);
     int64_t (*attn_scratch_floats)(int64_t T);
     void (*attn_fwd)(float *out, float *lse, const float *q, const float *k, const float *v,
                      int64_t B, int64_t T, int64_t H, int64_t KVH, int64_t D, float *scratch);
     void (*attn_bwd)(float *dq, float *dk, float *dv, const float *dout, const float *q,
                      const float *k, const float *v, const float *out, const float *lse,
                      int64_t B, int64_t T, int64_t H, int64_t KVH, int64_t D, float *scratch);
+    /* one block of ring attention (context parallelism) */
+    int64_t (*attn_block_scratch_floats)(int64_t Tq, int64_t Tk, int64_t D);
+    void (*attn_block_fwd)(float *out, float *lse, const float *q, const float *k,
+                           const float *v, const int64_t *qpos, const int64_t *kpos, int64_t B,
+                           int64_t Tq, int64_t Tk, int64_t H, int64_t KVH, int64_t D,
+                           float *scratch);
+    void (*attn_block_bwd)(float *dq, float *dk, float *dv, const float *dout, const float *q,
+                           const float *k, const float *v, const float *out, const float *lse,
+                           const int64_t *qpos, const int64_t *kpos, int64_t B, int64_t Tq,
+                           int64_t Tk, int64_t H, int64_t KVH, int64_t D, float *scratch);
     void (*swiglu_fwd)(float *out, const float *a, const float *b, int64_t n);
     void (*swiglu_bwd)(float *da, float *db, const float *dout, const float *a, const float *b,
                        int64_t n);
@@ -96,6 +109,10 @@ typedef struct {
                  void **req);
     int (*recv_tag)(rt_group *g, void *buf, int64_t n, rt_dtype t, int peer, int tag);
     int (*wait)(void **req, int block);
+    /* n elements to peer `to` and n from peer `from` at once (a ring step: no deadlock
+     * when every rank of the ring calls it) */
+    int (*sendrecv)(rt_group *g, const void *send, int to, void *recv, int from, int64_t n,
+                    rt_dtype t);
     const char *(*coll_error)(void); /* why the last collective returned -1 */
 } rt_backend;
 

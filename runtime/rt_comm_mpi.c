@@ -170,6 +170,13 @@ int rt_mpi_wait(void **req, int block) {
     return 1;
 }
 
+int rt_mpi_sendrecv(rt_group *g, const void *send, int to, void *recv, int from, int64_t n,
+                    rt_dtype t) {
+    if (!fits_int(n)) return too_large();
+    return mpi_rc(MPI_Sendrecv(send, (int)n, mpi_type(t), to, 1, recv, (int)n, mpi_type(t), from,
+                               1, g->comm, MPI_STATUS_IGNORE));
+}
+
 /* ---- groups ---------------------------------------------------------------- */
 
 static void group_set(rt_group *g, MPI_Comm c, const char *name) {

@@ -10,6 +10,7 @@
 #include "rt_data.h"
 #include "rt_model.h"
 #include "rt_pipe.h"
+#include "rt_ring.h"
 #include "rt_watchdog.h"
 
 typedef struct {
@@ -19,6 +20,7 @@ typedef struct {
     rt_groups *g;
     rt_mem mem;
     rt_model model;
+    rt_ring ring; /* context parallelism (rt_ring.h) */
     rt_data data;
     void *buf[BUF_COUNT];
     void **unit_buf[BUF_COUNT]; /* BUF_UNIT_PARAMS / BUF_UNIT_GRADS: per unit */
@@ -170,9 +172,13 @@ static void stage_batch(exec *x, int32_t step, int32_t mb) {
     const program *p = x->p;
     const int64_t first = (int64_t)step * p->global_batch +
                           ((int64_t)x->g->coord[GROUP_DP] * p->micro_batches + mb) * p->micro_batch;
-    const int64_t N = p->micro_batch * p->seq;
-    rt_data_batch(&x->data, first, p->micro_batch, x->model.tokens + mb * N,
-                  x->model.targets + mb * N);
+    const int64_t N = x->model.N;
+    if (x->model.ring) /* context parallelism: this rank's zig-zag rows */
+        rt_ring_batch(x->model.ring, &x->data, first, p->micro_batch, x->model.tokens + mb * N,
+                      x->model.targets + mb * N);
+    else
+        rt_data_batch(&x->data, first, p->micro_batch, x->model.tokens + mb * N,
+                      x->model.targets + mb * N);
 }
 
 /* Does whole-space buffer b on this rank hold all of unit u (a whole buffer,
@@ -413,7 +419,8 @@ static int exec_init(exec *x, const program *p, const rt_backend *be, rt_groups 
                               (long long)x->r->units[u].elems,
                               (long long)rt_model_unit_elems(p, x->pipe.global[u]));
     if (rt_data_open(&x->data, p, opt ? opt->data_limit_bytes : 0, err) != 0) return -1;
-    return rt_model_init(&x->model, p, be, &x->mem, err);
+    if (rt_model_init(&x->model, p, be, &x->mem, err) != 0) return -1;
+    return rt_ring_attach(&x->ring, &x->model, p, &g->group[GROUP_CP], g->coord[GROUP_CP], err);
 }
 
 static void exec_free(exec *x) {
@@ -421,6 +428,7 @@ static void exec_free(exec *x) {
     x->watchdog = NULL;
     rt_model_free(&x->model);
     rt_pipe_free(&x->pipe);
+    rt_ring_free(&x->ring);
     rt_data_close(&x->data);
     rt_mem_release(&x->mem);
     if (x->be) x->be->mem_trim();
@@ -445,6 +453,19 @@ static int end_step(exec *x, int step, double t_begin, const rt_options *opt, rt
     rt_watchdog_end(x->watchdog); /* the reductions are done; printing is not timed */
     if (opt && opt->on_step) opt->on_step(opt->ctx, step, out->loss[step], secs, &x->mem);
     return 0;
+}
+
+/* The cp ring's passes inside op e (a layer's fwd / bwd): the cp group's sends. */
+static void ring_stats(exec *x, rt_event *e, rt_result *out) {
+    rt_ring *r = x->model.ring;
+    if (!r || !r->calls) return;
+    rt_coll_stat *s = &out->coll[GROUP_CP][COLL_SEND];
+    s->calls += r->calls;
+    s->bytes += r->bytes;
+    s->seconds += r->seconds;
+    e->coll_bytes += r->bytes;
+    r->calls = r->bytes = 0;
+    r->seconds = 0;
 }
 
 /* For the watchdog: what >= 0 is an op, -1 - s the end of step s. */
@@ -499,6 +520,7 @@ int rt_exec_run(const program *p, const rt_backend *be, rt_groups *g, const rt_o
         memcpy(e->peak, x.mem.op_peak, sizeof e->peak);
         e->peak_total = x.mem.op_peak_total;
         e->coll_bytes = coll_bytes;
+        ring_stats(&x, e, out);
         if (o->kind == OP_COLL || o->kind == OP_SEND || o->kind == OP_RECV) {
             rt_coll_stat *s = &out->coll[o->group][o->kind == OP_COLL ? o->coll : COLL_SEND];
             s->calls++;

@@ -67,6 +67,8 @@ int rt_mpi_isend(rt_group *g, const void *buf, int64_t n, rt_dtype t, int peer, 
                  void **req);
 int rt_mpi_recv_tag(rt_group *g, void *buf, int64_t n, rt_dtype t, int peer, int tag);
 int rt_mpi_wait(void **req, int block);
+int rt_mpi_sendrecv(rt_group *g, const void *send, int to, void *recv, int from, int64_t n,
+                    rt_dtype t);
 /* Why the last of them failed: MPI's error text, or the count that did not fit. */
 const char *rt_mpi_error(void);
 

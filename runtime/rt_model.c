@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "rt_hash.h"
+#include "rt_ring.h"
 
 /* Saved-tensor slots, in act.h's order (act_layer_tensors for a flash,
  * RMSNorm, SwiGLU block; act_first/last_stage_tensors). */
@@ -102,7 +103,7 @@ int rt_model_init(rt_model *m, const program *p, const rt_backend *be, rt_mem *m
     m->p = p;
     m->L = p->layers, m->h = p->hidden, m->H = p->heads / p->tp, m->KVH = p->kv_heads / p->tp;
     m->D = p->head_dim, m->f = p->ffn_hidden / p->tp, m->V = p->vocab;
-    m->B = p->micro_batch, m->T = p->seq, m->N = m->B * m->T;
+    m->B = p->micro_batch, m->T = p->seq / (p->cp > 1 ? p->cp : 1), m->N = m->B * m->T;
     m->Nl = p->sp ? m->N / p->tp : m->N;
     m->tp = (rt_tp){.be = be, .mem = mem, .size = (int)p->tp, .sp = p->sp};
     m->eps = (float)p->norm_eps, m->theta = (float)p->rope_theta;
@@ -420,15 +421,20 @@ static void layer_body(op_ctx *c, rt_saved *s, const float *w, bool keep, void *
     be->matmul_fwd(k.f, in1, W.wk, N, h, kvw);
     be->matmul_fwd(v.f, in1, W.wv, N, h, kvw);
     if (in1 != xn1.f) tmp_free(c, (void *)(uintptr_t)in1);
-    be->rope_fwd(q.f, m->B, m->T, m->H, m->D, m->theta);
-    be->rope_fwd(k.f, m->B, m->T, m->KVH, m->D, m->theta);
+    be->rope_fwd(q.f, m->pos, m->B, m->T, m->H, m->D, m->theta);
+    be->rope_fwd(k.f, m->pos, m->B, m->T, m->KVH, m->D, m->theta);
     act_seal(c, q), act_seal(c, k), act_seal(c, v);
     view o = act_new(c, A, keep, N * qw);
     float *lse = f32_new(c, keep, N * m->H);
-    float *scratch = tmp_alloc(c, be->attn_scratch_floats(m->T) * 4);
+    float *scratch = m->ring ? NULL : tmp_alloc(c, be->attn_scratch_floats(m->T) * 4);
     if (c->failed) return;
-    be->attn_fwd(o.f, lse, q.f, k.f, v.f, m->B, m->T, m->H, m->KVH, m->D, scratch);
+    if (m->ring) /* context parallelism: over the cp ring */
+        c->failed = rt_ring_attn_fwd(m->ring, be, m->mem, m->act_dt, o.f, lse, q.f, k.f, v.f,
+                                     k.store, v.store, m->B, m->H, m->KVH, m->D, c->err) != 0;
+    else
+        be->attn_fwd(o.f, lse, q.f, k.f, v.f, m->B, m->T, m->H, m->KVH, m->D, scratch);
     tmp_free(c, scratch);
+    if (c->failed) return;
     act_seal(c, o);
     view xm = act_new(c, A, keep, Nl * h);
     if (c->failed) return;
@@ -567,12 +573,18 @@ static void layer_backward(op_ctx *c, rt_saved *s, const float *w, float *dw, fl
     be->matmul_bwd(dout, GW(wo), dxmf, o, W.wo, N, qw, h);
     if (dxmf != dxm) tmp_free(c, (void *)(uintptr_t)dxmf);
     float *dq = zeros(c, N * qw), *dk = zeros(c, N * kvw), *dv = zeros(c, N * kvw);
-    float *scratch = tmp_alloc(c, be->attn_scratch_floats(m->T) * 4);
+    float *scratch = m->ring ? NULL : tmp_alloc(c, be->attn_scratch_floats(m->T) * 4);
     if (c->failed) return;
-    be->attn_bwd(dq, dk, dv, dout, q, k, v, o, lse, m->B, m->T, m->H, m->KVH, m->D, scratch);
+    if (m->ring) /* context parallelism: over the cp ring */
+        c->failed = rt_ring_attn_bwd(m->ring, be, m->mem, m->act_dt, dq, dk, dv, dout, q, k, v,
+                                     s->t[L_K], s->t[L_V], o, lse, m->B, m->H, m->KVH, m->D,
+                                     c->err) != 0;
+    else
+        be->attn_bwd(dq, dk, dv, dout, q, k, v, o, lse, m->B, m->T, m->H, m->KVH, m->D, scratch);
     tmp_free(c, scratch), tmp_free(c, dout);
-    be->rope_bwd(dq, m->B, m->T, m->H, m->D, m->theta);
-    be->rope_bwd(dk, m->B, m->T, m->KVH, m->D, m->theta);
+    if (c->failed) return;
+    be->rope_bwd(dq, m->pos, m->B, m->T, m->H, m->D, m->theta);
+    be->rope_bwd(dk, m->pos, m->B, m->T, m->KVH, m->D, m->theta);
     STASH(dq, dq, N * qw);
     STASH(dk, dk, N * kvw);
     STASH(dv, dv, N * kvw);

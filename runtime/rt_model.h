@@ -38,16 +38,22 @@ typedef struct {
     float *stash; /* zero-bubble: the layer's GEMM output gradients, from B until W (workspace) */
 } rt_saved;
 
-typedef struct {
+struct rt_ring;
+
+typedef struct rt_model {
     const rt_backend *be;
     rt_mem *mem;
     /* shape: H, KVH, f are this tp rank's heads, kv heads and MLP width; V its
-     * vocabulary columns that are real (rt_tp_vocab_range); N the tokens of a
-     * micro-batch, Nl those of the norm regions (N / tp under sequence
-     * parallelism, else N) */
+     * vocabulary columns that are real (rt_tp_vocab_range); T and N = B * T this
+     * rank's tokens of a micro-batch (seq / cp per sequence), Nl those of the
+     * norm regions (N / tp under sequence parallelism, else N) */
     int64_t L, h, H, KVH, D, f, V, B, T, N, Nl;
     const program *p;
     rt_tp tp;
+    /* context parallelism (rt_ring.h; NULL when cp = 1): the ring, and the
+     * global positions of this rank's T rows */
+    struct rt_ring *ring;
+    const int64_t *pos;
     float eps, theta;
     rt_dtype act_dt, param_dt, grad_dt;
     int64_t units, micro_batches;

@@ -149,7 +149,7 @@ static int64_t tiny_peak(const char *precision, plan_recompute rc) {
     model_spec m = tu_model("tiny-1m");
     plan_cfg p = tiny_cfg(precision, rc, 1, 1);
     ws_bytes w;
-    ws_compute(&m.cfg, &p, &w);
+    ws_compute(&m.cfg, &p, true, &w);
     return ws_stage_compute(&w, true, m.cfg.layers, true);
 }
 
@@ -174,7 +174,7 @@ static void test_workspace_ops_by_hand(void **state) {
     const int64_t N = 1024, h = 128, f = 512, V = 256;
     plan_cfg p = tiny_cfg("fp32", RECOMPUTE_NONE, 1, 1);
     ws_bytes w;
-    ws_compute(&m.cfg, &p, &w);
+    ws_compute(&m.cfg, &p, true, &w);
     assert_int_equal(w.embed_fwd, 4 * N * h);              /* the output stream */
     assert_int_equal(w.embed_bwd, 4 * N + 4 * N * h);      /* int32 ids, the incoming gradient */
     assert_int_equal(w.attn_scratch, 2 * 64 * 256 * 4);    /* one block's scores and gradient */
@@ -186,10 +186,10 @@ static void test_workspace_ops_by_hand(void **state) {
     assert_int_equal(w.stream_bwd, 4 * N * h);
     /* bf16 gradients: the optimizer widens its range, a reduce-scatter its part twice */
     assert_int_equal(ws_optimizer_bytes(&p, 1000), 0);
-    assert_int_equal(ws_reduce_scatter_bytes(&p, 1000), 4032); /* 4,000 rounded up to 64 */
+    assert_int_equal(ws_reduce_scatter_bytes(&p, true, 1000), 4032); /* 4,000 rounded up to 64 */
     plan_precision_preset("bf16-mixed", &p.precision);
     assert_int_equal(ws_optimizer_bytes(&p, 1000), 4000);
-    assert_int_equal(ws_reduce_scatter_bytes(&p, 1000), 2048 + 8000);
+    assert_int_equal(ws_reduce_scatter_bytes(&p, true, 1000), 2048 + 8000);
 }
 
 /* Per-rank widths: tensor parallelism halves the MLP's gradients (f/t),
@@ -200,15 +200,99 @@ static void test_workspace_per_rank(void **state) {
     const int64_t h = 128, f = 512, V = 256;
     ws_bytes w;
     plan_cfg p = tiny_cfg("fp32", RECOMPUTE_NONE, 2, 1);
-    ws_compute(&m.cfg, &p, &w);
+    ws_compute(&m.cfg, &p, true, &w);
     assert_int_equal(w.layer_bwd, 4 * 1024 * (2 * h + 3 * f / 2));
-    assert_int_equal(w.head_fwd, 4 * 1024 * (V / 2) + 4 * 1024);
+    /* logits, losses, the vocab-parallel loss's per-token maximum, target
+     * logit and sum of exponentials (fp32, rt_tp.c) */
+    assert_int_equal(w.head_fwd, 4 * 1024 * (V / 2) + 4 * 1024 + 3 * 4 * 1024);
     p = tiny_cfg("fp32", RECOMPUTE_NONE, 1, 2);
-    ws_compute(&m.cfg, &p, &w);
+    ws_compute(&m.cfg, &p, true, &w);
     assert_int_equal(w.layer_bwd, 4 * 512 * (2 * h + 3 * f));
     /* a stage without the embedding or the head */
     assert_int_equal(ws_stage_compute(&w, false, 2, false), w.layer_bwd);
     assert_int_equal(ws_stage_compute(&w, false, 0, true), w.head_bwd);
+}
+
+/* tp 2 + sp, bf16-mixed, fp32 kernels (the CPU runtime), N = 1,024 tokens,
+ * Nl = 512 per rank in the norm regions; per rank q = 64, kv = 32, f = 256,
+ * a layer's Pl = 2h + 3 x 64 h (q, k, v, o: 64 + 32 + 32 + 64 = 192 h) +
+ * 3 f h = 123,136 parameters. A layer's backward peaks when the
+ * up-projections' input gradient is re-gathered for the weight gradients
+ * (rt_model.c layer_backward, rt_tp.c rt_tp_all_gather): the weights' and
+ * gradients' fp32 copies, the incoming stream (Nl h fp32), fp32 copies of
+ * every saved tensor (x, xn1, x_mid, xn2: Nl h each; q, o: N q; k, v: N kv;
+ * a, b, g: N f), the two norms' weight gradients (2h fp32), dx_mid (Nl h),
+ * da and db (2 N f), dxn2 (N h), the gathered xn2 (N h) and the gather's
+ * bf16 staging copies (its Nl h input and N h output). */
+static void test_workspace_tp_sp_by_hand(void **state) {
+    (void)state;
+    model_spec m = tu_model("tiny-1m");
+    const int64_t N = 1024, Nl = 512, h = 128, q = 64, kv = 32, f = 256, V = 128;
+    const int64_t Pl = 2 * h + 192 * h + 3 * f * h;
+    assert_int_equal(Pl, 123136);
+    plan_cfg p = tiny_cfg("bf16-mixed", RECOMPUTE_NONE, 2, 1);
+    p.sp = true;
+    ws_bytes w;
+    ws_compute(&m.cfg, &p, true, &w);
+    const int64_t saved = 4 * Nl * h + 2 * N * q + 2 * N * kv + 3 * N * f;
+    assert_int_equal(w.layer_bwd, 8 * Pl + 4 * Nl * h + 4 * saved + 4 * 2 * h + 4 * Nl * h +
+                                      4 * 2 * N * f + 4 * N * h + 4 * N * h +
+                                      2 * (Nl + N) * h);
+    assert_int_equal(w.layer_bwd, 10030080);
+    /* the head's forward: the weights' fp32 copy (final norm + 128 vocabulary
+     * rows), the input's and the normed input's copies, the logits (bf16 and
+     * fp32), the losses, the gathered normed input (N h fp32) and, the
+     * larger of the two moments after it, the gather's bf16 staging (Nl h +
+     * N h) over the loss's per-token statistics (3 N fp32) */
+    assert_int_equal(w.head_fwd, 4 * (h + V * h) + 2 * 4 * Nl * h + (2 + 4) * N * V + 4 * N +
+                                     4 * N * h + 2 * (Nl + N) * h);
+    assert_int_equal(w.stream_fwd, 2 * Nl * h);
+    assert_int_equal(w.stream_bwd, 4 * Nl * h);
+
+    /* The same plan on kernels that read bf16 (a GPU cluster): no fp32
+     * copies of weights, gradients or saved tensors, no staging copies,
+     * activation gradients in bf16. The layer's backward peaks with dg, da
+     * and db live (a tie with the moment xn2 is re-gathered beside dxn2):
+     * the incoming stream and dx_mid (Nl h each), the norms' weight
+     * gradients (fp32), 3 N f. */
+    ws_compute(&m.cfg, &p, false, &w);
+    assert_int_equal(w.layer_bwd, 2 * 2 * Nl * h + 4 * 2 * h + 2 * 3 * N * f);
+    assert_int_equal(w.layer_bwd, 1836032);
+    /* the head still holds the logits and their fp32 copy (Megatron-LM's
+     * cross entropy widens them), the losses, the gathered normed input
+     * (bf16) and the loss's per-token statistics */
+    assert_int_equal(w.head_fwd, (2 + 4) * N * V + 4 * N + 2 * N * h + 3 * 4 * N);
+    assert_int_equal(w.stream_bwd, 2 * Nl * h);
+    /* the optimizer's gradient copy stays (Megatron-LM's main grads are
+     * fp32); a reduce-scatter keeps its receive buffer only */
+    assert_int_equal(ws_optimizer_bytes(&p, 1000), 4000);
+    assert_int_equal(ws_reduce_scatter_bytes(&p, false, 1000), 2048);
+}
+
+/* Context parallelism: ring attention's block kernel keeps, per thread, a
+ * block's scores and their gradient (2 x 64 x T) and a block of output rows
+ * (64 x d_h), T = s/c keys of one rank. tiny-1m (d_h 32), one sequence of 256
+ * tokens, fp32: cp 2 holds N = 128 tokens, T = 128: 4 (2·64·128 + 64·32) =
+ * 73,728 bytes, above the output stream (4·128·128 = 65,536), so the layer's
+ * forward peaks at attention; cp 4: N = T = 64, 4 (2·64·64 + 64·32) = 40,960
+ * above 32,768. */
+static void test_workspace_ring(void **state) {
+    (void)state;
+    model_spec m = tu_model("tiny-1m");
+    ws_bytes w;
+    plan_cfg p = tiny_cfg("fp32", RECOMPUTE_NONE, 1, 2);
+    p.micro_batch = 1, p.global_batch = 1;
+    ws_compute(&m.cfg, &p, true, &w);
+    assert_int_equal(w.layer_fwd, 73728);
+    p = tiny_cfg("fp32", RECOMPUTE_NONE, 1, 4);
+    p.micro_batch = 1, p.global_batch = 1;
+    ws_compute(&m.cfg, &p, true, &w);
+    assert_int_equal(w.layer_fwd, 40960);
+    /* without cp the causal kernel's scratch, 2·64·256·4 = 131,072 */
+    p = tiny_cfg("fp32", RECOMPUTE_NONE, 1, 1);
+    p.micro_batch = 1, p.global_batch = 1;
+    ws_compute(&m.cfg, &p, true, &w);
+    assert_int_equal(w.layer_fwd, 131072);
 }
 
 /* A block the runtime does not build (GPT-2 124M: GeLU, standard attention),
@@ -222,7 +306,7 @@ static void test_workspace_standard_attention(void **state) {
     plan_precision_preset("fp32", &p.precision);
     p.seq = 1024;
     ws_bytes w;
-    ws_compute(&m.cfg, &p, &w);
+    ws_compute(&m.cfg, &p, true, &w);
     const int64_t N = 1024, h = 768;
     assert_int_equal(w.layer_bwd, 8 * N * h + 16 * N * h + 8 * N * 12 * 1024);
 }
@@ -232,9 +316,9 @@ int main(void) {
         cmocka_unit_test(test_korthikanti_table2), cmocka_unit_test(test_stats_are_the_difference),
         cmocka_unit_test(test_llama_block),        cmocka_unit_test(test_cp_divides_sequence),
         cmocka_unit_test(test_stage_extras),       cmocka_unit_test(test_workspace_measured),
-        cmocka_unit_test(test_workspace_ops_by_hand),
+        cmocka_unit_test(test_workspace_ops_by_hand), cmocka_unit_test(test_workspace_tp_sp_by_hand),
         cmocka_unit_test(test_workspace_per_rank),
-        cmocka_unit_test(test_workspace_standard_attention),
+        cmocka_unit_test(test_workspace_ring), cmocka_unit_test(test_workspace_standard_attention),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -139,6 +139,11 @@ static void test_other_impossible_plans(void **state) {
                        "batch: {global: 4, micro: 1, seq: 1024}\nrecompute: none\n"
                        "precision: bf16-mixed\noptimizer: adamw\n";
     tu_contains(tu_plan_error(gpt2), "parallel.cp", "attention: standard", "gpt2-124m.yaml", NULL);
+    /* context parallelism cuts the sequence into 2*cp equal chunks (the zig-zag layout) */
+    tu_contains(tu_plan_error("model: tiny-1m\ncluster: dgx-h100\ngpus: 3\n"
+                              "parallel: {dp: 1, cp: 3}\nbatch: {global: 1, micro: 1, seq: 256}\n"
+                              "recompute: none\nprecision: fp32\noptimizer: adamw\n"),
+                "bad.yaml:5:35: batch.seq: expected a multiple of 2*cp = 6", "found 256", NULL);
     tu_contains(tu_plan_error("model: gpt2-124m\ncluster: dgx-h100\ngpus: 1\nparallel: {dp: 1}\n"
                               "batch: {global: 4, micro: 1, seq: 2048}\nrecompute: none\n"
                               "precision: bf16-mixed\noptimizer: adamw\n"),
@@ -486,6 +491,31 @@ static void test_cluster_limits(void **state) {
     free(s);
 }
 
+/* gpu.kernel_dtype (docs/specs.md): fp32, or absent; anything else is
+ * refused where it stands. local-cpu (parasim's CPU runtime) sets it. */
+static void test_cluster_kernel_dtype(void **state) {
+    (void)state;
+    const char *ok = "{bandwidth: 400 Gbit/s, latency: 5 us}";
+    plan_spec *s = tu_plan(cluster_variant("", ok));
+    assert_false(s->cluster.cfg.kernels_fp32);
+    free(s);
+    s = tu_plan(cluster_variant("    kernel_dtype: fp32\n", ok));
+    assert_true(s->cluster.cfg.kernels_fp32);
+    free(s);
+    tu_contains(tu_plan_error(cluster_variant("    kernel_dtype: bf16\n", ok)),
+                "bad.yaml:9:19:", "gpu.kernel_dtype", "expected fp32", "found 'bf16'", NULL);
+    tu_contains(tu_plan_error(cluster_variant("    kernel_dtype: [fp32]\n", ok)),
+                "bad.yaml:9:19:", "gpu.kernel_dtype", NULL);
+    s = tu_plan("model: tiny-1m\ncluster: local-cpu\nparallel: {dp: 1}\n"
+                "batch: {global: 1, micro: 1, seq: 64}\nprecision: bf16-mixed\n");
+    assert_true(s->cluster.cfg.kernels_fp32);
+    free(s);
+    s = tu_plan("model: tiny-1m\ncluster: dgx-a100\nparallel: {dp: 1}\n"
+                "batch: {global: 1, micro: 1, seq: 64}\nprecision: bf16-mixed\n");
+    assert_false(s->cluster.cfg.kernels_fp32);
+    free(s);
+}
+
 /* Issue 9 (newcomer friction): gpus defaults to dp*tp*pp*cp, not the whole
  * cluster; optimizer to AdamW. */
 static void test_plan_defaults(void **state) {
@@ -533,7 +563,7 @@ int main(void) {
         cmocka_unit_test(test_model_limits),
         cmocka_unit_test(test_dropout_located),
         cmocka_unit_test(test_plan_limits),
-        cmocka_unit_test(test_cluster_limits),
+        cmocka_unit_test(test_cluster_limits), cmocka_unit_test(test_cluster_kernel_dtype),
         cmocka_unit_test(test_plan_defaults),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -29,14 +29,25 @@ static void test_sums_and_defaults(void **state) {
     assert_int_equal(h->buf_comm, 25LL << 20);     /* one DDP bucket */
     assert_int_equal(h->buf_workspace, 32LL << 20); /* cuBLAS on Hopper */
     assert_int_equal(h->reserved, 1LL << 30);       /* dgx-h100.yaml */
-    /* op temporaries: the head's backward is the largest working set here.
-     * Head (final norm + output) 4096 + 128256 x 4096 parameters, widened
-     * from bf16 three times (weights, the gradient, the old gradient to add
-     * to); the two saved inputs widened (4096 x 4096 fp32 each); int32
-     * labels; the logits' fp32 gradient; the normed input's gradient and the
-     * outgoing hidden gradient (fp32) -- docs/memory.md §6. */
+    /* op temporaries (docs/memory.md §6): kernels read bf16 here (dgx-h100
+     * has no gpu.kernel_dtype), so no op holds fp32 copies of weights,
+     * gradients or saved tensors, and the head's forward is the largest
+     * working set: the 4096 x 128256 logits in bf16 and their fp32 copy
+     * (Megatron-LM's cross entropy calls .float() on them), and the fp32
+     * per-token losses (2.94 GiB; with the copies 8.08 GiB, below). */
     const int64_t N = 4096, hid = 4096, V = 128256, head = hid + V * hid;
+    assert_int_equal(h->buf_temps, (2 + 4) * N * V + 4 * N);
+    const int64_t gpu_temps = h->buf_temps;
+    /* the same plan on fp32 kernels: the head's backward is the largest:
+     * its parameters widened from bf16 three times (weights, the gradient,
+     * the old gradient to add to); the two saved inputs widened (4096 x
+     * 4096 fp32 each); int32 labels; the logits' fp32 gradient; the normed
+     * input's gradient and the outgoing hidden gradient (fp32) */
+    s->cluster.cfg.kernels_fp32 = true;
+    eval_plan(&s->model.cfg, &s->cluster.cfg, &s->cfg, &r, NULL);
     assert_int_equal(h->buf_temps, 12 * head + 2 * 4 * N * hid + 4 * N + 4 * N * V + 8 * N * hid);
+    assert_int_equal(h->buf_temps, 8673886208LL); /* 8.08 GiB */
+    assert_true(gpu_temps < h->buf_temps);
     assert_int_equal(h->other, h->buf_comm + h->buf_workspace + h->reserved + h->buf_temps);
     assert_int_equal(h->total, h->params + h->grads + h->master + h->optimizer + h->activations +
                                    h->other);

@@ -523,6 +523,143 @@ static void test_attn_bwd(void **state) {
     set_threads(0);
 }
 
+/* ---- ring attention (context parallelism) ------------------------------------ */
+
+/* The zig-zag layout: the sequence of T tokens cut into 2*cp chunks, rank c
+ * holding chunks c and 2*cp-1-c. Gathers rank c's rows of x ([B][T][W]) into
+ * out ([B][T/cp][W]) and their positions into pos (if not NULL). */
+static void zigzag_rows(float *out, int64_t *pos, const float *x, int64_t B, int64_t T, int64_t W,
+                        int64_t cp, int64_t c) {
+    const int64_t Tc = T / (2 * cp), chunk[2] = {c, 2 * cp - 1 - c};
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t h = 0; h < 2; h++)
+            for (int64_t t = 0; t < Tc; t++) {
+                const int64_t g = chunk[h] * Tc + t, l = h * Tc + t;
+                memcpy(out + (b * 2 * Tc + l) * W, x + (b * T + g) * W, (size_t)W * 4);
+                if (pos) pos[l] = g;
+            }
+}
+
+/* Rank c's forward over the ring (blocks of ranks c, c-1, ..., as the K/V
+ * pass arrive) and backward, against the full causal kernel on the same
+ * inputs: out and lse equal to rounding, dq / dk / dv (summed over the ranks
+ * that add into a block) likewise. */
+static void check_attn_ring(int64_t B, int64_t T, int64_t H, int64_t KVH, int64_t D, int64_t cp) {
+    const int64_t nq = B * T * H * D, nk = B * T * KVH * D, Tl = T / cp;
+    const int64_t lq = B * Tl * H * D, lk = B * Tl * KVH * D;
+    float *q = rand_f(nq, 1.5f), *k = rand_f(nk, 1.5f), *v = rand_f(nk, 1.0f);
+    float *dout = rand_f(nq, 1.0f), *out = alloc_f(nq), *lse = alloc_f(B * T * H);
+    float *dq = alloc_f(nq), *dk = alloc_f(nk), *dv = alloc_f(nk);
+    float *scratch = alloc_f(kern_attn_scratch_floats(T));
+    kern_attn_fwd(out, lse, q, k, v, B, T, H, KVH, D, scratch);
+    kern_attn_bwd(dq, dk, dv, dout, q, k, v, out, lse, B, T, H, KVH, D, scratch);
+    float *bs = alloc_f(kern_attn_block_scratch_floats(Tl, Tl, D));
+    float *rq = alloc_f(cp * lq), *rk = alloc_f(cp * lk), *rv = alloc_f(cp * lk);
+    float *rdo = alloc_f(cp * lq), *ro = alloc_f(cp * lq), *rl = alloc_f(cp * B * Tl * H);
+    float *rdq = alloc_f(cp * lq), *rdk = alloc_f(cp * lk), *rdv = alloc_f(cp * lk);
+    float *eo = alloc_f(lq), *el = alloc_f(B * Tl * H), *e = alloc_f(lq);
+    int64_t *pos = malloc((size_t)(cp * Tl) * sizeof *pos);
+    assert_non_null(pos);
+    for (int64_t c = 0; c < cp; c++) {
+        zigzag_rows(rq + c * lq, pos + c * Tl, q, B, T, H * D, cp, c);
+        zigzag_rows(rk + c * lk, NULL, k, B, T, KVH * D, cp, c);
+        zigzag_rows(rv + c * lk, NULL, v, B, T, KVH * D, cp, c);
+        zigzag_rows(rdo + c * lq, NULL, dout, B, T, H * D, cp, c);
+    }
+    for (int64_t c = 0; c < cp; c++) {
+        float *o = ro + c * lq, *l = rl + c * B * Tl * H;
+        for (int64_t i = 0; i < B * Tl * H; i++) l[i] = -INFINITY;
+        for (int64_t i = 0; i < cp; i++) {
+            const int64_t s = (c - i + cp) % cp;
+            kern_attn_block_fwd(o, l, rq + c * lq, rk + s * lk, rv + s * lk, pos + c * Tl,
+                                pos + s * Tl, B, Tl, Tl, H, KVH, D, bs);
+        }
+        zigzag_rows(eo, NULL, out, B, T, H * D, cp, c);
+        zigzag_rows(el, NULL, lse, B, T, H, cp, c);
+        for (int64_t i = 0; i < lq; i++)
+            CHECK_NEAR(o[i], eo[i], 2e-6 * (1.0 + fabs(eo[i])));
+        for (int64_t i = 0; i < B * Tl * H; i++)
+            CHECK_NEAR(l[i], el[i], 2e-6 * (1.0 + fabs(el[i])));
+    }
+    for (int64_t c = 0; c < cp; c++)
+        for (int64_t i = 0; i < cp; i++) {
+            const int64_t s = (c - i + cp) % cp;
+            kern_attn_block_bwd(rdq + c * lq, rdk + s * lk, rdv + s * lk, rdo + c * lq,
+                                rq + c * lq, rk + s * lk, rv + s * lk, ro + c * lq,
+                                rl + c * B * Tl * H, pos + c * Tl, pos + s * Tl, B, Tl, Tl, H, KVH,
+                                D, bs);
+        }
+    for (int64_t c = 0; c < cp; c++) {
+        zigzag_rows(e, NULL, dq, B, T, H * D, cp, c);
+        for (int64_t i = 0; i < lq; i++)
+            CHECK_NEAR(rdq[c * lq + i], e[i], 1e-5 * (1.0 + fabs(e[i])));
+        zigzag_rows(e, NULL, dk, B, T, KVH * D, cp, c);
+        for (int64_t i = 0; i < lk; i++)
+            CHECK_NEAR(rdk[c * lk + i], e[i], 1e-5 * (1.0 + fabs(e[i])));
+        zigzag_rows(e, NULL, dv, B, T, KVH * D, cp, c);
+        for (int64_t i = 0; i < lk; i++)
+            CHECK_NEAR(rdv[c * lk + i], e[i], 1e-5 * (1.0 + fabs(e[i])));
+    }
+    free(q), free(k), free(v), free(dout), free(out), free(lse), free(dq), free(dk), free(dv);
+    free(scratch), free(bs), free(rq), free(rk), free(rv), free(rdo), free(ro), free(rl);
+    free(rdq), free(rdk), free(rdv), free(eo), free(el), free(e), free(pos);
+}
+
+/* cp 2 and 3, GQA and MQA, one query block and several (local rows > 64),
+ * serial and threaded. */
+static void test_attn_ring_zigzag(void **state) {
+    (void)state;
+    for (int threads = 1; threads <= 3; threads += 2) {
+        set_threads(threads);
+        check_attn_ring(2, 20, 4, 2, 8, 2);
+        check_attn_ring(1, 30, 2, 1, 4, 3);
+        check_attn_ring(1, 160, 2, 1, 8, 2); /* 80 local rows: two query blocks */
+    }
+    set_threads(0);
+}
+
+/* A block no query sees (keys after every query) leaves the state as it is;
+ * a fully visible block merged into the empty state is plain softmax attention. */
+static void test_attn_block_edges(void **state) {
+    (void)state;
+    const float q[] = {1, 2}, k[] = {3, -1, 0, 1}, v[] = {0.5f, -2, 1, 1};
+    const int64_t qpos[] = {1}, late[] = {2, 3}, early[] = {0, 1};
+    float out[2] = {7, 8}, lse[1] = {-INFINITY}, scratch[512];
+    assert_true(kern_attn_block_scratch_floats(1, 2, 2) <= 512);
+    kern_attn_block_fwd(out, lse, q, k, v, qpos, late, 1, 1, 2, 1, 1, 2, scratch);
+    CHECK_NEAR(out[0], 7.0f, 0.0f);
+    assert_true(lse[0] == -INFINITY);
+    out[0] = out[1] = 0;
+    kern_attn_block_fwd(out, lse, q, k, v, qpos, early, 1, 1, 2, 1, 1, 2, scratch);
+    const double s0 = (3 - 2) / sqrt(2.0), s1 = 2 / sqrt(2.0), z = exp(s0) + exp(s1);
+    CHECK_NEAR(lse[0], log(z), 1e-6);
+    CHECK_NEAR(out[0], (exp(s0) * 0.5 + exp(s1) * 1) / z, 1e-6);
+    CHECK_NEAR(out[1], (exp(s0) * -2 + exp(s1) * 1) / z, 1e-6);
+}
+
+/* RoPE by position: rotating a rank's zig-zag rows by their global positions
+ * gives, bit for bit, the rows of the whole sequence rotated by kern_rope_fwd. */
+static void test_rope_positions(void **state) {
+    (void)state;
+    const int64_t B = 2, T = 12, NH = 3, D = 8, cp = 3, W = NH * D, Tl = T / cp;
+    float *x = rand_f(B * T * W, 1.0f), *loc = alloc_f(B * Tl * W), *ref = alloc_f(B * Tl * W);
+    int64_t pos[4];
+    for (int64_t c = 0; c < cp; c++) {
+        zigzag_rows(loc, pos, x, B, T, W, cp, c);
+        kern_rope_pos_fwd(loc, pos, B, Tl, NH, D, 10000.0f);
+        float *full = copy_f(x, B * T * W);
+        kern_rope_fwd(full, B, T, NH, D, 10000.0f);
+        zigzag_rows(ref, NULL, full, B, T, W, cp, c);
+        assert_memory_equal(loc, ref, (size_t)(B * Tl * W) * 4);
+        kern_rope_pos_bwd(loc, pos, B, Tl, NH, D, 10000.0f); /* and back */
+        zigzag_rows(ref, NULL, x, B, T, W, cp, c);
+        for (int64_t i = 0; i < B * Tl * W; i++)
+            CHECK_NEAR(loc[i], ref[i], 1e-6);
+        free(full);
+    }
+    free(x), free(loc), free(ref);
+}
+
 /* ---- SwiGLU ---------------------------------------------------------------- */
 
 typedef struct {
@@ -759,6 +896,9 @@ int main(void) {
         cmocka_unit_test(test_bf16),
         cmocka_unit_test(test_add),
         cmocka_unit_test(test_expf),
+        cmocka_unit_test(test_attn_ring_zigzag),
+        cmocka_unit_test(test_attn_block_edges),
+        cmocka_unit_test(test_rope_positions),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

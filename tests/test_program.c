@@ -104,7 +104,7 @@ static void check_states(const program *p, const replay_result *rr, const eval_r
 static void check_workspace(const plan_spec *s, const program *p, const replay_result *rr,
                             const eval_result *e) {
     ws_bytes ws;
-    ws_compute(&s->model.cfg, &s->cfg, &ws);
+    ws_compute(&s->model.cfg, &s->cfg, s->cluster.cfg.kernels_fp32, &ws);
     const replay_role *r = &rr->roles[0];
     const int64_t compute = ws_stage_compute(&ws, true, s->model.cfg.layers, true);
     const int64_t opt = ws_optimizer_bytes(&s->cfg, p->roles[0].shard_elems);
@@ -239,6 +239,23 @@ static void check_time(const plan_spec *s, const replay_result *rr, const eval_r
     }
 }
 
+/* The same plan on the other kind of kernels (gpu.kernel_dtype: fp32 or
+ * absent): the op working set changes (docs/memory.md §6), and the replay
+ * still stays within the closed form, both reading the cluster's field. */
+static void check_other_kernels(plan_spec *s) {
+    s->cluster.cfg.kernels_fp32 = !s->cluster.cfg.kernels_fp32;
+    program p;
+    replay_result rr;
+    eval_result e;
+    emit_ok(s, 2, &p);
+    replay_ok(&p, &rr);
+    eval_plan(&s->model.cfg, &s->cluster.cfg, &s->cfg, &e, NULL);
+    check_activations(s, &p, &rr, &e);
+    replay_free(&rr);
+    program_free(&p);
+    s->cluster.cfg.kernels_fp32 = !s->cluster.cfg.kernels_fp32;
+}
+
 static void test_grid_agrees_with_closed_form(void **state) {
     (void)state;
     const char *models[] = {"tiny-1m", "llama3-8b"};
@@ -267,6 +284,7 @@ static void test_grid_agrees_with_closed_form(void **state) {
                             check_comm(s, &p, &rr, &e);
                             check_adam(&p, &rr);
                             check_time(s, &rr, &e);
+                            check_other_kernels(s);
                             replay_free(&rr);
                             program_free(&p);
                             free(s);
@@ -441,6 +459,7 @@ static void compare_programs(const program *a, const program *b) {
             EQ(kind); EQ(step); EQ(mb); EQ(unit); EQ(buf); EQ(src); EQ(dst); EQ(cat); EQ(coll);
             EQ(group); EQ(phase); EQ(peer); EQ(recompute); EQ(offset); EQ(elems); EQ(bytes);
             EQ(transient_bytes); EQ(workspace_bytes); EQ(sent_bytes); EQ(flops); EQ(seconds);
+            EQ(ring_passes); EQ(ring_bytes); EQ(buffer_bytes); EQ(ring_seconds);
             for (int c = 0; c < PROG_TP_COLLS; c++) {
                 EQ(tp_calls[c]); EQ(tp_bytes[c]); EQ(tp_sent[c]); EQ(tp_seconds[c]);
             }
@@ -1469,6 +1488,123 @@ static void test_pipe_json_round_trip(void **state) {
     free(s);
 }
 
+/* ---- context parallelism ------------------------------------------------------------ */
+
+/* tiny-1m (L 4, h 128, 2 kv heads of 32) over dp 2 x cp 2, one sequence of 256
+ * tokens per micro-batch, 2 micro-batches per rank: each cp rank holds 128
+ * tokens, so one K/V block is 2 x 128 x 64 x a bytes (a = 4 in fp32, 2 in
+ * bf16): 65,536 / 32,768 bytes. A layer's forward passes it cp - 1 = 1 time,
+ * its backward 2 times (K/V, then dK/dV) and 3 under full recompute; the
+ * buffers are 2 blocks in forward, 4 in backward. */
+static plan_spec *cp_plan(const char *recompute, const char *precision, int zero) {
+    char text[1024];
+    snprintf(text, sizeof text,
+             "model: tiny-1m\ncluster: dgx-h100\ngpus: 4\nparallel: {dp: 2, cp: 2, zero: %d}\n"
+             "batch: {global: 4, micro: 1, seq: 256}\nrecompute: %s\nprecision: %s\n"
+             "optimizer: adamw\n", zero, recompute, precision);
+    return tu_plan(text);
+}
+
+static void test_cp_emit_and_replay(void **state) {
+    (void)state;
+    const struct {
+        const char *recompute, *precision;
+        int zero;
+        int64_t block, bwd_passes;
+    } cases[] = {{"none", "fp32", 1, 65536, 2}, {"full", "bf16-mixed", 3, 32768, 3},
+                 {"selective", "fp32", 0, 65536, 2}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        plan_spec *s = cp_plan(cases[i].recompute, cases[i].precision, cases[i].zero);
+        program p;
+        replay_result rr;
+        eval_result e;
+        emit_ok(s, 2, &p);
+        check_ok(&p);
+        replay_ok(&p, &rr);
+        eval_plan(&s->model.cfg, &s->cluster.cfg, &s->cfg, &e, NULL);
+        assert_int_equal(p.n_roles, 2);
+        const int64_t blk = cases[i].block;
+        assert_int_equal(act_kv_block_bytes(&s->model.cfg, &s->cfg), blk);
+        for (int32_t c = 0; c < 2; c++) {
+            const prog_role *r = &p.roles[c];
+            const replay_role *rp = &rr.roles[c];
+            assert_int_equal(r->cp_rank, c);
+            /* placement tp, cp, dp, pp: cp innermost after tp, so world rank c + 2 k */
+            assert_int_equal(r->ranks[0], c);
+            assert_int_equal(r->ranks[1], c + 2);
+            int64_t passes = 0;
+            double fwd_s = 0, bwd_s = 0; /* step 0, micro-batch 0 */
+            for (int32_t k = 0; k < r->n_ops; k++) {
+                const prog_op *o = &r->ops[k];
+                const bool layer = o->unit > 0 && o->unit < r->n_units - 1;
+                if (o->kind != OP_FWD && o->kind != OP_BWD) continue;
+                const bool bwd = o->kind == OP_BWD;
+                assert_int_equal(o->ring_passes, layer ? (bwd ? cases[i].bwd_passes : 1) : 0);
+                assert_int_equal(o->ring_bytes, layer ? blk : 0);
+                assert_int_equal(o->buffer_bytes, layer ? (bwd ? 4 : 2) * blk : 0);
+                passes += o->ring_passes;
+                if (o->step == 0 && o->mb == 0) *(bwd ? &bwd_s : &fwd_s) += o->seconds;
+            }
+            /* the ring's passes hide behind the attention core as in the closed form: with
+             * no data-parallel traffic inside the micro-batches (ZeRO-0/1), a micro-batch's
+             * fwd and bwd ops take eval's per-micro-batch times, exposed cp time included */
+            if (cases[i].zero <= 1) {
+                assert_true(e.heavy.time.exposed[GROUP_CP] > 0);
+                if (fabs(fwd_s - e.heavy.time.f) > 1e-9 * e.heavy.time.f ||
+                    fabs(bwd_s - e.heavy.time.b - e.heavy.time.w) > 1e-9 * bwd_s)
+                    fail_msg("cp: fwd %.12g s, bwd %.12g s; eval %.12g, %.12g", fwd_s, bwd_s,
+                             e.heavy.time.f, e.heavy.time.b + e.heavy.time.w);
+            }
+            /* 2 steps x 2 micro-batches x 4 layers x (1 + bwd) passes */
+            assert_int_equal(passes, 2 * 2 * 4 * (1 + cases[i].bwd_passes));
+            /* the replay counts them as the cp group's sends, as comm.c does per step */
+            for (int32_t k = 0; k < rp->n_steps; k++)
+                assert_int_equal(rp->steps[k].sent_bytes[GROUP_CP], e.heavy.comm_bytes[GROUP_CP]);
+            assert_int_equal(e.heavy.comm_bytes[GROUP_CP], passes / 2 * blk);
+            int64_t calls = 0, bytes = 0;
+            double secs = 0;
+            for (int k = 0; k < rp->n_colls; k++)
+                if (rp->colls[k].group == GROUP_CP) {
+                    assert_int_equal(rp->colls[k].coll, COLL_SEND);
+                    calls += rp->colls[k].calls, bytes += rp->colls[k].bytes;
+                    secs += rp->colls[k].seconds;
+                }
+            assert_int_equal(calls, passes);
+            assert_int_equal(bytes, passes * blk);
+            /* the passes' seconds: eval's cp time (exposed + hidden) per micro-batch, x 2 x 2 */
+            const double cp_s = 4 * (e.heavy.time.exposed[GROUP_CP] + e.heavy.time.hidden[GROUP_CP]);
+            if (!(secs > 0) || fabs(secs - cp_s) > 1e-9 * cp_s)
+                fail_msg("cp: the ring's seconds %.12g, eval %.12g", secs, cp_s);
+            /* the states are sharded over dp x cp = 4, as eval's; activations of 128 tokens */
+            assert_int_equal(rp->steps[0].end_bytes[MEM_PARAMS], e.heavy.params);
+            assert_int_equal(rp->steps[0].end_bytes[MEM_OPTIMIZER], e.heavy.optimizer);
+            if (!strcmp(cases[i].recompute, "none"))
+                assert_int_equal(rp->peak[MEM_ACTIVATIONS].bytes, e.heavy.activations);
+            /* the ring's 4 blocks in a backward (ZeRO-3 adds a gathered unit and its gradient) */
+            const int64_t unit = r->units[1].elems * (2 + 2);
+            assert_int_equal(rp->peak[MEM_BUFFERS].bytes,
+                             4 * blk + (cases[i].zero == 3 ? unit : 0));
+        }
+        /* the JSON keeps the ring's fields */
+        program b;
+        ps_err err = {{0}};
+        const char *path = tmp_path("cp.json");
+        if (program_write_json(&p, path, &err)) fail_msg("write: %s", err.msg);
+        if (program_load_json(path, &b, &err)) fail_msg("load: %s", err.msg);
+        compare_programs(&p, &b);
+        program_free(&b);
+        if (i == 0) { /* passes beyond 3 (cp - 1), or passes without bytes, are refused */
+            tu_contains(load_error(&p, "\"passes\": 1", "\"passes\": 4"),
+                        "expected passes in [0, 3] (3 x (cp - 1), cp = 2), found 4", NULL);
+            tu_contains(load_error(&p, "\"ring\": 65536", "\"ring\": 0"),
+                        "expected ring bytes exactly with ring passes", NULL);
+        }
+        replay_free(&rr);
+        program_free(&p);
+        free(s);
+    }
+}
+
 /* ---- the train: section and the runtime's model fields ----------------------------------- */
 
 static void test_train_section(void **state) {
@@ -1673,6 +1809,7 @@ static void test_tp_grid_agrees_with_closed_form(void **state) {
                         check_activations(s, &p, &rr, &e);
                         check_adam(&p, &rr);
                         check_time(s, &rr, &e);
+                        check_other_kernels(s);
                         for (int32_t k = 0; k < rr.roles[0].n_steps; k++)
                             assert_int_equal(rr.roles[0].steps[k].sent_bytes[GROUP_TP],
                                              e.heavy.comm_bytes[GROUP_TP]);
@@ -1764,6 +1901,7 @@ int main(void) {
         cmocka_unit_test(test_pipe_zero_bubble_parts),
         cmocka_unit_test(test_tp_by_hand), cmocka_unit_test(test_tp_load),
         cmocka_unit_test(test_tp_grid_agrees_with_closed_form),
+        cmocka_unit_test(test_cp_emit_and_replay),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     if (tmpdir[0]) {

@@ -8,6 +8,9 @@
  * the gradient (in place: it is the whole gradient of this op, not an
  * accumulation). inv_freq, the angle and cos/sin are fp32, computed the way
  * the Hugging Face code computes them, so that the results match PyTorch.
+ * The _pos variants take each row's position from pos[T] (context
+ * parallelism: a rank's rows are zig-zag chunks of the sequence, rotated by
+ * their global positions).
  * Why this way: threads split the positions t; for one t, cos/sin of up to
  * ROPE_CHUNK frequencies go into a stack table (kernels allocate nothing)
  * that serves every batch row and head, so the trigonometry costs 1/(B*NH)
@@ -30,8 +33,9 @@ KERN_SIMD_CLONES static void rope_rotate(float *x0, float *x1, const float *c, c
     }
 }
 
-static void rope_apply(float *x, int64_t B, int64_t T, int64_t NH, int64_t D, float theta,
-                       float sign) {
+/* pos: the position of row t (NULL: t itself). */
+static void rope_apply(float *x, const int64_t *pos, int64_t B, int64_t T, int64_t NH, int64_t D,
+                       float theta, float sign) {
     const int64_t half = D / 2;
 #pragma omp parallel for if (B * T * NH * D >= 32768)
     for (int64_t t = 0; t < T; t++) {
@@ -40,7 +44,7 @@ static void rope_apply(float *x, int64_t B, int64_t T, int64_t NH, int64_t D, fl
             const int64_t n = half - i0 < ROPE_CHUNK ? half - i0 : ROPE_CHUNK;
             for (int64_t i = 0; i < n; i++) {
                 const float inv_freq = 1.0f / powf(theta, (float)(2 * (i0 + i)) / (float)D);
-                const float a = (float)t * inv_freq;
+                const float a = (float)(pos ? pos[t] : t) * inv_freq;
                 c[i] = cosf(a);
                 s[i] = sign * sinf(a);
             }
@@ -54,9 +58,19 @@ static void rope_apply(float *x, int64_t B, int64_t T, int64_t NH, int64_t D, fl
 }
 
 void kern_rope_fwd(float *x, int64_t B, int64_t T, int64_t NH, int64_t D, float theta) {
-    rope_apply(x, B, T, NH, D, theta, 1.0f);
+    rope_apply(x, NULL, B, T, NH, D, theta, 1.0f);
 }
 
 void kern_rope_bwd(float *dx, int64_t B, int64_t T, int64_t NH, int64_t D, float theta) {
-    rope_apply(dx, B, T, NH, D, theta, -1.0f);
+    rope_apply(dx, NULL, B, T, NH, D, theta, -1.0f);
+}
+
+void kern_rope_pos_fwd(float *x, const int64_t *pos, int64_t B, int64_t T, int64_t NH, int64_t D,
+                       float theta) {
+    rope_apply(x, pos, B, T, NH, D, theta, 1.0f);
+}
+
+void kern_rope_pos_bwd(float *dx, const int64_t *pos, int64_t B, int64_t T, int64_t NH,
+                       int64_t D, float theta) {
+    rope_apply(dx, pos, B, T, NH, D, theta, -1.0f);
 }

@@ -148,3 +148,7 @@ int64_t act_kv_block_bytes(const model_cfg *m, const plan_cfg *p) {
     return 2 * plan_tokens_per_rank(p) * (model_kv_width(m) / p->tp) *
            dtype_bytes(p->precision.activations);
 }
+
+int64_t act_cp_ring_buffer_bytes(const model_cfg *m, const plan_cfg *p, bool backward) {
+    return p->cp > 1 ? (backward ? 4 : 2) * act_kv_block_bytes(m, p) : 0;
+}

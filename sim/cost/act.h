@@ -82,4 +82,9 @@ void act_compute(const model_cfg *m, const plan_cfg *p, act_bytes *out);
  * buffers it and its gradient (eval.c; docs/memory.md §3, §5). */
 int64_t act_kv_block_bytes(const model_cfg *m, const plan_cfg *p);
 
+/* The ring's communication buffers while one layer runs (0 when cp = 1):
+ * forward, the block being passed and the one arriving (2 K/V blocks);
+ * backward, those and the dK/dV block being passed and arriving (4). */
+int64_t act_cp_ring_buffer_bytes(const model_cfg *m, const plan_cfg *p, bool backward);
+
 #endif

@@ -188,13 +188,20 @@ static void pp_comm(const model_cfg *m, const plan_cfg *p, const comm_stage_info
  * implementation): per layer and micro-batch each rank passes its K and V
  * blocks cp-1 times in forward; backward passes K/V again and the dK/dV
  * partial sums, cp-1 times each. Recomputing the layer replays the forward. */
+int64_t comm_cp_passes(const plan_cfg *p, bool backward) {
+    const int64_t c = p->cp, replay = p->recompute == RECOMPUTE_FULL ? 1 : 0;
+    if (c <= 1) return 0;
+    return backward ? (2 + replay) * (c - 1) : c - 1;
+}
+
 static void cp_comm(const model_cfg *m, const plan_cfg *p, const comm_stage_info *s,
                     comm_list *l) {
     const int64_t c = p->cp, mb = plan_micro_batches(p);
     if (c <= 1) return;
     const int64_t KV = act_kv_block_bytes(m, p);
     const int64_t replay = p->recompute == RECOMPUTE_FULL ? 1 : 0;
-    add(l, GROUP_CP, COLL_SEND, COMM_FWD, "K/V blocks (forward)", c, mb * s->layers * (c - 1), KV);
+    add(l, GROUP_CP, COLL_SEND, COMM_FWD, "K/V blocks (forward)", c,
+        mb * s->layers * comm_cp_passes(p, false), KV);
     add(l, GROUP_CP, COLL_SEND, COMM_BWD, "K/V blocks (recompute)", c,
         mb * s->layers * (c - 1) * replay, KV);
     add(l, GROUP_CP, COLL_SEND, COMM_BWD, "K/V blocks (backward)", c, mb * s->layers * (c - 1), KV);

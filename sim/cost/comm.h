@@ -73,6 +73,12 @@ typedef struct {
 
 void comm_stage(const model_cfg *m, const plan_cfg *p, const comm_stage_info *s, comm_list *out);
 
+/* Context parallelism: the blocks one layer passes around the cp ring for one
+ * micro-batch (each act_kv_block_bytes): forward cp-1 K/V passes; backward
+ * cp-1 K/V and cp-1 dK/dV passes, and the forward's cp-1 again when full
+ * recomputation replays the layer. 0 when cp = 1 (docs/memory.md §5). */
+int64_t comm_cp_passes(const plan_cfg *p, bool backward);
+
 /* The tensor-parallel collectives inside one unit's forward or backward of
  * one micro-batch: tp_comm's entries seen per op (the execution plan puts
  * them on its fwd/bwd ops; tests/test_program.c holds the two to each other).

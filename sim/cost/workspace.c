@@ -2,105 +2,273 @@
  * allocation by allocation, is docs/memory.md §6). */
 #include "cost/workspace.h"
 
+#include <string.h>
+
 #include "base/dtype.h"
 #include "cost/act.h"
 #include "cost/params.h"
 
-static int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
+static int64_t max64(int64_t a, int64_t b) {
+    return a > b ? a : b;
+}
 
-/* Bytes of the fp32 copy the runtime makes of a tensor stored in dtype t
- * (to compute in fp32): 0 when t is fp32 already. */
-static int64_t widen(ps_dtype t) { return dtype_bytes(t) == 4 ? 0 : 4; }
+/* Bytes of the fp32 copy that fp32 kernels make of a tensor stored in dtype
+ * t: 0 when t is fp32 already, or when kernels read the storage dtype. */
+static int64_t widen(bool kernels_fp32, ps_dtype t) {
+    return kernels_fp32 && dtype_bytes(t) != 4 ? 4 : 0;
+}
 
-/* One layer's saved tensors on this rank (act.c's list, all of them: what a
- * recomputing backward rebuilds too): elements stored in the activation
- * dtype, bytes of the others (fp32 statistics, byte masks), and the layer
- * input's elements. */
+/* The workspace live inside one op, followed allocation by allocation in the
+ * runtime's order (runtime/rt_model.c, rt_tp.c): add, drop, and spike (a
+ * block that lives only inside one call: a collective's staging copies). */
 typedef struct {
-    int64_t act_elems, other_bytes, input_elems;
+    int64_t live, peak;
+} trace;
+
+static void add(trace *t, int64_t b) {
+    t->live += b;
+    t->peak = max64(t->peak, t->live);
+}
+static void drop(trace *t, int64_t b) {
+    t->live -= b;
+}
+static void spike(trace *t, int64_t b) {
+    add(t, b), drop(t, b);
+}
+
+/* One layer's saved tensors on this rank (act.c's list: what a recomputing
+ * backward rebuilds too), split where the MLP sub-block starts
+ * ("mlp_norm.input"): elements stored in the activation dtype, bytes of the
+ * others (fp32 statistics, byte masks), the layer input's elements. */
+typedef struct {
+    int64_t attn_elems, attn_other, mlp_elems, mlp_other, input_elems;
 } saved_set;
 
 static saved_set layer_saved_set(const model_cfg *m, const plan_cfg *p) {
     act_tensor t[ACT_MAX_TENSORS];
     const int n = act_layer_tensors(m, t);
     const int64_t a = dtype_bytes(p->precision.activations);
-    saved_set s = {0, 0, act_tensor_bytes(m, p, &t[0]) / a};
-    for (int i = 0; i < n; i++) {
+    saved_set s = {0, 0, 0, 0, act_tensor_bytes(m, p, &t[0]) / a};
+    bool mlp = false;
+    for (int i = 1; i < n; i++) {
         const int64_t b = act_tensor_bytes(m, p, &t[i]);
+        mlp = mlp || !strcmp(t[i].name, "mlp_norm.input");
         if (t[i].dtype == AD_ACT)
-            s.act_elems += b / a;
+            *(mlp ? &s.mlp_elems : &s.attn_elems) += b / a;
         else
-            s.other_bytes += b;
+            *(mlp ? &s.mlp_other : &s.attn_other) += b;
     }
     return s;
 }
 
-void ws_compute(const model_cfg *m, const plan_cfg *p, ws_bytes *o) {
+/* Per-rank shapes and element sizes of one micro-batch's ops. */
+typedef struct {
+    int64_t N, Nl, h, q, kv, f, H, V, up, S;
+    int64_t S_fwd, S_bwd; /* attention's scratch in a layer's forward, backward (ring: more) */
+    int64_t a;  /* stored activation bytes */
+    int64_t w;  /* an activation's fp32 copy (0: none) */
+    int64_t c;  /* an activation gradient or other computed tensor: 4 under fp32
+                   kernels, the activation dtype otherwise */
+    int64_t cb; /* the 16-bit staging copy of a tensor-parallel collective of
+                   fp32 views (2 bytes; 0 when none is made) */
+    int64_t pw, gw;
+    bool tp, sp;
+    saved_set sv;
+} shapes;
+
+/* Sequence parallelism's all-gather of [Nl, h] to [N, h]: the gathered
+ * tensor (kept by the caller), its staging copies inside the call. */
+static void gather(const shapes *s, trace *t) {
+    if (!s->sp) return;
+    add(t, s->c * s->N * s->h);
+    spike(t, s->cb * (s->Nl + s->N) * s->h);
+}
+static void gather_free(const shapes *s, trace *t) {
+    if (s->sp) drop(t, s->c * s->N * s->h);
+}
+
+/* A row-parallel output [N, h] summed over tp into y: all-reduce in place, or
+ * (sp) a partial sum reduce-scattered to [Nl, h]; the same staging for a
+ * column-parallel input gradient, whose [N, h] partial sum (held by the
+ * caller, `held`) becomes [Nl, h] under sp. */
+static void tp_sum(const shapes *s, trace *t) {
+    if (!s->tp) return;
+    if (!s->sp) return spike(t, s->cb * s->N * s->h);
+    add(t, s->c * s->N * s->h);
+    spike(t, s->cb * (s->N + s->Nl) * s->h);
+    drop(t, s->c * s->N * s->h);
+}
+static int64_t column_grad(const shapes *s, trace *t) {
+    if (!s->tp || !s->sp) {
+        if (s->tp) spike(t, s->cb * s->N * s->h);
+        return s->c * s->N * s->h;
+    }
+    add(t, s->c * s->Nl * s->h);
+    spike(t, s->cb * (s->N + s->Nl) * s->h);
+    drop(t, s->c * s->N * s->h);
+    return s->c * s->Nl * s->h;
+}
+
+/* rt_model.c layer_body: keep = the saved tensors are activations (only
+ * their fp32 copies are workspace), else workspace themselves (full
+ * recompute's forward); out = the output stream is kept. Leaves live what
+ * the runtime frees only at the op's end. */
+static void layer_body(const shapes *s, trace *t, bool keep, bool out) {
+    const int64_t K = keep ? s->w : s->a + s->w, F = keep ? 0 : 1;
+    const int64_t N = s->N, Nl = s->Nl, h = s->h;
+    add(t, s->w * Nl * h);              /* the input's copy */
+    add(t, K * Nl * h + F * 4 * Nl);    /* normed input, 1/rms */
+    gather(s, t);                       /* (sp) the normed input gathered */
+    add(t, K * N * (s->q + 2 * s->kv)); /* q, k, v */
+    gather_free(s, t);
+    /* the rest of attention's tensors (its output; standard attention's
+     * scores), the log-sum-exp, then the flash scratch */
+    add(t,
+        K * (s->sv.attn_elems - Nl * h - N * (s->q + 2 * s->kv)) + F * (s->sv.attn_other - 4 * Nl));
+    spike(t, s->S_fwd);
+    add(t, K * Nl * h);                       /* the residual sum x_mid */
+    tp_sum(s, t);                             /* o's output summed over tp */
+    add(t, K * Nl * h + F * s->sv.mlp_other); /* normed input, its statistics */
+    gather(s, t);
+    add(t, K * s->up * N * s->f); /* the up-projections' outputs */
+    gather_free(s, t);
+    add(t, K * (s->sv.mlp_elems - 2 * Nl * h - s->up * N * s->f)); /* the rest: swiglu's g */
+    if (out || s->tp) {
+        add(t, (s->a + s->w) * Nl * h); /* the output (stream, or a recompute's scratch) */
+        tp_sum(s, t);                   /* w2's output summed over tp */
+    }
+}
+
+/* rt_model.c layer_backward, after the op's weights, gradients and incoming
+ * gradient stream (and a recompute's rebuilt tensors) are live. */
+static void layer_backward(const shapes *s, trace *t) {
+    const int64_t N = s->N, Nl = s->Nl, h = s->h, c = s->c, nf = c * N * s->f;
+    add(t, s->w * (s->sv.input_elems + s->sv.attn_elems + s->sv.mlp_elems)); /* loads */
+    if (s->sp) add(t, 4 * 2 * h);    /* the norms' weight gradients of this rank's tokens */
+    add(t, c * Nl * h);              /* dx_mid, becoming dx_in: the outgoing stream */
+    add(t, nf);                      /* the down-projection input's gradient */
+    gather(s, t), gather_free(s, t); /* (sp) the incoming gradient gathered */
+    add(t, s->up * nf), drop(t, nf); /* the up-projections' output gradients */
+    add(t, c * N * h);               /* their input's gradient */
+    gather(s, t), gather_free(s, t); /* (sp) the normed input re-gathered */
+    drop(t, s->up * nf);
+    drop(t, column_grad(s, t));
+    add(t, c * N * s->q);               /* attention output's gradient */
+    gather(s, t), gather_free(s, t);    /* (sp) dx_mid gathered */
+    add(t, c * N * (s->q + 2 * s->kv)); /* dq, dk, dv */
+    spike(t, s->S_bwd);
+    drop(t, c * N * s->q);
+    add(t, c * N * h); /* q/k/v's input gradient */
+    gather(s, t), gather_free(s, t);
+    drop(t, c * N * (s->q + 2 * s->kv));
+    column_grad(s, t); /* stays until the op's end */
+}
+
+void ws_compute(const model_cfg *m, const plan_cfg *p, bool kernels_fp32, ws_bytes *o) {
     params_count pc;
     params_count_rank(m, p->tp, &pc);
     /* per-rank shapes; standard attention expands k and v to every query
      * head and materialises the scores (one row of H*T per token) */
     const bool flash = m->attention == ATTN_FLASH;
-    const int64_t N = plan_tokens_per_rank(p), h = m->hidden, q = model_q_width(m) / p->tp,
-                  kv = flash ? model_kv_width(m) / p->tp : q, f = m->ffn_hidden / p->tp,
-                  H = m->heads / p->tp, V = model_vocab_rows(m, p->tp), T = p->seq / p->cp;
-    /* up-projections of the MLP: w1 and w3 (SwiGLU), fc1 (GeLU) */
-    const int64_t up = m->mlp == MLP_SWIGLU ? 2 : 1;
-    /* a: stored activation bytes; w, pw, gw: the fp32 copies of activations,
-     * parameters and gradients kept in 16 bits */
-    const int64_t a = dtype_bytes(p->precision.activations), w = widen(p->precision.activations),
-                  pw = widen(p->precision.params), gw = widen(p->precision.grads);
+    const ps_dtype act = p->precision.activations;
+    shapes s = {.N = plan_tokens_per_rank(p),
+                .h = m->hidden,
+                .q = model_q_width(m) / p->tp,
+                .f = m->ffn_hidden / p->tp,
+                .H = m->heads / p->tp,
+                .V = model_vocab_rows(m, p->tp),
+                .up = m->mlp == MLP_SWIGLU ? 2 : 1,
+                .a = dtype_bytes(act),
+                .w = widen(kernels_fp32, act),
+                .c = kernels_fp32 ? 4 : dtype_bytes(act),
+                .cb = kernels_fp32 && dtype_bytes(act) != 4 ? 2 : 0,
+                .pw = widen(kernels_fp32, p->precision.params),
+                .gw = widen(kernels_fp32, p->precision.grads),
+                .tp = p->tp > 1,
+                .sp = p->tp > 1 && p->sp,
+                .sv = layer_saved_set(m, p)};
+    s.kv = flash ? model_kv_width(m) / p->tp : s.q;
+    s.Nl = s.sp ? s.N / p->tp : s.N;
+    const int64_t T = p->seq / p->cp, N = s.N, Nl = s.Nl, h = s.h, V = s.V;
+    /* flash: one block's scores and their gradient (the CPU kernel's fp32 scratch);
+     * standard: the score matrix's two gradients, activation gradients (c) */
+    s.S = flash ? 2 * (T < WS_ATTN_BLOCK_ROWS ? T : WS_ATTN_BLOCK_ROWS) * T * 4
+                : 2 * s.c * N * s.H * T;
+    /* context parallelism: ring attention (runtime/rt_ring.c) runs the block
+     * kernel instead, whose scratch also holds a block of output rows, and with
+     * fp32 kernels on 16-bit activations adds the fp32 copy of the K/V block
+     * received (backward: and of the dK/dV sum it adds into); its pass buffers
+     * are `buffers` (act.c) */
+    const int64_t bq = T < WS_ATTN_BLOCK_ROWS ? T : WS_ATTN_BLOCK_ROWS;
+    const bool ring = flash && p->cp > 1;
+    const int64_t Sr = 4 * (2 * bq * T + bq * m->head_dim);
+    s.S_fwd = ring ? Sr + 2 * s.w * N * s.kv : s.S;
+    s.S_bwd = ring ? Sr + 4 * s.w * N * s.kv : s.S;
     const int64_t Pe = pc.embedding + pc.position, Pl = pc.layer, Ph = pc.final_norm + pc.output;
-    const int64_t S = flash ? 2 * (T < WS_ATTN_BLOCK_ROWS ? T : WS_ATTN_BLOCK_ROWS) * T * 4
-                            : 8 * N * H * T; /* flash: one block's scores and their gradient;
-                                                standard: the score matrix's two gradients */
+    o->attn_scratch = s.S;
+    o->stream_fwd = s.a * Nl * h;
+    o->stream_bwd = s.c * Nl * h;
+
+    /* embedding forward: the table's copy; the output (kept as the stream)
+     * and its fp32 copy; under tp the vocab-parallel lookup summed over tp */
+    trace t = {0, 0};
+    add(&t, s.pw * Pe + (s.a + s.w) * Nl * h);
+    tp_sum(&s, &t);
+    o->embed_fwd = t.peak;
+
+    /* embedding backward: weights' and gradients' copies, int32 token ids,
+     * the incoming stream (sp: gathered), then, once the stream is freed,
+     * the old gradient to add into */
+    t = (trace){0, 0};
+    add(&t, (s.pw + s.gw) * Pe + 4 * N + s.c * Nl * h);
+    gather(&s, &t);
+    drop(&t, s.c * Nl * h);
+    spike(&t, s.gw * Pe);
+    o->embed_bwd = t.peak;
+
+    /* a layer's forward: weights' copy, then the body (saved tensors
+     * workspace under full recompute) with its output stream */
     const bool full = p->recompute == RECOMPUTE_FULL;
-    const saved_set sv = layer_saved_set(m, p);
-    o->attn_scratch = S;
-    o->stream_fwd = a * N * h;
-    o->stream_bwd = 4 * N * h;
+    t = (trace){0, 0};
+    add(&t, s.pw * Pl);
+    layer_body(&s, &t, !full, true);
+    o->layer_fwd = t.peak;
 
-    /* embedding: the table's fp32 copy; the output (kept as the stream) and its fp32 view */
-    o->embed_fwd = pw * Pe + (a + w) * N * h;
-    /* weights and gradient copies, int32 token ids; the incoming gradient
-     * stream until the kernel has used it, then the old gradient to add into */
-    o->embed_bwd = (pw + gw) * Pe + 4 * N + max64(4 * N * h, gw * Pe);
+    /* a layer's backward: weights' and gradients' copies, the incoming
+     * stream, (full recompute) the rebuilt tensors' copies, the backward,
+     * then the stream freed and the old gradient added into */
+    t = (trace){0, 0};
+    add(&t, (s.pw + s.gw) * Pl + s.c * Nl * h);
+    if (full) layer_body(&s, &t, true, false);
+    layer_backward(&s, &t);
+    drop(&t, s.c * Nl * h);
+    spike(&t, s.gw * Pl);
+    o->layer_bwd = t.peak;
 
-    /* a layer's forward, at attention (its scratch live) or at the end: the
-     * weights' fp32 copy, the input's fp32 view, every saved tensor's fp32
-     * view, the output stream and its view. Under full recompute the saved
-     * tensors are workspace themselves (stored and viewed, statistics too). */
-    const int64_t attn_in = N * (h + 2 * q + 2 * kv); /* normed input, q, k, v, output */
-    if (full)
-        o->layer_fwd =
-            pw * Pl + w * sv.input_elems +
-            max64((a + w) * attn_in + 4 * N + 4 * N * H + S,
-                  (a + w) * (sv.act_elems - sv.input_elems) + sv.other_bytes + (a + w) * N * h);
-    else
-        o->layer_fwd = pw * Pl + max64(w * (N * h + attn_in) + S,
-                                       w * sv.act_elems + (a + w) * N * h);
+    /* head forward: weights' copy, the input's and the normed input's
+     * copies, the logits (stored, and widened to fp32 for the loss on every
+     * cluster: Megatron-LM's cross entropy calls .float() on them), the
+     * per-token losses, (sp) the normed input gathered, (tp) the loss's
+     * per-token maximum, target logit and sum (fp32) */
+    const int64_t wl = dtype_bytes(act) == 4 ? 0 : 4;
+    t = (trace){0, 0};
+    add(&t, s.pw * Ph + 2 * s.w * Nl * h + (s.a + wl) * N * V + 4 * N);
+    gather(&s, &t);
+    if (s.tp) spike(&t, 3 * 4 * N);
+    o->head_fwd = t.peak;
 
-    /* a layer's backward: the gradient stream in and out (fp32), the
-     * weights' and gradients' fp32 copies, fp32 copies of the saved tensors
-     * it reads (and, under full recompute, of the ones it rebuilt), then the
-     * largest of: the MLP (the down-projection input's gradient and the
-     * up-projections' outputs'), the up-projections' input gradient once the
-     * first is freed, attention (output gradient, dq, dk, dv, scratch), q/k/v's
-     * input gradient, and, once the incoming stream is freed, the old
-     * gradient to add into. */
-    const int64_t base = 8 * N * h + (pw + gw) * Pl + (full ? 2 : 1) * w * sv.act_elems;
-    o->layer_bwd = base + max64(max64(4 * (1 + up) * N * f, 4 * up * N * f + 4 * N * h),
-                                max64(8 * N * q + 8 * N * kv + S,
-                                      4 * N * q + 8 * N * kv + max64(4 * N * h, gw * Pl)));
-
-    /* head forward: weights' copy, the input's and the normed input's fp32
-     * views, the logits (stored and viewed) until the loss has turned them
-     * into the saved fp32 softmax, the per-token losses */
-    o->head_fwd = pw * Ph + 2 * w * N * h + (a + w) * N * V + 4 * N;
-    /* head backward: weights' and gradients' copies and the old gradient,
-     * the two saved inputs' views, int32 labels, the logits' gradient
-     * (fp32), the normed input's gradient and the outgoing stream */
-    o->head_bwd = (pw + 2 * gw) * Ph + 2 * w * N * h + 4 * N + 4 * N * V + 8 * N * h;
+    /* head backward: weights' and gradients' copies, the two saved inputs'
+     * copies, int32 labels, the logits' gradient (fp32), the normed input's
+     * gradient, the outgoing stream, (sp) the norm's weight gradient and the
+     * normed input re-gathered, the input gradient summed over tp, then the
+     * old gradient to add into */
+    t = (trace){0, 0};
+    add(&t, (s.pw + s.gw) * Ph + 2 * s.w * Nl * h + 4 * N + s.c * N * V + s.c * N * h +
+                s.c * Nl * h + (s.sp ? 4 * h : 0));
+    gather(&s, &t);
+    column_grad(&s, &t);
+    spike(&t, s.gw * Ph);
+    o->head_bwd = t.peak;
 }
 
 int64_t ws_stage_compute(const ws_bytes *w, bool first, int64_t layers, bool last) {
@@ -112,10 +280,10 @@ int64_t ws_stage_compute(const ws_bytes *w, bool first, int64_t layers, bool las
 }
 
 int64_t ws_optimizer_bytes(const plan_cfg *p, int64_t elems) {
-    return widen(p->precision.grads) * elems;
+    return (dtype_bytes(p->precision.grads) == 4 ? 0 : 4) * elems;
 }
 
-int64_t ws_reduce_scatter_bytes(const plan_cfg *p, int64_t part_elems) {
+int64_t ws_reduce_scatter_bytes(const plan_cfg *p, bool kernels_fp32, int64_t part_elems) {
     const int64_t recv = (part_elems * dtype_bytes(p->precision.grads) + 63) / 64 * 64;
-    return recv + 2 * widen(p->precision.grads) * part_elems;
+    return recv + 2 * widen(kernels_fp32, p->precision.grads) * part_elems;
 }

@@ -35,24 +35,31 @@ typedef struct {
     int64_t stream_fwd;   /* the hidden state between two forward ops (activation dtype) */
     int64_t stream_bwd;   /* its gradient between two backward ops (fp32) */
     int64_t attn_scratch; /* flash: one thread's block of scores and their gradient;
-                             standard attention: the scores' and probabilities' fp32
+                             standard attention: the scores' and probabilities'
                              gradients (an estimate: the runtime builds flash only) */
 } ws_bytes;
 
-/* The peak workspace of each compute op of one micro-batch on one rank. */
-void ws_compute(const model_cfg *m, const plan_cfg *p, ws_bytes *out);
+/* The peak workspace of each compute op of one micro-batch on one rank.
+ * kernels_fp32 (cluster_cfg.kernels_fp32, gpu.kernel_dtype: fp32): kernels
+ * compute in fp32, so every 16-bit weight, gradient and saved activation an
+ * op reads is widened to an fp32 copy, activation gradients are fp32, and
+ * tensor-parallel collectives stage 16-bit copies (parasim's CPU runtime);
+ * otherwise kernels read the storage dtype and activation gradients are in
+ * the activation dtype (cuBLAS, Megatron-LM). */
+void ws_compute(const model_cfg *m, const plan_cfg *p, bool kernels_fp32, ws_bytes *out);
 
 /* The largest of them on a pipeline stage: the embedding's ops on the first,
  * the layers' when it holds any, the head's on the last. */
 int64_t ws_stage_compute(const ws_bytes *w, bool first, int64_t layers, bool last);
 
 /* The optimizer step over `elems` elements: bf16 (any non-fp32) gradients
- * are widened to fp32 for the update. */
+ * are widened to fp32 for the update, on every cluster (Megatron-LM's
+ * optimizer copies them to fp32 main grads likewise). */
 int64_t ws_optimizer_bytes(const plan_cfg *p, int64_t elems);
 
 /* A reduce-scatter that lands `part_elems` gradient elements on this rank:
- * the receive buffer (64-byte aligned) and, for non-fp32 gradients, the two
- * fp32 operands of the accumulation. */
-int64_t ws_reduce_scatter_bytes(const plan_cfg *p, int64_t part_elems);
+ * the receive buffer (64-byte aligned) and, for non-fp32 gradients under
+ * fp32 kernels, the two fp32 operands of the accumulation. */
+int64_t ws_reduce_scatter_bytes(const plan_cfg *p, bool kernels_fp32, int64_t part_elems);
 
 #endif

@@ -137,6 +137,16 @@ typedef struct {
                                 (workspace.h: activation gradients, logits, fp32 copies,
                                 receive buffers) */
     int64_t sent_bytes;      /* coll: bytes this rank sends (comm_bytes_sent) */
+    /* fwd/bwd of a layer under context parallelism (docs/plan-format.md §3, "Context
+     * parallelism"): the op passes ring_passes blocks of ring_bytes each to the next
+     * rank of the cp ring (GROUP_CP) inside it, and holds buffer_bytes of
+     * communication buffers (MEM_BUFFERS) while it runs: the ring's receive blocks;
+     * ring_seconds is the passes' transfer time, of which `seconds` holds what the
+     * attention does not hide */
+    int32_t ring_passes;
+    int64_t ring_bytes;
+    int64_t buffer_bytes;
+    double ring_seconds;
     double flops;            /* fwd/bwd/optim: FLOPs */
     double seconds;          /* predicted duration on the plan's cluster */
     /* fwd/bwd under tensor parallelism: the collectives of group tp inside the

@@ -491,6 +491,23 @@ static int end_step(chk *c, int32_t i) {
     return 0;
 }
 
+/* A layer's ring passes (context parallelism): only on a fwd / bwd under cp > 1,
+ * at most 3 (cp - 1) of them (comm.c: K/V, dK/dV and a recompute's K/V), and
+ * bytes exactly when there are passes. */
+static int cp_ring(chk *c, int32_t i, const prog_op *o) {
+    const int64_t most = 3 * (c->p->cp - 1);
+    if (o->ring_passes < 0 || o->ring_passes > most)
+        return bad(c, i, "expected passes in [0, %lld] (3 x (cp - 1), cp = %lld), found %d",
+                   (long long)most, (long long)c->p->cp, (int)o->ring_passes);
+    if ((o->ring_passes > 0) != (o->ring_bytes > 0))
+        return bad(c, i, "expected ring bytes exactly with ring passes, found passes %d and ring "
+                   "%lld", (int)o->ring_passes, (long long)o->ring_bytes);
+    if (o->ring_passes > 0 && o->ring_bytes > PROGRAM_MAX_OP_BYTES / o->ring_passes)
+        return bad(c, i, "expected passes x ring bytes at most %lld",
+                   (long long)PROGRAM_MAX_OP_BYTES);
+    return 0;
+}
+
 /* The tensor-parallel collectives a fwd/bwd carries (program.h): only with
  * tp > 1; calls and bytes both zero or both positive; byte counts in range
  * (added to *sum), seconds within the op's. */
@@ -548,18 +565,23 @@ static int op_sane(chk *c, int32_t i, const prog_op *o) {
                                o->offset > c->r->flat_elems - o->elems))
         return bad(c, i, "expected the range within the flat space");
     if (o->bytes < 0 || o->sent_bytes < 0 || o->transient_bytes < 0 || o->workspace_bytes < 0 ||
-        o->bytes > PROGRAM_MAX_OP_BYTES || o->sent_bytes > PROGRAM_MAX_OP_BYTES ||
-        o->transient_bytes > PROGRAM_MAX_OP_BYTES || o->workspace_bytes > PROGRAM_MAX_OP_BYTES)
+        o->buffer_bytes < 0 || o->ring_bytes < 0 || o->bytes > PROGRAM_MAX_OP_BYTES ||
+        o->sent_bytes > PROGRAM_MAX_OP_BYTES || o->transient_bytes > PROGRAM_MAX_OP_BYTES ||
+        o->workspace_bytes > PROGRAM_MAX_OP_BYTES || o->buffer_bytes > PROGRAM_MAX_OP_BYTES ||
+        o->ring_bytes > PROGRAM_MAX_OP_BYTES)
         return bad(c, i, "expected byte counts in [0, %lld]", (long long)PROGRAM_MAX_OP_BYTES);
+    if (cp_ring(c, i, o)) return -1;
     /* each count is at most 2^50; their sum bounds every total the replay forms */
-    int64_t sum = o->bytes + o->sent_bytes + o->transient_bytes + o->workspace_bytes;
+    int64_t sum = o->bytes + o->sent_bytes + o->transient_bytes + o->workspace_bytes +
+                  o->buffer_bytes + o->ring_passes * o->ring_bytes;
     if (op_tp(c, i, o, &sum)) return -1;
     if (sum > PROGRAM_MAX_BYTE_SUM - c->byte_sum)
         return bad(c, i, "the ops' byte counts add up to more than %lld", (long long)PROGRAM_MAX_BYTE_SUM);
     c->byte_sum += sum;
-    if (!(o->seconds >= 0 && o->seconds <= PROGRAM_MAX_OP_SECONDS && o->flops >= 0 &&
+    if (!(o->seconds >= 0 && o->seconds <= PROGRAM_MAX_OP_SECONDS && o->ring_seconds >= 0 &&
+          o->ring_seconds <= PROGRAM_MAX_OP_SECONDS && o->flops >= 0 &&
           o->flops <= PROGRAM_MAX_OP_FLOPS))
-        return bad(c, i, "expected seconds in [0, %g] and flops in [0, %g]",
+        return bad(c, i, "expected seconds and ring_seconds in [0, %g] and flops in [0, %g]",
                    PROGRAM_MAX_OP_SECONDS, PROGRAM_MAX_OP_FLOPS);
     return 0;
 }

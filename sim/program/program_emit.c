@@ -15,8 +15,10 @@
  * and bf16-mixed, AdamW, the Llama-style block.
  * Roles are one per (pipeline stage x tp rank x cp rank), their ranks laid
  * out by the plan's placement (program_ranks.c); with tp = pp = cp = 1 there
- * is one. Pipeline and context parallelism are refused with the plan's
- * location until their ops are emitted.
+ * is one. Context parallelism: every cp rank's role runs the same ops on its
+ * seq/cp tokens (the zig-zag chunks), its layers' fwd/bwd ops carrying the
+ * ring's passes and buffers, gradients reduced over dp x cp. Pipeline
+ * parallelism is refused with the plan's location until its ops are emitted.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,6 +43,10 @@ typedef struct {
     double bwd_w_s, bwd_w_flops; /* the weight-gradient part (zero-bubble W), in bwd_s too */
     int64_t saved, transient, ws_fwd, ws_bwd; /* ws: workspace.c's op working set */
     bool recompute;
+    /* context parallelism: ring passes and buffers of the fwd / bwd op ([0] / [1]) */
+    int32_t ring_passes[2];
+    int64_t ring_bytes, ring_buffers[2];
+    double ring_s[2];
     prog_op tp[2]; /* the tensor-parallel collectives (tp_* fields) of the fwd, the bwd */
 } unit_cost;
 
@@ -76,24 +82,7 @@ typedef struct {
     prog_bwd_part layer_part; /* what emit_backward runs of each layer (zero-bubble: B or W) */
 } emit_ctx;
 
-/* ---- what the execution plan cannot express yet --------------------------------- */
-
-static int refuse_parallel(const plan_spec *s, ps_err *err) {
-    const plan_cfg *p = &s->cfg;
-    /* one line per strategy the emitter cannot lower yet */
-    const struct {
-        const char *what, *name;
-        int64_t v;
-        const ps_loc *loc;
-    } g[] = {{"context", "cp", p->cp, &s->locs.cp}};
-    char at[PS_LOC_FILE_MAX + 32];
-    for (size_t i = 0; i < sizeof g / sizeof g[0]; i++)
-        if (g[i].v != 1)
-            return ps_err_set(err, "%s parallelism is not in the execution plan yet: %s = %lld at %s",
-                              g[i].what, g[i].name, (long long)g[i].v,
-                              ps_loc_str(g[i].loc, at, sizeof at));
-    return 0;
-}
+/* ---- what the execution plan cannot express yet (tp, pp and cp all lower) ---------- */
 
 static int not_llama(const model_spec *ms, const ps_loc *loc, const char *field,
                      const char *expected, const char *found, ps_err *err) {
@@ -194,7 +183,7 @@ static int64_t rs_workspace(const emit_ctx *x, int64_t off, int64_t elems) {
     const int64_t last = program_shard_part(x->r, off, elems, (int32_t)q1, NULL);
     if (last > part) part = last;
     if (q1 - q0 >= 2) part = sh;
-    return ws_reduce_scatter_bytes(x->p, part);
+    return ws_reduce_scatter_bytes(x->p, x->c->kernels_fp32, part);
 }
 
 /* A data-parallel collective on [off, off + elems) of the flat space. */
@@ -238,6 +227,10 @@ static void emit_compute(emit_ctx *x, prog_kind kind, prog_bwd_part part, int32_
     o->src = x->gather ? BUF_UNIT_PARAMS : BUF_PARAMS;
     o->bytes = k->saved;
     o->workspace_bytes = kind == OP_FWD ? k->ws_fwd : k->ws_bwd;
+    o->ring_passes = k->ring_passes[kind == OP_BWD];
+    o->ring_bytes = o->ring_passes ? k->ring_bytes : 0;
+    o->buffer_bytes = k->ring_buffers[kind == OP_BWD];
+    o->ring_seconds = k->ring_s[kind == OP_BWD];
     tp_copy(o, &k->tp[kind == OP_BWD]);
     if (kind == OP_FWD) {
         o->flops = k->fwd_flops;
@@ -425,6 +418,31 @@ static void part_flops(const kt_part *k, bool replay, double *fwd, double *bwd) 
     if (replay) *bwd += *fwd;
 }
 
+/* Context parallelism: a layer's attention passes K/V (and in backward dK/dV)
+ * blocks around the cp ring inside its fwd / bwd op (comm.c's passes, act.c's
+ * block and buffers; docs/plan-format.md §3). The passes hide behind the
+ * attention core as step_time.c's settle() hides them (the forward's core
+ * once, the backward's twice, three times under full recompute; the share
+ * `overlap` of what overlaps): the rest adds to the op's seconds. */
+static void cp_costs(const emit_ctx *x, const time_ctx *tc, unit_cost *c) {
+    const double core = tc->layer.attn_core_fwd;
+    for (int bwd = 0; bwd < 2; bwd++) {
+        c->ring_passes[bwd] = (int32_t)comm_cp_passes(x->p, bwd);
+        c->ring_buffers[bwd] = act_cp_ring_buffer_bytes(x->m, x->p, bwd);
+    }
+    c->ring_bytes = act_kv_block_bytes(x->m, x->p);
+    if (x->p->cp <= 1) return;
+    const double pass = coll_time(COLL_SEND, x->p->cp, c->ring_bytes, &tc->link[GROUP_CP]);
+    const double attn[2] = {core, (x->p->recompute == RECOMPUTE_FULL ? 3 : 2) * core};
+    double *secs[2] = {&c->fwd_s, &c->bwd_s};
+    for (int bwd = 0; bwd < 2; bwd++) {
+        const double ring = c->ring_s[bwd] = (double)c->ring_passes[bwd] * pass;
+        double over = ring < attn[bwd] ? ring : attn[bwd];
+        if (over > *secs[bwd]) over = *secs[bwd];
+        *secs[bwd] += ring - tc->overlap * over;
+    }
+}
+
 /* The tensor-parallel collectives of each unit kind's fwd and bwd (comm.c:
  * comm_tp_unit), their bytes sent (comm_bytes_sent) and seconds (coll_time on
  * the tp group's link), added to the op's seconds: Megatron-LM's tensor-
@@ -470,9 +488,10 @@ static void unit_costs(emit_ctx *x) {
     x->cost[UK_LAYER].saved = ab.layer_saved;
     x->cost[UK_LAYER].transient = ab.layer_working;
     x->cost[UK_HEAD].saved = ab.last_stage;
+    cp_costs(x, &tc, &x->cost[UK_LAYER]); /* before tp's: its budget is the compute */
     tp_costs(x, &tc.link[GROUP_TP]);
     ws_bytes ws;
-    ws_compute(x->m, x->p, &ws);
+    ws_compute(x->m, x->p, x->c->kernels_fp32, &ws);
     x->cost[UK_EMBED].ws_fwd = ws.embed_fwd, x->cost[UK_EMBED].ws_bwd = ws.embed_bwd;
     x->cost[UK_LAYER].ws_fwd = ws.layer_fwd, x->cost[UK_LAYER].ws_bwd = ws.layer_bwd;
     x->cost[UK_HEAD].ws_fwd = ws.head_fwd, x->cost[UK_HEAD].ws_bwd = ws.head_bwd;
@@ -609,7 +628,7 @@ static int emit_role(emit_ctx *x, int steps, ps_err *err) {
 
 int program_emit(const plan_spec *plan, int steps, program *out, ps_err *err) {
     memset(out, 0, sizeof *out);
-    if (refuse_parallel(plan, err) || refuse_model(&plan->model, err) ||
+    if (refuse_model(&plan->model, err) ||
         refuse_training(plan, err))
         return -1;
     if (steps < 1) return ps_err_set(err, "steps: expected at least 1, found %d", steps);

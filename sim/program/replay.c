@@ -140,6 +140,7 @@ static int mem_op(replay_state *s, const prog_op *o, int32_t i, int64_t during[M
     }
     during[MEM_ACTIVATIONS] += o->transient_bytes;
     during[MEM_WORKSPACE] += o->workspace_bytes;
+    during[MEM_BUFFERS] += o->buffer_bytes;
     return 0;
 }
 
@@ -312,6 +313,12 @@ static void step_op(replay_state *s, const prog_op *o, const replay_op *t) {
         const double tp = o->kind == OP_FWD || o->kind == OP_BWD ? tp_comm_op(s, o, st) : 0;
         st->compute_s += o->seconds - tp;
         s->out->compute_s += o->seconds - tp;
+    }
+    if (o->ring_passes > 0) { /* the cp ring's sends inside a layer's fwd / bwd */
+        const int64_t bytes = o->ring_passes * o->ring_bytes;
+        st->sent_bytes[GROUP_CP] += bytes;
+        comm_add(s->out, GROUP_CP, COLL_SEND, o->kind == OP_FWD ? COMM_FWD : COMM_BWD,
+                 o->ring_passes, bytes, bytes, o->ring_seconds);
     }
 }
 

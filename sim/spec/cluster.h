@@ -3,6 +3,7 @@
 #ifndef PS_CLUSTER_H
 #define PS_CLUSTER_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "base/dtype.h"
@@ -36,6 +37,11 @@ typedef struct {
     double inter_bytes_per_s, inter_latency_s; /* per GPU, per direction */
     double host_bytes_per_s, host_latency_s;   /* GPU <-> host memory (PCIe), per GPU */
     cluster_eff eff;
+    /* gpu.kernel_dtype: true when kernels compute in fp32, widening every
+     * 16-bit tensor to an fp32 copy per op (parasim's CPU runtime); false
+     * (the field absent) when they read the storage dtype, as cuBLAS and
+     * Megatron-LM's bf16 kernels do (docs/memory.md §6) */
+    bool kernels_fp32;
 } cluster_cfg;
 
 typedef struct {

@@ -11,7 +11,7 @@
 static const char *const top_keys[] = {"name", "source", "description", "gpu",
                                        "gpus_per_node", "nodes", "links", NULL};
 static const char *const gpu_keys[] = {"name", "memory", "reserved", "peak_flops",
-                                       "hbm_bandwidth", "efficiency", NULL};
+                                       "hbm_bandwidth", "efficiency", "kernel_dtype", NULL};
 static const char *const eff_keys[] = {"gemm", "attention", "hbm", "overlap", NULL};
 static const char *const attn_keys[] = {"forward", "backward", NULL};
 static const char *const flops_keys[] = {"fp8", "bf16", "fp16", "fp32", NULL};
@@ -141,6 +141,22 @@ static int read_efficiency(const ynode *gpu, cluster_eff *e, ps_err *err) {
            read_frac_in(eff, "gpu.efficiency", "overlap", true, &e->overlap, err);
 }
 
+/* gpu.kernel_dtype: "fp32" (kernels compute in fp32 on fp32 copies of 16-bit
+ * tensors), or absent (they read the storage dtype). */
+static int read_kernel_dtype(const ynode *gpu, bool *fp32, ps_err *err) {
+    char v[32] = "";
+    *fp32 = false;
+    if (yget_str(gpu, "gpu", "kernel_dtype", false, v, sizeof v, err)) return -1;
+    if (!ynode_get(gpu, "kernel_dtype")) return 0;
+    if (strcmp(v, "fp32"))
+        return ps_err_at(err, &ynode_get(gpu, "kernel_dtype")->loc, "gpu.kernel_dtype",
+                         "expected fp32 (kernels compute in fp32 on fp32 copies of 16-bit "
+                         "tensors; leave the field out when they read the storage dtype), "
+                         "found '%s'", v);
+    *fp32 = true;
+    return 0;
+}
+
 int cluster_from_node(const ynode *root, const char *path, cluster_spec *out, ps_err *err) {
     char found[128];
     const ynode *gpu, *flops, *links;
@@ -176,6 +192,7 @@ int cluster_from_node(const ynode *root, const char *path, cluster_spec *out, ps
                       &c->hbm_bytes_per_s, err) ||
         spec_limit(gpu, "gpu", "hbm_bandwidth", c->hbm_bytes_per_s, 1e6, 1e15, RANGE_HBM, err) ||
         read_efficiency(gpu, &c->eff, err) ||
+        read_kernel_dtype(gpu, &c->kernels_fp32, err) ||
         yget_int(root, "", "gpus_per_node", true, 1, 1 << 20, &c->gpus_per_node, err) ||
         yget_int(root, "", "nodes", true, 1, 1 << 24, &c->nodes, err) ||
         yget_map(root, "", "links", true, &links, err) ||

@@ -33,7 +33,7 @@ static void cache_fill(eval_cache *k, const model_cfg *m, const cluster_cfg *c, 
     k->precision = p->precision;
     params_count_rank(m, p->tp, &k->pc);
     act_compute(m, p, &k->act);
-    ws_compute(m, p, &k->ws);
+    ws_compute(m, p, c->kernels_fp32, &k->ws);
     time_ctx_init(m, c, p, &k->time);
     k->valid = true;
 }
@@ -85,7 +85,7 @@ static void stage_comm_time(const model_cfg *m, const cluster_cfg *c, const plan
  * ZeRO-1; at most a shard), with the gradient stream live beside it; the
  * optimizer's gradient copy only where it exceeds the activations, since it
  * runs when none are live. */
-static int64_t stage_temps(const plan_cfg *p, const eval_shared *sh, const eval_stage *st,
+static int64_t stage_temps(const cluster_cfg *c, const plan_cfg *p, const eval_shared *sh, const eval_stage *st,
                            int first, int last, int64_t largest_unit) {
     const int64_t d = p->dp * p->cp;
     const int64_t shard = states_shard(st->param_elems, d);
@@ -95,7 +95,7 @@ static int64_t stage_temps(const plan_cfg *p, const eval_shared *sh, const eval_
         int64_t part = largest_unit; /* ZeRO-2/3 */
         if (p->zero == 1) /* a bucket of at least d elements; memory.bucket 0: one bucket */
             part = p->bucket_bytes > 0 ? max64(p->bucket_bytes / gb, d) : st->param_elems;
-        t = max64(t, ws_reduce_scatter_bytes(p, min64(part, shard)) + sh->ws.stream_bwd);
+        t = max64(t, ws_reduce_scatter_bytes(p, c->kernels_fp32, min64(part, shard)) + sh->ws.stream_bwd);
     }
     const int64_t opt_elems = p->zero >= 1 ? shard : st->param_elems;
     return max64(t, ws_optimizer_bytes(p, opt_elems) - st->activations);
@@ -139,8 +139,8 @@ static void eval_stage_one(const model_cfg *m, const cluster_cfg *c, const plan_
                                              last ? pc->final_norm + head : 0));
     st->buf_comm = d > 1 ? p->bucket_bytes : 0;
     st->buf_zero3 = p->zero == 3 && d > 1 ? largest * (2 * pb + gb) : 0;
-    st->buf_temps = stage_temps(p, sh, st, first, last, largest);
-    if (p->cp > 1) st->buf_cp = 4 * act_kv_block_bytes(m, p); /* K/V and dK/dV, double-buffered */
+    st->buf_temps = stage_temps(c, p, sh, st, first, last, largest);
+    st->buf_cp = act_cp_ring_buffer_bytes(m, p, true); /* K/V and dK/dV, double-buffered */
     st->buf_workspace = p->workspace_bytes;
     st->reserved = c->gpu_reserved_bytes;
     int64_t allocated = st->params + st->grads + st->master + st->optimizer + st->activations +
