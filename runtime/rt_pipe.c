@@ -140,7 +140,8 @@ static int recv(rt_pipe *pp, rt_model *m, const prog_op *o, int64_t n, ps_err *e
 }
 
 int rt_pipe_op(rt_pipe *pp, rt_model *m, const prog_op *o, int64_t *bytes, ps_err *err) {
-    const int64_t n = m->N * m->h, want = n * rt_dtype_bytes(m->act_dt);
+    /* the hidden stream: this rank's tokens (a 1/tp sequence shard under sp) */
+    const int64_t n = m->Nl * m->h, want = n * rt_dtype_bytes(m->act_dt);
     *bytes = 0;
     if (o->mb < 0 || o->mb >= m->micro_batches || o->peer < 0 || o->peer >= pp->group->size ||
         o->peer == pp->group->rank)

@@ -827,20 +827,21 @@ static void pp_check_rank(const ynode *k, const ynode *roles, const char *what) 
  * within rtol; every rank's measurement is its prediction (pp_check_rank);
  * step 1's reduced gradient of every parameter, from the ranks that hold it,
  * is the one-rank gradient within gtol of the largest. Returns the profile. */
-static ynode *pp_run(int dp, int zero, const char *extra, double rtol, double gtol) {
+static ynode *pp_run_tp(int dp, int tp, int zero, const char *extra, double rtol,
+                        double gtol) {
     char cmd[4096], path[300], what[256];
-    const int np = 2 * dp;
-    snprintf(what, sizeof what, "pp 2 x dp %d, ZeRO-%d %s", dp, zero, extra);
+    const int np = 2 * dp * tp;
+    snprintf(what, sizeof what, "pp 2 x dp %d x tp %d, ZeRO-%d %s", dp, tp, zero, extra);
     snprintf(path, sizeof path, "%s/pp.json", pp_dir);
     snprintf(cmd, sizeof cmd,
              "env PARASIM_DUMP_GRADS=%s %s -np %d --oversubscribe -x PARASIM_DUMP_GRADS %s run "
              PLAN " --steps %d --threads 1 --quiet --set gpus=%d --set parallel.dp=%d "
-             "--set parallel.pp=2 --set parallel.zero=%d " PP_SETS " %s -o %s",
-             pp_dir, mpirun, np, parasim, STEPS, np, dp, zero, extra, path);
+             "--set parallel.tp=%d --set parallel.pp=2 --set parallel.zero=%d " PP_SETS " %s -o %s",
+             pp_dir, mpirun, np, parasim, STEPS, np, dp, tp, zero, extra, path);
     if (sh(cmd)) fail_msg("%s: %s", what, out);
     ynode *r = load(path);
     const ynode *roles = at(r, "roles"), *ranks = at(r, "rank_profiles");
-    assert_int_equal(roles->n, 2);
+    assert_int_equal(roles->n, 2 * tp);
     assert_int_equal(ranks->n, np);
     for (int i = 0; i < np; i++) pp_check_rank(ranks->items[i], roles, what);
     double l[STEPS];
@@ -861,6 +862,10 @@ static ynode *pp_run(int dp, int zero, const char *extra, double rtol, double gt
     dump_read(pp_dir, "params", np, v, seen, PP_N, &dups, &differ); /* (removes them) */
     free(v), free(seen);
     return r;
+}
+
+static ynode *pp_run(int dp, int zero, const char *extra, double rtol, double gtol) {
+    return pp_run_tp(dp, 1, zero, extra, rtol, gtol);
 }
 
 /* Stage 0's (rank 0's) forwards and backwards of unit `unit` in step 1, "F0 F1 B0 ..."
@@ -911,6 +916,10 @@ static void test_pp_dp2_zero3(void **s) { (void)s, ynode_free(pp_run(2, 3, "", 1
  * sends them in the activation dtype); measured 2e-4 relative to fp32 */
 static void test_pp_bf16(void **s) {
     (void)s, ynode_free(pp_run(1, 2, "--set precision=bf16-mixed", 5e-3, 5e-2));
+}
+/* with tp 2 + sp the stages pass a 1/tp sequence shard of the hidden state */
+static void test_pp_tp2_sp(void **s) {
+    (void)s, ynode_free(pp_run_tp(1, 2, 0, "--set parallel.sp=true", 1e-5, 1e-5));
 }
 
 /* Bad pipelines are refused before any collective, with one message. */
@@ -973,7 +982,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_pp_interleaved),
         cmocka_unit_test(test_pp_uneven), cmocka_unit_test(test_pp_dp2_zero1),
         cmocka_unit_test(test_pp_dp2_zero3), cmocka_unit_test(test_pp_bf16),
-        cmocka_unit_test(test_pp_refused),
+        cmocka_unit_test(test_pp_tp2_sp), cmocka_unit_test(test_pp_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
