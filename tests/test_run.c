@@ -827,21 +827,23 @@ static void pp_check_rank(const ynode *k, const ynode *roles, const char *what) 
  * within rtol; every rank's measurement is its prediction (pp_check_rank);
  * step 1's reduced gradient of every parameter, from the ranks that hold it,
  * is the one-rank gradient within gtol of the largest. Returns the profile. */
-static ynode *pp_run_tp(int dp, int tp, int zero, const char *extra, double rtol,
-                        double gtol) {
+static ynode *pp_run_grid(int dp, int tp, int cp, int zero, const char *extra, double rtol,
+                          double gtol) {
     char cmd[4096], path[300], what[256];
-    const int np = 2 * dp * tp;
-    snprintf(what, sizeof what, "pp 2 x dp %d x tp %d, ZeRO-%d %s", dp, tp, zero, extra);
+    const int np = 2 * dp * tp * cp;
+    snprintf(what, sizeof what, "pp 2 x dp %d x tp %d x cp %d, ZeRO-%d %s", dp, tp, cp, zero,
+             extra);
     snprintf(path, sizeof path, "%s/pp.json", pp_dir);
     snprintf(cmd, sizeof cmd,
              "env PARASIM_DUMP_GRADS=%s %s -np %d --oversubscribe -x PARASIM_DUMP_GRADS %s run "
              PLAN " --steps %d --threads 1 --quiet --set gpus=%d --set parallel.dp=%d "
-             "--set parallel.tp=%d --set parallel.pp=2 --set parallel.zero=%d " PP_SETS " %s -o %s",
-             pp_dir, mpirun, np, parasim, STEPS, np, dp, tp, zero, extra, path);
+             "--set parallel.tp=%d --set parallel.pp=2 --set parallel.cp=%d --set parallel.zero=%d "
+             PP_SETS " %s -o %s",
+             pp_dir, mpirun, np, parasim, STEPS, np, dp, tp, cp, zero, extra, path);
     if (sh(cmd)) fail_msg("%s: %s", what, out);
     ynode *r = load(path);
     const ynode *roles = at(r, "roles"), *ranks = at(r, "rank_profiles");
-    assert_int_equal(roles->n, 2 * tp);
+    assert_int_equal(roles->n, 2 * tp * cp);
     assert_int_equal(ranks->n, np);
     for (int i = 0; i < np; i++) pp_check_rank(ranks->items[i], roles, what);
     double l[STEPS];
@@ -865,7 +867,7 @@ static ynode *pp_run_tp(int dp, int tp, int zero, const char *extra, double rtol
 }
 
 static ynode *pp_run(int dp, int zero, const char *extra, double rtol, double gtol) {
-    return pp_run_tp(dp, 1, zero, extra, rtol, gtol);
+    return pp_run_grid(dp, 1, 1, zero, extra, rtol, gtol);
 }
 
 /* Stage 0's (rank 0's) forwards and backwards of unit `unit` in step 1, "F0 F1 B0 ..."
@@ -919,7 +921,21 @@ static void test_pp_bf16(void **s) {
 }
 /* with tp 2 + sp the stages pass a 1/tp sequence shard of the hidden state */
 static void test_pp_tp2_sp(void **s) {
-    (void)s, ynode_free(pp_run_tp(1, 2, 0, "--set parallel.sp=true", 1e-5, 1e-5));
+    (void)s, ynode_free(pp_run_grid(1, 2, 1, 0, "--set parallel.sp=true", 1e-5, 1e-5));
+}
+
+/* Every strategy at once (8 ranks, oversubscribed): dp 2 x tp 2 x pp 2 with
+ * ZeRO-1 and with ZeRO-3 (+ sp), and tp 2 x pp 2 x cp 2 with ZeRO-1 over the
+ * dp x cp group; each rank's states, bytes and op order as predicted, the
+ * loss curve and every step-1 gradient the one-rank run's. */
+static void test_pp_dp2_tp2_zero1(void **s) {
+    (void)s, ynode_free(pp_run_grid(2, 2, 1, 1, "", 1e-5, 1e-5));
+}
+static void test_pp_dp2_tp2_zero3(void **s) {
+    (void)s, ynode_free(pp_run_grid(2, 2, 1, 3, "--set parallel.sp=true", 1e-5, 1e-5));
+}
+static void test_pp_tp2_cp2_zero1(void **s) {
+    (void)s, ynode_free(pp_run_grid(1, 2, 2, 1, "", 1e-5, 1e-5));
 }
 
 /* Bad pipelines are refused before any collective, with one message. */
@@ -982,7 +998,9 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_pp_interleaved),
         cmocka_unit_test(test_pp_uneven), cmocka_unit_test(test_pp_dp2_zero1),
         cmocka_unit_test(test_pp_dp2_zero3), cmocka_unit_test(test_pp_bf16),
-        cmocka_unit_test(test_pp_tp2_sp), cmocka_unit_test(test_pp_refused),
+        cmocka_unit_test(test_pp_tp2_sp),
+        cmocka_unit_test(test_pp_dp2_tp2_zero1), cmocka_unit_test(test_pp_dp2_tp2_zero3),
+        cmocka_unit_test(test_pp_tp2_cp2_zero1), cmocka_unit_test(test_pp_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
