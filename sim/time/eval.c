@@ -104,12 +104,13 @@ static int64_t stage_temps(const cluster_cfg *c, const plan_cfg *p, const eval_s
 
 /* Workspace a pipeline stage holds beside its compute ops (docs/memory.md
  * §6, "Pipelines"): zero-bubble's stashes from B to W (pipe.c's count), and
- * one message whose send has not completed yet (runtime/rt_pipe.c frees a
- * send's block when a later send or receive finds it done). */
+ * the blocks of sends not complete yet (runtime/rt_pipe.c frees one when a
+ * later send or receive finds it done): one message per micro-batch in
+ * flight (a forward's block can wait until its gradient comes back). */
 static int64_t pipe_workspace(const model_cfg *m, const plan_cfg *p, const eval_shared *sh,
                               const pipe_inflight *in) {
     if (p->pp == 1) return 0;
-    return in->stash_units * sh->ws.zb_stash + comm_p2p_bytes(m, p);
+    return in->stash_units * sh->ws.zb_stash + in->inflight * comm_p2p_bytes(m, p);
 }
 
 static void eval_stage_one(const model_cfg *m, const cluster_cfg *c, const plan_cfg *p,
