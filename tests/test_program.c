@@ -459,7 +459,8 @@ static void compare_programs(const program *a, const program *b) {
             EQ(kind); EQ(step); EQ(mb); EQ(unit); EQ(buf); EQ(src); EQ(dst); EQ(cat); EQ(coll);
             EQ(group); EQ(phase); EQ(peer); EQ(recompute); EQ(offset); EQ(elems); EQ(bytes);
             EQ(transient_bytes); EQ(workspace_bytes); EQ(sent_bytes); EQ(flops); EQ(seconds);
-            EQ(ring_passes); EQ(ring_bytes); EQ(buffer_bytes); EQ(ring_seconds);
+            EQ(ring_passes); EQ(ring_bytes); EQ(buffer_bytes); EQ(ring_seconds); EQ(part);
+            EQ(stash_bytes);
             for (int c = 0; c < PROG_TP_COLLS; c++) {
                 EQ(tp_calls[c]); EQ(tp_bytes[c]); EQ(tp_sent[c]); EQ(tp_seconds[c]);
             }
@@ -1503,6 +1504,28 @@ static void test_pipe_zero_bubble_parts(void **state) {
     assert_true(b >= 0 && w > b);
     assert_int_equal(r->ops[b].bytes, 0);
     assert_true(r->ops[w].bytes > 0); /* what its forward saved */
+    /* the stash B keeps for W: on both, workspace.c's zb_stash */
+    ws_bytes ws;
+    ws_compute(&s->model.cfg, &s->cfg, s->cluster.cfg.kernels_fp32, &ws);
+    assert_true(ws.zb_stash > 0);
+    assert_int_equal(r->ops[b].stash_bytes, ws.zb_stash);
+    assert_int_equal(r->ops[w].stash_bytes, ws.zb_stash);
+    assert_int_equal(r->ops[w].workspace_bytes, ws.layer_bwd_w);
+    replay_result rr;
+    r->ops[w].stash_bytes--; /* W frees another stash than B kept */
+    assert_int_equal(replay_program(&p, &rr, &err), -1);
+    tu_contains(err.msg, "frees another stash than its input part kept", NULL);
+    r->ops[w].stash_bytes++;
+    for (int32_t i = 0; i < r->n_ops; i++) /* a whole backward (the head's) keeps none */
+        if (r->ops[i].kind == OP_BWD && r->ops[i].part == BWD_ALL) {
+            r->ops[i].stash_bytes = 64;
+            memset(&err, 0, sizeof err);
+            assert_int_equal(program_check(&p, &role, &op, &err), -1);
+            tu_contains(err.msg, "a whole backward keeps no stash", NULL);
+            r->ops[i].stash_bytes = 0;
+            break;
+        }
+    memset(&err, 0, sizeof err);
     /* a W before its B */
     r->ops[b].part = BWD_WEIGHT;
     assert_int_equal(program_check(&p, &role, &op, &err), -1);
@@ -1533,10 +1556,18 @@ static void test_pipe_zero_bubble_parts(void **state) {
     free(s);
 }
 
-/* A pipeline program survives its JSON (write, load, check) unchanged. */
+/* A pipeline program survives its JSON (write, load, check) unchanged; a
+ * zero-bubble one too (its parts, stashes and the sends' workspace). */
+static void pipe_round_trip(const char *extra);
+
 static void test_pipe_json_round_trip(void **state) {
     (void)state;
-    plan_spec *s = pipe_plan(2, 2, 4, 1, "pipeline: {schedule: interleaved, virtual: 2}");
+    pipe_round_trip("pipeline: {schedule: interleaved, virtual: 2}");
+    pipe_round_trip("pipeline: {schedule: zero-bubble}");
+}
+
+static void pipe_round_trip(const char *extra) {
+    plan_spec *s = pipe_plan(2, 2, 4, 1, extra);
     program p, q;
     ps_err err = {{0}};
     emit_ok(s, 2, &p);
@@ -1555,6 +1586,9 @@ static void test_pipe_json_round_trip(void **state) {
             assert_int_equal(a->peer, b->peer);
             assert_int_equal(a->phase, b->phase);
             assert_int_equal(a->bytes, b->bytes);
+            assert_int_equal(a->part, b->part);
+            assert_int_equal(a->stash_bytes, b->stash_bytes);
+            assert_int_equal(a->workspace_bytes, b->workspace_bytes);
         }
     }
     remove(path);
