@@ -192,6 +192,34 @@ static void test_workspace_ops_by_hand(void **state) {
     assert_int_equal(ws_reduce_scatter_bytes(&p, true, 1000), 2048 + 8000);
 }
 
+/* Zero-bubble's split backward (runtime/rt_model.c): B keeps every GEMM's
+ * output gradient for W -- dy and dx_mid (h wide), da and db (f), dq (q),
+ * dk and dv (kv) -- and W holds, besides, the fp32 copies of the gradient
+ * (and of the old gradient it adds into) and of its four GEMM inputs. By
+ * hand for tiny-1m, N = 1,024: fp32 has no copies; bf16-mixed widens
+ * P_l = 2h + (2q + 2kv) h + 3 f h gradients twice and N (2h + q + f)
+ * activations. The runtime measured the stash on the test model (64
+ * tokens, h 64, f 160, q 64, kv 32): 4 x 64 x 576 = 147,456 bytes per
+ * layer and micro-batch (tests/test_run.c, zero-bubble). */
+static void test_workspace_zero_bubble(void **state) {
+    (void)state;
+    model_spec m = tu_model("tiny-1m");
+    const int64_t N = 1024, h = 128, q = 128, kv = 64, f = 512;
+    const int64_t Pl = 2 * h + (2 * q + 2 * kv) * h + 3 * f * h;
+    plan_cfg p = tiny_cfg("fp32", RECOMPUTE_NONE, 1, 1);
+    ws_bytes w;
+    ws_compute(&m.cfg, &p, true, &w);
+    assert_int_equal(w.zb_stash, 4 * N * (2 * h + 2 * f + q + 2 * kv));
+    assert_int_equal(w.layer_bwd_w, 0);
+    p = tiny_cfg("bf16-mixed", RECOMPUTE_NONE, 1, 1);
+    ws_compute(&m.cfg, &p, true, &w);
+    assert_int_equal(w.zb_stash, 4 * N * (2 * h + 2 * f + q + 2 * kv)); /* fp32 gradients */
+    assert_int_equal(w.layer_bwd_w, 2 * 4 * Pl + 4 * N * (2 * h + q + f));
+    ws_compute(&m.cfg, &p, false, &w); /* kernels that read bf16: bf16 gradients, no copies */
+    assert_int_equal(w.zb_stash, 2 * N * (2 * h + 2 * f + q + 2 * kv));
+    assert_int_equal(w.layer_bwd_w, 0);
+}
+
 /* Per-rank widths: tensor parallelism halves the MLP's gradients (f/t),
  * context parallelism the tokens (b s / c). */
 static void test_workspace_per_rank(void **state) {
@@ -316,7 +344,7 @@ int main(void) {
         cmocka_unit_test(test_korthikanti_table2), cmocka_unit_test(test_stats_are_the_difference),
         cmocka_unit_test(test_llama_block),        cmocka_unit_test(test_cp_divides_sequence),
         cmocka_unit_test(test_stage_extras),       cmocka_unit_test(test_workspace_measured),
-        cmocka_unit_test(test_workspace_ops_by_hand), cmocka_unit_test(test_workspace_tp_sp_by_hand),
+        cmocka_unit_test(test_workspace_ops_by_hand), cmocka_unit_test(test_workspace_zero_bubble), cmocka_unit_test(test_workspace_tp_sp_by_hand),
         cmocka_unit_test(test_workspace_per_rank),
         cmocka_unit_test(test_workspace_ring), cmocka_unit_test(test_workspace_standard_attention),
     };

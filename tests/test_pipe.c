@@ -3,6 +3,7 @@
 #include "cost/act.h"
 #include "cost/pipe.h"
 #include "spec/plan_check.h"
+#include "time/pipe_sched.h"
 #include "tu.h"
 
 static void test_afab_and_1f1b(void **state) {
@@ -21,14 +22,58 @@ static void test_afab_and_1f1b(void **state) {
         assert_int_equal(in.inflight, 4 - s); /* min(p - s, m) */
         assert_int_equal(in.first_extra, s == 0 ? 4 : 0);
         assert_int_equal(in.last_extra, s == 3 ? 1 : 0);
-        p.schedule = SCHED_ZERO_BUBBLE; /* ZB-H1 keeps the 1F1B peak */
+        assert_int_equal(in.stash_units, 0);
+        p.schedule = SCHED_ZERO_BUBBLE; /* ZB-H1: layers live until W, min(p, m) */
         pipe_stage_inflight(&m.cfg, &p, s, &in);
-        assert_int_equal(in.inflight, 4 - s);
+        assert_int_equal(in.inflight, 4);
+        assert_int_equal(in.layer_units, 4 * 8);
+        assert_int_equal(in.first_extra, s == 0 ? 4 : 0);
+        assert_int_equal(in.last_extra, s == 3 ? 1 : 0);
+        assert_int_equal(in.stash_units, (s + 1) * 8);
     }
     p.global_batch = 2; /* fewer micro-batches than stages */
     p.schedule = SCHED_1F1B;
     pipe_stage_inflight(&m.cfg, &p, 0, &in);
     assert_int_equal(in.inflight, 2);
+}
+
+/* Zero-bubble against the schedule: the layer sets live until W are
+ * sched_simulate's per-stage peak_until_w; the stashes, counted by walking
+ * the stage's op order (a B keeps one per layer until its W), peak at
+ * min(s + 1, m) micro-batches; the embedding and the head keep
+ * peak_inflight (they run whole in B). */
+static void test_zero_bubble_inflight(void **state) {
+    (void)state;
+    model_spec m = tu_model("llama3-8b"); /* 32 layers */
+    static const int64_t shapes[][2] = {{2, 4}, {2, 2}, {4, 8}, {4, 4}, {4, 2}, {8, 16}};
+    for (size_t c = 0; c < sizeof shapes / sizeof shapes[0]; c++) {
+        const int64_t pp = shapes[c][0], mb = shapes[c][1];
+        plan_cfg p = tu_cfg(1, 1, pp, 1);
+        p.global_batch = mb;
+        p.schedule = SCHED_ZERO_BUBBLE;
+        double t[PLAN_MAX_STAGES];
+        for (int k = 0; k < PLAN_MAX_STAGES; k++) t[k] = 1;
+        sched_in si = {.kind = SCHED_ZERO_BUBBLE, .p = pp, .m = mb, .v = 1, .t_f = t, .t_b = t};
+        sched_out so;
+        assert_int_equal(sched_simulate(&si, NULL, &so), 0);
+        for (int64_t s = 0; s < pp; s++) {
+            pipe_inflight in;
+            pipe_stage_inflight(&m.cfg, &p, s, &in);
+            const int64_t L = pipe_stage_layers(&m.cfg, &p, s);
+            assert_int_equal(in.layer_units, so.peak_until_w[s] * L);
+            assert_int_equal(in.first_extra, s == 0 ? so.peak_inflight[s] : 0);
+            assert_int_equal(in.last_extra, s == pp - 1 ? so.peak_inflight[s] : 0);
+            sched_op ops[3 * 16];
+            assert_int_equal(sched_stage_order(&si, s, ops), 0);
+            int64_t kept = 0, peak = 0;
+            for (int64_t k = 0; k < 3 * mb; k++) {
+                if (ops[k].kind == SCHED_OP_B) kept++;
+                if (kept > peak) peak = kept;
+                if (ops[k].kind == SCHED_OP_W) kept--;
+            }
+            assert_int_equal(in.stash_units, peak * L);
+        }
+    }
 }
 
 /* An independent replay of Megatron-LM's interleaved 1F1B on one pipeline
@@ -187,7 +232,8 @@ static void test_heaviest_shortcut_matches_scan(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_afab_and_1f1b), cmocka_unit_test(test_interleaved_first_stage),
+        cmocka_unit_test(test_afab_and_1f1b), cmocka_unit_test(test_zero_bubble_inflight),
+        cmocka_unit_test(test_interleaved_first_stage),
         cmocka_unit_test(test_uneven_split), cmocka_unit_test(test_heaviest_stage),
         cmocka_unit_test(test_heaviest_shortcut_matches_scan),
     };

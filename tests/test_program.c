@@ -459,7 +459,8 @@ static void compare_programs(const program *a, const program *b) {
             EQ(kind); EQ(step); EQ(mb); EQ(unit); EQ(buf); EQ(src); EQ(dst); EQ(cat); EQ(coll);
             EQ(group); EQ(phase); EQ(peer); EQ(recompute); EQ(offset); EQ(elems); EQ(bytes);
             EQ(transient_bytes); EQ(workspace_bytes); EQ(sent_bytes); EQ(flops); EQ(seconds);
-            EQ(ring_passes); EQ(ring_bytes); EQ(buffer_bytes); EQ(ring_seconds);
+            EQ(ring_passes); EQ(ring_bytes); EQ(buffer_bytes); EQ(ring_seconds); EQ(part);
+            EQ(stash_bytes);
             for (int c = 0; c < PROG_TP_COLLS; c++) {
                 EQ(tp_calls[c]); EQ(tp_bytes[c]); EQ(tp_sent[c]); EQ(tp_seconds[c]);
             }
@@ -1254,7 +1255,8 @@ static void test_pipe_emit_order(void **state) {
 
 /* The replay's peak activations per stage follow the schedule: pipe.c's
  * in-flight micro-batches (AFAB m, 1F1B p - s, interleaved
- * 2(p-s-1)+(v-1)p+1 chunks) times act.c's per-micro-batch bytes, plus the
+ * 2(p-s-1)+(v-1)p+1 chunks, zero-bubble
+ * min(p, m) until W) times act.c's per-micro-batch bytes, plus the
  * embedding's and the head's extras. */
 static void test_pipe_inflight_matches_closed_form(void **state) {
     (void)state;
@@ -1284,23 +1286,12 @@ static void test_pipe_inflight_matches_closed_form(void **state) {
             replay_ok(&p, &rr);
             act_bytes ab;
             act_compute(&s->model.cfg, &s->cfg, &ab);
-            /* zero-bubble keeps a micro-batch's layer activations until its W: pipe_sched.c's
-             * peak_until_w, more than pipe.c's 1F1B count on the later stages; the
-             * embedding and the head run whole in B (peak_inflight) */
-            sched_out so;
-            sched_in si = {.kind = SCHED_ZERO_BUBBLE, .p = cases[c].pp, .m = cases[c].m, .v = 1,
-                           .t_f = (double[PLAN_MAX_STAGES]){1, 1, 1, 1},
-                           .t_b = (double[PLAN_MAX_STAGES]){1, 1, 1, 1}};
-            if (zb) assert_int_equal(sched_simulate(&si, NULL, &so), 0);
+            /* zero-bubble keeps a micro-batch's layer activations until its W: min(p, m)
+             * on every stage (test_pipe.c holds it to pipe_sched.c's peak_until_w) */
             for (int64_t st = 0; st < cases[c].pp; st++) {
                 pipe_inflight in;
                 pipe_stage_inflight(&s->model.cfg, &s->cfg, st, &in);
-                if (zb) {
-                    const int64_t L = pipe_stage_layers(&s->model.cfg, &s->cfg, st);
-                    in.layer_units = so.peak_until_w[st] * L;
-                    in.first_extra = st == 0 ? so.peak_inflight[st] : 0;
-                    in.last_extra = st == cases[c].pp - 1 ? so.peak_inflight[st] : 0;
-                }
+                if (zb) assert_int_equal(in.inflight, cases[c].pp < cases[c].m ? cases[c].pp : cases[c].m);
                 const int64_t want = in.layer_units * ab.layer_saved +
                                      in.first_extra * ab.first_stage +
                                      in.last_extra * ab.last_stage;
@@ -1315,6 +1306,92 @@ static void test_pipe_inflight_matches_closed_form(void **state) {
             program_free(&p);
             free(s);
         }
+}
+
+/* Pipeline workspace (docs/memory.md §6, "Pipelines"): on top of the compute
+ * ops' working set a stage holds zero-bubble's stashes from B to W (pipe.c's
+ * stash_units of workspace.c's zb_stash: the replay's peak is at least the
+ * last B of the (s+1)-th micro-batch with them all live), the message blocks
+ * inside a send or receive, and the blocks of sends not yet complete; the
+ * closed form counts the stashes and one message, and never predicts less
+ * than the replay. */
+static void test_pipe_workspace(void **state) {
+    (void)state;
+    static const struct {
+        int64_t pp, m;
+        const char *extra;
+    } cases[] = {
+        {2, 4, "pipeline: {schedule: afab}"},
+        {2, 4, "pipeline: {schedule: 1f1b}"},
+        {4, 8, "pipeline: {schedule: 1f1b}"},
+        {2, 8, "pipeline: {schedule: interleaved, virtual: 2}"},
+        {2, 4, "pipeline: {schedule: 1f1b, layers: [3, 1]}"},
+        {2, 4, "pipeline: {schedule: zero-bubble}"},
+        {4, 8, "pipeline: {schedule: zero-bubble}"},
+        {2, 2, "pipeline: {schedule: zero-bubble}"},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        plan_spec *s = pipe_plan(1, cases[c].pp, cases[c].m, 0, cases[c].extra);
+        const bool zb = strstr(cases[c].extra, "zero-bubble") != NULL;
+        program p;
+        replay_result rr;
+        emit_ok(s, 2, &p);
+        check_ok(&p);
+        replay_ok(&p, &rr);
+        ws_bytes ws;
+        ws_compute(&s->model.cfg, &s->cfg, s->cluster.cfg.kernels_fp32, &ws);
+        eval_result e;
+        eval_stage es[PLAN_MAX_STAGES];
+        eval_plan(&s->model.cfg, &s->cluster.cfg, &s->cfg, &e, es);
+        const int64_t msg = comm_p2p_bytes(&s->model.cfg, &s->cfg);
+        for (int64_t st = 0; st < cases[c].pp; st++) {
+            const replay_role *r = &rr.roles[st];
+            pipe_inflight in;
+            pipe_stage_inflight(&s->model.cfg, &s->cfg, st, &in);
+            const int64_t L = pipe_stage_layers(&s->model.cfg, &s->cfg, st);
+            const int64_t compute = ws_stage_compute(&ws, st == 0, L, st == cases[c].pp - 1);
+            const int64_t stash = zb ? ws.layer_bwd + in.stash_units * ws.zb_stash : 0;
+            const int64_t low = compute > stash ? compute : stash;
+            const int64_t got = r->peak[MEM_WORKSPACE].bytes;
+            const int64_t allocated = es[st].total - es[st].reserved - es[st].fragmentation -
+                                      es[st].buf_workspace;
+            if (got < low || got > es[st].buf_temps || r->peak_total.bytes > allocated)
+                fail_msg("%s, pp %lld, stage %lld: replay workspace %lld (at least %lld), total "
+                         "%lld; closed form %lld and %lld", cases[c].extra, (long long)cases[c].pp,
+                         (long long)st, (long long)got, (long long)low,
+                         (long long)r->peak_total.bytes, (long long)es[st].buf_temps,
+                         (long long)allocated);
+            assert_int_equal(es[st].buf_temps, low + in.inflight * msg);
+            /* nothing stays after a step: sends are done, every W has run */
+            assert_int_equal(r->steps[0].end_bytes[MEM_WORKSPACE], 0);
+        }
+        if (c == 1) { /* 1f1b, pp 2: the last stage's pending gradient sends */
+            const prog_role *r = &p.roles[1];
+            const replay_op *t = rr.roles[1].ops;
+            int32_t p2p[4], n = 0;
+            for (int32_t i = 0; i < r->n_ops && n < 4; i++)
+                if (r->ops[i].kind == OP_SEND || r->ops[i].kind == OP_RECV) p2p[n++] = i;
+            /* recv F0, send B0, recv F1, send B1: B0's block is still in flight when recv F1
+             * starts (at once), so it stays through micro-batch 1's ops until send B1, which
+             * finds it done (stage 0 posted its receive long before) */
+            assert_int_equal(n, 4);
+            assert_int_equal(r->ops[p2p[1]].kind, OP_SEND);
+            assert_int_equal(r->ops[p2p[2]].kind, OP_RECV);
+            assert_int_equal(r->ops[p2p[2]].mb, 1);
+            assert_true(t[p2p[2]].start_s < t[p2p[1]].end_s);
+            for (int32_t i = p2p[1]; i < p2p[3]; i++)
+                assert_int_equal(t[i].bytes[MEM_WORKSPACE], msg);
+            assert_int_equal(t[p2p[3]].bytes[MEM_WORKSPACE], msg); /* B1's own */
+            /* inside a receive: its message (fp32: one block), on top of what is live */
+            assert_int_equal(r->ops[p2p[0]].workspace_bytes, msg);
+            int64_t live = 0;
+            for (int k = 0; k < MEM_COUNT; k++) live += t[p2p[0]].bytes[k];
+            assert_int_equal(t[p2p[0]].peak_total, live + msg);
+        }
+        replay_free(&rr);
+        program_free(&p);
+        free(s);
+    }
 }
 
 /* The replay is the pipeline's event simulation: a receive waits for its
@@ -1427,6 +1504,28 @@ static void test_pipe_zero_bubble_parts(void **state) {
     assert_true(b >= 0 && w > b);
     assert_int_equal(r->ops[b].bytes, 0);
     assert_true(r->ops[w].bytes > 0); /* what its forward saved */
+    /* the stash B keeps for W: on both, workspace.c's zb_stash */
+    ws_bytes ws;
+    ws_compute(&s->model.cfg, &s->cfg, s->cluster.cfg.kernels_fp32, &ws);
+    assert_true(ws.zb_stash > 0);
+    assert_int_equal(r->ops[b].stash_bytes, ws.zb_stash);
+    assert_int_equal(r->ops[w].stash_bytes, ws.zb_stash);
+    assert_int_equal(r->ops[w].workspace_bytes, ws.layer_bwd_w);
+    replay_result rr;
+    r->ops[w].stash_bytes--; /* W frees another stash than B kept */
+    assert_int_equal(replay_program(&p, &rr, &err), -1);
+    tu_contains(err.msg, "frees another stash than its input part kept", NULL);
+    r->ops[w].stash_bytes++;
+    for (int32_t i = 0; i < r->n_ops; i++) /* a whole backward (the head's) keeps none */
+        if (r->ops[i].kind == OP_BWD && r->ops[i].part == BWD_ALL) {
+            r->ops[i].stash_bytes = 64;
+            memset(&err, 0, sizeof err);
+            assert_int_equal(program_check(&p, &role, &op, &err), -1);
+            tu_contains(err.msg, "a whole backward keeps no stash", NULL);
+            r->ops[i].stash_bytes = 0;
+            break;
+        }
+    memset(&err, 0, sizeof err);
     /* a W before its B */
     r->ops[b].part = BWD_WEIGHT;
     assert_int_equal(program_check(&p, &role, &op, &err), -1);
@@ -1457,10 +1556,18 @@ static void test_pipe_zero_bubble_parts(void **state) {
     free(s);
 }
 
-/* A pipeline program survives its JSON (write, load, check) unchanged. */
+/* A pipeline program survives its JSON (write, load, check) unchanged; a
+ * zero-bubble one too (its parts, stashes and the sends' workspace). */
+static void pipe_round_trip(const char *extra);
+
 static void test_pipe_json_round_trip(void **state) {
     (void)state;
-    plan_spec *s = pipe_plan(2, 2, 4, 1, "pipeline: {schedule: interleaved, virtual: 2}");
+    pipe_round_trip("pipeline: {schedule: interleaved, virtual: 2}");
+    pipe_round_trip("pipeline: {schedule: zero-bubble}");
+}
+
+static void pipe_round_trip(const char *extra) {
+    plan_spec *s = pipe_plan(2, 2, 4, 1, extra);
     program p, q;
     ps_err err = {{0}};
     emit_ok(s, 2, &p);
@@ -1479,6 +1586,9 @@ static void test_pipe_json_round_trip(void **state) {
             assert_int_equal(a->peer, b->peer);
             assert_int_equal(a->phase, b->phase);
             assert_int_equal(a->bytes, b->bytes);
+            assert_int_equal(a->part, b->part);
+            assert_int_equal(a->stash_bytes, b->stash_bytes);
+            assert_int_equal(a->workspace_bytes, b->workspace_bytes);
         }
     }
     remove(path);
@@ -1894,7 +2004,7 @@ int main(void) {
         cmocka_unit_test(test_train_section),
         cmocka_unit_test(test_model_runtime_fields),
         cmocka_unit_test(test_pipe_emit_order),
-        cmocka_unit_test(test_pipe_inflight_matches_closed_form),
+        cmocka_unit_test(test_pipe_inflight_matches_closed_form), cmocka_unit_test(test_pipe_workspace),
         cmocka_unit_test(test_pipe_json_round_trip),
         cmocka_unit_test(test_pipe_replay_is_the_schedule),
         cmocka_unit_test(test_pipe_replay_pairs),

@@ -15,6 +15,7 @@ void pipe_stage_inflight(const model_cfg *m, const plan_cfg *p, int64_t stage,
     const int64_t mb = plan_micro_batches(p);
     const int64_t layers = pipe_stage_layers(m, p, stage);
     const int64_t pp = p->pp, v = p->virtual_stages;
+    out->stash_units = 0;
     if (pp == 1) {
         out->inflight = out->first_extra = out->last_extra = 1;
         out->layer_units = layers;
@@ -37,8 +38,14 @@ void pipe_stage_inflight(const model_cfg *m, const plan_cfg *p, int64_t stage,
         out->last_extra = stage == pp - 1 ? 1 : 0;
         return;
     }
-    case SCHED_1F1B:
-    case SCHED_ZERO_BUBBLE: out->inflight = min64(pp - stage, mb); break;
+    case SCHED_1F1B: out->inflight = min64(pp - stage, mb); break;
+    case SCHED_ZERO_BUBBLE: /* layers until W: min(p, m); embedding and head as 1F1B */
+        out->inflight = min64(pp, mb);
+        out->layer_units = out->inflight * layers;
+        out->first_extra = stage == 0 ? min64(pp, mb) : 0;
+        out->last_extra = stage == pp - 1 ? 1 : 0;
+        out->stash_units = min64(stage + 1, mb) * layers;
+        return;
     }
     out->layer_units = out->inflight * layers;
     out->first_extra = stage == 0 ? out->inflight : 0;

@@ -5,8 +5,12 @@
  * AFAB (GPipe) keeps all m micro-batches; 1F1B keeps min(p - stage, m);
  * interleaved 1F1B with v chunks keeps min(2(p - stage - 1) + (v - 1)p + 1, m v)
  * chunk-micro-batches of L/(p v) layers (Narayanan et al. 2021 §2.2; Megatron's
- * num_warmup_microbatches + 1); ZB-H1 zero-bubble keeps the 1F1B peak (Qi et al.
- * 2023 §2.1, Table 2). With pp = 1 one micro-batch is live at a time (gradient
+ * num_warmup_microbatches + 1). ZB-H1 zero-bubble keeps a layer's activations
+ * from its F until its weight part W, which on stage s runs s places behind its
+ * input part B (pipe_sched.c): min(p, m) on every stage, where 1F1B frees them
+ * at B with min(p - stage, m) live (Qi et al. 2023 Table 1: the same peak as
+ * 1F1B on stage 0 only); its embedding and head run whole in B and keep the
+ * 1F1B counts. With pp = 1 one micro-batch is live at a time (gradient
  * accumulation runs them one after another).
  */
 #ifndef PS_PIPE_H
@@ -25,6 +29,10 @@ typedef struct {
     int64_t inflight;     /* micro-batches (chunk-micro-batches when interleaved) live */
     int64_t first_extra;  /* micro-batches whose embedding tensors are live (stage 0) */
     int64_t last_extra;   /* micro-batches whose head/loss tensors are live (last stage) */
+    int64_t stash_units;  /* zero-bubble: (layer x micro-batch) stashes of output gradients
+                             live at once, from a B to its W: min(stage + 1, m) micro-batches
+                             (B's run up to `stage` places ahead of the W's) of the stage's
+                             layers; 0 for the other schedules */
 } pipe_inflight;
 
 void pipe_stage_inflight(const model_cfg *m, const plan_cfg *p, int64_t stage,

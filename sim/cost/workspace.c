@@ -245,6 +245,16 @@ void ws_compute(const model_cfg *m, const plan_cfg *p, bool kernels_fp32, ws_byt
     spike(&t, s.gw * Pl);
     o->layer_bwd = t.peak;
 
+    /* zero-bubble (runtime/rt_model.c layer_backward, split): the input part
+     * B allocates the stash of every GEMM's output gradient -- dy, up f-wide
+     * ones, dx_mid, dq, dk, dv -- before its first gradient and leaves it for
+     * W, so B's peak is layer_bwd plus it (B's trace only adds before that
+     * point). W, with the stash live: the gradients' copy, the four GEMM
+     * inputs' copies (normed inputs, attention output, swiglu's g; whole:
+     * zero-bubble refuses sp), the old gradient to add into. */
+    o->zb_stash = s.c * N * (2 * h + s.up * s.f + s.q + 2 * s.kv);
+    o->layer_bwd_w = 2 * s.gw * Pl + s.w * N * (2 * h + s.q + s.f);
+
     /* head forward: weights' copy, the input's and the normed input's
      * copies, the logits (stored, and widened to fp32 for the loss on every
      * cluster: Megatron-LM's cross entropy calls .float() on them), the

@@ -32,6 +32,10 @@ typedef struct {
     int64_t layer_fwd;    /* saving its tensors, or (full recompute) keeping them as workspace */
     int64_t layer_bwd;    /* after rebuilding its tensors first under full recompute */
     int64_t head_fwd, head_bwd;
+    int64_t layer_bwd_w;  /* zero-bubble's weight part W of a layer's backward (without
+                             the stash, which its input part B left live) */
+    int64_t zb_stash;     /* zero-bubble: the GEMMs' output gradients a layer's B keeps
+                             for its W (workspace from B's start to W's end) */
     int64_t stream_fwd;   /* the hidden state between two forward ops (activation dtype) */
     int64_t stream_bwd;   /* its gradient between two backward ops (fp32) */
     int64_t attn_scratch; /* flash: one thread's block of scores and their gradient;

@@ -135,7 +135,12 @@ typedef struct {
                                 (a recomputed layer's tensors) */
     int64_t workspace_bytes; /* fwd/bwd/coll/optim: the most workspace live inside the op
                                 (workspace.h: activation gradients, logits, fp32 copies,
-                                receive buffers) */
+                                receive buffers); send/recv: the message's blocks
+                                live inside it (a send's stays until it completes,
+                                replay.h) */
+    int64_t stash_bytes;     /* bwd input part (zero-bubble): workspace it leaves live for
+                                its weight part, which frees it and carries the same bytes
+                                (the GEMMs' output gradients, workspace.h zb_stash) */
     int64_t sent_bytes;      /* coll: bytes this rank sends (comm_bytes_sent) */
     /* fwd/bwd of a layer under context parallelism (docs/plan-format.md §3, "Context
      * parallelism"): the op passes ring_passes blocks of ring_bytes each to the next

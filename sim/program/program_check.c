@@ -344,6 +344,9 @@ static int op_bwd(chk *c, int32_t i, const prog_op *o) {
     if (o->part == BWD_INPUT && o->bytes != 0)
         return bad(c, i, "an input-gradient part frees no activations (its weight part frees "
                    "them), found %lld bytes", (long long)o->bytes);
+    if (o->part == BWD_ALL && o->stash_bytes != 0)
+        return bad(c, i, "a whole backward keeps no stash (only an input-gradient part leaves "
+                   "one for its weight part), found %lld bytes", (long long)o->stash_bytes);
     if (o->part == BWD_ALL && o->bytes != saved)
         return bad(c, i, "frees %lld bytes of activations; its forward saved %lld",
                    (long long)o->bytes, (long long)saved);
@@ -565,7 +568,8 @@ static int op_sane(chk *c, int32_t i, const prog_op *o) {
                                o->offset > c->r->flat_elems - o->elems))
         return bad(c, i, "expected the range within the flat space");
     if (o->bytes < 0 || o->sent_bytes < 0 || o->transient_bytes < 0 || o->workspace_bytes < 0 ||
-        o->buffer_bytes < 0 || o->ring_bytes < 0 || o->bytes > PROGRAM_MAX_OP_BYTES ||
+        o->buffer_bytes < 0 || o->ring_bytes < 0 || o->stash_bytes < 0 ||
+        o->stash_bytes > PROGRAM_MAX_OP_BYTES || o->bytes > PROGRAM_MAX_OP_BYTES ||
         o->sent_bytes > PROGRAM_MAX_OP_BYTES || o->transient_bytes > PROGRAM_MAX_OP_BYTES ||
         o->workspace_bytes > PROGRAM_MAX_OP_BYTES || o->buffer_bytes > PROGRAM_MAX_OP_BYTES ||
         o->ring_bytes > PROGRAM_MAX_OP_BYTES)
@@ -573,7 +577,7 @@ static int op_sane(chk *c, int32_t i, const prog_op *o) {
     if (cp_ring(c, i, o)) return -1;
     /* each count is at most 2^50; their sum bounds every total the replay forms */
     int64_t sum = o->bytes + o->sent_bytes + o->transient_bytes + o->workspace_bytes +
-                  o->buffer_bytes + o->ring_passes * o->ring_bytes;
+                  o->buffer_bytes + o->stash_bytes + o->ring_passes * o->ring_bytes;
     if (op_tp(c, i, o, &sum)) return -1;
     if (sum > PROGRAM_MAX_BYTE_SUM - c->byte_sum)
         return bad(c, i, "the ops' byte counts add up to more than %lld", (long long)PROGRAM_MAX_BYTE_SUM);

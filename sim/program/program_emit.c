@@ -42,6 +42,7 @@ typedef struct {
     double fwd_s, bwd_s, fwd_flops, bwd_flops;
     double bwd_w_s, bwd_w_flops; /* the weight-gradient part (zero-bubble W), in bwd_s too */
     int64_t saved, transient, ws_fwd, ws_bwd; /* ws: workspace.c's op working set */
+    int64_t ws_bwd_w, stash; /* zero-bubble: a layer's W working set, the stash B leaves it */
     bool recompute;
     /* context parallelism: ring passes and buffers of the fwd / bwd op ([0] / [1]) */
     int32_t ring_passes[2];
@@ -244,9 +245,12 @@ static void emit_compute(emit_ctx *x, prog_kind kind, prog_bwd_part part, int32_
         o->part = part;
         if (part == BWD_INPUT) { /* the weight part frees the activations, and does its GEMMs */
             o->bytes = 0;
+            o->stash_bytes = k->stash;
             o->flops -= k->bwd_w_flops, o->seconds -= k->bwd_w_s;
         } else if (part == BWD_WEIGHT) {
-            o->transient_bytes = o->workspace_bytes = 0;
+            o->transient_bytes = 0;
+            o->workspace_bytes = k->ws_bwd_w;
+            o->stash_bytes = k->stash;
             o->recompute = false;
             o->flops = k->bwd_w_flops, o->seconds = k->bwd_w_s;
         }
@@ -315,6 +319,11 @@ static void emit_p2p(emit_ctx *x, prog_kind kind, int32_t step, int32_t mb, int3
     o->phase = phase;
     o->peer = (int32_t)(g % x->pipe.p);
     o->bytes = x->p2p_bytes;
+    /* the message's block (runtime/rt_pipe.c): a forward's is the activation;
+     * a gradient travels in the activation dtype, converted from or to the
+     * gradient stream (workspace.h stream_bwd) when that is wider */
+    o->workspace_bytes = o->bytes;
+    if (phase == COMM_BWD && x->stream_bwd != o->bytes) o->workspace_bytes += x->stream_bwd;
     o->sent_bytes = kind == OP_SEND ? comm_bytes_sent(COLL_SEND, 2, o->bytes) : 0;
     o->seconds = x->p2p_s;
 }
@@ -495,6 +504,7 @@ static void unit_costs(emit_ctx *x) {
     x->cost[UK_EMBED].ws_fwd = ws.embed_fwd, x->cost[UK_EMBED].ws_bwd = ws.embed_bwd;
     x->cost[UK_LAYER].ws_fwd = ws.layer_fwd, x->cost[UK_LAYER].ws_bwd = ws.layer_bwd;
     x->cost[UK_HEAD].ws_fwd = ws.head_fwd, x->cost[UK_HEAD].ws_bwd = ws.head_bwd;
+    x->cost[UK_LAYER].ws_bwd_w = ws.layer_bwd_w, x->cost[UK_LAYER].stash = ws.zb_stash;
     x->stream_bwd = ws.stream_bwd;
     x->link = tc.link[GROUP_DP];
     x->p2p_bytes = comm_p2p_bytes(x->m, x->p);

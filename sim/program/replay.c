@@ -21,11 +21,12 @@ typedef struct {
     double end;
 } pending;
 
-/* A pipeline send replayed so far: to which role, what, when it arrives. */
+/* A pipeline send replayed so far: to which role, what, when it arrives; its
+ * op, and when the peer posts the matching receive (-1 until it does). */
 typedef struct {
-    int32_t to, mb;
+    int32_t to, mb, op;
     comm_phase phase;
-    double end;
+    double end, posted;
 } p2p_sent;
 
 /* Where a role's receives from one peer role in one phase have got to in the
@@ -49,6 +50,8 @@ typedef struct {
     int64_t *live;     /* [BUF_COUNT x (units + 1)]: a live buffer's bytes, -1 when not */
     mem_cat *live_cat;
     int64_t *saved;    /* [micro-batches x units]: a fwd's saved bytes until its bwd, -1 */
+    int64_t *stash;    /* [micro-batches x units]: a B part's stash until its W, -1 */
+    int64_t (*during)[MEM_COUNT]; /* [ops]: live inside each op, before pending sends */
     int64_t cur[MEM_COUNT];
     /* time */
     double t_compute, t_comm, prev_end;
@@ -102,11 +105,12 @@ static int mem_free(replay_state *s, const prog_op *o, int32_t i, ps_err *err) {
 static int mem_op(replay_state *s, const prog_op *o, int32_t i, int64_t during[MEM_COUNT],
                   ps_err *err) {
     const bool compute = o->kind == OP_FWD || o->kind == OP_BWD;
-    int64_t *saved = NULL;
+    int64_t *saved = NULL, *stash = NULL;
     if (compute) {
         if (o->unit < 0 || o->unit >= s->r->n_units || o->mb < 0 || o->mb >= s->p->micro_batches)
             return op_err(err, s, i, "expected a unit and a micro-batch of the program");
         saved = &s->saved[(int64_t)o->mb * s->r->n_units + o->unit];
+        stash = &s->stash[(int64_t)o->mb * s->r->n_units + o->unit];
     }
     if ((o->kind == OP_ALLOC || o->kind == OP_FREE) &&
         (is_unit_buf(o->buf) ? o->unit < 0 || o->unit >= s->r->n_units : o->unit >= 0))
@@ -126,11 +130,23 @@ static int mem_op(replay_state *s, const prog_op *o, int32_t i, int64_t during[M
         break;
     case OP_BWD:
         if (*saved < 0) return op_err(err, s, i, "no forward saved activations for it");
-        if (o->part == BWD_INPUT) { /* the weight part frees them */
+        if (o->part == BWD_INPUT) { /* the weight part frees them, and the stash */
             if (o->bytes) return op_err(err, s, i, "an input-gradient part frees activations");
+            if (*stash >= 0) return op_err(err, s, i, "the micro-batch's input part already ran");
+            *stash = o->stash_bytes;
+            s->cur[MEM_WORKSPACE] += o->stash_bytes;
+            during[MEM_WORKSPACE] += o->stash_bytes;
             break;
         }
         if (*saved != o->bytes) return op_err(err, s, i, "frees other bytes than its forward saved");
+        if (o->part == BWD_WEIGHT) {
+            if (*stash != o->stash_bytes)
+                return op_err(err, s, i, "frees another stash than its input part kept");
+            s->cur[MEM_WORKSPACE] -= o->stash_bytes;
+            *stash = -1;
+        } else if (o->stash_bytes) {
+            return op_err(err, s, i, "a whole backward keeps no stash");
+        }
         s->cur[MEM_ACTIVATIONS] -= o->bytes;
         *saved = -1;
         break;
@@ -144,16 +160,59 @@ static int mem_op(replay_state *s, const prog_op *o, int32_t i, int64_t during[M
     return 0;
 }
 
-static void mem_record(replay_state *s, int32_t i, const int64_t during[MEM_COUNT]) {
+/* Op i's peaks, with `pend` bytes of pipeline sends pending inside it and
+ * `pend_after` after it (workspace: the runtime's send blocks). */
+static void mem_record(replay_state *s, int32_t i, int64_t pend, int64_t pend_after) {
     replay_role *out = s->out;
-    int64_t total = 0;
+    int64_t total = 0, during[MEM_COUNT];
+    memcpy(during, s->during[i], sizeof during);
+    during[MEM_WORKSPACE] += pend;
     for (int c = 0; c < MEM_COUNT; c++) {
         total += during[c];
         if (during[c] > out->peak[c].bytes) out->peak[c] = (replay_peak){during[c], i};
     }
     if (total > out->peak_total.bytes) out->peak_total = (replay_peak){total, i};
-    memcpy(out->ops[i].bytes, s->cur, sizeof s->cur);
+    out->ops[i].bytes[MEM_WORKSPACE] += pend_after;
     out->ops[i].peak_total = total;
+}
+
+/* The runtime's pipeline sends (runtime/rt_pipe.c) keep their block until a
+ * later send or receive of the rank finds them complete, or until the step's
+ * end, which waits for them all. A send completes once it has arrived and the
+ * peer has posted its receive: the replay frees its block (o->bytes) at the
+ * first send or receive that starts at or after both (the one right after
+ * the send starts before it arrives), else after the step's last op. */
+static int mem_sends(replay_state *s, ps_err *err) {
+    const prog_role *r = s->r;
+    int32_t *live = malloc((size_t)(s->n_sent ? s->n_sent : 1) * sizeof *live);
+    if (!live) return ps_err_set(err, "out of memory");
+    int32_t n_live = 0, next = 0;
+    int64_t pend = 0;
+    for (int32_t i = 0; i < r->n_ops; i++) {
+        const prog_op *o = &r->ops[i];
+        const bool p2p = (o->kind == OP_SEND || o->kind == OP_RECV) && o->group == GROUP_PP;
+        if (p2p) { /* reap those complete by now */
+            int32_t k = 0;
+            for (int32_t j = 0; j < n_live; j++) {
+                const p2p_sent *x = &s->sent[live[j]];
+                const double done = x->posted > x->end ? x->posted : x->end;
+                if (x->posted >= 0 && done <= s->out->ops[i].start_s)
+                    pend -= r->ops[x->op].bytes;
+                else
+                    live[k++] = live[j];
+            }
+            n_live = k;
+        }
+        const int64_t inside = pend;
+        if (p2p && o->kind == OP_SEND && next < s->n_sent && s->sent[next].op == i) {
+            live[n_live++] = next++;
+            pend += o->bytes;
+        }
+        if (i + 1 == r->n_ops || r->ops[i + 1].step != o->step) n_live = 0, pend = 0;
+        mem_record(s, i, inside, pend);
+    }
+    free(live);
+    return 0;
 }
 
 /* ---- time ------------------------------------------------------------------------ */
@@ -362,8 +421,9 @@ static int p2p_match(replay_state *s, replay_state *all, const int32_t *role_at,
     while (c->at < f->n_sent && (f->sent[c->at].to != s->index || f->sent[c->at].phase != o->phase))
         c->at++;
     if (c->at == f->n_sent) return 1;
-    const p2p_sent *x = &f->sent[c->at++];
+    p2p_sent *x = &all[from].sent[c->at++];
     all[from].n_taken++;
+    x->posted = s->t_compute; /* the receive starts there (time_op) */
     if (x->mb != o->mb) {
         char msg[160];
         snprintf(msg, sizeof msg, "receives micro-batch %d where stage %d's next send of that "
@@ -381,7 +441,7 @@ static int p2p_record(replay_state *s, const int32_t *role_at, int32_t i, ps_err
     if (to < 0) return op_err(err, s, i, "no role plays the peer stage");
     if (s->n_sent == s->cap_sent && grow((void **)&s->sent, &s->cap_sent, sizeof *s->sent))
         return ps_err_set(err, "out of memory");
-    s->sent[s->n_sent++] = (p2p_sent){to, o->mb, o->phase, s->out->ops[i].end_s};
+    s->sent[s->n_sent++] = (p2p_sent){to, o->mb, i, o->phase, s->out->ops[i].end_s, -1};
     return 0;
 }
 
@@ -409,7 +469,8 @@ static int64_t replay_role_ops(replay_state *s, replay_state *all, const int32_t
         }
         if (mem_op(s, o, i, during, err) || time_op(s, o, &out->ops[i], arrival, err)) return -1;
         if (p2p && o->kind == OP_SEND && p2p_record(s, role_at, i, err)) return -1;
-        mem_record(s, i, during);
+        memcpy(s->during[i], during, sizeof during);
+        memcpy(out->ops[i].bytes, s->cur, sizeof s->cur);
         step_op(s, o, &out->ops[i]);
         if (out->ops[i].end_s > out->end_s) out->end_s = out->ops[i].end_s;
     }
@@ -438,16 +499,19 @@ static int state_init(replay_state *s, const program *p, int32_t index, replay_r
     s->live = malloc(n_live * sizeof *s->live);
     s->live_cat = calloc(n_live, sizeof *s->live_cat);
     s->saved = malloc((n_saved ? n_saved : 1) * sizeof *s->saved);
+    s->stash = malloc((n_saved ? n_saved : 1) * sizeof *s->stash);
+    s->during = malloc((size_t)(r->n_ops ? r->n_ops : 1) * sizeof *s->during);
     out->ops = calloc((size_t)(r->n_ops ? r->n_ops : 1), sizeof *out->ops);
     out->steps = calloc((size_t)(p->steps > 0 ? p->steps : 1), sizeof *out->steps);
     out->n_ops = r->n_ops;
     out->n_steps = p->steps;
     for (int c = 0; c < MEM_COUNT; c++) out->peak[c].op = -1;
     out->peak_total.op = -1;
-    if (!s->live || !s->live_cat || !s->saved || !out->ops || !out->steps)
+    if (!s->live || !s->live_cat || !s->saved || !s->stash || !s->during || !out->ops ||
+        !out->steps)
         return ps_err_set(err, "out of memory");
     for (size_t i = 0; i < n_live; i++) s->live[i] = -1;
-    for (size_t i = 0; i < n_saved; i++) s->saved[i] = -1;
+    for (size_t i = 0; i < n_saved; i++) s->saved[i] = s->stash[i] = -1;
     return 0;
 }
 
@@ -455,6 +519,8 @@ static void state_free(replay_state *s) {
     free(s->live);
     free(s->live_cat);
     free(s->saved);
+    free(s->stash);
+    free(s->during);
     free(s->pend);
     free(s->sent);
     free(s->cursors);
@@ -485,6 +551,7 @@ static int replay_roles(const program *p, replay_state *st, const int32_t *role_
             return ps_err_set(err, "role %d (stage %d): %d of its %d pipeline sends have no "
                                    "receive on their peer stage", (int)i, (int)p->roles[i].stage,
                               (int)(st[i].n_sent - st[i].n_taken), (int)st[i].n_sent);
+        if (mem_sends(&st[i], err)) return -1;
         replay_steps(&st[i]);
     }
     return 0;

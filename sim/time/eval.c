@@ -84,12 +84,13 @@ static void stage_comm_time(const model_cfg *m, const cluster_cfg *c, const plan
  * largest part one rank receives (a unit under ZeRO-2/3, a bucket under
  * ZeRO-1; at most a shard), with the gradient stream live beside it; the
  * optimizer's gradient copy only where it exceeds the activations, since it
- * runs when none are live. */
+ * runs when none are live. `pipe`: what a pipeline stage holds beside its
+ * compute ops (pipe_workspace). */
 static int64_t stage_temps(const cluster_cfg *c, const plan_cfg *p, const eval_shared *sh, const eval_stage *st,
-                           int first, int last, int64_t largest_unit) {
+                           int first, int last, int64_t largest_unit, int64_t pipe) {
     const int64_t d = p->dp * p->cp;
     const int64_t shard = states_shard(st->param_elems, d);
-    int64_t t = ws_stage_compute(&sh->ws, first, st->layers, last);
+    int64_t t = ws_stage_compute(&sh->ws, first, st->layers, last) + pipe;
     if (d > 1 && p->zero >= 1) {
         const int64_t gb = dtype_bytes(p->precision.grads);
         int64_t part = largest_unit; /* ZeRO-2/3 */
@@ -99,6 +100,17 @@ static int64_t stage_temps(const cluster_cfg *c, const plan_cfg *p, const eval_s
     }
     const int64_t opt_elems = p->zero >= 1 ? shard : st->param_elems;
     return max64(t, ws_optimizer_bytes(p, opt_elems) - st->activations);
+}
+
+/* Workspace a pipeline stage holds beside its compute ops (docs/memory.md
+ * §6, "Pipelines"): zero-bubble's stashes from B to W (pipe.c's count), and
+ * the blocks of sends not complete yet (runtime/rt_pipe.c frees one when a
+ * later send or receive finds it done): one message per micro-batch in
+ * flight (a forward's block can wait until its gradient comes back). */
+static int64_t pipe_workspace(const model_cfg *m, const plan_cfg *p, const eval_shared *sh,
+                              const pipe_inflight *in) {
+    if (p->pp == 1) return 0;
+    return in->stash_units * sh->ws.zb_stash + in->inflight * comm_p2p_bytes(m, p);
 }
 
 static void eval_stage_one(const model_cfg *m, const cluster_cfg *c, const plan_cfg *p,
@@ -139,7 +151,7 @@ static void eval_stage_one(const model_cfg *m, const cluster_cfg *c, const plan_
                                              last ? pc->final_norm + head : 0));
     st->buf_comm = d > 1 ? p->bucket_bytes : 0;
     st->buf_zero3 = p->zero == 3 && d > 1 ? largest * (2 * pb + gb) : 0;
-    st->buf_temps = stage_temps(c, p, sh, st, first, last, largest);
+    st->buf_temps = stage_temps(c, p, sh, st, first, last, largest, pipe_workspace(m, p, sh, &in));
     st->buf_cp = act_cp_ring_buffer_bytes(m, p, true); /* K/V and dK/dV, double-buffered */
     st->buf_workspace = p->workspace_bytes;
     st->reserved = c->gpu_reserved_bytes;
