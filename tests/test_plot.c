@@ -832,7 +832,7 @@ static void test_profile_load(void **state) {
     assert_int_equal(p.roles[0].ppeak[MEM_ACTIVATIONS], 1024);
     char d[256];
     assert_string_equal(plot_profile_describe(&p, d, sizeof d),
-                        "small (m): dp 1 x tp 1 x pp 2 x cp 1, ZeRO-0, fp32 weights");
+                        "m: dp 1 x tp 1 x pp 2 x cp 1, ZeRO-0, fp32 weights (plan: small)");
     assert_int_equal(p.ranks[0].peak[MEM_ACTIVATIONS], 2048);
     plot_profile_free(&p);
 }

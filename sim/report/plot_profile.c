@@ -252,9 +252,11 @@ int plot_profile_load(const char *path, plot_profile *out, ps_err *err) {
 }
 
 const char *plot_profile_describe(const plot_profile *p, char *buf, int buf_len) {
-    snprintf(buf, (size_t)buf_len, "%s (%s): dp %d x tp %d x pp %d x cp %d, ZeRO-%d, %s weights",
-             p->plan, p->model, (int)p->dp, (int)p->tp, (int)p->pp, (int)p->cp, (int)p->zero,
-             p->params_dtype);
+    /* the layout that ran first: --set may have changed it, not the plan's name */
+    snprintf(buf, (size_t)buf_len,
+             "%s: dp %d x tp %d x pp %d x cp %d, ZeRO-%d, %s weights (plan: %s)", p->model,
+             (int)p->dp, (int)p->tp, (int)p->pp, (int)p->cp, (int)p->zero, p->params_dtype,
+             p->plan);
     return buf;
 }
 
