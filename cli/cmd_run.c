@@ -187,9 +187,7 @@ static int run_main(int argc, char **argv, int rank, int world) {
     status = rt_world_agree(status, &err);
     if (status != 0) {
         if (rank == 0) fprintf(stderr, "parasim run: %s\n", err.msg);
-        replay_free(&rp);
-        program_free(&prog);
-        return CLI_FAIL;
+        goto free_program;
     }
 
     const rt_backend *be = &rt_backend_cpu;
@@ -198,12 +196,10 @@ static int run_main(int argc, char **argv, int rank, int world) {
     be->set_threads((int)threads);
     rt_groups groups;
     status = rt_groups_init(&groups, &prog, &err);
-    if (rt_world_agree(status, &err) != 0) {
+    status = rt_world_agree(status, &err);
+    if (status != 0) {
         if (rank == 0) fprintf(stderr, "parasim run: %s\n", err.msg);
-        rt_groups_free(&groups);
-        replay_free(&rp);
-        program_free(&prog);
-        return CLI_FAIL;
+        goto free_groups;
     }
     if (rank == 0 && !quiet) {
         printf("parasim run: %s (%s), %lld ranks x %lld threads, backend %s, %d steps of %lld "
@@ -219,11 +215,7 @@ static int run_main(int argc, char **argv, int rank, int world) {
     status = rt_exec_run(&prog, be, &groups, &opt, &res, &err);
     if (status > 0) { /* set-up failed or training diverged; every rank has the message */
         if (rank == 0) fprintf(stderr, "parasim run: %s\n", err.msg);
-        rt_result_free(&res);
-        rt_groups_free(&groups);
-        replay_free(&rp);
-        program_free(&prog);
-        return CLI_FAIL;
+        goto free_result;
     }
     if (status < 0) {
         /* a rank failed mid-step: the others may wait in a collective for it */
@@ -234,13 +226,10 @@ static int run_main(int argc, char **argv, int rank, int world) {
     }
     /* every rank's measurements to rank 0, for the summary and the profile */
     run_gather all;
-    if (run_gather_all(&prog, &groups, &res, &all, &err) != 0) {
+    status = run_gather_all(&prog, &groups, &res, &all, &err);
+    if (status != 0) {
         if (rank == 0) fprintf(stderr, "parasim run: %s\n", err.msg);
-        rt_result_free(&res);
-        rt_groups_free(&groups);
-        replay_free(&rp);
-        program_free(&prog);
-        return CLI_FAIL;
+        goto free_result;
     }
     if (rank == 0 && !quiet) {
         run_profile_print_summary(stdout, &prog, &groups, &rp, &res, &all);
@@ -254,8 +243,12 @@ static int run_main(int argc, char **argv, int rank, int world) {
         status = -1;
     }
     run_gather_free(&all);
+    /* one release path: each failure jumps to what it has to free */
+free_result:
     rt_result_free(&res);
+free_groups:
     rt_groups_free(&groups);
+free_program:
     replay_free(&rp);
     program_free(&prog);
     return status ? CLI_FAIL : CLI_OK;
