@@ -304,6 +304,26 @@ static void test_workspace_tp_sp_by_hand(void **state) {
  * 73,728 bytes, above the output stream (4·128·128 = 65,536), so the layer's
  * forward peaks at attention; cp 4: N = T = 64, 4 (2·64·64 + 64·32) = 40,960
  * above 32,768. */
+/* A pipeline message's block: a forward's is the activation alone; a bf16
+ * gradient under fp32 kernels sits beside the fp32 stream it converts
+ * (tiny-1m, 256 tokens x 128: 2 x 32,768 + 4 x 32,768 bytes); in fp32 the
+ * message is the stream itself. */
+static void test_workspace_p2p(void **state) {
+    (void)state;
+    model_spec m = tu_model("tiny-1m");
+    ws_bytes w;
+    plan_cfg p = tiny_cfg("bf16-mixed", RECOMPUTE_NONE, 1, 1);
+    p.micro_batch = 1, p.global_batch = 1;
+    ws_compute(&m.cfg, &p, true, &w);
+    assert_int_equal(w.stream_bwd, 4 * 256 * 128);
+    assert_int_equal(ws_p2p_bytes(&w, 2 * 256 * 128, false), 65536);
+    assert_int_equal(ws_p2p_bytes(&w, 2 * 256 * 128, true), 65536 + 131072);
+    p = tiny_cfg("fp32", RECOMPUTE_NONE, 1, 1);
+    p.micro_batch = 1, p.global_batch = 1;
+    ws_compute(&m.cfg, &p, true, &w);
+    assert_int_equal(ws_p2p_bytes(&w, 4 * 256 * 128, true), 131072);
+}
+
 static void test_workspace_ring(void **state) {
     (void)state;
     model_spec m = tu_model("tiny-1m");
@@ -346,7 +366,7 @@ int main(void) {
         cmocka_unit_test(test_stage_extras),       cmocka_unit_test(test_workspace_measured),
         cmocka_unit_test(test_workspace_ops_by_hand), cmocka_unit_test(test_workspace_zero_bubble), cmocka_unit_test(test_workspace_tp_sp_by_hand),
         cmocka_unit_test(test_workspace_per_rank),
-        cmocka_unit_test(test_workspace_ring), cmocka_unit_test(test_workspace_standard_attention),
+        cmocka_unit_test(test_workspace_ring), cmocka_unit_test(test_workspace_p2p), cmocka_unit_test(test_workspace_standard_attention),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -297,3 +297,7 @@ int64_t ws_reduce_scatter_bytes(const plan_cfg *p, bool kernels_fp32, int64_t pa
     const int64_t recv = (part_elems * dtype_bytes(p->precision.grads) + 63) / 64 * 64;
     return recv + 2 * widen(kernels_fp32, p->precision.grads) * part_elems;
 }
+
+int64_t ws_p2p_bytes(const ws_bytes *ws, int64_t msg_bytes, bool gradient) {
+    return msg_bytes + (gradient && ws->stream_bwd != msg_bytes ? ws->stream_bwd : 0);
+}

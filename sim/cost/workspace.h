@@ -66,4 +66,10 @@ int64_t ws_optimizer_bytes(const plan_cfg *p, int64_t elems);
  * fp32 kernels, the two fp32 operands of the accumulation. */
 int64_t ws_reduce_scatter_bytes(const plan_cfg *p, bool kernels_fp32, int64_t part_elems);
 
+/* A pipeline send's or receive's block of `msg_bytes` (runtime/rt_pipe.c): a
+ * forward's is the activation itself; a gradient travels in the activation
+ * dtype, converted from or to the gradient stream (ws_bytes.stream_bwd) when
+ * that is wider, which is then live beside it. */
+int64_t ws_p2p_bytes(const ws_bytes *ws, int64_t msg_bytes, bool gradient);
+
 #endif

@@ -70,7 +70,7 @@ typedef struct {
     bool gather;      /* ZeRO-3 over d > 1: a unit's parameters are gathered for use */
     bool unit_grads;  /* ZeRO-2/3 over d > 1: a unit's gradient is reduce-scattered */
     unit_cost cost[UK_COUNT];
-    int64_t stream_bwd; /* workspace.c: the activation gradient passed between bwd ops */
+    ws_bytes ws;        /* workspace.c: each op's working set, the gradient stream */
     int64_t stream;     /* of it, what is live now (between the ops being emitted) */
     coll_link link;   /* the data-parallel group's */
     range *buckets;   /* ZeRO-0/1 gradient buckets, the top of the flat space first */
@@ -293,7 +293,7 @@ static void emit_backward(emit_ctx *x, int32_t step, int32_t mb, int32_t lo, int
         if (x->unit_grads && run) emit_alloc(x, step, BUF_UNIT_GRADS, u, MEM_BUFFERS);
         if (run) emit_compute(x, OP_BWD, part, step, mb, u);
         /* the embedding's bwd frees the gradient stream */
-        if (run) x->stream = kind_of(x, u) != UK_EMBED ? x->stream_bwd : 0;
+        if (run) x->stream = kind_of(x, u) != UK_EMBED ? x->ws.stream_bwd : 0;
         if (x->unit_grads && run) {
             emit_coll(x, step, mb, u, COLL_REDUCE_SCATTER, COMM_BWD, BUF_UNIT_GRADS, BUF_GRADS,
                       un->offset, un->elems, gt);
@@ -319,11 +319,7 @@ static void emit_p2p(emit_ctx *x, prog_kind kind, int32_t step, int32_t mb, int3
     o->phase = phase;
     o->peer = (int32_t)(g % x->pipe.p);
     o->bytes = x->p2p_bytes;
-    /* the message's block (runtime/rt_pipe.c): a forward's is the activation;
-     * a gradient travels in the activation dtype, converted from or to the
-     * gradient stream (workspace.h stream_bwd) when that is wider */
-    o->workspace_bytes = o->bytes;
-    if (phase == COMM_BWD && x->stream_bwd != o->bytes) o->workspace_bytes += x->stream_bwd;
+    o->workspace_bytes = ws_p2p_bytes(&x->ws, o->bytes, phase == COMM_BWD);
     o->sent_bytes = kind == OP_SEND ? comm_bytes_sent(COLL_SEND, 2, o->bytes) : 0;
     o->seconds = x->p2p_s;
 }
@@ -499,13 +495,12 @@ static void unit_costs(emit_ctx *x) {
     x->cost[UK_HEAD].saved = ab.last_stage;
     cp_costs(x, &tc, &x->cost[UK_LAYER]); /* before tp's: its budget is the compute */
     tp_costs(x, &tc.link[GROUP_TP]);
-    ws_bytes ws;
-    ws_compute(x->m, x->p, x->c->kernels_fp32, &ws);
+    ws_compute(x->m, x->p, x->c->kernels_fp32, &x->ws);
+    const ws_bytes ws = x->ws;
     x->cost[UK_EMBED].ws_fwd = ws.embed_fwd, x->cost[UK_EMBED].ws_bwd = ws.embed_bwd;
     x->cost[UK_LAYER].ws_fwd = ws.layer_fwd, x->cost[UK_LAYER].ws_bwd = ws.layer_bwd;
     x->cost[UK_HEAD].ws_fwd = ws.head_fwd, x->cost[UK_HEAD].ws_bwd = ws.head_bwd;
     x->cost[UK_LAYER].ws_bwd_w = ws.layer_bwd_w, x->cost[UK_LAYER].stash = ws.zb_stash;
-    x->stream_bwd = ws.stream_bwd;
     x->link = tc.link[GROUP_DP];
     x->p2p_bytes = comm_p2p_bytes(x->m, x->p);
     x->p2p_s = coll_time(COLL_SEND, 2, x->p2p_bytes, &tc.link[GROUP_PP]);
