@@ -34,8 +34,9 @@ static void test_narayanan_formula(void **state) {
     assert_close(f.hardware_per_step - f.model_per_step, B * s * l * 4 * s * h);
 }
 
-/* Llama 3 8B: 6 x (matmul weights + head) + 12 l s (heads x head_dim) per token;
- * flash attention's backward recomputes QK^T: + 2 l s q per token. */
+/* Llama 3 8B: 6 x (matmul weights + head) + 12 l s (heads x head_dim) per token.
+ * Executed by flash attention: the causal half of QK^T and PV forward (2 s q),
+ * backward dQ, dK, dV, dP and QK^T again over the same half (5 s q): 7 l s q. */
 static void test_llama_6n(void **state) {
     (void)state;
     model_spec m = tu_model("llama3-8b");
@@ -48,7 +49,13 @@ static void test_llama_6n(void **state) {
                            128256.0 * 4096;
     const double per_token = 6 * weights + 12 * 32.0 * 8192 * 4096;
     assert_close(f.model_per_token, per_token);
-    assert_close(f.hardware_per_step, 8192 * (per_token + 2 * 32.0 * 8192 * 4096));
+    assert_close(f.hardware_per_step, 8192 * (6 * weights + 7 * 32.0 * 8192 * 4096));
+    /* full recompute replays the forward: 2 per weight, the causal half again */
+    p.recompute = RECOMPUTE_FULL;
+    flops_compute(&m.cfg, &p, &f);
+    const double layer_w = 2 * 4096.0 * 4096 + 2 * 4096.0 * 1024 + 3 * 4096.0 * 14336;
+    assert_close(f.hardware_per_step,
+                 8192 * (6 * weights + 7 * 32.0 * 8192 * 4096 + 32 * (2 * layer_w + 2.0 * 8192 * 4096)));
 }
 
 int main(void) {

@@ -5,10 +5,13 @@
  * layer's weights and the output head, plus attention 12 * L * s * (heads *
  * head_dim) per token (QK^T and PV, forward and backward, the full s x s
  * square as PaLM, Chowdhery et al. 2022 Appendix B, and Megatron-LM count it).
- * Hardware FLOPs (HFU) add what is executed again: a full-recompute replay of
- * each layer's forward, the score matmuls that selective recompute redoes, and
- * flash attention's backward recomputation of QK^T (Dao 2023: 5 matmuls in
- * backward instead of 4).
+ * Hardware FLOPs (HFU) are what the kernels execute, so that HFU cannot pass
+ * 100% when every efficiency is at most 1: a full-recompute replay of each
+ * layer's forward, the score matmuls that selective recompute redoes, and for
+ * flash attention the causal half of the square only (it skips masked blocks)
+ * with its backward recomputation of QK^T (Dao 2023: 5 matmuls in backward
+ * instead of 4). MFU keeps the full-square convention above, so on long
+ * causal sequences MFU exceeds HFU, and can exceed 100% near peak.
  */
 #ifndef PS_FLOPS_H
 #define PS_FLOPS_H

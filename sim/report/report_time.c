@@ -24,6 +24,10 @@ void report_time_table(FILE *f, const plan_spec *s, const eval_result *r, const 
             t->step, fmt_count((int64_t)t->tokens_per_s, n1, sizeof n1),
             fmt_count((int64_t)(t->tokens_per_s / (double)p->gpus), n2, sizeof n2), 100 * t->mfu,
             100 * t->hfu);
+    if (t->mfu > 1)
+        fprintf(f, "  (MFU counts the full s x s attention square, as Megatron-LM and PaLM do; the "
+                   "causal kernels execute half of it, so near peak MFU passes 100%%: HFU is the "
+                   "utilisation; docs/memory.md §7)\n");
     fprintf(f, "  %-26s %10s  %6s\n", "part", "seconds", "share");
     part(f, "compute", t->compute, t->step);
     part(f, "pipeline bubble", t->bubble, t->step);

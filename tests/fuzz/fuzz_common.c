@@ -33,7 +33,10 @@ const plan_spec *fuzz_default_plan(void) {
 }
 
 /* What any prediction `plan` would print must satisfy: no negative or wrapped
- * sizes, finite positive times whose parts add up, MFU within (0, 1]. A
+ * sizes, finite positive times whose parts add up, HFU within (0, 1] (every
+ * efficiency is at most 1, and hardware FLOPs are the FLOPs the kernel times
+ * are charged for), MFU positive (it counts the full attention square the
+ * causal kernels halve, so it may pass 1: docs/memory.md §7). A
  * violation is "exit 0 with nonsense", so it stops the fuzzer like a crash. */
 static void check_sane(const eval_result *r) {
     const eval_stage *s = &r->heavy;
@@ -50,9 +53,9 @@ static void check_sane(const eval_result *r) {
     for (int g = 0; g < GROUP_COUNT; g++)
         sum += t->exposed[g];
     if (!(isfinite(t->step) && t->step > 0 && isfinite(t->tokens_per_s) && t->tokens_per_s > 0 &&
-          t->mfu > 0 && t->mfu <= 1 && isfinite(sum) && fabs(sum - t->step) <= 1e-6 * t->step)) {
-        fprintf(stderr, "fuzz: nonsense time: step %g s (parts add to %g), %g tokens/s, MFU %g\n",
-                t->step, sum, t->tokens_per_s, t->mfu);
+          t->mfu > 0 && isfinite(t->mfu) && t->hfu > 0 && t->hfu <= 1 && isfinite(sum) && fabs(sum - t->step) <= 1e-6 * t->step)) {
+        fprintf(stderr, "fuzz: nonsense time: step %g s (parts add to %g), %g tokens/s, MFU %g, HFU %g\n",
+                t->step, sum, t->tokens_per_s, t->mfu, t->hfu);
         abort();
     }
 }
