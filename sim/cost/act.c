@@ -1,6 +1,8 @@
 /* act.c — saved-tensor tables and activation bytes (see act.h, docs/memory.md §3). */
 #include "cost/act.h"
 
+#include <string.h>
+
 #define ADD(n_, by_, w_, d_, s_, score_, stat_)                                         \
     out[k++] = (act_tensor){.name = n_, .saved_by = by_, .width = w_, .dtype = d_,      \
                             .split = s_, .score = score_, .stat = stat_}
@@ -121,6 +123,31 @@ bool act_tensor_kept(const act_tensor *t, int index, plan_recompute rc) {
     return true;
 }
 
+/* Framework hook (plan_cfg.framework.loss; docs/memory.md "Framework
+ * profiles"): how the loss keeps what its backward needs, as a change to the
+ * last stage's list. fp32-softmax: the list as it is (Megatron-LM's
+ * vocab-parallel cross-entropy saves its fp32 softmax). fused: llm.c's fused
+ * classifier writes the logits' gradient in place into the logits, which stay
+ * in the activation dtype until the head's backward (train_gpt2.cu keeps them
+ * in acts.output). chunked: torchtitan's ChunkedLossWrapper runs the head,
+ * the loss and their backward chunk by chunk inside the forward, so nothing
+ * vocabulary-wide is kept for the backward. Returns the new count. */
+static int framework_loss_tensors(const plan_cfg *p, act_tensor *t, int n) {
+    for (int i = 0; i < n; i++) {
+        if (strcmp(t[i].name, "loss.softmax")) continue;
+        if (p->framework.loss == FW_LOSS_FUSED) {
+            t[i].name = "logits (fused classifier)";
+            t[i].saved_by = "fused classifier (gradient in place)";
+            t[i].dtype = AD_ACT;
+        } else if (p->framework.loss == FW_LOSS_CHUNKED) {
+            for (int j = i + 1; j < n; j++) t[j - 1] = t[j];
+            n--;
+        }
+        break;
+    }
+    return n;
+}
+
 static int64_t sum_bytes(const model_cfg *m, const plan_cfg *p, const act_tensor *t, int n) {
     int64_t total = 0;
     for (int i = 0; i < n; i++) total += act_tensor_bytes(m, p, &t[i]);
@@ -140,7 +167,7 @@ void act_compute(const model_cfg *m, const plan_cfg *p, act_bytes *out) {
     out->layer_working = out->layer_full - out->layer_saved;
     n = act_first_stage_tensors(m, t);
     out->first_stage = sum_bytes(m, p, t, n);
-    n = act_last_stage_tensors(m, t);
+    n = framework_loss_tensors(p, t, act_last_stage_tensors(m, t));
     out->last_stage = sum_bytes(m, p, t, n);
 }
 

@@ -15,6 +15,11 @@ void states_compute(int64_t n, const plan_cfg *p, states_bytes *out) {
     const int64_t shard = states_shard(n, d);
     const plan_precision *pr = &p->precision;
     out->params = (p->zero >= 3 ? shard : n) * dtype_bytes(pr->params);
+    /* framework profile (docs/memory.md "Framework profiles"): where the
+     * fp32 parameters are the master weights (FSDP2's sharded fp32
+     * parameters under MixedPrecisionPolicy(param_dtype=bf16)), the 16-bit
+     * copies exist only while a unit computes (ZeRO-3's gather buffers, eval.c) */
+    if (p->framework.param_copy_transient && pr->master != DT_NONE) out->params = 0;
     out->grads = (p->zero >= 2 ? shard : n) * dtype_bytes(pr->grads);
     out->master = (p->zero >= 1 ? shard : n) * dtype_bytes(pr->master);
     out->optimizer = (p->zero >= 1 ? shard : n) * states_per_param(p->optimizer) *

@@ -25,7 +25,9 @@ int states_per_param(plan_optimizer opt);
 /* Elements of an n-element tensor held by one of d ranks. */
 static inline int64_t states_shard(int64_t n, int64_t d) { return (n + d - 1) / d; }
 
-/* rank_params: elements held by this (stage, tp rank) before ZeRO sharding. */
+/* rank_params: elements held by this (stage, tp rank) before ZeRO sharding.
+ * A framework profile whose 16-bit parameter copies are transient
+ * (plan_framework.param_copy_transient) holds no params bytes beside the master. */
 void states_compute(int64_t rank_params, const plan_cfg *p, states_bytes *out);
 
 #endif

@@ -261,8 +261,16 @@ void ws_compute(const model_cfg *m, const plan_cfg *p, bool kernels_fp32, ws_byt
      * per-token losses, (sp) the normed input gathered, (tp) the loss's
      * per-token maximum, target logit and sum (fp32) */
     const int64_t wl = dtype_bytes(act) == 4 ? 0 : 4;
+    /* framework profile (docs/memory.md "Framework profiles"): the logits
+     * live at once are a chunk's under a chunked loss (torchtitan), and none
+     * are the op's own under a fused classifier (llm.c: they are the saved
+     * tensor, act.c, and their gradient is written into them in place) */
+    const int64_t Nv = p->framework.loss == FW_LOSS_CHUNKED
+                           ? (N + p->framework.loss_chunks - 1) / p->framework.loss_chunks
+                           : N;
+    const bool fused = p->framework.loss == FW_LOSS_FUSED;
     t = (trace){0, 0};
-    add(&t, s.pw * Ph + 2 * s.w * Nl * h + (s.a + wl) * N * V + 4 * N);
+    add(&t, s.pw * Ph + 2 * s.w * Nl * h + (fused ? 0 : (s.a + wl) * Nv * V) + 4 * N);
     gather(&s, &t);
     if (s.tp) spike(&t, 3 * 4 * N);
     o->head_fwd = t.peak;
@@ -273,7 +281,7 @@ void ws_compute(const model_cfg *m, const plan_cfg *p, bool kernels_fp32, ws_byt
      * normed input re-gathered, the input gradient summed over tp, then the
      * old gradient to add into */
     t = (trace){0, 0};
-    add(&t, (s.pw + s.gw) * Ph + 2 * s.w * Nl * h + 4 * N + s.c * N * V + s.c * N * h +
+    add(&t, (s.pw + s.gw) * Ph + 2 * s.w * Nl * h + 4 * N + (fused ? 0 : s.c * Nv * V) + s.c * N * h +
                 s.c * Nl * h + (s.sp ? 4 * h : 0));
     gather(&s, &t);
     column_grad(&s, &t);
@@ -290,6 +298,9 @@ int64_t ws_stage_compute(const ws_bytes *w, bool first, int64_t layers, bool las
 }
 
 int64_t ws_optimizer_bytes(const plan_cfg *p, int64_t elems) {
+    /* framework profile: llm.c's AdamW kernel widens each bf16 gradient in
+     * registers (llmc/adamw.cuh), so no copy (docs/memory.md "Framework profiles") */
+    if (p->framework.optimizer_grad_copy_none) return 0;
     return (dtype_bytes(p->precision.grads) == 4 ? 0 : 4) * elems;
 }
 

@@ -58,7 +58,8 @@ int64_t ws_stage_compute(const ws_bytes *w, bool first, int64_t layers, bool las
 
 /* The optimizer step over `elems` elements: bf16 (any non-fp32) gradients
  * are widened to fp32 for the update, on every cluster (Megatron-LM's
- * optimizer copies them to fp32 main grads likewise). */
+ * optimizer copies them to fp32 main grads likewise); none under a framework
+ * whose optimizer kernel reads them (plan_framework.optimizer_grad_copy_none). */
 int64_t ws_optimizer_bytes(const plan_cfg *p, int64_t elems);
 
 /* A reduce-scatter that lands `part_elems` gradient elements on this rank:

@@ -2,6 +2,7 @@
 #include "cost/act.h"
 #include "base/jsonw.h"
 #include "report/report.h"
+#include "spec/framework_load.h"
 
 #define PARASIM_JSON_VERSION 1
 
@@ -79,6 +80,20 @@ static void json_plan(jsonw *w, const plan_spec *s) {
     jsonw_str(w, "optimizer", dtype_names[p->precision.optimizer]);
     jsonw_str(w, "activations", dtype_names[p->precision.activations]);
     jsonw_obj_end(w);
+    if (s->framework_name[0]) { /* framework profile (absent without `framework:`) */
+        const plan_framework *fw = &p->framework;
+        jsonw_obj(w, "framework");
+        jsonw_str(w, "name", s->framework_name);
+        jsonw_str(w, "path", s->framework_path);
+        jsonw_str(w, "source", s->framework_source);
+        jsonw_str(w, "grad_bucket", framework_grad_bucket_names[fw->grad_bucket_none]);
+        jsonw_str(w, "param_copy", framework_param_copy_names[fw->param_copy_transient]);
+        jsonw_str(w, "optimizer_grad_copy",
+                  framework_optimizer_grad_copy_names[fw->optimizer_grad_copy_none]);
+        jsonw_str(w, "loss", framework_loss_names[fw->loss]);
+        if (fw->loss == FW_LOSS_CHUNKED) jsonw_int(w, "loss_chunks", fw->loss_chunks);
+        jsonw_obj_end(w);
+    }
     jsonw_str(w, "optimizer", plan_optimizer_names[p->optimizer]);
     jsonw_obj(w, "offload");
     jsonw_bool(w, "optimizer", p->offload_optimizer);

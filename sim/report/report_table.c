@@ -3,6 +3,7 @@
 
 #include "base/fmt.h"
 #include "report/report.h"
+#include "spec/framework_load.h"
 
 #define BAR_WIDTH 30
 
@@ -56,6 +57,18 @@ static void header(FILE *f, const plan_spec *s, const eval_result *r) {
             s->precision_name, dtype_names[p->precision.params], dtype_names[p->precision.grads],
             dtype_names[p->precision.master], dtype_names[p->precision.optimizer],
             dtype_names[p->precision.activations]);
+    if (s->framework_name[0]) { /* framework profile: its file and where its values come from */
+        const plan_framework *fw = &p->framework;
+        fprintf(f, "  framework  %s (%s): grad bucket %s, param copy %s, optimizer grad copy %s, "
+                   "loss %s",
+                s->framework_name, s->framework_path,
+                framework_grad_bucket_names[fw->grad_bucket_none],
+                framework_param_copy_names[fw->param_copy_transient],
+                framework_optimizer_grad_copy_names[fw->optimizer_grad_copy_none],
+                framework_loss_names[fw->loss]);
+        if (fw->loss == FW_LOSS_CHUNKED) fprintf(f, " (%d chunks)", (int)fw->loss_chunks);
+        fprintf(f, "\n             source %s\n", s->framework_source);
+    }
 }
 
 static void memory(FILE *f, const plan_spec *s, const eval_result *r) {

@@ -37,6 +37,23 @@ typedef struct {
     ps_dtype params, grads, master, optimizer, activations;
 } plan_precision;
 
+/* Framework profile constants (`framework:`, plans/frameworks/NAME.yaml,
+ * sim/spec/framework_load.h; docs/memory.md "Framework profiles"): what the
+ * memory model reads about how a real implementation lays out the same plan.
+ * All zero (no `framework:`) is parasim's model as it was before profiles. */
+typedef enum {
+    FW_LOSS_FP32_SOFTMAX, /* the loss saves an fp32 softmax over the vocabulary (Megatron-LM) */
+    FW_LOSS_FUSED,        /* the classifier writes the logits' gradient in place (llm.c) */
+    FW_LOSS_CHUNKED       /* lm head + loss + their backward run chunk by chunk (torchtitan) */
+} plan_fw_loss;
+typedef struct {
+    bool grad_bucket_none;   /* no communication bucket beside the gradients (in-place collectives) */
+    bool param_copy_transient; /* the fp32 parameters are the master; 16-bit copies are transient */
+    bool optimizer_grad_copy_none; /* the optimizer reads 16-bit gradients in its kernel */
+    uint8_t loss;            /* plan_fw_loss */
+    int32_t loss_chunks;     /* FW_LOSS_CHUNKED: chunks the tokens are split into (>= 1) */
+} plan_framework;
+
 typedef struct {
     int64_t gpus;
     int64_t dp, tp, pp, cp;
@@ -58,6 +75,7 @@ typedef struct {
     uint8_t placement[PLAN_GROUPS];
     /* Which communication hides behind compute (docs/time.md §4). */
     bool overlap_dp, overlap_tp, overlap_pp;
+    plan_framework framework; /* profile constants; all zero without `framework:` */
 } plan_cfg;
 
 typedef struct {
@@ -91,6 +109,10 @@ typedef struct {
     plan_train train;
     plan_locs locs;
     bool gpus_derived; /* no gpus: given; gpus = dp*tp*pp*cp (locs.gpus = locs.parallel) */
+    /* `framework:` (empty name: none): the profile, its file, and where its values come from */
+    char framework_name[64];
+    char framework_path[PS_LOC_FILE_MAX];
+    char framework_source[256];
 } plan_spec;
 
 /* A command-line override "key.path=value"; value is parsed as YAML. */

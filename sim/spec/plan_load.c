@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "spec/framework_load.h"
 #include "spec/plan.h"
 #include "spec/plan_check.h"
 #include "spec/spec_limit.h"
@@ -34,6 +35,8 @@ static const char *const top_keys[] = {"name",     "description", "model",     "
                                        "gpus",     "parallel",    "batch",     "pipeline",
                                        "recompute", "precision",  "optimizer", "offload",
                                        "memory",   "placement",   "overlap",   "train",
+                                       /* framework profiles (framework_load.h) */
+                                       "framework",
                                        NULL};
 static const char *const parallel_keys[] = {"dp", "tp", "pp", "cp", "zero", "sp", NULL};
 static const char *const batch_keys[] = {"global", "micro", "seq", NULL};
@@ -454,6 +457,9 @@ static int load_from(ynode *root, const plan_override *overrides, int n_override
     int rc = 0;
     for (int i = 0; i < n_overrides && !rc; i++)
         rc = apply_override(root, overrides[i].text, err);
+    /* framework profile: its plan defaults go under the plan's own fields
+     * (--set included) before they are read (framework_load.h) */
+    if (!rc) rc = framework_apply(root, out, err);
     if (!rc) rc = decode(root, out, &dp_auto, err);
     if (!rc) rc = load_model_and_cluster(root, out, err);
     ynode_free(root);

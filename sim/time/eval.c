@@ -16,11 +16,20 @@ static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 
 typedef eval_cache eval_shared;
 
+/* Field by field: the struct has padding. */
+static bool fw_matches(const plan_framework *a, const plan_framework *b) {
+    return a->grad_bucket_none == b->grad_bucket_none &&
+           a->param_copy_transient == b->param_copy_transient &&
+           a->optimizer_grad_copy_none == b->optimizer_grad_copy_none && a->loss == b->loss &&
+           a->loss_chunks == b->loss_chunks;
+}
+
 static int cache_matches(const eval_cache *k, const model_cfg *m, const cluster_cfg *c,
                          const plan_cfg *p) {
     return k->valid && k->m == m && k->c == c && k->tp == p->tp && k->cp == p->cp &&
            k->seq == p->seq && k->micro == p->micro_batch && k->sp == p->sp &&
-           k->recompute == p->recompute && !memcmp(&k->precision, &p->precision, sizeof k->precision);
+           k->recompute == p->recompute && !memcmp(&k->precision, &p->precision, sizeof k->precision) &&
+           fw_matches(&k->framework, &p->framework);
 }
 
 static void cache_fill(eval_cache *k, const model_cfg *m, const cluster_cfg *c, const plan_cfg *p) {
@@ -31,6 +40,7 @@ static void cache_fill(eval_cache *k, const model_cfg *m, const cluster_cfg *c, 
     k->m = m, k->c = c, k->tp = p->tp, k->cp = p->cp, k->seq = p->seq;
     k->micro = p->micro_batch, k->sp = p->sp, k->recompute = p->recompute;
     k->precision = p->precision;
+    k->framework = p->framework;
     params_count_rank(m, p->tp, &k->pc);
     act_compute(m, p, &k->act);
     ws_compute(m, p, c->kernels_fp32, &k->ws);
@@ -91,7 +101,11 @@ static int64_t stage_temps(const cluster_cfg *c, const plan_cfg *p, const eval_s
     const int64_t d = p->dp * p->cp;
     const int64_t shard = states_shard(st->param_elems, d);
     int64_t t = ws_stage_compute(&sh->ws, first, st->layers, last) + pipe;
-    if (d > 1 && p->zero >= 1) {
+    /* a framework whose reduce-scatter works in place on the gradient buffer
+     * (grad_bucket none: Megatron-LM's distributed optimizer, llm.c's ZeRO-1)
+     * receives into no separate buffer */
+    const bool in_place = p->framework.grad_bucket_none && p->zero <= 1;
+    if (d > 1 && p->zero >= 1 && !in_place) {
         const int64_t gb = dtype_bytes(p->precision.grads);
         int64_t part = largest_unit; /* ZeRO-2/3 */
         if (p->zero == 1) /* a bucket of at least d elements; memory.bucket 0: one bucket */
@@ -149,7 +163,11 @@ static void eval_stage_one(const model_cfg *m, const cluster_cfg *c, const plan_
     const int64_t d = p->dp * p->cp;
     int64_t largest = max64(pc->layer, max64(first ? pc->embedding + pc->position : 0,
                                              last ? pc->final_norm + head : 0));
-    st->buf_comm = d > 1 ? p->bucket_bytes : 0;
+    /* framework profile: buckets that are views of the gradient buffer
+     * (Megatron-LM, llm.c) or FSDP2's per-unit gradients (counted in the
+     * ZeRO-3 buffers) take no bytes of their own (docs/memory.md "Framework
+     * profiles") */
+    st->buf_comm = d > 1 && !p->framework.grad_bucket_none ? p->bucket_bytes : 0;
     st->buf_zero3 = p->zero == 3 && d > 1 ? largest * (2 * pb + gb) : 0;
     st->buf_temps = stage_temps(c, p, sh, st, first, last, largest, pipe_workspace(m, p, sh, &in));
     st->buf_cp = act_cp_ring_buffer_bytes(m, p, true); /* K/V and dK/dV, double-buffered */

@@ -61,7 +61,8 @@ typedef struct {
 } eval_result;
 
 /* What eval_plan derives from the model, the cluster and the per-micro-batch
- * shape of a plan (tp, cp, sp, seq, micro-batch, recompute, precision): a sweep
+ * shape of a plan (tp, cp, sp, seq, micro-batch, recompute, precision, framework
+ * constants): a sweep
  * passes one cache to consecutive calls, which reuse it while those agree. */
 typedef struct {
     const model_cfg *m;
@@ -70,6 +71,7 @@ typedef struct {
     bool sp, valid;
     plan_recompute recompute;
     plan_precision precision;
+    plan_framework framework;
     params_count pc;
     act_bytes act;
     ws_bytes ws;
