@@ -2,6 +2,7 @@
  * values written out by hand (docs/memory.md §6). */
 #include "cost/act.h"
 #include "cost/params.h"
+#include "cost/workspace.h"
 #include "spec/plan_check.h"
 #include "tu.h"
 
@@ -194,11 +195,123 @@ static void test_size_bound_dominates(void **state) {
     free(stages);
 }
 
+/* Framework profiles (docs/memory.md "Framework profiles"): what each one's
+ * memory constants change, by hand, on Llama 3 8B at b = 1, s = 4096
+ * (N = 4096 tokens, V = 128,256, h = 4096, bf16 activations). */
+static void test_framework_memory(void **state) {
+    (void)state;
+    const int64_t N = 4096, V = 128256, h = 4096;
+    plan_spec *s;
+    eval_result base, r;
+    eval_text("{dp: 8, zero: 1}", NULL, &s, &base);
+    free(s);
+    assert_int_equal(base.heavy.buf_comm, 25LL << 20);
+    /* Megatron-LM: buckets are views of the gradient buffer (no bucket
+     * bytes; its 160 MB bucket only sets the count) and the distributed
+     * optimizer reduce-scatters in place (no receive buffer) */
+    eval_text("{dp: 8, zero: 1}", "framework: megatron", &s, &r);
+    assert_int_equal(s->cfg.bucket_bytes, 160000000);
+    assert_int_equal(r.heavy.buf_comm, 0);
+    /* the plan's own precision (bf16-mixed) wins over the profile's */
+    assert_int_equal(r.heavy.grads, 2 * r.heavy.param_elems);
+    free(s);
+    /* llm.c: the fused classifier keeps the logits in bf16 (2NV) in place of
+     * the fp32 softmax (4NV) */
+    eval_text("{dp: 8, zero: 1}", "framework: llmc", &s, &r);
+    assert_int_equal(base.heavy.act_saved - r.heavy.act_saved, 2 * N * V);
+    /* and its AdamW widens bf16 gradients in registers: no fp32 copy */
+    assert_int_equal(ws_optimizer_bytes(&s->cfg, 1000), 0);
+    plan_cfg no_fw = s->cfg;
+    memset(&no_fw.framework, 0, sizeof no_fw.framework);
+    assert_int_equal(ws_optimizer_bytes(&no_fw, 1000), 4000);
+    free(s);
+    /* torchtitan's chunked loss: nothing vocabulary-wide is saved */
+    eval_text("{dp: 8, zero: 1}", "framework: fsdp2", &s, &r);
+    assert_int_equal(s->cfg.zero, 1); /* the plan's zero wins over the profile's 3 */
+    assert_int_equal(base.heavy.act_saved - r.heavy.act_saved, 4 * N * V);
+    free(s);
+
+    /* the head's working set: logits stored (2) and widened to fp32 (4) for
+     * all N tokens, for N/8 under the chunked loss, none of its own under the
+     * fused classifier (they are the saved tensor); plus 4N per-token losses */
+    s = tu_plan(plan_text("{dp: 8, zero: 1}", NULL));
+    plan_cfg p = s->cfg;
+    ws_bytes w0, wc, wf;
+    ws_compute(&s->model.cfg, &p, false, &w0);
+    assert_int_equal(w0.head_fwd, 6 * N * V + 4 * N);
+    p.framework.loss = FW_LOSS_CHUNKED;
+    p.framework.loss_chunks = 8;
+    ws_compute(&s->model.cfg, &p, false, &wc);
+    assert_int_equal(wc.head_fwd, 6 * (N / 8) * V + 4 * N);
+    assert_int_equal(w0.head_bwd - wc.head_bwd, 2 * (N - N / 8) * V);
+    p.framework.loss = FW_LOSS_FUSED;
+    p.framework.loss_chunks = 0;
+    ws_compute(&s->model.cfg, &p, false, &wf);
+    assert_int_equal(wf.head_fwd, 4 * N);
+    /* backward: labels 4N, the normed input's gradient and the stream (2Nh
+     * each); the logits' gradient is written into the logits */
+    assert_int_equal(w0.head_bwd - wf.head_bwd, 2 * N * V);
+    assert_int_equal(wf.head_bwd, 4 * N + 2 * N * h + 2 * N * h);
+    free(s);
+}
+
+/* The profile's plan: map gives defaults; what the plan writes (or --set
+ * gives) wins, mappings merge key by key; no framework: no change at all. */
+static void test_framework_defaults(void **state) {
+    (void)state;
+    const char *bare = "model: llama3-8b\ncluster: dgx-h100\nparallel: {dp: 8}\n"
+                       "batch: {global: 16, micro: 1, seq: 4096}\n";
+    char yaml[512];
+    snprintf(yaml, sizeof yaml, "%sframework: megatron\n", bare);
+    plan_spec *s = tu_plan(yaml);
+    assert_string_equal(s->precision_name, "bf16-fp32grad");
+    assert_string_equal(s->framework_name, "megatron");
+    assert_non_null(strstr(s->framework_source, "NVIDIA/Megatron-LM @ d98e8a64ddf3"));
+    assert_non_null(strstr(s->framework_path, "plans/frameworks/megatron.yaml"));
+    assert_true(s->cfg.framework.grad_bucket_none);
+    free(s);
+    /* --set wins too */
+    plan_spec *o = calloc(1, sizeof *o);
+    ps_err err = {{0}};
+    const plan_override ov[] = {{"precision=fp32"}};
+    assert_int_equal(plan_load_text(yaml, "set.yaml", ov, 1, o, &err), 0);
+    assert_string_equal(o->precision_name, "fp32");
+    free(o);
+    /* a mapping merges: the plan's workspace, the profile's bucket */
+    snprintf(yaml, sizeof yaml, "%sframework: deepspeed\nmemory: {workspace: 64 MiB}\n", bare);
+    s = tu_plan(yaml);
+    assert_int_equal(s->cfg.workspace_bytes, 64LL << 20);
+    assert_int_equal(s->cfg.bucket_bytes, 1000000000);
+    assert_string_equal(s->precision_name, "bf16-mixed");
+    free(s);
+    /* parallel merges: dp from the plan, zero from the profile */
+    snprintf(yaml, sizeof yaml, "%sframework: fsdp2\n", bare);
+    s = tu_plan(yaml);
+    assert_int_equal(s->cfg.zero, 3);
+    assert_int_equal(s->cfg.dp, 8);
+    assert_true(s->cfg.framework.param_copy_transient);
+    assert_int_equal(s->cfg.framework.loss, FW_LOSS_CHUNKED);
+    assert_int_equal(s->cfg.framework.loss_chunks, 8);
+    free(s);
+    /* framework: null is no framework */
+    snprintf(yaml, sizeof yaml, "%sprecision: bf16-mixed\nframework: null\n", bare);
+    s = tu_plan(yaml);
+    assert_string_equal(s->framework_name, "");
+    plan_framework none;
+    memset(&none, 0, sizeof none);
+    assert_int_equal(s->cfg.framework.grad_bucket_none, none.grad_bucket_none);
+    assert_int_equal(s->cfg.framework.param_copy_transient, 0);
+    assert_int_equal(s->cfg.framework.optimizer_grad_copy_none, 0);
+    assert_int_equal(s->cfg.framework.loss, 0);
+    free(s);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sums_and_defaults),   cmocka_unit_test(test_zero3_buffers),
         cmocka_unit_test(test_fragmentation_and_fit), cmocka_unit_test(test_offload_activations),
         cmocka_unit_test(test_cp_ring),           cmocka_unit_test(test_size_bound_dominates),
+        cmocka_unit_test(test_framework_memory), cmocka_unit_test(test_framework_defaults),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -85,10 +85,66 @@ static void test_optimizers_and_offload(void **state) {
     assert_int_equal(s.params + s.grads, 4000);
 }
 
+/* Framework profiles (plans/frameworks/NAME.yaml, docs/memory.md "Framework
+ * profiles"): each one's model states for Llama 3 8B, by hand, through the
+ * plan loader and the closed form (what `parasim plan` prints). */
+static eval_stage framework_states(const char *framework, int dp, int zero) {
+    char yaml[512];
+    snprintf(yaml, sizeof yaml,
+             "model: llama3-8b\ncluster: dgx-h100\nframework: %s\n"
+             "parallel: {dp: %d%s}\nbatch: {global: %d, micro: 1, seq: 4096}\n",
+             framework, dp, zero < 0 ? "" : zero == 1 ? ", zero: 1" : zero == 2 ? ", zero: 2" : ", zero: 0",
+             8 * dp);
+    plan_spec *s = tu_plan(yaml);
+    eval_result r;
+    eval_plan(&s->model.cfg, &s->cluster.cfg, &s->cfg, &r, NULL);
+    free(s);
+    assert_int_equal(r.heavy.param_elems, N8B);
+    return r.heavy;
+}
+
+static void test_framework_profiles(void **state) {
+    (void)state;
+    /* Megatron-LM, dp 1: bf16 params + fp32 main grads + fp32 main params + Adam
+     * = 2 + 4 + 4 + 4 + 4 = 18 B/param (dist_optimizer.md's table) */
+    eval_stage st = framework_states("megatron", 1, -1);
+    assert_int_equal(st.params, 2 * N8B);
+    assert_int_equal(st.grads, 4 * N8B);
+    assert_int_equal(st.params + st.grads + st.master + st.optimizer, 18 * N8B);
+    /* distributed optimizer (ZeRO-1) over 8: 6 + 12/8 */
+    st = framework_states("megatron", 8, 1);
+    assert_int_equal(st.params + st.grads + st.master + st.optimizer, 6 * N8B + 12 * N8B / 8);
+    /* FSDP2 (torchtitan), dp 8 (zero 3 by the profile): no persistent bf16
+     * copy; fp32 sharded params (= master) + fp32 grads + Adam = 16/8 B/param */
+    st = framework_states("fsdp2", 8, -1);
+    assert_int_equal(st.params, 0);
+    assert_int_equal(st.grads, 4 * N8B / 8);
+    assert_int_equal(st.master, 4 * N8B / 8);
+    assert_int_equal(st.optimizer, 8 * N8B / 8);
+    /* FSDP2 on one GPU: fp32 params (the master), fp32 grads, Adam: 16 */
+    st = framework_states("fsdp2", 1, -1);
+    assert_int_equal(st.params + st.grads + st.master + st.optimizer, 16 * N8B);
+    assert_int_equal(st.params, 0);
+    /* DeepSpeed ZeRO-2 over 8, bf16 gradients: 2 + 14/8 */
+    st = framework_states("deepspeed", 8, 2);
+    assert_int_equal(st.params + st.grads + st.master + st.optimizer, 2 * N8B + 14 * N8B / 8);
+    /* llm.c ZeRO-1 over 8: bf16 params and grads, fp32 master, m, v sharded: 4 + 12/8 */
+    st = framework_states("llmc", 8, 1);
+    assert_int_equal(st.params + st.grads + st.master + st.optimizer, 4 * N8B + 12 * N8B / 8);
+    /* the transient copy needs a master to stand for it: fp32 without master keeps params */
+    plan_cfg p = tu_cfg(1, 1, 1, 1);
+    assert_int_equal(plan_precision_preset("fp32", &p.precision), 0);
+    p.framework.param_copy_transient = true;
+    states_bytes sb;
+    states_compute(1000, &p, &sb);
+    assert_int_equal(sb.params, 4000);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_presets_bytes_per_param), cmocka_unit_test(test_zero_stages_llama8b),
         cmocka_unit_test(test_padding_and_cp), cmocka_unit_test(test_optimizers_and_offload),
+        cmocka_unit_test(test_framework_profiles),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
