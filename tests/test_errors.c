@@ -547,6 +547,62 @@ static void test_plan_defaults(void **state) {
                 "found dp*tp*pp*cp = 16", NULL);
 }
 
+/* framework: (framework_load.c): a name no profile has, a value of the wrong
+ * kind, and errors inside a profile, each at the profile's file:line:col. */
+static const char *framework_error(const char *profile, char *where, size_t where_len) {
+    static char path[] = "/tmp/parasim-fw-XXXXXX.yaml";
+    memcpy(path + strlen(path) - 11, "XXXXXX", 6);
+    int fd = mkstemps(path, 5);
+    assert_true(fd >= 0);
+    assert_true(write(fd, profile, strlen(profile)) == (ssize_t)strlen(profile));
+    close(fd);
+    char extra[256];
+    snprintf(extra, sizeof extra, "framework: %s", path);
+    const char *msg = tu_plan_error(variant(0, NULL, extra));
+    snprintf(where, where_len, "%s", path);
+    unlink(path);
+    return msg;
+}
+
+static void test_framework_errors(void **state) {
+    (void)state;
+    tu_contains(tu_plan_error(variant(0, NULL, "framework: pytorch-lightning")), "bad.yaml:9:12:",
+                "framework", "expected the name of a spec in plans/frameworks/",
+                "found \"pytorch-lightning\"", NULL);
+    tu_contains(tu_plan_error(variant(0, NULL, "framework: [megatron]")), "bad.yaml:9:12:",
+                "framework", "expected megatron, deepspeed, fsdp2, llmc or the path of a profile",
+                "found a list", NULL);
+    tu_contains(tu_plan_error(variant(0, NULL, "framework: ''")), "bad.yaml:9:12:",
+                "found an empty value", NULL);
+    char path[128], at[160];
+    const struct {
+        const char *profile, *where, *frags[3];
+    } cases[] = {
+        {"name: t\nsource: s\nmemory:\n  grad_buckets: none\n", ":4:3:",
+         {"memory.grad_buckets", "unknown key", "did you mean 'grad_bucket'"}},
+        {"name: t\nsource: s\nmemory: {loss: fp16}\n", ":3:16:",
+         {"memory.loss", "fp32-softmax", "\"fp16\""}},
+        {"name: t\nsource: s\nmemory: {loss: fused, loss_chunks: 4}\n", ":3:36:",
+         {"memory.loss_chunks", "unless memory.loss is chunked", "found 4"}},
+        {"name: t\nmemory: {loss: fused}\n", ":1:1:", {"source", "missing field", NULL}},
+        {"name: t\nsource: s\nplan:\n  model: llama3-70b\n", ":4:3:",
+         {"plan.model", "expected a default a framework decides", "which the plan itself gives"}},
+        {"name: t\nsource: s\nplan:\n  parallel: {zero: 1, dp: 2}\n", ":4:23:",
+         {"plan.parallel", "expected only zero", "found dp"}},
+        /* a default the plan decoder refuses is located in the profile */
+        {"name: t\nsource: s\nplan:\n  memory: {fragmentation: 2}\n", ":4:27:",
+         {"memory.fragmentation", "expected a fraction in [0, 1)", NULL}},
+        {"name: t\nsource: s\nplan:\n  overlap: {dp: maybe}\n", ":4:17:",
+         {"overlap.dp", "\"maybe\"", NULL}},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const char *msg = framework_error(cases[i].profile, path, sizeof path);
+        snprintf(at, sizeof at, "%s%s", path, cases[i].where);
+        tu_contains(msg, at, NULL);
+        for (int k = 0; k < 3 && cases[i].frags[k]; k++) tu_contains(msg, cases[i].frags[k], NULL);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_good_plan_loads),
@@ -565,6 +621,7 @@ int main(void) {
         cmocka_unit_test(test_plan_limits),
         cmocka_unit_test(test_cluster_limits), cmocka_unit_test(test_cluster_kernel_dtype),
         cmocka_unit_test(test_plan_defaults),
+        cmocka_unit_test(test_framework_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
