@@ -568,6 +568,46 @@ static void test_bounds(void **state) {
                 "more than the limit of 16777216", NULL);
 }
 
+/* `parasim plan` names the framework, its profile file and where its values
+ * come from (table and JSON); the built-in plan without one prints neither,
+ * and the profile is found by name from any directory (the source tree's
+ * plans/frameworks, compiled in, as models/ are). */
+static void test_plan_framework(void **state) {
+    (void)state;
+    assert_int_equal(run("plan", out, sizeof out), 0);
+    assert_null(strstr(out, "framework"));
+    assert_int_equal(run("plan --format json", out, sizeof out), 0);
+    assert_null(strstr(out, "\"framework\""));
+    /* the built-in plan writes bf16-mixed, which wins; emptied, the profile's applies */
+    assert_int_equal(run("plan --set framework=megatron", out, sizeof out), 0);
+    tu_contains(out, "precision  bf16-mixed", NULL);
+    assert_int_equal(run("plan --set framework=megatron --set precision=", out, sizeof out), 0);
+    tu_contains(out, "  framework  megatron (", "plans/frameworks/megatron.yaml): grad bucket none",
+                "source NVIDIA/Megatron-LM @ d98e8a64ddf3", "precision  bf16-fp32grad", NULL);
+    char cmd[1200];
+    char cwd[1024];
+    assert_non_null(getcwd(cwd, sizeof cwd));
+    if (parasim[0] == '/')
+        snprintf(cmd, sizeof cmd, "cd /tmp && %s plan --set framework=fsdp2 --format json", parasim);
+    else
+        snprintf(cmd, sizeof cmd, "cd /tmp && %s/%s plan --set framework=fsdp2 --format json", cwd,
+                 parasim);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    size_t n = fread(out, 1, sizeof out - 1, p);
+    out[n] = 0;
+    assert_int_equal(pclose(p), 0);
+    ynode *j = parse(out);
+    const ynode *fw = ynode_get(ynode_get(j, "plan"), "framework");
+    assert_non_null(fw);
+    assert_string_equal(ynode_get(fw, "name")->str, "fsdp2");
+    assert_string_equal(ynode_get(fw, "loss")->str, "chunked");
+    assert_int_equal(json_int(j, "plan.framework.loss_chunks"), 8);
+    assert_non_null(strstr(ynode_get(fw, "source")->str, "pytorch/torchtitan @ b5bcd76c66d0"));
+    assert_int_equal(json_int(j, "plan.parallel.zero"), 1); /* the plan's own zero: 1 wins */
+    ynode_free(j);
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) {
         fprintf(stderr, "usage: test_cli PATH-TO-PARASIM\n");
@@ -575,7 +615,7 @@ int main(int argc, char **argv) {
     }
     parasim = argv[1];
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_replay_broken_program),
+        cmocka_unit_test(test_replay_broken_program), cmocka_unit_test(test_plan_framework),
         cmocka_unit_test(test_default_plan_json), cmocka_unit_test(test_table_and_overrides),
         cmocka_unit_test(test_errors_and_exit_codes), cmocka_unit_test(test_output_file_is_atomic),
         cmocka_unit_test(test_infer), cmocka_unit_test(test_sweep),
