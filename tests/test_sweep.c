@@ -377,11 +377,52 @@ static void test_default(void **state) {
     free(s);
 }
 
+/* A sweep's base plan takes a framework profile's defaults (here FSDP2's
+ * zero: 3 and precision), and its varied fields win over them. */
+typedef struct {
+    int64_t ok, zero_seen[4];
+    bool all_transient;
+} fw_collect;
+
+static void fw_visit(void *ctx, const sweep_point *pt) {
+    fw_collect *c = ctx;
+    if (pt->reason != PLAN_OK) return;
+    c->ok++;
+    c->zero_seen[pt->cfg->zero]++;
+    c->all_transient &= pt->cfg->framework.param_copy_transient && pt->eval->heavy.params == 0;
+}
+
+static void test_framework(void **state) {
+    (void)state;
+    const char *base = "name: fw\nmodel: llama3-8b\ncluster: dgx-h100\ngpus: 8\nframework: fsdp2\n"
+                       "batch: {global: 64, seq: 4096}\nspace:\n  tp: [1]\n  pp: [1]\n";
+    char text[512];
+    snprintf(text, sizeof text, "%s", base);
+    sweep_spec *s = load(text);
+    assert_string_equal(s->base.framework_name, "fsdp2");
+    assert_int_equal(s->base.cfg.zero, 3);
+    assert_int_equal(s->base.cfg.precision.grads, DT_FP32);
+    fw_collect c = {.all_transient = true};
+    sweep_run(s, fw_visit, &c);
+    assert_true(c.ok > 0);
+    assert_int_equal(c.zero_seen[3], c.ok);
+    assert_true(c.all_transient);
+    free(s);
+    snprintf(text, sizeof text, "%s  zero: [1, 3]\n", base);
+    s = load(text);
+    c = (fw_collect){.all_transient = true};
+    sweep_run(s, fw_visit, &c);
+    assert_true(c.zero_seen[1] > 0 && c.zero_seen[3] > 0);
+    assert_int_equal(c.zero_seen[1] + c.zero_seen[3], c.ok);
+    assert_true(c.all_transient);
+    free(s);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_walk_and_rank), cmocka_unit_test(test_why),
         cmocka_unit_test(test_csv),           cmocka_unit_test(test_csv_numbers),
-        cmocka_unit_test(test_errors),        cmocka_unit_test(test_default),
+        cmocka_unit_test(test_errors),        cmocka_unit_test(test_default), cmocka_unit_test(test_framework),
         cmocka_unit_test(test_dedupe),        cmocka_unit_test(test_equivalents),
         cmocka_unit_test(test_equivalents_bounded),
     };
