@@ -41,7 +41,16 @@ static void json_layer_tensors(jsonw *w, const plan_spec *s) {
         jsonw_str(w, "name", t[i].name);
         jsonw_str(w, "saved_by", t[i].saved_by);
         jsonw_int(w, "bytes", act_tensor_bytes(&s->model.cfg, &s->cfg, &t[i]));
-        jsonw_bool(w, "kept", act_tensor_kept(&t[i], i, s->cfg.recompute));
+        jsonw_bool(w, "kept", act_tensor_kept(&t[i], i, &s->cfg));
+        jsonw_obj_end(w);
+    }
+    n = act_cached_tensors(&s->model.cfg, &s->cfg, t); /* recompute: op caches these */
+    for (int i = 0; i < n; i++) {
+        jsonw_obj(w, NULL);
+        jsonw_str(w, "name", t[i].name);
+        jsonw_str(w, "saved_by", t[i].saved_by);
+        jsonw_int(w, "bytes", act_tensor_bytes(&s->model.cfg, &s->cfg, &t[i]));
+        jsonw_bool(w, "kept", true);
         jsonw_obj_end(w);
     }
     jsonw_arr_end(w);

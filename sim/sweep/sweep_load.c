@@ -203,7 +203,10 @@ static int read_space(const ynode *space, sweep_spec *s, ps_err *err) {
     for (int64_t v = 1; v <= 16; v *= 2) a.v[a.n++] = v;
     if (read_list(space, "micro", NULL, &a, &sp->micro, err)) return -1;
     range(&a, 0, 2);
-    if (read_list(space, "recompute", plan_recompute_names, &a, &sp->recompute, err)) return -1;
+    /* auto: today's three; op, gelu, gelu+norm when listed; a custom list is
+     * the base plan's recompute: (docs/sweep.md) */
+    if (read_list(space, "recompute", plan_recompute_policy_names, &a, &sp->recompute, err))
+        return -1;
     range(&a, 0, 3);
     if (read_list(space, "schedule", plan_schedule_names, &a, &sp->schedule, err)) return -1;
     a.n = 0;

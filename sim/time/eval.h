@@ -69,6 +69,7 @@ typedef struct {
     int64_t tp, cp, seq, micro;
     bool sp, valid;
     plan_recompute recompute;
+    uint32_t recompute_tensors;
     plan_precision precision;
     params_count pc;
     act_bytes act;
