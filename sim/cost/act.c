@@ -197,10 +197,13 @@ uint32_t act_replay_ops(const model_cfg *m, const plan_cfg *p) {
             const int id = __builtin_ctz(b);
             if (id < AN_COUNT) r |= BIT(name_op[id]);
         }
-        /* q and k are saved after RoPE; the residual add needs wo's output,
-         * which no tensor of the table holds */
+        /* inputs no tensor of the table holds: q and k are saved after RoPE;
+         * the residual add needs wo's output; softmax needs QK^T's, so
+         * dropping the scores replays the attention core as Megatron's
+         * selective recompute does */
         if (r & (BIT(ACT_OP_Q) | BIT(ACT_OP_K)) && m->position == POS_ROPE) r |= BIT(ACT_OP_ROPE);
         if (r & BIT(ACT_OP_RESID1)) r |= BIT(ACT_OP_O);
+        if (r & BIT(ACT_OP_SOFTMAX)) r |= BIT(ACT_OP_ATTN);
         return r & ~BIT(ACT_OP_INPUT);
     }
     return 0;

@@ -115,7 +115,9 @@ bool act_tensor_kept(const act_tensor *t, int index, const plan_cfg *p);
  * backward: none; selective: standard attention's core (ATTN, SOFTMAX);
  * full: all; op: all but torchtitan's saved ops (odd-numbered linears, the
  * attention kernel or its batched GEMMs); gelu: ACT; gelu+norm: ACT, NORM1,
- * NORM2; custom: the producers of the named tensors (RoPE with q or k). */
+ * NORM2; custom: the producers of the named tensors, with the ops whose
+ * outputs they need and no table tensor holds (RoPE for q or k, wo for
+ * mlp_norm.input, QK^T for the softmax). */
 uint32_t act_replay_ops(const model_cfg *m, const plan_cfg *p);
 
 /* Tensors torchtitan's op-level policy caches that no op saves without

@@ -136,7 +136,7 @@ static int refuse_training(const plan_spec *s, ps_err *err) {
     /* the runtime replays a whole layer or nothing (rt_model.c); the table
      * policies exist in the cost model only (docs/memory.md §3) */
     if (p->recompute > RECOMPUTE_FULL)
-        return ps_err_at(err, s->locs.recompute.line ? &s->locs.recompute : &s->locs.self,
+        return ps_err_at(err, s->locs.recompute.file[0] ? &s->locs.recompute : &s->locs.self,
                          "recompute",
                          "the execution plan runs recompute none, selective or full; found %s, "
                          "which only the cost model (plan, sweep) evaluates",

@@ -80,6 +80,12 @@ static void json_plan(jsonw *w, const plan_spec *s) {
     jsonw_int(w, "virtual", p->virtual_stages);
     jsonw_obj_end(w);
     jsonw_str(w, "recompute", plan_recompute_names[p->recompute]);
+    if (p->recompute == RECOMPUTE_CUSTOM) { /* the tensors a custom policy rebuilds */
+        jsonw_arr(w, "recompute_tensors");
+        for (int i = 0; i < AN_COUNT; i++)
+            if (p->recompute_tensors >> i & 1u) jsonw_str(w, NULL, act_tensor_names[i]);
+        jsonw_arr_end(w);
+    }
     jsonw_obj(w, "precision");
     jsonw_str(w, "name", s->precision_name);
     jsonw_str(w, "params", dtype_names[p->precision.params]);

@@ -394,7 +394,8 @@ static int read_recompute(const ynode *root, plan_cfg *c, ps_err *err) {
                          "expected one of %s, or a list of saved-tensor names to recompute, "
                          "found %s",
                          yget_join(plan_recompute_policy_names, names, sizeof names),
-                         ynode_describe(n, found, sizeof found));
+                         n->kind == YN_SEQ ? "an empty list"
+                                           : ynode_describe(n, found, sizeof found));
     for (int i = 0; i < n->n; i++) {
         const ynode *it = n->items[i];
         const int id = it->kind == YN_SCALAR ? act_name_find(it->str) : -1;
