@@ -270,8 +270,10 @@ void act_compute(const model_cfg *m, const plan_cfg *p, act_bytes *out) {
         if (act_tensor_kept(&t[i], i, p)) out->layer_saved += b;
         else out->layer_working += b;
     }
-    n = act_cached_tensors(m, p, t);
-    out->layer_saved += sum_bytes(m, p, t, n);
+    if (p->recompute == RECOMPUTE_OP) {
+        n = act_cached_tensors(m, p, t);
+        out->layer_saved += sum_bytes(m, p, t, n);
+    }
     n = act_first_stage_tensors(m, t);
     out->first_stage = sum_bytes(m, p, t, n);
     n = act_last_stage_tensors(m, t);
