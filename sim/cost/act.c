@@ -28,11 +28,12 @@ static const uint8_t name_op[AN_COUNT] = {
     [AN_GELU_INPUT] = ACT_OP_UP,         [AN_FC2_INPUT] = ACT_OP_ACT,
     [AN_MLP_RESID_MASK] = ACT_OP_RESID2};
 
-/* A layer tensor: its name's id and producer; drop_ = ACT_DROP_* bits. */
+/* A layer tensor: its name's id (name_op[] gives its producer); drop_ =
+ * ACT_DROP_* bits. */
 #define ADD(id_, by_, w_, d_, s_, score_, stat_, drop_)                                      \
     out[k++] = (act_tensor){.name = act_tensor_names[id_], .saved_by = by_, .width = w_,     \
                             .dtype = d_, .split = s_, .score = score_, .stat = stat_,        \
-                            .name_id = id_, .op = name_op[id_], .drop = drop_}
+                            .name_id = id_, .drop = drop_}
 /* A first/last-stage extra: no layer name, never recomputed. */
 #define ADD_EXTRA(n_, by_, w_, d_, s_, stat_)                                                \
     out[k++] = (act_tensor){.name = n_, .saved_by = by_, .width = w_, .dtype = d_,           \
@@ -216,12 +217,11 @@ int act_cached_tensors(const model_cfg *m, const plan_cfg *p, act_tensor *out) {
     if (p->recompute != RECOMPUTE_OP) return 0;
     if (m->mlp == MLP_SWIGLU)
         out[k++] = (act_tensor){.name = "w2.out (cached)", .saved_by = "op-level AC", .width = AW_HIDDEN,
-                                .dtype = AD_ACT, .split = AS_SEQ, .name_id = AN_NONE,
-                                .op = ACT_OP_DOWN};
+                                .dtype = AD_ACT, .split = AS_SEQ, .name_id = AN_NONE};
     if (m->attention == ATTN_STANDARD)
         out[k++] = (act_tensor){.name = "attn.scores (cached)", .saved_by = "op-level AC",
                                 .width = AW_SCORES, .dtype = AD_ACT, .split = AS_TP,
-                                .score = true, .name_id = AN_NONE, .op = ACT_OP_ATTN};
+                                .score = true, .name_id = AN_NONE};
     return k;
 }
 

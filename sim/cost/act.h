@@ -90,8 +90,8 @@ typedef struct {
     act_split split;
     bool score;     /* attention-score tensor: dropped by selective recompute */
     bool stat;      /* per-token statistic Korthikanti et al. leave out */
-    uint8_t name_id; /* act_name (AN_NONE for the stage extras) */
-    uint8_t op;      /* act_op that produces it: what rebuilding it replays */
+    uint8_t name_id; /* act_name (AN_NONE for the stage extras); act.c maps each name
+                        to the act_op producing it, what rebuilding it replays */
     uint8_t drop;    /* ACT_DROP_* bits of the named policies that drop it */
 } act_tensor;
 
