@@ -215,9 +215,21 @@ uint32_t act_replay_ops(const model_cfg *m, const plan_cfg *p) {
 int act_cached_tensors(const model_cfg *m, const plan_cfg *p, act_tensor *out) {
     int k = 0;
     if (p->recompute != RECOMPUTE_OP) return 0;
+    /* w2's output as its mm writes it: under TP a partial sum over every
+     * token, reduce-scattered (SP) or all-reduced afterwards */
     if (m->mlp == MLP_SWIGLU)
-        out[k++] = (act_tensor){.name = "w2.out (cached)", .saved_by = "op-level AC", .width = AW_HIDDEN,
-                                .dtype = AD_ACT, .split = AS_SEQ, .name_id = AN_NONE};
+        out[k++] = (act_tensor){.name = "w2.out (cached)", .saved_by = "op-level AC",
+                                .width = AW_HIDDEN, .dtype = AD_ACT,
+                                .split = p->tp > 1 ? AS_NONE : AS_SEQ, .name_id = AN_NONE};
+    /* under TP + SP the reduce-scatters after wo and w2 are saved ops too */
+    if (p->tp > 1 && p->sp) {
+        out[k++] = (act_tensor){.name = "attn.reduce_scatter (cached)", .saved_by = "op-level AC",
+                                .width = AW_HIDDEN, .dtype = AD_ACT, .split = AS_SEQ,
+                                .name_id = AN_NONE};
+        out[k++] = (act_tensor){.name = "mlp.reduce_scatter (cached)", .saved_by = "op-level AC",
+                                .width = AW_HIDDEN, .dtype = AD_ACT, .split = AS_SEQ,
+                                .name_id = AN_NONE};
+    }
     if (m->attention == ATTN_STANDARD)
         out[k++] = (act_tensor){.name = "attn.scores (cached)", .saved_by = "op-level AC",
                                 .width = AW_SCORES, .dtype = AD_ACT, .split = AS_TP,

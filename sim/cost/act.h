@@ -122,8 +122,11 @@ uint32_t act_replay_ops(const model_cfg *m, const plan_cfg *p);
 
 /* Tensors torchtitan's op-level policy caches that no op saves without
  * recompute: outputs of saved ops consumed only by replayed ops (SwiGLU's
- * w2 output, 7th linear; standard attention's QK^T scores, kept in place of
- * the dropped softmax). Returns count (0 for every other policy). */
+ * w2 output, 7th linear, a partial sum over all tokens under TP; under TP +
+ * SP the reduce-scatters after wo and w2; standard attention's QK^T scores,
+ * kept in place of the dropped softmax). At most ACT_MAX_CACHED; returns the
+ * count (0 for every other policy). */
+#define ACT_MAX_CACHED 4
 int act_cached_tensors(const model_cfg *m, const plan_cfg *p, act_tensor *out);
 
 /* Custom policies. act_name_find: the act_name of `name`, or -1. act_layer_has:
