@@ -109,6 +109,139 @@ static void test_llama_block(void **state) {
     assert_int_equal(ab.layer_saved + ab.layer_working, ab.layer_full);
 }
 
+/* A custom policy: the names given, as plan_load sets them. */
+static plan_cfg with_custom(plan_cfg p, const char *const *names) {
+    p.recompute = RECOMPUTE_CUSTOM;
+    p.recompute_tensors = 0;
+    for (int i = 0; names[i]; i++) {
+        const int id = act_name_find(names[i]);
+        assert_true(id >= 0);
+        p.recompute_tensors |= 1u << id;
+    }
+    return p;
+}
+
+static void check_policy(const model_cfg *m, plan_cfg p, plan_recompute rc, int64_t saved,
+                         int64_t working) {
+    act_bytes ab;
+    p.recompute = rc;
+    act_compute(m, &p, &ab);
+    if (ab.layer_saved != saved || ab.layer_working != working)
+        fail_msg("%s: saved %lld, working %lld; by hand %lld, %lld", plan_recompute_names[rc],
+                 (long long)ab.layer_saved, (long long)ab.layer_working, (long long)saved,
+                 (long long)working);
+}
+
+/* Llama 3 8B (h = q = 4096, kv = 1024, f = 14336, 32 heads), bf16, bytes per
+ * token per layer, by hand from the table (docs/memory.md §3, "Recompute
+ * policies"); none = 12h + 4kv + 6f + 4a + 8 = 139,400.
+ * op (torchtitan): keeps the input 2h, wq's q 2h, wv's v 2kv, the flash output
+ *   2h and lse 4a, w1's output 2f, and caches w2's output 2h: 8h + 2kv + 2f +
+ *   4a = 63,616; rebuilds both norms' outputs and 1/rms 2 x (2h + 4), k 2kv,
+ *   mlp_norm.input 2h, w3's output and w2's input 4f: 6h + 2kv + 4f + 8 = 83,976.
+ * gelu (llm.c -r 1): rebuilds w2's input (silu(w1) * w3) 2f = 28,672.
+ * gelu+norm (-r 2): and both norm outputs (the linear inputs) 4h: 45,056. */
+static void test_policies_llama(void **state) {
+    (void)state;
+    model_spec m = tu_model("llama3-8b");
+    const int64_t h = 4096, kv = 1024, f = 14336, a = 32, s = 4096, b = 2, tok = s * b;
+    const int64_t all = 12 * h + 4 * kv + 6 * f + 4 * a + 8;
+    plan_cfg p = tu_cfg(1, 1, 1, 1);
+    p.seq = s;
+    p.micro_batch = b;
+    check_policy(&m.cfg, p, RECOMPUTE_OP, tok * (8 * h + 2 * kv + 2 * f + 4 * a),
+                 tok * (6 * h + 2 * kv + 4 * f + 8));
+    assert_int_equal(8 * h + 2 * kv + 2 * f + 4 * a, 63616);
+    assert_int_equal(6 * h + 2 * kv + 4 * f + 8, 83976);
+    check_policy(&m.cfg, p, RECOMPUTE_GELU, tok * (all - 2 * f), tok * 2 * f);
+    check_policy(&m.cfg, p, RECOMPUTE_GELU_NORM, tok * (all - 2 * f - 4 * h), tok * (2 * f + 4 * h));
+    static const char *const mlp_inner[] = {"w3.out", "w2.input", NULL};
+    check_policy(&m.cfg, with_custom(p, mlp_inner), RECOMPUTE_CUSTOM, tok * (all - 4 * f),
+                 tok * 4 * f);
+    /* tp 4 with SP: the table's tensors are split; torchtitan also caches
+     * w2's mm output (a partial sum over every token: 2h, whole) and the
+     * reduce-scatters after wo and w2 (2h / 4 each) */
+    p = tu_cfg(1, 4, 1, 1);
+    p.seq = s;
+    p.micro_batch = b;
+    p.sp = true;
+    check_policy(&m.cfg, p, RECOMPUTE_OP, tok * ((6 * h + 2 * kv + 2 * f + 4 * a + 4 * h) / 4 + 2 * h),
+                 tok * (6 * h + 2 * kv + 4 * f + 8) / 4);
+    /* without SP the norm inputs and statistics stay whole; no reduce-scatter */
+    p.sp = false;
+    check_policy(&m.cfg, p, RECOMPUTE_OP, tok * (4 * h + (4 * h + 2 * kv + 2 * f + 4 * a) / 4),
+                 tok * (6 * h + 8 + (2 * kv + 4 * f) / 4));
+}
+
+/* GPT-2 124M (h 768, 12 heads, f 4h, LayerNorm, standard attention, dropout
+ * 0.1), s = 1024, bf16, per token per layer: none = 34h + 5as + 16 (Table 2 +
+ * the LayerNorm statistics) = 87,568.
+ * gelu (llm.c -r 1): the GeLU output, fc2's input, 8h: 81,424 kept.
+ * gelu+norm (-r 2): and the two LayerNorm outputs (qkv's and fc1's inputs) 4h,
+ *   statistics kept: 78,352.
+ * op: keeps the input, q, v, the PV output 2h each, fc1's output 8h, and QK^T's
+ *   output in place of the softmax 2as: 16h + 2as = 36,864; rebuilds the rest,
+ *   18h + 5as + 16 = 75,280 (softmax, dropout mask and output 5as; k, both norm
+ *   outputs and mlp_norm.input 8h; the statistics 16; both residual dropout
+ *   masks 2h; the GeLU output 8h). */
+static void test_policies_gpt2(void **state) {
+    (void)state;
+    model_spec m = tu_model("gpt2-124m");
+    const int64_t h = 768, a = 12, s = 1024, tok = s;
+    const int64_t all = 34 * h + 5 * a * s + 16;
+    plan_cfg p = tu_cfg(1, 1, 1, 1);
+    p.seq = s;
+    assert_int_equal(all, 87568);
+    check_policy(&m.cfg, p, RECOMPUTE_NONE, tok * all, 0);
+    check_policy(&m.cfg, p, RECOMPUTE_GELU, tok * (all - 8 * h), tok * 8 * h);
+    check_policy(&m.cfg, p, RECOMPUTE_GELU_NORM, tok * (all - 12 * h), tok * 12 * h);
+    check_policy(&m.cfg, p, RECOMPUTE_OP, tok * (16 * h + 2 * a * s), tok * (18 * h + 5 * a * s + 16));
+    assert_int_equal(16 * h + 2 * a * s, 36864);
+    assert_int_equal(18 * h + 5 * a * s + 16, 75280);
+    /* the score tensors as a custom list are Megatron's selective */
+    static const char *const scores[] = {"attn.softmax", "attn.dropout.mask", "attn.dropout.out",
+                                         NULL};
+    check_policy(&m.cfg, with_custom(p, scores), RECOMPUTE_CUSTOM, tok * (34 * h + 16),
+                 tok * 5 * a * s);
+    check_policy(&m.cfg, p, RECOMPUTE_SELECTIVE, tok * (34 * h + 16), tok * 5 * a * s);
+}
+
+/* Which ops each policy replays, and the names a model's layer has. */
+static void test_policy_ops(void **state) {
+    (void)state;
+    model_spec llama = tu_model("llama3-8b"), gpt2 = tu_model("gpt2-124m");
+    plan_cfg p = tu_cfg(1, 1, 1, 1);
+#define B(op_) (1u << (op_))
+    p.recompute = RECOMPUTE_OP; /* wq, wv, flash, w1, w2 saved */
+    assert_int_equal(act_replay_ops(&llama.cfg, &p),
+                     B(ACT_OP_NORM1) | B(ACT_OP_K) | B(ACT_OP_ROPE) | B(ACT_OP_O) |
+                         B(ACT_OP_RESID1) | B(ACT_OP_NORM2) | B(ACT_OP_GATE) | B(ACT_OP_ACT) |
+                         B(ACT_OP_RESID2));
+    /* GPT-2: fc2 is the 6th linear, replayed; softmax from QK^T's cached output */
+    assert_int_equal(act_replay_ops(&gpt2.cfg, &p),
+                     B(ACT_OP_NORM1) | B(ACT_OP_K) | B(ACT_OP_SOFTMAX) | B(ACT_OP_O) |
+                         B(ACT_OP_RESID1) | B(ACT_OP_NORM2) | B(ACT_OP_ACT) | B(ACT_OP_DOWN) |
+                         B(ACT_OP_RESID2));
+    p.recompute = RECOMPUTE_GELU_NORM;
+    assert_int_equal(act_replay_ops(&gpt2.cfg, &p), B(ACT_OP_ACT) | B(ACT_OP_NORM1) | B(ACT_OP_NORM2));
+    static const char *const k_only[] = {"attn.k", NULL}, *const resid[] = {"mlp_norm.input", NULL};
+    p = with_custom(p, k_only);
+    assert_int_equal(act_replay_ops(&llama.cfg, &p), B(ACT_OP_K) | B(ACT_OP_ROPE));
+    p = with_custom(p, resid);
+    assert_int_equal(act_replay_ops(&llama.cfg, &p), B(ACT_OP_O) | B(ACT_OP_RESID1));
+#undef B
+    assert_true(act_layer_has(&llama.cfg, AN_W3_OUT));
+    assert_false(act_layer_has(&llama.cfg, AN_GELU_INPUT));
+    assert_int_equal(act_name_find("attn.lse"), AN_ATTN_LSE);
+    assert_int_equal(act_name_find("attn.LSE"), -1);
+    char buf[512];
+    assert_string_equal(act_layer_names(&gpt2.cfg, buf, sizeof buf),
+                        "attn_norm.input, attn_norm.stats, qkv.input, attn.q, attn.k(expanded), "
+                        "attn.softmax, attn.dropout.mask, attn.dropout.out, attn.v(expanded), "
+                        "o.input, attn.resid_dropout.mask, mlp_norm.input, mlp_norm.stats, "
+                        "fc1.input, gelu.input, fc2.input, mlp.resid_dropout.mask");
+}
+
 /* Context parallelism divides the tokens each rank holds. */
 static void test_cp_divides_sequence(void **state) {
     (void)state;
@@ -363,6 +496,8 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_korthikanti_table2), cmocka_unit_test(test_stats_are_the_difference),
         cmocka_unit_test(test_llama_block),        cmocka_unit_test(test_cp_divides_sequence),
+        cmocka_unit_test(test_policies_llama),     cmocka_unit_test(test_policies_gpt2),
+        cmocka_unit_test(test_policy_ops),
         cmocka_unit_test(test_stage_extras),       cmocka_unit_test(test_workspace_measured),
         cmocka_unit_test(test_workspace_ops_by_hand), cmocka_unit_test(test_workspace_zero_bubble), cmocka_unit_test(test_workspace_tp_sp_by_hand),
         cmocka_unit_test(test_workspace_per_rank),

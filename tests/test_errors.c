@@ -6,6 +6,7 @@
 
 #include <math.h>
 
+#include "cost/act.h"
 #include "spec/plan_check.h"
 #include "tu.h"
 
@@ -62,6 +63,39 @@ static void test_wrong_types(void **state) {
                 "recompute", "expected one of none, selective, full", "found \"partial\"", NULL);
     tu_contains(tu_plan_error(variant(7, "precision: bf8", NULL)), "precision",
                 "expected one of bf16-mixed", "found \"bf8\"", NULL);
+}
+
+/* recompute: a policy name or a list of saved-tensor names (docs/specs.md):
+ * each bad entry is located, and the valid names are listed. */
+static void test_recompute_names(void **state) {
+    (void)state;
+    tu_contains(tu_plan_error(variant(6, "recompute: custom", NULL)), "bad.yaml:6:12:",
+                "recompute", "expected one of none, selective, full, op, gelu, gelu+norm, or a "
+                "list of saved-tensor names to recompute", "found \"custom\"", NULL);
+    tu_contains(tu_plan_error(variant(6, "recompute: []", NULL)), "bad.yaml:6:12:", "recompute",
+                "found an empty list", NULL);
+    tu_contains(tu_plan_error(variant(6, "recompute: [w3.out, w4.out]", NULL)), "bad.yaml:6:21:",
+                "recompute", "expected the name of a saved tensor (attn_norm.input, ",
+                "mlp.resid_dropout.mask)", "found \"w4.out\"", NULL);
+    tu_contains(tu_plan_error(variant(6, "recompute: [attn_norm.input]", NULL)), "bad.yaml:6:13:",
+                "recompute", "found attn_norm.input, the layer input that every policy keeps",
+                NULL);
+    tu_contains(tu_plan_error(variant(6, "recompute: {w3.out: true}", NULL)), "bad.yaml:6:12:",
+                "recompute", "or a list of saved-tensor names", NULL);
+    /* a name of another block shape: GPT-2's GeLU input is not in Llama's layer */
+    tu_contains(tu_plan_error(variant(6, "recompute:\n  - w3.out\n  - gelu.input", NULL)),
+                "bad.yaml:8:5:", "recompute", "expected a tensor that a layer of Llama-3-8B saves "
+                "(attn_norm.input, attn_norm.stats, qkv.input, attn.q, attn.k, attn.v, "
+                "attn.out=o.input, attn.lse, mlp_norm.input, mlp_norm.stats, w1w3.input, w1.out, "
+                "w3.out, w2.input)", "found gelu.input", NULL);
+    /* good ones load as their policy */
+    plan_spec *s = tu_plan(variant(6, "recompute: [w3.out, w2.input, w3.out]", NULL));
+    assert_int_equal(s->cfg.recompute, RECOMPUTE_CUSTOM);
+    assert_int_equal(s->cfg.recompute_tensors, 1u << AN_W3_OUT | 1u << AN_W2_INPUT);
+    free(s);
+    s = tu_plan(variant(6, "recompute: gelu+norm", NULL));
+    assert_int_equal(s->cfg.recompute, RECOMPUTE_GELU_NORM);
+    free(s);
 }
 
 static void test_missing_fields(void **state) {
@@ -608,6 +642,7 @@ int main(void) {
         cmocka_unit_test(test_good_plan_loads),
         cmocka_unit_test(test_unknown_keys),
         cmocka_unit_test(test_wrong_types),
+        cmocka_unit_test(test_recompute_names),
         cmocka_unit_test(test_missing_fields),
         cmocka_unit_test(test_non_positive),
         cmocka_unit_test(test_degrees_that_do_not_divide),

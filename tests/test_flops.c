@@ -2,6 +2,7 @@
  * (docs/memory.md §7). */
 #include <math.h>
 
+#include "cost/act.h"
 #include "cost/flops.h"
 #include "tu.h"
 
@@ -58,10 +59,72 @@ static void test_llama_6n(void **state) {
                  8192 * (6 * weights + 7 * 32.0 * 8192 * 4096 + 32 * (2 * layer_w + 2.0 * 8192 * 4096)));
 }
 
+static plan_cfg custom(plan_cfg p, const char *name) {
+    p.recompute = RECOMPUTE_CUSTOM;
+    p.recompute_tensors = 1u << act_name_find(name);
+    return p;
+}
+
+/* Table policies add the forward FLOPs of the ops they replay, per token per
+ * layer (docs/memory.md §3, "Recompute policies"). Llama 3 8B, s = 8192:
+ * op (torchtitan) replays wk, wo and w3: 2h(kv + q + f); gelu and gelu+norm
+ * replay only memory-bound ops: nothing; a custom list dropping the flash
+ * output replays the kernel's causal half, 2 s q; one dropping mlp_norm.input
+ * replays wo, 2 q h. */
+static void test_policy_flops(void **state) {
+    (void)state;
+    model_spec m = tu_model("llama3-8b");
+    const double h = 4096, q = 4096, kv = 1024, f = 14336, L = 32, s = 8192;
+    plan_cfg p = tu_cfg(1, 1, 1, 1);
+    p.global_batch = 2;
+    p.seq = 8192;
+    flops_step none, f_;
+    flops_compute(&m.cfg, &p, &none);
+    const double tokens = 2 * s;
+    p.recompute = RECOMPUTE_OP;
+    flops_compute(&m.cfg, &p, &f_);
+    assert_close(f_.hardware_per_step - none.hardware_per_step, tokens * L * 2 * h * (kv + q + f));
+    assert_close(f_.model_per_step, none.model_per_step);
+    p.recompute = RECOMPUTE_GELU;
+    flops_compute(&m.cfg, &p, &f_);
+    assert_close(f_.hardware_per_step, none.hardware_per_step);
+    p.recompute = RECOMPUTE_GELU_NORM;
+    flops_compute(&m.cfg, &p, &f_);
+    assert_close(f_.hardware_per_step, none.hardware_per_step);
+    plan_cfg c = custom(p, "attn.out=o.input");
+    flops_compute(&m.cfg, &c, &f_);
+    assert_close(f_.hardware_per_step - none.hardware_per_step, tokens * L * 2 * s * q);
+    c = custom(p, "mlp_norm.input");
+    flops_compute(&m.cfg, &c, &f_);
+    assert_close(f_.hardware_per_step - none.hardware_per_step, tokens * L * 2 * q * h);
+
+    /* GPT-3 175B (standard attention): op replays wk, wo and fc2 (the 6th
+     * linear), 2h^2 + 2h^2 + 8h^2 = 12 h^2, and no batched GEMM (QK^T and PV
+     * are saved); the score tensors as a custom list cost what selective does */
+    model_spec g = tu_model("gpt3-175b");
+    const double H = 12288, Lg = 96, S = 2048, B = 4;
+    plan_cfg pg = tu_cfg(1, 1, 1, 1);
+    pg.global_batch = 4;
+    pg.seq = 2048;
+    flops_compute(&g.cfg, &pg, &none);
+    pg.recompute = RECOMPUTE_OP;
+    flops_compute(&g.cfg, &pg, &f_);
+    assert_close(f_.hardware_per_step - none.hardware_per_step, B * S * Lg * 12 * H * H);
+    plan_cfg sc = pg;
+    sc.recompute = RECOMPUTE_CUSTOM;
+    sc.recompute_tensors = 1u << AN_ATTN_SOFTMAX | 1u << AN_ATTN_DROPOUT_MASK |
+                           1u << AN_ATTN_DROPOUT_OUT;
+    flops_compute(&g.cfg, &sc, &f_);
+    pg.recompute = RECOMPUTE_SELECTIVE;
+    flops_compute(&g.cfg, &pg, &none);
+    assert_close(f_.hardware_per_step, none.hardware_per_step);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_narayanan_formula),
         cmocka_unit_test(test_llama_6n),
+        cmocka_unit_test(test_policy_flops),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1139,6 +1139,16 @@ static void test_refusals(void **state) {
     snprintf(text, sizeof text, inline_model, "rmsnorm", "swiglu", "flash", "0", "false",
              "bf16-mixed", "sgd");
     tu_contains(emit_error(text), "optimizer: ", "adamw", "found sgd", NULL);
+    /* the table recompute policies exist in the cost model only */
+    tu_contains(emit_error("model: tiny-1m\ncluster: dgx-h100\ngpus: 1\nparallel: {dp: 1}\n"
+                           "batch: {global: 1, micro: 1, seq: 64}\nrecompute: op\n"
+                           "precision: bf16-mixed\noptimizer: adamw\n"),
+                "test.yaml:6:12: recompute: ", "the execution plan runs recompute none, "
+                "selective or full; found op", NULL);
+    tu_contains(emit_error("model: tiny-1m\ncluster: dgx-h100\ngpus: 1\nparallel: {dp: 1}\n"
+                           "batch: {global: 1, micro: 1, seq: 64}\nrecompute: [w3.out]\n"
+                           "precision: bf16-mixed\noptimizer: adamw\n"),
+                "test.yaml:6:12: recompute: ", "found custom", NULL);
 }
 
 /* ---- pipeline parallelism ------------------------------------------------------------ */

@@ -349,6 +349,46 @@ static void test_errors(void **state) {
                 "space.pp", "from 1 to 256", "found 512", NULL);
 }
 
+/* The table recompute policies are sweep values; their CSV rows name them,
+ * and each is evaluated as plan_load would (its own memory and time). A
+ * custom list is the base plan's recompute:, not a space value. */
+static void test_recompute_policies(void **state) {
+    (void)state;
+    sweep_spec *s = load("name: rc\nmodel: llama3-8b\ncluster: dgx-h100\ngpus: 8\n"
+                         "batch: {global: 64, seq: 4096}\nprecision: bf16-mixed\n"
+                         "space: {recompute: [none, op, gelu, gelu+norm]}\n");
+    assert_int_equal(sweep_count(s), 4);
+    collect *c = calloc(1, sizeof *c);
+    assert_non_null(c);
+    sweep_run(s, visit, c);
+    assert_int_equal(c->ok, 4);
+    FILE *f = tmpfile();
+    assert_non_null(f);
+    sweep_csv_header(f);
+    sweep_run(s, csv_visit, f);
+    rewind(f);
+    char text[8192] = "";
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    text[n] = 0;
+    fclose(f);
+    tu_contains(text, ",1,none,1f1b,", ",1,op,1f1b,", ",1,gelu,1f1b,", ",1,gelu+norm,1f1b,", NULL);
+    free(c);
+    free(s);
+    /* the base plan's custom list sweeps with the rest */
+    s = load("name: rc\nmodel: llama3-8b\ncluster: dgx-h100\ngpus: 8\n"
+             "batch: {global: 64, seq: 4096}\nprecision: bf16-mixed\nrecompute: [w3.out]\n"
+             "space: {tp: [1, 2]}\n");
+    assert_int_equal(s->base.cfg.recompute, RECOMPUTE_CUSTOM);
+    assert_int_equal(s->space.recompute.n, 1);
+    assert_int_equal(s->space.recompute.v[0], RECOMPUTE_CUSTOM);
+    free(s);
+    tu_contains(load_error("model: gpt-1.7b\ncluster: dgx-a100\ngpus: 8\n"
+                           "batch: {global: 8, seq: 2048}\nprecision: fp32\noptimizer: adamw\n"
+                           "space: {recompute: [op, custom]}\n"),
+                "bad.yaml:7:25", "space.recompute",
+                "expected one of none, selective, full, op, gelu, gelu+norm", "\"custom\"", NULL);
+}
+
 /* Repeated values are kept once. */
 static void test_dedupe(void **state) {
     (void)state;
@@ -423,6 +463,7 @@ int main(void) {
         cmocka_unit_test(test_walk_and_rank), cmocka_unit_test(test_why),
         cmocka_unit_test(test_csv),           cmocka_unit_test(test_csv_numbers),
         cmocka_unit_test(test_errors),        cmocka_unit_test(test_default), cmocka_unit_test(test_framework),
+        cmocka_unit_test(test_recompute_policies),
         cmocka_unit_test(test_dedupe),        cmocka_unit_test(test_equivalents),
         cmocka_unit_test(test_equivalents_bounded),
     };

@@ -5,6 +5,7 @@
  * rank orders. */
 #include <math.h>
 
+#include "cost/act.h"
 #include "time/coll_time.h"
 #include "time/kernel_time.h"
 #include "spec/published.h"
@@ -97,6 +98,51 @@ static void test_layer_bytes(void **state) {
             assert_float_equal(k.op[i].bwd_in, k.op[i].fwd, 1e-18);
             assert_float_equal(k.op[i].bwd_w, k.op[i].fwd, 1e-18);
         }
+}
+
+/* The recompute term of a table policy is the forward time of the ops it
+ * replays (docs/time.md §2). flat_cluster: GEMMs at 50 TFLOP/s, memory-bound
+ * ops at 1 TB/s. Llama 3 8B, tp 1, T = 2048 tokens, 2-byte activations:
+ * gelu replays silu(w1)*w3 (r w1, w3, w y: 3Tf a bytes); gelu+norm also both
+ * RMSNorms (2Th a each); op (torchtitan) replays both norms, RoPE (2T(q+kv)a),
+ * both residual adds (3Th a each) and silu*mul as memory-bound ops and wk, wo,
+ * w3 as GEMMs (2T h (kv + q + f) FLOPs). none and selective replay nothing
+ * with flash attention; full replays the forward (today's). */
+static void test_policy_recompute_time(void **state) {
+    (void)state;
+    model_spec ms = tu_model("llama3-8b");
+    cluster_cfg c = flat_cluster();
+    const double T = 2048, h = 4096, q = 4096, kv = 1024, f = 14336, a = 2;
+    plan_cfg p = tu_cfg(1, 1, 1, 1);
+    kt_part k;
+    p.recompute = RECOMPUTE_GELU;
+    kt_layer(&ms.cfg, &c, &p, &k);
+    assert_float_equal(k.recompute, 3 * T * f * a / 1e12, 1e-15);
+    p.recompute = RECOMPUTE_GELU_NORM;
+    kt_layer(&ms.cfg, &c, &p, &k);
+    assert_float_equal(k.recompute, (3 * T * f + 4 * T * h) * a / 1e12, 1e-15);
+    p.recompute = RECOMPUTE_OP;
+    kt_layer(&ms.cfg, &c, &p, &k);
+    const double mem = T * a * (2 * h + 2 * (q + kv) + 3 * h + 2 * h + 3 * f + 3 * h);
+    assert_float_equal(k.recompute, mem / 1e12 + 2 * T * h * (kv + q + f) / 50e12, 1e-15);
+    p.recompute = RECOMPUTE_SELECTIVE;
+    kt_layer(&ms.cfg, &c, &p, &k);
+    assert_float_equal(k.recompute, 0, 0);
+    p.recompute = RECOMPUTE_FULL;
+    kt_layer(&ms.cfg, &c, &p, &k);
+    assert_float_equal(k.recompute, k.fwd, 0);
+    /* GPT-3 (standard attention): the score tensors as a custom list replay
+     * the attention core, exactly what selective does */
+    model_spec g = tu_model("gpt3-175b");
+    p.recompute = RECOMPUTE_SELECTIVE;
+    kt_layer(&g.cfg, &c, &p, &k);
+    const double selective = k.recompute;
+    assert_float_equal(selective, k.attn_core_fwd, 0);
+    p.recompute = RECOMPUTE_CUSTOM;
+    p.recompute_tensors = 1u << AN_ATTN_SOFTMAX | 1u << AN_ATTN_DROPOUT_MASK |
+                          1u << AN_ATTN_DROPOUT_OUT;
+    kt_layer(&g.cfg, &c, &p, &k);
+    assert_float_equal(k.recompute, selective, 1e-15);
 }
 
 /* Alpha-beta costs, computed by hand. */
@@ -493,6 +539,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_gemm_curve),         cmocka_unit_test(test_layer_flops),
         cmocka_unit_test(test_layer_bytes),        cmocka_unit_test(test_coll_time),
+        cmocka_unit_test(test_policy_recompute_time),
         cmocka_unit_test(test_placement),          cmocka_unit_test(test_pipeline_closed_forms),
         cmocka_unit_test(test_conservation),       cmocka_unit_test(test_tp_inside_node_wins),
         cmocka_unit_test(test_table2_ptdp_held_out), cmocka_unit_test(test_published_accuracy),

@@ -1,7 +1,25 @@
 /* flops.c — model and hardware FLOPs per step (see flops.h, docs/memory.md §7). */
 #include "cost/flops.h"
 
+#include "cost/act.h"
 #include "cost/params.h"
+
+/* Forward FLOPs per token of the layer ops a table policy replays (act.h's
+ * act_replay_ops): 2 per weight of each replayed linear (q: h x q, k and v:
+ * h x kv, o: q x h, w1/fc1, w3, w2/fc2: h x f), the attention kernel as
+ * executed (attn_once); norms, RoPE, softmax and elementwise ops count none. */
+static double replay_flops(const model_cfg *m, uint32_t ops, double attn_once) {
+    const double h = (double)m->hidden, qw = (double)model_q_width(m);
+    const double kvw = (double)model_kv_width(m), f = (double)m->ffn_hidden;
+    const double per_op[ACT_OP_COUNT] = {[ACT_OP_Q] = 2 * h * qw,   [ACT_OP_K] = 2 * h * kvw,
+                                         [ACT_OP_V] = 2 * h * kvw,  [ACT_OP_ATTN] = attn_once,
+                                         [ACT_OP_O] = 2 * qw * h,   [ACT_OP_UP] = 2 * h * f,
+                                         [ACT_OP_GATE] = 2 * h * f, [ACT_OP_DOWN] = 2 * f * h};
+    double sum = 0;
+    for (int i = 0; i < ACT_OP_COUNT; i++)
+        if (ops >> i & 1u) sum += per_op[i];
+    return sum;
+}
 
 void flops_compute(const model_cfg *m, const plan_cfg *p, flops_step *out) {
     params_count pc;
@@ -21,6 +39,8 @@ void flops_compute(const model_cfg *m, const plan_cfg *p, flops_step *out) {
     double hardware = matmul + L * attn_once * (flash ? 3.5 : 3.0);
     if (p->recompute == RECOMPUTE_SELECTIVE && !flash) hardware += L * attn_once;
     if (p->recompute == RECOMPUTE_FULL) hardware += L * (2.0 * layer_mm + attn_once);
+    /* table policies (op, gelu, gelu+norm, custom): the producers of the dropped tensors */
+    if (p->recompute > RECOMPUTE_FULL) hardware += L * replay_flops(m, act_replay_ops(m, p), attn_once);
     out->tokens = (double)p->global_batch * s;
     out->model_per_token = model;
     out->model_per_step = model * out->tokens;

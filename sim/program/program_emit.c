@@ -11,7 +11,8 @@
  * Scope: data parallelism with ZeRO 0-3, tensor parallelism (with or without
  * sequence parallelism: each role holds its tp rank's shard of every unit,
  * params.c's counts, and its fwd/bwd ops carry the tp collectives that run
- * inside them), gradient accumulation, recompute none/selective/full, fp32
+ * inside them), gradient accumulation, recompute none/selective/full (op, gelu,
+ * gelu+norm and custom lists are refused: cost model only), fp32
  * and bf16-mixed, AdamW, the Llama-style block.
  * Roles are one per (pipeline stage x tp rank x cp rank), their ranks laid
  * out by the plan's placement (program_ranks.c); with tp = pp = cp = 1 there
@@ -132,6 +133,14 @@ static int refuse_training(const plan_spec *s, ps_err *err) {
     if (p->offload_optimizer || p->offload_activations)
         return ps_err_at(err, &s->locs.self, "offload",
                          "the execution plan has no offload yet, found %s", plan_offload_name(p));
+    /* the runtime replays a whole layer or nothing (rt_model.c); the table
+     * policies exist in the cost model only (docs/memory.md §3) */
+    if (p->recompute > RECOMPUTE_FULL)
+        return ps_err_at(err, s->locs.recompute.file[0] ? &s->locs.recompute : &s->locs.self,
+                         "recompute",
+                         "the execution plan runs recompute none, selective or full; found %s, "
+                         "which only the cost model (plan, sweep) evaluates",
+                         plan_recompute_names[p->recompute]);
     return 0;
 }
 

@@ -42,7 +42,16 @@ static void json_layer_tensors(jsonw *w, const plan_spec *s) {
         jsonw_str(w, "name", t[i].name);
         jsonw_str(w, "saved_by", t[i].saved_by);
         jsonw_int(w, "bytes", act_tensor_bytes(&s->model.cfg, &s->cfg, &t[i]));
-        jsonw_bool(w, "kept", act_tensor_kept(&t[i], i, s->cfg.recompute));
+        jsonw_bool(w, "kept", act_tensor_kept(&t[i], i, &s->cfg));
+        jsonw_obj_end(w);
+    }
+    n = act_cached_tensors(&s->model.cfg, &s->cfg, t); /* recompute: op caches these */
+    for (int i = 0; i < n; i++) {
+        jsonw_obj(w, NULL);
+        jsonw_str(w, "name", t[i].name);
+        jsonw_str(w, "saved_by", t[i].saved_by);
+        jsonw_int(w, "bytes", act_tensor_bytes(&s->model.cfg, &s->cfg, &t[i]));
+        jsonw_bool(w, "kept", true);
         jsonw_obj_end(w);
     }
     jsonw_arr_end(w);
@@ -72,6 +81,12 @@ static void json_plan(jsonw *w, const plan_spec *s) {
     jsonw_int(w, "virtual", p->virtual_stages);
     jsonw_obj_end(w);
     jsonw_str(w, "recompute", plan_recompute_names[p->recompute]);
+    if (p->recompute == RECOMPUTE_CUSTOM) { /* the tensors a custom policy rebuilds */
+        jsonw_arr(w, "recompute_tensors");
+        for (int i = 0; i < AN_COUNT; i++)
+            if (p->recompute_tensors >> i & 1u) jsonw_str(w, NULL, act_tensor_names[i]);
+        jsonw_arr_end(w);
+    }
     jsonw_obj(w, "precision");
     jsonw_str(w, "name", s->precision_name);
     jsonw_str(w, "params", dtype_names[p->precision.params]);

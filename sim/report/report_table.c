@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include "base/fmt.h"
+#include "cost/act.h"
 #include "report/report.h"
 #include "spec/framework_load.h"
 
@@ -50,7 +51,11 @@ static void header(FILE *f, const plan_spec *s, const eval_result *r) {
             (long long)r->micro_batches);
     fprintf(f, "  schedule   %s", plan_schedule_names[p->schedule]);
     if (p->schedule == SCHED_INTERLEAVED) fprintf(f, " (v=%lld)", (long long)p->virtual_stages);
-    fprintf(f, "; recompute %s; optimizer %s%s%s\n", plan_recompute_names[p->recompute],
+    fprintf(f, "; recompute %s", plan_recompute_names[p->recompute]);
+    for (int i = 0, k = 0; p->recompute == RECOMPUTE_CUSTOM && i < AN_COUNT; i++)
+        if (p->recompute_tensors >> i & 1u) fprintf(f, "%s%s", k++ ? ", " : " (", act_tensor_names[i]);
+    if (p->recompute == RECOMPUTE_CUSTOM) fputc(')', f);
+    fprintf(f, "; optimizer %s%s%s\n",
             plan_optimizer_names[p->optimizer], p->offload_optimizer ? "; optimizer offloaded" : "",
             p->offload_activations ? "; activations offloaded" : "");
     fprintf(f, "  precision  %s: params %s, grads %s, master %s, optimizer %s, activations %s\n",

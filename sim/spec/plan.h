@@ -16,7 +16,19 @@
 #include "spec/model.h"
 
 typedef enum { SCHED_AFAB, SCHED_1F1B, SCHED_INTERLEAVED, SCHED_ZERO_BUBBLE } plan_schedule;
-typedef enum { RECOMPUTE_NONE, RECOMPUTE_SELECTIVE, RECOMPUTE_FULL } plan_recompute;
+/* Recompute policies over the saved-tensor table (cost/act.h, docs/memory.md §3):
+ * none, selective (Megatron-LM: the attention core), full (the layer input
+ * kept), op (torchtitan's op-level selective AC), gelu / gelu+norm (llm.c
+ * -r 1 / -r 2), custom (a list of tensor names: plan_cfg.recompute_tensors). */
+typedef enum {
+    RECOMPUTE_NONE,
+    RECOMPUTE_SELECTIVE,
+    RECOMPUTE_FULL,
+    RECOMPUTE_OP,
+    RECOMPUTE_GELU,
+    RECOMPUTE_GELU_NORM,
+    RECOMPUTE_CUSTOM
+} plan_recompute;
 typedef enum { OPT_ADAMW, OPT_SGD, OPT_SGD_MOMENTUM } plan_optimizer;
 
 #define PLAN_MAX_STAGES 256
@@ -64,6 +76,7 @@ typedef struct {
     int64_t virtual_stages; /* model chunks per pipeline rank (interleaved) */
     int32_t stage_layers[PLAN_MAX_STAGES]; /* explicit split; all 0 = even */
     plan_recompute recompute;
+    uint32_t recompute_tensors; /* custom: bit i recomputes act_tensor_names[i] (cost/act.h) */
     plan_precision precision;
     plan_optimizer optimizer;
     bool offload_optimizer, offload_activations;
@@ -159,5 +172,8 @@ const char *plan_overlap_name(const plan_cfg *p, char *buf, int len); /* "dp+pp"
 const char *plan_placement_name(const plan_cfg *p, char *buf, int len); /* "tp-cp-dp-pp" */
 extern const char *const plan_schedule_names[], *const plan_recompute_names[],
     *const plan_optimizer_names[];
+/* The policies a `recompute:` scalar may name (plan_recompute_names less
+ * "custom", which is written as a list of tensor names). */
+extern const char *const plan_recompute_policy_names[];
 
 #endif

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cost/act.h"
 #include "spec/framework_load.h"
 #include "spec/plan.h"
 #include "spec/plan_check.h"
@@ -13,7 +14,10 @@
 
 const char *const plan_group_names[] = {"dp", "tp", "pp", "cp", NULL};
 const char *const plan_schedule_names[] = {"afab", "1f1b", "interleaved", "zero-bubble", NULL};
-const char *const plan_recompute_names[] = {"none", "selective", "full", NULL};
+const char *const plan_recompute_names[] = {"none", "selective", "full",   "op",
+                                            "gelu", "gelu+norm", "custom", NULL};
+const char *const plan_recompute_policy_names[] = {"none", "selective", "full", "op",
+                                                   "gelu", "gelu+norm", NULL};
 const char *const plan_optimizer_names[] = {"adamw", "sgd", "sgd-momentum", NULL};
 
 const char plan_default_yaml[] =
@@ -373,11 +377,68 @@ static int apply_override(ynode *root, const char *text, ps_err *err) {
     return ynode_set_path(root, key, value, err);
 }
 
+/* recompute: a policy name, or a list of saved-tensor names to recompute
+ * (cost/act.h act_tensor_names; docs/specs.md, docs/memory.md §3). Which of
+ * the names this model's layer has is checked once the model is loaded
+ * (check_recompute_tensors). */
+static int read_recompute(const ynode *root, plan_cfg *c, ps_err *err) {
+    const ynode *n = ynode_get(root, "recompute");
+    char found[128], names[1024];
+    c->recompute = RECOMPUTE_NONE;
+    c->recompute_tensors = 0;
+    if (!n || n->kind == YN_NULL) return 0;
+    if (n->kind == YN_SCALAR) {
+        for (int i = 0; plan_recompute_policy_names[i]; i++)
+            if (!strcmp(n->str, plan_recompute_policy_names[i]))
+                return c->recompute = (plan_recompute)i, 0;
+    }
+    if (n->kind != YN_SEQ || n->n < 1)
+        return ps_err_at(err, &n->loc, "recompute",
+                         "expected one of %s, or a list of saved-tensor names to recompute, "
+                         "found %s",
+                         yget_join(plan_recompute_policy_names, names, sizeof names),
+                         n->kind == YN_SEQ ? "an empty list"
+                                           : ynode_describe(n, found, sizeof found));
+    for (int i = 0; i < n->n; i++) {
+        const ynode *it = n->items[i];
+        const int id = it->kind == YN_SCALAR ? act_name_find(it->str) : -1;
+        if (id < 0)
+            return ps_err_at(err, &it->loc, "recompute",
+                             "expected the name of a saved tensor (%s), found %s",
+                             yget_join(act_tensor_names, names, sizeof names),
+                             ynode_describe(it, found, sizeof found));
+        if (id == AN_ATTN_NORM_INPUT)
+            return ps_err_at(err, &it->loc, "recompute",
+                             "expected a tensor a layer can rebuild, found attn_norm.input, the "
+                             "layer input that every policy keeps (recompute: full keeps only "
+                             "it)");
+        c->recompute_tensors |= 1u << id;
+    }
+    c->recompute = RECOMPUTE_CUSTOM;
+    return 0;
+}
+
+/* A custom list names only tensors this model's layer saves. */
+static int check_recompute_tensors(const ynode *root, const plan_spec *s, ps_err *err) {
+    const ynode *n = ynode_get(root, "recompute");
+    char names[1024];
+    if (s->cfg.recompute != RECOMPUTE_CUSTOM || !n || n->kind != YN_SEQ) return 0;
+    for (int i = 0; i < n->n; i++) {
+        const ynode *it = n->items[i];
+        if (!act_layer_has(&s->model.cfg, act_name_find(it->str)))
+            return ps_err_at(err, &it->loc, "recompute",
+                             "expected a tensor that a layer of %s saves (%s), found %s",
+                             s->model.name, act_layer_names(&s->model.cfg, names, sizeof names),
+                             it->str);
+    }
+    return 0;
+}
+
 static int decode(const ynode *root, plan_spec *out, bool *dp_auto, ps_err *err) {
     plan_cfg *c = &out->cfg;
     const ynode *par, *batch, *pipe, *mem;
     char found[128];
-    int sched = SCHED_1F1B, recompute = 0, opt = OPT_ADAMW; /* Megatron-LM's, DeepSpeed's */
+    int sched = SCHED_1F1B, opt = OPT_ADAMW; /* Megatron-LM's, DeepSpeed's */
     int64_t zero = 0;
     if (root->kind != YN_MAP)
         return ps_err_at(err, &root->loc, NULL, "expected a plan (a mapping of fields), found %s",
@@ -404,7 +465,7 @@ static int decode(const ynode *root, plan_spec *out, bool *dp_auto, ps_err *err)
         yget_enum(pipe, "pipeline", "schedule", false, plan_schedule_names, &sched, err) ||
         yget_int(pipe, "pipeline", "virtual", false, 1, 1024, &c->virtual_stages, err) ||
         read_stage_layers(pipe, c, err) ||
-        yget_enum(root, "", "recompute", false, plan_recompute_names, &recompute, err) ||
+        read_recompute(root, c, err) ||
         read_precision(root, out, err) ||
         yget_enum(root, "", "optimizer", false, plan_optimizer_names, &opt, err) ||
         read_offload(root, c, err) || yget_map(root, "", "memory", false, &mem, err) ||
@@ -422,7 +483,6 @@ static int decode(const ynode *root, plan_spec *out, bool *dp_auto, ps_err *err)
         return -1;
     c->zero = (int)zero;
     c->schedule = (plan_schedule)sched;
-    c->recompute = (plan_recompute)recompute;
     c->optimizer = (plan_optimizer)opt;
     plan_locs *l = &out->locs;
     l->self = root->loc;
@@ -462,6 +522,7 @@ static int load_from(ynode *root, const plan_override *overrides, int n_override
     if (!rc) rc = framework_apply(root, out, err);
     if (!rc) rc = decode(root, out, &dp_auto, err);
     if (!rc) rc = load_model_and_cluster(root, out, err);
+    if (!rc) rc = check_recompute_tensors(root, out, err);
     ynode_free(root);
     if (rc) return -1;
     plan_cfg *c = &out->cfg;

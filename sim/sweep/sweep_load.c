@@ -203,7 +203,10 @@ static int read_space(const ynode *space, sweep_spec *s, ps_err *err) {
     for (int64_t v = 1; v <= 16; v *= 2) a.v[a.n++] = v;
     if (read_list(space, "micro", NULL, &a, &sp->micro, err)) return -1;
     range(&a, 0, 2);
-    if (read_list(space, "recompute", plan_recompute_names, &a, &sp->recompute, err)) return -1;
+    /* auto: today's three; op, gelu, gelu+norm when listed; a custom list is
+     * the base plan's recompute: (docs/sweep.md) */
+    if (read_list(space, "recompute", plan_recompute_policy_names, &a, &sp->recompute, err))
+        return -1;
     range(&a, 0, 3);
     if (read_list(space, "schedule", plan_schedule_names, &a, &sp->schedule, err)) return -1;
     a.n = 0;
@@ -240,8 +243,9 @@ static int load_root(ynode *root, const char *origin, sweep_spec *out, ps_err *e
     /* batch.micro only inside a batch the spec gives: a missing batch is
      * reported at the spec's root, not at an injected default */
     int rc = set_default(root, "parallel.dp", "auto", err) ||
-             (ynode_get(root, "batch") && set_default(root, "batch.micro", "1", err)) ||
-             set_default(root, "recompute", "none", err);
+             (ynode_get(root, "batch") && set_default(root, "batch.micro", "1", err));
+    /* no recompute default here: a framework profile's (merged while the
+     * plan loads) must reach the base plan, and decoding defaults to none */
     if (!rc) rc = plan_load_node(root, origin, false, &out->base, err);
     else ynode_free(root);
     if (!rc) {

@@ -28,7 +28,8 @@ static int cache_matches(const eval_cache *k, const model_cfg *m, const cluster_
                          const plan_cfg *p) {
     return k->valid && k->m == m && k->c == c && k->tp == p->tp && k->cp == p->cp &&
            k->seq == p->seq && k->micro == p->micro_batch && k->sp == p->sp &&
-           k->recompute == p->recompute && !memcmp(&k->precision, &p->precision, sizeof k->precision) &&
+           k->recompute == p->recompute && k->recompute_tensors == p->recompute_tensors &&
+           !memcmp(&k->precision, &p->precision, sizeof k->precision) &&
            fw_matches(&k->framework, &p->framework);
 }
 
@@ -39,6 +40,7 @@ static void cache_fill(eval_cache *k, const model_cfg *m, const cluster_cfg *c, 
     }
     k->m = m, k->c = c, k->tp = p->tp, k->cp = p->cp, k->seq = p->seq;
     k->micro = p->micro_batch, k->sp = p->sp, k->recompute = p->recompute;
+    k->recompute_tensors = p->recompute_tensors;
     k->precision = p->precision;
     k->framework = p->framework;
     params_count_rank(m, p->tp, &k->pc);

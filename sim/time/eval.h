@@ -70,6 +70,7 @@ typedef struct {
     int64_t tp, cp, seq, micro;
     bool sp, valid;
     plan_recompute recompute;
+    uint32_t recompute_tensors;
     plan_precision precision;
     plan_framework framework;
     params_count pc;

@@ -4,7 +4,13 @@
 #include <math.h>
 #include <string.h>
 
+#include "cost/act.h"
 #include "cost/states.h"
+
+#define BIT(op_) (1u << (op_))
+
+/* Tag the op just added with the layer ops (act_op bits) its forward computes. */
+static void tag(kt_part *o, uint32_t replays) { o->op[o->n - 1].replays = replays; }
 
 double kt_gemm_efficiency(const cluster_eff *e, double dim) {
     const int n = e->gemm_n;
@@ -46,7 +52,7 @@ static void add_gemm(kt_part *o, const cluster_cfg *c, const plan_cfg *p, const 
     double t = kt_gemm(c, p, batch, tokens, out, in);
     const double flops = 2.0 * batch * tokens * in * out;
     *op = (kt_op){name, KT_GEMM, flops, 0, 2 * flops, t, has_weight ? t : 2 * t,
-                  has_weight ? t : 0};
+                  has_weight ? t : 0, 0};
 }
 
 /* A memory-bound op moving `fwd` bytes forward and `bwd` bytes backward
@@ -55,7 +61,7 @@ static void add_gemm(kt_part *o, const cluster_cfg *c, const plan_cfg *p, const 
 static void add_mem(kt_part *o, const cluster_cfg *c, const char *name, double fwd, double bwd) {
     if (fwd <= 0) return;
     kt_op *op = &o->op[o->n++];
-    *op = (kt_op){name, KT_MEM, 0, fwd, 0, kt_mem(c, fwd), kt_mem(c, bwd), 0};
+    *op = (kt_op){name, KT_MEM, 0, fwd, 0, kt_mem(c, fwd), kt_mem(c, bwd), 0, 0};
 }
 
 static void sum_part(kt_part *o) {
@@ -82,13 +88,17 @@ static void add_attention(kt_part *o, const model_cfg *m, const cluster_cfg *c,
         const double flops = 2.0 * square * 0.5, bwd = 2.5 * flops, peak = kt_peak(c, p);
         kt_op *op = &o->op[o->n++];
         *op = (kt_op){"flash_attention", KT_ATTN, flops, 0, bwd,
-                      flops / (peak * c->eff.attn_fwd), bwd / (peak * c->eff.attn_bwd), 0};
+                      flops / (peak * c->eff.attn_fwd), bwd / (peak * c->eff.attn_bwd), 0,
+                      BIT(ACT_OP_ATTN)};
     } else {
         const double elems = b * heads * sq * sk;
         add_gemm(o, c, p, "attn_scores", b * heads, sq, d, sk, 0);   /* (sq x d)(d x sk) */
+        tag(o, BIT(ACT_OP_ATTN));
         const double drop = m->dropout > 0 ? 2 * a + 1 : 0; /* r, w, 1-byte mask */
         add_mem(o, c, "softmax_dropout", elems * (2 * a + drop), elems * (3 * a + drop));
+        tag(o, BIT(ACT_OP_SOFTMAX));
         add_gemm(o, c, p, "attn_context", b * heads, sq, sk, d, 0);  /* (sq x sk)(sk x d) */
+        tag(o, BIT(ACT_OP_ATTN));
     }
     double after = 0;
     for (int i = 0; i < o->n; i++) after += o->op[i].fwd;
@@ -105,26 +115,55 @@ void kt_layer(const model_cfg *m, const cluster_cfg *c, const plan_cfg *p, kt_pa
     const double drop = m->dropout > 0 ? 1 : 0;
     /* norm: r x, w y; backward r x, dy, w dx */
     add_mem(o, c, "attn_norm", 2 * T * hs * a, 3 * T * hs * a);
+    tag(o, BIT(ACT_OP_NORM1));
     add_gemm(o, c, p, "qkv", 1, T, h, (qw + 2 * kvw) / t, 1);
-    if (m->position == POS_ROPE)
+    tag(o, BIT(ACT_OP_Q) | BIT(ACT_OP_K) | BIT(ACT_OP_V));
+    if (m->position == POS_ROPE) {
         add_mem(o, c, "rope", 2 * T * (qw + kvw) / t * a, 2 * T * (qw + kvw) / t * a);
+        tag(o, BIT(ACT_OP_ROPE));
+    }
     add_attention(o, m, c, p, a);
     add_gemm(o, c, p, "attn_out", 1, T, qw / t, h, 1);
+    tag(o, BIT(ACT_OP_O));
     /* bias-dropout-add: r x, r residual, w y (+ mask); backward r dy (+ mask), w dx */
     add_mem(o, c, "attn_residual", T * hs * (3 * a + drop), T * hs * (2 * a + drop));
+    tag(o, BIT(ACT_OP_RESID1));
     add_mem(o, c, "mlp_norm", 2 * T * hs * a, 3 * T * hs * a);
+    tag(o, BIT(ACT_OP_NORM2));
     const int swiglu = m->mlp == MLP_SWIGLU;
     add_gemm(o, c, p, "mlp_up", 1, T, h, (swiglu ? 2 : 1) * f / t, 1);
+    tag(o, BIT(ACT_OP_UP) | (swiglu ? BIT(ACT_OP_GATE) : 0));
     /* gelu: r x, w y; backward r x, dy, w dx. swiglu: r g, u, w y; backward r g, u, dy, w dg, du */
     add_mem(o, c, swiglu ? "swiglu" : "gelu", (swiglu ? 3 : 2) * T * f / t * a,
             (swiglu ? 5 : 3) * T * f / t * a);
+    tag(o, BIT(ACT_OP_ACT));
     add_gemm(o, c, p, "mlp_down", 1, T, f / t, h, 1);
+    tag(o, BIT(ACT_OP_DOWN));
     add_mem(o, c, "mlp_residual", T * hs * (3 * a + drop), T * hs * (2 * a + drop));
+    tag(o, BIT(ACT_OP_RESID2));
     sum_part(o);
-    if (p->recompute == RECOMPUTE_FULL)
+    if (p->recompute == RECOMPUTE_FULL) {
         o->recompute = o->fwd;
-    else if (p->recompute == RECOMPUTE_SELECTIVE && m->attention == ATTN_STANDARD)
-        o->recompute = o->attn_core_fwd;
+    } else if (p->recompute == RECOMPUTE_SELECTIVE) {
+        if (m->attention == ATTN_STANDARD) o->recompute = o->attn_core_fwd;
+    } else if (p->recompute != RECOMPUTE_NONE) {
+        /* the forward of each op the policy replays; a fused GEMM replayed in
+         * part (torchtitan's wk alone, w3 alone) runs its linears separately */
+        const uint32_t ops = act_replay_ops(m, p);
+        for (int i = 0; i < o->n; i++) {
+            const uint32_t r = o->op[i].replays;
+            if (!(r & ops)) continue;
+            if (!(r & ~ops)) {
+                o->recompute += o->op[i].fwd;
+                continue;
+            }
+            if (r & ops & BIT(ACT_OP_Q)) o->recompute += kt_gemm(c, p, 1, T, qw / t, h);
+            if (r & ops & BIT(ACT_OP_K)) o->recompute += kt_gemm(c, p, 1, T, kvw / t, h);
+            if (r & ops & BIT(ACT_OP_V)) o->recompute += kt_gemm(c, p, 1, T, kvw / t, h);
+            if (r & ops & BIT(ACT_OP_UP)) o->recompute += kt_gemm(c, p, 1, T, f / t, h);
+            if (r & ops & BIT(ACT_OP_GATE)) o->recompute += kt_gemm(c, p, 1, T, f / t, h);
+        }
+    }
 }
 
 void kt_first(const model_cfg *m, const cluster_cfg *c, const plan_cfg *p, kt_part *o) {

@@ -41,6 +41,7 @@ typedef struct {
     double flops_bwd;            /* its backward: 2x a GEMM's (input and weight or both
                                     operand gradients), 2.5x flash attention's, 0 memory-bound */
     double fwd, bwd_in, bwd_w;   /* seconds */
+    uint32_t replays;            /* layer ops (cost/act.h act_op bits) its forward computes */
 } kt_op;
 
 #define KT_MAX_OPS 16
@@ -50,7 +51,10 @@ typedef struct {
     int n;
     double fwd, bwd_in, bwd_w; /* sums: forward; backward input-gradient; weight-gradient */
     double attn_core_fwd;      /* attention core forward (ring attention hides K/V behind it) */
-    double recompute;          /* forward work replayed in backward by the recompute policy */
+    double recompute;          /* forward work replayed in backward by the recompute policy:
+                                  full, the forward; selective, standard attention's core;
+                                  op, gelu, gelu+norm, custom, the forward time of the ops
+                                  act_replay_ops names (docs/time.md §2) */
 } kt_part;
 
 /* One layer, one micro-batch (b x s/cp tokens), one tp rank. */
