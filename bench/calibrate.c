@@ -63,6 +63,7 @@ static row *table_add(table *t) {
     }
     row *r = &t->rows[t->n++];
     memset(r, 0, sizeof *r);
+    r->mem = PUB_MEM_NONE;
     return r;
 }
 
