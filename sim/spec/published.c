@@ -92,9 +92,12 @@ static void gpt_model(const ynode *m, int64_t seq, char *buf, size_t cap) {
                                 "dropout",  "position",        "max_position", "bias", NULL};
     const char *const dflt[] = {"null", "null", heads,      heads,     ffn,     "null",   "true",
                                 "layernorm", "gelu", "standard", "0.1", "learned", pos,  "true"};
+    /* max_position only for learned positions (a rotary model has none) */
+    const bool learned = !strcmp(str_of(m, "position", "learned"), "learned");
     size_t len = strlen(buf);
     snprintf(buf + len, cap - len, "model: {name: inline");
     for (int i = 0; keys[i]; i++) {
+        if (!strcmp(keys[i], "max_position") && !learned && !ynode_get(m, keys[i])) continue;
         len = strlen(buf);
         snprintf(buf + len, cap - len, ", %s: ", keys[i]);
         const ynode *v = ynode_get(m, keys[i]);
