@@ -35,7 +35,7 @@ typedef struct {
     published_mem mem;
     double published, predicted, error; /* time (or MFU) */
     double mem_published, mem_predicted, mem_error;
-    bool fits;
+    bool fits, mem_last_stage;
     step_time breakdown;
 } row;
 
@@ -90,7 +90,12 @@ static void eval_case(const ynode *root, const ynode *c, int i, const char *path
     r->kind = info.kind;
     r->mem = info.mem;
     eval_result e;
-    eval_plan(&s->model.cfg, &s->cluster.cfg, &s->cfg, &e, NULL);
+    eval_stage *stages = calloc((size_t)s->cfg.pp, sizeof *stages);
+    if (!stages) {
+        snprintf(r->error_msg, sizeof r->error_msg, "out of memory");
+        return;
+    }
+    eval_plan(&s->model.cfg, &s->cluster.cfg, &s->cfg, &e, stages);
     r->fits = e.fits;
     if (info.kind == PUB_MFU) {
         r->published = info.value;
@@ -101,11 +106,14 @@ static void eval_case(const ynode *root, const ynode *c, int i, const char *path
     }
     if (info.kind != PUB_NO_TIME) r->error = r->predicted / r->published - 1.0;
     if (info.mem != PUB_MEM_NONE) {
+        const eval_stage *st = info.mem_last_stage ? &stages[s->cfg.pp - 1] : &e.heavy;
         r->mem_published = info.mem_bytes;
-        r->mem_predicted = (double)published_predicted_memory(
-            info.mem, e.heavy.total, e.heavy.reserved, e.heavy.fragmentation);
+        r->mem_predicted = (double)published_predicted_memory(info.mem, st->total, st->reserved,
+                                                              st->fragmentation);
         r->mem_error = r->mem_predicted / r->mem_published - 1.0;
+        r->mem_last_stage = info.mem_last_stage;
     }
+    free(stages);
     r->breakdown = e.time;
 }
 
@@ -123,19 +131,22 @@ static void print_row(const row *r) {
                r->published, r->kind == PUB_MFU ? " " : "s", r->predicted,
                r->kind == PUB_MFU ? " " : "s", 100 * r->error, r->fits ? "yes" : "no");
     if (r->mem != PUB_MEM_NONE)
-        printf("  %-28s peak memory (%s): published %.2f GiB, predicted %.2f GiB, %+.1f%%\n", "",
-               published_mem_names[r->mem], r->mem_published / GIB, r->mem_predicted / GIB,
+        printf("  %-28s peak memory (%s, %s): published %.2f GiB, predicted %.2f GiB, %+.1f%%\n",
+               "", published_mem_names[r->mem], r->mem_last_stage ? "last stage" : "heaviest stage",
+               r->mem_published / GIB, r->mem_predicted / GIB,
                100 * r->mem_error);
     if (show_breakdown) print_breakdown(&r->breakdown);
 }
 
 static void print_tsv(const row *r) {
     const char *metric = r->kind == PUB_MFU ? "mfu" : r->kind == PUB_NO_TIME ? "none" : "step_s";
-    printf("%s\t%s\t%s\t%s\t%s\t%s\t%s\t%.6g\t%.6g\t%.6f\t%s\t%.6g\t%.6g\t%.6f\t%s\t%s\n",
+    printf("%s\t%s\t%s\t%s\t%s\t%s\t%s\t%.6g\t%.6g\t%.6f\t%s\t%s\t%.6g\t%.6g\t%.6f\t%s\t%s\n",
            r->file, r->name, published_use_names[r->use], r->family,
            r->cluster[0] ? r->cluster : "-", r->error_msg[0] ? "failed" : "ok", metric,
            r->published, r->predicted, r->error,
-           r->mem != PUB_MEM_NONE ? published_mem_names[r->mem] : "-", r->mem_published / GIB,
+           r->mem != PUB_MEM_NONE ? published_mem_names[r->mem] : "-",
+           r->mem == PUB_MEM_NONE ? "-" : r->mem_last_stage ? "last" : "heaviest",
+           r->mem_published / GIB,
            r->mem_predicted / GIB, r->mem_error, r->fits ? "yes" : "no",
            r->error_msg[0] ? r->error_msg : "-");
 }
@@ -258,7 +269,8 @@ int main(int argc, char **argv) {
     }
     if (tsv)
         printf("file\tcase\tuse\tfamily\tcluster\tstatus\tmetric\tpublished\tpredicted\terror\t"
-               "memory_by\tmemory_published_gib\tmemory_predicted_gib\tmemory_error\tfits\tmessage\n");
+               "memory_by\tmemory_stage\tmemory_published_gib\tmemory_predicted_gib\tmemory_error\tfits\t"
+               "message\n");
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--breakdown") || !strcmp(argv[i], "--tsv")) continue;
         files++;

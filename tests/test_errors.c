@@ -553,24 +553,33 @@ static void test_plan_defaults(void **state) {
 static void test_published_use_family(void **state) {
     (void)state;
     const char *tail = "    model: gpt-1.7b\n    seq: 2048\n    parallel: {dp: 8}\n    gpus: 8\n"
-                       "    global_batch: 8\n    recompute: full\n    published: {step_time_s: 1}\n";
+                       "    global_batch: 8\n    recompute: full\n    published: %s\n";
+    const char *ok = "cluster: dgx-a100\nuse: fit\nfamily: nemo\ncases:\n  - name: x\n";
     struct {
-        const char *head, *frags[4];
+        const char *head, *published, *frags[4];
     } bad[] = {
-        {"cluster: dgx-a100\nfamily: nemo\ncases:\n  - name: x\n",
+        {"cluster: dgx-a100\nfamily: nemo\ncases:\n  - name: x\n", NULL,
          {"pub.yaml:4:5", "case.use", "missing field", "fit or held_out"}},
-        {"cluster: dgx-a100\nuse: fitted\nfamily: nemo\ncases:\n  - name: x\n",
+        {"cluster: dgx-a100\nuse: fitted\nfamily: nemo\ncases:\n  - name: x\n", NULL,
          {"pub.yaml:2:6", "use", "expected one of fit, held_out", "found \"fitted\""}},
-        {"cluster: dgx-a100\nuse: fit\ncases:\n  - name: x\n    family: megatron\n",
+        {"cluster: dgx-a100\nuse: fit\ncases:\n  - name: x\n    family: megatron\n", NULL,
          {"pub.yaml:5:13", "case.family", "megatron-ptdp", "found \"megatron\""}},
-        {"cluster: dgx-a100\nuse: fit\ncases:\n  - name: x\n",
+        {"cluster: dgx-a100\nuse: fit\ncases:\n  - name: x\n", NULL,
          {"pub.yaml:4:5", "case.family", "missing field", "file's default"}},
-        {"cluster: dgx-a100\nuse: fit\nfamily: nemo\ncases:\n  - name: x\n    use: [fit]\n",
+        {"cluster: dgx-a100\nuse: fit\nfamily: nemo\ncases:\n  - name: x\n    use: [fit]\n", NULL,
          {"pub.yaml:6:10", "case.use", "found a list", NULL}},
+        /* a peak memory says how it was read, and on which GPU if not the heaviest */
+        {ok, "{peak_memory: 1 GiB}",
+         {"pub.yaml:12:16", "published.measured_by", "missing field", "max_memory_reserved"}},
+        {ok, "{peak_memory: 1 GiB, measured_by: max_memory_allocated, memory_stage: first}",
+         {"pub.yaml:12:86", "published.memory_stage", "heaviest, last", "found \"first\""}},
+        {ok, "{peak_memory: 1 GiB, measured_by: smi}",
+         {"pub.yaml:12:50", "published.measured_by", "nvidia-smi", "found \"smi\""}},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        char text[1024];
-        snprintf(text, sizeof text, "%s%s", bad[i].head, tail);
+        char text[1024], t[512];
+        snprintf(t, sizeof t, tail, bad[i].published ? bad[i].published : "{step_time_s: 1}");
+        snprintf(text, sizeof text, "%s%s", bad[i].head, t);
         ynode *root = NULL;
         ps_err err = {{0}};
         int n = 0;

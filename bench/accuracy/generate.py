@@ -123,11 +123,16 @@ def curves_block(lines):
 
 def memory_block(rows):
     mem = [r for r in rows if r["memory_by"] != "-"]
-    out = ["| file | case | measured as | published | predicted | error |", "|---|---|---|---:|---:|---:|"]
+    out = ["| file | case | measured as | on | published | predicted | error |",
+           "|---|---|---|---|---:|---:|---:|"]
     for r in mem:
-        out.append("| `%s` | %s | %s | %s | %s | %s |" % (
-            os.path.basename(r["file"]), r["case"], r["memory_by"], GIB_FMT % float(r["memory_published_gib"]),
+        out.append("| `%s` | %s | %s | %s stage | %s | %s | %s |" % (
+            os.path.basename(r["file"]), r["case"], r["memory_by"], r["memory_stage"],
+            GIB_FMT % float(r["memory_published_gib"]),
             GIB_FMT % float(r["memory_predicted_gib"]), pct(float(r["memory_error"]))))
+    e = [abs(float(r["memory_error"])) for r in mem]
+    if e:
+        out += ["", "Mean |error| %.1f%%, max %.1f%% over %d rows." % (100 * sum(e) / len(e), 100 * max(e), len(e))]
     if not mem:
         out = ["No row with a published peak memory loads on this tree (see the rows that did not load below)."]
     return out

@@ -12,9 +12,10 @@ const char *const published_use_names[] = {"fit", "held_out", NULL};
  * one and escape the leave-one-family-out check. */
 const char *const published_family_names[] = {
     "megatron-ptdp", "megatron-sp", "deepspeed-zero3", "megatron-deepspeed", "llama3", "nemo",
-    "llm-foundry",   "torchtitan",  NULL};
+    "llm-foundry",   "torchtitan",  "megatron-core", NULL};
 const char *const published_mem_names[] = {"max_memory_allocated", "max_memory_reserved",
                                            "nvidia-smi", NULL};
+const char *const published_mem_stage_names[] = {"heaviest", "last", NULL};
 
 int64_t published_predicted_memory(published_mem mem, int64_t total, int64_t outside_allocator,
                                    int64_t fragmentation) {
@@ -137,6 +138,11 @@ static int read_published(const ynode *c, const char *path, published_case *info
                           err) ||
             yget_enum(pub, "published", "measured_by", true, published_mem_names, &mem, err))
             return -1;
+        int stage = 0;
+        if (yget_enum(pub, "published", "memory_stage", false, published_mem_stage_names, &stage,
+                      err))
+            return -1;
+        info->mem_last_stage = stage == 1;
     }
     info->mem = (published_mem)mem;
     if (info->kind == PUB_NO_TIME && info->mem == PUB_MEM_NONE)

@@ -48,11 +48,15 @@ typedef struct {
     double step_s;        /* the measured step time it implies (0 for MFU and memory-only) */
     published_mem mem;    /* PUB_MEM_NONE when no peak memory is published */
     double mem_bytes;     /* the published peak */
+    bool mem_last_stage;  /* read on the last pipeline stage (Megatron logs the last rank),
+                             not the maximum over all GPUs */
 } published_case;
 
-/* NULL-terminated: "fit", "held_out"; the known families; how memory was read. */
+/* NULL-terminated: "fit", "held_out"; the known families; how memory was read;
+ * on which GPU ("heaviest": the maximum over all, the default; "last": the
+ * last rank, i.e. the last pipeline stage). */
 extern const char *const published_use_names[], *const published_family_names[],
-    *const published_mem_names[];
+    *const published_mem_names[], *const published_mem_stage_names[];
 
 /* Cases in a published file: the root's "cases" list (NULL when absent). */
 const ynode *published_cases(const ynode *root, int *n, ps_err *err);
