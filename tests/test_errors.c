@@ -8,6 +8,7 @@
 
 #include "cost/act.h"
 #include "spec/plan_check.h"
+#include "spec/published.h"
 #include "tu.h"
 
 /* Lines of a good plan; tests replace one line at a time. */
@@ -637,6 +638,53 @@ static void test_framework_errors(void **state) {
     }
 }
 
+/* --- helper "published" (issue 11): a published case's `use:` and `family:`,
+ * declared in the case or as the file's default, are checked where written. */
+static void test_published_use_family(void **state) {
+    (void)state;
+    const char *tail = "    model: gpt-1.7b\n    seq: 2048\n    parallel: {dp: 8}\n    gpus: 8\n"
+                       "    global_batch: 8\n    recompute: full\n    published: %s\n";
+    const char *ok = "cluster: dgx-a100\nuse: fit\nfamily: nemo\ncases:\n  - name: x\n";
+    struct {
+        const char *head, *published, *frags[4];
+    } bad[] = {
+        {"cluster: dgx-a100\nfamily: nemo\ncases:\n  - name: x\n", NULL,
+         {"pub.yaml:4:5", "case.use", "missing field", "fit or held_out"}},
+        {"cluster: dgx-a100\nuse: fitted\nfamily: nemo\ncases:\n  - name: x\n", NULL,
+         {"pub.yaml:2:6", "use", "expected one of fit, held_out", "found \"fitted\""}},
+        {"cluster: dgx-a100\nuse: fit\ncases:\n  - name: x\n    family: megatron\n", NULL,
+         {"pub.yaml:5:13", "case.family", "megatron-ptdp", "found \"megatron\""}},
+        {"cluster: dgx-a100\nuse: fit\ncases:\n  - name: x\n", NULL,
+         {"pub.yaml:4:5", "case.family", "missing field", "file's default"}},
+        {"cluster: dgx-a100\nuse: fit\nfamily: nemo\ncases:\n  - name: x\n    use: [fit]\n", NULL,
+         {"pub.yaml:6:10", "case.use", "found a list", NULL}},
+        /* a peak memory says how it was read, and on which GPU if not the heaviest */
+        {ok, "{peak_memory: 1 GiB}",
+         {"pub.yaml:12:16", "published.measured_by", "missing field", "max_memory_reserved"}},
+        {ok, "{peak_memory: 1 GiB, measured_by: max_memory_allocated, memory_stage: first}",
+         {"pub.yaml:12:86", "published.memory_stage", "heaviest, last", "found \"first\""}},
+        {ok, "{peak_memory: 1 GiB, measured_by: smi}",
+         {"pub.yaml:12:50", "published.measured_by", "nvidia-smi", "found \"smi\""}},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char text[1024], t[512];
+        snprintf(t, sizeof t, tail, bad[i].published ? bad[i].published : "{step_time_s: 1}");
+        snprintf(text, sizeof text, "%s%s", bad[i].head, t);
+        ynode *root = NULL;
+        ps_err err = {{0}};
+        int n = 0;
+        assert_int_equal(ynode_load_string(text, "pub.yaml", &root, &err), 0);
+        const ynode *cases = published_cases(root, &n, &err);
+        assert_non_null(cases);
+        plan_spec *s = calloc(1, sizeof *s);
+        published_case info;
+        assert_int_equal(published_plan(root, cases->items[0], "pub.yaml", s, &info, &err), -1);
+        tu_contains(err.msg, bad[i].frags[0], bad[i].frags[1], bad[i].frags[2], bad[i].frags[3], NULL);
+        free(s);
+        ynode_free(root);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_good_plan_loads),
@@ -657,6 +705,7 @@ int main(void) {
         cmocka_unit_test(test_cluster_limits), cmocka_unit_test(test_cluster_kernel_dtype),
         cmocka_unit_test(test_plan_defaults),
         cmocka_unit_test(test_framework_errors),
+        cmocka_unit_test(test_published_use_family),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -508,15 +508,16 @@ static void test_published_accuracy(void **state) {
  * at its own line, not inside the generated plan. */
 static void test_published_errors(void **state) {
     (void)state;
-    const char *head = "cluster: dgx-a100\ncases:\n  - name: x\n    model: gpt-1.7b\n    seq: 2048\n"
+    const char *head = "cluster: dgx-a100\nuse: fit\nfamily: megatron-ptdp\ncases:\n  - name: x\n"
+                       "    model: gpt-1.7b\n    seq: 2048\n"
                        "    gpus: 8\n    global_batch: 8\n    recompute: full\n"
                        "    published: {step_time_s: 1}\n";
     struct {
         const char *extra, *frags[3];
     } bad[] = {
-        {"", {"pub.yaml:3:5", "case.parallel", "missing field"}},
-        {"    parallel: {dp: 8}\n    schedule: [1f1b]\n", {"pub.yaml:11:15", "case.schedule", "found a list"}},
-        {"    parallel: 8\n", {"pub.yaml:10:15", "case.parallel", "expected a mapping"}},
+        {"", {"pub.yaml:5:5", "case.parallel", "missing field"}},
+        {"    parallel: {dp: 8}\n    schedule: [1f1b]\n", {"pub.yaml:13:15", "case.schedule", "found a list"}},
+        {"    parallel: 8\n", {"pub.yaml:12:15", "case.parallel", "expected a mapping"}},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char text[1024];
@@ -535,6 +536,58 @@ static void test_published_errors(void **state) {
     }
 }
 
+/* Load case 0 of a published file given as text. */
+static int load_case_text(const char *text, plan_spec *s, published_case *info, ps_err *err) {
+    ynode *root = NULL;
+    int n = 0;
+    assert_int_equal(ynode_load_string(text, "pub.yaml", &root, err), 0);
+    const ynode *cases = published_cases(root, &n, err);
+    assert_non_null(cases);
+    int rc = published_plan(root, cases->items[0], "pub.yaml", s, info, err);
+    ynode_free(root);
+    return rc;
+}
+
+/* published.c passes what it does not know into the case's plan verbatim:
+ * the file's and the case's `plan:` maps (the case's keys win), `framework:`
+ * (checked by plan_load, so its error names the generated plan), and keys of
+ * an inline model shape beyond the GPT defaults. Tokens/s become a step time
+ * as global batch x seq / rate; a peak memory is read with how it was measured. */
+static void test_published_pass_through(void **state) {
+    (void)state;
+    plan_spec *s = calloc(1, sizeof *s);
+    published_case info;
+    ps_err err = {{0}};
+    const char *ok = "cluster: dgx-a100\nuse: held_out\nfamily: llm-foundry\n"
+                     "plan: {overlap: {dp: false}, precision: fp16-mixed}\ncases:\n"
+                     "  - name: x\n    family: nemo\n"
+                     "    model: {layers: 2, hidden: 256, heads: 4, vocab: 1024, seq: 512, bias: false}\n"
+                     "    parallel: {dp: 8}\n    gpus: 8\n    global_batch: 16\n    recompute: none\n"
+                     "    plan: {overlap: {dp: true}}\n"
+                     "    published: {tokens_per_s: 4096, peak_memory: 2 GiB, measured_by: max_memory_reserved}\n";
+    if (load_case_text(ok, s, &info, &err)) fail_msg("%s", err.msg);
+    assert_true(s->cfg.overlap_dp);                   /* the case's plan: map wins */
+    assert_string_equal(s->precision_name, "fp16-mixed"); /* the file's plan: map */
+    assert_int_equal(s->model.cfg.bias, BIAS_NONE);   /* extra model key */
+    assert_string_equal(info.family, "nemo");         /* the case overrides the file */
+    assert_int_equal(info.use, PUB_USE_HELD_OUT);     /* the file's default */
+    assert_int_equal(info.kind, PUB_TOKENS_PER_S);
+    assert_true(fabs(info.step_s - 16.0 * 512 / 4096) < 1e-12); /* 2 s, by hand */
+    assert_int_equal(info.mem, PUB_MEM_RESERVED);
+    assert_true(fabs(info.mem_bytes - 2.0 * 1024 * 1024 * 1024) < 1);
+    /* allocated = total - outside - fragmentation; reserved = total - outside */
+    assert_int_equal(published_predicted_memory(PUB_MEM_ALLOCATED, 100, 10, 5), 85);
+    assert_int_equal(published_predicted_memory(PUB_MEM_RESERVED, 100, 10, 5), 90);
+    assert_int_equal(published_predicted_memory(PUB_MEM_DEVICE, 100, 10, 5), 100);
+    const char *fw = "cluster: dgx-a100\nuse: fit\nfamily: nemo\nframework: no-such-framework\n"
+                     "cases:\n  - name: x\n    model: gpt-1.7b\n    seq: 2048\n"
+                     "    parallel: {dp: 8}\n    gpus: 8\n    global_batch: 8\n    recompute: none\n"
+                     "    published: {step_time_s: 1}\n";
+    assert_int_equal(load_case_text(fw, s, &info, &err), -1);
+    tu_contains(err.msg, "case x, as a plan", "framework", NULL);
+    free(s);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_gemm_curve),         cmocka_unit_test(test_layer_flops),
@@ -544,6 +597,7 @@ int main(void) {
         cmocka_unit_test(test_conservation),       cmocka_unit_test(test_tp_inside_node_wins),
         cmocka_unit_test(test_table2_ptdp_held_out), cmocka_unit_test(test_published_accuracy),
         cmocka_unit_test(test_published_errors), cmocka_unit_test(test_uneven_stages),
+        cmocka_unit_test(test_published_pass_through),
         cmocka_unit_test(test_overlap_budget), cmocka_unit_test(test_link_sharing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -6,6 +6,28 @@
 
 #include "spec/yget.h"
 
+const char *const published_use_names[] = {"fit", "held_out", NULL};
+/* One family per paper or framework release whose runs share a software stack
+ * (docs/accuracy.md §1); a closed list, so a misspelt family cannot open a new
+ * one and escape the leave-one-family-out check. */
+const char *const published_family_names[] = {
+    "megatron-ptdp", "megatron-sp", "deepspeed-zero3", "megatron-deepspeed", "llama3", "nemo",
+    "llm-foundry",   "torchtitan",  "megatron-core", NULL};
+const char *const published_mem_names[] = {"max_memory_allocated", "max_memory_reserved",
+                                           "nvidia-smi", NULL};
+const char *const published_mem_stage_names[] = {"heaviest", "last", NULL};
+
+int64_t published_predicted_memory(published_mem mem, int64_t total, int64_t outside_allocator,
+                                   int64_t fragmentation) {
+    switch (mem) {
+    case PUB_MEM_ALLOCATED: return total - outside_allocator - fragmentation;
+    case PUB_MEM_RESERVED: return total - outside_allocator;
+    case PUB_MEM_DEVICE:
+    case PUB_MEM_NONE: break;
+    }
+    return total;
+}
+
 double published_flops_eq3(double B, double s, double l, double h, double V) {
     return 96.0 * B * s * l * h * h * (1.0 + s / (6.0 * h) + V / (16.0 * l * h));
 }
@@ -59,34 +81,101 @@ static const char *str_of(const ynode *map, const char *key, const char *dflt) {
 
 static void gpt_model(const ynode *m, int64_t seq, char *buf, size_t cap) {
     int64_t h = 0;
-    char ffn[32];
+    char ffn[32], pos[32];
     yget_parse_int(str_of(m, "hidden", "0"), &h);
     snprintf(ffn, sizeof ffn, "%lld", (long long)(4 * h));
+    snprintf(pos, sizeof pos, "%lld", (long long)seq);
     const char *heads = str_of(m, "heads", "null");
+    /* the GPT defaults; a key the case's shape sets replaces its default and
+     * any other key of the shape is passed verbatim (model_load checks it) */
+    const char *const keys[] = {"layers",   "hidden",          "heads", "kv_heads",  "ffn_hidden",
+                                "vocab",    "tied_embeddings", "norm",  "mlp",       "attention",
+                                "dropout",  "position",        "max_position", "bias", NULL};
+    const char *const dflt[] = {"null", "null", heads,      heads,     ffn,     "null",   "true",
+                                "layernorm", "gelu", "standard", "0.1", "learned", pos,  "true"};
+    /* max_position only for learned positions (a rotary model has none) */
+    const bool learned = !strcmp(str_of(m, "position", "learned"), "learned");
     size_t len = strlen(buf);
-    snprintf(buf + len, cap - len,
-             "model: {name: inline, layers: %s, hidden: %s, heads: %s, kv_heads: %s, "
-             "ffn_hidden: %s, vocab: %s, tied_embeddings: true, norm: layernorm, mlp: gelu, "
-             "attention: standard, dropout: 0.1, position: learned, max_position: %lld, "
-             "bias: true}\n",
-             str_of(m, "layers", "null"), str_of(m, "hidden", "null"), heads,
-             str_of(m, "kv_heads", heads), str_of(m, "ffn_hidden", ffn),
-             str_of(m, "vocab", "null"), (long long)seq);
+    snprintf(buf + len, cap - len, "model: {name: inline");
+    for (int i = 0; keys[i]; i++) {
+        if (!strcmp(keys[i], "max_position") && !learned && !ynode_get(m, keys[i])) continue;
+        len = strlen(buf);
+        snprintf(buf + len, cap - len, ", %s: ", keys[i]);
+        const ynode *v = ynode_get(m, keys[i]);
+        if (v) flow(v, buf, cap);
+        else snprintf(buf + strlen(buf), cap - strlen(buf), "%s", dflt[i]);
+    }
+    for (int i = 0; i < m->n; i++) {
+        int known = !strcmp(m->keys[i], "seq");
+        for (int j = 0; keys[j] && !known; j++) known = !strcmp(m->keys[i], keys[j]);
+        if (known) continue;
+        len = strlen(buf);
+        snprintf(buf + len, cap - len, ", %s: ", m->keys[i]);
+        flow(m->items[i], buf, cap);
+    }
+    snprintf(buf + strlen(buf), cap - strlen(buf), "}\n");
 }
 
 static int read_published(const ynode *c, const char *path, published_case *info, ps_err *err) {
     const ynode *pub;
-    static const char *const keys[] = {"tflops_per_gpu", "step_time_s", "mfu", NULL};
-    static const int order[] = {1, 2, 0}; /* a measured time first, then MFU, then TFLOP/s */
+    /* a measured time first, then throughput, then MFU, then TFLOP/s */
+    static const char *const keys[] = {"step_time_s", "tokens_per_s", "tokens_per_s_per_gpu",
+                                       "mfu", "tflops_per_gpu"};
+    static const published_kind kinds[] = {PUB_STEP_TIME, PUB_TOKENS_PER_S,
+                                           PUB_TOKENS_PER_S_PER_GPU, PUB_MFU, PUB_TFLOPS_EQ3};
     if (yget_map(c, path, "published", true, &pub, err)) return -1;
-    for (int i = 0; i < 3; i++) {
-        const int k = order[i];
+    info->kind = PUB_NO_TIME;
+    for (int k = 0; k < 5; k++) {
         if (!ynode_get(pub, keys[k])) continue;
-        info->kind = (published_kind)k;
-        return yget_quantity(pub, "published", keys[k], true, UNIT_NONE, 1e-9, &info->value, err);
+        info->kind = kinds[k];
+        if (yget_quantity(pub, "published", keys[k], true, UNIT_NONE, 1e-9, &info->value, err))
+            return -1;
+        break;
     }
-    return ps_err_at(err, &pub->loc, "published",
-                     "expected tflops_per_gpu, step_time_s or mfu, found none of them");
+    int mem = PUB_MEM_NONE;
+    if (ynode_get(pub, "peak_memory")) {
+        if (yget_quantity(pub, "published", "peak_memory", true, UNIT_BYTES, 1.0, &info->mem_bytes,
+                          err) ||
+            yget_enum(pub, "published", "measured_by", true, published_mem_names, &mem, err))
+            return -1;
+        int stage = 0;
+        if (yget_enum(pub, "published", "memory_stage", false, published_mem_stage_names, &stage,
+                      err))
+            return -1;
+        info->mem_last_stage = stage == 1;
+    }
+    info->mem = (published_mem)mem;
+    if (info->kind == PUB_NO_TIME && info->mem == PUB_MEM_NONE)
+        return ps_err_at(err, &pub->loc, "published",
+                         "expected step_time_s, tokens_per_s, tokens_per_s_per_gpu, mfu, "
+                         "tflops_per_gpu or peak_memory, found none of them");
+    return 0;
+}
+
+/* A string field of the case, or the file's default for it: `use` and
+ * `family` are declared for every row before any fitting. */
+static int read_declared(const ynode *root, const ynode *c, const char *key,
+                         const char *const *names, const char *expected, int *out, ps_err *err) {
+    const ynode *from = ynode_get(c, key) ? c : root;
+    if (!ynode_get(from, key)) {
+        char field[32];
+        snprintf(field, sizeof field, "case.%s", key);
+        return ps_err_at(err, &c->loc, field,
+                         "missing field (expected %s, in the case or as the file's default)",
+                         expected);
+    }
+    return yget_enum(from, from == c ? "case" : "", key, true, names, out, err);
+}
+
+static int read_use_family(const ynode *root, const ynode *c, published_case *info, ps_err *err) {
+    int use = 0, family = 0;
+    if (read_declared(root, c, "use", published_use_names, "fit or held_out", &use, err) ||
+        read_declared(root, c, "family", published_family_names,
+                      "a family of published_family_names (sim/spec/published.c)", &family, err))
+        return -1;
+    info->use = (published_use)use;
+    snprintf(info->family, sizeof info->family, "%s", published_family_names[family]);
+    return 0;
 }
 
 /* The case's fields, checked where they are written (so errors name the
@@ -96,6 +185,7 @@ typedef struct {
     int schedule, recompute;
     bool sp;
     const ynode *model, *parallel, *layers;
+    const ynode *recompute_list; /* a list of saved-tensor names, passed verbatim */
 } case_fields;
 
 static int read_case(const ynode *c, case_fields *k, ps_err *err) {
@@ -113,7 +203,9 @@ static int read_case(const ynode *c, case_fields *k, ps_err *err) {
         yget_int(c, "case", "micro_batch", false, 1, INT64_MAX, &k->micro, err) ||
         yget_int(c, "case", "virtual", false, 1, 1024, &k->virt, err) ||
         yget_enum(c, "case", "schedule", false, schedules, &k->schedule, err) ||
-        yget_enum(c, "case", "recompute", true, plan_recompute_names, &k->recompute, err) ||
+        (ynode_get(c, "recompute") && ynode_get(c, "recompute")->kind == YN_SEQ
+             ? (k->recompute_list = ynode_get(c, "recompute"), 0)
+             : yget_enum(c, "case", "recompute", true, plan_recompute_names, &k->recompute, err)) ||
         yget_bool(c, "case", "sp", false, &k->sp, err) ||
         yget_int(c, "case", "seq", false, 1, INT64_MAX, &k->seq, err))
         return -1;
@@ -140,8 +232,10 @@ int published_plan(const ynode *root, const ynode *c, const char *path, plan_spe
     char text[8192] = "";
     case_fields k;
     memset(info, 0, sizeof *info);
+    info->mem = PUB_MEM_NONE;
     if (yget_str(c, "case", "name", true, info->name, sizeof info->name, err) ||
-        read_published(c, "case", info, err) || read_case(c, &k, err))
+        read_use_family(root, c, info, err) || read_published(c, "case", info, err) ||
+        read_case(c, &k, err))
         return -1;
     line(text, sizeof text, "cluster", ynode_get(root, "cluster"));
     snprintf(text + strlen(text), sizeof text - strlen(text), "gpus: %lld\n", (long long)k.gpus);
@@ -164,8 +258,15 @@ int published_plan(const ynode *root, const ynode *c, const char *path, plan_spe
         snprintf(text + strlen(text), sizeof text - strlen(text), ", layers: ");
         flow(k.layers, text, sizeof text);
     }
-    snprintf(text + strlen(text), sizeof text - strlen(text), "}\nrecompute: %s\n",
-             plan_recompute_names[k.recompute]);
+    snprintf(text + strlen(text), sizeof text - strlen(text), "}\n");
+    if (k.recompute_list)
+        line(text, sizeof text, "recompute", k.recompute_list);
+    else
+        snprintf(text + strlen(text), sizeof text - strlen(text), "recompute: %s\n",
+                 plan_recompute_names[k.recompute]);
+    /* the framework profile (case, else file), verbatim: plan_load checks it */
+    const ynode *fw = ynode_get(c, "framework") ? ynode_get(c, "framework") : ynode_get(root, "framework");
+    if (fw) line(text, sizeof text, "framework", fw);
     /* plan fields for every case (file "plan:"), unless the case sets its own */
     const ynode *fp = ynode_get(root, "plan"), *cp = ynode_get(c, "plan");
     for (int i = 0; fp && i < fp->n; i++)
@@ -188,7 +289,14 @@ int published_plan(const ynode *root, const ynode *c, const char *path, plan_spe
                        (info->value * 1e12 * (double)p->gpus);
         break;
     case PUB_STEP_TIME: info->step_s = info->value; break;
-    case PUB_MFU: info->step_s = 0; break; /* the caller compares MFU directly */
+    case PUB_TOKENS_PER_S:
+        info->step_s = (double)p->global_batch * (double)p->seq / info->value;
+        break;
+    case PUB_TOKENS_PER_S_PER_GPU:
+        info->step_s = (double)p->global_batch * (double)p->seq / (info->value * (double)p->gpus);
+        break;
+    case PUB_MFU: /* the caller compares MFU directly */
+    case PUB_NO_TIME: info->step_s = 0; break;
     }
     return 0;
 }
