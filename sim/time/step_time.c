@@ -3,6 +3,7 @@
 
 #include <string.h>
 
+#include "cost/pipe.h"
 #include "spec/plan_check.h"
 
 static double maxd(double a, double b) { return a > b ? a : b; }
@@ -153,6 +154,36 @@ void stage_time_compute(const time_ctx *x, const cluster_cfg *c, const plan_cfg 
     }
     o->compute = (k.f + k.b + k.w) / v;
     o->optimizer = kt_optimizer(c, p, opt_elems);
+    for (int i = 0; i < 3; i++) o->chunk[i] = (chunk_time){o->f, o->b, o->w};
+}
+
+void stage_time_chunks(const time_ctx *x, const plan_cfg *p, int64_t stage,
+                       const int64_t layers[3], stage_time *o) {
+    const int64_t v = p->virtual_stages;
+    const int first = stage == 0, last = stage == p->pp - 1;
+    const kt_part *ly = &x->layer;
+    const double hop = !p->overlap_pp && p->pp > 1 ? o->p2p : 0;
+    chunk_time work[3], sum = {0, 0, 0};
+    for (int i = 0; i < 3; i++) {
+        const double L = (double)layers[i];
+        const int emb = first && i == 0, head = last && i == 2;
+        work[i] = (chunk_time){
+            L * ly->fwd + (emb ? x->first.fwd : 0) + (head ? x->last.fwd : 0),
+            L * (ly->bwd_in + ly->recompute) + (emb ? x->first.bwd_in : 0) +
+                (head ? x->last.bwd_in : 0),
+            L * ly->bwd_w + (emb ? x->first.bwd_w : 0) + (head ? x->last.bwd_w : 0)};
+        /* chunk 0 and chunk v-1 once each, the middle chunk v-2 times */
+        const double n = i == 1 ? (double)(v - 2) : 1;
+        sum.f += n * work[i].f, sum.b += n * work[i].b, sum.w += n * work[i].w;
+    }
+    const double vd = (double)v;
+    const chunk_time total = {(o->f - hop) * vd, (o->b - hop) * vd, o->w * vd};
+    for (int i = 0; i < 3; i++)
+        o->chunk[i] = (chunk_time){
+            sum.f > 0 ? total.f * work[i].f / sum.f + hop : o->f,
+            sum.b > 0 ? total.b * work[i].b / sum.b + hop : o->b,
+            sum.w > 0 ? total.w * work[i].w / sum.w : o->w};
+    if (v == 2) o->chunk[1] = o->chunk[0]; /* no middle chunk */
 }
 
 /* AFAB and interleaved: m v max(t) + the other stages' t once each (fill and
@@ -161,6 +192,19 @@ static double fill_even(const stage_time *const *st, int64_t slow, int64_t pp, d
     double fill = 0;
     for (int64_t s = 0; s < pp; s++)
         if (s != slow) fill += st[s]->f + st[s]->b + st[s]->w;
+    return fill + 2.0 * (double)(pp - 1) * q;
+}
+
+/* Interleaved with chunks of their own times (stage_time_chunks): the first
+ * micro-batch's forward reaches a stage through the other stages' chunk 0, and
+ * the last backward leaves through their chunk 0 again, so their chunk 0 times
+ * stand for the average chunk of fill_even (the same when chunks are equal):
+ * m v max(t) + sum_{s != slow} (f_s0 + b_s0 + w_s0) + 2(p-1)q (docs/schedule.md
+ * "Uneven splits"). */
+static double fill_chunks(const stage_time *const *st, int64_t slow, int64_t pp, double q) {
+    double fill = 0;
+    for (int64_t s = 0; s < pp; s++)
+        if (s != slow) fill += st[s]->chunk[0].f + st[s]->chunk[0].b + st[s]->chunk[0].w;
     return fill + 2.0 * (double)(pp - 1) * q;
 }
 
@@ -228,6 +272,8 @@ void step_time_combine(const cluster_cfg *c, const plan_cfg *p, const stage_time
     const double q = pp > 1 && p->overlap_pp ? st[0]->p2p : 0;
     if (pp > 1 && (p->schedule == SCHED_1F1B || p->schedule == SCHED_ZERO_BUBBLE))
         fill = fill_1f1b(p, st, m, q) - mv * tmax;
+    else if (pp > 1 && p->schedule == SCHED_INTERLEAVED && pipe_layout_given(p))
+        fill = fill_chunks(st, slow, pp, q);
     else
         fill = fill_even(st, slow, pp, q);
     const stage_time *x = st[slow];
