@@ -225,9 +225,11 @@ static void test_pipeline_closed_forms(void **state) {
 }
 
 /* Interleaved with a layout of its own (chunks of their own times): the closed form is
- * m v max(t) + the other stages' chunk 0 (f + b + w) + 2(p-1)q. test_sched.c's hand case
- * (p 2, v 2, m 2, chunk 0 f 1 b 2, chunk 1 f 2 b 4): 2 x 9 + 3 = 21 where the event
- * simulation gives 24; with equal chunks both give (m v + p - 1) t = 22.5. */
+ * max_s [sum_{j<s} c_j0 + m T_s + sum_{j>s} c_j,v-1] + 2(p-1)q. test_sched.c's hand case
+ * (p 2, v 2, m 2, chunk 0 f 1 b 2, chunk 1 f 2 b 4): stage 0 gives 0 + 2 x 9 + 6 = 24,
+ * stage 1 3 + 18 = 21: 24, as the event simulation; with equal chunks both give
+ * (m v + p - 1) t = 22.5. Stage 1's last chunk twice as heavy (f 4, b 8, so T_1 = 15):
+ * stage 0 gives 18 + 12 = 30, stage 1 3 + 2 x 15 = 33. */
 static void test_uneven_chunks_closed_form(void **state) {
     (void)state;
     plan_cfg cfg = tu_cfg(1, 1, 2, 1);
@@ -244,8 +246,14 @@ static void test_uneven_chunks_closed_form(void **state) {
     cluster_cfg c = flat_cluster();
     step_time t;
     step_time_combine(&c, &cfg, by, 1000, 1e15, 1e15, &t);
-    assert_float_equal(t.pipeline, 21, 1e-12);
-    assert_float_equal(t.bubble, 3, 1e-12);
+    assert_float_equal(t.pipeline, 24, 1e-12);
+    assert_float_equal(t.bubble, 6, 1e-12);
+    stage_time heavy = st;
+    heavy.f = 2.5, heavy.b = 5; /* (1 + 4) / 2, (2 + 8) / 2 */
+    heavy.chunk[2] = (chunk_time){4, 8, 0};
+    const stage_time *by2[2] = {&st, &heavy};
+    step_time_combine(&c, &cfg, by2, 1000, 1e15, 1e15, &t);
+    assert_float_equal(t.pipeline, 33, 1e-12);
     st.chunk[0] = st.chunk[1] = st.chunk[2] = (chunk_time){1.5, 3, 0};
     step_time_combine(&c, &cfg, by, 1000, 1e15, 1e15, &t);
     assert_float_equal(t.pipeline, 22.5, 1e-12);

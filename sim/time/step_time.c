@@ -195,17 +195,29 @@ static double fill_even(const stage_time *const *st, int64_t slow, int64_t pp, d
     return fill + 2.0 * (double)(pp - 1) * q;
 }
 
-/* Interleaved with chunks of their own times (stage_time_chunks): the first
- * micro-batch's forward reaches a stage through the other stages' chunk 0, and
- * the last backward leaves through their chunk 0 again, so their chunk 0 times
- * stand for the average chunk of fill_even (the same when chunks are equal):
- * m v max(t) + sum_{s != slow} (f_s0 + b_s0 + w_s0) + 2(p-1)q (docs/schedule.md
- * "Uneven splits"). */
-static double fill_chunks(const stage_time *const *st, int64_t slow, int64_t pp, double q) {
-    double fill = 0;
+/* Interleaved with chunks of their own times (stage_time_chunks): stage s
+ * starts once the first micro-batch's forward has passed chunk 0 of the
+ * stages before it, works m T_s, and waits for the first backward, which
+ * comes back through chunk v-1 of the stages after it (the warm-up covers the
+ * rest of that round trip, as for equal chunks); the last backward leaves
+ * through chunk 0 of the stages before it again:
+ *   T = max_s [sum_{j<s} c_{j,0} + m v t_s + sum_{j>s} c_{j,v-1}] + 2(p-1)q,
+ * c the chunk's f + b + w (docs/schedule.md "Uneven splits"). With equal
+ * chunks the maximum is at the slowest stage and this is fill_even. Returns
+ * the fill over m v max(t). */
+static double fill_chunks(const stage_time *const *st, int64_t pp, double mv, double tmax,
+                          double q) {
+    double after = 0, before = 0, best = 0;
     for (int64_t s = 0; s < pp; s++)
-        if (s != slow) fill += st[s]->chunk[0].f + st[s]->chunk[0].b + st[s]->chunk[0].w;
-    return fill + 2.0 * (double)(pp - 1) * q;
+        after += st[s]->chunk[2].f + st[s]->chunk[2].b + st[s]->chunk[2].w;
+    for (int64_t s = 0; s < pp; s++) {
+        const stage_time *x = st[s];
+        after -= x->chunk[2].f + x->chunk[2].b + x->chunk[2].w;
+        const double t = before + mv * (x->f + x->b + x->w) + after;
+        if (t > best) best = t;
+        before += x->chunk[0].f + x->chunk[0].b + x->chunk[0].w;
+    }
+    return best - mv * tmax + 2.0 * (double)(pp - 1) * q;
 }
 
 /* 1F1B and ZB-H1 over stages of unequal time (docs/time.md §5). Stage s
@@ -273,7 +285,7 @@ void step_time_combine(const cluster_cfg *c, const plan_cfg *p, const stage_time
     if (pp > 1 && (p->schedule == SCHED_1F1B || p->schedule == SCHED_ZERO_BUBBLE))
         fill = fill_1f1b(p, st, m, q) - mv * tmax;
     else if (pp > 1 && p->schedule == SCHED_INTERLEAVED && pipe_layout_given(p))
-        fill = fill_chunks(st, slow, pp, q);
+        fill = fill_chunks(st, pp, mv, tmax, q);
     else
         fill = fill_even(st, slow, pp, q);
     const stage_time *x = st[slow];
