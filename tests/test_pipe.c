@@ -219,6 +219,14 @@ static void test_megatron_splits(void **state) {
     assert_int_equal(pipe_virtual_first_layer(&s->model.cfg, &s->cfg, 8), 15);
     assert_int_equal(pipe_virtual_first_layer(&s->model.cfg, &s->cfg, 63), 125);
     free(s);
+    /* the same layout from the shipped plan of the Megatron-Bridge H100 recipe */
+    s = calloc(1, sizeof *s);
+    ps_err err = {{0}};
+    if (plan_load("plans/llama3-405b-1024xh100-bridge.yaml", NULL, 0, s, &err)) fail_msg("%s", err.msg);
+    assert_int_equal(pipe_chunk_layers(&s->model.cfg, &s->cfg, 0, 0), 1);
+    assert_int_equal(pipe_chunk_layers(&s->model.cfg, &s->cfg, 3, 4), 2);
+    assert_int_equal(pipe_chunk_layers(&s->model.cfg, &s->cfg, 7, 7), 1);
+    free(s);
     /* Meta's Llama 3 405B (§3.3.2): 16 stages, V = 8, one slot per chunk; the first chunk of
      * stage 0 holds only the embedding, the last chunk of stage 15 only the loss */
     s = split_plan("llama3-405b", 16, "{schedule: interleaved, virtual: 8, "
