@@ -190,22 +190,26 @@ static void test_megatron_splits(void **state) {
         assert_int_equal(pipe_stage_layers(&s->model.cfg, &s->cfg, st), want);
         assert_int_equal(pipe_chunk_layers(&s->model.cfg, &s->cfg, st, 0), want);
         /* layers before stage st: 7 + 8 (st - 1) */
-        assert_int_equal(pipe_virtual_first_layer(&s->model.cfg, &s->cfg, st), st ? 7 + 8 * (st - 1) : 0);
+        assert_int_equal(pipe_virtual_first_layer(&s->model.cfg, &s->cfg, st),
+                         st ? 7 + 8 * (st - 1) : 0);
     }
     free(s);
     /* only the first stage given: the other 3 share 32 - 5 = 27 */
     s = split_plan("llama3-8b", 4, "{first_stage_layers: 5}");
     assert_int_equal(pipe_stage_layers(&s->model.cfg, &s->cfg, 0), 5);
-    for (int st = 1; st < 4; st++) assert_int_equal(pipe_stage_layers(&s->model.cfg, &s->cfg, st), 9);
+    for (int st = 1; st < 4; st++)
+        assert_int_equal(pipe_stage_layers(&s->model.cfg, &s->cfg, st), 9);
     free(s);
     /* The NeMo / Megatron-Bridge 405B layout: pp 8, v 8, embedding and loss counted: (126 + 2)
      * / 8 = 16 slots per stage, 2 per chunk; chunk 0 of stage 0 keeps 1 layer beside the
      * embedding, chunk 7 of stage 7 1 beside the loss. */
-    s = split_plan("llama3-405b", 8, "{schedule: interleaved, virtual: 8, "
-                                     "account_for_embedding: true, account_for_loss: true}");
+    s = split_plan("llama3-405b", 8,
+                   "{schedule: interleaved, virtual: 8, "
+                   "account_for_embedding: true, account_for_loss: true}");
     int64_t total = 0;
     for (int st = 0; st < 8; st++) {
-        assert_int_equal(pipe_stage_layers(&s->model.cfg, &s->cfg, st), st == 0 || st == 7 ? 15 : 16);
+        assert_int_equal(pipe_stage_layers(&s->model.cfg, &s->cfg, st),
+                         st == 0 || st == 7 ? 15 : 16);
         for (int c = 0; c < 8; c++) {
             const int64_t n = pipe_chunk_layers(&s->model.cfg, &s->cfg, st, c);
             assert_int_equal(n, (st == 0 && c == 0) || (st == 7 && c == 7) ? 1 : 2);
@@ -222,15 +226,17 @@ static void test_megatron_splits(void **state) {
     /* the same layout from the shipped plan of the Megatron-Bridge H100 recipe */
     s = calloc(1, sizeof *s);
     ps_err err = {{0}};
-    if (plan_load("plans/llama3-405b-1024xh100-bridge.yaml", NULL, 0, s, &err)) fail_msg("%s", err.msg);
+    if (plan_load("plans/llama3-405b-1024xh100-bridge.yaml", NULL, 0, s, &err))
+        fail_msg("%s", err.msg);
     assert_int_equal(pipe_chunk_layers(&s->model.cfg, &s->cfg, 0, 0), 1);
     assert_int_equal(pipe_chunk_layers(&s->model.cfg, &s->cfg, 3, 4), 2);
     assert_int_equal(pipe_chunk_layers(&s->model.cfg, &s->cfg, 7, 7), 1);
     free(s);
     /* Meta's Llama 3 405B (§3.3.2): 16 stages, V = 8, one slot per chunk; the first chunk of
      * stage 0 holds only the embedding, the last chunk of stage 15 only the loss */
-    s = split_plan("llama3-405b", 16, "{schedule: interleaved, virtual: 8, "
-                                      "account_for_embedding: true, account_for_loss: true}");
+    s = split_plan("llama3-405b", 16,
+                   "{schedule: interleaved, virtual: 8, "
+                   "account_for_embedding: true, account_for_loss: true}");
     for (int st = 0; st < 16; st++)
         for (int c = 0; c < 8; c++)
             assert_int_equal(pipe_chunk_layers(&s->model.cfg, &s->cfg, st, c),
@@ -257,8 +263,9 @@ static void test_megatron_splits(void **state) {
  * 95, its backward frees 31, and so on: peak 95, not 3 x 32. */
 static void test_uneven_chunk_inflight(void **state) {
     (void)state;
-    plan_spec *s = split_plan("llama3-405b", 2, "{schedule: interleaved, virtual: 2, "
-                                                "account_for_embedding: true, account_for_loss: true}");
+    plan_spec *s = split_plan("llama3-405b", 2,
+                              "{schedule: interleaved, virtual: 2, "
+                              "account_for_embedding: true, account_for_loss: true}");
     pipe_inflight in;
     pipe_stage_inflight(&s->model.cfg, &s->cfg, 0, &in);
     assert_int_equal(in.inflight, 4);

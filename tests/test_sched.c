@@ -245,14 +245,20 @@ static void test_peaks_match_pipe(void **state) {
 static void test_uneven_chunks_by_hand(void **state) {
     (void)state;
     const double unused[] = {99, 99}, first[] = {1, 2, 0, 1, 2, 0}, last[] = {2, 4, 0, 2, 4, 0};
-    sched_in in = {.kind = SCHED_INTERLEAVED, .p = 2, .m = 2, .v = 2, .t_f = unused,
-                   .t_b = unused, .t_first = first, .t_last = last};
+    sched_in in = {.kind = SCHED_INTERLEAVED,
+                   .p = 2,
+                   .m = 2,
+                   .v = 2,
+                   .t_f = unused,
+                   .t_b = unused,
+                   .t_first = first,
+                   .t_last = last};
     sched_op ops[16];
     sched_out out;
     assert_int_equal(sched_simulate(&in, ops, &out), 0);
-    static const double s0[8][2] = {{0, 1}, {1, 2}, {2, 4}, {4, 6},
+    static const double s0[8][2] = {{0, 1},   {1, 2},   {2, 4},   {4, 6},
                                     {10, 14}, {16, 20}, {20, 22}, {22, 24}};
-    static const double s1[8][2] = {{1, 2}, {2, 3}, {4, 6}, {6, 10},
+    static const double s1[8][2] = {{1, 2},   {2, 3},   {4, 6},   {6, 10},
                                     {10, 12}, {12, 16}, {16, 18}, {20, 22}};
     for (int i = 0; i < 8; i++) {
         assert_true(ops[i].start == s0[i][0] && ops[i].end == s0[i][1]);

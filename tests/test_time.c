@@ -260,8 +260,8 @@ static void test_uneven_chunks_closed_form(void **state) {
 }
 
 /* Megatron's split options that give the even layout change nothing: 1F1B with
- * first = last = L/p has the same memory and time as the plan without them (issue 11: "a plan without the new fields
- * gives today's numbers", and the new fields reduce to it). */
+ * first = last = L/p has the same memory and time as the plan without them (issue 11: "a plan
+ * without the new fields gives today's numbers", and the new fields reduce to it). */
 static void test_even_split_options_identical(void **state) {
     (void)state;
     static const char *const base = "model: llama3-70b\ncluster: dgx-h100\ngpus: 64\n"

@@ -5,8 +5,9 @@
  * stage g = chunk * pp + stage holds a contiguous run of layers, pipe.c's
  * split (pipe_chunk_layers: even, the plan's pipeline.layers, or Megatron's
  * uneven options, with or without interleaving); the embedding goes with
- * virtual stage 0 and the head with the last, even where they hold no layer. A stage's units are its
- * chunks' units in chunk order, so its local unit order is the global one.
+ * virtual stage 0 and the head with the last, even where they hold no layer.
+ * A stage's units are its chunks' units in chunk order, so its local unit
+ * order is the global one.
  * The op order of a step is pipe_sched.c's (sched_stage_order): the one
  * definition of each schedule.
  */

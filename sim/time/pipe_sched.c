@@ -221,9 +221,9 @@ static void summarize(const sim *x, sched_out *out) {
     const sched_in *in = x->in;
     *out = (sched_out){0};
     for (int64_t s = 0; s < in->p; s++) {
+        const double t_w = in->t_w ? in->t_w[s] : 0;
         const double busy = in->t_first ? (double)in->m * stage_busy(in, s)
-                                        : (double)(in->m * in->v) *
-                                              (in->t_f[s] + in->t_b[s] + (in->t_w ? in->t_w[s] : 0));
+                                        : (double)(in->m * in->v) * (in->t_f[s] + in->t_b[s] + t_w);
         out->step_time = fmax(out->step_time, x->free_at[s]);
         out->busy_max = fmax(out->busy_max, busy);
         stage_peaks(in, x->ops + s * x->n, x->n, &out->peak_inflight[s], &out->peak_until_w[s]);
