@@ -17,7 +17,7 @@ row() { printf '  - name: %s\n    %s\n    %s\n    parallel: {dp: 8}\n    gpus: 8
     row b 'family: megatron-ptdp' none 0.02
     row c 'use: held_out' none 0.04
     row d 'family: nemo' none 0.03
-    row e 'use: held_out' op 0.05
+    row e 'use: held_out' bogus 0.05
 } > "$tmp/split.yaml"
 rc=0
 "$cal" "$tmp/split.yaml" > "$tmp/out" || rc=$?

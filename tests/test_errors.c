@@ -189,6 +189,77 @@ static void test_other_impossible_plans(void **state) {
                 "expected 1 unless pipeline.schedule is interleaved", NULL);
 }
 
+/* Megatron-LM's uneven split options (pipeline.first_stage_layers, last_stage_layers,
+ * account_for_embedding, account_for_loss) and pipeline.layers with interleaving: each
+ * refusal names the field, Megatron's rule and what was found (issue 11). */
+static void test_uneven_split_refusals(void **state) {
+    (void)state;
+    const char *pp4 = "parallel: {dp: 2, pp: 4}";
+    /* first/last and account_for together: Megatron-LM refuses them */
+    tu_contains(tu_plan_error(variant(4, pp4,
+                                      "pipeline: {first_stage_layers: 7, "
+                                      "account_for_loss: true}")),
+                "bad.yaml:9:32:", "pipeline.first_stage_layers",
+                "Megatron-LM refuses them together",
+                "found pipeline.account_for_loss: true as well (bad.yaml:9:53)", NULL);
+    /* pipeline.layers with a split option */
+    tu_contains(tu_plan_error(variant(4, pp4,
+                                      "pipeline: {layers: [8, 8, 8, 8], "
+                                      "last_stage_layers: 8}")),
+                "pipeline.layers", "not both", "pipeline.last_stage_layers is also given", NULL);
+    /* first stage of its own without a pipeline */
+    tu_contains(tu_plan_error(variant(0, NULL, "pipeline: {first_stage_layers: 4}")),
+                "pipeline.first_stage_layers", "expected pp >= 2", "found pp = 1", NULL);
+    /* 32 - 7 - 7 = 18 layers over 2 middle stages is fine; 32 - 6 - 7 = 19 is not */
+    free(tu_plan(variant(4, pp4, "pipeline: {first_stage_layers: 7, last_stage_layers: 7}")));
+    tu_contains(tu_plan_error(variant(4, pp4,
+                                      "pipeline: {first_stage_layers: 6, "
+                                      "last_stage_layers: 7}")),
+                "pipeline.first_stage_layers",
+                "less first_stage_layers = 6 and last_stage_layers = 7",
+                "split evenly over the 2 middle stage(s)", "found 19 layers left", NULL);
+    /* pp = 2 with both given: no middle stage, so nothing may be left */
+    tu_contains(tu_plan_error(variant(4, "parallel: {dp: 4, pp: 2}",
+                                      "pipeline: {first_stage_layers: 10, last_stage_layers: 10}")),
+                "over the 0 middle stage(s)", "found 12 layers left", NULL);
+    /* account_for: 32 + 1 = 33 layer slots over pp = 4 */
+    tu_contains(tu_plan_error(variant(4, pp4, "pipeline: {account_for_embedding: true}")),
+                "pipeline.account_for_embedding",
+                "expected pp = 4 to divide the model's layers = 32",
+                "plus 1 for the embedding and the loss", "found 33, remainder 1", NULL);
+    /* interleaved: 126 layers as [7, 8 x 14, 7] over v = 8 chunks (Meta's stage counts, given
+     * as pipeline.layers) cannot split stage 0 */
+    tu_contains(
+        tu_plan_error("model: llama3-405b\ncluster: dgx-h100\ngpus: 16\n"
+                      "parallel: {dp: 1, pp: 16}\nbatch: {global: 16, micro: 1, seq: 4096}\n"
+                      "pipeline: {schedule: interleaved, virtual: 8, layers: [7, 8, 8, 8, 8, "
+                      "8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 7]}\n"
+                      "recompute: full\nprecision: bf16-mixed\noptimizer: adamw\n"),
+        "pipeline.virtual", "every stage's layers to split evenly over its 8 chunks",
+        "found stage 0 with 7 (pipeline.layers[0])", NULL);
+    /* first_stage_layers not a multiple of v (Megatron's "must be divisible by virtual
+     * pipeline parallel degree") */
+    tu_contains(tu_plan_error(variant(4, pp4,
+                                      "pipeline: {schedule: interleaved, virtual: 2, "
+                                      "first_stage_layers: 8, last_stage_layers: 6}")),
+                "found stage 1 with 9 (the middle stages' even share)", NULL);
+    tu_contains(tu_plan_error(variant(4, pp4,
+                                      "pipeline: {schedule: interleaved, virtual: 2, "
+                                      "first_stage_layers: 5, last_stage_layers: 9}")),
+                "found stage 0 with 5 (pipeline.first_stage_layers)", NULL);
+    /* account_for with interleaving: 34 slots over pp = 2 leave 17 per stage, not even over v = 2
+     */
+    tu_contains(tu_plan_error(variant(4, "parallel: {dp: 4, pp: 2}",
+                                      "pipeline: {schedule: interleaved, virtual: 2, "
+                                      "account_for_embedding: true, account_for_loss: true}")),
+                "found stage 0 with 17 ((layers + embedding + loss) / pp", NULL);
+    /* the even case still points at pipeline.virtual, now naming the uneven options */
+    tu_contains(tu_plan_error(variant(4, "parallel: {dp: 2, pp: 4}",
+                                      "pipeline: {schedule: interleaved, virtual: 3}")),
+                "expected pp*virtual to divide the model's layers = 32", "first_stage_layers",
+                "found 4*3", NULL);
+}
+
 static void test_yaml_syntax_and_files(void **state) {
     (void)state;
     tu_contains(tu_plan_error(variant(4, "parallel: {dp: 8", NULL)), "bad.yaml:", "not valid YAML",
@@ -695,6 +766,7 @@ int main(void) {
         cmocka_unit_test(test_non_positive),
         cmocka_unit_test(test_degrees_that_do_not_divide),
         cmocka_unit_test(test_other_impossible_plans),
+        cmocka_unit_test(test_uneven_split_refusals),
         cmocka_unit_test(test_yaml_syntax_and_files),
         cmocka_unit_test(test_misread_values),
         cmocka_unit_test(test_set_overrides),

@@ -167,6 +167,115 @@ static void test_uneven_split(void **state) {
     free(s);
 }
 
+/* A plan of `model` on pp stages (dp 1, one micro-batch per stage) with `pipe` as its
+ * pipeline section. */
+static plan_spec *split_plan(const char *model, int pp, const char *pipe) {
+    char yaml[1024];
+    snprintf(yaml, sizeof yaml,
+             "model: %s\ncluster: dgx-h100\ngpus: %d\nparallel: {dp: 1, pp: %d}\n"
+             "batch: {global: %d, micro: 1, seq: 4096}\npipeline: %s\n"
+             "recompute: full\nprecision: bf16-mixed\noptimizer: adamw\n",
+             model, pp, pp, pp, pipe);
+    return tu_plan(yaml);
+}
+
+/* Megatron-LM's uneven splits, layer counts by hand (transformer_block.py
+ * get_num_layers_to_build, transformer_layer.py get_transformer_layer_offset). */
+static void test_megatron_splits(void **state) {
+    (void)state;
+    /* 126 layers over 16 stages, first = last = 7: (126 - 14) / 14 = 8 on each middle stage */
+    plan_spec *s = split_plan("llama3-405b", 16, "{first_stage_layers: 7, last_stage_layers: 7}");
+    for (int st = 0; st < 16; st++) {
+        const int64_t want = st == 0 || st == 15 ? 7 : 8;
+        assert_int_equal(pipe_stage_layers(&s->model.cfg, &s->cfg, st), want);
+        assert_int_equal(pipe_chunk_layers(&s->model.cfg, &s->cfg, st, 0), want);
+        /* layers before stage st: 7 + 8 (st - 1) */
+        assert_int_equal(pipe_virtual_first_layer(&s->model.cfg, &s->cfg, st),
+                         st ? 7 + 8 * (st - 1) : 0);
+    }
+    free(s);
+    /* only the first stage given: the other 3 share 32 - 5 = 27 */
+    s = split_plan("llama3-8b", 4, "{first_stage_layers: 5}");
+    assert_int_equal(pipe_stage_layers(&s->model.cfg, &s->cfg, 0), 5);
+    for (int st = 1; st < 4; st++)
+        assert_int_equal(pipe_stage_layers(&s->model.cfg, &s->cfg, st), 9);
+    free(s);
+    /* The NeMo / Megatron-Bridge 405B layout: pp 8, v 8, embedding and loss counted: (126 + 2)
+     * / 8 = 16 slots per stage, 2 per chunk; chunk 0 of stage 0 keeps 1 layer beside the
+     * embedding, chunk 7 of stage 7 1 beside the loss. */
+    s = split_plan("llama3-405b", 8,
+                   "{schedule: interleaved, virtual: 8, "
+                   "account_for_embedding: true, account_for_loss: true}");
+    int64_t total = 0;
+    for (int st = 0; st < 8; st++) {
+        assert_int_equal(pipe_stage_layers(&s->model.cfg, &s->cfg, st),
+                         st == 0 || st == 7 ? 15 : 16);
+        for (int c = 0; c < 8; c++) {
+            const int64_t n = pipe_chunk_layers(&s->model.cfg, &s->cfg, st, c);
+            assert_int_equal(n, (st == 0 && c == 0) || (st == 7 && c == 7) ? 1 : 2);
+            total += n;
+        }
+    }
+    assert_int_equal(total, 126);
+    /* virtual stage g = chunk 8 + stage: g 1 starts after stage 0's first chunk (1 layer),
+     * g 8 (chunk 1 of stage 0) after 1 + 7 * 2 = 15, the last (g 63) after 125 */
+    assert_int_equal(pipe_virtual_first_layer(&s->model.cfg, &s->cfg, 1), 1);
+    assert_int_equal(pipe_virtual_first_layer(&s->model.cfg, &s->cfg, 8), 15);
+    assert_int_equal(pipe_virtual_first_layer(&s->model.cfg, &s->cfg, 63), 125);
+    free(s);
+    /* the same layout from the shipped plan of the Megatron-Bridge H100 recipe */
+    s = calloc(1, sizeof *s);
+    ps_err err = {{0}};
+    if (plan_load("plans/llama3-405b-1024xh100-bridge.yaml", NULL, 0, s, &err))
+        fail_msg("%s", err.msg);
+    assert_int_equal(pipe_chunk_layers(&s->model.cfg, &s->cfg, 0, 0), 1);
+    assert_int_equal(pipe_chunk_layers(&s->model.cfg, &s->cfg, 3, 4), 2);
+    assert_int_equal(pipe_chunk_layers(&s->model.cfg, &s->cfg, 7, 7), 1);
+    free(s);
+    /* Meta's Llama 3 405B (§3.3.2): 16 stages, V = 8, one slot per chunk; the first chunk of
+     * stage 0 holds only the embedding, the last chunk of stage 15 only the loss */
+    s = split_plan("llama3-405b", 16,
+                   "{schedule: interleaved, virtual: 8, "
+                   "account_for_embedding: true, account_for_loss: true}");
+    for (int st = 0; st < 16; st++)
+        for (int c = 0; c < 8; c++)
+            assert_int_equal(pipe_chunk_layers(&s->model.cfg, &s->cfg, st, c),
+                             (st == 0 && c == 0) || (st == 15 && c == 7) ? 0 : 1);
+    assert_int_equal(pipe_stage_layers(&s->model.cfg, &s->cfg, 0), 7);
+    assert_int_equal(pipe_stage_layers(&s->model.cfg, &s->cfg, 15), 7);
+    free(s);
+    /* pipeline.layers with interleaving: [6, 10, 10, 6] over v = 2, chunks of 3, 5, 5, 3;
+     * virtual stages g 0..7 start at 0, 3, 8, 13, 16, 19, 24, 29 */
+    s = split_plan("llama3-8b", 4, "{schedule: interleaved, virtual: 2, layers: [6, 10, 10, 6]}");
+    static const int64_t starts[8] = {0, 3, 8, 13, 16, 19, 24, 29};
+    for (int g = 0; g < 8; g++) {
+        assert_int_equal(pipe_virtual_first_layer(&s->model.cfg, &s->cfg, g), starts[g]);
+        assert_int_equal(pipe_chunk_layers(&s->model.cfg, &s->cfg, g % 4, g / 4),
+                         g % 4 == 0 || g % 4 == 3 ? 3 : 5);
+    }
+    free(s);
+}
+
+/* In-flight layers with uneven chunks, by walking the op order by hand: 126 layers, pp 2,
+ * v 2, m 2, embedding and loss counted: 64 slots per stage, chunks of 31, 32 | 32, 31.
+ * Stage 0 runs all four forwards before a backward (warm-up min(2 + 2, 4)): 31 + 31 + 32 +
+ * 32 = 126. Stage 1 warms up with chunk 0's two (64), the next forward (chunk 1, 31) makes
+ * 95, its backward frees 31, and so on: peak 95, not 3 x 32. */
+static void test_uneven_chunk_inflight(void **state) {
+    (void)state;
+    plan_spec *s = split_plan("llama3-405b", 2,
+                              "{schedule: interleaved, virtual: 2, "
+                              "account_for_embedding: true, account_for_loss: true}");
+    pipe_inflight in;
+    pipe_stage_inflight(&s->model.cfg, &s->cfg, 0, &in);
+    assert_int_equal(in.inflight, 4);
+    assert_int_equal(in.layer_units, 126);
+    pipe_stage_inflight(&s->model.cfg, &s->cfg, 1, &in);
+    assert_int_equal(in.inflight, 3);
+    assert_int_equal(in.layer_units, 95);
+    free(s);
+}
+
 /* The reported memory is the heaviest stage's, not the average. */
 static void test_heaviest_stage(void **state) {
     (void)state;
@@ -235,6 +344,7 @@ int main(void) {
         cmocka_unit_test(test_afab_and_1f1b), cmocka_unit_test(test_zero_bubble_inflight),
         cmocka_unit_test(test_interleaved_first_stage),
         cmocka_unit_test(test_uneven_split), cmocka_unit_test(test_heaviest_stage),
+        cmocka_unit_test(test_megatron_splits), cmocka_unit_test(test_uneven_chunk_inflight),
         cmocka_unit_test(test_heaviest_shortcut_matches_scan),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -929,6 +929,15 @@ static void test_pp_interleaved(void **s) {
 static void test_pp_uneven(void **s) {
     (void)s, ynode_free(pp_run(1, 0, "--set pipeline.layers=[3,1]", 1e-5, 1e-5));
 }
+/* Meta's Llama 3 405B layout in miniature (issue 11): interleaved, v 3, the embedding and the
+ * loss each taking a layer slot ((4 + 2) / 2 = 3 per stage, one per chunk), so chunk 0 of
+ * stage 0 holds only the embedding and chunk 2 of stage 1 only the head and loss */
+static void test_pp_interleaved_account(void **s) {
+    (void)s, ynode_free(pp_run(1, 0, "--set pipeline.schedule=interleaved --set pipeline.virtual=3 "
+                                     "--set pipeline.account_for_embedding=true "
+                                     "--set pipeline.account_for_loss=true",
+                               1e-5, 1e-5));
+}
 static void test_pp_dp2_zero1(void **s) { (void)s, ynode_free(pp_run(2, 1, "", 1e-5, 1e-5)); }
 static void test_pp_dp2_zero3(void **s) { (void)s, ynode_free(pp_run(2, 3, "", 1e-5, 1e-5)); }
 /* bf16-mixed: activation gradients travel in bf16 between stages (Megatron-LM
@@ -1013,7 +1022,8 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_pp_reference), cmocka_unit_test(test_pp_afab),
         cmocka_unit_test(test_pp_1f1b), cmocka_unit_test(test_pp_zero_bubble),
         cmocka_unit_test(test_pp_interleaved),
-        cmocka_unit_test(test_pp_uneven), cmocka_unit_test(test_pp_dp2_zero1),
+        cmocka_unit_test(test_pp_uneven), cmocka_unit_test(test_pp_interleaved_account),
+        cmocka_unit_test(test_pp_dp2_zero1),
         cmocka_unit_test(test_pp_dp2_zero3), cmocka_unit_test(test_pp_bf16),
         cmocka_unit_test(test_pp_tp2_sp),
         cmocka_unit_test(test_pp_dp2_tp2_zero1), cmocka_unit_test(test_pp_dp2_tp2_zero3),

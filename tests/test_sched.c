@@ -234,6 +234,52 @@ static void test_peaks_match_pipe(void **state) {
     assert_true(checked > 500);
 }
 
+/* Interleaved chunks of their own times, by hand: p 2, v 2, m 2; on both stages chunk 0
+ * takes f 1, b 2 and chunk 1 f 2, b 4 (t_f, t_b, the middle chunks', are unused with v 2).
+ * Virtual stages g = chunk 2 + stage. Stage 0 warms up with all four forwards: F(c0) 0-1,
+ * 1-2, F(c1, mb0) waits for g 1's mb 0 (stage 1, 1-2): 2-4, F(c1, mb1) 4-6. Stage 1: F(c0)
+ * 1-2, 2-3, F(c1, mb0) after g 2 at 4: 4-6, its backward (the loss) 6-10, F(c1, mb1) 10-12,
+ * B 12-16, then B(c0, mb0) after stage 0's B(c1, mb0) (10-14): 16-18, B(c0, mb1) after
+ * stage 0's B(c1, mb1) (16-20): 20-22. Stage 0 ends with B(c0) 20-22 (after 18) and 22-24
+ * (after 22): step 24, busy 2 (1 + 2 + 2 + 4) = 18 per stage. */
+static void test_uneven_chunks_by_hand(void **state) {
+    (void)state;
+    const double unused[] = {99, 99}, first[] = {1, 2, 0, 1, 2, 0}, last[] = {2, 4, 0, 2, 4, 0};
+    sched_in in = {.kind = SCHED_INTERLEAVED,
+                   .p = 2,
+                   .m = 2,
+                   .v = 2,
+                   .t_f = unused,
+                   .t_b = unused,
+                   .t_first = first,
+                   .t_last = last};
+    sched_op ops[16];
+    sched_out out;
+    assert_int_equal(sched_simulate(&in, ops, &out), 0);
+    static const double s0[8][2] = {{0, 1},   {1, 2},   {2, 4},   {4, 6},
+                                    {10, 14}, {16, 20}, {20, 22}, {22, 24}};
+    static const double s1[8][2] = {{1, 2},   {2, 3},   {4, 6},   {6, 10},
+                                    {10, 12}, {12, 16}, {16, 18}, {20, 22}};
+    for (int i = 0; i < 8; i++) {
+        assert_true(ops[i].start == s0[i][0] && ops[i].end == s0[i][1]);
+        assert_true(ops[8 + i].start == s1[i][0] && ops[8 + i].end == s1[i][1]);
+    }
+    assert_true(out.step_time == 24);
+    assert_true(out.busy_max == 18);
+    assert_true(fabs(out.bubble_fraction - 6.0 / 18.0) < 1e-15);
+    /* equal chunks (both f 1.5, b 3) give the closed form (m v + p - 1) t = 5 x 4.5 */
+    const double even[] = {1.5, 3, 0, 1.5, 3, 0};
+    in.t_first = even, in.t_last = even;
+    assert_int_equal(sched_simulate(&in, ops, &out), 0);
+    assert_true(fabs(out.step_time - 22.5) < 1e-12);
+    /* chunk times only where chunks exist: refused outside the interleaved schedule, or with
+     * one of the two tables missing */
+    in.t_last = NULL;
+    assert_int_equal(sched_simulate(&in, ops, &out), -1);
+    in.t_last = even, in.kind = SCHED_1F1B, in.v = 1;
+    assert_int_equal(sched_simulate(&in, ops, &out), -1);
+}
+
 /* 1F1B, p = 2, m = 2, stage 1 three times slower, B = 2 F. Stage 0: F0 F1 B0 B1,
  * stage 1: F0 B0 F1 B1. By hand: s0 F0 [0,1] F1 [1,2]; s1 F0 [1,4] B0 [4,10]
  * F1 [10,13] B1 [13,19]; s0 B0 [10,12] B1 [19,21]. Step 21 = t_f0 + m(t_f1 +
@@ -450,6 +496,7 @@ int main(void) {
         cmocka_unit_test(test_zero_bubble_closed_form),
         cmocka_unit_test(test_peaks_match_pipe),
         cmocka_unit_test(test_slow_stage_by_hand),
+        cmocka_unit_test(test_uneven_chunks_by_hand),
         cmocka_unit_test(test_zero_bubble_by_hand),
         cmocka_unit_test(test_interleaved_order),
         cmocka_unit_test(test_invalid),

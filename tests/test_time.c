@@ -251,7 +251,7 @@ static void check_pipeline(plan_schedule kind, int64_t p, int64_t m, int64_t v, 
                        sched_bubble_closed_form(kind, p, m, v, f, b, w), 1e-12);
     double tf[PLAN_MAX_STAGES], tb[PLAN_MAX_STAGES], tw[PLAN_MAX_STAGES];
     for (int64_t s = 0; s < p; s++) tf[s] = f, tb[s] = b, tw[s] = w;
-    sched_in in = {kind, p, m, v, tf, tb, tw, 0};
+    sched_in in = {kind, p, m, v, tf, tb, tw, 0, NULL, NULL};
     sched_out out;
     assert_int_equal(sched_simulate(&in, NULL, &out), 0);
     assert_float_equal(out.step_time, expect, 1e-9);
@@ -268,6 +268,66 @@ static void test_pipeline_closed_forms(void **state) {
     /* ZB-H1 with f = b = w: m (f+b+w) + (p-1)(f+b) - (min(m,p)-1) w */
     check_pipeline(SCHED_ZERO_BUBBLE, 4, 8, 1, 1, 1, 1, 24 + 6 - 3);
     check_pipeline(SCHED_ZERO_BUBBLE, 8, 8, 1, 1, 1.5, 0.5, 8 * 3 + 7 * 2.5 - 7 * 0.5);
+}
+
+/* Interleaved with a layout of its own (chunks of their own times): the closed form is
+ * max_s [sum_{j<s} c_j0 + m T_s + sum_{j>s} c_j,v-1] + 2(p-1)q. test_sched.c's hand case
+ * (p 2, v 2, m 2, chunk 0 f 1 b 2, chunk 1 f 2 b 4): stage 0 gives 0 + 2 x 9 + 6 = 24,
+ * stage 1 3 + 18 = 21: 24, as the event simulation; with equal chunks both give
+ * (m v + p - 1) t = 22.5. Stage 1's last chunk twice as heavy (f 4, b 8, so T_1 = 15):
+ * stage 0 gives 18 + 12 = 30, stage 1 3 + 2 x 15 = 33. */
+static void test_uneven_chunks_closed_form(void **state) {
+    (void)state;
+    plan_cfg cfg = tu_cfg(1, 1, 2, 1);
+    cfg.schedule = SCHED_INTERLEAVED;
+    cfg.virtual_stages = 2;
+    cfg.micro_batch = 1, cfg.global_batch = 2, cfg.gpus = 2;
+    cfg.account_for_embedding = true; /* any given layout */
+    stage_time st;
+    memset(&st, 0, sizeof st);
+    st.f = 1.5, st.b = 3, st.compute = 4.5;
+    st.chunk[0] = st.chunk[1] = (chunk_time){1, 2, 0};
+    st.chunk[2] = (chunk_time){2, 4, 0};
+    const stage_time *by[2] = {&st, &st};
+    cluster_cfg c = flat_cluster();
+    step_time t;
+    step_time_combine(&c, &cfg, by, 1000, 1e15, 1e15, &t);
+    assert_float_equal(t.pipeline, 24, 1e-12);
+    assert_float_equal(t.bubble, 6, 1e-12);
+    stage_time heavy = st;
+    heavy.f = 2.5, heavy.b = 5; /* (1 + 4) / 2, (2 + 8) / 2 */
+    heavy.chunk[2] = (chunk_time){4, 8, 0};
+    const stage_time *by2[2] = {&st, &heavy};
+    step_time_combine(&c, &cfg, by2, 1000, 1e15, 1e15, &t);
+    assert_float_equal(t.pipeline, 33, 1e-12);
+    st.chunk[0] = st.chunk[1] = st.chunk[2] = (chunk_time){1.5, 3, 0};
+    step_time_combine(&c, &cfg, by, 1000, 1e15, 1e15, &t);
+    assert_float_equal(t.pipeline, 22.5, 1e-12);
+}
+
+/* Megatron's split options that give the even layout change nothing: 1F1B with
+ * first = last = L/p has the same memory and time as the plan without them (issue 11: "a plan
+ * without the new fields gives today's numbers", and the new fields reduce to it). */
+static void test_even_split_options_identical(void **state) {
+    (void)state;
+    static const char *const base = "model: llama3-70b\ncluster: dgx-h100\ngpus: 64\n"
+                                    "parallel: {dp: 2, tp: 8, pp: 4, sp: true}\n"
+                                    "batch: {global: 32, micro: 1, seq: 4096}\n"
+                                    "recompute: selective\nprecision: bf16-mixed\n"
+                                    "optimizer: adamw\npipeline: {schedule: 1f1b%s}\n";
+    char a[1024], b[1024];
+    snprintf(a, sizeof a, base, "");
+    snprintf(b, sizeof b, base, ", first_stage_layers: 20, last_stage_layers: 20");
+    plan_spec *sa = tu_plan(a), *sb = tu_plan(b);
+    eval_result ra, rb;
+    eval_plan(&sa->model.cfg, &sa->cluster.cfg, &sa->cfg, &ra, NULL);
+    eval_plan(&sb->model.cfg, &sb->cluster.cfg, &sb->cfg, &rb, NULL);
+    assert_true(ra.time.step == rb.time.step);
+    assert_true(ra.time.pipeline == rb.time.pipeline);
+    assert_int_equal(ra.heavy.total, rb.heavy.total);
+    assert_int_equal(ra.heaviest, rb.heaviest);
+    free(sa);
+    free(sb);
 }
 
 /* The parts of a step add up to it; hidden + exposed communication equals the
@@ -594,6 +654,8 @@ int main(void) {
         cmocka_unit_test(test_layer_bytes),        cmocka_unit_test(test_coll_time),
         cmocka_unit_test(test_policy_recompute_time),
         cmocka_unit_test(test_placement),          cmocka_unit_test(test_pipeline_closed_forms),
+        cmocka_unit_test(test_uneven_chunks_closed_form),
+        cmocka_unit_test(test_even_split_options_identical),
         cmocka_unit_test(test_conservation),       cmocka_unit_test(test_tp_inside_node_wins),
         cmocka_unit_test(test_table2_ptdp_held_out), cmocka_unit_test(test_published_accuracy),
         cmocka_unit_test(test_published_errors), cmocka_unit_test(test_uneven_stages),

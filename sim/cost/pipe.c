@@ -3,12 +3,83 @@
 
 #include "spec/plan_check.h"
 
+bool pipe_layout_given(const plan_cfg *p) {
+    return p->stage_layers[0] || p->first_stage_layers || p->last_stage_layers ||
+           p->account_for_embedding || p->account_for_loss;
+}
+
+/* Layer slots per stage with the embedding / loss counted (before either is
+ * taken off); 0 when the count does not divide (plan_check refuses it). */
+static int64_t account_slots(const model_cfg *m, const plan_cfg *p) {
+    const int64_t n = m->layers + p->account_for_embedding + p->account_for_loss;
+    return n % p->pp ? 0 : n / p->pp;
+}
+
 int64_t pipe_stage_layers(const model_cfg *m, const plan_cfg *p, int64_t stage) {
+    const int64_t pp = p->pp;
     if (p->stage_layers[0]) return p->stage_layers[stage];
-    return m->layers / p->pp;
+    if (p->first_stage_layers || p->last_stage_layers) {
+        const int64_t first = p->first_stage_layers, last = p->last_stage_layers;
+        if (stage == 0 && first) return first;
+        if (stage == pp - 1 && last) return last;
+        const int64_t middle = pp - (first > 0) - (last > 0);
+        return middle > 0 ? (m->layers - first - last) / middle : 0;
+    }
+    if (p->account_for_embedding || p->account_for_loss)
+        return account_slots(m, p) - (p->account_for_embedding && stage == 0) -
+               (p->account_for_loss && stage == pp - 1);
+    return m->layers / pp;
+}
+
+int64_t pipe_chunk_layers(const model_cfg *m, const plan_cfg *p, int64_t stage, int64_t chunk) {
+    const int64_t v = p->virtual_stages;
+    if (!p->stage_layers[0] && !p->first_stage_layers && !p->last_stage_layers &&
+        (p->account_for_embedding || p->account_for_loss))
+        return account_slots(m, p) / v - (p->account_for_embedding && stage == 0 && chunk == 0) -
+               (p->account_for_loss && stage == p->pp - 1 && chunk == v - 1);
+    return pipe_stage_layers(m, p, stage) / v;
+}
+
+int64_t pipe_virtual_first_layer(const model_cfg *m, const plan_cfg *p, int64_t g) {
+    int64_t n = 0;
+    for (int64_t k = 0; k < g; k++) n += pipe_chunk_layers(m, p, k % p->pp, k / p->pp);
+    return n;
 }
 
 static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+
+/* Interleaved: the most layers' activations stage s holds at once, its
+ * chunks' own layer counts added over Megatron-LM's op order (pipe_sched.c:
+ * warm-up forwards, then one forward and one backward per step; forward k on
+ * chunk (k mod pv) / p, backward k on the mirror chunk). Only chunk 0 and
+ * chunk v-1 may differ from the others (pipe_chunk_layers), and equal chunks
+ * give the peak count times L_chunk without walking the order. */
+typedef struct {
+    int64_t pp, v, first, mid, last;
+} chunk_sizes;
+
+static int64_t op_layers(const chunk_sizes *z, int64_t k, int backward) {
+    int64_t c = (k % (z->pp * z->v)) / z->pp;
+    if (backward) c = z->v - 1 - c;
+    return c == 0 ? z->first : c == z->v - 1 ? z->last : z->mid;
+}
+
+static int64_t chunk_layer_peak(const model_cfg *m, const plan_cfg *p, int64_t s, int64_t mb) {
+    const int64_t pp = p->pp, v = p->virtual_stages, total = mb * v;
+    const int64_t warm = min64(2 * (pp - s - 1) + (v - 1) * pp, total);
+    chunk_sizes z = {pp, v, pipe_chunk_layers(m, p, s, 0), 0, pipe_chunk_layers(m, p, s, v - 1)};
+    z.mid = v > 2 ? pipe_chunk_layers(m, p, s, 1) : z.first;
+    if (z.first == z.mid && z.last == z.mid) return min64(warm + 1, total) * z.mid;
+    int64_t live = 0, peak = 0, f = 0, b = 0;
+    while (f < warm) live += op_layers(&z, f++, 0);
+    peak = live;
+    while (b < total) {
+        if (f < total) live += op_layers(&z, f++, 0);
+        if (live > peak) peak = live;
+        live -= op_layers(&z, b++, 1);
+    }
+    return peak;
+}
 
 void pipe_stage_inflight(const model_cfg *m, const plan_cfg *p, int64_t stage,
                          pipe_inflight *out) {
@@ -26,7 +97,8 @@ void pipe_stage_inflight(const model_cfg *m, const plan_cfg *p, int64_t stage,
     case SCHED_INTERLEAVED: {
         int64_t peak = min64(2 * (pp - stage - 1) + (v - 1) * pp + 1, mb * v);
         out->inflight = peak;
-        out->layer_units = peak * (m->layers / (pp * v));
+        out->layer_units = pipe_layout_given(p) ? chunk_layer_peak(m, p, stage, mb)
+                                                : peak * (m->layers / (pp * v));
         /* Megatron runs groups of p micro-batches through chunks 0..v-1 in turn.
          * Stage 0's chunk 0 (the embedding) has its first group and all but
          * one of its second group live at the end of warm-up; the first

@@ -5,7 +5,9 @@
  * AFAB (GPipe) keeps all m micro-batches; 1F1B keeps min(p - stage, m);
  * interleaved 1F1B with v chunks keeps min(2(p - stage - 1) + (v - 1)p + 1, m v)
  * chunk-micro-batches of L/(p v) layers (Narayanan et al. 2021 §2.2; Megatron's
- * num_warmup_microbatches + 1). ZB-H1 zero-bubble keeps a layer's activations
+ * num_warmup_microbatches + 1); where a stage's chunks hold different layer
+ * counts (account_for_embedding/loss), the peak in layers is found by walking
+ * the stage's op order (pipe_sched.c's). ZB-H1 zero-bubble keeps a layer's activations
  * from its F until its weight part W, which on stage s runs s places behind its
  * input part B (pipe_sched.c): min(p, m) on every stage, where 1F1B frees them
  * at B with min(p - stage, m) live (Qi et al. 2023 Table 1: the same peak as
@@ -16,13 +18,36 @@
 #ifndef PS_PIPE_H
 #define PS_PIPE_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "spec/model.h"
 #include "spec/plan.h"
 
-/* Layers held by pipeline stage s. */
+/* Layers held by pipeline stage s (all its chunks). */
 int64_t pipe_stage_layers(const model_cfg *m, const plan_cfg *p, int64_t stage);
+
+/* The layer split as Megatron-LM builds it (transformer_block.py
+ * get_num_layers_to_build; docs/schedule.md "Uneven splits"), for a plan that
+ * passed plan_check_cfg. A stage holds, in order of precedence:
+ *  - pipeline.layers[s] when given;
+ *  - first_stage_layers / last_stage_layers on stage 0 / p-1 when given, the
+ *    remaining layers split evenly over the other stages;
+ *  - with account_for_embedding / account_for_loss, (L + e + l) / p "layers"
+ *    per stage, the embedding and the loss each taking one slot;
+ *  - else L / p.
+ * Each stage's count splits evenly over its v chunks (virtual stage g = chunk
+ * p + stage holds the next run of layers in g order); then the embedding's
+ * slot is taken from chunk 0 of stage 0 and the loss's from chunk v-1 of stage
+ * p-1, which may be left with no layer (Meta's Llama 3 405B layout). */
+int64_t pipe_chunk_layers(const model_cfg *m, const plan_cfg *p, int64_t stage, int64_t chunk);
+
+/* The plan gives its own layer layout (pipeline.layers or an uneven-split
+ * option): interleaved chunks then take their own times (step_time.h). */
+bool pipe_layout_given(const plan_cfg *p);
+
+/* Layers before virtual stage g (chunk-major: g = chunk p + stage). */
+int64_t pipe_virtual_first_layer(const model_cfg *m, const plan_cfg *p, int64_t g);
 
 typedef struct {
     int64_t layer_units;  /* (layer x micro-batch) activation sets held at the peak */

@@ -7,19 +7,13 @@
 #include "cost/pipe.h"
 #include "spec/plan_check.h"
 
-/* First layer (0-based) and count of virtual stage g. */
+/* First layer (0-based) and count of virtual stage g (g = chunk pp + stage;
+ * pipe.c's split, uneven chunks included). */
 static void virtual_layers(const plan_spec *s, int64_t g, int64_t *first, int64_t *n) {
     const model_cfg *m = &s->model.cfg;
     const plan_cfg *p = &s->cfg;
-    if (p->virtual_stages > 1) {
-        *n = m->layers / (p->pp * p->virtual_stages);
-        *first = g * *n;
-        return;
-    }
-    *first = 0;
-    for (int64_t k = 0; k < g; k++)
-        *first += pipe_stage_layers(m, p, k);
-    *n = pipe_stage_layers(m, p, g);
+    *first = pipe_virtual_first_layer(m, p, g);
+    *n = pipe_chunk_layers(m, p, g % p->pp, g / p->pp);
 }
 
 int64_t emit_pipe_virtual(const emit_pipe *e, int64_t chunk) {

@@ -2,11 +2,12 @@
  * (program_emit.c; docs/plan-format.md §3 "Pipeline parallelism").
  *
  * Global units are numbered 0 = embedding, 1..L = layers, L+1 = head. Virtual
- * stage g = chunk * pp + stage holds a contiguous run of layers: pipe.c's
- * split (pipe_stage_layers: even, or the plan's pipeline.layers) without
- * interleaving, L / (pp v) layers per chunk with it; the embedding goes with
- * virtual stage 0 and the head with the last. A stage's units are its
- * chunks' units in chunk order, so its local unit order is the global one.
+ * stage g = chunk * pp + stage holds a contiguous run of layers, pipe.c's
+ * split (pipe_chunk_layers: even, the plan's pipeline.layers, or Megatron's
+ * uneven options, with or without interleaving); the embedding goes with
+ * virtual stage 0 and the head with the last, even where they hold no layer.
+ * A stage's units are its chunks' units in chunk order, so its local unit
+ * order is the global one.
  * The op order of a step is pipe_sched.c's (sched_stage_order): the one
  * definition of each schedule.
  */

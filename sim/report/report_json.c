@@ -79,6 +79,11 @@ static void json_plan(jsonw *w, const plan_spec *s) {
     jsonw_obj(w, "pipeline");
     jsonw_str(w, "schedule", plan_schedule_names[p->schedule]);
     jsonw_int(w, "virtual", p->virtual_stages);
+    /* Megatron-LM's uneven split options, when given (docs/schedule.md "Uneven splits") */
+    if (p->first_stage_layers) jsonw_int(w, "first_stage_layers", p->first_stage_layers);
+    if (p->last_stage_layers) jsonw_int(w, "last_stage_layers", p->last_stage_layers);
+    if (p->account_for_embedding) jsonw_bool(w, "account_for_embedding", true);
+    if (p->account_for_loss) jsonw_bool(w, "account_for_loss", true);
     jsonw_obj_end(w);
     jsonw_str(w, "recompute", plan_recompute_names[p->recompute]);
     if (p->recompute == RECOMPUTE_CUSTOM) { /* the tensors a custom policy rebuilds */

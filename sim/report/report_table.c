@@ -3,6 +3,7 @@
 
 #include "base/fmt.h"
 #include "cost/act.h"
+#include "cost/pipe.h"
 #include "report/report.h"
 #include "spec/framework_load.h"
 
@@ -128,9 +129,14 @@ static void stage_table(FILE *f, const plan_spec *sp, const eval_result *r,
                 fmt_bytes(s->other, c[5], 32), fmt_bytes(s->total, c[6], 32),
                 i == r->heaviest ? "  <- heaviest" : "");
     }
-    if (sp->cfg.schedule == SCHED_INTERLEAVED)
+    if (sp->cfg.schedule == SCHED_INTERLEAVED && !pipe_layout_given(&sp->cfg))
         fprintf(f, "  (interleaved: inflight counts model-chunk micro-batches of %lld layers)\n",
                 (long long)(sp->model.cfg.layers / (sp->cfg.pp * sp->cfg.virtual_stages)));
+    else if (sp->cfg.schedule == SCHED_INTERLEAVED)
+        fprintf(f, "  (interleaved: inflight counts model-chunk micro-batches; a stage's layers "
+                   "split evenly over its %lld chunks, less the embedding's and the loss's slots "
+                   "where they are counted)\n",
+                (long long)sp->cfg.virtual_stages);
 }
 
 static void comm(FILE *f, const eval_result *r) {

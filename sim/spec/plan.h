@@ -75,6 +75,11 @@ typedef struct {
     plan_schedule schedule;
     int64_t virtual_stages; /* model chunks per pipeline rank (interleaved) */
     int32_t stage_layers[PLAN_MAX_STAGES]; /* explicit split; all 0 = even */
+    /* Megatron-LM's uneven splits (cost/pipe.h; docs/schedule.md "Uneven splits"):
+     * layers of the first / last stage, 0 = not given (the rest split evenly over
+     * the middle stages), and the embedding / the loss counted as one layer each. */
+    int32_t first_stage_layers, last_stage_layers;
+    bool account_for_embedding, account_for_loss;
     plan_recompute recompute;
     uint32_t recompute_tensors; /* custom: bit i recomputes act_tensor_names[i] (cost/act.h) */
     plan_precision precision;
@@ -94,6 +99,7 @@ typedef struct {
 typedef struct {
     ps_loc self, gpus, parallel, dp, tp, pp, cp, zero, sp, global, micro, seq, schedule,
         virtual_stages, stage_layers, recompute, precision, placement;
+    ps_loc first_stage_layers, last_stage_layers, account_for_embedding, account_for_loss;
 } plan_locs;
 
 /* Training settings the runtime uses (the `train:` section; docs/specs.md).

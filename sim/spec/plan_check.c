@@ -5,6 +5,7 @@
 
 #include "cost/act.h"
 #include "cost/params.h"
+#include "cost/pipe.h"
 #include "base/sat_int.h"
 
 static const char *const reason_ids[PLAN_REASON_COUNT] = {
@@ -12,7 +13,8 @@ static const char *const reason_ids[PLAN_REASON_COUNT] = {
     "tp-kv-heads",  "tp-ffn",              "sp-needs-tp",     "sp-seq",
     "cp-attention", "cp-seq",              "seq-positions",   "batch-division",
     "pp-layers",    "stage-split",         "virtual-schedule", "interleaved-pp",
-    "interleaved-layers", "interleaved-micro", "pp-max", "too-large"};
+    "interleaved-layers", "interleaved-micro", "pp-max", "too-large",
+    "split-options", "split-middle", "split-account"};
 
 static const char *const reason_texts[PLAN_REASON_COUNT] = {
     "valid",
@@ -31,10 +33,13 @@ static const char *const reason_texts[PLAN_REASON_COUNT] = {
     "explicit stage split does not match pp or the layers",
     "virtual stages without the interleaved schedule",
     "interleaved schedule needs pp > 1 and virtual > 1",
-    "pp * virtual does not divide the layers",
+    "a stage's layers do not split evenly over its virtual chunks",
     "interleaved schedule needs micro-batches a multiple of pp",
     "more pipeline stages than parasim models (256)",
-    "sizes beyond what parasim computes (2^60 bytes)"};
+    "sizes beyond what parasim computes (2^60 bytes)",
+    "conflicting pipeline split options",
+    "first/last stage layers leave layers the middle stages cannot share evenly",
+    "pp does not divide layers + embedding + loss (account_for_*)"};
 
 const char *plan_reason_text(plan_reason r) {
     return r >= 0 && r < PLAN_REASON_COUNT ? reason_texts[r] : "unknown";
@@ -107,6 +112,40 @@ void plan_size_bound(const model_cfg *m, const cluster_cfg *c, const plan_cfg *p
 }
 
 static int has_split(const plan_cfg *p) { return p->stage_layers[0] != 0; }
+static bool first_last(const plan_cfg *p) { return p->first_stage_layers || p->last_stage_layers; }
+static bool accounts(const plan_cfg *p) { return p->account_for_embedding || p->account_for_loss; }
+
+/* Megatron-LM's uneven split options (TransformerConfig.__post_init__'s
+ * checks): they exclude one another and pipeline.layers; first/last stage
+ * sizes leave the rest to the middle stages in equal parts (none left when
+ * there are no middle stages); the account_for options need pp to divide the
+ * layers plus one slot each for the embedding and the loss. */
+static plan_reason split_options_check(const model_cfg *m, const plan_cfg *p) {
+    if (has_split(p) || (first_last(p) && accounts(p)) || (first_last(p) && p->pp < 2))
+        return PLAN_SPLIT_OPTIONS;
+    if (first_last(p)) {
+        const int64_t rest = m->layers - p->first_stage_layers - p->last_stage_layers;
+        const int64_t middle = p->pp - (p->first_stage_layers > 0) - (p->last_stage_layers > 0);
+        if (rest < 0 || (rest > 0) != (middle > 0) || (middle > 0 && rest % middle))
+            return PLAN_SPLIT_MIDDLE;
+    } else if ((m->layers + p->account_for_embedding + p->account_for_loss) % p->pp) {
+        return PLAN_SPLIT_ACCOUNT;
+    }
+    return PLAN_OK;
+}
+
+/* Interleaved with a given layout: the first stage whose layers (layer slots
+ * under account_for_*) do not split evenly over its v chunks, as Megatron-LM
+ * requires (get_num_layers_to_build); -1 when all do. */
+static int64_t unsplittable_stage(const model_cfg *m, const plan_cfg *p, int64_t *count) {
+    for (int64_t s = 0; s < p->pp; s++) {
+        *count = !has_split(p) && !first_last(p) && accounts(p)
+                     ? (m->layers + p->account_for_embedding + p->account_for_loss) / p->pp
+                     : pipe_stage_layers(m, p, s);
+        if (*count % p->virtual_stages) return s;
+    }
+    return -1;
+}
 
 static int split_ok(const model_cfg *m, const plan_cfg *p) {
     int64_t sum = 0;
@@ -130,14 +169,20 @@ plan_reason plan_check_cfg(const model_cfg *m, const cluster_cfg *c, const plan_
     if (m->position == POS_LEARNED && p->seq > m->max_position) return PLAN_SEQ_POSITIONS;
     if (p->global_batch % (p->micro_batch * p->dp)) return PLAN_BATCH_DIVISION;
     if (p->pp > PLAN_MAX_STAGES) return PLAN_PP_MAX;
-    if (has_split(p)) {
+    if (first_last(p) || accounts(p)) {
+        const plan_reason r = split_options_check(m, p);
+        if (r != PLAN_OK) return r;
+    } else if (has_split(p)) {
         if (!split_ok(m, p)) return PLAN_STAGE_SPLIT;
     } else if (p->pp > m->layers || m->layers % p->pp) {
         return PLAN_PP_LAYERS;
     }
     if (p->schedule == SCHED_INTERLEAVED) {
         if (p->pp < 2 || p->virtual_stages < 2) return PLAN_INTERLEAVED_PP;
-        if (has_split(p) || m->layers % (p->pp * p->virtual_stages)) return PLAN_INTERLEAVED_LAYERS;
+        int64_t count;
+        if (pipe_layout_given(p) ? unsplittable_stage(m, p, &count) >= 0
+                                 : m->layers % (p->pp * p->virtual_stages) != 0)
+            return PLAN_INTERLEAVED_LAYERS;
         if (plan_micro_batches(p) % p->pp) return PLAN_INTERLEAVED_MICRO;
     } else if (p->virtual_stages != 1) {
         return PLAN_VIRTUAL_SCHEDULE;
@@ -146,6 +191,83 @@ plan_reason plan_check_cfg(const model_cfg *m, const cluster_cfg *c, const plan_
     plan_size_bound(m, c, p, &size);
     if (size.memory > PLAN_SIZE_MAX || size.comm > PLAN_SIZE_MAX) return PLAN_TOO_LARGE;
     return PLAN_OK;
+}
+
+/* The split options' refusals (split_options_check), at the field that
+ * brought the conflict in. */
+static int explain_split_options(const plan_spec *s, ps_err *err) {
+    const model_cfg *m = &s->model.cfg;
+    const plan_cfg *p = &s->cfg;
+    const plan_locs *l = &s->locs;
+    const ps_loc *fl = p->first_stage_layers ? &l->first_stage_layers : &l->last_stage_layers;
+    const ps_loc *ac = p->account_for_embedding ? &l->account_for_embedding : &l->account_for_loss;
+    const char *fl_name = p->first_stage_layers ? "pipeline.first_stage_layers"
+                                                : "pipeline.last_stage_layers";
+    const char *ac_name = p->account_for_embedding ? "pipeline.account_for_embedding"
+                                                   : "pipeline.account_for_loss";
+    char at[PS_LOC_FILE_MAX + 32];
+    if (has_split(p))
+        return ps_err_at(err, &l->stage_layers, "pipeline.layers",
+                         "expected either pipeline.layers or Megatron-LM's split options, not "
+                         "both: %s is also given (%s)",
+                         first_last(p) ? fl_name : ac_name,
+                         ps_loc_str(first_last(p) ? fl : ac, at, sizeof at));
+    if (accounts(p) && first_last(p))
+        return ps_err_at(err, fl, fl_name,
+                         "expected either first_stage_layers / last_stage_layers or "
+                         "account_for_embedding / account_for_loss (Megatron-LM refuses them "
+                         "together), found %s: true as well (%s)",
+                         ac_name, ps_loc_str(ac, at, sizeof at));
+    if (first_last(p) && p->pp < 2)
+        return ps_err_at(err, fl, fl_name,
+                         "expected pp >= 2 for a first or last stage of its own, found pp = %lld",
+                         (long long)p->pp);
+    if (first_last(p)) {
+        const int64_t first = p->first_stage_layers, last = p->last_stage_layers;
+        const int64_t rest = m->layers - first - last, middle = p->pp - (first > 0) - (last > 0);
+        return ps_err_at(err, fl, fl_name,
+                         "expected the model's layers = %lld (%s) less first_stage_layers = "
+                         "%lld and last_stage_layers = %lld to split evenly over the %lld "
+                         "middle stage(s) (Megatron-LM's rule; none left when there are no "
+                         "middle stages), found %lld layers left",
+                         (long long)m->layers, ps_loc_str(&s->model.locs.layers, at, sizeof at),
+                         (long long)first, (long long)last, (long long)middle, (long long)rest);
+    }
+    const int64_t n = m->layers + p->account_for_embedding + p->account_for_loss;
+    return ps_err_at(err, ac, ac_name,
+                     "expected pp = %lld to divide the model's layers = %lld (%s) plus %d for "
+                     "the embedding and the loss counted as layers (Megatron-LM's "
+                     "account_for_*_in_pipeline_split), found %lld, remainder %lld",
+                     (long long)p->pp, (long long)m->layers,
+                     ps_loc_str(&s->model.locs.layers, at, sizeof at),
+                     p->account_for_embedding + p->account_for_loss, (long long)n,
+                     (long long)(n % p->pp));
+}
+
+/* A given layout whose stage does not split over the virtual chunks. */
+static int explain_unsplittable(const plan_spec *s, ps_err *err) {
+    const model_cfg *m = &s->model.cfg;
+    const plan_cfg *p = &s->cfg;
+    const plan_locs *l = &s->locs;
+    int64_t count = 0;
+    const int64_t st = unsplittable_stage(m, p, &count);
+    const char *from = "the middle stages' even share";
+    char field[48];
+    if (has_split(p)) {
+        snprintf(field, sizeof field, "pipeline.layers[%lld]", (long long)st);
+        from = field;
+    } else if (accounts(p) && !first_last(p)) {
+        from = "(layers + embedding + loss) / pp, the layer slots of every stage";
+    } else if (st == 0 && p->first_stage_layers) {
+        from = "pipeline.first_stage_layers";
+    } else if (st == p->pp - 1 && p->last_stage_layers) {
+        from = "pipeline.last_stage_layers";
+    }
+    return ps_err_at(err, &l->virtual_stages, "pipeline.virtual",
+                     "expected every stage's layers to split evenly over its %lld chunks "
+                     "(Megatron-LM builds a stage's layers / virtual per chunk), found stage "
+                     "%lld with %lld (%s)",
+                     (long long)p->virtual_stages, (long long)st, (long long)count, from);
 }
 
 int plan_check(const plan_spec *s, ps_err *err) {
@@ -257,9 +379,12 @@ int plan_check(const plan_spec *s, ps_err *err) {
                          "schedule, found pp = %lld, virtual = %lld",
                          (long long)p->pp, (long long)p->virtual_stages);
     case PLAN_INTERLEAVED_LAYERS:
+        if (pipe_layout_given(p)) return explain_unsplittable(s, err);
         return ps_err_at(err, &l->virtual_stages, "pipeline.virtual",
                          "expected pp*virtual to divide the model's layers = %lld evenly (%s; "
-                         "interleaving takes no uneven split), found %lld*%lld",
+                         "for an uneven split give pipeline.layers, first_stage_layers / "
+                         "last_stage_layers or account_for_embedding / account_for_loss), found "
+                         "%lld*%lld",
                          (long long)m->layers, ps_loc_str(&ml->layers, at, sizeof at),
                          (long long)p->pp, (long long)p->virtual_stages);
     case PLAN_INTERLEAVED_MICRO:
@@ -285,6 +410,9 @@ int plan_check(const plan_spec *s, ps_err *err) {
                          (mem ? size.memory : size.comm) == INT64_MAX ? "more than " : "",
                          (long long)(mem ? size.memory : size.comm));
     }
+    case PLAN_SPLIT_OPTIONS:
+    case PLAN_SPLIT_MIDDLE:
+    case PLAN_SPLIT_ACCOUNT: return explain_split_options(s, err);
     default: return ps_err_set(err, "internal error: unknown plan check result");
     }
 }

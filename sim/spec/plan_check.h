@@ -34,6 +34,10 @@ typedef enum {
     PLAN_INTERLEAVED_MICRO,
     PLAN_PP_MAX,
     PLAN_TOO_LARGE,
+    /* Megatron-LM's uneven split options (cost/pipe.h) */
+    PLAN_SPLIT_OPTIONS, /* conflicting split fields, or first/last stage layers with pp < 2 */
+    PLAN_SPLIT_MIDDLE,  /* layers left by first/last do not split over the middle stages */
+    PLAN_SPLIT_ACCOUNT, /* pp does not divide layers + embedding + loss */
     PLAN_REASON_COUNT
 } plan_reason;
 

@@ -44,7 +44,10 @@ static const char *const top_keys[] = {"name",     "description", "model",     "
                                        NULL};
 static const char *const parallel_keys[] = {"dp", "tp", "pp", "cp", "zero", "sp", NULL};
 static const char *const batch_keys[] = {"global", "micro", "seq", NULL};
-static const char *const pipeline_keys[] = {"schedule", "virtual", "layers", NULL};
+static const char *const pipeline_keys[] = {"schedule",           "virtual",
+                                            "layers",             "first_stage_layers",
+                                            "last_stage_layers",  "account_for_embedding",
+                                            "account_for_loss",   NULL};
 static const char *const precision_keys[] = {"params", "grads", "master", "optimizer",
                                              "activations", NULL};
 static const char *const offload_keys[] = {"optimizer", "activations", NULL};
@@ -317,6 +320,21 @@ static int read_stage_layers(const ynode *pipe, plan_cfg *c, ps_err *err) {
     return 0;
 }
 
+/* Megatron-LM's uneven split options (plan.h): stage sizes of at least one
+ * layer, as Megatron's --decoder-first/last-pipeline-num-layers require. */
+static int read_uneven_split(const ynode *pipe, plan_cfg *c, ps_err *err) {
+    int64_t first = 0, last = 0;
+    if (yget_int(pipe, "pipeline", "first_stage_layers", false, 1, 1 << 20, &first, err) ||
+        yget_int(pipe, "pipeline", "last_stage_layers", false, 1, 1 << 20, &last, err) ||
+        yget_bool(pipe, "pipeline", "account_for_embedding", false, &c->account_for_embedding,
+                  err) ||
+        yget_bool(pipe, "pipeline", "account_for_loss", false, &c->account_for_loss, err))
+        return -1;
+    c->first_stage_layers = (int32_t)first;
+    c->last_stage_layers = (int32_t)last;
+    return 0;
+}
+
 /* dp may be "auto": GPUs / (tp * pp * cp), resolved after the cluster is known. */
 static int read_dp(const ynode *par, plan_cfg *c, bool *dp_auto, ps_err *err) {
     const ynode *n = ynode_get(par, "dp");
@@ -464,7 +482,7 @@ static int decode(const ynode *root, plan_spec *out, bool *dp_auto, ps_err *err)
         yget_check_keys(pipe, "pipeline", pipeline_keys, err) ||
         yget_enum(pipe, "pipeline", "schedule", false, plan_schedule_names, &sched, err) ||
         yget_int(pipe, "pipeline", "virtual", false, 1, 1024, &c->virtual_stages, err) ||
-        read_stage_layers(pipe, c, err) ||
+        read_stage_layers(pipe, c, err) || read_uneven_split(pipe, c, err) ||
         read_recompute(root, c, err) ||
         read_precision(root, out, err) ||
         yget_enum(root, "", "optimizer", false, plan_optimizer_names, &opt, err) ||
@@ -500,6 +518,10 @@ static int decode(const ynode *root, plan_spec *out, bool *dp_auto, ps_err *err)
     loc_of(&l->schedule, pipe, "schedule");
     loc_of(&l->virtual_stages, pipe, "virtual");
     loc_of(&l->stage_layers, pipe, "layers");
+    loc_of(&l->first_stage_layers, pipe, "first_stage_layers");
+    loc_of(&l->last_stage_layers, pipe, "last_stage_layers");
+    loc_of(&l->account_for_embedding, pipe, "account_for_embedding");
+    loc_of(&l->account_for_loss, pipe, "account_for_loss");
     loc_of(&l->recompute, root, "recompute");
     loc_of(&l->precision, root, "precision");
     loc_of(&l->placement, root, "placement");

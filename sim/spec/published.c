@@ -258,6 +258,16 @@ int published_plan(const ynode *root, const ynode *c, const char *path, plan_spe
         snprintf(text + strlen(text), sizeof text - strlen(text), ", layers: ");
         flow(k.layers, text, sizeof text);
     }
+    /* Megatron-LM's uneven split options, passed through to the plan's pipeline: (their
+     * values are checked where the plan reads them) */
+    static const char *const split_keys[] = {"first_stage_layers", "last_stage_layers",
+                                             "account_for_embedding", "account_for_loss"};
+    for (size_t i = 0; i < sizeof split_keys / sizeof split_keys[0]; i++) {
+        const ynode *v = ynode_get(c, split_keys[i]);
+        if (!v) continue;
+        snprintf(text + strlen(text), sizeof text - strlen(text), ", %s: ", split_keys[i]);
+        flow(v, text, sizeof text);
+    }
     snprintf(text + strlen(text), sizeof text - strlen(text), "}\n");
     if (k.recompute_list)
         line(text, sizeof text, "recompute", k.recompute_list);
@@ -272,7 +282,7 @@ int published_plan(const ynode *root, const ynode *c, const char *path, plan_spe
     for (int i = 0; fp && i < fp->n; i++)
         if (!ynode_get(cp, fp->keys[i])) line(text, sizeof text, fp->keys[i], fp->items[i]);
     for (int i = 0; cp && i < cp->n; i++) line(text, sizeof text, cp->keys[i], cp->items[i]);
-    if (!ynode_get(fp, "precision") && !ynode_get(cp, "precision"))
+    if (!fw && !ynode_get(fp, "precision") && !ynode_get(cp, "precision"))
         snprintf(text + strlen(text), sizeof text - strlen(text), "precision: bf16-mixed\n");
     if (!ynode_get(fp, "optimizer") && !ynode_get(cp, "optimizer"))
         snprintf(text + strlen(text), sizeof text - strlen(text), "optimizer: adamw\n");

@@ -88,6 +88,13 @@ static void stage_comm_time(const model_cfg *m, const cluster_cfg *c, const plan
     const int64_t d = p->dp * p->cp;
     const int64_t opt_elems = p->zero >= 1 ? states_shard(elems, d) : elems;
     stage_time_compute(&sh->time, c, p, s, layers, opt_elems, comm, out);
+    if (p->pp > 1 && p->schedule == SCHED_INTERLEAVED && pipe_layout_given(p)) {
+        const int64_t v = p->virtual_stages;
+        const int64_t chunk[3] = {pipe_chunk_layers(m, p, s, 0),
+                                  pipe_chunk_layers(m, p, s, v > 2 ? 1 : 0),
+                                  pipe_chunk_layers(m, p, s, v - 1)};
+        stage_time_chunks(&sh->time, p, s, chunk, out);
+    }
 }
 
 /* The op temporaries counted on top of a stage's activation peak
@@ -206,10 +213,12 @@ void eval_plan_cached(const model_cfg *m, const cluster_cfg *c, const plan_cfg *
      * as any other middle stage and never more live micro-batches than stage 0
      * (every schedule's in-flight count is non-increasing in the stage index),
      * while stage 0 adds the embedding: so the heaviest stage is 0 or the last.
-     * Middle stages also take the same time. When the caller does not ask for
+     * Middle stages also take the same time. (A layout of the plan's own,
+     * pipe_layout_given, may make a middle stage the heaviest: all are
+     * evaluated.) When the caller does not ask for
      * every stage, only stages 0 and p-1 are evaluated, plus the time of stage
      * 1 standing for the middle (tests hold this equal to the full scan). */
-    const int shortcut = !stages && !p->stage_layers[0] && p->pp > 2;
+    const int shortcut = !stages && !pipe_layout_given(p) && p->pp > 2;
     stage_time times[PLAN_MAX_STAGES];
     const stage_time *by_stage[PLAN_MAX_STAGES];
     if (shortcut) { /* a middle stage: time only */

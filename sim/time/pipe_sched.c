@@ -37,8 +37,11 @@ static bool shape_valid(const sched_in *in) {
 static bool sched_valid(const sched_in *in) {
     if (!shape_valid(in)) return false;
     if (!isfinite(in->t_p2p) || in->t_p2p < 0) return false;
+    if (!in->t_first != !in->t_last || (in->t_first && in->kind != SCHED_INTERLEAVED))
+        return false;
     return times_ok(in->t_f, in->p, false) && times_ok(in->t_b, in->p, false) &&
-           times_ok(in->t_w, in->p, true);
+           times_ok(in->t_w, in->p, true) && times_ok(in->t_first, 3 * in->p, true) &&
+           times_ok(in->t_last, 3 * in->p, true);
 }
 
 int64_t sched_ops_per_stage(const sched_in *in) {
@@ -117,13 +120,27 @@ typedef struct {
     double free_at[PLAN_MAX_STAGES];
 } sim;
 
-static double op_time(const sched_in *in, int64_t s, int kind) {
-    const double t_w = in->t_w ? in->t_w[s] : 0;
+static double op_time(const sched_in *in, int64_t s, int64_t chunk, int kind) {
+    double t_f = in->t_f[s], t_b = in->t_b[s], t_w = in->t_w ? in->t_w[s] : 0;
+    const double *own = !in->t_first ? NULL
+                        : chunk == 0 ? in->t_first + 3 * s
+                        : chunk == in->v - 1 ? in->t_last + 3 * s
+                                            : NULL;
+    if (own) t_f = own[0], t_b = own[1], t_w = own[2];
     switch (kind) {
-    case SCHED_OP_F: return in->t_f[s];
-    case SCHED_OP_B: return in->kind == SCHED_ZERO_BUBBLE ? in->t_b[s] : in->t_b[s] + t_w;
+    case SCHED_OP_F: return t_f;
+    case SCHED_OP_B: return in->kind == SCHED_ZERO_BUBBLE ? t_b : t_b + t_w;
     default: return t_w;
     }
+}
+
+/* One micro-batch through all of stage s's chunks. */
+static double stage_busy(const sched_in *in, int64_t s) {
+    double t = 0;
+    for (int64_t c = 0; c < in->v; c++)
+        t += op_time(in, s, c, SCHED_OP_F) + op_time(in, s, c, SCHED_OP_B) +
+             (in->kind == SCHED_ZERO_BUBBLE ? op_time(in, s, c, SCHED_OP_W) : 0);
+    return t;
 }
 
 /* When op's inputs are all on stage s, or -1 while one is not done. */
@@ -150,7 +167,7 @@ static int64_t advance(sim *x, int64_t s) {
         const double r = ready_at(x, s, op);
         if (r < 0) break;
         op->start = fmax(r, x->free_at[s]);
-        op->end = op->start + op_time(x->in, s, op->kind);
+        op->end = op->start + op_time(x->in, s, op->chunk, op->kind);
         x->free_at[s] = op->end;
         const int64_t i = (op->chunk * p + s) * m + op->mb;
         if (op->kind == SCHED_OP_F) x->f_end[i] = op->end;
@@ -204,8 +221,9 @@ static void summarize(const sim *x, sched_out *out) {
     const sched_in *in = x->in;
     *out = (sched_out){0};
     for (int64_t s = 0; s < in->p; s++) {
-        const double busy = (double)(in->m * in->v) *
-                            (in->t_f[s] + in->t_b[s] + (in->t_w ? in->t_w[s] : 0));
+        const double t_w = in->t_w ? in->t_w[s] : 0;
+        const double busy = in->t_first ? (double)in->m * stage_busy(in, s)
+                                        : (double)(in->m * in->v) * (in->t_f[s] + in->t_b[s] + t_w);
         out->step_time = fmax(out->step_time, x->free_at[s]);
         out->busy_max = fmax(out->busy_max, busy);
         stage_peaks(in, x->ops + s * x->n, x->n, &out->peak_inflight[s], &out->peak_until_w[s]);

@@ -37,6 +37,10 @@ typedef struct {
      * weight-grad. Outside zero-bubble one B op takes t_b + t_w. t_w may be NULL (zeros). */
     const double *t_f, *t_b, *t_w;
     double t_p2p; /* one activation or gradient send between stages */
+    /* Interleaved layouts whose chunks differ (cost/pipe.h, step_time.h chunk): per stage,
+     * chunk 0's and chunk v-1's forward, backward and weight-gradient times, [3 s + 0..2];
+     * the other chunks take t_f, t_b, t_w. NULL (both): every chunk does. */
+    const double *t_first, *t_last;
 } sched_in;
 
 typedef struct {

@@ -1,6 +1,7 @@
 /* step_sim.c — event-simulated step from per-stage times (see step_sim.h). */
 #include "time/step_sim.h"
 
+#include "cost/pipe.h"
 #include "spec/plan_check.h"
 
 static plan_schedule sim_kind(const plan_cfg *p) { return p->pp > 1 ? p->schedule : SCHED_1F1B; }
@@ -13,11 +14,19 @@ int64_t step_sim_ops(const plan_cfg *p) {
 }
 
 void step_sim_prepare(const plan_cfg *p, const eval_stage *stages, step_sim_input *o) {
+    /* interleaved with a layout of its own: each chunk its own time (step_time.h) */
+    const bool chunks = sim_chunks(p) > 1 && pipe_layout_given(p);
     for (int64_t s = 0; s < p->pp; s++) {
         const stage_time *t = &stages[s].time;
-        o->t_f[s] = t->f;
-        o->t_b[s] = t->b;
-        o->t_w[s] = t->w;
+        const chunk_time *mid = chunks ? &t->chunk[1] : NULL;
+        o->t_f[s] = mid ? mid->f : t->f;
+        o->t_b[s] = mid ? mid->b : t->b;
+        o->t_w[s] = mid ? mid->w : t->w;
+        for (int i = 0; i < 3; i++) {
+            const double *first = &t->chunk[0].f, *last = &t->chunk[2].f;
+            o->t_first[3 * s + i] = first[i];
+            o->t_last[3 * s + i] = last[i];
+        }
     }
     o->in = (sched_in){.kind = sim_kind(p),
                        .p = p->pp,
@@ -26,7 +35,9 @@ void step_sim_prepare(const plan_cfg *p, const eval_stage *stages, step_sim_inpu
                        .t_f = o->t_f,
                        .t_b = o->t_b,
                        .t_w = o->t_w,
-                       .t_p2p = p->overlap_pp && p->pp > 1 ? stages[0].time.p2p : 0};
+                       .t_p2p = p->overlap_pp && p->pp > 1 ? stages[0].time.p2p : 0,
+                       .t_first = chunks ? o->t_first : NULL,
+                       .t_last = chunks ? o->t_last : NULL};
 }
 
 int step_sim_run(const plan_cfg *p, const eval_stage *stages, const step_time *closed,

@@ -10,6 +10,7 @@
 
 typedef struct {
     double t_f[PLAN_MAX_STAGES], t_b[PLAN_MAX_STAGES], t_w[PLAN_MAX_STAGES];
+    double t_first[3 * PLAN_MAX_STAGES], t_last[3 * PLAN_MAX_STAGES]; /* chunks 0, v-1 */
     sched_in in;
 } step_sim_input;
 

@@ -3,6 +3,7 @@
 
 #include <string.h>
 
+#include "cost/pipe.h"
 #include "spec/plan_check.h"
 
 static double maxd(double a, double b) { return a > b ? a : b; }
@@ -153,6 +154,36 @@ void stage_time_compute(const time_ctx *x, const cluster_cfg *c, const plan_cfg 
     }
     o->compute = (k.f + k.b + k.w) / v;
     o->optimizer = kt_optimizer(c, p, opt_elems);
+    for (int i = 0; i < 3; i++) o->chunk[i] = (chunk_time){o->f, o->b, o->w};
+}
+
+void stage_time_chunks(const time_ctx *x, const plan_cfg *p, int64_t stage,
+                       const int64_t layers[3], stage_time *o) {
+    const int64_t v = p->virtual_stages;
+    const int first = stage == 0, last = stage == p->pp - 1;
+    const kt_part *ly = &x->layer;
+    const double hop = !p->overlap_pp && p->pp > 1 ? o->p2p : 0;
+    chunk_time work[3], sum = {0, 0, 0};
+    for (int i = 0; i < 3; i++) {
+        const double L = (double)layers[i];
+        const int emb = first && i == 0, head = last && i == 2;
+        work[i] = (chunk_time){
+            L * ly->fwd + (emb ? x->first.fwd : 0) + (head ? x->last.fwd : 0),
+            L * (ly->bwd_in + ly->recompute) + (emb ? x->first.bwd_in : 0) +
+                (head ? x->last.bwd_in : 0),
+            L * ly->bwd_w + (emb ? x->first.bwd_w : 0) + (head ? x->last.bwd_w : 0)};
+        /* chunk 0 and chunk v-1 once each, the middle chunk v-2 times */
+        const double n = i == 1 ? (double)(v - 2) : 1;
+        sum.f += n * work[i].f, sum.b += n * work[i].b, sum.w += n * work[i].w;
+    }
+    const double vd = (double)v;
+    const chunk_time total = {(o->f - hop) * vd, (o->b - hop) * vd, o->w * vd};
+    for (int i = 0; i < 3; i++)
+        o->chunk[i] = (chunk_time){
+            sum.f > 0 ? total.f * work[i].f / sum.f + hop : o->f,
+            sum.b > 0 ? total.b * work[i].b / sum.b + hop : o->b,
+            sum.w > 0 ? total.w * work[i].w / sum.w : o->w};
+    if (v == 2) o->chunk[1] = o->chunk[0]; /* no middle chunk */
 }
 
 /* AFAB and interleaved: m v max(t) + the other stages' t once each (fill and
@@ -162,6 +193,31 @@ static double fill_even(const stage_time *const *st, int64_t slow, int64_t pp, d
     for (int64_t s = 0; s < pp; s++)
         if (s != slow) fill += st[s]->f + st[s]->b + st[s]->w;
     return fill + 2.0 * (double)(pp - 1) * q;
+}
+
+/* Interleaved with chunks of their own times (stage_time_chunks): stage s
+ * starts once the first micro-batch's forward has passed chunk 0 of the
+ * stages before it, works m T_s, and waits for the first backward, which
+ * comes back through chunk v-1 of the stages after it (the warm-up covers the
+ * rest of that round trip, as for equal chunks); the last backward leaves
+ * through chunk 0 of the stages before it again:
+ *   T = max_s [sum_{j<s} c_{j,0} + m v t_s + sum_{j>s} c_{j,v-1}] + 2(p-1)q,
+ * c the chunk's f + b + w (docs/schedule.md "Uneven splits"). With equal
+ * chunks the maximum is at the slowest stage and this is fill_even. Returns
+ * the fill over m v max(t). */
+static double fill_chunks(const stage_time *const *st, int64_t pp, double mv, double tmax,
+                          double q) {
+    double after = 0, before = 0, best = 0;
+    for (int64_t s = 0; s < pp; s++)
+        after += st[s]->chunk[2].f + st[s]->chunk[2].b + st[s]->chunk[2].w;
+    for (int64_t s = 0; s < pp; s++) {
+        const stage_time *x = st[s];
+        after -= x->chunk[2].f + x->chunk[2].b + x->chunk[2].w;
+        const double t = before + mv * (x->f + x->b + x->w) + after;
+        if (t > best) best = t;
+        before += x->chunk[0].f + x->chunk[0].b + x->chunk[0].w;
+    }
+    return best - mv * tmax + 2.0 * (double)(pp - 1) * q;
 }
 
 /* 1F1B and ZB-H1 over stages of unequal time (docs/time.md §5). Stage s
@@ -228,6 +284,8 @@ void step_time_combine(const cluster_cfg *c, const plan_cfg *p, const stage_time
     const double q = pp > 1 && p->overlap_pp ? st[0]->p2p : 0;
     if (pp > 1 && (p->schedule == SCHED_1F1B || p->schedule == SCHED_ZERO_BUBBLE))
         fill = fill_1f1b(p, st, m, q) - mv * tmax;
+    else if (pp > 1 && p->schedule == SCHED_INTERLEAVED && pipe_layout_given(p))
+        fill = fill_chunks(st, pp, mv, tmax, q);
     else
         fill = fill_even(st, slow, pp, q);
     const stage_time *x = st[slow];

@@ -40,8 +40,17 @@ void time_ctx_init(const model_cfg *m, const cluster_cfg *c, const plan_cfg *p, 
 void time_ctx_links(const cluster_cfg *c, const plan_cfg *p, time_ctx *out);
 
 typedef struct {
+    double f, b, w;
+} chunk_time;
+
+typedef struct {
     /* one chunk-micro-batch (a micro-batch when v = 1), with exposed comm */
     double f, b, w;     /* forward; backward input-gradient (+ recompute); weight-gradient */
+    /* The same for chunk 0, a middle chunk and chunk v-1. Equal to f, b, w unless the
+     * plan is interleaved with a layout of its own (pipe_layout_given), where each chunk
+     * takes its own layers, the embedding with chunk 0 of stage 0 and the head with chunk
+     * v-1 of the last stage (stage_time_chunks). */
+    chunk_time chunk[3];
     double compute;     /* f + b + w without communication */
     double exposed[GROUP_COUNT], hidden[GROUP_COUNT];
     /* once per step */
@@ -55,6 +64,14 @@ typedef struct {
 void stage_time_compute(const time_ctx *x, const cluster_cfg *c, const plan_cfg *p,
                         int64_t stage, int64_t layers, int64_t opt_elems, const comm_list *l,
                         stage_time *out);
+
+/* Interleaved with a given layout: split the stage's per-micro-batch time
+ * (stage_time_compute's, communication included) over its chunks in
+ * proportion to each chunk's compute; layers[3]: chunk 0, a middle chunk,
+ * chunk v-1 (cost/pipe.h pipe_chunk_layers). A send that does not overlap
+ * stays one per chunk. */
+void stage_time_chunks(const time_ctx *x, const plan_cfg *p, int64_t stage,
+                       const int64_t layers[3], stage_time *o);
 
 typedef struct {
     double step;       /* seconds */
