@@ -53,6 +53,7 @@ typedef struct {
     bool reshard_after_forward; /* false: the forward's gather stays for the backward */
     bool recompute_gather;      /* a full-recompute replay gathers its unit again */
     double launch_s;            /* per collective: host hook/launch time the GPU waits for */
+    double launch_per_rank_s;   /* per collective and rank of the group: list-form gathers */
 } plan_zero3;
 
 typedef struct {

@@ -79,7 +79,8 @@ static int classify(const time_ctx *x, const plan_cfg *p, const comm_entry *e, i
     double t = (double)e->calls * call;
     if (per_mb) t *= inv_mb;
     if (p->zero == 3 && p->zero3.set && per_mb && e->group == GROUP_DP) {
-        const double launch = (double)e->calls * inv_mb * p->zero3.launch_s;
+        const double launch = (double)e->calls * inv_mb *
+                              (p->zero3.launch_s + p->zero3.launch_per_rank_s * (double)e->group_size);
         z3->t[k] += t + launch;
         z3->launch[k] += launch;
         if (e->coll == COLL_REDUCE_SCATTER) z3->scatter[k] = call;
