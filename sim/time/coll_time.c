@@ -88,15 +88,20 @@ void coll_group_link(const cluster_cfg *c, const plan_cfg *p, comm_group g, coll
     out->latency_s = out->inter_node ? c->inter_latency_s : c->intra_latency_s;
     out->link = out->inter_node ? LINK_NIC : LINK_NVLINK;
     out->nccl_steps = out->inter_node && c->ring_latency_nccl;
-    out->nodes = out->inter_node ? (n + out->members_per_node - 1) / out->members_per_node : 1;
+    /* (only the nccl latency model needs the node count: sweeps skip the division) */
+    out->nodes = out->nccl_steps ? (n + out->members_per_node - 1) / out->members_per_node : 1;
     out->intra_latency_s = c->intra_latency_s;
 }
 
-double coll_ring_latency(int64_t steps, int64_t passes, const coll_link *l) {
+static inline double ring_latency(int64_t steps, int64_t passes, const coll_link *l) {
     if (!l->nccl_steps) return (double)steps * l->latency_s;
     int64_t inter = passes * (l->nodes - 1);
     if (inter > steps) inter = steps;
     return (double)(steps - inter) * l->intra_latency_s + (double)inter * l->latency_s;
+}
+
+double coll_ring_latency(int64_t steps, int64_t passes, const coll_link *l) {
+    return ring_latency(steps, passes, l);
 }
 
 static int64_t floor_log2(int64_t n) {
@@ -111,12 +116,14 @@ static int64_t ceil_log2(int64_t n) {
     return k;
 }
 
-double coll_tree_latency(int64_t n, const coll_link *l) {
+static inline double tree_latency(int64_t n, const coll_link *l) {
     if (!l->nccl_steps) return 2.0 * (double)ceil_log2(n) * l->latency_s;
     const int64_t ppn = n / (l->nodes > 0 ? l->nodes : 1);
     return 2.0 * ((double)(ppn > 1 ? ppn - 1 : 0) * l->intra_latency_s +
                   (double)floor_log2(l->nodes) * l->latency_s);
 }
+
+double coll_tree_latency(int64_t n, const coll_link *l) { return tree_latency(n, l); }
 
 double coll_time(comm_coll coll, int64_t n, int64_t bytes, const coll_link *l) {
     if (n <= 1 || bytes <= 0) return 0;
@@ -127,12 +134,12 @@ double coll_time(comm_coll coll, int64_t n, int64_t bytes, const coll_link *l) {
     const double inv_bw = 1.0 / l->bytes_per_s;
     switch (coll) {
     case COLL_ALL_REDUCE: {
-        const double ring = coll_ring_latency(2 * (n - 1), 2, l) + 2 * n1 * chunk * inv_bw;
-        const double tree = coll_tree_latency(n, l) + 2.0 * (double)bytes * inv_bw;
+        const double ring = ring_latency(2 * (n - 1), 2, l) + 2 * n1 * chunk * inv_bw;
+        const double tree = tree_latency(n, l) + 2.0 * (double)bytes * inv_bw;
         return tree < ring ? tree : ring;
     }
     case COLL_REDUCE_SCATTER:
-    case COLL_ALL_GATHER: return coll_ring_latency(n - 1, 1, l) + n1 * chunk * inv_bw;
-    default: return coll_ring_latency(n - 1, 1, l) + (double)bytes * inv_bw; /* broadcast, reduce */
+    case COLL_ALL_GATHER: return ring_latency(n - 1, 1, l) + n1 * chunk * inv_bw;
+    default: return ring_latency(n - 1, 1, l) + (double)bytes * inv_bw; /* broadcast, reduce */
     }
 }

@@ -45,7 +45,7 @@ typedef struct {
     /* links.ring_latency: nccl (docs/time.md §3): an inter-node ring's steps
      * inside a node cost intra_latency_s, its node crossings latency_s */
     bool nccl_steps;
-    int64_t nodes;          /* nodes one group instance spans (1 inside a node) */
+    int64_t nodes;          /* nodes one group instance spans (set under nccl_steps, else 1) */
     double intra_latency_s;
 } coll_link;
 

@@ -81,8 +81,9 @@ static void stage_comm_time(const model_cfg *m, const cluster_cfg *c, const plan
     comm_stage_info ci = {.stage = s,
                           .layers = layers,
                           .rank_params = elems,
-                          .units = comm_zero3_units(p, layers, first, last,
-                                                    elems * dtype_bytes(p->precision.params)),
+                          .units = p->zero == 3 ? comm_zero3_units(p, layers, first, last,
+                                                      elems * dtype_bytes(p->precision.params))
+                                                : 0, /* used by ZeRO-3 only */
                           .tied_rows_params = sh->pc.embedding,
                           .offload_bytes = offload_bytes(m, p, sh, s, layers)};
     comm_stage(m, p, &ci, comm);
