@@ -555,7 +555,8 @@ static void test_zero3_fields(void **state) {
     (void)state;
     plan_spec *s = tu_plan(variant(0, NULL, "zero3: {unit: param, prefetch: 2, "
                                             "reshard_after_forward: false, recompute_gather: true, "
-                                            "launch: 20 us, launch_per_rank: 3 us}"));
+                                            "launch: 20 us, launch_per_rank: 3 us, "
+                                            "copy_out: true}"));
     const plan_zero3 *z = &s->cfg.zero3;
     assert_true(z->set);
     assert_int_equal(z->unit, ZERO3_UNIT_PARAM);
@@ -564,6 +565,7 @@ static void test_zero3_fields(void **state) {
     assert_true(z->recompute_gather);
     assert_float_equal(z->launch_s, 20e-6, 1e-15);
     assert_float_equal(z->launch_per_rank_s, 3e-6, 1e-15);
+    assert_true(z->copy_out);
     free(s);
     s = tu_plan(variant(0, NULL, NULL)); /* absent: today's model */
     assert_false(s->cfg.zero3.set);

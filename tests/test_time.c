@@ -228,6 +228,19 @@ static void test_zero3_small_batch(void **state) {
     eval_plan(&s->model.cfg, &s->cluster.cfg, &s->cfg, &r, NULL);
     assert_float_equal(r.time.exposed[GROUP_DP] - exposed[0], 4 * (4 * 96 + 2) * 100e-6, 1e-6);
     free(s);
+    /* copy_out: each of the 3 x 386 gathers of 1/386 of the stage's fp16
+     * parameters is read and written once more at 0.8 x 2039 GB/s */
+    snprintf(text, sizeof text, "%sbatch: {global: 1536, micro: 1, seq: 2048}\n"
+             "zero3: {unit: param, prefetch: 1, recompute_gather: true, copy_out: true}\n", base);
+    s = tu_plan(text);
+    eval_plan(&s->model.cfg, &s->cluster.cfg, &s->cfg, &r, NULL);
+    /* 2 bytes per element over 386 calls (the flat buffer pads to a multiple of 1536) */
+    const int64_t per_call = 2 * r.heavy.param_elems / 386;
+    assert_int_equal(r.comm.e[0].calls, 386);
+    assert_true(llabs(r.comm.e[0].bytes_per_call - per_call) <= 16);
+    assert_float_equal(r.time.exposed[GROUP_DP] - exposed[0],
+                       3.0 * 386 * 2 * (double)r.comm.e[0].bytes_per_call / (0.8 * 2039e9), 1e-6);
+    free(s);
 }
 
 /* Placement (default tp, cp, dp, pp): tp innermost stays in the node; moved

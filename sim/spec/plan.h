@@ -54,6 +54,7 @@ typedef struct {
     bool recompute_gather;      /* a full-recompute replay gathers its unit again */
     double launch_s;            /* per collective: host hook/launch time the GPU waits for */
     double launch_per_rank_s;   /* per collective and rank of the group: list-form gathers */
+    bool copy_out;              /* each gathered unit is copied once on the compute stream */
 } plan_zero3;
 
 typedef struct {

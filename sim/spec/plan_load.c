@@ -44,7 +44,8 @@ static const char *const offload_keys[] = {"optimizer", "activations", NULL};
 static const char *const memory_keys[] = {"bucket", "workspace", "fragmentation", NULL};
 static const char *const overlap_keys[] = {"dp", "tp", "pp", NULL};
 static const char *const zero3_keys[] = {"unit", "bucket", "prefetch", "reshard_after_forward",
-                                         "recompute_gather", "launch", "launch_per_rank", NULL};
+                                         "recompute_gather", "launch", "launch_per_rank",
+                                         "copy_out", NULL};
 static const char *const zero3_unit_names[] = {"layer", "param", "bucket", NULL};
 static const char *const train_keys[] = {"steps", "seed",         "lr",   "betas",
                                          "eps",   "weight_decay", "data", NULL};
@@ -65,7 +66,7 @@ void plan_cfg_defaults(plan_cfg *c) {
     c->zero3 = (plan_zero3){.set = false, .unit = ZERO3_UNIT_LAYER, .bucket_bytes = 0,
                             .prefetch = 1, .reshard_after_forward = true,
                             .recompute_gather = false, .launch_s = 0,
-                            .launch_per_rank_s = 0};
+                            .launch_per_rank_s = 0, .copy_out = false};
 }
 
 void plan_train_defaults(plan_train *t) {
@@ -154,7 +155,8 @@ static int read_zero3(const ynode *root, plan_cfg *c, ps_err *err) {
         yget_quantity(z, "zero3", "launch_per_rank", false, UNIT_SECONDS, 0,
                       &o->launch_per_rank_s, err) ||
         spec_limit(z, "zero3", "launch_per_rank", o->launch_per_rank_s, 0, 1e-3,
-                   "a time per rank from 0 to 1 ms", err))
+                   "a time per rank from 0 to 1 ms", err) ||
+        yget_bool(z, "zero3", "copy_out", false, &o->copy_out, err))
         return -1;
     o->unit = (plan_zero3_unit)unit;
     if (o->unit == ZERO3_UNIT_BUCKET && o->bucket_bytes <= 0)

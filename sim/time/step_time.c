@@ -63,8 +63,9 @@ typedef struct {
     double t[2];        /* seconds per micro-batch, all units (launch included) */
     double gather[2];   /* one unit's gather: the first unit waits for it */
     double scatter[2];  /* one unit's reduce-scatter: the last unit's runs after all compute */
-    double launch[2];   /* host launch time per micro-batch: never hidden */
+    double launch[2];   /* host launch and copy-out time per micro-batch: never hidden */
     int64_t units;
+    double copy_s_per_byte; /* zero3.copy_out: seconds per byte of HBM traffic, else 0 */
 } zero3_acc;
 
 /* File one collective's seconds (per micro-batch for FWD/BWD, per step
@@ -81,8 +82,13 @@ static int classify(const time_ctx *x, const plan_cfg *p, const comm_entry *e, i
     if (p->zero == 3 && p->zero3.set && per_mb && e->group == GROUP_DP) {
         const double launch = (double)e->calls * inv_mb *
                               (p->zero3.launch_s + p->zero3.launch_per_rank_s * (double)e->group_size);
-        z3->t[k] += t + launch;
-        z3->launch[k] += launch;
+        /* copy_out: the gathered unit read and written once more (2 S bytes) */
+        const double copy = e->coll == COLL_ALL_GATHER
+                                ? (double)e->calls * inv_mb * 2.0 * (double)e->bytes_per_call *
+                                      z3->copy_s_per_byte
+                                : 0;
+        z3->t[k] += t + launch + copy;
+        z3->launch[k] += launch + copy;
         if (e->coll == COLL_REDUCE_SCATTER) z3->scatter[k] = call;
         else z3->gather[k] = maxd(z3->gather[k], call);
         z3->units = e->calls / mb;
@@ -107,7 +113,8 @@ static int classify(const time_ctx *x, const plan_cfg *p, const comm_entry *e, i
  * ahead. The first unit's gather and the last unit's reduce-scatter have no
  * compute beside them; every other unit hides at most its own compute's
  * worth, so each of the U-1 others exposes max(0, g - c/U). With prefetch 0
- * (or overlap.dp off) nothing hides. Host launch time is never hidden. */
+ * (or overlap.dp off) nothing hides. Host launch time and the copy-out of
+ * each gathered unit on the compute stream (zero3.copy_out) are never hidden. */
 double step_zero3_fixed(double t, double gather, double scatter, int64_t units,
                         double compute, int64_t prefetch) {
     if (prefetch <= 0 || units <= 0) return t;
@@ -161,7 +168,8 @@ void stage_time_compute(const time_ctx *x, const cluster_cfg *c, const plan_cfg 
     memset(ph, 0, sizeof ph);
     unsigned used = 0;
     const double inv_mb = 1.0 / (double)mb;
-    zero3_acc z3 = {{0, 0}, {0, 0}, {0, 0}, {0, 0}, 0};
+    zero3_acc z3 = {{0, 0}, {0, 0}, {0, 0}, {0, 0}, 0,
+                    p->zero3.copy_out ? 1.0 / (c->hbm_bytes_per_s * c->eff.hbm) : 0};
     for (int i = 0; i < l->n; i++) {
         const comm_entry *e = &l->e[i];
         if (e->phase == COMM_P2P)
