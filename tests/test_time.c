@@ -243,6 +243,44 @@ static void test_zero3_small_batch(void **state) {
     free(s);
 }
 
+/* ZeRO-3 gather buffers with the section, by hand for GPT-3 175B (h 12288,
+ * ffn 49152, vocab 50257, 2048 learned positions, tied; one stage, fp16):
+ * unit: param holds (1 + prefetch) of the largest unit, here the embedding
+ * with its position table (50257 + 2048) x 12288 = 642,723,840 elements (the
+ * largest matrix, MLP up, is 12288 x 49152 = 603,979,776), at 2 bytes, plus
+ * its gradient: 642,723,840 x (2 x 2 + 2); prefetch 2 adds one more unit;
+ * unit: bucket of 100 MB bounds a unit by 5e7 elements; without resharding
+ * the whole stage stays gathered (plus a layer unit's gradient: the default
+ * unit: layer, a layer of 12h^2 + 13h = 1,812,099,072 beating the embedding).
+ * Without the section, today's two layer units and a gradient. */
+static void test_zero3_memory(void **state) {
+    (void)state;
+    const char *base = "model: gpt3-175b\ncluster: dgx-a100\ngpus: 64\n"
+                       "parallel: {dp: 64, tp: 1, pp: 1, zero: 3}\n"
+                       "batch: {global: 64, micro: 1, seq: 2048}\n"
+                       "recompute: full\nprecision: fp16-mixed\noptimizer: adamw\n";
+    const char *sections[] = {"zero3: {unit: param}", "zero3: {unit: param, prefetch: 2}",
+                              "zero3: {unit: bucket, bucket: 100 MB}",
+                              "zero3: {reshard_after_forward: false}", ""};
+    int64_t buf[5], elems = 0;
+    char text[1024];
+    for (int i = 0; i < 5; i++) {
+        snprintf(text, sizeof text, "%s%s\n", base, sections[i]);
+        plan_spec *s = tu_plan(text);
+        eval_result r;
+        eval_plan(&s->model.cfg, &s->cluster.cfg, &s->cfg, &r, NULL);
+        buf[i] = r.heavy.buf_zero3;
+        elems = r.heavy.param_elems;
+        free(s);
+    }
+    const int64_t emb = (50257LL + 2048) * 12288, layer = 12LL * 12288 * 12288 + 13 * 12288;
+    assert_int_equal(buf[0], emb * 6);
+    assert_int_equal(buf[1], emb * 8);
+    assert_int_equal(buf[2], 50000000LL * 6);
+    assert_int_equal(buf[4], layer * 6); /* today: 2 layer units (a layer beats the embedding) */
+    assert_int_equal(buf[3], elems * 2 + layer * 2); /* unit: layer */
+}
+
 /* Placement (default tp, cp, dp, pp): tp innermost stays in the node; moved
  * outermost it crosses; a group with k members per node drives k NICs. */
 static void test_placement(void **state) {
@@ -628,6 +666,7 @@ int main(void) {
         cmocka_unit_test(test_overlap_budget), cmocka_unit_test(test_link_sharing),
         cmocka_unit_test(test_ring_latency_nodes), cmocka_unit_test(test_nics_per_node),
         cmocka_unit_test(test_zero3_exposed), cmocka_unit_test(test_zero3_small_batch),
+        cmocka_unit_test(test_zero3_memory),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
