@@ -197,6 +197,7 @@ extern const char *const plan_group_names[]; /* "dp", "tp", "pp", "cp", NULL */
 const char *plan_offload_name(const plan_cfg *p); /* none, optimizer, activations, both */
 const char *plan_overlap_name(const plan_cfg *p, char *buf, int len); /* "dp+pp", or "-" */
 const char *plan_placement_name(const plan_cfg *p, char *buf, int len); /* "tp-cp-dp-pp" */
+extern const char *const plan_zero3_unit_names[]; /* "layer", "param", "bucket" */
 extern const char *const plan_schedule_names[], *const plan_recompute_names[],
     *const plan_optimizer_names[];
 /* The policies a `recompute:` scalar may name (plan_recompute_names less

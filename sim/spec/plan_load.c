@@ -57,7 +57,7 @@ static const char *const overlap_keys[] = {"dp", "tp", "pp", NULL};
 static const char *const zero3_keys[] = {"unit", "bucket", "prefetch", "reshard_after_forward",
                                          "recompute_gather", "launch", "launch_per_rank",
                                          "copy_out", NULL};
-static const char *const zero3_unit_names[] = {"layer", "param", "bucket", NULL};
+const char *const plan_zero3_unit_names[] = {"layer", "param", "bucket", NULL};
 static const char *const train_keys[] = {"steps", "seed",         "lr",   "betas",
                                          "eps",   "weight_decay", "data", NULL};
 
@@ -154,7 +154,7 @@ static int read_zero3(const ynode *root, plan_cfg *c, ps_err *err) {
     int unit = ZERO3_UNIT_LAYER;
     if (!z) return 0;
     if (yget_map(root, "", "zero3", false, &z, err) || yget_check_keys(z, "zero3", zero3_keys, err) ||
-        yget_enum(z, "zero3", "unit", false, zero3_unit_names, &unit, err) ||
+        yget_enum(z, "zero3", "unit", false, plan_zero3_unit_names, &unit, err) ||
         yget_bytes(z, "zero3", "bucket", false, 1, &o->bucket_bytes, err) ||
         spec_limit(z, "zero3", "bucket", (double)o->bucket_bytes, 0, PLAN_BUFFER_MAX,
                    "a bucket of at most 1 TiB", err) ||
@@ -176,7 +176,7 @@ static int read_zero3(const ynode *root, plan_cfg *c, ps_err *err) {
     if (o->unit != ZERO3_UNIT_BUCKET && (n = ynode_get(z, "bucket")))
         return ps_err_at(err, &n->loc, "zero3.bucket",
                          "expected no bucket unless unit: bucket, found one with unit: %s",
-                         zero3_unit_names[o->unit]);
+                         plan_zero3_unit_names[o->unit]);
     o->set = true;
     return 0;
 }
