@@ -94,12 +94,17 @@ typedef struct {
     /* Which communication hides behind compute (docs/time.md §4). */
     bool overlap_dp, overlap_tp, overlap_pp;
     plan_framework framework; /* profile constants; all zero without `framework:` */
+    /* kernels.attention: 1 + the index of the cluster's named attention kernel
+     * (cluster.h cluster_attn_kernel); 0 = the cluster's flat attention
+     * efficiency (docs/time.md §1) */
+    int32_t attn_kernel;
 } plan_cfg;
 
 typedef struct {
     ps_loc self, gpus, parallel, dp, tp, pp, cp, zero, sp, global, micro, seq, schedule,
         virtual_stages, stage_layers, recompute, precision, placement;
     ps_loc first_stage_layers, last_stage_layers, account_for_embedding, account_for_loss;
+    ps_loc attn_kernel; /* kernels.attention */
 } plan_locs;
 
 /* Training settings the runtime uses (the `train:` section; docs/specs.md).

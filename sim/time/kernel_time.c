@@ -23,6 +23,27 @@ double kt_gemm_efficiency(const cluster_eff *e, double dim) {
     return e->gemm_frac[i - 1] * pow(dim / e->gemm_dim[i - 1], e->gemm_slope[i]);
 }
 
+/* A measured curve [[x, fraction]] at v: log-log between points, flat beyond
+ * the ends (a kernel's efficiency does not keep falling below the shortest
+ * sequence measured, nor rising above the longest). */
+static double curve_flat(const double *x, const double *y, int n, double v) {
+    if (v <= x[0]) return y[0];
+    if (v >= x[n - 1]) return y[n - 1];
+    int i = 1;
+    while (v > x[i]) i++;
+    return y[i - 1] * pow(v / x[i - 1], log(y[i] / y[i - 1]) / log(x[i] / x[i - 1]));
+}
+
+void kt_attn_efficiency(const cluster_cfg *c, const plan_cfg *p, double seq, double *fwd,
+                        double *bwd) {
+    *fwd = c->eff.attn_fwd;
+    *bwd = c->eff.attn_bwd;
+    if (p->attn_kernel <= 0 || p->attn_kernel > c->eff.attn_kernel_n) return;
+    const cluster_attn_kernel *k = &c->eff.attn_kernel[p->attn_kernel - 1];
+    *fwd = curve_flat(k->fwd_seq, k->fwd, k->fwd_n, seq);
+    *bwd = curve_flat(k->bwd_seq, k->bwd, k->bwd_n, seq);
+}
+
 double kt_peak(const cluster_cfg *c, const plan_cfg *p) {
     double peak = c->peak_flops_per_s[p->precision.activations];
     return peak > 0 ? peak : c->peak_flops_per_s[DT_BF16];
@@ -86,10 +107,11 @@ static void add_attention(kt_part *o, const model_cfg *m, const cluster_cfg *c,
     for (int i = 0; i < o->n; i++) before += o->op[i].fwd;
     if (m->attention == ATTN_FLASH) {
         const double flops = 2.0 * square * 0.5, bwd = 2.5 * flops, peak = kt_peak(c, p);
+        double ef, eb; /* each kernel call attends over s/cp (ring attention's blocks) */
+        kt_attn_efficiency(c, p, sq, &ef, &eb);
         kt_op *op = &o->op[o->n++];
-        *op = (kt_op){"flash_attention", KT_ATTN, flops, 0, bwd,
-                      flops / (peak * c->eff.attn_fwd), bwd / (peak * c->eff.attn_bwd), 0,
-                      BIT(ACT_OP_ATTN)};
+        *op = (kt_op){"flash_attention", KT_ATTN, flops, 0, bwd, flops / (peak * ef),
+                      bwd / (peak * eb), 0, BIT(ACT_OP_ATTN)};
     } else {
         const double elems = b * heads * sq * sk;
         add_gemm(o, c, p, "attn_scores", b * heads, sq, d, sk, 0);   /* (sq x d)(d x sk) */
