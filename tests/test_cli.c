@@ -574,11 +574,14 @@ static void test_bounds(void **state) {
 static void test_plan_attention_kernel(void **state) {
     (void)state;
     assert_int_equal(run("plan", out, sizeof out), 0);
-    tu_contains(out, "activations bf16; attention kernel flat", NULL);
+    tu_contains(out, "activations bf16; attention kernel flat; grad accumulation fused", NULL);
     assert_int_equal(run("plan --format json", out, sizeof out), 0);
     tu_contains(out, "\"kernels\": {\n      \"attention\": \"flat\"", NULL);
     assert_int_equal(run("plan --set kernels.attention=fa2 --format json", out, sizeof out), 0);
     tu_contains(out, "\"kernels\": {\n      \"attention\": \"fa2\"", NULL);
+    tu_contains(out, "\"grad_accumulation_fusion\": true", NULL);
+    assert_int_equal(run("plan --set kernels.grad_accumulation_fusion=false", out, sizeof out), 0);
+    tu_contains(out, "grad accumulation unfused", NULL);
     assert_int_not_equal(run("plan --set kernels.attention=fa9", out, sizeof out), 0);
     tu_contains(out, "kernels.attention", "fa2, fa3, cudnn", "found 'fa9'", NULL);
 }

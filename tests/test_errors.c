@@ -640,6 +640,10 @@ static void test_attention_kernels(void **state) {
                 "cluster 'c' measures", "fa2", "found 'fa3'", NULL);
     snprintf(text, sizeof text, "%skernels: {attention: fa2}\n", cluster_variant("", ok));
     tu_contains(tu_plan_error(text), "kernels.attention", "attention_kernels: none", NULL);
+    snprintf(text, sizeof text, "%skernels: {grad_accumulation_fusion: maybe}\n",
+             cluster_variant(eff, ok));
+    tu_contains(tu_plan_error(text), "bad.yaml:19:", "kernels.grad_accumulation_fusion", "maybe",
+                NULL);
     snprintf(text, sizeof text, "%skernels: {softmax: fa2}\n", cluster_variant(eff, ok));
     tu_contains(tu_plan_error(text), "kernels.softmax", "unknown key", NULL);
     tu_contains(tu_plan_error(cluster_variant("    efficiency: {attention_kernels: {fa2: "

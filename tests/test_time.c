@@ -103,6 +103,46 @@ static void test_attn_kernel(void **state) {
     free(s);
 }
 
+/* kernels.grad_accumulation_fusion: false (Megatron-LM
+ * --no-gradient-accumulation-fusion) adds, per weight element and
+ * micro-batch, a read of the bf16 gradient and a read and write of the bf16
+ * accumulated one (2 + 2 x 2 = 6 bytes) at HBM speed to the weight-gradient
+ * phase: a GPT layer's 12 h^2 / tp weights, the head's h x ceil(V/tp) and the
+ * vocab-parallel embedding's the same; nothing else changes. */
+static void test_grad_accumulation_unfused(void **state) {
+    (void)state;
+    model_spec ms = tu_model("gpt3-175b");
+    ms.cfg.hidden = 256, ms.cfg.heads = 4, ms.cfg.kv_heads = 4, ms.cfg.head_dim = 64;
+    ms.cfg.ffn_hidden = 1024;
+    cluster_cfg c = flat_cluster(); /* 2e12 B/s x 0.5 = 1e12 B/s */
+    plan_cfg p = tu_cfg(1, 2, 1, 1);
+    p.seq = 512, p.micro_batch = 1;
+    kt_part f0, f1;
+    kt_layer(&ms.cfg, &c, &p, &f0);
+    p.grad_acc_unfused = true;
+    kt_layer(&ms.cfg, &c, &p, &f1);
+    /* 12 x 256^2 / 2 = 393216 elements x 6 bytes / 1e12 B/s */
+    assert_float_equal(f1.bwd_w - f0.bwd_w, 393216.0 * 6 / 1e12, 1e-18);
+    assert_float_equal(f1.fwd, f0.fwd, 0);
+    assert_float_equal(f1.bwd_in, f0.bwd_in, 0);
+    kt_last(&ms.cfg, &c, &p, &f1);
+    p.grad_acc_unfused = false;
+    kt_last(&ms.cfg, &c, &p, &f0);
+    /* ceil(50257 / 2) = 25129 rows x 256 */
+    assert_float_equal(f1.bwd_w - f0.bwd_w, 25129.0 * 256 * 6 / 1e12, 1e-18);
+    kt_first(&ms.cfg, &c, &p, &f0);
+    p.grad_acc_unfused = true;
+    kt_first(&ms.cfg, &c, &p, &f1);
+    assert_float_equal(f1.bwd_w - f0.bwd_w, 25129.0 * 256 * 6 / 1e12, 1e-18);
+    /* from the plan */
+    plan_spec *sp = tu_plan("model: llama3-8b\ncluster: dgx-h100\nparallel: {dp: 8}\n"
+                            "batch: {global: 8, micro: 1, seq: 2048}\nprecision: bf16-mixed\n"
+                            "kernels: {grad_accumulation_fusion: false}\n");
+    assert_true(sp->cfg.grad_acc_unfused);
+    assert_int_equal(sp->cfg.attn_kernel, 0);
+    free(sp);
+}
+
 /* A GPT layer's matmul FLOPs are Narayanan et al. 2021's 24 b s h^2 + 4 b s^2 h
  * (forward, full attention square), split over tp; flash attention computes
  * the causal half of the square. */
@@ -705,7 +745,7 @@ static void test_published_pass_through(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_gemm_curve),         cmocka_unit_test(test_layer_flops),
-        cmocka_unit_test(test_attn_kernel),
+        cmocka_unit_test(test_attn_kernel), cmocka_unit_test(test_grad_accumulation_unfused),
         cmocka_unit_test(test_layer_bytes),        cmocka_unit_test(test_coll_time),
         cmocka_unit_test(test_policy_recompute_time),
         cmocka_unit_test(test_placement),          cmocka_unit_test(test_pipeline_closed_forms),

@@ -98,6 +98,11 @@ typedef struct {
      * (cluster.h cluster_attn_kernel); 0 = the cluster's flat attention
      * efficiency (docs/time.md §1) */
     int32_t attn_kernel;
+    /* kernels.grad_accumulation_fusion: false (Megatron-LM's
+     * --no-gradient-accumulation-fusion): each weight gradient is written in
+     * the activation dtype and added into the gradient buffer by a separate
+     * pass per micro-batch (docs/time.md §2); false here = fused, the default */
+    bool grad_acc_unfused;
 } plan_cfg;
 
 typedef struct {

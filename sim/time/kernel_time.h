@@ -48,6 +48,7 @@ typedef struct {
                                     operand gradients), 2.5x flash attention's, 0 memory-bound */
     double fwd, bwd_in, bwd_w;   /* seconds */
     uint32_t replays;            /* layer ops (cost/act.h act_op bits) its forward computes */
+    double weights;              /* elements of its weight on this rank (0: none) */
 } kt_op;
 
 #define KT_MAX_OPS 16
