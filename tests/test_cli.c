@@ -568,6 +568,24 @@ static void test_bounds(void **state) {
                 "more than the limit of 16777216", NULL);
 }
 
+/* `parasim plan` prints the attention kernel a plan picks, "flat" (the
+ * cluster's flat efficiency) by default, in the table and the JSON, and a
+ * named kernel changes the predicted step (docs/time.md §1). */
+static void test_plan_attention_kernel(void **state) {
+    (void)state;
+    assert_int_equal(run("plan", out, sizeof out), 0);
+    tu_contains(out, "activations bf16; attention kernel flat; grad accumulation fused", NULL);
+    assert_int_equal(run("plan --format json", out, sizeof out), 0);
+    tu_contains(out, "\"kernels\": {\n      \"attention\": \"flat\"", NULL);
+    assert_int_equal(run("plan --set kernels.attention=fa2 --format json", out, sizeof out), 0);
+    tu_contains(out, "\"kernels\": {\n      \"attention\": \"fa2\"", NULL);
+    tu_contains(out, "\"grad_accumulation_fusion\": true", NULL);
+    assert_int_equal(run("plan --set kernels.grad_accumulation_fusion=false", out, sizeof out), 0);
+    tu_contains(out, "grad accumulation unfused", NULL);
+    assert_int_not_equal(run("plan --set kernels.attention=fa9", out, sizeof out), 0);
+    tu_contains(out, "kernels.attention", "fa2, fa3, cudnn", "found 'fa9'", NULL);
+}
+
 /* `parasim plan` names the framework, its profile file and where its values
  * come from (table and JSON); the built-in plan without one prints neither,
  * and the profile is found by name from any directory (the source tree's
@@ -625,6 +643,7 @@ int main(int argc, char **argv) {
     parasim = argv[1];
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_replay_broken_program), cmocka_unit_test(test_plan_framework),
+        cmocka_unit_test(test_plan_attention_kernel),
         cmocka_unit_test(test_default_plan_json), cmocka_unit_test(test_table_and_overrides),
         cmocka_unit_test(test_errors_and_exit_codes), cmocka_unit_test(test_output_file_is_atomic),
         cmocka_unit_test(test_infer), cmocka_unit_test(test_sweep),

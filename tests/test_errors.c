@@ -622,6 +622,44 @@ static void test_cluster_kernel_dtype(void **state) {
     free(s);
 }
 
+/* kernels.attention names one of the cluster's attention_kernels; the
+ * kernel curves are checked where they stand (docs/specs.md). */
+static void test_attention_kernels(void **state) {
+    (void)state;
+    const char *ok = "{bandwidth: 400 Gbit/s, latency: 5 us}";
+    const char *eff = "    efficiency: {attention_kernels: {fa2: {forward: [[512, 0.2], [2048, 0.3]], "
+                      "backward: [[512, 0.2]]}}}\n";
+    char text[4096];
+    snprintf(text, sizeof text, "%skernels: {attention: fa2}\n", cluster_variant(eff, ok));
+    plan_spec *s = tu_plan(text);
+    assert_int_equal(s->cfg.attn_kernel, 1);
+    assert_int_equal(s->cluster.cfg.eff.attn_kernel[0].fwd_n, 2);
+    free(s);
+    snprintf(text, sizeof text, "%skernels: {attention: fa3}\n", cluster_variant(eff, ok));
+    tu_contains(tu_plan_error(text), "bad.yaml:19:22:", "kernels.attention",
+                "cluster 'c' measures", "fa2", "found 'fa3'", NULL);
+    snprintf(text, sizeof text, "%skernels: {attention: fa2}\n", cluster_variant("", ok));
+    tu_contains(tu_plan_error(text), "kernels.attention", "attention_kernels: none", NULL);
+    snprintf(text, sizeof text, "%skernels: {grad_accumulation_fusion: maybe}\n",
+             cluster_variant(eff, ok));
+    tu_contains(tu_plan_error(text), "bad.yaml:19:", "kernels.grad_accumulation_fusion", "maybe",
+                NULL);
+    snprintf(text, sizeof text, "%skernels: {softmax: fa2}\n", cluster_variant(eff, ok));
+    tu_contains(tu_plan_error(text), "kernels.softmax", "unknown key", NULL);
+    tu_contains(tu_plan_error(cluster_variant("    efficiency: {attention_kernels: {fa2: "
+                                              "{forward: [[2048, 0.3], [512, 0.2]], backward: "
+                                              "[[512, 0.2]]}}}\n", ok)),
+                "bad.yaml:9:", "gpu.efficiency.attention_kernels.fa2.forward",
+                "sequence lengths", "increasing", "[512, 0.2]", NULL);
+    tu_contains(tu_plan_error(cluster_variant("    efficiency: {attention_kernels: {fa2: "
+                                              "{forward: [[512, 0.3]]}}}\n", ok)),
+                "gpu.efficiency.attention_kernels.fa2.backward", "missing field", NULL);
+    tu_contains(tu_plan_error(cluster_variant("    efficiency: {attention_kernels: {fa2: "
+                                              "{forward: [[512, 1.3]], backward: [[512, 0.2]]}}}\n",
+                                              ok)),
+                "gpu.efficiency.attention_kernels.fa2.forward", "(0, 1]", "[512, 1.3]", NULL);
+}
+
 /* Issue 9 (newcomer friction): gpus defaults to dp*tp*pp*cp, not the whole
  * cluster; optimizer to AdamW. */
 static void test_plan_defaults(void **state) {
@@ -843,6 +881,7 @@ int main(void) {
         cmocka_unit_test(test_dropout_located),
         cmocka_unit_test(test_plan_limits),
         cmocka_unit_test(test_cluster_limits), cmocka_unit_test(test_cluster_kernel_dtype),
+        cmocka_unit_test(test_attention_kernels),
         cmocka_unit_test(test_plan_defaults),
         cmocka_unit_test(test_framework_errors),
         cmocka_unit_test(test_published_use_family),

@@ -49,6 +49,100 @@ static void test_gemm_curve(void **state) {
     assert_float_equal(kt_gemm(&c, &p, 1, 1024, 512, 256), 2.0 * 1024 * 512 * 256 / 50e12, 1e-18);
 }
 
+/* A named attention kernel (kernels.attention; docs/time.md §1): its forward
+ * and backward curves by sequence length, log-log between points (halfway in
+ * log = the geometric mean), flat beyond both ends; the flash attention op
+ * takes its FLOPs at those fractions; without the field, the flat
+ * efficiencies. The H100 fa2 curve at seq 2048 is FA3 paper Fig. 5/6's FA2
+ * 298 and 291 TFLOP/s over 989.4. */
+static void test_attn_kernel(void **state) {
+    (void)state;
+    cluster_cfg c = flat_cluster();
+    cluster_attn_kernel *k = &c.eff.attn_kernel[0];
+    c.eff.attn_kernel_n = 1;
+    snprintf(k->name, sizeof k->name, "k");
+    k->fwd_n = k->bwd_n = 2;
+    k->fwd_seq[0] = k->bwd_seq[0] = 1024, k->fwd_seq[1] = k->bwd_seq[1] = 4096;
+    k->fwd[0] = 0.2, k->fwd[1] = 0.4, k->bwd[0] = 0.1, k->bwd[1] = 0.3;
+    plan_cfg p = tu_cfg(1, 1, 1, 1);
+    double f, b;
+    kt_attn_efficiency(&c, &p, 2048, &f, &b); /* no kernel named: the flat values */
+    assert_float_equal(f, 0.60, 1e-12);
+    assert_float_equal(b, 0.45, 1e-12);
+    p.attn_kernel = 1;
+    kt_attn_efficiency(&c, &p, 2048, &f, &b);
+    assert_float_equal(f, sqrt(0.2 * 0.4), 1e-12);
+    assert_float_equal(b, sqrt(0.1 * 0.3), 1e-12);
+    kt_attn_efficiency(&c, &p, 512, &f, &b); /* flat below */
+    assert_float_equal(f, 0.2, 1e-12);
+    assert_float_equal(b, 0.1, 1e-12);
+    kt_attn_efficiency(&c, &p, 65536, &f, &b); /* flat above */
+    assert_float_equal(f, 0.4, 1e-12);
+    assert_float_equal(b, 0.3, 1e-12);
+    /* the op: b 1, 4 heads of 64 on seq 2048, causal half: 2*2*4*2048^2*64/2 FLOPs */
+    model_spec ms = tu_model("gpt3-175b");
+    ms.cfg.attention = ATTN_FLASH, ms.cfg.heads = 4, ms.cfg.head_dim = 64, ms.cfg.hidden = 256;
+    ms.cfg.kv_heads = 4, ms.cfg.ffn_hidden = 1024;
+    p.seq = 2048, p.micro_batch = 1;
+    kt_part o;
+    kt_layer(&ms.cfg, &c, &p, &o);
+    const kt_op *fa = NULL;
+    for (int i = 0; i < o.n; i++)
+        if (o.op[i].kind == KT_ATTN) fa = &o.op[i];
+    assert_non_null(fa);
+    const double flops = 2.0 * 2 * 4 * 2048.0 * 2048 * 64 / 2;
+    assert_float_equal(fa->fwd, flops / (100e12 * sqrt(0.08)), 1e-15);
+    assert_float_equal(fa->bwd_in, 2.5 * flops / (100e12 * sqrt(0.03)), 1e-15);
+    /* the shipped H100 curve, loaded through a plan */
+    plan_spec *s = tu_plan("model: llama3-8b\ncluster: dgx-h100\nparallel: {dp: 8}\n"
+                           "batch: {global: 8, micro: 1, seq: 2048}\nprecision: bf16-mixed\n"
+                           "kernels: {attention: fa2}\n");
+    kt_attn_efficiency(&s->cluster.cfg, &s->cfg, 2048, &f, &b);
+    assert_float_equal(f, 0.301, 1e-12);
+    assert_float_equal(b, 0.294, 1e-12);
+    free(s);
+}
+
+/* kernels.grad_accumulation_fusion: false (Megatron-LM
+ * --no-gradient-accumulation-fusion) adds, per weight element and
+ * micro-batch, a read of the bf16 gradient and a read and write of the bf16
+ * accumulated one (2 + 2 x 2 = 6 bytes) at HBM speed to the weight-gradient
+ * phase: a GPT layer's 12 h^2 / tp weights, the head's h x ceil(V/tp) and the
+ * vocab-parallel embedding's the same; nothing else changes. */
+static void test_grad_accumulation_unfused(void **state) {
+    (void)state;
+    model_spec ms = tu_model("gpt3-175b");
+    ms.cfg.hidden = 256, ms.cfg.heads = 4, ms.cfg.kv_heads = 4, ms.cfg.head_dim = 64;
+    ms.cfg.ffn_hidden = 1024;
+    cluster_cfg c = flat_cluster(); /* 2e12 B/s x 0.5 = 1e12 B/s */
+    plan_cfg p = tu_cfg(1, 2, 1, 1);
+    p.seq = 512, p.micro_batch = 1;
+    kt_part f0, f1;
+    kt_layer(&ms.cfg, &c, &p, &f0);
+    p.grad_acc_unfused = true;
+    kt_layer(&ms.cfg, &c, &p, &f1);
+    /* 12 x 256^2 / 2 = 393216 elements x 6 bytes / 1e12 B/s */
+    assert_float_equal(f1.bwd_w - f0.bwd_w, 393216.0 * 6 / 1e12, 1e-18);
+    assert_float_equal(f1.fwd, f0.fwd, 0);
+    assert_float_equal(f1.bwd_in, f0.bwd_in, 0);
+    kt_last(&ms.cfg, &c, &p, &f1);
+    p.grad_acc_unfused = false;
+    kt_last(&ms.cfg, &c, &p, &f0);
+    /* ceil(50257 / 2) = 25129 rows x 256 */
+    assert_float_equal(f1.bwd_w - f0.bwd_w, 25129.0 * 256 * 6 / 1e12, 1e-18);
+    kt_first(&ms.cfg, &c, &p, &f0);
+    p.grad_acc_unfused = true;
+    kt_first(&ms.cfg, &c, &p, &f1);
+    assert_float_equal(f1.bwd_w - f0.bwd_w, 25129.0 * 256 * 6 / 1e12, 1e-18);
+    /* from the plan */
+    plan_spec *sp = tu_plan("model: llama3-8b\ncluster: dgx-h100\nparallel: {dp: 8}\n"
+                            "batch: {global: 8, micro: 1, seq: 2048}\nprecision: bf16-mixed\n"
+                            "kernels: {grad_accumulation_fusion: false}\n");
+    assert_true(sp->cfg.grad_acc_unfused);
+    assert_int_equal(sp->cfg.attn_kernel, 0);
+    free(sp);
+}
+
 /* A GPT layer's matmul FLOPs are Narayanan et al. 2021's 24 b s h^2 + 4 b s^2 h
  * (forward, full attention square), split over tp; flash attention computes
  * the causal half of the square. */
@@ -817,6 +911,7 @@ static void test_published_pass_through(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_gemm_curve),         cmocka_unit_test(test_layer_flops),
+        cmocka_unit_test(test_attn_kernel), cmocka_unit_test(test_grad_accumulation_unfused),
         cmocka_unit_test(test_layer_bytes),        cmocka_unit_test(test_coll_time),
         cmocka_unit_test(test_policy_recompute_time),
         cmocka_unit_test(test_placement),          cmocka_unit_test(test_pipeline_closed_forms),

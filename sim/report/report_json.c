@@ -140,6 +140,11 @@ static void json_plan(jsonw *w, const plan_spec *s) {
     jsonw_bool(w, "tp", p->overlap_tp);
     jsonw_bool(w, "pp", p->overlap_pp);
     jsonw_obj_end(w);
+    jsonw_obj(w, "kernels"); /* "flat": the cluster's flat attention efficiency */
+    jsonw_str(w, "attention",
+              p->attn_kernel > 0 ? s->cluster.cfg.eff.attn_kernel[p->attn_kernel - 1].name : "flat");
+    jsonw_bool(w, "grad_accumulation_fusion", !p->grad_acc_unfused);
+    jsonw_obj_end(w);
     jsonw_obj_end(w);
 }
 

@@ -11,6 +11,20 @@
 #include "spec/ynode.h"
 
 #define CLUSTER_GEMM_POINTS 12
+#define CLUSTER_ATTN_KERNELS 4
+#define CLUSTER_KERNEL_NAME 16
+
+/* A named fused-attention kernel's measured efficiency on this GPU by
+ * sequence length (gpu.efficiency.attention_kernels; docs/time.md §1): a plan
+ * picks one with kernels.attention. Forward and backward are separate curves
+ * of [sequence length, fraction of peak], log-log interpolated, flat beyond
+ * their ends. */
+typedef struct {
+    char name[CLUSTER_KERNEL_NAME];
+    int fwd_n, bwd_n;
+    double fwd_seq[CLUSTER_GEMM_POINTS], fwd[CLUSTER_GEMM_POINTS];
+    double bwd_seq[CLUSTER_GEMM_POINTS], bwd[CLUSTER_GEMM_POINTS];
+} cluster_attn_kernel;
 
 /* Achieved fractions of the datasheet numbers (docs/time.md §1): a GEMM's
  * efficiency as a function of its smallest dimension (its arithmetic
@@ -22,6 +36,8 @@ typedef struct {
     double gemm_dim[CLUSTER_GEMM_POINTS], gemm_frac[CLUSTER_GEMM_POINTS];
     double gemm_slope[CLUSTER_GEMM_POINTS]; /* log-log slope into point i (cluster_eff_prepare) */
     double attn_fwd, attn_bwd;
+    int attn_kernel_n; /* named attention kernels (a plan's kernels.attention) */
+    cluster_attn_kernel attn_kernel[CLUSTER_ATTN_KERNELS];
     double hbm;
     double intra, inter, host;
     double overlap; /* share of overlapped communication that actually hides */

@@ -12,7 +12,8 @@ static const char *const top_keys[] = {"name", "source", "description", "gpu",
                                        "gpus_per_node", "nodes", "links", NULL};
 static const char *const gpu_keys[] = {"name", "memory", "reserved", "peak_flops",
                                        "hbm_bandwidth", "efficiency", "kernel_dtype", NULL};
-static const char *const eff_keys[] = {"gemm", "attention", "hbm", "overlap", NULL};
+static const char *const eff_keys[] = {"gemm", "attention", "attention_kernels", "hbm",
+                                       "overlap", NULL};
 static const char *const attn_keys[] = {"forward", "backward", NULL};
 static const char *const flops_keys[] = {"fp8", "bf16", "fp16", "fp32", NULL};
 static const char *const links_keys[] = {"intra_node", "inter_node", "host", "nics_per_node",
@@ -32,6 +33,7 @@ void cluster_eff_default(cluster_eff *e) {
     }
     e->attn_fwd = 0.60;
     e->attn_bwd = 0.45;
+    e->attn_kernel_n = 0; /* no named attention kernels */
     e->hbm = 0.80;
     e->intra = 0.78;
     e->inter = 0.90;
@@ -98,35 +100,87 @@ static int read_link(const ynode *links, const char *key, double *bw, double *la
            read_frac(l, path, "efficiency", eff, err);
 }
 
-/* gpu.efficiency.gemm: [[smallest dimension, fraction], ...], dimensions increasing. */
-static int read_gemm_curve(const ynode *eff, cluster_eff *e, ps_err *err) {
-    const ynode *n = ynode_get(eff, "gemm");
-    const char *field = "gpu.efficiency.gemm";
+/* A curve [[x, fraction], ...], x in (0, 2^24] increasing down the list, at
+ * most CLUSTER_GEMM_POINTS points (`what` names x in the messages). */
+static int read_curve(const ynode *n, const char *field, const char *what, double *x, double *y,
+                      int *count, ps_err *err) {
     char found[128];
-    if (!n || n->kind == YN_NULL) return 0;
     if (n->kind != YN_SEQ || n->n < 1 || n->n > CLUSTER_GEMM_POINTS)
         return ps_err_at(err, &n->loc, field,
-                         "expected a list of 1 to %d [smallest GEMM dimension, fraction of peak] "
-                         "pairs, "
-                         "found %s", CLUSTER_GEMM_POINTS, ynode_describe(n, found, sizeof found));
+                         "expected a list of 1 to %d [%s, fraction of peak] pairs, found %s",
+                         CLUSTER_GEMM_POINTS, what, ynode_describe(n, found, sizeof found));
     for (int i = 0; i < n->n; i++) {
         const ynode *pt = n->items[i];
-        double f, x;
+        double f, v;
         if (pt->kind != YN_SEQ || pt->n != 2)
             return ps_err_at(err, &pt->loc, field, "expected a pair such as [1024, 0.70], found %s",
                              ynode_describe(pt, found, sizeof found));
         if (yget_node_quantity(pt->items[0], field, UNIT_NONE, -HUGE_VAL, &f, err) ||
-            yget_node_quantity(pt->items[1], field, UNIT_NONE, -HUGE_VAL, &x, err))
+            yget_node_quantity(pt->items[1], field, UNIT_NONE, -HUGE_VAL, &v, err))
             return -1;
-        if (!(f > 0 && f <= 1 << 24) || !(x > 0 && x <= 1) || (i && f <= e->gemm_dim[i - 1]))
+        if (!(f > 0 && f <= 1 << 24) || !(v > 0 && v <= 1) || (i && f <= x[i - 1]))
             return ps_err_at(err, &pt->loc, field,
-                             "expected dimensions in (0, 2^24] increasing down the list and a "
-                             "fraction in (0, 1], found [%g, %g]", f, x);
-        e->gemm_dim[i] = f;
-        e->gemm_frac[i] = x;
+                             "expected %ss in (0, 2^24] increasing down the list and a "
+                             "fraction in (0, 1], found [%g, %g]", what, f, v);
+        x[i] = f;
+        y[i] = v;
     }
-    e->gemm_n = n->n;
+    *count = n->n;
+    return 0;
+}
+
+/* gpu.efficiency.gemm: [[smallest dimension, fraction], ...], dimensions increasing. */
+static int read_gemm_curve(const ynode *eff, cluster_eff *e, ps_err *err) {
+    const ynode *n = ynode_get(eff, "gemm");
+    if (!n || n->kind == YN_NULL) return 0;
+    if (read_curve(n, "gpu.efficiency.gemm", "smallest GEMM dimension", e->gemm_dim, e->gemm_frac,
+                   &e->gemm_n, err))
+        return -1;
     cluster_eff_prepare(e);
+    return 0;
+}
+
+/* gpu.efficiency.attention_kernels: {NAME: {forward: curve, backward: curve}},
+ * each curve [[sequence length, fraction of peak], ...] (docs/specs.md). */
+static int read_attn_kernels(const ynode *eff, cluster_eff *e, ps_err *err) {
+    const ynode *ks = NULL;
+    char found[128];
+    if (yget_map(eff, "gpu.efficiency", "attention_kernels", false, &ks, err)) return -1;
+    if (!ks) return 0;
+    if (ks->n > CLUSTER_ATTN_KERNELS)
+        return ps_err_at(err, &ks->loc, "gpu.efficiency.attention_kernels",
+                         "expected at most %d named kernels, found %d", CLUSTER_ATTN_KERNELS,
+                         ks->n);
+    for (int i = 0; i < ks->n; i++) {
+        const char *name = ks->keys[i];
+        const ynode *k = ks->items[i];
+        cluster_attn_kernel *a = &e->attn_kernel[i];
+        char path[96];
+        snprintf(path, sizeof path, "gpu.efficiency.attention_kernels.%.40s", name);
+        if (!name[0] || strlen(name) >= sizeof a->name)
+            return ps_err_at(err, &k->loc, "gpu.efficiency.attention_kernels",
+                             "expected a kernel name of 1 to %d characters, found '%.40s'",
+                             (int)sizeof a->name - 1, name);
+        if (k->kind != YN_MAP)
+            return ps_err_at(err, &k->loc, path,
+                             "expected a map {forward: [[seq, fraction], ...], backward: "
+                             "[[seq, fraction], ...]}, found %s",
+                             ynode_describe(k, found, sizeof found));
+        const ynode *f = ynode_get(k, "forward"), *b = ynode_get(k, "backward");
+        char ff[112], bf[112];
+        snprintf(ff, sizeof ff, "%s.forward", path);
+        snprintf(bf, sizeof bf, "%s.backward", path);
+        if (yget_check_keys(k, path, attn_keys, err)) return -1;
+        if (!f || !b)
+            return ps_err_at(err, &k->loc, f ? bf : ff,
+                             "missing field (expected [[sequence length, fraction of peak], "
+                             "...])");
+        snprintf(a->name, sizeof a->name, "%s", name);
+        if (read_curve(f, ff, "sequence length", a->fwd_seq, a->fwd, &a->fwd_n, err) ||
+            read_curve(b, bf, "sequence length", a->bwd_seq, a->bwd, &a->bwd_n, err))
+            return -1;
+    }
+    e->attn_kernel_n = ks->n;
     return 0;
 }
 
@@ -139,6 +193,7 @@ static int read_efficiency(const ynode *gpu, cluster_eff *e, ps_err *err) {
            yget_check_keys(attn, "gpu.efficiency.attention", attn_keys, err) ||
            read_frac(attn, "gpu.efficiency.attention", "forward", &e->attn_fwd, err) ||
            read_frac(attn, "gpu.efficiency.attention", "backward", &e->attn_bwd, err) ||
+           read_attn_kernels(eff, e, err) ||
            read_frac(eff, "gpu.efficiency", "hbm", &e->hbm, err) ||
            read_frac_in(eff, "gpu.efficiency", "overlap", true, &e->overlap, err);
 }

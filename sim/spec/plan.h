@@ -115,12 +115,22 @@ typedef struct {
     bool overlap_dp, overlap_tp, overlap_pp;
     plan_framework framework; /* profile constants; all zero without `framework:` */
     plan_zero3 zero3; /* the `zero3:` section (helper zero3) */
+    /* kernels.attention: 1 + the index of the cluster's named attention kernel
+     * (cluster.h cluster_attn_kernel); 0 = the cluster's flat attention
+     * efficiency (docs/time.md §1) */
+    int32_t attn_kernel;
+    /* kernels.grad_accumulation_fusion: false (Megatron-LM's
+     * --no-gradient-accumulation-fusion): each weight gradient is written in
+     * the activation dtype and added into the gradient buffer by a separate
+     * pass per micro-batch (docs/time.md §2); false here = fused, the default */
+    bool grad_acc_unfused;
 } plan_cfg;
 
 typedef struct {
     ps_loc self, gpus, parallel, dp, tp, pp, cp, zero, sp, global, micro, seq, schedule,
         virtual_stages, stage_layers, recompute, precision, placement;
     ps_loc first_stage_layers, last_stage_layers, account_for_embedding, account_for_loss;
+    ps_loc attn_kernel; /* kernels.attention */
 } plan_locs;
 
 /* Training settings the runtime uses (the `train:` section; docs/specs.md).

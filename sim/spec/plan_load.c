@@ -42,7 +42,10 @@ static const char *const top_keys[] = {"name",     "description", "model",     "
                                        "zero3",
                                        /* framework profiles (framework_load.h) */
                                        "framework",
+                                       /* named kernels of the cluster (resolve_kernels) */
+                                       "kernels",
                                        NULL};
+static const char *const kernels_keys[] = {"attention", "grad_accumulation_fusion", NULL};
 static const char *const parallel_keys[] = {"dp", "tp", "pp", "cp", "zero", "sp", NULL};
 static const char *const batch_keys[] = {"global", "micro", "seq", NULL};
 static const char *const pipeline_keys[] = {"schedule",           "virtual",
@@ -577,6 +580,42 @@ static int decode(const ynode *root, plan_spec *out, bool *dp_auto, ps_err *err)
     return 0;
 }
 
+/* kernels: {attention: NAME}: one of the cluster's named attention kernels
+ * (gpu.efficiency.attention_kernels; docs/time.md §1), looked up once the
+ * cluster is loaded. Absent: the cluster's flat attention efficiency.
+ * kernels.grad_accumulation_fusion: bool, default true (docs/time.md §2). */
+static int resolve_kernels(const ynode *root, plan_spec *out, ps_err *err) {
+    const ynode *k = NULL;
+    char name[64] = "";
+    bool fused = true;
+    out->cfg.attn_kernel = 0;
+    out->cfg.grad_acc_unfused = false;
+    if (yget_map(root, "", "kernels", false, &k, err)) return -1;
+    if (!k) return 0;
+    if (yget_check_keys(k, "kernels", kernels_keys, err) ||
+        yget_bool(k, "kernels", "grad_accumulation_fusion", false, &fused, err) ||
+        yget_str(k, "kernels", "attention", false, name, sizeof name, err))
+        return -1;
+    out->cfg.grad_acc_unfused = !fused;
+    const ynode *a = ynode_get(k, "attention");
+    if (!a) return 0;
+    out->locs.attn_kernel = a->loc;
+    const cluster_eff *e = &out->cluster.cfg.eff;
+    char known[CLUSTER_ATTN_KERNELS * (CLUSTER_KERNEL_NAME + 2) + 8] = "";
+    for (int i = 0; i < e->attn_kernel_n; i++) {
+        if (!strcmp(name, e->attn_kernel[i].name)) {
+            out->cfg.attn_kernel = i + 1;
+            return 0;
+        }
+        strcat(known, i ? ", " : "");
+        strcat(known, e->attn_kernel[i].name);
+    }
+    return ps_err_at(err, &a->loc, "kernels.attention",
+                     "expected an attention kernel that cluster '%s' measures "
+                     "(gpu.efficiency.attention_kernels: %s), found '%s'",
+                     out->cluster.name, e->attn_kernel_n ? known : "none", name);
+}
+
 static int load_from(ynode *root, const plan_override *overrides, int n_overrides, bool check,
                      plan_spec *out, ps_err *err) {
     bool dp_auto = false;
@@ -589,6 +628,7 @@ static int load_from(ynode *root, const plan_override *overrides, int n_override
     if (!rc) rc = decode(root, out, &dp_auto, err);
     if (!rc) rc = load_model_and_cluster(root, out, err);
     if (!rc) rc = check_recompute_tensors(root, out, err);
+    if (!rc) rc = resolve_kernels(root, out, err);
     ynode_free(root);
     if (rc) return -1;
     plan_cfg *c = &out->cfg;

@@ -23,6 +23,27 @@ double kt_gemm_efficiency(const cluster_eff *e, double dim) {
     return e->gemm_frac[i - 1] * pow(dim / e->gemm_dim[i - 1], e->gemm_slope[i]);
 }
 
+/* A measured curve [[x, fraction]] at v: log-log between points, flat beyond
+ * the ends (a kernel's efficiency does not keep falling below the shortest
+ * sequence measured, nor rising above the longest). */
+static double curve_flat(const double *x, const double *y, int n, double v) {
+    if (v <= x[0]) return y[0];
+    if (v >= x[n - 1]) return y[n - 1];
+    int i = 1;
+    while (v > x[i]) i++;
+    return y[i - 1] * pow(v / x[i - 1], log(y[i] / y[i - 1]) / log(x[i] / x[i - 1]));
+}
+
+void kt_attn_efficiency(const cluster_cfg *c, const plan_cfg *p, double seq, double *fwd,
+                        double *bwd) {
+    *fwd = c->eff.attn_fwd;
+    *bwd = c->eff.attn_bwd;
+    if (p->attn_kernel <= 0 || p->attn_kernel > c->eff.attn_kernel_n) return;
+    const cluster_attn_kernel *k = &c->eff.attn_kernel[p->attn_kernel - 1];
+    *fwd = curve_flat(k->fwd_seq, k->fwd, k->fwd_n, seq);
+    *bwd = curve_flat(k->bwd_seq, k->bwd, k->bwd_n, seq);
+}
+
 double kt_peak(const cluster_cfg *c, const plan_cfg *p) {
     double peak = c->peak_flops_per_s[p->precision.activations];
     return peak > 0 ? peak : c->peak_flops_per_s[DT_BF16];
@@ -52,7 +73,7 @@ static void add_gemm(kt_part *o, const cluster_cfg *c, const plan_cfg *p, const 
     double t = kt_gemm(c, p, batch, tokens, out, in);
     const double flops = 2.0 * batch * tokens * in * out;
     *op = (kt_op){name, KT_GEMM, flops, 0, 2 * flops, t, has_weight ? t : 2 * t,
-                  has_weight ? t : 0, 0};
+                  has_weight ? t : 0, 0, has_weight ? in * out : 0};
 }
 
 /* A memory-bound op moving `fwd` bytes forward and `bwd` bytes backward
@@ -61,7 +82,23 @@ static void add_gemm(kt_part *o, const cluster_cfg *c, const plan_cfg *p, const 
 static void add_mem(kt_part *o, const cluster_cfg *c, const char *name, double fwd, double bwd) {
     if (fwd <= 0) return;
     kt_op *op = &o->op[o->n++];
-    *op = (kt_op){name, KT_MEM, 0, fwd, 0, kt_mem(c, fwd), kt_mem(c, bwd), 0, 0};
+    *op = (kt_op){name, KT_MEM, 0, fwd, 0, kt_mem(c, fwd), kt_mem(c, bwd), 0, 0, 0};
+}
+
+/* Without gradient-accumulation fusion (Megatron-LM
+ * --no-gradient-accumulation-fusion) the weight-gradient GEMM writes its
+ * result in the activation dtype and the backward hook adds it into the
+ * gradient buffer, param.main_grad.add_(param.grad)
+ * (megatron/core/distributed/distributed_data_parallel.py): per weight element
+ * and micro-batch a read of the a-byte gradient and a read and write of the
+ * g-byte accumulated one, memory-bound, in the weight-gradient phase
+ * (docs/time.md §2). Fused (the default), the GEMM accumulates in place. */
+static void add_grad_accumulation(kt_part *o, const cluster_cfg *c, const plan_cfg *p) {
+    if (!p->grad_acc_unfused) return;
+    const double a = (double)dtype_bytes(p->precision.activations);
+    const double g = (double)dtype_bytes(p->precision.grads);
+    for (int i = 0; i < o->n; i++)
+        if (o->op[i].weights > 0) o->op[i].bwd_w += kt_mem(c, o->op[i].weights * (a + 2 * g));
 }
 
 static void sum_part(kt_part *o) {
@@ -86,10 +123,11 @@ static void add_attention(kt_part *o, const model_cfg *m, const cluster_cfg *c,
     for (int i = 0; i < o->n; i++) before += o->op[i].fwd;
     if (m->attention == ATTN_FLASH) {
         const double flops = 2.0 * square * 0.5, bwd = 2.5 * flops, peak = kt_peak(c, p);
+        double ef, eb; /* each kernel call attends over s/cp (ring attention's blocks) */
+        kt_attn_efficiency(c, p, sq, &ef, &eb);
         kt_op *op = &o->op[o->n++];
-        *op = (kt_op){"flash_attention", KT_ATTN, flops, 0, bwd,
-                      flops / (peak * c->eff.attn_fwd), bwd / (peak * c->eff.attn_bwd), 0,
-                      BIT(ACT_OP_ATTN)};
+        *op = (kt_op){"flash_attention", KT_ATTN, flops, 0, bwd, flops / (peak * ef),
+                      bwd / (peak * eb), 0, BIT(ACT_OP_ATTN), 0};
     } else {
         const double elems = b * heads * sq * sk;
         add_gemm(o, c, p, "attn_scores", b * heads, sq, d, sk, 0);   /* (sq x d)(d x sk) */
@@ -141,6 +179,7 @@ void kt_layer(const model_cfg *m, const cluster_cfg *c, const plan_cfg *p, kt_pa
     tag(o, BIT(ACT_OP_DOWN));
     add_mem(o, c, "mlp_residual", T * hs * (3 * a + drop), T * hs * (2 * a + drop));
     tag(o, BIT(ACT_OP_RESID2));
+    add_grad_accumulation(o, c, p);
     sum_part(o);
     if (p->recompute == RECOMPUTE_FULL) {
         o->recompute = o->fwd;
@@ -173,6 +212,8 @@ void kt_first(const model_cfg *m, const cluster_cfg *c, const plan_cfg *p, kt_pa
     /* gather rows and write them; a learned position table adds a read and an add */
     const double pos = m->position == POS_LEARNED ? 3 : 0;
     add_mem(o, c, "embedding", T * h * a * (2 + pos), T * h * a * (3 + pos));
+    o->op[o->n - 1].weights = (double)model_vocab_rows(m, p->tp) * h; /* vocab-parallel table */
+    add_grad_accumulation(o, c, p);
     sum_part(o);
 }
 
@@ -187,6 +228,7 @@ void kt_last(const model_cfg *m, const cluster_cfg *c, const plan_cfg *p, kt_par
     /* vocab-parallel cross-entropy: read the logits, write fp32 softmax (Megatron);
      * backward reads it and writes the logits' gradient */
     add_mem(o, c, "cross_entropy", T * V * (a + 4), T * V * (4 + a));
+    add_grad_accumulation(o, c, p);
     sum_part(o);
 }
 

@@ -29,6 +29,12 @@ double kt_gemm(const cluster_cfg *c, const plan_cfg *p, double batch, double M, 
                double K);
 /* Seconds to move `bytes` through HBM in a memory-bound kernel. */
 double kt_mem(const cluster_cfg *c, double bytes);
+/* Forward and backward efficiency of the fused (flash) attention kernel on
+ * sequences of `seq` tokens: the curves of the cluster's attention kernel the
+ * plan names (kernels.attention), else the cluster's flat attention
+ * efficiency (docs/time.md §1). */
+void kt_attn_efficiency(const cluster_cfg *c, const plan_cfg *p, double seq, double *fwd,
+                        double *bwd);
 /* Dense peak FLOP/s of the plan's math (activation) dtype. */
 double kt_peak(const cluster_cfg *c, const plan_cfg *p);
 
@@ -42,6 +48,7 @@ typedef struct {
                                     operand gradients), 2.5x flash attention's, 0 memory-bound */
     double fwd, bwd_in, bwd_w;   /* seconds */
     uint32_t replays;            /* layer ops (cost/act.h act_op bits) its forward computes */
+    double weights;              /* elements of its weight on this rank (0: none) */
 } kt_op;
 
 #define KT_MAX_OPS 16
