@@ -62,7 +62,7 @@ typedef struct {
 
 /* What eval_plan derives from the model, the cluster and the per-micro-batch
  * shape of a plan (tp, cp, sp, seq, micro-batch, recompute, precision, framework
- * constants): a sweep
+ * constants, kernels): a sweep
  * passes one cache to consecutive calls, which reuse it while those agree. */
 typedef struct {
     const model_cfg *m;
@@ -73,6 +73,8 @@ typedef struct {
     uint32_t recompute_tensors;
     plan_precision precision;
     plan_framework framework;
+    int32_t attn_kernel;   /* kernels.attention (kernel_time.c) */
+    bool grad_acc_unfused; /* kernels.grad_accumulation_fusion: false */
     params_count pc;
     act_bytes act;
     ws_bytes ws;
