@@ -306,9 +306,36 @@ static void test_framework_defaults(void **state) {
     free(s);
 }
 
+/* A recompute's working set is live only inside a layer's backward: the
+ * closed form counts the forward ops' working set only beyond it (GPT 1.7B,
+ * standard attention, full recompute, micro-batch 4 on A100s: the forward's
+ * transient copies of every saved tensor no longer add to the backward's
+ * rebuilt ones). */
+static void test_recompute_working_set_not_in_forward(void **state) {
+    (void)state;
+    plan_spec *s = tu_plan("model: gpt-1.7b\ncluster: dgx-a100\ngpus: 8\n"
+                           "parallel: {dp: 8, zero: 1}\nbatch: {global: 32, micro: 4, seq: 2048}\n"
+                           "recompute: full\nprecision: bf16-mixed\noptimizer: adamw\n");
+    eval_result r;
+    eval_plan(&s->model.cfg, &s->cluster.cfg, &s->cfg, &r, NULL);
+    ws_bytes w;
+    ws_compute(&s->model.cfg, &s->cfg, false, &w);
+    const eval_stage *h = &r.heavy;
+    assert_true(h->act_working > 0);
+    assert_true(w.layer_fwd > w.layer_bwd); /* full recompute: the forward's copies win */
+    const int64_t bwd = ws_stage_backward(&w, true, 24, true), fwd = ws_stage_forward(&w, true, 24, true);
+    assert_int_equal(bwd, w.layer_bwd > w.head_bwd ? (w.layer_bwd > w.embed_bwd ? w.layer_bwd : w.embed_bwd)
+                                                   : (w.head_bwd > w.embed_bwd ? w.head_bwd : w.embed_bwd));
+    /* no ZeRO receive buffer or optimizer copy exceeds it here */
+    const int64_t want = bwd > fwd - h->act_working ? bwd : fwd - h->act_working;
+    assert_int_equal(h->buf_temps, want);
+    assert_true(h->act_saved + h->act_working + h->buf_temps < h->act_saved + h->act_working + fwd);
+    free(s);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_sums_and_defaults),   cmocka_unit_test(test_zero3_buffers),
+        cmocka_unit_test(test_sums_and_defaults), cmocka_unit_test(test_recompute_working_set_not_in_forward),   cmocka_unit_test(test_zero3_buffers),
         cmocka_unit_test(test_fragmentation_and_fit), cmocka_unit_test(test_offload_activations),
         cmocka_unit_test(test_cp_ring),           cmocka_unit_test(test_size_bound_dominates),
         cmocka_unit_test(test_framework_memory), cmocka_unit_test(test_framework_defaults),

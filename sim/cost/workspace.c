@@ -191,9 +191,22 @@ void ws_compute(const model_cfg *m, const plan_cfg *p, bool kernels_fp32, ws_byt
     s.Nl = s.sp ? s.N / p->tp : s.N;
     const int64_t T = p->seq / p->cp, N = s.N, Nl = s.Nl, h = s.h, V = s.V;
     /* flash: one block's scores and their gradient (the CPU kernel's fp32 scratch);
-     * standard: the score matrix's two gradients, activation gradients (c) */
+     * standard: the score matrix's two gradients, activation gradients (c).
+     * On kernels that read the storage dtype (GPU frameworks, PyTorch
+     * autograd), with attention dropout one score-sized tensor beyond the
+     * saved ones: the forward's pre-softmax scores (saved by no op: the
+     * softmax keeps its output, QK^T its operands), and in backward the
+     * engine frees a node's saved tensors as soon as it has run
+     * (torch/csrc/autograd/engine.cpp evaluate_function: release_variables),
+     * so when dropout's backward makes dP beside dP_drop the saved dropout
+     * output is gone, and when the softmax's backward makes dS (or Megatron's
+     * fused kernel writes it in place) dP_drop and the mask are: +1 at every
+     * moment. Without dropout the unfused softmax backward holds dP and dS
+     * while its saved output lives: 2 (docs/memory.md §6, "standard attention
+     * on GPUs"). */
+    const int64_t scores = !kernels_fp32 && m->dropout > 0 ? 1 : 2;
     s.S = flash ? 2 * (T < WS_ATTN_BLOCK_ROWS ? T : WS_ATTN_BLOCK_ROWS) * T * 4
-                : 2 * s.c * N * s.H * T;
+                : scores * s.c * N * s.H * T;
     /* context parallelism: ring attention (runtime/rt_ring.c) runs the block
      * kernel instead, whose scratch also holds a block of output rows, and with
      * fp32 kernels on 16-bit activations adds the fp32 copy of the K/V block
@@ -289,12 +302,24 @@ void ws_compute(const model_cfg *m, const plan_cfg *p, bool kernels_fp32, ws_byt
     o->head_bwd = t.peak;
 }
 
-int64_t ws_stage_compute(const ws_bytes *w, bool first, int64_t layers, bool last) {
+int64_t ws_stage_forward(const ws_bytes *w, bool first, int64_t layers, bool last) {
     int64_t x = 0;
-    if (first) x = max64(w->embed_fwd, w->embed_bwd);
-    if (layers > 0) x = max64(x, max64(w->layer_fwd, w->layer_bwd));
-    if (last) x = max64(x, max64(w->head_fwd, w->head_bwd));
+    if (first) x = w->embed_fwd;
+    if (layers > 0) x = max64(x, w->layer_fwd);
+    if (last) x = max64(x, w->head_fwd);
     return x;
+}
+
+int64_t ws_stage_backward(const ws_bytes *w, bool first, int64_t layers, bool last) {
+    int64_t x = 0;
+    if (first) x = w->embed_bwd;
+    if (layers > 0) x = max64(x, w->layer_bwd);
+    if (last) x = max64(x, w->head_bwd);
+    return x;
+}
+
+int64_t ws_stage_compute(const ws_bytes *w, bool first, int64_t layers, bool last) {
+    return max64(ws_stage_forward(w, first, layers, last), ws_stage_backward(w, first, layers, last));
 }
 
 int64_t ws_optimizer_bytes(const plan_cfg *p, int64_t elems) {
