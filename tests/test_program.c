@@ -108,10 +108,10 @@ static void check_workspace(const plan_spec *s, const program *p, const replay_r
     const replay_role *r = &rr->roles[0];
     const int64_t compute = ws_stage_compute(&ws, true, s->model.cfg.layers, true);
     const int64_t opt = ws_optimizer_bytes(&s->cfg, p->roles[0].shard_elems);
-    /* eval: a recompute's working set is live beside backward ops only, so a
-     * forward op's working set counts only beyond it */
-    const int64_t bwd = ws_stage_backward(&ws, true, s->model.cfg.layers, true);
-    const int64_t fwd = ws_stage_forward(&ws, true, s->model.cfg.layers, true) - e->heavy.act_working;
+    /* eval: a recompute's working set is live beside a layer's backward
+     * only, so every other op's working set counts only beyond it */
+    const int64_t bwd = ws.layer_bwd;
+    const int64_t fwd = ws_stage_other_ops(&ws, true, s->model.cfg.layers, true) - e->heavy.act_working;
     const int64_t closed = bwd > fwd ? bwd : fwd;
     assert_true(r->peak[MEM_WORKSPACE].bytes >= compute);
     assert_true(e->heavy.buf_temps >= closed);

@@ -299,27 +299,28 @@ void ws_compute(const model_cfg *m, const plan_cfg *p, bool kernels_fp32, ws_byt
     gather(&s, &t);
     column_grad(&s, &t);
     spike(&t, s.gw * Ph);
+    /* framework profile, loss cross-entropy (PyTorch's F.cross_entropy on
+     * logits.float(): log_softmax then nll_loss, torchtitan 9dec370a
+     * train.py): nll_loss's backward makes a dense fp32 N x V gradient, and
+     * log_softmax's backward a second one beside it while its saved fp32
+     * output (an activation, act.c) still lives (autograd frees it only
+     * after the node has run): 8NV; then the bf16 cast's backward turns the
+     * fp32 gradient into the c-byte one the trace above starts with */
+    if (p->framework.loss == FW_LOSS_CROSS_ENTROPY)
+        t.peak = max64(t.peak, (s.pw + s.gw) * Ph + 2 * s.w * Nl * h + 4 * N + 2 * 4 * N * V);
     o->head_bwd = t.peak;
 }
 
-int64_t ws_stage_forward(const ws_bytes *w, bool first, int64_t layers, bool last) {
+int64_t ws_stage_other_ops(const ws_bytes *w, bool first, int64_t layers, bool last) {
     int64_t x = 0;
-    if (first) x = w->embed_fwd;
+    if (first) x = max64(w->embed_fwd, w->embed_bwd);
     if (layers > 0) x = max64(x, w->layer_fwd);
-    if (last) x = max64(x, w->head_fwd);
-    return x;
-}
-
-int64_t ws_stage_backward(const ws_bytes *w, bool first, int64_t layers, bool last) {
-    int64_t x = 0;
-    if (first) x = w->embed_bwd;
-    if (layers > 0) x = max64(x, w->layer_bwd);
-    if (last) x = max64(x, w->head_bwd);
+    if (last) x = max64(x, max64(w->head_fwd, w->head_bwd));
     return x;
 }
 
 int64_t ws_stage_compute(const ws_bytes *w, bool first, int64_t layers, bool last) {
-    return max64(ws_stage_forward(w, first, layers, last), ws_stage_backward(w, first, layers, last));
+    return max64(ws_stage_other_ops(w, first, layers, last), layers > 0 ? w->layer_bwd : 0);
 }
 
 int64_t ws_optimizer_bytes(const plan_cfg *p, int64_t elems) {
