@@ -252,6 +252,22 @@ static void test_framework_memory(void **state) {
      * each); the logits' gradient is written into the logits */
     assert_int_equal(w0.head_bwd - wf.head_bwd, 2 * N * V);
     assert_int_equal(wf.head_bwd, 4 * N + 2 * N * h + 2 * N * h);
+    /* PyTorch's F.cross_entropy on fp32 logits (torchtitan 2024): the same
+     * forward as fp32-softmax; its backward holds nll_loss's dense fp32
+     * gradient and log_softmax's input gradient, 8NV, with the labels */
+    ws_bytes wx;
+    p.framework.loss = FW_LOSS_CROSS_ENTROPY;
+    ws_compute(&s->model.cfg, &p, false, &wx);
+    assert_int_equal(wx.head_fwd, 6 * N * V + 4 * N);
+    assert_int_equal(wx.head_bwd, 8 * N * V + 4 * N);
+    free(s);
+    /* the dated profile: fp32 log-softmax saved, as Megatron's fp32 softmax */
+    eval_text("{dp: 8, zero: 3}", "framework: fsdp2-2024-12", &s, &r);
+    assert_int_equal(s->cfg.framework.loss, FW_LOSS_CROSS_ENTROPY);
+    assert_string_equal(s->framework_name, "fsdp2-2024-12");
+    free(s);
+    eval_text("{dp: 8, zero: 3}", "framework: fsdp2", &s, &base);
+    assert_int_equal(r.heavy.act_saved - base.heavy.act_saved, 4 * N * V);
     free(s);
 }
 
