@@ -492,6 +492,31 @@ static void test_workspace_standard_attention(void **state) {
     assert_int_equal(w.layer_bwd, 8 * N * h + 16 * N * h + 8 * N * 12 * 1024);
 }
 
+/* Standard attention on kernels that read the storage dtype (GPU
+ * frameworks): with dropout one score-sized tensor beyond the saved ones
+ * (the pre-softmax scores in forward; in backward PyTorch frees each node's
+ * saved tensors once it has run), without dropout two (dP and dS beside the
+ * saved softmax output); parasim's fp32 CPU kernels keep their two fp32
+ * gradients. GPT 1.7B, micro-batch 4 x 2,048: N = 8,192 tokens, 24 heads,
+ * T = 2,048 keys, bf16: 1 x 2 x 8,192 x 24 x 2,048 = 805,306,368 bytes. */
+static void test_workspace_standard_attention_gpu(void **state) {
+    (void)state;
+    model_spec m = tu_model("gpt-1.7b");
+    plan_cfg p = tu_cfg(1, 1, 1, 1);
+    plan_precision_preset("bf16-mixed", &p.precision);
+    p.seq = 2048;
+    p.micro_batch = 4;
+    ws_bytes w;
+    ws_compute(&m.cfg, &p, false, &w);
+    assert_int_equal(w.attn_scratch, 805306368LL);
+    m.cfg.dropout = 0;
+    ws_compute(&m.cfg, &p, false, &w);
+    assert_int_equal(w.attn_scratch, 2 * 805306368LL);
+    m.cfg.dropout = 0.1;
+    ws_compute(&m.cfg, &p, true, &w); /* fp32 kernels: two fp32 gradients */
+    assert_int_equal(w.attn_scratch, 2 * 4 * 8192LL * 24 * 2048);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_korthikanti_table2), cmocka_unit_test(test_stats_are_the_difference),
@@ -502,6 +527,7 @@ int main(void) {
         cmocka_unit_test(test_workspace_ops_by_hand), cmocka_unit_test(test_workspace_zero_bubble), cmocka_unit_test(test_workspace_tp_sp_by_hand),
         cmocka_unit_test(test_workspace_per_rank),
         cmocka_unit_test(test_workspace_ring), cmocka_unit_test(test_workspace_p2p), cmocka_unit_test(test_workspace_standard_attention),
+        cmocka_unit_test(test_workspace_standard_attention_gpu),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

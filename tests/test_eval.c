@@ -252,6 +252,22 @@ static void test_framework_memory(void **state) {
      * each); the logits' gradient is written into the logits */
     assert_int_equal(w0.head_bwd - wf.head_bwd, 2 * N * V);
     assert_int_equal(wf.head_bwd, 4 * N + 2 * N * h + 2 * N * h);
+    /* PyTorch's F.cross_entropy on fp32 logits (torchtitan 2024): the same
+     * forward as fp32-softmax; its backward holds nll_loss's dense fp32
+     * gradient and log_softmax's input gradient, 8NV, with the labels */
+    ws_bytes wx;
+    p.framework.loss = FW_LOSS_CROSS_ENTROPY;
+    ws_compute(&s->model.cfg, &p, false, &wx);
+    assert_int_equal(wx.head_fwd, 6 * N * V + 4 * N);
+    assert_int_equal(wx.head_bwd, 8 * N * V + 4 * N);
+    free(s);
+    /* the dated profile: fp32 log-softmax saved, as Megatron's fp32 softmax */
+    eval_text("{dp: 8, zero: 3}", "framework: fsdp2-2024-12", &s, &r);
+    assert_int_equal(s->cfg.framework.loss, FW_LOSS_CROSS_ENTROPY);
+    assert_string_equal(s->framework_name, "fsdp2-2024-12");
+    free(s);
+    eval_text("{dp: 8, zero: 3}", "framework: fsdp2", &s, &base);
+    assert_int_equal(r.heavy.act_saved - base.heavy.act_saved, 4 * N * V);
     free(s);
 }
 
@@ -306,9 +322,38 @@ static void test_framework_defaults(void **state) {
     free(s);
 }
 
+/* A recompute's working set is live only inside a layer's backward: the
+ * closed form counts the forward ops' working set only beyond it (GPT 1.7B,
+ * standard attention, full recompute, micro-batch 4 on A100s: the forward's
+ * transient copies of every saved tensor no longer add to the backward's
+ * rebuilt ones). */
+static void test_recompute_working_set_not_in_forward(void **state) {
+    (void)state;
+    plan_spec *s = tu_plan("model: gpt-1.7b\ncluster: dgx-a100\ngpus: 8\n"
+                           "parallel: {dp: 8, zero: 1}\nbatch: {global: 32, micro: 4, seq: 2048}\n"
+                           "recompute: full\nprecision: bf16-mixed\noptimizer: adamw\n");
+    eval_result r;
+    eval_plan(&s->model.cfg, &s->cluster.cfg, &s->cfg, &r, NULL);
+    ws_bytes w;
+    ws_compute(&s->model.cfg, &s->cfg, false, &w);
+    const eval_stage *h = &r.heavy;
+    assert_true(h->act_working > 0);
+    assert_true(w.layer_fwd > w.layer_bwd); /* full recompute: the forward's copies win */
+    const int64_t bwd = w.layer_bwd, fwd = ws_stage_other_ops(&w, true, 24, true);
+    int64_t other = w.layer_fwd; /* every op but a layer's backward, by hand */
+    const int64_t ops[4] = {w.embed_fwd, w.embed_bwd, w.head_fwd, w.head_bwd};
+    for (int i = 0; i < 4; i++) other = ops[i] > other ? ops[i] : other;
+    assert_int_equal(fwd, other);
+    /* no ZeRO receive buffer or optimizer copy exceeds it here */
+    const int64_t want = bwd > fwd - h->act_working ? bwd : fwd - h->act_working;
+    assert_int_equal(h->buf_temps, want);
+    assert_true(h->act_saved + h->act_working + h->buf_temps < h->act_saved + h->act_working + fwd);
+    free(s);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_sums_and_defaults),   cmocka_unit_test(test_zero3_buffers),
+        cmocka_unit_test(test_sums_and_defaults), cmocka_unit_test(test_recompute_working_set_not_in_forward),   cmocka_unit_test(test_zero3_buffers),
         cmocka_unit_test(test_fragmentation_and_fit), cmocka_unit_test(test_offload_activations),
         cmocka_unit_test(test_cp_ring),           cmocka_unit_test(test_size_bound_dominates),
         cmocka_unit_test(test_framework_memory), cmocka_unit_test(test_framework_defaults),

@@ -191,9 +191,22 @@ void ws_compute(const model_cfg *m, const plan_cfg *p, bool kernels_fp32, ws_byt
     s.Nl = s.sp ? s.N / p->tp : s.N;
     const int64_t T = p->seq / p->cp, N = s.N, Nl = s.Nl, h = s.h, V = s.V;
     /* flash: one block's scores and their gradient (the CPU kernel's fp32 scratch);
-     * standard: the score matrix's two gradients, activation gradients (c) */
+     * standard: the score matrix's two gradients, activation gradients (c).
+     * On kernels that read the storage dtype (GPU frameworks, PyTorch
+     * autograd), with attention dropout one score-sized tensor beyond the
+     * saved ones: the forward's pre-softmax scores (saved by no op: the
+     * softmax keeps its output, QK^T its operands), and in backward the
+     * engine frees a node's saved tensors as soon as it has run
+     * (torch/csrc/autograd/engine.cpp evaluate_function: release_variables),
+     * so when dropout's backward makes dP beside dP_drop the saved dropout
+     * output is gone, and when the softmax's backward makes dS (or Megatron's
+     * fused kernel writes it in place) dP_drop and the mask are: +1 at every
+     * moment. Without dropout the unfused softmax backward holds dP and dS
+     * while its saved output lives: 2 (docs/memory.md §6, "standard attention
+     * on GPUs"). */
+    const int64_t scores = !kernels_fp32 && m->dropout > 0 ? 1 : 2;
     s.S = flash ? 2 * (T < WS_ATTN_BLOCK_ROWS ? T : WS_ATTN_BLOCK_ROWS) * T * 4
-                : 2 * s.c * N * s.H * T;
+                : scores * s.c * N * s.H * T;
     /* context parallelism: ring attention (runtime/rt_ring.c) runs the block
      * kernel instead, whose scratch also holds a block of output rows, and with
      * fp32 kernels on 16-bit activations adds the fp32 copy of the K/V block
@@ -286,15 +299,28 @@ void ws_compute(const model_cfg *m, const plan_cfg *p, bool kernels_fp32, ws_byt
     gather(&s, &t);
     column_grad(&s, &t);
     spike(&t, s.gw * Ph);
+    /* framework profile, loss cross-entropy (PyTorch's F.cross_entropy on
+     * logits.float(): log_softmax then nll_loss, torchtitan 9dec370a
+     * train.py): nll_loss's backward makes a dense fp32 N x V gradient, and
+     * log_softmax's backward a second one beside it while its saved fp32
+     * output (an activation, act.c) still lives (autograd frees it only
+     * after the node has run): 8NV; then the bf16 cast's backward turns the
+     * fp32 gradient into the c-byte one the trace above starts with */
+    if (p->framework.loss == FW_LOSS_CROSS_ENTROPY)
+        t.peak = max64(t.peak, (s.pw + s.gw) * Ph + 2 * s.w * Nl * h + 4 * N + 2 * 4 * N * V);
     o->head_bwd = t.peak;
 }
 
-int64_t ws_stage_compute(const ws_bytes *w, bool first, int64_t layers, bool last) {
+int64_t ws_stage_other_ops(const ws_bytes *w, bool first, int64_t layers, bool last) {
     int64_t x = 0;
     if (first) x = max64(w->embed_fwd, w->embed_bwd);
-    if (layers > 0) x = max64(x, max64(w->layer_fwd, w->layer_bwd));
+    if (layers > 0) x = max64(x, w->layer_fwd);
     if (last) x = max64(x, max64(w->head_fwd, w->head_bwd));
     return x;
+}
+
+int64_t ws_stage_compute(const ws_bytes *w, bool first, int64_t layers, bool last) {
+    return max64(ws_stage_other_ops(w, first, layers, last), layers > 0 ? w->layer_bwd : 0);
 }
 
 int64_t ws_optimizer_bytes(const plan_cfg *p, int64_t elems) {

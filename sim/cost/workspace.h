@@ -56,6 +56,11 @@ void ws_compute(const model_cfg *m, const plan_cfg *p, bool kernels_fp32, ws_byt
  * the layers' when it holds any, the head's on the last. */
 int64_t ws_stage_compute(const ws_bytes *w, bool first, int64_t layers, bool last);
 
+/* The same over every op but a layer's backward: the ops that never run
+ * beside a recompute's rebuilt tensors (eval.c), which live only inside a
+ * layer's backward. */
+int64_t ws_stage_other_ops(const ws_bytes *w, bool first, int64_t layers, bool last);
+
 /* The optimizer step over `elems` elements: bf16 (any non-fp32) gradients
  * are widened to fp32 for the update, on every cluster (Megatron-LM's
  * optimizer copies them to fp32 main grads likewise); none under a framework

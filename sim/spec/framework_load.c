@@ -8,7 +8,7 @@
 #include "spec/spec_path.h"
 #include "spec/yget.h"
 
-const char *const framework_loss_names[] = {"fp32-softmax", "fused", "chunked", NULL};
+const char *const framework_loss_names[] = {"fp32-softmax", "fused", "chunked", "cross-entropy", NULL};
 
 static const char *const profile_keys[] = {"name", "description", "source", "memory", "plan",
                                            NULL};

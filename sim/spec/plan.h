@@ -56,7 +56,9 @@ typedef struct {
 typedef enum {
     FW_LOSS_FP32_SOFTMAX, /* the loss saves an fp32 softmax over the vocabulary (Megatron-LM) */
     FW_LOSS_FUSED,        /* the classifier writes the logits' gradient in place (llm.c) */
-    FW_LOSS_CHUNKED       /* lm head + loss + their backward run chunk by chunk (torchtitan) */
+    FW_LOSS_CHUNKED,      /* lm head + loss + their backward run chunk by chunk (torchtitan) */
+    FW_LOSS_CROSS_ENTROPY /* PyTorch F.cross_entropy on logits widened to fp32: saves the fp32
+                             log-softmax; its backward is not in place (torchtitan 2024) */
 } plan_fw_loss;
 typedef struct {
     bool grad_bucket_none;   /* no communication bucket beside the gradients (in-place collectives) */

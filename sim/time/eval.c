@@ -139,7 +139,14 @@ static int64_t stage_temps(const cluster_cfg *c, const plan_cfg *p, const eval_s
                            int first, int last, int64_t largest_unit, int64_t pipe) {
     const int64_t d = p->dp * p->cp;
     const int64_t shard = states_shard(st->param_elems, d);
-    int64_t t = ws_stage_compute(&sh->ws, first, st->layers, last) + pipe;
+    /* a recompute's working set (act_working, counted in the activations)
+     * is live only inside a layer's backward, so every other op's working
+     * set counts only beyond it (ops run one at a time; under full recompute
+     * the forward's transient tensors are the very ones the backward
+     * rebuilds) */
+    int64_t t = max64(st->layers > 0 ? sh->ws.layer_bwd : 0,
+                      ws_stage_other_ops(&sh->ws, first, st->layers, last) - st->act_working) +
+                pipe;
     /* a framework whose reduce-scatter works in place on the gradient buffer
      * (grad_bucket none: Megatron-LM's distributed optimizer, llm.c's ZeRO-1)
      * receives into no separate buffer */
