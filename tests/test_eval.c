@@ -138,6 +138,11 @@ static void test_cp_ring(void **state) {
     const int64_t kv_block = 2 * (4096 / 4) * 1024 * 2; /* K and V, 1024 tokens, bf16 */
     assert_int_equal(r.heavy.buf_cp, 4 * kv_block);
     free(s);
+    /* all-gather: the gathered K/V of the 4 blocks and the full-length dK/dV
+     * before their reduce-scatter (TE AttnFuncWithCPAndKVAllGather.backward) */
+    eval_text("{dp: 2, cp: 4, cp_algorithm: all-gather}", NULL, &s, &r);
+    assert_int_equal(r.heavy.buf_cp, 2 * 4 * kv_block);
+    free(s);
 }
 
 /* plan_size_bound (plan_check.h) must dominate what eval computes, for every

@@ -30,6 +30,12 @@ typedef enum {
     RECOMPUTE_CUSTOM
 } plan_recompute;
 typedef enum { OPT_ADAMW, OPT_SGD, OPT_SGD_MOMENTUM } plan_optimizer;
+/* Context-parallel attention algorithm (`parallel.cp_algorithm`; docs/time.md §3,
+ * docs/memory.md §3): ring passes K/V blocks cp-1 times behind the attention
+ * core (Megatron-LM / TE cp_comm_type p2p); all-gather gathers the whole K/V
+ * once per layer, exposed, and reduce-scatters dK/dV (Llama 3 §3.3.2; TE
+ * cp_comm_type all_gather). */
+typedef enum { CP_RING, CP_ALL_GATHER } plan_cp_algorithm;
 
 #define PLAN_MAX_STAGES 256
 /* Bounds on a plan's numbers (docs/specs.md "Limits"): far above any real
@@ -94,12 +100,15 @@ typedef struct {
     /* Which communication hides behind compute (docs/time.md §4). */
     bool overlap_dp, overlap_tp, overlap_pp;
     plan_framework framework; /* profile constants; all zero without `framework:` */
+    /* context parallelism (helper longctx): plan_cp_algorithm; 0 = ring, today's model */
+    uint8_t cp_algorithm;
 } plan_cfg;
 
 typedef struct {
     ps_loc self, gpus, parallel, dp, tp, pp, cp, zero, sp, global, micro, seq, schedule,
         virtual_stages, stage_layers, recompute, precision, placement;
     ps_loc first_stage_layers, last_stage_layers, account_for_embedding, account_for_loss;
+    ps_loc cp_algorithm;
 } plan_locs;
 
 /* Training settings the runtime uses (the `train:` section; docs/specs.md).
@@ -181,5 +190,6 @@ extern const char *const plan_schedule_names[], *const plan_recompute_names[],
 /* The policies a `recompute:` scalar may name (plan_recompute_names less
  * "custom", which is written as a list of tensor names). */
 extern const char *const plan_recompute_policy_names[];
+extern const char *const plan_cp_algorithm_names[]; /* "ring", "all-gather", NULL */
 
 #endif

@@ -179,7 +179,7 @@ static void eval_stage_one(const model_cfg *m, const cluster_cfg *c, const plan_
     st->buf_comm = d > 1 && !p->framework.grad_bucket_none ? p->bucket_bytes : 0;
     st->buf_zero3 = p->zero == 3 && d > 1 ? largest * (2 * pb + gb) : 0;
     st->buf_temps = stage_temps(c, p, sh, st, first, last, largest, pipe_workspace(m, p, sh, &in));
-    st->buf_cp = act_cp_ring_buffer_bytes(m, p, true); /* K/V and dK/dV, double-buffered */
+    st->buf_cp = act_cp_buffer_bytes(m, p, true); /* K/V and dK/dV, double-buffered */
     st->buf_workspace = p->workspace_bytes;
     st->reserved = c->gpu_reserved_bytes;
     int64_t allocated = st->params + st->grads + st->master + st->optimizer + st->activations +
