@@ -162,18 +162,20 @@ static void test_size_bound_dominates(void **state) {
     for (int mi = 0; mi < 3; mi++)
         for (int tp = 1; tp <= 4; tp *= 2)
             for (int pp = 1; pp <= 4; pp *= 2)
-                for (int cp = 1; cp <= 2; cp++)
+                for (int ci = 0; ci < 3; ci++) /* cp 1, cp 2 ring, cp 2 all-gather */
                     for (int zero = 0; zero <= 3; zero++)
                         for (int si = 0; si < 4; si++)
                             for (int oi = 0; oi < 2; oi++) {
                                 char text[1024];
                                 snprintf(text, sizeof text,
                                          "model: %s\ncluster: dgx-h100\n"
-                                         "parallel: {dp: 2, tp: %d, pp: %d, cp: %d, zero: %d}\n"
+                                         "parallel: {dp: 2, tp: %d, pp: %d, cp: %d, zero: %d, "
+                                         "cp_algorithm: %s}\n"
                                          "batch: {global: 32, micro: 2, seq: 1024}\n"
                                          "pipeline: {schedule: %s, virtual: %d}\n"
                                          "recompute: %s\nprecision: bf16-mixed\noffload: %s\n",
-                                         models[mi], tp, pp, cp, zero, scheds[si],
+                                         models[mi], tp, pp, ci ? 2 : 1, zero,
+                                         ci == 2 ? "all-gather" : "ring", scheds[si],
                                          si == 3 ? 2 : 1, si == 2 ? "full" : "none",
                                          offloads[oi]);
                                 ps_err err = {{0}};
