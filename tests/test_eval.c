@@ -145,6 +145,32 @@ static void test_cp_ring(void **state) {
     free(s);
 }
 
+/* Pending pipeline sends (docs/memory.md §6 "Pipelines"): parasim's runtime
+ * holds one message per micro-batch in flight; with pipeline.deallocate_outputs
+ * (Megatron-LM deallocate_output_tensor, Llama 3 §3.3.2) only the two in
+ * transit. By hand: llama3-8b, pp 4, 1F1B, 8 micro-batches: stage 0 holds 4
+ * in flight; a message is 4096 tokens x 4096 x 2 B = 32 MiB, so the op
+ * temporaries drop by (4 - 2) x 32 MiB. */
+static void test_deallocate_outputs(void **state) {
+    (void)state;
+    plan_spec *s;
+    eval_result a, b;
+    const char *par = "{dp: 2, pp: 4}";
+    eval_text(par, "pipeline: {schedule: 1f1b}", &s, &a);
+    free(s);
+    eval_text(par, "pipeline: {schedule: 1f1b, deallocate_outputs: true}", &s, &b);
+    eval_stage sa[4], sb[4];
+    eval_plan(&s->model.cfg, &s->cluster.cfg, &s->cfg, &b, sb);
+    s->cfg.deallocate_outputs = false;
+    eval_plan(&s->model.cfg, &s->cluster.cfg, &s->cfg, &a, sa);
+    assert_int_equal(sa[0].inflight, 4);
+    assert_int_equal(sa[0].buf_temps - sb[0].buf_temps, 2 * (4096LL * 4096 * 2));
+    /* the last stage holds one micro-batch: nothing changes */
+    assert_int_equal(sa[3].inflight, 1);
+    assert_int_equal(sa[3].buf_temps, sb[3].buf_temps);
+    free(s);
+}
+
 /* plan_size_bound (plan_check.h) must dominate what eval computes, for every
  * stage of every valid plan: a grid over models (flash and standard
  * attention, tied embeddings), degrees, ZeRO stages, schedules, recompute and
@@ -317,7 +343,8 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sums_and_defaults),   cmocka_unit_test(test_zero3_buffers),
         cmocka_unit_test(test_fragmentation_and_fit), cmocka_unit_test(test_offload_activations),
-        cmocka_unit_test(test_cp_ring),           cmocka_unit_test(test_size_bound_dominates),
+        cmocka_unit_test(test_cp_ring),           cmocka_unit_test(test_deallocate_outputs),
+        cmocka_unit_test(test_size_bound_dominates),
         cmocka_unit_test(test_framework_memory), cmocka_unit_test(test_framework_defaults),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

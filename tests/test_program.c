@@ -1105,6 +1105,13 @@ static void test_refusals(void **state) {
                            "precision: bf16-mixed\noptimizer: adamw\n"),
                 "test.yaml:4:", "parallel.zero: ", "runs with ZeRO-0 or ZeRO-1",
                 "found ZeRO-2 over dp*cp = 2", NULL);
+    /* freeing sent blocks at once is cost model only (the runtime frees them later) */
+    tu_contains(emit_error("model: tiny-1m\ncluster: dgx-h100\ngpus: 2\nparallel: {dp: 1, pp: 2}\n"
+                           "batch: {global: 2, micro: 1, seq: 64}\nrecompute: none\n"
+                           "pipeline: {schedule: 1f1b, deallocate_outputs: true}\n"
+                           "precision: bf16-mixed\noptimizer: adamw\n"),
+                "test.yaml:7:", "pipeline.deallocate_outputs: ", "found true",
+                "only the cost model", NULL);
     /* Llama 3's all-gather context parallelism is cost model only: the field is located */
     tu_contains(emit_error("model: tiny-1m\ncluster: dgx-h100\ngpus: 2\n"
                            "parallel: {dp: 1, cp: 2, cp_algorithm: all-gather}\n"

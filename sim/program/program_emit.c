@@ -141,6 +141,15 @@ static int refuse_training(const plan_spec *s, ps_err *err) {
                          "the execution plan runs recompute none, selective or full; found %s, "
                          "which only the cost model (plan, sweep) evaluates",
                          plan_recompute_names[p->recompute]);
+    /* the runtime frees a send's block when a later op finds it done (rt_pipe.c) */
+    if (p->pp > 1 && p->deallocate_outputs)
+        return ps_err_at(err,
+                         s->locs.deallocate_outputs.file[0] ? &s->locs.deallocate_outputs
+                                                            : &s->locs.self,
+                         "pipeline.deallocate_outputs",
+                         "the execution plan frees a send's block when a later send or receive "
+                         "finds it complete; found true, which only the cost model (plan, "
+                         "sweep) evaluates");
     /* the runtime runs ring attention (rt_cp); the all-gather algorithm is cost model only */
     if (p->cp > 1 && p->cp_algorithm != CP_RING)
         return ps_err_at(err, s->locs.cp_algorithm.file[0] ? &s->locs.cp_algorithm : &s->locs.self,

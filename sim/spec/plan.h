@@ -102,13 +102,18 @@ typedef struct {
     plan_framework framework; /* profile constants; all zero without `framework:` */
     /* context parallelism (helper longctx): plan_cp_algorithm; 0 = ring, today's model */
     uint8_t cp_algorithm;
+    /* `pipeline.deallocate_outputs` (helper longctx): a stage frees the block of
+     * a send once the send completes (Megatron-LM deallocate_pipeline_outputs;
+     * Llama 3 §3.3.2), instead of holding it until a later send or receive finds
+     * it done (parasim's runtime, rt_pipe.c); false = today's model */
+    bool deallocate_outputs;
 } plan_cfg;
 
 typedef struct {
     ps_loc self, gpus, parallel, dp, tp, pp, cp, zero, sp, global, micro, seq, schedule,
         virtual_stages, stage_layers, recompute, precision, placement;
     ps_loc first_stage_layers, last_stage_layers, account_for_embedding, account_for_loss;
-    ps_loc cp_algorithm;
+    ps_loc cp_algorithm, deallocate_outputs;
 } plan_locs;
 
 /* Training settings the runtime uses (the `train:` section; docs/specs.md).

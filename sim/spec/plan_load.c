@@ -49,7 +49,8 @@ static const char *const batch_keys[] = {"global", "micro", "seq", NULL};
 static const char *const pipeline_keys[] = {"schedule",           "virtual",
                                             "layers",             "first_stage_layers",
                                             "last_stage_layers",  "account_for_embedding",
-                                            "account_for_loss",   NULL};
+                                            "account_for_loss",   "deallocate_outputs",
+                                            NULL};
 static const char *const precision_keys[] = {"params", "grads", "master", "optimizer",
                                              "activations", NULL};
 static const char *const offload_keys[] = {"optimizer", "activations", NULL};
@@ -487,6 +488,7 @@ static int decode(const ynode *root, plan_spec *out, bool *dp_auto, ps_err *err)
         yget_enum(pipe, "pipeline", "schedule", false, plan_schedule_names, &sched, err) ||
         yget_int(pipe, "pipeline", "virtual", false, 1, 1024, &c->virtual_stages, err) ||
         read_stage_layers(pipe, c, err) || read_uneven_split(pipe, c, err) ||
+        yget_bool(pipe, "pipeline", "deallocate_outputs", false, &c->deallocate_outputs, err) ||
         read_recompute(root, c, err) ||
         read_precision(root, out, err) ||
         yget_enum(root, "", "optimizer", false, plan_optimizer_names, &opt, err) ||
@@ -518,6 +520,7 @@ static int decode(const ynode *root, plan_spec *out, bool *dp_auto, ps_err *err)
     loc_of(&l->zero, par, "zero");
     loc_of(&l->sp, par, "sp");
     loc_of(&l->cp_algorithm, par, "cp_algorithm");
+    loc_of(&l->deallocate_outputs, pipe, "deallocate_outputs");
     loc_of(&l->global, batch, "global");
     loc_of(&l->micro, batch, "micro");
     loc_of(&l->seq, batch, "seq");

@@ -129,11 +129,15 @@ static int64_t stage_temps(const cluster_cfg *c, const plan_cfg *p, const eval_s
  * §6, "Pipelines"): zero-bubble's stashes from B to W (pipe.c's count), and
  * the blocks of sends not complete yet (runtime/rt_pipe.c frees one when a
  * later send or receive finds it done): one message per micro-batch in
- * flight (a forward's block can wait until its gradient comes back). */
+ * flight (a forward's block can wait until its gradient comes back). With
+ * pipeline.deallocate_outputs a block is freed when its send completes
+ * (Megatron-LM deallocate_output_tensor; Llama 3 §3.3.2): only the messages
+ * in transit, one per direction, at most one per micro-batch in flight. */
 static int64_t pipe_workspace(const model_cfg *m, const plan_cfg *p, const eval_shared *sh,
                               const pipe_inflight *in) {
     if (p->pp == 1) return 0;
-    return in->stash_units * sh->ws.zb_stash + in->inflight * comm_p2p_bytes(m, p);
+    const int64_t pending = p->deallocate_outputs ? min64(in->inflight, 2) : in->inflight;
+    return in->stash_units * sh->ws.zb_stash + pending * comm_p2p_bytes(m, p);
 }
 
 static void eval_stage_one(const model_cfg *m, const cluster_cfg *c, const plan_cfg *p,
