@@ -1112,6 +1112,13 @@ static void test_refusals(void **state) {
                            "precision: bf16-mixed\noptimizer: adamw\n"),
                 "test.yaml:7:", "pipeline.deallocate_outputs: ", "found true",
                 "only the cost model", NULL);
+    /* DeepSpeed's partitioned pipeline messages are cost model only */
+    tu_contains(emit_error("model: tiny-1m\ncluster: dgx-h100\ngpus: 4\nparallel: {dp: 1, tp: 2, pp: 2}\n"
+                           "batch: {global: 2, micro: 1, seq: 64}\nrecompute: none\n"
+                           "pipeline: {schedule: 1f1b, partition_messages: true}\n"
+                           "precision: bf16-mixed\noptimizer: adamw\n"),
+                "test.yaml:7:", "pipeline.partition_messages: ", "found true", "set it to false",
+                NULL);
     /* Llama 3's all-gather context parallelism is cost model only: the field is located */
     tu_contains(emit_error("model: tiny-1m\ncluster: dgx-h100\ngpus: 2\n"
                            "parallel: {dp: 1, cp: 2, cp_algorithm: all-gather}\n"

@@ -177,8 +177,20 @@ static void pp_comm(const model_cfg *m, const plan_cfg *p, const comm_stage_info
     if (pp <= 1) return;
     const int64_t P = comm_p2p_bytes(m, p);
     const int first = s->stage == 0, last = s->stage == pp - 1;
-    add(l, GROUP_PP, COLL_SEND, COMM_P2P, "activations (forward)", pp, mb * v - (last ? mb : 0), P);
-    add(l, GROUP_PP, COLL_SEND, COMM_P2P, "activation gradients (backward)", pp, mb * v - (first ? mb : 0), P);
+    /* DeepSpeed's partitioned messages (pipeline.partition_messages, without
+     * SP): each tp rank sends its 1/tp, the receiver all-gathers the message
+     * over tp before using it (engine.py _exec_recv_activations / _exec_recv_grads) */
+    const int64_t part = p->partition_messages && !p->sp && p->tp > 1 ? p->tp : 1;
+    const int64_t sends_fwd = mb * v - (last ? mb : 0), sends_bwd = mb * v - (first ? mb : 0);
+    add(l, GROUP_PP, COLL_SEND, COMM_P2P, "activations (forward)", pp, sends_fwd, (P + part - 1) / part);
+    add(l, GROUP_PP, COLL_SEND, COMM_P2P, "activation gradients (backward)", pp, sends_bwd,
+        (P + part - 1) / part);
+    if (part > 1) {
+        add(l, GROUP_TP, COLL_ALL_GATHER, COMM_FWD, "received activations (partitioned)", part,
+            mb * v - (first ? mb : 0), P);
+        add(l, GROUP_TP, COLL_ALL_GATHER, COMM_BWD, "received gradients (partitioned)", part,
+            mb * v - (last ? mb : 0), P);
+    }
     if (m->tied_embeddings && (first || last))
         add(l, GROUP_PP, COLL_ALL_REDUCE, COMM_GRADS, "tied embedding gradients", 2, 1,
             s->tied_rows_params * dtype_bytes(p->precision.grads));

@@ -150,6 +150,15 @@ static int refuse_training(const plan_spec *s, ps_err *err) {
                          "the execution plan frees a send's block when a later send or receive "
                          "finds it complete; found true, which only the cost model (plan, "
                          "sweep) evaluates");
+    /* the runtime sends whole messages (rt_pipe.c) */
+    if (p->pp > 1 && p->tp > 1 && !p->sp && p->partition_messages)
+        return ps_err_at(err,
+                         s->locs.partition_messages.file[0] ? &s->locs.partition_messages
+                                                            : &s->locs.self,
+                         "pipeline.partition_messages",
+                         "the execution plan sends whole stage-boundary messages; found true "
+                         "(DeepSpeed's partitioned messages, which only the cost model evaluates; "
+                         "set it to false to emit)");
     /* the runtime runs ring attention (rt_cp); the all-gather algorithm is cost model only */
     if (p->cp > 1 && p->cp_algorithm != CP_RING)
         return ps_err_at(err, s->locs.cp_algorithm.file[0] ? &s->locs.cp_algorithm : &s->locs.self,

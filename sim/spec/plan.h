@@ -107,13 +107,18 @@ typedef struct {
      * Llama 3 §3.3.2), instead of holding it until a later send or receive finds
      * it done (parasim's runtime, rt_pipe.c); false = today's model */
     bool deallocate_outputs;
+    /* `pipeline.partition_messages` (helper longctx): without SP, each tp rank
+     * sends 1/tp of a stage-boundary message and the receiver all-gathers it
+     * over tp (DeepSpeed PipelineEngine is_pipe_partitioned /
+     * is_grad_partitioned); false = today's model */
+    bool partition_messages;
 } plan_cfg;
 
 typedef struct {
     ps_loc self, gpus, parallel, dp, tp, pp, cp, zero, sp, global, micro, seq, schedule,
         virtual_stages, stage_layers, recompute, precision, placement;
     ps_loc first_stage_layers, last_stage_layers, account_for_embedding, account_for_loss;
-    ps_loc cp_algorithm, deallocate_outputs;
+    ps_loc cp_algorithm, deallocate_outputs, partition_messages;
 } plan_locs;
 
 /* Training settings the runtime uses (the `train:` section; docs/specs.md).

@@ -50,7 +50,7 @@ static const char *const pipeline_keys[] = {"schedule",           "virtual",
                                             "layers",             "first_stage_layers",
                                             "last_stage_layers",  "account_for_embedding",
                                             "account_for_loss",   "deallocate_outputs",
-                                            NULL};
+                                            "partition_messages", NULL};
 static const char *const precision_keys[] = {"params", "grads", "master", "optimizer",
                                              "activations", NULL};
 static const char *const offload_keys[] = {"optimizer", "activations", NULL};
@@ -489,6 +489,7 @@ static int decode(const ynode *root, plan_spec *out, bool *dp_auto, ps_err *err)
         yget_int(pipe, "pipeline", "virtual", false, 1, 1024, &c->virtual_stages, err) ||
         read_stage_layers(pipe, c, err) || read_uneven_split(pipe, c, err) ||
         yget_bool(pipe, "pipeline", "deallocate_outputs", false, &c->deallocate_outputs, err) ||
+        yget_bool(pipe, "pipeline", "partition_messages", false, &c->partition_messages, err) ||
         read_recompute(root, c, err) ||
         read_precision(root, out, err) ||
         yget_enum(root, "", "optimizer", false, plan_optimizer_names, &opt, err) ||
@@ -521,6 +522,7 @@ static int decode(const ynode *root, plan_spec *out, bool *dp_auto, ps_err *err)
     loc_of(&l->sp, par, "sp");
     loc_of(&l->cp_algorithm, par, "cp_algorithm");
     loc_of(&l->deallocate_outputs, pipe, "deallocate_outputs");
+    loc_of(&l->partition_messages, pipe, "partition_messages");
     loc_of(&l->global, batch, "global");
     loc_of(&l->micro, batch, "micro");
     loc_of(&l->seq, batch, "seq");
