@@ -584,6 +584,15 @@ static void test_plan_framework(void **state) {
     assert_int_equal(run("plan --set framework=megatron --set precision=", out, sizeof out), 0);
     tu_contains(out, "  framework  megatron (", "plans/frameworks/megatron.yaml): grad bucket none",
                 "source NVIDIA/Megatron-LM @ d98e8a64ddf3", "precision  bf16-fp32grad", NULL);
+    /* the profile's zero3: section is printed under ZeRO-3 only, with what the plan changes */
+    assert_null(strstr(out, "  zero3 "));
+    assert_int_equal(run("plan --set framework=fsdp2 --set parallel.zero=3 --set zero3.launch=8us",
+                         out, sizeof out), 0);
+    tu_contains(out, "  zero3      a gather per layer; prefetch 1; reshard after forward; copy-out on "
+                "the compute stream; host 8 us per call + 0 us per rank", NULL);
+    assert_int_equal(run("plan --set parallel.zero=3 --set zero3.unit=param --format json", out,
+                         sizeof out), 0);
+    tu_contains(out, "\"zero3\": {", "\"unit\": \"param\"", "\"copy_out\": false", NULL);
     char cmd[1200];
     char cwd[1024];
     assert_non_null(getcwd(cwd, sizeof cwd));

@@ -186,12 +186,61 @@ static void test_tied_embedding_sync(void **state) {
     assert_int_equal(l.group_bytes[GROUP_PP], P + 2 * (128256LL * 2048 * 2) / 2);
 }
 
+/* ---- zero3: section (helper zero3; docs/time.md §4.1) ---- */
+
+/* Units: one per layer plus embedding and head (the default and unit:
+ * layer), four weight matrices per layer (unit: param), or the stage's bytes
+ * in buckets (unit: bucket), at least one. */
+static void test_zero3_units(void **state) {
+    (void)state;
+    plan_cfg p = tu_cfg(8, 1, 1, 1);
+    assert_int_equal(comm_zero3_units(&p, 32, true, true, 1000), 34);
+    p.zero3.set = true;
+    assert_int_equal(comm_zero3_units(&p, 32, true, true, 1000), 34);
+    p.zero3.unit = ZERO3_UNIT_PARAM;
+    assert_int_equal(comm_zero3_units(&p, 32, true, false, 1000), 4 * 32 + 1);
+    p.zero3.unit = ZERO3_UNIT_BUCKET, p.zero3.bucket_bytes = 300;
+    assert_int_equal(comm_zero3_units(&p, 32, true, true, 1000), 4); /* ceil(1000 / 300) */
+    assert_int_equal(comm_zero3_units(&p, 0, false, false, 0), 1);
+}
+
+/* recompute_gather under full recompute adds a third gather per unit and
+ * micro-batch (4 x Psi with the reduce-scatter); reshard_after_forward: false
+ * drops the backward gather (2 x Psi). Without the section neither applies. */
+static void test_zero3_gathers(void **state) {
+    (void)state;
+    model_spec m = tu_model("llama3-8b");
+    plan_cfg p = tu_cfg(8, 1, 1, 1);
+    p.zero = 3;
+    p.global_batch = 8 * 2; /* 2 micro-batches */
+    p.recompute = RECOMPUTE_FULL;
+    comm_stage_info si = {.stage = 0, .layers = 32, .rank_params = N8B, .units = 34};
+    const int64_t share = 7 * (2 * N8B / 8);
+    comm_list l;
+    p.zero3.recompute_gather = true; /* ignored: the section is not set */
+    comm_stage(&m.cfg, &p, &si, &l);
+    assert_int_equal(l.group_bytes[GROUP_DP], 2 * 3 * share);
+    p.zero3.set = true;
+    comm_stage(&m.cfg, &p, &si, &l);
+    assert_int_equal(l.group_bytes[GROUP_DP], 2 * 4 * share);
+    assert_string_equal(l.e[1].what, "parameters (recompute)");
+    assert_int_equal(l.e[1].phase, COMM_BWD);
+    assert_int_equal(l.e[1].calls, 2 * 34);
+    p.recompute = RECOMPUTE_SELECTIVE; /* nothing replays the layer: no extra gather */
+    comm_stage(&m.cfg, &p, &si, &l);
+    assert_int_equal(l.group_bytes[GROUP_DP], 2 * 3 * share);
+    p.zero3.reshard_after_forward = false;
+    comm_stage(&m.cfg, &p, &si, &l);
+    assert_int_equal(l.group_bytes[GROUP_DP], 2 * 2 * share);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ring_factors),  cmocka_unit_test(test_dp_volumes),
         cmocka_unit_test(test_tp_volumes),    cmocka_unit_test(test_pp_cp_volumes),
-        cmocka_unit_test(test_tied_embedding_sync), cmocka_unit_test(test_cp_all_gather_volumes),
-        cmocka_unit_test(test_pp_partitioned_messages),
+        cmocka_unit_test(test_tied_embedding_sync),
+        cmocka_unit_test(test_zero3_units),   cmocka_unit_test(test_zero3_gathers),
+        cmocka_unit_test(test_cp_all_gather_volumes), cmocka_unit_test(test_pp_partitioned_messages),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

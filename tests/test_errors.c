@@ -762,6 +762,74 @@ static void test_published_use_family(void **state) {
     }
 }
 
+/* ---- zero3: section and links.nics_per_node / ring_latency (helper zero3) ---- */
+
+/* The zero3: section (docs/specs.md): every field read, each bad value
+ * refused where it stands. */
+static void test_zero3_fields(void **state) {
+    (void)state;
+    plan_spec *s = tu_plan(variant(0, NULL, "zero3: {unit: param, prefetch: 2, "
+                                            "reshard_after_forward: false, recompute_gather: true, "
+                                            "launch: 20 us, launch_per_rank: 3 us, "
+                                            "copy_out: true}"));
+    const plan_zero3 *z = &s->cfg.zero3;
+    assert_true(z->set);
+    assert_int_equal(z->unit, ZERO3_UNIT_PARAM);
+    assert_int_equal(z->prefetch, 2);
+    assert_false(z->reshard_after_forward);
+    assert_true(z->recompute_gather);
+    assert_float_equal(z->launch_s, 20e-6, 1e-15);
+    assert_float_equal(z->launch_per_rank_s, 3e-6, 1e-15);
+    assert_true(z->copy_out);
+    free(s);
+    s = tu_plan(variant(0, NULL, NULL)); /* absent: today's model */
+    assert_false(s->cfg.zero3.set);
+    assert_int_equal(s->cfg.zero3.prefetch, 1);
+    assert_true(s->cfg.zero3.reshard_after_forward);
+    free(s);
+    s = tu_plan(variant(0, NULL, "zero3: {unit: bucket, bucket: 50 MB}"));
+    assert_int_equal(s->cfg.zero3.bucket_bytes, 50000000);
+    free(s);
+    tu_contains(tu_plan_error(variant(0, NULL, "zero3: {unit: module}")), "bad.yaml:9:15:",
+                "zero3.unit", "layer", "param", "bucket", "module", NULL);
+    tu_contains(tu_plan_error(variant(0, NULL, "zero3: {unit: bucket}")), "bad.yaml:9:8:",
+                "zero3.bucket", "expected a bucket size", NULL);
+    tu_contains(tu_plan_error(variant(0, NULL, "zero3: {bucket: 50 MB}")), "bad.yaml:9:17:",
+                "zero3.bucket", "unless unit: bucket", NULL);
+    tu_contains(tu_plan_error(variant(0, NULL, "zero3: {prefetch: -1}")), "zero3.prefetch", NULL);
+    tu_contains(tu_plan_error(variant(0, NULL, "zero3: {prefetch: 65}")), "zero3.prefetch", NULL);
+    tu_contains(tu_plan_error(variant(0, NULL, "zero3: {launch: 2 s}")), "zero3.launch",
+                "from 0 to 1 s", NULL);
+    tu_contains(tu_plan_error(variant(0, NULL, "zero3: {launch_per_rank: 1 s}")),
+                "zero3.launch_per_rank", "from 0 to 1 ms", NULL);
+    tu_contains(tu_plan_error(variant(0, NULL, "zero3: {prefech: 2}")), "zero3", "prefech",
+                "prefetch", NULL);
+    tu_contains(tu_plan_error(variant(0, NULL, "zero3: {reshard_after_forward: maybe}")),
+                "zero3.reshard_after_forward", NULL);
+}
+
+/* links.nics_per_node and links.ring_latency (docs/specs.md). */
+static void test_cluster_nics(void **state) {
+    (void)state;
+    const char *ok = "{bandwidth: 400 Gbit/s, latency: 5 us}";
+    char inter[256];
+    plan_spec *s = tu_plan(cluster_variant("", ok));
+    assert_int_equal(s->cluster.cfg.nics_per_node, 0);
+    assert_false(s->cluster.cfg.ring_latency_nccl);
+    free(s);
+    snprintf(inter, sizeof inter, "%s\n    nics_per_node: 4\n    ring_latency: nccl", ok);
+    s = tu_plan(cluster_variant("", inter));
+    assert_int_equal(s->cluster.cfg.nics_per_node, 4);
+    assert_true(s->cluster.cfg.ring_latency_nccl);
+    free(s);
+    snprintf(inter, sizeof inter, "%s\n    nics_per_node: 0", ok);
+    tu_contains(tu_plan_error(cluster_variant("", inter)), "bad.yaml:14:20:",
+                "links.nics_per_node", NULL);
+    snprintf(inter, sizeof inter, "%s\n    ring_latency: tree", ok);
+    tu_contains(tu_plan_error(cluster_variant("", inter)), "bad.yaml:14:19:",
+                "links.ring_latency", "per_step", "nccl", "tree", NULL);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_good_plan_loads),
@@ -784,6 +852,7 @@ int main(void) {
         cmocka_unit_test(test_plan_defaults),
         cmocka_unit_test(test_framework_errors),
         cmocka_unit_test(test_published_use_family),
+        cmocka_unit_test(test_zero3_fields), cmocka_unit_test(test_cluster_nics),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -149,7 +149,7 @@ static void test_policy_recompute_time(void **state) {
 /* Alpha-beta costs, computed by hand. */
 static void test_coll_time(void **state) {
     (void)state;
-    coll_link l = {100e9, 100e9, 5e-6, false, 1, 1, LINK_NVLINK};
+    coll_link l = {100e9, 100e9, 5e-6, false, 1, 1, LINK_NVLINK, false, 1, 5e-6};
     /* ring all-reduce: 2(n-1) steps, 2(n-1)/n S */
     assert_float_equal(coll_time(COLL_ALL_REDUCE, 8, 800000000, &l),
                        14 * 5e-6 + 2.0 * 7 / 8 * 8e8 / 100e9, 1e-12);
@@ -160,6 +160,172 @@ static void test_coll_time(void **state) {
     /* tiny all-reduce on 64 ranks: the tree's 2 log2(64) latencies beat 126 */
     assert_float_equal(coll_time(COLL_ALL_REDUCE, 64, 64, &l), 12 * 5e-6 + 128 / 100e9, 1e-15);
     assert_float_equal(coll_time(COLL_ALL_REDUCE, 1, 1 << 20, &l), 0, 0);
+}
+
+/* ---- groups that span nodes (helper zero3; docs/time.md §3) ---- */
+
+/* links.ring_latency: nccl, by hand from NCCL's tuning model: 32 ranks on 4
+ * nodes (8 per node), intra 5 us, inter 20 us. An all-gather's 31 steps cross
+ * nodes 3 times: 28 x 5 + 3 x 20 = 200 us (per_step: 31 x 20 = 620 us); a
+ * ring all-reduce 62 steps, 6 crossings: 56 x 5 + 6 x 20 = 400 us; a tree
+ * all-reduce 2 (7 x 5 + log2(4) x 20) = 150 us. */
+static void test_ring_latency_nodes(void **state) {
+    (void)state;
+    coll_link l = {80e9, 10e9, 20e-6, true, 1, 8, LINK_NIC, true, 4, 5e-6};
+    assert_float_equal(coll_ring_latency(31, 1, &l), 200e-6, 1e-12);
+    assert_float_equal(coll_ring_latency(62, 2, &l), 400e-6, 1e-12);
+    assert_float_equal(coll_tree_latency(32, &l), 150e-6, 1e-12);
+    assert_float_equal(coll_time(COLL_ALL_GATHER, 32, 3200, &l), 200e-6 + 31 * 100 / 80e9, 1e-15);
+    /* tiny all-reduce: the tree's 150 us beats the ring's 400 us */
+    assert_float_equal(coll_time(COLL_ALL_REDUCE, 32, 64, &l), 150e-6 + 128 / 80e9, 1e-15);
+    l.nccl_steps = false; /* the default: every step at the inter-node latency */
+    assert_float_equal(coll_ring_latency(31, 1, &l), 620e-6, 1e-12);
+    assert_float_equal(coll_tree_latency(32, &l), 2 * 5 * 20e-6, 1e-12);
+    /* the same from a placement: dp 32 on 8-GPU nodes spans 4 nodes */
+    cluster_cfg c = flat_cluster();
+    c.ring_latency_nccl = true;
+    plan_cfg p = tu_cfg(32, 1, 1, 1);
+    coll_group_link(&c, &p, GROUP_DP, &l);
+    assert_true(l.nccl_steps);
+    assert_int_equal(l.nodes, 4);
+    assert_float_equal(coll_ring_latency(31, 1, &l), 200e-6, 1e-12);
+    /* inside one node nothing changes */
+    plan_cfg q = tu_cfg(8, 1, 1, 1);
+    coll_group_link(&c, &q, GROUP_DP, &l);
+    assert_false(l.nccl_steps);
+    assert_float_equal(coll_ring_latency(7, 1, &l), 7 * 5e-6, 1e-15);
+}
+
+/* links.nics_per_node: 4 NICs shared by a node's 8 GPUs. dp 16 (8 per node)
+ * drives 8 x 4/8 = 4 NICs: 40 GB/s, a send half a NIC; tp 2 x dp 8 puts two
+ * dp instances on each node, 4 members each: 4 x 10 x 4/8 = 20 GB/s each.
+ * Absent (0) or equal to the GPUs: one per GPU, today's 80 GB/s. */
+static void test_nics_per_node(void **state) {
+    (void)state;
+    cluster_cfg c = flat_cluster();
+    coll_link l;
+    plan_cfg w = tu_cfg(16, 1, 1, 1);
+    coll_group_link(&c, &w, GROUP_DP, &l);
+    assert_float_equal(l.bytes_per_s, 80e9, 1);
+    c.nics_per_node = 8;
+    coll_group_link(&c, &w, GROUP_DP, &l);
+    assert_float_equal(l.bytes_per_s, 80e9, 1);
+    c.nics_per_node = 4;
+    coll_group_link(&c, &w, GROUP_DP, &l);
+    assert_float_equal(l.bytes_per_s, 40e9, 1);
+    assert_float_equal(l.p2p_bytes_per_s, 5e9, 1);
+    plan_cfg two = tu_cfg(8, 2, 1, 1);
+    coll_group_link(&c, &two, GROUP_DP, &l);
+    assert_int_equal(l.members_per_node, 4);
+    assert_float_equal(l.bytes_per_s, 20e9, 1);
+    coll_group_link(&c, &two, GROUP_TP, &l); /* inside the node: NVLink */
+    assert_float_equal(l.bytes_per_s, 100e9, 1);
+}
+
+/* ---- zero3: exposure (helper zero3; docs/time.md §4.1) ---- */
+
+/* Three units, prefetch 1, forward: gathers of 2 s, compute 1.5 s a unit.
+ * By hand: gather 1 runs 0-2, compute 1 2-3.5 with gather 2 2-4, compute 2
+ * 4-5.5 with gather 3 4-6, compute 3 6-7.5: 7.5 s for 4.5 s of compute, 3 s
+ * exposed = 2 + 2 x (2 - 1.5). Compute of 3 s a unit hides all but the first
+ * gather; prefetch 0 hides nothing. Backward, gather 1 s + reduce-scatter
+ * 1 s a unit beside 3 s of compute: gather 1 0-1, compute 1 1-4 (gather 2
+ * 1-2), scatter 1 4-5 and gather 3 5-6 beside compute 2 4-7, compute 3 7-10,
+ * scatter 2 7-8, scatter 3 10-11: 11 s for 9 s, 2 s exposed. */
+static void test_zero3_exposed(void **state) {
+    (void)state;
+    assert_float_equal(step_zero3_fixed(6, 2, 0, 3, 4.5, 1), 3, 1e-12);
+    assert_float_equal(step_zero3_fixed(6, 2, 0, 3, 9, 1), 2, 1e-12);
+    assert_float_equal(step_zero3_fixed(6, 2, 0, 3, 9, 2), 2, 1e-12);
+    assert_float_equal(step_zero3_fixed(6, 2, 0, 3, 4.5, 0), 6, 1e-12);
+    assert_float_equal(step_zero3_fixed(6, 1, 1, 3, 9, 1), 2, 1e-12);
+    assert_float_equal(step_zero3_fixed(2, 2, 0, 1, 100, 1), 2, 1e-12); /* one unit: all */
+}
+
+/* The small-batch regime: GPT-3 175B, ZeRO-3 over 1536 A100s with the
+ * section. At one sequence per GPU the gathers exceed the compute they could
+ * hide behind and part of them is exposed; at 8 sequences they hide (beyond
+ * the first unit) and the exposed share falls. Host launch time adds
+ * launch + launch_per_rank x n per collective, all exposed. */
+static void test_zero3_small_batch(void **state) {
+    (void)state;
+    const char *base = "model: gpt3-175b\ncluster: dgx-a100\ngpus: 1536\n"
+                       "parallel: {dp: 1536, tp: 1, pp: 1, zero: 3}\n"
+                       "recompute: full\nprecision: fp16-mixed\noptimizer: adamw\n";
+    char text[1024];
+    double share[2], exposed[2];
+    for (int i = 0; i < 2; i++) {
+        snprintf(text, sizeof text, "%sbatch: {global: %d, micro: %d, seq: 2048}\n"
+                 "zero3: {unit: param, prefetch: 1, recompute_gather: true}\n",
+                 base, 1536 * (i ? 8 : 1), i ? 8 : 1);
+        plan_spec *s = tu_plan(text);
+        eval_result r;
+        eval_plan(&s->model.cfg, &s->cluster.cfg, &s->cfg, &r, NULL);
+        exposed[i] = r.time.exposed[GROUP_DP];
+        share[i] = exposed[i] / r.time.step;
+        free(s);
+    }
+    assert_true(share[0] > 0.05);
+    assert_true(share[1] < share[0] / 2);
+    /* launch 100 us per collective on 4 x 96 + 2 units, 4 collectives each */
+    snprintf(text, sizeof text, "%sbatch: {global: 1536, micro: 1, seq: 2048}\n"
+             "zero3: {unit: param, prefetch: 1, recompute_gather: true, launch: 100us}\n", base);
+    plan_spec *s = tu_plan(text);
+    eval_result r;
+    eval_plan(&s->model.cfg, &s->cluster.cfg, &s->cfg, &r, NULL);
+    assert_float_equal(r.time.exposed[GROUP_DP] - exposed[0], 4 * (4 * 96 + 2) * 100e-6, 1e-6);
+    free(s);
+    /* copy_out: each of the 3 x 386 gathers of 1/386 of the stage's fp16
+     * parameters is read and written once more at 0.8 x 2039 GB/s */
+    snprintf(text, sizeof text, "%sbatch: {global: 1536, micro: 1, seq: 2048}\n"
+             "zero3: {unit: param, prefetch: 1, recompute_gather: true, copy_out: true}\n", base);
+    s = tu_plan(text);
+    eval_plan(&s->model.cfg, &s->cluster.cfg, &s->cfg, &r, NULL);
+    /* 2 bytes per element over 386 calls (the flat buffer pads to a multiple of 1536) */
+    const int64_t per_call = 2 * r.heavy.param_elems / 386;
+    assert_int_equal(r.comm.e[0].calls, 386);
+    assert_true(llabs(r.comm.e[0].bytes_per_call - per_call) <= 16);
+    assert_float_equal(r.time.exposed[GROUP_DP] - exposed[0],
+                       3.0 * 386 * 2 * (double)r.comm.e[0].bytes_per_call / (0.8 * 2039e9), 1e-6);
+    free(s);
+}
+
+/* ZeRO-3 gather buffers with the section, by hand for GPT-3 175B (h 12288,
+ * ffn 49152, vocab 50257, 2048 learned positions, tied; one stage, fp16):
+ * unit: param holds (1 + prefetch) of the largest unit, here the embedding
+ * with its position table (50257 + 2048) x 12288 = 642,723,840 elements (the
+ * largest matrix, MLP up, is 12288 x 49152 = 603,979,776), at 2 bytes, plus
+ * its gradient: 642,723,840 x (2 x 2 + 2); prefetch 2 adds one more unit;
+ * unit: bucket of 100 MB bounds a unit by 5e7 elements; without resharding
+ * the whole stage stays gathered (plus a layer unit's gradient: the default
+ * unit: layer, a layer of 12h^2 + 13h = 1,812,099,072 beating the embedding).
+ * Without the section, today's two layer units and a gradient. */
+static void test_zero3_memory(void **state) {
+    (void)state;
+    const char *base = "model: gpt3-175b\ncluster: dgx-a100\ngpus: 64\n"
+                       "parallel: {dp: 64, tp: 1, pp: 1, zero: 3}\n"
+                       "batch: {global: 64, micro: 1, seq: 2048}\n"
+                       "recompute: full\nprecision: fp16-mixed\noptimizer: adamw\n";
+    const char *sections[] = {"zero3: {unit: param}", "zero3: {unit: param, prefetch: 2}",
+                              "zero3: {unit: bucket, bucket: 100 MB}",
+                              "zero3: {reshard_after_forward: false}", ""};
+    int64_t buf[5], elems = 0;
+    char text[1024];
+    for (int i = 0; i < 5; i++) {
+        snprintf(text, sizeof text, "%s%s\n", base, sections[i]);
+        plan_spec *s = tu_plan(text);
+        eval_result r;
+        eval_plan(&s->model.cfg, &s->cluster.cfg, &s->cfg, &r, NULL);
+        buf[i] = r.heavy.buf_zero3;
+        elems = r.heavy.param_elems;
+        free(s);
+    }
+    const int64_t emb = (50257LL + 2048) * 12288, layer = 12LL * 12288 * 12288 + 13 * 12288;
+    assert_int_equal(buf[0], emb * 6);
+    assert_int_equal(buf[1], emb * 8);
+    assert_int_equal(buf[2], 50000000LL * 6);
+    assert_int_equal(buf[4], layer * 6); /* today: 2 layer units (a layer beats the embedding) */
+    assert_int_equal(buf[3], elems * 2 + layer * 2); /* unit: layer */
 }
 
 /* Placement (default tp, cp, dp, pp): tp innermost stays in the node; moved
@@ -694,6 +860,9 @@ int main(void) {
         cmocka_unit_test(test_published_errors), cmocka_unit_test(test_uneven_stages),
         cmocka_unit_test(test_published_pass_through),
         cmocka_unit_test(test_overlap_budget), cmocka_unit_test(test_link_sharing),
+        cmocka_unit_test(test_ring_latency_nodes), cmocka_unit_test(test_nics_per_node),
+        cmocka_unit_test(test_zero3_exposed), cmocka_unit_test(test_zero3_small_batch),
+        cmocka_unit_test(test_zero3_memory),
         cmocka_unit_test(test_cp_all_gather_exposed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -53,7 +53,11 @@ static void add(comm_list *l, comm_group g, comm_coll c, comm_phase ph, const ch
  * all-gathers updated parameters; ZeRO-2 reduce-scatters every micro-batch
  * (DeepSpeed: the partitioned gradient has no full buffer to accumulate in);
  * ZeRO-3 all-gathers each unit in forward and again in backward and
- * reduce-scatters its gradients, every micro-batch. */
+ * reduce-scatters its gradients, every micro-batch. With a `zero3:` section
+ * (docs/time.md §4.1) the backward gather goes when the forward's gather is
+ * kept (reshard_after_forward: false, FSDP2), and a full-recompute replay
+ * gathers once more where the framework's hooks re-fetch for it
+ * (recompute_gather, DeepSpeed's per-module pre-forward hook). */
 static void dp_comm(const model_cfg *m, const plan_cfg *p, const comm_stage_info *s,
                     comm_list *l) {
     (void)m;
@@ -70,12 +74,29 @@ static void dp_comm(const model_cfg *m, const plan_cfg *p, const comm_stage_info
         add(l, GROUP_DP, COLL_REDUCE_SCATTER, COMM_BWD, "gradients (every micro-batch)", d, mb, n * gb);
         add(l, GROUP_DP, COLL_ALL_GATHER, COMM_PARAMS, "updated parameters", d, 1, n * pb);
         break;
-    default:
+    default: {
+        const plan_zero3 *z = &p->zero3;
+        const int64_t regather = z->set && z->recompute_gather && p->recompute == RECOMPUTE_FULL;
         add_split(l, GROUP_DP, COLL_ALL_GATHER, COMM_FWD, "parameters (forward)", d, mb, s->units, n * pb);
-        add_split(l, GROUP_DP, COLL_ALL_GATHER, COMM_BWD, "parameters (backward)", d, mb, s->units, n * pb);
+        add_split(l, GROUP_DP, COLL_ALL_GATHER, COMM_BWD, "parameters (recompute)", d,
+                  regather ? mb : 0, s->units, n * pb);
+        add_split(l, GROUP_DP, COLL_ALL_GATHER, COMM_BWD, "parameters (backward)", d,
+                  !z->set || z->reshard_after_forward ? mb : 0, s->units, n * pb);
         add_split(l, GROUP_DP, COLL_REDUCE_SCATTER, COMM_BWD, "gradients", d, mb, s->units, n * gb);
         break;
     }
+    }
+}
+
+int64_t comm_zero3_units(const plan_cfg *p, int64_t layers, bool first, bool last,
+                         int64_t stage_bytes) {
+    const plan_zero3 *z = &p->zero3;
+    const int64_t ends = (first ? 1 : 0) + (last ? 1 : 0);
+    int64_t u = layers + ends;
+    if (z->set && z->unit == ZERO3_UNIT_PARAM) u = ZERO3_MATRICES_PER_LAYER * layers + ends;
+    if (z->set && z->unit == ZERO3_UNIT_BUCKET && z->bucket_bytes > 0)
+        u = (stage_bytes + z->bucket_bytes - 1) / z->bucket_bytes;
+    return u > 0 ? u : 1;
 }
 
 /* Tensor parallel, per layer and micro-batch (Megatron-LM; Korthikanti et al.

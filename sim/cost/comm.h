@@ -73,6 +73,14 @@ typedef struct {
 
 void comm_stage(const model_cfg *m, const plan_cfg *p, const comm_stage_info *s, comm_list *out);
 
+/* ZeRO-3 gather units of a stage of `layers` layers holding stage_bytes of
+ * parameters (docs/time.md §4.1): without a `zero3:` section or with
+ * unit: layer, one per layer plus the embedding (first stage) and the head
+ * (last); unit: param, one per weight matrix (ZERO3_MATRICES_PER_LAYER per
+ * layer); unit: bucket, ceil(stage_bytes / bucket). At least 1. */
+int64_t comm_zero3_units(const plan_cfg *p, int64_t layers, bool first, bool last,
+                         int64_t stage_bytes);
+
 /* Context parallelism: the blocks one layer passes around the cp ring for one
  * micro-batch (each act_kv_block_bytes): forward cp-1 K/V passes; backward
  * cp-1 K/V and cp-1 dK/dV passes, and the forward's cp-1 again when full

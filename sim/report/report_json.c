@@ -120,6 +120,19 @@ static void json_plan(jsonw *w, const plan_spec *s) {
         if (fw->loss == FW_LOSS_CHUNKED) jsonw_int(w, "loss_chunks", fw->loss_chunks);
         jsonw_obj_end(w);
     }
+    if (p->zero == 3 && p->zero3.set) { /* the zero3: section (docs/time.md §4.1) */
+        const plan_zero3 *z = &p->zero3;
+        jsonw_obj(w, "zero3");
+        jsonw_str(w, "unit", plan_zero3_unit_names[z->unit]);
+        if (z->unit == ZERO3_UNIT_BUCKET) jsonw_int(w, "bucket_bytes", z->bucket_bytes);
+        jsonw_int(w, "prefetch", z->prefetch);
+        jsonw_bool(w, "reshard_after_forward", z->reshard_after_forward);
+        jsonw_bool(w, "recompute_gather", z->recompute_gather);
+        jsonw_num(w, "launch_s", z->launch_s);
+        jsonw_num(w, "launch_per_rank_s", z->launch_per_rank_s);
+        jsonw_bool(w, "copy_out", z->copy_out);
+        jsonw_obj_end(w);
+    }
     jsonw_str(w, "optimizer", plan_optimizer_names[p->optimizer]);
     jsonw_obj(w, "offload");
     jsonw_bool(w, "optimizer", p->offload_optimizer);

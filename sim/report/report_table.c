@@ -76,6 +76,17 @@ static void header(FILE *f, const plan_spec *s, const eval_result *r) {
         if (fw->loss == FW_LOSS_CHUNKED) fprintf(f, " (%d chunks)", (int)fw->loss_chunks);
         fprintf(f, "\n             source %s\n", s->framework_source);
     }
+    if (p->zero == 3 && p->zero3.set) { /* the zero3: section (docs/time.md §4.1) */
+        const plan_zero3 *z = &p->zero3;
+        char b1[32];
+        fprintf(f, "  zero3      a gather per %s", plan_zero3_unit_names[z->unit]);
+        if (z->unit == ZERO3_UNIT_BUCKET) fprintf(f, " of %s", fmt_bytes(z->bucket_bytes, b1, sizeof b1));
+        fprintf(f, "; prefetch %lld; %s after forward%s%s; host %g us per call + %g us per rank\n",
+                (long long)z->prefetch, z->reshard_after_forward ? "reshard" : "keep",
+                z->recompute_gather ? "; gathers again for recompute" : "",
+                z->copy_out ? "; copy-out on the compute stream" : "",
+                1e6 * z->launch_s, 1e6 * z->launch_per_rank_s);
+    }
 }
 
 static void memory(FILE *f, const plan_spec *s, const eval_result *r) {

@@ -36,6 +36,15 @@ typedef struct {
     double intra_bytes_per_s, intra_latency_s; /* per GPU, per direction */
     double inter_bytes_per_s, inter_latency_s; /* per GPU, per direction */
     double host_bytes_per_s, host_latency_s;   /* GPU <-> host memory (PCIe), per GPU */
+    /* ---- groups that span nodes (helper zero3; docs/time.md §3) ----
+     * links.nics_per_node: the inter-node NICs of a node, shared by the ranks
+     * on it (0, the default: one per GPU, DGX); links.ring_latency:
+     * nccl prices an inter-node ring's steps as NCCL's tuning model does (the
+     * intra-node steps at the intra-node latency, the node crossings at the
+     * inter-node one; tree all-reduce logarithmic in nodes); per_step (the
+     * default) prices every step at the inter-node latency. */
+    int64_t nics_per_node;
+    bool ring_latency_nccl;
     cluster_eff eff;
     /* gpu.kernel_dtype: true when kernels compute in fp32, widening every
      * 16-bit tensor to an fp32 copy per op (parasim's CPU runtime); false

@@ -15,7 +15,9 @@ static const char *const gpu_keys[] = {"name", "memory", "reserved", "peak_flops
 static const char *const eff_keys[] = {"gemm", "attention", "hbm", "overlap", NULL};
 static const char *const attn_keys[] = {"forward", "backward", NULL};
 static const char *const flops_keys[] = {"fp8", "bf16", "fp16", "fp32", NULL};
-static const char *const links_keys[] = {"intra_node", "inter_node", "host", NULL};
+static const char *const links_keys[] = {"intra_node", "inter_node", "host", "nics_per_node",
+                                         "ring_latency", NULL};
+static const char *const ring_latency_names[] = {"per_step", "nccl", NULL};
 static const char *const link_keys[] = {"bandwidth", "latency", "efficiency", NULL};
 
 /* Defaults (docs/time.md §1): the GEMM curve is the A100 calibration
@@ -157,6 +159,17 @@ static int read_kernel_dtype(const ynode *gpu, bool *fp32, ps_err *err) {
     return 0;
 }
 
+/* ---- links.nics_per_node, links.ring_latency (helper zero3; docs/time.md §3) ---- */
+static int read_nics(const ynode *links, cluster_cfg *c, ps_err *err) {
+    int ring = 0;
+    c->nics_per_node = 0; /* absent: one NIC per GPU (DGX A100/H100), whatever gpus_per_node */
+    if (yget_int(links, "links", "nics_per_node", false, 1, 1 << 20, &c->nics_per_node, err) ||
+        yget_enum(links, "links", "ring_latency", false, ring_latency_names, &ring, err))
+        return -1;
+    c->ring_latency_nccl = ring == 1;
+    return 0;
+}
+
 int cluster_from_node(const ynode *root, const char *path, cluster_spec *out, ps_err *err) {
     char found[128];
     const ynode *gpu, *flops, *links;
@@ -201,7 +214,8 @@ int cluster_from_node(const ynode *root, const char *path, cluster_spec *out, ps
                   &c->eff.intra, err) ||
         read_link(links, "inter_node", &c->inter_bytes_per_s, &c->inter_latency_s,
                   &c->eff.inter, err) ||
-        read_link(links, "host", &c->host_bytes_per_s, &c->host_latency_s, &c->eff.host, err))
+        read_link(links, "host", &c->host_bytes_per_s, &c->host_latency_s, &c->eff.host, err) ||
+        read_nics(links, c, err))
         return -1;
     const ynode *n;
     out->gpus_per_node = (n = ynode_get(root, "gpus_per_node")) ? n->loc : root->loc;

@@ -72,6 +72,26 @@ typedef struct {
     int32_t loss_chunks;     /* FW_LOSS_CHUNKED: chunks the tokens are split into (>= 1) */
 } plan_framework;
 
+/* ---- ZeRO-3 / FSDP execution: the `zero3:` section (helper zero3; docs/time.md §4.1) ----
+ * Absent (set = false): today's model, one gather per layer unit, the first
+ * unit exposed and everything else hideable. */
+typedef enum { ZERO3_UNIT_LAYER, ZERO3_UNIT_PARAM, ZERO3_UNIT_BUCKET } plan_zero3_unit;
+/* Weight matrices of one Megatron-style layer (fused QKV, attention output,
+ * fused up/gate, down): what a per-parameter gather (`unit: param`) issues. */
+#define ZERO3_MATRICES_PER_LAYER 4
+#define ZERO3_PREFETCH_MAX 64
+typedef struct {
+    bool set;                   /* the section was given */
+    plan_zero3_unit unit;       /* what one collective moves: a layer, a weight matrix, a bucket */
+    int64_t bucket_bytes;       /* unit: bucket (DeepSpeed stage3_prefetch_bucket_size) */
+    int64_t prefetch;           /* units gathered ahead of the one computing; 0: nothing overlaps */
+    bool reshard_after_forward; /* false: the forward's gather stays for the backward */
+    bool recompute_gather;      /* a full-recompute replay gathers its unit again */
+    double launch_s;            /* per collective: host hook/launch time the GPU waits for */
+    double launch_per_rank_s;   /* per collective and rank of the group: list-form gathers */
+    bool copy_out;              /* each gathered unit is copied once on the compute stream */
+} plan_zero3;
+
 typedef struct {
     int64_t gpus;
     int64_t dp, tp, pp, cp;
@@ -100,6 +120,7 @@ typedef struct {
     /* Which communication hides behind compute (docs/time.md §4). */
     bool overlap_dp, overlap_tp, overlap_pp;
     plan_framework framework; /* profile constants; all zero without `framework:` */
+    plan_zero3 zero3; /* the `zero3:` section (helper zero3) */
     /* context parallelism (helper longctx): plan_cp_algorithm; 0 = ring, today's model */
     uint8_t cp_algorithm;
     /* `pipeline.deallocate_outputs` (helper longctx): a stage frees the block of
@@ -195,6 +216,7 @@ extern const char *const plan_group_names[]; /* "dp", "tp", "pp", "cp", NULL */
 const char *plan_offload_name(const plan_cfg *p); /* none, optimizer, activations, both */
 const char *plan_overlap_name(const plan_cfg *p, char *buf, int len); /* "dp+pp", or "-" */
 const char *plan_placement_name(const plan_cfg *p, char *buf, int len); /* "tp-cp-dp-pp" */
+extern const char *const plan_zero3_unit_names[]; /* "layer", "param", "bucket" */
 extern const char *const plan_schedule_names[], *const plan_recompute_names[],
     *const plan_optimizer_names[];
 /* The policies a `recompute:` scalar may name (plan_recompute_names less

@@ -91,7 +91,8 @@ void plan_size_bound(const model_cfg *m, const cluster_cfg *c, const plan_cfg *p
      * at most 4 bytes x 2 x tok x kv width (act_cp_buffer_bytes) */
     if (cp > 1)
         mem = sat_add(mem, sat_mul(sat_mul(2 * cp, tok), sat_mul(model_kv_width(m), 8)));
-    /* comm.c: dp (3 collectives of the padded parameters, mb rounds under
+    /* comm.c: dp (3 collectives of the padded parameters, 4 with
+     * zero3.recompute_gather (bounded as 4 always), mb rounds under
      * ZeRO-2/3, else 1), tp (8 of b*s*h, mb*(2L+1) rounds), pp (2 of b*s*h,
      * mb*v rounds, and the tied embedding), cp (4 of the K/V block,
      * mb*L*(cp-1) rounds) and host (2 of the offloaded layers, mb rounds); a
@@ -102,7 +103,7 @@ void plan_size_bound(const model_cfg *m, const cluster_cfg *c, const plan_cfg *p
     const int64_t padded = sat_add(sat_mul(params, 2), d); /* a stage's flat buffer */
     int64_t comm = 0;
     if (d > 1)
-        comm = sat_mul(sat_mul(p->zero >= 2 ? mb : 1, 6), sat_add(sat_mul(padded, 4), ranks));
+        comm = sat_mul(sat_mul(p->zero >= 2 ? mb : 1, 8), sat_add(sat_mul(padded, 4), ranks));
     if (p->tp > 1) comm = sat_add(comm, sat_mul(sat_mul(mb, 16 * (2 * L + 1)), t_bytes));
     if (p->pp > 1) {
         comm = sat_add(comm, sat_mul(sat_mul(mb, 4 * v), t_bytes));

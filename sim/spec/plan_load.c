@@ -40,6 +40,7 @@ static const char *const top_keys[] = {"name",     "description", "model",     "
                                        "gpus",     "parallel",    "batch",     "pipeline",
                                        "recompute", "precision",  "optimizer", "offload",
                                        "memory",   "placement",   "overlap",   "train",
+                                       "zero3",
                                        /* framework profiles (framework_load.h) */
                                        "framework",
                                        NULL};
@@ -56,6 +57,10 @@ static const char *const precision_keys[] = {"params", "grads", "master", "optim
 static const char *const offload_keys[] = {"optimizer", "activations", NULL};
 static const char *const memory_keys[] = {"bucket", "workspace", "fragmentation", NULL};
 static const char *const overlap_keys[] = {"dp", "tp", "pp", NULL};
+static const char *const zero3_keys[] = {"unit", "bucket", "prefetch", "reshard_after_forward",
+                                         "recompute_gather", "launch", "launch_per_rank",
+                                         "copy_out", NULL};
+const char *const plan_zero3_unit_names[] = {"layer", "param", "bucket", NULL};
 static const char *const train_keys[] = {"steps", "seed",         "lr",   "betas",
                                          "eps",   "weight_decay", "data", NULL};
 
@@ -71,6 +76,11 @@ void plan_cfg_defaults(plan_cfg *c) {
     memcpy(c->placement, order, sizeof order);
     c->overlap_dp = c->overlap_pp = true; /* Megatron-LM --overlap-grad-reduce, p2p overlap */
     c->overlap_tp = false;
+    /* zero3: absent = today's model (docs/time.md §4.1) */
+    c->zero3 = (plan_zero3){.set = false, .unit = ZERO3_UNIT_LAYER, .bucket_bytes = 0,
+                            .prefetch = 1, .reshard_after_forward = true,
+                            .recompute_gather = false, .launch_s = 0,
+                            .launch_per_rank_s = 0, .copy_out = false};
 }
 
 void plan_train_defaults(plan_train *t) {
@@ -140,6 +150,40 @@ static int read_overlap(const ynode *root, plan_cfg *c, ps_err *err) {
 }
 
 /* train.betas: [beta1, beta2], each in [0, 1). */
+/* ---- the `zero3:` section (helper zero3; docs/time.md §4.1, docs/specs.md) ---- */
+static int read_zero3(const ynode *root, plan_cfg *c, ps_err *err) {
+    const ynode *z = ynode_get(root, "zero3"), *n;
+    plan_zero3 *o = &c->zero3;
+    int unit = ZERO3_UNIT_LAYER;
+    if (!z) return 0;
+    if (yget_map(root, "", "zero3", false, &z, err) || yget_check_keys(z, "zero3", zero3_keys, err) ||
+        yget_enum(z, "zero3", "unit", false, plan_zero3_unit_names, &unit, err) ||
+        yget_bytes(z, "zero3", "bucket", false, 1, &o->bucket_bytes, err) ||
+        spec_limit(z, "zero3", "bucket", (double)o->bucket_bytes, 0, PLAN_BUFFER_MAX,
+                   "a bucket of at most 1 TiB", err) ||
+        yget_int(z, "zero3", "prefetch", false, 0, ZERO3_PREFETCH_MAX, &o->prefetch, err) ||
+        yget_bool(z, "zero3", "reshard_after_forward", false, &o->reshard_after_forward, err) ||
+        yget_bool(z, "zero3", "recompute_gather", false, &o->recompute_gather, err) ||
+        yget_quantity(z, "zero3", "launch", false, UNIT_SECONDS, 0, &o->launch_s, err) ||
+        spec_limit(z, "zero3", "launch", o->launch_s, 0, 1, "a launch time from 0 to 1 s", err) ||
+        yget_quantity(z, "zero3", "launch_per_rank", false, UNIT_SECONDS, 0,
+                      &o->launch_per_rank_s, err) ||
+        spec_limit(z, "zero3", "launch_per_rank", o->launch_per_rank_s, 0, 1e-3,
+                   "a time per rank from 0 to 1 ms", err) ||
+        yget_bool(z, "zero3", "copy_out", false, &o->copy_out, err))
+        return -1;
+    o->unit = (plan_zero3_unit)unit;
+    if (o->unit == ZERO3_UNIT_BUCKET && o->bucket_bytes <= 0)
+        return ps_err_at(err, &z->loc, "zero3.bucket",
+                         "expected a bucket size (e.g. 50 MB) with unit: bucket, found none");
+    if (o->unit != ZERO3_UNIT_BUCKET && (n = ynode_get(z, "bucket")))
+        return ps_err_at(err, &n->loc, "zero3.bucket",
+                         "expected no bucket unless unit: bucket, found one with unit: %s",
+                         plan_zero3_unit_names[o->unit]);
+    o->set = true;
+    return 0;
+}
+
 static int read_betas(const ynode *train, plan_train *t, ps_err *err) {
     const ynode *n = ynode_get(train, "betas");
     char found[128];
@@ -504,7 +548,7 @@ static int decode(const ynode *root, plan_spec *out, bool *dp_auto, ps_err *err)
         yget_quantity(mem, "memory", "fragmentation", false, UNIT_NONE, 0, &c->fragmentation,
                       err) ||
         read_placement(root, c, err) || read_overlap(root, c, err) ||
-        read_train(root, &out->train, err))
+        read_train(root, &out->train, err) || read_zero3(root, c, err))
         return -1;
     c->zero = (int)zero;
     c->cp_algorithm = (uint8_t)cp_alg;

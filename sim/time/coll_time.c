@@ -51,7 +51,7 @@ static int adjacent(const plan_cfg *p, int a, int b) {
 void coll_group_link(const cluster_cfg *c, const plan_cfg *p, comm_group g, coll_link *out) {
     if (g == GROUP_HOST) { /* each GPU's own PCIe link */
         *out = (coll_link){c->host_bytes_per_s * c->eff.host, c->host_bytes_per_s * c->eff.host,
-                           c->host_latency_s, false, 1, 1, LINK_HOST};
+                           c->host_latency_s, false, 1, 1, LINK_HOST, false, 1, c->host_latency_s};
         return;
     }
     /* data-parallel collectives run over dp x cp (comm.c): both dimensions */
@@ -77,13 +77,37 @@ void coll_group_link(const cluster_cfg *c, const plan_cfg *p, comm_group g, coll
     else
         out->members_per_node = fewest_per_node(gpn, inner, n);
     const double intra = c->intra_bytes_per_s * c->eff.intra;
-    const double nic = c->inter_bytes_per_s * c->eff.inter;
+    double nic = c->inter_bytes_per_s * c->eff.inter;
+    /* the node's NICs, shared by every GPU on it (default one each) */
+    if (c->nics_per_node > 0 && c->nics_per_node < gpn)
+        nic *= (double)c->nics_per_node / (double)gpn;
     /* NCCL runs one ring per rail: k members of a group in a node drive k NICs */
     const double multi = nic * (double)out->members_per_node;
     out->bytes_per_s = out->inter_node ? (multi < intra ? multi : intra) : intra;
     out->p2p_bytes_per_s = out->inter_node ? nic : intra;
     out->latency_s = out->inter_node ? c->inter_latency_s : c->intra_latency_s;
     out->link = out->inter_node ? LINK_NIC : LINK_NVLINK;
+    out->nccl_steps = out->inter_node && c->ring_latency_nccl;
+    /* (only the nccl latency model needs the node count: sweeps skip the division) */
+    out->nodes = out->nccl_steps ? (n + out->members_per_node - 1) / out->members_per_node : 1;
+    out->intra_latency_s = c->intra_latency_s;
+}
+
+static inline double ring_latency(int64_t steps, int64_t passes, const coll_link *l) {
+    if (!l->nccl_steps) return (double)steps * l->latency_s;
+    int64_t inter = passes * (l->nodes - 1);
+    if (inter > steps) inter = steps;
+    return (double)(steps - inter) * l->intra_latency_s + (double)inter * l->latency_s;
+}
+
+double coll_ring_latency(int64_t steps, int64_t passes, const coll_link *l) {
+    return ring_latency(steps, passes, l);
+}
+
+static int64_t floor_log2(int64_t n) {
+    int64_t k = 0;
+    while (n > 1) n >>= 1, k++;
+    return k;
 }
 
 static int64_t ceil_log2(int64_t n) {
@@ -91,6 +115,15 @@ static int64_t ceil_log2(int64_t n) {
     while ((1LL << k) < n) k++;
     return k;
 }
+
+static inline double tree_latency(int64_t n, const coll_link *l) {
+    if (!l->nccl_steps) return 2.0 * (double)ceil_log2(n) * l->latency_s;
+    const int64_t ppn = n / (l->nodes > 0 ? l->nodes : 1);
+    return 2.0 * ((double)(ppn > 1 ? ppn - 1 : 0) * l->intra_latency_s +
+                  (double)floor_log2(l->nodes) * l->latency_s);
+}
+
+double coll_tree_latency(int64_t n, const coll_link *l) { return tree_latency(n, l); }
 
 double coll_time(comm_coll coll, int64_t n, int64_t bytes, const coll_link *l) {
     if (n <= 1 || bytes <= 0) return 0;
@@ -101,12 +134,12 @@ double coll_time(comm_coll coll, int64_t n, int64_t bytes, const coll_link *l) {
     const double inv_bw = 1.0 / l->bytes_per_s;
     switch (coll) {
     case COLL_ALL_REDUCE: {
-        const double ring = 2 * n1 * a + 2 * n1 * chunk * inv_bw;
-        const double tree = 2.0 * (double)ceil_log2(n) * a + 2.0 * (double)bytes * inv_bw;
+        const double ring = ring_latency(2 * (n - 1), 2, l) + 2 * n1 * chunk * inv_bw;
+        const double tree = tree_latency(n, l) + 2.0 * (double)bytes * inv_bw;
         return tree < ring ? tree : ring;
     }
     case COLL_REDUCE_SCATTER:
-    case COLL_ALL_GATHER: return n1 * a + n1 * chunk * inv_bw;
-    default: return n1 * a + (double)bytes * inv_bw; /* broadcast, reduce */
+    case COLL_ALL_GATHER: return ring_latency(n - 1, 1, l) + n1 * chunk * inv_bw;
+    default: return ring_latency(n - 1, 1, l) + (double)bytes * inv_bw; /* broadcast, reduce */
     }
 }

@@ -8,8 +8,10 @@
  * data-parallel collectives span dp x cp. A group that crosses nodes with k
  * members in each node drives k NICs (one per GPU, rail-optimised, as on DGX
  * clusters; NCCL runs a ring per rail): its bus bandwidth is min(k x NIC,
- * NVLink), k the fewest members any node holds. A send between two ranks
- * uses one NIC.
+ * NVLink), k the fewest members any node holds. With links.nics_per_node
+ * below gpus_per_node the node's NICs are shared by the gpus_per_node / k
+ * instances on it: k x nics_per_node / gpus_per_node NICs each (at most k).
+ * A send between two ranks uses one NIC (its share of one, likewise).
  *
  * Ring algorithms take (n-1) steps per pass: all-reduce 2(n-1) steps and
  * 2(n-1)/n S bytes per rank, reduce-scatter and all-gather (n-1) steps and
@@ -40,7 +42,20 @@ typedef struct {
     int64_t stride;           /* rank distance between group neighbours */
     int64_t members_per_node; /* of one group instance, when it crosses nodes: the fewest in a node */
     coll_link_kind link;
+    /* links.ring_latency: nccl (docs/time.md §3): an inter-node ring's steps
+     * inside a node cost intra_latency_s, its node crossings latency_s */
+    bool nccl_steps;
+    int64_t nodes;          /* nodes one group instance spans (set under nccl_steps, else 1) */
+    double intra_latency_s;
 } coll_link;
+
+/* Seconds of latency of one call under NCCL's tuning model (nccl
+ * src/graph/tuning.cc, ncclTopoTuneModel): a ring of `steps` steps over
+ * `nodes` nodes crosses nodes `passes` x (nodes - 1) times, at the inter-node
+ * latency, and takes its other steps at the intra-node one; a tree
+ * all-reduce 2 ((ranks per node - 1) intra + floor(log2 nodes) inter). */
+double coll_ring_latency(int64_t steps, int64_t passes, const coll_link *l);
+double coll_tree_latency(int64_t n, const coll_link *l);
 
 /* The link group g's collectives cross under p's placement on cluster c. */
 void coll_group_link(const cluster_cfg *c, const plan_cfg *p, comm_group g, coll_link *out);

@@ -73,6 +73,32 @@ static int64_t offload_bytes(const model_cfg *m, const plan_cfg *p, const eval_s
            (in.layer_units > layers ? layers : max64(0, layers - ACT_OFFLOAD_ON_DEVICE));
 }
 
+/* ZeRO-3's gathered parameters and one unit's gradient buffer (docs/memory.md
+ * §2, docs/time.md §4.1): the unit computing and the `prefetch` units gathered
+ * ahead of it (default 1: 2 units), or, when the forward's gathers stay for
+ * the backward (reshard_after_forward: false), the whole stage. A unit is the
+ * largest layer or embedding/head (`largest`, `edge` the latter alone); with
+ * unit: param the largest weight matrix on a tp rank (fused QKV, attention
+ * output, MLP up (x2 gated), MLP down) or the edge; with unit: bucket at most
+ * a bucket. */
+static int64_t zero3_buffer_bytes(const model_cfg *m, const plan_cfg *p, int64_t largest,
+                                  int64_t edge, int64_t stage_elems) {
+    const int64_t pb = dtype_bytes(p->precision.params), gb = dtype_bytes(p->precision.grads);
+    const plan_zero3 *z = &p->zero3;
+    if (!z->set) return largest * (2 * pb + gb);
+    if (z->unit == ZERO3_UNIT_PARAM) { /* the largest weight matrix on a tp rank, or the edge unit */
+        const int64_t t = p->tp, h = m->hidden, f = m->ffn_hidden * (m->mlp == MLP_SWIGLU ? 2 : 1);
+        const int64_t qkv = h * (model_q_width(m) + 2 * model_kv_width(m)) / t;
+        /* the MLP's down projection (ffn/t x h) is never larger than its up projection */
+        const int64_t mat = max64(max64(qkv, model_q_width(m) / t * h), h * f / t);
+        largest = max64(mat, edge);
+    } else if (z->unit == ZERO3_UNIT_BUCKET) {
+        largest = min64(largest, max64(1, z->bucket_bytes / pb));
+    }
+    if (!z->reshard_after_forward) return stage_elems * pb + largest * gb;
+    return largest * ((1 + z->prefetch) * pb + gb);
+}
+
 /* A stage's collectives and its time (step_time.h). */
 static void stage_comm_time(const model_cfg *m, const cluster_cfg *c, const plan_cfg *p,
                             const eval_shared *sh, int64_t s, int64_t layers, int64_t elems,
@@ -81,7 +107,9 @@ static void stage_comm_time(const model_cfg *m, const cluster_cfg *c, const plan
     comm_stage_info ci = {.stage = s,
                           .layers = layers,
                           .rank_params = elems,
-                          .units = layers + (first ? 1 : 0) + (last ? 1 : 0),
+                          .units = p->zero == 3 ? comm_zero3_units(p, layers, first, last,
+                                                      elems * dtype_bytes(p->precision.params))
+                                                : 0, /* used by ZeRO-3 only */
                           .tied_rows_params = sh->pc.embedding,
                           .offload_bytes = offload_bytes(m, p, sh, s, layers)};
     comm_stage(m, p, &ci, comm);
@@ -145,7 +173,6 @@ static void eval_stage_one(const model_cfg *m, const cluster_cfg *c, const plan_
     const params_count *pc = &sh->pc;
     const act_bytes *ab = &sh->act;
     const int first = s == 0, last = s == p->pp - 1;
-    const int64_t pb = dtype_bytes(p->precision.params), gb = dtype_bytes(p->precision.grads);
     const int64_t head = m->tied_embeddings ? (p->pp > 1 ? pc->embedding : 0) : pc->output;
     memset(st, 0, sizeof *st);
     st->stage = s;
@@ -174,14 +201,15 @@ static void eval_stage_one(const model_cfg *m, const cluster_cfg *c, const plan_
     st->activations = st->act_saved + st->act_working;
 
     const int64_t d = p->dp * p->cp;
-    int64_t largest = max64(pc->layer, max64(first ? pc->embedding + pc->position : 0,
-                                             last ? pc->final_norm + head : 0));
+    const int64_t edge = max64(first ? pc->embedding + pc->position : 0,
+                               last ? pc->final_norm + head : 0);
+    int64_t largest = max64(pc->layer, edge);
     /* framework profile: buckets that are views of the gradient buffer
      * (Megatron-LM, llm.c) or FSDP2's per-unit gradients (counted in the
      * ZeRO-3 buffers) take no bytes of their own (docs/memory.md "Framework
      * profiles") */
     st->buf_comm = d > 1 && !p->framework.grad_bucket_none ? p->bucket_bytes : 0;
-    st->buf_zero3 = p->zero == 3 && d > 1 ? largest * (2 * pb + gb) : 0;
+    st->buf_zero3 = p->zero == 3 && d > 1 ? zero3_buffer_bytes(m, p, largest, edge, st->param_elems) : 0;
     st->buf_temps = stage_temps(c, p, sh, st, first, last, largest, pipe_workspace(m, p, sh, &in));
     st->buf_cp = act_cp_buffer_bytes(m, p, true); /* K/V and dK/dV, double-buffered */
     st->buf_workspace = p->workspace_bytes;

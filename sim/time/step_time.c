@@ -58,16 +58,43 @@ static void settle(const time_ctx *x, const phase_comm *pc, double budget, doubl
     }
 }
 
+/* ZeRO-3 traffic of one micro-batch's forward and backward under a `zero3:`
+ * section (docs/time.md §4.1), gathered by classify and filed by zero3_file. */
+typedef struct {
+    double t[2];        /* seconds per micro-batch, all units (launch included) */
+    double gather[2];   /* one unit's gather: the first unit waits for it */
+    double scatter[2];  /* one unit's reduce-scatter: the last unit's runs after all compute */
+    double launch[2];   /* host launch and copy-out time per micro-batch: never hidden */
+    int64_t units;
+    double copy_s_per_byte; /* zero3.copy_out: seconds per byte of HBM traffic, else 0 */
+} zero3_acc;
+
 /* File one collective's seconds (per micro-batch for FWD/BWD, per step
  * otherwise) under its phase and group, split into hideable and fixed. */
 static int classify(const time_ctx *x, const plan_cfg *p, const comm_entry *e, int64_t mb,
-                    double inv_mb, phase_comm ph[PH_COUNT]) {
+                    double inv_mb, phase_comm ph[PH_COUNT], zero3_acc *z3) {
     const coll_link *ln = &x->link[e->group];
     const int per_mb = e->phase == COMM_FWD || e->phase == COMM_BWD;
     const int k = e->phase == COMM_FWD ? PH_FWD : e->phase == COMM_BWD ? PH_BWD
                 : e->phase == COMM_GRADS ? PH_GRADS : PH_PARAMS;
-    double t = (double)e->calls * coll_time(e->coll, e->group_size, e->bytes_per_call, ln);
+    const double call = coll_time(e->coll, e->group_size, e->bytes_per_call, ln);
+    double t = (double)e->calls * call;
     if (per_mb) t *= inv_mb;
+    if (p->zero == 3 && p->zero3.set && per_mb && e->group == GROUP_DP) {
+        const double launch = (double)e->calls * inv_mb *
+                              (p->zero3.launch_s + p->zero3.launch_per_rank_s * (double)e->group_size);
+        /* copy_out: the gathered unit read and written once more (2 S bytes) */
+        const double copy = e->coll == COLL_ALL_GATHER
+                                ? (double)e->calls * inv_mb * 2.0 * (double)e->bytes_per_call *
+                                      z3->copy_s_per_byte
+                                : 0;
+        z3->t[k] += t + launch + copy;
+        z3->launch[k] += launch + copy;
+        if (e->coll == COLL_REDUCE_SCATTER) z3->scatter[k] = call;
+        else z3->gather[k] = maxd(z3->gather[k], call);
+        z3->units = e->calls / mb;
+        return k;
+    }
     double floor = t; /* nothing hides unless a rule below says so */
     if (e->group == GROUP_HOST) floor = 0;
     /* cp: the ring's passes hide behind the attention core; the all-gather
@@ -83,6 +110,36 @@ static int classify(const time_ctx *x, const plan_cfg *p, const comm_entry *e, i
     ph[k].fixed[e->group] += floor;
     ph[k].hide[e->group] += t - floor;
     return k;
+}
+
+/* ZeRO-3 per unit (docs/time.md §4.1): U units of c/U seconds of compute
+ * each and g = T/U seconds of communication each, gathered `prefetch` units
+ * ahead. The first unit's gather and the last unit's reduce-scatter have no
+ * compute beside them; every other unit hides at most its own compute's
+ * worth, so each of the U-1 others exposes max(0, g - c/U). With prefetch 0
+ * (or overlap.dp off) nothing hides. Host launch time and the copy-out of
+ * each gathered unit on the compute stream (zero3.copy_out) are never hidden. */
+double step_zero3_fixed(double t, double gather, double scatter, int64_t units,
+                        double compute, int64_t prefetch) {
+    if (prefetch <= 0 || units <= 0) return t;
+    const double u = (double)units, g = t / u, c = compute / u;
+    const double fixed = gather + scatter + (u - 1) * maxd(0, g - c);
+    return mind(t, fixed);
+}
+
+static void zero3_file(const plan_cfg *p, const zero3_acc *z3, const stage_work *k,
+                       phase_comm ph[PH_COUNT]) {
+    for (int i = PH_FWD; i <= PH_BWD; i++) {
+        if (z3->t[i] <= 0) continue;
+        const double t = z3->t[i] - z3->launch[i];
+        const double c = i == PH_FWD ? k->f : k->b + k->w;
+        const double fixed =
+            p->overlap_dp ? step_zero3_fixed(t, z3->gather[i], z3->scatter[i], z3->units, c,
+                                             p->zero3.prefetch)
+                          : t;
+        ph[i].fixed[GROUP_DP] += fixed + z3->launch[i];
+        ph[i].hide[GROUP_DP] += t - fixed;
+    }
 }
 
 static void add_phase(const double ex[GROUP_COUNT], const double hid[GROUP_COUNT],
@@ -115,13 +172,16 @@ void stage_time_compute(const time_ctx *x, const cluster_cfg *c, const plan_cfg 
     memset(ph, 0, sizeof ph);
     unsigned used = 0;
     const double inv_mb = 1.0 / (double)mb;
+    zero3_acc z3 = {{0, 0}, {0, 0}, {0, 0}, {0, 0}, 0,
+                    p->zero3.copy_out ? 1.0 / (c->hbm_bytes_per_s * c->eff.hbm) : 0};
     for (int i = 0; i < l->n; i++) {
         const comm_entry *e = &l->e[i];
         if (e->phase == COMM_P2P)
             o->p2p = coll_time(COLL_SEND, e->group_size, e->bytes_per_call, &x->link[GROUP_PP]);
         else
-            used |= 1u << classify(x, p, e, mb, inv_mb, ph);
+            used |= 1u << classify(x, p, e, mb, inv_mb, ph, &z3);
     }
+    if (z3.units) zero3_file(p, &z3, &k, ph);
     double ex[GROUP_COUNT], hid[GROUP_COUNT];
     /* (every plan has forward and backward traffic or none; the per-step
      * phases are often empty and skipped) */

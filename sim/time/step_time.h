@@ -73,6 +73,15 @@ void stage_time_compute(const time_ctx *x, const cluster_cfg *c, const plan_cfg 
 void stage_time_chunks(const time_ctx *x, const plan_cfg *p, int64_t stage,
                        const int64_t layers[3], stage_time *o);
 
+/* ZeRO-3 under a `zero3:` section (docs/time.md §4.1): of t seconds of one
+ * phase's gathers and reduce-scatters over `units` units beside `compute`
+ * seconds of compute, the part that cannot hide: the first unit's gather,
+ * the last unit's reduce-scatter (scatter; 0 in the forward) and, for each
+ * other unit, what its communication exceeds its compute; all of t with
+ * prefetch 0. */
+double step_zero3_fixed(double t, double gather, double scatter, int64_t units,
+                        double compute, int64_t prefetch);
+
 typedef struct {
     double step;       /* seconds */
     double pipeline;   /* forward/backward of all micro-batches incl. fill and drain */
