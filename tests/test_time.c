@@ -844,6 +844,18 @@ static void test_published_pass_through(void **state) {
                      "    published: {step_time_s: 1}\n";
     assert_int_equal(load_case_text(fw, s, &info, &err), -1);
     tu_contains(err.msg, "case x, as a plan", "framework", NULL);
+    /* the case's parallel map carries cp_algorithm; its pipeline keys
+     * deallocate_outputs and partition_messages reach the plan's pipeline */
+    const char *pipe = "cluster: dgx-h100\nuse: held_out\nfamily: llama3\ncases:\n"
+                       "  - name: y\n    model: llama3-8b\n    seq: 8192\n"
+                       "    parallel: {dp: 1, tp: 2, pp: 2, cp: 2, cp_algorithm: all-gather}\n"
+                       "    gpus: 8\n    global_batch: 4\n    recompute: none\n"
+                       "    deallocate_outputs: true\n    partition_messages: true\n"
+                       "    published: {mfu: 0.4}\n";
+    if (load_case_text(pipe, s, &info, &err)) fail_msg("%s", err.msg);
+    assert_int_equal(s->cfg.cp_algorithm, CP_ALL_GATHER);
+    assert_true(s->cfg.deallocate_outputs);
+    assert_true(s->cfg.partition_messages);
     free(s);
 }
 
