@@ -108,6 +108,70 @@ static void test_pp_cp_volumes(void **state) {
     assert_int_equal(l.group_bytes[GROUP_CP], 3 * 3 * 32 * kv_block);
 }
 
+/* CP all-gather (Llama 3 §3.3.2; TE AttnFuncWithCPAndKVAllGather): per layer
+ * and micro-batch one all-gather of the cp K/V blocks forward, one again and a
+ * reduce-scatter of dK/dV backward: 3 (cp-1) blocks sent per layer, the ring's
+ * bytes in 3 calls instead of 3 (cp-1); full recompute adds one gather. */
+static void test_cp_all_gather_volumes(void **state) {
+    (void)state;
+    model_spec m = tu_model("llama3-8b");
+    plan_cfg c = tu_cfg(1, 1, 1, 4);
+    c.seq = 32768;
+    c.cp_algorithm = CP_ALL_GATHER;
+    comm_stage_info one = {.stage = 0, .layers = 32, .rank_params = 1, .units = 34};
+    comm_list l;
+    comm_stage(&m.cfg, &c, &one, &l);
+    const int64_t kv_block = 2 * (32768 / 4) * 1024 * 2;
+    assert_int_equal(l.group_bytes[GROUP_CP], 3 * 3 * 32 * kv_block);
+    int n = 0;
+    for (int i = 0; i < l.n; i++) {
+        if (l.e[i].group != GROUP_CP) continue;
+        n++;
+        assert_int_equal(l.e[i].calls, 32);
+        assert_int_equal(l.e[i].bytes_per_call, 4 * kv_block);
+        assert_true(l.e[i].coll == (n == 3 ? COLL_REDUCE_SCATTER : COLL_ALL_GATHER));
+    }
+    assert_int_equal(n, 3);
+    c.recompute = RECOMPUTE_FULL;
+    comm_stage(&m.cfg, &c, &one, &l);
+    assert_int_equal(l.group_bytes[GROUP_CP], 4 * 3 * 32 * kv_block);
+}
+
+/* DeepSpeed's partitioned pipeline messages (pipeline.partition_messages;
+ * engine.py is_pipe_partitioned): without SP a middle stage of tp 8 sends 1/8
+ * of each 32 MiB message (4096 tokens x 4096 x 2 B) and all-gathers every
+ * received one over tp: 7/8 of 32 MiB per message, 8 micro-batches each way. */
+static void test_pp_partitioned_messages(void **state) {
+    (void)state;
+    model_spec m = tu_model("llama3-8b");
+    plan_cfg p = tu_cfg(1, 8, 4, 1);
+    p.global_batch = 8;
+    p.seq = 4096;
+    const int64_t P = 4096 * 4096 * 2;
+    comm_stage_info mid = {.stage = 1, .layers = 8, .rank_params = 1, .units = 8};
+    comm_list a, b;
+    comm_stage(&m.cfg, &p, &mid, &a);
+    p.partition_messages = true;
+    comm_stage(&m.cfg, &p, &mid, &b);
+    assert_int_equal(a.group_bytes[GROUP_PP], 2 * 8 * P);
+    assert_int_equal(b.group_bytes[GROUP_PP], 2 * 8 * (P / 8));
+    assert_int_equal(b.group_bytes[GROUP_TP] - a.group_bytes[GROUP_TP], 2 * 8 * 7 * (P / 8));
+    /* the first stage receives no activations: only the gradients' gathers */
+    comm_stage_info first = {.stage = 0, .layers = 8, .rank_params = 1, .units = 9};
+    p.partition_messages = false;
+    comm_stage(&m.cfg, &p, &first, &a);
+    p.partition_messages = true;
+    comm_stage(&m.cfg, &p, &first, &b);
+    assert_int_equal(b.group_bytes[GROUP_TP] - a.group_bytes[GROUP_TP], 8 * 7 * (P / 8));
+    /* with SP the message is sequence-split already: nothing changes */
+    p.sp = true;
+    comm_stage(&m.cfg, &p, &mid, &b);
+    p.partition_messages = false;
+    comm_stage(&m.cfg, &p, &mid, &a);
+    assert_int_equal(a.group_bytes[GROUP_TP], b.group_bytes[GROUP_TP]);
+    assert_int_equal(a.group_bytes[GROUP_PP], b.group_bytes[GROUP_PP]);
+}
+
 /* Tied embeddings across pipeline stages: one all-reduce of the embedding
  * gradient between first and last stage (2 ranks: each sends the buffer once). */
 static void test_tied_embedding_sync(void **state) {
@@ -176,6 +240,7 @@ int main(void) {
         cmocka_unit_test(test_tp_volumes),    cmocka_unit_test(test_pp_cp_volumes),
         cmocka_unit_test(test_tied_embedding_sync),
         cmocka_unit_test(test_zero3_units),   cmocka_unit_test(test_zero3_gathers),
+        cmocka_unit_test(test_cp_all_gather_volumes), cmocka_unit_test(test_pp_partitioned_messages),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

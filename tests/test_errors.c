@@ -60,6 +60,12 @@ static void test_wrong_types(void **state) {
                 "expected a mapping", "found \"8\"", NULL);
     tu_contains(tu_plan_error(variant(4, "parallel: {dp: 8, sp: maybe}", NULL)), "parallel.sp",
                 "expected true or false", "found \"maybe\"", NULL);
+    tu_contains(tu_plan_error(variant(4, "parallel: {dp: 8, cp_algorithm: ulysses}", NULL)),
+                "bad.yaml:4:", "parallel.cp_algorithm", "expected one of ring, all-gather",
+                "found \"ulysses\"", NULL);
+    tu_contains(tu_plan_error(variant(0, NULL, "pipeline: {deallocate_outputs: sometimes}")),
+                "bad.yaml:9:", "pipeline.deallocate_outputs", "expected true or false",
+                "found \"sometimes\"", NULL);
     tu_contains(tu_plan_error(variant(6, "recompute: partial", NULL)), "bad.yaml:6:12:",
                 "recompute", "expected one of none, selective, full", "found \"partial\"", NULL);
     tu_contains(tu_plan_error(variant(7, "precision: bf8", NULL)), "precision",

@@ -138,6 +138,37 @@ static void test_cp_ring(void **state) {
     const int64_t kv_block = 2 * (4096 / 4) * 1024 * 2; /* K and V, 1024 tokens, bf16 */
     assert_int_equal(r.heavy.buf_cp, 4 * kv_block);
     free(s);
+    /* all-gather: the gathered K/V of the 4 blocks and the full-length dK/dV
+     * before their reduce-scatter (TE AttnFuncWithCPAndKVAllGather.backward) */
+    eval_text("{dp: 2, cp: 4, cp_algorithm: all-gather}", NULL, &s, &r);
+    assert_int_equal(r.heavy.buf_cp, 2 * 4 * kv_block);
+    free(s);
+}
+
+/* Pending pipeline sends (docs/memory.md §6 "Pipelines"): parasim's runtime
+ * holds one message per micro-batch in flight; with pipeline.deallocate_outputs
+ * (Megatron-LM deallocate_output_tensor, Llama 3 §3.3.2) only the two in
+ * transit. By hand: llama3-8b, pp 4, 1F1B, 8 micro-batches: stage 0 holds 4
+ * in flight; a message is 4096 tokens x 4096 x 2 B = 32 MiB, so the op
+ * temporaries drop by (4 - 2) x 32 MiB. */
+static void test_deallocate_outputs(void **state) {
+    (void)state;
+    plan_spec *s;
+    eval_result a, b;
+    const char *par = "{dp: 2, pp: 4}";
+    eval_text(par, "pipeline: {schedule: 1f1b}", &s, &a);
+    free(s);
+    eval_text(par, "pipeline: {schedule: 1f1b, deallocate_outputs: true}", &s, &b);
+    eval_stage sa[4], sb[4];
+    eval_plan(&s->model.cfg, &s->cluster.cfg, &s->cfg, &b, sb);
+    s->cfg.deallocate_outputs = false;
+    eval_plan(&s->model.cfg, &s->cluster.cfg, &s->cfg, &a, sa);
+    assert_int_equal(sa[0].inflight, 4);
+    assert_int_equal(sa[0].buf_temps - sb[0].buf_temps, 2 * (4096LL * 4096 * 2));
+    /* the last stage holds one micro-batch: nothing changes */
+    assert_int_equal(sa[3].inflight, 1);
+    assert_int_equal(sa[3].buf_temps, sb[3].buf_temps);
+    free(s);
 }
 
 /* plan_size_bound (plan_check.h) must dominate what eval computes, for every
@@ -157,18 +188,20 @@ static void test_size_bound_dominates(void **state) {
     for (int mi = 0; mi < 3; mi++)
         for (int tp = 1; tp <= 4; tp *= 2)
             for (int pp = 1; pp <= 4; pp *= 2)
-                for (int cp = 1; cp <= 2; cp++)
+                for (int ci = 0; ci < 3; ci++) /* cp 1, cp 2 ring, cp 2 all-gather */
                     for (int zero = 0; zero <= 3; zero++)
                         for (int si = 0; si < 4; si++)
                             for (int oi = 0; oi < 2; oi++) {
                                 char text[1024];
                                 snprintf(text, sizeof text,
                                          "model: %s\ncluster: dgx-h100\n"
-                                         "parallel: {dp: 2, tp: %d, pp: %d, cp: %d, zero: %d}\n"
+                                         "parallel: {dp: 2, tp: %d, pp: %d, cp: %d, zero: %d, "
+                                         "cp_algorithm: %s}\n"
                                          "batch: {global: 32, micro: 2, seq: 1024}\n"
                                          "pipeline: {schedule: %s, virtual: %d}\n"
                                          "recompute: %s\nprecision: bf16-mixed\noffload: %s\n",
-                                         models[mi], tp, pp, cp, zero, scheds[si],
+                                         models[mi], tp, pp, ci ? 2 : 1, zero,
+                                         ci == 2 ? "all-gather" : "ring", scheds[si],
                                          si == 3 ? 2 : 1, si == 2 ? "full" : "none",
                                          offloads[oi]);
                                 ps_err err = {{0}};
@@ -355,7 +388,8 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sums_and_defaults), cmocka_unit_test(test_recompute_working_set_not_in_forward),   cmocka_unit_test(test_zero3_buffers),
         cmocka_unit_test(test_fragmentation_and_fit), cmocka_unit_test(test_offload_activations),
-        cmocka_unit_test(test_cp_ring),           cmocka_unit_test(test_size_bound_dominates),
+        cmocka_unit_test(test_cp_ring),           cmocka_unit_test(test_deallocate_outputs),
+        cmocka_unit_test(test_size_bound_dominates),
         cmocka_unit_test(test_framework_memory), cmocka_unit_test(test_framework_defaults),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1109,6 +1109,27 @@ static void test_refusals(void **state) {
                            "precision: bf16-mixed\noptimizer: adamw\n"),
                 "test.yaml:4:", "parallel.zero: ", "runs with ZeRO-0 or ZeRO-1",
                 "found ZeRO-2 over dp*cp = 2", NULL);
+    /* freeing sent blocks at once is cost model only (the runtime frees them later) */
+    tu_contains(emit_error("model: tiny-1m\ncluster: dgx-h100\ngpus: 2\nparallel: {dp: 1, pp: 2}\n"
+                           "batch: {global: 2, micro: 1, seq: 64}\nrecompute: none\n"
+                           "pipeline: {schedule: 1f1b, deallocate_outputs: true}\n"
+                           "precision: bf16-mixed\noptimizer: adamw\n"),
+                "test.yaml:7:", "pipeline.deallocate_outputs: ", "found true",
+                "only the cost model", NULL);
+    /* DeepSpeed's partitioned pipeline messages are cost model only */
+    tu_contains(emit_error("model: tiny-1m\ncluster: dgx-h100\ngpus: 4\nparallel: {dp: 1, tp: 2, pp: 2}\n"
+                           "batch: {global: 2, micro: 1, seq: 64}\nrecompute: none\n"
+                           "pipeline: {schedule: 1f1b, partition_messages: true}\n"
+                           "precision: bf16-mixed\noptimizer: adamw\n"),
+                "test.yaml:7:", "pipeline.partition_messages: ", "found true", "set it to false",
+                NULL);
+    /* Llama 3's all-gather context parallelism is cost model only: the field is located */
+    tu_contains(emit_error("model: tiny-1m\ncluster: dgx-h100\ngpus: 2\n"
+                           "parallel: {dp: 1, cp: 2, cp_algorithm: all-gather}\n"
+                           "batch: {global: 1, micro: 1, seq: 64}\nrecompute: none\n"
+                           "precision: bf16-mixed\noptimizer: adamw\n"),
+                "test.yaml:4:", "cp_algorithm: ", "runs context parallelism as ring attention",
+                "found all-gather", "only the cost model", NULL);
     /* Llama 3.2 1B ties its embeddings: the model file and the field are named */
     tu_contains(emit_error("model: llama3.2-1b\ncluster: dgx-h100\ngpus: 1\nparallel: {dp: 1}\n"
                            "batch: {global: 1, micro: 1, seq: 64}\nrecompute: none\n"

@@ -6,6 +6,7 @@
 #include <math.h>
 
 #include "cost/act.h"
+#include "cost/comm.h"
 #include "time/coll_time.h"
 #include "time/kernel_time.h"
 #include "spec/published.h"
@@ -728,6 +729,38 @@ static void test_link_sharing(void **state) {
     assert_float_equal(b.hidden[GROUP_DP], 0.8 * f, 1e-12);
 }
 
+/* Context parallelism, all-gather (Llama 3 §3.3.2, TE's AttnFuncWithCPAndKVAllGather):
+ * per layer the forward all-gathers K/V, the backward gathers them again and
+ * reduce-scatters dK/dV, all exposed. By hand: llama3-8b (kv width 1024), cp 4
+ * in one node of the flat cluster (100 GB/s, 5 us), seq 32768, one micro-batch:
+ * the K/V block is 2 x 8192 tokens x 1024 x 2 B = 32 MiB; a gather of 4 blocks
+ * takes 3 x 5 us + 3 x 32 MiB / 100 GB/s; 32 layers x 3 collectives. The ring
+ * sends the same bytes but hides them behind the attention core. */
+static void test_cp_all_gather_exposed(void **state) {
+    (void)state;
+    model_spec ms = tu_model("llama3-8b");
+    cluster_cfg c = flat_cluster();
+    plan_cfg p = tu_cfg(1, 1, 1, 4);
+    p.seq = 32768;
+    p.cp_algorithm = CP_ALL_GATHER;
+    time_ctx x;
+    time_ctx_init(&ms.cfg, &c, &p, &x);
+    comm_stage_info si = {.stage = 0, .layers = 32, .rank_params = 1, .units = 34};
+    comm_list l;
+    comm_stage(&ms.cfg, &p, &si, &l);
+    stage_time t;
+    stage_time_compute(&x, &c, &p, 0, 32, 1, &l, &t);
+    const double kv = 2.0 * 8192 * 1024 * 2, one = 3 * 5e-6 + 3 * kv / 100e9;
+    assert_float_equal(t.exposed[GROUP_CP], 32 * 3 * one, 1e-12);
+    assert_float_equal(t.hidden[GROUP_CP], 0, 0);
+    /* the same plan with the ring: no more exposed than the all-gather */
+    p.cp_algorithm = CP_RING;
+    comm_stage(&ms.cfg, &p, &si, &l);
+    stage_time_compute(&x, &c, &p, 0, 32, 1, &l, &t);
+    assert_true(t.exposed[GROUP_CP] < 32 * 3 * one);
+    assert_true(t.hidden[GROUP_CP] > 0);
+}
+
 /* Tensor parallelism across nodes loses to tensor parallelism inside one
  * (Narayanan et al. 2021 §3.3, Figure 13). */
 static void test_tp_inside_node_wins(void **state) {
@@ -905,6 +938,18 @@ static void test_published_pass_through(void **state) {
                      "    published: {step_time_s: 1}\n";
     assert_int_equal(load_case_text(fw, s, &info, &err), -1);
     tu_contains(err.msg, "case x, as a plan", "framework", NULL);
+    /* the case's parallel map carries cp_algorithm; its pipeline keys
+     * deallocate_outputs and partition_messages reach the plan's pipeline */
+    const char *pipe = "cluster: dgx-h100\nuse: held_out\nfamily: llama3\ncases:\n"
+                       "  - name: y\n    model: llama3-8b\n    seq: 8192\n"
+                       "    parallel: {dp: 1, tp: 2, pp: 2, cp: 2, cp_algorithm: all-gather}\n"
+                       "    gpus: 8\n    global_batch: 4\n    recompute: none\n"
+                       "    deallocate_outputs: true\n    partition_messages: true\n"
+                       "    published: {mfu: 0.4}\n";
+    if (load_case_text(pipe, s, &info, &err)) fail_msg("%s", err.msg);
+    assert_int_equal(s->cfg.cp_algorithm, CP_ALL_GATHER);
+    assert_true(s->cfg.deallocate_outputs);
+    assert_true(s->cfg.partition_messages);
     free(s);
 }
 
@@ -925,6 +970,7 @@ int main(void) {
         cmocka_unit_test(test_ring_latency_nodes), cmocka_unit_test(test_nics_per_node),
         cmocka_unit_test(test_zero3_exposed), cmocka_unit_test(test_zero3_small_batch),
         cmocka_unit_test(test_zero3_memory),
+        cmocka_unit_test(test_cp_all_gather_exposed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

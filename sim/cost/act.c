@@ -322,6 +322,11 @@ int64_t act_kv_block_bytes(const model_cfg *m, const plan_cfg *p) {
            dtype_bytes(p->precision.activations);
 }
 
-int64_t act_cp_ring_buffer_bytes(const model_cfg *m, const plan_cfg *p, bool backward) {
-    return p->cp > 1 ? (backward ? 4 : 2) * act_kv_block_bytes(m, p) : 0;
+int64_t act_cp_buffer_bytes(const model_cfg *m, const plan_cfg *p, bool backward) {
+    if (p->cp <= 1) return 0;
+    /* all-gather: the gathered K/V of all cp blocks; backward also the
+     * full-length dK/dV before their reduce-scatter (TE AttnFuncWithCPAndKVAllGather) */
+    if (p->cp_algorithm == CP_ALL_GATHER)
+        return (backward ? 2 : 1) * p->cp * act_kv_block_bytes(m, p);
+    return (backward ? 4 : 2) * act_kv_block_bytes(m, p);
 }

@@ -158,9 +158,11 @@ void act_compute(const model_cfg *m, const plan_cfg *p, act_bytes *out);
  * buffers it and its gradient (eval.c; docs/memory.md §3, §5). */
 int64_t act_kv_block_bytes(const model_cfg *m, const plan_cfg *p);
 
-/* The ring's communication buffers while one layer runs (0 when cp = 1):
- * forward, the block being passed and the one arriving (2 K/V blocks);
- * backward, those and the dK/dV block being passed and arriving (4). */
-int64_t act_cp_ring_buffer_bytes(const model_cfg *m, const plan_cfg *p, bool backward);
+/* Context parallelism's communication buffers while one layer runs (0 when
+ * cp = 1). Ring: forward, the block being passed and the one arriving (2 K/V
+ * blocks); backward, those and the dK/dV block being passed and arriving (4).
+ * All-gather: forward, the gathered K/V (cp blocks); backward, those and the
+ * full-length dK/dV before the reduce-scatter (2 cp blocks). */
+int64_t act_cp_buffer_bytes(const model_cfg *m, const plan_cfg *p, bool backward);
 
 #endif

@@ -198,8 +198,20 @@ static void pp_comm(const model_cfg *m, const plan_cfg *p, const comm_stage_info
     if (pp <= 1) return;
     const int64_t P = comm_p2p_bytes(m, p);
     const int first = s->stage == 0, last = s->stage == pp - 1;
-    add(l, GROUP_PP, COLL_SEND, COMM_P2P, "activations (forward)", pp, mb * v - (last ? mb : 0), P);
-    add(l, GROUP_PP, COLL_SEND, COMM_P2P, "activation gradients (backward)", pp, mb * v - (first ? mb : 0), P);
+    /* DeepSpeed's partitioned messages (pipeline.partition_messages, without
+     * SP): each tp rank sends its 1/tp, the receiver all-gathers the message
+     * over tp before using it (engine.py _exec_recv_activations / _exec_recv_grads) */
+    const int64_t part = p->partition_messages && !p->sp && p->tp > 1 ? p->tp : 1;
+    const int64_t sends_fwd = mb * v - (last ? mb : 0), sends_bwd = mb * v - (first ? mb : 0);
+    add(l, GROUP_PP, COLL_SEND, COMM_P2P, "activations (forward)", pp, sends_fwd, (P + part - 1) / part);
+    add(l, GROUP_PP, COLL_SEND, COMM_P2P, "activation gradients (backward)", pp, sends_bwd,
+        (P + part - 1) / part);
+    if (part > 1) {
+        add(l, GROUP_TP, COLL_ALL_GATHER, COMM_FWD, "received activations (partitioned)", part,
+            mb * v - (first ? mb : 0), P);
+        add(l, GROUP_TP, COLL_ALL_GATHER, COMM_BWD, "received gradients (partitioned)", part,
+            mb * v - (last ? mb : 0), P);
+    }
     if (m->tied_embeddings && (first || last))
         add(l, GROUP_PP, COLL_ALL_REDUCE, COMM_GRADS, "tied embedding gradients", 2, 1,
             s->tied_rows_params * dtype_bytes(p->precision.grads));
@@ -215,11 +227,30 @@ int64_t comm_cp_passes(const plan_cfg *p, bool backward) {
     return backward ? (2 + replay) * (c - 1) : c - 1;
 }
 
+/* Context parallel, all-gather (Llama 3 §3.3.2; TE AttnFuncWithCPAndKVAllGather):
+ * per layer and micro-batch the forward all-gathers K and V of the whole
+ * sequence (cp blocks), saves only the local block, so the backward gathers
+ * them again and reduce-scatters the full-length dK/dV; recomputing the layer
+ * replays the forward gather. All of it is exposed (step_time.c). */
+static void cp_all_gather_comm(const plan_cfg *p, const comm_stage_info *s, int64_t KV,
+                               comm_list *l) {
+    const int64_t c = p->cp, rounds = plan_micro_batches(p) * s->layers;
+    const int64_t replay = p->recompute == RECOMPUTE_FULL ? 1 : 0;
+    add(l, GROUP_CP, COLL_ALL_GATHER, COMM_FWD, "K/V (forward)", c, rounds, c * KV);
+    add(l, GROUP_CP, COLL_ALL_GATHER, COMM_BWD, "K/V (recompute)", c, rounds * replay, c * KV);
+    add(l, GROUP_CP, COLL_ALL_GATHER, COMM_BWD, "K/V (backward)", c, rounds, c * KV);
+    add(l, GROUP_CP, COLL_REDUCE_SCATTER, COMM_BWD, "dK/dV (backward)", c, rounds, c * KV);
+}
+
 static void cp_comm(const model_cfg *m, const plan_cfg *p, const comm_stage_info *s,
                     comm_list *l) {
     const int64_t c = p->cp, mb = plan_micro_batches(p);
     if (c <= 1) return;
     const int64_t KV = act_kv_block_bytes(m, p);
+    if (p->cp_algorithm == CP_ALL_GATHER) {
+        cp_all_gather_comm(p, s, KV, l);
+        return;
+    }
     const int64_t replay = p->recompute == RECOMPUTE_FULL ? 1 : 0;
     add(l, GROUP_CP, COLL_SEND, COMM_FWD, "K/V blocks (forward)", c,
         mb * s->layers * comm_cp_passes(p, false), KV);

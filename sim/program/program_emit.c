@@ -141,6 +141,31 @@ static int refuse_training(const plan_spec *s, ps_err *err) {
                          "the execution plan runs recompute none, selective or full; found %s, "
                          "which only the cost model (plan, sweep) evaluates",
                          plan_recompute_names[p->recompute]);
+    /* the runtime frees a send's block when a later op finds it done (rt_pipe.c) */
+    if (p->pp > 1 && p->deallocate_outputs)
+        return ps_err_at(err,
+                         s->locs.deallocate_outputs.file[0] ? &s->locs.deallocate_outputs
+                                                            : &s->locs.self,
+                         "pipeline.deallocate_outputs",
+                         "the execution plan frees a send's block when a later send or receive "
+                         "finds it complete; found true, which only the cost model (plan, "
+                         "sweep) evaluates");
+    /* the runtime sends whole messages (rt_pipe.c) */
+    if (p->pp > 1 && p->tp > 1 && !p->sp && p->partition_messages)
+        return ps_err_at(err,
+                         s->locs.partition_messages.file[0] ? &s->locs.partition_messages
+                                                            : &s->locs.self,
+                         "pipeline.partition_messages",
+                         "the execution plan sends whole stage-boundary messages; found true "
+                         "(DeepSpeed's partitioned messages, which only the cost model evaluates; "
+                         "set it to false to emit)");
+    /* the runtime runs ring attention (rt_cp); the all-gather algorithm is cost model only */
+    if (p->cp > 1 && p->cp_algorithm != CP_RING)
+        return ps_err_at(err, s->locs.cp_algorithm.file[0] ? &s->locs.cp_algorithm : &s->locs.self,
+                         "cp_algorithm",
+                         "the execution plan runs context parallelism as ring attention; found "
+                         "%s, which only the cost model (plan, sweep) evaluates",
+                         plan_cp_algorithm_names[p->cp_algorithm]);
     return 0;
 }
 
@@ -442,7 +467,7 @@ static void cp_costs(const emit_ctx *x, const time_ctx *tc, unit_cost *c) {
     const double core = tc->layer.attn_core_fwd;
     for (int bwd = 0; bwd < 2; bwd++) {
         c->ring_passes[bwd] = (int32_t)comm_cp_passes(x->p, bwd);
-        c->ring_buffers[bwd] = act_cp_ring_buffer_bytes(x->m, x->p, bwd);
+        c->ring_buffers[bwd] = act_cp_buffer_bytes(x->m, x->p, bwd);
     }
     c->ring_bytes = act_kv_block_bytes(x->m, x->p);
     if (x->p->cp <= 1) return;

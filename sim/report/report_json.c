@@ -70,6 +70,9 @@ static void json_plan(jsonw *w, const plan_spec *s) {
     jsonw_int(w, "cp", p->cp);
     jsonw_int(w, "zero", p->zero);
     jsonw_bool(w, "sp", p->sp);
+    /* context parallelism's algorithm, when not the ring (docs/specs.md) */
+    if (p->cp_algorithm != CP_RING)
+        jsonw_str(w, "cp_algorithm", plan_cp_algorithm_names[p->cp_algorithm]);
     jsonw_obj_end(w);
     jsonw_obj(w, "batch");
     jsonw_int(w, "global", p->global_batch);
@@ -84,6 +87,9 @@ static void json_plan(jsonw *w, const plan_spec *s) {
     if (p->last_stage_layers) jsonw_int(w, "last_stage_layers", p->last_stage_layers);
     if (p->account_for_embedding) jsonw_bool(w, "account_for_embedding", true);
     if (p->account_for_loss) jsonw_bool(w, "account_for_loss", true);
+    /* how stage-boundary messages are held and sent, when not parasim's runtime's way */
+    if (p->deallocate_outputs) jsonw_bool(w, "deallocate_outputs", true);
+    if (p->partition_messages) jsonw_bool(w, "partition_messages", true);
     jsonw_obj_end(w);
     jsonw_str(w, "recompute", plan_recompute_names[p->recompute]);
     if (p->recompute == RECOMPUTE_CUSTOM) { /* the tensors a custom policy rebuilds */

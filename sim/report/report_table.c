@@ -40,9 +40,10 @@ static void header(FILE *f, const plan_spec *s, const eval_result *r) {
             (long long)c->gpus_per_node, s->cluster.gpu_name,
             fmt_bytes(c->gpu_memory_bytes, n2, sizeof n2));
     char pl[32], ov[16];
-    fprintf(f, "  parallel   dp=%lld tp=%lld pp=%lld cp=%lld zero=%d sp=%s; placement %s (innermost "
+    fprintf(f, "  parallel   dp=%lld tp=%lld pp=%lld cp=%lld%s zero=%d sp=%s; placement %s (innermost "
                "first); overlap %s\n",
-            (long long)p->dp, (long long)p->tp, (long long)p->pp, (long long)p->cp, p->zero,
+            (long long)p->dp, (long long)p->tp, (long long)p->pp, (long long)p->cp,
+            p->cp_algorithm == CP_ALL_GATHER ? " (all-gather)" : "", p->zero,
             p->sp ? "on" : "off", plan_placement_name(p, pl, sizeof pl),
             plan_overlap_name(p, ov, sizeof ov));
     fprintf(f, "  batch      global %lld x seq %lld = %s tokens/step; micro %lld -> %lld "
@@ -113,7 +114,8 @@ static void memory(FILE *f, const plan_spec *s, const eval_result *r) {
     sub(f, "comm bucket", h->buf_comm);
     sub(f, "ZeRO-3 gather buffers", h->buf_zero3);
     sub(f, "op temporaries", h->buf_temps);
-    sub(f, "ring K/V buffers", h->buf_cp);
+    sub(f, s->cfg.cp_algorithm == CP_ALL_GATHER ? "gathered K/V buffers" : "ring K/V buffers",
+        h->buf_cp);
     sub(f, "workspace", h->buf_workspace);
     sub(f, "reserved (context)", h->reserved);
     sub(f, "fragmentation", h->fragmentation);

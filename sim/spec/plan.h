@@ -30,6 +30,12 @@ typedef enum {
     RECOMPUTE_CUSTOM
 } plan_recompute;
 typedef enum { OPT_ADAMW, OPT_SGD, OPT_SGD_MOMENTUM } plan_optimizer;
+/* Context-parallel attention algorithm (`parallel.cp_algorithm`; docs/time.md §3,
+ * docs/memory.md §3): ring passes K/V blocks cp-1 times behind the attention
+ * core (Megatron-LM / TE cp_comm_type p2p); all-gather gathers the whole K/V
+ * once per layer, exposed, and reduce-scatters dK/dV (Llama 3 §3.3.2; TE
+ * cp_comm_type all_gather). */
+typedef enum { CP_RING, CP_ALL_GATHER } plan_cp_algorithm;
 
 #define PLAN_MAX_STAGES 256
 /* Bounds on a plan's numbers (docs/specs.md "Limits"): far above any real
@@ -126,6 +132,18 @@ typedef struct {
      * the activation dtype and added into the gradient buffer by a separate
      * pass per micro-batch (docs/time.md §2); false here = fused, the default */
     bool grad_acc_unfused;
+    /* context parallelism (helper longctx): plan_cp_algorithm; 0 = ring, today's model */
+    uint8_t cp_algorithm;
+    /* `pipeline.deallocate_outputs` (helper longctx): a stage frees the block of
+     * a send once the send completes (Megatron-LM deallocate_pipeline_outputs;
+     * Llama 3 §3.3.2), instead of holding it until a later send or receive finds
+     * it done (parasim's runtime, rt_pipe.c); false = today's model */
+    bool deallocate_outputs;
+    /* `pipeline.partition_messages` (helper longctx): without SP, each tp rank
+     * sends 1/tp of a stage-boundary message and the receiver all-gathers it
+     * over tp (DeepSpeed PipelineEngine is_pipe_partitioned /
+     * is_grad_partitioned); false = today's model */
+    bool partition_messages;
 } plan_cfg;
 
 typedef struct {
@@ -133,6 +151,7 @@ typedef struct {
         virtual_stages, stage_layers, recompute, precision, placement;
     ps_loc first_stage_layers, last_stage_layers, account_for_embedding, account_for_loss;
     ps_loc attn_kernel; /* kernels.attention */
+    ps_loc cp_algorithm, deallocate_outputs, partition_messages;
 } plan_locs;
 
 /* Training settings the runtime uses (the `train:` section; docs/specs.md).
@@ -215,5 +234,6 @@ extern const char *const plan_schedule_names[], *const plan_recompute_names[],
 /* The policies a `recompute:` scalar may name (plan_recompute_names less
  * "custom", which is written as a list of tensor names). */
 extern const char *const plan_recompute_policy_names[];
+extern const char *const plan_cp_algorithm_names[]; /* "ring", "all-gather", NULL */
 
 #endif

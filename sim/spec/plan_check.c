@@ -87,6 +87,10 @@ void plan_size_bound(const model_cfg *m, const cluster_cfg *c, const plan_cfg *p
     mem = sat_add(mem, sat_add(sat_mul(layer, 2), edge));
     mem = sat_add(mem, sat_add(sat_add(p->bucket_bytes, p->workspace_bytes),
                                c->gpu_reserved_bytes));
+    /* cp all-gather: the gathered K/V and full-length dK/dV, 2 cp blocks of
+     * at most 4 bytes x 2 x tok x kv width (act_cp_buffer_bytes) */
+    if (cp > 1)
+        mem = sat_add(mem, sat_mul(sat_mul(2 * cp, tok), sat_mul(model_kv_width(m), 8)));
     /* comm.c: dp (3 collectives of the padded parameters, 4 with
      * zero3.recompute_gather (bounded as 4 always), mb rounds under
      * ZeRO-2/3, else 1), tp (8 of b*s*h, mb*(2L+1) rounds), pp (2 of b*s*h,

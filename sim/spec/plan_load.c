@@ -19,6 +19,7 @@ const char *const plan_recompute_names[] = {"none", "selective", "full",   "op",
 const char *const plan_recompute_policy_names[] = {"none", "selective", "full", "op",
                                                    "gelu", "gelu+norm", NULL};
 const char *const plan_optimizer_names[] = {"adamw", "sgd", "sgd-momentum", NULL};
+const char *const plan_cp_algorithm_names[] = {"ring", "all-gather", NULL};
 
 const char plan_default_yaml[] =
     "# parasim's built-in default plan: Llama 3 8B on one DGX H100, ZeRO-1\n"
@@ -46,12 +47,14 @@ static const char *const top_keys[] = {"name",     "description", "model",     "
                                        "kernels",
                                        NULL};
 static const char *const kernels_keys[] = {"attention", "grad_accumulation_fusion", NULL};
-static const char *const parallel_keys[] = {"dp", "tp", "pp", "cp", "zero", "sp", NULL};
+static const char *const parallel_keys[] = {"dp", "tp",  "pp", "cp", "zero",
+                                            "sp", "cp_algorithm", NULL};
 static const char *const batch_keys[] = {"global", "micro", "seq", NULL};
 static const char *const pipeline_keys[] = {"schedule",           "virtual",
                                             "layers",             "first_stage_layers",
                                             "last_stage_layers",  "account_for_embedding",
-                                            "account_for_loss",   NULL};
+                                            "account_for_loss",   "deallocate_outputs",
+                                            "partition_messages", NULL};
 static const char *const precision_keys[] = {"params", "grads", "master", "optimizer",
                                              "activations", NULL};
 static const char *const offload_keys[] = {"optimizer", "activations", NULL};
@@ -505,6 +508,7 @@ static int decode(const ynode *root, plan_spec *out, bool *dp_auto, ps_err *err)
     char found[128];
     int sched = SCHED_1F1B, opt = OPT_ADAMW; /* Megatron-LM's, DeepSpeed's */
     int64_t zero = 0;
+    int cp_alg = CP_RING;
     if (root->kind != YN_MAP)
         return ps_err_at(err, &root->loc, NULL, "expected a plan (a mapping of fields), found %s",
                          ynode_describe(root, found, sizeof found));
@@ -520,6 +524,7 @@ static int decode(const ynode *root, plan_spec *out, bool *dp_auto, ps_err *err)
         yget_int(par, "parallel", "cp", false, 1, PLAN_DEGREE_MAX, &c->cp, err) ||
         yget_int(par, "parallel", "zero", false, 0, 3, &zero, err) ||
         yget_bool(par, "parallel", "sp", false, &c->sp, err) ||
+        yget_enum(par, "parallel", "cp_algorithm", false, plan_cp_algorithm_names, &cp_alg, err) ||
         yget_map(root, "", "batch", true, &batch, err) ||
         yget_check_keys(batch, "batch", batch_keys, err) ||
         yget_int(batch, "batch", "global", true, 1, PLAN_BATCH_MAX, &c->global_batch, err) ||
@@ -530,6 +535,8 @@ static int decode(const ynode *root, plan_spec *out, bool *dp_auto, ps_err *err)
         yget_enum(pipe, "pipeline", "schedule", false, plan_schedule_names, &sched, err) ||
         yget_int(pipe, "pipeline", "virtual", false, 1, 1024, &c->virtual_stages, err) ||
         read_stage_layers(pipe, c, err) || read_uneven_split(pipe, c, err) ||
+        yget_bool(pipe, "pipeline", "deallocate_outputs", false, &c->deallocate_outputs, err) ||
+        yget_bool(pipe, "pipeline", "partition_messages", false, &c->partition_messages, err) ||
         read_recompute(root, c, err) ||
         read_precision(root, out, err) ||
         yget_enum(root, "", "optimizer", false, plan_optimizer_names, &opt, err) ||
@@ -547,6 +554,7 @@ static int decode(const ynode *root, plan_spec *out, bool *dp_auto, ps_err *err)
         read_train(root, &out->train, err) || read_zero3(root, c, err))
         return -1;
     c->zero = (int)zero;
+    c->cp_algorithm = (uint8_t)cp_alg;
     c->schedule = (plan_schedule)sched;
     c->optimizer = (plan_optimizer)opt;
     plan_locs *l = &out->locs;
@@ -559,6 +567,9 @@ static int decode(const ynode *root, plan_spec *out, bool *dp_auto, ps_err *err)
     loc_of(&l->cp, par, "cp");
     loc_of(&l->zero, par, "zero");
     loc_of(&l->sp, par, "sp");
+    loc_of(&l->cp_algorithm, par, "cp_algorithm");
+    loc_of(&l->deallocate_outputs, pipe, "deallocate_outputs");
+    loc_of(&l->partition_messages, pipe, "partition_messages");
     loc_of(&l->global, batch, "global");
     loc_of(&l->micro, batch, "micro");
     loc_of(&l->seq, batch, "seq");

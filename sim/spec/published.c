@@ -258,10 +258,12 @@ int published_plan(const ynode *root, const ynode *c, const char *path, plan_spe
         snprintf(text + strlen(text), sizeof text - strlen(text), ", layers: ");
         flow(k.layers, text, sizeof text);
     }
-    /* Megatron-LM's uneven split options, passed through to the plan's pipeline: (their
+    /* Megatron-LM's uneven split options, deallocate_outputs and partition_messages,
+     * passed through to the plan's pipeline: (their
      * values are checked where the plan reads them) */
     static const char *const split_keys[] = {"first_stage_layers", "last_stage_layers",
-                                             "account_for_embedding", "account_for_loss"};
+                                             "account_for_embedding", "account_for_loss",
+                                             "deallocate_outputs", "partition_messages"};
     for (size_t i = 0; i < sizeof split_keys / sizeof split_keys[0]; i++) {
         const ynode *v = ynode_get(c, split_keys[i]);
         if (!v) continue;

@@ -166,11 +166,15 @@ static int64_t stage_temps(const cluster_cfg *c, const plan_cfg *p, const eval_s
  * §6, "Pipelines"): zero-bubble's stashes from B to W (pipe.c's count), and
  * the blocks of sends not complete yet (runtime/rt_pipe.c frees one when a
  * later send or receive finds it done): one message per micro-batch in
- * flight (a forward's block can wait until its gradient comes back). */
+ * flight (a forward's block can wait until its gradient comes back). With
+ * pipeline.deallocate_outputs a block is freed when its send completes
+ * (Megatron-LM deallocate_output_tensor; Llama 3 §3.3.2): only the messages
+ * in transit, one per direction, at most one per micro-batch in flight. */
 static int64_t pipe_workspace(const model_cfg *m, const plan_cfg *p, const eval_shared *sh,
                               const pipe_inflight *in) {
     if (p->pp == 1) return 0;
-    return in->stash_units * sh->ws.zb_stash + in->inflight * comm_p2p_bytes(m, p);
+    const int64_t pending = p->deallocate_outputs ? min64(in->inflight, 2) : in->inflight;
+    return in->stash_units * sh->ws.zb_stash + pending * comm_p2p_bytes(m, p);
 }
 
 static void eval_stage_one(const model_cfg *m, const cluster_cfg *c, const plan_cfg *p,
@@ -216,7 +220,7 @@ static void eval_stage_one(const model_cfg *m, const cluster_cfg *c, const plan_
     st->buf_comm = d > 1 && !p->framework.grad_bucket_none ? p->bucket_bytes : 0;
     st->buf_zero3 = p->zero == 3 && d > 1 ? zero3_buffer_bytes(m, p, largest, edge, st->param_elems) : 0;
     st->buf_temps = stage_temps(c, p, sh, st, first, last, largest, pipe_workspace(m, p, sh, &in));
-    st->buf_cp = act_cp_ring_buffer_bytes(m, p, true); /* K/V and dK/dV, double-buffered */
+    st->buf_cp = act_cp_buffer_bytes(m, p, true); /* K/V and dK/dV, double-buffered */
     st->buf_workspace = p->workspace_bytes;
     st->reserved = c->gpu_reserved_bytes;
     int64_t allocated = st->params + st->grads + st->master + st->optimizer + st->activations +

@@ -96,7 +96,10 @@ static int classify(const time_ctx *x, const plan_cfg *p, const comm_entry *e, i
         return k;
     }
     double floor = t; /* nothing hides unless a rule below says so */
-    if (e->group == GROUP_CP || e->group == GROUP_HOST) floor = 0;
+    if (e->group == GROUP_HOST) floor = 0;
+    /* cp: the ring's passes hide behind the attention core; the all-gather
+     * algorithm's gathers are "exposed in the critical path" (Llama 3 §3.3.2) */
+    if (e->group == GROUP_CP && p->cp_algorithm == CP_RING) floor = 0;
     if (e->group == GROUP_TP && p->overlap_tp) floor = 0;
     if (e->group == GROUP_DP && p->overlap_dp) {
         /* ZeRO-3 gathers wait for the first unit; bucketed reductions for the last bucket */
