@@ -231,6 +231,39 @@ static void test_size_bound_dominates(void **state) {
 /* Framework profiles (docs/memory.md "Framework profiles"): what each one's
  * memory constants change, by hand, on Llama 3 8B at b = 1, s = 4096
  * (N = 4096 tokens, V = 128,256, h = 4096, bf16 activations). */
+/* llm.c's kernels (plans/frameworks/llmc.yaml kernels:): cuDNN flash attention
+ * and no dropout whatever the GPT-2 file says. By hand, GPT-2 1.5B (h 1600,
+ * 25 heads, 48 layers), 16 x 1024 tokens, gelu recompute: a layer saves in bf16
+ * ln1, atty, residual2, ln2, residual3 (h each), qkvr (3h), fch (4h) = 12h,
+ * and in fp32 both LayerNorms' mean and rstd (4 x 4 B) and the attention's
+ * log-sum-exp per head (25 x 4 B): train_gpt2.cu fill_in_activation_sizes. */
+static void test_framework_kernels(void **state) {
+    (void)state;
+    const char *text = "model: gpt2-1.5b\ncluster: dgx-h100\ngpus: 8\nparallel: {dp: 8, zero: 1}\n"
+                       "batch: {global: 128, micro: 16, seq: 1024}\nframework: llmc\n";
+    plan_spec *s = tu_plan(text);
+    assert_int_equal(s->model.cfg.attention, ATTN_FLASH);
+    assert_true(s->model.cfg.dropout == 0);
+    assert_int_equal(s->cfg.recompute, RECOMPUTE_GELU);
+    act_bytes a;
+    act_compute(&s->model.cfg, &s->cfg, &a);
+    const int64_t N = 16 * 1024, h = 1600;
+    assert_int_equal(a.layer_saved, N * (12 * h * 2 + 4 * 4 + 25 * 4));
+    free(s);
+    /* the model file as written: standard attention with dropout saves the
+     * scores, the dropout masks and outputs: far more */
+    s = tu_plan("model: gpt2-1.5b\ncluster: dgx-h100\ngpus: 8\nparallel: {dp: 8, zero: 1}\n"
+                "batch: {global: 128, micro: 16, seq: 1024}\nframework: llmc\n"
+                "recompute: gelu\n");
+    plan_cfg p = s->cfg;
+    model_cfg m = s->model.cfg;
+    m.attention = ATTN_STANDARD, m.dropout = 0.1;
+    act_bytes b;
+    act_compute(&m, &p, &b);
+    assert_true(b.layer_saved > 3 * a.layer_saved);
+    free(s);
+}
+
 static void test_framework_memory(void **state) {
     (void)state;
     const int64_t N = 4096, V = 128256, h = 4096;
@@ -390,7 +423,7 @@ int main(void) {
         cmocka_unit_test(test_fragmentation_and_fit), cmocka_unit_test(test_offload_activations),
         cmocka_unit_test(test_cp_ring),           cmocka_unit_test(test_deallocate_outputs),
         cmocka_unit_test(test_size_bound_dominates),
-        cmocka_unit_test(test_framework_memory), cmocka_unit_test(test_framework_defaults),
+        cmocka_unit_test(test_framework_memory), cmocka_unit_test(test_framework_kernels), cmocka_unit_test(test_framework_defaults),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

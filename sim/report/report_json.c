@@ -118,6 +118,8 @@ static void json_plan(jsonw *w, const plan_spec *s) {
                   framework_optimizer_grad_copy_names[fw->optimizer_grad_copy_none]);
         jsonw_str(w, "loss", framework_loss_names[fw->loss]);
         if (fw->loss == FW_LOSS_CHUNKED) jsonw_int(w, "loss_chunks", fw->loss_chunks);
+        jsonw_str(w, "attention", framework_attention_names[fw->attention]);
+        jsonw_str(w, "dropout", framework_dropout_names[fw->no_dropout]);
         jsonw_obj_end(w);
     }
     if (p->zero == 3 && p->zero3.set) { /* the zero3: section (docs/time.md §4.1) */

@@ -77,6 +77,8 @@ static void header(FILE *f, const plan_spec *s, const eval_result *r) {
                 framework_optimizer_grad_copy_names[fw->optimizer_grad_copy_none],
                 framework_loss_names[fw->loss]);
         if (fw->loss == FW_LOSS_CHUNKED) fprintf(f, " (%d chunks)", (int)fw->loss_chunks);
+        if (fw->attention) fprintf(f, ", attention %s", framework_attention_names[fw->attention]);
+        if (fw->no_dropout) fprintf(f, ", no dropout");
         fprintf(f, "\n             source %s\n", s->framework_source);
     }
     if (p->zero == 3 && p->zero3.set) { /* the zero3: section (docs/time.md §4.1) */

@@ -10,8 +10,11 @@
 
 const char *const framework_loss_names[] = {"fp32-softmax", "fused", "chunked", "cross-entropy", NULL};
 
-static const char *const profile_keys[] = {"name", "description", "source", "memory", "plan",
-                                           NULL};
+static const char *const profile_keys[] = {"name", "description", "source", "memory",
+                                           "kernels", "plan", NULL};
+static const char *const kernels_keys[] = {"attention", "dropout", NULL};
+const char *const framework_attention_names[] = {"model", "standard", "flash", NULL};
+const char *const framework_dropout_names[] = {"model", "none", NULL};
 static const char *const memory_keys[] = {"grad_bucket", "param_copy", "optimizer_grad_copy",
                                           "loss",        "loss_chunks", NULL};
 const char *const framework_grad_bucket_names[] = {"separate", "none", NULL};
@@ -48,6 +51,26 @@ static int read_memory(const ynode *prof, plan_framework *fw, ps_err *err) {
     fw->loss = (uint8_t)loss;
     fw->loss_chunks = loss == FW_LOSS_CHUNKED ? (int32_t)chunks : 0;
     return 0;
+}
+
+/* The profile's `kernels:` (optional): the attention kernel and dropout the
+ * framework runs, whatever the model file says (model: keep the model's). */
+static int read_kernels(const ynode *prof, plan_framework *fw, ps_err *err) {
+    const ynode *k;
+    int attn = 0, dropout = 0;
+    if (yget_map(prof, "", "kernels", false, &k, err) ||
+        yget_check_keys(k, "kernels", kernels_keys, err) ||
+        yget_enum(k, "kernels", "attention", false, framework_attention_names, &attn, err) ||
+        yget_enum(k, "kernels", "dropout", false, framework_dropout_names, &dropout, err))
+        return -1;
+    fw->attention = (uint8_t)attn; /* 1 + ATTN_STANDARD / ATTN_FLASH, in the names' order */
+    fw->no_dropout = dropout == 1;
+    return 0;
+}
+
+void framework_apply_model(const plan_framework *fw, model_cfg *m) {
+    if (fw->attention) m->attention = fw->attention == 2 ? ATTN_FLASH : ATTN_STANDARD;
+    if (fw->no_dropout) m->dropout = 0;
 }
 
 static int in_list(const char *key, const char *const *list) {
@@ -123,7 +146,8 @@ int framework_apply(ynode *root, plan_spec *out, ps_err *err) {
     int rc = 0;
     if (prof->kind != YN_MAP)
         rc = ps_err_at(err, &prof->loc, NULL,
-                       "expected a framework profile (a mapping of name, source, memory, plan), "
+                       "expected a framework profile (a mapping of name, source, memory, kernels, "
+                       "plan), "
                        "found %s",
                        ynode_describe(prof, found, sizeof found));
     if (!rc)
@@ -133,6 +157,7 @@ int framework_apply(ynode *root, plan_spec *out, ps_err *err) {
              yget_str(prof, "", "source", true, out->framework_source,
                       sizeof out->framework_source, err) ||
              read_memory(prof, &out->cfg.framework, err) ||
+             read_kernels(prof, &out->cfg.framework, err) ||
              yget_map(prof, "", "plan", false, &plan, err) ||
              (plan && check_defaults(plan, err)) ||
              (plan && merge_under(root, root, "", plan, err));

@@ -29,6 +29,15 @@ extern const char *const framework_loss_names[], *const framework_grad_bucket_na
  * copy for the update), none (.optimizer_grad_copy_none: the kernel reads them). */
 extern const char *const framework_optimizer_grad_copy_names[];
 
+/* kernels.attention (model, standard, flash: plan_framework.attention) and
+ * kernels.dropout (model, none: .no_dropout). */
+extern const char *const framework_attention_names[], *const framework_dropout_names[];
+
+/* What the profile's `kernels:` changes in the model as the framework runs it
+ * (plan_load calls it once the model is loaded): its attention kernel, and no
+ * dropout where the framework has none. */
+void framework_apply_model(const plan_framework *fw, model_cfg *m);
+
 /* If root names a framework, load its profile, merge its `plan:` defaults
  * into root, and fill out->cfg.framework and out->framework_name, _path and
  * _source. out->path is the file that names it (relative paths resolve from

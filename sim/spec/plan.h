@@ -72,6 +72,10 @@ typedef struct {
     bool optimizer_grad_copy_none; /* the optimizer reads 16-bit gradients in its kernel */
     uint8_t loss;            /* plan_fw_loss */
     int32_t loss_chunks;     /* FW_LOSS_CHUNKED: chunks the tokens are split into (>= 1) */
+    /* kernels.attention: 0 the model's, 1 standard, 2 flash (framework_attention_names):
+     * the kernel the framework runs whatever the model file says */
+    uint8_t attention;
+    bool no_dropout;         /* kernels.dropout: none (the framework has no dropout) */
 } plan_framework;
 
 /* ---- ZeRO-3 / FSDP execution: the `zero3:` section (helper zero3; docs/time.md §4.1) ----

@@ -638,6 +638,7 @@ static int load_from(ynode *root, const plan_override *overrides, int n_override
     if (!rc) rc = framework_apply(root, out, err);
     if (!rc) rc = decode(root, out, &dp_auto, err);
     if (!rc) rc = load_model_and_cluster(root, out, err);
+    if (!rc) framework_apply_model(&out->cfg.framework, &out->model.cfg);
     if (!rc) rc = check_recompute_tensors(root, out, err);
     if (!rc) rc = resolve_kernels(root, out, err);
     ynode_free(root);

@@ -21,7 +21,8 @@ static bool fw_matches(const plan_framework *a, const plan_framework *b) {
     return a->grad_bucket_none == b->grad_bucket_none &&
            a->param_copy_transient == b->param_copy_transient &&
            a->optimizer_grad_copy_none == b->optimizer_grad_copy_none && a->loss == b->loss &&
-           a->loss_chunks == b->loss_chunks;
+           a->loss_chunks == b->loss_chunks && a->attention == b->attention &&
+           a->no_dropout == b->no_dropout;
 }
 
 static int cache_matches(const eval_cache *k, const model_cfg *m, const cluster_cfg *c,
