@@ -1123,6 +1123,12 @@ static void test_refusals(void **state) {
                            "precision: bf16-mixed\noptimizer: adamw\n"),
                 "test.yaml:7:", "pipeline.partition_messages: ", "found true", "set it to false",
                 NULL);
+    /* a framework profile describes another implementation: cost model only */
+    tu_contains(emit_error("model: tiny-1m\ncluster: dgx-h100\ngpus: 1\nparallel: {dp: 1}\n"
+                           "batch: {global: 1, micro: 1, seq: 64}\nrecompute: none\n"
+                           "framework: megatron\nprecision: bf16-mixed\noptimizer: adamw\n"),
+                "test.yaml:1:", "framework: ", "found framework megatron", "leave framework out",
+                NULL);
     /* Llama 3's all-gather context parallelism is cost model only: the field is located */
     tu_contains(emit_error("model: tiny-1m\ncluster: dgx-h100\ngpus: 2\n"
                            "parallel: {dp: 1, cp: 2, cp_algorithm: all-gather}\n"

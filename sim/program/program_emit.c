@@ -117,6 +117,11 @@ static int refuse_model(const model_spec *ms, ps_err *err) {
     return 0;
 }
 
+/* Where a refused field was written, else the plan itself (a default, a profile). */
+static const ps_loc *field_loc(const plan_spec *s, const ps_loc *field) {
+    return field->file[0] ? field : &s->locs.self;
+}
+
 static int refuse_training(const plan_spec *s, ps_err *err) {
     const plan_cfg *p = &s->cfg;
     plan_precision bf16, fp32;
@@ -136,33 +141,35 @@ static int refuse_training(const plan_spec *s, ps_err *err) {
     /* the runtime replays a whole layer or nothing (rt_model.c); the table
      * policies exist in the cost model only (docs/memory.md §3) */
     if (p->recompute > RECOMPUTE_FULL)
-        return ps_err_at(err, s->locs.recompute.file[0] ? &s->locs.recompute : &s->locs.self,
-                         "recompute",
+        return ps_err_at(err, field_loc(s, &s->locs.recompute), "recompute",
                          "the execution plan runs recompute none, selective or full; found %s, "
                          "which only the cost model (plan, sweep) evaluates",
                          plan_recompute_names[p->recompute]);
     /* the runtime frees a send's block when a later op finds it done (rt_pipe.c) */
     if (p->pp > 1 && p->deallocate_outputs)
-        return ps_err_at(err,
-                         s->locs.deallocate_outputs.file[0] ? &s->locs.deallocate_outputs
-                                                            : &s->locs.self,
+        return ps_err_at(err, field_loc(s, &s->locs.deallocate_outputs),
                          "pipeline.deallocate_outputs",
                          "the execution plan frees a send's block when a later send or receive "
                          "finds it complete; found true, which only the cost model (plan, "
                          "sweep) evaluates");
     /* the runtime sends whole messages (rt_pipe.c) */
     if (p->pp > 1 && p->tp > 1 && !p->sp && p->partition_messages)
-        return ps_err_at(err,
-                         s->locs.partition_messages.file[0] ? &s->locs.partition_messages
-                                                            : &s->locs.self,
+        return ps_err_at(err, field_loc(s, &s->locs.partition_messages),
                          "pipeline.partition_messages",
                          "the execution plan sends whole stage-boundary messages; found true "
                          "(DeepSpeed's partitioned messages, which only the cost model evaluates; "
                          "set it to false to emit)");
+    /* a framework profile describes another implementation's buffers, loss and
+     * kernels (docs/memory.md §6a): the runtime is parasim's own */
+    if (s->framework_name[0])
+        return ps_err_at(err, &s->locs.self, "framework",
+                         "the execution plan runs parasim's own implementation (its buffers, "
+                         "loss and kernels); found framework %s, whose profile only the cost "
+                         "model (plan, sweep) evaluates: leave framework out to emit",
+                         s->framework_name);
     /* the runtime runs ring attention (rt_cp); the all-gather algorithm is cost model only */
     if (p->cp > 1 && p->cp_algorithm != CP_RING)
-        return ps_err_at(err, s->locs.cp_algorithm.file[0] ? &s->locs.cp_algorithm : &s->locs.self,
-                         "cp_algorithm",
+        return ps_err_at(err, field_loc(s, &s->locs.cp_algorithm), "cp_algorithm",
                          "the execution plan runs context parallelism as ring attention; found "
                          "%s, which only the cost model (plan, sweep) evaluates",
                          plan_cp_algorithm_names[p->cp_algorithm]);
