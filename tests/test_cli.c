@@ -581,7 +581,9 @@ static void test_plan_attention_kernel(void **state) {
     tu_contains(out, "\"kernels\": {\n      \"attention\": \"fa2\"", NULL);
     tu_contains(out, "\"grad_accumulation_fusion\": true", NULL);
     assert_int_equal(run("plan --set kernels.grad_accumulation_fusion=false", out, sizeof out), 0);
-    tu_contains(out, "grad accumulation unfused", NULL);
+    tu_contains(out, "grad accumulation unfused; elementwise fused", NULL);
+    assert_int_equal(run("plan --set kernels.elementwise=eager --format json", out, sizeof out), 0);
+    tu_contains(out, "\"elementwise\": \"eager\"", NULL);
     assert_int_not_equal(run("plan --set kernels.attention=fa9", out, sizeof out), 0);
     tu_contains(out, "kernels.attention", "fa2, fa3, cudnn", "found 'fa9'", NULL);
 }

@@ -650,6 +650,9 @@ static void test_attention_kernels(void **state) {
              cluster_variant(eff, ok));
     tu_contains(tu_plan_error(text), "bad.yaml:19:", "kernels.grad_accumulation_fusion", "maybe",
                 NULL);
+    snprintf(text, sizeof text, "%skernels: {elementwise: lazy}\n", cluster_variant(eff, ok));
+    tu_contains(tu_plan_error(text), "bad.yaml:19:", "kernels.elementwise", "fused or eager",
+                "found 'lazy'", NULL);
     snprintf(text, sizeof text, "%skernels: {softmax: fa2}\n", cluster_variant(eff, ok));
     tu_contains(tu_plan_error(text), "kernels.softmax", "unknown key", NULL);
     tu_contains(tu_plan_error(cluster_variant("    efficiency: {attention_kernels: {fa2: "

@@ -144,6 +144,51 @@ static void test_grad_accumulation_unfused(void **state) {
     free(sp);
 }
 
+/* kernels.elementwise: eager (torchtitan without torch.compile; kernel_time.c
+ * kt_norm_fwd_bytes): per element, bf16 (a = 2), RMSNorm 28 + 4a = 36 bytes
+ * forward and 76 + 8a = 92 backward (fused: 4 and 6), RoPE 16 + 2a = 20 each
+ * way (fused 4), SwiGLU 5a = 10 and 9a = 18 (fused 6 and 10). Layer of
+ * h 256, q 256, k 128, f 512, T = 512 tokens, tp 1, at 2e12 x 0.5 B/s:
+ * forward + 2 x 512 x 256 x 32 + 512 x 384 x 16 + 512 x 512 x 4 = 12582912 B,
+ * backward + 2 x 512 x 256 x 86 + 512 x 384 x 16 + 512 x 512 x 8 = 27787264 B;
+ * the last stage's final norm + 512 x 256 x 32 and x 86. A LayerNorm/GELU
+ * model without RoPE is unchanged (one ATen kernel each in eager mode). */
+static void test_eager_elementwise(void **state) {
+    (void)state;
+    model_spec ms = tu_model("llama3-8b");
+    ms.cfg.hidden = 256, ms.cfg.heads = 4, ms.cfg.kv_heads = 2, ms.cfg.head_dim = 64;
+    ms.cfg.ffn_hidden = 512;
+    cluster_cfg c = flat_cluster(); /* 2e12 B/s x 0.5 = 1e12 B/s */
+    plan_cfg p = tu_cfg(1, 1, 1, 1);
+    p.seq = 512, p.micro_batch = 1;
+    kt_part f0, f1;
+    kt_layer(&ms.cfg, &c, &p, &f0);
+    p.eager_elementwise = true;
+    kt_layer(&ms.cfg, &c, &p, &f1);
+    /* compared in bytes (x 1e12 B/s): cmocka compares floats */
+    assert_float_equal((f1.fwd - f0.fwd) * 1e12, 12582912.0, 1e-3);
+    assert_float_equal((f1.bwd_in + f1.bwd_w - f0.bwd_in - f0.bwd_w) * 1e12, 27787264.0, 1e-3);
+    kt_last(&ms.cfg, &c, &p, &f1);
+    p.eager_elementwise = false;
+    kt_last(&ms.cfg, &c, &p, &f0);
+    assert_float_equal((f1.fwd - f0.fwd) * 1e12, 512.0 * 256 * 32, 1e-3);
+    assert_float_equal((f1.bwd_in + f1.bwd_w - f0.bwd_in - f0.bwd_w) * 1e12, 512.0 * 256 * 86, 1e-3);
+    model_spec g = tu_model("gpt3-175b");
+    g.cfg.hidden = 256, g.cfg.heads = 4, g.cfg.kv_heads = 4, g.cfg.head_dim = 64;
+    g.cfg.ffn_hidden = 1024;
+    kt_layer(&g.cfg, &c, &p, &f0);
+    p.eager_elementwise = true;
+    kt_layer(&g.cfg, &c, &p, &f1);
+    assert_float_equal(f1.fwd, f0.fwd, 0);
+    assert_float_equal(f1.bwd_in, f0.bwd_in, 0);
+    /* from the plan */
+    plan_spec *sp = tu_plan("model: llama3-8b\ncluster: dgx-h100\nparallel: {dp: 8}\n"
+                            "batch: {global: 8, micro: 1, seq: 2048}\nprecision: bf16-mixed\n"
+                            "kernels: {elementwise: eager}\n");
+    assert_true(sp->cfg.eager_elementwise);
+    free(sp);
+}
+
 /* A GPT layer's matmul FLOPs are Narayanan et al. 2021's 24 b s h^2 + 4 b s^2 h
  * (forward, full attention square), split over tp; flash attention computes
  * the causal half of the square. */
@@ -957,6 +1002,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_gemm_curve),         cmocka_unit_test(test_layer_flops),
         cmocka_unit_test(test_attn_kernel), cmocka_unit_test(test_grad_accumulation_unfused),
+        cmocka_unit_test(test_eager_elementwise),
         cmocka_unit_test(test_layer_bytes),        cmocka_unit_test(test_coll_time),
         cmocka_unit_test(test_policy_recompute_time),
         cmocka_unit_test(test_placement),          cmocka_unit_test(test_pipeline_closed_forms),

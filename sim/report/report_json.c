@@ -152,6 +152,7 @@ static void json_plan(jsonw *w, const plan_spec *s) {
     jsonw_str(w, "attention",
               p->attn_kernel > 0 ? s->cluster.cfg.eff.attn_kernel[p->attn_kernel - 1].name : "flat");
     jsonw_bool(w, "grad_accumulation_fusion", !p->grad_acc_unfused);
+    jsonw_str(w, "elementwise", p->eager_elementwise ? "eager" : "fused");
     jsonw_obj_end(w);
     jsonw_obj_end(w);
 }

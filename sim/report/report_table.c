@@ -61,12 +61,12 @@ static void header(FILE *f, const plan_spec *s, const eval_result *r) {
             plan_optimizer_names[p->optimizer], p->offload_optimizer ? "; optimizer offloaded" : "",
             p->offload_activations ? "; activations offloaded" : "");
     fprintf(f, "  precision  %s: params %s, grads %s, master %s, optimizer %s, activations %s; "
-               "attention kernel %s; grad accumulation %s\n",
+               "attention kernel %s; grad accumulation %s; elementwise %s\n",
             s->precision_name, dtype_names[p->precision.params], dtype_names[p->precision.grads],
             dtype_names[p->precision.master], dtype_names[p->precision.optimizer],
             dtype_names[p->precision.activations],
             p->attn_kernel > 0 ? c->eff.attn_kernel[p->attn_kernel - 1].name : "flat",
-            p->grad_acc_unfused ? "unfused" : "fused");
+            p->grad_acc_unfused ? "unfused" : "fused", p->eager_elementwise ? "eager" : "fused");
     if (s->framework_name[0]) { /* framework profile: its file and where its values come from */
         const plan_framework *fw = &p->framework;
         fprintf(f, "  framework  %s (%s): grad bucket %s, param copy %s, optimizer grad copy %s, "

@@ -136,6 +136,10 @@ typedef struct {
      * the activation dtype and added into the gradient buffer by a separate
      * pass per micro-batch (docs/time.md §2); false here = fused, the default */
     bool grad_acc_unfused;
+    /* kernels.elementwise: eager (PyTorch eager mode, no torch.compile): RMSNorm,
+     * RoPE and SwiGLU run as torchtitan writes them, one kernel per PyTorch op
+     * (docs/time.md §2); false = each is one fused kernel, the default */
+    bool eager_elementwise;
     /* context parallelism (helper longctx): plan_cp_algorithm; 0 = ring, today's model */
     uint8_t cp_algorithm;
     /* `pipeline.deallocate_outputs` (helper longctx): a stage frees the block of

@@ -46,7 +46,8 @@ static const char *const top_keys[] = {"name",     "description", "model",     "
                                        /* named kernels of the cluster (resolve_kernels) */
                                        "kernels",
                                        NULL};
-static const char *const kernels_keys[] = {"attention", "grad_accumulation_fusion", NULL};
+static const char *const kernels_keys[] = {"attention", "grad_accumulation_fusion", "elementwise",
+                                            NULL};
 static const char *const parallel_keys[] = {"dp", "tp",  "pp", "cp", "zero",
                                             "sp", "cp_algorithm", NULL};
 static const char *const batch_keys[] = {"global", "micro", "seq", NULL};
@@ -594,20 +595,27 @@ static int decode(const ynode *root, plan_spec *out, bool *dp_auto, ps_err *err)
 /* kernels: {attention: NAME}: one of the cluster's named attention kernels
  * (gpu.efficiency.attention_kernels; docs/time.md §1), looked up once the
  * cluster is loaded. Absent: the cluster's flat attention efficiency.
- * kernels.grad_accumulation_fusion: bool, default true (docs/time.md §2). */
+ * kernels.grad_accumulation_fusion: bool, default true (docs/time.md §2).
+ * kernels.elementwise: fused (default) | eager (docs/time.md §2). */
 static int resolve_kernels(const ynode *root, plan_spec *out, ps_err *err) {
     const ynode *k = NULL;
-    char name[64] = "";
+    char name[64] = "", elementwise[16] = "fused";
     bool fused = true;
     out->cfg.attn_kernel = 0;
     out->cfg.grad_acc_unfused = false;
+    out->cfg.eager_elementwise = false;
     if (yget_map(root, "", "kernels", false, &k, err)) return -1;
     if (!k) return 0;
     if (yget_check_keys(k, "kernels", kernels_keys, err) ||
         yget_bool(k, "kernels", "grad_accumulation_fusion", false, &fused, err) ||
+        yget_str(k, "kernels", "elementwise", false, elementwise, sizeof elementwise, err) ||
         yget_str(k, "kernels", "attention", false, name, sizeof name, err))
         return -1;
     out->cfg.grad_acc_unfused = !fused;
+    if (strcmp(elementwise, "fused") && strcmp(elementwise, "eager"))
+        return ps_err_at(err, &ynode_get(k, "elementwise")->loc, "kernels.elementwise",
+                         "expected fused or eager, found '%s'", elementwise);
+    out->cfg.eager_elementwise = !strcmp(elementwise, "eager");
     const ynode *a = ynode_get(k, "attention");
     if (!a) return 0;
     out->locs.attn_kernel = a->loc;

@@ -32,7 +32,8 @@ static int cache_matches(const eval_cache *k, const model_cfg *m, const cluster_
            k->recompute == p->recompute && k->recompute_tensors == p->recompute_tensors &&
            !memcmp(&k->precision, &p->precision, sizeof k->precision) &&
            fw_matches(&k->framework, &p->framework) && k->attn_kernel == p->attn_kernel &&
-           k->grad_acc_unfused == p->grad_acc_unfused;
+           k->grad_acc_unfused == p->grad_acc_unfused &&
+           k->eager_elementwise == p->eager_elementwise;
 }
 
 static void cache_fill(eval_cache *k, const model_cfg *m, const cluster_cfg *c, const plan_cfg *p) {
@@ -46,6 +47,7 @@ static void cache_fill(eval_cache *k, const model_cfg *m, const cluster_cfg *c, 
     k->precision = p->precision;
     k->framework = p->framework;
     k->attn_kernel = p->attn_kernel, k->grad_acc_unfused = p->grad_acc_unfused;
+    k->eager_elementwise = p->eager_elementwise;
     params_count_rank(m, p->tp, &k->pc);
     act_compute(m, p, &k->act);
     ws_compute(m, p, c->kernels_fp32, &k->ws);

@@ -75,6 +75,7 @@ typedef struct {
     plan_framework framework;
     int32_t attn_kernel;   /* kernels.attention (kernel_time.c) */
     bool grad_acc_unfused; /* kernels.grad_accumulation_fusion: false */
+    bool eager_elementwise; /* kernels.elementwise: eager */
     params_count pc;
     act_bytes act;
     ws_bytes ws;

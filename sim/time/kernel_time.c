@@ -143,6 +143,28 @@ static void add_attention(kt_part *o, const model_cfg *m, const cluster_cfg *c,
     o->attn_core_fwd = after - before;
 }
 
+/* Bytes per element of the memory-bound ops that PyTorch eager mode runs as
+ * several kernels (kernels.elementwise: eager; docs/time.md §2), a the
+ * activation bytes, fp32 intermediates 4 bytes; each kernel reads its inputs
+ * and writes its output once. torchtitan 9dec370a, torchtitan/models/norms.py
+ * RMSNorm: x.float() (a + 4), pow(2) (8), mean(-1) (4), x * rsqrt (8),
+ * type_as (4 + a), * weight (2a) = 28 + 4a; its autograd backward: * weight
+ * (dy*w 2a, dy*out and the token sum 4a), type_as (a + 4), x * r (g*r 8,
+ * g*x and the row sum 16), mean (4), pow (pow_backward: self.pow(1) 8,
+ * 2 * 8, grad * 12), the two gradients of x.float() summed (12), float() (4 + a)
+ * = 76 + 8a. models/llama/model.py apply_rotary_emb, per q and k element:
+ * float() (a + 4), complex multiply (8), type_as (4 + a) = 16 + 2a, backward
+ * the same three in reverse. FeedForward silu(w1 x) * w3 x: silu (2a), mul
+ * (3a) = 5a; backward mul (3a + 3a), silu_backward (3a) = 9a. GELU and
+ * LayerNorm are one ATen kernel each in eager mode: unchanged. */
+static double kt_norm_fwd_bytes(const model_cfg *m, const plan_cfg *p, double a) {
+    return p->eager_elementwise && m->norm == NORM_RMSNORM ? 28 + 4 * a : 2 * a;
+}
+
+static double kt_norm_bwd_bytes(const model_cfg *m, const plan_cfg *p, double a) {
+    return p->eager_elementwise && m->norm == NORM_RMSNORM ? 76 + 8 * a : 3 * a;
+}
+
 void kt_layer(const model_cfg *m, const cluster_cfg *c, const plan_cfg *p, kt_part *o) {
     memset(o, 0, sizeof *o);
     const double a = (double)dtype_bytes(p->precision.activations);
@@ -151,13 +173,15 @@ void kt_layer(const model_cfg *m, const cluster_cfg *c, const plan_cfg *p, kt_pa
     const double qw = (double)model_q_width(m), kvw = (double)model_kv_width(m);
     const double f = (double)m->ffn_hidden;
     const double drop = m->dropout > 0 ? 1 : 0;
-    /* norm: r x, w y; backward r x, dy, w dx */
-    add_mem(o, c, "attn_norm", 2 * T * hs * a, 3 * T * hs * a);
+    /* norm: r x, w y; backward r x, dy, w dx (fused; eager: kt_norm_fwd_bytes) */
+    const double norm_f = kt_norm_fwd_bytes(m, p, a), norm_b = kt_norm_bwd_bytes(m, p, a);
+    const double rope = p->eager_elementwise ? 16 + 2 * a : 2 * a;
+    add_mem(o, c, "attn_norm", T * hs * norm_f, T * hs * norm_b);
     tag(o, BIT(ACT_OP_NORM1));
     add_gemm(o, c, p, "qkv", 1, T, h, (qw + 2 * kvw) / t, 1);
     tag(o, BIT(ACT_OP_Q) | BIT(ACT_OP_K) | BIT(ACT_OP_V));
     if (m->position == POS_ROPE) {
-        add_mem(o, c, "rope", 2 * T * (qw + kvw) / t * a, 2 * T * (qw + kvw) / t * a);
+        add_mem(o, c, "rope", T * (qw + kvw) / t * rope, T * (qw + kvw) / t * rope);
         tag(o, BIT(ACT_OP_ROPE));
     }
     add_attention(o, m, c, p, a);
@@ -166,14 +190,16 @@ void kt_layer(const model_cfg *m, const cluster_cfg *c, const plan_cfg *p, kt_pa
     /* bias-dropout-add: r x, r residual, w y (+ mask); backward r dy (+ mask), w dx */
     add_mem(o, c, "attn_residual", T * hs * (3 * a + drop), T * hs * (2 * a + drop));
     tag(o, BIT(ACT_OP_RESID1));
-    add_mem(o, c, "mlp_norm", 2 * T * hs * a, 3 * T * hs * a);
+    add_mem(o, c, "mlp_norm", T * hs * norm_f, T * hs * norm_b);
     tag(o, BIT(ACT_OP_NORM2));
     const int swiglu = m->mlp == MLP_SWIGLU;
     add_gemm(o, c, p, "mlp_up", 1, T, h, (swiglu ? 2 : 1) * f / t, 1);
     tag(o, BIT(ACT_OP_UP) | (swiglu ? BIT(ACT_OP_GATE) : 0));
-    /* gelu: r x, w y; backward r x, dy, w dx. swiglu: r g, u, w y; backward r g, u, dy, w dg, du */
-    add_mem(o, c, swiglu ? "swiglu" : "gelu", (swiglu ? 3 : 2) * T * f / t * a,
-            (swiglu ? 5 : 3) * T * f / t * a);
+    /* gelu: r x, w y; backward r x, dy, w dx. swiglu: r g, u, w y; backward r g, u, dy, w dg, du;
+     * eager swiglu: silu and mul apart, 5a and 9a (kt_norm_fwd_bytes) */
+    const double sw_f = p->eager_elementwise ? 5 : 3, sw_b = p->eager_elementwise ? 9 : 5;
+    add_mem(o, c, swiglu ? "swiglu" : "gelu", (swiglu ? sw_f : 2) * T * f / t * a,
+            (swiglu ? sw_b : 3) * T * f / t * a);
     tag(o, BIT(ACT_OP_ACT));
     add_gemm(o, c, p, "mlp_down", 1, T, f / t, h, 1);
     tag(o, BIT(ACT_OP_DOWN));
@@ -223,7 +249,8 @@ void kt_last(const model_cfg *m, const cluster_cfg *c, const plan_cfg *p, kt_par
     const double T = (double)plan_tokens_per_rank(p), t = (double)p->tp, h = (double)m->hidden;
     const double V = (double)model_vocab_rows(m, p->tp);
     const double hs = p->sp ? h / t : h;
-    add_mem(o, c, "final_norm", 2 * T * hs * a, 3 * T * hs * a);
+    add_mem(o, c, "final_norm", T * hs * kt_norm_fwd_bytes(m, p, a),
+            T * hs * kt_norm_bwd_bytes(m, p, a));
     add_gemm(o, c, p, "output_head", 1, T, h, V, 1);
     /* vocab-parallel cross-entropy: read the logits, write fp32 softmax (Megatron);
      * backward reads it and writes the logits' gradient */
