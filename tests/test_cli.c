@@ -604,6 +604,13 @@ static void test_plan_framework(void **state) {
     assert_int_equal(run("plan --set framework=megatron --set precision=", out, sizeof out), 0);
     tu_contains(out, "  framework  megatron (", "plans/frameworks/megatron.yaml): grad bucket none",
                 "source NVIDIA/Megatron-LM @ d98e8a64ddf3", "precision  bf16-fp32grad", NULL);
+    /* near peak, MFU (full attention square) passes 100% while HFU (what the causal
+     * kernels execute) stays under it, and plan says why (docs/memory.md §7) */
+    assert_int_equal(run("plan --cluster tests/fuzz/corpus/cluster/mfu-over-100-near-peak.yaml",
+                         out, sizeof out), 0);
+    tu_contains(out, "MFU 100.3%, HFU 95.0%", "MFU counts the full s x s attention square", NULL);
+    assert_int_equal(run("plan", out, sizeof out), 0);
+    assert_null(strstr(out, "MFU counts the full"));
     /* the profile's zero3: section is printed under ZeRO-3 only, with what the plan changes */
     assert_null(strstr(out, "  zero3 "));
     assert_int_equal(run("plan --set framework=fsdp2 --set parallel.zero=3 --set zero3.launch=8us",
