@@ -479,12 +479,11 @@ static void cp_costs(const emit_ctx *x, const time_ctx *tc, unit_cost *c) {
     c->ring_bytes = act_kv_block_bytes(x->m, x->p);
     if (x->p->cp <= 1) return;
     const double pass = coll_time(COLL_SEND, x->p->cp, c->ring_bytes, &tc->link[GROUP_CP]);
-    const double attn[2] = {core, (x->p->recompute == RECOMPUTE_FULL ? 3 : 2) * core};
     double *secs[2] = {&c->fwd_s, &c->bwd_s};
     for (int bwd = 0; bwd < 2; bwd++) {
         const double ring = c->ring_s[bwd] = (double)c->ring_passes[bwd] * pass;
-        double over = ring < attn[bwd] ? ring : attn[bwd];
-        if (over > *secs[bwd]) over = *secs[bwd];
+        const double over =
+            step_cp_overlap(ring, step_cp_attn_budget(x->p, core, bwd), *secs[bwd]);
         *secs[bwd] += ring - tc->overlap * over;
     }
 }

@@ -40,12 +40,20 @@ enum { PH_FWD, PH_BWD, PH_GRADS, PH_PARAMS, PH_COUNT };
  * links overlap one another. Of what overlaps, only the share `eff` hides:
  * communication kernels take SMs and memory bandwidth from the compute they
  * overlap (docs/time.md §4). */
+double step_cp_attn_budget(const plan_cfg *p, double attn_core_fwd, bool bwd) {
+    return (bwd ? (p->recompute == RECOMPUTE_FULL ? 3 : 2) : 1) * attn_core_fwd;
+}
+
+double step_cp_overlap(double ring, double attn, double compute) {
+    return mind(ring, mind(attn, compute));
+}
+
 static void settle(const time_ctx *x, const phase_comm *pc, double budget, double attn,
                    double ex[GROUP_COUNT], double hid[GROUP_COUNT]) {
     double left[LINK_COUNT] = {budget, budget, budget}, rest[LINK_COUNT] = {0, 0, 0};
     double over[GROUP_COUNT] = {0};
     const coll_link_kind cp_link = x->link[GROUP_CP].link;
-    over[GROUP_CP] = mind(pc->hide[GROUP_CP], mind(attn, budget)); /* served first */
+    over[GROUP_CP] = step_cp_overlap(pc->hide[GROUP_CP], attn, budget); /* served first */
     left[cp_link] -= over[GROUP_CP];
     for (int g = 0; g < GROUP_COUNT; g++)
         if (g != GROUP_CP) rest[x->link[g].link] += pc->hide[g];
@@ -185,11 +193,9 @@ void stage_time_compute(const time_ctx *x, const cluster_cfg *c, const plan_cfg 
     double ex[GROUP_COUNT], hid[GROUP_COUNT];
     /* (every plan has forward and backward traffic or none; the per-step
      * phases are often empty and skipped) */
-    settle(x, &ph[PH_FWD], k.f, k.attn, ex, hid);
+    settle(x, &ph[PH_FWD], k.f, step_cp_attn_budget(p, k.attn, false), ex, hid);
     add_phase(ex, hid, &o->f, o->exposed, o->hidden);
-    /* backward attention: its own two passes, plus the forward again under full recompute */
-    const double attn_bwd = (p->recompute == RECOMPUTE_FULL ? 3 : 2) * k.attn;
-    settle(x, &ph[PH_BWD], k.b + k.w, attn_bwd, ex, hid);
+    settle(x, &ph[PH_BWD], k.b + k.w, step_cp_attn_budget(p, k.attn, true), ex, hid);
     add_phase(ex, hid, &o->b, o->exposed, o->hidden);
     /* gradients reduce behind the last micro-batch's backward, updated
      * parameters gather behind the next step's first forward */

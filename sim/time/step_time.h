@@ -73,6 +73,16 @@ void stage_time_compute(const time_ctx *x, const cluster_cfg *c, const plan_cfg 
 void stage_time_chunks(const time_ctx *x, const plan_cfg *p, int64_t stage,
                        const int64_t layers[3], stage_time *o);
 
+/* Context parallelism's ring passes hide behind the attention core only
+ * (docs/time.md §4): the forward's core once, the backward's twice (dQ and
+ * dK/dV), three times under full recompute (the replayed forward's too). */
+double step_cp_attn_budget(const plan_cfg *p, double attn_core_fwd, bool bwd);
+
+/* Of `ring` seconds of passes, what overlaps: at most the attention budget
+ * and at most the phase's `compute` seconds (only the share `overlap` of it
+ * hides; settle() and the emitter's ring ops both apply this). */
+double step_cp_overlap(double ring, double attn, double compute);
+
 /* ZeRO-3 under a `zero3:` section (docs/time.md §4.1): of t seconds of one
  * phase's gathers and reduce-scatters over `units` units beside `compute`
  * seconds of compute, the part that cannot hide: the first unit's gather,
