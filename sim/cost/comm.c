@@ -251,13 +251,14 @@ static void cp_comm(const model_cfg *m, const plan_cfg *p, const comm_stage_info
         cp_all_gather_comm(p, s, KV, l);
         return;
     }
-    const int64_t replay = p->recompute == RECOMPUTE_FULL ? 1 : 0;
-    add(l, GROUP_CP, COLL_SEND, COMM_FWD, "K/V blocks (forward)", c,
-        mb * s->layers * comm_cp_passes(p, false), KV);
-    add(l, GROUP_CP, COLL_SEND, COMM_BWD, "K/V blocks (recompute)", c,
-        mb * s->layers * (c - 1) * replay, KV);
-    add(l, GROUP_CP, COLL_SEND, COMM_BWD, "K/V blocks (backward)", c, mb * s->layers * (c - 1), KV);
-    add(l, GROUP_CP, COLL_SEND, COMM_BWD, "dK/dV blocks (backward)", c, mb * s->layers * (c - 1), KV);
+    /* one trip around the ring (comm_cp_passes' forward); the backward's
+     * comm_cp_passes are its K/V trip, its dK/dV trip and a replayed forward */
+    const int64_t trip = mb * s->layers * comm_cp_passes(p, false);
+    const int64_t replay = comm_cp_passes(p, true) / comm_cp_passes(p, false) - 2;
+    add(l, GROUP_CP, COLL_SEND, COMM_FWD, "K/V blocks (forward)", c, trip, KV);
+    add(l, GROUP_CP, COLL_SEND, COMM_BWD, "K/V blocks (recompute)", c, trip * replay, KV);
+    add(l, GROUP_CP, COLL_SEND, COMM_BWD, "K/V blocks (backward)", c, trip, KV);
+    add(l, GROUP_CP, COLL_SEND, COMM_BWD, "dK/dV blocks (backward)", c, trip, KV);
 }
 
 /* Activation offload: each micro-batch's saved activations go to host memory
