@@ -1123,6 +1123,15 @@ static void test_refusals(void **state) {
                            "precision: bf16-mixed\noptimizer: adamw\n"),
                 "test.yaml:7:", "pipeline.partition_messages: ", "found true", "set it to false",
                 NULL);
+    /* overlapped tp collectives and a zero3: section are cost model only */
+    tu_contains(emit_error("model: tiny-1m\ncluster: dgx-h100\ngpus: 2\nparallel: {dp: 1, tp: 2}\n"
+                           "batch: {global: 1, micro: 1, seq: 64}\nrecompute: none\n"
+                           "overlap: {tp: true}\nprecision: bf16-mixed\noptimizer: adamw\n"),
+                "overlap.tp: ", "found overlap.tp true", "set it to false", NULL);
+    tu_contains(emit_error("model: tiny-1m\ncluster: dgx-h100\ngpus: 2\nparallel: {dp: 2, zero: 3}\n"
+                           "batch: {global: 2, micro: 1, seq: 64}\nrecompute: none\n"
+                           "zero3: {unit: param}\nprecision: bf16-mixed\noptimizer: adamw\n"),
+                "zero3: ", "found a zero3: section (unit param, prefetch 1)", "leave it out", NULL);
     /* a framework profile describes another implementation: cost model only */
     tu_contains(emit_error("model: tiny-1m\ncluster: dgx-h100\ngpus: 1\nparallel: {dp: 1}\n"
                            "batch: {global: 1, micro: 1, seq: 64}\nrecompute: none\n"

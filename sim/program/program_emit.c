@@ -167,6 +167,20 @@ static int refuse_training(const plan_spec *s, ps_err *err) {
                          "loss and kernels); found framework %s, whose profile only the cost "
                          "model (plan, sweep) evaluates: leave framework out to emit",
                          s->framework_name);
+    /* the runtime's tensor-parallel collectives block the compute that needs
+     * them (rt_tp.c), and its ZeRO-3 gathers one unit at a time, again in
+     * backward (rt_exec.c): the cost model's other choices are its own */
+    if (p->tp > 1 && p->overlap_tp)
+        return ps_err_at(err, &s->locs.self, "overlap.tp",
+                         "the execution plan blocks compute on its tensor-parallel collectives; "
+                         "found overlap.tp true, which only the cost model (plan, sweep) "
+                         "evaluates: set it to false to emit");
+    if (p->zero == 3 && p->zero3.set && p->dp * p->cp > 1)
+        return ps_err_at(err, &s->locs.self, "zero3",
+                         "the execution plan gathers each unit before its forward and again "
+                         "before its backward; found a zero3: section (unit %s, prefetch %lld), "
+                         "which only the cost model (plan, sweep) evaluates: leave it out to emit",
+                         plan_zero3_unit_names[p->zero3.unit], (long long)p->zero3.prefetch);
     /* the runtime runs ring attention (rt_cp); the all-gather algorithm is cost model only */
     if (p->cp > 1 && p->cp_algorithm != CP_RING)
         return ps_err_at(err, field_loc(s, &s->locs.cp_algorithm), "cp_algorithm",
