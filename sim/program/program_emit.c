@@ -19,7 +19,9 @@
  * is one. Context parallelism: every cp rank's role runs the same ops on its
  * seq/cp tokens (the zig-zag chunks), its layers' fwd/bwd ops carrying the
  * ring's passes and buffers, gradients reduced over dp x cp. Pipeline
- * parallelism is refused with the plan's location until its ops are emitted.
+ * parallelism: each stage's ops in its schedule's order (emit_pipe.c). What
+ * only the cost model evaluates is refused with where it was written
+ * (refuse_training).
  */
 #include <stdio.h>
 #include <stdlib.h>

@@ -182,6 +182,12 @@ static void mem_record(replay_state *s, int32_t i, int64_t pend, int64_t pend_af
  * peer has posted its receive: the replay frees its block (o->bytes) at the
  * first send or receive that starts at or after both (the one right after
  * the send starts before it arrives), else after the step's last op. */
+
+/* A pipeline send or receive (the stage-boundary messages replay pairs up). */
+static bool is_pp_p2p(const prog_op *o) {
+    return (o->kind == OP_SEND || o->kind == OP_RECV) && o->group == GROUP_PP;
+}
+
 static int mem_sends(replay_state *s, ps_err *err) {
     const prog_role *r = s->r;
     int32_t *live = malloc((size_t)(s->n_sent ? s->n_sent : 1) * sizeof *live);
@@ -190,7 +196,7 @@ static int mem_sends(replay_state *s, ps_err *err) {
     int64_t pend = 0;
     for (int32_t i = 0; i < r->n_ops; i++) {
         const prog_op *o = &r->ops[i];
-        const bool p2p = (o->kind == OP_SEND || o->kind == OP_RECV) && o->group == GROUP_PP;
+        const bool p2p = is_pp_p2p(o);
         if (p2p) { /* reap those complete by now */
             int32_t k = 0;
             for (int32_t j = 0; j < n_live; j++) {
@@ -274,7 +280,7 @@ static void prune(replay_state *s) {
 
 static int time_op(replay_state *s, const prog_op *o, replay_op *t, double p2p_arrival,
                    ps_err *err) {
-    if ((o->kind == OP_SEND || o->kind == OP_RECV) && o->group == GROUP_PP) {
+    if (is_pp_p2p(o)) {
         /* a send leaves when the stage's compute is there and does not hold it up (the
          * runtime's sends do not block); a receive holds the compute stream until the
          * matching send has arrived (pipe_sched.c's hop: its end is the send's) */
@@ -457,7 +463,7 @@ static int64_t replay_role_ops(replay_state *s, replay_state *all, const int32_t
     for (; s->next < r->n_ops; s->next++, ran++) {
         const int32_t i = s->next;
         const prog_op *o = &r->ops[i];
-        const bool p2p = (o->kind == OP_SEND || o->kind == OP_RECV) && o->group == GROUP_PP;
+        const bool p2p = is_pp_p2p(o);
         int64_t during[MEM_COUNT] = {0};
         double arrival = 0;
         if (o->step < 0 || o->step >= s->p->steps)
