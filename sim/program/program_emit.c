@@ -542,8 +542,9 @@ static void unit_costs(emit_ctx *x) {
         c->bwd_s = parts[k]->bwd_in + parts[k]->recompute + parts[k]->bwd_w;
         part_flops(parts[k], c->recompute, &c->fwd_flops, &c->bwd_flops);
         c->bwd_w_s = parts[k]->bwd_w;
-        for (int i = 0; i < parts[k]->n; i++) /* a GEMM's weight gradient: one more GEMM */
-            if (parts[k]->op[i].kind == KT_GEMM) c->bwd_w_flops += parts[k]->op[i].flops_fwd;
+        for (int i = 0; i < parts[k]->n; i++) /* a weight's gradient: one more GEMM */
+            if (parts[k]->op[i].kind == KT_GEMM && parts[k]->op[i].weights > 0)
+                c->bwd_w_flops += parts[k]->op[i].flops_fwd;
     }
     x->cost[UK_EMBED].saved = ab.first_stage;
     x->cost[UK_LAYER].saved = ab.layer_saved;
