@@ -145,17 +145,32 @@ def describe(res):
     return "; ".join(parts)
 
 
-def stats(rows):
+def summary(rows, none="-"):
+    """The error summary of rows, as text: [rows with an error, mean |error|,
+    max |error|, rows that failed to load] (`none` for the mean and max when no
+    row has an error)."""
     errs = [abs(float(r["error"])) for r in rows if r["status"] == "ok" and r["metric"] != "none"]
     failed = sum(r["status"] != "ok" for r in rows)
     if not errs:
-        return "0\t-\t-\t%d" % failed
-    return "%d\t%.1f%%\t%.1f%%\t%d" % (len(errs), 100 * sum(errs) / len(errs), 100 * max(errs), failed)
+        return ["0", none, none, "%d" % failed]
+    return ["%d" % len(errs), "%.1f%%" % (100 * sum(errs) / len(errs)), "%.1f%%" % (100 * max(errs)),
+            "%d" % failed]
 
 
-def lofo(build, files):
+def stats(rows):
+    return "\t".join(summary(rows))
+
+
+def lofo_data(build, files, base=None):
+    """The leave-one-family-out check as data: {"refit", "committed_curves",
+    "refit_curves": text; "families": [{"family", "fitted" (count), "own"
+    (summary of the family's rows, committed fit), "again" (summary under the
+    fit without the family; None without fitted rows), "fit" (that fit,
+    described; None without fitted rows)}]}. `base`: the rows of `calibrate`
+    on `files` when the caller has them already."""
     files = [os.path.abspath(f) for f in files]
-    base = calibrate(build, files)
+    if base is None:
+        base = calibrate(build, files)
     families = []
     for r in base:
         if r["family"] not in families:
@@ -168,29 +183,41 @@ def lofo(build, files):
 
         fresh()
         res = fit_all(build, files, tmp)
-        committed = "; ".join("%s: %s" % (c, re.sub(r"^gemm: ", "", get_gemm(
+        out = {"refit": describe(res), "families": []}
+        out["committed_curves"] = "; ".join("%s: %s" % (c, re.sub(r"^gemm: ", "", get_gemm(
             os.path.join(SRC, "plans", "clusters", c + ".yaml")) or "default"))
             for c in sorted(res))
-        refit = "; ".join("%s: %s" % (c, re.sub(r"^gemm: ", "", get_gemm(
+        out["refit_curves"] = "; ".join("%s: %s" % (c, re.sub(r"^gemm: ", "", get_gemm(
             os.path.join(tmp, "plans", "clusters", c + ".yaml")) or "default"))
             for c in sorted(res))
-        print("#refit\t%s" % describe(res))
-        print("#committed_curves\t%s" % committed)
-        print("#refit_curves\t%s" % refit)
-        print("family\tfitted_rows\trows\tcommitted_mean\tcommitted_max\tfailed\t"
-              "lofo_rows\tlofo_mean\tlofo_max\tlofo_failed\tfit_without_it")
         for fam in families:
             own = [r for r in base if r["family"] == fam]
             nfit = sum(r["use"] == "fit" for r in own)
-            if nfit == 0:
-                print("%s\t0\t%s\t(same: no fitted rows)\t\t\t\t" % (fam, stats(own)))
-                continue
-            fresh()
-            res = fit_all(build, files, tmp, exclude=fam)
-            again = [r for r in calibrate(build, files, tmp) if r["family"] == fam]
-            print("%s\t%d\t%s\t%s\t%s" % (fam, nfit, stats(own), stats(again), describe(res)))
+            row = {"family": fam, "fitted": nfit, "own": summary(own), "again": None, "fit": None}
+            if nfit:
+                fresh()
+                res = fit_all(build, files, tmp, exclude=fam)
+                row["again"] = summary([r for r in calibrate(build, files, tmp) if r["family"] == fam])
+                row["fit"] = describe(res)
+            out["families"].append(row)
+        return out
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def lofo(build, files):
+    d = lofo_data(build, files)
+    print("#refit\t%s" % d["refit"])
+    print("#committed_curves\t%s" % d["committed_curves"])
+    print("#refit_curves\t%s" % d["refit_curves"])
+    print("family\tfitted_rows\trows\tcommitted_mean\tcommitted_max\tfailed\t"
+          "lofo_rows\tlofo_mean\tlofo_max\tlofo_failed\tfit_without_it")
+    for f in d["families"]:
+        if f["fitted"] == 0:
+            print("%s\t0\t%s\t(same: no fitted rows)\t\t\t\t" % (f["family"], "\t".join(f["own"])))
+        else:
+            print("%s\t%d\t%s\t%s\t%s" % (f["family"], f["fitted"], "\t".join(f["own"]),
+                                          "\t".join(f["again"]), f["fit"]))
 
 
 def main():

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """generate.py — docs/accuracy.md from bench/accuracy/template.md and the
-output of bench/calibrate and bench/fit_efficiency.py --lofo on every file in
-bench/published/ (bench/accuracy.sh calls it; never edit docs/accuracy.md by
+rows of bench/calibrate and fit_efficiency.lofo_data (bench/fit_efficiency.py)
+on every file in bench/published/ (bench/accuracy.sh calls it; never edit docs/accuracy.md by
 hand). Deterministic: the same tree gives the same bytes.
 
 Each line of the template that is exactly `@@NAME@@` is replaced by a generated
@@ -16,7 +16,6 @@ usage: bench/accuracy/generate.py BUILD_DIR TEMPLATE.md > docs/accuracy.md
 import glob
 import os
 import re
-import subprocess
 import sys
 
 SRC = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -73,11 +72,7 @@ def rows_block(rows):
 
 
 def stat(rows):
-    e = [abs(float(r["error"])) for r in rows if r["status"] == "ok" and r["metric"] != "none"]
-    failed = sum(r["status"] != "ok" for r in rows)
-    if not e:
-        return "| 0 | – | – | %d |" % failed
-    return "| %d | %.1f%% | %.1f%% | %d |" % (len(e), 100 * sum(e) / len(e), 100 * max(e), failed)
+    return "| %s |" % " | ".join(fit_efficiency.summary(rows, none="–"))
 
 
 def sets_block(rows):
@@ -95,30 +90,23 @@ def sets_block(rows):
     return out
 
 
-def lofo_block(lines):
+def lofo_block(lofo):
     out = ["| family | fitted rows | rows | error, committed fit (mean / max) | error, fit without the family (mean / max) | that fit |",
            "|---|---:|---:|---:|---:|---|"]
-    for l in lines:
-        if l.startswith("#") or l.startswith("family\t"):
-            continue
-        c = l.split("\t")
-        if c[1] == "0":
-            out.append("| %s | 0 | %s | %s / %s | same (no fitted rows to leave out) | |" % (c[0], c[2], c[3], c[4]))
+    for f in lofo["families"]:
+        own = f["own"]
+        if f["fitted"] == 0:
+            out.append("| %s | 0 | %s | %s / %s | same (no fitted rows to leave out) | |" % (f["family"], own[0], own[1], own[2]))
         else:
-            out.append("| %s | %s | %s | %s / %s | %s / %s | %s |" % (c[0], c[1], c[2], c[3], c[4], c[7], c[8], c[10]))
+            out.append("| %s | %d | %s | %s / %s | %s / %s | %s |" % (f["family"], f["fitted"], own[0], own[1], own[2],
+                                                                   f["again"][1], f["again"][2], f["fit"]))
     return out
 
 
-def curves_block(lines):
-    out = []
-    for l in lines:
-        if l.startswith("#refit\t"):
-            out.append("- refit on every fitted row now: " + l.split("\t", 1)[1])
-        elif l.startswith("#committed_curves\t"):
-            out.append("- committed `gemm:` points: " + l.split("\t", 1)[1])
-        elif l.startswith("#refit_curves\t"):
-            out.append("- refit `gemm:` points: " + l.split("\t", 1)[1])
-    return out
+def curves_block(lofo):
+    return ["- refit on every fitted row now: " + lofo["refit"],
+            "- committed `gemm:` points: " + lofo["committed_curves"],
+            "- refit `gemm:` points: " + lofo["refit_curves"]]
 
 
 def memory_block(rows):
@@ -158,8 +146,7 @@ def main():
     os.chdir(SRC)
     files = sorted(glob.glob("bench/published/*.yaml"))
     rows = fit_efficiency.calibrate(build, files)
-    lofo = subprocess.run([sys.executable, os.path.join(SRC, "bench", "fit_efficiency.py"), "--lofo",
-                           build] + files, capture_output=True, text=True, check=True).stdout.splitlines()
+    lofo = fit_efficiency.lofo_data(build, files, base=rows)
     blocks = {"FILES": files_block(files), "ROWS": rows_block(rows), "SETS": sets_block(rows),
               "LOFO": lofo_block(lofo), "CURVES": curves_block(lofo), "MEMORY": memory_block(rows),
               "NOFIT": nofit_block(rows), "FAILED": failed_block(rows)}

@@ -8,11 +8,19 @@ bool pipe_layout_given(const plan_cfg *p) {
            p->account_for_embedding || p->account_for_loss;
 }
 
-/* Layer slots per stage with the embedding / loss counted (before either is
- * taken off); 0 when the count does not divide (plan_check refuses it). */
-static int64_t account_slots(const model_cfg *m, const plan_cfg *p) {
-    const int64_t n = m->layers + p->account_for_embedding + p->account_for_loss;
+int64_t pipe_account_layers(const model_cfg *m, const plan_cfg *p) {
+    return m->layers + p->account_for_embedding + p->account_for_loss;
+}
+
+int64_t pipe_account_slots(const model_cfg *m, const plan_cfg *p) {
+    const int64_t n = pipe_account_layers(m, p);
     return n % p->pp ? 0 : n / p->pp;
+}
+
+int64_t pipe_middle_split(const model_cfg *m, const plan_cfg *p, int64_t *rest) {
+    const int64_t first = p->first_stage_layers, last = p->last_stage_layers;
+    *rest = m->layers - first - last;
+    return p->pp - (first > 0) - (last > 0);
 }
 
 int64_t pipe_stage_layers(const model_cfg *m, const plan_cfg *p, int64_t stage) {
@@ -22,11 +30,12 @@ int64_t pipe_stage_layers(const model_cfg *m, const plan_cfg *p, int64_t stage) 
         const int64_t first = p->first_stage_layers, last = p->last_stage_layers;
         if (stage == 0 && first) return first;
         if (stage == pp - 1 && last) return last;
-        const int64_t middle = pp - (first > 0) - (last > 0);
-        return middle > 0 ? (m->layers - first - last) / middle : 0;
+        int64_t rest;
+        const int64_t middle = pipe_middle_split(m, p, &rest);
+        return middle > 0 ? rest / middle : 0;
     }
     if (p->account_for_embedding || p->account_for_loss)
-        return account_slots(m, p) - (p->account_for_embedding && stage == 0) -
+        return pipe_account_slots(m, p) - (p->account_for_embedding && stage == 0) -
                (p->account_for_loss && stage == pp - 1);
     return m->layers / pp;
 }
@@ -35,7 +44,8 @@ int64_t pipe_chunk_layers(const model_cfg *m, const plan_cfg *p, int64_t stage, 
     const int64_t v = p->virtual_stages;
     if (!p->stage_layers[0] && !p->first_stage_layers && !p->last_stage_layers &&
         (p->account_for_embedding || p->account_for_loss))
-        return account_slots(m, p) / v - (p->account_for_embedding && stage == 0 && chunk == 0) -
+        return pipe_account_slots(m, p) / v -
+               (p->account_for_embedding && stage == 0 && chunk == 0) -
                (p->account_for_loss && stage == p->pp - 1 && chunk == v - 1);
     return pipe_stage_layers(m, p, stage) / v;
 }

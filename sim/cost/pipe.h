@@ -27,6 +27,22 @@
 /* Layers held by pipeline stage s (all its chunks). */
 int64_t pipe_stage_layers(const model_cfg *m, const plan_cfg *p, int64_t stage);
 
+/* Layers plus one slot each for the embedding / loss when
+ * pipeline.account_for_embedding / account_for_loss count them (Megatron-LM's
+ * account_for_*_in_pipeline_split): the count pp must divide. */
+int64_t pipe_account_layers(const model_cfg *m, const plan_cfg *p);
+
+/* Layer slots per stage under account_for_* (pipe_account_layers / pp, before
+ * the embedding's or loss's slot is taken off); 0 when pp does not divide
+ * them (plan_check refuses that). */
+int64_t pipe_account_slots(const model_cfg *m, const plan_cfg *p);
+
+/* With first_stage_layers / last_stage_layers: the number of middle stages
+ * (those neither option sizes), and in *rest the layers left for them to share
+ * in equal parts (Megatron-LM's rule; may be negative or not divide when the
+ * plan is refused). */
+int64_t pipe_middle_split(const model_cfg *m, const plan_cfg *p, int64_t *rest);
+
 /* The layer split as Megatron-LM builds it (transformer_block.py
  * get_num_layers_to_build; docs/schedule.md "Uneven splits"), for a plan that
  * passed plan_check_cfg. A stage holds, in order of precedence:

@@ -84,6 +84,9 @@ static inline int64_t cluster_gpus(const cluster_cfg *c) { return c->gpus_per_no
 void cluster_eff_default(cluster_eff *e);
 /* Recompute the derived slopes after changing the GEMM curve. */
 void cluster_eff_prepare(cluster_eff *e);
+/* The log-log slope of a curve's segment into point i (i >= 1):
+ * log(y[i] / y[i-1]) / log(x[i] / x[i-1]). */
+double cluster_curve_slope(const double *x, const double *y, int i);
 
 int cluster_from_node(const ynode *root, const char *path, cluster_spec *out, ps_err *err);
 int cluster_load_file(const char *path, cluster_spec *out, ps_err *err);

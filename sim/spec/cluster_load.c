@@ -42,11 +42,14 @@ void cluster_eff_default(cluster_eff *e) {
     cluster_eff_prepare(e);
 }
 
+double cluster_curve_slope(const double *x, const double *y, int i) {
+    return log(y[i] / y[i - 1]) / log(x[i] / x[i - 1]);
+}
+
 void cluster_eff_prepare(cluster_eff *e) {
     e->gemm_slope[0] = 0;
     for (int i = 1; i < e->gemm_n; i++)
-        e->gemm_slope[i] = log(e->gemm_frac[i] / e->gemm_frac[i - 1]) /
-                           log(e->gemm_dim[i] / e->gemm_dim[i - 1]);
+        e->gemm_slope[i] = cluster_curve_slope(e->gemm_dim, e->gemm_frac, i);
 }
 
 /* A fraction in (0, 1] ([0, 1] with zero_ok). */

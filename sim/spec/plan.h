@@ -158,7 +158,6 @@ typedef struct {
     ps_loc self, gpus, parallel, dp, tp, pp, cp, zero, sp, global, micro, seq, schedule,
         virtual_stages, stage_layers, recompute, precision, placement;
     ps_loc first_stage_layers, last_stage_layers, account_for_embedding, account_for_loss;
-    ps_loc attn_kernel; /* kernels.attention */
     ps_loc cp_algorithm, deallocate_outputs, partition_messages;
 } plan_locs;
 

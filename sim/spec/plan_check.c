@@ -129,11 +129,11 @@ static plan_reason split_options_check(const model_cfg *m, const plan_cfg *p) {
     if (has_split(p) || (first_last(p) && accounts(p)) || (first_last(p) && p->pp < 2))
         return PLAN_SPLIT_OPTIONS;
     if (first_last(p)) {
-        const int64_t rest = m->layers - p->first_stage_layers - p->last_stage_layers;
-        const int64_t middle = p->pp - (p->first_stage_layers > 0) - (p->last_stage_layers > 0);
+        int64_t rest;
+        const int64_t middle = pipe_middle_split(m, p, &rest);
         if (rest < 0 || (rest > 0) != (middle > 0) || (middle > 0 && rest % middle))
             return PLAN_SPLIT_MIDDLE;
-    } else if ((m->layers + p->account_for_embedding + p->account_for_loss) % p->pp) {
+    } else if (pipe_account_layers(m, p) % p->pp) {
         return PLAN_SPLIT_ACCOUNT;
     }
     return PLAN_OK;
@@ -144,9 +144,8 @@ static plan_reason split_options_check(const model_cfg *m, const plan_cfg *p) {
  * requires (get_num_layers_to_build); -1 when all do. */
 static int64_t unsplittable_stage(const model_cfg *m, const plan_cfg *p, int64_t *count) {
     for (int64_t s = 0; s < p->pp; s++) {
-        *count = !has_split(p) && !first_last(p) && accounts(p)
-                     ? (m->layers + p->account_for_embedding + p->account_for_loss) / p->pp
-                     : pipe_stage_layers(m, p, s);
+        *count = !has_split(p) && !first_last(p) && accounts(p) ? pipe_account_slots(m, p)
+                                                                : pipe_stage_layers(m, p, s);
         if (*count % p->virtual_stages) return s;
     }
     return -1;
@@ -229,7 +228,8 @@ static int explain_split_options(const plan_spec *s, ps_err *err) {
                          (long long)p->pp);
     if (first_last(p)) {
         const int64_t first = p->first_stage_layers, last = p->last_stage_layers;
-        const int64_t rest = m->layers - first - last, middle = p->pp - (first > 0) - (last > 0);
+        int64_t rest;
+        const int64_t middle = pipe_middle_split(m, p, &rest);
         return ps_err_at(err, fl, fl_name,
                          "expected the model's layers = %lld (%s) less first_stage_layers = "
                          "%lld and last_stage_layers = %lld to split evenly over the %lld "
@@ -238,7 +238,7 @@ static int explain_split_options(const plan_spec *s, ps_err *err) {
                          (long long)m->layers, ps_loc_str(&s->model.locs.layers, at, sizeof at),
                          (long long)first, (long long)last, (long long)middle, (long long)rest);
     }
-    const int64_t n = m->layers + p->account_for_embedding + p->account_for_loss;
+    const int64_t n = pipe_account_layers(m, p);
     return ps_err_at(err, ac, ac_name,
                      "expected pp = %lld to divide the model's layers = %lld (%s) plus %d for "
                      "the embedding and the loss counted as layers (Megatron-LM's "

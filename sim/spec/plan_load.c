@@ -618,7 +618,6 @@ static int resolve_kernels(const ynode *root, plan_spec *out, ps_err *err) {
     out->cfg.eager_elementwise = !strcmp(elementwise, "eager");
     const ynode *a = ynode_get(k, "attention");
     if (!a) return 0;
-    out->locs.attn_kernel = a->loc;
     const cluster_eff *e = &out->cluster.cfg.eff;
     char known[CLUSTER_ATTN_KERNELS * (CLUSTER_KERNEL_NAME + 2) + 8] = "";
     for (int i = 0; i < e->attn_kernel_n; i++) {

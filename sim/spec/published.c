@@ -152,11 +152,17 @@ static int read_published(const ynode *c, const char *path, published_case *info
     return 0;
 }
 
+/* The mapping a case's `key` is read from: the case when it sets the key,
+ * else the file (its default for every case). */
+static const ynode *case_or_file(const ynode *root, const ynode *c, const char *key) {
+    return ynode_get(c, key) ? c : root;
+}
+
 /* A string field of the case, or the file's default for it: `use` and
  * `family` are declared for every row before any fitting. */
 static int read_declared(const ynode *root, const ynode *c, const char *key,
                          const char *const *names, const char *expected, int *out, ps_err *err) {
-    const ynode *from = ynode_get(c, key) ? c : root;
+    const ynode *from = case_or_file(root, c, key);
     if (!ynode_get(from, key)) {
         char field[32];
         snprintf(field, sizeof field, "case.%s", key);
@@ -197,15 +203,17 @@ static int read_case(const ynode *c, case_fields *k, ps_err *err) {
     k->schedule = SCHED_1F1B;
     k->model = ynode_get(c, "model");
     k->layers = ynode_get(c, "layers");
+    const ynode *recompute = ynode_get(c, "recompute");
     if (yget_int(c, "case", "gpus", true, 1, 1 << 24, &k->gpus, err) ||
         yget_map(c, "case", "parallel", true, &k->parallel, err) ||
         yget_int(c, "case", "global_batch", true, 1, INT64_MAX, &k->global, err) ||
         yget_int(c, "case", "micro_batch", false, 1, INT64_MAX, &k->micro, err) ||
         yget_int(c, "case", "virtual", false, 1, 1024, &k->virt, err) ||
         yget_enum(c, "case", "schedule", false, schedules, &k->schedule, err) ||
-        (ynode_get(c, "recompute") && ynode_get(c, "recompute")->kind == YN_SEQ
-             ? (k->recompute_list = ynode_get(c, "recompute"), 0)
-             : yget_enum(c, "case", "recompute", true, plan_recompute_names, &k->recompute, err)) ||
+        (recompute && recompute->kind == YN_SEQ
+             ? (k->recompute_list = recompute, 0)
+             : yget_enum(c, "case", "recompute", true, plan_recompute_policy_names,
+                         &k->recompute, err)) ||
         yget_bool(c, "case", "sp", false, &k->sp, err) ||
         yget_int(c, "case", "seq", false, 1, INT64_MAX, &k->seq, err))
         return -1;
@@ -277,7 +285,7 @@ int published_plan(const ynode *root, const ynode *c, const char *path, plan_spe
         snprintf(text + strlen(text), sizeof text - strlen(text), "recompute: %s\n",
                  plan_recompute_names[k.recompute]);
     /* the framework profile (case, else file), verbatim: plan_load checks it */
-    const ynode *fw = ynode_get(c, "framework") ? ynode_get(c, "framework") : ynode_get(root, "framework");
+    const ynode *fw = ynode_get(case_or_file(root, c, "framework"), "framework");
     if (fw) line(text, sizeof text, "framework", fw);
     /* plan fields for every case (file "plan:"), unless the case sets its own */
     const ynode *fp = ynode_get(root, "plan"), *cp = ynode_get(c, "plan");

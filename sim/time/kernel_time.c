@@ -12,15 +12,21 @@
 /* Tag the op just added with the layer ops (act_op bits) its forward computes. */
 static void tag(kt_part *o, uint32_t replays) { o->op[o->n - 1].replays = replays; }
 
+/* A curve [[x, fraction]] at v strictly inside its ends, log-log between the
+ * points around it: y0 (v / x0)^slope, the slope into point i taken from
+ * `slope` when prepared (cluster_eff_prepare), else computed. */
+static double curve_loglog(const double *x, const double *y, const double *slope, double v) {
+    int i = 1;
+    while (v > x[i]) i++;
+    return y[i - 1] * pow(v / x[i - 1], slope ? slope[i] : cluster_curve_slope(x, y, i));
+}
+
 double kt_gemm_efficiency(const cluster_eff *e, double dim) {
     const int n = e->gemm_n;
     if (n <= 0) return 1.0;
     if (dim <= e->gemm_dim[0]) return e->gemm_frac[0] * dim / e->gemm_dim[0];
     if (dim >= e->gemm_dim[n - 1]) return e->gemm_frac[n - 1];
-    int i = 1;
-    while (dim > e->gemm_dim[i]) i++;
-    /* log-log interpolation: frac = f0 (dim / d0)^slope */
-    return e->gemm_frac[i - 1] * pow(dim / e->gemm_dim[i - 1], e->gemm_slope[i]);
+    return curve_loglog(e->gemm_dim, e->gemm_frac, e->gemm_slope, dim);
 }
 
 /* A measured curve [[x, fraction]] at v: log-log between points, flat beyond
@@ -29,9 +35,7 @@ double kt_gemm_efficiency(const cluster_eff *e, double dim) {
 static double curve_flat(const double *x, const double *y, int n, double v) {
     if (v <= x[0]) return y[0];
     if (v >= x[n - 1]) return y[n - 1];
-    int i = 1;
-    while (v > x[i]) i++;
-    return y[i - 1] * pow(v / x[i - 1], log(y[i] / y[i - 1]) / log(x[i] / x[i - 1]));
+    return curve_loglog(x, y, NULL, v);
 }
 
 void kt_attn_efficiency(const cluster_cfg *c, const plan_cfg *p, double seq, double *fwd,
