@@ -58,6 +58,15 @@ int64_t pipe_virtual_first_layer(const model_cfg *m, const plan_cfg *p, int64_t 
 
 static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 
+int64_t pipe_interleaved_warmup(int64_t pp, int64_t v, int64_t mb, int64_t s) {
+    return min64(2 * (pp - s - 1) + (v - 1) * pp, mb * v);
+}
+
+int64_t pipe_op_chunk(int64_t pp, int64_t v, int64_t k, bool backward) {
+    const int64_t c = (k % (pp * v)) / pp;
+    return backward ? v - 1 - c : c;
+}
+
 /* Interleaved: the most layers' activations stage s holds at once, its
  * chunks' own layer counts added over Megatron-LM's op order (pipe_sched.c:
  * warm-up forwards, then one forward and one backward per step; forward k on
@@ -69,14 +78,13 @@ typedef struct {
 } chunk_sizes;
 
 static int64_t op_layers(const chunk_sizes *z, int64_t k, int backward) {
-    int64_t c = (k % (z->pp * z->v)) / z->pp;
-    if (backward) c = z->v - 1 - c;
+    const int64_t c = pipe_op_chunk(z->pp, z->v, k, backward);
     return c == 0 ? z->first : c == z->v - 1 ? z->last : z->mid;
 }
 
 static int64_t chunk_layer_peak(const model_cfg *m, const plan_cfg *p, int64_t s, int64_t mb) {
     const int64_t pp = p->pp, v = p->virtual_stages, total = mb * v;
-    const int64_t warm = min64(2 * (pp - s - 1) + (v - 1) * pp, total);
+    const int64_t warm = pipe_interleaved_warmup(pp, v, mb, s);
     chunk_sizes z = {pp, v, pipe_chunk_layers(m, p, s, 0), 0, pipe_chunk_layers(m, p, s, v - 1)};
     z.mid = v > 2 ? pipe_chunk_layers(m, p, s, 1) : z.first;
     if (z.first == z.mid && z.last == z.mid) return min64(warm + 1, total) * z.mid;
@@ -105,7 +113,7 @@ void pipe_stage_inflight(const model_cfg *m, const plan_cfg *p, int64_t stage,
     switch (p->schedule) {
     case SCHED_AFAB: out->inflight = mb; break;
     case SCHED_INTERLEAVED: {
-        int64_t peak = min64(2 * (pp - stage - 1) + (v - 1) * pp + 1, mb * v);
+        int64_t peak = min64(pipe_interleaved_warmup(pp, v, mb, stage) + 1, mb * v);
         out->inflight = peak;
         out->layer_units = pipe_layout_given(p) ? chunk_layer_peak(m, p, stage, mb)
                                                 : peak * (m->layers / (pp * v));

@@ -43,6 +43,14 @@ int64_t pipe_account_slots(const model_cfg *m, const plan_cfg *p);
  * plan is refused). */
 int64_t pipe_middle_split(const model_cfg *m, const plan_cfg *p, int64_t *rest);
 
+/* Megatron-LM's interleaved order (docs/schedule.md): the forwards stage s of
+ * pp runs before its first backward, min(2(pp-s-1) + (v-1)pp, m v), and the
+ * chunk its k-th forward (or backward, the mirror chunk) runs: micro-batches
+ * go through the chunks in groups of pp. pipe_sched.c builds the op order
+ * from them; the in-flight counts below walk the same order. */
+int64_t pipe_interleaved_warmup(int64_t pp, int64_t v, int64_t mb, int64_t s);
+int64_t pipe_op_chunk(int64_t pp, int64_t v, int64_t k, bool backward);
+
 /* The layer split as Megatron-LM builds it (transformer_block.py
  * get_num_layers_to_build; docs/schedule.md "Uneven splits"), for a plan that
  * passed plan_check_cfg. A stage holds, in order of precedence:

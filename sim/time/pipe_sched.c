@@ -6,6 +6,8 @@
 #include <stdbool.h>
 #include <stdlib.h>
 
+#include "cost/pipe.h"
+
 static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 
 static bool times_ok(const double *t, int64_t p, bool may_be_null) {
@@ -66,7 +68,7 @@ static int64_t warmup(const sched_in *in, int64_t s) {
     const int64_t p = in->p, m = in->m, v = in->v;
     switch (in->kind) {
     case SCHED_AFAB: return p == 1 ? 0 : m;
-    case SCHED_INTERLEAVED: return min64(2 * (p - s - 1) + (v - 1) * p, m * v);
+    case SCHED_INTERLEAVED: return pipe_interleaved_warmup(p, v, m, s);
     case SCHED_1F1B:
     case SCHED_ZERO_BUBBLE:
     default: return min64(p - s - 1, m);
@@ -79,8 +81,7 @@ static int64_t warmup(const sched_in *in, int64_t s) {
  * microbatch id helpers). With v = 1 this is micro-batch k. */
 static void put(sched_op **o, sched_op_kind kind, const sched_in *in, int64_t k) {
     const int64_t p = in->p, v = in->v, group = p * v;
-    int64_t chunk = (k % group) / p;
-    if (kind != SCHED_OP_F) chunk = v - 1 - chunk;
+    const int64_t chunk = pipe_op_chunk(p, v, k, kind != SCHED_OP_F);
     **o = (sched_op){.kind = (uint8_t)kind, .chunk = (int16_t)chunk,
                      .mb = (int32_t)((k / group) * p + k % p)};
     (*o)++;
