@@ -40,6 +40,16 @@ static void layout_tp(const program *p, int64_t tp, rt_layer_layout *o) {
 
 void rt_model_layer_layout(const program *p, rt_layer_layout *o) { layout_tp(p, p->tp, o); }
 
+int32_t rt_model_global_unit(const program *p, const char *name) {
+    if (!strcmp(name, "embed")) return 0;
+    if (!strcmp(name, "head")) return (int32_t)(p->layers + 1);
+    char *end = NULL;
+    if (strncmp(name, "layer.", 6) || name[6] < '0' || name[6] > '9') return -1;
+    long i = strtol(name + 6, &end, 10);
+    if (*end || i < 0 || i >= p->layers) return -1;
+    return (int32_t)(i + 1);
+}
+
 int64_t rt_model_unit_elems(const program *p, int64_t unit) {
     const int64_t rows = rt_tp_vocab_rows(p); /* the vocab-parallel tables' rows */
     if (unit == 0) return rows * p->hidden;

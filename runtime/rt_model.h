@@ -72,6 +72,10 @@ typedef struct rt_model {
     int n_tmp;
 } rt_model;
 
+/* The global unit a role's unit name stands for: "embed" 0, "layer.i" i + 1,
+ * "head" L + 1; -1 for anything else (a bad number included). */
+int32_t rt_model_global_unit(const program *p, const char *name);
+
 /* Elements of unit u (0 embed, 1..L layers, L+1 head): one tp rank's shard
  * (the program header's tp; params.c's counts). */
 int64_t rt_model_unit_elems(const program *p, int64_t unit);

@@ -213,13 +213,6 @@ typedef struct {
     int64_t rows, cols;
 } tensor;
 
-/* The global unit of a role's unit: 0 embed, 1 + i layer.i, L + 1 head. */
-static int64_t global_unit(const program *p, const prog_unit *u) {
-    if (!strcmp(u->name, "embed")) return 0;
-    if (!strcmp(u->name, "head")) return p->layers + 1;
-    return 1 + strtoll(u->name + 6, NULL, 10); /* "layer.N": the loader checked the names */
-}
-
 /* Element k of a tp shard of the tensors t[0..n) (laid out one after another,
  * each split by its rule), as an index of the whole tensors; -1 past them. */
 static int64_t tensors_full(const tensor *t, int n, int64_t tp, int64_t rank, int64_t k) {
@@ -250,7 +243,7 @@ int64_t rt_tp_full_index(const program *p, const prog_role *r, int64_t i) {
         const prog_unit *un = &r->units[u];
         if (i < un->offset || i >= un->offset + un->elems) continue;
         int64_t k = i - un->offset;
-        const int64_t g = global_unit(p, un);
+        const int64_t g = rt_model_global_unit(p, un->name); /* rt_pipe_init checked it */
         if (g >= 1 && g <= p->layers) {
             const int64_t j = tensors_full(layer, 9, tp, t, k);
             return j < 0 ? -1 : V * h + (g - 1) * layer_elems + j;
