@@ -210,11 +210,11 @@ int rt_groups_init(rt_groups *g, const program *p, ps_err *err) {
     const prog_role *r = has ? &p->roles[g->role] : NULL;
     const int64_t s = has ? r->stage : 0, t = has ? r->tp_rank : 0, c = has ? r->cp_rank : 0;
     const int64_t tp = p->tp, cp = p->cp, dp = p->dp;
-    g->coord[GROUP_DP] = k, g->coord[GROUP_TP] = (int)t, g->coord[GROUP_PP] = (int)s;
-    g->coord[GROUP_CP] = (int)c;
-    g->dp_rank = (int)(k * cp + c);
-    /* dp: the gradient / ZeRO group over dp x cp; the others: one coordinate varies */
-    split(&g->group[GROUP_DP], "dp", has, s * tp + t, g->dp_rank);
+    g->dp_index = k;
+    /* dp: the gradient / ZeRO group over dp x cp, by shard index; the others: one
+     * coordinate varies. Each group holds every value of its key once, so a rank's
+     * place in it is its key. */
+    split(&g->group[GROUP_DP], "dp", has, s * tp + t, k * cp + c);
     split(&g->group[GROUP_TP], "tp", has, (s * cp + c) * dp + k, t);
     split(&g->group[GROUP_PP], "pp", has, (t * cp + c) * dp + k, s);
     split(&g->group[GROUP_CP], "cp", has, (s * tp + t) * dp + k, c);

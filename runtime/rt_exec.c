@@ -25,7 +25,6 @@ typedef struct {
     void *buf[BUF_COUNT];
     void **unit_buf[BUF_COUNT]; /* BUF_UNIT_PARAMS / BUF_UNIT_GRADS: per unit */
     rt_dtype dt[BUF_COUNT];
-    int dp_rank;
     /* whole-space buffers: the flat elements [first, first + held) this rank
      * holds (program_buf_held: the whole space or the rank's shard) */
     int64_t first[BUF_COUNT], held[BUF_COUNT];
@@ -171,7 +170,7 @@ static int op_free(exec *x, int32_t i, ps_err *err) {
 static void stage_batch(exec *x, int32_t step, int32_t mb) {
     const program *p = x->p;
     const int64_t first = (int64_t)step * p->global_batch +
-                          ((int64_t)x->g->coord[GROUP_DP] * p->micro_batches + mb) * p->micro_batch;
+                          ((int64_t)x->g->dp_index * p->micro_batches + mb) * p->micro_batch;
     const int64_t N = x->model.N;
     if (x->model.ring) /* context parallelism: this rank's zig-zag rows */
         rt_ring_batch(x->model.ring, &x->data, first, p->micro_batch, x->model.tokens + mb * N,
@@ -398,9 +397,9 @@ static int exec_init(exec *x, const program *p, const rt_backend *be, rt_groups 
     memset(x, 0, sizeof *x);
     x->p = p, x->be = be, x->g = g;
     x->r = &p->roles[g->role];
-    x->dp_rank = g->dp_rank;
-    for (int b = 0; b < BUF_COUNT; b++)
-        x->held[b] = program_buf_held(p, x->r, (prog_buf)b, -1, x->dp_rank, &x->first[b]);
+    for (int b = 0; b < BUF_COUNT; b++) /* the shard index: the rank in the dp-cp group */
+        x->held[b] = program_buf_held(p, x->r, (prog_buf)b, -1, g->group[GROUP_DP].rank,
+                                      &x->first[b]);
     x->dt[BUF_PARAMS] = x->dt[BUF_UNIT_PARAMS] = rt_dtype_of(p->precision.params);
     x->dt[BUF_GRADS] = x->dt[BUF_UNIT_GRADS] = rt_dtype_of(p->precision.grads);
     x->dt[BUF_MASTER] = x->dt[BUF_ADAM_M] = x->dt[BUF_ADAM_V] = RT_F32;
@@ -420,7 +419,7 @@ static int exec_init(exec *x, const program *p, const rt_backend *be, rt_groups 
                               (long long)rt_model_unit_elems(p, x->pipe.global[u]));
     if (rt_data_open(&x->data, p, opt ? opt->data_limit_bytes : 0, err) != 0) return -1;
     if (rt_model_init(&x->model, p, be, &x->mem, err) != 0) return -1;
-    return rt_ring_attach(&x->ring, &x->model, p, &g->group[GROUP_CP], g->coord[GROUP_CP], err);
+    return rt_ring_attach(&x->ring, &x->model, p, &g->group[GROUP_CP], (int)x->r->cp_rank, err);
 }
 
 static void exec_free(exec *x) {

@@ -19,12 +19,12 @@ typedef struct {
     rt_group world;
     rt_group group[GROUP_COUNT]; /* indexed by comm_group; GROUP_HOST unused */
     int role;                    /* index into program.roles */
-    /* this rank's coordinates by comm_group: its data-parallel index k (its
-     * place in its role's rank list), tp rank, pipeline stage, cp rank */
-    int coord[GROUP_COUNT];
-    /* its place in group[GROUP_DP], the gradient / ZeRO group over dp x cp
-     * (Megatron's dp-cp group): the shard index k * cp + cp rank */
-    int dp_rank;
+    /* this rank's data-parallel index k: its place in its role's rank list.
+     * (Its other coordinates are its role's tp_rank, stage and cp_rank, also
+     * its ranks in group[GROUP_TP], [GROUP_PP] and [GROUP_CP]; its rank in
+     * group[GROUP_DP], the gradient / ZeRO group over dp x cp (Megatron's
+     * dp-cp group), is its shard index k * cp + cp rank.) */
+    int dp_index;
 } rt_groups;
 
 /* Split the world by the program's roles (program.h: one role per stage, tp

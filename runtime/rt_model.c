@@ -22,23 +22,49 @@ enum { H_X, H_RSTD, H_XN, H_PROBS, H_LABELS };
 
 /* One layer's tensors as a tp rank of tp holds them (rt_tp.h: q/k/v and w1/w3
  * split by rows, wo and w2 by columns, norms whole). */
+void rt_model_layer_tensors(const program *p, rt_layer_tensor t[RT_LAYER_TENSORS]) {
+    const int64_t h = p->hidden, q = p->heads * p->head_dim, kv = p->kv_heads * p->head_dim;
+    const int64_t f = p->ffn_hidden;
+    const rt_layer_tensor all[RT_LAYER_TENSORS] = {
+        {RT_SPLIT_REPL, 1, h},  {RT_SPLIT_ROWS, q, h}, {RT_SPLIT_ROWS, kv, h},
+        {RT_SPLIT_ROWS, kv, h}, {RT_SPLIT_COLS, h, q}, {RT_SPLIT_REPL, 1, h},
+        {RT_SPLIT_ROWS, f, h},  {RT_SPLIT_ROWS, f, h}, {RT_SPLIT_COLS, h, f}};
+    memcpy(t, all, sizeof all);
+}
+
+/* The layer's tensors' shards on one of tp ranks, laid out one after another. */
 static void layout_tp(const program *p, int64_t tp, rt_layer_layout *o) {
-    const int64_t h = p->hidden, qw = p->heads * p->head_dim / tp,
-                  kvw = p->kv_heads * p->head_dim / tp, f = p->ffn_hidden / tp;
-    int64_t at = 0;
-    o->attn_norm = at, at += h;
-    o->wq = at, at += qw * h;
-    o->wk = at, at += kvw * h;
-    o->wv = at, at += kvw * h;
-    o->wo = at, at += h * qw;
-    o->mlp_norm = at, at += h;
-    o->w1 = at, at += f * h;
-    o->w3 = at, at += f * h;
-    o->w2 = at, at += h * f;
-    o->elems = at;
+    rt_layer_tensor t[RT_LAYER_TENSORS];
+    rt_model_layer_tensors(p, t);
+    int64_t *const at[RT_LAYER_TENSORS] = {&o->attn_norm, &o->wq, &o->wk, &o->wv, &o->wo,
+                                           &o->mlp_norm,  &o->w1, &o->w3, &o->w2};
+    int64_t n = 0;
+    for (int i = 0; i < RT_LAYER_TENSORS; i++) {
+        int64_t R, C;
+        rt_layer_tensor_shard(&t[i], tp, &R, &C);
+        *at[i] = n, n += R * C;
+    }
+    o->elems = n;
 }
 
 void rt_model_layer_layout(const program *p, rt_layer_layout *o) { layout_tp(p, p->tp, o); }
+
+int64_t rt_model_full_offset(const program *p, int64_t unit) {
+    rt_layer_layout l;
+    layout_tp(p, 1, &l);
+    const int64_t embed = p->vocab * p->hidden;
+    return unit == 0 ? 0 : embed + (unit - 1) * l.elems; /* the head after the L layers */
+}
+
+int32_t rt_model_global_unit(const program *p, const char *name) {
+    if (!strcmp(name, "embed")) return 0;
+    if (!strcmp(name, "head")) return (int32_t)(p->layers + 1);
+    char *end = NULL;
+    if (strncmp(name, "layer.", 6) || name[6] < '0' || name[6] > '9') return -1;
+    long i = strtol(name + 6, &end, 10);
+    if (*end || i < 0 || i >= p->layers) return -1;
+    return (int32_t)(i + 1);
+}
 
 int64_t rt_model_unit_elems(const program *p, int64_t unit) {
     const int64_t rows = rt_tp_vocab_rows(p); /* the vocab-parallel tables' rows */

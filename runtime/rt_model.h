@@ -30,6 +30,26 @@ typedef struct {
     int64_t attn_norm, wq, wk, wv, wo, mlp_norm, w1, w3, w2, elems;
 } rt_layer_layout;
 
+/* How tensor parallelism splits a layer tensor: replicated, by rows
+ * (column-parallel: output features) or by columns (row-parallel: input
+ * features). */
+typedef enum { RT_SPLIT_REPL, RT_SPLIT_ROWS, RT_SPLIT_COLS } rt_split;
+typedef struct {
+    rt_split how;
+    int64_t rows, cols; /* the whole (one-rank) tensor */
+} rt_layer_tensor;
+
+/* A layer's tensors in their flat order: attn_norm, wq, wk, wv, wo,
+ * mlp_norm, w1, w3, w2 (rt_layer_layout's offsets are of their tp shards). */
+#define RT_LAYER_TENSORS 9
+void rt_model_layer_tensors(const program *p, rt_layer_tensor t[RT_LAYER_TENSORS]);
+/* Rows *R and columns *C of t's shard on one of tp ranks. */
+static inline void rt_layer_tensor_shard(const rt_layer_tensor *t, int64_t tp, int64_t *R,
+                                         int64_t *C) {
+    *R = t->how == RT_SPLIT_ROWS ? t->rows / tp : t->rows;
+    *C = t->how == RT_SPLIT_COLS ? t->cols / tp : t->cols;
+}
+
 #define RT_SAVED_MAX 16
 
 typedef struct {
@@ -72,10 +92,17 @@ typedef struct rt_model {
     int n_tmp;
 } rt_model;
 
+/* The global unit a role's unit name stands for: "embed" 0, "layer.i" i + 1,
+ * "head" L + 1; -1 for anything else (a bad number included). */
+int32_t rt_model_global_unit(const program *p, const char *name);
+
 /* Elements of unit u (0 embed, 1..L layers, L+1 head): one tp rank's shard
  * (the program header's tp; params.c's counts). */
 int64_t rt_model_unit_elems(const program *p, int64_t unit);
 void rt_model_layer_layout(const program *p, rt_layer_layout *out);
+/* Where unit u (0 embed, 1..L layers, L+1 head) starts in the one-rank
+ * model's flat space (the index space of rt_model_init_values). */
+int64_t rt_model_full_offset(const program *p, int64_t unit);
 
 int rt_model_init(rt_model *m, const program *p, const rt_backend *be, rt_mem *mem,
                   ps_err *err);

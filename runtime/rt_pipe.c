@@ -7,17 +7,6 @@
 
 #include "rt_group.h"
 
-/* "embed" 0, "layer.i" i + 1, "head" L + 1; -1 for anything else. */
-static int32_t global_unit(const program *p, const char *name) {
-    if (!strcmp(name, "embed")) return 0;
-    if (!strcmp(name, "head")) return (int32_t)(p->layers + 1);
-    char *end = NULL;
-    if (strncmp(name, "layer.", 6) || name[6] < '0' || name[6] > '9') return -1;
-    long i = strtol(name + 6, &end, 10);
-    if (*end || i < 0 || i >= p->layers) return -1;
-    return (int32_t)(i + 1);
-}
-
 int rt_pipe_init(rt_pipe *pp, const program *p, const prog_role *r, const rt_backend *be,
                  rt_mem *mem, rt_group *group, ps_err *err) {
     memset(pp, 0, sizeof *pp);
@@ -26,7 +15,7 @@ int rt_pipe_init(rt_pipe *pp, const program *p, const prog_role *r, const rt_bac
     pp->global = calloc((size_t)r->n_units, sizeof *pp->global);
     if (!pp->global) return ps_err_set(err, "out of host memory");
     for (int32_t u = 0; u < r->n_units; u++) {
-        const int32_t g = global_unit(p, r->units[u].name);
+        const int32_t g = rt_model_global_unit(p, r->units[u].name);
         if (g < 0 || (u > 0 && g <= pp->global[u - 1]))
             return ps_err_set(err,
                               "unit %d is \"%s\"; the runtime's model has embed, layer.0 .. "

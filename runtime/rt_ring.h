@@ -41,7 +41,8 @@ typedef struct rt_ring {
     int64_t seq, T; /* the sequence, and the rows one rank holds (seq / cp) */
     int64_t *pos;   /* [cp][T]: the global position of each rank's rows */
     int32_t *full;  /* [2][B * seq]: a micro-batch's whole sequences, before the split */
-    /* passes since the executor last took them (rt_ring_take) */
+    /* passes since the executor last took them (rt_exec.c ring_stats adds them
+     * to the cp group's send statistics and zeroes them) */
     int64_t calls, bytes;
     double seconds;
 } rt_ring;

@@ -205,32 +205,17 @@ void rt_tp_xent_bwd(const rt_tp *tp, const program *p, float *dlogits, const flo
 
 /* ---- shard -> full model ------------------------------------------------------------- */
 
-/* One tensor of a layer: replicated, split by rows (column-parallel: output
- * features) or by columns (row-parallel: input features); rows x cols whole. */
-typedef enum { T_REPL, T_ROWS, T_COLS } split;
-typedef struct {
-    split how;
-    int64_t rows, cols;
-} tensor;
-
-/* The global unit of a role's unit: 0 embed, 1 + i layer.i, L + 1 head. */
-static int64_t global_unit(const program *p, const prog_unit *u) {
-    if (!strcmp(u->name, "embed")) return 0;
-    if (!strcmp(u->name, "head")) return p->layers + 1;
-    return 1 + strtoll(u->name + 6, NULL, 10); /* "layer.N": the loader checked the names */
-}
-
 /* Element k of a tp shard of the tensors t[0..n) (laid out one after another,
  * each split by its rule), as an index of the whole tensors; -1 past them. */
-static int64_t tensors_full(const tensor *t, int n, int64_t tp, int64_t rank, int64_t k) {
+static int64_t tensors_full(const rt_layer_tensor *t, int n, int64_t tp, int64_t rank, int64_t k) {
     int64_t full = 0;
     for (int i = 0; i < n; i++) {
-        const int64_t R = t[i].how == T_ROWS ? t[i].rows / tp : t[i].rows;
-        const int64_t C = t[i].how == T_COLS ? t[i].cols / tp : t[i].cols;
+        int64_t R, C;
+        rt_layer_tensor_shard(&t[i], tp, &R, &C);
         if (k < R * C) {
             const int64_t r = k / C, c = k % C;
-            if (t[i].how == T_ROWS) return full + (rank * R + r) * t[i].cols + c;
-            if (t[i].how == T_COLS) return full + r * t[i].cols + rank * C + c;
+            if (t[i].how == RT_SPLIT_ROWS) return full + (rank * R + r) * t[i].cols + c;
+            if (t[i].how == RT_SPLIT_COLS) return full + r * t[i].cols + rank * C + c;
             return full + k;
         }
         k -= R * C;
@@ -240,24 +225,20 @@ static int64_t tensors_full(const tensor *t, int n, int64_t tp, int64_t rank, in
 }
 
 int64_t rt_tp_full_index(const program *p, const prog_role *r, int64_t i) {
-    const int64_t h = p->hidden, q = p->heads * p->head_dim, kv = p->kv_heads * p->head_dim;
-    const int64_t f = p->ffn_hidden, V = p->vocab, tp = p->tp, t = r->tp_rank;
-    const tensor layer[] = {{T_REPL, 1, h},  {T_ROWS, q, h}, {T_ROWS, kv, h},
-                            {T_ROWS, kv, h}, {T_COLS, h, q}, {T_REPL, 1, h},
-                            {T_ROWS, f, h},  {T_ROWS, f, h}, {T_COLS, h, f}};
-    const int64_t layer_elems = 2 * h + (2 * q + 2 * kv + 3 * f) * h;
+    const int64_t h = p->hidden, V = p->vocab, tp = p->tp, t = r->tp_rank;
+    rt_layer_tensor layer[RT_LAYER_TENSORS];
+    rt_model_layer_tensors(p, layer);
     for (int32_t u = 0; u < r->n_units; u++) {
         const prog_unit *un = &r->units[u];
         if (i < un->offset || i >= un->offset + un->elems) continue;
         int64_t k = i - un->offset;
-        const int64_t g = global_unit(p, un);
+        const int64_t g = rt_model_global_unit(p, un->name); /* rt_pipe_init checked it */
+        int64_t base = rt_model_full_offset(p, g);
         if (g >= 1 && g <= p->layers) {
-            const int64_t j = tensors_full(layer, 9, tp, t, k);
-            return j < 0 ? -1 : V * h + (g - 1) * layer_elems + j;
+            const int64_t j = tensors_full(layer, RT_LAYER_TENSORS, tp, t, k);
+            return j < 0 ? -1 : base + j;
         }
-        int64_t base = 0;
         if (g > p->layers) { /* final_norm (replicated), then lm_head like the embedding */
-            base = V * h + p->layers * layer_elems;
             if (k < h) return base + k;
             k -= h, base += h;
         }

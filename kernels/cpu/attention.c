@@ -74,34 +74,11 @@ static void attn_bwd_head(float *dqh, float *dkh, float *dvh, const float *doh, 
     const int64_t bq = attn_bq(T);
     for (int64_t i0 = 0; i0 < T; i0 += bq) {
         const int64_t bs = i0 + bq < T ? bq : T - i0, nk = i0 + bs;
-        /* P = exp(S - lse), recomputed */
-        attn_scores(s, qh, kh, i0, bs, nk, D, qs, ks, scale);
+        int64_t n_row[ATTN_BQ];
         for (int64_t r = 0; r < bs; r++)
-            attn_exp_row(s + r * nk, i0 + r + 1, nk, lseh[(i0 + r) * H]);
-        /* dV[0:nk] += P^T dO[i0:i0+bs] */
-        if (dvh)
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (blasint)nk, (blasint)D,
-                        (blasint)bs, 1.0f, s, (blasint)nk, doh + i0 * qs, (blasint)qs, 1.0f, dvh,
-                        (blasint)ks);
-        if (!dqh && !dkh) continue;
-        /* dP = dO[i0:i0+bs] V[0:nk]^T */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (blasint)bs, (blasint)nk, (blasint)D,
-                    1.0f, doh + i0 * qs, (blasint)qs, vh, (blasint)ks, 0.0f, dp, (blasint)nk);
-        /* dS = P o (dP - Drow), in dp */
-        for (int64_t r = 0; r < bs; r++) {
-            const int64_t i = i0 + r;
-            attn_ds_row(dp + r * nk, s + r * nk, i + 1, nk, doh + i * qs, oh + i * qs, D);
-        }
-        /* dQ[i0:i0+bs] += scale dS K[0:nk] */
-        if (dqh)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (blasint)bs, (blasint)D,
-                        (blasint)nk, scale, dp, (blasint)nk, kh, (blasint)ks, 1.0f, dqh + i0 * qs,
-                        (blasint)qs);
-        /* dK[0:nk] += scale dS^T Q[i0:i0+bs] */
-        if (dkh)
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (blasint)nk, (blasint)D,
-                        (blasint)bs, scale, dp, (blasint)nk, qh + i0 * qs, (blasint)qs, 1.0f, dkh,
-                        (blasint)ks);
+            n_row[r] = i0 + r + 1; /* causal: row i sees keys 0..i */
+        attn_bwd_rows(dqh, dkh, dvh, doh, qh, kh, vh, oh, lseh, i0, bs, nk, n_row, H, D, qs, ks,
+                      scale, s, dp);
     }
 }
 

@@ -111,31 +111,11 @@ static void block_bwd_head(float *dqh, float *dkh, float *dvh, const float *doh,
         const int64_t bs = i0 + bq < Tq ? bq : Tq - i0;
         const int64_t nk = visible(kpos, Tk, qpos[i0 + bs - 1], 0);
         if (nk == 0) continue;
-        attn_scores(s, qh, kh, i0, bs, nk, D, qs, ks, scale);
-        for (int64_t r = 0, n = 0; r < bs; r++) {
-            n = visible(kpos, nk, qpos[i0 + r], n);
-            attn_exp_row(s + r * nk, n, nk, lseh[(i0 + r) * H]);
-        }
-        if (dvh)
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (blasint)nk, (blasint)D,
-                        (blasint)bs, 1.0f, s, (blasint)nk, doh + i0 * qs, (blasint)qs, 1.0f, dvh,
-                        (blasint)ks);
-        if (!dqh && !dkh) continue;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (blasint)bs, (blasint)nk, (blasint)D,
-                    1.0f, doh + i0 * qs, (blasint)qs, vh, (blasint)ks, 0.0f, dp, (blasint)nk);
-        for (int64_t r = 0, n = 0; r < bs; r++) {
-            const int64_t i = i0 + r;
-            n = visible(kpos, nk, qpos[i], n);
-            attn_ds_row(dp + r * nk, s + r * nk, n, nk, doh + i * qs, oh + i * qs, D);
-        }
-        if (dqh)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (blasint)bs, (blasint)D,
-                        (blasint)nk, scale, dp, (blasint)nk, kh, (blasint)ks, 1.0f, dqh + i0 * qs,
-                        (blasint)qs);
-        if (dkh)
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (blasint)nk, (blasint)D,
-                        (blasint)bs, scale, dp, (blasint)nk, qh + i0 * qs, (blasint)qs, 1.0f, dkh,
-                        (blasint)ks);
+        int64_t n_row[ATTN_BQ];
+        for (int64_t r = 0, n = 0; r < bs; r++)
+            n_row[r] = n = visible(kpos, nk, qpos[i0 + r], n);
+        attn_bwd_rows(dqh, dkh, dvh, doh, qh, kh, vh, oh, lseh, i0, bs, nk, n_row, H, D, qs, ks,
+                      scale, s, dp);
     }
 }
 

@@ -2,7 +2,8 @@
  * (attention.c) and the ring-attention block kernel (attention_block.c)
  * share (internal to kernels/cpu): scores of a query block as one GEMM, and
  * the per-row softmax, recomputed probabilities and dS = P o (dP - Drow)
- * over the first n of nk keys (the rest masked to 0). */
+ * over the first n of nk keys (the rest masked to 0), and the backward of a
+ * query block given how many keys each of its rows sees. */
 #ifndef PS_ATTN_ROWS_H
 #define PS_ATTN_ROWS_H
 
@@ -58,6 +59,38 @@ KERN_SIMD_CLONES static inline void attn_ds_row(float *ds, const float *p, int64
         ds[j] = p[j] * (ds[j] - drow);
     for (int64_t j = n; j < nk; j++)
         ds[j] = 0.0f;
+}
+
+/* The backward of query rows [i0, i0 + bs) of one (b, h) against keys
+ * [0, nk), row r seeing its first n_row[r] keys: P = exp(S - lse) recomputed
+ * into s, then
+ *   dV[0:nk] += P^T dO,  dP = dO V^T,  dS = P o (dP - Drow) (in dp),
+ *   dQ[i0:i0+bs] += scale dS K[0:nk],  dK[0:nk] += scale dS^T Q[i0:i0+bs];
+ * a NULL dqh / dkh / dvh is not computed. s and dp hold bs x nk floats each. */
+static inline void attn_bwd_rows(float *dqh, float *dkh, float *dvh, const float *doh,
+                                 const float *qh, const float *kh, const float *vh, const float *oh,
+                                 const float *lseh, int64_t i0, int64_t bs, int64_t nk,
+                                 const int64_t *n_row, int64_t H, int64_t D, int64_t qs, int64_t ks,
+                                 float scale, float *s, float *dp) {
+    attn_scores(s, qh, kh, i0, bs, nk, D, qs, ks, scale);
+    for (int64_t r = 0; r < bs; r++)
+        attn_exp_row(s + r * nk, n_row[r], nk, lseh[(i0 + r) * H]);
+    if (dvh)
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (blasint)nk, (blasint)D, (blasint)bs,
+                    1.0f, s, (blasint)nk, doh + i0 * qs, (blasint)qs, 1.0f, dvh, (blasint)ks);
+    if (!dqh && !dkh) return;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (blasint)bs, (blasint)nk, (blasint)D, 1.0f,
+                doh + i0 * qs, (blasint)qs, vh, (blasint)ks, 0.0f, dp, (blasint)nk);
+    for (int64_t r = 0; r < bs; r++) {
+        const int64_t i = i0 + r;
+        attn_ds_row(dp + r * nk, s + r * nk, n_row[r], nk, doh + i * qs, oh + i * qs, D);
+    }
+    if (dqh)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (blasint)bs, (blasint)D, (blasint)nk,
+                    scale, dp, (blasint)nk, kh, (blasint)ks, 1.0f, dqh + i0 * qs, (blasint)qs);
+    if (dkh)
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (blasint)nk, (blasint)D, (blasint)bs,
+                    scale, dp, (blasint)nk, qh + i0 * qs, (blasint)qs, 1.0f, dkh, (blasint)ks);
 }
 
 #endif
