@@ -27,6 +27,19 @@ typedef struct {
     int64_t output;      /* output head; 0 when tied to the embedding */
     int64_t matmul_per_layer; /* weight elements that take part in matmuls */
     int64_t total;       /* whole model on one rank (pp = 1) */
+    /* ---- Mixture of experts (all 0 for a dense model; docs/memory.md §1 "MoE").
+     * attn and norms are the same in dense and MoE layers; mlp and layer above
+     * describe a dense layer (ffn_hidden). A MoE layer holds attn + norms +
+     * router + shared + experts x expert. */
+    int64_t router;      /* per MoE layer: experts x hidden (+ experts bias terms), replicated */
+    int64_t expert;      /* one routed expert's MLP, whole (not split by tp or etp) */
+    int64_t shared;      /* per MoE layer: the shared experts on one tp rank */
+    int64_t moe_layer;   /* one MoE layer on one tp rank with every routed expert (ep = etp = 1) */
+    int64_t moe_matmul_active; /* weight elements one token multiplies in a MoE layer (tp = 1) */
+    int64_t mtp;         /* the multi-token-prediction modules, without the shared embedding
+                            and head (not in total; DeepSeek-V3 reports them apart) */
+    int64_t activated;   /* parameters one token uses (tp = 1): total less the routed experts
+                            it is not sent to; = total for a dense model */
 } params_count;
 
 /* Count parameters held by one tensor-parallel rank of tp (tp = 1: the whole
@@ -36,5 +49,9 @@ void params_count_rank(const model_cfg *m, int64_t tp, params_count *out);
 
 /* Total parameters of the model (unpadded, tied weights counted once). */
 int64_t params_total(const model_cfg *m);
+
+/* Parameters of main-model layers [first, first + n) on one tp rank with every
+ * routed expert held (a dense model: n x layer). */
+int64_t params_layers(const model_cfg *m, const params_count *pc, int64_t first, int64_t n);
 
 #endif

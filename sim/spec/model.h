@@ -29,7 +29,39 @@ typedef struct {
     model_pos position;
     model_bias bias;
     double dropout;
+    /* ---- Mixture of experts (docs/specs.md "Mixture of experts"; experts 0 = a
+     * dense model, and every field below is 0). A MoE layer replaces the dense
+     * MLP with a router (experts x hidden, plus `experts` bias terms when
+     * router_bias: DeepSeek-V3's e_score_correction_bias), `experts` routed
+     * experts of which each token uses experts_per_token, and shared_experts
+     * experts every token uses; each expert is an MLP of the model's kind
+     * (`mlp`) with expert_ffn_hidden hidden features. The first dense_layers
+     * layers keep the dense MLP of ffn_hidden (DeepSeek-V3 first_k_dense_replace). */
+    int64_t experts, experts_per_token, shared_experts, expert_ffn_hidden, dense_layers;
+    bool router_bias;
+    /* ---- Multi-head latent attention (DeepSeek-V2 §2.1; kv_lora_rank 0 =
+     * standard multi-head / grouped attention). q_lora_rank 0: the query is
+     * projected from the hidden state directly. Per head, queries and keys are
+     * qk_nope_head_dim + qk_rope_head_dim wide, values v_head_dim. */
+    int64_t q_lora_rank, kv_lora_rank, qk_nope_head_dim, qk_rope_head_dim, v_head_dim;
+    /* ---- Multi-token prediction (DeepSeek-V3 §2.2): MTP modules after the main
+     * model, each a projection (2h x h), two norms and one transformer layer of
+     * the MoE kind, sharing the embedding and the output head. Counted apart
+     * from the main model's parameters (params_count.mtp), as DeepSeek does. */
+    int64_t mtp_layers;
 } model_cfg;
+
+/* A mixture-of-experts model (experts > 0), and whether layer i (0-based) is a
+ * MoE layer. */
+static inline bool model_is_moe(const model_cfg *m) { return m->experts > 0; }
+static inline bool model_layer_is_moe(const model_cfg *m, int64_t i) {
+    return m->experts > 0 && i >= m->dense_layers;
+}
+/* Layers with a MoE MLP / a dense MLP in the main model. */
+static inline int64_t model_moe_layers(const model_cfg *m) {
+    return m->experts > 0 ? m->layers - m->dense_layers : 0;
+}
+static inline bool model_is_mla(const model_cfg *m) { return m->kv_lora_rank > 0; }
 
 typedef struct {
     ps_loc self, layers, hidden, heads, kv_heads, ffn_hidden, vocab, max_position, attention;

@@ -152,7 +152,23 @@ typedef struct {
      * over tp (DeepSpeed PipelineEngine is_pipe_partitioned /
      * is_grad_partitioned); false = today's model */
     bool partition_messages;
+    /* ---- Mixture of experts (`parallel.ep`, `parallel.etp`, the `moe:` section;
+     * docs/specs.md "Expert parallelism"). Ignored for a dense model.
+     * ep: expert-parallel degree, the routed experts split over ep ranks of the
+     * dp x cp x tp ranks of a stage (Megatron-Core's MoE parallel folding: the
+     * expert layers use etp x ep x edp = tp x cp x dp); etp: expert tensor
+     * parallel degree, 0 = the same as tp (Megatron-Core's default); the
+     * expert-data-parallel degree edp = tp*cp*dp / (etp*ep) shards (ZeRO) and
+     * reduces the expert weights. */
+    int64_t ep, etp;
+    double moe_capacity_factor; /* tokens an expert takes, over its even share; 0 = dropless */
+    double moe_imbalance;       /* dropless: the busiest expert rank's tokens over the mean (>= 1) */
+    int64_t moe_node_limit;     /* node-limited routing (DeepSeek-V3 §2.1.2): at most M nodes per token; 0 = none */
+    bool moe_aux_loss;          /* the router's load-balancing loss (Switch, Fedus et al. 2021 eq. 4) */
 } plan_cfg;
+
+/* The expert tensor-parallel degree in effect (etp 0 = tp). */
+static inline int64_t plan_etp(const plan_cfg *p) { return p->etp > 0 ? p->etp : p->tp; }
 
 typedef struct {
     ps_loc self, gpus, parallel, dp, tp, pp, cp, zero, sp, global, micro, seq, schedule,

@@ -85,6 +85,13 @@ void plan_cfg_defaults(plan_cfg *c) {
                             .prefetch = 1, .reshard_after_forward = true,
                             .recompute_gather = false, .launch_s = 0,
                             .launch_per_rank_s = 0, .copy_out = false};
+    /* mixture of experts: experts not split, etp as tp, dropless and balanced */
+    c->ep = 1;
+    c->etp = 0;
+    c->moe_capacity_factor = 0;
+    c->moe_imbalance = 1.0;
+    c->moe_node_limit = 0;
+    c->moe_aux_loss = true;
 }
 
 void plan_train_defaults(plan_train *t) {
