@@ -135,6 +135,17 @@ static void json_plan(jsonw *w, const plan_spec *s) {
         jsonw_bool(w, "copy_out", z->copy_out);
         jsonw_obj_end(w);
     }
+    if (model_is_moe(&s->model.cfg)) { /* expert layout (docs/specs.md "Expert parallelism") */
+        jsonw_obj(w, "moe");
+        jsonw_int(w, "ep", p->ep);
+        jsonw_int(w, "etp", plan_etp(p));
+        jsonw_int(w, "edp", p->tp * p->cp * p->dp / (plan_etp(p) * p->ep));
+        jsonw_num(w, "capacity_factor", p->moe_capacity_factor);
+        jsonw_num(w, "imbalance", p->moe_imbalance);
+        jsonw_int(w, "node_limit", p->moe_node_limit);
+        jsonw_bool(w, "aux_loss", p->moe_aux_loss);
+        jsonw_obj_end(w);
+    }
     jsonw_str(w, "optimizer", plan_optimizer_names[p->optimizer]);
     jsonw_obj(w, "offload");
     jsonw_bool(w, "optimizer", p->offload_optimizer);
@@ -196,6 +207,7 @@ void report_plan_json(FILE *f, const plan_spec *s, const eval_result *r, const e
     jsonw_init(&w, f);
     jsonw_obj(&w, NULL);
     jsonw_int(&w, "format_version", PARASIM_JSON_VERSION);
+    const bool moe = model_is_moe(&s->model.cfg);
     json_plan(&w, s);
     json_model(&w, &s->model, r->model_params);
     json_cluster(&w, &s->cluster);
@@ -216,10 +228,14 @@ void report_plan_json(FILE *f, const plan_spec *s, const eval_result *r, const e
         jsonw_int(&w, "layers", st->layers);
         jsonw_int(&w, "inflight", st->inflight);
         jsonw_int(&w, "param_elems", st->param_elems);
+        if (moe) {
+            jsonw_int(&w, "expert_elems", st->expert_elems);
+            jsonw_int(&w, "moe_layers", st->moe_layers);
+        }
         json_memory_fields(&w, st);
         json_breakdown(&w, st);
         jsonw_obj(&w, "comm");
-        for (int g = 0; g < GROUP_COUNT; g++) {
+        for (int g = 0; g < (moe ? GROUP_COUNT : GROUP_EP); g++) {
             char key[16];
             snprintf(key, sizeof key, "%s_bytes", comm_group_names[g]);
             jsonw_int(&w, key, st->comm_bytes[g]);
@@ -234,7 +250,7 @@ void report_plan_json(FILE *f, const plan_spec *s, const eval_result *r, const e
     jsonw_obj(&w, "comm");
     jsonw_int(&w, "stage", r->heaviest);
     int64_t total = 0;
-    for (int g = 0; g < GROUP_COUNT; g++) {
+    for (int g = 0; g < (moe ? GROUP_COUNT : GROUP_EP); g++) {
         char key[16];
         snprintf(key, sizeof key, "%s_bytes", comm_group_names[g]);
         jsonw_int(&w, key, r->comm.group_bytes[g]);

@@ -276,7 +276,8 @@ const char *sweep_rank_why(const sweep_entry *a, const sweep_entry *b, char *buf
     double gain = y->compute - x->compute;
     static const char *const exposed[GROUP_COUNT] = {
         "exposed dp communication", "exposed tp communication", "exposed pp communication",
-        "exposed cp communication", "exposed host transfer (offload)"};
+        "exposed cp communication", "exposed host transfer (offload)",
+        "exposed ep all-to-all (MoE dispatch/combine)", "exposed edp communication (expert grads)"};
     if (y->bubble - x->bubble > gain) gain = y->bubble - x->bubble, what = "pipeline bubble";
     if (y->optimizer - x->optimizer > gain)
         gain = y->optimizer - x->optimizer, what = "optimizer time";
