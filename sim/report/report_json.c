@@ -1,6 +1,7 @@
 /* report_json.c — a plan's evaluation as JSON (see report.h, docs/output.md). */
 #include "cost/act.h"
 #include "base/jsonw.h"
+#include "cost/params.h"
 #include "report/report.h"
 #include "spec/framework_load.h"
 
@@ -168,6 +169,51 @@ static void json_plan(jsonw *w, const plan_spec *s) {
     jsonw_obj_end(w);
 }
 
+/* ---- Mixture of experts, MLA and MTP (issue 12; docs/memory.md §1): blocks
+ * written only for a model that has them, so a dense model's JSON is unchanged. */
+static void json_model_moe(jsonw *w, const model_cfg *m) {
+    if (!model_is_moe(m) && !model_is_mla(m) && !m->mtp_layers && !m->qk_norm) return;
+    params_count pc;
+    params_count_rank(m, 1, &pc);
+    if (m->qk_norm) jsonw_bool(w, "qk_norm", true);
+    if (model_is_moe(m) || model_is_mla(m) || m->mtp_layers) {
+        jsonw_obj(w, "parameters");
+        jsonw_int(w, "total", pc.total);
+        jsonw_int(w, "activated", pc.activated);
+        jsonw_int(w, "mtp", pc.mtp);
+        jsonw_obj_end(w);
+    }
+    if (model_is_moe(m)) {
+        jsonw_obj(w, "moe");
+        jsonw_int(w, "experts", m->experts);
+        jsonw_int(w, "experts_per_token", m->experts_per_token);
+        jsonw_int(w, "shared_experts", m->shared_experts);
+        jsonw_int(w, "expert_ffn_hidden", m->expert_ffn_hidden);
+        jsonw_int(w, "dense_layers", m->dense_layers);
+        jsonw_int(w, "moe_layers", model_moe_layers(m));
+        jsonw_bool(w, "router_bias", m->router_bias);
+        jsonw_int(w, "expert_params", pc.expert);
+        jsonw_int(w, "router_params", pc.router);
+        jsonw_int(w, "moe_layer_params", pc.moe_layer);
+        jsonw_obj_end(w);
+    }
+    if (model_is_mla(m)) {
+        jsonw_obj(w, "mla");
+        jsonw_int(w, "q_lora_rank", m->q_lora_rank);
+        jsonw_int(w, "kv_lora_rank", m->kv_lora_rank);
+        jsonw_int(w, "qk_nope_head_dim", m->qk_nope_head_dim);
+        jsonw_int(w, "qk_rope_head_dim", m->qk_rope_head_dim);
+        jsonw_int(w, "v_head_dim", m->v_head_dim);
+        jsonw_obj_end(w);
+    }
+    if (m->mtp_layers) {
+        jsonw_obj(w, "mtp");
+        jsonw_int(w, "layers", m->mtp_layers);
+        jsonw_int(w, "params", pc.mtp);
+        jsonw_obj_end(w);
+    }
+}
+
 static void json_model(jsonw *w, const model_spec *ms, int64_t params) {
     const model_cfg *m = &ms->cfg;
     jsonw_obj(w, "model");
@@ -187,6 +233,7 @@ static void json_model(jsonw *w, const model_spec *ms, int64_t params) {
     jsonw_str(w, "attention", model_attn_names[m->attention]);
     jsonw_str(w, "position", model_pos_names[m->position]);
     jsonw_str(w, "source", ms->source);
+    json_model_moe(w, m);
     jsonw_obj_end(w);
 }
 
