@@ -55,7 +55,8 @@ void moe_layout_compute(const model_cfg *m, const plan_cfg *p, int64_t gpus_per_
     o->tokens = plan_tokens_per_rank(p) / (p->sp ? p->tp : 1);
     /* a capacity factor drops what exceeds it (and pads up to it when the
      * experts run padded: Megatron-LM --moe-pad-expert-input-to-capacity) */
-    o->factor = p->moe_imbalance;
+    /* the busiest of ep ranks takes at most every token: imbalance <= ep */
+    o->factor = p->moe_imbalance < (double)ep ? p->moe_imbalance : (double)ep;
     if (p->moe_capacity_factor > 0 && p->moe_capacity_factor < o->factor)
         o->factor = p->moe_capacity_factor;
     o->rows = llround((double)o->tokens * (double)m->experts_per_token * o->factor * (double)etp);
