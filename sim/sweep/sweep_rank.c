@@ -10,7 +10,7 @@
 
 const char *const sweep_field_names[SWEEP_FIELD_COUNT] = {
     "dp",        "tp",       "pp",      "cp",      "zero",    "sp",       "micro",
-    "recompute", "schedule", "virtual", "offload", "overlap", "placement"};
+    "recompute", "schedule", "virtual", "offload", "overlap", "placement", "ep", "etp"};
 
 int64_t sweep_field_key(const plan_cfg *p, int field) {
     switch (field) {
@@ -38,6 +38,10 @@ int64_t sweep_field_key(const plan_cfg *p, int field) {
         return p->offload_optimizer | p->offload_activations << 1;
     case SWEEP_F_OVERLAP:
         return p->overlap_dp | p->overlap_tp << 1 | p->overlap_pp << 2;
+    case SWEEP_F_EP:
+        return p->ep;
+    case SWEEP_F_ETP:
+        return plan_etp(p);
     case SWEEP_F_PLACEMENT: {
         int64_t k = 0;
         for (int i = 0; i < PLAN_GROUPS; i++)
