@@ -235,7 +235,7 @@ static void test_zero3_gathers(void **state) {
     assert_int_equal(l.group_bytes[GROUP_DP], 2 * 2 * share);
 }
 
-/* MoE all-to-all (docs/memory.md §8), a small case by hand: hidden 512,
+/* MoE all-to-all (docs/memory.md §10), a small case by hand: hidden 512,
  * bf16 (1,024 bytes per token copy), 8 experts, top-2, one micro-batch of
  * 1,024 tokens per rank: 2,048 copies, S = 2 MiB per dispatch. */
 static model_cfg small_moe(void) {

@@ -421,7 +421,7 @@ static void test_recompute_working_set_not_in_forward(void **state) {
 
 /* DeepSeek-V3's published layout (plans/deepseek-v3-2048xh800.yaml; DeepSeek-V3
  * §3.2: pp 16, ep 64, ZeRO-1, dp 128, tp 1 on 2,048 H800s) is valid and fits
- * in 80 GB, with memory per category (docs/memory.md §8). A middle stage
+ * in 80 GB, with memory per category (docs/memory.md §10). A middle stage
  * holds 4 MoE layers: per layer, by hand, MLA 187,105,280 weights + 2,048
  * latent-norm and 2 x 7,168 norm weights, the router 256 x 7,168 + 256 bias,
  * one shared expert 3 x 7,168 x 2,048 = 44,040,192: 232,997,120 elements

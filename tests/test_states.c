@@ -140,7 +140,7 @@ static void test_framework_profiles(void **state) {
     assert_int_equal(sb.params, 4000);
 }
 
-/* A MoE stage (docs/memory.md §8): the experts' states shard over the
+/* A MoE stage (docs/memory.md §10): the experts' states shard over the
  * expert-data-parallel group, the rest over dp x cp. dp 8, edp 2, ZeRO-1:
  * 16-bit params and grads whole; fp32 master and Adam m, v in shards of
  * ceil(1000/8) = 125 and ceil(101/2) = 51 elements. */
