@@ -12,7 +12,11 @@ const char *const published_use_names[] = {"fit", "held_out", NULL};
  * one and escape the leave-one-family-out check. */
 const char *const published_family_names[] = {
     "megatron-ptdp", "megatron-sp", "deepspeed-zero3", "megatron-deepspeed", "llama3", "nemo",
-    "llm-foundry",   "torchtitan",  "megatron-core", NULL};
+    "llm-foundry",   "torchtitan",  "megatron-core",
+    /* issue 12, mixture-of-experts runs (bench/published/moe-*.yaml): DeepSeek's
+     * HAI-LLM, NeMo's MoE recipes, the Megatron-Core MoE README, NeMo AutoModel
+     * (FSDP2 + expert parallelism) */
+    "deepseek", "nemo-moe", "megatron-core-moe", "automodel", NULL};
 const char *const published_mem_names[] = {"max_memory_allocated", "max_memory_reserved",
                                            "nvidia-smi", NULL};
 const char *const published_mem_stage_names[] = {"heaviest", "last", NULL};
@@ -194,9 +198,19 @@ typedef struct {
     const ynode *recompute_list; /* a list of saved-tensor names, passed verbatim */
 } case_fields;
 
+/* A case's schedule: any name of plan_schedule_names (so a schedule the plan
+ * format gains, e.g. `dualpipe`, is accepted here without a second list), or
+ * `unknown` (the source does not say: the non-interleaved default, 1f1b). */
+static int read_schedule(const ynode *c, int *schedule, ps_err *err) {
+    const ynode *n = ynode_get(c, "schedule");
+    if (n && n->kind == YN_SCALAR && !strcmp(n->str, "unknown")) {
+        *schedule = SCHED_1F1B;
+        return 0;
+    }
+    return yget_enum(c, "case", "schedule", false, plan_schedule_names, schedule, err);
+}
+
 static int read_case(const ynode *c, case_fields *k, ps_err *err) {
-    static const char *const schedules[] = {"afab", "1f1b", "interleaved", "zero-bubble",
-                                            "unknown", NULL};
     char found[128];
     memset(k, 0, sizeof *k);
     k->micro = k->virt = 1;
@@ -209,7 +223,7 @@ static int read_case(const ynode *c, case_fields *k, ps_err *err) {
         yget_int(c, "case", "global_batch", true, 1, INT64_MAX, &k->global, err) ||
         yget_int(c, "case", "micro_batch", false, 1, INT64_MAX, &k->micro, err) ||
         yget_int(c, "case", "virtual", false, 1, 1024, &k->virt, err) ||
-        yget_enum(c, "case", "schedule", false, schedules, &k->schedule, err) ||
+        read_schedule(c, &k->schedule, err) ||
         (recompute && recompute->kind == YN_SEQ
              ? (k->recompute_list = recompute, 0)
              : yget_enum(c, "case", "recompute", true, plan_recompute_policy_names,
@@ -217,7 +231,6 @@ static int read_case(const ynode *c, case_fields *k, ps_err *err) {
         yget_bool(c, "case", "sp", false, &k->sp, err) ||
         yget_int(c, "case", "seq", false, 1, INT64_MAX, &k->seq, err))
         return -1;
-    if (k->schedule == 4) k->schedule = SCHED_1F1B; /* unknown: the non-interleaved default */
     if (!k->model || (k->model->kind != YN_SCALAR && k->model->kind != YN_MAP))
         return ps_err_at(err, k->model ? &k->model->loc : &c->loc, "case.model",
                          "expected a model name or a shape mapping, found %s",
