@@ -211,9 +211,11 @@ static int check_moe(const model_spec *m, ps_err *err) {
                            err) ||
             refuse_without(&l->expert_ffn_hidden, "expert_ffn_hidden", c->expert_ffn_hidden,
                            needs, err) ||
-            refuse_without(&l->dense_layers, "dense_layers", c->dense_layers, needs, err) ||
-            refuse_without(&l->router_bias, "router_bias", c->router_bias, needs, err))
+            refuse_without(&l->dense_layers, "dense_layers", c->dense_layers, needs, err))
             return -1;
+        if (c->router_bias)
+            return ps_err_at(err, &l->router_bias, "router_bias",
+                             "expected no router_bias on a model without %s, found true", needs);
         return 0;
     }
     if (!c->experts_per_token)
