@@ -2,8 +2,10 @@
  *
  * Every field the memory model depends on is required: a guessed block shape
  * is exactly how estimators go wrong. Only head_dim (default hidden/heads),
- * max_position (required for learned positions) and the descriptive fields
- * source/description are optional.
+ * max_position (required for learned positions), the descriptive fields
+ * source/description, and the mixture-of-experts, latent-attention and MTP
+ * block (absent: a dense model with standard attention; its fields are
+ * required together, model_check) are optional.
  */
 #include <stdio.h>
 #include <string.h>
