@@ -508,7 +508,7 @@ static void test_moe_model_fields(void **state) {
                 "experts_per_token", "expected no experts_per_token on a model without experts",
                 "found 2", NULL);
     tu_contains(moe_model_error("router_bias: true", NULL, NULL), "moe.yaml:15:14:",
-                "router_bias", "without experts", NULL);
+                "router_bias", "without experts", "found true", NULL);
     tu_contains(moe_model_error("dense_layers: 1", NULL, NULL), "moe.yaml:15:15:",
                 "dense_layers", "without experts", NULL);
     /* top-k within the experts; required fields */

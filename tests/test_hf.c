@@ -320,6 +320,37 @@ static void test_hf_moe_errors(void **state) {
     tu_contains(err.msg, "x/config.json:6:61: moe_layer_freq", "expected 1", "found 2", NULL);
 }
 
+/* DeepSeek-V2 (deepseek-ai/DeepSeek-V2 config.json's shape keys): "236B total
+ * parameters, of which 21B are activated for each token" (arXiv:2405.04434
+ * abstract), by the same count as DeepSeek-V3 (no router bias in V2). */
+static void test_deepseek_v2(void **state) {
+    (void)state;
+    model_spec m;
+    ps_err err = {{0}};
+    if (hf_text("{\"model_type\": \"deepseek_v2\", \"hidden_size\": 5120,\n"
+                " \"intermediate_size\": 12288, \"moe_intermediate_size\": 1536,\n"
+                " \"num_hidden_layers\": 60, \"num_attention_heads\": 128,\n"
+                " \"num_key_value_heads\": 128, \"n_routed_experts\": 160, \"n_shared_experts\": 2,\n"
+                " \"num_experts_per_tok\": 6, \"first_k_dense_replace\": 1, \"moe_layer_freq\": 1,\n"
+                " \"kv_lora_rank\": 512, \"q_lora_rank\": 1536, \"qk_nope_head_dim\": 128,\n"
+                " \"qk_rope_head_dim\": 64, \"v_head_dim\": 128, \"vocab_size\": 102400,\n"
+                " \"topk_method\": \"group_limited_greedy\", \"tie_word_embeddings\": false}",
+                &m, &err))
+        fail_msg("%s", err.msg);
+    params_count pc;
+    params_count_rank(&m.cfg, 1, &pc);
+    const int64_t h = 5120, nh = 128, ex = 3 * h * 1536;
+    const int64_t attn = h * 1536 + 1536 + 1536 * nh * 192 + h * 576 + 512 + 512 * nh * 256 +
+                         nh * 128 * h;
+    const int64_t dense = attn + 2 * h + 3 * h * 12288, moe = attn + 2 * h + 160 * h + 162 * ex;
+    assert_int_equal(pc.total, dense + 59 * moe + 2 * 102400 * h + h);
+    assert_int_equal(pc.activated, pc.total - 59 * 154 * ex);
+    assert_int_equal(pc.total, 235741434880LL);     /* 236B, rounded */
+    assert_int_equal(pc.activated, 21375800320LL);  /* 21B */
+    assert_false(m.cfg.router_bias);
+    assert_int_equal(pc.mtp, 0);
+}
+
 static void test_hf_errors(void **state) {
     (void)state;
     ynode *root = NULL;
@@ -349,6 +380,7 @@ int main(void) {
         cmocka_unit_test(test_hf_errors),
         cmocka_unit_test(test_moe_configs),
         cmocka_unit_test(test_qwen3_dense),
+        cmocka_unit_test(test_deepseek_v2),
         cmocka_unit_test(test_hf_moe_errors),
         cmocka_unit_test(test_deepseek_v3_checkpoint),
     };

@@ -2,8 +2,10 @@
  *
  * Every field the memory model depends on is required: a guessed block shape
  * is exactly how estimators go wrong. Only head_dim (default hidden/heads),
- * max_position (required for learned positions) and the descriptive fields
- * source/description are optional.
+ * max_position (required for learned positions), the descriptive fields
+ * source/description, and the mixture-of-experts, latent-attention and MTP
+ * block (absent: a dense model with standard attention; its fields are
+ * required together, model_check) are optional.
  */
 #include <stdio.h>
 #include <string.h>
@@ -211,9 +213,11 @@ static int check_moe(const model_spec *m, ps_err *err) {
                            err) ||
             refuse_without(&l->expert_ffn_hidden, "expert_ffn_hidden", c->expert_ffn_hidden,
                            needs, err) ||
-            refuse_without(&l->dense_layers, "dense_layers", c->dense_layers, needs, err) ||
-            refuse_without(&l->router_bias, "router_bias", c->router_bias, needs, err))
+            refuse_without(&l->dense_layers, "dense_layers", c->dense_layers, needs, err))
             return -1;
+        if (c->router_bias)
+            return ps_err_at(err, &l->router_bias, "router_bias",
+                             "expected no router_bias on a model without %s, found true", needs);
         return 0;
     }
     if (!c->experts_per_token)
