@@ -23,8 +23,15 @@ int64_t pipe_middle_split(const model_cfg *m, const plan_cfg *p, int64_t *rest) 
     return p->pp - (first > 0) - (last > 0);
 }
 
+int64_t pipe_stage_micro_batches(const plan_cfg *p) {
+    const int64_t mb = plan_micro_batches(p);
+    return p->schedule == SCHED_DUALPIPE && p->pp > 1 ? mb / 2 : mb;
+}
+
 int64_t pipe_stage_layers(const model_cfg *m, const plan_cfg *p, int64_t stage) {
     const int64_t pp = p->pp;
+    /* DualPipe: stage s and stage pp-1-s, L/pp layers each (plan_check refuses layouts) */
+    if (p->schedule == SCHED_DUALPIPE) return 2 * (m->layers / pp);
     if (p->stage_layers[0]) return p->stage_layers[stage];
     if (p->first_stage_layers || p->last_stage_layers) {
         const int64_t first = p->first_stage_layers, last = p->last_stage_layers;
@@ -42,6 +49,7 @@ int64_t pipe_stage_layers(const model_cfg *m, const plan_cfg *p, int64_t stage) 
 
 int64_t pipe_chunk_layers(const model_cfg *m, const plan_cfg *p, int64_t stage, int64_t chunk) {
     const int64_t v = p->virtual_stages;
+    if (p->schedule == SCHED_DUALPIPE) return m->layers / p->pp;
     if (!p->stage_layers[0] && !p->first_stage_layers && !p->last_stage_layers &&
         (p->account_for_embedding || p->account_for_loss))
         return pipe_account_slots(m, p) / v -
@@ -129,6 +137,20 @@ void pipe_stage_inflight(const model_cfg *m, const plan_cfg *p, int64_t stage,
         return;
     }
     case SCHED_1F1B: out->inflight = min64(pp - stage, mb); break;
+    case SCHED_DUALPIPE: { /* docs/schedule.md "DualPipe": walked from dualpipe.py's order */
+        const int64_t chunk = m->layers / pp, half = min64(stage, pp - 1 - stage);
+        out->inflight = pp + 1; /* chunk 0: up to pp - s, chunk 1: up to s + 1 */
+        out->layer_units = out->inflight * chunk;
+        /* both end ranks: the embedding's chunk (0 on rank 0, 1 on rank pp-1)
+         * holds pp micro-batches at its peak, the head's chunk 1 */
+        const bool end = stage == 0 || stage == pp - 1;
+        out->first_extra = end ? pp : 0;
+        out->last_extra = end ? 1 : 0;
+        /* zero-bubble B's (steps 3, 6, 7) keep their output gradients until
+         * their W: at most min(s, pp-1-s) + 1 at once */
+        out->stash_units = (half + 1) * chunk;
+        return;
+    }
     case SCHED_ZERO_BUBBLE: /* layers until W: min(p, m); embedding and head as 1F1B */
         out->inflight = min64(pp, mb);
         out->layer_units = out->inflight * layers;

@@ -14,7 +14,8 @@ static const char *const reason_ids[PLAN_REASON_COUNT] = {
     "cp-attention", "cp-seq",              "seq-positions",   "batch-division",
     "pp-layers",    "stage-split",         "virtual-schedule", "interleaved-pp",
     "interleaved-layers", "interleaved-micro", "pp-max", "too-large",
-    "split-options", "split-middle", "split-account"};
+    "split-options", "split-middle", "split-account",
+    "dualpipe-pp", "dualpipe-micro", "dualpipe-layout"};
 
 static const char *const reason_texts[PLAN_REASON_COUNT] = {
     "valid",
@@ -39,7 +40,10 @@ static const char *const reason_texts[PLAN_REASON_COUNT] = {
     "sizes beyond what parasim computes (2^60 bytes)",
     "conflicting pipeline split options",
     "first/last stage layers leave layers the middle stages cannot share evenly",
-    "pp does not divide layers + embedding + loss (account_for_*)"};
+    "pp does not divide layers + embedding + loss (account_for_*)",
+    "DualPipe needs an even pp >= 2",
+    "DualPipe needs an even number of micro-batches, at least 2*pp",
+    "DualPipe splits the layers evenly (no pipeline.layers or split options)"};
 
 const char *plan_reason_text(plan_reason r) {
     return r >= 0 && r < PLAN_REASON_COUNT ? reason_texts[r] : "unknown";
@@ -108,6 +112,8 @@ void plan_size_bound(const model_cfg *m, const cluster_cfg *c, const plan_cfg *p
     if (p->pp > 1) {
         comm = sat_add(comm, sat_mul(sat_mul(mb, 4 * v), t_bytes));
         comm = sat_add(comm, sat_mul(sat_mul(m->vocab + p->tp, m->hidden), 8));
+        /* DualPipe: the twin copies' gradients, all-reduced over 2 ranks (comm.c) */
+        if (p->schedule == SCHED_DUALPIPE) comm = sat_add(comm, sat_mul(padded, 8));
     }
     if (cp > 1) comm = sat_add(comm, sat_mul(sat_mul(sat_mul(mb, 8 * L), cp), kv_bytes));
     if (p->offload_activations)
@@ -173,6 +179,12 @@ plan_reason plan_check_cfg(const model_cfg *m, const cluster_cfg *c, const plan_
     if (m->position == POS_LEARNED && p->seq > m->max_position) return PLAN_SEQ_POSITIONS;
     if (p->global_batch % (p->micro_batch * p->dp)) return PLAN_BATCH_DIVISION;
     if (p->pp > PLAN_MAX_STAGES) return PLAN_PP_MAX;
+    if (p->schedule == SCHED_DUALPIPE) { /* before the split checks: they name other fixes */
+        const int64_t mb = plan_micro_batches(p);
+        if (p->pp < 2 || p->pp % 2) return PLAN_DUALPIPE_PP;
+        if (pipe_layout_given(p)) return PLAN_DUALPIPE_LAYOUT;
+        if (mb % 2 || mb < 2 * p->pp) return PLAN_DUALPIPE_MICRO;
+    }
     if (first_last(p) || accounts(p)) {
         const plan_reason r = split_options_check(m, p);
         if (r != PLAN_OK) return r;
@@ -273,6 +285,44 @@ static int explain_unsplittable(const plan_spec *s, ps_err *err) {
                      "(Megatron-LM builds a stage's layers / virtual per chunk), found stage "
                      "%lld with %lld (%s)",
                      (long long)p->virtual_stages, (long long)st, (long long)count, from);
+}
+
+/* DualPipe's refusals (docs/schedule.md "DualPipe"): rank s holds stage s of
+ * one pipeline and stage pp-1-s of the mirrored one, so pp is even; dualpipe.py
+ * (DualPipe.step) asserts num_chunks even and >= 2 num_ranks; each rank's two
+ * chunks are whole pipeline stages of L/pp layers. */
+static int explain_dualpipe(const plan_spec *s, ps_err *err) {
+    const plan_cfg *p = &s->cfg;
+    const plan_locs *l = &s->locs;
+    if (p->pp < 2 || p->pp % 2)
+        return ps_err_at(err, &l->pp, "parallel.pp",
+                         "expected an even pp >= 2 for pipeline.schedule: dualpipe (rank s holds "
+                         "stage s and stage pp-1-s of two mirrored pipelines; DeepSeek's "
+                         "dualpipe.py asserts an even number of ranks), found %lld",
+                         (long long)p->pp);
+    if (pipe_layout_given(p)) {
+        const ps_loc *at = has_split(p)              ? &l->stage_layers
+                           : p->first_stage_layers   ? &l->first_stage_layers
+                           : p->last_stage_layers    ? &l->last_stage_layers
+                           : p->account_for_embedding ? &l->account_for_embedding
+                                                      : &l->account_for_loss;
+        const char *field = has_split(p)              ? "pipeline.layers"
+                            : p->first_stage_layers   ? "pipeline.first_stage_layers"
+                            : p->last_stage_layers    ? "pipeline.last_stage_layers"
+                            : p->account_for_embedding ? "pipeline.account_for_embedding"
+                                                       : "pipeline.account_for_loss";
+        return ps_err_at(err, at, field,
+                         "expected no layout of the plan's own with pipeline.schedule: dualpipe "
+                         "(each rank holds two whole stages of layers/pp layers, one per "
+                         "direction), found %s",
+                         field);
+    }
+    return ps_err_at(err, &l->global, "batch.global",
+                     "expected the micro-batches per step, global/(micro*dp) = %lld, to be even "
+                     "and at least 2*pp = %lld for pipeline.schedule: dualpipe (half go each "
+                     "way; DeepSeek's dualpipe.py asserts num_chunks %% 2 == 0 and num_chunks "
+                     ">= 2 num_ranks)",
+                     (long long)plan_micro_batches(p), (long long)(2 * p->pp));
 }
 
 int plan_check(const plan_spec *s, ps_err *err) {
@@ -418,6 +468,9 @@ int plan_check(const plan_spec *s, ps_err *err) {
     case PLAN_SPLIT_OPTIONS:
     case PLAN_SPLIT_MIDDLE:
     case PLAN_SPLIT_ACCOUNT: return explain_split_options(s, err);
+    case PLAN_DUALPIPE_PP:
+    case PLAN_DUALPIPE_MICRO:
+    case PLAN_DUALPIPE_LAYOUT: return explain_dualpipe(s, err);
     default: return ps_err_set(err, "internal error: unknown plan check result");
     }
 }

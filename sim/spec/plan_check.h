@@ -38,6 +38,10 @@ typedef enum {
     PLAN_SPLIT_OPTIONS, /* conflicting split fields, or first/last stage layers with pp < 2 */
     PLAN_SPLIT_MIDDLE,  /* layers left by first/last do not split over the middle stages */
     PLAN_SPLIT_ACCOUNT, /* pp does not divide layers + embedding + loss */
+    /* DualPipe (helper dualpipe; docs/schedule.md "DualPipe") */
+    PLAN_DUALPIPE_PP,     /* pp odd or < 2 (two halves mirror each other) */
+    PLAN_DUALPIPE_MICRO,  /* micro-batches odd or < 2 pp (dualpipe.py's assert) */
+    PLAN_DUALPIPE_LAYOUT, /* a layout of the plan's own: each rank holds two equal chunks */
     PLAN_REASON_COUNT
 } plan_reason;
 

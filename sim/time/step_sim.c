@@ -6,7 +6,7 @@
 
 static plan_schedule sim_kind(const plan_cfg *p) { return p->pp > 1 ? p->schedule : SCHED_1F1B; }
 static int64_t sim_chunks(const plan_cfg *p) {
-    return p->pp > 1 && p->schedule == SCHED_INTERLEAVED ? p->virtual_stages : 1;
+    return p->pp > 1 ? pipe_chunks(p) : 1; /* v interleaved, 2 DualPipe */
 }
 
 int64_t step_sim_ops(const plan_cfg *p) {

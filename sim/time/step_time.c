@@ -164,7 +164,7 @@ void stage_time_compute(const time_ctx *x, const cluster_cfg *c, const plan_cfg 
                         stage_time *o) {
     memset(o, 0, sizeof *o);
     const double L = (double)layers;
-    const int first = stage == 0, last = stage == p->pp - 1;
+    const int first = pipe_stage_has_embedding(p, stage), last = pipe_stage_has_head(p, stage);
     const kt_part *ly = &x->layer;
     stage_work k = {
         L * ly->fwd + (first ? x->first.fwd : 0) + (last ? x->last.fwd : 0),
@@ -175,7 +175,7 @@ void stage_time_compute(const time_ctx *x, const cluster_cfg *c, const plan_cfg 
     o->f = k.f;
     o->b = k.b;
     o->w = k.w;
-    const int64_t mb = plan_micro_batches(p);
+    const int64_t mb = pipe_stage_micro_batches(p); /* passes through all the stage's layers */
     phase_comm ph[PH_COUNT];
     memset(ph, 0, sizeof ph);
     unsigned used = 0;
@@ -208,12 +208,12 @@ void stage_time_compute(const time_ctx *x, const cluster_cfg *c, const plan_cfg 
         add_phase(ex, hid, NULL, o->step_exposed, o->step_hidden);
     }
     if (!p->overlap_pp && p->pp > 1) { /* each chunk waits for its send and receive */
-        double v = (double)p->virtual_stages;
+        double v = (double)pipe_chunks(p);
         o->f += v * o->p2p;
         o->b += v * o->p2p;
         o->exposed[GROUP_PP] += 2 * v * o->p2p;
     }
-    const double v = (double)p->virtual_stages;
+    const double v = (double)pipe_chunks(p);
     o->f /= v;
     o->b /= v;
     o->w /= v;
@@ -334,11 +334,24 @@ static double fill_1f1b(const plan_cfg *p, const stage_time *const *st, int64_t 
     return best;
 }
 
+/* DualPipe: README's bubble (deepseek-ai/DualPipe, "Pipeline Bubbles and
+ * Memory Usage Comparison"), (pp/2 - 1)(F&B + B - 3W), with F&B = F + B (the
+ * pair runs back to back on the stage's chunk times; an all-to-all the pair
+ * hides is already out of f and b, pipe_overlaps_fwd_bwd) and B = b + w, on
+ * the slowest stage x's chunk times, plus a send per hop of the half chain
+ * each way; the event simulation equals it exactly for f = b
+ * (docs/schedule.md "DualPipe"). Not below 0. */
+static double fill_dualpipe(const stage_time *x, int64_t pp, double q) {
+    const double B = x->b + x->w, fb = x->f + B;
+    return maxd(0, (double)(pp / 2 - 1) * (fb + B - 3 * x->w)) + 2.0 * (double)(pp - 1) * q;
+}
+
 void step_time_combine(const cluster_cfg *c, const plan_cfg *p, const stage_time *const *st,
                        double tokens, double flops_model, double flops_hardware, step_time *o) {
     memset(o, 0, sizeof *o);
     const int64_t pp = p->pp;
-    const double mv = (double)(plan_micro_batches(p) * p->virtual_stages);
+    /* chunk-micro-batches a stage runs: m v, or m under DualPipe (m/2 through each of 2) */
+    const double mv = (double)(pipe_stage_micro_batches(p) * pipe_chunks(p));
     int64_t slow = 0, tail_s = 0;
     double tmax = -1, fill = 0, tail = -1, opt = 0;
     for (int64_t s = 0; s < pp; s++) {
@@ -355,6 +368,8 @@ void step_time_combine(const cluster_cfg *c, const plan_cfg *p, const stage_time
         fill = fill_1f1b(p, st, m, q) - mv * tmax;
     else if (pp > 1 && p->schedule == SCHED_INTERLEAVED && pipe_layout_given(p))
         fill = fill_chunks(st, pp, mv, tmax, q);
+    else if (pp > 1 && p->schedule == SCHED_DUALPIPE)
+        fill = fill_dualpipe(st[slow], pp, q);
     else
         fill = fill_even(st, slow, pp, q);
     const stage_time *x = st[slow];
