@@ -23,11 +23,6 @@ int64_t pipe_middle_split(const model_cfg *m, const plan_cfg *p, int64_t *rest) 
     return p->pp - (first > 0) - (last > 0);
 }
 
-int64_t pipe_stage_micro_batches(const plan_cfg *p) {
-    const int64_t mb = plan_micro_batches(p);
-    return p->schedule == SCHED_DUALPIPE && p->pp > 1 ? mb / 2 : mb;
-}
-
 int64_t pipe_stage_layers(const model_cfg *m, const plan_cfg *p, int64_t stage) {
     const int64_t pp = p->pp;
     /* DualPipe: stage s and stage pp-1-s, L/pp layers each (plan_check refuses layouts) */

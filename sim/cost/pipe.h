@@ -31,6 +31,7 @@
 
 #include "spec/model.h"
 #include "spec/plan.h"
+#include "spec/plan_check.h"
 
 /* Layers held by pipeline stage s (all its chunks). */
 int64_t pipe_stage_layers(const model_cfg *m, const plan_cfg *p, int64_t stage);
@@ -108,7 +109,10 @@ static inline int64_t pipe_chunks(const plan_cfg *p) {
  * every per-layer, per-micro-batch count over the stage's layers (comm.c,
  * step_time.c). m, or m/2 under DualPipe (half the micro-batches go each way,
  * each through one of the rank's two chunks). */
-int64_t pipe_stage_micro_batches(const plan_cfg *p);
+static inline int64_t pipe_stage_micro_batches(const plan_cfg *p) {
+    const int64_t mb = plan_micro_batches(p);
+    return p->schedule == SCHED_DUALPIPE && p->pp > 1 ? mb / 2 : mb;
+}
 
 /* The stage holds the embedding / the output head and loss: stage 0 / pp-1,
  * and under DualPipe both on both end ranks (rank 0 holds stage 0 of one
