@@ -267,8 +267,8 @@ static void test_uneven_split_refusals(void **state) {
 }
 
 /* DualPipe's refusals (docs/schedule.md "DualPipe"): an odd pp, micro-batches odd or
- * fewer than 2 pp (dualpipe.py's assert), a layout of the plan's own, interleaved-only
- * fields; each names the field, the rule and what was found. */
+ * fewer than 2 pp (dualpipe.py's assert), a bad split, interleaved-only fields; each
+ * names the field, the rule and what was found. */
 static void test_dualpipe_refusals(void **state) {
     (void)state;
     const char *dual = "pipeline: {schedule: dualpipe}";
@@ -293,19 +293,19 @@ static void test_dualpipe_refusals(void **state) {
         tu_contains(tu_plan_error(text), "bad.yaml:5:", "batch.global", found[i],
                     "to be even and at least 2*pp = 8", "num_chunks >= 2 num_ranks", NULL);
     }
+    /* the layer split is checked as for any schedule: 8 + 8 + 8 + 9 is not 32 */
     tu_contains(tu_plan_error(variant(4, "parallel: {dp: 2, pp: 4}",
-                                      "pipeline: {schedule: dualpipe, layers: [8, 8, 8, 8]}")),
-                "bad.yaml:9:", "pipeline.layers", "expected no layout of the plan's own",
-                "two whole stages", NULL);
-    tu_contains(tu_plan_error(variant(4, "parallel: {dp: 2, pp: 4}",
-                                      "pipeline: {schedule: dualpipe, account_for_loss: true}")),
-                "pipeline.account_for_loss", "expected no layout of the plan's own", NULL);
+                                      "pipeline: {schedule: dualpipe, layers: [8, 8, 8, 9]}")),
+                "bad.yaml:9:", "pipeline.layers", "summing to the model's layers = 32",
+                "found 4 stages summing to 33", NULL);
     tu_contains(tu_plan_error(variant(4, "parallel: {dp: 2, pp: 4}",
                                       "pipeline: {schedule: dualpipe, virtual: 2}")),
                 "pipeline.virtual", "expected 1 unless pipeline.schedule is interleaved",
                 "found 2", NULL);
-    /* valid: 64 / 2 = 32 micro-batches over pp = 4 */
+    /* valid: 64 / 2 = 32 micro-batches over pp = 4, evenly or as given */
     free(tu_plan(variant(4, "parallel: {dp: 2, pp: 4}", dual)));
+    free(tu_plan(variant(4, "parallel: {dp: 2, pp: 4}",
+                         "pipeline: {schedule: dualpipe, layers: [7, 9, 9, 7]}")));
 }
 
 static void test_yaml_syntax_and_files(void **state) {

@@ -359,6 +359,33 @@ static void test_dualpipe_memory(void **state) {
     free(s);
 }
 
+/* DualPipe over an uneven split, by hand: llama3-8b's 32 layers as [7, 9, 10, 6] over pp 4.
+ * Rank 0 holds stage 0 (7) and stage 3 (6), rank 1 stages 1 (9) and 2 (10). At the peak rank
+ * s holds pp - s sets of its chunk 0 and s + 1 of its chunk 1: rank 0 4 x 7 + 1 x 6 = 34
+ * layer sets, rank 1 3 x 9 + 2 x 10 = 47, rank 2 2 x 10 + 3 x 9 = 47, rank 3 1 x 6 + 4 x 7
+ * = 34; the stashes (h + 1) x the larger chunk: 7, 20, 20, 7. */
+static void test_dualpipe_uneven(void **state) {
+    (void)state;
+    model_spec m = tu_model("llama3-8b");
+    plan_cfg p = tu_cfg(1, 1, 4, 1);
+    p.schedule = SCHED_DUALPIPE;
+    p.global_batch = 8;
+    const int32_t split[4] = {7, 9, 10, 6};
+    for (int s = 0; s < 4; s++) p.stage_layers[s] = split[s];
+    const int64_t layers[4] = {13, 19, 19, 13}, units[4] = {34, 47, 47, 34},
+                  stash[4] = {7, 20, 20, 7};
+    for (int64_t s = 0; s < 4; s++) {
+        pipe_inflight in;
+        pipe_stage_inflight(&m.cfg, &p, s, &in);
+        assert_int_equal(pipe_stage_layers(&m.cfg, &p, s), layers[s]);
+        assert_int_equal(pipe_chunk_layers(&m.cfg, &p, s, 0), split[s]);
+        assert_int_equal(pipe_chunk_layers(&m.cfg, &p, s, 1), split[3 - s]);
+        assert_int_equal(in.inflight, 5);
+        assert_int_equal(in.layer_units, units[s]);
+        assert_int_equal(in.stash_units, stash[s]);
+    }
+}
+
 /* eval_plan without a stage array looks only at the first and last stage of an
  * even split: it must report what a scan of every stage reports. */
 static void test_heaviest_shortcut_matches_scan(void **state) {
@@ -404,7 +431,7 @@ int main(void) {
         cmocka_unit_test(test_uneven_split), cmocka_unit_test(test_heaviest_stage),
         cmocka_unit_test(test_megatron_splits), cmocka_unit_test(test_uneven_chunk_inflight),
         cmocka_unit_test(test_heaviest_shortcut_matches_scan),
-        cmocka_unit_test(test_dualpipe_memory),
+        cmocka_unit_test(test_dualpipe_memory), cmocka_unit_test(test_dualpipe_uneven),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -17,11 +17,12 @@
  *
  * DualPipe (DeepSeek-V3 §3.2.1; deepseek-ai/DualPipe dualpipe.py): rank s holds
  * two chunks, stage s of the pipeline fed from rank 0 (chunk 0) and stage
- * pp-1-s of the one fed from rank pp-1 (chunk 1), L/pp layers each; half the
- * micro-batches go each way. Walking dualpipe.py's op order, every rank holds
- * pp + 1 chunk-micro-batches at its peak (the README's "PP+1"): chunk 0 up to
- * pp - s, chunk 1 up to s + 1; ranks 0 and pp-1 hold the embedding and the
- * head (one per chunk). See the DualPipe block below and docs/schedule.md.
+ * pp-1-s of the one fed from rank pp-1 (chunk 1), each as the layer split
+ * gives that stage; half the micro-batches go each way. Walking dualpipe.py's
+ * op order, every rank holds pp + 1 chunk-micro-batches at its peak (the
+ * README's "PP+1"): chunk 0's pp - s and chunk 1's s + 1 at once; ranks 0 and
+ * pp-1 hold the embedding and the head (one per chunk). See the DualPipe block
+ * below and docs/schedule.md.
  */
 #ifndef PS_PIPE_H
 #define PS_PIPE_H
@@ -33,7 +34,8 @@
 #include "spec/plan.h"
 #include "spec/plan_check.h"
 
-/* Layers held by pipeline stage s (all its chunks). */
+/* Layers held by pipeline stage s (all its chunks; under DualPipe stage s's
+ * and stage pp-1-s's of the split). */
 int64_t pipe_stage_layers(const model_cfg *m, const plan_cfg *p, int64_t stage);
 
 /* Layers plus one slot each for the embedding / loss when

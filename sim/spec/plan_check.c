@@ -15,7 +15,7 @@ static const char *const reason_ids[PLAN_REASON_COUNT] = {
     "pp-layers",    "stage-split",         "virtual-schedule", "interleaved-pp",
     "interleaved-layers", "interleaved-micro", "pp-max", "too-large",
     "split-options", "split-middle", "split-account",
-    "dualpipe-pp", "dualpipe-micro", "dualpipe-layout"};
+    "dualpipe-pp", "dualpipe-micro"};
 
 static const char *const reason_texts[PLAN_REASON_COUNT] = {
     "valid",
@@ -42,8 +42,7 @@ static const char *const reason_texts[PLAN_REASON_COUNT] = {
     "first/last stage layers leave layers the middle stages cannot share evenly",
     "pp does not divide layers + embedding + loss (account_for_*)",
     "DualPipe needs an even pp >= 2",
-    "DualPipe needs an even number of micro-batches, at least 2*pp",
-    "DualPipe splits the layers evenly (no pipeline.layers or split options)"};
+    "DualPipe needs an even number of micro-batches, at least 2*pp"};
 
 const char *plan_reason_text(plan_reason r) {
     return r >= 0 && r < PLAN_REASON_COUNT ? reason_texts[r] : "unknown";
@@ -182,7 +181,6 @@ plan_reason plan_check_cfg(const model_cfg *m, const cluster_cfg *c, const plan_
     if (p->schedule == SCHED_DUALPIPE) { /* before the split checks: they name other fixes */
         const int64_t mb = plan_micro_batches(p);
         if (p->pp < 2 || p->pp % 2) return PLAN_DUALPIPE_PP;
-        if (pipe_layout_given(p)) return PLAN_DUALPIPE_LAYOUT;
         if (mb % 2 || mb < 2 * p->pp) return PLAN_DUALPIPE_MICRO;
     }
     if (first_last(p) || accounts(p)) {
@@ -289,8 +287,8 @@ static int explain_unsplittable(const plan_spec *s, ps_err *err) {
 
 /* DualPipe's refusals (docs/schedule.md "DualPipe"): rank s holds stage s of
  * one pipeline and stage pp-1-s of the mirrored one, so pp is even; dualpipe.py
- * (DualPipe.step) asserts num_chunks even and >= 2 num_ranks; each rank's two
- * chunks are whole pipeline stages of L/pp layers. */
+ * (DualPipe.step) asserts num_chunks even and >= 2 num_ranks. The layer split
+ * is checked as for any schedule. */
 static int explain_dualpipe(const plan_spec *s, ps_err *err) {
     const plan_cfg *p = &s->cfg;
     const plan_locs *l = &s->locs;
@@ -300,23 +298,6 @@ static int explain_dualpipe(const plan_spec *s, ps_err *err) {
                          "stage s and stage pp-1-s of two mirrored pipelines; DeepSeek's "
                          "dualpipe.py asserts an even number of ranks), found %lld",
                          (long long)p->pp);
-    if (pipe_layout_given(p)) {
-        const ps_loc *at = has_split(p)              ? &l->stage_layers
-                           : p->first_stage_layers   ? &l->first_stage_layers
-                           : p->last_stage_layers    ? &l->last_stage_layers
-                           : p->account_for_embedding ? &l->account_for_embedding
-                                                      : &l->account_for_loss;
-        const char *field = has_split(p)              ? "pipeline.layers"
-                            : p->first_stage_layers   ? "pipeline.first_stage_layers"
-                            : p->last_stage_layers    ? "pipeline.last_stage_layers"
-                            : p->account_for_embedding ? "pipeline.account_for_embedding"
-                                                       : "pipeline.account_for_loss";
-        return ps_err_at(err, at, field,
-                         "expected no layout of the plan's own with pipeline.schedule: dualpipe "
-                         "(each rank holds two whole stages of layers/pp layers, one per "
-                         "direction), found %s",
-                         field);
-    }
     return ps_err_at(err, &l->global, "batch.global",
                      "expected the micro-batches per step, global/(micro*dp) = %lld, to be even "
                      "and at least 2*pp = %lld for pipeline.schedule: dualpipe (half go each "
@@ -469,8 +450,7 @@ int plan_check(const plan_spec *s, ps_err *err) {
     case PLAN_SPLIT_MIDDLE:
     case PLAN_SPLIT_ACCOUNT: return explain_split_options(s, err);
     case PLAN_DUALPIPE_PP:
-    case PLAN_DUALPIPE_MICRO:
-    case PLAN_DUALPIPE_LAYOUT: return explain_dualpipe(s, err);
+    case PLAN_DUALPIPE_MICRO: return explain_dualpipe(s, err);
     default: return ps_err_set(err, "internal error: unknown plan check result");
     }
 }

@@ -41,7 +41,6 @@ typedef enum {
     /* DualPipe (helper dualpipe; docs/schedule.md "DualPipe") */
     PLAN_DUALPIPE_PP,     /* pp odd or < 2 (two halves mirror each other) */
     PLAN_DUALPIPE_MICRO,  /* micro-batches odd or < 2 pp (dualpipe.py's assert) */
-    PLAN_DUALPIPE_LAYOUT, /* a layout of the plan's own: each rank holds two equal chunks */
     PLAN_REASON_COUNT
 } plan_reason;
 
