@@ -700,6 +700,35 @@ static void test_plan_framework(void **state) {
     ynode_free(j);
 }
 
+/* DualPipe end to end (docs/schedule.md "DualPipe"): plan shows it (two chunks per rank, pp + 1
+ * in flight, the twin-gradient all-reduce, the simulated schedule), emit refuses it at the
+ * field with exit status 1, and a sweep that lists it ranks it. */
+static void test_dualpipe(void **state) {
+    (void)state;
+    assert_int_equal(run("plan plans/llama3-8b-pp4.yaml --set pipeline.schedule=dualpipe", out,
+                         sizeof out),
+                     0);
+    tu_contains(out, "schedule   dualpipe", "(16 layers; 5 model-chunk micro-batches in flight)",
+                "DualPipe twin-stage gradients", "event simulation of the dualpipe schedule",
+                "dualpipe: each rank holds stage s and stage pp-1-s, two chunks of 8 layers",
+                NULL);
+    assert_int_equal(run("plan plans/llama3-8b-pp4.yaml --format json "
+                         "--set pipeline.schedule=dualpipe", out, sizeof out),
+                     0);
+    ynode *j = parse(out);
+    assert_int_equal(ynode_get(ynode_get(j, "memory"), "stages")->n, 4);
+    ynode_free(j);
+    assert_int_equal(run("plan plans/llama3-8b-pp4.yaml --set pipeline.schedule=dualpipe "
+                         "--set batch.global=6", out, sizeof out),
+                     1);
+    tu_contains(out, "batch.global", "= 6, to be even and at least 2*pp = 8", NULL);
+    assert_int_equal(run("emit plans/tiny-1m-cpu.yaml --set parallel.dp=1 --set parallel.pp=2 "
+                         "--set batch.global=4 --set batch.micro=1 --set pipeline.schedule=dualpipe",
+                         out, sizeof out),
+                     1);
+    tu_contains(out, "pipeline.schedule", "found dualpipe", "only the cost model", NULL);
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) {
         fprintf(stderr, "usage: test_cli PATH-TO-PARASIM\n");
@@ -708,6 +737,7 @@ int main(int argc, char **argv) {
     parasim = argv[1];
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_replay_broken_program), cmocka_unit_test(test_plan_framework),
+        cmocka_unit_test(test_dualpipe),
         cmocka_unit_test(test_plan_attention_kernel),
         cmocka_unit_test(test_default_plan_json), cmocka_unit_test(test_table_and_overrides),
         cmocka_unit_test(test_plan_moe_params),

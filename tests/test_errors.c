@@ -266,6 +266,48 @@ static void test_uneven_split_refusals(void **state) {
                 "found 4*3", NULL);
 }
 
+/* DualPipe's refusals (docs/schedule.md "DualPipe"): an odd pp, micro-batches odd or
+ * fewer than 2 pp (dualpipe.py's assert), a bad split, interleaved-only fields; each
+ * names the field, the rule and what was found. */
+static void test_dualpipe_refusals(void **state) {
+    (void)state;
+    const char *dual = "pipeline: {schedule: dualpipe}";
+    tu_contains(tu_plan_error(variant(4, "parallel: {dp: 8, pp: 1}", dual)),
+                "bad.yaml:4:", "parallel.pp", "expected an even pp >= 2", "dualpipe.py",
+                "found 1", NULL);
+    /* llama3-8b's 32 layers do not split over pp 3 anyway: use 6 layers' worth of pp */
+    tu_contains(tu_plan_error("model: tiny-1m\ncluster: dgx-h100\ngpus: 3\n"
+                              "parallel: {dp: 1, pp: 3}\nbatch: {global: 6, micro: 1, seq: 64}\n"
+                              "pipeline: {schedule: dualpipe}\n"
+                              "recompute: none\nprecision: fp32\noptimizer: adamw\n"),
+                "bad.yaml:4:", "parallel.pp", "expected an even pp >= 2", "found 3", NULL);
+    /* 12 / (1 x 2) = 6 micro-batches over pp = 4: fewer than 2 pp; 18 / 2 = 9: odd */
+    static const char *const batch[] = {"12", "18"}, *const found[] = {"= 6,", "= 9,"};
+    for (int i = 0; i < 2; i++) {
+        char text[512];
+        snprintf(text, sizeof text,
+                 "model: llama3-8b\ncluster: dgx-h100\ngpus: 8\nparallel: {dp: 2, pp: 4}\n"
+                 "batch: {global: %s, micro: 1, seq: 4096}\npipeline: {schedule: dualpipe}\n"
+                 "recompute: none\nprecision: bf16-mixed\noptimizer: adamw\n",
+                 batch[i]);
+        tu_contains(tu_plan_error(text), "bad.yaml:5:", "batch.global", found[i],
+                    "to be even and at least 2*pp = 8", "num_chunks >= 2 num_ranks", NULL);
+    }
+    /* the layer split is checked as for any schedule: 8 + 8 + 8 + 9 is not 32 */
+    tu_contains(tu_plan_error(variant(4, "parallel: {dp: 2, pp: 4}",
+                                      "pipeline: {schedule: dualpipe, layers: [8, 8, 8, 9]}")),
+                "bad.yaml:9:", "pipeline.layers", "summing to the model's layers = 32",
+                "found 4 stages summing to 33", NULL);
+    tu_contains(tu_plan_error(variant(4, "parallel: {dp: 2, pp: 4}",
+                                      "pipeline: {schedule: dualpipe, virtual: 2}")),
+                "pipeline.virtual", "expected 1 unless pipeline.schedule is interleaved",
+                "found 2", NULL);
+    /* valid: 64 / 2 = 32 micro-batches over pp = 4, evenly or as given */
+    free(tu_plan(variant(4, "parallel: {dp: 2, pp: 4}", dual)));
+    free(tu_plan(variant(4, "parallel: {dp: 2, pp: 4}",
+                         "pipeline: {schedule: dualpipe, layers: [7, 9, 9, 7]}")));
+}
+
 static void test_yaml_syntax_and_files(void **state) {
     (void)state;
     tu_contains(tu_plan_error(variant(4, "parallel: {dp: 8", NULL)), "bad.yaml:", "not valid YAML",
@@ -1045,6 +1087,7 @@ int main(void) {
         cmocka_unit_test(test_framework_errors),
         cmocka_unit_test(test_published_use_family),
         cmocka_unit_test(test_zero3_fields), cmocka_unit_test(test_cluster_nics),
+        cmocka_unit_test(test_dualpipe_refusals),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -180,7 +180,7 @@ static void test_deallocate_outputs(void **state) {
 static void test_size_bound_dominates(void **state) {
     (void)state;
     const char *models[] = {"llama3-8b", "gpt2-124m", "tiny-1m"};
-    const char *scheds[] = {"afab", "1f1b", "zero-bubble", "interleaved"};
+    const char *scheds[] = {"afab", "1f1b", "zero-bubble", "interleaved", "dualpipe"};
     const char *offloads[] = {"none", "both"};
     eval_stage *stages = calloc(PLAN_MAX_STAGES, sizeof *stages);
     plan_spec *s = calloc(1, sizeof *s);
@@ -192,7 +192,7 @@ static void test_size_bound_dominates(void **state) {
             for (int pp = 1; pp <= 4; pp *= 2)
                 for (int ci = 0; ci < 3; ci++) /* cp 1, cp 2 ring, cp 2 all-gather */
                     for (int zero = 0; zero <= 3; zero++)
-                        for (int si = 0; si < 4; si++)
+                        for (int si = 0; si < 5; si++)
                             for (int oi = 0; oi < 2; oi++) {
                                 char text[1024];
                                 snprintf(text, sizeof text,

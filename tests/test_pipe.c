@@ -1,6 +1,7 @@
 /* test_pipe.c — stage splits, in-flight micro-batches per schedule, and the
  * heaviest stage (docs/memory.md §4). */
 #include "cost/act.h"
+#include "cost/comm.h"
 #include "cost/pipe.h"
 #include "spec/plan_check.h"
 #include "time/pipe_sched.h"
@@ -302,6 +303,89 @@ static void test_heaviest_stage(void **state) {
     free(s);
 }
 
+/* DualPipe's memory and traffic by hand (docs/schedule.md "DualPipe"): Llama 3 70B
+ * (80 layers), tp 8, pp 4, 16 micro-batches. Rank s holds stage s and stage 3 - s, 20
+ * layers each: a middle rank twice a 1F1B middle stage's parameters, an end rank
+ * stage 0's and stage 3's together (layers, embedding, final norm and head), and so
+ * twice the states; pp + 1 = 5 chunk-micro-batches of 20 layers in flight on every
+ * rank, the end ranks adding the embedding of 4 and the head of 1. Per step a rank
+ * runs 8 micro-batches through each of its chunks, 16 x 20 layer passes like a 1F1B
+ * stage's 16 x 20: the same tensor-parallel traffic; it sends 8 + 8 activations (the
+ * end ranks 8), and all-reduces its gradients with its twin rank once. */
+static void test_dualpipe_memory(void **state) {
+    (void)state;
+    plan_spec *s = tu_plan("model: llama3-70b\ncluster: dgx-h100\ngpus: 32\n"
+                           "parallel: {dp: 1, tp: 8, pp: 4, sp: true}\n"
+                           "batch: {global: 16, micro: 1, seq: 8192}\n"
+                           "recompute: none\nprecision: bf16-mixed\noptimizer: adamw\n");
+    eval_stage one[4], dual[4];
+    eval_result r1, rd;
+    eval_plan(&s->model.cfg, &s->cluster.cfg, &s->cfg, &r1, one);
+    plan_cfg p = s->cfg;
+    p.schedule = SCHED_DUALPIPE;
+    assert_int_equal(plan_check_cfg(&s->model.cfg, &s->cluster.cfg, &p), PLAN_OK);
+    eval_plan(&s->model.cfg, &s->cluster.cfg, &p, &rd, dual);
+    act_bytes ab;
+    act_compute(&s->model.cfg, &s->cfg, &ab);
+    for (int k = 0; k < 4; k++) {
+        assert_int_equal(dual[k].layers, 40);
+        assert_int_equal(dual[k].inflight, 5);
+        const int64_t elems = k == 0 || k == 3 ? one[0].param_elems + one[3].param_elems
+                                               : 2 * one[1].param_elems;
+        assert_int_equal(dual[k].param_elems, elems);
+        const int64_t pair = k == 0 || k == 3 ? one[0].params + one[3].params : 2 * one[1].params;
+        assert_int_equal(dual[k].params, pair);
+        assert_int_equal(dual[k].optimizer,
+                         k == 0 || k == 3 ? one[0].optimizer + one[3].optimizer
+                                          : 2 * one[1].optimizer);
+        const int64_t extra = k == 0 || k == 3 ? 4 * ab.first_stage + ab.last_stage : 0;
+        assert_int_equal(dual[k].act_saved, 5 * 20 * ab.layer_saved + extra);
+        assert_int_equal(dual[k].comm_bytes[GROUP_TP] > 0, 1);
+    }
+    /* middle ranks: the tensor-parallel traffic of a 1F1B middle stage */
+    assert_int_equal(dual[1].comm_bytes[GROUP_TP], one[1].comm_bytes[GROUP_TP]);
+    const int64_t P = comm_p2p_bytes(&s->model.cfg, &p);
+    const int64_t gb = dtype_bytes(p.precision.grads);
+    /* pp: 16 sends each way on a middle rank (8 per chunk), 8 on an end rank, plus the
+     * twin all-reduce over 2 ranks: 2 (2-1)/2 S = S bytes of the rank's gradients */
+    assert_int_equal(dual[1].comm_bytes[GROUP_PP], 2 * 16 * P + dual[1].param_elems * gb);
+    assert_int_equal(dual[0].comm_bytes[GROUP_PP], 2 * 8 * P + dual[0].param_elems * gb);
+    /* mirrored ranks hold the same; the middle ones the most zero-bubble stashes */
+    for (int k = 0; k < 2; k++) assert_int_equal(dual[k].total, dual[3 - k].total);
+    assert_int_equal(rd.heavy.total, dual[0].total > dual[1].total ? dual[0].total : dual[1].total);
+    assert_true(pipe_overlaps_fwd_bwd(&p) && !pipe_overlaps_fwd_bwd(&s->cfg));
+    assert_int_equal(pipe_stage_micro_batches(&p), 8);
+    assert_int_equal(pipe_stage_micro_batches(&s->cfg), 16);
+    free(s);
+}
+
+/* DualPipe over an uneven split, by hand: llama3-8b's 32 layers as [7, 9, 10, 6] over pp 4.
+ * Rank 0 holds stage 0 (7) and stage 3 (6), rank 1 stages 1 (9) and 2 (10). At the peak rank
+ * s holds pp - s sets of its chunk 0 and s + 1 of its chunk 1: rank 0 4 x 7 + 1 x 6 = 34
+ * layer sets, rank 1 3 x 9 + 2 x 10 = 47, rank 2 2 x 10 + 3 x 9 = 47, rank 3 1 x 6 + 4 x 7
+ * = 34; the stashes (h + 1) x the larger chunk: 7, 20, 20, 7. */
+static void test_dualpipe_uneven(void **state) {
+    (void)state;
+    model_spec m = tu_model("llama3-8b");
+    plan_cfg p = tu_cfg(1, 1, 4, 1);
+    p.schedule = SCHED_DUALPIPE;
+    p.global_batch = 8;
+    const int32_t split[4] = {7, 9, 10, 6};
+    for (int s = 0; s < 4; s++) p.stage_layers[s] = split[s];
+    const int64_t layers[4] = {13, 19, 19, 13}, units[4] = {34, 47, 47, 34},
+                  stash[4] = {7, 20, 20, 7};
+    for (int64_t s = 0; s < 4; s++) {
+        pipe_inflight in;
+        pipe_stage_inflight(&m.cfg, &p, s, &in);
+        assert_int_equal(pipe_stage_layers(&m.cfg, &p, s), layers[s]);
+        assert_int_equal(pipe_chunk_layers(&m.cfg, &p, s, 0), split[s]);
+        assert_int_equal(pipe_chunk_layers(&m.cfg, &p, s, 1), split[3 - s]);
+        assert_int_equal(in.inflight, 5);
+        assert_int_equal(in.layer_units, units[s]);
+        assert_int_equal(in.stash_units, stash[s]);
+    }
+}
+
 /* eval_plan without a stage array looks only at the first and last stage of an
  * even split: it must report what a scan of every stage reports. */
 static void test_heaviest_shortcut_matches_scan(void **state) {
@@ -314,7 +398,7 @@ static void test_heaviest_shortcut_matches_scan(void **state) {
     const int64_t pps[] = {3, 4, 8, 16, 32, 48, 96};
     int checked = 0;
     for (size_t i = 0; i < sizeof pps / sizeof pps[0]; i++)
-        for (int sch = 0; sch < 4; sch++)
+        for (int sch = 0; sch < 5; sch++) /* dualpipe included */
             for (int rc = 0; rc < 3; rc++)
                 for (int64_t micro = 1; micro <= 4; micro *= 2) {
                     plan_cfg p = s->cfg;
@@ -333,6 +417,7 @@ static void test_heaviest_shortcut_matches_scan(void **state) {
                     eval_plan(&s->model.cfg, &s->cluster.cfg, &p, &quick, NULL);
                     assert_int_equal(full.heaviest, quick.heaviest);
                     assert_memory_equal(&full.heavy, &quick.heavy, sizeof full.heavy);
+                    assert_true(full.time.step == quick.time.step);
                     checked++;
                 }
     assert_true(checked > 100);
@@ -346,6 +431,7 @@ int main(void) {
         cmocka_unit_test(test_uneven_split), cmocka_unit_test(test_heaviest_stage),
         cmocka_unit_test(test_megatron_splits), cmocka_unit_test(test_uneven_chunk_inflight),
         cmocka_unit_test(test_heaviest_shortcut_matches_scan),
+        cmocka_unit_test(test_dualpipe_memory), cmocka_unit_test(test_dualpipe_uneven),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

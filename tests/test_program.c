@@ -1138,6 +1138,14 @@ static void test_refusals(void **state) {
                            "framework: megatron\nprecision: bf16-mixed\noptimizer: adamw\n"),
                 "test.yaml:1:", "framework: ", "found framework megatron", "leave framework out",
                 NULL);
+    /* DualPipe is cost model only (the runtime holds no mirrored stage, runs no F&B pairs):
+     * pipeline.schedule is located (tiny-1m has 4 layers: 2 per stage, 4 micro-batches) */
+    tu_contains(emit_error("model: tiny-1m\ncluster: dgx-h100\ngpus: 2\nparallel: {dp: 1, pp: 2}\n"
+                           "batch: {global: 4, micro: 1, seq: 64}\nrecompute: none\n"
+                           "pipeline: {schedule: dualpipe}\n"
+                           "precision: bf16-mixed\noptimizer: adamw\n"),
+                "test.yaml:7:", "pipeline.schedule: ", "found dualpipe", "only the cost model",
+                NULL);
     /* Llama 3's all-gather context parallelism is cost model only: the field is located */
     tu_contains(emit_error("model: tiny-1m\ncluster: dgx-h100\ngpus: 2\n"
                            "parallel: {dp: 1, cp: 2, cp_algorithm: all-gather}\n"

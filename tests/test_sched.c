@@ -368,6 +368,197 @@ static void test_interleaved_order(void **state) {
     assert_int_equal(out.peak_inflight[1], 3); /* (v-1)p + 1 */
 }
 
+/* ---- DualPipe (docs/schedule.md "DualPipe") ---- */
+
+/* Every DualPipe stage runs F, B and W of each of its chunk-micro-batches once
+ * (chunk 0: micro-batches 0..m/2-1, chunk 1: m/2..m-1), one op at a time, each
+ * for its time, an F&B pair's F starting only once its B's inputs are ready,
+ * and no op before its inputs: chunk 0 flows from stage s-1 to s, chunk 1 from
+ * s+1 to s. */
+static void check_dualpipe(const sched_in *in, const sched_op *ops, const sched_out *out) {
+    const int64_t p = in->p, m = in->m, n = sched_ops_per_stage(in);
+    assert_int_equal(n, 3 * m);
+    double *end = malloc(sizeof(double) * (size_t)(3 * 2 * p * m));
+    assert_non_null(end);
+    for (int64_t i = 0; i < 3 * 2 * p * m; i++) end[i] = NAN;
+#define END(kind, c, s, mb) end[(((kind) * 2 + (c)) * p + (s)) * m + (mb)]
+    double last = 0;
+    for (int64_t s = 0; s < p; s++)
+        for (int64_t i = 0; i < n; i++) {
+            const sched_op *o = &ops[s * n + i];
+            assert_true(o->kind < 3 && o->chunk >= 0 && o->chunk < 2);
+            assert_true(o->mb >= o->chunk * m / 2 && o->mb < (o->chunk + 1) * m / 2);
+            assert_true(isnan(END(o->kind, o->chunk, s, o->mb)));
+            END(o->kind, o->chunk, s, o->mb) = o->end;
+            const double t = o->kind == SCHED_OP_F ? in->t_f[s]
+                             : o->kind == SCHED_OP_B ? in->t_b[s] : in->t_w[s];
+            assert_true(fabs(o->end - o->start - t) < 1e-12);
+            if (i) assert_true(o->start >= ops[s * n + i - 1].end - 1e-12);
+            if (o->flags & SCHED_OP_PAIRED)
+                assert_true(i + 1 < n && o[1].kind == SCHED_OP_B && o[1].start == o->end);
+            if (o->kind == SCHED_OP_B && (o->flags & SCHED_OP_WHOLE)) /* its W follows */
+                assert_true(i + 1 < n && o[1].kind == SCHED_OP_W && o[1].mb == o->mb &&
+                            o[1].start == o->end && (o[1].flags & SCHED_OP_WHOLE));
+            if (o->end > last) last = o->end;
+        }
+    for (int64_t s = 0; s < p; s++)
+        for (int64_t i = 0; i < n; i++) {
+            const sched_op *o = &ops[s * n + i];
+            const int64_t c = o->chunk, prev = c ? s + 1 : s - 1, next = c ? s - 1 : s + 1;
+            if (o->kind == SCHED_OP_F && prev >= 0 && prev < p)
+                assert_true(o->start >= END(0, c, prev, o->mb) + in->t_p2p - 1e-12);
+            if (o->kind == SCHED_OP_B) {
+                assert_true(o->start >= END(0, c, s, o->mb));
+                if (next >= 0 && next < p)
+                    assert_true(o->start >= END(1, c, next, o->mb) + in->t_p2p - 1e-12);
+            }
+            if (o->kind == SCHED_OP_W) assert_true(o->start >= END(1, c, s, o->mb));
+            /* a whole backward's gradient leaves after its W */
+            if (o->kind == SCHED_OP_B && next >= 0 && next < p) {
+                const sched_op *up = ops + next * n;
+                int64_t k = 0;
+                while (!(up[k].kind == SCHED_OP_B && up[k].chunk == c && up[k].mb == o->mb)) k++;
+                if (up[k].flags & SCHED_OP_WHOLE)
+                    assert_true(o->start >= END(2, c, next, o->mb) + in->t_p2p - 1e-12);
+            }
+        }
+#undef END
+    assert_true(out->step_time == last);
+    free(end);
+}
+
+static double simulate_dualpipe(const sched_in *in, sched_out *out, sched_op *keep) {
+    const int64_t n = sched_ops_per_stage(in);
+    assert_true(n > 0);
+    sched_op *ops = keep ? keep : malloc(sizeof *ops * (size_t)(in->p * n));
+    assert_non_null(ops);
+    assert_int_equal(sched_simulate(in, ops, out), 0);
+    check_dualpipe(in, ops, out);
+    if (!keep) free(ops);
+    return out->bubble_fraction;
+}
+
+/* The op order of dualpipe.py (DualPipe.step) for p 2, m 4, written out by
+ * hand from its eight steps (h = 0 on both ranks, M = 2 per direction; "B" a
+ * full backward, here B then W, "b" one holding its W back): rank 0 runs
+ * F0.0 F1.2 F0.1 B1.2 (F1.3 & B0.0) B1.3 b0.1 W0.1, rank 1 the mirror
+ * F1.2 F0.0 F1.3 B0.0 (F0.1 & B1.2) B0.1 b1.3 W1.3 (chunk.micro-batch). */
+static void test_dualpipe_order(void **state) {
+    (void)state;
+    setup u;
+    uniform(&u, SCHED_DUALPIPE, 2, 4, 2, 1, 1, 1);
+    sched_op o[12];
+    static const struct {
+        char kind;
+        int chunk, mb, fb;
+    } want[2][12] = {{{'F', 0, 0, 0}, {'F', 1, 2, 0}, {'F', 0, 1, 0}, {'B', 1, 2, 0},
+                      {'W', 1, 2, 0}, {'F', 1, 3, 1}, {'B', 0, 0, 0}, {'W', 0, 0, 0},
+                      {'B', 1, 3, 0}, {'W', 1, 3, 0}, {'B', 0, 1, 0}, {'W', 0, 1, 0}},
+                     {{'F', 1, 2, 0}, {'F', 0, 0, 0}, {'F', 1, 3, 0}, {'B', 0, 0, 0},
+                      {'W', 0, 0, 0}, {'F', 0, 1, 1}, {'B', 1, 2, 0}, {'W', 1, 2, 0},
+                      {'B', 0, 1, 0}, {'W', 0, 1, 0}, {'B', 1, 3, 0}, {'W', 1, 3, 0}}};
+    for (int s = 0; s < 2; s++) {
+        assert_int_equal(sched_stage_order(&u.in, s, o), 0);
+        for (int i = 0; i < 12; i++) {
+            assert_int_equal("FBW"[o[i].kind], want[s][i].kind);
+            assert_int_equal(o[i].chunk, want[s][i].chunk);
+            assert_int_equal(o[i].mb, want[s][i].mb);
+            assert_int_equal(o[i].flags & SCHED_OP_PAIRED, want[s][i].fb);
+        }
+    }
+}
+
+/* The bubble against the README of deepseek-ai/DualPipe: (PP/2 - 1)(F&B + B - 3W)
+ * with B = t_b + t_w the full backward and F&B = t_f + B (the pair runs back to
+ * back). By hand, p 4, m 8, t_f = t_b = t_w = 1: (2 - 1)(3 + 2 - 3) = 2 on a busy
+ * time of 8 (1 + 1 + 1) = 24 per rank, a step of 26 (the simulation's timeline,
+ * docs/schedule.md). The simulation equals the README exactly when t_f = t_b
+ * (for every p, m and t_w tried); elsewhere it is (PP/2 - 1)(2 t_f + t_b - t_w)
+ * while b <= f: p 4, m 8, t_f 2, t_b 1, t_w 1 idles 4 where the README says 3. */
+static void test_dualpipe_closed_form(void **state) {
+    (void)state;
+    setup u;
+    sched_out out;
+    uniform(&u, SCHED_DUALPIPE, 4, 8, 2, 1, 1, 1);
+    simulate_dualpipe(&u.in, &out, NULL);
+    assert_true(fabs(out.step_time - 26) < 1e-12);
+    assert_true(fabs(out.busy_max - 24) < 1e-12);
+    assert_true(fabs(sched_bubble_closed_form(SCHED_DUALPIPE, 4, 8, 2, 1, 1, 1) - 2.0 / 24) <
+                1e-15);
+    const double times[][3] = {{1, 1, 1}, {1, 1, 0.5}, {1, 1, 0}, {2, 2, 1}, {0.5, 0.5, 0.25},
+                               {3, 3, 0.5}};
+    const int64_t ps[] = {2, 4, 6, 8, 16};
+    int checked = 0;
+    for (int i = 0; i < 5; i++)
+        for (int64_t m = 2 * ps[i]; m <= 4 * ps[i]; m += 2)
+            for (int t = 0; t < 6; t++) {
+                const int64_t p = ps[i];
+                const double f = times[t][0], b = times[t][1], w = times[t][2];
+                uniform(&u, SCHED_DUALPIPE, p, m, 2, f, b, w);
+                const double sim = simulate_dualpipe(&u.in, &out, NULL);
+                const double readme = (double)(p / 2 - 1) * ((f + b + w) + (b + w) - 3 * w);
+                assert_true(fabs(out.step_time - out.busy_max - readme) < 1e-9);
+                assert_true(fabs(sim - sched_bubble_closed_form(SCHED_DUALPIPE, p, m, 2, f, b, w)) <
+                            1e-12);
+                checked++;
+            }
+    assert_true(checked == 246);
+    uniform(&u, SCHED_DUALPIPE, 4, 8, 2, 2, 1, 1);
+    simulate_dualpipe(&u.in, &out, NULL);
+    assert_true(fabs(out.step_time - out.busy_max - 4) < 1e-12);
+    assert_true(fabs(sched_bubble_closed_form(SCHED_DUALPIPE, 4, 8, 2, 2, 1, 1) * out.busy_max -
+                     3) < 1e-12);
+}
+
+/* In flight: pp + 1 chunk-micro-batches on every rank, the README's "PP+1"
+ * (released at W or at B alike), chunk 0 up to pp - s and chunk 1 up to s + 1:
+ * what pipe_stage_inflight gives (its first/last extras on the end ranks). */
+static void test_dualpipe_inflight(void **state) {
+    (void)state;
+    model_spec model = tu_model("llama3-8b"); /* 32 layers */
+    static sched_op ops[16 * 64 * 3];
+    setup u;
+    sched_out out;
+    const int64_t ps[] = {2, 4, 8, 16};
+    for (int i = 0; i < 4; i++)
+        for (int64_t m = 2 * ps[i]; m <= 4 * ps[i]; m += 2 * ps[i]) {
+            const int64_t p = ps[i], n = 3 * m;
+            uniform(&u, SCHED_DUALPIPE, p, m, 2, 1, 2, 1);
+            simulate_dualpipe(&u.in, &out, ops);
+            plan_cfg plan = tu_cfg(1, 1, p, 1);
+            plan.schedule = SCHED_DUALPIPE;
+            plan.global_batch = m;
+            for (int64_t s = 0; s < p; s++) {
+                pipe_inflight pi;
+                pipe_stage_inflight(&model.cfg, &plan, s, &pi);
+                assert_int_equal(pi.inflight, p + 1);
+                assert_int_equal(out.peak_inflight[s], p + 1);
+                assert_int_equal(out.peak_until_w[s], p + 1);
+                assert_int_equal(pi.layer_units, (p + 1) * (32 / p));
+                assert_int_equal(chunk_peak(ops + s * n, n, 0), p - s);
+                assert_int_equal(chunk_peak(ops + s * n, n, 1), s + 1);
+                const int64_t h = s < p - 1 - s ? s : p - 1 - s;
+                assert_int_equal(pi.stash_units, (h + 1) * (32 / p));
+                if (s == 0) { /* embedding on chunk 0, head on chunk 1 */
+                    assert_int_equal(chunk_peak(ops, n, 0), pi.first_extra);
+                    assert_int_equal(chunk_peak(ops, n, 1), pi.last_extra);
+                }
+                if (s == p - 1) { /* the mirror: embedding on chunk 1, head on chunk 0 */
+                    assert_int_equal(chunk_peak(ops + s * n, n, 1), pi.first_extra);
+                    assert_int_equal(chunk_peak(ops + s * n, n, 0), pi.last_extra);
+                }
+                if (s > 0 && s < p - 1) assert_int_equal(pi.first_extra + pi.last_extra, 0);
+            }
+        }
+    /* invalid shapes: odd p, odd m, m < 2p, v != 2 */
+    const int64_t bad[][3] = {{3, 6, 2}, {4, 9, 2}, {4, 6, 2}, {4, 8, 1}};
+    for (int i = 0; i < 4; i++) {
+        uniform(&u, SCHED_DUALPIPE, bad[i][0], bad[i][1], bad[i][2], 1, 1, 1);
+        assert_int_equal(sched_simulate(&u.in, NULL, &out), -1);
+    }
+    assert_int_equal(sched_ops_total(SCHED_DUALPIPE, 4, 8, 2), 96);
+}
+
 static void test_invalid(void **state) {
     (void)state;
     setup u;
@@ -499,6 +690,9 @@ int main(void) {
         cmocka_unit_test(test_uneven_chunks_by_hand),
         cmocka_unit_test(test_zero_bubble_by_hand),
         cmocka_unit_test(test_interleaved_order),
+        cmocka_unit_test(test_dualpipe_order),
+        cmocka_unit_test(test_dualpipe_closed_form),
+        cmocka_unit_test(test_dualpipe_inflight),
         cmocka_unit_test(test_invalid),
         cmocka_unit_test(test_gantt),
         cmocka_unit_test(test_speed),

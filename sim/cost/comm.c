@@ -5,6 +5,7 @@
 
 #include "cost/act.h"
 #include "cost/moe.h"
+#include "cost/pipe.h"
 #include "spec/plan_check.h"
 #include "cost/states.h"
 
@@ -62,7 +63,7 @@ static void add(comm_list *l, comm_group g, comm_coll c, comm_phase ph, const ch
  * (recompute_gather, DeepSpeed's per-module pre-forward hook). */
 static void dp_comm(const plan_cfg *p, const comm_stage_info *s, comm_group group, int64_t d,
                     int64_t elems, comm_list *l) {
-    const int64_t mb = plan_micro_batches(p);
+    const int64_t mb = pipe_stage_micro_batches(p);
     const int64_t n = states_shard(elems, d) * d; /* padded flat buffer */
     const int64_t pb = dtype_bytes(p->precision.params), gb = dtype_bytes(p->precision.grads);
     switch (p->zero) {
@@ -110,13 +111,13 @@ int64_t comm_zero3_units(const plan_cfg *p, int64_t layers, bool first, bool las
  * per-token fp32 all-reduces of the vocab-parallel cross-entropy. */
 static void tp_comm(const model_cfg *m, const plan_cfg *p, const comm_stage_info *s,
                     comm_list *l) {
-    const int64_t t = p->tp, mb = plan_micro_batches(p);
+    const int64_t t = p->tp, mb = pipe_stage_micro_batches(p);
     if (t <= 1) return;
     const int64_t tokens = plan_tokens_per_rank(p);
     const int64_t T = tokens * m->hidden * dtype_bytes(p->precision.activations);
     const int64_t replay = p->recompute == RECOMPUTE_FULL ? 1 : 0;
     const int64_t L = s->layers;
-    const int first = s->stage == 0, last = s->stage == p->pp - 1;
+    const int first = pipe_stage_has_embedding(p, s->stage), last = pipe_stage_has_head(p, s->stage);
     /* a full-recompute replay runs its forward collectives again during the backward */
     if (!p->sp) {
         add(l, GROUP_TP, COLL_ALL_REDUCE, COMM_FWD, "layer outputs (forward)", t, mb * L * 2, T);
@@ -195,10 +196,12 @@ int64_t comm_p2p_bytes(const model_cfg *m, const plan_cfg *p) {
 
 static void pp_comm(const model_cfg *m, const plan_cfg *p, const comm_stage_info *s,
                     comm_list *l) {
-    const int64_t pp = p->pp, v = p->virtual_stages, mb = plan_micro_batches(p);
+    const int64_t pp = p->pp, v = pipe_chunks(p), mb = pipe_stage_micro_batches(p);
     if (pp <= 1) return;
     const int64_t P = comm_p2p_bytes(m, p);
-    const int first = s->stage == 0, last = s->stage == pp - 1;
+    /* DualPipe: the end ranks' embedding chunk receives nothing, their head
+     * chunk sends nothing (mb = m/2 per chunk) */
+    const int first = pipe_stage_has_embedding(p, s->stage), last = pipe_stage_has_head(p, s->stage);
     /* DeepSpeed's partitioned messages (pipeline.partition_messages, without
      * SP): each tp rank sends its 1/tp, the receiver all-gathers the message
      * over tp before using it (engine.py _exec_recv_activations / _exec_recv_grads) */
@@ -216,6 +219,17 @@ static void pp_comm(const model_cfg *m, const plan_cfg *p, const comm_stage_info
     if (m->tied_embeddings && (first || last))
         add(l, GROUP_PP, COLL_ALL_REDUCE, COMM_GRADS, "tied embedding gradients", 2, 1,
             s->tied_rows_params * dtype_bytes(p->precision.grads));
+    /* DualPipe: rank s and rank pp-1-s hold the same two stages (each the
+     * other's chunk 0 as its chunk 1); their gradients are summed over the pair
+     * before the optimizer, as deepseek-ai/DualPipe's example does, once per
+     * step: the part of the stage's gradients this rank updates (its ZeRO shard
+     * from ZeRO-1 on). docs/schedule.md "DualPipe". */
+    if (p->schedule == SCHED_DUALPIPE) {
+        const int64_t d = p->dp * p->cp;
+        const int64_t n = p->zero >= 1 ? states_shard(s->rank_params, d) : s->rank_params;
+        add(l, GROUP_PP, COLL_ALL_REDUCE, COMM_GRADS, "DualPipe twin-stage gradients", 2, 1,
+            n * dtype_bytes(p->precision.grads));
+    }
 }
 
 /* Context parallel, ring attention (Liu et al. 2023; Megatron-LM/TE
@@ -235,7 +249,7 @@ int64_t comm_cp_passes(const plan_cfg *p, bool backward) {
  * replays the forward gather. All of it is exposed (step_time.c). */
 static void cp_all_gather_comm(const plan_cfg *p, const comm_stage_info *s, int64_t KV,
                                comm_list *l) {
-    const int64_t c = p->cp, rounds = plan_micro_batches(p) * s->layers;
+    const int64_t c = p->cp, rounds = pipe_stage_micro_batches(p) * s->layers;
     const int64_t replay = p->recompute == RECOMPUTE_FULL ? 1 : 0;
     add(l, GROUP_CP, COLL_ALL_GATHER, COMM_FWD, "K/V (forward)", c, rounds, c * KV);
     add(l, GROUP_CP, COLL_ALL_GATHER, COMM_BWD, "K/V (recompute)", c, rounds * replay, c * KV);
@@ -245,7 +259,7 @@ static void cp_all_gather_comm(const plan_cfg *p, const comm_stage_info *s, int6
 
 static void cp_comm(const model_cfg *m, const plan_cfg *p, const comm_stage_info *s,
                     comm_list *l) {
-    const int64_t c = p->cp, mb = plan_micro_batches(p);
+    const int64_t c = p->cp, mb = pipe_stage_micro_batches(p);
     if (c <= 1) return;
     const int64_t KV = act_kv_block_bytes(m, p);
     if (p->cp_algorithm == CP_ALL_GATHER) {
@@ -266,7 +280,7 @@ static void cp_comm(const model_cfg *m, const plan_cfg *p, const comm_stage_info
  * as the forward produces them and come back for the backward, over PCIe
  * (all but the two layers kept on the device; docs/memory.md §3). */
 static void host_comm(const plan_cfg *p, const comm_stage_info *s, comm_list *l) {
-    const int64_t mb = plan_micro_batches(p);
+    const int64_t mb = pipe_stage_micro_batches(p);
     if (!p->offload_activations || s->offload_bytes <= 0) return;
     add(l, GROUP_HOST, COLL_SEND, COMM_FWD, "activations to host (offload)", 2, mb, s->offload_bytes);
     add(l, GROUP_HOST, COLL_SEND, COMM_BWD, "activations from host (offload)", 2, mb,
@@ -283,7 +297,7 @@ static void host_comm(const plan_cfg *p, const comm_stage_info *s, comm_list *l)
  * over edp (dp_comm with the expert elements). */
 static void ep_comm(const plan_cfg *p, const comm_stage_info *s, comm_list *l) {
     const moe_layout *x = s->moe;
-    const int64_t mb = plan_micro_batches(p), rounds = mb * s->moe_layers;
+    const int64_t mb = pipe_stage_micro_batches(p), rounds = mb * s->moe_layers;
     if (x->edp > 1) dp_comm(p, s, GROUP_EDP, x->edp, s->expert_params, l);
     if (rounds <= 0) return;
     if (x->ep > 1) {

@@ -116,8 +116,10 @@ void moe_layer_split(const model_cfg *m, int64_t first, int64_t n, int64_t *dens
 void moe_stage_layers(const model_cfg *m, const plan_cfg *p, int64_t stage, int64_t *dense,
                       int64_t *moe) {
     *dense = *moe = 0;
-    for (int64_t c = 0; c < p->virtual_stages; c++) {
-        const int64_t g = c * p->pp + stage;
+    for (int64_t c = 0; c < pipe_chunks(p); c++) {
+        /* DualPipe: chunk 1 of rank s is stage pp-1-s of the split */
+        const int64_t g = p->schedule == SCHED_DUALPIPE ? (c ? p->pp - 1 - stage : stage)
+                                                        : c * p->pp + stage;
         int64_t d, e;
         moe_layer_split(m, pipe_virtual_first_layer(m, p, g), pipe_chunk_layers(m, p, stage, c),
                         &d, &e);
@@ -125,5 +127,5 @@ void moe_stage_layers(const model_cfg *m, const plan_cfg *p, int64_t stage, int6
         *moe += e;
     }
     /* the multi-token-prediction modules follow the output head (DeepSeek-V3 §2.2) */
-    if (stage == p->pp - 1) *moe += m->mtp_layers;
+    if (pipe_stage_has_head(p, stage)) *moe += m->mtp_layers;
 }

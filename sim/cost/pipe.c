@@ -23,7 +23,9 @@ int64_t pipe_middle_split(const model_cfg *m, const plan_cfg *p, int64_t *rest) 
     return p->pp - (first > 0) - (last > 0);
 }
 
-int64_t pipe_stage_layers(const model_cfg *m, const plan_cfg *p, int64_t stage) {
+/* Layers of pipeline stage `stage` of the split (a rank's, but under DualPipe
+ * one of the rank's two stages). */
+static int64_t split_layers(const model_cfg *m, const plan_cfg *p, int64_t stage) {
     const int64_t pp = p->pp;
     if (p->stage_layers[0]) return p->stage_layers[stage];
     if (p->first_stage_layers || p->last_stage_layers) {
@@ -40,8 +42,16 @@ int64_t pipe_stage_layers(const model_cfg *m, const plan_cfg *p, int64_t stage) 
     return m->layers / pp;
 }
 
+int64_t pipe_stage_layers(const model_cfg *m, const plan_cfg *p, int64_t stage) {
+    /* DualPipe: rank s holds stage s and stage pp-1-s of the split */
+    if (p->schedule == SCHED_DUALPIPE)
+        return split_layers(m, p, stage) + split_layers(m, p, p->pp - 1 - stage);
+    return split_layers(m, p, stage);
+}
+
 int64_t pipe_chunk_layers(const model_cfg *m, const plan_cfg *p, int64_t stage, int64_t chunk) {
     const int64_t v = p->virtual_stages;
+    if (p->schedule == SCHED_DUALPIPE) return split_layers(m, p, chunk ? p->pp - 1 - stage : stage);
     if (!p->stage_layers[0] && !p->first_stage_layers && !p->last_stage_layers &&
         (p->account_for_embedding || p->account_for_loss))
         return pipe_account_slots(m, p) / v -
@@ -129,6 +139,22 @@ void pipe_stage_inflight(const model_cfg *m, const plan_cfg *p, int64_t stage,
         return;
     }
     case SCHED_1F1B: out->inflight = min64(pp - stage, mb); break;
+    case SCHED_DUALPIPE: { /* docs/schedule.md "DualPipe": walked from dualpipe.py's order */
+        const int64_t c0 = pipe_chunk_layers(m, p, stage, 0), c1 = pipe_chunk_layers(m, p, stage, 1);
+        const int64_t half = min64(stage, pp - 1 - stage);
+        /* chunk 0 peaks at pp - s sets, chunk 1 at s + 1, both at the rank's peak of pp + 1 */
+        out->inflight = pp + 1;
+        out->layer_units = (pp - stage) * c0 + (stage + 1) * c1;
+        /* both end ranks: the embedding's chunk (0 on rank 0, 1 on rank pp-1)
+         * holds pp micro-batches at its peak, the head's chunk 1 */
+        const bool end = stage == 0 || stage == pp - 1;
+        out->first_extra = end ? pp : 0;
+        out->last_extra = end ? 1 : 0;
+        /* zero-bubble B's (steps 3, 6, 7) keep their output gradients until
+         * their W: at most min(s, pp-1-s) + 1 at once */
+        out->stash_units = (half + 1) * (c0 > c1 ? c0 : c1);
+        return;
+    }
     case SCHED_ZERO_BUBBLE: /* layers until W: min(p, m); embedding and head as 1F1B */
         out->inflight = min64(pp, mb);
         out->layer_units = out->inflight * layers;

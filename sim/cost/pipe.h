@@ -14,6 +14,15 @@
  * 1F1B on stage 0 only); its embedding and head run whole in B and keep the
  * 1F1B counts. With pp = 1 one micro-batch is live at a time (gradient
  * accumulation runs them one after another).
+ *
+ * DualPipe (DeepSeek-V3 §3.2.1; deepseek-ai/DualPipe dualpipe.py): rank s holds
+ * two chunks, stage s of the pipeline fed from rank 0 (chunk 0) and stage
+ * pp-1-s of the one fed from rank pp-1 (chunk 1), each as the layer split
+ * gives that stage; half the micro-batches go each way. Walking dualpipe.py's
+ * op order, every rank holds pp + 1 chunk-micro-batches at its peak (the
+ * README's "PP+1"): chunk 0's pp - s and chunk 1's s + 1 at once; ranks 0 and
+ * pp-1 hold the embedding and the head (one per chunk). See the DualPipe block
+ * below and docs/schedule.md.
  */
 #ifndef PS_PIPE_H
 #define PS_PIPE_H
@@ -23,8 +32,10 @@
 
 #include "spec/model.h"
 #include "spec/plan.h"
+#include "spec/plan_check.h"
 
-/* Layers held by pipeline stage s (all its chunks). */
+/* Layers held by pipeline stage s (all its chunks; under DualPipe stage s's
+ * and stage pp-1-s's of the split). */
 int64_t pipe_stage_layers(const model_cfg *m, const plan_cfg *p, int64_t stage);
 
 /* Layers plus one slot each for the embedding / loss when
@@ -86,5 +97,48 @@ typedef struct {
 
 void pipe_stage_inflight(const model_cfg *m, const plan_cfg *p, int64_t stage,
                          pipe_inflight *out);
+
+/* ---- DualPipe (helper dualpipe; docs/schedule.md "DualPipe") ----
+ * What a stage (a pipeline rank) runs, in terms every schedule shares; for a
+ * plan without pipeline.schedule: dualpipe these are today's values. */
+
+/* Model chunks a stage holds: v interleaved, 2 DualPipe, else 1. */
+static inline int64_t pipe_chunks(const plan_cfg *p) {
+    return p->schedule == SCHED_DUALPIPE ? 2 : p->virtual_stages;
+}
+
+/* Micro-batches through each chunk of a stage per step: the multiplier of
+ * every per-layer, per-micro-batch count over the stage's layers (comm.c,
+ * step_time.c). m, or m/2 under DualPipe (half the micro-batches go each way,
+ * each through one of the rank's two chunks). */
+static inline int64_t pipe_stage_micro_batches(const plan_cfg *p) {
+    const int64_t mb = plan_micro_batches(p);
+    return p->schedule == SCHED_DUALPIPE && p->pp > 1 ? mb / 2 : mb;
+}
+
+/* The stage holds the embedding / the output head and loss: stage 0 / pp-1,
+ * and under DualPipe both on both end ranks (rank 0 holds stage 0 of one
+ * pipeline and stage pp-1 of the other). */
+static inline bool pipe_stage_has_embedding(const plan_cfg *p, int64_t stage) {
+    return stage == 0 || (p->schedule == SCHED_DUALPIPE && stage == p->pp - 1);
+}
+static inline bool pipe_stage_has_head(const plan_cfg *p, int64_t stage) {
+    return stage == p->pp - 1 || (p->schedule == SCHED_DUALPIPE && stage == 0);
+}
+
+/* The hook for the MoE time model (helper moeplan): true when the schedule
+ * runs a forward chunk and a backward chunk of different micro-batches
+ * together (DualPipe's F&B, dualpipe.py _forward_backward_chunk), so that one
+ * chunk's expert all-to-all dispatch/combine can run behind the other's
+ * compute (DeepSeek-V3 §3.2.1, Figure 4). Where it holds, a stage's exposed
+ * all-to-all per chunk-micro-batch may be hidden behind the paired chunk's
+ * compute, at most that compute (times the cluster's overlap efficiency,
+ * like every other overlap, docs/time.md §4); elsewhere all-to-all is exposed
+ * unless its own overlap rule hides it. The event simulation runs the pair
+ * back to back (F then B of the stage's chunk times), so hiding the
+ * all-to-all in the stage's f/b times is all it takes. */
+static inline bool pipe_overlaps_fwd_bwd(const plan_cfg *p) {
+    return p->schedule == SCHED_DUALPIPE && p->pp > 1;
+}
 
 #endif

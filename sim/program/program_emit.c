@@ -183,6 +183,14 @@ static int refuse_training(const plan_spec *s, ps_err *err) {
                          "before its backward; found a zero3: section (unit %s, prefetch %lld), "
                          "which only the cost model (plan, sweep) evaluates: leave it out to emit",
                          plan_zero3_unit_names[p->zero3.unit], (long long)p->zero3.prefetch);
+    /* DualPipe (helper dualpipe): two copies of each stage per rank and F&B
+     * pairs the runtime's pipeline (rt_pipe.c) does not execute */
+    if (p->pp > 1 && p->schedule == SCHED_DUALPIPE)
+        return ps_err_at(err, field_loc(s, &s->locs.schedule), "pipeline.schedule",
+                         "the execution plan runs afab, 1f1b, interleaved and zero-bubble; found "
+                         "dualpipe, which only the cost model (plan, sweep) evaluates: the "
+                         "runtime does not hold a rank's second, mirrored stage or run its "
+                         "forward-and-backward pairs");
     /* the runtime runs ring attention (rt_cp); the all-gather algorithm is cost model only */
     if (p->cp > 1 && p->cp_algorithm != CP_RING)
         return ps_err_at(err, field_loc(s, &s->locs.cp_algorithm), "cp_algorithm",

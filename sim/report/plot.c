@@ -558,6 +558,8 @@ static const char *gantt_schedule_name(const sched_in *in) {
         return "interleaved 1F1B";
     case SCHED_ZERO_BUBBLE:
         return "zero-bubble ZB-H1";
+    case SCHED_DUALPIPE:
+        return "DualPipe (chunk 0 from stage 0, chunk 1 from the last stage)";
     }
     return "?";
 }
@@ -601,7 +603,9 @@ int plot_gantt_write_data(FILE *f, const plot_gantt *g) {
             "# stage kind chunk mb start end label\n",
             gantt_schedule_name(in), (long long)in->p, (long long)in->m, (long long)in->v,
             g->unit == 1 ? "s" : "ms",
-            in->kind == SCHED_ZERO_BUBBLE ? " (input gradient), 2 weight gradient" : "");
+            in->kind == SCHED_ZERO_BUBBLE || in->kind == SCHED_DUALPIPE
+                ? " (input gradient), 2 weight gradient"
+                : "");
     for (int64_t s = 0; s < in->p; s++)
         for (int64_t i = 0; i < n; i++) {
             const sched_op *o = &g->ops[s * n + i];
@@ -623,7 +627,7 @@ static void gantt_body(FILE *f, const void *ctx, const char *data) {
     const plot_gantt *g = ctx;
     const sched_in *in = g->in;
     int64_t ops = in->p * sched_ops_per_stage(in);
-    int kinds = in->kind == SCHED_ZERO_BUBBLE ? 3 : 2;
+    int kinds = in->kind == SCHED_ZERO_BUBBLE || in->kind == SCHED_DUALPIPE ? 3 : 2;
     int shades = in->v > 1 ? 2 : 1;
     const char *sep = "plot ";
     for (int k = 0; k < kinds; k++)

@@ -139,7 +139,7 @@ static void header(FILE *f, const plan_spec *s, const eval_result *r) {
 static void memory(FILE *f, const plan_spec *s, const eval_result *r) {
     const eval_stage *h = &r->heavy;
     char b1[32], b2[32];
-    const int chunks = s->cfg.schedule == SCHED_INTERLEAVED;
+    const int chunks = pipe_chunks(&s->cfg) > 1; /* interleaved, DualPipe */
     fprintf(f, "\nMemory per GPU at the step's peak, heaviest rank: pipeline stage %lld of %lld "
                "(%lld layers; %lld %s in flight)\n",
             (long long)r->heaviest, (long long)r->stages, (long long)h->layers,
@@ -197,6 +197,10 @@ static void stage_table(FILE *f, const plan_spec *sp, const eval_result *r,
                    "split evenly over its %lld chunks, less the embedding's and the loss's slots "
                    "where they are counted)\n",
                 (long long)sp->cfg.virtual_stages);
+    else if (sp->cfg.schedule == SCHED_DUALPIPE)
+        fprintf(f, "  (dualpipe: each rank holds stage s and stage pp-1-s, two chunks of %lld "
+                   "layers; inflight counts chunk micro-batches)\n",
+                (long long)(sp->model.cfg.layers / sp->cfg.pp));
 }
 
 static void comm(FILE *f, const eval_result *r) {

@@ -4,6 +4,8 @@
 #include "cost/moe.h"
 #include "report/report.h"
 
+#include "cost/pipe.h"
+
 #define BAR_WIDTH 30
 
 static void part(FILE *f, const char *name, double s, double step) {
@@ -48,8 +50,7 @@ void report_time_table(FILE *f, const plan_spec *s, const eval_result *r, const 
         const stage_time *x = &stages[t->slowest].time;
         fprintf(f, "  per %s on stage %lld: forward %.2f ms, backward %.2f ms, weight grad "
                    "%.2f ms (incl. exposed comm)\n",
-                p->schedule == SCHED_INTERLEAVED && p->pp > 1 ? "model-chunk micro-batch"
-                                                              : "micro-batch",
+                pipe_chunks(p) > 1 && p->pp > 1 ? "model-chunk micro-batch" : "micro-batch",
                 (long long)t->slowest, 1e3 * x->f, 1e3 * x->b, 1e3 * x->w);
     }
     fprintf(f, "  links:");

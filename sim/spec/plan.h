@@ -15,7 +15,16 @@
 #include "base/dtype.h"
 #include "spec/model.h"
 
-typedef enum { SCHED_AFAB, SCHED_1F1B, SCHED_INTERLEAVED, SCHED_ZERO_BUBBLE } plan_schedule;
+/* SCHED_DUALPIPE (helper dualpipe): DeepSeek's DualPipe, two pipelines fed from
+ * both ends, each rank holding stage s and stage pp-1-s (cost/pipe.h,
+ * docs/schedule.md "DualPipe"). */
+typedef enum {
+    SCHED_AFAB,
+    SCHED_1F1B,
+    SCHED_INTERLEAVED,
+    SCHED_ZERO_BUBBLE,
+    SCHED_DUALPIPE
+} plan_schedule;
 /* Recompute policies over the saved-tensor table (cost/act.h, docs/memory.md §3):
  * none, selective (Megatron-LM: the attention core), full (the layer input
  * kept), op (torchtitan's op-level selective AC), gelu / gelu+norm (llm.c

@@ -15,7 +15,8 @@ static const char *const reason_ids[PLAN_REASON_COUNT] = {
     "pp-layers",    "stage-split",         "virtual-schedule", "interleaved-pp",
     "interleaved-layers", "interleaved-micro", "pp-max", "too-large",
     "split-options", "split-middle", "split-account",
-    "ep-dense", "ep-experts", "ep-fold", "etp-ffn", "moe-sp", "moe-node-limit", "moe-zero3"};
+    "ep-dense", "ep-experts", "ep-fold", "etp-ffn", "moe-sp", "moe-node-limit", "moe-zero3",
+    "dualpipe-pp", "dualpipe-micro"};
 
 static const char *const reason_texts[PLAN_REASON_COUNT] = {
     "valid",
@@ -47,7 +48,9 @@ static const char *const reason_texts[PLAN_REASON_COUNT] = {
     "etp does not divide the experts' hidden size",
     "MoE with tp > 1 needs sequence parallelism",
     "node_limit above the nodes an ep group spans",
-    "ZeRO-3 of a MoE model (not modelled)"};
+    "ZeRO-3 of a MoE model (not modelled)",
+    "DualPipe needs an even pp >= 2",
+    "DualPipe needs an even number of micro-batches, at least 2*pp"};
 
 const char *plan_reason_text(plan_reason r) {
     return r >= 0 && r < PLAN_REASON_COUNT ? reason_texts[r] : "unknown";
@@ -116,6 +119,8 @@ void plan_size_bound(const model_cfg *m, const cluster_cfg *c, const plan_cfg *p
     if (p->pp > 1) {
         comm = sat_add(comm, sat_mul(sat_mul(mb, 4 * v), t_bytes));
         comm = sat_add(comm, sat_mul(sat_mul(m->vocab + p->tp, m->hidden), 8));
+        /* DualPipe: the twin copies' gradients, all-reduced over 2 ranks (comm.c) */
+        if (p->schedule == SCHED_DUALPIPE) comm = sat_add(comm, sat_mul(padded, 8));
     }
     if (cp > 1) comm = sat_add(comm, sat_mul(sat_mul(sat_mul(mb, 8 * L), cp), kv_bytes));
     if (p->offload_activations)
@@ -219,6 +224,11 @@ plan_reason plan_check_cfg(const model_cfg *m, const cluster_cfg *c, const plan_
     if (m->position == POS_LEARNED && p->seq > m->max_position) return PLAN_SEQ_POSITIONS;
     if (p->global_batch % (p->micro_batch * p->dp)) return PLAN_BATCH_DIVISION;
     if (p->pp > PLAN_MAX_STAGES) return PLAN_PP_MAX;
+    if (p->schedule == SCHED_DUALPIPE) { /* before the split checks: they name other fixes */
+        const int64_t mb = plan_micro_batches(p);
+        if (p->pp < 2 || p->pp % 2) return PLAN_DUALPIPE_PP;
+        if (mb % 2 || mb < 2 * p->pp) return PLAN_DUALPIPE_MICRO;
+    }
     if (first_last(p) || accounts(p)) {
         const plan_reason r = split_options_check(m, p);
         if (r != PLAN_OK) return r;
@@ -323,6 +333,27 @@ static int explain_unsplittable(const plan_spec *s, ps_err *err) {
                      "(Megatron-LM builds a stage's layers / virtual per chunk), found stage "
                      "%lld with %lld (%s)",
                      (long long)p->virtual_stages, (long long)st, (long long)count, from);
+}
+
+/* DualPipe's refusals (docs/schedule.md "DualPipe"): rank s holds stage s of
+ * one pipeline and stage pp-1-s of the mirrored one, so pp is even; dualpipe.py
+ * (DualPipe.step) asserts num_chunks even and >= 2 num_ranks. The layer split
+ * is checked as for any schedule. */
+static int explain_dualpipe(const plan_spec *s, ps_err *err) {
+    const plan_cfg *p = &s->cfg;
+    const plan_locs *l = &s->locs;
+    if (p->pp < 2 || p->pp % 2)
+        return ps_err_at(err, &l->pp, "parallel.pp",
+                         "expected an even pp >= 2 for pipeline.schedule: dualpipe (rank s holds "
+                         "stage s and stage pp-1-s of two mirrored pipelines; DeepSeek's "
+                         "dualpipe.py asserts an even number of ranks), found %lld",
+                         (long long)p->pp);
+    return ps_err_at(err, &l->global, "batch.global",
+                     "expected the micro-batches per step, global/(micro*dp) = %lld, to be even "
+                     "and at least 2*pp = %lld for pipeline.schedule: dualpipe (half go each "
+                     "way; DeepSeek's dualpipe.py asserts num_chunks %% 2 == 0 and num_chunks "
+                     ">= 2 num_ranks)",
+                     (long long)plan_micro_batches(p), (long long)(2 * p->pp));
 }
 
 int plan_check(const plan_spec *s, ps_err *err) {
@@ -518,6 +549,8 @@ int plan_check(const plan_spec *s, ps_err *err) {
         return ps_err_at(err, &l->zero, "parallel.zero",
                          "expected 0, 1 or 2 for a MoE model (parasim does not model ZeRO-3 "
                          "gathers of expert weights; DeepSeek-V3 trains with ZeRO-1), found 3");
+    case PLAN_DUALPIPE_PP:
+    case PLAN_DUALPIPE_MICRO: return explain_dualpipe(s, err);
     default: return ps_err_set(err, "internal error: unknown plan check result");
     }
 }

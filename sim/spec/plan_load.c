@@ -13,7 +13,8 @@
 #include "spec/yget.h"
 
 const char *const plan_group_names[] = {"dp", "tp", "pp", "cp", NULL};
-const char *const plan_schedule_names[] = {"afab", "1f1b", "interleaved", "zero-bubble", NULL};
+const char *const plan_schedule_names[] = {"afab", "1f1b", "interleaved", "zero-bubble",
+                                            "dualpipe", NULL};
 const char *const plan_recompute_names[] = {"none", "selective", "full",   "op",
                                             "gelu", "gelu+norm", "custom", NULL};
 const char *const plan_recompute_policy_names[] = {"none", "selective", "full", "op",

@@ -65,7 +65,7 @@ static void cache_fill(eval_cache *k, const model_cfg *m, const cluster_cfg *c, 
 /* Parameters a stage holds on one tp rank before ZeRO sharding. */
 static int64_t stage_param_elems(const model_cfg *m, const plan_cfg *p, const params_count *pc,
                                  int64_t s, int64_t layers) {
-    const int first = s == 0, last = s == p->pp - 1;
+    const int first = pipe_stage_has_embedding(p, s), last = pipe_stage_has_head(p, s);
     /* the last stage keeps its own copy of a tied word embedding (Megatron-LM) */
     const int64_t head = m->tied_embeddings ? (p->pp > 1 ? pc->embedding : 0) : pc->output;
     return layers * pc->layer + (first ? pc->embedding + pc->position : 0) +
@@ -81,11 +81,12 @@ static int64_t stage_param_elems(const model_cfg *m, const plan_cfg *p, const pa
 static int64_t moe_stage_elems(const model_cfg *m, const plan_cfg *p, const params_count *pc,
                                const moe_layout *l, int64_t s, int64_t dense, int64_t moe,
                                int64_t *expert) {
-    const int64_t main_moe = moe - (s == p->pp - 1 ? m->mtp_layers : 0);
+    const bool head = pipe_stage_has_head(p, s);
+    const int64_t main_moe = moe - (head ? m->mtp_layers : 0);
     const int64_t routed = m->experts * pc->expert;
     *expert = moe * l->expert_elems;
     return stage_param_elems(m, p, pc, s, dense) + main_moe * (pc->moe_layer - routed) +
-           (s == p->pp - 1 ? pc->mtp - m->mtp_layers * routed : 0);
+           (head ? pc->mtp - m->mtp_layers * routed : 0);
 }
 
 /* Activations one micro-batch sends to the host and back under activation
@@ -132,7 +133,7 @@ static void stage_comm_time(const model_cfg *m, const cluster_cfg *c, const plan
                             const eval_shared *sh, int64_t s, int64_t layers, int64_t elems,
                             int64_t expert, int64_t moe_layers, comm_list *comm,
                             stage_time *out) {
-    const int first = s == 0, last = s == p->pp - 1;
+    const int first = pipe_stage_has_embedding(p, s), last = pipe_stage_has_head(p, s);
     comm_stage_info ci = {.stage = s,
                           .layers = layers,
                           .rank_params = elems,
@@ -212,7 +213,7 @@ static void eval_stage_one(const model_cfg *m, const cluster_cfg *c, const plan_
                            const eval_shared *sh, int64_t s, eval_stage *st, comm_list *comm) {
     const params_count *pc = &sh->pc;
     const act_bytes *ab = &sh->act;
-    const int first = s == 0, last = s == p->pp - 1;
+    const int first = pipe_stage_has_embedding(p, s), last = pipe_stage_has_head(p, s);
     const int64_t head = m->tied_embeddings ? (p->pp > 1 ? pc->embedding : 0) : pc->output;
     memset(st, 0, sizeof *st);
     st->stage = s;
@@ -314,6 +315,10 @@ void eval_plan_cached(const model_cfg *m, const cluster_cfg *c, const plan_cfg *
      * every stage, only stages 0 and p-1 are evaluated, plus the time of stage
      * 1 standing for the middle (tests hold this equal to the full scan). */
     const int shortcut = !stages && !pipe_layout_given(p) && p->pp > 2 && !model_is_moe(m);
+    /* DualPipe: ranks s and pp-1-s mirror each other and the middle ranks take
+     * the same time, but a rank's zero-bubble stashes grow towards the middle
+     * (pipe_stage_inflight): the shortcut evaluates 0, pp/2 - 1 and pp - 1 */
+    const int64_t mid = p->schedule == SCHED_DUALPIPE ? p->pp / 2 - 1 : 0;
     stage_time times[PLAN_MAX_STAGES];
     const stage_time *by_stage[PLAN_MAX_STAGES];
     if (shortcut) { /* a middle stage: time only */
@@ -329,7 +334,7 @@ void eval_plan_cached(const model_cfg *m, const cluster_cfg *c, const plan_cfg *
     comm_list comm_buf[2];
     int cur = 0, heavy = -1;
     for (int64_t s = 0; s < p->pp; s++) {
-        if (shortcut && s == 1) s = p->pp - 1;
+        if (shortcut && s > 0 && s != mid && s < p->pp - 1) s = s < mid ? mid : p->pp - 1;
         eval_stage *st = &st_buf[cur];
         eval_stage_one(m, c, p, sh, s, st, &comm_buf[cur]);
         if (stages) stages[s] = *st;

@@ -8,7 +8,10 @@
  * W(mb, g) needs B(mb, g), where g = chunk * p + stage is the virtual stage and
  * a dependency between different stages costs t_p2p more. The orders are
  * those of GPipe (AFAB), Megatron-LM's 1F1B and interleaved 1F1B, and ZB-H1
- * (Qi et al. 2023); with uniform times the simulated bubble equals the
+ * (Qi et al. 2023), and DeepSeek's DualPipe (dualpipe.py: v = 2 chunks per
+ * stage, chunk 0 of the pipeline fed from stage 0, chunk 1 of the one fed
+ * from stage p-1, each B followed by its W or holding it back for later);
+ * with uniform times the simulated bubble equals the
  * closed forms of sched_bubble_closed_form (tests/test_sched.c), which is why
  * the closed forms can be used in sweeps and this module for checks, Gantt
  * charts and uneven stages.
@@ -21,10 +24,17 @@
 
 #include "spec/plan.h"
 
-typedef enum { SCHED_OP_F, SCHED_OP_B, SCHED_OP_W } sched_op_kind; /* W: zero-bubble only */
+typedef enum { SCHED_OP_F, SCHED_OP_B, SCHED_OP_W } sched_op_kind; /* W: zero-bubble, DualPipe */
+/* DualPipe's op flags. PAIRED, on an F: it and the B after it are one F&B
+ * (dualpipe.py _forward_backward_chunk), which starts once both have their
+ * inputs and runs them back to back. WHOLE, on a B and the W right after it:
+ * a backward without enable_zb, which computes the weight gradient before it
+ * sends the input gradient on (its B's output leaves when its W ends). */
+enum { SCHED_OP_PAIRED = 1, SCHED_OP_WHOLE = 2 };
 
 typedef struct {
     uint8_t kind;      /* sched_op_kind */
+    uint8_t flags;     /* SCHED_OP_PAIRED, SCHED_OP_WHOLE (DualPipe); 0 elsewhere */
     int16_t chunk;     /* model chunk on this stage, 0..v-1 */
     int32_t mb;        /* micro-batch */
     double start, end; /* filled by sched_simulate */
@@ -32,7 +42,9 @@ typedef struct {
 
 typedef struct {
     plan_schedule kind;
-    int64_t p, m, v; /* stages, micro-batches, chunks per stage (v = 1 unless interleaved) */
+    /* stages, micro-batches, chunks per stage (v = 1 unless interleaved; DualPipe: v = 2,
+     * m even and >= 2p, chunk 0 running micro-batches 0..m/2-1 and chunk 1 m/2..m-1) */
+    int64_t p, m, v;
     /* Per stage, time of one chunk-micro-batch: forward, backward input-grad, backward
      * weight-grad. Outside zero-bubble one B op takes t_b + t_w. t_w may be NULL (zeros). */
     const double *t_f, *t_b, *t_w;
@@ -56,7 +68,7 @@ typedef struct {
     int64_t peak_until_w[PLAN_MAX_STAGES];
 } sched_out;
 
-/* Ops stage s runs: m*v*2, or m*3 for zero-bubble; -1 if in is invalid. */
+/* Ops stage s runs: m*v*2, or m*3 for zero-bubble and DualPipe; -1 if in is invalid. */
 int64_t sched_ops_per_stage(const sched_in *in);
 
 /* Stage s's op order (sched_ops_per_stage(in) ops into o; start/end zero): the
@@ -72,7 +84,7 @@ int sched_stage_order(const sched_in *in, int64_t s, sched_op *o);
 #define SCHED_MAX_OPS (1LL << 22)
 
 /* Ops of a schedule with p stages, m micro-batches and v chunks (p*m*v*2, or
- * p*m*3 for zero-bubble), saturating at INT64_MAX; for limits and notes. */
+ * p*m*3 for zero-bubble and DualPipe), saturating at INT64_MAX; for limits and notes. */
 int64_t sched_ops_total(plan_schedule kind, int64_t p, int64_t m, int64_t v);
 
 /* Build each stage's op order into ops[s*n + i] (n = sched_ops_per_stage) and simulate it,
@@ -83,6 +95,8 @@ int64_t sched_ops_total(plan_schedule kind, int64_t p, int64_t m, int64_t v);
 int sched_simulate(const sched_in *in, sched_op *ops, sched_out *out);
 
 /* Bubble fraction (idle / busy) for uniform times and t_p2p = 0: AFAB and 1F1B (p-1)/m;
+ * DualPipe the README's (p/2-1)(F&B + B - 3W) / (m (t_f+t_b+t_w)) with B = t_b + t_w and
+ * F&B = t_f + B (not below 0; equal to the simulation when t_f = t_b, docs/schedule.md);
  * interleaved (p-1)/(v m); ZB-H1 ((p-1)(t_f+t_b) - (min(m,p)-1) min(t_w,t_f,t_b)) /
  * (m (t_f+t_b+t_w)), which is the paper's (p-1)(t_f+t_b-t_w)/(m(t_f+t_b+t_w)) when m >= p and
  * t_w <= min(t_f, t_b). NAN for p, m or v < 1 or zero total time. */

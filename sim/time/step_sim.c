@@ -6,7 +6,7 @@
 
 static plan_schedule sim_kind(const plan_cfg *p) { return p->pp > 1 ? p->schedule : SCHED_1F1B; }
 static int64_t sim_chunks(const plan_cfg *p) {
-    return p->pp > 1 && p->schedule == SCHED_INTERLEAVED ? p->virtual_stages : 1;
+    return p->pp > 1 ? pipe_chunks(p) : 1; /* v interleaved, 2 DualPipe */
 }
 
 int64_t step_sim_ops(const plan_cfg *p) {
@@ -15,7 +15,7 @@ int64_t step_sim_ops(const plan_cfg *p) {
 
 void step_sim_prepare(const plan_cfg *p, const eval_stage *stages, step_sim_input *o) {
     /* interleaved with a layout of its own: each chunk its own time (step_time.h) */
-    const bool chunks = sim_chunks(p) > 1 && pipe_layout_given(p);
+    const bool chunks = sim_chunks(p) > 1 && p->schedule == SCHED_INTERLEAVED && pipe_layout_given(p);
     for (int64_t s = 0; s < p->pp; s++) {
         const stage_time *t = &stages[s].time;
         const chunk_time *mid = chunks ? &t->chunk[1] : NULL;

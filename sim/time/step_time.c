@@ -97,10 +97,7 @@ typedef struct {
  * schedule that overlaps them (DeepSeek-V3 §3.2.1 DualPipe: one micro-batch's
  * all-to-all beside another's forward or backward chunk): return true for it,
  * and settle() hides them behind the phase's compute. */
-static bool a2a_overlapped(const plan_cfg *p) {
-    (void)p;
-    return false;
-}
+static bool a2a_overlapped(const plan_cfg *p) { return pipe_overlaps_fwd_bwd(p); }
 
 /* File one collective's seconds (per micro-batch for FWD/BWD, per step
  * otherwise) under its phase and group, split into hideable and fixed. */
@@ -199,7 +196,7 @@ void stage_time_compute(const time_ctx *x, const cluster_cfg *c, const plan_cfg 
         moe_stage_layers(x->moe, p, stage, &dense, &moe);
         L = (double)dense, Le = (double)moe;
     }
-    const int first = stage == 0, last = stage == p->pp - 1;
+    const int first = pipe_stage_has_embedding(p, stage), last = pipe_stage_has_head(p, stage);
     const kt_part *ly = &x->layer, *me = &x->moe_layer;
     stage_work k = {
         L * ly->fwd + (first ? x->first.fwd : 0) + (last ? x->last.fwd : 0),
@@ -216,7 +213,7 @@ void stage_time_compute(const time_ctx *x, const cluster_cfg *c, const plan_cfg 
     o->f = k.f;
     o->b = k.b;
     o->w = k.w;
-    const int64_t mb = plan_micro_batches(p);
+    const int64_t mb = pipe_stage_micro_batches(p); /* passes through all the stage's layers */
     phase_comm ph[PH_COUNT];
     memset(ph, 0, sizeof ph);
     unsigned used = 0;
@@ -249,12 +246,12 @@ void stage_time_compute(const time_ctx *x, const cluster_cfg *c, const plan_cfg 
         add_phase(ex, hid, NULL, o->step_exposed, o->step_hidden);
     }
     if (!p->overlap_pp && p->pp > 1) { /* each chunk waits for its send and receive */
-        double v = (double)p->virtual_stages;
+        double v = (double)pipe_chunks(p);
         o->f += v * o->p2p;
         o->b += v * o->p2p;
         o->exposed[GROUP_PP] += 2 * v * o->p2p;
     }
-    const double v = (double)p->virtual_stages;
+    const double v = (double)pipe_chunks(p);
     o->f /= v;
     o->b /= v;
     o->w /= v;
@@ -375,11 +372,35 @@ static double fill_1f1b(const plan_cfg *p, const stage_time *const *st, int64_t 
     return best;
 }
 
+/* DualPipe: the README's bubble (deepseek-ai/DualPipe, "Pipeline Bubbles and
+ * Memory Usage Comparison"), (pp/2 - 1)(F&B + B - 3W), with B = b + w the full
+ * backward and F&B = F + B (the pair runs back to back on the stage's chunk
+ * times; an all-to-all the pair hides is already out of f and b,
+ * pipe_overlaps_fwd_bwd). The idle time gathers on the middle ranks, which
+ * wait for the micro-batches coming from both ends: the step is the longest
+ * of the slowest rank's work and each middle rank's work plus the README's
+ * bubble on its own times; the end ranks (embedding and head) absorb their
+ * share of it when they are slower. Sends add 5(pp-1) t_p2p (fitted to the
+ * simulation: exact for pp <= 4, 10% under at pp = 16). Equal stages: the
+ * README exactly, and the event simulation when f = b (docs/schedule.md
+ * "DualPipe"). Returns the fill over m max(t). */
+static double fill_dualpipe(const stage_time *const *st, int64_t pp, double mv, double tmax,
+                            double q) {
+    double best = mv * tmax;
+    for (int64_t s = 1; s < pp - 1; s++) {
+        const stage_time *x = st[s];
+        const double B = x->b + x->w, fb = x->f + B;
+        best = maxd(best, mv * (x->f + B) + maxd(0, (double)(pp / 2 - 1) * (fb + B - 3 * x->w)));
+    }
+    return best - mv * tmax + 5.0 * (double)(pp - 1) * q;
+}
+
 void step_time_combine(const cluster_cfg *c, const plan_cfg *p, const stage_time *const *st,
                        double tokens, double flops_model, double flops_hardware, step_time *o) {
     memset(o, 0, sizeof *o);
     const int64_t pp = p->pp;
-    const double mv = (double)(plan_micro_batches(p) * p->virtual_stages);
+    /* chunk-micro-batches a stage runs: m v, or m under DualPipe (m/2 through each of 2) */
+    const double mv = (double)(pipe_stage_micro_batches(p) * pipe_chunks(p));
     int64_t slow = 0, tail_s = 0;
     double tmax = -1, fill = 0, tail = -1, opt = 0;
     for (int64_t s = 0; s < pp; s++) {
@@ -396,6 +417,8 @@ void step_time_combine(const cluster_cfg *c, const plan_cfg *p, const stage_time
         fill = fill_1f1b(p, st, m, q) - mv * tmax;
     else if (pp > 1 && p->schedule == SCHED_INTERLEAVED && pipe_layout_given(p))
         fill = fill_chunks(st, pp, mv, tmax, q);
+    else if (pp > 1 && p->schedule == SCHED_DUALPIPE)
+        fill = fill_dualpipe(st, pp, mv, tmax, q);
     else
         fill = fill_even(st, slow, pp, q);
     const stage_time *x = st[slow];
