@@ -390,7 +390,11 @@ static void test_infer(void **state) {
     assert_int_equal(json_int(j, "memory.weights"), 2 * 671026419200LL);
     ynode_free(j);
     assert_int_equal(run("infer --model models/deepseek-v3.yaml", out, sizeof out), 0);
-    tu_contains(out, "549.00 MiB  (68.62 KiB per token)", NULL);
+    tu_contains(out, "549.00 MiB  (68.62 KiB per token, the MLA latent, on every GPU)",
+                "the GPU holds all 256 routed experts", NULL);
+    assert_int_equal(run("infer --model models/deepseek-v3.yaml --tp 8", out, sizeof out), 0);
+    tu_contains(out, "157.92 GiB", "each GPU holds all 256 routed experts, each split 8 ways by tp",
+                NULL);
     assert_null(strstr(out, "45.75 GiB"));
 }
 
