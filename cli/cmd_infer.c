@@ -15,8 +15,9 @@ static void usage(FILE *f) {
             "                     [--format table|json] [-o FILE]\n"
             "\n"
             "Per-GPU memory to serve a model: weights (quantized linear layers with their scale\n"
-            "overhead), KV cache per token (GQA-aware), prefill working set and logits, and the\n"
-            "largest batch that fits at the given context.\n"
+            "overhead), KV cache per token (GQA- and MLA-aware), prefill working set and logits,\n"
+            "and the largest batch that fits at the given context. A MoE model's tp ranks each\n"
+            "hold every expert split by tp (no expert parallelism).\n"
             "Defaults: --model llama3-8b --cluster dgx-h100 --tp 1 --batch 1 --context 8192\n"
             "          --weights bf16 --kv-cache bf16 --group-size 128 --prefill-chunk 8192\n");
 }
@@ -82,13 +83,24 @@ int cmd_infer(int argc, char **argv) {
     cluster_spec c;
     if (load_specs(model, cluster, &m, &c)) return CLI_FAIL;
     const model_cfg *mc = &m.cfg;
-    if (mc->heads % ic.tp || mc->ffn_hidden % ic.tp ||
+    /* tp splits the heads, the dense MLP (where the model has dense layers)
+     * and each routed and shared expert's MLP (vLLM without expert parallelism) */
+    const bool has_dense = !model_is_moe(mc) || mc->dense_layers > 0;
+    char widths[160];
+    int n = snprintf(widths, sizeof widths, "heads = %lld", (long long)mc->heads);
+    if (has_dense)
+        n += snprintf(widths + n, sizeof widths - (size_t)n, "%s ffn_hidden = %lld",
+                      model_is_moe(mc) ? "," : " and", (long long)mc->ffn_hidden);
+    if (model_is_moe(mc))
+        snprintf(widths + n, sizeof widths - (size_t)n, " and expert_ffn_hidden = %lld",
+                 (long long)mc->expert_ffn_hidden);
+    if (mc->heads % ic.tp || (has_dense && mc->ffn_hidden % ic.tp) ||
+        (model_is_moe(mc) && mc->expert_ffn_hidden % ic.tp) ||
         (mc->kv_heads % ic.tp && ic.tp % mc->kv_heads))
         return cli_fail("infer", CLI_FAIL,
-                        "--tp: expected a divisor of heads = %lld and ffn_hidden = %lld that divides "
-                        "or is a multiple of kv_heads = %lld (%s), found %lld",
-                        (long long)mc->heads, (long long)mc->ffn_hidden, (long long)mc->kv_heads,
-                        m.path, (long long)ic.tp);
+                        "--tp: expected a divisor of %s that divides or is a multiple of "
+                        "kv_heads = %lld (%s), found %lld",
+                        widths, (long long)mc->kv_heads, m.path, (long long)ic.tp);
     if (ic.tp > cluster_gpus(&c.cfg))
         return cli_fail("infer", CLI_FAIL, "--tp: expected at most the %lld GPUs of %s, found %lld",
                         (long long)cluster_gpus(&c.cfg), c.name, (long long)ic.tp);

@@ -379,6 +379,51 @@ static void test_infer(void **state) {
     assert_int_equal(json_int(j, "memory.kv_per_token"), 2 * 80 * 1 * 128 * 2);
     assert_int_equal(json_int(j, "memory.kv_cache"), 40960LL * 32 * 8192);
     ynode_free(j);
+    /* issue 12: DeepSeek-V3's KV cache was sized as K and V of 128 heads of
+     * 192 (45.75 GiB at context 8192); MLA caches the 512 + 64 latent:
+     * 61 x 576 x 2 B = 70,272 B per token, 549 MiB */
+    assert_int_equal(run("infer --model models/deepseek-v3.yaml --format json", out, sizeof out),
+                     0);
+    j = parse(out);
+    assert_int_equal(json_int(j, "memory.kv_per_token"), 70272);
+    assert_int_equal(json_int(j, "memory.kv_cache"), 70272LL * 8192);
+    assert_int_equal(json_int(j, "memory.weights"), 2 * 671026419200LL);
+    ynode_free(j);
+    assert_int_equal(run("infer --model models/deepseek-v3.yaml", out, sizeof out), 0);
+    tu_contains(out, "549.00 MiB  (68.62 KiB per token, the MLA latent, on every GPU)",
+                "the GPU holds all 256 routed experts", NULL);
+    assert_int_equal(run("infer --model models/deepseek-v3.yaml --tp 8", out, sizeof out), 0);
+    tu_contains(out, "157.92 GiB", "each GPU holds all 256 routed experts, each split 8 ways by tp",
+                NULL);
+    assert_null(strstr(out, "45.75 GiB"));
+}
+
+/* infer --tp on a MoE model: tp splits each expert, so it must divide
+ * expert_ffn_hidden; a MoE model without dense layers does not use
+ * ffn_hidden, which tp need not divide. */
+static void test_infer_moe_tp(void **state) {
+    (void)state;
+    char dir[] = "/tmp/parasim-infer-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char args[1024], path[256];
+    snprintf(path, sizeof path, "%s/m.yaml", dir);
+    snprintf(args, sizeof args,
+             "sed -e 's/^expert_ffn_hidden: 14336/expert_ffn_hidden: 14340/' "
+             "-e 's/^ffn_hidden: 14336/ffn_hidden: 14340/' models/mixtral-8x7b.yaml > %s",
+             path);
+    assert_int_equal(system(args), 0);
+    snprintf(args, sizeof args, "infer --model %s --tp 8", path);
+    assert_int_equal(run(args, out, sizeof out), 1);
+    tu_contains(out, "--tp: expected a divisor of heads = 32 and expert_ffn_hidden = 14340",
+                "kv_heads = 8", "m.yaml", "found 8", NULL);
+    assert_null(strstr(out, "ffn_hidden = 14340 and"));
+    snprintf(args, sizeof args, "infer --model %s --tp 4", path);
+    assert_int_equal(run(args, out, sizeof out), 0);
+    unlink(path);
+    rmdir(dir);
+    assert_int_equal(run("infer --model models/deepseek-v3.yaml --tp 3", out, sizeof out), 1);
+    tu_contains(out, "heads = 128, ffn_hidden = 18432 and expert_ffn_hidden = 2048", "found 3",
+                NULL);
 }
 
 /* parasim sweep: ranking as JSON, every point to CSV atomically, the step
@@ -743,7 +788,8 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_plan_moe_params),
         cmocka_unit_test(test_plan_moe_layout),
         cmocka_unit_test(test_errors_and_exit_codes), cmocka_unit_test(test_output_file_is_atomic),
-        cmocka_unit_test(test_infer), cmocka_unit_test(test_sweep),
+        cmocka_unit_test(test_infer), cmocka_unit_test(test_infer_moe_tp),
+        cmocka_unit_test(test_sweep),
         cmocka_unit_test(test_emit_replay), cmocka_unit_test(test_bounds),
         cmocka_unit_test(test_output_refuses_special_files),
         cmocka_unit_test(test_sweep_same_output_twice), cmocka_unit_test(test_sweep_interrupted),

@@ -2,6 +2,11 @@
  * scale overhead), the KV cache, and the forward pass's working set
  * (docs/memory.md §8). The rule of thumb "inference needs about 2x the
  * parameter count in bytes" is the bf16 weights alone.
+ *
+ * Tensor parallelism only: a mixture of experts' tp ranks each hold every
+ * routed expert split by tp (vLLM's default without expert parallelism), the
+ * router in 16 bits; multi-head latent attention caches its latent c_KV and
+ * rotary key on every rank.
  */
 #ifndef PS_INFER_H
 #define PS_INFER_H
@@ -39,7 +44,7 @@ typedef struct {
 typedef struct {
     int64_t weights;           /* bytes per GPU, scales included */
     int64_t weight_scales;     /* of which quantization scales / zero points */
-    int64_t kv_per_token;      /* bytes per token per GPU, all layers, K and V */
+    int64_t kv_per_token;      /* bytes per token per GPU, all layers: K and V, or MLA's latent */
     int64_t kv_cache;          /* kv_per_token * batch * context */
     int64_t activations;       /* prefill working set of one layer */
     int64_t logits;            /* fp32 logits of the last token of each sequence */

@@ -13,8 +13,9 @@ void report_infer_table(FILE *f, const model_spec *m, const cluster_spec *c, con
     fprintf(f, "  %-26s %12s\n", "weights", fmt_bytes(r->weights, a, sizeof a));
     if (r->weight_scales)
         fprintf(f, "    %-24s %12s\n", "of which scales", fmt_bytes(r->weight_scales, a, sizeof a));
-    fprintf(f, "  %-26s %12s  (%s per token)\n", "KV cache", fmt_bytes(r->kv_cache, a, sizeof a),
-            fmt_bytes(r->kv_per_token, b, sizeof b));
+    fprintf(f, "  %-26s %12s  (%s per token%s)\n", "KV cache", fmt_bytes(r->kv_cache, a, sizeof a),
+            fmt_bytes(r->kv_per_token, b, sizeof b),
+            model_is_mla(&m->cfg) ? ", the MLA latent, on every GPU" : "");
     fprintf(f, "  %-26s %12s\n", "prefill activations", fmt_bytes(r->activations, a, sizeof a));
     fprintf(f, "  %-26s %12s\n", "logits", fmt_bytes(r->logits, a, sizeof a));
     if (r->reserved) fprintf(f, "  %-26s %12s\n", "reserved (context)", fmt_bytes(r->reserved, a, sizeof a));
@@ -22,6 +23,12 @@ void report_infer_table(FILE *f, const model_spec *m, const cluster_spec *c, con
             fmt_bytes(r->capacity, b, sizeof b), r->fits ? "fits" : "DOES NOT FIT");
     fprintf(f, "  largest batch at context %lld that fits: %lld\n", (long long)ic->context,
             (long long)r->max_batch);
+    if (model_is_moe(&m->cfg) && ic->tp > 1)
+        fprintf(f, "  each GPU holds all %lld routed experts, each split %lld ways by tp (no "
+                   "expert parallelism)\n",
+                (long long)m->cfg.experts, (long long)ic->tp);
+    else if (model_is_moe(&m->cfg))
+        fprintf(f, "  the GPU holds all %lld routed experts\n", (long long)m->cfg.experts);
 }
 
 void report_infer_json(FILE *f, const model_spec *m, const cluster_spec *c, const infer_cfg *ic,
