@@ -1029,11 +1029,11 @@ static void test_moe_layout_errors(void **state) {
     /* tp > 1 without sequence parallelism (Megatron-Core refuses it for MoE) */
     tu_contains(tu_plan_error(moe_plan("mixtral-8x7b", 16, "{dp: 8, tp: 2, ep: 8}", NULL)),
                 "parallel.sp", "expected true for a MoE model with tp = 2", "moe_layer.py", NULL);
-    /* node_limit above the nodes an ep group spans: ep 8 on one node of 8 */
+    /* node_limit above the nodes the plan fills: 16 GPUs are 2 nodes of 8 */
     tu_contains(tu_plan_error(moe_plan("deepseek-v3", 16, "{dp: 16, ep: 8}",
                                        "moe: {node_limit: 4}")),
-                "bad.yaml:7:", "moe.node_limit", "at most the 1 node(s) one ep group of ep = 8 spans",
-                "found 4", NULL);
+                "bad.yaml:7:", "moe.node_limit", "at most the 2 node(s) the plan's 16 GPUs fill",
+                "ep = 8 spans limits nothing", "found 4", NULL);
     /* ZeRO-3 of a MoE model is not modelled */
     tu_contains(tu_plan_error(moe_plan("mixtral-8x7b", 8, "{dp: 8, zero: 3, ep: 8}", NULL)),
                 "parallel.zero", "found 3", NULL);

@@ -195,6 +195,11 @@ static int64_t ep_group_nodes(const cluster_cfg *c, const plan_cfg *p) {
     return (p->ep + per - 1) / per;
 }
 
+/* Nodes the plan's GPUs fill. */
+static int64_t plan_nodes(const cluster_cfg *c, const plan_cfg *p) {
+    return (p->gpus + c->gpus_per_node - 1) / c->gpus_per_node;
+}
+
 /* The expert layout's rules (docs/specs.md "Expert parallelism"). */
 static plan_reason moe_check(const model_cfg *m, const cluster_cfg *c, const plan_cfg *p) {
     if (!model_is_moe(m))
@@ -204,7 +209,10 @@ static plan_reason moe_check(const model_cfg *m, const cluster_cfg *c, const pla
     if ((p->tp * p->cp * p->dp) % (etp * p->ep)) return PLAN_EP_FOLD;
     if (m->expert_ffn_hidden % etp) return PLAN_ETP_FFN;
     if (p->tp > 1 && !p->sp) return PLAN_MOE_SP;
-    if (p->moe_node_limit > ep_group_nodes(c, p)) return PLAN_MOE_NODE_LIMIT;
+    /* a node_limit at or above the nodes an ep group spans limits nothing
+     * (cost/moe.c takes min(M, nodes)), so a sweep over ep keeps the small
+     * groups; a limit above the nodes of the whole plan is a mistake */
+    if (p->moe_node_limit > plan_nodes(c, p)) return PLAN_MOE_NODE_LIMIT;
     if (p->zero == 3) return PLAN_MOE_ZERO3;
     return PLAN_OK;
 }
@@ -538,11 +546,13 @@ int plan_check(const plan_spec *s, ps_err *err) {
                          (long long)p->tp);
     case PLAN_MOE_NODE_LIMIT: {
         return ps_err_at(err, &l->moe_node_limit, "moe.node_limit",
-                         "expected at most the %lld node(s) one ep group of ep = %lld spans "
-                         "(%lld GPUs per node, etp = %lld; node-limited routing, DeepSeek-V3 "
-                         "§2.1.2, sends each token to at most node_limit of them), found %lld",
-                         (long long)ep_group_nodes(c, p), (long long)p->ep,
-                         (long long)c->gpus_per_node, (long long)plan_etp(p),
+                         "expected at most the %lld node(s) the plan's %lld GPUs fill (%lld "
+                         "GPUs per node; node-limited routing, DeepSeek-V3 §2.1.2, sends each "
+                         "token to at most node_limit nodes; a limit at or above the %lld "
+                         "node(s) one ep group of ep = %lld spans limits nothing), found %lld",
+                         (long long)plan_nodes(c, p), (long long)p->gpus,
+                         (long long)c->gpus_per_node, (long long)ep_group_nodes(c, p),
+                         (long long)p->ep,
                          (long long)p->moe_node_limit);
     }
     case PLAN_MOE_ZERO3:
