@@ -1080,6 +1080,16 @@ static void test_moe_all_to_all_time(void **state) {
     assert_true(y.moe_layer.fwd > x.moe_layer.fwd);
     stage_time_compute(&y, &c, &p, 0, 4, 1000, &l, &t);
     assert_float_equal(t.exposed[GROUP_EP], 4 * 3 * (20e-6 + 1.5 * (call - 20e-6)), 1e-12);
+    /* gelu+norm (Megatron's --recompute-modules moe_act layernorm) replays the
+     * two norms and the experts' activation: 2 x T h a x 2 bytes (r x, w y)
+     * plus 3 x rows f_e a (r gate, up, w y), over the HBM rate */
+    p.moe_imbalance = 1.0;
+    p.recompute = RECOMPUTE_GELU_NORM;
+    time_ctx z;
+    time_ctx_init(&m, &c, &p, &z);
+    const double T = (double)plan_tokens_per_rank(&p), h = (double)m.hidden;
+    const double by = 2 * T * h * 2 * 2 + 3 * (double)z.moe_l.rows * (double)m.expert_ffn_hidden * 2;
+    assert_float_equal(z.moe_layer.recompute, by / (c.hbm_bytes_per_s * c.eff.hbm), 1e-15);
 }
 
 /* A case's schedule is any name of the plan format (plan_schedule_names) or

@@ -291,8 +291,20 @@ void kt_moe_layer(const model_cfg *m, const cluster_cfg *c, const plan_cfg *p,
     add_mem(o, c, "experts_act", sw_f * rows * fe * a, sw_b * rows * fe * a);
     add_gemm(o, c, p, "experts_down", e, per, fe, h, 1);
     add_grad_accumulation(o, c, p, from);
+    const double attn_recompute = o->recompute; /* kt_layer's: norms, attention ops */
     sum_part(o);
-    if (p->recompute == RECOMPUTE_FULL) o->recompute = o->fwd;
+    if (p->recompute == RECOMPUTE_FULL) {
+        o->recompute = o->fwd;
+    } else {
+        /* a policy that replays the activation replays the routed and the
+         * shared experts' (Megatron-LM --recompute-modules moe_act;
+         * moe_act_mlp_bytes drops their outputs) */
+        o->recompute = attn_recompute;
+        if (act_replay_ops(m, p) & BIT(ACT_OP_ACT))
+            for (int i = from; i < o->n; i++)
+                if (!strcmp(o->op[i].name, "experts_act") || !strcmp(o->op[i].name, "shared_act"))
+                    o->recompute += o->op[i].fwd;
+    }
 }
 
 void kt_first(const model_cfg *m, const cluster_cfg *c, const plan_cfg *p, kt_part *o) {
