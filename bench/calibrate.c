@@ -48,9 +48,13 @@ static int show_breakdown, tsv;
 
 static void print_breakdown(const step_time *t) {
     printf("#   compute %.3f  bubble %.3f  optimizer %.3f  exposed dp %.3f tp %.3f pp %.3f cp "
-           "%.3f  hidden dp %.3f\n",
+           "%.3f  hidden dp %.3f",
            t->compute, t->bubble, t->optimizer, t->exposed[GROUP_DP], t->exposed[GROUP_TP],
            t->exposed[GROUP_PP], t->exposed[GROUP_CP], t->hidden[GROUP_DP]);
+    /* a MoE case's expert groups (a dense case's line is unchanged) */
+    if (t->exposed[GROUP_EP] > 0 || t->exposed[GROUP_EDP] > 0)
+        printf("  exposed ep %.3f edp %.3f", t->exposed[GROUP_EP], t->exposed[GROUP_EDP]);
+    printf("\n");
 }
 
 static row *table_add(table *t) {

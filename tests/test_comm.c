@@ -247,6 +247,52 @@ static model_cfg small_moe(void) {
     return m;
 }
 
+/* DeepEP's dispatcher (moe.dispatcher: deepep) without a node limit: a token
+ * crosses the network once per other node its experts land on. ep 4 on nodes
+ * of 2, k = 2: 2 (1 - 1/4) = 1.5 distinct nodes, half of them the other node:
+ * 0.75 network sends per token (plain NCCL: 1 of the 2 copies, 1.0); NVLink
+ * forwards every copy its receiving GPU does not keep, 2,048 x 1/2. Inside one
+ * node it sends what the plain all-to-all sends. */
+static void test_moe_deepep_dispatch(void **state) {
+    (void)state;
+    const model_cfg m = small_moe();
+    plan_cfg p = tu_cfg(8, 1, 1, 1);
+    p.seq = 1024, p.ep = 4;
+    p.moe_dispatcher = MOE_DISPATCHER_DEEPEP;
+    moe_layout l;
+    moe_layout_compute(&m, &p, 2, &l);
+    assert_int_equal(l.a2a_inter, 768 * 1024);
+    assert_int_equal(l.a2a_intra, 1024 * 1024);
+    assert_int_equal(l.a2a_bytes, 2048 * 1024);
+    moe_layout_compute(&m, &p, 8, &l);
+    assert_int_equal(l.a2a_inter, 0);
+    assert_int_equal(l.a2a_intra, 2048 * 3 / 4 * 1024);
+    /* a node limit still bounds the nodes: M = 1 as the plain test's */
+    p.moe_node_limit = 1;
+    moe_layout_compute(&m, &p, 2, &l);
+    assert_int_equal(l.a2a_inter, 512 * 1024);
+}
+
+/* Saved bytes of one MoE layer's MLP (moe_act_mlp_bytes), T = 1,024 tokens,
+ * 8 experts, k = 2, h 512, f_e 256, SwiGLU, bf16, 2,048 rows:
+ * router 1,024 x 8 x (4 + 1) + 1,024 x 2 x 4 = 49,152; permutation indices
+ * 2,048 x 8 x 2 = 32,768; experts 2,048 x (512 + 512 + 256) x 2 + 2,048 x 4
+ * (probabilities) = 5,251,072 (fc2's output is not kept: the probabilities
+ * weight the activation). Dropping the activation's output (gelu policies,
+ * Megatron's moe_act) takes 2,048 x 256 x 2 off. */
+static void test_moe_act_mlp_bytes(void **state) {
+    (void)state;
+    const model_cfg m = small_moe();
+    plan_cfg p = tu_cfg(8, 1, 1, 1);
+    p.seq = 1024, p.ep = 4;
+    moe_layout l;
+    moe_layout_compute(&m, &p, 8, &l);
+    assert_int_equal(l.rows, 2048);
+    assert_int_equal(moe_act_mlp_bytes(&m, &p, &l), 49152 + 32768 + 5251072);
+    p.recompute = RECOMPUTE_GELU_NORM;
+    assert_int_equal(moe_act_mlp_bytes(&m, &p, &l), 49152 + 32768 + 5251072 - 2048 * 256 * 2);
+}
+
 static void test_moe_all_to_all(void **state) {
     (void)state;
     const model_cfg m = small_moe();
@@ -318,6 +364,8 @@ int main(void) {
         cmocka_unit_test(test_zero3_units),   cmocka_unit_test(test_zero3_gathers),
         cmocka_unit_test(test_cp_all_gather_volumes), cmocka_unit_test(test_pp_partitioned_messages),
         cmocka_unit_test(test_moe_all_to_all),
+        cmocka_unit_test(test_moe_deepep_dispatch),
+        cmocka_unit_test(test_moe_act_mlp_bytes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1050,6 +1050,10 @@ static void test_moe_layout_errors(void **state) {
                 "bad.yaml:7:", "capacity", NULL);
     tu_contains(tu_plan_error(moe_plan("mixtral-8x7b", 8, "{dp: 8, ep: 0}", NULL)), "bad.yaml:4:",
                 "parallel.ep", NULL);
+    /* the token dispatcher by name (helper moeacc) */
+    tu_contains(tu_plan_error(moe_plan("mixtral-8x7b", 8, "{dp: 8, ep: 8}",
+                                       "moe: {dispatcher: flex}")),
+                "bad.yaml:7:", "moe.dispatcher", "one of alltoall, deepep", "found \"flex\"", NULL);
     /* and a good one loads, with its defaults */
     plan_spec *s = tu_plan(moe_plan("mixtral-8x7b", 16, "{dp: 8, tp: 2, sp: true, ep: 8, etp: 1}",
                                     "moe: {capacity_factor: 1.25, node_limit: 1, aux_loss: false}"));

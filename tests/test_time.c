@@ -1042,6 +1042,45 @@ static void test_published_pass_through(void **state) {
  * 2,048 x 8/16 x 1,024 B through the NIC (10 GB/s) at once, after one
  * inter-node latency (20 us); the busiest rank's share scales the transfer.
  * Under 1F1B all of it is exposed: 4 calls per MoE layer and micro-batch. */
+/* The MTP modules' work on the last stage (kt_mtp; DeepSeek-V3 §2.2, Megatron-Core
+ * multi_token_prediction.py), by hand on the flat cluster (GEMMs at 50 TFLOP/s, memory at
+ * 1 TB/s): per module kt_last's final norm, head and loss again, plus the embedding of the
+ * shifted tokens (r + w of T h bf16: 2,097,152 B), enorm and hnorm (2 x 2,097,152 B) and the
+ * 2h -> h projection (2 x 1,024 x 1,024 x 512 FLOPs). Two modules: twice that. No MTP: zero,
+ * and the last stage's time gains exactly the module's work. */
+static void test_mtp_head_time(void **state) {
+    (void)state;
+    cluster_cfg c = flat_cluster();
+    model_spec ms = tu_model("llama3-8b");
+    model_cfg m = ms.cfg;
+    m.layers = 4, m.hidden = 512, m.heads = 8, m.kv_heads = 8, m.head_dim = 64, m.ffn_hidden = 1024;
+    m.experts = 16, m.experts_per_token = 2, m.expert_ffn_hidden = 256, m.dense_layers = 1;
+    plan_cfg p = tu_cfg(16, 1, 1, 1);
+    p.seq = 1024, p.ep = 16;
+    kt_part last, mtp;
+    kt_last(&m, &c, &p, &last);
+    kt_mtp(&m, &c, &p, &mtp);
+    assert_true(mtp.fwd == 0 && mtp.bwd_in == 0 && mtp.bwd_w == 0);
+    m.mtp_layers = 1;
+    kt_mtp(&m, &c, &p, &mtp);
+    const double extra = 3 * 2097152 / 1e12 + 2.0 * 1024 * 1024 * 512 / 50e12;
+    assert_float_equal(mtp.fwd, last.fwd + extra, 1e-15);
+    m.mtp_layers = 2;
+    kt_mtp(&m, &c, &p, &mtp);
+    assert_float_equal(mtp.fwd, 2 * (last.fwd + extra), 1e-15);
+    /* the last stage (2 MoE layers + 2 MTP layers) carries it; stage 0 does not */
+    p.pp = 2, p.dp = 8;
+    time_ctx x;
+    time_ctx_init(&m, &c, &p, &x);
+    comm_list l;
+    memset(&l, 0, sizeof l);
+    stage_time t0, t1;
+    stage_time_compute(&x, &c, &p, 1, 2, 1000, &l, &t1);
+    assert_float_equal(t1.f, 4 * x.moe_layer.fwd + x.last.fwd + x.mtp.fwd, 1e-12);
+    stage_time_compute(&x, &c, &p, 0, 2, 1000, &l, &t0);
+    assert_float_equal(t0.f, x.layer.fwd + x.moe_layer.fwd + x.first.fwd, 1e-12);
+}
+
 static void test_moe_all_to_all_time(void **state) {
     (void)state;
     cluster_cfg c = flat_cluster();
@@ -1080,6 +1119,16 @@ static void test_moe_all_to_all_time(void **state) {
     assert_true(y.moe_layer.fwd > x.moe_layer.fwd);
     stage_time_compute(&y, &c, &p, 0, 4, 1000, &l, &t);
     assert_float_equal(t.exposed[GROUP_EP], 4 * 3 * (20e-6 + 1.5 * (call - 20e-6)), 1e-12);
+    /* gelu+norm (Megatron's --recompute-modules moe_act layernorm) replays the
+     * two norms and the experts' activation: 2 x T h a x 2 bytes (r x, w y)
+     * plus 3 x rows f_e a (r gate, up, w y), over the HBM rate */
+    p.moe_imbalance = 1.0;
+    p.recompute = RECOMPUTE_GELU_NORM;
+    time_ctx z;
+    time_ctx_init(&m, &c, &p, &z);
+    const double T = (double)plan_tokens_per_rank(&p), h = (double)m.hidden;
+    const double by = 2 * T * h * 2 * 2 + 3 * (double)z.moe_l.rows * (double)m.expert_ffn_hidden * 2;
+    assert_float_equal(z.moe_layer.recompute, by / (c.hbm_bytes_per_s * c.eff.hbm), 1e-15);
 }
 
 /* A case's schedule is any name of the plan format (plan_schedule_names) or
@@ -1114,6 +1163,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_gemm_curve),         cmocka_unit_test(test_layer_flops),
         cmocka_unit_test(test_moe_all_to_all_time),
+        cmocka_unit_test(test_mtp_head_time),
         cmocka_unit_test(test_attn_kernel), cmocka_unit_test(test_grad_accumulation_unfused),
         cmocka_unit_test(test_eager_elementwise),
         cmocka_unit_test(test_layer_bytes),        cmocka_unit_test(test_coll_time),

@@ -5,6 +5,7 @@
 #include <math.h>
 
 #include "base/dtype.h"
+#include "cost/act.h"
 #include "cost/pipe.h"
 
 static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
@@ -18,7 +19,8 @@ double moe_nodes_per_token(int64_t n, int64_t k) {
  * - plain (node_limit 0, NCCL's all-to-all): each of the k T_d copies goes
  *   straight to the rank of its expert; of the ep ranks, g share the sender's
  *   node: (g-1)/ep of the copies cross NVLink, (ep-g)/ep the network.
- * - node-limited routing (DeepSeek-V3 §2.1.2 and §3.2.2): a token's experts
+ * - node-limited routing (DeepSeek-V3 §2.1.2 and §3.2.2), or DeepEP's
+ *   kernels without a limit (M = N): a token's experts
  *   lie on at most M of the N nodes; it crosses IB once per target node other
  *   than its own (to the GPU of the same in-node index), then NVLink forwards
  *   each copy to its expert's GPU unless that GPU received it: per token
@@ -33,9 +35,14 @@ static void a2a_split(const model_cfg *m, const plan_cfg *p, moe_layout *o) {
         o->a2a_intra = o->a2a_inter = 0;
         return;
     }
-    if (p->moe_node_limit > 0 && o->ep_nodes > 1) {
-        const double d = moe_nodes_per_token(min64(p->moe_node_limit, o->ep_nodes),
-                                             m->experts_per_token);
+    /* DeepEP's normal kernels forward the same way with or without a node
+     * limit (Megatron-Core moe/README.md: the flex dispatcher with DeepEP
+     * "removes redundant tokens during cross-node communication"): M' = N */
+    const bool deepep = p->moe_dispatcher == MOE_DISPATCHER_DEEPEP;
+    if ((p->moe_node_limit > 0 || deepep) && o->ep_nodes > 1) {
+        const int64_t nodes = p->moe_node_limit > 0 ? min64(p->moe_node_limit, o->ep_nodes)
+                                                    : o->ep_nodes;
+        const double d = moe_nodes_per_token(nodes, m->experts_per_token);
         o->a2a_inter = llround((double)o->tokens * d * (n - 1) / n * unit);
         o->a2a_intra = llround(copies * (g - 1) / g * unit);
         return;
@@ -93,15 +100,22 @@ int64_t moe_act_mlp_bytes(const model_cfg *m, const plan_cfg *p, const moe_layou
     /* permutations (moe_utils.py permute): sorted indices (int64) of the k T
      * copies, then of the rows sorted by local expert */
     b += T * k * 8 + l->rows * 8;
-    /* experts (experts.py GroupedMLP / TEGroupedMLP): fc1's input, the
-     * dispatched tokens (rows x h); its output (rows x up*fe); fc2's input
-     * (rows x fe); the combine's weighting by the probabilities keeps fc2's
-     * output (rows x h) and the per-row probabilities (fp32) */
-    b += l->rows * (h + up * fe + fe + h) * a + l->rows * 4;
+    /* experts (experts.py TEGroupedMLP, Megatron-Core main since 2659630721,
+     * 9 Apr 2025, and core_v0.12.1): fc1's input, the dispatched tokens
+     * (rows x h); its output (rows x up*fe), which the probability-weighted
+     * activation (fused_bias_swiglu.py weighted_bias_swiglu_impl) saves with
+     * the per-row probabilities (fp32); fc2's input (rows x fe). The combine's
+     * unpermute then carries no probabilities and saves nothing of fc2's
+     * output. A policy that replays the activation (Megatron-LM
+     * --recompute-modules moe_act: CheckpointWithoutOutput around it) drops
+     * fc2's input, the routed and the shared experts' alike. */
+    const bool act_dropped = (act_replay_ops(m, p) & (1u << ACT_OP_ACT)) != 0;
+    const int64_t kept_out = act_dropped ? 0 : 1;
+    b += l->rows * (h + up * fe + kept_out * fe) * a + l->rows * 4;
     /* shared experts (shared_experts.py): a dense MLP of shared_experts *
      * expert_ffn_hidden features, split by tp, on every token */
     const int64_t fs = m->shared_experts * m->expert_ffn_hidden / p->tp;
-    b += plan_tokens_per_rank(p) * (up * fs + fs) * a;
+    b += plan_tokens_per_rank(p) * (up * fs + kept_out * fs) * a;
     return b;
 }
 

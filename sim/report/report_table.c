@@ -83,10 +83,11 @@ static void header(FILE *f, const plan_spec *s, const eval_result *r) {
         if (p->moe_capacity_factor > 0)
             snprintf(cf, sizeof cf, "capacity factor %.2f", p->moe_capacity_factor);
         fprintf(f, "  experts    ep=%lld etp=%lld edp=%lld: %lld experts per rank; %s, imbalance "
-                   "%.2f; node limit %s%lld\n",
+                   "%.2f; node limit %s%lld; dispatcher %s\n",
                 (long long)p->ep, (long long)etp, (long long)edp,
                 (long long)(s->model.cfg.experts / p->ep), cf, p->moe_imbalance,
-                p->moe_node_limit ? "" : "none ", (long long)p->moe_node_limit);
+                p->moe_node_limit ? "" : "none ", (long long)p->moe_node_limit,
+                plan_moe_dispatcher_names[p->moe_dispatcher]);
     }
     fprintf(f, "  batch      global %lld x seq %lld = %s tokens/step; micro %lld -> %lld "
                "micro-batches per step\n",

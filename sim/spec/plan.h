@@ -107,6 +107,10 @@ typedef struct {
     bool copy_out;              /* each gathered unit is copied once on the compute stream */
 } plan_zero3;
 
+/* MoE token dispatcher (moe.dispatcher; helper moeacc). */
+typedef enum { MOE_DISPATCHER_ALLTOALL, MOE_DISPATCHER_DEEPEP } plan_moe_dispatcher;
+extern const char *const plan_moe_dispatcher_names[]; /* "alltoall", "deepep" */
+
 typedef struct {
     int64_t gpus;
     int64_t dp, tp, pp, cp;
@@ -174,6 +178,13 @@ typedef struct {
     double moe_imbalance;       /* dropless: the busiest expert rank's tokens over the mean (>= 1) */
     int64_t moe_node_limit;     /* node-limited routing (DeepSeek-V3 §2.1.2): at most M nodes per token; 0 = none */
     bool moe_aux_loss;          /* the router's load-balancing loss (Switch, Fedus et al. 2021 eq. 4) */
+    /* ---- MoE token dispatcher (helper moeacc; `moe.dispatcher`): how the
+     * all-to-all crosses nodes (cost/moe.c a2a_split). alltoall: NCCL's
+     * all-to-all, each token copy straight to its expert's rank; deepep:
+     * DeepEP's normal kernels (Megatron-Core --moe-token-dispatcher-type flex
+     * --moe-flex-dispatcher-backend deepep), a token sent once over the
+     * network per target node and forwarded over NVLink. */
+    plan_moe_dispatcher moe_dispatcher;
 } plan_cfg;
 
 /* The expert tensor-parallel degree in effect (etp 0 = tp). */

@@ -56,7 +56,9 @@ static const char *const parallel_keys[] = {"dp", "tp",  "pp", "cp", "zero",
                                             /* mixture of experts (read_moe) */
                                             "ep", "etp", NULL};
 static const char *const moe_keys[] = {"capacity_factor", "imbalance", "node_limit", "aux_loss",
-                                       NULL};
+                                       /* helper moeacc */
+                                       "dispatcher", NULL};
+const char *const plan_moe_dispatcher_names[] = {"alltoall", "deepep", NULL};
 static const char *const batch_keys[] = {"global", "micro", "seq", NULL};
 static const char *const pipeline_keys[] = {"schedule",           "virtual",
                                             "layers",             "first_stage_layers",
@@ -99,6 +101,7 @@ void plan_cfg_defaults(plan_cfg *c) {
     c->moe_imbalance = 1.0;
     c->moe_node_limit = 0;
     c->moe_aux_loss = true;
+    c->moe_dispatcher = MOE_DISPATCHER_ALLTOALL;
 }
 
 void plan_train_defaults(plan_train *t) {
@@ -539,6 +542,10 @@ static int read_moe(const ynode *root, const ynode *par, plan_spec *out, ps_err 
         yget_int(moe, "moe", "node_limit", false, 0, PLAN_GPUS_MAX, &c->moe_node_limit, err) ||
         yget_bool(moe, "moe", "aux_loss", false, &c->moe_aux_loss, err))
         return -1;
+    int dispatcher = MOE_DISPATCHER_ALLTOALL;
+    if (yget_enum(moe, "moe", "dispatcher", false, plan_moe_dispatcher_names, &dispatcher, err))
+        return -1;
+    c->moe_dispatcher = (plan_moe_dispatcher)dispatcher;
     loc_of(&l->ep, par, "ep");
     loc_of(&l->etp, par, "etp");
     loc_of(&l->moe_capacity_factor, moe, "capacity_factor");

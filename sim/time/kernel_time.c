@@ -291,8 +291,20 @@ void kt_moe_layer(const model_cfg *m, const cluster_cfg *c, const plan_cfg *p,
     add_mem(o, c, "experts_act", sw_f * rows * fe * a, sw_b * rows * fe * a);
     add_gemm(o, c, p, "experts_down", e, per, fe, h, 1);
     add_grad_accumulation(o, c, p, from);
+    const double attn_recompute = o->recompute; /* kt_layer's: norms, attention ops */
     sum_part(o);
-    if (p->recompute == RECOMPUTE_FULL) o->recompute = o->fwd;
+    if (p->recompute == RECOMPUTE_FULL) {
+        o->recompute = o->fwd;
+    } else {
+        /* a policy that replays the activation replays the routed and the
+         * shared experts' (Megatron-LM --recompute-modules moe_act;
+         * moe_act_mlp_bytes drops their outputs) */
+        o->recompute = attn_recompute;
+        if (act_replay_ops(m, p) & BIT(ACT_OP_ACT))
+            for (int i = from; i < o->n; i++)
+                if (!strcmp(o->op[i].name, "experts_act") || !strcmp(o->op[i].name, "shared_act"))
+                    o->recompute += o->op[i].fwd;
+    }
 }
 
 void kt_first(const model_cfg *m, const cluster_cfg *c, const plan_cfg *p, kt_part *o) {
@@ -321,6 +333,33 @@ void kt_last(const model_cfg *m, const cluster_cfg *c, const plan_cfg *p, kt_par
     add_mem(o, c, "cross_entropy", T * V * (a + 4), T * V * (4 + a));
     add_grad_accumulation(o, c, p, 0);
     sum_part(o);
+}
+
+/* The multi-token-prediction modules on the last stage beyond their
+ * transformer layer (which counts among the stage's MoE layers), per module
+ * (DeepSeek-V3 §2.2; Megatron-Core multi_token_prediction.py at core_v0.12.0,
+ * MultiTokenPredictionLayer and its block's forward): the shared embedding
+ * of the shifted tokens, enorm and hnorm, eh_proj (column-parallel 2h -> h),
+ * the module's final norm, the shared output head and its cross-entropy
+ * (kt_last's three ops again). None without mtp_layers. */
+void kt_mtp(const model_cfg *m, const cluster_cfg *c, const plan_cfg *p, kt_part *o) {
+    memset(o, 0, sizeof *o);
+    if (m->mtp_layers <= 0) return;
+    const double a = (double)dtype_bytes(p->precision.activations);
+    const double T = (double)plan_tokens_per_rank(p), t = (double)p->tp, h = (double)m->hidden;
+    const double V = (double)model_vocab_rows(m, p->tp);
+    const double hs = p->sp ? h / t : h;
+    const double norm_f = kt_norm_fwd_bytes(m, p, a), norm_b = kt_norm_bwd_bytes(m, p, a);
+    add_mem(o, c, "mtp_embedding", T * h * a * 2, T * h * a * 3);
+    add_mem(o, c, "mtp_norms", 2 * T * hs * norm_f, 2 * T * hs * norm_b);
+    add_gemm(o, c, p, "mtp_proj", 1, T, 2 * h, h / t, 1);
+    add_mem(o, c, "mtp_final_norm", T * hs * norm_f, T * hs * norm_b);
+    add_gemm(o, c, p, "mtp_output_head", 1, T, h, V, 1);
+    add_mem(o, c, "mtp_cross_entropy", T * V * (a + 4), T * V * (4 + a));
+    add_grad_accumulation(o, c, p, 0);
+    sum_part(o);
+    const double n = (double)m->mtp_layers;
+    o->fwd *= n, o->bwd_in *= n, o->bwd_w *= n;
 }
 
 /* Offloaded optimizer (ZeRO-Offload, Ren et al. 2021): gradients to the host

@@ -80,6 +80,10 @@ void kt_moe_layer(const model_cfg *m, const cluster_cfg *c, const plan_cfg *p,
  * output head, cross-entropy), one micro-batch. */
 void kt_first(const model_cfg *m, const cluster_cfg *c, const plan_cfg *p, kt_part *out);
 void kt_last(const model_cfg *m, const cluster_cfg *c, const plan_cfg *p, kt_part *out);
+/* The MTP modules' work beside their layers on the last stage (embedding,
+ * norms, projection, output head, loss; ops of one module, totals of all);
+ * zero without mtp_layers. */
+void kt_mtp(const model_cfg *m, const cluster_cfg *c, const plan_cfg *p, kt_part *out);
 
 /* One optimizer step over `elems` parameters held by this rank (its ZeRO
  * shard, or all it holds without ZeRO-1+): a memory-bound pass over

@@ -30,6 +30,7 @@ void time_ctx_moe(const model_cfg *m, const cluster_cfg *c, const plan_cfg *p, t
     out->moe = m;
     moe_layout_compute(m, p, c->gpus_per_node, &out->moe_l);
     kt_moe_layer(m, c, p, &out->moe_l, &out->moe_layer);
+    kt_mtp(m, c, p, &out->mtp);
     coll_group_link(c, p, GROUP_EP, &out->link[GROUP_EP]);
     coll_group_link(c, p, GROUP_EDP, &out->link[GROUP_EDP]);
 }
@@ -210,6 +211,11 @@ void stage_time_compute(const time_ctx *x, const cluster_cfg *c, const plan_cfg 
         k.w += Le * me->bwd_w;
         k.attn += Le * me->attn_core_fwd;
     }
+    if (last && x->moe) { /* the MTP modules' head and loss (zero without MTP) */
+        k.f += x->mtp.fwd;
+        k.b += x->mtp.bwd_in;
+        k.w += x->mtp.bwd_w;
+    }
     o->f = k.f;
     o->b = k.b;
     o->w = k.w;
@@ -274,11 +280,14 @@ void stage_time_chunks(const time_ctx *x, const plan_cfg *p, int64_t stage,
     for (int i = 0; i < 3; i++) {
         const double L = (double)layers[i];
         const int emb = first && i == 0, head = last && i == 2;
+        const kt_part *mtp = head && x->moe ? &x->mtp : NULL; /* MTP follows the head */
         work[i] = (chunk_time){
-            L * ly->fwd + (emb ? x->first.fwd : 0) + (head ? x->last.fwd : 0),
+            L * ly->fwd + (emb ? x->first.fwd : 0) + (head ? x->last.fwd : 0) +
+                (mtp ? mtp->fwd : 0),
             L * (ly->bwd_in + ly->recompute) + (emb ? x->first.bwd_in : 0) +
-                (head ? x->last.bwd_in : 0),
-            L * ly->bwd_w + (emb ? x->first.bwd_w : 0) + (head ? x->last.bwd_w : 0)};
+                (head ? x->last.bwd_in : 0) + (mtp ? mtp->bwd_in : 0),
+            L * ly->bwd_w + (emb ? x->first.bwd_w : 0) + (head ? x->last.bwd_w : 0) +
+                (mtp ? mtp->bwd_w : 0)};
         /* chunk 0 and chunk v-1 once each, the middle chunk v-2 times */
         const double n = i == 1 ? (double)(v - 2) : 1;
         sum.f += n * work[i].f, sum.b += n * work[i].b, sum.w += n * work[i].w;

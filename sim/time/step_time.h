@@ -40,6 +40,7 @@ typedef struct {
     const model_cfg *moe;
     moe_layout moe_l;
     kt_part moe_layer;
+    kt_part mtp; /* the MTP modules' head, loss, embedding, projection (kt_mtp): last stage */
 } time_ctx;
 
 void time_ctx_init(const model_cfg *m, const cluster_cfg *c, const plan_cfg *p, time_ctx *out);
