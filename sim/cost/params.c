@@ -37,6 +37,9 @@ void params_count_rank(const model_cfg *m, int64_t tp, params_count *out) {
         attn_w = mla_weights(m, tp, &latent_norms);
         attn_b = latent_norms;
     }
+    /* Qwen3's q_norm and k_norm: one RMSNorm of head_dim each, shared by the
+     * heads, replicated across tp (transformers Qwen3Attention) */
+    if (m->qk_norm) attn_b += 2 * m->head_dim;
     /* MLP: SwiGLU has w1, w3 (column) and w2 (row); GeLU has fc1 and fc2 */
     int64_t up = m->mlp == MLP_SWIGLU ? 2 : 1;
     int64_t mlp_w = up * h * f + f * h;
@@ -53,8 +56,14 @@ void params_count_rank(const model_cfg *m, int64_t tp, params_count *out) {
     out->matmul_per_layer = attn_w + mlp_w;
     out->total = out->embedding + out->position + m->layers * out->layer + out->final_norm +
                  out->output;
+    /* MTP module k (DeepSeek-V3 §2.2): norms of the hidden state and of the
+     * next token's embedding (2 norms), the projection M_k (h x 2h), one
+     * transformer layer (of the MoE kind in a MoE model), and the shared
+     * head's norm; the embedding and the output head are the main model's */
+    const int64_t mtp_extra = 3 * norm_params + 2 * h * h;
     if (!model_is_moe(m)) {
         out->activated = out->total;
+        out->mtp = m->mtp_layers * (mtp_extra + out->layer);
         return;
     }
     /* MoE layers (docs/memory.md §1 "MoE"): each expert is an MLP of the
@@ -63,7 +72,7 @@ void params_count_rank(const model_cfg *m, int64_t tp, params_count *out) {
     const int64_t fe = m->expert_ffn_hidden;
     out->expert = up * h * fe + fe * h + (all_bias ? up * fe + h : 0);
     const int64_t fs = m->shared_experts * fe / tp;
-    out->shared = up * h * fs + fs * h + (all_bias ? up * fs + h : 0);
+    out->shared = fs ? up * h * fs + fs * h + (all_bias ? up * fs + h : 0) : 0;
     out->router = m->experts * h + (m->router_bias ? m->experts : 0);
     out->moe_layer = out->attn + out->norms + out->router + out->shared + m->experts * out->expert;
     const int64_t moe = model_moe_layers(m);
@@ -71,10 +80,7 @@ void params_count_rank(const model_cfg *m, int64_t tp, params_count *out) {
     out->moe_matmul_active = attn_w + m->experts * h +
                              (m->shared_experts + m->experts_per_token) * (up * h * fe + fe * h);
     out->activated = out->total - moe * (m->experts - m->experts_per_token) * out->expert;
-    /* MTP module k (DeepSeek-V3 §2.2): norms of the hidden state and of the
-     * next token's embedding (2h), the projection M_k (h x 2h), one MoE layer,
-     * and the shared head's norm (h) */
-    out->mtp = m->mtp_layers * (2 * norm_params + 2 * h * h + out->moe_layer + norm_params);
+    out->mtp = m->mtp_layers * (mtp_extra + out->moe_layer);
 }
 
 int64_t params_layers(const model_cfg *m, const params_count *pc, int64_t first, int64_t n) {

@@ -39,6 +39,10 @@ typedef struct {
      * layers keep the dense MLP of ffn_hidden (DeepSeek-V3 first_k_dense_replace). */
     int64_t experts, experts_per_token, shared_experts, expert_ffn_hidden, dense_layers;
     bool router_bias;
+    /* Per-head RMSNorm of queries and keys before RoPE (Qwen3's q_norm and
+     * k_norm: head_dim weights each per layer, replicated across tp). Not
+     * MoE-specific (Qwen3 dense has it too); false = today's attention. */
+    bool qk_norm;
     /* ---- Multi-head latent attention (DeepSeek-V2 §2.1; kv_lora_rank 0 =
      * standard multi-head / grouped attention). q_lora_rank 0: the query is
      * projected from the hidden state directly. Per head, queries and keys are
@@ -66,6 +70,10 @@ static inline bool model_is_mla(const model_cfg *m) { return m->kv_lora_rank > 0
 typedef struct {
     ps_loc self, layers, hidden, heads, kv_heads, ffn_hidden, vocab, max_position, attention;
     ps_loc tied_embeddings, norm, mlp, position, bias, dropout;
+    /* ---- MoE, MLA and MTP fields (an absent key points at the model mapping) */
+    ps_loc experts, experts_per_token, shared_experts, expert_ffn_hidden, dense_layers,
+        router_bias, qk_norm, q_lora_rank, kv_lora_rank, qk_nope_head_dim, qk_rope_head_dim,
+        v_head_dim, mtp_layers;
 } model_locs;
 
 /* Bounds on a model's shape (docs/specs.md "Limits"): far above any real
@@ -79,6 +87,13 @@ typedef struct {
 #define MODEL_VOCAB_MAX (1LL << 24)
 #define MODEL_POSITIONS_MAX (1LL << 24)
 #define MODEL_PARAMS_MAX (1LL << 48)
+/* MoE, MLA and MTP bounds (docs/specs.md "Mixture of experts"): a layer's
+ * routed experts together (experts * expert_ffn_hidden) and its shared experts
+ * together are held to MODEL_FFN_MAX, as a dense MLP is, and MLA's
+ * heads*(qk_nope_head_dim + qk_rope_head_dim) and heads*v_head_dim to
+ * MODEL_WIDTH_MAX, so that the counts above still fit in 64 bits. */
+#define MODEL_EXPERTS_MAX (1LL << 16)
+#define MODEL_MTP_LAYERS_MAX 64
 
 #define MODEL_NAME_MAX 64
 /* Defaults of norm_eps and rope_theta for parasim model specs (Hugging Face
@@ -127,6 +142,10 @@ typedef struct {
     const char *layers, *hidden, *heads, *kv_heads, *ffn_hidden, *vocab, *max_position,
         *attention;
     const char *tied_embeddings, *norm, *mlp, *position, *bias, *dropout;
+    /* ---- MoE, MLA and MTP (model_locs' block, in its order) */
+    const char *experts, *experts_per_token, *shared_experts, *expert_ffn_hidden,
+        *dense_layers, *router_bias, *qk_norm, *q_lora_rank, *kv_lora_rank, *qk_nope_head_dim,
+        *qk_rope_head_dim, *v_head_dim, *mtp_layers;
 } model_keys;
 
 /* Record where each shape field was written; an absent key points at root. */

@@ -65,11 +65,16 @@ static int read_llama(const ynode *root, model_spec *out, int is_qwen2, ps_err *
     c->attention = ATTN_FLASH;
     c->dropout = dropout;
     c->bias = (attn_bias && mlp_bias) ? BIAS_ALL : (attn_bias || is_qwen2) ? BIAS_QKV : BIAS_NONE;
-    static const model_keys keys = {"num_hidden_layers",   "hidden_size",       "num_attention_heads",
-                                    "num_key_value_heads", "intermediate_size", "vocab_size",
-                                    NULL,                  NULL,                "tie_word_embeddings",
-                                    NULL,                  "hidden_act",        NULL,
-                                    "attention_bias",      "attention_dropout"};
+    static const model_keys keys = {.layers = "num_hidden_layers",
+                                    .hidden = "hidden_size",
+                                    .heads = "num_attention_heads",
+                                    .kv_heads = "num_key_value_heads",
+                                    .ffn_hidden = "intermediate_size",
+                                    .vocab = "vocab_size",
+                                    .tied_embeddings = "tie_word_embeddings",
+                                    .mlp = "hidden_act",
+                                    .bias = "attention_bias",
+                                    .dropout = "attention_dropout"};
     model_set_locs(out, root, &keys);
     return 0;
 }
@@ -100,10 +105,16 @@ static int read_gpt2(const ynode *root, model_spec *out, ps_err *err) {
     c->attention = ATTN_STANDARD;
     c->bias = BIAS_ALL;
     c->dropout = dropout;
-    static const model_keys keys = {"n_layer",     "n_embd",     "n_head",      "n_head",
-                                    "n_inner",     "vocab_size", "n_positions", NULL,
-                                    "tie_word_embeddings", NULL, NULL,           "n_positions",
-                                    NULL,          "resid_pdrop"};
+    static const model_keys keys = {.layers = "n_layer",
+                                    .hidden = "n_embd",
+                                    .heads = "n_head",
+                                    .kv_heads = "n_head",
+                                    .ffn_hidden = "n_inner",
+                                    .vocab = "vocab_size",
+                                    .max_position = "n_positions",
+                                    .tied_embeddings = "tie_word_embeddings",
+                                    .position = "n_positions",
+                                    .dropout = "resid_pdrop"};
     model_set_locs(out, root, &keys);
     return 0;
 }
