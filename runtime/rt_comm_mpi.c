@@ -177,6 +177,13 @@ int rt_mpi_sendrecv(rt_group *g, const void *send, int to, void *recv, int from,
                                1, g->comm, MPI_STATUS_IGNORE));
 }
 
+/* Equal blocks of n elements to and from every rank of the group (MPI_Alltoall):
+ * expert parallelism's fixed-capacity dispatch and combine. */
+int rt_mpi_all_to_all(rt_group *g, const void *send, void *recv, int64_t n, rt_dtype t) {
+    if (!fits_int(n)) return too_large();
+    return mpi_rc(MPI_Alltoall(send, (int)n, mpi_type(t), recv, (int)n, mpi_type(t), g->comm));
+}
+
 /* ---- groups ---------------------------------------------------------------- */
 
 static void group_set(rt_group *g, MPI_Comm c, const char *name) {

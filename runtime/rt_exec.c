@@ -444,7 +444,10 @@ static int end_step(exec *x, int step, double t_begin, const rt_options *opt, rt
     if (x->diverged) *err = x->diverged_err;
     if (rt_world_agree_first(x->diverged, err) != 0) return 1;
     /* the loss is on the last stage's ranks (each tp rank has all of it) */
-    double loss = rt_groups_sum(&x->g->world, x->r->tp_rank == 0 ? x->model.loss_sum : 0);
+    /* the load-balancing losses of the MoE layers join the cross-entropy (rt_model.h) */
+    double loss = rt_groups_sum(&x->g->world,
+                                x->r->tp_rank == 0 ? x->model.loss_sum + x->model.aux_sum : 0);
+    x->model.aux_sum = 0;
     double secs = rt_groups_max(x->g, x->be->now_seconds() - t_begin);
     out->loss[step] = loss / ((double)p->global_batch * (double)p->seq);
     out->step_seconds[step] = secs;

@@ -69,6 +69,7 @@ int rt_mpi_recv_tag(rt_group *g, void *buf, int64_t n, rt_dtype t, int peer, int
 int rt_mpi_wait(void **req, int block);
 int rt_mpi_sendrecv(rt_group *g, const void *send, int to, void *recv, int from, int64_t n,
                     rt_dtype t);
+int rt_mpi_all_to_all(rt_group *g, const void *send, void *recv, int64_t n, rt_dtype t);
 /* Why the last of them failed: MPI's error text, or the count that did not fit. */
 const char *rt_mpi_error(void);
 

@@ -539,6 +539,28 @@ static int op_tp(chk *c, int32_t i, const prog_op *o, int64_t *sum) {
     return 0;
 }
 
+/* The expert-parallel all-to-alls a MoE layer's fwd/bwd carries (program.h): only
+ * with ep > 1, on a layer, at most 4 (a backward's 2 and its recomputed forward's
+ * 2), each of program_moe_a2a_bytes and sending (ep - 1) / ep of it, their seconds
+ * within the op's. */
+static int op_ep(chk *c, int32_t i, const prog_op *o, int64_t *sum) {
+    const int64_t n = o->ep_calls;
+    if (!n && !o->ep_bytes && !o->ep_sent && !o->ep_seconds) return 0;
+    if (c->p->ep < 2)
+        return bad(c, i, "expected no expert-parallel all-to-alls with ep = 1, found ep_all_to_all");
+    const int64_t S = program_moe_a2a_bytes(c->p);
+    if (n < 1 || n > 4 || o->ep_bytes != n * S || o->ep_sent != n * (S / c->p->ep * (c->p->ep - 1)))
+        return bad(c, i, "expected 1 to 4 all-to-alls of %lld bytes each (experts x "
+                   "expert_capacity x hidden), sending (ep - 1)/ep of it; found %lld calls, "
+                   "%lld bytes, %lld sent", (long long)S, (long long)n, (long long)o->ep_bytes,
+                   (long long)o->ep_sent);
+    if (!(o->ep_seconds >= 0 && o->ep_seconds <= o->seconds * (1 + 1e-12)))
+        return bad(c, i, "expected the all-to-alls' seconds (%g) within the op's (%g)",
+                   o->ep_seconds, o->seconds);
+    *sum += o->ep_bytes + o->ep_sent;
+    return 0;
+}
+
 /* Fields in range, so that the rules above can index by them (the loader
  * ensures this; a program built in memory might not). */
 static int op_sane(chk *c, int32_t i, const prog_op *o) {
@@ -578,7 +600,7 @@ static int op_sane(chk *c, int32_t i, const prog_op *o) {
     /* each count is at most 2^50; their sum bounds every total the replay forms */
     int64_t sum = o->bytes + o->sent_bytes + o->transient_bytes + o->workspace_bytes +
                   o->buffer_bytes + o->stash_bytes + o->ring_passes * o->ring_bytes;
-    if (op_tp(c, i, o, &sum)) return -1;
+    if (op_tp(c, i, o, &sum) || op_ep(c, i, o, &sum)) return -1;
     if (sum > PROGRAM_MAX_BYTE_SUM - c->byte_sum)
         return bad(c, i, "the ops' byte counts add up to more than %lld", (long long)PROGRAM_MAX_BYTE_SUM);
     c->byte_sum += sum;

@@ -23,6 +23,7 @@
  * only the cost model evaluates is refused with where it was written
  * (refuse_training).
  */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +41,10 @@
 
 typedef enum { UK_EMBED, UK_LAYER, UK_HEAD, UK_COUNT } unit_kind;
 
+/* The load-balancing loss's weight: Switch Transformers' alpha = 10^-2 (Fedus et al.
+ * 2021 §2.2), Megatron-LM's --moe-aux-loss-coeff in its MoE examples. */
+#define MOE_AUX_ALPHA 0.01
+
 /* What one op of a unit kind carries, per micro-batch. */
 typedef struct {
     double fwd_s, bwd_s, fwd_flops, bwd_flops;
@@ -52,6 +57,7 @@ typedef struct {
     int64_t ring_bytes, ring_buffers[2];
     double ring_s[2];
     prog_op tp[2]; /* the tensor-parallel collectives (tp_* fields) of the fwd, the bwd */
+    prog_op ep[2]; /* a MoE layer's expert-parallel all-to-alls (ep_* fields) */
 } unit_cost;
 
 typedef struct {
@@ -97,6 +103,38 @@ static int not_llama(const model_spec *ms, const ps_loc *loc, const char *field,
                      expected, found, ms->name);
 }
 
+/* The runtime's MoE layer (docs/plan-format.md "Mixture of experts"): every layer a
+ * MoE layer with at least one shared expert, softmax top-k routing without a bias,
+ * standard attention, no multi-token prediction. */
+static int refuse_moe(const model_spec *ms, ps_err *err) {
+    const model_cfg *m = &ms->cfg;
+    const model_locs *l = &ms->locs;
+    char found[32];
+    const struct {
+        bool bad;
+        const ps_loc *loc;
+        const char *field, *expected;
+        int64_t v;
+    } r[] = {
+        {m->experts > 0 && m->dense_layers > 0, &l->dense_layers, "dense_layers", "0", m->dense_layers},
+        {m->experts > 0 && m->shared_experts < 1, &l->shared_experts, "shared_experts", "at least 1",
+         m->shared_experts},
+        {m->router_bias, &l->router_bias, "router_bias", "false", 1},
+        {m->qk_norm, &l->qk_norm, "qk_norm", "false", 1},
+        {model_is_mla(m), &l->kv_lora_rank, "kv_lora_rank", "0 (standard attention)", m->kv_lora_rank},
+        {m->mtp_layers > 0, &l->mtp_layers, "mtp_layers", "0", m->mtp_layers},
+    };
+    for (size_t i = 0; i < sizeof r / sizeof r[0]; i++)
+        if (r[i].bad) {
+            snprintf(found, sizeof found, "%lld", (long long)r[i].v);
+            return ps_err_at(err, r[i].loc, r[i].field,
+                             "the execution plan builds a MoE model whose every layer has softmax "
+                             "top-k routing and shared experts: expected %s, found %s (model %s)",
+                             r[i].expected, found, ms->name);
+        }
+    return 0;
+}
+
 static int refuse_model(const model_spec *ms, ps_err *err) {
     const model_cfg *m = &ms->cfg;
     const model_locs *l = &ms->locs;
@@ -116,7 +154,7 @@ static int refuse_model(const model_spec *ms, ps_err *err) {
         return not_llama(ms, &l->bias, "bias", "false", model_bias_names[m->bias], err);
     snprintf(found, sizeof found, "%g", m->dropout);
     if (m->dropout > 0) return not_llama(ms, &l->dropout, "dropout", "0", found, err);
-    return 0;
+    return refuse_moe(ms, err);
 }
 
 /* Where a refused field was written, else the plan itself (a default, a profile). */
@@ -183,6 +221,23 @@ static int refuse_training(const plan_spec *s, ps_err *err) {
                          "before its backward; found a zero3: section (unit %s, prefetch %lld), "
                          "which only the cost model (plan, sweep) evaluates: leave it out to emit",
                          plan_zero3_unit_names[p->zero3.unit], (long long)p->zero3.prefetch);
+    /* the runtime's MoE layer runs with data and expert parallelism (rt_model.c) */
+    if (model_is_moe(&s->model.cfg) && (p->tp > 1 || p->pp > 1 || p->cp > 1))
+        return ps_err_at(err, &s->locs.self, p->tp > 1 ? "parallel.tp" : p->pp > 1 ? "parallel.pp" : "parallel.cp",
+                         "the execution plan runs a MoE model with data and expert parallelism "
+                         "only; found tp %lld, pp %lld, cp %lld",
+                         (long long)p->tp, (long long)p->pp, (long long)p->cp);
+    if (p->ep > 1 && (!model_is_moe(&s->model.cfg) || p->dp % p->ep || s->model.cfg.experts % p->ep ||
+                      plan_etp(p) != 1))
+        return ps_err_at(err, &s->locs.self, "parallel.ep",
+                         "the execution plan splits the experts over ep consecutive data-parallel "
+                         "ranks: expected a MoE model, ep dividing dp (%lld) and experts (%lld) and "
+                         "etp 1; found ep %lld",
+                         (long long)p->dp, (long long)s->model.cfg.experts, (long long)p->ep);
+    if (p->ep > 1 && p->zero > 0)
+        return ps_err_at(err, &s->locs.self, "parallel.zero",
+                         "the execution plan runs expert parallelism with ZeRO-0 for now; found "
+                         "zero %d with ep %lld", p->zero, (long long)p->ep);
     /* the runtime runs ring attention (rt_cp); the all-gather algorithm is cost model only */
     if (p->cp > 1 && p->cp_algorithm != CP_RING)
         return ps_err_at(err, field_loc(s, &s->locs.cp_algorithm), "cp_algorithm",
@@ -290,6 +345,9 @@ static void emit_compute(emit_ctx *x, prog_kind kind, prog_bwd_part part, int32_
     o->buffer_bytes = k->ring_buffers[kind == OP_BWD];
     o->ring_seconds = k->ring_s[kind == OP_BWD];
     tp_copy(o, &k->tp[kind == OP_BWD]);
+    const prog_op *ep = &k->ep[kind == OP_BWD];
+    o->ep_calls = ep->ep_calls, o->ep_bytes = ep->ep_bytes, o->ep_sent = ep->ep_sent;
+    o->ep_seconds = ep->ep_seconds;
     if (kind == OP_FWD) {
         o->flops = k->fwd_flops;
         o->seconds = k->fwd_s;
@@ -438,7 +496,13 @@ static int layout_units(emit_ctx *x, ps_err *err) {
      * tensors of docs/plan-format.md §2) */
     params_count pc;
     params_count_rank(m, x->p->tp, &pc);
-    const int64_t elems[UK_COUNT] = {pc.embedding + pc.position, pc.layer,
+    /* a MoE layer: the layer with its shared experts' MLP, then the router and this
+     * rank's experts / ep routed experts (docs/plan-format.md §2) */
+    const program *pg = x->prog;
+    const int64_t moe = program_is_moe(pg)
+                            ? pg->experts * pg->hidden + pg->experts / pg->ep * program_expert_elems(pg)
+                            : 0;
+    const int64_t elems[UK_COUNT] = {pc.embedding + pc.position, pc.layer + moe,
                                      pc.final_norm + pc.output};
     r->n_units = x->pipe.n_units;
     r->units = calloc((size_t)r->n_units, sizeof *r->units);
@@ -457,7 +521,7 @@ static int layout_units(emit_ctx *x, ps_err *err) {
         off += un->elems;
     }
     const int64_t stage_total = n_kind[UK_EMBED] * (pc.embedding + pc.position) +
-                                n_kind[UK_LAYER] * pc.layer +
+                                n_kind[UK_LAYER] * (pc.layer + moe) +
                                 n_kind[UK_HEAD] * (pc.final_norm + pc.output);
     if (off != stage_total)
         return ps_err_set(err, "internal error: the flat parameter space holds %lld elements, "
@@ -529,6 +593,53 @@ static void tp_costs(emit_ctx *x, const coll_link *link) {
         }
 }
 
+/* One all-to-all of S bytes over n ranks: each rank sends (n-1)/n of S, as the
+ * reduce-scatter half of a ring moves (n-1)/n of its size: coll_time of a
+ * reduce-scatter of S has the same bytes on the wire (sim/cost/comm.c will own an
+ * all-to-all of its own; docs/plan-format.md "Mixture of experts"). */
+static double moe_a2a_seconds(int64_t S, int64_t n, const coll_link *link) {
+    return coll_time(COLL_REDUCE_SCATTER, n, S, link);
+}
+
+/* A MoE layer on top of its shared-expert layer (x->m is that layer's dense view):
+ * the saved tensors of program_moe_saved_bytes (also rebuilt under full recompute),
+ * the router GEMM (N x hidden x experts) and the experts' three GEMMs on their
+ * experts x capacity rows, forward once and backward twice (kernel_time.c's kt_gemm,
+ * fp32 as the runtime computes), and under ep > 1 the all-to-alls: dispatch and
+ * combine in the forward, their gradients in the backward (and the forward's again
+ * under full recompute), each of program_moe_a2a_bytes, timed by coll_time on the dp
+ * group's link (the ep ranks are dp ranks). */
+static void moe_costs(emit_ctx *x, unit_cost *c) {
+    const program *pg = x->prog;
+    const int64_t N = pg->micro_batch * pg->seq, R = pg->experts * pg->expert_capacity;
+    const int64_t h = pg->hidden, fe = pg->expert_ffn, E = pg->experts;
+    const int64_t saved = program_moe_saved_bytes(pg);
+    c->saved += saved;
+    if (c->recompute) c->transient += saved;
+    const double fl = 2.0 * (double)N * (double)h * (double)E + 6.0 * (double)R * (double)h * (double)fe;
+    const double t = kt_gemm(x->c, x->p, 1, (double)N, (double)E, (double)h) +
+                     2 * kt_gemm(x->c, x->p, (double)E, (double)pg->expert_capacity, (double)fe, (double)h) +
+                     kt_gemm(x->c, x->p, (double)E, (double)pg->expert_capacity, (double)h, (double)fe);
+    c->fwd_flops += fl, c->fwd_s += t;
+    c->bwd_flops += 2 * fl + (c->recompute ? fl : 0);
+    c->bwd_s += 2 * t + (c->recompute ? t : 0);
+    c->bwd_w_flops += fl, c->bwd_w_s += t;
+    if (pg->ep < 2) return;
+    const int64_t S = program_moe_a2a_bytes(pg);
+    coll_link link;
+    time_ctx tc;
+    time_ctx_init(x->m, x->c, x->p, &tc);
+    link = tc.link[GROUP_DP];
+    for (int b = 0; b < 2; b++) {
+        prog_op *o = &c->ep[b];
+        o->ep_calls = b && c->recompute ? 4 : 2;
+        o->ep_bytes = o->ep_calls * S;
+        o->ep_sent = o->ep_calls * (S / pg->ep * (pg->ep - 1));
+        o->ep_seconds = (double)o->ep_calls * moe_a2a_seconds(S, pg->ep, &link);
+        *(b ? &c->bwd_s : &c->fwd_s) += o->ep_seconds;
+    }
+}
+
 static void unit_costs(emit_ctx *x) {
     time_ctx tc;
     act_bytes ab;
@@ -550,6 +661,7 @@ static void unit_costs(emit_ctx *x) {
     x->cost[UK_LAYER].saved = ab.layer_saved;
     x->cost[UK_LAYER].transient = ab.layer_working;
     x->cost[UK_HEAD].saved = ab.last_stage;
+    if (program_is_moe(x->prog)) moe_costs(x, &x->cost[UK_LAYER]);
     cp_costs(x, &tc, &x->cost[UK_LAYER]); /* before tp's: its budget is the compute */
     tp_costs(x, &tc.link[GROUP_TP]);
     ws_compute(x->m, x->p, x->c->kernels_fp32, &x->ws);
@@ -611,6 +723,20 @@ static void fill_header(const plan_spec *s, int steps, program *out) {
     out->vocab = m->vocab;
     out->tied_embeddings = m->tied_embeddings;
     out->norm_eps = s->model.norm_eps, out->rope_theta = s->model.rope_theta;
+    out->ep = 1;
+    if (model_is_moe(m)) { /* docs/plan-format.md "Mixture of experts" */
+        const int64_t N = p->micro_batch * p->seq, E = m->experts, K = m->experts_per_token;
+        out->experts = E, out->top_k = K, out->expert_ffn = m->expert_ffn_hidden;
+        out->ffn_hidden = m->shared_experts * m->expert_ffn_hidden; /* the shared experts' MLP */
+        /* capacity ceil(cf N K / E) (GShard); dropless (cf 0, or cf >= E / K): N, every
+         * token's choice fits, since a token picks an expert at most once */
+        const double cf = p->moe_capacity_factor;
+        const double cap = cf > 0 ? ceil(cf * (double)N * (double)K / (double)E) : (double)N;
+        out->expert_capacity = cap < (double)N ? (int64_t)cap : N;
+        if (out->expert_capacity < 1) out->expert_capacity = 1;
+        out->ep = p->ep > 1 ? p->ep : 1;
+        out->aux_alpha = p->moe_aux_loss ? MOE_AUX_ALPHA : 0;
+    }
     out->seq = p->seq, out->micro_batch = p->micro_batch;
     out->micro_batches = plan_micro_batches(p), out->global_batch = p->global_batch;
     out->world = p->gpus, out->dp = p->dp, out->tp = p->tp, out->pp = p->pp, out->cp = p->cp;
@@ -696,6 +822,14 @@ int program_emit(const plan_spec *plan, int steps, program *out, ps_err *err) {
     if (steps < 1) return ps_err_set(err, "steps: expected at least 1, found %d", steps);
     fill_header(plan, steps, out);
     const plan_cfg *p = &plan->cfg;
+    /* a MoE model's layers are costed as the layer with its shared experts' MLP
+     * (ffn_hidden = their width), and the routed part added (moe_costs) */
+    model_cfg view = plan->model.cfg;
+    if (model_is_moe(&view)) {
+        view.ffn_hidden = out->ffn_hidden;
+        view.experts = view.experts_per_token = view.shared_experts = 0;
+        view.expert_ffn_hidden = view.dense_layers = 0;
+    }
     const int64_t n_roles = p->pp * p->tp * p->cp; /* <= 2^24: plan_check */
     out->roles = calloc((size_t)n_roles, sizeof *out->roles);
     if (!out->roles) return ps_err_set(err, "out of memory");
@@ -708,7 +842,7 @@ int program_emit(const plan_spec *plan, int steps, program *out, ps_err *err) {
                 r->stage = (int32_t)s, r->tp_rank = (int32_t)t, r->cp_rank = (int32_t)c;
                 emit_ctx x;
                 memset(&x, 0, sizeof x);
-                x.s = plan, x.m = &plan->model.cfg, x.c = &plan->cluster.cfg, x.p = p;
+                x.s = plan, x.m = &view, x.c = &plan->cluster.cfg, x.p = p;
                 x.prog = out;
                 x.r = r;
                 x.d = p->dp * p->cp;
