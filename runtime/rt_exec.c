@@ -147,7 +147,10 @@ static int op_alloc(exec *x, int32_t i, ps_err *err) {
         const int64_t n = x->held[o->buf], first = x->first[o->buf];
         float *v = x->dt[o->buf] == RT_F32 ? *slot : malloc((size_t)n * 4);
         if (!v) return fail(err, x, i, "out of host memory for the initial weights");
-        rt_tp_init_values(x->p, x->r, x->p->seed, first, n, v); /* the one-rank model's */
+        if (x->p->ep > 1) /* this ep rank's experts are the one-rank model's */
+            rt_model_ep_init_values(x->p, x->g->dp_index % x->p->ep, x->p->seed, first, n, v);
+        else
+            rt_tp_init_values(x->p, x->r, x->p->seed, first, n, v); /* the one-rank model's */
         if (v != *slot) {
             x->be->to_bf16(*slot, v, n);
             free(v);
@@ -502,6 +505,8 @@ int rt_exec_run(const program *p, const rt_backend *be, rt_groups *g, const rt_o
         return ps_err_set(err, "out of host memory for the profile");
     }
     if (p->tp > 1) rt_model_set_tp(&x.model, &g->group[GROUP_TP], out->coll[GROUP_TP]);
+    if (p->ep > 1)
+        rt_model_set_ep(&x.model, &g->ep, &out->coll[PROG_GROUP_EP][PROG_COLL_ALL_TO_ALL]);
     x.watchdog = rt_watchdog_start(opt ? opt->timeout_s : 0, g->world.rank, describe, r);
     x.t0 = be->now_seconds();
     double t_step = x.t0;

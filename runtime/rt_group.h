@@ -25,6 +25,10 @@ typedef struct {
      * group[GROUP_DP], the gradient / ZeRO group over dp x cp (Megatron's
      * dp-cp group), is its shard index k * cp + cp rank.) */
     int dp_index;
+    /* expert parallelism (program ep > 1): the ep consecutive data-parallel ranks
+     * k - k % ep ... that exchange tokens, by k % ep (their ep rank, which picks the
+     * held experts); comm MPI_COMM_NULL otherwise */
+    rt_group ep;
 } rt_groups;
 
 /* Split the world by the program's roles (program.h: one role per stage, tp

@@ -134,6 +134,28 @@ void rt_model_init_values(const program *p, uint64_t seed, int64_t first, int64_
     }
 }
 
+/* The one-rank model's index of element i of ep rank r's flat space: embedding,
+ * then per layer the same tensors up to the experts, whose held ones are the
+ * one-rank model's experts r * El ..., then the head. */
+static int64_t ep_full_index(const program *p, int r, int64_t i) {
+    rt_layer_layout held, full;
+    layout_tp(p, 1, p->experts / p->ep, &held);
+    layout_tp(p, 1, p->experts, &full);
+    const int64_t embed = p->vocab * p->hidden, layers = embed + p->layers * held.elems;
+    if (i < embed) return i;
+    if (i >= layers) return embed + p->layers * full.elems + (i - layers);
+    const int64_t l = (i - embed) / held.elems, j = (i - embed) % held.elems;
+    const int64_t at = j < held.experts ? j : full.experts + r * held.experts_held * held.expert_elems +
+                                                  (j - held.experts);
+    return embed + l * full.elems + at;
+}
+
+void rt_model_ep_init_values(const program *p, int ep_rank, uint64_t seed, int64_t first,
+                             int64_t n, float *out) {
+    for (int64_t k = 0; k < n; k++)
+        rt_model_init_values(p, seed, ep_full_index(p, ep_rank, first + k), 1, out + k);
+}
+
 /* ---- set-up -------------------------------------------------------------------- */
 
 int rt_model_init(rt_model *m, const program *p, const rt_backend *be, rt_mem *mem,

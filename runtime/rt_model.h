@@ -141,6 +141,12 @@ void rt_model_set_tp(rt_model *m, rt_group *g, rt_coll_stat *stats);
  * elements [first, first + n) as fp32. */
 void rt_model_init_values(const program *p, uint64_t seed, int64_t first, int64_t n, float *out);
 
+/* rt_model_init_values for ep rank `ep_rank`'s flat space (ep > 1; no tp, pp): its
+ * held experts ep_rank * E/ep ... are the one-rank model's, every other element the
+ * one-rank model's same tensor element. */
+void rt_model_ep_init_values(const program *p, int ep_rank, uint64_t seed, int64_t first,
+                             int64_t n, float *out);
+
 /* Forward of unit for micro-batch mb with the unit's weights w (dtype wdt).
  * save: keep the saved tensors (false under full recompute: only the layer
  * input stays). Returns 0 or -1 (out of memory) with err set. */

@@ -364,8 +364,26 @@ static int op_bwd(chk *c, int32_t i, const prog_op *o) {
 
 /* ---- collectives ------------------------------------------------------------------- */
 
+/* Expert parallelism (ep = dp): unit u's held routed experts, [*lo, *hi) of the flat
+ * space (a layer's last experts / ep x expert elements), which no rank shares; 0 when
+ * u has none. */
+static int experts_of(const chk *c, int32_t u, int64_t *lo, int64_t *hi) {
+    if (c->p->ep < 2 || strncmp(c->r->units[u].name, "layer.", 6)) return 0;
+    const int64_t ex = c->p->experts / c->p->ep * program_expert_elems(c->p);
+    *hi = c->r->units[u].offset + c->r->units[u].elems;
+    *lo = *hi - ex;
+    return 1;
+}
+
 static int coll_grads(chk *c, int32_t i, const prog_op *o) {
     const int64_t start = unit_start(c, c->complete);
+    for (int32_t u = 0; u < c->U; u++) {
+        int64_t lo, hi;
+        if (experts_of(c, u, &lo, &hi) && o->offset < hi && o->offset + o->elems > lo)
+            return bad(c, i, "reduces the routed experts' gradients of %s over dp, but each "
+                       "rank of the ep group holds other experts (ep = %lld)",
+                       c->r->units[u].name, (long long)c->p->ep);
+    }
     if (c->bwd_dst == BUF_UNIT_GRADS)
         return bad(c, i, "reduces grads in place, but the backward ops write unit_grads (reduced "
                    "when they are reduce-scattered into grads)");
@@ -452,6 +470,10 @@ static int op_optim(chk *c, int32_t i, const prog_op *o) {
     if (c->bwd_dst == BUF_UNIT_GRADS)
         for (int32_t u = 0; u < c->U; u++)
             if (close_unit_grads(c, i, u)) return -1;
+    for (int32_t u = 0; u < c->U && c->bwd_dst == BUF_GRADS; u++) { /* not reduced: held */
+        int64_t lo, hi;
+        if (experts_of(c, u, &lo, &hi) && spans_add(c, &c->red, lo, hi, i)) return -1;
+    }
     if (c->bwd_dst == BUF_GRADS && c->d > 1 &&
         spans_tile(&c->red, 0, c->r->flat_elems, &g0, &g1, &twice)) {
         if (twice >= 0)

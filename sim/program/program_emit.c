@@ -234,10 +234,11 @@ static int refuse_training(const plan_spec *s, ps_err *err) {
                          "ranks: expected a MoE model, ep dividing dp (%lld) and experts (%lld) and "
                          "etp 1; found ep %lld",
                          (long long)p->dp, (long long)s->model.cfg.experts, (long long)p->ep);
-    if (p->ep > 1 && p->zero > 0)
-        return ps_err_at(err, &s->locs.self, "parallel.zero",
-                         "the execution plan runs expert parallelism with ZeRO-0 for now; found "
-                         "zero %d with ep %lld", p->zero, (long long)p->ep);
+    if (p->ep > 1 && (p->zero > 0 || p->ep != p->dp))
+        return ps_err_at(err, &s->locs.self, "parallel.ep",
+                         "the execution plan runs expert parallelism with ep = dp and ZeRO-0 for "
+                         "now (no expert-data-parallel reduction or sharding yet); found ep %lld, "
+                         "dp %lld, zero %d", (long long)p->ep, (long long)p->dp, p->zero);
     /* the runtime runs ring attention (rt_cp); the all-gather algorithm is cost model only */
     if (p->cp > 1 && p->cp_algorithm != CP_RING)
         return ps_err_at(err, field_loc(s, &s->locs.cp_algorithm), "cp_algorithm",
@@ -692,15 +693,60 @@ static int64_t bucket_elems(const emit_ctx *x) {
     return B;
 }
 
+/* Expert parallelism (ep = dp): the segments of the flat space whose gradients are
+ * reduced (all but each layer's held routed experts: the embedding and layer 0 up to
+ * its experts, layer 1 up to its experts, ..., the head), into seg[0 .. *ns) unless
+ * seg is NULL; returns the buckets of B elements they take. */
+static int64_t ep_segments(const emit_ctx *x, int64_t B, range *seg, int32_t *ns) {
+    const prog_role *r = x->r;
+    const int64_t ex = x->prog->experts / x->prog->ep * program_expert_elems(x->prog);
+    int64_t nb = 0, lo = 0;
+    int32_t n = 0;
+    for (int32_t u = 0; u <= r->n_units; u++) {
+        if (u < r->n_units && kind_of(x, u) != UK_LAYER) continue;
+        const int64_t hi = u < r->n_units ? r->units[u].offset + r->units[u].elems - ex
+                                          : r->flat_elems;
+        nb += (hi - lo + B - 1) / B;
+        if (seg) seg[n++] = (range){lo, hi};
+        if (u < r->n_units) lo = r->units[u].offset + r->units[u].elems;
+    }
+    if (ns) *ns = n;
+    return nb;
+}
+
 static int64_t bucket_count(const emit_ctx *x) {
     if (x->d <= 1 || x->p->zero >= 2) return 0;
     const int64_t B = bucket_elems(x);
+    if (x->prog->ep > 1) return ep_segments(x, B, NULL, NULL);
     return (x->r->flat_elems + B - 1) / B;
+}
+
+/* Expert parallelism (ep = dp): each rank's routed experts are its own, so their
+ * gradients are not reduced; buckets of B elements cover the rest, segment by
+ * segment (the embedding and layer 0 up to its experts, layer 1 up to its experts,
+ * ..., the head), listed from the top. */
+static int layout_buckets_ep(emit_ctx *x, ps_err *err) {
+    const int64_t B = bucket_elems(x), nb = bucket_count(x);
+    range *seg = calloc((size_t)x->r->n_units + 1, sizeof *seg);
+    if (!seg) return ps_err_set(err, "out of memory");
+    int32_t ns = 0;
+    ep_segments(x, B, seg, &ns);
+    x->buckets = calloc((size_t)nb, sizeof *x->buckets);
+    if (!x->buckets) {
+        free(seg);
+        return ps_err_set(err, "out of memory");
+    }
+    for (int32_t k = ns - 1; k >= 0; k--)
+        for (int64_t hi = seg[k].hi; hi > seg[k].lo; hi -= B)
+            x->buckets[x->n_buckets++] = (range){hi - B > seg[k].lo ? hi - B : seg[k].lo, hi};
+    free(seg);
+    return 0;
 }
 
 static int layout_buckets(emit_ctx *x, ps_err *err) {
     const int64_t n = x->r->flat_elems;
     if (x->d <= 1 || x->p->zero >= 2) return 0;
+    if (x->prog->ep > 1) return layout_buckets_ep(x, err);
     const int64_t B = bucket_elems(x), nb = bucket_count(x);
     x->buckets = calloc((size_t)nb, sizeof *x->buckets);
     if (!x->buckets) return ps_err_set(err, "out of memory");
