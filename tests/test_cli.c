@@ -106,6 +106,35 @@ static void test_table_and_overrides(void **state) {
     ynode_free(j);
 }
 
+/* Issue 12: a MoE model's plan shows total and activated parameters (and the
+ * MTP modules) in the table and the JSON; a dense model's output has none of it. */
+static void test_plan_moe_params(void **state) {
+    (void)state;
+    assert_int_equal(run("plan --model deepseek-v3", out, sizeof out), 0);
+    tu_contains(out, "experts    256 routed (top 8) + 1 shared, ffn 2048 each; 58 MoE layers after 3 dense",
+                "params     671,026,419,200 total, 37,552,297,472 activated per token",
+                "MTP 1 module(s): 11,610,068,224 more", "multi-head latent: q_lora 1536", NULL);
+    assert_int_equal(run("plan --model tests/data/hf/mixtral-8x7b/config.json --format json", out,
+                         sizeof out),
+                     0);
+    ynode *j = parse(out);
+    assert_int_equal(json_int(j, "model.parameters.total"), 46702792704LL);
+    assert_int_equal(json_int(j, "model.parameters.activated"), 12879925248LL);
+    assert_int_equal(json_int(j, "model.parameters.mtp"), 0);
+    assert_int_equal(json_int(j, "model.moe.experts"), 8);
+    assert_int_equal(json_int(j, "model.moe.moe_layers"), 32);
+    assert_null(ynode_get(ynode_get(j, "model"), "mla"));
+    ynode_free(j);
+    assert_int_equal(run("plan", out, sizeof out), 0);
+    assert_null(strstr(out, "activated"));
+    assert_null(strstr(out, "experts"));
+    assert_int_equal(run("plan --format json", out, sizeof out), 0);
+    j = parse(out);
+    assert_null(ynode_get(ynode_get(j, "model"), "parameters"));
+    assert_null(ynode_get(ynode_get(j, "model"), "moe"));
+    ynode_free(j);
+}
+
 static void test_errors_and_exit_codes(void **state) {
     (void)state;
     assert_int_equal(run("plan --set parallel.tp=3", out, sizeof out), 1);
@@ -654,6 +683,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_replay_broken_program), cmocka_unit_test(test_plan_framework),
         cmocka_unit_test(test_plan_attention_kernel),
         cmocka_unit_test(test_default_plan_json), cmocka_unit_test(test_table_and_overrides),
+        cmocka_unit_test(test_plan_moe_params),
         cmocka_unit_test(test_errors_and_exit_codes), cmocka_unit_test(test_output_file_is_atomic),
         cmocka_unit_test(test_infer), cmocka_unit_test(test_sweep),
         cmocka_unit_test(test_emit_replay), cmocka_unit_test(test_bounds),

@@ -477,6 +477,89 @@ static void test_model_limits(void **state) {
                 "bad.yaml:16:13:", "norm_eps", "expected a positive number up to 1", NULL);
 }
 
+/* ---- Issue 12: mixture-of-experts, MLA and MTP model fields (helper moespec).
+ * A small model spec with `extra` appended from line 15; the message of the
+ * load that must fail. */
+static const char *moe_model_error(const char *extra, const char *from, const char *to) {
+    static char text[4096];
+    static ps_err err;
+    snprintf(text, sizeof text,
+             "name: m\nlayers: 4\nhidden: 128\nheads: 4\nkv_heads: 4\nffn_hidden: 256\n"
+             "vocab: 1000\ntied_embeddings: false\nnorm: rmsnorm\nmlp: swiglu\n"
+             "attention: flash\ndropout: 0\nposition: rope\nbias: false\n%s\n",
+             extra);
+    if (from) subst(text, from, to);
+    ynode *root = NULL;
+    model_spec m;
+    memset(&err, 0, sizeof err);
+    assert_int_equal(ynode_load_string(text, "moe.yaml", &root, &err), 0);
+    int rc = model_from_node(root, "moe.yaml", &m, &err);
+    ynode_free(root);
+    if (!rc) fail_msg("expected an error for:\n%s", text);
+    return err.msg;
+}
+
+static void test_moe_model_fields(void **state) {
+    (void)state;
+    const char *moe = "experts: 8\nexperts_per_token: 2\nexpert_ffn_hidden: 64\n";
+    char text[512];
+    /* MoE fields without experts */
+    tu_contains(moe_model_error("experts_per_token: 2", NULL, NULL), "moe.yaml:15:20:",
+                "experts_per_token", "expected no experts_per_token on a model without experts",
+                "found 2", NULL);
+    tu_contains(moe_model_error("router_bias: true", NULL, NULL), "moe.yaml:15:14:",
+                "router_bias", "without experts", NULL);
+    tu_contains(moe_model_error("dense_layers: 1", NULL, NULL), "moe.yaml:15:15:",
+                "dense_layers", "without experts", NULL);
+    /* top-k within the experts; required fields */
+    tu_contains(moe_model_error(moe, "experts_per_token: 2", "experts_per_token: 9"),
+                "moe.yaml:16:20:", "experts_per_token", "from 1 to experts = 8, found 9", NULL);
+    tu_contains(moe_model_error(moe, "experts_per_token: 2", "experts_per_token: 0"),
+                "moe.yaml:16:20:", "experts_per_token", "expected an integer from 1 to", NULL);
+    tu_contains(moe_model_error(moe, "experts_per_token: 2\n", ""), "moe.yaml:1:1:",
+                "experts_per_token", "missing field", NULL);
+    tu_contains(moe_model_error(moe, "expert_ffn_hidden: 64\n", ""), "moe.yaml:1:1:",
+                "expert_ffn_hidden", "missing field", "required with experts = 8", NULL);
+    snprintf(text, sizeof text, "%sdense_layers: 5", moe);
+    tu_contains(moe_model_error(text, NULL, NULL), "moe.yaml:18:15:", "dense_layers",
+                "expected at most layers = 4", "found 5", NULL);
+    /* a layer's experts together within the MLP width limit (2^24) */
+    tu_contains(moe_model_error("experts: 4096\nexperts_per_token: 2\nexpert_ffn_hidden: 8192",
+                                NULL, NULL),
+                "moe.yaml:15:10:", "experts", "model too large",
+                "experts*expert_ffn_hidden = 4096*8192",
+                "exceeds the limit of 16777216", NULL);
+    /* the parameter limit holds with experts: 65536 layers of 256 experts of
+     * 65536 (2^24 wide) is 2^47.6 parameters at hidden 64, 2^48.6 at 128 */
+    snprintf(text, sizeof text, "experts: 256\nexperts_per_token: 2\nexpert_ffn_hidden: 65536");
+    tu_contains(moe_model_error(text, "layers: 4", "layers: 65536"), "moe.yaml:1:1:", "model",
+                "model too large", "experts = 256, expert_ffn_hidden = 65536",
+                "exceeds the limit of 281474976710656", NULL);
+    /* multi-head latent attention */
+    const char *mla = "kv_lora_rank: 64\nqk_nope_head_dim: 32\nqk_rope_head_dim: 16\n"
+                      "v_head_dim: 32\n";
+    tu_contains(moe_model_error("qk_rope_head_dim: 64", NULL, NULL), "moe.yaml:15:19:",
+                "qk_rope_head_dim", "expected no qk_rope_head_dim on a model without kv_lora_rank",
+                NULL);
+    tu_contains(moe_model_error("q_lora_rank: 64", NULL, NULL), "moe.yaml:15:14:", "q_lora_rank",
+                "without kv_lora_rank", NULL);
+    tu_contains(moe_model_error(mla, "v_head_dim: 32\n", ""), "moe.yaml:1:1:", "v_head_dim",
+                "missing field", "required with kv_lora_rank = 64", NULL);
+    tu_contains(moe_model_error(mla, "kv_heads: 4", "kv_heads: 2"), "moe.yaml:5:11:", "kv_heads",
+                "expected kv_heads = heads = 4 with multi-head latent attention", NULL);
+    tu_contains(moe_model_error(mla, "bias: false", "bias: qkv"), "moe.yaml:14:7:", "bias",
+                "expected false with multi-head latent attention", "found qkv", NULL);
+    snprintf(text, sizeof text, "%shead_dim: 32", mla);
+    tu_contains(moe_model_error(text, NULL, NULL), "head_dim",
+                "expected qk_nope_head_dim + qk_rope_head_dim = 48", "found 32", NULL);
+    snprintf(text, sizeof text, "%sqk_norm: true", mla);
+    tu_contains(moe_model_error(text, NULL, NULL), "moe.yaml:19:10:", "qk_norm",
+                "expected false with multi-head latent attention", NULL);
+    /* MTP modules: a small count */
+    tu_contains(moe_model_error("mtp_layers: 65", NULL, NULL), "moe.yaml:15:13:", "mtp_layers",
+                "expected an integer from 0 to 64", NULL);
+}
+
 /* Issue 9: an out-of-range dropout was located at 1:1 (the model's start). */
 static void test_dropout_located(void **state) {
     (void)state;
@@ -891,6 +974,7 @@ int main(void) {
         cmocka_unit_test(test_set_overrides),
         cmocka_unit_test(test_time_fields),
         cmocka_unit_test(test_model_limits),
+        cmocka_unit_test(test_moe_model_fields),
         cmocka_unit_test(test_dropout_located),
         cmocka_unit_test(test_plan_limits),
         cmocka_unit_test(test_cluster_limits), cmocka_unit_test(test_cluster_kernel_dtype),

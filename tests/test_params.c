@@ -93,11 +93,66 @@ static void test_tp_rank(void **state) {
     assert_int_equal(c.position, 1024 * h);             /* replicated */
 }
 
+/* DeepSeek-V3 per component by hand (DeepSeek-V2 §2.1 eqs. 9-19 for MLA; V3
+ * §2.1.2 for the MoE layer, §2.2 for MTP), whole and per tp rank. */
+static void test_deepseek_v3_components(void **state) {
+    (void)state;
+    model_spec m = tu_model("deepseek-v3");
+    params_count c;
+    const int64_t h = 7168, nh = 128, ql = 1536, kl = 512, nope = 128, rope = 64, v = 128;
+    const int64_t mla = h * ql + ql * nh * (nope + rope) + h * (kl + rope) + kl * nh * (nope + v) +
+                        nh * v * h;
+    params_count_rank(&m.cfg, 1, &c);
+    assert_int_equal(c.attn, mla + ql + kl); /* + q_a_layernorm, kv_a_layernorm */
+    assert_int_equal(c.attn, 187107328LL);
+    assert_int_equal(c.expert, 3 * h * 2048);
+    assert_int_equal(c.router, 256 * h + 256);
+    assert_int_equal(c.shared, 3 * h * 2048);
+    assert_int_equal(c.mlp, 3 * h * 18432);
+    assert_int_equal(c.moe_layer, c.attn + 2 * h + c.router + 257 * c.expert);
+    assert_int_equal(c.total, 2 * 129280 * h + h + 3 * c.layer + 58 * c.moe_layer);
+    assert_int_equal(c.activated, c.total - 58 * 248 * c.expert);
+    assert_int_equal(c.mtp, 2 * h + 2 * h * h + h + c.moe_layer);
+    assert_int_equal(c.moe_matmul_active, mla + 256 * h + 9 * 3 * h * 2048);
+    assert_int_equal(params_layers(&m.cfg, &c, 0, 61), 3 * c.layer + 58 * c.moe_layer);
+    assert_int_equal(params_layers(&m.cfg, &c, 2, 4), c.layer + 3 * c.moe_layer);
+    /* tp = 8: up projections and o by heads, latent down projections and norms
+     * replicated, shared expert split, routed experts whole */
+    params_count_rank(&m.cfg, 8, &c);
+    assert_int_equal(c.attn, h * ql + ql * 16 * (nope + rope) + h * (kl + rope) +
+                                 kl * 16 * (nope + v) + 16 * v * h + ql + kl);
+    assert_int_equal(c.shared, 3 * h * 256);
+    assert_int_equal(c.expert, 3 * h * 2048);
+}
+
+/* Qwen3's q_norm / k_norm (head_dim each, replicated across tp), and an MTP
+ * module on a dense model (a dense layer, not an empty MoE one). */
+static void test_qk_norm_and_dense_mtp(void **state) {
+    (void)state;
+    model_spec m = tu_model("qwen3-30b-a3b");
+    params_count c, d;
+    params_count_rank(&m.cfg, 4, &c);
+    m.cfg.qk_norm = false;
+    params_count_rank(&m.cfg, 4, &d);
+    assert_int_equal(c.attn - d.attn, 2 * 128);
+    assert_int_equal(c.moe_layer - d.moe_layer, 2 * 128);
+
+    model_spec l = tu_model("llama3-8b");
+    params_count_rank(&l.cfg, 1, &d);
+    assert_int_equal(d.mtp, 0);
+    l.cfg.mtp_layers = 2;
+    params_count_rank(&l.cfg, 1, &c);
+    assert_int_equal(c.total, d.total);
+    assert_int_equal(c.mtp, 2 * (3 * 4096 + 2 * 4096LL * 4096 + d.layer));
+    assert_int_equal(c.activated, c.total);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_published_totals), cmocka_unit_test(test_narayanan_table1),
         cmocka_unit_test(test_gpt3), cmocka_unit_test(test_llama_components),
-        cmocka_unit_test(test_tp_rank),
+        cmocka_unit_test(test_tp_rank), cmocka_unit_test(test_deepseek_v3_components),
+        cmocka_unit_test(test_qk_norm_and_dense_mtp),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

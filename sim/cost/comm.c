@@ -4,12 +4,13 @@
 #include <string.h>
 
 #include "cost/act.h"
+#include "cost/moe.h"
 #include "spec/plan_check.h"
 #include "cost/states.h"
 
-const char *const comm_group_names[GROUP_COUNT] = {"dp", "tp", "pp", "cp", "host"};
-const char *const comm_coll_names[] = {"all-reduce", "reduce-scatter", "all-gather",
-                                       "broadcast",  "reduce",         "send/recv"};
+const char *const comm_group_names[GROUP_COUNT] = {"dp", "tp", "pp", "cp", "host", "ep", "edp"};
+const char *const comm_coll_names[] = {"all-reduce", "reduce-scatter", "all-gather", "broadcast",
+                                       "reduce",     "send/recv",      "all-to-all"};
 
 int64_t comm_bytes_sent(comm_coll coll, int64_t n, int64_t bytes) {
     if (n <= 1 || bytes <= 0) return 0;
@@ -17,7 +18,8 @@ int64_t comm_bytes_sent(comm_coll coll, int64_t n, int64_t bytes) {
     switch (coll) {
     case COLL_ALL_REDUCE: return 2 * (n - 1) * chunk;
     case COLL_REDUCE_SCATTER:
-    case COLL_ALL_GATHER: return (n - 1) * chunk;
+    case COLL_ALL_GATHER:
+    case COLL_ALL_TO_ALL: return (n - 1) * chunk; /* uniform: 1/n of S stays on the rank */
     case COLL_BROADCAST:
     case COLL_REDUCE:
     case COLL_SEND: return bytes;
@@ -58,31 +60,30 @@ static void add(comm_list *l, comm_group g, comm_coll c, comm_phase ph, const ch
  * kept (reshard_after_forward: false, FSDP2), and a full-recompute replay
  * gathers once more where the framework's hooks re-fetch for it
  * (recompute_gather, DeepSpeed's per-module pre-forward hook). */
-static void dp_comm(const model_cfg *m, const plan_cfg *p, const comm_stage_info *s,
-                    comm_list *l) {
-    (void)m;
-    const int64_t d = p->dp * p->cp, mb = plan_micro_batches(p);
-    const int64_t n = states_shard(s->rank_params, d) * d; /* padded flat buffer */
+static void dp_comm(const plan_cfg *p, const comm_stage_info *s, comm_group group, int64_t d,
+                    int64_t elems, comm_list *l) {
+    const int64_t mb = plan_micro_batches(p);
+    const int64_t n = states_shard(elems, d) * d; /* padded flat buffer */
     const int64_t pb = dtype_bytes(p->precision.params), gb = dtype_bytes(p->precision.grads);
     switch (p->zero) {
-    case 0: add(l, GROUP_DP, COLL_ALL_REDUCE, COMM_GRADS, "gradients", d, 1, n * gb); break;
+    case 0: add(l, group, COLL_ALL_REDUCE, COMM_GRADS, "gradients", d, 1, n * gb); break;
     case 1:
-        add(l, GROUP_DP, COLL_REDUCE_SCATTER, COMM_GRADS, "gradients", d, 1, n * gb);
-        add(l, GROUP_DP, COLL_ALL_GATHER, COMM_PARAMS, "updated parameters", d, 1, n * pb);
+        add(l, group, COLL_REDUCE_SCATTER, COMM_GRADS, "gradients", d, 1, n * gb);
+        add(l, group, COLL_ALL_GATHER, COMM_PARAMS, "updated parameters", d, 1, n * pb);
         break;
     case 2:
-        add(l, GROUP_DP, COLL_REDUCE_SCATTER, COMM_BWD, "gradients (every micro-batch)", d, mb, n * gb);
-        add(l, GROUP_DP, COLL_ALL_GATHER, COMM_PARAMS, "updated parameters", d, 1, n * pb);
+        add(l, group, COLL_REDUCE_SCATTER, COMM_BWD, "gradients (every micro-batch)", d, mb, n * gb);
+        add(l, group, COLL_ALL_GATHER, COMM_PARAMS, "updated parameters", d, 1, n * pb);
         break;
     default: {
         const plan_zero3 *z = &p->zero3;
         const int64_t regather = z->set && z->recompute_gather && p->recompute == RECOMPUTE_FULL;
-        add_split(l, GROUP_DP, COLL_ALL_GATHER, COMM_FWD, "parameters (forward)", d, mb, s->units, n * pb);
-        add_split(l, GROUP_DP, COLL_ALL_GATHER, COMM_BWD, "parameters (recompute)", d,
+        add_split(l, group, COLL_ALL_GATHER, COMM_FWD, "parameters (forward)", d, mb, s->units, n * pb);
+        add_split(l, group, COLL_ALL_GATHER, COMM_BWD, "parameters (recompute)", d,
                   regather ? mb : 0, s->units, n * pb);
-        add_split(l, GROUP_DP, COLL_ALL_GATHER, COMM_BWD, "parameters (backward)", d,
+        add_split(l, group, COLL_ALL_GATHER, COMM_BWD, "parameters (backward)", d,
                   !z->set || z->reshard_after_forward ? mb : 0, s->units, n * pb);
-        add_split(l, GROUP_DP, COLL_REDUCE_SCATTER, COMM_BWD, "gradients", d, mb, s->units, n * gb);
+        add_split(l, group, COLL_REDUCE_SCATTER, COMM_BWD, "gradients", d, mb, s->units, n * gb);
         break;
     }
     }
@@ -272,10 +273,47 @@ static void host_comm(const plan_cfg *p, const comm_stage_info *s, comm_list *l)
         s->offload_bytes);
 }
 
+/* Expert parallelism (cost/moe.h; docs/memory.md §8), per MoE layer and
+ * micro-batch: the dispatch and combine all-to-alls over ep (their bytes
+ * split by link, moe.c a2a_split), forward and backward, replayed under full
+ * recompute; with etp > 1 the gather of the received tokens over the etp
+ * ranks after the dispatch and the reduce-scatter before the combine
+ * (token_dispatcher.py dispatch_postprocess / combine_preprocess; filed
+ * under tp, the ranks the etp group shares). Expert weights' gradients go
+ * over edp (dp_comm with the expert elements). */
+static void ep_comm(const plan_cfg *p, const comm_stage_info *s, comm_list *l) {
+    const moe_layout *x = s->moe;
+    const int64_t mb = plan_micro_batches(p), rounds = mb * s->moe_layers;
+    if (x->edp > 1) dp_comm(p, s, GROUP_EDP, x->edp, s->expert_params, l);
+    if (rounds <= 0) return;
+    if (x->ep > 1) {
+        static const char *const what[2] = {"tokens dispatch+combine (forward)",
+                                            "tokens dispatch+combine (backward)"};
+        for (int bwd = 0; bwd < 2; bwd++) {
+            const int64_t calls = rounds * moe_a2a_calls(p, bwd);
+            if (l->n >= COMM_MAX_ENTRIES) return;
+            comm_entry *e = &l->e[l->n++];
+            *e = (comm_entry){GROUP_EP, COLL_ALL_TO_ALL, bwd ? COMM_BWD : COMM_FWD, what[bwd],
+                              x->ep, calls, x->a2a_bytes, calls * (x->a2a_intra + x->a2a_inter)};
+            l->group_bytes[GROUP_EP] += e->bytes_sent;
+        }
+    }
+    const int64_t replay = p->recompute == RECOMPUTE_FULL ? 1 : 0;
+    add(l, GROUP_TP, COLL_ALL_GATHER, COMM_FWD, "expert tokens gather (etp)", x->etp, rounds,
+        x->etp_bytes);
+    add(l, GROUP_TP, COLL_REDUCE_SCATTER, COMM_FWD, "expert outputs scatter (etp)", x->etp,
+        rounds, x->etp_bytes);
+    add(l, GROUP_TP, COLL_ALL_GATHER, COMM_BWD, "expert tokens gather (etp, backward)", x->etp,
+        rounds * (1 + replay), x->etp_bytes);
+    add(l, GROUP_TP, COLL_REDUCE_SCATTER, COMM_BWD, "expert grads scatter (etp, backward)",
+        x->etp, rounds * (1 + replay), x->etp_bytes);
+}
+
 void comm_stage(const model_cfg *m, const plan_cfg *p, const comm_stage_info *s, comm_list *out) {
     out->n = 0;
     for (int g = 0; g < GROUP_COUNT; g++) out->group_bytes[g] = 0;
-    if (p->dp * p->cp > 1) dp_comm(m, p, s, out);
+    if (p->dp * p->cp > 1) dp_comm(p, s, GROUP_DP, p->dp * p->cp, s->rank_params, out);
+    if (s->moe) ep_comm(p, s, out);
     tp_comm(m, p, s, out);
     pp_comm(m, p, s, out);
     cp_comm(m, p, s, out);

@@ -16,15 +16,28 @@
 #include "spec/model.h"
 #include "spec/plan.h"
 
-/* The four parallel groups, then the host link (PCIe) that offload uses. */
-typedef enum { GROUP_DP, GROUP_TP, GROUP_PP, GROUP_CP, GROUP_HOST, GROUP_COUNT } comm_group;
+/* The four parallel groups, then the host link (PCIe) that offload uses,
+ * then the expert layers' groups of a MoE model (cost/moe.h; docs/memory.md
+ * §8): expert parallel (the all-to-all) and expert data parallel (the expert
+ * weights' gradient reduction). A dense model has no traffic in the last two. */
+typedef enum {
+    GROUP_DP,
+    GROUP_TP,
+    GROUP_PP,
+    GROUP_CP,
+    GROUP_HOST,
+    GROUP_EP,
+    GROUP_EDP,
+    GROUP_COUNT
+} comm_group;
 typedef enum {
     COLL_ALL_REDUCE,
     COLL_REDUCE_SCATTER,
     COLL_ALL_GATHER,
     COLL_BROADCAST,
     COLL_REDUCE,
-    COLL_SEND
+    COLL_SEND,
+    COLL_ALL_TO_ALL /* MoE dispatch / combine: bytes_per_call is one rank's buffer S */
 } comm_coll;
 
 /* When a collective runs (docs/time.md §4 decides what hides it). */
@@ -69,6 +82,12 @@ typedef struct {
     int64_t units;         /* ZeRO-3 gather units on this stage (layers + embedding/head) */
     int64_t tied_rows_params; /* elements of the word embedding shared first<->last stage */
     int64_t offload_bytes;    /* activations one micro-batch moves to the host and back */
+    /* MoE (cost/moe.h): routed-expert elements this rank holds (not in
+     * rank_params; ZeRO over edp), the stage's MoE layers, and the layout's
+     * all-to-all volumes (NULL for a dense model) */
+    int64_t expert_params;
+    int64_t moe_layers;
+    const struct moe_layout_s *moe;
 } comm_stage_info;
 
 void comm_stage(const model_cfg *m, const plan_cfg *p, const comm_stage_info *s, comm_list *out);

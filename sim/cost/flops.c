@@ -28,8 +28,20 @@ void flops_compute(const model_cfg *m, const plan_cfg *p, flops_step *out) {
     const double qw = (double)model_q_width(m);
     const double head = (double)m->vocab * (double)m->hidden;
     const double layer_mm = (double)pc.matmul_per_layer;
-    const double attn_fwd = 4.0 * s * qw; /* QK^T and PV, 2 FLOPs per multiply-add */
-    const double matmul = 6.0 * (L * layer_mm + head);
+    double attn_fwd = 4.0 * s * qw; /* QK^T and PV, 2 FLOPs per multiply-add */
+    /* multi-head latent attention (DeepSeek-V2 §2.1): QK^T over heads x
+     * (nope + rope) wide queries and keys, PV over heads x v_head_dim */
+    if (model_is_mla(m))
+        attn_fwd = 2.0 * s * (double)m->heads *
+                   (double)(m->qk_nope_head_dim + m->qk_rope_head_dim + m->v_head_dim);
+    /* a MoE layer multiplies only the weights its tokens use: attention, the
+     * router, the shared experts and experts_per_token routed experts
+     * (params_count.moe_matmul_active), so MFU is on activated parameters,
+     * as DeepSeek-V3 and Megatron-Core report it (docs/memory.md §7) */
+    const double Le = (double)model_moe_layers(m), Ld = L - Le;
+    const double moe_mm = (double)pc.moe_matmul_active;
+    const double layers_mm = Ld * layer_mm + Le * moe_mm;
+    const double matmul = 6.0 * (layers_mm + head);
     const double model = matmul + 3.0 * L * attn_fwd;
     /* Executed attention: flash attention computes only the causal half of the
      * square, and its backward recomputes QK^T (2.5x its forward; Dao 2023);
@@ -38,7 +50,8 @@ void flops_compute(const model_cfg *m, const plan_cfg *p, flops_step *out) {
     const double attn_once = flash ? 0.5 * attn_fwd : attn_fwd;
     double hardware = matmul + L * attn_once * (flash ? 3.5 : 3.0);
     if (p->recompute == RECOMPUTE_SELECTIVE && !flash) hardware += L * attn_once;
-    if (p->recompute == RECOMPUTE_FULL) hardware += L * (2.0 * layer_mm + attn_once);
+    if (p->recompute == RECOMPUTE_FULL) /* (a dense model's sum kept in its own order) */
+        hardware += Le > 0 ? 2.0 * layers_mm + L * attn_once : L * (2.0 * layer_mm + attn_once);
     /* table policies (op, gelu, gelu+norm, custom): the producers of the dropped tensors */
     if (p->recompute > RECOMPUTE_FULL) hardware += L * replay_flops(m, act_replay_ops(m, p), attn_once);
     out->tokens = (double)p->global_batch * s;

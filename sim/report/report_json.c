@@ -1,6 +1,7 @@
 /* report_json.c — a plan's evaluation as JSON (see report.h, docs/output.md). */
 #include "cost/act.h"
 #include "base/jsonw.h"
+#include "cost/params.h"
 #include "report/report.h"
 #include "spec/framework_load.h"
 
@@ -135,6 +136,17 @@ static void json_plan(jsonw *w, const plan_spec *s) {
         jsonw_bool(w, "copy_out", z->copy_out);
         jsonw_obj_end(w);
     }
+    if (model_is_moe(&s->model.cfg)) { /* expert layout (docs/specs.md "Expert parallelism") */
+        jsonw_obj(w, "moe");
+        jsonw_int(w, "ep", p->ep);
+        jsonw_int(w, "etp", plan_etp(p));
+        jsonw_int(w, "edp", p->tp * p->cp * p->dp / (plan_etp(p) * p->ep));
+        jsonw_num(w, "capacity_factor", p->moe_capacity_factor);
+        jsonw_num(w, "imbalance", p->moe_imbalance);
+        jsonw_int(w, "node_limit", p->moe_node_limit);
+        jsonw_bool(w, "aux_loss", p->moe_aux_loss);
+        jsonw_obj_end(w);
+    }
     jsonw_str(w, "optimizer", plan_optimizer_names[p->optimizer]);
     jsonw_obj(w, "offload");
     jsonw_bool(w, "optimizer", p->offload_optimizer);
@@ -157,6 +169,51 @@ static void json_plan(jsonw *w, const plan_spec *s) {
     jsonw_obj_end(w);
 }
 
+/* ---- Mixture of experts, MLA and MTP (issue 12; docs/memory.md §1): blocks
+ * written only for a model that has them, so a dense model's JSON is unchanged. */
+static void json_model_moe(jsonw *w, const model_cfg *m) {
+    if (!model_is_moe(m) && !model_is_mla(m) && !m->mtp_layers && !m->qk_norm) return;
+    params_count pc;
+    params_count_rank(m, 1, &pc);
+    if (m->qk_norm) jsonw_bool(w, "qk_norm", true);
+    if (model_is_moe(m) || model_is_mla(m) || m->mtp_layers) {
+        jsonw_obj(w, "parameters");
+        jsonw_int(w, "total", pc.total);
+        jsonw_int(w, "activated", pc.activated);
+        jsonw_int(w, "mtp", pc.mtp);
+        jsonw_obj_end(w);
+    }
+    if (model_is_moe(m)) {
+        jsonw_obj(w, "moe");
+        jsonw_int(w, "experts", m->experts);
+        jsonw_int(w, "experts_per_token", m->experts_per_token);
+        jsonw_int(w, "shared_experts", m->shared_experts);
+        jsonw_int(w, "expert_ffn_hidden", m->expert_ffn_hidden);
+        jsonw_int(w, "dense_layers", m->dense_layers);
+        jsonw_int(w, "moe_layers", model_moe_layers(m));
+        jsonw_bool(w, "router_bias", m->router_bias);
+        jsonw_int(w, "expert_params", pc.expert);
+        jsonw_int(w, "router_params", pc.router);
+        jsonw_int(w, "moe_layer_params", pc.moe_layer);
+        jsonw_obj_end(w);
+    }
+    if (model_is_mla(m)) {
+        jsonw_obj(w, "mla");
+        jsonw_int(w, "q_lora_rank", m->q_lora_rank);
+        jsonw_int(w, "kv_lora_rank", m->kv_lora_rank);
+        jsonw_int(w, "qk_nope_head_dim", m->qk_nope_head_dim);
+        jsonw_int(w, "qk_rope_head_dim", m->qk_rope_head_dim);
+        jsonw_int(w, "v_head_dim", m->v_head_dim);
+        jsonw_obj_end(w);
+    }
+    if (m->mtp_layers) {
+        jsonw_obj(w, "mtp");
+        jsonw_int(w, "layers", m->mtp_layers);
+        jsonw_int(w, "params", pc.mtp);
+        jsonw_obj_end(w);
+    }
+}
+
 static void json_model(jsonw *w, const model_spec *ms, int64_t params) {
     const model_cfg *m = &ms->cfg;
     jsonw_obj(w, "model");
@@ -176,6 +233,7 @@ static void json_model(jsonw *w, const model_spec *ms, int64_t params) {
     jsonw_str(w, "attention", model_attn_names[m->attention]);
     jsonw_str(w, "position", model_pos_names[m->position]);
     jsonw_str(w, "source", ms->source);
+    json_model_moe(w, m);
     jsonw_obj_end(w);
 }
 
@@ -196,6 +254,7 @@ void report_plan_json(FILE *f, const plan_spec *s, const eval_result *r, const e
     jsonw_init(&w, f);
     jsonw_obj(&w, NULL);
     jsonw_int(&w, "format_version", PARASIM_JSON_VERSION);
+    const bool moe = model_is_moe(&s->model.cfg);
     json_plan(&w, s);
     json_model(&w, &s->model, r->model_params);
     json_cluster(&w, &s->cluster);
@@ -216,10 +275,14 @@ void report_plan_json(FILE *f, const plan_spec *s, const eval_result *r, const e
         jsonw_int(&w, "layers", st->layers);
         jsonw_int(&w, "inflight", st->inflight);
         jsonw_int(&w, "param_elems", st->param_elems);
+        if (moe) {
+            jsonw_int(&w, "expert_elems", st->expert_elems);
+            jsonw_int(&w, "moe_layers", st->moe_layers);
+        }
         json_memory_fields(&w, st);
         json_breakdown(&w, st);
         jsonw_obj(&w, "comm");
-        for (int g = 0; g < GROUP_COUNT; g++) {
+        for (int g = 0; g < (moe ? GROUP_COUNT : GROUP_EP); g++) {
             char key[16];
             snprintf(key, sizeof key, "%s_bytes", comm_group_names[g]);
             jsonw_int(&w, key, st->comm_bytes[g]);
@@ -234,7 +297,7 @@ void report_plan_json(FILE *f, const plan_spec *s, const eval_result *r, const e
     jsonw_obj(&w, "comm");
     jsonw_int(&w, "stage", r->heaviest);
     int64_t total = 0;
-    for (int g = 0; g < GROUP_COUNT; g++) {
+    for (int g = 0; g < (moe ? GROUP_COUNT : GROUP_EP); g++) {
         char key[16];
         snprintf(key, sizeof key, "%s_bytes", comm_group_names[g]);
         jsonw_int(&w, key, r->comm.group_bytes[g]);

@@ -136,7 +136,8 @@ static void json_equiv(jsonw *w, const sweep_entry *e) {
             char t[32];
             if (k == SWEEP_F_SP)
                 jsonw_bool(w, NULL, q->val[k][i]);
-            else if (k == SWEEP_F_RECOMPUTE || k == SWEEP_F_SCHEDULE || k >= SWEEP_F_OFFLOAD)
+            else if (k == SWEEP_F_RECOMPUTE || k == SWEEP_F_SCHEDULE ||
+                     (k >= SWEEP_F_OFFLOAD && k <= SWEEP_F_PLACEMENT))
                 jsonw_str(w, NULL, sweep_field_text(k, q->val[k][i], t, sizeof t));
             else
                 jsonw_int(w, NULL, q->val[k][i]);

@@ -3,6 +3,7 @@
 
 #include "base/fmt.h"
 #include "cost/act.h"
+#include "cost/params.h"
 #include "cost/pipe.h"
 #include "report/report.h"
 #include "spec/framework_load.h"
@@ -24,6 +25,35 @@ static void sub(FILE *f, const char *name, int64_t bytes) {
     if (bytes) fprintf(f, "    %-20s %12s\n", name, fmt_bytes(bytes, b, sizeof b));
 }
 
+/* ---- Mixture of experts, MLA and MTP (issue 12; docs/memory.md §1 "Mixture of
+ * experts"): total and activated parameters, the MTP modules apart. Printed
+ * only for a model that has them, so a dense model's table is unchanged. */
+static void header_moe(FILE *f, const model_cfg *m) {
+    if (!model_is_moe(m) && !model_is_mla(m) && !m->mtp_layers) return;
+    params_count pc;
+    char n1[32], n2[32], n3[32];
+    params_count_rank(m, 1, &pc);
+    if (model_is_moe(m))
+        fprintf(f, "  experts    %lld routed (top %lld) + %lld shared, ffn %lld each; %lld MoE "
+                   "layers after %lld dense; router %s\n",
+                (long long)m->experts, (long long)m->experts_per_token,
+                (long long)m->shared_experts, (long long)m->expert_ffn_hidden,
+                (long long)model_moe_layers(m), (long long)m->dense_layers,
+                m->router_bias ? "with bias" : "without bias");
+    if (model_is_mla(m))
+        fprintf(f, "  attention  multi-head latent: q_lora %lld, kv_lora %lld, per head qk %lld "
+                   "(nope) + %lld (rope), v %lld\n",
+                (long long)m->q_lora_rank, (long long)m->kv_lora_rank,
+                (long long)m->qk_nope_head_dim, (long long)m->qk_rope_head_dim,
+                (long long)m->v_head_dim);
+    fprintf(f, "  params     %s total, %s activated per token (both embedding tables)",
+            fmt_count(pc.total, n1, sizeof n1), fmt_count(pc.activated, n2, sizeof n2));
+    if (m->mtp_layers)
+        fprintf(f, "; MTP %lld module(s): %s more, sharing the embedding and head",
+                (long long)m->mtp_layers, fmt_count(pc.mtp, n3, sizeof n3));
+    fputc('\n', f);
+}
+
 static void header(FILE *f, const plan_spec *s, const eval_result *r) {
     const plan_cfg *p = &s->cfg;
     const model_cfg *m = &s->model.cfg;
@@ -35,6 +65,7 @@ static void header(FILE *f, const plan_spec *s, const eval_result *r) {
             s->model.name, fmt_count(r->model_params, n1, sizeof n1), (long long)m->layers,
             (long long)m->hidden, (long long)m->heads, (long long)m->kv_heads,
             (long long)m->ffn_hidden, (long long)m->vocab);
+    header_moe(f, m);
     fprintf(f, "  cluster    %s: %lld of %lld GPUs (%lld node(s) x %lld %s, %s each)\n",
             s->cluster.name, (long long)p->gpus, (long long)cluster_gpus(c), (long long)c->nodes,
             (long long)c->gpus_per_node, s->cluster.gpu_name,

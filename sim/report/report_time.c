@@ -33,6 +33,8 @@ void report_time_table(FILE *f, const plan_spec *s, const eval_result *r, const 
     part(f, "pipeline bubble", t->bubble, t->step);
     for (int g = 0; g < GROUP_COUNT; g++) {
         char name[40];
+        /* the expert groups only where a MoE plan has traffic on them */
+        if (g >= GROUP_EP && t->exposed[g] == 0 && t->hidden[g] == 0) continue;
         snprintf(name, sizeof name, "exposed %s communication", comm_group_names[g]);
         part(f, name, t->exposed[g], t->step);
     }
@@ -82,7 +84,8 @@ void report_time_table(FILE *f, const plan_spec *s, const eval_result *r, const 
 /* {"dp": ..., "tp": ..., "pp": ..., "cp": ..., "host": ...} seconds */
 static void json_groups(jsonw *w, const char *key, const double v[GROUP_COUNT]) {
     jsonw_obj(w, key);
-    for (int g = 0; g < GROUP_COUNT; g++) jsonw_num(w, comm_group_names[g], v[g]);
+    for (int g = 0; g < GROUP_COUNT; g++)
+        if (g < GROUP_EP || v[g] != 0) jsonw_num(w, comm_group_names[g], v[g]); /* MoE groups if used */
     jsonw_obj_end(w);
 }
 

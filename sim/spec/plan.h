@@ -175,6 +175,8 @@ typedef struct {
         virtual_stages, stage_layers, recompute, precision, placement;
     ps_loc first_stage_layers, last_stage_layers, account_for_embedding, account_for_loss;
     ps_loc cp_algorithm, deallocate_outputs, partition_messages;
+    /* mixture of experts (helper moeplan): parallel.ep, parallel.etp, the moe: section's fields */
+    ps_loc ep, etp, moe_capacity_factor, moe_imbalance, moe_node_limit;
 } plan_locs;
 
 /* Training settings the runtime uses (the `train:` section; docs/specs.md).

@@ -14,7 +14,8 @@ static const char *const reason_ids[PLAN_REASON_COUNT] = {
     "cp-attention", "cp-seq",              "seq-positions",   "batch-division",
     "pp-layers",    "stage-split",         "virtual-schedule", "interleaved-pp",
     "interleaved-layers", "interleaved-micro", "pp-max", "too-large",
-    "split-options", "split-middle", "split-account"};
+    "split-options", "split-middle", "split-account",
+    "ep-dense", "ep-experts", "ep-fold", "etp-ffn", "moe-sp", "moe-node-limit", "moe-zero3"};
 
 static const char *const reason_texts[PLAN_REASON_COUNT] = {
     "valid",
@@ -39,7 +40,14 @@ static const char *const reason_texts[PLAN_REASON_COUNT] = {
     "sizes beyond what parasim computes (2^60 bytes)",
     "conflicting pipeline split options",
     "first/last stage layers leave layers the middle stages cannot share evenly",
-    "pp does not divide layers + embedding + loss (account_for_*)"};
+    "pp does not divide layers + embedding + loss (account_for_*)",
+    "expert parallelism on a dense model",
+    "ep does not divide the routed experts",
+    "etp*ep does not divide tp*cp*dp (MoE parallel folding)",
+    "etp does not divide the experts' hidden size",
+    "MoE with tp > 1 needs sequence parallelism",
+    "node_limit above the nodes an ep group spans",
+    "ZeRO-3 of a MoE model (not modelled)"};
 
 const char *plan_reason_text(plan_reason r) {
     return r >= 0 && r < PLAN_REASON_COUNT ? reason_texts[r] : "unknown";
@@ -158,6 +166,28 @@ static int split_ok(const model_cfg *m, const plan_cfg *p) {
     return n == p->pp && sum == m->layers;
 }
 
+/* Nodes one ep group spans: etp innermost, then ep (cost/moe.h). */
+static int64_t ep_group_nodes(const cluster_cfg *c, const plan_cfg *p) {
+    const int64_t gpn = c->gpus_per_node, etp = plan_etp(p);
+    if (p->gpus <= gpn) return 1;
+    const int64_t per = gpn % etp ? 1 : (p->ep < gpn / etp ? p->ep : gpn / etp);
+    return (p->ep + per - 1) / per;
+}
+
+/* The expert layout's rules (docs/specs.md "Expert parallelism"). */
+static plan_reason moe_check(const model_cfg *m, const cluster_cfg *c, const plan_cfg *p) {
+    if (!model_is_moe(m))
+        return p->ep != 1 || (p->etp && p->etp != p->tp) ? PLAN_EP_DENSE : PLAN_OK;
+    const int64_t etp = plan_etp(p);
+    if (m->experts % p->ep) return PLAN_EP_EXPERTS;
+    if ((p->tp * p->cp * p->dp) % (etp * p->ep)) return PLAN_EP_FOLD;
+    if (m->expert_ffn_hidden % etp) return PLAN_ETP_FFN;
+    if (p->tp > 1 && !p->sp) return PLAN_MOE_SP;
+    if (p->moe_node_limit > ep_group_nodes(c, p)) return PLAN_MOE_NODE_LIMIT;
+    if (p->zero == 3) return PLAN_MOE_ZERO3;
+    return PLAN_OK;
+}
+
 plan_reason plan_check_cfg(const model_cfg *m, const cluster_cfg *c, const plan_cfg *p) {
     const int64_t seq_local = p->seq / p->cp;
     if (p->gpus > cluster_gpus(c)) return PLAN_GPUS_EXCEED_CLUSTER;
@@ -190,6 +220,10 @@ plan_reason plan_check_cfg(const model_cfg *m, const cluster_cfg *c, const plan_
         if (plan_micro_batches(p) % p->pp) return PLAN_INTERLEAVED_MICRO;
     } else if (p->virtual_stages != 1) {
         return PLAN_VIRTUAL_SCHEDULE;
+    }
+    if (model_is_moe(m) || p->ep != 1 || p->etp) { /* (one branch for a dense plan) */
+        const plan_reason r = moe_check(m, c, p);
+        if (r != PLAN_OK) return r;
     }
     plan_size size;
     plan_size_bound(m, c, p, &size);
@@ -418,6 +452,56 @@ int plan_check(const plan_spec *s, ps_err *err) {
     case PLAN_SPLIT_OPTIONS:
     case PLAN_SPLIT_MIDDLE:
     case PLAN_SPLIT_ACCOUNT: return explain_split_options(s, err);
+    case PLAN_EP_DENSE:
+        return ps_err_at(err, p->ep != 1 ? &l->ep : &l->etp, p->ep != 1 ? "parallel.ep" : "parallel.etp",
+                         "expected %s for model '%s', a dense model (no experts: field experts "
+                         "absent or 0, %s), found %lld",
+                         p->ep != 1 ? "1" : "no etp, or etp = tp", s->model.name,
+                         ps_loc_str(&ml->self, at, sizeof at),
+                         (long long)(p->ep != 1 ? p->ep : p->etp));
+    case PLAN_EP_EXPERTS:
+        return ps_err_at(err, &l->ep, "parallel.ep",
+                         "expected a divisor of the model's experts = %lld (%s: each ep rank "
+                         "holds experts/ep whole experts), found %lld",
+                         (long long)m->experts, ps_loc_str(&ml->experts, at, sizeof at),
+                         (long long)p->ep);
+    case PLAN_EP_FOLD:
+        return ps_err_at(err, p->ep > 1 ? &l->ep : &l->etp, p->ep > 1 ? "parallel.ep" : "parallel.etp",
+                         "expected etp*ep = %lld*%lld to divide tp*cp*dp = %lld*%lld*%lld = %lld "
+                         "(Megatron-Core's MoE parallel folding: the expert layers use the same "
+                         "ranks of a pipeline stage as etp x ep x edp; etp %s), found a "
+                         "remainder of %lld",
+                         (long long)plan_etp(p), (long long)p->ep, (long long)p->tp,
+                         (long long)p->cp, (long long)p->dp,
+                         (long long)(p->tp * p->cp * p->dp), p->etp ? "given" : "= tp by default",
+                         (long long)((p->tp * p->cp * p->dp) % (plan_etp(p) * p->ep)));
+    case PLAN_ETP_FFN:
+        return ps_err_at(err, p->etp ? &l->etp : &l->tp, p->etp ? "parallel.etp" : "parallel.tp",
+                         "expected a divisor of the model's expert_ffn_hidden = %lld (%s; the "
+                         "expert tensor-parallel degree%s splits each expert's hidden "
+                         "features), found %lld",
+                         (long long)m->expert_ffn_hidden,
+                         ps_loc_str(&ml->expert_ffn_hidden, at, sizeof at),
+                         p->etp ? "" : ", etp = tp by default,", (long long)plan_etp(p));
+    case PLAN_MOE_SP:
+        return ps_err_at(err, &l->sp, "parallel.sp",
+                         "expected true for a MoE model with tp = %lld > 1 (Megatron-Core refuses "
+                         "MoE training with tensor parallelism without sequence parallelism: "
+                         "megatron/core/transformer/moe/moe_layer.py), found false",
+                         (long long)p->tp);
+    case PLAN_MOE_NODE_LIMIT: {
+        return ps_err_at(err, &l->moe_node_limit, "moe.node_limit",
+                         "expected at most the %lld node(s) one ep group of ep = %lld spans "
+                         "(%lld GPUs per node, etp = %lld; node-limited routing, DeepSeek-V3 "
+                         "§2.1.2, sends each token to at most node_limit of them), found %lld",
+                         (long long)ep_group_nodes(c, p), (long long)p->ep,
+                         (long long)c->gpus_per_node, (long long)plan_etp(p),
+                         (long long)p->moe_node_limit);
+    }
+    case PLAN_MOE_ZERO3:
+        return ps_err_at(err, &l->zero, "parallel.zero",
+                         "expected 0, 1 or 2 for a MoE model (parasim does not model ZeRO-3 "
+                         "gathers of expert weights; DeepSeek-V3 trains with ZeRO-1), found 3");
     default: return ps_err_set(err, "internal error: unknown plan check result");
     }
 }

@@ -38,6 +38,14 @@ typedef enum {
     PLAN_SPLIT_OPTIONS, /* conflicting split fields, or first/last stage layers with pp < 2 */
     PLAN_SPLIT_MIDDLE,  /* layers left by first/last do not split over the middle stages */
     PLAN_SPLIT_ACCOUNT, /* pp does not divide layers + embedding + loss */
+    /* mixture of experts (helper moeplan; docs/specs.md "Expert parallelism") */
+    PLAN_EP_DENSE,       /* ep > 1 or an etp of its own on a dense model */
+    PLAN_EP_EXPERTS,     /* ep does not divide the routed experts */
+    PLAN_EP_FOLD,        /* etp*ep does not divide tp*cp*dp (MoE parallel folding) */
+    PLAN_ETP_FFN,        /* etp does not divide expert_ffn_hidden */
+    PLAN_MOE_SP,         /* a MoE model with tp > 1 and no sequence parallelism */
+    PLAN_MOE_NODE_LIMIT, /* node_limit above the nodes an ep group spans */
+    PLAN_MOE_ZERO3,      /* ZeRO-3 of a MoE model: not modelled */
     PLAN_REASON_COUNT
 } plan_reason;
 

@@ -41,6 +41,8 @@ static const char *const top_keys[] = {"name",     "description", "model",     "
                                        "recompute", "precision",  "optimizer", "offload",
                                        "memory",   "placement",   "overlap",   "train",
                                        "zero3",
+                                       /* mixture of experts (read_moe) */
+                                       "moe",
                                        /* framework profiles (framework_load.h) */
                                        "framework",
                                        /* named kernels of the cluster (resolve_kernels) */
@@ -49,7 +51,11 @@ static const char *const top_keys[] = {"name",     "description", "model",     "
 static const char *const kernels_keys[] = {"attention", "grad_accumulation_fusion", "elementwise",
                                             NULL};
 static const char *const parallel_keys[] = {"dp", "tp",  "pp", "cp", "zero",
-                                            "sp", "cp_algorithm", NULL};
+                                            "sp", "cp_algorithm",
+                                            /* mixture of experts (read_moe) */
+                                            "ep", "etp", NULL};
+static const char *const moe_keys[] = {"capacity_factor", "imbalance", "node_limit", "aux_loss",
+                                       NULL};
 static const char *const batch_keys[] = {"global", "micro", "seq", NULL};
 static const char *const pipeline_keys[] = {"schedule",           "virtual",
                                             "layers",             "first_stage_layers",
@@ -510,6 +516,36 @@ static int check_recompute_tensors(const ynode *root, const plan_spec *s, ps_err
     return 0;
 }
 
+/* Mixture of experts (docs/specs.md "Expert parallelism"): parallel.ep,
+ * parallel.etp (absent: as tp) and the moe: section. Cross-field rules (ep
+ * divides the experts, the folding, node_limit vs the nodes an ep group
+ * spans) are plan_check's. */
+#define MOE_FACTOR_MAX 1024.0 /* capacity factor, imbalance: far above real use */
+static int read_moe(const ynode *root, const ynode *par, plan_spec *out, ps_err *err) {
+    plan_cfg *c = &out->cfg;
+    plan_locs *l = &out->locs;
+    const ynode *moe = NULL;
+    if (yget_int(par, "parallel", "ep", false, 1, PLAN_DEGREE_MAX, &c->ep, err) ||
+        yget_int(par, "parallel", "etp", false, 1, PLAN_DEGREE_MAX, &c->etp, err) ||
+        yget_map(root, "", "moe", false, &moe, err) || yget_check_keys(moe, "moe", moe_keys, err) ||
+        yget_quantity(moe, "moe", "capacity_factor", false, UNIT_NONE, 0,
+                      &c->moe_capacity_factor, err) ||
+        spec_limit(moe, "moe", "capacity_factor", c->moe_capacity_factor, 0, MOE_FACTOR_MAX,
+                   "0 (dropless) or a capacity factor up to 1024", err) ||
+        yget_quantity(moe, "moe", "imbalance", false, UNIT_NONE, 1, &c->moe_imbalance, err) ||
+        spec_limit(moe, "moe", "imbalance", c->moe_imbalance, 1, MOE_FACTOR_MAX,
+                   "the busiest expert rank's tokens over the mean, from 1 to 1024", err) ||
+        yget_int(moe, "moe", "node_limit", false, 0, PLAN_GPUS_MAX, &c->moe_node_limit, err) ||
+        yget_bool(moe, "moe", "aux_loss", false, &c->moe_aux_loss, err))
+        return -1;
+    loc_of(&l->ep, par, "ep");
+    loc_of(&l->etp, par, "etp");
+    loc_of(&l->moe_capacity_factor, moe, "capacity_factor");
+    loc_of(&l->moe_imbalance, moe, "imbalance");
+    loc_of(&l->moe_node_limit, moe, "node_limit");
+    return 0;
+}
+
 static int decode(const ynode *root, plan_spec *out, bool *dp_auto, ps_err *err) {
     plan_cfg *c = &out->cfg;
     const ynode *par, *batch, *pipe, *mem;
@@ -559,7 +595,8 @@ static int decode(const ynode *root, plan_spec *out, bool *dp_auto, ps_err *err)
         yget_quantity(mem, "memory", "fragmentation", false, UNIT_NONE, 0, &c->fragmentation,
                       err) ||
         read_placement(root, c, err) || read_overlap(root, c, err) ||
-        read_train(root, &out->train, err) || read_zero3(root, c, err))
+        read_train(root, &out->train, err) || read_zero3(root, c, err) ||
+        read_moe(root, par, out, err))
         return -1;
     c->zero = (int)zero;
     c->cp_algorithm = (uint8_t)cp_alg;

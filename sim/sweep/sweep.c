@@ -9,6 +9,7 @@ static int64_t walk(const sweep_spec *s, sweep_visit visit, void *ctx) {
     const model_cfg *m = &s->base.model.cfg;
     const cluster_cfg *c = &s->base.cluster.cfg;
     plan_cfg p = s->base.cfg;
+    const bool moe = model_is_moe(m); /* the expert layout varies only for a MoE model */
     eval_result r;
     eval_cache cache;
     int64_t n = 0;
@@ -19,6 +20,8 @@ static int64_t walk(const sweep_spec *s, sweep_visit visit, void *ctx) {
         p.tp = sp->tp.v[a], p.pp = sp->pp.v[b], p.cp = sp->cp.v[d];
         const int64_t inner = p.tp * p.pp * p.cp;
         p.dp = p.gpus % inner ? 0 : p.gpus / inner; /* 0: rejected as degrees-product */
+        for (int x = 0; x < (moe ? sp->ep.n : 1); x++)
+        for (int y = 0; y < (moe ? sp->etp.n : 1); y++)
         for (int e = 0; e < sp->n_placement; e++)
         for (int z = 0; z < (p.dp * p.cp > 1 ? sp->zero.n : 1); z++)
         for (int mi = 0; mi < sp->micro.n; mi++)
@@ -35,6 +38,7 @@ static int64_t walk(const sweep_spec *s, sweep_visit visit, void *ctx) {
                 n++;
                 if (!visit) continue;
                 memcpy(p.placement, sp->placement[e], PLAN_GROUPS);
+                if (moe) p.ep = sp->ep.v[x], p.etp = sp->etp.v[y];
                 p.zero = (int)sp->zero.v[z];
                 p.micro_batch = sp->micro.v[mi];
                 p.recompute = (plan_recompute)sp->recompute.v[rc];

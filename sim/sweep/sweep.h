@@ -5,7 +5,8 @@
  * mapping that lists values (or `auto`) for each varied field. dp is always
  * derived: GPUs / (tp pp cp). Points that would repeat another are skipped:
  * schedule and virtual stages only vary with pp > 1, virtual only for the
- * interleaved schedule, sp only with tp > 1, zero only with dp cp > 1. Each point is checked with
+ * interleaved schedule, sp only with tp > 1, zero only with dp cp > 1, ep and etp
+ * only for a MoE model. Each point is checked with
  * plan_check_cfg and, when valid, evaluated with eval_plan; the visitor sees
  * both outcomes, so tallies, rankings and CSV rows all come from one walk.
  */
@@ -31,6 +32,7 @@ typedef struct {
     sweep_list tp, pp, cp, zero, micro, recompute, schedule, virt, sp;
     sweep_list offload;               /* 0 none, 1 optimizer, 2 activations, 3 both */
     sweep_list overlap_dp, overlap_tp; /* 0 false, 1 true */
+    sweep_list ep, etp; /* expert layout, MoE models only (etp 0: as tp) */
     int n_placement;
     uint8_t placement[SWEEP_MAX_PLACEMENTS][PLAN_GROUPS];
 } sweep_space;
@@ -61,7 +63,7 @@ typedef void (*sweep_visit)(void *ctx, const sweep_point *pt);
 /* Points the walk will visit (cheap: no evaluation). */
 int64_t sweep_count(const sweep_spec *s);
 
-/* Visit every point in a fixed order (tp, pp, cp, placement, zero, micro,
+/* Visit every point in a fixed order (tp, pp, cp, ep, etp, placement, zero, micro,
  * recompute, sp, offload, overlap_dp, overlap_tp, schedule, virtual: the last
  * varies fastest). */
 void sweep_run(const sweep_spec *s, sweep_visit visit, void *ctx);

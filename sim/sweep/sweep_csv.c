@@ -86,7 +86,8 @@ void sweep_csv_row(FILE *f, const sweep_point *pt) {
         o = put_f(o, t->hfu, 4), *o++ = ',';
         o = put_f(o, t->compute, 6), *o++ = ',';
         o = put_f(o, t->bubble, 6), *o++ = ',';
-        for (int g = 0; g < GROUP_COUNT; g++) o = put_f(o, t->exposed[g], 6), *o++ = ',';
+        /* (the columns of the header: the MoE groups' time is in step_s only) */
+        for (int g = 0; g <= GROUP_HOST; g++) o = put_f(o, t->exposed[g], 6), *o++ = ',';
         o = put_f(o, t->optimizer, 6), *o++ = '\n';
     }
     fwrite(buf, 1, (size_t)(o - buf), f);

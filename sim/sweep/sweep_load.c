@@ -30,7 +30,7 @@ const char sweep_default_yaml[] =
 static const char *const space_keys[] = {"tp",       "pp",        "cp",       "zero",
                                          "micro",    "recompute", "schedule", "virtual",
                                          "sp",       "offload",   "overlap_dp", "overlap_tp",
-                                         "placement", NULL};
+                                         "placement", "ep", "etp", NULL};
 static const char *const offload_names[] = {"none", "optimizer", "activations", "both", NULL};
 
 /* Remove key from a mapping and return its value (caller frees), or NULL. */
@@ -184,6 +184,8 @@ static int read_space(const ynode *space, sweep_spec *s, ps_err *err) {
     one(&sp->offload, (b->offload_optimizer ? 1 : 0) | (b->offload_activations ? 2 : 0));
     one(&sp->overlap_dp, b->overlap_dp);
     one(&sp->overlap_tp, b->overlap_tp);
+    one(&sp->ep, b->ep);
+    one(&sp->etp, b->etp);
     sp->n_placement = 1;
     memcpy(sp->placement[0], b->placement, PLAN_GROUPS);
     if (space && space->kind != YN_MAP) {
@@ -220,6 +222,12 @@ static int read_space(const ynode *space, sweep_spec *s, ps_err *err) {
         return -1;
     range(&a, 0, 3);
     if (read_list(space, "offload", offload_names, &a, &sp->offload, err)) return -1;
+    /* expert layout (MoE models; docs/sweep.md): ep auto = the divisors of the
+     * experts, etp auto = as tp (0) and 1 */
+    divisors(s->base.model.cfg.experts > 0 ? s->base.model.cfg.experts : 1, &a);
+    if (read_list_in(space, "ep", NULL, 1, PLAN_DEGREE_MAX, &a, &sp->ep, err)) return -1;
+    a.n = 2, a.v[0] = 0, a.v[1] = 1;
+    if (read_list_in(space, "etp", NULL, 1, PLAN_DEGREE_MAX, &a, &sp->etp, err)) return -1;
     return read_placements(space, sp, err);
 }
 

@@ -10,7 +10,7 @@
 
 const char *const sweep_field_names[SWEEP_FIELD_COUNT] = {
     "dp",        "tp",       "pp",      "cp",      "zero",    "sp",       "micro",
-    "recompute", "schedule", "virtual", "offload", "overlap", "placement"};
+    "recompute", "schedule", "virtual", "offload", "overlap", "placement", "ep", "etp"};
 
 int64_t sweep_field_key(const plan_cfg *p, int field) {
     switch (field) {
@@ -38,6 +38,10 @@ int64_t sweep_field_key(const plan_cfg *p, int field) {
         return p->offload_optimizer | p->offload_activations << 1;
     case SWEEP_F_OVERLAP:
         return p->overlap_dp | p->overlap_tp << 1 | p->overlap_pp << 2;
+    case SWEEP_F_EP:
+        return p->ep;
+    case SWEEP_F_ETP:
+        return plan_etp(p);
     case SWEEP_F_PLACEMENT: {
         int64_t k = 0;
         for (int i = 0; i < PLAN_GROUPS; i++)
@@ -276,7 +280,8 @@ const char *sweep_rank_why(const sweep_entry *a, const sweep_entry *b, char *buf
     double gain = y->compute - x->compute;
     static const char *const exposed[GROUP_COUNT] = {
         "exposed dp communication", "exposed tp communication", "exposed pp communication",
-        "exposed cp communication", "exposed host transfer (offload)"};
+        "exposed cp communication", "exposed host transfer (offload)",
+        "exposed ep all-to-all (MoE dispatch/combine)", "exposed edp communication (expert grads)"};
     if (y->bubble - x->bubble > gain) gain = y->bubble - x->bubble, what = "pipeline bubble";
     if (y->optimizer - x->optimizer > gain)
         gain = y->optimizer - x->optimizer, what = "optimizer time";

@@ -23,6 +23,8 @@ enum {
     SWEEP_F_OFFLOAD,
     SWEEP_F_OVERLAP,
     SWEEP_F_PLACEMENT,
+    SWEEP_F_EP,  /* expert layout (MoE models; 1 and tp for a dense one) */
+    SWEEP_F_ETP,
     SWEEP_FIELD_COUNT
 };
 extern const char *const sweep_field_names[SWEEP_FIELD_COUNT];

@@ -54,24 +54,34 @@ void coll_group_link(const cluster_cfg *c, const plan_cfg *p, comm_group g, coll
                            c->host_latency_s, false, 1, 1, LINK_HOST, false, 1, c->host_latency_s};
         return;
     }
-    /* data-parallel collectives run over dp x cp (comm.c): both dimensions */
-    const int dims[2] = {g, g == GROUP_DP ? GROUP_CP : -1};
     const int64_t gpn = c->gpus_per_node;
     int64_t n = 1, block = 1, inner = 0;
-    out->stride = stride_of(p, g);
-    for (int i = 0; i < 2 && dims[i] >= 0; i++) {
-        const int64_t size = group_size(p, dims[i]), stride = stride_of(p, dims[i]);
-        if (size <= 1) continue;
-        n *= size;
-        if (stride * size > block) block = stride * size;
-        if (!inner || stride < inner) inner = stride;
+    const bool expert = g == GROUP_EP || g == GROUP_EDP;
+    if (expert) {
+        /* the expert layers' ranks (cost/moe.h): etp innermost, then ep, then edp */
+        const int64_t etp = plan_etp(p), ep = p->ep;
+        n = g == GROUP_EP ? ep : p->tp * p->cp * p->dp / (etp * ep);
+        inner = g == GROUP_EP ? etp : etp * ep;
+        block = inner * n;
+        out->stride = inner;
+    } else {
+        /* data-parallel collectives run over dp x cp (comm.c): both dimensions */
+        const int dims[2] = {g, g == GROUP_DP ? GROUP_CP : -1};
+        out->stride = stride_of(p, g);
+        for (int i = 0; i < 2 && dims[i] >= 0; i++) {
+            const int64_t size = group_size(p, dims[i]), stride = stride_of(p, dims[i]);
+            if (size <= 1) continue;
+            n *= size;
+            if (stride * size > block) block = stride * size;
+            if (!inner || stride < inner) inner = stride;
+        }
     }
     /* Ranks are laid out in aligned blocks of `block`; the group stays in a
      * node when its block divides the node, or the whole job fits in one. */
     out->inter_node = n > 1 && p->gpus > gpn && (block > gpn || gpn % block != 0);
     if (!out->inter_node)
         out->members_per_node = n;
-    else if (g == GROUP_DP && p->dp > 1 && p->cp > 1 && !adjacent(p, GROUP_DP, GROUP_CP))
+    else if (!expert && g == GROUP_DP && p->dp > 1 && p->cp > 1 && !adjacent(p, GROUP_DP, GROUP_CP))
         out->members_per_node = fewest_per_node(gpn, stride_of(p, GROUP_DP), p->dp) *
                                 fewest_per_node(gpn, stride_of(p, GROUP_CP), p->cp);
     else
@@ -85,6 +95,8 @@ void coll_group_link(const cluster_cfg *c, const plan_cfg *p, comm_group g, coll
     const double multi = nic * (double)out->members_per_node;
     out->bytes_per_s = out->inter_node ? (multi < intra ? multi : intra) : intra;
     out->p2p_bytes_per_s = out->inter_node ? nic : intra;
+    /* an all-to-all drives NVLink and each GPU's NIC at once (coll_alltoall_time) */
+    if (g == GROUP_EP) out->bytes_per_s = intra;
     out->latency_s = out->inter_node ? c->inter_latency_s : c->intra_latency_s;
     out->link = out->inter_node ? LINK_NIC : LINK_NVLINK;
     out->nccl_steps = out->inter_node && c->ring_latency_nccl;
@@ -129,6 +141,10 @@ double coll_time(comm_coll coll, int64_t n, int64_t bytes, const coll_link *l) {
     if (n <= 1 || bytes <= 0) return 0;
     const double a = l->latency_s;
     if (coll == COLL_SEND) return a + (double)bytes / l->p2p_bytes_per_s;
+    if (coll == COLL_ALL_TO_ALL) { /* uniform, within the group's link (coll_alltoall_time) */
+        const double sent = (double)(n - 1) * (double)((bytes + n - 1) / n);
+        return a + sent / (l->inter_node ? l->p2p_bytes_per_s : l->bytes_per_s);
+    }
     /* the bytes of comm_bytes_sent: chunks of ceil(S / n) */
     const double chunk = (double)((bytes + n - 1) / n), n1 = (double)(n - 1);
     const double inv_bw = 1.0 / l->bytes_per_s;
@@ -142,4 +158,12 @@ double coll_time(comm_coll coll, int64_t n, int64_t bytes, const coll_link *l) {
     case COLL_ALL_GATHER: return ring_latency(n - 1, 1, l) + n1 * chunk * inv_bw;
     default: return ring_latency(n - 1, 1, l) + (double)bytes * inv_bw; /* broadcast, reduce */
     }
+}
+
+double coll_alltoall_time(int64_t intra_bytes, int64_t inter_bytes, double factor,
+                          const coll_link *l) {
+    if (intra_bytes + inter_bytes <= 0) return 0;
+    const double nv = (double)intra_bytes / l->bytes_per_s;
+    const double ib = inter_bytes > 0 ? (double)inter_bytes / l->p2p_bytes_per_s : 0;
+    return l->latency_s + factor * (nv > ib ? nv : ib);
 }

@@ -64,4 +64,13 @@ void coll_group_link(const cluster_cfg *c, const plan_cfg *p, comm_group g, coll
  * comm_entry) on n ranks. */
 double coll_time(comm_coll coll, int64_t n, int64_t bytes, const coll_link *l);
 
+/* Seconds of one MoE all-to-all (docs/time.md §3 "All-to-all") over the ep
+ * group's link l: one rank sends intra_bytes over NVLink (l->bytes_per_s) and
+ * inter_bytes through its NIC (l->p2p_bytes_per_s) at once, the two links in
+ * parallel; the busiest rank receives `factor` times the mean (the routing
+ * imbalance), and the call ends when it has: one latency plus factor x the
+ * slower link's time. */
+double coll_alltoall_time(int64_t intra_bytes, int64_t inter_bytes, double factor,
+                          const coll_link *l);
+
 #endif

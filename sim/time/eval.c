@@ -6,6 +6,7 @@
 
 #include "cost/act.h"
 #include "cost/flops.h"
+#include "cost/moe.h"
 #include "cost/params.h"
 #include "cost/pipe.h"
 #include "spec/plan_check.h"
@@ -39,6 +40,7 @@ static int cache_matches(const eval_cache *k, const model_cfg *m, const cluster_
 static void cache_fill(eval_cache *k, const model_cfg *m, const cluster_cfg *c, const plan_cfg *p) {
     if (cache_matches(k, m, c, p)) {
         time_ctx_links(c, p, &k->time);
+        if (model_is_moe(m)) time_ctx_moe(m, c, p, &k->time); /* ep, etp, routing vary */
         return;
     }
     k->m = m, k->c = c, k->tp = p->tp, k->cp = p->cp, k->seq = p->seq;
@@ -52,6 +54,11 @@ static void cache_fill(eval_cache *k, const model_cfg *m, const cluster_cfg *c, 
     act_compute(m, p, &k->act);
     ws_compute(m, p, c->kernels_fp32, &k->ws);
     time_ctx_init(m, c, p, &k->time);
+    if (model_is_moe(m)) { /* the MoE layer's attention block: the layer less its dense MLP */
+        model_cfg attn = *m;
+        attn.ffn_hidden = 0;
+        act_compute(&attn, p, &k->act_attn);
+    }
     k->valid = true;
 }
 
@@ -63,6 +70,22 @@ static int64_t stage_param_elems(const model_cfg *m, const plan_cfg *p, const pa
     const int64_t head = m->tied_embeddings ? (p->pp > 1 ? pc->embedding : 0) : pc->output;
     return layers * pc->layer + (first ? pc->embedding + pc->position : 0) +
            (last ? pc->final_norm + head : 0);
+}
+
+/* A MoE model's stage (docs/memory.md §8): dense layers hold pc->layer, MoE
+ * layers their attention, norms, router and shared experts (pc->moe_layer
+ * less the routed experts) plus the rank's experts/ep experts split etp ways
+ * (*expert, sharded over edp); the last stage adds the MTP modules (their
+ * projections and norms, and one MoE layer each, counted in `moe`). Returns
+ * the non-expert elements. */
+static int64_t moe_stage_elems(const model_cfg *m, const plan_cfg *p, const params_count *pc,
+                               const moe_layout *l, int64_t s, int64_t dense, int64_t moe,
+                               int64_t *expert) {
+    const int64_t main_moe = moe - (s == p->pp - 1 ? m->mtp_layers : 0);
+    const int64_t routed = m->experts * pc->expert;
+    *expert = moe * l->expert_elems;
+    return stage_param_elems(m, p, pc, s, dense) + main_moe * (pc->moe_layer - routed) +
+           (s == p->pp - 1 ? pc->mtp - m->mtp_layers * routed : 0);
 }
 
 /* Activations one micro-batch sends to the host and back under activation
@@ -107,7 +130,8 @@ static int64_t zero3_buffer_bytes(const model_cfg *m, const plan_cfg *p, int64_t
 /* A stage's collectives and its time (step_time.h). */
 static void stage_comm_time(const model_cfg *m, const cluster_cfg *c, const plan_cfg *p,
                             const eval_shared *sh, int64_t s, int64_t layers, int64_t elems,
-                            comm_list *comm, stage_time *out) {
+                            int64_t expert, int64_t moe_layers, comm_list *comm,
+                            stage_time *out) {
     const int first = s == 0, last = s == p->pp - 1;
     comm_stage_info ci = {.stage = s,
                           .layers = layers,
@@ -116,10 +140,14 @@ static void stage_comm_time(const model_cfg *m, const cluster_cfg *c, const plan
                                                       elems * dtype_bytes(p->precision.params))
                                                 : 0, /* used by ZeRO-3 only */
                           .tied_rows_params = sh->pc.embedding,
-                          .offload_bytes = offload_bytes(m, p, sh, s, layers)};
+                          .offload_bytes = offload_bytes(m, p, sh, s, layers),
+                          .expert_params = expert,
+                          .moe_layers = moe_layers,
+                          .moe = sh->time.moe ? &sh->time.moe_l : NULL};
     comm_stage(m, p, &ci, comm);
     const int64_t d = p->dp * p->cp;
-    const int64_t opt_elems = p->zero >= 1 ? states_shard(elems, d) : elems;
+    int64_t opt_elems = p->zero >= 1 ? states_shard(elems, d) : elems;
+    if (expert) opt_elems += p->zero >= 1 ? states_shard(expert, sh->time.moe_l.edp) : expert;
     stage_time_compute(&sh->time, c, p, s, layers, opt_elems, comm, out);
     if (p->pp > 1 && p->schedule == SCHED_INTERLEAVED && pipe_layout_given(p)) {
         const int64_t v = p->virtual_stages;
@@ -189,10 +217,19 @@ static void eval_stage_one(const model_cfg *m, const cluster_cfg *c, const plan_
     memset(st, 0, sizeof *st);
     st->stage = s;
     st->layers = pipe_stage_layers(m, p, s);
-    st->param_elems = stage_param_elems(m, p, pc, s, st->layers);
+    int64_t dense_elems;
+    if (sh->time.moe) {
+        moe_stage_layers(m, p, s, &st->dense_layers, &st->moe_layers);
+        dense_elems = moe_stage_elems(m, p, pc, &sh->time.moe_l, s, st->dense_layers,
+                                      st->moe_layers, &st->expert_elems);
+    } else {
+        dense_elems = stage_param_elems(m, p, pc, s, st->layers);
+    }
+    st->param_elems = dense_elems + st->expert_elems;
 
     states_bytes sb;
-    states_compute(st->param_elems, p, &sb);
+    states_compute_moe(dense_elems, st->expert_elems, sh->time.moe ? sh->time.moe_l.edp : 1, p,
+                       &sb);
     st->params = sb.params;
     st->grads = sb.grads;
     st->master = sb.master;
@@ -203,13 +240,26 @@ static void eval_stage_one(const model_cfg *m, const cluster_cfg *c, const plan_
     pipe_stage_inflight(m, p, s, &in);
     st->inflight = in.inflight;
     int64_t layer_act = in.layer_units * ab->layer_saved;
+    int64_t working = ab->layer_working;
+    if (sh->time.moe && st->layers > 0) {
+        /* MoE layers save their attention block and the MoE MLP's tensors
+         * (moe_act_mlp_bytes); full recompute keeps only the layer input,
+         * the same as a dense layer's, and rebuilds the whole layer */
+        const int64_t mlp = moe_act_mlp_bytes(m, p, &sh->time.moe_l);
+        const bool full = p->recompute == RECOMPUTE_FULL;
+        const int64_t moe_saved = full ? ab->layer_saved : sh->act_attn.layer_saved + mlp;
+        const double per = (double)in.layer_units / (double)st->layers; /* sets per layer */
+        layer_act = (int64_t)(per * (double)(st->dense_layers * ab->layer_saved +
+                                             st->moe_layers * moe_saved));
+        if (full) working = max64(working, sh->act_attn.layer_full + mlp);
+    }
     if (p->offload_activations) { /* keep the layer computing and the one in transfer */
         int64_t on_device = min64(layer_act, ACT_OFFLOAD_ON_DEVICE * ab->layer_saved);
         st->host += layer_act - on_device;
         layer_act = on_device;
     }
     st->act_saved = layer_act + in.first_extra * ab->first_stage + in.last_extra * ab->last_stage;
-    st->act_working = st->layers ? ab->layer_working : 0;
+    st->act_working = st->layers ? working : 0;
     st->activations = st->act_saved + st->act_working;
 
     const int64_t d = p->dp * p->cp;
@@ -234,7 +284,8 @@ static void eval_stage_one(const model_cfg *m, const cluster_cfg *c, const plan_
                 st->reserved + st->fragmentation;
     st->total = allocated + st->reserved + st->fragmentation;
 
-    stage_comm_time(m, c, p, sh, s, st->layers, st->param_elems, comm, &st->time);
+    stage_comm_time(m, c, p, sh, s, st->layers, dense_elems, st->expert_elems, st->moe_layers,
+                    comm, &st->time);
     for (int g = 0; g < GROUP_COUNT; g++) st->comm_bytes[g] = comm->group_bytes[g];
 }
 
@@ -262,14 +313,14 @@ void eval_plan_cached(const model_cfg *m, const cluster_cfg *c, const plan_cfg *
      * evaluated.) When the caller does not ask for
      * every stage, only stages 0 and p-1 are evaluated, plus the time of stage
      * 1 standing for the middle (tests hold this equal to the full scan). */
-    const int shortcut = !stages && !pipe_layout_given(p) && p->pp > 2;
+    const int shortcut = !stages && !pipe_layout_given(p) && p->pp > 2 && !model_is_moe(m);
     stage_time times[PLAN_MAX_STAGES];
     const stage_time *by_stage[PLAN_MAX_STAGES];
     if (shortcut) { /* a middle stage: time only */
         comm_list comm;
         const int64_t layers = pipe_stage_layers(m, p, 1);
-        stage_comm_time(m, c, p, sh, 1, layers, stage_param_elems(m, p, &sh->pc, 1, layers), &comm,
-                        &times[1]);
+        stage_comm_time(m, c, p, sh, 1, layers, stage_param_elems(m, p, &sh->pc, 1, layers), 0, 0,
+                        &comm, &times[1]);
     }
     /* two buffers each: the heaviest stage so far stays in one while the next
      * stage is evaluated into the other (sweeps call this millions of times,
@@ -324,6 +375,8 @@ int eval_check_finite(const eval_result *r, ps_err *err) {
                  {"hidden pp communication", t->hidden[GROUP_PP]},
                  {"hidden cp communication", t->hidden[GROUP_CP]},
                  {"hidden host transfers", t->hidden[GROUP_HOST]},
+                 {"exposed ep all-to-all", t->exposed[GROUP_EP]},
+                 {"exposed edp communication", t->exposed[GROUP_EDP]},
                  {"tokens per second", t->tokens_per_s},
                  {"MFU", t->mfu},
                  {"HFU", t->hfu},

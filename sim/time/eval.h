@@ -44,6 +44,10 @@ typedef struct {
     int64_t host;           /* bytes offloaded to host memory */
     int64_t comm_bytes[GROUP_COUNT];
     stage_time time;        /* per chunk-micro-batch and per-step seconds (step_time.h) */
+    /* ---- MoE (cost/moe.h; 0 for a dense model): of param_elems, the routed
+     * experts' (ZeRO-sharded over edp rather than dp x cp), and the stage's
+     * dense and MoE layers (MTP modules counted as MoE layers of the last stage) */
+    int64_t expert_elems, dense_layers, moe_layers;
 } eval_stage;
 
 typedef struct {
@@ -78,6 +82,7 @@ typedef struct {
     bool eager_elementwise; /* kernels.elementwise: eager */
     params_count pc;
     act_bytes act;
+    act_bytes act_attn; /* MoE model: a layer without its MLP (the MoE layer's attention block) */
     ws_bytes ws;
     time_ctx time;
 } eval_cache;

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cost/act.h"
+#include "cost/moe.h"
 #include "cost/states.h"
 
 #define BIT(op_) (1u << (op_))
@@ -97,11 +98,11 @@ static void add_mem(kt_part *o, const cluster_cfg *c, const char *name, double f
  * and micro-batch a read of the a-byte gradient and a read and write of the
  * g-byte accumulated one, memory-bound, in the weight-gradient phase
  * (docs/time.md §2). Fused (the default), the GEMM accumulates in place. */
-static void add_grad_accumulation(kt_part *o, const cluster_cfg *c, const plan_cfg *p) {
+static void add_grad_accumulation(kt_part *o, const cluster_cfg *c, const plan_cfg *p, int from) {
     if (!p->grad_acc_unfused) return;
     const double a = (double)dtype_bytes(p->precision.activations);
     const double g = (double)dtype_bytes(p->precision.grads);
-    for (int i = 0; i < o->n; i++)
+    for (int i = from; i < o->n; i++)
         if (o->op[i].weights > 0) o->op[i].bwd_w += kt_mem(c, o->op[i].weights * (a + 2 * g));
 }
 
@@ -209,7 +210,7 @@ void kt_layer(const model_cfg *m, const cluster_cfg *c, const plan_cfg *p, kt_pa
     tag(o, BIT(ACT_OP_DOWN));
     add_mem(o, c, "mlp_residual", T * hs * (3 * a + drop), T * hs * (2 * a + drop));
     tag(o, BIT(ACT_OP_RESID2));
-    add_grad_accumulation(o, c, p);
+    add_grad_accumulation(o, c, p, 0);
     sum_part(o);
     if (p->recompute == RECOMPUTE_FULL) {
         o->recompute = o->fwd;
@@ -235,6 +236,38 @@ void kt_layer(const model_cfg *m, const cluster_cfg *c, const plan_cfg *p, kt_pa
     }
 }
 
+void kt_moe_layer(const model_cfg *m, const cluster_cfg *c, const plan_cfg *p,
+                  const moe_layout *l, kt_part *o) {
+    model_cfg attn = *m; /* the layer without its dense MLP: every MLP op is empty */
+    attn.ffn_hidden = 0;
+    kt_layer(&attn, c, p, o);
+    const int from = o->n;
+    const double a = (double)dtype_bytes(p->precision.activations);
+    const double T = (double)plan_tokens_per_rank(p), t = (double)p->tp, h = (double)m->hidden;
+    const double Td = (double)l->tokens, rows = (double)l->rows;
+    const double up = m->mlp == MLP_SWIGLU ? 2 : 1;
+    const double sw_f = m->mlp == MLP_SWIGLU ? 3 : 2, sw_b = m->mlp == MLP_SWIGLU ? 5 : 3;
+    add_gemm(o, c, p, "moe_router", 1, Td, h, (double)m->experts, 1);
+    const double fs = (double)(m->shared_experts * m->expert_ffn_hidden) / t;
+    if (fs > 0) {
+        add_gemm(o, c, p, "shared_up", 1, T, h, up * fs, 1);
+        add_mem(o, c, "shared_act", sw_f * T * fs * a, sw_b * T * fs * a);
+        add_gemm(o, c, p, "shared_down", 1, T, fs, h, 1);
+    }
+    /* permute before the dispatch and after the etp gather, un-permute and
+     * weight by the probabilities after the combine: each reads and writes
+     * the copies once (moe_utils.py permute / unpermute) */
+    add_mem(o, c, "moe_permute", 4 * rows * h * a, 4 * rows * h * a);
+    const double e = (double)l->experts_per_rank, fe = (double)(m->expert_ffn_hidden / l->etp);
+    const double per = rows / e; /* rows per local expert, the busiest rank */
+    add_gemm(o, c, p, "experts_up", e, per, h, up * fe, 1);
+    add_mem(o, c, "experts_act", sw_f * rows * fe * a, sw_b * rows * fe * a);
+    add_gemm(o, c, p, "experts_down", e, per, fe, h, 1);
+    add_grad_accumulation(o, c, p, from);
+    sum_part(o);
+    if (p->recompute == RECOMPUTE_FULL) o->recompute = o->fwd;
+}
+
 void kt_first(const model_cfg *m, const cluster_cfg *c, const plan_cfg *p, kt_part *o) {
     memset(o, 0, sizeof *o);
     const double a = (double)dtype_bytes(p->precision.activations);
@@ -243,7 +276,7 @@ void kt_first(const model_cfg *m, const cluster_cfg *c, const plan_cfg *p, kt_pa
     const double pos = m->position == POS_LEARNED ? 3 : 0;
     add_mem(o, c, "embedding", T * h * a * (2 + pos), T * h * a * (3 + pos));
     o->op[o->n - 1].weights = (double)model_vocab_rows(m, p->tp) * h; /* vocab-parallel table */
-    add_grad_accumulation(o, c, p);
+    add_grad_accumulation(o, c, p, 0);
     sum_part(o);
 }
 
@@ -259,7 +292,7 @@ void kt_last(const model_cfg *m, const cluster_cfg *c, const plan_cfg *p, kt_par
     /* vocab-parallel cross-entropy: read the logits, write fp32 softmax (Megatron);
      * backward reads it and writes the logits' gradient */
     add_mem(o, c, "cross_entropy", T * V * (a + 4), T * V * (4 + a));
-    add_grad_accumulation(o, c, p);
+    add_grad_accumulation(o, c, p, 0);
     sum_part(o);
 }
 

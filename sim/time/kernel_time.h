@@ -51,7 +51,7 @@ typedef struct {
     double weights;              /* elements of its weight on this rank (0: none) */
 } kt_op;
 
-#define KT_MAX_OPS 16
+#define KT_MAX_OPS 24 /* a MoE layer: the dense layer's attention ops and 8 MoE ops */
 
 typedef struct {
     kt_op op[KT_MAX_OPS];
@@ -66,6 +66,16 @@ typedef struct {
 
 /* One layer, one micro-batch (b x s/cp tokens), one tp rank. */
 void kt_layer(const model_cfg *m, const cluster_cfg *c, const plan_cfg *p, kt_part *out);
+/* One MoE layer (cost/moe.h; docs/time.md §2 "MoE layers"), one micro-batch,
+ * one rank of layout l: the attention block of kt_layer, the router's GEMM
+ * (tokens x h x experts), the shared experts' MLP (split by tp, like the dense
+ * MLP), the permutation and un-permutation of the token copies (memory-bound),
+ * and the routed experts as grouped GEMMs: experts/ep GEMMs of rows/(experts/
+ * ep) rows each (the busiest rank's, l->rows) x h x expert_ffn_hidden/etp
+ * through the GEMM efficiency curve. Communication is not included (comm.c). */
+struct moe_layout_s;
+void kt_moe_layer(const model_cfg *m, const cluster_cfg *c, const plan_cfg *p,
+                  const struct moe_layout_s *l, kt_part *out);
 /* First-stage extras (embedding lookup) and last-stage extras (final norm,
  * output head, cross-entropy), one micro-batch. */
 void kt_first(const model_cfg *m, const cluster_cfg *c, const plan_cfg *p, kt_part *out);

@@ -13,12 +13,25 @@ void time_ctx_init(const model_cfg *m, const cluster_cfg *c, const plan_cfg *p, 
     kt_layer(m, c, p, &out->layer);
     kt_first(m, c, p, &out->first);
     kt_last(m, c, p, &out->last);
+    out->moe = NULL;
     time_ctx_links(c, p, out);
+    if (model_is_moe(m)) time_ctx_moe(m, c, p, out);
 }
 
 void time_ctx_links(const cluster_cfg *c, const plan_cfg *p, time_ctx *out) {
-    for (int g = 0; g < GROUP_COUNT; g++) coll_group_link(c, p, (comm_group)g, &out->link[g]);
+    /* (the expert groups only for a MoE model: dense sweeps skip them) */
+    const int groups = out->moe ? GROUP_COUNT : GROUP_EP;
+    for (int g = 0; g < groups; g++) coll_group_link(c, p, (comm_group)g, &out->link[g]);
+    for (int g = groups; g < GROUP_COUNT; g++) out->link[g] = out->link[GROUP_DP];
     out->overlap = c->eff.overlap;
+}
+
+void time_ctx_moe(const model_cfg *m, const cluster_cfg *c, const plan_cfg *p, time_ctx *out) {
+    out->moe = m;
+    moe_layout_compute(m, p, c->gpus_per_node, &out->moe_l);
+    kt_moe_layer(m, c, p, &out->moe_l, &out->moe_layer);
+    coll_group_link(c, p, GROUP_EP, &out->link[GROUP_EP]);
+    coll_group_link(c, p, GROUP_EDP, &out->link[GROUP_EDP]);
 }
 
 typedef struct {
@@ -85,7 +98,10 @@ static int classify(const time_ctx *x, const plan_cfg *p, const comm_entry *e, i
     const int per_mb = e->phase == COMM_FWD || e->phase == COMM_BWD;
     const int k = e->phase == COMM_FWD ? PH_FWD : e->phase == COMM_BWD ? PH_BWD
                 : e->phase == COMM_GRADS ? PH_GRADS : PH_PARAMS;
-    const double call = coll_time(e->coll, e->group_size, e->bytes_per_call, ln);
+    const double call =
+        e->coll == COLL_ALL_TO_ALL && x->moe
+            ? coll_alltoall_time(x->moe_l.a2a_intra, x->moe_l.a2a_inter, x->moe_l.factor, ln)
+            : coll_time(e->coll, e->group_size, e->bytes_per_call, ln);
     double t = (double)e->calls * call;
     if (per_mb) t *= inv_mb;
     if (p->zero == 3 && p->zero3.set && per_mb && e->group == GROUP_DP) {
@@ -109,6 +125,11 @@ static int classify(const time_ctx *x, const plan_cfg *p, const comm_entry *e, i
      * algorithm's gathers are "exposed in the critical path" (Llama 3 §3.3.2) */
     if (e->group == GROUP_CP && p->cp_algorithm == CP_RING) floor = 0;
     if (e->group == GROUP_TP && p->overlap_tp) floor = 0;
+    /* MoE all-to-alls (GROUP_EP) stay whole on the critical path: under 1F1B
+     * a micro-batch's dispatch waits for its router and its experts for the
+     * dispatch. Hook for schedules that overlap them with another
+     * micro-batch's compute (DeepSeek-V3 §3.2.1 DualPipe): set floor = 0
+     * here for that schedule, and the settle() below hides them. */
     if (e->group == GROUP_DP && p->overlap_dp) {
         /* ZeRO-3 gathers wait for the first unit; bucketed reductions for the last bucket */
         floor = mind(t, p->zero == 3 && per_mb
@@ -163,15 +184,26 @@ void stage_time_compute(const time_ctx *x, const cluster_cfg *c, const plan_cfg 
                         int64_t stage, int64_t layers, int64_t opt_elems, const comm_list *l,
                         stage_time *o) {
     memset(o, 0, sizeof *o);
-    const double L = (double)layers;
+    double L = (double)layers, Le = 0; /* dense layers, MoE layers */
+    if (x->moe) {
+        int64_t dense, moe;
+        moe_stage_layers(x->moe, p, stage, &dense, &moe);
+        L = (double)dense, Le = (double)moe;
+    }
     const int first = stage == 0, last = stage == p->pp - 1;
-    const kt_part *ly = &x->layer;
+    const kt_part *ly = &x->layer, *me = &x->moe_layer;
     stage_work k = {
         L * ly->fwd + (first ? x->first.fwd : 0) + (last ? x->last.fwd : 0),
         L * (ly->bwd_in + ly->recompute) + (first ? x->first.bwd_in : 0) +
             (last ? x->last.bwd_in : 0),
         L * ly->bwd_w + (first ? x->first.bwd_w : 0) + (last ? x->last.bwd_w : 0),
         L * ly->attn_core_fwd};
+    if (Le > 0) {
+        k.f += Le * me->fwd;
+        k.b += Le * (me->bwd_in + me->recompute);
+        k.w += Le * me->bwd_w;
+        k.attn += Le * me->attn_core_fwd;
+    }
     o->f = k.f;
     o->b = k.b;
     o->w = k.w;

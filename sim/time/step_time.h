@@ -24,6 +24,7 @@
 #include "spec/cluster.h"
 #include "time/coll_time.h"
 #include "cost/comm.h"
+#include "cost/moe.h"
 #include "time/kernel_time.h"
 #include "spec/model.h"
 #include "spec/plan.h"
@@ -33,11 +34,20 @@ typedef struct {
     kt_part layer, first, last;
     coll_link link[GROUP_COUNT];
     double overlap; /* cluster_eff.overlap */
+    /* ---- MoE (cost/moe.h): set by time_ctx_moe for a MoE model, else moe = NULL:
+     * the model, the layout, one MoE layer's op times. Stages split their
+     * layers into dense and MoE ones (moe_stage_layers). */
+    const model_cfg *moe;
+    moe_layout moe_l;
+    kt_part moe_layer;
 } time_ctx;
 
 void time_ctx_init(const model_cfg *m, const cluster_cfg *c, const plan_cfg *p, time_ctx *out);
 /* Only the parts that depend on the group sizes and placement (the links). */
 void time_ctx_links(const cluster_cfg *c, const plan_cfg *p, time_ctx *out);
+/* The MoE parts (layout, MoE layer time; the ep/edp links): called for every
+ * plan of a MoE model, as they depend on ep, etp and the routing settings. */
+void time_ctx_moe(const model_cfg *m, const cluster_cfg *c, const plan_cfg *p, time_ctx *out);
 
 typedef struct {
     double f, b, w;

@@ -1,0 +1,129 @@
+/* moe.c — MoE layout, all-to-all volumes and activations (see moe.h,
+ * docs/memory.md §8). */
+#include "cost/moe.h"
+
+#include <math.h>
+
+#include "base/dtype.h"
+#include "cost/pipe.h"
+
+static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+
+double moe_nodes_per_token(int64_t n, int64_t k) {
+    if (n <= 1) return 1;
+    return (double)n * (1.0 - pow(1.0 - 1.0 / (double)n, (double)k));
+}
+
+/* Bytes of one all-to-all per rank, split by link (docs/memory.md §8):
+ * - plain (node_limit 0, NCCL's all-to-all): each of the k T_d copies goes
+ *   straight to the rank of its expert; of the ep ranks, g share the sender's
+ *   node: (g-1)/ep of the copies cross NVLink, (ep-g)/ep the network.
+ * - node-limited routing (DeepSeek-V3 §2.1.2 and §3.2.2): a token's experts
+ *   lie on at most M of the N nodes; it crosses IB once per target node other
+ *   than its own (to the GPU of the same in-node index), then NVLink forwards
+ *   each copy to its expert's GPU unless that GPU received it: per token
+ *   D (N-1)/N IB sends, D = moe_nodes_per_token(min(M, N), k) distinct nodes,
+ *   and k (g-1)/g NVLink sends. */
+static void a2a_split(const model_cfg *m, const plan_cfg *p, moe_layout *o) {
+    const double unit = (double)m->hidden * (double)dtype_bytes(p->precision.activations);
+    const double copies = (double)o->tokens * (double)m->experts_per_token;
+    const double ep = (double)o->ep, g = (double)o->ep_per_node, n = (double)o->ep_nodes;
+    o->a2a_bytes = (int64_t)(copies * unit);
+    if (o->ep <= 1) {
+        o->a2a_intra = o->a2a_inter = 0;
+        return;
+    }
+    if (p->moe_node_limit > 0 && o->ep_nodes > 1) {
+        const double d = moe_nodes_per_token(min64(p->moe_node_limit, o->ep_nodes),
+                                             m->experts_per_token);
+        o->a2a_inter = llround((double)o->tokens * d * (n - 1) / n * unit);
+        o->a2a_intra = llround(copies * (g - 1) / g * unit);
+        return;
+    }
+    o->a2a_intra = llround(copies * (g - 1) / ep * unit);
+    o->a2a_inter = llround(copies * (ep - g) / ep * unit);
+}
+
+void moe_layout_compute(const model_cfg *m, const plan_cfg *p, int64_t gpus_per_node,
+                        moe_layout *o) {
+    const int64_t etp = plan_etp(p), ep = p->ep;
+    o->ep = ep;
+    o->etp = etp;
+    o->edp = p->tp * p->cp * p->dp / (etp * ep);
+    o->experts_per_rank = m->experts / ep;
+    /* under sequence parallelism each tp rank routes its 1/tp of the tokens */
+    o->tokens = plan_tokens_per_rank(p) / (p->sp ? p->tp : 1);
+    /* a capacity factor drops what exceeds it (and pads up to it when the
+     * experts run padded: Megatron-LM --moe-pad-expert-input-to-capacity) */
+    /* the busiest of ep ranks takes at most every token: imbalance <= ep */
+    o->factor = p->moe_imbalance < (double)ep ? p->moe_imbalance : (double)ep;
+    if (p->moe_capacity_factor > 0 && p->moe_capacity_factor < o->factor)
+        o->factor = p->moe_capacity_factor;
+    o->rows = llround((double)o->tokens * (double)m->experts_per_token * o->factor * (double)etp);
+    /* expert ranks: etp innermost, then ep (Megatron-Core's order tp-ep-dp-pp
+     * for the expert layers); an ep group's neighbours are etp ranks apart */
+    int64_t per = ep;
+    if (p->gpus > gpus_per_node) per = gpus_per_node % etp ? 1 : min64(ep, gpus_per_node / etp);
+    if (per < 1) per = 1;
+    o->ep_per_node = per;
+    o->ep_nodes = (ep + per - 1) / per;
+    a2a_split(m, p, o);
+    /* the etp group gathers the copies its ranks received (uniform routing) */
+    o->etp_bytes = etp > 1 ? o->a2a_bytes * etp : 0;
+    /* one routed expert split etp ways: up (x2 gated) and down weights by
+     * the hidden features, biases of the up projections too; the down
+     * projection's bias replicated (Megatron's row-parallel layout) */
+    const int64_t up = m->mlp == MLP_SWIGLU ? 2 : 1, fe = m->expert_ffn_hidden / etp;
+    const int64_t bias = m->bias == BIAS_ALL ? up * fe + m->hidden : 0;
+    o->expert_elems = o->experts_per_rank * ((up + 1) * m->hidden * fe + bias);
+}
+
+int64_t moe_a2a_calls(const plan_cfg *p, bool backward) {
+    return backward ? (p->recompute == RECOMPUTE_FULL ? 4 : 2) : 2;
+}
+
+int64_t moe_act_mlp_bytes(const model_cfg *m, const plan_cfg *p, const moe_layout *l) {
+    const int64_t a = dtype_bytes(p->precision.activations), h = m->hidden;
+    const int64_t E = m->experts, k = m->experts_per_token, T = l->tokens;
+    const int64_t up = m->mlp == MLP_SWIGLU ? 2 : 1, fe = m->expert_ffn_hidden / l->etp;
+    /* router (router.py TopKRouter, moe_utils.py topk_routing_with_score_function):
+     * the scores in fp32 (softmax / sigmoid save their output), the routing
+     * map (bool, T x E) and the top-k probabilities (fp32) */
+    int64_t b = T * E * 4 + T * E + T * k * 4;
+    /* permutations (moe_utils.py permute): sorted indices (int64) of the k T
+     * copies, then of the rows sorted by local expert */
+    b += T * k * 8 + l->rows * 8;
+    /* experts (experts.py GroupedMLP / TEGroupedMLP): fc1's input, the
+     * dispatched tokens (rows x h); its output (rows x up*fe); fc2's input
+     * (rows x fe); the combine's weighting by the probabilities keeps fc2's
+     * output (rows x h) and the per-row probabilities (fp32) */
+    b += l->rows * (h + up * fe + fe + h) * a + l->rows * 4;
+    /* shared experts (shared_experts.py): a dense MLP of shared_experts *
+     * expert_ffn_hidden features, split by tp, on every token */
+    const int64_t fs = m->shared_experts * m->expert_ffn_hidden / p->tp;
+    b += plan_tokens_per_rank(p) * (up * fs + fs) * a;
+    return b;
+}
+
+void moe_layer_split(const model_cfg *m, int64_t first, int64_t n, int64_t *dense,
+                     int64_t *moe) {
+    int64_t d = model_is_moe(m) ? m->dense_layers - first : n;
+    d = d < 0 ? 0 : d > n ? n : d;
+    *dense = d;
+    *moe = n - d;
+}
+
+void moe_stage_layers(const model_cfg *m, const plan_cfg *p, int64_t stage, int64_t *dense,
+                      int64_t *moe) {
+    *dense = *moe = 0;
+    for (int64_t c = 0; c < p->virtual_stages; c++) {
+        const int64_t g = c * p->pp + stage;
+        int64_t d, e;
+        moe_layer_split(m, pipe_virtual_first_layer(m, p, g), pipe_chunk_layers(m, p, stage, c),
+                        &d, &e);
+        *dense += d;
+        *moe += e;
+    }
+    /* the multi-token-prediction modules follow the output head (DeepSeek-V3 §2.2) */
+    if (stage == p->pp - 1) *moe += m->mtp_layers;
+}
