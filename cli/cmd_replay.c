@@ -56,7 +56,7 @@ static void table_memory(FILE *f, const prog_role *r, const replay_role *rr) {
 static void table_comm(FILE *f, const replay_role *rr) {
     char a[32], b[32], name[64];
     const int64_t k = rr->n_steps > 0 ? rr->n_steps : 1;
-    int64_t sent[PROG_GROUPS] = {0};
+    int64_t sent[GROUP_COUNT] = {0};
     if (!rr->n_colls) {
         fprintf(f, "\n  no collectives\n");
         return;
@@ -66,16 +66,16 @@ static void table_comm(FILE *f, const replay_role *rr) {
     for (int i = 0; i < rr->n_colls; i++) {
         const replay_coll *c = &rr->colls[i];
         static const char *const phases[] = {"fwd", "bwd", "grads", "params", "p2p"};
-        snprintf(name, sizeof name, "%s %s (%s)", prog_group_name(c->group),
-                 prog_coll_name(c->coll), phases[c->phase]);
+        snprintf(name, sizeof name, "%s %s (%s)", comm_group_names[c->group],
+                 comm_coll_names[c->coll], phases[c->phase]);
         fprintf(f, "  %-32s %8lld %14s %14s %12.6g\n", name, (long long)(c->calls / k),
                 fmt_bytes(c->bytes / k, a, sizeof a), fmt_bytes(c->sent_bytes / k, b, sizeof b),
                 c->seconds / (double)k);
         sent[c->group] += c->sent_bytes / k;
     }
-    for (int g = 0; g < PROG_GROUPS; g++)
+    for (int g = 0; g < GROUP_COUNT; g++)
         if (sent[g])
-            fprintf(f, "  %-32s %8s %14s %14s\n", prog_group_name(g), "", "",
+            fprintf(f, "  %-32s %8s %14s %14s\n", comm_group_names[g], "", "",
                     fmt_bytes(sent[g], a, sizeof a));
 }
 
@@ -160,8 +160,8 @@ static void json_role(jsonw *w, const prog_role *r, const replay_role *rr) {
         static const char *const phases[] = {"fwd", "bwd", "grads", "params", "p2p"};
         const replay_coll *c = &rr->colls[i];
         jsonw_obj(w, NULL);
-        jsonw_str(w, "group", prog_group_name(c->group));
-        jsonw_str(w, "coll", prog_coll_name(c->coll));
+        jsonw_str(w, "group", comm_group_names[c->group]);
+        jsonw_str(w, "coll", comm_coll_names[c->coll]);
         jsonw_str(w, "phase", phases[c->phase]);
         jsonw_int(w, "calls", c->calls);
         jsonw_int(w, "bytes", c->bytes);
@@ -180,8 +180,6 @@ static void json_role(jsonw *w, const prog_role *r, const replay_role *rr) {
         jsonw_num(w, "comm_s", s->comm_s);
         jsonw_obj(w, "sent_bytes");
         for (int g = 0; g < GROUP_COUNT; g++) jsonw_int(w, comm_group_names[g], s->sent_bytes[g]);
-        if (s->sent_bytes[PROG_GROUP_EP]) /* expert parallelism only */
-            jsonw_int(w, prog_group_name(PROG_GROUP_EP), s->sent_bytes[PROG_GROUP_EP]);
         jsonw_obj_end(w);
         jsonw_obj_end(w);
     }

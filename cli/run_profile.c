@@ -59,10 +59,10 @@ typedef struct {
 
 /* The kinds either side saw, in group then collective order. Returns the count. */
 static int coll_rows(const replay_role *rr, const rt_result *r,
-                     coll_row out[PROG_GROUPS * PROG_COLLS]) {
+                     coll_row out[GROUP_COUNT * (COLL_ALL_TO_ALL + 1)]) {
     int n = 0;
-    for (int g = 0; g < PROG_GROUPS; g++)
-        for (int c = 0; c < PROG_COLLS; c++) {
+    for (int g = 0; g < GROUP_COUNT; g++)
+        for (int c = 0; c <= COLL_ALL_TO_ALL; c++) {
             coll_row row = {(comm_group)g, (comm_coll)c, &r->coll[g][c], 0, 0};
             for (int i = 0; i < rr->n_colls; i++)
                 if (rr->colls[i].group == row.group && rr->colls[i].coll == row.coll) {
@@ -156,15 +156,15 @@ void run_profile_print_summary(FILE *f, const program *p, const rt_groups *g,
     fprintf(f, "(workspace: each op's temporaries -- activation gradients, logits, fp32 copies of\n"
                " bf16 tensors, attention scratch, receive buffers -- predicted per op,\n"
                " docs/memory.md §6)\n");
-    coll_row rows[PROG_GROUPS * PROG_COLLS];
+    coll_row rows[GROUP_COUNT * (COLL_ALL_TO_ALL + 1)];
     const int n_rows = coll_rows(rr, r, rows);
     if (n_rows)
         fprintf(f, "\ncollectives (all steps)  calls  measured bytes  predicted bytes   "
                    "seconds   algbw\n");
     for (int i = 0; i < n_rows; i++) {
         const rt_coll_stat *s = rows[i].measured;
-        fprintf(f, "%-3s %-18s %7lld %15lld %16lld %9.4f %7s/s\n", prog_group_name(rows[i].group),
-                prog_coll_name(rows[i].coll), (long long)s->calls, (long long)s->bytes,
+        fprintf(f, "%-3s %-18s %7lld %15lld %16lld %9.4f %7s/s\n", comm_group_names[rows[i].group],
+                comm_coll_names[rows[i].coll], (long long)s->calls, (long long)s->bytes,
                 (long long)rows[i].predicted_bytes, s->seconds,
                 fmt_bytes(s->seconds > 0 ? (int64_t)(s->bytes / s->seconds) : 0, b1, sizeof b1));
     }
@@ -213,14 +213,14 @@ static void line_mem(line *l, const char *key, const int64_t *b) {
 
 /* The collectives of one rank, measured and predicted, one per line. */
 static void write_colls(jsonw *w, const replay_role *rr, const rt_result *r) {
-    coll_row rows[PROG_GROUPS * PROG_COLLS];
+    coll_row rows[GROUP_COUNT * (COLL_ALL_TO_ALL + 1)];
     const int n_rows = coll_rows(rr, r, rows);
     jsonw_arr(w, "collectives");
     for (int c = 0; c < n_rows; c++) {
         line l = {.n = 0};
         line_put(&l, "{\"group\": \"%s\", \"coll\": \"%s\", \"calls\": %lld, \"bytes\": %lld, "
                      "\"seconds\": %.9g, \"predicted_calls\": %lld, \"predicted_bytes\": %lld}",
-                 prog_group_name(rows[c].group), prog_coll_name(rows[c].coll),
+                 comm_group_names[rows[c].group], comm_coll_names[rows[c].coll],
                  (long long)rows[c].measured->calls, (long long)rows[c].measured->bytes,
                  rows[c].measured->seconds, (long long)rows[c].predicted_calls,
                  (long long)rows[c].predicted_bytes);

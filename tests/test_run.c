@@ -89,6 +89,10 @@ static void losses(const ynode *root, double *l) {
     for (int i = 0; i < STEPS; i++) l[i] = num(s->items[i], "loss");
 }
 
+/* The MoE layer's temporaries are not predicted op by op yet (docs/runtime.md §3d):
+ * its runs hold everything but the workspace (and so the total) exact. */
+static bool moe_workspace_unpredicted;
+
 /* Measured vs predicted inside one profile. */
 static void check_prediction(const ynode *root, const char *what) {
     static const char *exact[] = {"params", "grads", "master", "optimizer"};
@@ -109,10 +113,10 @@ static void check_prediction(const ynode *root, const char *what) {
      * 3% (the activations' 2% above) */
     double mw = num(root, "memory.measured_peak.workspace"),
            pw = num(root, "memory.predicted_peak.workspace");
-    if (mw != pw) fail_msg("%s: peak workspace measured %.0f, predicted %.0f", what, mw, pw);
+    if (!moe_workspace_unpredicted && mw != pw) fail_msg("%s: peak workspace measured %.0f, predicted %.0f", what, mw, pw);
     double mt = num(root, "memory.measured_peak_total"),
            pt = num(root, "memory.predicted_peak_total");
-    if (fabs(mt - pt) > 0.03 * mt)
+    if (!moe_workspace_unpredicted && fabs(mt - pt) > 0.03 * mt)
         fail_msg("%s: total peak measured %.0f, predicted %.0f", what, mt, pt);
     const ynode *c = at(root, "collectives");
     for (int i = 0; i < c->n; i++) {
@@ -832,7 +836,7 @@ static void pp_check_rank(const ynode *k, const ynode *roles, const char *what) 
                  what, rank, mw, pw, msg);
     const double mt = num(at(k, "measured"), "peak_total"),
                  pt = num(at(role, "predicted"), "peak_total");
-    if (fabs(mt - pt) > 0.03 * mt)
+    if (!moe_workspace_unpredicted && fabs(mt - pt) > 0.03 * mt)
         fail_msg("%s: rank %d: total peak measured %.0f, predicted %.0f", what, rank, mt, pt);
     const ynode *ev = at(k, "events");
     for (int e = 0; e < ev->n; e++) /* measured op order = the program's */
@@ -985,6 +989,94 @@ static void test_pp_refused(void **state) {
     rmdir(pp_dir);
 }
 
+/* ---- mixture of experts and expert parallelism (docs/runtime.md §3d) ---------------- */
+
+#define PLAN_MOE "tests/data/run-moe.yaml"
+static double moe_ref[STEPS];
+static char moe_data[128] = "";
+
+/* np ranks of the MoE test model (dp = np) with extra settings, on the fortunes
+ * corpus when installed (the loss then falls by more than 1 in 10 steps, so a
+ * wrong expert gradient shows in the curve), else synthetic tokens. */
+static int moe_run(int np, const char *sets, const char *profile) {
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd,
+             "%s -np %d --oversubscribe %s run " PLAN_MOE " --steps %d --threads 1 --quiet "
+             "--set gpus=%d --set parallel.dp=%d --set train.lr=1e-2 %s %s -o %s",
+             mpirun, np, parasim, STEPS, np, np, moe_data, sets, profile);
+    return sh(cmd);
+}
+
+static void test_moe_single_rank(void **state) {
+    (void)state;
+    FILE *f = fopen("/usr/share/games/fortunes/fortunes", "r");
+    if (f) {
+        fclose(f);
+        snprintf(moe_data, sizeof moe_data, "--set train.data=/usr/share/games/fortunes");
+    }
+    char path[128];
+    snprintf(path, sizeof path, "%s/moe-1.json", dir);
+    if (moe_run(1, "", path)) fail_msg("%s", out);
+    ynode *r = load(path);
+    losses(r, moe_ref);
+    moe_workspace_unpredicted = true;
+    check_prediction(r, "MoE, 1 rank");
+    moe_workspace_unpredicted = false;
+    if (f && !(moe_ref[STEPS - 1] < moe_ref[0] - 1.0))
+        fail_msg("MoE on text: loss %.4f at step 1, %.4f at step %d", moe_ref[0],
+                 moe_ref[STEPS - 1], STEPS);
+    ynode_free(r);
+}
+
+/* The one-rank curve within rtol, the states, activations and every collective as
+ * predicted; with ep > 1 the ep group's all-to-alls are among them: 2 per MoE layer
+ * in each forward and backward, calls and bytes equal to the program's. */
+static void moe_compare(int np, const char *sets, double rtol, int64_t a2a_calls) {
+    char path[128], what[160];
+    snprintf(path, sizeof path, "%s/moe-%d%s.json", dir, np, sets[0] ? "-x" : "");
+    snprintf(what, sizeof what, "MoE, %d ranks %s", np, sets);
+    if (moe_run(np, sets, path)) fail_msg("%s: %s", what, out);
+    ynode *r = load(path);
+    double l[STEPS];
+    losses(r, l);
+    for (int i = 0; i < STEPS; i++)
+        if (fabs(l[i] - moe_ref[i]) > rtol * moe_ref[i])
+            fail_msg("%s: step %d loss %.7f, one rank %.7f", what, i + 1, l[i], moe_ref[i]);
+    moe_workspace_unpredicted = true;
+    check_prediction(r, what);
+    moe_workspace_unpredicted = false;
+    const ynode *c = at(r, "collectives");
+    int64_t calls = 0;
+    double bytes = 0;
+    for (int i = 0; i < c->n; i++)
+        if (!strcmp(at(c->items[i], "group")->str, "ep")) {
+            assert_string_equal(at(c->items[i], "coll")->str, "all-to-all");
+            calls += (int64_t)num(c->items[i], "calls"), bytes = num(c->items[i], "bytes");
+        }
+    if (calls != a2a_calls) fail_msg("%s: %lld all-to-alls, expected %lld", what, (long long)calls,
+                                     (long long)a2a_calls);
+    /* by hand: each all-to-all moves the whole dispatch buffer, 8 experts x capacity
+     * 64 (dropless: the micro-batch's 2 x 32 tokens) x hidden 64 x 4 bytes */
+    if (calls && bytes != (double)calls * 8 * 64 * 64 * 4)
+        fail_msg("%s: all-to-all bytes %.0f, expected %lld", what, bytes,
+                 (long long)calls * 8 * 64 * 64 * 4);
+    ynode_free(r);
+}
+
+/* 10 steps x micro-batches per rank x 2 layers x (2 forward + 2 backward) */
+static int64_t moe_a2as(int np) { return (int64_t)STEPS * (4 / np) * 2 * 4; }
+
+/* fp32, dropless: expert parallelism moves tokens, never changes what they compute
+ * (measured 3.6e-9 relative on synthetic tokens) */
+static void test_moe_ep2(void **s) { (void)s, moe_compare(2, "--set parallel.ep=2", 1e-5, moe_a2as(2)); }
+static void test_moe_ep4(void **s) { (void)s, moe_compare(4, "--set parallel.ep=4", 1e-5, moe_a2as(4)); }
+/* data parallelism with every expert on every rank: no all-to-all */
+static void test_moe_dp2(void **s) { (void)s, moe_compare(2, "", 1e-5, 0); }
+static void test_moe_ep2_recompute(void **s) {
+    (void)s, moe_compare(2, "--set parallel.ep=2 --set recompute=full", 1e-5,
+                         moe_a2as(2) + (int64_t)STEPS * 2 * 2 * 2);
+}
+
 int main(int argc, char **argv) {
     if (argc < 3) {
         fprintf(stderr, "usage: test_run PARASIM MPIRUN\n");
@@ -1028,6 +1120,9 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_pp_tp2_sp),
         cmocka_unit_test(test_pp_dp2_tp2_zero1), cmocka_unit_test(test_pp_dp2_tp2_zero3),
         cmocka_unit_test(test_pp_tp2_cp2_zero1), cmocka_unit_test(test_pp_refused),
+        cmocka_unit_test(test_moe_single_rank), cmocka_unit_test(test_moe_ep2),
+        cmocka_unit_test(test_moe_ep4), cmocka_unit_test(test_moe_dp2),
+        cmocka_unit_test(test_moe_ep2_recompute),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -291,17 +291,6 @@ int program_load_text(const char *data, size_t len, const char *origin, program 
  * a whole). */
 int program_check(const program *p, int32_t *role, int32_t *op, ps_err *err);
 
-/* The program's group and collective beyond comm.h's: expert parallelism's ep group
- * and its all-to-all, which ride on a MoE layer's fwd/bwd (ep_* fields) and are
- * counted by the replay and the runtime under these indices (the cost model does not
- * price them in this module; sim/cost/comm.h is to own them). */
-#define PROG_GROUP_EP ((comm_group)GROUP_COUNT)
-#define PROG_GROUPS (GROUP_COUNT + 1)
-#define PROG_COLL_ALL_TO_ALL ((comm_coll)(COLL_SEND + 1))
-#define PROG_COLLS (COLL_SEND + 2)
-const char *prog_group_name(int g); /* comm_group_names, then "ep" */
-const char *prog_coll_name(int c);  /* comm_coll_names, then "all-to-all" */
-
 /* Mixture of experts (program_moe.c; docs/plan-format.md "Mixture of experts"). */
 static inline bool program_is_moe(const program *p) { return p->experts > 0; }
 /* Parameters of one routed expert (SwiGLU: w1, w3 [expert_ffn][hidden], w2

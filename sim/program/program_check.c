@@ -571,7 +571,8 @@ static int op_ep(chk *c, int32_t i, const prog_op *o, int64_t *sum) {
     if (c->p->ep < 2)
         return bad(c, i, "expected no expert-parallel all-to-alls with ep = 1, found ep_all_to_all");
     const int64_t S = program_moe_a2a_bytes(c->p);
-    if (n < 1 || n > 4 || o->ep_bytes != n * S || o->ep_sent != n * (S / c->p->ep * (c->p->ep - 1)))
+    if (n < 1 || n > 4 || o->ep_bytes != n * S ||
+        o->ep_sent != n * comm_bytes_sent(COLL_ALL_TO_ALL, c->p->ep, S))
         return bad(c, i, "expected 1 to 4 all-to-alls of %lld bytes each (experts x "
                    "expert_capacity x hidden), sending (ep - 1)/ep of it; found %lld calls, "
                    "%lld bytes, %lld sent", (long long)S, (long long)n, (long long)o->ep_bytes,

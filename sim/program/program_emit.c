@@ -594,29 +594,24 @@ static void tp_costs(emit_ctx *x, const coll_link *link) {
         }
 }
 
-/* One all-to-all of S bytes over n ranks: each rank sends (n-1)/n of S, as the
- * reduce-scatter half of a ring moves (n-1)/n of its size: coll_time of a
- * reduce-scatter of S has the same bytes on the wire (sim/cost/comm.c will own an
- * all-to-all of its own; docs/plan-format.md "Mixture of experts"). */
-static double moe_a2a_seconds(int64_t S, int64_t n, const coll_link *link) {
-    return coll_time(COLL_REDUCE_SCATTER, n, S, link);
-}
-
 /* A MoE layer on top of its shared-expert layer (x->m is that layer's dense view):
- * the saved tensors of program_moe_saved_bytes (also rebuilt under full recompute),
+ * the saved tensors of program_moe_saved_bytes (under full recompute rebuilt by the
+ * backward instead),
  * the router GEMM (N x hidden x experts) and the experts' three GEMMs on their
  * experts x capacity rows, forward once and backward twice (kernel_time.c's kt_gemm,
  * fp32 as the runtime computes), and under ep > 1 the all-to-alls: dispatch and
  * combine in the forward, their gradients in the backward (and the forward's again
- * under full recompute), each of program_moe_a2a_bytes, timed by coll_time on the dp
- * group's link (the ep ranks are dp ranks). */
+ * under full recompute), each of program_moe_a2a_bytes, sending comm_bytes_sent's
+ * (ep-1)/ep of it, timed by coll_time on the ep group's link. */
 static void moe_costs(emit_ctx *x, unit_cost *c) {
     const program *pg = x->prog;
     const int64_t N = pg->micro_batch * pg->seq, R = pg->experts * pg->expert_capacity;
     const int64_t h = pg->hidden, fe = pg->expert_ffn, E = pg->experts;
     const int64_t saved = program_moe_saved_bytes(pg);
-    c->saved += saved;
-    if (c->recompute) c->transient += saved;
+    if (c->recompute) /* the forward keeps the layer input only; the backward rebuilds */
+        c->transient += saved;
+    else
+        c->saved += saved;
     const double fl = 2.0 * (double)N * (double)h * (double)E + 6.0 * (double)R * (double)h * (double)fe;
     const double t = kt_gemm(x->c, x->p, 1, (double)N, (double)E, (double)h) +
                      2 * kt_gemm(x->c, x->p, (double)E, (double)pg->expert_capacity, (double)fe, (double)h) +
@@ -628,15 +623,13 @@ static void moe_costs(emit_ctx *x, unit_cost *c) {
     if (pg->ep < 2) return;
     const int64_t S = program_moe_a2a_bytes(pg);
     coll_link link;
-    time_ctx tc;
-    time_ctx_init(x->m, x->c, x->p, &tc);
-    link = tc.link[GROUP_DP];
+    coll_group_link(x->c, x->p, GROUP_EP, &link);
     for (int b = 0; b < 2; b++) {
         prog_op *o = &c->ep[b];
         o->ep_calls = b && c->recompute ? 4 : 2;
         o->ep_bytes = o->ep_calls * S;
-        o->ep_sent = o->ep_calls * (S / pg->ep * (pg->ep - 1));
-        o->ep_seconds = (double)o->ep_calls * moe_a2a_seconds(S, pg->ep, &link);
+        o->ep_sent = o->ep_calls * comm_bytes_sent(COLL_ALL_TO_ALL, pg->ep, S);
+        o->ep_seconds = (double)o->ep_calls * coll_time(COLL_ALL_TO_ALL, pg->ep, S, &link);
         *(b ? &c->bwd_s : &c->fwd_s) += o->ep_seconds;
     }
 }

@@ -13,11 +13,6 @@
  */
 #include "program/program.h"
 
-const char *prog_group_name(int g) { return g == PROG_GROUP_EP ? "ep" : comm_group_names[g]; }
-const char *prog_coll_name(int c) {
-    return c == PROG_COLL_ALL_TO_ALL ? "all-to-all" : comm_coll_names[c];
-}
-
 int64_t program_expert_elems(const program *p) { return 3 * p->expert_ffn * p->hidden; }
 
 int64_t program_moe_saved_bytes(const program *p) {

@@ -380,8 +380,8 @@ static void step_op(replay_state *s, const prog_op *o, const replay_op *t) {
         s->out->compute_s += o->seconds - tp;
     }
     if (o->ep_calls > 0) { /* a MoE layer's all-to-alls (expert parallelism) */
-        st->sent_bytes[PROG_GROUP_EP] += o->ep_sent;
-        comm_add(s->out, PROG_GROUP_EP, PROG_COLL_ALL_TO_ALL,
+        st->sent_bytes[GROUP_EP] += o->ep_sent;
+        comm_add(s->out, GROUP_EP, COLL_ALL_TO_ALL,
                  o->kind == OP_FWD ? COMM_FWD : COMM_BWD, o->ep_calls, o->ep_bytes, o->ep_sent,
                  o->ep_seconds);
         st->comm_s += o->ep_seconds, s->out->comm_s += o->ep_seconds;

@@ -69,7 +69,7 @@ typedef struct {
     double seconds;    /* end_s minus the previous step's end_s */
     double compute_s;  /* compute-op seconds in the step */
     double comm_s;     /* collective seconds in the step */
-    int64_t sent_bytes[PROG_GROUPS]; /* by group (PROG_GROUP_EP included) */
+    int64_t sent_bytes[GROUP_COUNT];
     int64_t end_bytes[MEM_COUNT]; /* live after the step's last op */
 } replay_step;
 
