@@ -225,8 +225,10 @@ int rt_groups_init(rt_groups *g, const program *p, ps_err *err) {
     split(&g->group[GROUP_TP], "tp", has, (s * cp + c) * dp + k, t);
     split(&g->group[GROUP_PP], "pp", has, (t * cp + c) * dp + k, s);
     split(&g->group[GROUP_CP], "cp", has, (s * tp + t) * dp + k, c);
-    g->ep.comm = MPI_COMM_NULL;
-    if (p->ep > 1) split(&g->ep, "ep", has, (s * tp + t) * dp + k / p->ep, k % p->ep);
+    if (p->ep > 1) { /* expert parallelism (tp = pp = cp = 1) */
+        split(&g->group[GROUP_EP], "ep", has, k / p->ep, k % p->ep);
+        split(&g->group[GROUP_EDP], "edp", has, k % p->ep, k / p->ep);
+    }
     if (!has)
         return ps_err_set(err, "rank %d of %d plays no role in the program (%d ranks in its roles)",
                           g->world.rank, g->world.size, (int)p->world);
@@ -236,7 +238,7 @@ int rt_groups_init(rt_groups *g, const program *p, ps_err *err) {
 void rt_groups_free(rt_groups *g) {
     for (int i = 0; i < GROUP_COUNT; i++)
         if (g->group[i].comm != MPI_COMM_NULL) MPI_Comm_free(&g->group[i].comm);
-    if (g->ep.comm != MPI_COMM_NULL) MPI_Comm_free(&g->ep.comm);
+
     if (bf16_sum_op != MPI_OP_NULL) MPI_Op_free(&bf16_sum_op);
 }
 

@@ -506,7 +506,7 @@ int rt_exec_run(const program *p, const rt_backend *be, rt_groups *g, const rt_o
     }
     if (p->tp > 1) rt_model_set_tp(&x.model, &g->group[GROUP_TP], out->coll[GROUP_TP]);
     if (p->ep > 1)
-        rt_model_set_ep(&x.model, &g->ep, &out->coll[GROUP_EP][COLL_ALL_TO_ALL]);
+        rt_model_set_ep(&x.model, &g->group[GROUP_EP], &out->coll[GROUP_EP][COLL_ALL_TO_ALL]);
     x.watchdog = rt_watchdog_start(opt ? opt->timeout_s : 0, g->world.rank, describe, r);
     x.t0 = be->now_seconds();
     double t_step = x.t0;

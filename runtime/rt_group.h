@@ -17,7 +17,8 @@ struct rt_group {
 
 typedef struct {
     rt_group world;
-    rt_group group[GROUP_COUNT]; /* indexed by comm_group; GROUP_HOST unused */
+    rt_group group[GROUP_COUNT]; /* indexed by comm_group; GROUP_HOST unused; GROUP_EP
+                                    and GROUP_EDP only with the program's ep > 1 */
     int role;                    /* index into program.roles */
     /* this rank's data-parallel index k: its place in its role's rank list.
      * (Its other coordinates are its role's tp_rank, stage and cp_rank, also
@@ -25,10 +26,6 @@ typedef struct {
      * group[GROUP_DP], the gradient / ZeRO group over dp x cp (Megatron's
      * dp-cp group), is its shard index k * cp + cp rank.) */
     int dp_index;
-    /* expert parallelism (program ep > 1): the ep consecutive data-parallel ranks
-     * k - k % ep ... that exchange tokens, by k % ep (their ep rank, which picks the
-     * held experts); comm MPI_COMM_NULL otherwise */
-    rt_group ep;
 } rt_groups;
 
 /* Split the world by the program's roles (program.h: one role per stage, tp
@@ -36,7 +33,10 @@ typedef struct {
  * ranks of the same (stage, tp rank) ordered by shard index; group[GROUP_TP]
  * those of the same (stage, cp rank, k) by tp rank; group[GROUP_PP] the same
  * (tp rank, cp rank, k) by stage; group[GROUP_CP] the same (stage, tp rank, k)
- * by cp rank. With tp = pp = cp = 1 the dp group is the role and the others
+ * by cp rank; with ep > 1 (no tp, pp, cp) group[GROUP_EP] the ep consecutive dp
+ * ranks k - k % ep ... by k % ep (the ep rank, which picks the held experts) and
+ * group[GROUP_EDP] those of the same k % ep by k / ep (they hold the same experts).
+ * With tp = pp = cp = 1 the dp group is the role and the others
  * are single ranks. Every rank calls it; -1 with err
  * set when this rank plays no role (the caller has checked the world size).
  * The world and the groups return MPI errors (MPI_ERRORS_RETURN) so that a

@@ -2097,7 +2097,8 @@ static void test_moe_emit_by_hand(void **state) {
             int32_t role, op;
             assert_int_equal(program_check(&p, &role, &op, &err), -1);
             tu_contains(err.msg, "reduces the routed experts' gradients of layer.1 over dp", NULL);
-            tu_contains(header_error(&p, "ep", "4"), "header.parallel.ep: expected dp (2)", NULL);
+            tu_contains(header_error(&p, "ep", "4"),
+                        "header.parallel.ep: expected a divisor of dp (2) and of experts (8)", NULL);
         }
         replay_free(&rr);
         program_free(&p);
@@ -2118,7 +2119,23 @@ static void test_moe_emit_by_hand(void **state) {
     tu_contains(emit_error("model: tiny-moe\ncluster: local-cpu\ngpus: 2\n"
                            "parallel: {dp: 2, ep: 2, zero: 1}\nbatch: {global: 8, micro: 2, seq: 32}\n"
                            "recompute: none\nprecision: fp32\noptimizer: adamw\n"),
-                "parallel.ep", "ep = dp and ZeRO-0", NULL);
+                "parallel.ep", "with ZeRO-0 for now", NULL);
+    /* ep 2 of dp 4: each layer's experts are all-reduced over the edp group of 2 */
+    snprintf(text, sizeof text, yaml, 4, 4, 2, "none");
+    s = tu_plan(text);
+    emit_ok(s, 1, &p);
+    check_ok(&p);
+    int64_t edp_bytes = 0;
+    for (int32_t i = 0; i < p.roles[0].n_ops; i++) {
+        const prog_op *o = &p.roles[0].ops[i];
+        if (o->kind != OP_COLL || o->group != GROUP_EDP) continue;
+        assert_int_equal(o->coll, COLL_ALL_REDUCE);
+        assert_int_equal(o->sent_bytes, o->bytes); /* 2 (n-1)/n of S over 2 ranks */
+        edp_bytes += o->bytes;
+    }
+    assert_int_equal(edp_bytes, 2 * 4 * 6144 * 4); /* 2 layers x 4 held experts, fp32 */
+    program_free(&p);
+    free(s);
 }
 
 int main(void) {

@@ -1072,6 +1072,8 @@ static void test_moe_ep2(void **s) { (void)s, moe_compare(2, "--set parallel.ep=
 static void test_moe_ep4(void **s) { (void)s, moe_compare(4, "--set parallel.ep=4", 1e-5, moe_a2as(4)); }
 /* data parallelism with every expert on every rank: no all-to-all */
 static void test_moe_dp2(void **s) { (void)s, moe_compare(2, "", 1e-5, 0); }
+/* ep 2 within dp 4: the experts' gradients all-reduced over the edp group of 2 */
+static void test_moe_ep2_dp4(void **s) { (void)s, moe_compare(4, "--set parallel.ep=2", 1e-5, moe_a2as(4)); }
 static void test_moe_ep2_recompute(void **s) {
     (void)s, moe_compare(2, "--set parallel.ep=2 --set recompute=full", 1e-5,
                          moe_a2as(2) + (int64_t)STEPS * 2 * 2 * 2);
@@ -1122,7 +1124,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_pp_tp2_cp2_zero1), cmocka_unit_test(test_pp_refused),
         cmocka_unit_test(test_moe_single_rank), cmocka_unit_test(test_moe_ep2),
         cmocka_unit_test(test_moe_ep4), cmocka_unit_test(test_moe_dp2),
-        cmocka_unit_test(test_moe_ep2_recompute),
+        cmocka_unit_test(test_moe_ep2_recompute), cmocka_unit_test(test_moe_ep2_dp4),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -62,6 +62,7 @@ typedef struct {
 
 typedef struct {
     int64_t lo, hi;
+    bool experts; /* a layer's held routed experts: reduced over the edp group */
 } range;
 
 typedef struct {
@@ -82,6 +83,7 @@ typedef struct {
     ws_bytes ws;        /* workspace.c: each op's working set, the gradient stream */
     int64_t stream;     /* of it, what is live now (between the ops being emitted) */
     coll_link link;   /* the data-parallel group's */
+    coll_link edp_link; /* the expert-data-parallel group's (ep < dp) */
     range *buckets;   /* ZeRO-0/1 gradient buckets, the top of the flat space first */
     int32_t n_buckets;
     double optim_s;
@@ -234,11 +236,11 @@ static int refuse_training(const plan_spec *s, ps_err *err) {
                          "ranks: expected a MoE model, ep dividing dp (%lld) and experts (%lld) and "
                          "etp 1; found ep %lld",
                          (long long)p->dp, (long long)s->model.cfg.experts, (long long)p->ep);
-    if (p->ep > 1 && (p->zero > 0 || p->ep != p->dp))
+    if (p->ep > 1 && p->zero > 0)
         return ps_err_at(err, &s->locs.self, "parallel.ep",
-                         "the execution plan runs expert parallelism with ep = dp and ZeRO-0 for "
-                         "now (no expert-data-parallel reduction or sharding yet); found ep %lld, "
-                         "dp %lld, zero %d", (long long)p->ep, (long long)p->dp, p->zero);
+                         "the execution plan runs expert parallelism with ZeRO-0 for now (no "
+                         "sharding of the expert weights over the expert-data-parallel group "
+                         "yet); found ep %lld, zero %d", (long long)p->ep, p->zero);
     /* the runtime runs ring attention (rt_cp); the all-gather algorithm is cost model only */
     if (p->cp > 1 && p->cp_algorithm != CP_RING)
         return ps_err_at(err, field_loc(s, &s->locs.cp_algorithm), "cp_algorithm",
@@ -301,9 +303,9 @@ static int64_t rs_workspace(const emit_ctx *x, int64_t off, int64_t elems) {
 }
 
 /* A data-parallel collective on [off, off + elems) of the flat space. */
-static void emit_coll(emit_ctx *x, int32_t step, int32_t mb, int32_t unit, comm_coll coll,
-                      comm_phase phase, prog_buf src, prog_buf dst, int64_t off, int64_t elems,
-                      ps_dtype dt) {
+static prog_op *emit_coll(emit_ctx *x, int32_t step, int32_t mb, int32_t unit, comm_coll coll,
+                          comm_phase phase, prog_buf src, prog_buf dst, int64_t off,
+                          int64_t elems, ps_dtype dt) {
     prog_op *o = push(x, OP_COLL, step);
     o->mb = mb;
     o->unit = unit;
@@ -318,6 +320,7 @@ static void emit_coll(emit_ctx *x, int32_t step, int32_t mb, int32_t unit, comm_
     if (coll == COLL_REDUCE_SCATTER) o->workspace_bytes = rs_workspace(x, off, elems) + x->stream;
     o->sent_bytes = comm_bytes_sent(coll, x->d, o->bytes);
     o->seconds = coll_time(coll, x->d, o->bytes, &x->link);
+    return o;
 }
 
 static unit_kind kind_of(const emit_ctx *x, int32_t u) {
@@ -416,10 +419,17 @@ static void emit_backward(emit_ctx *x, int32_t step, int32_t mb, int32_t lo, int
             emit_free(x, step, BUF_UNIT_GRADS, u);
         }
         if (x->gather && run) emit_free(x, step, BUF_UNIT_PARAMS, u);
-        for (; last && next < x->n_buckets && x->buckets[next].lo >= un->offset; next++)
-            emit_coll(x, step, mb, -1, x->p->zero == 0 ? COLL_ALL_REDUCE : COLL_REDUCE_SCATTER,
-                      COMM_GRADS, BUF_GRADS, BUF_GRADS, x->buckets[next].lo,
-                      x->buckets[next].hi - x->buckets[next].lo, gt);
+        for (; last && next < x->n_buckets && x->buckets[next].lo >= un->offset; next++) {
+            prog_op *o = emit_coll(x, step, mb, -1,
+                                   x->p->zero == 0 ? COLL_ALL_REDUCE : COLL_REDUCE_SCATTER,
+                                   COMM_GRADS, BUF_GRADS, BUF_GRADS, x->buckets[next].lo,
+                                   x->buckets[next].hi - x->buckets[next].lo, gt);
+            if (x->buckets[next].experts) { /* over the expert-data-parallel group */
+                o->group = GROUP_EDP;
+                o->sent_bytes = comm_bytes_sent(o->coll, x->d / x->prog->ep, o->bytes);
+                o->seconds = coll_time(o->coll, x->d / x->prog->ep, o->bytes, &x->edp_link);
+            }
+        }
     }
 }
 
@@ -665,6 +675,7 @@ static void unit_costs(emit_ctx *x) {
     x->cost[UK_HEAD].ws_fwd = ws.head_fwd, x->cost[UK_HEAD].ws_bwd = ws.head_bwd;
     x->cost[UK_LAYER].ws_bwd_w = ws.layer_bwd_w, x->cost[UK_LAYER].stash = ws.zb_stash;
     x->link = tc.link[GROUP_DP];
+    x->edp_link = tc.link[GROUP_EDP];
     x->p2p_bytes = comm_p2p_bytes(x->m, x->p);
     x->p2p_s = coll_time(COLL_SEND, 2, x->p2p_bytes, &tc.link[GROUP_PP]);
     int64_t first;
@@ -693,6 +704,7 @@ static int64_t bucket_elems(const emit_ctx *x) {
 static int64_t ep_segments(const emit_ctx *x, int64_t B, range *seg, int32_t *ns) {
     const prog_role *r = x->r;
     const int64_t ex = x->prog->experts / x->prog->ep * program_expert_elems(x->prog);
+    const bool edp = x->d / x->prog->ep > 1; /* the experts' copies are reduced too */
     int64_t nb = 0, lo = 0;
     int32_t n = 0;
     for (int32_t u = 0; u <= r->n_units; u++) {
@@ -700,8 +712,13 @@ static int64_t ep_segments(const emit_ctx *x, int64_t B, range *seg, int32_t *ns
         const int64_t hi = u < r->n_units ? r->units[u].offset + r->units[u].elems - ex
                                           : r->flat_elems;
         nb += (hi - lo + B - 1) / B;
-        if (seg) seg[n++] = (range){lo, hi};
-        if (u < r->n_units) lo = r->units[u].offset + r->units[u].elems;
+        if (seg) seg[n++] = (range){lo, hi, false};
+        if (u == r->n_units) break;
+        lo = r->units[u].offset + r->units[u].elems;
+        if (edp) {
+            nb += (ex + B - 1) / B;
+            if (seg) seg[n++] = (range){hi, lo, true};
+        }
     }
     if (ns) *ns = n;
     return nb;
@@ -720,7 +737,7 @@ static int64_t bucket_count(const emit_ctx *x) {
  * ..., the head), listed from the top. */
 static int layout_buckets_ep(emit_ctx *x, ps_err *err) {
     const int64_t B = bucket_elems(x), nb = bucket_count(x);
-    range *seg = calloc((size_t)x->r->n_units + 1, sizeof *seg);
+    range *seg = calloc(2 * (size_t)x->r->n_units + 1, sizeof *seg);
     if (!seg) return ps_err_set(err, "out of memory");
     int32_t ns = 0;
     ep_segments(x, B, seg, &ns);
@@ -731,7 +748,8 @@ static int layout_buckets_ep(emit_ctx *x, ps_err *err) {
     }
     for (int32_t k = ns - 1; k >= 0; k--)
         for (int64_t hi = seg[k].hi; hi > seg[k].lo; hi -= B)
-            x->buckets[x->n_buckets++] = (range){hi - B > seg[k].lo ? hi - B : seg[k].lo, hi};
+            x->buckets[x->n_buckets++] =
+                (range){hi - B > seg[k].lo ? hi - B : seg[k].lo, hi, seg[k].experts};
     free(seg);
     return 0;
 }
@@ -745,7 +763,7 @@ static int layout_buckets(emit_ctx *x, ps_err *err) {
     if (!x->buckets) return ps_err_set(err, "out of memory");
     for (int64_t i = 0; i < nb; i++) {
         const int64_t k = nb - 1 - i;
-        x->buckets[i] = (range){k * B, (k + 1) * B < n ? (k + 1) * B : n};
+        x->buckets[i] = (range){k * B, (k + 1) * B < n ? (k + 1) * B : n, false};
     }
     x->n_buckets = (int32_t)nb;
     return 0;

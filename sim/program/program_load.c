@@ -176,11 +176,11 @@ static int check_ep(const ynode *par, const program *p, ps_err *err) {
     if (p->ep > 1 && !program_is_moe(p))
         return ps_err_at(err, &at->loc, "header.parallel.ep",
                          "expected 1 for a dense model (no experts), found %lld", (long long)p->ep);
-    if (p->ep > 1 && (p->dp != p->ep || p->experts % p->ep || p->zero))
+    if (p->ep > 1 && (p->dp % p->ep || p->experts % p->ep || p->zero))
         return ps_err_at(err, &at->loc, "header.parallel.ep",
-                         "expected dp (%lld), a divisor of experts (%lld), with zero 0 (the "
-                         "execution plan has no expert-data-parallel reduction or sharding yet), "
-                         "found %lld with zero %d",
+                         "expected a divisor of dp (%lld) and of experts (%lld), with zero 0 (the "
+                         "execution plan does not shard the experts over the expert-data-parallel "
+                         "group yet), found %lld with zero %d",
                          (long long)p->dp, (long long)p->experts, (long long)p->ep, p->zero);
     if (program_is_moe(p) && (p->tp > 1 || p->pp > 1 || p->cp > 1))
         return ps_err_at(err, &ynode_get(par, p->tp > 1 ? "tp" : p->pp > 1 ? "pp" : "cp")->loc,
