@@ -89,8 +89,8 @@ static void losses(const ynode *root, double *l) {
     for (int i = 0; i < STEPS; i++) l[i] = num(s->items[i], "loss");
 }
 
-/* The MoE layer's temporaries are not predicted op by op yet (docs/runtime.md §3d):
- * its runs hold everything but the workspace (and so the total) exact. */
+/* A MoE layer's temporaries are predicted exactly in fp32 without recompute only
+ * (docs/runtime.md §3d): such runs hold the workspace and the total as a lower bound. */
 static bool moe_workspace_unpredicted;
 
 /* Measured vs predicted inside one profile. */
@@ -113,7 +113,7 @@ static void check_prediction(const ynode *root, const char *what) {
      * 3% (the activations' 2% above) */
     double mw = num(root, "memory.measured_peak.workspace"),
            pw = num(root, "memory.predicted_peak.workspace");
-    if (!moe_workspace_unpredicted && mw != pw) fail_msg("%s: peak workspace measured %.0f, predicted %.0f", what, mw, pw);
+    if (moe_workspace_unpredicted ? mw < pw : mw != pw) fail_msg("%s: peak workspace measured %.0f, predicted %.0f", what, mw, pw);
     double mt = num(root, "memory.measured_peak_total"),
            pt = num(root, "memory.predicted_peak_total");
     if (!moe_workspace_unpredicted && fabs(mt - pt) > 0.03 * mt)
@@ -1019,9 +1019,7 @@ static void test_moe_single_rank(void **state) {
     if (moe_run(1, "", path)) fail_msg("%s", out);
     ynode *r = load(path);
     losses(r, moe_ref);
-    moe_workspace_unpredicted = true;
     check_prediction(r, "MoE, 1 rank");
-    moe_workspace_unpredicted = false;
     if (f && !(moe_ref[STEPS - 1] < moe_ref[0] - 1.0))
         fail_msg("MoE on text: loss %.4f at step 1, %.4f at step %d", moe_ref[0],
                  moe_ref[STEPS - 1], STEPS);
@@ -1031,7 +1029,8 @@ static void test_moe_single_rank(void **state) {
 /* The one-rank curve within rtol, the states, activations and every collective as
  * predicted; with ep > 1 the ep group's all-to-alls are among them: 2 per MoE layer
  * in each forward and backward, calls and bytes equal to the program's. */
-static void moe_compare(int np, const char *sets, double rtol, int64_t a2a_calls) {
+static void moe_compare(int np, const char *sets, double rtol, int64_t a2a_calls,
+                        bool ws_exact) {
     char path[128], what[160];
     snprintf(path, sizeof path, "%s/moe-%d%s.json", dir, np, sets[0] ? "-x" : "");
     snprintf(what, sizeof what, "MoE, %d ranks %s", np, sets);
@@ -1042,7 +1041,7 @@ static void moe_compare(int np, const char *sets, double rtol, int64_t a2a_calls
     for (int i = 0; i < STEPS; i++)
         if (fabs(l[i] - moe_ref[i]) > rtol * moe_ref[i])
             fail_msg("%s: step %d loss %.7f, one rank %.7f", what, i + 1, l[i], moe_ref[i]);
-    moe_workspace_unpredicted = true;
+    moe_workspace_unpredicted = !ws_exact;
     check_prediction(r, what);
     moe_workspace_unpredicted = false;
     const ynode *c = at(r, "collectives");
@@ -1068,15 +1067,15 @@ static int64_t moe_a2as(int np) { return (int64_t)STEPS * (4 / np) * 2 * 4; }
 
 /* fp32, dropless: expert parallelism moves tokens, never changes what they compute
  * (measured 3.6e-9 relative on synthetic tokens) */
-static void test_moe_ep2(void **s) { (void)s, moe_compare(2, "--set parallel.ep=2", 1e-5, moe_a2as(2)); }
-static void test_moe_ep4(void **s) { (void)s, moe_compare(4, "--set parallel.ep=4", 1e-5, moe_a2as(4)); }
+static void test_moe_ep2(void **s) { (void)s, moe_compare(2, "--set parallel.ep=2", 1e-5, moe_a2as(2), true); }
+static void test_moe_ep4(void **s) { (void)s, moe_compare(4, "--set parallel.ep=4", 1e-5, moe_a2as(4), true); }
 /* data parallelism with every expert on every rank: no all-to-all */
-static void test_moe_dp2(void **s) { (void)s, moe_compare(2, "", 1e-5, 0); }
+static void test_moe_dp2(void **s) { (void)s, moe_compare(2, "", 1e-5, 0, true); }
 /* ep 2 within dp 4: the experts' gradients all-reduced over the edp group of 2 */
-static void test_moe_ep2_dp4(void **s) { (void)s, moe_compare(4, "--set parallel.ep=2", 1e-5, moe_a2as(4)); }
+static void test_moe_ep2_dp4(void **s) { (void)s, moe_compare(4, "--set parallel.ep=2", 1e-5, moe_a2as(4), true); }
 static void test_moe_ep2_recompute(void **s) {
     (void)s, moe_compare(2, "--set parallel.ep=2 --set recompute=full", 1e-5,
-                         moe_a2as(2) + (int64_t)STEPS * 2 * 2 * 2);
+                         moe_a2as(2) + (int64_t)STEPS * 2 * 2 * 2, false);
 }
 
 int main(int argc, char **argv) {

@@ -303,6 +303,14 @@ int64_t program_expert_elems(const program *p);
  * (experts x capacity x hidden each) and their w1, w3 and SwiGLU outputs (experts x
  * capacity x expert_ffn each). */
 int64_t program_moe_saved_bytes(const program *p);
+/* The most workspace a MoE layer's fwd (bwd) holds, fp32 and without recompute: the
+ * runtime's layer output y (the gradients dy, dx and the norm's input gradient) live
+ * when the routed part starts, plus its router logits and dispatch buffer (its
+ * gradient buffers: the greatest of the outputs' gradient sent and received, the
+ * experts' SwiGLU gradients and input gradients, the input gradients received, the
+ * router's probability and logit gradients) — runtime/rt_model.c's moe_fwd/moe_bwd
+ * allocation by allocation. */
+int64_t program_moe_workspace_bytes(const program *p, bool bwd);
 /* The size S of one all-to-all (dispatch or combine): experts x capacity x hidden
  * in the activation dtype; what one rank sends of it is (ep - 1) / ep. */
 int64_t program_moe_a2a_bytes(const program *p);

@@ -618,6 +618,11 @@ static void moe_costs(emit_ctx *x, unit_cost *c) {
     const int64_t N = pg->micro_batch * pg->seq, R = pg->experts * pg->expert_capacity;
     const int64_t h = pg->hidden, fe = pg->expert_ffn, E = pg->experts;
     const int64_t saved = program_moe_saved_bytes(pg);
+    /* the routed part's temporaries (exact in fp32 without recompute; a lower bound
+     * otherwise: docs/runtime.md §3d) */
+    const int64_t wf = program_moe_workspace_bytes(pg, false), wb = program_moe_workspace_bytes(pg, true);
+    if (wf > c->ws_fwd) c->ws_fwd = wf;
+    if (wb > c->ws_bwd) c->ws_bwd = wb;
     if (c->recompute) /* the forward keeps the layer input only; the backward rebuilds */
         c->transient += saved;
     else
@@ -665,7 +670,6 @@ static void unit_costs(emit_ctx *x) {
     x->cost[UK_LAYER].saved = ab.layer_saved;
     x->cost[UK_LAYER].transient = ab.layer_working;
     x->cost[UK_HEAD].saved = ab.last_stage;
-    if (program_is_moe(x->prog)) moe_costs(x, &x->cost[UK_LAYER]);
     cp_costs(x, &tc, &x->cost[UK_LAYER]); /* before tp's: its budget is the compute */
     tp_costs(x, &tc.link[GROUP_TP]);
     ws_compute(x->m, x->p, x->c->kernels_fp32, &x->ws);
@@ -674,6 +678,7 @@ static void unit_costs(emit_ctx *x) {
     x->cost[UK_LAYER].ws_fwd = ws.layer_fwd, x->cost[UK_LAYER].ws_bwd = ws.layer_bwd;
     x->cost[UK_HEAD].ws_fwd = ws.head_fwd, x->cost[UK_HEAD].ws_bwd = ws.head_bwd;
     x->cost[UK_LAYER].ws_bwd_w = ws.layer_bwd_w, x->cost[UK_LAYER].stash = ws.zb_stash;
+    if (program_is_moe(x->prog)) moe_costs(x, &x->cost[UK_LAYER]); /* no cp, tp: refused */
     x->link = tc.link[GROUP_DP];
     x->edp_link = tc.link[GROUP_EDP];
     x->p2p_bytes = comm_p2p_bytes(x->m, x->p);

@@ -26,6 +26,20 @@ int64_t program_moe_saved_bytes(const program *p) {
            + a * 3 * R * p->expert_ffn;  /* w1, w3 and SwiGLU outputs */
 }
 
+int64_t program_moe_workspace_bytes(const program *p, bool bwd) {
+    const int64_t N = p->micro_batch * p->seq, h = p->hidden, E = p->experts, K = p->top_k;
+    const int64_t R = E * p->expert_capacity, fe = p->expert_ffn;
+    if (!bwd) return 4 * (N * h + N * E + R * h); /* y; logits and the dispatch buffer */
+    /* dy, dx, d(norm input); the gates' gradient; then the largest of: the outputs'
+     * gradients (sent and received) with the experts' SwiGLU and input gradients, the
+     * received outputs' gradients with the input gradients sent and received, and with
+     * those received, the router's two N x E gradients */
+    int64_t most = 2 * R * h + 3 * R * fe;
+    if (3 * R * h > most) most = 3 * R * h;
+    if (2 * R * h + 2 * N * E > most) most = 2 * R * h + 2 * N * E;
+    return 4 * (3 * N * h + N * K + most);
+}
+
 int64_t program_moe_a2a_bytes(const program *p) {
     return p->experts * p->expert_capacity * p->hidden * dtype_bytes(p->precision.activations);
 }
