@@ -2061,6 +2061,12 @@ static void test_moe_emit_by_hand(void **state) {
          * 2 x 64x2x4, counts 8x8, experts' in/out 2 x 512x64x4, a/b/g 3 x 512x32x4 */
         const int64_t extra = 2048 + 512 + 1024 + 64 + 2 * 131072 + 3 * 65536;
         assert_int_equal(program_moe_saved_bytes(&p), extra);
+        /* temporaries: forward y 64x64, logits 64x8, dispatch 512x64 (fp32); backward
+         * dy, dx, dxn 3 x 64x64, gates' gradient 64x2, then outputs' gradients sent and
+         * received 2 x 512x64 with SwiGLU gradients 3 x 512x32 (the largest) */
+        assert_int_equal(program_moe_workspace_bytes(&p, false), 4 * (4096 + 512 + 32768));
+        assert_int_equal(program_moe_workspace_bytes(&p, true),
+                         4 * (3 * 4096 + 128 + 2 * 32768 + 3 * 16384));
         int64_t calls = 0, bytes = 0, sent = 0;
         for (int32_t i = 0; i < r->n_ops; i++) {
             const prog_op *o = &r->ops[i];
