@@ -690,12 +690,11 @@ static void layer_body(op_ctx *c, rt_saved *s, const float *w, bool keep, void *
     act_seal(c, a), act_seal(c, b);
     be->swiglu_fwd(g.f, a.f, b.f, N * f);
     act_seal(c, g);
-    if (keep && moe_on(m)) s->n = M_END;
     if (keep) {
         void *t[L_COUNT] = {s->t[L_X_IN], rstd1, xn1.store, q.store, k.store, v.store, o.store,
                             lse, xm.store, rstd2, xn2.store, a.store, b.store, g.store};
         memcpy(s->t, t, sizeof t);
-        if (!moe_on(m)) s->n = L_COUNT;
+        s->n = moe_on(m) ? M_END : L_COUNT; /* a MoE layer's slots: moe_fwd below */
     }
     if (out || tp_on(m)) {
         view y = act_new(c, MEM_WORKSPACE, out != NULL, Nl * h);
