@@ -37,6 +37,9 @@ typedef struct {
     rt_pipe pipe; /* the role's global units; pipeline sends (rt_pipe.h) */
 } exec;
 
+/* This rank's place in its ep group, which picks its experts (0 without ep). */
+static int ep_rank(const exec *x) { return x->p->ep > 1 ? x->g->dp_index % (int)x->p->ep : 0; }
+
 /* ---- buffers ------------------------------------------------------------------ */
 
 /* Elements buffer b (unit u) holds on this rank. */
@@ -147,10 +150,7 @@ static int op_alloc(exec *x, int32_t i, ps_err *err) {
         const int64_t n = x->held[o->buf], first = x->first[o->buf];
         float *v = x->dt[o->buf] == RT_F32 ? *slot : malloc((size_t)n * 4);
         if (!v) return fail(err, x, i, "out of host memory for the initial weights");
-        if (x->p->ep > 1) /* this ep rank's experts are the one-rank model's */
-            rt_model_ep_init_values(x->p, x->g->dp_index % x->p->ep, x->p->seed, first, n, v);
-        else
-            rt_tp_init_values(x->p, x->r, x->p->seed, first, n, v); /* the one-rank model's */
+        rt_tp_init_values(x->p, x->r, ep_rank(x), x->p->seed, first, n, v); /* one rank's */
         if (v != *slot) {
             x->be->to_bf16(*slot, v, n);
             free(v);
@@ -358,10 +358,10 @@ static int op_optim(exec *x, int32_t i, ps_err *err) {
     /* a non-finite element makes the norm non-finite (squares of floats stay finite in double) */
     const double norm2 = x->be->sum_squares(gf, n);
     if (!isfinite(norm2)) diverged(x, i, "the gradient norm (of this rank's range)", norm2);
-    if (o->step == 0) rt_tp_dump(p, x->r, "grads", x->g->world.rank, lo, gf, n);
+    if (o->step == 0) rt_tp_dump(p, x->r, ep_rank(x), "grads", x->g->world.rank, lo, gf, n);
     x->be->adamw(pw, m, v, gf, n, (float)p->lr, (float)p->beta1, (float)p->beta2, (float)p->eps,
                  (float)p->weight_decay, o->step + 1);
-    if (o->step == p->steps - 1) rt_tp_dump(p, x->r, "params", x->g->world.rank, lo, pw, n);
+    if (o->step == p->steps - 1) rt_tp_dump(p, x->r, ep_rank(x), "params", x->g->world.rank, lo, pw, n);
     rt_mem_free(&x->mem, tmp);
     if (master) { /* the working copy follows the master weights */
         void *pp = buf_at(x, BUF_PARAMS, lo);

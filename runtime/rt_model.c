@@ -57,6 +57,8 @@ static void layout_tp(const program *p, int64_t tp, int64_t held, rt_layer_layou
     o->elems = n;
 }
 
+void rt_model_full_layout(const program *p, rt_layer_layout *o) { layout_tp(p, 1, p->experts, o); }
+
 void rt_model_layer_layout(const program *p, rt_layer_layout *o) {
     layout_tp(p, p->tp, p->ep > 1 ? p->experts / p->ep : p->experts, o);
 }
@@ -132,28 +134,6 @@ void rt_model_init_values(const program *p, uint64_t seed, int64_t first, int64_
         double s = init_std(p, &l, i, &is_norm);
         out[k] = is_norm ? 1.0f : (float)(s * normal_at(seed, i));
     }
-}
-
-/* The one-rank model's index of element i of ep rank r's flat space: embedding,
- * then per layer the same tensors up to the experts, whose held ones are the
- * one-rank model's experts r * El ..., then the head. */
-static int64_t ep_full_index(const program *p, int r, int64_t i) {
-    rt_layer_layout held, full;
-    layout_tp(p, 1, p->experts / p->ep, &held);
-    layout_tp(p, 1, p->experts, &full);
-    const int64_t embed = p->vocab * p->hidden, layers = embed + p->layers * held.elems;
-    if (i < embed) return i;
-    if (i >= layers) return embed + p->layers * full.elems + (i - layers);
-    const int64_t l = (i - embed) / held.elems, j = (i - embed) % held.elems;
-    const int64_t at = j < held.experts ? j : full.experts + r * held.experts_held * held.expert_elems +
-                                                  (j - held.experts);
-    return embed + l * full.elems + at;
-}
-
-void rt_model_ep_init_values(const program *p, int ep_rank, uint64_t seed, int64_t first,
-                             int64_t n, float *out) {
-    for (int64_t k = 0; k < n; k++)
-        rt_model_init_values(p, seed, ep_full_index(p, ep_rank, first + k), 1, out + k);
 }
 
 /* ---- set-up -------------------------------------------------------------------- */

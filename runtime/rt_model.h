@@ -121,6 +121,8 @@ void rt_model_set_ep(rt_model *m, rt_group *g, rt_coll_stat *stats);
  * (the program header's tp; params.c's counts). */
 int64_t rt_model_unit_elems(const program *p, int64_t unit);
 void rt_model_layer_layout(const program *p, rt_layer_layout *out);
+/* The one-rank model's layer (tp 1, every expert). */
+void rt_model_full_layout(const program *p, rt_layer_layout *out);
 /* Where unit u (0 embed, 1..L layers, L+1 head) starts in the one-rank
  * model's flat space (the index space of rt_model_init_values). */
 int64_t rt_model_full_offset(const program *p, int64_t unit);
@@ -140,12 +142,6 @@ void rt_model_set_tp(rt_model *m, rt_group *g, rt_coll_stat *stats);
  * residual init), 1 for norm weights, 0 for the padding. Fills out[0..n) with
  * elements [first, first + n) as fp32. */
 void rt_model_init_values(const program *p, uint64_t seed, int64_t first, int64_t n, float *out);
-
-/* rt_model_init_values for ep rank `ep_rank`'s flat space (ep > 1; no tp, pp): its
- * held experts ep_rank * E/ep ... are the one-rank model's, every other element the
- * one-rank model's same tensor element. */
-void rt_model_ep_init_values(const program *p, int ep_rank, uint64_t seed, int64_t first,
-                             int64_t n, float *out);
 
 /* Forward of unit for micro-batch mb with the unit's weights w (dtype wdt).
  * save: keep the saved tensors (false under full recompute: only the layer
