@@ -225,9 +225,9 @@ int rt_groups_init(rt_groups *g, const program *p, ps_err *err) {
     split(&g->group[GROUP_TP], "tp", has, (s * cp + c) * dp + k, t);
     split(&g->group[GROUP_PP], "pp", has, (t * cp + c) * dp + k, s);
     split(&g->group[GROUP_CP], "cp", has, (s * tp + t) * dp + k, c);
-    if (p->ep > 1) { /* expert parallelism (tp = pp = cp = 1) */
-        split(&g->group[GROUP_EP], "ep", has, k / p->ep, k % p->ep);
-        split(&g->group[GROUP_EDP], "edp", has, k % p->ep, k / p->ep);
+    if (p->ep > 1) { /* expert parallelism (tp = cp = 1): within a stage */
+        split(&g->group[GROUP_EP], "ep", has, s * dp + k / p->ep, k % p->ep);
+        split(&g->group[GROUP_EDP], "edp", has, s * p->ep + k % p->ep, k / p->ep);
     }
     if (!has)
         return ps_err_set(err, "rank %d of %d plays no role in the program (%d ranks in its roles)",

@@ -223,21 +223,27 @@ static int refuse_training(const plan_spec *s, ps_err *err) {
                          "before its backward; found a zero3: section (unit %s, prefetch %lld), "
                          "which only the cost model (plan, sweep) evaluates: leave it out to emit",
                          plan_zero3_unit_names[p->zero3.unit], (long long)p->zero3.prefetch);
-    /* the runtime's MoE layer runs with data and expert parallelism (rt_model.c) */
-    if (model_is_moe(&s->model.cfg) && (p->tp > 1 || p->pp > 1 || p->cp > 1))
-        return ps_err_at(err, &s->locs.self, p->tp > 1 ? "parallel.tp" : p->pp > 1 ? "parallel.pp" : "parallel.cp",
-                         "the execution plan runs a MoE model with data and expert parallelism "
-                         "only; found tp %lld, pp %lld, cp %lld",
-                         (long long)p->tp, (long long)p->pp, (long long)p->cp);
+    /* the runtime's MoE layer runs with data, expert and pipeline parallelism
+     * (rt_model.c), its backward whole (not zero-bubble's parts) */
+    if (model_is_moe(&s->model.cfg) && (p->tp > 1 || p->cp > 1))
+        return ps_err_at(err, &s->locs.self, p->tp > 1 ? "parallel.tp" : "parallel.cp",
+                         "the execution plan runs a MoE model with data, expert and pipeline "
+                         "parallelism only; found tp %lld, cp %lld", (long long)p->tp,
+                         (long long)p->cp);
+    if (model_is_moe(&s->model.cfg) && p->pp > 1 && p->schedule == SCHED_ZERO_BUBBLE)
+        return ps_err_at(err, field_loc(s, &s->locs.schedule), "pipeline.schedule",
+                         "the execution plan runs a MoE layer's backward whole; found "
+                         "zero-bubble, whose split backward only the cost model evaluates with "
+                         "experts");
     if (p->ep > 1 && (!model_is_moe(&s->model.cfg) || p->dp % p->ep || s->model.cfg.experts % p->ep ||
                       plan_etp(p) != 1))
-        return ps_err_at(err, &s->locs.self, "parallel.ep",
+        return ps_err_at(err, field_loc(s, &s->locs.ep), "parallel.ep",
                          "the execution plan splits the experts over ep consecutive data-parallel "
                          "ranks: expected a MoE model, ep dividing dp (%lld) and experts (%lld) and "
                          "etp 1; found ep %lld",
                          (long long)p->dp, (long long)s->model.cfg.experts, (long long)p->ep);
     if (p->ep > 1 && p->zero > 0)
-        return ps_err_at(err, &s->locs.self, "parallel.ep",
+        return ps_err_at(err, field_loc(s, &s->locs.ep), "parallel.ep",
                          "the execution plan runs expert parallelism with ZeRO-0 for now (no "
                          "sharding of the expert weights over the expert-data-parallel group "
                          "yet); found ep %lld, zero %d", (long long)p->ep, p->zero);

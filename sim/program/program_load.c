@@ -182,13 +182,12 @@ static int check_ep(const ynode *par, const program *p, ps_err *err) {
                          "execution plan does not shard the experts over the expert-data-parallel "
                          "group yet), found %lld with zero %d",
                          (long long)p->dp, (long long)p->experts, (long long)p->ep, p->zero);
-    if (program_is_moe(p) && (p->tp > 1 || p->pp > 1 || p->cp > 1))
-        return ps_err_at(err, &ynode_get(par, p->tp > 1 ? "tp" : p->pp > 1 ? "pp" : "cp")->loc,
-                         p->tp > 1 ? "header.parallel.tp" : p->pp > 1 ? "header.parallel.pp"
-                                                                     : "header.parallel.cp",
-                         "expected 1 with experts (the runtime's MoE layer runs with data and "
-                         "expert parallelism only), found %lld",
-                         (long long)(p->tp > 1 ? p->tp : p->pp > 1 ? p->pp : p->cp));
+    if (program_is_moe(p) && (p->tp > 1 || p->cp > 1))
+        return ps_err_at(err, &ynode_get(par, p->tp > 1 ? "tp" : "cp")->loc,
+                         p->tp > 1 ? "header.parallel.tp" : "header.parallel.cp",
+                         "expected 1 with experts (the runtime's MoE layer runs with data, "
+                         "expert and pipeline parallelism only), found %lld",
+                         (long long)(p->tp > 1 ? p->tp : p->cp));
     return 0;
 }
 
