@@ -2126,6 +2126,22 @@ static void test_moe_emit_by_hand(void **state) {
                            "parallel: {dp: 2, ep: 2, zero: 1}\nbatch: {global: 8, micro: 2, seq: 32}\n"
                            "recompute: none\nprecision: fp32\noptimizer: adamw\n"),
                 "parallel.ep", "with ZeRO-0 for now", NULL);
+    /* a MoE model the runtime does not build, named with its field */
+    tu_contains(emit_error("model:\n  name: m\n  layers: 2\n  hidden: 64\n  heads: 4\n"
+                           "  kv_heads: 2\n  ffn_hidden: 128\n  vocab: 256\n"
+                           "  tied_embeddings: false\n  norm: rmsnorm\n  mlp: swiglu\n"
+                           "  attention: flash\n  position: rope\n  bias: false\n  dropout: 0.0\n"
+                           "  experts: 8\n  experts_per_token: 2\n  shared_experts: 1\n"
+                           "  expert_ffn_hidden: 32\n  dense_layers: 1\n"
+                           "cluster: local-cpu\ngpus: 1\nparallel: {dp: 1}\n"
+                           "batch: {global: 2, micro: 2, seq: 32}\nrecompute: none\n"
+                           "precision: fp32\noptimizer: adamw\n"),
+                "dense_layers", "expected 0, found 1 (model m)", NULL);
+    tu_contains(emit_error("model: tiny-moe\ncluster: local-cpu\ngpus: 2\n"
+                           "parallel: {dp: 1, pp: 2}\npipeline: {schedule: zero-bubble}\n"
+                           "batch: {global: 8, micro: 2, seq: 32}\n"
+                           "recompute: none\nprecision: fp32\noptimizer: adamw\n"),
+                "pipeline.schedule", "zero-bubble", NULL);
     /* ep 2 of dp 4: each layer's experts are all-reduced over the edp group of 2 */
     snprintf(text, sizeof text, yaml, 4, 4, 2, "none");
     s = tu_plan(text);
