@@ -135,6 +135,33 @@ static void test_plan_moe_params(void **state) {
     ynode_free(j);
 }
 
+/* A MoE plan's table and JSON: the expert layout, the ep all-to-all rows,
+ * the memory per category of the heaviest stage, the edp group; a dense
+ * plan's JSON has no ep/edp keys (its output is unchanged). */
+static void test_plan_moe_layout(void **state) {
+    (void)state;
+    assert_int_equal(run("plan plans/deepseek-v3-2048xh800.yaml", out, sizeof out), 0);
+    tu_contains(out, "experts    ep=64 etp=1 edp=2: 4 experts per rank; dropless", "node limit 4",
+                "  ep    all-to-all         64       960", "tokens dispatch+combine (forward)",
+                "  edp   reduce-scatter      2", "exposed ep communication", "params ", "grads ",
+                "master weights", "optimizer states", "activations", ": fits", NULL);
+    assert_int_equal(run("plan plans/deepseek-v3-2048xh800.yaml --format json", out, sizeof out), 0);
+    ynode *j = parse(out);
+    assert_int_equal(json_int(j, "plan.moe.ep"), 64);
+    assert_int_equal(json_int(j, "plan.moe.edp"), 2);
+    assert_int_equal(json_int(j, "plan.moe.node_limit"), 4);
+    assert_true(json_int(j, "comm.ep_bytes") > 0);
+    assert_true(json_int(j, "comm.edp_bytes") > 0);
+    assert_true(json_int(j, "memory.master") > 0);
+    assert_non_null(ynode_get(ynode_get(j, "time"), "moe_layer_ops"));
+    ynode_free(j);
+    assert_int_equal(run("plan --format json", out, sizeof out), 0);
+    j = parse(out);
+    assert_null(ynode_get(ynode_get(j, "comm"), "ep_bytes"));
+    assert_null(ynode_get(ynode_get(j, "plan"), "moe"));
+    ynode_free(j);
+}
+
 static void test_errors_and_exit_codes(void **state) {
     (void)state;
     assert_int_equal(run("plan --set parallel.tp=3", out, sizeof out), 1);
@@ -684,6 +711,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_plan_attention_kernel),
         cmocka_unit_test(test_default_plan_json), cmocka_unit_test(test_table_and_overrides),
         cmocka_unit_test(test_plan_moe_params),
+        cmocka_unit_test(test_plan_moe_layout),
         cmocka_unit_test(test_errors_and_exit_codes), cmocka_unit_test(test_output_file_is_atomic),
         cmocka_unit_test(test_infer), cmocka_unit_test(test_sweep),
         cmocka_unit_test(test_emit_replay), cmocka_unit_test(test_bounds),

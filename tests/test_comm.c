@@ -2,6 +2,7 @@
  * Expected values are written out from the ring algorithms' definitions
  * (nccl-tests busbw factors) and the ZeRO paper's 2Ψ/2Ψ/3Ψ. */
 #include "cost/comm.h"
+#include "cost/moe.h"
 #include "tu.h"
 
 static const int64_t N8B = 8030261248LL;
@@ -234,6 +235,81 @@ static void test_zero3_gathers(void **state) {
     assert_int_equal(l.group_bytes[GROUP_DP], 2 * 2 * share);
 }
 
+/* MoE all-to-all (docs/memory.md §10), a small case by hand: hidden 512,
+ * bf16 (1,024 bytes per token copy), 8 experts, top-2, one micro-batch of
+ * 1,024 tokens per rank: 2,048 copies, S = 2 MiB per dispatch. */
+static model_cfg small_moe(void) {
+    model_spec ms = tu_model("llama3-8b");
+    model_cfg m = ms.cfg;
+    m.layers = 4, m.hidden = 512, m.heads = 8, m.kv_heads = 8, m.head_dim = 64;
+    m.experts = 8, m.experts_per_token = 2, m.expert_ffn_hidden = 256, m.dense_layers = 1;
+    m.shared_experts = 0;
+    return m;
+}
+
+static void test_moe_all_to_all(void **state) {
+    (void)state;
+    const model_cfg m = small_moe();
+    plan_cfg p = tu_cfg(8, 1, 1, 1);
+    p.seq = 1024, p.ep = 4;
+    moe_layout l;
+    /* one node of 8: every copy that leaves the rank crosses NVLink, 3/4 of them */
+    moe_layout_compute(&m, &p, 8, &l);
+    assert_int_equal(l.tokens, 1024);
+    assert_int_equal(l.edp, 2);
+    assert_int_equal(l.experts_per_rank, 2);
+    assert_int_equal(l.a2a_bytes, 2048 * 1024);
+    assert_int_equal(l.a2a_intra, 2048 * 3 / 4 * 1024);
+    assert_int_equal(l.a2a_inter, 0);
+    assert_int_equal(comm_bytes_sent(COLL_ALL_TO_ALL, 4, l.a2a_bytes), 3 * 512 * 1024);
+    /* nodes of 2 GPUs: an ep group of 4 spans 2 nodes; 1/4 of the copies stay,
+     * 1/4 go to the node's other GPU, 1/2 to the other node */
+    moe_layout_compute(&m, &p, 2, &l);
+    assert_int_equal(l.ep_per_node, 2);
+    assert_int_equal(l.ep_nodes, 2);
+    assert_int_equal(l.a2a_intra, 2048 / 4 * 1024);
+    assert_int_equal(l.a2a_inter, 2048 / 2 * 1024);
+    /* node-limited routing, M = 1: each token crosses IB at most once, to the
+     * other node half the time (1,024 x 1/2 sends); every copy but the one
+     * its receiving GPU keeps is forwarded over NVLink (2,048 x 1/2) */
+    p.moe_node_limit = 1;
+    moe_layout_compute(&m, &p, 2, &l);
+    assert_int_equal(l.a2a_inter, 1024 / 2 * 1024);
+    assert_int_equal(l.a2a_intra, 2048 / 2 * 1024);
+    /* M = 2: two experts on 2 nodes touch 2 (1 - 1/4) = 1.5 distinct nodes */
+    p.moe_node_limit = 2;
+    moe_layout_compute(&m, &p, 2, &l);
+    assert_float_equal(moe_nodes_per_token(2, 2), 1.5, 1e-12);
+    assert_int_equal(l.a2a_inter, 1024 * 3 / 2 / 2 * 1024);
+    /* the stage's entries: 3 MoE layers (the first is dense), 2 micro-batches,
+     * forward dispatch + combine, backward their gradients (and under full
+     * recompute the replayed forward's) */
+    p.moe_node_limit = 0;
+    p.global_batch = 16; /* 2 micro-batches per rank */
+    moe_layout_compute(&m, &p, 8, &l);
+    comm_stage_info si = {.stage = 0, .layers = 4, .rank_params = 1000, .units = 4,
+                          .expert_params = 3 * l.expert_elems, .moe_layers = 3, .moe = &l};
+    comm_list cl;
+    comm_stage(&m, &p, &si, &cl);
+    const int64_t per_call = 2048 * 3 / 4 * 1024;
+    assert_int_equal(cl.group_bytes[GROUP_EP], (2 + 2) * 2 * 3 * per_call);
+    p.recompute = RECOMPUTE_FULL;
+    comm_stage(&m, &p, &si, &cl);
+    assert_int_equal(cl.group_bytes[GROUP_EP], (2 + 4) * 2 * 3 * per_call);
+    /* expert gradients reduce over edp = 2: an all-reduce of 2 (n-1)/n of the
+     * experts' bf16 gradients (2 experts x 3 matrices 512 x 256, 3 layers) */
+    p.recompute = RECOMPUTE_NONE;
+    comm_stage(&m, &p, &si, &cl);
+    assert_int_equal(l.expert_elems, 2 * 3 * 512 * 256);
+    assert_int_equal(cl.group_bytes[GROUP_EDP], 2 * 3 * 2 * 3 * 512 * 256 * 2 / 2);
+    /* a dense model has neither group */
+    model_spec d = tu_model("llama3-8b");
+    comm_stage_info dsi = {.stage = 0, .layers = 32, .rank_params = N8B, .units = 34};
+    comm_stage(&d.cfg, &p, &dsi, &cl);
+    assert_int_equal(cl.group_bytes[GROUP_EP], 0);
+    assert_int_equal(cl.group_bytes[GROUP_EDP], 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ring_factors),  cmocka_unit_test(test_dp_volumes),
@@ -241,6 +317,7 @@ int main(void) {
         cmocka_unit_test(test_tied_embedding_sync),
         cmocka_unit_test(test_zero3_units),   cmocka_unit_test(test_zero3_gathers),
         cmocka_unit_test(test_cp_all_gather_volumes), cmocka_unit_test(test_pp_partitioned_messages),
+        cmocka_unit_test(test_moe_all_to_all),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

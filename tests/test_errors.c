@@ -958,8 +958,70 @@ static void test_cluster_nics(void **state) {
                 "links.ring_latency", "per_step", "nccl", "tree", NULL);
 }
 
+/* Expert layouts parasim refuses, each at its field with the reason
+ * (docs/specs.md "Expert parallelism"). */
+static const char *moe_plan(const char *model, int64_t gpus, const char *parallel,
+                            const char *moe) {
+    static char buf[1024];
+    snprintf(buf, sizeof buf,
+             "model: %s\ncluster: h800\ngpus: %lld\nparallel: %s\n"
+             "batch: {global: %lld, micro: 1, seq: 4096}\nprecision: bf16-mixed\n%s\n",
+             model, (long long)gpus, parallel, (long long)gpus, moe ? moe : "");
+    return buf;
+}
+
+static void test_moe_layout_errors(void **state) {
+    (void)state;
+    /* ep must divide the experts (Mixtral: 8) */
+    tu_contains(tu_plan_error(moe_plan("mixtral-8x7b", 16, "{dp: 8, tp: 2, sp: true, ep: 3}", NULL)),
+                "bad.yaml:4:", "parallel.ep", "divisor of the model's experts = 8",
+                "mixtral-8x7b.yaml:", "found 3", NULL);
+    /* etp*ep must divide tp*cp*dp (MoE parallel folding) */
+    tu_contains(tu_plan_error(moe_plan("mixtral-8x7b", 16, "{dp: 8, tp: 2, sp: true, ep: 8, etp: 4}",
+                                       NULL)),
+                "bad.yaml:4:", "parallel.ep", "etp*ep = 4*8 to divide tp*cp*dp = 2*1*8 = 16",
+                "folding", NULL);
+    /* etp must divide the experts' hidden size (Qwen3-30B-A3B: 768) */
+    tu_contains(tu_plan_error(moe_plan("qwen3-30b-a3b", 512, "{dp: 512, ep: 1, etp: 512}", NULL)),
+                "bad.yaml:4:", "parallel.etp", "expert_ffn_hidden = 768", "found 512", NULL);
+    /* tp > 1 without sequence parallelism (Megatron-Core refuses it for MoE) */
+    tu_contains(tu_plan_error(moe_plan("mixtral-8x7b", 16, "{dp: 8, tp: 2, ep: 8}", NULL)),
+                "parallel.sp", "expected true for a MoE model with tp = 2", "moe_layer.py", NULL);
+    /* node_limit above the nodes an ep group spans: ep 8 on one node of 8 */
+    tu_contains(tu_plan_error(moe_plan("deepseek-v3", 16, "{dp: 16, ep: 8}",
+                                       "moe: {node_limit: 4}")),
+                "bad.yaml:7:", "moe.node_limit", "at most the 1 node(s) one ep group of ep = 8 spans",
+                "found 4", NULL);
+    /* ZeRO-3 of a MoE model is not modelled */
+    tu_contains(tu_plan_error(moe_plan("mixtral-8x7b", 8, "{dp: 8, zero: 3, ep: 8}", NULL)),
+                "parallel.zero", "found 3", NULL);
+    /* ep on a dense model */
+    tu_contains(tu_plan_error(moe_plan("llama3-8b", 8, "{dp: 8, ep: 2}", NULL)), "bad.yaml:4:",
+                "parallel.ep", "dense model", "found 2", NULL);
+    /* the moe: section's ranges and keys */
+    tu_contains(tu_plan_error(moe_plan("mixtral-8x7b", 8, "{dp: 8, ep: 8}", "moe: {imbalance: 0.5}")),
+                "bad.yaml:7:", "moe.imbalance", "0.5", NULL);
+    tu_contains(tu_plan_error(moe_plan("mixtral-8x7b", 8, "{dp: 8, ep: 8}",
+                                       "moe: {capacity_factor: 5000}")),
+                "bad.yaml:7:", "moe.capacity_factor", "1024", NULL);
+    tu_contains(tu_plan_error(moe_plan("mixtral-8x7b", 8, "{dp: 8, ep: 8}", "moe: {capacity: 1}")),
+                "bad.yaml:7:", "capacity", NULL);
+    tu_contains(tu_plan_error(moe_plan("mixtral-8x7b", 8, "{dp: 8, ep: 0}", NULL)), "bad.yaml:4:",
+                "parallel.ep", NULL);
+    /* and a good one loads, with its defaults */
+    plan_spec *s = tu_plan(moe_plan("mixtral-8x7b", 16, "{dp: 8, tp: 2, sp: true, ep: 8, etp: 1}",
+                                    "moe: {capacity_factor: 1.25, node_limit: 1, aux_loss: false}"));
+    assert_int_equal(s->cfg.ep, 8);
+    assert_int_equal(plan_etp(&s->cfg), 1);
+    assert_true(s->cfg.moe_capacity_factor == 1.25 && s->cfg.moe_imbalance == 1.0);
+    assert_int_equal(s->cfg.moe_node_limit, 1);
+    assert_false(s->cfg.moe_aux_loss);
+    free(s);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_moe_layout_errors),
         cmocka_unit_test(test_good_plan_loads),
         cmocka_unit_test(test_unknown_keys),
         cmocka_unit_test(test_wrong_types),

@@ -1,5 +1,7 @@
 /* test_eval.c — the buffers in "other", offload and the fit decision, against
  * values written out by hand (docs/memory.md §6). */
+#include <math.h>
+
 #include "cost/act.h"
 #include "cost/params.h"
 #include "cost/workspace.h"
@@ -417,12 +419,80 @@ static void test_recompute_working_set_not_in_forward(void **state) {
     free(s);
 }
 
+/* DeepSeek-V3's published layout (plans/deepseek-v3-2048xh800.yaml; DeepSeek-V3
+ * §3.2: pp 16, ep 64, ZeRO-1, dp 128, tp 1 on 2,048 H800s) is valid and fits
+ * in 80 GB, with memory per category (docs/memory.md §10). A middle stage
+ * holds 4 MoE layers: per layer, by hand, MLA 187,105,280 weights + 2,048
+ * latent-norm and 2 x 7,168 norm weights, the router 256 x 7,168 + 256 bias,
+ * one shared expert 3 x 7,168 x 2,048 = 44,040,192: 232,997,120 elements
+ * sharded over dp = 128; and 256/64 = 4 routed experts of 44,040,192,
+ * sharded over edp = 128/64 = 2. The ep all-to-all: 4,096 tokens x top-8
+ * copies of 7,168 bf16 per micro-batch, over 8 nodes of 8 ranks with at most
+ * 4 nodes per token. */
+static void test_moe_deepseek_v3_layout(void **state) {
+    (void)state;
+    plan_spec *s = calloc(1, sizeof *s);
+    ps_err err = {{0}};
+    assert_non_null(s);
+    if (plan_load("plans/deepseek-v3-2048xh800.yaml", NULL, 0, s, &err)) fail_msg("%s", err.msg);
+    const plan_cfg *p = &s->cfg;
+    assert_int_equal(p->ep, 64);
+    assert_int_equal(p->pp * p->dp * p->tp * p->cp, 2048);
+    eval_stage *st = calloc(16, sizeof *st);
+    eval_result r;
+    eval_plan(&s->model.cfg, &s->cluster.cfg, p, &r, st);
+    assert_true(r.fits);
+    assert_true(r.heavy.total <= 80LL * 1000 * 1000 * 1000);
+    const int64_t dense = 187105280LL + 2048 + 2 * 7168 + 256 * 7168 + 256 + 44040192LL;
+    const int64_t expert = 3LL * 7168 * 2048;
+    assert_int_equal(st[1].moe_layers, 4);
+    assert_int_equal(st[1].dense_layers, 0);
+    assert_int_equal(st[1].expert_elems, 4 * 4 * expert);
+    assert_int_equal(st[1].param_elems, 4 * dense + 4 * 4 * expert);
+    assert_int_equal(st[1].params, (4 * dense + 4 * 4 * expert) * 2);
+    assert_int_equal(st[1].grads, (4 * dense + 4 * 4 * expert) * 2);
+    const int64_t shard = (4 * dense + 127) / 128 + 4 * 4 * expert / 2;
+    assert_int_equal(st[1].master, shard * 4);
+    assert_int_equal(st[1].optimizer, shard * 8);
+    /* stage 0: the 3 dense layers and the embedding, no experts */
+    assert_int_equal(st[0].dense_layers, 3);
+    assert_int_equal(st[0].expert_elems, 0);
+    /* the last stage: 2 MoE layers and the MTP module's MoE layer */
+    assert_int_equal(st[15].moe_layers, 3);
+    /* every category is in the total */
+    for (int i = 0; i < 16; i++)
+        assert_int_equal(st[i].total, st[i].params + st[i].grads + st[i].master +
+                                          st[i].optimizer + st[i].activations + st[i].other);
+    /* the all-to-all rows of the heaviest stage: per micro-batch and MoE layer
+     * 2 forward and 4 backward calls (full recompute replays the forward's) */
+    const double d = 4 * (1 - pow(0.75, 8)); /* distinct nodes per token, of M = 4 */
+    const int64_t inter = llround(4096 * d * 7 / 8 * 7168 * 2);
+    const int64_t intra = llround(4096.0 * 8 * 7 / 8 * 7168 * 2);
+    int64_t calls = 0;
+    for (int i = 0; i < r.comm.n; i++) {
+        const comm_entry *e = &r.comm.e[i];
+        if (e->group != GROUP_EP) continue;
+        assert_int_equal(e->coll, COLL_ALL_TO_ALL);
+        assert_int_equal(e->bytes_per_call, 4096LL * 8 * 7168 * 2);
+        assert_int_equal(e->bytes_sent, e->calls * (inter + intra));
+        calls += e->calls;
+    }
+    const int64_t moe_layers = st[r.heaviest].moe_layers;
+    assert_int_equal(calls, 120 * moe_layers * (2 + 4));
+    /* on the critical path under 1F1B: exposed, none hidden */
+    assert_true(r.time.exposed[GROUP_EP] > 0);
+    assert_true(r.time.hidden[GROUP_EP] == 0);
+    free(st);
+    free(s);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sums_and_defaults), cmocka_unit_test(test_recompute_working_set_not_in_forward),   cmocka_unit_test(test_zero3_buffers),
         cmocka_unit_test(test_fragmentation_and_fit), cmocka_unit_test(test_offload_activations),
         cmocka_unit_test(test_cp_ring),           cmocka_unit_test(test_deallocate_outputs),
         cmocka_unit_test(test_size_bound_dominates),
+        cmocka_unit_test(test_moe_deepseek_v3_layout),
         cmocka_unit_test(test_framework_memory), cmocka_unit_test(test_framework_kernels), cmocka_unit_test(test_framework_defaults),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

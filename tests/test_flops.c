@@ -120,11 +120,41 @@ static void test_policy_flops(void **state) {
     assert_close(f_.hardware_per_step, none.hardware_per_step);
 }
 
+/* DeepSeek-V3 (docs/memory.md §7): a MoE layer multiplies only what its
+ * tokens use. By hand from the config (hidden 7168, 128 heads, MLA q_lora
+ * 1536, kv_lora 512, qk 128 + 64, v 128; 3 dense layers of ffn 18432, 58 MoE
+ * layers with a router of 256 and 1 shared + 8 routed experts of 2048):
+ * MLA weights 7168*1536 + 1536*128*192 + 7168*576 + 512*128*256 + 128*128*7168
+ * = 187,105,280; a dense MLP 3*7168*18432 = 396,361,728; a MoE layer's
+ * active weights 187,105,280 + 256*7168 + 9*3*7168*2048 = 585,302,016; the
+ * head 129280*7168. Attention per token and layer: 2 s heads (192 + 128)
+ * forward, x3 with the backward. */
+static void test_moe_activated_flops(void **state) {
+    (void)state;
+    model_spec m = tu_model("deepseek-v3");
+    plan_cfg p = tu_cfg(1, 1, 1, 1);
+    p.global_batch = 2, p.seq = 4096;
+    flops_step f;
+    flops_compute(&m.cfg, &p, &f);
+    const double attn_w = 7168.0 * 1536 + 1536.0 * 128 * 192 + 7168.0 * 576 + 512.0 * 128 * 256 +
+                          128.0 * 128 * 7168;
+    assert_close(attn_w, 187105280.0);
+    const double dense = attn_w + 3.0 * 7168 * 18432, moe = attn_w + 256.0 * 7168 + 9.0 * 3 * 7168 * 2048;
+    assert_close(moe, 585302016.0);
+    const double head = 129280.0 * 7168, attn = 2.0 * 4096 * 128 * (192 + 128);
+    assert_close(f.model_per_token, 6 * (3 * dense + 58 * moe + head) + 3 * 61 * attn);
+    assert_close(f.model_per_step, f.model_per_token * 2 * 4096);
+    /* about 6 x the 37.6B activated parameters per token (attention aside) */
+    assert_true(f.model_per_token - 3 * 61 * attn < 6 * 37.6e9);
+    assert_true(f.model_per_token - 3 * 61 * attn > 6 * 35e9);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_narayanan_formula),
         cmocka_unit_test(test_llama_6n),
         cmocka_unit_test(test_policy_flops),
+        cmocka_unit_test(test_moe_activated_flops),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -140,8 +140,33 @@ static void test_framework_profiles(void **state) {
     assert_int_equal(sb.params, 4000);
 }
 
+/* A MoE stage (docs/memory.md §10): the experts' states shard over the
+ * expert-data-parallel group, the rest over dp x cp. dp 8, edp 2, ZeRO-1:
+ * 16-bit params and grads whole; fp32 master and Adam m, v in shards of
+ * ceil(1000/8) = 125 and ceil(101/2) = 51 elements. */
+static void test_moe_expert_sharding(void **state) {
+    (void)state;
+    plan_cfg p = tu_cfg(8, 1, 1, 1);
+    p.zero = 1;
+    states_bytes s;
+    states_compute_moe(1000, 101, 2, &p, &s);
+    assert_int_equal(s.params, (1000 + 101) * 2);
+    assert_int_equal(s.grads, (1000 + 101) * 2);
+    assert_int_equal(s.master, (125 + 51) * 4);
+    assert_int_equal(s.optimizer, (125 + 51) * 8);
+    p.zero = 2;
+    states_compute_moe(1000, 101, 2, &p, &s);
+    assert_int_equal(s.grads, (125 + 51) * 2);
+    /* no experts: states_compute's numbers */
+    states_bytes d;
+    states_compute_moe(1000, 0, 2, &p, &s);
+    states_compute(1000, &p, &d);
+    assert_memory_equal(&s, &d, sizeof s);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_moe_expert_sharding),
         cmocka_unit_test(test_presets_bytes_per_param), cmocka_unit_test(test_zero_stages_llama8b),
         cmocka_unit_test(test_padding_and_cp), cmocka_unit_test(test_optimizers_and_offload),
         cmocka_unit_test(test_framework_profiles),

@@ -458,12 +458,58 @@ static void test_framework(void **state) {
     free(s);
 }
 
+/* DeepSeek-V3's published layout (pp 16, ep 64, ZeRO-1, dp 128, tp 1) in a
+ * sweep of its expert layouts (plans/sweeps/deepseek-v3-2048xh800.yaml):
+ * valid and fitting, ranked second behind ep 32, which sends fewer tokens
+ * over InfiniBand under node-limited routing (4 of 4 nodes vs 4 of 8: a
+ * token's copies leave its node 3/4 vs 7/8 of the time) while the 1F1B
+ * schedule leaves the all-to-all exposed; ep 8 and 16 span fewer nodes than
+ * node_limit 4 (moe-node-limit), ep 256 does not divide dp (ep-fold). A
+ * dense model's sweep does not vary ep. */
+static void test_moe_published_layout(void **state) {
+    (void)state;
+    sweep_spec *s = calloc(1, sizeof *s);
+    ps_err err = {{0}};
+    assert_non_null(s);
+    if (sweep_load("plans/sweeps/deepseek-v3-2048xh800.yaml", s, &err)) fail_msg("%s", err.msg);
+    assert_int_equal(s->space.ep.n, 9); /* auto: the divisors of 256 experts */
+    sweep_rank r;
+    assert_int_equal(sweep_rank_init(&r, 100), 0);
+    sweep_run(s, rank_visit, &r);
+    sweep_rank_sort(&r);
+    assert_int_equal(r.points, 9 * 2 * 1 + 0); /* etp 0 and 1 are the same with tp 1: once */
+    assert_int_equal(r.rejected[PLAN_MOE_NODE_LIMIT], 2 * 5); /* ep 1, 2, 4, 8, 16 */
+    assert_int_equal(r.rejected[PLAN_EP_FOLD], 2);            /* ep 256 */
+    int rank = -1;
+    for (int i = 0; i < r.n; i++)
+        if (r.e[i].cfg.ep == 64 && r.e[i].cfg.zero == 1 && r.e[i].cfg.pp == 16 &&
+            r.e[i].cfg.dp == 128 && r.e[i].cfg.tp == 1)
+            rank = i;
+    assert_int_equal(rank, 1);
+    assert_true(r.e[rank].peak_bytes <= r.e[rank].capacity_bytes);
+    assert_int_equal(r.e[0].cfg.ep, 32);
+    char why[400];
+    sweep_rank_why(&r.e[0], &r.e[1], why, sizeof why);
+    tu_contains(why, "less exposed ep all-to-all", "(ep 32 vs 64)", NULL);
+    sweep_rank_why(&r.e[1], &r.e[2], why, sizeof why);
+    tu_contains(why, "less exposed ep all-to-all", "(ep 64 vs 128)", NULL);
+    sweep_rank_free(&r);
+    free(s);
+    /* dense: `ep: auto` keeps the plan's ep (1) and adds no point */
+    sweep_spec *d = load("model: llama3-8b\ncluster: dgx-h100\ngpus: 8\n"
+                         "batch: {global: 64, seq: 2048}\nprecision: bf16-mixed\n"
+                         "space: {tp: [1, 2], ep: auto}\n");
+    assert_int_equal(sweep_count(d), 2);
+    free(d);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_walk_and_rank), cmocka_unit_test(test_why),
         cmocka_unit_test(test_csv),           cmocka_unit_test(test_csv_numbers),
         cmocka_unit_test(test_errors),        cmocka_unit_test(test_default), cmocka_unit_test(test_framework),
         cmocka_unit_test(test_recompute_policies),
+        cmocka_unit_test(test_moe_published_layout),
         cmocka_unit_test(test_dedupe),        cmocka_unit_test(test_equivalents),
         cmocka_unit_test(test_equivalents_bounded),
     };

@@ -998,9 +998,56 @@ static void test_published_pass_through(void **state) {
     free(s);
 }
 
+/* The MoE all-to-all's time (docs/time.md §3 "All-to-all"), by hand: 16
+ * experts, top-2, hidden 512 in bf16, 1,024 tokens per rank, ep 16 over two
+ * nodes of 8: per call 2,048 x 7/16 x 1,024 B over NVLink (100 GB/s) and
+ * 2,048 x 8/16 x 1,024 B through the NIC (10 GB/s) at once, after one
+ * inter-node latency (20 us); the busiest rank's share scales the transfer.
+ * Under 1F1B all of it is exposed: 4 calls per MoE layer and micro-batch. */
+static void test_moe_all_to_all_time(void **state) {
+    (void)state;
+    cluster_cfg c = flat_cluster();
+    model_spec ms = tu_model("llama3-8b");
+    model_cfg m = ms.cfg;
+    m.layers = 4, m.hidden = 512, m.heads = 8, m.kv_heads = 8, m.head_dim = 64, m.ffn_hidden = 1024;
+    m.experts = 16, m.experts_per_token = 2, m.expert_ffn_hidden = 256, m.dense_layers = 1;
+    plan_cfg p = tu_cfg(16, 1, 1, 1);
+    p.seq = 1024, p.ep = 16;
+    time_ctx x;
+    time_ctx_init(&m, &c, &p, &x);
+    assert_int_equal(x.moe_l.a2a_intra, 2048 * 7 / 16 * 1024);
+    assert_int_equal(x.moe_l.a2a_inter, 2048 * 8 / 16 * 1024);
+    assert_true(x.link[GROUP_EP].inter_node);
+    const double call = 20e-6 + 2048.0 * 8 / 16 * 1024 / 10e9;
+    assert_float_equal(coll_alltoall_time(x.moe_l.a2a_intra, x.moe_l.a2a_inter, 1.0,
+                                          &x.link[GROUP_EP]),
+                       call, 1e-15);
+    assert_float_equal(coll_alltoall_time(x.moe_l.a2a_intra, x.moe_l.a2a_inter, 1.5,
+                                          &x.link[GROUP_EP]),
+                       20e-6 + 1.5 * (call - 20e-6), 1e-15);
+    comm_list l;
+    comm_stage_info si = {.stage = 0, .layers = 4, .rank_params = 1000, .units = 5,
+                          .expert_params = 3 * x.moe_l.expert_elems, .moe_layers = 3,
+                          .moe = &x.moe_l};
+    comm_stage(&m, &p, &si, &l);
+    stage_time t;
+    stage_time_compute(&x, &c, &p, 0, 4, 1000, &l, &t);
+    assert_float_equal(t.exposed[GROUP_EP], 4 * 3 * call, 1e-12);
+    assert_true(t.hidden[GROUP_EP] == 0);
+    /* imbalance 1.5: the busiest rank receives 1.5x; its experts run 1.5x the rows */
+    p.moe_imbalance = 1.5;
+    time_ctx y;
+    time_ctx_init(&m, &c, &p, &y);
+    assert_int_equal(y.moe_l.rows, x.moe_l.rows * 3 / 2);
+    assert_true(y.moe_layer.fwd > x.moe_layer.fwd);
+    stage_time_compute(&y, &c, &p, 0, 4, 1000, &l, &t);
+    assert_float_equal(t.exposed[GROUP_EP], 4 * 3 * (20e-6 + 1.5 * (call - 20e-6)), 1e-12);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_gemm_curve),         cmocka_unit_test(test_layer_flops),
+        cmocka_unit_test(test_moe_all_to_all_time),
         cmocka_unit_test(test_attn_kernel), cmocka_unit_test(test_grad_accumulation_unfused),
         cmocka_unit_test(test_eager_elementwise),
         cmocka_unit_test(test_layer_bytes),        cmocka_unit_test(test_coll_time),

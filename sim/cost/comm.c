@@ -273,7 +273,7 @@ static void host_comm(const plan_cfg *p, const comm_stage_info *s, comm_list *l)
         s->offload_bytes);
 }
 
-/* Expert parallelism (cost/moe.h; docs/memory.md §8), per MoE layer and
+/* Expert parallelism (cost/moe.h; docs/memory.md §10), per MoE layer and
  * micro-batch: the dispatch and combine all-to-alls over ep (their bytes
  * split by link, moe.c a2a_split), forward and backward, replayed under full
  * recompute; with etp > 1 the gather of the received tokens over the etp

@@ -1,5 +1,5 @@
 /* moe.c — MoE layout, all-to-all volumes and activations (see moe.h,
- * docs/memory.md §8). */
+ * docs/memory.md §10). */
 #include "cost/moe.h"
 
 #include <math.h>
@@ -14,7 +14,7 @@ double moe_nodes_per_token(int64_t n, int64_t k) {
     return (double)n * (1.0 - pow(1.0 - 1.0 / (double)n, (double)k));
 }
 
-/* Bytes of one all-to-all per rank, split by link (docs/memory.md §8):
+/* Bytes of one all-to-all per rank, split by link (docs/memory.md §10):
  * - plain (node_limit 0, NCCL's all-to-all): each of the k T_d copies goes
  *   straight to the rank of its expert; of the ep ranks, g share the sender's
  *   node: (g-1)/ep of the copies cross NVLink, (ep-g)/ep the network.

@@ -1,5 +1,5 @@
 /* moe.h — mixture-of-experts layout, all-to-all volumes and activations of
- * one MoE layer on one rank (docs/memory.md §8 "Mixture of experts").
+ * one MoE layer on one rank (docs/memory.md §10 "Mixture of experts").
  *
  * Megatron-Core's MoE parallel folding (megatron/core/parallel_state.py,
  * expert_decoder_rank_generator): within a pipeline stage the expert layers

@@ -30,7 +30,7 @@ static inline int64_t states_shard(int64_t n, int64_t d) { return (n + d - 1) / 
  * (plan_framework.param_copy_transient) holds no params bytes beside the master. */
 void states_compute(int64_t rank_params, const plan_cfg *p, states_bytes *out);
 
-/* A MoE model's stage (docs/memory.md §8): rank_params as above, sharded
+/* A MoE model's stage (docs/memory.md §10): rank_params as above, sharded
  * over dp x cp, and expert_params routed-expert elements sharded over the
  * expert-data-parallel group of edp ranks (Megatron-Core's distributed
  * optimizer shards the expert parameters over the expert data-parallel

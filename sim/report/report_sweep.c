@@ -39,6 +39,11 @@ void report_sweep_table(FILE *f, const sweep_spec *s, const sweep_rank *r, doubl
     space_list(f, "offload", &sp->offload, offload_words);
     space_list(f, "overlap_dp", &sp->overlap_dp, bool_words);
     space_list(f, "overlap_tp", &sp->overlap_tp, bool_words);
+    const bool moe = model_is_moe(&s->base.model.cfg);
+    if (moe) { /* the expert layout (etp 0: as tp) */
+        space_list(f, "ep", &sp->ep, NULL);
+        space_list(f, "etp", &sp->etp, NULL);
+    }
     fprintf(f, "; %d placement(s)\n", sp->n_placement);
     fprintf(f, "  %s points in %.2f s (%s points/s): %s fit, %s do not fit, %s invalid\n",
             fmt_count(r->points, n1, sizeof n1), seconds,
@@ -57,14 +62,14 @@ void report_sweep_table(FILE *f, const sweep_spec *s, const sweep_rank *r, doubl
                    "%-11s %-8s %s\n",
                 "rank", "tokens/s", "step s", "MFU", "mem GiB", "headroom", "dp", "tp", "pp",
                 "cp", "zero", "sp", "micro", "recompute", "schedule", "v", "offload", "overlap",
-                "placement");
+                moe ? "placement    ep etp" : "placement");
         for (int i = 0; i < r->n; i++) {
             const sweep_entry *e = &r->e[i];
             const plan_cfg *p = &e->cfg;
             const double gib = 1024.0 * 1024.0 * 1024.0;
             char ov[16], pl[32];
             fprintf(f, "  %4d %12s %9.4f %5.1f%% %9.2f %9.2f  %4lld %3lld %3lld %3lld %4d %3s %5lld "
-                       "%-9s %-11s %2lld %-11s %-8s %s\n",
+                       "%-9s %-11s %2lld %-11s %-8s %s",
                     i + 1, fmt_count((int64_t)e->time.tokens_per_s, n1, sizeof n1), e->time.step,
                     100 * e->time.mfu, (double)e->peak_bytes / gib,
                     (double)(e->capacity_bytes - e->peak_bytes) / gib, (long long)p->dp,
@@ -73,6 +78,8 @@ void report_sweep_table(FILE *f, const sweep_spec *s, const sweep_rank *r, doubl
                     plan_recompute_names[p->recompute], plan_schedule_names[p->schedule],
                     (long long)p->virtual_stages, plan_offload_name(p),
                     plan_overlap_name(p, ov, sizeof ov), plan_placement_name(p, pl, sizeof pl));
+            if (moe) fprintf(f, " %4lld %3lld", (long long)p->ep, (long long)plan_etp(p));
+            fputc('\n', f);
             if (e->equiv.n) {
                 char eq[600];
                 fprintf(f, "       +%s equivalent: %s\n", fmt_count(e->equiv.n, n1, sizeof n1),

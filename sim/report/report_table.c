@@ -77,6 +77,17 @@ static void header(FILE *f, const plan_spec *s, const eval_result *r) {
             p->cp_algorithm == CP_ALL_GATHER ? " (all-gather)" : "", p->zero,
             p->sp ? "on" : "off", plan_placement_name(p, pl, sizeof pl),
             plan_overlap_name(p, ov, sizeof ov));
+    if (model_is_moe(&s->model.cfg)) { /* expert layout (docs/specs.md "Expert parallelism") */
+        const int64_t etp = plan_etp(p), edp = p->tp * p->cp * p->dp / (etp * p->ep);
+        char cf[32] = "dropless";
+        if (p->moe_capacity_factor > 0)
+            snprintf(cf, sizeof cf, "capacity factor %.2f", p->moe_capacity_factor);
+        fprintf(f, "  experts    ep=%lld etp=%lld edp=%lld: %lld experts per rank; %s, imbalance "
+                   "%.2f; node limit %s%lld\n",
+                (long long)p->ep, (long long)etp, (long long)edp,
+                (long long)(s->model.cfg.experts / p->ep), cf, p->moe_imbalance,
+                p->moe_node_limit ? "" : "none ", (long long)p->moe_node_limit);
+    }
     fprintf(f, "  batch      global %lld x seq %lld = %s tokens/step; micro %lld -> %lld "
                "micro-batches per step\n",
             (long long)p->global_batch, (long long)p->seq,

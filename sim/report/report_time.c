@@ -1,6 +1,7 @@
 /* report_time.c — the step-time part of a plan report, as a table and as
  * JSON (see report.h; fields in docs/output.md). */
 #include "base/fmt.h"
+#include "cost/moe.h"
 #include "report/report.h"
 
 #define BAR_WIDTH 30
@@ -102,11 +103,10 @@ void report_stage_time_json(jsonw *w, const stage_time *t) {
 
 /* One layer's ops (kernel_time.h): FLOPs and bytes per micro-batch on one
  * rank, and their times. */
-static void json_layer_ops(jsonw *w, const plan_spec *s) {
+static void json_ops(jsonw *w, const char *key, const kt_part *kp) {
     static const char *const kinds[] = {"gemm", "attention", "memory"};
-    kt_part k;
-    kt_layer(&s->model.cfg, &s->cluster.cfg, &s->cfg, &k);
-    jsonw_arr(w, "layer_ops");
+    const kt_part k = *kp;
+    jsonw_arr(w, key);
     for (int i = 0; i < k.n; i++) {
         const kt_op *op = &k.op[i];
         jsonw_obj(w, NULL);
@@ -120,7 +120,20 @@ static void json_layer_ops(jsonw *w, const plan_spec *s) {
         jsonw_obj_end(w);
     }
     jsonw_arr_end(w);
+}
+
+static void json_layer_ops(jsonw *w, const plan_spec *s) {
+    kt_part k;
+    kt_layer(&s->model.cfg, &s->cluster.cfg, &s->cfg, &k);
+    json_ops(w, "layer_ops", &k);
     jsonw_num(w, "layer_recompute_s", k.recompute);
+    if (model_is_moe(&s->model.cfg)) { /* a MoE layer's ops (kt_moe_layer) */
+        moe_layout l;
+        moe_layout_compute(&s->model.cfg, &s->cfg, s->cluster.cfg.gpus_per_node, &l);
+        kt_moe_layer(&s->model.cfg, &s->cluster.cfg, &s->cfg, &l, &k);
+        json_ops(w, "moe_layer_ops", &k);
+        jsonw_num(w, "moe_layer_recompute_s", k.recompute);
+    }
 }
 
 void report_time_json(jsonw *w, const plan_spec *s, const eval_result *r, const step_sim *sim) {

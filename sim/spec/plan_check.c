@@ -120,6 +120,22 @@ void plan_size_bound(const model_cfg *m, const cluster_cfg *c, const plan_cfg *p
     if (cp > 1) comm = sat_add(comm, sat_mul(sat_mul(sat_mul(mb, 8 * L), cp), kv_bytes));
     if (p->offload_activations)
         comm = sat_add(comm, sat_mul(sat_mul(mb, 4), sat_add(sat_mul(L, layer), ranks)));
+    /* moe.c (a MoE model): a MoE layer's saved tensors on at most
+     * tok*k*ep*etp rows (the busiest rank's share is capped at ep) of up to
+     * 2h + 3 f_e + 16 bytes-wide entries, its router tensors (experts wide)
+     * and shared experts (3 shared*f_e); its all-to-alls (6 calls of the
+     * tok*k*h buffer per layer and micro-batch) and etp collectives (4 of
+     * etp times that) */
+    if (model_is_moe(m)) {
+        const int64_t etp = p->etp > 0 ? p->etp : p->tp, k = m->experts_per_token;
+        const int64_t rows = sat_mul(sat_mul(tok, k), sat_mul(p->ep, etp));
+        const int64_t w = sat_add(sat_add(sat_mul(2, m->hidden), sat_mul(3, m->expert_ffn_hidden)), 16);
+        const int64_t w_tok = sat_add(m->experts, sat_mul(3, sat_mul(m->shared_experts, m->expert_ffn_hidden)));
+        const int64_t moe = sat_add(sat_mul(sat_mul(rows, w), 8), sat_mul(sat_mul(tok, w_tok), 16));
+        mem = sat_add(mem, sat_mul(sat_add(sat_mul(inflight, L), 2), moe));
+        const int64_t buf = sat_add(sat_mul(sat_mul(sat_mul(tok, k), m->hidden), 8), ranks);
+        comm = sat_add(comm, sat_mul(sat_mul(mb, sat_mul(L, 6 + 4 * etp)), buf));
+    }
     out->memory = mem;
     out->comm = comm;
 }

@@ -3,6 +3,15 @@
 
 #include <string.h>
 
+/* An etp value that gives the same expert tensor-parallel degree as an
+ * earlier one of the list (0 is "as tp"): skipped, a repeat. */
+static bool etp_repeat(const sweep_list *l, int y, int64_t tp) {
+    const int64_t e = l->v[y] ? l->v[y] : tp;
+    for (int i = 0; i < y; i++)
+        if ((l->v[i] ? l->v[i] : tp) == e) return true;
+    return false;
+}
+
 /* The loops, shared by counting and running: visit == NULL only counts. */
 static int64_t walk(const sweep_spec *s, sweep_visit visit, void *ctx) {
     const sweep_space *sp = &s->space;
@@ -22,6 +31,7 @@ static int64_t walk(const sweep_spec *s, sweep_visit visit, void *ctx) {
         p.dp = p.gpus % inner ? 0 : p.gpus / inner; /* 0: rejected as degrees-product */
         for (int x = 0; x < (moe ? sp->ep.n : 1); x++)
         for (int y = 0; y < (moe ? sp->etp.n : 1); y++)
+        if (!moe || !etp_repeat(&sp->etp, y, p.tp))
         for (int e = 0; e < sp->n_placement; e++)
         for (int z = 0; z < (p.dp * p.cp > 1 ? sp->zero.n : 1); z++)
         for (int mi = 0; mi < sp->micro.n; mi++)

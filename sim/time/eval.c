@@ -72,7 +72,7 @@ static int64_t stage_param_elems(const model_cfg *m, const plan_cfg *p, const pa
            (last ? pc->final_norm + head : 0);
 }
 
-/* A MoE model's stage (docs/memory.md §8): dense layers hold pc->layer, MoE
+/* A MoE model's stage (docs/memory.md §10): dense layers hold pc->layer, MoE
  * layers their attention, norms, router and shared experts (pc->moe_layer
  * less the routed experts) plus the rank's experts/ep experts split etp ways
  * (*expert, sharded over edp); the last stage adds the MTP modules (their

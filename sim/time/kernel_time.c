@@ -122,7 +122,10 @@ static void sum_part(kt_part *o) {
 static void add_attention(kt_part *o, const model_cfg *m, const cluster_cfg *c,
                           const plan_cfg *p, double a) {
     const double b = (double)p->micro_batch, sq = (double)(p->seq / p->cp), sk = (double)p->seq;
-    const double heads = (double)(m->heads / p->tp), d = (double)m->head_dim;
+    const double heads = (double)(m->heads / p->tp);
+    /* MLA: QK^T over nope + rope (head_dim), PV over v_head_dim: their mean */
+    const double d = model_is_mla(m) ? 0.5 * (double)(m->head_dim + m->v_head_dim)
+                                     : (double)m->head_dim;
     const double square = 2.0 * b * heads * sq * sk * d; /* FLOPs of one of QK^T, PV */
     double before = 0;
     for (int i = 0; i < o->n; i++) before += o->op[i].fwd;
@@ -183,14 +186,38 @@ void kt_layer(const model_cfg *m, const cluster_cfg *c, const plan_cfg *p, kt_pa
     const double rope = p->eager_elementwise ? 16 + 2 * a : 2 * a;
     add_mem(o, c, "attn_norm", T * hs * norm_f, T * hs * norm_b);
     tag(o, BIT(ACT_OP_NORM1));
-    add_gemm(o, c, p, "qkv", 1, T, h, (qw + 2 * kvw) / t, 1);
-    tag(o, BIT(ACT_OP_Q) | BIT(ACT_OP_K) | BIT(ACT_OP_V));
+    const uint32_t qkv_ops = BIT(ACT_OP_Q) | BIT(ACT_OP_K) | BIT(ACT_OP_V);
+    double o_in = qw / t; /* the attention output projection's input width */
+    if (model_is_mla(m)) {
+        /* multi-head latent attention (DeepSeek-V2 §2.1; params.c mla_weights):
+         * the down projections replicated, the up projections and the output
+         * split by heads; per head queries/keys nope + rope wide, values v */
+        const double nh = (double)(m->heads / p->tp), ql = (double)m->q_lora_rank;
+        const double qk = (double)(m->qk_nope_head_dim + m->qk_rope_head_dim);
+        const double kl = (double)m->kv_lora_rank, v = (double)m->v_head_dim;
+        if (ql > 0) {
+            add_gemm(o, c, p, "q_down", 1, T, h, ql, 1);
+            tag(o, qkv_ops);
+            add_gemm(o, c, p, "q_up", 1, T, ql, nh * qk, 1);
+        } else {
+            add_gemm(o, c, p, "q_proj", 1, T, h, nh * qk, 1);
+        }
+        tag(o, qkv_ops);
+        add_gemm(o, c, p, "kv_down", 1, T, h, kl + (double)m->qk_rope_head_dim, 1);
+        tag(o, qkv_ops);
+        add_gemm(o, c, p, "kv_up", 1, T, kl, nh * ((double)m->qk_nope_head_dim + v), 1);
+        tag(o, qkv_ops);
+        o_in = nh * v;
+    } else {
+        add_gemm(o, c, p, "qkv", 1, T, h, (qw + 2 * kvw) / t, 1);
+        tag(o, qkv_ops);
+    }
     if (m->position == POS_ROPE) {
         add_mem(o, c, "rope", T * (qw + kvw) / t * rope, T * (qw + kvw) / t * rope);
         tag(o, BIT(ACT_OP_ROPE));
     }
     add_attention(o, m, c, p, a);
-    add_gemm(o, c, p, "attn_out", 1, T, qw / t, h, 1);
+    add_gemm(o, c, p, "attn_out", 1, T, o_in, h, 1);
     tag(o, BIT(ACT_OP_O));
     /* bias-dropout-add: r x, r residual, w y (+ mask); backward r dy (+ mask), w dx */
     add_mem(o, c, "attn_residual", T * hs * (3 * a + drop), T * hs * (2 * a + drop));

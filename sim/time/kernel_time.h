@@ -66,7 +66,7 @@ typedef struct {
 
 /* One layer, one micro-batch (b x s/cp tokens), one tp rank. */
 void kt_layer(const model_cfg *m, const cluster_cfg *c, const plan_cfg *p, kt_part *out);
-/* One MoE layer (cost/moe.h; docs/time.md §2 "MoE layers"), one micro-batch,
+/* One MoE layer (cost/moe.h; docs/time.md §3 "MoE layers"), one micro-batch,
  * one rank of layout l: the attention block of kt_layer, the router's GEMM
  * (tokens x h x experts), the shared experts' MLP (split by tp, like the dense
  * MLP), the permutation and un-permutation of the token copies (memory-bound),

@@ -90,6 +90,18 @@ typedef struct {
     double copy_s_per_byte; /* zero3.copy_out: seconds per byte of HBM traffic, else 0 */
 } zero3_acc;
 
+/* Whether the plan's schedule hides the MoE all-to-alls behind another
+ * micro-batch's compute. None of 1F1B, AFAB, interleaved or zero-bubble does:
+ * a micro-batch's dispatch waits for its router, its experts for the
+ * dispatch, so the all-to-alls sit whole on the critical path. The hook for a
+ * schedule that overlaps them (DeepSeek-V3 §3.2.1 DualPipe: one micro-batch's
+ * all-to-all beside another's forward or backward chunk): return true for it,
+ * and settle() hides them behind the phase's compute. */
+static bool a2a_overlapped(const plan_cfg *p) {
+    (void)p;
+    return false;
+}
+
 /* File one collective's seconds (per micro-batch for FWD/BWD, per step
  * otherwise) under its phase and group, split into hideable and fixed. */
 static int classify(const time_ctx *x, const plan_cfg *p, const comm_entry *e, int64_t mb,
@@ -125,11 +137,8 @@ static int classify(const time_ctx *x, const plan_cfg *p, const comm_entry *e, i
      * algorithm's gathers are "exposed in the critical path" (Llama 3 §3.3.2) */
     if (e->group == GROUP_CP && p->cp_algorithm == CP_RING) floor = 0;
     if (e->group == GROUP_TP && p->overlap_tp) floor = 0;
-    /* MoE all-to-alls (GROUP_EP) stay whole on the critical path: under 1F1B
-     * a micro-batch's dispatch waits for its router and its experts for the
-     * dispatch. Hook for schedules that overlap them with another
-     * micro-batch's compute (DeepSeek-V3 §3.2.1 DualPipe): set floor = 0
-     * here for that schedule, and the settle() below hides them. */
+    /* MoE all-to-alls (GROUP_EP): exposed unless the schedule overlaps them */
+    if (e->group == GROUP_EP && a2a_overlapped(p)) floor = 0;
     if (e->group == GROUP_DP && p->overlap_dp) {
         /* ZeRO-3 gathers wait for the first unit; bucketed reductions for the last bucket */
         floor = mind(t, p->zero == 3 && per_mb
