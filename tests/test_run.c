@@ -1093,6 +1093,52 @@ static void test_moe_ep2_capacity(void **s) {
     moe_compare_to(ref1, 16, 2, sets, 1e-5, moe_a2as(2), true);
 }
 
+/* Step 1's reduced gradient of every parameter (PARASIM_DUMP_GRADS: a rank's held
+ * experts are dumped under the one-rank model's indices) matches the one-rank run's
+ * within 1e-5 of the largest: ep 2 (the shared part all-reduced, held by both ranks;
+ * each expert on one rank) and ep 2 within dp 4 (each expert on the 2 ranks of its
+ * edp group, all-reduced between them). Synthetic tokens, lr as the plan's. */
+static void test_moe_gradients(void **state) {
+    (void)state;
+    /* tiny-moe: 2 x 256 x 64 + 64, and 2 layers of 12,416 dense + 6,144 shared + 512
+     * router + 8 x 6,144 experts */
+    enum { N = 2 * 256 * 64 + 64 + 2 * (12416 + 6144 + 512 + 8 * 6144), EX = 2 * 8 * 6144 };
+    char tmp[] = "/tmp/parasim-moe-XXXXXX", cmd[4096];
+    assert_non_null(mkdtemp(tmp));
+    float *ref = calloc(N, sizeof *ref), *v = calloc(N, sizeof *v);
+    bool *seen = calloc(N, 1);
+    int64_t dups, differ;
+    snprintf(cmd, sizeof cmd, "env PARASIM_DUMP_GRADS=%s %s -np 1 -x PARASIM_DUMP_GRADS %s run "
+             PLAN_MOE " --steps 1 --threads 1 --quiet", tmp, mpirun, parasim);
+    if (sh(cmd)) fail_msg("%s", out);
+    assert_int_equal(dump_read(tmp, "grads", 1, ref, seen, N, &dups, &differ), N);
+    dump_read(tmp, "params", 1, v, seen, N, &dups, &differ); /* (and removes them) */
+    double big = 0;
+    for (int i = 0; i < N; i++) big = fmax(big, fabs(ref[i]));
+    const struct {
+        int np, ep;
+        int64_t dups;
+    } runs[] = {{2, 2, N - EX}, {4, 2, 3 * (N - EX) + EX}};
+    for (int k = 0; k < 2; k++) {
+        snprintf(cmd, sizeof cmd, "env PARASIM_DUMP_GRADS=%s %s -np %d --oversubscribe -x "
+                 "PARASIM_DUMP_GRADS %s run " PLAN_MOE " --steps 1 --threads 1 --quiet --set "
+                 "gpus=%d --set parallel.dp=%d --set parallel.ep=%d",
+                 tmp, mpirun, runs[k].np, parasim, runs[k].np, runs[k].np, runs[k].ep);
+        if (sh(cmd)) fail_msg("%s", out);
+        assert_int_equal(dump_read(tmp, "grads", runs[k].np, v, seen, N, &dups, &differ),
+                         N + runs[k].dups);
+        assert_int_equal(dups, runs[k].dups);
+        assert_int_equal(differ, 0);
+        for (int i = 0; i < N; i++)
+            if (!seen[i] || fabs(v[i] - ref[i]) > 1e-5 * big)
+                fail_msg("ep %d of %d ranks: gradient of parameter %d: %g, one rank %g",
+                         runs[k].ep, runs[k].np, i, (double)v[i], (double)ref[i]);
+        dump_read(tmp, "params", runs[k].np, v, seen, N, &dups, &differ);
+    }
+    rmdir(tmp);
+    free(ref), free(v), free(seen);
+}
+
 /* Pipeline stages of one MoE layer each (1F1B): the same curve (measured: equal to the
  * bit), and with ep 2 x dp 2 on each stage (1.1e-8), stage 0's all-to-alls: 10 steps x
  * 2 micro-batches x 1 layer x 4. Workspace: a lower bound under pp (the stage's
@@ -1160,7 +1206,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_moe_ep4), cmocka_unit_test(test_moe_dp2),
         cmocka_unit_test(test_moe_ep2_recompute), cmocka_unit_test(test_moe_ep2_dp4),
         cmocka_unit_test(test_moe_ep2_capacity), cmocka_unit_test(test_moe_pp2),
-        cmocka_unit_test(test_moe_pp2_ep2),
+        cmocka_unit_test(test_moe_pp2_ep2), cmocka_unit_test(test_moe_gradients),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
