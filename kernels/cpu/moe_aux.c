@@ -12,8 +12,8 @@
  * routing (kern_moe_slots counts the choices before any capacity drop). */
 #include "kern.h"
 
-double kern_moe_aux_fwd(const float *probs, const int64_t *count, int64_t N, int64_t E,
-                        int64_t K, float alpha) {
+double kern_moe_aux_fwd(const float *probs, const int64_t *count, int64_t N, int64_t E, int64_t K,
+                        float alpha) {
     double sum = 0.0;
     for (int64_t i = 0; i < E; i++) {
         double P = 0.0;

@@ -39,8 +39,8 @@ void kern_moe_permute_fwd(float *buf, const float *x, const int32_t *slot, int64
                 memcpy(buf + (int64_t)slot[n * K + j] * H, x + n * H, (size_t)H * sizeof *buf);
 }
 
-void kern_moe_permute_bwd(float *dx, const float *dbuf, const int32_t *slot, int64_t N,
-                          int64_t K, int64_t H) {
+void kern_moe_permute_bwd(float *dx, const float *dbuf, const int32_t *slot, int64_t N, int64_t K,
+                          int64_t H) {
     if (!dx) return;
 #pragma omp parallel for if (N * K * H >= 32768)
     for (int64_t n = 0; n < N; n++)
