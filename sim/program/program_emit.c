@@ -31,6 +31,7 @@
 #include "cost/act.h"
 #include "time/coll_time.h"
 #include "cost/comm.h"
+#include "cost/moe.h"
 #include "cost/params.h"
 #include "spec/plan_check.h"
 #include "program/emit_pipe.h"
@@ -647,7 +648,7 @@ static void moe_costs(emit_ctx *x, unit_cost *c) {
     coll_group_link(x->c, x->p, GROUP_EP, &link);
     for (int b = 0; b < 2; b++) {
         prog_op *o = &c->ep[b];
-        o->ep_calls = b && c->recompute ? 4 : 2;
+        o->ep_calls = moe_a2a_calls(x->p, b); /* cost/moe.c: 2, + 2 in a recomputed bwd */
         o->ep_bytes = o->ep_calls * S;
         o->ep_sent = o->ep_calls * comm_bytes_sent(COLL_ALL_TO_ALL, pg->ep, S);
         o->ep_seconds = (double)o->ep_calls * coll_time(COLL_ALL_TO_ALL, pg->ep, S, &link);
