@@ -29,7 +29,7 @@ typedef struct {
     int32_t steps;
     int64_t peak[MEM_COUNT], peak_total;
     int64_t end_of_step0[MEM_COUNT];
-    rt_coll_stat coll[GROUP_COUNT][COLL_SEND + 1];
+    rt_coll_stat coll[GROUP_COUNT][COLL_ALL_TO_ALL + 1];
     double compute_s; /* all steps: fwd, bwd and optim ops */
     double comm_s;    /* all steps: collectives, sends and receives */
 } run_rank;

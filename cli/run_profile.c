@@ -59,10 +59,10 @@ typedef struct {
 
 /* The kinds either side saw, in group then collective order. Returns the count. */
 static int coll_rows(const replay_role *rr, const rt_result *r,
-                     coll_row out[GROUP_COUNT * (COLL_SEND + 1)]) {
+                     coll_row out[GROUP_COUNT * (COLL_ALL_TO_ALL + 1)]) {
     int n = 0;
     for (int g = 0; g < GROUP_COUNT; g++)
-        for (int c = 0; c <= COLL_SEND; c++) {
+        for (int c = 0; c <= COLL_ALL_TO_ALL; c++) {
             coll_row row = {(comm_group)g, (comm_coll)c, &r->coll[g][c], 0, 0};
             for (int i = 0; i < rr->n_colls; i++)
                 if (rr->colls[i].group == row.group && rr->colls[i].coll == row.coll) {
@@ -156,7 +156,7 @@ void run_profile_print_summary(FILE *f, const program *p, const rt_groups *g,
     fprintf(f, "(workspace: each op's temporaries -- activation gradients, logits, fp32 copies of\n"
                " bf16 tensors, attention scratch, receive buffers -- predicted per op,\n"
                " docs/memory.md §6)\n");
-    coll_row rows[GROUP_COUNT * (COLL_SEND + 1)];
+    coll_row rows[GROUP_COUNT * (COLL_ALL_TO_ALL + 1)];
     const int n_rows = coll_rows(rr, r, rows);
     if (n_rows)
         fprintf(f, "\ncollectives (all steps)  calls  measured bytes  predicted bytes   "
@@ -213,7 +213,7 @@ static void line_mem(line *l, const char *key, const int64_t *b) {
 
 /* The collectives of one rank, measured and predicted, one per line. */
 static void write_colls(jsonw *w, const replay_role *rr, const rt_result *r) {
-    coll_row rows[GROUP_COUNT * (COLL_SEND + 1)];
+    coll_row rows[GROUP_COUNT * (COLL_ALL_TO_ALL + 1)];
     const int n_rows = coll_rows(rr, r, rows);
     jsonw_arr(w, "collectives");
     for (int c = 0; c < n_rows; c++) {

@@ -121,4 +121,40 @@ void kern_adamw(float *p, float *m, float *v, const float *g, int64_t n, float l
 void kern_f32_to_bf16(uint16_t *out, const float *in, int64_t n);
 void kern_bf16_to_f32(float *out, const uint16_t *in, int64_t n);
 
+/* ---- mixture of experts (router.c, moe_aux.c, moe_permute.c) ----------------
+ * E experts, K chosen per token (top-k), H channels, cap rows per expert. */
+/* From router logits [N][E] (kern_matmul_fwd of x and W_r[E][C]): probs =
+ * softmax (saved), idx[N][K] the K most probable experts in descending order
+ * (ties: the lower index), gate[N][K] their probabilities renormalised to sum 1. */
+void kern_router_fwd(float *probs, int32_t *idx, float *gate, const float *logits, int64_t N,
+                     int64_t E, int64_t K);
+/* dlogits += d/dlogits of dgate[N][K] (NULL: none) and dprobs[N][E] (a gradient on
+ * probs, the load-balancing loss's; NULL: none). */
+void kern_router_bwd(float *dlogits, const float *dgate, const float *dprobs, const float *probs,
+                     const int32_t *idx, const float *gate, int64_t N, int64_t E, int64_t K);
+/* Switch load-balancing loss alpha * E * sum_i f_i P_i (Fedus et al. 2021 eq. 4),
+ * f_i = count[i] / (N K), P_i = mean_n probs[n][i]; the backward adds
+ * scale * dloss/dprobs (count is constant). */
+double kern_moe_aux_fwd(const float *probs, const int64_t *count, int64_t N, int64_t E,
+                        int64_t K, float alpha);
+void kern_moe_aux_bwd(float *dprobs, const int64_t *count, float scale, int64_t N, int64_t E,
+                      int64_t K, float alpha);
+/* Fixed-capacity dispatch: choice (n, j) gets row slot[n*K + j] = e*cap + its rank among
+ * expert e's choices in token order, or -1 past cap (dropped); count[E] = choices per
+ * expert before dropping. */
+void kern_moe_slots(int32_t *slot, int64_t *count, const int32_t *idx, int64_t N, int64_t K,
+                    int64_t E, int64_t cap);
+/* buf[rows][H] = 0, then buf[slot[n][j]] = x[n]; backward dx[n] += sum_j dbuf[slot[n][j]]. */
+void kern_moe_permute_fwd(float *buf, const float *x, const int32_t *slot, int64_t N, int64_t K,
+                          int64_t H, int64_t rows);
+void kern_moe_permute_bwd(float *dx, const float *dbuf, const int32_t *slot, int64_t N,
+                          int64_t K, int64_t H);
+/* out[n] = sum_j gate[n][j] buf[slot[n][j]] (writes out); backward dbuf[slot] += gate dout[n],
+ * dgate[n][j] += dout[n] . buf[slot[n][j]] (NULL outputs skipped). */
+void kern_moe_unpermute_fwd(float *out, const float *buf, const float *gate, const int32_t *slot,
+                            int64_t N, int64_t K, int64_t H);
+void kern_moe_unpermute_bwd(float *dbuf, float *dgate, const float *dout, const float *buf,
+                            const float *gate, const int32_t *slot, int64_t N, int64_t K,
+                            int64_t H);
+
 #endif

@@ -113,6 +113,30 @@ typedef struct {
      * when every rank of the ring calls it) */
     int (*sendrecv)(rt_group *g, const void *send, int to, void *recv, int from, int64_t n,
                     rt_dtype t);
+    /* all-to-all: send holds size blocks of n elements, block j for group rank j;
+     * recv gets block j from group rank j (expert parallelism's dispatch and combine) */
+    int (*all_to_all)(rt_group *g, const void *send, void *recv, int64_t n, rt_dtype t);
+    /* mixture-of-experts kernels (kern.h) */
+    void (*router_fwd)(float *probs, int32_t *idx, float *gate, const float *logits, int64_t N,
+                       int64_t E, int64_t K);
+    void (*router_bwd)(float *dlogits, const float *dgate, const float *dprobs,
+                       const float *probs, const int32_t *idx, const float *gate, int64_t N,
+                       int64_t E, int64_t K);
+    double (*moe_aux_fwd)(const float *probs, const int64_t *count, int64_t N, int64_t E,
+                          int64_t K, float alpha);
+    void (*moe_aux_bwd)(float *dprobs, const int64_t *count, float scale, int64_t N, int64_t E,
+                        int64_t K, float alpha);
+    void (*moe_slots)(int32_t *slot, int64_t *count, const int32_t *idx, int64_t N, int64_t K,
+                      int64_t E, int64_t cap);
+    void (*moe_permute_fwd)(float *buf, const float *x, const int32_t *slot, int64_t N,
+                            int64_t K, int64_t H, int64_t rows);
+    void (*moe_permute_bwd)(float *dx, const float *dbuf, const int32_t *slot, int64_t N,
+                            int64_t K, int64_t H);
+    void (*moe_unpermute_fwd)(float *out, const float *buf, const float *gate,
+                              const int32_t *slot, int64_t N, int64_t K, int64_t H);
+    void (*moe_unpermute_bwd)(float *dbuf, float *dgate, const float *dout, const float *buf,
+                              const float *gate, const int32_t *slot, int64_t N, int64_t K,
+                              int64_t H);
     const char *(*coll_error)(void); /* why the last collective returned -1 */
 } rt_backend;
 

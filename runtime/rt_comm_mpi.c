@@ -177,6 +177,13 @@ int rt_mpi_sendrecv(rt_group *g, const void *send, int to, void *recv, int from,
                                1, g->comm, MPI_STATUS_IGNORE));
 }
 
+/* Equal blocks of n elements to and from every rank of the group (MPI_Alltoall):
+ * expert parallelism's fixed-capacity dispatch and combine. */
+int rt_mpi_all_to_all(rt_group *g, const void *send, void *recv, int64_t n, rt_dtype t) {
+    if (!fits_int(n)) return too_large();
+    return mpi_rc(MPI_Alltoall(send, (int)n, mpi_type(t), recv, (int)n, mpi_type(t), g->comm));
+}
+
 /* ---- groups ---------------------------------------------------------------- */
 
 static void group_set(rt_group *g, MPI_Comm c, const char *name) {
@@ -218,6 +225,10 @@ int rt_groups_init(rt_groups *g, const program *p, ps_err *err) {
     split(&g->group[GROUP_TP], "tp", has, (s * cp + c) * dp + k, t);
     split(&g->group[GROUP_PP], "pp", has, (t * cp + c) * dp + k, s);
     split(&g->group[GROUP_CP], "cp", has, (s * tp + t) * dp + k, c);
+    if (p->ep > 1) { /* expert parallelism (tp = cp = 1): within a stage */
+        split(&g->group[GROUP_EP], "ep", has, s * dp + k / p->ep, k % p->ep);
+        split(&g->group[GROUP_EDP], "edp", has, s * p->ep + k % p->ep, k / p->ep);
+    }
     if (!has)
         return ps_err_set(err, "rank %d of %d plays no role in the program (%d ranks in its roles)",
                           g->world.rank, g->world.size, (int)p->world);
@@ -227,6 +238,7 @@ int rt_groups_init(rt_groups *g, const program *p, ps_err *err) {
 void rt_groups_free(rt_groups *g) {
     for (int i = 0; i < GROUP_COUNT; i++)
         if (g->group[i].comm != MPI_COMM_NULL) MPI_Comm_free(&g->group[i].comm);
+
     if (bf16_sum_op != MPI_OP_NULL) MPI_Op_free(&bf16_sum_op);
 }
 

@@ -37,6 +37,9 @@ typedef struct {
     rt_pipe pipe; /* the role's global units; pipeline sends (rt_pipe.h) */
 } exec;
 
+/* This rank's place in its ep group, which picks its experts (0 without ep). */
+static int ep_rank(const exec *x) { return x->p->ep > 1 ? x->g->dp_index % (int)x->p->ep : 0; }
+
 /* ---- buffers ------------------------------------------------------------------ */
 
 /* Elements buffer b (unit u) holds on this rank. */
@@ -147,7 +150,7 @@ static int op_alloc(exec *x, int32_t i, ps_err *err) {
         const int64_t n = x->held[o->buf], first = x->first[o->buf];
         float *v = x->dt[o->buf] == RT_F32 ? *slot : malloc((size_t)n * 4);
         if (!v) return fail(err, x, i, "out of host memory for the initial weights");
-        rt_tp_init_values(x->p, x->r, x->p->seed, first, n, v); /* the one-rank model's */
+        rt_tp_init_values(x->p, x->r, ep_rank(x), x->p->seed, first, n, v); /* one rank's */
         if (v != *slot) {
             x->be->to_bf16(*slot, v, n);
             free(v);
@@ -355,10 +358,10 @@ static int op_optim(exec *x, int32_t i, ps_err *err) {
     /* a non-finite element makes the norm non-finite (squares of floats stay finite in double) */
     const double norm2 = x->be->sum_squares(gf, n);
     if (!isfinite(norm2)) diverged(x, i, "the gradient norm (of this rank's range)", norm2);
-    if (o->step == 0) rt_tp_dump(p, x->r, "grads", x->g->world.rank, lo, gf, n);
+    if (o->step == 0) rt_tp_dump(p, x->r, ep_rank(x), "grads", x->g->world.rank, lo, gf, n);
     x->be->adamw(pw, m, v, gf, n, (float)p->lr, (float)p->beta1, (float)p->beta2, (float)p->eps,
                  (float)p->weight_decay, o->step + 1);
-    if (o->step == p->steps - 1) rt_tp_dump(p, x->r, "params", x->g->world.rank, lo, pw, n);
+    if (o->step == p->steps - 1) rt_tp_dump(p, x->r, ep_rank(x), "params", x->g->world.rank, lo, pw, n);
     rt_mem_free(&x->mem, tmp);
     if (master) { /* the working copy follows the master weights */
         void *pp = buf_at(x, BUF_PARAMS, lo);
@@ -444,7 +447,10 @@ static int end_step(exec *x, int step, double t_begin, const rt_options *opt, rt
     if (x->diverged) *err = x->diverged_err;
     if (rt_world_agree_first(x->diverged, err) != 0) return 1;
     /* the loss is on the last stage's ranks (each tp rank has all of it) */
-    double loss = rt_groups_sum(&x->g->world, x->r->tp_rank == 0 ? x->model.loss_sum : 0);
+    /* the load-balancing losses of the MoE layers join the cross-entropy (rt_model.h) */
+    double loss = rt_groups_sum(&x->g->world,
+                                x->r->tp_rank == 0 ? x->model.loss_sum + x->model.aux_sum : 0);
+    x->model.aux_sum = 0;
     double secs = rt_groups_max(x->g, x->be->now_seconds() - t_begin);
     out->loss[step] = loss / ((double)p->global_batch * (double)p->seq);
     out->step_seconds[step] = secs;
@@ -499,6 +505,8 @@ int rt_exec_run(const program *p, const rt_backend *be, rt_groups *g, const rt_o
         return ps_err_set(err, "out of host memory for the profile");
     }
     if (p->tp > 1) rt_model_set_tp(&x.model, &g->group[GROUP_TP], out->coll[GROUP_TP]);
+    if (p->ep > 1)
+        rt_model_set_ep(&x.model, &g->group[GROUP_EP], &out->coll[GROUP_EP][COLL_ALL_TO_ALL]);
     x.watchdog = rt_watchdog_start(opt ? opt->timeout_s : 0, g->world.rank, describe, r);
     x.t0 = be->now_seconds();
     double t_step = x.t0;

@@ -40,7 +40,7 @@ typedef struct {
     double tokens_per_step;
     rt_event *events;     /* [n_events] this rank's */
     int32_t n_events;
-    rt_coll_stat coll[GROUP_COUNT][COLL_SEND + 1];
+    rt_coll_stat coll[GROUP_COUNT][COLL_ALL_TO_ALL + 1]; /* the ep all-to-all included */
     int64_t peak[MEM_COUNT], peak_total;
     int64_t end_of_step0[MEM_COUNT]; /* bytes per category after step 0's last op */
 } rt_result;

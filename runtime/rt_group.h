@@ -17,7 +17,8 @@ struct rt_group {
 
 typedef struct {
     rt_group world;
-    rt_group group[GROUP_COUNT]; /* indexed by comm_group; GROUP_HOST unused */
+    rt_group group[GROUP_COUNT]; /* indexed by comm_group; GROUP_HOST unused; GROUP_EP
+                                    and GROUP_EDP only with the program's ep > 1 */
     int role;                    /* index into program.roles */
     /* this rank's data-parallel index k: its place in its role's rank list.
      * (Its other coordinates are its role's tp_rank, stage and cp_rank, also
@@ -32,7 +33,10 @@ typedef struct {
  * ranks of the same (stage, tp rank) ordered by shard index; group[GROUP_TP]
  * those of the same (stage, cp rank, k) by tp rank; group[GROUP_PP] the same
  * (tp rank, cp rank, k) by stage; group[GROUP_CP] the same (stage, tp rank, k)
- * by cp rank. With tp = pp = cp = 1 the dp group is the role and the others
+ * by cp rank; with ep > 1 (no tp, pp, cp) group[GROUP_EP] the ep consecutive dp
+ * ranks k - k % ep ... by k % ep (the ep rank, which picks the held experts) and
+ * group[GROUP_EDP] those of the same k % ep by k / ep (they hold the same experts).
+ * With tp = pp = cp = 1 the dp group is the role and the others
  * are single ranks. Every rank calls it; -1 with err
  * set when this rank plays no role (the caller has checked the world size).
  * The world and the groups return MPI errors (MPI_ERRORS_RETURN) so that a
@@ -69,6 +73,7 @@ int rt_mpi_recv_tag(rt_group *g, void *buf, int64_t n, rt_dtype t, int peer, int
 int rt_mpi_wait(void **req, int block);
 int rt_mpi_sendrecv(rt_group *g, const void *send, int to, void *recv, int from, int64_t n,
                     rt_dtype t);
+int rt_mpi_all_to_all(rt_group *g, const void *send, void *recv, int64_t n, rt_dtype t);
 /* Why the last of them failed: MPI's error text, or the count that did not fit. */
 const char *rt_mpi_error(void);
 

@@ -15,6 +15,9 @@ enum {
     L_X_IN, L_RSTD1, L_XN1, L_Q, L_K, L_V, L_O, L_LSE, L_X_MID, L_RSTD2, L_XN2, L_A, L_B, L_G,
     L_COUNT
 };
+/* a MoE layer's further slots: router probabilities, gates, chosen experts, their
+ * slots, counts per expert; the experts' inputs, w1/w3/SwiGLU outputs, and outputs */
+enum { M_PROBS = L_COUNT, M_GATE, M_IDX, M_SLOT, M_COUNT, M_XE, M_A, M_B, M_G, M_YE, M_END };
 enum { E_IDS };
 enum { H_X, H_RSTD, H_XN, H_PROBS, H_LABELS };
 
@@ -32,8 +35,9 @@ void rt_model_layer_tensors(const program *p, rt_layer_tensor t[RT_LAYER_TENSORS
     memcpy(t, all, sizeof all);
 }
 
-/* The layer's tensors' shards on one of tp ranks, laid out one after another. */
-static void layout_tp(const program *p, int64_t tp, rt_layer_layout *o) {
+/* The layer's tensors' shards on one of tp ranks, laid out one after another,
+ * then (a MoE layer) the router and `held` routed experts. */
+static void layout_tp(const program *p, int64_t tp, int64_t held, rt_layer_layout *o) {
     rt_layer_tensor t[RT_LAYER_TENSORS];
     rt_model_layer_tensors(p, t);
     int64_t *const at[RT_LAYER_TENSORS] = {&o->attn_norm, &o->wq, &o->wk, &o->wv, &o->wo,
@@ -44,14 +48,24 @@ static void layout_tp(const program *p, int64_t tp, rt_layer_layout *o) {
         rt_layer_tensor_shard(&t[i], tp, &R, &C);
         *at[i] = n, n += R * C;
     }
+    o->router = o->experts = o->expert_elems = o->experts_held = 0;
+    if (program_is_moe(p)) {
+        o->router = n, n += p->experts * p->hidden;
+        o->experts = n, o->expert_elems = program_expert_elems(p), o->experts_held = held;
+        n += held * o->expert_elems;
+    }
     o->elems = n;
 }
 
-void rt_model_layer_layout(const program *p, rt_layer_layout *o) { layout_tp(p, p->tp, o); }
+void rt_model_full_layout(const program *p, rt_layer_layout *o) { layout_tp(p, 1, p->experts, o); }
+
+void rt_model_layer_layout(const program *p, rt_layer_layout *o) {
+    layout_tp(p, p->tp, p->ep > 1 ? p->experts / p->ep : p->experts, o);
+}
 
 int64_t rt_model_full_offset(const program *p, int64_t unit) {
     rt_layer_layout l;
-    layout_tp(p, 1, &l);
+    layout_tp(p, 1, p->experts, &l);
     const int64_t embed = p->vocab * p->hidden;
     return unit == 0 ? 0 : embed + (unit - 1) * l.elems; /* the head after the L layers */
 }
@@ -96,6 +110,9 @@ static double init_std(const program *p, const rt_layer_layout *l, int64_t i, in
     if (i < layers_end) {
         int64_t j = (i - embed) % l->elems;
         if (j < l->wq || (j >= l->mlp_norm && j < l->w1)) return *is_norm = 1, 0;
+        if (l->expert_elems && j >= l->experts) /* a routed expert: w1, w3, then w2 */
+            return (j - l->experts) % l->expert_elems >= 2 * l->expert_elems / 3 ? resid : std;
+        if (l->expert_elems && j >= l->router) return std;
         if ((j >= l->wo && j < l->mlp_norm) || j >= l->w2) return resid;
         return std;
     }
@@ -105,7 +122,7 @@ static double init_std(const program *p, const rt_layer_layout *l, int64_t i, in
 
 void rt_model_init_values(const program *p, uint64_t seed, int64_t first, int64_t n, float *out) {
     rt_layer_layout l;
-    layout_tp(p, 1, &l); /* the one-rank model's flat space */
+    layout_tp(p, 1, p->experts, &l); /* the one-rank model's flat space */
     const int64_t total = 2 * p->vocab * p->hidden + p->layers * l.elems + p->hidden;
     for (int64_t k = 0; k < n; k++) {
         int64_t i = first + k;
@@ -142,6 +159,10 @@ int rt_model_init(rt_model *m, const program *p, const rt_backend *be, rt_mem *m
     m->embed_elems = rt_model_unit_elems(p, 0);
     m->head_elems = rt_model_unit_elems(p, p->layers + 1);
     m->loss_scale = (float)(1.0 / ((double)p->global_batch * (double)p->seq));
+    if (program_is_moe(p)) {
+        m->E = p->experts, m->K = p->top_k, m->fe = p->expert_ffn, m->cap = p->expert_capacity;
+        m->El = p->ep > 1 ? p->experts / p->ep : p->experts, m->aux_alpha = (float)p->aux_alpha;
+    }
     m->saved = calloc((size_t)(m->units * m->micro_batches), sizeof *m->saved);
     m->hidden = calloc((size_t)m->micro_batches, sizeof *m->hidden);
     m->dhidden = calloc((size_t)m->micro_batches, sizeof *m->dhidden);
@@ -160,6 +181,11 @@ void rt_model_set_tp(rt_model *m, rt_group *g, rt_coll_stat *stats) {
     m->tp.rank = g->rank;
     m->tp.stats = stats;
     rt_tp_vocab_range(m->p, g->rank, &first, &m->V);
+}
+
+void rt_model_set_ep(rt_model *m, rt_group *g, rt_coll_stat *stats) {
+    m->ep = g;
+    m->ep_stats = stats;
 }
 
 void rt_model_free(rt_model *m) {
@@ -408,6 +434,167 @@ static int embed_bwd(op_ctx *c, int64_t mb, float *dwte) {
     return c->failed ? -1 : 0;
 }
 
+/* ---- mixture of experts (docs/runtime.md §3d) --------------------------------- */
+
+static bool moe_on(const rt_model *m) { return m->E > 0; }
+
+/* Move the dispatch buffer (R = E * cap rows of w fp32 values, E/ep experts per
+ * block) to the experts' ranks, or their outputs back: one all-to-all over the ep
+ * group in the activation dtype into dst's store (its fp32 view widened from it),
+ * counted with its size S; a copy when one rank holds every expert. */
+static void moe_a2a(op_ctx *c, const float *src, view dst) {
+    rt_model *m = c->m;
+    const rt_backend *be = m->be;
+    if (c->failed) return;
+    const bool bf = m->act_dt == RT_BF16;
+    const void *send = src;
+    if (bf) {
+        void *t = tmp_alloc(c, dst.n * 2);
+        if (!t) return;
+        be->to_bf16(t, src, dst.n);
+        send = t;
+    }
+    if (m->ep && m->ep->size > 1) {
+        const double t0 = be->now_seconds();
+        if (be->all_to_all(m->ep, send, dst.store, dst.n / m->ep->size, m->act_dt)) {
+            ps_err_set(c->err, "the ep all-to-all failed: %s -- a peer rank died, or its link broke",
+                       be->coll_error());
+            c->failed = 1;
+            return;
+        }
+        if (m->ep_stats) {
+            m->ep_stats->calls++;
+            m->ep_stats->bytes += dst.n * rt_dtype_bytes(m->act_dt);
+            m->ep_stats->seconds += be->now_seconds() - t0;
+        }
+    } else {
+        memcpy(dst.store, send, (size_t)(dst.n * rt_dtype_bytes(m->act_dt)));
+    }
+    if (bf) {
+        tmp_free(c, (void *)(uintptr_t)send);
+        be->from_bf16(dst.f, dst.store, dst.n);
+    }
+}
+
+/* The held expert of row block b of the experts' side (blocks: ep source ranks x El
+ * held experts, cap rows each): its w1, w3, w2. */
+static const float *expert_w(const rt_model *m, const float *w, int64_t b) {
+    return w + m->lay.experts + (b % m->El) * m->lay.expert_elems;
+}
+
+/* The routed experts of a MoE layer on the normalised input x [N][h]: router,
+ * slots, dispatch, the experts' SwiGLU MLPs, combine; y += the weighted outputs (y
+ * NULL: a recompute pass, which rebuilds the saved tensors only). The tensors go to
+ * s's M_* slots (kept when `keep`); the load-balancing loss joins aux_sum on the
+ * real forward. */
+static void moe_fwd(op_ctx *c, rt_saved *s, const float *w, const float *x, bool keep, float *y) {
+    rt_model *m = c->m;
+    const rt_backend *be = m->be;
+    const int64_t N = m->N, h = m->h, E = m->E, K = m->K, fe = m->fe, cap = m->cap, R = E * cap;
+    const mem_cat A = MEM_ACTIVATIONS;
+    float *logits = tmp_alloc(c, N * E * 4);
+    float *probs = f32_new(c, keep, N * E), *gate = f32_new(c, keep, N * K);
+    int32_t *idx = keep ? keep_alloc(c, A, N * K * 4) : tmp_alloc(c, N * K * 4);
+    int32_t *slot = keep ? keep_alloc(c, A, N * K * 4) : tmp_alloc(c, N * K * 4);
+    int64_t *count = keep ? keep_alloc(c, A, E * 8) : tmp_alloc(c, E * 8);
+    float *disp = tmp_alloc(c, R * h * 4);
+    if (c->failed) return;
+    be->matmul_fwd(logits, x, w + m->lay.router, N, h, E);
+    be->router_fwd(probs, idx, gate, logits, N, E, K);
+    tmp_free(c, logits);
+    be->moe_slots(slot, count, idx, N, K, E, cap);
+    if (y && m->aux_alpha > 0)
+        m->aux_sum += be->moe_aux_fwd(probs, count, N, E, K, m->aux_alpha) * (double)N;
+    be->moe_permute_fwd(disp, x, slot, N, K, h, R);
+    view xe = act_new(c, A, keep, R * h);
+    moe_a2a(c, disp, xe); /* dispatch */
+    tmp_free(c, disp);
+    view a = act_new(c, A, keep, R * fe), b = act_new(c, A, keep, R * fe),
+         g = act_new(c, A, keep, R * fe);
+    float *eo = tmp_alloc(c, R * h * 4);
+    if (c->failed) return;
+    for (int64_t k = 0; k < E; k++) {
+        const float *we = expert_w(m, w, k);
+        be->matmul_fwd(a.f + k * cap * fe, xe.f + k * cap * h, we, cap, h, fe);
+        be->matmul_fwd(b.f + k * cap * fe, xe.f + k * cap * h, we + fe * h, cap, h, fe);
+    }
+    act_seal(c, a), act_seal(c, b);
+    be->swiglu_fwd(g.f, a.f, b.f, R * fe);
+    act_seal(c, g);
+    for (int64_t k = 0; k < E; k++)
+        be->matmul_fwd(eo + k * cap * h, g.f + k * cap * fe, expert_w(m, w, k) + 2 * fe * h, cap, fe,
+                       h);
+    view ye = act_new(c, A, keep, R * h);
+    moe_a2a(c, eo, ye); /* combine */
+    tmp_free(c, eo);
+    if (c->failed) return;
+    if (y) {
+        float *out = tmp_alloc(c, N * h * 4);
+        if (!out) return;
+        be->moe_unpermute_fwd(out, ye.f, gate, slot, N, K, h);
+        be->add(y, y, out, N * h);
+        tmp_free(c, out);
+    }
+    if (keep) {
+        void *t[M_END - M_PROBS] = {probs, gate, idx, slot, count, xe.store, a.store, b.store,
+                                    g.store, ye.store};
+        memcpy(s->t + M_PROBS, t, sizeof t);
+    }
+}
+
+/* Backward of moe_fwd: dy [N][h] the layer output's gradient; dx (the normalised
+ * input's gradient) and the router's and experts' weight gradients (in dw) +=. The
+ * gradients travel back over the same all-to-alls: the outputs' to the experts, the
+ * inputs' home. The load-balancing loss of the micro-batch is weighted 1 /
+ * micro-batches of the global batch (N loss_scale). */
+static void moe_bwd(op_ctx *c, rt_saved *s, const float *w, float *dw, const float *x,
+                    const float *dy, float *dx) {
+    rt_model *m = c->m;
+    const rt_backend *be = m->be;
+    const int64_t N = m->N, h = m->h, E = m->E, K = m->K, fe = m->fe, cap = m->cap, R = E * cap;
+    const float *probs = s->t[M_PROBS], *gate = s->t[M_GATE];
+    const int32_t *idx = s->t[M_IDX], *slot = s->t[M_SLOT];
+    const int64_t *count = s->t[M_COUNT];
+    float *ye = act_load(c, s->t[M_YE], R * h);
+    float *dye = zeros(c, R * h), *dgate = zeros(c, N * K);
+    if (c->failed) return;
+    be->moe_unpermute_bwd(dye, dgate, dy, ye, gate, slot, N, K, h);
+    view deo = act_new(c, MEM_WORKSPACE, false, R * h);
+    moe_a2a(c, dye, deo); /* the outputs' gradients to the experts */
+    tmp_free(c, dye);
+    float *xe = act_load(c, s->t[M_XE], R * h), *a = act_load(c, s->t[M_A], R * fe),
+          *b = act_load(c, s->t[M_B], R * fe), *g = act_load(c, s->t[M_G], R * fe);
+    float *dg = zeros(c, R * fe);
+    if (c->failed) return;
+    for (int64_t k = 0; k < E; k++) {
+        const int64_t e = m->lay.experts + (k % m->El) * m->lay.expert_elems;
+        be->matmul_bwd(dg + k * cap * fe, dw + e + 2 * fe * h, deo.f + k * cap * h,
+                       g + k * cap * fe, w + e + 2 * fe * h, cap, fe, h);
+    }
+    float *da = zeros(c, R * fe), *db = zeros(c, R * fe), *dxe = zeros(c, R * h);
+    if (c->failed) return;
+    be->swiglu_bwd(da, db, dg, a, b, R * fe);
+    tmp_free(c, dg);
+    for (int64_t k = 0; k < E; k++) {
+        const int64_t e = m->lay.experts + (k % m->El) * m->lay.expert_elems;
+        be->matmul_bwd(dxe + k * cap * h, dw + e, da + k * cap * fe, xe + k * cap * h, w + e, cap,
+                       h, fe);
+        be->matmul_bwd(dxe + k * cap * h, dw + e + fe * h, db + k * cap * fe, xe + k * cap * h,
+                       w + e + fe * h, cap, h, fe);
+    }
+    tmp_free(c, da), tmp_free(c, db);
+    view ddisp = act_new(c, MEM_WORKSPACE, false, R * h);
+    moe_a2a(c, dxe, ddisp); /* the inputs' gradients home */
+    tmp_free(c, dxe);
+    float *dprobs = m->aux_alpha > 0 ? zeros(c, N * E) : NULL, *dlogits = zeros(c, N * E);
+    if (c->failed) return;
+    be->moe_permute_bwd(dx, ddisp.f, slot, N, K, h);
+    if (dprobs)
+        be->moe_aux_bwd(dprobs, count, (float)N * m->loss_scale, N, E, K, m->aux_alpha);
+    be->router_bwd(dlogits, dgate, dprobs, probs, idx, gate, N, E, K);
+    be->matmul_bwd(dx, dw + m->lay.router, dlogits, x, w + m->lay.router, N, h, E);
+}
+
 /* ---- transformer layer ------------------------------------------------------- */
 
 typedef struct {
@@ -487,7 +674,7 @@ static void layer_body(op_ctx *c, rt_saved *s, const float *w, bool keep, void *
         void *t[L_COUNT] = {s->t[L_X_IN], rstd1, xn1.store, q.store, k.store, v.store, o.store,
                             lse, xm.store, rstd2, xn2.store, a.store, b.store, g.store};
         memcpy(s->t, t, sizeof t);
-        s->n = L_COUNT;
+        s->n = moe_on(m) ? M_END : L_COUNT; /* a MoE layer's slots: moe_fwd below */
     }
     if (out || tp_on(m)) {
         view y = act_new(c, MEM_WORKSPACE, out != NULL, Nl * h);
@@ -495,8 +682,12 @@ static void layer_body(op_ctx *c, rt_saved *s, const float *w, bool keep, void *
         row_parallel_out(c, y.f, g.f, W.w2, f);
         if (c->failed) return;
         be->add(y.f, y.f, xm.f, Nl * h);
+        if (moe_on(m)) moe_fwd(c, s, w, xn2.f, keep, y.f); /* the routed experts */
+        if (c->failed) return;
         act_seal(c, y);
         if (out) *out = y.store;
+    } else if (moe_on(m)) {
+        moe_fwd(c, s, w, xn2.f, keep, NULL); /* a recompute pass: rebuild the saved tensors */
     }
 }
 
@@ -588,6 +779,7 @@ static void layer_backward(op_ctx *c, rt_saved *s, const float *w, float *dw, fl
     be->matmul_bwd(dxn2, GW(w3), db, in2, W.w3, N, h, f);
     if (in2 != xn2) tmp_free(c, (void *)(uintptr_t)in2);
     tmp_free(c, da), tmp_free(c, db);
+    if (moe_on(m)) moe_bwd(c, s, w, dw, xn2, dx_out, dxn2); /* the routed experts (no tp) */
     dxn2 = column_parallel_grad(c, dxn2);
     if (c->failed) return;
     be->rmsnorm_bwd(dxm, d_mlp_norm, dxn2, xm, W.mlp_norm, rstd2, Nl, h);

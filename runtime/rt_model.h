@@ -27,7 +27,12 @@
 
 /* Offsets of one layer's tensors inside its unit, in elements. */
 typedef struct {
-    int64_t attn_norm, wq, wk, wv, wo, mlp_norm, w1, w3, w2, elems;
+    int64_t attn_norm, wq, wk, wv, wo, mlp_norm, w1, w3, w2;
+    /* a MoE layer (program_is_moe; docs/plan-format.md §2): w1, w3, w2 are the shared
+     * experts' MLP, then the router [experts][h] and the held routed experts, each
+     * w1, w3 [expert_ffn][h] and w2 [h][expert_ffn] (expert_elems apart); 0 when dense */
+    int64_t router, experts, expert_elems, experts_held;
+    int64_t elems;
 } rt_layer_layout;
 
 /* How tensor parallelism splits a layer tensor: replicated, by rows
@@ -50,7 +55,7 @@ static inline void rt_layer_tensor_shard(const rt_layer_tensor *t, int64_t tp, i
     *C = t->how == RT_SPLIT_COLS ? t->cols / tp : t->cols;
 }
 
-#define RT_SAVED_MAX 16
+#define RT_SAVED_MAX 32
 
 typedef struct {
     void *t[RT_SAVED_MAX]; /* saved blocks (tracked), NULL when absent */
@@ -87,6 +92,18 @@ typedef struct rt_model {
                                   by the executor from the data loader) */
     float loss_scale;          /* d(loss)/d(token loss): 1 / tokens in the global batch */
     double loss_sum;           /* sum of token losses this rank computed since reset */
+    /* mixture of experts (program_is_moe): E experts, K per token, fe features each,
+     * cap rows per expert per micro-batch, El held here (E / ep); aux_alpha the
+     * load-balancing loss's weight, aux_sum its values this rank computed since reset
+     * (in token-loss units: each micro-batch's loss times N, so that it joins the
+     * cross-entropy sum's 1 / tokens scaling as 1 / micro-batches); ep the expert-
+     * parallel group (NULL: one rank holds every expert) and where its all-to-alls
+     * are counted */
+    int64_t E, K, fe, cap, El;
+    float aux_alpha;
+    double aux_sum;
+    rt_group *ep;
+    rt_coll_stat *ep_stats;
     /* per-op workspace, freed at the op's end */
     void *tmp[64];
     int n_tmp;
@@ -96,10 +113,16 @@ typedef struct rt_model {
  * "head" L + 1; -1 for anything else (a bad number included). */
 int32_t rt_model_global_unit(const program *p, const char *name);
 
+/* The expert-parallel hook (ep > 1): the ep group and where its all-to-alls are
+ * counted; call after rt_model_init. */
+void rt_model_set_ep(rt_model *m, rt_group *g, rt_coll_stat *stats);
+
 /* Elements of unit u (0 embed, 1..L layers, L+1 head): one tp rank's shard
  * (the program header's tp; params.c's counts). */
 int64_t rt_model_unit_elems(const program *p, int64_t unit);
 void rt_model_layer_layout(const program *p, rt_layer_layout *out);
+/* The one-rank model's layer (tp 1, every expert). */
+void rt_model_full_layout(const program *p, rt_layer_layout *out);
 /* Where unit u (0 embed, 1..L layers, L+1 head) starts in the one-rank
  * model's flat space (the index space of rt_model_init_values). */
 int64_t rt_model_full_offset(const program *p, int64_t unit);

@@ -224,7 +224,7 @@ static int64_t tensors_full(const rt_layer_tensor *t, int n, int64_t tp, int64_t
     return -1;
 }
 
-int64_t rt_tp_full_index(const program *p, const prog_role *r, int64_t i) {
+int64_t rt_tp_full_index(const program *p, const prog_role *r, int ep_rank, int64_t i) {
     const int64_t h = p->hidden, V = p->vocab, tp = p->tp, t = r->tp_rank;
     rt_layer_tensor layer[RT_LAYER_TENSORS];
     rt_model_layer_tensors(p, layer);
@@ -235,6 +235,14 @@ int64_t rt_tp_full_index(const program *p, const prog_role *r, int64_t i) {
         const int64_t g = rt_model_global_unit(p, un->name); /* rt_pipe_init checked it */
         int64_t base = rt_model_full_offset(p, g);
         if (g >= 1 && g <= p->layers) {
+            rt_layer_layout held, full;
+            rt_model_layer_layout(p, &held);
+            if (held.expert_elems && k >= held.router) { /* a MoE layer's router, experts */
+                rt_model_full_layout(p, &full);
+                if (k < held.experts) return base + full.router + (k - held.router);
+                return base + full.experts + ep_rank * held.experts_held * held.expert_elems +
+                       (k - held.experts);
+            }
             const int64_t j = tensors_full(layer, RT_LAYER_TENSORS, tp, t, k);
             return j < 0 ? -1 : base + j;
         }
@@ -248,14 +256,14 @@ int64_t rt_tp_full_index(const program *p, const prog_role *r, int64_t i) {
     return -1;
 }
 
-void rt_tp_init_values(const program *p, const prog_role *r, uint64_t seed, int64_t first,
-                       int64_t n, float *out) {
-    if (p->tp == 1 && p->pp == 1) { /* the role holds the model as the one-rank run does */
+void rt_tp_init_values(const program *p, const prog_role *r, int ep_rank, uint64_t seed,
+                       int64_t first, int64_t n, float *out) {
+    if (p->tp == 1 && p->pp == 1 && p->ep == 1) { /* the role holds the one-rank model */
         rt_model_init_values(p, seed, first, n, out);
         return;
     }
     for (int64_t k = 0; k < n; k++) {
-        const int64_t j = rt_tp_full_index(p, r, first + k);
+        const int64_t j = rt_tp_full_index(p, r, ep_rank, first + k);
         if (j < 0)
             out[k] = 0.0f;
         else
@@ -263,8 +271,8 @@ void rt_tp_init_values(const program *p, const prog_role *r, uint64_t seed, int6
     }
 }
 
-void rt_tp_dump(const program *p, const prog_role *r, const char *what, int rank, int64_t lo,
-                const float *v, int64_t n) {
+void rt_tp_dump(const program *p, const prog_role *r, int ep_rank, const char *what, int rank,
+                int64_t lo, const float *v, int64_t n) {
     const char *dir = getenv("PARASIM_DUMP_GRADS");
     if (!dir || !*dir) return;
     char path[4096];
@@ -272,7 +280,7 @@ void rt_tp_dump(const program *p, const prog_role *r, const char *what, int rank
     FILE *f = fopen(path, "ab");
     if (!f) return; /* a test hook: the test notices the missing file */
     for (int64_t k = 0; k < n; k++) {
-        const int64_t j = rt_tp_full_index(p, r, lo + k);
+        const int64_t j = rt_tp_full_index(p, r, ep_rank, lo + k);
         if (j < 0) continue;
         fwrite(&j, sizeof j, 1, f);
         fwrite(&v[k], sizeof v[k], 1, f);

@@ -81,16 +81,18 @@ int rt_tp_xent_fwd(rt_tp *tp, const program *p, float *probs, float *losses, con
 void rt_tp_xent_bwd(const rt_tp *tp, const program *p, float *dlogits, const float *probs,
                     const int32_t *targets, float scale, int64_t N);
 
-/* Flat parameter i of role r, as an index of the one-rank model's flat space
- * (rt_model_init_values), or -1 for vocabulary padding. Units are found by
- * name ("embed", "layer.7", "head"), so a pipeline stage's units map too. */
-int64_t rt_tp_full_index(const program *p, const prog_role *r, int64_t i);
+/* Flat parameter i of role r on expert-parallel rank ep_rank (0 without ep), as an
+ * index of the one-rank model's flat space (rt_model_init_values), or -1 for
+ * vocabulary padding. Units are found by name ("embed", "layer.7", "head"), so a
+ * pipeline stage's units map too; a MoE layer's router follows its dense tensors,
+ * and its held experts are the one-rank model's experts ep_rank * E/ep ... */
+int64_t rt_tp_full_index(const program *p, const prog_role *r, int ep_rank, int64_t i);
 
 /* rt_model_init_values for role r: out[k] = the initial value of role
  * element first + k, the one-rank model's value of its full index (0 for
  * padding), so every tp degree starts from the same weights. */
-void rt_tp_init_values(const program *p, const prog_role *r, uint64_t seed, int64_t first,
-                       int64_t n, float *out);
+void rt_tp_init_values(const program *p, const prog_role *r, int ep_rank, uint64_t seed,
+                       int64_t first, int64_t n, float *out);
 
 /* The test hook of docs/runtime.md ("Checking a gradient"): when the
  * environment names a directory in PARASIM_DUMP_GRADS, append the n values v
@@ -98,7 +100,7 @@ void rt_tp_init_values(const program *p, const prog_role *r, uint64_t seed, int6
  * (int64 full-model index, float32 value), padding left out; nothing
  * otherwise. The executor dumps the reduced gradients its optimizer step 1
  * reads ("grads") and the weights after the last step ("params"). */
-void rt_tp_dump(const program *p, const prog_role *r, const char *what, int rank, int64_t lo,
-                const float *v, int64_t n);
+void rt_tp_dump(const program *p, const prog_role *r, int ep_rank, const char *what, int rank,
+                int64_t lo, const float *v, int64_t n);
 
 #endif

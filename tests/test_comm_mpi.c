@@ -86,6 +86,16 @@ int main(int argc, char **argv) {
         for (int k = 0; k < counts[r]; k++) ok &= all[displs[r] + k] == val(r, k);
     check(ok, "all-gather in place");
 
+    /* all-to-all (expert parallelism): block j of rank r's send lands as block r of
+     * rank j's receive */
+    float blocks[64], got[64];
+    for (int j = 0; j < size; j++)
+        for (int k = 0; k < 3; k++) blocks[j * 3 + k] = val(rank, j * 10 + k);
+    ok = be->all_to_all(&g, blocks, got, 3, RT_F32) == 0;
+    for (int r = 0; r < size; r++)
+        for (int k = 0; k < 3; k++) ok &= got[r * 3 + k] == val(r, rank * 10 + k);
+    check(ok, "all-to-all");
+
     /* broadcast from the last rank, reduce to rank 1 */
     for (int i = 0; i < N; i++) a[i] = rank == size - 1 ? val(9, i) : -1.0f;
     ok = be->broadcast(&g, a, N, RT_F32, size - 1) == 0;

@@ -878,6 +878,238 @@ static void test_add(void **state) {
     free(a), free(b), free(out);
 }
 
+/* ---- mixture of experts ---------------------------------------------------- */
+
+typedef struct {
+    float *logits, *probs, *gate, *G, *Q;
+    int32_t *idx, *idx_ref;
+    int64_t N, E, K;
+} router_ctx;
+
+/* sum G . gate + sum Q . probs; fails if the choice of experts moved (a
+ * finite difference across a tie would not be a derivative). */
+static double router_loss(void *p) {
+    router_ctx *c = p;
+    kern_router_fwd(c->probs, c->idx, c->gate, c->logits, c->N, c->E, c->K);
+    if (c->idx_ref) assert_memory_equal(c->idx, c->idx_ref, (size_t)(c->N * c->K) * 4);
+    return dot_d(c->G, c->gate, c->N * c->K) + dot_d(c->Q, c->probs, c->N * c->E);
+}
+
+static void test_router(void **state) {
+    (void)state;
+    /* by hand: logits ln [1, 2, 3, 4] -> probs [.1, .2, .3, .4], top-2 = [3, 2], gate [4/7, 3/7];
+     * logits ln [1, 2, 3, 3] -> probs [1, 2, 3, 3]/9: the tie between 2 and 3 goes to 2 first */
+    const float lg[] = {0.0f, logf(2.0f), logf(3.0f), logf(4.0f),
+                        0.0f, logf(2.0f), logf(3.0f), logf(3.0f)};
+    float pr[8], gt[4];
+    int32_t ix[4];
+    kern_router_fwd(pr, ix, gt, lg, 2, 4, 2);
+    for (int e = 0; e < 4; e++)
+        CHECK_NEAR(pr[e], (e + 1) / 10.0, 1e-6);
+    assert_int_equal(ix[0], 3); assert_int_equal(ix[1], 2);
+    CHECK_NEAR(gt[0], 4.0 / 7, 1e-6); CHECK_NEAR(gt[1], 3.0 / 7, 1e-6);
+    assert_int_equal(ix[2], 2); assert_int_equal(ix[3], 3);
+    CHECK_NEAR(gt[2], 0.5, 1e-6); CHECK_NEAR(gt[3], 0.5, 1e-6);
+    /* top-1 renormalised is 1 */
+    kern_router_fwd(pr, ix, gt, lg, 1, 4, 1);
+    assert_int_equal(ix[0], 3); CHECK_NEAR(gt[0], 1.0, 0.0);
+
+    /* backward by central differences: logits spread 0.3 apart (shuffled per token), so
+     * the step never swaps two experts; K = 1, 2, 3 of E = 6, with and without dprobs */
+    for (int64_t K = 1; K <= 3; K++)
+        for (int with_q = 0; with_q < 2; with_q++) {
+            router_ctx c = {.N = 5, .E = 6, .K = K};
+            c.logits = alloc_f(c.N * c.E);
+            for (int64_t n = 0; n < c.N; n++)
+                for (int64_t e = 0; e < c.E; e++)
+                    c.logits[n * c.E + e] = 0.3f * (float)((e * 5 + n * 7) % 6) + 0.05f * rnd();
+            c.probs = alloc_f(c.N * c.E), c.gate = alloc_f(c.N * K);
+            c.G = rand_f(c.N * K, 1.0f), c.Q = with_q ? rand_f(c.N * c.E, 1.0f) : alloc_f(c.N * c.E);
+            c.idx = calloc((size_t)(c.N * K), 4), c.idx_ref = NULL;
+            router_loss(&c);
+            c.idx_ref = calloc((size_t)(c.N * K), 4);
+            memcpy(c.idx_ref, c.idx, (size_t)(c.N * K) * 4);
+            float *d0 = rand_f(c.N * c.E, 1.0f), *d = copy_f(d0, c.N * c.E);
+            kern_router_bwd(d, c.G, with_q ? c.Q : NULL, c.probs, c.idx, c.gate, c.N, c.E, K);
+            sub_f(d, d0, c.N * c.E);
+            CHECK_GRAD("router dlogits", router_loss, &c, c.logits, d, c.N * c.E);
+            kern_router_bwd(NULL, c.G, NULL, c.probs, c.idx, c.gate, c.N, c.E, K);
+            free(c.logits), free(c.probs), free(c.gate), free(c.G), free(c.Q), free(c.idx);
+            free(c.idx_ref), free(d0), free(d);
+        }
+}
+
+typedef struct {
+    float *probs;
+    const int64_t *count;
+    int64_t N, E, K;
+    float alpha;
+} aux_ctx;
+
+static double aux_loss(void *p) {
+    aux_ctx *c = p;
+    return kern_moe_aux_fwd(c->probs, c->count, c->N, c->E, c->K, c->alpha);
+}
+
+static void test_moe_aux_loss(void **state) {
+    (void)state;
+    /* by hand: N 2, E 2, K 1, both tokens to expert 0: f = [1, 0], P = [.625, .375],
+     * loss = alpha * 2 * .625 = 1.25 alpha */
+    const float pr[] = {0.75f, 0.25f, 0.5f, 0.5f};
+    const int64_t c2[] = {2, 0};
+    CHECK_NEAR(kern_moe_aux_fwd(pr, c2, 2, 2, 1, 0.01f), 0.0125, 1e-9);
+    /* balanced routing and uniform probabilities give the minimum, alpha: E * E * (1/E)^2 */
+    float un[4 * 8];
+    for (int i = 0; i < 32; i++)
+        un[i] = 0.125f;
+    const int64_t c8[] = {1, 1, 1, 1, 1, 1, 1, 1}; /* 4 tokens, top-2 */
+    CHECK_NEAR(kern_moe_aux_fwd(un, c8, 4, 8, 2, 0.5f), 0.5, 1e-7);
+    /* backward: by hand, dprobs[n][i] += scale alpha E f_i / N = 2 * .01 * 2 * [1, 0] / 2 */
+    float d[4] = {1, 1, 1, 1};
+    kern_moe_aux_bwd(d, c2, 2.0f, 2, 2, 1, 0.01f);
+    CHECK_NEAR(d[0], 1.02, 1e-7); CHECK_NEAR(d[1], 1.0, 0.0);
+    CHECK_NEAR(d[2], 1.02, 1e-7); CHECK_NEAR(d[3], 1.0, 0.0);
+    /* and by central differences (counts fixed) */
+    const int64_t cnt[] = {3, 0, 5, 2, 1, 1};
+    aux_ctx c = {.count = cnt, .N = 6, .E = 6, .K = 2, .alpha = 0.1f};
+    c.probs = rand_f(c.N * c.E, 1.0f);
+    float *g0 = rand_f(c.N * c.E, 1.0f), *g = copy_f(g0, c.N * c.E);
+    kern_moe_aux_bwd(g, cnt, 1.0f, c.N, c.E, c.K, c.alpha);
+    sub_f(g, g0, c.N * c.E);
+    CHECK_GRAD("aux dprobs", aux_loss, &c, c.probs, g, c.N * c.E);
+    kern_moe_aux_bwd(NULL, cnt, 1.0f, c.N, c.E, c.K, c.alpha);
+    free(c.probs), free(g0), free(g);
+}
+
+/* One MoE block on one rank, from the kernels alone: router, fixed-capacity dispatch,
+ * per-expert SwiGLU MLP (w1, w3 [F][H], w2 [H][F] per expert), weighted combine,
+ * plus the load-balancing loss; loss = sum G . y + aux. */
+typedef struct {
+    int64_t N, H, E, K, F, cap;
+    float alpha;
+    float *x, *wr, *w1, *w3, *w2, *G;
+    /* forward state */
+    float *logits, *probs, *gate, *buf, *a, *b, *s, *eo, *y;
+    int32_t *idx, *slot, *idx_ref;
+    int64_t *count;
+    double aux;
+} moe_ctx;
+
+static void moe_fwd(moe_ctx *c) {
+    const int64_t R = c->E * c->cap;
+    kern_matmul_fwd(c->logits, c->x, c->wr, c->N, c->H, c->E);
+    kern_router_fwd(c->probs, c->idx, c->gate, c->logits, c->N, c->E, c->K);
+    kern_moe_slots(c->slot, c->count, c->idx, c->N, c->K, c->E, c->cap);
+    kern_moe_permute_fwd(c->buf, c->x, c->slot, c->N, c->K, c->H, R);
+    for (int64_t e = 0; e < c->E; e++) {
+        const int64_t r = e * c->cap;
+        kern_matmul_fwd(c->a + r * c->F, c->buf + r * c->H, c->w1 + e * c->F * c->H, c->cap, c->H, c->F);
+        kern_matmul_fwd(c->b + r * c->F, c->buf + r * c->H, c->w3 + e * c->F * c->H, c->cap, c->H, c->F);
+        kern_swiglu_fwd(c->s + r * c->F, c->a + r * c->F, c->b + r * c->F, c->cap * c->F);
+        kern_matmul_fwd(c->eo + r * c->H, c->s + r * c->F, c->w2 + e * c->H * c->F, c->cap, c->F, c->H);
+    }
+    kern_moe_unpermute_fwd(c->y, c->eo, c->gate, c->slot, c->N, c->K, c->H);
+    c->aux = kern_moe_aux_fwd(c->probs, c->count, c->N, c->E, c->K, c->alpha);
+}
+
+static double moe_loss(void *p) {
+    moe_ctx *c = p;
+    moe_fwd(c);
+    if (c->idx_ref) assert_memory_equal(c->idx, c->idx_ref, (size_t)(c->N * c->K) * 4);
+    return dot_d(c->G, c->y, c->N * c->H) + c->aux;
+}
+
+static void test_moe_block(void **state) {
+    (void)state;
+    /* slots by hand: 3 tokens each choosing [0, 1], capacity 2: the third is dropped */
+    const int32_t ix3[] = {0, 1, 0, 1, 0, 1};
+    int32_t sl[6];
+    int64_t cn[2];
+    kern_moe_slots(sl, cn, ix3, 3, 2, 2, 2);
+    const int32_t want[] = {0, 2, 1, 3, -1, -1};
+    assert_memory_equal(sl, want, sizeof want);
+    assert_int_equal(cn[0], 3); assert_int_equal(cn[1], 3);
+    /* permute / unpermute by hand: H 2; buffer rows are the tokens, row 4 unused stays 0 */
+    const float x3[] = {1, 2, 3, 4, 5, 6}, g3[] = {0.75f, 0.25f, 0.5f, 0.5f, 1, 1};
+    float bf[5 * 2] = {9, 9, 9, 9, 9, 9, 9, 9, 9, 9}, y3[6];
+    const int32_t sl5[] = {0, 2, 1, 3, -1, -1};
+    kern_moe_permute_fwd(bf, x3, sl5, 3, 2, 2, 5);
+    const float wantb[] = {1, 2, 3, 4, 1, 2, 3, 4, 0, 0};
+    assert_memory_equal(bf, wantb, sizeof wantb);
+    for (int i = 0; i < 4; i++)
+        bf[4 + i] *= 10.0f; /* expert 1 scales by 10 */
+    kern_moe_unpermute_fwd(y3, bf, g3, sl5, 3, 2, 2);
+    const float wanty[] = {0.75f + 2.5f, 1.5f + 5.0f, 1.5f + 15.0f, 2.0f + 20.0f, 0, 0};
+    for (int i = 0; i < 6; i++)
+        CHECK_NEAR(y3[i], wanty[i], 1e-6);
+
+    /* the whole block by central differences, with capacity enough for every choice
+     * (dropless, cap = N K / E * E / K = N) and with a capacity that drops tokens */
+    for (int drop = 0; drop < 2; drop++) {
+        moe_ctx c = {.N = 12, .H = 6, .E = 4, .K = 2, .F = 5, .alpha = 0.05f};
+        c.cap = drop ? 4 : c.N;
+        const int64_t N = c.N, H = c.H, E = c.E, K = c.K, F = c.F, R = E * c.cap;
+        c.x = rand_f(N * H, 1.0f), c.wr = rand_f(E * H, 1.0f);
+        c.w1 = rand_f(E * F * H, 0.5f), c.w3 = rand_f(E * F * H, 0.5f), c.w2 = rand_f(E * H * F, 0.5f);
+        c.G = rand_f(N * H, 1.0f);
+        c.logits = alloc_f(N * E), c.probs = alloc_f(N * E), c.gate = alloc_f(N * K);
+        c.buf = alloc_f(R * H), c.a = alloc_f(R * F), c.b = alloc_f(R * F), c.s = alloc_f(R * F);
+        c.eo = alloc_f(R * H), c.y = alloc_f(N * H);
+        c.idx = calloc((size_t)(N * K), 4), c.slot = calloc((size_t)(N * K), 4);
+        c.count = calloc((size_t)E, 8);
+        moe_fwd(&c);
+        if (drop) {
+            int dropped = 0;
+            for (int64_t i = 0; i < N * K; i++)
+                dropped += c.slot[i] < 0;
+            assert_true(dropped > 0);
+        }
+        c.idx_ref = calloc((size_t)(N * K), 4);
+        memcpy(c.idx_ref, c.idx, (size_t)(N * K) * 4);
+        /* backward: y -> (eo, gate) -> experts -> buf -> x; gate and aux -> logits -> (x, wr) */
+        float *dx = alloc_f(N * H), *dwr = alloc_f(E * H), *dw1 = alloc_f(E * F * H);
+        float *dw3 = alloc_f(E * F * H), *dw2 = alloc_f(E * H * F);
+        float *deo = alloc_f(R * H), *dgate = alloc_f(N * K), *ds = alloc_f(R * F);
+        float *da = alloc_f(R * F), *db = alloc_f(R * F), *dbuf = alloc_f(R * H);
+        float *dprobs = alloc_f(N * E), *dlogits = alloc_f(N * E);
+        kern_moe_unpermute_bwd(deo, dgate, c.G, c.eo, c.gate, c.slot, N, K, H);
+        for (int64_t e = 0; e < E; e++) {
+            const int64_t r = e * c.cap;
+            kern_matmul_bwd(ds + r * F, dw2 + e * H * F, deo + r * H, c.s + r * F, c.w2 + e * H * F, c.cap, F, H);
+            kern_swiglu_bwd(da + r * F, db + r * F, ds + r * F, c.a + r * F, c.b + r * F, c.cap * F);
+            kern_matmul_bwd(dbuf + r * H, dw1 + e * F * H, da + r * F, c.buf + r * H, c.w1 + e * F * H, c.cap, H, F);
+            kern_matmul_bwd(dbuf + r * H, dw3 + e * F * H, db + r * F, c.buf + r * H, c.w3 + e * F * H, c.cap, H, F);
+        }
+        kern_moe_permute_bwd(dx, dbuf, c.slot, N, K, H);
+        kern_moe_aux_bwd(dprobs, c.count, 1.0f, N, E, K, c.alpha);
+        kern_router_bwd(dlogits, dgate, dprobs, c.probs, c.idx, c.gate, N, E, K);
+        kern_matmul_bwd(dx, dwr, dlogits, c.x, c.wr, N, H, E);
+        CHECK_GRAD("moe dx", moe_loss, &c, c.x, dx, N * H);
+        CHECK_GRAD("moe dwr", moe_loss, &c, c.wr, dwr, E * H);
+        CHECK_GRAD("moe dw1", moe_loss, &c, c.w1, dw1, E * F * H);
+        CHECK_GRAD("moe dw3", moe_loss, &c, c.w3, dw3, E * F * H);
+        CHECK_GRAD("moe dw2", moe_loss, &c, c.w2, dw2, E * H * F);
+        /* the accumulate rule for the permutation kernels: a second call adds the same again
+         * (on the unperturbed forward: the differences above left the last step's state) */
+        moe_fwd(&c);
+        float *dx2 = copy_f(dx, N * H), *dg2 = copy_f(dgate, N * K);
+        float *db2 = alloc_f(R * H);
+        kern_moe_permute_bwd(dx2, dbuf, c.slot, N, K, H);
+        kern_moe_unpermute_bwd(db2, dg2, c.G, c.eo, c.gate, c.slot, N, K, H);
+        kern_moe_unpermute_bwd(db2, NULL, c.G, c.eo, c.gate, c.slot, N, K, H);
+        for (int64_t i = 0; i < N * K; i++)
+            CHECK_NEAR(dg2[i], 2.0 * dgate[i], 1e-5);
+        for (int64_t i = 0; i < R * H; i++)
+            CHECK_NEAR(db2[i], 2.0 * deo[i], 1e-5);
+        free(dx2), free(dg2), free(db2);
+        free(c.x), free(c.wr), free(c.w1), free(c.w3), free(c.w2), free(c.G), free(c.logits);
+        free(c.probs), free(c.gate), free(c.buf), free(c.a), free(c.b), free(c.s), free(c.eo);
+        free(c.y), free(c.idx), free(c.slot), free(c.count), free(c.idx_ref);
+        free(dx), free(dwr), free(dw1), free(dw3), free(dw2), free(deo), free(dgate), free(ds);
+        free(da), free(db), free(dbuf), free(dprobs), free(dlogits);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_matmul_fwd),
@@ -899,6 +1131,9 @@ int main(void) {
         cmocka_unit_test(test_attn_ring_zigzag),
         cmocka_unit_test(test_attn_block_edges),
         cmocka_unit_test(test_rope_positions),
+        cmocka_unit_test(test_router),
+        cmocka_unit_test(test_moe_aux_loss),
+        cmocka_unit_test(test_moe_block),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

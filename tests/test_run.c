@@ -89,6 +89,10 @@ static void losses(const ynode *root, double *l) {
     for (int i = 0; i < STEPS; i++) l[i] = num(s->items[i], "loss");
 }
 
+/* A MoE layer's temporaries are predicted exactly in fp32 without recompute only
+ * (docs/runtime.md §3d): such runs hold the workspace and the total as a lower bound. */
+static bool moe_workspace_unpredicted;
+
 /* Measured vs predicted inside one profile. */
 static void check_prediction(const ynode *root, const char *what) {
     static const char *exact[] = {"params", "grads", "master", "optimizer"};
@@ -109,10 +113,10 @@ static void check_prediction(const ynode *root, const char *what) {
      * 3% (the activations' 2% above) */
     double mw = num(root, "memory.measured_peak.workspace"),
            pw = num(root, "memory.predicted_peak.workspace");
-    if (mw != pw) fail_msg("%s: peak workspace measured %.0f, predicted %.0f", what, mw, pw);
+    if (moe_workspace_unpredicted ? mw < pw : mw != pw) fail_msg("%s: peak workspace measured %.0f, predicted %.0f", what, mw, pw);
     double mt = num(root, "memory.measured_peak_total"),
            pt = num(root, "memory.predicted_peak_total");
-    if (fabs(mt - pt) > 0.03 * mt)
+    if (!moe_workspace_unpredicted && fabs(mt - pt) > 0.03 * mt)
         fail_msg("%s: total peak measured %.0f, predicted %.0f", what, mt, pt);
     const ynode *c = at(root, "collectives");
     for (int i = 0; i < c->n; i++) {
@@ -832,7 +836,7 @@ static void pp_check_rank(const ynode *k, const ynode *roles, const char *what) 
                  what, rank, mw, pw, msg);
     const double mt = num(at(k, "measured"), "peak_total"),
                  pt = num(at(role, "predicted"), "peak_total");
-    if (fabs(mt - pt) > 0.03 * mt)
+    if (!moe_workspace_unpredicted && fabs(mt - pt) > 0.03 * mt)
         fail_msg("%s: rank %d: total peak measured %.0f, predicted %.0f", what, rank, mt, pt);
     const ynode *ev = at(k, "events");
     for (int e = 0; e < ev->n; e++) /* measured op order = the program's */
@@ -985,6 +989,176 @@ static void test_pp_refused(void **state) {
     rmdir(pp_dir);
 }
 
+/* ---- mixture of experts and expert parallelism (docs/runtime.md §3d) ---------------- */
+
+#define PLAN_MOE "tests/data/run-moe.yaml"
+static double moe_ref[STEPS];
+static char moe_data[128] = "";
+
+/* np ranks of the MoE test model (dp = np) with extra settings, on the fortunes
+ * corpus when installed (the loss then falls by more than 1 in 10 steps, so a
+ * wrong expert gradient shows in the curve), else synthetic tokens. */
+static int moe_run(int np, const char *sets, const char *profile) {
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd,
+             "%s -np %d --oversubscribe %s run " PLAN_MOE " --steps %d --threads 1 --quiet "
+             "--set gpus=%d --set parallel.dp=%d --set train.lr=1e-2 %s %s -o %s",
+             mpirun, np, parasim, STEPS, np, np, moe_data, sets, profile);
+    return sh(cmd);
+}
+
+static void test_moe_single_rank(void **state) {
+    (void)state;
+    FILE *f = fopen("/usr/share/games/fortunes/fortunes", "r");
+    if (f) {
+        fclose(f);
+        snprintf(moe_data, sizeof moe_data, "--set train.data=/usr/share/games/fortunes");
+    }
+    char path[128];
+    snprintf(path, sizeof path, "%s/moe-1.json", dir);
+    if (moe_run(1, "", path)) fail_msg("%s", out);
+    ynode *r = load(path);
+    losses(r, moe_ref);
+    check_prediction(r, "MoE, 1 rank");
+    if (f && !(moe_ref[STEPS - 1] < moe_ref[0] - 1.0))
+        fail_msg("MoE on text: loss %.4f at step 1, %.4f at step %d", moe_ref[0],
+                 moe_ref[STEPS - 1], STEPS);
+    ynode_free(r);
+}
+
+/* The one-rank curve within rtol, the states, activations and every collective as
+ * predicted; with ep > 1 the ep group's all-to-alls are among them: 2 per MoE layer
+ * in each forward and backward, calls and bytes equal to the program's. */
+static void moe_compare_to(const double *ref, int64_t cap, int np, const char *sets,
+                           double rtol, int64_t a2a_calls, bool ws_exact) {
+    char path[160], what[160];
+    snprintf(path, sizeof path, "%s/moe-%d-%lld%s.json", dir, np, (long long)cap,
+             sets[0] ? "-x" : "");
+    snprintf(what, sizeof what, "MoE, %d ranks %s", np, sets);
+    if (moe_run(np, sets, path)) fail_msg("%s: %s", what, out);
+    ynode *r = load(path);
+    double l[STEPS];
+    losses(r, l);
+    for (int i = 0; i < STEPS; i++)
+        if (fabs(l[i] - ref[i]) > rtol * ref[i])
+            fail_msg("%s: step %d loss %.7f, one rank %.7f", what, i + 1, l[i], ref[i]);
+    moe_workspace_unpredicted = !ws_exact;
+    check_prediction(r, what);
+    moe_workspace_unpredicted = false;
+    const ynode *c = at(r, "collectives");
+    int64_t calls = 0;
+    double bytes = 0;
+    for (int i = 0; i < c->n; i++)
+        if (!strcmp(at(c->items[i], "group")->str, "ep")) {
+            assert_string_equal(at(c->items[i], "coll")->str, "all-to-all");
+            calls += (int64_t)num(c->items[i], "calls"), bytes = num(c->items[i], "bytes");
+        }
+    if (calls != a2a_calls) fail_msg("%s: %lld all-to-alls, expected %lld", what, (long long)calls,
+                                     (long long)a2a_calls);
+    /* by hand: each all-to-all moves the whole dispatch buffer, 8 experts x capacity
+     * (dropless: the micro-batch's 2 x 32 tokens) x hidden 64 x 4 bytes */
+    if (calls && bytes != (double)calls * 8 * cap * 64 * 4)
+        fail_msg("%s: all-to-all bytes %.0f, expected %lld", what, bytes,
+                 (long long)(calls * 8 * cap * 64 * 4));
+    ynode_free(r);
+}
+
+static void moe_compare(int np, const char *sets, double rtol, int64_t a2a_calls, bool ws_exact) {
+    moe_compare_to(moe_ref, 64, np, sets, rtol, a2a_calls, ws_exact);
+}
+
+/* 10 steps x micro-batches per rank x 2 layers x (2 forward + 2 backward) */
+static int64_t moe_a2as(int np) { return (int64_t)STEPS * (4 / np) * 2 * 4; }
+
+/* fp32, dropless: expert parallelism moves tokens, never changes what they compute
+ * (measured 3.6e-9 relative on synthetic tokens) */
+static void test_moe_ep2(void **s) { (void)s, moe_compare(2, "--set parallel.ep=2", 1e-5, moe_a2as(2), true); }
+static void test_moe_ep4(void **s) { (void)s, moe_compare(4, "--set parallel.ep=4", 1e-5, moe_a2as(4), true); }
+/* data parallelism with every expert on every rank: no all-to-all */
+static void test_moe_dp2(void **s) { (void)s, moe_compare(2, "", 1e-5, 0, true); }
+/* Capacity factor 1: ceil(1 x 64 tokens x 2 / 8) = 16 rows an expert, so tokens are
+ * dropped; each rank drops from its own micro-batch before the dispatch, as one rank
+ * does, so the curve is still one rank's with the same capacity (measured 8.6e-9) */
+static void test_moe_ep2_capacity(void **s) {
+    (void)s;
+    const char *cf = "--set moe.capacity_factor=1.0";
+    char path[128], sets[128];
+    snprintf(path, sizeof path, "%s/moe-cf1.json", dir);
+    if (moe_run(1, cf, path)) fail_msg("%s", out);
+    ynode *r = load(path);
+    double ref1[STEPS];
+    losses(r, ref1);
+    ynode_free(r);
+    snprintf(sets, sizeof sets, "%s --set parallel.ep=2", cf);
+    moe_compare_to(ref1, 16, 2, sets, 1e-5, moe_a2as(2), true);
+}
+
+/* Step 1's reduced gradient of every parameter (PARASIM_DUMP_GRADS: a rank's held
+ * experts are dumped under the one-rank model's indices) matches the one-rank run's
+ * within 1e-5 of the largest: ep 2 (the shared part all-reduced, held by both ranks;
+ * each expert on one rank) and ep 2 within dp 4 (each expert on the 2 ranks of its
+ * edp group, all-reduced between them). Synthetic tokens, lr as the plan's. */
+static void test_moe_gradients(void **state) {
+    (void)state;
+    /* tiny-moe: 2 x 256 x 64 + 64, and 2 layers of 12,416 dense + 6,144 shared + 512
+     * router + 8 x 6,144 experts */
+    enum { N = 2 * 256 * 64 + 64 + 2 * (12416 + 6144 + 512 + 8 * 6144), EX = 2 * 8 * 6144 };
+    char tmp[] = "/tmp/parasim-moe-XXXXXX", cmd[4096];
+    assert_non_null(mkdtemp(tmp));
+    float *ref = calloc(N, sizeof *ref), *v = calloc(N, sizeof *v);
+    bool *seen = calloc(N, 1);
+    int64_t dups, differ;
+    snprintf(cmd, sizeof cmd, "env PARASIM_DUMP_GRADS=%s %s -np 1 -x PARASIM_DUMP_GRADS %s run "
+             PLAN_MOE " --steps 1 --threads 1 --quiet", tmp, mpirun, parasim);
+    if (sh(cmd)) fail_msg("%s", out);
+    assert_int_equal(dump_read(tmp, "grads", 1, ref, seen, N, &dups, &differ), N);
+    dump_read(tmp, "params", 1, v, seen, N, &dups, &differ); /* (and removes them) */
+    double big = 0;
+    for (int i = 0; i < N; i++) big = fmax(big, fabs(ref[i]));
+    const struct {
+        int np, ep;
+        int64_t dups;
+    } runs[] = {{2, 2, N - EX}, {4, 2, 3 * (N - EX) + EX}};
+    for (int k = 0; k < 2; k++) {
+        snprintf(cmd, sizeof cmd, "env PARASIM_DUMP_GRADS=%s %s -np %d --oversubscribe -x "
+                 "PARASIM_DUMP_GRADS %s run " PLAN_MOE " --steps 1 --threads 1 --quiet --set "
+                 "gpus=%d --set parallel.dp=%d --set parallel.ep=%d",
+                 tmp, mpirun, runs[k].np, parasim, runs[k].np, runs[k].np, runs[k].ep);
+        if (sh(cmd)) fail_msg("%s", out);
+        assert_int_equal(dump_read(tmp, "grads", runs[k].np, v, seen, N, &dups, &differ),
+                         N + runs[k].dups);
+        assert_int_equal(dups, runs[k].dups);
+        assert_int_equal(differ, 0);
+        for (int i = 0; i < N; i++)
+            if (!seen[i] || fabs(v[i] - ref[i]) > 1e-5 * big)
+                fail_msg("ep %d of %d ranks: gradient of parameter %d: %g, one rank %g",
+                         runs[k].ep, runs[k].np, i, (double)v[i], (double)ref[i]);
+        dump_read(tmp, "params", runs[k].np, v, seen, N, &dups, &differ);
+    }
+    rmdir(tmp);
+    free(ref), free(v), free(seen);
+}
+
+/* Pipeline stages of one MoE layer each (1F1B): the same curve (measured: equal to the
+ * bit), and with ep 2 x dp 2 on each stage (1.1e-8), stage 0's all-to-alls: 10 steps x
+ * 2 micro-batches x 1 layer x 4. Workspace: a lower bound under pp (the stage's
+ * stream beside the routed part's temporaries is not added). */
+static void test_moe_pp2(void **s) {
+    (void)s, moe_compare_to(moe_ref, 64, 2, "--set parallel.dp=1 --set parallel.pp=2", 1e-5, 0,
+                            false);
+}
+static void test_moe_pp2_ep2(void **s) {
+    (void)s, moe_compare_to(moe_ref, 64, 4, "--set parallel.dp=2 --set parallel.ep=2 "
+                            "--set parallel.pp=2", 1e-5, 80, false);
+}
+
+/* ep 2 within dp 4: the experts' gradients all-reduced over the edp group of 2 */
+static void test_moe_ep2_dp4(void **s) { (void)s, moe_compare(4, "--set parallel.ep=2", 1e-5, moe_a2as(4), true); }
+static void test_moe_ep2_recompute(void **s) {
+    (void)s, moe_compare(2, "--set parallel.ep=2 --set recompute=full", 1e-5,
+                         moe_a2as(2) + (int64_t)STEPS * 2 * 2 * 2, false);
+}
+
 int main(int argc, char **argv) {
     if (argc < 3) {
         fprintf(stderr, "usage: test_run PARASIM MPIRUN\n");
@@ -1028,6 +1202,11 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_pp_tp2_sp),
         cmocka_unit_test(test_pp_dp2_tp2_zero1), cmocka_unit_test(test_pp_dp2_tp2_zero3),
         cmocka_unit_test(test_pp_tp2_cp2_zero1), cmocka_unit_test(test_pp_refused),
+        cmocka_unit_test(test_moe_single_rank), cmocka_unit_test(test_moe_ep2),
+        cmocka_unit_test(test_moe_ep4), cmocka_unit_test(test_moe_dp2),
+        cmocka_unit_test(test_moe_ep2_recompute), cmocka_unit_test(test_moe_ep2_dp4),
+        cmocka_unit_test(test_moe_ep2_capacity), cmocka_unit_test(test_moe_pp2),
+        cmocka_unit_test(test_moe_pp2_ep2), cmocka_unit_test(test_moe_gradients),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -165,6 +165,10 @@ const prog_field prog_fields[] = {
     TP("reduce_scatter", COLL_REDUCE_SCATTER),
     TP("all_gather", COLL_ALL_GATHER),
 #undef TP
+    F("ep_all_to_all", PF_I64, ep_calls, NULL, 0, COMPUTE, 0),
+    F("ep_all_to_all_bytes", PF_I64, ep_bytes, NULL, 0, COMPUTE, 0),
+    F("ep_all_to_all_sent", PF_I64, ep_sent, NULL, 0, COMPUTE, 0),
+    F("ep_all_to_all_seconds", PF_F64, ep_seconds, NULL, 0, COMPUTE, 0),
 };
 const int prog_n_fields = (int)(sizeof prog_fields / sizeof prog_fields[0]);
 

@@ -162,6 +162,13 @@ typedef struct {
        docs/plan-format.md §4 lists them per unit */
     int64_t tp_calls[PROG_TP_COLLS], tp_bytes[PROG_TP_COLLS], tp_sent[PROG_TP_COLLS];
     double tp_seconds[PROG_TP_COLLS];
+    /* fwd/bwd of a MoE layer under expert parallelism (ep > 1): the all-to-alls of
+       group ep inside the op (dispatch and combine: 2 in a forward, 2 in a backward,
+       4 under full recompute), the sum of their sizes S (the whole dispatch buffer,
+       experts x expert_capacity x hidden in the activation dtype), of what this rank
+       sends ((ep-1)/ep of S) and of their predicted seconds, part of `seconds` */
+    int64_t ep_calls, ep_bytes, ep_sent;
+    double ep_seconds;
 } prog_op;
 
 /* One unit of the flat parameter space. */
@@ -191,6 +198,16 @@ typedef struct {
     int64_t layers, hidden, heads, kv_heads, head_dim, ffn_hidden, vocab;
     bool tied_embeddings;
     double norm_eps, rope_theta;
+    /* mixture of experts (docs/plan-format.md "Mixture of experts"; experts 0: dense).
+     * Every layer is a MoE layer: its MLP is the shared experts, whose widths add up to
+     * ffn_hidden (w1, w3, w2 as a dense layer's), plus `experts` routed SwiGLU experts of
+     * expert_ffn features, top_k of them per token (router.c), each taking
+     * expert_capacity rows per micro-batch and rank (fixed-size slots, moe_permute.c);
+     * aux_alpha weighs the load-balancing loss (0: none). ep: the expert-parallel
+     * degree, a divisor of dp and of experts (ep consecutive dp ranks share tokens
+     * through all-to-alls, each holding experts / ep experts). */
+    int64_t experts, top_k, expert_ffn, expert_capacity, ep;
+    double aux_alpha;
     /* batch */
     int64_t seq, micro_batch, micro_batches, global_batch;
     /* parallelism */
@@ -273,6 +290,30 @@ int program_load_text(const char *data, size_t len, const char *origin, program 
  * and *role, *op (either may be NULL) naming where (op -1: the role's list as
  * a whole). */
 int program_check(const program *p, int32_t *role, int32_t *op, ps_err *err);
+
+/* Mixture of experts (program_moe.c; docs/plan-format.md "Mixture of experts"). */
+static inline bool program_is_moe(const program *p) { return p->experts > 0; }
+/* Parameters of one routed expert (SwiGLU: w1, w3 [expert_ffn][hidden], w2
+ * [hidden][expert_ffn]) and of the router (experts x hidden). */
+int64_t program_expert_elems(const program *p);
+/* The activation bytes a MoE layer's forward saves for one micro-batch on top of
+ * the layer with its shared-expert MLP: the router's probabilities (fp32), the
+ * gate weights (fp32), the chosen experts and their slots (int32), the count per
+ * expert (int64), and in the activation dtype the experts' inputs and outputs
+ * (experts x capacity x hidden each) and their w1, w3 and SwiGLU outputs (experts x
+ * capacity x expert_ffn each). */
+int64_t program_moe_saved_bytes(const program *p);
+/* The most workspace a MoE layer's fwd (bwd) holds, fp32 and without recompute: the
+ * runtime's layer output y (the gradients dy, dx and the norm's input gradient) live
+ * when the routed part starts, plus its router logits and dispatch buffer (its
+ * gradient buffers: the greatest of the outputs' gradient sent and received, the
+ * experts' SwiGLU gradients and input gradients, the input gradients received, the
+ * router's probability and logit gradients) — runtime/rt_model.c's moe_fwd/moe_bwd
+ * allocation by allocation. */
+int64_t program_moe_workspace_bytes(const program *p, bool bwd);
+/* The size S of one all-to-all (dispatch or combine): experts x capacity x hidden
+ * in the activation dtype; what one rank sends of it is (ep - 1) / ep. */
+int64_t program_moe_a2a_bytes(const program *p);
 
 extern const char *const mem_cat_names[MEM_COUNT];   /* "params", "grads", ... */
 extern const char *const prog_buf_names[BUF_COUNT];  /* "params", ..., "unit_grads" */

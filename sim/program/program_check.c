@@ -364,8 +364,32 @@ static int op_bwd(chk *c, int32_t i, const prog_op *o) {
 
 /* ---- collectives ------------------------------------------------------------------- */
 
+/* Expert parallelism (ep > 1): unit u's held routed experts, [*lo, *hi) of the flat
+ * space (a layer's last experts / ep x expert elements), which only the ranks of the
+ * expert-data-parallel group (dp / ep of them) share; 0 when u has none. */
+static int experts_of(const chk *c, int32_t u, int64_t *lo, int64_t *hi) {
+    if (c->p->ep < 2 || strncmp(c->r->units[u].name, "layer.", 6)) return 0;
+    const int64_t ex = c->p->experts / c->p->ep * program_expert_elems(c->p);
+    *hi = c->r->units[u].offset + c->r->units[u].elems;
+    *lo = *hi - ex;
+    return 1;
+}
+
 static int coll_grads(chk *c, int32_t i, const prog_op *o) {
     const int64_t start = unit_start(c, c->complete);
+    bool inside = false;
+    for (int32_t u = 0; u < c->U; u++) {
+        int64_t lo, hi;
+        if (!experts_of(c, u, &lo, &hi) || o->offset >= hi || o->offset + o->elems <= lo) continue;
+        if (o->group != GROUP_EDP)
+            return bad(c, i, "reduces the routed experts' gradients of %s over dp, but each "
+                       "rank of the ep group holds other experts (ep = %lld): expected group edp",
+                       c->r->units[u].name, (long long)c->p->ep);
+        inside = o->offset >= lo && o->offset + o->elems <= hi;
+    }
+    if (o->group == GROUP_EDP && !inside)
+        return bad(c, i, "expected an edp reduction within one layer's routed experts, found "
+                   "[%lld, %lld)", (long long)o->offset, (long long)(o->offset + o->elems));
     if (c->bwd_dst == BUF_UNIT_GRADS)
         return bad(c, i, "reduces grads in place, but the backward ops write unit_grads (reduced "
                    "when they are reduce-scattered into grads)");
@@ -385,17 +409,20 @@ static int op_coll(chk *c, int32_t i, const prog_op *o) {
     const ps_dtype dt = o->src == BUF_PARAMS || o->src == BUF_UNIT_PARAMS ? c->p->precision.params
                                                                          : c->p->precision.grads;
     const int64_t bytes = o->elems * dtype_bytes(dt);
-    if (o->group != GROUP_DP)
-        return bad(c, i, "expected group dp (the execution plan has no other group yet), found %s",
-                   comm_group_names[o->group]);
+    const int64_t edp = c->p->ep > 1 ? c->d / c->p->ep : 1;
+    if (o->group != GROUP_DP && !(o->group == GROUP_EDP && edp > 1 && o->coll == COLL_ALL_REDUCE))
+        return bad(c, i, "expected group dp, or edp for an all-reduce of the routed experts' "
+                   "gradients under ep < dp; found %s", comm_group_names[o->group]);
+    const int64_t n = o->group == GROUP_EDP ? edp : c->d;
     if (o->elems < 1) return bad(c, i, "expected a range of 1 element or more, found 0");
     if (o->bytes != bytes)
         return bad(c, i, "expected bytes = elems x %s bytes = %lld, found %lld", dtype_names[dt],
                    (long long)bytes, (long long)o->bytes);
-    if (o->sent_bytes != comm_bytes_sent(o->coll, c->d, bytes))
-        return bad(c, i, "expected sent = %lld (a %s of %lld bytes over dp*cp = %lld ranks), found "
-                   "%lld", (long long)comm_bytes_sent(o->coll, c->d, bytes),
-                   comm_coll_names[o->coll], (long long)bytes, (long long)c->d,
+    if (o->sent_bytes != comm_bytes_sent(o->coll, n, bytes))
+        return bad(c, i, "expected sent = %lld (a %s of %lld bytes over %s %lld ranks), found "
+                   "%lld", (long long)comm_bytes_sent(o->coll, n, bytes),
+                   comm_coll_names[o->coll], (long long)bytes,
+                   o->group == GROUP_EDP ? "edp = dp/ep =" : "dp*cp =", (long long)n,
                    (long long)o->sent_bytes);
     if (need_live(c, i, o->src, o->unit) || need_live(c, i, o->dst, o->unit)) return -1;
     const bool grads_in_place = o->src == BUF_GRADS && o->dst == BUF_GRADS;
@@ -452,6 +479,11 @@ static int op_optim(chk *c, int32_t i, const prog_op *o) {
     if (c->bwd_dst == BUF_UNIT_GRADS)
         for (int32_t u = 0; u < c->U; u++)
             if (close_unit_grads(c, i, u)) return -1;
+    for (int32_t u = 0; u < c->U && c->bwd_dst == BUF_GRADS && c->p->ep == c->d; u++) {
+        /* ep = dp: each rank's experts are its own, not reduced */
+        int64_t lo, hi;
+        if (experts_of(c, u, &lo, &hi) && spans_add(c, &c->red, lo, hi, i)) return -1;
+    }
     if (c->bwd_dst == BUF_GRADS && c->d > 1 &&
         spans_tile(&c->red, 0, c->r->flat_elems, &g0, &g1, &twice)) {
         if (twice >= 0)
@@ -539,6 +571,29 @@ static int op_tp(chk *c, int32_t i, const prog_op *o, int64_t *sum) {
     return 0;
 }
 
+/* The expert-parallel all-to-alls a MoE layer's fwd/bwd carries (program.h): only
+ * with ep > 1, on a layer, at most 4 (a backward's 2 and its recomputed forward's
+ * 2), each of program_moe_a2a_bytes and sending (ep - 1) / ep of it, their seconds
+ * within the op's. */
+static int op_ep(chk *c, int32_t i, const prog_op *o, int64_t *sum) {
+    const int64_t n = o->ep_calls;
+    if (!n && !o->ep_bytes && !o->ep_sent && !o->ep_seconds) return 0;
+    if (c->p->ep < 2)
+        return bad(c, i, "expected no expert-parallel all-to-alls with ep = 1, found ep_all_to_all");
+    const int64_t S = program_moe_a2a_bytes(c->p);
+    if (n < 1 || n > 4 || o->ep_bytes != n * S ||
+        o->ep_sent != n * comm_bytes_sent(COLL_ALL_TO_ALL, c->p->ep, S))
+        return bad(c, i, "expected 1 to 4 all-to-alls of %lld bytes each (experts x "
+                   "expert_capacity x hidden), sending (ep - 1)/ep of it; found %lld calls, "
+                   "%lld bytes, %lld sent", (long long)S, (long long)n, (long long)o->ep_bytes,
+                   (long long)o->ep_sent);
+    if (!(o->ep_seconds >= 0 && o->ep_seconds <= o->seconds * (1 + 1e-12)))
+        return bad(c, i, "expected the all-to-alls' seconds (%g) within the op's (%g)",
+                   o->ep_seconds, o->seconds);
+    *sum += o->ep_bytes + o->ep_sent;
+    return 0;
+}
+
 /* Fields in range, so that the rules above can index by them (the loader
  * ensures this; a program built in memory might not). */
 static int op_sane(chk *c, int32_t i, const prog_op *o) {
@@ -578,7 +633,7 @@ static int op_sane(chk *c, int32_t i, const prog_op *o) {
     /* each count is at most 2^50; their sum bounds every total the replay forms */
     int64_t sum = o->bytes + o->sent_bytes + o->transient_bytes + o->workspace_bytes +
                   o->buffer_bytes + o->stash_bytes + o->ring_passes * o->ring_bytes;
-    if (op_tp(c, i, o, &sum)) return -1;
+    if (op_tp(c, i, o, &sum) || op_ep(c, i, o, &sum)) return -1;
     if (sum > PROGRAM_MAX_BYTE_SUM - c->byte_sum)
         return bad(c, i, "the ops' byte counts add up to more than %lld", (long long)PROGRAM_MAX_BYTE_SUM);
     c->byte_sum += sum;

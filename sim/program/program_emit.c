@@ -23,6 +23,7 @@
  * only the cost model evaluates is refused with where it was written
  * (refuse_training).
  */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +31,7 @@
 #include "cost/act.h"
 #include "time/coll_time.h"
 #include "cost/comm.h"
+#include "cost/moe.h"
 #include "cost/params.h"
 #include "spec/plan_check.h"
 #include "program/emit_pipe.h"
@@ -39,6 +41,10 @@
 #include "time/step_time.h"
 
 typedef enum { UK_EMBED, UK_LAYER, UK_HEAD, UK_COUNT } unit_kind;
+
+/* The load-balancing loss's weight: Switch Transformers' alpha = 10^-2 (Fedus et al.
+ * 2021 §2.2), Megatron-LM's --moe-aux-loss-coeff in its MoE examples. */
+#define MOE_AUX_ALPHA 0.01
 
 /* What one op of a unit kind carries, per micro-batch. */
 typedef struct {
@@ -52,10 +58,12 @@ typedef struct {
     int64_t ring_bytes, ring_buffers[2];
     double ring_s[2];
     prog_op tp[2]; /* the tensor-parallel collectives (tp_* fields) of the fwd, the bwd */
+    prog_op ep[2]; /* a MoE layer's expert-parallel all-to-alls (ep_* fields) */
 } unit_cost;
 
 typedef struct {
     int64_t lo, hi;
+    bool experts; /* a layer's held routed experts: reduced over the edp group */
 } range;
 
 typedef struct {
@@ -76,6 +84,7 @@ typedef struct {
     ws_bytes ws;        /* workspace.c: each op's working set, the gradient stream */
     int64_t stream;     /* of it, what is live now (between the ops being emitted) */
     coll_link link;   /* the data-parallel group's */
+    coll_link edp_link; /* the expert-data-parallel group's (ep < dp) */
     range *buckets;   /* ZeRO-0/1 gradient buckets, the top of the flat space first */
     int32_t n_buckets;
     double optim_s;
@@ -97,6 +106,38 @@ static int not_llama(const model_spec *ms, const ps_loc *loc, const char *field,
                      expected, found, ms->name);
 }
 
+/* The runtime's MoE layer (docs/plan-format.md "Mixture of experts"): every layer a
+ * MoE layer with at least one shared expert, softmax top-k routing without a bias,
+ * standard attention, no multi-token prediction. */
+static int refuse_moe(const model_spec *ms, ps_err *err) {
+    const model_cfg *m = &ms->cfg;
+    const model_locs *l = &ms->locs;
+    char found[32];
+    const struct {
+        bool bad;
+        const ps_loc *loc;
+        const char *field, *expected;
+        int64_t v;
+    } r[] = {
+        {m->experts > 0 && m->dense_layers > 0, &l->dense_layers, "dense_layers", "0", m->dense_layers},
+        {m->experts > 0 && m->shared_experts < 1, &l->shared_experts, "shared_experts", "at least 1",
+         m->shared_experts},
+        {m->router_bias, &l->router_bias, "router_bias", "false", 1},
+        {m->qk_norm, &l->qk_norm, "qk_norm", "false", 1},
+        {model_is_mla(m), &l->kv_lora_rank, "kv_lora_rank", "0 (standard attention)", m->kv_lora_rank},
+        {m->mtp_layers > 0, &l->mtp_layers, "mtp_layers", "0", m->mtp_layers},
+    };
+    for (size_t i = 0; i < sizeof r / sizeof r[0]; i++)
+        if (r[i].bad) {
+            snprintf(found, sizeof found, "%lld", (long long)r[i].v);
+            return ps_err_at(err, r[i].loc, r[i].field,
+                             "the execution plan builds a MoE model whose every layer has softmax "
+                             "top-k routing and shared experts: expected %s, found %s (model %s)",
+                             r[i].expected, found, ms->name);
+        }
+    return 0;
+}
+
 static int refuse_model(const model_spec *ms, ps_err *err) {
     const model_cfg *m = &ms->cfg;
     const model_locs *l = &ms->locs;
@@ -116,7 +157,7 @@ static int refuse_model(const model_spec *ms, ps_err *err) {
         return not_llama(ms, &l->bias, "bias", "false", model_bias_names[m->bias], err);
     snprintf(found, sizeof found, "%g", m->dropout);
     if (m->dropout > 0) return not_llama(ms, &l->dropout, "dropout", "0", found, err);
-    return 0;
+    return refuse_moe(ms, err);
 }
 
 /* Where a refused field was written, else the plan itself (a default, a profile). */
@@ -191,6 +232,30 @@ static int refuse_training(const plan_spec *s, ps_err *err) {
                          "dualpipe, which only the cost model (plan, sweep) evaluates: the "
                          "runtime does not hold a rank's second, mirrored stage or run its "
                          "forward-and-backward pairs");
+    /* the runtime's MoE layer runs with data, expert and pipeline parallelism
+     * (rt_model.c), its backward whole (not zero-bubble's parts) */
+    if (model_is_moe(&s->model.cfg) && (p->tp > 1 || p->cp > 1))
+        return ps_err_at(err, &s->locs.self, p->tp > 1 ? "parallel.tp" : "parallel.cp",
+                         "the execution plan runs a MoE model with data, expert and pipeline "
+                         "parallelism only; found tp %lld, cp %lld", (long long)p->tp,
+                         (long long)p->cp);
+    if (model_is_moe(&s->model.cfg) && p->pp > 1 && p->schedule == SCHED_ZERO_BUBBLE)
+        return ps_err_at(err, field_loc(s, &s->locs.schedule), "pipeline.schedule",
+                         "the execution plan runs a MoE layer's backward whole; found "
+                         "zero-bubble, whose split backward only the cost model evaluates with "
+                         "experts");
+    if (p->ep > 1 && (!model_is_moe(&s->model.cfg) || p->dp % p->ep || s->model.cfg.experts % p->ep ||
+                      plan_etp(p) != 1))
+        return ps_err_at(err, field_loc(s, &s->locs.ep), "parallel.ep",
+                         "the execution plan splits the experts over ep consecutive data-parallel "
+                         "ranks: expected a MoE model, ep dividing dp (%lld) and experts (%lld) and "
+                         "etp 1; found ep %lld",
+                         (long long)p->dp, (long long)s->model.cfg.experts, (long long)p->ep);
+    if (p->ep > 1 && p->zero > 0)
+        return ps_err_at(err, field_loc(s, &s->locs.ep), "parallel.ep",
+                         "the execution plan runs expert parallelism with ZeRO-0 for now (no "
+                         "sharding of the expert weights over the expert-data-parallel group "
+                         "yet); found ep %lld, zero %d", (long long)p->ep, p->zero);
     /* the runtime runs ring attention (rt_cp); the all-gather algorithm is cost model only */
     if (p->cp > 1 && p->cp_algorithm != CP_RING)
         return ps_err_at(err, field_loc(s, &s->locs.cp_algorithm), "cp_algorithm",
@@ -253,9 +318,9 @@ static int64_t rs_workspace(const emit_ctx *x, int64_t off, int64_t elems) {
 }
 
 /* A data-parallel collective on [off, off + elems) of the flat space. */
-static void emit_coll(emit_ctx *x, int32_t step, int32_t mb, int32_t unit, comm_coll coll,
-                      comm_phase phase, prog_buf src, prog_buf dst, int64_t off, int64_t elems,
-                      ps_dtype dt) {
+static prog_op *emit_coll(emit_ctx *x, int32_t step, int32_t mb, int32_t unit, comm_coll coll,
+                          comm_phase phase, prog_buf src, prog_buf dst, int64_t off,
+                          int64_t elems, ps_dtype dt) {
     prog_op *o = push(x, OP_COLL, step);
     o->mb = mb;
     o->unit = unit;
@@ -270,6 +335,7 @@ static void emit_coll(emit_ctx *x, int32_t step, int32_t mb, int32_t unit, comm_
     if (coll == COLL_REDUCE_SCATTER) o->workspace_bytes = rs_workspace(x, off, elems) + x->stream;
     o->sent_bytes = comm_bytes_sent(coll, x->d, o->bytes);
     o->seconds = coll_time(coll, x->d, o->bytes, &x->link);
+    return o;
 }
 
 static unit_kind kind_of(const emit_ctx *x, int32_t u) {
@@ -298,6 +364,9 @@ static void emit_compute(emit_ctx *x, prog_kind kind, prog_bwd_part part, int32_
     o->buffer_bytes = k->ring_buffers[kind == OP_BWD];
     o->ring_seconds = k->ring_s[kind == OP_BWD];
     tp_copy(o, &k->tp[kind == OP_BWD]);
+    const prog_op *ep = &k->ep[kind == OP_BWD];
+    o->ep_calls = ep->ep_calls, o->ep_bytes = ep->ep_bytes, o->ep_sent = ep->ep_sent;
+    o->ep_seconds = ep->ep_seconds;
     if (kind == OP_FWD) {
         o->flops = k->fwd_flops;
         o->seconds = k->fwd_s;
@@ -365,10 +434,17 @@ static void emit_backward(emit_ctx *x, int32_t step, int32_t mb, int32_t lo, int
             emit_free(x, step, BUF_UNIT_GRADS, u);
         }
         if (x->gather && run) emit_free(x, step, BUF_UNIT_PARAMS, u);
-        for (; last && next < x->n_buckets && x->buckets[next].lo >= un->offset; next++)
-            emit_coll(x, step, mb, -1, x->p->zero == 0 ? COLL_ALL_REDUCE : COLL_REDUCE_SCATTER,
-                      COMM_GRADS, BUF_GRADS, BUF_GRADS, x->buckets[next].lo,
-                      x->buckets[next].hi - x->buckets[next].lo, gt);
+        for (; last && next < x->n_buckets && x->buckets[next].lo >= un->offset; next++) {
+            prog_op *o = emit_coll(x, step, mb, -1,
+                                   x->p->zero == 0 ? COLL_ALL_REDUCE : COLL_REDUCE_SCATTER,
+                                   COMM_GRADS, BUF_GRADS, BUF_GRADS, x->buckets[next].lo,
+                                   x->buckets[next].hi - x->buckets[next].lo, gt);
+            if (x->buckets[next].experts) { /* over the expert-data-parallel group */
+                o->group = GROUP_EDP;
+                o->sent_bytes = comm_bytes_sent(o->coll, x->d / x->prog->ep, o->bytes);
+                o->seconds = coll_time(o->coll, x->d / x->prog->ep, o->bytes, &x->edp_link);
+            }
+        }
     }
 }
 
@@ -446,7 +522,13 @@ static int layout_units(emit_ctx *x, ps_err *err) {
      * tensors of docs/plan-format.md §2) */
     params_count pc;
     params_count_rank(m, x->p->tp, &pc);
-    const int64_t elems[UK_COUNT] = {pc.embedding + pc.position, pc.layer,
+    /* a MoE layer: the layer with its shared experts' MLP, then the router and this
+     * rank's experts / ep routed experts (docs/plan-format.md §2) */
+    const program *pg = x->prog;
+    const int64_t moe = program_is_moe(pg)
+                            ? pg->experts * pg->hidden + pg->experts / pg->ep * program_expert_elems(pg)
+                            : 0;
+    const int64_t elems[UK_COUNT] = {pc.embedding + pc.position, pc.layer + moe,
                                      pc.final_norm + pc.output};
     r->n_units = x->pipe.n_units;
     r->units = calloc((size_t)r->n_units, sizeof *r->units);
@@ -465,7 +547,7 @@ static int layout_units(emit_ctx *x, ps_err *err) {
         off += un->elems;
     }
     const int64_t stage_total = n_kind[UK_EMBED] * (pc.embedding + pc.position) +
-                                n_kind[UK_LAYER] * pc.layer +
+                                n_kind[UK_LAYER] * (pc.layer + moe) +
                                 n_kind[UK_HEAD] * (pc.final_norm + pc.output);
     if (off != stage_total)
         return ps_err_set(err, "internal error: the flat parameter space holds %lld elements, "
@@ -537,6 +619,51 @@ static void tp_costs(emit_ctx *x, const coll_link *link) {
         }
 }
 
+/* A MoE layer on top of its shared-expert layer (x->m is that layer's dense view):
+ * the saved tensors of program_moe_saved_bytes (under full recompute rebuilt by the
+ * backward instead),
+ * the router GEMM (N x hidden x experts) and the experts' three GEMMs on their
+ * experts x capacity rows, forward once and backward twice (kernel_time.c's kt_gemm,
+ * fp32 as the runtime computes), and under ep > 1 the all-to-alls: dispatch and
+ * combine in the forward, their gradients in the backward (and the forward's again
+ * under full recompute), each of program_moe_a2a_bytes, sending comm_bytes_sent's
+ * (ep-1)/ep of it, timed by coll_time on the ep group's link. */
+static void moe_costs(emit_ctx *x, unit_cost *c) {
+    const program *pg = x->prog;
+    const int64_t N = pg->micro_batch * pg->seq, R = pg->experts * pg->expert_capacity;
+    const int64_t h = pg->hidden, fe = pg->expert_ffn, E = pg->experts;
+    const int64_t saved = program_moe_saved_bytes(pg);
+    /* the routed part's temporaries (exact in fp32 without recompute; a lower bound
+     * otherwise: docs/runtime.md §3d) */
+    const int64_t wf = program_moe_workspace_bytes(pg, false), wb = program_moe_workspace_bytes(pg, true);
+    if (wf > c->ws_fwd) c->ws_fwd = wf;
+    if (wb > c->ws_bwd) c->ws_bwd = wb;
+    if (c->recompute) /* the forward keeps the layer input only; the backward rebuilds */
+        c->transient += saved;
+    else
+        c->saved += saved;
+    const double fl = 2.0 * (double)N * (double)h * (double)E + 6.0 * (double)R * (double)h * (double)fe;
+    const double t = kt_gemm(x->c, x->p, 1, (double)N, (double)E, (double)h) +
+                     2 * kt_gemm(x->c, x->p, (double)E, (double)pg->expert_capacity, (double)fe, (double)h) +
+                     kt_gemm(x->c, x->p, (double)E, (double)pg->expert_capacity, (double)h, (double)fe);
+    c->fwd_flops += fl, c->fwd_s += t;
+    c->bwd_flops += 2 * fl + (c->recompute ? fl : 0);
+    c->bwd_s += 2 * t + (c->recompute ? t : 0);
+    c->bwd_w_flops += fl, c->bwd_w_s += t;
+    if (pg->ep < 2) return;
+    const int64_t S = program_moe_a2a_bytes(pg);
+    coll_link link;
+    coll_group_link(x->c, x->p, GROUP_EP, &link);
+    for (int b = 0; b < 2; b++) {
+        prog_op *o = &c->ep[b];
+        o->ep_calls = moe_a2a_calls(x->p, b); /* cost/moe.c: 2, + 2 in a recomputed bwd */
+        o->ep_bytes = o->ep_calls * S;
+        o->ep_sent = o->ep_calls * comm_bytes_sent(COLL_ALL_TO_ALL, pg->ep, S);
+        o->ep_seconds = (double)o->ep_calls * coll_time(COLL_ALL_TO_ALL, pg->ep, S, &link);
+        *(b ? &c->bwd_s : &c->fwd_s) += o->ep_seconds;
+    }
+}
+
 static void unit_costs(emit_ctx *x) {
     time_ctx tc;
     act_bytes ab;
@@ -566,7 +693,9 @@ static void unit_costs(emit_ctx *x) {
     x->cost[UK_LAYER].ws_fwd = ws.layer_fwd, x->cost[UK_LAYER].ws_bwd = ws.layer_bwd;
     x->cost[UK_HEAD].ws_fwd = ws.head_fwd, x->cost[UK_HEAD].ws_bwd = ws.head_bwd;
     x->cost[UK_LAYER].ws_bwd_w = ws.layer_bwd_w, x->cost[UK_LAYER].stash = ws.zb_stash;
+    if (program_is_moe(x->prog)) moe_costs(x, &x->cost[UK_LAYER]); /* no cp, tp: refused */
     x->link = tc.link[GROUP_DP];
+    x->edp_link = tc.link[GROUP_EDP];
     x->p2p_bytes = comm_p2p_bytes(x->m, x->p);
     x->p2p_s = coll_time(COLL_SEND, 2, x->p2p_bytes, &tc.link[GROUP_PP]);
     int64_t first;
@@ -588,21 +717,73 @@ static int64_t bucket_elems(const emit_ctx *x) {
     return B;
 }
 
+/* Expert parallelism (ep = dp): the segments of the flat space whose gradients are
+ * reduced (all but each layer's held routed experts: the embedding and layer 0 up to
+ * its experts, layer 1 up to its experts, ..., the head), into seg[0 .. *ns) unless
+ * seg is NULL; returns the buckets of B elements they take. */
+static int64_t ep_segments(const emit_ctx *x, int64_t B, range *seg, int32_t *ns) {
+    const prog_role *r = x->r;
+    const int64_t ex = x->prog->experts / x->prog->ep * program_expert_elems(x->prog);
+    const bool edp = x->d / x->prog->ep > 1; /* the experts' copies are reduced too */
+    int64_t nb = 0, lo = 0;
+    int32_t n = 0;
+    for (int32_t u = 0; u <= r->n_units; u++) {
+        if (u < r->n_units && kind_of(x, u) != UK_LAYER) continue;
+        const int64_t hi = u < r->n_units ? r->units[u].offset + r->units[u].elems - ex
+                                          : r->flat_elems;
+        nb += (hi - lo + B - 1) / B;
+        if (seg) seg[n++] = (range){lo, hi, false};
+        if (u == r->n_units) break;
+        lo = r->units[u].offset + r->units[u].elems;
+        if (edp) {
+            nb += (ex + B - 1) / B;
+            if (seg) seg[n++] = (range){hi, lo, true};
+        }
+    }
+    if (ns) *ns = n;
+    return nb;
+}
+
 static int64_t bucket_count(const emit_ctx *x) {
     if (x->d <= 1 || x->p->zero >= 2) return 0;
     const int64_t B = bucket_elems(x);
+    if (x->prog->ep > 1) return ep_segments(x, B, NULL, NULL);
     return (x->r->flat_elems + B - 1) / B;
+}
+
+/* Expert parallelism (ep = dp): each rank's routed experts are its own, so their
+ * gradients are not reduced; buckets of B elements cover the rest, segment by
+ * segment (the embedding and layer 0 up to its experts, layer 1 up to its experts,
+ * ..., the head), listed from the top. */
+static int layout_buckets_ep(emit_ctx *x, ps_err *err) {
+    const int64_t B = bucket_elems(x), nb = bucket_count(x);
+    range *seg = calloc(2 * (size_t)x->r->n_units + 1, sizeof *seg);
+    if (!seg) return ps_err_set(err, "out of memory");
+    int32_t ns = 0;
+    ep_segments(x, B, seg, &ns);
+    x->buckets = calloc((size_t)nb, sizeof *x->buckets);
+    if (!x->buckets) {
+        free(seg);
+        return ps_err_set(err, "out of memory");
+    }
+    for (int32_t k = ns - 1; k >= 0; k--)
+        for (int64_t hi = seg[k].hi; hi > seg[k].lo; hi -= B)
+            x->buckets[x->n_buckets++] =
+                (range){hi - B > seg[k].lo ? hi - B : seg[k].lo, hi, seg[k].experts};
+    free(seg);
+    return 0;
 }
 
 static int layout_buckets(emit_ctx *x, ps_err *err) {
     const int64_t n = x->r->flat_elems;
     if (x->d <= 1 || x->p->zero >= 2) return 0;
+    if (x->prog->ep > 1) return layout_buckets_ep(x, err);
     const int64_t B = bucket_elems(x), nb = bucket_count(x);
     x->buckets = calloc((size_t)nb, sizeof *x->buckets);
     if (!x->buckets) return ps_err_set(err, "out of memory");
     for (int64_t i = 0; i < nb; i++) {
         const int64_t k = nb - 1 - i;
-        x->buckets[i] = (range){k * B, (k + 1) * B < n ? (k + 1) * B : n};
+        x->buckets[i] = (range){k * B, (k + 1) * B < n ? (k + 1) * B : n, false};
     }
     x->n_buckets = (int32_t)nb;
     return 0;
@@ -619,6 +800,20 @@ static void fill_header(const plan_spec *s, int steps, program *out) {
     out->vocab = m->vocab;
     out->tied_embeddings = m->tied_embeddings;
     out->norm_eps = s->model.norm_eps, out->rope_theta = s->model.rope_theta;
+    out->ep = 1;
+    if (model_is_moe(m)) { /* docs/plan-format.md "Mixture of experts" */
+        const int64_t N = p->micro_batch * p->seq, E = m->experts, K = m->experts_per_token;
+        out->experts = E, out->top_k = K, out->expert_ffn = m->expert_ffn_hidden;
+        out->ffn_hidden = m->shared_experts * m->expert_ffn_hidden; /* the shared experts' MLP */
+        /* capacity ceil(cf N K / E) (GShard); dropless (cf 0, or cf >= E / K): N, every
+         * token's choice fits, since a token picks an expert at most once */
+        const double cf = p->moe_capacity_factor;
+        const double cap = cf > 0 ? ceil(cf * (double)N * (double)K / (double)E) : (double)N;
+        out->expert_capacity = cap < (double)N ? (int64_t)cap : N;
+        if (out->expert_capacity < 1) out->expert_capacity = 1;
+        out->ep = p->ep > 1 ? p->ep : 1;
+        out->aux_alpha = p->moe_aux_loss ? MOE_AUX_ALPHA : 0;
+    }
     out->seq = p->seq, out->micro_batch = p->micro_batch;
     out->micro_batches = plan_micro_batches(p), out->global_batch = p->global_batch;
     out->world = p->gpus, out->dp = p->dp, out->tp = p->tp, out->pp = p->pp, out->cp = p->cp;
@@ -704,6 +899,14 @@ int program_emit(const plan_spec *plan, int steps, program *out, ps_err *err) {
     if (steps < 1) return ps_err_set(err, "steps: expected at least 1, found %d", steps);
     fill_header(plan, steps, out);
     const plan_cfg *p = &plan->cfg;
+    /* a MoE model's layers are costed as the layer with its shared experts' MLP
+     * (ffn_hidden = their width), and the routed part added (moe_costs) */
+    model_cfg view = plan->model.cfg;
+    if (model_is_moe(&view)) {
+        view.ffn_hidden = out->ffn_hidden;
+        view.experts = view.experts_per_token = view.shared_experts = 0;
+        view.expert_ffn_hidden = view.dense_layers = 0;
+    }
     const int64_t n_roles = p->pp * p->tp * p->cp; /* <= 2^24: plan_check */
     out->roles = calloc((size_t)n_roles, sizeof *out->roles);
     if (!out->roles) return ps_err_set(err, "out of memory");
@@ -716,7 +919,7 @@ int program_emit(const plan_spec *plan, int steps, program *out, ps_err *err) {
                 r->stage = (int32_t)s, r->tp_rank = (int32_t)t, r->cp_rank = (int32_t)c;
                 emit_ctx x;
                 memset(&x, 0, sizeof x);
-                x.s = plan, x.m = &plan->model.cfg, x.c = &plan->cluster.cfg, x.p = p;
+                x.s = plan, x.m = &view, x.c = &plan->cluster.cfg, x.p = p;
                 x.prog = out;
                 x.r = r;
                 x.d = p->dp * p->cp;

@@ -158,6 +158,13 @@ static void write_header(jsonw *w, const program *p) {
     jsonw_bool(w, "tied_embeddings", p->tied_embeddings);
     put_line(w, "norm_eps", prog_fmt_num(p->norm_eps, num, sizeof num));
     put_line(w, "rope_theta", prog_fmt_num(p->rope_theta, num, sizeof num));
+    if (program_is_moe(p)) { /* optional: a dense model when absent */
+        jsonw_int(w, "experts", p->experts);
+        jsonw_int(w, "top_k", p->top_k);
+        jsonw_int(w, "expert_ffn", p->expert_ffn);
+        jsonw_int(w, "expert_capacity", p->expert_capacity);
+        put_line(w, "aux_alpha", prog_fmt_num(p->aux_alpha, num, sizeof num));
+    }
     jsonw_obj_end(w);
     jsonw_obj(w, "batch");
     jsonw_int(w, "seq", p->seq);
@@ -173,6 +180,7 @@ static void write_header(jsonw *w, const program *p) {
     jsonw_int(w, "cp", p->cp);
     if (p->sp) jsonw_bool(w, "sp", p->sp); /* optional: false when absent */
     jsonw_int(w, "zero", p->zero);
+    if (p->ep > 1) jsonw_int(w, "ep", p->ep); /* optional: 1 when absent */
     jsonw_int(w, "bucket_bytes", p->bucket_bytes);
     jsonw_bool(w, "overlap_dp", p->overlap_dp);
     jsonw_obj_end(w);

@@ -24,10 +24,12 @@ static const char *const header_keys[] = {"plan",     "cluster",   "model", "bat
                                           "recompute", "precision", "train", NULL};
 static const char *const hdr_model_keys[] = {"name",       "layers", "hidden",          "heads",
                                          "kv_heads",   "head_dim", "ffn_hidden",    "vocab",
-                                         "tied_embeddings", "norm_eps", "rope_theta", NULL};
+                                         "tied_embeddings", "norm_eps", "rope_theta",
+                                         "experts", "top_k", "expert_ffn", "expert_capacity",
+                                         "aux_alpha", NULL};
 static const char *const batch_keys[] = {"seq", "micro", "micro_batches", "global", NULL};
 static const char *const parallel_keys[] = {"world", "dp",   "tp",           "pp",
-                                            "cp",    "sp",   "zero", "bucket_bytes", "overlap_dp", NULL};
+                                            "cp",    "sp",   "zero", "bucket_bytes", "overlap_dp", "ep", NULL};
 static const char *const precision_keys[] = {"params", "grads", "master", "optimizer",
                                              "activations", NULL};
 static const char *const train_keys[] = {"steps", "seed",         "lr",   "beta1", "beta2",
@@ -93,6 +95,40 @@ static int check_heads(const ynode *m, const program *p, ps_err *err) {
                      (long long)p->kv_heads);
 }
 
+/* Mixture of experts (optional keys; docs/plan-format.md "Mixture of experts"): with
+ * experts, every other MoE key is required. The dispatch buffer (experts x capacity
+ * rows of hidden or expert_ffn values) is bounded by 2^40 elements. */
+static int read_moe(const ynode *m, program *p, ps_err *err) {
+    p->ep = 1;
+    if (yget_int(m, "header.model", "experts", false, 0, PROGRAM_MAX_HEADS, &p->experts, err))
+        return -1;
+    if (!p->experts) {
+        static const char *const only[] = {"top_k", "expert_ffn", "expert_capacity", "aux_alpha"};
+        for (int i = 0; i < 4; i++) {
+            const ynode *v = ynode_get(m, only[i]);
+            char field[FIELD_MAX];
+            if (v)
+                return ps_err_at(err, &v->loc, yget_field("header.model", only[i], field, sizeof field),
+                                 "expected no %s without experts (a dense model)", only[i]);
+        }
+        return 0;
+    }
+    if (yget_int(m, "header.model", "top_k", true, 1, p->experts, &p->top_k, err) ||
+        yget_int(m, "header.model", "expert_ffn", true, 1, PROGRAM_MAX_WIDTH, &p->expert_ffn, err) ||
+        yget_int(m, "header.model", "expert_capacity", true, 1, PROGRAM_MAX_MB_TOKENS,
+                 &p->expert_capacity, err) ||
+        read_real(m, "header.model", "aux_alpha", 0, CLOSED, 1, &p->aux_alpha, err))
+        return -1;
+    const int64_t w = p->hidden > p->expert_ffn ? p->hidden : p->expert_ffn;
+    if (p->experts * p->expert_capacity > (1LL << 40) / w)
+        return ps_err_at(err, &ynode_get(m, "expert_capacity")->loc,
+                         "header.model.expert_capacity",
+                         "expected experts * expert_capacity * max(hidden, expert_ffn) at most "
+                         "2^40, found %lld * %lld * %lld",
+                         (long long)p->experts, (long long)p->expert_capacity, (long long)w);
+    return 0;
+}
+
 static int read_model(const ynode *h, program *p, ps_err *err) {
     const ynode *m;
     return yget_map(h, "header", "model", true, &m, err) ||
@@ -108,7 +144,7 @@ static int read_model(const ynode *h, program *p, ps_err *err) {
            yget_bool(m, "header.model", "tied_embeddings", true, &p->tied_embeddings, err) ||
            read_real(m, "header.model", "norm_eps", 0, MIN_OPEN, 1, &p->norm_eps, err) ||
            read_real(m, "header.model", "rope_theta", 0, MIN_OPEN, 1e12, &p->rope_theta, err) ||
-           check_heads(m, p, err);
+           check_heads(m, p, err) || read_moe(m, p, err);
 }
 
 /* Tensor parallelism splits the heads, the kv heads and the MLP width over tp
@@ -129,6 +165,29 @@ static int check_tp(const ynode *par, const program *p, ps_err *err) {
             return ps_err_at(err, &at->loc, "header.parallel.tp",
                              "expected a divisor of the model's %s (%lld), found %lld", w[i].name,
                              (long long)w[i].v, (long long)p->tp);
+    return 0;
+}
+
+/* Expert parallelism: ep consecutive data-parallel ranks split the experts
+ * (a divisor of dp and of experts); the runtime's MoE layer runs without tensor,
+ * pipeline or context parallelism for now (docs/plan-format.md "Mixture of experts"). */
+static int check_ep(const ynode *par, const program *p, ps_err *err) {
+    const ynode *at = ynode_get(par, "ep");
+    if (p->ep > 1 && !program_is_moe(p))
+        return ps_err_at(err, &at->loc, "header.parallel.ep",
+                         "expected 1 for a dense model (no experts), found %lld", (long long)p->ep);
+    if (p->ep > 1 && (p->dp % p->ep || p->experts % p->ep || p->zero))
+        return ps_err_at(err, &at->loc, "header.parallel.ep",
+                         "expected a divisor of dp (%lld) and of experts (%lld), with zero 0 (the "
+                         "execution plan does not shard the experts over the expert-data-parallel "
+                         "group yet), found %lld with zero %d",
+                         (long long)p->dp, (long long)p->experts, (long long)p->ep, p->zero);
+    if (program_is_moe(p) && (p->tp > 1 || p->cp > 1))
+        return ps_err_at(err, &ynode_get(par, p->tp > 1 ? "tp" : "cp")->loc,
+                         p->tp > 1 ? "header.parallel.tp" : "header.parallel.cp",
+                         "expected 1 with experts (the runtime's MoE layer runs with data, "
+                         "expert and pipeline parallelism only), found %lld",
+                         (long long)(p->tp > 1 ? p->tp : p->cp));
     return 0;
 }
 
@@ -153,8 +212,10 @@ static int read_parallel(const ynode *h, program *p, ps_err *err) {
         yget_int(par, "header.parallel", "bucket_bytes", true, 0, PROGRAM_MAX_OP_BYTES,
                  &p->bucket_bytes, err) ||
         yget_bool(par, "header.parallel", "overlap_dp", true, &p->overlap_dp, err) ||
-        yget_bool(par, "header.parallel", "sp", false, &p->sp, err))
+        yget_bool(par, "header.parallel", "sp", false, &p->sp, err) ||
+        yget_int(par, "header.parallel", "ep", false, 1, 1 << 10, &p->ep, err))
         return -1;
+    if (check_ep(par, p, err)) return -1;
     p->zero = (int)zero;
     /* dp <= 2^24 and tp, pp, cp <= 2^10: the product fits; micro, seq <= 2^24 */
     const int64_t ranks = p->dp * p->tp * p->pp * p->cp;

@@ -379,6 +379,14 @@ static void step_op(replay_state *s, const prog_op *o, const replay_op *t) {
         st->compute_s += o->seconds - tp;
         s->out->compute_s += o->seconds - tp;
     }
+    if (o->ep_calls > 0) { /* a MoE layer's all-to-alls (expert parallelism) */
+        st->sent_bytes[GROUP_EP] += o->ep_sent;
+        comm_add(s->out, GROUP_EP, COLL_ALL_TO_ALL,
+                 o->kind == OP_FWD ? COMM_FWD : COMM_BWD, o->ep_calls, o->ep_bytes, o->ep_sent,
+                 o->ep_seconds);
+        st->comm_s += o->ep_seconds, s->out->comm_s += o->ep_seconds;
+        st->compute_s -= o->ep_seconds, s->out->compute_s -= o->ep_seconds;
+    }
     if (o->ring_passes > 0) { /* the cp ring's sends inside a layer's fwd / bwd */
         const int64_t bytes = o->ring_passes * o->ring_bytes;
         st->sent_bytes[GROUP_CP] += bytes;
