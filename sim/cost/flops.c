@@ -24,6 +24,12 @@ static double replay_flops(const model_cfg *m, uint32_t ops, double attn_once) {
 void flops_compute(const model_cfg *m, const plan_cfg *p, flops_step *out) {
     params_count pc;
     params_count_rank(m, 1, &pc);
+    flops_compute_pc(m, p, &pc, out);
+}
+
+void flops_compute_pc(const model_cfg *m, const plan_cfg *p, const params_count *pcp,
+                      flops_step *out) {
+    const params_count pc = *pcp;
     const double L = (double)m->layers, s = (double)p->seq;
     const double qw = (double)model_q_width(m);
     const double head = (double)m->vocab * (double)m->hidden;
@@ -56,6 +62,7 @@ void flops_compute(const model_cfg *m, const plan_cfg *p, flops_step *out) {
     if (p->recompute > RECOMPUTE_FULL) hardware += L * replay_flops(m, act_replay_ops(m, p), attn_once);
     out->tokens = (double)p->global_batch * s;
     out->model_per_token = model;
+    out->hardware_per_token = hardware;
     out->model_per_step = model * out->tokens;
     out->hardware_per_step = hardware * out->tokens;
 }

@@ -16,6 +16,7 @@
 #ifndef PS_FLOPS_H
 #define PS_FLOPS_H
 
+#include "cost/params.h"
 #include "spec/model.h"
 #include "spec/plan.h"
 
@@ -24,8 +25,14 @@ typedef struct {
     double model_per_step;    /* whole job */
     double hardware_per_step; /* whole job, with recomputation */
     double model_per_token;
+    double hardware_per_token;
 } flops_step;
 
 void flops_compute(const model_cfg *m, const plan_cfg *p, flops_step *out);
+
+/* The same with the model's whole-model counts given (params_count_rank at
+ * tp = 1), for callers that hold them already (eval.c's cache). */
+void flops_compute_pc(const model_cfg *m, const plan_cfg *p, const params_count *pc,
+                      flops_step *out);
 
 #endif

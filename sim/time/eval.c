@@ -50,7 +50,13 @@ static void cache_fill(eval_cache *k, const model_cfg *m, const cluster_cfg *c, 
     k->framework = p->framework;
     k->attn_kernel = p->attn_kernel, k->grad_acc_unfused = p->grad_acc_unfused;
     k->eager_elementwise = p->eager_elementwise;
-    params_count_rank(m, p->tp, &k->pc);
+    params_count pc1; /* the whole model: its total and FLOPs */
+    params_count_rank(m, 1, &pc1);
+    if (p->tp == 1) k->pc = pc1;
+    else params_count_rank(m, p->tp, &k->pc);
+    k->model_params = pc1.total;
+    flops_compute_pc(m, p, &pc1, &k->flops); /* per token for this seq and recompute; eval_plan_cached
+                                       scales them by each plan's tokens */
     act_compute(m, p, &k->act);
     ws_compute(m, p, c->kernels_fp32, &k->ws);
     time_ctx_init(m, c, p, &k->time);
@@ -301,7 +307,7 @@ void eval_plan_cached(const model_cfg *m, const cluster_cfg *c, const plan_cfg *
                       eval_result *out, eval_stage *stages, eval_cache *cache) {
     cache_fill(cache, m, c, p);
     const eval_shared *sh = cache;
-    out->model_params = params_total(m);
+    out->model_params = sh->model_params;
     out->micro_batches = plan_micro_batches(p);
     out->stages = p->pp;
     out->heaviest = -1;
@@ -349,8 +355,12 @@ void eval_plan_cached(const model_cfg *m, const cluster_cfg *c, const plan_cfg *
     comm_list_copy(&out->comm, &comm_buf[heavy]);
     for (int64_t s = 0; s < p->pp; s++)
         by_stage[s] = &times[shortcut && s > 0 && s < p->pp - 1 ? 1 : s];
-    flops_step f;
-    flops_compute(m, p, &f);
+    /* FLOPs per token depend on the cached shape (seq, recompute); a step
+     * multiplies them by its tokens, as flops_compute does */
+    flops_step f = sh->flops;
+    f.tokens = (double)p->global_batch * (double)p->seq;
+    f.model_per_step = f.model_per_token * f.tokens;
+    f.hardware_per_step = f.hardware_per_token * f.tokens;
     out->tokens_per_step = f.tokens;
     out->flops_model_per_step = f.model_per_step;
     out->flops_hardware_per_step = f.hardware_per_step;

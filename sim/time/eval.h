@@ -15,6 +15,7 @@
 #include "cost/act.h"
 #include "spec/cluster.h"
 #include "cost/comm.h"
+#include "cost/flops.h"
 #include "spec/model.h"
 #include "cost/params.h"
 #include "cost/workspace.h"
@@ -81,6 +82,8 @@ typedef struct {
     bool grad_acc_unfused; /* kernels.grad_accumulation_fusion: false */
     bool eager_elementwise; /* kernels.elementwise: eager */
     params_count pc;
+    int64_t model_params;   /* params_total(m) */
+    flops_step flops;       /* flops_compute for the cached shape: per-token figures only */
     act_bytes act;
     act_bytes act_attn; /* MoE model: a layer without its MLP (the MoE layer's attention block) */
     ws_bytes ws;
