@@ -11,6 +11,7 @@
 #include "cost/comm.h"
 #include "cost/params.h"
 #include "cost/pipe.h"
+#include "time/eval.h"
 #include "time/pipe_sched.h"
 #include "spec/plan_check.h"
 #include "program/program.h"
@@ -2050,7 +2051,8 @@ static void test_moe_emit_by_hand(void **state) {
     (void)state;
     const char *yaml = "model: tiny-moe\ncluster: local-cpu\ngpus: %d\n"
                        "parallel: {dp: %d, ep: %d}\nbatch: {global: 8, micro: 2, seq: 32}\n"
-                       "recompute: %s\nprecision: fp32\noptimizer: adamw\n";
+                       "recompute: %s\nprecision: fp32\noptimizer: adamw\n"
+                       "moe: {pad_to_capacity: true}\n";
     char text[512];
     for (int ep = 1; ep <= 2; ep++) {
         snprintf(text, sizeof text, yaml, ep, ep, ep, "none");
@@ -2099,6 +2101,18 @@ static void test_moe_emit_by_hand(void **state) {
                 rr.roles[0].colls[i].coll == COLL_ALL_TO_ALL)
                 a2a += rr.roles[0].colls[i].bytes;
         assert_int_equal(a2a, bytes);
+        if (ep > 1) { /* the closed form counts the same padded all-to-alls (cost/moe.c) */
+            eval_result er;
+            eval_plan(&s->model.cfg, &s->cluster.cfg, &s->cfg, &er, NULL);
+            int64_t cf_calls = 0, cf_sent = 0;
+            for (int i = 0; i < er.comm.n; i++)
+                if (er.comm.e[i].group == GROUP_EP) {
+                    assert_int_equal(er.comm.e[i].bytes_per_call, 131072);
+                    cf_calls += er.comm.e[i].calls, cf_sent += er.comm.e[i].bytes_sent;
+                }
+            assert_int_equal(cf_calls, calls);
+            assert_int_equal(cf_sent, sent);
+        }
         if (ep > 1) {
             /* a dp reduction over the experts is refused */
             prog_op *o = NULL;
@@ -2132,7 +2146,7 @@ static void test_moe_emit_by_hand(void **state) {
     /* ZeRO with ep, and a MoE layer the runtime does not build */
     tu_contains(emit_error("model: tiny-moe\ncluster: local-cpu\ngpus: 2\n"
                            "parallel: {dp: 2, ep: 2, zero: 1}\nbatch: {global: 8, micro: 2, seq: 32}\n"
-                           "recompute: none\nprecision: fp32\noptimizer: adamw\n"),
+                           "recompute: none\nprecision: fp32\noptimizer: adamw\nmoe: {pad_to_capacity: true}\n"),
                 "parallel.ep", "with ZeRO-0 for now", NULL);
     /* a MoE model the runtime does not build, named with its field */
     tu_contains(emit_error("model:\n  name: m\n  layers: 2\n  hidden: 64\n  heads: 4\n"
@@ -2143,13 +2157,18 @@ static void test_moe_emit_by_hand(void **state) {
                            "  expert_ffn_hidden: 32\n  dense_layers: 1\n"
                            "cluster: local-cpu\ngpus: 1\nparallel: {dp: 1}\n"
                            "batch: {global: 2, micro: 2, seq: 32}\nrecompute: none\n"
-                           "precision: fp32\noptimizer: adamw\n"),
+                           "precision: fp32\noptimizer: adamw\nmoe: {pad_to_capacity: true}\n"),
                 "dense_layers", "expected 0, found 1 (model m)", NULL);
     tu_contains(emit_error("model: tiny-moe\ncluster: local-cpu\ngpus: 2\n"
                            "parallel: {dp: 1, pp: 2}\npipeline: {schedule: zero-bubble}\n"
                            "batch: {global: 8, micro: 2, seq: 32}\n"
-                           "recompute: none\nprecision: fp32\noptimizer: adamw\n"),
+                           "recompute: none\nprecision: fp32\noptimizer: adamw\nmoe: {pad_to_capacity: true}\n"),
                 "pipeline.schedule", "zero-bubble", NULL);
+    /* the runtime pads to capacity: a plan that does not say so is refused */
+    tu_contains(emit_error("model: tiny-moe\ncluster: local-cpu\ngpus: 2\n"
+                           "parallel: {dp: 2, ep: 2}\nbatch: {global: 8, micro: 2, seq: 32}\n"
+                           "recompute: none\nprecision: fp32\noptimizer: adamw\n"),
+                "moe.pad_to_capacity", "expected true", "found false", NULL);
     /* ep 2 of dp 4: each layer's experts are all-reduced over the edp group of 2 */
     snprintf(text, sizeof text, yaml, 4, 4, 2, "none");
     s = tu_plan(text);

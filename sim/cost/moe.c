@@ -10,6 +10,13 @@
 
 static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 
+int64_t moe_capacity(const model_cfg *m, const plan_cfg *p, int64_t tokens) {
+    if (p->moe_capacity_factor <= 0) return tokens;
+    const double c = ceil(p->moe_capacity_factor * (double)tokens * (double)m->experts_per_token /
+                          (double)m->experts);
+    return c < (double)tokens ? (int64_t)c : tokens;
+}
+
 double moe_nodes_per_token(int64_t n, int64_t k) {
     if (n <= 1) return 1;
     return (double)n * (1.0 - pow(1.0 - 1.0 / (double)n, (double)k));
@@ -28,7 +35,9 @@ double moe_nodes_per_token(int64_t n, int64_t k) {
  *   and k (g-1)/g NVLink sends. */
 static void a2a_split(const model_cfg *m, const plan_cfg *p, moe_layout *o) {
     const double unit = (double)m->hidden * (double)dtype_bytes(p->precision.activations);
-    const double copies = (double)o->tokens * (double)m->experts_per_token;
+    /* padded: every expert's C slots, full or not, go to its rank */
+    const double copies = p->moe_pad ? (double)m->experts * (double)moe_capacity(m, p, o->tokens)
+                                     : (double)o->tokens * (double)m->experts_per_token;
     const double ep = (double)o->ep, g = (double)o->ep_per_node, n = (double)o->ep_nodes;
     o->a2a_bytes = (int64_t)(copies * unit);
     if (o->ep <= 1) {
@@ -39,7 +48,7 @@ static void a2a_split(const model_cfg *m, const plan_cfg *p, moe_layout *o) {
      * limit (Megatron-Core moe/README.md: the flex dispatcher with DeepEP
      * "removes redundant tokens during cross-node communication"): M' = N */
     const bool deepep = p->moe_dispatcher == MOE_DISPATCHER_DEEPEP;
-    if ((p->moe_node_limit > 0 || deepep) && o->ep_nodes > 1) {
+    if ((p->moe_node_limit > 0 || deepep) && o->ep_nodes > 1 && !p->moe_pad) {
         const int64_t nodes = p->moe_node_limit > 0 ? min64(p->moe_node_limit, o->ep_nodes)
                                                     : o->ep_nodes;
         const double d = moe_nodes_per_token(nodes, m->experts_per_token);
@@ -67,6 +76,10 @@ void moe_layout_compute(const model_cfg *m, const plan_cfg *p, int64_t gpus_per_
     if (p->moe_capacity_factor > 0 && p->moe_capacity_factor < o->factor)
         o->factor = p->moe_capacity_factor;
     o->rows = llround((double)o->tokens * (double)m->experts_per_token * o->factor * (double)etp);
+    if (p->moe_pad) { /* each local expert computes its C slots from each of the ep ranks */
+        o->rows = o->experts_per_rank * moe_capacity(m, p, o->tokens) * ep * etp;
+        o->factor = (double)o->rows / ((double)o->tokens * (double)m->experts_per_token * (double)etp);
+    }
     /* expert ranks: etp innermost, then ep (Megatron-Core's order tp-ep-dp-pp
      * for the expert layers); an ep group's neighbours are etp ranks apart */
     int64_t per = ep;

@@ -45,6 +45,12 @@ typedef struct moe_layout_s {
 void moe_layout_compute(const model_cfg *m, const plan_cfg *p, int64_t gpus_per_node,
                         moe_layout *out);
 
+/* Slots one expert takes from one rank per micro-batch when inputs are padded
+ * to capacity (moe.pad_to_capacity): ceil(cf * tokens * k / experts) (GShard,
+ * Lepikhin et al. 2020 §2.2; Megatron-LM moe_utils.py get_capacity), at most
+ * `tokens`; dropless (cf 0) pads to `tokens`, which no routing can exceed. */
+int64_t moe_capacity(const model_cfg *m, const plan_cfg *p, int64_t tokens);
+
 /* Expected distinct nodes one token's k experts land on when they are spread
  * uniformly over n nodes: n (1 - (1 - 1/n)^k). */
 double moe_nodes_per_token(int64_t n, int64_t k);

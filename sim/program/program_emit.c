@@ -232,6 +232,16 @@ static int refuse_training(const plan_spec *s, ps_err *err) {
                          "dualpipe, which only the cost model (plan, sweep) evaluates: the "
                          "runtime does not hold a rank's second, mirrored stage or run its "
                          "forward-and-backward pairs");
+    /* the runtime pads every expert's input to its capacity: the closed form
+     * counts the same bytes only when the plan says so */
+    if (model_is_moe(&s->model.cfg) && !p->moe_pad)
+        return ps_err_at(err, field_loc(s, &s->locs.moe_pad), "moe.pad_to_capacity",
+                         "expected true for the execution plan of a MoE model: the runtime pads "
+                         "each expert's input to its capacity (Megatron-LM "
+                         "--moe-pad-expert-input-to-capacity; dropless pads to the micro-batch's "
+                         "tokens), so that every all-to-all has a size known before the run, and "
+                         "`parasim plan` counts the same bytes only with pad_to_capacity; found "
+                         "false (or absent)");
     /* the runtime's MoE layer runs with data, expert and pipeline parallelism
      * (rt_model.c), its backward whole (not zero-bubble's parts) */
     if (model_is_moe(&s->model.cfg) && (p->tp > 1 || p->cp > 1))
@@ -806,11 +816,10 @@ static void fill_header(const plan_spec *s, int steps, program *out) {
         out->experts = E, out->top_k = K, out->expert_ffn = m->expert_ffn_hidden;
         out->ffn_hidden = m->shared_experts * m->expert_ffn_hidden; /* the shared experts' MLP */
         /* capacity ceil(cf N K / E) (GShard); dropless (cf 0, or cf >= E / K): N, every
-         * token's choice fits, since a token picks an expert at most once */
-        const double cf = p->moe_capacity_factor;
-        const double cap = cf > 0 ? ceil(cf * (double)N * (double)K / (double)E) : (double)N;
-        out->expert_capacity = cap < (double)N ? (int64_t)cap : N;
-        if (out->expert_capacity < 1) out->expert_capacity = 1;
+         * token's choice fits, since a token picks an expert at most once (cost/moe.c,
+         * which the closed form's padded all-to-all uses too) */
+        out->expert_capacity = moe_capacity(m, p, N);
+        (void)K;
         out->ep = p->ep > 1 ? p->ep : 1;
         out->aux_alpha = p->moe_aux_loss ? MOE_AUX_ALPHA : 0;
     }

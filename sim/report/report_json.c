@@ -146,6 +146,7 @@ static void json_plan(jsonw *w, const plan_spec *s) {
         jsonw_int(w, "node_limit", p->moe_node_limit);
         jsonw_bool(w, "aux_loss", p->moe_aux_loss);
         jsonw_str(w, "dispatcher", plan_moe_dispatcher_names[p->moe_dispatcher]);
+        jsonw_bool(w, "pad_to_capacity", p->moe_pad);
         jsonw_obj_end(w);
     }
     jsonw_str(w, "optimizer", plan_optimizer_names[p->optimizer]);

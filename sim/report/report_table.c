@@ -82,11 +82,13 @@ static void header(FILE *f, const plan_spec *s, const eval_result *r) {
         char cf[32] = "dropless";
         if (p->moe_capacity_factor > 0)
             snprintf(cf, sizeof cf, "capacity factor %.2f", p->moe_capacity_factor);
-        fprintf(f, "  experts    ep=%lld etp=%lld edp=%lld: %lld experts per rank; %s, imbalance "
-                   "%.2f; node limit %s%lld; dispatcher %s\n",
+        char nl[32] = "none";
+        if (p->moe_node_limit) snprintf(nl, sizeof nl, "%lld", (long long)p->moe_node_limit);
+        fprintf(f, "  experts    ep=%lld etp=%lld edp=%lld: %lld experts per rank; %s%s, "
+                   "imbalance %.2f; node limit %s; dispatcher %s\n",
                 (long long)p->ep, (long long)etp, (long long)edp,
-                (long long)(s->model.cfg.experts / p->ep), cf, p->moe_imbalance,
-                p->moe_node_limit ? "" : "none ", (long long)p->moe_node_limit,
+                (long long)(s->model.cfg.experts / p->ep), cf,
+                p->moe_pad ? " (padded to capacity)" : "", p->moe_imbalance, nl,
                 plan_moe_dispatcher_names[p->moe_dispatcher]);
     }
     fprintf(f, "  batch      global %lld x seq %lld = %s tokens/step; micro %lld -> %lld "

@@ -185,6 +185,11 @@ typedef struct {
      * --moe-flex-dispatcher-backend deepep), a token sent once over the
      * network per target node and forwarded over NVLink. */
     plan_moe_dispatcher moe_dispatcher;
+    /* `moe.pad_to_capacity` (Megatron-LM --moe-pad-expert-input-to-capacity): each
+     * expert's input is padded to its capacity C = ceil(cf T k / E), or T when
+     * dropless, so every all-to-all moves E x C rows whatever the routing (what the
+     * CPU runtime executes; cost/moe.c) */
+    bool moe_pad;
 } plan_cfg;
 
 /* The expert tensor-parallel degree in effect (etp 0 = tp). */
@@ -196,7 +201,7 @@ typedef struct {
     ps_loc first_stage_layers, last_stage_layers, account_for_embedding, account_for_loss;
     ps_loc cp_algorithm, deallocate_outputs, partition_messages;
     /* mixture of experts (helper moeplan): parallel.ep, parallel.etp, the moe: section's fields */
-    ps_loc ep, etp, moe_capacity_factor, moe_imbalance, moe_node_limit;
+    ps_loc ep, etp, moe_capacity_factor, moe_imbalance, moe_node_limit, moe_pad;
 } plan_locs;
 
 /* Training settings the runtime uses (the `train:` section; docs/specs.md).

@@ -57,7 +57,7 @@ static const char *const parallel_keys[] = {"dp", "tp",  "pp", "cp", "zero",
                                             "ep", "etp", NULL};
 static const char *const moe_keys[] = {"capacity_factor", "imbalance", "node_limit", "aux_loss",
                                        /* helper moeacc */
-                                       "dispatcher", NULL};
+                                       "dispatcher", "pad_to_capacity", NULL};
 const char *const plan_moe_dispatcher_names[] = {"alltoall", "deepep", NULL};
 static const char *const batch_keys[] = {"global", "micro", "seq", NULL};
 static const char *const pipeline_keys[] = {"schedule",           "virtual",
@@ -540,7 +540,8 @@ static int read_moe(const ynode *root, const ynode *par, plan_spec *out, ps_err 
         spec_limit(moe, "moe", "imbalance", c->moe_imbalance, 1, MOE_FACTOR_MAX,
                    "the busiest expert rank's tokens over the mean, from 1 to 1024", err) ||
         yget_int(moe, "moe", "node_limit", false, 0, PLAN_GPUS_MAX, &c->moe_node_limit, err) ||
-        yget_bool(moe, "moe", "aux_loss", false, &c->moe_aux_loss, err))
+        yget_bool(moe, "moe", "aux_loss", false, &c->moe_aux_loss, err) ||
+        yget_bool(moe, "moe", "pad_to_capacity", false, &c->moe_pad, err))
         return -1;
     int dispatcher = MOE_DISPATCHER_ALLTOALL;
     if (yget_enum(moe, "moe", "dispatcher", false, plan_moe_dispatcher_names, &dispatcher, err))
@@ -551,6 +552,7 @@ static int read_moe(const ynode *root, const ynode *par, plan_spec *out, ps_err 
     loc_of(&l->moe_capacity_factor, moe, "capacity_factor");
     loc_of(&l->moe_imbalance, moe, "imbalance");
     loc_of(&l->moe_node_limit, moe, "node_limit");
+    loc_of(&l->moe_pad, moe, "pad_to_capacity");
     return 0;
 }
 
