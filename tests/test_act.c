@@ -353,6 +353,41 @@ static void test_workspace_zero_bubble(void **state) {
     assert_int_equal(w.layer_bwd_w, 0);
 }
 
+/* DualPipe's queued W of one layer (workspace.c zb_queued): its linears'
+ * inputs and output gradients. tiny-1m (N = 1,024, bf16 kernels): inputs
+ * 2 (N h + N q) attention (q/k/v's normed input, o's input) and 2 (N h + N f)
+ * MLP (w1/w3's, w2's); gradients split zb_stash. DeepSeek-V3 (MLA; tp 1, N =
+ * 4,096, bf16): inputs 2 N (h + r_q + r_kv + n_h d_v) = 2 x 4,096 x (7,168 +
+ * 1,536 + 512 + 16,384) = 209,715,200; gradients of q_a (1,536), q_b (128 x
+ * 192), kv_a (512 + 64), kv_b (128 x 256), o (7,168): 2 x 4,096 x 66,624 =
+ * 545,783,808; the dense MLP (f 18,432): inputs 2 x 4,096 x (7,168 + 18,432)
+ * = 209,715,200, gradients 2 x 4,096 x (2 x 18,432 + 7,168) = 360,710,144. */
+static void test_workspace_dualpipe_queued(void **state) {
+    (void)state;
+    model_spec m = tu_model("tiny-1m");
+    const int64_t N = 1024, h = 128, q = 128, f = 512;
+    plan_cfg p = tiny_cfg("bf16-mixed", RECOMPUTE_NONE, 1, 1);
+    ws_bytes w;
+    ws_compute(&m.cfg, &p, false, &w);
+    assert_int_equal(w.grad_elem, 2);
+    assert_int_equal(w.zb_attn_grads + w.zb_mlp_grads, w.zb_stash);
+    assert_int_equal(w.zb_mlp_grads, 2 * N * (2 * f + h));
+    assert_int_equal(w.zb_attn_inputs, 2 * (N * h + N * q));
+    assert_int_equal(w.zb_mlp_inputs, 2 * (N * h + N * f));
+    ws_compute(&m.cfg, &p, true, &w); /* fp32 kernels: fp32 gradients, inputs stored bf16 */
+    assert_int_equal(w.grad_elem, 4);
+    assert_int_equal(w.zb_attn_grads + w.zb_mlp_grads, w.zb_stash);
+    assert_int_equal(w.zb_mlp_inputs, 2 * (N * h + N * f));
+    model_spec d = tu_model("deepseek-v3");
+    p = tu_cfg(1, 1, 1, 1);
+    p.seq = 4096;
+    ws_compute(&d.cfg, &p, false, &w);
+    assert_int_equal(w.zb_attn_inputs, 209715200);
+    assert_int_equal(w.zb_attn_grads, 545783808);
+    assert_int_equal(w.zb_mlp_inputs, 209715200);
+    assert_int_equal(w.zb_mlp_grads, 360710144);
+}
+
 /* Per-rank widths: tensor parallelism halves the MLP's gradients (f/t),
  * context parallelism the tokens (b s / c). */
 static void test_workspace_per_rank(void **state) {
@@ -524,7 +559,7 @@ int main(void) {
         cmocka_unit_test(test_policies_llama),     cmocka_unit_test(test_policies_gpt2),
         cmocka_unit_test(test_policy_ops),
         cmocka_unit_test(test_stage_extras),       cmocka_unit_test(test_workspace_measured),
-        cmocka_unit_test(test_workspace_ops_by_hand), cmocka_unit_test(test_workspace_zero_bubble), cmocka_unit_test(test_workspace_tp_sp_by_hand),
+        cmocka_unit_test(test_workspace_ops_by_hand), cmocka_unit_test(test_workspace_zero_bubble), cmocka_unit_test(test_workspace_dualpipe_queued), cmocka_unit_test(test_workspace_tp_sp_by_hand),
         cmocka_unit_test(test_workspace_per_rank),
         cmocka_unit_test(test_workspace_ring), cmocka_unit_test(test_workspace_p2p), cmocka_unit_test(test_workspace_standard_attention),
         cmocka_unit_test(test_workspace_standard_attention_gpu),

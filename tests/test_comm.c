@@ -293,6 +293,30 @@ static void test_moe_act_mlp_bytes(void **state) {
     assert_int_equal(moe_act_mlp_bytes(&m, &p, &l), 49152 + 32768 + 5251072 - 2048 * 256 * 2);
 }
 
+/* DualPipe's queued W of one MoE layer's MLP (moe_zb_queued_bytes), the
+ * layout above (T = 1,024, 2,048 rows, h 512, f_e 256, 8 experts, bf16):
+ * inputs 2 x (1,024 x 512 (the normed input of the router) + 2,048 x (512 +
+ * 256) (w1/w3's, w2's)) = 4,194,304; gradients 2 x (1,024 x 8 (router
+ * logits) + 2,048 x (2 x 256 + 512)) = 4,210,688. One shared expert (f_s
+ * 256 on 1,024 tokens) adds w2's input 2 x 1,024 x 256 = 524,288 and the
+ * gradients 2 x 1,024 x (2 x 256 + 512) = 2,097,152. */
+static void test_moe_zb_queued_bytes(void **state) {
+    (void)state;
+    model_cfg m = small_moe();
+    plan_cfg p = tu_cfg(8, 1, 1, 1);
+    p.seq = 1024, p.ep = 4;
+    moe_layout l;
+    moe_layout_compute(&m, &p, 8, &l);
+    int64_t in, g;
+    moe_zb_queued_bytes(&m, &p, &l, 2, &in, &g);
+    assert_int_equal(in, 4194304);
+    assert_int_equal(g, 4210688);
+    m.shared_experts = 1;
+    moe_zb_queued_bytes(&m, &p, &l, 2, &in, &g);
+    assert_int_equal(in, 4194304 + 524288);
+    assert_int_equal(g, 4210688 + 2097152);
+}
+
 static void test_moe_all_to_all(void **state) {
     (void)state;
     const model_cfg m = small_moe();
@@ -366,6 +390,7 @@ int main(void) {
         cmocka_unit_test(test_moe_all_to_all),
         cmocka_unit_test(test_moe_deepep_dispatch),
         cmocka_unit_test(test_moe_act_mlp_bytes),
+        cmocka_unit_test(test_moe_zb_queued_bytes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -3,6 +3,7 @@
 #include <math.h>
 
 #include "cost/act.h"
+#include "cost/moe.h"
 #include "cost/params.h"
 #include "cost/workspace.h"
 #include "spec/plan_check.h"
@@ -486,6 +487,50 @@ static void test_moe_deepseek_v3_layout(void **state) {
     free(s);
 }
 
+/* The same layout under DualPipe (docs/memory.md §4 "DualPipe: activations and
+ * queued W's"), middle rank 7 (h = 7, P = 8; chunks of 4 MoE layers, stages 7
+ * and 8 of the split). Without recomputation the peak is step 4's: 9 sets of
+ * chunk 0 and 8 of chunk 1 (68 layer sets), nothing queued, so no stash in the
+ * op temporaries. Under full recompute a set keeps only the layer input while
+ * a queued W keeps its linears' inputs and output gradients: the peak is
+ * step 6's end, 8 chunk-micro-batches queued (32 MoE layers) and no set. By
+ * hand per MoE layer (T = 4,096, 32,768 rows, h 7,168, f_e 2,048, one shared
+ * expert, 256 experts, bf16): inputs MLA 209,715,200 (test_act.c) + 2 x
+ * (4,096 x 7,168 + 32,768 x 9,216 + 4,096 x 2,048) = 889,192,448; gradients
+ * MLA 545,783,808 + 2 x (4,096 x 256 + 32,768 x 11,264 + 4,096 x 11,264) =
+ * 1,378,353,152. */
+static void test_moe_deepseek_v3_dualpipe(void **state) {
+    (void)state;
+    plan_spec *s = calloc(1, sizeof *s);
+    ps_err err = {{0}};
+    assert_non_null(s);
+    if (plan_load("plans/deepseek-v3-2048xh800.yaml", NULL, 0, s, &err)) fail_msg("%s", err.msg);
+    plan_cfg p = s->cfg;
+    p.schedule = SCHED_DUALPIPE;
+    p.recompute = RECOMPUTE_NONE;
+    assert_int_equal(plan_check_cfg(&s->model.cfg, &s->cluster.cfg, &p), PLAN_OK);
+    eval_stage *st = calloc(16, sizeof *st), *full = calloc(16, sizeof *st);
+    eval_result r;
+    eval_plan(&s->model.cfg, &s->cluster.cfg, &p, &r, st);
+    model_cfg attn = s->model.cfg;
+    attn.ffn_hidden = 0;
+    act_bytes aa;
+    act_compute(&attn, &p, &aa);
+    moe_layout l;
+    moe_layout_compute(&s->model.cfg, &p, 8, &l);
+    const int64_t moe_saved = aa.layer_saved + moe_act_mlp_bytes(&s->model.cfg, &p, &l);
+    assert_int_equal(st[7].act_saved, (9 * 4 + 8 * 4) * moe_saved);
+    p.recompute = RECOMPUTE_FULL;
+    eval_plan(&s->model.cfg, &s->cluster.cfg, &p, &r, full);
+    assert_int_equal(full[7].act_saved, 32 * 889192448LL);
+    /* the queued output gradients are the op temporaries' growth over the
+     * step-4 peak's (the layers' own working sets are the same here) */
+    assert_int_equal(full[7].buf_temps - st[7].buf_temps, 32 * 1378353152LL);
+    free(st);
+    free(full);
+    free(s);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sums_and_defaults), cmocka_unit_test(test_recompute_working_set_not_in_forward),   cmocka_unit_test(test_zero3_buffers),
@@ -493,6 +538,7 @@ int main(void) {
         cmocka_unit_test(test_cp_ring),           cmocka_unit_test(test_deallocate_outputs),
         cmocka_unit_test(test_size_bound_dominates),
         cmocka_unit_test(test_moe_deepseek_v3_layout),
+        cmocka_unit_test(test_moe_deepseek_v3_dualpipe),
         cmocka_unit_test(test_framework_memory), cmocka_unit_test(test_framework_kernels), cmocka_unit_test(test_framework_defaults),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

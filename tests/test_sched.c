@@ -510,6 +510,84 @@ static void test_dualpipe_closed_form(void **state) {
                      3) < 1e-12);
 }
 
+/* DualPipe's memory moments against a walk of pipe_sched.c's op order: an F
+ * adds a set of its chunk, a B with its W held back (no SCHED_OP_WHOLE) turns
+ * one into a queued W, a whole B drops it, a held-back W drops the queued one.
+ * The walk's largest weighted sum after any op equals pipe_dualpipe_peak's
+ * for many weights (the candidates are a superset of the walk's maximal
+ * states), and the moment it names is one the walk passes through. */
+static void walk_dual(const sched_op *o, int64_t n, const int64_t set[2], const int64_t q[2],
+                      int64_t *best, pipe_dual_moment *seen, int64_t *n_seen) {
+    pipe_dual_moment d = {{0, 0}, {0, 0}};
+    *best = 0, *n_seen = 0;
+    for (int64_t i = 0; i < n; i++) {
+        const int c = o[i].chunk;
+        if (o[i].kind == SCHED_OP_F) d.sets[c]++;
+        if (o[i].kind == SCHED_OP_B) d.sets[c]--, d.queued[c] += !(o[i].flags & SCHED_OP_WHOLE);
+        if (o[i].kind == SCHED_OP_W && !(o[i].flags & SCHED_OP_WHOLE)) d.queued[c]--;
+        const int64_t b = d.sets[0] * set[0] + d.sets[1] * set[1] + d.queued[0] * q[0] +
+                          d.queued[1] * q[1];
+        if (b > *best) *best = b;
+        seen[(*n_seen)++] = d;
+    }
+}
+
+static void test_dualpipe_peak_walk(void **state) {
+    (void)state;
+    static sched_op ops[32 * 128 * 3];
+    static pipe_dual_moment seen[128 * 3];
+    const int64_t ps[] = {2, 4, 6, 8, 16, 32};
+    uint64_t rng = 12345;
+    setup u;
+    sched_out out;
+    for (int i = 0; i < 6; i++)
+        for (int64_t m = 2 * ps[i]; m <= 4 * ps[i]; m += ps[i]) {
+            const int64_t p = ps[i], n = 3 * m;
+            if (m % 2) continue;
+            uniform(&u, SCHED_DUALPIPE, p, m, 2, 1, 2, 1);
+            simulate_dualpipe(&u.in, &out, ops);
+            for (int64_t s = 0; s < p; s++)
+                for (int k = 0; k < 60; k++) {
+                    int64_t set[2], q[2];
+                    for (int j = 0; j < 4; j++) {
+                        rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
+                        (j < 2 ? set : q)[j % 2] = (int64_t)(rng >> 40) % 1000;
+                    }
+                    int64_t walk, n_seen;
+                    walk_dual(ops + s * n, n, set, q, &walk, seen, &n_seen);
+                    pipe_dual_moment at;
+                    assert_int_equal(pipe_dualpipe_peak(p, s, set, q, &at), walk);
+                    bool found = false;
+                    for (int64_t j = 0; j < n_seen && !found; j++)
+                        found = !memcmp(&seen[j], &at, sizeof at);
+                    assert_true(found);
+                }
+        }
+    /* by hand, pp 4 (P = 2), from dualpipe.py's steps. Rank 0 (h = 0; phase f
+     * is chunk f): step 2 leaves F0 F0 F0 | F1 live; step 3 (P - h - 1 = 1
+     * iteration) runs B1 with its W held: 3 sets of chunk 0, W1 queued; step 4
+     * opens with F0: 4 + 1 sets; step 6 (h + 1 = 1 iteration) runs B1 whole
+     * and B0 holding its W, after P = 2 chunk-0 sets and 1 chunk-1 set: 1 set
+     * of chunk 0 beside W0; step 7's W then B0 leaves only W0. Sets of 10
+     * bytes and W's of 1: step 4, 50. Sets of 1, W's of 10: step 3, 3 + 10 =
+     * 13 (step 6: 1 + 10, step 4: 5). Sets of 1, W0 30, W1 1: step 6, 31. */
+    pipe_dual_moment at;
+    assert_int_equal(pipe_dualpipe_peak(4, 0, (int64_t[]){10, 10}, (int64_t[]){1, 1}, &at), 50);
+    assert_true(at.sets[0] == 4 && at.sets[1] == 1 && !at.queued[0] && !at.queued[1]);
+    assert_int_equal(pipe_dualpipe_peak(4, 0, (int64_t[]){1, 1}, (int64_t[]){10, 10}, &at), 13);
+    assert_true(at.sets[0] == 3 && at.sets[1] == 0 && !at.queued[0] && at.queued[1] == 1);
+    assert_int_equal(pipe_dualpipe_peak(4, 0, (int64_t[]){1, 1}, (int64_t[]){30, 1}, &at), 31);
+    assert_true(at.sets[0] == 1 && at.sets[1] == 0 && at.queued[0] == 1 && !at.queued[1]);
+    /* rank 3 mirrors rank 0: its phase 0 is chunk 1 */
+    assert_int_equal(pipe_dualpipe_peak(4, 3, (int64_t[]){1, 1}, (int64_t[]){1, 30}, &at), 31);
+    assert_true(at.sets[1] == 1 && at.sets[0] == 0 && at.queued[1] == 1 && !at.queued[0]);
+    /* rank 1 (h = 1, no step 3): step 6 runs B1 B0 whole, then B1 and B0
+     * holding their W's: at its end W0 and W1 queued and no set. W's of 10,
+     * sets of 1: 20 (step 4's 3 + 2 = 5 sets: 5) */
+    assert_int_equal(pipe_dualpipe_peak(4, 1, (int64_t[]){1, 1}, (int64_t[]){10, 10}, &at), 20);
+    assert_true(!at.sets[0] && !at.sets[1] && at.queued[0] == 1 && at.queued[1] == 1);
+}
+
 /* In flight: pp + 1 chunk-micro-batches on every rank, the README's "PP+1"
  * (released at W or at B alike), chunk 0 up to pp - s and chunk 1 up to s + 1:
  * what pipe_stage_inflight gives (its first/last extras on the end ranks). */
@@ -537,8 +615,8 @@ static void test_dualpipe_inflight(void **state) {
                 assert_int_equal(pi.layer_units, (p + 1) * (32 / p));
                 assert_int_equal(chunk_peak(ops + s * n, n, 0), p - s);
                 assert_int_equal(chunk_peak(ops + s * n, n, 1), s + 1);
-                const int64_t h = s < p - 1 - s ? s : p - 1 - s;
-                assert_int_equal(pi.stash_units, (h + 1) * (32 / p));
+                /* the queued W's do not coincide with this peak (pipe_dualpipe_peak) */
+                assert_int_equal(pi.stash_units, 0);
                 if (s == 0) { /* embedding on chunk 0, head on chunk 1 */
                     assert_int_equal(chunk_peak(ops, n, 0), pi.first_extra);
                     assert_int_equal(chunk_peak(ops, n, 1), pi.last_extra);
@@ -693,6 +771,7 @@ int main(void) {
         cmocka_unit_test(test_dualpipe_order),
         cmocka_unit_test(test_dualpipe_closed_form),
         cmocka_unit_test(test_dualpipe_inflight),
+        cmocka_unit_test(test_dualpipe_peak_walk),
         cmocka_unit_test(test_invalid),
         cmocka_unit_test(test_gantt),
         cmocka_unit_test(test_speed),

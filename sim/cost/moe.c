@@ -140,19 +140,34 @@ void moe_layer_split(const model_cfg *m, int64_t first, int64_t n, int64_t *dens
     *moe = n - d;
 }
 
+void moe_chunk_layers(const model_cfg *m, const plan_cfg *p, int64_t stage, int64_t chunk,
+                      int64_t *dense, int64_t *moe) {
+    /* DualPipe: chunk 1 of rank s is stage pp-1-s of the split */
+    const bool dual = p->schedule == SCHED_DUALPIPE;
+    const int64_t g = dual ? (chunk ? p->pp - 1 - stage : stage) : chunk * p->pp + stage;
+    moe_layer_split(m, pipe_virtual_first_layer(m, p, g), pipe_chunk_layers(m, p, stage, chunk),
+                    dense, moe);
+    /* the multi-token-prediction modules follow the output head (DeepSeek-V3 §2.2) */
+    if (g == (dual ? p->pp - 1 : p->pp * pipe_chunks(p) - 1)) *moe += m->mtp_layers;
+}
+
 void moe_stage_layers(const model_cfg *m, const plan_cfg *p, int64_t stage, int64_t *dense,
                       int64_t *moe) {
     *dense = *moe = 0;
     for (int64_t c = 0; c < pipe_chunks(p); c++) {
-        /* DualPipe: chunk 1 of rank s is stage pp-1-s of the split */
-        const int64_t g = p->schedule == SCHED_DUALPIPE ? (c ? p->pp - 1 - stage : stage)
-                                                        : c * p->pp + stage;
         int64_t d, e;
-        moe_layer_split(m, pipe_virtual_first_layer(m, p, g), pipe_chunk_layers(m, p, stage, c),
-                        &d, &e);
+        moe_chunk_layers(m, p, stage, c, &d, &e);
         *dense += d;
         *moe += e;
     }
-    /* the multi-token-prediction modules follow the output head (DeepSeek-V3 §2.2) */
-    if (pipe_stage_has_head(p, stage)) *moe += m->mtp_layers;
+}
+
+void moe_zb_queued_bytes(const model_cfg *m, const plan_cfg *p, const moe_layout *l,
+                         int64_t grad_elem, int64_t *inputs, int64_t *grads) {
+    const int64_t a = dtype_bytes(p->precision.activations), h = m->hidden, T = l->tokens;
+    const int64_t up = m->mlp == MLP_SWIGLU ? 2 : 1, fe = m->expert_ffn_hidden / l->etp;
+    const int64_t N = plan_tokens_per_rank(p), fs = m->shared_experts * m->expert_ffn_hidden / p->tp;
+    *inputs = a * (T * h + l->rows * (h + fe) + N * fs);
+    *grads = grad_elem * (T * m->experts + l->rows * (up * fe + h) +
+                          (fs ? N * (up * fs + h) : 0));
 }

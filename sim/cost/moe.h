@@ -67,12 +67,30 @@ int64_t moe_a2a_calls(const plan_cfg *p, bool backward);
  * `rows` rows, the combine's expert outputs, and the shared experts' MLP. */
 int64_t moe_act_mlp_bytes(const model_cfg *m, const plan_cfg *p, const moe_layout *l);
 
+/* DualPipe's queued W of one MoE layer's MLP (docs/memory.md §4; the dense
+ * MLP's is workspace.c zb_queued): bytes of its linears' inputs (*inputs) and
+ * output gradients (*grads, grad_elem bytes an element), which a W closure
+ * keeps from its B to its W. The router's gate and the shared experts read
+ * the normed input (T_d rows of h, once); the routed experts' w1/w3 the
+ * dispatched tokens (`rows` of h), their w2 the activation (rows of
+ * expert_ffn_hidden/etp); the shared experts' w2 theirs (tokens of
+ * shared_experts expert_ffn_hidden/tp). Gradients: the router's logits (T_d
+ * x experts), w1/w3's outputs (rows x up f_e), w2's (rows x h), and the
+ * shared experts' (tokens x (up f_s + h)). */
+void moe_zb_queued_bytes(const model_cfg *m, const plan_cfg *p, const moe_layout *l,
+                         int64_t grad_elem, int64_t *inputs, int64_t *grads);
+
 /* Dense and MoE layers among main-model layers [first, first + n). */
 void moe_layer_split(const model_cfg *m, int64_t first, int64_t n, int64_t *dense,
                      int64_t *moe);
 
 /* Dense and MoE layers held by pipeline stage s (all its chunks); the last
  * stage counts the MTP modules' layers (mtp_layers) among its MoE layers. */
+/* The same for chunk c of stage s (pipe_chunks; DualPipe's chunk 1 is stage
+ * pp-1-s of the split): the chunk of the last virtual stage counts the MTP
+ * modules. moe_stage_layers sums it over the stage's chunks. */
+void moe_chunk_layers(const model_cfg *m, const plan_cfg *p, int64_t stage, int64_t chunk,
+                      int64_t *dense, int64_t *moe);
 void moe_stage_layers(const model_cfg *m, const plan_cfg *p, int64_t stage, int64_t *dense,
                       int64_t *moe);
 

@@ -141,7 +141,6 @@ void pipe_stage_inflight(const model_cfg *m, const plan_cfg *p, int64_t stage,
     case SCHED_1F1B: out->inflight = min64(pp - stage, mb); break;
     case SCHED_DUALPIPE: { /* docs/schedule.md "DualPipe": walked from dualpipe.py's order */
         const int64_t c0 = pipe_chunk_layers(m, p, stage, 0), c1 = pipe_chunk_layers(m, p, stage, 1);
-        const int64_t half = min64(stage, pp - 1 - stage);
         /* chunk 0 peaks at pp - s sets, chunk 1 at s + 1, both at the rank's peak of pp + 1 */
         out->inflight = pp + 1;
         out->layer_units = (pp - stage) * c0 + (stage + 1) * c1;
@@ -150,9 +149,9 @@ void pipe_stage_inflight(const model_cfg *m, const plan_cfg *p, int64_t stage,
         const bool end = stage == 0 || stage == pp - 1;
         out->first_extra = end ? pp : 0;
         out->last_extra = end ? 1 : 0;
-        /* zero-bubble B's (steps 3, 6, 7) keep their output gradients until
-         * their W: at most min(s, pp-1-s) + 1 at once */
-        out->stash_units = (half + 1) * (c0 > c1 ? c0 : c1);
+        /* zero-bubble B's (steps 3, 6, 7) queue their W's, at most
+         * min(s, pp-1-s) + 1 at once, but not at this peak: stash_units stays
+         * 0 and pipe_dualpipe_peak weighs the moments (eval.c) */
         return;
     }
     case SCHED_ZERO_BUBBLE: /* layers until W: min(p, m); embedding and head as 1F1B */
@@ -166,4 +165,43 @@ void pipe_stage_inflight(const model_cfg *m, const plan_cfg *p, int64_t stage,
     out->layer_units = out->inflight * layers;
     out->first_extra = stage == 0 ? out->inflight : 0;
     out->last_extra = stage == pp - 1 ? out->inflight : 0;
+}
+
+/* One candidate moment of pipe_dualpipe_peak, in phase terms (phase f is chunk f ^ x). */
+static void dual_consider(const int64_t set[2], const int64_t queued[2], int x, int64_t a0,
+                          int64_t a1, int64_t q0, int64_t q1, int64_t *best,
+                          pipe_dual_moment *at) {
+    pipe_dual_moment d;
+    d.sets[x] = a0, d.sets[x ^ 1] = a1, d.queued[x] = q0, d.queued[x ^ 1] = q1;
+    const int64_t b = d.sets[0] * set[0] + d.sets[1] * set[1] + d.queued[0] * queued[0] +
+                      d.queued[1] * queued[1];
+    if (b > *best) *best = b, *at = d;
+}
+
+int64_t pipe_dualpipe_peak(int64_t pp, int64_t stage, const int64_t set_bytes[2],
+                           const int64_t queued_bytes[2], pipe_dual_moment *at) {
+    const int64_t P = pp / 2, h = min64(stage, pp - 1 - stage);
+    const int x = stage >= P;
+    int64_t best = -1, q[2] = {0, 0};
+    /* step 4, first F0 of the main loop: pp + 1 sets, nothing queued */
+    dual_consider(set_bytes, queued_bytes, x, pp - h, h + 1, 0, 0, &best, at);
+    /* step 3: B1 with enable_zb, its W not yet popped */
+    if (P - h - 1 > 0) dual_consider(set_bytes, queued_bytes, x, pp - h - 1, h, 0, 1, &best, at);
+    /* step 6 starts with P sets of phase 0 and h + 1 of phase 1 and runs
+     * B1 B0 B1 ... (2h + 2 B's, position j of phase 1 when j is even); the
+     * last h + 1 run with enable_zb (dualpipe.py's switch at i = step_6 / 2) */
+    for (int64_t j = h + 1; j <= 2 * h + 1; j++) {
+        q[j % 2 ? 0 : 1]++;
+        dual_consider(set_bytes, queued_bytes, x, P - (j + 1) / 2, h - j / 2, q[0], q[1], &best,
+                      at);
+    }
+    /* step 7: W pops the oldest (step 6's in order, then step 7's own B0's),
+     * B0 with enable_zb queues one more */
+    for (int64_t i = 0; i < P - h - 1; i++) {
+        const int64_t j = h + 1 + i; /* the popped W's step-6 position, while i <= h */
+        q[i <= h && j % 2 == 0 ? 1 : 0]--;
+        q[0]++;
+        dual_consider(set_bytes, queued_bytes, x, P - h - 2 - i, 0, q[0], q[1], &best, at);
+    }
+    return best;
 }

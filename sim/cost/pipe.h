@@ -92,7 +92,8 @@ typedef struct {
     int64_t stash_units;  /* zero-bubble: (layer x micro-batch) stashes of output gradients
                              live at once, from a B to its W: min(stage + 1, m) micro-batches
                              (B's run up to `stage` places ahead of the W's) of the stage's
-                             layers; 0 for the other schedules */
+                             layers; 0 for the other schedules (DualPipe's queued W's do not
+                             coincide with its activation peak: pipe_dualpipe_peak) */
 } pipe_inflight;
 
 void pipe_stage_inflight(const model_cfg *m, const plan_cfg *p, int64_t stage,
@@ -125,6 +126,38 @@ static inline bool pipe_stage_has_embedding(const plan_cfg *p, int64_t stage) {
 static inline bool pipe_stage_has_head(const plan_cfg *p, int64_t stage) {
     return stage == p->pp - 1 || (p->schedule == SCHED_DUALPIPE && stage == 0);
 }
+
+/* DualPipe's memory peak (docs/memory.md §4 "DualPipe: activations and queued W's").
+ * dualpipe.py's zero-bubble B's (steps 3, 6, 7; utils.py WeightGradStore) queue
+ * their weight-gradient closures, each of which keeps its linear's input and
+ * output gradient alive until _weight_chunk pops it; autograd frees the
+ * chunk-micro-batch's other saved tensors at B. So a rank holds, at each point
+ * of its op order, `sets[c]` chunk-micro-batches of chunk c between F and B
+ * (all their saved tensors) and `queued[c]` between a zero-bubble B and its W
+ * (their linears' inputs and output gradients). The queue fills in steps 6-7,
+ * when most backwards have run, and in step 3 holds one W for one op, while
+ * the pp + 1 activation peak is in step 4 with nothing queued: adding the two
+ * peaks overstates the rank's memory. Which moment weighs most depends on the
+ * bytes of the two kinds of unit (full recompute makes a set small and a
+ * queued W large), so the peak is a function of them. */
+typedef struct {
+    int64_t sets[2];   /* chunk-micro-batches of chunk c between F and B */
+    int64_t queued[2]; /* chunk-micro-batches of chunk c whose B ran and whose W is queued */
+} pipe_dual_moment;
+
+/* The moment of rank `stage`'s DualPipe step (pp even, >= 2; any m >= 2pp:
+ * the moments do not depend on m) where sum_c sets[c] set_bytes[c] +
+ * queued[c] queued_bytes[c] is largest, into *at; returns that sum. Closed
+ * form of the candidate moments over dualpipe.py's 8 steps, with half_rank
+ * h = min(s, pp-1-s), P = pp/2 and phase f = chunk f ^ (s >= P): in phase
+ * terms (a0, a1 | q0, q1) step 4's (pp-h, h+1 | 0, 0); step 3's
+ * (pp-h-1, h | 0, 1) (after B1, before its W; when P-h-1 > 0); in step 6,
+ * after each of its h+1 zero-bubble B's (the last h+1 of the alternating
+ * B1 B0 ... sequence); in step 7 after each W + B0. Every other moment
+ * holds no more of each kind than one of these (tests/test_sched.c
+ * test_dualpipe_peak_walk checks it against a walk of pipe_sched.c's order). */
+int64_t pipe_dualpipe_peak(int64_t pp, int64_t stage, const int64_t set_bytes[2],
+                           const int64_t queued_bytes[2], pipe_dual_moment *at);
 
 /* The hook for the MoE time model (helper moeplan): true when the schedule
  * runs a forward chunk and a backward chunk of different micro-batches

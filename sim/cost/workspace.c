@@ -164,6 +164,34 @@ static void layer_backward(const shapes *s, trace *t) {
     column_grad(s, t); /* stays until the op's end */
 }
 
+/* DualPipe's queued W of one layer (workspace.h; docs/memory.md §4): each
+ * linear's W closure (DualPipe examples/example_dualpipe.py LinearFunc:
+ * grad_weight_fn captures `input` and `grad_output`) keeps its input and its
+ * output gradient. Standard attention: q/k/v's input (the normed input, N_l
+ * rows of h) and o's (q wide); gradients of q, k, v and o's output, as
+ * zb_stash. Multi-head latent attention (DeepSeek-V2 §2.1; params.c
+ * mla_weights): q_a and kv_a share the normed input; q_b reads the normed
+ * c_Q (r_q), kv_b the normed c_KV (r_kv), o the heads' values (n_h/t d_v);
+ * output gradients of q_a (r_q), q_b (n_h/t (d_n + d_r)), kv_a (r_kv + d_r),
+ * kv_b (n_h/t (d_n + d_v)) and o (h); without q_lora one q_proj. The dense
+ * MLP: w1/w3 (fc1) read the normed input, w2 (fc2) the f-wide activation;
+ * gradients of up f and h. */
+static void zb_queued(const model_cfg *m, const plan_cfg *p, const shapes *s, ws_bytes *o) {
+    const int64_t N = s->N, Nl = s->Nl, h = s->h, a = s->a, c = s->c;
+    o->grad_elem = c;
+    o->zb_mlp_inputs = a * (Nl * h + N * s->f);
+    o->zb_mlp_grads = c * N * (s->up * s->f + h);
+    if (!model_is_mla(m)) {
+        o->zb_attn_inputs = a * (Nl * h + N * s->q);
+        o->zb_attn_grads = c * N * (h + s->q + 2 * s->kv);
+        return;
+    }
+    const int64_t nh = m->heads / p->tp, rq = m->q_lora_rank, rkv = m->kv_lora_rank;
+    const int64_t dn = m->qk_nope_head_dim, dr = m->qk_rope_head_dim, dv = m->v_head_dim;
+    o->zb_attn_inputs = a * (Nl * h + N * (rq + rkv + nh * dv));
+    o->zb_attn_grads = c * N * (rq + nh * (dn + dr) + rkv + dr + nh * (dn + dv) + h);
+}
+
 void ws_compute(const model_cfg *m, const plan_cfg *p, bool kernels_fp32, ws_bytes *o) {
     params_count pc;
     params_count_rank(m, p->tp, &pc);
@@ -267,6 +295,7 @@ void ws_compute(const model_cfg *m, const plan_cfg *p, bool kernels_fp32, ws_byt
      * zero-bubble refuses sp), the old gradient to add into. */
     o->zb_stash = s.c * N * (2 * h + s.up * s.f + s.q + 2 * s.kv);
     o->layer_bwd_w = 2 * s.gw * Pl + s.w * N * (2 * h + s.q + s.f);
+    zb_queued(m, p, &s, o);
 
     /* head forward: weights' copy, the input's and the normed input's
      * copies, the logits (stored, and widened to fp32 for the loss on every

@@ -36,6 +36,15 @@ typedef struct {
                              the stash, which its input part B left live) */
     int64_t zb_stash;     /* zero-bubble: the GEMMs' output gradients a layer's B keeps
                              for its W (workspace from B's start to W's end) */
+    /* DualPipe's queued W (dualpipe.py WeightGradStore; docs/memory.md §4): what
+     * one layer's W closures keep from its B to its W, the linears' inputs (in
+     * the activation dtype) and their output gradients (c bytes), split into
+     * the attention block (multi-head latent attention's five projections by
+     * their widths on an MLA model) and the dense MLP; a MoE layer's MLP part
+     * is moe_zb_queued_bytes'. Without MLA zb_attn_grads + zb_mlp_grads is
+     * zb_stash. */
+    int64_t zb_attn_inputs, zb_attn_grads, zb_mlp_inputs, zb_mlp_grads;
+    int64_t grad_elem;    /* c: bytes of one activation-gradient element */
     int64_t stream_fwd;   /* the hidden state between two forward ops (activation dtype) */
     int64_t stream_bwd;   /* its gradient between two backward ops (fp32) */
     int64_t attn_scratch; /* flash: one thread's block of scores and their gradient;

@@ -208,11 +208,48 @@ static int64_t stage_temps(const cluster_cfg *c, const plan_cfg *p, const eval_s
  * pipeline.deallocate_outputs a block is freed when its send completes
  * (Megatron-LM deallocate_output_tensor; Llama 3 §3.3.2): only the messages
  * in transit, one per direction, at most one per micro-batch in flight. */
-static int64_t pipe_workspace(const model_cfg *m, const plan_cfg *p, const eval_shared *sh,
-                              const pipe_inflight *in) {
+static int64_t pipe_workspace(const model_cfg *m, const plan_cfg *p, const pipe_inflight *in,
+                              int64_t stash) {
     if (p->pp == 1) return 0;
     const int64_t pending = p->deallocate_outputs ? min64(in->inflight, 2) : in->inflight;
-    return in->stash_units * sh->ws.zb_stash + pending * comm_p2p_bytes(m, p);
+    return stash + pending * comm_p2p_bytes(m, p);
+}
+
+/* DualPipe (docs/memory.md §4 "DualPipe: activations and queued W's"): the
+ * rank's saved tensors at the moment of its step where they and the queued
+ * W's weigh most (pipe_dualpipe_peak). A chunk-micro-batch between F and B
+ * holds its layers' saved tensors (`saved` dense, `moe_saved` MoE) and the
+ * embedding's or head's when the chunk holds them; one whose W is queued its
+ * layers' linear inputs and output gradients (workspace.c zb_queued,
+ * moe_zb_queued_bytes). Returns the layers' saved bytes then (queued
+ * inputs included); *extras the embedding's and head's, *stash the queued
+ * output gradients (op temporaries). */
+static int64_t dual_layer_bytes(const model_cfg *m, const plan_cfg *p, const eval_shared *sh,
+                                int64_t s, int64_t saved, int64_t moe_saved, int64_t *extras,
+                                int64_t *stash) {
+    const ws_bytes *w = &sh->ws;
+    int64_t moe_in = 0, moe_g = 0;
+    if (sh->time.moe) moe_zb_queued_bytes(m, p, &sh->time.moe_l, w->grad_elem, &moe_in, &moe_g);
+    const int64_t in_d = w->zb_attn_inputs + w->zb_mlp_inputs, g_d = w->zb_attn_grads + w->zb_mlp_grads;
+    const int64_t in_e = w->zb_attn_inputs + moe_in, g_e = w->zb_attn_grads + moe_g;
+    int64_t lay[2], ext[2], set[2], qin[2], qg[2], queued[2];
+    for (int c = 0; c < 2; c++) {
+        int64_t d = pipe_chunk_layers(m, p, s, c), e = 0;
+        if (sh->time.moe) moe_chunk_layers(m, p, s, c, &d, &e);
+        /* the embedding on chunk 0 of rank 0 and chunk 1 of rank pp-1, the head on the other */
+        const bool end = s == (c ? p->pp - 1 : 0), other_end = s == (c ? 0 : p->pp - 1);
+        lay[c] = d * saved + e * moe_saved;
+        ext[c] = (end ? sh->act.first_stage : 0) + (other_end ? sh->act.last_stage : 0);
+        qin[c] = d * in_d + e * in_e;
+        qg[c] = d * g_d + e * g_e;
+        set[c] = lay[c] + ext[c];
+        queued[c] = qin[c] + qg[c];
+    }
+    pipe_dual_moment at;
+    pipe_dualpipe_peak(p->pp, s, set, queued, &at);
+    *extras = at.sets[0] * ext[0] + at.sets[1] * ext[1];
+    *stash = at.queued[0] * qg[0] + at.queued[1] * qg[1];
+    return at.sets[0] * lay[0] + at.sets[1] * lay[1] + at.queued[0] * qin[0] + at.queued[1] * qin[1];
 }
 
 static void eval_stage_one(const model_cfg *m, const cluster_cfg *c, const plan_cfg *p,
@@ -247,25 +284,29 @@ static void eval_stage_one(const model_cfg *m, const cluster_cfg *c, const plan_
     pipe_stage_inflight(m, p, s, &in);
     st->inflight = in.inflight;
     int64_t layer_act = in.layer_units * ab->layer_saved;
-    int64_t working = ab->layer_working;
+    int64_t working = ab->layer_working, moe_saved = ab->layer_saved;
     if (sh->time.moe && st->layers > 0) {
         /* MoE layers save their attention block and the MoE MLP's tensors
          * (moe_act_mlp_bytes); full recompute keeps only the layer input,
          * the same as a dense layer's, and rebuilds the whole layer */
         const int64_t mlp = moe_act_mlp_bytes(m, p, &sh->time.moe_l);
         const bool full = p->recompute == RECOMPUTE_FULL;
-        const int64_t moe_saved = full ? ab->layer_saved : sh->act_attn.layer_saved + mlp;
+        moe_saved = full ? ab->layer_saved : sh->act_attn.layer_saved + mlp;
         const double per = (double)in.layer_units / (double)st->layers; /* sets per layer */
         layer_act = (int64_t)(per * (double)(st->dense_layers * ab->layer_saved +
                                              st->moe_layers * moe_saved));
         if (full) working = max64(working, sh->act_attn.layer_full + mlp);
     }
+    int64_t extras = in.first_extra * ab->first_stage + in.last_extra * ab->last_stage;
+    int64_t stash = in.stash_units * sh->ws.zb_stash;
+    if (p->schedule == SCHED_DUALPIPE && p->pp > 1)
+        layer_act = dual_layer_bytes(m, p, sh, s, ab->layer_saved, moe_saved, &extras, &stash);
     if (p->offload_activations) { /* keep the layer computing and the one in transfer */
         int64_t on_device = min64(layer_act, ACT_OFFLOAD_ON_DEVICE * ab->layer_saved);
         st->host += layer_act - on_device;
         layer_act = on_device;
     }
-    st->act_saved = layer_act + in.first_extra * ab->first_stage + in.last_extra * ab->last_stage;
+    st->act_saved = layer_act + extras;
     st->act_working = st->layers ? working : 0;
     st->activations = st->act_saved + st->act_working;
 
@@ -279,7 +320,7 @@ static void eval_stage_one(const model_cfg *m, const cluster_cfg *c, const plan_
      * profiles") */
     st->buf_comm = d > 1 && !p->framework.grad_bucket_none ? p->bucket_bytes : 0;
     st->buf_zero3 = p->zero == 3 && d > 1 ? zero3_buffer_bytes(m, p, largest, edge, st->param_elems) : 0;
-    st->buf_temps = stage_temps(c, p, sh, st, first, last, largest, pipe_workspace(m, p, sh, &in));
+    st->buf_temps = stage_temps(c, p, sh, st, first, last, largest, pipe_workspace(m, p, &in, stash));
     st->buf_cp = act_cp_buffer_bytes(m, p, true); /* K/V and dK/dV, double-buffered */
     st->buf_workspace = p->workspace_bytes;
     st->reserved = c->gpu_reserved_bytes;
