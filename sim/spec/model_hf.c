@@ -236,59 +236,40 @@ static const struct {
     {"deepseek_v32", "its sparse-attention indexer is not expressed by parasim's model spec"},
 };
 
+/* The keys the Llama family of Hugging Face configs shares (llama, mistral,
+ * qwen2/3 and their MoE variants, deepseek_v2/v3). */
+#define HF_LLAMA_FAMILY_KEYS                                                                   \
+    .layers = "num_hidden_layers", .hidden = "hidden_size", .heads = "num_attention_heads",   \
+    .kv_heads = "num_key_value_heads", .ffn_hidden = "intermediate_size",                     \
+    .vocab = "vocab_size", .tied_embeddings = "tie_word_embeddings", .mlp = "hidden_act",     \
+    .bias = "attention_bias", .dropout = "attention_dropout"
+
 int model_from_hf(const ynode *root, const char *path, model_spec *out, ps_err *err) {
     enum { T_LLAMA, T_MISTRAL, T_QWEN2, T_GPT2, T_QWEN3, T_MIXTRAL, T_QWEN3_MOE, T_DSV3, T_DSV2 };
     static const char *const types[] = {"llama",  "mistral",   "qwen2",       "gpt2",
                                         "qwen3",  "mixtral",   "qwen3_moe",   "deepseek_v3",
                                         "deepseek_v2", NULL};
-    static const model_keys llama_keys = {.layers = "num_hidden_layers",
-                                          .hidden = "hidden_size",
-                                          .heads = "num_attention_heads",
-                                          .kv_heads = "num_key_value_heads",
-                                          .ffn_hidden = "intermediate_size",
-                                          .vocab = "vocab_size",
-                                          .tied_embeddings = "tie_word_embeddings",
-                                          .mlp = "hidden_act",
-                                          .bias = "attention_bias",
-                                          .dropout = "attention_dropout",
-                                          .experts = "num_local_experts",
-                                          .experts_per_token = "num_experts_per_tok",
-                                          .expert_ffn_hidden = "intermediate_size"};
-    static const model_keys qwen3_moe_keys = {.layers = "num_hidden_layers",
-                                              .hidden = "hidden_size",
-                                              .heads = "num_attention_heads",
-                                              .kv_heads = "num_key_value_heads",
-                                              .ffn_hidden = "intermediate_size",
-                                              .vocab = "vocab_size",
-                                              .tied_embeddings = "tie_word_embeddings",
-                                              .mlp = "hidden_act",
-                                              .bias = "attention_bias",
-                                              .dropout = "attention_dropout",
-                                              .experts = "num_experts",
-                                              .experts_per_token = "num_experts_per_tok",
-                                              .expert_ffn_hidden = "moe_intermediate_size",
-                                              .dense_layers = "mlp_only_layers"};
-    static const model_keys deepseek_keys = {.layers = "num_hidden_layers",
-                                             .hidden = "hidden_size",
-                                             .heads = "num_attention_heads",
-                                             .kv_heads = "num_key_value_heads",
-                                             .ffn_hidden = "intermediate_size",
-                                             .vocab = "vocab_size",
-                                             .tied_embeddings = "tie_word_embeddings",
-                                             .mlp = "hidden_act",
-                                             .bias = "attention_bias",
-                                             .dropout = "attention_dropout",
-                                             .experts = "n_routed_experts",
-                                             .experts_per_token = "num_experts_per_tok",
-                                             .shared_experts = "n_shared_experts",
-                                             .expert_ffn_hidden = "moe_intermediate_size",
-                                             .dense_layers = "first_k_dense_replace",
-                                             .q_lora_rank = "q_lora_rank",
-                                             .kv_lora_rank = "kv_lora_rank",
-                                             .qk_nope_head_dim = "qk_nope_head_dim",
-                                             .qk_rope_head_dim = "qk_rope_head_dim",
-                                             .v_head_dim = "v_head_dim",
-                                             .mtp_layers = "num_nextn_predict_layers"};
+    static const model_keys llama_keys = {HF_LLAMA_FAMILY_KEYS,
+                                       .experts = "num_local_experts",
+                                       .experts_per_token = "num_experts_per_tok",
+                                       .expert_ffn_hidden = "intermediate_size"};
+    static const model_keys qwen3_moe_keys = {HF_LLAMA_FAMILY_KEYS,
+                                       .experts = "num_experts",
+                                       .experts_per_token = "num_experts_per_tok",
+                                       .expert_ffn_hidden = "moe_intermediate_size",
+                                       .dense_layers = "mlp_only_layers"};
+    static const model_keys deepseek_keys = {HF_LLAMA_FAMILY_KEYS,
+                                       .experts = "n_routed_experts",
+                                       .experts_per_token = "num_experts_per_tok",
+                                       .shared_experts = "n_shared_experts",
+                                       .expert_ffn_hidden = "moe_intermediate_size",
+                                       .dense_layers = "first_k_dense_replace",
+                                       .q_lora_rank = "q_lora_rank",
+                                       .kv_lora_rank = "kv_lora_rank",
+                                       .qk_nope_head_dim = "qk_nope_head_dim",
+                                       .qk_rope_head_dim = "qk_rope_head_dim",
+                                       .v_head_dim = "v_head_dim",
+                                       .mtp_layers = "num_nextn_predict_layers"};
     static const model_keys gpt2_keys = {.layers = "n_layer",
                                          .hidden = "n_embd",
                                          .heads = "n_head",
