@@ -664,7 +664,7 @@ static void test_conservation(void **state) {
     const eval_stage *st = &stages[t->slowest];
     comm_list l;
     comm_stage_info ci = {st->stage, st->layers, st->param_elems,
-                          st->layers + (st->stage == 0) + (st->stage == 7), 0, 0, 0, 0, NULL};
+                          st->layers + (st->stage == 0) + (st->stage == 7), 0, 0, 0, 0, NULL, 0};
     params_count pc;
     params_count_rank(m, 8, &pc);
     ci.tied_rows_params = pc.embedding;
