@@ -317,6 +317,63 @@ static void test_moe_zb_queued_bytes(void **state) {
     assert_int_equal(g, 4210688 + 2097152);
 }
 
+/* ZeRO-3 of a MoE model (docs/memory.md §10), by hand: small_moe on dp 8,
+ * ep 4 (edp 2), 2 micro-batches, a stage of 4 layers (1 dense, 3 MoE). The
+ * rank's experts, 2 x 3 x 512 x 256 = 786,432 elements per MoE layer,
+ * 2,359,296 in all (4,718,592 bf16 bytes), gather over edp 2 one unit per MoE
+ * layer, forward and backward, and reduce-scatter their gradients: per
+ * collective and micro-batch each rank sends half the buffer, 2,359,296 B;
+ * 3 collectives x 2 micro-batches = 14,155,776 B. The dense part
+ * (1,000,000 elements, 6 units) goes over dp 8: 3 x 2 x 7/8 x 2,000,000 B. */
+static void test_moe_zero3_comm(void **state) {
+    (void)state;
+    const model_cfg m = small_moe();
+    plan_cfg p = tu_cfg(8, 1, 1, 1);
+    p.seq = 1024, p.ep = 4, p.zero = 3;
+    p.global_batch = 16;
+    moe_layout l;
+    moe_layout_compute(&m, &p, 8, &l);
+    assert_int_equal(l.edp, 2);
+    assert_int_equal(l.expert_elems, 786432);
+    assert_int_equal(comm_zero3_expert_units(&p, 3, 2359296 * 2), 3);
+    comm_stage_info si = {.stage = 1, .layers = 4, .rank_params = 1000000, .units = 4,
+                          .expert_params = 3 * l.expert_elems, .moe_layers = 3, .moe = &l,
+                          .expert_units = 3};
+    comm_list cl;
+    comm_stage(&m, &p, &si, &cl);
+    assert_int_equal(cl.group_bytes[GROUP_EDP], 14155776);
+    assert_int_equal(cl.group_bytes[GROUP_DP], 3 * 2 * 7 * 2000000 / 8);
+    int found = 0;
+    for (int i = 0; i < cl.n; i++) {
+        const comm_entry *e = &cl.e[i];
+        if (e->group != GROUP_EDP || e->coll != COLL_ALL_GATHER || e->phase != COMM_FWD) continue;
+        assert_int_equal(e->calls, 2 * 3); /* one per MoE layer and micro-batch */
+        assert_int_equal(e->bytes_per_call, 4718592 / 3);
+        found++;
+    }
+    assert_int_equal(found, 1);
+    /* zero3: {unit: param, reshard_after_forward: false}: the grouped up and
+     * down weights per MoE layer (6 units), and no backward gather */
+    p.zero3.set = true, p.zero3.unit = ZERO3_UNIT_PARAM, p.zero3.reshard_after_forward = false;
+    p.zero3.prefetch = 1;
+    si.expert_units = comm_zero3_expert_units(&p, 3, 4718592);
+    assert_int_equal(si.expert_units, 6);
+    comm_stage(&m, &p, &si, &cl);
+    assert_int_equal(cl.group_bytes[GROUP_EDP], 2 * 2 * 2359296);
+    for (int i = 0; i < cl.n; i++)
+        if (cl.e[i].group == GROUP_EDP) assert_int_equal(cl.e[i].bytes_per_call, 786432 * 2 / 2);
+    /* unit: bucket of 1 MB: ceil(4,718,592 / 1,000,000) = 5 */
+    p.zero3.unit = ZERO3_UNIT_BUCKET, p.zero3.bucket_bytes = 1000000;
+    assert_int_equal(comm_zero3_expert_units(&p, 3, 4718592), 5);
+    /* ep = 8: edp = 1, the experts stay whole on their rank: nothing over edp */
+    p.ep = 8;
+    moe_layout_compute(&m, &p, 8, &l);
+    assert_int_equal(l.edp, 1);
+    si.expert_params = 3 * l.expert_elems;
+    comm_stage(&m, &p, &si, &cl);
+    assert_int_equal(cl.group_bytes[GROUP_EDP], 0);
+}
+
 static void test_moe_all_to_all(void **state) {
     (void)state;
     const model_cfg m = small_moe();
@@ -388,6 +445,7 @@ int main(void) {
         cmocka_unit_test(test_zero3_units),   cmocka_unit_test(test_zero3_gathers),
         cmocka_unit_test(test_cp_all_gather_volumes), cmocka_unit_test(test_pp_partitioned_messages),
         cmocka_unit_test(test_moe_all_to_all),
+        cmocka_unit_test(test_moe_zero3_comm),
         cmocka_unit_test(test_moe_deepep_dispatch),
         cmocka_unit_test(test_moe_act_mlp_bytes),
         cmocka_unit_test(test_moe_zb_queued_bytes),

@@ -430,6 +430,38 @@ static void test_recompute_working_set_not_in_forward(void **state) {
  * sharded over edp = 128/64 = 2. The ep all-to-all: 4,096 tokens x top-8
  * copies of 7,168 bf16 per micro-batch, over 8 nodes of 8 ranks with at most
  * 4 nodes per token. */
+/* ZeRO-3 of a MoE model (docs/memory.md §10), Qwen3-30B-A3B on 8 H100s,
+ * by hand. A MoE layer's dense part: q 2,048 x 4,096, k and v 2,048 x 512
+ * each, o 4,096 x 2,048, q/k norms 2 x 128, two norms of 2,048 and the router
+ * 2,048 x 128: 19,140,864. The edge: the embedding, or the final norm and
+ * the untied head, 2,048 + 151,936 x 2,048 = 311,166,976. With ep 2 (edp 4)
+ * a unit also gathers the rank's 64 experts, 64 x 3 x 2,048 x 768 =
+ * 301,989,888: 321,130,752 elements, 2 gathered (bf16) and one gradient
+ * unit: 6 bytes each. With ep 8 (edp 1) the experts stay resident: the edge
+ * is the largest unit. With reshard_after_forward false the stage's dense
+ * part stays gathered: 48 x 19,140,864 + 311,164,928 + 311,166,976 =
+ * 1,541,093,376 x 2 bytes, plus the edge's gradients. */
+static void test_moe_zero3_buffers(void **state) {
+    (void)state;
+    static const char *const base =
+        "model: qwen3-30b-a3b\ncluster: dgx-h100\ngpus: 8\n"
+        "batch: {global: 64, micro: 1, seq: 4096}\nrecompute: full\nprecision: bf16-mixed\n";
+    char text[512];
+    const char *parallel[3] = {"parallel: {dp: 8, ep: 2, zero: 3}\n",
+                               "parallel: {dp: 8, ep: 8, zero: 3}\n",
+                               "parallel: {dp: 8, ep: 8, zero: 3}\nzero3: {reshard_after_forward: false}\n"};
+    const int64_t expect[3] = {(19140864LL + 301989888LL) * 6, 311166976LL * 6,
+                               1541093376LL * 2 + 311166976LL * 2};
+    for (int i = 0; i < 3; i++) {
+        snprintf(text, sizeof text, "%s%s", base, parallel[i]);
+        plan_spec *s = tu_plan(text);
+        eval_result r;
+        eval_plan(&s->model.cfg, &s->cluster.cfg, &s->cfg, &r, NULL);
+        assert_int_equal(r.heavy.buf_zero3, expect[i]);
+        free(s);
+    }
+}
+
 static void test_moe_deepseek_v3_layout(void **state) {
     (void)state;
     plan_spec *s = calloc(1, sizeof *s);
@@ -539,6 +571,7 @@ int main(void) {
         cmocka_unit_test(test_size_bound_dominates),
         cmocka_unit_test(test_moe_deepseek_v3_layout),
         cmocka_unit_test(test_moe_deepseek_v3_dualpipe),
+        cmocka_unit_test(test_moe_zero3_buffers),
         cmocka_unit_test(test_framework_memory), cmocka_unit_test(test_framework_kernels), cmocka_unit_test(test_framework_defaults),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -157,6 +157,18 @@ static void test_moe_expert_sharding(void **state) {
     p.zero = 2;
     states_compute_moe(1000, 101, 2, &p, &s);
     assert_int_equal(s.grads, (125 + 51) * 2);
+    /* ZeRO-3 (FSDP2 of a MoE model, docs/memory.md §10): the parameters
+     * shard too, the dense 1,000 over dp 8 (125) and the 101 expert
+     * elements over edp 2 (51); with edp 1 (ep = dp) the experts stay whole */
+    p.zero = 3;
+    states_compute_moe(1000, 101, 2, &p, &s);
+    assert_int_equal(s.params, (125 + 51) * 2);
+    assert_int_equal(s.grads, (125 + 51) * 2);
+    assert_int_equal(s.master, (125 + 51) * 4);
+    states_compute_moe(1000, 101, 1, &p, &s);
+    assert_int_equal(s.params, (125 + 101) * 2);
+    assert_int_equal(s.optimizer, (125 + 101) * 8);
+    p.zero = 2;
     /* no experts: states_compute's numbers */
     states_bytes d;
     states_compute_moe(1000, 0, 2, &p, &s);

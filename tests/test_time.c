@@ -664,7 +664,7 @@ static void test_conservation(void **state) {
     const eval_stage *st = &stages[t->slowest];
     comm_list l;
     comm_stage_info ci = {st->stage, st->layers, st->param_elems,
-                          st->layers + (st->stage == 0) + (st->stage == 7), 0, 0, 0, 0, NULL};
+                          st->layers + (st->stage == 0) + (st->stage == 7), 0, 0, 0, 0, NULL, 0};
     params_count pc;
     params_count_rank(m, 8, &pc);
     ci.tied_rows_params = pc.embedding;
@@ -1081,6 +1081,52 @@ static void test_mtp_head_time(void **state) {
     assert_float_equal(t0.f, x.layer.fwd + x.moe_layer.fwd + x.first.fwd, 1e-12);
 }
 
+/* ZeRO-3 of a MoE model (docs/memory.md §10, docs/time.md §4.1): with ep 2
+ * on dp 8 (edp 4) the experts gather and reduce-scatter over edp inside the
+ * layers' units and hide as the dp part does: every edp second is exposed or
+ * hidden (their alpha-beta sum), some hide behind compute, and on the same
+ * link (one node: NVLink) dp and edp expose the same fraction (the per-unit
+ * rule's fixed seconds are filed in proportion). */
+static void test_moe_zero3_time(void **state) {
+    (void)state;
+    for (int section = 0; section < 2; section++) {
+        char text[512];
+        snprintf(text, sizeof text,
+                 "model: qwen3-30b-a3b\ncluster: dgx-h100\ngpus: 8\n"
+                 "parallel: {dp: 8, ep: 2, zero: 3}\nbatch: {global: 32, micro: 1, seq: 4096}\n"
+                 "recompute: full\nprecision: bf16-mixed\n%s",
+                 section ? "zero3: {prefetch: 1}\n" : "");
+        plan_spec *s = tu_plan(text);
+        const model_cfg *m = &s->model.cfg;
+        const cluster_cfg *c = &s->cluster.cfg;
+        eval_stage st;
+        eval_result r;
+        eval_plan(m, c, &s->cfg, &r, &st);
+        time_ctx x;
+        time_ctx_init(m, c, &s->cfg, &x);
+        assert_int_equal(x.moe_l.edp, 4);
+        assert_int_equal(st.moe_layers, 48);
+        comm_stage_info ci = {.stage = 0, .layers = 48, .rank_params = st.param_elems - st.expert_elems,
+                              .units = 50, .expert_params = st.expert_elems, .moe_layers = 48,
+                              .moe = &x.moe_l, .expert_units = 48};
+        comm_list l;
+        comm_stage(m, &s->cfg, &ci, &l);
+        double edp = 0;
+        for (int i = 0; i < l.n; i++)
+            if (l.e[i].group == GROUP_EDP)
+                edp += (double)l.e[i].calls * coll_time(l.e[i].coll, l.e[i].group_size,
+                                                        l.e[i].bytes_per_call, &x.link[GROUP_EDP]);
+        const step_time *t = &r.time;
+        assert_true(edp > 0);
+        assert_float_equal(t->exposed[GROUP_EDP] + t->hidden[GROUP_EDP], edp, 1e-9 * edp);
+        assert_true(t->hidden[GROUP_EDP] > 0.5 * edp);
+        const double f_dp = t->exposed[GROUP_DP] / (t->exposed[GROUP_DP] + t->hidden[GROUP_DP]);
+        const double f_edp = t->exposed[GROUP_EDP] / edp;
+        if (section) assert_float_equal(f_edp, f_dp, 1e-9);
+        free(s);
+    }
+}
+
 static void test_moe_all_to_all_time(void **state) {
     (void)state;
     cluster_cfg c = flat_cluster();
@@ -1171,7 +1217,7 @@ int main(void) {
         cmocka_unit_test(test_placement),          cmocka_unit_test(test_pipeline_closed_forms),
         cmocka_unit_test(test_uneven_chunks_closed_form),
         cmocka_unit_test(test_even_split_options_identical),
-        cmocka_unit_test(test_conservation),       cmocka_unit_test(test_tp_inside_node_wins),
+        cmocka_unit_test(test_conservation), cmocka_unit_test(test_moe_zero3_time),       cmocka_unit_test(test_tp_inside_node_wins),
         cmocka_unit_test(test_table2_ptdp_held_out), cmocka_unit_test(test_published_accuracy),
         cmocka_unit_test(test_published_errors), cmocka_unit_test(test_uneven_stages),
         cmocka_unit_test(test_published_pass_through), cmocka_unit_test(test_published_moe_held_out),

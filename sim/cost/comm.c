@@ -61,8 +61,8 @@ static void add(comm_list *l, comm_group g, comm_coll c, comm_phase ph, const ch
  * kept (reshard_after_forward: false, FSDP2), and a full-recompute replay
  * gathers once more where the framework's hooks re-fetch for it
  * (recompute_gather, DeepSpeed's per-module pre-forward hook). */
-static void dp_comm(const plan_cfg *p, const comm_stage_info *s, comm_group group, int64_t d,
-                    int64_t elems, comm_list *l) {
+static void dp_comm(const plan_cfg *p, comm_group group, int64_t d, int64_t elems,
+                    int64_t units, comm_list *l) {
     const int64_t mb = pipe_stage_micro_batches(p);
     const int64_t n = states_shard(elems, d) * d; /* padded flat buffer */
     const int64_t pb = dtype_bytes(p->precision.params), gb = dtype_bytes(p->precision.grads);
@@ -79,15 +79,24 @@ static void dp_comm(const plan_cfg *p, const comm_stage_info *s, comm_group grou
     default: {
         const plan_zero3 *z = &p->zero3;
         const int64_t regather = z->set && z->recompute_gather && p->recompute == RECOMPUTE_FULL;
-        add_split(l, group, COLL_ALL_GATHER, COMM_FWD, "parameters (forward)", d, mb, s->units, n * pb);
+        add_split(l, group, COLL_ALL_GATHER, COMM_FWD, "parameters (forward)", d, mb, units, n * pb);
         add_split(l, group, COLL_ALL_GATHER, COMM_BWD, "parameters (recompute)", d,
-                  regather ? mb : 0, s->units, n * pb);
+                  regather ? mb : 0, units, n * pb);
         add_split(l, group, COLL_ALL_GATHER, COMM_BWD, "parameters (backward)", d,
-                  !z->set || z->reshard_after_forward ? mb : 0, s->units, n * pb);
-        add_split(l, group, COLL_REDUCE_SCATTER, COMM_BWD, "gradients", d, mb, s->units, n * gb);
+                  !z->set || z->reshard_after_forward ? mb : 0, units, n * pb);
+        add_split(l, group, COLL_REDUCE_SCATTER, COMM_BWD, "gradients", d, mb, units, n * gb);
         break;
     }
     }
+}
+
+int64_t comm_zero3_expert_units(const plan_cfg *p, int64_t moe_layers, int64_t expert_bytes) {
+    const plan_zero3 *z = &p->zero3;
+    int64_t u = moe_layers;
+    if (z->set && z->unit == ZERO3_UNIT_PARAM) u = ZERO3_EXPERT_MATRICES * moe_layers;
+    if (z->set && z->unit == ZERO3_UNIT_BUCKET && z->bucket_bytes > 0)
+        u = (expert_bytes + z->bucket_bytes - 1) / z->bucket_bytes;
+    return u > 0 ? u : 1;
 }
 
 int64_t comm_zero3_units(const plan_cfg *p, int64_t layers, bool first, bool last,
@@ -294,11 +303,15 @@ static void host_comm(const plan_cfg *p, const comm_stage_info *s, comm_list *l)
  * ranks after the dispatch and the reduce-scatter before the combine
  * (token_dispatcher.py dispatch_postprocess / combine_preprocess; filed
  * under tp, the ranks the etp group shares). Expert weights' gradients go
- * over edp (dp_comm with the expert elements). */
+ * over edp (dp_comm with the expert elements); under ZeRO-3 so do their
+ * per-unit gathers, one unit per MoE layer (comm_zero3_expert_units), while
+ * the layer's other parameters gather over dp x cp with the layer's unit
+ * (docs/memory.md §10). */
 static void ep_comm(const plan_cfg *p, const comm_stage_info *s, comm_list *l) {
     const moe_layout *x = s->moe;
     const int64_t mb = pipe_stage_micro_batches(p), rounds = mb * s->moe_layers;
-    if (x->edp > 1) dp_comm(p, s, GROUP_EDP, x->edp, s->expert_params, l);
+    if (x->edp > 1)
+        dp_comm(p, GROUP_EDP, x->edp, s->expert_params, s->expert_units > 0 ? s->expert_units : 1, l);
     if (rounds <= 0) return;
     if (x->ep > 1) {
         static const char *const what[2] = {"tokens dispatch+combine (forward)",
@@ -326,7 +339,7 @@ static void ep_comm(const plan_cfg *p, const comm_stage_info *s, comm_list *l) {
 void comm_stage(const model_cfg *m, const plan_cfg *p, const comm_stage_info *s, comm_list *out) {
     out->n = 0;
     for (int g = 0; g < GROUP_COUNT; g++) out->group_bytes[g] = 0;
-    if (p->dp * p->cp > 1) dp_comm(p, s, GROUP_DP, p->dp * p->cp, s->rank_params, out);
+    if (p->dp * p->cp > 1) dp_comm(p, GROUP_DP, p->dp * p->cp, s->rank_params, s->units, out);
     if (s->moe) ep_comm(p, s, out);
     tp_comm(m, p, s, out);
     pp_comm(m, p, s, out);

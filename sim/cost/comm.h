@@ -88,6 +88,7 @@ typedef struct {
     int64_t expert_params;
     int64_t moe_layers;
     const struct moe_layout_s *moe;
+    int64_t expert_units; /* ZeRO-3 gather units of the routed experts (comm_zero3_expert_units) */
 } comm_stage_info;
 
 void comm_stage(const model_cfg *m, const plan_cfg *p, const comm_stage_info *s, comm_list *out);
@@ -99,6 +100,17 @@ void comm_stage(const model_cfg *m, const plan_cfg *p, const comm_stage_info *s,
  * layer); unit: bucket, ceil(stage_bytes / bucket). At least 1. */
 int64_t comm_zero3_units(const plan_cfg *p, int64_t layers, bool first, bool last,
                          int64_t stage_bytes);
+
+/* ZeRO-3 gather units of the routed experts of a MoE stage (docs/memory.md
+ * §10 "ZeRO-3 / FSDP of a MoE model"): the rank's experts of each MoE layer
+ * are gathered over edp apart from the layer's other parameters (FSDP2:
+ * NeMo AutoModel fully_shard(block.mlp.experts, mesh=ep_shard_mesh);
+ * torchtitan a per-parameter edp mesh inside the block's unit): one unit per
+ * MoE layer; unit: param, ZERO3_EXPERT_MATRICES per MoE layer (the grouped
+ * up and down weights of the rank's experts); unit: bucket,
+ * ceil(expert_bytes / bucket). At least 1. */
+#define ZERO3_EXPERT_MATRICES 2
+int64_t comm_zero3_expert_units(const plan_cfg *p, int64_t moe_layers, int64_t expert_bytes);
 
 /* Context parallelism: the blocks one layer passes around the cp ring for one
  * micro-batch (each act_kv_block_bytes): forward cp-1 K/V passes; backward

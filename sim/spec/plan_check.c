@@ -15,7 +15,7 @@ static const char *const reason_ids[PLAN_REASON_COUNT] = {
     "pp-layers",    "stage-split",         "virtual-schedule", "interleaved-pp",
     "interleaved-layers", "interleaved-micro", "pp-max", "too-large",
     "split-options", "split-middle", "split-account",
-    "ep-dense", "ep-experts", "ep-fold", "etp-ffn", "moe-sp", "moe-node-limit", "moe-zero3",
+    "ep-dense", "ep-experts", "ep-fold", "etp-ffn", "moe-sp", "moe-node-limit",
     "dualpipe-pp", "dualpipe-micro"};
 
 static const char *const reason_texts[PLAN_REASON_COUNT] = {
@@ -48,7 +48,6 @@ static const char *const reason_texts[PLAN_REASON_COUNT] = {
     "etp does not divide the experts' hidden size",
     "MoE with tp > 1 needs sequence parallelism",
     "node_limit above the nodes an ep group spans",
-    "ZeRO-3 of a MoE model (not modelled)",
     "DualPipe needs an even pp >= 2",
     "DualPipe needs an even number of micro-batches, at least 2*pp"};
 
@@ -113,7 +112,9 @@ void plan_size_bound(const model_cfg *m, const cluster_cfg *c, const plan_cfg *p
     const int64_t kv_bytes = sat_add(sat_mul(sat_mul(tok, model_kv_width(m)), 8), ranks);
     const int64_t padded = sat_add(sat_mul(params, 2), d); /* a stage's flat buffer */
     int64_t comm = 0;
-    if (d > 1)
+    /* (a MoE model's expert part goes over edp, which may exceed 1 when d is
+     * 1; dense and expert parts together are at most the model) */
+    if (d > 1 || model_is_moe(m))
         comm = sat_mul(sat_mul(p->zero >= 2 ? mb : 1, 8), sat_add(sat_mul(padded, 4), ranks));
     if (p->tp > 1) comm = sat_add(comm, sat_mul(sat_mul(mb, 16 * (2 * L + 1)), t_bytes));
     if (p->pp > 1) {
@@ -213,7 +214,6 @@ static plan_reason moe_check(const model_cfg *m, const cluster_cfg *c, const pla
      * (cost/moe.c takes min(M, nodes)), so a sweep over ep keeps the small
      * groups; a limit above the nodes of the whole plan is a mistake */
     if (p->moe_node_limit > plan_nodes(c, p)) return PLAN_MOE_NODE_LIMIT;
-    if (p->zero == 3) return PLAN_MOE_ZERO3;
     return PLAN_OK;
 }
 
@@ -555,10 +555,6 @@ int plan_check(const plan_spec *s, ps_err *err) {
                          (long long)p->ep,
                          (long long)p->moe_node_limit);
     }
-    case PLAN_MOE_ZERO3:
-        return ps_err_at(err, &l->zero, "parallel.zero",
-                         "expected 0, 1 or 2 for a MoE model (parasim does not model ZeRO-3 "
-                         "gathers of expert weights; DeepSeek-V3 trains with ZeRO-1), found 3");
     case PLAN_DUALPIPE_PP:
     case PLAN_DUALPIPE_MICRO: return explain_dualpipe(s, err);
     default: return ps_err_set(err, "internal error: unknown plan check result");

@@ -117,7 +117,7 @@ static int64_t offload_bytes(const model_cfg *m, const plan_cfg *p, const eval_s
  * output, MLP up (x2 gated), MLP down) or the edge; with unit: bucket at most
  * a bucket. */
 static int64_t zero3_buffer_bytes(const model_cfg *m, const plan_cfg *p, int64_t largest,
-                                  int64_t edge, int64_t stage_elems) {
+                                  int64_t edge, int64_t stage_elems, int64_t expert_mat) {
     const int64_t pb = dtype_bytes(p->precision.params), gb = dtype_bytes(p->precision.grads);
     const plan_zero3 *z = &p->zero3;
     if (!z->set) return largest * (2 * pb + gb);
@@ -126,12 +126,42 @@ static int64_t zero3_buffer_bytes(const model_cfg *m, const plan_cfg *p, int64_t
         const int64_t qkv = h * (model_q_width(m) + 2 * model_kv_width(m)) / t;
         /* the MLP's down projection (ffn/t x h) is never larger than its up projection */
         const int64_t mat = max64(max64(qkv, model_q_width(m) / t * h), h * f / t);
-        largest = max64(mat, edge);
+        largest = max64(max64(mat, expert_mat), edge);
     } else if (z->unit == ZERO3_UNIT_BUCKET) {
         largest = min64(largest, max64(1, z->bucket_bytes / pb));
     }
     if (!z->reshard_after_forward) return stage_elems * pb + largest * gb;
     return largest * ((1 + z->prefetch) * pb + gb);
+}
+
+/* ZeRO-3 of a MoE model (docs/memory.md §10): the largest unit a stage
+ * gathers, in elements, and (*gathered) its parameters gathered when the
+ * forward's gathers stay (reshard_after_forward: false). A MoE layer's unit
+ * is its dense part (attention, norms, router, shared experts) with the
+ * rank's routed experts of the layer, which gather over edp in the same
+ * block (FSDP2: AutoModel fully_shard(block.mlp.experts) nested in the
+ * block's unit; torchtitan one unit with an edp mesh for the experts). The
+ * experts are gathered only where they are sharded (edp > 1) or held as
+ * fp32 master weights whose 16-bit copies are transient (param_copy_transient:
+ * FSDP2 casts them in its all-gather even on one rank); with edp = 1 and
+ * 16-bit parameters they stay resident (AutoModel leaves them out of FSDP:
+ * ignored_params) and only the dense part is gathered. *expert_mat: the
+ * grouped up projection of the rank's experts of one layer (unit: param), 0
+ * where the experts are not gathered. */
+static int64_t moe_zero3_unit(const model_cfg *m, const plan_cfg *p, const params_count *pc,
+                              const moe_layout *l, const eval_stage *st, int64_t edge,
+                              int64_t dense_elems, int64_t *gathered, int64_t *expert_mat) {
+    const bool experts = l->edp > 1 ||
+                         (p->framework.param_copy_transient && p->precision.master != DT_NONE);
+    const int64_t unit_experts = experts ? l->expert_elems : 0;
+    int64_t u = max64(st->dense_layers > 0 ? pc->layer : 0, edge);
+    if (st->moe_layers > 0) u = max64(u, pc->moe_layer - m->experts * pc->expert + unit_experts);
+    *gathered = dense_elems + (experts ? st->expert_elems : 0);
+    const int64_t up = m->mlp == MLP_SWIGLU ? 2 : 1;
+    *expert_mat = experts && st->moe_layers > 0
+                      ? l->experts_per_rank * up * (m->expert_ffn_hidden / l->etp) * m->hidden
+                      : 0;
+    return u;
 }
 
 /* A stage's collectives and its time (step_time.h). */
@@ -148,6 +178,9 @@ static void stage_comm_time(const model_cfg *m, const cluster_cfg *c, const plan
                                                 : 0, /* used by ZeRO-3 only */
                           .tied_rows_params = sh->pc.embedding,
                           .offload_bytes = offload_bytes(m, p, sh, s, layers),
+                          .expert_units = p->zero == 3 ? comm_zero3_expert_units(p, moe_layers,
+                                                      expert * dtype_bytes(p->precision.params))
+                                                       : 0,
                           .expert_params = expert,
                           .moe_layers = moe_layers,
                           .moe = sh->time.moe ? &sh->time.moe_l : NULL};
@@ -319,7 +352,15 @@ static void eval_stage_one(const model_cfg *m, const cluster_cfg *c, const plan_
      * ZeRO-3 buffers) take no bytes of their own (docs/memory.md "Framework
      * profiles") */
     st->buf_comm = d > 1 && !p->framework.grad_bucket_none ? p->bucket_bytes : 0;
-    st->buf_zero3 = p->zero == 3 && d > 1 ? zero3_buffer_bytes(m, p, largest, edge, st->param_elems) : 0;
+    if (p->zero == 3 && sh->time.moe && (d > 1 || sh->time.moe_l.edp > 1)) {
+        int64_t gathered, expert_mat;
+        const int64_t unit = moe_zero3_unit(m, p, pc, &sh->time.moe_l, st, edge, dense_elems,
+                                            &gathered, &expert_mat);
+        st->buf_zero3 = zero3_buffer_bytes(m, p, unit, edge, gathered, expert_mat);
+    } else {
+        st->buf_zero3 =
+            p->zero == 3 && d > 1 ? zero3_buffer_bytes(m, p, largest, edge, st->param_elems, 0) : 0;
+    }
     st->buf_temps = stage_temps(c, p, sh, st, first, last, largest, pipe_workspace(m, p, &in, stash));
     st->buf_cp = act_cp_buffer_bytes(m, p, true); /* K/V and dK/dV, double-buffered */
     st->buf_workspace = p->workspace_bytes;

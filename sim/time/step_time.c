@@ -83,10 +83,12 @@ static void settle(const time_ctx *x, const phase_comm *pc, double budget, doubl
 /* ZeRO-3 traffic of one micro-batch's forward and backward under a `zero3:`
  * section (docs/time.md §4.1), gathered by classify and filed by zero3_file. */
 typedef struct {
-    double t[2];        /* seconds per micro-batch, all units (launch included) */
-    double gather[2];   /* one unit's gather: the first unit waits for it */
-    double scatter[2];  /* one unit's reduce-scatter: the last unit's runs after all compute */
-    double launch[2];   /* host launch and copy-out time per micro-batch: never hidden */
+    /* per phase (forward, backward) and group (0: dp, 1: a MoE model's edp,
+     * whose experts gather inside the same layer units; docs/memory.md §10) */
+    double t[2][2];       /* seconds per micro-batch, all units (launch included) */
+    double gather[2][2];  /* one unit's gather: the first unit waits for it */
+    double scatter[2][2]; /* one unit's reduce-scatter: the last unit's runs after all compute */
+    double launch[2][2];  /* host launch and copy-out time per micro-batch: never hidden */
     int64_t units;
     double copy_s_per_byte; /* zero3.copy_out: seconds per byte of HBM traffic, else 0 */
 } zero3_acc;
@@ -114,7 +116,11 @@ static int classify(const time_ctx *x, const plan_cfg *p, const comm_entry *e, i
             : coll_time(e->coll, e->group_size, e->bytes_per_call, ln);
     double t = (double)e->calls * call;
     if (per_mb) t *= inv_mb;
-    if (p->zero == 3 && p->zero3.set && per_mb && e->group == GROUP_DP) {
+    /* ZeRO-3 of a MoE model gathers the experts over edp as the layers
+     * run, the rest over dp: both follow the per-unit rules */
+    const bool z3_group = e->group == GROUP_DP || (p->zero == 3 && e->group == GROUP_EDP);
+    if (p->zero == 3 && p->zero3.set && per_mb && z3_group) {
+        const int gi = e->group == GROUP_EDP;
         const double launch = (double)e->calls * inv_mb *
                               (p->zero3.launch_s + p->zero3.launch_per_rank_s * (double)e->group_size);
         /* copy_out: the gathered unit read and written once more (2 S bytes) */
@@ -122,11 +128,11 @@ static int classify(const time_ctx *x, const plan_cfg *p, const comm_entry *e, i
                                 ? (double)e->calls * inv_mb * 2.0 * (double)e->bytes_per_call *
                                       z3->copy_s_per_byte
                                 : 0;
-        z3->t[k] += t + launch + copy;
-        z3->launch[k] += launch + copy;
-        if (e->coll == COLL_REDUCE_SCATTER) z3->scatter[k] = call;
-        else z3->gather[k] = maxd(z3->gather[k], call);
-        z3->units = e->calls / mb;
+        z3->t[k][gi] += t + launch + copy;
+        z3->launch[k][gi] += launch + copy;
+        if (e->coll == COLL_REDUCE_SCATTER) z3->scatter[k][gi] = call;
+        else z3->gather[k][gi] = maxd(z3->gather[k][gi], call);
+        if (e->calls / mb > z3->units) z3->units = e->calls / mb;
         return k;
     }
     double floor = t; /* nothing hides unless a rule below says so */
@@ -137,7 +143,7 @@ static int classify(const time_ctx *x, const plan_cfg *p, const comm_entry *e, i
     if (e->group == GROUP_TP && p->overlap_tp) floor = 0;
     /* MoE all-to-alls (GROUP_EP): exposed unless the schedule overlaps them */
     if (e->group == GROUP_EP && a2a_overlapped(p)) floor = 0;
-    if (e->group == GROUP_DP && p->overlap_dp) {
+    if (z3_group && p->overlap_dp) {
         /* ZeRO-3 gathers wait for the first unit; bucketed reductions for the last bucket */
         floor = mind(t, p->zero == 3 && per_mb
                             ? t / (double)(e->calls / mb)
@@ -163,18 +169,29 @@ double step_zero3_fixed(double t, double gather, double scatter, int64_t units,
     return mind(t, fixed);
 }
 
+/* A MoE layer's unit gathers its dense part over dp and its experts over
+ * edp: the first unit waits for both gathers, the last unit's reduce-scatters
+ * follow all compute; the fixed and hidden seconds are filed under each
+ * group in proportion to its seconds (a dense model: all under dp). */
 static void zero3_file(const plan_cfg *p, const zero3_acc *z3, const stage_work *k,
                        phase_comm ph[PH_COUNT]) {
+    static const comm_group groups[2] = {GROUP_DP, GROUP_EDP};
     for (int i = PH_FWD; i <= PH_BWD; i++) {
-        if (z3->t[i] <= 0) continue;
-        const double t = z3->t[i] - z3->launch[i];
+        const double all = z3->t[i][0] + z3->t[i][1];
+        if (all <= 0) continue;
+        const double t = all - (z3->launch[i][0] + z3->launch[i][1]);
         const double c = i == PH_FWD ? k->f : k->b + k->w;
         const double fixed =
-            p->overlap_dp ? step_zero3_fixed(t, z3->gather[i], z3->scatter[i], z3->units, c,
+            p->overlap_dp ? step_zero3_fixed(t, z3->gather[i][0] + z3->gather[i][1],
+                                             z3->scatter[i][0] + z3->scatter[i][1], z3->units, c,
                                              p->zero3.prefetch)
                           : t;
-        ph[i].fixed[GROUP_DP] += fixed + z3->launch[i];
-        ph[i].hide[GROUP_DP] += t - fixed;
+        for (int gi = 0; gi < 2; gi++) {
+            if (z3->t[i][gi] <= 0) continue;
+            const double share = t > 0 ? (z3->t[i][gi] - z3->launch[i][gi]) / t : 0;
+            ph[i].fixed[groups[gi]] += fixed * share + z3->launch[i][gi];
+            ph[i].hide[groups[gi]] += (t - fixed) * share;
+        }
     }
 }
 
@@ -224,8 +241,9 @@ void stage_time_compute(const time_ctx *x, const cluster_cfg *c, const plan_cfg 
     memset(ph, 0, sizeof ph);
     unsigned used = 0;
     const double inv_mb = 1.0 / (double)mb;
-    zero3_acc z3 = {{0, 0}, {0, 0}, {0, 0}, {0, 0}, 0,
-                    p->zero3.copy_out ? 1.0 / (c->hbm_bytes_per_s * c->eff.hbm) : 0};
+    zero3_acc z3 = {.units = 0,
+                    .copy_s_per_byte =
+                        p->zero3.copy_out ? 1.0 / (c->hbm_bytes_per_s * c->eff.hbm) : 0};
     for (int i = 0; i < l->n; i++) {
         const comm_entry *e = &l->e[i];
         if (e->phase == COMM_P2P)
