@@ -143,7 +143,11 @@ static int classify(const time_ctx *x, const plan_cfg *p, const comm_entry *e, i
     if (e->group == GROUP_TP && p->overlap_tp) floor = 0;
     /* MoE all-to-alls (GROUP_EP): exposed unless the schedule overlaps them */
     if (e->group == GROUP_EP && a2a_overlapped(p)) floor = 0;
-    if (z3_group && p->overlap_dp) {
+    /* the expert gradients' reductions over edp overlap as the dense ones do:
+     * Megatron-Core's DDP keeps the expert-parallel parameters in buffers of
+     * their own under the same overlap_grad_reduce bucketing
+     * (distributed_data_parallel.py expert_parallel_buffers) */
+    if ((e->group == GROUP_DP || e->group == GROUP_EDP) && p->overlap_dp) {
         /* ZeRO-3 gathers wait for the first unit; bucketed reductions for the last bucket */
         floor = mind(t, p->zero == 3 && per_mb
                             ? t / (double)(e->calls / mb)
