@@ -553,6 +553,9 @@ static void test_moe_model_fields(void **state) {
                 "router_bias", "without experts", "found true", NULL);
     tu_contains(moe_model_error("dense_layers: 1", NULL, NULL), "moe.yaml:15:15:",
                 "dense_layers", "without experts", NULL);
+    /* multi-token prediction is costed for MoE models only */
+    tu_contains(moe_model_error("mtp_layers: 1", NULL, NULL), "moe.yaml:15:13:", "mtp_layers",
+                "expected no mtp_layers on a model without experts", "found 1", NULL);
     /* top-k within the experts; required fields */
     tu_contains(moe_model_error(moe, "experts_per_token: 2", "experts_per_token: 9"),
                 "moe.yaml:16:20:", "experts_per_token", "from 1 to experts = 8, found 9", NULL);
