@@ -1017,6 +1017,11 @@ static const char *moe_plan(const char *model, int64_t gpus, const char *paralle
 
 static void test_moe_layout_errors(void **state) {
     (void)state;
+    /* ep with pp inside the placement: the expert groups would not be the
+     * consecutive ranks the ep-group span assumes */
+    tu_contains(tu_plan_error(moe_plan("mixtral-8x7b", 16, "{dp: 8, pp: 2, ep: 8}",
+                                       "placement: [pp, tp, cp, dp]")),
+                "bad.yaml:7:", "placement", "expected pp outermost", "found pp-tp-cp-dp", NULL);
     /* ep must divide the experts (Mixtral: 8) */
     tu_contains(tu_plan_error(moe_plan("mixtral-8x7b", 16, "{dp: 8, tp: 2, sp: true, ep: 3}", NULL)),
                 "bad.yaml:4:", "parallel.ep", "divisor of the model's experts = 8",
