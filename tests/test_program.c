@@ -2255,6 +2255,35 @@ static void test_moe_zero_by_hand(void **state) {
                 if (c == COLL_REDUCE_SCATTER)
                     assert_int_equal(bytes, (zero == 2 ? 2 : 1) * (edp ? experts : dense) * 4);
             }
+        /* the loader derives the two spaces again (emit -> write -> load is lossless) */
+        program q;
+        ps_err err = {{0}};
+        const char *path = tmp_path("moe-zero.json");
+        if (program_write_json(&p, path, &err)) fail_msg("write: %s", err.msg);
+        if (program_load_json(path, &q, &err)) fail_msg("load: %s", err.msg);
+        compare_programs(&p, &q);
+        assert_int_equal(q.roles[0].expert_shard, esh);
+        program_free(&q);
+        char from[64], to[64];
+        snprintf(from, sizeof from, "\"shard_elems\": %lld", (long long)dsh);
+        snprintf(to, sizeof to, "\"shard_elems\": %lld", (long long)(flat / 4));
+        tu_contains(load_error(&p, from, to), "roles[0].shard_elems",
+                    "expected ceil(flat_elems less the routed experts / (dp*cp))", NULL);
+        /* the parameter all-gather of layer.1's experts goes over edp; over dp it is refused */
+        bool refused = false;
+        for (int32_t i = 0; i < r->n_ops && !refused; i++) {
+            prog_op *o = &r->ops[i];
+            if (o->kind != OP_COLL || o->coll != COLL_ALL_GATHER || o->group != GROUP_EDP ||
+                o->offset != e1)
+                continue;
+            o->group = GROUP_DP, o->sent_bytes = comm_bytes_sent(o->coll, 4, o->bytes);
+            int32_t role, op;
+            assert_int_equal(program_check(&p, &role, &op, &err), -1);
+            tu_contains(err.msg, "gathers the routed experts' parameters of layer.1 over dp",
+                        "expected group edp", NULL);
+            refused = true;
+        }
+        assert_true(refused);
         replay_free(&rr);
         program_free(&p);
         free(s);
