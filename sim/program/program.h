@@ -15,7 +15,9 @@
  * r owns the contiguous shard [r * shard_elems, (r + 1) * shard_elems), as
  * DeepSpeed's and FSDP's flat buffers do (states.h); only a sharded buffer
  * holds padding (the last rank's shard ends in it), a whole one is
- * flat_elems long. Collectives name a range [offset, offset + elems) of this
+ * flat_elems long. Under expert parallelism the layers' held routed experts
+ * are sharded over the expert-data-parallel group apart from the rest
+ * (prog_role.unit_experts; program_shard_index places an element). Collectives name a range [offset, offset + elems) of this
  * space within [0, flat_elems); a unit's range may straddle shards, so its
  * reduce-scatter / all-gather has uneven per-rank counts (program_shard_part).
  *
@@ -97,7 +99,8 @@ typedef enum {
     OP_OPTIM,     /* optimizer step `step` on [offset, offset+elems) of what this rank holds
                      of the optimizer states: ZeRO-0 the flat space, ZeRO >= 1 its shard, so
                      dp rank r updates flat elements r * shard_elems + [offset, offset+elems)
-                     (clipped to flat_elems: the padding is not trained) */
+                     (clipped to flat_elems: the padding is not trained; under ep the
+                     elements at those places of its buffer, program_shard_index) */
     OP_KIND_COUNT
 } prog_kind;
 

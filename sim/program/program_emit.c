@@ -62,8 +62,7 @@ typedef struct {
 } unit_cost;
 
 typedef struct {
-    int64_t lo, hi;
-    bool experts; /* a layer's held routed experts: reduced over the edp group */
+    int64_t lo, hi; /* under ep within one segment: emit_coll picks dp or edp */
 } range;
 
 typedef struct {
@@ -787,12 +786,12 @@ static int64_t ep_segments(const emit_ctx *x, int64_t B, range *seg, int32_t *ns
         const int64_t hi = u < r->n_units ? r->units[u].offset + r->units[u].elems - ex
                                           : r->flat_elems;
         nb += (hi - lo + B - 1) / B;
-        if (seg) seg[n++] = (range){lo, hi, false};
+        if (seg) seg[n++] = (range){lo, hi};
         if (u == r->n_units) break;
         lo = r->units[u].offset + r->units[u].elems;
         if (edp) {
             nb += (ex + B - 1) / B;
-            if (seg) seg[n++] = (range){hi, lo, true};
+            if (seg) seg[n++] = (range){hi, lo};
         }
     }
     if (ns) *ns = n;
@@ -824,7 +823,7 @@ static int layout_buckets_ep(emit_ctx *x, ps_err *err) {
     for (int32_t k = ns - 1; k >= 0; k--)
         for (int64_t hi = seg[k].hi; hi > seg[k].lo; hi -= B)
             x->buckets[x->n_buckets++] =
-                (range){hi - B > seg[k].lo ? hi - B : seg[k].lo, hi, seg[k].experts};
+                (range){hi - B > seg[k].lo ? hi - B : seg[k].lo, hi};
     free(seg);
     return 0;
 }
@@ -838,7 +837,7 @@ static int layout_buckets(emit_ctx *x, ps_err *err) {
     if (!x->buckets) return ps_err_set(err, "out of memory");
     for (int64_t i = 0; i < nb; i++) {
         const int64_t k = nb - 1 - i;
-        x->buckets[i] = (range){k * B, (k + 1) * B < n ? (k + 1) * B : n, false};
+        x->buckets[i] = (range){k * B, (k + 1) * B < n ? (k + 1) * B : n};
     }
     x->n_buckets = (int32_t)nb;
     return 0;
