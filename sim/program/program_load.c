@@ -215,8 +215,8 @@ static int read_parallel(const ynode *h, program *p, ps_err *err) {
         yget_bool(par, "header.parallel", "sp", false, &p->sp, err) ||
         yget_int(par, "header.parallel", "ep", false, 1, 1 << 10, &p->ep, err))
         return -1;
+    p->zero = (int)zero; /* before check_ep, which reads it */
     if (check_ep(par, p, err)) return -1;
-    p->zero = (int)zero;
     /* dp <= 2^24 and tp, pp, cp <= 2^10: the product fits; micro, seq <= 2^24 */
     const int64_t ranks = p->dp * p->tp * p->pp * p->cp;
     if (p->world != ranks)
