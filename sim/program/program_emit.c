@@ -260,12 +260,13 @@ static int refuse_training(const plan_spec *s, ps_err *err) {
                          "ranks: expected a MoE model, ep dividing dp (%lld) and experts (%lld) and "
                          "etp 1; found ep %lld",
                          (long long)p->dp, (long long)s->model.cfg.experts, (long long)p->ep);
-    /* ZeRO with ep: the experts' states sharded over edp apart (program_role_spaces) */
+    /* ZeRO with ep: the experts' states sharded over edp apart (program_role_spaces).
+     * ZeRO-3 of a MoE model has no closed form to meet (plan_check refuses it first) */
     if (p->ep > 1 && p->zero > 2)
         return ps_err_at(err, field_loc(s, &s->locs.ep), "parallel.ep",
-                         "the execution plan runs expert parallelism with ZeRO-0, 1 or 2 for now "
-                         "(ZeRO-3's per-unit gathers of the experts over the expert-data-parallel "
-                         "group are not run yet); found ep %lld, zero %d",
+                         "the execution plan runs expert parallelism with ZeRO-0, 1 or 2 (the "
+                         "cost model does not model ZeRO-3 of a MoE model, so its gathers of the "
+                         "experts would have no prediction); found ep %lld, zero %d",
                          (long long)p->ep, p->zero);
     /* the runtime runs ring attention (rt_cp); the all-gather algorithm is cost model only */
     if (p->cp > 1 && p->cp_algorithm != CP_RING)
