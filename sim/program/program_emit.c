@@ -524,6 +524,16 @@ static void emit_sched_op(emit_ctx *x, int32_t step, const sched_op *so, bool la
     }
 }
 
+/* ZeRO-1/2's parameter all-gather after the optimizer goes segment by segment (a
+ * single call without ep; under ep the experts over edp, none when each rank of an
+ * ep group holds its own, edp = 1): the segment from lo, its end in *hi, and whether
+ * it is gathered. */
+static bool gathered_segment(const emit_ctx *x, int64_t lo, int64_t *hi) {
+    bool experts;
+    *hi = program_segment_end(x->r, lo, &experts);
+    return !experts || x->d / x->prog->ep > 1;
+}
+
 static void emit_step(emit_ctx *x, int32_t step) {
     const plan_cfg *p = x->p;
     if (step == 0) {
@@ -544,26 +554,17 @@ static void emit_step(emit_ctx *x, int32_t step) {
     o->workspace_bytes = ws_optimizer_bytes(p, o->elems);
     o->seconds = x->optim_s;
     if (x->d > 1 && (p->zero == 1 || p->zero == 2))
-        for (int64_t lo = 0, hi; lo < x->r->flat_elems; lo = hi) {
-            /* under ep segment by segment: the experts over edp (none when each rank
-             * of an ep group holds its own, edp = 1) */
-            bool experts;
-            hi = program_segment_end(x->r, lo, &experts);
-            if (!experts || x->d / x->prog->ep > 1)
+        for (int64_t lo = 0, hi; lo < x->r->flat_elems; lo = hi)
+            if (gathered_segment(x, lo, &hi))
                 emit_coll(x, step, -1, -1, COLL_ALL_GATHER, COMM_PARAMS, BUF_PARAMS, BUF_PARAMS,
                           lo, hi - lo, p->precision.params);
-        }
 }
 
 /* The parameter all-gathers emit_step issues after the optimizer (ZeRO-1/2). */
 static int64_t param_gathers(const emit_ctx *x) {
     int64_t n = 0;
     if (x->d <= 1 || (x->p->zero != 1 && x->p->zero != 2)) return 0;
-    for (int64_t lo = 0, hi; lo < x->r->flat_elems; lo = hi) {
-        bool experts;
-        hi = program_segment_end(x->r, lo, &experts);
-        n += !experts || x->d / x->prog->ep > 1;
-    }
+    for (int64_t lo = 0, hi; lo < x->r->flat_elems; lo = hi) n += gathered_segment(x, lo, &hi);
     return n;
 }
 
