@@ -261,12 +261,13 @@ static int refuse_training(const plan_spec *s, ps_err *err) {
                          "etp 1; found ep %lld",
                          (long long)p->dp, (long long)s->model.cfg.experts, (long long)p->ep);
     /* ZeRO with ep: the experts' states sharded over edp apart (program_role_spaces).
-     * ZeRO-3 of a MoE model has no closed form to meet (plan_check refuses it first) */
+     * ZeRO-3 with ep is costed by the closed form (per MoE layer, experts over
+     * edp) but not yet held to it by a test of the program, so it is not emitted */
     if (p->ep > 1 && p->zero > 2)
         return ps_err_at(err, field_loc(s, &s->locs.ep), "parallel.ep",
-                         "the execution plan runs expert parallelism with ZeRO-0, 1 or 2 (the "
-                         "cost model does not model ZeRO-3 of a MoE model, so its gathers of the "
-                         "experts would have no prediction); found ep %lld, zero %d",
+                         "the execution plan runs expert parallelism with ZeRO-0, 1 or 2 (ZeRO-3 "
+                         "with ep is costed by `parasim plan` but its program is not yet held to "
+                         "that prediction by a test); found ep %lld, zero %d",
                          (long long)p->ep, p->zero);
     /* the runtime runs ring attention (rt_cp); the all-gather algorithm is cost model only */
     if (p->cp > 1 && p->cp_algorithm != CP_RING)

@@ -179,7 +179,7 @@ static int check_ep(const ynode *par, const program *p, ps_err *err) {
     if (p->ep > 1 && (p->dp % p->ep || p->experts % p->ep || p->zero > 2))
         return ps_err_at(err, &at->loc, "header.parallel.ep",
                          "expected a divisor of dp (%lld) and of experts (%lld), with zero 0, 1 "
-                         "or 2 (ZeRO-3 of a MoE model is not modelled), found %lld with zero %d",
+                         "or 2 (ZeRO-3 with ep is not emitted), found %lld with zero %d",
                          (long long)p->dp, (long long)p->experts, (long long)p->ep, p->zero);
     if (program_is_moe(p) && (p->tp > 1 || p->cp > 1))
         return ps_err_at(err, &ynode_get(par, p->tp > 1 ? "tp" : "cp")->loc,
