@@ -74,10 +74,15 @@ bool plan_degrees_product(const plan_cfg *p, int64_t *out) {
  * are assumed (dp*tp*pp*cp = gpus <= 2^24, so mb fits). */
 void plan_size_bound(const model_cfg *m, const cluster_cfg *c, const plan_cfg *p,
                      plan_size *out) {
+    plan_size_bound_n(m, c, p, params_total(m), out);
+}
+
+void plan_size_bound_n(const model_cfg *m, const cluster_cfg *c, const plan_cfg *p,
+                       int64_t params, plan_size *out) {
     const int64_t mb = p->global_batch / max64(1, sat_mul(p->micro_batch, p->dp));
     const int64_t L = m->layers, v = p->virtual_stages, cp = p->cp;
     const int64_t tok = sat_mul(p->micro_batch, p->seq / cp + 1); /* plan_tokens_per_rank */
-    const int64_t params = params_total(m); /* <= 2^48: model_check */
+    /* params = params_total(m) <= 2^48: model_check */
     /* act.c: a layer's saved tensors (the score matrix under standard
      * attention is heads*seq wide) and the first and last stages' (the vocab) */
     int64_t w_layer = max64(max64(m->hidden, model_q_width(m)), m->ffn_hidden);
@@ -225,6 +230,11 @@ static plan_reason moe_check(const model_cfg *m, const cluster_cfg *c, const pla
 }
 
 plan_reason plan_check_cfg(const model_cfg *m, const cluster_cfg *c, const plan_cfg *p) {
+    return plan_check_cfg_n(m, c, p, params_total(m));
+}
+
+plan_reason plan_check_cfg_n(const model_cfg *m, const cluster_cfg *c, const plan_cfg *p,
+                             int64_t params) {
     const int64_t seq_local = p->seq / p->cp;
     if (p->gpus > cluster_gpus(c)) return PLAN_GPUS_EXCEED_CLUSTER;
     int64_t degrees;
@@ -267,7 +277,7 @@ plan_reason plan_check_cfg(const model_cfg *m, const cluster_cfg *c, const plan_
         if (r != PLAN_OK) return r;
     }
     plan_size size;
-    plan_size_bound(m, c, p, &size);
+    plan_size_bound_n(m, c, p, params, &size);
     if (size.memory > PLAN_SIZE_MAX || size.comm > PLAN_SIZE_MAX) return PLAN_TOO_LARGE;
     return PLAN_OK;
 }

@@ -58,6 +58,10 @@ const char *plan_reason_id(plan_reason r);
 const char *plan_reason_text(plan_reason r);
 
 plan_reason plan_check_cfg(const model_cfg *m, const cluster_cfg *c, const plan_cfg *p);
+/* The same with the model's params_total(m) given, for callers that check
+ * many plans of one model (a sweep). */
+plan_reason plan_check_cfg_n(const model_cfg *m, const cluster_cfg *c, const plan_cfg *p,
+                             int64_t params);
 
 /* Check a loaded plan; on failure err explains with locations. */
 int plan_check(const plan_spec *s, ps_err *err);
@@ -76,6 +80,9 @@ typedef struct {
 } plan_size;
 void plan_size_bound(const model_cfg *m, const cluster_cfg *c, const plan_cfg *p,
                      plan_size *out);
+/* The same with params_total(m) given. */
+void plan_size_bound_n(const model_cfg *m, const cluster_cfg *c, const plan_cfg *p,
+                       int64_t params, plan_size *out);
 
 /* Micro-batches per step per pipeline: global / (micro * dp). */
 static inline int64_t plan_micro_batches(const plan_cfg *p) {

@@ -3,6 +3,8 @@
 
 #include <string.h>
 
+#include "cost/params.h"
+
 /* An etp value that gives the same expert tensor-parallel degree as an
  * earlier one of the list (0 is "as tp"): skipped, a repeat. */
 static bool etp_repeat(const sweep_list *l, int y, int64_t tp) {
@@ -19,6 +21,7 @@ static int64_t walk(const sweep_spec *s, sweep_visit visit, void *ctx) {
     const cluster_cfg *c = &s->base.cluster.cfg;
     plan_cfg p = s->base.cfg;
     const bool moe = model_is_moe(m); /* the expert layout varies only for a MoE model */
+    const int64_t params = params_total(m); /* once for every plan's size bound */
     eval_result r;
     eval_cache cache;
     int64_t n = 0;
@@ -60,7 +63,7 @@ static int64_t walk(const sweep_spec *s, sweep_visit visit, void *ctx) {
                 p.schedule = sched;
                 p.virtual_stages = sched == SCHED_INTERLEAVED ? sp->virt.v[v] : 1;
                 sweep_point pt = {&p, PLAN_OK, NULL};
-                pt.reason = plan_check_cfg(m, c, &p);
+                pt.reason = plan_check_cfg_n(m, c, &p, params);
                 if (pt.reason == PLAN_OK) {
                     eval_plan_cached(m, c, &p, &r, NULL, &cache);
                     pt.eval = &r;

@@ -23,6 +23,7 @@ void time_ctx_links(const cluster_cfg *c, const plan_cfg *p, time_ctx *out) {
     const int groups = out->moe ? GROUP_COUNT : GROUP_EP;
     for (int g = 0; g < groups; g++) coll_group_link(c, p, (comm_group)g, &out->link[g]);
     for (int g = groups; g < GROUP_COUNT; g++) out->link[g] = out->link[GROUP_DP];
+    out->groups = groups;
     out->overlap = c->eff.overlap;
 }
 
@@ -33,6 +34,7 @@ void time_ctx_moe(const model_cfg *m, const cluster_cfg *c, const plan_cfg *p, t
     kt_mtp(m, c, p, &out->mtp);
     coll_group_link(c, p, GROUP_EP, &out->link[GROUP_EP]);
     coll_group_link(c, p, GROUP_EDP, &out->link[GROUP_EDP]);
+    out->groups = GROUP_COUNT;
 }
 
 typedef struct {
@@ -69,11 +71,12 @@ static void settle(const time_ctx *x, const phase_comm *pc, double budget, doubl
     const coll_link_kind cp_link = x->link[GROUP_CP].link;
     over[GROUP_CP] = step_cp_overlap(pc->hide[GROUP_CP], attn, budget); /* served first */
     left[cp_link] -= over[GROUP_CP];
-    for (int g = 0; g < GROUP_COUNT; g++)
+    const int n = x->groups; /* ex and hid are read up to n (add_phase) */
+    for (int g = 0; g < n; g++)
         if (g != GROUP_CP) rest[x->link[g].link] += pc->hide[g];
     double share[LINK_COUNT];
     for (int l = 0; l < LINK_COUNT; l++) share[l] = rest[l] > left[l] ? left[l] / rest[l] : 1.0;
-    for (int g = 0; g < GROUP_COUNT; g++) {
+    for (int g = 0; g < n; g++) {
         if (g != GROUP_CP) over[g] = pc->hide[g] * share[x->link[g].link];
         hid[g] = x->overlap * over[g];
         ex[g] = pc->fixed[g] + pc->hide[g] - hid[g];
@@ -199,9 +202,9 @@ static void zero3_file(const plan_cfg *p, const zero3_acc *z3, const stage_work 
     }
 }
 
-static void add_phase(const double ex[GROUP_COUNT], const double hid[GROUP_COUNT],
+static void add_phase(int n, const double ex[GROUP_COUNT], const double hid[GROUP_COUNT],
                       double *time, double exposed[GROUP_COUNT], double hidden[GROUP_COUNT]) {
-    for (int g = 0; g < GROUP_COUNT; g++) {
+    for (int g = 0; g < n; g++) {
         exposed[g] += ex[g];
         hidden[g] += hid[g];
         if (time) *time += ex[g];
@@ -260,18 +263,18 @@ void stage_time_compute(const time_ctx *x, const cluster_cfg *c, const plan_cfg 
     /* (every plan has forward and backward traffic or none; the per-step
      * phases are often empty and skipped) */
     settle(x, &ph[PH_FWD], k.f, step_cp_attn_budget(p, k.attn, false), ex, hid);
-    add_phase(ex, hid, &o->f, o->exposed, o->hidden);
+    add_phase(x->groups, ex, hid, &o->f, o->exposed, o->hidden);
     settle(x, &ph[PH_BWD], k.b + k.w, step_cp_attn_budget(p, k.attn, true), ex, hid);
-    add_phase(ex, hid, &o->b, o->exposed, o->hidden);
+    add_phase(x->groups, ex, hid, &o->b, o->exposed, o->hidden);
     /* gradients reduce behind the last micro-batch's backward, updated
      * parameters gather behind the next step's first forward */
     if (used & 1u << PH_GRADS) {
         settle(x, &ph[PH_GRADS], k.b + k.w, 0, ex, hid);
-        add_phase(ex, hid, NULL, o->step_exposed, o->step_hidden);
+        add_phase(x->groups, ex, hid, NULL, o->step_exposed, o->step_hidden);
     }
     if (used & 1u << PH_PARAMS) {
         settle(x, &ph[PH_PARAMS], k.f, 0, ex, hid);
-        add_phase(ex, hid, NULL, o->step_exposed, o->step_hidden);
+        add_phase(x->groups, ex, hid, NULL, o->step_exposed, o->step_hidden);
     }
     if (!p->overlap_pp && p->pp > 1) { /* each chunk waits for its send and receive */
         double v = (double)pipe_chunks(p);
@@ -283,7 +286,7 @@ void stage_time_compute(const time_ctx *x, const cluster_cfg *c, const plan_cfg 
     o->f /= v;
     o->b /= v;
     o->w /= v;
-    for (int g = 0; g < GROUP_COUNT; g++) {
+    for (int g = 0; g < x->groups; g++) {
         o->exposed[g] /= v;
         o->hidden[g] /= v;
     }

@@ -33,6 +33,8 @@
 typedef struct {
     kt_part layer, first, last;
     coll_link link[GROUP_COUNT];
+    int groups;     /* groups in use: GROUP_COUNT for a MoE model, else up to the host link
+                       (the expert groups carry nothing; the per-stage loops stop there) */
     double overlap; /* cluster_eff.overlap */
     /* ---- MoE (cost/moe.h): set by time_ctx_moe for a MoE model, else moe = NULL:
      * the model, the layout, one MoE layer's op times. Stages split their
