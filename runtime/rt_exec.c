@@ -28,6 +28,7 @@ typedef struct {
     /* whole-space buffers: the flat elements [first, first + held) this rank
      * holds (program_buf_held: the whole space or the rank's shard) */
     int64_t first[BUF_COUNT], held[BUF_COUNT];
+    int32_t dp_rank; /* the shard index: the rank in the dp-cp group */
     double t0;
     /* the first non-finite loss or gradient norm on this rank (the ranks agree
      * on it at the end of the step) */
@@ -55,12 +56,38 @@ static void **buf_slot(exec *x, prog_buf b, int32_t u) {
 
 /* Flat element i of a whole-space buffer b: its address (NULL if this rank's
  * buffer does not hold it). */
+static int64_t buf_index(const exec *x, prog_buf b, int64_t i) {
+    if (x->held[b] == x->r->flat_elems) return i - x->first[b]; /* whole */
+    return program_shard_index(x->p, x->r, x->dp_rank, i); /* a shard (under ep two) */
+}
+
 static void *buf_at(exec *x, prog_buf b, int64_t i) {
     void *base = x->buf[b];
     if (!base) return NULL;
-    const int64_t k = i - x->first[b];
+    const int64_t k = buf_index(x, b, i);
     if (k < 0 || k >= x->held[b]) return NULL;
     return (char *)base + k * rt_dtype_bytes(x->dt[b]);
+}
+
+/* The next piece of whole-space buffer b this rank holds from flat element *i
+ * on, within one segment of the flat space (program_segment_end: under ep a
+ * layer's held experts, sharded over edp, or a stretch between them, sharded
+ * over dp), so contiguous in memory: its length (0 when none is left) and flat
+ * start *at; *i moves past the segment. */
+static int64_t next_piece(const exec *x, prog_buf b, int64_t *i, int64_t *at) {
+    while (*i < x->r->flat_elems) {
+        bool experts;
+        const int64_t lo = *i, end = program_segment_end(x->r, lo, &experts);
+        *i = end;
+        if (x->held[b] == x->r->flat_elems) {
+            *at = lo;
+            return end - lo;
+        }
+        const int32_t q = experts ? x->dp_rank / (int32_t)x->p->ep : x->dp_rank;
+        const int64_t n = program_shard_part(x->r, lo, end - lo, q, at);
+        if (n > 0) return n;
+    }
+    return 0;
 }
 
 /* "op I (kind, step S, mb M, unit U)": a collective's kind is its group and
@@ -147,13 +174,17 @@ static int op_alloc(exec *x, int32_t i, ps_err *err) {
     }
     /* the model's initial weights: fp32 master and the working copy agree */
     if (o->buf == BUF_PARAMS || o->buf == BUF_MASTER) {
-        const int64_t n = x->held[o->buf], first = x->first[o->buf];
-        float *v = x->dt[o->buf] == RT_F32 ? *slot : malloc((size_t)n * 4);
-        if (!v) return fail(err, x, i, "out of host memory for the initial weights");
-        rt_tp_init_values(x->p, x->r, ep_rank(x), x->p->seed, first, n, v); /* one rank's */
-        if (v != *slot) {
-            x->be->to_bf16(*slot, v, n);
-            free(v);
+        memset(*slot, 0, (size_t)o->bytes); /* a shard's padding */
+        int64_t at, n;
+        for (int64_t k = 0; (n = next_piece(x, o->buf, &k, &at)) > 0;) {
+            void *dst = buf_at(x, o->buf, at);
+            float *v = x->dt[o->buf] == RT_F32 ? dst : malloc((size_t)n * 4);
+            if (!v) return fail(err, x, i, "out of host memory for the initial weights");
+            rt_tp_init_values(x->p, x->r, ep_rank(x), x->p->seed, at, n, v); /* one rank's */
+            if (v != dst) {
+                x->be->to_bf16(dst, v, n);
+                free(v);
+            }
         }
     }
     return 0;
@@ -332,15 +363,10 @@ static int op_coll(exec *x, int32_t i, int64_t *bytes, ps_err *err) {
 
 /* ---- optimizer ---------------------------------------------------------------------- */
 
-static int op_optim(exec *x, int32_t i, ps_err *err) {
+/* AdamW on the flat elements [lo, lo + n), which lie in one piece (next_piece). */
+static int optim_piece(exec *x, int32_t i, int64_t lo, int64_t n, ps_err *err) {
     const prog_op *o = &x->r->ops[i];
     const program *p = x->p;
-    /* the range is relative to what this rank holds of the optimizer states */
-    const int64_t base = x->first[BUF_ADAM_M];
-    int64_t lo = base + o->offset, hi = base + o->offset + o->elems;
-    if (hi > x->r->flat_elems) hi = x->r->flat_elems; /* the padding is not trained */
-    if (hi <= lo) return 0;
-    const int64_t n = hi - lo;
     const bool master = x->buf[BUF_MASTER] != NULL;
     float *pw = master ? buf_at(x, BUF_MASTER, lo) : buf_at(x, BUF_PARAMS, lo);
     float *m = buf_at(x, BUF_ADAM_M, lo), *v = buf_at(x, BUF_ADAM_V, lo);
@@ -368,6 +394,20 @@ static int op_optim(exec *x, int32_t i, ps_err *err) {
         if (!pp) return fail(err, x, i, "the parameter buffer does not hold the optimizer's range");
         if (x->dt[BUF_PARAMS] == RT_F32) memcpy(pp, pw, (size_t)n * 4);
         else x->be->to_bf16(pp, pw, n);
+    }
+    return 0;
+}
+
+static int op_optim(exec *x, int32_t i, ps_err *err) {
+    const prog_op *o = &x->r->ops[i];
+    /* the range is relative to what this rank holds of the optimizer states; the
+     * padding, in no piece, is not trained */
+    int64_t at, n;
+    for (int64_t k = 0; (n = next_piece(x, BUF_ADAM_M, &k, &at)) > 0;) {
+        const int64_t li = buf_index(x, BUF_ADAM_M, at);
+        const int64_t lo = li > o->offset ? li : o->offset;
+        const int64_t hi = li + n < o->offset + o->elems ? li + n : o->offset + o->elems;
+        if (hi > lo && optim_piece(x, i, at + (lo - li), hi - lo, err)) return -1;
     }
     return 0;
 }
@@ -400,6 +440,7 @@ static int exec_init(exec *x, const program *p, const rt_backend *be, rt_groups 
     memset(x, 0, sizeof *x);
     x->p = p, x->be = be, x->g = g;
     x->r = &p->roles[g->role];
+    x->dp_rank = g->group[GROUP_DP].rank;
     for (int b = 0; b < BUF_COUNT; b++) /* the shard index: the rank in the dp-cp group */
         x->held[b] = program_buf_held(p, x->r, (prog_buf)b, -1, g->group[GROUP_DP].rank,
                                       &x->first[b]);

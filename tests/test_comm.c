@@ -1,6 +1,8 @@
 /* test_comm.c — communication volume per GPU per step (docs/memory.md §5).
  * Expected values are written out from the ring algorithms' definitions
  * (nccl-tests busbw factors) and the ZeRO paper's 2Ψ/2Ψ/3Ψ. */
+#include <string.h>
+
 #include "cost/comm.h"
 #include "cost/moe.h"
 #include "tu.h"
@@ -374,6 +376,63 @@ static void test_moe_zero3_comm(void **state) {
     assert_int_equal(cl.group_bytes[GROUP_EDP], 0);
 }
 
+/* The entry of a stage's list named `what` (NULL when absent). */
+static const comm_entry *find(const comm_list *l, const char *what) {
+    for (int i = 0; i < l->n; i++)
+        if (!strcmp(l->e[i].what, what)) return &l->e[i];
+    return NULL;
+}
+
+/* Review fixes, by hand (docs/memory.md §10): a capacity factor below 1 drops
+ * (1 - cf) of the copies before the dispatch, so the all-to-all carries cf of
+ * them and the busiest rank's time factor is relative to that; with sequence
+ * parallelism a MoE layer without shared experts has no tp-split MLP, so its
+ * layer adds one sequence gather/scatter (attention), not two; DualPipe's
+ * twin-stage all-reduce carries the experts' gradient shard too. */
+static void test_moe_review_fixes(void **state) {
+    (void)state;
+    model_cfg m = small_moe();
+    plan_cfg p = tu_cfg(8, 1, 1, 1);
+    p.seq = 1024, p.ep = 4;
+    moe_layout l;
+    p.moe_capacity_factor = 0.5;
+    moe_layout_compute(&m, &p, 8, &l);
+    assert_int_equal(l.a2a_bytes, 2048 * 1024 / 2); /* 1,024 of the 2,048 copies */
+    assert_float_equal(l.factor, 0.5, 1e-12);      /* the busiest rank: min(1, ep, cf) */
+    assert_float_equal(l.a2a_factor, 1.0, 1e-12);  /* = the kept mean */
+    p.moe_capacity_factor = 2; /* at or above 1 nothing is dropped under uniform routing */
+    moe_layout_compute(&m, &p, 8, &l);
+    assert_int_equal(l.a2a_bytes, 2048 * 1024);
+    p.moe_capacity_factor = 0;
+    /* tp 2 with SP, 2 micro-batches, a stage of 4 layers of which 3 MoE: the
+     * forward's sequence gathers are 2 x (1 dense x 2 + 3 MoE x 1 + the head's 1) = 12 */
+    plan_cfg q = tu_cfg(4, 2, 1, 1);
+    q.sp = true, q.seq = 1024, q.global_batch = 8, q.ep = 4;
+    moe_layout_compute(&m, &q, 8, &l);
+    comm_stage_info si = {.stage = 0, .layers = 4, .rank_params = 1000, .units = 4,
+                          .moe_layers = 3, .moe = &l};
+    comm_list out;
+    comm_stage(&m, &q, &si, &out);
+    const comm_entry *g = find(&out, "sequence gather (forward)");
+    assert_non_null(g);
+    assert_int_equal(g->calls, 2 * (1 * 2 + 3 * 1 + 1));
+    m.shared_experts = 1; /* a shared expert is a tp-split MLP: two halves again */
+    comm_stage(&m, &q, &si, &out);
+    assert_int_equal(find(&out, "sequence gather (forward)")->calls, 2 * (4 * 2 + 1));
+    m.shared_experts = 0;
+    /* DualPipe (pp 4, ZeRO-1 over dp 8, ep 4 so edp 2): 1,000 dense elements
+     * sharded 8 ways (125) and 600 expert elements 2 ways (300), bf16 */
+    plan_cfg d = tu_cfg(8, 1, 4, 1);
+    d.seq = 1024, d.ep = 4, d.zero = 1, d.schedule = SCHED_DUALPIPE, d.global_batch = 64;
+    moe_layout_compute(&m, &d, 8, &l);
+    comm_stage_info ds = {.stage = 1, .layers = 2, .rank_params = 1000, .units = 2,
+                          .expert_params = 600, .moe_layers = 2, .moe = &l};
+    comm_stage(&m, &d, &ds, &out);
+    const comm_entry *tw = find(&out, "DualPipe twin-stage gradients");
+    assert_non_null(tw);
+    assert_int_equal(tw->bytes_per_call, (125 + 300) * 2);
+}
+
 static void test_moe_all_to_all(void **state) {
     (void)state;
     const model_cfg m = small_moe();
@@ -444,7 +503,7 @@ int main(void) {
         cmocka_unit_test(test_tied_embedding_sync),
         cmocka_unit_test(test_zero3_units),   cmocka_unit_test(test_zero3_gathers),
         cmocka_unit_test(test_cp_all_gather_volumes), cmocka_unit_test(test_pp_partitioned_messages),
-        cmocka_unit_test(test_moe_all_to_all),
+        cmocka_unit_test(test_moe_all_to_all), cmocka_unit_test(test_moe_review_fixes),
         cmocka_unit_test(test_moe_zero3_comm),
         cmocka_unit_test(test_moe_deepep_dispatch),
         cmocka_unit_test(test_moe_act_mlp_bytes),

@@ -553,6 +553,9 @@ static void test_moe_model_fields(void **state) {
                 "router_bias", "without experts", "found true", NULL);
     tu_contains(moe_model_error("dense_layers: 1", NULL, NULL), "moe.yaml:15:15:",
                 "dense_layers", "without experts", NULL);
+    /* multi-token prediction is costed for MoE models only */
+    tu_contains(moe_model_error("mtp_layers: 1", NULL, NULL), "moe.yaml:15:13:", "mtp_layers",
+                "expected no mtp_layers on a model without experts", "found 1", NULL);
     /* top-k within the experts; required fields */
     tu_contains(moe_model_error(moe, "experts_per_token: 2", "experts_per_token: 9"),
                 "moe.yaml:16:20:", "experts_per_token", "from 1 to experts = 8, found 9", NULL);
@@ -1014,6 +1017,11 @@ static const char *moe_plan(const char *model, int64_t gpus, const char *paralle
 
 static void test_moe_layout_errors(void **state) {
     (void)state;
+    /* ep with pp inside the placement: the expert groups would not be the
+     * consecutive ranks the ep-group span assumes */
+    tu_contains(tu_plan_error(moe_plan("mixtral-8x7b", 16, "{dp: 8, pp: 2, ep: 8}",
+                                       "placement: [pp, tp, cp, dp]")),
+                "bad.yaml:7:", "placement", "expected pp outermost", "found pp-tp-cp-dp", NULL);
     /* ep must divide the experts (Mixtral: 8) */
     tu_contains(tu_plan_error(moe_plan("mixtral-8x7b", 16, "{dp: 8, tp: 2, sp: true, ep: 3}", NULL)),
                 "bad.yaml:4:", "parallel.ep", "divisor of the model's experts = 8",

@@ -490,8 +490,13 @@ static void test_moe_deepseek_v3_layout(void **state) {
     /* stage 0: the 3 dense layers and the embedding, no experts */
     assert_int_equal(st[0].dense_layers, 3);
     assert_int_equal(st[0].expert_elems, 0);
-    /* the last stage: 2 MoE layers and the MTP module's MoE layer */
+    /* the last stage: 2 MoE layers and the MTP module's MoE layer; the final
+     * norm, the head and, for the MTP module, a copy of the word embedding
+     * (129,280 x 7,168 = 926,679,040 each); the module's own norms (3 x 7,168)
+     * and projection (2 x 7,168^2) */
     assert_int_equal(st[15].moe_layers, 3);
+    assert_int_equal(st[15].param_elems, 7168 + 2 * 926679040LL + 3 * dense + 3 * 7168 +
+                                             2LL * 7168 * 7168 + 3 * 4 * expert);
     /* every category is in the total */
     for (int i = 0; i < 16; i++)
         assert_int_equal(st[i].total, st[i].params + st[i].grads + st[i].master +

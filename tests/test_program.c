@@ -2143,11 +2143,6 @@ static void test_moe_emit_by_hand(void **state) {
             assert_int_equal(p.roles[0].ops[i].ep_calls, 4);
     program_free(&p);
     free(s);
-    /* ZeRO with ep, and a MoE layer the runtime does not build */
-    tu_contains(emit_error("model: tiny-moe\ncluster: local-cpu\ngpus: 2\n"
-                           "parallel: {dp: 2, ep: 2, zero: 1}\nbatch: {global: 8, micro: 2, seq: 32}\n"
-                           "recompute: none\nprecision: fp32\noptimizer: adamw\nmoe: {pad_to_capacity: true}\n"),
-                "parallel.ep", "with ZeRO-0 for now", NULL);
     /* a MoE model the runtime does not build, named with its field */
     tu_contains(emit_error("model:\n  name: m\n  layers: 2\n  hidden: 64\n  heads: 4\n"
                            "  kv_heads: 2\n  ffn_hidden: 128\n  vocab: 256\n"
@@ -2187,9 +2182,121 @@ static void test_moe_emit_by_hand(void **state) {
     free(s);
 }
 
+/* ZeRO-1 and ZeRO-2 with ep 2 of dp 4 (edp 2): the dense part's states sharded over dp,
+ * the held experts' over edp (Megatron-Core's distributed optimizer), as the closed form
+ * (states_compute_moe, comm.c's dp_comm over GROUP_EDP) predicts, byte for byte. */
+static void test_moe_zero_by_hand(void **state) {
+    (void)state;
+    const char *yaml = "model: tiny-moe\ncluster: local-cpu\ngpus: 4\n"
+                       "parallel: {dp: 4, ep: 2, zero: %d}\nbatch: {global: 16, micro: 2, seq: 32}\n"
+                       "recompute: none\nprecision: fp32\noptimizer: adamw\n"
+                       "moe: {pad_to_capacity: true}\n";
+    /* ep 2: a layer 43,648 elements, 4 held experts of 6,144 at its end */
+    const int64_t flat = 16384 + 2 * 43648 + 16448, experts = 2 * 4 * 6144;
+    const int64_t dense = flat - experts, dsh = dense / 4, esh = experts / 2;
+    assert_int_equal(dense % 4, 0);
+    for (int zero = 1; zero <= 2; zero++) {
+        char text[512];
+        snprintf(text, sizeof text, yaml, zero);
+        plan_spec *s = tu_plan(text);
+        program p;
+        emit_ok(s, 1, &p);
+        check_ok(&p);
+        const prog_role *r = &p.roles[0];
+        assert_int_equal(r->flat_elems, flat);
+        assert_int_equal(r->unit_experts, 4 * 6144);
+        assert_int_equal(r->shard_elems, dsh);
+        assert_int_equal(r->expert_shard, esh);
+        /* dp rank 3 (edp rank 1): its dense shard first, then edp rank 1's experts */
+        assert_int_equal(program_shard_index(&p, r, 3, flat - 1), dsh - 1); /* the head's last */
+        assert_int_equal(program_shard_index(&p, r, 0, dsh - 1), dsh - 1); /* before layer.0's experts */
+        const int64_t e1 = r->units[2].offset + r->units[2].elems - 4 * 6144; /* layer.1's */
+        assert_int_equal(program_shard_index(&p, r, 3, e1), dsh);
+        assert_int_equal(program_shard_index(&p, r, 1, e1), -1);
+        assert_int_equal(program_shard_index(&p, r, 2, e1), dsh); /* edp rank 1 too */
+        replay_result rr;
+        replay_ok(&p, &rr);
+        eval_result er;
+        eval_plan(&s->model.cfg, &s->cluster.cfg, &s->cfg, &er, NULL);
+        const int64_t *end = rr.roles[0].steps[0].end_bytes;
+        assert_int_equal(end[MEM_PARAMS], flat * 4);
+        assert_int_equal(end[MEM_GRADS], zero == 2 ? (dsh + esh) * 4 : flat * 4);
+        assert_int_equal(end[MEM_OPTIMIZER], 2 * (dsh + esh) * 4);
+        assert_int_equal(end[MEM_PARAMS], er.heavy.params);
+        assert_int_equal(end[MEM_GRADS], er.heavy.grads);
+        assert_int_equal(end[MEM_MASTER], er.heavy.master);
+        assert_int_equal(end[MEM_OPTIMIZER], er.heavy.optimizer);
+        /* every dp and edp collective: the bytes (S) and what a rank sends, as the
+         * closed form's; the calls by hand (a bucket or a unit part each) */
+        for (int g = GROUP_DP; g <= GROUP_EDP; g += GROUP_EDP - GROUP_DP)
+            for (int c = COLL_ALL_REDUCE; c <= COLL_ALL_GATHER; c++) {
+                int64_t calls = 0, bytes = 0, sent = 0, cf_bytes = 0, cf_sent = 0;
+                for (int i = 0; i < rr.roles[0].n_colls; i++) {
+                    const replay_coll *k = &rr.roles[0].colls[i];
+                    if ((int)k->group == g && (int)k->coll == c)
+                        calls += k->calls, bytes += k->bytes, sent += k->sent_bytes;
+                }
+                for (int i = 0; i < er.comm.n; i++) {
+                    const comm_entry *e = &er.comm.e[i];
+                    if ((int)e->group == g && (int)e->coll == c)
+                        cf_bytes += e->calls * e->bytes_per_call, cf_sent += e->bytes_sent;
+                }
+                assert_int_equal(bytes, cf_bytes);
+                assert_int_equal(sent, cf_sent);
+                const bool edp = g == GROUP_EDP;
+                /* ZeRO-1: a bucket per segment (embed + layer.0's dense part, layer.1's,
+                 * the head's; each layer's experts); ZeRO-2: each micro-batch (2) a
+                 * reduce-scatter per unit part; both gather the segments once */
+                const int64_t want = c == COLL_ALL_REDUCE   ? 0
+                                     : c == COLL_ALL_GATHER ? (edp ? 2 : 3)
+                                     : zero == 1            ? (edp ? 2 : 3)
+                                                            : 2 * (edp ? 2 : 4);
+                assert_int_equal(calls, want);
+                if (c == COLL_REDUCE_SCATTER)
+                    assert_int_equal(bytes, (zero == 2 ? 2 : 1) * (edp ? experts : dense) * 4);
+            }
+        /* the loader derives the two spaces again (emit -> write -> load is lossless) */
+        program q;
+        ps_err err = {{0}};
+        const char *path = tmp_path("moe-zero.json");
+        if (program_write_json(&p, path, &err)) fail_msg("write: %s", err.msg);
+        if (program_load_json(path, &q, &err)) fail_msg("load: %s", err.msg);
+        compare_programs(&p, &q);
+        assert_int_equal(q.roles[0].expert_shard, esh);
+        program_free(&q);
+        /* ZeRO-3 with experts is not run: the loader refuses it at the header's ep */
+        tu_contains(header_error(&p, "zero", "3"), "header.parallel.ep",
+                    "with zero 0, 1 or 2", "found 2 with zero 3", NULL);
+        char from[64], to[64];
+        snprintf(from, sizeof from, "\"shard_elems\": %lld", (long long)dsh);
+        snprintf(to, sizeof to, "\"shard_elems\": %lld", (long long)(flat / 4));
+        tu_contains(load_error(&p, from, to), "roles[0].shard_elems",
+                    "expected ceil(flat_elems less the routed experts / (dp*cp))", NULL);
+        /* the parameter all-gather of layer.1's experts goes over edp; over dp it is refused */
+        bool refused = false;
+        for (int32_t i = 0; i < r->n_ops && !refused; i++) {
+            prog_op *o = &r->ops[i];
+            if (o->kind != OP_COLL || o->coll != COLL_ALL_GATHER || o->group != GROUP_EDP ||
+                o->offset != e1)
+                continue;
+            o->group = GROUP_DP, o->sent_bytes = comm_bytes_sent(o->coll, 4, o->bytes);
+            int32_t role, op;
+            assert_int_equal(program_check(&p, &role, &op, &err), -1);
+            tu_contains(err.msg, "gathers the routed experts' parameters of layer.1 over dp",
+                        "expected group edp", NULL);
+            refused = true;
+        }
+        assert_true(refused);
+        replay_free(&rr);
+        program_free(&p);
+        free(s);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_moe_emit_by_hand),
+        cmocka_unit_test(test_moe_zero_by_hand),
         cmocka_unit_test(test_grid_agrees_with_closed_form),
         cmocka_unit_test(test_no_overlap_serialises),
         cmocka_unit_test(test_tiny_zero2_by_hand),

@@ -1115,15 +1115,18 @@ static void test_moe_gradients(void **state) {
     dump_read(tmp, "params", 1, v, seen, N, &dups, &differ); /* (and removes them) */
     double big = 0;
     for (int i = 0; i < N; i++) big = fmax(big, fabs(ref[i]));
+    /* ZeRO-1 with ep 2 of dp 4: each rank updates its dense shard and its edp rank's
+     * shard of its experts, so every gradient is dumped once */
     const struct {
-        int np, ep;
+        int np, ep, zero;
         int64_t dups;
-    } runs[] = {{2, 2, N - EX}, {4, 2, 3 * (N - EX) + EX}};
-    for (int k = 0; k < 2; k++) {
+    } runs[] = {{2, 2, 0, N - EX}, {4, 2, 0, 3 * (N - EX) + EX}, {4, 2, 1, 0}};
+    for (int k = 0; k < 3; k++) {
         snprintf(cmd, sizeof cmd, "env PARASIM_DUMP_GRADS=%s %s -np %d --oversubscribe -x "
                  "PARASIM_DUMP_GRADS %s run " PLAN_MOE " --steps 1 --threads 1 --quiet --set "
-                 "gpus=%d --set parallel.dp=%d --set parallel.ep=%d",
-                 tmp, mpirun, runs[k].np, parasim, runs[k].np, runs[k].np, runs[k].ep);
+                 "gpus=%d --set parallel.dp=%d --set parallel.ep=%d --set parallel.zero=%d",
+                 tmp, mpirun, runs[k].np, parasim, runs[k].np, runs[k].np, runs[k].ep,
+                 runs[k].zero);
         if (sh(cmd)) fail_msg("%s", out);
         assert_int_equal(dump_read(tmp, "grads", runs[k].np, v, seen, N, &dups, &differ),
                          N + runs[k].dups);
@@ -1131,8 +1134,8 @@ static void test_moe_gradients(void **state) {
         assert_int_equal(differ, 0);
         for (int i = 0; i < N; i++)
             if (!seen[i] || fabs(v[i] - ref[i]) > 1e-5 * big)
-                fail_msg("ep %d of %d ranks: gradient of parameter %d: %g, one rank %g",
-                         runs[k].ep, runs[k].np, i, (double)v[i], (double)ref[i]);
+                fail_msg("ep %d of %d ranks, ZeRO-%d: gradient of parameter %d: %g, one rank %g",
+                         runs[k].ep, runs[k].np, runs[k].zero, i, (double)v[i], (double)ref[i]);
         dump_read(tmp, "params", runs[k].np, v, seen, N, &dups, &differ);
     }
     rmdir(tmp);
@@ -1154,6 +1157,20 @@ static void test_moe_pp2_ep2(void **s) {
 
 /* ep 2 within dp 4: the experts' gradients all-reduced over the edp group of 2 */
 static void test_moe_ep2_dp4(void **s) { (void)s, moe_compare(4, "--set parallel.ep=2", 1e-5, moe_a2as(4), true); }
+/* ZeRO with ep (Megatron-Core's distributed optimizer): the dense part's gradients
+ * and optimizer states sharded over dp, each rank's experts' over its edp group, the
+ * updated experts all-gathered over edp; params, grads and optimizer bytes and every
+ * dp / edp collective's calls and bytes as predicted (check_prediction). ep 2 x edp 2,
+ * and ZeRO-2 with ep = dp (edp 1: each rank's experts reduce-scattered onto itself). */
+static void test_moe_ep2_dp4_zero1(void **s) {
+    (void)s, moe_compare(4, "--set parallel.ep=2 --set parallel.zero=1", 1e-5, moe_a2as(4), true);
+}
+static void test_moe_ep2_dp4_zero2(void **s) {
+    (void)s, moe_compare(4, "--set parallel.ep=2 --set parallel.zero=2", 1e-5, moe_a2as(4), true);
+}
+static void test_moe_ep2_zero2(void **s) {
+    (void)s, moe_compare(2, "--set parallel.ep=2 --set parallel.zero=2", 1e-5, moe_a2as(2), true);
+}
 static void test_moe_ep2_recompute(void **s) {
     (void)s, moe_compare(2, "--set parallel.ep=2 --set recompute=full", 1e-5,
                          moe_a2as(2) + (int64_t)STEPS * 2 * 2 * 2, false);
@@ -1207,6 +1224,8 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_moe_ep2_recompute), cmocka_unit_test(test_moe_ep2_dp4),
         cmocka_unit_test(test_moe_ep2_capacity), cmocka_unit_test(test_moe_pp2),
         cmocka_unit_test(test_moe_pp2_ep2), cmocka_unit_test(test_moe_gradients),
+        cmocka_unit_test(test_moe_ep2_dp4_zero1), cmocka_unit_test(test_moe_ep2_dp4_zero2),
+        cmocka_unit_test(test_moe_ep2_zero2),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

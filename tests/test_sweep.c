@@ -508,6 +508,11 @@ static void test_moe_published_layout(void **state) {
                          "space: {tp: [1, 2], ep: auto}\n");
     assert_int_equal(sweep_count(d), 2);
     free(d);
+    /* a list of ep (or etp) for a dense model would be ignored: refused where written */
+    tu_contains(load_error("model: llama3-8b\ncluster: dgx-h100\ngpus: 8\n"
+                           "batch: {global: 64, seq: 2048}\nprecision: bf16-mixed\n"
+                           "space:\n  ep: [2, 4]\n"),
+                "bad.yaml:7:7:", "space.ep", "a dense model", NULL);
 }
 
 int main(void) {

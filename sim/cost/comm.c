@@ -126,30 +126,35 @@ static void tp_comm(const model_cfg *m, const plan_cfg *p, const comm_stage_info
     const int64_t T = tokens * m->hidden * dtype_bytes(p->precision.activations);
     const int64_t replay = p->recompute == RECOMPUTE_FULL ? 1 : 0;
     const int64_t L = s->layers;
+    /* tp-split halves of the layers (attention, MLP): a MoE layer's routed
+     * experts take the sequence-sharded tokens as they are (the dispatcher
+     * gathers over etp itself, moe.c), so only a shared-expert MLP adds a half
+     * (Megatron-Core moe_layer.py / shared_experts.py) */
+    const int64_t H = L * 2 - (m->shared_experts ? 0 : s->moe_layers);
     const int first = pipe_stage_has_embedding(p, s->stage), last = pipe_stage_has_head(p, s->stage);
     /* a full-recompute replay runs its forward collectives again during the backward */
     if (!p->sp) {
-        add(l, GROUP_TP, COLL_ALL_REDUCE, COMM_FWD, "layer outputs (forward)", t, mb * L * 2, T);
+        add(l, GROUP_TP, COLL_ALL_REDUCE, COMM_FWD, "layer outputs (forward)", t, mb * H, T);
         add(l, GROUP_TP, COLL_ALL_REDUCE, COMM_BWD, "layer outputs (recompute)", t,
-            mb * L * 2 * replay, T);
-        add(l, GROUP_TP, COLL_ALL_REDUCE, COMM_BWD, "input gradients (backward)", t, mb * L * 2, T);
+            mb * H * replay, T);
+        add(l, GROUP_TP, COLL_ALL_REDUCE, COMM_BWD, "input gradients (backward)", t, mb * H, T);
         add(l, GROUP_TP, COLL_ALL_REDUCE, COMM_FWD, "embedding output", t, first ? mb : 0, T);
         add(l, GROUP_TP, COLL_ALL_REDUCE, COMM_BWD, "head input gradient", t, last ? mb : 0, T);
     } else {
         add(l, GROUP_TP, COLL_ALL_GATHER, COMM_FWD, "sequence gather (forward)", t,
-            mb * (L * 2 + (last ? 1 : 0)), T);
+            mb * (H + (last ? 1 : 0)), T);
         add(l, GROUP_TP, COLL_REDUCE_SCATTER, COMM_FWD, "sequence scatter (forward)", t,
-            mb * (L * 2 + (first ? 1 : 0)), T);
+            mb * (H + (first ? 1 : 0)), T);
         add(l, GROUP_TP, COLL_ALL_GATHER, COMM_BWD, "sequence gather (recompute)", t,
-            mb * L * 2 * replay, T);
+            mb * H * replay, T);
         add(l, GROUP_TP, COLL_REDUCE_SCATTER, COMM_BWD, "sequence scatter (recompute)", t,
-            mb * L * 2 * replay, T);
+            mb * H * replay, T);
         add(l, GROUP_TP, COLL_REDUCE_SCATTER, COMM_BWD, "gradient scatter (backward)", t,
-            mb * (L * 2 + (last ? 1 : 0)), T);
+            mb * (H + (last ? 1 : 0)), T);
         add(l, GROUP_TP, COLL_ALL_GATHER, COMM_BWD, "gradient gather (backward)", t,
-            mb * (L * 2 + (first ? 1 : 0)), T);
+            mb * (H + (first ? 1 : 0)), T);
         add(l, GROUP_TP, COLL_ALL_GATHER, COMM_BWD, "input re-gather for weight grads", t,
-            mb * (L * 2 + (last ? 1 : 0)), T);
+            mb * (H + (last ? 1 : 0)), T);
     }
     add(l, GROUP_TP, COLL_ALL_REDUCE, COMM_FWD, "cross-entropy max/sum/target (fp32)", t,
         last ? 3 * mb : 0, tokens * 4);
@@ -228,14 +233,24 @@ static void pp_comm(const model_cfg *m, const plan_cfg *p, const comm_stage_info
     if (m->tied_embeddings && (first || last))
         add(l, GROUP_PP, COLL_ALL_REDUCE, COMM_GRADS, "tied embedding gradients", 2, 1,
             s->tied_rows_params * dtype_bytes(p->precision.grads));
+    /* the MTP modules embed the next tokens with the word embedding, so the
+     * last stage holds a copy whose gradients are summed with the first
+     * stage's, as tied ones are (Megatron-Core gpt_model.py builds the
+     * embedding where pre_process or mtp_process); DualPipe's end ranks hold
+     * both stages, and their twin all-reduce covers it */
+    else if (m->mtp_layers > 0 && (first || last) && p->schedule != SCHED_DUALPIPE)
+        add(l, GROUP_PP, COLL_ALL_REDUCE, COMM_GRADS, "MTP embedding gradients", 2, 1,
+            s->tied_rows_params * dtype_bytes(p->precision.grads));
     /* DualPipe: rank s and rank pp-1-s hold the same two stages (each the
      * other's chunk 0 as its chunk 1); their gradients are summed over the pair
      * before the optimizer, as deepseek-ai/DualPipe's example does, once per
      * step: the part of the stage's gradients this rank updates (its ZeRO shard
      * from ZeRO-1 on). docs/schedule.md "DualPipe". */
     if (p->schedule == SCHED_DUALPIPE) {
-        const int64_t d = p->dp * p->cp;
-        const int64_t n = p->zero >= 1 ? states_shard(s->rank_params, d) : s->rank_params;
+        const int64_t d = p->dp * p->cp, edp = s->moe ? s->moe->edp : 1;
+        int64_t n = p->zero >= 1 ? states_shard(s->rank_params, d) : s->rank_params;
+        /* the rank's experts, held twice as well (sharded over edp) */
+        n += p->zero >= 1 ? states_shard(s->expert_params, edp) : s->expert_params;
         add(l, GROUP_PP, COLL_ALL_REDUCE, COMM_GRADS, "DualPipe twin-stage gradients", 2, 1,
             n * dtype_bytes(p->precision.grads));
     }

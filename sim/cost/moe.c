@@ -10,6 +10,13 @@
 
 static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 
+/* Share of the token copies an expert keeps under a capacity factor cf < 1
+ * with uniform routing: cf (Megatron-Core drops the rest from the routing map
+ * before the permute, moe_utils.py apply_router_token_dropping), else 1. */
+static double moe_kept_share(const plan_cfg *p) {
+    return p->moe_capacity_factor > 0 && p->moe_capacity_factor < 1 ? p->moe_capacity_factor : 1;
+}
+
 int64_t moe_capacity(const model_cfg *m, const plan_cfg *p, int64_t tokens) {
     if (p->moe_capacity_factor <= 0) return tokens;
     const double c = ceil(p->moe_capacity_factor * (double)tokens * (double)m->experts_per_token /
@@ -37,7 +44,8 @@ static void a2a_split(const model_cfg *m, const plan_cfg *p, moe_layout *o) {
     const double unit = (double)m->hidden * (double)dtype_bytes(p->precision.activations);
     /* padded: every expert's C slots, full or not, go to its rank */
     const double copies = p->moe_pad ? (double)m->experts * (double)moe_capacity(m, p, o->tokens)
-                                     : (double)o->tokens * (double)m->experts_per_token;
+                                     : (double)o->tokens * (double)m->experts_per_token *
+                                           moe_kept_share(p);
     const double ep = (double)o->ep, g = (double)o->ep_per_node, n = (double)o->ep_nodes;
     o->a2a_bytes = (int64_t)(copies * unit);
     if (o->ep <= 1) {
@@ -76,9 +84,11 @@ void moe_layout_compute(const model_cfg *m, const plan_cfg *p, int64_t gpus_per_
     if (p->moe_capacity_factor > 0 && p->moe_capacity_factor < o->factor)
         o->factor = p->moe_capacity_factor;
     o->rows = llround((double)o->tokens * (double)m->experts_per_token * o->factor * (double)etp);
+    o->a2a_factor = o->factor / moe_kept_share(p);
     if (p->moe_pad) { /* each local expert computes its C slots from each of the ep ranks */
         o->rows = o->experts_per_rank * moe_capacity(m, p, o->tokens) * ep * etp;
         o->factor = (double)o->rows / ((double)o->tokens * (double)m->experts_per_token * (double)etp);
+        o->a2a_factor = 1; /* every rank sends its full padded buffer */
     }
     /* expert ranks: etp innermost, then ep (Megatron-Core's order tp-ep-dp-pp
      * for the expert layers); an ep group's neighbours are etp ranks apart */

@@ -30,6 +30,8 @@ typedef struct moe_layout_s {
     int64_t tokens;       /* T_d: tokens one rank routes per micro-batch */
     double factor;        /* busiest expert rank's tokens over the mean: the imbalance,
                              capped by the capacity factor when one is set */
+    double a2a_factor;    /* the busiest rank's all-to-all over a2a_bytes' mean (factor,
+                             over the kept share min(1, cf) that a2a_bytes counts) */
     int64_t rows;         /* token copies the busiest rank's experts compute per
                              micro-batch: T_d * k * factor * etp (after the etp gather) */
     int64_t ep_per_node;  /* ranks of one ep group in a node */

@@ -47,7 +47,9 @@ static void role_states(const program *p, const prog_role *r, states_bytes *out)
     c.zero = p->zero;
     c.precision = p->precision;
     c.optimizer = OPT_ADAMW;
-    states_compute(r->flat_elems, &c, out);
+    /* the closed form's layout: the experts sharded over edp apart (states.h) */
+    const int64_t edp = p->ep > 1 ? p->dp * p->cp / p->ep : 1;
+    states_compute_moe(r->flat_elems - r->expert_elems, r->expert_elems, edp, &c, out);
 }
 
 int64_t program_buf_bytes(const program *p, const prog_role *r, prog_buf b, int32_t unit) {
@@ -91,17 +93,80 @@ int64_t program_buf_held(const program *p, const prog_role *r, prog_buf b, int32
     }
     const int64_t eb = buf_elem_bytes(p, b);
     const int64_t held = eb ? program_buf_bytes(p, r, b, unit) / eb : 0;
-    if (held && held != r->flat_elems) *first = (int64_t)dp_rank * r->shard_elems; /* a shard */
+    /* a shard (under ep its dense part's start: program_shard_index places the rest) */
+    if (held && held != r->flat_elems) *first = (int64_t)dp_rank * r->shard_elems;
     return held;
+}
+
+static bool is_layer(const prog_unit *u) { return !strncmp(u->name, "layer.", 6); }
+
+/* Flat element i's index in its space: the held routed experts (*expert), or
+ * the rest of the flat space; i itself without ep. */
+static int64_t space_index(const prog_role *r, int64_t i, bool *expert) {
+    int64_t before = 0; /* expert elements below i */
+    *expert = false;
+    for (int32_t u = 0; r->unit_experts && u < r->n_units; u++) {
+        if (!is_layer(&r->units[u])) continue;
+        const int64_t hi = r->units[u].offset + r->units[u].elems, lo = hi - r->unit_experts;
+        if (i < lo) break;
+        if (i < hi) {
+            *expert = true;
+            return before + i - lo;
+        }
+        before += r->unit_experts;
+    }
+    return i - before;
 }
 
 int64_t program_shard_part(const prog_role *r, int64_t offset, int64_t elems, int32_t dp_rank,
                            int64_t *first) {
-    const int64_t s0 = (int64_t)dp_rank * r->shard_elems, s1 = s0 + r->shard_elems;
-    const int64_t lo = offset > s0 ? offset : s0, end = offset + elems;
+    bool ex;
+    const int64_t s = space_index(r, offset, &ex), sh = ex ? r->expert_shard : r->shard_elems;
+    const int64_t s0 = (int64_t)dp_rank * sh, s1 = s0 + sh;
+    const int64_t lo = s > s0 ? s : s0, end = s + elems;
     const int64_t hi = end < s1 ? end : s1;
-    if (first) *first = hi > lo ? lo : s0;
+    if (first) *first = offset + (hi > lo ? lo : s0) - s;
     return hi > lo ? hi - lo : 0;
+}
+
+int program_role_spaces(const program *p, prog_role *r) {
+    const int64_t d = p->dp * p->cp;
+    r->unit_experts = r->expert_elems = r->expert_shard = 0;
+    if (p->ep > 1 && program_is_moe(p)) {
+        r->unit_experts = p->experts / p->ep * program_expert_elems(p);
+        for (int32_t u = 0; u < r->n_units; u++)
+            if (is_layer(&r->units[u])) {
+                if (r->units[u].elems < r->unit_experts) return -1;
+                r->expert_elems += r->unit_experts;
+            }
+        r->expert_shard = states_shard(r->expert_elems, d / p->ep);
+    }
+    r->shard_elems = states_shard(r->flat_elems - r->expert_elems, d);
+    r->flat_padded = r->shard_elems * d;
+    return 0;
+}
+
+int64_t program_segment_end(const prog_role *r, int64_t i, bool *expert) {
+    *expert = false;
+    for (int32_t u = 0; r->unit_experts && u < r->n_units; u++) {
+        if (!is_layer(&r->units[u])) continue;
+        const int64_t hi = r->units[u].offset + r->units[u].elems, lo = hi - r->unit_experts;
+        if (i < lo) return lo;
+        if (i < hi) {
+            *expert = true;
+            return hi;
+        }
+    }
+    return r->flat_elems;
+}
+
+int64_t program_shard_index(const program *p, const prog_role *r, int32_t dp_rank, int64_t i) {
+    bool ex;
+    const int64_t s = space_index(r, i, &ex);
+    const int64_t k = ex ? s - (int64_t)(dp_rank / p->ep) * r->expert_shard
+                         : s - (int64_t)dp_rank * r->shard_elems;
+    if (k < 0 || k >= (ex ? r->expert_shard : r->shard_elems)) return -1;
+    return ex ? r->shard_elems + k : k;
 }
 
 const char *prog_fmt_num(double v, char *buf, int len) {

@@ -15,7 +15,9 @@
  * r owns the contiguous shard [r * shard_elems, (r + 1) * shard_elems), as
  * DeepSpeed's and FSDP's flat buffers do (states.h); only a sharded buffer
  * holds padding (the last rank's shard ends in it), a whole one is
- * flat_elems long. Collectives name a range [offset, offset + elems) of this
+ * flat_elems long. Under expert parallelism the layers' held routed experts
+ * are sharded over the expert-data-parallel group apart from the rest
+ * (prog_role.unit_experts; program_shard_index places an element). Collectives name a range [offset, offset + elems) of this
  * space within [0, flat_elems); a unit's range may straddle shards, so its
  * reduce-scatter / all-gather has uneven per-rank counts (program_shard_part).
  *
@@ -97,7 +99,8 @@ typedef enum {
     OP_OPTIM,     /* optimizer step `step` on [offset, offset+elems) of what this rank holds
                      of the optimizer states: ZeRO-0 the flat space, ZeRO >= 1 its shard, so
                      dp rank r updates flat elements r * shard_elems + [offset, offset+elems)
-                     (clipped to flat_elems: the padding is not trained) */
+                     (clipped to flat_elems: the padding is not trained; under ep the
+                     elements at those places of its buffer, program_shard_index) */
     OP_KIND_COUNT
 } prog_kind;
 
@@ -187,6 +190,13 @@ typedef struct {
     int32_t n_units;
     prog_unit *units;
     int64_t flat_elems, flat_padded, shard_elems;
+    /* Expert parallelism (ep > 1; program_role_spaces): each layer unit ends in the
+       unit_experts elements of its held routed experts (expert_elems over the role's
+       layers). The states shard them over the expert-data-parallel group (dp/ep ranks,
+       expert_shard each) apart from the rest of the flat space, which shard_elems and
+       flat_padded then count (Megatron-Core's distributed optimizer: a dense and an
+       expert buffer). 0 without ep: the whole space is sharded over dp x cp. */
+    int64_t unit_experts, expert_elems, expert_shard;
     int32_t n_ops;
     prog_op *ops;
 } prog_role;
@@ -253,9 +263,26 @@ int64_t program_buf_held(const program *p, const prog_role *r, prog_buf b, int32
 /* The part of the flat range [offset, offset+elems) that data-parallel rank
  * dp_rank's shard holds: its element count, and in *first (if not NULL) the
  * flat index where it starts. The counts of a reduce-scatter / all-gather on
- * a range that straddles shards (docs/plan-format.md §3). */
+ * a range that straddles shards (docs/plan-format.md §3). Under expert
+ * parallelism the range lies in one segment (program_segment_end): outside
+ * the routed experts dp_rank is the rank in dp x cp, inside them the rank in
+ * the expert-data-parallel group. */
 int64_t program_shard_part(const prog_role *r, int64_t offset, int64_t elems, int32_t dp_rank,
                            int64_t *first);
+
+/* Expert parallelism (docs/plan-format.md "Mixture of experts", ZeRO): set r's
+ * unit_experts, expert_elems, expert_shard, shard_elems and flat_padded from its
+ * units and the header (ep = 1: the whole space sharded over dp x cp). Returns -1
+ * if a layer unit is smaller than the experts it must hold. */
+int program_role_spaces(const program *p, prog_role *r);
+/* The end of the segment of the flat space holding element i: a layer's held
+ * routed experts (*expert true) or a stretch between them; flat_elems without ep. */
+int64_t program_segment_end(const prog_role *r, int64_t i, bool *expert);
+/* Where flat element i sits in a sharded buffer of data-parallel rank dp_rank:
+ * its shard of the dense space first, then its expert-data-parallel rank's
+ * (dp_rank / ep) shard of the experts; -1 when the rank does not hold it.
+ * Consecutive elements of one segment sit consecutively. */
+int64_t program_shard_index(const program *p, const prog_role *r, int32_t dp_rank, int64_t i);
 
 /* Rank roles and the world (program_ranks.c). A program has one role per
  * (pipeline stage, tp rank, cp rank), at index program_role_index =

@@ -375,21 +375,30 @@ static int experts_of(const chk *c, int32_t u, int64_t *lo, int64_t *hi) {
     return 1;
 }
 
-static int coll_grads(chk *c, int32_t i, const prog_op *o) {
-    const int64_t start = unit_start(c, c->complete);
+/* Under ep a collective that touches a layer's routed experts runs over the edp
+ * group (the ranks holding the same experts) and stays within them; an edp one
+ * touches nothing else. */
+static int coll_experts(chk *c, int32_t i, const prog_op *o) {
     bool inside = false;
     for (int32_t u = 0; u < c->U; u++) {
         int64_t lo, hi;
         if (!experts_of(c, u, &lo, &hi) || o->offset >= hi || o->offset + o->elems <= lo) continue;
         if (o->group != GROUP_EDP)
-            return bad(c, i, "reduces the routed experts' gradients of %s over dp, but each "
-                       "rank of the ep group holds other experts (ep = %lld): expected group edp",
+            return bad(c, i, "%s the routed experts' %s of %s over dp, but each rank of the ep "
+                       "group holds other experts (ep = %lld): expected group edp",
+                       o->coll == COLL_ALL_GATHER ? "gathers" : "reduces",
+                       o->coll == COLL_ALL_GATHER ? "parameters" : "gradients",
                        c->r->units[u].name, (long long)c->p->ep);
         inside = o->offset >= lo && o->offset + o->elems <= hi;
     }
     if (o->group == GROUP_EDP && !inside)
-        return bad(c, i, "expected an edp reduction within one layer's routed experts, found "
+        return bad(c, i, "expected an edp collective within one layer's routed experts, found "
                    "[%lld, %lld)", (long long)o->offset, (long long)(o->offset + o->elems));
+    return 0;
+}
+
+static int coll_grads(chk *c, int32_t i, const prog_op *o) {
+    const int64_t start = unit_start(c, c->complete);
     if (c->bwd_dst == BUF_UNIT_GRADS)
         return bad(c, i, "reduces grads in place, but the backward ops write unit_grads (reduced "
                    "when they are reduce-scattered into grads)");
@@ -410,9 +419,9 @@ static int op_coll(chk *c, int32_t i, const prog_op *o) {
                                                                          : c->p->precision.grads;
     const int64_t bytes = o->elems * dtype_bytes(dt);
     const int64_t edp = c->p->ep > 1 ? c->d / c->p->ep : 1;
-    if (o->group != GROUP_DP && !(o->group == GROUP_EDP && edp > 1 && o->coll == COLL_ALL_REDUCE))
-        return bad(c, i, "expected group dp, or edp for an all-reduce of the routed experts' "
-                   "gradients under ep < dp; found %s", comm_group_names[o->group]);
+    if (o->group != GROUP_DP && !(o->group == GROUP_EDP && c->p->ep > 1))
+        return bad(c, i, "expected group dp, or edp for the routed experts' collectives under "
+                   "ep > 1; found %s", comm_group_names[o->group]);
     const int64_t n = o->group == GROUP_EDP ? edp : c->d;
     if (o->elems < 1) return bad(c, i, "expected a range of 1 element or more, found 0");
     if (o->bytes != bytes)
@@ -425,6 +434,7 @@ static int op_coll(chk *c, int32_t i, const prog_op *o) {
                    o->group == GROUP_EDP ? "edp = dp/ep =" : "dp*cp =", (long long)n,
                    (long long)o->sent_bytes);
     if (need_live(c, i, o->src, o->unit) || need_live(c, i, o->dst, o->unit)) return -1;
+    if (coll_experts(c, i, o)) return -1;
     const bool grads_in_place = o->src == BUF_GRADS && o->dst == BUF_GRADS;
     if ((o->coll == COLL_ALL_REDUCE || o->coll == COLL_REDUCE_SCATTER) && grads_in_place)
         return coll_grads(c, i, o);
@@ -496,6 +506,11 @@ static int op_optim(chk *c, int32_t i, const prog_op *o) {
     if (c->need_param_gather) {
         c->params_stale = true;
         c->pgather.n = 0;
+        for (int32_t u = 0; u < c->U && c->p->ep == c->d; u++) {
+            /* ep = dp: each rank updated all of its experts, none to gather */
+            int64_t lo, hi;
+            if (experts_of(c, u, &lo, &hi) && spans_add(c, &c->pgather, lo, hi, i)) return -1;
+        }
     }
     /* the update makes every gathered unit stale: a ZeRO-3 unit kept across the
      * step must be gathered again before it is read */

@@ -62,8 +62,7 @@ typedef struct {
 } unit_cost;
 
 typedef struct {
-    int64_t lo, hi;
-    bool experts; /* a layer's held routed experts: reduced over the edp group */
+    int64_t lo, hi; /* under ep within one segment: emit_coll picks dp or edp */
 } range;
 
 typedef struct {
@@ -261,11 +260,15 @@ static int refuse_training(const plan_spec *s, ps_err *err) {
                          "ranks: expected a MoE model, ep dividing dp (%lld) and experts (%lld) and "
                          "etp 1; found ep %lld",
                          (long long)p->dp, (long long)s->model.cfg.experts, (long long)p->ep);
-    if (p->ep > 1 && p->zero > 0)
+    /* ZeRO with ep: the experts' states sharded over edp apart (program_role_spaces).
+     * ZeRO-3 with ep is costed by the closed form (per MoE layer, experts over
+     * edp) but not yet held to it by a test of the program, so it is not emitted */
+    if (p->ep > 1 && p->zero > 2)
         return ps_err_at(err, field_loc(s, &s->locs.ep), "parallel.ep",
-                         "the execution plan runs expert parallelism with ZeRO-0 for now (no "
-                         "sharding of the expert weights over the expert-data-parallel group "
-                         "yet); found ep %lld, zero %d", (long long)p->ep, p->zero);
+                         "the execution plan runs expert parallelism with ZeRO-0, 1 or 2 (ZeRO-3 "
+                         "with ep is costed by `parasim plan` but its program is not yet held to "
+                         "that prediction by a test); found ep %lld, zero %d",
+                         (long long)p->ep, p->zero);
     /* the runtime runs ring attention (rt_cp); the all-gather algorithm is cost model only */
     if (p->cp > 1 && p->cp_algorithm != CP_RING)
         return ps_err_at(err, field_loc(s, &s->locs.cp_algorithm), "cp_algorithm",
@@ -318,7 +321,15 @@ static void emit_free(emit_ctx *x, int32_t step, prog_buf b, int32_t unit) {
 /* The receive workspace of a reduce-scatter of [off, off + elems): on the
  * rank whose part is largest (the first or last shard it touches, or a whole
  * shard in between), since one op list stands for every dp rank. */
-static int64_t rs_workspace(const emit_ctx *x, int64_t off, int64_t elems) {
+static int64_t rs_workspace(const emit_ctx *x, int64_t off, int64_t elems, int64_t ranks) {
+    if (x->r->unit_experts) { /* expert parallelism: the largest part, rank by rank */
+        int64_t most = 0;
+        for (int64_t q = 0; q < ranks; q++) {
+            const int64_t part = program_shard_part(x->r, off, elems, (int32_t)q, NULL);
+            if (part > most) most = part;
+        }
+        return ws_reduce_scatter_bytes(x->p, x->c->kernels_fp32, most);
+    }
     const int64_t sh = x->r->shard_elems, q0 = off / sh, q1 = (off + elems - 1) / sh;
     int64_t part = program_shard_part(x->r, off, elems, (int32_t)q0, NULL);
     const int64_t last = program_shard_part(x->r, off, elems, (int32_t)q1, NULL);
@@ -327,30 +338,46 @@ static int64_t rs_workspace(const emit_ctx *x, int64_t off, int64_t elems) {
     return ws_reduce_scatter_bytes(x->p, x->c->kernels_fp32, part);
 }
 
-/* A data-parallel collective on [off, off + elems) of the flat space. */
+/* A data-parallel collective on [off, off + elems) of the flat space: over dp x cp,
+ * or within a layer's held routed experts over the expert-data-parallel group (the
+ * ranks holding the same experts, dp/ep of them). */
 static prog_op *emit_coll(emit_ctx *x, int32_t step, int32_t mb, int32_t unit, comm_coll coll,
                           comm_phase phase, prog_buf src, prog_buf dst, int64_t off,
                           int64_t elems, ps_dtype dt) {
+    bool experts;
+    program_segment_end(x->r, off, &experts);
+    const int64_t n = experts ? x->d / x->prog->ep : x->d;
     prog_op *o = push(x, OP_COLL, step);
     o->mb = mb;
     o->unit = unit;
     o->coll = coll;
-    o->group = GROUP_DP;
+    o->group = experts ? GROUP_EDP : GROUP_DP;
     o->phase = phase;
     o->src = src;
     o->dst = dst;
     o->offset = off;
     o->elems = elems;
     o->bytes = elems * dtype_bytes(dt);
-    if (coll == COLL_REDUCE_SCATTER) o->workspace_bytes = rs_workspace(x, off, elems) + x->stream;
-    o->sent_bytes = comm_bytes_sent(coll, x->d, o->bytes);
-    o->seconds = coll_time(coll, x->d, o->bytes, &x->link);
+    if (coll == COLL_REDUCE_SCATTER) o->workspace_bytes = rs_workspace(x, off, elems, n) + x->stream;
+    o->sent_bytes = comm_bytes_sent(coll, n, o->bytes);
+    o->seconds = coll_time(coll, n, o->bytes, experts ? &x->edp_link : &x->link);
     return o;
 }
 
 static unit_kind kind_of(const emit_ctx *x, int32_t u) {
     const int32_t g = x->pipe.global[u];
     return g == 0 ? UK_EMBED : g == x->m->layers + 1 ? UK_HEAD : UK_LAYER;
+}
+
+/* The parts of unit u that separate collectives cover under expert parallelism: a
+ * layer's dense part and its held routed experts (reduced and gathered over edp); the
+ * whole unit otherwise. Returns the count, their ranges in lo[] / n[]. */
+static int unit_parts(const emit_ctx *x, int32_t u, int64_t lo[2], int64_t n[2]) {
+    const prog_unit *un = &x->r->units[u];
+    const int64_t ex = kind_of(x, u) == UK_LAYER ? x->r->unit_experts : 0;
+    lo[0] = un->offset, n[0] = un->elems - ex;
+    lo[1] = un->offset + un->elems - ex, n[1] = ex;
+    return ex ? 2 : 1;
 }
 
 static void tp_copy(prog_op *o, const prog_op *from) {
@@ -404,10 +431,12 @@ static void emit_compute(emit_ctx *x, prog_kind kind, prog_bwd_part part, int32_
 /* ---- one step ------------------------------------------------------------------- */
 
 static void emit_gather(emit_ctx *x, int32_t step, int32_t mb, int32_t u, comm_phase ph) {
-    const prog_unit *un = &x->r->units[u];
+    int64_t lo[2], n[2];
+    const int parts = unit_parts(x, u, lo, n);
     emit_alloc(x, step, BUF_UNIT_PARAMS, u, MEM_BUFFERS);
-    emit_coll(x, step, mb, u, COLL_ALL_GATHER, ph, BUF_PARAMS, BUF_UNIT_PARAMS, un->offset,
-              un->elems, x->p->precision.params);
+    for (int k = 0; k < parts; k++)
+        emit_coll(x, step, mb, u, COLL_ALL_GATHER, ph, BUF_PARAMS, BUF_UNIT_PARAMS, lo[k], n[k],
+                  x->p->precision.params);
 }
 
 /* The forward of units [lo, hi) (a pipeline chunk; all units without pp). */
@@ -430,6 +459,8 @@ static void emit_backward(emit_ctx *x, int32_t step, int32_t mb, int32_t lo, int
     int32_t next = 0;
     for (int32_t u = hi - 1; u >= lo; u--) {
         const prog_unit *un = &r->units[u];
+        int64_t plo[2], pn[2];
+        const int parts = unit_parts(x, u, plo, pn);
         /* zero-bubble splits the layers' backwards; the embedding's and head's run whole in B */
         const prog_bwd_part part = kind_of(x, u) == UK_LAYER ? x->layer_part : BWD_ALL;
         const bool run = x->layer_part != BWD_WEIGHT || part == BWD_WEIGHT;
@@ -439,22 +470,17 @@ static void emit_backward(emit_ctx *x, int32_t step, int32_t mb, int32_t lo, int
         /* the embedding's bwd frees the gradient stream */
         if (run) x->stream = kind_of(x, u) != UK_EMBED ? x->ws.stream_bwd : 0;
         if (x->unit_grads && run) {
-            emit_coll(x, step, mb, u, COLL_REDUCE_SCATTER, COMM_BWD, BUF_UNIT_GRADS, BUF_GRADS,
-                      un->offset, un->elems, gt);
+            for (int k = 0; k < parts; k++)
+                emit_coll(x, step, mb, u, COLL_REDUCE_SCATTER, COMM_BWD, BUF_UNIT_GRADS,
+                          BUF_GRADS, plo[k], pn[k], gt);
             emit_free(x, step, BUF_UNIT_GRADS, u);
         }
         if (x->gather && run) emit_free(x, step, BUF_UNIT_PARAMS, u);
-        for (; last && next < x->n_buckets && x->buckets[next].lo >= un->offset; next++) {
-            prog_op *o = emit_coll(x, step, mb, -1,
-                                   x->p->zero == 0 ? COLL_ALL_REDUCE : COLL_REDUCE_SCATTER,
-                                   COMM_GRADS, BUF_GRADS, BUF_GRADS, x->buckets[next].lo,
-                                   x->buckets[next].hi - x->buckets[next].lo, gt);
-            if (x->buckets[next].experts) { /* over the expert-data-parallel group */
-                o->group = GROUP_EDP;
-                o->sent_bytes = comm_bytes_sent(o->coll, x->d / x->prog->ep, o->bytes);
-                o->seconds = coll_time(o->coll, x->d / x->prog->ep, o->bytes, &x->edp_link);
-            }
-        }
+        /* a bucket of a layer's experts goes over the edp group (emit_coll) */
+        for (; last && next < x->n_buckets && x->buckets[next].lo >= un->offset; next++)
+            emit_coll(x, step, mb, -1, x->p->zero == 0 ? COLL_ALL_REDUCE : COLL_REDUCE_SCATTER,
+                      COMM_GRADS, BUF_GRADS, BUF_GRADS, x->buckets[next].lo,
+                      x->buckets[next].hi - x->buckets[next].lo, gt);
     }
 }
 
@@ -499,6 +525,16 @@ static void emit_sched_op(emit_ctx *x, int32_t step, const sched_op *so, bool la
     }
 }
 
+/* ZeRO-1/2's parameter all-gather after the optimizer goes segment by segment (a
+ * single call without ep; under ep the experts over edp, none when each rank of an
+ * ep group holds its own, edp = 1): the segment from lo, its end in *hi, and whether
+ * it is gathered. */
+static bool gathered_segment(const emit_ctx *x, int64_t lo, int64_t *hi) {
+    bool experts;
+    *hi = program_segment_end(x->r, lo, &experts);
+    return !experts || x->d / x->prog->ep > 1;
+}
+
 static void emit_step(emit_ctx *x, int32_t step) {
     const plan_cfg *p = x->p;
     if (step == 0) {
@@ -519,8 +555,18 @@ static void emit_step(emit_ctx *x, int32_t step) {
     o->workspace_bytes = ws_optimizer_bytes(p, o->elems);
     o->seconds = x->optim_s;
     if (x->d > 1 && (p->zero == 1 || p->zero == 2))
-        emit_coll(x, step, -1, -1, COLL_ALL_GATHER, COMM_PARAMS, BUF_PARAMS, BUF_PARAMS, 0,
-                  x->r->flat_elems, p->precision.params);
+        for (int64_t lo = 0, hi; lo < x->r->flat_elems; lo = hi)
+            if (gathered_segment(x, lo, &hi))
+                emit_coll(x, step, -1, -1, COLL_ALL_GATHER, COMM_PARAMS, BUF_PARAMS, BUF_PARAMS,
+                          lo, hi - lo, p->precision.params);
+}
+
+/* The parameter all-gathers emit_step issues after the optimizer (ZeRO-1/2). */
+static int64_t param_gathers(const emit_ctx *x) {
+    int64_t n = 0;
+    if (x->d <= 1 || (x->p->zero != 1 && x->p->zero != 2)) return 0;
+    for (int64_t lo = 0, hi; lo < x->r->flat_elems; lo = hi) n += gathered_segment(x, lo, &hi);
+    return n;
 }
 
 /* ---- layout and costs ------------------------------------------------------------ */
@@ -564,8 +610,9 @@ static int layout_units(emit_ctx *x, ps_err *err) {
                                "params.c counts %lld for the stage",
                           (long long)off, (long long)stage_total);
     r->flat_elems = off;
-    r->shard_elems = states_shard(off, x->d);
-    r->flat_padded = r->shard_elems * x->d;
+    /* the dense space over dp x cp, the experts over edp (program_role_spaces) */
+    if (program_role_spaces(pg, r))
+        return ps_err_set(err, "internal error: a layer unit is smaller than its experts");
     return 0;
 }
 
@@ -742,12 +789,12 @@ static int64_t ep_segments(const emit_ctx *x, int64_t B, range *seg, int32_t *ns
         const int64_t hi = u < r->n_units ? r->units[u].offset + r->units[u].elems - ex
                                           : r->flat_elems;
         nb += (hi - lo + B - 1) / B;
-        if (seg) seg[n++] = (range){lo, hi, false};
+        if (seg) seg[n++] = (range){lo, hi};
         if (u == r->n_units) break;
         lo = r->units[u].offset + r->units[u].elems;
         if (edp) {
             nb += (ex + B - 1) / B;
-            if (seg) seg[n++] = (range){hi, lo, true};
+            if (seg) seg[n++] = (range){hi, lo};
         }
     }
     if (ns) *ns = n;
@@ -779,7 +826,7 @@ static int layout_buckets_ep(emit_ctx *x, ps_err *err) {
     for (int32_t k = ns - 1; k >= 0; k--)
         for (int64_t hi = seg[k].hi; hi > seg[k].lo; hi -= B)
             x->buckets[x->n_buckets++] =
-                (range){hi - B > seg[k].lo ? hi - B : seg[k].lo, hi, seg[k].experts};
+                (range){hi - B > seg[k].lo ? hi - B : seg[k].lo, hi};
     free(seg);
     return 0;
 }
@@ -793,7 +840,7 @@ static int layout_buckets(emit_ctx *x, ps_err *err) {
     if (!x->buckets) return ps_err_set(err, "out of memory");
     for (int64_t i = 0; i < nb; i++) {
         const int64_t k = nb - 1 - i;
-        x->buckets[i] = (range){k * B, (k + 1) * B < n ? (k + 1) * B : n, false};
+        x->buckets[i] = (range){k * B, (k + 1) * B < n ? (k + 1) * B : n};
     }
     x->n_buckets = (int32_t)nb;
     return 0;
@@ -854,9 +901,13 @@ static void fill_header(const plan_spec *s, int steps, program *out) {
 static int64_t emit_op_count(const emit_ctx *x, int64_t n_buckets, int steps) {
     const plan_cfg *p = x->p;
     const int64_t per_unit = 2 + (x->gather ? 6 : 0) + (x->unit_grads ? 3 : 0);
-    const int64_t gather_params = x->d > 1 && (p->zero == 1 || p->zero == 2) ? 1 : 0;
+    const int64_t gather_params = param_gathers(x);
+    /* under ep a layer's experts take a collective of their own in each gather and
+     * reduce-scatter of the unit (unit_parts) */
+    const int64_t expert_colls =
+        x->r->unit_experts ? x->pipe.n_layers * ((x->gather ? 2 : 0) + (x->unit_grads ? 1 : 0)) : 0;
     int64_t per_step, total;
-    if (__builtin_mul_overflow(x->mbs, x->r->n_units * per_unit, &per_step) ||
+    if (__builtin_mul_overflow(x->mbs, x->r->n_units * per_unit + expert_colls, &per_step) ||
         __builtin_add_overflow(per_step, 2 + gather_params + n_buckets, &per_step) ||
         __builtin_add_overflow(per_step, emit_pipe_p2p_per_step(&x->pipe), &per_step) ||
         __builtin_add_overflow(per_step, x->pipe.zero_bubble ? x->mbs * x->pipe.n_layers : 0,

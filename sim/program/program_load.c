@@ -176,11 +176,10 @@ static int check_ep(const ynode *par, const program *p, ps_err *err) {
     if (p->ep > 1 && !program_is_moe(p))
         return ps_err_at(err, &at->loc, "header.parallel.ep",
                          "expected 1 for a dense model (no experts), found %lld", (long long)p->ep);
-    if (p->ep > 1 && (p->dp % p->ep || p->experts % p->ep || p->zero))
+    if (p->ep > 1 && (p->dp % p->ep || p->experts % p->ep || p->zero > 2))
         return ps_err_at(err, &at->loc, "header.parallel.ep",
-                         "expected a divisor of dp (%lld) and of experts (%lld), with zero 0 (the "
-                         "execution plan does not shard the experts over the expert-data-parallel "
-                         "group yet), found %lld with zero %d",
+                         "expected a divisor of dp (%lld) and of experts (%lld), with zero 0, 1 "
+                         "or 2 (ZeRO-3 with ep is not emitted), found %lld with zero %d",
                          (long long)p->dp, (long long)p->experts, (long long)p->ep, p->zero);
     if (program_is_moe(p) && (p->tp > 1 || p->cp > 1))
         return ps_err_at(err, &ynode_get(par, p->tp > 1 ? "tp" : "cp")->loc,
@@ -215,8 +214,8 @@ static int read_parallel(const ynode *h, program *p, ps_err *err) {
         yget_bool(par, "header.parallel", "sp", false, &p->sp, err) ||
         yget_int(par, "header.parallel", "ep", false, 1, 1 << 10, &p->ep, err))
         return -1;
+    p->zero = (int)zero; /* before check_ep, which reads it */
     if (check_ep(par, p, err)) return -1;
-    p->zero = (int)zero;
     /* dp <= 2^24 and tp, pp, cp <= 2^10: the product fits; micro, seq <= 2^24 */
     const int64_t ranks = p->dp * p->tp * p->pp * p->cp;
     if (p->world != ranks)
@@ -505,7 +504,6 @@ static int read_op(const ynode *n, const char *path, const program *p, const pro
 static int read_role(const ynode *n, int ri, const program *p, prog_role *r, unsigned char *seen,
                      ps_err *err) {
     char path[32], found[128], opath[64];
-    const int64_t d = p->dp * p->cp;
     snprintf(path, sizeof path, "roles[%d]", ri);
     if (n->kind != YN_MAP)
         return ps_err_at(err, &n->loc, path, "expected a role object, found %s",
@@ -520,16 +518,26 @@ static int read_role(const ynode *n, int ri, const program *p, prog_role *r, uns
         yget_int(n, path, "shard_elems", true, 1, PROGRAM_MAX_OP_BYTES, &r->shard_elems, err) ||
         read_units(n, path, p, r, err))
         return -1;
-    if (r->shard_elems != states_shard(r->flat_elems, d) || r->flat_padded != r->shard_elems * d) {
+    /* the shard the header implies (program_role_spaces: under ep the experts apart) */
+    prog_role want = *r;
+    if (program_role_spaces(p, &want)) {
+        char field[FIELD_MAX];
+        return ps_err_at(err, &ynode_get(n, "units")->loc, yget_field(path, "units", field, sizeof field),
+                         "expected each layer unit to hold its %lld elements of routed experts "
+                         "(experts / ep x 3 x expert_ffn x hidden), found a smaller one",
+                         (long long)want.unit_experts);
+    }
+    if (r->shard_elems != want.shard_elems || r->flat_padded != want.flat_padded) {
         char field[FIELD_MAX];
         return ps_err_at(err, &ynode_get(n, "shard_elems")->loc,
                          yget_field(path, "shard_elems", field, sizeof field),
-                         "expected ceil(flat_elems / (dp*cp)) = %lld with flat_padded = %lld, "
-                         "found %lld and %lld",
-                         (long long)states_shard(r->flat_elems, d),
-                         (long long)(states_shard(r->flat_elems, d) * d),
+                         "expected ceil(flat_elems%s / (dp*cp)) = %lld with flat_padded = %lld, "
+                         "found %lld and %lld", want.expert_elems ? " less the routed experts" : "",
+                         (long long)want.shard_elems, (long long)want.flat_padded,
                          (long long)r->shard_elems, (long long)r->flat_padded);
     }
+    r->unit_experts = want.unit_experts, r->expert_elems = want.expert_elems;
+    r->expert_shard = want.expert_shard;
     const ynode *ops = ynode_get(n, "ops");
     if (!ops || ops->kind != YN_SEQ)
         return ps_err_at(err, ops ? &ops->loc : &n->loc, yget_field(path, "ops", opath, sizeof opath),

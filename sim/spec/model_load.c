@@ -213,7 +213,12 @@ static int check_moe(const model_spec *m, ps_err *err) {
                            err) ||
             refuse_without(&l->expert_ffn_hidden, "expert_ffn_hidden", c->expert_ffn_hidden,
                            needs, err) ||
-            refuse_without(&l->dense_layers, "dense_layers", c->dense_layers, needs, err))
+            refuse_without(&l->dense_layers, "dense_layers", c->dense_layers, needs, err) ||
+            /* the planner places MTP modules as MoE layers (cost/moe.c); a dense
+             * model's would be counted and never costed */
+            refuse_without(&l->mtp_layers, "mtp_layers", c->mtp_layers,
+                           "experts (multi-token prediction is modelled for MoE models, "
+                           "DeepSeek-V3's, only)", err))
             return -1;
         if (c->router_bias)
             return ps_err_at(err, &l->router_bias, "router_bias",

@@ -16,6 +16,7 @@ static const char *const reason_ids[PLAN_REASON_COUNT] = {
     "interleaved-layers", "interleaved-micro", "pp-max", "too-large",
     "split-options", "split-middle", "split-account",
     "ep-dense", "ep-experts", "ep-fold", "etp-ffn", "moe-sp", "moe-node-limit",
+    "moe-placement",
     "dualpipe-pp", "dualpipe-micro"};
 
 static const char *const reason_texts[PLAN_REASON_COUNT] = {
@@ -48,6 +49,7 @@ static const char *const reason_texts[PLAN_REASON_COUNT] = {
     "etp does not divide the experts' hidden size",
     "MoE with tp > 1 needs sequence parallelism",
     "node_limit above the nodes an ep group spans",
+    "expert parallelism with pp inside the placement",
     "DualPipe needs an even pp >= 2",
     "DualPipe needs an even number of micro-batches, at least 2*pp"};
 
@@ -214,6 +216,11 @@ static plan_reason moe_check(const model_cfg *m, const cluster_cfg *c, const pla
      * (cost/moe.c takes min(M, nodes)), so a sweep over ep keeps the small
      * groups; a limit above the nodes of the whole plan is a mistake */
     if (p->moe_node_limit > plan_nodes(c, p)) return PLAN_MOE_NODE_LIMIT;
+    /* the expert layout folds the tp*cp*dp ranks of a stage, consecutive
+     * when pp is outermost (Megatron-Core's orders end in pp); cost/moe.c's
+     * ep-group span assumes it */
+    if (p->ep > 1 && p->pp > 1 && p->placement[PLAN_GROUPS - 1] != GROUP_ORDER_PP)
+        return PLAN_MOE_PLACEMENT;
     return PLAN_OK;
 }
 
@@ -554,6 +561,15 @@ int plan_check(const plan_spec *s, ps_err *err) {
                          (long long)c->gpus_per_node, (long long)ep_group_nodes(c, p),
                          (long long)p->ep,
                          (long long)p->moe_node_limit);
+    }
+    case PLAN_MOE_PLACEMENT: {
+        char pl[64];
+        return ps_err_at(err, &l->placement, "placement",
+                         "expected pp outermost (last) with expert parallelism (ep = %lld): "
+                         "the expert layers fold a stage's tp*cp*dp ranks as etp x ep x edp "
+                         "(Megatron-Core parallel_state.py), which parasim places on "
+                         "consecutive ranks; found %s",
+                         (long long)p->ep, plan_placement_name(p, pl, sizeof pl));
     }
     case PLAN_DUALPIPE_PP:
     case PLAN_DUALPIPE_MICRO: return explain_dualpipe(s, err);

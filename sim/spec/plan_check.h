@@ -45,6 +45,7 @@ typedef enum {
     PLAN_ETP_FFN,        /* etp does not divide expert_ffn_hidden */
     PLAN_MOE_SP,         /* a MoE model with tp > 1 and no sequence parallelism */
     PLAN_MOE_NODE_LIMIT, /* node_limit above the nodes an ep group spans */
+    PLAN_MOE_PLACEMENT,  /* ep > 1 with pp not the outermost group of the placement */
     /* DualPipe (helper dualpipe; docs/schedule.md "DualPipe") */
     PLAN_DUALPIPE_PP,     /* pp odd or < 2 (two halves mirror each other) */
     PLAN_DUALPIPE_MICRO,  /* micro-batches odd or < 2 pp (dualpipe.py's assert) */

@@ -228,6 +228,18 @@ static int read_space(const ynode *space, sweep_spec *s, ps_err *err) {
     if (read_list_in(space, "ep", NULL, 1, PLAN_DEGREE_MAX, &a, &sp->ep, err)) return -1;
     a.n = 2, a.v[0] = 0, a.v[1] = 1;
     if (read_list_in(space, "etp", NULL, 1, PLAN_DEGREE_MAX, &a, &sp->etp, err)) return -1;
+    /* a dense model has no expert layout: a list for it would be ignored */
+    if (!model_is_moe(&s->base.model.cfg))
+        for (int i = 0; i < 2; i++) {
+            const char *key = i ? "etp" : "ep";
+            const ynode *n = ynode_get(space, key);
+            if (n && !(n->kind == YN_SCALAR && !strcmp(n->str, "auto")))
+                return ps_err_at(err, &n->loc, i ? "space.etp" : "space.ep",
+                                 "expected no %s list for model '%s', a dense model (no "
+                                 "experts: an expert layout varies only for a mixture of "
+                                 "experts), found one",
+                                 key, s->base.model.name);
+        }
     return read_placements(space, sp, err);
 }
 

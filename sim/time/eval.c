@@ -91,8 +91,14 @@ static int64_t moe_stage_elems(const model_cfg *m, const plan_cfg *p, const para
     const int64_t main_moe = moe - (head ? m->mtp_layers : 0);
     const int64_t routed = m->experts * pc->expert;
     *expert = moe * l->expert_elems;
+    /* the MTP modules embed the next tokens: a head stage without the
+     * embedding holds a copy of it (Megatron-Core gpt_model.py: the embedding
+     * is built where pre_process or mtp_process; its gradients are summed
+     * with the first stage's, comm.c) */
+    const bool mtp_embedding = head && m->mtp_layers > 0 && !pipe_stage_has_embedding(p, s);
     return stage_param_elems(m, p, pc, s, dense) + main_moe * (pc->moe_layer - routed) +
-           (head ? pc->mtp - m->mtp_layers * routed : 0);
+           (head ? pc->mtp - m->mtp_layers * routed : 0) +
+           (mtp_embedding ? pc->embedding + pc->position : 0);
 }
 
 /* Activations one micro-batch sends to the host and back under activation

@@ -112,7 +112,7 @@ static int classify(const time_ctx *x, const plan_cfg *p, const comm_entry *e, i
                 : e->phase == COMM_GRADS ? PH_GRADS : PH_PARAMS;
     const double call =
         e->coll == COLL_ALL_TO_ALL && x->moe
-            ? coll_alltoall_time(x->moe_l.a2a_intra, x->moe_l.a2a_inter, x->moe_l.factor, ln)
+            ? coll_alltoall_time(x->moe_l.a2a_intra, x->moe_l.a2a_inter, x->moe_l.a2a_factor, ln)
             : coll_time(e->coll, e->group_size, e->bytes_per_call, ln);
     double t = (double)e->calls * call;
     if (per_mb) t *= inv_mb;
