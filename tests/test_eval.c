@@ -568,6 +568,38 @@ static void test_moe_deepseek_v3_dualpipe(void **state) {
     free(s);
 }
 
+/* Zero-bubble (not DualPipe) on DeepSeek-V3 (docs/memory.md §6 "Zero-bubble's
+ * stash"): stage s keeps min(s + 1, m) micro-batches' GEMM output gradients
+ * from B to W, each MoE layer's at its own widths. Stages 1-14 hold 4 MoE
+ * layers each (first_stage_layers 3, last 2), so stage 7 holds one set more
+ * than stage 6. Per token, bf16 gradients (2 bytes): MLA's q_a 1536, q_b
+ * 128 x 192, kv_a 512 + 64, kv_b 128 x 256, o 7168 = 66,624; the router's
+ * logits 256; the shared expert's w1/w3 and w2 outputs 2 x 2048 + 7168 =
+ * 11,264; and per routed row (8 x 4096 rows, dropless, imbalance 1) the
+ * same 11,264. (Before: every layer at the dense layer's 2h + 2f + q + 2kv
+ * = 124,928 per token, q = kv = 128 x 192, and no routed rows.) */
+static void test_moe_zero_bubble_stash(void **state) {
+    (void)state;
+    plan_spec *s = calloc(1, sizeof *s);
+    ps_err err = {{0}};
+    assert_non_null(s);
+    if (plan_load("plans/deepseek-v3-2048xh800.yaml", NULL, 0, s, &err)) fail_msg("%s", err.msg);
+    plan_cfg p = s->cfg;
+    p.schedule = SCHED_ZERO_BUBBLE;
+    assert_int_equal(plan_check_cfg(&s->model.cfg, &s->cluster.cfg, &p), PLAN_OK);
+    eval_stage *st = calloc(16, sizeof *st);
+    eval_result r;
+    eval_plan(&s->model.cfg, &s->cluster.cfg, &p, &r, st);
+    assert_int_equal(st[6].moe_layers, 4);
+    assert_int_equal(st[7].moe_layers, 4);
+    assert_int_equal(st[7].dense_layers, 0);
+    const int64_t layer = 2 * (4096LL * (66624 + 256 + 11264) + 8 * 4096LL * 11264);
+    assert_int_equal(layer, 1378353152LL);
+    assert_int_equal(st[7].buf_temps - st[6].buf_temps, 4 * layer);
+    free(st);
+    free(s);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sums_and_defaults), cmocka_unit_test(test_recompute_working_set_not_in_forward),   cmocka_unit_test(test_zero3_buffers),
@@ -576,6 +608,7 @@ int main(void) {
         cmocka_unit_test(test_size_bound_dominates),
         cmocka_unit_test(test_moe_deepseek_v3_layout),
         cmocka_unit_test(test_moe_deepseek_v3_dualpipe),
+        cmocka_unit_test(test_moe_zero_bubble_stash),
         cmocka_unit_test(test_moe_zero3_buffers),
         cmocka_unit_test(test_framework_memory), cmocka_unit_test(test_framework_kernels), cmocka_unit_test(test_framework_defaults),
     };

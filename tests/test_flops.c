@@ -142,11 +142,51 @@ static void test_moe_activated_flops(void **state) {
     const double dense = attn_w + 3.0 * 7168 * 18432, moe = attn_w + 256.0 * 7168 + 9.0 * 3 * 7168 * 2048;
     assert_close(moe, 585302016.0);
     const double head = 129280.0 * 7168, attn = 2.0 * 4096 * 128 * (192 + 128);
-    assert_close(f.model_per_token, 6 * (3 * dense + 58 * moe + head) + 3 * 61 * attn);
+    /* the MTP module (Megatron-LM training.py num_floating_point_operations,
+     * mtp_num_layers): one more MoE layer and its attention, the 2h x h
+     * projection and the output head again: 6 (585,302,016 + 102,760,448 +
+     * 926,679,040) + 3 x 2 x 4096 x 128 x 320 = 10,695,081,984 per token */
+    const double mtp = 6 * (moe + 2 * 7168.0 * 7168 + head) + 3 * attn;
+    assert_close(mtp, 10695081984.0);
+    assert_close(f.model_per_token, 6 * (3 * dense + 58 * moe + head) + 3 * 61 * attn + mtp);
     assert_close(f.model_per_step, f.model_per_token * 2 * 4096);
-    /* about 6 x the 37.6B activated parameters per token (attention aside) */
-    assert_true(f.model_per_token - 3 * 61 * attn < 6 * 37.6e9);
-    assert_true(f.model_per_token - 3 * 61 * attn > 6 * 35e9);
+    /* about 6 x the 37.6B activated parameters per token (attention and MTP aside) */
+    assert_true(f.model_per_token - 3 * 61 * attn - mtp < 6 * 37.6e9);
+    assert_true(f.model_per_token - 3 * 61 * attn - mtp > 6 * 35e9);
+    /* hardware, no recompute: flash attention's causal half, 3.5 x forward, 62 layers */
+    assert_close(f.hardware_per_token,
+                 6 * (3 * dense + 59 * moe + 2 * head + 2 * 7168.0 * 7168) + 62 * 0.5 * attn * 3.5);
+}
+
+/* DeepSeek-V3's recompute of the norms, the MLA up-projections and the
+ * SwiGLU output (plans/deepseek-v3-2048xh800.yaml): attn.q replays q_up,
+ * 2 x 1536 x 128 x 192 = 75,497,472, attn.k and attn.v the two halves of
+ * kv_up, 2 x 512 x 128 x 128 = 16,777,216 each, per token in each of the
+ * 61 + 1 (MTP) layers; the down projections (whose outputs are the latents)
+ * are not replayed, nor the norms' and the activation's memory-bound ops.
+ * A policy replaying w3 (w3.out dropped) replays 2 h f in the 3 dense
+ * layers and 2 h (8 + 1) 2048 in the 58 + 1 MoE layers. */
+static void test_moe_mla_replay_flops(void **state) {
+    (void)state;
+    model_spec m = tu_model("deepseek-v3");
+    plan_cfg p = tu_cfg(1, 1, 1, 1);
+    p.global_batch = 2, p.seq = 4096;
+    flops_step none, f;
+    flops_compute(&m.cfg, &p, &none);
+    plan_cfg c = p;
+    c.recompute = RECOMPUTE_CUSTOM;
+    const char *names[] = {"qkv.input", "w1w3.input", "attn.q", "attn.k", "attn.v", "w2.input"};
+    c.recompute_tensors = 0;
+    for (int i = 0; i < 6; i++) c.recompute_tensors |= 1u << act_name_find(names[i]);
+    flops_compute(&m.cfg, &c, &f);
+    const double qkv = 2 * 1536.0 * 128 * 192 + 2 * 2 * 512.0 * 128 * 128;
+    assert_close(qkv, 109051904.0);
+    assert_close(f.hardware_per_token - none.hardware_per_token, 62 * qkv);
+    assert_close(f.model_per_token, none.model_per_token);
+    c = custom(p, "w3.out");
+    flops_compute(&m.cfg, &c, &f);
+    assert_close(f.hardware_per_token - none.hardware_per_token,
+                 3 * 2 * 7168.0 * 18432 + 59 * 2 * 7168.0 * 9 * 2048);
 }
 
 int main(void) {
@@ -155,6 +195,7 @@ int main(void) {
         cmocka_unit_test(test_llama_6n),
         cmocka_unit_test(test_policy_flops),
         cmocka_unit_test(test_moe_activated_flops),
+        cmocka_unit_test(test_moe_mla_replay_flops),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -285,6 +285,48 @@ static void test_policy_recompute_time(void **state) {
     assert_float_equal(k.recompute, selective, 1e-15);
 }
 
+/* Multi-head latent attention under a table policy (DeepSeek-V3, tp 1,
+ * T = 2048, flat_cluster's 50 TFLOP/s GEMMs): attn.q, attn.k, attn.v are the
+ * outputs of the up projections, so the policy replays q_up (T x 1536 ->
+ * 128 x 192) and kv_up (T x 512 -> 128 x (128 + 128)) and RoPE, not q_down
+ * and kv_down (whose outputs are the latents); attn.v alone replays wv's
+ * half of kv_up, 2 T 512 x 128 x 128 FLOPs, and no RoPE. A MoE layer's
+ * w3.out replays w3 in the shared and routed experts: half of their fused
+ * up GEMMs. */
+static void test_mla_recompute_time(void **state) {
+    (void)state;
+    model_spec ms = tu_model("deepseek-v3");
+    cluster_cfg c = flat_cluster();
+    const double T = 2048;
+    plan_cfg p = tu_cfg(1, 1, 1, 1);
+    p.recompute = RECOMPUTE_CUSTOM;
+    p.recompute_tensors = 1u << AN_ATTN_Q | 1u << AN_ATTN_K | 1u << AN_ATTN_V;
+    kt_part k;
+    kt_layer(&ms.cfg, &c, &p, &k);
+    double rope = 0;
+    for (int i = 0; i < k.n; i++)
+        if (!strcmp(k.op[i].name, "rope")) rope = k.op[i].fwd;
+    assert_true(rope > 0);
+    const double up = 2 * T * (1536.0 * 128 * 192 + 512.0 * 128 * 256) / 50e12;
+    assert_float_equal(k.recompute, rope + up, 1e-15);
+    p.recompute_tensors = 1u << AN_ATTN_V;
+    kt_layer(&ms.cfg, &c, &p, &k);
+    assert_float_equal(k.recompute, 2 * T * 512.0 * 128 * 128 / 50e12, 1e-15);
+    p.recompute_tensors = 1u << AN_ATTN_K;
+    kt_layer(&ms.cfg, &c, &p, &k);
+    assert_float_equal(k.recompute, rope + 2 * T * 512.0 * 128 * 128 / 50e12, 1e-15);
+    p.recompute_tensors = 1u << AN_W3_OUT;
+    time_ctx x;
+    time_ctx_init(&ms.cfg, &c, &p, &x);
+    double half_up = 0;
+    for (int i = 0; i < x.moe_layer.n; i++)
+        if (!strcmp(x.moe_layer.op[i].name, "experts_up") ||
+            !strcmp(x.moe_layer.op[i].name, "shared_up"))
+            half_up += 0.5 * x.moe_layer.op[i].fwd;
+    assert_true(half_up > 0);
+    assert_float_equal(x.moe_layer.recompute, half_up, 1e-15);
+}
+
 /* Alpha-beta costs, computed by hand. */
 static void test_coll_time(void **state) {
     (void)state;
@@ -1214,6 +1256,7 @@ int main(void) {
         cmocka_unit_test(test_eager_elementwise),
         cmocka_unit_test(test_layer_bytes),        cmocka_unit_test(test_coll_time),
         cmocka_unit_test(test_policy_recompute_time),
+        cmocka_unit_test(test_mla_recompute_time),
         cmocka_unit_test(test_placement),          cmocka_unit_test(test_pipeline_closed_forms),
         cmocka_unit_test(test_uneven_chunks_closed_form),
         cmocka_unit_test(test_even_split_options_identical),

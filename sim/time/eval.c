@@ -254,6 +254,27 @@ static int64_t pipe_workspace(const model_cfg *m, const plan_cfg *p, const pipe_
     return stash + pending * comm_p2p_bytes(m, p);
 }
 
+/* Zero-bubble's stashes of stage s (docs/memory.md §6 "Zero-bubble's
+ * stash"): each of the min(s + 1, m) micro-batches between B and W keeps
+ * every layer's GEMM output gradients. A dense standard-attention model's
+ * layers keep zb_stash each; a MoE or MLA model's layers theirs at their own
+ * widths, the queued-W gradient fields (workspace.c zb_queued: multi-head
+ * latent attention's five projections; moe_zb_queued_bytes: a MoE layer's
+ * router, shared and routed experts), the MTP modules' layers among the MoE
+ * ones (moe_stage_layers). */
+static int64_t zb_stash_bytes(const model_cfg *m, const plan_cfg *p, const eval_shared *sh,
+                              const pipe_inflight *in, const eval_stage *st) {
+    const ws_bytes *w = &sh->ws;
+    if ((!sh->time.moe && !model_is_mla(m)) || in->stash_units == 0)
+        return in->stash_units * w->zb_stash;
+    const int64_t sets = in->stash_units / st->layers; /* micro-batches between B and W */
+    const int64_t g_d = w->zb_attn_grads + w->zb_mlp_grads;
+    if (!sh->time.moe) return sets * st->layers * g_d;
+    int64_t moe_in, moe_g;
+    moe_zb_queued_bytes(m, p, &sh->time.moe_l, w->grad_elem, &moe_in, &moe_g);
+    return sets * (st->dense_layers * g_d + st->moe_layers * (w->zb_attn_grads + moe_g));
+}
+
 /* DualPipe (docs/memory.md §4 "DualPipe: activations and queued W's"): the
  * rank's saved tensors at the moment of its step where they and the queued
  * W's weigh most (pipe_dualpipe_peak). A chunk-micro-batch between F and B
@@ -337,7 +358,7 @@ static void eval_stage_one(const model_cfg *m, const cluster_cfg *c, const plan_
         if (full) working = max64(working, sh->act_attn.layer_full + mlp);
     }
     int64_t extras = in.first_extra * ab->first_stage + in.last_extra * ab->last_stage;
-    int64_t stash = in.stash_units * sh->ws.zb_stash;
+    int64_t stash = zb_stash_bytes(m, p, sh, &in, st);
     if (p->schedule == SCHED_DUALPIPE && p->pp > 1)
         layer_act = dual_layer_bytes(m, p, sh, s, ab->layer_saved, moe_saved, &extras, &stash);
     if (p->offload_activations) { /* keep the layer computing and the one in transfer */

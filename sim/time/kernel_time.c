@@ -191,22 +191,23 @@ void kt_layer(const model_cfg *m, const cluster_cfg *c, const plan_cfg *p, kt_pa
     if (model_is_mla(m)) {
         /* multi-head latent attention (DeepSeek-V2 §2.1; params.c mla_weights):
          * the down projections replicated, the up projections and the output
-         * split by heads; per head queries/keys nope + rope wide, values v */
+         * split by heads; per head queries/keys nope + rope wide, values v.
+         * attn.q comes from q_up (or q_proj), attn.k and attn.v from kv_up:
+         * only those are tagged; the down projections make the latents,
+         * which no recompute policy drops (flops.c replay_flops) */
         const double nh = (double)(m->heads / p->tp), ql = (double)m->q_lora_rank;
         const double qk = (double)(m->qk_nope_head_dim + m->qk_rope_head_dim);
         const double kl = (double)m->kv_lora_rank, v = (double)m->v_head_dim;
         if (ql > 0) {
             add_gemm(o, c, p, "q_down", 1, T, h, ql, 1);
-            tag(o, qkv_ops);
             add_gemm(o, c, p, "q_up", 1, T, ql, nh * qk, 1);
         } else {
             add_gemm(o, c, p, "q_proj", 1, T, h, nh * qk, 1);
         }
-        tag(o, qkv_ops);
+        tag(o, BIT(ACT_OP_Q));
         add_gemm(o, c, p, "kv_down", 1, T, h, kl + (double)m->qk_rope_head_dim, 1);
-        tag(o, qkv_ops);
         add_gemm(o, c, p, "kv_up", 1, T, kl, nh * ((double)m->qk_nope_head_dim + v), 1);
-        tag(o, qkv_ops);
+        tag(o, BIT(ACT_OP_K) | BIT(ACT_OP_V));
         o_in = nh * v;
     } else {
         add_gemm(o, c, p, "qkv", 1, T, h, (qw + 2 * kvw) / t, 1);
@@ -252,6 +253,14 @@ void kt_layer(const model_cfg *m, const cluster_cfg *c, const plan_cfg *p, kt_pa
             if (!(r & ops)) continue;
             if (!(r & ~ops)) {
                 o->recompute += o->op[i].fwd;
+                continue;
+            }
+            if (model_is_mla(m) && (r & BIT(ACT_OP_K))) { /* kv_up, half of it */
+                const double nh = (double)(m->heads / p->tp), kl = (double)m->kv_lora_rank;
+                if (ops & BIT(ACT_OP_K))
+                    o->recompute += kt_gemm(c, p, 1, T, nh * (double)m->qk_nope_head_dim, kl);
+                if (ops & BIT(ACT_OP_V))
+                    o->recompute += kt_gemm(c, p, 1, T, nh * (double)m->v_head_dim, kl);
                 continue;
             }
             if (r & ops & BIT(ACT_OP_Q)) o->recompute += kt_gemm(c, p, 1, T, qw / t, h);
@@ -300,10 +309,24 @@ void kt_moe_layer(const model_cfg *m, const cluster_cfg *c, const plan_cfg *p,
          * shared experts' (Megatron-LM --recompute-modules moe_act;
          * moe_act_mlp_bytes drops their outputs) */
         o->recompute = attn_recompute;
-        if (act_replay_ops(m, p) & BIT(ACT_OP_ACT))
+        const uint32_t ops = act_replay_ops(m, p);
+        if (ops & BIT(ACT_OP_ACT))
             for (int i = from; i < o->n; i++)
                 if (!strcmp(o->op[i].name, "experts_act") || !strcmp(o->op[i].name, "shared_act"))
                     o->recompute += o->op[i].fwd;
+        /* a policy replaying w1, w3 or w2 (op: w3) replays them in the
+         * shared and routed experts (flops.c replay_flops), the fused up
+         * GEMM in part */
+        const double up_part = ((ops & BIT(ACT_OP_UP) ? 1 : 0) +
+                                (up > 1 && (ops & BIT(ACT_OP_GATE)) ? 1 : 0)) / up;
+        const int down = (ops & BIT(ACT_OP_DOWN)) != 0;
+        for (int i = from; i < o->n && (up_part > 0 || down); i++) {
+            const char *nm = o->op[i].name;
+            if (!strcmp(nm, "experts_up") || !strcmp(nm, "shared_up"))
+                o->recompute += up_part * o->op[i].fwd;
+            if (down && (!strcmp(nm, "experts_down") || !strcmp(nm, "shared_down")))
+                o->recompute += o->op[i].fwd;
+        }
     }
 }
 
