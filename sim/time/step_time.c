@@ -248,9 +248,14 @@ void stage_time_compute(const time_ctx *x, const cluster_cfg *c, const plan_cfg 
     memset(ph, 0, sizeof ph);
     unsigned used = 0;
     const double inv_mb = 1.0 / (double)mb;
-    zero3_acc z3 = {.units = 0,
-                    .copy_s_per_byte =
-                        p->zero3.copy_out ? 1.0 / (c->hbm_bytes_per_s * c->eff.hbm) : 0};
+    /* the per-unit sums are touched only under a zero3: section (classify,
+     * zero3_file): zeroed only then, the sweep's hot path skips them */
+    zero3_acc z3;
+    z3.units = 0;
+    if (p->zero == 3 && p->zero3.set) {
+        memset(&z3, 0, sizeof z3);
+        z3.copy_s_per_byte = p->zero3.copy_out ? 1.0 / (c->hbm_bytes_per_s * c->eff.hbm) : 0;
+    }
     for (int i = 0; i < l->n; i++) {
         const comm_entry *e = &l->e[i];
         if (e->phase == COMM_P2P)
