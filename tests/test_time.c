@@ -1078,12 +1078,19 @@ static void test_published_pass_through(void **state) {
     free(s);
 }
 
-/* The MoE all-to-all's time (docs/time.md §3 "All-to-all"), by hand: 16
- * experts, top-2, hidden 512 in bf16, 1,024 tokens per rank, ep 16 over two
- * nodes of 8: per call 2,048 x 7/16 x 1,024 B over NVLink (100 GB/s) and
- * 2,048 x 8/16 x 1,024 B through the NIC (10 GB/s) at once, after one
- * inter-node latency (20 us); the busiest rank's share scales the transfer.
- * Under 1F1B all of it is exposed: 4 calls per MoE layer and micro-batch. */
+/* The small MoE model of the MoE time tests: 4 layers of hidden 512 (the
+ * first dense), 16 experts of 256, top-2; with the plan of 16 ranks, ep 16,
+ * 1,024-token sequences. */
+static model_cfg small_moe_time(plan_cfg *p) {
+    model_spec ms = tu_model("llama3-8b");
+    model_cfg m = ms.cfg;
+    m.layers = 4, m.hidden = 512, m.heads = 8, m.kv_heads = 8, m.head_dim = 64, m.ffn_hidden = 1024;
+    m.experts = 16, m.experts_per_token = 2, m.expert_ffn_hidden = 256, m.dense_layers = 1;
+    *p = tu_cfg(16, 1, 1, 1);
+    p->seq = 1024, p->ep = 16;
+    return m;
+}
+
 /* The MTP modules' work on the last stage (kt_mtp; DeepSeek-V3 §2.2, Megatron-Core
  * multi_token_prediction.py), by hand on the flat cluster (GEMMs at 50 TFLOP/s, memory at
  * 1 TB/s): per module kt_last's final norm, head and loss again, plus the embedding of the
@@ -1093,12 +1100,8 @@ static void test_published_pass_through(void **state) {
 static void test_mtp_head_time(void **state) {
     (void)state;
     cluster_cfg c = flat_cluster();
-    model_spec ms = tu_model("llama3-8b");
-    model_cfg m = ms.cfg;
-    m.layers = 4, m.hidden = 512, m.heads = 8, m.kv_heads = 8, m.head_dim = 64, m.ffn_hidden = 1024;
-    m.experts = 16, m.experts_per_token = 2, m.expert_ffn_hidden = 256, m.dense_layers = 1;
-    plan_cfg p = tu_cfg(16, 1, 1, 1);
-    p.seq = 1024, p.ep = 16;
+    plan_cfg p;
+    model_cfg m = small_moe_time(&p);
     kt_part last, mtp;
     kt_last(&m, &c, &p, &last);
     kt_mtp(&m, &c, &p, &mtp);
@@ -1169,15 +1172,17 @@ static void test_moe_zero3_time(void **state) {
     }
 }
 
+/* The MoE all-to-all's time (docs/time.md §3 "All-to-all"), by hand: 16
+ * experts, top-2, hidden 512 in bf16, 1,024 tokens per rank, ep 16 over two
+ * nodes of 8: per call 2,048 x 7/16 x 1,024 B over NVLink (100 GB/s) and
+ * 2,048 x 8/16 x 1,024 B through the NIC (10 GB/s) at once, after one
+ * inter-node latency (20 us); the busiest rank's share scales the transfer.
+ * Under 1F1B all of it is exposed: 4 calls per MoE layer and micro-batch. */
 static void test_moe_all_to_all_time(void **state) {
     (void)state;
     cluster_cfg c = flat_cluster();
-    model_spec ms = tu_model("llama3-8b");
-    model_cfg m = ms.cfg;
-    m.layers = 4, m.hidden = 512, m.heads = 8, m.kv_heads = 8, m.head_dim = 64, m.ffn_hidden = 1024;
-    m.experts = 16, m.experts_per_token = 2, m.expert_ffn_hidden = 256, m.dense_layers = 1;
-    plan_cfg p = tu_cfg(16, 1, 1, 1);
-    p.seq = 1024, p.ep = 16;
+    plan_cfg p;
+    model_cfg m = small_moe_time(&p);
     time_ctx x;
     time_ctx_init(&m, &c, &p, &x);
     assert_int_equal(x.moe_l.a2a_intra, 2048 * 7 / 16 * 1024);

@@ -47,7 +47,10 @@ static void a2a_split(const model_cfg *m, const plan_cfg *p, moe_layout *o) {
                                      : (double)o->tokens * (double)m->experts_per_token *
                                            moe_kept_share(p);
     const double ep = (double)o->ep, g = (double)o->ep_per_node, n = (double)o->ep_nodes;
-    o->a2a_bytes = (int64_t)(copies * unit);
+    o->a2a_bytes = p->moe_pad ? moe_padded_a2a_bytes(m->experts, moe_capacity(m, p, o->tokens),
+                                                     m->hidden,
+                                                     dtype_bytes(p->precision.activations))
+                              : (int64_t)(copies * unit);
     if (o->ep <= 1) {
         o->a2a_intra = o->a2a_inter = 0;
         return;

@@ -53,6 +53,15 @@ void moe_layout_compute(const model_cfg *m, const plan_cfg *p, int64_t gpus_per_
  * `tokens`; dropless (cf 0) pads to `tokens`, which no routing can exceed. */
 int64_t moe_capacity(const model_cfg *m, const plan_cfg *p, int64_t tokens);
 
+/* Bytes of one rank's padded dispatch (or combine) buffer: every one of the
+ * experts' `capacity` slots, `hidden` wide, whatever the routing (S of each
+ * padded all-to-all; the closed form's moe.pad_to_capacity and the execution
+ * plan's all-to-all ops both use it). */
+static inline int64_t moe_padded_a2a_bytes(int64_t experts, int64_t capacity, int64_t hidden,
+                                           int64_t dtype_bytes) {
+    return experts * capacity * hidden * dtype_bytes;
+}
+
 /* Expected distinct nodes one token's k experts land on when they are spread
  * uniformly over n nodes: n (1 - (1 - 1/n)^k). */
 double moe_nodes_per_token(int64_t n, int64_t k);

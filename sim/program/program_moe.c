@@ -13,6 +13,8 @@
  */
 #include "program/program.h"
 
+#include "cost/moe.h"
+
 int64_t program_expert_elems(const program *p) { return 3 * p->expert_ffn * p->hidden; }
 
 int64_t program_moe_saved_bytes(const program *p) {
@@ -41,5 +43,6 @@ int64_t program_moe_workspace_bytes(const program *p, bool bwd) {
 }
 
 int64_t program_moe_a2a_bytes(const program *p) {
-    return p->experts * p->expert_capacity * p->hidden * dtype_bytes(p->precision.activations);
+    return moe_padded_a2a_bytes(p->experts, p->expert_capacity, p->hidden,
+                                dtype_bytes(p->precision.activations));
 }
