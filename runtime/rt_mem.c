@@ -23,6 +23,11 @@ int rt_mem_init(rt_mem *m, void *(*raw_alloc)(int64_t), void (*raw_free)(void *,
     return m->table ? 0 : -1;
 }
 
+_Static_assert(MEM_COUNT == 7, "rt_mem_cat_names lists program.h's mem_cat in order");
+const char *const rt_mem_cat_names[RT_MEM_CATS] = {
+    "params", "grads", "master", "optimizer", "activations", "buffers", "workspace",
+    "scales", "kv_cache", "logits"};
+
 static int64_t find(const rt_mem *m, const void *p) {
     if (!p) return -1;
     for (uint64_t i = slot_of(m, p);; i = (i + 1) & (uint64_t)(m->table_size - 1)) {
@@ -71,7 +76,7 @@ static void erase(rt_mem *m, int64_t i) {
 
 int64_t rt_mem_total(const rt_mem *m) {
     int64_t t = 0;
-    for (int c = 0; c < MEM_COUNT; c++) t += m->current[c];
+    for (int c = 0; c < RT_MEM_CATS; c++) t += m->current[c];
     return t;
 }
 
@@ -84,8 +89,8 @@ static void account(rt_mem *m, int cat, int64_t delta) {
     if (t > m->op_peak_total) m->op_peak_total = t;
 }
 
-void *rt_mem_alloc(rt_mem *m, mem_cat cat, int64_t bytes) {
-    if (bytes < 0 || (int)cat < 0 || cat >= MEM_COUNT) return NULL;
+void *rt_mem_alloc(rt_mem *m, int cat, int64_t bytes) {
+    if (bytes < 0 || cat < 0 || cat >= RT_MEM_CATS) return NULL;
     if (m->limit_bytes > 0 && rt_mem_total(m) + bytes > m->limit_bytes) return NULL;
     if (2 * (m->live + 1) > m->table_size && grow(m) != 0) return NULL;
     void *p = m->raw_alloc(bytes);
@@ -107,9 +112,9 @@ void rt_mem_free(rt_mem *m, void *p) {
     m->raw_free(p, bytes);
 }
 
-void rt_mem_retag(rt_mem *m, void *p, mem_cat cat) {
+void rt_mem_retag(rt_mem *m, void *p, int cat) {
     int64_t i = find(m, p);
-    if (i < 0) abort();
+    if (i < 0 || cat < 0 || cat >= RT_MEM_CATS) abort();
     if (m->table[i].cat == (int32_t)cat) return;
     account(m, m->table[i].cat, -m->table[i].bytes);
     m->table[i].cat = cat;
@@ -122,7 +127,7 @@ int64_t rt_mem_size(const rt_mem *m, const void *p) {
 }
 
 void rt_mem_op_begin(rt_mem *m) {
-    for (int c = 0; c < MEM_COUNT; c++) m->op_peak[c] = m->current[c];
+    for (int c = 0; c < RT_MEM_CATS; c++) m->op_peak[c] = m->current[c];
     m->op_peak_total = rt_mem_total(m);
 }
 
