@@ -19,6 +19,7 @@
 
 #include "cpu/kern_math.h"
 #include "kern.h"
+#include "kern_infer.h"
 
 /* ---- helpers --------------------------------------------------------------- */
 
@@ -1110,6 +1111,48 @@ static void test_moe_block(void **state) {
     }
 }
 
+/* Paged attention (kern_infer.h) against kern_attn_fwd on a contiguous sequence: the
+ * cache written in two parts, the queries taken in two parts (a prefill chunk and the
+ * rest). fp32 storage matches to 1e-6; bf16 storage matches the contiguous kernel on
+ * bf16-rounded keys and values; int8 within its rounding (absmax / 254 per element). */
+static void test_attn_paged(void **state) {
+    (void)state;
+    const int64_t T = 37, H = 4, KVH = 2, D = 16, bs = 8, nb = (T + bs - 1) / bs, L = 2, l = 1;
+    const int64_t qs = H * D, ks = KVH * D;
+    float *q = rand_f(T * qs, 1.0f), *k = rand_f(T * ks, 1.0f), *v = rand_f(T * ks, 1.0f);
+    float *ref = alloc_f(T * qs), *lse = alloc_f(T * H), *out = alloc_f(T * qs);
+    float *scratch = alloc_f(kern_attn_scratch_floats(T));
+    float *pscratch = alloc_f(kern_attn_paged_scratch_floats(D));
+    const kern_kv_dtype dts[3] = {KERN_KV_F32, KERN_KV_BF16, KERN_KV_I8};
+    for (int d = 0; d < 3; d++) {
+        const int64_t bbytes = L * 2 * bs * KVH * (D * kern_kv_elem_bytes(dts[d]) + (d == 2 ? 4 : 0));
+        void *blocks[8];
+        for (int64_t b = 0; b < nb; b++)
+            blocks[b] = calloc((size_t)bbytes, 1), assert_non_null(blocks[b]);
+        kern_kv_view view;
+        kern_kv_view_layer(&view, dts[d], L, l, bs, KVH, D, blocks);
+        kern_kv_write(&view, 0, 20, k, v);
+        kern_kv_write(&view, 20, T - 20, k + 20 * ks, v + 20 * ks);
+        kern_attn_paged_fwd(out, q, &view, 0, 20, H, pscratch);
+        kern_attn_paged_fwd(out + 20 * qs, q + 20 * qs, &view, 20, T - 20, H, pscratch);
+        float *kr = copy_f(k, T * ks), *vr = copy_f(v, T * ks);
+        if (dts[d] == KERN_KV_BF16) {
+            uint16_t *tmp = calloc((size_t)(T * ks), sizeof *tmp);
+            kern_f32_to_bf16(tmp, k, T * ks), kern_bf16_to_f32(kr, tmp, T * ks);
+            kern_f32_to_bf16(tmp, v, T * ks), kern_bf16_to_f32(vr, tmp, T * ks);
+            free(tmp);
+        }
+        kern_attn_fwd(ref, lse, q, kr, vr, 1, T, H, KVH, D, scratch);
+        const double tol = dts[d] == KERN_KV_I8 ? 0.02 : dts[d] == KERN_KV_BF16 ? 1e-5 : 1e-6;
+        for (int64_t i = 0; i < T * qs; i++)
+            CHECK_NEAR(out[i], ref[i], tol);
+        for (int64_t b = 0; b < nb; b++)
+            free(blocks[b]);
+        free(kr), free(vr);
+    }
+    free(q), free(k), free(v), free(ref), free(lse), free(out), free(scratch), free(pscratch);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_matmul_fwd),
@@ -1134,6 +1177,7 @@ int main(void) {
         cmocka_unit_test(test_router),
         cmocka_unit_test(test_moe_aux_loss),
         cmocka_unit_test(test_moe_block),
+        cmocka_unit_test(test_attn_paged), /* last: it draws from the shared generator */
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,236 @@
+/* rt_gen_weights.c — the inference engine's weights: the checkpoint's flat
+ * layout, random weights, the outlier injection of the quantization
+ * experiment, and loading a tp rank's shard in a weight scheme.
+ *
+ * The contract (docs/runtime.md "Inference"): each of the 7 linears is
+ * quantized on the WHOLE (one-rank) tensor, then sharded as Megatron-LM's tp
+ * layout (rt_tp.h): wq, wk, wv, w1, w3 by rows (their per-row scales follow
+ * the rows), wo and w2 by columns (every row's scale kept; blocks split with
+ * the columns); a per-tensor scale is replicated. Norms are replicated, wte
+ * and lm_head vocab-parallel (rows [t Vr, t Vr + valid), Vr = ceil(V / tp),
+ * padding rows zero). Everything but the linears is bf16 (fp32 under f32).
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kern.h"
+#include "rt_gen.h"
+#include "rt_hash.h"
+
+void rt_gen_layout(const rt_ckpt_model *m, rt_ckpt_layout *l) {
+    const int64_t h = m->hidden, q = m->heads * m->head_dim, kv = m->kv_heads * m->head_dim;
+    const int64_t f = m->ffn_hidden;
+    memset(l, 0, sizeof *l);
+    l->wte = 0;
+    l->layer0 = m->vocab * h;
+    l->attn_norm = 0, l->wq = h, l->wk = l->wq + q * h, l->wv = l->wk + kv * h;
+    l->wo = l->wv + kv * h, l->mlp_norm = l->wo + h * q, l->w1 = l->mlp_norm + h;
+    l->w3 = l->w1 + f * h, l->w2 = l->w3 + f * h, l->layer_elems = l->w2 + h * f;
+    l->final_norm = l->layer0 + m->layers * l->layer_elems;
+    l->lm_head = l->final_norm + h;
+    l->elems = l->lm_head + m->vocab * h;
+}
+
+/* N(0, 1) from a counter-based hash of (seed, i) (Box-Muller). */
+static double normal_at(uint64_t seed, int64_t i) {
+    const uint64_t a = rt_mix64(seed * 0x9e3779b97f4a7c15ULL + 2 * (uint64_t)i + 1);
+    const uint64_t b = rt_mix64(a ^ 0xd1b54a32d192ed03ULL);
+    const double u1 = ((double)(a >> 11) + 0.5) * 0x1p-53, u2 = (double)(b >> 11) * 0x1p-53;
+    return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
+}
+
+int rt_gen_ckpt_random(rt_ckpt *ck, const rt_ckpt_model *m, uint64_t seed) {
+    rt_ckpt_layout l;
+    rt_gen_layout(m, &l);
+    memset(ck, 0, sizeof *ck);
+    ck->m = *m;
+    ck->elems = l.elems;
+    ck->data = malloc((size_t)l.elems * sizeof *ck->data);
+    if (!ck->data) return -1;
+    const double s = 0.02, s_out = 0.02 / sqrt(2.0 * (double)m->layers);
+    for (int64_t i = 0; i < l.elems; i++)
+        ck->data[i] = (float)(s * normal_at(seed, i));
+    for (int64_t k = 0; k < m->layers; k++) {
+        float *b = ck->data + l.layer0 + k * l.layer_elems;
+        for (int64_t c = 0; c < m->hidden; c++)
+            b[l.attn_norm + c] = b[l.mlp_norm + c] = 1.0f;
+        for (int64_t i = 0; i < m->hidden * m->heads * m->head_dim; i++)
+            b[l.wo + i] = (float)(s_out * normal_at(seed, l.layer0 + k * l.layer_elems + l.wo + i));
+        for (int64_t i = 0; i < m->hidden * m->ffn_hidden; i++)
+            b[l.w2 + i] = (float)(s_out * normal_at(seed, l.layer0 + k * l.layer_elems + l.w2 + i));
+    }
+    for (int64_t c = 0; c < m->hidden; c++)
+        ck->data[l.final_norm + c] = 1.0f;
+    return 0;
+}
+
+static void cols_div(float *w, int64_t R, int64_t C, int64_t c, float s) {
+    for (int64_t r = 0; r < R; r++)
+        w[r * C + c] /= s;
+}
+
+void rt_gen_inject_outliers(rt_ckpt *ck, int64_t k, double scale) {
+    const rt_ckpt_model *m = &ck->m;
+    const int64_t h = m->hidden, q = m->heads * m->head_dim, kv = m->kv_heads * m->head_dim;
+    rt_ckpt_layout l;
+    rt_gen_layout(m, &l);
+    if (k > h) k = h;
+    char *taken = calloc((size_t)h, 1);
+    if (!taken) return;
+    const float s = (float)scale;
+    for (int64_t j = 0, n = 0; n < k; j++) {
+        const int64_t c = (int64_t)(rt_mix64(0x6f75746c69657273ULL + (uint64_t)j) % (uint64_t)h);
+        if (taken[c]) continue;
+        taken[c] = 1, n++;
+        for (int64_t i = 0; i < m->layers; i++) {
+            float *b = ck->data + l.layer0 + i * l.layer_elems;
+            b[l.attn_norm + c] *= s, b[l.mlp_norm + c] *= s;
+            cols_div(b + l.wq, q, h, c, s), cols_div(b + l.wk, kv, h, c, s);
+            cols_div(b + l.wv, kv, h, c, s), cols_div(b + l.w1, m->ffn_hidden, h, c, s);
+            cols_div(b + l.w3, m->ffn_hidden, h, c, s);
+        }
+        ck->data[l.final_norm + c] *= s;
+        cols_div(ck->data + l.lm_head, m->vocab, h, c, s);
+    }
+    free(taken);
+}
+
+int rt_gen_check(const rt_ckpt_model *m, const rt_gen_cfg *cfg, int size, ps_err *err) {
+    const int64_t tp = size;
+    if (m->layers < 1 || m->hidden < 1 || m->heads < 1 || m->kv_heads < 1 || m->head_dim < 2 ||
+        m->ffn_hidden < 1 || m->vocab < 1 || m->heads % m->kv_heads || m->head_dim % 2)
+        return ps_err_set(err, "model %s: expected positive shapes, heads a multiple of kv_heads "
+                               "and an even head_dim", m->model);
+    if (m->heads % tp || m->kv_heads % tp || m->ffn_hidden % tp)
+        return ps_err_set(err, "tp %lld (the ranks): expected a divisor of heads = %lld, kv_heads "
+                               "= %lld and ffn_hidden = %lld of model %s", (long long)tp,
+                          (long long)m->heads, (long long)m->kv_heads, (long long)m->ffn_hidden,
+                          m->model);
+    quant_spec qs;
+    if (rt_wscheme_weight_spec(cfg->weights, cfg->group, &qs) && qs.gran == QG_BLOCK) {
+        const int64_t widths[3] = {m->hidden, m->heads * m->head_dim / tp, m->ffn_hidden / tp};
+        static const char *const what[3] = {"hidden", "heads x head_dim / tp", "ffn_hidden / tp"};
+        for (int i = 0; i < 3; i++)
+            if (widths[i] % cfg->group)
+                return ps_err_set(err, "--group-size %lld: expected a divisor of every linear's "
+                                       "input width on a rank, but %s = %lld of model %s is not "
+                                       "a multiple of it", (long long)cfg->group, what[i],
+                                  (long long)widths[i], m->model);
+    }
+    return 0;
+}
+
+/* n fp32 values to the storage dtype, in a new MEM_PARAMS block (rows of width w
+ * from src, `rows` of them, into a block of cap_rows rows: padding stays zero). */
+static void *store(rt_gen *g, const float *src, int64_t rows, int64_t cap_rows, int64_t w) {
+    void *p = rt_mem_alloc(g->mem, MEM_PARAMS, cap_rows * w * rt_dtype_bytes(g->sdt));
+    if (!p) return NULL;
+    if (g->sdt == RT_F32) memcpy(p, src, (size_t)(rows * w) * sizeof(float));
+    else g->be->to_bf16(p, src, rows * w);
+    return p;
+}
+
+/* The shard rows [r0, r0 + nr) x columns [c0, c0 + nc) of W[R][C] as fp32. */
+static float *shard_f32(const float *W, int64_t C, int64_t r0, int64_t nr, int64_t c0, int64_t nc) {
+    float *s = malloc((size_t)(nr * nc) * sizeof *s);
+    if (s)
+        for (int64_t r = 0; r < nr; r++)
+            memcpy(s + r * nc, W + (r0 + r) * C + c0, (size_t)nc * sizeof *s);
+    return s;
+}
+
+/* Copy the quantized shard (values and per-group entries) out of the whole tensor's. */
+static void shard_quant(const quant_spec *qs, const uint8_t *q, const float *sc, const float *zp,
+                        int64_t R, int64_t C, int64_t r0, int64_t nr, int64_t c0, int64_t nc,
+                        uint8_t *qo, float *so, float *zo) {
+    for (int64_t r = 0; r < nr; r++) {
+        if (qs->bits == 8) {
+            memcpy(qo + r * nc, q + (r0 + r) * C + c0, (size_t)nc);
+        } else {
+            for (int64_t c = 0; c < nc; c++) {
+                const int64_t e = (r0 + r) * C + c0 + c, o = r * nc + c;
+                const uint8_t nib = (uint8_t)((q[e / 2] >> (4 * (e & 1))) & 0xF);
+                qo[o / 2] = (uint8_t)((qo[o / 2] & ~(0xF << (4 * (o & 1)))) | (nib << (4 * (o & 1))));
+            }
+        }
+        for (int64_t c = 0; c < nc; c++) {
+            const int64_t gi = kern_quant_group_of(qs, nr, nc, r, c);
+            const int64_t gw = kern_quant_group_of(qs, R, C, r0 + r, c0 + c);
+            so[gi] = sc[gw];
+            if (zo) zo[gi] = zp[gw];
+        }
+    }
+}
+
+/* One linear W[R][C] (whole), split by rows (by_rows) or columns over tp. */
+static int load_lin(rt_gen *g, rt_gen_lin *l, const float *W, int64_t R, int64_t C, bool by_rows) {
+    const int64_t tp = g->tp_size, t = g->tp_rank;
+    const int64_t nr = by_rows ? R / tp : R, nc = by_rows ? C : C / tp;
+    const int64_t r0 = by_rows ? t * nr : 0, c0 = by_rows ? 0 : t * nc;
+    l->R = nr, l->C = nc;
+    quant_spec qs;
+    if (!rt_wscheme_weight_spec(g->cfg.weights, g->cfg.group, &qs)) {
+        float *s = shard_f32(W, C, r0, nr, c0, nc);
+        if (!s) return -1;
+        const rt_dtype dt = g->cfg.weights == RT_W_F32 ? RT_F32 : RT_BF16;
+        l->w = rt_mem_alloc(g->mem, MEM_PARAMS, nr * nc * rt_dtype_bytes(dt));
+        if (l->w) {
+            if (dt == RT_F32) memcpy(l->w, s, (size_t)(nr * nc) * sizeof *s);
+            else g->be->to_bf16(l->w, s, nr * nc);
+        }
+        free(s);
+        return l->w ? 0 : -1;
+    }
+    l->qs = qs;
+    const bool zp = qs.kind == QK_ZEROPOINT;
+    const int64_t groups = kern_quant_groups(&qs, R, C), sg = kern_quant_groups(&qs, nr, nc);
+    uint8_t *q = calloc((size_t)kern_quant_bytes(&qs, R, C), 1);
+    float *sc = malloc((size_t)groups * sizeof *sc), *z = zp ? malloc((size_t)groups * sizeof *z) : NULL;
+    l->w = rt_mem_alloc(g->mem, MEM_PARAMS, kern_quant_bytes(&qs, nr, nc));
+    l->scale = rt_mem_alloc(g->mem, RT_MEM_SCALES, sg * 4);
+    if (zp) l->zero = rt_mem_alloc(g->mem, RT_MEM_SCALES, sg * 4);
+    const int ok = q && sc && (!zp || z) && l->w && l->scale && (!zp || l->zero);
+    if (ok) {
+        kern_quantize(q, sc, z, W, R, C, &qs);
+        shard_quant(&qs, q, sc, z, R, C, r0, nr, c0, nc, l->w, l->scale, l->zero);
+    }
+    free(q), free(sc), free(z);
+    return ok ? 0 : -1;
+}
+
+int rt_gen_load(rt_gen *g, const rt_ckpt *ck, ps_err *err) {
+    const rt_ckpt_model *m = &ck->m;
+    rt_ckpt_layout lay;
+    rt_gen_layout(m, &lay);
+    const int64_t h = m->hidden, q = m->heads * m->head_dim, kv = m->kv_heads * m->head_dim;
+    const int64_t f = m->ffn_hidden;
+    if (ck->elems != lay.elems)
+        return ps_err_set(err, "checkpoint of %s: expected %lld values for its shape, found %lld",
+                          m->model, (long long)lay.elems, (long long)ck->elems);
+    g->layers = calloc((size_t)m->layers, sizeof *g->layers);
+    if (!g->layers) return ps_err_set(err, "out of host memory for the model's layers");
+    const struct {
+        int64_t off, R, C;
+        bool rows;
+    } lin[RT_LINS] = {{lay.wq, q, h, true},  {lay.wk, kv, h, true}, {lay.wv, kv, h, true},
+                      {lay.wo, h, q, false}, {lay.w1, f, h, true},  {lay.w3, f, h, true},
+                      {lay.w2, h, f, false}};
+    for (int64_t i = 0; i < m->layers; i++) {
+        const float *b = ck->data + lay.layer0 + i * lay.layer_elems;
+        rt_gen_layer *L = &g->layers[i];
+        if (!(L->attn_norm = store(g, b + lay.attn_norm, 1, 1, h)) ||
+            !(L->mlp_norm = store(g, b + lay.mlp_norm, 1, 1, h)))
+            goto oom;
+        for (int k = 0; k < RT_LINS; k++)
+            if (load_lin(g, &L->lin[k], b + lin[k].off, lin[k].R, lin[k].C, lin[k].rows)) goto oom;
+    }
+    if (!(g->final_norm = store(g, ck->data + lay.final_norm, 1, 1, h)) ||
+        !(g->wte = store(g, ck->data + lay.wte + g->vfirst * h, g->vvalid, g->Vr, h)) ||
+        !(g->lm_head = store(g, ck->data + lay.lm_head + g->vfirst * h, g->vvalid, g->Vr, h)))
+        goto oom;
+    return 0;
+oom:
+    return ps_err_set(err, "out of memory loading the weights of %s (%s)", m->model,
+                      rt_wscheme_names[g->cfg.weights]);
+}
