@@ -18,6 +18,7 @@ int cmd_plot(int argc, char **argv);
 int cmd_emit(int argc, char **argv);
 int cmd_replay(int argc, char **argv);
 int cmd_run(int argc, char **argv);
+int cmd_generate(int argc, char **argv);
 
 /* Output destination: stdout, or a file written atomically (-o FILE). */
 typedef struct {

@@ -21,6 +21,7 @@ static const command commands[] = {
     {"emit", cmd_emit, "lower a plan to its execution plan: the ordered ops of each rank role"},
     {"run", cmd_run, "execute a plan for real (mpirun -np N parasim run PLAN) and measure it"},
     {"replay", cmd_replay, "memory timeline, communication bytes and time of an execution plan"},
+    {"generate", cmd_generate, "serve requests with the inference engine (mpirun -np TP) and measure it"},
     {"infer", cmd_infer, "memory to serve a model at batch B and context S"},
     {"devices", cmd_devices, "CUDA devices the runtime can use (needs a CUDA build)"},
     {NULL, NULL, NULL}};
@@ -56,7 +57,7 @@ int main(int argc, char **argv) {
     }
     for (int i = 0; commands[i].name; i++)
         if (!strcmp(argv[1], commands[i].name)) return commands[i].run(argc - 1, argv + 1);
-    fprintf(stderr, "parasim: unknown command \"%s\" (commands: plan, sweep, plot, emit, replay, run, infer, devices, help)\n",
+    fprintf(stderr, "parasim: unknown command \"%s\" (commands: plan, sweep, plot, emit, replay, run, generate, infer, devices, help)\n",
             argv[1]);
     return CLI_USAGE;
 }

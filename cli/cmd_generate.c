@@ -1,0 +1,561 @@
+/* cmd_generate.c — `parasim generate`: serve requests with the runtime's
+ * inference engine (runtime/rt_gen.h; docs/runtime.md "Inference") and
+ * measure it, or evaluate a weight scheme's perplexity and KL (--eval).
+ * Launched with mpirun -np TP (the world is the tp group), or alone. */
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <mpi.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "base/atomic_file.h"
+#include "base/regular_file.h"
+#include "cli.h"
+#include "gen_report.h"
+#include "rt_group.h"
+#include "spec/model.h"
+#include "spec/spec_path.h"
+
+#define CMD "generate"
+#define GEN_FILE_MAX_BYTES ((int64_t)1 << 28) /* a prompts, prefix or eval file */
+#define GEN_REQUESTS_MAX 65536
+#define GEN_TOKENS_MAX ((int64_t)1 << 20) /* prefix + prompt + max_new of one request */
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: [mpirun -np TP] parasim generate [--checkpoint CK | --model NAME --seed S]\n"
+            "         [--weights SCHEME] [--group-size G] [--kv-cache f32|bf16|int8]\n"
+            "         [--block-size N] [--prefill-chunk T] [--batch B] [--prompts FILE]\n"
+            "         [--prefix TEXT | --prefix-file F] [--max-new N | --max-new a,b,c]\n"
+            "         [--temperature T] [--sample-seed S] [--no-cache] [--no-prefix-cache]\n"
+            "         [--eval TEXTFILE [--eval-tokens N]] [--inject-outliers K:SCALE]\n"
+            "         [--threads T] [--format table|json] [-o FILE]\n"
+            "\n"
+            "Run a model with the inference engine: prefill each request (in chunks), then\n"
+            "decode every live request together with a paged KV cache; requests sharing a\n"
+            "prefix hold its full KV blocks once. Prints the generated text, prefill and\n"
+            "decode tokens/s and the measured memory per category (docs/runtime.md).\n"
+            "With --eval: perplexity over consecutive windows of seq_len byte tokens of the\n"
+            "file, and the mean KL divergence to the unquantized (f32) model.\n"
+            "\n"
+            "  --checkpoint CK  weights written by parasim run --save-weights\n"
+            "  --model NAME     random weights for a model spec (models/NAME.yaml; default\n"
+            "                   tiny-1m), drawn from --seed S (default 1)\n"
+            "  --weights S      f32, bf16, int8-tensor, int8-zeropoint, int8-row, int8-vector,\n"
+            "                   int8-decomp, int8-block, int4-block (default bf16)\n"
+            "  --group-size G   block of the block schemes: 32, 64 or 128 (default 32)\n"
+            "  --kv-cache D     f32, bf16 or int8 (default bf16); --block-size tokens per\n"
+            "                   block (default 16)\n"
+            "  --prefill-chunk T  most tokens of one prefill forward (default 256)\n"
+            "  --batch B        most requests decoding at once (default 8)\n"
+            "  --prompts FILE   one prompt per line, bytes as tokens (default: 4 built-in)\n"
+            "  --prefix TEXT    prepended to every prompt (a system prompt); --prefix-file F\n"
+            "  --max-new N      tokens to generate per request, or one per request a,b,c\n"
+            "                   (default 32)\n"
+            "  --temperature T  0 greedy (default); > 0 samples, seeded by --sample-seed S\n"
+            "  --no-cache       recompute every sequence each step (no KV cache)\n"
+            "  --no-prefix-cache  give every request its own blocks\n"
+            "  --eval FILE      perplexity and KL instead of generating; --eval-tokens N caps\n"
+            "                   the tokens read (default: the whole file)\n"
+            "  --inject-outliers K:SCALE  scale K hidden channels by SCALE (function-\n"
+            "                   preserving; LLM.int8()'s outlier features) before quantizing\n"
+            "  --threads T      compute threads per rank (default: cores / ranks)\n");
+}
+
+static const char *const default_prompts[] = {
+    "The quick brown fox",
+    "Once upon a time, in a land far away,",
+    "Q: What is the meaning of life?\nA:",
+    "A",
+};
+
+typedef struct {
+    const char *checkpoint, *model, *prompts, *prefix, *prefix_file, *eval, *format, *out;
+    const char *max_new;
+    long long seed, eval_tokens, threads;
+    rt_gen_cfg cfg;
+} gen_opts;
+
+/* --- option parsing ----------------------------------------------------------- */
+
+static int pick(const char *opt, const char *v, const char *const *names, const char *list,
+                int *out) {
+    for (int i = 0; v && names[i]; i++)
+        if (!strcmp(v, names[i])) return *out = i, 0;
+    return cli_fail(CMD, CLI_USAGE, "%s: expected one of %s, found \"%s\"", opt, list,
+                    v ? v : "nothing");
+}
+
+static int real_arg(const char *opt, const char *v, double lo, double hi, double *out) {
+    char *end = NULL;
+    errno = 0;
+    double x = v ? strtod(v, &end) : NAN;
+    if (!v || !*v || *end || errno || !(x >= lo && x <= hi))
+        return cli_fail(CMD, CLI_USAGE, "%s: expected a number from %g to %g, found \"%s\"", opt,
+                        lo, hi, v ? v : "nothing");
+    *out = x;
+    return 0;
+}
+
+static int outliers_arg(const char *v, rt_gen_cfg *c) {
+    const char *colon = v ? strchr(v, ':') : NULL;
+    char k[32];
+    long long n = 0;
+    if (!colon || colon == v || (size_t)(colon - v) >= sizeof k)
+        return cli_fail(CMD, CLI_USAGE, "--inject-outliers: expected K:SCALE (e.g. 4:50), found \"%s\"",
+                        v ? v : "nothing");
+    memcpy(k, v, (size_t)(colon - v));
+    k[colon - v] = 0;
+    if (cli_int_arg(CMD, "--inject-outliers K", k, 1, 1 << 20, &n) ||
+        real_arg("--inject-outliers SCALE", colon + 1, 1e-6, 1e6, &c->outlier_scale))
+        return CLI_USAGE;
+    c->outlier_k = n;
+    return 0;
+}
+
+static int parse(int argc, char **argv, gen_opts *o) {
+    static const char *const kv_names[] = {"f32", "bf16", "int8", NULL};
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        long long n = 0;
+        int k = 0;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) return usage(stdout), -1;
+        if (!strcmp(a, "--no-cache")) { o->cfg.no_cache = true; continue; }
+        if (!strcmp(a, "--no-prefix-cache")) { o->cfg.prefix_cache = false; continue; }
+        if (a[0] != '-' || !a[1])
+            return cli_fail(CMD, CLI_USAGE, "unexpected argument \"%s\" (see parasim generate --help)", a);
+        if (!v) return cli_fail(CMD, CLI_USAGE, "%s: expected a value (see parasim generate --help)", a);
+        i++;
+        if (!strcmp(a, "--checkpoint")) o->checkpoint = v;
+        else if (!strcmp(a, "--model")) o->model = v;
+        else if (!strcmp(a, "--prompts")) o->prompts = v;
+        else if (!strcmp(a, "--prefix")) o->prefix = v;
+        else if (!strcmp(a, "--prefix-file")) o->prefix_file = v;
+        else if (!strcmp(a, "--eval")) o->eval = v;
+        else if (!strcmp(a, "--format")) o->format = v;
+        else if (!strcmp(a, "-o") || !strcmp(a, "--output")) o->out = v;
+        else if (!strcmp(a, "--max-new")) o->max_new = v;
+        else if (!strcmp(a, "--seed")) { if (cli_int_arg(CMD, a, v, 0, INT64_MAX, &o->seed)) return CLI_USAGE; }
+        else if (!strcmp(a, "--sample-seed")) { if (cli_int_arg(CMD, a, v, 0, INT64_MAX, &n)) return CLI_USAGE; o->cfg.seed = (uint64_t)n; }
+        else if (!strcmp(a, "--eval-tokens")) { if (cli_int_arg(CMD, a, v, 2, GEN_FILE_MAX_BYTES, &o->eval_tokens)) return CLI_USAGE; }
+        else if (!strcmp(a, "--threads")) { if (cli_int_arg(CMD, a, v, 1, 4096, &o->threads)) return CLI_USAGE; }
+        else if (!strcmp(a, "--block-size")) { if (cli_int_arg(CMD, a, v, 1, 4096, &n)) return CLI_USAGE; o->cfg.block_size = n; }
+        else if (!strcmp(a, "--prefill-chunk")) { if (cli_int_arg(CMD, a, v, 1, 1 << 20, &n)) return CLI_USAGE; o->cfg.prefill_chunk = n; }
+        else if (!strcmp(a, "--batch")) { if (cli_int_arg(CMD, a, v, 1, 4096, &n)) return CLI_USAGE; o->cfg.batch = n; }
+        else if (!strcmp(a, "--group-size")) {
+            if (cli_int_arg(CMD, a, v, 1, 1 << 20, &n)) return CLI_USAGE;
+            if (n != 32 && n != 64 && n != 128)
+                return cli_fail(CMD, CLI_USAGE, "--group-size: expected 32, 64 or 128, found %lld", n);
+            o->cfg.group = n;
+        } else if (!strcmp(a, "--weights")) {
+            if (pick(a, v, rt_wscheme_names, "f32, bf16, int8-tensor, int8-zeropoint, int8-row, "
+                     "int8-vector, int8-decomp, int8-block, int4-block", &k)) return CLI_USAGE;
+            o->cfg.weights = (rt_wscheme)k;
+        } else if (!strcmp(a, "--kv-cache")) {
+            if (pick(a, v, kv_names, "f32, bf16, int8", &k)) return CLI_USAGE;
+            o->cfg.kv = (kern_kv_dtype)k;
+        } else if (!strcmp(a, "--temperature")) {
+            if (real_arg(a, v, 0, 1000, &o->cfg.temperature)) return CLI_USAGE;
+        } else if (!strcmp(a, "--inject-outliers")) {
+            if (outliers_arg(v, &o->cfg)) return CLI_USAGE;
+        } else
+            return cli_fail(CMD, CLI_USAGE, "unknown option \"%s\" (see parasim generate --help)", a);
+    }
+    if (strcmp(o->format, "table") && strcmp(o->format, "json"))
+        return cli_fail(CMD, CLI_USAGE, "--format: expected table or json, found \"%s\"", o->format);
+    if (o->checkpoint && o->model)
+        return cli_fail(CMD, CLI_USAGE, "--checkpoint and --model: expected one source of weights, found both");
+    if (o->prefix && o->prefix_file)
+        return cli_fail(CMD, CLI_USAGE, "--prefix and --prefix-file: expected one, found both");
+    if (o->eval && (o->prompts || o->prefix || o->prefix_file || o->max_new || o->cfg.no_cache))
+        return cli_fail(CMD, CLI_USAGE, "--eval: expected no --prompts, --prefix, --prefix-file, "
+                                        "--max-new or --no-cache (eval generates nothing)");
+    if (!o->eval && o->eval_tokens)
+        return cli_fail(CMD, CLI_USAGE, "--eval-tokens: expected with --eval");
+    const char *ins[4] = {o->prompts, o->prefix_file, o->eval, o->checkpoint};
+    for (int i = 0; i < 4; i++)
+        if (cli_check_not_input(CMD, ins[i], o->out)) return CLI_USAGE;
+    return 0;
+}
+
+/* --- inputs ----------------------------------------------------------------------- */
+
+/* The whole of a regular file (at most max bytes), malloc'd, *n its length. */
+static int read_file(const char *opt, const char *path, int64_t max, char **buf, int64_t *n,
+                     ps_err *err) {
+    struct stat st;
+    int fd = regular_file_open(path, &st);
+    if (fd == -2) return ps_err_set(err, "%s %s: expected a regular file, found %s", opt, path,
+                                    regular_file_kind(st.st_mode));
+    if (fd < 0) return ps_err_set(err, "%s %s: cannot open: %s", opt, path, strerror(errno));
+    if (st.st_size > max) {
+        close(fd);
+        return ps_err_set(err, "%s %s: expected at most %lld bytes, found %lld", opt, path,
+                          (long long)max, (long long)st.st_size);
+    }
+    *buf = malloc((size_t)st.st_size + 1);
+    int64_t got = 0;
+    while (*buf && got < st.st_size) {
+        ssize_t r = read(fd, *buf + got, (size_t)(st.st_size - got));
+        if (r <= 0) break;
+        got += r;
+    }
+    close(fd);
+    if (!*buf || got != st.st_size) {
+        free(*buf), *buf = NULL;
+        return ps_err_set(err, "%s %s: cannot read it whole", opt, path);
+    }
+    *n = got;
+    return 0;
+}
+
+typedef struct {
+    int32_t *prefix;
+    int64_t n_prefix, n_req;
+    rt_gen_request *req;
+    int32_t *tokens, *out; /* all requests' tokens and outputs */
+} gen_inputs;
+
+static void inputs_free(gen_inputs *in) {
+    free(in->prefix), free(in->req), free(in->tokens), free(in->out);
+    memset(in, 0, sizeof *in);
+}
+
+/* max_new per request: "N" or "a,b,c" (one per request). */
+static int max_new_parse(const char *s, int64_t n_req, int64_t *out, ps_err *err) {
+    int64_t k = 0;
+    for (const char *p = s ? s : "32"; k < GEN_REQUESTS_MAX;) {
+        char *end = NULL;
+        errno = 0;
+        long long v = strtoll(p, &end, 10);
+        if (end == p || errno || v < 1 || v > GEN_TOKENS_MAX || (*end && *end != ','))
+            return ps_err_set(err, "--max-new: expected a count from 1 to %lld or a list a,b,c of "
+                                   "them, found \"%s\"", (long long)GEN_TOKENS_MAX, s);
+        out[k < n_req ? k : n_req] = v;
+        k++;
+        if (!*end) break;
+        p = end + 1;
+    }
+    if (k == 1)
+        for (int64_t i = 1; i < n_req; i++)
+            out[i] = out[0];
+    else if (k != n_req)
+        return ps_err_set(err, "--max-new: expected one count or one per request (%lld), found %lld",
+                          (long long)n_req, (long long)k);
+    return 0;
+}
+
+static int inputs_load(const gen_opts *o, gen_inputs *in, ps_err *err) {
+    memset(in, 0, sizeof *in);
+    char *pf = NULL, *text = NULL;
+    int64_t np = 0, nt = 0;
+    if (o->prefix) np = (int64_t)strlen(o->prefix);
+    else if (o->prefix_file && read_file("--prefix-file", o->prefix_file, GEN_TOKENS_MAX, &pf, &np, err)) return -1;
+    const char *pre = o->prefix ? o->prefix : pf;
+    in->prefix = malloc((size_t)(np + 1) * sizeof *in->prefix);
+    for (int64_t i = 0; in->prefix && i < np; i++)
+        in->prefix[i] = (unsigned char)pre[i];
+    in->n_prefix = np;
+    free(pf);
+    /* the prompts: lines of the file, or the built-in ones */
+    const char *src;
+    if (o->prompts) {
+        if (read_file("--prompts", o->prompts, GEN_FILE_MAX_BYTES, &text, &nt, err)) return -1;
+        src = text;
+    } else {
+        static char builtin[256];
+        int64_t k = 0;
+        for (size_t i = 0; i < sizeof default_prompts / sizeof *default_prompts; i++)
+            k += snprintf(builtin + k, sizeof builtin - (size_t)k, "%s\n", default_prompts[i]);
+        /* the built-in prompts hold a newline of their own: split on the table, not lines */
+        src = NULL, nt = k;
+        in->n_req = (int64_t)(sizeof default_prompts / sizeof *default_prompts);
+    }
+    int64_t lines = 0;
+    if (src) {
+        for (int64_t i = 0; i < nt; i++)
+            lines += src[i] == '\n' || i == nt - 1;
+        if (lines == 0) {
+            free(text);
+            return ps_err_set(err, "--prompts %s: expected one prompt per line, found an empty file",
+                              o->prompts);
+        }
+        if (lines > GEN_REQUESTS_MAX) {
+            free(text);
+            return ps_err_set(err, "--prompts %s: expected at most %d prompts, found %lld",
+                              o->prompts, GEN_REQUESTS_MAX, (long long)lines);
+        }
+        in->n_req = lines;
+    }
+    int64_t *max_new = calloc((size_t)in->n_req + 1, sizeof *max_new);
+    in->req = calloc((size_t)in->n_req, sizeof *in->req);
+    if (!max_new || !in->req || !in->prefix) {
+        free(text), free(max_new);
+        return ps_err_set(err, "out of host memory for the prompts");
+    }
+    if (max_new_parse(o->max_new, in->n_req, max_new, err)) {
+        free(text), free(max_new);
+        return -1;
+    }
+    /* split into requests; total tokens and outputs */
+    int64_t tot = 0, tot_out = 0;
+    const char *p = src;
+    for (int64_t r = 0; r < in->n_req; r++) {
+        int64_t len;
+        if (src) {
+            const char *e = memchr(p, '\n', (size_t)(src + nt - p));
+            len = e ? e - p : src + nt - p;
+            if (len && p[len - 1] == '\r') len--; /* CRLF files */
+        } else {
+            len = (int64_t)strlen(default_prompts[r]);
+        }
+        if (np + len == 0) {
+            free(text), free(max_new);
+            return ps_err_set(err, "%s:%lld:1: prompt: expected at least one byte (or a --prefix), "
+                                   "found an empty line", o->prompts, (long long)r + 1);
+        }
+        if (np + len + max_new[r] > GEN_TOKENS_MAX) {
+            free(text), free(max_new);
+            return ps_err_set(err, "%s:%lld:1: prompt: expected prefix + prompt + --max-new at most "
+                                   "%lld tokens, found %lld", o->prompts ? o->prompts : "built-in",
+                              (long long)r + 1, (long long)GEN_TOKENS_MAX,
+                              (long long)(np + len + max_new[r]));
+        }
+        in->req[r] = (rt_gen_request){.n = np + len, .max_new = max_new[r]};
+        tot += np + len, tot_out += max_new[r];
+        if (src) p += len + (p[len] == '\r') + 1;
+    }
+    in->tokens = malloc((size_t)tot * sizeof *in->tokens);
+    in->out = calloc((size_t)tot_out, sizeof *in->out);
+    if (!in->tokens || !in->out) {
+        free(text), free(max_new);
+        return ps_err_set(err, "out of host memory for the prompts");
+    }
+    p = src;
+    for (int64_t r = 0, t = 0, u = 0; r < in->n_req; r++) {
+        const int64_t len = in->req[r].n - np;
+        const char *s = src ? p : default_prompts[r];
+        memcpy(in->tokens + t, in->prefix, (size_t)np * sizeof *in->tokens);
+        for (int64_t i = 0; i < len; i++)
+            in->tokens[t + np + i] = (unsigned char)s[i];
+        in->req[r].tokens = in->tokens + t, in->req[r].out = in->out + u;
+        t += in->req[r].n, u += in->req[r].max_new;
+        if (src) p += len + (p[len] == '\r') + 1;
+    }
+    free(text), free(max_new);
+    return 0;
+}
+
+/* --- weights ------------------------------------------------------------------------ */
+
+static int weights_load(const gen_opts *o, rt_ckpt *ck, ps_err *err) {
+    memset(ck, 0, sizeof *ck);
+    if (o->checkpoint) return rt_ckpt_read(o->checkpoint, ck, err);
+    char path[1024];
+    ps_loc where;
+    ps_loc_set(&where, "", 0, 0);
+    snprintf(where.file, sizeof where.file, "--model %s", o->model);
+    model_spec *ms = calloc(1, sizeof *ms);
+    if (!ms) return ps_err_set(err, "out of host memory");
+    if (spec_path_resolve(o->model, "models", NULL, &where, "model", path, sizeof path, err) ||
+        model_load_file(path, ms, err))
+        return free(ms), -1;
+    const model_cfg *c = &ms->cfg;
+    int rc = 0;
+    if (model_is_moe(c))
+        rc = ps_err_set(err, "--model %s (%s): a mixture-of-experts model; the inference engine "
+                             "serves dense models only", o->model, ms->path);
+    else if (c->kv_lora_rank || c->qk_norm || c->norm != NORM_RMSNORM || c->mlp != MLP_SWIGLU ||
+             c->position != POS_ROPE || c->bias != BIAS_NONE || c->mtp_layers)
+        rc = ps_err_set(err, "--model %s (%s): expected the Llama shape the engine runs (RMSNorm, "
+                             "SwiGLU, RoPE, no biases, no MLA or qk-norm)", o->model, ms->path);
+    if (!rc) {
+        rt_ckpt_model m = {.layers = c->layers, .hidden = c->hidden, .heads = c->heads,
+                           .kv_heads = c->kv_heads, .head_dim = c->head_dim,
+                           .ffn_hidden = c->ffn_hidden, .vocab = c->vocab, .seq_len = 256,
+                           .norm_eps = ms->norm_eps, .rope_theta = ms->rope_theta};
+        snprintf(m.model, sizeof m.model, "%s", ms->name);
+        if (rt_gen_ckpt_random(ck, &m, (uint64_t)o->seed))
+            rc = ps_err_set(err, "--model %s: out of host memory for %lld weights", o->model,
+                            (long long)(c->layers * c->hidden * c->hidden));
+    }
+    free(ms);
+    return rc;
+}
+
+/* Byte tokens of the eval file (at most cap). */
+static int eval_text(const gen_opts *o, int32_t **tok, int64_t *n, ps_err *err) {
+    char *buf = NULL;
+    int64_t nb = 0;
+    if (read_file("--eval", o->eval, GEN_FILE_MAX_BYTES, &buf, &nb, err)) return -1;
+    if (o->eval_tokens && nb > o->eval_tokens) nb = o->eval_tokens;
+    if (nb < 2) {
+        free(buf);
+        return ps_err_set(err, "--eval %s: expected at least 2 bytes of text, found %lld", o->eval,
+                          (long long)nb);
+    }
+    *tok = malloc((size_t)nb * sizeof **tok);
+    for (int64_t i = 0; *tok && i < nb; i++)
+        (*tok)[i] = (unsigned char)buf[i];
+    free(buf);
+    if (!*tok) return ps_err_set(err, "out of host memory for the eval text");
+    *n = nb;
+    return 0;
+}
+
+/* --- running ------------------------------------------------------------------------- */
+
+static void restore_stderr(int saved) {
+    if (saved < 0) return;
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+}
+
+static int local_ranks(void) {
+    MPI_Comm local;
+    int n = 1;
+    MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &local);
+    MPI_Comm_size(local, &n);
+    MPI_Comm_free(&local);
+    return n;
+}
+
+/* A failure after the ranks started working together: the others may wait in a
+ * collective, so stop them all. */
+static void abort_all(int rank, int world, const ps_err *err) {
+    if (world > 1) fprintf(stderr, "parasim generate: rank %d: %s\n", rank, err->msg);
+    else fprintf(stderr, "parasim generate: %s\n", err->msg);
+    fflush(stderr);
+    atomic_file_remove_temporaries();
+    if (world > 1) MPI_Abort(MPI_COMM_WORLD, CLI_FAIL);
+}
+
+static int write_out(const gen_opts *o, const gen_report *gr, const gen_eval_report *er,
+                     ps_err *err) {
+    cli_out out;
+    if (cli_out_open(&out, o->out, err)) return -1;
+    const bool json = !strcmp(o->format, "json");
+    /* the prediction per category: the lead adds parasim infer's here */
+    const gen_mem_bytes *predicted = NULL;
+    if (er) json ? gen_eval_report_json(out.f, er) : gen_eval_report_table(out.f, er);
+    else json ? gen_report_json(out.f, gr, predicted) : gen_report_table(out.f, gr, predicted);
+    return cli_out_close(&out, err);
+}
+
+static int gen_main(int argc, char **argv, int rank, int world) {
+    gen_opts o = {.model = NULL, .format = "table", .seed = 1,
+                  .cfg = {.weights = RT_W_BF16, .group = 32, .kv = KERN_KV_BF16, .block_size = 16,
+                          .prefill_chunk = 256, .batch = 8, .prefix_cache = true}};
+    int saved_err = -1;
+    if (rank != 0) { /* every rank checks the same input; rank 0 speaks */
+        fflush(stderr);
+        saved_err = dup(2);
+        int null = open("/dev/null", O_WRONLY);
+        if (null >= 0) dup2(null, 2), close(null);
+    }
+    int rc = parse(argc, argv, &o);
+    if (rc) {
+        restore_stderr(saved_err);
+        return rc < 0 ? CLI_OK : rc;
+    }
+    if (!o.checkpoint && !o.model) o.model = "tiny-1m";
+    ps_err err = {{0}};
+    rt_ckpt ck;
+    gen_inputs in = {0};
+    int32_t *text = NULL;
+    int64_t n_text = 0;
+    int status = weights_load(&o, &ck, &err);
+    if (!status) status = rt_gen_check(&ck.m, &o.cfg, world, &err);
+    if (!status && o.cfg.outlier_k > ck.m.hidden)
+        status = ps_err_set(&err, "--inject-outliers: expected K at most hidden = %lld of %s, found %lld",
+                            (long long)ck.m.hidden, ck.m.model, (long long)o.cfg.outlier_k);
+    if (!status) status = o.eval ? eval_text(&o, &text, &n_text, &err) : inputs_load(&o, &in, &err);
+    if (!status && rank == 0 && o.out && strcmp(o.out, "-")) {
+        atomic_file probe; /* the output is written at the end: check now that it can be */
+        status = atomic_file_open(&probe, o.out, &err);
+        if (!status) atomic_file_abort(&probe);
+    }
+    restore_stderr(saved_err);
+    status = rt_world_agree(status, &err);
+    if (status) {
+        if (rank == 0) fprintf(stderr, "parasim generate: %s\n", err.msg);
+        goto done;
+    }
+    const rt_backend *be = &rt_backend_cpu;
+    const int local = local_ranks();
+    const long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    int threads = (int)(o.threads > 0 ? o.threads : cores / local > 0 ? cores / local : 1);
+    be->set_threads(threads);
+    rt_group tp = {.comm = MPI_COMM_WORLD, .rank = rank, .size = world, .name = "tp"};
+    MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
+    if (o.cfg.outlier_k) rt_gen_inject_outliers(&ck, o.cfg.outlier_k, o.cfg.outlier_scale);
+    rt_mem mem;
+    rt_mem_init(&mem, be->mem_alloc, be->mem_free);
+    rt_gen g, ref;
+    memset(&ref, 0, sizeof ref);
+    status = rt_gen_init(&g, &ck, &o.cfg, be, &mem, &tp, world, rank, &err);
+    if (!status && o.eval) {
+        rt_gen_cfg rc32 = o.cfg;
+        rc32.weights = RT_W_F32, rc32.kv = KERN_KV_F32;
+        status = rt_gen_init(&ref, &ck, &rc32, be, &mem, &tp, world, rank, &err);
+    }
+    status = rt_world_agree(status, &err);
+    if (status) {
+        if (rank == 0) fprintf(stderr, "parasim generate: %s\n", err.msg);
+        goto release;
+    }
+    const int64_t window = ck.m.seq_len > 0 ? ck.m.seq_len : 256;
+    gen_eval_report er = {.model = ck.m.model, .checkpoint = o.checkpoint, .text_path = o.eval,
+                          .weights_seed = (uint64_t)o.seed, .cfg = &o.cfg, .tp = world,
+                          .threads = threads, .window = window};
+    gen_report gr = {.model = ck.m.model, .checkpoint = o.checkpoint,
+                     .weights_seed = (uint64_t)o.seed, .cfg = &o.cfg, .tp = world,
+                     .threads = threads, .n_req = in.n_req, .req = in.req,
+                     .prefix_tokens = in.n_prefix};
+    const double t0 = be->now_seconds();
+    status = o.eval ? rt_gen_eval(&g, &ref, text, n_text, window, &er.nll, &er.kl, &er.tokens, &err)
+                    : rt_gen_run(&g, in.req, in.n_req, &err);
+    if (status) {
+        abort_all(rank, world, &err);
+        goto release;
+    }
+    er.seconds = be->now_seconds() - t0;
+    gr.st = g.st;
+    gen_mem_from_rt(&gr.measured, &mem);
+    /* the largest bytes and the slowest times over the tp ranks */
+    MPI_Allreduce(MPI_IN_PLACE, gr.measured.bytes, GEN_MEM_CATS, MPI_INT64_T, MPI_MAX, MPI_COMM_WORLD);
+    double times[3] = {gr.st.prefill_s, gr.st.decode_s, er.seconds};
+    MPI_Allreduce(MPI_IN_PLACE, times, 3, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
+    gr.st.prefill_s = times[0], gr.st.decode_s = times[1], er.seconds = times[2];
+    if (rank == 0 && write_out(&o, &gr, o.eval ? &er : NULL, &err)) {
+        fprintf(stderr, "parasim generate: %s\n", err.msg);
+        status = -1;
+    }
+release:
+    rt_gen_free(&ref);
+    rt_gen_free(&g);
+    rt_mem_release(&mem);
+done:
+    rt_ckpt_free(&ck);
+    inputs_free(&in);
+    free(text);
+    return status ? CLI_FAIL : CLI_OK;
+}
+
+int cmd_generate(int argc, char **argv) {
+    int provided = 0, rank = 0, world = 1;
+    if (MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS) {
+        fprintf(stderr, "parasim generate: MPI could not start (launch with mpirun -np TP, or alone)\n");
+        return CLI_FAIL;
+    }
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &world);
+    int rc = gen_main(argc, argv, rank, world);
+    int worst = rc;
+    MPI_Allreduce(&rc, &worst, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+    MPI_Finalize();
+    return worst;
+}

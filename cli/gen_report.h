@@ -1,0 +1,58 @@
+/* gen_report.h — the report of `parasim generate` (cmd_generate.c): generated
+ * text, throughput, memory per category and KV blocks, or the eval mode's
+ * perplexity and KL, as a table or JSON. A measured byte count per category
+ * (gen_mem_bytes) can take a predicted one beside it (parasim infer's). */
+#ifndef PS_GEN_REPORT_H
+#define PS_GEN_REPORT_H
+
+#include <stdio.h>
+
+#include "rt_gen.h"
+
+/* The memory categories of docs/runtime.md ("Inference"), in report order. */
+enum {
+    GEN_MEM_WEIGHTS,     /* MEM_PARAMS */
+    GEN_MEM_SCALES,      /* RT_MEM_SCALES */
+    GEN_MEM_KV,          /* RT_MEM_KV */
+    GEN_MEM_ACTIVATIONS, /* MEM_ACTIVATIONS */
+    GEN_MEM_LOGITS,      /* RT_MEM_LOGITS */
+    GEN_MEM_WORKSPACE,   /* MEM_WORKSPACE (measured only: never predicted) */
+    GEN_MEM_CATS
+};
+extern const char *const gen_mem_names[GEN_MEM_CATS]; /* "weights", "scales", "kv_cache", ... */
+typedef struct {
+    int64_t bytes[GEN_MEM_CATS];
+} gen_mem_bytes;
+/* The peak bytes per category of a tracked allocator. */
+void gen_mem_from_rt(gen_mem_bytes *out, const rt_mem *mem);
+
+typedef struct {
+    const char *model, *checkpoint; /* checkpoint NULL: random weights (seed) */
+    uint64_t weights_seed;
+    const rt_gen_cfg *cfg;
+    int tp, threads;
+    int64_t n_req;
+    const rt_gen_request *req; /* tokens, n, max_new, out */
+    int64_t prefix_tokens;
+    rt_gen_stats st;       /* rank 0's (times: the slowest rank's) */
+    gen_mem_bytes measured; /* peak per category, the largest over the tp ranks */
+} gen_report;
+
+/* predicted: NULL, or the prediction per category (workspace ignored). */
+void gen_report_table(FILE *f, const gen_report *r, const gen_mem_bytes *predicted);
+void gen_report_json(FILE *f, const gen_report *r, const gen_mem_bytes *predicted);
+
+typedef struct {
+    const char *model, *checkpoint, *text_path;
+    uint64_t weights_seed;
+    const rt_gen_cfg *cfg;
+    int tp, threads;
+    int64_t window, tokens; /* predicted tokens */
+    double nll, kl;         /* sums (nats) */
+    double seconds;
+} gen_eval_report;
+
+void gen_eval_report_table(FILE *f, const gen_eval_report *r);
+void gen_eval_report_json(FILE *f, const gen_eval_report *r);
+
+#endif
