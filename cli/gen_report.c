@@ -141,10 +141,15 @@ void gen_report_json(FILE *f, const gen_report *r, const gen_mem_bytes *predicte
         jsonw_str(&w, "prompt", p ? p : "");
         jsonw_str(&w, "text", o ? o : "");
         free(p), free(o);
-        jsonw_arr(&w, "tokens");
-        for (int64_t t = 0; t < q->max_new; t++)
-            jsonw_int(&w, NULL, q->out[t]);
-        jsonw_arr_end(&w);
+        char *arr = malloc((size_t)(12 * q->max_new + 3)), *a = arr; /* one line */
+        if (arr) {
+            *a++ = '[';
+            for (int64_t t = 0; t < q->max_new; t++)
+                a += sprintf(a, t ? ", %d" : "%d", (int)q->out[t]);
+            strcpy(a, "]");
+        }
+        jsonw_raw(&w, "tokens", arr ? arr : "[]");
+        free(arr);
         jsonw_obj_end(&w);
     }
     jsonw_arr_end(&w);

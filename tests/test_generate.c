@@ -1,0 +1,209 @@
+/* test_generate.c — `parasim generate` end to end (alone and under mpirun):
+ *  - tp 2 produces exactly the tokens of one rank (fp32; greedy and sampled);
+ *  - the measured memory per category at tp 2 equals the contract's values by
+ *    hand, and the prefix cache saves (B - 1) * 2 blocks of a 40-token prefix;
+ *  - eval mode reports perplexity, kl, tokens and weights (KL of f32 to itself 0);
+ *  - bad input stops with one located message, exit 1 or 2, never a crash.
+ * argv[1] = the parasim binary, argv[2] = mpirun. */
+#define _DEFAULT_SOURCE /* mkdtemp */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "spec/ynode.h"
+
+static const char *parasim, *mpirun;
+static char out[1 << 17];
+static char dir[] = "/tmp/parasim-gen-XXXXXX";
+
+static int sh(const char *cmd) {
+    char full[4200];
+    snprintf(full, sizeof full, "timeout 300 %s 2>&1", cmd);
+    FILE *p = popen(full, "r");
+    assert_non_null(p);
+    size_t n = fread(out, 1, sizeof out - 1, p);
+    out[n] = 0;
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* parasim generate ARGS on np ranks (np 0: without mpirun); its stdout+stderr in out. */
+static int gen(int np, const char *args) {
+    char cmd[4096];
+    if (np) snprintf(cmd, sizeof cmd, "%s -np %d --oversubscribe %s generate --threads 1 %s",
+                     mpirun, np, parasim, args);
+    else snprintf(cmd, sizeof cmd, "%s generate --threads 1 %s", parasim, args);
+    return sh(cmd);
+}
+
+/* The "tokens": [...] lines of a JSON report, concatenated. */
+static void token_lines(const char *json, char *dst, size_t len) {
+    dst[0] = 0;
+    for (const char *p = strstr(json, "\"tokens\": ["); p; p = strstr(p + 1, "\"tokens\": [")) {
+        const char *e = strchr(p, '\n');
+        strncat(dst, p, e ? (size_t)(e - p + 1) : strlen(p));
+        if (strlen(dst) + 1 >= len) fail_msg("too many tokens");
+    }
+}
+
+static ynode *load_json(const char *path) {
+    ynode *root = NULL;
+    ps_err err = {{0}};
+    if (ynode_load_file(path, &root, &err)) fail_msg("%s", err.msg);
+    return root;
+}
+
+static double num(const ynode *n, const char *dotted) {
+    char path[256], *save = NULL;
+    snprintf(path, sizeof path, "%s", dotted);
+    for (char *k = strtok_r(path, ".", &save); k && n; k = strtok_r(NULL, ".", &save))
+        n = ynode_get(n, k);
+    if (!n || n->kind != YN_SCALAR) fail_msg("report lacks %s", dotted);
+    return strtod(n->str, NULL);
+}
+
+#define PROMPTS "--prompts tests/data/gen-prompts.txt --max-new 9,4,12,6 --batch 3 --prefill-chunk 8"
+
+static void test_tp2_tokens(void **state) {
+    (void)state;
+    static char one[1 << 14], two[1 << 14];
+    const char *modes[2] = {"", "--temperature 0.9 --sample-seed 5"};
+    for (int m = 0; m < 2; m++) {
+        char args[1024];
+        snprintf(args, sizeof args, "--weights f32 --kv-cache f32 " PROMPTS " %s --format json",
+                 modes[m]);
+        if (gen(0, args)) fail_msg("one rank: %s", out);
+        token_lines(out, one, sizeof one);
+        if (gen(2, args)) fail_msg("two ranks: %s", out);
+        token_lines(out, two, sizeof two);
+        assert_true(strlen(one) > 40);
+        if (strcmp(one, two)) fail_msg("%s: one rank\n%s\ntwo ranks\n%s", modes[m], one, two);
+    }
+}
+
+/* tiny-1m at tp 2, fp32: h 128, q width 64, kv width 32, ffn 256, vocab rows 128 per rank. */
+static void test_tp2_memory_by_hand(void **state) {
+    (void)state;
+    char args[1024], path[128];
+    snprintf(path, sizeof path, "%s/mem.json", dir);
+    snprintf(args, sizeof args, "--weights f32 --kv-cache f32 " PROMPTS " --format json -o %s", path);
+    if (gen(2, args)) fail_msg("%s", out);
+    ynode *r = load_json(path);
+    const int64_t h = 128, qw = 64, kvw = 32, f = 256, Vr = 128, L = 4;
+    const int64_t weights = 4 * (L * (2 * qw * h + 2 * kvw * h + 3 * f * h + 2 * h) + 2 * Vr * h + h);
+    assert_int_equal((int64_t)num(r, "memory.weights.measured"), weights);
+    assert_int_equal((int64_t)num(r, "memory.scales.measured"), 0);
+    assert_int_equal((int64_t)num(r, "memory.activations.measured"),
+                     4 * 8 * (3 * h + 2 * qw + 2 * kvw + 2 * f));
+    assert_int_equal((int64_t)num(r, "memory.logits.measured"), 3 * Vr * 4);
+    ynode_free(r);
+}
+
+static void test_prefix_saving(void **state) {
+    (void)state;
+    char args[1024], path[128];
+    snprintf(path, sizeof path, "%s/prefix.json", dir);
+    /* a 40-byte prefix, 4 prompts, blocks of 16: 2 shared full blocks */
+    snprintf(args, sizeof args, "--weights f32 --kv-cache bf16 --prompts tests/data/gen-prompts.txt "
+             "--prefix 0123456789012345678901234567890123456789 --max-new 5 --batch 4 "
+             "--format json -o %s", path);
+    if (gen(0, args)) fail_msg("%s", out);
+    ynode *r = load_json(path);
+    const double block = num(r, "kv_blocks.block_bytes");
+    assert_true(block == 4 * 2 * 16 * 2 * 32 * 2);
+    assert_true(num(r, "kv_blocks.saved_bytes") == 3 * 2 * block);
+    assert_true(num(r, "kv_blocks.shared") == 2);
+    assert_true(num(r, "memory.kv_cache.measured") == num(r, "kv_blocks.allocated") * block);
+    ynode_free(r);
+}
+
+static void test_eval_json(void **state) {
+    (void)state;
+    char path[128], args[512];
+    snprintf(path, sizeof path, "%s/eval.json", dir);
+    snprintf(args, sizeof args, "--weights f32 --kv-cache f32 --eval tests/data/gen-prompts.txt --format json -o %s",
+             path);
+    if (gen(0, args)) fail_msg("%s", out);
+    ynode *r = load_json(path);
+    assert_true(num(r, "tokens") > 10);
+    const double ppl = num(r, "perplexity");
+    assert_true(ppl > 150 && ppl < 400);
+    assert_true(num(r, "kl") == 0.0);
+    assert_non_null(ynode_get(r, "weights"));
+    ynode_free(r);
+}
+
+static void expect_fail(int np, const char *args, int code, const char *msg) {
+    int rc = gen(np, args);
+    if (rc != code || !strstr(out, msg))
+        fail_msg("generate %s: exit %d (expected %d), output:\n%s\nexpected to contain: %s", args,
+                 rc, code, out, msg);
+    if (strstr(out, "Sanitizer") || strstr(out, "runtime error"))
+        fail_msg("generate %s: %s", args, out);
+}
+
+static void test_bad_input(void **state) {
+    (void)state;
+    char args[512];
+    expect_fail(0, "--weights int9", 2, "--weights: expected one of f32, bf16");
+    expect_fail(0, "--group-size 48", 2, "--group-size: expected 32, 64 or 128, found 48");
+    expect_fail(0, "--kv-cache fp8", 2, "--kv-cache: expected one of f32, bf16, int8");
+    expect_fail(0, "--batch 0", 2, "--batch");
+    expect_fail(0, "--temperature -1", 2, "--temperature: expected a number from 0");
+    expect_fail(0, "--inject-outliers 4", 2, "--inject-outliers: expected K:SCALE");
+    expect_fail(0, "--inject-outliers 999:20", 1, "expected K at most hidden = 128");
+    expect_fail(0, "--prompts /nonexistent/p.txt", 1, "--prompts /nonexistent/p.txt: cannot open");
+    expect_fail(0, "--prompts /tmp", 1, "expected a regular file");
+    expect_fail(0, "--prompts tests/data/gen-prompts.txt --max-new 1,2", 1,
+                "--max-new: expected one count or one per request (4), found 2");
+    expect_fail(0, "--max-new 0", 1, "--max-new: expected a count from 1");
+    snprintf(args, sizeof args, "--prompts %s/empty-line.txt", dir);
+    expect_fail(0, args, 1, "empty-line.txt:2:1: prompt: expected at least one byte");
+    expect_fail(0, "--model tiny-moe", 1, "mixture-of-experts model; the inference engine serves dense");
+    expect_fail(0, "--model gpt2-124m", 1, "expected the Llama shape");
+    expect_fail(0, "--model no-such-model", 1, "no-such-model");
+    expect_fail(0, "--weights int4-block --group-size 128 --model tiny-1m", 0, "");
+    expect_fail(2, "--weights int4-block --group-size 128", 1,
+                "--group-size 128: expected a divisor of every linear's input width");
+    expect_fail(3, "--weights f32", 1, "tp 3 (the ranks): expected a divisor of heads = 4");
+    expect_fail(0, "--eval tests/data/gen-prompts.txt --prompts tests/data/gen-prompts.txt", 2,
+                "--eval: expected no --prompts");
+    expect_fail(0, "--checkpoint a --model tiny-1m", 2, "expected one source of weights");
+    expect_fail(0, "--frobnicate", 2, "unknown option \"--frobnicate\"");
+}
+
+int main(int argc, char **argv) {
+    if (argc < 3) {
+        fprintf(stderr, "usage: test_generate PARASIM MPIRUN\n");
+        return 2;
+    }
+    parasim = argv[1], mpirun = argv[2];
+    if (!mkdtemp(dir)) return perror("mkdtemp"), 1;
+    char path[128];
+    snprintf(path, sizeof path, "%s/empty-line.txt", dir);
+    FILE *f = fopen(path, "w");
+    if (!f) return 1;
+    fputs("first\n\nthird\n", f);
+    fclose(f);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_tp2_tokens),
+        cmocka_unit_test(test_tp2_memory_by_hand),
+        cmocka_unit_test(test_prefix_saving),
+        cmocka_unit_test(test_eval_json),
+        cmocka_unit_test(test_bad_input),
+    };
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    if (system(cmd)) rc = rc ? rc : 1;
+    return rc;
+}
