@@ -168,6 +168,38 @@ static void test_memory_by_hand(void **state) {
     }
 }
 
+/* The same for two quantized schemes: int8-vector (1 byte per weight, one fp32 scale per
+ * output row, the input quantized per token: n * C_max int8 + a scale and a zero per row,
+ * the bf16 lm_head dequantized) and int4-block with groups of 32 (half a byte per weight,
+ * a scale per 32, weight-only: the largest linear, w1 [512][128], dequantized). */
+static void test_memory_quantized_by_hand(void **state) {
+    (void)state;
+    const int64_t h = 128, qw = 128, kvw = 64, f = 512, V = 256, L = 4, n = 8;
+    const int64_t lin_elems = qw * h + 2 * kvw * h + h * qw + 3 * f * h;
+    const int64_t lin_rows = qw + 2 * kvw + h + 2 * f + h;
+    const int64_t rest = (V * h * 2 + (2 * L + 1) * h) * 2;
+    const int64_t act = 4 * n * (3 * h + 2 * qw + 2 * kvw + 2 * f);
+    const int64_t len[NREQ] = {5, 23, 40, 17}, max_new[NREQ] = {12, 7, 20, 3};
+    for (int s = 0; s < 2; s++) {
+        rt_gen_cfg cfg = cfg_default();
+        cfg.weights = s ? RT_W_I4_BLOCK : RT_W_I8_VECTOR;
+        requests q;
+        make_requests(&q, 0, len, max_new);
+        rt_mem mem;
+        serve(&cfg, &q, NULL, &mem);
+        if (!s) {
+            assert_int_equal(mem.peak[MEM_PARAMS], L * lin_elems + rest);
+            assert_int_equal(mem.peak[RT_MEM_SCALES], L * lin_rows * 4);
+            assert_int_equal(mem.peak[MEM_ACTIVATIONS], act + n * f + 8 * n + V * h * 4);
+        } else {
+            assert_int_equal(mem.peak[MEM_PARAMS], L * lin_elems / 2 + rest);
+            assert_int_equal(mem.peak[RT_MEM_SCALES], L * lin_elems / 32 * 4);
+            assert_int_equal(mem.peak[MEM_ACTIVATIONS], act + f * h * 4);
+        }
+        assert_int_equal(mem.peak[RT_MEM_LOGITS], 3 * V * 4);
+    }
+}
+
 static void test_outliers_preserve_f32(void **state) {
     (void)state;
     rt_gen_cfg cfg = cfg_default();
@@ -232,6 +264,7 @@ int main(void) {
         cmocka_unit_test(test_cache_equals_recompute),
         cmocka_unit_test(test_prefix_cache_blocks),
         cmocka_unit_test(test_memory_by_hand),
+        cmocka_unit_test(test_memory_quantized_by_hand),
         cmocka_unit_test(test_outliers_preserve_f32),
         cmocka_unit_test(test_eval_random),
     };

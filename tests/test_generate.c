@@ -106,6 +106,24 @@ static void test_tp2_memory_by_hand(void **state) {
                      4 * 8 * (3 * h + 2 * qw + 2 * kvw + 2 * f));
     assert_int_equal((int64_t)num(r, "memory.logits.measured"), 3 * Vr * 4);
     ynode_free(r);
+    /* int8-vector and int4-block (group 32): per layer 122880 weights in 896 rows */
+    const int64_t elems = 2 * qw * h + 2 * kvw * h + 3 * f * h, rows = qw + 2 * kvw + 2 * f + 2 * h;
+    const int64_t rest = (2 * Vr * h + (2 * L + 1) * h) * 2, act = 4 * 8 * (3 * h + 2 * qw + 2 * kvw + 2 * f);
+    for (int s = 0; s < 2; s++) {
+        snprintf(args, sizeof args, "--weights %s --kv-cache f32 " PROMPTS " --format json -o %s",
+                 s ? "int4-block" : "int8-vector", path);
+        if (gen(2, args)) fail_msg("%s", out);
+        r = load_json(path);
+        assert_int_equal((int64_t)num(r, "memory.weights.measured"),
+                         L * (s ? elems / 2 : elems) + rest);
+        assert_int_equal((int64_t)num(r, "memory.scales.measured"),
+                         L * (s ? elems / 32 : rows) * 4);
+        /* int8-vector: C_max = f, the bf16 lm_head [128][128] dequantized; int4-block: the
+         * largest shard, w1 [256][128] */
+        assert_int_equal((int64_t)num(r, "memory.activations.measured"),
+                         act + (s ? f * h * 4 : 8 * f + 64 + Vr * h * 4));
+        ynode_free(r);
+    }
 }
 
 static void test_prefix_saving(void **state) {
