@@ -207,6 +207,7 @@ static int read_file(const char *opt, const char *path, int64_t max, char **buf,
         free(*buf), *buf = NULL;
         return ps_err_set(err, "%s %s: cannot read it whole", opt, path);
     }
+    (*buf)[got] = 0;
     *n = got;
     return 0;
 }
@@ -289,16 +290,14 @@ static int inputs_load(const gen_opts *o, gen_inputs *in, ps_err *err) {
         }
         in->n_req = lines;
     }
+    int rc = 0;
     int64_t *max_new = calloc((size_t)in->n_req + 1, sizeof *max_new);
     in->req = calloc((size_t)in->n_req, sizeof *in->req);
     if (!max_new || !in->req || !in->prefix) {
-        free(text), free(max_new);
-        return ps_err_set(err, "out of host memory for the prompts");
+        rc = ps_err_set(err, "out of host memory for the prompts");
+        goto out;
     }
-    if (max_new_parse(o->max_new, in->n_req, max_new, err)) {
-        free(text), free(max_new);
-        return -1;
-    }
+    if ((rc = max_new_parse(o->max_new, in->n_req, max_new, err))) goto out;
     /* split into requests; total tokens and outputs */
     int64_t tot = 0, tot_out = 0;
     const char *p = src;
@@ -312,16 +311,16 @@ static int inputs_load(const gen_opts *o, gen_inputs *in, ps_err *err) {
             len = (int64_t)strlen(default_prompts[r]);
         }
         if (np + len == 0) {
-            free(text), free(max_new);
-            return ps_err_set(err, "%s:%lld:1: prompt: expected at least one byte (or a --prefix), "
+            rc = ps_err_set(err, "%s:%lld:1: prompt: expected at least one byte (or a --prefix), "
                                    "found an empty line", o->prompts, (long long)r + 1);
+            goto out;
         }
         if (np + len + max_new[r] > GEN_TOKENS_MAX) {
-            free(text), free(max_new);
-            return ps_err_set(err, "%s:%lld:1: prompt: expected prefix + prompt + --max-new at most "
+            rc = ps_err_set(err, "%s:%lld:1: prompt: expected prefix + prompt + --max-new at most "
                                    "%lld tokens, found %lld", o->prompts ? o->prompts : "built-in",
                               (long long)r + 1, (long long)GEN_TOKENS_MAX,
                               (long long)(np + len + max_new[r]));
+            goto out;
         }
         in->req[r] = (rt_gen_request){.n = np + len, .max_new = max_new[r]};
         tot += np + len, tot_out += max_new[r];
@@ -330,8 +329,8 @@ static int inputs_load(const gen_opts *o, gen_inputs *in, ps_err *err) {
     in->tokens = malloc((size_t)tot * sizeof *in->tokens);
     in->out = calloc((size_t)tot_out, sizeof *in->out);
     if (!in->tokens || !in->out) {
-        free(text), free(max_new);
-        return ps_err_set(err, "out of host memory for the prompts");
+        rc = ps_err_set(err, "out of host memory for the prompts");
+        goto out;
     }
     p = src;
     for (int64_t r = 0, t = 0, u = 0; r < in->n_req; r++) {
@@ -344,8 +343,9 @@ static int inputs_load(const gen_opts *o, gen_inputs *in, ps_err *err) {
         t += in->req[r].n, u += in->req[r].max_new;
         if (src) p += len + (p[len] == '\r') + 1;
     }
+out:
     free(text), free(max_new);
-    return 0;
+    return rc;
 }
 
 /* --- weights ------------------------------------------------------------------------ */
