@@ -203,8 +203,8 @@ static void check_bytes(const float *x, int64_t R, int64_t C, const quant_spec *
     const int64_t nb = kern_quant_bytes(s, R, C);
     for (int64_t i = 0; i < nb; i++)
         if (((const uint8_t *)t.q)[i] != bytes[i])
-            fail_msg("byte %lld: 0x%02x, expected 0x%02x", (long long)i,
-                     ((const uint8_t *)t.q)[i], bytes[i]);
+            fail_msg("byte %lld: 0x%02x, expected 0x%02x", (long long)i, ((const uint8_t *)t.q)[i],
+                     bytes[i]);
     qt_free(&t);
 }
 
@@ -241,8 +241,8 @@ static void test_quant_hand_int4(void **state) {
 /* ---- round trips ------------------------------------------------------------------ */
 
 enum { IN_RANDOM, IN_CONST_ROWS, IN_OUTLIER, IN_ZEROS, IN_NEGATIVE, IN_HUGE, IN_TINY, IN_COUNT };
-static const char *in_names[IN_COUNT] = {"random", "constant rows", "one outlier", "zeros",
-                                         "negative only", "+-FLT_MAX/2", "tiny"};
+static const char *in_names[IN_COUNT] = {"random",        "constant rows", "one outlier", "zeros",
+                                         "negative only", "+-FLT_MAX/2",   "tiny"};
 
 static float *make_input(int kind, int64_t R, int64_t C) {
     float *x = rand_f(R * C, 3.0f);
@@ -250,12 +250,23 @@ static float *make_input(int kind, int64_t R, int64_t C) {
         for (int64_t c = 0; c < C; c++) {
             float *v = &x[r * C + c];
             switch (kind) {
-            case IN_CONST_ROWS: *v = (float)(r - R / 2) * 1.75f + 0.3f; break;
-            case IN_ZEROS: *v = 0.0f; break;
-            case IN_NEGATIVE: *v = -1.0f - fabsf(*v); break;
-            case IN_HUGE: *v = *v > 0.0f ? FLT_MAX / 2 : *v < -2.0f ? -FLT_MAX / 2 : *v * 1e37f; break;
-            case IN_TINY: *v *= 1e-30f; break;
-            default: break;
+            case IN_CONST_ROWS:
+                *v = (float)(r - R / 2) * 1.75f + 0.3f;
+                break;
+            case IN_ZEROS:
+                *v = 0.0f;
+                break;
+            case IN_NEGATIVE:
+                *v = -1.0f - fabsf(*v);
+                break;
+            case IN_HUGE:
+                *v = *v > 0.0f ? FLT_MAX / 2 : *v < -2.0f ? -FLT_MAX / 2 : *v * 1e37f;
+                break;
+            case IN_TINY:
+                *v *= 1e-30f;
+                break;
+            default:
+                break;
             }
         }
     if (kind == IN_OUTLIER) x[(R / 2) * C + C / 3] = 1e6f;
@@ -317,8 +328,8 @@ static void test_quant_round_trip(void **state) {
                             snprintf(what, sizeof what, "%s %lldx%lld, %s %s %d-bit block %lld",
                                      in_names[in], (long long)R, (long long)C,
                                      k ? "zero-point" : "absmax",
-                                     (const char *[]){"tensor", "row", "col", "block"}[gr],
-                                     bits[b], (long long)s.block);
+                                     (const char *[]){"tensor", "row", "col", "block"}[gr], bits[b],
+                                     (long long)s.block);
                             check_round_trip(x, R, C, &s, what);
                         }
             free(x);
@@ -355,8 +366,8 @@ static void check_i8(const int8_t *a, const int8_t *b, int64_t N, int64_t C, int
             for (int64_t c = 0; c < C; c++)
                 ref += (int64_t)a[n * C + c] * (int64_t)b[o * C + c];
             if (acc[n * OC + o] != ref)
-                fail_msg("acc[%lld][%lld] = %d, expected %lld (C %lld)", (long long)n,
-                         (long long)o, acc[n * OC + o], (long long)ref, (long long)C);
+                fail_msg("acc[%lld][%lld] = %d, expected %lld (C %lld)", (long long)n, (long long)o,
+                         acc[n * OC + o], (long long)ref, (long long)C);
         }
     free(acc);
 }
@@ -467,8 +478,15 @@ typedef struct {
 } dc;
 
 static dc dc_make(int64_t N, int64_t C, int64_t OC) {
-    dc d = {N, C, OC, rand_f(N * C, 1.0f), rand_f(OC * C, 0.1f), alloc_b(OC * 4),
-            alloc_b(N * OC * 4), alloc_b(N * OC * 4), alloc_b(OC * C),
+    dc d = {N,
+            C,
+            OC,
+            rand_f(N * C, 1.0f),
+            rand_f(OC * C, 0.1f),
+            alloc_b(OC * 4),
+            alloc_b(N * OC * 4),
+            alloc_b(N * OC * 4),
+            alloc_b(OC * C),
             alloc_b(kern_int8_decomp_scratch_bytes(N, C, OC))};
     const quant_spec ws = {QK_ABSMAX, QG_ROW, 8, 0};
     kern_quantize(d.wq, d.ws, NULL, d.w, OC, C, &ws);
@@ -509,9 +527,9 @@ static void test_decomp_limits(void **state) {
     vectorwise(d.ref, &d);
     assert_memory_equal(d.out, d.ref, (size_t)(d.N * d.OC) * 4);
     /* threshold 0 with w: every column in fp32, the float product */
-    assert_int_equal(kern_matmul_int8_decomp_fwd(d.out, d.x, d.w, d.wq, d.ws, d.N, d.C, d.OC, 0.0f,
-                                                 d.scratch),
-                     d.C);
+    assert_int_equal(
+        kern_matmul_int8_decomp_fwd(d.out, d.x, d.w, d.wq, d.ws, d.N, d.C, d.OC, 0.0f, d.scratch),
+        d.C);
     kern_matmul_fwd(d.ref, d.x, d.w, d.N, d.C, d.OC);
     for (int64_t n = 0; n < d.N; n++)
         for (int64_t o = 0; o < d.OC; o++) {
@@ -536,9 +554,9 @@ static void test_decomp_limits(void **state) {
     d.x[3 * d.C + 17] = -0.75f;
     for (int64_t i = 0; i < d.N * d.C; i++)
         if (i != 3 * d.C + 17 && fabsf(d.x[i]) >= 0.75f) d.x[i] *= 0.5f;
-    assert_int_equal(kern_matmul_int8_decomp_fwd(d.out, d.x, d.w, d.wq, d.ws, d.N, d.C, d.OC,
-                                                 0.75f, d.scratch),
-                     1);
+    assert_int_equal(
+        kern_matmul_int8_decomp_fwd(d.out, d.x, d.w, d.wq, d.ws, d.N, d.C, d.OC, 0.75f, d.scratch),
+        1);
     dc_free(&d);
 }
 
@@ -568,9 +586,9 @@ static void test_decomp_outliers(void **state) {
     d.x[100] = -60.0f;
     vectorwise(d.ref, &d);
     const double e_vec = dc_err(&d, d.ref);
-    assert_int_equal(kern_matmul_int8_decomp_fwd(d.out, d.x, d.w, d.wq, d.ws, d.N, d.C, d.OC, 6.0f,
-                                                 d.scratch),
-                     2);
+    assert_int_equal(
+        kern_matmul_int8_decomp_fwd(d.out, d.x, d.w, d.wq, d.ws, d.N, d.C, d.OC, 6.0f, d.scratch),
+        2);
     const double e_dec = dc_err(&d, d.out);
     kern_matmul_int8_decomp_fwd(d.out, d.x, NULL, d.wq, d.ws, d.N, d.C, d.OC, 6.0f, d.scratch);
     const double e_dec_q = dc_err(&d, d.out);
@@ -616,18 +634,12 @@ static void test_quant_error(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_quant_sizes),
-        cmocka_unit_test(test_quant_hand_absmax8),
-        cmocka_unit_test(test_quant_hand_zeropoint8),
-        cmocka_unit_test(test_quant_hand_int4),
-        cmocka_unit_test(test_quant_round_trip),
-        cmocka_unit_test(test_quant_threads),
-        cmocka_unit_test(test_matmul_i8_i32),
-        cmocka_unit_test(test_matmul_int8_fwd),
-        cmocka_unit_test(test_matmul_int8_fwd_hand),
-        cmocka_unit_test(test_decomp_limits),
-        cmocka_unit_test(test_decomp_outliers),
-        cmocka_unit_test(test_quant_error),
+        cmocka_unit_test(test_quant_sizes),           cmocka_unit_test(test_quant_hand_absmax8),
+        cmocka_unit_test(test_quant_hand_zeropoint8), cmocka_unit_test(test_quant_hand_int4),
+        cmocka_unit_test(test_quant_round_trip),      cmocka_unit_test(test_quant_threads),
+        cmocka_unit_test(test_matmul_i8_i32),         cmocka_unit_test(test_matmul_int8_fwd),
+        cmocka_unit_test(test_matmul_int8_fwd_hand),  cmocka_unit_test(test_decomp_limits),
+        cmocka_unit_test(test_decomp_outliers),       cmocka_unit_test(test_quant_error),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -57,10 +57,14 @@ int64_t kern_int8_decomp_scratch_bytes(int64_t N, int64_t C, int64_t OC) {
     return decomp_layout(NULL, NULL, N, C, OC);
 }
 
-int64_t kern_matmul_int8_decomp_fwd(float *out, const float *x, const float *w,
-                                    const int8_t *wq, const float *ws, int64_t N, int64_t C,
-                                    int64_t OC, float threshold, void *scratch) {
+int64_t kern_matmul_int8_decomp_fwd(float *out, const float *x, const float *w, const int8_t *wq,
+                                    const float *ws, int64_t N, int64_t C, int64_t OC,
+                                    float threshold, void *scratch) {
     if (N <= 0 || OC <= 0) return 0;
+    if (C <= 0) { /* an empty sum */
+        memset(out, 0, (size_t)(N * OC) * sizeof *out);
+        return 0;
+    }
     decomp_scratch d;
     decomp_layout(&d, scratch, N, C, OC);
     /* the outlier columns: any |x[n][c]| >= threshold */

@@ -16,9 +16,9 @@
  * fits) and the loops left to GCC's own vectoriser: an `omp simd` reduction
  * there widens to 32-bit multiplies and runs half as fast. OpenMP over (row
  * block, output column block) tiles, so a decode step (N = 1) still spreads
- * over threads and no two threads write the same element. The weight row sums the zero-point correction needs are kept, as
- * exact floats (|sum| <= 131071 * 128 < 2^24), in out's first row until that row
- * is written last: the kernel allocates nothing beyond the caller's acc.
+ * over threads and no two threads write the same element. The weight row sums the zero-point
+ * correction needs are kept, as exact floats (|sum| <= 131071 * 128 < 2^24), in out's first row
+ * until that row is written last: the kernel allocates nothing beyond the caller's acc.
  */
 #include "kern_math.h"
 #include "kern_quant.h"
@@ -82,10 +82,9 @@ static int64_t i8_sum(const int8_t *a, int64_t C) {
 }
 
 /* Row n of out from acc (wsum: the weight row sums, or NULL when xz is NULL). */
-static void i8_row_out(float *out_n, const int32_t *acc_n, const int8_t *xq_n, float sx,
-                       float zx, const float *ws, const float *wz, quant_gran wg,
-                       const float *wsum, int64_t n, int64_t C, int64_t OC) {
-    (void)n;
+static void i8_row_out(float *out_n, const int32_t *acc_n, const int8_t *xq_n, float sx, float zx,
+                       const float *ws, const float *wz, quant_gran wg, const float *wsum,
+                       int64_t C, int64_t OC) {
     const int64_t xsum = wz ? i8_sum(xq_n, C) : 0, ix = (int64_t)zx;
     for (int64_t o = 0; o < OC; o++) {
         const int64_t wo = wg == QG_ROW ? o : 0;
@@ -112,9 +111,9 @@ void kern_matmul_int8_fwd(float *out, const int8_t *xq, const float *xs, const f
 #pragma omp parallel for if (N * OC >= (1 << 14))
     for (int64_t n = N - 1; n >= 1; n--) {
         const int64_t xn = xg == QG_ROW ? n : 0;
-        i8_row_out(out + n * OC, acc + n * OC, xq + n * C, xs[xn], xz ? xz[xn] : 0.0f, ws, wz,
-                   wg, wsum, n, C, OC);
+        i8_row_out(out + n * OC, acc + n * OC, xq + n * C, xs[xn], xz ? xz[xn] : 0.0f, ws, wz, wg,
+                   wsum, C, OC);
     }
     /* row 0 last: it reads wsum[o] before writing out[0][o] over it */
-    i8_row_out(out, acc, xq, xs[0], xz ? xz[0] : 0.0f, ws, wz, wg, wsum, 0, C, OC);
+    i8_row_out(out, acc, xq, xs[0], xz ? xz[0] : 0.0f, ws, wz, wg, wsum, C, OC);
 }

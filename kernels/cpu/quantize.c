@@ -47,10 +47,14 @@ const char *kern_quant_check(const quant_spec *s, int64_t R, int64_t C) {
 int64_t kern_quant_groups(const quant_spec *s, int64_t R, int64_t C) {
     if (kern_quant_check(s, R, C)) return -1;
     switch (s->gran) {
-    case QG_TENSOR: return 1;
-    case QG_ROW: return R;
-    case QG_COL: return C;
-    case QG_BLOCK: return R * (C / s->block);
+    case QG_TENSOR:
+        return 1;
+    case QG_ROW:
+        return R;
+    case QG_COL:
+        return C;
+    case QG_BLOCK:
+        return R * (C / s->block);
     }
     return -1;
 }
@@ -63,10 +67,14 @@ int64_t kern_quant_bytes(const quant_spec *s, int64_t R, int64_t C) {
 int64_t kern_quant_group_of(const quant_spec *s, int64_t R, int64_t C, int64_t r, int64_t c) {
     (void)R;
     switch (s->gran) {
-    case QG_TENSOR: return 0;
-    case QG_ROW: return r;
-    case QG_COL: return c;
-    case QG_BLOCK: return r * (C / s->block) + c / s->block;
+    case QG_TENSOR:
+        return 0;
+    case QG_ROW:
+        return r;
+    case QG_COL:
+        return c;
+    case QG_BLOCK:
+        return r * (C / s->block) + c / s->block;
     }
     return -1;
 }
@@ -198,15 +206,21 @@ static inline void quant_encode_run(float *out, const float *x, int64_t n, const
 
 /* The scale (and zero) pointers and stride of row r, columns [c0, c1) all in one
  * group or (per column) one each. */
-static void quant_row_groups(const quant_spec *s, int64_t C, int64_t r, int64_t c0,
-                             int64_t *c1, int64_t *g, int64_t *stride) {
+static void quant_row_groups(const quant_spec *s, int64_t C, int64_t r, int64_t c0, int64_t *c1,
+                             int64_t *g, int64_t *stride) {
     *stride = 0;
     *g = 0;
     *c1 = C;
     switch (s->gran) {
-    case QG_TENSOR: break;
-    case QG_ROW: *g = r; break;
-    case QG_COL: *g = c0; *stride = 1; break;
+    case QG_TENSOR:
+        break;
+    case QG_ROW:
+        *g = r;
+        break;
+    case QG_COL:
+        *g = c0;
+        *stride = 1;
+        break;
     case QG_BLOCK:
         *g = r * (C / s->block) + c0 / s->block;
         *c1 = c0 + s->block;
@@ -242,6 +256,12 @@ void kern_quantize(void *q, float *scale, float *zero, const float *x, int64_t R
 #pragma omp simd
                     for (int64_t i = 0; i < n; i++)
                         q8[i0 + i] = (int8_t)codes[i];
+                } else if (i0 % 2 == 0 && n % 2 == 0) { /* whole bytes */
+                    uint8_t *qb = q4 + i0 / 2;
+#pragma omp simd
+                    for (int64_t j = 0; j < n / 2; j++)
+                        qb[j] = (uint8_t)(((int)codes[2 * j] & 0xF) |
+                                          (((int)codes[2 * j + 1] & 0xF) << 4));
                 } else {
                     for (int64_t i = 0; i < n; i++) {
                         const uint8_t nib = (uint8_t)((int)codes[i] & 0xF);
@@ -260,6 +280,7 @@ void kern_dequantize(float *x, const void *q, const float *scale, const float *z
     const int zp = s->kind == QK_ZEROPOINT;
     const int8_t *q8 = q;
     const uint8_t *q4 = q;
+    const int sgn = zp ? 0 : 8; /* (nib ^ 8) - 8 sign-extends a two's complement nibble */
 #pragma omp parallel for if (R * C >= QUANT_PAR_MIN)
     for (int64_t r = 0; r < R; r++) {
         for (int64_t c0 = 0; c0 < C;) {
@@ -272,11 +293,18 @@ void kern_dequantize(float *x, const void *q, const float *scale, const float *z
 #pragma omp simd
                 for (int64_t i = 0; i < n; i++)
                     xr[i] = ((float)q8[i0 + i] - (zr ? zr[i * stride] : 0.0f)) * sc[i * stride];
+            } else if (stride == 0 && i0 % 2 == 0 && n % 2 == 0) { /* whole bytes, one group */
+                const uint8_t *qb = q4 + i0 / 2;
+                const float s0 = sc[0], z0 = zr ? zr[0] : 0.0f;
+#pragma omp simd
+                for (int64_t j = 0; j < n / 2; j++) {
+                    xr[2 * j] = ((float)(((qb[j] & 0xF) ^ sgn) - sgn) - z0) * s0;
+                    xr[2 * j + 1] = ((float)(((qb[j] >> 4) ^ sgn) - sgn) - z0) * s0;
+                }
             } else {
                 for (int64_t i = 0; i < n; i++) {
                     const int64_t e = i0 + i;
-                    const int nib = (q4[e / 2] >> (e % 2 ? 4 : 0)) & 0xF;
-                    const int code = zp ? nib : nib >= 8 ? nib - 16 : nib;
+                    const int code = (((q4[e / 2] >> (e % 2 ? 4 : 0)) & 0xF) ^ sgn) - sgn;
                     xr[i] = ((float)code - (zr ? zr[i * stride] : 0.0f)) * sc[i * stride];
                 }
             }
