@@ -14,8 +14,10 @@
  * code 0, so those columns drop out of the int32 product — followed by
  * kern_matmul_int8_fwd; the same two calls make plain vector-wise int8, so with
  * no outliers (threshold = INFINITY) the result is the same bits. The outlier
- * part is few columns (a handful per layer in the paper's models): a direct sum
- * over the outlier list in double per output element, OpenMP over outputs.
+ * part is few columns (a handful per layer in the paper's models): x's outlier
+ * columns gathered into a compact [N][K] matrix, w's per block of 16 output
+ * columns (so out is written a cache line at a time), dot products in double;
+ * OpenMP over the output column blocks.
  * Inputs must be finite (a NaN is never an outlier).
  */
 #include <math.h>
@@ -26,6 +28,8 @@
 
 /* The scratch layout: each part 64-byte aligned. */
 #define DECOMP_ALIGN(b) (((b) + 63) / 64 * 64)
+#define DECOMP_K        64 /* outlier columns of w gathered at a time */
+#define DECOMP_O        16 /* output columns per block */
 
 typedef struct {
     float *xf;     /* [N][C] x with the outlier columns zeroed */
@@ -83,22 +87,41 @@ int64_t kern_matmul_int8_decomp_fwd(float *out, const float *x, const float *w, 
     kern_quantize(d.xq, d.sx, NULL, d.xf, N, C, &vec);
     kern_matmul_int8_fwd(out, d.xq, d.sx, NULL, QG_ROW, wq, ws, NULL, QG_ROW, N, C, OC, d.acc);
     if (K == 0) return 0;
+    /* x's outlier columns, compact: xo[N][K] in xf's place (quantized, it is not needed) */
     const int64_t *cols = d.cols;
-#pragma omp parallel for collapse(2) if (N * K * OC >= (1 << 16))
+    float *xo = d.xf;
     for (int64_t n = 0; n < N; n++)
-        for (int64_t o = 0; o < OC; o++) {
-            const float *x_n = x + n * C;
-            double s = 0.0;
-            if (w) {
-                const float *w_o = w + o * C;
-                for (int64_t k = 0; k < K; k++)
-                    s += (double)x_n[cols[k]] * (double)w_o[cols[k]];
-            } else {
-                const int8_t *q_o = wq + o * C;
-                for (int64_t k = 0; k < K; k++)
-                    s += (double)x_n[cols[k]] * (double)((float)q_o[cols[k]] * ws[o]);
+        for (int64_t k = 0; k < K; k++)
+            xo[n * K + k] = x[n * C + cols[k]];
+    /* out[n][o] += xo[n] . w[o][cols], by blocks of DECOMP_O output columns: their
+     * outlier weights gathered DECOMP_K columns at a time, each chunk's dot products
+     * summed in double and added once */
+    const int64_t oblocks = (OC + DECOMP_O - 1) / DECOMP_O;
+#pragma omp parallel for if (N * K * OC >= (1 << 16))
+    for (int64_t ob = 0; ob < oblocks; ob++) {
+        const int64_t o0 = ob * DECOMP_O, on = OC - o0 < DECOMP_O ? OC - o0 : DECOMP_O;
+        float wk[DECOMP_K][DECOMP_O]; /* [k][output]: the inner loop runs over outputs */
+        for (int64_t k0 = 0; k0 < K; k0 += DECOMP_K) {
+            const int64_t kn = K - k0 < DECOMP_K ? K - k0 : DECOMP_K;
+            for (int64_t k = 0; k < kn; k++)
+                for (int64_t i = 0; i < DECOMP_O; i++) {
+                    const int64_t o = o0 + i, c = cols[k0 + k];
+                    wk[k][i] = i >= on ? 0.0f : w ? w[o * C + c] : (float)wq[o * C + c] * ws[o];
+                }
+            for (int64_t n = 0; n < N; n++) {
+                const float *xk = xo + n * K + k0;
+                double s[DECOMP_O] = {0};
+                for (int64_t k = 0; k < kn; k++) {
+                    const double xv = xk[k];
+#pragma omp simd
+                    for (int64_t i = 0; i < DECOMP_O; i++)
+                        s[i] += xv * (double)wk[k][i];
+                }
+                float *out_n = out + n * OC + o0;
+                for (int64_t i = 0; i < on; i++)
+                    out_n[i] = (float)((double)out_n[i] + s[i]);
             }
-            out[n * OC + o] = (float)((double)out[n * OC + o] + s);
         }
+    }
     return K;
 }
