@@ -172,7 +172,7 @@ static void test_quant_hand_absmax8(void **state) {
 
 static void test_quant_hand_zeropoint8(void **state) {
     (void)state;
-    /* range [-100, 155]: s = 255 / 255 = 1, z = -128 - (-100) = -28 */
+    /* range [-100, 155]: s = 255 / 255 = 1, z = -128 - (-100) = -28; 2.5 is a tie (to 2) */
     const float x[4] = {-100.0f, 155.0f, 0.0f, 2.5f};
     const quant_spec tensor = {QK_ZEROPOINT, QG_TENSOR, 8, 0};
     check_hand(x, 1, 4, &tensor, (const float[]){1.0f}, (const float[]){-28.0f},
