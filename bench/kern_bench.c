@@ -13,6 +13,13 @@
  * 2.5x that backward (S recomputed, dV, dP, dQ, dK: FlashAttention-2's
  * convention, Dao 2023 §4).
  *
+ * The quantized kernels (kernels/kern_quant.h, docs/quantization.md) at the
+ * matmul shape: the int8 x int8 -> int32 product (checked exactly against an
+ * int64 sum), the int8 linear with x and w absmax per row (vector-wise,
+ * quantizing x included), LLM.int8()'s decomposition at threshold 6 with two
+ * outlier feature columns, and dequantizing a 4-bit block-32 weight (its
+ * "GFLOP/s" column is G elements/s).
+ *
  * usage: kern_bench [seconds per kernel, default 0.5]
  * Threads: OMP_NUM_THREADS (the kernels run OpenBLAS single-threaded inside
  * their own OpenMP loops).
@@ -28,6 +35,7 @@
 #include <cblas.h>
 
 #include "kern.h"
+#include "kern_quant.h"
 
 static double now_s(void) {
     struct timespec ts;
@@ -56,6 +64,12 @@ static float *rand_f(int64_t n) {
 typedef struct {
     float *out, *inp, *w, *dout, *dinp, *dw;
     float *q, *k, *v, *ao, *lse, *dao, *dq, *dk, *dv, *scratch;
+    int8_t *xq, *wq; /* [N][C], [OC][C] */
+    int32_t *acc;    /* [N][OC] */
+    float *sx, *sw;  /* row scales */
+    uint8_t *w4;     /* w as 4-bit block-32 */
+    float *s4, *xo;  /* its scales; x with outlier columns */
+    void *dscratch;  /* the decomposition's scratch */
 } bufs;
 
 enum { MM_N = 8 * 256, MM_C = 384, MM_OC = 1024 };
@@ -73,6 +87,37 @@ static void run_attn_fwd(bufs *b) {
 static void run_attn_bwd(bufs *b) {
     kern_attn_bwd(b->dq, b->dk, b->dv, b->dao, b->q, b->k, b->v, b->ao, b->lse, AT_B, AT_T, AT_H,
                   AT_KVH, AT_D, b->scratch);
+}
+
+static const quant_spec ROW8 = {QK_ABSMAX, QG_ROW, 8, 0}, BLOCK4 = {QK_ABSMAX, QG_BLOCK, 4, 32};
+
+static void run_matmul_i8(bufs *b) {
+    kern_matmul_i8_i32(b->acc, b->xq, b->wq, MM_N, MM_C, MM_OC);
+}
+static void run_matmul_int8(bufs *b) { /* quantize x per token, then the int8 linear */
+    kern_quantize(b->xq, b->sx, NULL, b->inp, MM_N, MM_C, &ROW8);
+    kern_matmul_int8_fwd(b->out, b->xq, b->sx, NULL, QG_ROW, b->wq, b->sw, NULL, QG_ROW, MM_N, MM_C,
+                         MM_OC, b->acc);
+}
+static void run_int8_decomp(bufs *b) {
+    kern_matmul_int8_decomp_fwd(b->out, b->xo, NULL, b->wq, b->sw, MM_N, MM_C, MM_OC, 6.0f,
+                                b->dscratch);
+}
+static void run_dequant4(bufs *b) {
+    kern_dequantize(b->dw, b->w4, b->s4, NULL, MM_OC, MM_C, &BLOCK4);
+}
+
+/* Largest |acc - int64 sum| over sampled outputs (0: exact). */
+static double check_matmul_i8(const bufs *b) {
+    double err = 0.0;
+    for (int s = 0; s < 64; s++) {
+        const int64_t n = (s * 7919) % MM_N, o = (s * 104729) % MM_OC;
+        int64_t ref = 0;
+        for (int64_t c = 0; c < MM_C; c++)
+            ref += (int64_t)b->xq[n * MM_C + c] * b->wq[o * MM_C + c];
+        err = fmax(err, fabs((double)(b->acc[n * MM_OC + o] - ref)));
+    }
+    return err;
 }
 
 /* Mean seconds per call over at least `seconds` (and 5 calls), after 2 warm-ups. */
@@ -148,6 +193,19 @@ int main(int argc, char **argv) {
     b.q = rand_f(nq), b.k = rand_f(nk), b.v = rand_f(nk), b.ao = rand_f(nq), b.dao = rand_f(nq);
     b.lse = rand_f(AT_B * AT_T * AT_H), b.dq = rand_f(nq), b.dk = rand_f(nk), b.dv = rand_f(nk);
     b.scratch = rand_f(kern_attn_scratch_floats(AT_T));
+    b.xq = malloc(MM_N * MM_C), b.wq = malloc(MM_OC * MM_C), b.w4 = malloc(MM_OC * MM_C / 2);
+    b.acc = malloc(MM_N * MM_OC * sizeof *b.acc), b.sx = rand_f(MM_N), b.sw = rand_f(MM_OC);
+    b.s4 = rand_f(MM_OC * MM_C / 32), b.xo = rand_f(MM_N * MM_C);
+    b.dscratch = malloc((size_t)kern_int8_decomp_scratch_bytes(MM_N, MM_C, MM_OC));
+    if (!b.xq || !b.wq || !b.w4 || !b.acc || !b.dscratch) {
+        fprintf(stderr, "kern_bench: out of memory\n");
+        return 1;
+    }
+    kern_quantize(b.wq, b.sw, NULL, b.w, MM_OC, MM_C, &ROW8);
+    kern_quantize(b.xq, b.sx, NULL, b.inp, MM_N, MM_C, &ROW8);
+    kern_quantize(b.w4, b.s4, NULL, b.w, MM_OC, MM_C, &BLOCK4);
+    for (int64_t n = 0; n < MM_N; n++) /* two outlier feature columns, |x| up to 60 */
+        b.xo[n * MM_C + 7] *= 60.0f, b.xo[n * MM_C + 200] *= 60.0f;
 
     int omp_threads = 1;
 #ifdef _OPENMP
@@ -175,9 +233,21 @@ int main(int argc, char **argv) {
     row("attn_fwd", shape, t, at, check_attn_fwd(&b));
     t = time_it(run_attn_bwd, &b, seconds);
     row("attn_bwd", shape, t, 2.5 * at, -1);
+    snprintf(shape, sizeof shape, "%dx%d @ %dx%d^T", MM_N, MM_C, MM_OC, MM_C);
+    t = time_it(run_matmul_i8, &b, seconds);
+    row("matmul_i8_i32", shape, t, mm, check_matmul_i8(&b));
+    t = time_it(run_matmul_int8, &b, seconds);
+    row("int8_vector", shape, t, mm, -1);
+    t = time_it(run_int8_decomp, &b, seconds);
+    row("int8_decomp", shape, t, mm, -1);
+    snprintf(shape, sizeof shape, "%dx%d block 32", MM_OC, MM_C);
+    t = time_it(run_dequant4, &b, seconds);
+    row("dequant_int4", shape, t, (double)MM_OC * MM_C, -1);
 
     free(b.inp), free(b.w), free(b.out), free(b.dout), free(b.dinp), free(b.dw);
     free(b.q), free(b.k), free(b.v), free(b.ao), free(b.dao), free(b.lse);
     free(b.dq), free(b.dk), free(b.dv), free(b.scratch);
+    free(b.xq), free(b.wq), free(b.w4), free(b.acc), free(b.sx), free(b.sw), free(b.s4), free(b.xo);
+    free(b.dscratch);
     return 0;
 }

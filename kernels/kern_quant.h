@@ -17,7 +17,8 @@
 
 typedef enum {
     QK_ABSMAX,   /* symmetric: q = round(x / s), s = max|x| / qmax (qmax 127 or 7) */
-    QK_ZEROPOINT /* asymmetric: q = round(x / s) + z, s = (max - min) / (2^bits - 1) */
+    QK_ZEROPOINT /* asymmetric: q = round(x / s) + z, s = (max - min) / (2^bits - 1), the
+                  * range [min, max] widened to hold 0, so z is an integer code */
 } quant_kind;
 
 typedef enum {
@@ -38,6 +39,11 @@ typedef struct {
  * int32 accumulator cannot overflow on any int8 input. */
 #define KERN_I8_C_MAX ((int64_t)131071)
 
+/* NULL when s is valid for an R x C matrix, else what is wrong (a static string):
+ * kind or granularity unknown, bits not 8 or 4, or a block that is not positive or
+ * does not divide C. The functions below expect a valid spec (groups and bytes
+ * return -1 for an invalid one). */
+const char *kern_quant_check(const quant_spec *s, int64_t R, int64_t C);
 /* Scale entries (and zero points, for QK_ZEROPOINT) of an R x C matrix. */
 int64_t kern_quant_groups(const quant_spec *s, int64_t R, int64_t C);
 /* Bytes of the quantized values of an R x C matrix (R * C, or ceil(R * C / 2) for 4 bits). */
@@ -46,7 +52,8 @@ int64_t kern_quant_bytes(const quant_spec *s, int64_t R, int64_t C);
 int64_t kern_quant_group_of(const quant_spec *s, int64_t R, int64_t C, int64_t r, int64_t c);
 
 /* q: kern_quant_bytes bytes (int8, or packed 4-bit two's complement for absmax /
- * unsigned-offset for zero-point, as docs/quantization.md says); scale, zero:
+ * unsigned 0..15 for zero-point; 8-bit codes are int8 for both kinds, zero-point
+ * codes in [-128, 127]; docs/quantization.md); round to nearest, ties to even; scale, zero:
  * kern_quant_groups floats each (zero: NULL for QK_ABSMAX; zero points are integers
  * held in floats). A group of zeros gets scale 0 and dequantizes to 0. Every element
  * round-trips within scale / 2 of its group. */
