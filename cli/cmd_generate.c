@@ -126,6 +126,16 @@ static int parse(int argc, char **argv, gen_opts *o) {
         if (!strcmp(a, "--no-prefix-cache")) { o->cfg.prefix_cache = false; continue; }
         if (a[0] != '-' || !a[1])
             return cli_fail(CMD, CLI_USAGE, "unexpected argument \"%s\" (see parasim generate --help)", a);
+        static const char *const with_value[] = {
+            "--checkpoint", "--model", "--prompts", "--prefix", "--prefix-file", "--eval",
+            "--format", "-o", "--output", "--max-new", "--seed", "--sample-seed", "--eval-tokens",
+            "--threads", "--block-size", "--prefill-chunk", "--batch", "--group-size", "--weights",
+            "--kv-cache", "--temperature", "--inject-outliers", NULL};
+        int known = 0;
+        for (int j = 0; with_value[j]; j++)
+            known |= !strcmp(a, with_value[j]);
+        if (!known)
+            return cli_fail(CMD, CLI_USAGE, "unknown option \"%s\" (see parasim generate --help)", a);
         if (!v) return cli_fail(CMD, CLI_USAGE, "%s: expected a value (see parasim generate --help)", a);
         i++;
         if (!strcmp(a, "--checkpoint")) o->checkpoint = v;
