@@ -188,7 +188,7 @@ void gen_eval_report_table(FILE *f, const gen_eval_report *r) {
                 r->cfg->outlier_scale);
     fprintf(f, "eval %s: %lld predicted tokens in windows of %lld, %.2f s\n", r->text_path,
             (long long)r->tokens, (long long)r->window, r->seconds);
-    fprintf(f, "perplexity %.4f   KL(f32 || %s) %.6f nats/token\n", ppl(r),
+    fprintf(f, "perplexity %.4f   KL(f32 || %s) %.4g nats/token\n", ppl(r),
             rt_wscheme_names[r->cfg->weights], r->tokens ? r->kl / (double)r->tokens : 0.0);
 }
 
