@@ -122,8 +122,6 @@ int rt_gen_eval(rt_gen *g, rt_gen *ref, const int32_t *text, int64_t n, int64_t 
                 double *nll, double *kl, int64_t *count, ps_err *err);
 
 /* ---- weights (rt_gen_weights.c) ------------------------------------------- */
-/* Offsets of the flat checkpoint layout (rt_ckpt.h). */
-void rt_gen_layout(const rt_ckpt_model *m, rt_ckpt_layout *l);
 /* Random weights for model m: N(0, 0.02) matrices, 0.02/sqrt(2L) for wo and w2,
  * norms 1 (rt_model_init_values' rule), from a counter-based hash of (seed, index).
  * 0 or -1 (out of host memory). */

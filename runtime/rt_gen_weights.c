@@ -2,7 +2,7 @@
  * layout, random weights, the outlier injection of the quantization
  * experiment, and loading a tp rank's shard in a weight scheme.
  *
- * The contract (docs/runtime.md "Inference"): each of the 7 linears is
+ * The contract (docs/runtime.md §10): each of the 7 linears is
  * quantized on the WHOLE (one-rank) tensor, then sharded as Megatron-LM's tp
  * layout (rt_tp.h): wq, wk, wv, w1, w3 by rows (their per-row scales follow
  * the rows), wo and w2 by columns (every row's scale kept; blocks split with
@@ -18,20 +18,6 @@
 #include "rt_gen.h"
 #include "rt_hash.h"
 
-void rt_gen_layout(const rt_ckpt_model *m, rt_ckpt_layout *l) {
-    const int64_t h = m->hidden, q = m->heads * m->head_dim, kv = m->kv_heads * m->head_dim;
-    const int64_t f = m->ffn_hidden;
-    memset(l, 0, sizeof *l);
-    l->wte = 0;
-    l->layer0 = m->vocab * h;
-    l->attn_norm = 0, l->wq = h, l->wk = l->wq + q * h, l->wv = l->wk + kv * h;
-    l->wo = l->wv + kv * h, l->mlp_norm = l->wo + h * q, l->w1 = l->mlp_norm + h;
-    l->w3 = l->w1 + f * h, l->w2 = l->w3 + f * h, l->layer_elems = l->w2 + h * f;
-    l->final_norm = l->layer0 + m->layers * l->layer_elems;
-    l->lm_head = l->final_norm + h;
-    l->elems = l->lm_head + m->vocab * h;
-}
-
 /* N(0, 1) from a counter-based hash of (seed, i) (Box-Muller). */
 static double normal_at(uint64_t seed, int64_t i) {
     const uint64_t a = rt_mix64(seed * 0x9e3779b97f4a7c15ULL + 2 * (uint64_t)i + 1);
@@ -42,7 +28,7 @@ static double normal_at(uint64_t seed, int64_t i) {
 
 int rt_gen_ckpt_random(rt_ckpt *ck, const rt_ckpt_model *m, uint64_t seed) {
     rt_ckpt_layout l;
-    rt_gen_layout(m, &l);
+    rt_ckpt_layout_of(m, &l);
     memset(ck, 0, sizeof *ck);
     ck->m = *m;
     ck->elems = l.elems;
@@ -74,7 +60,7 @@ void rt_gen_inject_outliers(rt_ckpt *ck, int64_t k, double scale) {
     const rt_ckpt_model *m = &ck->m;
     const int64_t h = m->hidden, q = m->heads * m->head_dim, kv = m->kv_heads * m->head_dim;
     rt_ckpt_layout l;
-    rt_gen_layout(m, &l);
+    rt_ckpt_layout_of(m, &l);
     if (k > h) k = h;
     char *taken = calloc((size_t)h, 1);
     if (!taken) return;
@@ -202,7 +188,7 @@ static int load_lin(rt_gen *g, rt_gen_lin *l, const float *W, int64_t R, int64_t
 int rt_gen_load(rt_gen *g, const rt_ckpt *ck, ps_err *err) {
     const rt_ckpt_model *m = &ck->m;
     rt_ckpt_layout lay;
-    rt_gen_layout(m, &lay);
+    rt_ckpt_layout_of(m, &lay);
     const int64_t h = m->hidden, q = m->heads * m->head_dim, kv = m->kv_heads * m->head_dim;
     const int64_t f = m->ffn_hidden;
     if (ck->elems != lay.elems)

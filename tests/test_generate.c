@@ -2,6 +2,7 @@
  *  - tp 2 produces exactly the tokens of one rank (fp32; greedy and sampled);
  *  - the measured memory per category at tp 2 equals the contract's values by
  *    hand, and the prefix cache saves (B - 1) * 2 blocks of a 40-token prefix;
+ *  - the same with weights trained here and read from a checkpoint;
  *  - eval mode reports perplexity, kl, tokens and weights (KL of f32 to itself 0);
  *  - bad input stops with one located message, exit 1 or 2, never a crash.
  * argv[1] = the parasim binary, argv[2] = mpirun. */
@@ -160,6 +161,31 @@ static void test_eval_json(void **state) {
     ynode_free(r);
 }
 
+/* Weights trained here (parasim run --save-weights, 2 ranks, a few steps on the fortunes
+ * text): with the KV cache the tokens equal recomputation, and tp 2 equals one rank. */
+static void test_checkpoint(void **state) {
+    (void)state;
+    char cmd[2048], ck[128], args[1024];
+    static char a[1 << 14], b[1 << 14];
+    snprintf(ck, sizeof ck, "%s/tiny.ckpt", dir);
+    snprintf(cmd, sizeof cmd, "%s -np 2 --oversubscribe %s run plans/tiny-1m-cpu.yaml --steps 4 "
+             "--threads 1 --quiet --save-weights %s", mpirun, parasim, ck);
+    if (sh(cmd)) fail_msg("%s", out);
+    snprintf(args, sizeof args, "--checkpoint %s --weights f32 --kv-cache f32 " PROMPTS
+             " --format json", ck);
+    if (gen(0, args)) fail_msg("%s", out);
+    token_lines(out, a, sizeof a);
+    if (gen(2, args)) fail_msg("%s", out);
+    token_lines(out, b, sizeof b);
+    if (strcmp(a, b)) fail_msg("one rank\n%s\ntwo ranks\n%s", a, b);
+    snprintf(args, sizeof args, "--checkpoint %s --weights f32 --kv-cache f32 " PROMPTS
+             " --no-cache --format json", ck);
+    if (gen(0, args)) fail_msg("%s", out);
+    token_lines(out, b, sizeof b);
+    if (strcmp(a, b)) fail_msg("with the cache\n%s\nrecomputed\n%s", a, b);
+    assert_non_null(strstr(out, "\"checkpoint\": \""));
+}
+
 static void expect_fail(int np, const char *args, int code, const char *msg) {
     int rc = gen(np, args);
     if (rc != code || !strstr(out, msg))
@@ -196,6 +222,8 @@ static void test_bad_input(void **state) {
     expect_fail(0, "--eval tests/data/gen-prompts.txt --prompts tests/data/gen-prompts.txt", 2,
                 "--eval: expected no --prompts");
     expect_fail(0, "--checkpoint a --model tiny-1m", 2, "expected one source of weights");
+    expect_fail(0, "--checkpoint /nonexistent/ck.bin", 1, "/nonexistent/ck.bin");
+    expect_fail(0, "--checkpoint tests/data/gen-prompts.txt", 1, "tests/data/gen-prompts.txt");
     expect_fail(0, "--frobnicate", 2, "unknown option \"--frobnicate\"");
 }
 
@@ -217,6 +245,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_tp2_memory_by_hand),
         cmocka_unit_test(test_prefix_saving),
         cmocka_unit_test(test_eval_json),
+        cmocka_unit_test(test_checkpoint),
         cmocka_unit_test(test_bad_input),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
