@@ -22,6 +22,7 @@
 #define GEN_FILE_MAX_BYTES ((int64_t)1 << 28) /* a prompts, prefix or eval file */
 #define GEN_REQUESTS_MAX 65536
 #define GEN_TOKENS_MAX ((int64_t)1 << 20) /* prefix + prompt + max_new of one request */
+#define GEN_RANDOM_ELEMS_MAX ((int64_t)1 << 30) /* random weights (--model) */
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -373,6 +374,9 @@ static int weights_load(const gen_opts *o, rt_ckpt *ck, ps_err *err) {
         model_load_file(path, ms, err))
         return free(ms), -1;
     const model_cfg *c = &ms->cfg;
+    const double elems = (double)c->layers * (double)(c->hidden * (2 * c->heads * c->head_dim +
+                         2 * c->kv_heads * c->head_dim + 3 * c->ffn_hidden + 2)) +
+                         2.0 * (double)c->vocab * (double)c->hidden;
     int rc = 0;
     if (model_is_moe(c))
         rc = ps_err_set(err, "--model %s (%s): a mixture-of-experts model; the inference engine "
@@ -381,6 +385,10 @@ static int weights_load(const gen_opts *o, rt_ckpt *ck, ps_err *err) {
              c->position != POS_ROPE || c->bias != BIAS_NONE || c->mtp_layers)
         rc = ps_err_set(err, "--model %s (%s): expected the Llama shape the engine runs (RMSNorm, "
                              "SwiGLU, RoPE, no biases, no MLA or qk-norm)", o->model, ms->path);
+    else if (elems > GEN_RANDOM_ELEMS_MAX)
+        rc = ps_err_set(err, "--model %s (%s): expected at most %.0f parameters for random weights "
+                             "(they are drawn in host memory), found %.0f; serve a checkpoint",
+                        o->model, ms->path, (double)GEN_RANDOM_ELEMS_MAX, elems);
     if (!rc) {
         rt_ckpt_model m = {.layers = c->layers, .hidden = c->hidden, .heads = c->heads,
                            .kv_heads = c->kv_heads, .head_dim = c->head_dim,

@@ -156,6 +156,8 @@ void gen_report_json(FILE *f, const gen_report *r, const gen_mem_bytes *predicte
     phase_json(&w, "prefill", r->st.prefill_tokens, r->st.prefill_s);
     phase_json(&w, "decode", r->st.decode_tokens, r->st.decode_s);
     jsonw_int(&w, "cached_prompt_tokens", r->st.cached_tokens);
+    jsonw_int(&w, "largest_forward_tokens", r->st.max_forward_tokens);
+    jsonw_int(&w, "largest_sampled_rows", r->st.max_sampled_rows);
     jsonw_obj(&w, "memory");
     for (int i = 0; i < GEN_MEM_CATS; i++) {
         jsonw_obj(&w, gen_mem_names[i]);

@@ -74,6 +74,8 @@ typedef struct {
     int64_t prefill_tokens, decode_tokens; /* computed (prefix-cache hits not counted) */
     double prefill_s, decode_s;
     int64_t cached_tokens;                 /* prompt tokens taken from the prefix cache */
+    int64_t max_forward_tokens;            /* the largest forward (n of the activations) */
+    int64_t max_sampled_rows;              /* the most logits rows at once */
     /* the KV cache when it held the most blocks */
     int64_t kv_blocks, kv_logical_blocks, kv_shared_blocks, kv_block_bytes;
 } rt_gen_stats;

@@ -151,6 +151,8 @@ int rt_gen_fwd(rt_gen *g, const int32_t *tokens, int64_t n, const rt_gen_seg *se
     if (g->deq_elems && !(c.deq = rt_mem_alloc(mem, MEM_ACTIVATIONS, g->deq_elems * 4))) c.failed = 1;
     if (!pos) c.failed = 1;
     if (c.failed) goto oom;
+    if (n > g->st.max_forward_tokens) g->st.max_forward_tokens = n;
+    if (n_out > g->st.max_sampled_rows) g->st.max_sampled_rows = n_out;
     for (int64_t s = 0; s < n_segs; s++)
         for (int64_t i = 0; i < segs[s].n; i++)
             pos[segs[s].row + i] = segs[s].p0 + i;

@@ -215,6 +215,7 @@ static void test_bad_input(void **state) {
     expect_fail(0, "--model tiny-moe", 1, "mixture-of-experts model; the inference engine serves dense");
     expect_fail(0, "--model gpt2-124m", 1, "expected the Llama shape");
     expect_fail(0, "--model no-such-model", 1, "no-such-model");
+    expect_fail(0, "--model llama3-8b", 1, "expected at most 1073741824 parameters for random weights");
     expect_fail(0, "--weights int4-block --group-size 128 --model tiny-1m", 0, "");
     expect_fail(2, "--weights int4-block --group-size 128", 1,
                 "--group-size 128: expected a divisor of every linear's input width");
