@@ -121,27 +121,30 @@ static void test_prefix_cache_blocks(void **state) {
     const int64_t len[NREQ] = {5, 9, 13, 20}, max_new[NREQ] = {gen, gen, gen, gen};
     rt_gen_cfg cfg = cfg_default();
     cfg.batch = NREQ;
-    /* a block: layers x K,V x block x kv heads x head_dim x fp32 */
-    const int64_t block_bytes = 4 * 2 * bs * 2 * 32 * 4;
     int64_t blocks = P / bs, unshared = 0;
     for (int i = 0; i < NREQ; i++) {
         const int64_t n = P + len[i] + gen - 1; /* the last token is never fed back */
         blocks += (n + bs - 1) / bs - P / bs;
         unshared += (n + bs - 1) / bs;
     }
-    for (int share = 0; share < 2; share++) {
-        cfg.prefix_cache = share;
-        requests q;
-        make_requests(&q, P, len, max_new);
-        rt_gen_stats st;
-        rt_mem mem;
-        serve(&cfg, &q, &st, &mem);
-        assert_int_equal(st.kv_block_bytes, block_bytes);
-        assert_int_equal(mem.peak[RT_MEM_KV], (share ? blocks : unshared) * block_bytes);
-        assert_int_equal(st.kv_blocks, share ? blocks : unshared);
-        assert_int_equal(st.kv_logical_blocks - st.kv_blocks, share ? (NREQ - 1) * 2 : 0);
-        assert_int_equal(st.kv_shared_blocks, share ? 2 : 0);
-        assert_int_equal(st.cached_tokens, share ? (NREQ - 1) * 2 * bs : 0);
+    for (int kv = 0; kv < 2; kv++) {
+        /* a block: layers x K,V x block x kv heads x (head_dim values (+ an fp32 scale)) */
+        cfg.kv = kv ? KERN_KV_I8 : KERN_KV_F32;
+        const int64_t block_bytes = kv ? 4 * 2 * bs * 2 * (32 + 4) : 4 * 2 * bs * 2 * 32 * 4;
+        for (int share = 0; share < 2; share++) {
+            cfg.prefix_cache = share;
+            requests q;
+            make_requests(&q, P, len, max_new);
+            rt_gen_stats st;
+            rt_mem mem;
+            serve(&cfg, &q, &st, &mem);
+            assert_int_equal(st.kv_block_bytes, block_bytes);
+            assert_int_equal(mem.peak[RT_MEM_KV], (share ? blocks : unshared) * block_bytes);
+            assert_int_equal(st.kv_blocks, share ? blocks : unshared);
+            assert_int_equal(st.kv_logical_blocks - st.kv_blocks, share ? (NREQ - 1) * 2 : 0);
+            assert_int_equal(st.kv_shared_blocks, share ? 2 : 0);
+            assert_int_equal(st.cached_tokens, share ? (NREQ - 1) * 2 * bs : 0);
+        }
     }
 }
 
