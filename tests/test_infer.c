@@ -243,6 +243,9 @@ static void test_mla_kv_cache(void **state) {
     ic.kv_cache = KV_FP8;
     assert_int_equal(infer_compute(&m.cfg, &c, &ic, &r, NULL), 0);
     assert_int_equal(r.kv_per_token, 35136);
+    ic.kv_cache = KV_INT8; /* 576 B of latent + one fp32 absmax, per layer */
+    assert_int_equal(infer_compute(&m.cfg, &c, &ic, &r, NULL), 0);
+    assert_int_equal(r.kv_per_token, (576 + 4) * 61);
     model_spec q = tu_model("qwen3-235b-a22b");
     ic = base();
     assert_int_equal(infer_compute(&q.cfg, &c, &ic, &r, NULL), 0);
@@ -286,6 +289,35 @@ static void test_moe_activations(void **state) {
     assert_int_equal(infer_compute(&ds.cfg, &c, &ic, &r, NULL), 0);
     const int64_t ds_attn1 = 2 * (3 * 7168 + 1536 + 512 + 64 + 128 * (2 * 192 + 2 * 128));
     assert_int_equal(r.activations, 1024 * (ds_attn1 + 2 * 2 * 18432));
+}
+
+/* The runtime's schemes on MoE and MLA models follow the same per-matrix
+ * rules. Mixtral 8x7B, int8-row at tp 8, one fp32 scale per row of each
+ * shard: q 512, k and v 128, o all 4096 rows, 8 experts of w1 and w3 1792
+ * and w2 4096 rows: 4864 + 8 x 7680 = 66,304 rows per layer x 32 x 4 B =
+ * 8,486,912 B. DeepSeek-V3, int8-block of 128 at tp 8: every shard's inputs
+ * (7168, 1536, 512, 16 x 128, 2304, 256) divide by 128, so one 4 B scale per
+ * 128 linear elements: the linears are test_moe_weights_tp's all - rest. */
+static void test_moe_runtime_schemes(void **state) {
+    (void)state;
+    cluster_cfg c = h100();
+    infer_cfg ic = base();
+    ic.tp = 8;
+    infer_result r;
+    model_spec mx = tu_model("mixtral-8x7b");
+    ic.weights = WQ_INT8_ROW;
+    assert_int_equal(infer_compute(&mx.cfg, &c, &ic, &r, NULL), 0);
+    assert_int_equal(r.weight_scales, 8486912);
+    model_spec ds = tu_model("deepseek-v3");
+    ic.weights = WQ_INT8_BLOCK;
+    ic.group_size = 128;
+    assert_int_equal(infer_compute(&ds.cfg, &c, &ic, &r, NULL), 0);
+    const int64_t router = 256 * 7168LL + 256;
+    const int64_t rest = 2 * 16160LL * 7168 + 7168 + 61 * (1536 + 512 + 2 * 7168LL) + 58 * router;
+    const int64_t linear = 84780357120LL - rest;
+    assert_int_equal(linear % 128, 0);
+    assert_int_equal(r.weight_scales, 4 * (linear / 128));
+    assert_int_equal(r.weights, linear + 4 * (linear / 128) + 2 * rest);
 }
 
 /* ---- The runtime's schemes, the paged KV cache, prefix caching and the
@@ -584,7 +616,7 @@ int main(void) {
         cmocka_unit_test(test_too_large), cmocka_unit_test(test_moe_weights_match_params),
         cmocka_unit_test(test_moe_weights_tp), cmocka_unit_test(test_moe_quantized),
         cmocka_unit_test(test_mla_kv_cache), cmocka_unit_test(test_moe_activations),
-        cmocka_unit_test(test_runtime_schemes), cmocka_unit_test(test_scales_follow_tp),
+        cmocka_unit_test(test_moe_runtime_schemes), cmocka_unit_test(test_runtime_schemes), cmocka_unit_test(test_scales_follow_tp),
         cmocka_unit_test(test_paged_kv_prefix), cmocka_unit_test(test_activations),
         cmocka_unit_test(test_memory_predict), cmocka_unit_test(test_questions),
     };
