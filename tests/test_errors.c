@@ -1103,6 +1103,10 @@ static void test_infer_predict_errors(void **state) {
     assert_int_equal(infer_memory_predict(&m.cfg, &ic, n, 2, 0, 64, &mem, &err), -1);
     tu_contains(err.msg, "--block-size: expected an integer from 1 to 65536, found 0", NULL);
     ic.block_size = 16;
+    ic.compute = DT_NONE; /* a zero-filled infer_cfg, not infer_cfg_init's */
+    assert_int_equal(infer_memory_predict(&m.cfg, &ic, n, 2, 0, 64, &mem, &err), -1);
+    tu_contains(err.msg, "--compute: expected f32 or bf16, found none", NULL);
+    ic.compute = DT_FP32;
     ic.weights = WQ_INT8_BLOCK;
     ic.group_size = 256;
     assert_int_equal(infer_memory_predict(&m.cfg, &ic, n, 2, 0, 64, &mem, &err), -1);

@@ -227,9 +227,9 @@ static void rank_sizes_compute(const model_cfg *m, const infer_cfg *ic, rank_siz
     const int n = linear_shapes(m, tp, s);
     const mm_path path = scheme_path(ic->weights);
     const int64_t rest_bytes = ic->weights == WQ_F32 ? 4 : 2;
-    /* a float linear needs the buffer when its element is not the compute one */
-    const bool linear_dequant =
-        path == MM_DEQUANT || (path == MM_FLOAT && (ic->weights == WQ_F32 ? 4 : 2) != e);
+    /* a float linear (stored as the rest is) needs the buffer when its element
+     * is not the compute one */
+    const bool linear_dequant = path == MM_DEQUANT || (path == MM_FLOAT && rest_bytes != e);
     int64_t values = 0, scales = 0, c_max = 0, dequant_elems = 0;
     for (int i = 0; i < n; i++) {
         int64_t v, sc;
@@ -311,6 +311,24 @@ int infer_group_check(const model_cfg *m, const infer_cfg *ic, ps_err *err) {
     return 0;
 }
 
+/* What both entry points need of ic beyond the command line's bounds: the
+ * tp split, the block size, the compute element and the group. */
+static int cfg_check(const model_cfg *m, const infer_cfg *ic, ps_err *err) {
+    if (infer_tp_check(m, ic->tp, NULL, err)) return -1;
+    if (ic->block_size < 1 || ic->block_size > INFER_BLOCK_MAX)
+        return ps_err_set(err, "--block-size: expected an integer from 1 to %lld, found %lld",
+                          INFER_BLOCK_MAX, (long long)ic->block_size);
+    if (ic->compute != DT_FP32 && ic->compute != DT_BF16)
+        return ps_err_set(err, "--compute: expected f32 or bf16, found %s",
+                          ic->compute >= 0 && ic->compute < DT_COUNT ? dtype_names[ic->compute]
+                                                                     : "an unknown dtype");
+    if (ic->weights < 0 || ic->weights >= WQ_COUNT || ic->kv_cache < 0 || ic->kv_cache >= KV_COUNT)
+        return ps_err_set(err, "--weights, --kv-cache: expected a scheme of infer_weights_names "
+                               "and a kind of infer_kv_names, found %d and %d",
+                          (int)ic->weights, (int)ic->kv_cache);
+    return infer_group_check(m, ic, err);
+}
+
 /* Total bytes on a rank serving batch sequences of context tokens sharing
  * prefix (saturating). */
 static int64_t total_at(const rank_sizes *r, const cluster_cfg *c, const infer_cfg *ic,
@@ -358,13 +376,10 @@ static int64_t search_largest(const search_ctx *s, int64_t lo, int64_t hi) {
 
 int infer_compute(const model_cfg *m, const cluster_cfg *c, const infer_cfg *ic,
                   infer_result *out, ps_err *err) {
-    if (ic->block_size < 1 || ic->block_size > INFER_BLOCK_MAX)
-        return ps_err_set(err, "--block-size: expected an integer from 1 to %lld, found %lld",
-                          INFER_BLOCK_MAX, (long long)ic->block_size);
+    if (cfg_check(m, ic, err)) return -1;
     if (ic->prefix < 0 || ic->prefix > ic->context)
         return ps_err_set(err, "--prefix: expected at most the context, %lld tokens, found %lld",
                           (long long)ic->context, (long long)ic->prefix);
-    if (infer_group_check(m, ic, err)) return -1;
     rank_sizes r;
     rank_sizes_compute(m, ic, &r);
     const int64_t bs = ic->block_size;
@@ -426,11 +441,7 @@ int infer_compute(const model_cfg *m, const cluster_cfg *c, const infer_cfg *ic,
 int infer_memory_predict(const model_cfg *m, const infer_cfg *ic, const int64_t *seq_tokens,
                          int64_t seqs, int64_t prefix_tokens, int64_t fwd_tokens, infer_mem *out,
                          ps_err *err) {
-    if (infer_tp_check(m, ic->tp, NULL, err)) return -1;
-    if (ic->block_size < 1 || ic->block_size > INFER_BLOCK_MAX)
-        return ps_err_set(err, "--block-size: expected an integer from 1 to %lld, found %lld",
-                          INFER_BLOCK_MAX, (long long)ic->block_size);
-    if (infer_group_check(m, ic, err)) return -1;
+    if (cfg_check(m, ic, err)) return -1;
     if (seqs < 0 || prefix_tokens < 0 || fwd_tokens < 0)
         return ps_err_set(err, "sequences, prefix and forward tokens: expected counts >= 0, "
                                "found %lld, %lld and %lld",
