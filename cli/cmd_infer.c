@@ -10,23 +10,37 @@
 static void usage(FILE *f) {
     fprintf(f,
             "usage: parasim infer [--model NAME|PATH] [--cluster NAME|PATH] [--tp N] [--batch B]\n"
-            "                     [--context S] [--weights bf16|fp16|fp8|int8|int4]\n"
-            "                     [--kv-cache bf16|fp16|fp8] [--group-size G] [--prefill-chunk T]\n"
+            "                     [--context S] [--weights SCHEME] [--group-size G]\n"
+            "                     [--kv-cache bf16|fp16|fp8|f32|int8] [--block-size N] [--prefix P]\n"
+            "                     [--prefill-chunk T] [--compute bf16|f32]\n"
             "                     [--format table|json] [-o FILE]\n"
             "\n"
-            "Per-GPU memory to serve a model: weights (quantized linear layers with their scale\n"
-            "overhead), KV cache per token (GQA- and MLA-aware), prefill working set and logits,\n"
-            "and the largest batch that fits at the given context. A MoE model's tp ranks each\n"
-            "hold every expert split by tp (no expert parallelism).\n"
+            "Per-GPU memory to serve a model: weights (quantized linear layers with their scales),\n"
+            "the paged KV cache (GQA- and MLA-aware; blocks of N tokens, a prefix of P tokens that\n"
+            "every sequence shares held once), the largest forward's live tensors and the logits.\n"
+            "Answers: the largest batch at context S (with and without prefix caching), the longest\n"
+            "context at batch B and the fewest tensor-parallel GPUs that fit (docs/memory.md §8).\n"
+            "A MoE model's tp ranks each hold every expert split by tp (no expert parallelism).\n"
+            "SCHEME: bf16 fp16 fp8 int8 int4 (serving formats), or the runtime's f32 int8-tensor\n"
+            "        int8-zeropoint int8-row int8-vector int8-decomp int8-block int4-block.\n"
             "Defaults: --model llama3-8b --cluster dgx-h100 --tp 1 --batch 1 --context 8192\n"
-            "          --weights bf16 --kv-cache bf16 --group-size 128 --prefill-chunk 8192\n");
+            "          --weights bf16 --kv-cache bf16 --block-size 16 --prefix 0\n"
+            "          --prefill-chunk 8192 --compute bf16 --group-size 32 for int8-block and\n"
+            "          int4-block (32, 64 or 128), 128 for int4\n");
 }
 
+/* value among names (NULL-terminated), or a usage error listing them. */
 static int pick(const char *opt, const char *value, const char *const *names, int *out) {
-    for (int i = 0; value && names[i]; i++)
-        if (!strcmp(value, names[i])) return *out = i, 0;
-    return cli_fail("infer", CLI_USAGE, "%s: expected one of the listed kinds (see --help), found \"%s\"",
-                    opt, value ? value : "nothing");
+    char list[256];
+    int n = 0;
+    for (int i = 0; names[i]; i++) {
+        if (value && !strcmp(value, names[i])) return *out = i, 0;
+        n += snprintf(list + n, sizeof list - (size_t)n, "%s%s", i ? ", " : "", names[i]);
+    }
+    if (!value)
+        return cli_fail("infer", CLI_USAGE, "%s: expected one of %s, found the end of the arguments",
+                        opt, list);
+    return cli_fail("infer", CLI_USAGE, "%s: expected one of %s, found \"%s\"", opt, list, value);
 }
 
 static int load_specs(const char *model, const char *cluster, model_spec *m, cluster_spec *c) {
@@ -48,10 +62,10 @@ static int load_specs(const char *model, const char *cluster, model_spec *m, clu
 
 int cmd_infer(int argc, char **argv) {
     const char *model = "llama3-8b", *cluster = "dgx-h100", *format = "table", *out_path = NULL;
-    infer_cfg ic = {.batch = 1, .context = 8192, .tp = 1, .weights = WQ_BF16,
-                    .kv_dtype = DT_BF16, .group_size = 128, .prefill_chunk = 8192};
-    static const char *const kv_names[] = {"fp8", "bf16", "fp16", NULL};
-    static const ps_dtype kv_dtypes[] = {DT_FP8, DT_BF16, DT_FP16};
+    infer_cfg ic;
+    infer_cfg_init(&ic);
+    static const char *const compute_names[] = {"bf16", "f32", NULL};
+    static const ps_dtype compute_dtypes[] = {DT_BF16, DT_FP32};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         long long n = 0;
@@ -69,44 +83,32 @@ int cmd_infer(int argc, char **argv) {
         else if (!strcmp(a, "--context")) { if (cli_int_arg("infer", a, v, 1, INFER_CONTEXT_MAX, &n)) return CLI_USAGE; ic.context = n; }
         else if (!strcmp(a, "--group-size")) { if (cli_int_arg("infer", a, v, 1, INFER_GROUP_MAX, &n)) return CLI_USAGE; ic.group_size = n; }
         else if (!strcmp(a, "--prefill-chunk")) { if (cli_int_arg("infer", a, v, 1, INFER_CONTEXT_MAX, &n)) return CLI_USAGE; ic.prefill_chunk = n; }
+        else if (!strcmp(a, "--block-size")) { if (cli_int_arg("infer", a, v, 1, INFER_BLOCK_MAX, &n)) return CLI_USAGE; ic.block_size = n; }
+        else if (!strcmp(a, "--prefix")) { if (cli_int_arg("infer", a, v, 0, INFER_CONTEXT_MAX, &n)) return CLI_USAGE; ic.prefix = n; }
         else if (!strcmp(a, "--weights")) { if (pick(a, v, infer_weights_names, &k)) return CLI_USAGE; ic.weights = (infer_weights)k; }
-        else if (!strcmp(a, "--kv-cache")) {
-            if (pick(a, v, kv_names, &k)) return CLI_USAGE;
-            ic.kv_dtype = kv_dtypes[k];
-        } else
+        else if (!strcmp(a, "--kv-cache")) { if (pick(a, v, infer_kv_names, &k)) return CLI_USAGE; ic.kv_cache = (infer_kv)k; }
+        else if (!strcmp(a, "--compute")) { if (pick(a, v, compute_names, &k)) return CLI_USAGE; ic.compute = compute_dtypes[k]; }
+        else
             return cli_fail("infer", CLI_USAGE, "unknown option or missing value \"%s\" (see parasim infer --help)", a);
         i++;
     }
     if (strcmp(format, "table") && strcmp(format, "json"))
         return cli_fail("infer", CLI_USAGE, "--format: expected table or json, found \"%s\"", format);
+    if (ic.prefix > ic.context)
+        return cli_fail("infer", CLI_USAGE, "--prefix: expected at most --context (%lld tokens), found %lld",
+                        (long long)ic.context, (long long)ic.prefix);
     model_spec m;
     cluster_spec c;
     if (load_specs(model, cluster, &m, &c)) return CLI_FAIL;
-    const model_cfg *mc = &m.cfg;
+    ps_err err = {{0}};
     /* tp splits the heads, the dense MLP (where the model has dense layers)
      * and each routed and shared expert's MLP (vLLM without expert parallelism) */
-    const bool has_dense = !model_is_moe(mc) || mc->dense_layers > 0;
-    char widths[160];
-    int n = snprintf(widths, sizeof widths, "heads = %lld", (long long)mc->heads);
-    if (has_dense)
-        n += snprintf(widths + n, sizeof widths - (size_t)n, "%s ffn_hidden = %lld",
-                      model_is_moe(mc) ? "," : " and", (long long)mc->ffn_hidden);
-    if (model_is_moe(mc))
-        snprintf(widths + n, sizeof widths - (size_t)n, " and expert_ffn_hidden = %lld",
-                 (long long)mc->expert_ffn_hidden);
-    if (mc->heads % ic.tp || (has_dense && mc->ffn_hidden % ic.tp) ||
-        (model_is_moe(mc) && mc->expert_ffn_hidden % ic.tp) ||
-        (mc->kv_heads % ic.tp && ic.tp % mc->kv_heads))
-        return cli_fail("infer", CLI_FAIL,
-                        "--tp: expected a divisor of %s that divides or is a multiple of "
-                        "kv_heads = %lld (%s), found %lld",
-                        widths, (long long)mc->kv_heads, m.path, (long long)ic.tp);
+    if (infer_tp_check(&m.cfg, ic.tp, m.path, &err)) return cli_fail("infer", CLI_FAIL, "%s", err.msg);
     if (ic.tp > cluster_gpus(&c.cfg))
         return cli_fail("infer", CLI_FAIL, "--tp: expected at most the %lld GPUs of %s, found %lld",
                         (long long)cluster_gpus(&c.cfg), c.name, (long long)ic.tp);
     infer_result r;
-    ps_err err = {{0}};
-    if (infer_compute(mc, &c.cfg, &ic, &r, &err)) return cli_fail("infer", CLI_FAIL, "%s", err.msg);
+    if (infer_compute(&m.cfg, &c.cfg, &ic, &r, &err)) return cli_fail("infer", CLI_FAIL, "%s", err.msg);
     cli_out out;
     if (cli_out_open(&out, out_path, &err)) return cli_fail("infer", CLI_FAIL, "%s", err.msg);
     if (!strcmp(format, "json"))

@@ -390,7 +390,7 @@ static void test_infer(void **state) {
     assert_int_equal(json_int(j, "memory.weights"), 2 * 671026419200LL);
     ynode_free(j);
     assert_int_equal(run("infer --model models/deepseek-v3.yaml", out, sizeof out), 0);
-    tu_contains(out, "549.00 MiB  (68.62 KiB per token, the MLA latent, on every GPU)",
+    tu_contains(out, "549.00 MiB  (68.62 KiB per token, the MLA latent, on every GPU; 512 blocks of 1.07 MiB)",
                 "the GPU holds all 256 routed experts", NULL);
     assert_int_equal(run("infer --model models/deepseek-v3.yaml --tp 8", out, sizeof out), 0);
     tu_contains(out, "157.92 GiB", "each GPU holds all 256 routed experts, each split 8 ways by tp",
@@ -424,6 +424,92 @@ static void test_infer_moe_tp(void **state) {
     assert_int_equal(run("infer --model models/deepseek-v3.yaml --tp 3", out, sizeof out), 1);
     tu_contains(out, "heads = 128, ffn_hidden = 18432 and expert_ffn_hidden = 2048", "found 3",
                 NULL);
+}
+
+/* Issue 13: the runtime's schemes, the paged KV cache with prefix caching
+ * and the questions, end to end. tiny-1m at tp 2, int8-row, int8 KV cache,
+ * f32 compute, 3 sequences of 100 tokens sharing 40 (test_infer.c's
+ * test_memory_predict has the arithmetic): weights 559,360 + 14,336 of
+ * scales; 288 B per token, blocks of 16 x 288 = 4608 B, 3 x 7 - 2 x 2 = 17
+ * blocks held, 2 x 2 = 4 saved; a forward of 64 tokens, 360,960 B; logits
+ * 3 x 128 x 4. */
+static void test_infer_runtime_schemes(void **state) {
+    (void)state;
+    assert_int_equal(run("infer --model tiny-1m --tp 2 --weights int8-row --kv-cache int8 "
+                         "--compute f32 --batch 3 --context 100 --prefix 40 --prefill-chunk 64 "
+                         "--format json",
+                         out, sizeof out),
+                     0);
+    ynode *j = parse(out);
+    assert_int_equal(json_int(j, "memory.weights"), 559360 + 14336);
+    assert_int_equal(json_int(j, "memory.weight_scales"), 14336);
+    assert_int_equal(json_int(j, "memory.kv_per_token"), 288);
+    assert_int_equal(json_int(j, "memory.kv_block"), 4608);
+    assert_int_equal(json_int(j, "memory.kv_blocks"), 17);
+    assert_int_equal(json_int(j, "memory.kv_cache"), 17 * 4608);
+    assert_int_equal(json_int(j, "memory.prefix_saved"), 4 * 4608);
+    assert_int_equal(json_int(j, "memory.fwd_tokens"), 64);
+    assert_int_equal(json_int(j, "memory.activations"), 360960);
+    assert_int_equal(json_int(j, "memory.logits"), 3 * 512);
+    assert_int_equal(json_int(j, "block_size"), 16);
+    assert_int_equal(json_int(j, "prefix"), 40);
+    assert_true(json_int(j, "max_batch") > json_int(j, "max_batch_unshared"));
+    assert_true(json_int(j, "max_context") >= 100);
+    assert_int_equal(json_int(j, "min_tp"), 1);
+    ynode_free(j);
+    assert_int_equal(run("infer --model tiny-1m --weights int4-block --prefix 4000 --batch 8",
+                         out, sizeof out),
+                     0);
+    tu_contains(out, "weights int4-block (group 32), KV cache bf16 in blocks of 16, compute bf16",
+                "of which scales", "prefix caching saves", "4000-token prefix: 250 full blocks",
+                "without prefix caching", "longest context at batch 8 that fits:",
+                "fewest GPUs (tp) that fit batch 8 x context 8192: 1", NULL);
+    /* the source's table: ~16 / 140 / 810 GB of bf16 weights (docs/memory.md §8) */
+    const char *models[] = {"llama3-8b", "llama3-70b", "llama3-405b"};
+    const char *gb[] = {"(16.06 GB)", "(141.11 GB)", "(811.71 GB)"};
+    for (int i = 0; i < 3; i++) {
+        char args[128];
+        snprintf(args, sizeof args, "infer --model %s", models[i]);
+        assert_int_equal(run(args, out, sizeof out), 0);
+        tu_contains(out, gb[i], NULL);
+    }
+    /* Llama 3 405B in bf16 needs 811.71 GB: 16 H100s of 80 GB at the least
+     * (tp 16 divides 128 heads, 53,248 and is a multiple of 8 kv heads) */
+    assert_int_equal(run("infer --model llama3-405b --format json", out, sizeof out), 0);
+    j = parse(out);
+    assert_int_equal(json_int(j, "min_tp"), 16);
+    ynode_free(j);
+}
+
+/* Bad values of the new options: what was expected, what was found. */
+static void test_infer_bad_options(void **state) {
+    (void)state;
+    assert_int_equal(run("infer --weights int3", out, sizeof out), 2);
+    tu_contains(out, "parasim infer: --weights: expected one of bf16, fp16, fp8, int8, int4, f32, "
+                     "int8-tensor, int8-zeropoint, int8-row, int8-vector, int8-decomp, int8-block, "
+                     "int4-block, found \"int3\"",
+                NULL);
+    assert_int_equal(run("infer --kv-cache int4", out, sizeof out), 2);
+    tu_contains(out, "--kv-cache: expected one of bf16, fp16, fp8, f32, int8, found \"int4\"", NULL);
+    assert_int_equal(run("infer --compute fp16", out, sizeof out), 2);
+    tu_contains(out, "--compute: expected one of bf16, f32, found \"fp16\"", NULL);
+    assert_int_equal(run("infer --compute", out, sizeof out), 2);
+    tu_contains(out, "--compute: expected one of bf16, f32, found the end of the arguments", NULL);
+    assert_int_equal(run("infer --block-size 0", out, sizeof out), 2);
+    tu_contains(out, "--block-size: expected an integer from 1 to 65536, found \"0\"", NULL);
+    assert_int_equal(run("infer --prefix -1", out, sizeof out), 2);
+    tu_contains(out, "--prefix: expected an integer from 0 to 16777216, found \"-1\"", NULL);
+    assert_int_equal(run("infer --context 100 --prefix 101", out, sizeof out), 2);
+    tu_contains(out, "--prefix: expected at most --context (100 tokens), found 101", NULL);
+    assert_int_equal(run("infer --model tiny-1m --weights int8-block --group-size 48", out,
+                         sizeof out),
+                     1);
+    tu_contains(out, "--group-size: expected 32, 64 or 128 for --weights int8-block, found 48", NULL);
+    assert_int_equal(run("infer --model tiny-1m --tp 2 --weights int4-block --group-size 128", out,
+                         sizeof out),
+                     1);
+    tu_contains(out, "--group-size", "found 128, which does not divide 64",
+                "a 128 x 64 shard at tp 2", NULL);
 }
 
 /* parasim sweep: ranking as JSON, every point to CSV atomically, the step
@@ -789,6 +875,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_plan_moe_layout),
         cmocka_unit_test(test_errors_and_exit_codes), cmocka_unit_test(test_output_file_is_atomic),
         cmocka_unit_test(test_infer), cmocka_unit_test(test_infer_moe_tp),
+        cmocka_unit_test(test_infer_runtime_schemes), cmocka_unit_test(test_infer_bad_options),
         cmocka_unit_test(test_sweep),
         cmocka_unit_test(test_emit_replay), cmocka_unit_test(test_bounds),
         cmocka_unit_test(test_output_refuses_special_files),

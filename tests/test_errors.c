@@ -7,6 +7,7 @@
 #include <math.h>
 
 #include "cost/act.h"
+#include "cost/infer.h"
 #include "spec/plan_check.h"
 #include "spec/published.h"
 #include "tu.h"
@@ -1079,8 +1080,43 @@ static void test_moe_layout_errors(void **state) {
     free(s);
 }
 
+/* infer_memory_predict (the runtime comparison's prediction) refuses what it
+ * cannot size, naming the argument, what was expected and what was found. */
+static void test_infer_predict_errors(void **state) {
+    (void)state;
+    model_spec m = tu_model("tiny-1m");
+    infer_cfg ic;
+    infer_cfg_init(&ic);
+    infer_mem mem;
+    ps_err err = {{0}};
+    const int64_t n[] = {100, 30};
+    assert_int_equal(infer_memory_predict(&m.cfg, &ic, n, 2, 40, 64, &mem, &err), -1);
+    tu_contains(err.msg, "sequence 1: expected at least the 40 shared prefix tokens, found 30", NULL);
+    assert_int_equal(infer_memory_predict(&m.cfg, &ic, n, -1, 0, 64, &mem, &err), -1);
+    tu_contains(err.msg, "expected counts >= 0", "found -1, 0 and 64", NULL);
+    ic.tp = 3;
+    assert_int_equal(infer_memory_predict(&m.cfg, &ic, n, 2, 0, 64, &mem, &err), -1);
+    tu_contains(err.msg, "--tp: expected a divisor of heads = 4 and ffn_hidden = 512",
+                "kv_heads = 2", "found 3", NULL);
+    ic.tp = 1;
+    ic.block_size = 0;
+    assert_int_equal(infer_memory_predict(&m.cfg, &ic, n, 2, 0, 64, &mem, &err), -1);
+    tu_contains(err.msg, "--block-size: expected an integer from 1 to 65536, found 0", NULL);
+    ic.block_size = 16;
+    ic.compute = DT_NONE; /* a zero-filled infer_cfg, not infer_cfg_init's */
+    assert_int_equal(infer_memory_predict(&m.cfg, &ic, n, 2, 0, 64, &mem, &err), -1);
+    tu_contains(err.msg, "--compute: expected f32 or bf16, found none", NULL);
+    ic.compute = DT_FP32;
+    ic.weights = WQ_INT8_BLOCK;
+    ic.group_size = 256;
+    assert_int_equal(infer_memory_predict(&m.cfg, &ic, n, 2, 0, 64, &mem, &err), -1);
+    tu_contains(err.msg, "--group-size: expected 32, 64 or 128 for --weights int8-block",
+                "found 256", NULL);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_infer_predict_errors),
         cmocka_unit_test(test_moe_layout_errors),
         cmocka_unit_test(test_good_plan_loads),
         cmocka_unit_test(test_unknown_keys),
