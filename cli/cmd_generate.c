@@ -13,6 +13,7 @@
 #include "base/atomic_file.h"
 #include "base/regular_file.h"
 #include "cli.h"
+#include "gen_predict.h"
 #include "gen_report.h"
 #include "rt_group.h"
 #include "spec/model.h"
@@ -452,12 +453,10 @@ static void abort_all(int rank, int world, const ps_err *err) {
 }
 
 static int write_out(const gen_opts *o, const gen_report *gr, const gen_eval_report *er,
-                     ps_err *err) {
+                     const gen_mem_bytes *predicted, ps_err *err) {
     cli_out out;
     if (cli_out_open(&out, o->out, err)) return -1;
     const bool json = !strcmp(o->format, "json");
-    /* the prediction per category: the lead adds parasim infer's here */
-    const gen_mem_bytes *predicted = NULL;
     if (er) json ? gen_eval_report_json(out.f, er) : gen_eval_report_table(out.f, er);
     else json ? gen_report_json(out.f, gr, predicted) : gen_report_table(out.f, gr, predicted);
     return cli_out_close(&out, err);
@@ -548,7 +547,13 @@ static int gen_main(int argc, char **argv, int rank, int world) {
     double times[3] = {gr.st.prefill_s, gr.st.decode_s, er.seconds};
     MPI_Allreduce(MPI_IN_PLACE, times, 3, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
     gr.st.prefill_s = times[0], gr.st.decode_s = times[1], er.seconds = times[2];
-    if (rank == 0 && write_out(&o, &gr, o.eval ? &er : NULL, &err)) {
+    /* parasim infer's prediction for what ran (none in eval mode: two models there) */
+    gen_mem_bytes pred;
+    const bool predicted = !o.eval && !gen_predict(&ck.m, &o.cfg, world, in.req, in.n_req,
+                                                  in.n_prefix, &gr.st, &pred, &err);
+    if (!o.eval && !predicted && rank == 0)
+        fprintf(stderr, "parasim generate: no prediction: %s\n", err.msg);
+    if (rank == 0 && write_out(&o, &gr, o.eval ? &er : NULL, predicted ? &pred : NULL, &err)) {
         fprintf(stderr, "parasim generate: %s\n", err.msg);
         status = -1;
     }

@@ -1,7 +1,8 @@
 /* gen_report.h — the report of `parasim generate` (cmd_generate.c): generated
  * text, throughput, memory per category and KV blocks, or the eval mode's
  * perplexity and KL, as a table or JSON. A measured byte count per category
- * (gen_mem_bytes) can take a predicted one beside it (parasim infer's). */
+ * (gen_mem_bytes) can take a predicted one beside it (parasim infer's:
+ * gen_predict.h). */
 #ifndef PS_GEN_REPORT_H
 #define PS_GEN_REPORT_H
 

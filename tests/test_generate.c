@@ -1,7 +1,7 @@
 /* test_generate.c — `parasim generate` end to end (alone and under mpirun):
  *  - tp 2 produces exactly the tokens of one rank (fp32; greedy and sampled);
  *  - the measured memory per category at tp 2 equals the contract's values by
- *    hand, and the prefix cache saves (B - 1) * 2 blocks of a 40-token prefix;
+ *    hand, and parasim infer's prediction exactly for every scheme and KV element, and the prefix cache saves (B - 1) * 2 blocks of a 40-token prefix;
  *  - the same with weights trained here and read from a checkpoint;
  *  - eval mode reports perplexity, kl, tokens and weights (KL of f32 to itself 0);
  *  - bad input stops with one located message, exit 1 or 2, never a crash.
@@ -145,6 +145,36 @@ static void test_prefix_saving(void **state) {
     ynode_free(r);
 }
 
+/* Measured bytes per category equal parasim infer's prediction (cost/infer.h) exactly, for
+ * every weight scheme and KV element, one rank and two, with a shared prefix. */
+static void test_measured_equals_predicted(void **state) {
+    (void)state;
+    static const char *const schemes[] = {"f32", "bf16", "int8-tensor", "int8-zeropoint",
+                                          "int8-row", "int8-vector", "int8-decomp",
+                                          "int8-block", "int4-block"};
+    static const char *const kv[] = {"f32", "bf16", "int8"};
+    static const char *const cat[] = {"weights", "scales", "kv_cache", "activations", "logits"};
+    char args[1024], path[128];
+    snprintf(path, sizeof path, "%s/pred.json", dir);
+    for (int s = 0; s < 9; s++) {
+        const int np = s % 2 ? 2 : 0;
+        snprintf(args, sizeof args, "--weights %s --kv-cache %s --prompts tests/data/gen-prompts.txt "
+                 "--prefix 0123456789012345678901234567890123456789 --max-new 7 --batch 4 "
+                 "--prefill-chunk 32 --format json -o %s", schemes[s], kv[s % 3], path);
+        if (gen(np, args)) fail_msg("%s", out);
+        ynode *r = load_json(path);
+        for (int c = 0; c < 5; c++) {
+            char m[64], p[64];
+            snprintf(m, sizeof m, "memory.%s.measured", cat[c]);
+            snprintf(p, sizeof p, "memory.%s.predicted", cat[c]);
+            if (num(r, m) != num(r, p))
+                fail_msg("%s, kv %s, %d ranks: %s measured %.0f, predicted %.0f", schemes[s],
+                         kv[s % 3], np ? np : 1, cat[c], num(r, m), num(r, p));
+        }
+        ynode_free(r);
+    }
+}
+
 static void test_eval_json(void **state) {
     (void)state;
     char path[128], args[512];
@@ -245,6 +275,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_tp2_tokens),
         cmocka_unit_test(test_tp2_memory_by_hand),
         cmocka_unit_test(test_prefix_saving),
+        cmocka_unit_test(test_measured_equals_predicted),
         cmocka_unit_test(test_eval_json),
         cmocka_unit_test(test_checkpoint),
         cmocka_unit_test(test_bad_input),

@@ -1,0 +1,39 @@
+/* gen_predict.c — parasim infer's prediction beside generate's measurement (gen_predict.h). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cost/infer.h"
+#include "gen_predict.h"
+
+int gen_predict(const rt_ckpt_model *m, const rt_gen_cfg *cfg, int tp, const rt_gen_request *req,
+                int64_t n_req, int64_t prefix_tokens, const rt_gen_stats *st, gen_mem_bytes *out,
+                ps_err *err) {
+    model_cfg mc = {.layers = m->layers, .hidden = m->hidden, .heads = m->heads,
+                    .kv_heads = m->kv_heads, .head_dim = m->head_dim,
+                    .ffn_hidden = m->ffn_hidden, .vocab = m->vocab, .norm = NORM_RMSNORM,
+                    .mlp = MLP_SWIGLU, .attention = ATTN_FLASH, .position = POS_ROPE,
+                    .bias = BIAS_NONE};
+    infer_cfg ic;
+    infer_cfg_init(&ic);
+    ic.tp = tp, ic.group_size = cfg->group, ic.block_size = cfg->block_size, ic.compute = DT_FP32;
+    ic.weights = WQ_COUNT;
+    for (int i = 0; infer_weights_names[i]; i++)
+        if (!strcmp(infer_weights_names[i], rt_wscheme_names[cfg->weights])) ic.weights = (infer_weights)i;
+    static const infer_kv kv[3] = {KV_F32, KV_BF16, KV_INT8};
+    ic.kv_cache = kv[cfg->kv];
+    const int64_t seqs = n_req < cfg->batch ? n_req : cfg->batch;
+    int64_t *n = malloc((size_t)(seqs + 1) * sizeof *n);
+    if (!n) return ps_err_set(err, "out of host memory");
+    for (int64_t i = 0; i < seqs; i++)
+        n[i] = req[i].n + req[i].max_new - 1;
+    const int64_t prefix = cfg->prefix_cache && !cfg->no_cache ? prefix_tokens : 0;
+    infer_mem p;
+    const int rc = infer_memory_predict(&mc, &ic, n, seqs, prefix, st->max_forward_tokens, &p, err);
+    free(n);
+    if (rc) return -1;
+    memset(out, 0, sizeof *out);
+    out->bytes[GEN_MEM_WEIGHTS] = p.weights, out->bytes[GEN_MEM_SCALES] = p.scales;
+    out->bytes[GEN_MEM_KV] = cfg->no_cache ? 0 : p.kv_cache;
+    out->bytes[GEN_MEM_ACTIVATIONS] = p.activations, out->bytes[GEN_MEM_LOGITS] = p.logits;
+    return 0;
+}
