@@ -24,7 +24,7 @@ static void usage(FILE *f) {
             "usage: mpirun -np N parasim run PLAN.yaml [--backend cpu|cuda|auto] [--steps K]\n"
             "                                [--threads T] [--set key.path=value]... [-o PROFILE.json]\n"
             "                                [--timeout SECONDS] [--memory-limit SIZE]\n"
-            "                                [--data-limit SIZE]\n"
+            "                                [--data-limit SIZE] [--save-weights FILE]\n"
             "\n"
             "Lower the plan to its execution plan (parasim emit) and run it for real: one\n"
             "process per rank, N = the plan's gpus. Prints per step the loss (mean over the\n"
@@ -47,6 +47,9 @@ static void usage(FILE *f) {
             "                into memory (default 1 GiB)\n"
             "  --set k=v     override a plan field (as parasim plan)\n"
             "  -o FILE       write the profile (JSON) atomically\n"
+            "  --save-weights FILE  after the last step, write the trained fp32 weights in\n"
+            "                the one-rank layout (a checkpoint for parasim generate;\n"
+            "                docs/runtime.md \"Checkpoints\"), atomically; dense models only\n"
             "  --quiet       no per-step lines\n");
 }
 
@@ -96,7 +99,7 @@ static int size_arg(const char *opt, const char *v, double *out) {
 }
 
 static int run_main(int argc, char **argv, int rank, int world) {
-    const char *path = NULL, *out_path = NULL, *backend = "auto";
+    const char *path = NULL, *out_path = NULL, *ckpt_path = NULL, *backend = "auto";
     long long steps = 0, threads = 0, timeout_s = 600;
     double limit = 0, data_limit = (double)RT_DATA_LIMIT_BYTES;
     int quiet = 0;
@@ -139,6 +142,10 @@ static int run_main(int argc, char **argv, int rank, int world) {
         } else if (!strcmp(a, "-o") || !strcmp(a, "--output")) {
             if (i + 1 >= argc) rc = cli_fail("run", CLI_USAGE, "%s: expected a file name", a);
             else out_path = argv[++i];
+        } else if (!strcmp(a, "--save-weights")) {
+            if (i + 1 >= argc || !argv[i + 1][0])
+                rc = cli_fail("run", CLI_USAGE, "%s: expected a file name", a);
+            else ckpt_path = argv[++i];
         } else if (!strcmp(a, "--quiet")) {
             quiet = 1;
         } else if (a[0] == '-' && a[1]) {
@@ -152,6 +159,11 @@ static int run_main(int argc, char **argv, int rank, int world) {
     if (rc == CLI_OK && !path)
         rc = cli_fail("run", CLI_USAGE, "expected a plan file (e.g. plans/tiny-1m-cpu.yaml)");
     if (rc == CLI_OK) rc = cli_check_not_input("run", path, out_path);
+    if (rc == CLI_OK) rc = cli_check_not_input("run", path, ckpt_path);
+    if (rc == CLI_OK && out_path && ckpt_path && strcmp(out_path, "-") &&
+        atomic_file_same_target(out_path, ckpt_path))
+        rc = cli_fail("run", CLI_USAGE, "--save-weights %s names the profile's file (-o %s): give "
+                      "them different names", ckpt_path, out_path);
     if (rc == CLI_OK && !strcmp(backend, "cuda"))
         rc = cli_fail("run", CLI_FAIL, "--backend cuda: the CUDA executor is not built yet; the "
                                        "CPU backend runs every plan (--backend cpu)");
@@ -180,6 +192,14 @@ static int run_main(int argc, char **argv, int rank, int world) {
     if (status == 0) status = run_profile_check_memory(&prog, &rp, local, &err);
     /* the profile is written at the end, by rank 0: check now that it can be */
     if (status == 0 && rank == 0 && out_path) status = run_profile_check_output(out_path, &err);
+    /* checkpoints hold the dense Llama block (rt_ckpt.h): refused before any work */
+    if (status == 0 && ckpt_path && program_is_moe(&prog))
+        status = ps_err_set(&err, "--save-weights: %s is a mixture-of-experts model (%lld "
+                                  "experts); checkpoints hold dense models only, since the "
+                                  "inference engine (parasim generate) runs dense models, so "
+                                  "none is written for it yet", prog.model_name,
+                            (long long)prog.experts);
+    if (status == 0 && rank == 0 && ckpt_path) status = run_profile_check_output(ckpt_path, &err);
     free(spec);
     restore_stderr(saved_err);
     /* the ranks may see different files or free memory: agree before any
@@ -210,10 +230,12 @@ static int run_main(int argc, char **argv, int rank, int world) {
     step_ctx ctx = {.rank = rank, .quiet = quiet,
                     .tokens_per_step = (double)prog.global_batch * (double)prog.seq};
     rt_options opt = {.on_step = on_step, .ctx = &ctx, .memory_limit_bytes = (int64_t)limit,
-                      .data_limit_bytes = (int64_t)data_limit, .timeout_s = (double)timeout_s};
+                      .data_limit_bytes = (int64_t)data_limit, .timeout_s = (double)timeout_s,
+                      .save_weights_path = ckpt_path};
     rt_result res;
     status = rt_exec_run(&prog, be, &groups, &opt, &res, &err);
-    if (status > 0) { /* set-up failed or training diverged; every rank has the message */
+    if (status > 0) { /* set-up failed, training diverged or the checkpoint was not written;
+                       * every rank has the message */
         if (rank == 0) fprintf(stderr, "parasim run: %s\n", err.msg);
         goto free_result;
     }

@@ -15,6 +15,7 @@
 #ifndef PS_RT_CKPT_H
 #define PS_RT_CKPT_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "base/err.h"
@@ -39,6 +40,8 @@ typedef struct {
     int64_t final_norm, lm_head, elems;
 } rt_ckpt_layout;
 void rt_ckpt_layout_of(const rt_ckpt_model *m, rt_ckpt_layout *l);
+/* Flat element k's name for messages: "wte[r][c]", "layer 3 wq[r][c]", "final_norm[i]". */
+void rt_ckpt_element_name(const rt_ckpt_model *m, int64_t k, char *buf, size_t len);
 
 /* 0, or -1 with err naming the path and what failed. */
 int rt_ckpt_write(const char *path, const rt_ckpt *ck, ps_err *err);

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "rt_ckpt_gather.h"
 #include "rt_data.h"
 #include "rt_model.h"
 #include "rt_pipe.h"
@@ -36,6 +37,7 @@ typedef struct {
     ps_err diverged_err;
     rt_watchdog *watchdog;
     rt_pipe pipe; /* the role's global units; pipeline sends (rt_pipe.h) */
+    rt_ckpt_parts *ckpt; /* --save-weights: the weights after the last step (NULL: none) */
 } exec;
 
 /* This rank's place in its ep group, which picks its experts (0 without ep). */
@@ -387,7 +389,10 @@ static int optim_piece(exec *x, int32_t i, int64_t lo, int64_t n, ps_err *err) {
     if (o->step == 0) rt_tp_dump(p, x->r, ep_rank(x), "grads", x->g->world.rank, lo, gf, n);
     x->be->adamw(pw, m, v, gf, n, (float)p->lr, (float)p->beta1, (float)p->beta2, (float)p->eps,
                  (float)p->weight_decay, o->step + 1);
-    if (o->step == p->steps - 1) rt_tp_dump(p, x->r, ep_rank(x), "params", x->g->world.rank, lo, pw, n);
+    if (o->step == p->steps - 1) {
+        rt_tp_dump(p, x->r, ep_rank(x), "params", x->g->world.rank, lo, pw, n);
+        if (x->ckpt) rt_ckpt_parts_add(x->ckpt, p, x->r, ep_rank(x), lo, pw, n);
+    }
     rt_mem_free(&x->mem, tmp);
     if (master) { /* the working copy follows the master weights */
         void *pp = buf_at(x, BUF_PARAMS, lo);
@@ -536,6 +541,8 @@ int rt_exec_run(const program *p, const rt_backend *be, rt_groups *g, const rt_o
         return 1; /* every rank knows, with the same message */
     }
     const prog_role *r = x.r;
+    rt_ckpt_parts ckpt = {0};
+    if (opt && opt->save_weights_path) x.ckpt = &ckpt;
     out->steps = p->steps;
     out->loss = calloc((size_t)p->steps, sizeof *out->loss);
     out->step_seconds = calloc((size_t)p->steps, sizeof *out->step_seconds);
@@ -586,6 +593,10 @@ int rt_exec_run(const program *p, const rt_backend *be, rt_groups *g, const rt_o
     memcpy(out->peak, x.mem.peak, sizeof out->peak);
     out->peak_total = x.mem.peak_total;
     exec_free(&x);
+    /* the weights after the last step, gathered to rank 0 and written */
+    if (rc == 0 && x.ckpt) rc = rt_ckpt_gather_write(x.ckpt, p, be, &g->world,
+                                                     opt->save_weights_path, err);
+    rt_ckpt_parts_free(&ckpt);
     return rc;
 }
 

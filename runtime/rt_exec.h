@@ -52,10 +52,14 @@ typedef struct {
     int64_t memory_limit_bytes; /* 0: none (fault tests set one) */
     int64_t data_limit_bytes;   /* the most a text corpus may hold; 0: RT_DATA_LIMIT_BYTES */
     double timeout_s;           /* one op's time limit (rt_watchdog.h); 0: none */
+    /* write the trained weights here after the last step (rt_ckpt_gather.h;
+     * dense models); NULL: none */
+    const char *save_weights_path;
 } rt_options;
 
 /* 0: done. 1: every rank stops with the same message: set-up failed on some
- * rank (a missing corpus, say), or training diverged (a loss or gradient norm
+ * rank (a missing corpus, say), the checkpoint could not be assembled or
+ * written, or training diverged (a loss or gradient norm
  * that is not finite: the first such op, with its rank). -1: this rank
  * failed during a step; the others may be waiting for it in a collective
  * (the caller aborts). */

@@ -28,6 +28,7 @@
 #include <cmocka.h>
 
 #include "tu.h"
+#include "rt_ckpt.h"
 #include "spec/ynode.h"
 
 static const char *parasim, *mpirun;
@@ -1176,6 +1177,136 @@ static void test_moe_ep2_recompute(void **s) {
                          moe_a2as(2) + (int64_t)STEPS * 2 * 2 * 2, false);
 }
 
+/* ---- checkpoints (--save-weights) ---------------------------------------------- */
+
+#define CKPT_SETS "--set model.layers=4"
+
+/* The checkpoint at path, read and checked by the reader. */
+static rt_ckpt ckpt_load(const char *path) {
+    rt_ckpt ck;
+    ps_err err = {{0}};
+    if (rt_ckpt_read(path, &ck, &err)) fail_msg("%s", err.msg);
+    return ck;
+}
+
+/* np ranks with extra settings save their weights to path; returns the checkpoint. */
+static rt_ckpt ckpt_run(int np, const char *sets, const char *path, const char *dump_dir) {
+    char cmd[4096], env[600] = "";
+    if (dump_dir[0])
+        snprintf(env, sizeof env, "env PARASIM_DUMP_GRADS=%s", dump_dir);
+    snprintf(cmd, sizeof cmd, "%s %s -np %d --oversubscribe %s %s run " PLAN " --steps %d "
+             "--threads 1 --quiet --set gpus=%d " CKPT_SETS " %s --save-weights %s", env, mpirun,
+             np, dump_dir[0] ? "-x PARASIM_DUMP_GRADS" : "", parasim, STEPS, np, sets, path);
+    if (sh(cmd)) fail_msg("%d ranks %s: %s", np, sets, out);
+    return ckpt_load(path);
+}
+
+/* `run --save-weights`: the one-rank run's checkpoint holds exactly the weights
+ * its PARASIM_DUMP_GRADS "params" records hold (bitwise, every element once),
+ * with the model's shape and the steps in its header; tp 2, pp 2 and dp 2 with
+ * ZeRO-3 gather the same weights to rank 0 (within 1e-5: fp32 summation order,
+ * as their losses). */
+static void test_save_weights(void **state) {
+    (void)state;
+    char ck_dir[] = "/tmp/parasim-ck-XXXXXX", path[300];
+    assert_non_null(mkdtemp(ck_dir));
+    snprintf(path, sizeof path, "%s/one.ck", ck_dir);
+    rt_ckpt one = ckpt_run(1, "", path, ck_dir);
+    assert_string_equal(one.m.model, "tiny-test");
+    assert_int_equal(one.m.layers, 4), assert_int_equal(one.m.hidden, 64);
+    assert_int_equal(one.m.heads, 4), assert_int_equal(one.m.kv_heads, 2);
+    assert_int_equal(one.m.head_dim, 16), assert_int_equal(one.m.ffn_hidden, 160);
+    assert_int_equal(one.m.vocab, 256), assert_int_equal(one.m.seq_len, 32);
+    assert_int_equal(one.m.steps, STEPS);
+    assert_true(one.m.norm_eps == 1e-5 && one.m.rope_theta == 10000.0);
+    float *v = calloc((size_t)one.elems, sizeof *v);
+    bool *seen = calloc((size_t)one.elems, 1);
+    int64_t dups, differ;
+    char grads[400];
+    assert_int_equal(dump_read(ck_dir, "params", 1, v, seen, one.elems, &dups, &differ),
+                     one.elems);
+    snprintf(grads, sizeof grads, "%s/grads.0.bin", ck_dir);
+    unlink(grads);
+    assert_memory_equal(v, one.data, (size_t)one.elems * sizeof *v);
+    /* it trained: the weights moved from their initial values (a norm weight starts at 1) */
+    rt_ckpt_layout l;
+    rt_ckpt_layout_of(&one.m, &l);
+    assert_true(one.data[l.final_norm] != 1.0f);
+    /* pp 2 runs the one-rank arithmetic (measured: bitwise equal), dp 2 with ZeRO-3 sums
+     * the gradients in another order (measured: 1e-6 at most). Under tp 2 the partial
+     * sums of the row-parallel GEMMs differ in the last bits too, and AdamW's first
+     * update, lr g / (|g| + eps), turns a 1e-9 gradient difference into a weight
+     * difference of up to ~lr where |g| is near eps = 1e-8: measured 3.8e-5 for 4 of
+     * the 205,376 weights after 10 steps (1 after 2 steps), every other one within
+     * 1e-5. So: all within 1e-5, except under tp at most 16 within 1e-4. */
+    const struct {
+        const char *sets;
+        int64_t loose; /* weights allowed past 1e-5 (and within 1e-4) */
+    } plans[] = {{"--set parallel.tp=2", 16},
+                 {"--set parallel.pp=2", 0},
+                 {"--set parallel.dp=2 --set parallel.zero=3", 0}};
+    for (int k = 0; k < 3; k++) {
+        rt_ckpt ck = ckpt_run(2, plans[k].sets, path, "");
+        assert_int_equal(ck.elems, one.elems);
+        assert_int_equal(ck.m.steps, STEPS);
+        int64_t loose = 0;
+        for (int64_t i = 0; i < one.elems; i++) {
+            const double d = fabs((double)ck.data[i] - (double)one.data[i]);
+            loose += d > 1e-5;
+            if (d > (plans[k].loose ? 1e-4 : 1e-5) || loose > plans[k].loose) {
+                char where[128];
+                rt_ckpt_element_name(&one.m, i, where, sizeof where);
+                fail_msg("%s: weight %lld (%s): %.9g, one rank %.9g (%lld past 1e-5)",
+                         plans[k].sets, (long long)i, where, (double)ck.data[i],
+                         (double)one.data[i], (long long)loose);
+            }
+        }
+        rt_ckpt_free(&ck);
+    }
+    unlink(path);
+    rmdir(ck_dir);
+    rt_ckpt_free(&one);
+    free(v), free(seen);
+}
+
+/* --save-weights is checked before any work: a MoE model (dense checkpoints
+ * only), a path that is a symbolic link or a device, one in a missing
+ * directory, and the profile's own file are refused with one message, no step. */
+static void test_save_weights_refused(void **state) {
+    (void)state;
+    char ck_dir[] = "/tmp/parasim-ck-XXXXXX", link[300], cmd[4096];
+    assert_non_null(mkdtemp(ck_dir));
+    snprintf(link, sizeof link, "%s/link.ck", ck_dir);
+    assert_int_equal(symlink("/tmp/parasim-ck-target", link), 0);
+    snprintf(cmd, sizeof cmd, "%s -np 1 %s run " PLAN_MOE " --steps 1000 --threads 1 "
+             "--save-weights %s/moe.ck", mpirun, parasim, ck_dir);
+    assert_int_equal(sh(cmd), 1);
+    tu_contains(out, "--save-weights: ", "is a mixture-of-experts model",
+                "checkpoints hold dense models only", "parasim generate", NULL);
+    assert_null(strstr(out, "step    1"));
+    const char *targets[][2] = {
+        {link, "is a symbolic link, not a regular file"},
+        {"/dev/null", "is a character device, not a regular file"},
+        {"/nonexistent-dir/w.ck", "cannot create a temporary file: No such file or directory"}};
+    for (int k = 0; k < 3; k++) {
+        snprintf(cmd, sizeof cmd, "%s -np 2 --oversubscribe %s run " PLAN " --steps 1000 "
+                 "--threads 1 --set gpus=2 --set parallel.dp=2 --save-weights %s", mpirun,
+                 parasim, targets[k][0]);
+        assert_int_equal(sh(cmd), 1);
+        tu_contains(out, targets[k][1], NULL);
+        assert_null(strstr(out, "step    1"));
+    }
+    snprintf(cmd, sizeof cmd, "%s -np 1 %s run " PLAN " --steps 1000 -o %s/x --save-weights "
+             "%s/x", mpirun, parasim, ck_dir, ck_dir);
+    assert_int_equal(sh(cmd), 2);
+    tu_contains(out, "names the profile's file", NULL);
+    struct stat st;
+    assert_int_equal(lstat(link, &st), 0);
+    assert_true(S_ISLNK(st.st_mode)); /* left as it was */
+    unlink(link);
+    rmdir(ck_dir);
+}
+
 int main(int argc, char **argv) {
     if (argc < 3) {
         fprintf(stderr, "usage: test_run PARASIM MPIRUN\n");
@@ -1226,6 +1357,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_moe_pp2_ep2), cmocka_unit_test(test_moe_gradients),
         cmocka_unit_test(test_moe_ep2_dp4_zero1), cmocka_unit_test(test_moe_ep2_dp4_zero2),
         cmocka_unit_test(test_moe_ep2_zero2),
+        cmocka_unit_test(test_save_weights), cmocka_unit_test(test_save_weights_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -13,7 +13,7 @@ set -eu
 cd "$(dirname "$0")/.."
 seconds=${1:-60}
 [ $# -gt 0 ] && shift
-targets=${*:-model cluster hf plan sweep program}
+targets=${*:-model cluster hf plan sweep program ckpt}
 
 if [ ! -f build-fuzz/build.ninja ]; then
     CC=clang meson setup build-fuzz --buildtype=debugoptimized -Dfuzz=true -Dcuda=disabled \
