@@ -48,8 +48,8 @@ static void usage(FILE *f) {
             "  --weights S      f32, bf16, int8-tensor, int8-zeropoint, int8-row, int8-vector,\n"
             "                   int8-decomp, int8-block, int4-block (default bf16)\n"
             "  --group-size G   block of the block schemes: 32, 64 or 128 (default 32)\n"
-            "  --kv-cache D     f32, bf16 or int8 (default bf16); --block-size tokens per\n"
-            "                   block (default 16)\n"
+            "  --kv-cache D     f32, bf16 or int8 (default bf16; f32 with --eval);\n"
+            "  --block-size N   tokens per KV block (default 16)\n"
             "  --prefill-chunk T  most tokens of one prefill forward (default 256)\n"
             "  --batch B        most requests decoding at once (default 8)\n"
             "  --prompts FILE   one prompt per line, bytes as tokens (default: 4 built-in)\n"
@@ -77,6 +77,7 @@ typedef struct {
     const char *checkpoint, *model, *prompts, *prefix, *prefix_file, *eval, *format, *out;
     const char *max_new;
     long long seed, eval_tokens, threads;
+    bool kv_given;
     rt_gen_cfg cfg;
 } gen_opts;
 
@@ -168,6 +169,7 @@ static int parse(int argc, char **argv, gen_opts *o) {
         } else if (!strcmp(a, "--kv-cache")) {
             if (pick(a, v, kv_names, "f32, bf16, int8", &k)) return CLI_USAGE;
             o->cfg.kv = (kern_kv_dtype)k;
+            o->kv_given = true;
         } else if (!strcmp(a, "--temperature")) {
             if (real_arg(a, v, 0, 1000, &o->cfg.temperature)) return CLI_USAGE;
         } else if (!strcmp(a, "--inject-outliers")) {
@@ -186,6 +188,8 @@ static int parse(int argc, char **argv, gen_opts *o) {
                                         "--max-new or --no-cache (eval generates nothing)");
     if (!o->eval && o->eval_tokens)
         return cli_fail(CMD, CLI_USAGE, "--eval-tokens: expected with --eval");
+    /* eval measures the weight scheme against the fp32 model: an fp32 cache unless asked */
+    if (o->eval && !o->kv_given) o->cfg.kv = KERN_KV_F32;
     const char *ins[4] = {o->prompts, o->prefix_file, o->eval, o->checkpoint};
     for (int i = 0; i < 4; i++)
         if (cli_check_not_input(CMD, ins[i], o->out)) return CLI_USAGE;

@@ -3,7 +3,8 @@
  *  - the measured memory per category at tp 2 equals the contract's values by
  *    hand, and parasim infer's prediction exactly for every scheme and KV element, and the prefix cache saves (B - 1) * 2 blocks of a 40-token prefix;
  *  - the same with weights trained here and read from a checkpoint;
- *  - eval mode reports perplexity, kl, tokens and weights (KL of f32 to itself 0);
+ *  - eval mode reports perplexity, kl, tokens and weights (KL of f32 to itself 0: the
+ *    cache is fp32 by default in eval);
  *  - bad input stops with one located message, exit 1 or 2, never a crash.
  * argv[1] = the parasim binary, argv[2] = mpirun. */
 #define _DEFAULT_SOURCE /* mkdtemp */
@@ -179,7 +180,7 @@ static void test_eval_json(void **state) {
     (void)state;
     char path[128], args[512];
     snprintf(path, sizeof path, "%s/eval.json", dir);
-    snprintf(args, sizeof args, "--weights f32 --kv-cache f32 --eval tests/data/gen-prompts.txt --format json -o %s",
+    snprintf(args, sizeof args, "--weights f32 --eval tests/data/gen-prompts.txt --format json -o %s",
              path);
     if (gen(0, args)) fail_msg("%s", out);
     ynode *r = load_json(path);
