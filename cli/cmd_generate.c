@@ -11,8 +11,8 @@
 #include <unistd.h>
 
 #include "base/atomic_file.h"
-#include "base/regular_file.h"
 #include "cli.h"
+#include "gen_inputs.h"
 #include "gen_predict.h"
 #include "gen_report.h"
 #include "rt_group.h"
@@ -20,9 +20,6 @@
 #include "spec/spec_path.h"
 
 #define CMD "generate"
-#define GEN_FILE_MAX_BYTES ((int64_t)1 << 28) /* a prompts, prefix or eval file */
-#define GEN_REQUESTS_MAX 65536
-#define GEN_TOKENS_MAX ((int64_t)1 << 20) /* prefix + prompt + max_new of one request */
 #define GEN_RANDOM_ELEMS_MAX ((int64_t)1 << 30) /* random weights (--model) */
 
 static void usage(FILE *f) {
@@ -65,13 +62,6 @@ static void usage(FILE *f) {
             "                   preserving; LLM.int8()'s outlier features) before quantizing\n"
             "  --threads T      compute threads per rank (default: cores / ranks)\n");
 }
-
-static const char *const default_prompts[] = {
-    "The quick brown fox",
-    "Once upon a time, in a land far away,",
-    "Q: What is the meaning of life?\nA:",
-    "A",
-};
 
 typedef struct {
     const char *checkpoint, *model, *prompts, *prefix, *prefix_file, *eval, *format, *out;
@@ -196,174 +186,6 @@ static int parse(int argc, char **argv, gen_opts *o) {
     return 0;
 }
 
-/* --- inputs ----------------------------------------------------------------------- */
-
-/* The whole of a regular file (at most max bytes), malloc'd, *n its length. */
-static int read_file(const char *opt, const char *path, int64_t max, char **buf, int64_t *n,
-                     ps_err *err) {
-    struct stat st;
-    int fd = regular_file_open(path, &st);
-    if (fd == -2) return ps_err_set(err, "%s %s: expected a regular file, found %s", opt, path,
-                                    regular_file_kind(st.st_mode));
-    if (fd < 0) return ps_err_set(err, "%s %s: cannot open: %s", opt, path, strerror(errno));
-    if (st.st_size > max) {
-        close(fd);
-        return ps_err_set(err, "%s %s: expected at most %lld bytes, found %lld", opt, path,
-                          (long long)max, (long long)st.st_size);
-    }
-    *buf = malloc((size_t)st.st_size + 1);
-    int64_t got = 0;
-    while (*buf && got < st.st_size) {
-        ssize_t r = read(fd, *buf + got, (size_t)(st.st_size - got));
-        if (r <= 0) break;
-        got += r;
-    }
-    close(fd);
-    if (!*buf || got != st.st_size) {
-        free(*buf), *buf = NULL;
-        return ps_err_set(err, "%s %s: cannot read it whole", opt, path);
-    }
-    (*buf)[got] = 0;
-    *n = got;
-    return 0;
-}
-
-typedef struct {
-    int32_t *prefix;
-    int64_t n_prefix, n_req;
-    rt_gen_request *req;
-    int32_t *tokens, *out; /* all requests' tokens and outputs */
-} gen_inputs;
-
-static void inputs_free(gen_inputs *in) {
-    free(in->prefix), free(in->req), free(in->tokens), free(in->out);
-    memset(in, 0, sizeof *in);
-}
-
-/* max_new per request: "N" or "a,b,c" (one per request). */
-static int max_new_parse(const char *s, int64_t n_req, int64_t *out, ps_err *err) {
-    int64_t k = 0;
-    for (const char *p = s ? s : "32"; k < GEN_REQUESTS_MAX;) {
-        char *end = NULL;
-        errno = 0;
-        long long v = strtoll(p, &end, 10);
-        if (end == p || errno || v < 1 || v > GEN_TOKENS_MAX || (*end && *end != ','))
-            return ps_err_set(err, "--max-new: expected a count from 1 to %lld or a list a,b,c of "
-                                   "them, found \"%s\"", (long long)GEN_TOKENS_MAX, s);
-        out[k < n_req ? k : n_req] = v;
-        k++;
-        if (!*end) break;
-        p = end + 1;
-    }
-    if (k == 1)
-        for (int64_t i = 1; i < n_req; i++)
-            out[i] = out[0];
-    else if (k != n_req)
-        return ps_err_set(err, "--max-new: expected one count or one per request (%lld), found %lld",
-                          (long long)n_req, (long long)k);
-    return 0;
-}
-
-static int inputs_load(const gen_opts *o, gen_inputs *in, ps_err *err) {
-    memset(in, 0, sizeof *in);
-    char *pf = NULL, *text = NULL;
-    int64_t np = 0, nt = 0;
-    if (o->prefix) np = (int64_t)strlen(o->prefix);
-    else if (o->prefix_file && read_file("--prefix-file", o->prefix_file, GEN_TOKENS_MAX, &pf, &np, err)) return -1;
-    const char *pre = o->prefix ? o->prefix : pf;
-    in->prefix = malloc((size_t)(np + 1) * sizeof *in->prefix);
-    for (int64_t i = 0; in->prefix && i < np; i++)
-        in->prefix[i] = (unsigned char)pre[i];
-    in->n_prefix = np;
-    free(pf);
-    /* the prompts: lines of the file, or the built-in ones */
-    const char *src;
-    if (o->prompts) {
-        if (read_file("--prompts", o->prompts, GEN_FILE_MAX_BYTES, &text, &nt, err)) return -1;
-        src = text;
-    } else {
-        static char builtin[256];
-        int64_t k = 0;
-        for (size_t i = 0; i < sizeof default_prompts / sizeof *default_prompts; i++)
-            k += snprintf(builtin + k, sizeof builtin - (size_t)k, "%s\n", default_prompts[i]);
-        /* the built-in prompts hold a newline of their own: split on the table, not lines */
-        src = NULL, nt = k;
-        in->n_req = (int64_t)(sizeof default_prompts / sizeof *default_prompts);
-    }
-    int64_t lines = 0;
-    if (src) {
-        for (int64_t i = 0; i < nt; i++)
-            lines += src[i] == '\n' || i == nt - 1;
-        if (lines == 0) {
-            free(text);
-            return ps_err_set(err, "--prompts %s: expected one prompt per line, found an empty file",
-                              o->prompts);
-        }
-        if (lines > GEN_REQUESTS_MAX) {
-            free(text);
-            return ps_err_set(err, "--prompts %s: expected at most %d prompts, found %lld",
-                              o->prompts, GEN_REQUESTS_MAX, (long long)lines);
-        }
-        in->n_req = lines;
-    }
-    int rc = 0;
-    int64_t *max_new = calloc((size_t)in->n_req + 1, sizeof *max_new);
-    in->req = calloc((size_t)in->n_req, sizeof *in->req);
-    if (!max_new || !in->req || !in->prefix) {
-        rc = ps_err_set(err, "out of host memory for the prompts");
-        goto out;
-    }
-    if ((rc = max_new_parse(o->max_new, in->n_req, max_new, err))) goto out;
-    /* split into requests; total tokens and outputs */
-    int64_t tot = 0, tot_out = 0;
-    const char *p = src;
-    for (int64_t r = 0; r < in->n_req; r++) {
-        int64_t len;
-        if (src) {
-            const char *e = memchr(p, '\n', (size_t)(src + nt - p));
-            len = e ? e - p : src + nt - p;
-            if (len && p[len - 1] == '\r') len--; /* CRLF files */
-        } else {
-            len = (int64_t)strlen(default_prompts[r]);
-        }
-        if (np + len == 0) {
-            rc = ps_err_set(err, "%s:%lld:1: prompt: expected at least one byte (or a --prefix), "
-                                   "found an empty line", o->prompts, (long long)r + 1);
-            goto out;
-        }
-        if (np + len + max_new[r] > GEN_TOKENS_MAX) {
-            rc = ps_err_set(err, "%s:%lld:1: prompt: expected prefix + prompt + --max-new at most "
-                                   "%lld tokens, found %lld", o->prompts ? o->prompts : "built-in",
-                              (long long)r + 1, (long long)GEN_TOKENS_MAX,
-                              (long long)(np + len + max_new[r]));
-            goto out;
-        }
-        in->req[r] = (rt_gen_request){.n = np + len, .max_new = max_new[r]};
-        tot += np + len, tot_out += max_new[r];
-        if (src) p += len + (p[len] == '\r') + 1;
-    }
-    in->tokens = malloc((size_t)tot * sizeof *in->tokens);
-    in->out = calloc((size_t)tot_out, sizeof *in->out);
-    if (!in->tokens || !in->out) {
-        rc = ps_err_set(err, "out of host memory for the prompts");
-        goto out;
-    }
-    p = src;
-    for (int64_t r = 0, t = 0, u = 0; r < in->n_req; r++) {
-        const int64_t len = in->req[r].n - np;
-        const char *s = src ? p : default_prompts[r];
-        memcpy(in->tokens + t, in->prefix, (size_t)np * sizeof *in->tokens);
-        for (int64_t i = 0; i < len; i++)
-            in->tokens[t + np + i] = (unsigned char)s[i];
-        in->req[r].tokens = in->tokens + t, in->req[r].out = in->out + u;
-        t += in->req[r].n, u += in->req[r].max_new;
-        if (src) p += len + (p[len] == '\r') + 1;
-    }
-out:
-    free(text), free(max_new);
-    return rc;
-}
-
 /* --- weights ------------------------------------------------------------------------ */
 
 static int weights_load(const gen_opts *o, rt_ckpt *ck, ps_err *err) {
@@ -409,25 +231,6 @@ static int weights_load(const gen_opts *o, rt_ckpt *ck, ps_err *err) {
 }
 
 /* Byte tokens of the eval file (at most cap). */
-static int eval_text(const gen_opts *o, int32_t **tok, int64_t *n, ps_err *err) {
-    char *buf = NULL;
-    int64_t nb = 0;
-    if (read_file("--eval", o->eval, GEN_FILE_MAX_BYTES, &buf, &nb, err)) return -1;
-    if (o->eval_tokens && nb > o->eval_tokens) nb = o->eval_tokens;
-    if (nb < 2) {
-        free(buf);
-        return ps_err_set(err, "--eval %s: expected at least 2 bytes of text, found %lld", o->eval,
-                          (long long)nb);
-    }
-    *tok = malloc((size_t)nb * sizeof **tok);
-    for (int64_t i = 0; *tok && i < nb; i++)
-        (*tok)[i] = (unsigned char)buf[i];
-    free(buf);
-    if (!*tok) return ps_err_set(err, "out of host memory for the eval text");
-    *n = nb;
-    return 0;
-}
-
 /* --- running ------------------------------------------------------------------------- */
 
 static void restore_stderr(int saved) {
@@ -493,7 +296,7 @@ static int gen_main(int argc, char **argv, int rank, int world) {
     if (!status && o.cfg.outlier_k > ck.m.hidden)
         status = ps_err_set(&err, "--inject-outliers: expected K at most hidden = %lld of %s, found %lld",
                             (long long)ck.m.hidden, ck.m.model, (long long)o.cfg.outlier_k);
-    if (!status) status = o.eval ? eval_text(&o, &text, &n_text, &err) : inputs_load(&o, &in, &err);
+    if (!status) status = o.eval ? gen_eval_text_load(o.eval, o.eval_tokens, &text, &n_text, &err) : gen_inputs_load(&in, o.prompts, o.prefix, o.prefix_file, o.max_new, &err);
     if (!status && rank == 0 && o.out && strcmp(o.out, "-")) {
         atomic_file probe; /* the output is written at the end: check now that it can be */
         status = atomic_file_open(&probe, o.out, &err);
@@ -567,7 +370,7 @@ release:
     rt_mem_release(&mem);
 done:
     rt_ckpt_free(&ck);
-    inputs_free(&in);
+    gen_inputs_free(&in);
     free(text);
     return status ? CLI_FAIL : CLI_OK;
 }
