@@ -118,6 +118,8 @@ train_model() {
         tail -5 "$log" >&2
         exit 1
     fi
+    # shellcheck disable=SC2034 # read by the eval below
+    tokens=$(sed -n 's/^parasim run: .* steps of \([0-9]*\) tokens$/\1/p' "$log")
     first=$(sed -n 's/^step *1 *loss \([0-9.]*\).*/\1/p' "$log")
     last=$(sed -n 's/^step *[0-9]* *loss \([0-9.]*\).*/\1/p' "$log" | tail -1)
     echo "train $name: loss $first at step 1, $last at step $steps ($(elapsed) so far)"
@@ -125,7 +127,8 @@ train_model() {
         echo "run.sh: $name did not learn (loss $last, expected below $loss_max; ln 256 = 5.55)" >&2
         exit 1
     }
-    eval "loss_$(echo "$name" | tr -c 'a-z0-9\n' '_')=\$last steps_$(echo "$name" | tr -c 'a-z0-9\n' '_')=\$steps"
+    v=$(echo "$name" | tr -c 'a-z0-9\n' '_')
+    eval "loss_$v=\$last steps_$v=\$steps tokens_$v=\$tokens"
 }
 train_model tiny-1m plans/tiny-1m-cpu.yaml 2 "$steps_1m" $((threads / 2 > 0 ? threads / 2 : 1))
 train_model tiny-10m plans/tiny-10m-cpu.yaml 1 "$steps_10m" "$threads" --set train.lr=1e-3
@@ -242,8 +245,11 @@ block=$work/block.md
     echo
     for m in $models; do
         v=$(echo "$m" | tr -c 'a-z0-9\n' '_')
-        eval "echo \"- $m: \$steps_$v training steps, final training loss \$loss_$v nats/byte\""
+        eval "echo \"- $m: \$steps_$v training steps of \$tokens_$v tokens, final training loss \$loss_$v nats/byte\""
     done
+    echo
+    echo "The models saw different numbers of tokens (what fits in the script's time on 2 cores), so"
+    echo "compare the schemes down a column rather than the models along a row."
     echo
     cat "$table"
     echo
@@ -251,9 +257,10 @@ block=$work/block.md
     echo "channels of every RMSNorm's output (the norm weights; a fixed seed picks the channels) by"
     echo "SCALE and divides the matching input columns of wq, wk, wv, w1, w3 and lm_head by it, so the"
     echo "fp32 model computes the same function. A per-tensor activation scale then follows the"
-    echo "outliers and leaves a few levels for every other value; a scale per token row (vector-wise)"
-    echo "helps little when every token carries them; the decomposition multiplies those columns in"
-    echo "floating point. Same cells as above."
+    echo "outliers and leaves a few levels for every other value (int8-tensor, and int8-row, whose"
+    echo "activations share one scale too); a scale per token row (int8-vector) still spans the"
+    echo "outliers, which every token carries; the decomposition multiplies those columns in floating"
+    echo "point. Same cells as above."
     echo
     cat "$otable"
     echo
