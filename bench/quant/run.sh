@@ -19,7 +19,8 @@
 #     nats per byte, against ln 256 = 5.55 for a model that learned nothing).
 #  3. For each model and scheme, `parasim generate --checkpoint CK --weights SCHEME --eval
 #     HELDOUT --format json`: perplexity and mean per-token KL(p_f32 || p_scheme) in nats.
-#  4. The outlier experiment on the largest model: --inject-outliers 4:20 and 4:100.
+#  4. The outlier experiment on the largest model: --inject-outliers 4:20 and 4:100 (K:SCALE:
+#     K hidden channels scaled by SCALE, function-preserving; parasim generate --help).
 #  5. Writes the tables, the date, the command and the machine into docs/quantization.md
 #     between <!-- quant-table:begin --> and <!-- quant-table:end --> (appended when the
 #     markers are missing), atomically (a temporary in docs/, then mv).
@@ -32,7 +33,8 @@
 # Environment: PARASIM, CORPUS, THREADS (compute threads, default 2), EVAL_TOKENS (default
 # 4096 held-out tokens per evaluation; every scheme sees the same ones, so the KL column
 # compares schemes pairwise), GROUP (block size of int8-block / int4-block, 32),
-# STEPS_1M / STEPS_10M (training steps), WORK (work directory).
+# STEPS_1M / STEPS_10M (training steps), OUTLIERS (default "4:20 4:100"), WORK (work
+# directory, kept).
 set -eu
 LC_ALL=C
 export LC_ALL
@@ -116,6 +118,8 @@ train_model() {
         tail -5 "$log" >&2
         exit 1
     fi
+    # shellcheck disable=SC2034 # read by the eval below
+    tokens=$(sed -n 's/^parasim run: .* steps of \([0-9]*\) tokens$/\1/p' "$log")
     first=$(sed -n 's/^step *1 *loss \([0-9.]*\).*/\1/p' "$log")
     last=$(sed -n 's/^step *[0-9]* *loss \([0-9.]*\).*/\1/p' "$log" | tail -1)
     echo "train $name: loss $first at step 1, $last at step $steps ($(elapsed) so far)"
@@ -123,7 +127,8 @@ train_model() {
         echo "run.sh: $name did not learn (loss $last, expected below $loss_max; ln 256 = 5.55)" >&2
         exit 1
     }
-    eval "loss_$(echo "$name" | tr -c 'a-z0-9\n' '_')=\$last steps_$(echo "$name" | tr -c 'a-z0-9\n' '_')=\$steps"
+    v=$(echo "$name" | tr -c 'a-z0-9\n' '_')
+    eval "loss_$v=\$last steps_$v=\$steps tokens_$v=\$tokens"
 }
 train_model tiny-1m plans/tiny-1m-cpu.yaml 2 "$steps_1m" $((threads / 2 > 0 ? threads / 2 : 1))
 train_model tiny-10m plans/tiny-10m-cpu.yaml 1 "$steps_10m" "$threads" --set train.lr=1e-3
@@ -131,7 +136,7 @@ train_model tiny-10m plans/tiny-10m-cpu.yaml 1 "$steps_10m" "$threads" --set tra
 # ---- 3 and 4. evaluation -------------------------------------------------------------------
 schemes="f32 bf16 int8-tensor int8-zeropoint int8-row int8-vector int8-decomp int8-block int4-block"
 outlier_schemes="f32 int8-tensor int8-row int8-vector int8-decomp int8-block int4-block"
-outliers="4:20 4:100"
+outliers=${OUTLIERS:-4:20 4:100}
 largest=tiny-10m
 
 # The value of "key" (a number) in a JSON file.
@@ -162,8 +167,8 @@ evaluate() {
     echo "$ppl $kl"
 }
 
-# cell: "ppl (kl)" formatted
-cell() { awk -v p="$1" -v k="$2" 'BEGIN { if (p == "-") print "-"; else printf "%.3f (%.4f)", p, k }'; }
+# cell: "perplexity (KL)", the KL to two significant digits (int8 schemes reach 1e-5 nats)
+cell() { awk -v p="$1" -v k="$2" 'BEGIN { if (p == "-") print "-"; else printf "%.3f (%.2g)", p, k }'; }
 
 label() {
     case $1 in
@@ -240,16 +245,22 @@ block=$work/block.md
     echo
     for m in $models; do
         v=$(echo "$m" | tr -c 'a-z0-9\n' '_')
-        eval "echo \"- $m: \$steps_$v training steps, final training loss \$loss_$v nats/byte\""
+        eval "echo \"- $m: \$steps_$v training steps of \$tokens_$v tokens, final training loss \$loss_$v nats/byte\""
     done
+    echo
+    echo "The models saw different numbers of tokens (what fits in the script's time on 2 cores), so"
+    echo "compare the schemes down a column rather than the models along a row."
     echo
     cat "$table"
     echo
-    echo "Outlier features ($largest): \`--inject-outliers K:SCALE\` multiplies K hidden channels"
-    echo "(a fixed seed picks them) by SCALE before quantization, dividing the weights that read"
-    echo "them so the fp32 model computes the same function: the per-tensor scale then grows with"
-    echo "the outliers and crushes every other value, while the decomposition keeps those columns in"
-    echo "floating point. Same cells as above."
+    echo "Outlier features ($largest; LLM.int8() §4): \`--inject-outliers K:SCALE\` multiplies K hidden"
+    echo "channels of every RMSNorm's output (the norm weights; a fixed seed picks the channels) by"
+    echo "SCALE and divides the matching input columns of wq, wk, wv, w1, w3 and lm_head by it, so the"
+    echo "fp32 model computes the same function. A per-tensor activation scale then follows the"
+    echo "outliers and leaves a few levels for every other value (int8-tensor, and int8-row, whose"
+    echo "activations share one scale too); a scale per token row (int8-vector) still spans the"
+    echo "outliers, which every token carries; the decomposition multiplies those columns in floating"
+    echo "point. Same cells as above."
     echo
     cat "$otable"
     echo
