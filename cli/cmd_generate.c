@@ -109,7 +109,7 @@ static int outliers_arg(const char *v, rt_gen_cfg *c) {
 }
 
 static int parse(int argc, char **argv, gen_opts *o) {
-    static const char *const kv_names[] = {"f32", "bf16", "int8", NULL};
+    const char *const *kv_names = kern_kv_dtype_names;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         long long n = 0;
@@ -188,7 +188,7 @@ static int parse(int argc, char **argv, gen_opts *o) {
 
 /* --- weights ------------------------------------------------------------------------ */
 
-static int weights_load(const gen_opts *o, rt_ckpt *ck, ps_err *err) {
+static int weights_load(const gen_opts *o, int world, rt_ckpt *ck, ps_err *err) {
     memset(ck, 0, sizeof *ck);
     if (o->checkpoint) return rt_ckpt_read(o->checkpoint, ck, err);
     char path[1024];
@@ -201,9 +201,13 @@ static int weights_load(const gen_opts *o, rt_ckpt *ck, ps_err *err) {
         model_load_file(path, ms, err))
         return free(ms), -1;
     const model_cfg *c = &ms->cfg;
-    const double elems = (double)c->layers * (double)(c->hidden * (2 * c->heads * c->head_dim +
-                         2 * c->kv_heads * c->head_dim + 3 * c->ffn_hidden + 2)) +
-                         2.0 * (double)c->vocab * (double)c->hidden;
+    rt_ckpt_model m = {.layers = c->layers, .hidden = c->hidden, .heads = c->heads,
+                       .kv_heads = c->kv_heads, .head_dim = c->head_dim,
+                       .ffn_hidden = c->ffn_hidden, .vocab = c->vocab, .seq_len = 256,
+                       .norm_eps = ms->norm_eps, .rope_theta = ms->rope_theta};
+    snprintf(m.model, sizeof m.model, "%s", ms->name);
+    rt_ckpt_layout l; /* saturating: a huge spec reads as more than the limit */
+    rt_ckpt_layout_of(&m, &l);
     int rc = 0;
     if (model_is_moe(c))
         rc = ps_err_set(err, "--model %s (%s): a mixture-of-experts model; the inference engine "
@@ -212,20 +216,15 @@ static int weights_load(const gen_opts *o, rt_ckpt *ck, ps_err *err) {
              c->position != POS_ROPE || c->bias != BIAS_NONE || c->mtp_layers)
         rc = ps_err_set(err, "--model %s (%s): expected the Llama shape the engine runs (RMSNorm, "
                              "SwiGLU, RoPE, no biases, no MLA or qk-norm)", o->model, ms->path);
-    else if (elems > GEN_RANDOM_ELEMS_MAX)
-        rc = ps_err_set(err, "--model %s (%s): expected at most %.0f parameters for random weights "
-                             "(they are drawn in host memory), found %.0f; serve a checkpoint",
-                        o->model, ms->path, (double)GEN_RANDOM_ELEMS_MAX, elems);
-    if (!rc) {
-        rt_ckpt_model m = {.layers = c->layers, .hidden = c->hidden, .heads = c->heads,
-                           .kv_heads = c->kv_heads, .head_dim = c->head_dim,
-                           .ffn_hidden = c->ffn_hidden, .vocab = c->vocab, .seq_len = 256,
-                           .norm_eps = ms->norm_eps, .rope_theta = ms->rope_theta};
-        snprintf(m.model, sizeof m.model, "%s", ms->name);
-        if (rt_gen_ckpt_random(ck, &m, (uint64_t)o->seed))
-            rc = ps_err_set(err, "--model %s: out of host memory for %lld weights", o->model,
-                            (long long)(c->layers * c->hidden * c->hidden));
-    }
+    else if (l.elems > GEN_RANDOM_ELEMS_MAX)
+        rc = ps_err_set(err, "--model %s (%s): expected at most %lld parameters for random weights "
+                             "(they are drawn in host memory), found %lld; serve a checkpoint",
+                        o->model, ms->path, (long long)GEN_RANDOM_ELEMS_MAX, (long long)l.elems);
+    else if (rt_gen_check(&m, &o->cfg, world, err)) /* before drawing the weights */
+        rc = -1;
+    else if (rt_gen_ckpt_random(ck, &m, (uint64_t)o->seed))
+        rc = ps_err_set(err, "--model %s: out of host memory for %lld weights", o->model,
+                        (long long)l.elems);
     free(ms);
     return rc;
 }
@@ -291,7 +290,7 @@ static int gen_main(int argc, char **argv, int rank, int world) {
     gen_inputs in = {0};
     int32_t *text = NULL;
     int64_t n_text = 0;
-    int status = weights_load(&o, &ck, &err);
+    int status = weights_load(&o, world, &ck, &err);
     if (!status) status = rt_gen_check(&ck.m, &o.cfg, world, &err);
     if (!status && o.cfg.outlier_k > ck.m.hidden)
         status = ps_err_set(&err, "--inject-outliers: expected K at most hidden = %lld of %s, found %lld",
@@ -315,12 +314,14 @@ static int gen_main(int argc, char **argv, int rank, int world) {
     be->set_threads(threads);
     rt_group tp = {.comm = MPI_COMM_WORLD, .rank = rank, .size = world, .name = "tp"};
     MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
-    if (o.cfg.outlier_k) rt_gen_inject_outliers(&ck, o.cfg.outlier_k, o.cfg.outlier_scale);
+    if (o.cfg.outlier_k && rt_gen_inject_outliers(&ck, o.cfg.outlier_k, o.cfg.outlier_scale))
+        status = ps_err_set(&err, "--inject-outliers: out of host memory");
     rt_mem mem;
     rt_mem_init(&mem, be->mem_alloc, be->mem_free);
     rt_gen g, ref;
+    memset(&g, 0, sizeof g);
     memset(&ref, 0, sizeof ref);
-    status = rt_gen_init(&g, &ck, &o.cfg, be, &mem, &tp, world, rank, &err);
+    if (!status) status = rt_gen_init(&g, &ck, &o.cfg, be, &mem, &tp, world, rank, &err);
     if (!status && o.eval) {
         rt_gen_cfg rc32 = o.cfg;
         rc32.weights = RT_W_F32, rc32.kv = KERN_KV_F32;

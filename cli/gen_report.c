@@ -37,7 +37,7 @@ static double rate(int64_t tokens, double s) { return s > 0 ? (double)tokens / s
 
 static void header_table(FILE *f, const char *model, const char *ck, uint64_t seed,
                          const rt_gen_cfg *c, int tp, int threads) {
-    static const char *const kv[] = {"f32", "bf16", "int8"};
+    const char *const *kv = kern_kv_dtype_names;
     fprintf(f, "model %s, ", model);
     if (ck) fprintf(f, "checkpoint %s\n", ck);
     else fprintf(f, "random weights (seed %llu)\n", (unsigned long long)seed);
@@ -91,7 +91,7 @@ void gen_report_table(FILE *f, const gen_report *r, const gen_mem_bytes *predict
 
 static void cfg_json(jsonw *w, const char *model, const char *ck, uint64_t seed,
                      const rt_gen_cfg *c, int tp, int threads) {
-    static const char *const kv[] = {"f32", "bf16", "int8"};
+    const char *const *kv = kern_kv_dtype_names;
     jsonw_str(w, "model", model);
     if (ck) jsonw_str(w, "checkpoint", ck);
     else jsonw_raw(w, "checkpoint", "null");

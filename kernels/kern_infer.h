@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 typedef enum { KERN_KV_F32, KERN_KV_BF16, KERN_KV_I8 } kern_kv_dtype;
+extern const char *const kern_kv_dtype_names[]; /* "f32", "bf16", "int8", NULL */
 
 static inline int64_t kern_kv_elem_bytes(kern_kv_dtype t) {
     return t == KERN_KV_F32 ? 4 : t == KERN_KV_BF16 ? 2 : 1;

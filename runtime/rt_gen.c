@@ -24,6 +24,7 @@
 #include "kern.h"
 #include "rt_gen.h"
 #include "rt_hash.h"
+#include "rt_tp.h"
 
 int rt_gen_init(rt_gen *g, const rt_ckpt *ck, const rt_gen_cfg *cfg, const rt_backend *be,
                 rt_mem *mem, rt_group *tp, int size, int rank, ps_err *err) {
@@ -34,8 +35,7 @@ int rt_gen_init(rt_gen *g, const rt_ckpt *ck, const rt_gen_cfg *cfg, const rt_ba
     const rt_ckpt_model *m = &ck->m;
     g->L = m->layers, g->h = m->hidden, g->H = m->heads / size, g->KVH = m->kv_heads / size;
     g->D = m->head_dim, g->f = m->ffn_hidden / size;
-    g->Vr = (m->vocab + size - 1) / size, g->vfirst = rank * g->Vr;
-    g->vvalid = g->vfirst >= m->vocab ? 0 : m->vocab - g->vfirst < g->Vr ? m->vocab - g->vfirst : g->Vr;
+    g->Vr = rt_tp_vocab_split(m->vocab, size, rank, &g->vfirst, &g->vvalid);
     g->sdt = cfg->weights == RT_W_F32 ? RT_F32 : RT_BF16;
     const int64_t qw = g->H * g->D;
     g->cmax = g->h > qw ? g->h : qw;

@@ -130,8 +130,8 @@ int rt_gen_eval(rt_gen *g, rt_gen *ref, const int32_t *text, int64_t n, int64_t 
 int rt_gen_ckpt_random(rt_ckpt *ck, const rt_ckpt_model *m, uint64_t seed);
 /* --inject-outliers: K hidden channels (chosen by a fixed seed) of the norms times
  * scale, the matching input columns of wq, wk, wv, w1, w3 and lm_head divided by it
- * (function-preserving; LLM.int8() §4's outlier features). */
-void rt_gen_inject_outliers(rt_ckpt *ck, int64_t k, double scale);
+ * (function-preserving; LLM.int8() §4's outlier features). 0, or -1 out of host memory. */
+int rt_gen_inject_outliers(rt_ckpt *ck, int64_t k, double scale);
 /* Check that model m can be served at tp `size` with cfg (divisibility); 0 or -1 with err. */
 int rt_gen_check(const rt_ckpt_model *m, const rt_gen_cfg *cfg, int size, ps_err *err);
 int rt_gen_load(rt_gen *g, const rt_ckpt *ck, ps_err *err);

@@ -18,14 +18,6 @@
 #include "rt_gen.h"
 #include "rt_hash.h"
 
-/* N(0, 1) from a counter-based hash of (seed, i) (Box-Muller). */
-static double normal_at(uint64_t seed, int64_t i) {
-    const uint64_t a = rt_mix64(seed * 0x9e3779b97f4a7c15ULL + 2 * (uint64_t)i + 1);
-    const uint64_t b = rt_mix64(a ^ 0xd1b54a32d192ed03ULL);
-    const double u1 = ((double)(a >> 11) + 0.5) * 0x1p-53, u2 = (double)(b >> 11) * 0x1p-53;
-    return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
-}
-
 int rt_gen_ckpt_random(rt_ckpt *ck, const rt_ckpt_model *m, uint64_t seed) {
     rt_ckpt_layout l;
     rt_ckpt_layout_of(m, &l);
@@ -35,19 +27,15 @@ int rt_gen_ckpt_random(rt_ckpt *ck, const rt_ckpt_model *m, uint64_t seed) {
     ck->data = malloc((size_t)l.elems * sizeof *ck->data);
     if (!ck->data) return -1;
     const double s = 0.02, s_out = 0.02 / sqrt(2.0 * (double)m->layers);
-    for (int64_t i = 0; i < l.elems; i++)
-        ck->data[i] = (float)(s * normal_at(seed, i));
-    for (int64_t k = 0; k < m->layers; k++) {
-        float *b = ck->data + l.layer0 + k * l.layer_elems;
-        for (int64_t c = 0; c < m->hidden; c++)
-            b[l.attn_norm + c] = b[l.mlp_norm + c] = 1.0f;
-        for (int64_t i = 0; i < m->hidden * m->heads * m->head_dim; i++)
-            b[l.wo + i] = (float)(s_out * normal_at(seed, l.layer0 + k * l.layer_elems + l.wo + i));
-        for (int64_t i = 0; i < m->hidden * m->ffn_hidden; i++)
-            b[l.w2 + i] = (float)(s_out * normal_at(seed, l.layer0 + k * l.layer_elems + l.w2 + i));
+    for (int64_t i = 0; i < l.elems; i++) { /* one draw per element, by its flat index */
+        const int64_t k = i - l.layer0, in = k % l.layer_elems; /* in a layer: its offset */
+        const int is_layer = k >= 0 && k < m->layers * l.layer_elems;
+        const int is_norm = is_layer ? (in >= l.attn_norm && in < l.attn_norm + m->hidden) ||
+                                           (in >= l.mlp_norm && in < l.mlp_norm + m->hidden)
+                                     : i >= l.final_norm && i < l.final_norm + m->hidden;
+        const int is_out = is_layer && ((in >= l.wo && in < l.mlp_norm) || in >= l.w2);
+        ck->data[i] = is_norm ? 1.0f : (float)((is_out ? s_out : s) * rt_normal_at(seed, i));
     }
-    for (int64_t c = 0; c < m->hidden; c++)
-        ck->data[l.final_norm + c] = 1.0f;
     return 0;
 }
 
@@ -56,14 +44,14 @@ static void cols_div(float *w, int64_t R, int64_t C, int64_t c, float s) {
         w[r * C + c] /= s;
 }
 
-void rt_gen_inject_outliers(rt_ckpt *ck, int64_t k, double scale) {
+int rt_gen_inject_outliers(rt_ckpt *ck, int64_t k, double scale) {
     const rt_ckpt_model *m = &ck->m;
     const int64_t h = m->hidden, q = m->heads * m->head_dim, kv = m->kv_heads * m->head_dim;
     rt_ckpt_layout l;
     rt_ckpt_layout_of(m, &l);
-    if (k > h) k = h;
+    if (k > h) k = h; /* every channel at most once (the draw below ends) */
     char *taken = calloc((size_t)h, 1);
-    if (!taken) return;
+    if (!taken) return -1;
     const float s = (float)scale;
     for (int64_t j = 0, n = 0; n < k; j++) {
         const int64_t c = (int64_t)(rt_mix64(0x6f75746c69657273ULL + (uint64_t)j) % (uint64_t)h);
@@ -80,6 +68,7 @@ void rt_gen_inject_outliers(rt_ckpt *ck, int64_t k, double scale) {
         cols_div(ck->data + l.lm_head, m->vocab, h, c, s);
     }
     free(taken);
+    return 0;
 }
 
 int rt_gen_check(const rt_ckpt_model *m, const rt_gen_cfg *cfg, int size, ps_err *err) {
@@ -93,6 +82,17 @@ int rt_gen_check(const rt_ckpt_model *m, const rt_gen_cfg *cfg, int size, ps_err
                                "= %lld and ffn_hidden = %lld of model %s", (long long)tp,
                           (long long)m->heads, (long long)m->kv_heads, (long long)m->ffn_hidden,
                           m->model);
+    if (m->vocab < 256) /* prompts, prefixes and eval text are bytes (as rt_data's corpus) */
+        return ps_err_set(err, "model %s: byte tokens need a vocabulary of at least 256 tokens; "
+                               "the model has vocab = %lld", m->model, (long long)m->vocab);
+    const int64_t q = m->heads * m->head_dim / tp, f = m->ffn_hidden / tp;
+    int64_t widest = m->hidden > q ? m->hidden : q; /* the linears read h, q or f features */
+    if (f > widest) widest = f;
+    if (rt_wscheme_int8_gemm(cfg->weights) && widest > KERN_I8_C_MAX)
+        return ps_err_set(err, "--weights %s: the int8 GEMM's int32 sums hold inputs of at most "
+                               "%lld features (kern_quant.h), but a linear of model %s on a rank "
+                               "reads %lld", rt_wscheme_names[cfg->weights],
+                          (long long)KERN_I8_C_MAX, m->model, (long long)widest);
     quant_spec qs;
     if (rt_wscheme_weight_spec(cfg->weights, cfg->group, &qs) && qs.gran == QG_BLOCK) {
         const int64_t widths[3] = {m->hidden, m->heads * m->head_dim / tp, m->ffn_hidden / tp};

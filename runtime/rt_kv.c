@@ -115,10 +115,9 @@ int64_t rt_kv_seq_begin(rt_kv *kv, rt_kv_seq *s, const int32_t *tokens, int64_t 
         const int64_t id = cache_find(kv, parent, tokens + b * bs,
                                       block_hash(kv, parent, tokens + b * bs));
         if (id < 0) break;
-        if (seq_push(s, id, kv->blocks[id].data) || seq_tokens(s, tokens + b * bs, b * bs, bs))
-            return -1;
-        kv->blocks[id].ref++;
-        kv->hits++;
+        if (seq_push(s, id, kv->blocks[id].data)) return -1;
+        kv->blocks[id].ref++; /* counted as soon as the table holds it: rt_kv_seq_end releases it */
+        if (seq_tokens(s, tokens + b * bs, b * bs, bs)) return -1;
         s->len += bs;
     }
     return s->len;
@@ -151,7 +150,6 @@ int rt_kv_seq_commit(rt_kv *kv, rt_kv_seq *s, const int32_t *tokens, int64_t n) 
         const int64_t hit = cache_find(kv, parent, t, h);
         if (hit >= 0 && hit != own) { /* the same tokens after the same prefix: share it */
             kv->blocks[hit].ref++;
-            kv->hits++;
             s->table[b] = hit, s->ptrs[b] = kv->blocks[hit].data;
             block_release(kv, own);
         } else if (hit < 0) {

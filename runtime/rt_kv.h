@@ -46,7 +46,6 @@ typedef struct {
     rt_kv_block *blocks; /* slots; ids index it */
     int64_t n_slots, cap_slots;
     int64_t live;        /* blocks allocated now */
-    int64_t hits;        /* blocks taken from the prefix cache */
 } rt_kv;
 
 /* Bytes of one block: L * 2 * block_size * KVH * D * elem (+ L * 2 * block_size * KVH * 4 for int8). */

@@ -91,16 +91,6 @@ int64_t rt_model_unit_elems(const program *p, int64_t unit) {
 
 /* ---- deterministic initialisation --------------------------------------------- */
 
-/* A standard normal that depends only on (seed, i): Box-Muller on two
- * counter-based uniforms in (0, 1]. */
-static double normal_at(uint64_t seed, int64_t i) {
-    uint64_t a = rt_mix64(seed * 0x9e3779b97f4a7c15ULL + 2 * (uint64_t)i + 1);
-    uint64_t b = rt_mix64(a ^ 0xd1b54a32d192ed03ULL);
-    double u1 = ((double)(a >> 11) + 1.0) / 9007199254740992.0;
-    double u2 = (double)(b >> 11) / 9007199254740992.0;
-    return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
-}
-
 /* The standard deviation of flat element i (0 for a norm weight: it is 1). */
 static double init_std(const program *p, const rt_layer_layout *l, int64_t i, int *is_norm) {
     const double std = 0.02, resid = 0.02 / sqrt(2.0 * (double)p->layers);
@@ -132,7 +122,7 @@ void rt_model_init_values(const program *p, uint64_t seed, int64_t first, int64_
             continue;
         }
         double s = init_std(p, &l, i, &is_norm);
-        out[k] = is_norm ? 1.0f : (float)(s * normal_at(seed, i));
+        out[k] = is_norm ? 1.0f : (float)(s * rt_normal_at(seed, i));
     }
 }
 

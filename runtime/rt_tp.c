@@ -10,14 +10,20 @@
 
 /* ---- vocabulary split ------------------------------------------------------------ */
 
+int64_t rt_tp_vocab_split(int64_t V, int64_t tp, int rank, int64_t *first, int64_t *valid) {
+    const int64_t rows = (V + tp - 1) / tp, lo = rank * rows;
+    *first = lo;
+    *valid = lo >= V ? 0 : lo + rows <= V ? rows : V - lo;
+    return rows;
+}
+
 int64_t rt_tp_vocab_rows(const program *p) {
-    return (p->vocab + p->tp - 1) / p->tp;
+    int64_t first, valid;
+    return rt_tp_vocab_split(p->vocab, p->tp, 0, &first, &valid);
 }
 
 void rt_tp_vocab_range(const program *p, int rank, int64_t *first, int64_t *valid) {
-    const int64_t rows = rt_tp_vocab_rows(p), lo = rank * rows;
-    *first = lo;
-    *valid = lo >= p->vocab ? 0 : lo + rows <= p->vocab ? rows : p->vocab - lo;
+    rt_tp_vocab_split(p->vocab, p->tp, rank, first, valid);
 }
 
 /* ---- collectives ------------------------------------------------------------------- */

@@ -50,6 +50,9 @@ typedef struct {
  * and how many of them are real (not padding). */
 int64_t rt_tp_vocab_rows(const program *p);
 void rt_tp_vocab_range(const program *p, int rank, int64_t *first, int64_t *valid);
+/* The same for a vocabulary of V rows over tp ranks (the inference engine's, which has no
+ * program): returns Vr = ceil(V / tp). */
+int64_t rt_tp_vocab_split(int64_t V, int64_t tp, int rank, int64_t *first, int64_t *valid);
 
 /* The collectives (fp32 views; n, n_local in elements). all_reduce sums in
  * place in the activations' dtype, all_reduce_f32 in fp32, all_reduce_max

@@ -257,6 +257,24 @@ static void test_bad_input(void **state) {
     expect_fail(0, "--checkpoint /nonexistent/ck.bin", 1, "/nonexistent/ck.bin");
     expect_fail(0, "--checkpoint tests/data/gen-prompts.txt", 1, "tests/data/gen-prompts.txt");
     expect_fail(0, "--frobnicate", 2, "unknown option \"--frobnicate\"");
+    /* byte tokens need 256 vocabulary rows; the int8 GEMM's int32 sums bound its inputs */
+    snprintf(args, sizeof args, "--model %s/vocab128.yaml", dir);
+    expect_fail(0, args, 1, "byte tokens need a vocabulary of at least 256 tokens; the model has "
+                            "vocab = 128");
+    snprintf(args, sizeof args, "--model %s/wide.yaml --weights int8-vector", dir);
+    expect_fail(0, args, 1, "reads 131072");
+}
+
+/* A model spec in the test directory: tiny-1m's shape with one field changed. */
+static int write_model(const char *name, const char *changed) {
+    char path[160];
+    snprintf(path, sizeof path, "%s/%s.yaml", dir, name);
+    FILE *f = fopen(path, "w");
+    if (!f) return -1;
+    fprintf(f, "name: %s\nlayers: 1\nhidden: 64\nheads: 2\nkv_heads: 1\nnorm: rmsnorm\n"
+               "mlp: swiglu\nattention: flash\nposition: rope\nbias: false\n"
+               "tied_embeddings: false\ndropout: 0.0\n%s\n", name, changed);
+    return fclose(f);
 }
 
 int main(int argc, char **argv) {
@@ -272,6 +290,9 @@ int main(int argc, char **argv) {
     if (!f) return 1;
     fputs("first\n\nthird\n", f);
     fclose(f);
+    if (write_model("vocab128", "ffn_hidden: 128\nvocab: 128") ||
+        write_model("wide", "ffn_hidden: 131072\nvocab: 256"))
+        return 1;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_tp2_tokens),
         cmocka_unit_test(test_tp2_memory_by_hand),

@@ -19,6 +19,8 @@
 #include "kern_infer.h"
 #include "kern_math.h"
 
+const char *const kern_kv_dtype_names[] = {"f32", "bf16", "int8", NULL};
+
 void kern_kv_view_layer(kern_kv_view *v, kern_kv_dtype dt, int64_t L, int64_t l,
                         int64_t block_size, int64_t KVH, int64_t D, void *const *blocks) {
     const int64_t plane = block_size * KVH * D * kern_kv_elem_bytes(dt);
