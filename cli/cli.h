@@ -20,6 +20,11 @@ int cmd_replay(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
 
+/* MPI_Init, body on this rank, then every rank exits with the worst status (run, generate);
+ * launch says how to start the command when MPI cannot. */
+int cli_mpi_main(const char *cmd, const char *launch, int argc, char **argv,
+                 int (*body)(int argc, char **argv, int rank, int world));
+
 /* Output destination: stdout, or a file written atomically (-o FILE). */
 typedef struct {
     FILE *f;

@@ -377,16 +377,5 @@ done:
 }
 
 int cmd_generate(int argc, char **argv) {
-    int provided = 0, rank = 0, world = 1;
-    if (MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS) {
-        fprintf(stderr, "parasim generate: MPI could not start (launch with mpirun -np TP, or alone)\n");
-        return CLI_FAIL;
-    }
-    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-    MPI_Comm_size(MPI_COMM_WORLD, &world);
-    int rc = gen_main(argc, argv, rank, world);
-    int worst = rc;
-    MPI_Allreduce(&rc, &worst, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
-    MPI_Finalize();
-    return worst;
+    return cli_mpi_main("generate", "launch with mpirun -np TP, or alone", argc, argv, gen_main);
 }

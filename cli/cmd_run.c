@@ -277,17 +277,5 @@ free_program:
 }
 
 int cmd_run(int argc, char **argv) {
-    int provided = 0, rank = 0, world = 1;
-    if (MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS) {
-        fprintf(stderr, "parasim run: MPI could not start (launch with mpirun -np N)\n");
-        return CLI_FAIL;
-    }
-    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-    MPI_Comm_size(MPI_COMM_WORLD, &world);
-    int rc = run_main(argc, argv, rank, world);
-    /* all ranks agree on the exit code */
-    int worst = rc;
-    MPI_Allreduce(&rc, &worst, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
-    MPI_Finalize();
-    return worst;
+    return cli_mpi_main("run", "launch with mpirun -np N", argc, argv, run_main);
 }

@@ -1,0 +1,22 @@
+/* cli_mpi.c — the MPI frame of the commands that run on ranks (run, generate). */
+#include <mpi.h>
+#include <stdio.h>
+
+#include "cli.h"
+
+int cli_mpi_main(const char *cmd, const char *launch, int argc, char **argv,
+                 int (*body)(int argc, char **argv, int rank, int world)) {
+    int provided = 0, rank = 0, world = 1;
+    if (MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS) {
+        fprintf(stderr, "parasim %s: MPI could not start (%s)\n", cmd, launch);
+        return CLI_FAIL;
+    }
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &world);
+    int rc = body(argc, argv, rank, world);
+    /* all ranks agree on the exit code */
+    int worst = rc;
+    MPI_Allreduce(&rc, &worst, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+    MPI_Finalize();
+    return worst;
+}
