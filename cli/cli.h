@@ -43,6 +43,11 @@ int cli_check_not_input(const char *cmd, const char *in, const char *out);
 int cli_int_arg(const char *cmd, const char *opt, const char *value, long long min, long long max,
                 long long *out);
 
+/* Parse a size with units ("80 GiB", yget_parse_quantity's bytes) from min to max
+ * bytes, range naming them in the message ("1 MiB to 1 PiB"); prints the error itself. */
+int cli_size_arg(const char *cmd, const char *opt, const char *value, double min, double max,
+                 const char *range, double *out);
+
 /* Plan overrides from the command line: --set k=v (or --set=k=v), and the
  * shorthands --model M / --cluster C for --set model=M / --set cluster=C. */
 #define CLI_MAX_OVERRIDES 64

@@ -65,6 +65,18 @@ int cli_int_arg(const char *cmd, const char *opt, const char *value, long long m
     return 0;
 }
 
+int cli_size_arg(const char *cmd, const char *opt, const char *value, double min, double max,
+                 const char *range, double *out) {
+    ps_err perr = {{0}};
+    if (!value) return cli_fail(cmd, CLI_USAGE, "%s: expected a size such as \"2 GiB\"", opt);
+    if (yget_parse_quantity(value, UNIT_BYTES, out, &perr))
+        return cli_fail(cmd, CLI_USAGE, "%s: %s", opt, perr.msg);
+    if (!(*out >= min && *out <= max))
+        return cli_fail(cmd, CLI_USAGE, "%s: expected a size from %s, found \"%s\"", opt, range,
+                        value);
+    return CLI_OK;
+}
+
 int cli_override_arg(const char *cmd, cli_overrides *o, int argc, char **argv, int *i,
                      int with_shorthand) {
     const char *a = argv[*i];

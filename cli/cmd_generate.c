@@ -29,6 +29,7 @@ static void usage(FILE *f) {
             "         [--block-size N] [--prefill-chunk T] [--batch B] [--prompts FILE]\n"
             "         [--prefix TEXT | --prefix-file F] [--max-new N | --max-new a,b,c]\n"
             "         [--temperature T] [--sample-seed S] [--no-cache] [--no-prefix-cache]\n"
+            "         [--kv-budget SIZE]\n"
             "         [--eval TEXTFILE [--eval-tokens N]] [--inject-outliers K:SCALE]\n"
             "         [--threads T] [--format table|json] [-o FILE]\n"
             "\n"
@@ -56,6 +57,9 @@ static void usage(FILE *f) {
             "  --temperature T  0 greedy (default); > 0 samples, seeded by --sample-seed S\n"
             "  --no-cache       recompute every sequence each step (no KV cache)\n"
             "  --no-prefix-cache  give every request its own blocks\n"
+            "  --kv-budget SIZE  the KV cache may hold at most SIZE (e.g. \"288 KiB\") of blocks\n"
+            "                   per rank: a request starts only when the blocks of its whole\n"
+            "                   life fit (default: no budget)\n"
             "  --eval FILE      perplexity and KL instead of generating; --eval-tokens N caps\n"
             "                   the tokens read (default: the whole file)\n"
             "  --inject-outliers K:SCALE  scale K hidden channels by SCALE (function-\n"
@@ -123,7 +127,7 @@ static int parse(int argc, char **argv, gen_opts *o) {
             "--checkpoint", "--model", "--prompts", "--prefix", "--prefix-file", "--eval",
             "--format", "-o", "--output", "--max-new", "--seed", "--sample-seed", "--eval-tokens",
             "--threads", "--block-size", "--prefill-chunk", "--batch", "--group-size", "--weights",
-            "--kv-cache", "--temperature", "--inject-outliers", NULL};
+            "--kv-cache", "--temperature", "--inject-outliers", "--kv-budget", NULL};
         int known = 0;
         for (int j = 0; with_value[j]; j++)
             known |= !strcmp(a, with_value[j]);
@@ -162,6 +166,10 @@ static int parse(int argc, char **argv, gen_opts *o) {
             o->kv_given = true;
         } else if (!strcmp(a, "--temperature")) {
             if (real_arg(a, v, 0, 1000, &o->cfg.temperature)) return CLI_USAGE;
+        } else if (!strcmp(a, "--kv-budget")) {
+            double bytes = 0;
+            if (cli_size_arg(CMD, a, v, 1, 1125899906842624.0, "1 B to 1 PiB", &bytes)) return CLI_USAGE;
+            o->cfg.kv_budget_bytes = (int64_t)bytes;
         } else if (!strcmp(a, "--inject-outliers")) {
             if (outliers_arg(v, &o->cfg)) return CLI_USAGE;
         } else
@@ -173,9 +181,12 @@ static int parse(int argc, char **argv, gen_opts *o) {
         return cli_fail(CMD, CLI_USAGE, "--checkpoint and --model: expected one source of weights, found both");
     if (o->prefix && o->prefix_file)
         return cli_fail(CMD, CLI_USAGE, "--prefix and --prefix-file: expected one, found both");
-    if (o->eval && (o->prompts || o->prefix || o->prefix_file || o->max_new || o->cfg.no_cache))
+    if (o->eval && (o->prompts || o->prefix || o->prefix_file || o->max_new || o->cfg.no_cache ||
+                    o->cfg.kv_budget_bytes))
         return cli_fail(CMD, CLI_USAGE, "--eval: expected no --prompts, --prefix, --prefix-file, "
-                                        "--max-new or --no-cache (eval generates nothing)");
+                                        "--max-new, --no-cache or --kv-budget (eval generates nothing)");
+    if (o->cfg.no_cache && o->cfg.kv_budget_bytes)
+        return cli_fail(CMD, CLI_USAGE, "--kv-budget: expected a KV cache to budget, found --no-cache");
     if (!o->eval && o->eval_tokens)
         return cli_fail(CMD, CLI_USAGE, "--eval-tokens: expected with --eval");
     /* eval measures the weight scheme against the fp32 model: an fp32 cache unless asked */
@@ -349,6 +360,7 @@ static int gen_main(int argc, char **argv, int rank, int world) {
     }
     er.seconds = be->now_seconds() - t0;
     gr.st = g.st;
+    gen_predict_batch(&o.cfg, &gr.st, in.req, in.n_req, in.n_prefix, gr.budget_batch);
     gen_mem_from_rt(&gr.measured, &mem);
     /* the largest bytes and the slowest times over the tp ranks */
     MPI_Allreduce(MPI_IN_PLACE, gr.measured.bytes, GEN_MEM_CATS, MPI_INT64_T, MPI_MAX, MPI_COMM_WORLD);

@@ -87,15 +87,9 @@ static void restore_stderr(int saved) {
 }
 
 /* A size option from 1 MiB to 1 PiB (2^50 bytes): past that a limit means none. */
+/* --memory-limit, --data-limit: from 1 MiB to 1 PiB. */
 static int size_arg(const char *opt, const char *v, double *out) {
-    ps_err perr = {{0}};
-    if (!v) return cli_fail("run", CLI_USAGE, "%s: expected a size such as \"2 GiB\"", opt);
-    if (yget_parse_quantity(v, UNIT_BYTES, out, &perr))
-        return cli_fail("run", CLI_USAGE, "%s: %s", opt, perr.msg);
-    if (!(*out >= 1048576.0 && *out <= 1125899906842624.0))
-        return cli_fail("run", CLI_USAGE, "%s: expected a size from 1 MiB to 1 PiB, found \"%s\"",
-                        opt, v);
-    return CLI_OK;
+    return cli_size_arg("run", opt, v, 1048576.0, 1125899906842624.0, "1 MiB to 1 PiB", out);
 }
 
 static int run_main(int argc, char **argv, int rank, int world) {

@@ -3,7 +3,19 @@
 #include <string.h>
 
 #include "cost/infer.h"
+#include "cost/kv_blocks.h"
 #include "gen_predict.h"
+
+void gen_predict_batch(const rt_gen_cfg *cfg, const rt_gen_stats *st, const rt_gen_request *req,
+                       int64_t n_req, int64_t prefix_tokens, int64_t out[2]) {
+    out[0] = out[1] = -1;
+    if (!st->kv_budget_blocks || cfg->no_cache) return;
+    int64_t n = 0;
+    for (int64_t i = 0; i < n_req; i++)
+        if (req[i].n + req[i].max_new - 1 > n) n = req[i].n + req[i].max_new - 1;
+    out[0] = kv_blocks_max_batch(st->kv_budget_blocks, n, prefix_tokens, cfg->block_size);
+    out[1] = kv_blocks_max_batch(st->kv_budget_blocks, n, 0, cfg->block_size);
+}
 
 int gen_predict(const rt_ckpt_model *m, const rt_gen_cfg *cfg, int tp, const rt_gen_request *req,
                 int64_t n_req, int64_t prefix_tokens, const rt_gen_stats *st, gen_mem_bytes *out,
@@ -21,7 +33,10 @@ int gen_predict(const rt_ckpt_model *m, const rt_gen_cfg *cfg, int tp, const rt_
         if (!strcmp(infer_weights_names[i], rt_wscheme_names[cfg->weights])) ic.weights = (infer_weights)i;
     static const infer_kv kv[3] = {KV_F32, KV_BF16, KV_INT8};
     ic.kv_cache = kv[cfg->kv];
-    const int64_t seqs = n_req < cfg->batch ? n_req : cfg->batch;
+    int64_t seqs = n_req < cfg->batch ? n_req : cfg->batch, fit[2];
+    gen_predict_batch(cfg, st, req, n_req, prefix_tokens, fit);
+    const int64_t budget_batch = fit[cfg->prefix_cache ? 0 : 1];
+    if (budget_batch >= 0 && budget_batch < seqs) seqs = budget_batch;
     int64_t *n = malloc((size_t)(seqs + 1) * sizeof *n);
     if (!n) return ps_err_set(err, "out of host memory");
     for (int64_t i = 0; i < seqs; i++)

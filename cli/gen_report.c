@@ -87,6 +87,17 @@ void gen_report_table(FILE *f, const gen_report *r, const gen_mem_bytes *predict
                 fmt_bytes(s->kv_block_bytes, b, sizeof b), (long long)s->kv_logical_blocks,
                 (long long)s->kv_shared_blocks, fmt_bytes(saved, sv, sizeof sv));
     }
+    fprintf(f, "most requests live at once: %lld (--batch %lld)", (long long)s->max_live,
+            (long long)c->batch);
+    if (s->kv_budget_blocks) {
+        char b[32];
+        fprintf(f, "; KV budget %s = %lld blocks, largest batch predicted %lld with prefix "
+                   "caching, %lld without%s",
+                fmt_bytes(c->kv_budget_bytes, b, sizeof b), (long long)s->kv_budget_blocks,
+                (long long)r->budget_batch[0], (long long)r->budget_batch[1],
+                c->prefix_cache ? "" : " (--no-prefix-cache)");
+    }
+    fputc('\n', f);
 }
 
 static void cfg_json(jsonw *w, const char *model, const char *ck, uint64_t seed,
@@ -174,6 +185,21 @@ void gen_report_json(FILE *f, const gen_report *r, const gen_mem_bytes *predicte
     jsonw_int(&w, "logical", s->kv_logical_blocks);
     jsonw_int(&w, "shared", s->kv_shared_blocks);
     jsonw_int(&w, "saved_bytes", (s->kv_logical_blocks - s->kv_blocks) * s->kv_block_bytes);
+    jsonw_obj_end(&w);
+    jsonw_obj(&w, "concurrency");
+    jsonw_int(&w, "batch", r->cfg->batch);
+    jsonw_int(&w, "max_live", s->max_live);
+    if (s->kv_budget_blocks) {
+        jsonw_int(&w, "kv_budget_bytes", r->cfg->kv_budget_bytes);
+        jsonw_int(&w, "kv_budget_blocks", s->kv_budget_blocks);
+        jsonw_int(&w, "predicted_max_batch", r->budget_batch[0]);
+        jsonw_int(&w, "predicted_max_batch_unshared", r->budget_batch[1]);
+    } else {
+        static const char *const none[] = {"kv_budget_bytes", "kv_budget_blocks",
+                                           "predicted_max_batch", "predicted_max_batch_unshared"};
+        for (int i = 0; i < 4; i++)
+            jsonw_raw(&w, none[i], "null");
+    }
     jsonw_obj_end(&w);
     jsonw_obj_end(&w);
     jsonw_end(&w);

@@ -37,6 +37,8 @@ typedef struct {
     int64_t prefix_tokens;
     rt_gen_stats st;       /* rank 0's (times: the slowest rank's) */
     gen_mem_bytes measured; /* peak per category, the largest over the tp ranks */
+    int64_t budget_batch[2]; /* the planner's largest batch for the KV budget, prefix shared
+                              * and not (gen_predict_batch); -1: no budget */
 } gen_report;
 
 /* predicted: NULL, or the prediction per category (workspace ignored). */

@@ -6,7 +6,13 @@
  * the blocks of its prompt the prefix cache already holds; then one decode
  * step runs every live sequence together (one token each). A sequence ends
  * after max_new sampled tokens; the last one is never fed back, so the cache
- * holds prompt + max_new - 1 tokens at the end.
+ * holds prompt + max_new - 1 tokens at the end. Under a KV budget
+ * (--kv-budget; vLLM's gpu_memory_utilization -> num_gpu_blocks) a request is
+ * admitted only when the blocks it will hold for its whole life, less those
+ * the prefix cache gives it, fit beside what the live sequences hold and will
+ * still take; otherwise it waits for one to finish (vLLM v0 admits on the
+ * prompt's blocks and preempts when decode runs out; reserving the whole life
+ * here means nothing is ever preempted or recomputed).
  *
  * Sampling: greedy (temperature 0) is the argmax of the logits; otherwise the
  * Gumbel-max trick (Gumbel 1954; Maddison et al. 2014): argmax_i logit_i / T +
@@ -49,6 +55,7 @@ int rt_gen_init(rt_gen *g, const rt_ckpt *ck, const rt_gen_cfg *cfg, const rt_ba
     if (g->sdt == RT_BF16 && g->Vr * g->h > g->deq_elems) g->deq_elems = g->Vr * g->h;
     rt_kv_init(&g->kv, mem, cfg->kv, g->L, g->KVH, g->D, cfg->block_size, cfg->prefix_cache);
     g->st.kv_block_bytes = g->kv.block_bytes;
+    g->st.kv_budget_blocks = cfg->kv_budget_bytes / g->kv.block_bytes;
     if (rt_gen_load(g, ck, err)) {
         rt_gen_free(g);
         return -1;
@@ -265,19 +272,61 @@ static int64_t reap(rt_gen *g, live_seq *live, int64_t n_live) {
     return k;
 }
 
+int64_t rt_gen_request_blocks(const rt_gen *g, const rt_gen_request *r) {
+    const int64_t bs = g->cfg.block_size;
+    return (r->n + r->max_new - 1 + bs - 1) / bs;
+}
+
+/* Under a KV budget: do the blocks request r will hold for its life (less its
+ * prefix-cache hits now) fit beside those held now and still to come of the
+ * live ones? Blocks are only ever freed or shared after this (never taken
+ * beyond a sequence's life), so the cache stays within the budget. */
+static bool kv_admits(const rt_gen *g, const live_seq *live, int64_t n_live, const rt_gen_request *r) {
+    if (!g->cfg.kv_budget_bytes || g->cfg.no_cache) return true;
+    int64_t blocks = g->kv.live + rt_gen_request_blocks(g, r) -
+                     rt_kv_prefix_hits(&g->kv, r->tokens, r->n);
+    for (int64_t i = 0; i < n_live; i++)
+        blocks += rt_gen_request_blocks(g, live[i].r) - live[i].seq.n_blocks;
+    return blocks <= g->st.kv_budget_blocks;
+}
+
+/* A request that alone needs more blocks than the budget could never start. */
+static int kv_budget_check(const rt_gen *g, const rt_gen_request *req, int64_t n_req, ps_err *err) {
+    if (!g->cfg.kv_budget_bytes || g->cfg.no_cache) return 0;
+    for (int64_t i = 0; i < n_req; i++) {
+        const int64_t need = rt_gen_request_blocks(g, &req[i]);
+        if (need > g->st.kv_budget_blocks)
+            return ps_err_set(err, "request %lld: expected at most the KV budget's %lld blocks "
+                              "(%lld bytes in blocks of %lld tokens, %lld bytes each), found %lld "
+                              "blocks (%lld prompt + %lld new - 1 tokens, %lld bytes): raise the "
+                              "budget or shorten the request", (long long)i,
+                              (long long)g->st.kv_budget_blocks, (long long)g->cfg.kv_budget_bytes,
+                              (long long)g->cfg.block_size, (long long)g->kv.block_bytes,
+                              (long long)need, (long long)req[i].n, (long long)req[i].max_new,
+                              (long long)(need * g->kv.block_bytes));
+    }
+    return 0;
+}
+
 int rt_gen_run(rt_gen *g, rt_gen_request *req, int64_t n_req, ps_err *err) {
+    if (kv_budget_check(g, req, n_req, err)) return -1;
     live_seq *live = calloc((size_t)(g->cfg.batch + 1), sizeof *live);
     if (!live) return ps_err_set(err, "out of host memory");
     int64_t n_live = 0, next = 0;
     int rc = 0;
     while (!rc && (next < n_req || n_live > 0)) {
         int64_t admitted = 0;
-        while (!rc && n_live < g->cfg.batch && next < n_req) {
+        while (!rc && n_live < g->cfg.batch && next < n_req &&
+               kv_admits(g, live, n_live, &req[next])) {
             live_seq *s = &live[n_live++];
             *s = (live_seq){.r = &req[next], .id = next};
             next++, admitted++;
             if (!g->cfg.no_cache) rc = prefill(g, s, err);
         }
+        if (n_live > g->st.max_live) g->st.max_live = n_live;
+        if (!rc && !n_live && next < n_req) /* kv_budget_check makes this unreachable */
+            rc = ps_err_set(err, "request %lld does not fit the KV budget of an empty cache",
+                            (long long)next);
         if (!rc && g->cfg.no_cache) {
             /* the admitted ones take their first token, the others one more */
             if (admitted) rc = step_no_cache(g, live + n_live - admitted, admitted, true, err);

@@ -47,6 +47,7 @@ typedef struct {
     int64_t block_size;    /* tokens per KV block */
     int64_t prefill_chunk; /* most tokens per prefill forward */
     int64_t batch;         /* most sequences live at once */
+    int64_t kv_budget_bytes; /* most bytes of KV blocks per rank (0: no budget; rt_gen_run) */
     bool no_cache;         /* recompute every sequence each step (no KV cache) */
     bool prefix_cache;     /* share full blocks of equal prefixes */
     double temperature;    /* 0: greedy */
@@ -76,6 +77,8 @@ typedef struct {
     int64_t cached_tokens;                 /* prompt tokens taken from the prefix cache */
     int64_t max_forward_tokens;            /* the largest forward (n of the activations) */
     int64_t max_sampled_rows;              /* the most logits rows at once */
+    int64_t max_live;                      /* the most requests live at once */
+    int64_t kv_budget_blocks;              /* floor(kv_budget_bytes / block bytes); 0: none */
     /* the KV cache when it held the most blocks */
     int64_t kv_blocks, kv_logical_blocks, kv_shared_blocks, kv_block_bytes;
 } rt_gen_stats;
@@ -112,9 +115,16 @@ typedef struct {
     int32_t *out; /* [max_new]: the generated tokens (caller's) */
 } rt_gen_request;
 
-/* Serve the requests (at most cfg.batch at once, in order). 0, or -1 with err
- * (out of memory, a failed collective). */
+/* Serve the requests (at most cfg.batch at once, in order). Under a KV budget
+ * (cfg.kv_budget_bytes) the next request waits until the blocks it will hold
+ * for its whole life, ceil((n + max_new - 1) / block_size) less those the
+ * prefix cache gives it now, fit beside the blocks held and still to come of
+ * the live ones (vLLM's admission by free blocks): the cache never passes
+ * kv_budget_blocks. 0, or -1 with err (a request that alone needs more blocks
+ * than the budget, refused before any work; out of memory, a failed collective). */
 int rt_gen_run(rt_gen *g, rt_gen_request *req, int64_t n_req, ps_err *err);
+/* Blocks a request holds at its end: ceil((n + max_new - 1) / block_size). */
+int64_t rt_gen_request_blocks(const rt_gen *g, const rt_gen_request *r);
 
 /* Eval mode: the model over consecutive windows of window tokens of text[n]
  * (the last one shorter), predicting each next token. nll: the summed negative

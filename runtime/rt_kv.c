@@ -123,6 +123,17 @@ int64_t rt_kv_seq_begin(rt_kv *kv, rt_kv_seq *s, const int32_t *tokens, int64_t 
     return s->len;
 }
 
+int64_t rt_kv_prefix_hits(const rt_kv *kv, const int32_t *tokens, int64_t n) {
+    if (!kv->prefix_cache) return 0;
+    const int64_t bs = kv->block_size, most = n > 0 ? (n - 1) / bs : 0;
+    int64_t b = 0;
+    for (int64_t parent = -1; b < most; b++) {
+        parent = cache_find(kv, parent, tokens + b * bs, block_hash(kv, parent, tokens + b * bs));
+        if (parent < 0) break;
+    }
+    return b;
+}
+
 int rt_kv_seq_reserve(rt_kv *kv, rt_kv_seq *s, int64_t n) {
     const int64_t need = (s->len + n + kv->block_size - 1) / kv->block_size;
     while (s->n_blocks < need) {

@@ -61,6 +61,9 @@ void rt_kv_free(rt_kv *kv);
  * last token is always computed, for its logits). Returns the tokens covered
  * (a multiple of block_size), which the caller need not compute; -1 out of memory. */
 int64_t rt_kv_seq_begin(rt_kv *kv, rt_kv_seq *s, const int32_t *tokens, int64_t n);
+/* The blocks rt_kv_seq_begin would take from the prefix cache now for tokens[0..n),
+ * taking nothing (0 without prefix caching). */
+int64_t rt_kv_prefix_hits(const rt_kv *kv, const int32_t *tokens, int64_t n);
 /* Make room for n more tokens (allocating blocks); 0 or -1 out of memory. */
 int rt_kv_seq_reserve(rt_kv *kv, rt_kv_seq *s, int64_t n);
 /* The caller wrote tokens[0..n) at positions len .. len + n - 1: advance len and

@@ -7,6 +7,8 @@
  *    formula, and the saving (B - 1) * 2 blocks;
  *  - the measured weights, scales, activations and logits bytes equal the
  *    contract's values computed by hand (docs/runtime.md "Inference");
+ *  - a KV budget: requests wait until their blocks fit, the cache never passes
+ *    it, the tokens do not change; a request larger than it is refused;
  *  - outlier injection leaves the fp32 logits unchanged;
  *  - eval: random weights have perplexity near the vocabulary size, and the KL
  *    of the fp32 model to itself is 0.
@@ -148,6 +150,49 @@ static void test_prefix_cache_blocks(void **state) {
     }
 }
 
+/* A KV budget of 5 blocks (32 KiB each, f32) over requests whose lives hold 1, 2, 4
+ * and 2 blocks (5+12-1 = 16, 23+7-1 = 29, 40+20-1 = 59, 17+3-1 = 19 tokens), --batch 3:
+ * requests 0 and 1 start (1 + 2 blocks reserved), 2 waits until 1 ends (1 + 4 = 5),
+ * 3 until 2 ends (4 + 2 > 5): never more than 2 live. The cache holds at most 4
+ * blocks (0's one beside 2's first 3 of 40 + 5 tokens; 0 ends before 2 takes its
+ * 4th), within the budget, and the tokens are those of the unbudgeted run. A budget of 3 blocks refuses request 2
+ * before any work. */
+static void test_kv_budget_schedule(void **state) {
+    (void)state;
+    const int64_t len[NREQ] = {5, 23, 40, 17}, max_new[NREQ] = {12, 7, 20, 3}, block = 32768;
+    rt_gen_cfg cfg = cfg_default();
+    requests a, b;
+    make_requests(&a, 0, len, max_new);
+    make_requests(&b, 0, len, max_new);
+    rt_gen_stats st;
+    serve(&cfg, &a, &st, NULL);
+    assert_int_equal(st.max_live, 3);
+    assert_int_equal(st.kv_budget_blocks, 0);
+    cfg.kv_budget_bytes = 5 * block + block / 2; /* floor: 5 blocks */
+    rt_mem mem;
+    serve(&cfg, &b, &st, &mem);
+    assert_int_equal(st.kv_budget_blocks, 5);
+    assert_int_equal(st.max_live, 2);
+    assert_int_equal(st.kv_blocks, 4);
+    assert_int_equal(mem.peak[RT_MEM_KV], 4 * block);
+    for (int i = 0; i < NREQ; i++)
+        for (int64_t t = 0; t < max_new[i]; t++)
+            if (a.out[i][t] != b.out[i][t])
+                fail_msg("request %d token %lld: %d without a budget, %d with", i, (long long)t,
+                         a.out[i][t], b.out[i][t]);
+    /* request 2 alone needs 4 blocks */
+    cfg.kv_budget_bytes = 3 * block;
+    fixture f;
+    ps_err err = {{0}};
+    setup(&f, &cfg, 7);
+    assert_int_equal(rt_gen_run(&f.g, b.r, NREQ, &err), -1);
+    assert_non_null(strstr(err.msg, "request 2: expected at most the KV budget's 3 blocks"));
+    assert_non_null(strstr(err.msg, "found 4 blocks (40 prompt + 20 new - 1 tokens"));
+    assert_int_equal(f.g.st.prefill_tokens, 0);
+    assert_int_equal(f.mem.peak[RT_MEM_KV], 0);
+    teardown(&f);
+}
+
 /* The contract's bytes per category for tiny-1m at tp 1 (docs/runtime.md "Inference"). */
 static void test_memory_by_hand(void **state) {
     (void)state;
@@ -266,6 +311,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_cache_equals_recompute),
         cmocka_unit_test(test_prefix_cache_blocks),
+        cmocka_unit_test(test_kv_budget_schedule),
         cmocka_unit_test(test_memory_by_hand),
         cmocka_unit_test(test_memory_quantized_by_hand),
         cmocka_unit_test(test_outliers_preserve_f32),

@@ -2,6 +2,9 @@
  *  - tp 2 produces exactly the tokens of one rank (fp32; greedy and sampled);
  *  - the measured memory per category at tp 2 equals the contract's values by
  *    hand, and parasim infer's prediction exactly for every scheme and KV element, and the prefix cache saves (B - 1) * 2 blocks of a 40-token prefix;
+ *  - under a KV budget the most requests live at once equal the planner's largest
+ *    batch (prefix cached and not), with the unbudgeted run's tokens; a request
+ *    larger than the budget is refused;
  *  - the same with weights trained here and read from a checkpoint;
  *  - eval mode reports perplexity, kl, tokens and weights (KL of f32 to itself 0: the
  *    cache is fp32 by default in eval);
@@ -176,6 +179,69 @@ static void test_measured_equals_predicted(void **state) {
     }
 }
 
+/* A KV budget (docs/runtime.md §10): 12 prompts of 8 bytes after a 40-byte prefix,
+ * 9 new tokens: each holds ceil((48 + 9 - 1) / 16) = 4 blocks of 32 KiB (f32), 2 of
+ * them the shared prefix. A budget of 9 blocks holds 2 + 3 x 2 = 8 blocks of 3 live
+ * requests with prefix caching, 2 x 4 = 8 of 2 without (kv_blocks_max_batch); the
+ * measured most-live equals the planner's, the cache stays within the budget, and
+ * the tokens (greedy, f32) are those of the unbudgeted run. A request of 4 blocks under a budget
+ * of 3 is refused before any work. */
+#define BUDGET_RUN "--weights f32 --kv-cache f32 --prefix 0123456789012345678901234567890123456789 " \
+                   "--max-new 9 --format json"
+static void test_kv_budget(void **state) {
+    (void)state;
+    static char free_run[1 << 14], budget_run[1 << 14];
+    char args[1024], path[128];
+    snprintf(path, sizeof path, "%s/budget.json", dir);
+    snprintf(args, sizeof args, "--prompts %s/twelve.txt " BUDGET_RUN " -o %s", dir, path);
+    if (gen(0, args)) fail_msg("%s", out);
+    ynode *r = load_json(path);
+    assert_true(num(r, "concurrency.max_live") == 8); /* --batch 8, no budget */
+    ynode_free(r);
+    snprintf(args, sizeof args, "cat %s", path);
+    sh(args);
+    token_lines(out, free_run, sizeof free_run);
+    assert_true(strlen(free_run) > 100);
+    const char *modes[2] = {"", "--no-prefix-cache"};
+    const int64_t live[2] = {3, 2};
+    for (int m = 0; m < 2; m++) {
+        snprintf(args, sizeof args, "--prompts %s/twelve.txt " BUDGET_RUN " --kv-budget 294912 %s -o %s",
+                 dir, modes[m], path);
+        if (gen(0, args)) fail_msg("%s", out);
+        r = load_json(path);
+        assert_true(num(r, "kv_blocks.block_bytes") == 32768);
+        assert_true(num(r, "concurrency.kv_budget_blocks") == 9);
+        assert_true(num(r, "concurrency.predicted_max_batch") == 3);
+        assert_true(num(r, "concurrency.predicted_max_batch_unshared") == 2);
+        if (num(r, "concurrency.max_live") != (double)live[m])
+            fail_msg("%s: most live %.0f, expected %lld", modes[m], num(r, "concurrency.max_live"),
+                     (long long)live[m]);
+        assert_true(num(r, "kv_blocks.allocated") == 8);
+        assert_true(num(r, "memory.kv_cache.measured") <= 294912);
+        assert_true(num(r, "memory.kv_cache.measured") == num(r, "memory.kv_cache.predicted"));
+        ynode_free(r);
+        snprintf(args, sizeof args, "cat %s", path);
+        sh(args);
+        token_lines(out, budget_run, sizeof budget_run);
+        if (strcmp(free_run, budget_run))
+            fail_msg("%s: without a budget\n%s\nwith\n%s", modes[m], free_run, budget_run);
+    }
+    /* the table says it too */
+    snprintf(args, sizeof args, "--prompts %s/twelve.txt --weights f32 --kv-cache f32 --prefix "
+             "0123456789012345678901234567890123456789 --max-new 9 --kv-budget \"288 KiB\"", dir);
+    if (gen(0, args)) fail_msg("%s", out);
+    if (!strstr(out, "most requests live at once: 3 (--batch 8); KV budget 288.00 KiB = 9 blocks, "
+                     "largest batch predicted 3 with prefix caching, 2 without"))
+        fail_msg("%s", out);
+    /* 3 blocks cannot hold one request of 4 */
+    snprintf(args, sizeof args, "--prompts %s/twelve.txt " BUDGET_RUN " --kv-budget \"96 KiB\"", dir);
+    assert_int_equal(gen(0, args), 1);
+    if (!strstr(out, "request 0: expected at most the KV budget's 3 blocks (98304 bytes in blocks "
+                     "of 16 tokens, 32768 bytes each), found 4 blocks (48 prompt + 9 new - 1 "
+                     "tokens, 131072 bytes)") || strstr(out, "\"tokens\""))
+        fail_msg("%s", out);
+}
+
 static void test_eval_json(void **state) {
     (void)state;
     char path[128], args[512];
@@ -257,6 +323,10 @@ static void test_bad_input(void **state) {
     expect_fail(0, "--checkpoint /nonexistent/ck.bin", 1, "/nonexistent/ck.bin");
     expect_fail(0, "--checkpoint tests/data/gen-prompts.txt", 1, "tests/data/gen-prompts.txt");
     expect_fail(0, "--frobnicate", 2, "unknown option \"--frobnicate\"");
+    expect_fail(0, "--kv-budget 1MiB --no-cache", 2, "--kv-budget: expected a KV cache to budget, found --no-cache");
+    expect_fail(0, "--kv-budget 0", 2, "--kv-budget: expected a size from 1 B to 1 PiB, found \"0\"");
+    expect_fail(0, "--kv-budget 3x", 2, "--kv-budget: expected a size");
+    expect_fail(0, "--eval tests/data/gen-prompts.txt --kv-budget 1MiB", 2, "--eval: expected no");
     /* byte tokens need 256 vocabulary rows; the int8 GEMM's int32 sums bound its inputs */
     snprintf(args, sizeof args, "--model %s/vocab128.yaml", dir);
     expect_fail(0, args, 1, "byte tokens need a vocabulary of at least 256 tokens; the model has "
@@ -293,11 +363,17 @@ int main(int argc, char **argv) {
     if (write_model("vocab128", "ffn_hidden: 128\nvocab: 128") ||
         write_model("wide", "ffn_hidden: 131072\nvocab: 256"))
         return 1;
+    snprintf(path, sizeof path, "%s/twelve.txt", dir); /* 12 prompts of 8 bytes */
+    if (!(f = fopen(path, "w"))) return 1;
+    for (int i = 0; i < 12; i++)
+        fprintf(f, "query %02d\n", i);
+    fclose(f);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_tp2_tokens),
         cmocka_unit_test(test_tp2_memory_by_hand),
         cmocka_unit_test(test_prefix_saving),
         cmocka_unit_test(test_measured_equals_predicted),
+        cmocka_unit_test(test_kv_budget),
         cmocka_unit_test(test_eval_json),
         cmocka_unit_test(test_checkpoint),
         cmocka_unit_test(test_bad_input),

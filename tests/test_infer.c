@@ -5,6 +5,7 @@
 
 #include "spec/cluster.h"
 #include "cost/infer.h"
+#include "cost/kv_blocks.h"
 #include "cost/params.h"
 #include "tu.h"
 
@@ -446,6 +447,32 @@ static void test_paged_kv_prefix(void **state) {
     assert_int_equal(r.kv_cache, 400 * 1024); /* today's per-token size x batch x context */
 }
 
+/* The largest batch a block budget holds (docs/memory.md §8 "A KV budget"), by
+ * hand: sequences of 56 tokens (48 of prompt + 9 new - 1) in blocks of 16 take
+ * 4 blocks each; a 40-token prefix shares 2 of them, so after the first each
+ * takes 2 more. Budget 9: 2 + 3 x 2 = 8 <= 9 < 10 holds 3 sharing, 2 x 4 = 8 <= 9
+ * < 12 holds 2 without. Budget 3 holds none (one needs 4); 4 holds exactly one.
+ * A sequence that is all shared prefix (40 of 40, bs 8: 5 shared, 0 more) is
+ * never the bound once its prefix fits. */
+static void test_kv_budget_batch(void **state) {
+    (void)state;
+    assert_int_equal(kv_blocks_max_batch(9, 56, 40, 16), 3);
+    assert_int_equal(kv_blocks_max_batch(9, 56, 0, 16), 2);
+    assert_int_equal(kv_blocks_max_batch(10, 56, 40, 16), 4);
+    assert_int_equal(kv_blocks_max_batch(12, 56, 0, 16), 3);
+    assert_int_equal(kv_blocks_max_batch(3, 56, 40, 16), 0);
+    assert_int_equal(kv_blocks_max_batch(4, 56, 40, 16), 1);
+    assert_int_equal(kv_blocks_max_batch(0, 56, 0, 16), 0);
+    assert_int_equal(kv_blocks_max_batch(5, 40, 40, 8), INT64_MAX);
+    assert_int_equal(kv_blocks_max_batch(4, 40, 40, 8), 0);
+    /* the inverse of kv_blocks_uniform: the batch fits, one more does not */
+    for (int64_t budget = 4; budget < 40; budget++) {
+        const int64_t b = kv_blocks_max_batch(budget, 100, 40, 16);
+        assert_true(kv_blocks_uniform(b, 100, 40, 16) <= budget);
+        assert_true(kv_blocks_uniform(b + 1, 100, 40, 16) > budget);
+    }
+}
+
 /* The forward's live tensors (docs/memory.md §8 "Activations"), n tokens at
  * tp 1: x, xn, o 3 x 128, q, att 2 x 128, k, v 2 x 64, a, b 2 x 512 = 1792
  * elements per token, in f32 4 n 1792 = 7168 n B (bf16: 3584 n). On top:
@@ -617,7 +644,7 @@ int main(void) {
         cmocka_unit_test(test_moe_weights_tp), cmocka_unit_test(test_moe_quantized),
         cmocka_unit_test(test_mla_kv_cache), cmocka_unit_test(test_moe_activations),
         cmocka_unit_test(test_moe_runtime_schemes), cmocka_unit_test(test_runtime_schemes), cmocka_unit_test(test_scales_follow_tp),
-        cmocka_unit_test(test_paged_kv_prefix), cmocka_unit_test(test_activations),
+        cmocka_unit_test(test_paged_kv_prefix), cmocka_unit_test(test_kv_budget_batch), cmocka_unit_test(test_activations),
         cmocka_unit_test(test_memory_predict), cmocka_unit_test(test_questions),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -18,3 +18,9 @@ int64_t kv_blocks_uniform(int64_t seqs, int64_t n, int64_t prefix, int64_t block
     const int64_t shared = prefix / block_size;
     return sat_add(sat_mul(seqs, ceil_div(n, block_size) - shared), shared);
 }
+
+int64_t kv_blocks_max_batch(int64_t budget_blocks, int64_t n, int64_t prefix, int64_t block_size) {
+    const int64_t shared = prefix / block_size, per = ceil_div(n, block_size) - shared;
+    if (budget_blocks < shared + per) return 0;
+    return per ? (budget_blocks - shared) / per : INT64_MAX;
+}

@@ -20,4 +20,12 @@ int64_t kv_blocks_held(const int64_t *n, int64_t seqs, int64_t prefix, int64_t b
  * seqs ceil(n/bs) - (seqs - 1) floor(P/bs) (0 for no sequence). */
 int64_t kv_blocks_uniform(int64_t seqs, int64_t n, int64_t prefix, int64_t block_size);
 
+/* The largest batch of equal sequences of n >= prefix tokens sharing prefix
+ * tokens (0: no prefix caching) whose blocks fit in budget_blocks >= 0
+ * (docs/memory.md §8 "A KV budget"), the inverse of kv_blocks_uniform:
+ *     shared = floor(P/bs), per = ceil(n/bs) - shared,
+ *     batch = floor((budget - shared) / per), 0 when not even one fits;
+ * INT64_MAX when per is 0 (n = P, a multiple of bs) and shared fits. */
+int64_t kv_blocks_max_batch(int64_t budget_blocks, int64_t n, int64_t prefix, int64_t block_size);
+
 #endif
