@@ -17,6 +17,11 @@ void gen_predict_batch(const rt_gen_cfg *cfg, const rt_gen_stats *st, const rt_g
     out[1] = kv_blocks_max_batch(st->kv_budget_blocks, n, 0, cfg->block_size);
 }
 
+static int longest_first(const void *a, const void *b) {
+    const int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x < y) - (x > y);
+}
+
 int gen_predict(const rt_ckpt_model *m, const rt_gen_cfg *cfg, int tp, const rt_gen_request *req,
                 int64_t n_req, int64_t prefix_tokens, const rt_gen_stats *st, gen_mem_bytes *out,
                 ps_err *err) {
@@ -37,16 +42,26 @@ int gen_predict(const rt_ckpt_model *m, const rt_gen_cfg *cfg, int tp, const rt_
     gen_predict_batch(cfg, st, req, n_req, prefix_tokens, fit);
     const int64_t budget_batch = fit[cfg->prefix_cache ? 0 : 1];
     if (budget_batch >= 0 && budget_batch < seqs) seqs = budget_batch;
-    int64_t *n = malloc((size_t)(seqs + 1) * sizeof *n);
+    /* The planner's question: seqs sequences held at once, each at the end of its life. It
+     * is the run's peak exactly when the sequences in the cache together end together: every
+     * request in one wave with one max_new, or every request alike. Otherwise a request
+     * leaves before the others peak, and the seqs longest lives bound the peak from above. */
+    int64_t *n = malloc((size_t)(n_req + 1) * sizeof *n);
     if (!n) return ps_err_set(err, "out of host memory");
-    for (int64_t i = 0; i < seqs; i++)
+    int same_new = 1, alike = 1;
+    for (int64_t i = 0; i < n_req; i++) {
         n[i] = req[i].n + req[i].max_new - 1;
+        same_new &= req[i].max_new == req[0].max_new;
+        alike &= req[i].max_new == req[0].max_new && req[i].n == req[0].n;
+    }
+    qsort(n, (size_t)n_req, sizeof *n, longest_first);
     const int64_t prefix = cfg->prefix_cache && !cfg->no_cache ? prefix_tokens : 0;
     infer_mem p;
     const int rc = infer_memory_predict(&mc, &ic, n, seqs, prefix, st->max_forward_tokens, &p, err);
     free(n);
     if (rc) return -1;
     memset(out, 0, sizeof *out);
+    out->kv_bound = !cfg->no_cache && !alike && !(same_new && n_req <= seqs);
     out->bytes[GEN_MEM_WEIGHTS] = p.weights, out->bytes[GEN_MEM_SCALES] = p.scales;
     out->bytes[GEN_MEM_KV] = cfg->no_cache ? 0 : p.kv_cache;
     out->bytes[GEN_MEM_ACTIVATIONS] = p.activations, out->bytes[GEN_MEM_LOGITS] = p.logits;

@@ -16,8 +16,9 @@ void gen_predict_batch(const rt_gen_cfg *cfg, const rt_gen_stats *st, const rt_g
 
 /* The prediction for the engine's model m and configuration cfg on tp ranks,
  * serving n_req requests (req: prompt tokens n with the prefix, max_new) of which
- * the first min(n_req, cfg->batch, the budget's batch of gen_predict_batch) are in
- * the cache at once, prefix_tokens shared, and the largest forward the run made (st->max_forward_tokens). Each sequence
+ * min(n_req, cfg->batch, the budget's batch of gen_predict_batch) are in the cache
+ * at once — the longest of them, so that where requests end at different steps the
+ * KV prediction bounds the run's peak from above (out->kv_bound) — prefix_tokens shared, and the largest forward the run made (st->max_forward_tokens). Each sequence
  * holds n + max_new - 1 tokens at the end (the last sampled token is never fed).
  * Workspace is not predicted (0). 0, or -1 with err (a shape infer refuses). */
 int gen_predict(const rt_ckpt_model *m, const rt_gen_cfg *cfg, int tp, const rt_gen_request *req,

@@ -77,6 +77,8 @@ void gen_report_table(FILE *f, const gen_report *r, const gen_mem_bytes *predict
         fprintf(f, "  %-21s %14s", gen_mem_names[i], fmt_bytes(r->measured.bytes[i], b, sizeof b));
         if (predicted && i != GEN_MEM_WORKSPACE)
             fprintf(f, "  %14s", fmt_bytes(predicted->bytes[i], pb, sizeof pb));
+        if (predicted && i == GEN_MEM_KV && predicted->kv_bound)
+            fputs("  (at most: requests end at different steps)", f);
         fputc('\n', f);
     }
     if (!c->no_cache) {
@@ -175,6 +177,7 @@ void gen_report_json(FILE *f, const gen_report *r, const gen_mem_bytes *predicte
         jsonw_int(&w, "measured", r->measured.bytes[i]);
         if (predicted && i != GEN_MEM_WORKSPACE) jsonw_int(&w, "predicted", predicted->bytes[i]);
         else jsonw_raw(&w, "predicted", "null");
+        if (predicted && i == GEN_MEM_KV) jsonw_bool(&w, "predicted_is_bound", predicted->kv_bound);
         jsonw_obj_end(&w);
     }
     jsonw_obj_end(&w);

@@ -23,6 +23,7 @@ enum {
 extern const char *const gen_mem_names[GEN_MEM_CATS]; /* "weights", "scales", "kv_cache", ... */
 typedef struct {
     int64_t bytes[GEN_MEM_CATS];
+    int kv_bound; /* a prediction whose kv_cache is an upper bound, not the run's peak */
 } gen_mem_bytes;
 /* The peak bytes per category of a tracked allocator. */
 void gen_mem_from_rt(gen_mem_bytes *out, const rt_mem *mem);

@@ -76,6 +76,15 @@ static double num(const ynode *n, const char *dotted) {
     return strtod(n->str, NULL);
 }
 
+static const char *str(const ynode *n, const char *dotted) {
+    char path[256], *save = NULL;
+    snprintf(path, sizeof path, "%s", dotted);
+    for (char *k = strtok_r(path, ".", &save); k && n; k = strtok_r(NULL, ".", &save))
+        n = ynode_get(n, k);
+    if (!n || n->kind != YN_SCALAR) fail_msg("report lacks %s", dotted);
+    return n->str;
+}
+
 #define PROMPTS "--prompts tests/data/gen-prompts.txt --max-new 9,4,12,6 --batch 3 --prefill-chunk 8"
 
 static void test_tp2_tokens(void **state) {
@@ -175,8 +184,27 @@ static void test_measured_equals_predicted(void **state) {
                 fail_msg("%s, kv %s, %d ranks: %s measured %.0f, predicted %.0f", schemes[s],
                          kv[s % 3], np ? np : 1, cat[c], num(r, m), num(r, p));
         }
+        assert_string_equal(str(r, "memory.kv_cache.predicted_is_bound"), "false");
         ynode_free(r);
     }
+}
+
+/* Requests that end at different steps (max_new 9, 4, 12, 6; batch 3): the short ones
+ * leave before the long ones peak, so the planner's answer for batch 3 at full length
+ * (the 3 longest lives) bounds the measured peak from above and says so. */
+static void test_kv_prediction_bound(void **state) {
+    (void)state;
+    char args[1024], path[128];
+    snprintf(path, sizeof path, "%s/bound.json", dir);
+    snprintf(args, sizeof args, "--weights f32 --kv-cache f32 " PROMPTS " --format json -o %s", path);
+    if (gen(0, args)) fail_msg("%s", out);
+    ynode *r = load_json(path);
+    const double m = num(r, "memory.kv_cache.measured"), p = num(r, "memory.kv_cache.predicted");
+    if (!(m < p)) fail_msg("KV measured %.0f, predicted bound %.0f: expected measured below", m, p);
+    assert_string_equal(str(r, "memory.kv_cache.predicted_is_bound"), "true");
+    ynode_free(r);
+    if (gen(0, "--weights f32 --kv-cache f32 " PROMPTS)) fail_msg("%s", out);
+    assert_non_null(strstr(out, "(at most: requests end at different steps)"));
 }
 
 /* A KV budget (docs/runtime.md §10): 12 prompts of 8 bytes after a 40-byte prefix,
@@ -373,6 +401,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_tp2_memory_by_hand),
         cmocka_unit_test(test_prefix_saving),
         cmocka_unit_test(test_measured_equals_predicted),
+        cmocka_unit_test(test_kv_prediction_bound),
         cmocka_unit_test(test_kv_budget),
         cmocka_unit_test(test_eval_json),
         cmocka_unit_test(test_checkpoint),
