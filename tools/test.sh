@@ -20,5 +20,5 @@ meson test -C build-asan --print-errorlogs
 sh tools/fuzz.sh "${FUZZ_SECONDS:-60}"
 # one closing line for both builds (set -e: reached only when nothing failed)
 count() { cat build/meson-logs/testlog.json build-asan/meson-logs/testlog.json | grep -c "\"result\": \"$1\"" || true; }
-echo "test: all suites passed (release and ASan+UBSan builds, then 6 fuzz targets)"
+echo "test: all suites passed (release and ASan+UBSan builds, then 7 fuzz targets)"
 echo "tests: $(count OK) passed, $(count FAIL) failed, $(count SKIP) skipped"
