@@ -24,6 +24,12 @@ int cmd_generate(int argc, char **argv);
  * launch says how to start the command when MPI cannot. */
 int cli_mpi_main(const char *cmd, const char *launch, int argc, char **argv,
                  int (*body)(int argc, char **argv, int rank, int world));
+/* Ranks on this node (they share its cores and memory). */
+int cli_local_ranks(void);
+/* Every rank checks the same input and rank 0 speaks: on the others, standard error goes
+ * to /dev/null until cli_stderr_restore(the returned descriptor; -1 on rank 0). */
+int cli_stderr_quiet(int rank);
+void cli_stderr_restore(int saved);
 
 /* Output destination: stdout, or a file written atomically (-o FILE). */
 typedef struct {

@@ -1,6 +1,8 @@
 /* cli_mpi.c — the MPI frame of the commands that run on ranks (run, generate). */
+#include <fcntl.h>
 #include <mpi.h>
 #include <stdio.h>
+#include <unistd.h>
 
 #include "cli.h"
 
@@ -19,4 +21,29 @@ int cli_mpi_main(const char *cmd, const char *launch, int argc, char **argv,
     MPI_Allreduce(&rc, &worst, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
     MPI_Finalize();
     return worst;
+}
+
+int cli_local_ranks(void) {
+    MPI_Comm local;
+    int n = 1;
+    MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &local);
+    MPI_Comm_size(local, &n);
+    MPI_Comm_free(&local);
+    return n;
+}
+
+int cli_stderr_quiet(int rank) {
+    if (rank == 0) return -1;
+    fflush(stderr);
+    const int saved = dup(2);
+    const int null = open("/dev/null", O_WRONLY);
+    if (null >= 0) dup2(null, 2), close(null);
+    return saved;
+}
+
+void cli_stderr_restore(int saved) {
+    if (saved < 0) return;
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
 }

@@ -240,24 +240,9 @@ static int weights_load(const gen_opts *o, int world, rt_ckpt *ck, ps_err *err) 
     return rc;
 }
 
-/* Byte tokens of the eval file (at most cap). */
 /* --- running ------------------------------------------------------------------------- */
 
-static void restore_stderr(int saved) {
-    if (saved < 0) return;
-    fflush(stderr);
-    dup2(saved, 2);
-    close(saved);
-}
 
-static int local_ranks(void) {
-    MPI_Comm local;
-    int n = 1;
-    MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &local);
-    MPI_Comm_size(local, &n);
-    MPI_Comm_free(&local);
-    return n;
-}
 
 /* A failure after the ranks started working together: the others may wait in a
  * collective, so stop them all. */
@@ -283,16 +268,10 @@ static int gen_main(int argc, char **argv, int rank, int world) {
     gen_opts o = {.model = NULL, .format = "table", .seed = 1,
                   .cfg = {.weights = RT_W_BF16, .group = 32, .kv = KERN_KV_BF16, .block_size = 16,
                           .prefill_chunk = 256, .batch = 8, .prefix_cache = true}};
-    int saved_err = -1;
-    if (rank != 0) { /* every rank checks the same input; rank 0 speaks */
-        fflush(stderr);
-        saved_err = dup(2);
-        int null = open("/dev/null", O_WRONLY);
-        if (null >= 0) dup2(null, 2), close(null);
-    }
+    int saved_err = cli_stderr_quiet(rank); /* every rank checks the same input; rank 0 speaks */
     int rc = parse(argc, argv, &o);
     if (rc) {
-        restore_stderr(saved_err);
+        cli_stderr_restore(saved_err);
         return rc < 0 ? CLI_OK : rc;
     }
     if (!o.checkpoint && !o.model) o.model = "tiny-1m";
@@ -312,14 +291,14 @@ static int gen_main(int argc, char **argv, int rank, int world) {
         status = atomic_file_open(&probe, o.out, &err);
         if (!status) atomic_file_abort(&probe);
     }
-    restore_stderr(saved_err);
+    cli_stderr_restore(saved_err);
     status = rt_world_agree(status, &err);
     if (status) {
         if (rank == 0) fprintf(stderr, "parasim generate: %s\n", err.msg);
         goto done;
     }
     const rt_backend *be = &rt_backend_cpu;
-    const int local = local_ranks();
+    const int local = cli_local_ranks();
     const long cores = sysconf(_SC_NPROCESSORS_ONLN);
     int threads = (int)(o.threads > 0 ? o.threads : cores / local > 0 ? cores / local : 1);
     be->set_threads(threads);

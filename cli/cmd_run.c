@@ -69,25 +69,9 @@ static void on_step(void *ctx, int step, double loss, double seconds, const rt_m
     fflush(stdout);
 }
 
-/* Ranks on this node (they share its cores and memory). */
-static int local_ranks(void) {
-    MPI_Comm local;
-    int n = 1;
-    MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &local);
-    MPI_Comm_size(local, &n);
-    MPI_Comm_free(&local);
-    return n;
-}
 
-static void restore_stderr(int saved) {
-    if (saved < 0) return;
-    fflush(stderr);
-    dup2(saved, 2);
-    close(saved);
-}
 
-/* A size option from 1 MiB to 1 PiB (2^50 bytes): past that a limit means none. */
-/* --memory-limit, --data-limit: from 1 MiB to 1 PiB. */
+/* --memory-limit, --data-limit: from 1 MiB to 1 PiB (2^50 bytes): past that a limit means none. */
 static int size_arg(const char *opt, const char *v, double *out) {
     return cli_size_arg("run", opt, v, 1048576.0, 1125899906842624.0, "1 MiB to 1 PiB", out);
 }
@@ -100,13 +84,7 @@ static int run_main(int argc, char **argv, int rank, int world) {
     cli_overrides ov = {.n = 0};
     /* every rank parses the same arguments and checks the same input; only
      * rank 0's messages are shown */
-    int saved_err = -1;
-    if (rank != 0) {
-        fflush(stderr);
-        saved_err = dup(2);
-        int null = open("/dev/null", O_WRONLY);
-        if (null >= 0) dup2(null, 2), close(null);
-    }
+    int saved_err = cli_stderr_quiet(rank);
     int rc = CLI_OK;
     for (int i = 1, took; i < argc && rc == CLI_OK; i++) {
         const char *a = argv[i];
@@ -162,7 +140,7 @@ static int run_main(int argc, char **argv, int rank, int world) {
         rc = cli_fail("run", CLI_FAIL, "--backend cuda: the CUDA executor is not built yet; the "
                                        "CPU backend runs every plan (--backend cpu)");
     if (rc != CLI_OK) {
-        restore_stderr(saved_err);
+        cli_stderr_restore(saved_err);
         return rc < 0 ? CLI_OK : rc;
     }
 
@@ -181,7 +159,7 @@ static int run_main(int argc, char **argv, int rank, int world) {
                             (long long)prog.world, world, (long long)prog.world);
     replay_result rp;
     memset(&rp, 0, sizeof rp);
-    const int local = local_ranks();
+    const int local = cli_local_ranks();
     if (status == 0) status = replay_program(&prog, &rp, &err);
     if (status == 0) status = run_profile_check_memory(&prog, &rp, local, &err);
     /* the profile is written at the end, by rank 0: check now that it can be */
@@ -195,7 +173,7 @@ static int run_main(int argc, char **argv, int rank, int world) {
                             (long long)prog.experts);
     if (status == 0 && rank == 0 && ckpt_path) status = run_profile_check_output(ckpt_path, &err);
     free(spec);
-    restore_stderr(saved_err);
+    cli_stderr_restore(saved_err);
     /* the ranks may see different files or free memory: agree before any
      * collective work, so that one rank's refusal stops them all */
     status = rt_world_agree(status, &err);
