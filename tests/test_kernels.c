@@ -20,19 +20,14 @@
 #include "cpu/kern_math.h"
 #include "kern.h"
 #include "kern_infer.h"
+#include "tu_rng.h"
 
 /* ---- helpers --------------------------------------------------------------- */
 
 static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
 
-/* Uniform in [-1, 1) (xorshift64*). */
-static float rnd(void) {
-    rng_state ^= rng_state >> 12;
-    rng_state ^= rng_state << 25;
-    rng_state ^= rng_state >> 27;
-    const uint64_t r = rng_state * 0x2545F4914F6CDD1Dull;
-    return (float)((double)(r >> 11) / 9007199254740992.0 * 2.0 - 1.0);
-}
+/* Uniform in [-1, 1) (tu_rng.h). */
+static float rnd(void) { return tu_rnd(&rng_state); }
 
 static float *alloc_f(int64_t n) {
     float *p = calloc((size_t)(n > 0 ? n : 1), sizeof *p);

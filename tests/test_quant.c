@@ -20,19 +20,14 @@
 
 #include "kern.h"
 #include "kern_quant.h"
+#include "tu_rng.h"
 
 /* ---- helpers --------------------------------------------------------------- */
 
 static uint64_t rng_state = 0x243F6A8885A308D3ull;
 
-/* Uniform in [-1, 1) (xorshift64*). */
-static float rnd(void) {
-    rng_state ^= rng_state >> 12;
-    rng_state ^= rng_state << 25;
-    rng_state ^= rng_state >> 27;
-    const uint64_t r = rng_state * 0x2545F4914F6CDD1Dull;
-    return (float)((double)(r >> 11) / 9007199254740992.0 * 2.0 - 1.0);
-}
+/* Uniform in [-1, 1) (tu_rng.h). */
+static float rnd(void) { return tu_rnd(&rng_state); }
 
 static void *alloc_b(int64_t bytes) {
     void *p = calloc((size_t)(bytes > 0 ? bytes : 1), 1);
