@@ -24,22 +24,15 @@
 
 #include <cmocka.h>
 
+#include "tu_sh.h"
+
 #include "spec/ynode.h"
 
 static const char *parasim, *mpirun;
 static char out[1 << 17];
 static char dir[] = "/tmp/parasim-gen-XXXXXX";
 
-static int sh(const char *cmd) {
-    char full[4200];
-    snprintf(full, sizeof full, "timeout 300 %s 2>&1", cmd);
-    FILE *p = popen(full, "r");
-    assert_non_null(p);
-    size_t n = fread(out, 1, sizeof out - 1, p);
-    out[n] = 0;
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
+static int sh(const char *cmd) { return tu_sh(out, sizeof out, cmd); }
 
 /* parasim generate ARGS on np ranks (np 0: without mpirun); its stdout+stderr in out. */
 static int gen(int np, const char *args) {

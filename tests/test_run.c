@@ -27,6 +27,8 @@
 
 #include <cmocka.h>
 
+#include "tu_sh.h"
+
 #include "tu.h"
 #include "rt_ckpt.h"
 #include "spec/ynode.h"
@@ -40,16 +42,7 @@ static char dir[] = "/tmp/parasim-run-XXXXXX", ref_path[64];
 #define STEPS 10
 
 /* Run a command (stdout+stderr captured); returns the exit status. */
-static int sh(const char *cmd) {
-    char full[4200];
-    snprintf(full, sizeof full, "timeout 300 %s 2>&1", cmd);
-    FILE *p = popen(full, "r");
-    assert_non_null(p);
-    size_t n = fread(out, 1, sizeof out - 1, p);
-    out[n] = 0;
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
+static int sh(const char *cmd) { return tu_sh(out, sizeof out, cmd); }
 
 static int run_np(int np, const char *sets, const char *profile) {
     char cmd[4096];
@@ -534,6 +527,23 @@ static int64_t dump_read(const char *dir, const char *what, int np, float *v, bo
     return records;
 }
 
+/* The one-rank reference of a gradient test: one step of plan (the plan file and its
+ * --set options) with the dump hook into dir, its n gradients into ref and the weights
+ * after the step into v (the dump files are removed). Returns the largest |gradient|. */
+static double one_rank_grads(const char *dir, const char *plan, float *ref, float *v, bool *seen,
+                             int64_t n) {
+    char cmd[4096];
+    int64_t dups, differ;
+    snprintf(cmd, sizeof cmd, "env PARASIM_DUMP_GRADS=%s %s -np 1 -x PARASIM_DUMP_GRADS %s run "
+             "%s --steps 1 --threads 1 --quiet", dir, mpirun, parasim, plan);
+    if (sh(cmd)) fail_msg("%s", out);
+    assert_int_equal(dump_read(dir, "grads", 1, ref, seen, n, &dups, &differ), n);
+    dump_read(dir, "params", 1, v, seen, n, &dups, &differ); /* (and removes them) */
+    double big = 0;
+    for (int64_t i = 0; i < n; i++) big = fmax(big, fabs(ref[i]));
+    return big;
+}
+
 /* One step's reduced gradient of every parameter matches the one-rank run's
  * (padding aside: vocab 255 leaves tp rank 1 one padding row, which no token
  * reads and no dump lists)
@@ -718,13 +728,7 @@ static void test_cp_gradients(void **state) {
     float *ref = calloc(N, sizeof *ref), *v = calloc(N, sizeof *v);
     bool *seen = calloc(N, 1);
     int64_t dups, differ;
-    snprintf(cmd, sizeof cmd, "env PARASIM_DUMP_GRADS=%s %s -np 1 -x PARASIM_DUMP_GRADS %s run "
-             PLAN " --steps 1 --threads 1 --quiet", tmp, mpirun, parasim);
-    if (sh(cmd)) fail_msg("%s", out);
-    assert_int_equal(dump_read(tmp, "grads", 1, ref, seen, N, &dups, &differ), N);
-    dump_read(tmp, "params", 1, v, seen, N, &dups, &differ); /* (and removes them) */
-    double big = 0;
-    for (int i = 0; i < N; i++) big = fmax(big, fabs(ref[i]));
+    const double big = one_rank_grads(tmp, PLAN, ref, v, seen, N);
     const struct {
         int np;
         const char *sets;
@@ -1109,13 +1113,7 @@ static void test_moe_gradients(void **state) {
     float *ref = calloc(N, sizeof *ref), *v = calloc(N, sizeof *v);
     bool *seen = calloc(N, 1);
     int64_t dups, differ;
-    snprintf(cmd, sizeof cmd, "env PARASIM_DUMP_GRADS=%s %s -np 1 -x PARASIM_DUMP_GRADS %s run "
-             PLAN_MOE " --steps 1 --threads 1 --quiet", tmp, mpirun, parasim);
-    if (sh(cmd)) fail_msg("%s", out);
-    assert_int_equal(dump_read(tmp, "grads", 1, ref, seen, N, &dups, &differ), N);
-    dump_read(tmp, "params", 1, v, seen, N, &dups, &differ); /* (and removes them) */
-    double big = 0;
-    for (int i = 0; i < N; i++) big = fmax(big, fabs(ref[i]));
+    const double big = one_rank_grads(tmp, PLAN_MOE, ref, v, seen, N);
     /* ZeRO-1 with ep 2 of dp 4: each rank updates its dense shard and its edp rank's
      * shard of its experts, so every gradient is dumped once */
     const struct {
