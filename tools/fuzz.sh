@@ -46,7 +46,7 @@ fuzz_one() {
     done
     start=$(date +%s)
     if build-fuzz/tests/fuzz/fuzz_"$t" "$work/$t/new" "$work/$t/seeds" \
-        -dict=tests/fuzz/spec.dict $limit -seed="${FUZZ_SEED:-1}" -timeout=5 -rss_limit_mb=2048 \
+        -dict=tests/fuzz/spec.dict $limit -seed="${FUZZ_SEED:-1}" -timeout="${FUZZ_TIMEOUT:-5}" -rss_limit_mb=2048 \
         -max_len=65536 -artifact_prefix="$work/$t/" -print_final_stats=1 \
         >"$work/$t/log" 2>&1; then
         runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$work/$t/log")

@@ -298,12 +298,13 @@ int yget_check_keys(const ynode *map, const char *path, const char *const *known
     if (!map || map->kind != YN_MAP) return 0;
     for (int i = 0; i < map->n; i++) {
         int ok = 0, best = -1, best_d = 99;
+        for (int k = 0; known[k] && !ok; k++) ok = !strcmp(map->keys[i], known[k]);
+        if (ok) continue;
+        /* the nearest known key, for the hint: only for an unknown key */
         for (int k = 0; known[k]; k++) {
-            if (!strcmp(map->keys[i], known[k])) ok = 1;
             int d = edit_distance(map->keys[i], known[k]);
             if (d < best_d) best_d = d, best = k;
         }
-        if (ok) continue;
         char field[FIELD_MAX], list[512], hint[96] = "";
         yget_join(known, list, sizeof list);
         if (best >= 0 && best_d <= 2) snprintf(hint, sizeof hint, "; did you mean '%s'?", known[best]);
