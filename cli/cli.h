@@ -2,6 +2,7 @@
 #ifndef PS_CLI_H
 #define PS_CLI_H
 
+#include <limits.h>
 #include <stdio.h>
 
 #include "base/err.h"
@@ -60,7 +61,7 @@ int cli_size_arg(const char *cmd, const char *opt, const char *value, double min
 typedef struct {
     plan_override ov[CLI_MAX_OVERRIDES];
     int n;
-    char shorthand[2][1100];
+    char shorthand[2][PATH_MAX + 16]; /* "cluster=" and a path up to PATH_MAX */
 } cli_overrides;
 
 /* If argv[*i] is an override option, take it (and its value, advancing *i):

@@ -95,7 +95,12 @@ int cli_override_arg(const char *cmd, cli_overrides *o, int argc, char **argv, i
     }
     if (shorthand) { /* --model M is --set model=M */
         int k = a[2] == 'm' ? 0 : 1;
-        snprintf(o->shorthand[k], sizeof o->shorthand[k], "%s=%.1000s", a + 2, v);
+        if (strlen(v) >= PATH_MAX) {
+            cli_fail(cmd, CLI_USAGE, "%s: expected a name or a path of at most %d bytes, found %zu bytes",
+                     a, PATH_MAX - 1, strlen(v));
+            return -1;
+        }
+        snprintf(o->shorthand[k], sizeof o->shorthand[k], "%s=%s", a + 2, v);
         v = o->shorthand[k];
     }
     o->ov[o->n++].text = v;

@@ -156,6 +156,11 @@ int cmd_sweep(int argc, char **argv) {
                       a.all_path, a.out_path);
         goto done;
     }
+    /* the ranking's -o is written after the sweep: refuse a link or device now */
+    if (a.out_path && strcmp(a.out_path, "-") && atomic_file_check_target(a.out_path, &err)) {
+        rc = cli_fail("sweep", CLI_FAIL, "%s", err.msg);
+        goto done;
+    }
     if (sweep_load(a.path, spec, &err)) {
         rc = cli_fail("sweep", CLI_FAIL, "%s", err.msg);
         goto done;

@@ -2,6 +2,7 @@
  * that parses back, overrides, errors and exit codes, atomic -o. The binary's
  * path is argv[1]; the working directory is the source tree. */
 #define _DEFAULT_SOURCE /* mkdtemp, makedev */
+#include <limits.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -18,7 +19,7 @@ static const char *parasim;
 
 /* Run "parasim ARGS", capture stdout+stderr; returns the exit status. */
 static int run(const char *args, char *out, size_t len) {
-    char cmd[2048];
+    char cmd[8192];
     snprintf(cmd, sizeof cmd, "%s %s 2>&1", parasim, args);
     FILE *p = popen(cmd, "r");
     assert_non_null(p);
@@ -230,6 +231,8 @@ static void test_output_refuses_special_files(void **state) {
     const char *cmds[] = {"plan --format json -o %s", "infer -o %s",
                           "emit plans/tiny-1m-cpu.yaml --steps 1 -o %s",
                           "sweep plans/sweeps/gpt3-175b-512xa100.yaml --all %s --quiet",
+                          /* the ranking's -o, refused before the sweep runs */
+                          "sweep plans/sweeps/gpt3-175b-512xa100.yaml --quiet -o %s",
                           "plot schedule --format png -o %s"};
     const char *paths[] = {link, fifo, dev};
     const char *kinds[] = {"is a symbolic link", "is a FIFO", "is a character device"};
@@ -270,6 +273,39 @@ static void test_output_refuses_special_files(void **state) {
                                                 : "fifo\nlink.json\ntarget.txt\n");
     unlink(link), unlink(fifo), unlink(dev), unlink(target);
     rmdir(dir);
+}
+
+/* A readable spec at a path over 1 KiB (under PATH_MAX) is read, given by
+ * --model or by --set; a path of PATH_MAX bytes or more is refused by name. */
+static void test_long_spec_path(void **state) {
+    (void)state;
+    char dir[1400], path[1500], args[3200];
+    int o = snprintf(dir, sizeof dir, "/tmp/parasim-long-path");
+    mkdir(dir, 0700);
+    while (o < 1200) {
+        o += snprintf(dir + o, sizeof dir - (size_t)o, "/%s", "a-directory-of-a-long-path");
+        mkdir(dir, 0700);
+    }
+    snprintf(path, sizeof path, "%s/tiny-1m.yaml", dir);
+    snprintf(args, sizeof args, "cp models/tiny-1m.yaml %s", path);
+    assert_int_equal(system(args), 0);
+    assert_true(strlen(path) > 1024);
+    snprintf(args, sizeof args, "plan --model %s", path);
+    if (run(args, out, sizeof out)) fail_msg("%s", out);
+    tu_contains(out, "tiny-1m", NULL);
+    snprintf(args, sizeof args, "plan --set model=%s", path);
+    if (run(args, out, sizeof out)) fail_msg("%s", out);
+    char *huge = malloc(PATH_MAX + 64);
+    assert_non_null(huge);
+    memset(huge, 'x', PATH_MAX + 8);
+    huge[PATH_MAX + 8] = 0;
+    char *cmd = malloc(PATH_MAX + 256);
+    assert_non_null(cmd);
+    snprintf(cmd, PATH_MAX + 256, "plan --model %s", huge);
+    assert_int_equal(run(cmd, out, sizeof out), 2);
+    tu_contains(out, "--model: expected a name or a path of at most", "found 4104 bytes", NULL);
+    free(huge), free(cmd);
+    assert_int_equal(system("rm -rf /tmp/parasim-long-path"), 0);
 }
 
 /* sweep --all X -o X: two outputs on one file are refused before any work,
@@ -879,6 +915,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_sweep),
         cmocka_unit_test(test_emit_replay), cmocka_unit_test(test_bounds),
         cmocka_unit_test(test_output_refuses_special_files),
+        cmocka_unit_test(test_long_spec_path),
         cmocka_unit_test(test_sweep_same_output_twice), cmocka_unit_test(test_sweep_interrupted),
         cmocka_unit_test(test_output_is_not_the_input),
     };

@@ -393,6 +393,19 @@ static void test_csv_reader(void **state) {
     tu_contains(err.msg, "bad.csv:3", "column peak_gib", "expected a number", "\"2.0x\"", NULL);
     plot_csv_close(&c);
 
+    /* a FIFO blocks and /dev/zero never ends: refused before a byte is read, at once */
+    char fifo[600];
+    snprintf(fifo, sizeof fifo, "%s/fifo.csv", tmp_dir);
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    assert_int_equal(plot_csv_open(&c, fifo, &err), -1);
+    tu_contains(err.msg, "fifo.csv: expected the CSV file `parasim sweep --all` writes, found a FIFO",
+                NULL);
+    assert_int_equal(plot_csv_open(&c, "/dev/zero", &err), -1);
+    tu_contains(err.msg, "/dev/zero: expected the CSV file", "found a character device", NULL);
+    assert_int_equal(plot_csv_open(&c, tmp_dir, &err), -1);
+    tu_contains(err.msg, "found a directory", NULL);
+    unlink(fifo);
+
     p = write_temp(tmp_dir, "short.csv", "strategy,status,peak_gib,tokens_per_s\ndp,ok\n");
     if (plot_csv_open(&c, p, &err)) fail_msg("%s", err.msg);
     assert_int_equal(plot_csv_next(&c, &r, &err), -1);
@@ -1035,6 +1048,8 @@ static void test_readme_draws_memory(void **state) {
     fclose(f);
     tu_contains(line, "run plans/tiny-1m-cpu.yaml -o profile.json && ./build/parasim plot memory "
                       "profile.json\n", NULL);
+    /* and its Gantt chart is of a pipelined plan (4 stages), not the one-stage default */
+    tu_contains(line, "./build/parasim plot schedule plans/llama3-8b-pp4.yaml && ", NULL);
 }
 
 int main(int argc, char **argv) {

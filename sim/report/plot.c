@@ -4,8 +4,13 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "base/regular_file.h"
 
 /* ==== the sweep CSV ========================================================================= */
 
@@ -81,8 +86,19 @@ static int csv_split(plot_csv *c) {
 int plot_csv_open(plot_csv *c, const char *path, ps_err *err) {
     csv_zero(c);
     snprintf(c->path, sizeof c->path, "%s", path);
-    c->f = fopen(path, "r");
-    if (!c->f) return ps_err_set(err, "%s: cannot open: %s", path, strerror(errno));
+    /* a FIFO or a device (/dev/zero) would block or never end: regular files only */
+    struct stat st;
+    int fd = regular_file_open(path, &st);
+    if (fd == -1) return ps_err_set(err, "%s: cannot open: %s", path, strerror(errno));
+    if (fd == -2)
+        return ps_err_set(err, "%s: expected the CSV file `parasim sweep --all` writes, found %s",
+                          path, regular_file_kind(st.st_mode));
+    c->f = fdopen(fd, "r");
+    if (!c->f) {
+        int e = errno;
+        close(fd);
+        return ps_err_set(err, "%s: cannot open: %s", path, strerror(e));
+    }
     int rc = csv_read_line(c, err);
     if (rc <= 0) {
         if (rc == 0)

@@ -2,6 +2,7 @@
  * (see framework_load.h, docs/specs.md "Framework profiles"). */
 #include "spec/framework_load.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -130,7 +131,7 @@ static int merge_under(ynode *root, const ynode *dst, const char *path, const yn
 
 int framework_apply(ynode *root, plan_spec *out, ps_err *err) {
     const ynode *n = root->kind == YN_MAP ? ynode_get(root, "framework") : NULL;
-    char found[128], path[1024];
+    char found[128], path[PATH_MAX];
     if (!n || n->kind == YN_NULL) return 0;
     if (n->kind != YN_SCALAR || !n->str[0])
         return ps_err_at(err, &n->loc, "framework",

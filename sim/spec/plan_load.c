@@ -1,5 +1,6 @@
 /* plan_load.c — read a plan spec, apply --set overrides, load the model and
  * cluster it names, and check the whole (see plan.h, docs/specs.md). */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -412,7 +413,7 @@ static int read_dp(const ynode *par, plan_cfg *c, bool *dp_auto, ps_err *err) {
 }
 
 static int load_model_and_cluster(const ynode *root, plan_spec *out, ps_err *err) {
-    char path[1024];
+    char path[PATH_MAX];
     const ynode *m = ynode_get(root, "model"), *cl = ynode_get(root, "cluster");
     if (!m || m->kind == YN_NULL)
         return ps_err_at(err, m ? &m->loc : &root->loc, "model",
