@@ -107,11 +107,8 @@ int distill_load(const ynode *root, plan_spec *out, ps_err *err) {
                          "expected the teacher's GPUs (an integer >= 1) with placement: "
                          "separate, found %s",
                          n ? ynode_describe(n, found, sizeof found) : "none");
-    if (o->placement == DISTILL_SHARED && n && o->gpus != 0)
-        return ps_err_at(err, &n->loc, "distill.gpus",
-                         "expected no gpus with placement: shared (the teacher sits on the "
-                         "student's GPUs), found %lld",
-                         (long long)o->gpus);
+    /* (gpus under shared is ignored: a sweep over distill_placement reads it
+     * for its separate points) */
     /* the scheme's group on an unsplit teacher (a tp split is distill_spec_check's) */
     infer_cfg ic;
     infer_cfg_init(&ic);
