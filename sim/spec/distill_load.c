@@ -88,7 +88,7 @@ int distill_load(const ynode *root, plan_spec *out, ps_err *err) {
     if (n && !(o->temperature > 0 && o->temperature <= DISTILL_TEMPERATURE_MAX))
         return ps_err_at(err, &n->loc, "distill.temperature",
                          "expected a temperature in (0, %g], found %s", DISTILL_TEMPERATURE_MAX,
-                         ynode_describe(n, found, sizeof found));
+                         n->str); /* (a number: yget_quantity read it) */
     o->weights = weights;
     o->placement = (uint8_t)placement;
     n = ynode_get(d, "checkpoint");
@@ -106,7 +106,7 @@ int distill_load(const ynode *root, plan_spec *out, ps_err *err) {
         return ps_err_at(err, n ? &n->loc : &d->loc, "distill.gpus",
                          "expected the teacher's GPUs (an integer >= 1) with placement: "
                          "separate, found %s",
-                         n ? ynode_describe(n, found, sizeof found) : "none");
+                         n ? n->str : "none"); /* (an integer: yget_int read it) */
     /* (gpus under shared is ignored: a sweep over distill_placement reads it
      * for its separate points) */
     /* the scheme's group on an unsplit teacher (a tp split is distill_spec_check's) */
