@@ -640,10 +640,13 @@ static void test_distill_shared(void **state) {
      * 2048) + 256 x 768) = 2 x 50,528,256 = 101,056,512, plus the attention forward
      * 8 x 4 x 256 x 768 = 6,291,456: 107,347,968 x 4096 tokens per step */
     assert_float_equal(r.distill.flops_teacher_per_step, 107347968.0 * 4096, 1);
+    /* as executed (HFU): flash attention computes the causal half of the
+     * square, 101,056,512 + 6,291,456 / 2 = 104,202,240 per token */
+    assert_float_equal(r.distill.flops_teacher_hardware_per_step, 104202240.0 * 4096, 1);
     /* MFU stays on the student's FLOPs; HFU adds the teacher's */
     assert_float_equal(r.flops_model_per_step, a.flops_model_per_step, 0);
     assert_float_equal(r.flops_hardware_per_step,
-                        a.flops_hardware_per_step + r.distill.flops_teacher_per_step, 1);
+                        a.flops_hardware_per_step + r.distill.flops_teacher_hardware_per_step, 1);
     const double peak = 100e9 * 2; /* local-cpu fp32 peak x 2 ranks */
     assert_float_equal(r.time.mfu, r.flops_model_per_step / (r.time.step * peak), 1e-9);
     assert_float_equal(r.time.hfu, r.flops_hardware_per_step / (r.time.step * peak), 1e-9);
@@ -762,7 +765,7 @@ static void test_distill_separate(void **state) {
     assert_float_equal(d->exposed_s, step - a.time.step, 1e-9);
     /* MFU on the student's FLOPs and GPUs; HFU with the teacher's over both groups */
     assert_float_equal(r.time.mfu, a.flops_model_per_step / (step * 100e9 * 2), 1e-9);
-    assert_float_equal(r.time.hfu, (a.flops_hardware_per_step + d->flops_teacher_per_step) /
+    assert_float_equal(r.time.hfu, (a.flops_hardware_per_step + d->flops_teacher_hardware_per_step) /
                                         (step * 100e9 * 6), 1e-9);
     /* top-k: 4096 x 8 pairs x 8 B to each of the student's tp = 1 ranks */
     s->cfg.distill.top_k = 8;

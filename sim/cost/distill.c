@@ -146,12 +146,13 @@ int distill_teacher_memory(const model_cfg *t, const cluster_cfg *c, const plan_
            forward_bytes(t, &ic, l.tokens, true, out, err);
 }
 
-double distill_teacher_flops_per_token(const model_cfg *t, const plan_cfg *p) {
+double distill_teacher_flops_per_token(const model_cfg *t, const plan_cfg *p, double *hardware) {
     flops_step f;
     plan_cfg q = *p;
-    q.recompute = RECOMPUTE_NONE; /* (model FLOPs do not depend on it) */
+    q.recompute = RECOMPUTE_NONE; /* (the forward does not depend on it) */
     flops_compute(t, &q, &f);
-    return f.model_per_token / 3.0;
+    *hardware = f.hardware_fwd_per_token;
+    return f.model_fwd_per_token;
 }
 
 double distill_transfer_bytes(const model_cfg *student, const plan_cfg *p) {

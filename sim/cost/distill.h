@@ -80,9 +80,11 @@ int distill_stage_memory(const model_cfg *student, const model_cfg *t, const pla
 int distill_teacher_memory(const model_cfg *t, const cluster_cfg *c, const plan_cfg *p,
                            distill_mem *out, ps_err *err);
 
-/* The teacher's forward FLOPs per token at the plan's sequence length: a
- * third of flops.c's model FLOPs (2 N_teacher + the attention forward). */
-double distill_teacher_flops_per_token(const model_cfg *t, const plan_cfg *p);
+/* The teacher's forward FLOPs per token at the plan's sequence length
+ * (flops.c's forward): model, 2 N_teacher + the attention forward (the full
+ * square); *hardware, as executed (flash attention: the causal half), what
+ * HFU counts. */
+double distill_teacher_flops_per_token(const model_cfg *t, const plan_cfg *p, double *hardware);
 
 /* separate: bytes of teacher output per step over the link: every token's
  * distribution, tokens V 4 B (fp32 logits), or with top-k its k (index,

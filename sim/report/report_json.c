@@ -58,6 +58,7 @@ static void json_distill(jsonw *w, const plan_spec *s, const eval_result *r) {
     jsonw_int(w, "kd_saved_per_micro_batch", d->kd_per_micro);
     jsonw_int(w, "top_k_saving_per_micro_batch", d->topk_saving);
     jsonw_num(w, "teacher_flops_per_step", d->flops_teacher_per_step);
+    jsonw_num(w, "teacher_hardware_flops_per_step", d->flops_teacher_hardware_per_step);
     jsonw_num(w, "teacher_forward_s", r->heavy.teacher_fwd_s);
     if (d->placement == DISTILL_SEPARATE) {
         jsonw_obj(w, "teacher_gpu_memory");

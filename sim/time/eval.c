@@ -419,12 +419,15 @@ static void eval_stage_one(const model_cfg *m, const cluster_cfg *c, const plan_
     }
     int64_t allocated = st->params + st->grads + st->master + st->optimizer + st->activations +
                         st->buf_comm + st->buf_zero3 + st->buf_temps + st->buf_cp +
-                        st->buf_workspace + st->teacher_weights + st->teacher_forward +
-                        st->kd_saved;
+                        st->buf_workspace;
+    /* (the teacher's parts are not in plan_check's size bound: saturating) */
+    if (sh->teacher)
+        allocated = sat_add(allocated, sat_add(sat_add(st->teacher_weights, st->teacher_forward),
+                                               st->kd_saved));
     st->fragmentation = (int64_t)(p->fragmentation * (double)allocated);
     st->other = st->buf_comm + st->buf_zero3 + st->buf_temps + st->buf_cp + st->buf_workspace +
                 st->reserved + st->fragmentation;
-    st->total = allocated + st->reserved + st->fragmentation;
+    st->total = sat_add(sat_add(allocated, st->reserved), st->fragmentation);
 
     stage_comm_time(m, c, p, sh, s, st->layers, dense_elems, st->expert_elems, st->moe_layers,
                     comm, &st->time);
@@ -465,12 +468,15 @@ static void distill_finish(const model_cfg *m, const model_cfg *t, const cluster
     distill_layout_compute(t, c, p, &d->layout);
     d->kd_per_micro = distill_kd_bytes(m, p);
     d->topk_saving = distill_topk_saving(m, p);
-    d->flops_teacher_per_step = distill_teacher_flops_per_token(t, p) * out->tokens_per_step;
+    double hw_per_token;
+    d->flops_teacher_per_step = distill_teacher_flops_per_token(t, p, &hw_per_token) *
+                                out->tokens_per_step;
+    d->flops_teacher_hardware_per_step = hw_per_token * out->tokens_per_step;
     step_time *st = &out->time;
     d->student_step_s = st->step;
     const double peak = kt_peak(c, p);
     if (p->distill.placement != DISTILL_SEPARATE) {
-        out->flops_hardware_per_step += d->flops_teacher_per_step;
+        out->flops_hardware_per_step += d->flops_teacher_hardware_per_step;
         st->hfu = out->flops_hardware_per_step / (st->step * peak * (double)p->gpus);
         return;
     }
@@ -495,7 +501,7 @@ static void distill_finish(const model_cfg *m, const model_cfg *t, const cluster
     st->step = step;
     st->tokens_per_s = out->tokens_per_step / step;
     st->mfu = out->flops_model_per_step / (step * peak * (double)p->gpus);
-    out->flops_hardware_per_step += d->flops_teacher_per_step;
+    out->flops_hardware_per_step += d->flops_teacher_hardware_per_step;
     st->hfu = out->flops_hardware_per_step / (step * peak * (double)(p->gpus + p->distill.gpus));
 }
 

@@ -71,6 +71,7 @@ typedef struct {
     int64_t teacher_weights, teacher_forward, teacher_logits, teacher_total;
     bool teacher_fits;
     double flops_teacher_per_step; /* 2 N_t + attention forward, every token of the step */
+    double flops_teacher_hardware_per_step; /* the same as executed (flash: causal half): in HFU */
     double transfer_bytes_per_step, transfer_s; /* separate: the logits shipped */
     double teacher_s;         /* separate: the teacher's forwards of one step */
     double student_step_s;    /* the student's step before the teacher joins it (separate) */
