@@ -771,6 +771,20 @@ static void test_distill_separate(void **state) {
     s->cfg.distill.top_k = 8;
     eval_plan_spec(s, &r, NULL);
     assert_float_equal(r.distill.transfer_bytes_per_step, 4096.0 * 8 * 8, 0);
+    /* the plan fits only where the teacher's GPUs fit too: one teacher GPU (tp 1)
+     * holds 193.55 MiB of weights, more than the student's total */
+    s->cfg.distill.top_k = 0;
+    s->cfg.distill.gpus = 1;
+    eval_plan_spec(s, &r, NULL);
+    assert_int_equal(r.distill.layout.tp, 1);
+    assert_int_equal(r.distill.teacher_weights, 50737920LL * 4);
+    s->cluster.cfg.gpu_memory_bytes = 200LL << 20;
+    eval_plan_spec(s, &r, NULL);
+    assert_true(r.heavy.total <= r.capacity_bytes);
+    assert_false(r.distill.teacher_fits);
+    assert_false(r.fits);
+    s->cluster.cfg.gpu_memory_bytes = 3LL << 30;
+    s->cfg.distill.gpus = 4;
     /* across nodes: the NIC, at 1 GB/s x its efficiency */
     s->cfg.distill.top_k = 0;
     s->cluster.cfg.gpus_per_node = 4, s->cluster.cfg.nodes = 2;

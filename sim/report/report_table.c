@@ -173,9 +173,11 @@ static void memory(FILE *f, const plan_spec *s, const eval_result *r) {
     sub(f, "workspace", h->buf_workspace);
     sub(f, "reserved (context)", h->reserved);
     sub(f, "fragmentation", h->fragmentation);
+    /* (this GPU's fit: a separate distillation teacher's GPUs are the Distillation section's) */
+    const bool fits = h->total <= r->capacity_bytes;
     fprintf(f, "  %-22s %12s of %s: %s", "total", fmt_bytes(h->total, b1, sizeof b1),
-            fmt_bytes(r->capacity_bytes, b2, sizeof b2), r->fits ? "fits" : "DOES NOT FIT");
-    if (r->fits)
+            fmt_bytes(r->capacity_bytes, b2, sizeof b2), fits ? "fits" : "DOES NOT FIT");
+    if (fits)
         fprintf(f, " (headroom %s)\n", fmt_bytes(r->capacity_bytes - h->total, b1, sizeof b1));
     else
         fprintf(f, " (short by %s)\n", fmt_bytes(h->total - r->capacity_bytes, b1, sizeof b1));

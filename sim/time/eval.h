@@ -90,7 +90,7 @@ typedef struct {
     double tokens_per_step;
     double flops_model_per_step, flops_hardware_per_step;
     int64_t capacity_bytes; /* GPU memory */
-    bool fits;
+    bool fits;              /* heavy.total <= capacity; and a separate teacher's GPU fits */
     step_time time;         /* step time, its split, tokens/s, MFU, HFU */
     eval_distill distill;   /* the teacher's part (distill.set false without one) */
 } eval_result;
