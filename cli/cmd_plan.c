@@ -18,7 +18,8 @@ static void usage(FILE *f) {
             "FLOPs and step time (compute, bubble, exposed communication per group, optimizer;\n"
             "tokens/s, MFU, HFU; the pipeline also replayed op by op) for one parallelism plan\n"
             "(docs/memory.md, docs/time.md). Without PLAN.yaml the built-in default plan below\n"
-            "is used.\n"
+            "is used. A plan with a distill: section also costs its teacher (weights, forward,\n"
+            "KD tensors, FLOPs, logit transfer; docs/distillation.md).\n"
             "\n"
             "  --set k=v        override a plan field, e.g. --set parallel.tp=2 --set batch.micro=2;\n"
             "                   the value is YAML (--set pipeline.layers=[9,10,10,9])\n"
@@ -74,7 +75,7 @@ int cmd_plan(int argc, char **argv) {
         goto done;
     }
     eval_result r;
-    eval_plan(&spec->model.cfg, &spec->cluster.cfg, &spec->cfg, &r, stages);
+    eval_plan_spec(spec, &r, stages);
     if (eval_check_finite(&r, &err)) {
         rc = cli_fail("plan", CLI_FAIL, "%s", err.msg);
         goto done;

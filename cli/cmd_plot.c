@@ -87,7 +87,7 @@ static int plot_schedule(int argc, char **argv) {
         goto done;
     }
     eval_result r;
-    eval_plan(&spec->model.cfg, &spec->cluster.cfg, &spec->cfg, &r, stages);
+    eval_plan_spec(spec, &r, stages);
     if (eval_check_finite(&r, &err)) {
         rc = cli_fail(cmd, CLI_FAIL, "%s", err.msg);
         goto done;

@@ -896,6 +896,51 @@ static void test_dualpipe(void **state) {
     tu_contains(out, "pipeline.schedule", "found dualpipe", "only the cost model", NULL);
 }
 
+
+/* Logit distillation: plan shows the teacher's memory, FLOPs and (separate)
+ * transfer, in the table and the JSON (docs/output.md); emit and run refuse
+ * the plan until the runtime executes distillation, never dropping the
+ * teacher silently. */
+static void test_plan_distill(void **state) {
+    (void)state;
+    static char out[1 << 16];
+    assert_int_equal(run("plan plans/tiny-distill.yaml", out, sizeof out), 0);
+    tu_contains(out, "teacher (distill)", "teacher weights", "193.55 MiB", "teacher forward",
+                "34.00 MiB", "KD saved tensors", "2.00 MiB", "Distillation: teacher tiny-50m",
+                "in HFU, not in MFU", NULL);
+    assert_int_equal(run("plan plans/tiny-distill.yaml --format json", out, sizeof out), 0);
+    ynode *root = parse(out);
+    assert_int_equal(json_int(root, "memory.breakdown.teacher_weights"), 50737920LL * 4);
+    assert_int_equal(json_int(root, "memory.breakdown.teacher_forward"), 35651584);
+    assert_int_equal(json_int(root, "memory.breakdown.kd_saved"), 2097152);
+    assert_int_equal(json_int(root, "distill.kd_saved_per_micro_batch"), 2097152);
+    assert_int_equal(json_int(root, "distill.teacher_tp"), 1);
+    ynode_free(root);
+    assert_int_equal(run("plan plans/tiny-distill.yaml --format json --set distill.placement=separate "
+                         "--set distill.gpus=4 --set distill.top_k=8",
+                         out, sizeof out),
+                     0);
+    root = parse(out);
+    assert_int_equal(json_int(root, "distill.teacher_gpus"), 4);
+    assert_int_equal(json_int(root, "distill.transfer_bytes_per_step"), 4096 * 8 * 8);
+    assert_int_equal(json_int(root, "distill.top_k_saving_per_micro_batch"), 983040);
+    assert_int_equal(json_int(root, "memory.breakdown.teacher_weights"), 0);
+    assert_int_equal(json_int(root, "distill.teacher_gpu_memory.weights"), 12694272LL * 4);
+    ynode_free(root);
+    /* a plan without distill: has no distill object */
+    assert_int_equal(run("plan plans/tiny-1m-cpu.yaml --format json", out, sizeof out), 0);
+    assert_null(strstr(out, "\"distill\""));
+    /* emit and run refuse it, naming the section */
+    assert_int_equal(run("emit plans/tiny-distill.yaml --steps 1", out, sizeof out), 1);
+    tu_contains(out, "plans/tiny-distill.yaml:14:3:", "distill:",
+                "the runtime does not execute distillation plans yet", NULL);
+    assert_int_equal(run("run plans/tiny-distill.yaml", out, sizeof out), 1);
+    tu_contains(out, "the runtime does not execute distillation plans yet", NULL);
+    /* the sweep example runs and ranks distillation plans */
+    assert_int_equal(run("sweep plans/sweeps/tiny-distill-8cpu.yaml --top 3", out, sizeof out), 0);
+    tu_contains(out, "teacher tiny-50m", "distill_placement {shared,separate}", "top-k", NULL);
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) {
         fprintf(stderr, "usage: test_cli PATH-TO-PARASIM\n");
@@ -904,6 +949,7 @@ int main(int argc, char **argv) {
     parasim = argv[1];
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_replay_broken_program), cmocka_unit_test(test_plan_framework),
+        cmocka_unit_test(test_plan_distill),
         cmocka_unit_test(test_dualpipe),
         cmocka_unit_test(test_plan_attention_kernel),
         cmocka_unit_test(test_default_plan_json), cmocka_unit_test(test_table_and_overrides),

@@ -1114,9 +1114,105 @@ static void test_infer_predict_errors(void **state) {
                 "found 256", NULL);
 }
 
+
+/* ---- Logit distillation: the distill: section (docs/specs.md "distill") ----
+ * A good student plan (lines 1-6), `distill:` on line 7 and its fields one a
+ * line from line 8. */
+static const char *distill_variant(const char *parallel, const char *fields) {
+    static char buf[2048];
+    snprintf(buf, sizeof buf,
+             "model: tiny-1m\ncluster: local-cpu\nparallel: %s\n"
+             "batch: {global: 16, micro: 4, seq: 256}\nprecision: fp32\noptimizer: adamw\n"
+             "distill:\n%s\n",
+             parallel, fields);
+    return buf;
+}
+#define DV(fields) distill_variant("{dp: 2}", fields)
+/* A 3-layer teacher of 3 heads: tp 2 and pp 2 do not split it. */
+#define T3 "  teacher: {name: t3, layers: 3, hidden: 96, heads: 3, kv_heads: 3, ffn_hidden: 256, " \
+           "vocab: 256, tied_embeddings: false, norm: rmsnorm, mlp: swiglu, attention: flash, " \
+           "dropout: 0.0, position: rope, bias: false}"
+
+static void test_distill_errors(void **state) {
+    (void)state;
+    /* the good one, and its defaults: f32 weights for an fp32 plan (else bf16),
+     * shared, T 1, alpha 0.5, every logit, no checkpoint */
+    plan_spec *s = tu_plan(DV("  teacher: tiny-10m"));
+    assert_true(s->cfg.distill.set);
+    assert_int_equal(s->cfg.distill.weights, WQ_F32);
+    assert_int_equal(s->cfg.distill.placement, DISTILL_SHARED);
+    assert_float_equal(s->cfg.distill.temperature, 1.0, 0);
+    assert_float_equal(s->cfg.distill.alpha, 0.5, 0);
+    assert_int_equal(s->cfg.distill.top_k, 0);
+    assert_string_equal(s->teacher.name, "tiny-10m");
+    assert_string_equal(s->distill_checkpoint, "");
+    free(s);
+    s = tu_plan(DV("  teacher: tiny-10m\n  checkpoint: teacher.ckpt\n  temperature: 4\n  alpha: 0\n"
+                   "  top_k: 256\n  weights: int4-block\n  group_size: 64"));
+    assert_string_equal(s->distill_checkpoint, "teacher.ckpt");
+    assert_int_equal(s->cfg.distill.weights, WQ_INT4_BLOCK);
+    assert_int_equal(s->cfg.distill.top_k, 256);
+    free(s);
+    /* the section, its keys, the teacher */
+    tu_contains(tu_plan_error(DV("  5")), "bad.yaml:8:3:", "distill", "mapping", NULL);
+    tu_contains(tu_plan_error(DV("  teacher: tiny-10m\n  tempreature: 2")), "bad.yaml:9:3:",
+                "tempreature", "temperature", NULL);
+    tu_contains(tu_plan_error(DV("  weights: f32")), "bad.yaml:8:3:", "distill.teacher",
+                "missing field", NULL);
+    tu_contains(tu_plan_error(DV("  teacher: tiny-999")), "bad.yaml:8:12:", "distill.teacher",
+                "tiny-999", NULL);
+    tu_contains(tu_plan_error(DV("  teacher: [tiny-10m]")), "bad.yaml:8:12:", "distill.teacher",
+                "expected a model name, path or mapping", NULL);
+    tu_contains(tu_plan_error(DV("  teacher: llama3-8b")), "bad.yaml:8:12:", "distill.teacher",
+                "vocabulary of 256 tokens", "vocab 128256", NULL);
+    tu_contains(tu_plan_error(DV("  teacher: tiny-moe")), "bad.yaml:8:12:", "distill.teacher",
+                "dense teacher", "8 experts", NULL);
+    /* each field: where, what was expected, what was found */
+    tu_contains(tu_plan_error(DV("  teacher: tiny-10m\n  weights: int3")), "bad.yaml:9:12:",
+                "distill.weights", "int8-row", "int3", NULL);
+    tu_contains(tu_plan_error(DV("  teacher: tiny-10m\n  group_size: -1")), "bad.yaml:9:15:",
+                "distill.group_size", "-1", NULL);
+    tu_contains(tu_plan_error(DV("  teacher: tiny-10m\n  weights: int8-block\n  group_size: 48")),
+                "bad.yaml:10:15:", "distill.group_size", "32, 64 or 128", "48", NULL);
+    tu_contains(tu_plan_error(DV("  teacher: tiny-10m\n  placement: elsewhere")), "bad.yaml:9:14:",
+                "distill.placement", "shared, separate", "elsewhere", NULL);
+    tu_contains(tu_plan_error(DV("  teacher: tiny-10m\n  placement: separate")), "bad.yaml:8:3:",
+                "distill.gpus", "placement: separate", "found none", NULL);
+    tu_contains(tu_plan_error(DV("  teacher: tiny-10m\n  placement: separate\n  gpus: 0")),
+                "bad.yaml:10:9:", "distill.gpus", "found 0", NULL);
+    tu_contains(tu_plan_error(DV("  teacher: tiny-10m\n  gpus: -2")), "bad.yaml:9:9:",
+                "distill.gpus", "-2", NULL);
+    tu_contains(tu_plan_error(DV("  teacher: tiny-10m\n  temperature: 0")), "bad.yaml:9:16:",
+                "distill.temperature", "(0, 1000]", "found 0", NULL);
+    tu_contains(tu_plan_error(DV("  teacher: tiny-10m\n  temperature: 1e9")), "bad.yaml:9:16:",
+                "distill.temperature", "(0, 1000]", "1e9", NULL);
+    tu_contains(tu_plan_error(DV("  teacher: tiny-10m\n  temperature: hot")), "bad.yaml:9:16:",
+                "distill.temperature", "hot", NULL);
+    tu_contains(tu_plan_error(DV("  teacher: tiny-10m\n  alpha: 1.5")), "bad.yaml:9:10:",
+                "distill.alpha", "[0, 1]", "1.5", NULL);
+    tu_contains(tu_plan_error(DV("  teacher: tiny-10m\n  top_k: 257")), "bad.yaml:9:10:",
+                "distill.top_k", "256", "257", NULL);
+    tu_contains(tu_plan_error(DV("  teacher: tiny-10m\n  checkpoint: ''")), "bad.yaml:9:15:",
+                "distill.checkpoint", "an empty value", NULL);
+    tu_contains(tu_plan_error(DV("  teacher: tiny-10m\n  checkpoint: [a, b]")), "bad.yaml:9:15:",
+                "distill.checkpoint", "expected the path", NULL);
+    /* the plan's degrees split the teacher too (shared), its GPUs fit the cluster (separate) */
+    tu_contains(tu_plan_error(distill_variant("{dp: 1, tp: 2}", T3)), "bad.yaml:3:23:",
+                "parallel.tp", "splits the teacher t3", "heads = 3", "found 2", NULL);
+    tu_contains(tu_plan_error(distill_variant("{dp: 1, pp: 2}", T3)), "bad.yaml:3:23:",
+                "parallel.pp", "teacher's layers = 3", "found 2", NULL);
+    tu_contains(tu_plan_error(DV("  teacher: tiny-10m\n  placement: separate\n  gpus: 7")),
+                "bad.yaml:10:9:", "distill.gpus", "student's 2 GPUs", "8 GPUs of cluster local-cpu",
+                "found 7 teacher GPUs (9 in all)", NULL);
+    /* the same teachers elsewhere are fine: separate leaves the plan's tp and pp alone */
+    free(tu_plan(distill_variant("{dp: 1, tp: 2}", T3 "\n  placement: separate\n  gpus: 2")));
+    free(tu_plan(DV("  teacher: tiny-10m\n  placement: separate\n  gpus: 6")));
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_infer_predict_errors),
+        cmocka_unit_test(test_distill_errors),
         cmocka_unit_test(test_moe_layout_errors),
         cmocka_unit_test(test_good_plan_loads),
         cmocka_unit_test(test_unknown_keys),

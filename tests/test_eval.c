@@ -6,6 +6,7 @@
 #include "cost/moe.h"
 #include "cost/params.h"
 #include "cost/workspace.h"
+#include "time/kernel_time.h"
 #include "spec/plan_check.h"
 #include "tu.h"
 
@@ -600,6 +601,217 @@ static void test_moe_zero_bubble_stash(void **state) {
     free(s);
 }
 
+
+/* ---- Logit distillation (docs/distillation.md "Planner") ----
+ * The student tiny-1m (4 layers, h 128, vocab 256) on 2 ranks of local-cpu,
+ * the teacher tiny-50m (8 layers, h 768, 12 heads of 64, kv_heads 4, ffn 2048,
+ * SwiGLU, untied, vocab 256) in f32; micro 4 x seq 256: N = 1024 tokens. */
+static plan_spec *distill_plan(const char *parallel, const char *distill) {
+    static char buf[1024];
+    snprintf(buf, sizeof buf,
+             "model: tiny-1m\ncluster: local-cpu\nparallel: %s\n"
+             "batch: {global: 16, micro: 4, seq: 256}\nprecision: fp32\noptimizer: adamw\n%s%s\n",
+             parallel, distill ? "distill: " : "", distill ? distill : "");
+    return tu_plan(buf);
+}
+
+static void test_distill_shared(void **state) {
+    (void)state;
+    plan_spec *plain = distill_plan("{dp: 2}", NULL);
+    plan_spec *s = distill_plan("{dp: 2}", "{teacher: tiny-50m, weights: f32}");
+    eval_result a, r;
+    eval_plan_spec(plain, &a, NULL);
+    eval_plan_spec(s, &r, NULL);
+    const eval_stage *h = &r.heavy;
+    assert_true(r.distill.set && !a.distill.set);
+    /* teacher weights, f32: 50,737,920 parameters x 4 B (tiny-50m.yaml's count) */
+    assert_int_equal(h->teacher_weights, 50737920LL * 4);
+    /* its forward for N = 1024 tokens (docs/memory.md §8 activations): per token
+     * 4 B x (3h + 2q + 2 kv_heads d + 2f) = 4 (2304 + 1536 + 512 + 4096) = 33,792 B,
+     * and the fp32 logits 1024 x 256 x 4 = 1 MiB */
+    assert_int_equal(h->teacher_forward, 1024LL * 33792 + 1024LL * 256 * 4);
+    assert_int_equal(h->teacher_forward, 35651584);
+    /* KD saved tensors of the one micro-batch in flight: qs and qt, 2 x 1024 x 256 x 4 B */
+    assert_int_equal(h->kd_saved, 2LL * 1024 * 256 * 4);
+    assert_int_equal(r.distill.kd_per_micro, 2097152);
+    /* all three on top of the plain plan's total (no fragmentation on local-cpu) */
+    assert_int_equal(h->total - a.heavy.total, h->teacher_weights + h->teacher_forward + h->kd_saved);
+    /* teacher FLOPs: per token 2 x (8 layers x (768^2 + 2 x 768 x 256 + 768^2 + 3 x 768 x
+     * 2048) + 256 x 768) = 2 x 50,528,256 = 101,056,512, plus the attention forward
+     * 8 x 4 x 256 x 768 = 6,291,456: 107,347,968 x 4096 tokens per step */
+    assert_float_equal(r.distill.flops_teacher_per_step, 107347968.0 * 4096, 1);
+    /* as executed (HFU): flash attention computes the causal half of the
+     * square, 101,056,512 + 6,291,456 / 2 = 104,202,240 per token */
+    assert_float_equal(r.distill.flops_teacher_hardware_per_step, 104202240.0 * 4096, 1);
+    /* MFU stays on the student's FLOPs; HFU adds the teacher's */
+    assert_float_equal(r.flops_model_per_step, a.flops_model_per_step, 0);
+    assert_float_equal(r.flops_hardware_per_step,
+                        a.flops_hardware_per_step + r.distill.flops_teacher_hardware_per_step, 1);
+    const double peak = 100e9 * 2; /* local-cpu fp32 peak x 2 ranks */
+    assert_float_equal(r.time.mfu, r.flops_model_per_step / (r.time.step * peak), 1e-9);
+    assert_float_equal(r.time.hfu, r.flops_hardware_per_step / (r.time.step * peak), 1e-9);
+    /* time: the teacher's forward joins each micro-batch's forward, and its
+     * forward is its layers' plus the embedding's and the head's (kernel_time) */
+    kt_part layer, first, last;
+    kt_layer(&s->teacher.cfg, &s->cluster.cfg, &s->cfg, &layer);
+    kt_first(&s->teacher.cfg, &s->cluster.cfg, &s->cfg, &first);
+    kt_last(&s->teacher.cfg, &s->cluster.cfg, &s->cfg, &last);
+    assert_float_equal(h->teacher_fwd_s, 8 * layer.fwd + first.fwd + last.fwd, 1e-9);
+    assert_float_equal(h->time.f, a.heavy.time.f + h->teacher_fwd_s, 1e-9);
+    assert_true(r.time.step > a.time.step);
+    free(plain);
+    free(s);
+}
+
+/* top_k keeps the teacher's k (index, value) pairs: 8 B each instead of the
+ * 4 B x ceil(V/tp) of qt; qs stays. */
+static void test_distill_top_k(void **state) {
+    (void)state;
+    plan_spec *all = distill_plan("{dp: 2}", "{teacher: tiny-50m, weights: f32}");
+    plan_spec *k8 = distill_plan("{dp: 2}", "{teacher: tiny-50m, weights: f32, top_k: 8}");
+    eval_result a, r;
+    eval_plan_spec(all, &a, NULL);
+    eval_plan_spec(k8, &r, NULL);
+    /* qs 1024 x 256 x 4 = 1 MiB; top-8: 1024 x 8 x 8 = 64 KiB */
+    assert_int_equal(r.distill.kd_per_micro, 1048576 + 65536);
+    /* the saving: 1024 x (256 x 4 - 8 x 8) = 983,040 B per micro-batch */
+    assert_int_equal(r.distill.topk_saving, 983040);
+    assert_int_equal(a.heavy.total - r.heavy.total, 983040);
+    free(all);
+    free(k8);
+}
+
+/* shared under pp = 2: each stage holds 4 of the teacher's 8 layers, the
+ * first the embedding, the last the head; the logits and the KD tensors
+ * only on the last stage. */
+static void test_distill_pp(void **state) {
+    (void)state;
+    plan_spec *s = distill_plan("{dp: 1, pp: 2}", "{teacher: tiny-50m, weights: f32}");
+    eval_stage st[2];
+    eval_result r;
+    eval_plan_spec(s, &r, st);
+    /* a layer: 6,291,456 matmul weights + 2 norms of 768 = 6,292,992 x 4 B =
+     * 25,171,968 B; the vocabulary matrix 256 x 768 x 4 = 786,432 B; the final
+     * norm's 768 x 4 = 3,072 B stays on every stage (docs/distillation.md) */
+    const int64_t stage_w = 4 * 25171968LL + 786432 + 3072;
+    assert_int_equal(st[0].teacher_weights, stage_w);
+    assert_int_equal(st[1].teacher_weights, stage_w);
+    assert_int_equal(st[0].teacher_forward, 1024LL * 33792);
+    assert_int_equal(st[1].teacher_forward, 1024LL * 33792 + 1024LL * 256 * 4);
+    assert_int_equal(st[0].kd_saved, 0);
+    assert_int_equal(st[1].kd_saved, 2097152); /* the last stage: one micro-batch in flight */
+    /* the forward time: 4 layers on each stage, the embedding on the first, the head on the last */
+    kt_part layer, first, last;
+    kt_layer(&s->teacher.cfg, &s->cluster.cfg, &s->cfg, &layer);
+    kt_first(&s->teacher.cfg, &s->cluster.cfg, &s->cfg, &first);
+    kt_last(&s->teacher.cfg, &s->cluster.cfg, &s->cfg, &last);
+    assert_float_equal(st[0].teacher_fwd_s, 4 * layer.fwd + first.fwd, 1e-9);
+    assert_float_equal(st[1].teacher_fwd_s, 4 * layer.fwd + last.fwd, 1e-9);
+    free(s);
+}
+
+/* separate: the teacher on 4 GPUs of its own (tp 4, the largest that divides 4
+ * and splits tiny-50m: 12 heads, 4 kv heads, ffn 2048), the step the longest
+ * of the student's, the teacher's and the transfer. */
+static void test_distill_separate(void **state) {
+    (void)state;
+    plan_spec *plain = distill_plan("{dp: 2}", NULL);
+    plan_spec *s = distill_plan("{dp: 2}", "{teacher: tiny-50m, weights: f32, placement: separate, "
+                                           "gpus: 4}");
+    eval_result a, r;
+    eval_plan_spec(plain, &a, NULL);
+    eval_plan_spec(s, &r, NULL);
+    const eval_distill *d = &r.distill;
+    assert_int_equal(d->layout.tp, 4);
+    assert_int_equal(d->layout.dp, 1);
+    assert_int_equal(d->layout.tokens, 1024);
+    /* nothing of the teacher on the student's GPUs but the KD tensors */
+    assert_int_equal(r.heavy.teacher_weights, 0);
+    assert_int_equal(r.heavy.teacher_forward, 0);
+    assert_int_equal(r.heavy.total - a.heavy.total, 2097152);
+    /* a teacher GPU: 8 x 6,291,456 / 4 linear weights, 8 x 2 x 768 norms, the
+     * embedding and head 64 x 768 each (256 / 4 rows), the final norm 768:
+     * 12,694,272 x 4 B */
+    assert_int_equal(d->teacher_weights, 12694272LL * 4);
+    /* its forward at tp 4: 4 B x (2304 + 1536/4 x 2 + 1 x 64 x 2 + 4096/4) per token... */
+    assert_int_equal(d->teacher_forward, 1024LL * 4 * (3 * 768 + 2 * 192 + 2 * 64 + 2 * 512) +
+                                             1024LL * 64 * 4);
+    assert_int_equal(d->teacher_total, d->teacher_weights + d->teacher_forward + (32LL << 20));
+    assert_true(d->teacher_fits);
+    /* transfer: 4096 tokens x 256 x 4 B = 4 MiB, over min(4 teacher GPUs, 2
+     * student ranks) = 2 streams of 2 MiB on the intra-node link (2 + 4 GPUs <=
+     * 8 per node): 1 us + 2 MiB / (5 GB/s x its efficiency) */
+    assert_float_equal(d->transfer_bytes_per_step, 4194304.0, 0);
+    assert_false(d->inter_node);
+    const cluster_cfg *c = &s->cluster.cfg;
+    assert_float_equal(d->transfer_s,
+                        c->intra_latency_s + 2097152.0 / (c->intra_bytes_per_s * c->eff.intra),
+                        1e-12);
+    /* the teacher's step: ceil(16 / (4 x 1)) = 4 forwards of its 8 layers at tp 4 */
+    assert_int_equal(d->teacher_micro_batches, 4);
+    plan_cfg q;
+    distill_teacher_plan(&s->teacher.cfg, c, &s->cfg, &q);
+    assert_int_equal(q.tp, 4);
+    assert_int_equal(q.cp, 1);
+    kt_part layer, first, last;
+    kt_layer(&s->teacher.cfg, c, &q, &layer);
+    kt_first(&s->teacher.cfg, c, &q, &first);
+    kt_last(&s->teacher.cfg, c, &q, &last);
+    assert_true(d->teacher_s > 4 * (8 * layer.fwd + first.fwd + last.fwd)); /* + its tp all-reduces */
+    /* the step: the longest of the three; what passes the student's is exposed */
+    assert_float_equal(d->student_step_s, a.time.step, 1e-9);
+    const double step = fmax(a.time.step, fmax(d->teacher_s, d->transfer_s));
+    assert_float_equal(r.time.step, step, 1e-9);
+    assert_float_equal(d->exposed_s, step - a.time.step, 1e-9);
+    /* MFU on the student's FLOPs and GPUs; HFU with the teacher's over both groups */
+    assert_float_equal(r.time.mfu, a.flops_model_per_step / (step * 100e9 * 2), 1e-9);
+    assert_float_equal(r.time.hfu, (a.flops_hardware_per_step + d->flops_teacher_hardware_per_step) /
+                                        (step * 100e9 * 6), 1e-9);
+    /* top-k: 4096 x 8 pairs x 8 B to each of the student's tp = 1 ranks */
+    s->cfg.distill.top_k = 8;
+    eval_plan_spec(s, &r, NULL);
+    assert_float_equal(r.distill.transfer_bytes_per_step, 4096.0 * 8 * 8, 0);
+    /* the plan fits only where the teacher's GPUs fit too: one teacher GPU (tp 1)
+     * holds 193.55 MiB of weights, more than the student's total */
+    s->cfg.distill.top_k = 0;
+    s->cfg.distill.gpus = 1;
+    eval_plan_spec(s, &r, NULL);
+    assert_int_equal(r.distill.layout.tp, 1);
+    assert_int_equal(r.distill.teacher_weights, 50737920LL * 4);
+    s->cluster.cfg.gpu_memory_bytes = 200LL << 20;
+    eval_plan_spec(s, &r, NULL);
+    assert_true(r.heavy.total <= r.capacity_bytes);
+    assert_false(r.distill.teacher_fits);
+    assert_false(r.fits);
+    s->cluster.cfg.gpu_memory_bytes = 3LL << 30;
+    s->cfg.distill.gpus = 4;
+    /* across nodes: the NIC, at 1 GB/s x its efficiency */
+    s->cfg.distill.top_k = 0;
+    s->cluster.cfg.gpus_per_node = 4, s->cluster.cfg.nodes = 2;
+    eval_plan_spec(s, &r, NULL);
+    assert_true(r.distill.inter_node);
+    assert_float_equal(r.distill.transfer_s,
+                        c->inter_latency_s + 2097152.0 / (c->inter_bytes_per_s * c->eff.inter),
+                        1e-12);
+    free(plain);
+    free(s);
+}
+
+/* The teacher's own weight scheme (quantized included): infer's bytes. */
+static void test_distill_quantized_teacher(void **state) {
+    (void)state;
+    plan_spec *s = distill_plan("{dp: 2}", "{teacher: tiny-50m, weights: int8-row}");
+    eval_result r;
+    eval_plan_spec(s, &r, NULL);
+    /* int8-row: the linear weights 1 B each + an fp32 scale per output row
+     * (8 x (768 + 256 + 256 + 768 + 2048 + 2048 + 768) rows = 8 x 6,912);
+     * the rest (norms, embedding, head: 8 x 1,536 + 2 x 196,608 + 768) in
+     * bf16 (docs/memory.md §8) */
+    const int64_t linear = 8 * 6291456LL, rows = 8 * 6912LL, rest = 8 * 1536 + 2 * 196608 + 768;
+    assert_int_equal(r.heavy.teacher_weights, linear + 4 * rows + 2 * rest);
+    free(s);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sums_and_defaults), cmocka_unit_test(test_recompute_working_set_not_in_forward),   cmocka_unit_test(test_zero3_buffers),
@@ -610,6 +822,9 @@ int main(void) {
         cmocka_unit_test(test_moe_deepseek_v3_dualpipe),
         cmocka_unit_test(test_moe_zero_bubble_stash),
         cmocka_unit_test(test_moe_zero3_buffers),
+        cmocka_unit_test(test_distill_shared), cmocka_unit_test(test_distill_top_k),
+        cmocka_unit_test(test_distill_pp), cmocka_unit_test(test_distill_separate),
+        cmocka_unit_test(test_distill_quantized_teacher),
         cmocka_unit_test(test_framework_memory), cmocka_unit_test(test_framework_kernels), cmocka_unit_test(test_framework_defaults),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

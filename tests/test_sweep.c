@@ -515,9 +515,91 @@ static void test_moe_published_layout(void **state) {
                 "bad.yaml:7:7:", "space.ep", "a dense model", NULL);
 }
 
+
+/* ---- Logit distillation in a sweep (docs/sweep.md) ---- */
+static const char distill_sweep[] =
+    "model: tiny-1m\ncluster: local-cpu\ngpus: 4\nbatch: {global: 16, seq: 256}\n"
+    "precision: fp32\noptimizer: adamw\n"
+    "distill: {teacher: tiny-10m, weights: f32, gpus: 4}\n"
+    "space:\n  tp: [1, 2]\n  pp: [1, 2, 4]\n  micro: [4]\n  zero: [0]\n"
+    "  distill_placement: auto\n  distill_top_k: [0, 8]\n";
+
+typedef struct {
+    const sweep_spec *s;
+    int64_t visits, ok, pp_rejected, topk_pairs;
+} distill_collect;
+
+/* Every evaluated point carries the teacher and agrees with a plan evaluated
+ * on its own (no cache); shared points with pp = 4 are refused (tiny-10m's 6
+ * layers). */
+static void distill_visit(void *ctx, const sweep_point *pt) {
+    distill_collect *c = ctx;
+    c->visits++;
+    if (pt->reason == PLAN_DISTILL_PP) {
+        assert_int_equal(pt->cfg->pp, 4);
+        assert_int_equal(pt->cfg->distill.placement, DISTILL_SHARED);
+        c->pp_rejected++;
+    }
+    if (pt->reason != PLAN_OK) return;
+    c->ok++;
+    assert_true(pt->eval->distill.set);
+    assert_int_equal(pt->eval->distill.placement, pt->cfg->distill.placement);
+    eval_result r;
+    eval_cache k;
+    k.valid = false;
+    eval_plan_distill(&c->s->base.model.cfg, &c->s->base.teacher.cfg, &c->s->base.cluster.cfg,
+                      pt->cfg, &r, NULL, &k);
+    assert_int_equal(r.heavy.total, pt->eval->heavy.total);
+    assert_float_equal(r.time.step, pt->eval->time.step, 0);
+    /* top-k 8 against every logit: qt's 1024 x 256/tp x 4 B become 1024 x 8 x 8 B */
+    if (pt->cfg->distill.top_k == 8)
+        assert_int_equal(pt->eval->distill.topk_saving,
+                         1024 * (256 / pt->cfg->tp * 4 - 64));
+}
+
+static void test_distill_sweep(void **state) {
+    (void)state;
+    sweep_spec *s = load(distill_sweep);
+    assert_int_equal(s->space.distill_placement.n, 2); /* auto: shared, separate */
+    assert_int_equal(s->space.distill_top_k.n, 2);
+    distill_collect c = {.s = s};
+    sweep_run(s, distill_visit, &c);
+    /* (tp, pp) with 4 % (tp pp) == 0: (1,1) (1,2) (1,4) (2,1) (2,2) each once
+     * (1f1b only), x 2 placements x 2 top-k; (2,4) is degrees-product */
+    assert_int_equal(c.visits, sweep_count(s));
+    assert_int_equal(c.visits, 6 * 2 * 2);
+    /* shared with pp = 4: tp 1, two top-k values */
+    assert_int_equal(c.pp_rejected, 2);
+    assert_true(c.ok > 0);
+    sweep_rank r;
+    assert_int_equal(sweep_rank_init(&r, 8), 0);
+    sweep_run(s, rank_visit, &r);
+    assert_int_equal(r.rejected[PLAN_DISTILL_PP], 2);
+    /* the CSV's strategy column names where the teacher runs and top-k */
+    sweep_rank_sort(&r);
+    char label[64];
+    assert_non_null(strstr(sweep_strategy(&r.e[0].cfg, label, sizeof label), " kd-"));
+    sweep_rank_free(&r);
+    free(s);
+    /* the axes need a teacher; separate needs its GPUs; top-k at most the vocabulary */
+    tu_contains(load_error("model: tiny-1m\ncluster: local-cpu\ngpus: 4\nbatch: {global: 16, "
+                           "seq: 256}\nprecision: fp32\noptimizer: adamw\nspace:\n  "
+                           "distill_top_k: [0, 8]\n"),
+                "bad.yaml:8:18:", "space.distill_top_k", "distill:", NULL);
+    tu_contains(load_error("model: tiny-1m\ncluster: local-cpu\ngpus: 4\nbatch: {global: 16, "
+                           "seq: 256}\nprecision: fp32\noptimizer: adamw\n"
+                           "distill: {teacher: tiny-10m}\nspace:\n  distill_placement: auto\n"),
+                "bad.yaml:9:22:", "space.distill_placement", "distill.gpus", NULL);
+    tu_contains(load_error("model: tiny-1m\ncluster: local-cpu\ngpus: 4\nbatch: {global: 16, "
+                           "seq: 256}\nprecision: fp32\noptimizer: adamw\n"
+                           "distill: {teacher: tiny-10m}\nspace:\n  distill_top_k: [8, 300]\n"),
+                "bad.yaml:9:22:", "space.distill_top_k", "300", NULL);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_walk_and_rank), cmocka_unit_test(test_why),
+        cmocka_unit_test(test_distill_sweep),
         cmocka_unit_test(test_csv),           cmocka_unit_test(test_csv_numbers),
         cmocka_unit_test(test_errors),        cmocka_unit_test(test_default), cmocka_unit_test(test_framework),
         cmocka_unit_test(test_recompute_policies),

@@ -92,6 +92,8 @@ void flops_compute_pc(const model_cfg *m, const plan_cfg *p, const params_count 
         hardware += Ld * replay_flops(m, ops, attn_once, 0);
         if (Le > 0) hardware += Le * replay_flops(m, ops, attn_once, 1);
     }
+    out->model_fwd_per_token = matmul / 3.0 + La * attn_fwd;
+    out->hardware_fwd_per_token = matmul / 3.0 + La * attn_once;
     out->tokens = (double)p->global_batch * s;
     out->model_per_token = model;
     out->hardware_per_token = hardware;

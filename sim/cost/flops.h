@@ -26,6 +26,11 @@ typedef struct {
     double hardware_per_step; /* whole job, with recomputation */
     double model_per_token;
     double hardware_per_token;
+    /* The forward alone, per token (inference; a distillation teacher,
+     * cost/distill.h): model, 2 per weight + the attention forward (the full
+     * square); hardware, as executed (flash attention: the causal half). */
+    double model_fwd_per_token;
+    double hardware_fwd_per_token;
 } flops_step;
 
 void flops_compute(const model_cfg *m, const plan_cfg *p, flops_step *out);

@@ -173,6 +173,14 @@ static int refuse_training(const plan_spec *s, ps_err *err) {
         return ps_err_at(err, &s->locs.precision, "precision",
                          "the execution plan supports bf16-mixed and fp32 for now, found %s",
                          s->precision_name);
+    /* logit distillation (helper planner): costed by the planner only for now,
+     * so that emit and run never train without the teacher the plan names */
+    if (p->distill.set)
+        return ps_err_at(err, &s->distill_locs.self, "distill",
+                         "the runtime does not execute distillation plans yet; found a distill: "
+                         "section (teacher %s), which only the cost model (plan, sweep) "
+                         "evaluates: leave it out to emit",
+                         s->teacher.name);
     if (p->optimizer != OPT_ADAMW)
         return ps_err_at(err, &s->locs.self, "optimizer",
                          "the execution plan supports adamw for now, found %s",

@@ -1,5 +1,6 @@
 /* report_json.c — a plan's evaluation as JSON (see report.h, docs/output.md). */
 #include "cost/act.h"
+#include "cost/infer.h"
 #include "base/jsonw.h"
 #include "cost/params.h"
 #include "report/report.h"
@@ -18,7 +19,7 @@ static void json_memory_fields(jsonw *w, const eval_stage *st) {
     jsonw_int(w, "host", st->host);
 }
 
-static void json_breakdown(jsonw *w, const eval_stage *st) {
+static void json_breakdown(jsonw *w, const eval_stage *st, bool distill) {
     jsonw_obj(w, "breakdown");
     jsonw_int(w, "activations_saved", st->act_saved);
     jsonw_int(w, "activations_recompute_working", st->act_working);
@@ -29,6 +30,52 @@ static void json_breakdown(jsonw *w, const eval_stage *st) {
     jsonw_int(w, "workspace", st->buf_workspace);
     jsonw_int(w, "reserved", st->reserved);
     jsonw_int(w, "fragmentation", st->fragmentation);
+    if (distill) { /* logit distillation (docs/distillation.md "Planner") */
+        jsonw_int(w, "teacher_weights", st->teacher_weights);
+        jsonw_int(w, "teacher_forward", st->teacher_forward);
+        jsonw_int(w, "kd_saved", st->kd_saved);
+    }
+    jsonw_obj_end(w);
+}
+
+/* The `distill` object (docs/output.md): absent without a distill: section. */
+static void json_distill(jsonw *w, const plan_spec *s, const eval_result *r) {
+    const eval_distill *d = &r->distill;
+    const plan_distill *pd = &s->cfg.distill;
+    if (!d->set) return;
+    jsonw_obj(w, "distill");
+    jsonw_str(w, "teacher", s->teacher.name);
+    jsonw_str(w, "weights", infer_weights_names[pd->weights]);
+    jsonw_str(w, "placement", plan_distill_placement_names[pd->placement]);
+    jsonw_num(w, "temperature", pd->temperature);
+    jsonw_num(w, "alpha", pd->alpha);
+    jsonw_int(w, "top_k", pd->top_k);
+    jsonw_int(w, "teacher_tp", d->layout.tp);
+    jsonw_int(w, "teacher_pp", d->layout.pp);
+    jsonw_int(w, "teacher_dp", d->layout.dp);
+    jsonw_int(w, "teacher_gpus", d->layout.gpus);
+    jsonw_int(w, "teacher_tokens_per_micro_batch", d->layout.tokens);
+    jsonw_int(w, "kd_saved_per_micro_batch", d->kd_per_micro);
+    jsonw_int(w, "top_k_saving_per_micro_batch", d->topk_saving);
+    jsonw_num(w, "teacher_flops_per_step", d->flops_teacher_per_step);
+    jsonw_num(w, "teacher_hardware_flops_per_step", d->flops_teacher_hardware_per_step);
+    jsonw_num(w, "teacher_forward_s", r->heavy.teacher_fwd_s);
+    if (d->placement == DISTILL_SEPARATE) {
+        jsonw_obj(w, "teacher_gpu_memory");
+        jsonw_int(w, "weights", d->teacher_weights);
+        jsonw_int(w, "forward", d->teacher_forward);
+        jsonw_int(w, "logits", d->teacher_logits);
+        jsonw_int(w, "total", d->teacher_total);
+        jsonw_bool(w, "fits", d->teacher_fits);
+        jsonw_obj_end(w);
+        jsonw_int(w, "teacher_micro_batches", d->teacher_micro_batches);
+        jsonw_num(w, "teacher_step_s", d->teacher_s);
+        jsonw_num(w, "transfer_bytes_per_step", d->transfer_bytes_per_step);
+        jsonw_num(w, "transfer_s", d->transfer_s);
+        jsonw_bool(w, "transfer_inter_node", d->inter_node);
+        jsonw_num(w, "student_step_s", d->student_step_s);
+        jsonw_num(w, "exposed_s", d->exposed_s);
+    }
     jsonw_obj_end(w);
 }
 
@@ -267,7 +314,7 @@ void report_plan_json(FILE *f, const plan_spec *s, const eval_result *r, const e
     json_memory_fields(&w, &r->heavy);
     jsonw_int(&w, "capacity", r->capacity_bytes);
     jsonw_int(&w, "headroom", r->capacity_bytes - r->heavy.total);
-    json_breakdown(&w, &r->heavy);
+    json_breakdown(&w, &r->heavy, r->distill.set);
     json_layer_tensors(&w, s);
     jsonw_arr(&w, "stages");
     for (int64_t i = 0; i < r->stages; i++) {
@@ -282,7 +329,7 @@ void report_plan_json(FILE *f, const plan_spec *s, const eval_result *r, const e
             jsonw_int(&w, "moe_layers", st->moe_layers);
         }
         json_memory_fields(&w, st);
-        json_breakdown(&w, st);
+        json_breakdown(&w, st, r->distill.set);
         jsonw_obj(&w, "comm");
         for (int g = 0; g < (moe ? GROUP_COUNT : GROUP_EP); g++) {
             char key[16];
@@ -329,6 +376,7 @@ void report_plan_json(FILE *f, const plan_spec *s, const eval_result *r, const e
     jsonw_num(&w, "model_per_gpu_per_step", r->flops_model_per_step / (double)s->cfg.gpus);
     jsonw_num(&w, "hardware_per_gpu_per_step", r->flops_hardware_per_step / (double)s->cfg.gpus);
     jsonw_obj_end(&w);
+    json_distill(&w, s, r);
     report_time_json(&w, s, r, sim);
     jsonw_bool(&w, "fits", r->fits);
     jsonw_obj_end(&w);

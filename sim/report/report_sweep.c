@@ -44,6 +44,11 @@ void report_sweep_table(FILE *f, const sweep_spec *s, const sweep_rank *r, doubl
         space_list(f, "ep", &sp->ep, NULL);
         space_list(f, "etp", &sp->etp, NULL);
     }
+    if (b->distill.set) { /* logit distillation: the teacher and its axes */
+        fprintf(f, "; teacher %s", s->base.teacher.name);
+        space_list(f, "distill_placement", &sp->distill_placement, plan_distill_placement_names);
+        space_list(f, "distill_top_k", &sp->distill_top_k, NULL);
+    }
     fprintf(f, "; %d placement(s)\n", sp->n_placement);
     fprintf(f, "  %s points in %.2f s (%s points/s): %s fit, %s do not fit, %s invalid\n",
             fmt_count(r->points, n1, sizeof n1), seconds,
@@ -79,6 +84,10 @@ void report_sweep_table(FILE *f, const sweep_spec *s, const sweep_rank *r, doubl
                     (long long)p->virtual_stages, plan_offload_name(p),
                     plan_overlap_name(p, ov, sizeof ov), plan_placement_name(p, pl, sizeof pl));
             if (moe) fprintf(f, " %4lld %3lld", (long long)p->ep, (long long)plan_etp(p));
+            if (b->distill.set)
+                fprintf(f, "  teacher %s top-k %lld",
+                        plan_distill_placement_names[p->distill.placement],
+                        (long long)p->distill.top_k);
             fputc('\n', f);
             if (e->equiv.n) {
                 char eq[600];
@@ -144,7 +153,8 @@ static void json_equiv(jsonw *w, const sweep_entry *e) {
             if (k == SWEEP_F_SP)
                 jsonw_bool(w, NULL, q->val[k][i]);
             else if (k == SWEEP_F_RECOMPUTE || k == SWEEP_F_SCHEDULE ||
-                     (k >= SWEEP_F_OFFLOAD && k <= SWEEP_F_PLACEMENT))
+                     (k >= SWEEP_F_OFFLOAD && k <= SWEEP_F_PLACEMENT) ||
+                     k == SWEEP_F_DISTILL_PLACEMENT)
                 jsonw_str(w, NULL, sweep_field_text(k, q->val[k][i], t, sizeof t));
             else
                 jsonw_int(w, NULL, q->val[k][i]);
@@ -198,6 +208,10 @@ void report_sweep_json(FILE *f, const sweep_spec *s, const sweep_rank *r, double
         jsonw_str(&w, "placement", pl);
         jsonw_str(&w, "offload", plan_offload_name(p));
         jsonw_str(&w, "overlap", plan_overlap_name(p, ov, sizeof ov));
+        if (p->distill.set) { /* logit distillation (docs/sweep.md) */
+            jsonw_str(&w, "distill_placement", plan_distill_placement_names[p->distill.placement]);
+            jsonw_int(&w, "distill_top_k", p->distill.top_k);
+        }
         json_equiv(&w, e);
         if (i + 1 < r->n) jsonw_str(&w, "beats_next", sweep_rank_why(e, &r->e[i + 1], why, sizeof why));
         jsonw_obj_end(&w);

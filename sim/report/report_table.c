@@ -3,6 +3,7 @@
 
 #include "base/fmt.h"
 #include "cost/act.h"
+#include "cost/infer.h"
 #include "cost/params.h"
 #include "cost/pipe.h"
 #include "report/report.h"
@@ -157,6 +158,12 @@ static void memory(FILE *f, const plan_spec *s, const eval_result *r) {
     row(f, "activations", h->activations, 0, max);
     sub(f, "saved for backward", h->act_saved);
     sub(f, "recompute working set", h->act_working);
+    if (r->distill.set) { /* logit distillation (docs/distillation.md "Planner") */
+        row(f, "teacher (distill)", h->teacher_weights + h->teacher_forward + h->kd_saved, 0, max);
+        sub(f, "teacher weights", h->teacher_weights);
+        sub(f, "teacher forward", h->teacher_forward);
+        sub(f, "KD saved tensors", h->kd_saved);
+    }
     row(f, "other", h->other, 0, max);
     sub(f, "comm bucket", h->buf_comm);
     sub(f, "ZeRO-3 gather buffers", h->buf_zero3);
@@ -166,9 +173,11 @@ static void memory(FILE *f, const plan_spec *s, const eval_result *r) {
     sub(f, "workspace", h->buf_workspace);
     sub(f, "reserved (context)", h->reserved);
     sub(f, "fragmentation", h->fragmentation);
+    /* (this GPU's fit: a separate distillation teacher's GPUs are the Distillation section's) */
+    const bool fits = h->total <= r->capacity_bytes;
     fprintf(f, "  %-22s %12s of %s: %s", "total", fmt_bytes(h->total, b1, sizeof b1),
-            fmt_bytes(r->capacity_bytes, b2, sizeof b2), r->fits ? "fits" : "DOES NOT FIT");
-    if (r->fits)
+            fmt_bytes(r->capacity_bytes, b2, sizeof b2), fits ? "fits" : "DOES NOT FIT");
+    if (fits)
         fprintf(f, " (headroom %s)\n", fmt_bytes(r->capacity_bytes - h->total, b1, sizeof b1));
     else
         fprintf(f, " (short by %s)\n", fmt_bytes(h->total - r->capacity_bytes, b1, sizeof b1));
@@ -243,6 +252,54 @@ static void flops(FILE *f, const plan_spec *s, const eval_result *r) {
             fmt_si(r->flops_hardware_per_step / (double)s->cfg.gpus, "FLOP", c, sizeof c));
 }
 
+/* Logit distillation (docs/distillation.md "Planner"): the teacher, where it
+ * runs, its FLOPs, and under separate its GPUs' memory and the transfer. */
+static void distill(FILE *f, const plan_spec *s, const eval_result *r) {
+    const eval_distill *d = &r->distill;
+    const plan_distill *pd = &s->cfg.distill;
+    char a[32], b[32], c[32], e[32], g[32];
+    if (!d->set) return;
+    fprintf(f, "\nDistillation: teacher %s (%s weights), %s; T %g, alpha %g, %s\n",
+            s->teacher.name, infer_weights_names[pd->weights],
+            plan_distill_placement_names[pd->placement], pd->temperature, pd->alpha,
+            pd->top_k ? "top-k" : "every logit");
+    if (pd->top_k)
+        fprintf(f, "  top-k      k = %lld: KD saved tensors %s per micro-batch, %s less than "
+                   "every logit\n",
+                (long long)pd->top_k, fmt_bytes(d->kd_per_micro, a, sizeof a),
+                fmt_bytes(d->topk_saving, b, sizeof b));
+    else
+        fprintf(f, "  KD saved   %s per micro-batch (qs and qt, fp32 over the rank's vocabulary)\n",
+                fmt_bytes(d->kd_per_micro, a, sizeof a));
+    fprintf(f, "  FLOPs      teacher forward %s per step (2N + attention per token; in HFU, "
+               "not in MFU)\n",
+            fmt_si(d->flops_teacher_per_step, "FLOP", a, sizeof a));
+    if (d->placement == DISTILL_SHARED) {
+        fprintf(f, "  layout     on the student's GPUs: tp %lld, pp %lld, replicated %lld times; "
+                   "forward of %lld tokens per micro-batch, %.2f ms on stage %lld\n",
+                (long long)d->layout.tp, (long long)d->layout.pp, (long long)d->layout.dp,
+                (long long)d->layout.tokens, 1e3 * r->heavy.teacher_fwd_s,
+                (long long)r->heaviest);
+        return;
+    }
+    fprintf(f, "  layout     %lld GPUs of its own: tp %lld x dp %lld; %lld forwards of %lld "
+               "tokens per replica per step\n",
+            (long long)d->layout.gpus, (long long)d->layout.tp, (long long)d->layout.dp,
+            (long long)d->teacher_micro_batches, (long long)d->layout.tokens);
+    fprintf(f, "  memory     per teacher GPU: weights %s, forward %s (logits %s); total %s of %s: "
+               "%s\n",
+            fmt_bytes(d->teacher_weights, a, sizeof a), fmt_bytes(d->teacher_forward, b, sizeof b),
+            fmt_bytes(d->teacher_logits, c, sizeof c), fmt_bytes(d->teacher_total, e, sizeof e),
+            fmt_bytes(r->capacity_bytes, g, sizeof g), d->teacher_fits ? "fits" : "DOES NOT FIT");
+    fprintf(f, "  transfer   %s of %s per step over %s: %.4f s\n",
+            fmt_bytes((int64_t)d->transfer_bytes_per_step, a, sizeof a),
+            pd->top_k ? "top-k (index, value) pairs" : "fp32 logits",
+            d->inter_node ? "the inter-node NICs" : "the intra-node link", d->transfer_s);
+    fprintf(f, "  step       max(student %.4f s, teacher %.4f s, transfer %.4f s) = %.4f s; "
+               "exposed %.4f s\n",
+            d->student_step_s, d->teacher_s, d->transfer_s, r->time.step, d->exposed_s);
+}
+
 void report_plan_table(FILE *f, const plan_spec *s, const eval_result *r, const eval_stage *stages,
                        const step_sim *sim) {
     header(f, s, r);
@@ -250,5 +307,6 @@ void report_plan_table(FILE *f, const plan_spec *s, const eval_result *r, const 
     stage_table(f, s, r, stages);
     comm(f, r);
     flops(f, s, r);
+    distill(f, s, r);
     report_time_table(f, s, r, stages, sim);
 }

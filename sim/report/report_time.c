@@ -42,6 +42,9 @@ void report_time_table(FILE *f, const plan_spec *s, const eval_result *r, const 
         part(f, name, t->exposed[g], t->step);
     }
     part(f, "optimizer step", t->optimizer, t->step);
+    /* distillation, separate: the teacher's or the transfer's time beyond the student's */
+    if (r->distill.set && r->distill.placement == DISTILL_SEPARATE)
+        part(f, "exposed teacher (distill)", r->distill.exposed_s, t->step);
     fprintf(f, "  hidden behind compute:");
     for (int g = 0; g < GROUP_COUNT; g++)
         if (t->hidden[g] > 0) fprintf(f, " %s %.4f s;", comm_group_names[g], t->hidden[g]);

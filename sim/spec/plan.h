@@ -107,6 +107,25 @@ typedef struct {
     bool copy_out;              /* each gathered unit is copied once on the compute stream */
 } plan_zero3;
 
+/* ---- Logit distillation: the `distill:` section (helper planner; docs/specs.md
+ * "distill", docs/distillation.md "Planner"). Absent (set = false): plain
+ * training. The teacher's model is plan_spec.teacher; cost/distill.h and
+ * time/distill_time.h cost it. */
+typedef enum { DISTILL_SHARED, DISTILL_SEPARATE } plan_distill_placement;
+extern const char *const plan_distill_placement_names[]; /* "shared", "separate", NULL */
+#define DISTILL_GPUS_MAX PLAN_GPUS_MAX
+#define DISTILL_TEMPERATURE_MAX 1000.0
+typedef struct {
+    bool set;              /* the section was given */
+    uint8_t placement;     /* plan_distill_placement */
+    int32_t weights;       /* the teacher's weight scheme: cost/infer.h infer_weights */
+    int64_t group_size;    /* as `parasim infer --group-size` (0: the scheme's default) */
+    int64_t gpus;          /* separate: the teacher's GPUs (0 under shared) */
+    int64_t top_k;         /* 0: every vocabulary logit; else the teacher's top-k only */
+    double temperature;    /* T > 0 */
+    double alpha;          /* weight of the label cross-entropy, [0, 1] */
+} plan_distill;
+
 /* MoE token dispatcher (moe.dispatcher; helper moeacc). */
 typedef enum { MOE_DISPATCHER_ALLTOALL, MOE_DISPATCHER_DEEPEP } plan_moe_dispatcher;
 extern const char *const plan_moe_dispatcher_names[]; /* "alltoall", "deepep" */
@@ -190,6 +209,7 @@ typedef struct {
      * dropless, so every all-to-all moves E x C rows whatever the routing (what the
      * CPU runtime executes; cost/moe.c) */
     bool moe_pad;
+    plan_distill distill; /* the `distill:` section (helper planner) */
 } plan_cfg;
 
 /* The expert tensor-parallel degree in effect (etp 0 = tp). */
@@ -234,6 +254,15 @@ typedef struct {
     char framework_name[64];
     char framework_path[PS_LOC_FILE_MAX];
     char framework_source[256];
+    /* `distill:` (cfg.distill.set): the teacher model, the runtime's teacher
+     * checkpoint path as written (empty: none), and where each field was
+     * written ("(default)" locations when left out) */
+    model_spec teacher;
+    char distill_checkpoint[PS_LOC_FILE_MAX];
+    struct {
+        ps_loc self, teacher, weights, group_size, placement, gpus, temperature, alpha, top_k,
+            checkpoint;
+    } distill_locs;
 } plan_spec;
 
 /* A command-line override "key.path=value"; value is parsed as YAML. */

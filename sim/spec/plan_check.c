@@ -6,6 +6,7 @@
 #include "cost/act.h"
 #include "cost/params.h"
 #include "cost/pipe.h"
+#include "spec/distill_load.h"
 #include "base/sat_int.h"
 
 static const char *const reason_ids[PLAN_REASON_COUNT] = {
@@ -17,7 +18,8 @@ static const char *const reason_ids[PLAN_REASON_COUNT] = {
     "split-options", "split-middle", "split-account",
     "ep-dense", "ep-experts", "ep-fold", "etp-ffn", "moe-sp", "moe-node-limit",
     "moe-placement",
-    "dualpipe-pp", "dualpipe-micro"};
+    "dualpipe-pp", "dualpipe-micro",
+    "distill-tp", "distill-pp", "distill-gpus"};
 
 static const char *const reason_texts[PLAN_REASON_COUNT] = {
     "valid",
@@ -51,7 +53,10 @@ static const char *const reason_texts[PLAN_REASON_COUNT] = {
     "node_limit above the nodes an ep group spans",
     "expert parallelism with pp inside the placement",
     "DualPipe needs an even pp >= 2",
-    "DualPipe needs an even number of micro-batches, at least 2*pp"};
+    "DualPipe needs an even number of micro-batches, at least 2*pp",
+    "tp does not split the teacher (distill)",
+    "pp does not divide the teacher's layers (distill)",
+    "student and teacher GPUs exceed the cluster (distill)"};
 
 const char *plan_reason_text(plan_reason r) {
     return r >= 0 && r < PLAN_REASON_COUNT ? reason_texts[r] : "unknown";
@@ -390,7 +395,7 @@ int plan_check(const plan_spec *s, ps_err *err) {
     char at[PS_LOC_FILE_MAX + 32];
     const int64_t mb = p->micro_batch * p->dp;
     switch (plan_check_cfg(m, c, p)) {
-    case PLAN_OK: return 0;
+    case PLAN_OK: return p->distill.set ? distill_spec_check(s, err) : 0;
     case PLAN_GPUS_EXCEED_CLUSTER:
         return ps_err_at(err, &l->gpus, "gpus",
                          "expected at most the %lld GPUs of cluster %s (%lld nodes x %lld, %s), "

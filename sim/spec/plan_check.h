@@ -49,6 +49,10 @@ typedef enum {
     /* DualPipe (helper dualpipe; docs/schedule.md "DualPipe") */
     PLAN_DUALPIPE_PP,     /* pp odd or < 2 (two halves mirror each other) */
     PLAN_DUALPIPE_MICRO,  /* micro-batches odd or < 2 pp (dualpipe.py's assert) */
+    /* logit distillation (helper planner; cost/distill.h distill_check_cfg) */
+    PLAN_DISTILL_TP,   /* shared: tp does not split the teacher; separate: no tp splits it */
+    PLAN_DISTILL_PP,   /* shared: pp does not divide the teacher's layers */
+    PLAN_DISTILL_GPUS, /* separate: the student's and the teacher's GPUs exceed the cluster */
     PLAN_REASON_COUNT
 } plan_reason;
 

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cost/act.h"
+#include "spec/distill_load.h"
 #include "spec/framework_load.h"
 #include "spec/plan.h"
 #include "spec/plan_check.h"
@@ -49,6 +50,8 @@ static const char *const top_keys[] = {"name",     "description", "model",     "
                                        "framework",
                                        /* named kernels of the cluster (resolve_kernels) */
                                        "kernels",
+                                       /* logit distillation (distill_load.h) */
+                                       "distill",
                                        NULL};
 static const char *const kernels_keys[] = {"attention", "grad_accumulation_fusion", "elementwise",
                                             NULL};
@@ -703,6 +706,7 @@ static int load_from(ynode *root, const plan_override *overrides, int n_override
     if (!rc) framework_apply_model(&out->cfg.framework, &out->model.cfg);
     if (!rc) rc = check_recompute_tensors(root, out, err);
     if (!rc) rc = resolve_kernels(root, out, err);
+    if (!rc) rc = distill_load(root, out, err);
     ynode_free(root);
     if (rc) return -1;
     plan_cfg *c = &out->cfg;

@@ -3,6 +3,7 @@
 
 #include <string.h>
 
+#include "cost/distill.h"
 #include "cost/params.h"
 
 /* An etp value that gives the same expert tensor-parallel degree as an
@@ -22,6 +23,9 @@ static int64_t walk(const sweep_spec *s, sweep_visit visit, void *ctx) {
     plan_cfg p = s->base.cfg;
     const bool moe = model_is_moe(m); /* the expert layout varies only for a MoE model */
     const int64_t params = params_total(m); /* once for every plan's size bound */
+    /* logit distillation: the teacher of every point (cost/distill.h) */
+    const model_cfg *t = s->base.cfg.distill.set ? &s->base.teacher.cfg : NULL;
+    const int n_dpl = t ? sp->distill_placement.n : 1, n_dk = t ? sp->distill_top_k.n : 1;
     eval_result r;
     eval_cache cache;
     int64_t n = 0;
@@ -47,9 +51,15 @@ static int64_t walk(const sweep_spec *s, sweep_visit visit, void *ctx) {
             const plan_schedule sched =
                 p.pp > 1 ? (plan_schedule)sp->schedule.v[h] : SCHED_1F1B;
             const int nv = sched == SCHED_INTERLEAVED ? sp->virt.n : 1;
-            for (int v = 0; v < nv; v++) {
+            for (int v = 0; v < nv; v++)
+            for (int dpl = 0; dpl < n_dpl; dpl++)
+            for (int dk = 0; dk < n_dk; dk++) {
                 n++;
                 if (!visit) continue;
+                if (t) {
+                    p.distill.placement = (uint8_t)sp->distill_placement.v[dpl];
+                    p.distill.top_k = sp->distill_top_k.v[dk];
+                }
                 memcpy(p.placement, sp->placement[e], PLAN_GROUPS);
                 if (moe) p.ep = sp->ep.v[x], p.etp = sp->etp.v[y];
                 p.zero = (int)sp->zero.v[z];
@@ -64,8 +74,9 @@ static int64_t walk(const sweep_spec *s, sweep_visit visit, void *ctx) {
                 p.virtual_stages = sched == SCHED_INTERLEAVED ? sp->virt.v[v] : 1;
                 sweep_point pt = {&p, PLAN_OK, NULL};
                 pt.reason = plan_check_cfg_n(m, c, &p, params);
+                if (pt.reason == PLAN_OK && t) pt.reason = distill_check_cfg(t, c, &p);
                 if (pt.reason == PLAN_OK) {
-                    eval_plan_cached(m, c, &p, &r, NULL, &cache);
+                    eval_plan_distill(m, t, c, &p, &r, NULL, &cache);
                     pt.eval = &r;
                 }
                 visit(ctx, &pt);

@@ -33,6 +33,9 @@ typedef struct {
     sweep_list offload;               /* 0 none, 1 optimizer, 2 activations, 3 both */
     sweep_list overlap_dp, overlap_tp; /* 0 false, 1 true */
     sweep_list ep, etp; /* expert layout, MoE models only (etp 0: as tp) */
+    /* logit distillation, a base plan with distill: only (docs/sweep.md):
+     * plan_distill_placement values and top_k values */
+    sweep_list distill_placement, distill_top_k;
     int n_placement;
     uint8_t placement[SWEEP_MAX_PLACEMENTS][PLAN_GROUPS];
 } sweep_space;
@@ -64,8 +67,10 @@ typedef void (*sweep_visit)(void *ctx, const sweep_point *pt);
 int64_t sweep_count(const sweep_spec *s);
 
 /* Visit every point in a fixed order (tp, pp, cp, ep, etp, placement, zero, micro,
- * recompute, sp, offload, overlap_dp, overlap_tp, schedule, virtual: the last
- * varies fastest). */
+ * recompute, sp, offload, overlap_dp, overlap_tp, schedule, virtual,
+ * distill_placement, distill_top_k: the last varies fastest). A base plan
+ * with distill: evaluates every point with its teacher (eval_plan_distill),
+ * checked by distill_check_cfg after plan_check_cfg. */
 void sweep_run(const sweep_spec *s, sweep_visit visit, void *ctx);
 
 #endif

@@ -30,7 +30,9 @@ const char sweep_default_yaml[] =
 static const char *const space_keys[] = {"tp",       "pp",        "cp",       "zero",
                                          "micro",    "recompute", "schedule", "virtual",
                                          "sp",       "offload",   "overlap_dp", "overlap_tp",
-                                         "placement", "ep", "etp", NULL};
+                                         "placement", "ep", "etp",
+                                         /* logit distillation (a base plan with distill:) */
+                                         "distill_placement", "distill_top_k", NULL};
 static const char *const offload_names[] = {"none", "optimizer", "activations", "both", NULL};
 
 /* Remove key from a mapping and return its value (caller frees), or NULL. */
@@ -168,6 +170,40 @@ static int read_placements(const ynode *space, sweep_space *sp, ps_err *err) {
 
 static const char *const bool_names[] = {"false", "true", NULL};
 
+/* Logit distillation's axes (docs/sweep.md): distill_placement (auto: shared
+ * and separate) and distill_top_k (auto: the base plan's), only for a base
+ * plan with distill:; separate needs the base plan's distill.gpus. */
+static int read_distill(const ynode *space, sweep_spec *s, ps_err *err) {
+    sweep_space *sp = &s->space;
+    const plan_distill *d = &s->base.cfg.distill;
+    sweep_list a;
+    one(&sp->distill_placement, d->placement);
+    one(&sp->distill_top_k, d->top_k);
+    const ynode *pl = ynode_get(space, "distill_placement"), *k = ynode_get(space, "distill_top_k");
+    if (!d->set) {
+        const ynode *n = pl ? pl : k;
+        if (n)
+            return ps_err_at(err, &n->loc, pl ? "space.distill_placement" : "space.distill_top_k",
+                             "expected no distillation axis without a distill: section in the "
+                             "base plan (it names the teacher), found one");
+        return 0;
+    }
+    range(&a, 0, 1);
+    if (read_list(space, "distill_placement", plan_distill_placement_names, &a,
+                  &sp->distill_placement, err))
+        return -1;
+    one(&a, d->top_k);
+    if (read_list_in(space, "distill_top_k", NULL, 0, s->base.model.cfg.vocab, &a,
+                     &sp->distill_top_k, err))
+        return -1;
+    for (int i = 0; i < sp->distill_placement.n; i++)
+        if (sp->distill_placement.v[i] == DISTILL_SEPARATE && d->gpus < 1)
+            return ps_err_at(err, &pl->loc, "space.distill_placement",
+                             "expected distill.gpus (the teacher's own GPUs) in the base plan to "
+                             "sweep placement separate, found none");
+    return 0;
+}
+
 static int read_space(const ynode *space, sweep_spec *s, ps_err *err) {
     const plan_cfg *b = &s->base.cfg;
     sweep_space *sp = &s->space;
@@ -240,6 +276,7 @@ static int read_space(const ynode *space, sweep_spec *s, ps_err *err) {
                                  "experts), found one",
                                  key, s->base.model.name);
         }
+    if (read_distill(space, s, err)) return -1;
     return read_placements(space, sp, err);
 }
 

@@ -10,7 +10,8 @@
 
 const char *const sweep_field_names[SWEEP_FIELD_COUNT] = {
     "dp",        "tp",       "pp",      "cp",      "zero",    "sp",       "micro",
-    "recompute", "schedule", "virtual", "offload", "overlap", "placement", "ep", "etp"};
+    "recompute", "schedule", "virtual", "offload", "overlap", "placement", "ep", "etp",
+    "distill_placement", "distill_top_k"};
 
 int64_t sweep_field_key(const plan_cfg *p, int field) {
     switch (field) {
@@ -42,6 +43,10 @@ int64_t sweep_field_key(const plan_cfg *p, int field) {
         return p->ep;
     case SWEEP_F_ETP:
         return plan_etp(p);
+    case SWEEP_F_DISTILL_PLACEMENT:
+        return p->distill.placement;
+    case SWEEP_F_DISTILL_TOP_K:
+        return p->distill.top_k;
     case SWEEP_F_PLACEMENT: {
         int64_t k = 0;
         for (int i = 0; i < PLAN_GROUPS; i++)
@@ -71,6 +76,9 @@ const char *sweep_field_text(int field, int64_t key, char *buf, int len) {
     case SWEEP_F_OVERLAP:
         c.overlap_dp = key & 1, c.overlap_tp = key >> 1 & 1, c.overlap_pp = key >> 2 & 1;
         plan_overlap_name(&c, buf, len);
+        break;
+    case SWEEP_F_DISTILL_PLACEMENT:
+        snprintf(buf, (size_t)len, "%s", plan_distill_placement_names[key ? 1 : 0]);
         break;
     case SWEEP_F_PLACEMENT:
         for (int i = 0; i < PLAN_GROUPS; i++)
@@ -334,5 +342,14 @@ const char *sweep_strategy(const plan_cfg *p, char *buf, int len) {
     if (!n) snprintf(buf, (size_t)len, "single");
     n = strlen(buf);
     if (p->zero && p->dp * p->cp > 1) snprintf(buf + n, (size_t)len - n, " zero-%d", p->zero);
+    n = strlen(buf);
+    /* logit distillation: where the teacher runs, and top-k (the CSV's strategy column) */
+    if (p->distill.set) {
+        snprintf(buf + n, (size_t)len - n, " kd-%s",
+                 plan_distill_placement_names[p->distill.placement ? 1 : 0]);
+        n = strlen(buf);
+        if (p->distill.top_k)
+            snprintf(buf + n, (size_t)len - n, "-top%lld", (long long)p->distill.top_k);
+    }
     return buf;
 }

@@ -25,6 +25,8 @@ enum {
     SWEEP_F_PLACEMENT,
     SWEEP_F_EP,  /* expert layout (MoE models; 1 and tp for a dense one) */
     SWEEP_F_ETP,
+    SWEEP_F_DISTILL_PLACEMENT, /* logit distillation (shared for a plan without a teacher) */
+    SWEEP_F_DISTILL_TOP_K,
     SWEEP_FIELD_COUNT
 };
 extern const char *const sweep_field_names[SWEEP_FIELD_COUNT];

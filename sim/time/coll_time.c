@@ -48,6 +48,14 @@ static int adjacent(const plan_cfg *p, int a, int b) {
     return 1;
 }
 
+/* One GPU's inter-node bandwidth: its share of the node's NICs (default one each). */
+static double nic_bytes_per_s(const cluster_cfg *c) {
+    double nic = c->inter_bytes_per_s * c->eff.inter;
+    if (c->nics_per_node > 0 && c->nics_per_node < c->gpus_per_node)
+        nic *= (double)c->nics_per_node / (double)c->gpus_per_node;
+    return nic;
+}
+
 void coll_group_link(const cluster_cfg *c, const plan_cfg *p, comm_group g, coll_link *out) {
     if (g == GROUP_HOST) { /* each GPU's own PCIe link */
         *out = (coll_link){c->host_bytes_per_s * c->eff.host, c->host_bytes_per_s * c->eff.host,
@@ -86,11 +94,7 @@ void coll_group_link(const cluster_cfg *c, const plan_cfg *p, comm_group g, coll
                                 fewest_per_node(gpn, stride_of(p, GROUP_CP), p->cp);
     else
         out->members_per_node = fewest_per_node(gpn, inner, n);
-    const double intra = c->intra_bytes_per_s * c->eff.intra;
-    double nic = c->inter_bytes_per_s * c->eff.inter;
-    /* the node's NICs, shared by every GPU on it (default one each) */
-    if (c->nics_per_node > 0 && c->nics_per_node < gpn)
-        nic *= (double)c->nics_per_node / (double)gpn;
+    const double intra = c->intra_bytes_per_s * c->eff.intra, nic = nic_bytes_per_s(c);
     /* NCCL runs one ring per rail: k members of a group in a node drive k NICs */
     const double multi = nic * (double)out->members_per_node;
     out->bytes_per_s = out->inter_node ? (multi < intra ? multi : intra) : intra;
@@ -103,6 +107,12 @@ void coll_group_link(const cluster_cfg *c, const plan_cfg *p, comm_group g, coll
     /* (only the nccl latency model needs the node count: sweeps skip the division) */
     out->nodes = out->nccl_steps ? (n + out->members_per_node - 1) / out->members_per_node : 1;
     out->intra_latency_s = c->intra_latency_s;
+}
+
+void coll_pair_link(const cluster_cfg *c, bool inter_node, coll_link *out) {
+    const double bw = inter_node ? nic_bytes_per_s(c) : c->intra_bytes_per_s * c->eff.intra;
+    *out = (coll_link){bw, bw, inter_node ? c->inter_latency_s : c->intra_latency_s, inter_node,
+                       1, 1, inter_node ? LINK_NIC : LINK_NVLINK, false, 1, c->intra_latency_s};
 }
 
 static inline double ring_latency(int64_t steps, int64_t passes, const coll_link *l) {

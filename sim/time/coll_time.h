@@ -60,6 +60,11 @@ double coll_tree_latency(int64_t n, const coll_link *l);
 /* The link group g's collectives cross under p's placement on cluster c. */
 void coll_group_link(const cluster_cfg *c, const plan_cfg *p, comm_group g, coll_link *out);
 
+/* The link between two ranks outside any plan group (a distillation
+ * teacher's GPUs and the student's, time/distill_time.h): a node's NVLink,
+ * or when inter_node one GPU's share of its node's NICs. */
+void coll_pair_link(const cluster_cfg *c, bool inter_node, coll_link *out);
+
 /* Seconds for one call of coll over a buffer of `bytes` (the full size, as in
  * comm_entry) on n ranks. */
 double coll_time(comm_coll coll, int64_t n, int64_t bytes, const coll_link *l);

@@ -4,13 +4,16 @@
 #include <math.h>
 #include <string.h>
 
+#include "base/sat_int.h"
 #include "cost/act.h"
+#include "cost/distill.h"
 #include "cost/flops.h"
 #include "cost/moe.h"
 #include "cost/params.h"
 #include "cost/pipe.h"
 #include "spec/plan_check.h"
 #include "cost/states.h"
+#include "time/kernel_time.h"
 
 static int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
 static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
@@ -26,9 +29,10 @@ static bool fw_matches(const plan_framework *a, const plan_framework *b) {
            a->no_dropout == b->no_dropout;
 }
 
-static int cache_matches(const eval_cache *k, const model_cfg *m, const cluster_cfg *c,
-                         const plan_cfg *p) {
-    return k->valid && k->m == m && k->c == c && k->tp == p->tp && k->cp == p->cp &&
+static int cache_matches(const eval_cache *k, const model_cfg *m, const model_cfg *t,
+                         const cluster_cfg *c, const plan_cfg *p) {
+    return k->valid && k->m == m && k->teacher == t && k->c == c && k->tp == p->tp &&
+           k->cp == p->cp &&
            k->seq == p->seq && k->micro == p->micro_batch && k->sp == p->sp &&
            k->recompute == p->recompute && k->recompute_tensors == p->recompute_tensors &&
            !memcmp(&k->precision, &p->precision, sizeof k->precision) &&
@@ -37,13 +41,16 @@ static int cache_matches(const eval_cache *k, const model_cfg *m, const cluster_
            k->eager_elementwise == p->eager_elementwise;
 }
 
-static void cache_fill(eval_cache *k, const model_cfg *m, const cluster_cfg *c, const plan_cfg *p) {
-    if (cache_matches(k, m, c, p)) {
+static void cache_fill(eval_cache *k, const model_cfg *m, const model_cfg *t, const cluster_cfg *c,
+                       const plan_cfg *p) {
+    if (cache_matches(k, m, t, c, p)) {
         time_ctx_links(c, p, &k->time);
         if (model_is_moe(m)) time_ctx_moe(m, c, p, &k->time); /* ep, etp, routing vary */
         return;
     }
     k->m = m, k->c = c, k->tp = p->tp, k->cp = p->cp, k->seq = p->seq;
+    k->teacher = t; /* the teacher's forward on the student's ranks (shared placement) */
+    if (t) distill_time_init(t, c, p, &k->teacher_time);
     k->micro = p->micro_batch, k->sp = p->sp, k->recompute = p->recompute;
     k->recompute_tensors = p->recompute_tensors;
     k->precision = p->precision;
@@ -201,6 +208,16 @@ static void stage_comm_time(const model_cfg *m, const cluster_cfg *c, const plan
                                   pipe_chunk_layers(m, p, s, v > 2 ? 1 : 0),
                                   pipe_chunk_layers(m, p, s, v - 1)};
         stage_time_chunks(&sh->time, p, s, chunk, out);
+    }
+    /* distillation, shared: each micro-batch's forward runs the teacher's
+     * stage first (time/distill_time.h), spread over the stage's chunks */
+    if (sh->teacher && p->distill.placement == DISTILL_SHARED) {
+        const double tf = distill_fwd_s(&sh->teacher_time, &sh->time.link[GROUP_TP],
+                                        sh->teacher->layers / p->pp, first, last);
+        const double per_chunk = tf / (double)pipe_chunks(p);
+        out->f += per_chunk;
+        out->compute += per_chunk;
+        for (int i = 0; i < 3; i++) out->chunk[i].f += per_chunk;
     }
 }
 
@@ -392,16 +409,31 @@ static void eval_stage_one(const model_cfg *m, const cluster_cfg *c, const plan_
     st->buf_cp = act_cp_buffer_bytes(m, p, true); /* K/V and dK/dV, double-buffered */
     st->buf_workspace = p->workspace_bytes;
     st->reserved = c->gpu_reserved_bytes;
+    if (sh->teacher) { /* distillation (cost/distill.h): the KD tensors of the head's in-flight sets */
+        distill_mem dm;
+        ps_err ignored; /* (the plan passed distill_check_cfg: tp and the group are valid) */
+        distill_stage_memory(m, sh->teacher, p, s, &dm, &ignored);
+        st->teacher_weights = dm.weights;
+        st->teacher_forward = dm.forward;
+        st->kd_saved = sat_mul(in.last_extra, dm.kd_saved);
+    }
     int64_t allocated = st->params + st->grads + st->master + st->optimizer + st->activations +
                         st->buf_comm + st->buf_zero3 + st->buf_temps + st->buf_cp +
                         st->buf_workspace;
+    /* (the teacher's parts are not in plan_check's size bound: saturating) */
+    if (sh->teacher)
+        allocated = sat_add(allocated, sat_add(sat_add(st->teacher_weights, st->teacher_forward),
+                                               st->kd_saved));
     st->fragmentation = (int64_t)(p->fragmentation * (double)allocated);
     st->other = st->buf_comm + st->buf_zero3 + st->buf_temps + st->buf_cp + st->buf_workspace +
                 st->reserved + st->fragmentation;
-    st->total = allocated + st->reserved + st->fragmentation;
+    st->total = sat_add(sat_add(allocated, st->reserved), st->fragmentation);
 
     stage_comm_time(m, c, p, sh, s, st->layers, dense_elems, st->expert_elems, st->moe_layers,
                     comm, &st->time);
+    if (sh->teacher && p->distill.placement == DISTILL_SHARED)
+        st->teacher_fwd_s = distill_fwd_s(&sh->teacher_time, &sh->time.link[GROUP_TP],
+                                          sh->teacher->layers / p->pp, first, last);
     for (int g = 0; g < GROUP_COUNT; g++) st->comm_bytes[g] = comm->group_bytes[g];
 }
 
@@ -414,7 +446,70 @@ void eval_plan(const model_cfg *m, const cluster_cfg *c, const plan_cfg *p, eval
 
 void eval_plan_cached(const model_cfg *m, const cluster_cfg *c, const plan_cfg *p,
                       eval_result *out, eval_stage *stages, eval_cache *cache) {
-    cache_fill(cache, m, c, p);
+    eval_plan_distill(m, NULL, c, p, out, stages, cache);
+}
+
+void eval_plan_spec(const plan_spec *s, eval_result *out, eval_stage *stages) {
+    eval_cache k;
+    k.valid = false;
+    eval_plan_distill(&s->model.cfg, &s->teacher.cfg, &s->cluster.cfg, &s->cfg, out, stages, &k);
+}
+
+/* What the teacher adds beyond the stages (docs/distillation.md "Planner"):
+ * its FLOPs (HFU), and under separate its own GPUs' memory and the step as
+ * the longest of the student's step, the teacher's forwards and the
+ * transfer. MFU stays on the student's model FLOPs. */
+static void distill_finish(const model_cfg *m, const model_cfg *t, const cluster_cfg *c,
+                           const plan_cfg *p, eval_result *out) {
+    eval_distill *d = &out->distill;
+    ps_err ignored;
+    d->set = true;
+    d->placement = p->distill.placement;
+    distill_layout_compute(t, c, p, &d->layout);
+    d->kd_per_micro = distill_kd_bytes(m, p);
+    d->topk_saving = distill_topk_saving(m, p);
+    double hw_per_token;
+    d->flops_teacher_per_step = distill_teacher_flops_per_token(t, p, &hw_per_token) *
+                                out->tokens_per_step;
+    d->flops_teacher_hardware_per_step = hw_per_token * out->tokens_per_step;
+    step_time *st = &out->time;
+    d->student_step_s = st->step;
+    const double peak = kt_peak(c, p);
+    if (p->distill.placement != DISTILL_SEPARATE) {
+        out->flops_hardware_per_step += d->flops_teacher_hardware_per_step;
+        st->hfu = out->flops_hardware_per_step / (st->step * peak * (double)p->gpus);
+        return;
+    }
+    distill_mem dm;
+    distill_teacher_memory(t, c, p, &dm, &ignored);
+    d->teacher_weights = dm.weights;
+    d->teacher_forward = dm.forward;
+    d->teacher_logits = dm.logits;
+    d->teacher_total = sat_add(sat_add(dm.weights, dm.forward),
+                               sat_add(p->workspace_bytes, c->gpu_reserved_bytes));
+    d->teacher_fits = d->teacher_total <= c->gpu_memory_bytes;
+    out->fits = out->fits && d->teacher_fits;
+    distill_separate_time dt;
+    distill_separate_compute(m, t, c, p, &dt);
+    d->teacher_s = dt.teacher_s;
+    d->transfer_s = dt.transfer_s;
+    d->teacher_micro_batches = dt.micro_batches;
+    d->inter_node = dt.inter_node;
+    d->transfer_bytes_per_step = distill_transfer_bytes(m, p);
+    const double step = fmax(st->step, fmax(dt.teacher_s, dt.transfer_s));
+    d->exposed_s = step - st->step;
+    st->step = step;
+    st->tokens_per_s = out->tokens_per_step / step;
+    st->mfu = out->flops_model_per_step / (step * peak * (double)p->gpus);
+    out->flops_hardware_per_step += d->flops_teacher_hardware_per_step;
+    st->hfu = out->flops_hardware_per_step / (step * peak * (double)(p->gpus + p->distill.gpus));
+}
+
+void eval_plan_distill(const model_cfg *m, const model_cfg *t, const cluster_cfg *c,
+                       const plan_cfg *p, eval_result *out, eval_stage *stages,
+                       eval_cache *cache) {
+    if (!p->distill.set) t = NULL;
+    cache_fill(cache, m, t, c, p);
     const eval_shared *sh = cache;
     out->model_params = sh->model_params;
     out->micro_batches = plan_micro_batches(p);
@@ -477,6 +572,8 @@ void eval_plan_cached(const model_cfg *m, const cluster_cfg *c, const plan_cfg *
     out->fits = out->heavy.total <= c->gpu_memory_bytes;
     step_time_combine(c, p, by_stage, f.tokens, f.model_per_step, f.hardware_per_step,
                       &out->time);
+    memset(&out->distill, 0, sizeof out->distill);
+    if (t) distill_finish(m, t, c, p, out);
 }
 
 int eval_check_finite(const eval_result *r, ps_err *err) {

@@ -15,11 +15,13 @@
 #include "cost/act.h"
 #include "spec/cluster.h"
 #include "cost/comm.h"
+#include "cost/distill.h"
 #include "cost/flops.h"
 #include "spec/model.h"
 #include "cost/params.h"
 #include "cost/workspace.h"
 #include "spec/plan.h"
+#include "time/distill_time.h"
 #include "time/step_time.h"
 
 typedef struct {
@@ -49,7 +51,34 @@ typedef struct {
      * experts' (ZeRO-sharded over edp rather than dp x cp), and the stage's
      * dense and MoE layers (MTP modules counted as MoE layers of the last stage) */
     int64_t expert_elems, dense_layers, moe_layers;
+    /* ---- logit distillation (cost/distill.h; 0 without distill:): the
+     * teacher's weights on this GPU (shared), its forward's transient working
+     * set (shared; counted like the workspace), the KD loss's saved tensors
+     * of the micro-batches in flight (the last stage), all in total; and the
+     * seconds of one micro-batch's teacher forward (shared), in time.f */
+    int64_t teacher_weights, teacher_forward, kd_saved;
+    double teacher_fwd_s;
 } eval_stage;
+
+/* What distillation adds to a plan (docs/distillation.md "Planner"). */
+typedef struct {
+    bool set;
+    uint8_t placement;        /* plan_distill_placement */
+    distill_layout layout;    /* the teacher's tp, pp, dp, GPUs, tokens per micro-batch */
+    int64_t kd_per_micro;     /* distill_kd_bytes: one micro-batch's KD saved tensors */
+    int64_t topk_saving;      /* of those, what top-k saves per micro-batch (0 without) */
+    /* separate: one teacher GPU (weights, forward, logits, reserved, total) */
+    int64_t teacher_weights, teacher_forward, teacher_logits, teacher_total;
+    bool teacher_fits;
+    double flops_teacher_per_step; /* 2 N_t + attention forward, every token of the step */
+    double flops_teacher_hardware_per_step; /* the same as executed (flash: causal half): in HFU */
+    double transfer_bytes_per_step, transfer_s; /* separate: the logits shipped */
+    double teacher_s;         /* separate: the teacher's forwards of one step */
+    double student_step_s;    /* the student's step before the teacher joins it (separate) */
+    double exposed_s;         /* separate: step - student_step_s */
+    int64_t teacher_micro_batches; /* separate: per teacher replica */
+    bool inter_node;          /* separate: the transfer crosses nodes */
+} eval_distill;
 
 typedef struct {
     int64_t model_params;
@@ -61,8 +90,9 @@ typedef struct {
     double tokens_per_step;
     double flops_model_per_step, flops_hardware_per_step;
     int64_t capacity_bytes; /* GPU memory */
-    bool fits;
+    bool fits;              /* heavy.total <= capacity; and a separate teacher's GPU fits */
     step_time time;         /* step time, its split, tokens/s, MFU, HFU */
+    eval_distill distill;   /* the teacher's part (distill.set false without one) */
 } eval_result;
 
 /* What eval_plan derives from the model, the cluster and the per-micro-batch
@@ -88,6 +118,10 @@ typedef struct {
     act_bytes act_attn; /* MoE model: a layer without its MLP (the MoE layer's attention block) */
     ws_bytes ws;
     time_ctx time;
+    /* logit distillation: the teacher (NULL: none) and its forward's parts
+     * under this plan shape (shared placement) */
+    const model_cfg *teacher;
+    distill_time_ctx teacher_time;
 } eval_cache;
 
 /* Evaluate a checked plan. stages, if not NULL, receives pp entries; when it
@@ -99,6 +133,17 @@ void eval_plan(const model_cfg *m, const cluster_cfg *c, const plan_cfg *p, eval
 /* The same with a cache (zero-initialise it before the first call). */
 void eval_plan_cached(const model_cfg *m, const cluster_cfg *c, const plan_cfg *p,
                       eval_result *out, eval_stage *stages, eval_cache *cache);
+
+/* The same for a plan with a `distill:` section: teacher t (the plan's
+ * plan_spec.teacher) costed with it (docs/distillation.md "Planner"); t NULL
+ * or p->distill.set false: eval_plan_cached. MFU stays on the student's
+ * model FLOPs; HFU counts the teacher's forward too (over the teacher's GPUs
+ * as well under separate). */
+void eval_plan_distill(const model_cfg *m, const model_cfg *t, const cluster_cfg *c,
+                       const plan_cfg *p, eval_result *out, eval_stage *stages,
+                       eval_cache *cache);
+/* A loaded plan, its teacher included. */
+void eval_plan_spec(const plan_spec *s, eval_result *out, eval_stage *stages);
 
 /* The step time, its parts and the FLOP and token counts are finite and not
  * negative: a check before anything is reported (the inputs' limits are meant

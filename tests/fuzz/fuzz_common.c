@@ -52,6 +52,7 @@ static void check_sane(const eval_result *r) {
     double sum = t->compute + t->bubble + t->optimizer;
     for (int g = 0; g < GROUP_COUNT; g++)
         sum += t->exposed[g];
+    sum += r->distill.exposed_s; /* a separate teacher's time beyond the student's */
     if (!(isfinite(t->step) && t->step > 0 && isfinite(t->tokens_per_s) && t->tokens_per_s > 0 &&
           t->mfu > 0 && isfinite(t->mfu) && t->hfu > 0 && t->hfu <= 1 && isfinite(sum) && fabs(sum - t->step) <= 1e-6 * t->step)) {
         fprintf(stderr, "fuzz: nonsense time: step %g s (parts add to %g), %g tokens/s, MFU %g, HFU %g\n",
@@ -70,7 +71,7 @@ void fuzz_evaluate(const plan_spec *spec) {
     if (!sink || !stages || !sin) abort();
     if (plan_check_cfg(&spec->model.cfg, &spec->cluster.cfg, &spec->cfg) != PLAN_OK) return;
     eval_result r;
-    eval_plan(&spec->model.cfg, &spec->cluster.cfg, &spec->cfg, &r, stages);
+    eval_plan_spec(spec, &r, stages); /* the teacher too, under distill: */
     ps_err err = {{0}};
     if (eval_check_finite(&r, &err)) return; /* refused with a message, as `plan` does */
     check_sane(&r);
