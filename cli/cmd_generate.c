@@ -31,7 +31,7 @@ static void usage(FILE *f) {
             "         [--temperature T] [--sample-seed S] [--no-cache] [--no-prefix-cache]\n"
             "         [--kv-budget SIZE]\n"
             "         [--eval TEXTFILE [--eval-tokens N]] [--inject-outliers K:SCALE]\n"
-            "         [--threads T] [--format table|json] [-o FILE]\n"
+            "         [--threads T] [--format table|json] [-o FILE] [--write-text FILE]\n"
             "\n"
             "Run a model with the inference engine: prefill each request (in chunks), then\n"
             "decode every live request together with a paged KV cache; requests sharing a\n"
@@ -64,11 +64,16 @@ static void usage(FILE *f) {
             "                   the tokens read (default: the whole file)\n"
             "  --inject-outliers K:SCALE  scale K hidden channels by SCALE (function-\n"
             "                   preserving; LLM.int8()'s outlier features) before quantizing\n"
-            "  --threads T      compute threads per rank (default: cores / ranks)\n");
+            "  --threads T      compute threads per rank (default: cores / ranks)\n"
+            "  --write-text FILE  write each request's prefix, prompt and generated tokens\n"
+            "                   as bytes, each followed by a line \"%%\" (a fortune-style\n"
+            "                   corpus for parasim run's train.data: sequence-level KD),\n"
+            "                   atomically; byte-level models (vocab 256) only\n");
 }
 
 typedef struct {
     const char *checkpoint, *model, *prompts, *prefix, *prefix_file, *eval, *format, *out;
+    const char *write_text; /* --write-text: the corpus of prompts and generations */
     const char *max_new;
     long long seed, eval_tokens, threads;
     bool kv_given;
@@ -127,7 +132,8 @@ static int parse(int argc, char **argv, gen_opts *o) {
             "--checkpoint", "--model", "--prompts", "--prefix", "--prefix-file", "--eval",
             "--format", "-o", "--output", "--max-new", "--seed", "--sample-seed", "--eval-tokens",
             "--threads", "--block-size", "--prefill-chunk", "--batch", "--group-size", "--weights",
-            "--kv-cache", "--temperature", "--inject-outliers", "--kv-budget", NULL};
+            "--kv-cache", "--temperature", "--inject-outliers", "--kv-budget", "--write-text",
+            NULL};
         int known = 0;
         for (int j = 0; with_value[j]; j++)
             known |= !strcmp(a, with_value[j]);
@@ -144,6 +150,7 @@ static int parse(int argc, char **argv, gen_opts *o) {
         else if (!strcmp(a, "--format")) o->format = v;
         else if (!strcmp(a, "-o") || !strcmp(a, "--output")) o->out = v;
         else if (!strcmp(a, "--max-new")) o->max_new = v;
+        else if (!strcmp(a, "--write-text")) o->write_text = v;
         else if (!strcmp(a, "--seed")) { if (cli_int_arg(CMD, a, v, 0, INT64_MAX, &o->seed)) return CLI_USAGE; }
         else if (!strcmp(a, "--sample-seed")) { if (cli_int_arg(CMD, a, v, 0, INT64_MAX, &n)) return CLI_USAGE; o->cfg.seed = (uint64_t)n; }
         else if (!strcmp(a, "--eval-tokens")) { if (cli_int_arg(CMD, a, v, 2, GEN_FILE_MAX_BYTES, &o->eval_tokens)) return CLI_USAGE; }
@@ -182,9 +189,10 @@ static int parse(int argc, char **argv, gen_opts *o) {
     if (o->prefix && o->prefix_file)
         return cli_fail(CMD, CLI_USAGE, "--prefix and --prefix-file: expected one, found both");
     if (o->eval && (o->prompts || o->prefix || o->prefix_file || o->max_new || o->cfg.no_cache ||
-                    o->cfg.kv_budget_bytes))
+                    o->cfg.kv_budget_bytes || o->write_text))
         return cli_fail(CMD, CLI_USAGE, "--eval: expected no --prompts, --prefix, --prefix-file, "
-                                        "--max-new, --no-cache or --kv-budget (eval generates nothing)");
+                                        "--max-new, --no-cache, --kv-budget or --write-text (eval "
+                                        "generates nothing)");
     if (o->cfg.no_cache && o->cfg.kv_budget_bytes)
         return cli_fail(CMD, CLI_USAGE, "--kv-budget: expected a KV cache to budget, found --no-cache");
     if (!o->eval && o->eval_tokens)
@@ -193,7 +201,11 @@ static int parse(int argc, char **argv, gen_opts *o) {
     if (o->eval && !o->kv_given) o->cfg.kv = KERN_KV_F32;
     const char *ins[4] = {o->prompts, o->prefix_file, o->eval, o->checkpoint};
     for (int i = 0; i < 4; i++)
-        if (cli_check_not_input(CMD, ins[i], o->out)) return CLI_USAGE;
+        if (cli_check_not_input(CMD, ins[i], o->out) || cli_check_not_input(CMD, ins[i], o->write_text))
+            return CLI_USAGE;
+    if (o->write_text && o->out && strcmp(o->out, "-") && atomic_file_same_target(o->out, o->write_text))
+        return cli_fail(CMD, CLI_USAGE, "-o %s and --write-text %s name the same file: give them "
+                                        "different names", o->out, o->write_text);
     return 0;
 }
 
@@ -285,12 +297,20 @@ static int gen_main(int argc, char **argv, int rank, int world) {
     if (!status && o.cfg.outlier_k > ck.m.hidden)
         status = ps_err_set(&err, "--inject-outliers: expected K at most hidden = %lld of %s, found %lld",
                             (long long)ck.m.hidden, ck.m.model, (long long)o.cfg.outlier_k);
+    if (!status && o.write_text && ck.m.vocab != 256) /* tokens must be bytes */
+        status = ps_err_set(&err, "--write-text %s: expected a byte-level model (vocab = 256) whose "
+                                  "tokens are bytes, found vocab = %lld in %s", o.write_text,
+                            (long long)ck.m.vocab, ck.m.model);
     if (!status) status = o.eval ? gen_eval_text_load(o.eval, o.eval_tokens, &text, &n_text, &err) : gen_inputs_load(&in, o.prompts, o.prefix, o.prefix_file, o.max_new, &err);
-    if (!status && rank == 0 && o.out && strcmp(o.out, "-")) {
-        atomic_file probe; /* the output is written at the end: check now that it can be */
-        status = atomic_file_open(&probe, o.out, &err);
-        if (!status) atomic_file_abort(&probe);
-    }
+    const char *outs[2] = {o.out && strcmp(o.out, "-") ? o.out : NULL, o.write_text};
+    for (int i = 0; i < 2; i++)
+        if (!status && rank == 0 && outs[i]) {
+            atomic_file probe; /* the outputs are written at the end: check now that they can be */
+            ps_err e = {{0}};
+            status = atomic_file_open(&probe, outs[i], &e);
+            if (!status) atomic_file_abort(&probe);
+            else ps_err_set(&err, "%s%s", i ? "--write-text " : "", e.msg);
+        }
     cli_stderr_restore(saved_err);
     status = rt_world_agree(status, &err);
     if (status) {
@@ -352,6 +372,10 @@ static int gen_main(int argc, char **argv, int rank, int world) {
                                                   in.n_prefix, &gr.st, &pred, &err);
     if (!o.eval && !predicted && rank == 0)
         fprintf(stderr, "parasim generate: no prediction: %s\n", err.msg);
+    if (rank == 0 && o.write_text && gen_text_write(o.write_text, in.req, in.n_req, &err)) {
+        fprintf(stderr, "parasim generate: %s\n", err.msg);
+        status = -1;
+    }
     if (rank == 0 && write_out(&o, &gr, o.eval ? &er : NULL, predicted ? &pred : NULL, &err)) {
         fprintf(stderr, "parasim generate: %s\n", err.msg);
         status = -1;

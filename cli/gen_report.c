@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/atomic_file.h"
 #include "base/fmt.h"
 #include "base/jsonw.h"
 #include "gen_report.h"
@@ -237,4 +238,26 @@ void gen_eval_report_json(FILE *f, const gen_eval_report *r) {
     jsonw_num(&w, "seconds", r->seconds);
     jsonw_obj_end(&w);
     jsonw_end(&w);
+}
+
+int gen_text_write(const char *path, const rt_gen_request *req, int64_t n_req, ps_err *err) {
+    atomic_file a;
+    ps_err e = {{0}};
+    if (atomic_file_open(&a, path, &e)) return ps_err_set(err, "--write-text %s", e.msg);
+    for (int64_t r = 0; r < n_req; r++) {
+        const int32_t *seq[2] = {req[r].tokens, req[r].out};
+        const int64_t len[2] = {req[r].n, req[r].max_new};
+        for (int s = 0; s < 2; s++)
+            for (int64_t t = 0; t < len[s]; t++) {
+                if (seq[s][t] < 0 || seq[s][t] > 255) {
+                    atomic_file_abort(&a);
+                    return ps_err_set(err, "--write-text %s: request %lld: expected byte tokens, "
+                                           "found token %d", path, (long long)r + 1, (int)seq[s][t]);
+                }
+                putc(seq[s][t], a.f);
+            }
+        fputs("\n%\n", a.f);
+    }
+    if (atomic_file_commit(&a, &e)) return ps_err_set(err, "--write-text %s", e.msg);
+    return 0;
 }

@@ -57,6 +57,12 @@ typedef struct {
 } gen_eval_report;
 
 void gen_eval_report_table(FILE *f, const gen_eval_report *r);
+
+/* --write-text: every request's tokens (prefix and prompt) and then its generated
+ * ones, as bytes, each record followed by "\n%\n" (the fortune files' separator
+ * line, so the file is a corpus for run's train.data), written atomically.
+ * Tokens must be bytes (a vocab-256 model). 0, or -1 with err naming path. */
+int gen_text_write(const char *path, const rt_gen_request *req, int64_t n_req, ps_err *err);
 void gen_eval_report_json(FILE *f, const gen_eval_report *r);
 
 #endif

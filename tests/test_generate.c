@@ -6,6 +6,9 @@
  *    batch (prefix cached and not), with the unbudgeted run's tokens; a request
  *    larger than the budget is refused;
  *  - the same with weights trained here and read from a checkpoint;
+ *  - --write-text: the corpus holds each request's prefix, prompt and the tokens the
+ *    report gives (greedy, one rank and tp 2; seeded sampling reproducible), and
+ *    parasim run trains on it;
  *  - eval mode reports perplexity, kl, tokens and weights (KL of f32 to itself 0: the
  *    cache is fp32 by default in eval);
  *  - bad input stops with one located message, exit 1 or 2, never a crash.
@@ -19,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -304,6 +308,100 @@ static void test_checkpoint(void **state) {
     assert_non_null(strstr(out, "\"checkpoint\": \""));
 }
 
+/* The whole of a file (at most cap - 1 bytes), its length in *n. */
+static char *slurp(const char *path, size_t cap, size_t *n) {
+    FILE *f = fopen(path, "rb");
+    if (!f) fail_msg("cannot open %s", path);
+    char *b = malloc(cap);
+    assert_non_null(b);
+    *n = fread(b, 1, cap - 1, f);
+    fclose(f);
+    b[*n] = 0;
+    return b;
+}
+
+/* What --write-text must have written for the JSON report at json: per request
+ * the prefix, the prompt (the line of the prompts file) and the report's tokens,
+ * then "\n%\n". */
+static char *expected_text(const char *json, const char *prefix, const char *prompts, size_t *n) {
+    size_t np = 0;
+    char *lines = slurp(prompts, 1 << 16, &np), *save = NULL;
+    char *e = malloc(1 << 16);
+    assert_non_null(e);
+    ynode *r = load_json(json);
+    const ynode *req = ynode_get(r, "requests");
+    assert_non_null(req);
+    size_t k = 0;
+    char *line = strtok_r(lines, "\n", &save);
+    for (int i = 0; i < req->n; i++, line = strtok_r(NULL, "\n", &save)) {
+        assert_non_null(line);
+        k += (size_t)sprintf(e + k, "%s%s", prefix, line);
+        const ynode *tok = ynode_get(req->items[i], "tokens");
+        assert_true(tok && tok->kind == YN_SEQ && tok->n == (int)num(req->items[i], "new_tokens"));
+        for (int t = 0; t < tok->n; t++)
+            e[k++] = (char)strtol(tok->items[t]->str, NULL, 10);
+        k += (size_t)sprintf(e + k, "\n%%\n");
+    }
+    ynode_free(r);
+    free(lines);
+    *n = k;
+    return e;
+}
+
+/* The corpus file at path equals the one expected from the report at json. */
+static void check_text(const char *path, const char *json, const char *prefix) {
+    size_t n = 0, m = 0;
+    char *got = slurp(path, 1 << 16, &n), *want = expected_text(json, prefix, "tests/data/gen-prompts.txt", &m);
+    if (n != m || memcmp(got, want, n)) fail_msg("%s: %zu bytes, expected %zu:\n%s\nexpected\n%s", path, n, m, got, want);
+    free(got), free(want);
+}
+
+static int same_file_bytes(const char *a, const char *b) {
+    size_t n = 0, m = 0;
+    char *x = slurp(a, 1 << 16, &n), *y = slurp(b, 1 << 16, &m);
+    const int same = n == m && !memcmp(x, y, n);
+    free(x), free(y);
+    return same;
+}
+
+#define TEXT_ARGS "--weights f32 --kv-cache f32 --prompts tests/data/gen-prompts.txt " \
+                  "--max-new 40,30,50,20 --batch 3 --prefill-chunk 8 --prefix 'SYS: ' --format json"
+
+static void test_write_text(void **state) {
+    (void)state;
+    char args[1024], cmd[2048], json[4][128], text[4][128];
+    for (int i = 0; i < 4; i++) {
+        snprintf(json[i], sizeof json[i], "%s/text%d.json", dir, i);
+        snprintf(text[i], sizeof text[i], "%s/text%d.txt", dir, i);
+    }
+    /* greedy, one rank and tp 2 */
+    snprintf(args, sizeof args, TEXT_ARGS " -o %s --write-text %s", json[0], text[0]);
+    if (gen(0, args)) fail_msg("%s", out);
+    check_text(text[0], json[0], "SYS: ");
+    snprintf(args, sizeof args, TEXT_ARGS " -o %s --write-text %s", json[1], text[1]);
+    if (gen(2, args)) fail_msg("%s", out);
+    check_text(text[1], json[1], "SYS: ");
+    assert_true(same_file_bytes(text[0], text[1]));
+    /* seeded sampling: the same seed the same file, another seed another */
+    for (int i = 2; i < 4; i++) {
+        snprintf(args, sizeof args, TEXT_ARGS " --temperature 0.9 --sample-seed 5 -o %s "
+                 "--write-text %s", json[i], text[i]);
+        if (gen(0, args)) fail_msg("%s", out);
+        check_text(text[i], json[i], "SYS: ");
+    }
+    assert_true(same_file_bytes(text[2], text[3]));
+    assert_false(same_file_bytes(text[0], text[2]));
+    snprintf(args, sizeof args, TEXT_ARGS " --temperature 0.9 --sample-seed 6 -o %s "
+             "--write-text %s", json[3], text[3]);
+    if (gen(0, args)) fail_msg("%s", out);
+    check_text(text[3], json[3], "SYS: ");
+    assert_false(same_file_bytes(text[2], text[3]));
+    /* a corpus parasim run trains on (sequence-level KD's student) */
+    snprintf(cmd, sizeof cmd, "%s -np 2 --oversubscribe %s run plans/tiny-1m-cpu.yaml --steps 2 "
+             "--threads 1 --quiet --set train.data=%s", mpirun, parasim, text[0]);
+    if (sh(cmd)) fail_msg("run on the generated corpus: %s", out);
+}
+
 static void expect_fail(int np, const char *args, int code, const char *msg) {
     int rc = gen(np, args);
     if (rc != code || !strstr(out, msg))
@@ -354,6 +452,28 @@ static void test_bad_input(void **state) {
                             "vocab = 128");
     snprintf(args, sizeof args, "--model %s/wide.yaml --weights int8-vector", dir);
     expect_fail(0, args, 1, "reads 131072");
+    /* --write-text: outputs as -o (a link or device refused and left alone), never an input */
+    snprintf(args, sizeof args, "--write-text %s/link.txt", dir);
+    expect_fail(0, args, 1, "--write-text /tmp/parasim-gen-");
+    expect_fail(0, args, 1, "link.txt: is a symbolic link, not a regular file");
+    char link_to[160];
+    snprintf(args, sizeof args, "%s/link.txt", dir);
+    const ssize_t nl = readlink(args, link_to, sizeof link_to - 1);
+    assert_true(nl > 0);
+    link_to[nl] = 0;
+    assert_string_equal(link_to, "/dev/null");
+    expect_fail(0, "--write-text /dev/null", 1,
+                "--write-text /dev/null: is a character device, not a regular file");
+    expect_fail(0, "--prompts tests/data/gen-prompts.txt --write-text tests/data/gen-prompts.txt", 2,
+                "the output tests/data/gen-prompts.txt would replace the input");
+    snprintf(args, sizeof args, "--write-text %s/x.txt -o %s/x.txt", dir, dir);
+    expect_fail(0, args, 2, "x.txt name the same file");
+    expect_fail(0, "--eval tests/data/gen-prompts.txt --write-text x.txt", 2,
+                "--eval: expected no --prompts");
+    snprintf(args, sizeof args, "--model %s/vocab512.yaml --write-text %s/v.txt", dir, dir);
+    expect_fail(0, args, 1, "--write-text");
+    expect_fail(0, args, 1, "expected a byte-level model (vocab = 256) whose tokens are bytes, "
+                            "found vocab = 512");
 }
 
 /* A model spec in the test directory: tiny-1m's shape with one field changed. */
@@ -382,8 +502,11 @@ int main(int argc, char **argv) {
     fputs("first\n\nthird\n", f);
     fclose(f);
     if (write_model("vocab128", "ffn_hidden: 128\nvocab: 128") ||
-        write_model("wide", "ffn_hidden: 131072\nvocab: 256"))
+        write_model("wide", "ffn_hidden: 131072\nvocab: 256") ||
+        write_model("vocab512", "ffn_hidden: 128\nvocab: 512"))
         return 1;
+    snprintf(path, sizeof path, "%s/link.txt", dir);
+    if (symlink("/dev/null", path)) return perror("symlink"), 1;
     snprintf(path, sizeof path, "%s/twelve.txt", dir); /* 12 prompts of 8 bytes */
     if (!(f = fopen(path, "w"))) return 1;
     for (int i = 0; i < 12; i++)
@@ -398,6 +521,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_kv_budget),
         cmocka_unit_test(test_eval_json),
         cmocka_unit_test(test_checkpoint),
+        cmocka_unit_test(test_write_text),
         cmocka_unit_test(test_bad_input),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);

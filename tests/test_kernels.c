@@ -19,7 +19,9 @@
 
 #include "cpu/kern_math.h"
 #include "kern.h"
+#include "golden_file.h"
 #include "kern_infer.h"
+#include "kern_kd.h"
 #include "tu_rng.h"
 
 /* ---- helpers --------------------------------------------------------------- */
@@ -1148,6 +1150,311 @@ static void test_attn_paged(void **state) {
     free(q), free(k), free(v), free(ref), free(lse), free(out), free(scratch), free(pscratch);
 }
 
+/* ---- logit knowledge distillation (kern_kd.h) ------------------------------ */
+
+typedef struct {
+    float *zs, *ps, *qs, *losses, *qt;
+    int32_t *idx;
+    const int32_t *targets;
+    int64_t N, V;
+    float scale;
+    kern_kd_cfg cfg;
+} kd_ctx;
+
+/* Allocates the context's buffers and sets the teacher's qt (and idx) from zt. */
+static void kd_setup(kd_ctx *c, const float *zt) {
+    const int64_t W = c->cfg.top_k > 0 ? c->cfg.top_k : c->V;
+    c->ps = alloc_f(c->N * c->V), c->qs = alloc_f(c->N * c->V), c->losses = alloc_f(c->N);
+    c->qt = alloc_f(c->N * W);
+    c->idx = calloc((size_t)(c->N * W), sizeof *c->idx);
+    assert_non_null(c->idx);
+    kern_kd_teacher(c->qt, c->cfg.top_k > 0 ? c->idx : NULL, zt, c->N, c->V, &c->cfg);
+}
+
+static void kd_free(kd_ctx *c) { free(c->ps), free(c->qs), free(c->losses), free(c->qt), free(c->idx); }
+
+static double kd_loss(void *p) {
+    kd_ctx *c = p;
+    kern_kd_fwd(c->ps, c->qs, c->losses, c->zs, c->targets, c->qt, c->idx, c->N, c->V, &c->cfg);
+    double s = 0.0;
+    for (int64_t n = 0; n < c->N; n++)
+        s += c->losses[n];
+    return c->scale * s;
+}
+
+/* kern_kd_bwd against central differences of kern_kd_fwd, at T = 0.5, 1, 2, 4,
+ * alpha = 0, 0.3, 1, the whole vocabulary and the teacher's top 1 and 5. The
+ * step is T FD_H: the loss varies on the scale of zs / T. */
+static void test_kd_grad(void **state) {
+    (void)state;
+    const float Ts[] = {0.5f, 1.0f, 2.0f, 4.0f}, alphas[] = {0.0f, 0.3f, 1.0f};
+    const int64_t ks[] = {0, 1, 5};
+    const int32_t targets[] = {0, 8, 3, 5};
+    for (int t = 0; t < 4; t++)
+        for (int a = 0; a < 3; a++)
+            for (int j = 0; j < 3; j++) {
+                kd_ctx c = {.targets = targets, .N = 4, .V = 9, .scale = 0.25f,
+                            .cfg = {.T = Ts[t], .alpha = alphas[a], .top_k = ks[j]}};
+                float *zt = rand_f(c.N * c.V, 3.0f);
+                c.zs = rand_f(c.N * c.V, 3.0f);
+                kd_setup(&c, zt);
+                kd_loss(&c);
+                float *d0 = rand_f(c.N * c.V, 1.0f), *d = copy_f(d0, c.N * c.V);
+                kern_kd_bwd(d, c.ps, c.qs, targets, c.qt, c.idx, c.scale, c.N, c.V, &c.cfg);
+                sub_f(d, d0, c.N * c.V);
+                double maxfd = 0.0, maxerr = 0.0; /* fd_err with a step of T FD_H */
+                for (int64_t i = 0; i < c.N * c.V; i++) {
+                    const float x0 = c.zs[i], xp = x0 + Ts[t] * FD_H, xm = x0 - Ts[t] * FD_H;
+                    c.zs[i] = xp;
+                    const double lp = kd_loss(&c);
+                    c.zs[i] = xm;
+                    const double lm = kd_loss(&c);
+                    c.zs[i] = x0;
+                    const double fd = (lp - lm) / ((double)xp - (double)xm);
+                    maxfd = fmax(maxfd, fabs(fd));
+                    maxerr = fmax(maxerr, fabs(fd - (double)d[i]));
+                }
+                const double e = maxerr / fmax(maxfd, 1e-12);
+                if (getenv("FD_VERBOSE"))
+                    print_message("kd T=%g alpha=%g k=%d: %.3g\n", Ts[t], alphas[a], (int)ks[j], e);
+                if (!(e <= FD_TOL))
+                    fail_msg("kd dzs T=%g alpha=%g top_k=%d: relative error %.3g > %.3g", Ts[t],
+                             alphas[a], (int)ks[j], e, FD_TOL);
+                kern_kd_bwd(NULL, c.ps, c.qs, targets, c.qt, c.idx, c.scale, c.N, c.V, &c.cfg);
+                kd_free(&c), free(c.zs), free(zt), free(d0), free(d);
+            }
+}
+
+/* alpha = 1 is kern_xent bit for bit: probabilities, losses and gradients,
+ * with or without a teacher top-k, qs untouched (NULL). */
+static void test_kd_alpha1(void **state) {
+    (void)state;
+    const int64_t N = 6, V = 40;
+    int32_t tg[6];
+    for (int n = 0; n < N; n++)
+        tg[n] = (int32_t)((n * 7 + 3) % V);
+    float *zs = rand_f(N * V, 6.0f), *zt = rand_f(N * V, 6.0f), *d0 = rand_f(N * V, 1.0f);
+    float *pr = alloc_f(N * V), *ls = alloc_f(N), *dx = copy_f(d0, N * V);
+    kern_xent_fwd(pr, ls, zs, tg, N, V);
+    kern_xent_bwd(dx, pr, tg, 0.125f, N, V);
+    for (int j = 0; j < 2; j++) {
+        kd_ctx c = {.N = N, .V = V, .cfg = {.T = 2.0f, .alpha = 1.0f, .top_k = j ? 5 : 0}};
+        kd_setup(&c, zt);
+        float *d = copy_f(d0, N * V);
+        kern_kd_fwd(c.ps, NULL, c.losses, zs, tg, c.qt, c.idx, N, V, &c.cfg);
+        kern_kd_bwd(d, c.ps, NULL, tg, c.qt, c.idx, 0.125f, N, V, &c.cfg);
+        assert_memory_equal(c.ps, pr, (size_t)(N * V) * sizeof *pr);
+        assert_memory_equal(c.losses, ls, (size_t)N * sizeof *ls);
+        assert_memory_equal(d, dx, (size_t)(N * V) * sizeof *d);
+        kd_free(&c), free(d);
+    }
+    free(zs), free(zt), free(d0), free(pr), free(ls), free(dx);
+}
+
+/* KL by hand (with the T^2 factor), KL >= 0 on random rows, and zs = zt:
+ * zero KL and a soft-term gradient of exactly zero (qs and qt are the same
+ * bits), so the gradient is the hard term's alone. */
+static void test_kd_kl(void **state) {
+    (void)state;
+    /* qt = softmax([0, ln 3]) = [1/4, 3/4] (at T = 2 from [0, 2 ln 3]), qs = [1/2, 1/2]:
+     * KL = 1/4 ln(1/2) + 3/4 ln(3/2); the loss is T^2 KL at alpha = 0 */
+    const double kl = 0.25 * log(0.5) + 0.75 * log(1.5);
+    const int32_t y0[] = {0};
+    for (int t = 1; t <= 2; t++) {
+        const float zs[] = {5.0f, 5.0f}, zt[] = {0.0f, (float)(t * log(3.0))};
+        kd_ctx c = {.N = 1, .V = 2, .cfg = {.T = (float)t, .alpha = 0.0f}};
+        c.zs = (float *)zs;
+        kd_setup(&c, zt);
+        CHECK_NEAR(c.qt[0], 0.25, 1e-7);
+        CHECK_NEAR(c.qt[1], 0.75, 1e-7);
+        c.targets = y0;
+        kd_loss(&c);
+        CHECK_NEAR(c.losses[0], t * t * kl, 1e-6);
+        float d[2] = {0.0f, 0.0f}; /* T (qs - qt) = T [1/4, -1/4] */
+        kern_kd_bwd(d, c.ps, c.qs, y0, c.qt, c.idx, 1.0f, 1, 2, &c.cfg);
+        CHECK_NEAR(d[0], 0.25 * t, 1e-6);
+        CHECK_NEAR(d[1], -0.25 * t, 1e-6);
+        kd_free(&c);
+    }
+    const int64_t N = 64, V = 30;
+    int32_t tg[64];
+    for (int n = 0; n < N; n++)
+        tg[n] = (int32_t)(n % V);
+    float *zs = rand_f(N * V, 4.0f), *zt = rand_f(N * V, 4.0f);
+    for (int j = 0; j < 3; j++) {
+        kd_ctx c = {.zs = zs, .targets = tg, .N = N, .V = V,
+                    .cfg = {.T = 0.5f + j, .alpha = 0.0f, .top_k = j == 2 ? 3 : 0}};
+        kd_setup(&c, zt);
+        kd_loss(&c);
+        for (int64_t n = 0; n < N; n++)
+            assert_true(c.losses[n] >= 0.0f);
+        kd_free(&c);
+        /* zs = zt */
+        c.zs = zt, c.cfg.alpha = j == 1 ? 0.3f : 0.0f;
+        kd_setup(&c, zt);
+        kd_loss(&c);
+        assert_memory_equal(c.qs, c.qt, (size_t)(N * V) * sizeof *c.qs * (j < 2));
+        float *d = alloc_f(N * V), *dh = alloc_f(N * V);
+        kern_kd_bwd(d, c.ps, c.qs, tg, c.qt, c.idx, 0.5f, N, V, &c.cfg);
+        if (c.cfg.alpha > 0.0f) kern_xent_bwd(dh, c.ps, tg, 0.5f * c.cfg.alpha, N, V);
+        if (j < 2) { /* the loss is the hard term's alone, alpha CE */
+            assert_memory_equal(d, dh, (size_t)(N * V) * sizeof *d);
+            float *ce = alloc_f(N);
+            kern_xent_fwd(dh, ce, zt, tg, N, V);
+            for (int64_t n = 0; n < N; n++)
+                CHECK_NEAR(c.losses[n], c.cfg.alpha * ce[n], 1e-6 * (1.0 + ce[n]));
+            free(ce);
+        }
+        kd_free(&c), free(d), free(dh);
+    }
+    free(zs), free(zt);
+}
+
+/* Extreme logits: rows of +-80 and a row with one huge logit (1e30, student
+ * and teacher) give finite losses and gradients at every T, full and top-k. */
+static void test_kd_extremes(void **state) {
+    (void)state;
+    const int64_t N = 4, V = 12;
+    const int32_t tg[] = {0, 5, 11, 3};
+    float *zs = alloc_f(N * V), *zt = alloc_f(N * V);
+    for (int64_t i = 0; i < N * V; i++) {
+        zs[i] = rnd() < 0.0f ? -80.0f : 80.0f;
+        zt[i] = rnd() < 0.0f ? -80.0f : 80.0f;
+    }
+    zs[2 * V + 4] = 1e30f;  /* the student sure of a wrong token the teacher rules out */
+    zt[2 * V + 4] = -80.0f;
+    zt[3 * V + 7] = 1e30f;  /* the teacher sure of one the student puts at -80 */
+    zs[3 * V + 7] = -80.0f;
+    zs[1 * V + 5] = -80.0f; /* the label at -80 */
+    const float Ts[] = {0.5f, 1.0f, 2.0f, 4.0f};
+    for (int t = 0; t < 4; t++)
+        for (int j = 0; j < 2; j++) {
+            kd_ctx c = {.zs = zs, .targets = tg, .N = N, .V = V, .scale = 1.0f,
+                        .cfg = {.T = Ts[t], .alpha = 0.3f, .top_k = j ? 5 : 0}};
+            kd_setup(&c, zt);
+            assert_true(isfinite(kd_loss(&c)));
+            float *d = alloc_f(N * V);
+            kern_kd_bwd(d, c.ps, c.qs, tg, c.qt, c.idx, 1.0f, N, V, &c.cfg);
+            for (int64_t i = 0; i < N * V; i++)
+                assert_true(isfinite(d[i]));
+            /* the student's huge logit: CE = 1e30 - z[y], KL = sum qt (log qt - log qs)
+             * ~ 1e30 / T, the teacher's mass lying on the other tokens */
+            CHECK_NEAR(c.losses[2] / (0.3e30 + 0.7 * Ts[t] * 1e30), 1.0, 1e-5);
+            kd_free(&c), free(d);
+        }
+    free(zs), free(zt);
+}
+
+/* The teacher's top-k: descending, ties to the lower index, and past the
+ * threading threshold the same bits as on one thread. */
+static void test_kd_top_k(void **state) {
+    (void)state;
+    const float zt[] = {1.0f, 3.0f, 2.0f, 3.0f, -1.0f, 2.0f, 3.0f};
+    float qt[4];
+    int32_t idx[4];
+    kd_ctx c = {.cfg = {.T = 1.0f, .top_k = 4}};
+    kern_kd_teacher(qt, idx, zt, 1, 7, &c.cfg);
+    const int32_t want[] = {1, 3, 6, 2};
+    assert_memory_equal(idx, want, sizeof want);
+    const double z = 3.0 * exp(3.0) + exp(2.0);
+    CHECK_NEAR(qt[0], exp(3.0) / z, 1e-7);
+    CHECK_NEAR(qt[3], exp(2.0) / z, 1e-7);
+    c.cfg.top_k = 7; /* k = V: every entry, sorted */
+    float qa[7], qf[7];
+    int32_t ia[7];
+    kern_kd_teacher(qa, ia, zt, 1, 7, &c.cfg);
+    c.cfg.top_k = 0;
+    kern_kd_teacher(qf, NULL, zt, 1, 7, &c.cfg);
+    const int32_t all[] = {1, 3, 6, 2, 5, 0, 4};
+    assert_memory_equal(ia, all, sizeof all);
+    for (int j = 0; j < 7; j++)
+        CHECK_NEAR(qa[j], qf[ia[j]], 1e-7);
+
+    const int64_t N = 64, V = 600;
+    int32_t tg[64];
+    for (int n = 0; n < N; n++)
+        tg[n] = (int32_t)(n * 9 % V);
+    float *zs = rand_f(N * V, 5.0f), *zt2 = rand_f(N * V, 5.0f);
+    for (int j = 0; j < 2; j++) {
+        kd_ctx r[2];
+        float *d[2];
+        for (int th = 0; th < 2; th++) {
+            set_threads(th ? 0 : 1);
+            r[th] = (kd_ctx){.zs = zs, .targets = tg, .N = N, .V = V,
+                             .cfg = {.T = 2.0f, .alpha = 0.3f, .top_k = j ? 8 : 0}};
+            kd_setup(&r[th], zt2);
+            kd_loss(&r[th]);
+            d[th] = alloc_f(N * V);
+            kern_kd_bwd(d[th], r[th].ps, r[th].qs, tg, r[th].qt, r[th].idx, 0.01f, N, V, &r[th].cfg);
+        }
+        set_threads(0);
+        assert_memory_equal(r[0].losses, r[1].losses, (size_t)N * sizeof(float));
+        assert_memory_equal(d[0], d[1], (size_t)(N * V) * sizeof(float));
+        assert_memory_equal(r[0].idx, r[1].idx, (size_t)(N * (j ? 8 : V)) * sizeof(int32_t));
+        for (int th = 0; th < 2; th++)
+            kd_free(&r[th]), free(d[th]);
+    }
+    free(zs), free(zt2);
+}
+
+/* Against PyTorch: tests/data/kd/golden-kd.bin, written by
+ * tests/data/kd/gen_golden.py (float64 autograd of the kern_kd.h formula with
+ * F.kl_div and F.cross_entropy). Tolerances, for fp32 against float64: qt
+ * 1e-6 absolute; losses 2e-6 relative to max(1, |loss|); gradients 1e-6
+ * absolute (every entry of a gradient row is below T + 1 in size). */
+#define KD_GOLDEN "tests/data/kd/golden-kd.bin"
+
+static const golden_tensor *kd_golden_get(const golden *g, int i, const char *what) {
+    char name[GOLDEN_NAME_TENSOR + 1];
+    snprintf(name, sizeof name, "c%d.%s", i, what);
+    const golden_tensor *t = golden_get(g, name);
+    if (!t) fail_msg("%s: no tensor %s", KD_GOLDEN, name);
+    return t;
+}
+
+static void test_kd_golden(void **state) {
+    (void)state;
+    golden g;
+    char err[256];
+    if (golden_load(KD_GOLDEN, &g, err, sizeof err)) fail_msg("%s", err);
+    const int64_t cases = golden_config(&g, "cases");
+    assert_true(cases >= 8);
+    for (int i = 0; i < cases; i++) {
+        const golden_tensor *par = kd_golden_get(&g, i, "param"), *zs = kd_golden_get(&g, i, "zs");
+        const golden_tensor *zt = kd_golden_get(&g, i, "zt"), *y = kd_golden_get(&g, i, "y");
+        const golden_tensor *qt = kd_golden_get(&g, i, "qt"), *loss = kd_golden_get(&g, i, "loss");
+        const golden_tensor *grad = kd_golden_get(&g, i, "grad");
+        kd_ctx c = {.zs = zs->u.f32, .targets = y->u.i32, .N = zs->dims[0], .V = zs->dims[1],
+                    .scale = 1.0f,
+                    .cfg = {.T = par->u.f32[0], .alpha = par->u.f32[1], .top_k = (int64_t)par->u.f32[2]}};
+        kd_setup(&c, zt->u.f32);
+        double eq = 0.0, el = 0.0, eg = 0.0; /* the largest errors, for FD_VERBOSE */
+        for (int64_t j = 0; j < qt->count; j++) {
+            CHECK_NEAR(c.qt[j], qt->u.f32[j], 1e-6);
+            eq = fmax(eq, fabs(c.qt[j] - qt->u.f32[j]));
+        }
+        if (c.cfg.top_k > 0)
+            assert_memory_equal(c.idx, kd_golden_get(&g, i, "idx")->u.i32,
+                                (size_t)(c.N * c.cfg.top_k) * sizeof(int32_t));
+        kd_loss(&c);
+        for (int64_t n = 0; n < c.N; n++) {
+            CHECK_NEAR(c.losses[n], loss->u.f32[n], 2e-6 * fmax(1.0, fabs(loss->u.f32[n])));
+            el = fmax(el, fabs(c.losses[n] - loss->u.f32[n]) / fmax(1.0, fabs(loss->u.f32[n])));
+        }
+        float *d = alloc_f(c.N * c.V);
+        kern_kd_bwd(d, c.ps, c.qs, c.targets, c.qt, c.idx, 1.0f, c.N, c.V, &c.cfg);
+        for (int64_t j = 0; j < c.N * c.V; j++) {
+            CHECK_NEAR(d[j], grad->u.f32[j], 1e-6);
+            eg = fmax(eg, fabs(d[j] - grad->u.f32[j]));
+        }
+        if (getenv("FD_VERBOSE"))
+            print_message("kd golden case %d (T=%g alpha=%g k=%d): qt %.2g, loss %.2g, grad %.2g\n", i,
+                          c.cfg.T, c.cfg.alpha, (int)c.cfg.top_k, eq, el, eg);
+        kd_free(&c), free(d);
+    }
+    golden_free(&g);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_matmul_fwd),
@@ -1172,7 +1479,14 @@ int main(void) {
         cmocka_unit_test(test_router),
         cmocka_unit_test(test_moe_aux_loss),
         cmocka_unit_test(test_moe_block),
-        cmocka_unit_test(test_attn_paged), /* last: it draws from the shared generator */
+        cmocka_unit_test(test_attn_paged),
+        /* last: these draw from the shared generator, and the tests above keep their inputs */
+        cmocka_unit_test(test_kd_grad),
+        cmocka_unit_test(test_kd_alpha1),
+        cmocka_unit_test(test_kd_kl),
+        cmocka_unit_test(test_kd_extremes),
+        cmocka_unit_test(test_kd_top_k),
+        cmocka_unit_test(test_kd_golden),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
