@@ -1560,6 +1560,5 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_resume_other_layout), cmocka_unit_test(test_save_every_diverged),
         cmocka_unit_test(test_resume_refused),
     };
-    if (getenv("TMP_FILTER")) cmocka_set_test_filter(getenv("TMP_FILTER"));
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
