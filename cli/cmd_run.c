@@ -13,6 +13,7 @@
 #include "program/program.h"
 #include "program/replay.h"
 #include "rt_backend.h"
+#include "rt_ckpt_gather.h"
 #include "rt_data.h"
 #include "rt_exec.h"
 #include "rt_group.h"
@@ -25,6 +26,7 @@ static void usage(FILE *f) {
             "                                [--threads T] [--set key.path=value]... [-o PROFILE.json]\n"
             "                                [--timeout SECONDS] [--memory-limit SIZE]\n"
             "                                [--data-limit SIZE] [--save-weights FILE]\n"
+            "                                [--save FILE [--save-every K]] [--resume FILE]\n"
             "\n"
             "Lower the plan to its execution plan (parasim emit) and run it for real: one\n"
             "process per rank, N = the plan's gpus. Prints per step the loss (mean over the\n"
@@ -36,7 +38,8 @@ static void usage(FILE *f) {
             "\n"
             "  --backend B   cpu (OpenBLAS + MPI), cuda, or auto (default: cpu where no CUDA\n"
             "                executor is available)\n"
-            "  --steps K     training steps (default: the plan's train.steps)\n"
+            "  --steps K     training steps (default: the plan's train.steps); with --resume\n"
+            "                the whole training's, the resumed steps included\n"
             "  --threads T   compute threads per rank (default: cores / ranks on this node)\n"
             "  --memory-limit SIZE  refuse allocations past SIZE per rank (e.g. \"80 GiB\"):\n"
             "                a smaller device; the rank that hits it stops every rank\n"
@@ -50,6 +53,13 @@ static void usage(FILE *f) {
             "  --save-weights FILE  after the last step, write the trained fp32 weights in\n"
             "                the one-rank layout (a checkpoint for parasim generate;\n"
             "                docs/runtime.md \"Checkpoints\"), atomically; dense models only\n"
+            "  --save FILE   after the last step, write the training state (the fp32\n"
+            "                weights, AdamW's m and v, the steps done, the seed and the\n"
+            "                optimizer's settings) atomically, for --resume\n"
+            "  --save-every K  also after every K-th step (counted in the whole training)\n"
+            "  --resume FILE continue the training saved in FILE (by --save): the same\n"
+            "                model, seed, batch and optimizer settings, any layout; runs\n"
+            "                the steps from the saved count + 1 to train.steps\n"
             "  --quiet       no per-step lines\n");
 }
 
@@ -78,7 +88,8 @@ static int size_arg(const char *opt, const char *v, double *out) {
 
 static int run_main(int argc, char **argv, int rank, int world) {
     const char *path = NULL, *out_path = NULL, *ckpt_path = NULL, *backend = "auto";
-    long long steps = 0, threads = 0, timeout_s = 600;
+    const char *save_path = NULL, *resume_path = NULL;
+    long long steps = 0, threads = 0, timeout_s = 600, save_every = 0;
     double limit = 0, data_limit = (double)RT_DATA_LIMIT_BYTES;
     int quiet = 0;
     cli_overrides ov = {.n = 0};
@@ -118,6 +129,14 @@ static int run_main(int argc, char **argv, int rank, int world) {
             if (i + 1 >= argc || !argv[i + 1][0])
                 rc = cli_fail("run", CLI_USAGE, "%s: expected a file name", a);
             else ckpt_path = argv[++i];
+        } else if (!strcmp(a, "--save") || !strcmp(a, "--resume")) {
+            if (i + 1 >= argc || !argv[i + 1][0])
+                rc = cli_fail("run", CLI_USAGE, "%s: expected a file name", a);
+            else if (a[2] == 's') save_path = argv[++i];
+            else resume_path = argv[++i];
+        } else if (!strcmp(a, "--save-every")) {
+            if (i + 1 >= argc || cli_int_arg("run", a, argv[++i], 1, 1000000, &save_every))
+                rc = rc ? rc : CLI_USAGE;
         } else if (!strcmp(a, "--quiet")) {
             quiet = 1;
         } else if (a[0] == '-' && a[1]) {
@@ -132,10 +151,20 @@ static int run_main(int argc, char **argv, int rank, int world) {
         rc = cli_fail("run", CLI_USAGE, "expected a plan file (e.g. plans/tiny-1m-cpu.yaml)");
     if (rc == CLI_OK) rc = cli_check_not_input("run", path, out_path);
     if (rc == CLI_OK) rc = cli_check_not_input("run", path, ckpt_path);
+    if (rc == CLI_OK) rc = cli_check_not_input("run", path, save_path);
     if (rc == CLI_OK && out_path && ckpt_path && strcmp(out_path, "-") &&
         atomic_file_same_target(out_path, ckpt_path))
         rc = cli_fail("run", CLI_USAGE, "--save-weights %s names the profile's file (-o %s): give "
                       "them different names", ckpt_path, out_path);
+    if (rc == CLI_OK && out_path && save_path && strcmp(out_path, "-") &&
+        atomic_file_same_target(out_path, save_path))
+        rc = cli_fail("run", CLI_USAGE, "--save %s names the profile's file (-o %s): give them "
+                      "different names", save_path, out_path);
+    if (rc == CLI_OK && ckpt_path && save_path && atomic_file_same_target(ckpt_path, save_path))
+        rc = cli_fail("run", CLI_USAGE, "--save %s and --save-weights %s name the same file: give "
+                      "them different names", save_path, ckpt_path);
+    if (rc == CLI_OK && save_every && !save_path)
+        rc = cli_fail("run", CLI_USAGE, "--save-every: expected --save FILE too (where to write)");
     if (rc == CLI_OK && !strcmp(backend, "cuda"))
         rc = cli_fail("run", CLI_FAIL, "--backend cuda: the CUDA executor is not built yet; the "
                                        "CPU backend runs every plan (--backend cpu)");
@@ -152,7 +181,17 @@ static int run_main(int argc, char **argv, int rank, int world) {
     /* this runtime's kernels compute in fp32 whatever the plan's cluster says
      * (gpu.kernel_dtype, docs/specs.md): predict the fp32 copies it makes */
     if (status == 0) spec->cluster.cfg.kernels_fp32 = true;
-    if (status == 0) status = program_emit(spec, steps > 0 ? (int)steps : spec->train.steps, &prog, &err);
+    /* --resume: every rank reads and checks the whole file before any work; the
+     * run has the steps after the saved ones (train.steps counts them all) */
+    rt_ckpt resume;
+    memset(&resume, 0, sizeof resume);
+    int64_t run_steps = status == 0 ? (steps > 0 ? steps : spec->train.steps) : 0;
+    if (status == 0 && resume_path) status = rt_ckpt_read(resume_path, &resume, &err);
+    if (status == 0 && resume_path) {
+        run_steps = rt_ckpt_resume_steps(&resume, run_steps, resume_path, &err);
+        if (run_steps < 0) status = -1;
+    }
+    if (status == 0) status = program_emit(spec, (int)run_steps, &prog, &err);
     if (status == 0 && prog.world != world)
         status = ps_err_set(&err, "%s: the plan has %lld ranks (gpus: %lld) but mpirun started %d; "
                                   "run it with mpirun -np %lld", path, (long long)prog.world,
@@ -165,13 +204,17 @@ static int run_main(int argc, char **argv, int rank, int world) {
     /* the profile is written at the end, by rank 0: check now that it can be */
     if (status == 0 && rank == 0 && out_path) status = run_profile_check_output(out_path, &err);
     /* checkpoints hold the dense Llama block (rt_ckpt.h): refused before any work */
-    if (status == 0 && ckpt_path && program_is_moe(&prog))
-        status = ps_err_set(&err, "--save-weights: %s is a mixture-of-experts model (%lld "
+    const char *ck_flag = ckpt_path ? "--save-weights" : save_path ? "--save" : "--resume";
+    if (status == 0 && (ckpt_path || save_path || resume_path) && program_is_moe(&prog))
+        status = ps_err_set(&err, "%s: %s is a mixture-of-experts model (%lld "
                                   "experts); checkpoints hold dense models only, since the "
                                   "inference engine (parasim generate) runs dense models, so "
-                                  "none is written for it yet", prog.model_name,
+                                  "none is written or read for it yet", ck_flag, prog.model_name,
                             (long long)prog.experts);
+    if (status == 0 && resume_path)
+        status = rt_ckpt_check_resume(&resume, &prog, resume_path, &err);
     if (status == 0 && rank == 0 && ckpt_path) status = run_profile_check_output(ckpt_path, &err);
+    if (status == 0 && rank == 0 && save_path) status = run_profile_check_output(save_path, &err);
     free(spec);
     cli_stderr_restore(saved_err);
     /* the ranks may see different files or free memory: agree before any
@@ -197,13 +240,18 @@ static int run_main(int argc, char **argv, int rank, int world) {
         printf("parasim run: %s (%s), %lld ranks x %lld threads, backend %s, %d steps of %lld "
                "tokens\n", prog.plan_name, prog.model_name, (long long)prog.world,
                (long long)threads, be->name, prog.steps, (long long)(prog.global_batch * prog.seq));
+        if (resume_path)
+            printf("resumed from %s after step %lld: steps %lld to %lld\n", resume_path,
+                   (long long)resume.m.steps, (long long)resume.m.steps + 1,
+                   (long long)resume.m.steps + prog.steps);
         fflush(stdout);
     }
     step_ctx ctx = {.rank = rank, .quiet = quiet,
                     .tokens_per_step = (double)prog.global_batch * (double)prog.seq};
     rt_options opt = {.on_step = on_step, .ctx = &ctx, .memory_limit_bytes = (int64_t)limit,
                       .data_limit_bytes = (int64_t)data_limit, .timeout_s = (double)timeout_s,
-                      .save_weights_path = ckpt_path};
+                      .save_weights_path = ckpt_path, .save_path = save_path,
+                      .save_every = save_every, .resume = resume_path ? &resume : NULL};
     rt_result res;
     status = rt_exec_run(&prog, be, &groups, &opt, &res, &err);
     if (status > 0) { /* set-up failed, training diverged or the checkpoint was not written;
@@ -243,6 +291,7 @@ free_result:
 free_groups:
     rt_groups_free(&groups);
 free_program:
+    rt_ckpt_free(&resume);
     replay_free(&rp);
     program_free(&prog);
     return status ? CLI_FAIL : CLI_OK;

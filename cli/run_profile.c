@@ -404,9 +404,12 @@ int run_profile_write(const char *path, const program *p, const replay_result *r
             if (s < rp->roles[i].n_steps && rp->roles[i].steps[s].seconds > pred)
                 pred = rp->roles[i].steps[s].seconds;
         line l = {.n = 0};
-        line_put(&l, "{\"step\": %d, \"loss\": %.9g, \"seconds\": %.9g, \"tokens_per_s\": %.9g, "
-                     "\"predicted_seconds\": %.9g}",
-                 s + 1, r->loss[s], r->step_seconds[s], r->tokens_per_step / r->step_seconds[s],
+        /* the loss with 17 digits: a double read back exactly (resumed runs compare
+         * bit for bit); steps numbered in the training, a resumed run's included */
+        line_put(&l, "{\"step\": %lld, \"loss\": %.17g, \"seconds\": %.9g, "
+                     "\"tokens_per_s\": %.9g, \"predicted_seconds\": %.9g}",
+                 (long long)(r->first_step + s + 1), r->loss[s], r->step_seconds[s],
+                 r->tokens_per_step / r->step_seconds[s],
                  pred);
         jsonw_raw(&w, NULL, l.s);
     }

@@ -106,37 +106,58 @@ typedef enum { F_STR, F_INT, F_REAL } field_kind;
 typedef struct {
     const char *name;
     field_kind kind;
-    double lo, hi; /* F_INT: [lo, hi]; F_REAL: (lo, hi] */
-    size_t at;     /* offset in rt_ckpt_model; (size_t)-1: not a model field */
+    double lo, hi; /* F_INT: [lo, hi]; F_REAL: (lo, hi], or as lo_closed / hi_open say */
+    size_t at;     /* offset in rt_ckpt; NOT_STORED: read into locals (format, version, ...) */
+    int version;   /* 1: in every file; 2: in version 2 files (the training state) only */
+    int lo_closed, hi_open;
+    size_t cap; /* F_STR stored at `at`: its buffer's size */
 } field;
 
-#define MF(x) offsetof(rt_ckpt_model, x)
-#define NOT_MODEL ((size_t)-1)
+#define MF(x) offsetof(rt_ckpt, m.x)
+#define TF(x) offsetof(rt_ckpt, train.x)
+#define NOT_STORED ((size_t)-1)
+#define MAX_VERSION 2
 enum { FLD_FORMAT, FLD_VERSION, FLD_DTYPE, FLD_ELEMS, FLD_MODEL };
+/* The training fields' bounds are the plan loader's on train: (sim/spec/plan_load.c). */
 static const field fields[] = {
-    {"format", F_STR, 0, 0, NOT_MODEL},
-    {"version", F_INT, FORMAT_VERSION, FORMAT_VERSION, NOT_MODEL},
-    {"dtype", F_STR, 0, 0, NOT_MODEL},
-    {"elems", F_INT, 1, (double)RT_CKPT_MAX_ELEMS, NOT_MODEL},
-    {"model", F_STR, 0, 0, MF(model)},
-    {"layers", F_INT, 1, RT_CKPT_MAX_LAYERS, MF(layers)},
-    {"hidden", F_INT, 1, PROGRAM_MAX_WIDTH, MF(hidden)},
-    {"heads", F_INT, 1, PROGRAM_MAX_HEADS, MF(heads)},
-    {"kv_heads", F_INT, 1, PROGRAM_MAX_HEADS, MF(kv_heads)},
-    {"head_dim", F_INT, 1, PROGRAM_MAX_WIDTH, MF(head_dim)},
-    {"ffn_hidden", F_INT, 1, PROGRAM_MAX_WIDTH, MF(ffn_hidden)},
-    {"vocab", F_INT, 1, PROGRAM_MAX_WIDTH, MF(vocab)},
-    {"seq_len", F_INT, 1, PROGRAM_MAX_WIDTH, MF(seq_len)},
-    {"norm_eps", F_REAL, 0, 1, MF(norm_eps)},
-    {"rope_theta", F_REAL, 0, 1e12, MF(rope_theta)},
-    {"steps", F_INT, 0, PROGRAM_MAX_STEPS, MF(steps)},
+    {"format", F_STR, 0, 0, NOT_STORED, 1, 0, 0, 0},
+    {"version", F_INT, 1, MAX_VERSION, NOT_STORED, 1, 0, 0, 0},
+    {"dtype", F_STR, 0, 0, NOT_STORED, 1, 0, 0, 0},
+    {"elems", F_INT, 1, (double)RT_CKPT_MAX_ELEMS, NOT_STORED, 1, 0, 0, 0},
+    {"model", F_STR, 0, 0, MF(model), 1, 0, 0, sizeof(((rt_ckpt_model *)0)->model)},
+    {"layers", F_INT, 1, RT_CKPT_MAX_LAYERS, MF(layers), 1, 0, 0, 0},
+    {"hidden", F_INT, 1, PROGRAM_MAX_WIDTH, MF(hidden), 1, 0, 0, 0},
+    {"heads", F_INT, 1, PROGRAM_MAX_HEADS, MF(heads), 1, 0, 0, 0},
+    {"kv_heads", F_INT, 1, PROGRAM_MAX_HEADS, MF(kv_heads), 1, 0, 0, 0},
+    {"head_dim", F_INT, 1, PROGRAM_MAX_WIDTH, MF(head_dim), 1, 0, 0, 0},
+    {"ffn_hidden", F_INT, 1, PROGRAM_MAX_WIDTH, MF(ffn_hidden), 1, 0, 0, 0},
+    {"vocab", F_INT, 1, PROGRAM_MAX_WIDTH, MF(vocab), 1, 0, 0, 0},
+    {"seq_len", F_INT, 1, PROGRAM_MAX_WIDTH, MF(seq_len), 1, 0, 0, 0},
+    {"norm_eps", F_REAL, 0, 1, MF(norm_eps), 1, 0, 0, 0},
+    {"rope_theta", F_REAL, 0, 1e12, MF(rope_theta), 1, 0, 0, 0},
+    {"steps", F_INT, 0, PROGRAM_MAX_STEPS, MF(steps), 1, 0, 0, 0},
+    {"seed", F_INT, 0, (double)INT64_MAX, TF(seed), 2, 0, 0, 0},
+    {"global_batch", F_INT, 1, PROGRAM_MAX_WIDTH, TF(global_batch), 2, 0, 0, 0},
+    {"optimizer", F_STR, 0, 0, TF(optimizer), 2, 0, 0, sizeof(((rt_ckpt_train *)0)->optimizer)},
+    {"lr", F_REAL, 0, 1e3, TF(lr), 2, 0, 0, 0},
+    {"beta1", F_REAL, 0, 1, TF(beta1), 2, 1, 1, 0},
+    {"beta2", F_REAL, 0, 1, TF(beta2), 2, 1, 1, 0},
+    {"eps", F_REAL, 0, 1, TF(eps), 2, 0, 0, 0},
+    {"weight_decay", F_REAL, 0, 1, TF(weight_decay), 2, 1, 0, 0},
+    {"precision", F_STR, 0, 0, TF(precision), 2, 0, 0, sizeof(((rt_ckpt_train *)0)->precision)},
 };
 enum { N_FIELDS = sizeof fields / sizeof *fields };
+
+static int real_ok(const field *f, double v) {
+    return isfinite(v) && (f->lo_closed ? v >= f->lo : v > f->lo) &&
+           (f->hi_open ? v < f->hi : v <= f->hi);
+}
 
 static int field_range(const field *f, char *buf, size_t len) {
     if (f->kind == F_INT)
         return snprintf(buf, len, "an integer in [%.0f, %.0f]", f->lo, f->hi);
-    return snprintf(buf, len, "a number in (%g, %g]", f->lo, f->hi);
+    return snprintf(buf, len, "a number in %c%g, %g%c", f->lo_closed ? '[' : '(', f->lo, f->hi,
+                    f->hi_open ? ')' : ']');
 }
 
 /* The shape's own consistency, beyond each field's range (a reader and the
@@ -173,6 +194,16 @@ static void write_json_str(FILE *f, const char *s) {
     fputc('"', f);
 }
 
+/* ", \"name\": v" with the fewest digits (15 to 17) that read back as v. */
+static void write_real(FILE *f, const char *name, double v) {
+    char buf[40];
+    for (int digits = 15; digits <= 17; digits++) {
+        snprintf(buf, sizeof buf, "%.*g", digits, v);
+        if (strtod(buf, NULL) == v) break;
+    }
+    fprintf(f, ", \"%s\": %s", name, buf);
+}
+
 /* The values as little-endian fp32 (this file's byte order on any host). */
 static int write_values(FILE *f, const float *v, int64_t n) {
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
@@ -188,15 +219,37 @@ static int write_values(FILE *f, const float *v, int64_t n) {
 #endif
 }
 
+/* Values [0, n) of array `what` (NULL: the weights) finite, else -1 with err at the first. */
+static int check_finite(const char *path, const rt_ckpt_model *m, const char *what,
+                        const float *v, int64_t n, ps_err *err) {
+    for (int64_t k = 0; k < n; k++)
+        if (!isfinite(v[k])) {
+            char where[160];
+            rt_ckpt_element_name(m, k, where, sizeof where);
+            return ps_err_set(err, "%s: %s%svalue at element %lld (%s) is %s: expected a finite "
+                                   "number", path, what ? what : "", what ? " " : "",
+                              (long long)k, where, isnan(v[k]) ? "nan" : "inf");
+        }
+    return 0;
+}
+
+/* The arrays after the weights in a version 2 file, in order. */
+static const char *const train_arrays[] = {"adam_m", "adam_v"};
+
 int rt_ckpt_write(const char *path, const rt_ckpt *ck, ps_err *err) {
     const rt_ckpt_model *m = &ck->m;
     /* the fields as a reader checks them */
     for (int i = FLD_MODEL + 1; i < N_FIELDS; i++) {
         const field *fd = &fields[i];
-        const double v = fd->kind == F_INT ? (double)*(const int64_t *)((const char *)m + fd->at)
-                                           : *(const double *)((const char *)m + fd->at);
-        const int ok = fd->kind == F_INT ? v >= fd->lo && v <= fd->hi
-                                         : isfinite(v) && v > fd->lo && v <= fd->hi;
+        if (fd->version > 1 && !ck->has_train) continue;
+        const char *at = (const char *)ck + fd->at;
+        if (fd->kind == F_STR) {
+            if (!memchr(at, 0, fd->cap))
+                return ps_err_set(err, "%s: header field \"%s\": not terminated", path, fd->name);
+            continue;
+        }
+        const double v = fd->kind == F_INT ? (double)*(const int64_t *)at : *(const double *)at;
+        const int ok = fd->kind == F_INT ? v >= fd->lo && v <= fd->hi : real_ok(fd, v);
         if (!ok) {
             char range[96];
             field_range(fd, range, sizeof range);
@@ -213,30 +266,44 @@ int rt_ckpt_write(const char *path, const rt_ckpt *ck, ps_err *err) {
         return ps_err_set(err, "%s: header field \"elems\": expected %lld (the layout of this "
                                "shape), found %lld", path, (long long)l.elems,
                           (long long)ck->elems);
-    for (int64_t k = 0; k < ck->elems; k++)
-        if (!isfinite(ck->data[k])) {
-            char where[160];
-            rt_ckpt_element_name(m, k, where, sizeof where);
-            return ps_err_set(err, "%s: value at element %lld (%s) is %s: expected a finite "
-                                   "number", path, (long long)k, where,
-                              isnan(ck->data[k]) ? "nan" : "inf");
-        }
+    if (check_finite(path, m, NULL, ck->data, ck->elems, err)) return -1;
+    const float *extra[2] = {ck->adam_m, ck->adam_v};
+    for (int a = 0; ck->has_train && a < 2; a++)
+        if (!extra[a] ? ps_err_set(err, "%s: no %s values to write", path, train_arrays[a])
+                      : check_finite(path, m, train_arrays[a], extra[a], ck->elems, err))
+            return -1;
     atomic_file a;
     if (atomic_file_open(&a, path, err)) return -1;
     FILE *f = a.f;
     fputs(MAGIC, f);
     fprintf(f, "{\"format\": \"" FORMAT_NAME "\", \"version\": %d, \"dtype\": \"f32\", \"model\": ",
-            FORMAT_VERSION);
+            ck->has_train ? 2 : 1);
     write_json_str(f, m->model);
     fprintf(f, ", \"layers\": %lld, \"hidden\": %lld, \"heads\": %lld, \"kv_heads\": %lld, "
                "\"head_dim\": %lld, \"ffn_hidden\": %lld, \"vocab\": %lld, \"seq_len\": %lld, "
-               "\"norm_eps\": %.17g, \"rope_theta\": %.17g, \"steps\": %lld, \"elems\": %lld}\n",
+               "\"norm_eps\": %.17g, \"rope_theta\": %.17g, \"steps\": %lld, \"elems\": %lld",
             (long long)m->layers, (long long)m->hidden, (long long)m->heads,
             (long long)m->kv_heads, (long long)m->head_dim, (long long)m->ffn_hidden,
             (long long)m->vocab, (long long)m->seq_len, m->norm_eps, m->rope_theta,
             (long long)m->steps, (long long)ck->elems);
-    /* the header (model name at most 127 bytes, escaped: 6 bytes each) fits in 64 KiB */
-    if (write_values(f, ck->data, ck->elems) || ferror(f)) {
+    if (ck->has_train) {
+        const rt_ckpt_train *t = &ck->train;
+        fprintf(f, ", \"seed\": %lld, \"global_batch\": %lld, \"optimizer\": ",
+                (long long)t->seed, (long long)t->global_batch);
+        write_json_str(f, t->optimizer);
+        write_real(f, "lr", t->lr);
+        write_real(f, "beta1", t->beta1);
+        write_real(f, "beta2", t->beta2);
+        write_real(f, "eps", t->eps);
+        write_real(f, "weight_decay", t->weight_decay);
+        fputs(", \"precision\": ", f);
+        write_json_str(f, t->precision);
+    }
+    fputs("}\n", f);
+    /* the header (strings at most 127 + 15 + 63 bytes, escaped: 6 bytes each) fits in 64 KiB */
+    int bad = write_values(f, ck->data, ck->elems);
+    for (int k = 0; ck->has_train && k < 2 && !bad; k++) bad = write_values(f, extra[k], ck->elems);
+    if (bad || ferror(f)) {
         atomic_file_abort(&a);
         return ps_err_set(err, "%s: cannot write: %s", path, strerror(errno));
     }
@@ -333,12 +400,13 @@ static int bad_value(const parser *p, const field *f, const char *text) {
                       range, text);
 }
 
-/* Parse the header line into m and *elems, every field present, known, once
- * and within its range. */
-static int parse_header(parser *p, rt_ckpt_model *m, int64_t *elems) {
+/* Parse the header line into ck (shape, training fields), *elems and *version:
+ * every field of the file's version present, known, once and within its range. */
+static int parse_header(parser *p, rt_ckpt *ck, int64_t *elems, int64_t *version) {
     int seen[N_FIELDS] = {0};
     char format[64] = "", dtype[16] = "";
-    memset(m, 0, sizeof *m);
+    memset(&ck->m, 0, sizeof ck->m);
+    memset(&ck->train, 0, sizeof ck->train);
     skip_ws(p);
     if (p->i >= p->n || p->s[p->i] != '{') return syntax(p, "'{' (a JSON object)");
     p->i++;
@@ -379,10 +447,10 @@ static int parse_header(parser *p, rt_ckpt_model *m, int64_t *elems) {
             if (parse_string(p, text, sizeof text, &too_long)) return -1;
             snprintf(shown, sizeof shown, "\"%.120s%s\"", text, too_long ? "..." : "");
             if (f->kind != F_STR) return bad_value(p, f, shown);
-            char *dst = fi == FLD_FORMAT ? format : fi == FLD_DTYPE ? dtype : m->model;
+            char *dst = fi == FLD_FORMAT ? format : fi == FLD_DTYPE ? dtype : (char *)ck + f->at;
             const size_t cap = fi == FLD_FORMAT ? sizeof format
                                : fi == FLD_DTYPE ? sizeof dtype
-                                                 : sizeof m->model;
+                                                 : f->cap;
             if (too_long || strlen(text) >= cap)
                 return ps_err_set(p->err, "%s: header field \"%s\": expected at most %zu bytes, "
                                           "found %s", p->path, f->name, cap - 1, shown);
@@ -395,14 +463,15 @@ static int parse_header(parser *p, rt_ckpt_model *m, int64_t *elems) {
             errno = 0;
             if (f->kind == F_INT) {
                 const long long v = strtoll(tok, &end, 10);
-                if (*end || errno || end == tok || v < f->lo || v > f->hi) return bad_value(p, f, tok);
+                if (*end || errno || end == tok || v < f->lo || (double)v > f->hi)
+                    return bad_value(p, f, tok);
                 if (fi == FLD_ELEMS) *elems = v;
-                else if (f->at != NOT_MODEL) *(int64_t *)((char *)m + f->at) = v;
+                else if (fi == FLD_VERSION) *version = v;
+                else *(int64_t *)((char *)ck + f->at) = v;
             } else {
                 const double v = strtod(tok, &end);
-                if (*end || end == tok || !isfinite(v) || !(v > f->lo && v <= f->hi))
-                    return bad_value(p, f, tok);
-                *(double *)((char *)m + f->at) = v;
+                if (*end || end == tok || !real_ok(f, v)) return bad_value(p, f, tok);
+                *(double *)((char *)ck + f->at) = v;
             }
         }
         skip_ws(p);
@@ -410,15 +479,27 @@ static int parse_header(parser *p, rt_ckpt_model *m, int64_t *elems) {
     p->i++;
     skip_ws(p);
     if (p->i < p->n) return syntax(p, "the end of the header line after '}'");
-    for (int i = 0; i < N_FIELDS; i++)
-        if (!seen[i])
-            return ps_err_set(p->err, "%s: header field \"%s\": missing", p->path, fields[i].name);
+    if (!seen[FLD_VERSION])
+        return ps_err_set(p->err, "%s: header field \"version\": missing", p->path);
+    for (int i = 0; i < N_FIELDS; i++) {
+        if (!seen[i] && fields[i].version <= *version)
+            return ps_err_set(p->err, "%s: header field \"%s\": missing", p->path,
+                              fields[i].name);
+        if (seen[i] && fields[i].version > *version)
+            return ps_err_set(p->err, "%s: header field \"%s\": expected only in a version %d "
+                                      "file (a training state), found in version %lld", p->path,
+                              fields[i].name, fields[i].version, (long long)*version);
+    }
     if (strcmp(format, FORMAT_NAME))
         return ps_err_set(p->err, "%s: header field \"format\": expected \"" FORMAT_NAME "\", "
                                   "found \"%s\"", p->path, format);
     if (strcmp(dtype, "f32"))
         return ps_err_set(p->err, "%s: header field \"dtype\": expected \"f32\", found \"%s\"",
                           p->path, dtype);
+    if (*version >= 2 && strcmp(ck->train.optimizer, "adamw"))
+        return ps_err_set(p->err, "%s: header field \"optimizer\": expected \"adamw\" (the "
+                                  "runtime's one optimizer), found \"%s\"", p->path,
+                          ck->train.optimizer);
     return 0;
 }
 
@@ -471,8 +552,9 @@ static int read_fd(int fd, const char *path, int64_t size, rt_ckpt *ck, ps_err *
         goto out;
     }
     parser p = {path, head + MAGIC_LEN, (size_t)(nl - head - MAGIC_LEN), 0, err};
-    int64_t elems = 0;
-    if (parse_header(&p, &ck->m, &elems) || check_shape(path, &ck->m, err)) goto out;
+    int64_t elems = 0, version = 0;
+    if (parse_header(&p, ck, &elems, &version) || check_shape(path, &ck->m, err)) goto out;
+    const int64_t arrays = version >= 2 ? 3 : 1;
     rt_ckpt_layout l;
     rt_ckpt_layout_of(&ck->m, &l);
     if (elems != l.elems) {
@@ -480,23 +562,25 @@ static int read_fd(int fd, const char *path, int64_t size, rt_ckpt *ck, ps_err *
                         "this shape), found %lld", path, (long long)l.elems, (long long)elems);
         goto out;
     }
-    const int64_t data_at = nl + 1 - head, want = elems * 4;
+    /* elems <= 2^40 (its bound), so 3 arrays of fp32 take at most 12 * 2^40 bytes */
+    const int64_t data_at = nl + 1 - head, want = arrays * elems * 4;
+    const char *what = arrays > 1 ? " (the weights, adam_m and adam_v)" : "";
     if (size - data_at < want) {
-        ps_err_set(err, "%s: truncated data: expected %lld values (%lld bytes) after the header, "
-                        "found %lld bytes", path, (long long)elems, (long long)want,
-                   (long long)(size - data_at));
+        ps_err_set(err, "%s: truncated data: expected %lld values%s (%lld bytes) after the "
+                        "header, found %lld bytes", path, (long long)(arrays * elems), what,
+                   (long long)want, (long long)(size - data_at));
         goto out;
     }
     if (size - data_at > want) {
-        ps_err_set(err, "%s: %lld trailing bytes after the %lld values: the file should end at "
-                        "byte %lld", path, (long long)(size - data_at - want), (long long)elems,
-                   (long long)(data_at + want));
+        ps_err_set(err, "%s: %lld trailing bytes after the %lld values%s: the file should end at "
+                        "byte %lld", path, (long long)(size - data_at - want),
+                   (long long)(arrays * elems), what, (long long)(data_at + want));
         goto out;
     }
     ck->elems = elems;
     ck->data = malloc((size_t)want);
     if (!ck->data) {
-        ps_err_set(err, "%s: out of memory for %lld values", path, (long long)elems);
+        ps_err_set(err, "%s: out of memory for %lld values", path, (long long)(arrays * elems));
         goto out;
     }
     /* the part of the data already read with the header, then the rest */
@@ -508,21 +592,22 @@ static int read_fd(int fd, const char *path, int64_t size, rt_ckpt *ck, ps_err *
         goto out;
     }
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-    for (int64_t k = 0; k < elems; k++) {
+    for (int64_t k = 0; k < arrays * elems; k++) {
         uint32_t u;
         memcpy(&u, &ck->data[k], 4);
         u = __builtin_bswap32(u);
         memcpy(&ck->data[k], &u, 4);
     }
 #endif
-    for (int64_t k = 0; k < elems; k++)
-        if (!isfinite(ck->data[k])) {
-            char where[160];
-            rt_ckpt_element_name(&ck->m, k, where, sizeof where);
-            ps_err_set(err, "%s: value at element %lld (%s) is %s: expected a finite number",
-                       path, (long long)k, where, isnan(ck->data[k]) ? "nan" : "inf");
+    if (check_finite(path, &ck->m, NULL, ck->data, elems, err)) goto out;
+    for (int a = 1; a < arrays; a++)
+        if (check_finite(path, &ck->m, train_arrays[a - 1], ck->data + a * elems, elems, err))
             goto out;
-        }
+    if (arrays > 1) {
+        ck->has_train = 1;
+        ck->adam_m = ck->data + elems;
+        ck->adam_v = ck->data + 2 * elems;
+    }
     rc = 0;
 out:
     free(head);
@@ -535,7 +620,8 @@ int rt_ckpt_read(const char *path, rt_ckpt *ck, ps_err *err) {
     const int fd = regular_file_open(path, &st);
     if (fd == -2)
         return ps_err_set(err, "%s: is %s, not a regular file: expected a checkpoint written by "
-                               "parasim run --save-weights", path, regular_file_kind(st.st_mode));
+                               "parasim run --save-weights or --save", path,
+                          regular_file_kind(st.st_mode));
     if (fd < 0) return ps_err_set(err, "%s: cannot open: %s", path, strerror(errno));
     const int rc = read_fd(fd, path, (int64_t)st.st_size, ck, err);
     close(fd);
@@ -545,6 +631,7 @@ int rt_ckpt_read(const char *path, rt_ckpt *ck, ps_err *err) {
 
 void rt_ckpt_free(rt_ckpt *ck) {
     free(ck->data);
-    ck->data = NULL;
+    ck->data = ck->adam_m = ck->adam_v = NULL;
     ck->elems = 0;
+    ck->has_train = 0;
 }

@@ -37,7 +37,10 @@ typedef struct {
     ps_err diverged_err;
     rt_watchdog *watchdog;
     rt_pipe pipe; /* the role's global units; pipeline sends (rt_pipe.h) */
-    rt_ckpt_parts *ckpt; /* --save-weights: the weights after the last step (NULL: none) */
+    /* --save-weights / --save: the records of the step being saved (NULL: none) */
+    rt_ckpt_parts *ckpt;
+    const rt_options *opt;
+    int64_t step0; /* steps done before this run (--resume) */
 } exec;
 
 /* This rank's place in its ep group, which picks its experts (0 without ep). */
@@ -96,7 +99,7 @@ static int64_t next_piece(const exec *x, prog_buf b, int64_t *i, int64_t *at) {
  * collective ("dp all-reduce"); steps count from 1, as the per-step lines do
  * (the program's op field counts from 0). Async-signal-safe (rt_text): the
  * watchdog's messages use it too. */
-static void op_label(const prog_role *r, int32_t i, rt_text *t) {
+static void op_label(const prog_role *r, int64_t step0, int32_t i, rt_text *t) {
     const prog_op *o = &r->ops[i];
     rt_text_str(t, "op ");
     rt_text_int(t, i);
@@ -109,7 +112,7 @@ static void op_label(const prog_role *r, int32_t i, rt_text *t) {
         rt_text_str(t, prog_kind_names[o->kind]);
     }
     rt_text_str(t, ", step ");
-    rt_text_int(t, (long long)o->step + 1);
+    rt_text_int(t, (long long)(step0 + o->step + 1)); /* a resumed run's steps continue */
     if (o->mb >= 0 && o->kind >= OP_FWD && o->kind != OP_COLL && o->kind != OP_OPTIM) {
         rt_text_str(t, ", mb "); /* fwd, bwd, send, recv */
         rt_text_int(t, o->mb);
@@ -128,7 +131,7 @@ static void op_label(const prog_role *r, int32_t i, rt_text *t) {
 static int fail(ps_err *err, const exec *x, int32_t i, const char *what) {
     char label[256];
     rt_text t = {label, sizeof label, 0};
-    op_label(x->r, i, &t);
+    op_label(x->r, x->step0, i, &t);
     return ps_err_set(err, "%s: %s", label, what);
 }
 
@@ -139,7 +142,7 @@ static void diverged(exec *x, int32_t i, const char *what, double v) {
     x->diverged = 1;
     char label[256];
     rt_text t = {label, sizeof label, 0};
-    op_label(x->r, i, &t);
+    op_label(x->r, x->step0, i, &t);
     ps_err_set(&x->diverged_err, "rank %d: %s: %s is %s: training diverged (train.lr = %g); "
                                  "lower the learning rate, or check the data and the initial "
                                  "weights", x->g->world.rank, label, what,
@@ -174,15 +177,28 @@ static int op_alloc(exec *x, int32_t i, ps_err *err) {
                  (long long)o->bytes, prog_buf_names[o->buf], (long long)rt_mem_total(&x->mem));
         return fail(err, x, i, msg);
     }
-    /* the model's initial weights: fp32 master and the working copy agree */
-    if (o->buf == BUF_PARAMS || o->buf == BUF_MASTER) {
+    /* the model's initial weights: fp32 master and the working copy agree; a
+     * resumed run's weights and AdamW moments come from its checkpoint */
+    const rt_ckpt *ck = x->opt ? x->opt->resume : NULL;
+    if (o->buf == BUF_PARAMS || o->buf == BUF_MASTER ||
+        (ck && (o->buf == BUF_ADAM_M || o->buf == BUF_ADAM_V))) {
         memset(*slot, 0, (size_t)o->bytes); /* a shard's padding */
+        const float *from = !ck                    ? NULL
+                            : o->buf == BUF_ADAM_M ? ck->adam_m
+                            : o->buf == BUF_ADAM_V ? ck->adam_v
+                                                   : ck->data;
         int64_t at, n;
         for (int64_t k = 0; (n = next_piece(x, o->buf, &k, &at)) > 0;) {
             void *dst = buf_at(x, o->buf, at);
             float *v = x->dt[o->buf] == RT_F32 ? dst : malloc((size_t)n * 4);
             if (!v) return fail(err, x, i, "out of host memory for the initial weights");
-            rt_tp_init_values(x->p, x->r, ep_rank(x), x->p->seed, at, n, v); /* one rank's */
+            if (from) /* the one-rank values at this rank's elements; padding stays 0 */
+                for (int64_t e = 0; e < n; e++) {
+                    const int64_t j = rt_tp_full_index(x->p, x->r, ep_rank(x), at + e);
+                    v[e] = j < 0 ? 0.0f : from[j];
+                }
+            else
+                rt_tp_init_values(x->p, x->r, ep_rank(x), x->p->seed, at, n, v); /* one rank's */
             if (v != dst) {
                 x->be->to_bf16(dst, v, n);
                 free(v);
@@ -205,7 +221,7 @@ static int op_free(exec *x, int32_t i, ps_err *err) {
 
 static void stage_batch(exec *x, int32_t step, int32_t mb) {
     const program *p = x->p;
-    const int64_t first = (int64_t)step * p->global_batch +
+    const int64_t first = (x->step0 + step) * p->global_batch +
                           ((int64_t)x->g->dp_index * p->micro_batches + mb) * p->micro_batch;
     const int64_t N = x->model.N;
     if (x->model.ring) /* context parallelism: this rank's zig-zag rows */
@@ -365,6 +381,15 @@ static int op_coll(exec *x, int32_t i, int64_t *bytes, ps_err *err) {
 
 /* ---- optimizer ---------------------------------------------------------------------- */
 
+/* Is a checkpoint written after step `step` of the program: the last one
+ * (--save-weights, --save), or one whose number in the training is a multiple
+ * of --save-every? */
+static bool saves_after(const exec *x, int32_t step) {
+    const rt_options *opt = x->opt;
+    if (step == x->p->steps - 1) return true;
+    return opt->save_path && opt->save_every > 0 && (x->step0 + step + 1) % opt->save_every == 0;
+}
+
 /* AdamW on the flat elements [lo, lo + n), which lie in one piece (next_piece). */
 static int optim_piece(exec *x, int32_t i, int64_t lo, int64_t n, ps_err *err) {
     const prog_op *o = &x->r->ops[i];
@@ -387,12 +412,13 @@ static int optim_piece(exec *x, int32_t i, int64_t lo, int64_t n, ps_err *err) {
     const double norm2 = x->be->sum_squares(gf, n);
     if (!isfinite(norm2)) diverged(x, i, "the gradient norm (of this rank's range)", norm2);
     if (o->step == 0) rt_tp_dump(p, x->r, ep_rank(x), "grads", x->g->world.rank, lo, gf, n);
+    /* Adam's step count t continues a resumed run's */
     x->be->adamw(pw, m, v, gf, n, (float)p->lr, (float)p->beta1, (float)p->beta2, (float)p->eps,
-                 (float)p->weight_decay, o->step + 1);
-    if (o->step == p->steps - 1) {
+                 (float)p->weight_decay, (int)(x->step0 + o->step + 1));
+    if (o->step == p->steps - 1)
         rt_tp_dump(p, x->r, ep_rank(x), "params", x->g->world.rank, lo, pw, n);
-        if (x->ckpt) rt_ckpt_parts_add(x->ckpt, p, x->r, ep_rank(x), lo, pw, n);
-    }
+    if (x->ckpt && saves_after(x, o->step))
+        rt_ckpt_parts_add(x->ckpt, p, x->r, ep_rank(x), lo, n, pw, m, v);
     rt_mem_free(&x->mem, tmp);
     if (master) { /* the working copy follows the master weights */
         void *pp = buf_at(x, BUF_PARAMS, lo);
@@ -443,7 +469,8 @@ static int run_op(exec *x, int32_t i, int64_t *coll_bytes, ps_err *err) {
 static int exec_init(exec *x, const program *p, const rt_backend *be, rt_groups *g,
                      const rt_options *opt, ps_err *err) {
     memset(x, 0, sizeof *x);
-    x->p = p, x->be = be, x->g = g;
+    x->p = p, x->be = be, x->g = g, x->opt = opt;
+    x->step0 = opt && opt->resume ? opt->resume->m.steps : 0;
     x->r = &p->roles[g->role];
     x->dp_rank = g->group[GROUP_DP].rank;
     for (int b = 0; b < BUF_COUNT; b++) /* the shard index: the rank in the dp-cp group */
@@ -502,7 +529,8 @@ static int end_step(exec *x, int step, double t_begin, const rt_options *opt, rt
     out->step_seconds[step] = secs;
     if (step == 0) memcpy(out->end_of_step0, x->mem.current, sizeof out->end_of_step0);
     rt_watchdog_end(x->watchdog); /* the reductions are done; printing is not timed */
-    if (opt && opt->on_step) opt->on_step(opt->ctx, step, out->loss[step], secs, &x->mem);
+    if (opt && opt->on_step)
+        opt->on_step(opt->ctx, (int)(x->step0 + step), out->loss[step], secs, &x->mem);
     return 0;
 }
 
@@ -521,12 +549,13 @@ static void ring_stats(exec *x, rt_event *e, rt_result *out) {
 
 /* For the watchdog: what >= 0 is an op, -1 - s the end of step s. */
 static void describe(const void *ctx, int32_t what, rt_text *t) {
+    const exec *x = ctx;
     if (what >= 0) {
-        op_label(ctx, what, t);
+        op_label(x->r, x->step0, what, t);
         return;
     }
     rt_text_str(t, "the end of step ");
-    rt_text_int(t, -(long long)what);
+    rt_text_int(t, x->step0 - (long long)what);
     rt_text_str(t, " (the ranks' loss and time reductions)");
 }
 
@@ -541,9 +570,10 @@ int rt_exec_run(const program *p, const rt_backend *be, rt_groups *g, const rt_o
         return 1; /* every rank knows, with the same message */
     }
     const prog_role *r = x.r;
-    rt_ckpt_parts ckpt = {0};
-    if (opt && opt->save_weights_path) x.ckpt = &ckpt;
+    rt_ckpt_parts ckpt = {.arrays = opt && opt->save_path ? 3 : 1};
+    if (opt && (opt->save_weights_path || opt->save_path)) x.ckpt = &ckpt;
     out->steps = p->steps;
+    out->first_step = x.step0;
     out->loss = calloc((size_t)p->steps, sizeof *out->loss);
     out->step_seconds = calloc((size_t)p->steps, sizeof *out->step_seconds);
     out->events = calloc((size_t)r->n_ops, sizeof *out->events);
@@ -555,7 +585,7 @@ int rt_exec_run(const program *p, const rt_backend *be, rt_groups *g, const rt_o
     if (p->tp > 1) rt_model_set_tp(&x.model, &g->group[GROUP_TP], out->coll[GROUP_TP]);
     if (p->ep > 1)
         rt_model_set_ep(&x.model, &g->group[GROUP_EP], &out->coll[GROUP_EP][COLL_ALL_TO_ALL]);
-    x.watchdog = rt_watchdog_start(opt ? opt->timeout_s : 0, g->world.rank, describe, r);
+    x.watchdog = rt_watchdog_start(opt ? opt->timeout_s : 0, g->world.rank, describe, &x);
     x.t0 = be->now_seconds();
     double t_step = x.t0;
     for (int32_t i = 0; i < r->n_ops && rc == 0; i++) {
@@ -587,15 +617,23 @@ int rt_exec_run(const program *p, const rt_backend *be, rt_groups *g, const rt_o
             rt_watchdog_begin(x.watchdog, -1 - o->step);
             rc = end_step(&x, o->step, t_step, opt, out, err);
             rt_watchdog_end(x.watchdog);
+            /* --save-every: the state after this step, written between steps (not
+             * timed); the last step's is written after the buffers are freed */
+            if (rc == 0 && x.ckpt && o->step < p->steps - 1 && saves_after(&x, o->step)) {
+                rc = rt_ckpt_gather_write(x.ckpt, p, x.step0 + o->step + 1, be, &g->world,
+                                          opt->save_path, NULL, err);
+                rt_ckpt_parts_clear(x.ckpt);
+            }
             t_step = be->now_seconds();
         }
     }
     memcpy(out->peak, x.mem.peak, sizeof out->peak);
     out->peak_total = x.mem.peak_total;
     exec_free(&x);
-    /* the weights after the last step, gathered to rank 0 and written */
-    if (rc == 0 && x.ckpt) rc = rt_ckpt_gather_write(x.ckpt, p, be, &g->world,
-                                                     opt->save_weights_path, err);
+    /* the state after the last step, gathered to rank 0 and written */
+    if (rc == 0 && x.ckpt)
+        rc = rt_ckpt_gather_write(x.ckpt, p, x.step0 + p->steps, be, &g->world, opt->save_path,
+                                  opt->save_weights_path, err);
     rt_ckpt_parts_free(&ckpt);
     return rc;
 }

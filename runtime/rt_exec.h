@@ -16,6 +16,7 @@
 
 #include "program/program.h"
 #include "rt_backend.h"
+#include "rt_ckpt.h"
 #include "rt_group.h"
 #include "rt_mem.h"
 
@@ -35,6 +36,8 @@ typedef struct {
 
 typedef struct {
     int32_t steps;
+    int64_t first_step;   /* steps done before this run (--resume): loss[s] is step
+                           * first_step + s + 1 of the training */
     double *loss;         /* [steps] mean token loss over the global batch */
     double *step_seconds; /* [steps] slowest rank */
     double tokens_per_step;
@@ -46,7 +49,8 @@ typedef struct {
 } rt_result;
 
 typedef struct {
-    /* called on every rank after each step (rank 0 prints) */
+    /* called on every rank after each step (rank 0 prints); step counts from 0
+     * at the first step of the training, the resumed steps included */
     void (*on_step)(void *ctx, int step, double loss, double seconds, const rt_mem *mem);
     void *ctx;
     int64_t memory_limit_bytes; /* 0: none (fault tests set one) */
@@ -55,6 +59,15 @@ typedef struct {
     /* write the trained weights here after the last step (rt_ckpt_gather.h;
      * dense models); NULL: none */
     const char *save_weights_path;
+    /* --save: write the training state (weights, AdamW m and v) here after the
+     * last step and, with save_every K > 0, after every step whose number
+     * (counted from the training's first) is a multiple of K; NULL: none */
+    const char *save_path;
+    int64_t save_every;
+    /* --resume: a checked training state (rt_ckpt_check_resume) whose weights
+     * and moments the buffers start from; the run's steps continue from its
+     * m.steps (Adam's step count, the data position); NULL: a fresh start */
+    const rt_ckpt *resume;
 } rt_options;
 
 /* 0: done. 1: every rank stops with the same message: set-up failed on some

@@ -19,7 +19,7 @@
 #include "rt_ckpt.h"
 
 static char dir[] = "/tmp/parasim-ckpt-XXXXXX";
-static char path[256], bad[256];
+static char path[256], bad[256], train_path[256];
 
 /* A small model: 2 layers, h 8, 4 heads of 2 (GQA: 2 kv heads), f 12, V 10. */
 static rt_ckpt make(void) {
@@ -116,9 +116,9 @@ static void test_round_trip(void **state) {
     free(ck.data);
 }
 
-/* The file with its header's `from` replaced by `to` (the data unchanged). */
-static void header_edit(const char *from, const char *to) {
-    size_t n = slurp(path);
+/* File src with its header's `from` replaced by `to` (the data unchanged), into bad. */
+static void header_edit_of(const char *src, const char *from, const char *to) {
+    size_t n = slurp(src);
     char *at = strstr(file + 8, from);
     if (!at) fail_msg("the header lacks %s", from);
     static char edited[sizeof file + 256];
@@ -128,6 +128,8 @@ static void header_edit(const char *from, const char *to) {
     memcpy(edited + pre + tl, at + fl, n - pre - fl);
     put(bad, edited, n - fl + tl);
 }
+
+static void header_edit(const char *from, const char *to) { header_edit_of(path, from, to); }
 
 static void test_corrupt_header(void **state) {
     (void)state;
@@ -155,8 +157,11 @@ static void test_corrupt_header(void **state) {
                  NULL);
     header_edit("\"dtype\": \"f32\"", "\"dtype\": \"bf16\"");
     expect_error(bad, "header field \"dtype\": expected \"f32\", found \"bf16\"", NULL);
+    header_edit("\"version\": 1", "\"version\": 3");
+    expect_error(bad, "header field \"version\": expected an integer in [1, 2], found 3", NULL);
+    /* a weights-only file that claims the training state lacks its fields */
     header_edit("\"version\": 1", "\"version\": 2");
-    expect_error(bad, "header field \"version\": expected an integer in [1, 1], found 2", NULL);
+    expect_error(bad, "header field \"seed\": missing", NULL);
     header_edit("{\"format\"", "[\"format\"");
     expect_error(bad, "header, byte 8 of the file: expected '{' (a JSON object), found '['",
                  NULL);
@@ -242,6 +247,100 @@ static void test_non_finite(void **state) {
     free(ck.data);
 }
 
+/* A training state (version 2): make()'s weights, then adam_m and adam_v. */
+static rt_ckpt make_train(void) {
+    rt_ckpt w = make(), ck = w;
+    ck.data = malloc(3 * (size_t)w.elems * sizeof *ck.data);
+    assert_non_null(ck.data);
+    memcpy(ck.data, w.data, (size_t)w.elems * sizeof *ck.data);
+    free(w.data);
+    ck.adam_m = ck.data + ck.elems, ck.adam_v = ck.data + 2 * ck.elems;
+    for (int64_t k = 0; k < ck.elems; k++)
+        ck.adam_m[k] = (float)cos((double)k) * 1e-3f, ck.adam_v[k] = (float)(k % 7) * 1e-7f;
+    ck.has_train = 1;
+    ck.train = (rt_ckpt_train){.seed = 1234567890123LL, .global_batch = 8, .optimizer = "adamw",
+                               .lr = 3e-4, .beta1 = 0.9, .beta2 = 0.95, .eps = 1e-8,
+                               .weight_decay = 0.0, .precision = "params=fp32 grads=fp32"};
+    return ck;
+}
+
+/* Version 2 round-trips bit for bit, settings included; a version 1 reader's
+ * view (has_train 0) is what generate sees of a version 1 file. */
+static void test_train_round_trip(void **state) {
+    (void)state;
+    rt_ckpt ck = make_train(), back;
+    ps_err err = {{0}};
+    if (rt_ckpt_write(train_path, &ck, &err)) fail_msg("%s", err.msg);
+    if (rt_ckpt_read(train_path, &back, &err)) fail_msg("%s", err.msg);
+    assert_true(back.has_train);
+    assert_int_equal(back.elems, ck.elems);
+    assert_memory_equal(back.data, ck.data, 3 * (size_t)ck.elems * sizeof *ck.data);
+    assert_true(back.adam_m == back.data + back.elems && back.adam_v == back.data + 2 * back.elems);
+    assert_int_equal(back.train.seed, 1234567890123LL);
+    assert_int_equal(back.train.global_batch, 8);
+    assert_string_equal(back.train.optimizer, "adamw");
+    assert_string_equal(back.train.precision, "params=fp32 grads=fp32");
+    assert_true(back.train.lr == 3e-4 && back.train.beta1 == 0.9 && back.train.beta2 == 0.95 &&
+                back.train.eps == 1e-8 && back.train.weight_decay == 0.0);
+    assert_int_equal(back.m.steps, 42);
+    const size_t n = slurp(train_path);
+    const char *nl = memchr(file + 8, '\n', n - 8);
+    assert_int_equal(n, (size_t)(nl + 1 - file) + 12 * (size_t)ck.elems);
+    rt_ckpt_free(&back);
+    assert_null(back.data);
+    rt_ckpt v1;
+    if (rt_ckpt_read(path, &v1, &err)) fail_msg("%s", err.msg); /* a weights-only file */
+    assert_false(v1.has_train);
+    assert_null(v1.adam_m);
+    rt_ckpt_free(&v1);
+    free(ck.data);
+}
+
+/* Every corruption of a training state is refused, nothing kept (expect_error
+ * checks data is NULL): truncated or trailing arrays, a non-finite moment, a
+ * training field out of range, missing, or in a version 1 file. */
+static void test_train_corrupt(void **state) {
+    (void)state;
+    size_t n = slurp(train_path);
+    put(bad, file, n - 4);
+    expect_error(bad, "truncated data: expected 3480 values (the weights, adam_m and adam_v) "
+                      "(13920 bytes) after the header, found 13916 bytes", NULL);
+    put(bad, file, n + 4);
+    expect_error(bad, "4 trailing bytes after the 3480 values (the weights, adam_m and adam_v)",
+                 NULL);
+    const char *nl = memchr(file + 8, '\n', n - 8);
+    const size_t data = (size_t)(nl + 1 - file);
+    const float nan = NAN;
+    memcpy(file + data + 4 * (2 * 1160 + 723), &nan, 4);
+    put(bad, file, n);
+    expect_error(bad, "adam_v value at element 723 (layer 1 wo[1][3]) is nan", NULL);
+    header_edit_of(train_path, "\"beta1\": 0.9,", "\"beta1\": 1,");
+    expect_error(bad, "header field \"beta1\": expected a number in [0, 1), found 1", NULL);
+    header_edit_of(train_path, "\"lr\": 0.0003,", "\"lr\": 0,");
+    expect_error(bad, "header field \"lr\": expected a number in (0, 1000], found 0", NULL);
+    header_edit_of(train_path, "\"seed\": 1234567890123", "\"seed\": -1");
+    expect_error(bad, "header field \"seed\": expected an integer in [0, ", "found -1", NULL);
+    header_edit_of(train_path, "\"global_batch\": 8, ", "");
+    expect_error(bad, "header field \"global_batch\": missing", NULL);
+    header_edit_of(train_path, "\"optimizer\": \"adamw\"", "\"optimizer\": \"sgd\"");
+    expect_error(bad, "header field \"optimizer\": expected \"adamw\"", "found \"sgd\"", NULL);
+    header_edit_of(train_path, "\"version\": 2", "\"version\": 1");
+    expect_error(bad, "header field \"seed\": expected only in a version 2 file (a training "
+                      "state), found in version 1", NULL);
+    /* the writer refuses a non-finite moment and an out-of-range setting */
+    rt_ckpt ck = make_train();
+    ps_err err = {{0}};
+    ck.adam_m[3] = INFINITY;
+    assert_int_equal(rt_ckpt_write(bad, &ck, &err), -1);
+    assert_non_null(strstr(err.msg, "adam_m value at element 3 (wte[0][3]) is inf"));
+    ck.adam_m[3] = 0;
+    ck.train.weight_decay = -0.5;
+    assert_int_equal(rt_ckpt_write(bad, &ck, &err), -1);
+    assert_non_null(strstr(err.msg, "header field \"weight_decay\": expected a number in [0, 1], "
+                                    "found -0.5"));
+    free(ck.data);
+}
+
 /* Not a regular file: a directory, a FIFO, /dev/null; and the writer refuses
  * to replace a symbolic link or a device (as every output does). */
 static void test_not_regular(void **state) {
@@ -266,14 +365,16 @@ int main(void) {
     if (!mkdtemp(dir)) return perror("mkdtemp"), 2;
     snprintf(path, sizeof path, "%s/good.ck", dir);
     snprintf(bad, sizeof bad, "%s/bad.ck", dir);
+    snprintf(train_path, sizeof train_path, "%s/train.ck", dir);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_layout),         cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_corrupt_header), cmocka_unit_test(test_elems_mismatch),
         cmocka_unit_test(test_bad_magic),      cmocka_unit_test(test_truncated_and_trailing),
         cmocka_unit_test(test_header_too_long), cmocka_unit_test(test_non_finite),
-        cmocka_unit_test(test_not_regular),
+        cmocka_unit_test(test_not_regular),    cmocka_unit_test(test_train_round_trip),
+        cmocka_unit_test(test_train_corrupt),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
-    unlink(path), unlink(bad), rmdir(dir);
+    unlink(path), unlink(bad), unlink(train_path), rmdir(dir);
     return rc;
 }

@@ -1391,6 +1391,204 @@ static void test_save_weights_refused(void **state) {
     rmdir(ck_dir);
 }
 
+/* ---- training state: --save, --resume (docs/runtime.md §5a) --------------------------- */
+
+#define RESUME_STEPS 6 /* the whole training; the interrupted run saves after step 3 */
+
+/* np ranks with extra settings run `args` (--save, --resume) towards `steps`
+ * steps in all, profile at prof; the exit status. */
+static int state_run(int np, const char *sets, int steps, const char *args, const char *prof) {
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "%s -np %d --oversubscribe %s run " PLAN " --steps %d --threads 1 "
+             "--quiet --set gpus=%d " CKPT_SETS " %s %s -o %s", mpirun, np, parasim, steps, np,
+             sets, args, prof);
+    return sh(cmd);
+}
+
+/* The profile's n per-step losses, into l[first .. first + n): its steps must be
+ * numbered first + 1 .. first + n (a resumed run counts on). */
+static void profile_losses(const char *prof, int first, int n, double *l) {
+    ynode *r = load(prof);
+    const ynode *s = at(r, "steps");
+    assert_int_equal(s->n, n);
+    for (int i = 0; i < n; i++) {
+        assert_int_equal((int)num(s->items[i], "step"), first + i + 1);
+        l[first + i] = num(s->items[i], "loss");
+    }
+    ynode_free(r);
+}
+
+/* Uninterrupted: RESUME_STEPS steps with (np, sets). Interrupted: 3 steps with
+ * --save, then --resume to RESUME_STEPS with (np2, sets2) and --save on the same
+ * file. Steps 4..6 of the two must agree: bit for bit (the profile's losses, 17
+ * digits) when rtol is 0, else within rtol. The file after the resume holds 6
+ * steps. */
+static void resume_compare(int np, const char *sets, int np2, const char *sets2, double rtol) {
+    char prof[300], ck[300], args[700];
+    double full[RESUME_STEPS], part[RESUME_STEPS];
+    snprintf(prof, sizeof prof, "%s/state.json", dir);
+    snprintf(ck, sizeof ck, "%s/state.ck", dir);
+    if (state_run(np, sets, RESUME_STEPS, "", prof)) fail_msg("%d ranks %s: %s", np, sets, out);
+    profile_losses(prof, 0, RESUME_STEPS, full);
+    snprintf(args, sizeof args, "--save %s", ck);
+    if (state_run(np, sets, 3, args, prof)) fail_msg("%d ranks %s, --save: %s", np, sets, out);
+    profile_losses(prof, 0, 3, part);
+    rt_ckpt c = ckpt_load(ck);
+    assert_true(c.has_train);
+    assert_int_equal(c.m.steps, 3);
+    assert_int_equal(c.train.seed, 7), assert_int_equal(c.train.global_batch, 8);
+    rt_ckpt_free(&c);
+    snprintf(args, sizeof args, "--resume %s --save %s", ck, ck);
+    if (state_run(np2, sets2, RESUME_STEPS, args, prof))
+        fail_msg("%d ranks %s, --resume: %s", np2, sets2, out);
+    profile_losses(prof, 3, RESUME_STEPS - 3, part);
+    /* the moments fill adam.m / adam.v where the program allocates them: the
+     * memory measured is still the prediction (pipelines: pp_check_rank's
+     * tolerances, checked by the pp tests) */
+    if (!strstr(sets2, "pp=")) {
+        ynode *r = load(prof);
+        check_prediction(r, sets2);
+        ynode_free(r);
+    }
+    for (int i = 0; i < RESUME_STEPS; i++) {
+        const bool ok = rtol == 0 ? !memcmp(&full[i], &part[i], sizeof full[i])
+                                  : fabs(full[i] - part[i]) <= rtol * fabs(full[i]);
+        if (!ok)
+            fail_msg("%s -> %s: step %d: loss %.17g interrupted, %.17g uninterrupted", sets,
+                     sets2, i + 1, part[i], full[i]);
+    }
+    c = ckpt_load(ck);
+    assert_int_equal(c.m.steps, RESUME_STEPS);
+    rt_ckpt_free(&c);
+    unlink(ck), unlink(prof);
+}
+
+/* Save after step 3, resume to step 6 under the same layout: the weights, AdamW's
+ * m and v, its step count and the data position are the whole state, so steps
+ * 4..6 repeat the uninterrupted run's arithmetic: the same losses bit for bit. */
+static void test_resume_one_rank(void **s) { (void)s, resume_compare(1, "", 1, "", 0); }
+static void test_resume_dp2_zero1(void **s) {
+    (void)s;
+    const char *sets = "--set parallel.dp=2 --set parallel.zero=1";
+    resume_compare(2, sets, 2, sets, 0);
+}
+static void test_resume_dp2_zero3(void **s) {
+    (void)s;
+    const char *sets = "--set parallel.dp=2 --set parallel.zero=3";
+    resume_compare(2, sets, 2, sets, 0);
+}
+static void test_resume_tp2(void **s) {
+    (void)s, resume_compare(2, "--set parallel.tp=2", 2, "--set parallel.tp=2", 0);
+}
+static void test_resume_pp2_1f1b(void **s) {
+    (void)s;
+    const char *sets = "--set parallel.pp=2 --set pipeline.schedule=1f1b";
+    resume_compare(2, sets, 2, sets, 0);
+}
+/* bf16-mixed keeps fp32 master weights (saved) and a bf16 working copy, which
+ * the resumed run rounds from them as every optimizer step does: bit for bit too. */
+static void test_resume_bf16_zero2(void **s) {
+    (void)s;
+    const char *sets = "--set parallel.dp=2 --set parallel.zero=2 --set precision=bf16-mixed";
+    resume_compare(2, sets, 2, sets, 0);
+}
+/* Saved at dp 2 (ZeRO-1), resumed at tp 2: the state maps through the one-rank
+ * layout; the losses agree within the fp32 tolerance of the tp layout tests (tp
+ * sums in another order). */
+static void test_resume_other_layout(void **s) {
+    (void)s;
+    resume_compare(2, "--set parallel.dp=2 --set parallel.zero=1", 2, "--set parallel.tp=2",
+                   1e-5);
+}
+
+/* --save-every 1 on a run that diverges: the file holds the state after the last
+ * finite step N - 1, and resuming it diverges again at step N, so numbered. */
+static void test_save_every_diverged(void **state) {
+    (void)state;
+    char prof[300], ck[300], args[700];
+    snprintf(prof, sizeof prof, "%s/div.json", dir);
+    snprintf(ck, sizeof ck, "%s/div.ck", dir);
+    snprintf(args, sizeof args, "--set train.lr=1e3 --save %s --save-every 1", ck);
+    assert_int_equal(state_run(1, "", RESUME_STEPS, args, prof), 1);
+    const char *m = strstr(out, "training diverged");
+    if (!m) fail_msg("%s", out);
+    const char *st = strstr(out, ", step ");
+    assert_non_null(st);
+    const int n = atoi(st + 7);
+    assert_true(n >= 2 && n <= RESUME_STEPS);
+    rt_ckpt c = ckpt_load(ck);
+    assert_int_equal(c.m.steps, n - 1);
+    rt_ckpt_free(&c);
+    char again[64];
+    snprintf(again, sizeof again, ", step %d", n);
+    snprintf(args, sizeof args, "--set train.lr=1e3 --resume %s", ck);
+    assert_int_equal(state_run(1, "", RESUME_STEPS, args, prof), 1);
+    tu_contains(out, "training diverged", again, NULL);
+    unlink(ck);
+}
+
+/* Every refusal comes before any work (no step line) with one message naming the
+ * file and what is wrong: truncated, a corrupt value, a mismatched seed, a
+ * weights-only file, nothing left to run, MoE, --save-every without --save. */
+static void test_resume_refused(void **state) {
+    (void)state;
+    char prof[300], ck[300], bad[300], args[700], cmd[4096];
+    snprintf(prof, sizeof prof, "%s/ref.json", dir);
+    snprintf(ck, sizeof ck, "%s/good.ck", dir);
+    snprintf(bad, sizeof bad, "%s/bad.ck", dir);
+    snprintf(args, sizeof args, "--save %s --save-weights %s", ck, bad);
+    if (state_run(1, "", 2, args, prof)) fail_msg("%s", out);
+    /* a weights-only file (--save-weights) */
+    snprintf(args, sizeof args, "--resume %s", bad);
+    assert_int_equal(state_run(1, "", 4, args, prof), 1);
+    tu_contains(out, bad, "a weights-only checkpoint", "cannot resume", "run --save", NULL);
+    assert_null(strstr(out, "  loss "));
+    /* truncated: the last value cut */
+    FILE *f = fopen(ck, "rb");
+    assert_non_null(f);
+    static char buf[8 << 20];
+    size_t n = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    const struct {
+        size_t cut;
+        const char *from, *to, *expect;
+    } cases[] = {
+        {4, NULL, NULL, "truncated data: expected 616128 values (the weights, adam_m and adam_v)"},
+        {0, "\"beta2\": 0.95", "\"beta2\": 1.95", "header field \"beta2\": expected a number in "
+                                                  "[0, 1), found 1.95"},
+        {0, "\"seed\": 7,", "\"seed\": 8,", "field \"seed\": the checkpoint has 8, the plan has 7"},
+        {0, "\"steps\": 2,", "\"steps\": 4,", "the checkpoint has 4 steps done, the plan trains 4 "
+                                              "in all"},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
+        static char edited[sizeof buf];
+        size_t len = n - cases[k].cut;
+        memcpy(edited, buf, len);
+        if (cases[k].from) {
+            edited[len] = 0; /* the header has no NUL: strstr finds the field there */
+            char *at = strstr(edited, cases[k].from);
+            assert_non_null(at);
+            assert_int_equal(strlen(cases[k].from), strlen(cases[k].to));
+            memcpy(at, cases[k].to, strlen(cases[k].to));
+        }
+        f = fopen(bad, "wb");
+        assert_non_null(f);
+        assert_int_equal(fwrite(edited, 1, len, f), len);
+        fclose(f);
+        snprintf(args, sizeof args, "--resume %s", bad);
+        assert_int_equal(state_run(2, "--set parallel.dp=2", 4, args, prof), 1);
+        tu_contains(out, bad, cases[k].expect, NULL);
+        if (strstr(out, "  loss ")) fail_msg("a step ran: %s", out);
+    }
+    snprintf(cmd, sizeof cmd, "%s -np 1 %s run " PLAN_MOE " --steps 4 --threads 1 --resume %s",
+             mpirun, parasim, ck);
+    assert_int_equal(sh(cmd), 1);
+    tu_contains(out, "--resume: ", "is a mixture-of-experts model", NULL);
+    assert_int_equal(state_run(1, "", 4, "--save-every 2", prof), 2);
+    tu_contains(out, "--save-every: expected --save FILE too", NULL);
+    unlink(ck), unlink(bad), unlink(prof);
+}
+
 int main(int argc, char **argv) {
     if (argc < 3) {
         fprintf(stderr, "usage: test_run PARASIM MPIRUN\n");
@@ -1443,6 +1641,11 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_moe_ep2_dp4_zero1), cmocka_unit_test(test_moe_ep2_dp4_zero2),
         cmocka_unit_test(test_moe_ep2_zero2),
         cmocka_unit_test(test_save_weights), cmocka_unit_test(test_save_weights_refused),
+        cmocka_unit_test(test_resume_one_rank), cmocka_unit_test(test_resume_dp2_zero1),
+        cmocka_unit_test(test_resume_dp2_zero3), cmocka_unit_test(test_resume_tp2),
+        cmocka_unit_test(test_resume_pp2_1f1b), cmocka_unit_test(test_resume_bf16_zero2),
+        cmocka_unit_test(test_resume_other_layout), cmocka_unit_test(test_save_every_diverged),
+        cmocka_unit_test(test_resume_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -2,7 +2,8 @@
  * header line with its bounds, the length check and the values, through
  * rt_ckpt_read. The reader takes a path (it checks the file's kind and size
  * before reading), so each input is written to one temporary file first. A
- * checkpoint it accepts must hold the layout's count of finite values. */
+ * checkpoint it accepts must hold the layout's count of finite values, three
+ * arrays of them for a training state (version 2: weights, adam_m, adam_v). */
 #define _DEFAULT_SOURCE /* mkstemp */
 #include <math.h>
 #include <stdio.h>
@@ -31,7 +32,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         rt_ckpt_layout l;
         rt_ckpt_layout_of(&ck.m, &l);
         if (ck.elems != l.elems) abort();
-        for (int64_t k = 0; k < ck.elems; k++)
+        const int64_t arrays = ck.has_train ? 3 : 1;
+        if (ck.has_train && (ck.adam_m != ck.data + ck.elems || ck.adam_v != ck.adam_m + ck.elems))
+            abort();
+        for (int64_t k = 0; k < arrays * ck.elems; k++)
             if (!isfinite(ck.data[k])) abort();
         rt_ckpt_free(&ck);
     }
