@@ -27,23 +27,11 @@ static void loc_of(ps_loc *loc, const ynode *map, const char *key) {
  * inline mapping); a dense model over the student's vocabulary. */
 static int load_teacher(const ynode *d, plan_spec *out, ps_err *err) {
     const ynode *t = ynode_get(d, "teacher");
-    char path[1024], found[128];
     if (!t || t->kind == YN_NULL)
         return ps_err_at(err, t ? &t->loc : &d->loc, "distill.teacher",
                          "missing field (expected the teacher's model: a name such as tiny-10m, "
                          "a path to a model YAML or config.json, or an inline mapping)");
-    if (t->kind == YN_MAP) {
-        if (model_from_node(t, out->path, &out->teacher, err)) return -1;
-    } else if (t->kind == YN_SCALAR) {
-        if (spec_path_resolve(t->str, "models", out->path, &t->loc, "distill.teacher", path,
-                              sizeof path, err) ||
-            model_load_file(path, &out->teacher, err))
-            return -1;
-    } else {
-        return ps_err_at(err, &t->loc, "distill.teacher",
-                         "expected a model name, path or mapping, found %s",
-                         ynode_describe(t, found, sizeof found));
-    }
+    if (model_from_plan_node(t, out->path, "distill.teacher", &out->teacher, err)) return -1;
     const model_cfg *tm = &out->teacher.cfg, *sm = &out->model.cfg;
     if (tm->vocab != sm->vocab)
         return ps_err_at(err, &t->loc, "distill.teacher",

@@ -136,6 +136,13 @@ int model_from_hf(const ynode *root, const char *path, model_spec *out, ps_err *
 /* Load either kind of file: a mapping with "model_type" is a Hugging Face config. */
 int model_load_file(const char *path, model_spec *out, ps_err *err);
 
+/* A model as a plan names one (`model:`, `distill.teacher`): an inline mapping,
+ * or a name or path resolved under models/ relative to the plan at plan_path
+ * (spec_path_resolve) and loaded. n is present and not null; field names it in
+ * errors ("model", "distill.teacher"). */
+int model_from_plan_node(const ynode *n, const char *plan_path, const char *field,
+                         model_spec *out, ps_err *err);
+
 /* The keys a spec format uses for the shape fields, so that errors about them
  * point at the right line (NULL: the field is not written in that format). */
 typedef struct {

@@ -7,11 +7,13 @@
  * block (absent: a dense model with standard attention; its fields are
  * required together, model_check) are optional.
  */
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "spec/model.h"
 #include "cost/params.h"
+#include "spec/spec_path.h"
 #include "spec/yget.h"
 
 const char *const model_norm_names[] = {"rmsnorm", "layernorm", NULL};
@@ -363,4 +365,18 @@ int model_load_file(const char *path, model_spec *out, ps_err *err) {
                                            : model_from_node(root, path, out, err);
     ynode_free(root);
     return rc;
+}
+
+int model_from_plan_node(const ynode *n, const char *plan_path, const char *field,
+                         model_spec *out, ps_err *err) {
+    char path[PATH_MAX], found[128];
+    if (n->kind == YN_MAP) return model_from_node(n, plan_path, out, err);
+    if (n->kind != YN_SCALAR)
+        return ps_err_at(err, &n->loc, field, "expected a model name, path or mapping, found %s",
+                         ynode_describe(n, found, sizeof found));
+    return spec_path_resolve(n->str, "models", plan_path, &n->loc, field, path, sizeof path,
+                             err) ||
+                   model_load_file(path, out, err)
+               ? -1
+               : 0;
 }

@@ -422,16 +422,7 @@ static int load_model_and_cluster(const ynode *root, plan_spec *out, ps_err *err
         return ps_err_at(err, m ? &m->loc : &root->loc, "model",
                          "missing field (expected a model name such as llama3-8b, a path to a "
                          "model YAML or config.json, or an inline mapping)");
-    if (m->kind == YN_MAP) {
-        if (model_from_node(m, out->path, &out->model, err)) return -1;
-    } else if (m->kind == YN_SCALAR) {
-        if (spec_path_resolve(m->str, "models", out->path, &m->loc, "model", path, sizeof path,
-                              err) ||
-            model_load_file(path, &out->model, err))
-            return -1;
-    } else {
-        return ps_err_at(err, &m->loc, "model", "expected a model name, path or mapping, found a list");
-    }
+    if (model_from_plan_node(m, out->path, "model", &out->model, err)) return -1;
     if (!cl || cl->kind == YN_NULL)
         return ps_err_at(err, cl ? &cl->loc : &root->loc, "cluster",
                          "missing field (expected a cluster name such as dgx-h100, a path, or "

@@ -27,15 +27,15 @@ Config: cases = number of cases. Tensors per case i (name prefix "c<i>."):
     loss  f32 [N]      per-token loss
     grad  f32 [N][V]   gradient of the summed loss
 """
-import struct
+import os
 import sys
 
 import torch
 import torch.nn.functional as F
 
-MAGIC = b"PSGOLDEN"
-VERSION = 1
-DT_F32, DT_I32 = 0, 1
+# the golden file writer of the kernel golden files (tools/golden_ref.py)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "tools"))
+from golden_ref import write_golden  # noqa: E402
 
 # (N, V, T, alpha, top_k, logit scale, seed); scale 8 gives peaked rows, where
 # the soft and hard terms differ most; one case ties two teacher logits.
@@ -86,29 +86,6 @@ def case(N, V, T, alpha, k, scale, seed):
         t.append(("idx", idx))
     t += [("loss", loss.detach().float()), ("grad", zs64.grad.float())]
     return t
-
-
-def write_golden(path, cfg, tensors):
-    out = bytearray()
-    out += MAGIC
-    out += struct.pack("<ii", VERSION, len(cfg))
-    for name, val in cfg.items():
-        nb = name.encode()
-        assert len(nb) < 16
-        out += nb.ljust(16, b"\0") + struct.pack("<q", val)
-    out += struct.pack("<i", len(tensors))
-    for name, t in tensors:
-        nb = name.encode()
-        assert len(nb) < 32
-        t = t.detach().contiguous()
-        dt = {torch.float32: DT_F32, torch.int32: DT_I32}[t.dtype]
-        assert 1 <= t.dim() <= 4
-        dims = list(t.shape) + [1] * (4 - t.dim())
-        out += nb.ljust(32, b"\0") + struct.pack("<ii4q", dt, t.dim(), *dims)
-        out += t.numpy().astype("<f4" if dt == DT_F32 else "<i4").tobytes()
-    with open(path, "wb") as fp:
-        fp.write(out)
-    return len(out)
 
 
 def main():
