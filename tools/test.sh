@@ -12,8 +12,11 @@ if [ -x /usr/local/cuda/bin/nvcc ]; then PATH=/usr/local/cuda/bin:$PATH; export 
 meson test -C build --print-errorlogs
 
 if [ ! -f build-asan/build.ninja ]; then
-    meson setup build-asan --buildtype=debug -Db_sanitize=address,undefined -Db_lundef=false \
-        -Dwerror=true
+    # -O1: ASan's recommended level; every check stays, and compute runs 1.8x
+    # faster than at -O0 (the kernels suite: 2.45 s -> 1.35 s). Not -O2: GCC's
+    # -O2 warnings under the sanitizers are false alarms (format-truncation).
+    meson setup build-asan --buildtype=debug -Doptimization=1 -Db_sanitize=address,undefined \
+        -Db_lundef=false -Dwerror=true
 fi
 ninja -C build-asan
 meson test -C build-asan --print-errorlogs
