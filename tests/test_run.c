@@ -30,6 +30,7 @@
 #include "tu_sh.h"
 
 #include "tu.h"
+#include "program/program.h"
 #include "rt_ckpt.h"
 #include "spec/ynode.h"
 
@@ -90,7 +91,7 @@ static void losses(const ynode *root, double *l) {
 /* The i-th byte count of a memory array (the profile's "categories" order, which is
  * mem_cat order: params, grads, master, optimizer, ...). */
 static double mem_at(const ynode *arr, int i) {
-    if (arr->kind != YN_SEQ || arr->n != 7) fail_msg("a memory array of 7 byte counts expected");
+    if (arr->kind != YN_SEQ || arr->n != MEM_COUNT) fail_msg("a memory array of %d byte counts expected", MEM_COUNT);
     return strtod(arr->items[i]->str, NULL);
 }
 
