@@ -909,8 +909,8 @@ static void test_peaks_and_schedule_series(void **state) {
     plot_peaks_layout(&k, &p);
     assert_string_equal(k.unit_name, "KiB");
     /* rank predicted[7] measured[7] predicted_total measured_total: each rank its role's */
-    tu_contains(written(peaks_data, &k), "\n0 4 2 0 8 1 0 0 4 2 0 8 2 0 1 14 15\n",
-                "\n1 2 0 0 0 0 0 0 2 0 0 0 0 0 0 2 2\n", NULL);
+    tu_contains(written(peaks_data, &k), "\n0 4 2 0 8 1 0 0 0 4 2 0 8 2 0 1 0 14 15\n",
+                "\n1 2 0 0 0 0 0 0 0 2 0 0 0 0 0 0 0 2 2\n", NULL);
     plot_measured g;
     plot_measured_layout(&g, &p);
     assert_int_equal(g.n_stages, 2);
