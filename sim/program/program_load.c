@@ -314,27 +314,32 @@ static int read_distill(const ynode *h, program *p, ps_err *err) {
                  &o->teacher_bytes, err))
         return -1;
     snprintf(o->weights, sizeof o->weights, "%s", program_teacher_schemes[scheme]);
+    char v[4][48];
+    snprintf(v[0], sizeof v[0], "vocab %lld (the student's: %lld)", (long long)o->vocab,
+             (long long)p->vocab);
+    snprintf(v[1], sizeof v[1], "%lld", (long long)o->top_k);
+    snprintf(v[2], sizeof v[2], "pp %lld, cp %lld%s", (long long)p->pp, (long long)p->cp,
+             program_is_moe(p) ? ", experts" : "");
+    snprintf(v[3], sizeof v[3], "tp %lld", (long long)p->tp);
     const struct {
         bool bad;
-        const char *key, *expected, *what;
-        long long found;
+        const char *key, *expected, *found;
     } r[] = {
-        {o->vocab != p->vocab, "teacher", "a teacher over the student's vocabulary", "vocab",
-         (long long)o->vocab},
-        {o->top_k > o->vocab, "top_k", "0 or at most the vocabulary", "", (long long)o->top_k},
-        {!o->checkpoint[0], "checkpoint", "the teacher checkpoint's path", "an empty string", 0},
+        {o->vocab != p->vocab, "teacher", "a teacher over the student's vocabulary", v[0]},
+        {o->top_k > o->vocab, "top_k", "0 or at most the vocabulary", v[1]},
+        {!o->checkpoint[0], "checkpoint", "the teacher checkpoint's path", "an empty string"},
         {p->pp > 1 || p->cp > 1 || program_is_moe(p), "teacher",
          "pp 1, cp 1 and a dense student (the runtime runs the teacher on the student's last "
-         "stage with tp only)", "pp", (long long)p->pp},
+         "stage with tp only)", v[2]},
         {o->heads % p->tp || o->kv_heads % p->tp || o->ffn_hidden % p->tp, "teacher",
-         "heads, kv_heads and ffn_hidden divisible by tp", "tp", (long long)p->tp},
+         "the teacher's heads, kv_heads and ffn_hidden divisible by tp", v[3]},
     };
     for (size_t i = 0; i < sizeof r / sizeof r[0]; i++)
         if (r[i].bad) {
             char field[FIELD_MAX];
             yget_field("header.distill", r[i].key, field, sizeof field);
-            return ps_err_at(err, &ynode_get(d, r[i].key)->loc, field,
-                             "expected %s, found %s %lld", r[i].expected, r[i].what, r[i].found);
+            return ps_err_at(err, &ynode_get(d, r[i].key)->loc, field, "expected %s, found %s",
+                             r[i].expected, r[i].found);
         }
     o->on = true;
     return 0;
