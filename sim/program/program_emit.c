@@ -32,6 +32,7 @@
 #include "time/coll_time.h"
 #include "cost/comm.h"
 #include "cost/distill.h"
+#include "time/distill_time.h"
 #include "cost/infer.h"
 #include "cost/moe.h"
 #include "cost/params.h"
@@ -693,10 +694,6 @@ static void cp_costs(const emit_ctx *x, const time_ctx *tc, unit_cost *c) {
     }
 }
 
-/* The tensor-parallel collectives of each unit kind's fwd and bwd (comm.c:
- * comm_tp_unit), their bytes sent (comm_bytes_sent) and seconds (coll_time on
- * the tp group's link), added to the op's seconds: Megatron-LM's tensor-
- * parallel collectives block the compute that needs their result. */
 /* Add n tensor-parallel calls to unit kind k's fwd (b 0) or bwd (b 1) op. */
 static void tp_add(emit_ctx *x, int k, int b, const comm_tp_call *calls, int n,
                    const coll_link *link) {
@@ -713,6 +710,10 @@ static void tp_add(emit_ctx *x, int k, int b, const comm_tp_call *calls, int n,
     }
 }
 
+/* The tensor-parallel collectives of each unit kind's fwd and bwd (comm.c:
+ * comm_tp_unit), their bytes sent (comm_bytes_sent) and seconds (coll_time on
+ * the tp group's link), added to the op's seconds: Megatron-LM's tensor-
+ * parallel collectives block the compute that needs their result. */
 static void tp_costs(emit_ctx *x, const coll_link *link) {
     static const comm_unit cu[UK_COUNT] = {COMM_UNIT_EMBED, COMM_UNIT_LAYER, COMM_UNIT_HEAD};
     for (int k = 0; k < UK_COUNT; k++)
@@ -804,6 +805,15 @@ static void unit_costs(emit_ctx *x) {
      * allocates its own (runtime/rt_model.c head_fwd) */
     x->cost[UK_HEAD].saved += x->dm->kd_saved;
     if (x->dm->forward > x->cost[UK_HEAD].ws_fwd) x->cost[UK_HEAD].ws_fwd = x->dm->forward;
+    if (x->prog->distill.on) { /* and its time and FLOPs (time/distill_time.h, cost/distill.h) */
+        const model_cfg *t = &x->s->teacher.cfg;
+        distill_time_ctx dt;
+        double hardware;
+        distill_time_init(t, x->c, x->p, &dt);
+        x->cost[UK_HEAD].fwd_s += distill_fwd_s(&dt, &tc.link[GROUP_TP], t->layers, true, true);
+        distill_teacher_flops_per_token(t, x->p, &hardware);
+        x->cost[UK_HEAD].fwd_flops += hardware * (double)plan_tokens_per_rank(x->p);
+    }
     if (program_is_moe(x->prog)) moe_costs(x, &x->cost[UK_LAYER]); /* no cp, tp: refused */
     x->link = tc.link[GROUP_DP];
     x->edp_link = tc.link[GROUP_EDP];
