@@ -213,6 +213,12 @@ static int run_main(int argc, char **argv, int rank, int world) {
                             (long long)prog.experts);
     if (status == 0 && resume_path)
         status = rt_ckpt_check_resume(&resume, &prog, resume_path, &err);
+    /* distillation: every rank reads the teacher and checks its shape before any work */
+    rt_ckpt teacher;
+    memset(&teacher, 0, sizeof teacher);
+    if (status == 0 && prog.distill.on)
+        status = rt_ckpt_read(prog.distill.checkpoint, &teacher, &err) ||
+                 rt_ckpt_check_teacher(&teacher, &prog, &err);
     if (status == 0 && rank == 0 && ckpt_path) status = run_profile_check_output(ckpt_path, &err);
     if (status == 0 && rank == 0 && save_path) status = run_profile_check_output(save_path, &err);
     free(spec);
@@ -251,7 +257,8 @@ static int run_main(int argc, char **argv, int rank, int world) {
     rt_options opt = {.on_step = on_step, .ctx = &ctx, .memory_limit_bytes = (int64_t)limit,
                       .data_limit_bytes = (int64_t)data_limit, .timeout_s = (double)timeout_s,
                       .save_weights_path = ckpt_path, .save_path = save_path,
-                      .save_every = save_every, .resume = resume_path ? &resume : NULL};
+                      .save_every = save_every, .resume = resume_path ? &resume : NULL,
+                      .teacher = prog.distill.on ? &teacher : NULL};
     rt_result res;
     status = rt_exec_run(&prog, be, &groups, &opt, &res, &err);
     if (status > 0) { /* set-up failed, training diverged or the checkpoint was not written;
@@ -292,6 +299,7 @@ free_groups:
     rt_groups_free(&groups);
 free_program:
     rt_ckpt_free(&resume);
+    rt_ckpt_free(&teacher);
     replay_free(&rp);
     program_free(&prog);
     return status ? CLI_FAIL : CLI_OK;

@@ -15,6 +15,7 @@
 
 #include <stdint.h>
 
+#include "kern_kd.h"
 #include "program/program.h"
 
 typedef enum { RT_F32, RT_BF16 } rt_dtype;
@@ -76,6 +77,14 @@ typedef struct {
                      int64_t N, int64_t V);
     void (*xent_bwd)(float *dlogits, const float *probs, const int32_t *targets, float scale,
                      int64_t N, int64_t V);
+    /* logit distillation (kern_kd.h) */
+    void (*kd_teacher)(float *qt, int32_t *idx, const float *zt, int64_t N, int64_t V,
+                       const kern_kd_cfg *c);
+    void (*kd_fwd)(float *ps, float *qs, float *losses, const float *zs, const int32_t *targets,
+                   const float *qt, const int32_t *idx, int64_t N, int64_t V, const kern_kd_cfg *c);
+    void (*kd_bwd)(float *dzs, const float *ps, const float *qs, const int32_t *targets,
+                   const float *qt, const int32_t *idx, float scale, int64_t N, int64_t V,
+                   const kern_kd_cfg *c);
     void (*add)(float *out, const float *a, const float *b, int64_t n);
     void (*adamw)(float *p, float *m, float *v, const float *g, int64_t n, float lr, float b1,
                   float b2, float eps, float wd, int step);

@@ -160,6 +160,29 @@ int rt_ckpt_check_resume(const rt_ckpt *ck, const program *p, const char *path, 
     return 0;
 }
 
+int rt_ckpt_check_teacher(const rt_ckpt *ck, const program *p, ps_err *err) {
+    const prog_distill *d = &p->distill;
+    const struct {
+        const char *name;
+        double file, plan;
+    } f[] = {{"layers", (double)ck->m.layers, (double)d->layers},
+             {"hidden", (double)ck->m.hidden, (double)d->hidden},
+             {"heads", (double)ck->m.heads, (double)d->heads},
+             {"kv_heads", (double)ck->m.kv_heads, (double)d->kv_heads},
+             {"head_dim", (double)ck->m.head_dim, (double)d->head_dim},
+             {"ffn_hidden", (double)ck->m.ffn_hidden, (double)d->ffn_hidden},
+             {"vocab", (double)ck->m.vocab, (double)d->vocab},
+             {"norm_eps", ck->m.norm_eps, d->norm_eps},
+             {"rope_theta", ck->m.rope_theta, d->rope_theta}};
+    for (size_t i = 0; i < sizeof f / sizeof *f; i++)
+        if (f[i].file != f[i].plan)
+            return ps_err_set(err, "distill.checkpoint %s: field \"%s\": the checkpoint has %.17g, "
+                                   "the plan's teacher (%s) has %.17g (the teacher's weights must "
+                                   "be of the model distill.teacher names)",
+                              d->checkpoint, f[i].name, f[i].file, d->teacher_name, f[i].plan);
+    return 0;
+}
+
 /* bytes (even) as 16-bit words */
 static int send_words(const rt_backend *be, rt_group *g, const void *buf, int64_t bytes) {
     return be->send(g, buf, bytes / 2, RT_BF16, 0);

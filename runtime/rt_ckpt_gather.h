@@ -51,6 +51,10 @@ int64_t rt_ckpt_resume_steps(const rt_ckpt *ck, int64_t total_steps, const char 
  * global_batch, seq, the optimizer's settings, precision); else -1 with err
  * naming the first field that differs, the file's value and the plan's. */
 int rt_ckpt_check_resume(const rt_ckpt *ck, const program *p, const char *path, ps_err *err);
+/* Distillation: 0 when ck holds the teacher of p's header (p->distill: layers, hidden,
+ * heads, kv_heads, head_dim, ffn_hidden, vocab, norm_eps, rope_theta); else -1 with err
+ * naming the first field that differs, the file's value and the plan's. */
+int rt_ckpt_check_teacher(const rt_ckpt *ck, const program *p, ps_err *err);
 
 /* Every rank of the world calls it: the records go to world rank 0, which
  * writes the training state to state_path (3 arrays; NULL: none) and the

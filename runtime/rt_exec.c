@@ -9,6 +9,7 @@
 
 #include "rt_ckpt_gather.h"
 #include "rt_data.h"
+#include "rt_gen.h"
 #include "rt_model.h"
 #include "rt_pipe.h"
 #include "rt_ring.h"
@@ -41,6 +42,8 @@ typedef struct {
     rt_ckpt_parts *ckpt;
     const rt_options *opt;
     int64_t step0; /* steps done before this run (--resume) */
+    rt_gen teacher; /* distillation: built by the teacher's alloc (teacher_alloc) */
+    bool teacher_built;
 } exec;
 
 /* This rank's place in its ep group, which picks its experts (0 without ep). */
@@ -159,8 +162,47 @@ static int fail_with(ps_err *err, const exec *x, int32_t i) {
     return fail(err, x, i, msg);
 }
 
+/* Distillation: the teacher's alloc builds the inference engine on this rank's tp
+ * group from the checkpoint the caller read (rt_options.teacher), its weights and
+ * scales in MEM_TEACHER, which must come to the program's bytes; the host copy is
+ * then freed. */
+static int teacher_alloc(exec *x, int32_t i, ps_err *err) {
+    const prog_op *o = &x->r->ops[i];
+    const prog_distill *d = &x->p->distill;
+    rt_ckpt *ck = x->opt ? x->opt->teacher : NULL;
+    char msg[512];
+    if (x->teacher_built) return fail(err, x, i, "the teacher is already allocated");
+    if (!ck || !ck->data) return fail(err, x, i, "no teacher checkpoint was read (rt_options.teacher)");
+    const int scheme = rt_wscheme_parse(d->weights);
+    if (scheme < 0) {
+        snprintf(msg, sizeof msg, "teacher weights %s: not a scheme of the inference engine",
+                 d->weights);
+        return fail(err, x, i, msg);
+    }
+    const rt_gen_cfg cfg = {.weights = (rt_wscheme)scheme, .group = d->group_size,
+                            .kv = KERN_KV_F32, .block_size = 16, .prefill_chunk = x->model.N,
+                            .batch = 1, .no_cache = true, .teacher = true};
+    const int64_t before = x->mem.current[MEM_TEACHER];
+    if (rt_gen_init(&x->teacher, ck, &cfg, x->be, &x->mem,
+                    x->p->tp > 1 ? &x->g->group[GROUP_TP] : NULL, (int)x->p->tp,
+                    (int)x->r->tp_rank, err))
+        return fail_with(err, x, i);
+    x->teacher_built = true;
+    x->model.teacher = &x->teacher;
+    rt_ckpt_free(ck); /* the engine holds what this rank needs */
+    const int64_t got = x->mem.current[MEM_TEACHER] - before;
+    if (got != o->bytes) {
+        snprintf(msg, sizeof msg, "teacher is %lld bytes in the program; the inference engine "
+                                  "holds %lld (program and runtime disagree)",
+                 (long long)o->bytes, (long long)got);
+        return fail(err, x, i, msg);
+    }
+    return 0;
+}
+
 static int op_alloc(exec *x, int32_t i, ps_err *err) {
     const prog_op *o = &x->r->ops[i];
+    if (o->buf == BUF_TEACHER) return teacher_alloc(x, i, err);
     void **slot = buf_slot(x, o->buf, o->unit);
     const int64_t want = buf_elems(x, o->buf, o->unit) * rt_dtype_bytes(x->dt[o->buf]);
     char msg[256];
@@ -502,6 +544,8 @@ static void exec_free(exec *x) {
     rt_watchdog_stop(x->watchdog);
     x->watchdog = NULL;
     rt_model_free(&x->model);
+    if (x->teacher_built) rt_gen_free(&x->teacher);
+    x->teacher_built = false;
     rt_pipe_free(&x->pipe);
     rt_ring_free(&x->ring);
     rt_data_close(&x->data);

@@ -68,6 +68,10 @@ typedef struct {
      * and moments the buffers start from; the run's steps continue from its
      * m.steps (Adam's step count, the data position); NULL: a fresh start */
     const rt_ckpt *resume;
+    /* distillation (program.distill.on): the teacher's checkpoint, read and checked
+     * against the header's shape by the caller before any collective; the run builds
+     * the inference engine from it at the teacher's alloc and frees it (rt_ckpt_free) */
+    rt_ckpt *teacher;
 } rt_options;
 
 /* 0: done. 1: every rank stops with the same message: set-up failed on some

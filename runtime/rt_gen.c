@@ -38,6 +38,10 @@ int rt_gen_init(rt_gen *g, const rt_ckpt *ck, const rt_gen_cfg *cfg, const rt_ba
     if (rt_gen_check(&ck->m, cfg, size, err)) return -1;
     g->be = be, g->mem = mem, g->tp = size > 1 ? tp : NULL, g->tp_size = size, g->tp_rank = rank;
     g->cfg = *cfg, g->m = ck->m;
+    g->cat_weights = cfg->teacher ? MEM_TEACHER : MEM_PARAMS;
+    g->cat_scales = cfg->teacher ? MEM_TEACHER : RT_MEM_SCALES;
+    g->cat_act = cfg->teacher ? MEM_WORKSPACE : MEM_ACTIVATIONS;
+    g->cat_logits = cfg->teacher ? MEM_WORKSPACE : RT_MEM_LOGITS;
     const rt_ckpt_model *m = &ck->m;
     g->L = m->layers, g->h = m->hidden, g->H = m->heads / size, g->KVH = m->kv_heads / size;
     g->D = m->head_dim, g->f = m->ffn_hidden / size;

@@ -54,6 +54,9 @@ typedef struct {
     uint64_t seed;         /* sampling */
     int64_t outlier_k;     /* --inject-outliers K:SCALE (0: none) */
     double outlier_scale;
+    bool teacher;          /* a distillation teacher inside training (docs/runtime.md "Logit
+                              distillation"): weights and scales in MEM_TEACHER, forward
+                              tensors and logits in MEM_WORKSPACE */
 } rt_gen_cfg;
 
 /* One quantized (or plain) linear shard W[R][C]. */
@@ -98,6 +101,9 @@ typedef struct rt_gen {
     int64_t deq_elems;  /* the fp32 dequantization buffer (0: none) */
     rt_kv kv;
     rt_gen_stats st;
+    /* the memory categories of the weights, the scales, the forward tensors and the
+       logits (docs/runtime.md "Inference"; cfg.teacher: those of training) */
+    int cat_weights, cat_scales, cat_act, cat_logits;
 } rt_gen;
 
 /* Build the engine from the one-rank weights of ck on tp rank `rank` of `size`

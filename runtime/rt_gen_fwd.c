@@ -143,12 +143,12 @@ int rt_gen_fwd(rt_gen *g, const int32_t *tokens, int64_t n, const rt_gen_seg *se
     *logits = NULL;
     int64_t *pos = malloc((size_t)n * sizeof *pos);
     for (int i = 0; i < NT; i++)
-        if (!(t[i] = rt_mem_alloc(mem, MEM_ACTIVATIONS, n * w[i] * 4))) c.failed = 1;
+        if (!(t[i] = rt_mem_alloc(mem, g->cat_act, n * w[i] * 4))) c.failed = 1;
     if (rt_wscheme_int8_gemm(g->cfg.weights)) {
-        if (!(c.xq = rt_mem_alloc(mem, MEM_ACTIVATIONS, n * g->cmax))) c.failed = 1;
-        if (!(c.xsz = rt_mem_alloc(mem, MEM_ACTIVATIONS, 8 * n))) c.failed = 1;
+        if (!(c.xq = rt_mem_alloc(mem, g->cat_act, n * g->cmax))) c.failed = 1;
+        if (!(c.xsz = rt_mem_alloc(mem, g->cat_act, 8 * n))) c.failed = 1;
     }
-    if (g->deq_elems && !(c.deq = rt_mem_alloc(mem, MEM_ACTIVATIONS, g->deq_elems * 4))) c.failed = 1;
+    if (g->deq_elems && !(c.deq = rt_mem_alloc(mem, g->cat_act, g->deq_elems * 4))) c.failed = 1;
     if (!pos) c.failed = 1;
     if (c.failed) goto oom;
     if (n > g->st.max_forward_tokens) g->st.max_forward_tokens = n;
@@ -183,7 +183,7 @@ int rt_gen_fwd(rt_gen *g, const int32_t *tokens, int64_t n, const rt_gen_seg *se
     for (int64_t i = 0; i < n_out; i++)
         if (out_rows[i] != i) memcpy(t[X] + i * h, t[X] + out_rows[i] * h, (size_t)h * 4);
     rmsnorm(&c, t[XN], t[X], g->final_norm, n_out);
-    if (c.failed || !(*logits = rt_mem_alloc(mem, RT_MEM_LOGITS, n_out * g->Vr * 4))) goto oom;
+    if (c.failed || !(*logits = rt_mem_alloc(mem, g->cat_logits, n_out * g->Vr * 4))) goto oom;
     if (g->sdt == RT_F32) {
         g->be->matmul_fwd(*logits, t[XN], g->lm_head, n_out, h, g->Vr);
     } else {

@@ -110,7 +110,7 @@ int rt_gen_check(const rt_ckpt_model *m, const rt_gen_cfg *cfg, int size, ps_err
 /* n fp32 values to the storage dtype, in a new MEM_PARAMS block (rows of width w
  * from src, `rows` of them, into a block of cap_rows rows: padding stays zero). */
 static void *store(rt_gen *g, const float *src, int64_t rows, int64_t cap_rows, int64_t w) {
-    void *p = rt_mem_alloc(g->mem, MEM_PARAMS, cap_rows * w * rt_dtype_bytes(g->sdt));
+    void *p = rt_mem_alloc(g->mem, g->cat_weights, cap_rows * w * rt_dtype_bytes(g->sdt));
     if (!p) return NULL;
     if (g->sdt == RT_F32) memcpy(p, src, (size_t)(rows * w) * sizeof(float));
     else g->be->to_bf16(p, src, rows * w);
@@ -160,7 +160,7 @@ static int load_lin(rt_gen *g, rt_gen_lin *l, const float *W, int64_t R, int64_t
         float *s = shard_f32(W, C, r0, nr, c0, nc);
         if (!s) return -1;
         const rt_dtype dt = g->cfg.weights == RT_W_F32 ? RT_F32 : RT_BF16;
-        l->w = rt_mem_alloc(g->mem, MEM_PARAMS, nr * nc * rt_dtype_bytes(dt));
+        l->w = rt_mem_alloc(g->mem, g->cat_weights, nr * nc * rt_dtype_bytes(dt));
         if (l->w) {
             if (dt == RT_F32) memcpy(l->w, s, (size_t)(nr * nc) * sizeof *s);
             else g->be->to_bf16(l->w, s, nr * nc);
@@ -173,9 +173,9 @@ static int load_lin(rt_gen *g, rt_gen_lin *l, const float *W, int64_t R, int64_t
     const int64_t groups = kern_quant_groups(&qs, R, C), sg = kern_quant_groups(&qs, nr, nc);
     uint8_t *q = calloc((size_t)kern_quant_bytes(&qs, R, C), 1);
     float *sc = malloc((size_t)groups * sizeof *sc), *z = zp ? malloc((size_t)groups * sizeof *z) : NULL;
-    l->w = rt_mem_alloc(g->mem, MEM_PARAMS, kern_quant_bytes(&qs, nr, nc));
-    l->scale = rt_mem_alloc(g->mem, RT_MEM_SCALES, sg * 4);
-    if (zp) l->zero = rt_mem_alloc(g->mem, RT_MEM_SCALES, sg * 4);
+    l->w = rt_mem_alloc(g->mem, g->cat_weights, kern_quant_bytes(&qs, nr, nc));
+    l->scale = rt_mem_alloc(g->mem, g->cat_scales, sg * 4);
+    if (zp) l->zero = rt_mem_alloc(g->mem, g->cat_scales, sg * 4);
     const int ok = q && sc && (!zp || z) && l->w && l->scale && (!zp || l->zero);
     if (ok) {
         kern_quantize(q, sc, z, W, R, C, &qs);

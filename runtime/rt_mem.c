@@ -23,9 +23,9 @@ int rt_mem_init(rt_mem *m, void *(*raw_alloc)(int64_t), void (*raw_free)(void *,
     return m->table ? 0 : -1;
 }
 
-_Static_assert(MEM_COUNT == 7, "rt_mem_cat_names lists program.h's mem_cat in order");
+_Static_assert(MEM_COUNT == 8, "rt_mem_cat_names lists program.h's mem_cat in order");
 const char *const rt_mem_cat_names[RT_MEM_CATS] = {
-    "params", "grads", "master", "optimizer", "activations", "buffers", "workspace",
+    "params", "grads", "master", "optimizer", "activations", "buffers", "workspace", "teacher",
     "scales", "kv_cache", "logits"};
 
 static int64_t find(const rt_mem *m, const void *p) {

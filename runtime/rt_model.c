@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "rt_gen.h"
 #include "rt_hash.h"
 #include "rt_ring.h"
 
@@ -19,7 +20,7 @@ enum {
  * slots, counts per expert; the experts' inputs, w1/w3/SwiGLU outputs, and outputs */
 enum { M_PROBS = L_COUNT, M_GATE, M_IDX, M_SLOT, M_COUNT, M_XE, M_A, M_B, M_G, M_YE, M_END };
 enum { E_IDS };
-enum { H_X, H_RSTD, H_XN, H_PROBS, H_LABELS };
+enum { H_X, H_RSTD, H_XN, H_PROBS, H_LABELS, H_QS, H_QT, H_IDX, H_COUNT };
 
 /* ---- layout ------------------------------------------------------------------ */
 
@@ -149,6 +150,8 @@ int rt_model_init(rt_model *m, const program *p, const rt_backend *be, rt_mem *m
     m->embed_elems = rt_model_unit_elems(p, 0);
     m->head_elems = rt_model_unit_elems(p, p->layers + 1);
     m->loss_scale = (float)(1.0 / ((double)p->global_batch * (double)p->seq));
+    m->kd = (kern_kd_cfg){.T = (float)p->distill.temperature, .alpha = (float)p->distill.alpha,
+                          .top_k = p->distill.top_k};
     if (program_is_moe(p)) {
         m->E = p->experts, m->K = p->top_k, m->fe = p->expert_ffn, m->cap = p->expert_capacity;
         m->El = p->ep > 1 ? p->experts / p->ep : p->experts, m->aux_alpha = (float)p->aux_alpha;
@@ -818,6 +821,36 @@ static void layer_backward(op_ctx *c, rt_saved *s, const float *w, float *dw, fl
 
 /* ---- head: final norm, output projection, cross-entropy ------------------------- */
 
+/* Logit distillation (docs/runtime.md "Logit distillation"): the teacher's forward on
+ * the micro-batch's B sequences of T tokens, its distribution at T into the saved qt
+ * (and idx), its logits freed before the student's head allocates its own. */
+static int teacher_fwd(op_ctx *c, int64_t mb, float *qt, int32_t *idx) {
+    rt_model *m = c->m;
+    const int64_t N = m->N, B = m->B, T = m->T;
+    rt_gen *g = m->teacher;
+    if (!g) {
+        ps_err_set(c->err, "forward of the head, micro-batch %lld: the teacher is not "
+                           "allocated (op order)", (long long)mb);
+        return c->failed = 1, -1;
+    }
+    rt_gen_seg *segs = malloc((size_t)B * sizeof *segs);
+    int64_t *rows = malloc((size_t)N * sizeof *rows);
+    float *zt = NULL;
+    int rc = !segs || !rows ? ps_err_set(c->err, "out of host memory for the teacher") : 0;
+    for (int64_t b = 0; !rc && b < B; b++) segs[b] = (rt_gen_seg){.seq = NULL, .row = b * T, .p0 = 0, .n = T};
+    for (int64_t n = 0; !rc && n < N; n++) rows[n] = n;
+    if (!rc) rc = rt_gen_fwd(g, m->tokens + mb * N, N, segs, B, rows, N, &zt, c->err);
+    free(segs);
+    free(rows);
+    if (!rc) {
+        if (!tp_on(m)) m->be->kd_teacher(qt, idx, zt, N, m->V, &m->kd);
+        else if (rt_tp_kd_teacher(&m->tp, m->p, qt, idx, zt, g->Vr, N, &m->kd)) tp_check(c), rc = -1;
+    }
+    rt_mem_free(m->mem, zt);
+    if (rc) c->failed = 1;
+    return rc;
+}
+
 static int head_fwd(op_ctx *c, int64_t mb, const float *w) {
     rt_model *m = c->m;
     const rt_backend *be = m->be;
@@ -831,6 +864,14 @@ static int head_fwd(op_ctx *c, int64_t mb, const float *w) {
     float *rstd = f32_new(c, true, Nl);
     float *probs = f32_new(c, true, probs_n);
     int64_t *labels = keep_alloc(c, MEM_ACTIVATIONS, N * 8);
+    /* distillation: the KD loss's saved tensors (cost/distill.h distill_kd_bytes), the
+     * teacher run before the student's logits exist */
+    const bool kd = m->p->distill.on;
+    const int64_t k = m->kd.top_k;
+    float *qs = kd ? f32_new(c, true, probs_n) : NULL;
+    float *qt = kd ? f32_new(c, true, k ? N * k : probs_n) : NULL;
+    int32_t *idx = kd && k ? keep_alloc(c, MEM_ACTIVATIONS, N * k * 4) : NULL;
+    if (c->failed || (kd && teacher_fwd(c, mb, qt, idx))) return -1;
     /* the logits live only until the loss has turned them into probabilities */
     view logits = act_new(c, MEM_WORKSPACE, false, probs_n);
     float *losses = tmp_alloc(c, N * 4);
@@ -842,14 +883,21 @@ static int head_fwd(op_ctx *c, int64_t mb, const float *w) {
     be->matmul_fwd(logits.f, in, lm, N, h, V);
     act_seal(c, logits);
     const int32_t *tgt = m->targets + mb * N;
-    if (!tp_on(m)) be->xent_fwd(probs, losses, logits.f, tgt, N, V);
-    else if (rt_tp_xent_fwd(&m->tp, m->p, probs, losses, logits.f, tgt, N)) tp_check(c);
+    if (kd && !tp_on(m)) {
+        be->kd_fwd(probs, qs, losses, logits.f, tgt, qt, idx, N, V, &m->kd);
+    } else if (!tp_on(m)) {
+        be->xent_fwd(probs, losses, logits.f, tgt, N, V);
+    } else if (rt_tp_xent_fwd(&m->tp, m->p, probs, losses, logits.f, tgt, N) ||
+               (kd && rt_tp_kd_fwd(&m->tp, m->p, qs, losses, logits.f, qt, idx, N, &m->kd))) {
+        tp_check(c);
+    }
     if (c->failed) return -1;
     double sum = 0;
     for (int64_t i = 0; i < N; i++) sum += losses[i], labels[i] = tgt[i];
     m->loss_sum += sum;
     s->t[H_RSTD] = rstd, s->t[H_XN] = xn.store, s->t[H_PROBS] = probs, s->t[H_LABELS] = labels;
-    s->n = 5;
+    s->t[H_QS] = qs, s->t[H_QT] = qt, s->t[H_IDX] = idx;
+    s->n = H_COUNT;
     return 0;
 }
 
@@ -866,8 +914,21 @@ static int head_bwd(op_ctx *c, int64_t mb, const float *w, float *dw) {
     if (c->failed) return -1;
     const int64_t *labels = s->t[H_LABELS];
     for (int64_t i = 0; i < N; i++) tgt[i] = (int32_t)labels[i];
-    if (!tp_on(m)) be->xent_bwd(dlogits, s->t[H_PROBS], tgt, m->loss_scale, N, V);
-    else rt_tp_xent_bwd(&m->tp, m->p, dlogits, s->t[H_PROBS], tgt, m->loss_scale, N);
+    const float a = m->kd.alpha;
+    if (!m->p->distill.on) {
+        if (!tp_on(m)) be->xent_bwd(dlogits, s->t[H_PROBS], tgt, m->loss_scale, N, V);
+        else rt_tp_xent_bwd(&m->tp, m->p, dlogits, s->t[H_PROBS], tgt, m->loss_scale, N);
+    } else if (!tp_on(m)) {
+        be->kd_bwd(dlogits, s->t[H_PROBS], s->t[H_QS], tgt, s->t[H_QT], s->t[H_IDX],
+                   m->loss_scale, N, V, &m->kd);
+    } else { /* the hard term vocab-parallel, the soft term on this rank's columns (as kd.c) */
+        if (a != 0.0f)
+            rt_tp_xent_bwd(&m->tp, m->p, dlogits, s->t[H_PROBS], tgt, m->loss_scale * a, N);
+        const kern_kd_cfg soft = {.T = m->kd.T, .alpha = 0.0f, .top_k = m->kd.top_k};
+        if (a != 1.0f)
+            be->kd_bwd(dlogits, NULL, s->t[H_QS], tgt, s->t[H_QT], s->t[H_IDX],
+                       m->loss_scale * (1.0f - a), N, V, &soft);
+    }
     const float *in = seq_gather(c, xn); /* re-gathered for the weight gradient */
     if (c->failed) return -1;
     be->matmul_bwd(dxn, dw + h, dlogits, in, w + h, N, h, V);

@@ -104,6 +104,11 @@ typedef struct rt_model {
     double aux_sum;
     rt_group *ep;
     rt_coll_stat *ep_stats;
+    /* logit distillation (program.distill; docs/runtime.md "Logit distillation"): the
+     * teacher (the inference engine on this rank's tp group; NULL until the program's
+     * alloc of the teacher ran) and the loss's T, alpha, top_k */
+    struct rt_gen *teacher;
+    kern_kd_cfg kd;
     /* per-op workspace, freed at the op's end */
     void *tmp[64];
     int n_tmp;

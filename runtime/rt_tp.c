@@ -91,13 +91,14 @@ static int64_t *equal_parts(const rt_tp *tp, int64_t n_local) {
     return c;
 }
 
-int rt_tp_all_gather(rt_tp *tp, float *full, const float *local, int64_t n_local) {
+static int all_gather_dt(rt_tp *tp, float *full, const float *local, int64_t n_local,
+                         rt_dtype dt) {
     const double t0 = tp->be->now_seconds();
     const int64_t n = n_local * tp->size;
     int64_t *c = equal_parts(tp, n_local);
     if (!c) return tp_fail(tp, "all-gather");
     int rc;
-    if (tp->act_dt == RT_F32) {
+    if (dt == RT_F32) {
         rc = tp->be->all_gather(tp->g, local, full, c, c + tp->size, RT_F32);
     } else {
         uint16_t *bl = bf16_copy(tp, local, n_local), *bf = bf16_copy(tp, NULL, n);
@@ -108,8 +109,12 @@ int rt_tp_all_gather(rt_tp *tp, float *full, const float *local, int64_t n_local
     }
     free(c);
     if (rc) return tp_fail(tp, "all-gather");
-    tp_count(tp, COLL_ALL_GATHER, n * rt_dtype_bytes(tp->act_dt), t0);
+    tp_count(tp, COLL_ALL_GATHER, n * rt_dtype_bytes(dt), t0);
     return 0;
+}
+
+int rt_tp_all_gather(rt_tp *tp, float *full, const float *local, int64_t n_local) {
+    return all_gather_dt(tp, full, local, n_local, tp->act_dt);
 }
 
 int rt_tp_reduce_scatter(rt_tp *tp, float *local, const float *full, int64_t n_local) {
@@ -292,4 +297,101 @@ void rt_tp_dump(const program *p, const prog_role *r, int ep_rank, const char *w
         fwrite(&v[k], sizeof v[k], 1, f);
     }
     fclose(f);
+}
+
+/* ---- logit distillation (kern_kd.h over the vocabulary split of rt_tp_xent_fwd) ---- */
+
+int rt_tp_kd_teacher(rt_tp *tp, const program *p, float *qt, int32_t *idx, const float *zt,
+                     int64_t ldz, int64_t N, const kern_kd_cfg *c) {
+    int64_t lo, V;
+    rt_tp_vocab_range(p, tp->rank, &lo, &V);
+    const float T = c->T;
+    const int64_t k = c->top_k;
+    if (k > 0) { /* the teacher's whole rows, its global top-k, this rank's columns kept */
+        const int64_t full = (int64_t)tp->size * N * ldz, Vall = p->vocab;
+        float *all = rt_mem_alloc(tp->mem, MEM_WORKSPACE, (full + Vall) * 4), *row = all + full;
+        if (!all) return tp_fail(tp, "distillation top-k");
+        int rc = all_gather_dt(tp, all, zt, N * ldz, RT_F32);
+        for (int64_t n = 0; n < N && !rc; n++) {
+            for (int r = 0; r < tp->size; r++) {
+                int64_t first, valid;
+                rt_tp_vocab_range(p, r, &first, &valid);
+                memcpy(row + first, all + ((int64_t)r * N + n) * ldz, (size_t)valid * 4);
+            }
+            tp->be->kd_teacher(qt + n * k, idx + n * k, row, 1, Vall, c);
+            for (int64_t j = 0; j < k; j++) {
+                const int64_t v = (int64_t)idx[n * k + j] - lo;
+                if (v < 0 || v >= V) idx[n * k + j] = 0, qt[n * k + j] = 0.0f; /* another rank's */
+                else idx[n * k + j] = (int32_t)v;
+            }
+        }
+        rt_mem_free(tp->mem, all);
+        return rc ? -1 : 0;
+    }
+    float *mx = rt_mem_alloc(tp->mem, MEM_WORKSPACE, 2 * N * 4), *sum = mx + N;
+    if (!mx) return tp_fail(tp, "distillation");
+    for (int64_t n = 0; n < N; n++) {
+        float m = -INFINITY, *q = qt + n * V;
+        for (int64_t v = 0; v < V; v++) {
+            q[v] = zt[n * ldz + v] / T;
+            m = q[v] > m ? q[v] : m;
+        }
+        mx[n] = m;
+    }
+    int rc = rt_tp_all_reduce_max(tp, mx, N);
+    for (int64_t n = 0; n < N && !rc; n++) {
+        float s = 0, *q = qt + n * V;
+        for (int64_t v = 0; v < V; v++) s += q[v] = expf(q[v] - mx[n]);
+        sum[n] = s;
+    }
+    rc = rc || rt_tp_all_reduce_f32(tp, sum, N);
+    for (int64_t n = 0; n < N && !rc; n++)
+        for (int64_t v = 0; v < V; v++) qt[n * V + v] /= sum[n];
+    rt_mem_free(tp->mem, mx);
+    return rc ? -1 : 0;
+}
+
+int rt_tp_kd_fwd(rt_tp *tp, const program *p, float *qs, float *losses, const float *zs,
+                 const float *qt, const int32_t *idx, int64_t N, const kern_kd_cfg *c) {
+    if (c->alpha == 1.0f) return 0; /* cross-entropy alone (losses as they are) */
+    int64_t lo, V;
+    rt_tp_vocab_range(p, tp->rank, &lo, &V);
+    (void)lo;
+    const float T = c->T;
+    const int64_t k = c->top_k, W = k > 0 ? k : V;
+    float *mx = rt_mem_alloc(tp->mem, MEM_WORKSPACE, 3 * N * 4), *sum = mx + N, *kl = sum + N;
+    if (!mx) return tp_fail(tp, "distillation");
+    for (int64_t n = 0; n < N; n++) { /* qs = softmax(zs / T): the row maximum first */
+        float m = -INFINITY, *q = qs + n * V;
+        for (int64_t v = 0; v < V; v++) {
+            q[v] = zs[n * V + v] / T;
+            m = q[v] > m ? q[v] : m;
+        }
+        mx[n] = m;
+    }
+    int rc = rt_tp_all_reduce_max(tp, mx, N);
+    for (int64_t n = 0; n < N && !rc; n++) {
+        float s = 0, *q = qs + n * V;
+        for (int64_t v = 0; v < V; v++) s += q[v] = expf(q[v] - mx[n]);
+        sum[n] = s;
+    }
+    rc = rc || rt_tp_all_reduce_f32(tp, sum, N);
+    for (int64_t n = 0; n < N && !rc; n++) { /* this rank's part of KL(qt || qs) */
+        const double lse = (double)mx[n] + log((double)sum[n]);
+        const float inv = 1.0f / sum[n];
+        for (int64_t v = 0; v < V; v++) qs[n * V + v] *= inv;
+        double part = 0.0;
+        for (int64_t j = 0; j < W; j++) {
+            const float t = qt[n * W + j];
+            const int64_t v = k > 0 ? idx[n * k + j] : j;
+            if (t > 0.0f) part += (double)t * (log((double)t) - ((double)(zs[n * V + v] / T) - lse));
+        }
+        kl[n] = (float)part;
+    }
+    rc = rc || rt_tp_all_reduce_f32(tp, kl, N);
+    const double a = c->alpha, soft = (1.0 - a) * (double)T * (double)T;
+    for (int64_t n = 0; n < N && !rc; n++)
+        losses[n] = (float)(a * (double)losses[n] + soft * (kl[n] > 0 ? (double)kl[n] : 0.0));
+    rt_mem_free(tp->mem, mx);
+    return rc ? -1 : 0;
 }

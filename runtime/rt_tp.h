@@ -84,6 +84,21 @@ int rt_tp_xent_fwd(rt_tp *tp, const program *p, float *probs, float *losses, con
 void rt_tp_xent_bwd(const rt_tp *tp, const program *p, float *dlogits, const float *probs,
                     const int32_t *targets, float scale, int64_t N);
 
+/* Logit distillation over the same split (kern_kd.h; docs/distillation.md "Running it").
+ * The teacher's distribution at T from its logits zt[N][ldz] (this rank's columns first):
+ * top_k 0, qt[N][valid] = softmax(zt / T) with the row maximum and sum all-reduced; top_k
+ * k, the teacher's rows all-gathered (fp32), the global top-k of each (kern_kd_teacher),
+ * and idx, qt [N][k] holding this rank's entries at local indices (another rank's: index
+ * 0, value 0, which the backward's subtraction and the KL skip). The student's forward:
+ * qs[N][valid] = softmax(zs / T) (all-reduced maximum and sum), the KL summed over the
+ * ranks, losses[n] (the cross-entropy of rt_tp_xent_fwd on entry) = alpha CE + (1 - alpha)
+ * T^2 KL. The backward is local: rt_tp_xent_bwd scaled by alpha, and kern_kd_bwd's soft
+ * term on this rank's columns. */
+int rt_tp_kd_teacher(rt_tp *tp, const program *p, float *qt, int32_t *idx, const float *zt,
+                     int64_t ldz, int64_t N, const kern_kd_cfg *c);
+int rt_tp_kd_fwd(rt_tp *tp, const program *p, float *qs, float *losses, const float *zs,
+                 const float *qt, const int32_t *idx, int64_t N, const kern_kd_cfg *c);
+
 /* Flat parameter i of role r on expert-parallel rank ep_rank (0 without ep), as an
  * index of the one-rank model's flat space (rt_model_init_values), or -1 for
  * vocabulary padding. Units are found by name ("embed", "layer.7", "head"), so a

@@ -899,8 +899,8 @@ static void test_dualpipe(void **state) {
 
 /* Logit distillation: plan shows the teacher's memory, FLOPs and (separate)
  * transfer, in the table and the JSON (docs/output.md); emit and run refuse
- * the plan until the runtime executes distillation, never dropping the
- * teacher silently. */
+ * the plan without the teacher's checkpoint, never dropping the teacher
+ * silently, and emit one with it (202,951,680 B: 50,737,920 f32 weights). */
 static void test_plan_distill(void **state) {
     (void)state;
     static char out[1 << 16];
@@ -930,12 +930,17 @@ static void test_plan_distill(void **state) {
     /* a plan without distill: has no distill object */
     assert_int_equal(run("plan plans/tiny-1m-cpu.yaml --format json", out, sizeof out), 0);
     assert_null(strstr(out, "\"distill\""));
-    /* emit and run refuse it, naming the section */
+    /* emit and run need the teacher's checkpoint (the runtime trains with it), naming
+     * the section; with one, the program's header carries the teacher */
     assert_int_equal(run("emit plans/tiny-distill.yaml --steps 1", out, sizeof out), 1);
-    tu_contains(out, "plans/tiny-distill.yaml:14:3:", "distill:",
-                "the runtime does not execute distillation plans yet", NULL);
+    tu_contains(out, "plans/tiny-distill.yaml:17:3:", "distill.checkpoint: missing field",
+                "parasim run --save-weights", NULL);
     assert_int_equal(run("run plans/tiny-distill.yaml", out, sizeof out), 1);
-    tu_contains(out, "the runtime does not execute distillation plans yet", NULL);
+    tu_contains(out, "distill.checkpoint: missing field", NULL);
+    assert_int_equal(run("emit plans/tiny-distill.yaml --steps 1 --set distill.checkpoint=t.ckpt",
+                         out, sizeof out), 0);
+    tu_contains(out, "\"distill\": {", "\"name\": \"tiny-50m\"", "\"checkpoint\": \"t.ckpt\"",
+                "\"teacher_bytes\": 202951680", "\"cat\": \"teacher\"", NULL);
     /* the sweep example runs and ranks distillation plans */
     assert_int_equal(run("sweep plans/sweeps/tiny-distill-8cpu.yaml --top 3", out, sizeof out), 0);
     tu_contains(out, "teacher tiny-50m", "distill_placement {shared,separate}", "top-k", NULL);

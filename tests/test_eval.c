@@ -3,6 +3,7 @@
 #include <math.h>
 
 #include "cost/act.h"
+#include "cost/distill.h"
 #include "cost/moe.h"
 #include "cost/params.h"
 #include "cost/workspace.h"
@@ -681,6 +682,40 @@ static void test_distill_top_k(void **state) {
     free(k8);
 }
 
+/* The KD loss's tensor-parallel collectives in a head forward (runtime/rt_tp.c): tp 2,
+ * N = 4 x 256 = 1024 tokens per rank, ceil(256 / 2) = 128 vocabulary rows each.
+ * Full distribution: the teacher's max and sum, the student's max, sum and KL, 5
+ * all-reduces of 1024 x 4 B; top-8: the teacher's rows all-gathered (S = 1024 x 128 x
+ * 2 x 4 B = 1 MiB) and the student's 3; alpha 1: the teacher's part only. */
+static void test_distill_tp_calls(void **state) {
+    (void)state;
+    const struct {
+        const char *distill;
+        int n;
+        comm_tp_call want[2];
+    } c[] = {
+        {"{teacher: tiny-50m, weights: f32, alpha: 0.5}", 1, {{COLL_ALL_REDUCE, 5, 4096}}},
+        {"{teacher: tiny-50m, weights: f32, top_k: 8}", 2,
+         {{COLL_ALL_GATHER, 1, 1048576}, {COLL_ALL_REDUCE, 3, 4096}}},
+        {"{teacher: tiny-50m, weights: f32, alpha: 1}", 1, {{COLL_ALL_REDUCE, 2, 4096}}},
+    };
+    for (size_t k = 0; k < sizeof c / sizeof *c; k++) {
+        plan_spec *s = distill_plan("{dp: 1, tp: 2}", c[k].distill);
+        comm_tp_call got[2];
+        assert_int_equal(distill_tp_calls(&s->model.cfg, &s->cfg, got), c[k].n);
+        for (int j = 0; j < c[k].n; j++) {
+            assert_int_equal(got[j].coll, c[k].want[j].coll);
+            assert_int_equal(got[j].calls, c[k].want[j].calls);
+            assert_int_equal(got[j].bytes_per_call, c[k].want[j].bytes_per_call);
+        }
+        free(s);
+    }
+    plan_spec *s = distill_plan("{dp: 2}", "{teacher: tiny-50m, weights: f32}");
+    comm_tp_call got[2];
+    assert_int_equal(distill_tp_calls(&s->model.cfg, &s->cfg, got), 0); /* tp 1: none */
+    free(s);
+}
+
 /* shared under pp = 2: each stage holds 4 of the teacher's 8 layers, the
  * first the embedding, the last the head; the logits and the KD tensors
  * only on the last stage. */
@@ -822,7 +857,7 @@ int main(void) {
         cmocka_unit_test(test_moe_deepseek_v3_dualpipe),
         cmocka_unit_test(test_moe_zero_bubble_stash),
         cmocka_unit_test(test_moe_zero3_buffers),
-        cmocka_unit_test(test_distill_shared), cmocka_unit_test(test_distill_top_k),
+        cmocka_unit_test(test_distill_shared), cmocka_unit_test(test_distill_top_k), cmocka_unit_test(test_distill_tp_calls),
         cmocka_unit_test(test_distill_pp), cmocka_unit_test(test_distill_separate),
         cmocka_unit_test(test_distill_quantized_teacher),
         cmocka_unit_test(test_framework_memory), cmocka_unit_test(test_framework_kernels), cmocka_unit_test(test_framework_defaults),

@@ -758,41 +758,41 @@ static const char *const small_profile =
     " \"parallel\": {\"dp\": 1, \"tp\": 1, \"pp\": 2, \"cp\": 1, \"zero\": 0},"
     " \"params_dtype\": \"fp32\",\n"
     " \"categories\": [\"params\", \"grads\", \"master\", \"optimizer\", \"activations\","
-    " \"buffers\", \"workspace\"],\n"
+    " \"buffers\", \"workspace\", \"teacher\"],\n"
     " \"event_steps\": 2,\n"
     " \"roles\": [\n"
     "  {\"role\": 0, \"stage\": 0, \"tp_rank\": 0, \"cp_rank\": 0, \"ranks\": [0],\n"
-    "   \"predicted\": {\"peak\": [4096, 2048, 0, 8192, 1024, 0, 0], \"peak_total\": 14336}},\n"
+    "   \"predicted\": {\"peak\": [4096, 2048, 0, 8192, 1024, 0, 0, 0], \"peak_total\": 14336}},\n"
     "  {\"role\": 1, \"stage\": 1, \"tp_rank\": 0, \"cp_rank\": 0, \"ranks\": [1],\n"
-    "   \"predicted\": {\"peak\": [2048, 0, 0, 0, 0, 0, 0], \"peak_total\": 2048}}],\n"
+    "   \"predicted\": {\"peak\": [2048, 0, 0, 0, 0, 0, 0, 0], \"peak_total\": 2048}}],\n"
     " \"rank_profiles\": [\n"
     "  {\"rank\": 0, \"role\": 0,\n"
-    "   \"measured\": {\"peak\": [4096, 2048, 0, 8192, 2048, 0, 1024], \"peak_total\": 15360},\n"
+    "   \"measured\": {\"peak\": [4096, 2048, 0, 8192, 2048, 0, 1024, 0], \"peak_total\": 15360},\n"
     "   \"events\": [\n"
     "    " EV(0, "alloc", 1, "\"start\": 0, \"end\": 0.1, \"predicted_start\": 0, \"predicted_end\": 0",
-              "[4096, 0, 0, 0, 0, 0, 0]", "[4096, 0, 0, 0, 0, 0, 0]", 4096, 4096) ",\n"
+              "[4096, 0, 0, 0, 0, 0, 0, 0]", "[4096, 0, 0, 0, 0, 0, 0, 0]", 4096, 4096) ",\n"
     "    " EV(1, "fwd", 1, "\"mb\": 0, \"start\": 0.1, \"end\": 0.5, \"predicted_start\": 0, "
               "\"predicted_end\": 0.002",
-              "[4096, 0, 0, 0, 2048, 0, 0]", "[4096, 0, 0, 0, 1024, 0, 0]", 7168, 5120) ",\n"
+              "[4096, 0, 0, 0, 2048, 0, 0, 0]", "[4096, 0, 0, 0, 1024, 0, 0, 0]", 7168, 5120) ",\n"
     "    " EV(2, "bwd", 1, "\"mb\": 0, \"start\": 0.5, \"end\": 1.3, \"predicted_start\": 0.002, "
               "\"predicted_end\": 0.006",
-              "[4096, 2048, 0, 0, 0, 0, 1024]", "[4096, 2048, 0, 0, 0, 0, 0]", 9216, 7168) ",\n"
+              "[4096, 2048, 0, 0, 0, 0, 1024, 0]", "[4096, 2048, 0, 0, 0, 0, 0, 0]", 9216, 7168) ",\n"
     "    " EV(3, "optim", 1, "\"start\": 1.3, \"end\": 1.5, \"predicted_start\": 0.006, "
               "\"predicted_end\": 0.007",
-              "[4096, 2048, 0, 8192, 0, 0, 0]", "[4096, 2048, 0, 8192, 0, 0, 0]", 14336, 14336) ",\n"
+              "[4096, 2048, 0, 8192, 0, 0, 0, 0]", "[4096, 2048, 0, 8192, 0, 0, 0, 0]", 14336, 14336) ",\n"
     "    " EV(4, "zero_grad", 2, "\"start\": 1.5, \"end\": 1.5, \"predicted_start\": 0.007, "
               "\"predicted_end\": 0.007",
-              "[4096, 2048, 0, 8192, 0, 0, 0]", "[4096, 2048, 0, 8192, 0, 0, 0]", 14336, 14336) ",\n"
+              "[4096, 2048, 0, 8192, 0, 0, 0, 0]", "[4096, 2048, 0, 8192, 0, 0, 0, 0]", 14336, 14336) ",\n"
     "    " EV(5, "fwd", 2, "\"mb\": 0, \"start\": 1.5, \"end\": 1.9, \"predicted_start\": 0.007, "
               "\"predicted_end\": 0.009",
-              "[4096, 2048, 0, 8192, 2048, 0, 0]", "[4096, 2048, 0, 8192, 1024, 0, 0]", 16384, 15360)
+              "[4096, 2048, 0, 8192, 2048, 0, 0, 0]", "[4096, 2048, 0, 8192, 1024, 0, 0, 0]", 16384, 15360)
     "]},\n"
     "  {\"rank\": 1, \"role\": 1,\n"
-    "   \"measured\": {\"peak\": [2048, 0, 0, 0, 0, 0, 0], \"peak_total\": 2048},\n"
+    "   \"measured\": {\"peak\": [2048, 0, 0, 0, 0, 0, 0, 0], \"peak_total\": 2048},\n"
     "   \"events\": [\n"
     "    " EV(0, "coll", 1, "\"start\": 0, \"end\": 0.25, \"predicted_start\": 0, "
               "\"predicted_end\": 0.001",
-              "[2048, 0, 0, 0, 0, 0, 0]", "[2048, 0, 0, 0, 0, 0, 0]", 2048, 2048) "]}]}\n";
+              "[2048, 0, 0, 0, 0, 0, 0, 0]", "[2048, 0, 0, 0, 0, 0, 0, 0]", 2048, 2048) "]}]}\n";
 
 /* Load text as a profile; fails the test on error. */
 static void load_profile(const char *text, plot_profile *p) {
@@ -863,13 +863,13 @@ static void test_memory_series(void **state) {
     const char *d = written(memory_data, &m);
     /* op phase step | measured cumulative params..workspace | predicted | peaks */
     tu_contains(d, "# rank 0 (role 0)",
-                "\n0 0 1 4 4 4 4 4 4 4 4 4 4 4 4 4 4 4 4\n",
-                "\n1 1 1 4 4 4 4 6 6 6 4 4 4 4 5 5 5 7 5\n",
-                "\n2 2 1 4 6 6 6 6 6 7 4 6 6 6 6 6 6 9 7\n",
-                "\n3 3 1 4 6 6 14 14 14 14 4 6 6 14 14 14 14 14 14\n",
-                "\n4 0 2 4 6 6 14 14 14 14 4 6 6 14 14 14 14 14 14\n", /* step 2 before its fwd */
-                "\n5 1 2 4 6 6 14 16 16 16 4 6 6 14 15 15 15 16 15\n",
-                "\n\n\n# rank 1 (role 1)", "\n0 0 1 2 2 2 2 2 2 2 2 2 2 2 2 2 2 2 2\n", NULL);
+                "\n0 0 1 4 4 4 4 4 4 4 4 4 4 4 4 4 4 4 4 4 4\n",
+                "\n1 1 1 4 4 4 4 6 6 6 6 4 4 4 4 5 5 5 5 7 5\n",
+                "\n2 2 1 4 6 6 6 6 6 7 7 4 6 6 6 6 6 6 6 9 7\n",
+                "\n3 3 1 4 6 6 14 14 14 14 14 4 6 6 14 14 14 14 14 14 14\n",
+                "\n4 0 2 4 6 6 14 14 14 14 14 4 6 6 14 14 14 14 14 14 14\n", /* step 2 before its fwd */
+                "\n5 1 2 4 6 6 14 16 16 16 16 4 6 6 14 15 15 15 15 16 15\n",
+                "\n\n\n# rank 1 (role 1)", "\n0 0 1 2 2 2 2 2 2 2 2 2 2 2 2 2 2 2 2 2 2\n", NULL);
     const char *s = written(memory_script, &m);
     /* the optimizer states appear at op 3, step 1, on both sides; step 2 starts at op 4 */
     tu_contains(s, "set multiplot title", "Adam states (step 1)\" at 3,",
@@ -909,8 +909,8 @@ static void test_peaks_and_schedule_series(void **state) {
     plot_peaks_layout(&k, &p);
     assert_string_equal(k.unit_name, "KiB");
     /* rank predicted[7] measured[7] predicted_total measured_total: each rank its role's */
-    tu_contains(written(peaks_data, &k), "\n0 4 2 0 8 1 0 0 4 2 0 8 2 0 1 14 15\n",
-                "\n1 2 0 0 0 0 0 0 2 0 0 0 0 0 0 2 2\n", NULL);
+    tu_contains(written(peaks_data, &k), "\n0 4 2 0 8 1 0 0 0 4 2 0 8 2 0 1 0 14 15\n",
+                "\n1 2 0 0 0 0 0 0 0 2 0 0 0 0 0 0 0 2 2\n", NULL);
     plot_measured g;
     plot_measured_layout(&g, &p);
     assert_int_equal(g.n_stages, 2);
@@ -962,7 +962,7 @@ static void test_profile_errors(void **state) {
                 "bad.json:2:", "parallel.zero: expected an integer from 0 to 3, found 4", NULL);
     tu_contains(profile_error(edited("\"ranks\": 2,", "\"ranks\": 3,")),
                 "rank_profiles: expected 3 (ranks), found 2", NULL);
-    tu_contains(profile_error(edited("\"buffers\", \"workspace\"]", "\"buffers\", \"buffers\"]")),
+    tu_contains(profile_error(edited("\"buffers\", \"workspace\", \"teacher\"]", "\"buffers\", \"buffers\", \"teacher\"]")),
                 "bad.json:3:", "categories[6]: expected one of params", "\"buffers\"", NULL);
     /* a missing field of the second event of rank 0, on line 15 */
     tu_contains(profile_error(edited("\"end\": 0.5, ", "")), "bad.json:15:5: ",
@@ -970,8 +970,8 @@ static void test_profile_errors(void **state) {
     tu_contains(profile_error(edited("\"end\": 1.3, ", "\"end\": 0.4, ")), "bad.json:16:",
                 "rank_profiles[0].events[2].end: expected a time >= start (0.5 s), found 0.4 s",
                 NULL);
-    tu_contains(profile_error(edited("[4096, 0, 0, 0, 2048, 0, 0]", "[4096, 0, 2048, 0, 0]")),
-                "bad.json:15:", "rank_profiles[0].events[1].memory: expected 7 byte counts (one "
+    tu_contains(profile_error(edited("[4096, 0, 0, 0, 2048, 0, 0, 0]", "[4096, 0, 2048, 0, 0]")),
+                "bad.json:15:", "rank_profiles[0].events[1].memory: expected 8 byte counts (one "
                 "per category), found 5", NULL);
     tu_contains(profile_error(edited("\"kind\": \"fwd\"", "\"kind\": \"forward\"")),
                 "rank_profiles[0].events[1].kind", "\"forward\"", NULL);

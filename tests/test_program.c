@@ -980,6 +980,50 @@ static const char *header_error(const program *p, const char *key, const char *v
     return err.msg;
 }
 
+/* Distillation's header (docs/plan-format.md "header.distill"): it round-trips, the
+ * teacher's alloc carries header.distill.teacher_bytes in category teacher before the
+ * head's forward, and every field is held to its range. */
+static void test_load_distill_header(void **state) {
+    (void)state;
+    program p, q;
+    ps_err err = {{0}};
+    if (program_load_json("tests/fuzz/corpus/program/one-layer-distill.json", &p, &err))
+        fail_msg("%s", err.msg);
+    const prog_distill *d = &p.distill;
+    assert_true(d->on);
+    assert_string_equal(d->weights, "f32");
+    assert_string_equal(d->checkpoint, "teacher.ckpt");
+    assert_int_equal(d->layers, 1), assert_int_equal(d->vocab, 256), assert_int_equal(d->top_k, 4);
+    /* the test model's f32 teacher with one layer: 4 B x (2 x 256 x 64 + 64 + one layer) */
+    const int64_t layer = 64 + 64 * 64 + 2 * 32 * 64 + 64 * 64 + 64 + 3 * 160 * 64;
+    assert_int_equal(d->teacher_bytes, 4 * (2 * 256 * 64 + 64 + layer));
+    const prog_op *o = &p.roles[0].ops[0];
+    assert_int_equal(o->kind, OP_ALLOC), assert_int_equal(o->buf, BUF_TEACHER);
+    assert_int_equal(o->cat, MEM_TEACHER), assert_int_equal(o->bytes, d->teacher_bytes);
+    const char *path = tmp_path("distill.json");
+    if (program_write_json(&p, path, &err) || program_load_json(path, &q, &err))
+        fail_msg("%s", err.msg);
+    assert_memory_equal(&q.distill, &p.distill, sizeof p.distill);
+    program_free(&q);
+    const struct {
+        const char *key, *value, *msg;
+    } bad[] = {
+        {"weights", "\"int8\"", "header.distill.weights: expected one of f32, bf16, int8-tensor"},
+        {"alpha", "1.5", "header.distill.alpha: expected a number in [0, 1], found 1.5"},
+        {"temperature", "0", "header.distill.temperature: expected a number in (0, 1000], found 0"},
+        {"checkpoint", "\"\"", "header.distill.checkpoint: expected the teacher checkpoint's path, found an empty string"},
+        {"vocab", "300", /* the student's (the first "vocab"): the teacher's differs */
+         "header.distill.teacher: expected a teacher over the student's vocabulary, found vocab "
+         "256 (the student's: 300)"},
+        {"top_k", "300", "header.distill.top_k: expected 0 or at most the vocabulary, found 300"},
+        {"teacher_bytes", "5", "expected 5 bytes (what the header and the role imply)"},
+        {"tp", "2", "header.parallel.world"},
+    };
+    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++)
+        tu_contains(header_error(&p, bad[k].key, bad[k].value), bad[k].msg, NULL);
+    program_free(&p);
+}
+
 static void test_load_header_ranges(void **state) {
     (void)state;
     const grid_plan g = {"tiny-1m", 2, 2, 1, 256, "none", "fp32", NULL};
@@ -2305,7 +2349,7 @@ int main(void) {
         cmocka_unit_test(test_replay_checks),
         cmocka_unit_test(test_load_checks_ops),
         cmocka_unit_test(test_load_accepts_other_orders),
-        cmocka_unit_test(test_load_header_ranges),
+        cmocka_unit_test(test_load_header_ranges), cmocka_unit_test(test_load_distill_header),
         cmocka_unit_test(test_load_header_quoted_number),
         cmocka_unit_test(test_load_text_robust),
         cmocka_unit_test(test_replay_events_by_hand),

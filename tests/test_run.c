@@ -30,6 +30,7 @@
 #include "tu_sh.h"
 
 #include "tu.h"
+#include "program/program.h"
 #include "rt_ckpt.h"
 #include "spec/ynode.h"
 
@@ -40,6 +41,9 @@ static char dir[] = "/tmp/parasim-run-XXXXXX", ref_path[64];
 
 #define PLAN "tests/data/run-tiny.yaml"
 #define STEPS 10
+/* the plan run_np and emitted run, and the curve run_and_compare holds runs to
+ * (the distillation tests switch both) */
+static const char *cur_plan = PLAN;
 
 /* Run a command (stdout+stderr captured); returns the exit status. */
 static int sh(const char *cmd) { return tu_sh(out, sizeof out, cmd); }
@@ -52,8 +56,8 @@ static int run_np(int np, const char *sets, const char *profile) {
     char cmd[4096];
     snprintf(last_sets, sizeof last_sets, "--steps %d --set gpus=%d --set parallel.dp=%d %s",
              STEPS, np, np, sets);
-    snprintf(cmd, sizeof cmd, "%s -np %d --oversubscribe %s run " PLAN " --threads 1 --quiet %s -o %s",
-             mpirun, np, parasim, last_sets, profile);
+    snprintf(cmd, sizeof cmd, "%s -np %d --oversubscribe %s run %s --threads 1 --quiet %s -o %s",
+             mpirun, np, parasim, cur_plan, last_sets, profile);
     return sh(cmd);
 }
 
@@ -90,7 +94,7 @@ static void losses(const ynode *root, double *l) {
 /* The i-th byte count of a memory array (the profile's "categories" order, which is
  * mem_cat order: params, grads, master, optimizer, ...). */
 static double mem_at(const ynode *arr, int i) {
-    if (arr->kind != YN_SEQ || arr->n != 7) fail_msg("a memory array of 7 byte counts expected");
+    if (arr->kind != YN_SEQ || arr->n != MEM_COUNT) fail_msg("a memory array of %d byte counts expected", MEM_COUNT);
     return strtod(arr->items[i]->str, NULL);
 }
 
@@ -100,8 +104,8 @@ static bool moe_workspace_unpredicted;
 
 /* Measured vs predicted inside one profile. */
 static void check_prediction(const ynode *root, const char *what) {
-    static const char *exact[] = {"params", "grads", "master", "optimizer"};
-    for (int i = 0; i < 4; i++) {
+    static const char *exact[] = {"params", "grads", "master", "optimizer", "teacher"};
+    for (int i = 0; i < 5; i++) {
         char m[128], p[128];
         snprintf(m, sizeof m, "memory.measured_end_of_step1.%s", exact[i]);
         snprintf(p, sizeof p, "memory.predicted_end_of_step1.%s", exact[i]);
@@ -134,6 +138,7 @@ static void check_prediction(const ynode *root, const char *what) {
 }
 
 static double ref[STEPS];
+static const double *cur_ref = ref;
 
 static void test_single_rank_reference(void **state) {
     (void)state;
@@ -162,8 +167,8 @@ static void run_and_compare(int np, int zero, const char *extra, double rtol) {
     double l[STEPS];
     losses(r, l);
     for (int i = 0; i < STEPS; i++)
-        if (fabs(l[i] - ref[i]) > rtol * ref[i])
-            fail_msg("%s: step %d loss %.7f, one rank %.7f", what, i + 1, l[i], ref[i]);
+        if (fabs(l[i] - cur_ref[i]) > rtol * cur_ref[i])
+            fail_msg("%s: step %d loss %.7f, one rank %.7f", what, i + 1, l[i], cur_ref[i]);
     check_prediction(r, what);
     ranks_check(r, np, what);
     ynode_free(r);
@@ -813,7 +818,7 @@ static void test_pp_reference(void **state) {
 static ynode *emitted(void) {
     char cmd[4096], path[300];
     snprintf(path, sizeof path, "%s/emitted.json", dir);
-    snprintf(cmd, sizeof cmd, "%s emit " PLAN " %s -o %s", parasim, last_sets, path);
+    snprintf(cmd, sizeof cmd, "%s emit %s %s -o %s", parasim, cur_plan, last_sets, path);
     if (sh(cmd)) fail_msg("%s: %s", cmd, out);
     return load(path);
 }
@@ -860,8 +865,8 @@ static double rank_check(const ynode *k, const ynode *roles, const ynode *emit, 
     const int ri = (int)num(k, "role");
     const ynode *role = roles->items[ri];
     const int rank = (int)num(k, "rank");
-    for (int c = 0; c < 4; c++)
-        if (mem_at(at(k, "measured.end_of_step1"), c) != mem_at(at(role, "predicted.end_of_step1"), c))
+    for (int c = 0; c < MEM_COUNT; c++)
+        if ((c < 4 || c == MEM_TEACHER) && mem_at(at(k, "measured.end_of_step1"), c) != mem_at(at(role, "predicted.end_of_step1"), c))
             fail_msg("%s: rank %d: model state %d measured %.0f bytes, predicted %.0f", what, rank,
                      c, mem_at(at(k, "measured.end_of_step1"), c),
                      mem_at(at(role, "predicted.end_of_step1"), c));
@@ -1589,6 +1594,117 @@ static void test_resume_refused(void **state) {
     unlink(ck), unlink(bad), unlink(prof);
 }
 
+/* ---- logit distillation (docs/runtime.md "Logit distillation") ---------------------
+ * The test model learns from a teacher of its own shape, trained here for 5 steps
+ * (run --save-weights): loss = 0.5 CE + 0.5 T^2 KL at T = 2 (plan KD_PLAN). */
+#define KD_PLAN "tests/data/run-tiny-kd.yaml"
+static char kd_ckpt[128], kd_sets[256];
+static double kd_ref[STEPS], kd_topk_ref[STEPS];
+
+/* Run fn's comparisons against the distillation plan and curve r. */
+static void kd_compare(const double *r, int np, int zero, const char *extra, double rtol) {
+    char all[512];
+    snprintf(all, sizeof all, "%s %s", kd_sets, extra);
+    cur_plan = KD_PLAN, cur_ref = r;
+    run_and_compare(np, zero, all, rtol);
+    cur_plan = PLAN, cur_ref = ref;
+}
+
+/* One rank: the teacher trained and saved, then the KD curve (the reference of the
+ * tests below) with every category of memory as predicted, the teacher's exactly. */
+static void kd_reference(const char *extra, double *l, const char *name) {
+    char sets[512], path[160];
+    snprintf(sets, sizeof sets, "%s %s", kd_sets, extra);
+    snprintf(path, sizeof path, "%s/%s.json", dir, name);
+    cur_plan = KD_PLAN;
+    const int rc = run_np(1, sets, path);
+    cur_plan = PLAN;
+    if (rc) fail_msg("%s: %s", name, out);
+    ynode *r = load(path);
+    losses(r, l);
+    check_prediction(r, name);
+    /* the teacher's weights and scales: its f32 model, 4 B per parameter (the test
+     * model: 2 layers of 64 hidden, 160 ffn, GQA 4/2 heads, 256 vocab, untied) */
+    const double tparams = 2 * (64 + 64 * 64 + 2 * 32 * 64 + 64 * 64 + 64 + 3 * 160 * 64) +
+                           2 * 256 * 64 + 64;
+    if (num(r, "memory.measured_peak.teacher") != 4 * tparams)
+        fail_msg("%s: teacher %.0f bytes, expected %.0f", name,
+                 num(r, "memory.measured_peak.teacher"), 4 * tparams);
+    ynode_free(r);
+}
+
+static void test_kd_single_rank(void **state) {
+    (void)state;
+    char cmd[4096];
+    snprintf(kd_ckpt, sizeof kd_ckpt, "%s/teacher.ckpt", dir);
+    snprintf(kd_sets, sizeof kd_sets, "--set distill.checkpoint=%s", kd_ckpt);
+    snprintf(cmd, sizeof cmd, "%s -np 1 %s run " PLAN " --steps 5 --threads 1 --quiet "
+             "--save-weights %s", mpirun, parasim, kd_ckpt);
+    if (sh(cmd)) fail_msg("%s", out);
+    kd_reference("", kd_ref, "kd-1");
+    /* alpha 0.5: half the cross-entropy of the plain run (ref, the same student and
+     * data) plus 2 KL >= 0; the teacher is not the student, so KL > 0 */
+    assert_true(kd_ref[0] > 0.5 * ref[0] && kd_ref[0] < ref[0]);
+    assert_true(kd_ref[STEPS - 1] < kd_ref[0]);
+}
+
+static void test_kd_dp2_zero1(void **s) { (void)s, kd_compare(kd_ref, 2, 1, "", 1e-5); }
+static void test_kd_dp2_zero3(void **s) { (void)s, kd_compare(kd_ref, 2, 3, "", 1e-5); }
+static void test_kd_tp2(void **s) {
+    (void)s, kd_compare(kd_ref, 2, 0, "--set parallel.tp=2 --set parallel.dp=1", 1e-5);
+}
+static void test_kd_tp2_dp2_zero1(void **s) {
+    (void)s, kd_compare(kd_ref, 4, 1, "--set parallel.tp=2 --set parallel.dp=2 --set parallel.sp=true", 1e-5);
+}
+/* top-k 8: the teacher's 8 largest logits only; under tp its rows all-gathered */
+static void test_kd_top_k(void **state) {
+    (void)state;
+    kd_reference("--set distill.top_k=8", kd_topk_ref, "kd-topk");
+    for (int i = 0; i < STEPS; i++) /* another loss than the full distribution's */
+        if (kd_topk_ref[i] == kd_ref[i]) fail_msg("step %d: top-k loss equals the full KD's", i + 1);
+    kd_compare(kd_topk_ref, 2, 0, "--set distill.top_k=8 --set parallel.tp=2 --set parallel.dp=1",
+               1e-5);
+}
+/* alpha = 1: the cross-entropy alone, the plain run's losses bit for bit (the teacher
+ * still runs and is held, as the plan predicts) */
+static void test_kd_alpha1(void **state) {
+    (void)state;
+    double l[STEPS];
+    kd_reference("--set distill.alpha=1", l, "kd-alpha1");
+    for (int i = 0; i < STEPS; i++)
+        if (memcmp(&l[i], &ref[i], sizeof l[i]))
+            fail_msg("step %d: loss %.17g with alpha 1, %.17g without distillation", i + 1, l[i],
+                     ref[i]);
+}
+
+static void test_kd_refused(void **state) {
+    (void)state;
+    char cmd[4096];
+    const struct {
+        int np;
+        const char *sets, *expect[3];
+    } cases[] = {
+        {1, "", {"distill.checkpoint", "missing field", "--save-weights"}},
+        {1, "--set distill.checkpoint=/nonexistent/teacher.ckpt", {"/nonexistent/teacher.ckpt", NULL}},
+        {1, "SETS --set distill.teacher.layers=3",
+         {"field \"layers\": the checkpoint has 2", "teacher (tiny-test) has 3", NULL}},
+        {2, "SETS --set gpus=2 --set parallel.pp=2",
+         {"parallel.pp", "the runtime runs the teacher on the student's last stage with tp only", NULL}},
+        {1, "SETS --set distill.placement=separate --set distill.gpus=1",
+         {"distill.placement", "expected shared, found separate", NULL}},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
+        char sets[512];
+        const char *at_sets = strstr(cases[k].sets, "SETS");
+        snprintf(sets, sizeof sets, "%s%s", at_sets ? kd_sets : "", at_sets ? at_sets + 4 : cases[k].sets);
+        snprintf(cmd, sizeof cmd, "%s -np %d --oversubscribe %s run " KD_PLAN " --threads 1 --quiet %s",
+                 mpirun, cases[k].np, parasim, sets);
+        assert_int_equal(sh(cmd), 1);
+        for (int j = 0; j < 3 && cases[k].expect[j]; j++) tu_contains(out, cases[k].expect[j], NULL);
+        if (strstr(out, "loss ")) fail_msg("a step ran: %s", out);
+    }
+}
+
 int main(int argc, char **argv) {
     if (argc < 3) {
         fprintf(stderr, "usage: test_run PARASIM MPIRUN\n");
@@ -1646,6 +1762,10 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_resume_pp2_1f1b), cmocka_unit_test(test_resume_bf16_zero2),
         cmocka_unit_test(test_resume_other_layout), cmocka_unit_test(test_save_every_diverged),
         cmocka_unit_test(test_resume_refused),
+        cmocka_unit_test(test_kd_single_rank), cmocka_unit_test(test_kd_dp2_zero1),
+        cmocka_unit_test(test_kd_dp2_zero3), cmocka_unit_test(test_kd_tp2),
+        cmocka_unit_test(test_kd_tp2_dp2_zero1), cmocka_unit_test(test_kd_top_k),
+        cmocka_unit_test(test_kd_alpha1), cmocka_unit_test(test_kd_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -162,3 +162,17 @@ double distill_transfer_bytes(const model_cfg *student, const plan_cfg *p) {
     if (d->top_k) return tokens * (double)d->top_k * 8.0 * (double)p->tp;
     return tokens * (double)student->vocab * 4.0;
 }
+
+int distill_tp_calls(const model_cfg *student, const plan_cfg *p, comm_tp_call out[2]) {
+    const plan_distill *d = &p->distill;
+    if (!d->set || d->placement != DISTILL_SHARED || p->tp < 2) return 0;
+    const int64_t n = plan_tokens_per_rank(p), rows = model_vocab_rows(student, p->tp);
+    const int64_t soft = d->alpha == 1.0 ? 0 : 3;
+    int k = 0;
+    if (d->top_k)
+        out[k++] = (comm_tp_call){.coll = COLL_ALL_GATHER, .calls = 1,
+                                  .bytes_per_call = sat_mul(sat_mul(n, rows), sat_mul(p->tp, 4))};
+    const int64_t ar = (d->top_k ? 0 : 2) + soft;
+    if (ar) out[k++] = (comm_tp_call){.coll = COLL_ALL_REDUCE, .calls = ar, .bytes_per_call = n * 4};
+    return k;
+}

@@ -25,6 +25,7 @@
 
 #include <stdint.h>
 
+#include "cost/comm.h"
 #include "spec/cluster.h"
 #include "spec/model.h"
 #include "spec/plan.h"
@@ -91,5 +92,16 @@ double distill_teacher_flops_per_token(const model_cfg *t, const plan_cfg *p, do
  * value) pairs to each of the student's tp ranks, tokens k 8 tp B. 0 under
  * shared (nothing leaves the GPU). */
 double distill_transfer_bytes(const model_cfg *student, const plan_cfg *p);
+
+/* The KD loss's tensor-parallel collectives in one micro-batch's head forward on a
+ * student rank (shared placement, tp > 1; runtime/rt_tp.c rt_tp_kd_teacher and
+ * rt_tp_kd_fwd, docs/distillation.md "Running it"): the teacher's distribution, top_k 0
+ * an all-reduce of the rows' maximum and one of their sums (fp32, N values each), top_k
+ * k an all-gather of the teacher's logit rows (fp32, size S = N ceil(V/tp) tp 4 B);
+ * the student's tempered softmax and the KL, unless alpha = 1, three more all-reduces
+ * of N fp32 values (maximum, sum, KL). N = b s / cp. Returns the entries of out used
+ * (0 under tp 1 or without distill:). The teacher's own forward (the inference
+ * engine's all-reduces) is not among them. */
+int distill_tp_calls(const model_cfg *student, const plan_cfg *p, comm_tp_call out[2]);
 
 #endif

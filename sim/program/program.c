@@ -9,9 +9,14 @@
 #include "cost/states.h"
 
 const char *const mem_cat_names[MEM_COUNT] = {"params",      "grads",   "master",   "optimizer",
-                                              "activations", "buffers", "workspace"};
+                                              "activations", "buffers", "workspace", "teacher"};
 const char *const prog_buf_names[BUF_COUNT] = {"params", "grads",       "master",    "adam.m",
-                                               "adam.v", "unit_params", "unit_grads"};
+                                               "adam.v", "unit_params", "unit_grads", "teacher"};
+/* rt_gen's schemes (runtime/rt_gen_scheme.c; the planner-only fp16, fp8, int8 and
+ * int4 of cost/infer.h are not among them) */
+const char *const program_teacher_schemes[] = {
+    "f32", "bf16", "int8-tensor", "int8-zeropoint", "int8-row", "int8-vector",
+    "int8-decomp", "int8-block", "int4-block", NULL};
 const char *const prog_bwd_part_names[BWD_PART_COUNT] = {"all", "input", "weight"};
 const char *const prog_kind_names[OP_KIND_COUNT] = {"alloc", "free", "zero_grad", "fwd", "bwd",
                                                     "coll",  "send", "recv",      "optim"};
@@ -58,6 +63,7 @@ int64_t program_buf_bytes(const program *p, const prog_role *r, prog_buf b, int3
     switch (b) {
     case BUF_UNIT_PARAMS: return unit_ok ? r->units[unit].elems * dtype_bytes(p->precision.params) : 0;
     case BUF_UNIT_GRADS: return unit_ok ? r->units[unit].elems * dtype_bytes(p->precision.grads) : 0;
+    case BUF_TEACHER: return p->distill.on && r->stage == p->pp - 1 ? p->distill.teacher_bytes : 0;
     default: break;
     }
     role_states(p, r, &sb);
@@ -86,6 +92,7 @@ static int64_t buf_elem_bytes(const program *p, prog_buf b) {
 int64_t program_buf_held(const program *p, const prog_role *r, prog_buf b, int32_t unit,
                          int32_t dp_rank, int64_t *first) {
     *first = 0;
+    if (b == BUF_TEACHER) return 0; /* not a part of the flat space */
     if (b == BUF_UNIT_PARAMS || b == BUF_UNIT_GRADS) {
         if (unit < 0 || unit >= r->n_units) return 0;
         *first = r->units[unit].offset;

@@ -70,6 +70,7 @@ typedef enum {
     MEM_ACTIVATIONS, /* tensors saved for backward (act.h), and a recomputed layer's */
     MEM_BUFFERS,     /* communication buffers: gathered units, unit gradients, buckets */
     MEM_WORKSPACE,   /* transient compute memory: logits, activation gradients, scratch */
+    MEM_TEACHER,     /* logit distillation: the frozen teacher's weights and scales */
     MEM_COUNT
 } mem_cat;
 
@@ -81,6 +82,7 @@ typedef enum {
     BUF_ADAM_V,
     BUF_UNIT_PARAMS, /* with op.unit */
     BUF_UNIT_GRADS,  /* with op.unit */
+    BUF_TEACHER,     /* logit distillation: the teacher's weights (program.distill) */
     BUF_COUNT
 } prog_buf;
 
@@ -203,6 +205,28 @@ typedef struct {
 
 typedef enum { DATA_SYNTHETIC, DATA_TEXT } prog_data_kind;
 
+/* Logit distillation (docs/plan-format.md "Distillation", docs/distillation.md
+ * "Running it"): loss = alpha CE + (1 - alpha) T^2 KL(teacher/T || student/T)
+ * (kernels/kern_kd.h), the frozen teacher read from `checkpoint` (an rt_ckpt)
+ * and run by the inference engine on the last stage's tp group, its weights in
+ * `weights` (an inference-engine scheme name: f32, bf16, int8-tensor, ...,
+ * int4-block) with blocks of group_size inputs. teacher_bytes: its weights and
+ * scales on one tp rank (cost/distill.h), the bytes of BUF_TEACHER. */
+typedef struct {
+    bool on;
+    char teacher_name[64];
+    int64_t layers, hidden, heads, kv_heads, head_dim, ffn_hidden, vocab;
+    double norm_eps, rope_theta;
+    char weights[16];
+    int64_t group_size;
+    double temperature, alpha;
+    int64_t top_k;
+    char checkpoint[PS_LOC_FILE_MAX];
+    int64_t teacher_bytes;
+} prog_distill;
+/* The inference-engine schemes a teacher may run in (NULL-terminated). */
+extern const char *const program_teacher_schemes[];
+
 typedef struct {
     /* model (the runtime builds exactly this) */
     int64_t layers, hidden, heads, kv_heads, head_dim, ffn_hidden, vocab;
@@ -234,6 +258,7 @@ typedef struct {
     char data_path[PS_LOC_FILE_MAX]; /* DATA_TEXT: a plain-text file, byte tokens */
     int64_t bucket_bytes;
     bool overlap_dp; /* data-parallel collectives overlap compute (plan overlap.dp; replay.h) */
+    prog_distill distill; /* logit distillation (distill.on) */
     /* what it came from */
     char plan_name[128];
     char model_name[64];

@@ -166,7 +166,7 @@ static int need_live(chk *c, int32_t i, prog_buf b, int32_t u) {
 }
 
 static const mem_cat buf_cat[BUF_COUNT] = {MEM_PARAMS,    MEM_GRADS,   MEM_MASTER, MEM_OPTIMIZER,
-                                           MEM_OPTIMIZER, MEM_BUFFERS, MEM_BUFFERS};
+                                           MEM_OPTIMIZER, MEM_BUFFERS, MEM_BUFFERS, MEM_TEACHER};
 
 static int op_alloc(chk *c, int32_t i, const prog_op *o) {
     int64_t *s = slot(c, o->buf, o->unit);
@@ -175,6 +175,9 @@ static int op_alloc(chk *c, int32_t i, const prog_op *o) {
     if (!unit_buf(o->buf) && c->state_used[o->buf])
         return bad(c, i, "%s was allocated before (model states are allocated once)",
                    prog_buf_names[o->buf]);
+    if (want <= 0 && o->buf == BUF_TEACHER)
+        return bad(c, i, "the role holds no teacher (header.distill is absent, or the role is "
+                         "not on the last stage)");
     if (want <= 0)
         return bad(c, i, "the plan keeps no %s (precision.master is none)", prog_buf_names[o->buf]);
     if (o->bytes != want)
@@ -271,6 +274,10 @@ static int op_fwd(chk *c, int32_t i, const prog_op *o) {
         return bad(c, i, "expected the forward of %s next in micro-batch %d (units in order), "
                    "found %s", c->r->units[*pos].name, (int)o->mb, c->r->units[o->unit].name);
     if (read_params(c, i, o)) return -1;
+    /* the head's forward runs the teacher (distillation) */
+    if (c->p->distill.on && o->unit == c->U - 1 && c->r->stage == c->p->pp - 1 &&
+        need_live(c, i, BUF_TEACHER, -1))
+        return -1;
     c->saved[(int64_t)o->mb * c->U + o->unit] = o->bytes;
     (*pos)++;
     return 0;

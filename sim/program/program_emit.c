@@ -31,6 +31,9 @@
 #include "cost/act.h"
 #include "time/coll_time.h"
 #include "cost/comm.h"
+#include "cost/distill.h"
+#include "time/distill_time.h"
+#include "cost/infer.h"
 #include "cost/moe.h"
 #include "cost/params.h"
 #include "spec/plan_check.h"
@@ -72,6 +75,7 @@ typedef struct {
     const plan_cfg *p;
     const program *prog;
     prog_role *r;
+    const distill_mem *dm; /* distillation's sizes (zero without) */
     int32_t cap;
     bool oom;
     bool too_long; /* PROGRAM_MAX_OPS reached */
@@ -164,6 +168,43 @@ static const ps_loc *field_loc(const plan_spec *s, const ps_loc *field) {
     return field->file[0] ? field : &s->locs.self;
 }
 
+/* Logit distillation (docs/distillation.md "Running it"): the runtime runs the
+ * teacher with the inference engine (runtime/rt_gen.h) on the student's last
+ * stage, sharded over tp only, from a checkpoint the runtime saved. */
+static int refuse_distill(const plan_spec *s, ps_err *err) {
+    const plan_cfg *p = &s->cfg;
+    const plan_distill *d = &p->distill;
+    static const char *const why = "the runtime runs the teacher on the student's last stage "
+                                   "with tp only";
+    if (d->placement != DISTILL_SHARED)
+        return ps_err_at(err, field_loc(s, &s->distill_locs.placement), "distill.placement",
+                         "%s; expected shared, found %s, which only the cost model (plan, sweep) "
+                         "evaluates", why, plan_distill_placement_names[d->placement]);
+    if (p->pp > 1 || p->cp > 1)
+        return ps_err_at(err, &s->distill_locs.self, p->pp > 1 ? "parallel.pp" : "parallel.cp",
+                         "%s; expected pp 1 and cp 1 with a distill: section, found pp %lld, "
+                         "cp %lld, which only the cost model (plan, sweep) evaluates", why,
+                         (long long)p->pp, (long long)p->cp);
+    if (model_is_moe(&s->model.cfg))
+        return ps_err_at(err, &s->distill_locs.self, "model",
+                         "%s, for a dense student; found a mixture-of-experts student (%s), "
+                         "which only the cost model (plan, sweep) distills", why, s->model.name);
+    const char *scheme = infer_weights_names[d->weights];
+    bool runs = false;
+    for (int i = 0; program_teacher_schemes[i]; i++) runs |= !strcmp(program_teacher_schemes[i], scheme);
+    if (!runs)
+        return ps_err_at(err, field_loc(s, &s->distill_locs.weights), "distill.weights",
+                         "the runtime's teacher runs the inference engine's schemes (f32, bf16, "
+                         "int8-tensor, int8-zeropoint, int8-row, int8-vector, int8-decomp, "
+                         "int8-block, int4-block); found %s, which only the cost model (plan, "
+                         "sweep) evaluates", scheme);
+    if (!s->distill_checkpoint[0])
+        return ps_err_at(err, &s->distill_locs.self, "distill.checkpoint",
+                         "missing field (expected the teacher's weights for the runtime: a "
+                         "checkpoint written by parasim run --save-weights)");
+    return 0;
+}
+
 static int refuse_training(const plan_spec *s, ps_err *err) {
     const plan_cfg *p = &s->cfg;
     plan_precision bf16, fp32;
@@ -173,14 +214,7 @@ static int refuse_training(const plan_spec *s, ps_err *err) {
         return ps_err_at(err, &s->locs.precision, "precision",
                          "the execution plan supports bf16-mixed and fp32 for now, found %s",
                          s->precision_name);
-    /* logit distillation (helper planner): costed by the planner only for now,
-     * so that emit and run never train without the teacher the plan names */
-    if (p->distill.set)
-        return ps_err_at(err, &s->distill_locs.self, "distill",
-                         "the runtime does not execute distillation plans yet; found a distill: "
-                         "section (teacher %s), which only the cost model (plan, sweep) "
-                         "evaluates: leave it out to emit",
-                         s->teacher.name);
+    if (p->distill.set && refuse_distill(s, err)) return -1;
     if (p->optimizer != OPT_ADAMW)
         return ps_err_at(err, &s->locs.self, "optimizer",
                          "the execution plan supports adamw for now, found %s",
@@ -546,6 +580,7 @@ static bool gathered_segment(const emit_ctx *x, int64_t lo, int64_t *hi) {
 static void emit_step(emit_ctx *x, int32_t step) {
     const plan_cfg *p = x->p;
     if (step == 0) {
+        if (x->prog->distill.on) emit_alloc(x, step, BUF_TEACHER, -1, MEM_TEACHER);
         emit_alloc(x, step, BUF_PARAMS, -1, MEM_PARAMS);
         emit_alloc(x, step, BUF_GRADS, -1, MEM_GRADS);
         if (p->precision.master != DT_NONE) emit_alloc(x, step, BUF_MASTER, -1, MEM_MASTER);
@@ -659,6 +694,22 @@ static void cp_costs(const emit_ctx *x, const time_ctx *tc, unit_cost *c) {
     }
 }
 
+/* Add n tensor-parallel calls to unit kind k's fwd (b 0) or bwd (b 1) op. */
+static void tp_add(emit_ctx *x, int k, int b, const comm_tp_call *calls, int n,
+                   const coll_link *link) {
+    prog_op *o = &x->cost[k].tp[b];
+    for (int i = 0; i < n; i++) {
+        const int c = calls[i].coll;
+        const double t = (double)calls[i].calls *
+                         coll_time(calls[i].coll, x->p->tp, calls[i].bytes_per_call, link);
+        o->tp_calls[c] += calls[i].calls;
+        o->tp_bytes[c] += calls[i].calls * calls[i].bytes_per_call;
+        o->tp_sent[c] += calls[i].calls * comm_bytes_sent(calls[i].coll, x->p->tp, calls[i].bytes_per_call);
+        o->tp_seconds[c] += t;
+        *(b ? &x->cost[k].bwd_s : &x->cost[k].fwd_s) += t;
+    }
+}
+
 /* The tensor-parallel collectives of each unit kind's fwd and bwd (comm.c:
  * comm_tp_unit), their bytes sent (comm_bytes_sent) and seconds (coll_time on
  * the tp group's link), added to the op's seconds: Megatron-LM's tensor-
@@ -668,20 +719,11 @@ static void tp_costs(emit_ctx *x, const coll_link *link) {
     for (int k = 0; k < UK_COUNT; k++)
         for (int b = 0; b < 2; b++) {
             comm_tp_call calls[COMM_TP_UNIT_MAX];
-            const int n = comm_tp_unit(x->m, x->p, cu[k], b, calls);
-            prog_op *o = &x->cost[k].tp[b];
-            for (int i = 0; i < n; i++) {
-                const int c = calls[i].coll;
-                const double t = (double)calls[i].calls *
-                                 coll_time(calls[i].coll, x->p->tp, calls[i].bytes_per_call, link);
-                o->tp_calls[c] += calls[i].calls;
-                o->tp_bytes[c] += calls[i].calls * calls[i].bytes_per_call;
-                o->tp_sent[c] +=
-                    calls[i].calls * comm_bytes_sent(calls[i].coll, x->p->tp, calls[i].bytes_per_call);
-                o->tp_seconds[c] += t;
-                *(b ? &x->cost[k].bwd_s : &x->cost[k].fwd_s) += t;
-            }
+            tp_add(x, k, b, calls, comm_tp_unit(x->m, x->p, cu[k], b, calls), link);
         }
+    /* distillation: the KD loss's collectives in the head's forward (cost/distill.h) */
+    comm_tp_call kd[2];
+    tp_add(x, UK_HEAD, 0, kd, distill_tp_calls(&x->s->model.cfg, x->p, kd), link);
 }
 
 /* A MoE layer on top of its shared-expert layer (x->m is that layer's dense view):
@@ -758,6 +800,20 @@ static void unit_costs(emit_ctx *x) {
     x->cost[UK_LAYER].ws_fwd = ws.layer_fwd, x->cost[UK_LAYER].ws_bwd = ws.layer_bwd;
     x->cost[UK_HEAD].ws_fwd = ws.head_fwd, x->cost[UK_HEAD].ws_bwd = ws.head_bwd;
     x->cost[UK_LAYER].ws_bwd_w = ws.layer_bwd_w, x->cost[UK_LAYER].stash = ws.zb_stash;
+    /* distillation: the head's forward saves the KD tensors and runs the teacher
+     * first, whose live tensors and logits are gone before the student's head
+     * allocates its own (runtime/rt_model.c head_fwd) */
+    x->cost[UK_HEAD].saved += x->dm->kd_saved;
+    if (x->dm->forward > x->cost[UK_HEAD].ws_fwd) x->cost[UK_HEAD].ws_fwd = x->dm->forward;
+    if (x->prog->distill.on) { /* and its time and FLOPs (time/distill_time.h, cost/distill.h) */
+        const model_cfg *t = &x->s->teacher.cfg;
+        distill_time_ctx dt;
+        double hardware;
+        distill_time_init(t, x->c, x->p, &dt);
+        x->cost[UK_HEAD].fwd_s += distill_fwd_s(&dt, &tc.link[GROUP_TP], t->layers, true, true);
+        distill_teacher_flops_per_token(t, x->p, &hardware);
+        x->cost[UK_HEAD].fwd_flops += hardware * (double)plan_tokens_per_rank(x->p);
+    }
     if (program_is_moe(x->prog)) moe_costs(x, &x->cost[UK_LAYER]); /* no cp, tp: refused */
     x->link = tc.link[GROUP_DP];
     x->edp_link = tc.link[GROUP_EDP];
@@ -896,6 +952,40 @@ static void fill_header(const plan_spec *s, int steps, program *out) {
     snprintf(out->plan_name, sizeof out->plan_name, "%s", s->name);
     snprintf(out->model_name, sizeof out->model_name, "%s", s->model.name);
     snprintf(out->cluster_name, sizeof out->cluster_name, "%s", s->cluster.name);
+    if (p->distill.set) { /* refuse_distill passed */
+        const plan_distill *d = &p->distill;
+        const model_cfg *t = &s->teacher.cfg;
+        prog_distill *o = &out->distill;
+        infer_cfg ic;
+        infer_cfg_init(&ic);
+        ic.weights = (infer_weights)d->weights;
+        ic.group_size = d->group_size;
+        o->on = true;
+        snprintf(o->teacher_name, sizeof o->teacher_name, "%s", s->teacher.name);
+        o->layers = t->layers, o->hidden = t->hidden, o->heads = t->heads;
+        o->kv_heads = t->kv_heads, o->head_dim = t->head_dim, o->ffn_hidden = t->ffn_hidden;
+        o->vocab = t->vocab;
+        o->norm_eps = s->teacher.norm_eps, o->rope_theta = s->teacher.rope_theta;
+        snprintf(o->weights, sizeof o->weights, "%s", infer_weights_names[d->weights]);
+        o->group_size = infer_group_size(&ic);
+        o->temperature = d->temperature, o->alpha = d->alpha, o->top_k = d->top_k;
+        snprintf(o->checkpoint, sizeof o->checkpoint, "%s", s->distill_checkpoint);
+    }
+}
+
+/* Distillation (shared, pp 1): the teacher's weights on each tp rank, the KD
+ * loss's saved tensors and the teacher's forward (cost/distill.h, the one owner
+ * of these sizes). A CPU cluster (kernels_fp32) runs the teacher in fp32, as
+ * the runtime's inference engine computes. */
+static int distill_costs(const plan_spec *s, program *out, distill_mem *dm, ps_err *err) {
+    *dm = (distill_mem){0};
+    if (!out->distill.on) return 0;
+    plan_cfg q = s->cfg;
+    if (s->cluster.cfg.kernels_fp32) q.precision.activations = DT_FP32;
+    if (distill_stage_memory(&s->model.cfg, &s->teacher.cfg, &q, s->cfg.pp - 1, dm, err))
+        return -1;
+    out->distill.teacher_bytes = dm->weights;
+    return 0;
 }
 
 /* The ops emit_step pushes in `steps` steps, counted in closed form so that a
@@ -921,7 +1011,8 @@ static int64_t emit_op_count(const emit_ctx *x, int64_t n_buckets, int steps) {
         __builtin_add_overflow(per_step, x->pipe.zero_bubble ? x->mbs * x->pipe.n_layers : 0,
                                &per_step) ||
         __builtin_mul_overflow(per_step, (int64_t)steps, &total) ||
-        __builtin_add_overflow(total, 4 + (p->precision.master != DT_NONE ? 1 : 0), &total))
+        __builtin_add_overflow(total, 4 + (p->precision.master != DT_NONE ? 1 : 0) +
+                                          (x->prog->distill.on ? 1 : 0), &total))
         return INT64_MAX;
     return total;
 }
@@ -966,6 +1057,8 @@ int program_emit(const plan_spec *plan, int steps, program *out, ps_err *err) {
         return -1;
     if (steps < 1) return ps_err_set(err, "steps: expected at least 1, found %d", steps);
     fill_header(plan, steps, out);
+    distill_mem dm;
+    if (distill_costs(plan, out, &dm, err)) return -1;
     const plan_cfg *p = &plan->cfg;
     /* a MoE model's layers are costed as the layer with its shared experts' MLP
      * (ffn_hidden = their width), and the routed part added (moe_costs) */
@@ -990,6 +1083,7 @@ int program_emit(const plan_spec *plan, int steps, program *out, ps_err *err) {
                 x.s = plan, x.m = &view, x.c = &plan->cluster.cfg, x.p = p;
                 x.prog = out;
                 x.r = r;
+                x.dm = &dm;
                 x.d = p->dp * p->cp;
                 x.mbs = plan_micro_batches(p);
                 x.gather = p->zero == 3 && x.d > 1;

@@ -202,6 +202,30 @@ static void write_header(jsonw *w, const program *p) {
     put_line(w, "weight_decay", prog_fmt_num(p->weight_decay, num, sizeof num));
     jsonw_str(w, "data", p->data == DATA_SYNTHETIC ? "synthetic" : p->data_path);
     jsonw_obj_end(w);
+    if (p->distill.on) { /* optional: plain training when absent */
+        const prog_distill *d = &p->distill;
+        jsonw_obj(w, "distill");
+        jsonw_obj(w, "teacher");
+        jsonw_str(w, "name", d->teacher_name);
+        jsonw_int(w, "layers", d->layers);
+        jsonw_int(w, "hidden", d->hidden);
+        jsonw_int(w, "heads", d->heads);
+        jsonw_int(w, "kv_heads", d->kv_heads);
+        jsonw_int(w, "head_dim", d->head_dim);
+        jsonw_int(w, "ffn_hidden", d->ffn_hidden);
+        jsonw_int(w, "vocab", d->vocab);
+        put_line(w, "norm_eps", prog_fmt_num(d->norm_eps, num, sizeof num));
+        put_line(w, "rope_theta", prog_fmt_num(d->rope_theta, num, sizeof num));
+        jsonw_obj_end(w);
+        jsonw_str(w, "weights", d->weights);
+        jsonw_int(w, "group_size", d->group_size);
+        put_line(w, "temperature", prog_fmt_num(d->temperature, num, sizeof num));
+        put_line(w, "alpha", prog_fmt_num(d->alpha, num, sizeof num));
+        jsonw_int(w, "top_k", d->top_k);
+        jsonw_str(w, "checkpoint", d->checkpoint);
+        jsonw_int(w, "teacher_bytes", d->teacher_bytes);
+        jsonw_obj_end(w);
+    }
     jsonw_obj_end(w);
 }
 

@@ -21,7 +21,12 @@
 
 static const char *const top_keys[] = {"format", "version", "header", "roles", NULL};
 static const char *const header_keys[] = {"plan",     "cluster",   "model", "batch", "parallel",
-                                          "recompute", "precision", "train", NULL};
+                                          "recompute", "precision", "train", "distill", NULL};
+static const char *const distill_keys[] = {"teacher", "weights", "group_size", "temperature",
+                                           "alpha", "top_k", "checkpoint", "teacher_bytes", NULL};
+static const char *const teacher_keys[] = {"name", "layers", "hidden", "heads", "kv_heads",
+                                           "head_dim", "ffn_hidden", "vocab", "norm_eps",
+                                           "rope_theta", NULL};
 static const char *const hdr_model_keys[] = {"name",       "layers", "hidden",          "heads",
                                          "kv_heads",   "head_dim", "ffn_hidden",    "vocab",
                                          "tied_embeddings", "norm_eps", "rope_theta",
@@ -275,6 +280,71 @@ static int read_train(const ynode *h, program *p, ps_err *err) {
     return 0;
 }
 
+/* header.distill (optional): logit distillation's teacher and loss
+ * (docs/plan-format.md "Distillation"). The runtime runs it under pp 1, cp 1,
+ * dense, over the student's vocabulary. */
+static int read_distill(const ynode *h, program *p, ps_err *err) {
+    const ynode *d = ynode_get(h, "distill"), *t;
+    prog_distill *o = &p->distill;
+    if (!d) return 0;
+    int scheme = 0;
+    int64_t n = 0;
+    for (; program_teacher_schemes[n]; n++) {}
+    if (yget_map(h, "header", "distill", true, &d, err) ||
+        yget_check_keys(d, "header.distill", distill_keys, err) ||
+        yget_map(d, "header.distill", "teacher", true, &t, err) ||
+        yget_check_keys(t, "header.distill.teacher", teacher_keys, err) ||
+        yget_str(t, "header.distill.teacher", "name", true, o->teacher_name, sizeof o->teacher_name, err) ||
+        yget_int(t, "header.distill.teacher", "layers", true, 1, 100000, &o->layers, err) ||
+        yget_int(t, "header.distill.teacher", "hidden", true, 1, PROGRAM_MAX_WIDTH, &o->hidden, err) ||
+        yget_int(t, "header.distill.teacher", "heads", true, 1, PROGRAM_MAX_HEADS, &o->heads, err) ||
+        yget_int(t, "header.distill.teacher", "kv_heads", true, 1, PROGRAM_MAX_HEADS, &o->kv_heads, err) ||
+        yget_int(t, "header.distill.teacher", "head_dim", true, 1, PROGRAM_MAX_WIDTH, &o->head_dim, err) ||
+        yget_int(t, "header.distill.teacher", "ffn_hidden", true, 1, PROGRAM_MAX_WIDTH, &o->ffn_hidden, err) ||
+        yget_int(t, "header.distill.teacher", "vocab", true, 1, PROGRAM_MAX_WIDTH, &o->vocab, err) ||
+        read_real(t, "header.distill.teacher", "norm_eps", 0, MIN_OPEN, 1, &o->norm_eps, err) ||
+        read_real(t, "header.distill.teacher", "rope_theta", 0, MIN_OPEN, 1e12, &o->rope_theta, err) ||
+        read_enum(d, "header.distill", "weights", program_teacher_schemes, (int)n, &scheme, err) ||
+        yget_int(d, "header.distill", "group_size", true, 1, PROGRAM_MAX_WIDTH, &o->group_size, err) ||
+        read_real(d, "header.distill", "temperature", 0, MIN_OPEN, 1000, &o->temperature, err) ||
+        read_real(d, "header.distill", "alpha", 0, CLOSED, 1, &o->alpha, err) ||
+        yget_int(d, "header.distill", "top_k", true, 0, PROGRAM_MAX_WIDTH, &o->top_k, err) ||
+        yget_str(d, "header.distill", "checkpoint", true, o->checkpoint, sizeof o->checkpoint, err) ||
+        yget_int(d, "header.distill", "teacher_bytes", true, 1, PROGRAM_MAX_OP_BYTES,
+                 &o->teacher_bytes, err))
+        return -1;
+    snprintf(o->weights, sizeof o->weights, "%s", program_teacher_schemes[scheme]);
+    char v[4][48];
+    snprintf(v[0], sizeof v[0], "vocab %lld (the student's: %lld)", (long long)o->vocab,
+             (long long)p->vocab);
+    snprintf(v[1], sizeof v[1], "%lld", (long long)o->top_k);
+    snprintf(v[2], sizeof v[2], "pp %lld, cp %lld%s", (long long)p->pp, (long long)p->cp,
+             program_is_moe(p) ? ", experts" : "");
+    snprintf(v[3], sizeof v[3], "tp %lld", (long long)p->tp);
+    const struct {
+        bool bad;
+        const char *key, *expected, *found;
+    } r[] = {
+        {o->vocab != p->vocab, "teacher", "a teacher over the student's vocabulary", v[0]},
+        {o->top_k > o->vocab, "top_k", "0 or at most the vocabulary", v[1]},
+        {!o->checkpoint[0], "checkpoint", "the teacher checkpoint's path", "an empty string"},
+        {p->pp > 1 || p->cp > 1 || program_is_moe(p), "teacher",
+         "pp 1, cp 1 and a dense student (the runtime runs the teacher on the student's last "
+         "stage with tp only)", v[2]},
+        {o->heads % p->tp || o->kv_heads % p->tp || o->ffn_hidden % p->tp, "teacher",
+         "the teacher's heads, kv_heads and ffn_hidden divisible by tp", v[3]},
+    };
+    for (size_t i = 0; i < sizeof r / sizeof r[0]; i++)
+        if (r[i].bad) {
+            char field[FIELD_MAX];
+            yget_field("header.distill", r[i].key, field, sizeof field);
+            return ps_err_at(err, &ynode_get(d, r[i].key)->loc, field, "expected %s, found %s",
+                             r[i].expected, r[i].found);
+        }
+    o->on = true;
+    return 0;
+}
+
 static int read_header(const ynode *root, program *p, ps_err *err) {
     const ynode *h;
     int rc = 0;
@@ -284,7 +354,7 @@ static int read_header(const ynode *root, program *p, ps_err *err) {
         yget_str(h, "header", "cluster", true, p->cluster_name, sizeof p->cluster_name, err) ||
         read_model(h, p, err) || read_parallel(h, p, err) ||
         read_enum(h, "header", "recompute", plan_recompute_names, 3, &rc, err) ||
-        read_precision(h, p, err) || read_train(h, p, err))
+        read_precision(h, p, err) || read_train(h, p, err) || read_distill(h, p, err))
         return -1;
     p->recompute = (plan_recompute)rc;
     return 0;

@@ -4,7 +4,7 @@
 #include <string.h>
 
 const char *const plot_mem_colour[MEM_COUNT] = {"#1f77b4", "#ff7f0e", "#9467bd", "#d62728",
-                                                "#2ca02c", "#8c564b", "#7f7f7f"};
+                                                "#2ca02c", "#8c564b", "#7f7f7f", "#bcbd22"};
 
 /* Phase colours: the strip along a panel's top, and the pale background below it. */
 static const char *const phase_strong[4] = {"#ffffff", "#4a90d9", "#3cae5a", "#f08c2e"};
