@@ -20,7 +20,7 @@ if [ ! -f build-asan/build.ninja ]; then
 fi
 ninja -C build-asan
 meson test -C build-asan --print-errorlogs
-sh tools/fuzz.sh "${FUZZ_SECONDS:-60}"
+sh tools/fuzz.sh "${FUZZ_SECONDS:-30}"
 # one closing line for both builds (set -e: reached only when nothing failed)
 count() { cat build/meson-logs/testlog.json build-asan/meson-logs/testlog.json | grep -c "\"result\": \"$1\"" || true; }
 echo "test: all suites passed (release and ASan+UBSan builds, then 7 fuzz targets)"
