@@ -301,6 +301,29 @@ void rt_tp_dump(const program *p, const prog_role *r, int ep_rank, const char *w
 
 /* ---- logit distillation (kern_kd.h over the vocabulary split of rt_tp_xent_fwd) ---- */
 
+/* out[n][v] = exp(z[n][v] / T - mx[n]) over this rank's V columns (z's rows ldz
+ * apart), with mx[n] the row maximum of z / T and sum[n] the sum of out's row,
+ * both over every tp rank's columns (all-reduced): a vocab-parallel softmax at
+ * temperature T before its normalisation. 0, or non-zero when a collective failed. */
+static int tp_exp_rows(rt_tp *tp, float *out, const float *z, int64_t ldz, int64_t N, int64_t V,
+                       float T, float *mx, float *sum) {
+    for (int64_t n = 0; n < N; n++) {
+        float m = -INFINITY, *q = out + n * V;
+        for (int64_t v = 0; v < V; v++) {
+            q[v] = z[n * ldz + v] / T;
+            m = q[v] > m ? q[v] : m;
+        }
+        mx[n] = m;
+    }
+    int rc = rt_tp_all_reduce_max(tp, mx, N);
+    for (int64_t n = 0; n < N && !rc; n++) {
+        float s = 0, *q = out + n * V;
+        for (int64_t v = 0; v < V; v++) s += q[v] = expf(q[v] - mx[n]);
+        sum[n] = s;
+    }
+    return rc || rt_tp_all_reduce_f32(tp, sum, N);
+}
+
 int rt_tp_kd_teacher(rt_tp *tp, const program *p, float *qt, int32_t *idx, const float *zt,
                      int64_t ldz, int64_t N, const kern_kd_cfg *c) {
     int64_t lo, V;
@@ -330,21 +353,7 @@ int rt_tp_kd_teacher(rt_tp *tp, const program *p, float *qt, int32_t *idx, const
     }
     float *mx = rt_mem_alloc(tp->mem, MEM_WORKSPACE, 2 * N * 4), *sum = mx + N;
     if (!mx) return tp_fail(tp, "distillation");
-    for (int64_t n = 0; n < N; n++) {
-        float m = -INFINITY, *q = qt + n * V;
-        for (int64_t v = 0; v < V; v++) {
-            q[v] = zt[n * ldz + v] / T;
-            m = q[v] > m ? q[v] : m;
-        }
-        mx[n] = m;
-    }
-    int rc = rt_tp_all_reduce_max(tp, mx, N);
-    for (int64_t n = 0; n < N && !rc; n++) {
-        float s = 0, *q = qt + n * V;
-        for (int64_t v = 0; v < V; v++) s += q[v] = expf(q[v] - mx[n]);
-        sum[n] = s;
-    }
-    rc = rc || rt_tp_all_reduce_f32(tp, sum, N);
+    int rc = tp_exp_rows(tp, qt, zt, ldz, N, V, T, mx, sum);
     for (int64_t n = 0; n < N && !rc; n++)
         for (int64_t v = 0; v < V; v++) qt[n * V + v] /= sum[n];
     rt_mem_free(tp->mem, mx);
@@ -361,21 +370,7 @@ int rt_tp_kd_fwd(rt_tp *tp, const program *p, float *qs, float *losses, const fl
     const int64_t k = c->top_k, W = k > 0 ? k : V;
     float *mx = rt_mem_alloc(tp->mem, MEM_WORKSPACE, 3 * N * 4), *sum = mx + N, *kl = sum + N;
     if (!mx) return tp_fail(tp, "distillation");
-    for (int64_t n = 0; n < N; n++) { /* qs = softmax(zs / T): the row maximum first */
-        float m = -INFINITY, *q = qs + n * V;
-        for (int64_t v = 0; v < V; v++) {
-            q[v] = zs[n * V + v] / T;
-            m = q[v] > m ? q[v] : m;
-        }
-        mx[n] = m;
-    }
-    int rc = rt_tp_all_reduce_max(tp, mx, N);
-    for (int64_t n = 0; n < N && !rc; n++) {
-        float s = 0, *q = qs + n * V;
-        for (int64_t v = 0; v < V; v++) s += q[v] = expf(q[v] - mx[n]);
-        sum[n] = s;
-    }
-    rc = rc || rt_tp_all_reduce_f32(tp, sum, N);
+    int rc = tp_exp_rows(tp, qs, zs, V, N, V, T, mx, sum); /* qs = softmax(zs / T), unnormalised */
     for (int64_t n = 0; n < N && !rc; n++) { /* this rank's part of KL(qt || qs) */
         const double lse = (double)mx[n] + log((double)sum[n]);
         const float inv = 1.0f / sum[n];
