@@ -876,6 +876,13 @@ static void test_memory_series(void **state) {
                 "set arrow from 4, graph 0 to 4, graph 1", "set label \"step 2\" at 4,",
                 "rank 1 (role 1: stage 1, tp 0, cp 0): measured", "with fillsteps",
                 "\"data.txt\" index 1", NULL);
+    /* each panel reads its own columns of that data (8 categories: the predicted
+     * ones from column 12; the predicted total, 19, and the peaks, 20 and 21) */
+    tu_contains(s, "using 1:4 with fillsteps fs solid 0.9 noborder lc rgb \"#1f77b4\" title \"params\"",
+                "using 1:12 with fillsteps fs solid 0.9 noborder lc rgb \"#1f77b4\" title \"params\"",
+                "using 1:19 with fillsteps", "using 1:19 with steps lw 1.5 lc rgb \"black\"",
+                "using 1:20 with steps lw 1.2", "using 1:21 with steps lw 1.2", NULL);
+    assert_null(strstr(s, "using 1:22"));
     plot_profile_free(&p);
 }
 

@@ -125,7 +125,9 @@ static void panel(FILE *f, const plot_memory *m, int32_t row, int side, const ch
     const box b = panel_box(m, row, side);
     const double ymax = (double)rank_max(r) / m->unit * 1.18 + 1e-9;
     const int first = row == 0 && !side; /* the legend is drawn once */
-    const int col0 = side ? 4 : 11;      /* first cumulative column: measured 4, predicted 11 */
+    /* the data's columns (plot_memory_data): op phase step, the measured cumulative
+     * categories, the predicted ones, the measured and predicted peaks inside the op */
+    const int col0 = side ? 4 : 4 + MEM_COUNT, col_peaks = 4 + 2 * MEM_COUNT;
     fprintf(f, "set lmargin at screen %.4f\nset rmargin at screen %.4f\n", b.l, b.r);
     fprintf(f, "set tmargin at screen %.4f\nset bmargin at screen %.4f\n", b.t, b.b);
     fprintf(f, "set title \"rank %d (role %d: stage %d, tp %d, cp %d): %s\"\n", (int)rank,
@@ -189,12 +191,12 @@ static void panel(FILE *f, const plot_memory *m, int32_t row, int side, const ch
     fprintf(f,
             ", \\\n  '' index %d using 1:%d with steps lw 1.2 lc rgb \"#222222\" dt 3 title "
             "\"peak inside the op\"",
-            (int)row, side ? 18 : 19);
+            (int)row, side ? col_peaks : col_peaks + 1);
     if (side)
         fprintf(f,
-                ", \\\n  '' index %d using 1:17 with steps lw 1.5 lc rgb \"black\" title "
+                ", \\\n  '' index %d using 1:%d with steps lw 1.5 lc rgb \"black\" title "
                 "\"predicted total (right)\"",
-                (int)row);
+                (int)row, col_peaks - 1);
     if (first)
         fputs(", \\\n  NaN with lines lw 1.5 lc rgb \"black\" title \"predicted total (right)\"",
               f);
