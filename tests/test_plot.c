@@ -823,6 +823,10 @@ static int memory_script(FILE *f, const void *m) {
     plot_outputs o = {"out.png", NULL};
     return plot_memory_script(f, m, "data.txt", &o);
 }
+static int peaks_script(FILE *f, const void *k) {
+    plot_outputs o = {"out.png", NULL};
+    return plot_peaks_script(f, k, "data.txt", &o);
+}
 
 static void test_profile_load(void **state) {
     (void)state;
@@ -915,9 +919,16 @@ static void test_peaks_and_schedule_series(void **state) {
     plot_peaks k;
     plot_peaks_layout(&k, &p);
     assert_string_equal(k.unit_name, "KiB");
-    /* rank predicted[7] measured[7] predicted_total measured_total: each rank its role's */
+    /* rank predicted[8] measured[8] predicted_total measured_total: each rank its role's */
     tu_contains(written(peaks_data, &k), "\n0 4 2 0 8 1 0 0 0 4 2 0 8 2 0 1 0 14 15\n",
                 "\n1 2 0 0 0 0 0 0 0 2 0 0 0 0 0 0 0 2 2\n", NULL);
+    /* a panel per category and the total (2 rows of 5), each reading its columns:
+     * params predicted 2 / measured 10, teacher 9 / 17, the totals 18 / 19 */
+    tu_contains(written(peaks_script, &k), "set multiplot layout 2,5 ",
+                "set title \"params\"", "using ($1-0.2):2 with boxes", "using ($1+0.2):10 with boxes",
+                "set title \"teacher\"", "using ($1-0.2):9 with boxes", "using ($1+0.2):17 with boxes",
+                "set title \"total (all categories at once)\"", "using ($1-0.2):18 with boxes",
+                "using ($1+0.2):19 with boxes", NULL);
     plot_measured g;
     plot_measured_layout(&g, &p);
     assert_int_equal(g.n_stages, 2);

@@ -26,7 +26,7 @@ void plot_peaks_layout(plot_peaks *k, const plot_profile *p) {
     memset(k, 0, sizeof *k);
     k->p = p;
     k->unit_name = plot_mem_unit(peak_max(p, MEM_COUNT), &k->unit);
-    k->width = 1500;
+    k->width = 1800; /* 5 panels a row */
     k->height = 820;
 }
 
@@ -53,7 +53,8 @@ static void body(FILE *f, const void *ctx, const char *data_path) {
     snprintf(title, sizeof title,
              "Peak memory per rank, predicted (pale, left) vs measured (solid, right), %d ranks",
              (int)n);
-    fputs("set multiplot layout 2,4 title ", f);
+    /* one panel per category and one for the total, in two rows */
+    fprintf(f, "set multiplot layout 2,%d title ", (MEM_COUNT + 2) / 2);
     plot_put_string(f, title);
     fputs(" . \"\\n\" . ", f);
     plot_put_string(f, plot_profile_describe(k->p, plan, sizeof plan));
@@ -76,7 +77,10 @@ static void body(FILE *f, const void *ctx, const char *data_path) {
                 " using ($1-0.2):%d with boxes fs solid 0.3 lc rgb \"%s\" title \"predicted\", "
                 "\\\n  '' using ($1+0.2):%d with boxes fs solid 1.0 lc rgb \"%s\" title "
                 "\"measured\"\n",
-                c < MEM_COUNT ? 2 + c : 16, colour, c < MEM_COUNT ? 9 + c : 17, colour);
+                /* the data's columns (plot_peaks_write_data): rank, the predicted
+                 * categories, the measured ones, the predicted and measured totals */
+                c < MEM_COUNT ? 2 + c : 2 + 2 * MEM_COUNT, colour,
+                c < MEM_COUNT ? 2 + MEM_COUNT + c : 3 + 2 * MEM_COUNT, colour);
     }
     fputs("unset multiplot\n", f);
 }
