@@ -28,7 +28,7 @@ typedef enum {
     RT_W_F32, RT_W_BF16, RT_W_I8_TENSOR, RT_W_I8_ZEROPOINT, RT_W_I8_ROW, RT_W_I8_VECTOR,
     RT_W_I8_DECOMP, RT_W_I8_BLOCK, RT_W_I4_BLOCK, RT_W_COUNT
 } rt_wscheme;
-extern const char *const rt_wscheme_names[RT_W_COUNT + 1]; /* NULL-terminated */
+extern const char *const *const rt_wscheme_names; /* RT_W_COUNT names, NULL-terminated */
 /* -1 when name is none of them */
 int rt_wscheme_parse(const char *name);
 /* The linears are int8 x int8 GEMMs with a quantized input (tensor, zeropoint, row, vector). */

@@ -2,11 +2,11 @@
  * contract in docs/runtime.md "Inference" and docs/quantization.md). */
 #include <string.h>
 
+#include "program/program.h"
 #include "rt_gen.h"
 
-const char *const rt_wscheme_names[RT_W_COUNT + 1] = {
-    "f32", "bf16", "int8-tensor", "int8-zeropoint", "int8-row", "int8-vector",
-    "int8-decomp", "int8-block", "int4-block", NULL};
+/* the names a program's teacher may name (sim/program/program.c), in rt_wscheme order */
+const char *const *const rt_wscheme_names = program_teacher_schemes;
 
 int rt_wscheme_parse(const char *name) {
     for (int i = 0; name && i < RT_W_COUNT; i++)

@@ -92,6 +92,19 @@ static void serve(const rt_gen_cfg *cfg, requests *q, rt_gen_stats *st, rt_mem *
     teardown(&f);
 }
 
+/* The engine's scheme names are the program's teacher schemes, one per
+ * rt_wscheme in order: every scheme parses back to itself, and the list ends there. */
+static void test_scheme_names(void **state) {
+    (void)state;
+    for (int i = 0; i < RT_W_COUNT; i++) {
+        assert_non_null(rt_wscheme_names[i]);
+        assert_int_equal(rt_wscheme_parse(rt_wscheme_names[i]), i);
+    }
+    assert_null(rt_wscheme_names[RT_W_COUNT]);
+    assert_string_equal(rt_wscheme_names[RT_W_I8_DECOMP], "int8-decomp");
+    assert_int_equal(rt_wscheme_parse("fp8"), -1); /* a planner-only scheme */
+}
+
 static void test_cache_equals_recompute(void **state) {
     (void)state;
     const int64_t len[NREQ] = {5, 23, 40, 17}, max_new[NREQ] = {12, 7, 20, 3};
@@ -309,6 +322,7 @@ static void test_eval_random(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_scheme_names),
         cmocka_unit_test(test_cache_equals_recompute),
         cmocka_unit_test(test_prefix_cache_blocks),
         cmocka_unit_test(test_kv_budget_schedule),

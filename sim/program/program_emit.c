@@ -192,12 +192,15 @@ static int refuse_distill(const plan_spec *s, ps_err *err) {
     const char *scheme = infer_weights_names[d->weights];
     bool runs = false;
     for (int i = 0; program_teacher_schemes[i]; i++) runs |= !strcmp(program_teacher_schemes[i], scheme);
-    if (!runs)
+    if (!runs) {
+        char list[256] = "";
+        for (int i = 0; program_teacher_schemes[i]; i++)
+            snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? ", " : "",
+                     program_teacher_schemes[i]);
         return ps_err_at(err, field_loc(s, &s->distill_locs.weights), "distill.weights",
-                         "the runtime's teacher runs the inference engine's schemes (f32, bf16, "
-                         "int8-tensor, int8-zeropoint, int8-row, int8-vector, int8-decomp, "
-                         "int8-block, int4-block); found %s, which only the cost model (plan, "
-                         "sweep) evaluates", scheme);
+                         "the runtime's teacher runs the inference engine's schemes (%s); found "
+                         "%s, which only the cost model (plan, sweep) evaluates", list, scheme);
+    }
     if (!s->distill_checkpoint[0])
         return ps_err_at(err, &s->distill_locs.self, "distill.checkpoint",
                          "missing field (expected the teacher's weights for the runtime: a "
