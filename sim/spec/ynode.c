@@ -113,8 +113,12 @@ typedef struct {
     ps_err *err;
 } builder;
 
+/* b->origin is already shortened to fit a ps_loc (ynode_load_bytes), so it is
+ * copied as it is: this runs for every value and key. */
 static void loc_at(const builder *b, yaml_mark_t mark, ps_loc *loc) {
-    ps_loc_set(loc, b->origin, (int)mark.line + 1, (int)mark.column + 1);
+    memcpy(loc->file, b->origin, strlen(b->origin) + 1);
+    loc->line = (int)mark.line + 1;
+    loc->col = (int)mark.column + 1;
 }
 
 /* Line and column (in characters, as libyaml counts) of a byte offset. */
@@ -204,27 +208,37 @@ static int is_null_text(const char *v) {
            !strcmp(v, "NULL");
 }
 
-static int fill_scalar(builder *b, const yaml_event_t *ev, int tag, ynode *n) {
+/* What a scalar event is: *kind YN_NULL or YN_SCALAR, *plain whether a number
+ * reader may read it; text holding a NUL, or !!null on other text, is an error
+ * at loc. */
+static int scalar_kind(builder *b, const yaml_event_t *ev, int tag, const ps_loc *loc,
+                       yn_kind *kind, int *plain) {
     const char *v = (const char *)ev->data.scalar.value;
     size_t len = ev->data.scalar.length;
     if (strlen(v) != len) {
         int shown = strlen(v) > 40 ? 40 : (int)strlen(v);
-        return ps_err_at(b->err, &n->loc, NULL,
+        return ps_err_at(b->err, loc, NULL,
                          "expected text without NUL characters, found a NUL (\\u0000) after "
                          "\"%.*s\"",
                          shown, v);
     }
-    int plain = ev->data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
-    if (tag == TAG_NULL || (tag == TAG_NONE && plain && is_null_text(v))) {
+    int untagged_plain = ev->data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
+    if (tag == TAG_NULL || (tag == TAG_NONE && untagged_plain && is_null_text(v))) {
         if (!is_null_text(v))
-            return ps_err_at(b->err, &n->loc, NULL,
-                             "expected nothing after !!null, found \"%.60s\"", v);
-        n->kind = YN_NULL;
+            return ps_err_at(b->err, loc, NULL, "expected nothing after !!null, found \"%.60s\"",
+                             v);
+        *kind = YN_NULL;
+        *plain = 0;
         return 0;
     }
-    n->kind = YN_SCALAR;
-    n->str = xstrdup(v);
-    n->plain = tag == TAG_STR ? 0 : tag == TAG_TYPED ? 1 : plain;
+    *kind = YN_SCALAR;
+    *plain = tag == TAG_STR ? 0 : tag == TAG_TYPED ? 1 : untagged_plain;
+    return 0;
+}
+
+static int fill_scalar(builder *b, const yaml_event_t *ev, int tag, ynode *n) {
+    if (scalar_kind(b, ev, tag, &n->loc, &n->kind, &n->plain)) return -1;
+    if (n->kind == YN_SCALAR) n->str = xstrdup((const char *)ev->data.scalar.value);
     return 0;
 }
 
@@ -260,6 +274,17 @@ static int read_key(builder *b, const yaml_event_t *ev, int depth, const ps_loc 
     if (ev->type == YAML_MAPPING_START_EVENT || ev->type == YAML_SEQUENCE_START_EVENT)
         return ps_err_at(b->err, kloc, NULL, "expected a plain key, found a %s",
                          ev->type == YAML_MAPPING_START_EVENT ? "mapping" : "list");
+    if (ev->type == YAML_SCALAR_EVENT && !ev->data.scalar.anchor) {
+        /* the common key: checked as build() would, without making a node */
+        int tag, plain;
+        yn_kind kind;
+        if (depth > b->lim.max_depth) return too_deep(b, kloc);
+        if (count_nodes(b, 1, kloc) || check_tag(b, ev->data.scalar.tag, ev->type, kloc, &tag) ||
+            scalar_kind(b, ev, tag, kloc, &kind, &plain))
+            return -1;
+        *key = xstrdup((const char *)ev->data.scalar.value);
+        return 0;
+    }
     int rc = build(b, ev, depth, &k, &h);
     if (!rc && k->kind != YN_SCALAR && k->kind != YN_NULL)
         rc = ps_err_at(b->err, kloc, NULL, "expected a plain key, found a %s",
@@ -271,6 +296,9 @@ static int read_key(builder *b, const yaml_event_t *ev, int depth, const ps_loc 
     ynode_free(k);
     return rc;
 }
+
+/* Keys of a mapping up to this many are checked for duplicates by a scan. */
+#define SMALL_MAP 8
 
 static int fill_map(builder *b, int depth, ynode *n, int *height) {
     name_table seen = {0};
@@ -290,7 +318,12 @@ static int fill_map(builder *b, int depth, ynode *n, int *height) {
         rc = read_key(b, &ev, depth + 1, &kloc, &key);
         yaml_event_delete(&ev);
         if (rc) break;
-        int first = name_find(&seen, n->keys, key);
+        int first = -1; /* a small mapping is searched in order, a larger one hashed */
+        if (seen.cap)
+            first = name_find(&seen, n->keys, key);
+        else
+            for (int i = 0; i < n->n && first < 0; i++)
+                if (!strcmp(n->keys[i], key)) first = i;
         if (first >= 0) {
             char where[PS_LOC_FILE_MAX + 32];
             rc = ps_err_at(b->err, &kloc, key, "duplicate key (first given at %s)",
@@ -307,7 +340,12 @@ static int fill_map(builder *b, int depth, ynode *n, int *height) {
         n->keys[n->n] = key;
         n->key_locs[n->n] = kloc;
         n->items[n->n] = NULL;
-        name_put(&seen, n->keys, n->n++);
+        n->n++;
+        if (seen.cap)
+            name_put(&seen, n->keys, n->n - 1);
+        else if (n->n == SMALL_MAP)
+            for (int i = 0; i < n->n; i++)
+                name_put(&seen, n->keys, i);
         if ((rc = next_event(b, &ev))) break;
         rc = build(b, &ev, depth + 1, &n->items[n->n - 1], &h);
         yaml_event_delete(&ev);
