@@ -66,16 +66,12 @@ fi
 [ -x "$parasim" ] || { echo "run.sh: no $parasim (build first: ninja -C build)" >&2; exit 2; }
 [ -d "$corpus" ] || { echo "run.sh: no corpus directory $corpus (Debian package fortunes)" >&2; exit 2; }
 command -v mpirun >/dev/null || { echo "run.sh: mpirun not found" >&2; exit 2; }
-if [ "$(id -u)" = 0 ]; then
-    OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-    export OMPI_ALLOW_RUN_AS_ROOT OMPI_ALLOW_RUN_AS_ROOT_CONFIRM
-fi
+. bench/lib/experiment.sh
+as_root_mpi
 
 work=${WORK:-$(mktemp -d "${TMPDIR:-/tmp}/parasim-quant.XXXXXX")}
 mkdir -p "$work"
-doc_tmp=
 cleanup() {
-    [ -n "$doc_tmp" ] && rm -f "$doc_tmp"
     if [ $keep = 0 ] && [ -z "${WORK:-}" ]; then rm -rf "$work"; fi
 }
 trap cleanup EXIT
@@ -84,21 +80,8 @@ start=$(date +%s)
 elapsed() { echo "$(($(date +%s) - start)) s"; }
 
 # ---- 1. the corpus, split -----------------------------------------------------------------
-all=$work/corpus.txt train=$work/train.txt heldout=$work/heldout.txt
-: >"$all"
-files=0
-for f in "$corpus"/*; do
-    case ${f##*/} in *.dat) continue ;; esac
-    [ -f "$f" ] && [ ! -L "$f" ] || continue
-    cat "$f" >>"$all"
-    files=$((files + 1))
-done
-total=$(wc -c <"$all" | tr -d ' ')
-held=$((total / 10))
-head -c $((total - held)) "$all" >"$train"
-tail -c "$held" "$all" >"$heldout"
-rm -f "$all"
-echo "corpus: $corpus, $files files, $total bytes: training $((total - held)) bytes, held out the last $held"
+split_corpus "$corpus" "$work"
+train=$work/train.txt heldout=$work/heldout.txt
 
 # ---- 2. training --------------------------------------------------------------------------
 # tiny-1m: the plan's 2 ranks of ZeRO-2, 16 x 256 tokens a step (measured 0.33 s a step on
@@ -138,11 +121,6 @@ schemes="f32 bf16 int8-tensor int8-zeropoint int8-row int8-vector int8-decomp in
 outlier_schemes="f32 int8-tensor int8-row int8-vector int8-decomp int8-block int4-block"
 outliers=${OUTLIERS:-4:20 4:100}
 largest=tiny-10m
-
-# The value of "key" (a number) in a JSON file.
-json_num() {
-    sed -n 's/.*"'"$1"'" *: *\(-\{0,1\}[0-9][0-9.eE+-]*\).*/\1/p' "$2" | head -1
-}
 
 # Evaluate a checkpoint under a scheme (extra generate arguments after); prints "ppl kl".
 evaluate() {
@@ -228,9 +206,7 @@ if [ $dry = 1 ]; then
     cat "$table" "$otable"
     exit 0
 fi
-machine="$(uname -sm), $(nproc) cores"
-cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo 2>/dev/null | head -1)
-[ -n "$cpu" ] && machine="$machine ($cpu)"
+machine=$(machine_line)
 block=$work/block.md
 {
     echo "<!-- quant-table:begin -->"
@@ -270,19 +246,7 @@ block=$work/block.md
 } >"$block"
 
 doc=docs/quantization.md
-doc_tmp=$(mktemp docs/.quantization.md.XXXXXX)
-if [ -f "$doc" ] && grep -q '^<!-- quant-table:begin -->$' "$doc" &&
-    grep -q '^<!-- quant-table:end -->$' "$doc"; then
-    awk -v block="$block" '
-        /^<!-- quant-table:begin -->$/ { while ((getline l < block) > 0) print l; skip = 1; next }
-        /^<!-- quant-table:end -->$/ { skip = 0; next }
-        !skip { print }' "$doc" >"$doc_tmp"
-else
-    { [ -f "$doc" ] && cat "$doc" && echo; cat "$block"; } >"$doc_tmp"
-fi
-chmod 644 "$doc_tmp"
-mv "$doc_tmp" "$doc"
-doc_tmp=
+doc_block "$doc" quant-table "$block"
 echo "wrote $doc ($(elapsed))"
 [ $keep = 1 ] && echo "work directory: $work"
 exit 0
