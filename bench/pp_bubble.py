@@ -14,7 +14,10 @@ median over the steps is printed next to the schedule's bubble for equal
 stages: (p-1)/m for AFAB and 1F1B, (p-1)/(v m) interleaved, and for
 zero-bubble ((p-1)(f+b) - (min(m,p)-1) min(w,f,b)) / (m (f+b+w)) with the
 measured per-micro-batch times f, b (input part), w (weight part) of the
-busiest stage (pipe_sched.c's closed forms, equal to its event simulation). The two stages are nearly
+busiest stage (pipe_sched.c's closed forms, equal to its event simulation), and
+the bubble of the replay's timeline of the same ops (each event's
+predicted_start/predicted_end: the program's op times on the plan's cluster,
+sends and receives included, which the closed forms leave out). The two stages are nearly
 uniform (the embedding and the head are small next to a layer at seq 128).
 Needs 2 idle cores: oversubscribed ranks spin in MPI and inflate the bubble.
 
@@ -31,7 +34,9 @@ def rank_events(path):
     return [k["events"] for k in json.load(open(path))["rank_profiles"]]
 
 
-def bubble(path):
+def bubble(path, start="start", end="end"):
+    """Median over the steps after the first; start/end name the measured times, or
+    predicted_start/predicted_end for the replay's timeline of the same ops."""
     ranks = rank_events(path)
     steps = max(e["step"] for e in ranks[0])  # 1-based; the events cover the first steps
     out = []
@@ -39,9 +44,9 @@ def bubble(path):
         lo, hi, busy = [], [], []
         for evs in ranks:
             ev = [e for e in evs if e["step"] == s and e["kind"] in ("fwd", "bwd", "send", "recv")]
-            lo.append(min(e["start"] for e in ev))
-            hi.append(max(e["end"] for e in ev))
-            busy.append(sum(e["end"] - e["start"] for e in ev if e["kind"] in ("fwd", "bwd")))
+            lo.append(min(e[start] for e in ev))
+            hi.append(max(e[end] for e in ev))
+            busy.append(sum(e[end] - e[start] for e in ev if e["kind"] in ("fwd", "bwd")))
         out.append((max(hi) - min(lo) - max(busy)) / max(busy))
     out.sort()
     return out[len(out) // 2]
@@ -72,7 +77,7 @@ def main():
     p = 2
     cases = [("afab", 1, 4), ("1f1b", 1, 4), ("1f1b", 1, 8), ("interleaved", 2, 4),
              ("interleaved", 2, 8), ("zero-bubble", 1, 4), ("zero-bubble", 1, 8)]
-    print("schedule      v  m   measured  predicted  measured/predicted")
+    print("schedule      v  m   measured  closed form  ratio    replay  ratio")
     with tempfile.TemporaryDirectory() as d:
         for sched, v, m in cases:
             out = os.path.join(d, "%s-%d-%d.json" % (sched, v, m))
@@ -86,7 +91,9 @@ def main():
             subprocess.run(cmd, check=True)
             got = bubble(out)
             want = zb_predicted(out, p, m) if sched == "zero-bubble" else (p - 1) / (v * m)
-            print("%-12s %2d %2d %10.3f %10.3f %10.2f" % (sched, v, m, got, want, got / want))
+            replay = bubble(out, "predicted_start", "predicted_end")
+            print("%-12s %2d %2d %10.3f %12.3f %6.2f %9.3f %6.2f" %
+                  (sched, v, m, got, want, got / want, replay, got / replay))
 
 
 if __name__ == "__main__":

@@ -1500,41 +1500,69 @@ static void test_pipe_workspace(void **state) {
 /* The replay is the pipeline's event simulation: a receive waits for its
  * send, so with stage times taken from the program's ops the replayed span
  * of a step's forwards and backwards is pipe_sched.c's simulated step time
- * (the closed forms' reference), bubble included. */
+ * (the closed forms' reference), bubble included. Interleaved too: there each
+ * chunk's times are its own (the embedding rides on stage 0's chunk 0, the
+ * head on stage p-1's chunk v-1: sched_in's t_first / t_last), and the chunk
+ * of a layer unit is its virtual stage over p. This is what holds `parasim
+ * plan`'s schedule simulation (pipe_sched.c, which also serves the plans the
+ * emitter cannot lower: GPT-style blocks, DualPipe) to the replay. */
 static void test_pipe_replay_is_the_schedule(void **state) {
     (void)state;
     static const struct {
-        int64_t pp, m;
+        int64_t pp, m, v;
         const char *extra;
         plan_schedule kind;
     } cases[] = {
-        {2, 4, "pipeline: {schedule: afab}", SCHED_AFAB},
-        {2, 4, "pipeline: {schedule: 1f1b}", SCHED_1F1B},
-        {4, 8, "pipeline: {schedule: 1f1b}", SCHED_1F1B},
-        {2, 8, "pipeline: {schedule: 1f1b, layers: [3, 1]}", SCHED_1F1B},
-        {2, 4, "pipeline: {schedule: zero-bubble}", SCHED_ZERO_BUBBLE},
-        {4, 8, "pipeline: {schedule: zero-bubble}", SCHED_ZERO_BUBBLE},
+        {2, 4, 1, "pipeline: {schedule: afab}", SCHED_AFAB},
+        {2, 4, 1, "pipeline: {schedule: 1f1b}", SCHED_1F1B},
+        {4, 8, 1, "pipeline: {schedule: 1f1b}", SCHED_1F1B},
+        {2, 8, 1, "pipeline: {schedule: 1f1b, layers: [3, 1]}", SCHED_1F1B},
+        {2, 4, 1, "pipeline: {schedule: zero-bubble}", SCHED_ZERO_BUBBLE},
+        {4, 8, 1, "pipeline: {schedule: zero-bubble}", SCHED_ZERO_BUBBLE},
+        {2, 4, 2, "pipeline: {schedule: interleaved, virtual: 2}", SCHED_INTERLEAVED},
+        {2, 8, 2, "pipeline: {schedule: interleaved, virtual: 2}", SCHED_INTERLEAVED},
     };
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         plan_spec *s = pipe_plan(1, cases[c].pp, cases[c].m, 0, cases[c].extra);
+        const int64_t pp = cases[c].pp, v = cases[c].v;
         program p;
         replay_result rr;
         emit_ok(s, 1, &p);
         replay_ok(&p, &rr);
-        double t_f[PLAN_MAX_STAGES] = {0}, t_b[PLAN_MAX_STAGES] = {0}, t_w[PLAN_MAX_STAGES] = {0};
+        /* [3 (stage * v + chunk) + 0..2]: forward, backward (input part), weight part */
+        double t[3 * PLAN_MAX_STAGES * 2] = {0};
+        double t_f[PLAN_MAX_STAGES], t_b[PLAN_MAX_STAGES], t_w[PLAN_MAX_STAGES];
+        double t_first[3 * PLAN_MAX_STAGES], t_last[3 * PLAN_MAX_STAGES];
         double t_p2p = 0, span = 0;
+        assert_int_equal(p.n_roles, pp);
         for (int32_t r = 0; r < p.n_roles; r++)
             for (int32_t i = 0; i < p.roles[r].n_ops; i++) {
                 const prog_op *o = &p.roles[r].ops[i];
-                if (o->kind == OP_FWD && o->mb == 0) t_f[r] += o->seconds;
-                if (o->kind == OP_BWD && o->mb == 0) /* zero-bubble: B and W apart */
-                    *(o->part == BWD_WEIGHT ? &t_w[r] : &t_b[r]) += o->seconds;
+                if ((o->kind == OP_FWD || o->kind == OP_BWD) && o->mb == 0) {
+                    const char *name = p.roles[r].units[o->unit].name;
+                    /* tiny-1m's 4 layers: one per virtual stage when v = 2 */
+                    int64_t chunk = v == 1 || !strcmp(name, "embed") ? 0
+                                    : !strcmp(name, "head")          ? v - 1
+                                                                     : atoll(name + 6) / pp;
+                    /* zero-bubble: B and W apart */
+                    const int part = o->kind == OP_FWD ? 0 : o->part == BWD_WEIGHT ? 2 : 1;
+                    assert_true(chunk >= 0 && chunk < v);
+                    t[3 * (r * v + chunk) + part] += o->seconds;
+                }
                 if (o->kind == OP_SEND) t_p2p = o->seconds;
                 if ((o->kind == OP_FWD || o->kind == OP_BWD) && rr.roles[r].ops[i].end_s > span)
                     span = rr.roles[r].ops[i].end_s;
             }
-        sched_in in = {.kind = cases[c].kind, .p = cases[c].pp, .m = cases[c].m, .v = 1,
-                       .t_f = t_f, .t_b = t_b, .t_w = t_w, .t_p2p = t_p2p};
+        for (int64_t r = 0; r < pp; r++) {
+            t_f[r] = t[3 * r * v], t_b[r] = t[3 * r * v + 1], t_w[r] = t[3 * r * v + 2];
+            for (int i = 0; i < 3; i++) {
+                t_first[3 * r + i] = t[3 * r * v + i];
+                t_last[3 * r + i] = t[3 * (r * v + v - 1) + i];
+            }
+        }
+        sched_in in = {.kind = cases[c].kind, .p = pp, .m = cases[c].m, .v = v,
+                       .t_f = t_f, .t_b = t_b, .t_w = t_w, .t_p2p = t_p2p,
+                       .t_first = v > 1 ? t_first : NULL, .t_last = v > 1 ? t_last : NULL};
         sched_out so;
         assert_int_equal(sched_simulate(&in, NULL, &so), 0);
         if (fabs(span - so.step_time) > 1e-9 * so.step_time)
