@@ -135,6 +135,7 @@ if ! "$parasim" generate --checkpoint "$work/teacher.ck" --weights f32 --prompts
 fi
 gen_tokens=$(sed -n '/"decode"/,/}/p' "$work/teacher-text.json" | sed -n 's/.*"tokens" *: *\([0-9]*\).*/\1/p' | head -1)
 gen_rate=$(sed -n '/"decode"/,/}/p' "$work/teacher-text.json" | sed -n 's/.*"tokens_per_s" *: *\([0-9.]*\).*/\1/p' | head -1)
+gen_rate=$(printf "%.0f" "$gen_rate")
 seq_bytes=$(wc -c <"$work/teacher-text.txt" | tr -d ' ')
 echo "teacher text: $(wc -l <"$work/prompts.txt" | tr -d ' ') prompts, $gen_tokens tokens generated at $gen_rate tokens/s, $seq_bytes bytes ($(elapsed) so far)"
 
