@@ -8,8 +8,9 @@ profile (-o). Per step after the first, the bubble is
 
     (step span - busiest stage's compute) / busiest stage's compute
 
-where the span runs from the first fwd/bwd/send/recv of the step on any rank
-to the last one's end, and a stage's compute is its fwd and bwd ops; the
+where the span runs from the first fwd/bwd of the step on any rank to the
+last one's end (a receive posted early, before the step's first forward, is
+a wait for the previous step's end, not the pipeline's), and a stage's compute is its fwd and bwd ops; the
 median over the steps is printed next to the schedule's bubble for equal
 stages: (p-1)/m for AFAB and 1F1B, (p-1)/(v m) interleaved, and for
 zero-bubble ((p-1)(f+b) - (min(m,p)-1) min(w,f,b)) / (m (f+b+w)) with the
@@ -21,7 +22,7 @@ sends and receives included, which the closed forms leave out). The two stages a
 uniform (the embedding and the head are small next to a layer at seq 128).
 Needs 2 idle cores: oversubscribed ranks spin in MPI and inflate the bubble.
 
-usage: bench/pp_bubble.py BUILD_DIR [STEPS]   (default 8 steps)
+usage: bench/pp_bubble.py BUILD_DIR [STEPS [RUNS]]   (default 4 steps, 7 runs per case)
 """
 import json
 import os
@@ -34,8 +35,14 @@ def rank_events(path):
     return [k["events"] for k in json.load(open(path))["rank_profiles"]]
 
 
+def median(xs):
+    xs = sorted(xs)
+    return xs[len(xs) // 2]
+
+
 def bubble(path, start="start", end="end"):
-    """Median over the steps after the first; start/end name the measured times, or
+    """The bubble of each step after the first that the profile's events cover
+    (RUN_PROFILE_EVENT_STEPS: 3); start/end name the measured times, or
     predicted_start/predicted_end for the replay's timeline of the same ops."""
     ranks = rank_events(path)
     steps = max(e["step"] for e in ranks[0])  # 1-based; the events cover the first steps
@@ -43,13 +50,60 @@ def bubble(path, start="start", end="end"):
     for s in range(2, steps + 1):
         lo, hi, busy = [], [], []
         for evs in ranks:
-            ev = [e for e in evs if e["step"] == s and e["kind"] in ("fwd", "bwd", "send", "recv")]
+            ev = [e for e in evs if e["step"] == s and e["kind"] in ("fwd", "bwd")]
             lo.append(min(e[start] for e in ev))
             hi.append(max(e[end] for e in ev))
             busy.append(sum(e[end] - e[start] for e in ev if e["kind"] in ("fwd", "bwd")))
         out.append((max(hi) - min(lo) - max(busy)) / max(busy))
-    out.sort()
-    return out[len(out) // 2]
+    return out
+
+
+def receive_time(profiles):
+    """What a receive costs once its message is there: the lower quartile of the measured
+    receives (most of them, or at least a quarter, find their message sent; the others'
+    times are mostly the wait, which the replay models itself). Each rank's clock has its
+    own origin, so a receive is not matched with its send across ranks."""
+    t = sorted(e["end"] - e["start"] for k in profiles for e in k["events"]
+               if e["kind"] == "recv" and e["step"] >= 2)
+    return t[len(t) // 4]
+
+
+def replay_measured(parasim, sets, steps, path, d):
+    """The bubble of the replay (parasim replay) of the run's own program with every op
+    the profile timed taking its measured time: the schedule's event simulation fed
+    the real op costs, so that only the model of the schedule is tested, not the
+    cluster's op costs. A receive's measured time includes its wait for the send, which
+    the replay models itself, and a send's measured time is only its posting (MPI_Isend):
+    every send and receive takes receive_time's estimate instead (in the replay a message
+    arrives a send's seconds after the send starts, and a receive whose message is there
+    takes no time)."""
+    prog, rep = os.path.join(d, "prog.json"), os.path.join(d, "replay.json")
+    subprocess.run([parasim, "emit", "plans/tiny-1m-cpu.yaml", "--steps", str(steps)] + sets +
+                   ["-o", prog], check=True)
+    program = json.load(open(prog))
+    profiles = json.load(open(path))["rank_profiles"]
+    recv = receive_time(profiles)
+    for k in profiles:
+        ops = program["roles"][k["role"]]["ops"]
+        for e in k["events"]:
+            o = ops[e["op"]]
+            if "seconds" in o:
+                o["seconds"] = recv if o["op"] in ("send", "recv") else e["end"] - e["start"]
+    json.dump(program, open(prog, "w"))
+    subprocess.run([parasim, "replay", prog, "--format", "json", "-o", rep], check=True)
+    roles = json.load(open(rep))["roles"]
+    out = []
+    for s in range(1, steps):  # program steps from 0: the profile's steps 2.. (its events)
+        if s + 1 > max(e["step"] for e in profiles[0]["events"]):
+            break
+        lo, hi, busy = [], [], []
+        for r in roles:
+            ev = [e for e in r["timeline"] if e["step"] == s and e["kind"] in ("fwd", "bwd")]
+            lo.append(min(e["start"] for e in ev))
+            hi.append(max(e["end"] for e in ev))
+            busy.append(sum(e["end"] - e["start"] for e in ev if e["kind"] in ("fwd", "bwd")))
+        out.append((max(hi) - min(lo) - max(busy)) / max(busy))
+    return out
 
 
 def zb_predicted(path, p, m):
@@ -73,27 +127,36 @@ def main():
     if len(sys.argv) < 2:
         sys.exit(__doc__)
     parasim = os.path.join(sys.argv[1], "parasim")
-    steps = int(sys.argv[2]) if len(sys.argv) > 2 else 8
+    steps = int(sys.argv[2]) if len(sys.argv) > 2 else 4
+    runs = int(sys.argv[3]) if len(sys.argv) > 3 else 7
     p = 2
     cases = [("afab", 1, 4), ("1f1b", 1, 4), ("1f1b", 1, 8), ("interleaved", 2, 4),
              ("interleaved", 2, 8), ("zero-bubble", 1, 4), ("zero-bubble", 1, 8)]
-    print("schedule      v  m   measured  closed form  ratio    replay  ratio")
+    print("# medians over %d runs x steps 2..3 (the profile's events)" % runs)
+    print("schedule      v  m   measured  closed form  ratio    replay  ratio  "
+          "replay (measured op times)  ratio")
     with tempfile.TemporaryDirectory() as d:
         for sched, v, m in cases:
             out = os.path.join(d, "%s-%d-%d.json" % (sched, v, m))
+            sets = ["--set", "gpus=2", "--set", "parallel.dp=1", "--set", "parallel.pp=2",
+                    "--set", "parallel.zero=0", "--set", "batch.global=%d" % m,
+                    "--set", "batch.micro=1", "--set", "batch.seq=128",
+                    "--set", "train.data=synthetic", "--set", "pipeline.schedule=" + sched,
+                    "--set", "pipeline.virtual=%d" % v]
             cmd = ["mpirun", "-np", "2", "--oversubscribe", parasim, "run",
-                   "plans/tiny-1m-cpu.yaml", "--steps", str(steps), "--threads", "1", "--quiet",
-                   "--set", "gpus=2", "--set", "parallel.dp=1", "--set", "parallel.pp=2",
-                   "--set", "parallel.zero=0", "--set", "batch.global=%d" % m,
-                   "--set", "batch.micro=1", "--set", "batch.seq=128",
-                   "--set", "train.data=synthetic", "--set", "pipeline.schedule=" + sched,
-                   "--set", "pipeline.virtual=%d" % v, "-o", out]
-            subprocess.run(cmd, check=True)
-            got = bubble(out)
-            want = zb_predicted(out, p, m) if sched == "zero-bubble" else (p - 1) / (v * m)
-            replay = bubble(out, "predicted_start", "predicted_end")
-            print("%-12s %2d %2d %10.3f %12.3f %6.2f %9.3f %6.2f" %
-                  (sched, v, m, got, want, got / want, replay, got / replay))
+                   "plans/tiny-1m-cpu.yaml", "--steps", str(steps), "--threads", "1", "--quiet"
+                   ] + sets + ["-o", out]
+            got, want, replay, real = [], [], [], []
+            for _ in range(runs):
+                subprocess.run(cmd, check=True)
+                got += bubble(out)
+                want.append(zb_predicted(out, p, m) if sched == "zero-bubble"
+                            else (p - 1) / (v * m))
+                replay += bubble(out, "predicted_start", "predicted_end")
+                real += replay_measured(parasim, sets, steps, out, d)
+            got, want, replay, real = median(got), median(want), median(replay), median(real)
+            print("%-12s %2d %2d %10.3f %12.3f %6.2f %9.3f %6.2f %27.3f %6.2f" %
+                  (sched, v, m, got, want, got / want, replay, got / replay, real, got / real))
 
 
 if __name__ == "__main__":
