@@ -1,4 +1,7 @@
-/* rt_device_cuda.cu — CUDA device discovery (see rt_device.h). */
+/* rt_device_cuda.cu — CUDA device discovery: the CUDA module (libparasim-cuda.so), the
+ * only code that links the CUDA runtime, cuBLAS and NCCL. rt_device.c opens it with
+ * dlopen when a command needs a GPU, so that plan, sweep, emit, replay and the CPU
+ * runtime never load those libraries (see rt_device.h, rt_device_module.h). */
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 #include <nccl.h>
@@ -6,12 +9,12 @@
 #include <string.h>
 
 extern "C" {
-#include "rt_device.h"
+#include "rt_device_module.h"
 }
 
-extern "C" int rt_device_cuda_built(void) { return 1; }
+extern "C" int rt_cuda_module_abi(void) { return RT_CUDA_MODULE_ABI; }
 
-extern "C" int rt_device_list(rt_device_info *out, int max, int *count, char *why, int why_len) {
+extern "C" int rt_cuda_device_list(rt_device_info *out, int max, int *count, char *why, int why_len) {
     int n = 0;
     *count = 0;
     cudaError_t e = cudaGetDeviceCount(&n);
@@ -41,7 +44,7 @@ extern "C" int rt_device_list(rt_device_info *out, int max, int *count, char *wh
     return 0;
 }
 
-extern "C" void rt_device_versions(char *buf, int len) {
+extern "C" void rt_cuda_device_versions(char *buf, int len) {
     int rt = 0, nccl = 0;
     cudaRuntimeGetVersion(&rt);
     ncclGetVersion(&nccl);

@@ -1,0 +1,128 @@
+/* rt_device.c — device discovery through the CUDA module, opened with dlopen on first
+ * use (see rt_device.h, rt_device_module.h). Nothing else in parasim links the CUDA
+ * libraries, so commands that never ask for a device (plan, sweep, emit, replay, run
+ * on the CPU backend) never load them.
+ *
+ * The module is looked for, in order, at $PARASIM_CUDA_MODULE, next to the running
+ * executable (/proc/self/exe), where meson built it (PS_CUDA_MODULE_BUILD) and where
+ * `meson install` puts it (PS_CUDA_MODULE_INSTALL); the first file that exists is
+ * opened, and a failure to open it is the reason given (a missing libcudart on a
+ * machine without the toolkit, a module of another ABI). */
+#include "rt_device.h"
+
+#include <dlfcn.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "rt_device_module.h"
+
+int rt_device_cuda_built(void) {
+#ifdef PS_CUDA_MODULE_BUILD
+    return 1;
+#else
+    return 0;
+#endif
+}
+
+#ifdef PS_CUDA_MODULE_BUILD
+
+#define MODULE_NAME "libparasim-cuda.so"
+
+typedef struct {
+    int tried, ok;
+    char why[512];
+    char path[PATH_MAX];
+    int (*list)(rt_device_info *, int, int *, char *, int);
+    void (*versions)(char *, int);
+} cuda_module;
+
+static cuda_module mod;
+
+/* The first candidate path that names an existing file, into mod.path; 0 if one does. */
+static int find_module(void) {
+    const char *env = getenv("PARASIM_CUDA_MODULE");
+    if (env && *env) {
+        snprintf(mod.path, sizeof mod.path, "%s", env);
+        return 0; /* named by the user: opened, or its error reported */
+    }
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n > 0) {
+        exe[n] = 0;
+        char *slash = strrchr(exe, '/');
+        if (slash && (size_t)(slash - exe) + sizeof "/" MODULE_NAME <= sizeof mod.path) {
+            snprintf(mod.path, sizeof mod.path, "%.*s/%s", (int)(slash - exe), exe, MODULE_NAME);
+            if (!access(mod.path, F_OK)) return 0;
+        }
+    }
+    static const char *const fixed[] = {PS_CUDA_MODULE_BUILD, PS_CUDA_MODULE_INSTALL};
+    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
+        if (!access(fixed[i], F_OK)) {
+            snprintf(mod.path, sizeof mod.path, "%s", fixed[i]);
+            return 0;
+        }
+    snprintf(mod.why, sizeof mod.why,
+             "the CUDA module (%s) is neither next to this executable, nor at %s or %s "
+             "(PARASIM_CUDA_MODULE=PATH names it)",
+             MODULE_NAME, PS_CUDA_MODULE_BUILD, PS_CUDA_MODULE_INSTALL);
+    return -1;
+}
+
+static int load_module(void) {
+    if (mod.tried) return mod.ok ? 0 : -1;
+    mod.tried = 1;
+    if (find_module()) return -1;
+    void *h = dlopen(mod.path, RTLD_NOW | RTLD_LOCAL);
+    if (!h) {
+        const char *e = dlerror();
+        snprintf(mod.why, sizeof mod.why, "the CUDA module %.300s could not be loaded: %.150s", mod.path,
+                 e ? e : "unknown error");
+        return -1;
+    }
+    int (*abi)(void) = (int (*)(void))dlsym(h, "rt_cuda_module_abi");
+    mod.list = (int (*)(rt_device_info *, int, int *, char *, int))dlsym(h, "rt_cuda_device_list");
+    mod.versions = (void (*)(char *, int))dlsym(h, "rt_cuda_device_versions");
+    if (!abi || !mod.list || !mod.versions || abi() != RT_CUDA_MODULE_ABI) {
+        snprintf(mod.why, sizeof mod.why,
+                 "the CUDA module %.300s is not this parasim's (expected module ABI %d, found %d)",
+                 mod.path, RT_CUDA_MODULE_ABI, abi ? abi() : -1);
+        dlclose(h);
+        return -1;
+    }
+    mod.ok = 1; /* kept open for the life of the process */
+    return 0;
+}
+
+int rt_device_list(rt_device_info *out, int max, int *count, char *why, int why_len) {
+    *count = 0;
+    if (load_module()) {
+        snprintf(why, (size_t)why_len, "%s", mod.why);
+        return -1;
+    }
+    return mod.list(out, max, count, why, why_len);
+}
+
+void rt_device_versions(char *buf, int len) {
+    if (load_module())
+        snprintf(buf, (size_t)len, "built with CUDA, module not loaded");
+    else
+        mod.versions(buf, len);
+}
+
+#else /* built without CUDA */
+
+int rt_device_list(rt_device_info *out, int max, int *count, char *why, int why_len) {
+    (void)out;
+    (void)max;
+    *count = 0;
+    snprintf(why, (size_t)why_len,
+             "this parasim was built without CUDA (meson setup -Dcuda=enabled needs nvcc)");
+    return -1;
+}
+
+void rt_device_versions(char *buf, int len) { snprintf(buf, (size_t)len, "built without CUDA"); }
+
+#endif
