@@ -37,6 +37,7 @@ typedef struct {
     char path[PATH_MAX];
     int (*list)(rt_device_info *, int, int *, char *, int);
     void (*versions)(char *, int);
+    const rt_cuda_kernels *kernels;
 } cuda_module;
 
 static cuda_module mod;
@@ -85,13 +86,16 @@ static int load_module(void) {
     int (*abi)(void) = (int (*)(void))dlsym(h, "rt_cuda_module_abi");
     mod.list = (int (*)(rt_device_info *, int, int *, char *, int))dlsym(h, "rt_cuda_device_list");
     mod.versions = (void (*)(char *, int))dlsym(h, "rt_cuda_device_versions");
-    if (!abi || !mod.list || !mod.versions || abi() != RT_CUDA_MODULE_ABI) {
+    const rt_cuda_kernels *(*table)(void) =
+        (const rt_cuda_kernels *(*)(void))dlsym(h, "rt_cuda_kernel_table");
+    if (!abi || !mod.list || !mod.versions || !table || abi() != RT_CUDA_MODULE_ABI) {
         snprintf(mod.why, sizeof mod.why,
                  "the CUDA module %.300s is not this parasim's (expected module ABI %d, found %d)",
                  mod.path, RT_CUDA_MODULE_ABI, abi ? abi() : -1);
         dlclose(h);
         return -1;
     }
+    mod.kernels = table();
     mod.ok = 1; /* kept open for the life of the process */
     return 0;
 }
@@ -103,6 +107,14 @@ int rt_device_list(rt_device_info *out, int max, int *count, char *why, int why_
         return -1;
     }
     return mod.list(out, max, count, why, why_len);
+}
+
+const rt_cuda_kernels *rt_device_cuda_kernels(char *why, int why_len) {
+    if (load_module()) {
+        snprintf(why, (size_t)why_len, "%s", mod.why);
+        return NULL;
+    }
+    return mod.kernels;
 }
 
 void rt_device_versions(char *buf, int len) {
@@ -124,5 +136,11 @@ int rt_device_list(rt_device_info *out, int max, int *count, char *why, int why_
 }
 
 void rt_device_versions(char *buf, int len) { snprintf(buf, (size_t)len, "built without CUDA"); }
+
+const rt_cuda_kernels *rt_device_cuda_kernels(char *why, int why_len) {
+    snprintf(why, (size_t)why_len,
+             "this parasim was built without CUDA (meson setup -Dcuda=enabled needs nvcc)");
+    return NULL;
+}
 
 #endif

@@ -9,6 +9,7 @@
 #include <string.h>
 
 extern "C" {
+#include "kern_cuda.h"
 #include "rt_device_module.h"
 }
 
@@ -56,3 +57,34 @@ extern "C" void rt_cuda_device_versions(char *buf, int len) {
              (rt % 1000) / 10, cb_major, cb_minor, cb_patch, nccl / 10000, (nccl / 100) % 100,
              nccl % 100);
 }
+
+static int cuda_fail(cudaError_t e, const char *what, char *why, int why_len) {
+    if (e == cudaSuccess) return 0;
+    snprintf(why, (size_t)why_len, "%s: %s (%s)", what, cudaGetErrorString(e), cudaGetErrorName(e));
+    return -1;
+}
+
+static int dev_alloc(void **dev, size_t bytes, char *why, int why_len) {
+    return cuda_fail(cudaMalloc(dev, bytes), "cudaMalloc", why, why_len);
+}
+
+static void dev_release(void *dev) { cudaFree(dev); }
+
+static int dev_upload(void *dev, const void *host, size_t bytes, char *why, int why_len) {
+    return cuda_fail(cudaMemcpy(dev, host, bytes, cudaMemcpyHostToDevice), "cudaMemcpy to device",
+                     why, why_len);
+}
+
+static int dev_download(void *host, const void *dev, size_t bytes, char *why, int why_len) {
+    /* a kernel's launch or run error surfaces here, named as the kernels' */
+    if (cuda_fail(cudaGetLastError(), "kernel launch", why, why_len)) return -1;
+    return cuda_fail(cudaMemcpy(host, dev, bytes, cudaMemcpyDeviceToHost),
+                     "cudaMemcpy from device", why, why_len);
+}
+
+static const rt_cuda_kernels kernel_table = {
+    dev_alloc,      dev_release, dev_upload,      dev_download,    kcu_add,
+    kcu_swiglu_fwd, kcu_swiglu_bwd, kcu_adamw, kcu_f32_to_bf16, kcu_bf16_to_f32,
+};
+
+extern "C" const rt_cuda_kernels *rt_cuda_kernel_table(void) { return &kernel_table; }

@@ -6,9 +6,12 @@
 #ifndef PS_RT_DEVICE_MODULE_H
 #define PS_RT_DEVICE_MODULE_H
 
+#include <stddef.h>
+#include <stdint.h>
+
 #include "rt_device.h"
 
-#define RT_CUDA_MODULE_ABI 1
+#define RT_CUDA_MODULE_ABI 2
 
 /* RT_CUDA_MODULE_ABI of the module. */
 int rt_cuda_module_abi(void);
@@ -16,5 +19,30 @@ int rt_cuda_module_abi(void);
 int rt_cuda_device_list(rt_device_info *out, int max, int *count, char *why, int why_len);
 /* "CUDA runtime 13.0, cuBLAS 13.0.0, NCCL 2.28.3": the versions the module links. */
 void rt_cuda_device_versions(char *buf, int len);
+
+/* Device memory and the CUDA kernels (kernels/cuda/kern_cuda.h), on the current device.
+ * The memory calls return 0, or -1 with the CUDA error in why; download waits for the
+ * kernels launched before it. */
+typedef struct {
+    int (*alloc)(void **dev, size_t bytes, char *why, int why_len);
+    void (*release)(void *dev);
+    int (*upload)(void *dev, const void *host, size_t bytes, char *why, int why_len);
+    int (*download)(void *host, const void *dev, size_t bytes, char *why, int why_len);
+    void (*add)(float *out, const float *a, const float *b, int64_t n);
+    void (*swiglu_fwd)(float *out, const float *a, const float *b, int64_t n);
+    void (*swiglu_bwd)(float *da, float *db, const float *dout, const float *a, const float *b,
+                       int64_t n);
+    void (*adamw)(float *p, float *m, float *v, const float *g, int64_t n, float lr, float b1,
+                  float b2, float eps, float wd, int step);
+    void (*f32_to_bf16)(uint16_t *out, const float *in, int64_t n);
+    void (*bf16_to_f32)(float *out, const uint16_t *in, int64_t n);
+} rt_cuda_kernels;
+
+/* The module's table (static, never freed). */
+const rt_cuda_kernels *rt_cuda_kernel_table(void);
+
+/* On the parasim side (rt_device.c): the loaded module's table, or NULL with the reason
+ * (not built with CUDA, the module not found or not loadable). */
+const rt_cuda_kernels *rt_device_cuda_kernels(char *why, int why_len);
 
 #endif

@@ -10,7 +10,7 @@
  * Why this way: the scalars are computed in double, as Python does, and cast
  * to fp32 where PyTorch casts them (a tensor op with a Python scalar runs in
  * the tensor's dtype); the per-element arithmetic is fp32 in PyTorch's order
- * of operations, including lerp's formula (ATen Lerp.h: weight < 0.5 gives
+ * of operations (kern_elem.h, shared with the CUDA twin), including lerp's formula (ATen Lerp.h: weight < 0.5 gives
  * m + w (g - m)) and addcdiv's p + value * m / denom. The hyperparameters
  * arrive as fp32, so 1 - b2 is that of 0.999f, not of the double 0.999
  * (1.3e-5 relative in v; v / bc2 nearly cancels it). Elementwise: threads
@@ -19,48 +19,22 @@
 #include <math.h>
 
 #include "kern.h"
+#include "kern_elem.h"
 #include "kern_math.h"
 
 #define ADAMW_CHUNK 8192
 
-typedef struct {
-    float decay, w1, w2, b2, eps, bc2_sqrt, neg_step_size;
-    int lerp_low;
-} adamw_consts;
-
 KERN_SIMD_CLONES static void adamw_chunk(float *p, float *m, float *v, const float *g, int64_t n,
-                                         const adamw_consts *k) {
-    const float decay = k->decay, w1 = k->w1, w2 = k->w2, b2 = k->b2, eps = k->eps;
-    const float bc2_sqrt = k->bc2_sqrt, neg_step_size = k->neg_step_size;
-    const int lerp_low = k->lerp_low;
+                                         const kern_adamw_k *k) {
+    const kern_adamw_k kk = *k;
 #pragma omp simd
-    for (int64_t i = 0; i < n; i++) {
-        const float gi = g[i];
-        const float pi = p[i] * decay;
-        const float mi = lerp_low ? m[i] + w1 * (gi - m[i]) : gi - (gi - m[i]) * (1.0f - w1);
-        const float vi = v[i] * b2 + w2 * gi * gi;
-        const float denom = sqrtf(vi) / bc2_sqrt + eps;
-        p[i] = pi + neg_step_size * mi / denom;
-        m[i] = mi;
-        v[i] = vi;
-    }
+    for (int64_t i = 0; i < n; i++)
+        kern_adamw_elem(&p[i], &m[i], &v[i], g[i], &kk);
 }
 
 void kern_adamw(float *p, float *m, float *v, const float *g, int64_t n, float lr, float b1,
                 float b2, float eps, float wd, int step) {
-    const double bc1 = 1.0 - pow((double)b1, (double)step);
-    const double bc2 = 1.0 - pow((double)b2, (double)step);
-    const float w1 = (float)(1.0 - (double)b1); /* lerp weight */
-    const adamw_consts k = {
-        .decay = (float)(1.0 - (double)lr * (double)wd),
-        .w1 = w1,
-        .w2 = (float)(1.0 - (double)b2),
-        .b2 = b2,
-        .eps = eps,
-        .bc2_sqrt = (float)sqrt(bc2),
-        .neg_step_size = (float)(-(double)lr / bc1),
-        .lerp_low = fabsf(w1) < 0.5f,
-    };
+    const kern_adamw_k k = kern_adamw_consts(lr, b1, b2, eps, wd, step);
     const int64_t chunks = (n + ADAMW_CHUNK - 1) / ADAMW_CHUNK;
 #pragma omp parallel for if (chunks > 4)
     for (int64_t c = 0; c < chunks; c++) {

@@ -12,13 +12,12 @@
 #include <string.h>
 
 #include "kern.h"
+#include "kern_elem.h"
 
 static inline uint16_t f32_to_bf16(float f) {
     uint32_t u;
     memcpy(&u, &f, sizeof u);
-    if ((u & 0x7FFFFFFFu) > 0x7F800000u) return (uint16_t)((u >> 16) | 0x0040u);
-    u += 0x7FFFu + ((u >> 16) & 1u);
-    return (uint16_t)(u >> 16);
+    return kern_bf16_round(u); /* kern_elem.h, shared with the CUDA twin */
 }
 
 void kern_f32_to_bf16(uint16_t *out, const float *in, int64_t n) {

@@ -1,0 +1,30 @@
+/* kern_cuda.h — the CUDA twins of kern.h's kernels: the same arguments and the same
+ * results (to the rounding of the device's exp and sqrt), on device pointers, launched
+ * on the default stream without waiting for them. Each is one .cu in kernels/cuda/
+ * named as its .c in kernels/cpu/; they are built into the CUDA module only
+ * (libparasim-cuda.so, docs/runtime.md §1) and reached through its table
+ * (runtime/rt_device_module.h). tests/test_backend_ops.c runs each against its CPU
+ * twin on the same inputs. */
+#ifndef PS_KERN_CUDA_H
+#define PS_KERN_CUDA_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+void kcu_add(float *out, const float *a, const float *b, int64_t n);
+void kcu_swiglu_fwd(float *out, const float *a, const float *b, int64_t n);
+void kcu_swiglu_bwd(float *da, float *db, const float *dout, const float *a, const float *b,
+                    int64_t n);
+void kcu_adamw(float *p, float *m, float *v, const float *g, int64_t n, float lr, float b1,
+               float b2, float eps, float wd, int step);
+void kcu_f32_to_bf16(uint16_t *out, const float *in, int64_t n);
+void kcu_bf16_to_f32(float *out, const uint16_t *in, int64_t n);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

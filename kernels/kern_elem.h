@@ -1,0 +1,62 @@
+/* kern_elem.h — per-element formulas that a CPU kernel (kernels/cpu/) and its CUDA
+ * twin (kernels/cuda/) both compute, written once so that the two backends round
+ * the same way (docs/runtime.md §7; the cross-backend test, tests/test_backend_ops.c,
+ * compares them). Plain C that nvcc also compiles: KERN_HD marks what runs on both
+ * the host and the device. */
+#ifndef PS_KERN_ELEM_H
+#define PS_KERN_ELEM_H
+
+#include <math.h>
+#include <stdint.h>
+
+#ifdef __CUDACC__
+#define KERN_HD static __host__ __device__ __forceinline__
+#else
+#define KERN_HD static inline
+#endif
+
+/* fp32 bits -> bf16, round to nearest even on the raw bits; a NaN keeps its sign and
+ * top payload bits and gets the quiet bit (convert.c says why). */
+KERN_HD uint16_t kern_bf16_round(uint32_t u) {
+    if ((u & 0x7FFFFFFFu) > 0x7F800000u) return (uint16_t)((u >> 16) | 0x0040u);
+    u += 0x7FFFu + ((u >> 16) & 1u);
+    return (uint16_t)(u >> 16);
+}
+
+/* AdamW's scalars for one step, as torch.optim.AdamW computes them (adamw.c):
+ * double, then cast to fp32 where PyTorch casts. */
+typedef struct {
+    float decay, w1, w2, b2, eps, bc2_sqrt, neg_step_size;
+    int lerp_low;
+} kern_adamw_k;
+
+static inline kern_adamw_k kern_adamw_consts(float lr, float b1, float b2, float eps, float wd,
+                                             int step) {
+    const double bc1 = 1.0 - pow((double)b1, (double)step);
+    const double bc2 = 1.0 - pow((double)b2, (double)step);
+    const float w1 = (float)(1.0 - (double)b1); /* lerp weight */
+    kern_adamw_k k;
+    k.decay = (float)(1.0 - (double)lr * (double)wd);
+    k.w1 = w1;
+    k.w2 = (float)(1.0 - (double)b2);
+    k.b2 = b2;
+    k.eps = eps;
+    k.bc2_sqrt = (float)sqrt(bc2);
+    k.neg_step_size = (float)(-(double)lr / bc1);
+    k.lerp_low = fabsf(w1) < 0.5f;
+    return k;
+}
+
+/* One element of AdamW in PyTorch's fp32 order of operations (lerp's two forms,
+ * ATen Lerp.h; addcdiv's p + value * m / denom). */
+KERN_HD void kern_adamw_elem(float *p, float *m, float *v, float g, const kern_adamw_k *k) {
+    const float pi = *p * k->decay;
+    const float mi = k->lerp_low ? *m + k->w1 * (g - *m) : g - (g - *m) * (1.0f - k->w1);
+    const float vi = *v * k->b2 + k->w2 * g * g;
+    const float denom = sqrtf(vi) / k->bc2_sqrt + k->eps;
+    *p = pi + k->neg_step_size * mi / denom;
+    *m = mi;
+    *v = vi;
+}
+
+#endif
