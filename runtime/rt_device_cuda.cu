@@ -83,8 +83,10 @@ static int dev_download(void *host, const void *dev, size_t bytes, char *why, in
 }
 
 static const rt_cuda_kernels kernel_table = {
-    dev_alloc,      dev_release, dev_upload,      dev_download,    kcu_add,
-    kcu_swiglu_fwd, kcu_swiglu_bwd, kcu_adamw, kcu_f32_to_bf16, kcu_bf16_to_f32,
+    dev_alloc,       dev_release,     dev_upload,      dev_download,
+    kcu_add,         kcu_swiglu_fwd,  kcu_swiglu_bwd,  kcu_adamw,
+    kcu_f32_to_bf16, kcu_bf16_to_f32, kcu_embed_fwd,   kcu_embed_bwd,
+    kcu_rmsnorm_fwd, kcu_rmsnorm_bwd,
 };
 
 extern "C" const rt_cuda_kernels *rt_cuda_kernel_table(void) { return &kernel_table; }

@@ -11,7 +11,7 @@
 
 #include "rt_device.h"
 
-#define RT_CUDA_MODULE_ABI 2
+#define RT_CUDA_MODULE_ABI 3
 
 /* RT_CUDA_MODULE_ABI of the module. */
 int rt_cuda_module_abi(void);
@@ -36,6 +36,12 @@ typedef struct {
                   float b2, float eps, float wd, int step);
     void (*f32_to_bf16)(uint16_t *out, const float *in, int64_t n);
     void (*bf16_to_f32)(float *out, const uint16_t *in, int64_t n);
+    void (*embed_fwd)(float *out, const int32_t *tokens, const float *wte, int64_t N, int64_t C);
+    void (*embed_bwd)(float *dwte, const float *dout, const int32_t *tokens, int64_t N, int64_t C);
+    void (*rmsnorm_fwd)(float *out, float *rstd, const float *inp, const float *w, int64_t N,
+                        int64_t C, float eps);
+    void (*rmsnorm_bwd)(float *dinp, float *dw, const float *dout, const float *inp,
+                        const float *w, const float *rstd, int64_t N, int64_t C);
 } rt_cuda_kernels;
 
 /* The module's table (static, never freed). */

@@ -2,7 +2,11 @@
  * (ggml's test-backend-ops idea): normalised error ||gpu - cpu|| / ||cpu|| within a
  * tolerance per op, bit-equal where both round the same way (bf16 conversion). Needs a
  * GPU: without one, or without the CUDA module, it reports a skip with the reason
- * (exit 77), never a pass. */
+ * (exit 77), never a pass. Tolerances (normalised error, the square root of ggml's NMSE): 0
+ * where both compute the same operations in the same order (add, the embedding, rmsnorm's
+ * dw), 1e-6 elementwise where only exp or FMA contraction rounds differently, 1e-5 where a
+ * row's sum is reduced in another order (rmsnorm's rstd and dx); ggml's test-backend-ops
+ * allows 1e-7 NMSE, i.e. 3e-4 here. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -143,6 +147,65 @@ static void test_convert(int64_t n) {
     free(x), free(back), free(gback), free(h), free(gh);
 }
 
+/* A device copy of n host floats set to zero (gradients accumulate). */
+static float *dev_zeros(int64_t n) {
+    float *z = calloc((size_t)n, sizeof *z);
+    float *d = dev_copy(z, (size_t)n * sizeof *z);
+    free(z);
+    return d;
+}
+
+static void test_embed(int64_t N, int64_t C, int64_t V) {
+    int32_t *tok = malloc((size_t)N * sizeof *tok);
+    float *wte = malloc((size_t)(V * C) * sizeof *wte), *dy = malloc((size_t)(N * C) * sizeof *dy);
+    float *want = malloc((size_t)(N * C) * sizeof *want), *got = malloc((size_t)(N * C) * sizeof *got);
+    float *wd = calloc((size_t)(V * C), sizeof *wd), *gd = malloc((size_t)(V * C) * sizeof *gd);
+    for (int64_t n = 0; n < N; n++) tok[n] = (int32_t)((n * 7919 + 13) % V); /* repeats: sums */
+    fill(wte, V * C, -1, 1, 11), fill(dy, N * C, -1, 1, 12);
+    kern_embed_fwd(want, tok, wte, N, C);
+    kern_embed_bwd(wd, dy, tok, N, C);
+    int32_t *dtok = dev_copy(tok, (size_t)N * sizeof *tok);
+    float *dwte = dev_copy(wte, (size_t)(V * C) * sizeof *wte),
+          *ddy = dev_copy(dy, (size_t)(N * C) * sizeof *dy),
+          *dout = dev_copy(NULL, (size_t)(N * C) * sizeof *got), *dgrad = dev_zeros(V * C);
+    K->embed_fwd(dout, dtok, dwte, N, C);
+    dev_get(got, dout, (size_t)(N * C) * sizeof *got);
+    compare("embed_fwd", want, got, N * C, 0); /* a copy */
+    K->embed_bwd(dgrad, ddy, dtok, N, C);
+    dev_get(gd, dgrad, (size_t)(V * C) * sizeof *gd);
+    compare("embed_bwd", wd, gd, V * C, 0); /* the CPU's order of sums */
+    K->release(dtok), K->release(dwte), K->release(ddy), K->release(dout), K->release(dgrad);
+    free(tok), free(wte), free(dy), free(want), free(got), free(wd), free(gd);
+}
+
+static void test_rmsnorm(int64_t N, int64_t C) {
+    const size_t nc = (size_t)(N * C) * sizeof(float), c = (size_t)C * sizeof(float);
+    float *x = malloc(nc), *w = malloc(c), *dy = malloc(nc), *want = malloc(nc), *got = malloc(nc);
+    float *rs = malloc((size_t)N * sizeof *rs), *grs = malloc((size_t)N * sizeof *grs);
+    float *wdx = calloc((size_t)(N * C), sizeof *wdx), *wdw = calloc((size_t)C, sizeof *wdw);
+    float *gdx = malloc(nc), *gdw = malloc(c);
+    fill(x, N * C, -2, 2, 13), fill(w, C, 0.5f, 1.5f, 14), fill(dy, N * C, -1, 1, 15);
+    kern_rmsnorm_fwd(want, rs, x, w, N, C, 1e-5f);
+    kern_rmsnorm_bwd(wdx, wdw, dy, x, w, rs, N, C);
+    float *dx_ = dev_copy(x, nc), *dw_ = dev_copy(w, c), *ddy = dev_copy(dy, nc),
+          *dout = dev_copy(NULL, nc), *drs = dev_copy(NULL, (size_t)N * sizeof *rs),
+          *gx = dev_zeros(N * C), *gw = dev_zeros(C);
+    K->rmsnorm_fwd(dout, drs, dx_, dw_, N, C, 1e-5f);
+    dev_get(got, dout, nc);
+    dev_get(grs, drs, (size_t)N * sizeof *grs);
+    compare("rmsnorm_fwd", want, got, N * C, 1e-5); /* sums in another order */
+    compare("rmsnorm rstd", rs, grs, N, 1e-5);
+    K->rmsnorm_bwd(gx, gw, ddy, dx_, dw_, drs, N, C);
+    dev_get(gdx, gx, nc);
+    dev_get(gdw, gw, c);
+    compare("rmsnorm_bwd dx", wdx, gdx, N * C, 1e-5);
+    compare("rmsnorm_bwd dw", wdw, gdw, C, 1e-6);
+    K->release(dx_), K->release(dw_), K->release(ddy), K->release(dout), K->release(drs),
+        K->release(gx), K->release(gw);
+    free(x), free(w), free(dy), free(want), free(got), free(rs), free(grs), free(wdx), free(wdw),
+        free(gdx), free(gdw);
+}
+
 int main(void) {
     char why[512];
     rt_device_info dev[16];
@@ -161,6 +224,10 @@ int main(void) {
         test_adamw(sizes[i]);
         test_convert(sizes[i]);
     }
+    test_embed(4 * 256, 384, 256); /* tiny-10m's micro-batch: 4 x 256 tokens, 384 channels */
+    test_embed(3, 5000, 7);         /* channels past one block */
+    test_rmsnorm(4 * 256, 384);
+    test_rmsnorm(5, 4099);          /* a row longer than the block, not a multiple of it */
     printf("%s: %d failure(s)\n", failures ? "FAIL" : "ok", failures);
     return failures ? 1 : 0;
 }

@@ -20,6 +20,12 @@ void kcu_swiglu_bwd(float *da, float *db, const float *dout, const float *a, con
                     int64_t n);
 void kcu_adamw(float *p, float *m, float *v, const float *g, int64_t n, float lr, float b1,
                float b2, float eps, float wd, int step);
+void kcu_embed_fwd(float *out, const int32_t *tokens, const float *wte, int64_t N, int64_t C);
+void kcu_embed_bwd(float *dwte, const float *dout, const int32_t *tokens, int64_t N, int64_t C);
+void kcu_rmsnorm_fwd(float *out, float *rstd, const float *inp, const float *w, int64_t N,
+                     int64_t C, float eps);
+void kcu_rmsnorm_bwd(float *dinp, float *dw, const float *dout, const float *inp, const float *w,
+                     const float *rstd, int64_t N, int64_t C);
 void kcu_f32_to_bf16(uint16_t *out, const float *in, int64_t n);
 void kcu_bf16_to_f32(float *out, const uint16_t *in, int64_t n);
 
