@@ -199,7 +199,7 @@ static void test_rmsnorm(int64_t N, int64_t C) {
     dev_get(gdx, gx, nc);
     dev_get(gdw, gw, c);
     compare("rmsnorm_bwd dx", wdx, gdx, N * C, 1e-5);
-    compare("rmsnorm_bwd dw", wdw, gdw, C, 1e-6);
+    compare("rmsnorm_bwd dw", wdw, gdw, C, 0); /* the CPU's order, no FMA */
     K->release(dx_), K->release(dw_), K->release(ddy), K->release(dout), K->release(drs),
         K->release(gx), K->release(gw);
     free(x), free(w), free(dy), free(want), free(got), free(rs), free(grs), free(wdx), free(wdw),

@@ -4,7 +4,8 @@
  *   dw[c] += sum_n dout[n][c] * x[n][c] * rstd[n].
  * One block per row for out and dx (the row's sums reduced over the block, in another
  * order than the CPU's partial sums: the cross-backend test allows for it); for dw one
- * thread per channel walks the rows in order, as the CPU does. */
+ * thread per channel walks the rows in order, as the CPU does, with its products rounded
+ * one by one (__fmul_rn: nvcc would fuse them into an FMA), so dw is the CPU's bit for bit. */
 #include "kcu_launch.h"
 #include "kern_cuda.h"
 
@@ -39,7 +40,7 @@ static __global__ void rms_bwd_dw_kernel(float *dw, const float *dout, const flo
                                          const float *rstd, int64_t N, int64_t C) {
     KCU_FOR(c, C) {
         for (int64_t n = 0; n < N; n++)
-            dw[c] += dout[n * C + c] * inp[n * C + c] * rstd[n];
+            dw[c] += __fmul_rn(__fmul_rn(dout[n * C + c], inp[n * C + c]), rstd[n]); /* no FMA */
     }
 }
 
