@@ -65,25 +65,8 @@ if [ $quick = 1 ]; then
     steps_teacher=${STEPS_TEACHER:-3} steps_student=${STEPS_STUDENT:-3}
     eval_tokens=${EVAL_TOKENS:-1024} seq_prompts=${SEQ_PROMPTS:-16} seq_new=${SEQ_NEW:-32}
 fi
-[ -x "$parasim" ] || { echo "run.sh: no $parasim (build first: ninja -C build)" >&2; exit 2; }
-[ -d "$corpus" ] || { echo "run.sh: no corpus directory $corpus (Debian package fortunes)" >&2; exit 2; }
-command -v mpirun >/dev/null || { echo "run.sh: mpirun not found" >&2; exit 2; }
 . bench/lib/experiment.sh
-as_root_mpi
-
-work=${WORK:-$(mktemp -d "${TMPDIR:-/tmp}/parasim-distill.XXXXXX")}
-mkdir -p "$work"
-cleanup() {
-    if [ $keep = 0 ] && [ -z "${WORK:-}" ]; then rm -rf "$work"; fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-start=$(date +%s)
-elapsed() { echo "$(($(date +%s) - start)) s"; }
-
-# ---- 1. the corpus ---------------------------------------------------------------------------
-split_corpus "$corpus" "$work"
-train=$work/train.txt heldout=$work/heldout.txt
+experiment_start parasim-distill
 
 # Run `parasim run` (NP ranks, T threads each) into LOG; fail with its tail.
 run_logged() {
@@ -143,26 +126,19 @@ echo "teacher text: $(wc -l <"$work/prompts.txt" | tr -d ' ') prompts, $gen_toke
 ce_plan="plans/tiny-1m-cpu.yaml --set parallel.zero=0"
 kd_plan="plans/tiny-distill.yaml --set distill.teacher=tiny-10m --set distill.checkpoint=$work/teacher.ck"
 students="ce kd-t1 kd-t2 kd-t4 kd-t2-a0 kd-t2-top8 seq-kd"
-describe() {
+# student TAG: its description ($desc) and its plan and settings ($args)
+student() {
+    t="--set train.data=$train --set distill.temperature"
     case $1 in
-    ce) echo "cross-entropy only" ;;
-    kd-t1) echo "logit KD, T 1, α 0.5" ;;
-    kd-t2) echo "logit KD, T 2, α 0.5" ;;
-    kd-t4) echo "logit KD, T 4, α 0.5" ;;
-    kd-t2-a0) echo "logit KD, T 2, α 0 (teacher only)" ;;
-    kd-t2-top8) echo "top-8 logit KD, T 2, α 0.5" ;;
-    seq-kd) echo "sequence-level KD (CE on the teacher's text)" ;;
-    esac
-}
-plan_of() {
-    case $1 in
-    ce) echo "$ce_plan --set train.data=$train" ;;
-    kd-t1) echo "$kd_plan --set train.data=$train --set distill.temperature=1 --set distill.alpha=0.5" ;;
-    kd-t2) echo "$kd_plan --set train.data=$train --set distill.temperature=2 --set distill.alpha=0.5" ;;
-    kd-t4) echo "$kd_plan --set train.data=$train --set distill.temperature=4 --set distill.alpha=0.5" ;;
-    kd-t2-a0) echo "$kd_plan --set train.data=$train --set distill.temperature=2 --set distill.alpha=0" ;;
-    kd-t2-top8) echo "$kd_plan --set train.data=$train --set distill.temperature=2 --set distill.alpha=0.5 --set distill.top_k=8" ;;
-    seq-kd) echo "$ce_plan --set train.data=$work/teacher-text.txt" ;;
+    ce) desc="cross-entropy only" args="$ce_plan --set train.data=$train" ;;
+    kd-t1) desc="logit KD, T 1, α 0.5" args="$kd_plan $t=1 --set distill.alpha=0.5" ;;
+    kd-t2) desc="logit KD, T 2, α 0.5" args="$kd_plan $t=2 --set distill.alpha=0.5" ;;
+    kd-t4) desc="logit KD, T 4, α 0.5" args="$kd_plan $t=4 --set distill.alpha=0.5" ;;
+    kd-t2-a0) desc="logit KD, T 2, α 0 (teacher only)" args="$kd_plan $t=2 --set distill.alpha=0" ;;
+    kd-t2-top8) desc="top-8 logit KD, T 2, α 0.5"
+        args="$kd_plan $t=2 --set distill.alpha=0.5 --set distill.top_k=8" ;;
+    seq-kd) desc="sequence-level KD (CE on the teacher's text)"
+        args="$ce_plan --set train.data=$work/teacher-text.txt" ;;
     esac
 }
 
@@ -179,9 +155,10 @@ table=$work/table.md
     echo "|---|---:|---:|---:|---:|---:|---:|"
 } >"$table"
 for s in $students; do
-    echo "student $s: $(describe "$s"), $steps_student steps ..."
-    # shellcheck disable=SC2046 # plan_of's words are arguments
-    run_logged 2 $((threads / 2 > 0 ? threads / 2 : 1)) "$work/$s.log" $(plan_of "$s") \
+    student "$s"
+    echo "student $s: $desc, $steps_student steps ..."
+    # shellcheck disable=SC2086 # $args's words are arguments
+    run_logged 2 $((threads / 2 > 0 ? threads / 2 : 1)) "$work/$s.log" $args \
         --steps "$steps_student" --save-weights "$work/$s.ck" -o "$work/$s.profile.json"
     ppl=$(printf "%.3f" "$(perplexity "$s")")
     set -- $(step_times "$work/$s.log")
@@ -190,7 +167,7 @@ for s in $students; do
     mm="$1 $2" mp="$3 $4"
     set -- $(peak_of teacher "$work/$s.log")
     tt="$1 $2"
-    echo "| $(describe "$s") (\`$s\`) | $ppl | $tm s | $tp s ($(err_pct "$tm" "$tp")) | $mm | $mp | $tt |" >>"$table"
+    echo "| $desc (\`$s\`) | $ppl | $tm s | $tp s ($(err_pct "$tm" "$tp")) | $mm | $mp | $tt |" >>"$table"
     echo "student $s: perplexity $ppl, step $tm s (predicted $tp s), peak $mm (predicted $mp), objective $(last_loss "$work/$s.log") ($(elapsed) so far)"
 done
 

@@ -14,6 +14,12 @@
 #                            missing; atomically (a temporary beside FILE, then mv)
 #   machine_line             "Linux x86_64, 2 cores (CPU model)"
 #   as_root_mpi              let mpirun run as root (the README's set-up does)
+#   experiment_start NAME    what both scripts do first, with their $parasim, $corpus and
+#                            $keep: check the binary, the corpus and mpirun (exit 2 with
+#                            the reason), as_root_mpi, make $work ($WORK, or a new
+#                            directory NAME.XXXXXX under TMPDIR, removed at exit unless
+#                            --keep), start the clock of `elapsed` ("12 s"), and split the
+#                            corpus into $train and $heldout
 
 split_corpus() {
     _all=$2/corpus.txt
@@ -64,3 +70,19 @@ as_root_mpi() {
         export OMPI_ALLOW_RUN_AS_ROOT OMPI_ALLOW_RUN_AS_ROOT_CONFIRM
     fi
 }
+
+experiment_start() {
+    [ -x "$parasim" ] || { echo "run.sh: no $parasim (build first: ninja -C build)" >&2; exit 2; }
+    [ -d "$corpus" ] || { echo "run.sh: no corpus directory $corpus (Debian package fortunes)" >&2; exit 2; }
+    command -v mpirun >/dev/null || { echo "run.sh: mpirun not found" >&2; exit 2; }
+    as_root_mpi
+    work=${WORK:-$(mktemp -d "${TMPDIR:-/tmp}/$1.XXXXXX")}
+    mkdir -p "$work"
+    trap '[ "$keep" = 0 ] && [ -z "${WORK:-}" ] && rm -rf "$work"' EXIT
+    trap 'exit 130' INT TERM
+    start=$(date +%s)
+    split_corpus "$corpus" "$work"
+    train=$work/train.txt heldout=$work/heldout.txt
+}
+
+elapsed() { echo "$(($(date +%s) - start)) s"; }

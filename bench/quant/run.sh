@@ -63,25 +63,8 @@ if [ $quick = 1 ] || [ $dry = 1 ]; then
     steps_1m=${STEPS_1M:-5} steps_10m=${STEPS_10M:-3} eval_tokens=${EVAL_TOKENS:-2048}
     loss_max=100
 fi
-[ -x "$parasim" ] || { echo "run.sh: no $parasim (build first: ninja -C build)" >&2; exit 2; }
-[ -d "$corpus" ] || { echo "run.sh: no corpus directory $corpus (Debian package fortunes)" >&2; exit 2; }
-command -v mpirun >/dev/null || { echo "run.sh: mpirun not found" >&2; exit 2; }
 . bench/lib/experiment.sh
-as_root_mpi
-
-work=${WORK:-$(mktemp -d "${TMPDIR:-/tmp}/parasim-quant.XXXXXX")}
-mkdir -p "$work"
-cleanup() {
-    if [ $keep = 0 ] && [ -z "${WORK:-}" ]; then rm -rf "$work"; fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-start=$(date +%s)
-elapsed() { echo "$(($(date +%s) - start)) s"; }
-
-# ---- 1. the corpus, split -----------------------------------------------------------------
-split_corpus "$corpus" "$work"
-train=$work/train.txt heldout=$work/heldout.txt
+experiment_start parasim-quant
 
 # ---- 2. training --------------------------------------------------------------------------
 # tiny-1m: the plan's 2 ranks of ZeRO-2, 16 x 256 tokens a step (measured 0.33 s a step on
