@@ -40,22 +40,29 @@ def median(xs):
     return xs[len(xs) // 2]
 
 
-def bubble(path, start="start", end="end"):
-    """The bubble of each step after the first that the profile's events cover
-    (RUN_PROFILE_EVENT_STEPS: 3); start/end name the measured times, or
-    predicted_start/predicted_end for the replay's timeline of the same ops."""
-    ranks = rank_events(path)
-    steps = max(e["step"] for e in ranks[0])  # 1-based; the events cover the first steps
+def step_bubbles(ranks, steps, start="start", end="end"):
+    """Per step of steps: (span - busiest rank's fwd/bwd time) / that time, the span from
+    the step's first fwd/bwd on any rank to the last one's end. ranks: each rank's events
+    (a profile's, or a replay's timeline), with "step", "kind" and the start/end keys."""
     out = []
-    for s in range(2, steps + 1):
+    for s in steps:
         lo, hi, busy = [], [], []
         for evs in ranks:
             ev = [e for e in evs if e["step"] == s and e["kind"] in ("fwd", "bwd")]
             lo.append(min(e[start] for e in ev))
             hi.append(max(e[end] for e in ev))
-            busy.append(sum(e[end] - e[start] for e in ev if e["kind"] in ("fwd", "bwd")))
+            busy.append(sum(e[end] - e[start] for e in ev))
         out.append((max(hi) - min(lo) - max(busy)) / max(busy))
     return out
+
+
+def bubble(path, start="start", end="end"):
+    """The bubble of each step after the first that the profile's events cover
+    (RUN_PROFILE_EVENT_STEPS: 3); start/end name the measured times, or
+    predicted_start/predicted_end for the replay's timeline of the same ops."""
+    ranks = rank_events(path)
+    last = max(e["step"] for e in ranks[0])  # 1-based; the events cover the first steps
+    return step_bubbles(ranks, range(2, last + 1), start, end)
 
 
 def receive_time(profiles):
@@ -92,18 +99,9 @@ def replay_measured(parasim, sets, steps, path, d):
     json.dump(program, open(prog, "w"))
     subprocess.run([parasim, "replay", prog, "--format", "json", "-o", rep], check=True)
     roles = json.load(open(rep))["roles"]
-    out = []
-    for s in range(1, steps):  # program steps from 0: the profile's steps 2.. (its events)
-        if s + 1 > max(e["step"] for e in profiles[0]["events"]):
-            break
-        lo, hi, busy = [], [], []
-        for r in roles:
-            ev = [e for e in r["timeline"] if e["step"] == s and e["kind"] in ("fwd", "bwd")]
-            lo.append(min(e["start"] for e in ev))
-            hi.append(max(e["end"] for e in ev))
-            busy.append(sum(e["end"] - e["start"] for e in ev if e["kind"] in ("fwd", "bwd")))
-        out.append((max(hi) - min(lo) - max(busy)) / max(busy))
-    return out
+    last = max(e["step"] for e in profiles[0]["events"])
+    # the replay counts steps from 0: the profile's steps 2..last are its 1..last-1
+    return step_bubbles([r["timeline"] for r in roles], range(1, last))
 
 
 def zb_predicted(path, p, m):
