@@ -23,6 +23,16 @@ KERN_HD uint16_t kern_bf16_round(uint32_t u) {
     return (uint16_t)(u >> 16);
 }
 
+/* SwiGLU (swiglu.c): out = silu(a) * b, silu(a) = a / (1 + e) with e = exp(-a) from the
+ * caller's exp (the CPU's vectorisable kern_expf, the device's expf); backward with
+ * s = sigmoid(a): da += dout * b * s * (1 + a (1 - s)), db += dout * silu(a). */
+KERN_HD float kern_silu(float a, float e) { return a / (1.0f + e); }
+KERN_HD float kern_swiglu_out(float a, float b, float e) { return kern_silu(a, e) * b; }
+KERN_HD float kern_swiglu_da(float dout, float a, float b, float s) {
+    return dout * b * s * (1.0f + a * (1.0f - s));
+}
+KERN_HD float kern_swiglu_db(float dout, float silu) { return dout * silu; }
+
 /* AdamW's scalars for one step, as torch.optim.AdamW computes them (adamw.c):
  * double, then cast to fp32 where PyTorch casts. */
 typedef struct {

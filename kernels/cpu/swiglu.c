@@ -8,6 +8,7 @@
  * 0 or 1 for large |a| (exp overflows to inf, 1/inf = 0): no branch.
  */
 #include "kern.h"
+#include "kern_elem.h"
 #include "kern_math.h"
 
 #define SWIGLU_CHUNK 4096
@@ -17,7 +18,7 @@ KERN_SIMD_CLONES static void swiglu_fwd_chunk(float *out, const float *a, const 
 #pragma omp simd
     for (int64_t i = 0; i < n; i++) {
         const float x = a[i];
-        out[i] = x / (1.0f + kern_expf(-x)) * b[i];
+        out[i] = kern_swiglu_out(x, b[i], kern_expf(-x));
     }
 }
 
@@ -27,20 +28,20 @@ KERN_SIMD_CLONES static void swiglu_bwd_chunk(float *da, float *db, const float 
 #pragma omp simd
         for (int64_t i = 0; i < n; i++) {
             const float x = a[i], s = 1.0f / (1.0f + kern_expf(-x));
-            da[i] += dout[i] * b[i] * s * (1.0f + x * (1.0f - s));
-            db[i] += dout[i] * (x * s);
+            da[i] += kern_swiglu_da(dout[i], x, b[i], s);
+            db[i] += kern_swiglu_db(dout[i], x * s);
         }
     } else if (da) {
 #pragma omp simd
         for (int64_t i = 0; i < n; i++) {
             const float x = a[i], s = 1.0f / (1.0f + kern_expf(-x));
-            da[i] += dout[i] * b[i] * s * (1.0f + x * (1.0f - s));
+            da[i] += kern_swiglu_da(dout[i], x, b[i], s);
         }
     } else {
 #pragma omp simd
         for (int64_t i = 0; i < n; i++) {
             const float x = a[i];
-            db[i] += dout[i] * (x / (1.0f + kern_expf(-x)));
+            db[i] += kern_swiglu_db(dout[i], kern_silu(x, kern_expf(-x)));
         }
     }
 }

@@ -1,14 +1,16 @@
 /* swiglu.cu — the CUDA twin of kernels/cpu/swiglu.c: out = silu(a) * b with
  * silu(a) = a / (1 + exp(-a)); backward da += dout * b * s * (1 + a (1 - s)),
- * db += dout * silu(a), s = sigmoid(a); a NULL da or db is skipped. expf here is
+ * db += dout * silu(a), s = sigmoid(a) (kern_elem.h, shared with the CPU); a NULL da or
+ * db is skipped. expf here is
  * CUDA's (2 ulp), kern_expf there: the cross-backend test allows for it. */
 #include "kcu_launch.h"
 #include "kern_cuda.h"
+#include "kern_elem.h"
 
 static __global__ void swiglu_fwd_kernel(float *out, const float *a, const float *b, int64_t n) {
     KCU_FOR(i, n) {
         const float x = a[i];
-        out[i] = x / (1.0f + expf(-x)) * b[i];
+        out[i] = kern_swiglu_out(x, b[i], expf(-x));
     }
 }
 
@@ -16,8 +18,8 @@ static __global__ void swiglu_bwd_kernel(float *da, float *db, const float *dout
                                          const float *b, int64_t n) {
     KCU_FOR(i, n) {
         const float x = a[i], s = 1.0f / (1.0f + expf(-x));
-        if (da) da[i] += dout[i] * b[i] * s * (1.0f + x * (1.0f - s));
-        if (db) db[i] += dout[i] * (x * s);
+        if (da) da[i] += kern_swiglu_da(dout[i], x, b[i], s);
+        if (db) db[i] += kern_swiglu_db(dout[i], x * s);
     }
 }
 
