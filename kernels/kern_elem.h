@@ -33,6 +33,19 @@ KERN_HD float kern_swiglu_da(float dout, float a, float b, float s) {
 }
 KERN_HD float kern_swiglu_db(float dout, float silu) { return dout * silu; }
 
+/* RMSNorm (rmsnorm.c) given a row's sums: rstd = 1 / sqrt(ss / C + eps) from ss = sum x^2,
+ * out = (x * rstd) * w; backward k = rstd^3 * dot / C from dot = sum w dout x, then
+ * dx += rstd * (w dout) - x k. (dw's sum over rows is each kernel's own: the CUDA one
+ * must keep nvcc from fusing its products.) */
+KERN_HD float kern_rms_rstd(float ss, int64_t C, float eps) {
+    return 1.0f / sqrtf(ss / (float)C + eps);
+}
+KERN_HD float kern_rms_out(float x, float r, float w) { return (x * r) * w; }
+KERN_HD float kern_rms_k(float r, float dot, int64_t C) { return r * r * r * dot / (float)C; }
+KERN_HD float kern_rms_dx(float r, float w, float dy, float x, float k) {
+    return r * (w * dy) - x * k;
+}
+
 /* AdamW's scalars for one step, as torch.optim.AdamW computes them (adamw.c):
  * double, then cast to fp32 where PyTorch casts. */
 typedef struct {

@@ -13,6 +13,7 @@
 #include <math.h>
 
 #include "kern.h"
+#include "kern_elem.h"
 #include "kern_math.h"
 
 #define RMS_CHUNK 16
@@ -23,10 +24,10 @@ KERN_SIMD_CLONES static float rms_fwd_row(float *o, const float *x, const float 
 #pragma omp simd reduction(+ : ss)
     for (int64_t c = 0; c < C; c++)
         ss += x[c] * x[c];
-    const float r = 1.0f / sqrtf(ss / (float)C + eps);
+    const float r = kern_rms_rstd(ss, C, eps);
 #pragma omp simd
     for (int64_t c = 0; c < C; c++)
-        o[c] = (x[c] * r) * w[c];
+        o[c] = kern_rms_out(x[c], r, w[c]);
     return r;
 }
 
@@ -36,10 +37,10 @@ KERN_SIMD_CLONES static void rms_bwd_row(float *dx, const float *dy, const float
 #pragma omp simd reduction(+ : dot)
     for (int64_t c = 0; c < C; c++)
         dot += w[c] * dy[c] * x[c];
-    const float k = r * r * r * dot / (float)C;
+    const float k = kern_rms_k(r, dot, C);
 #pragma omp simd
     for (int64_t c = 0; c < C; c++)
-        dx[c] += r * (w[c] * dy[c]) - x[c] * k;
+        dx[c] += kern_rms_dx(r, w[c], dy[c], x[c], k);
 }
 
 void kern_rmsnorm_fwd(float *out, float *rstd, const float *inp, const float *w, int64_t N,

@@ -8,6 +8,7 @@
  * one by one (__fmul_rn: nvcc would fuse them into an FMA), so dw is the CPU's bit for bit. */
 #include "kcu_launch.h"
 #include "kern_cuda.h"
+#include "kern_elem.h"
 
 static __global__ void rms_fwd_kernel(float *out, float *rstd, const float *inp, const float *w,
                                       int64_t C, float eps) {
@@ -16,9 +17,9 @@ static __global__ void rms_fwd_kernel(float *out, float *rstd, const float *inp,
     float ss = 0.0f;
     for (int64_t c = threadIdx.x; c < C; c += blockDim.x)
         ss += x[c] * x[c];
-    const float r = 1.0f / sqrtf(kcu_block_sum(ss) / (float)C + eps);
+    const float r = kern_rms_rstd(kcu_block_sum(ss), C, eps);
     for (int64_t c = threadIdx.x; c < C; c += blockDim.x)
-        o[c] = (x[c] * r) * w[c];
+        o[c] = kern_rms_out(x[c], r, w[c]);
     if (threadIdx.x == 0) rstd[blockIdx.x] = r;
 }
 
@@ -31,9 +32,9 @@ static __global__ void rms_bwd_dx_kernel(float *dinp, const float *dout, const f
     float dot = 0.0f;
     for (int64_t c = threadIdx.x; c < C; c += blockDim.x)
         dot += w[c] * dy[c] * x[c];
-    const float k = r * r * r * kcu_block_sum(dot) / (float)C;
+    const float k = kern_rms_k(r, kcu_block_sum(dot), C);
     for (int64_t c = threadIdx.x; c < C; c += blockDim.x)
-        dx[c] += r * (w[c] * dy[c]) - x[c] * k;
+        dx[c] += kern_rms_dx(r, w[c], dy[c], x[c], k);
 }
 
 static __global__ void rms_bwd_dw_kernel(float *dw, const float *dout, const float *inp,
