@@ -18,7 +18,10 @@ measured per-micro-batch times f, b (input part), w (weight part) of the
 busiest stage (pipe_sched.c's closed forms, equal to its event simulation), and
 the bubble of the replay's timeline of the same ops (each event's
 predicted_start/predicted_end: the program's op times on the plan's cluster,
-sends and receives included, which the closed forms leave out). The two stages are nearly
+sends and receives included, which the closed forms leave out). The plans say
+overlap.pp false, as the CPU runtime runs: a receive copies its message on the
+receiving core (Open MPI's shared-memory single copy), so a transfer holds the
+receiving stage for its time instead of hiding behind compute. The two stages are nearly
 uniform (the embedding and the head are small next to a layer at seq 128).
 Needs 2 idle cores: oversubscribed ranks spin in MPI and inflate the bubble.
 
@@ -81,9 +84,9 @@ def replay_measured(parasim, sets, steps, path, d):
     the real op costs, so that only the model of the schedule is tested, not the
     cluster's op costs. A receive's measured time includes its wait for the send, which
     the replay models itself, and a send's measured time is only its posting (MPI_Isend):
-    every send and receive takes receive_time's estimate instead (in the replay a message
-    arrives a send's seconds after the send starts, and a receive whose message is there
-    takes no time)."""
+    every send and receive takes receive_time's estimate instead (with overlap.pp false a
+    message can be taken from its send's start, and the receive holds its stage for its
+    seconds after that)."""
     prog, rep = os.path.join(d, "prog.json"), os.path.join(d, "replay.json")
     subprocess.run([parasim, "emit", "plans/tiny-1m-cpu.yaml", "--steps", str(steps)] + sets +
                    ["-o", prog], check=True)
@@ -140,7 +143,7 @@ def main():
                     "--set", "parallel.zero=0", "--set", "batch.global=%d" % m,
                     "--set", "batch.micro=1", "--set", "batch.seq=128",
                     "--set", "train.data=synthetic", "--set", "pipeline.schedule=" + sched,
-                    "--set", "pipeline.virtual=%d" % v]
+                    "--set", "pipeline.virtual=%d" % v, "--set", "overlap.pp=false"]
             cmd = ["mpirun", "-np", "2", "--oversubscribe", parasim, "run",
                    "plans/tiny-1m-cpu.yaml", "--steps", str(steps), "--threads", "1", "--quiet"
                    ] + sets + ["-o", out]

@@ -435,7 +435,7 @@ static void check_gantt(plan_schedule kind, int64_t p, int64_t m, int64_t v, dou
     double t_f[8], t_b[8], t_w[8];
     for (int s = 0; s < 8; s++)
         t_f[s] = 1 * unit_step, t_b[s] = 2 * unit_step, t_w[s] = unit_step;
-    sched_in in = {kind, p, m, v, t_f, t_b, t_w, 0, NULL, NULL};
+    sched_in in = {kind, p, m, v, t_f, t_b, t_w, 0, NULL, NULL, 0};
     int64_t n = sched_ops_per_stage(&in);
     sched_op *ops = calloc((size_t)(p * n), sizeof *ops);
     sched_out so;
@@ -506,7 +506,7 @@ static void test_gantt_data(void **state) {
     check_gantt(SCHED_1F1B, 1, 8, 1, 0.01);
     /* bad input */
     double t[1] = {1};
-    sched_in in = {SCHED_1F1B, 1, 0, 1, t, t, t, 0, NULL, NULL};
+    sched_in in = {SCHED_1F1B, 1, 0, 1, t, t, t, 0, NULL, NULL, 0};
     plot_gantt g = {.in = &in, .ops = NULL, .step_s = 1, .unit = 1};
     FILE *f = tmpfile();
     assert_int_equal(plot_gantt_write_data(f, &g), -1);

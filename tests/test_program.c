@@ -1505,7 +1505,9 @@ static void test_pipe_workspace(void **state) {
  * head on stage p-1's chunk v-1: sched_in's t_first / t_last), and the chunk
  * of a layer unit is its virtual stage over p. This is what holds `parasim
  * plan`'s schedule simulation (pipe_sched.c, which also serves the plans the
- * emitter cannot lower: GPT-style blocks, DualPipe) to the replay. */
+ * emitter cannot lower: GPT-style blocks, DualPipe) to the replay. With
+ * overlap.pp false a receive holds its stage for the transfer (t_recv): the
+ * same there too, and not the span without it. */
 static void test_pipe_replay_is_the_schedule(void **state) {
     (void)state;
     static const struct {
@@ -1521,6 +1523,11 @@ static void test_pipe_replay_is_the_schedule(void **state) {
         {4, 8, 1, "pipeline: {schedule: zero-bubble}", SCHED_ZERO_BUBBLE},
         {2, 4, 2, "pipeline: {schedule: interleaved, virtual: 2}", SCHED_INTERLEAVED},
         {2, 8, 2, "pipeline: {schedule: interleaved, virtual: 2}", SCHED_INTERLEAVED},
+        {2, 4, 1, "pipeline: {schedule: 1f1b}\noverlap: {pp: false}", SCHED_1F1B},
+        {4, 8, 1, "pipeline: {schedule: zero-bubble}\noverlap: {pp: false}", SCHED_ZERO_BUBBLE},
+        {2, 8, 2, "pipeline: {schedule: interleaved, virtual: 2}\noverlap: {pp: false}",
+         SCHED_INTERLEAVED},
+        {4, 8, 1, "pipeline: {schedule: afab}\noverlap: {pp: false}", SCHED_AFAB},
     };
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         plan_spec *s = pipe_plan(1, cases[c].pp, cases[c].m, 0, cases[c].extra);
@@ -1560,10 +1567,19 @@ static void test_pipe_replay_is_the_schedule(void **state) {
                 t_last[3 * r + i] = t[3 * (r * v + v - 1) + i];
             }
         }
+        const bool hidden = p.overlap_pp;
+        assert_int_equal(hidden, strstr(cases[c].extra, "overlap") == NULL);
         sched_in in = {.kind = cases[c].kind, .p = pp, .m = cases[c].m, .v = v,
-                       .t_f = t_f, .t_b = t_b, .t_w = t_w, .t_p2p = t_p2p,
-                       .t_first = v > 1 ? t_first : NULL, .t_last = v > 1 ? t_last : NULL};
+                       .t_f = t_f, .t_b = t_b, .t_w = t_w, .t_p2p = hidden ? t_p2p : 0,
+                       .t_first = v > 1 ? t_first : NULL, .t_last = v > 1 ? t_last : NULL,
+                       .t_recv = hidden ? 0 : t_p2p};
         sched_out so;
+        if (!hidden) { /* the receives count: without them the span is shorter */
+            sched_in bare = in;
+            bare.t_recv = 0;
+            assert_int_equal(sched_simulate(&bare, NULL, &so), 0);
+            assert_true(so.step_time < span - 1e-9 * span);
+        }
         assert_int_equal(sched_simulate(&in, NULL, &so), 0);
         if (fabs(span - so.step_time) > 1e-9 * so.step_time)
             fail_msg("%s, pp %lld, m %lld: replayed span %.12g s, schedule simulation %.12g s",
@@ -1695,6 +1711,7 @@ static void test_pipe_json_round_trip(void **state) {
     (void)state;
     pipe_round_trip("pipeline: {schedule: interleaved, virtual: 2}");
     pipe_round_trip("pipeline: {schedule: zero-bubble}");
+    pipe_round_trip("pipeline: {schedule: 1f1b}\noverlap: {pp: false}");
 }
 
 static void pipe_round_trip(const char *extra) {
@@ -1708,6 +1725,8 @@ static void pipe_round_trip(const char *extra) {
     if (program_write_json(&p, path, &err) || program_load_json(path, &q, &err))
         fail_msg("%s", err.msg);
     assert_int_equal(q.n_roles, 2);
+    assert_int_equal(q.overlap_pp, strstr(extra, "overlap: {pp: false}") == NULL);
+    assert_int_equal(q.overlap_pp, p.overlap_pp);
     for (int r = 0; r < 2; r++) {
         assert_int_equal(q.roles[r].n_ops, p.roles[r].n_ops);
         assert_int_equal(q.roles[r].stage, r);

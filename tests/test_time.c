@@ -599,7 +599,7 @@ static void check_pipeline(plan_schedule kind, int64_t p, int64_t m, int64_t v, 
                        sched_bubble_closed_form(kind, p, m, v, f, b, w), 1e-12);
     double tf[PLAN_MAX_STAGES], tb[PLAN_MAX_STAGES], tw[PLAN_MAX_STAGES];
     for (int64_t s = 0; s < p; s++) tf[s] = f, tb[s] = b, tw[s] = w;
-    sched_in in = {kind, p, m, v, tf, tb, tw, 0, NULL, NULL};
+    sched_in in = {kind, p, m, v, tf, tb, tw, 0, NULL, NULL, 0};
     sched_out out;
     assert_int_equal(sched_simulate(&in, NULL, &out), 0);
     assert_float_equal(out.step_time, expect, 1e-9);

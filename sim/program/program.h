@@ -258,6 +258,7 @@ typedef struct {
     char data_path[PS_LOC_FILE_MAX]; /* DATA_TEXT: a plain-text file, byte tokens */
     int64_t bucket_bytes;
     bool overlap_dp; /* data-parallel collectives overlap compute (plan overlap.dp; replay.h) */
+    bool overlap_pp; /* pipeline transfers hide behind compute (plan overlap.pp; replay.h) */
     prog_distill distill; /* logit distillation (distill.on) */
     /* what it came from */
     char plan_name[128];

@@ -952,6 +952,7 @@ static void fill_header(const plan_spec *s, int steps, program *out) {
     snprintf(out->data_path, sizeof out->data_path, "%s", out->data == DATA_TEXT ? t->data : "");
     out->bucket_bytes = p->bucket_bytes;
     out->overlap_dp = p->overlap_dp;
+    out->overlap_pp = p->overlap_pp;
     snprintf(out->plan_name, sizeof out->plan_name, "%s", s->name);
     snprintf(out->model_name, sizeof out->model_name, "%s", s->model.name);
     snprintf(out->cluster_name, sizeof out->cluster_name, "%s", s->cluster.name);

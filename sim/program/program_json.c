@@ -183,6 +183,7 @@ static void write_header(jsonw *w, const program *p) {
     if (p->ep > 1) jsonw_int(w, "ep", p->ep); /* optional: 1 when absent */
     jsonw_int(w, "bucket_bytes", p->bucket_bytes);
     jsonw_bool(w, "overlap_dp", p->overlap_dp);
+    if (!p->overlap_pp) jsonw_bool(w, "overlap_pp", false); /* optional: true when absent */
     jsonw_obj_end(w);
     jsonw_str(w, "recompute", plan_recompute_names[p->recompute]);
     jsonw_obj(w, "precision");

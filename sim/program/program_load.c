@@ -34,7 +34,8 @@ static const char *const hdr_model_keys[] = {"name",       "layers", "hidden",  
                                          "aux_alpha", NULL};
 static const char *const batch_keys[] = {"seq", "micro", "micro_batches", "global", NULL};
 static const char *const parallel_keys[] = {"world", "dp",   "tp",           "pp",
-                                            "cp",    "sp",   "zero", "bucket_bytes", "overlap_dp", "ep", NULL};
+                                            "cp",    "sp",   "zero", "bucket_bytes", "overlap_dp", "overlap_pp",
+                                            "ep", NULL};
 static const char *const precision_keys[] = {"params", "grads", "master", "optimizer",
                                              "activations", NULL};
 static const char *const train_keys[] = {"steps", "seed",         "lr",   "beta1", "beta2",
@@ -198,6 +199,7 @@ static int check_ep(const ynode *par, const program *p, ps_err *err) {
 static int read_parallel(const ynode *h, program *p, ps_err *err) {
     const ynode *b, *par;
     int64_t zero = 0;
+    p->overlap_pp = true; /* when absent */
     if (yget_map(h, "header", "batch", true, &b, err) ||
         yget_check_keys(b, "header.batch", batch_keys, err) ||
         yget_int(b, "header.batch", "seq", true, 1, PROGRAM_MAX_WIDTH, &p->seq, err) ||
@@ -216,6 +218,7 @@ static int read_parallel(const ynode *h, program *p, ps_err *err) {
         yget_int(par, "header.parallel", "bucket_bytes", true, 0, PROGRAM_MAX_OP_BYTES,
                  &p->bucket_bytes, err) ||
         yget_bool(par, "header.parallel", "overlap_dp", true, &p->overlap_dp, err) ||
+        yget_bool(par, "header.parallel", "overlap_pp", false, &p->overlap_pp, err) ||
         yget_bool(par, "header.parallel", "sp", false, &p->sp, err) ||
         yget_int(par, "header.parallel", "ep", false, 1, 1 << 10, &p->ep, err))
         return -1;

@@ -2,6 +2,7 @@
  * execution plan (see replay.h, docs/plan-format.md §5). */
 #include "program/replay.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,12 +22,13 @@ typedef struct {
     double end;
 } pending;
 
-/* A pipeline send replayed so far: to which role, what, when it arrives; its
- * op, and when the peer posts the matching receive (-1 until it does). */
+/* A pipeline send replayed so far: to which role, what, when it starts and
+ * ends (arrives); its op, and when the matching receive is done with it: its
+ * start (overlap_pp), its end (not), -1 until the peer reaches it. */
 typedef struct {
     int32_t to, mb, op;
     comm_phase phase;
-    double end, posted;
+    double start, end, posted;
 } p2p_sent;
 
 /* Where a role's receives from one peer role in one phase have got to in the
@@ -282,11 +284,13 @@ static int time_op(replay_state *s, const prog_op *o, replay_op *t, double p2p_a
                    ps_err *err) {
     if (is_pp_p2p(o)) {
         /* a send leaves when the stage's compute is there and does not hold it up (the
-         * runtime's sends do not block); a receive holds the compute stream until the
-         * matching send has arrived (pipe_sched.c's hop: its end is the send's) */
+         * runtime's sends do not block); a receive holds the compute stream until its
+         * message is there (p2p_arrival), and without overlap_pp for the transfer's
+         * seconds after that (the receiver copies it in) */
         t->start_s = s->t_compute;
         t->end_s = o->kind == OP_SEND ? t->start_s + o->seconds
                    : p2p_arrival > t->start_s ? p2p_arrival : t->start_s;
+        if (o->kind == OP_RECV && !s->p->overlap_pp) t->end_s += o->seconds;
         if (o->kind == OP_RECV) s->t_compute = s->prev_end = t->end_s;
         return 0;
     }
@@ -412,9 +416,11 @@ static int grow(void **v, int32_t *cap, size_t size) {
     return 0;
 }
 
-/* A receive's arrival: the end of the next send the peer role has replayed
- * to this role in the same phase (they pair in order, as MPI's matching does);
- * 1 when that send is not replayed yet, -1 on a mismatch or no memory. */
+/* A receive's arrival: when the next send the peer role has replayed to this
+ * role in the same phase (they pair in order, as MPI's matching does) is
+ * there to take: its end with overlap_pp (a transfer hidden behind compute),
+ * its start without (the receive copies it: replay.h); 1 when that send is
+ * not replayed yet, -1 on a mismatch or no memory. */
 static int p2p_match(replay_state *s, replay_state *all, const int32_t *role_at, int32_t i,
                      double *arrival, ps_err *err) {
     const prog_op *o = &s->r->ops[i];
@@ -437,7 +443,10 @@ static int p2p_match(replay_state *s, replay_state *all, const int32_t *role_at,
     if (c->at == f->n_sent) return 1;
     p2p_sent *x = &all[from].sent[c->at++];
     all[from].n_taken++;
-    x->posted = s->t_compute; /* the receive starts there (time_op) */
+    /* the send is done when the receive has taken it: the receive's start, or
+     * without overlap_pp its end (time_op) */
+    x->posted = s->p->overlap_pp ? s->t_compute
+                                 : fmax(s->t_compute, x->start) + o->seconds;
     if (x->mb != o->mb) {
         char msg[160];
         snprintf(msg, sizeof msg, "receives micro-batch %d where stage %d's next send of that "
@@ -445,7 +454,7 @@ static int p2p_match(replay_state *s, replay_state *all, const int32_t *role_at,
                  (int)o->mb, (int)o->peer, (int)x->mb);
         return op_err(err, s, i, msg);
     }
-    *arrival = x->end;
+    *arrival = s->p->overlap_pp ? x->end : x->start;
     return 0;
 }
 
@@ -455,7 +464,8 @@ static int p2p_record(replay_state *s, const int32_t *role_at, int32_t i, ps_err
     if (to < 0) return op_err(err, s, i, "no role plays the peer stage");
     if (s->n_sent == s->cap_sent && grow((void **)&s->sent, &s->cap_sent, sizeof *s->sent))
         return ps_err_set(err, "out of memory");
-    s->sent[s->n_sent++] = (p2p_sent){to, o->mb, i, o->phase, s->out->ops[i].end_s, -1};
+    s->sent[s->n_sent++] =
+        (p2p_sent){to, o->mb, i, o->phase, s->out->ops[i].start_s, s->out->ops[i].end_s, -1};
     return 0;
 }
 

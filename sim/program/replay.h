@@ -26,6 +26,9 @@
  * (group pp) pair up between the roles, which are replayed in lockstep: a
  * receive holds its stage's compute until the matching send (the peer's next
  * one to it in the same phase) has arrived; a send does not hold its stage.
+ * With overlap_pp false the receiver does the transfer: the message is there
+ * from the send's start and the receive holds the compute stream for its
+ * seconds after that (the CPU runtime's MPI receive copies it).
  * The replay is thereby the pipeline's event simulation, bubble included
  * (docs/plan-format.md §5); unpaired or deadlocked sends/receives are errors.
  *

@@ -42,6 +42,7 @@ static bool shape_valid(const sched_in *in) {
 static bool sched_valid(const sched_in *in) {
     if (!shape_valid(in)) return false;
     if (!isfinite(in->t_p2p) || in->t_p2p < 0) return false;
+    if (!isfinite(in->t_recv) || in->t_recv < 0) return false;
     if (!in->t_first != !in->t_last || (in->t_first && in->kind != SCHED_INTERLEAVED))
         return false;
     return times_ok(in->t_f, in->p, false) && times_ok(in->t_b, in->p, false) &&
@@ -282,6 +283,11 @@ static int64_t advance(sim *x, int64_t s) {
     for (; x->next[s] < x->n; x->next[s]++, ran++) {
         sched_op *op = &x->ops[s * x->n + x->next[s]];
         double r = ready_at(x, s, op);
+        /* an input from another stage: its receive holds the stage (t_recv; a paired
+         * F&B's B takes its own when it runs) */
+        const bool recvs = p > 1 && (op->kind == SCHED_OP_F   ? flow_cell(x, s, op, -1) >= 0
+                                     : op->kind == SCHED_OP_B ? flow_cell(x, s, op, 1) >= 0
+                                                              : false);
         /* DualPipe's F&B: the pair waits for both its receives (dualpipe.py
          * _forward_backward_chunk: _commit_and_wait_comm before computing),
          * then runs F and B back to back */
@@ -293,7 +299,7 @@ static int64_t advance(sim *x, int64_t s) {
             if (next >= 0) r = fmax(r, x->b_end[next] + x->in->t_p2p);
         }
         if (r < 0) break;
-        op->start = fmax(r, x->free_at[s]);
+        op->start = fmax(r, x->free_at[s]) + (recvs ? x->in->t_recv : 0);
         op->end = op->start + op_time(x->in, s, op->chunk, op->kind);
         x->free_at[s] = op->end;
         const int64_t i = (op->chunk * p + s) * m + op->mb;

@@ -6,7 +6,8 @@
  * time, in list order. An op starts when its stage is free and its inputs have
  * arrived: F(mb, g) needs F(mb, g-1), B(mb, g) needs F(mb, g) and B(mb, g+1),
  * W(mb, g) needs B(mb, g), where g = chunk * p + stage is the virtual stage and
- * a dependency between different stages costs t_p2p more. The orders are
+ * a dependency between different stages costs t_p2p more (and, with t_recv,
+ * holds the receiving stage t_recv before the op). The orders are
  * those of GPipe (AFAB), Megatron-LM's 1F1B and interleaved 1F1B, and ZB-H1
  * (Qi et al. 2023), and DeepSeek's DualPipe (dualpipe.py: v = 2 chunks per
  * stage, chunk 0 of the pipeline fed from stage 0, chunk 1 of the one fed
@@ -48,11 +49,15 @@ typedef struct {
     /* Per stage, time of one chunk-micro-batch: forward, backward input-grad, backward
      * weight-grad. Outside zero-bubble one B op takes t_b + t_w. t_w may be NULL (zeros). */
     const double *t_f, *t_b, *t_w;
-    double t_p2p; /* one activation or gradient send between stages */
+    double t_p2p; /* one activation or gradient send between stages: its latency */
     /* Interleaved layouts whose chunks differ (cost/pipe.h, step_time.h chunk): per stage,
      * chunk 0's and chunk v-1's forward, backward and weight-gradient times, [3 s + 0..2];
      * the other chunks take t_f, t_b, t_w. NULL (both): every chunk does. */
     const double *t_first, *t_last;
+    /* Transfers not hidden (plan overlap.pp false): an op whose input comes from another
+     * stage first spends t_recv receiving it on its own stage, once it has been sent (the
+     * replay's receive; the CPU runtime's MPI receive copies the message). 0: none. */
+    double t_recv;
 } sched_in;
 
 typedef struct {

@@ -16,16 +16,20 @@ int64_t step_sim_ops(const plan_cfg *p) {
 void step_sim_prepare(const plan_cfg *p, const eval_stage *stages, step_sim_input *o) {
     /* interleaved with a layout of its own: each chunk its own time (step_time.h) */
     const bool chunks = sim_chunks(p) > 1 && p->schedule == SCHED_INTERLEAVED && pipe_layout_given(p);
+    /* without overlap.pp the stage times hold one receive per chunk forward and backward
+     * (step_time.c, for the closed forms); the simulation charges it where a chunk
+     * receives (t_recv) instead, as the replay does */
+    const double hop = !p->overlap_pp && p->pp > 1 ? stages[0].time.p2p : 0;
     for (int64_t s = 0; s < p->pp; s++) {
         const stage_time *t = &stages[s].time;
         const chunk_time *mid = chunks ? &t->chunk[1] : NULL;
-        o->t_f[s] = mid ? mid->f : t->f;
-        o->t_b[s] = mid ? mid->b : t->b;
+        o->t_f[s] = (mid ? mid->f : t->f) - hop;
+        o->t_b[s] = (mid ? mid->b : t->b) - hop;
         o->t_w[s] = mid ? mid->w : t->w;
         for (int i = 0; i < 3; i++) {
             const double *first = &t->chunk[0].f, *last = &t->chunk[2].f;
-            o->t_first[3 * s + i] = first[i];
-            o->t_last[3 * s + i] = last[i];
+            o->t_first[3 * s + i] = first[i] - (i < 2 ? hop : 0);
+            o->t_last[3 * s + i] = last[i] - (i < 2 ? hop : 0);
         }
     }
     o->in = (sched_in){.kind = sim_kind(p),
@@ -36,6 +40,7 @@ void step_sim_prepare(const plan_cfg *p, const eval_stage *stages, step_sim_inpu
                        .t_b = o->t_b,
                        .t_w = o->t_w,
                        .t_p2p = p->overlap_pp && p->pp > 1 ? stages[0].time.p2p : 0,
+                       .t_recv = hop,
                        .t_first = chunks ? o->t_first : NULL,
                        .t_last = chunks ? o->t_last : NULL};
 }

@@ -281,7 +281,10 @@ void stage_time_compute(const time_ctx *x, const cluster_cfg *c, const plan_cfg 
         settle(x, &ph[PH_PARAMS], k.f, 0, ex, hid);
         add_phase(x->groups, ex, hid, NULL, o->step_exposed, o->step_hidden);
     }
-    if (!p->overlap_pp && p->pp > 1) { /* each chunk waits for its send and receive */
+    /* transfers not hidden (overlap.pp false): a chunk's receive holds its stage, one per
+     * chunk forward and backward (the simulation and the replay charge it only to the
+     * chunks that receive: t_recv, replay.h) */
+    if (!p->overlap_pp && p->pp > 1) {
         double v = (double)pipe_chunks(p);
         o->f += v * o->p2p;
         o->b += v * o->p2p;
