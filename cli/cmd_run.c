@@ -15,6 +15,7 @@
 #include "rt_backend.h"
 #include "rt_ckpt_gather.h"
 #include "rt_data.h"
+#include "rt_device.h"
 #include "rt_exec.h"
 #include "rt_group.h"
 #include "run_profile.h"
@@ -232,6 +233,11 @@ static int run_main(int argc, char **argv, int rank, int world) {
     }
 
     const rt_backend *be = &rt_backend_cpu;
+    if (!strcmp(backend, "auto")) { /* one line saying why, where it is the CPU */
+        char why[512];
+        if (!rt_device_auto_is_cuda(why, sizeof why) && rank == 0 && !quiet)
+            fprintf(stderr, "parasim run: --backend auto: the CPU backend, because %s\n", why);
+    }
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     if (threads <= 0) threads = cores / local > 0 ? cores / local : 1;
     be->set_threads((int)threads);

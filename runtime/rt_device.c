@@ -124,7 +124,33 @@ void rt_device_versions(char *buf, int len) {
         mod.versions(buf, len);
 }
 
+/* The driver's device nodes: /dev/nvidiactl (Linux), /dev/dxg (WSL 2). */
+static int driver_present(void) {
+    return !access("/dev/nvidiactl", F_OK) || !access("/dev/dxg", F_OK);
+}
+
+int rt_device_auto_is_cuda(char *why, int why_len) {
+    if (!driver_present()) {
+        snprintf(why, (size_t)why_len, "no NVIDIA driver on this machine (no /dev/nvidiactl)");
+        return 0;
+    }
+    rt_device_info d[1];
+    int n = 0;
+    if (rt_device_list(d, 1, &n, why, why_len)) return 0;
+    snprintf(why, (size_t)why_len,
+             "%d CUDA device%s found (%s), but the CUDA executor does not run training steps "
+             "yet",
+             n, n == 1 ? "" : "s", d[0].name);
+    return 0;
+}
+
 #else /* built without CUDA */
+
+int rt_device_auto_is_cuda(char *why, int why_len) {
+    snprintf(why, (size_t)why_len,
+             "this parasim was built without CUDA (meson setup -Dcuda=enabled needs nvcc)");
+    return 0;
+}
 
 int rt_device_list(rt_device_info *out, int max, int *count, char *why, int why_len) {
     (void)out;

@@ -28,4 +28,9 @@ void rt_device_versions(char *buf, int len);
 /* 1 when this binary was built with the CUDA backend. */
 int rt_device_cuda_built(void);
 
+/* `run --backend auto`: 1 when it runs on the CUDA backend; 0 when on the CPU
+ * backend, with the reason in why (one line). A machine without an NVIDIA
+ * driver is told by its device nodes, without loading the CUDA libraries. */
+int rt_device_auto_is_cuda(char *why, int why_len);
+
 #endif

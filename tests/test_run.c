@@ -265,6 +265,28 @@ static void test_failure_mid_run(void **state) {
     assert_non_null(strstr(out, "rank "));
 }
 
+/* --backend auto (the default) says in one line why it runs on the CPU: on a
+ * machine without the NVIDIA driver, that (without loading CUDA), else what
+ * the CUDA module said; --backend cpu and --quiet say nothing of it. */
+static void test_auto_backend_says_why(void **state) {
+    (void)state;
+    char cmd[2048];
+    const char *line = "parasim run: --backend auto: the CPU backend, because ";
+    snprintf(cmd, sizeof cmd, "%s run " PLAN " --steps 1 --threads 1", parasim);
+    assert_int_equal(sh(cmd), 0);
+    const char *at = strstr(out, line);
+    if (!at) fail_msg("no fallback line in:\n%s", out);
+    assert_null(strstr(at + 1, line)); /* one line */
+    const bool driver = !access("/dev/nvidiactl", F_OK) || !access("/dev/dxg", F_OK);
+    if (!driver) tu_contains(at, "no NVIDIA driver on this machine (no /dev/nvidiactl)\n", NULL);
+    snprintf(cmd, sizeof cmd, "%s run " PLAN " --steps 1 --threads 1 --backend cpu", parasim);
+    assert_int_equal(sh(cmd), 0);
+    assert_null(strstr(out, "--backend auto"));
+    snprintf(cmd, sizeof cmd, "%s run " PLAN " --steps 1 --threads 1 --quiet", parasim);
+    assert_int_equal(sh(cmd), 0);
+    assert_null(strstr(out, "--backend auto"));
+}
+
 static void test_bad_arguments(void **state) {
     (void)state;
     char cmd[2048];
@@ -1736,7 +1758,8 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_dp1_zero2), cmocka_unit_test(test_dp1_zero3),
         cmocka_unit_test(test_rank_mismatch), cmocka_unit_test(test_missing_corpus),
         cmocka_unit_test(test_too_large), cmocka_unit_test(test_failure_mid_run),
-        cmocka_unit_test(test_bad_arguments), cmocka_unit_test(test_diverged),
+        cmocka_unit_test(test_bad_arguments),
+        cmocka_unit_test(test_auto_backend_says_why), cmocka_unit_test(test_diverged),
         cmocka_unit_test(test_profile_checked_first), cmocka_unit_test(test_corpus_not_regular),
         cmocka_unit_test(test_stopped_rank_times_out), cmocka_unit_test(test_killed_rank),
         cmocka_unit_test(test_interrupted_hang_names_ops),
