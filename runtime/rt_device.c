@@ -17,7 +17,31 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "rt_block_cache.h"
 #include "rt_device_module.h"
+
+/* ---- device memory as a block cache's source (rt_device_module.h) ---- */
+
+static void *block_alloc(void *ctx, size_t bytes) {
+    const rt_cuda_kernels *k = ctx;
+    void *p = NULL;
+    char why[256];
+    return k->alloc(&p, bytes, why, sizeof why) ? NULL : p;
+}
+
+static void block_free(void *ctx, void *p, size_t bytes) {
+    (void)bytes;
+    ((const rt_cuda_kernels *)ctx)->release(p);
+}
+
+static int block_zero(void *ctx, void *p, size_t bytes) {
+    char why[256];
+    return ((const rt_cuda_kernels *)ctx)->zero(p, bytes, why, sizeof why);
+}
+
+void rt_device_block_source(const rt_cuda_kernels *k, struct rt_block_source *out) {
+    *out = (rt_block_source){block_alloc, block_free, block_zero, (void *)k, 512};
+}
 
 int rt_device_cuda_built(void) {
 #ifdef PS_CUDA_MODULE_BUILD

@@ -82,8 +82,17 @@ static int dev_download(void *host, const void *dev, size_t bytes, char *why, in
                      "cudaMemcpy from device", why, why_len);
 }
 
+static int dev_zero(void *dev, size_t bytes, char *why, int why_len) {
+    return cuda_fail(cudaMemset(dev, 0, bytes), "cudaMemset", why, why_len);
+}
+
+static int dev_mem_info(size_t *free_bytes, size_t *total_bytes, char *why, int why_len) {
+    return cuda_fail(cudaMemGetInfo(free_bytes, total_bytes), "cudaMemGetInfo", why, why_len);
+}
+
 static const rt_cuda_kernels kernel_table = {
     dev_alloc,       dev_release,     dev_upload,      dev_download,
+    dev_zero,        dev_mem_info,
     kcu_add,         kcu_swiglu_fwd,  kcu_swiglu_bwd,  kcu_adamw,
     kcu_f32_to_bf16, kcu_bf16_to_f32, kcu_embed_fwd,   kcu_embed_bwd,
     kcu_rmsnorm_fwd, kcu_rmsnorm_bwd,

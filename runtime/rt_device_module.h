@@ -11,7 +11,7 @@
 
 #include "rt_device.h"
 
-#define RT_CUDA_MODULE_ABI 3
+#define RT_CUDA_MODULE_ABI 4
 
 /* RT_CUDA_MODULE_ABI of the module. */
 int rt_cuda_module_abi(void);
@@ -28,6 +28,10 @@ typedef struct {
     void (*release)(void *dev);
     int (*upload)(void *dev, const void *host, size_t bytes, char *why, int why_len);
     int (*download)(void *host, const void *dev, size_t bytes, char *why, int why_len);
+    int (*zero)(void *dev, size_t bytes, char *why, int why_len); /* cudaMemset, in order */
+    /* cudaMemGetInfo: what the device has free and in all; the rest of a process's use
+     * (context, cuBLAS workspace, NCCL buffers) is total - free - what it allocated */
+    int (*mem_info)(size_t *free_bytes, size_t *total_bytes, char *why, int why_len);
     void (*add)(float *out, const float *a, const float *b, int64_t n);
     void (*swiglu_fwd)(float *out, const float *a, const float *b, int64_t n);
     void (*swiglu_bwd)(float *da, float *db, const float *dout, const float *a, const float *b,
@@ -50,5 +54,10 @@ const rt_cuda_kernels *rt_cuda_kernel_table(void);
 /* On the parasim side (rt_device.c): the loaded module's table, or NULL with the reason
  * (not built with CUDA, the module not found or not loadable). */
 const rt_cuda_kernels *rt_device_cuda_kernels(char *why, int why_len);
+
+/* Device memory as a block cache's source (rt_block_cache.h: 512-byte units, PyTorch's
+ * kMinBlockSize; zeroed with cudaMemset), over the table k. */
+struct rt_block_source;
+void rt_device_block_source(const rt_cuda_kernels *k, struct rt_block_source *out);
 
 #endif

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "kern.h"
+#include "rt_block_cache.h"
 #include "rt_device_module.h"
 
 static const rt_cuda_kernels *K;
@@ -206,6 +207,49 @@ static void test_rmsnorm(int64_t N, int64_t C) {
         free(gdx), free(gdw);
 }
 
+/* The block cache over device memory (rt_device_block_source): a freed block
+ * serves the next request of its rounded size, zeroed on the device; reserved
+ * memory shows in cudaMemGetInfo and goes back with the trim. */
+static void check(const char *what, int ok) {
+    printf("%-30s %s\n", what, ok ? "ok" : "FAIL");
+    if (!ok) failures++;
+}
+
+static void test_device_cache(void) {
+    char why[256];
+    rt_block_source src;
+    rt_block_cache c;
+    rt_device_block_source(K, &src);
+    rt_block_cache_init(&c, src);
+    float junk[256], back[256];
+    fill(junk, 256, 1, 2, 9);
+    float *a = rt_block_alloc(&c, sizeof junk);
+    check("device cache: alloc", a != NULL);
+    if (!a) return;
+    if (K->upload(a, junk, sizeof junk, why, sizeof why)) printf("FAIL: %s\n", why), exit(1);
+    rt_block_free(&c, a, sizeof junk);
+    float *b = rt_block_alloc(&c, 700); /* 1024 bytes as well: the same block */
+    check("device cache: reuse", b == a && c.reuses == 1 && c.raw_allocs == 1);
+    dev_get(back, b, sizeof back);
+    int zero = 1;
+    for (int i = 0; i < 256; i++) zero &= back[i] == 0;
+    check("device cache: zeroed on reuse", zero);
+    size_t free0, free1, free2, total;
+    const size_t big = (size_t)256 << 20;
+    if (K->mem_info(&free0, &total, why, sizeof why)) printf("FAIL: %s\n", why), exit(1);
+    void *d = rt_block_alloc(&c, (int64_t)big);
+    K->mem_info(&free1, &total, why, sizeof why);
+    rt_block_free(&c, d, (int64_t)big);
+    rt_block_free(&c, b, 700);
+    check("device cache: reserved 256 MiB + 1 KiB", c.cached == (int64_t)big + 1024);
+    rt_block_cache_release(&c);
+    K->mem_info(&free2, &total, why, sizeof why);
+    printf("cudaMemGetInfo free: %.1f -> %.1f -> %.1f MiB of %.1f\n", free0 / 1048576.0,
+           free1 / 1048576.0, free2 / 1048576.0, total / 1048576.0);
+    check("device cache: cudaMalloc seen", d && free0 >= free1 + big);
+    check("device cache: trim gives it back", free2 >= free1 + big);
+}
+
 int main(void) {
     char why[512];
     rt_device_info dev[16];
@@ -228,6 +272,7 @@ int main(void) {
     test_embed(3, 5000, 7);         /* channels past one block */
     test_rmsnorm(4 * 256, 384);
     test_rmsnorm(5, 4099);          /* a row longer than the block, not a multiple of it */
+    test_device_cache();
     printf("%s: %d failure(s)\n", failures ? "FAIL" : "ok", failures);
     return failures ? 1 : 0;
 }

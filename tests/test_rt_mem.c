@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include "rt_backend.h"
+#include "rt_block_cache.h"
 #include "rt_host_cache.h"
 #include "rt_mem.h"
 
@@ -120,6 +121,104 @@ static void test_host_cache_reuse(void **state) {
     assert_int_equal(rt_host_cached_bytes(), 0);
 }
 
+/* A device-like source: 512-byte units, a capacity in bytes, memory the
+ * cache must not write (each block is host memory here, poisoned until the
+ * source's zero clears it), and counts of what was asked. */
+typedef struct {
+    int64_t capacity, held, allocs, frees, zeroes;
+} fake_dev;
+
+static void *fake_alloc(void *ctx, size_t n) {
+    fake_dev *d = ctx;
+    assert_int_equal(n % 512, 0);
+    if (d->held + (int64_t)n > d->capacity) return NULL;
+    unsigned char *p = malloc(n);
+    memset(p, 0xcd, n);
+    d->held += (int64_t)n, d->allocs++;
+    return p;
+}
+
+static void fake_free(void *ctx, void *p, size_t n) {
+    fake_dev *d = ctx;
+    d->held -= (int64_t)n, d->frees++;
+    free(p);
+}
+
+static int fake_zero(void *ctx, void *p, size_t n) {
+    ((fake_dev *)ctx)->zeroes++;
+    memset(p, 0, n);
+    return 0;
+}
+
+/* Sizes round to the source's unit; a freed block serves the next request of
+ * its rounded size (no raw call); reserved = in use + cached, its peak kept;
+ * a request the source refuses gives the cache back and succeeds on retry. */
+static void test_block_cache(void **state) {
+    (void)state;
+    fake_dev d = {.capacity = 8192};
+    rt_block_cache c;
+    rt_block_cache_init(&c, (rt_block_source){fake_alloc, fake_free, fake_zero, &d, 512});
+    assert_int_equal(rt_block_rounded(&c, 1), 512);
+    assert_int_equal(rt_block_rounded(&c, 512), 512);
+    assert_int_equal(rt_block_rounded(&c, 513), 1024);
+    assert_int_equal(rt_block_rounded(&c, 0), 512);
+    unsigned char *a = rt_block_alloc(&c, 1000), *b = rt_block_alloc(&c, 3000);
+    assert_non_null(a), assert_non_null(b);
+    assert_int_equal(c.in_use, 1024 + 3072);
+    assert_int_equal(d.held, 1024 + 3072);
+    memset(a, 0xab, 1000);
+    rt_block_free(&c, a, 1000);
+    assert_int_equal(c.cached, 1024);
+    assert_int_equal(c.in_use, 3072);
+    unsigned char *a2 = rt_block_alloc(&c, 600); /* rounds to 1024 as well: reused */
+    assert_ptr_equal(a2, a);
+    assert_int_equal(d.allocs, 2);
+    assert_int_equal(c.reuses, 1);
+    for (int i = 0; i < 1024; i++) assert_int_equal(a2[i], 0);
+    assert_int_equal(d.zeroes, 3);
+    /* 8192 capacity: 4096 held by a2 and b; free b (cached), then ask 5000 -> 5120: the
+     * source refuses until the cached 3072 go back */
+    rt_block_free(&c, b, 3000);
+    assert_int_equal(c.in_use + c.cached, 4096);
+    void *e = rt_block_alloc(&c, 5000);
+    assert_non_null(e);
+    assert_int_equal(c.retries, 1);
+    assert_int_equal(c.cached, 0);
+    assert_int_equal(d.frees, 1);
+    assert_int_equal(c.in_use, 1024 + 5120);
+    assert_int_equal(c.peak_reserved, 1024 + 5120);
+    /* over the capacity with nothing cached: NULL, nothing changes */
+    assert_null(rt_block_alloc(&c, 4096));
+    assert_int_equal(c.in_use, 1024 + 5120);
+    assert_null(rt_block_alloc(&c, -1));
+    rt_block_free(&c, a2, 600);
+    rt_block_free(&c, e, 5000);
+    assert_int_equal(c.in_use, 0);
+    assert_int_equal(c.cached, 1024 + 5120);
+    assert_int_equal(d.held, 1024 + 5120);
+    rt_block_cache_release(&c);
+    assert_int_equal(d.held, 0);
+    assert_int_equal(d.allocs, d.frees);
+}
+
+/* Past RT_BLOCK_CACHE_SIZES distinct sizes a freed block goes straight back. */
+static void test_block_cache_sizes(void **state) {
+    (void)state;
+    fake_dev d = {.capacity = INT64_MAX / 2};
+    rt_block_cache c;
+    rt_block_cache_init(&c, (rt_block_source){fake_alloc, fake_free, fake_zero, &d, 512});
+    for (int i = 1; i <= RT_BLOCK_CACHE_SIZES + 3; i++) {
+        void *p = rt_block_alloc(&c, 512 * i);
+        assert_non_null(p);
+        rt_block_free(&c, p, 512 * i);
+    }
+    assert_int_equal(c.n_lists, RT_BLOCK_CACHE_SIZES);
+    assert_int_equal(d.frees, 3);
+    assert_int_equal(c.in_use, 0);
+    rt_block_cache_release(&c);
+    assert_int_equal(d.held, 0);
+}
+
 /* The CPU backend's raw memory is zeroed and 64-byte aligned. */
 static void test_cpu_backend_memory(void **state) {
     (void)state;
@@ -140,6 +239,8 @@ int main(void) {
         cmocka_unit_test(test_limit_and_release),
         cmocka_unit_test(test_cpu_backend_memory),
         cmocka_unit_test(test_host_cache_reuse),
+        cmocka_unit_test(test_block_cache),
+        cmocka_unit_test(test_block_cache_sizes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
