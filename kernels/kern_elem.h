@@ -46,6 +46,24 @@ KERN_HD float kern_rms_dx(float r, float w, float dy, float x, float k) {
     return r * (w * dy) - x * k;
 }
 
+/* RoPE (rope.c): the angle of pair i at position pos, pos * theta^(-2i/D) in fp32 as
+ * Hugging Face's Llama computes inv_freq; the pair (a, b) = (x[i], x[i + D/2]) turns
+ * into (a c - b s, b c + a s) with c = cos, s = sin (sign -1: the backward). */
+KERN_HD float kern_rope_angle(int64_t pos, int64_t i, int64_t D, float theta) {
+    const float inv_freq = 1.0f / powf(theta, (float)(2 * i) / (float)D);
+    return (float)pos * inv_freq;
+}
+
+/* Two softmax partials merged by their log-sum-exps (attention_block.c): returns
+ * lse' = log(exp(la) + exp(lb)) and the weights ca = exp(la - lse'), cb = exp(lb - lse')
+ * of the two outputs; la, lb finite. */
+KERN_HD float kern_lse_merge(float la, float lb, float *ca, float *cb) {
+    const float mx = la > lb ? la : lb;
+    const float lse = mx + logf(expf(la - mx) + expf(lb - mx));
+    *ca = expf(la - lse), *cb = expf(lb - lse);
+    return lse;
+}
+
 /* AdamW's scalars for one step, as torch.optim.AdamW computes them (adamw.c):
  * double, then cast to fp32 where PyTorch casts. */
 typedef struct {

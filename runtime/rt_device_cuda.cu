@@ -76,8 +76,13 @@ static int dev_upload(void *dev, const void *host, size_t bytes, char *why, int 
 }
 
 static int dev_download(void *host, const void *dev, size_t bytes, char *why, int why_len) {
-    /* a kernel's launch or run error surfaces here, named as the kernels' */
+    /* a kernel's launch or run error surfaces here, named as the kernels', and a cuBLAS
+     * call's failure */
     if (cuda_fail(cudaGetLastError(), "kernel launch", why, why_len)) return -1;
+    if (const char *e = kcu_take_error()) {
+        snprintf(why, (size_t)why_len, "%s", e);
+        return -1;
+    }
     return cuda_fail(cudaMemcpy(host, dev, bytes, cudaMemcpyDeviceToHost),
                      "cudaMemcpy from device", why, why_len);
 }
@@ -95,7 +100,10 @@ static const rt_cuda_kernels kernel_table = {
     dev_zero,        dev_mem_info,
     kcu_add,         kcu_swiglu_fwd,  kcu_swiglu_bwd,  kcu_adamw,
     kcu_f32_to_bf16, kcu_bf16_to_f32, kcu_embed_fwd,   kcu_embed_bwd,
-    kcu_rmsnorm_fwd, kcu_rmsnorm_bwd,
+    kcu_rmsnorm_fwd, kcu_rmsnorm_bwd, kcu_rope_fwd,    kcu_rope_bwd,
+    kcu_rope_pos_fwd, kcu_rope_pos_bwd, kcu_xent_fwd,  kcu_xent_bwd,
+    kcu_attn_fwd,    kcu_attn_bwd,    kcu_attn_block_fwd, kcu_attn_block_bwd,
+    kcu_matmul_fwd,  kcu_matmul_bwd,
 };
 
 extern "C" const rt_cuda_kernels *rt_cuda_kernel_table(void) { return &kernel_table; }

@@ -46,6 +46,33 @@ typedef struct {
                         int64_t C, float eps);
     void (*rmsnorm_bwd)(float *dinp, float *dw, const float *dout, const float *inp,
                         const float *w, const float *rstd, int64_t N, int64_t C);
+    void (*rope_fwd)(float *x, int64_t B, int64_t T, int64_t NH, int64_t D, float theta);
+    void (*rope_bwd)(float *dx, int64_t B, int64_t T, int64_t NH, int64_t D, float theta);
+    void (*rope_pos_fwd)(float *x, const int64_t *pos, int64_t B, int64_t T, int64_t NH,
+                         int64_t D, float theta);
+    void (*rope_pos_bwd)(float *dx, const int64_t *pos, int64_t B, int64_t T, int64_t NH,
+                         int64_t D, float theta);
+    void (*xent_fwd)(float *probs, float *losses, const float *logits, const int32_t *targets,
+                     int64_t N, int64_t V);
+    void (*xent_bwd)(float *dlogits, const float *probs, const int32_t *targets, float scale,
+                     int64_t N, int64_t V);
+    void (*attn_fwd)(float *out, float *lse, const float *q, const float *k, const float *v,
+                     int64_t B, int64_t T, int64_t H, int64_t KVH, int64_t D, float *scratch);
+    void (*attn_bwd)(float *dq, float *dk, float *dv, const float *dout, const float *q,
+                     const float *k, const float *v, const float *out, const float *lse,
+                     int64_t B, int64_t T, int64_t H, int64_t KVH, int64_t D, float *scratch);
+    void (*attn_block_fwd)(float *out, float *lse, const float *q, const float *k,
+                           const float *v, const int64_t *qpos, const int64_t *kpos, int64_t B,
+                           int64_t Tq, int64_t Tk, int64_t H, int64_t KVH, int64_t D,
+                           float *scratch);
+    void (*attn_block_bwd)(float *dq, float *dk, float *dv, const float *dout, const float *q,
+                           const float *k, const float *v, const float *out, const float *lse,
+                           const int64_t *qpos, const int64_t *kpos, int64_t B, int64_t Tq,
+                           int64_t Tk, int64_t H, int64_t KVH, int64_t D, float *scratch);
+    void (*matmul_fwd)(float *out, const float *inp, const float *w, int64_t N, int64_t C,
+                       int64_t OC);
+    void (*matmul_bwd)(float *dinp, float *dw, const float *dout, const float *inp,
+                       const float *w, int64_t N, int64_t C, int64_t OC);
 } rt_cuda_kernels;
 
 /* The module's table (static, never freed). */

@@ -38,6 +38,14 @@ static void *dev_copy(const void *host, size_t bytes) {
     return d;
 }
 
+static void dev_put(void *dev, const void *host, size_t bytes) {
+    char why[256];
+    if (K->upload(dev, host, bytes, why, sizeof why)) {
+        printf("FAIL: %s\n", why);
+        exit(1);
+    }
+}
+
 static void dev_get(void *host, const void *dev, size_t bytes) {
     char why[256];
     if (K->download(host, dev, bytes, why, sizeof why)) {
@@ -207,6 +215,159 @@ static void test_rmsnorm(int64_t N, int64_t C) {
         free(gdx), free(gdw);
 }
 
+/* n floats in [lo, hi) from seed, on the host (the caller frees). */
+static float *host_rand(int64_t n, float lo, float hi, uint64_t seed) {
+    float *x = malloc((size_t)n * sizeof *x);
+    fill(x, n, lo, hi, seed);
+    return x;
+}
+
+static float *dev_f(const float *h, int64_t n) { return dev_copy(h, (size_t)n * sizeof *h); }
+
+/* The device's n floats against want. */
+static void compare_dev(const char *op, const float *want, const float *dev, int64_t n, double tol) {
+    float *got = malloc((size_t)n * sizeof *got);
+    dev_get(got, dev, (size_t)n * sizeof *got);
+    compare(op, want, got, n, tol);
+    free(got);
+}
+
+/* RoPE on [B][T][NH][D], forward then backward (which undoes it), and at the zig-zag
+ * positions of a context-parallel rank. */
+static void test_rope(int64_t B, int64_t T, int64_t NH, int64_t D) {
+    const int64_t n = B * T * NH * D;
+    float *x = host_rand(n, -1, 1, 11), *want = malloc((size_t)n * sizeof *want);
+    int64_t *pos = malloc((size_t)T * sizeof *pos);
+    for (int64_t t = 0; t < T; t++) pos[t] = t < T / 2 ? t : 3 * T - 1 - t; /* chunks 0 and 3 of 4 */
+    float *dx = dev_f(x, n);
+    int64_t *dpos = dev_copy(pos, (size_t)T * sizeof *pos);
+    memcpy(want, x, (size_t)n * sizeof *want);
+    kern_rope_fwd(want, B, T, NH, D, 10000.0f);
+    K->rope_fwd(dx, B, T, NH, D, 10000.0f);
+    compare_dev("rope_fwd", want, dx, n, 1e-6);
+    kern_rope_bwd(want, B, T, NH, D, 10000.0f);
+    K->rope_bwd(dx, B, T, NH, D, 10000.0f);
+    compare_dev("rope_bwd", want, dx, n, 1e-6);
+    kern_rope_pos_fwd(want, pos, B, T, NH, D, 500000.0f);
+    K->rope_pos_fwd(dx, dpos, B, T, NH, D, 500000.0f);
+    compare_dev("rope_pos_fwd", want, dx, n, 1e-6);
+    kern_rope_pos_bwd(want, pos, B, T, NH, D, 500000.0f);
+    K->rope_pos_bwd(dx, dpos, B, T, NH, D, 500000.0f);
+    compare_dev("rope_pos_bwd", want, dx, n, 1e-6);
+    K->release(dx), K->release(dpos);
+    free(x), free(want), free(pos);
+}
+
+/* Cross-entropy over V classes: probs and losses, then the backward from the same probs
+ * (bit-equal: the CPU's roundings). */
+static void test_xent(int64_t N, int64_t V) {
+    float *logits = host_rand(N * V, -8, 8, 12), *probs = malloc((size_t)(N * V) * sizeof *probs);
+    float *loss = malloc((size_t)N * sizeof *loss), *d = host_rand(N * V, -1, 1, 13);
+    int32_t *tgt = malloc((size_t)N * sizeof *tgt);
+    for (int64_t n = 0; n < N; n++) tgt[n] = (int32_t)((n * 7919) % V);
+    float *dl = dev_f(logits, N * V), *dp = dev_f(probs, N * V), *dloss = dev_f(loss, N);
+    int32_t *dt = dev_copy(tgt, (size_t)N * sizeof *tgt);
+    kern_xent_fwd(probs, loss, logits, tgt, N, V);
+    K->xent_fwd(dp, dloss, dl, dt, N, V);
+    compare_dev("xent_fwd probs", probs, dp, N * V, 1e-6);
+    compare_dev("xent_fwd losses", loss, dloss, N, 1e-6);
+    float *dd = dev_f(d, N * V);
+    K->release(dp);
+    dp = dev_f(probs, N * V); /* the same probabilities on both sides */
+    kern_xent_bwd(d, probs, tgt, 1.0f / (float)N, N, V);
+    K->xent_bwd(dd, dp, dt, 1.0f / (float)N, N, V);
+    compare_dev("xent_bwd", d, dd, N * V, 0);
+    K->release(dl), K->release(dp), K->release(dloss), K->release(dt), K->release(dd);
+    free(logits), free(probs), free(loss), free(d), free(tgt);
+}
+
+/* Causal GQA attention forward and backward on [B][T][H][D] (k, v with KVH heads). */
+static void test_attention(int64_t B, int64_t T, int64_t H, int64_t KVH, int64_t D) {
+    const int64_t nq = B * T * H * D, nk = B * T * KVH * D, nl = B * T * H;
+    float *q = host_rand(nq, -1, 1, 21), *k = host_rand(nk, -1, 1, 22), *v = host_rand(nk, -1, 1, 23);
+    float *dout = host_rand(nq, -1, 1, 24), *out = calloc((size_t)nq, 4), *lse = calloc((size_t)nl, 4);
+    float *dq = calloc((size_t)nq, 4), *dk = calloc((size_t)nk, 4), *dv = calloc((size_t)nk, 4);
+    float *scratch = malloc((size_t)kern_attn_scratch_floats(T) * 4);
+    float *gq = dev_f(q, nq), *gk = dev_f(k, nk), *gv = dev_f(v, nk), *gdo = dev_f(dout, nq);
+    float *gout = dev_zeros(nq), *glse = dev_zeros(nl);
+    kern_attn_fwd(out, lse, q, k, v, B, T, H, KVH, D, scratch);
+    K->attn_fwd(gout, glse, gq, gk, gv, B, T, H, KVH, D, NULL);
+    compare_dev("attn_fwd out", out, gout, nq, 1e-5);
+    compare_dev("attn_fwd lse", lse, glse, nl, 1e-5);
+    /* the backward from the CPU's out and lse on both sides */
+    dev_put(gout, out, (size_t)nq * 4), dev_put(glse, lse, (size_t)nl * 4);
+    float *gdq = dev_zeros(nq), *gdk = dev_zeros(nk), *gdv = dev_zeros(nk);
+    kern_attn_bwd(dq, dk, dv, dout, q, k, v, out, lse, B, T, H, KVH, D, scratch);
+    K->attn_bwd(gdq, gdk, gdv, gdo, gq, gk, gv, gout, glse, B, T, H, KVH, D, NULL);
+    compare_dev("attn_bwd dq", dq, gdq, nq, 1e-5);
+    compare_dev("attn_bwd dk", dk, gdk, nk, 1e-5);
+    compare_dev("attn_bwd dv", dv, gdv, nk, 1e-5);
+    K->release(gq), K->release(gk), K->release(gv), K->release(gdo), K->release(gout),
+        K->release(glse), K->release(gdq), K->release(gdk), K->release(gdv);
+    free(q), free(k), free(v), free(dout), free(out), free(lse), free(dq), free(dk), free(dv),
+        free(scratch);
+}
+
+/* One ring-attention block: a rank's zig-zag queries (chunks 0 and 3 of 4) against the
+ * keys of chunks 1 and 2, merged into a running state that an earlier block left; then
+ * the block's backward from that state. */
+static void test_attention_block(int64_t B, int64_t T, int64_t H, int64_t KVH, int64_t D) {
+    const int64_t c = T / 4, Tq = 2 * c, Tk = 2 * c;
+    const int64_t nq = B * Tq * H * D, nk = B * Tk * KVH * D, nl = B * Tq * H;
+    int64_t *qpos = malloc((size_t)Tq * 8), *kpos = malloc((size_t)Tk * 8);
+    for (int64_t i = 0; i < c; i++)
+        qpos[i] = i, qpos[c + i] = 3 * c + i, kpos[i] = c + i, kpos[c + i] = 2 * c + i;
+    float *q = host_rand(nq, -1, 1, 31), *k = host_rand(nk, -1, 1, 32), *v = host_rand(nk, -1, 1, 33);
+    float *out = host_rand(nq, -1, 1, 34), *lse = host_rand(nl, 0, 2, 35);
+    float *dout = host_rand(nq, -1, 1, 36);
+    for (int64_t b = 0; b < B; b++) /* rows of chunk 0 saw nothing yet: the empty state */
+        for (int64_t i = 0; i < c; i++)
+            for (int64_t h = 0; h < H; h++) lse[(b * Tq + i) * H + h] = -INFINITY;
+    float *dq = calloc((size_t)nq, 4), *dk = calloc((size_t)nk, 4), *dv = calloc((size_t)nk, 4);
+    float *scratch = malloc((size_t)kern_attn_block_scratch_floats(Tq, Tk, D) * 4);
+    float *gq = dev_f(q, nq), *gk = dev_f(k, nk), *gv = dev_f(v, nk), *gdo = dev_f(dout, nq);
+    float *gout = dev_f(out, nq), *glse = dev_f(lse, nl);
+    int64_t *gqp = dev_copy(qpos, (size_t)Tq * 8), *gkp = dev_copy(kpos, (size_t)Tk * 8);
+    kern_attn_block_fwd(out, lse, q, k, v, qpos, kpos, B, Tq, Tk, H, KVH, D, scratch);
+    K->attn_block_fwd(gout, glse, gq, gk, gv, gqp, gkp, B, Tq, Tk, H, KVH, D, NULL);
+    compare_dev("attn_block_fwd out", out, gout, nq, 1e-5);
+    compare_dev("attn_block_fwd lse", lse, glse, nl, 1e-5);
+    dev_put(gout, out, (size_t)nq * 4), dev_put(glse, lse, (size_t)nl * 4);
+    float *gdq = dev_zeros(nq), *gdk = dev_zeros(nk), *gdv = dev_zeros(nk);
+    kern_attn_block_bwd(dq, dk, dv, dout, q, k, v, out, lse, qpos, kpos, B, Tq, Tk, H, KVH, D,
+                        scratch);
+    K->attn_block_bwd(gdq, gdk, gdv, gdo, gq, gk, gv, gout, glse, gqp, gkp, B, Tq, Tk, H, KVH, D,
+                      NULL);
+    compare_dev("attn_block_bwd dq", dq, gdq, nq, 1e-5);
+    compare_dev("attn_block_bwd dk", dk, gdk, nk, 1e-5);
+    compare_dev("attn_block_bwd dv", dv, gdv, nk, 1e-5);
+    K->release(gq), K->release(gk), K->release(gv), K->release(gdo), K->release(gout),
+        K->release(glse), K->release(gdq), K->release(gdk), K->release(gdv), K->release(gqp),
+        K->release(gkp);
+    free(qpos), free(kpos), free(q), free(k), free(v), free(out), free(lse), free(dout), free(dq),
+        free(dk), free(dv), free(scratch);
+}
+
+/* The linear layer: out = inp W^T, then dinp += dout W and dW += dout^T inp (fp32 cuBLAS
+ * against OpenBLAS: sums in another order). */
+static void test_matmul(int64_t N, int64_t C, int64_t OC) {
+    float *x = host_rand(N * C, -1, 1, 41), *w = host_rand(OC * C, -1, 1, 42);
+    float *dy = host_rand(N * OC, -1, 1, 43), *y = malloc((size_t)(N * OC) * 4);
+    float *dx = calloc((size_t)(N * C), 4), *dw = calloc((size_t)(OC * C), 4);
+    float *gx = dev_f(x, N * C), *gw = dev_f(w, OC * C), *gdy = dev_f(dy, N * OC);
+    float *gy = dev_zeros(N * OC), *gdx = dev_zeros(N * C), *gdw = dev_zeros(OC * C);
+    kern_matmul_fwd(y, x, w, N, C, OC);
+    K->matmul_fwd(gy, gx, gw, N, C, OC);
+    compare_dev("matmul_fwd", y, gy, N * OC, 1e-5);
+    kern_matmul_bwd(dx, dw, dy, x, w, N, C, OC);
+    K->matmul_bwd(gdx, gdw, gdy, gx, gw, N, C, OC);
+    compare_dev("matmul_bwd dinp", dx, gdx, N * C, 1e-5);
+    compare_dev("matmul_bwd dw", dw, gdw, OC * C, 1e-5);
+    K->release(gx), K->release(gw), K->release(gdy), K->release(gy), K->release(gdx),
+        K->release(gdw);
+    free(x), free(w), free(dy), free(y), free(dx), free(dw);
+}
+
 /* The block cache over device memory (rt_device_block_source): a freed block
  * serves the next request of its rounded size, zeroed on the device; reserved
  * memory shows in cudaMemGetInfo and goes back with the trim. */
@@ -226,7 +387,7 @@ static void test_device_cache(void) {
     float *a = rt_block_alloc(&c, sizeof junk);
     check("device cache: alloc", a != NULL);
     if (!a) return;
-    if (K->upload(a, junk, sizeof junk, why, sizeof why)) printf("FAIL: %s\n", why), exit(1);
+    dev_put(a, junk, sizeof junk);
     rt_block_free(&c, a, sizeof junk);
     float *b = rt_block_alloc(&c, 700); /* 1024 bytes as well: the same block */
     check("device cache: reuse", b == a && c.reuses == 1 && c.raw_allocs == 1);
@@ -272,6 +433,15 @@ int main(void) {
     test_embed(3, 5000, 7);         /* channels past one block */
     test_rmsnorm(4 * 256, 384);
     test_rmsnorm(5, 4099);          /* a row longer than the block, not a multiple of it */
+    test_rope(2, 64, 6, 64);
+    test_rope(1, 5, 3, 6);          /* a head dim whose half is odd */
+    test_xent(4 * 256, 256);        /* tiny-10m's logits: 1,024 tokens x 256 bytes */
+    test_xent(3, 50000);            /* a row longer than the block: a strided max and sum */
+    test_attention(2, 64, 6, 2, 64);  /* GQA, 3 query heads a group */
+    test_attention(1, 37, 4, 4, 24);  /* odd length, a head dim below a warp's multiple */
+    test_attention_block(2, 64, 6, 2, 64);
+    test_matmul(4 * 256, 384, 1152); /* tiny-10m's qkv projection */
+    test_matmul(7, 33, 5);
     test_device_cache();
     printf("%s: %d failure(s)\n", failures ? "FAIL" : "ok", failures);
     return failures ? 1 : 0;

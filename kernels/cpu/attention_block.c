@@ -27,6 +27,7 @@
 
 #include "attn_rows.h"
 #include "kern.h"
+#include "kern_elem.h"
 #include "kern_math.h"
 
 /* Per thread: scores and their gradient (bq x Tk each), and the block's
@@ -72,9 +73,8 @@ static void block_fwd_rows(float *oh, float *lseh, const float *qh, const float 
             *l = lb[r];
             continue;
         }
-        const float mx = *l > lb[r] ? *l : lb[r];
-        const float lse = mx + logf(expf(*l - mx) + expf(lb[r] - mx));
-        const float ca = expf(*l - lse), cb = expf(lb[r] - lse);
+        float ca, cb;
+        const float lse = kern_lse_merge(*l, lb[r], &ca, &cb);
         for (int64_t d = 0; d < D; d++)
             o[d] = ca * o[d] + cb * b[d];
         *l = lse;

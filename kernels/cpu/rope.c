@@ -19,6 +19,7 @@
 #include <math.h>
 
 #include "kern.h"
+#include "kern_elem.h"
 #include "kern_math.h"
 
 #define ROPE_CHUNK 128
@@ -43,8 +44,7 @@ static void rope_apply(float *x, const int64_t *pos, int64_t B, int64_t T, int64
         for (int64_t i0 = 0; i0 < half; i0 += ROPE_CHUNK) {
             const int64_t n = half - i0 < ROPE_CHUNK ? half - i0 : ROPE_CHUNK;
             for (int64_t i = 0; i < n; i++) {
-                const float inv_freq = 1.0f / powf(theta, (float)(2 * (i0 + i)) / (float)D);
-                const float a = (float)(pos ? pos[t] : t) * inv_freq;
+                const float a = kern_rope_angle(pos ? pos[t] : t, i0 + i, D, theta);
                 c[i] = cosf(a);
                 s[i] = sign * sinf(a);
             }

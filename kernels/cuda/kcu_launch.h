@@ -1,7 +1,7 @@
 /* kcu_launch.h — what the CUDA kernels share: the launch shape of the elementwise
  * ones (256 threads a block, a grid-stride loop over int64 indices, the grid capped so
  * that huge arrays loop instead of overflowing gridDim.x), and the sum over a block's
- * threads that the row kernels (one block per row) reduce with. */
+ * threads that the row kernels (one block per row) reduce with, and its maximum. */
 #ifndef PS_KCU_LAUNCH_H
 #define PS_KCU_LAUNCH_H
 
@@ -31,6 +31,21 @@ static __device__ __forceinline__ float kcu_block_sum(float v) {
     v = lane < warps ? part[lane] : 0.0f;
     for (int o = 16; o > 0; o >>= 1)
         v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+
+/* The maximum of v over the block's threads, to every thread (as kcu_block_sum). */
+static __device__ __forceinline__ float kcu_block_max(float v) {
+    __shared__ float part[32];
+    for (int o = 16; o > 0; o >>= 1)
+        v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
+    __syncthreads();
+    if (lane == 0) part[warp] = v;
+    __syncthreads();
+    v = lane < warps ? part[lane] : -INFINITY;
+    for (int o = 16; o > 0; o >>= 1)
+        v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
     return v;
 }
 

@@ -28,6 +28,35 @@ void kcu_rmsnorm_bwd(float *dinp, float *dw, const float *dout, const float *inp
                      const float *rstd, int64_t N, int64_t C);
 void kcu_f32_to_bf16(uint16_t *out, const float *in, int64_t n);
 void kcu_bf16_to_f32(float *out, const uint16_t *in, int64_t n);
+void kcu_rope_fwd(float *x, int64_t B, int64_t T, int64_t NH, int64_t D, float theta);
+void kcu_rope_bwd(float *dx, int64_t B, int64_t T, int64_t NH, int64_t D, float theta);
+void kcu_rope_pos_fwd(float *x, const int64_t *pos, int64_t B, int64_t T, int64_t NH, int64_t D,
+                      float theta);
+void kcu_rope_pos_bwd(float *dx, const int64_t *pos, int64_t B, int64_t T, int64_t NH, int64_t D,
+                      float theta);
+void kcu_xent_fwd(float *probs, float *losses, const float *logits, const int32_t *targets,
+                  int64_t N, int64_t V);
+void kcu_xent_bwd(float *dlogits, const float *probs, const int32_t *targets, float scale,
+                  int64_t N, int64_t V);
+void kcu_attn_fwd(float *out, float *lse, const float *q, const float *k, const float *v,
+                  int64_t B, int64_t T, int64_t H, int64_t KVH, int64_t D, float *scratch);
+void kcu_attn_bwd(float *dq, float *dk, float *dv, const float *dout, const float *q,
+                  const float *k, const float *v, const float *out, const float *lse, int64_t B,
+                  int64_t T, int64_t H, int64_t KVH, int64_t D, float *scratch);
+void kcu_attn_block_fwd(float *out, float *lse, const float *q, const float *k, const float *v,
+                        const int64_t *qpos, const int64_t *kpos, int64_t B, int64_t Tq,
+                        int64_t Tk, int64_t H, int64_t KVH, int64_t D, float *scratch);
+void kcu_attn_block_bwd(float *dq, float *dk, float *dv, const float *dout, const float *q,
+                        const float *k, const float *v, const float *out, const float *lse,
+                        const int64_t *qpos, const int64_t *kpos, int64_t B, int64_t Tq,
+                        int64_t Tk, int64_t H, int64_t KVH, int64_t D, float *scratch);
+/* (cuBLAS: a failure is kept for kcu_take_error, which the module's download reports) */
+void kcu_matmul_fwd(float *out, const float *inp, const float *w, int64_t N, int64_t C,
+                    int64_t OC);
+void kcu_matmul_bwd(float *dinp, float *dw, const float *dout, const float *inp, const float *w,
+                    int64_t N, int64_t C, int64_t OC);
+/* The first cuBLAS failure since the last call, or NULL; clears it. */
+const char *kcu_take_error(void);
 
 #ifdef __cplusplus
 }
