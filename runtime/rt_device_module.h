@@ -73,7 +73,17 @@ typedef struct {
                        int64_t OC);
     void (*matmul_bwd)(float *dinp, float *dw, const float *dout, const float *inp,
                        const float *w, int64_t N, int64_t C, int64_t OC);
+    int (*gemm_time)(int64_t M, int64_t N, int64_t K, int bf16, double *seconds, char *why,
+                     int why_len);
+    int (*copy_time)(size_t bytes, double *seconds, char *why, int why_len);
 } rt_cuda_kernels;
+
+/* Measurements for calibration (rt_device_bench.cu): the mean seconds of one cuBLAS GEMM
+ * C (M x N) = A (M x K) B (K x N) in bf16 (fp32 accumulation) or fp32 on random data, and
+ * of one device-to-device copy of bytes; 0, or -1 with the reason. */
+int rt_cuda_gemm_time(int64_t M, int64_t N, int64_t K, int bf16, double *seconds, char *why,
+                      int why_len);
+int rt_cuda_copy_time(size_t bytes, double *seconds, char *why, int why_len);
 
 /* The module's table (static, never freed). */
 const rt_cuda_kernels *rt_cuda_kernel_table(void);

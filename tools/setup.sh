@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 PKGS="gcc libc6-dev meson ninja-build pkg-config libyaml-dev libcmocka-dev gnuplot-nox
       clang libclang-rt-dev
-      libopenmpi-dev openmpi-bin libopenblas-dev fortunes"
+      libopenmpi-dev openmpi-bin libopenblas-dev fortunes python3"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
