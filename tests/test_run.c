@@ -265,6 +265,62 @@ static void test_failure_mid_run(void **state) {
     assert_non_null(strstr(out, "rank "));
 }
 
+/* `parasim calibrate` on 2 ranks writes a cluster spec that loads, with the measured
+ * figures in it (what the printed tables say), and a plan on it predicts from them:
+ * halving the measured HBM bandwidth in the file doubles the predicted optimizer step
+ * exactly, and halving the link's bandwidth slows the data-parallel gradient traffic. */
+static void test_calibrate(void **state) {
+    (void)state;
+    char cmd[4096], yaml[600], half[600], json[600];
+    snprintf(yaml, sizeof yaml, "%s/cal.yaml", dir);
+    snprintf(cmd, sizeof cmd, "%s -np 2 --oversubscribe %s calibrate --quick -o %s", mpirun,
+             parasim, yaml);
+    if (sh(cmd)) fail_msg("%s", out);
+    tu_contains(out, "# GEMM: out[N][OC]", "# all_reduce, 2 ranks", "algbw(GB/s)  busbw(GB/s)",
+                "# sendrecv, 2 ranks", "# wrote ", NULL);
+    static cluster_spec c;
+    ps_err err = {{0}};
+    if (cluster_load_file(yaml, &c, &err)) fail_msg("%s", err.msg);
+    assert_string_equal(c.name, "calibrated");
+    assert_true(c.cfg.kernels_fp32);
+    assert_int_equal(c.cfg.gpus_per_node, 2);
+    assert_int_equal(c.cfg.eff.gemm_n, 3); /* --quick: 64, 256, 1024 */
+    assert_float_equal(c.cfg.eff.gemm_dim[2], 1024, 0);
+    double top = 0;
+    for (int i = 0; i < 3; i++) top = c.cfg.eff.gemm_frac[i] > top ? c.cfg.eff.gemm_frac[i] : top;
+    assert_float_equal(top, 1.0, 0); /* the peak is the fastest point */
+    assert_true(c.cfg.hbm_bytes_per_s > 1e8 && c.cfg.intra_bytes_per_s > 1e7);
+    /* the printed peak is the file's */
+    char want[64];
+    snprintf(want, sizeof want, "peak %.2f GFLOP/s", c.cfg.peak_flops_per_s[DT_FP32] / 1e9);
+    tu_contains(out, want, NULL);
+    /* the same plan on the file, then on a copy with one measured value halved */
+    double opt[2], dp[2];
+    for (int k = 0; k < 2; k++) {
+        const char *spec = yaml;
+        if (k) {
+            snprintf(half, sizeof half, "%s/half.yaml", dir);
+            snprintf(cmd, sizeof cmd,
+                     "awk '/hbm_bandwidth:/ { sub(/hbm_bandwidth: [0-9.e+]+/, \"hbm_bandwidth: \" "
+                     "sprintf(\"%%.17g\", $2 / 2)) } /intra_node:/ { sub(/bandwidth: [0-9.e+]+/, "
+                     "\"bandwidth: \" sprintf(\"%%.17g\", $3 / 2)) } { print }' %s > %s",
+                     yaml, half);
+            if (sh(cmd)) fail_msg("%s", out);
+            spec = half;
+        }
+        snprintf(json, sizeof json, "%s/plan-%d.json", dir, k);
+        snprintf(cmd, sizeof cmd, "%s plan plans/tiny-1m-cpu.yaml --cluster %s --format json -o %s",
+                 parasim, spec, json);
+        if (sh(cmd)) fail_msg("%s", out);
+        ynode *r = load(json);
+        opt[k] = num(r, "time.optimizer_s");
+        dp[k] = num(r, "time.exposed_s.dp") + num(r, "time.hidden_s.dp");
+        ynode_free(r);
+    }
+    assert_float_equal(opt[1] / opt[0], 2.0, 1e-9);
+    assert_true(dp[0] > 0 && dp[1] > 1.5 * dp[0]);
+}
+
 /* --backend auto (the default) says in one line why it runs on the CPU: on a
  * machine without the NVIDIA driver, that (without loading CUDA), else what
  * the CUDA module said; --backend cpu and --quiet say nothing of it. */
@@ -1759,7 +1815,8 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_rank_mismatch), cmocka_unit_test(test_missing_corpus),
         cmocka_unit_test(test_too_large), cmocka_unit_test(test_failure_mid_run),
         cmocka_unit_test(test_bad_arguments),
-        cmocka_unit_test(test_auto_backend_says_why), cmocka_unit_test(test_diverged),
+        cmocka_unit_test(test_auto_backend_says_why),
+        cmocka_unit_test(test_calibrate), cmocka_unit_test(test_diverged),
         cmocka_unit_test(test_profile_checked_first), cmocka_unit_test(test_corpus_not_regular),
         cmocka_unit_test(test_stopped_rank_times_out), cmocka_unit_test(test_killed_rank),
         cmocka_unit_test(test_interrupted_hang_names_ops),

@@ -1,0 +1,284 @@
+/* cmd_calibrate.c — `mpirun -np N parasim calibrate [-o FILE.yaml]`: measure this
+ * machine as the CPU runtime uses it (each rank a "GPU" of T threads) and write the
+ * cluster spec that prices what was measured (docs/time.md §7 "Calibration"; the fits are
+ * sim/time/calib_fit.h's, the measurements runtime/rt_calib.h's). */
+#include <mpi.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "base/atomic_file.h"
+#include "base/fmt.h"
+#include "cli.h"
+#include "report/cluster_yaml.h"
+#include "rt_backend.h"
+#include "rt_calib.h"
+#include "time/calib_fit.h"
+
+#define MAX_DIMS 8
+#define MAX_SIZES 24
+
+typedef struct {
+    const char *out_path, *name;
+    long long threads, reps;
+    double min_bytes, max_bytes;
+    long long factor;
+    int quick;
+} calib_args;
+
+static void usage(void) {
+    printf("usage: mpirun -np N parasim calibrate [-o FILE.yaml] [--name NAME] [--threads T]\n"
+           "                                      [-b MIN] [-e MAX] [-f FACTOR] [--quick]\n"
+           "\n"
+           "Measure this machine as the CPU runtime uses it, each rank a \"GPU\" of T threads\n"
+           "(default 1), all ranks at once: GEMM rates over a sweep of smallest dimensions\n"
+           "(the cluster's efficiency curve), causal attention forward and backward, the\n"
+           "optimizer's memory bandwidth, and MPI all-reduce, all-gather, reduce-scatter and\n"
+           "sendrecv over sizes MIN to MAX by FACTOR (nccl-tests' -b -e -f; default 4 KiB to\n"
+           "16 MiB by 4), printed as nccl-tests prints them (time, algbw, busbw). Writes the\n"
+           "cluster spec that prices what was measured (gpu.peak_flops, efficiency.gemm and\n"
+           ".attention, hbm_bandwidth, links.intra_node fitted to the all-reduce), every\n"
+           "value with how it was measured, to FILE (atomically) or standard output; a plan\n"
+           "names it with cluster: FILE. docs/time.md section 7 gives the fits.\n"
+           "\n"
+           "  -o FILE       write the cluster spec to FILE (default: standard output)\n"
+           "  --name NAME   the cluster's name (default: calibrated)\n"
+           "  --threads T   compute threads per rank (default 1)\n"
+           "  --reps R      timed runs per figure, the median kept (default 5; 3 with --quick)\n"
+           "  --quick       fewer and smaller shapes (a few seconds; for tests)\n");
+}
+
+static int parse(int argc, char **argv, calib_args *a) {
+    *a = (calib_args){NULL, "calibrated", 1, 0, 4096, 16 << 20, 4, 0};
+    for (int i = 1; i < argc; i++) {
+        const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        long long x;
+        if (!strcmp(o, "--quick")) {
+            a->quick = 1;
+            continue;
+        }
+        if (!v) return cli_fail("calibrate", CLI_USAGE, "%s: expected a value", o);
+        i++;
+        if (!strcmp(o, "-o")) a->out_path = v;
+        else if (!strcmp(o, "--name")) a->name = v;
+        else if (!strcmp(o, "--threads")) {
+            if (cli_int_arg("calibrate", o, v, 1, 1024, &a->threads)) return CLI_USAGE;
+        } else if (!strcmp(o, "--reps")) {
+            if (cli_int_arg("calibrate", o, v, 1, 64, &a->reps)) return CLI_USAGE;
+        } else if (!strcmp(o, "-b")) {
+            if (cli_size_arg("calibrate", o, v, 64, 1 << 30, "64 B to 1 GiB", &a->min_bytes))
+                return CLI_USAGE;
+        } else if (!strcmp(o, "-e")) {
+            if (cli_size_arg("calibrate", o, v, 64, 1 << 30, "64 B to 1 GiB", &a->max_bytes))
+                return CLI_USAGE;
+        } else if (!strcmp(o, "-f")) {
+            if (cli_int_arg("calibrate", o, v, 2, 1024, &x)) return CLI_USAGE;
+            a->factor = x;
+        } else
+            return cli_fail("calibrate", CLI_USAGE, "unknown option \"%s\" (see --help)", o);
+    }
+    if (a->min_bytes > a->max_bytes)
+        return cli_fail("calibrate", CLI_USAGE, "-b %.0f is larger than -e %.0f", a->min_bytes,
+                        a->max_bytes);
+    if (!a->reps) a->reps = a->quick ? 3 : 5;
+    if (strlen(a->name) == 0 || strlen(a->name) >= 64)
+        return cli_fail("calibrate", CLI_USAGE, "--name: expected 1 to 63 characters");
+    return CLI_OK;
+}
+
+/* Nonzero on every rank when bad is on any (so that all stop together). */
+static int agree(int bad) {
+    int any = bad;
+    MPI_Allreduce(&bad, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+    return any;
+}
+
+/* The mean over the ranks of x (all measured at once). */
+static double mean_over_ranks(double x, int world) {
+    double s = 0;
+    MPI_Allreduce(&x, &s, 1, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+    return s / world;
+}
+
+/* GEMMs N x d -> OC with d the smallest dimension: the forward and backward FLOPs (3 x 2 N d
+ * OC: the backward's two products cost the forward's twice, as kernel_time.c prices them)
+ * over their time. */
+static int measure_gemms(const calib_args *a, int rank, int world, int *n, double *dim,
+                         double *rate, FILE *log) {
+    static const double full[] = {32, 64, 128, 256, 512, 1024, 2048}, quick[] = {64, 256, 1024};
+    const double *d = a->quick ? quick : full;
+    *n = a->quick ? 3 : 7;
+    const int64_t N = a->quick ? 512 : 2048;
+    if (rank == 0) fprintf(log, "# GEMM: out[N][OC] = in[N][C] W^T, forward and backward (kern_matmul_*), median of %lld\n#   C (smallest)      N     OC    fwd ms    bwd ms   GFLOP/s\n", a->reps);
+    for (int i = 0; i < *n; i++) {
+        const int64_t C = (int64_t)d[i], OC = C > N ? C : N;
+        double f = 0, b = 0;
+        if (agree(rt_calib_matmul(N, C, OC, (int)a->reps, &f, &b) != 0)) return -1;
+        f = mean_over_ranks(f, world), b = mean_over_ranks(b, world);
+        dim[i] = (double)C;
+        rate[i] = 3.0 * 2.0 * (double)N * (double)C * (double)OC / (f + b);
+        if (rank == 0)
+            fprintf(log, "%14lld %6lld %6lld %9.3f %9.3f %9.2f\n", (long long)C, (long long)N,
+                    (long long)OC, f * 1e3, b * 1e3, rate[i] / 1e9);
+    }
+    return 0;
+}
+
+/* One call of every collective per size, nccl-tests' columns (busbw = algbw x the
+ * collective's factor: 2(n-1)/n all-reduce, (n-1)/n all-gather and reduce-scatter, 1
+ * sendrecv). The all-reduce's sizes and times into sizes / t. */
+static int measure_colls(const calib_args *a, int rank, int world, int64_t *sizes, double *t,
+                         int *n, FILE *log) {
+    *n = 0;
+    const double nw = (double)world;
+    const double bus[RT_CALIB_COLLS] = {2 * (nw - 1) / nw, (nw - 1) / nw, (nw - 1) / nw, 1};
+    for (int c = 0; c < RT_CALIB_COLLS; c++) {
+        if (rank == 0)
+            fprintf(log, "#\n# %s, %d ranks, median of %lld (the slowest rank's time)\n"
+                         "#        size         count    type   time(us)  algbw(GB/s)  busbw(GB/s)\n",
+                    rt_calib_coll_names[c], world, a->reps);
+        for (double s = a->min_bytes; s <= a->max_bytes && *n < MAX_SIZES; s *= (double)a->factor) {
+            double sec = 0;
+            int64_t bytes = (int64_t)s;
+            if (bytes < 4 * (int64_t)world) bytes = 4 * (int64_t)world;
+            bytes -= bytes % (4 * (int64_t)world); /* whole floats, a share per rank */
+            if (rt_calib_coll_time((rt_calib_coll)c, MPI_COMM_WORLD, bytes, (int)a->reps, &sec))
+                return -1;
+            const double alg = (double)bytes / sec;
+            if (rank == 0)
+                fprintf(log, "%14lld %13lld   float %10.2f %12.3f %12.3f\n", (long long)bytes,
+                        (long long)(bytes / 4), sec * 1e6, alg / 1e9, alg * bus[c] / 1e9);
+            if (c == RT_CALIB_ALL_REDUCE) sizes[*n] = bytes, t[(*n)++] = sec;
+        }
+    }
+    return 0;
+}
+
+static int calib_main(int argc, char **argv, int rank, int world) {
+    if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+        if (rank == 0) usage();
+        return CLI_OK;
+    }
+    calib_args a;
+    const int quiet = cli_stderr_quiet(rank);
+    int rc = parse(argc, argv, &a);
+    if (rc == CLI_OK && a.out_path && rank == 0) {
+        ps_err err = {{0}};
+        if (atomic_file_check_target(a.out_path, &err))
+            rc = cli_fail("calibrate", CLI_USAGE, "-o: %s", err.msg);
+    }
+    cli_stderr_restore(quiet);
+    if (agree(rc)) return rc ? rc : CLI_USAGE; /* rank 0's refusal stops every rank */
+    rt_backend_cpu.set_threads((int)a.threads);
+    FILE *log = a.out_path ? stdout : stderr;
+    const int local = cli_local_ranks();
+    time_t now = time(NULL);
+    char date[32], host[64] = "";
+    strftime(date, sizeof date, "%Y-%m-%d %H:%M UTC", gmtime(&now));
+    gethostname(host, sizeof host - 1);
+    if (rank == 0)
+        fprintf(log, "# parasim calibrate: %d ranks (%d on this node) x %lld threads, %s, %s\n",
+                world, local, a.threads, host, date);
+
+    int n_dim = 0, n_sizes = 0;
+    double dim[MAX_DIMS], rate[MAX_DIMS], frac[MAX_DIMS], peak = 0, t[MAX_SIZES];
+    int64_t sizes[MAX_SIZES];
+    if (measure_gemms(&a, rank, world, &n_dim, dim, rate, log) ||
+        calib_gemm_curve(rate, n_dim, &peak, frac))
+        return rank == 0 ? cli_fail("calibrate", CLI_FAIL, "the GEMM measurements failed (out of memory?)") : CLI_FAIL;
+    /* causal attention at tiny-10m's shape: FLOPs as kernel_time.c counts them */
+    const int64_t B = a.quick ? 2 : 8, T = 256, H = 6, KVH = 2, D = 64;
+    double af = 0, ab = 0, opt = 0;
+    const int64_t n_opt = a.quick ? 1 << 20 : 8 << 20;
+    if (agree(rt_calib_attn(B, T, H, KVH, D, (int)a.reps, &af, &ab) ||
+              rt_calib_adamw(n_opt, (int)a.reps, &opt)))
+        return rank == 0 ? cli_fail("calibrate", CLI_FAIL, "out of memory for the attention or optimizer measurement") : CLI_FAIL;
+    af = mean_over_ranks(af, world), ab = mean_over_ranks(ab, world);
+    opt = mean_over_ranks(opt, world);
+    const double attn_flops = 2.0 * (double)(B * H * T * T * D);
+    const double eff_f = attn_flops / af / peak, eff_b = 2.5 * attn_flops / ab / peak;
+    const double hbm = 32.0 * (double)n_opt / opt;
+    if (rank == 0)
+        fprintf(log, "#\n# attention B %lld T %lld H %lld KVH %lld D %lld: forward %.3f ms "
+                     "(%.1f%% of the GEMM peak), backward %.3f ms (%.1f%%)\n"
+                     "# optimizer over %lld fp32 parameters: %.3f ms, 32 bytes each: %.2f GB/s\n",
+                (long long)B, (long long)T, (long long)H, (long long)KVH, (long long)D, af * 1e3,
+                100 * eff_f, ab * 1e3, 100 * eff_b, (long long)n_opt, opt * 1e3, hbm / 1e9);
+    double lat = 0, bw = 0;
+    const int links = world > 1;
+    if (links && (measure_colls(&a, rank, world, sizes, t, &n_sizes, log) ||
+                  calib_fit_allreduce(sizes, t, n_sizes, world, &lat, &bw)))
+        return rank == 0 ? cli_fail("calibrate", CLI_FAIL, "the collective measurements failed, or too few sizes to fit (-b, -e, -f)") : CLI_FAIL;
+    if (rank != 0) return CLI_OK;
+
+    static cluster_spec s;
+    memset(&s, 0, sizeof s);
+    cluster_cfg *c = &s.cfg;
+    cluster_eff_default(&c->eff);
+    snprintf(s.name, sizeof s.name, "%s", a.name);
+    snprintf(s.gpu_name, sizeof s.gpu_name, "cpu rank (%lld thread%s)", a.threads,
+             a.threads == 1 ? "" : "s");
+    snprintf(s.source, sizeof s.source, "parasim calibrate on %s, %s: %d ranks x %lld threads",
+             host, date, world, a.threads);
+    const double phys = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE);
+    c->gpu_memory_bytes = (int64_t)(phys / local) & ~(int64_t)((1 << 20) - 1);
+    for (int d = DT_BF16; d <= DT_FP32; d++) c->peak_flops_per_s[d] = peak;
+    c->hbm_bytes_per_s = hbm;
+    c->kernels_fp32 = true;
+    c->eff.gemm_n = n_dim;
+    memcpy(c->eff.gemm_dim, dim, sizeof dim[0] * (size_t)n_dim);
+    memcpy(c->eff.gemm_frac, frac, sizeof frac[0] * (size_t)n_dim);
+    cluster_eff_prepare(&c->eff);
+    c->eff.attn_fwd = eff_f > 1 ? 1 : eff_f;
+    c->eff.attn_bwd = eff_b > 1 ? 1 : eff_b;
+    c->eff.hbm = 1, c->eff.overlap = 1; /* bandwidths as measured; one core does no overlap */
+    c->gpus_per_node = local, c->nodes = (world + local - 1) / local;
+    /* one node measured: the inter-node link is not, and keeps local-cpu's assumption */
+    c->intra_bytes_per_s = links ? bw : 5e9, c->intra_latency_s = links ? lat : 1e-6;
+    c->inter_bytes_per_s = 1e9, c->inter_latency_s = 50e-6;
+    c->host_bytes_per_s = 25e9, c->host_latency_s = 10e-6;
+    c->eff.intra = c->eff.inter = c->eff.host = 1;
+    char comment[2048];
+    char argline[512] = "";
+    for (int i = 1; i < argc; i++) {
+        const size_t at = strlen(argline);
+        snprintf(argline + at, sizeof argline - at, " %s", argv[i]);
+    }
+    snprintf(comment, sizeof comment,
+             "Measured by `mpirun -np %d parasim calibrate%s` on %s, %s (rank = one \"GPU\" of %lld thread%s).\n"
+             "peak_flops: the fastest GEMM rate of the sweep (%.2f GFLOP/s, forward + backward),\n"
+             "  every dtype alike (the CPU kernels compute in fp32); efficiency.gemm: each rate over it.\n"
+             "attention: causal forward and backward at B %lld, T %lld, H %lld, KVH %lld, D %lld over that peak.\n"
+             "hbm_bandwidth: AdamW + zeroing over %lld fp32 parameters, 32 bytes each (efficiency 1).\n"
+             "memory: the host's memory over the %d ranks of this node.\n"
+             "links.intra_node: %s\n"
+             "links.inter_node, links.host: not measured (one node; local-cpu's assumptions).\n"
+             "Medians of %lld runs; kernel figures the mean over the ranks, measured all at once.",
+             world, argline, host, date, a.threads, a.threads == 1 ? "" : "s", peak / 1e9,
+             (long long)B, (long long)T, (long long)H, (long long)KVH, (long long)D,
+             (long long)n_opt, local,
+             links ? "the ring all-reduce's latency and bus bandwidth fitted to MPI_Allreduce "
+                     "over the sizes above (efficiency 1)"
+                   : "not measured (one rank): local-cpu's assumption",
+             a.reps);
+    ps_err err = {{0}};
+    cli_out out;
+    if (cli_out_open(&out, a.out_path, &err)) return cli_fail("calibrate", CLI_FAIL, "%s", err.msg);
+    if (cluster_write_yaml(out.f, &s, comment) || cli_out_close(&out, &err))
+        return cli_fail("calibrate", CLI_FAIL, "%s", err.msg[0] ? err.msg : "writing failed");
+    if (a.out_path) {
+        static cluster_spec back; /* the spec must load as written */
+        if (cluster_load_file(a.out_path, &back, &err))
+            return cli_fail("calibrate", CLI_FAIL, "the written spec does not load: %s", err.msg);
+        char b1[32];
+        printf("# wrote %s: peak %.2f GFLOP/s, HBM %.2f GB/s, link %.2f GB/s + %.2f us, memory %s\n",
+               a.out_path, peak / 1e9, hbm / 1e9, c->intra_bytes_per_s / 1e9,
+               c->intra_latency_s * 1e6, fmt_bytes(c->gpu_memory_bytes, b1, sizeof b1));
+    }
+    return CLI_OK;
+}
+
+int cmd_calibrate(int argc, char **argv) {
+    return cli_mpi_main("calibrate", "launch with mpirun -np N, or alone", argc, argv, calib_main);
+}
