@@ -15,6 +15,10 @@ int cmd_plan(int argc, char **argv);
 int cmd_infer(int argc, char **argv);
 int cmd_devices(int argc, char **argv);
 int cmd_calibrate(int argc, char **argv);
+int cmd_validate(int argc, char **argv);
+/* `parasim run`'s work on this rank, inside MPI (cmd_run.c): `parasim validate` runs each
+ * plan through it. */
+int cli_run_main(int argc, char **argv, int rank, int world);
 int cmd_sweep(int argc, char **argv);
 int cmd_plot(int argc, char **argv);
 int cmd_emit(int argc, char **argv);

@@ -87,7 +87,7 @@ static int size_arg(const char *opt, const char *v, double *out) {
     return cli_size_arg("run", opt, v, 1048576.0, 1125899906842624.0, "1 MiB to 1 PiB", out);
 }
 
-static int run_main(int argc, char **argv, int rank, int world) {
+int cli_run_main(int argc, char **argv, int rank, int world) {
     const char *path = NULL, *out_path = NULL, *ckpt_path = NULL, *backend = "auto";
     const char *save_path = NULL, *resume_path = NULL;
     long long steps = 0, threads = 0, timeout_s = 600, save_every = 0;
@@ -312,5 +312,5 @@ free_program:
 }
 
 int cmd_run(int argc, char **argv) {
-    return cli_mpi_main("run", "launch with mpirun -np N", argc, argv, run_main);
+    return cli_mpi_main("run", "launch with mpirun -np N", argc, argv, cli_run_main);
 }

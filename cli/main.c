@@ -25,6 +25,7 @@ static const command commands[] = {
     {"infer", cmd_infer, "memory to serve a model at batch B and context S"},
     {"devices", cmd_devices, "CUDA devices the runtime can use (needs a CUDA build)"},
     {"calibrate", cmd_calibrate, "measure this machine (mpirun -np N) and write its cluster spec"},
+    {"validate", cmd_validate, "run plans (mpirun -np N) and hold each to its prediction"},
     {NULL, NULL, NULL}};
 
 static void help(FILE *f) {
@@ -58,7 +59,7 @@ int main(int argc, char **argv) {
     }
     for (int i = 0; commands[i].name; i++)
         if (!strcmp(argv[1], commands[i].name)) return commands[i].run(argc - 1, argv + 1);
-    fprintf(stderr, "parasim: unknown command \"%s\" (commands: plan, sweep, plot, emit, replay, run, generate, infer, devices, calibrate, help)\n",
+    fprintf(stderr, "parasim: unknown command \"%s\" (commands: plan, sweep, plot, emit, replay, run, generate, infer, devices, calibrate, validate, help)\n",
             argv[1]);
     return CLI_USAGE;
 }

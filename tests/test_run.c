@@ -321,6 +321,49 @@ static void test_calibrate(void **state) {
     assert_true(dp[0] > 0 && dp[1] > 1.5 * dp[0]);
 }
 
+/* `parasim validate` runs a plan and holds it to its prediction: memory and bytes within
+ * their tolerances (exact here), the profile and both charts written, a CSV row; with a
+ * time tolerance of 0 the step time is over it (measured never equals predicted to the
+ * last bit) and the exit status says so. (Time itself is a benchmark's business: the
+ * tolerance here is wide.) */
+static void test_validate(void **state) {
+    (void)state;
+    char cmd[4096], vdir[600], csv[700], path[800];
+    snprintf(vdir, sizeof vdir, "%s/validate", dir);
+    snprintf(csv, sizeof csv, "%s/v.csv", dir);
+    snprintf(cmd, sizeof cmd,
+             "%s -np 2 --oversubscribe %s validate " PLAN " --set gpus=2 --set parallel.dp=2 --steps 3 "
+             "--tolerance memory=0.5%%,time=1000%% --out-dir %s --csv %s",
+             mpirun, parasim, vdir, csv);
+    if (sh(cmd)) fail_msg("%s", out);
+    tu_contains(out, "peak memory   worst rank", "+0.00% (tolerance 0.5%) ok",
+                "calls and bytes exact (tolerance 0.0%) ok", "median of 2 steps",
+                "(tolerance 1000.0%) ok", NULL);
+    const char *files[] = {"run-tiny.json", "run-tiny-memory.png", "run-tiny-peaks.png"};
+    for (int i = 0; i < 3; i++) {
+        snprintf(path, sizeof path, "%s/%s", vdir, files[i]);
+        assert_int_equal(access(path, R_OK), 0);
+    }
+    FILE *f = fopen(csv, "r");
+    assert_non_null(f);
+    char line[1024];
+    assert_non_null(fgets(line, sizeof line, f));
+    assert_int_equal(strncmp(line, "plan,ranks,peak_measured", 24), 0);
+    assert_non_null(fgets(line, sizeof line, f));
+    assert_non_null(strstr(line, ",yes\n"));
+    fclose(f);
+    snprintf(cmd, sizeof cmd,
+             "%s -np 2 --oversubscribe %s validate " PLAN " --set gpus=2 --set parallel.dp=2 --steps 3 "
+             "--tolerance time=0 --out-dir %s --no-plots",
+             mpirun, parasim, vdir);
+    assert_int_equal(sh(cmd), 1);
+    tu_contains(out, "(tolerance 0.0%) OVER", NULL);
+    snprintf(cmd, sizeof cmd, "%s -np 2 --oversubscribe %s validate " PLAN " --tolerance speed=1",
+             mpirun, parasim);
+    assert_int_equal(sh(cmd), 2);
+    tu_contains(out, "--tolerance: expected memory=, time= or bytes=", NULL);
+}
+
 /* --backend auto (the default) says in one line why it runs on the CPU: on a
  * machine without the NVIDIA driver, that (without loading CUDA), else what
  * the CUDA module said; --backend cpu and --quiet say nothing of it. */
@@ -1816,7 +1859,8 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_too_large), cmocka_unit_test(test_failure_mid_run),
         cmocka_unit_test(test_bad_arguments),
         cmocka_unit_test(test_auto_backend_says_why),
-        cmocka_unit_test(test_calibrate), cmocka_unit_test(test_diverged),
+        cmocka_unit_test(test_calibrate),
+        cmocka_unit_test(test_validate), cmocka_unit_test(test_diverged),
         cmocka_unit_test(test_profile_checked_first), cmocka_unit_test(test_corpus_not_regular),
         cmocka_unit_test(test_stopped_rank_times_out), cmocka_unit_test(test_killed_rank),
         cmocka_unit_test(test_interrupted_hang_names_ops),

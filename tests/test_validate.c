@@ -1,0 +1,102 @@
+/* test_validate.c — a run profile held to its prediction (sim/report/validate_profile.h)
+ * on a profile written here, whose errors are known by construction. */
+#include <math.h>
+#include <unistd.h>
+
+#include "tu.h"
+#include "report/validate_profile.h"
+
+/* Two ranks of one role each. Rank 1's total peak is 1% over (1010 vs 1000), its
+ * activations 10% (110 vs 100); rank 0's send/recv is 1 call short (3 of 4); steps 2..4
+ * measure 0.11, 0.13, 0.12 s against 0.1 s predicted (median +20%); the events of step 2
+ * give fwd 0.05 / 0.04 s and a send 0.01 / 0.002 s, step 1's are left out. */
+static const char profile[] =
+    "{\"format\": \"parasim-profile\", \"plan\": \"made up\", \"tokens_per_step\": 1000,\n"
+    " \"categories\": [\"params\", \"activations\"],\n"
+    " \"steps\": [{\"step\": 1, \"seconds\": 9, \"predicted_seconds\": 0.1},\n"
+    "           {\"step\": 2, \"seconds\": 0.11, \"predicted_seconds\": 0.1},\n"
+    "           {\"step\": 3, \"seconds\": 0.13, \"predicted_seconds\": 0.1},\n"
+    "           {\"step\": 4, \"seconds\": 0.12, \"predicted_seconds\": 0.1}],\n"
+    " \"roles\": [{\"predicted\": {\"peak\": [900, 100], \"peak_total\": 1000}},\n"
+    "           {\"predicted\": {\"peak\": [900, 100], \"peak_total\": 1000}}],\n"
+    " \"rank_profiles\": [\n"
+    "  {\"rank\": 0, \"role\": 0, \"measured\": {\"peak\": [900, 100], \"peak_total\": 1000},\n"
+    "   \"collectives\": [{\"group\": \"pp\", \"coll\": \"send/recv\", \"calls\": 3, \"bytes\": 300,\n"
+    "                    \"predicted_calls\": 4, \"predicted_bytes\": 300}],\n"
+    "   \"events\": [{\"kind\": \"fwd\", \"step\": 1, \"start\": 0, \"end\": 5, \"predicted_start\": 0,\n"
+    "                \"predicted_end\": 1},\n"
+    "               {\"kind\": \"fwd\", \"step\": 2, \"start\": 1, \"end\": 1.05,\n"
+    "                \"predicted_start\": 2, \"predicted_end\": 2.04},\n"
+    "               {\"kind\": \"send\", \"step\": 2, \"start\": 1.05, \"end\": 1.06,\n"
+    "                \"predicted_start\": 2.04, \"predicted_end\": 2.042},\n"
+    "               {\"kind\": \"alloc\", \"step\": 2, \"start\": 1, \"end\": 3,\n"
+    "                \"predicted_start\": 0, \"predicted_end\": 0}]},\n"
+    "  {\"rank\": 1, \"role\": 1, \"measured\": {\"peak\": [900, 110], \"peak_total\": 1010},\n"
+    "   \"collectives\": [], \"events\": []}]}\n";
+
+static void test_validate_profile(void **state) {
+    (void)state;
+    char path[] = "/tmp/parasim-validate-XXXXXX";
+    const int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, profile, sizeof profile - 1), (ssize_t)(sizeof profile - 1));
+    close(fd);
+    validate_result r;
+    ps_err err = {{0}};
+    if (validate_profile(path, &r, &err)) fail_msg("%s", err.msg);
+    assert_string_equal(r.plan, "made up");
+    assert_int_equal(r.ranks, 2);
+    assert_float_equal(r.total_err, 0.01, 1e-12);
+    assert_int_equal(r.total_rank, 1);
+    assert_int_equal(r.total_meas, 1010);
+    assert_float_equal(r.cat_err, 0.1, 1e-12);
+    assert_string_equal(r.cat, "activations");
+    assert_float_equal(r.bytes_err, 0.25, 1e-12); /* 3 calls of 4 */
+    assert_int_equal(r.colls, 1);
+    assert_int_equal(r.steps, 3);
+    assert_float_equal(r.step_meas, 0.12, 1e-12);
+    assert_float_equal(r.step_err, 0.2, 1e-9);
+    assert_float_equal(r.tokens_per_s, 1000 / 0.12, 1e-6);
+    assert_float_equal(r.kind_meas[VALIDATE_FWD], 0.05, 1e-12);
+    assert_float_equal(r.kind_pred[VALIDATE_FWD], 0.04, 1e-12);
+    assert_float_equal(r.kind_meas[VALIDATE_COMM], 0.01, 1e-12);
+    assert_float_equal(r.kind_pred[VALIDATE_COMM], 0.002, 1e-12);
+    /* the tolerances: each check on its own bit */
+    validate_tol t = {0.02, 0.25, 0.3};
+    assert_int_equal(validate_over(&r, &t), 0);
+    t.memory = 0.005;
+    assert_int_equal(validate_over(&r, &t), 1);
+    t.bytes = 0;
+    assert_int_equal(validate_over(&r, &t), 3);
+    t.time = 0.1;
+    assert_int_equal(validate_over(&r, &t), 7);
+    unlink(path);
+    /* not a profile */
+    assert_int_equal(validate_profile("plans/tiny-1m-cpu.yaml", &r, &err), -1);
+    tu_contains(err.msg, "plans/tiny-1m-cpu.yaml: not a parasim run profile", NULL);
+}
+
+static void test_tolerance_parse(void **state) {
+    (void)state;
+    validate_tol t = {0.02, 0.15, 0};
+    ps_err err = {{0}};
+    assert_int_equal(validate_tol_parse("time=10%,memory=0.5%", &t, &err), 0);
+    assert_float_equal(t.time, 0.10, 1e-15);
+    assert_float_equal(t.memory, 0.005, 1e-15);
+    assert_float_equal(t.bytes, 0, 0);
+    assert_int_equal(validate_tol_parse("bytes=0.01", &t, &err), 0);
+    assert_float_equal(t.bytes, 0.01, 0);
+    assert_int_equal(validate_tol_parse("speed=2%", &t, &err), -1);
+    tu_contains(err.msg, "expected memory=, time= or bytes=", "found \"speed\"", NULL);
+    assert_int_equal(validate_tol_parse("time=fast", &t, &err), -1);
+    tu_contains(err.msg, "time: expected a fraction or a percentage", "found \"fast\"", NULL);
+    assert_int_equal(validate_tol_parse("memory=-1%", &t, &err), -1);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_validate_profile),
+        cmocka_unit_test(test_tolerance_parse),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
