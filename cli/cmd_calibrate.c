@@ -25,6 +25,7 @@ typedef struct {
     double min_bytes, max_bytes;
     long long factor;
     int quick;
+    long long gpus_per_node; /* 0: the ranks on this node */
 } calib_args;
 
 static void usage(void) {
@@ -45,12 +46,15 @@ static void usage(void) {
            "  -o FILE       write the cluster spec to FILE (default: standard output)\n"
            "  --name NAME   the cluster's name (default: calibrated)\n"
            "  --threads T   compute threads per rank (default 1)\n"
+           "  --gpus-per-node G  ranks a node of the written cluster holds (default: the ranks\n"
+           "                on this node); more than its cores run oversubscribed, slower than\n"
+           "                the spec prices them\n"
            "  --reps R      timed runs per figure, the median kept (default 5; 3 with --quick)\n"
            "  --quick       fewer and smaller shapes (a few seconds; for tests)\n");
 }
 
 static int parse(int argc, char **argv, calib_args *a) {
-    *a = (calib_args){NULL, "calibrated", 1, 0, 4096, 16 << 20, 4, 0};
+    *a = (calib_args){NULL, "calibrated", 1, 0, 4096, 16 << 20, 4, 0, 0};
     for (int i = 1; i < argc; i++) {
         const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         long long x;
@@ -64,6 +68,8 @@ static int parse(int argc, char **argv, calib_args *a) {
         else if (!strcmp(o, "--name")) a->name = v;
         else if (!strcmp(o, "--threads")) {
             if (cli_int_arg("calibrate", o, v, 1, 1024, &a->threads)) return CLI_USAGE;
+        } else if (!strcmp(o, "--gpus-per-node")) {
+            if (cli_int_arg("calibrate", o, v, 1, 1 << 20, &a->gpus_per_node)) return CLI_USAGE;
         } else if (!strcmp(o, "--reps")) {
             if (cli_int_arg("calibrate", o, v, 1, 64, &a->reps)) return CLI_USAGE;
         } else if (!strcmp(o, "-b")) {
@@ -233,7 +239,8 @@ static int calib_main(int argc, char **argv, int rank, int world) {
     c->eff.attn_fwd = eff_f > 1 ? 1 : eff_f;
     c->eff.attn_bwd = eff_b > 1 ? 1 : eff_b;
     c->eff.hbm = 1, c->eff.overlap = 1; /* bandwidths as measured; one core does no overlap */
-    c->gpus_per_node = local, c->nodes = (world + local - 1) / local;
+    c->gpus_per_node = a.gpus_per_node ? a.gpus_per_node : local;
+    c->nodes = (world + local - 1) / local;
     /* one node measured: the inter-node link is not, and keeps local-cpu's assumption */
     c->intra_bytes_per_s = links ? bw : 5e9, c->intra_latency_s = links ? lat : 1e-6;
     c->inter_bytes_per_s = 1e9, c->inter_latency_s = 50e-6;
@@ -251,13 +258,14 @@ static int calib_main(int argc, char **argv, int rank, int world) {
              "  every dtype alike (the CPU kernels compute in fp32); efficiency.gemm: each rate over it.\n"
              "attention: causal forward and backward at B %lld, T %lld, H %lld, KVH %lld, D %lld over that peak.\n"
              "hbm_bandwidth: AdamW + zeroing over %lld fp32 parameters, 32 bytes each (efficiency 1).\n"
-             "memory: the host's memory over the %d ranks of this node.\n"
+             "memory: the host's memory over the %d ranks of this node; gpus_per_node: %s.\n"
              "links.intra_node: %s\n"
              "links.inter_node, links.host: not measured (one node; local-cpu's assumptions).\n"
              "Medians of %lld runs; kernel figures the mean over the ranks, measured all at once.",
              world, argline, host, date, a.threads, a.threads == 1 ? "" : "s", peak / 1e9,
              (long long)B, (long long)T, (long long)H, (long long)KVH, (long long)D,
              (long long)n_opt, local,
+             a.gpus_per_node ? "--gpus-per-node" : "the ranks measured on this node",
              links ? "the ring all-reduce's latency and bus bandwidth fitted to MPI_Allreduce "
                      "over the sizes above (efficiency 1)"
                    : "not measured (one rank): local-cpu's assumption",

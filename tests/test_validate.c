@@ -76,6 +76,46 @@ static void test_validate_profile(void **state) {
     tu_contains(err.msg, "plans/tiny-1m-cpu.yaml: not a parasim run profile", NULL);
 }
 
+/* Two data-parallel ranks of one role: the role's prediction is its heaviest rank's, so
+ * rank 0 below it (its smaller shard part) is no error while rank 1 meets it; a role whose
+ * heaviest rank is 4% under is. */
+static const char shared[] =
+    "{\"format\": \"parasim-profile\", \"plan\": \"dp\", \"tokens_per_step\": 10,\n"
+    " \"categories\": [\"params\", \"workspace\"],\n"
+    " \"steps\": [{\"step\": 1, \"seconds\": 1, \"predicted_seconds\": 1}],\n"
+    " \"roles\": [{\"predicted\": {\"peak\": [900, 100], \"peak_total\": 1000}}],\n"
+    " \"rank_profiles\": [\n"
+    "  {\"rank\": 0, \"role\": 0, \"measured\": {\"peak\": [900, 40], \"peak_total\": 940},\n"
+    "   \"collectives\": [], \"events\": []},\n"
+    "  {\"rank\": 1, \"role\": 0, \"measured\": {\"peak\": [900, 100], \"peak_total\": RANK1},\n"
+    "   \"collectives\": [], \"events\": []}]}\n";
+
+static void check_shared(const char *rank1_total, double want_err) {
+    char text[sizeof shared + 8], *at;
+    snprintf(text, sizeof text, "%s", shared);
+    at = strstr(text, "RANK1");
+    memcpy(at, rank1_total, 5);
+    char path[] = "/tmp/parasim-validate-XXXXXX";
+    const int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+    validate_result r;
+    ps_err err = {{0}};
+    if (validate_profile(path, &r, &err)) fail_msg("%s", err.msg);
+    assert_float_equal(r.total_err, want_err, 1e-12);
+    assert_int_equal(r.total_rank, 1);
+    assert_float_equal(r.cat_err, 0, 0); /* each category's most is rank 1's: exact */
+    assert_int_equal(r.steps, 1);        /* one step: that one */
+    unlink(path);
+}
+
+static void test_validate_role(void **state) {
+    (void)state;
+    check_shared("1000 ", 0);
+    check_shared("960  ", 0.04);
+}
+
 static void test_tolerance_parse(void **state) {
     (void)state;
     validate_tol t = {0.02, 0.15, 0};
@@ -96,6 +136,7 @@ static void test_tolerance_parse(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_validate_profile),
+        cmocka_unit_test(test_validate_role),
         cmocka_unit_test(test_tolerance_parse),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

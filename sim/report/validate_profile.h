@@ -1,5 +1,7 @@
 /* validate_profile.h — a run's profile (docs/runtime.md §6) held to its own prediction:
- * per rank, each memory category's peak and the total against the replay's; per rank and
+ * per role, each memory category's peak and the total against the replay's (the most any rank
+ * of the role measured: one op list stands for all its data-parallel ranks, and the replay
+ * gives its heaviest); per rank and
  * collective, bytes against the program's; the step time (median of the steps after the
  * first) against the replay's, and the time of each op kind (fwd, bwd, optimizer,
  * communication) over the steps the profile's events cover. `parasim validate` prints it
@@ -27,7 +29,8 @@ extern const char *const validate_kind_names[VALIDATE_KINDS];
 typedef struct {
     char plan[128];
     int ranks;
-    /* memory: the worst rank's total peak, and the worst single category over all ranks */
+    /* memory: the worst role's total peak (its heaviest rank's), and the worst single
+     * category over all roles */
     double total_err;
     int total_rank;
     int64_t total_meas, total_pred;
