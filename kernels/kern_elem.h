@@ -64,6 +64,47 @@ KERN_HD float kern_lse_merge(float la, float lb, float *ca, float *cb) {
     return lse;
 }
 
+/* Linear quantization (quantize.c, kern_quant.h): the code range of a kind (0 absmax,
+ * 1 zero-point) and width; round to nearest, ties to even, for |v| < 2^22 (adding and
+ * subtracting 1.5 * 2^23); the code of x, clamp(round(x / s) + z, qmin, qmax), 0 when
+ * s = 0; and a group's scale and zero point from its largest |x| (absmax) or its min
+ * and max (zero-point; the range widened to hold 0). */
+KERN_HD void kern_quant_range(int zeropoint, int bits, float *qmin, float *qmax) {
+    if (!zeropoint) {
+        *qmax = bits == 8 ? 127.0f : 7.0f;
+        *qmin = -*qmax;
+    } else {
+        *qmin = bits == 8 ? -128.0f : 0.0f;
+        *qmax = bits == 8 ? 127.0f : 15.0f;
+    }
+}
+KERN_HD float kern_quant_round(float v) { return (v + 12582912.0f) - 12582912.0f; }
+KERN_HD float kern_quant_code(float x, float s, float z, float qmin, float qmax) {
+    float v = s > 0.0f ? x / s : 0.0f;
+    v = v < qmin - z ? qmin - z : v; /* clamped first: the rounding needs |v| < 2^22 */
+    v = v > qmax - z ? qmax - z : v;
+    return kern_quant_round(v) + z;
+}
+KERN_HD void kern_quant_params(int zeropoint, int bits, float amax, float lo, float hi,
+                               float *scale, float *zero) {
+    float qmin, qmax;
+    kern_quant_range(zeropoint, bits, &qmin, &qmax);
+    if (!zeropoint) {
+        *scale = amax / qmax;
+        return;
+    }
+    const float levels = qmax - qmin;
+    const float sc = hi / levels - lo / levels; /* hi - lo could overflow */
+    float z = 0.0f;
+    if (sc > 0.0f) {
+        z = qmin - kern_quant_round(lo / sc); /* lo / sc in [-levels, 0] */
+        z = z < qmin ? qmin : z;
+        z = z > qmax ? qmax : z;
+    }
+    *scale = sc;
+    *zero = z;
+}
+
 /* AdamW's scalars for one step, as torch.optim.AdamW computes them (adamw.c):
  * double, then cast to fp32 where PyTorch casts. */
 typedef struct {

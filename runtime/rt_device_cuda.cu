@@ -103,7 +103,10 @@ static const rt_cuda_kernels kernel_table = {
     kcu_rmsnorm_fwd, kcu_rmsnorm_bwd, kcu_rope_fwd,    kcu_rope_bwd,
     kcu_rope_pos_fwd, kcu_rope_pos_bwd, kcu_xent_fwd,  kcu_xent_bwd,
     kcu_attn_fwd,    kcu_attn_bwd,    kcu_attn_block_fwd, kcu_attn_block_bwd,
-    kcu_matmul_fwd,  kcu_matmul_bwd,  rt_cuda_gemm_time, rt_cuda_copy_time,
+    kcu_matmul_fwd,  kcu_matmul_bwd,  kcu_quantize,    kcu_dequantize,
+    kcu_matmul_i8_i32, kcu_matmul_int8_fwd, kcu_moe_slots, kcu_moe_permute_fwd,
+    kcu_moe_permute_bwd, kcu_moe_unpermute_fwd, kcu_moe_unpermute_bwd,
+    rt_cuda_gemm_time, rt_cuda_copy_time,
 };
 
 extern "C" const rt_cuda_kernels *rt_cuda_kernel_table(void) { return &kernel_table; }

@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "kern_quant.h"
 #include "rt_device.h"
 
 #define RT_CUDA_MODULE_ABI 4
@@ -73,6 +74,26 @@ typedef struct {
                        int64_t OC);
     void (*matmul_bwd)(float *dinp, float *dw, const float *dout, const float *inp,
                        const float *w, int64_t N, int64_t C, int64_t OC);
+    void (*quantize)(void *q, float *scale, float *zero, const float *x, int64_t R, int64_t C,
+                     const quant_spec *s);
+    void (*dequantize)(float *x, const void *q, const float *scale, const float *zero, int64_t R,
+                       int64_t C, const quant_spec *s);
+    void (*matmul_i8_i32)(int32_t *acc, const int8_t *a, const int8_t *b, int64_t N, int64_t C,
+                          int64_t OC);
+    void (*matmul_int8_fwd)(float *out, const int8_t *xq, const float *xs, const float *xz,
+                            quant_gran xg, const int8_t *wq, const float *ws, const float *wz,
+                            quant_gran wg, int64_t N, int64_t C, int64_t OC, int32_t *acc);
+    void (*moe_slots)(int32_t *slot, int64_t *count, const int32_t *idx, int64_t N, int64_t K,
+                      int64_t E, int64_t cap);
+    void (*moe_permute_fwd)(float *buf, const float *x, const int32_t *slot, int64_t N,
+                            int64_t K, int64_t H, int64_t rows);
+    void (*moe_permute_bwd)(float *dx, const float *dbuf, const int32_t *slot, int64_t N,
+                            int64_t K, int64_t H);
+    void (*moe_unpermute_fwd)(float *out, const float *buf, const float *gate,
+                              const int32_t *slot, int64_t N, int64_t K, int64_t H);
+    void (*moe_unpermute_bwd)(float *dbuf, float *dgate, const float *dout, const float *buf,
+                              const float *gate, const int32_t *slot, int64_t N, int64_t K,
+                              int64_t H);
     int (*gemm_time)(int64_t M, int64_t N, int64_t K, int bf16, double *seconds, char *why,
                      int why_len);
     int (*copy_time)(size_t bytes, double *seconds, char *why, int why_len);

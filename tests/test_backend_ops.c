@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "kern.h"
+#include "kern_quant.h"
 #include "rt_block_cache.h"
 #include "rt_device_module.h"
 
@@ -368,6 +369,127 @@ static void test_matmul(int64_t N, int64_t C, int64_t OC) {
     free(x), free(w), free(dy), free(y), free(dx), free(dw);
 }
 
+/* bytes of device memory against want, bit for bit. */
+static void same_bytes(const char *op, const void *want, const void *dev, size_t bytes) {
+    unsigned char *got = malloc(bytes ? bytes : 1);
+    dev_get(got, dev, bytes);
+    const int ok = memcmp(want, got, bytes) == 0;
+    printf("%-30s %zu bytes %s\n", op, bytes, ok ? "identical ok" : "differ FAIL");
+    if (!ok) failures++;
+    free(got);
+}
+
+/* Every kind, granularity and width on an R x C matrix (C odd at 4 bits: bytes straddle
+ * rows), with a row of zeros: codes, scales, zero points and the dequantized values are
+ * the CPU's bit for bit. */
+static void test_quantize(int64_t R, int64_t C) {
+    static const quant_gran grans[] = {QG_TENSOR, QG_ROW, QG_COL, QG_BLOCK};
+    float *x = host_rand(R * C, -3, 5, 51);
+    for (int64_t c = 0; c < C; c++) x[C + c] = 0; /* row 1: all zeros */
+    float *gx = dev_f(x, R * C);
+    for (int k = 0; k < 2; k++)
+        for (int g = 0; g < 4; g++)
+            for (int bits = 8; bits >= 4; bits -= 4) {
+                const quant_spec s = {k ? QK_ZEROPOINT : QK_ABSMAX, grans[g], bits, 32};
+                if (kern_quant_check(&s, R, C)) continue; /* a block must divide C */
+                const int64_t nq = kern_quant_bytes(&s, R, C), ng = kern_quant_groups(&s, R, C);
+                void *q = malloc((size_t)nq);
+                float *sc = malloc((size_t)ng * 4), *z = k ? malloc((size_t)ng * 4) : NULL;
+                float *back = malloc((size_t)(R * C) * 4);
+                void *gq = dev_copy(NULL, (size_t)nq);
+                float *gs = dev_zeros(ng), *gz = k ? dev_zeros(ng) : NULL, *gb = dev_zeros(R * C);
+                kern_quantize(q, sc, z, x, R, C, &s);
+                kern_dequantize(back, q, sc, z, R, C, &s);
+                K->quantize(gq, gs, gz, gx, R, C, &s);
+                K->dequantize(gb, gq, gs, gz, R, C, &s);
+                char name[64];
+                snprintf(name, sizeof name, "quantize %s g%d %d-bit codes", k ? "zp" : "absmax", g, bits);
+                same_bytes(name, q, gq, (size_t)nq);
+                same_bytes("  scales", sc, gs, (size_t)ng * 4);
+                if (k) same_bytes("  zero points", z, gz, (size_t)ng * 4);
+                same_bytes("  dequantized", back, gb, (size_t)(R * C) * 4);
+                K->release(gq), K->release(gs), K->release(gb);
+                if (gz) K->release(gz);
+                free(q), free(sc), free(z), free(back);
+            }
+    K->release(gx);
+    free(x);
+}
+
+/* int8 x int8 -> int32 and the int8 linear, absmax and zero-point, per tensor and per row. */
+static void test_matmul_int8(int64_t N, int64_t C, int64_t OC) {
+    int8_t *a = malloc((size_t)(N * C)), *b = malloc((size_t)(OC * C));
+    for (int64_t i = 0; i < N * C; i++) a[i] = (int8_t)((i * 37 + 11) % 256 - 128);
+    for (int64_t i = 0; i < OC * C; i++) b[i] = (int8_t)((i * 53 + 5) % 256 - 128);
+    int32_t *acc = malloc((size_t)(N * OC) * 4);
+    float *out = malloc((size_t)(N * OC) * 4);
+    float *xs = host_rand(N, 0.01f, 0.1f, 61), *xz = host_rand(N, -20, 20, 62);
+    float *ws = host_rand(OC, 0.01f, 0.1f, 63), *wz = host_rand(OC, -20, 20, 64);
+    for (int64_t i = 0; i < N; i++) xz[i] = (float)(int)xz[i]; /* zero points are integers */
+    for (int64_t i = 0; i < OC; i++) wz[i] = (float)(int)wz[i];
+    int8_t *ga = dev_copy(a, (size_t)(N * C)), *gbm = dev_copy(b, (size_t)(OC * C));
+    int32_t *gacc = dev_copy(NULL, (size_t)(N * OC) * 4);
+    float *gout = dev_zeros(N * OC), *gxs = dev_f(xs, N), *gxz = dev_f(xz, N), *gws = dev_f(ws, OC),
+          *gwz = dev_f(wz, OC);
+    kern_matmul_i8_i32(acc, a, b, N, C, OC);
+    K->matmul_i8_i32(gacc, ga, gbm, N, C, OC);
+    same_bytes("matmul_i8_i32", acc, gacc, (size_t)(N * OC) * 4);
+    for (int zp = 0; zp < 2; zp++)
+        for (int row = 0; row < 2; row++) {
+            const quant_gran g = row ? QG_ROW : QG_TENSOR;
+            kern_matmul_int8_fwd(out, a, xs, zp ? xz : NULL, g, b, ws, zp ? wz : NULL, g, N, C, OC,
+                                 acc);
+            K->matmul_int8_fwd(gout, ga, gxs, zp ? gxz : NULL, g, gbm, gws, zp ? gwz : NULL, g, N,
+                               C, OC, gacc);
+            same_bytes(zp ? (row ? "matmul_int8 zp per row" : "matmul_int8 zp per tensor")
+                          : (row ? "matmul_int8 absmax per row" : "matmul_int8 absmax per tensor"),
+                       out, gout, (size_t)(N * OC) * 4);
+        }
+    K->release(ga), K->release(gbm), K->release(gacc), K->release(gout), K->release(gxs),
+        K->release(gxz), K->release(gws), K->release(gwz);
+    free(a), free(b), free(acc), free(out), free(xs), free(xz), free(ws), free(wz);
+}
+
+/* The MoE dispatch: slots with drops (capacity below the busiest expert's load), the
+ * permute and the gate-weighted combine, forward and backward, bit for bit. */
+static void test_moe_permute(int64_t N, int64_t K_, int64_t E, int64_t H, int64_t cap) {
+    const int64_t NK = N * K_, rows = E * cap;
+    int32_t *idx = malloc((size_t)NK * 4), *slot = malloc((size_t)NK * 4);
+    int64_t *count = malloc((size_t)E * 8);
+    for (int64_t i = 0; i < NK; i++) idx[i] = (int32_t)((i * 7 + i / 3) % E);
+    float *x = host_rand(N * H, -1, 1, 71), *gate = host_rand(NK, 0, 1, 72);
+    float *dout = host_rand(N * H, -1, 1, 73), *buf = malloc((size_t)(rows * H) * 4);
+    float *out = malloc((size_t)(N * H) * 4), *dbuf = host_rand(rows * H, -1, 1, 74);
+    float *dgate = host_rand(NK, -1, 1, 75), *dx = host_rand(N * H, -1, 1, 76);
+    int32_t *gidx = dev_copy(idx, (size_t)NK * 4), *gslot = dev_copy(NULL, (size_t)NK * 4);
+    int64_t *gcount = dev_copy(NULL, (size_t)E * 8);
+    float *gx = dev_f(x, N * H), *ggate = dev_f(gate, NK), *gdout = dev_f(dout, N * H);
+    float *gbuf = dev_zeros(rows * H), *gout = dev_zeros(N * H), *gdbuf = dev_f(dbuf, rows * H);
+    float *gdgate = dev_f(dgate, NK), *gdx = dev_f(dx, N * H);
+    kern_moe_slots(slot, count, idx, N, K_, E, cap);
+    K->moe_slots(gslot, gcount, gidx, N, K_, E, cap);
+    same_bytes("moe_slots", slot, gslot, (size_t)NK * 4);
+    same_bytes("  counts", count, gcount, (size_t)E * 8);
+    kern_moe_permute_fwd(buf, x, slot, N, K_, H, rows);
+    K->moe_permute_fwd(gbuf, gx, gslot, N, K_, H, rows);
+    same_bytes("moe_permute_fwd", buf, gbuf, (size_t)(rows * H) * 4);
+    kern_moe_unpermute_fwd(out, buf, gate, slot, N, K_, H);
+    K->moe_unpermute_fwd(gout, gbuf, ggate, gslot, N, K_, H);
+    same_bytes("moe_unpermute_fwd", out, gout, (size_t)(N * H) * 4);
+    kern_moe_unpermute_bwd(dbuf, dgate, dout, buf, gate, slot, N, K_, H);
+    K->moe_unpermute_bwd(gdbuf, gdgate, gdout, gbuf, ggate, gslot, N, K_, H);
+    same_bytes("moe_unpermute_bwd dbuf", dbuf, gdbuf, (size_t)(rows * H) * 4);
+    same_bytes("moe_unpermute_bwd dgate", dgate, gdgate, (size_t)NK * 4);
+    kern_moe_permute_bwd(dx, dbuf, slot, N, K_, H);
+    K->moe_permute_bwd(gdx, gdbuf, gslot, N, K_, H);
+    same_bytes("moe_permute_bwd", dx, gdx, (size_t)(N * H) * 4);
+    K->release(gidx), K->release(gslot), K->release(gcount), K->release(gx), K->release(ggate),
+        K->release(gdout), K->release(gbuf), K->release(gout), K->release(gdbuf),
+        K->release(gdgate), K->release(gdx);
+    free(idx), free(slot), free(count), free(x), free(gate), free(dout), free(buf), free(out),
+        free(dbuf), free(dgate), free(dx);
+}
+
 /* The block cache over device memory (rt_device_block_source): a freed block
  * serves the next request of its rounded size, zeroed on the device; reserved
  * memory shows in cudaMemGetInfo and goes back with the trim. */
@@ -442,6 +564,10 @@ int main(void) {
     test_attention_block(2, 64, 6, 2, 64);
     test_matmul(4 * 256, 384, 1152); /* tiny-10m's qkv projection */
     test_matmul(7, 33, 5);
+    test_quantize(37, 64);          /* every granularity (64 divides by the block of 32) */
+    test_quantize(9, 33);           /* C odd: 4-bit bytes straddle rows; no blocks */
+    test_matmul_int8(7, 300, 19);
+    test_moe_permute(64, 2, 8, 96, 12); /* 128 choices over 8 experts of 12 rows: drops */
     test_device_cache();
     printf("%s: %d failure(s)\n", failures ? "FAIL" : "ok", failures);
     return failures ? 1 : 0;

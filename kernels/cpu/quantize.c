@@ -28,6 +28,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "kern_elem.h"
 #include "kern_math.h"
 #include "kern_quant.h"
 
@@ -79,29 +80,9 @@ int64_t kern_quant_group_of(const quant_spec *s, int64_t R, int64_t C, int64_t r
     return -1;
 }
 
-/* The code range of a spec. */
+/* The code range of a spec, and the element formulas (kern_elem.h: the CUDA twin's too). */
 static void quant_range(const quant_spec *s, float *qmin, float *qmax) {
-    if (s->kind == QK_ABSMAX) {
-        *qmax = s->bits == 8 ? 127.0f : 7.0f;
-        *qmin = -*qmax;
-    } else {
-        *qmin = s->bits == 8 ? -128.0f : 0.0f;
-        *qmax = s->bits == 8 ? 127.0f : 15.0f;
-    }
-}
-
-/* Round to nearest, ties to even, for |v| < 2^22 (the callers clamp first). */
-static inline float quant_round(float v) {
-    return (v + 12582912.0f) - 12582912.0f;
-}
-
-/* The code of x: clamp(round(x / s) + z, qmin, qmax) (0 when s = 0: then z = 0 too).
- * Clamping v before rounding keeps it in the range the rounding trick needs. */
-static inline float quant_code(float x, float s, float z, float qmin, float qmax) {
-    float v = s > 0.0f ? x / s : 0.0f;
-    v = v < qmin - z ? qmin - z : v;
-    v = v > qmax - z ? qmax - z : v;
-    return quant_round(v) + z;
+    kern_quant_range(s->kind == QK_ZEROPOINT, s->bits, qmin, qmax);
 }
 
 /* Group statistics over n elements: largest |x| (absmax) or min and max. */
@@ -122,22 +103,7 @@ static void quant_stats(const float *x, int64_t n, float *amax, float *mn, float
 /* Scale and zero point of a group from its statistics. */
 static void quant_params(const quant_spec *s, float amax, float lo, float hi, float *scale,
                          float *zero) {
-    float qmin, qmax;
-    quant_range(s, &qmin, &qmax);
-    if (s->kind == QK_ABSMAX) {
-        *scale = amax / qmax;
-        return;
-    }
-    const float levels = qmax - qmin;
-    const float sc = hi / levels - lo / levels; /* hi - lo could overflow */
-    float z = 0.0f;
-    if (sc > 0.0f) {
-        z = qmin - quant_round(lo / sc); /* lo / sc in [-levels, 0] */
-        z = z < qmin ? qmin : z;
-        z = z > qmax ? qmax : z;
-    }
-    *scale = sc;
-    *zero = z;
+    kern_quant_params(s->kind == QK_ZEROPOINT, s->bits, amax, lo, hi, scale, zero);
 }
 
 /* Statistics of every group into scale (amax or max) and zero (min), then the
@@ -201,7 +167,7 @@ static inline void quant_encode_run(float *out, const float *x, int64_t n, const
                                     const float *zr, int64_t sstride, float qmin, float qmax) {
 #pragma omp simd
     for (int64_t i = 0; i < n; i++)
-        out[i] = quant_code(x[i], sc[i * sstride], zr ? zr[i * sstride] : 0.0f, qmin, qmax);
+        out[i] = kern_quant_code(x[i], sc[i * sstride], zr ? zr[i * sstride] : 0.0f, qmin, qmax);
 }
 
 /* The scale (and zero) pointers and stride of row r, columns [c0, c1) all in one

@@ -10,6 +10,8 @@
 
 #include <stdint.h>
 
+#include "kern_quant.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -57,6 +59,28 @@ void kcu_matmul_bwd(float *dinp, float *dw, const float *dout, const float *inp,
                     int64_t N, int64_t C, int64_t OC);
 /* The first cuBLAS failure since the last call, or NULL; clears it. */
 const char *kcu_take_error(void);
+/* quantization (kern_quant.h; the spec s on the host, everything else on the device) */
+void kcu_quantize(void *q, float *scale, float *zero, const float *x, int64_t R, int64_t C,
+                  const quant_spec *s);
+void kcu_dequantize(float *x, const void *q, const float *scale, const float *zero, int64_t R,
+                    int64_t C, const quant_spec *s);
+void kcu_matmul_i8_i32(int32_t *acc, const int8_t *a, const int8_t *b, int64_t N, int64_t C,
+                       int64_t OC);
+void kcu_matmul_int8_fwd(float *out, const int8_t *xq, const float *xs, const float *xz,
+                         quant_gran xg, const int8_t *wq, const float *ws, const float *wz,
+                         quant_gran wg, int64_t N, int64_t C, int64_t OC, int32_t *acc);
+/* mixture-of-experts dispatch (kern.h) */
+void kcu_moe_slots(int32_t *slot, int64_t *count, const int32_t *idx, int64_t N, int64_t K,
+                   int64_t E, int64_t cap);
+void kcu_moe_permute_fwd(float *buf, const float *x, const int32_t *slot, int64_t N, int64_t K,
+                         int64_t H, int64_t rows);
+void kcu_moe_permute_bwd(float *dx, const float *dbuf, const int32_t *slot, int64_t N, int64_t K,
+                         int64_t H);
+void kcu_moe_unpermute_fwd(float *out, const float *buf, const float *gate, const int32_t *slot,
+                           int64_t N, int64_t K, int64_t H);
+void kcu_moe_unpermute_bwd(float *dbuf, float *dgate, const float *dout, const float *buf,
+                           const float *gate, const int32_t *slot, int64_t N, int64_t K,
+                           int64_t H);
 
 #ifdef __cplusplus
 }
