@@ -336,7 +336,7 @@ static void test_validate(void **state) {
              "--tolerance memory=0.5%%,time=1000%% --out-dir %s --csv %s",
              mpirun, parasim, vdir, csv);
     if (sh(cmd)) fail_msg("%s", out);
-    tu_contains(out, "peak memory   worst rank", "+0.00% (tolerance 0.5%) ok",
+    tu_contains(out, "peak memory   worst role, its heaviest rank", "+0.00% (tolerance 0.5%) ok",
                 "calls and bytes exact (tolerance 0.0%) ok", "median of 2 steps",
                 "(tolerance 1000.0%) ok", NULL);
     const char *files[] = {"run-tiny.json", "run-tiny-memory.png", "run-tiny-peaks.png"};
