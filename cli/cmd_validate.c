@@ -24,7 +24,8 @@ static void usage(void) {
            "peak memory (total, and the worst category), the calls and bytes of every\n"
            "collective and send, the step time (median of the steps after the first) and the\n"
            "time of each op kind. Prints one block per plan and a summary table; writes each\n"
-           "profile and its charts (memory over time, peaks per rank) to DIR (default\n"
+           "profile and its charts (memory over time, peaks per rank, the measured Gantt\n"
+           "next to the predicted) to DIR (default\n"
            "validate-out/) and, with --csv, one row per plan. Exits 1 when a plan's run\n"
            "failed or an error is over its tolerance.\n"
            "\n"
@@ -134,8 +135,8 @@ static int validate_main(int argc, char **argv, int rank, int world) {
         ok[p] = 1;
         failed += validate_over(&res[p], &tol) != 0;
         if (plots) {
-            const char *charts[] = {"memory", "peaks"};
-            for (int c = 0; c < 2; c++) {
+            const char *charts[] = {"memory", "peaks", "schedule"};
+            for (int c = 0; c < 3; c++) {
                 char png[1300];
                 snprintf(png, sizeof png, "%s/%s-%s.png", dir, name, charts[c]);
                 char *pv[] = {"plot", (char *)charts[c], profile, "-o", png, NULL};

@@ -339,8 +339,9 @@ static void test_validate(void **state) {
     tu_contains(out, "peak memory   worst role, its heaviest rank", "+0.00% (tolerance 0.5%) ok",
                 "calls and bytes exact (tolerance 0.0%) ok", "median of 2 steps",
                 "(tolerance 1000.0%) ok", NULL);
-    const char *files[] = {"run-tiny.json", "run-tiny-memory.png", "run-tiny-peaks.png"};
-    for (int i = 0; i < 3; i++) {
+    const char *files[] = {"run-tiny.json", "run-tiny-memory.png", "run-tiny-peaks.png",
+                           "run-tiny-schedule.png"};
+    for (int i = 0; i < 4; i++) {
         snprintf(path, sizeof path, "%s/%s", vdir, files[i]);
         assert_int_equal(access(path, R_OK), 0);
     }
