@@ -17,7 +17,7 @@
 #include "time/calib_fit.h"
 
 #define MAX_DIMS 8
-#define MAX_SIZES 24
+#define MAX_SIZES 32 /* of the -b .. -e sweep: 4 collectives each within CALIB_MAX_MEAS */
 
 typedef struct {
     const char *out_path, *name;
@@ -87,6 +87,12 @@ static int parse(int argc, char **argv, calib_args *a) {
     if (a->min_bytes > a->max_bytes)
         return cli_fail("calibrate", CLI_USAGE, "-b %.0f is larger than -e %.0f", a->min_bytes,
                         a->max_bytes);
+    int sizes = 0;
+    for (double s = a->min_bytes; s <= a->max_bytes; s *= (double)a->factor) sizes++;
+    if (sizes > MAX_SIZES)
+        return cli_fail("calibrate", CLI_USAGE, "-b %.0f -e %.0f -f %lld: %d sizes, expected at "
+                        "most %d (a larger -f or a narrower range)", a->min_bytes, a->max_bytes,
+                        a->factor, sizes, MAX_SIZES);
     if (!a->reps) a->reps = a->quick ? 3 : 5;
     if (strlen(a->name) == 0 || strlen(a->name) >= 64)
         return cli_fail("calibrate", CLI_USAGE, "--name: expected 1 to 63 characters");
@@ -133,9 +139,11 @@ static int measure_gemms(const calib_args *a, int rank, int world, int *n, doubl
 
 /* One call of every collective per size, nccl-tests' columns (busbw = algbw x the
  * collective's factor: 2(n-1)/n all-reduce, (n-1)/n all-gather and reduce-scatter, 1
- * sendrecv). The all-reduce's sizes and times into sizes / t. */
-static int measure_colls(const calib_args *a, int rank, int world, int64_t *sizes, double *t,
-                         int *n, FILE *log) {
+ * sendrecv); every measurement into m for the link's fit. */
+static int measure_colls(const calib_args *a, int rank, int world, calib_meas *m, int *n,
+                         FILE *log) {
+    static const calib_coll kinds[RT_CALIB_COLLS] = {CALIB_ALL_REDUCE, CALIB_ALL_GATHER,
+                                                     CALIB_REDUCE_SCATTER, CALIB_SENDRECV};
     *n = 0;
     const double nw = (double)world;
     const double bus[RT_CALIB_COLLS] = {2 * (nw - 1) / nw, (nw - 1) / nw, (nw - 1) / nw, 1};
@@ -144,7 +152,7 @@ static int measure_colls(const calib_args *a, int rank, int world, int64_t *size
             fprintf(log, "#\n# %s, %d ranks, median of %lld (the slowest rank's time)\n"
                          "#        size         count    type   time(us)  algbw(GB/s)  busbw(GB/s)\n",
                     rt_calib_coll_names[c], world, a->reps);
-        for (double s = a->min_bytes; s <= a->max_bytes && *n < MAX_SIZES; s *= (double)a->factor) {
+        for (double s = a->min_bytes; s <= a->max_bytes && *n < CALIB_MAX_MEAS; s *= (double)a->factor) {
             double sec = 0;
             int64_t bytes = (int64_t)s;
             if (bytes < 4 * (int64_t)world) bytes = 4 * (int64_t)world;
@@ -155,7 +163,7 @@ static int measure_colls(const calib_args *a, int rank, int world, int64_t *size
             if (rank == 0)
                 fprintf(log, "%14lld %13lld   float %10.2f %12.3f %12.3f\n", (long long)bytes,
                         (long long)(bytes / 4), sec * 1e6, alg / 1e9, alg * bus[c] / 1e9);
-            if (c == RT_CALIB_ALL_REDUCE) sizes[*n] = bytes, t[(*n)++] = sec;
+            m[(*n)++] = (calib_meas){kinds[c], bytes, sec};
         }
     }
     return 0;
@@ -187,9 +195,9 @@ static int calib_main(int argc, char **argv, int rank, int world) {
         fprintf(log, "# parasim calibrate: %d ranks (%d on this node) x %lld threads, %s, %s\n",
                 world, local, a.threads, host, date);
 
-    int n_dim = 0, n_sizes = 0;
-    double dim[MAX_DIMS], rate[MAX_DIMS], frac[MAX_DIMS], peak = 0, t[MAX_SIZES];
-    int64_t sizes[MAX_SIZES];
+    int n_dim = 0, n_meas = 0;
+    double dim[MAX_DIMS], rate[MAX_DIMS], frac[MAX_DIMS], peak = 0;
+    static calib_meas meas[CALIB_MAX_MEAS];
     if (measure_gemms(&a, rank, world, &n_dim, dim, rate, log) ||
         calib_gemm_curve(rate, n_dim, &peak, frac))
         return rank == 0 ? cli_fail("calibrate", CLI_FAIL, "the GEMM measurements failed (out of memory?)") : CLI_FAIL;
@@ -213,8 +221,8 @@ static int calib_main(int argc, char **argv, int rank, int world) {
                 100 * eff_f, ab * 1e3, 100 * eff_b, (long long)n_opt, opt * 1e3, hbm / 1e9);
     double lat = 0, bw = 0;
     const int links = world > 1;
-    if (links && (measure_colls(&a, rank, world, sizes, t, &n_sizes, log) ||
-                  calib_fit_allreduce(sizes, t, n_sizes, world, &lat, &bw)))
+    if (links && (measure_colls(&a, rank, world, meas, &n_meas, log) ||
+                  calib_fit_link(meas, n_meas, world, &lat, &bw)))
         return rank == 0 ? cli_fail("calibrate", CLI_FAIL, "the collective measurements failed, or too few sizes to fit (-b, -e, -f)") : CLI_FAIL;
     if (rank != 0) return CLI_OK;
 
@@ -266,8 +274,8 @@ static int calib_main(int argc, char **argv, int rank, int world) {
              (long long)B, (long long)T, (long long)H, (long long)KVH, (long long)D,
              (long long)n_opt, local,
              a.gpus_per_node ? "--gpus-per-node" : "the ranks measured on this node",
-             links ? "the ring all-reduce's latency and bus bandwidth fitted to MPI_Allreduce "
-                     "over the sizes above (efficiency 1)"
+             links ? "one latency and bus bandwidth fitted to every collective above at once "
+                     "(all-reduce, all-gather, reduce-scatter, sendrecv; efficiency 1)"
                    : "not measured (one rank): local-cpu's assumption",
              a.reps);
     ps_err err = {{0}};

@@ -10,33 +10,42 @@
  *  - memory-bound ops: the optimizer moves 32 bytes a parameter in fp32 (kt_optimizer:
  *    read gradient, zero it, read and write weight, m and v): bandwidth = 32 n / time
  *    at efficiency 1.
- *  - links: the ring all-reduce over n ranks takes 2(n-1) latency + 2(n-1) ceil(S/n) /
- *    bandwidth (coll_time.c); a least-squares line through (2(n-1) ceil(S/n), t) gives
- *    1 / bandwidth as its slope and 2(n-1) latency as its intercept. The squares are of
+ *  - links: each collective costs k latencies and x bytes at the bus bandwidth (coll_time.c:
+ *    the ring all-reduce over n ranks 2(n-1) and 2(n-1) ceil(S/n), all-gather and
+ *    reduce-scatter n-1 and (n-1) ceil(S/n), a send 1 and S); the link has one latency and
+ *    one bandwidth for all of them, so both are fitted to every collective the runtime
+ *    uses at once, t = k latency + x / bandwidth, by least squares. The squares are of
  *    relative errors (weights 1 / t^2): times span 4 decades over a size sweep, and in
  *    absolute terms the largest size alone would decide the latency. coll_time takes the
- *    tree instead where it is cheaper (small messages, n > 2), so the line is fitted
- *    again on the sizes where the first fit has the ring cheaper.
+ *    tree for an all-reduce where it is cheaper (small messages, n > 2), so those points
+ *    are priced as trees under the fit and the fit repeated until that settles.
  */
 #ifndef PS_CALIB_FIT_H
 #define PS_CALIB_FIT_H
 
 #include <stdint.h>
 
-/* Weighted least squares y = a + b x over n >= 2 points with distinct x (weights w > 0,
- * NULL: all 1); -1 otherwise. */
-int calib_fit_line(const double *x, const double *y, const double *w, int n, double *a,
-                   double *b);
-
 /* The GEMM curve: peak = the largest rate, frac[i] = rate[i] / peak. 0, or -1 when a rate
  * is not positive and finite, or n < 1. */
 int calib_gemm_curve(const double *rate, int n, double *peak, double *frac);
 
-/* A ring all-reduce's latency and bandwidth over `ranks` ranks from n measurements of S
- * bytes (sizes) in t seconds. The latency is floored at 0 (a negative intercept: the
- * measurements' noise at small sizes); -1 when the fit fails or the bandwidth is not
+/* One collective measured on the link: its kind, its buffer S (coll_time's bytes) and
+ * its seconds. */
+typedef enum { CALIB_ALL_REDUCE, CALIB_ALL_GATHER, CALIB_REDUCE_SCATTER, CALIB_SENDRECV } calib_coll;
+typedef struct {
+    calib_coll coll;
+    int64_t bytes;
+    double seconds;
+} calib_meas;
+#define CALIB_MAX_MEAS 128
+
+/* The link's latency and bus bandwidth over `ranks` ranks that price n measured
+ * collectives of any kinds as coll_time does (ring all-reduce 2(n-1) latencies and
+ * 2(n-1) ceil(S/n) bytes, or the tree where it is cheaper; all-gather and reduce-scatter
+ * n-1 and (n-1) ceil(S/n); sendrecv 1 and S), by weighted least squares on relative
+ * errors. The latency is floored at 0; -1 when the fit fails or the bandwidth is not
  * positive. */
-int calib_fit_allreduce(const int64_t *sizes, const double *t, int n, int64_t ranks,
-                        double *latency_s, double *bytes_per_s);
+int calib_fit_link(const calib_meas *m, int n, int64_t ranks, double *latency_s,
+                   double *bytes_per_s);
 
 #endif
