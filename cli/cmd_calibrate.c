@@ -142,8 +142,8 @@ static int measure_gemms(const calib_args *a, int rank, int world, int *n, doubl
  * sendrecv); every measurement into m for the link's fit. */
 static int measure_colls(const calib_args *a, int rank, int world, calib_meas *m, int *n,
                          FILE *log) {
-    static const calib_coll kinds[RT_CALIB_COLLS] = {CALIB_ALL_REDUCE, CALIB_ALL_GATHER,
-                                                     CALIB_REDUCE_SCATTER, CALIB_SENDRECV};
+    static const comm_coll kinds[RT_CALIB_COLLS] = {COLL_ALL_REDUCE, COLL_ALL_GATHER,
+                                                    COLL_REDUCE_SCATTER, COLL_SEND};
     *n = 0;
     const double nw = (double)world;
     const double bus[RT_CALIB_COLLS] = {2 * (nw - 1) / nw, (nw - 1) / nw, (nw - 1) / nw, 1};

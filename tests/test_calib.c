@@ -34,13 +34,11 @@ static void test_fit_link(void **state) {
     l.p2p_bytes_per_s = l.bytes_per_s;
     const int64_t ranks = 4, sizes[] = {4096, 65536, 1 << 20, 1 << 24};
     const comm_coll colls[] = {COLL_ALL_REDUCE, COLL_ALL_GATHER, COLL_REDUCE_SCATTER, COLL_SEND};
-    const calib_coll kinds[] = {CALIB_ALL_REDUCE, CALIB_ALL_GATHER, CALIB_REDUCE_SCATTER,
-                                CALIB_SENDRECV};
     calib_meas m[16];
     int n = 0;
     for (int c = 0; c < 4; c++)
         for (int i = 0; i < 4; i++, n++) {
-            m[n] = (calib_meas){kinds[c], sizes[i], coll_time(colls[c], ranks, sizes[i], &l)};
+            m[n] = (calib_meas){colls[c], sizes[i], coll_time(colls[c], ranks, sizes[i], &l)};
             const double chunk = (double)((sizes[i] + ranks - 1) / ranks);
             const double want =
                 c == 0 ? (i < 2 ? 4 * l.latency_s + 2.0 * (double)sizes[i] / l.bytes_per_s
@@ -58,11 +56,11 @@ static void test_fit_link(void **state) {
     m[2].seconds *= 1.02;
     assert_int_equal(calib_fit_link(m, n, ranks, &lat, &bw), 0);
     assert_true(fabs(bw / 6.5e9 - 1) < 0.01);
-    const calib_meas fast[] = {{CALIB_SENDRECV, 1 << 20, 1e-9}, {CALIB_SENDRECV, 2 << 20, 1e-3}};
+    const calib_meas fast[] = {{COLL_SEND, 1 << 20, 1e-9}, {COLL_SEND, 2 << 20, 1e-3}};
     assert_int_equal(calib_fit_link(fast, 2, 2, &lat, &bw), 0);
     assert_float_equal(lat, 0, 0);
     assert_int_equal(calib_fit_link(m, n, 1, &lat, &bw), -1);
-    const calib_meas none[] = {{CALIB_SENDRECV, 0, 1e-3}, {CALIB_SENDRECV, 8, 1e-3}};
+    const calib_meas none[] = {{COLL_SEND, 0, 1e-3}, {COLL_SEND, 8, 1e-3}};
     assert_int_equal(calib_fit_link(none, 2, 2, &lat, &bw), -1);
 }
 

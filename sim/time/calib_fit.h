@@ -10,41 +10,39 @@
  *  - memory-bound ops: the optimizer moves 32 bytes a parameter in fp32 (kt_optimizer:
  *    read gradient, zero it, read and write weight, m and v): bandwidth = 32 n / time
  *    at efficiency 1.
- *  - links: each collective costs k latencies and x bytes at the bus bandwidth (coll_time.c:
- *    the ring all-reduce over n ranks 2(n-1) and 2(n-1) ceil(S/n), all-gather and
- *    reduce-scatter n-1 and (n-1) ceil(S/n), a send 1 and S); the link has one latency and
- *    one bandwidth for all of them, so both are fitted to every collective the runtime
- *    uses at once, t = k latency + x / bandwidth, by least squares. The squares are of
- *    relative errors (weights 1 / t^2): times span 4 decades over a size sweep, and in
- *    absolute terms the largest size alone would decide the latency. coll_time takes the
- *    tree for an all-reduce where it is cheaper (small messages, n > 2), so those points
- *    are priced as trees under the fit and the fit repeated until that settles.
+ *  - links: coll_time prices each collective as k latencies and x bytes at the bus
+ *    bandwidth, (k, x) those of the algorithm it picks; the link has one latency and one
+ *    bandwidth for every collective, so both are fitted to all the collectives measured at
+ *    once, t = k latency + x / bandwidth, by least squares, with k and x read off coll_time
+ *    itself (no second copy of its formulas) at the current fit until the fit settles (the
+ *    all-reduce's ring or tree pick can move with it). The squares are of relative errors
+ *    (weights 1 / t^2): times span 4 decades over a size sweep, and in absolute terms the
+ *    largest size alone would decide the latency.
  */
 #ifndef PS_CALIB_FIT_H
 #define PS_CALIB_FIT_H
 
 #include <stdint.h>
 
+#include "cost/comm.h"
+
 /* The GEMM curve: peak = the largest rate, frac[i] = rate[i] / peak. 0, or -1 when a rate
  * is not positive and finite, or n < 1. */
 int calib_gemm_curve(const double *rate, int n, double *peak, double *frac);
 
-/* One collective measured on the link: its kind, its buffer S (coll_time's bytes) and
- * its seconds. */
-typedef enum { CALIB_ALL_REDUCE, CALIB_ALL_GATHER, CALIB_REDUCE_SCATTER, CALIB_SENDRECV } calib_coll;
+/* One collective measured on the link: its kind (COLL_SEND: a sendrecv), its buffer S
+ * (coll_time's bytes) and its seconds. */
 typedef struct {
-    calib_coll coll;
+    comm_coll coll;
     int64_t bytes;
     double seconds;
 } calib_meas;
 #define CALIB_MAX_MEAS 128
 
-/* The link's latency and bus bandwidth over `ranks` ranks that price n measured
- * collectives of any kinds as coll_time does (ring all-reduce 2(n-1) latencies and
- * 2(n-1) ceil(S/n) bytes, or the tree where it is cheaper; all-gather and reduce-scatter
- * n-1 and (n-1) ceil(S/n); sendrecv 1 and S), by weighted least squares on relative
- * errors. The latency is floored at 0; -1 when the fit fails or the bandwidth is not
- * positive. */
+/* The one-node link's latency and bus bandwidth over `ranks` ranks with which coll_time
+ * best prices the n measured collectives, by weighted least squares on relative errors.
+ * The latency is floored at 0; -1 when a measurement is not positive, or the fit fails
+ * or gives a bandwidth that is not positive. */
 int calib_fit_link(const calib_meas *m, int n, int64_t ranks, double *latency_s,
                    double *bytes_per_s);
 
