@@ -3,28 +3,16 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "base/median.h"
 #include "kern.h"
+#include "rt_backend.h"
 
 const char *const rt_calib_coll_names[RT_CALIB_COLLS] = {"all_reduce", "all_gather",
                                                          "reduce_scatter", "sendrecv"};
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
+static double now_s(void) { return rt_backend_cpu.now_seconds(); }
 
-static int cmp_double(const void *a, const void *b) {
-    const double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *t, int n) {
-    qsort(t, (size_t)n, sizeof *t, cmp_double);
-    return n % 2 ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2]);
-}
 
 #define MAX_REPS 64
 
@@ -57,7 +45,7 @@ int rt_calib_matmul(int64_t N, int64_t C, int64_t OC, int reps, double *fwd_s, d
         const double t2 = now_s();
         if (r >= 0) tf[r] = t1 - t0, tb[r] = t2 - t1;
     }
-    if (!rc) *fwd_s = median(tf, reps), *bwd_s = median(tb, reps);
+    if (!rc) *fwd_s = ps_median(tf, reps), *bwd_s = ps_median(tb, reps);
     free(x), free(w), free(dy), free(y), free(dx), free(dw);
     return rc;
 }
@@ -82,7 +70,7 @@ int rt_calib_attn(int64_t B, int64_t T, int64_t H, int64_t KVH, int64_t D, int r
         const double t2 = now_s();
         if (r >= 0) tf[r] = t1 - t0, tb[r] = t2 - t1;
     }
-    if (!rc) *fwd_s = median(tf, reps), *bwd_s = median(tb, reps);
+    if (!rc) *fwd_s = ps_median(tf, reps), *bwd_s = ps_median(tb, reps);
     free(q), free(k), free(v), free(dout), free(out), free(lse), free(dq), free(dk), free(dv),
         free(scratch);
     return rc;
@@ -100,7 +88,7 @@ int rt_calib_adamw(int64_t n, int reps, double *seconds) {
         memset(g, 0, (size_t)n * sizeof *g);
         if (r >= 0) t[r] = now_s() - t0;
     }
-    if (!rc) *seconds = median(t, reps);
+    if (!rc) *seconds = ps_median(t, reps);
     free(p), free(g), free(m), free(v);
     return rc;
 }
@@ -139,7 +127,7 @@ int rt_calib_coll_time(rt_calib_coll c, MPI_Comm comm, int64_t bytes, int reps,
         if (!rc) rc = MPI_Allreduce(&dt, &slowest, 1, MPI_DOUBLE, MPI_MAX, comm) ? -1 : 0;
         if (r >= 0) t[r] = slowest;
     }
-    if (!rc) *seconds = median(t, reps);
+    if (!rc) *seconds = ps_median(t, reps);
     free(in), free(out);
     return rc;
 }

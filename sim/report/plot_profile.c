@@ -188,6 +188,56 @@ static int read_event(const ynode *m, const char *path, const int *cat, prof_eve
     return 0;
 }
 
+/* The list under key if present (NULL when absent), else as get_seq. */
+static int get_seq_opt(const ynode *map, const char *path, const char *key, const ynode **out,
+                       ps_err *err) {
+    *out = NULL;
+    return ynode_get(map, key) ? get_seq(map, path, key, out, err) : 0;
+}
+
+/* A rank's collectives (optional). */
+static int read_colls(const ynode *m, const char *path, prof_rank *r, ps_err *err) {
+    const ynode *cs = NULL;
+    char sub[FIELD + 16], cpath[FIELD];
+    if (get_seq_opt(m, path, "collectives", &cs, err)) return -1;
+    if (!cs) return 0;
+    r->colls = calloc((size_t)(cs->n ? cs->n : 1), sizeof *r->colls);
+    if (!r->colls) return ps_err_set(err, "out of memory");
+    snprintf(sub, sizeof sub, "%s.collectives", path);
+    for (int k = 0; k < cs->n; k++) {
+        prof_coll *c = &r->colls[k];
+        const ynode *n = cs->items[k];
+        if (get_item_map(cs, sub, k, cpath, err) ||
+            yget_str(n, cpath, "group", true, c->group, sizeof c->group, err) ||
+            yget_str(n, cpath, "coll", true, c->coll, sizeof c->coll, err) ||
+            yget_int(n, cpath, "calls", true, 0, INT64_MAX, &c->calls, err) ||
+            yget_int(n, cpath, "bytes", true, 0, INT64_MAX, &c->bytes, err) ||
+            yget_int(n, cpath, "predicted_calls", true, 0, INT64_MAX, &c->pcalls, err) ||
+            yget_int(n, cpath, "predicted_bytes", true, 0, INT64_MAX, &c->pbytes, err))
+            return -1;
+        r->n_colls = k + 1;
+    }
+    return 0;
+}
+
+/* The steps' measured and predicted seconds (optional). */
+static int read_steps(const ynode *root, plot_profile *p, ps_err *err) {
+    const ynode *s = NULL;
+    char path[FIELD];
+    if (get_seq_opt(root, "", "steps", &s, err)) return -1;
+    if (!s) return 0;
+    p->steps = calloc((size_t)(s->n ? s->n : 1), sizeof *p->steps);
+    if (!p->steps) return ps_err_set(err, "out of memory");
+    for (int k = 0; k < s->n; k++) {
+        if (get_item_map(s, "steps", k, path, err) ||
+            get_s(s->items[k], path, "seconds", &p->steps[k].seconds, err) ||
+            get_s(s->items[k], path, "predicted_seconds", &p->steps[k].pseconds, err))
+            return -1;
+        p->n_steps = k + 1;
+    }
+    return 0;
+}
+
 static int read_rank(const ynode *s, int i, plot_profile *p, const int *cat, ps_err *err) {
     char path[FIELD], sub[FIELD + 16];
     prof_rank *r = &p->ranks[i];
@@ -204,7 +254,7 @@ static int read_rank(const ynode *s, int i, plot_profile *p, const int *cat, ps_
     snprintf(sub, sizeof sub, "%s.measured", path);
     if (get_mem(me, sub, "peak", cat, r->peak, err) ||
         yget_int(me, sub, "peak_total", true, 0, PROGRAM_MAX_BYTE_SUM, &r->peak_total, err) ||
-        get_seq(m, path, "events", &ev, err))
+        read_colls(m, path, r, err) || get_seq(m, path, "events", &ev, err))
         return -1;
     r->events = calloc((size_t)(ev->n ? ev->n : 1), sizeof *r->events);
     if (!r->events) return ps_err_set(err, "out of memory");
@@ -238,6 +288,9 @@ int plot_profile_load(const char *path, plot_profile *out, ps_err *err) {
                        ynode_describe(root, buf, sizeof buf));
     if (!rc) rc = read_header(root, out, cat, err);
     if (!rc) rc = read_roles(root, out, cat, err);
+    if (!rc) rc = yget_quantity(root, "", "tokens_per_step", false, UNIT_NONE, 0,
+                                &out->tokens_per_step, err);
+    if (!rc) rc = read_steps(root, out, err);
     if (!rc) rc = get_seq(root, "", "rank_profiles", &s, err);
     if (!rc && s->n != out->n_ranks)
         rc = ps_err_at(err, &s->loc, "rank_profiles", "expected %d (ranks), found %d",
@@ -262,8 +315,9 @@ const char *plot_profile_describe(const plot_profile *p, char *buf, int buf_len)
 
 void plot_profile_free(plot_profile *p) {
     for (int i = 0; p->ranks && i < p->n_ranks; i++)
-        free(p->ranks[i].events);
+        free(p->ranks[i].events), free(p->ranks[i].colls);
     free(p->ranks);
+    free(p->steps);
     free(p->roles);
     memset(p, 0, sizeof *p);
 }

@@ -1,9 +1,12 @@
 /* plot_profile.h — a run profile (`parasim run -o PROFILE.json`, docs/runtime.md
- * §Profile) read back for the charts of docs/plots.md §3–5.
+ * §Profile) read back for the charts of docs/plots.md §3–5 and for `parasim validate`
+ * (validate_profile.h).
  *
- * Only what the charts draw is kept: every role's coordinates and predicted
- * peaks, and every rank's role, measured peaks and events (measured and
- * predicted times and bytes per category). Every field is checked as it is
+ * Kept: every role's coordinates and predicted peaks; every rank's role, measured
+ * peaks, collectives (calls and bytes, measured and predicted) and events (measured
+ * and predicted times and bytes per category); the steps' measured and predicted
+ * seconds and the tokens a step. The steps, the tokens and the collectives are
+ * optional (the charts do without them). Every field is checked as it is
  * read; an error names file:line:col and the field ("rank_profiles[1].events[4].end:
  * expected a number >= start ..."), as the spec readers do.
  */
@@ -38,18 +41,30 @@ typedef struct {
 } prof_role;
 
 typedef struct {
+    char group[8], coll[24];
+    int64_t calls, bytes, pcalls, pbytes; /* measured; predicted by the program */
+} prof_coll;
+
+typedef struct {
     int32_t role;
     int64_t peak[MEM_COUNT], peak_total; /* measured peaks */
-    int32_t n_events;
+    int32_t n_events, n_colls;
     prof_event *events;
+    prof_coll *colls;
 } prof_rank;
+
+typedef struct {
+    double seconds, pseconds; /* measured; predicted by the replay */
+} prof_step;
 
 typedef struct {
     char plan[128], model[64], cluster[64], backend[16], params_dtype[16];
     int32_t dp, tp, pp, cp, zero;
-    int32_t n_roles, n_ranks, event_steps;
+    int32_t n_roles, n_ranks, event_steps, n_steps;
+    double tokens_per_step; /* 0 when absent */
     prof_role *roles; /* by role index */
     prof_rank *ranks; /* by world rank */
+    prof_step *steps; /* in order, the first step first */
 } plot_profile;
 
 /* Read and check path. 0, or -1 with err naming file:line:col and the field. */

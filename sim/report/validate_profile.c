@@ -5,9 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/median.h"
 #include "report/plot_profile.h"
-#include "spec/yget.h"
-#include "spec/ynode.h"
 
 const char *const validate_kind_names[VALIDATE_KINDS] = {"fwd", "bwd", "optim", "comm"};
 
@@ -39,179 +38,102 @@ int validate_tol_parse(const char *text, validate_tol *t, ps_err *err) {
     return 0;
 }
 
-/* ---- reading the profile ------------------------------------------------------------ */
-
-static const ynode *get(const ynode *n, const char *key) {
-    return n && n->kind == YN_MAP ? ynode_get(n, key) : NULL;
-}
-
-static int num(const ynode *n, double *out) {
-    int64_t i;
-    if (!n || n->kind != YN_SCALAR) return -1;
-    if (!yget_parse_int(n->str, &i)) return *out = (double)i, 0;
-    char *end = NULL;
-    *out = strtod(n->str, &end);
-    return end && !*end && end != n->str ? 0 : -1;
-}
+/* ---- the profile against its prediction ------------------------------------------- */
 
 static double rel(double meas, double pred) {
     if (pred == 0) return meas == 0 ? 0 : INFINITY;
     return fabs(meas - pred) / pred;
 }
 
-static int cmp_double(const void *a, const void *b) {
-    const double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n) {
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
-static int bad(ps_err *err, const char *path, const char *what) {
-    return ps_err_set(err, "%s: not a parasim run profile (%s)", path, what);
-}
-
-static int memory(const ynode *root, const char *path, validate_result *r, ps_err *err) {
-    const ynode *ranks = get(root, "rank_profiles"), *roles = get(root, "roles");
-    const ynode *cats = get(root, "categories");
-    if (!ranks || ranks->kind != YN_SEQ || !roles || roles->kind != YN_SEQ || !cats ||
-        cats->kind != YN_SEQ)
-        return bad(err, path, "rank_profiles, roles or categories missing");
-    r->ranks = ranks->n;
+/* One op list stands for every data-parallel rank of a role, and the replay's peaks are
+ * those of its heaviest rank (ZeRO's uneven shard parts: program_emit.c rs_workspace):
+ * each role's prediction against the most any of its ranks measured, category by
+ * category and in total. */
+static void memory(const plot_profile *p, validate_result *r) {
+    r->ranks = p->n_ranks;
     r->total_err = r->cat_err = -1;
-    /* One op list stands for every data-parallel rank of a role, and the replay's peaks are
-     * those of its heaviest rank (ZeRO's uneven shard parts: program_emit.c rs_workspace):
-     * each role's prediction against the most any of its ranks measured, category by
-     * category and in total. */
-    for (int role = 0; role < roles->n; role++) {
-        const ynode *pred = get(roles->items[role], "predicted"), *pp = get(pred, "peak");
-        double pt, mt = -1, m[16], mr[16];
-        int rank_t = -1, rank_c[16], n_c = 0;
-        if (num(get(pred, "peak_total"), &pt) || !pp || pp->kind != YN_SEQ || pp->n > 16 ||
-            pp->n > cats->n)
-            return bad(err, path, "a role's predicted peaks");
-        n_c = pp->n;
-        for (int c = 0; c < n_c; c++) m[c] = -1, rank_c[c] = -1;
-        for (int i = 0; i < ranks->n; i++) {
-            const ynode *rp = ranks->items[i], *meas = get(rp, "measured"), *mp = get(meas, "peak");
-            double rl, t;
-            if (num(get(rp, "role"), &rl) || rl < 0 || rl >= roles->n)
-                return bad(err, path, "a rank's role");
-            if ((int)rl != role) continue;
-            if (num(get(meas, "peak_total"), &t) || !mp || mp->kind != YN_SEQ || mp->n != n_c)
-                return bad(err, path, "a rank's peaks");
-            if (t > mt) mt = t, rank_t = i;
-            for (int c = 0; c < n_c; c++) {
-                if (num(mp->items[c], &mr[c])) return bad(err, path, "a peak");
-                if (mr[c] > m[c]) m[c] = mr[c], rank_c[c] = i;
-            }
+    for (int role = 0; role < p->n_roles; role++) {
+        const prof_role *pr = &p->roles[role];
+        int64_t mt = -1, m[MEM_COUNT];
+        int rank_t = -1, rank_c[MEM_COUNT];
+        for (int c = 0; c < MEM_COUNT; c++) m[c] = -1, rank_c[c] = -1;
+        for (int i = 0; i < p->n_ranks; i++) {
+            const prof_rank *rk = &p->ranks[i];
+            if (rk->role != role) continue;
+            if (rk->peak_total > mt) mt = rk->peak_total, rank_t = i;
+            for (int c = 0; c < MEM_COUNT; c++)
+                if (rk->peak[c] > m[c]) m[c] = rk->peak[c], rank_c[c] = i;
         }
         if (rank_t < 0) continue; /* no rank plays it */
-        const double e = rel(mt, pt);
+        const double e = rel((double)mt, (double)pr->ppeak_total);
         if (e > r->total_err)
-            r->total_err = e, r->total_rank = rank_t, r->total_meas = (int64_t)mt,
-            r->total_pred = (int64_t)pt;
-        for (int c = 0; c < n_c; c++) {
-            double p;
-            if (num(pp->items[c], &p)) return bad(err, path, "a peak");
-            const double ec = rel(m[c], p);
+            r->total_err = e, r->total_rank = rank_t, r->total_meas = mt,
+            r->total_pred = pr->ppeak_total;
+        for (int c = 0; c < MEM_COUNT; c++) {
+            const double ec = rel((double)m[c], (double)pr->ppeak[c]);
             if (ec > r->cat_err) {
-                r->cat_err = ec, r->cat_rank = rank_c[c], r->cat_meas = (int64_t)m[c];
-                r->cat_pred = (int64_t)p;
-                snprintf(r->cat, sizeof r->cat, "%s",
-                         cats->items[c]->kind == YN_SCALAR ? cats->items[c]->str : "?");
+                r->cat_err = ec, r->cat_rank = rank_c[c], r->cat_meas = m[c];
+                r->cat_pred = pr->ppeak[c];
+                snprintf(r->cat, sizeof r->cat, "%s", mem_cat_names[c]);
             }
         }
     }
-    return 0;
 }
 
-static int bytes(const ynode *root, const char *path, validate_result *r, ps_err *err) {
-    const ynode *ranks = get(root, "rank_profiles");
-    r->bytes_err = 0;
-    for (int i = 0; i < ranks->n; i++) {
-        const ynode *cs = get(ranks->items[i], "collectives");
-        if (!cs || cs->kind != YN_SEQ) return bad(err, path, "a rank's collectives");
-        for (int k = 0; k < cs->n; k++) {
-            const ynode *c = cs->items[k];
-            double b, pb, n, pn;
-            if (num(get(c, "bytes"), &b) || num(get(c, "predicted_bytes"), &pb) ||
-                num(get(c, "calls"), &n) || num(get(c, "predicted_calls"), &pn))
-                return bad(err, path, "a collective's bytes or calls");
-            const double e = fmax(rel(b, pb), rel(n, pn));
-            const ynode *g = get(c, "group"), *o = get(c, "coll");
+static void bytes(const plot_profile *p, validate_result *r) {
+    for (int i = 0; i < p->n_ranks; i++)
+        for (int k = 0; k < p->ranks[i].n_colls; k++) {
+            const prof_coll *c = &p->ranks[i].colls[k];
+            const double e = fmax(rel((double)c->bytes, (double)c->pbytes),
+                                  rel((double)c->calls, (double)c->pcalls));
             r->colls++;
             if (e > r->bytes_err || !r->bytes_what[0])
-                snprintf(r->bytes_what, sizeof r->bytes_what, "rank %d %s %s", i,
-                         g && g->str ? g->str : "?", o && o->str ? o->str : "?");
+                snprintf(r->bytes_what, sizeof r->bytes_what, "rank %d %s %s", i, c->group,
+                         c->coll);
             if (e > r->bytes_err) r->bytes_err = e;
         }
-    }
-    return 0;
 }
 
-static int times(const ynode *root, const char *path, validate_result *r, ps_err *err) {
-    const ynode *steps = get(root, "steps"), *ranks = get(root, "rank_profiles");
-    double tokens;
-    if (!steps || steps->kind != YN_SEQ || steps->n < 1 || num(get(root, "tokens_per_step"), &tokens))
-        return bad(err, path, "steps or tokens_per_step missing");
-    double *m = malloc(sizeof *m * (size_t)steps->n), *p = malloc(sizeof *p * (size_t)steps->n);
-    if (!m || !p) return free(m), free(p), ps_err_set(err, "out of memory");
+static int times(const plot_profile *p, const char *path, validate_result *r, ps_err *err) {
+    if (p->n_steps < 1 || !(p->tokens_per_step > 0))
+        return ps_err_set(err, "%s: the profile has no steps or no tokens_per_step to time "
+                               "(parasim run writes both)", path);
+    double *m = malloc(sizeof *m * (size_t)p->n_steps), *q = malloc(sizeof *q * (size_t)p->n_steps);
+    if (!m || !q) return free(m), free(q), ps_err_set(err, "out of memory");
     /* the steps after the first (it allocates the optimizer states); all of one step alone */
-    const int from = steps->n > 1 ? 1 : 0;
     int n = 0;
-    for (int k = from; k < steps->n; k++, n++)
-        if (num(get(steps->items[k], "seconds"), &m[n]) ||
-            num(get(steps->items[k], "predicted_seconds"), &p[n]))
-            return free(m), free(p), bad(err, path, "a step's seconds");
+    for (int k = p->n_steps > 1 ? 1 : 0; k < p->n_steps; k++, n++)
+        m[n] = p->steps[k].seconds, q[n] = p->steps[k].pseconds;
     r->steps = n;
-    r->step_meas = median(m, n), r->step_pred = median(p, n);
+    r->step_meas = ps_median(m, n), r->step_pred = ps_median(q, n);
     r->step_err = (r->step_meas - r->step_pred) / r->step_pred;
-    r->tokens_per_s = tokens / r->step_meas;
-    free(m), free(p);
-    for (int i = 0; i < ranks->n; i++) {
-        const ynode *ev = get(ranks->items[i], "events");
-        if (!ev || ev->kind != YN_SEQ) return bad(err, path, "a rank's events");
-        for (int k = 0; k < ev->n; k++) {
-            const ynode *e = ev->items[k], *kind = get(e, "kind");
-            double step, s, t, ps, pt;
-            if (!kind || !kind->str || num(get(e, "step"), &step) || num(get(e, "start"), &s) ||
-                num(get(e, "end"), &t) || num(get(e, "predicted_start"), &ps) ||
-                num(get(e, "predicted_end"), &pt))
-                return bad(err, path, "an event");
-            if (step < 2) continue; /* as the steps: after the first */
-            const char *kn = kind->str;
-            const int K = !strcmp(kn, "fwd")     ? VALIDATE_FWD
-                          : !strcmp(kn, "bwd")   ? VALIDATE_BWD
-                          : !strcmp(kn, "optim") ? VALIDATE_OPTIM
-                          : !strcmp(kn, "coll") || !strcmp(kn, "send") || !strcmp(kn, "recv")
+    r->tokens_per_s = p->tokens_per_step / r->step_meas;
+    free(m), free(q);
+    for (int i = 0; i < p->n_ranks; i++)
+        for (int k = 0; k < p->ranks[i].n_events; k++) {
+            const prof_event *e = &p->ranks[i].events[k];
+            const int K = e->kind == OP_FWD     ? VALIDATE_FWD
+                          : e->kind == OP_BWD   ? VALIDATE_BWD
+                          : e->kind == OP_OPTIM ? VALIDATE_OPTIM
+                          : e->kind == OP_COLL || e->kind == OP_SEND || e->kind == OP_RECV
                               ? VALIDATE_COMM
                               : -1;
-            if (K < 0) continue;
-            r->kind_meas[K] += t - s;
-            r->kind_pred[K] += pt - ps;
+            if (K < 0 || e->step < 2) continue; /* as the steps: after the first */
+            r->kind_meas[K] += e->end - e->start;
+            r->kind_pred[K] += e->pend - e->pstart;
         }
-    }
     return 0;
 }
 
 int validate_profile(const char *path, validate_result *out, ps_err *err) {
-    static const ynode_limits limits = {PLOT_PROFILE_MAX_BYTES, PLOT_PROFILE_MAX_NODES,
-                                        YNODE_MAX_DEPTH};
-    ynode *root = NULL;
+    plot_profile p;
     memset(out, 0, sizeof *out);
-    if (ynode_load_file_limits(path, &limits, &root, err)) return -1;
-    const ynode *plan = get(root, "plan"), *fmt = get(root, "format");
-    int rc = !fmt || !fmt->str || strcmp(fmt->str, "parasim-profile")
-                 ? bad(err, path, "format is not parasim-profile")
-                 : 0;
-    if (!rc) snprintf(out->plan, sizeof out->plan, "%s", plan && plan->str ? plan->str : "?");
-    if (!rc) rc = memory(root, path, out, err);
-    if (!rc) rc = bytes(root, path, out, err);
-    if (!rc) rc = times(root, path, out, err);
-    ynode_free(root);
+    if (plot_profile_load(path, &p, err)) return -1;
+    snprintf(out->plan, sizeof out->plan, "%s", p.plan);
+    memory(&p, out);
+    bytes(&p, out);
+    const int rc = times(&p, path, out, err);
+    plot_profile_free(&p);
     return rc;
 }
 
