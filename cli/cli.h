@@ -30,6 +30,9 @@ int cmd_generate(int argc, char **argv);
  * launch says how to start the command when MPI cannot. */
 int cli_mpi_main(const char *cmd, const char *launch, int argc, char **argv,
                  int (*body)(int argc, char **argv, int rank, int world));
+/* The largest of every rank's rc, on every rank (a collective: all ranks call it), so
+ * that one rank's failure stops them all. */
+int cli_mpi_worst(int rc);
 /* Ranks on this node (they share its cores and memory). */
 int cli_local_ranks(void);
 /* Every rank checks the same input and rank 0 speaks: on the others, standard error goes

@@ -1,4 +1,4 @@
-/* cli_mpi.c — the MPI frame of the commands that run on ranks (run, generate). */
+/* cli_mpi.c — the MPI frame of the commands that run on ranks (run, generate, calibrate, validate). */
 #include <fcntl.h>
 #include <mpi.h>
 #include <stdio.h>
@@ -15,11 +15,15 @@ int cli_mpi_main(const char *cmd, const char *launch, int argc, char **argv,
     }
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     MPI_Comm_size(MPI_COMM_WORLD, &world);
-    int rc = body(argc, argv, rank, world);
     /* all ranks agree on the exit code */
+    const int worst = cli_mpi_worst(body(argc, argv, rank, world));
+    MPI_Finalize();
+    return worst;
+}
+
+int cli_mpi_worst(int rc) {
     int worst = rc;
     MPI_Allreduce(&rc, &worst, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
-    MPI_Finalize();
     return worst;
 }
 

@@ -8,12 +8,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "base/atomic_file.h"
 #include "base/fmt.h"
 #include "cli.h"
 #include "report/cluster_yaml.h"
 #include "rt_backend.h"
 #include "rt_calib.h"
+#include "run_profile.h"
 #include "time/calib_fit.h"
 
 #define MAX_DIMS 8
@@ -99,13 +99,6 @@ static int parse(int argc, char **argv, calib_args *a) {
     return CLI_OK;
 }
 
-/* Nonzero on every rank when bad is on any (so that all stop together). */
-static int agree(int bad) {
-    int any = bad;
-    MPI_Allreduce(&bad, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
-    return any;
-}
-
 /* The mean over the ranks of x (all measured at once). */
 static double mean_over_ranks(double x, int world) {
     double s = 0;
@@ -126,7 +119,7 @@ static int measure_gemms(const calib_args *a, int rank, int world, int *n, doubl
     for (int i = 0; i < *n; i++) {
         const int64_t C = (int64_t)d[i], OC = C > N ? C : N;
         double f = 0, b = 0;
-        if (agree(rt_calib_matmul(N, C, OC, (int)a->reps, &f, &b) != 0)) return -1;
+        if (cli_mpi_worst(rt_calib_matmul(N, C, OC, (int)a->reps, &f, &b) != 0)) return -1;
         f = mean_over_ranks(f, world), b = mean_over_ranks(b, world);
         dim[i] = (double)C;
         rate[i] = 3.0 * 2.0 * (double)N * (double)C * (double)OC / (f + b);
@@ -179,11 +172,11 @@ static int calib_main(int argc, char **argv, int rank, int world) {
     int rc = parse(argc, argv, &a);
     if (rc == CLI_OK && a.out_path && rank == 0) {
         ps_err err = {{0}};
-        if (atomic_file_check_target(a.out_path, &err))
+        if (run_profile_check_output(a.out_path, &err)) /* writable, before any measuring */
             rc = cli_fail("calibrate", CLI_USAGE, "-o: %s", err.msg);
     }
     cli_stderr_restore(quiet);
-    if (agree(rc)) return rc ? rc : CLI_USAGE; /* rank 0's refusal stops every rank */
+    if ((rc = cli_mpi_worst(rc)) != CLI_OK) return rc; /* rank 0's refusal stops every rank */
     rt_backend_cpu.set_threads((int)a.threads);
     FILE *log = a.out_path ? stdout : stderr;
     const int local = cli_local_ranks();
@@ -205,7 +198,7 @@ static int calib_main(int argc, char **argv, int rank, int world) {
     const int64_t B = a.quick ? 2 : 8, T = 256, H = 6, KVH = 2, D = 64;
     double af = 0, ab = 0, opt = 0;
     const int64_t n_opt = a.quick ? 1 << 20 : 8 << 20;
-    if (agree(rt_calib_attn(B, T, H, KVH, D, (int)a.reps, &af, &ab) ||
+    if (cli_mpi_worst(rt_calib_attn(B, T, H, KVH, D, (int)a.reps, &af, &ab) ||
               rt_calib_adamw(n_opt, (int)a.reps, &opt)))
         return rank == 0 ? cli_fail("calibrate", CLI_FAIL, "out of memory for the attention or optimizer measurement") : CLI_FAIL;
     af = mean_over_ranks(af, world), ab = mean_over_ranks(ab, world);

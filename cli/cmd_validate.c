@@ -11,6 +11,7 @@
 #include "base/atomic_file.h"
 #include "cli.h"
 #include "report/validate_profile.h"
+#include "run_profile.h"
 
 #define MAX_ARGS 160
 
@@ -43,12 +44,6 @@ static void stem(const char *path, char *out, size_t len) {
     snprintf(out, len, "%s", b ? b + 1 : path);
     char *dot = strrchr(out, '.');
     if (dot && (!strcmp(dot, ".yaml") || !strcmp(dot, ".yml"))) *dot = 0;
-}
-
-static int agree(int rc) {
-    int worst = rc;
-    MPI_Allreduce(&rc, &worst, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
-    return worst;
 }
 
 static int validate_main(int argc, char **argv, int rank, int world) {
@@ -97,8 +92,11 @@ static int validate_main(int argc, char **argv, int rank, int world) {
     if (rc == CLI_OK && !n_plans) rc = cli_fail("validate", CLI_USAGE, "expected plan files");
     if (rc == CLI_OK && rank == 0 && mkdir(dir, 0777) && access(dir, W_OK))
         rc = cli_fail("validate", CLI_FAIL, "--out-dir %s: cannot create or write it", dir);
+    ps_err err = {{0}};
+    if (rc == CLI_OK && rank == 0 && csv && run_profile_check_output(csv, &err))
+        rc = cli_fail("validate", CLI_USAGE, "--csv: %s", err.msg); /* before any run */
     cli_stderr_restore(quiet);
-    if ((rc = agree(rc)) != CLI_OK) return rc;
+    if ((rc = cli_mpi_worst(rc)) != CLI_OK) return rc;
 
     static validate_result res[64];
     int ok[64] = {0}, failed = 0;
@@ -118,7 +116,7 @@ static int validate_main(int argc, char **argv, int rank, int world) {
             printf("== %s\n", plans[p]);
             fflush(stdout);
         }
-        const int run_rc = agree(cli_run_main(ac, av, rank, world));
+        const int run_rc = cli_mpi_worst(cli_run_main(ac, av, rank, world));
         if (rank != 0) continue;
         ps_err err = {{0}};
         if (run_rc != CLI_OK) {

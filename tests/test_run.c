@@ -319,6 +319,12 @@ static void test_calibrate(void **state) {
     }
     assert_float_equal(opt[1] / opt[0], 2.0, 1e-9);
     assert_true(dp[0] > 0 && dp[1] > 1.5 * dp[0]);
+    /* an output that cannot be written is refused before anything is measured */
+    snprintf(cmd, sizeof cmd, "%s -np 2 --oversubscribe %s calibrate -o /nonexistent-dir/c.yaml",
+             mpirun, parasim);
+    assert_int_equal(sh(cmd), 2);
+    tu_contains(out, "parasim calibrate: -o: /nonexistent-dir/c.yaml", NULL);
+    assert_null(strstr(out, "# GEMM"));
 }
 
 /* `parasim validate` runs a plan and holds it to its prediction: memory and bytes within
@@ -363,6 +369,11 @@ static void test_validate(void **state) {
              mpirun, parasim);
     assert_int_equal(sh(cmd), 2);
     tu_contains(out, "--tolerance: expected memory=, time= or bytes=", NULL);
+    snprintf(cmd, sizeof cmd, "%s -np 2 --oversubscribe %s validate " PLAN " --csv /nonexistent-dir/v.csv",
+             mpirun, parasim);
+    assert_int_equal(sh(cmd), 2);
+    tu_contains(out, "parasim validate: --csv: /nonexistent-dir/v.csv", NULL);
+    assert_null(strstr(out, "== " PLAN));
 }
 
 /* --backend auto (the default) says in one line why it runs on the CPU: on a
