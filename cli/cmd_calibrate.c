@@ -15,6 +15,7 @@
 #include "rt_calib.h"
 #include "run_profile.h"
 #include "time/calib_fit.h"
+#include "time/kernel_time.h"
 
 #define MAX_DIMS 8
 #define MAX_SIZES 32 /* of the -b .. -e sweep: 4 collectives each within CALIB_MAX_MEAS */
@@ -203,15 +204,20 @@ static int calib_main(int argc, char **argv, int rank, int world) {
         return rank == 0 ? cli_fail("calibrate", CLI_FAIL, "out of memory for the attention or optimizer measurement") : CLI_FAIL;
     af = mean_over_ranks(af, world), ab = mean_over_ranks(ab, world);
     opt = mean_over_ranks(opt, world);
-    const double attn_flops = 2.0 * (double)(B * H * T * T * D);
-    const double eff_f = attn_flops / af / peak, eff_b = 2.5 * attn_flops / ab / peak;
-    const double hbm = 32.0 * (double)n_opt / opt;
+    /* FLOPs and bytes as the time model counts them (kernel_time.h) */
+    double attn_f, attn_b;
+    kt_flash_attn_flops((double)(B * H), (double)T, (double)T, (double)D, &attn_f, &attn_b);
+    const double eff_f = attn_f / af / peak, eff_b = attn_b / ab / peak;
+    const plan_precision fp32 = {DT_FP32, DT_FP32, DT_NONE, DT_FP32, DT_FP32};
+    const double opt_bytes = kt_optimizer_bytes(&fp32, OPT_ADAMW, n_opt);
+    const double hbm = opt_bytes / opt;
     if (rank == 0)
         fprintf(log, "#\n# attention B %lld T %lld H %lld KVH %lld D %lld: forward %.3f ms "
                      "(%.1f%% of the GEMM peak), backward %.3f ms (%.1f%%)\n"
-                     "# optimizer over %lld fp32 parameters: %.3f ms, 32 bytes each: %.2f GB/s\n",
+                     "# optimizer over %lld fp32 parameters: %.3f ms, %.0f bytes each: %.2f GB/s\n",
                 (long long)B, (long long)T, (long long)H, (long long)KVH, (long long)D, af * 1e3,
-                100 * eff_f, ab * 1e3, 100 * eff_b, (long long)n_opt, opt * 1e3, hbm / 1e9);
+                100 * eff_f, ab * 1e3, 100 * eff_b, (long long)n_opt, opt * 1e3,
+                opt_bytes / (double)n_opt, hbm / 1e9);
     double lat = 0, bw = 0;
     const int links = world > 1;
     if (links && (measure_colls(&a, rank, world, meas, &n_meas, log) ||
@@ -258,14 +264,14 @@ static int calib_main(int argc, char **argv, int rank, int world) {
              "peak_flops: the fastest GEMM rate of the sweep (%.2f GFLOP/s, forward + backward),\n"
              "  every dtype alike (the CPU kernels compute in fp32); efficiency.gemm: each rate over it.\n"
              "attention: causal forward and backward at B %lld, T %lld, H %lld, KVH %lld, D %lld over that peak.\n"
-             "hbm_bandwidth: AdamW + zeroing over %lld fp32 parameters, 32 bytes each (efficiency 1).\n"
+             "hbm_bandwidth: AdamW + zeroing over %lld fp32 parameters, %.0f bytes each as the time model counts them (efficiency 1).\n"
              "memory: the host's memory over the %d ranks of this node; gpus_per_node: %s.\n"
              "links.intra_node: %s\n"
              "links.inter_node, links.host: not measured (one node; local-cpu's assumptions).\n"
              "Medians of %lld runs; kernel figures the mean over the ranks, measured all at once.",
              world, argline, host, date, a.threads, a.threads == 1 ? "" : "s", peak / 1e9,
              (long long)B, (long long)T, (long long)H, (long long)KVH, (long long)D,
-             (long long)n_opt, local,
+             (long long)n_opt, opt_bytes / (double)n_opt, local,
              a.gpus_per_node ? "--gpus-per-node" : "the ranks measured on this node",
              links ? "one latency and bus bandwidth fitted to every collective above at once "
                      "(all-reduce, all-gather, reduce-scatter, sendrecv; efficiency 1)"

@@ -126,11 +126,12 @@ static void add_attention(kt_part *o, const model_cfg *m, const cluster_cfg *c,
     /* MLA: QK^T over nope + rope (head_dim), PV over v_head_dim: their mean */
     const double d = model_is_mla(m) ? 0.5 * (double)(m->head_dim + m->v_head_dim)
                                      : (double)m->head_dim;
-    const double square = 2.0 * b * heads * sq * sk * d; /* FLOPs of one of QK^T, PV */
     double before = 0;
     for (int i = 0; i < o->n; i++) before += o->op[i].fwd;
     if (m->attention == ATTN_FLASH) {
-        const double flops = 2.0 * square * 0.5, bwd = 2.5 * flops, peak = kt_peak(c, p);
+        double flops, bwd;
+        const double peak = kt_peak(c, p);
+        kt_flash_attn_flops(b * heads, sq, sk, d, &flops, &bwd);
         double ef, eb; /* each kernel call attends over s/cp (ring attention's blocks) */
         kt_attn_efficiency(c, p, sq, &ef, &eb);
         kt_op *op = &o->op[o->n++];
@@ -385,19 +386,30 @@ void kt_mtp(const model_cfg *m, const cluster_cfg *c, const plan_cfg *p, kt_part
     o->fwd *= n, o->bwd_in *= n, o->bwd_w *= n;
 }
 
+void kt_flash_attn_flops(double bh, double sq, double sk, double d, double *fwd, double *bwd) {
+    *fwd = 2.0 * (2.0 * bh * sq * sk * d) * 0.5; /* QK^T and PV, the causal half of each */
+    *bwd = 2.5 * *fwd;
+}
+
 /* Offloaded optimizer (ZeRO-Offload, Ren et al. 2021): gradients to the host
  * and parameters back over the host link, the step on the CPU at an assumed
  * 50 GB/s of host memory traffic (docs/time.md §2). */
 #define KT_HOST_BYTES_PER_S 50e9
 
-double kt_optimizer(const cluster_cfg *c, const plan_cfg *p, int64_t elems) {
-    const plan_precision *pr = &p->precision;
-    const double k = states_per_param(p->optimizer), n = (double)elems;
+double kt_optimizer_bytes(const plan_precision *pr, plan_optimizer opt, int64_t elems) {
+    const double k = states_per_param(opt), n = (double)elems;
     const double gb = (double)dtype_bytes(pr->grads), pb = (double)dtype_bytes(pr->params);
     const double mb = (double)dtype_bytes(pr->master), ob = (double)dtype_bytes(pr->optimizer);
     /* read grads, zero them; read+write master (or the params), states; write params */
-    const double bytes = n * (2 * gb + (mb > 0 ? 2 * mb + pb : 2 * pb) + 2 * k * ob);
+    return n * (2 * gb + (mb > 0 ? 2 * mb + pb : 2 * pb) + 2 * k * ob);
+}
+
+double kt_optimizer(const cluster_cfg *c, const plan_cfg *p, int64_t elems) {
+    const plan_precision *pr = &p->precision;
+    const double bytes = kt_optimizer_bytes(pr, p->optimizer, elems);
+    const double gb = (double)dtype_bytes(pr->grads), pb = (double)dtype_bytes(pr->params);
     if (p->offload_optimizer)
-        return n * (gb + pb) / (c->host_bytes_per_s * c->eff.host) + bytes / KT_HOST_BYTES_PER_S;
+        return (double)elems * (gb + pb) / (c->host_bytes_per_s * c->eff.host) +
+               bytes / KT_HOST_BYTES_PER_S;
     return kt_mem(c, bytes);
 }

@@ -90,5 +90,13 @@ void kt_mtp(const model_cfg *m, const cluster_cfg *c, const plan_cfg *p, kt_part
  * gradients, master weights, optimizer states and parameters; with the
  * optimizer offloaded, the PCIe round trip and a host-side step instead. */
 double kt_optimizer(const cluster_cfg *c, const plan_cfg *p, int64_t elems);
+/* The bytes an optimizer step moves over elems parameters: read the gradients and zero
+ * them, read and write the master weights (or the parameters) and the states, write the
+ * parameters (kt_optimizer prices them at the memory bandwidth). */
+double kt_optimizer_bytes(const plan_precision *pr, plan_optimizer opt, int64_t elems);
+/* Flash attention's FLOPs for bh (batch x heads) rows of sq queries against sk keys of
+ * head dim d, causal: the half of QK^T and of PV each; the backward 2.5x the forward
+ * (FlashAttention-2's count, Dao 2023 §4). */
+void kt_flash_attn_flops(double bh, double sq, double sk, double d, double *fwd, double *bwd);
 
 #endif
