@@ -18,9 +18,9 @@
 /* fp32 bits -> bf16, round to nearest even on the raw bits; a NaN keeps its sign and
  * top payload bits and gets the quiet bit (convert.c says why). */
 KERN_HD uint16_t kern_bf16_round(uint32_t u) {
-    if ((u & 0x7FFFFFFFu) > 0x7F800000u) return (uint16_t)((u >> 16) | 0x0040u);
-    u += 0x7FFFu + ((u >> 16) & 1u);
-    return (uint16_t)(u >> 16);
+    /* both results, then a select (no branch: the CPU loop vectorises) */
+    const uint32_t nan = (u >> 16) | 0x0040u, rounded = (u + 0x7FFFu + ((u >> 16) & 1u)) >> 16;
+    return (uint16_t)((u & 0x7FFFFFFFu) > 0x7F800000u ? nan : rounded);
 }
 
 /* SwiGLU (swiglu.c): out = silu(a) * b, silu(a) = a / (1 + e) with e = exp(-a) from the

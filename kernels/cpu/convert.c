@@ -13,17 +13,23 @@
 
 #include "kern.h"
 #include "kern_elem.h"
+#include "kern_math.h"
 
-static inline uint16_t f32_to_bf16(float f) {
-    uint32_t u;
-    memcpy(&u, &f, sizeof u);
-    return kern_bf16_round(u); /* kern_elem.h, shared with the CUDA twin */
+/* kern_bf16_round (kern_elem.h, shared with the CUDA twin) over a chunk, vectorised */
+KERN_SIMD_CLONES static void to_bf16_chunk(uint16_t *out, const float *in, int64_t n) {
+#pragma omp simd
+    for (int64_t i = 0; i < n; i++) {
+        uint32_t u;
+        memcpy(&u, in + i, sizeof u);
+        out[i] = kern_bf16_round(u);
+    }
 }
 
 void kern_f32_to_bf16(uint16_t *out, const float *in, int64_t n) {
+    enum { CHUNK = 16384 };
 #pragma omp parallel for if (n >= 65536)
-    for (int64_t i = 0; i < n; i++)
-        out[i] = f32_to_bf16(in[i]);
+    for (int64_t c = 0; c < n; c += CHUNK)
+        to_bf16_chunk(out + c, in + c, n - c < CHUNK ? n - c : CHUNK);
 }
 
 void kern_bf16_to_f32(float *out, const uint16_t *in, int64_t n) {
