@@ -5,10 +5,12 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "rt_host_cache.h"
 
 int cli_mpi_main(const char *cmd, const char *launch, int argc, char **argv,
                  int (*body)(int argc, char **argv, int rank, int world)) {
     int provided = 0, rank = 0, world = 1;
+    rt_host_keep_heap();
     if (MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS) {
         fprintf(stderr, "parasim %s: MPI could not start (%s)\n", cmd, launch);
         return CLI_FAIL;

@@ -3,6 +3,9 @@
 
 #include <stdlib.h>
 #include <string.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #include "rt_block_cache.h"
 
@@ -38,3 +41,10 @@ void *rt_host_alloc(int64_t bytes) { return rt_block_alloc(host(), bytes); }
 void rt_host_free(void *p, int64_t bytes) { rt_block_free(host(), p, bytes); }
 void rt_host_trim(void) { rt_block_trim(host()); }
 int64_t rt_host_cached_bytes(void) { return host()->cached; }
+
+void rt_host_keep_heap(void) {
+#ifdef __GLIBC__
+    mallopt(M_MMAP_THRESHOLD, 32 << 20); /* glibc's largest (DEFAULT_MMAP_THRESHOLD_MAX) */
+    mallopt(M_TRIM_THRESHOLD, 1 << 30);
+#endif
+}

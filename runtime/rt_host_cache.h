@@ -13,5 +13,12 @@ void *rt_host_alloc(int64_t bytes);           /* zero-filled, 64-byte aligned */
 void rt_host_free(void *p, int64_t bytes);    /* bytes: what was asked for */
 void rt_host_trim(void);                      /* return every cached block */
 int64_t rt_host_cached_bytes(void);
+/* The process's C heap keeps what is freed below 32 MiB instead of returning it to the
+ * kernel (glibc's mmap and trim thresholds; elsewhere nothing): Open MPI's reduce-scatter
+ * ring allocates two buffers the size of its input per call, and with glibc's defaults
+ * each call mapped fresh pages and took their faults (a 1 MiB reduce-scatter ran 3x
+ * slower inside a step than alone). Called once, before MPI_Init, by the commands that
+ * run ranks. */
+void rt_host_keep_heap(void);
 
 #endif
