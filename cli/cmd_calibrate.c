@@ -15,13 +15,27 @@
 #include "rt_calib.h"
 #include "run_profile.h"
 #include "time/calib_fit.h"
+#include "cost/params.h"
 #include "time/kernel_time.h"
 
 #define MAX_DIMS 8
-#define MAX_SIZES 32 /* of the -b .. -e sweep: 4 collectives each within CALIB_MAX_MEAS */
+
+/* the shapes measured without --plan: tiny-10m's layer, 8 x 256 tokens, fp32 */
+static const char default_shapes[] =
+    "name: calibrate's default shapes\n"
+    "model: tiny-10m\n"
+    "cluster: local-cpu\n"
+    "gpus: 1\n"
+    "parallel: {dp: 1, tp: 1, pp: 1, cp: 1, zero: 0, sp: false}\n"
+    "batch: {global: 8, micro: 8, seq: 256}\n"
+    "precision: fp32\n"
+    "optimizer: adamw\n";
+#define MAX_SIZES 25 /* of the -b .. -e sweep: 5 collectives each within CALIB_MAX_MEAS */
 
 typedef struct {
     const char *out_path, *name;
+    const char *plan_path; /* --plan: the shapes measured (NULL: the built-in tiny-10m one) */
+    cli_overrides ov;
     long long threads, reps;
     double min_bytes, max_bytes;
     long long factor;
@@ -31,20 +45,27 @@ typedef struct {
 
 static void usage(void) {
     printf("usage: mpirun -np N parasim calibrate [-o FILE.yaml] [--name NAME] [--threads T]\n"
+           "                                      [--plan PLAN.yaml [--set k=v]...]\n"
            "                                      [-b MIN] [-e MAX] [-f FACTOR] [--quick]\n"
            "\n"
            "Measure this machine as the CPU runtime uses it, each rank a \"GPU\" of T threads\n"
-           "(default 1), all ranks at once: GEMM rates over a sweep of smallest dimensions\n"
-           "(the cluster's efficiency curve), causal attention forward and backward, the\n"
-           "optimizer's memory bandwidth, and MPI all-reduce, all-gather, reduce-scatter and\n"
-           "sendrecv over sizes MIN to MAX by FACTOR (nccl-tests' -b -e -f; default 4 KiB to\n"
-           "16 MiB by 4), printed as nccl-tests prints them (time, algbw, busbw). Writes the\n"
-           "cluster spec that prices what was measured (gpu.peak_flops, efficiency.gemm and\n"
-           ".attention, hbm_bandwidth, links.intra_node fitted to the all-reduce), every\n"
+           "(default 1), all ranks at once, each kernel on caches emptied first: GEMM rates\n"
+           "over a sweep of smallest dimensions (the cluster's efficiency curve), causal\n"
+           "attention forward and backward, the memory bandwidth of a layer's memory-bound\n"
+           "kernels and of the optimizer, and the runtime's MPI all-reduce, all-gather,\n"
+           "reduce-scatter, sendrecv and all-to-all over sizes MIN to MAX by FACTOR (nccl-tests'\n"
+           "-b -e -f; default 4 KiB to 16 MiB by 4), printed as nccl-tests prints them (time,\n"
+           "algbw, busbw). Writes the cluster spec that prices what was measured\n"
+           "(gpu.peak_flops, efficiency.gemm and .attention, hbm_bandwidth, links.intra_node\n"
+           "and links.collectives fitted to the collectives), every\n"
            "value with how it was measured, to FILE (atomically) or standard output; a plan\n"
            "names it with cluster: FILE. docs/time.md section 7 gives the fits.\n"
            "\n"
            "  -o FILE       write the cluster spec to FILE (default: standard output)\n"
+           "  --plan PLAN   measure at this plan's shapes, one rank's micro-batch of its layer:\n"
+           "                GEMMs of its tokens, its attention, its layer's memory-bound kernels,\n"
+           "                an optimizer step over its parameters (default: tiny-10m, 8 x 256\n"
+           "                tokens, fp32); --set k=v overrides the plan's fields\n"
            "  --name NAME   the cluster's name (default: calibrated)\n"
            "  --threads T   compute threads per rank (default 1)\n"
            "  --gpus-per-node G  ranks a node of the written cluster holds (default: the ranks\n"
@@ -55,10 +76,14 @@ static void usage(void) {
 }
 
 static int parse(int argc, char **argv, calib_args *a) {
-    *a = (calib_args){NULL, "calibrated", 1, 0, 4096, 16 << 20, 4, 0, 0};
+    *a = (calib_args){.name = "calibrated", .threads = 1, .min_bytes = 4096,
+                      .max_bytes = 16 << 20, .factor = 4};
     for (int i = 1; i < argc; i++) {
         const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         long long x;
+        const int took = cli_override_arg("calibrate", &a->ov, argc, argv, &i, 0);
+        if (took < 0) return CLI_USAGE;
+        if (took) continue;
         if (!strcmp(o, "--quick")) {
             a->quick = 1;
             continue;
@@ -66,6 +91,7 @@ static int parse(int argc, char **argv, calib_args *a) {
         if (!v) return cli_fail("calibrate", CLI_USAGE, "%s: expected a value", o);
         i++;
         if (!strcmp(o, "-o")) a->out_path = v;
+        else if (!strcmp(o, "--plan")) a->plan_path = v;
         else if (!strcmp(o, "--name")) a->name = v;
         else if (!strcmp(o, "--threads")) {
             if (cli_int_arg("calibrate", o, v, 1, 1024, &a->threads)) return CLI_USAGE;
@@ -107,18 +133,17 @@ static double mean_over_ranks(double x, int world) {
     return s / world;
 }
 
-/* GEMMs N x d -> OC with d the smallest dimension: the forward and backward FLOPs (3 x 2 N d
- * OC: the backward's two products cost the forward's twice, as kernel_time.c prices them)
- * over their time. */
-static int measure_gemms(const calib_args *a, int rank, int world, int *n, double *dim,
-                         double *rate, FILE *log) {
+/* GEMMs N x d -> OC with d the smallest dimension, N and OC the micro-batch's tokens (d
+ * where larger): the forward and backward FLOPs (3 x 2 N d OC: the backward's two products
+ * cost the forward's twice, as kernel_time.c prices them) over their time. */
+static int measure_gemms(const calib_args *a, int64_t tokens, int rank, int world, int *n,
+                         double *dim, double *rate, FILE *log) {
     static const double full[] = {32, 64, 128, 256, 512, 1024, 2048}, quick[] = {64, 256, 1024};
     const double *d = a->quick ? quick : full;
     *n = a->quick ? 3 : 7;
-    const int64_t N = a->quick ? 512 : 2048;
     if (rank == 0) fprintf(log, "# GEMM: out[N][OC] = in[N][C] W^T, forward and backward (kern_matmul_*), median of %lld\n#   C (smallest)      N     OC    fwd ms    bwd ms   GFLOP/s\n", a->reps);
     for (int i = 0; i < *n; i++) {
-        const int64_t C = (int64_t)d[i], OC = C > N ? C : N;
+        const int64_t C = (int64_t)d[i], N = C > tokens ? C : tokens, OC = N;
         double f = 0, b = 0;
         if (cli_mpi_worst(rt_calib_matmul(N, C, OC, (int)a->reps, &f, &b) != 0)) return -1;
         f = mean_over_ranks(f, world), b = mean_over_ranks(b, world);
@@ -132,15 +157,17 @@ static int measure_gemms(const calib_args *a, int rank, int world, int *n, doubl
 }
 
 /* One call of every collective per size, nccl-tests' columns (busbw = algbw x the
- * collective's factor: 2(n-1)/n all-reduce, (n-1)/n all-gather and reduce-scatter, 1
- * sendrecv); every measurement into m for the link's fit. */
+ * collective's factor: 2(n-1)/n all-reduce, (n-1)/n all-gather, reduce-scatter and
+ * all-to-all, 1 sendrecv); every measurement into m for the link's fit. */
 static int measure_colls(const calib_args *a, int rank, int world, calib_meas *m, int *n,
                          FILE *log) {
     static const comm_coll kinds[RT_CALIB_COLLS] = {COLL_ALL_REDUCE, COLL_ALL_GATHER,
-                                                    COLL_REDUCE_SCATTER, COLL_SEND};
+                                                    COLL_REDUCE_SCATTER, COLL_SEND,
+                                                    COLL_ALL_TO_ALL};
     *n = 0;
     const double nw = (double)world;
-    const double bus[RT_CALIB_COLLS] = {2 * (nw - 1) / nw, (nw - 1) / nw, (nw - 1) / nw, 1};
+    const double bus[RT_CALIB_COLLS] = {2 * (nw - 1) / nw, (nw - 1) / nw, (nw - 1) / nw, 1,
+                                        (nw - 1) / nw};
     for (int c = 0; c < RT_CALIB_COLLS; c++) {
         if (rank == 0)
             fprintf(log, "#\n# %s, %d ranks, median of %lld (the slowest rank's time)\n"
@@ -189,39 +216,74 @@ static int calib_main(int argc, char **argv, int rank, int world) {
         fprintf(log, "# parasim calibrate: %d ranks (%d on this node) x %lld threads, %s, %s\n",
                 world, local, a.threads, host, date);
 
+    /* the shapes measured: one rank's micro-batch of the plan's layer */
+    static plan_spec spec;
+    ps_err perr = {{0}};
+    rc = a.plan_path ? plan_load(a.plan_path, a.ov.ov, a.ov.n, &spec, &perr)
+                     : plan_load_text(default_shapes, "calibrate's default shapes", a.ov.ov,
+                                      a.ov.n, &spec, &perr);
+    if (cli_mpi_worst(rc ? CLI_USAGE : CLI_OK) != CLI_OK)
+        return rank == 0 ? cli_fail("calibrate", CLI_USAGE, "%s", perr.msg) : CLI_USAGE;
+    const model_cfg *mc = &spec.model.cfg;
+    plan_cfg pc = spec.cfg;
+    pc.precision = (plan_precision){DT_FP32, DT_FP32, DT_NONE, DT_FP32, DT_FP32}; /* the kernels' */
+    if (a.quick && pc.micro_batch > 2) pc.micro_batch = 2;
+    const int64_t tp = pc.tp, B = pc.micro_batch, T = pc.seq / pc.cp, H = mc->heads / tp,
+                  KVH = mc->kv_heads / tp, D = mc->head_dim, h = mc->hidden,
+                  f = mc->ffn_hidden / tp, tokens = plan_tokens_per_rank(&pc);
+    if (rank == 0)
+        fprintf(log, "# shapes: %s, one rank's micro-batch: %lld x %lld tokens, hidden %lld, "
+                     "heads %lld (kv %lld) of %lld, MLP %lld\n",
+                a.plan_path ? a.plan_path : "tiny-10m (calibrate's default)", (long long)B,
+                (long long)T, (long long)h, (long long)H, (long long)KVH, (long long)D,
+                (long long)f);
+
     int n_dim = 0, n_meas = 0;
     double dim[MAX_DIMS], rate[MAX_DIMS], frac[MAX_DIMS], peak = 0;
     static calib_meas meas[CALIB_MAX_MEAS];
-    if (measure_gemms(&a, rank, world, &n_dim, dim, rate, log) ||
+    if (measure_gemms(&a, tokens, rank, world, &n_dim, dim, rate, log) ||
         calib_gemm_curve(rate, n_dim, &peak, frac))
         return rank == 0 ? cli_fail("calibrate", CLI_FAIL, "the GEMM measurements failed (out of memory?)") : CLI_FAIL;
-    /* causal attention at tiny-10m's shape: FLOPs as kernel_time.c counts them */
-    const int64_t B = a.quick ? 2 : 8, T = 256, H = 6, KVH = 2, D = 64;
-    double af = 0, ab = 0, opt = 0;
-    const int64_t n_opt = a.quick ? 1 << 20 : 8 << 20;
+    double af = 0, ab = 0, opt = 0, lay = 0;
+    int64_t n_opt = params_total(mc);
+    if (a.quick && n_opt > 1 << 20) n_opt = 1 << 20;
     if (cli_mpi_worst(rt_calib_attn(B, T, H, KVH, D, (int)a.reps, &af, &ab) ||
-              rt_calib_adamw(n_opt, (int)a.reps, &opt)))
-        return rank == 0 ? cli_fail("calibrate", CLI_FAIL, "out of memory for the attention or optimizer measurement") : CLI_FAIL;
+                      rt_calib_layer_mem(B, T, h, f, H, KVH, D, (int)a.reps, &lay) ||
+                      rt_calib_adamw(n_opt, (int)a.reps, &opt)))
+        return rank == 0 ? cli_fail("calibrate", CLI_FAIL, "out of memory for the attention, memory-bound or optimizer measurement") : CLI_FAIL;
     af = mean_over_ranks(af, world), ab = mean_over_ranks(ab, world);
-    opt = mean_over_ranks(opt, world);
-    /* FLOPs and bytes as the time model counts them (kernel_time.h) */
+    opt = mean_over_ranks(opt, world), lay = mean_over_ranks(lay, world);
+    /* FLOPs and bytes as the time model counts them (kernel_time.h): the layer's
+     * memory-bound ops priced on a unit cluster (1 B/s, efficiency 1) take their bytes in
+     * seconds */
     double attn_f, attn_b;
     kt_flash_attn_flops((double)(B * H), (double)T, (double)T, (double)D, &attn_f, &attn_b);
     const double eff_f = attn_f / af / peak, eff_b = attn_b / ab / peak;
-    const plan_precision fp32 = {DT_FP32, DT_FP32, DT_NONE, DT_FP32, DT_FP32};
-    const double opt_bytes = kt_optimizer_bytes(&fp32, OPT_ADAMW, n_opt);
-    const double hbm = opt_bytes / opt;
+    cluster_cfg unit = spec.cluster.cfg;
+    unit.hbm_bytes_per_s = 1, unit.eff.hbm = 1;
+    static kt_part part;
+    kt_layer(mc, &unit, &pc, &part);
+    double lay_bytes = 0;
+    for (int i = 0; i < part.n; i++)
+        if (part.op[i].kind == KT_MEM) lay_bytes += part.op[i].fwd + part.op[i].bwd_in + part.op[i].bwd_w;
+    const double opt_bytes = kt_optimizer_bytes(&pc.precision, OPT_ADAMW, n_opt);
+    /* the optimizer streams the states: its rate is the memory bandwidth; the layer's
+     * kernels (small tensors, exp and sin/cos on the cores) their share of it */
+    const double hbm = opt_bytes / opt, lay_rate = lay_bytes / lay;
+    const double eff_mem = lay_rate < hbm ? lay_rate / hbm : 1;
     if (rank == 0)
         fprintf(log, "#\n# attention B %lld T %lld H %lld KVH %lld D %lld: forward %.3f ms "
                      "(%.1f%% of the GEMM peak), backward %.3f ms (%.1f%%)\n"
+                     "# a layer's memory-bound kernels (norms, residual adds, RoPE, SwiGLU), "
+                     "forward + backward: %.3f ms for %.0f bytes: %.2f GB/s\n"
                      "# optimizer over %lld fp32 parameters: %.3f ms, %.0f bytes each: %.2f GB/s\n",
                 (long long)B, (long long)T, (long long)H, (long long)KVH, (long long)D, af * 1e3,
-                100 * eff_f, ab * 1e3, 100 * eff_b, (long long)n_opt, opt * 1e3,
-                opt_bytes / (double)n_opt, hbm / 1e9);
-    double lat = 0, bw = 0;
+                100 * eff_f, ab * 1e3, 100 * eff_b, lay * 1e3, lay_bytes, lay_bytes / lay / 1e9,
+                (long long)n_opt, opt * 1e3, opt_bytes / (double)n_opt, hbm / 1e9);
+    double lat = 0, bw = 0, coll_eff[CLUSTER_COLLS];
     const int links = world > 1;
     if (links && (measure_colls(&a, rank, world, meas, &n_meas, log) ||
-                  calib_fit_link(meas, n_meas, world, &lat, &bw)))
+                  calib_fit_link(meas, n_meas, world, &lat, &bw, coll_eff)))
         return rank == 0 ? cli_fail("calibrate", CLI_FAIL, "the collective measurements failed, or too few sizes to fit (-b, -e, -f)") : CLI_FAIL;
     if (rank != 0) return CLI_OK;
 
@@ -245,7 +307,8 @@ static int calib_main(int argc, char **argv, int rank, int world) {
     cluster_eff_prepare(&c->eff);
     c->eff.attn_fwd = eff_f > 1 ? 1 : eff_f;
     c->eff.attn_bwd = eff_b > 1 ? 1 : eff_b;
-    c->eff.hbm = 1, c->eff.overlap = 1; /* bandwidths as measured; one core does no overlap */
+    c->eff.hbm = eff_mem, c->eff.optimizer = 1;
+    c->eff.overlap = 1; /* bandwidths as measured; one core does no overlap */
     c->gpus_per_node = a.gpus_per_node ? a.gpus_per_node : local;
     c->nodes = (world + local - 1) / local;
     /* one node measured: the inter-node link is not, and keeps local-cpu's assumption */
@@ -253,6 +316,13 @@ static int calib_main(int argc, char **argv, int rank, int world) {
     c->inter_bytes_per_s = 1e9, c->inter_latency_s = 50e-6;
     c->host_bytes_per_s = 25e9, c->host_latency_s = 10e-6;
     c->eff.intra = c->eff.inter = c->eff.host = 1;
+    if (links) memcpy(c->eff.coll, coll_eff, sizeof coll_eff);
+    char shares[256] = "";
+    for (int j = 0; links && j < CLUSTER_COLLS; j++) {
+        const size_t at = strlen(shares);
+        snprintf(shares + at, sizeof shares - at, "%s %s %.2f GB/s", j ? "," : "",
+                 cluster_coll_names[j], bw * coll_eff[j] / 1e9);
+    }
     char comment[2048];
     char argline[512] = "";
     for (int i = 1; i < argc; i++) {
@@ -261,22 +331,29 @@ static int calib_main(int argc, char **argv, int rank, int world) {
     }
     snprintf(comment, sizeof comment,
              "Measured by `mpirun -np %d parasim calibrate%s` on %s, %s (rank = one \"GPU\" of %lld thread%s).\n"
-             "peak_flops: the fastest GEMM rate of the sweep (%.2f GFLOP/s, forward + backward),\n"
-             "  every dtype alike (the CPU kernels compute in fp32); efficiency.gemm: each rate over it.\n"
+             "Shapes: %s; each kernel timed on caches emptied first.\n"
+             "peak_flops: the fastest GEMM rate of the sweep (%.2f GFLOP/s, forward + backward, N = OC = %lld\n"
+             "  tokens or d), every dtype alike (the CPU kernels compute in fp32); efficiency.gemm: each rate over it.\n"
              "attention: causal forward and backward at B %lld, T %lld, H %lld, KVH %lld, D %lld over that peak.\n"
-             "hbm_bandwidth: AdamW + zeroing over %lld fp32 parameters, %.0f bytes each as the time model counts them (efficiency 1).\n"
+             "hbm_bandwidth: AdamW + zeroing over %lld fp32 parameters, %.0f bytes each as the time model counts\n"
+             "  them (efficiency.optimizer 1); efficiency.hbm: a layer's memory-bound kernels (norms, residual adds,\n"
+             "  RoPE, SwiGLU, forward and backward) at %.2f GB/s of the bytes the time model counts, over it.\n"
              "memory: the host's memory over the %d ranks of this node; gpus_per_node: %s.\n"
-             "links.intra_node: %s\n"
+             "links.intra_node: %s%s\n"
              "links.inter_node, links.host: not measured (one node; local-cpu's assumptions).\n"
              "Medians of %lld runs; kernel figures the mean over the ranks, measured all at once.",
-             world, argline, host, date, a.threads, a.threads == 1 ? "" : "s", peak / 1e9,
-             (long long)B, (long long)T, (long long)H, (long long)KVH, (long long)D,
-             (long long)n_opt, opt_bytes / (double)n_opt, local,
+             world, argline, host, date, a.threads, a.threads == 1 ? "" : "s",
+             a.plan_path ? a.plan_path : "tiny-10m's layer, 8 x 256 tokens (the default)",
+             peak / 1e9, (long long)tokens, (long long)B, (long long)T, (long long)H,
+             (long long)KVH, (long long)D, (long long)n_opt, opt_bytes / (double)n_opt,
+             lay_rate / 1e9, local,
              a.gpus_per_node ? "--gpus-per-node" : "the ranks measured on this node",
-             links ? "one latency and bus bandwidth fitted to every collective above at once "
-                     "(all-reduce, all-gather, reduce-scatter, sendrecv; efficiency 1)"
+             links ? "one latency, and one bus bandwidth per collective, fitted to every\n"
+                     "  collective above at once (efficiency 1); the bandwidth is the fastest collective's,\n"
+                     "  links.collectives each one's share of it (broadcast and reduce, not measured,\n"
+                     "  the mean share). Bus bandwidths:"
                    : "not measured (one rank): local-cpu's assumption",
-             a.reps);
+             links ? shares : "", a.reps);
     ps_err err = {{0}};
     cli_out out;
     if (cli_out_open(&out, a.out_path, &err)) return cli_fail("calibrate", CLI_FAIL, "%s", err.msg);

@@ -453,6 +453,17 @@ static void test_time_fields(void **state) {
                 "expected a fraction", "[0, 1]", "found 1.5", NULL);
     snprintf(line, sizeof line, cl, "", ", efficiency: {hbm: 0}");
     tu_contains(tu_plan_error(variant(2, line, NULL)), "gpu.efficiency.hbm", "(0, 1]", NULL);
+    snprintf(line, sizeof line, cl, "", ", efficiency: {optimizer: 0}");
+    tu_contains(tu_plan_error(variant(2, line, NULL)), "gpu.efficiency.optimizer", "(0, 1]",
+                "found 0", NULL);
+    /* links.collectives: each a fraction, the seven names only */
+    snprintf(line, sizeof line, cl, "}, collectives: {all_gather: 0.5, all_reduce: 1.5", "");
+    tu_contains(tu_plan_error(variant(2, line, NULL)), "links.collectives.all_reduce",
+                "expected a fraction", "found 1.5", NULL);
+    snprintf(line, sizeof line, cl, "}, collectives: {alltoall: 0.5", "");
+    tu_contains(tu_plan_error(variant(2, line, NULL)), "links.collectives", "alltoall", NULL);
+    snprintf(line, sizeof line, cl, "}, collectives: {send_recv: [0.5]", "");
+    tu_contains(tu_plan_error(variant(2, line, NULL)), "links.collectives.send_recv", NULL);
 }
 
 

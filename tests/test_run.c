@@ -273,11 +273,18 @@ static void test_calibrate(void **state) {
     (void)state;
     char cmd[4096], yaml[600], half[600], json[600];
     snprintf(yaml, sizeof yaml, "%s/cal.yaml", dir);
-    snprintf(cmd, sizeof cmd, "%s -np 2 --oversubscribe %s calibrate --quick -o %s", mpirun,
-             parasim, yaml);
+    snprintf(cmd, sizeof cmd,
+             "%s -np 2 --oversubscribe %s calibrate --quick --plan plans/tiny-1m-cpu.yaml "
+             "--set batch.seq=128 -o %s", mpirun, parasim, yaml);
     if (sh(cmd)) fail_msg("%s", out);
-    tu_contains(out, "# GEMM: out[N][OC]", "# all_reduce, 2 ranks", "algbw(GB/s)  busbw(GB/s)",
-                "# sendrecv, 2 ranks", "# wrote ", NULL);
+    /* the plan's shapes, one rank's (--quick: 2 sequences of the micro-batch, the optimizer
+     * over at most 2^20 of its 1,049,728 parameters) */
+    tu_contains(out, "# shapes: plans/tiny-1m-cpu.yaml, one rank's micro-batch: 2 x 128 tokens, "
+                     "hidden 128, heads 4 (kv 2) of 32, MLP 512",
+                "# GEMM: out[N][OC]", "# attention B 2 T 128 H 4 KVH 2 D 32",
+                "# a layer's memory-bound kernels", "# optimizer over 1048576 fp32 parameters",
+                "# all_reduce, 2 ranks", "algbw(GB/s)  busbw(GB/s)", "# sendrecv, 2 ranks",
+                "# all_to_all, 2 ranks", "# wrote ", NULL);
     static cluster_spec c;
     ps_err err = {{0}};
     if (cluster_load_file(yaml, &c, &err)) fail_msg("%s", err.msg);
@@ -290,6 +297,19 @@ static void test_calibrate(void **state) {
     for (int i = 0; i < 3; i++) top = c.cfg.eff.gemm_frac[i] > top ? c.cfg.eff.gemm_frac[i] : top;
     assert_float_equal(top, 1.0, 0); /* the peak is the fastest point */
     assert_true(c.cfg.hbm_bytes_per_s > 1e8 && c.cfg.intra_bytes_per_s > 1e7);
+    /* the optimizer's rate is the bandwidth; the layer's kernels their share of it */
+    assert_float_equal(c.cfg.eff.optimizer, 1.0, 0);
+    assert_true(c.cfg.eff.hbm > 0 && c.cfg.eff.hbm <= 1);
+    /* each collective its share of the link: the fastest measured one 1 */
+    const comm_coll measured[] = {COLL_ALL_REDUCE, COLL_REDUCE_SCATTER, COLL_ALL_GATHER, COLL_SEND,
+                                  COLL_ALL_TO_ALL};
+    double fastest = 0;
+    for (int i = 0; i < 5; i++) {
+        const double e = c.cfg.eff.coll[measured[i]];
+        assert_true(e > 0 && e <= 1);
+        fastest = e > fastest ? e : fastest;
+    }
+    assert_float_equal(fastest, 1.0, 0);
     /* the printed peak is the file's */
     char want[64];
     snprintf(want, sizeof want, "peak %.2f GFLOP/s", c.cfg.peak_flops_per_s[DT_FP32] / 1e9);
@@ -324,6 +344,12 @@ static void test_calibrate(void **state) {
              mpirun, parasim);
     assert_int_equal(sh(cmd), 2);
     tu_contains(out, "parasim calibrate: -o: /nonexistent-dir/c.yaml", NULL);
+    assert_null(strstr(out, "# GEMM"));
+    /* so is a plan that does not load, naming it */
+    snprintf(cmd, sizeof cmd, "%s -np 2 --oversubscribe %s calibrate --plan %s/none.yaml", mpirun,
+             parasim, dir);
+    assert_int_equal(sh(cmd), 2);
+    tu_contains(out, "parasim calibrate: ", "none.yaml", NULL);
     assert_null(strstr(out, "# GEMM"));
 }
 

@@ -330,7 +330,7 @@ static void test_mla_recompute_time(void **state) {
 /* Alpha-beta costs, computed by hand. */
 static void test_coll_time(void **state) {
     (void)state;
-    coll_link l = {100e9, 100e9, 5e-6, false, 1, 1, LINK_NVLINK, false, 1, 5e-6};
+    coll_link l = {100e9, 100e9, 5e-6, false, 1, 1, LINK_NVLINK, false, 1, 5e-6, NULL};
     /* ring all-reduce: 2(n-1) steps, 2(n-1)/n S */
     assert_float_equal(coll_time(COLL_ALL_REDUCE, 8, 800000000, &l),
                        14 * 5e-6 + 2.0 * 7 / 8 * 8e8 / 100e9, 1e-12);
@@ -341,6 +341,21 @@ static void test_coll_time(void **state) {
     /* tiny all-reduce on 64 ranks: the tree's 2 log2(64) latencies beat 126 */
     assert_float_equal(coll_time(COLL_ALL_REDUCE, 64, 64, &l), 12 * 5e-6 + 128 / 100e9, 1e-15);
     assert_float_equal(coll_time(COLL_ALL_REDUCE, 1, 1 << 20, &l), 0, 0);
+    /* links.collectives: each collective at its share of the bus bandwidth, the
+     * latencies unchanged (all_reduce 0.25, reduce_scatter 0.5, send_recv 0.8,
+     * all_to_all 0.4) */
+    const double eff[CLUSTER_COLLS] = {0.25, 0.5, 1, 1, 1, 0.8, 0.4};
+    l.coll_eff = eff;
+    assert_float_equal(coll_time(COLL_ALL_REDUCE, 8, 800000000, &l),
+                       14 * 5e-6 + 2.0 * 7 / 8 * 8e8 / 25e9, 1e-12);
+    assert_float_equal(coll_time(COLL_REDUCE_SCATTER, 4, 400000000, &l),
+                       3 * 5e-6 + 0.75 * 4e8 / 50e9, 1e-12);
+    assert_float_equal(coll_time(COLL_ALL_GATHER, 4, 400000000, &l),
+                       3 * 5e-6 + 0.75 * 4e8 / 100e9, 1e-12);
+    assert_float_equal(coll_time(COLL_SEND, 2, 1000000, &l), 5e-6 + 1e6 / 80e9, 1e-15);
+    /* all-to-all of 4 ranks, S = 4 MB: 3 MB leave each rank */
+    assert_float_equal(coll_time(COLL_ALL_TO_ALL, 4, 4000000, &l), 5e-6 + 3e6 / 40e9, 1e-15);
+    assert_float_equal(coll_alltoall_time(3000000, 0, 1, &l), 5e-6 + 3e6 / 40e9, 1e-15);
 }
 
 /* ---- groups that span nodes (helper zero3; docs/time.md §3) ---- */
@@ -352,7 +367,7 @@ static void test_coll_time(void **state) {
  * all-reduce 2 (7 x 5 + log2(4) x 20) = 150 us. */
 static void test_ring_latency_nodes(void **state) {
     (void)state;
-    coll_link l = {80e9, 10e9, 20e-6, true, 1, 8, LINK_NIC, true, 4, 5e-6};
+    coll_link l = {80e9, 10e9, 20e-6, true, 1, 8, LINK_NIC, true, 4, 5e-6, NULL};
     assert_float_equal(coll_ring_latency(31, 1, &l), 200e-6, 1e-12);
     assert_float_equal(coll_ring_latency(62, 2, &l), 400e-6, 1e-12);
     assert_float_equal(coll_tree_latency(32, &l), 150e-6, 1e-12);

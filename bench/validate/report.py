@@ -44,6 +44,9 @@ def cluster(out):
         "gemm": [(float(a), float(b)) for a, b in re.findall(r"\[([0-9.e+]+), ([0-9.e+-]+)\]", gemm)],
         "attn": (num(r"attention: \{forward: ([0-9.e+-]+)"), num(r"backward: ([0-9.e+-]+)\}")),
         "hbm": num(r"hbm_bandwidth: ([0-9.e+]+) B/s"),
+        "hbm_eff": num(r"\n    hbm: ([0-9.e+-]+)"),
+        "colls": re.findall(r"([a-z_]+): ([0-9.e+-]+)", re.search(r"collectives: \{(.*)\}", text).group(1))
+        if "collectives:" in text else [],
         "link_bw": num(r"intra_node: \{bandwidth: ([0-9.e+]+) B/s"),
         "link_lat": num(r"intra_node: \{bandwidth: [0-9.e+]+ B/s, latency: ([0-9.e+-]+) s"),
     }
@@ -95,7 +98,9 @@ def main():
     all_rows = rows(out)
     suite = [(n, r) for n, r in all_rows if not n.startswith("fig-")]
     figs = [(n, r) for n, r in all_rows if n.startswith("fig-")]
-    cal_line = open(os.path.join(out, "calibrate.txt")).read().splitlines()[0].lstrip("# ")
+    cal_text = open(os.path.join(out, "calibrate.txt")).read().splitlines()
+    cal_line = cal_text[0].lstrip("# ")
+    shapes = next((l[len("# shapes: "):] for l in cal_text if l.startswith("# shapes: ")), "?")
     lines = [
         "# Accuracy on this machine",
         "",
@@ -107,12 +112,17 @@ def main():
         "| figure | value | measured by |",
         "|---|---|---|",
         "| peak (fp32 GEMM, forward + backward) | %.2f GFLOP/s | the fastest point of the sweep |" % (c["peak"] / 1e9),
-        "| GEMM efficiency by smallest dimension | %s | `kern_matmul_*`, N 2,048 |"
+        "| GEMM efficiency by smallest dimension | %s | `kern_matmul_*`, N = OC = the micro-batch's tokens (d where larger) |"
         % ", ".join("%g: %.3f" % p for p in c["gemm"]),
-        "| attention forward / backward | %.3f / %.3f of peak | `kern_attn_*`, tiny-10m's shape |" % c["attn"],
-        "| memory bandwidth | %.2f GB/s | AdamW + zeroing, 32 B a parameter |" % (c["hbm"] / 1e9),
-        "| intra-node link | %.3f GB/s, %.2f µs | `MPI_Allreduce` 4 KiB – 16 MiB, ring fit |"
+        "| attention forward / backward | %.3f / %.3f of peak | `kern_attn_*` at the micro-batch's shape |" % c["attn"],
+        "| memory bandwidth (efficiency.optimizer 1) | %.2f GB/s | AdamW + zeroing over the model's parameters, 32 B each |" % (c["hbm"] / 1e9),
+        "| a layer's memory-bound kernels (efficiency.hbm) | %.3f of it | norms, residual adds, RoPE, SwiGLU, forward and backward |" % c["hbm_eff"],
+        "| intra-node link | %.3f GB/s, %.2f µs | the fastest collective's bus bandwidth; one latency |"
         % (c["link_bw"] / 1e9, c["link_lat"] * 1e6),
+        "| links.collectives (bus bandwidth) | %s | the runtime's MPI calls, 4 KiB – 16 MiB, one fit |"
+        % ", ".join("%s %.2f GB/s" % (k, float(v) * c["link_bw"] / 1e9) for k, v in c["colls"]),
+        "",
+        "Shapes measured: %s; every kernel on caches emptied first (docs/time.md §7)." % shapes,
         "",
         "## The suite (`bench/validate/suite.txt`)",
         "",
@@ -164,6 +174,28 @@ def main():
             p = sum(float(r[k + "_predicted_s"]) for _, r in timed)
             if p > 0:
                 lines.append("- %s: %.1f / %.1f ms, %+.1f%%" % (k, 1e3 * m, 1e3 * p, 100 * (m / p - 1)))
+        one = [float(r["step_error"]) for _, r in timed if int(r["ranks"]) == 1]
+        bf16 = [(n, float(r["step_error"])) for n, r in timed if "bf16" in n and int(r["ranks"]) > 1]
+        lines += [
+            "",
+            "Where the error comes from (docs/runtime.md §9a):",
+            "",
+            "- *Ranks sharing a node's caches and memory.* The calibration measures every rank at once,"
+            " as a 2-rank case runs; a 1-rank case runs alone on the node and its kernels go faster"
+            " than the spec prices (the 1-rank cases here: %s). A cluster spec has one rate per GPU"
+            " and no sharing between the ranks of a node (a GPU's HBM and caches are its own)."
+            % (", ".join("%+.1f%%" % (100 * e) for e in one) or "none"),
+            "- *bf16 reductions.* MPI sums bf16 with a user-defined operation (rt_comm_mpi.c), slower per"
+            " byte than its built-in fp32 sum; links.collectives has one rate per collective, measured"
+            " in fp32 (%s)." % (", ".join("%s %+.1f%%" % (n, 100 * e) for n, e in bf16) or "no such case"),
+            "- *bf16 conversions.* With gpu.kernel_dtype: fp32 the runtime widens each bf16 tensor an op"
+            " reads to fp32 and narrows what it keeps; the memory model holds those copies, the time"
+            " model does not price the conversions (bf16 cases run slower than their fp32 twins"
+            " while predicted the same or faster).",
+            "- *The machine itself.* Back-to-back runs of this script move the figures by a few percent:"
+            " the measured steps are stable, the calibration's kernel rates (the optimizer's"
+            " bandwidth most, its working set near the last-level cache) are not.",
+        ]
     points = {}
     for name, r in figs:
         _, s, n = name.split("-")

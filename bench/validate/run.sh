@@ -3,8 +3,11 @@
 # docs/accuracy-local.md (tables) and docs/accuracy-local-memory.png (the strategy figure);
 # never edit those by hand (docs/runtime.md §9a).
 #
-#   1. mpirun -np 2 parasim calibrate --gpus-per-node 4 -o OUT/cluster.yaml (4: the 4-rank
-#      cases run oversubscribed on 2 cores; their times are reported, not held to the model)
+#   1. mpirun -np 2 parasim calibrate --plan plans/tiny-1m-cpu.yaml --set batch.seq=128
+#      --gpus-per-node 4 -o OUT/cluster.yaml: the kernels at the suite's model and micro-batch
+#      (one rank's, no parallelism: the cases split it by tp, cp, ep and pp themselves); 4:
+#      the 4-rank cases run oversubscribed on 2 cores, their times reported, not held to the
+#      model
 #   2. every line of bench/validate/suite.txt: mpirun -np RANKS parasim validate PLAN
 #      --set cluster=OUT/cluster.yaml ... (peak memory per rank, bytes per collective,
 #      step time and op kinds, measured against predicted), at 4 x 128 tokens a micro-batch
@@ -64,7 +67,8 @@ trap 'rm -rf "$T"' EXIT
 if [ $DRY = 0 ]; then
     rm -rf "$OUT" && mkdir -p "$OUT" || exit 2
     echo "== calibrate (2 ranks)"
-    mpirun -np 2 --oversubscribe "$P" calibrate --gpus-per-node 4 -o "$OUT/cluster.yaml" \
+    mpirun -np 2 --oversubscribe "$P" calibrate --plan plans/tiny-1m-cpu.yaml \
+        --set batch.seq=128 --gpus-per-node 4 -o "$OUT/cluster.yaml" \
         >"$OUT/calibrate.txt" 2>&1 ||
         { cat "$OUT/calibrate.txt"; exit 1; }
     tail -1 "$OUT/calibrate.txt"

@@ -58,7 +58,9 @@ int cluster_write_yaml(FILE *f, const cluster_spec *s, const char *comment) {
         curve(f, k->bwd_seq, k->bwd, k->bwd_n);
         fputc('\n', f);
     }
-    fprintf(f, "    hbm: %.17g\n    overlap: %.17g\n", e->hbm, e->overlap);
+    fprintf(f, "    hbm: %.17g\n", e->hbm);
+    if (e->optimizer > 0) fprintf(f, "    optimizer: %.17g\n", e->optimizer);
+    fprintf(f, "    overlap: %.17g\n", e->overlap);
     fprintf(f, "gpus_per_node: %lld\nnodes: %lld\nlinks:\n", (long long)c->gpus_per_node,
             (long long)c->nodes);
     link(f, "intra_node", c->intra_bytes_per_s, c->intra_latency_s, e->intra);
@@ -66,5 +68,10 @@ int cluster_write_yaml(FILE *f, const cluster_spec *s, const char *comment) {
     link(f, "host", c->host_bytes_per_s, c->host_latency_s, e->host);
     if (c->nics_per_node > 0) fprintf(f, "  nics_per_node: %lld\n", (long long)c->nics_per_node);
     if (c->ring_latency_nccl) fprintf(f, "  ring_latency: nccl\n");
+    int given = 0;
+    for (int i = 0; i < CLUSTER_COLLS; i++) given |= e->coll[i] != 1;
+    for (int i = 0; given && i < CLUSTER_COLLS; i++)
+        fprintf(f, "%s%s: %.17g%s", i ? ", " : "  collectives: {", cluster_coll_names[i],
+                e->coll[i], i == CLUSTER_COLLS - 1 ? "}\n" : "");
     return ferror(f) ? -1 : 0;
 }

@@ -73,6 +73,13 @@ void report_time_table(FILE *f, const plan_spec *s, const eval_result *r, const 
         coll_group_link(&s->cluster.cfg, p, GROUP_HOST, &l);
         fprintf(f, " host %.0f GB/s;", l.bytes_per_s / 1e9);
     }
+    const double *share = s->cluster.cfg.eff.coll; /* links.collectives: those not at 1 */
+    for (int i = 0, first = 1; i < CLUSTER_COLLS; i++)
+        if (share[i] != 1) {
+            fprintf(f, "%s %s x%.2f", first ? " each collective's share:" : ",",
+                    cluster_coll_names[i], share[i]);
+            first = 0;
+        }
     fprintf(f, "\n");
     if (sim && p->pp > 1)
         fprintf(f, "  event simulation of the %s schedule: pipeline %.4f s (closed form %.4f s), "

@@ -13,6 +13,11 @@
 #define CLUSTER_GEMM_POINTS 12
 #define CLUSTER_ATTN_KERNELS 4
 #define CLUSTER_KERNEL_NAME 16
+/* links.collectives: one bus-bandwidth efficiency per collective, in cost/comm.h's
+ * comm_coll order (all_reduce, reduce_scatter, all_gather, broadcast, reduce,
+ * send_recv, all_to_all; time/coll_time.c checks the order) */
+#define CLUSTER_COLLS 7
+extern const char *const cluster_coll_names[CLUSTER_COLLS + 1]; /* NULL-terminated */
 
 /* A named fused-attention kernel's measured efficiency on this GPU by
  * sequence length (gpu.efficiency.attention_kernels; docs/time.md §1): a plan
@@ -39,7 +44,15 @@ typedef struct {
     int attn_kernel_n; /* named attention kernels (a plan's kernels.attention) */
     cluster_attn_kernel attn_kernel[CLUSTER_ATTN_KERNELS];
     double hbm;
+    /* efficiency.optimizer: the optimizer step's share of the HBM bandwidth (0, the field
+     * absent: hbm's; docs/time.md §2) -- a fused multi-tensor update streams the states at
+     * its own rate, and a CPU's caches serve a layer's small tensors but not the states */
+    double optimizer;
     double intra, inter, host;
+    /* links.collectives: each collective's share of the link's bus bandwidth (1 when not
+     * given): an MPI or NCCL implementation runs its collectives at different busbw
+     * (nccl-tests), e.g. a CPU reduction that sums on the cores (docs/time.md §3) */
+    double coll[CLUSTER_COLLS];
     double overlap; /* share of overlapped communication that actually hides */
 } cluster_eff;
 

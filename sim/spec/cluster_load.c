@@ -13,11 +13,14 @@ static const char *const top_keys[] = {"name", "source", "description", "gpu",
 static const char *const gpu_keys[] = {"name", "memory", "reserved", "peak_flops",
                                        "hbm_bandwidth", "efficiency", "kernel_dtype", NULL};
 static const char *const eff_keys[] = {"gemm", "attention", "attention_kernels", "hbm",
-                                       "overlap", NULL};
+                                       "optimizer", "overlap", NULL};
 static const char *const attn_keys[] = {"forward", "backward", NULL};
 static const char *const flops_keys[] = {"fp8", "bf16", "fp16", "fp32", NULL};
 static const char *const links_keys[] = {"intra_node", "inter_node", "host", "nics_per_node",
-                                         "ring_latency", NULL};
+                                         "ring_latency", "collectives", NULL};
+const char *const cluster_coll_names[CLUSTER_COLLS + 1] = {
+    "all_reduce", "reduce_scatter", "all_gather", "broadcast", "reduce", "send_recv",
+    "all_to_all", NULL};
 static const char *const ring_latency_names[] = {"per_step", "nccl", NULL};
 static const char *const link_keys[] = {"bandwidth", "latency", "efficiency", NULL};
 
@@ -35,9 +38,11 @@ void cluster_eff_default(cluster_eff *e) {
     e->attn_bwd = 0.45;
     e->attn_kernel_n = 0; /* no named attention kernels */
     e->hbm = 0.80;
+    e->optimizer = 0; /* as hbm */
     e->intra = 0.78;
     e->inter = 0.90;
     e->host = 1.0; /* links.host.bandwidth is already an achieved rate */
+    for (int i = 0; i < CLUSTER_COLLS; i++) e->coll[i] = 1; /* the link's busbw for all */
     e->overlap = 0.80; /* Lee et al. 2025: overlapped compute runs 18.9% slower on average */
     cluster_eff_prepare(e);
 }
@@ -198,6 +203,8 @@ static int read_efficiency(const ynode *gpu, cluster_eff *e, ps_err *err) {
            read_frac(attn, "gpu.efficiency.attention", "backward", &e->attn_bwd, err) ||
            read_attn_kernels(eff, e, err) ||
            read_frac(eff, "gpu.efficiency", "hbm", &e->hbm, err) ||
+           (ynode_get(eff, "optimizer") &&
+            read_frac(eff, "gpu.efficiency", "optimizer", &e->optimizer, err)) ||
            read_frac_in(eff, "gpu.efficiency", "overlap", true, &e->overlap, err);
 }
 
@@ -225,6 +232,18 @@ static int read_nics(const ynode *links, cluster_cfg *c, ps_err *err) {
         yget_enum(links, "links", "ring_latency", false, ring_latency_names, &ring, err))
         return -1;
     c->ring_latency_nccl = ring == 1;
+    return 0;
+}
+
+/* links.collectives: {all_reduce: F, ...}, each a fraction of the links' bus bandwidth. */
+static int read_collectives(const ynode *links, cluster_eff *e, ps_err *err) {
+    const ynode *m;
+    if (!ynode_get(links, "collectives")) return 0;
+    if (yget_map(links, "links", "collectives", false, &m, err) ||
+        yget_check_keys(m, "links.collectives", cluster_coll_names, err))
+        return -1;
+    for (int i = 0; i < CLUSTER_COLLS; i++)
+        if (read_frac(m, "links.collectives", cluster_coll_names[i], &e->coll[i], err)) return -1;
     return 0;
 }
 
@@ -273,7 +292,7 @@ int cluster_from_node(const ynode *root, const char *path, cluster_spec *out, ps
         read_link(links, "inter_node", &c->inter_bytes_per_s, &c->inter_latency_s,
                   &c->eff.inter, err) ||
         read_link(links, "host", &c->host_bytes_per_s, &c->host_latency_s, &c->eff.host, err) ||
-        read_nics(links, c, err))
+        read_nics(links, c, err) || read_collectives(links, &c->eff, err))
         return -1;
     const ynode *n;
     out->gpus_per_node = (n = ynode_get(root, "gpus_per_node")) ? n->loc : root->loc;

@@ -1,6 +1,9 @@
 /* coll_time.c — placement and alpha-beta collective cost (see coll_time.h, docs/time.md §3). */
 #include "time/coll_time.h"
 
+_Static_assert(COLL_ALL_TO_ALL + 1 == CLUSTER_COLLS && COLL_SEND == 5,
+               "links.collectives (cluster.h) follows comm_coll's order");
+
 static int64_t group_size(const plan_cfg *p, int g) {
     switch (g) {
     case GROUP_DP: return p->dp;
@@ -59,7 +62,8 @@ static double nic_bytes_per_s(const cluster_cfg *c) {
 void coll_group_link(const cluster_cfg *c, const plan_cfg *p, comm_group g, coll_link *out) {
     if (g == GROUP_HOST) { /* each GPU's own PCIe link */
         *out = (coll_link){c->host_bytes_per_s * c->eff.host, c->host_bytes_per_s * c->eff.host,
-                           c->host_latency_s, false, 1, 1, LINK_HOST, false, 1, c->host_latency_s};
+                           c->host_latency_s, false, 1, 1, LINK_HOST, false, 1, c->host_latency_s,
+                           NULL};
         return;
     }
     const int64_t gpn = c->gpus_per_node;
@@ -107,12 +111,14 @@ void coll_group_link(const cluster_cfg *c, const plan_cfg *p, comm_group g, coll
     /* (only the nccl latency model needs the node count: sweeps skip the division) */
     out->nodes = out->nccl_steps ? (n + out->members_per_node - 1) / out->members_per_node : 1;
     out->intra_latency_s = c->intra_latency_s;
+    out->coll_eff = c->eff.coll;
 }
 
 void coll_pair_link(const cluster_cfg *c, bool inter_node, coll_link *out) {
     const double bw = inter_node ? nic_bytes_per_s(c) : c->intra_bytes_per_s * c->eff.intra;
     *out = (coll_link){bw, bw, inter_node ? c->inter_latency_s : c->intra_latency_s, inter_node,
-                       1, 1, inter_node ? LINK_NIC : LINK_NVLINK, false, 1, c->intra_latency_s};
+                       1, 1, inter_node ? LINK_NIC : LINK_NVLINK, false, 1, c->intra_latency_s,
+                       c->eff.coll};
 }
 
 static inline double ring_latency(int64_t steps, int64_t passes, const coll_link *l) {
@@ -149,15 +155,15 @@ double coll_tree_latency(int64_t n, const coll_link *l) { return tree_latency(n,
 
 double coll_time(comm_coll coll, int64_t n, int64_t bytes, const coll_link *l) {
     if (n <= 1 || bytes <= 0) return 0;
-    const double a = l->latency_s;
-    if (coll == COLL_SEND) return a + (double)bytes / l->p2p_bytes_per_s;
+    const double a = l->latency_s, eff = l->coll_eff ? l->coll_eff[coll] : 1;
+    if (coll == COLL_SEND) return a + (double)bytes / (l->p2p_bytes_per_s * eff);
     if (coll == COLL_ALL_TO_ALL) { /* uniform, within the group's link (coll_alltoall_time) */
         const double sent = (double)(n - 1) * (double)((bytes + n - 1) / n);
-        return a + sent / (l->inter_node ? l->p2p_bytes_per_s : l->bytes_per_s);
+        return a + sent / ((l->inter_node ? l->p2p_bytes_per_s : l->bytes_per_s) * eff);
     }
     /* the bytes of comm_bytes_sent: chunks of ceil(S / n) */
     const double chunk = (double)((bytes + n - 1) / n), n1 = (double)(n - 1);
-    const double inv_bw = 1.0 / l->bytes_per_s;
+    const double inv_bw = 1.0 / (l->bytes_per_s * eff);
     switch (coll) {
     case COLL_ALL_REDUCE: {
         const double ring = ring_latency(2 * (n - 1), 2, l) + 2 * n1 * chunk * inv_bw;
@@ -173,7 +179,8 @@ double coll_time(comm_coll coll, int64_t n, int64_t bytes, const coll_link *l) {
 double coll_alltoall_time(int64_t intra_bytes, int64_t inter_bytes, double factor,
                           const coll_link *l) {
     if (intra_bytes + inter_bytes <= 0) return 0;
-    const double nv = (double)intra_bytes / l->bytes_per_s;
-    const double ib = inter_bytes > 0 ? (double)inter_bytes / l->p2p_bytes_per_s : 0;
+    const double eff = l->coll_eff ? l->coll_eff[COLL_ALL_TO_ALL] : 1;
+    const double nv = (double)intra_bytes / (l->bytes_per_s * eff);
+    const double ib = inter_bytes > 0 ? (double)inter_bytes / (l->p2p_bytes_per_s * eff) : 0;
     return l->latency_s + factor * (nv > ib ? nv : ib);
 }

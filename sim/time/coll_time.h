@@ -47,6 +47,9 @@ typedef struct {
     bool nccl_steps;
     int64_t nodes;          /* nodes one group instance spans (set under nccl_steps, else 1) */
     double intra_latency_s;
+    /* the cluster's links.collectives (each collective's share of the bus bandwidth, in
+     * comm_coll order); NULL: 1 for every collective */
+    const double *coll_eff;
 } coll_link;
 
 /* Seconds of latency of one call under NCCL's tuning model (nccl

@@ -411,5 +411,6 @@ double kt_optimizer(const cluster_cfg *c, const plan_cfg *p, int64_t elems) {
     if (p->offload_optimizer)
         return (double)elems * (gb + pb) / (c->host_bytes_per_s * c->eff.host) +
                bytes / KT_HOST_BYTES_PER_S;
-    return kt_mem(c, bytes);
+    const double eff = c->eff.optimizer > 0 ? c->eff.optimizer : c->eff.hbm;
+    return bytes / (c->hbm_bytes_per_s * eff);
 }
