@@ -323,7 +323,7 @@ static int calib_main(int argc, char **argv, int rank, int world) {
         snprintf(shares + at, sizeof shares - at, "%s %s %.2f GB/s", j ? "," : "",
                  cluster_coll_names[j], bw * coll_eff[j] / 1e9);
     }
-    char comment[2048];
+    static char comment[8192];
     char argline[512] = "";
     for (int i = 1; i < argc; i++) {
         const size_t at = strlen(argline);
@@ -331,7 +331,7 @@ static int calib_main(int argc, char **argv, int rank, int world) {
     }
     snprintf(comment, sizeof comment,
              "Measured by `mpirun -np %d parasim calibrate%s` on %s, %s (rank = one \"GPU\" of %lld thread%s).\n"
-             "Shapes: %s; each kernel timed on caches emptied first.\n"
+             "Shapes: %.512s; each kernel timed on caches emptied first.\n"
              "peak_flops: the fastest GEMM rate of the sweep (%.2f GFLOP/s, forward + backward, N = OC = %lld\n"
              "  tokens or d), every dtype alike (the CPU kernels compute in fp32); efficiency.gemm: each rate over it.\n"
              "attention: causal forward and backward at B %lld, T %lld, H %lld, KVH %lld, D %lld over that peak.\n"

@@ -683,6 +683,23 @@ static int resolve_kernels(const ynode *root, plan_spec *out, ps_err *err) {
                      out->cluster.name, e->attn_kernel_n ? known : "none", name);
 }
 
+/* A plan's name says what --set changed, unless a --set names it: "NAME (--set k=v, ...)",
+ * cut with "..." where it does not fit, so that no header, profile or chart shows the file's
+ * name over a plan the command line changed. */
+static void name_overrides(char *name, size_t size, const plan_override *ov, int n) {
+    if (n <= 0 || size < 8) return;
+    for (int i = 0; i < n; i++)
+        if (!strncmp(ov[i].text, "name=", 5)) return;
+    int cut = 0;
+    for (int i = 0; i <= n && !cut; i++) {
+        const size_t at = strlen(name);
+        const int w = i < n ? snprintf(name + at, size - at, "%s%s", i ? ", " : " (--set ", ov[i].text)
+                            : snprintf(name + at, size - at, ")");
+        cut = w < 0 || (size_t)w >= size - at;
+    }
+    if (cut) memcpy(name + size - 5, "...)", 5);
+}
+
 static int load_from(ynode *root, const plan_override *overrides, int n_overrides, bool check,
                      plan_spec *out, ps_err *err) {
     bool dp_auto = false;
@@ -702,6 +719,7 @@ static int load_from(ynode *root, const plan_override *overrides, int n_override
     if (rc) return -1;
     plan_cfg *c = &out->cfg;
     if (!out->name[0]) snprintf(out->name, sizeof out->name, "%.127s", out->path);
+    name_overrides(out->name, sizeof out->name, overrides, n_overrides);
     /* gpus: left out, the plan's own degrees (the cluster's size is a limit, not
      * a request); with dp: auto there are no degrees to multiply, so the whole
      * cluster */
