@@ -252,9 +252,11 @@ static model_cfg small_moe(void) {
 /* DeepEP's dispatcher (moe.dispatcher: deepep) without a node limit: a token
  * crosses the network once per other node its experts land on. ep 4 on nodes
  * of 2, k = 2: 2 (1 - 1/4) = 1.5 distinct nodes, half of them the other node:
- * 0.75 network sends per token (plain NCCL: 1 of the 2 copies, 1.0); NVLink
- * forwards every copy its receiving GPU does not keep, 2,048 x 1/2. Inside one
- * node it sends what the plain all-to-all sends. */
+ * 0.75 network sends per token (plain NCCL: 1 of the 2 copies, 1.0). And it
+ * sends a token once per destination rank: 4 (1 - (3/4)^2) = 1.75 distinct
+ * ranks per token, not 2 copies; NVLink carries those the receiving GPU does
+ * not keep, 1,024 x 1.75 x 1/2 = 896 tokens. Inside one node: 1,024 x 1.75 x 3/4
+ * = 1,344 tokens (the plain all-to-all 2,048 x 3/4 = 1,536). */
 static void test_moe_deepep_dispatch(void **state) {
     (void)state;
     const model_cfg m = small_moe();
@@ -264,11 +266,16 @@ static void test_moe_deepep_dispatch(void **state) {
     moe_layout l;
     moe_layout_compute(&m, &p, 2, &l);
     assert_int_equal(l.a2a_inter, 768 * 1024);
-    assert_int_equal(l.a2a_intra, 1024 * 1024);
+    assert_int_equal(l.a2a_intra, 896 * 1024);
     assert_int_equal(l.a2a_bytes, 2048 * 1024);
     moe_layout_compute(&m, &p, 8, &l);
     assert_int_equal(l.a2a_inter, 0);
-    assert_int_equal(l.a2a_intra, 2048 * 3 / 4 * 1024);
+    assert_int_equal(l.a2a_intra, 1344 * 1024);
+    /* one expert per token: its one copy goes to one rank either way */
+    model_cfg m1 = m;
+    m1.experts_per_token = 1;
+    moe_layout_compute(&m1, &p, 8, &l);
+    assert_int_equal(l.a2a_intra, 1024 * 3 / 4 * 1024);
     /* a node limit still bounds the nodes: M = 1 as the plain test's */
     p.moe_node_limit = 1;
     moe_layout_compute(&m, &p, 2, &l);

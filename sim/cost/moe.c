@@ -39,7 +39,13 @@ double moe_nodes_per_token(int64_t n, int64_t k) {
  *   than its own (to the GPU of the same in-node index), then NVLink forwards
  *   each copy to its expert's GPU unless that GPU received it: per token
  *   D (N-1)/N IB sends, D = moe_nodes_per_token(min(M, N), k) distinct nodes,
- *   and k (g-1)/g NVLink sends. */
+ *   and k (g-1)/g NVLink sends.
+ * - DeepEP sends a token once per destination rank, however many of its
+ *   experts that rank holds (csrc/kernels/intranode.cu dispatch: one copy per
+ *   rank whose is_token_in_rank is set; internode.cu forwards over NVLink the
+ *   same way): R = moe_nodes_per_token(ep, k) distinct ranks per token in
+ *   place of its k copies, on one node R (ep-1)/ep NVLink sends, across nodes
+ *   R (g-1)/g. */
 static void a2a_split(const model_cfg *m, const plan_cfg *p, moe_layout *o) {
     const double unit = (double)m->hidden * (double)dtype_bytes(p->precision.activations);
     /* padded: every expert's C slots, full or not, go to its rank */
@@ -59,12 +65,23 @@ static void a2a_split(const model_cfg *m, const plan_cfg *p, moe_layout *o) {
      * limit (Megatron-Core moe/README.md: the flex dispatcher with DeepEP
      * "removes redundant tokens during cross-node communication"): M' = N */
     const bool deepep = p->moe_dispatcher == MOE_DISPATCHER_DEEPEP;
+    /* DeepEP: the token copies that reach distinct ranks (not padded: capacity slots are
+     * per expert) */
+    const double sent = deepep && !p->moe_pad
+                            ? (double)o->tokens * moe_kept_share(p) *
+                                  moe_nodes_per_token(o->ep, m->experts_per_token)
+                            : copies;
     if ((p->moe_node_limit > 0 || deepep) && o->ep_nodes > 1 && !p->moe_pad) {
         const int64_t nodes = p->moe_node_limit > 0 ? min64(p->moe_node_limit, o->ep_nodes)
                                                     : o->ep_nodes;
         const double d = moe_nodes_per_token(nodes, m->experts_per_token);
         o->a2a_inter = llround((double)o->tokens * d * (n - 1) / n * unit);
-        o->a2a_intra = llround(copies * (g - 1) / g * unit);
+        o->a2a_intra = llround(sent * (g - 1) / g * unit);
+        return;
+    }
+    if (deepep && !p->moe_pad) { /* one node: every send on NVLink */
+        o->a2a_intra = llround(sent * (ep - 1) / ep * unit);
+        o->a2a_inter = 0;
         return;
     }
     o->a2a_intra = llround(copies * (g - 1) / ep * unit);

@@ -62,8 +62,8 @@ static inline int64_t moe_padded_a2a_bytes(int64_t experts, int64_t capacity, in
     return experts * capacity * hidden * dtype_bytes;
 }
 
-/* Expected distinct nodes one token's k experts land on when they are spread
- * uniformly over n nodes: n (1 - (1 - 1/n)^k). */
+/* Expected distinct nodes (or ranks) one token's k experts land on when they are
+ * spread uniformly over n of them: n (1 - (1 - 1/n)^k). */
 double moe_nodes_per_token(int64_t n, int64_t k);
 
 /* All-to-alls of one MoE layer per micro-batch: forward dispatch and combine
