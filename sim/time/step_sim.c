@@ -19,7 +19,7 @@ void step_sim_prepare(const plan_cfg *p, const eval_stage *stages, step_sim_inpu
     /* without overlap.pp the stage times hold one receive per chunk forward and backward
      * (step_time.c, for the closed forms); the simulation charges it where a chunk
      * receives (t_recv) instead, as the replay does */
-    const double hop = !p->overlap_pp && p->pp > 1 ? stages[0].time.p2p : 0;
+    const double hop = stages[0].time.recv;
     for (int64_t s = 0; s < p->pp; s++) {
         const stage_time *t = &stages[s].time;
         const chunk_time *mid = chunks ? &t->chunk[1] : NULL;
@@ -39,7 +39,7 @@ void step_sim_prepare(const plan_cfg *p, const eval_stage *stages, step_sim_inpu
                        .t_f = o->t_f,
                        .t_b = o->t_b,
                        .t_w = o->t_w,
-                       .t_p2p = p->overlap_pp && p->pp > 1 ? stages[0].time.p2p : 0,
+                       .t_p2p = stages[0].time.p2p - hop,
                        .t_recv = hop,
                        .t_first = chunks ? o->t_first : NULL,
                        .t_last = chunks ? o->t_last : NULL};

@@ -284,13 +284,11 @@ void stage_time_compute(const time_ctx *x, const cluster_cfg *c, const plan_cfg 
     /* transfers not hidden (overlap.pp false): a chunk's receive holds its stage, one per
      * chunk forward and backward (the simulation and the replay charge it only to the
      * chunks that receive: t_recv, replay.h) */
-    if (!p->overlap_pp && p->pp > 1) {
-        double v = (double)pipe_chunks(p);
-        o->f += v * o->p2p;
-        o->b += v * o->p2p;
-        o->exposed[GROUP_PP] += 2 * v * o->p2p;
-    }
     const double v = (double)pipe_chunks(p);
+    o->recv = p->overlap_pp ? 0 : o->p2p; /* (p2p is 0 without pipeline stages) */
+    o->f += v * o->recv;
+    o->b += v * o->recv;
+    o->exposed[GROUP_PP] += 2 * v * o->recv;
     o->f /= v;
     o->b /= v;
     o->w /= v;
@@ -308,7 +306,7 @@ void stage_time_chunks(const time_ctx *x, const plan_cfg *p, int64_t stage,
     const int64_t v = p->virtual_stages;
     const int first = stage == 0, last = stage == p->pp - 1;
     const kt_part *ly = &x->layer;
-    const double hop = !p->overlap_pp && p->pp > 1 ? o->p2p : 0;
+    const double hop = o->recv;
     chunk_time work[3], sum = {0, 0, 0};
     for (int i = 0; i < 3; i++) {
         const double L = (double)layers[i];
@@ -454,7 +452,7 @@ void step_time_combine(const cluster_cfg *c, const plan_cfg *p, const stage_time
         opt = maxd(opt, st[s]->optimizer);
     }
     const int64_t m = plan_micro_batches(p);
-    const double q = pp > 1 && p->overlap_pp ? st[0]->p2p : 0;
+    const double q = st[0]->p2p - st[0]->recv; /* the hidden part of a hop */
     if (pp > 1 && (p->schedule == SCHED_1F1B || p->schedule == SCHED_ZERO_BUBBLE))
         fill = fill_1f1b(p, st, m, q) - mv * tmax;
     else if (pp > 1 && p->schedule == SCHED_INTERLEAVED && pipe_layout_given(p))

@@ -69,7 +69,11 @@ typedef struct {
     /* once per step */
     double step_exposed[GROUP_COUNT], step_hidden[GROUP_COUNT];
     double optimizer;
-    double p2p; /* one stage-boundary send */
+    double p2p;  /* one stage-boundary send */
+    /* its part the stage waits for (overlap.pp false: the receiver copies the message, one
+     * receive per chunk forward and backward, folded into f and b); 0 when sends overlap,
+     * and then p2p - recv is the part hidden behind compute */
+    double recv;
 } stage_time;
 
 /* A stage of `layers` layers holding opt_elems optimizer-updated parameters,
