@@ -407,6 +407,20 @@ static void test_set_overrides(void **state) {
     assert_int_equal(s->cfg.dp, 4);
     assert_int_equal(s->cfg.micro_batch, 2);
     assert_int_equal(s->cfg.schedule, SCHED_AFAB);
+    /* the name says what --set changed; a --set name= replaces it; a long list is cut */
+    assert_string_equal(s->name, "built-in default (llama3-8b, 8x H100, ZeRO-1) (--set "
+                                 "parallel.tp=2, parallel.dp=4, batch.micro=2, "
+                                 "pipeline.schedule=afab)");
+    plan_override named[] = {{"parallel.zero=2"}, {"name=mine"}};
+    assert_int_equal(plan_load(NULL, named, 2, s, &err), 0);
+    assert_string_equal(s->name, "mine");
+    plan_override many[12];
+    for (int i = 0; i < 12; i++) many[i].text = "train.seed=1234567";
+    assert_int_equal(plan_load(NULL, many, 12, s, &err), 0);
+    assert_int_equal(strlen(s->name), sizeof s->name - 1);
+    assert_string_equal(s->name + sizeof s->name - 5, "...)");
+    assert_int_equal(plan_load(NULL, NULL, 0, s, &err), 0);
+    assert_string_equal(s->name, "built-in default (llama3-8b, 8x H100, ZeRO-1)");
     plan_override bad[] = {{"parallel.tp=x"}};
     assert_int_not_equal(plan_load(NULL, bad, 1, s, &err), 0);
     tu_contains(err.msg, "--set parallel.tp=x", "parallel.tp", "found \"x\"", NULL);

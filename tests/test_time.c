@@ -50,6 +50,65 @@ static void test_gemm_curve(void **state) {
     assert_float_equal(kt_gemm(&c, &p, 1, 1024, 512, 256), 2.0 * 1024 * 512 * 256 / 50e12, 1e-18);
 }
 
+/* overlap.pp false (docs/time.md §4): the receive a chunk waits for is the stage-boundary
+ * send's time, folded once into the stage's forward and backward and counted exposed; the
+ * event simulation takes it out of those times and charges it where a chunk receives
+ * (t_recv), and with sends overlapped (the default) nothing is folded and the hop is the
+ * simulation's hidden t_p2p. 4 stages of Llama 3 8B, 1F1B. */
+static void test_pp_receive_folded(void **state) {
+    (void)state;
+    static eval_stage st[2][4];
+    eval_result r[2];
+    static step_sim_input in[2];
+    for (int k = 0; k < 2; k++) {
+        plan_spec *s = tu_plan(k ? "model: llama3-8b\ncluster: dgx-h100\ngpus: 4\n"
+                                   "parallel: {dp: 1, tp: 1, pp: 4}\n"
+                                   "batch: {global: 8, micro: 1, seq: 2048}\nprecision: bf16-mixed\n"
+                                   "overlap: {pp: false}\n"
+                                 : "model: llama3-8b\ncluster: dgx-h100\ngpus: 4\n"
+                                   "parallel: {dp: 1, tp: 1, pp: 4}\n"
+                                   "batch: {global: 8, micro: 1, seq: 2048}\nprecision: bf16-mixed\n");
+        eval_plan(&s->model.cfg, &s->cluster.cfg, &s->cfg, &r[k], st[k]);
+        step_sim_prepare(&s->cfg, st[k], &in[k]);
+        free(s);
+    }
+    const double q = st[0][1].time.p2p;
+    assert_true(q > 0);
+    assert_float_equal(st[1][1].time.p2p, q, 0);
+    assert_float_equal(st[0][1].time.recv, 0, 0);
+    assert_float_equal(st[1][1].time.recv, q, 0);
+    /* (cmocka's assert_float_equal casts its arguments to float: differences in brackets) */
+    assert_float_equal((st[1][1].time.f - st[0][1].time.f) / q, 1, 1e-6);
+    assert_float_equal((st[1][1].time.b - st[0][1].time.b) / q, 1, 1e-6);
+    assert_float_equal((st[1][1].time.exposed[GROUP_PP] - st[0][1].time.exposed[GROUP_PP]) / q,
+                       2, 1e-6);
+    /* the simulation's stage times are the same either way; the hop moves */
+    assert_float_equal(in[1].t_f[1], in[0].t_f[1], 1e-15);
+    assert_float_equal(in[1].t_b[1], in[0].t_b[1], 1e-15);
+    assert_float_equal(in[0].in.t_p2p, q, 0);
+    assert_float_equal(in[0].in.t_recv, 0, 0);
+    assert_float_equal(in[1].in.t_p2p, 0, 0);
+    assert_float_equal(in[1].in.t_recv, q, 0);
+}
+
+/* The optimizer step at HBM bandwidth x efficiency.optimizer, hbm's when absent (0):
+ * AdamW over 1,000 fp32 parameters moves 32 bytes each (kt_optimizer_bytes), so on 2 TB/s
+ * at hbm 0.5 it takes 32,000 / 1e12 s, at optimizer 0.8 32,000 / 1.6e12 s; a layer's
+ * memory-bound op stays at hbm. */
+static void test_optimizer_efficiency(void **state) {
+    (void)state;
+    cluster_cfg c = flat_cluster();
+    c.hbm_bytes_per_s = 2e12, c.eff.hbm = 0.5, c.eff.optimizer = 0;
+    plan_cfg p = tu_cfg(1, 1, 1, 1);
+    p.precision = (plan_precision){DT_FP32, DT_FP32, DT_NONE, DT_FP32, DT_FP32};
+    p.optimizer = OPT_ADAMW;
+    assert_float_equal(kt_optimizer_bytes(&p.precision, OPT_ADAMW, 1000), 32000, 0);
+    assert_float_equal(kt_optimizer(&c, &p, 1000), 32000 / 1e12, 1e-21);
+    c.eff.optimizer = 0.8;
+    assert_float_equal(kt_optimizer(&c, &p, 1000), 32000 / 1.6e12, 1e-21);
+    assert_float_equal(kt_mem(&c, 32000), 32000 / 1e12, 1e-21);
+}
+
 /* A named attention kernel (kernels.attention; docs/time.md §1): its forward
  * and backward curves by sequence length, log-log between points (halfway in
  * log = the geometric mean), flat beyond both ends; the flash attention op
@@ -1275,6 +1334,8 @@ int main(void) {
         cmocka_unit_test(test_attn_kernel), cmocka_unit_test(test_grad_accumulation_unfused),
         cmocka_unit_test(test_eager_elementwise),
         cmocka_unit_test(test_layer_bytes),        cmocka_unit_test(test_coll_time),
+        cmocka_unit_test(test_optimizer_efficiency),
+        cmocka_unit_test(test_pp_receive_folded),
         cmocka_unit_test(test_policy_recompute_time),
         cmocka_unit_test(test_mla_recompute_time),
         cmocka_unit_test(test_placement),          cmocka_unit_test(test_pipeline_closed_forms),
