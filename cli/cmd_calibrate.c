@@ -21,20 +21,12 @@
 #define MAX_DIMS 8
 
 /* the shapes measured without --plan: tiny-10m's layer, 8 x 256 tokens, fp32 */
-static const char default_shapes[] =
-    "name: calibrate's default shapes\n"
-    "model: tiny-10m\n"
-    "cluster: local-cpu\n"
-    "gpus: 1\n"
-    "parallel: {dp: 1, tp: 1, pp: 1, cp: 1, zero: 0, sp: false}\n"
-    "batch: {global: 8, micro: 8, seq: 256}\n"
-    "precision: fp32\n"
-    "optimizer: adamw\n";
+#define DEFAULT_SHAPES "plans/tiny-10m-cpu.yaml"
 #define MAX_SIZES 25 /* of the -b .. -e sweep: 5 collectives each within CALIB_MAX_MEAS */
 
 typedef struct {
     const char *out_path, *name;
-    const char *plan_path; /* --plan: the shapes measured (NULL: the built-in tiny-10m one) */
+    const char *plan_path; /* --plan: the shapes measured (NULL: DEFAULT_SHAPES) */
     cli_overrides ov;
     long long threads, reps;
     double min_bytes, max_bytes;
@@ -219,11 +211,12 @@ static int calib_main(int argc, char **argv, int rank, int world) {
     /* the shapes measured: one rank's micro-batch of the plan's layer */
     static plan_spec spec;
     ps_err perr = {{0}};
-    rc = a.plan_path ? plan_load(a.plan_path, a.ov.ov, a.ov.n, &spec, &perr)
-                     : plan_load_text(default_shapes, "calibrate's default shapes", a.ov.ov,
-                                      a.ov.n, &spec, &perr);
+    rc = plan_load(a.plan_path ? a.plan_path : DEFAULT_SHAPES, a.ov.ov, a.ov.n, &spec, &perr);
     if (cli_mpi_worst(rc ? CLI_USAGE : CLI_OK) != CLI_OK)
-        return rank == 0 ? cli_fail("calibrate", CLI_USAGE, "%s", perr.msg) : CLI_USAGE;
+        return rank == 0 ? cli_fail("calibrate", CLI_USAGE, "%s%s", perr.msg,
+                                    a.plan_path ? "" : " (the default shapes: run from the "
+                                                       "parasim directory, or give --plan)")
+                         : CLI_USAGE;
     const model_cfg *mc = &spec.model.cfg;
     plan_cfg pc = spec.cfg;
     pc.precision = (plan_precision){DT_FP32, DT_FP32, DT_NONE, DT_FP32, DT_FP32}; /* the kernels' */
@@ -234,7 +227,7 @@ static int calib_main(int argc, char **argv, int rank, int world) {
     if (rank == 0)
         fprintf(log, "# shapes: %s, one rank's micro-batch: %lld x %lld tokens, hidden %lld, "
                      "heads %lld (kv %lld) of %lld, MLP %lld\n",
-                a.plan_path ? a.plan_path : "tiny-10m (calibrate's default)", (long long)B,
+                a.plan_path ? a.plan_path : DEFAULT_SHAPES " (the default)", (long long)B,
                 (long long)T, (long long)h, (long long)H, (long long)KVH, (long long)D,
                 (long long)f);
 
@@ -343,7 +336,7 @@ static int calib_main(int argc, char **argv, int rank, int world) {
              "links.inter_node, links.host: not measured (one node; local-cpu's assumptions).\n"
              "Medians of %lld runs; kernel figures the mean over the ranks, measured all at once.",
              world, argline, host, date, a.threads, a.threads == 1 ? "" : "s",
-             a.plan_path ? a.plan_path : "tiny-10m's layer, 8 x 256 tokens (the default)",
+             a.plan_path ? a.plan_path : DEFAULT_SHAPES " (the default)",
              peak / 1e9, (long long)tokens, (long long)B, (long long)T, (long long)H,
              (long long)KVH, (long long)D, (long long)n_opt, opt_bytes / (double)n_opt,
              lay_rate / 1e9, local,
